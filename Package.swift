@@ -1,0 +1,68 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Strict settings applied to every Swift target.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "PyKernel",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "PyKernel", targets: ["PyKernel"]),
+        .library(name: "PyKernelProcess", targets: ["PyKernelProcess"]),
+        .executable(name: "pykernel", targets: ["pykernel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // The C boundary: CPython's headers (via pkg-config python3-embed) and a shim header
+        // with static inline wrappers for the macros Swift cannot import.
+        .systemLibrary(
+            name: "CPython",
+            pkgConfig: "python3-embed",
+            providers: [.apt(["python3-dev", "pkg-config"])]
+        ),
+        // The one Swift layer that calls CPython: GIL discipline and reference ownership.
+        .target(name: "EmbeddedPython", dependencies: ["CPython"], swiftSettings: strictSettings),
+        // Compiles python/runtime/*.py into the binary.
+        .executableTarget(name: "EmbedPythonSources", swiftSettings: strictSettings),
+        .plugin(
+            name: "EmbedPythonPlugin",
+            capability: .buildTool(),
+            dependencies: ["EmbedPythonSources"]
+        ),
+        // The engine: contexts, runs, output capture, error records.
+        .target(
+            name: "PyKernel",
+            dependencies: ["EmbeddedPython"],
+            swiftSettings: strictSettings,
+            plugins: ["EmbedPythonPlugin"]
+        ),
+        // JSON values and JSON-RPC 2.0 framing, independent of the engine.
+        .target(name: "JSONRPC", swiftSettings: strictSettings),
+        // Stateless code runs, shell commands and sessions of background commands.
+        .target(name: "PyKernelProcess", swiftSettings: strictSettings),
+        // `pykernel serve`: the JSON-RPC front of the engine and the process API.
+        .target(
+            name: "PyKernelServer",
+            dependencies: ["PyKernel", "PyKernelProcess", "JSONRPC"],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "pykernel",
+            dependencies: [
+                "PyKernel", "PyKernelServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(name: "PyKernelTests", dependencies: ["PyKernel"], swiftSettings: strictSettings),
+        .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "PyKernelProcessTests", dependencies: ["PyKernelProcess"], swiftSettings: strictSettings),
+    ]
+)

@@ -1,0 +1,130 @@
+@preconcurrency import CPython
+
+extension PyOwned {
+    /// A new `str` holding `text`.
+    package static func string(_ text: String) throws(PythonError) -> PyOwned {
+        var text = text
+        let object = text.withUTF8 { utf8 in
+            utf8.withMemoryRebound(to: CChar.self) { chars in
+                PyUnicode_DecodeUTF8(chars.baseAddress, chars.count, "surrogatepass")
+            }
+        }
+        guard let owned = PyOwned(stealing: object) else { throw PythonError.fetch() }
+        return owned
+    }
+
+    /// A new `int`.
+    package static func integer(_ value: Int) throws(PythonError) -> PyOwned {
+        guard let owned = PyOwned(stealing: PyLong_FromLong(value)) else { throw PythonError.fetch() }
+        return owned
+    }
+
+    /// A new `dict` mapping each key to a `str`.
+    package static func stringDictionary(_ values: [String: String]) throws(PythonError) -> PyOwned {
+        guard let dict = PyOwned(stealing: PyDict_New()) else { throw PythonError.fetch() }
+        for (key, value) in values {
+            let pyValue = try PyOwned.string(value)
+            let pyKey = try PyOwned.string(key)
+            guard PyDict_SetItem(dict.pointer, pyKey.pointer, pyValue.pointer) == 0 else {
+                throw PythonError.fetch()
+            }
+        }
+        return dict
+    }
+}
+
+extension PyBorrowed {
+    /// The object's `str` as UTF-8, or `nil` when it is not a `str`. Lone surrogates become U+FFFD.
+    package var stringValue: String? {
+        guard pykernel_is_unicode(pointer) != 0 else { return nil }
+        var size = 0
+        if let utf8 = PyUnicode_AsUTF8AndSize(pointer, &size) {
+            return utf8.withMemoryRebound(to: UInt8.self, capacity: size) {
+                String(decoding: UnsafeBufferPointer(start: $0, count: size), as: UTF8.self)
+            }
+        }
+        PyErr_Clear()
+        guard let bytes = PyOwned(stealing: PyUnicode_AsEncodedString(pointer, "utf-8", "replace")) else {
+            PyErr_Clear()
+            return nil
+        }
+        return bytes.borrowed.bytesValue.map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The contents of a `bytes` object, or `nil` when it is not one.
+    package var bytesValue: [UInt8]? {
+        guard pykernel_is_bytes(pointer) != 0 else { return nil }
+        var buffer: UnsafeMutablePointer<CChar>?
+        var size = 0
+        guard PyBytes_AsStringAndSize(pointer, &buffer, &size) == 0, let buffer else {
+            PyErr_Clear()
+            return nil
+        }
+        return buffer.withMemoryRebound(to: UInt8.self, capacity: size) {
+            Array(UnsafeBufferPointer(start: $0, count: size))
+        }
+    }
+
+    /// `str(object)`, or `nil` when `__str__` raised (the error is cleared).
+    package var description: String? {
+        guard let text = PyOwned(stealing: PyObject_Str(pointer)) else {
+            PyErr_Clear()
+            return nil
+        }
+        return text.borrowed.stringValue
+    }
+
+    /// The object's attribute `name`.
+    package func attribute(_ name: String) throws(PythonError) -> PyOwned {
+        guard let value = PyOwned(stealing: PyObject_GetAttrString(pointer, name)) else {
+            throw PythonError.fetch()
+        }
+        return value
+    }
+
+    /// Calls the object with positional arguments (borrowed; the call takes its own references).
+    package func call(_ arguments: PyBorrowed...) throws(PythonError) -> PyOwned {
+        let result = arguments.map { Optional($0.pointer) }.withUnsafeBufferPointer { buffer in
+            PyObject_Vectorcall(pointer, buffer.baseAddress, buffer.count, nil)
+        }
+        guard let owned = PyOwned(stealing: result) else { throw PythonError.fetch() }
+        return owned
+    }
+}
+
+extension PyOwned {
+    /// `import name`.
+    package static func importModule(_ name: String) throws(PythonError) -> PyOwned {
+        guard let module = PyOwned(stealing: PyImport_ImportModule(name)) else { throw PythonError.fetch() }
+        return module
+    }
+}
+
+extension PyOwned {
+    /// A new `float`.
+    package static func float(_ value: Double) throws(PythonError) -> PyOwned {
+        guard let owned = PyOwned(stealing: PyFloat_FromDouble(value)) else { throw PythonError.fetch() }
+        return owned
+    }
+}
+
+extension PyBorrowed {
+    /// Calls the object, leaving the Python exception pending on failure (`nil`), for callers that
+    /// want the exception object itself (``PythonException/take()``).
+    package func callKeepingError(_ arguments: PyBorrowed...) -> PyOwned? {
+        let result = arguments.map { Optional($0.pointer) }.withUnsafeBufferPointer { buffer in
+            PyObject_Vectorcall(pointer, buffer.baseAddress, buffer.count, nil)
+        }
+        return PyOwned(stealing: result)
+    }
+}
+
+extension Optional where Wrapped == PyOwned {
+    /// A borrowed view of the object, or of `None` when there is none.
+    package var borrowedOrNone: PyBorrowed {
+        switch self {
+        case .some(let owned): owned.borrowed
+        case .none: .none
+        }
+    }
+}

@@ -1,0 +1,42 @@
+@preconcurrency import CPython
+
+/// A Python exception raised by the engine's own machinery (not by user code), as text.
+package struct PythonError: Error, CustomStringConvertible, Sendable {
+    package let description: String
+
+    package init(_ description: String) { self.description = description }
+
+    /// Takes the current Python exception (clearing it) and describes it as `Type: message`.
+    package static func fetch() -> PythonError {
+        guard let exception = PythonException.take() else {
+            return PythonError("a Python call failed without setting an exception")
+        }
+        let value = exception.borrowed
+        let typeName = (try? value.attribute("__class__").borrowed.attribute("__qualname__"))?.borrowed.stringValue
+        return PythonError("\(typeName ?? "Exception"): \(value.description ?? "<unprintable>")")
+    }
+}
+
+/// Access to the exception currently being raised on this thread.
+package enum PythonException {
+    /// Takes the pending exception as a normalized instance with its traceback attached, clearing
+    /// the error indicator; `nil` when none is pending.
+    package static func take() -> PyOwned? {
+        var type: PyPointer?
+        var value: PyPointer?
+        var traceback: PyPointer?
+        PyErr_Fetch(&type, &value, &traceback)
+        guard type != nil else { return nil }
+        PyErr_NormalizeException(&type, &value, &traceback)
+        if let value, let traceback { PyException_SetTraceback(value, traceback) }
+        Py_DecRef(traceback)
+        guard let value else { return PyOwned(stealing: type) }
+        Py_DecRef(type)
+        return PyOwned(stealing: value)
+    }
+
+    /// Whether the pending exception (if any) is an instance of `type`.
+    package static func matches(_ type: PyBorrowed) -> Bool {
+        PyErr_ExceptionMatches(type.pointer) != 0
+    }
+}

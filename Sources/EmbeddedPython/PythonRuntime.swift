@@ -1,0 +1,113 @@
+@preconcurrency import CPython
+import Foundation
+import Glibc
+
+/// How the embedded interpreter is initialized.
+package struct PythonSettings: Sendable {
+    /// A virtual environment whose packages contexts can import, as a kernel in it would.
+    package var virtualEnvironment: String?
+    package init(virtualEnvironment: String? = nil) { self.virtualEnvironment = virtualEnvironment }
+}
+
+/// The process-wide CPython interpreter: initialized once, on the thread that will run all user code.
+package enum PythonRuntime {
+    /// Initializes CPython on the calling thread, which becomes Python's main thread and holds the
+    /// GIL on return. Python's own signal handlers are not installed, so the host's SIGINT is left alone.
+    package static func initialize(_ settings: PythonSettings) throws(PythonError) {
+        var config = PyConfig()
+        PyConfig_InitPythonConfig(&config)
+        defer { PyConfig_Clear(&config) }
+        config.install_signal_handlers = 0
+        config.parse_argv = 0
+        config.site_import = 1
+        if let program = programPath(settings) {
+            let status = withUnsafeMutablePointer(to: &config) { config in
+                PyConfig_SetBytesString(config, &config.pointee.program_name, program)
+            }
+            guard PyStatus_Exception(status) == 0 else { throw PythonError(statusMessage(status)) }
+        }
+        let status = Py_InitializeFromConfig(&config)
+        guard PyStatus_Exception(status) == 0 else { throw PythonError(statusMessage(status)) }
+    }
+
+    /// `sys.version`'s first word, e.g. `3.11.2`.
+    package static var version: String {
+        String(cString: Py_GetVersion()).split(separator: " ").first.map(String.init) ?? "unknown"
+    }
+
+    /// The executable whose prefix Python derives its standard library (and a venv's site-packages)
+    /// from. Without it Python searches PATH for `python3` and may pick another installation's stdlib.
+    private static func programPath(_ settings: PythonSettings) -> String? {
+        if let venv = settings.virtualEnvironment {
+            for name in ["python3", "python"] where access("\(venv)/bin/\(name)", X_OK) == 0 {
+                return "\(venv)/bin/\(name)"
+            }
+        }
+        let candidate = "\(installationPrefix ?? "/usr")/bin/python\(PY_MAJOR_VERSION).\(PY_MINOR_VERSION)"
+        return access(candidate, X_OK) == 0 ? candidate : nil
+    }
+
+    /// The prefix of the libpython this process linked (e.g. `/usr` for `/usr/lib/.../libpython3.11.so`).
+    private static var installationPrefix: String? {
+        guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8),
+            let line = maps.split(separator: "\n").first(where: { $0.contains("/libpython") }),
+            let start = line.firstIndex(of: "/")
+        else { return nil }
+        let path = String(line[start...])
+        let components = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard let lib = components.lastIndex(where: { $0 == "lib" || $0 == "lib64" }) else { return nil }
+        return components[..<lib].joined(separator: "/")
+    }
+
+    private static func statusMessage(_ status: PyStatus) -> String {
+        let function = status.func.map { String(cString: $0) } ?? "Py_InitializeFromConfig"
+        let message = status.err_msg.map { String(cString: $0) } ?? "unknown error"
+        return "\(function): \(message)"
+    }
+}
+
+/// Runs `body` with the GIL released, so other Python threads can run while this one waits.
+/// Must be called while holding the GIL; `body` must not touch Python objects.
+package func withGILReleased<T>(_ body: () throws -> T) rethrows -> T {
+    let state = PyEval_SaveThread()
+    defer { PyEval_RestoreThread(state) }
+    return try body()
+}
+
+/// A C function Python can call with one argument (`METH_O`): `(self, argument) -> new reference or NULL`.
+package typealias NativeFunctionPointer = @convention(c) (PyPointer?, PyPointer?) -> PyPointer?
+
+extension PyOwned {
+    /// A Python callable backed by a C function. `context` is passed as the function's `self`.
+    /// The method definition lives for the rest of the process, as CPython requires.
+    package static func nativeFunction(
+        name: String, _ function: NativeFunctionPointer, context: PyBorrowed? = nil
+    ) throws(PythonError) -> PyOwned {
+        let definition = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 1)
+        definition.initialize(to: PyMethodDef(
+            ml_name: strdup(name), ml_meth: function,
+            ml_flags: METH_O, ml_doc: nil))
+        guard let callable = PyOwned(stealing: PyCFunction_NewEx(definition, context?.pointer, nil)) else {
+            throw PythonError.fetch()
+        }
+        return callable
+    }
+
+    /// Executes `source` as a new module registered in `sys.modules` under `name`.
+    package static func module(named name: String, source: String) throws(PythonError) -> PyOwned {
+        guard let module = PyOwned(stealing: PyImport_AddModule(name).map { Py_IncRef($0); return $0 }),
+            let globals = PyBorrowed(PyModule_GetDict(module.pointer))
+        else { throw PythonError.fetch() }
+        let filename = "<pykernel/\(name).py>"
+        PyDict_SetItemString(globals.pointer, "__builtins__", PyEval_GetBuiltins())
+        guard let code = PyOwned(stealing: Py_CompileString(source, filename, Py_file_input)),
+            PyOwned(stealing: PyEval_EvalCode(code.pointer, globals.pointer, globals.pointer)) != nil
+        else { throw PythonError.fetch() }
+        return module
+    }
+}
+
+/// The version of the linked CPython, readable before and after initialization.
+package enum PythonVersion {
+    package static var current: String { PythonRuntime.version }
+}

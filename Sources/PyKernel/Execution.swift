@@ -1,0 +1,106 @@
+/// Which standard stream a piece of output was written to.
+public enum OutputStreamName: String, Sendable, Hashable {
+    case stdout, stderr
+}
+
+/// Output of a run, delivered while it runs. Small writes are coalesced into one chunk.
+public struct OutputChunk: Sendable, Hashable {
+    public let stream: OutputStreamName
+    public let text: String
+}
+
+/// An exception raised by user code, as CPython itself would print it.
+public struct ErrorRecord: Sendable, Hashable {
+    /// The exception type as the standard traceback names it (`ZeroDivisionError`,
+    /// `json.decoder.JSONDecodeError`).
+    public let name: String
+    /// `str()` of the exception.
+    public let value: String
+    /// The full text `python3 file.py` prints for it, with the cell's pseudo-filename (`<cell-N>`).
+    public let traceback: String
+
+    public init(name: String, value: String, traceback: String) {
+        self.name = name
+        self.value = value
+        self.traceback = traceback
+    }
+}
+
+/// How a run ended.
+public enum ExecutionStatus: String, Sendable, Hashable {
+    /// The code ran to its end.
+    case ok
+    /// The code raised; see ``ExecutionResult/error``.
+    case error
+    /// The run exceeded its timeout and was stopped (its context keeps its state).
+    case timeout
+    /// The run was interrupted (``KernelManager/interrupt(_:)``); its context keeps its state.
+    case interrupted
+}
+
+/// What a run produced.
+public struct ExecutionResult: Sendable, Hashable {
+    public let status: ExecutionStatus
+    /// Everything written to stdout, up to the run's output limit.
+    public let stdout: String
+    /// Everything written to stderr, up to the run's output limit.
+    public let stderr: String
+    /// Whether ``stdout`` was cut at the output limit (the event stream still carried every byte).
+    public let stdoutTruncated: Bool
+    /// Whether ``stderr`` was cut at the output limit.
+    public let stderrTruncated: Bool
+    /// The exception the code raised, or `nil`.
+    public let error: ErrorRecord?
+    /// The context's execution counter for this run (1 for its first run).
+    public let executionCount: Int
+    /// How long the code ran (from its start, not counting time queued behind other runs).
+    public let duration: Duration
+}
+
+/// One event of a run: output as it is written, then the result.
+public enum ExecutionEvent: Sendable, Hashable {
+    case output(OutputChunk)
+    case completed(ExecutionResult)
+}
+
+/// A submitted run: an asynchronous sequence of its events, ending with ``ExecutionEvent/completed(_:)``.
+///
+/// Iterate it to receive output as it is written; the run's writer waits while the unread output
+/// reaches the manager's buffer limit, so a slow reader slows the code down instead of growing memory.
+/// Dropping the iterator before the end discards the rest of the output (the run goes on).
+/// It throws a ``KernelError`` when the run could not start (its context was deleted while it was
+/// queued, the interpreter is busy, the manager shut down).
+public struct Execution: AsyncSequence, Sendable {
+    public typealias Element = ExecutionEvent
+    let output: RunOutput
+
+    public func makeAsyncIterator() -> Iterator { Iterator(output) }
+
+    /// Waits for the run to end and returns its result, discarding streamed output
+    /// (the result still holds stdout and stderr up to the output limit).
+    public func result() async throws -> ExecutionResult {
+        for try await event in self {
+            if case .completed(let result) = event { return result }
+        }
+        throw KernelError(.shutDown, "the run ended without a result")
+    }
+
+    public final class Iterator: AsyncIteratorProtocol {
+        private let output: RunOutput
+        private var done = false
+
+        init(_ output: RunOutput) { self.output = output }
+
+        public func next() async throws -> ExecutionEvent? {
+            guard !done else { return nil }
+            let event = try await output.nextEvent()
+            if case .completed = event { done = true }
+            if event == nil { done = true }
+            return event
+        }
+
+        deinit {
+            if !done { output.abandon() }
+        }
+    }
+}

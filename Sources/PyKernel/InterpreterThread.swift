@@ -1,0 +1,126 @@
+import EmbeddedPython
+import Glibc
+
+/// A run waiting for, or holding, the interpreter.
+struct PendingRun: Sendable {
+    let context: ContextRecord
+    let code: String
+    let filename: String?
+    let environment: [String: String]
+    let timeout: Duration?
+    let output: RunOutput
+}
+
+/// Work for the interpreter thread, executed in submission order.
+enum InterpreterJob: Sendable {
+    case run(PendingRun)
+    case releaseNamespace(ContextID)
+}
+
+/// The one thread that initialized CPython (so it is Python's main thread, where signals interrupt
+/// blocking calls) and runs every job. It holds the GIL while it works and releases it while it
+/// waits for work, so Python threads started by user code keep running between runs.
+final class InterpreterThread: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var jobs: [InterpreterJob] = []
+    private var head = 0
+
+    private init() {}
+
+    /// Starts the thread, initializes Python on it and returns once that succeeded.
+    static func start(_ configuration: KernelConfiguration) async throws(KernelError) -> InterpreterThread {
+        let thread = InterpreterThread()
+        let result: Result<Void, KernelError> = await withCheckedContinuation { continuation in
+            let box = Unmanaged.passRetained(StartBox {
+                thread.main(configuration) { continuation.resume(returning: $0) }
+            })
+            var attributes = pthread_attr_t()
+            pthread_attr_init(&attributes)
+            pthread_attr_setstacksize(&attributes, 64 << 20)  // deep recursion in user code
+            var handle = pthread_t()
+            let status = pthread_create(&handle, &attributes, { argument in
+                let box = Unmanaged<StartBox>.fromOpaque(argument!).takeRetainedValue()
+                box.body()
+                return nil
+            }, box.toOpaque())
+            pthread_attr_destroy(&attributes)
+            if status != 0 {
+                box.release()
+                continuation.resume(returning: .failure(KernelError(.initializationFailed, "cannot start the interpreter thread")))
+            }
+        }
+        try result.get()
+        return thread
+    }
+
+    func submit(_ job: InterpreterJob) {
+        lock.withLock {
+            jobs.append(job)
+            lock.broadcast()
+        }
+    }
+
+    /// Removes the queued runs (not the one in progress) that match, and returns them.
+    func removeQueuedRuns(where matches: (PendingRun) -> Bool) -> [PendingRun] {
+        lock.withLock {
+            var removed: [PendingRun] = []
+            var kept: [InterpreterJob] = []
+            for job in jobs[head...] {
+                if case .run(let run) = job, matches(run) { removed.append(run) } else { kept.append(job) }
+            }
+            jobs = kept
+            head = 0
+            return removed
+        }
+    }
+
+    private func nextJob() -> InterpreterJob {
+        lock.withLock {
+            while head == jobs.count { lock.wait() }
+            let job = jobs[head]
+            head += 1
+            if head == jobs.count {
+                jobs.removeAll(keepingCapacity: true)
+                head = 0
+            }
+            return job
+        }
+    }
+
+    private func main(_ configuration: KernelConfiguration, started: (Result<Void, KernelError>) -> Void) {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        pthread_sigmask(SIG_SETMASK, &signals, nil)  // children inherit this mask: leave nothing blocked
+        let session: PythonSession
+        do {
+            session = try PythonSession(configuration)
+        } catch {
+            started(.failure(error))
+            return
+        }
+        RunSupervisor.shared.start(
+            thread: pthread_self(), signal: configuration.interruptSignal,
+            grace: configuration.timeoutGracePeriod
+        ) { [self] in
+            for run in removeQueuedRuns(where: { _ in true }) {
+                run.output.fail(KernelError(.interpreterBusy, interpreterBusyMessage))
+            }
+        }
+        started(.success(()))
+        while true {
+            let job = withGILReleased { nextJob() }
+            switch job {
+            case .run(let run): session.execute(run)
+            case .releaseNamespace(let id): session.releaseNamespace(of: id)
+            }
+        }
+    }
+}
+
+let interpreterBusyMessage = "The interpreter is still occupied by a run that timed out inside native code that "
+    + "does not check for signals; it recovers when that code returns. Retry later."
+
+private final class StartBox {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}

@@ -1,0 +1,37 @@
+import Foundation
+
+/// How a ``KernelManager`` runs code.
+public struct KernelConfiguration: Sendable {
+    /// The working directory of contexts created without one, and of the `default` context.
+    public var workingDirectory: String
+    /// A virtual environment whose packages contexts can import (`--venv`, or `VIRTUAL_ENV`).
+    public var virtualEnvironment: String?
+    /// Capture output written to file descriptors 1 and 2 (subprocesses, `os.write`, C `printf`).
+    /// This takes over the host's descriptors 1 and 2; the manager then offers duplicates of the
+    /// originals in ``KernelManager/originalStandardOutput`` and ``KernelManager/originalStandardError``.
+    public var captureFileDescriptors: Bool
+    /// The signal the engine sends to the interpreter thread to stop a run. It is never sent to
+    /// any other thread, and the host's SIGINT/SIGTERM handling is left untouched.
+    public var interruptSignal: Int32
+    /// How long a run that exceeded its timeout keeps receiving stops before it is reported as
+    /// timed out whatever the code does.
+    public var timeoutGracePeriod: Duration
+
+    public init(
+        workingDirectory: String = FileManager.default.currentDirectoryPath,
+        virtualEnvironment: String? = ProcessInfo.processInfo.environment["VIRTUAL_ENV"],
+        captureFileDescriptors: Bool = false,
+        interruptSignal: Int32 = KernelConfiguration.defaultInterruptSignal,
+        timeoutGracePeriod: Duration = .seconds(2)
+    ) {
+        self.workingDirectory = workingDirectory
+        self.virtualEnvironment = virtualEnvironment
+        self.captureFileDescriptors = captureFileDescriptors
+        self.interruptSignal = interruptSignal
+        self.timeoutGracePeriod = timeoutGracePeriod
+    }
+
+    /// `SIGRTMIN + 3`: a real-time signal no common library uses (glibc keeps the two below
+    /// SIGRTMIN for itself; SIGUSR1/SIGUSR2 are often taken by hosts and runtimes).
+    public static var defaultInterruptSignal: Int32 { __libc_current_sigrtmin() + 3 }
+}

@@ -1,0 +1,194 @@
+import EmbeddedPython
+import Foundation
+import Synchronization
+
+/// Runs Python code in named contexts of one embedded CPython interpreter.
+///
+/// Each context has its own globals and working directory; a context with ID `default` always
+/// exists. Runs are executed one at a time on the interpreter's thread, in submission order (runs of
+/// one context therefore queue in order); creating, listing and deleting contexts and interrupting
+/// runs never wait for Python.
+///
+/// There is one manager per process, since CPython is initialized once per process.
+///
+/// ```swift
+/// let manager = try await KernelManager.start()
+/// let context = try manager.createContext(cwd: "/tmp")
+/// let result = try await manager.run("import os; print(os.getcwd())", in: context.id).result()
+/// print(result.stdout)  // /tmp
+/// ```
+public final class KernelManager: Sendable {
+    /// The version of this engine.
+    public static let version = "0.1.0"
+    private static let started = Mutex(false)
+
+    public let configuration: KernelConfiguration
+    /// The embedded Python's version, e.g. `3.11.2`.
+    public var pythonVersion: String { Self.embeddedPythonVersion }
+    /// The version of the Python this program links, e.g. `3.11.2` (known before any manager starts).
+    public static var embeddedPythonVersion: String { PythonVersion.current }
+    /// With descriptor capture on: a duplicate of the host's original standard output (the
+    /// descriptor 1 the process had before the engine took it over), else `STDOUT_FILENO`.
+    public let originalStandardOutput: Int32
+    /// With descriptor capture on: a duplicate of the host's original standard error.
+    public let originalStandardError: Int32
+
+    private let contexts: Mutex<[ContextID: ContextRecord]>
+    private let interpreter: InterpreterThread
+
+    /// Starts the engine: initializes CPython on its own thread and creates the `default` context.
+    /// - Throws: ``KernelError/Code/initializationFailed`` when Python cannot start or a manager
+    ///   already runs in this process; ``KernelError/Code/invalidWorkingDirectory``.
+    public static func start(_ configuration: KernelConfiguration = KernelConfiguration()) async throws(KernelError) -> KernelManager {
+        let alreadyStarted = started.withLock { started in
+            defer { started = true }
+            return started
+        }
+        guard !alreadyStarted else {
+            throw KernelError(.initializationFailed, "a KernelManager already runs in this process (CPython is initialized once per process)")
+        }
+        let cwd = try Self.validatedDirectory(configuration.workingDirectory, relativeTo: FileManager.default.currentDirectoryPath)
+        var descriptors = (stdout: STDOUT_FILENO, stderr: STDERR_FILENO)
+        if configuration.captureFileDescriptors {
+            descriptors = try OutputHub.shared.captureStandardDescriptors()
+        }
+        var configuration = configuration
+        configuration.workingDirectory = cwd
+        let interpreter = try await InterpreterThread.start(configuration)
+        return KernelManager(configuration, interpreter: interpreter, descriptors: descriptors)
+    }
+
+    private init(_ configuration: KernelConfiguration, interpreter: InterpreterThread, descriptors: (stdout: Int32, stderr: Int32)) {
+        self.configuration = configuration
+        self.interpreter = interpreter
+        self.originalStandardOutput = descriptors.stdout
+        self.originalStandardError = descriptors.stderr
+        self.contexts = Mutex([.default: ContextRecord(id: .default, cwd: configuration.workingDirectory)])
+    }
+
+    // MARK: Contexts
+
+    /// Creates a context with empty globals.
+    /// - Parameter cwd: Its working directory; relative paths resolve against the manager's
+    ///   working directory; `nil` means the manager's working directory.
+    /// - Throws: ``KernelError/Code/invalidWorkingDirectory`` when `cwd` does not exist or is not a directory.
+    public func createContext(cwd: String? = nil) throws(KernelError) -> ContextInfo {
+        let directory = try cwd.map { path throws(KernelError) in
+            try Self.validatedDirectory(path, relativeTo: configuration.workingDirectory)
+        } ?? configuration.workingDirectory
+        let record = ContextRecord(id: .random(), cwd: directory)
+        contexts.withLock { $0[record.id] = record }
+        return ContextInfo(id: record.id, language: "python", cwd: directory)
+    }
+
+    /// Every context, the `default` context first, then by ID.
+    public func listContexts() -> [ContextInfo] {
+        let records = contexts.withLock { Array($0.values) }
+        return records.map(\.info).sorted { lhs, rhs in
+            lhs.id == .default || (rhs.id != .default && lhs.id.rawValue < rhs.id.rawValue)
+        }
+    }
+
+    /// The context with this ID.
+    /// - Throws: ``KernelError/Code/contextNotFound``.
+    public func context(_ id: ContextID) throws(KernelError) -> ContextInfo {
+        try record(id).info
+    }
+
+    /// Deletes a context: a run in progress there is interrupted (its result reports
+    /// `interrupted`), queued runs fail with ``KernelError/Code/contextDeleted``, and its namespace
+    /// is freed once the interpreter is free.
+    /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/defaultContextUndeletable``.
+    public func deleteContext(_ id: ContextID) throws(KernelError) {
+        guard id != .default else {
+            throw KernelError(.defaultContextUndeletable, "The default context cannot be deleted; delete the contexts you created instead.")
+        }
+        let removed = contexts.withLock { $0.removeValue(forKey: id) }
+        guard let removed else { throw Self.notFound(id) }
+        removed.state.withLock { $0.deleted = true }
+        _ = RunSupervisor.shared.interrupt(id)
+        for run in interpreter.removeQueuedRuns(where: { $0.context.id == id }) {
+            run.output.fail(KernelError(.contextDeleted, "context \(id) was deleted before this run could start"))
+        }
+        interpreter.submit(.releaseNamespace(id))
+    }
+
+    // MARK: Runs
+
+    /// Submits code to run in a context, after the runs submitted before it.
+    ///
+    /// - Parameters:
+    ///   - code: Python source, run like a module body (`__name__ == "__main__"`).
+    ///   - context: Where to run; the `default` context when omitted.
+    ///   - environment: Variables set in `os.environ` (and for subprocesses) during this run only.
+    ///   - timeout: Stops the run after this long (`nil`: never). Default 600 s.
+    ///   - outputLimit: Bytes of stdout and of stderr kept in the result (the events carry all).
+    ///   - filename: The name tracebacks show for this code; `<cell-N>` (N: the context's
+    ///     execution count) when omitted.
+    /// - Returns: The run's events, ending with its result.
+    /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/invalidArgument``,
+    ///   ``KernelError/Code/interpreterBusy``.
+    public func run(
+        _ code: String, in context: ContextID = .default, environment: [String: String] = [:],
+        timeout: Duration? = .seconds(600), outputLimit: Int = 1 << 20, filename: String? = nil
+    ) throws(KernelError) -> Execution {
+        let record = try record(context)
+        try Self.validate(environment)
+        if let timeout, timeout <= .zero {
+            throw KernelError(.invalidArgument, "The timeout must be positive (or nil for none).")
+        }
+        guard !RunSupervisor.shared.isStuck else { throw KernelError(.interpreterBusy, interpreterBusyMessage) }
+        let output = RunOutput(context: context, resultLimit: max(outputLimit, 0))
+        interpreter.submit(.run(PendingRun(context: record, code: code, filename: filename, environment: environment, timeout: timeout, output: output)))
+        return Execution(output: output)
+    }
+
+    /// Interrupts the run in progress in a context (`KeyboardInterrupt` where the code is);
+    /// runs queued behind it then run normally.
+    /// - Returns: `false` when nothing was running there.
+    /// - Throws: ``KernelError/Code/contextNotFound``.
+    @discardableResult
+    public func interrupt(_ context: ContextID) throws(KernelError) -> Bool {
+        _ = try record(context)
+        return RunSupervisor.shared.interrupt(context)
+    }
+
+    // MARK: Helpers
+
+    private func record(_ id: ContextID) throws(KernelError) -> ContextRecord {
+        guard let record = contexts.withLock({ $0[id] }) else { throw Self.notFound(id) }
+        return record
+    }
+
+    private static func notFound(_ id: ContextID) -> KernelError {
+        KernelError(.contextNotFound, "No context has the ID '\(id)'; create one with createContext, or list them with listContexts.")
+    }
+
+    private static func validate(_ environment: [String: String]) throws(KernelError) {
+        for (name, value) in environment {
+            if name.isEmpty || name.contains("=") || name.contains("\0") {
+                throw KernelError(.invalidArgument, "Environment variable names must be non-empty and contain neither '=' nor NUL: '\(name)'.")
+            }
+            if value.contains("\0") {
+                throw KernelError(.invalidArgument, "The value of environment variable '\(name)' contains a NUL character.")
+            }
+        }
+    }
+
+    /// The absolute, standardized form of an existing directory.
+    static func validatedDirectory(_ path: String, relativeTo base: String) throws(KernelError) -> String {
+        guard !path.isEmpty, !path.contains("\0") else {
+            throw KernelError(.invalidWorkingDirectory, "The working directory must be a non-empty path.")
+        }
+        let absolute = path.hasPrefix("/") ? path : (base as NSString).appendingPathComponent(path)
+        let standardized = (absolute as NSString).standardizingPath
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: standardized, isDirectory: &isDirectory) else {
+            throw KernelError(.invalidWorkingDirectory, "The working directory '\(path)' does not exist.")
+        }
+        guard isDirectory.boolValue else {
+            throw KernelError(.invalidWorkingDirectory, "The working directory '\(path)' is not a directory.")
+        }
+        return standardized
+    }
+}

@@ -1,0 +1,191 @@
+import Foundation
+import Glibc
+import Synchronization
+import Synchronization
+
+/// Where every byte user code writes goes: the run in progress, or, between runs, a held buffer
+/// handed to the next run of the context that ran last (output of background threads).
+///
+/// Python-level writes (`print`, `sys.stdout.write`) arrive through native stream functions;
+/// file-descriptor-level writes (subprocesses, `os.write(1, ...)`, C `printf`) arrive through pipes
+/// installed on descriptors 1 and 2 when capture is on. One lock orders both, so output keeps the
+/// order in which it was written. There is one hub per process, as there is one interpreter.
+final class OutputHub: @unchecked Sendable {
+    static let shared = OutputHub()
+
+    /// Unread bytes a run (or the held buffer) may queue before writers wait.
+    static let capacity = 1 << 20
+
+    let lock = ConditionLock()
+    /// Set by the audit hook when user code starts a process: from then on, Python-level writes
+    /// first collect what is waiting in the descriptor pipes, so a subprocess's output the code
+    /// waited for is ordered before the code's next `print`.
+    let descriptorActivity = Atomic<Bool>(false)
+
+    // Guarded by `lock`.
+    private var active: RunOutput?
+    private var held = ChunkQueue()
+    private var heldOwner: ContextID?
+    private var capturePipes: [(descriptor: Int32, stream: OutputStreamName)] = []
+
+    private init() {}
+
+    /// Linux's `F_SETPIPE_SZ` (not exported to Swift): a bigger pipe means fewer wake-ups.
+    private static let setPipeSize: Int32 = 1031
+
+    // MARK: Runs
+
+    /// Makes `run` the destination of all output, after the output held for its context.
+    func begin(_ run: RunOutput, context: ContextID) {
+        descriptorActivity.store(false, ordering: .relaxed)
+        lock.withLock {
+            active = run
+            if heldOwner == context {
+                while let chunk = held.popFirst() { run.acceptLocked(chunk.stream, chunk.bytes, force: true) }
+                lock.broadcast()
+            }
+            heldOwner = context
+        }
+    }
+
+    /// Collects output still in flight (C stdio buffers, pipes) into the active run, then holds
+    /// later output until the next run.
+    func end() {
+        fflush(nil)
+        lock.withLock {
+            drainDescriptorsLocked()
+            active = nil
+        }
+    }
+
+    /// Drops output held for a deleted context.
+    func forget(_ context: ContextID) {
+        lock.withLock {
+            guard heldOwner == context else { return }
+            held = ChunkQueue()
+            heldOwner = nil
+            lock.broadcast()
+        }
+    }
+
+    // MARK: Writers
+
+    /// Appends bytes written by Python code. Holding the GIL; while the destination is full it waits
+    /// with the GIL released. Returns `false` when a signal handler raised meanwhile (a stop).
+    func writeFromPython(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer, waiting wait: (() -> Void) -> Void, signalsPending: () -> Bool) -> Bool {
+        if descriptorActivity.load(ordering: .relaxed) {
+            lock.withLock { drainDescriptorsLocked() }
+        }
+        while true {
+            let accepted = lock.withLock { appendLocked(stream, bytes) }
+            if accepted { return true }
+            wait { lock.withLock { if isFullLocked { lock.wait(timeout: .milliseconds(10)) } } }
+            if signalsPending() { return false }
+        }
+    }
+
+    private var isFullLocked: Bool {
+        if let active { return active.isFullLocked }
+        return held.byteCount >= Self.capacity
+    }
+
+    private func appendLocked(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        if let active { return active.acceptLocked(stream, Array(bytes), force: false) }
+        guard held.byteCount < Self.capacity else { return false }
+        held.append(stream, bytes)
+        return true
+    }
+
+    // MARK: File descriptors
+
+    /// Points descriptors 1 and 2 at pipes read by a thread of the hub, and returns duplicates of
+    /// the original descriptors (close-on-exec) for the host's own use.
+    func captureStandardDescriptors() throws(KernelError) -> (stdout: Int32, stderr: Int32) {
+        var saved: [Int32] = []
+        var readEnds: [Int32] = []
+        for target in [STDOUT_FILENO, STDERR_FILENO] {
+            var ends: [Int32] = [0, 0]
+            guard pipe(&ends) == 0 else {
+                throw KernelError(.initializationFailed, "cannot create an output pipe: \(String(cString: strerror(errno)))")
+            }
+            for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+            _ = fcntl(ends[0], Self.setPipeSize, 1 << 20)
+            _ = fcntl(ends[0], F_SETFL, fcntl(ends[0], F_GETFL) | O_NONBLOCK)
+            saved.append(fcntl(target, F_DUPFD_CLOEXEC, 3))
+            dup2(ends[1], target)
+            close(ends[1])
+            readEnds.append(ends[0])
+        }
+        lock.withLock {
+            capturePipes = [(readEnds[0], .stdout), (readEnds[1], .stderr)]
+        }
+        PythonAuditBridge.install()
+        let reader = DescriptorReader(hub: self, descriptors: readEnds)
+        reader.start()
+        return (saved[0], saved[1])
+    }
+
+    /// Moves whatever the pipes hold into the current destination, ignoring its capacity (the
+    /// pipes themselves bound it).
+    func drainDescriptorsLocked() {
+        for (descriptor, stream) in capturePipes {
+            readAvailableLocked(descriptor, stream, force: true)
+        }
+    }
+
+    /// Reads from a pipe while it has data and the destination has room; `false` when it stopped
+    /// because the destination is full.
+    @discardableResult
+    func readAvailableLocked(_ descriptor: Int32, _ stream: OutputStreamName, force: Bool) -> Bool {
+        withUnsafeTemporaryAllocation(byteCount: 65536, alignment: 1) { buffer in
+            while force || !isFullLocked {
+                let count = read(descriptor, buffer.baseAddress, buffer.count)
+                guard count > 0 else { return true }
+                let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])
+                if let active {
+                    active.acceptLocked(stream, Array(bytes), force: true)
+                } else {
+                    held.append(stream, bytes)
+                }
+            }
+            return false
+        }
+    }
+
+    func stream(of descriptor: Int32) -> OutputStreamName {
+        lock.withLock { capturePipes.first { $0.descriptor == descriptor }?.stream ?? .stdout }
+    }
+}
+
+/// The thread that reads the capture pipes and waits (back-pressure) while the destination is full.
+private final class DescriptorReader: @unchecked Sendable {
+    let hub: OutputHub
+    let descriptors: [Int32]
+
+    init(hub: OutputHub, descriptors: [Int32]) {
+        self.hub = hub
+        self.descriptors = descriptors
+    }
+
+    func start() {
+        let thread = Thread { [self] in run() }
+        thread.name = "pykernel-output"
+        thread.start()
+    }
+
+    private func run() {
+        let streams = descriptors.map { hub.stream(of: $0) }
+        var polls = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        while true {
+            let ready = poll(&polls, nfds_t(polls.count), -1)
+            if ready < 0 && errno != EINTR { return }
+            for index in polls.indices where polls[index].revents != 0 {
+                hub.lock.withLock {
+                    while !hub.readAvailableLocked(polls[index].fd, streams[index], force: false) {
+                        hub.lock.wait(timeout: .milliseconds(50))
+                    }
+                }
+            }
+        }
+    }
+}

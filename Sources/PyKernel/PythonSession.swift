@@ -1,0 +1,184 @@
+import EmbeddedPython
+import Synchronization
+import Glibc
+
+/// Everything that lives in Python: the runtime module's functions and each context's namespace.
+/// Created and used on the interpreter thread only, with the GIL held; Python objects never leave it.
+final class PythonSession {
+    /// A context's globals and the sources of its cells (for tracebacks and `inspect`).
+    private final class Namespace {
+        let globals: PyOwned
+        let cells: PyOwned
+        init(globals: consuming PyOwned, cells: consuming PyOwned) {
+            self.globals = globals
+            self.cells = cells
+        }
+    }
+
+    private let compile: PyOwned
+    private let newNamespace: PyOwned
+    private let beginRun: PyOwned
+    private let endRun: PyOwned
+    private let execMode: PyOwned
+    private var namespaces: [ContextID: Namespace] = [:]
+
+    init(_ configuration: KernelConfiguration) throws(KernelError) {
+        do {
+            try PythonRuntime.initialize(PythonSettings(virtualEnvironment: configuration.virtualEnvironment))
+            compile = try PyOwned.importModule("builtins").borrowed.attribute("compile")
+            execMode = try PyOwned.string("exec")
+            let runtime = try Self.loadRuntime()
+            newNamespace = try runtime.borrowed.attribute("new_namespace")
+            beginRun = try runtime.borrowed.attribute("begin_run")
+            endRun = try runtime.borrowed.attribute("end_run")
+            try Self.installStreams(runtime.borrowed, configuration)
+        } catch {
+            throw KernelError(.initializationFailed, "the embedded Python could not start: \(error)")
+        }
+    }
+
+    /// Loads the embedded runtime modules (dependencies first: they are imported by name).
+    private static func loadRuntime() throws(PythonError) -> PyOwned {
+        // Importing `signal` installs Python's SIGINT handler process-wide; put the host's back.
+        var hostSIGINT = sigaction()
+        sigaction(SIGINT, nil, &hostSIGINT)
+        defer { sigaction(SIGINT, &hostSIGINT, nil) }
+        let runtimeName = "pykernel_runtime"
+        for (name, source) in EmbeddedPythonSources.modules where name != runtimeName {
+            _ = try PyOwned.module(named: name, source: source)
+        }
+        guard let source = EmbeddedPythonSources.modules.first(where: { $0.name == runtimeName })?.source else {
+            throw PythonError("the runtime module \(runtimeName) is not embedded")
+        }
+        return try PyOwned.module(named: runtimeName, source: source)
+    }
+
+    private static func installStreams(_ runtime: PyBorrowed, _ configuration: KernelConfiguration) throws(PythonError) {
+        let timeoutError = try runtime.attribute("timeout_error")
+        let stdoutWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStdout)
+        let stderrWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStderr)
+        let stdoutBytesWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStdoutBytes)
+        let stderrBytesWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStderrBytes)
+        let takeStop = try PyOwned.nativeFunction(name: "take_stop", NativeStreams.takeStop, context: timeoutError.borrowed)
+        let capture = configuration.captureFileDescriptors ? PyBorrowed.true : PyBorrowed.false
+        let signal = try PyOwned.integer(Int(configuration.interruptSignal))
+        _ = try runtime.attribute("install").borrowed.call(
+            stdoutWrite.borrowed, stderrWrite.borrowed, stdoutBytesWrite.borrowed, stderrBytesWrite.borrowed,
+            capture, takeStop.borrowed, signal.borrowed)
+    }
+
+    // MARK: Runs
+
+    func execute(_ run: PendingRun) {
+        let record = run.context
+        let (cwd, deleted) = record.state.withLock { ($0.cwd, $0.deleted) }
+        guard !deleted else {
+            run.output.fail(KernelError(.contextDeleted, "context \(record.id) was deleted before this run could start"))
+            return
+        }
+        guard chdir(cwd) == 0 else {
+            run.output.fail(KernelError(
+                .invalidWorkingDirectory,
+                "the working directory of context \(record.id), \(cwd), is no longer accessible: \(String(cString: strerror(errno)))"))
+            return
+        }
+        let executionCount = record.state.withLock { state in
+            state.executionCount += 1
+            return state.executionCount
+        }
+        let namespace: Namespace
+        do {
+            namespace = try self.namespace(of: record.id)
+        } catch {
+            run.output.fail(KernelError(.initializationFailed, "cannot create the context's namespace: \(error)"))
+            return
+        }
+        OutputHub.shared.begin(run.output, context: record.id)
+        let (error, stop, duration) = evaluate(run, in: namespace, filename: run.filename ?? "<cell-\(executionCount)>", executionCount: executionCount)
+        if let cwd = currentDirectory() { record.state.withLock { $0.cwd = cwd } }
+        OutputHub.shared.end()
+        let status: ExecutionStatus = switch stop {
+        case .timeout: .timeout
+        case .interrupt: .interrupted
+        case nil: error == nil ? .ok : .error
+        }
+        run.output.complete(status: status, error: error ?? stop.map(Self.record(for:)), executionCount: executionCount, duration: duration)
+    }
+
+    private func evaluate(_ run: PendingRun, in namespace: Namespace, filename: String, executionCount: Int)
+        -> (ErrorRecord?, RunSupervisor.Stop?, Duration)
+    {
+        do {
+            let source = try PyOwned.string(run.code)
+            let name = try PyOwned.string(filename)
+            let environment = run.environment.isEmpty ? nil : try PyOwned.stringDictionary(run.environment)
+            let savedEnvironment = try beginRun.borrowed.call(
+                namespace.cells.borrowed, name.borrowed, source.borrowed, environment.borrowedOrNone)
+            let started = ContinuousClock.now
+            RunSupervisor.shared.begin(run.output, executionCount: executionCount, timeout: run.timeout)
+            let code = compile.borrowed.callKeepingError(source.borrowed, name.borrowed, execMode.borrowed)
+            let compiled = code.borrowedOrNone
+            var exception: PyOwned? = compiled.isNone ? PythonException.take() : nil
+            if !compiled.isNone, !PythonCode.evaluate(compiled, globals: namespace.globals.borrowed) {
+                exception = PythonException.take()
+            }
+            let (stop, _) = RunSupervisor.shared.end()
+            let duration = ContinuousClock.now - started
+            let description = try endRun.borrowed.call(
+                namespace.cells.borrowed, name.borrowed, compiled, exception.borrowedOrNone, savedEnvironment.borrowed)
+            return (Self.record(from: description.borrowed), stop, duration)
+        } catch {
+            _ = RunSupervisor.shared.end()
+            return (ErrorRecord(name: "SystemError", value: "PyKernel engine failure: \(error)", traceback: "SystemError: PyKernel engine failure: \(error)\n"), nil, .zero)
+        }
+    }
+
+    /// `(name, value, traceback)` from the runtime's `end_run`, or `nil` for `None`.
+    private static func record(from description: PyBorrowed) -> ErrorRecord? {
+        guard !description.isNone,
+            let name = description.tupleItem(0)?.stringValue,
+            let value = description.tupleItem(1)?.stringValue,
+            let traceback = description.tupleItem(2)?.stringValue
+        else { return nil }
+        return ErrorRecord(name: name, value: value, traceback: traceback)
+    }
+
+    /// The record of a stop the code swallowed and then ended normally.
+    private static func record(for stop: RunSupervisor.Stop) -> ErrorRecord {
+        switch stop {
+        case .interrupt:
+            return ErrorRecord(name: "KeyboardInterrupt", value: "", traceback: "KeyboardInterrupt\n")
+        case .timeout(let seconds):
+            let value = "execution exceeded the \(seconds.formatted()) s timeout"
+            return ErrorRecord(name: "TimeoutError", value: value, traceback: "TimeoutError: \(value)\n")
+        }
+    }
+
+    private func currentDirectory() -> String? {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(PATH_MAX) + 1) { buffer in
+            getcwd(buffer.baseAddress, buffer.count).map { String(cString: $0) }
+        }
+    }
+
+    // MARK: Namespaces
+
+    private func namespace(of context: ContextID) throws(PythonError) -> Namespace {
+        if let namespace = namespaces[context] { return namespace }
+        let pair = try newNamespace.borrowed.call()
+        guard let globals = pair.borrowed.tupleItem(0), let cells = pair.borrowed.tupleItem(1) else {
+            throw PythonError("new_namespace() did not return (globals, cells)")
+        }
+        let namespace = Namespace(globals: PyOwned(retaining: globals), cells: PyOwned(retaining: cells))
+        namespaces[context] = namespace
+        return namespace
+    }
+
+    /// Frees a deleted context's namespace: clearing it first breaks the cycles between the
+    /// globals and the functions defined in them, so the objects are freed now.
+    func releaseNamespace(of context: ContextID) {
+        OutputHub.shared.forget(context)
+        guard let namespace = namespaces.removeValue(forKey: context) else { return }
+        PythonCode.clear(namespace.globals.borrowed)
+        PythonCode.clear(namespace.cells.borrowed)
+    }
+}

@@ -1,0 +1,266 @@
+/// Output chunks in the order written; consecutive writes to one stream are merged.
+struct ChunkQueue {
+    struct Chunk {
+        var stream: OutputStreamName
+        var bytes: [UInt8]
+    }
+
+    private var chunks: [Chunk] = []
+    private var head = 0
+    private(set) var byteCount = 0
+    /// When the oldest unread byte was written.
+    private(set) var oldestWrite: ContinuousClock.Instant?
+
+    var isEmpty: Bool { head == chunks.count }
+    var chunkCount: Int { chunks.count - head }
+
+    mutating func append(_ stream: OutputStreamName, _ bytes: some Collection<UInt8>) {
+        guard !bytes.isEmpty else { return }
+        if isEmpty { oldestWrite = .now }
+        byteCount += bytes.count
+        if head < chunks.count, chunks[chunks.count - 1].stream == stream {
+            chunks[chunks.count - 1].bytes.append(contentsOf: bytes)
+        } else {
+            chunks.append(Chunk(stream: stream, bytes: Array(bytes)))
+        }
+    }
+
+    mutating func popFirst() -> Chunk? {
+        guard head < chunks.count else { return nil }
+        let chunk = chunks[head]
+        chunks[head].bytes = []
+        head += 1
+        byteCount -= chunk.bytes.count
+        if head == chunks.count {
+            chunks.removeAll(keepingCapacity: true)
+            head = 0
+            oldestWrite = nil
+        } else {
+            oldestWrite = .now
+        }
+        return chunk
+    }
+}
+
+/// Bytes kept for the result, up to a limit.
+struct CappedBytes {
+    let limit: Int
+    private(set) var bytes: [UInt8] = []
+    private(set) var truncated = false
+
+    init(limit: Int) { self.limit = limit }
+
+    mutating func append(_ more: [UInt8]) {
+        let room = limit - bytes.count
+        if more.count <= room {
+            bytes.append(contentsOf: more)
+        } else {
+            bytes.append(contentsOf: more.prefix(max(room, 0)))
+            truncated = true
+        }
+    }
+
+    /// The text, without a character the limit cut in half.
+    var text: String { String(decoding: bytes.prefix(UTF8Boundary.completePrefixLength(bytes)), as: UTF8.self) }
+}
+
+enum UTF8Boundary {
+    /// The length of the longest prefix that does not end inside a multi-byte UTF-8 sequence.
+    static func completePrefixLength(_ bytes: [UInt8]) -> Int {
+        var index = bytes.count
+        var continuationBytes = 0
+        while index > 0 && continuationBytes < 4 {
+            let byte = bytes[index - 1]
+            if byte & 0xC0 == 0x80 {
+                continuationBytes += 1
+                index -= 1
+                continue
+            }
+            let length = byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 1
+            return length > continuationBytes + 1 ? index - 1 : bytes.count
+        }
+        return bytes.count
+    }
+}
+
+/// One run's output on its way to the caller, and its outcome. All mutable state is guarded by
+/// the ``OutputHub``'s lock: writers (the interpreter thread, Python threads, the pipe reader)
+/// append; the caller's iterator takes coalesced chunks.
+final class RunOutput: @unchecked Sendable {
+    enum Outcome {
+        case completed(ExecutionResult)
+        case failed(KernelError)
+    }
+
+    /// Chunks are handed out once this many bytes are waiting, or `coalescingWindow` after the
+    /// oldest unread write, whichever comes first.
+    static let flushBytes = 64 * 1024
+    static let coalescingWindow = Duration.milliseconds(20)
+
+    let context: ContextID
+    private let hub: OutputHub
+    private var queue = ChunkQueue()
+    private var stdout: CappedBytes
+    private var stderr: CappedBytes
+    private var partialCharacters: [OutputStreamName: [UInt8]] = [:]
+    private var outcome: Outcome?
+    private var outcomeDelivered = false
+    private var abandoned = false
+    private var waiter: CheckedContinuation<Void, Never>?
+    private var waiterWantsAnyOutput = true
+    private var waiterToken = 0
+
+    init(context: ContextID, resultLimit: Int, hub: OutputHub = .shared) {
+        self.context = context
+        self.hub = hub
+        self.stdout = CappedBytes(limit: resultLimit)
+        self.stderr = CappedBytes(limit: resultLimit)
+    }
+
+    // MARK: Writer side (hub lock held)
+
+    var isFullLocked: Bool { !abandoned && queue.byteCount >= OutputHub.capacity }
+
+    /// Takes written bytes; `false` (nothing taken) when full, unless `force`.
+    @discardableResult
+    func acceptLocked(_ stream: OutputStreamName, _ bytes: [UInt8], force: Bool) -> Bool {
+        if !force && isFullLocked { return false }
+        if stream == .stdout { stdout.append(bytes) } else { stderr.append(bytes) }
+        if !abandoned {
+            queue.append(stream, bytes)
+            wakeWaiterLocked()
+        }
+        return true
+    }
+
+    /// Ends the run with `result`'s status and error; stdout/stderr come from what was written.
+    /// Only the first outcome counts (a run reported as timed out may still finish later).
+    func complete(status: ExecutionStatus, error: ErrorRecord?, executionCount: Int, duration: Duration) {
+        hub.lock.withLock {
+            guard outcome == nil else { return }
+            outcome = .completed(ExecutionResult(
+                status: status, stdout: stdout.text, stderr: stderr.text,
+                stdoutTruncated: stdout.truncated, stderrTruncated: stderr.truncated,
+                error: error, executionCount: executionCount, duration: duration))
+            wakeWaiterLocked()
+        }
+    }
+
+    /// Ends the run without a result: it could not start.
+    func fail(_ error: KernelError) {
+        hub.lock.withLock {
+            guard outcome == nil else { return }
+            outcome = .failed(error)
+            wakeWaiterLocked()
+        }
+    }
+
+    var isFinished: Bool { hub.lock.withLock { outcome != nil } }
+
+    private func wakeWaiterLocked() {
+        guard let waiter else { return }
+        if outcome != nil || waiterWantsAnyOutput || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1 {
+            self.waiter = nil
+            waiter.resume()
+        }
+    }
+
+    // MARK: Reader side
+
+    /// The caller stopped reading: drop queued and later output so writers never wait for it.
+    func abandon() {
+        hub.lock.withLock {
+            abandoned = true
+            queue = ChunkQueue()
+            hub.lock.broadcast()
+        }
+    }
+
+    private enum Step {
+        case event(ExecutionEvent)
+        case failure(KernelError)
+        case end
+        case wait(until: ContinuousClock.Instant?)
+    }
+
+    func nextEvent() async throws(KernelError) -> ExecutionEvent? {
+        while true {
+            switch hub.lock.withLock({ nextStepLocked() }) {
+            case .event(let event): return event
+            case .failure(let error): throw error
+            case .end: return nil
+            case .wait(let deadline): await waitForOutput(until: deadline)
+            }
+        }
+    }
+
+    private func nextStepLocked() -> Step {
+        if let oldest = queue.oldestWrite {
+            let due = outcome != nil || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1
+                || ContinuousClock.now >= oldest + Self.coalescingWindow
+            guard due else { return .wait(until: oldest + Self.coalescingWindow) }
+            let chunk = queue.popFirst()!
+            hub.lock.broadcast()
+            let text = decode(chunk.stream, chunk.bytes, final: outcome != nil)
+            return text.isEmpty ? nextStepLocked() : .event(.output(OutputChunk(stream: chunk.stream, text: text)))
+        }
+        guard let outcome else { return .wait(until: nil) }
+        for stream in [OutputStreamName.stdout, .stderr] where !(partialCharacters[stream] ?? []).isEmpty {
+            return .event(.output(OutputChunk(stream: stream, text: decode(stream, [], final: true))))
+        }
+        if outcomeDelivered { return .end }
+        outcomeDelivered = true
+        switch outcome {
+        case .completed(let result): return .event(.completed(result))
+        case .failed(let error): return .failure(error)
+        }
+    }
+
+    /// Decodes UTF-8, keeping a character split across writes for the next chunk of its stream.
+    private func decode(_ stream: OutputStreamName, _ bytes: [UInt8], final: Bool) -> String {
+        var data = partialCharacters.removeValue(forKey: stream) ?? []
+        data.append(contentsOf: bytes)
+        if !final {
+            let complete = UTF8Boundary.completePrefixLength(data)
+            if complete < data.count {
+                partialCharacters[stream] = Array(data[complete...])
+                data.removeSubrange(complete...)
+            }
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    private func waitForOutput(until deadline: ContinuousClock.Instant?) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let token: Int? = hub.lock.withLock {
+                if case .wait(let current) = peekLocked(), current == deadline {
+                    waiter = continuation
+                    waiterWantsAnyOutput = deadline == nil
+                    waiterToken += 1
+                    return waiterToken
+                }
+                continuation.resume()
+                return nil
+            }
+            guard let token, let deadline else { return }
+            Task { [self] in
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                hub.lock.withLock {
+                    guard waiterToken == token, let waiter else { return }
+                    self.waiter = nil
+                    waiter.resume()
+                }
+            }
+        }
+    }
+
+    /// Whether the reader would wait now (and until when), without taking anything.
+    private func peekLocked() -> Step {
+        if let oldest = queue.oldestWrite {
+            let due = outcome != nil || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1
+                || ContinuousClock.now >= oldest + Self.coalescingWindow
+            return due ? .end : .wait(until: oldest + Self.coalescingWindow)
+        }
+        return outcome == nil ? .wait(until: nil) : .end
+    }
+}

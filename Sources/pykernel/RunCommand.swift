@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import PyKernel
+
+/// `pykernel run FILE.py` / `pykernel run -c CODE`: runs code in a fresh context and prints its
+/// output like `python3 FILE.py` would.
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a Python file (or -c CODE) in a fresh context, printing its output like python3.")
+
+    @Option(name: .customShort("c"), help: "Code to run instead of a file.")
+    var code: String?
+
+    @Argument(help: "The Python file to run.")
+    var file: String?
+
+    @Option(help: "A virtual environment whose packages the code can import (default: $VIRTUAL_ENV).")
+    var venv: String?
+
+    @Option(help: "Stop the code after this many seconds (0: never).")
+    var timeout: Double = 0
+
+    func validate() throws {
+        guard (code == nil) != (file == nil) else {
+            throw ValidationError("Give either a FILE or -c CODE.")
+        }
+        guard timeout >= 0 else { throw ValidationError("--timeout must not be negative.") }
+    }
+
+    func run() async throws {
+        let source: String
+        let filename: String
+        if let code {
+            (source, filename) = (code, "<string>")
+        } else {
+            let path = file!
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("can't open file '\(path)': No such file or directory")
+            }
+            let url = URL(fileURLWithPath: path)
+            (source, filename) = (String(decoding: data, as: UTF8.self), url.standardizedFileURL.path)
+        }
+        var configuration = KernelConfiguration(captureFileDescriptors: true)
+        if let venv { configuration.virtualEnvironment = venv }
+        let manager = try await KernelManager.start(configuration)
+        let context = try manager.createContext()
+        let stdout = FileHandle(fileDescriptor: manager.originalStandardOutput, closeOnDealloc: false)
+        let stderr = FileHandle(fileDescriptor: manager.originalStandardError, closeOnDealloc: false)
+        let interrupts = InterruptForwarder { _ = try? manager.interrupt(context.id) }
+        defer { interrupts.cancel() }
+        let execution = try manager.run(
+            source, in: context.id, timeout: timeout > 0 ? .seconds(timeout) : nil, filename: filename)
+        for try await event in execution {
+            switch event {
+            case .output(let chunk):
+                (chunk.stream == .stdout ? stdout : stderr).write(Data(chunk.text.utf8))
+            case .completed(let result):
+                throw ExitCode(Self.exitStatus(result, stderr: stderr))
+            }
+        }
+    }
+
+    /// What `python3 FILE.py` would exit with, after printing the traceback it would print.
+    private static func exitStatus(_ result: ExecutionResult, stderr: FileHandle) -> Int32 {
+        guard let error = result.error else { return 0 }
+        if error.name == "SystemExit" {
+            if error.value.isEmpty || error.value == "None" { return 0 }
+            if let status = Int32(error.value) { return status }
+            stderr.write(Data((error.value + "\n").utf8))
+            return 1
+        }
+        stderr.write(Data(error.traceback.utf8))
+        return error.name == "KeyboardInterrupt" ? 130 : 1
+    }
+}

@@ -1,0 +1,245 @@
+"""The Python side of PyKernel's engine: runs inside the embedded interpreter.
+
+The Swift engine imports this module once at start-up and calls the functions below; user code
+never needs to import it. Streams write through native functions (no Python frames on the hot
+path); everything else is called once per run at most.
+"""
+
+import builtins
+import io
+import linecache
+import os
+import signal
+import sys
+from types import CodeType
+
+import pykernel_traceback
+
+_ENGINE_FILENAME_PREFIX = "<pykernel/"
+_MISSING = object()
+
+
+class ExecutionTimeout(BaseException):
+    """Raised in user code whose run exceeded its timeout.
+
+    A BaseException (like KeyboardInterrupt), so ordinary ``except Exception`` handlers do not
+    swallow it; it prints and reports as ``TimeoutError``.
+    """
+
+
+ExecutionTimeout.__name__ = ExecutionTimeout.__qualname__ = "TimeoutError"
+ExecutionTimeout.__module__ = "builtins"
+
+
+class KernelBinaryStream(io.RawIOBase):
+    """``sys.stdout.buffer``: bytes go to the run's output as they are."""
+
+    def __init__(self, name, fd, write_bytes):
+        super().__init__()
+        self.name = name
+        self._fd = fd
+        self.write = write_bytes
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        if self._fd is None:
+            raise io.UnsupportedOperation("fileno")
+        return self._fd
+
+    def close(self):
+        """Kept open: closing a captured stream would lose the rest of the run's output."""
+
+
+class KernelStream(io.TextIOBase):
+    """``sys.stdout`` / ``sys.stderr`` of every context: text goes to the running code's output."""
+
+    encoding = "utf-8"
+    errors = "strict"
+    newlines = None
+    line_buffering = False
+
+    def __init__(self, name, fd, write, write_bytes):
+        super().__init__()
+        self._name = name
+        self._fd = fd
+        self.write = write
+        self.buffer = KernelBinaryStream(name, fd, write_bytes)
+
+    @property
+    def name(self):
+        return self._name
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def fileno(self):
+        if self._fd is None:
+            raise io.UnsupportedOperation("fileno")
+        return self._fd
+
+    def flush(self):
+        pass
+
+    def close(self):
+        """Kept open: closing a captured stream would lose the rest of the run's output."""
+
+
+class NoInput(io.TextIOBase):
+    """``sys.stdin``: contexts have no interactive input, so reading fails at once instead of hanging."""
+
+    MESSAGE = ("input() is not supported here: the code runs without standard input. "
+               "Pass data in the code, through a file, or with the run's env instead.")
+    encoding = "utf-8"
+    errors = "strict"
+
+    def __init__(self, fd):
+        super().__init__()
+        self._fd = fd
+
+    @property
+    def name(self):
+        return "<stdin>"
+
+    def readable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def fileno(self):
+        if self._fd is None:
+            raise io.UnsupportedOperation("fileno")
+        return self._fd
+
+    def read(self, size=-1):
+        raise EOFError(self.MESSAGE)
+
+    readline = read
+
+    def readlines(self, hint=-1):
+        raise EOFError(self.MESSAGE)
+
+    def close(self):
+        pass
+
+
+class _CellCache(dict):
+    """``linecache.cache`` that also finds the current context's cells (``<cell-N>`` sources).
+
+    Cells are kept per context so two contexts' ``<cell-1>`` never mix up each other's source.
+    """
+
+    __slots__ = ()
+
+    def __contains__(self, filename):
+        return dict.__contains__(self, filename) or filename in _current_cells
+
+    def __getitem__(self, filename):
+        try:
+            return dict.__getitem__(self, filename)
+        except KeyError:
+            return _current_cells[filename]
+
+    def get(self, filename, default=None):
+        try:
+            return self[filename]
+        except KeyError:
+            return default
+
+
+_current_cells = {}
+
+
+def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
+            fd_capture, take_stop, stop_signal):
+    """Points the standard streams at the engine and installs the stop-signal handler."""
+    out_fd, err_fd, in_fd = (1, 2, 0) if fd_capture else (None, None, None)
+    sys.stdout = sys.__stdout__ = KernelStream("<stdout>", out_fd, stdout_write, stdout_write_bytes)
+    sys.stderr = sys.__stderr__ = KernelStream("<stderr>", err_fd, stderr_write, stderr_write_bytes)
+    sys.stdin = sys.__stdin__ = NoInput(in_fd)
+    linecache.cache = _CellCache(linecache.cache)
+    if "" not in sys.path:
+        sys.path.insert(0, "")  # like a Jupyter kernel: modules in the context's cwd are importable
+
+    def on_stop_signal(signum, frame):
+        stop = take_stop(None)
+        if stop is not None:
+            raise stop
+
+    signal.signal(stop_signal, on_stop_signal)
+
+
+def new_namespace():
+    """``(globals, cells)`` of a fresh context: globals as ``python3 file.py`` gives its
+    ``__main__``, and an empty store for the sources of its cells."""
+    return ({"__name__": "__main__", "__doc__": None, "__package__": None,
+             "__loader__": None, "__spec__": None, "__annotations__": {},
+             "__builtins__": builtins}, {})
+
+
+def timeout_error(seconds):
+    """The exception a run that exceeded its timeout raises."""
+    limit = f"{seconds:g}"
+    return ExecutionTimeout(f"execution exceeded the {limit} s timeout")
+
+
+def begin_run(cells, filename, source, env):
+    """Registers the cell's source and applies the run's environment; returns what to restore."""
+    global _current_cells
+    _current_cells = cells
+    cells[filename] = (len(source), None, source.splitlines(True), filename)
+    if not env:
+        return None
+    saved = {}
+    for key, value in env.items():
+        saved[key] = os.environ.get(key, _MISSING)
+        os.environ[key] = value
+    return saved
+
+
+def end_run(cells, filename, code, exc, saved_env):
+    """Restores the environment, forgets a cell nothing can refer to any more, and describes the
+    exception (if any) as ``(name, value, traceback)``."""
+    if saved_env:
+        for key, old in saved_env.items():
+            if old is _MISSING:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+    if exc is None and code is not None and not any(isinstance(c, CodeType) for c in code.co_consts):
+        del cells[filename]  # no function, class or lambda of this cell can show up in a traceback
+    if exc is None:
+        return None
+    _strip_engine_frames(exc)
+    return (pykernel_traceback.exception_name(exc),
+            pykernel_traceback.exception_value(exc),
+            pykernel_traceback.format_exception(exc))
+
+
+def _strip_engine_frames(exc):
+    """Cuts frames of the engine's own code (the stop-signal handler, ``NoInput.readline``) from
+    the end of each traceback in the exception's chain."""
+    seen = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        previous, tb = None, current.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename.startswith(_ENGINE_FILENAME_PREFIX):
+                if previous is None:
+                    current.__traceback__ = None
+                else:
+                    previous.tb_next = None
+                break
+            previous, tb = tb, tb.tb_next
+        pending.append(current.__cause__)
+        pending.append(current.__context__)
+        pending.extend(getattr(current, "exceptions", ()))
