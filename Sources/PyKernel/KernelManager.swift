@@ -35,6 +35,7 @@ public final class KernelManager: Sendable {
 
     private let contexts: Mutex<[ContextID: ContextRecord]>
     private let interpreter: InterpreterThread
+    private let isShutDown = Mutex(false)
 
     /// Starts the engine: initializes CPython on its own thread and creates the `default` context.
     /// - Throws: ``KernelError/Code/initializationFailed`` when Python cannot start or a manager
@@ -132,6 +133,9 @@ public final class KernelManager: Sendable {
         _ code: String, in context: ContextID = .default, environment: [String: String] = [:],
         timeout: Duration? = .seconds(600), outputLimit: Int = 1 << 20, filename: String? = nil
     ) throws(KernelError) -> Execution {
+        guard !isShutDown.withLock({ $0 }) else {
+            throw KernelError(.shutDown, "The kernel manager is shutting down and accepts no more runs.")
+        }
         let record = try record(context)
         try Self.validate(environment)
         if let timeout, timeout <= .zero {
@@ -151,6 +155,18 @@ public final class KernelManager: Sendable {
     public func interrupt(_ context: ContextID) throws(KernelError) -> Bool {
         _ = try record(context)
         return RunSupervisor.shared.interrupt(context)
+    }
+
+    /// Stops accepting runs, fails the queued ones with ``KernelError/Code/shutDown`` and interrupts
+    /// the one in progress (its result reports `interrupted`). Contexts and their state remain.
+    public func shutdown() {
+        isShutDown.withLock { $0 = true }
+        for run in interpreter.removeQueuedRuns(where: { _ in true }) {
+            run.output.fail(KernelError(.shutDown, "The kernel manager is shutting down; the run was not started."))
+        }
+        if let running = RunSupervisor.shared.runningContext {
+            _ = RunSupervisor.shared.interrupt(running)
+        }
     }
 
     // MARK: Helpers

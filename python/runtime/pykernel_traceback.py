@@ -1,14 +1,1039 @@
-"""Temporary: replaced by the fidelity module."""
-import traceback
+"""Format exceptions exactly like CPython 3.11's interpreter does at exit.
+
+PyKernel runs each cell with ``exec(compile(src, "<cell-N>", "exec"), ns)``.
+When a cell fails, the kernel must show the text that ``python3.11 file.py``
+would print on stderr for the same source, with ``File "<cell-N>"`` in place
+of the file's path.
+
+Why not ``traceback.format_exception``?  In 3.11 the interpreter does not use
+Lib/traceback.py: ``sys.__excepthook__`` is ``PyErr_Display`` in
+Python/pythonrun.c, which prints the frames with Python/traceback.c.  The two
+differ (the C printer adds "Did you mean" suggestions, keeps trailing
+whitespace of source lines, prints "<exception str() failed>", prints no notes
+for SyntaxError, writes group margins differently, ...).  And the C printer
+itself cannot be used for cells: it never reads ``linecache`` and refuses to
+open names like ``<cell-1>``, so it would print no source lines at all.
+
+So this module is a line-by-line port of the 3.11 C printer (every function
+names the C function it mirrors), with one deliberate change: for a frame or
+SyntaxError whose file name looks like ``<...>``, the source line is taken
+from a full entry in ``linecache.cache`` (which the engine registers for each
+cell) instead of being omitted.  Real files are read the way
+``display_source_line_with_margin`` reads them (not through linecache).
+
+Differences from the interpreter that are intentional or unavoidable:
+
+* ``SystemExit``: the interpreter prints nothing for ``SystemExit(int)`` and
+  only ``str(code)`` otherwise (``_Py_HandleSystemExit``).  The kernel does
+  not exit, so ``format_exception`` formats it like any other exception
+  (what ``sys.__excepthook__`` prints: traceback + ``SystemExit: 3``).
+* When the C printer itself fails (a non-str ``SyntaxError.text``, a
+  ``__notes__`` attribute that raises, recursion while printing a chain
+  thousands deep), CPython gives up and dumps the object on the C-level
+  stderr ("lost sys.stderr"); here the text printed so far is returned,
+  followed by the final line produced by ``traceback.format_exception_only``.
+* ``AttributeError.obj`` can't tell "not set" (NULL) from ``None`` from
+  Python; ``None`` is taken as the object ``None`` (``None.x`` is by far the
+  common case).
+"""
+
+import ast
+import linecache
+import sys
+import tokenize
+
+__all__ = ["format_exception", "exception_name", "exception_value"]
+
+# Python/traceback.c and Include/internal/pycore_traceback.h
+_TB_HEADER = "Traceback (most recent call last):\n"
+_GROUP_TB_HEADER = "Exception Group Traceback (most recent call last):\n"
+_TB_RECURSIVE_CUTOFF = 3
+_TB_LIMIT_DEFAULT = 1000            # PyTraceBack_LIMIT
+_LONG_MAX = 2 ** 63 - 1
+_SOURCE_LINE_INDENT = 4             # _TRACEBACK_SOURCE_LINE_INDENT
+_WHITESPACE = b" \t\f"              # IS_WHITESPACE
+
+# Python/pythonrun.c
+_CAUSE_MESSAGE = ("The above exception was the direct cause "
+                  "of the following exception:\n")
+_CONTEXT_MESSAGE = ("During handling of the above exception, "
+                    "another exception occurred:\n")
+_MAX_GROUP_WIDTH = 15               # PyErr_MAX_GROUP_WIDTH
+_MAX_GROUP_DEPTH = 10               # PyErr_MAX_GROUP_DEPTH
+
+# Python/suggestions.c
+_MAX_CANDIDATE_ITEMS = 750
+_MAX_STRING_SIZE = 40
+_MOVE_COST = 2
+_CASE_COST = 1
+
+# The C code reads the struct fields, not attributes a subclass could shadow.
+_exc_traceback = BaseException.__traceback__.__get__
+_exc_cause = BaseException.__cause__.__get__
+_exc_context = BaseException.__context__.__get__
+_exc_suppress_context = BaseException.__suppress_context__.__get__
+_group_excs = BaseExceptionGroup.exceptions.__get__
+_type_qualname = type.__dict__["__qualname__"].__get__
+
+
+class _PrintFailed(Exception):
+    """The C printer would have aborted here (returned -1)."""
+
+
+# ---------------------------------------------------------------------------
+# Public API
+
+
 def exception_name(exc):
-    t = type(exc)
-    if t.__module__ in ("builtins", "__main__"):
-        return t.__qualname__
-    return f"{t.__module__}.{t.__qualname__}"
+    """The type's name as printed: ``module.qualname``, without the module
+    for ``builtins`` and ``__main__`` (print_exception_message)."""
+    tp = type(exc)
+    try:
+        module = getattr(tp, "__module__")
+    except Exception:
+        module = None
+    if not isinstance(module, str):
+        prefix = "<unknown>."
+    elif module in ("builtins", "__main__"):
+        prefix = ""
+    else:
+        prefix = module + "."
+    try:
+        qualname = _type_qualname(tp)
+    except Exception:
+        qualname = None
+    if not isinstance(qualname, str):
+        qualname = "<unknown>"
+    return prefix + qualname
+
+
 def exception_value(exc):
+    """``str(exc)``, or the printer's fallback text if ``str()`` raises."""
     try:
         return str(exc)
     except Exception:
         return "<exception str() failed>"
+
+
 def format_exception(exc, *, skip_frames=0):
-    return "".join(traceback.format_exception(exc))
+    """Return what ``sys.__excepthook__`` (PyErr_Display) would print for
+    *exc*, with source lines of ``<...>`` pseudo-files taken from linecache.
+
+    *skip_frames* drops that many leading entries of *exc*'s own traceback
+    (not of chained or grouped exceptions): a host that runs the cell from a
+    Python frame passes 1 so that the cell's ``<module>`` frame comes first,
+    as when the code is run from C with PyEval_EvalCode.
+    """
+    ctx = _Context(exc, skip_frames)
+    try:
+        _print_exception_recursive(ctx, exc)
+    except (_PrintFailed, RecursionError):
+        # _PyErr_Display: the C printer gave up; see the module docstring.
+        import traceback
+        ctx.write("".join(traceback.format_exception_only(type(exc), exc)))
+    return "".join(ctx.out)
+
+
+class _Context:
+    """struct exception_print_context (pythonrun.c) plus the output buffer."""
+
+    __slots__ = ("out", "seen", "depth", "need_close", "top", "skip")
+
+    def __init__(self, top, skip):
+        self.out = []
+        self.seen = set()
+        self.depth = 0          # exception_group_depth
+        self.need_close = False
+        self.top = top
+        self.skip = skip
+
+    def write(self, text):
+        self.out.append(text)
+
+    def indent(self):           # EXC_INDENT
+        return 2 * self.depth
+
+    def margin(self):           # EXC_MARGIN
+        return "| " if self.depth else ""
+
+    def write_indented_margin(self):
+        self.out.append(" " * self.indent() + self.margin())
+
+
+# ---------------------------------------------------------------------------
+# Python/pythonrun.c
+
+
+def _print_exception_recursive(ctx, value):
+    # print_exception_recursive
+    if ctx.seen is not None:
+        _print_exception_cause_and_context(ctx, value)
+    if not isinstance(value, BaseExceptionGroup):
+        _print_exception(ctx, value)
+    else:
+        _print_exception_group(ctx, value)
+
+
+def _print_chained(ctx, value, message):
+    # print_chained
+    need_close = ctx.need_close
+    _print_exception_recursive(ctx, value)
+    ctx.need_close = need_close
+    ctx.write_indented_margin()
+    ctx.write("\n")
+    ctx.write_indented_margin()
+    ctx.write(message)
+    ctx.write_indented_margin()
+    ctx.write("\n")
+
+
+def _print_exception_cause_and_context(ctx, value):
+    # print_exception_cause_and_context
+    ctx.seen.add(id(value))
+    if not isinstance(value, BaseException):
+        return
+    cause = _exc_cause(value)
+    if cause is not None:
+        if id(cause) not in ctx.seen:       # print_exception_seen_lookup
+            _print_chained(ctx, cause, _CAUSE_MESSAGE)
+        return
+    if _exc_suppress_context(value):
+        return
+    context = _exc_context(value)
+    if context is not None and id(context) not in ctx.seen:
+        _print_chained(ctx, context, _CONTEXT_MESSAGE)
+
+
+def _print_exception_group(ctx, value):
+    # print_exception_group
+    if ctx.depth > _MAX_GROUP_DEPTH:
+        ctx.write_indented_margin()
+        ctx.write("... (max_group_depth is %d)\n" % _MAX_GROUP_DEPTH)
+        return
+    if ctx.depth == 0:
+        ctx.depth += 1
+    try:
+        _print_exception(ctx, value)    # the C code ignores its result
+    except _PrintFailed:
+        pass
+    excs = _group_excs(value)
+    num_excs = len(excs)
+    n = num_excs if num_excs <= _MAX_GROUP_WIDTH else _MAX_GROUP_WIDTH + 1
+    ctx.need_close = False
+    for i in range(n):
+        last_exc = i == n - 1
+        if last_exc:
+            # The closing frame may be added in a recursive call
+            ctx.need_close = True
+        ctx.write(" " * ctx.indent())
+        truncated = i >= _MAX_GROUP_WIDTH
+        corner = "+-" if i == 0 else "  "
+        if not truncated:
+            ctx.write("%s+---------------- %d ----------------\n"
+                      % (corner, i + 1))
+        else:
+            ctx.write("%s+---------------- ... ----------------\n" % corner)
+        ctx.depth += 1
+        if not truncated:
+            _print_exception_recursive(ctx, excs[i])
+        else:
+            remaining = num_excs - _MAX_GROUP_WIDTH
+            ctx.write_indented_margin()
+            ctx.write("and %d more exception%s\n"
+                      % (remaining, "s" if remaining > 1 else ""))
+        if last_exc and ctx.need_close:
+            ctx.write(" " * ctx.indent())
+            ctx.write("+------------------------------------\n")
+            ctx.need_close = False
+        ctx.depth -= 1
+    if ctx.depth == 1:
+        ctx.depth -= 1
+
+
+def _print_exception(ctx, value):
+    # print_exception
+    if not isinstance(value, BaseException):
+        # print_exception_invalid_type
+        ctx.write("TypeError: print_exception(): Exception expected for "
+                  "value, %s found\n" % type(value).__name__)
+        return
+    _print_exception_traceback(ctx, value)
+    tp = type(value)    # grab the type now because value can change below
+    value = _print_exception_file_and_line(ctx, value)
+    _print_exception_message(ctx, tp, value)
+    _print_exception_suggestions(ctx, value)
+    ctx.write("\n")
+    _print_exception_notes(ctx, value)
+
+
+def _print_exception_traceback(ctx, value):
+    # print_exception_traceback
+    tb = _exc_traceback(value)
+    if value is ctx.top:
+        for _ in range(ctx.skip):
+            if tb is None:
+                break
+            tb = tb.tb_next
+    if tb is None:
+        return
+    header = _TB_HEADER
+    header_margin = ctx.margin()
+    if isinstance(value, BaseExceptionGroup):
+        header = _GROUP_TB_HEADER
+        if ctx.depth == 1:
+            header_margin = "+ "
+    _traceback_print_indented(ctx, tb, ctx.indent(), ctx.margin(),
+                              header_margin, header)
+
+
+def _print_exception_file_and_line(ctx, value):
+    # print_exception_file_and_line: SyntaxError and anything else with a
+    # print_file_and_line attribute.  Returns the object whose str() is the
+    # message: SyntaxError.msg when the attributes parse, else *value*.
+    try:
+        getattr(value, "print_file_and_line")
+    except Exception:
+        return value
+    parsed = _parse_syntax_error(value)
+    if parsed is None:
+        return value
+    message, filename, lineno, offset, end_lineno, end_offset, text = parsed
+    try:
+        line = '  File "%s", line %d\n' % (str(filename), lineno)
+    except Exception:
+        raise _PrintFailed
+    ctx.write_indented_margin()
+    ctx.write(line)
+    if isinstance(value, SyntaxError):
+        text, offset, end_offset = _as_if_parsed_from_file(
+            value, filename, lineno, text, offset, end_offset)
+    if text is not None:
+        try:
+            line_size = len(text.encode("utf-8"))
+            error_line = True
+        except Exception:
+            error_line = False
+        # If the location of the error spawn multiple lines, we want
+        # to just print the first one and highlight everything until
+        # the end of that one since we don't support multi-line error
+        # messages.
+        if end_lineno > lineno:
+            end_offset = line_size if error_line else -1
+        # Limit the amount of '^' that we can display to
+        # the size of the text in the source line.
+        if error_line and end_offset > line_size + 1:
+            end_offset = line_size + 1
+        _print_error_text(ctx, offset, end_offset, text)
+    return message
+
+
+def _as_ssize_t(v):
+    # PyLong_AsSsize_t: ints only (no __index__), overflow is an error
+    if not isinstance(v, int) or not -_LONG_MAX - 1 <= v <= _LONG_MAX:
+        raise TypeError
+    return int(v)
+
+
+def _parse_syntax_error(err):
+    # parse_syntax_error; None where the C function returns 0
+    try:
+        message = err.msg
+        filename = err.filename
+        if filename is None:
+            filename = "<string>"
+        lineno = _as_ssize_t(err.lineno)
+        offset = err.offset
+        offset = -1 if offset is None else _as_ssize_t(offset)
+        if type(err) is SyntaxError:
+            try:
+                v = err.end_lineno
+            except AttributeError:
+                v = None
+            end_lineno = lineno if v is None else _as_ssize_t(v)
+            try:
+                v = err.end_offset
+            except AttributeError:
+                v = None
+            end_offset = -1 if v is None else _as_ssize_t(v)
+        else:
+            # SyntaxError subclasses
+            end_lineno = lineno
+            end_offset = -1
+        text = err.text
+    except Exception:
+        return None
+    return message, filename, lineno, offset, end_lineno, end_offset, text
+
+
+def _as_if_parsed_from_file(exc, filename, lineno, text, offset, end_offset):
+    """SyntaxError location as ``python3.11 file.py`` reports it for a cell.
+
+    A cell is compiled from a str, a file from a FILE*, and the two parsers
+    fill in SyntaxError differently (Parser/pegen_errors.c
+    _PyPegen_raise_error_known_location, Python/errors.c err_programtext):
+
+    * a file's error line is re-read from the file: compiler and symtable
+      errors ("'return' outside function") have text=None for a cell, and
+      lines over 998 bytes come back as their last fgets() chunk;
+    * with no coding cookie the file tokenizer has no encoding, so parser
+      errors keep byte offsets where a str gets character offsets;
+    * a token at end of input has no position; the file tokenizer then
+      reports offset 0 where the string tokenizer reports the line length.
+
+    The offsets are taken from recompiling the cell as bytes, whose tokenizer
+    has no encoding either; *text* stays as it is when the two compiles
+    disagree or the cell source is not registered.
+    """
+    source = _registered_source(filename)
+    if source is None or exc.filename != filename:
+        return text, offset, end_offset
+    if text is None:
+        # compiler_error / symtable: PyErr_ProgramTextObject failed for <...>
+        return _program_text(source, lineno), offset, end_offset
+    try:
+        compile(source.encode("utf-8"), filename, "exec", dont_inherit=True)
+        return text, offset, end_offset
+    except SyntaxError as again:
+        if (type(again) is not type(exc) or again.msg != exc.msg
+                or again.lineno != exc.lineno):
+            return text, offset, end_offset
+        raw_offset, raw_end_offset = again.offset, again.end_offset
+    except Exception:
+        return text, offset, end_offset
+    if isinstance(raw_offset, int):
+        offset = raw_offset
+        if (raw_end_offset == -1 and exc.msg != "unexpected EOF while parsing"
+                and _located_at_end_of_input(source, exc, lineno, raw_offset)):
+            # _PyPegen_raise_error: token without position at end of input,
+            # "p->tok->cur == p->tok->buf" holds for a file
+            offset = 0
+    if type(exc) is SyntaxError and isinstance(raw_end_offset, int):
+        end_offset = raw_end_offset
+    # Where the parser took its text from line *lineno* of the cell, a file
+    # parser re-reads that line from the file.  Not so for errors raised by
+    # the tokenizer itself (_syntaxerror_range: the line without its "\n",
+    # alike for a file) nor for f-string expressions (their own parser).
+    # Parser errors pointing at an earlier line than the tokenizer's also
+    # lack the "\n"; they print alike unless they span lines.
+    end_lineno = exc.end_lineno
+    lines = _universal_lines(source.encode("utf-8"))
+    if (1 <= lineno <= len(lines)
+            and text.rstrip("\n").encode("utf-8", "replace")
+            == lines[lineno - 1][:-1]
+            and (text.endswith("\n") or (isinstance(end_lineno, int)
+                                         and end_lineno > lineno))):
+        file_text = _program_text(source, lineno)
+        if file_text is not None:
+            text = file_text
+    return text, offset, end_offset
+
+
+def _located_at_end_of_input(source, exc, lineno, raw_offset):
+    # The string tokenizer then reports the length of the last line; tell
+    # that from an error that merely is on the last line by appending a
+    # blank line, which moves the end of input.
+    data = b"".join(_universal_lines(source.encode("utf-8")))
+    if not data.endswith(b"\n") or data.count(b"\n") != lineno:
+        return False
+    if raw_offset != len(data) - (data.rfind(b"\n", 0, -1) + 1):
+        return False
+    try:
+        compile(data + b"\n", exc.filename, "exec", dont_inherit=True)
+    except SyntaxError as probe:
+        return (probe.lineno, probe.offset) != (lineno, raw_offset)
+    except Exception:
+        return False
+    return True
+
+
+def _universal_lines(data):
+    """Lines (with b"\\n") as Py_UniversalNewlineFgets reads them; the last
+    line gets the "\\n" the string tokenizer adds (translate_newlines)."""
+    data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return [line + b"\n" for line in lines]
+
+
+def _program_text(source, lineno):
+    # err_programtext: fgets() into a 1000-byte buffer until the end of the
+    # line, so only the last chunk of a long line survives; decoded strictly.
+    try:
+        data = source.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    lines = data.split(b"\n")
+    lines = [line + b"\n" for line in lines[:-1]] + (
+        [lines[-1]] if lines[-1] else [])
+    if not 1 <= lineno <= len(lines):
+        return None
+    line = lines[lineno - 1]
+    start = 0
+    while len(line) - start >= 999 and line[start + 998] != 0x0A:
+        start += 999
+        if start == len(line):
+            return None         # fgets() hit the end of the file
+    try:
+        return line[start:].split(b"\0", 1)[0].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _print_error_text(ctx, offset, end_offset, text_obj):
+    # print_error_text.  Works on the UTF-8 bytes like the C code, while
+    # offset/end_offset are character offsets (3.10+ SyntaxError semantics).
+    caret_repetitions = (end_offset - offset
+                         if end_offset > 0 and end_offset > offset else 1)
+    try:
+        text = text_obj.encode("utf-8")
+    except Exception:
+        raise _PrintFailed
+    text = text.split(b"\0", 1)[0]          # a C string
+    offset -= 1                             # 1-based to 0-based
+    # Strip leading whitespace from text, adjusting offset as we go
+    i = 0
+    while i < len(text) and text[i] in _WHITESPACE:
+        i += 1
+        offset -= 1
+    text = text[i:]
+    # Calculate text length excluding trailing newline
+    length = len(text)
+    if length > 0 and text[length - 1] == 0x0A:
+        length -= 1
+    # Clip offset to at most len
+    if offset > length:
+        offset = length
+    # Skip past newlines embedded in text
+    while True:
+        nl = text.find(b"\n")
+        if nl < 0 or nl >= offset:
+            break
+        nl += 1
+        text = text[nl:]
+        length -= nl
+        offset -= nl
+    ctx.write("    ")
+    ctx.write(text.decode("utf-8", "replace"))
+    # Make sure there's a newline at the end
+    if text[length:length + 1] != b"\n":
+        ctx.write("\n")
+    # Don't print caret if it points to the left of the text
+    if offset < 0:
+        return
+    ctx.write("    " + " " * offset + "^" * caret_repetitions + "\n")
+
+
+def _print_exception_message(ctx, tp, value):
+    # print_exception_message: module.qualname[: str(value)]
+    ctx.write_indented_margin()
+    try:
+        module = getattr(tp, "__module__")
+    except Exception:
+        module = None
+    if not isinstance(module, str):
+        ctx.write("<unknown>.")
+    elif module not in ("builtins", "__main__"):
+        ctx.write(module + ".")
+    try:
+        qualname = _type_qualname(tp)
+    except Exception:
+        qualname = None
+    ctx.write(qualname if isinstance(qualname, str) else "<unknown>")
+    if value is None:
+        return
+    try:
+        s = str(value)
+    except Exception:
+        ctx.write(": <exception str() failed>")
+        return
+    if s:
+        ctx.write(": ")
+    ctx.write(s)
+
+
+def _print_exception_suggestions(ctx, value):
+    # print_exception_suggestions
+    try:
+        suggestion = _offer_suggestions(value)
+    except Exception:
+        suggestion = None
+    if suggestion is not None:
+        ctx.write(". Did you mean: '%s'?" % suggestion)
+
+
+def _is_sequence(obj):
+    # PySequence_Check
+    return not isinstance(obj, dict) and hasattr(type(obj), "__getitem__")
+
+
+def _print_exception_notes(ctx, value):
+    # print_exception_notes (3.11.2: the non-sequence branch writes no
+    # newline and "<note str() failed>" gets no margin, like the C code)
+    if not isinstance(value, BaseException):
+        return
+    try:
+        notes = getattr(value, "__notes__")
+    except AttributeError:
+        return
+    except Exception:
+        raise _PrintFailed
+    if not _is_sequence(notes):
+        ctx.write_indented_margin()
+        try:
+            ctx.write(repr(notes))
+        except Exception:
+            ctx.write("<__notes__ repr() failed>")
+        return
+    try:
+        num_notes = len(notes)
+    except Exception:
+        raise _PrintFailed
+    for ni in range(num_notes):
+        try:
+            note_str = str(notes[ni])
+        except Exception:
+            note_str = None
+        if note_str is None:
+            ctx.write("<note str() failed>")
+        else:
+            for line in note_str.splitlines(True):
+                ctx.write_indented_margin()
+                ctx.write(line)
+        ctx.write("\n")
+
+
+# ---------------------------------------------------------------------------
+# Python/traceback.c
+
+
+def _traceback_print_indented(ctx, tb, indent, margin, header_margin, header):
+    # _PyTraceBack_Print_Indented
+    limit = _TB_LIMIT_DEFAULT
+    limitv = sys.__dict__.get("tracebacklimit")
+    if isinstance(limitv, int):
+        if limitv <= 0:
+            return
+        limit = min(limitv, _LONG_MAX)
+    ctx.write(" " * indent + header_margin)
+    ctx.write(header)
+    _tb_printinternal(ctx, tb, limit, indent, margin)
+
+
+def _tb_print_line_repeated(ctx, cnt):
+    # tb_print_line_repeated (no margin in 3.11)
+    cnt -= _TB_RECURSIVE_CUTOFF
+    ctx.write("  [Previous line repeated %d more time%s]\n"
+              % (cnt, "s" if cnt > 1 else ""))
+
+
+def _tb_printinternal(ctx, tb, limit, indent, margin):
+    # tb_printinternal
+    depth = 0
+    tb1 = tb
+    while tb1 is not None:
+        depth += 1
+        tb1 = tb1.tb_next
+    while tb is not None and depth > limit:
+        depth -= 1
+        tb = tb.tb_next
+    last_file = last_name = None
+    last_line = -1
+    cnt = 0
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        # identity comparisons, like the pointer comparisons in C
+        if (last_file is None or code.co_filename is not last_file
+                or last_line == -1 or tb.tb_lineno != last_line
+                or last_name is None or code.co_name is not last_name):
+            if cnt > _TB_RECURSIVE_CUTOFF:
+                _tb_print_line_repeated(ctx, cnt)
+            last_file = code.co_filename
+            last_line = tb.tb_lineno
+            last_name = code.co_name
+            cnt = 0
+        cnt += 1
+        if cnt <= _TB_RECURSIVE_CUTOFF:
+            _tb_displayline(ctx, tb, code, indent, margin)
+        tb = tb.tb_next
+    if cnt > _TB_RECURSIVE_CUTOFF:
+        _tb_print_line_repeated(ctx, cnt)
+
+
+def _tb_displayline(ctx, tb, code, indent, margin):
+    # tb_displayline
+    filename = code.co_filename
+    ctx.write(" " * indent + margin)
+    ctx.write('  File "%s", line %d, in %s\n'
+              % (filename, tb.tb_lineno, code.co_name))
+
+    source_line = _read_source_line(filename, tb.tb_lineno)
+    if source_line is None:
+        return
+    # display_source_line_with_margin: remove the indentation of the line
+    i = 0
+    while i < len(source_line) and source_line[i] in " \t\f":
+        i += 1
+    truncation = i - _SOURCE_LINE_INDENT
+    ctx.write(" " * indent + margin + " " * _SOURCE_LINE_INDENT)
+    ctx.write(source_line[i:])
+    ctx.write("\n")
+
+    start_line, end_line, start_col, end_col = _code_location(code,
+                                                              tb.tb_lasti)
+    if (start_line is None or end_line is None or start_col is None
+            or end_col is None or start_line < 0 or end_line < 0
+            or start_col < 0 or end_col < 0):
+        return
+    # Convert the utf-8 byte offset to the actual character offset so we
+    # print the right number of carets.
+    start_offset = _byte_offset_to_character_offset(source_line, start_col)
+    end_offset = _byte_offset_to_character_offset(source_line, end_col)
+    if start_offset is None or end_offset is None:
+        return
+
+    left_end_offset = right_start_offset = -1
+    primary = secondary = "^"
+    if start_line == end_line:
+        anchors = _extract_anchors_from_line(source_line, start_offset,
+                                             end_offset)
+        if anchors is not None:
+            left_end_offset, right_start_offset, primary, secondary = anchors
+    else:
+        # If this is a multi-line expression, then we will highlight until
+        # the last non-whitespace character.  (3.11 indexes the UTF-8 bytes
+        # with a character count here; reproduced as is.)
+        try:
+            source_bytes = source_line.encode("utf-8")
+        except UnicodeEncodeError:
+            return
+        j = len(source_line) - 1
+        while j >= 0 and source_bytes[j] in _WHITESPACE:
+            j -= 1
+        end_offset = j + 1
+
+    # Elide indicators if primary char spans the frame line
+    stripped_line_len = (len(source_line) - truncation
+                         - _SOURCE_LINE_INDENT)
+    has_secondary_ranges = left_end_offset != -1 or right_start_offset != -1
+    if (end_offset - start_offset == stripped_line_len
+            and not has_secondary_ranges):
+        return
+    ctx.write(" " * indent + margin)
+    # print_error_location_carets
+    chars = []
+    offset = truncation
+    while True:
+        offset += 1
+        if offset > end_offset:
+            break
+        if offset <= start_offset:
+            chars.append(" ")
+        elif (has_secondary_ranges and left_end_offset < offset
+              <= right_start_offset):
+            chars.append(secondary)
+        else:
+            chars.append(primary)
+    ctx.write("".join(chars) + "\n")
+
+
+def _code_location(code, lasti):
+    # PyCode_Addr2Location: (start_line, end_line, start_col, end_col)
+    if lasti < 0:
+        return code.co_firstlineno, code.co_firstlineno, 0, 0
+    index = lasti // 2
+    for i, position in enumerate(code.co_positions()):
+        if i == index:
+            return position
+    return None, None, None, None
+
+
+def _byte_offset_to_character_offset(line, col_offset):
+    # _PyPegen_byte_offset_to_character_offset (Parser/pegen.c)
+    try:
+        data = line.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    length = data.find(b"\0")               # strlen()
+    if length < 0:
+        length = len(data)
+    if col_offset > length + 1:
+        col_offset = length + 1
+    return len((data + b"\0")[:col_offset].decode("utf-8", "replace"))
+
+
+def _extract_anchors_from_line(line, start_offset, end_offset):
+    # extract_anchors_from_line / extract_anchors_from_stmt /
+    # extract_anchors_from_expr.  The AST offsets are byte offsets into the
+    # UTF-8 segment; IS_WHITESPACE is tested on those bytes.
+    segment = line[start_offset:end_offset]
+    try:
+        segment_bytes = segment.encode("utf-8")
+        tree = ast.parse(segment)
+    except Exception:
+        return None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
+        return None
+    expr = tree.body[0].value
+    if isinstance(expr, ast.BinOp):
+        left_anchor = right_anchor = -1
+        for i in range(expr.left.end_col_offset, expr.right.col_offset):
+            if segment_bytes[i] in _WHITESPACE:
+                continue
+            left_anchor = i
+            right_anchor = i + 1
+            # Check whether if this a two-character operator (e.g //)
+            if (i + 1 < expr.right.col_offset
+                    and segment_bytes[i + 1] not in _WHITESPACE):
+                right_anchor += 1
+            break
+        if left_anchor < 0:
+            return None
+    elif isinstance(expr, ast.Subscript):
+        left_anchor = expr.value.end_col_offset
+        right_anchor = expr.slice.end_col_offset + 1
+    else:
+        return None
+    left = _byte_offset_to_character_offset(segment, left_anchor)
+    right = _byte_offset_to_character_offset(segment, right_anchor)
+    if left is None or right is None:
+        return None
+    return left + start_offset, right + start_offset, "~", "^"
+
+
+def _read_source_line(filename, lineno):
+    """The text of line *lineno* without its line break, or None.
+
+    display_source_line_with_margin: real files are opened and decoded like
+    the C code does.  For ``<...>`` names (which the C code never opens) and
+    for files that cannot be opened, a full ``linecache.cache`` entry
+    registered by the host (mtime None) is used instead.
+    """
+    if not isinstance(filename, str):
+        return None
+    if not (filename[:1] == "<" and filename[-1:] == ">"):
+        found, line = _read_real_file_line(filename, lineno)
+        if found:
+            return line
+    return _registered_source_line(filename, lineno)
+
+
+def _registered_source(filename):
+    """The source of a pseudo-file the host registered in linecache (an
+    entry with mtime None, as linecache's own convention for such sources)."""
+    try:
+        entry = linecache.cache.get(filename)
+    except Exception:
+        return None
+    if not isinstance(entry, tuple) or len(entry) != 4 or entry[1] is not None:
+        return None
+    try:
+        text = "".join(entry[2])
+    except Exception:
+        return None
+    return text if isinstance(text, str) else None
+
+
+def _registered_source_line(filename, lineno):
+    text = _registered_source(filename)
+    if text is None:
+        return None
+    # Number the lines the way the compiler and a universal-newline reader
+    # do (\n, \r\n, \r), whatever str.splitlines() the host used.
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if 1 <= lineno <= len(lines):
+        return lines[lineno - 1]
+    return None
+
+
+def _read_real_file_line(filename, lineno):
+    """(opened, line) following display_source_line_with_margin."""
+    try:
+        binary = open(filename, "rb")
+    except Exception:
+        binary = _find_source_file(filename)
+        if binary is None:
+            return False, None
+    with binary:
+        # _PyTokenizer_FindEncodingFilename: coding cookie, else utf-8.  A
+        # BOM yields "utf-8", so the U+FEFF stays in the first line.
+        try:
+            encoding, _ = tokenize.detect_encoding(binary.readline)
+            if encoding == "utf-8-sig":
+                encoding = "utf-8"
+        except Exception:
+            encoding = "utf-8"
+        try:
+            binary.seek(0)
+            import io
+            fob = io.TextIOWrapper(binary, encoding)
+        except Exception:
+            return True, None
+        line = None
+        try:
+            for _ in range(lineno):
+                # PyFile_GetLine(fob, -1): EOFError at the end, strips "\n"
+                s = fob.readline()
+                if not s:
+                    line = None
+                    break
+                line = s[:-1] if s.endswith("\n") else s
+        except Exception:
+            line = None
+        try:
+            fob.detach()
+        except Exception:
+            pass
+    return True, line
+
+
+def _find_source_file(filename):
+    # _Py_FindSourceFile: look for the last path component in sys.path
+    tail = filename.rsplit("/", 1)[-1]
+    path = sys.__dict__.get("path")
+    if not isinstance(path, list):
+        return None
+    for entry in list(path):
+        if not isinstance(entry, str):
+            continue
+        name = entry
+        if name and not name.endswith("/"):
+            name += "/"
+        try:
+            return open(name + tail, "rb")
+        except Exception:
+            continue
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Python/suggestions.c
+
+
+def _offer_suggestions(exc):
+    # _Py_Offer_Suggestions: exact types only, so UnboundLocalError and
+    # AttributeError subclasses get no suggestion in 3.11.
+    if type(exc) is AttributeError:
+        return _offer_suggestions_for_attribute_error(exc)
+    if type(exc) is NameError:
+        return _offer_suggestions_for_name_error(exc)
+    return None
+
+
+def _offer_suggestions_for_attribute_error(exc):
+    name = exc.name
+    obj = exc.obj
+    if name is None or type(name) is not str:
+        return None
+    try:
+        candidates = dir(obj)
+    except Exception:
+        return None
+    return _calculate_suggestions(candidates, name)
+
+
+def _offer_suggestions_for_name_error(exc):
+    name = exc.name
+    tb = _exc_traceback(exc)
+    if name is None or type(name) is not str or tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    frame = tb.tb_frame
+    for candidates in (lambda: list(frame.f_code.co_varnames),
+                       lambda: list(frame.f_globals),
+                       lambda: list(frame.f_builtins)):
+        try:
+            suggestion = _calculate_suggestions(candidates(), name)
+        except Exception:
+            suggestion = None
+        if suggestion is not None:
+            return suggestion
+    return None
+
+
+def _calculate_suggestions(candidates, name):
+    # calculate_suggestions, on UTF-8 bytes like the C code
+    if len(candidates) >= _MAX_CANDIDATE_ITEMS:
+        return None
+    name_bytes = name.encode("utf-8")
+    suggestion = None
+    suggestion_distance = sys.maxsize
+    for item in candidates:
+        item_bytes = item.encode("utf-8")   # raises for non-str: no result
+        # PyUnicode_CompareWithASCIIString(name, item_str) == 0
+        if name == item_bytes.split(b"\0", 1)[0].decode("latin-1"):
+            continue
+        # No more than 1/3 of the involved characters should need changed.
+        max_distance = ((len(name_bytes) + len(item_bytes) + 3)
+                        * _MOVE_COST // 6)
+        # Don't take matches we've already beaten.
+        max_distance = min(max_distance, suggestion_distance - 1)
+        distance = _levenshtein_distance(name_bytes, item_bytes,
+                                         max_distance)
+        if distance > max_distance:
+            continue
+        if suggestion is None or distance < suggestion_distance:
+            suggestion = item
+            suggestion_distance = distance
+    return suggestion
+
+
+def _substitution_cost(a, b):
+    if (a & 31) != (b & 31):
+        return _MOVE_COST
+    if a == b:
+        return 0
+    if 65 <= a <= 90:
+        a += 32
+    if 65 <= b <= 90:
+        b += 32
+    return _CASE_COST if a == b else _MOVE_COST
+
+
+def _levenshtein_distance(a, b, max_cost):
+    # levenshtein_distance
+    if a == b:
+        return 0
+    # Trim away common affixes.
+    pre = 0
+    while pre < len(a) and pre < len(b) and a[pre] == b[pre]:
+        pre += 1
+    a = a[pre:]
+    b = b[pre:]
+    post = 0
+    while (post < len(a) and post < len(b)
+           and a[len(a) - 1 - post] == b[len(b) - 1 - post]):
+        post += 1
+    a = a[:len(a) - post]
+    b = b[:len(b) - post]
+    if not a or not b:
+        return (len(a) + len(b)) * _MOVE_COST
+    if len(a) > _MAX_STRING_SIZE or len(b) > _MAX_STRING_SIZE:
+        return max_cost + 1
+    # Prefer shorter buffer
+    if len(b) < len(a):
+        a, b = b, a
+    # quick fail when a match is impossible.
+    if (len(b) - len(a)) * _MOVE_COST > max_cost:
+        return max_cost + 1
+    buffer = [(i + 1) * _MOVE_COST for i in range(len(a))]
+    result = 0
+    for b_index, code in enumerate(b):
+        distance = result = b_index * _MOVE_COST
+        minimum = sys.maxsize
+        for index in range(len(a)):
+            substitute = distance + _substitution_cost(code, a[index])
+            distance = buffer[index]
+            insert_delete = min(result, distance) + _MOVE_COST
+            result = min(insert_delete, substitute)
+            buffer[index] = result
+            if result < minimum:
+                minimum = result
+        if minimum > max_cost:
+            # Everything in this row is too expensive
+            return max_cost + 1
+    return result

@@ -1,0 +1,462 @@
+/// Why a JSON text was rejected, and where.
+public struct JSONParseError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What is wrong, as a short phrase (for example "trailing comma before ']'").
+    public let reason: String
+    /// The byte offset in the input where the problem was found.
+    public let offset: Int
+
+    /// An error for `reason` found at byte `offset`.
+    public init(reason: String, offset: Int) {
+        self.reason = reason
+        self.offset = offset
+    }
+
+    /// A sentence for people: the reason and the byte offset.
+    public var description: String { "Invalid JSON at byte \(offset): \(reason)." }
+}
+
+extension JSONValue {
+    /// The nesting depth the parser accepts by default.
+    public static let defaultMaxDepth = 512
+
+    /// Parses one JSON text strictly per RFC 8259.
+    ///
+    /// The input must hold exactly one value, optionally surrounded by whitespace. Rejected:
+    /// trailing commas, comments, `NaN`/`Infinity`, leading zeros, numbers beyond the range of
+    /// `Double`, invalid UTF-8, unescaped control characters, and arrays/objects nested deeper
+    /// than `maxDepth` (the parser is iterative, so hostile nesting fails cleanly instead of
+    /// exhausting the stack). A `\u` escape of a lone surrogate decodes as U+FFFD. When an object
+    /// repeats a key, the last value wins.
+    ///
+    /// Keep `maxDepth` modest: serializing, comparing and releasing a value are recursive, so
+    /// values nested many thousands of levels deep are unsafe to use even once parsed.
+    public static func parse(
+        _ buffer: UnsafeRawBufferPointer, maxDepth: Int = defaultMaxDepth
+    ) throws(JSONParseError) -> JSONValue {
+        var parser = JSONParser(bytes: buffer.assumingMemoryBound(to: UInt8.self), maxDepth: maxDepth)
+        return try parser.parseDocument()
+    }
+
+    /// Parses one JSON text from bytes, with the rules of the `UnsafeRawBufferPointer` overload.
+    public static func parse(
+        _ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth
+    ) throws(JSONParseError) -> JSONValue {
+        let result = bytes.withContiguousStorageIfAvailable { buffer in
+            Result { () throws(JSONParseError) in try parse(UnsafeRawBufferPointer(buffer), maxDepth: maxDepth) }
+        }
+        if let result { return try result.get() }
+        return try parse(Array(bytes), maxDepth: maxDepth)
+    }
+
+    /// Parses one JSON text from a string's UTF-8, with the rules of the `UnsafeRawBufferPointer` overload.
+    public static func parse(_ text: String, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSONValue {
+        try parse(text.utf8, maxDepth: maxDepth)
+    }
+}
+
+// MARK: - Parser
+
+private enum ASCII {
+    static let tab: UInt8 = 0x09, newline: UInt8 = 0x0A, carriageReturn: UInt8 = 0x0D, space: UInt8 = 0x20
+    static let quote: UInt8 = 0x22, backslash: UInt8 = 0x5C, slash: UInt8 = 0x2F
+    static let comma: UInt8 = 0x2C, colon: UInt8 = 0x3A, minus: UInt8 = 0x2D, plus: UInt8 = 0x2B, dot: UInt8 = 0x2E
+    static let zero: UInt8 = 0x30, nine: UInt8 = 0x39
+    static let openBracket: UInt8 = 0x5B, closeBracket: UInt8 = 0x5D
+    static let openBrace: UInt8 = 0x7B, closeBrace: UInt8 = 0x7D
+}
+
+/// An iterative recursive-descent parser: open containers live on an explicit stack, so the
+/// call stack stays flat whatever the nesting.
+private struct JSONParser {
+    /// An open array or object. Contents live in `arrays`/`objects`/`keys`, mutated in place.
+    private enum Container { case array, object }
+
+    private let bytes: UnsafeBufferPointer<UInt8>
+    private let maxDepth: Int
+    private var position = 0
+    private var containers: [Container] = []
+    private var arrays: [[JSONValue]] = []
+    private var objects: [JSONObject] = []
+    /// The key awaiting its value, one per open object.
+    private var keys: [String] = []
+    /// Reused buffer for strings that contain escapes.
+    private var scratch: [UInt8] = []
+
+    init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
+        self.bytes = bytes
+        self.maxDepth = maxDepth
+    }
+
+    mutating func parseDocument() throws(JSONParseError) -> JSONValue {
+        let value = try parseValue()
+        skipWhitespace()
+        guard position == bytes.count else { throw error("unexpected \(describe(position)) after the JSON value") }
+        return value
+    }
+
+    private mutating func parseValue() throws(JSONParseError) -> JSONValue {
+        while true {
+            skipWhitespace()
+            var value: JSONValue
+            switch try peek(expecting: "a JSON value") {
+            case ASCII.openBracket:
+                try open(.array)
+                skipWhitespace()
+                if try peek(expecting: "a value or ']'") != ASCII.closeBracket { continue }  // To the first element.
+                value = close()
+            case ASCII.openBrace:
+                try open(.object)
+                skipWhitespace()
+                if try peek(expecting: "a string key or '}'") != ASCII.closeBrace {
+                    keys.append(try parseKey())
+                    continue  // To the first member's value.
+                }
+                value = close()
+            case ASCII.quote:
+                value = .string(try parseString())
+            case ASCII.minus, ASCII.zero...ASCII.nine:
+                value = try parseNumber()
+            case UInt8(ascii: "t"):
+                value = try parseLiteral("true", .bool(true))
+            case UInt8(ascii: "f"):
+                value = try parseLiteral("false", .bool(false))
+            case UInt8(ascii: "n"):
+                value = try parseLiteral("null", .null)
+            case UInt8(ascii: "N"), UInt8(ascii: "I"):
+                throw error("NaN and Infinity are not valid JSON")
+            default:
+                throw error("expected a JSON value, found \(describe(position))")
+            }
+            // Hand the value to the enclosing containers, closing every one that ends here.
+            while let container = containers.last {
+                skipWhitespace()
+                let next = try peek(expecting: container == .array ? "',' or ']'" : "',' or '}'")
+                switch container {
+                case .array:
+                    arrays[arrays.count - 1].append(value)
+                    if next == ASCII.comma {
+                        position += 1
+                        try rejectTrailingComma(before: ASCII.closeBracket)
+                    } else if next == ASCII.closeBracket {
+                        value = close()
+                        continue
+                    } else {
+                        throw error("expected ',' or ']' after an array element, found \(describe(position))")
+                    }
+                case .object:
+                    objects[objects.count - 1][keys.removeLast()] = value
+                    if next == ASCII.comma {
+                        position += 1
+                        try rejectTrailingComma(before: ASCII.closeBrace)
+                        keys.append(try parseKey())
+                    } else if next == ASCII.closeBrace {
+                        value = close()
+                        continue
+                    } else {
+                        throw error("expected ',' or '}' after an object member, found \(describe(position))")
+                    }
+                }
+                break  // After a comma: parse the next value.
+            }
+            if containers.isEmpty { return value }
+        }
+    }
+
+    private mutating func open(_ container: Container) throws(JSONParseError) {
+        guard containers.count < maxDepth else { throw error("arrays and objects nested deeper than \(maxDepth) levels") }
+        position += 1
+        containers.append(container)
+        switch container {
+        case .array: arrays.append([])
+        case .object: objects.append(JSONObject())
+        }
+    }
+
+    /// Consumes the closing bracket or brace of the innermost container and returns its value.
+    private mutating func close() -> JSONValue {
+        position += 1
+        switch containers.removeLast() {
+        case .array: return .array(arrays.removeLast())
+        case .object: return .object(objects.removeLast())
+        }
+    }
+
+    /// Called just past a comma.
+    private mutating func rejectTrailingComma(before closer: UInt8) throws(JSONParseError) {
+        let comma = position - 1
+        skipWhitespace()
+        if position < bytes.count, bytes[position] == closer {
+            throw error("trailing comma before '\(Character(Unicode.Scalar(closer)))'", at: comma)
+        }
+    }
+
+    /// Parses `"key"` and the `:` after it.
+    private mutating func parseKey() throws(JSONParseError) -> String {
+        skipWhitespace()
+        guard try peek(expecting: "a string key") == ASCII.quote else {
+            throw error("expected a string key, found \(describe(position))")
+        }
+        let key = try parseString()
+        skipWhitespace()
+        guard try peek(expecting: "':'") == ASCII.colon else { throw error("expected ':' after an object key, found \(describe(position))") }
+        position += 1
+        return key
+    }
+
+    private mutating func parseLiteral(_ word: StaticString, _ value: JSONValue) throws(JSONParseError) -> JSONValue {
+        let length = word.utf8CodeUnitCount
+        guard bytes.count - position >= length,
+              word.withUTF8Buffer({ $0.elementsEqual(bytes[position..<position + length]) })
+        else { throw error("invalid literal; expected '\(word)'") }
+        position += length
+        return value
+    }
+
+    // MARK: Strings
+
+    /// Parses a string starting at its opening quote. Unescaped runs are validated as UTF-8 and
+    /// copied in bulk; only strings with escapes go through the scratch buffer.
+    private mutating func parseString() throws(JSONParseError) -> String {
+        position += 1
+        let start = position
+        var runStart = position
+        var escaped = false
+        while true {
+            try scanUnescapedRun()
+            guard position < bytes.count else { throw error("unterminated string", at: start - 1) }
+            if bytes[position] == ASCII.quote {
+                let run = UnsafeBufferPointer(rebasing: bytes[runStart..<position])
+                position += 1
+                if !escaped { return String(decoding: run, as: UTF8.self) }
+                scratch.append(contentsOf: run)
+                defer { scratch.removeAll(keepingCapacity: true) }
+                return String(decoding: scratch, as: UTF8.self)
+            }
+            // A backslash: switch to building the string in `scratch`.
+            escaped = true
+            scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<position]))
+            try parseEscape()
+            runStart = position
+        }
+    }
+
+    /// Advances past bytes that need no unescaping, stopping at `"`, `\` or the end. Validates
+    /// UTF-8 and rejects control characters on the way.
+    private mutating func scanUnescapedRun() throws(JSONParseError) {
+        let count = bytes.count
+        var index = position
+        defer { position = index }
+        while index < count {
+            // Eight ASCII bytes at a time while none of them is special.
+            while count - index >= 8 {
+                let word = UInt64(littleEndian: UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self))
+                guard !Self.hasSpecialByte(word) else { break }
+                index += 8
+            }
+            guard index < count else { return }
+            let byte = bytes[index]
+            switch byte {
+            case ASCII.quote, ASCII.backslash:
+                return
+            case 0..<0x20:
+                throw error("unescaped control character 0x\(hex(byte)) in string; it must be written as an escape", at: index)
+            case 0x20..<0x80:
+                index += 1
+            default:
+                index += try utf8SequenceLength(at: index)
+            }
+        }
+    }
+
+    /// Whether any byte of `word` is `"`, `\`, below 0x20 or non-ASCII.
+    private static func hasSpecialByte(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        func hasZeroByte(_ v: UInt64) -> UInt64 { (v &- ones) & ~v & highs }
+        let control = (word &- ones &* 0x20) & ~word & highs
+        return (word & highs) | control | hasZeroByte(word ^ (ones &* 0x22)) | hasZeroByte(word ^ (ones &* 0x5C)) != 0
+    }
+
+    /// Length of the valid multi-byte UTF-8 sequence at `index` (RFC 3629: no overlongs, no
+    /// surrogates, nothing above U+10FFFF).
+    private func utf8SequenceLength(at index: Int) throws(JSONParseError) -> Int {
+        let lead = bytes[index]
+        let length: Int, secondRange: ClosedRange<UInt8>
+        switch lead {
+        case 0xC2...0xDF: (length, secondRange) = (2, 0x80...0xBF)
+        case 0xE0: (length, secondRange) = (3, 0xA0...0xBF)
+        case 0xED: (length, secondRange) = (3, 0x80...0x9F)
+        case 0xE1...0xEF: (length, secondRange) = (3, 0x80...0xBF)
+        case 0xF0: (length, secondRange) = (4, 0x90...0xBF)
+        case 0xF1...0xF3: (length, secondRange) = (4, 0x80...0xBF)
+        case 0xF4: (length, secondRange) = (4, 0x80...0x8F)
+        default: throw error("invalid UTF-8 byte 0x\(hex(lead)) in string", at: index)
+        }
+        guard bytes.count - index >= length, secondRange.contains(bytes[index + 1]),
+              (2..<length).allSatisfy({ bytes[index + $0] & 0xC0 == 0x80 })
+        else { throw error("invalid UTF-8 sequence in string", at: index) }
+        return length
+    }
+
+    /// Decodes the escape at `position` (a backslash) into `scratch`.
+    private mutating func parseEscape() throws(JSONParseError) {
+        let escapeStart = position
+        position += 1
+        guard position < bytes.count else { throw error("unterminated string") }
+        let byte = bytes[position]
+        position += 1
+        let simple: UInt8
+        switch byte {
+        case ASCII.quote, ASCII.backslash, ASCII.slash: simple = byte
+        case UInt8(ascii: "b"): simple = 0x08
+        case UInt8(ascii: "f"): simple = 0x0C
+        case UInt8(ascii: "n"): simple = ASCII.newline
+        case UInt8(ascii: "r"): simple = ASCII.carriageReturn
+        case UInt8(ascii: "t"): simple = ASCII.tab
+        case UInt8(ascii: "u"):
+            appendScalar(try parseUnicodeEscape())
+            return
+        default:
+            throw error("invalid escape: backslash followed by \(describeByte(byte))", at: escapeStart)
+        }
+        scratch.append(simple)
+    }
+
+    /// Decodes `XXXX` after `\u`, combining a surrogate pair; a lone surrogate yields U+FFFD.
+    private mutating func parseUnicodeEscape() throws(JSONParseError) -> Unicode.Scalar {
+        let first = try parseHex4()
+        switch first {
+        case 0xD800...0xDBFF:
+            let save = position
+            if bytes.count - position >= 6, bytes[position] == ASCII.backslash, bytes[position + 1] == UInt8(ascii: "u") {
+                position += 2
+                let second = try parseHex4()
+                if (0xDC00...0xDFFF).contains(second) {
+                    return Unicode.Scalar(0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00))!
+                }
+                position = save  // Not a low surrogate: decode it as its own escape next.
+            }
+            return "\u{FFFD}"
+        case 0xDC00...0xDFFF:
+            return "\u{FFFD}"
+        default:
+            return Unicode.Scalar(first)!
+        }
+    }
+
+    private mutating func parseHex4() throws(JSONParseError) -> UInt32 {
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            let byte = try peek(expecting: "four hex digits after \\u")
+            let digit: UInt8
+            switch byte {
+            case ASCII.zero...ASCII.nine: digit = byte - ASCII.zero
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+            default: throw error("invalid hex digit \(describe(position)) in \\u escape")
+            }
+            value = value << 4 | UInt32(digit)
+            position += 1
+        }
+        return value
+    }
+
+    private mutating func appendScalar(_ scalar: Unicode.Scalar) {
+        UTF8.encode(scalar) { scratch.append($0) }
+    }
+
+    // MARK: Numbers
+
+    private mutating func parseNumber() throws(JSONParseError) -> JSONValue {
+        let start = position
+        let negative = bytes[position] == ASCII.minus
+        if negative { position += 1 }
+        let integerStart = position
+        guard isDigit(at: position) else { throw error("expected a digit after '-'") }
+        if bytes[position] == ASCII.zero {
+            position += 1
+            if isDigit(at: position) { throw error("leading zeros are not allowed", at: integerStart) }
+        } else {
+            skipDigits()
+        }
+        let integerEnd = position
+        var isInteger = true
+        if position < bytes.count, bytes[position] == ASCII.dot {
+            position += 1
+            guard isDigit(at: position) else { throw error("expected a digit after the decimal point") }
+            skipDigits()
+            isInteger = false
+        }
+        if position < bytes.count, bytes[position] | 0x20 == UInt8(ascii: "e") {
+            position += 1
+            if position < bytes.count, bytes[position] == ASCII.plus || bytes[position] == ASCII.minus { position += 1 }
+            guard isDigit(at: position) else { throw error("expected a digit in the exponent") }
+            skipDigits()
+            isInteger = false
+        }
+        if isInteger, let value = int64(digits: integerStart..<integerEnd, negative: negative) {
+            return .integer(value)
+        }
+        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+        guard let value = Double(text), value.isFinite else {
+            throw error("number \(text) is out of range", at: start)
+        }
+        return .double(value)
+    }
+
+    /// The integer spelled by the digits in `range`, or `nil` when it overflows `Int64`.
+    private func int64(digits range: Range<Int>, negative: Bool) -> Int64? {
+        var value: Int64 = 0
+        for index in range {
+            let digit = Int64(bytes[index] - ASCII.zero)
+            let (shifted, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (next, overflow2) = negative
+                ? shifted.subtractingReportingOverflow(digit) : shifted.addingReportingOverflow(digit)
+            if overflow1 || overflow2 { return nil }
+            value = next
+        }
+        return value
+    }
+
+    private func isDigit(at index: Int) -> Bool {
+        index < bytes.count && (ASCII.zero...ASCII.nine).contains(bytes[index])
+    }
+
+    private mutating func skipDigits() {
+        while isDigit(at: position) { position += 1 }
+    }
+
+    // MARK: Helpers
+
+    private mutating func skipWhitespace() {
+        while position < bytes.count {
+            switch bytes[position] {
+            case ASCII.space, ASCII.newline, ASCII.carriageReturn, ASCII.tab: position += 1
+            default: return
+            }
+        }
+    }
+
+    /// The byte at `position`, or an "unexpected end" error naming what was expected.
+    private func peek(expecting expected: String) throws(JSONParseError) -> UInt8 {
+        guard position < bytes.count else { throw error("unexpected end of input; expected \(expected)") }
+        return bytes[position]
+    }
+
+    private func error(_ reason: String, at offset: Int? = nil) -> JSONParseError {
+        JSONParseError(reason: reason, offset: offset ?? position)
+    }
+
+    /// "character 'x'", "byte 0x07" or "end of input" for the byte at `index`.
+    private func describe(_ index: Int) -> String {
+        index < bytes.count ? describeByte(bytes[index]) : "end of input"
+    }
+
+    private func describeByte(_ byte: UInt8) -> String {
+        (0x21..<0x7F).contains(byte) ? "character '\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(hex(byte))"
+    }
+}
+
+private func hex(_ byte: UInt8) -> String {
+    let digits = String(byte, radix: 16, uppercase: true)
+    return byte < 0x10 ? "0" + digits : digits
+}

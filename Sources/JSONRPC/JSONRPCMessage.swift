@@ -1,0 +1,168 @@
+/// The `id` of a JSON-RPC 2.0 request: a string, a number or null, echoed back unchanged.
+public enum RequestID: Sendable, Hashable {
+    /// An integer id, the usual kind.
+    case integer(Int64)
+    /// A non-integer number: allowed by the specification though discouraged.
+    case double(Double)
+    /// A string id.
+    case string(String)
+    /// `"id": null`: a request all the same, answered with a null id.
+    case null
+
+    /// The id held by `value`, or `nil` when `value` is a boolean, array or object.
+    public init?(_ value: JSONValue) {
+        switch value {
+        case .integer(let id): self = .integer(id)
+        case .double(let id): self = .double(id)
+        case .string(let id): self = .string(id)
+        case .null: self = .null
+        case .bool, .array, .object: return nil
+        }
+    }
+
+    /// The id as the JSON value to echo in a response.
+    public var jsonValue: JSONValue {
+        switch self {
+        case .integer(let id): .integer(id)
+        case .double(let id): .double(id)
+        case .string(let id): .string(id)
+        case .null: .null
+        }
+    }
+}
+
+/// A JSON-RPC 2.0 error object, also thrown by handlers to produce an error response.
+public struct RPCError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The standard error codes of the specification.
+    public enum Code {
+        /// -32700
+        public static let parseError = -32700
+        /// -32600
+        public static let invalidRequest = -32600
+        /// -32601
+        public static let methodNotFound = -32601
+        /// -32602
+        public static let invalidParams = -32602
+        /// -32603
+        public static let internalError = -32603
+    }
+
+    /// The error code; see ``Code`` for the standard ones.
+    public var code: Int
+    /// A short sentence describing the error.
+    public var message: String
+    /// Additional information, omitted from the response when `nil`.
+    public var data: JSONValue?
+
+    /// An error with any code, such as an application-defined one.
+    public init(code: Int, message: String, data: JSONValue? = nil) {
+        self.code = code
+        self.message = message
+        self.data = data
+    }
+
+    /// -32700: the text received was not valid JSON.
+    public static func parseError(_ message: String = "Parse error", data: JSONValue? = nil) -> RPCError {
+        RPCError(code: Code.parseError, message: message, data: data)
+    }
+
+    /// -32600: the JSON received is not a valid request object.
+    public static func invalidRequest(_ message: String = "Invalid Request", data: JSONValue? = nil) -> RPCError {
+        RPCError(code: Code.invalidRequest, message: message, data: data)
+    }
+
+    /// -32601: no method of that name; `data` is `{"method": name}`.
+    public static func methodNotFound(_ method: String) -> RPCError {
+        RPCError(code: Code.methodNotFound, message: "Method not found: \(method)", data: ["method": .string(method)])
+    }
+
+    /// -32602: the params do not fit the method (see ``Params``).
+    public static func invalidParams(_ message: String = "Invalid params", data: JSONValue? = nil) -> RPCError {
+        RPCError(code: Code.invalidParams, message: message, data: data)
+    }
+
+    /// -32603: the server failed while handling a valid request.
+    public static func internalError(_ message: String = "Internal error", data: JSONValue? = nil) -> RPCError {
+        RPCError(code: Code.internalError, message: message, data: data)
+    }
+
+    /// The error object: `code`, `message`, then `data` when present.
+    public var jsonValue: JSONValue {
+        var object: JSONObject = ["code": .integer(Int64(code)), "message": .string(message)]
+        object["data"] = data
+        return .object(object)
+    }
+
+    /// The code and message, for logs.
+    public var description: String { "JSON-RPC error \(code): \(message)" }
+}
+
+/// One line received from a JSON-RPC 2.0 client, classified per the specification.
+public enum IncomingMessage: Sendable {
+    /// A call expecting a response (the message had an `id` member, possibly `null`).
+    case request(id: RequestID, method: String, params: JSONValue?)
+    /// A call without an `id` member; it gets no response.
+    case notification(method: String, params: JSONValue?)
+    /// Not a valid request. Answer with `error`, echoing `id`; `nil` means no usable id could be
+    /// read, and the response carries `"id": null`.
+    case invalid(id: RequestID?, error: RPCError)
+
+    /// Classifies one line of newline-delimited JSON.
+    ///
+    /// - Not JSON: -32700 Parse error, no id.
+    /// - JSON but not one request object (batches, numbers, strings, ...), a missing or wrong
+    ///   `"jsonrpc": "2.0"`, a `method` that is not a string, an `id` that is not a string, number
+    ///   or null, or `params` that is present but neither an object nor an array:
+    ///   -32600 Invalid Request, echoing the id when it is valid.
+    /// Batches (arrays) are not supported and get a single -32600 error.
+    public static func decode(line: some Collection<UInt8>, maxDepth: Int = JSONValue.defaultMaxDepth) -> IncomingMessage {
+        let value: JSONValue
+        do throws(JSONParseError) {
+            value = try JSONValue.parse(line, maxDepth: maxDepth)
+        } catch {
+            return .invalid(id: nil, error: .parseError("Parse error: \(error)", data: ["offset": .integer(Int64(error.offset))]))
+        }
+        guard case .object(let object) = value else {
+            let message = value.arrayValue != nil
+                ? "Invalid Request: batch requests are not supported; send one request object per line"
+                : "Invalid Request: expected a request object, got \(value.typeName)"
+            return .invalid(id: nil, error: .invalidRequest(message))
+        }
+        let rawID = object["id"]
+        let id = rawID.flatMap(RequestID.init)
+        func invalid(_ problem: String) -> IncomingMessage {
+            .invalid(id: id, error: .invalidRequest("Invalid Request: \(problem)"))
+        }
+        guard let version = object["jsonrpc"] else { return invalid("missing \"jsonrpc\": \"2.0\"") }
+        guard version == "2.0" else { return invalid("\"jsonrpc\" must be \"2.0\"") }
+        guard let method = object["method"]?.stringValue else { return invalid("\"method\" is required and must be a string") }
+        if let rawID, id == nil { return invalid("\"id\" must be a string, a number or null, got \(rawID.typeName)") }
+        let params = object["params"]
+        if let params, params.arrayValue == nil, params.objectValue == nil {
+            return invalid("\"params\" must be an object or an array, got \(params.typeName)")
+        }
+        if let id { return .request(id: id, method: method, params: params) }
+        return .notification(method: method, params: params)
+    }
+}
+
+/// Builders for outgoing JSON-RPC 2.0 messages. Each returns one compact JSON text without the
+/// trailing newline (``LineWriter`` adds it).
+public enum RPCMessage {
+    /// `{"jsonrpc":"2.0","id":…,"result":…}`
+    public static func response(id: RequestID, result: JSONValue) -> [UInt8] {
+        JSONValue.object(["jsonrpc": "2.0", "id": id.jsonValue, "result": result]).serialized()
+    }
+
+    /// `{"jsonrpc":"2.0","id":…,"error":{"code":…,"message":…,"data":…}}`; a `nil` id is written as `null`.
+    public static func errorResponse(id: RequestID?, error: RPCError) -> [UInt8] {
+        JSONValue.object(["jsonrpc": "2.0", "id": (id ?? .null).jsonValue, "error": error.jsonValue]).serialized()
+    }
+
+    /// `{"jsonrpc":"2.0","method":…,"params":…}`, without `params` when `nil`.
+    public static func notification(method: String, params: JSONValue?) -> [UInt8] {
+        var object: JSONObject = ["jsonrpc": "2.0", "method": .string(method)]
+        object["params"] = params
+        return JSONValue.object(object).serialized()
+    }
+}

@@ -1,0 +1,295 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+
+/// One element produced by ``LineReader``.
+public enum LineReaderElement: Sendable, Hashable {
+    /// A line's bytes, without the `\n` and without one trailing `\r`. May be empty.
+    case line([UInt8])
+    /// A line longer than the reader's limit, which was skipped; the payload is its length in bytes.
+    case tooLong(Int)
+}
+
+/// Reads newline-delimited lines from a file descriptor on a dedicated thread and delivers them,
+/// in order, as an `AsyncSequence` that finishes at end of file (a last line without a newline
+/// is still delivered).
+///
+/// The thread reads with blocking `read(2)` in 64 KiB chunks. Lines of any size up to
+/// `maxLineLength` are assembled in linear time; a longer line is never buffered past the limit:
+/// it is discarded up to its newline and reported as ``LineReaderElement/tooLong(_:)``.
+/// Handoff is bounded: the thread stops reading while `maxPendingLines` lines or
+/// `maxPendingBytes` bytes are waiting for the consumer.
+///
+/// Reading starts when the reader is created; iterate it once, from one task. When iteration
+/// stops early (the iterator is dropped or its task cancelled), the thread exits once its current
+/// `read(2)` returns. The reader never closes the descriptor.
+public final class LineReader: AsyncSequence, Sendable {
+    public typealias Element = LineReaderElement
+
+    /// The default longest accepted line: 64 MiB.
+    public static let defaultMaxLineLength = 64 << 20
+
+    private let stream: AsyncStream<LineReaderElement>
+    private let gate: HandoffGate
+
+    /// Starts reading `fileDescriptor`.
+    /// - Parameters:
+    ///   - maxLineLength: the longest line delivered, in bytes, not counting the `\n`.
+    ///   - maxPendingLines: how many delivered lines may wait for the consumer before reading pauses.
+    ///   - maxPendingBytes: how many bytes of lines may wait for the consumer before reading pauses.
+    public init(
+        fileDescriptor: Int32,
+        maxLineLength: Int = defaultMaxLineLength,
+        maxPendingLines: Int = 64,
+        maxPendingBytes: Int = 16 << 20
+    ) {
+        let (stream, continuation) = AsyncStream.makeStream(of: LineReaderElement.self)
+        let gate = HandoffGate(maxLines: maxPendingLines, maxBytes: maxPendingBytes)
+        continuation.onTermination = { _ in gate.cancel() }
+        self.stream = stream
+        self.gate = gate
+        let loop = ReadLoop(
+            fileDescriptor: fileDescriptor, maxLineLength: maxLineLength, gate: gate, continuation: continuation)
+        startThread(loop)
+    }
+
+    /// The iterator; make only one.
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(base: stream.makeAsyncIterator(), consumer: Consumer(gate: gate))
+    }
+
+    /// Delivers the lines in order; returns `nil` at end of file.
+    public struct Iterator: AsyncIteratorProtocol {
+        fileprivate var base: AsyncStream<LineReaderElement>.Iterator
+        fileprivate let consumer: Consumer
+
+        /// The next line, or `nil` at end of file or once the task is cancelled.
+        public mutating func next(isolation actor: isolated (any Actor)? = #isolation) async -> LineReaderElement? {
+            let element = await base.next(isolation: actor)
+            if let element { consumer.gate.release(element) }
+            return element
+        }
+    }
+
+    /// Lives as long as the iterator: when the consumer drops it, the reading thread stops.
+    fileprivate final class Consumer: Sendable {
+        let gate: HandoffGate
+
+        init(gate: HandoffGate) { self.gate = gate }
+
+        deinit { gate.cancel() }
+    }
+}
+
+/// The reading thread's state: splits chunks into lines and hands them over.
+private final class ReadLoop: @unchecked Sendable {  // Used by the reading thread alone.
+    private static let chunkSize = 64 << 10
+
+    private let fileDescriptor: Int32
+    private let maxLineLength: Int
+    private let gate: HandoffGate
+    private let continuation: AsyncStream<LineReaderElement>.Continuation
+    /// The start of the current line, when it spans chunks.
+    private var partial: [UInt8] = []
+    /// The length so far of a line being skipped for exceeding `maxLineLength`.
+    private var skipped: Int?
+
+    init(fileDescriptor: Int32, maxLineLength: Int, gate: HandoffGate,
+         continuation: AsyncStream<LineReaderElement>.Continuation) {
+        self.fileDescriptor = fileDescriptor
+        self.maxLineLength = maxLineLength
+        self.gate = gate
+        self.continuation = continuation
+    }
+
+    func run() {
+        defer { continuation.finish() }
+        let chunk = UnsafeMutablePointer<UInt8>.allocate(capacity: Self.chunkSize)
+        defer { chunk.deallocate() }
+        while true {
+            let count = read(fileDescriptor, chunk, Self.chunkSize)
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { break }  // End of file, or an error, which ends the input too.
+            var start = chunk
+            let end = chunk + count
+            while start < end {
+                guard let newline = memchr(start, 0x0A, end - start)?.assumingMemoryBound(to: UInt8.self) else {
+                    append(UnsafeBufferPointer(start: start, count: end - start))
+                    break
+                }
+                append(UnsafeBufferPointer(start: start, count: newline - start))
+                guard emitLine() else { return }
+                start = newline + 1
+            }
+        }
+        if skipped != nil || !partial.isEmpty { _ = emitLine() }
+    }
+
+    private func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        if let length = skipped {
+            skipped = length + bytes.count
+        } else if partial.count + bytes.count > maxLineLength {
+            skipped = partial.count + bytes.count
+            partial = []
+        } else {
+            partial.append(contentsOf: bytes)
+        }
+    }
+
+    /// Hands over the current line; `false` once the consumer has gone.
+    private func emitLine() -> Bool {
+        let element: LineReaderElement
+        if let length = skipped {
+            element = .tooLong(length)
+        } else {
+            if partial.last == 0x0D { partial.removeLast() }
+            element = .line(partial)
+        }
+        partial = []
+        skipped = nil
+        guard gate.acquire(element) else { return false }
+        if case .terminated = continuation.yield(element) { return false }
+        return true
+    }
+}
+
+/// Counts lines handed to the consumer and not yet taken, blocking the reading thread while
+/// there are too many.
+fileprivate final class HandoffGate: @unchecked Sendable {  // State guarded by `mutex`.
+    private let maxLines: Int
+    private let maxBytes: Int
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var lines = 0
+    private var bytes = 0
+    private var cancelled = false
+
+    init(maxLines: Int, maxBytes: Int) {
+        self.maxLines = maxLines
+        self.maxBytes = maxBytes
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    /// Waits for room, then counts `element` as pending; `false` once cancelled.
+    func acquire(_ element: LineReaderElement) -> Bool {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while !cancelled && (lines >= maxLines || bytes >= maxBytes) {
+            pthread_cond_wait(condition, mutex)
+        }
+        guard !cancelled else { return false }
+        lines += 1
+        bytes += element.byteCount
+        return true
+    }
+
+    /// Counts `element` as taken by the consumer.
+    func release(_ element: LineReaderElement) {
+        pthread_mutex_lock(mutex)
+        lines -= 1
+        bytes -= element.byteCount
+        pthread_mutex_unlock(mutex)
+        pthread_cond_signal(condition)
+    }
+
+    /// Stops waiting for good: the consumer is gone.
+    func cancel() {
+        pthread_mutex_lock(mutex)
+        cancelled = true
+        pthread_mutex_unlock(mutex)
+        pthread_cond_signal(condition)
+    }
+}
+
+private extension LineReaderElement {
+    var byteCount: Int {
+        if case .line(let bytes) = self { return bytes.count }
+        return 0
+    }
+}
+
+/// Runs `loop` on a new detached thread.
+private func startThread(_ loop: ReadLoop) {
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    defer { pthread_attr_destroy(&attributes) }
+    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+    #if canImport(Darwin)
+    var thread: pthread_t?
+    #else
+    var thread = pthread_t()
+    #endif
+    let result = pthread_create(&thread, &attributes, { context in
+        let context: UnsafeMutableRawPointer? = context
+        Unmanaged<ReadLoop>.fromOpaque(context!).takeRetainedValue().run()
+        return nil
+    }, Unmanaged.passRetained(loop).toOpaque())
+    precondition(result == 0, "LineReader could not start its thread (error \(result))")
+}
+
+/// Writes whole lines to a file descriptor, one writer at a time.
+///
+/// Each line is written with its `\n` under a lock, in a loop of `write(2)` that resumes after
+/// partial writes and `EINTR`, so lines from concurrent callers never interleave. After a write
+/// error (such as `EPIPE` when the reader has gone) the writer marks itself closed and drops
+/// later lines silently.
+///
+/// Writing to a pipe whose reader has gone raises `SIGPIPE`, which kills the process by default:
+/// a process using `LineWriter` on a pipe should ignore it (`signal(SIGPIPE, SIG_IGN)`) so the
+/// write fails with `EPIPE` instead. The writer does not change signal handling itself.
+public final class LineWriter: Sendable {
+    private let fileDescriptor: Int32
+    /// Whether writing has failed; also serializes writers.
+    private let closed = Mutex(false)
+
+    /// Writes to `fileDescriptor`, which the writer never closes.
+    public init(fileDescriptor: Int32) {
+        self.fileDescriptor = fileDescriptor
+    }
+
+    /// Whether a write has failed, so that lines are now dropped.
+    public var isClosed: Bool { closed.withLock { $0 } }
+
+    /// Writes `line` followed by `\n`, as one unit with respect to other callers.
+    /// - Returns: `false` when the line was dropped because the writer is closed.
+    @discardableResult
+    public func writeLine(_ line: [UInt8]) -> Bool {
+        var framed = line
+        framed.append(0x0A)
+        return closed.withLock { closed in
+            guard !closed else { return false }
+            closed = !framed.withUnsafeBytes(writeAll)
+            return !closed
+        }
+    }
+
+    /// Writes all of `bytes`; `false` on an error other than `EINTR`.
+    private func writeAll(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written > 0 {
+                offset += written
+            } else if written < 0, errno == EINTR {
+                continue
+            } else if written < 0, errno == EAGAIN || errno == EWOULDBLOCK {
+                var descriptor = pollfd(fd: fileDescriptor, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&descriptor, 1, -1)
+            } else {
+                return false
+            }
+        }
+        return true
+    }
+}

@@ -1,0 +1,251 @@
+import Foundation
+import JSONRPC
+import PyKernel
+import Synchronization
+
+/// `pykernel serve`: JSON-RPC 2.0 over newline-delimited JSON.
+///
+/// Requests are read in order and handled concurrently: each method validates its params and
+/// starts its work in arrival order (so runs of one context queue in arrival order), then answers
+/// when that work finishes. Nothing but protocol messages is written to the output descriptor.
+public final class JSONRPCServer: Sendable {
+    /// The JSON-RPC protocol version this server speaks (see `docs/protocol.md`).
+    public static let protocolVersion = 1
+
+    let manager: KernelManager
+    let channel: MessageChannel
+    let log: ServerLog
+    private let input: Int32
+    private let maxLineLength: Int
+    private let inFlight = InFlightRequests()
+    private let stop = StopSignal()
+    private let methods: [String: MethodHandler]
+
+    /// - Parameters:
+    ///   - input: The descriptor requests are read from.
+    ///   - output: The descriptor responses and notifications are written to.
+    ///   - extraMethods: Further methods (the process API), by name.
+    public init(
+        manager: KernelManager, input: Int32, output: Int32, log: ServerLog,
+        maxLineLength: Int = LineReader.defaultMaxLineLength, extraMethods: [String: MethodHandler] = [:]
+    ) {
+        self.manager = manager
+        self.input = input
+        self.channel = MessageChannel(fileDescriptor: output)
+        self.log = log
+        self.maxLineLength = maxLineLength
+        self.methods = Self.kernelMethods.merging(extraMethods) { kernel, _ in kernel }
+    }
+
+    /// The names of every method this server answers.
+    public var methodNames: [String] { methods.keys.sorted() }
+
+    /// Serves until end of input (after answering every request read) or until shutdown.
+    public func serve() async {
+        let reading = Task {
+            await readRequests()
+            stop.fire()
+        }
+        await stop.wait()
+        reading.cancel()
+        await channel.flush()
+    }
+
+    /// Shuts down as on SIGTERM: interrupts runs in flight, answers them, then ends ``serve()``.
+    public func terminate() {
+        Task { await shutDown() }
+    }
+
+    private func readRequests() async {
+        for await element in LineReader(fileDescriptor: input, maxLineLength: maxLineLength) {
+            switch element {
+            case .tooLong(let length):
+                log.warning("rejected a line of \(length) bytes")
+                channel.sendNow(RPCMessage.errorResponse(id: nil, error: .invalidRequest(
+                    "The request is \(length) bytes long, more than the \(maxLineLength) bytes a line may have.",
+                    data: ["max_line_bytes": .integer(Int64(maxLineLength))])))
+            case .line(let bytes):
+                guard bytes.contains(where: { !Self.isWhitespace($0) }) else { continue }
+                handle(IncomingMessage.decode(line: bytes))
+            }
+        }
+        log.info("end of input; finishing \(inFlight.count) request(s)")
+        await inFlight.waitUntilEmpty()
+    }
+
+    private static func isWhitespace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D
+    }
+
+    private func handle(_ message: IncomingMessage) {
+        switch message {
+        case .invalid(let id, let error):
+            channel.sendNow(RPCMessage.errorResponse(id: id, error: error))
+        case .notification(let method, let params):
+            log.debug("notification \(method)")
+            _ = dispatch(method: method, params: params, id: nil)
+        case .request(let id, let method, let params):
+            guard inFlight.insert(id) else {
+                channel.sendNow(RPCMessage.errorResponse(id: id, error: .invalidRequest(
+                    "A request with this id is still in progress; use a unique id for each request in flight.",
+                    data: ["id": id.jsonValue])))
+                return
+            }
+            log.debug("request \(method)")
+            switch dispatch(method: method, params: params, id: id) {
+            case .result(let result):
+                respond(id, .success(result))
+            case .failure(let error):
+                respond(id, .failure(error))
+            case .deferred(let work):
+                Task {
+                    let outcome: Result<JSONValue, RPCError>
+                    do throws(RPCError) { outcome = .success(try await work()) } catch { outcome = .failure(error) }
+                    await channel.send(Self.encode(id, outcome))
+                    inFlight.remove(id)
+                }
+            }
+        }
+    }
+
+    private enum Dispatched {
+        case result(JSONValue)
+        case failure(RPCError)
+        case deferred(@Sendable () async throws(RPCError) -> JSONValue)
+    }
+
+    /// Runs the synchronous part of a method (validation, submission) in arrival order.
+    private func dispatch(method: String, params: JSONValue?, id: RequestID?) -> Dispatched {
+        guard let handler = methods[method] else { return .failure(.methodNotFound(method)) }
+        do throws(RPCError) {
+            let request = Request(server: self, id: id, params: try Params(params))
+            switch try handler(request) {
+            case .result(let result): return .result(result)
+            case .deferred(let work): return .deferred(work)
+            }
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private func respond(_ id: RequestID, _ outcome: Result<JSONValue, RPCError>) {
+        channel.sendNow(Self.encode(id, outcome))
+        inFlight.remove(id)
+    }
+
+    private static func encode(_ id: RequestID, _ outcome: Result<JSONValue, RPCError>) -> [UInt8] {
+        switch outcome {
+        case .success(let result): RPCMessage.response(id: id, result: result)
+        case .failure(let error): RPCMessage.errorResponse(id: id, error: error)
+        }
+    }
+
+    /// Interrupts what runs, waits for the answers of the requests in flight (but `excluding`),
+    /// then ends ``serve()``.
+    func shutDown(excluding id: RequestID? = nil) async {
+        log.info("shutting down")
+        manager.shutdown()
+        await inFlight.waitUntilEmpty(excluding: id)
+        await channel.flush()
+        stop.fire()
+    }
+}
+
+/// What a method handler receives.
+public struct Request: Sendable {
+    let server: JSONRPCServer
+    /// The request's id; `nil` for a notification (which gets no response and no notifications).
+    public let id: RequestID?
+    public let params: Params
+
+    /// Sends a notification about this request (`params.request_id` is this request's id).
+    /// Nothing is sent for a notification request.
+    public func notify(_ method: String, _ fields: JSONObject) async {
+        guard let id else { return }
+        var params: JSONObject = ["request_id": id.jsonValue]
+        for (key, value) in fields { params[key] = value }
+        await server.channel.send(RPCMessage.notification(method: method, params: .object(params)))
+    }
+
+    /// Sends a notification not tied to a request (e.g. `session.exited`).
+    public func broadcast(_ method: String, _ params: JSONObject) {
+        server.channel.sendNow(RPCMessage.notification(method: method, params: .object(params)))
+    }
+}
+
+/// A method's answer: at once, or after asynchronous work.
+public enum MethodReply: Sendable {
+    case result(JSONValue)
+    case deferred(@Sendable () async throws(RPCError) -> JSONValue)
+}
+
+/// Validates params and starts the work, synchronously and in arrival order.
+public typealias MethodHandler = @Sendable (Request) throws(RPCError) -> MethodReply
+
+/// The ids of requests being worked on, and a way to wait until there are none.
+final class InFlightRequests: Sendable {
+    private struct State {
+        var ids: Set<RequestID> = []
+        var waiters: [(excluding: RequestID?, continuation: CheckedContinuation<Void, Never>)] = []
+    }
+    private let state = Mutex(State())
+
+    var count: Int { state.withLock { $0.ids.count } }
+
+    func insert(_ id: RequestID) -> Bool { state.withLock { $0.ids.insert(id).inserted } }
+
+    func remove(_ id: RequestID) {
+        let ready = state.withLock { state in
+            state.ids.remove(id)
+            let (ready, waiting) = state.waiters.partitioned { Self.isDone(state.ids, excluding: $0.excluding) }
+            state.waiters = waiting
+            return ready
+        }
+        for waiter in ready { waiter.continuation.resume() }
+    }
+
+    func waitUntilEmpty(excluding id: RequestID? = nil) async {
+        await withCheckedContinuation { continuation in
+            state.withLock { state in
+                if Self.isDone(state.ids, excluding: id) { continuation.resume() } else { state.waiters.append((id, continuation)) }
+            }
+        }
+    }
+
+    private static func isDone(_ ids: Set<RequestID>, excluding id: RequestID?) -> Bool {
+        ids.isEmpty || (ids.count == 1 && id.map(ids.contains) == true)
+    }
+}
+
+extension Array {
+    fileprivate func partitioned(by belongsInFirst: (Element) -> Bool) -> ([Element], [Element]) {
+        var first: [Element] = []
+        var second: [Element] = []
+        for element in self {
+            if belongsInFirst(element) { first.append(element) } else { second.append(element) }
+        }
+        return (first, second)
+    }
+}
+
+/// Fires once; every waiter then returns.
+final class StopSignal: Sendable {
+    private let state = Mutex<(fired: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func fire() {
+        let waiters = state.withLock { state in
+            state.fired = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            state.withLock { state in
+                if state.fired { continuation.resume() } else { state.waiters.append(continuation) }
+            }
+        }
+    }
+}

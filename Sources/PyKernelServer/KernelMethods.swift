@@ -1,0 +1,147 @@
+import JSONRPC
+import PyKernel
+
+/// Stable application error codes (see `docs/protocol.md`).
+public enum ApplicationErrorCode {
+    public static let contextNotFound = -32001
+    public static let defaultContextUndeletable = -32002
+    public static let interpreterBusy = -32003
+    public static let contextDeleted = -32004
+    public static let shuttingDown = -32005
+}
+
+extension RPCError {
+    /// The protocol error for an engine failure.
+    init(_ error: KernelError) {
+        let code: Int = switch error.code {
+        case .contextNotFound: ApplicationErrorCode.contextNotFound
+        case .defaultContextUndeletable: ApplicationErrorCode.defaultContextUndeletable
+        case .interpreterBusy: ApplicationErrorCode.interpreterBusy
+        case .contextDeleted: ApplicationErrorCode.contextDeleted
+        case .shutDown: ApplicationErrorCode.shuttingDown
+        case .invalidWorkingDirectory, .invalidArgument: RPCError.Code.invalidParams
+        default: RPCError.Code.internalError
+        }
+        self.init(code: code, message: error.message, data: ["reason": .string(error.code.description)])
+    }
+}
+
+extension JSONRPCServer {
+    static let kernelMethods: [String: MethodHandler] = [
+        "kernel.info": { request throws(RPCError) in try kernelInfo(request) },
+        "context.create": { request throws(RPCError) in try createContext(request) },
+        "context.list": { request throws(RPCError) in try listContexts(request) },
+        "context.delete": { request throws(RPCError) in try deleteContext(request) },
+        "code.run": { request throws(RPCError) in try runCode(request) },
+        "code.interrupt": { request throws(RPCError) in try interrupt(request) },
+        "shutdown": { request throws(RPCError) in try shutdown(request) },
+    ]
+
+    private static func kernelInfo(_ request: Request) throws(RPCError) -> MethodReply {
+        return .result(["name": "pykernel", "version": .string(KernelManager.version),
+                 "protocol_version": .integer(Int64(protocolVersion)),
+                 "python_version": .string(KernelManager.embeddedPythonVersion),
+                 "methods": .array(request.server.methodNames.map { .string($0) })])
+    }
+
+    private static func createContext(_ request: Request) throws(RPCError) -> MethodReply {
+        if let language = try request.params.optionalString("language"), language != "python" {
+            throw RPCError.invalidParams("params.language must be \"python\" (the only language of contexts); for JavaScript or TypeScript use process.code_run.", data: ["field": "language"])
+        }
+        let cwd = try request.params.optionalString("cwd")
+        do throws(KernelError) {
+            return .result(contextJSON(try request.server.manager.createContext(cwd: cwd)))
+        } catch {
+            throw RPCError(error)
+        }
+    }
+
+    private static func listContexts(_ request: Request) throws(RPCError) -> MethodReply {
+        return .result(["contexts": .array(request.server.manager.listContexts().map(contextJSON))])
+    }
+
+    private static func deleteContext(_ request: Request) throws(RPCError) -> MethodReply {
+        let id = try request.params.string("id")
+        do throws(KernelError) {
+            try request.server.manager.deleteContext(ContextID(id))
+            return .result(.object([:]))
+        } catch {
+            throw RPCError(error)
+        }
+    }
+
+    private static func interrupt(_ request: Request) throws(RPCError) -> MethodReply {
+        let id = try request.params.string("context")
+        do throws(KernelError) {
+            return .result(["interrupted": .bool(try request.server.manager.interrupt(ContextID(id)))])
+        } catch {
+            throw RPCError(error)
+        }
+    }
+
+    private static func shutdown(_ request: Request) throws(RPCError) -> MethodReply {
+        return .deferred {
+            await request.server.shutDown(excluding: request.id)
+            return .object([:])
+        }
+    }
+
+    /// `code.run`: submitted now (in arrival order); output streams as `code.output`
+    /// notifications; the response carries the result.
+    private static func runCode(_ request: Request) throws(RPCError) -> MethodReply {
+        let params = request.params
+        let code = try params.string("code")
+        let context = ContextID(try params.optionalString("context") ?? ContextID.default.rawValue)
+        let environment = try params.optionalStringDictionary("env") ?? [:]
+        let seconds = try params.optionalDouble("timeout") ?? 600
+        guard seconds >= 0 else {
+            throw RPCError.invalidParams("params.timeout must be a number of seconds >= 0 (0 means no timeout).", data: ["field": "timeout"])
+        }
+        let maxOutputBytes = try params.optionalInt("max_output_bytes") ?? (1 << 20)
+        guard maxOutputBytes >= 0 else {
+            throw RPCError.invalidParams("params.max_output_bytes must be an integer >= 0.", data: ["field": "max_output_bytes"])
+        }
+        // Past ~30 years a timeout is as good as none (and would overflow a Duration).
+        let timeout: Duration? = seconds == 0 || seconds > 1e9 ? nil : .seconds(seconds)
+        let execution: Execution
+        do throws(KernelError) {
+            execution = try request.server.manager.run(
+                code, in: context, environment: environment, timeout: timeout, outputLimit: maxOutputBytes)
+        } catch {
+            throw RPCError(error)
+        }
+        return .deferred { () async throws(RPCError) -> JSONValue in
+            do {
+                for try await event in execution {
+                    switch event {
+                    case .output(let chunk):
+                        await request.notify("code.output", ["stream": .string(chunk.stream.rawValue), "text": .string(chunk.text)])
+                    case .completed(let result):
+                        return resultJSON(result)
+                    }
+                }
+            } catch let error as KernelError {
+                throw RPCError(error)
+            } catch {
+                throw RPCError.internalError("\(error)")
+            }
+            throw RPCError.internalError("The run ended without a result.")
+        }
+    }
+
+    static func contextJSON(_ context: ContextInfo) -> JSONValue {
+        ["id": .string(context.id.rawValue), "language": .string(context.language), "cwd": .string(context.cwd)]
+    }
+
+    static func resultJSON(_ result: ExecutionResult) -> JSONValue {
+        let error: JSONValue = result.error.map {
+            ["name": .string($0.name), "value": .string($0.value), "traceback": .string($0.traceback)]
+        } ?? .null
+        let (seconds, attoseconds) = result.duration.components
+        let milliseconds = Double(seconds) * 1000 + Double(attoseconds) / 1e15
+        return ["status": .string(result.status.rawValue), "stdout": .string(result.stdout), "stderr": .string(result.stderr),
+                "stdout_truncated": .bool(result.stdoutTruncated), "stderr_truncated": .bool(result.stderrTruncated),
+                "error": error, "execution_count": .integer(Int64(result.executionCount)),
+                "duration_ms": .double((milliseconds * 1000).rounded() / 1000)]
+    }
+}

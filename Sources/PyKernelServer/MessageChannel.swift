@@ -1,0 +1,74 @@
+import Foundation
+import JSONRPC
+
+/// Outgoing protocol lines, written in order by a thread of their own so that a client that
+/// reads slowly makes senders wait (back-pressure to the running code) instead of blocking the
+/// Swift concurrency pool on `write(2)` or growing memory.
+final class MessageChannel: @unchecked Sendable {
+    private static let maxQueuedBytes = 8 << 20
+
+    private let writer: LineWriter
+    private let lock = NSCondition()
+    private var queue: [[UInt8]] = []
+    private var queuedBytes = 0
+    private var spaceWaiters: [CheckedContinuation<Void, Never>] = []
+
+    init(fileDescriptor: Int32) {
+        writer = LineWriter(fileDescriptor: fileDescriptor)
+        let thread = Thread { [self] in drain() }
+        thread.name = "pykernel-protocol-writer"
+        thread.start()
+    }
+
+    /// Queues a line; waits while too much is queued already.
+    func send(_ line: [UInt8]) async {
+        while true {
+            let queued: Bool = lock.withLock {
+                guard queuedBytes < Self.maxQueuedBytes || queue.isEmpty else { return false }
+                enqueueLocked(line)
+                return true
+            }
+            if queued { return }
+            await withCheckedContinuation { continuation in
+                lock.withLock {
+                    if queuedBytes < Self.maxQueuedBytes { continuation.resume() } else { spaceWaiters.append(continuation) }
+                }
+            }
+        }
+    }
+
+    /// Queues a line without waiting (for small control responses).
+    func sendNow(_ line: [UInt8]) {
+        lock.withLock { enqueueLocked(line) }
+    }
+
+    /// Waits until every queued line has been written.
+    func flush() async {
+        while lock.withLock({ !queue.isEmpty }) {
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
+    private func enqueueLocked(_ line: [UInt8]) {
+        queue.append(line)
+        queuedBytes += line.count
+        lock.signal()
+    }
+
+    private func drain() {
+        while true {
+            let batch: [[UInt8]] = lock.withLock {
+                while queue.isEmpty { lock.wait() }
+                return queue
+            }
+            for line in batch { _ = writer.writeLine(line) }
+            let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
+                queue.removeFirst(batch.count)
+                queuedBytes -= batch.reduce(0) { $0 + $1.count }
+                defer { spaceWaiters.removeAll() }
+                return spaceWaiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+    }
+}

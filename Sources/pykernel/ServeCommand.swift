@@ -1,0 +1,48 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import PyKernel
+import PyKernelServer
+
+/// `pykernel serve`: JSON-RPC 2.0 over newline-delimited JSON on stdin/stdout (see docs/protocol.md).
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve JSON-RPC 2.0 requests, one JSON message per line, on stdin/stdout.")
+
+    @Option(help: "A virtual environment whose packages contexts can import (default: $VIRTUAL_ENV).")
+    var venv: String?
+
+    @Option(help: "What to log on stderr: error, warning, info or debug.")
+    var logLevel: String = "warning"
+
+    func validate() throws {
+        guard ServerLog.Level(name: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of error, warning, info, debug.")
+        }
+    }
+
+    func run() async throws {
+        signal(SIGPIPE, SIG_IGN)
+        // Keep the protocol's input for ourselves; user code and its subprocesses read /dev/null.
+        let requests = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3)
+        let devNull = open("/dev/null", O_RDONLY)
+        dup2(devNull, STDIN_FILENO)
+        close(devNull)
+
+        var configuration = KernelConfiguration(captureFileDescriptors: true)
+        if let venv { configuration.virtualEnvironment = venv }
+        let manager = try await KernelManager.start(configuration)
+        let log = ServerLog(level: ServerLog.Level(name: logLevel)!, descriptor: manager.originalStandardError)
+        let server = JSONRPCServer(manager: manager, input: requests, output: manager.originalStandardOutput, log: log)
+        let terminations = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { server.terminate() }
+            source.resume()
+            return source
+        }
+        await server.serve()
+        terminations.forEach { $0.cancel() }
+        throw ExitCode.success
+    }
+}

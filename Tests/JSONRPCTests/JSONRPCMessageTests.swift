@@ -1,0 +1,144 @@
+import JSONRPC
+import Testing
+
+@Suite struct JSONRPCMessageTests {
+    /// Decodes `line` and returns the id and error of an `.invalid` result (failing otherwise).
+    private func invalid(_ line: String, sourceLocation: SourceLocation = #_sourceLocation) -> (RequestID?, RPCError)? {
+        guard case .invalid(let id, let error) = IncomingMessage.decode(line: Array(line.utf8)) else {
+            Issue.record("\(line) was not classified as invalid", sourceLocation: sourceLocation)
+            return nil
+        }
+        return (id, error)
+    }
+
+    @Test func request() {
+        let message = IncomingMessage.decode(line: Array(#"{"jsonrpc":"2.0","id":7,"method":"run","params":{"code":"1+1"}}"#.utf8))
+        guard case .request(let id, let method, let params) = message else {
+            Issue.record("not a request: \(message)")
+            return
+        }
+        #expect(id == .integer(7))
+        #expect(method == "run")
+        #expect(params == ["code": "1+1"])
+    }
+
+    @Test(arguments: [
+        (#""abc""#, RequestID.string("abc")),
+        ("-3", .integer(-3)),
+        ("1.5", .double(1.5)),
+        ("null", .null),
+    ])
+    func requestIDsOfEveryValidType(idText: String, expected: RequestID) {
+        let message = IncomingMessage.decode(line: Array(#"{"jsonrpc":"2.0","method":"m","id":\#(idText)}"#.utf8))
+        guard case .request(let id, "m", nil) = message else {
+            Issue.record("not a request without params: \(message)")
+            return
+        }
+        #expect(id == expected)
+        #expect(id.jsonValue.jsonString == idText)
+    }
+
+    @Test func notificationHasNoIDMember() {
+        let message = IncomingMessage.decode(line: Array(#"{"jsonrpc":"2.0","method":"cancel","params":[1]}"#.utf8))
+        guard case .notification("cancel", let params) = message else {
+            Issue.record("not a notification: \(message)")
+            return
+        }
+        #expect(params == [1])
+    }
+
+    @Test func parseErrorHasNoID() throws {
+        let (id, error) = try #require(invalid(#"{"jsonrpc":"2.0","id":1,"method":"x""#))
+        #expect(id == nil)
+        #expect(error.code == -32700)
+        #expect(error.message.hasPrefix("Parse error: Invalid JSON at byte"))
+        #expect(error.data?["offset"] == 36)  // The end of the input.
+        #expect(invalid("")?.1.code == -32700)
+        #expect(invalid("\u{FF}")?.1.code == -32700)
+    }
+
+    @Test(arguments: [
+        ("[]", "batch requests are not supported"),
+        (#"[{"jsonrpc":"2.0","id":1,"method":"x"}]"#, "batch requests are not supported"),
+        ("[1]", "batch requests are not supported"),
+        ("42", "expected a request object, got number"),
+        (#""x""#, "expected a request object, got string"),
+        ("null", "expected a request object, got null"),
+        ("{}", "missing \"jsonrpc\""),
+    ])
+    func invalidRequestsWithoutID(line: String, detail: String) throws {
+        let (id, error) = try #require(invalid(line))
+        #expect(id == nil)
+        #expect(error.code == -32600)
+        #expect(error.message.hasPrefix("Invalid Request: "))
+        #expect(error.message.contains(detail))
+    }
+
+    @Test(arguments: [
+        (#"{"id":1,"method":"x"}"#, "missing \"jsonrpc\": \"2.0\""),
+        (#"{"jsonrpc":"1.0","id":1,"method":"x"}"#, "\"jsonrpc\" must be \"2.0\""),
+        (#"{"jsonrpc":2.0,"id":1,"method":"x"}"#, "\"jsonrpc\" must be \"2.0\""),
+        (#"{"jsonrpc":"2.0","id":1,"method":5}"#, "\"method\" is required and must be a string"),
+        (#"{"jsonrpc":"2.0","id":1}"#, "\"method\" is required and must be a string"),
+        (#"{"jsonrpc":"2.0","id":1,"method":"x","params":"p"}"#, "\"params\" must be an object or an array, got string"),
+        (#"{"jsonrpc":"2.0","id":1,"method":"x","params":null}"#, "\"params\" must be an object or an array, got null"),
+        (#"{"jsonrpc":"2.0","id":1,"method":"x","params":3}"#, "\"params\" must be an object or an array, got number"),
+    ])
+    func invalidRequestsEchoTheID(line: String, detail: String) throws {
+        let (id, error) = try #require(invalid(line))
+        #expect(id == .integer(1))
+        #expect(error.code == -32600)
+        #expect(error.message == "Invalid Request: \(detail)")
+    }
+
+    @Test(arguments: [
+        (#"{"jsonrpc":"2.0","id":{"a":1},"method":"x"}"#, "object"),
+        (#"{"jsonrpc":"2.0","id":[1],"method":"x"}"#, "array"),
+        (#"{"jsonrpc":"2.0","id":true,"method":"x"}"#, "boolean"),
+    ])
+    func idOfWrongTypeIsInvalid(line: String, type: String) throws {
+        let (id, error) = try #require(invalid(line))
+        #expect(id == nil)
+        #expect(error.code == -32600)
+        #expect(error.message == "Invalid Request: \"id\" must be a string, a number or null, got \(type)")
+    }
+
+    @Test func invalidNotificationHasNoID() throws {
+        let (id, error) = try #require(invalid(#"{"jsonrpc":"2.0","method":1,"params":"bar"}"#))
+        #expect(id == nil)
+        #expect(error.code == -32600)
+    }
+
+    @Test func responseBuilders() {
+        #expect(String(decoding: RPCMessage.response(id: .integer(1), result: ["ok": true]), as: UTF8.self)
+            == #"{"jsonrpc":"2.0","id":1,"result":{"ok":true}}"#)
+        #expect(String(decoding: RPCMessage.response(id: .string("a"), result: nil), as: UTF8.self)
+            == #"{"jsonrpc":"2.0","id":"a","result":null}"#)
+        #expect(String(decoding: RPCMessage.errorResponse(id: nil, error: .parseError()), as: UTF8.self)
+            == #"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}"#)
+        #expect(String(decoding: RPCMessage.errorResponse(id: .double(2.5), error: .methodNotFound("nope")), as: UTF8.self)
+            == #"{"jsonrpc":"2.0","id":2.5,"error":{"code":-32601,"message":"Method not found: nope","data":{"method":"nope"}}}"#)
+        #expect(String(decoding: RPCMessage.notification(method: "output", params: ["text": "hi\n"]), as: UTF8.self)
+            == #"{"jsonrpc":"2.0","method":"output","params":{"text":"hi\n"}}"#)
+        #expect(String(decoding: RPCMessage.notification(method: "ping", params: nil), as: UTF8.self)
+            == #"{"jsonrpc":"2.0","method":"ping"}"#)
+    }
+
+    @Test func standardErrorCodes() {
+        #expect(RPCError.parseError().code == -32700)
+        #expect(RPCError.invalidRequest().code == -32600)
+        #expect(RPCError.methodNotFound("m").code == -32601)
+        #expect(RPCError.invalidParams().code == -32602)
+        #expect(RPCError.internalError().code == -32603)
+        #expect(RPCError.internalError().message == "Internal error")
+        #expect(RPCError.Code.invalidParams == -32602)
+        #expect(RPCError(code: 1, message: "m").description == "JSON-RPC error 1: m")
+    }
+
+    @Test func requestIDConversion() {
+        #expect(RequestID(.bool(true)) == nil)
+        #expect(RequestID(.array([])) == nil)
+        #expect(RequestID(.object([:])) == nil)
+        #expect(RequestID("x") == .string("x"))
+    }
+}

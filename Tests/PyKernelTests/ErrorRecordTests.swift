@@ -1,0 +1,312 @@
+import Foundation
+import PyKernel
+import Testing
+
+/// Error records must be what `python3 file.py` (CPython 3.11) prints. The expected texts below
+/// were produced by Debian's python3.11 running the same code from a file named like the cell.
+@Suite("Error records", .sharedEngine, .timeLimit(.minutes(1)))
+struct ErrorRecordTests {
+    /// Runs `code` in a fresh context (after `setup`, if any) and returns its error record,
+    /// requiring status `error` and no engine frames in the traceback.
+    func failure(
+        of code: String, after setup: [String] = [], sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> (ErrorRecord, ExecutionResult) {
+        let context = try await newContext()
+        defer { discard(context) }
+        for line in setup { try await runOK(line, in: context, sourceLocation: sourceLocation) }
+        let record = try await run(code, in: context, sourceLocation: sourceLocation)
+        #expect(record.result.status == .error, sourceLocation: sourceLocation)
+        let error = try #require(record.error, sourceLocation: sourceLocation)
+        #expect(!error.traceback.contains("<pykernel/"), "engine frames in \(error.traceback)", sourceLocation: sourceLocation)
+        return (error, record.result)
+    }
+
+    @Test("NameError: name, value and the full traceback")
+    func nameError() async throws {
+        let (error, _) = try await failure(of: "print(undefined_thing)")
+        #expect(error.name == "NameError")
+        #expect(error.value == "name 'undefined_thing' is not defined")
+        #expect(error.traceback == """
+            Traceback (most recent call last):
+              File "<cell-1>", line 1, in <module>
+                print(undefined_thing)
+                      ^^^^^^^^^^^^^^^
+            NameError: name 'undefined_thing' is not defined
+
+            """)
+    }
+
+    @Test("NameError for a near miss ends with CPython's 'Did you mean' line")
+    func nameErrorSuggestion() async throws {
+        let (error, _) = try await failure(of: "print(countr)", after: ["counter = 1"])
+        #expect(error.name == "NameError")
+        #expect(error.value == "name 'countr' is not defined")
+        #expect(error.traceback == """
+            Traceback (most recent call last):
+              File "<cell-2>", line 1, in <module>
+                print(countr)
+                      ^^^^^^
+            NameError: name 'countr' is not defined. Did you mean: 'counter'?
+
+            """)
+    }
+
+    @Test("AttributeError for a near miss ends with CPython's 'Did you mean' line")
+    func attributeErrorSuggestion() async throws {
+        let (error, _) = try await failure(of: "import os\nos.getcwdd()\n")
+        #expect(error.name == "AttributeError")
+        #expect(error.value == "module 'os' has no attribute 'getcwdd'")
+        #expect(error.traceback.hasSuffix("\nAttributeError: module 'os' has no attribute 'getcwdd'. Did you mean: 'getcwd'?\n"),
+                "\(error.traceback)")
+    }
+
+    @Test("ZeroDivisionError: source line, carets, and the cell named by its execution count")
+    func zeroDivisionError() async throws {
+        let (error, result) = try await failure(of: "x = 10\ny = x / 0\n", after: ["pass"])
+        #expect(result.executionCount == 2)
+        #expect(error.name == "ZeroDivisionError")
+        #expect(error.value == "division by zero")
+        #expect(error.traceback == """
+            Traceback (most recent call last):
+              File "<cell-2>", line 2, in <module>
+                y = x / 0
+                    ~~^~~
+            ZeroDivisionError: division by zero
+
+            """)
+    }
+
+    @Test("A chained exception (raise ... from ...) shows both with the direct-cause separator")
+    func chainedCause() async throws {
+        let (error, _) = try await failure(of: "raise ValueError(\"b\") from KeyError(\"a\")\n")
+        #expect(error.name == "ValueError")
+        #expect(error.value == "b")
+        #expect(error.traceback == """
+            KeyError: 'a'
+
+            The above exception was the direct cause of the following exception:
+
+            Traceback (most recent call last):
+              File "<cell-1>", line 1, in <module>
+                raise ValueError("b") from KeyError("a")
+            ValueError: b
+
+            """)
+    }
+
+    @Test("An exception raised while handling another shows the implicit context")
+    func chainedContext() async throws {
+        let (error, _) = try await failure(of: "try:\n    {}['k']\nexcept KeyError:\n    raise ValueError('v')\n")
+        #expect(error.name == "ValueError")
+        #expect(error.traceback == """
+            Traceback (most recent call last):
+              File "<cell-1>", line 2, in <module>
+                {}['k']
+                ~~^^^^^
+            KeyError: 'k'
+
+            During handling of the above exception, another exception occurred:
+
+            Traceback (most recent call last):
+              File "<cell-1>", line 4, in <module>
+                raise ValueError('v')
+            ValueError: v
+
+            """)
+    }
+
+    @Test("SyntaxError: no Traceback header, the caret line, name SyntaxError, value its message")
+    func syntaxError() async throws {
+        let (error, result) = try await failure(of: "x = (1,\n", after: ["pass", "pass"])
+        #expect(result.executionCount == 3)
+        #expect(error.name == "SyntaxError")
+        // `str()` of a SyntaxError appends "(<file>, line N)"; either form names the message exactly.
+        #expect(error.value == "'(' was never closed" || error.value == "'(' was never closed (<cell-3>, line 1)",
+                "\(error.value)")
+        #expect(error.traceback == """
+              File "<cell-3>", line 1
+                x = (1,
+                    ^
+            SyntaxError: '(' was never closed
+
+            """)
+        #expect(!error.traceback.contains("Traceback"))
+    }
+
+    @Test("SyntaxError in the middle of a cell points at the right line and column")
+    func syntaxErrorCaret() async throws {
+        let (error, _) = try await failure(of: "a = 1\nprint(1 +)\n")
+        #expect(error.name == "SyntaxError")
+        #expect(error.traceback == """
+              File "<cell-1>", line 2
+                print(1 +)
+                         ^
+            SyntaxError: invalid syntax
+
+            """)
+    }
+
+    @Test("IndentationError is reported as such, with its caret line")
+    func indentationError() async throws {
+        let (error, _) = try await failure(of: "if True:\nprint(1)\n")
+        #expect(error.name == "IndentationError")
+        #expect(error.value.hasPrefix("expected an indented block after 'if' statement on line 1"))
+        #expect(error.traceback == """
+              File "<cell-1>", line 2
+                print(1)
+                ^^^^^
+            IndentationError: expected an indented block after 'if' statement on line 1
+
+            """)
+        let (unexpected, _) = try await failure(of: "def f():\n  return 1\n    return 2\n")
+        #expect(unexpected.name == "IndentationError")
+        #expect(unexpected.traceback == """
+              File "<cell-1>", line 3
+                return 2
+            IndentationError: unexpected indent
+
+            """)
+    }
+
+    @Test("A non-builtin exception is named with its module (json.decoder.JSONDecodeError)")
+    func nonBuiltinException() async throws {
+        let (error, _) = try await failure(of: "import json; json.loads(\"{\")\n")
+        #expect(error.name == "json.decoder.JSONDecodeError")
+        #expect(error.value == "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)")
+        #expect(error.traceback.hasPrefix("""
+            Traceback (most recent call last):
+              File "<cell-1>", line 1, in <module>
+                import json; json.loads("{")
+                             ^^^^^^^^^^^^^^^
+              File "/usr/lib/python3.11/json/__init__.py", line 346, in loads
+            """), "\(error.traceback)")
+        #expect(error.traceback.hasSuffix(
+            "\njson.decoder.JSONDecodeError: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)\n"))
+    }
+
+    @Test("An exception class defined in the context is named without a module")
+    func mainModuleException() async throws {
+        let (error, _) = try await failure(of: "class MyError(Exception):\n    pass\nraise MyError('boom')\n")
+        #expect(error.name == "MyError")
+        #expect(error.value == "boom")
+        #expect(error.traceback.hasSuffix("\n    raise MyError('boom')\nMyError: boom\n"), "\(error.traceback)")
+    }
+
+    @Test(
+        "SystemExit in any form is an error record and the context keeps working with its state",
+        arguments: [
+            ("import sys\nsys.exit(3)", "3"),
+            ("exit()", "None"),
+            ("quit()", "None"),
+            ("raise SystemExit", ""),
+            ("raise SystemExit('bye')", "bye"),
+        ])
+    func systemExit(code: String, value: String) async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        try await runOK("kept = 'still here'", in: context)
+        let record = try await run(code, in: context)
+        #expect(record.result.status == .error)
+        let error = try #require(record.error)
+        #expect(error.name == "SystemExit")
+        #expect(error.value == value)
+        #expect(error.traceback.hasPrefix("Traceback (most recent call last):\n  File \"<cell-2>\", line "), "\(error.traceback)")
+        #expect(error.traceback.hasSuffix(value.isEmpty ? "\nSystemExit\n" : "\nSystemExit: \(value)\n"), "\(error.traceback)")
+        #expect(try await runOK("print(kept)", in: context) == "still here\n")
+    }
+
+    @Test("A KeyboardInterrupt raised by the code is an ordinary error record")
+    func userKeyboardInterrupt() async throws {
+        let (error, result) = try await failure(of: "raise KeyboardInterrupt\n")
+        #expect(result.status == .error)
+        #expect(error.name == "KeyboardInterrupt")
+        #expect(error.value == "")
+        #expect(error.traceback == """
+            Traceback (most recent call last):
+              File "<cell-1>", line 1, in <module>
+                raise KeyboardInterrupt
+            KeyboardInterrupt
+
+            """)
+    }
+
+    @Test("input() raises EOFError at once instead of hanging, without engine frames")
+    func inputRaises() async throws {
+        let started = ContinuousClock.now
+        let (error, result) = try await failure(of: "value = input('name? ')\n")
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(result.duration < .seconds(1))
+        #expect(error.name == "EOFError")
+        #expect(!error.value.isEmpty)
+        #expect(error.traceback.hasPrefix("""
+            Traceback (most recent call last):
+              File "<cell-1>", line 1, in <module>
+                value = input('name? ')
+            """), "\(error.traceback)")
+        #expect(error.traceback.hasSuffix("\nEOFError: \(error.value)\n"), "\(error.traceback)")
+        #expect(result.stdout == "name? ")
+        let (readline, _) = try await failure(of: "import sys\nsys.stdin.readline()\n")
+        #expect(readline.name == "EOFError")
+    }
+
+    @Test("An error in a function defined in an earlier cell shows that cell's source line")
+    func earlierCellSource() async throws {
+        let (error, _) = try await failure(of: "f()\n", after: ["def f():\n    return 1/0\n"])
+        #expect(error.traceback == """
+            Traceback (most recent call last):
+              File "<cell-2>", line 1, in <module>
+                f()
+              File "<cell-1>", line 2, in f
+                return 1/0
+                       ~^~
+            ZeroDivisionError: division by zero
+
+            """)
+    }
+
+    @Test("Two contexts each with a <cell-1> keep their own source lines in tracebacks")
+    func cellsPerContext() async throws {
+        let first = try await newContext()
+        let second = try await newContext()
+        defer { discard(first, second) }
+        try await runOK("def f():\n    return 'a' + 1\n", in: first)
+        try await runOK("def g():\n    pass\n    return {}['missing']\n", in: second)
+        let a = try await run("f()", in: first)
+        let b = try await run("g()", in: second)
+        #expect(a.error?.traceback == """
+            Traceback (most recent call last):
+              File "<cell-2>", line 1, in <module>
+                f()
+              File "<cell-1>", line 2, in f
+                return 'a' + 1
+                       ~~~~^~~
+            TypeError: can only concatenate str (not "int") to str
+
+            """)
+        #expect(b.error?.traceback == """
+            Traceback (most recent call last):
+              File "<cell-2>", line 1, in <module>
+                g()
+              File "<cell-1>", line 3, in g
+                return {}['missing']
+                       ~~^^^^^^^^^^^
+            KeyError: 'missing'
+
+            """)
+    }
+
+    @Test("A custom filename replaces <cell-N> in tracebacks")
+    func customFilename() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await collect(manager.run("x = 1\nx.nope\n", in: context, filename: "analysis.py"))
+        #expect(record.error?.traceback == """
+            Traceback (most recent call last):
+              File "analysis.py", line 2, in <module>
+                x.nope
+            AttributeError: 'int' object has no attribute 'nope'
+
+            """)
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+import PyKernel
+import Testing
+
+/// Memory stays flat. These tests measure the whole process's resident set, so they run alone.
+@Suite("Memory: back-pressure and no leaks", .exclusiveEngine, .timeLimit(.minutes(2)))
+struct MemoryTests {
+    @Test("A run printing 200 MB streams through to a slow reader with flat memory; nothing is dropped")
+    func largeOutputBackPressure() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        // Warm up the path (buffers, decoders) with a smaller run first.
+        let warmUp = try await run("import sys\nfor _ in range(8):\n    sys.stdout.write('w' * 1_000_000)\n", in: context)
+        #expect(warmUp.text(.stdout).utf8.count == 8_000_000)
+        let before = try residentBytes()
+        var peak = before
+        let execution = try manager.run("""
+            import sys
+            for _ in range(200):
+                sys.stdout.write('x' * 1_000_000)
+            print('done')
+            """, in: context)
+        var xCount = 0
+        var rest = ""
+        var events = 0
+        var result: ExecutionResult?
+        for try await event in execution {
+            switch event {
+            case .output(let chunk):
+                events += 1
+                if events <= 5 { try await Task.sleep(for: .milliseconds(50)) }  // a slow reader at first
+                #expect(chunk.stream == .stdout)
+                var utf8 = Substring(chunk.text).utf8
+                let xs = utf8.prefix { $0 == UInt8(ascii: "x") }.count
+                xCount += xs
+                utf8.removeFirst(xs)
+                if !utf8.isEmpty { rest += String(Substring(utf8)) }
+                if events % 16 == 0 { peak = max(peak, try residentBytes()) }
+            case .completed(let final):
+                result = final
+            }
+        }
+        let after = try residentBytes()
+        peak = max(peak, after)
+        let final = try #require(result)
+        #expect(final.status == .ok)
+        #expect(xCount == 200_000_000)
+        #expect(rest == "done\n")
+        #expect(events < 5_000, "\(events) events for 200 writes of 1 MB")
+        #expect(final.stdoutTruncated)
+        #expect(final.stdout.utf8.count == 1 << 20)
+        #expect(final.stdout == String(repeating: "x", count: 1 << 20))
+        #expect(peak - before < 50 * megabyte, "RSS grew by \((peak - before) / megabyte) MB while streaming 200 MB")
+    }
+
+    @Test("A slow reader makes the writer wait: output queued in the manager stays bounded")
+    func writerWaitsForSlowReader() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        // 64 MB written as fast as Python can; the reader takes 1 s before it reads anything.
+        let execution = try manager.run("""
+            import sys, time
+            started = time.monotonic()
+            for _ in range(64):
+                sys.stdout.write('y' * 1_000_000)
+            sys.stderr.write(f'{time.monotonic() - started:.3f}')
+            """, in: context)
+        let iterator = execution.makeAsyncIterator()
+        let before = try residentBytes()
+        try await Task.sleep(for: .seconds(1))
+        let whileWaiting = try residentBytes()
+        let record = try await remainingEvents(of: iterator)
+        #expect(record.text(.stdout).utf8.count == 64_000_000)
+        let writerSeconds = try #require(Double(record.text(.stderr)))
+        #expect(writerSeconds >= 0.9, "the writer finished in \(writerSeconds) s without waiting for the reader")
+        #expect(whileWaiting - before < 20 * megabyte, "RSS grew by \((whileWaiting - before) / megabyte) MB while nobody read")
+    }
+
+    @Test("1,000 contexts created, used and deleted: RSS grows by less than 10 MB")
+    func manyContexts() async throws {
+        let manager = try await engine()
+        func cycle(_ count: Int) async throws {
+            for index in 0..<count {
+                let context = try manager.createContext().id
+                let result = try await manager.run("x = \(index)\ny = [x] * 10", in: context).result()
+                #expect(result.status == .ok)
+                try manager.deleteContext(context)
+            }
+        }
+        let observer = try await newContext()
+        defer { discard(observer) }
+        let count = manager.listContexts().count
+        try await cycle(200)  // warm-up
+        let blocksBefore = try await allocatedBlocks(in: observer)
+        let before = try residentBytes()
+        try await cycle(1000)
+        let blocksAfter = try await allocatedBlocks(in: observer)
+        let after = try residentBytes()
+        #expect(manager.listContexts().count == count)
+        #expect(after - before < 10 * megabyte, "RSS grew by \(Double(after - before) / Double(megabyte)) MB")
+        #expect(blocksAfter - blocksBefore < 500, "Python holds \(blocksAfter - blocksBefore) more blocks after 1,000 contexts")
+    }
+
+    @Test("10,000 runs in one context: flat memory, no leaked Python objects")
+    func manyRuns() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        func cycle(_ count: Int) async throws {
+            for _ in 0..<count {
+                let result = try await manager.run("x = 1", in: context).result()
+                #expect(result.status == .ok)
+            }
+        }
+        try await cycle(500)  // warm-up
+        let blocksBefore = try await allocatedBlocks(in: context)
+        let before = try residentBytes()
+        try await cycle(10_000)
+        let after = try residentBytes()
+        let blocksAfter = try await allocatedBlocks(in: context)
+        #expect(after - before < 10 * megabyte, "RSS grew by \(Double(after - before) / Double(megabyte)) MB")
+        #expect(blocksAfter - blocksBefore < 500, "Python holds \(blocksAfter - blocksBefore) more blocks after 10,000 runs")
+        #expect(try await manager.run("pass", in: context).result().executionCount == 10_503)
+    }
+
+    @Test("2,000 runs that raise in one context: flat memory")
+    func manyFailingRuns() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        func cycle(_ count: Int) async throws {
+            for _ in 0..<count {
+                let result = try await manager.run("1/0", in: context).result()
+                #expect(result.error?.name == "ZeroDivisionError")
+            }
+        }
+        try await cycle(500)  // warm-up
+        let before = try residentBytes()
+        try await cycle(2_000)
+        let after = try residentBytes()
+        #expect(after - before < 10 * megabyte, "RSS grew by \(Double(after - before) / Double(megabyte)) MB")
+    }
+
+    /// `sys.getallocatedblocks()` after a full collection: Python objects alive in the process.
+    func allocatedBlocks(in context: ContextID) async throws -> Int {
+        let output = try await runOK("import gc as _gc, sys as _sys\n_gc.collect()\nprint(_sys.getallocatedblocks())\ndel _gc, _sys", in: context)
+        return try #require(Int(output.trimmingCharacters(in: .whitespacesAndNewlines)))
+    }
+}

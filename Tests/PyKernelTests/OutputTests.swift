@@ -1,0 +1,262 @@
+import Foundation
+import PyKernel
+import Testing
+
+@Suite("Output: streaming, order, coalescing, encoding, limits", .sharedEngine, .timeLimit(.minutes(1)))
+struct OutputTests {
+    @Test("A print is delivered while the code still runs (before a 2 s sleep ends)")
+    func streamingBeforeRunEnds() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        let execution = try manager.run("import time\nprint('early')\ntime.sleep(2)\nprint('late')\n", in: context)
+        var arrivals: [(ContinuousClock.Instant, ExecutionEvent)] = []
+        for try await event in execution { arrivals.append((.now, event)) }
+        let completion = try #require(arrivals.last)
+        guard case .completed(let result) = completion.1 else {
+            Issue.record("the last event is not the result")
+            return
+        }
+        // The run may have waited behind other tests' runs: its start is its end minus its duration.
+        let runStarted = completion.0 - result.duration
+        let first = try #require(arrivals.first)
+        guard case .output(let chunk) = first.1 else { Issue.record("the first event is not output"); return }
+        #expect(Piece(chunk) == Piece(.stdout, "early\n"))
+        #expect(first.0 - runStarted < .milliseconds(1500), "first output \(first.0 - runStarted) after the run started")
+        #expect(completion.0 - first.0 > .milliseconds(1500), "the first output came only \(completion.0 - first.0) before the end")
+        #expect(result.duration >= .seconds(2))
+        #expect(result.stdout == "early\nlate\n")
+        #expect(result.status == .ok)
+    }
+
+    @Test("Partial lines are delivered while the code runs and in full at the end")
+    func partialLines() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        let code = """
+            import sys, time
+            print('a', end='')
+            time.sleep(0.5)
+            sys.stdout.write('abc')
+            sys.stderr.write('e')
+            time.sleep(0.5)
+            """
+        var arrivals: [(ContinuousClock.Instant, ExecutionEvent)] = []
+        for try await event in try manager.run(code, in: context) { arrivals.append((.now, event)) }
+        let record = RunRecord(events: arrivals.map(\.1), result: try #require({
+            if case .completed(let result) = arrivals.last?.1 { result } else { nil }
+        }()))
+        let end = try #require(arrivals.last).0
+        let first = try #require(arrivals.first)
+        guard case .output(let chunk) = first.1 else { Issue.record("the first event is not output"); return }
+        #expect(Piece(chunk) == Piece(.stdout, "a"))
+        #expect(end - first.0 > .milliseconds(700), "the partial line came only \(end - first.0) before the end")
+        #expect(record.text(.stdout) == "aabc")
+        #expect(record.text(.stderr) == "e")
+        #expect(record.result.stdout == "aabc")
+        #expect(record.result.stderr == "e")
+        #expect(record.mergedChunks == [
+            Piece(.stdout, "aabc"), Piece(.stderr, "e"),
+        ])
+    }
+
+    @Test("A partial line written right before the end is delivered")
+    func trailingPartialLine() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("import sys\nsys.stdout.write('abc')\nsys.stderr.write('no newline')", in: context)
+        #expect(record.text(.stdout) == "abc")
+        #expect(record.text(.stderr) == "no newline")
+        #expect(record.result.stdout == "abc")
+        #expect(record.result.stderr == "no newline")
+    }
+
+    @Test("stdout and stderr arrive in the order written (with pauses between writes)")
+    func orderingWithPauses() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("""
+            import sys, time
+            for i in range(3):
+                print(f'out{i}')
+                time.sleep(0.05)
+                print(f'err{i}', file=sys.stderr)
+                time.sleep(0.05)
+            """, in: context)
+        var expected: [Piece] = []
+        for i in 0..<3 {
+            expected.append(Piece(.stdout, "out\(i)\n"))
+            expected.append(Piece(.stderr, "err\(i)\n"))
+        }
+        #expect(record.mergedChunks == expected)
+        #expect(record.result.stdout == "out0\nout1\nout2\n")
+        #expect(record.result.stderr == "err0\nerr1\nerr2\n")
+    }
+
+    @Test("stdout and stderr keep their interleaving when written back to back")
+    func orderingBackToBack() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("""
+            import sys
+            for i in range(200):
+                sys.stdout.write(f'o{i} ')
+                sys.stderr.write(f'e{i} ')
+            """, in: context)
+        var expected: [Piece] = []
+        for i in 0..<200 {
+            expected.append(Piece(.stdout, "o\(i) "))
+            expected.append(Piece(.stderr, "e\(i) "))
+        }
+        #expect(record.mergedChunks == expected)
+    }
+
+    @Test("10,000 quick prints are coalesced into far fewer events, with exactly the text written")
+    func coalescing() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("for i in range(10000):\n    print(i)\n", in: context)
+        let expected = (0..<10000).map { "\($0)\n" }.joined()
+        #expect(record.chunks.count < 100, "\(record.chunks.count) output events for 10,000 prints")
+        #expect(record.chunks.allSatisfy { $0.stream == .stdout })
+        #expect(record.text(.stdout) == expected)
+        #expect(record.result.stdout == expected)
+        #expect(record.result.stdoutTruncated == false)
+    }
+
+    @Test("Invalid UTF-8 written as bytes survives as U+FFFD")
+    func invalidUTF8() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("import sys\nsys.stdout.buffer.write(b'\\xff\\xfe ok\\n')\nprint('after')", in: context)
+        #expect(record.result.status == .ok)
+        #expect(record.text(.stdout) == "\u{FFFD}\u{FFFD} ok\nafter\n")
+        #expect(record.result.stdout == "\u{FFFD}\u{FFFD} ok\nafter\n")
+    }
+
+    @Test("Non-BMP text is delivered exactly")
+    func nonBMPText() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("print('😀𝄞')\nprint(len('😀𝄞'), file=__import__('sys').stderr)", in: context)
+        #expect(record.text(.stdout) == "😀𝄞\n")
+        #expect(record.text(.stdout).unicodeScalars.map(\.value) == [0x1F600, 0x1D11E, 0x0A])
+        #expect(record.result.stdout == "😀𝄞\n")
+        #expect(record.result.stderr == "2\n")
+    }
+
+    @Test("A character split across two byte writes (in separate chunks) arrives intact")
+    func splitCharacter() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("""
+            import sys, time
+            data = '😀'.encode()
+            sys.stdout.buffer.write(b'<' + data[:2])
+            time.sleep(0.2)
+            sys.stdout.buffer.write(data[2:] + b'>')
+            sys.stdout.buffer.write(data[:1])
+            sys.stdout.buffer.write(data[1:3])
+            sys.stdout.buffer.write(data[3:] + b'\\n')
+            """, in: context)
+        #expect(record.text(.stdout) == "<😀>😀\n")
+        for chunk in record.chunks {
+            #expect(!chunk.text.unicodeScalars.contains("\u{FFFD}"), "chunk \(chunk.text.debugDescription)")
+        }
+        #expect(record.result.stdout == "<😀>😀\n")
+    }
+
+    @Test("Output beyond the output limit is flagged truncated in the result; the events carry every byte")
+    func outputLimit() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run(
+            "import sys\nsys.stdout.write('x' * 3000)\nsys.stderr.write('é' * 300)\n",
+            in: context, outputLimit: 1001)
+        #expect(record.text(.stdout) == String(repeating: "x", count: 3000))
+        #expect(record.text(.stderr) == String(repeating: "é", count: 300))
+        #expect(record.result.stdout == String(repeating: "x", count: 1001))
+        #expect(record.result.stdoutTruncated)
+        #expect(record.result.stderr == String(repeating: "é", count: 300))
+        #expect(!record.result.stderrTruncated)
+
+        let cut = try await run("print('é' * 1000, end='')", in: context, outputLimit: 1001)
+        #expect(cut.result.stdoutTruncated)
+        #expect(cut.result.stdout == String(repeating: "é", count: 500), "the limit never splits a character")
+        #expect(cut.text(.stdout) == String(repeating: "é", count: 1000))
+
+        let fits = try await run("print('y' * 99)", in: context, outputLimit: 100)
+        #expect(fits.result.stdout == String(repeating: "y", count: 99) + "\n")
+        #expect(!fits.result.stdoutTruncated)
+    }
+
+    @Test("Writing a non-str to sys.stdout raises the TypeError CPython raises")
+    func writeTypeError() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("import sys\nsys.stdout.write(5)", in: context)
+        #expect(record.error?.name == "TypeError")
+        #expect(record.error?.value == "write() argument must be str, not int")
+        let bytes = try await run("import sys\nsys.stdout.buffer.write('text')", in: context)
+        #expect(bytes.error?.name == "TypeError")
+        #expect(bytes.error?.value == "a bytes-like object is required, not 'str'")
+    }
+}
+
+/// Output written by a user's thread after its run ended. These tests need the interpreter to be
+/// idle between their runs, so they run alone.
+@Suite("Output of background threads", .exclusiveEngine, .timeLimit(.minutes(1)))
+struct BackgroundThreadOutputTests {
+    static func startLatePrinter(_ text: String, after seconds: Double) -> String {
+        """
+        import threading, time
+        def _late():
+            time.sleep(\(seconds))
+            print(\(pythonLiteral(text)))
+        _thread = threading.Thread(target=_late)
+        _thread.start()
+        print('run ends')
+        """
+    }
+
+    @Test("A thread's output after its run ended is the first event of the context's next run")
+    func threadOutputGoesToNextRun() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let first = try await run(Self.startLatePrinter("late from thread", after: 0.3), in: context)
+        #expect(first.result.stdout == "run ends\n")
+        try await Task.sleep(for: .milliseconds(900))
+        let next = try await run("_thread.join()\nprint('next run')", in: context)
+        #expect(next.chunks.first?.text.hasPrefix("late from thread\n") == true, "\(next.chunks)")
+        #expect(next.text(.stdout) == "late from thread\nnext run\n")
+        #expect(next.result.stdout == "late from thread\nnext run\n")
+    }
+
+    @Test("A thread's late output stays with its context when another context runs in between")
+    func threadOutputNotGivenToAnotherContext() async throws {
+        let owner = try await newContext()
+        let other = try await newContext()
+        defer { discard(owner, other) }
+        try await run(Self.startLatePrinter("late from owner", after: 0.3), in: owner)
+        try await Task.sleep(for: .milliseconds(900))
+        let between = try await run("print('other 1')", in: other)
+        #expect(between.result.stdout == "other 1\n")
+        let next = try await run("_thread.join()\nprint('owner 2')", in: owner)
+        #expect(next.result.stdout == "late from owner\nowner 2\n")
+        let otherAgain = try await run("print('other 2')", in: other)
+        #expect(otherAgain.result.stdout == "other 2\n")
+    }
+
+    @Test("A thread's output written while another context runs is not attributed to that run")
+    func threadOutputDuringAnotherContextsRun() async throws {
+        let owner = try await newContext()
+        let other = try await newContext()
+        defer { discard(owner, other) }
+        try await run(Self.startLatePrinter("late from owner", after: 0.3), in: owner)
+        let during = try await run("import time\ntime.sleep(0.9)\nprint('other')", in: other)
+        #expect(during.result.stdout == "other\n")
+        let next = try await run("_thread.join()\nprint('owner 2')", in: owner)
+        #expect(next.result.stdout == "late from owner\nowner 2\n")
+    }
+}

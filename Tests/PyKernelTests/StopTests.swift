@@ -1,0 +1,221 @@
+import Foundation
+import PyKernel
+import Testing
+
+@Suite("Stopping runs: timeouts and interrupts", .sharedEngine, .timeLimit(.minutes(1)))
+struct StopTests {
+    @Test("A pure-Python loop past its timeout: status timeout, TimeoutError with the limit, where it was, state kept")
+    func timeoutStopsLoop() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        try await runOK("n = 0", in: context)
+        let record = try await run("while True:\n    n += 1\n", in: context, timeout: .milliseconds(500))
+        #expect(record.result.status == .timeout)
+        #expect(record.result.executionCount == 2)
+        #expect(record.result.duration >= .milliseconds(500))
+        #expect(record.result.duration < .milliseconds(1500), "stopped after \(record.result.duration)")
+        let error = try #require(record.error)
+        #expect(error.name == "TimeoutError")
+        #expect(error.value == "execution exceeded the 0.5 s timeout")
+        #expect(error.traceback.hasPrefix("Traceback (most recent call last):\n  File \"<cell-2>\", line "), "\(error.traceback)")
+        #expect(error.traceback.contains("    n += 1\n") || error.traceback.contains("    while True:\n") || error.traceback.contains("\nwhile True:\n"),
+                "\(error.traceback)")
+        #expect(error.traceback.hasSuffix("\nTimeoutError: execution exceeded the 0.5 s timeout\n"), "\(error.traceback)")
+        #expect(!error.traceback.contains("<pykernel/"))
+        #expect(try await runOK("print(n > 1000, type(n).__name__)", in: context) == "True int\n")
+    }
+
+    @Test("time.sleep(1000) is stopped by a 0.5 s timeout within about a second; earlier output is kept")
+    func timeoutStopsSleep() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("import time\nprint('before')\ntime.sleep(1000)\n", in: context, timeout: .milliseconds(500))
+        #expect(record.result.status == .timeout)
+        #expect(record.result.duration < .seconds(1), "stopped after \(record.result.duration)")
+        #expect(record.result.stdout == "before\n")
+        #expect(record.text(.stdout) == "before\n")
+        let error = try #require(record.error)
+        #expect(error.name == "TimeoutError")
+        #expect(error.value == "execution exceeded the 0.5 s timeout")
+        #expect(error.traceback == """
+            Traceback (most recent call last):
+              File "<cell-1>", line 3, in <module>
+                time.sleep(1000)
+            TimeoutError: execution exceeded the 0.5 s timeout
+
+            """)
+        #expect(try await runOK("print('alive')", in: context) == "alive\n")
+    }
+
+    @Test(
+        "Blocking calls are stopped by the timeout",
+        arguments: [
+            "import os\nr, w = os.pipe()\nos.read(r, 1)\n",
+            "import socket\na, b = socket.socketpair()\na.recv(1)\n",
+            "import threading\nthreading.Event().wait()\n",
+            "import threading\nlock = threading.Lock()\nlock.acquire()\nlock.acquire()\n",
+        ])
+    func timeoutStopsBlockingCalls(code: String) async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run(code, in: context, timeout: .milliseconds(400))
+        #expect(record.result.status == .timeout)
+        #expect(record.error?.name == "TimeoutError")
+        #expect(record.error?.value == "execution exceeded the 0.4 s timeout")
+        #expect(record.result.duration < .seconds(1), "stopped after \(record.result.duration)")
+        #expect(try await runOK("print('alive')", in: context) == "alive\n")
+    }
+
+    @Test("A subprocess waited for is stopped by the timeout, and the child is killed")
+    func timeoutKillsSubprocess() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let marker = "1000.\(Int.random(in: 100_000...999_999))"
+        let record = try await run("import subprocess\nsubprocess.run(['sleep', '\(marker)'])\n", in: context, timeout: .milliseconds(500))
+        #expect(record.result.status == .timeout)
+        #expect(record.error?.name == "TimeoutError")
+        #expect(record.result.duration < .seconds(2), "stopped after \(record.result.duration)")
+        #expect(try processes(withArgument: marker).isEmpty, "a `sleep \(marker)` child survived")
+    }
+
+    @Test("Code that swallows the first stop gets further stops until it ends as timed out")
+    func swallowedStopIsRepeated() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("""
+            import time
+            try:
+                time.sleep(10)
+            except BaseException as e:
+                print('swallowed', type(e).__name__)
+            time.sleep(10)
+            print('not reached')
+            """, in: context, timeout: .milliseconds(300))
+        #expect(record.result.status == .timeout)
+        #expect(record.result.stdout == "swallowed TimeoutError\n")
+        #expect(record.error?.name == "TimeoutError")
+        #expect(record.error?.value == "execution exceeded the 0.3 s timeout")
+        #expect(record.result.duration < .seconds(2), "stopped after \(record.result.duration)")
+    }
+
+    @Test("interrupt stops a sleeping run: returns true, status interrupted, KeyboardInterrupt, state kept")
+    func interruptStopsSleep() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        let idle = try await newContext()
+        defer { discard(context, idle) }
+        let iterator = try manager.run(
+            "import time\nbefore = 'defined'\nprint('started', flush=True)\ntime.sleep(30)\nafter = 1\n",
+            in: context
+        ).makeAsyncIterator()
+        #expect(try await firstOutput(of: iterator).text == "started\n")
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try manager.interrupt(idle) == false, "another context has no run in progress")
+        let interrupted = ContinuousClock.now
+        #expect(try manager.interrupt(context) == true)
+        let record = try await remainingEvents(of: iterator)
+        #expect(ContinuousClock.now - interrupted < .seconds(2))
+        #expect(record.result.status == .interrupted)
+        #expect(record.result.duration < .seconds(5))
+        #expect(record.result.stdout == "started\n")
+        let error = try #require(record.error)
+        #expect(error.name == "KeyboardInterrupt")
+        #expect(error.value == "")
+        #expect(error.traceback == """
+            Traceback (most recent call last):
+              File "<cell-1>", line 4, in <module>
+                time.sleep(30)
+            KeyboardInterrupt
+
+            """)
+        #expect(try await runOK("print(before, 'after' in globals())", in: context) == "defined False\n")
+        #expect(try manager.interrupt(context) == false)
+    }
+
+    @Test("interrupt on an idle context returns false")
+    func interruptIdle() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        #expect(try manager.interrupt(context) == false)
+        try await runOK("x = 1", in: context)
+        #expect(try manager.interrupt(context) == false)
+        #expect(try await runOK("print(x)", in: context) == "1\n")
+    }
+
+    @Test("A run queued behind an interrupted run in the same context runs normally")
+    func queuedRunAfterInterrupt() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        let iterator = try manager.run("import time\nprint('started', flush=True)\ntime.sleep(30)\n", in: context).makeAsyncIterator()
+        let queued = try manager.run("print('queued ran')", in: context)
+        _ = try await firstOutput(of: iterator)
+        #expect(try manager.interrupt(context))
+        #expect(try await remainingEvents(of: iterator).result.status == .interrupted)
+        let result = try await queued.result()
+        #expect(result.status == .ok)
+        #expect(result.stdout == "queued ran\n")
+        #expect(result.executionCount == 2)
+    }
+
+    @Test("Code that catches the interrupt and ends normally is still reported interrupted")
+    func caughtInterrupt() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        let iterator = try manager.run("""
+            import time
+            print('started', flush=True)
+            try:
+                time.sleep(30)
+            except KeyboardInterrupt:
+                print('caught')
+            """, in: context).makeAsyncIterator()
+        _ = try await firstOutput(of: iterator)
+        #expect(try manager.interrupt(context))
+        let record = try await remainingEvents(of: iterator)
+        #expect(record.result.status == .interrupted)
+        #expect(record.result.stdout == "started\ncaught\n")
+        #expect(record.error?.name == "KeyboardInterrupt")
+    }
+
+    @Test("A timeout or interrupt in one context leaves other contexts' runs alone")
+    func stopsAreScopedToTheirRun() async throws {
+        let manager = try await engine()
+        let slow = try await newContext()
+        let other = try await newContext()
+        defer { discard(slow, other) }
+        let stopped = try manager.run("import time\ntime.sleep(30)", in: slow, timeout: .milliseconds(300))
+        let next = try manager.run("import time\ntime.sleep(0.5)\nprint('unharmed')", in: other, timeout: .seconds(30))
+        #expect(try await stopped.result().status == .timeout)
+        let result = try await next.result()
+        #expect(result.status == .ok)
+        #expect(result.stdout == "unharmed\n")
+    }
+
+    @Test("A non-positive timeout is invalidArgument; nil means none")
+    func timeoutValidation() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        await expectKernelError(.invalidArgument) { try manager.run("pass", in: context, timeout: .zero) }
+        await expectKernelError(.invalidArgument) { try manager.run("pass", in: context, timeout: .seconds(-1)) }
+        let result = try await manager.run("import time\ntime.sleep(0.1)\nprint('ok')", in: context, timeout: nil).result()
+        #expect(result.status == .ok)
+        #expect(result.stdout == "ok\n")
+        #expect(result.executionCount == 1)
+    }
+}
+
+/// PIDs of processes whose command line has `argument` as one of its arguments.
+func processes(withArgument argument: String) throws -> [Int] {
+    let entries = try FileManager.default.contentsOfDirectory(atPath: "/proc")
+    return entries.compactMap { entry -> Int? in
+        guard let pid = Int(entry),
+            let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
+        else { return nil }
+        let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        return arguments.contains(argument) ? pid : nil
+    }
+}

@@ -1,0 +1,7 @@
+class Greeter:
+    @staticmethod
+    def greet(name):
+        return "hi " + name
+
+
+Greeter.gret("bob")

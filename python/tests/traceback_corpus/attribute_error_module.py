@@ -1,0 +1,3 @@
+import math
+
+area = math.pie * 2 ** 2

@@ -1,0 +1,3 @@
+import os
+
+os.pth.join("a", "b")

@@ -1,0 +1,2 @@
+word = "hello"
+shout = word.uper()

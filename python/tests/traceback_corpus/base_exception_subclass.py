@@ -1,0 +1,9 @@
+class Abort(BaseException):
+    pass
+
+
+def run():
+    raise Abort("stop everything")
+
+
+run()

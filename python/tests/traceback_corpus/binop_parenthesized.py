@@ -1,0 +1,3 @@
+left = (1, 2)
+right = {"a": 1}
+result = (left) + (right)

@@ -1,0 +1,2 @@
+code = compile("items = []\nitems[3]\n", "<generated>", "exec")
+exec(code, {})

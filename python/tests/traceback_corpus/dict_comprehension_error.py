@@ -1,0 +1,2 @@
+words = ["alpha", "beta", None]
+lengths = {w: len(w) for w in words}

@@ -1,0 +1,2 @@
+expression = "1 + None"
+result = eval(expression)

@@ -1,0 +1,1 @@
+raise ExceptionGroup("several failures", [ValueError("bad value"), TypeError("bad type")])

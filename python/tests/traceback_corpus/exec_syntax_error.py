@@ -1,0 +1,2 @@
+source = "value = (1, 2"
+exec(source)

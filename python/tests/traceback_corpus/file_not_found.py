@@ -1,0 +1,2 @@
+with open("/nonexistent/dir/data.txt") as handle:
+    handle.read()

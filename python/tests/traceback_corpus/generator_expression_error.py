@@ -1,0 +1,2 @@
+rows = [{"v": 1}, {"v": 2}, {}]
+total = sum(row["v"] for row in rows)

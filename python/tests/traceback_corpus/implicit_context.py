@@ -1,0 +1,8 @@
+def cleanup():
+    raise RuntimeError("cleanup failed")
+
+
+try:
+    {}["missing"]
+except KeyError:
+    cleanup()

@@ -1,0 +1,3 @@
+import json
+
+config = json.loads("{")

@@ -1,0 +1,2 @@
+mapping = {}
+mapping[""]

@@ -1,0 +1,2 @@
+settings = {"host": "localhost", "port": 8080}
+timeout = settings["timeout"]

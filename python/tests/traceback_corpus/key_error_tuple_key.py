@@ -1,0 +1,2 @@
+grid = {(0, 0): "origin"}
+grid[1, 2]

@@ -1,0 +1,2 @@
+parse = lambda text: int(text) * 2
+values = list(map(parse, ["1", "2", "x"]))

@@ -1,0 +1,9 @@
+class Query:
+    def where(self, **kw):
+        return self
+
+    def order(self, key):
+        return None
+
+
+Query().where(a=1).order("x").limit(5)

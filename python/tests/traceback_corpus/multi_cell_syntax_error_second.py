@@ -1,0 +1,4 @@
+ready = True
+# %% cell 2
+if ready
+    print("go")

@@ -1,0 +1,5 @@
+def measure(seq):
+    return lenn(seq)
+
+
+measure("abc")

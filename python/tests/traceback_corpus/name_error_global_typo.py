@@ -1,0 +1,8 @@
+total_amount = 42
+
+
+def show():
+    print(total_amont)
+
+
+show()

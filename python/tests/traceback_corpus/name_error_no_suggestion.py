@@ -1,0 +1,5 @@
+def report():
+    return completely_unknown_identifier_xyz * 2
+
+
+report()

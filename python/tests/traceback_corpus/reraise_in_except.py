@@ -1,0 +1,8 @@
+def risky():
+    raise ValueError("original")
+
+
+try:
+    risky()
+except ValueError:
+    raise

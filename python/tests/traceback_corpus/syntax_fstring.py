@@ -1,0 +1,2 @@
+width = 5
+label = f"{width!z}"

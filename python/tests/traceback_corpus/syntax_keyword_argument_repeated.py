@@ -1,0 +1,5 @@
+def f(**kw):
+    return kw
+
+
+f(a=1, a=2)

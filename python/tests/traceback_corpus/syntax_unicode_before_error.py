@@ -1,0 +1,2 @@
+données = {"clé": 1}
+résumé = (données["clé"] 2)

@@ -1,0 +1,2 @@
+# reference: excepthook
+raise SystemExit("fatal: configuration missing")

@@ -1,0 +1,2 @@
+data = {"k": 1}
+value =	data["k"] +	data["missing"]

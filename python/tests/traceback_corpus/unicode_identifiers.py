@@ -1,0 +1,6 @@
+def prüfe(größe, ñandú):
+    résultat = größe / ñandú
+    return résultat
+
+
+prüfe(1, 0)

@@ -1,0 +1,5 @@
+def chunks(total, size):
+    return total // size
+
+
+chunks(10, 0)
