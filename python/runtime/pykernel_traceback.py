@@ -305,8 +305,11 @@ def _print_exception_file_and_line(ctx, value):
     ctx.write_indented_margin()
     ctx.write(line)
     if isinstance(value, SyntaxError):
-        text, offset, end_offset = _as_if_parsed_from_file(
-            value, filename, lineno, text, offset, end_offset)
+        try:
+            text, offset, end_offset = _as_if_parsed_from_file(
+                value, filename, lineno, text, offset, end_offset)
+        except Exception:
+            pass
     if text is not None:
         try:
             line_size = len(text.encode("utf-8"))
@@ -400,10 +403,18 @@ def _as_if_parsed_from_file(exc, filename, lineno, text, offset, end_offset):
         raw_offset, raw_end_offset = again.offset, again.end_offset
     except Exception:
         return text, offset, end_offset
+    lines = _universal_lines(source.encode("utf-8"))
     if isinstance(raw_offset, int):
         offset = raw_offset
-        if (raw_end_offset == -1 and exc.msg != "unexpected EOF while parsing"
-                and _located_at_end_of_input(source, exc, lineno, raw_offset)):
+        if raw_end_offset != -1:
+            pass
+        elif exc.msg == "unexpected EOF while parsing":
+            # E_EOF after a "\\" continuation: the file tokenizer had reset
+            # its buffer only if the "\\" began the line
+            if (1 <= lineno <= len(lines)
+                    and lines[lineno - 1].strip(b" \t\f\n") == b"\\"):
+                offset = 0
+        elif _located_at_end_of_input(source, exc, lineno, raw_offset):
             # _PyPegen_raise_error: token without position at end of input,
             # "p->tok->cur == p->tok->buf" holds for a file
             offset = 0
@@ -415,11 +426,12 @@ def _as_if_parsed_from_file(exc, filename, lineno, text, offset, end_offset):
     # alike for a file) nor for f-string expressions (their own parser).
     # Parser errors pointing at an earlier line than the tokenizer's also
     # lack the "\n"; they print alike unless they span lines.
+    # After "\\" continuations the parser's text holds the continued lines
+    # too; a file gives only the last.
     end_lineno = exc.end_lineno
-    lines = _universal_lines(source.encode("utf-8"))
     if (1 <= lineno <= len(lines)
-            and text.rstrip("\n").encode("utf-8", "replace")
-            == lines[lineno - 1][:-1]
+            and text.rstrip("\n").rsplit("\n", 1)[-1].encode(
+                "utf-8", "replace") == lines[lineno - 1][:-1]
             and (text.endswith("\n") or (isinstance(end_lineno, int)
                                          and end_lineno > lineno))):
         file_text = _program_text(source, lineno)
