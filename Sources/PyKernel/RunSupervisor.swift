@@ -123,8 +123,7 @@ final class RunSupervisor: @unchecked Sendable {
                 let deadline = run.started + timeout
                 if now >= deadline {
                     if run.firstStop == nil || (run.nextSignal.map { now >= $0 } ?? false) {
-                        requestLocked(.timeout(seconds: Double(timeout.components.seconds)
-                            + Double(timeout.components.attoseconds) / 1e18))
+                        requestLocked(.timeout(seconds: timeout.seconds))
                     }
                     if now >= deadline + grace, !run.reported {
                         reportStuckLocked()
@@ -143,7 +142,7 @@ final class RunSupervisor: @unchecked Sendable {
         guard var run = current else { return }
         run.reported = true
         current = run
-        let seconds = run.timeout.map { Double($0.components.seconds) } ?? 0
+        let seconds = run.timeout?.seconds ?? 0
         let record = ErrorRecord(
             name: "TimeoutError",
             value: "execution exceeded the \(seconds.formatted()) s timeout",
@@ -155,6 +154,10 @@ final class RunSupervisor: @unchecked Sendable {
         let onStuck = onStuck
         DispatchQueue.global().async { onStuck?() }
     }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
 extension Double {

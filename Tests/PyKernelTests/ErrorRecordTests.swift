@@ -154,7 +154,7 @@ struct ErrorRecordTests {
         #expect(error.traceback == """
               File "<cell-1>", line 2
                 print(1)
-                ^^^^^
+                ^
             IndentationError: expected an indented block after 'if' statement on line 1
 
             """)

@@ -31,11 +31,9 @@ struct MemoryTests {
                 events += 1
                 if events <= 5 { try await Task.sleep(for: .milliseconds(50)) }  // a slow reader at first
                 #expect(chunk.stream == .stdout)
-                var utf8 = Substring(chunk.text).utf8
-                let xs = utf8.prefix { $0 == UInt8(ascii: "x") }.count
+                let xs = chunk.text.withCString { strspn($0, "x") }
                 xCount += xs
-                utf8.removeFirst(xs)
-                if !utf8.isEmpty { rest += String(Substring(utf8)) }
+                if xs < chunk.text.utf8.count { rest += String(chunk.text.utf8.dropFirst(xs))! }
                 if events % 16 == 0 { peak = max(peak, try residentBytes()) }
             case .completed(let final):
                 result = final
@@ -141,6 +139,21 @@ struct MemoryTests {
         try await cycle(2_000)
         let after = try residentBytes()
         #expect(after - before < 10 * megabyte, "RSS grew by \(Double(after - before) / Double(megabyte)) MB")
+    }
+
+    @Test("2,000 runs that raise leave no Python objects behind (the failed cells' sources are not kept)")
+    func failingRunsKeepNoObjects() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        for _ in 0..<100 { _ = try await manager.run("1/0", in: context).result() }  // warm-up
+        let blocksBefore = try await allocatedBlocks(in: context)
+        for _ in 0..<2_000 {
+            let result = try await manager.run("1/0", in: context).result()
+            #expect(result.error?.name == "ZeroDivisionError")
+        }
+        let blocksAfter = try await allocatedBlocks(in: context)
+        #expect(blocksAfter - blocksBefore < 500, "Python holds \(blocksAfter - blocksBefore) more blocks after 2,000 failing runs")
     }
 
     /// `sys.getallocatedblocks()` after a full collection: Python objects alive in the process.

@@ -191,6 +191,36 @@ struct OutputTests {
         #expect(!fits.result.stdoutTruncated)
     }
 
+    @Test("Dropping the iterator mid-run discards the rest of the output; the run finishes")
+    func droppedIterator() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        let execution = try manager.run("""
+            import sys
+            print('first', flush=True)
+            for _ in range(8):
+                sys.stdout.write('z' * 1_000_000)
+            marker = 'finished'
+            """, in: context, timeout: .seconds(20))
+        do {
+            let iterator = execution.makeAsyncIterator()
+            #expect(try await firstOutput(of: iterator).text.hasPrefix("first\n"))
+        }
+        let next = try await run("print(marker)", in: context)
+        #expect(next.result.stdout == "finished\n")
+        #expect(next.result.executionCount == 2)
+    }
+
+    @Test("A warning is printed to stderr with the cell's source line")
+    func warningsShowCellSource() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("import warnings\nwarnings.warn('careful')\n", in: context)
+        #expect(record.result.status == .ok)
+        #expect(record.result.stderr == "<cell-1>:2: UserWarning: careful\n  warnings.warn('careful')\n")
+    }
+
     @Test("Writing a non-str to sys.stdout raises the TypeError CPython raises")
     func writeTypeError() async throws {
         let context = try await newContext()
@@ -198,6 +228,9 @@ struct OutputTests {
         let record = try await run("import sys\nsys.stdout.write(5)", in: context)
         #expect(record.error?.name == "TypeError")
         #expect(record.error?.value == "write() argument must be str, not int")
+        let counts = try await run("import sys\nn = sys.stdout.write('é😀')\nm = sys.stdout.buffer.write(b'abc')\nprint(n, m, file=sys.stderr)", in: context)
+        #expect(counts.result.stdout == "é😀abc")
+        #expect(counts.result.stderr == "2 3\n")
         let bytes = try await run("import sys\nsys.stdout.buffer.write('text')", in: context)
         #expect(bytes.error?.name == "TypeError")
         #expect(bytes.error?.value == "a bytes-like object is required, not 'str'")

@@ -194,6 +194,24 @@ struct StopTests {
         #expect(result.stdout == "unharmed\n")
     }
 
+    @Test("A run blocked writing output nobody reads is still stopped by its timeout")
+    func timeoutWhileBlockedOnOutput() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        let iterator = try manager.run(
+            "import sys\nwhile True:\n    sys.stdout.write('x' * 100_000)\n",
+            in: context, timeout: .milliseconds(500)
+        ).makeAsyncIterator()
+        try await Task.sleep(for: .milliseconds(1500))  // read nothing while the deadline passes
+        let record = try await remainingEvents(of: iterator)
+        #expect(record.result.status == .timeout)
+        #expect(record.error?.name == "TimeoutError")
+        #expect(record.result.duration < .seconds(1), "stopped after \(record.result.duration)")
+        #expect(record.text(.stdout).utf8.count % 100_000 == 0)
+        #expect(record.text(.stdout).utf8.count >= 1_000_000)
+    }
+
     @Test("A non-positive timeout is invalidArgument; nil means none")
     func timeoutValidation() async throws {
         let manager = try await engine()
@@ -217,5 +235,65 @@ func processes(withArgument argument: String) throws -> [Int] {
         else { return nil }
         let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
         return arguments.contains(argument) ? pid : nil
+    }
+}
+
+/// Scenarios that occupy the interpreter for seconds (or would, when broken): they run alone so
+/// they delay no other test.
+@Suite("Stopping runs: native code and unread output", .exclusiveEngine, .timeLimit(.minutes(1)))
+struct InterpreterOccupancyTests {
+    @Test("Native code holding the GIL: the run is answered timeout at deadline plus grace, runs are refused meanwhile, the engine recovers with the context's state")
+    func stuckNativeCode() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        let other = try await newContext()
+        defer { discard(context, other) }
+        // `sum(range(n))` over small ints never checks for signals: calibrate n for about 5 s.
+        let sample = try await runOK("import time\nt = time.perf_counter()\nsum(range(10**7))\nprint(time.perf_counter() - t)", in: context)
+        let perTenMillion = try #require(Double(sample.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let n = Int(5.0 / perTenMillion * 1e7)
+        try await runOK("kept = 'state'", in: context)
+        let submitted = ContinuousClock.now
+        let stuck = try manager.run("total = sum(range(\(n)))", in: context, timeout: .milliseconds(500))
+        let result = try await stuck.result()
+        let answered = ContinuousClock.now - submitted
+        #expect(result.status == .timeout)
+        #expect(answered >= .seconds(2), "answered after \(answered), before deadline + grace (2.5 s)")
+        #expect(answered < .milliseconds(4500), "answered after \(answered)")
+        let error = try #require(result.error)
+        #expect(error.name == "TimeoutError")
+        #expect(error.value == "execution exceeded the 0.5 s timeout")
+        // Meanwhile: requests that need no Python answer at once; runs are refused.
+        let listed = ContinuousClock.now
+        #expect(manager.listContexts().contains { $0.id == context })
+        #expect(ContinuousClock.now - listed < .milliseconds(100))
+        await expectKernelError(.interpreterBusy) { try manager.run("pass", in: other) }
+        // When the native code returns, the engine recovers by itself; the context is not emptied.
+        var recovered: String?
+        let deadline = ContinuousClock.now + .seconds(20)
+        while recovered == nil, ContinuousClock.now < deadline {
+            do {
+                recovered = try await manager.run("print(kept, 'total' in globals())", in: context).result().stdout
+            } catch let error as KernelError where error.code == .interpreterBusy {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        #expect(recovered == "state False\n")
+    }
+
+    @Test("A run whose Execution is dropped unread does not block the interpreter on its output")
+    func droppedExecutionDoesNotBlock() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        do {
+            _ = try manager.run(
+                "import sys\nfor _ in range(8):\n    sys.stdout.write('z' * 1_000_000)\nmarker = 'done'\n",
+                in: context, timeout: .seconds(3))
+        }
+        let started = ContinuousClock.now
+        let record = try await run("print(marker)", in: context)
+        #expect(record.result.stdout == "done\n", "\(String(describing: record.error))")
+        #expect(ContinuousClock.now - started < .seconds(2), "the next run waited \(ContinuousClock.now - started)")
     }
 }

@@ -11,6 +11,7 @@ import linecache
 import os
 import signal
 import sys
+import warnings  # noqa: F401 -- loaded so compile-time SyntaxWarnings of cells print with their source
 from types import CodeType
 
 import pykernel_traceback

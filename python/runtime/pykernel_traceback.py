@@ -1,43 +1,47 @@
 """Format exceptions exactly like CPython 3.11's interpreter does at exit.
 
 PyKernel runs each cell with ``exec(compile(src, "<cell-N>", "exec"), ns)``.
-When a cell fails, the kernel must show the text that ``python3.11 file.py``
-would print on stderr for the same source, with ``File "<cell-N>"`` in place
-of the file's path.
+When a cell fails, the kernel shows the text that ``python3.11 file.py``
+prints on stderr for the same source, with ``File "<cell-N>"`` in place of
+the file's path.
 
 Why not ``traceback.format_exception``?  In 3.11 the interpreter does not use
 Lib/traceback.py: ``sys.__excepthook__`` is ``PyErr_Display`` in
-Python/pythonrun.c, which prints the frames with Python/traceback.c.  The two
-differ (the C printer adds "Did you mean" suggestions, keeps trailing
-whitespace of source lines, prints "<exception str() failed>", prints no notes
-for SyntaxError, writes group margins differently, ...).  And the C printer
-itself cannot be used for cells: it never reads ``linecache`` and refuses to
-open names like ``<cell-1>``, so it would print no source lines at all.
+Python/pythonrun.c, which prints frames with Python/traceback.c, and the two
+differ ("Did you mean" suggestions, trailing whitespace of source lines,
+"<exception str() failed>", no notes for SyntaxError, margins in exception
+groups, ...).  Why not call ``sys.__excepthook__`` itself?  It never reads
+linecache and does not open ``<...>`` names, so a cell's frames would have
+no source lines; and borrowing just its last line would mean mutating the
+exception (chain, notes, traceback -- NameError suggestions need the frames)
+and calling ``str()`` twice.
 
-So this module is a line-by-line port of the 3.11 C printer (every function
-names the C function it mirrors), with one deliberate change: for a frame or
-SyntaxError whose file name looks like ``<...>``, the source line is taken
-from a full entry in ``linecache.cache`` (which the engine registers for each
-cell) instead of being omitted.  Real files are read the way
-``display_source_line_with_margin`` reads them (not through linecache).
+So this module is a line-by-line port of the 3.11.2 C printer; each function
+names the C function it mirrors.  Deliberate changes, to show a cell as if
+it were a file:
 
-Differences from the interpreter that are intentional or unavoidable:
+* a frame or SyntaxError of a ``<...>`` file takes its source line from a
+  full entry of ``linecache.cache`` (mtime None) that the host registered for
+  the cell; real files are read like display_source_line_with_margin does;
+* a SyntaxError from compiling a registered cell is reported with the text
+  and offsets the parser gives for a file (see _as_if_parsed_from_file);
+* ``SystemExit`` is formatted like any other exception (traceback +
+  ``SystemExit: 3``); the interpreter prints nothing for ``SystemExit(int)``
+  and only ``str(code)`` otherwise, as it exits (_Py_HandleSystemExit).
 
-* ``SystemExit``: the interpreter prints nothing for ``SystemExit(int)`` and
-  only ``str(code)`` otherwise (``_Py_HandleSystemExit``).  The kernel does
-  not exit, so ``format_exception`` formats it like any other exception
-  (what ``sys.__excepthook__`` prints: traceback + ``SystemExit: 3``).
-* When the C printer itself fails (a non-str ``SyntaxError.text``, a
-  ``__notes__`` attribute that raises, recursion while printing a chain
-  thousands deep), CPython gives up and dumps the object on the C-level
-  stderr ("lost sys.stderr"); here the text printed so far is returned,
-  followed by the final line produced by ``traceback.format_exception_only``.
-* ``AttributeError.obj`` can't tell "not set" (NULL) from ``None`` from
-  Python; ``None`` is taken as the object ``None`` (``None.x`` is by far the
-  common case).
+Known, unavoidable differences:
+
+* Where the C printer itself fails (a non-str ``SyntaxError.text``, a
+  ``__notes__`` property that raises, a chain nested deeper than the
+  recursion limit) CPython dumps the object on the C-level stderr ("lost
+  sys.stderr"); here the text printed so far is returned, followed by
+  ``traceback.format_exception_only``'s line.
+* ``AttributeError.obj`` unset (NULL) and ``None`` look alike from Python;
+  ``None`` is taken as the object ``None`` (``None.x``).
 """
 
 import ast
+import io
 import linecache
 import sys
 import tokenize
@@ -127,10 +131,15 @@ def format_exception(exc, *, skip_frames=0):
     ctx = _Context(exc, skip_frames)
     try:
         _print_exception_recursive(ctx, exc)
-    except (_PrintFailed, RecursionError):
-        # _PyErr_Display: the C printer gave up; see the module docstring.
-        import traceback
-        ctx.write("".join(traceback.format_exception_only(type(exc), exc)))
+    except Exception:
+        # _PrintFailed, RecursionError: _PyErr_Display would give up here
+        # (see the module docstring).  Never fail the caller.
+        try:
+            import traceback
+            ctx.write("".join(traceback.format_exception_only(type(exc),
+                                                              exc)))
+        except Exception:
+            ctx.write(exception_name(exc) + "\n")
     return "".join(ctx.out)
 
 
@@ -425,18 +434,24 @@ def _as_if_parsed_from_file(exc, filename, lineno, text, offset, end_offset):
     # the tokenizer itself (_syntaxerror_range: the line without its "\n",
     # alike for a file) nor for f-string expressions (their own parser).
     # Parser errors pointing at an earlier line than the tokenizer's also
-    # lack the "\n"; they print alike unless they span lines.
+    # lack the "\n": those spanning lines and unclosed brackets
+    # (raise_unclosed_parentheses_error) are told apart here.
     # After "\\" continuations the parser's text holds the continued lines
     # too; a file gives only the last.
     end_lineno = exc.end_lineno
     if (1 <= lineno <= len(lines)
             and text.rstrip("\n").rsplit("\n", 1)[-1].encode(
                 "utf-8", "replace") == lines[lineno - 1][:-1]
-            and (text.endswith("\n") or (isinstance(end_lineno, int)
-                                         and end_lineno > lineno))):
+            and (text.endswith("\n")
+                 or (isinstance(end_lineno, int) and end_lineno > lineno)
+                 or str(exc.msg).endswith("' was never closed"))):
         file_text = _program_text(source, lineno)
         if file_text is not None:
             text = file_text
+        elif not text.endswith("\n"):
+            # Unreadable (a chunk cut inside a character): the fallback is
+            # the tokenizer's current line, or "" once it has moved past.
+            text = ""
     return text, offset, end_offset
 
 
@@ -470,7 +485,8 @@ def _universal_lines(data):
 
 def _program_text(source, lineno):
     # err_programtext: fgets() into a 1000-byte buffer until the end of the
-    # line, so only the last chunk of a long line survives; decoded strictly.
+    # line, so only the last chunk of a long line survives; decoded strictly
+    # (None for a chunk cut inside a character, as for a missing line).
     try:
         data = source.encode("utf-8")
     except UnicodeEncodeError:
@@ -708,8 +724,8 @@ def _tb_displayline(ctx, tb, code, indent, margin):
     left_end_offset = right_start_offset = -1
     primary = secondary = "^"
     if start_line == end_line:
-        anchors = _extract_anchors_from_line(source_line, start_offset,
-                                             end_offset)
+        anchors = _extract_anchors_from_line(ctx, filename, source_line,
+                                             start_offset, end_offset)
         if anchors is not None:
             left_end_offset, right_start_offset, primary, secondary = anchors
     else:
@@ -775,15 +791,18 @@ def _byte_offset_to_character_offset(line, col_offset):
     return len((data + b"\0")[:col_offset].decode("utf-8", "replace"))
 
 
-def _extract_anchors_from_line(line, start_offset, end_offset):
+def _extract_anchors_from_line(ctx, filename, line, start_offset,
+                               end_offset):
     # extract_anchors_from_line / extract_anchors_from_stmt /
     # extract_anchors_from_expr.  The AST offsets are byte offsets into the
     # UTF-8 segment; IS_WHITESPACE is tested on those bytes.
     segment = line[start_offset:end_offset]
     try:
         segment_bytes = segment.encode("utf-8")
-        tree = ast.parse(segment)
-    except Exception:
+    except UnicodeEncodeError:
+        return None
+    tree = _parse_segment(ctx, segment, filename)
+    if tree is None:
         return None
     if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
         return None
@@ -812,6 +831,36 @@ def _extract_anchors_from_line(line, start_offset, end_offset):
     if left is None or right is None:
         return None
     return left + start_offset, right + start_offset, "~", "^"
+
+
+def _parse_segment(ctx, segment, filename):
+    # _PyParser_ASTFromString(segment, filename, Py_file_input): a warning of
+    # the tokenizer ("invalid decimal literal" for "1if") goes through the
+    # warnings filters and is printed in the middle of the traceback, as
+    # "<filename>:1: SyntaxWarning: ..." and line 1 of that file.
+    python_warnings = "warnings" in sys.modules
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            tree = compile(segment, filename, "exec", ast.PyCF_ONLY_AST)
+        except Exception:
+            tree = None
+    for message in caught:
+        try:
+            if python_warnings:
+                ctx.write(warnings._formatwarnmsg(message))
+                continue
+            # Python/_warnings.c show_warning, used while the warnings
+            # module is not imported (as in a fresh python3.11 file.py)
+            ctx.write("%s:%d: %s: %s\n" % (message.filename, message.lineno,
+                                           message.category.__name__,
+                                           message.message))
+            line = _read_source_line(message.filename, message.lineno)
+            if line is not None:
+                ctx.write("  " + line.lstrip(" \t\f") + "\n")
+        except Exception:
+            pass
+    return tree
 
 
 def _read_source_line(filename, lineno):
@@ -880,7 +929,6 @@ def _read_real_file_line(filename, lineno):
             encoding = "utf-8"
         try:
             binary.seek(0)
-            import io
             fob = io.TextIOWrapper(binary, encoding)
         except Exception:
             return True, None

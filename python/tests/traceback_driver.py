@@ -14,6 +14,16 @@ Always run with /usr/bin/python3.11 (the interpreter PyKernel embeds):
         ``python3.11 file.py`` uses -- which writes to stderr.  This is the reference for
         programs that ``python3.11 prog.py`` can't give one for (several cells; SystemExit).
 
+    traceback_driver.py batch IN.json OUT.json WORKDIR
+        For each program source in IN.json (one cell each) writes [kernel, reference] to
+        OUT.json: the kernel text as in ``cells`` and sys.__excepthook__'s text for the same
+        source run from WORKDIR/<i>/cell_1.py as in ``oracle`` (for SyntaxErrors this is not
+        the ``python3.11 file.py`` reference: compile() parses a string, not a file).
+
+The warnings module is imported up front: while it is not, CPython prints a compile-time
+SyntaxWarning with the C fallback (_warnings.c show_warning), which reads the source line from
+the file and so shows none for <cell-N>; the Python one reads linecache.
+
 Cells are separated by lines that start with ``# %%``.  In both modes the frame of this driver
 is cut from the traceback so the first frame is the cell's, as when the engine runs the code
 from C with PyEval_EvalCode.
@@ -23,6 +33,7 @@ import builtins
 import linecache
 import os
 import sys
+import warnings  # noqa: F401 -- see below
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "runtime"))
@@ -58,6 +69,7 @@ def run_cells(cells, filenames):
 
     The exception's traceback starts with this function's frame (the caller skips it)."""
     namespace = new_namespace()
+    set_recursion_headroom()
     for source, filename in zip(cells, filenames):
         try:
             code = compile(source, filename, "exec")
@@ -75,29 +87,87 @@ def check_first_frame(exc):
     assert tb is not None and tb.tb_frame.f_code is run_cells.__code__, "harness frame expected"
 
 
-def with_recursion_headroom():
+RECURSION_LIMIT = sys.getrecursionlimit()
+
+
+def set_recursion_headroom():
     # python3.11 prog.py runs <module> with no Python frame above it, and so does the engine
-    # (PyEval_EvalCode from C).  Here main(), run_cells() and this module's frame sit above the
-    # cells, plus one level for the exec() call: give that back so a RecursionError happens at
-    # the same depth of user code.
-    depth = 1
-    frame = sys._getframe()
+    # (PyEval_EvalCode from C).  Here the driver's frames sit above the cells, plus one level
+    # for the exec() call: give that back so a RecursionError happens at the same depth of
+    # user code.  Called from run_cells.
+    depth = 0
+    frame = sys._getframe(1)
     while frame is not None:
         depth += 1
         frame = frame.f_back
-    sys.setrecursionlimit(sys.getrecursionlimit() + depth)
+    sys.setrecursionlimit(RECURSION_LIMIT + depth + 1)
+
+
+def format_cells(cells):
+    filenames = ["<cell-%d>" % n for n in range(1, len(cells) + 1)]
+    for source, filename in zip(cells, filenames):
+        # As the engine registers a cell (pykernel_runtime.begin_run).
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exc = run_cells(cells, filenames)
+    if exc is None:
+        return None
+    check_first_frame(exc)
+    return pykernel_traceback.format_exception(exc, skip_frames=1)
+
+
+def excepthook_text(exc):
+    import io
+    exc.__traceback__ = exc.__traceback__.tb_next
+    stderr, sys.stderr = sys.stderr, io.StringIO()
+    try:
+        sys.__excepthook__(type(exc), exc, exc.__traceback__)
+        return sys.stderr.getvalue()
+    finally:
+        sys.stderr = stderr
+
+
+def batch(sources, workdir):
+    import io
+    import json  # noqa: F401
+    results = []
+    for i, source in enumerate(sources):
+        stdout, sys.stdout = sys.stdout, io.StringIO()
+        try:
+            kernel = format_cells([source])
+            folder = os.path.join(workdir, str(i))
+            os.mkdir(folder)
+            path = os.path.join(folder, "cell_1.py")
+            with open(path, "w", encoding="utf-8", newline="") as f:
+                f.write(source)
+            exc = run_cells([source], [path])
+            reference = None if exc is None else excepthook_text(exc).replace(path, "<cell-1>")
+        finally:
+            sys.stdout = stdout
+        results.append([kernel, reference])
+    return results
 
 
 def main(argv):
     mode, prog = argv[1], argv[2]
+    if mode == "batch":
+        import json
+        with open(prog, encoding="utf-8") as f:
+            sources = json.load(f)
+        results = batch(sources, argv[4])
+        with open(argv[3], "w", encoding="utf-8") as f:
+            json.dump(results, f)
+        return 0
     with open(prog, encoding="utf-8", newline="") as f:
         cells = split_cells(f.read())
     if mode == "cells":
-        filenames = ["<cell-%d>" % n for n in range(1, len(cells) + 1)]
-        for source, filename in zip(cells, filenames):
-            # As the engine registers a cell (pykernel_runtime.begin_run).
-            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    elif mode == "oracle":
+        text = format_cells(cells)
+        if text is None:
+            return 0
+        # backslashreplace: what sys.stderr does with lone surrogates
+        with open(argv[3], "wb") as out:
+            out.write(text.encode("utf-8", "backslashreplace"))
+        return 1
+    if mode == "oracle":
         workdir = argv[3]
         filenames = [os.path.join(workdir, "cell_%d.py" % n) for n in range(1, len(cells) + 1)]
         for source, filename in zip(cells, filenames):
@@ -106,20 +176,13 @@ def main(argv):
     else:
         raise SystemExit("unknown mode %r" % mode)
 
-    with_recursion_headroom()
     exc = run_cells(cells, filenames)
     if exc is None:
         return 0
     check_first_frame(exc)
-    if mode == "cells":
-        text = pykernel_traceback.format_exception(exc, skip_frames=1)
-        # backslashreplace: what sys.stderr does with lone surrogates
-        with open(argv[3], "wb") as out:
-            out.write(text.encode("utf-8", "backslashreplace"))
-    else:
-        exc.__traceback__ = exc.__traceback__.tb_next
-        sys.__excepthook__(type(exc), exc, exc.__traceback__)
-        sys.stderr.flush()
+    exc.__traceback__ = exc.__traceback__.tb_next
+    sys.__excepthook__(type(exc), exc, exc.__traceback__)
+    sys.stderr.flush()
     return 1
 
 

@@ -1,0 +1,1104 @@
+#!/usr/bin/env python3
+"""PyKernel side by side with a Jupyter kernel and a process-per-context worker, in one run.
+
+    bash Benchmarks/run            # full run (about 5 minutes on 2 cores, after the first build)
+    bash Benchmarks/run --quick    # about a minute, fewer repetitions
+
+Stage 1 (any python3, standard library only): builds `pykernel` in release mode, creates the
+private virtualenv Benchmarks/.venv (jupyter_client, ipykernel, matplotlib) with /usr/bin/python3.11,
+then re-runs this script with the virtualenv's python for stage 2, the measurements.
+
+Every system runs the same Python (/usr/bin/python3.11, the one pykernel embeds), with the same
+clean environment (no PYTHON* variables). Results: a Markdown table on stdout,
+Benchmarks/results/latest.{json,md}, Benchmarks/results/ratios.png, and copies of the Markdown and
+the chart in Benchmarks/latest/ (committed, shown by the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import datetime
+import json
+import os
+import platform
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "Benchmarks"
+VENV = BENCH / ".venv"
+RESULTS = BENCH / "results"
+LATEST = BENCH / "latest"
+WORKER = BENCH / "process_worker.py"
+VENV_PACKAGES = ["jupyter_client", "ipykernel", "matplotlib"]
+STAGE_VARIABLE = "PYKERNEL_BENCH_STAGE"
+
+# 200,000 lines of `print(i)`: the bytes every system must deliver to its client.
+THROUGHPUT_LINES = 200_000
+THROUGHPUT_CODE = f"for i in range({THROUGHPUT_LINES:_}): print(i)"
+THROUGHPUT_BYTES = sum(len(str(i)) + 1 for i in range(THROUGHPUT_LINES))
+FIRST_RESULT_CODE = 'import json; print(json.dumps({"a": 1}))'
+FIRST_RESULT_TEXT = '{"a": 1}'
+INTERRUPT_CODES = {
+    "loop": "print('go', flush=True)\nwhile True: pass",
+    "sleep": "import time\nprint('go', flush=True)\ntime.sleep(1000)",
+}
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def system_python() -> str:
+    if os.path.exists("/usr/bin/python3.11"):
+        return "/usr/bin/python3.11"
+    found = shutil.which("python3.11")
+    if not found:
+        sys.exit("compare.py needs python3.11 (Debian: apt-get install -y python3.11 python3.11-venv)")
+    return found
+
+
+def clean_environment() -> dict[str, str]:
+    """The harness's environment without PYTHON* and virtualenv variables (PYTHONUNBUFFERED alone
+    would turn every print of the plain-python rows into a write system call)."""
+    return {name: value for name, value in os.environ.items()
+            if not name.startswith("PYTHON") and name not in ("VIRTUAL_ENV", STAGE_VARIABLE)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 1: build and set up
+# ---------------------------------------------------------------------------------------------
+
+def build_pykernel(scratch_path: str | None) -> Path:
+    command = ["swift", "build", "-c", "release", "--product", "pykernel"]
+    if scratch_path:
+        command += ["--scratch-path", scratch_path]
+    log("building pykernel (release): " + " ".join(command))
+    started = time.monotonic()
+    subprocess.run(command, cwd=ROOT, check=True, stdout=sys.stderr, timeout=3600)
+    bin_dir = subprocess.run(command + ["--show-bin-path"], cwd=ROOT, check=True, text=True,
+                             capture_output=True, timeout=600).stdout.strip().splitlines()[-1]
+    log(f"built in {time.monotonic() - started:.0f} s")
+    return Path(bin_dir) / "pykernel"
+
+
+def ensure_virtualenv() -> Path:
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        log(f"creating {VENV.relative_to(ROOT)} with {system_python()}")
+        result = subprocess.run([system_python(), "-m", "venv", str(VENV)], stdout=sys.stderr, timeout=600)
+        if result.returncode != 0:
+            shutil.rmtree(VENV, ignore_errors=True)
+            log("venv failed; installing python3.11-venv")
+            subprocess.run(["apt-get", "install", "-y", "python3.11-venv"], check=True, stdout=sys.stderr, timeout=1200)
+            subprocess.run([system_python(), "-m", "venv", str(VENV)], check=True, stdout=sys.stderr, timeout=600)
+    check = subprocess.run([str(python), "-c", "import jupyter_client, ipykernel, matplotlib"],
+                           capture_output=True, timeout=300, env=clean_environment())
+    if check.returncode != 0:
+        log("installing " + ", ".join(VENV_PACKAGES) + " into the virtualenv (PyPI)")
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *VENV_PACKAGES],
+                       check=True, stdout=sys.stderr, timeout=1800, env=clean_environment())
+    return python
+
+
+def bootstrap(arguments: argparse.Namespace) -> None:
+    binary = Path(arguments.pykernel) if arguments.pykernel else build_pykernel(arguments.scratch_path)
+    if not os.access(binary, os.X_OK):
+        sys.exit(f"no pykernel executable at {binary}")
+    python = ensure_virtualenv()
+    environment = dict(os.environ, **{STAGE_VARIABLE: "measure"})
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
+    forwarded = ["--quick"] if arguments.quick else []
+    if arguments.budget:
+        forwarded.append(f"--budget={arguments.budget}")
+    os.execve(str(python), [str(python), str(Path(__file__).resolve()), *forwarded, f"--pykernel={binary.resolve()}"], environment)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 2: processes, and killing all of them whatever happens
+# ---------------------------------------------------------------------------------------------
+
+class Reaper:
+    """Every process this run starts, killed at the end, on failure and on Ctrl-C."""
+
+    def __init__(self) -> None:
+        self.processes: list[subprocess.Popen] = []
+        self.kernels: list = []  # jupyter_client KernelManagers
+
+    def spawn(self, command: list[str], **options) -> subprocess.Popen:
+        process = subprocess.Popen(command, env=options.pop("env", clean_environment()), **options)
+        self.processes.append(process)
+        return process
+
+    def forget(self, process: subprocess.Popen) -> None:
+        if process in self.processes:
+            self.processes.remove(process)
+
+    def kill(self, process: subprocess.Popen) -> None:
+        if process.poll() is None:
+            try:
+                process.kill()
+            except ProcessLookupError:
+                pass
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        self.forget(process)
+
+    def kill_kernel(self, manager) -> None:
+        pid = kernel_pid(manager)
+        if pid:
+            for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+                try:
+                    kill()
+                    break
+                except (ProcessLookupError, PermissionError, OSError):
+                    continue
+        try:
+            manager.cleanup_resources()
+        except Exception:  # noqa: BLE001 - best effort at the end
+            pass
+        if manager in self.kernels:
+            self.kernels.remove(manager)
+
+    def kill_all(self) -> None:
+        for manager in list(self.kernels):
+            self.kill_kernel(manager)
+        for process in list(self.processes):
+            self.kill(process)
+
+
+REAPER = Reaper()
+
+
+def kernel_pid(manager) -> int | None:
+    provisioner = getattr(manager, "provisioner", None)
+    process = getattr(provisioner, "process", None)
+    return getattr(process, "pid", None)
+
+
+class Deadline(Exception):
+    pass
+
+
+def wait_deadline(seconds: float) -> float:
+    return time.monotonic() + seconds
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics and rows
+# ---------------------------------------------------------------------------------------------
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    position = fraction * (len(sorted_values) - 1)
+    lower = int(position)
+    upper = min(lower + 1, len(sorted_values) - 1)
+    return sorted_values[lower] + (sorted_values[upper] - sorted_values[lower]) * (position - lower)
+
+
+def summary(samples: list[float]) -> dict:
+    values = sorted(samples)
+    return {"median": percentile(values, 0.5), "p95": percentile(values, 0.95), "p99": percentile(values, 0.99),
+            "min": values[0], "max": values[-1], "reps": len(values)}
+
+
+class Results:
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def row(self, key: str, title: str, kind: str, note: str = "") -> dict:
+        """kind: "time" (seconds, lower is better), "throughput" (seconds per transfer of `bytes`),
+        "memory" (bytes, lower is better)."""
+        row = {"key": key, "title": title, "kind": kind, "note": note, "entries": []}
+        self.rows.append(row)
+        return row
+
+    @staticmethod
+    def add(row: dict, system: str, label: str, samples: list[float], reference: bool = False,
+            bytes_moved: int | None = None, detail: str = "") -> dict:
+        entry = {"system": system, "label": label, "reference": reference, "detail": detail, **summary(samples)}
+        if row["kind"] == "throughput":
+            entry["bytes"] = bytes_moved
+            # Throughput percentiles are those of the time: p95 is the 95th slowest transfer.
+            entry["mb_per_s"] = {name: bytes_moved / entry[name] / 1e6 for name in ("median", "p95", "p99")}
+        row["entries"].append(entry)
+        return entry
+
+    def compute_ratios(self) -> None:
+        """advantage: how many times better pykernel is (faster, more MB/s, less memory)."""
+        for row in self.rows:
+            base = next((entry for entry in row["entries"] if entry["system"] == "pykernel" and not entry["reference"]), None)
+            for entry in row["entries"]:
+                if base is None or entry is base or entry["system"] == "pykernel":
+                    entry["advantage"] = None
+                    continue
+                # Time and memory: alternative / pykernel. Throughput is bytes/time, so the same ratio of times.
+                entry["advantage"] = entry["median"] / base["median"] if base["median"] > 0 else None
+
+
+# ---------------------------------------------------------------------------------------------
+# pykernel serve: a lean JSON-RPC client over the pipes
+# ---------------------------------------------------------------------------------------------
+
+class LineChannel:
+    """Newline-delimited messages over a child's pipes, every wait bounded by a deadline."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process = process
+        self.write_fd = process.stdin.fileno()
+        self.read_fd = process.stdout.fileno()
+        self.buffer = bytearray()
+        self.poller = select.poll()
+        self.poller.register(self.read_fd, select.POLLIN)
+        self.bytes_received = 0
+
+    def send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self.write_fd, view)
+            view = view[written:]
+
+    def read_line(self, deadline: float) -> bytes:
+        while True:
+            index = self.buffer.find(b"\n")
+            if index >= 0:
+                line = bytes(self.buffer[:index])
+                del self.buffer[:index + 1]
+                return line
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Deadline("no answer before the deadline")
+            if not self.poller.poll(max(1, int(remaining * 1000))):
+                continue
+            chunk = os.read(self.read_fd, 1 << 20)
+            if not chunk:
+                raise EOFError(f"the process ended (exit status {self.process.poll()})")
+            self.bytes_received += len(chunk)
+            self.buffer += chunk
+
+
+class PyKernelClient:
+    def __init__(self, binary: Path, stderr_path: Path) -> None:
+        self.stderr = open(stderr_path, "ab")
+        self.process = REAPER.spawn([str(binary), "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=self.stderr, cwd="/tmp")
+        self.channel = LineChannel(self.process)
+        self.next_id = 0
+        self.info = self.call("kernel.info", {}, timeout=60)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def send(self, method: str, params: dict) -> int:
+        self.next_id += 1
+        self.channel.send(json.dumps({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}).encode() + b"\n")
+        return self.next_id
+
+    def wait(self, request_id: int, timeout: float = 30, on_output=None) -> dict:
+        deadline = wait_deadline(timeout)
+        while True:
+            message = json.loads(self.channel.read_line(deadline))
+            if "method" in message:
+                if on_output and message["method"] == "code.output" and message["params"].get("request_id") == request_id:
+                    if on_output(message["params"]):
+                        return message
+                continue
+            if message.get("id") == request_id:
+                if "error" in message:
+                    raise RuntimeError(f"pykernel error: {message['error']}")
+                return message["result"]
+
+    def call(self, method: str, params: dict, timeout: float = 30) -> dict:
+        return self.wait(self.send(method, params), timeout)
+
+    def create_context(self) -> str:
+        return self.call("context.create", {})["id"]
+
+    def close(self) -> None:
+        REAPER.kill(self.process)
+        self.stderr.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The process-per-context worker
+# ---------------------------------------------------------------------------------------------
+
+class WorkerClient:
+    def __init__(self, python: str) -> None:
+        self.process = REAPER.spawn([python, str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, cwd="/tmp")
+        self.channel = LineChannel(self.process)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def request(self, message: dict) -> None:
+        self.channel.send(json.dumps(message).encode() + b"\n")
+
+    def ping(self, timeout: float = 30) -> None:
+        self.request({"type": "ping"})
+        self.until_control(timeout)
+
+    def run(self, code: str, timeout: float = 30, until_text: str | None = None) -> tuple[str, int]:
+        """Runs code until its control message (or until `until_text` was written); returns
+        (how it ended, bytes of stdout received)."""
+        self.request({"code": code})
+        return self.until_control(timeout, until_text)
+
+    def until_control(self, timeout: float, until_text: str | None = None) -> tuple[str, int]:
+        deadline = wait_deadline(timeout)
+        received = 0
+        while True:
+            message = json.loads(self.channel.read_line(deadline))
+            kind = message.get("type")
+            if kind == "stdout":
+                received += len(message["text"].encode())
+                if until_text is not None and until_text in message["text"]:
+                    return "output", received
+            elif kind == "control":
+                return message["text"], received
+
+    def close(self) -> None:
+        REAPER.kill(self.process)
+
+
+# ---------------------------------------------------------------------------------------------
+# Jupyter
+# ---------------------------------------------------------------------------------------------
+
+class JupyterKernel:
+    """One ipykernel process driven by jupyter_client, as Jupyter-based interpreters do per context."""
+
+    def __init__(self, stderr_file, wait_ready: bool = True) -> None:
+        from jupyter_client import KernelManager
+        self.manager = KernelManager(kernel_name="python3")
+        REAPER.kernels.append(self.manager)
+        self.manager.start_kernel(env=clean_environment(), stdout=subprocess.DEVNULL, stderr=stderr_file, cwd="/tmp")
+        self.client = self.manager.client()
+        self.client.start_channels()
+        import zmq
+        self.poller = zmq.Poller()
+        self.poller.register(self.client.shell_channel.socket, zmq.POLLIN)
+        self.poller.register(self.client.iopub_channel.socket, zmq.POLLIN)
+        if wait_ready:
+            self.client.wait_for_ready(timeout=60)
+            self.drain()
+
+    @property
+    def pid(self) -> int | None:
+        return kernel_pid(self.manager)
+
+    def first_kernel_info(self, timeout: float = 60) -> None:
+        deadline = wait_deadline(timeout)
+        self.client.kernel_info()
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Deadline("no kernel_info reply")
+            message = self.client.get_shell_msg(timeout=remaining)
+            if message["msg_type"] == "kernel_info_reply":
+                return
+
+    def drain(self) -> None:
+        from queue import Empty
+        while True:
+            try:
+                self.client.get_iopub_msg(timeout=0.05)
+            except Empty:
+                return
+
+    def execute(self, code: str, timeout: float = 60, until_text: str | None = None) -> tuple[dict | None, int]:
+        """Runs code until its execute_reply and its `idle` status have arrived (everything it
+        printed has then been received), or until `until_text` was printed. Returns (reply, stdout bytes)."""
+        deadline = wait_deadline(timeout)
+        message_id = self.client.execute(code)
+        reply = None
+        idle = False
+        received = 0
+        shell, iopub = self.client.shell_channel, self.client.iopub_channel
+        while reply is None or not idle:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Deadline("no execute_reply / idle")
+            ready = dict(self.poller.poll(max(1, int(remaining * 1000))))
+            if iopub.socket in ready:
+                message = iopub.get_msg(timeout=0)
+                if message.get("parent_header", {}).get("msg_id") == message_id:
+                    kind = message["msg_type"]
+                    if kind == "stream" and message["content"]["name"] == "stdout":
+                        received += len(message["content"]["text"].encode())
+                        if until_text is not None and until_text in message["content"]["text"]:
+                            return None, received
+                    elif kind == "status" and message["content"]["execution_state"] == "idle":
+                        idle = True
+            if shell.socket in ready:
+                message = shell.get_msg(timeout=0)
+                if message.get("parent_header", {}).get("msg_id") == message_id:
+                    reply = message
+        return reply, received
+
+    def wait_reply(self, message_id: str, timeout: float) -> dict:
+        deadline = wait_deadline(timeout)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Deadline("no execute_reply")
+            message = self.client.get_shell_msg(timeout=remaining)
+            if message.get("parent_header", {}).get("msg_id") == message_id:
+                return message
+
+    def wait_stream(self, message_id: str, text: str, timeout: float) -> None:
+        deadline = wait_deadline(timeout)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Deadline(f"no output {text!r}")
+            message = self.client.get_iopub_msg(timeout=remaining)
+            if (message.get("parent_header", {}).get("msg_id") == message_id and message["msg_type"] == "stream"
+                    and text in message["content"]["text"]):
+                return
+
+    def close(self) -> None:
+        try:
+            self.client.stop_channels()
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            self.manager.shutdown_kernel(now=True)
+            if self.manager in REAPER.kernels:
+                REAPER.kernels.remove(self.manager)
+        except Exception:  # noqa: BLE001
+            REAPER.kill_kernel(self.manager)
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory
+# ---------------------------------------------------------------------------------------------
+
+def memory_of(pid: int) -> tuple[int, int]:
+    """(RSS, USS) in bytes, from /proc/PID/smaps_rollup."""
+    rss = uss = 0
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for line in rollup:
+            fields = line.split()
+            if len(fields) < 2 or not fields[1].isdigit():
+                continue
+            if fields[0] == "Rss:":
+                rss = int(fields[1]) * 1024
+            elif fields[0] in ("Private_Clean:", "Private_Dirty:"):
+                uss += int(fields[1]) * 1024
+    return rss, uss
+
+
+def process_tree_memory(pid: int) -> tuple[int, int]:
+    """(RSS, USS) of a process and its descendants."""
+    total_rss = total_uss = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            rss, uss = memory_of(current)
+        except FileNotFoundError:
+            continue
+        total_rss += rss
+        total_uss += uss
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    pending.extend(int(child) for child in children.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total_rss, total_uss
+
+
+# ---------------------------------------------------------------------------------------------
+# The measurements
+# ---------------------------------------------------------------------------------------------
+
+def timed(function) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+class Bench:
+    def __init__(self, arguments: argparse.Namespace) -> None:
+        self.quick = arguments.quick
+        self.binary = Path(arguments.pykernel)
+        self.python = system_python()
+        self.results = Results()
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        self.log_path = RESULTS / "processes.log"
+        self.log_path.write_bytes(b"")
+        self.process_log = open(self.log_path, "ab")
+        self.section_times: dict[str, float] = {}
+
+    def reps(self, full: int, quick: int) -> int:
+        return quick if self.quick else full
+
+    def section(self, name: str, function) -> None:
+        log(name)
+        started = time.monotonic()
+        function()
+        self.section_times[name] = time.monotonic() - started
+
+    def run_all(self) -> dict:
+        started = time.monotonic()
+        self.machine = self.describe_machine()
+        self.section("context creation", self.context_creation)
+        self.section("first result", self.first_result)
+        self.section("run round trip", self.round_trips)
+        self.section("output throughput", self.throughput)
+        self.section("memory", self.memory)
+        self.section("interrupt latency", self.interrupts)
+        self.results.compute_ratios()
+        self.machine["load_average_end"] = os.getloadavg()
+        return {
+            "machine": self.machine,
+            "quick": self.quick,
+            "duration_s": round(time.monotonic() - started, 1),
+            "section_durations_s": {name: round(value, 1) for name, value in self.section_times.items()},
+            "rows": self.results.rows,
+            "targets": evaluate_targets(self.results.rows),
+        }
+
+    def describe_machine(self) -> dict:
+        model = ""
+        try:
+            with open("/proc/cpuinfo") as cpuinfo:
+                model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
+        except OSError:
+            pass
+        version = subprocess.run([str(self.binary), "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
+        python_version = subprocess.run([self.python, "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
+        from importlib.metadata import version as package_version
+        client = PyKernelClient(self.binary, self.log_path)
+        info = client.info
+        client.close()
+        return {
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "cores": os.cpu_count(),
+            "cpu": model,
+            "kernel": platform.release(),
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+            "python": f"{python_version} ({self.python})",
+            "pykernel": version or info.get("version"),
+            "pykernel_protocol": info.get("protocol_version"),
+            "pykernel_embedded_python": info.get("python_version"),
+            "ipykernel": package_version("ipykernel"),
+            "jupyter_client": package_version("jupyter_client"),
+            "load_average_start": os.getloadavg(),
+        }
+
+    # (1) context creation ------------------------------------------------------------------
+
+    def context_creation(self) -> None:
+        row = self.results.row("context_creation", "Context creation", "time",
+                               "pykernel: `context.create` round trip through one `pykernel serve`")
+        client = PyKernelClient(self.binary, self.log_path)
+        for _ in range(200):
+            client.create_context()
+        samples = [timed(client.create_context) for _ in range(self.reps(5000, 500))]
+        Results.add(row, "pykernel", "pykernel `context.create` (protocol)", samples)
+        # The same client and pipes with a method that does nothing: the floor under the protocol rows.
+        floor = [timed(lambda: client.call("kernel.info", {})) for _ in range(self.reps(2000, 300))]
+        Results.add(row, "pykernel", "pykernel `kernel.info` (protocol floor, reference)", floor, reference=True)
+        client.close()
+
+        samples = []
+        for _ in range(self.reps(30, 5)):
+            kernel = None
+            started = time.perf_counter()
+            try:
+                kernel = JupyterKernel(self.process_log, wait_ready=False)
+                kernel.first_kernel_info()
+                samples.append(time.perf_counter() - started)
+            finally:
+                if kernel:
+                    kernel.close()
+        Results.add(row, "jupyter", "Jupyter kernel: start → first `kernel_info` reply", samples)
+
+        samples = []
+        for _ in range(self.reps(50, 15)):
+            started = time.perf_counter()
+            worker = WorkerClient(self.python)
+            worker.ping()
+            samples.append(time.perf_counter() - started)
+            worker.close()
+        Results.add(row, "worker", "process worker: spawn → first JSON answer", samples)
+
+        samples = []
+        for _ in range(self.reps(50, 15)):
+            started = time.perf_counter()
+            subprocess.run([self.python, "-c", "pass"], env=clean_environment(), check=True, timeout=60)
+            samples.append(time.perf_counter() - started)
+        Results.add(row, "python", "`python3 -c pass` (floor)", samples, reference=False)
+
+    # (2) first result -----------------------------------------------------------------------
+
+    def first_result(self) -> None:
+        row = self.results.row("first_result", "New context → first result", "time",
+                               f"create a context, run `{FIRST_RESULT_CODE}`, until its output arrives")
+        client = PyKernelClient(self.binary, self.log_path)
+        for _ in range(50):
+            self.pykernel_first_result(client)
+        samples = [timed(lambda: self.pykernel_first_result(client)) for _ in range(self.reps(1000, 200))]
+        Results.add(row, "pykernel", "pykernel (protocol)", samples)
+        client.close()
+
+        samples = []
+        for _ in range(self.reps(20, 3)):
+            kernel = None
+            started = time.perf_counter()
+            try:
+                kernel = JupyterKernel(self.process_log, wait_ready=True)
+                _, received = kernel.execute(FIRST_RESULT_CODE, until_text=FIRST_RESULT_TEXT)
+                samples.append(time.perf_counter() - started)
+            finally:
+                if kernel:
+                    kernel.close()
+        Results.add(row, "jupyter", "Jupyter kernel (start, ready, execute)", samples)
+
+        samples = []
+        for _ in range(self.reps(50, 15)):
+            started = time.perf_counter()
+            worker = WorkerClient(self.python)
+            ended, _ = worker.run(FIRST_RESULT_CODE, until_text=FIRST_RESULT_TEXT)
+            assert ended == "output", ended
+            samples.append(time.perf_counter() - started)
+            worker.close()
+        Results.add(row, "worker", "process worker", samples)
+
+    @staticmethod
+    def pykernel_first_result(client: PyKernelClient) -> None:
+        context = client.create_context()
+        request = client.send("code.run", {"code": FIRST_RESULT_CODE, "context": context})
+        client.wait(request, on_output=lambda params: FIRST_RESULT_TEXT in params["text"])
+        client.wait(request)  # the response (not timed separately; it follows the output at once)
+
+    # (3) run round trip ---------------------------------------------------------------------
+
+    def round_trips(self) -> None:
+        client = PyKernelClient(self.binary, self.log_path)
+        context = client.create_context()
+        worker = WorkerClient(self.python)
+        worker.ping()
+        kernel = JupyterKernel(self.process_log)
+        try:
+            for code, key in (("pass", "pass"), ("print('hi')", "print")):
+                row = self.results.row(f"round_trip_{key}", f"Run round trip: `{code}`", "time",
+                                       "warm context; until the run's response (and its output) arrived")
+                params = {"code": code, "context": context}
+                for _ in range(200):
+                    client.call("code.run", params)
+                samples = [timed(lambda: client.call("code.run", params)) for _ in range(self.reps(5000, 500))]
+                Results.add(row, "pykernel", "pykernel `code.run` (protocol)", samples)
+
+                for _ in range(20):
+                    kernel.execute(code)
+                samples = [timed(lambda: kernel.execute(code)) for _ in range(self.reps(300, 50))]
+                Results.add(row, "jupyter", "Jupyter kernel (execute_reply + idle)", samples)
+
+                for _ in range(200):
+                    worker.run(code)
+                samples = [timed(lambda: worker.run(code)) for _ in range(self.reps(3000, 500))]
+                Results.add(row, "worker", "process worker", samples)
+        finally:
+            client.close()
+            worker.close()
+            kernel.close()
+
+    # (4) output throughput ------------------------------------------------------------------
+
+    def throughput(self) -> None:
+        row = self.results.row("throughput", f"Output throughput: `{THROUGHPUT_CODE}`", "throughput",
+                               f"{THROUGHPUT_BYTES:,} bytes of output received by the client, until the run's response")
+        client = PyKernelClient(self.binary, self.log_path)
+        context = client.create_context()
+        samples = []
+        wire = []
+        for index in range(self.reps(10, 3) + 1):
+            received = [0]
+
+            def count(params, received=received):
+                received[0] += len(params["text"].encode())
+                return False
+
+            before = client.channel.bytes_received
+            started = time.perf_counter()
+            result = client.wait(client.send("code.run", {"code": THROUGHPUT_CODE, "context": context}), timeout=120, on_output=count)
+            elapsed = time.perf_counter() - started
+            if received[0] != THROUGHPUT_BYTES or result["status"] != "ok":
+                raise RuntimeError(f"pykernel delivered {received[0]} of {THROUGHPUT_BYTES} bytes ({result['status']})")
+            if index:  # the first transfer is a warm-up
+                samples.append(elapsed)
+                wire.append(client.channel.bytes_received - before)
+        Results.add(row, "pykernel", "pykernel (protocol, `code.output` notifications)", samples, bytes_moved=THROUGHPUT_BYTES,
+                    detail=f"{sum(wire) / len(wire) / 1e6:.1f} MB on the wire per run (the result repeats stdout up to max_output_bytes)")
+        client.close()
+
+        kernel = JupyterKernel(self.process_log)
+        samples = []
+        try:
+            for index in range(self.reps(5, 2) + 1):
+                started = time.perf_counter()
+                reply, received = kernel.execute(THROUGHPUT_CODE, timeout=300)
+                elapsed = time.perf_counter() - started
+                if received != THROUGHPUT_BYTES:
+                    raise RuntimeError(f"Jupyter delivered {received} of {THROUGHPUT_BYTES} bytes")
+                if index:
+                    samples.append(elapsed)
+        finally:
+            kernel.close()
+        Results.add(row, "jupyter", "Jupyter kernel (iopub `stream`)", samples, bytes_moved=THROUGHPUT_BYTES)
+
+        worker = WorkerClient(self.python)
+        worker.ping()
+        samples = []
+        try:
+            for index in range(self.reps(10, 3) + 1):
+                started = time.perf_counter()
+                ended, received = worker.run(THROUGHPUT_CODE, timeout=300)
+                elapsed = time.perf_counter() - started
+                if received != THROUGHPUT_BYTES or ended != "completed":
+                    raise RuntimeError(f"the worker delivered {received} of {THROUGHPUT_BYTES} bytes ({ended})")
+                if index:
+                    samples.append(elapsed)
+        finally:
+            worker.close()
+        Results.add(row, "worker", "process worker (JSON line per write)", samples, bytes_moved=THROUGHPUT_BYTES)
+
+        samples = []
+        floor_code = f"import sys\nsys.stdin.readline()\n{THROUGHPUT_CODE}\n"
+        for index in range(self.reps(10, 3) + 1):
+            process = REAPER.spawn([self.python, "-c", floor_code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            channel = LineChannel(process)
+            time.sleep(0.05)  # let the interpreter start: the floor is the writing, not the start
+            started = time.perf_counter()
+            channel.send(b"go\n")
+            deadline = wait_deadline(120)
+            received = 0
+            while True:
+                if time.monotonic() > deadline:
+                    raise Deadline("plain python3 did not finish writing")
+                if not channel.poller.poll(1000):
+                    continue
+                chunk = os.read(channel.read_fd, 1 << 20)
+                if not chunk:
+                    break
+                received += len(chunk)
+            elapsed = time.perf_counter() - started
+            REAPER.kill(process)
+            if received != THROUGHPUT_BYTES:
+                raise RuntimeError(f"plain python3 wrote {received} of {THROUGHPUT_BYTES} bytes")
+            if index:
+                samples.append(elapsed)
+        Results.add(row, "python", "plain `python3` into a pipe (floor)", samples, bytes_moved=THROUGHPUT_BYTES)
+
+    # (5) memory -----------------------------------------------------------------------------
+
+    def memory(self) -> None:
+        contexts = 1000
+        empty = self.results.row("memory_empty", f"Memory per empty context ({contexts:,} in one `pykernel serve`)", "memory",
+                                 "USS (private bytes) from /proc/PID/smaps_rollup; Jupyter and worker: one whole process per context, after one small run")
+        used = self.results.row("memory_used", f"Memory per context after one small run ({contexts:,} contexts)", "memory",
+                                "each context ran `x = 1`; USS")
+        client = PyKernelClient(self.binary, self.log_path)
+        try:
+            client.call("code.run", {"code": "x = 1"})  # the default context, as the others below
+            base_rss, base_uss = memory_of(client.pid)
+            ids = [client.create_context() for _ in range(contexts)]
+            empty_rss, empty_uss = memory_of(client.pid)
+            for context in ids:
+                client.call("code.run", {"code": "x = 1", "context": context})
+            used_rss, used_uss = memory_of(client.pid)
+        finally:
+            client.close()
+        detail = f"whole process: {base_rss / 2**20:.1f} MB RSS, {base_uss / 2**20:.1f} MB USS before the contexts"
+        Results.add(empty, "pykernel", "pykernel", [(empty_uss - base_uss) / contexts],
+                    detail=f"RSS {(empty_rss - base_rss) / contexts / 1024:.2f} KB; " + detail)
+        Results.add(used, "pykernel", "pykernel", [(used_uss - base_uss) / contexts],
+                    detail=f"RSS {(used_rss - base_rss) / contexts / 1024:.2f} KB")
+
+        kernel = JupyterKernel(self.process_log)
+        try:
+            kernel.execute("x = 1")
+            time.sleep(0.5)
+            rss, uss = process_tree_memory(kernel.pid)
+        finally:
+            kernel.close()
+        for row in (empty, used):
+            Results.add(row, "jupyter", "Jupyter kernel (one process)", [uss], detail=f"RSS {rss / 2**20:.1f} MB")
+
+        worker = WorkerClient(self.python)
+        try:
+            worker.run("x = 1")
+            rss, uss = memory_of(worker.pid)
+        finally:
+            worker.close()
+        for row in (empty, used):
+            Results.add(row, "worker", "process worker (one process)", [uss], detail=f"RSS {rss / 2**20:.1f} MB")
+
+    # (6) interrupt latency ------------------------------------------------------------------
+
+    def interrupts(self) -> None:
+        rows = {name: self.results.row(f"interrupt_{name}", f"Interrupt latency: `{'while True: pass' if name == 'loop' else 'time.sleep(1000)'}`",
+                                       "time", "from sending the interrupt until the run's response arrived")
+                for name in INTERRUPT_CODES}
+        client = PyKernelClient(self.binary, self.log_path)
+        context = client.create_context()
+        try:
+            for name, code in INTERRUPT_CODES.items():
+                samples = []
+                for index in range(self.reps(200, 30) + 3):
+                    run = client.send("code.run", {"code": code, "context": context, "timeout": 60})
+                    client.wait(run, on_output=lambda params: "go" in params["text"])
+                    started = time.perf_counter()
+                    client.send("code.interrupt", {"context": context})
+                    result = client.wait(run, timeout=30)
+                    elapsed = time.perf_counter() - started
+                    if result["status"] != "interrupted":
+                        raise RuntimeError(f"pykernel run ended {result['status']}")
+                    if index >= 3:
+                        samples.append(elapsed)
+                Results.add(rows[name], "pykernel", "pykernel `code.interrupt` (protocol)", samples)
+        finally:
+            client.close()
+
+        kernel = JupyterKernel(self.process_log)
+        try:
+            for name, code in INTERRUPT_CODES.items():
+                samples = []
+                for index in range(self.reps(30, 5) + 1):
+                    message_id = kernel.client.execute(code)
+                    kernel.wait_stream(message_id, "go", timeout=60)
+                    started = time.perf_counter()
+                    kernel.manager.interrupt_kernel()
+                    reply = kernel.wait_reply(message_id, timeout=60)
+                    elapsed = time.perf_counter() - started
+                    if reply["content"].get("status") != "error":
+                        raise RuntimeError(f"Jupyter run ended {reply['content'].get('status')}")
+                    kernel.drain()
+                    if index:
+                        samples.append(elapsed)
+                Results.add(rows[name], "jupyter", "Jupyter `interrupt_kernel()` → execute_reply", samples)
+        finally:
+            kernel.close()
+
+        worker = WorkerClient(self.python)
+        worker.ping()
+        try:
+            for name, code in INTERRUPT_CODES.items():
+                samples = []
+                for index in range(self.reps(200, 30) + 3):
+                    ended, _ = worker.run(code, until_text="go")
+                    assert ended == "output", ended
+                    started = time.perf_counter()
+                    os.kill(worker.pid, signal.SIGINT)
+                    ended, _ = worker.until_control(timeout=30)
+                    elapsed = time.perf_counter() - started
+                    if ended != "interrupted":
+                        raise RuntimeError(f"the worker's run ended {ended}")
+                    if index >= 3:
+                        samples.append(elapsed)
+                Results.add(rows[name], "worker", "process worker: SIGINT → `interrupted`", samples)
+        finally:
+            worker.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets, table, chart
+# ---------------------------------------------------------------------------------------------
+
+def entry(rows: list[dict], key: str, system: str, reference: bool = False) -> dict | None:
+    for row in rows:
+        if row["key"] == key:
+            return next((item for item in row["entries"] if item["system"] == system and item["reference"] == reference), None)
+    return None
+
+
+def evaluate_targets(rows: list[dict]) -> list[dict]:
+    targets = []
+
+    def target(name: str, measured: str, met: bool | None) -> None:
+        targets.append({"target": name, "measured": measured, "met": met})
+
+    creation = entry(rows, "context_creation", "pykernel")
+    jupyter = entry(rows, "context_creation", "jupyter")
+    worker = entry(rows, "context_creation", "worker")
+    if creation:
+        target("context creation via the protocol: median ≤ 50 µs", format_value(creation["median"], "time"), creation["median"] <= 50e-6)
+    if jupyter and jupyter.get("advantage"):
+        target("≥ 1,000× faster than a Jupyter kernel start", f"{jupyter['advantage']:,.0f}×", jupyter["advantage"] >= 1000)
+    if worker and worker.get("advantage"):
+        target("≥ 100× faster than a process worker", f"{worker['advantage']:,.0f}×", worker["advantage"] >= 100)
+    round_trip = entry(rows, "round_trip_pass", "pykernel")
+    if round_trip:
+        target("`pass` round trip via the protocol: median ≤ 40 µs", format_value(round_trip["median"], "time"), round_trip["median"] <= 40e-6)
+    throughput = entry(rows, "throughput", "pykernel")
+    if throughput:
+        mbps = throughput["mb_per_s"]["median"]
+        target("200k printed lines: ≥ 15 MB/s received by the client", f"{mbps:.1f} MB/s", mbps >= 15)
+    memory = entry(rows, "memory_empty", "pykernel")
+    if memory:
+        target("memory per empty context: ≤ 16 KB", format_value(memory["median"], "memory"), memory["median"] <= 16 * 1024)
+    target("context creation through the Swift library: median ≤ 20 µs",
+           "see `cd Benchmarks && swift package benchmark` (createContext)", None)
+    return targets
+
+
+def format_value(value: float, kind: str) -> str:
+    if kind == "memory":
+        if value >= 2**20:
+            return f"{value / 2**20:.1f} MB"
+        return f"{value / 1024:.2f} KB"
+    if value >= 1:
+        return f"{value:.2f} s"
+    if value >= 1e-3:
+        return f"{value * 1e3:.3g} ms" if value < 0.1 else f"{value * 1e3:.0f} ms"
+    return f"{value * 1e6:.1f} µs"
+
+
+def cell(item: dict, statistic: str, kind: str) -> str:
+    if kind == "throughput":
+        return f"{item['mb_per_s'][statistic]:.2f} MB/s"
+    if kind == "memory" and item["reps"] == 1 and statistic != "median":
+        return "–"
+    return format_value(item[statistic], kind)
+
+
+def markdown(report: dict) -> str:
+    machine = report["machine"]
+    lines = [
+        f"Measured {machine['date']} on {machine['cores']} cores ({machine['cpu'] or 'unknown CPU'}, Linux {machine['kernel']}, "
+        f"{machine['memory_gib']} GiB), {machine['python']}; {machine['pykernel']} (embedded Python {machine['pykernel_embedded_python']}), "
+        f"ipykernel {machine['ipykernel']}, jupyter_client {machine['jupyter_client']}; load average at start "
+        f"{machine['load_average_start'][0]:.2f}, at end {machine['load_average_end'][0]:.2f}; "
+        f"{'quick pass' if report['quick'] else 'full run'} of {report['duration_s']:.0f} s.",
+        "",
+        "| Measurement | System | Median | p95 | p99 | Reps | pykernel advantage |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in report["rows"]:
+        first = True
+        for item in row["entries"]:
+            advantage = "baseline" if item["system"] == "pykernel" and not item["reference"] else (
+                f"{item['advantage']:,.0f}×" if item.get("advantage") and item["advantage"] >= 10 else
+                f"{item['advantage']:.2f}×" if item.get("advantage") else "")
+            label = item["label"] + (f" <br><sub>{item['detail']}</sub>" if item.get("detail") else "")
+            lines.append(f"| {row['title'] if first else ''} | {label} | {cell(item, 'median', row['kind'])} | "
+                         f"{cell(item, 'p95', row['kind'])} | {cell(item, 'p99', row['kind'])} | {item['reps']:,} | {advantage} |")
+            first = False
+    lines += ["", "pykernel advantage: the alternative's median divided by pykernel's (time, memory), or pykernel's "
+              "throughput divided by the alternative's; above 1 means pykernel is better. Throughput p95/p99 are those of "
+              "the transfer time (the 95th/99th slowest).", "", "| Target (issue 5) | Measured | Met |", "| --- | --- | --- |"]
+    for item in report["targets"]:
+        met = "met" if item["met"] else ("—" if item["met"] is None else "**missed**")
+        lines.append(f"| {item['target']} | {item['measured']} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
+def chart(report: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, values, colors = [], [], []
+    palette = {"jupyter": "#e4803a", "worker": "#4c8fd0", "python": "#9a9a9a"}
+    short = {"jupyter": "Jupyter", "worker": "process worker", "python": "plain python3"}
+    for row in report["rows"]:
+        for item in row["entries"]:
+            if item.get("advantage"):
+                title = re.sub(r"`", "", row["title"])
+                labels.append(f"{title} — {short.get(item['system'], item['system'])}")
+                values.append(item["advantage"])
+                colors.append(palette.get(item["system"], "#777777"))
+    figure, axes = plt.subplots(figsize=(11, 0.38 * len(labels) + 1.6))
+    positions = range(len(labels))[::-1]
+    axes.barh(list(positions), values, color=colors)
+    axes.set_yticks(list(positions), labels, fontsize=8)
+    axes.set_xscale("log")
+    axes.axvline(1, color="black", linewidth=0.8)
+    axes.set_xlabel("how many times better pykernel is (alternative ÷ pykernel, median; log scale; > 1: pykernel better)")
+    for position, value in zip(positions, values):
+        axes.text(value, position, f" {value:,.0f}×" if value >= 10 else f" {value:.2f}×", va="center", fontsize=7)
+    machine = report["machine"]
+    axes.set_title(f"pykernel vs Jupyter kernel vs process-per-context worker — {machine['cores']} cores, "
+                   f"{machine['python'].split(' (')[0]}, {machine['pykernel']}", fontsize=10)
+    axes.set_xlim(right=max(values) * 8 if values else 10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+# ---------------------------------------------------------------------------------------------
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a ~1-minute pass with fewer repetitions")
+    parser.add_argument("--pykernel", help="use this pykernel executable instead of building one")
+    parser.add_argument("--scratch-path", help="swift build --scratch-path for the release build (default: the root's .build)")
+    parser.add_argument("--budget", type=float, default=None, help="give up after this many seconds (default 900, quick 300)")
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    arguments = parse(sys.argv[1:])
+    if os.environ.get(STAGE_VARIABLE) != "measure":
+        bootstrap(arguments)
+        return
+
+    budget = arguments.budget or (300 if arguments.quick else 900)
+
+    def stop(signum, _frame):
+        if signum == signal.SIGALRM:
+            raise Deadline(f"the run exceeded its {budget:.0f} s budget")
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
+        signal.signal(number, stop)
+    atexit.register(REAPER.kill_all)
+    signal.alarm(int(budget))
+    bench = Bench(arguments)
+    try:
+        report = bench.run_all()
+    except BaseException:
+        log("failed; killing every process this run started")
+        raise
+    finally:
+        signal.alarm(0)
+        REAPER.kill_all()
+
+    table = markdown(report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    (RESULTS / "latest.md").write_text(table)
+    chart(report, RESULTS / "ratios.png")
+    LATEST.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(RESULTS / "latest.md", LATEST / "results.md")
+    shutil.copyfile(RESULTS / "ratios.png", LATEST / "ratios.png")
+    print(table)
+    log(f"done in {report['duration_s']:.0f} s: {RESULTS.relative_to(ROOT)}/latest.{{json,md}}, ratios.png; "
+        f"copies in {LATEST.relative_to(ROOT)}/")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+class Opaque:
+    def __dir__(self):
+        raise RuntimeError("no dir")
+
+    def method(self):
+        pass
+
+
+Opaque().methd()

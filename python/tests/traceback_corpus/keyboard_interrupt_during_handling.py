@@ -1,0 +1,4 @@
+try:
+    raise ValueError("original problem")
+except ValueError:
+    raise KeyboardInterrupt("interrupted while handling")

@@ -1,0 +1,5 @@
+def area(r):
+    return 3.14 * r ** 2
+
+
+area("2")

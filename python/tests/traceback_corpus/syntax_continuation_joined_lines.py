@@ -1,0 +1,4 @@
+try:
+    pass\
+while x < 3:
+    x += 1

@@ -1,0 +1,2 @@
+résumé = 1
+if résumé:

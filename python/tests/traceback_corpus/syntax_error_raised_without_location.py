@@ -1,0 +1,1 @@
+raise SyntaxError("rule 7 is malformed")

@@ -1,0 +1,4 @@
+with open('f') as fh:
+    text = fh.read()
+words = text.split(()
+asser(t words, 'empty'

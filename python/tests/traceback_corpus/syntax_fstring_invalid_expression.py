@@ -1,0 +1,2 @@
+names = ['a', 'b']
+labels = [f'{,n}' for n in names]

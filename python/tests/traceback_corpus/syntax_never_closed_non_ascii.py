@@ -1,0 +1,2 @@
+def prüfe(größe):[
+    return größe
