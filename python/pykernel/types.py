@@ -1,0 +1,117 @@
+"""The values the client returns: contexts, run results, error records, output chunks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+__all__ = ["Context", "ExecutionError", "ExecutionResult", "OutputMessage", "KernelInfo"]
+
+
+@dataclass(frozen=True)
+class Context:
+    """An isolated Python namespace of the server, with its own working directory.
+
+    The ``default`` context always exists; ``run_code`` uses it when no context is given.
+    """
+
+    id: str
+    language: str = "python"
+    cwd: str = ""
+
+    @classmethod
+    def from_json(cls, value: Dict[str, Any]) -> "Context":
+        return cls(id=value["id"], language=value.get("language", "python"), cwd=value.get("cwd", ""))
+
+
+@dataclass(frozen=True)
+class ExecutionError:
+    """An exception raised by the user's code, as CPython prints it.
+
+    ``name`` is the exception type as the standard traceback names it (``ZeroDivisionError``,
+    ``json.decoder.JSONDecodeError``), ``value`` its ``str()``, ``traceback`` the full text
+    ``python3 file.py`` would print (cells are named ``<cell-N>``). A stopped run has a record
+    too: ``TimeoutError`` (status ``timeout``) or ``KeyboardInterrupt`` (status ``interrupted``).
+    """
+
+    name: str
+    value: str
+    traceback: str = ""
+
+    @classmethod
+    def from_json(cls, value: Optional[Dict[str, Any]]) -> Optional["ExecutionError"]:
+        if value is None:
+            return None
+        return cls(name=value.get("name", ""), value=value.get("value", ""), traceback=value.get("traceback") or "")
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """What a run produced.
+
+    ``status`` is ``"ok"``, ``"error"`` (the code raised: see ``error``), ``"timeout"`` (raised as
+    :class:`~pykernel.errors.PyKernelTimeoutError` by ``run_code``) or ``"interrupted"``.
+    ``stdout``/``stderr`` hold the output up to the run's ``max_output_bytes`` (default 1 MiB
+    each; ``*_truncated`` tell whether they were cut); the ``on_stdout``/``on_stderr`` callbacks
+    receive every byte.
+    """
+
+    stdout: str = ""
+    stderr: str = ""
+    error: Optional[ExecutionError] = None
+    status: str = "ok"
+    execution_count: int = 0
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    duration_ms: float = 0.0
+
+    @classmethod
+    def from_json(cls, value: Dict[str, Any]) -> "ExecutionResult":
+        return cls(
+            stdout=value.get("stdout", ""),
+            stderr=value.get("stderr", ""),
+            error=ExecutionError.from_json(value.get("error")),
+            status=value.get("status", ""),
+            execution_count=value.get("execution_count", 0),
+            stdout_truncated=bool(value.get("stdout_truncated", False)),
+            stderr_truncated=bool(value.get("stderr_truncated", False)),
+            duration_ms=float(value.get("duration_ms", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
+class OutputMessage:
+    """A chunk of a run's output, given to ``on_stdout``/``on_stderr`` as it arrives.
+
+    ``output`` is the text (small writes are coalesced, so a chunk may hold several lines or part
+    of one); ``stream`` is ``"stdout"`` or ``"stderr"``.
+    """
+
+    output: str
+    stream: str = "stdout"
+
+    @property
+    def text(self) -> str:
+        """The same as ``output`` (the protocol calls it ``text``)."""
+        return self.output
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    """``kernel.info``: the server's name, versions and methods."""
+
+    name: str
+    version: str
+    protocol_version: int
+    python_version: str
+    methods: List[str] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, value: Dict[str, Any]) -> "KernelInfo":
+        return cls(
+            name=value.get("name", ""),
+            version=value.get("version", ""),
+            protocol_version=value.get("protocol_version", 0),
+            python_version=value.get("python_version", ""),
+            methods=list(value.get("methods", [])),
+        )
