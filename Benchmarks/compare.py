@@ -222,10 +222,10 @@ class Results:
     def __init__(self) -> None:
         self.rows: list[dict] = []
 
-    def row(self, key: str, title: str, kind: str, note: str = "") -> dict:
+    def row(self, key: str, title: str, kind: str, note: str = "", short: str = "") -> dict:
         """kind: "time" (seconds, lower is better), "throughput" (seconds per transfer of `bytes`),
         "memory" (bytes, lower is better)."""
-        row = {"key": key, "title": title, "kind": kind, "note": note, "entries": []}
+        row = {"key": key, "title": title, "short": short or title, "kind": kind, "note": note, "entries": []}
         self.rows.append(row)
         return row
 
@@ -612,7 +612,7 @@ class Bench:
 
     def context_creation(self) -> None:
         row = self.results.row("context_creation", "Context creation", "time",
-                               "pykernel: `context.create` round trip through one `pykernel serve`")
+                               "pykernel: `context.create` round trip through one `pykernel serve`", short="context creation")
         client = PyKernelClient(self.binary, self.log_path)
         for _ in range(200):
             client.create_context()
@@ -622,6 +622,20 @@ class Bench:
         floor = [timed(lambda: client.call("kernel.info", {})) for _ in range(self.reps(2000, 300))]
         Results.add(row, "pykernel", "pykernel `kernel.info` (protocol floor, reference)", floor, reference=True)
         client.close()
+        # The client and the pipes alone: `cat` echoes the same request line back.
+        echo = REAPER.spawn(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        channel = LineChannel(echo)
+        request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "context.create", "params": {}}).encode() + b"\n"
+
+        def echo_round_trip() -> None:
+            channel.send(request)
+            json.loads(channel.read_line(wait_deadline(10)))
+
+        for _ in range(200):
+            echo_round_trip()
+        floor = [timed(echo_round_trip) for _ in range(self.reps(2000, 300))]
+        Results.add(row, "pykernel", "`cat` echoing the request (client + pipes floor, reference)", floor, reference=True)
+        REAPER.kill(echo)
 
         samples = []
         for _ in range(self.reps(30, 5)):
@@ -656,7 +670,7 @@ class Bench:
 
     def first_result(self) -> None:
         row = self.results.row("first_result", "New context → first result", "time",
-                               f"create a context, run `{FIRST_RESULT_CODE}`, until its output arrives")
+                               f"create a context, run `{FIRST_RESULT_CODE}`, until its output arrives", short="new context → first result")
         client = PyKernelClient(self.binary, self.log_path)
         for _ in range(50):
             self.pykernel_first_result(client)
@@ -705,7 +719,7 @@ class Bench:
         try:
             for code, key in (("pass", "pass"), ("print('hi')", "print")):
                 row = self.results.row(f"round_trip_{key}", f"Run round trip: `{code}`", "time",
-                                       "warm context; until the run's response (and its output) arrived")
+                                       "warm context; until the run's response (and its output) arrived", short=f"round trip {code}")
                 params = {"code": code, "context": context}
                 for _ in range(200):
                     client.call("code.run", params)
@@ -730,7 +744,8 @@ class Bench:
 
     def throughput(self) -> None:
         row = self.results.row("throughput", f"Output throughput: `{THROUGHPUT_CODE}`", "throughput",
-                               f"{THROUGHPUT_BYTES:,} bytes of output received by the client, until the run's response")
+                               f"{THROUGHPUT_BYTES:,} bytes of output received by the client, until the run's response",
+                               short="200k printed lines (MB/s)")
         client = PyKernelClient(self.binary, self.log_path)
         context = client.create_context()
         samples = []
@@ -818,9 +833,10 @@ class Bench:
     def memory(self) -> None:
         contexts = 1000
         empty = self.results.row("memory_empty", f"Memory per empty context ({contexts:,} in one `pykernel serve`)", "memory",
-                                 "USS (private bytes) from /proc/PID/smaps_rollup; Jupyter and worker: one whole process per context, after one small run")
+                                 "USS (private bytes) from /proc/PID/smaps_rollup; Jupyter and worker: one whole process per context, after one small run",
+                                 short="memory per empty context")
         used = self.results.row("memory_used", f"Memory per context after one small run ({contexts:,} contexts)", "memory",
-                                "each context ran `x = 1`; USS")
+                                "each context ran `x = 1`; USS", short="memory per context after a run")
         client = PyKernelClient(self.binary, self.log_path)
         try:
             client.call("code.run", {"code": "x = 1"})  # the default context, as the others below
@@ -861,7 +877,7 @@ class Bench:
 
     def interrupts(self) -> None:
         rows = {name: self.results.row(f"interrupt_{name}", f"Interrupt latency: `{'while True: pass' if name == 'loop' else 'time.sleep(1000)'}`",
-                                       "time", "from sending the interrupt until the run's response arrived")
+                                       "time", "from sending the interrupt until the run's response arrived", short=f"interrupt {name}")
                 for name in INTERRUPT_CODES}
         client = PyKernelClient(self.binary, self.log_path)
         context = client.create_context()
@@ -1027,7 +1043,7 @@ def chart(report: dict, path: Path) -> None:
     for row in report["rows"]:
         for item in row["entries"]:
             if item.get("advantage"):
-                title = re.sub(r"`", "", row["title"])
+                title = re.sub(r"`", "", row["short"])
                 labels.append(f"{title} — {short.get(item['system'], item['system'])}")
                 values.append(item["advantage"])
                 colors.append(palette.get(item["system"], "#777777"))
@@ -1037,12 +1053,12 @@ def chart(report: dict, path: Path) -> None:
     axes.set_yticks(list(positions), labels, fontsize=8)
     axes.set_xscale("log")
     axes.axvline(1, color="black", linewidth=0.8)
-    axes.set_xlabel("how many times better pykernel is (alternative ÷ pykernel, median; log scale; > 1: pykernel better)")
+    axes.set_xlabel("times better with pykernel (alternative ÷ pykernel, medians; log scale; > 1: pykernel better)")
     for position, value in zip(positions, values):
         axes.text(value, position, f" {value:,.0f}×" if value >= 10 else f" {value:.2f}×", va="center", fontsize=7)
     machine = report["machine"]
-    axes.set_title(f"pykernel vs Jupyter kernel vs process-per-context worker — {machine['cores']} cores, "
-                   f"{machine['python'].split(' (')[0]}, {machine['pykernel']}", fontsize=10)
+    axes.set_title(f"pykernel vs a Jupyter kernel and a process-per-context worker\n{machine['cores']} cores, "
+                   f"{machine['python'].split(' (')[0]}, {machine['pykernel'].split(' (')[0]}, {machine['date'][:10]}", fontsize=10)
     axes.set_xlim(right=max(values) * 8 if values else 10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

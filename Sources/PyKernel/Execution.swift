@@ -72,9 +72,11 @@ public enum ExecutionEvent: Sendable, Hashable {
 /// queued, the interpreter is busy, the manager shut down).
 public struct Execution: AsyncSequence, Sendable {
     public typealias Element = ExecutionEvent
-    let output: RunOutput
+    private let reader: Reader
 
-    public func makeAsyncIterator() -> Iterator { Iterator(output) }
+    init(output: RunOutput) { reader = Reader(output) }
+
+    public func makeAsyncIterator() -> Iterator { Iterator(reader: reader) }
 
     /// Waits for the run to end and returns its result, discarding streamed output
     /// (the result still holds stdout and stderr up to the output limit).
@@ -85,17 +87,27 @@ public struct Execution: AsyncSequence, Sendable {
         throw KernelError(.shutDown, "the run ended without a result")
     }
 
-    public final class Iterator: AsyncIteratorProtocol {
+    public struct Iterator: AsyncIteratorProtocol {
+        fileprivate let reader: Reader
+
+        public func next() async throws -> ExecutionEvent? { try await reader.next() }
+    }
+
+    /// Shared by an execution and its iterators: when the last of them is gone before the result
+    /// was read, the rest of the output is discarded so the run never waits for a reader.
+    fileprivate final class Reader: @unchecked Sendable {
         private let output: RunOutput
-        private var done = false
+        private var done = false  // touched only by the one task iterating
 
         init(_ output: RunOutput) { self.output = output }
 
-        public func next() async throws -> ExecutionEvent? {
+        func next() async throws -> ExecutionEvent? {
             guard !done else { return nil }
             let event = try await output.nextEvent()
-            if case .completed = event { done = true }
-            if event == nil { done = true }
+            switch event {
+            case .completed?, nil: done = true
+            case .output?: break
+            }
             return event
         }
 

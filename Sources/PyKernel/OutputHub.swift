@@ -24,8 +24,9 @@ final class OutputHub: @unchecked Sendable {
 
     // Guarded by `lock`.
     private var active: RunOutput?
-    private var held = ChunkQueue()
-    private var heldOwner: ContextID?
+    /// Output written between runs, per context: it goes to the context that ran last.
+    private var held: [ContextID: ChunkQueue] = [:]
+    private var lastContext: ContextID?
     private var capturePipes: [(descriptor: Int32, stream: OutputStreamName)] = []
 
     private init() {}
@@ -40,11 +41,11 @@ final class OutputHub: @unchecked Sendable {
         descriptorActivity.store(false, ordering: .relaxed)
         lock.withLock {
             active = run
-            if heldOwner == context {
-                while let chunk = held.popFirst() { run.acceptLocked(chunk.stream, chunk.bytes, force: true) }
+            if var queue = held.removeValue(forKey: context) {
+                while let chunk = queue.popFirst() { run.acceptLocked(chunk.stream, chunk.bytes, force: true) }
                 lock.broadcast()
             }
-            heldOwner = context
+            lastContext = context
         }
     }
 
@@ -61,9 +62,8 @@ final class OutputHub: @unchecked Sendable {
     /// Drops output held for a deleted context.
     func forget(_ context: ContextID) {
         lock.withLock {
-            guard heldOwner == context else { return }
-            held = ChunkQueue()
-            heldOwner = nil
+            held.removeValue(forKey: context)
+            if lastContext == context { lastContext = nil }
             lock.broadcast()
         }
     }
@@ -86,14 +86,23 @@ final class OutputHub: @unchecked Sendable {
 
     private var isFullLocked: Bool {
         if let active { return active.isFullLocked }
-        return held.byteCount >= Self.capacity
+        return heldQueueLocked.byteCount >= Self.capacity
     }
 
     private func appendLocked(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) -> Bool {
         if let active { return active.acceptLocked(stream, Array(bytes), force: false) }
-        guard held.byteCount < Self.capacity else { return false }
-        held.append(stream, bytes)
+        guard heldQueueLocked.byteCount < Self.capacity else { return false }
+        holdLocked(stream, bytes)
         return true
+    }
+
+    /// Where output between runs goes: the last context's held queue (dropped when there is none,
+    /// i.e. before any run or after that context was deleted).
+    private var heldQueueLocked: ChunkQueue { lastContext.flatMap { held[$0] } ?? ChunkQueue() }
+
+    private func holdLocked(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) {
+        guard let lastContext else { return }
+        held[lastContext, default: ChunkQueue()].append(stream, bytes)
     }
 
     // MARK: File descriptors
@@ -145,7 +154,7 @@ final class OutputHub: @unchecked Sendable {
                 if let active {
                     active.acceptLocked(stream, Array(bytes), force: true)
                 } else {
-                    held.append(stream, bytes)
+                    holdLocked(stream, bytes)
                 }
             }
             return false

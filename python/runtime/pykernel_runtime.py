@@ -212,14 +212,15 @@ def end_run(cells, filename, code, exc, saved_env):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = old
-    if exc is None and code is not None and not any(isinstance(c, CodeType) for c in code.co_consts):
-        del cells[filename]  # no function, class or lambda of this cell can show up in a traceback
-    if exc is None:
-        return None
-    _strip_engine_frames(exc)
-    return (pykernel_traceback.exception_name(exc),
-            pykernel_traceback.exception_value(exc),
-            pykernel_traceback.format_exception(exc))
+    record = None
+    if exc is not None:
+        _strip_engine_frames(exc)
+        record = (pykernel_traceback.exception_name(exc),
+                  pykernel_traceback.exception_value(exc),
+                  pykernel_traceback.format_exception(exc))
+    if code is None or not any(isinstance(c, CodeType) for c in code.co_consts):
+        del cells[filename]  # no function, class or lambda of this cell can show up in a later traceback
+    return record
 
 
 def _strip_engine_frames(exc):

@@ -1,0 +1,58 @@
+/// A failure of a process API request or of the system serving it.
+///
+/// A user command that fails is *not* an error: it is reported as data, with a non-zero
+/// exit code. `ProcessAPIError` is thrown only when the request itself cannot be served:
+/// an unknown session or command, a duplicate session id, a missing working directory,
+/// input sent to a command that has finished, a language runtime that is not installed,
+/// an operation on the reserved `entrypoint` session, or a process that could not be started.
+///
+/// `code` is stable and meant for programs (the JSON-RPC server maps it to an error
+/// payload); `message` is meant for people and says what to do about it.
+public struct ProcessAPIError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A stable, machine-readable error code. Its `rawValue` is the snake_case wire spelling.
+    public struct Code: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+        /// The wire spelling of the code, e.g. `"session_not_found"`.
+        public let rawValue: String
+
+        /// Creates a code from its wire spelling.
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// No session has the given id.
+        public static let sessionNotFound = Code(rawValue: "session_not_found")
+        /// A session with the given id already exists.
+        public static let sessionExists = Code(rawValue: "session_exists")
+        /// The session has no command with the given id.
+        public static let commandNotFound = Code(rawValue: "command_not_found")
+        /// The command has already finished (for example, input was sent to it).
+        public static let commandFinished = Code(rawValue: "command_finished")
+        /// The working directory does not exist or is not a directory.
+        public static let invalidCwd = Code(rawValue: "invalid_cwd")
+        /// The language runtime needed to run the code is not installed.
+        public static let runtimeNotFound = Code(rawValue: "runtime_not_found")
+        /// The operation is not allowed on the reserved `entrypoint` session.
+        public static let reservedSession = Code(rawValue: "reserved_session")
+        /// A process could not be started.
+        public static let spawnFailed = Code(rawValue: "spawn_failed")
+        /// A parameter is malformed (an empty session id, a NUL byte in a string, a negative timeout...).
+        public static let invalidArgument = Code(rawValue: "invalid_argument")
+        /// The service has been shut down and accepts no more requests.
+        public static let serviceShutDown = Code(rawValue: "service_shut_down")
+
+        /// The wire spelling.
+        public var description: String { rawValue }
+    }
+
+    /// The stable error code.
+    public let code: Code
+    /// A message a person can act on.
+    public let message: String
+
+    /// Creates an error.
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// `"<code>: <message>"`.
+    public var description: String { "\(code.rawValue): \(message)" }
+}

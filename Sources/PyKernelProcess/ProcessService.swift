@@ -1,0 +1,490 @@
+import Foundation
+import Glibc
+import Synchronization
+
+/// The process API of PyKernel: stateless code runs (`process.code_run`), shell commands
+/// (`process.exec`) and sessions of background commands (`session.*`).
+///
+/// Every method takes a `Sendable` parameter struct (the `params` of the JSON-RPC method, and
+/// `Codable` with its wire names) and returns a `Sendable`, `Codable` result. Failures of the
+/// request throw ``ProcessAPIError``; a failing user command is a result with a non-zero exit code.
+///
+/// Processes are started with `posix_spawn` in a new process group each, with an empty signal
+/// mask, default signal dispositions and only descriptors 0/1/2 inherited. Children are waited
+/// for by pid on dedicated threads; the service installs no signal handlers and never calls
+/// `waitpid(-1)`, so it can share a process with an embedded Python interpreter. Everything that
+/// can block for long (waiting for processes, reading pipes) runs on the service's own threads
+/// and is bridged with continuations; reads of log files and /proc run on a private dispatch
+/// queue; only short local file-system calls (creating a FIFO, writing a command file) run inline.
+///
+/// If the server runs as PID 1 of a container, run it under an init (e.g. `tini`) so that
+/// orphaned grandchildren are reaped: the service only ever reaps its own children. The host
+/// must not set SIGCHLD to SIG_IGN (children would be reaped by the kernel and their exit codes
+/// lost; they would then be reported as -1).
+///
+/// Linux only: it relies on /proc and glibc's `posix_spawn` extensions.
+///
+/// Call ``shutdown()`` before dropping the service: it kills everything the service started.
+public final class ProcessService: Sendable {
+    /// The reserved id of the entrypoint session.
+    public static let entrypointSessionID = "entrypoint"
+
+    /// The configuration the service was created with.
+    public let configuration: ProcessServiceConfiguration
+    /// The private directory holding session logs and temporary code files.
+    public let temporaryRoot: String
+
+    private let hub = ExitEventHub()
+    private let children = ChildRegistry()
+    private let runtimes = RuntimeResolver()
+
+    private struct State {
+        var sessions: [String: Session] = [:]
+        var order: [String] = []
+        var nextDirectory = 1
+        var shutDown = false
+    }
+
+    private let state = Mutex(State())
+
+    /// Creates a service and its private temporary directory.
+    ///
+    /// - Throws: ``ProcessAPIError/Code/invalidCwd`` if the working directory does not exist;
+    ///   ``ProcessAPIError/Code/spawnFailed`` if the temporary directory cannot be created.
+    public init(configuration: ProcessServiceConfiguration = ProcessServiceConfiguration()) throws(ProcessAPIError) {
+        self.configuration = configuration
+        guard Posix.isDirectory(configuration.workingDirectory) else {
+            throw ProcessAPIError(
+                .invalidCwd, "the service's working directory \(configuration.workingDirectory) does not exist")
+        }
+        let base = configuration.temporaryDirectory
+            ?? configuration.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array((base + "/pykernel-process-XXXXXX").utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw ProcessAPIError(
+                .spawnFailed, "could not create a temporary directory in \(base): \(Posix.describe(errno))")
+        }
+        temporaryRoot = String(cString: made)
+        for sub in ["/sessions", "/runs"] { mkdir(temporaryRoot + sub, 0o700) }
+    }
+
+    // MARK: - Helpers
+
+    private func checkOpen() throws(ProcessAPIError) {
+        if state.withLock({ $0.shutDown }) {
+            throw ProcessAPIError(.serviceShutDown, "the process service has been shut down")
+        }
+    }
+
+    /// Resolves a `cwd` parameter: absent means the server's working directory; a relative
+    /// path resolves against it. It must be an existing directory.
+    func resolveDirectory(_ cwd: String?) throws(ProcessAPIError) -> String {
+        let base = configuration.workingDirectory
+        guard let cwd, !cwd.isEmpty else { return base }
+        if cwd.utf8.contains(0) { throw ProcessAPIError(.invalidArgument, "cwd contains a NUL byte") }
+        let path = cwd.hasPrefix("/") ? cwd : (base.hasSuffix("/") ? base : base + "/") + cwd
+        let resolved = (path as NSString).standardizingPath
+        var st = stat()
+        if stat(resolved, &st) != 0 {
+            let relative = cwd.hasPrefix("/") ? "" : " (relative to the server's working directory \(base))"
+            throw ProcessAPIError(.invalidCwd, "working directory '\(cwd)' does not exist: \(resolved)\(relative)")
+        }
+        if (st.st_mode & S_IFMT) != S_IFDIR {
+            throw ProcessAPIError(.invalidCwd, "working directory '\(cwd)' is not a directory: \(resolved)")
+        }
+        return resolved
+    }
+
+    /// The service's environment with `overrides` laid over it.
+    func mergedEnvironment(_ overrides: [String: String]) throws(ProcessAPIError) -> [String: String] {
+        var env = configuration.environment
+        for (key, value) in overrides {
+            if key.isEmpty || key.contains("=") || key.utf8.contains(0) {
+                throw ProcessAPIError(
+                    .invalidArgument, "invalid environment variable name '\(key)': it must be non-empty, without '=' or NUL")
+            }
+            if value.utf8.contains(0) {
+                throw ProcessAPIError(.invalidArgument, "the value of environment variable \(key) contains a NUL byte")
+            }
+            env[key] = value
+        }
+        return env
+    }
+
+    private func validateTimeout(_ timeout: Double?) throws(ProcessAPIError) {
+        if let timeout, !(timeout >= 0) || !timeout.isFinite {
+            throw ProcessAPIError(.invalidArgument, "timeout must be a non-negative number of seconds, not \(timeout)")
+        }
+    }
+
+    private func session(_ id: String) throws(ProcessAPIError) -> Session {
+        try checkOpen()
+        guard let session = state.withLock({ $0.sessions[id] }) else {
+            throw ProcessAPIError(.sessionNotFound, "no session '\(id)'; create it with session.create (session.list lists them)")
+        }
+        return session
+    }
+
+    private func writableSession(_ id: String, action: String) throws(ProcessAPIError) -> Session {
+        if id == Self.entrypointSessionID {
+            throw ProcessAPIError(
+                .reservedSession,
+                "the '\(id)' session runs the server's entrypoint command; it can be read (session.get, session.logs) but not \(action)")
+        }
+        return try session(id)
+    }
+
+    private func newSessionDirectory() throws(ProcessAPIError) -> String {
+        let n = state.withLock { s -> Int in
+            defer { s.nextDirectory += 1 }
+            return s.nextDirectory
+        }
+        let dir = temporaryRoot + "/sessions/\(n)"
+        guard mkdir(dir, 0o700) == 0 else {
+            throw ProcessAPIError(.spawnFailed, "could not create \(dir): \(Posix.describe(errno))")
+        }
+        return dir
+    }
+
+    // MARK: - Stateless code runs
+
+    /// `process.code_run`: runs `code` in a fresh interpreter and returns its output.
+    ///
+    /// - Python runs as `<python> - ARGV...` with the program as its stdin (read to the end before
+    ///   it runs, so the program itself reads end-of-file) and `PYTHONUNBUFFERED=1` (unless `env`
+    ///   sets it): `sys.argv[1:] == argv` exactly, `sys.path[0]` is the working directory, there is
+    ///   no size limit on the code, and stdout and stderr interleave as written. An exception exits
+    ///   non-zero with the traceback (`File "<stdin>", line N`) on stderr.
+    /// - JavaScript runs as `node <tmp>/main.js ARGV...`; TypeScript as `<runner> <tmp>/main.ts ARGV...`
+    ///   with `tsx`, `ts-node --transpile-only` or `node --experimental-strip-types`, whichever is
+    ///   found first. `process.argv.slice(2) == argv`. `NODE_PATH` gains `<cwd>/node_modules`, so
+    ///   packages installed in the working directory resolve. The temporary file is removed after.
+    /// - Timeouts behave as in ``exec(_:)``.
+    ///
+    /// - Throws: ``ProcessAPIError/Code/runtimeNotFound`` naming what to install,
+    ///   ``ProcessAPIError/Code/invalidCwd``, ``ProcessAPIError/Code/invalidArgument``,
+    ///   ``ProcessAPIError/Code/spawnFailed``.
+    public func codeRun(_ params: CodeRunParams) async throws(ProcessAPIError) -> CodeRunResult {
+        try checkOpen()
+        try validateTimeout(params.timeout)
+        let cwd = try resolveDirectory(params.cwd)
+        var env = try mergedEnvironment(params.env)
+        let plan = try await runtimes.plan(
+            for: params.language, configuration: configuration, environment: env, workingDirectory: cwd,
+            registry: children)
+        for (key, value) in plan.defaultEnvironment where params.env[key] == nil { env[key] = value }
+
+        for arg in params.argv where arg.utf8.contains(0) {
+            throw ProcessAPIError(.invalidArgument, "an argv element contains a NUL byte, which a process cannot receive")
+        }
+        // The program goes into a private scratch directory, removed after the run.
+        let scratch = temporaryRoot + "/runs/" + UUID().uuidString.lowercased()
+        guard mkdir(scratch, 0o700) == 0 else {
+            throw ProcessAPIError(.spawnFailed, "could not create \(scratch): \(Posix.describe(errno))")
+        }
+        defer { Posix.removeTree(scratch) }
+        let file = scratch + "/main." + plan.fileExtension
+        let fd = Posix.open(file, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0, Posix.writeAll(fd, Array(params.code.utf8)) else {
+            let reason = Posix.describe(errno)
+            Posix.closeQuietly(fd)
+            throw ProcessAPIError(.spawnFailed, "could not write the program to \(file): \(reason)")
+        }
+        Posix.closeQuietly(fd)
+
+        var spec = Posix.SpawnSpec(
+            executable: plan.command[0], arguments: plan.command, environment: env, workingDirectory: cwd)
+        switch plan.delivery {
+        case .standardInput:
+            spec.stdin = .readFile(file)
+        case .scriptArgument:
+            spec.arguments.append(file)
+            let modules = cwd + "/node_modules"
+            spec.environment["NODE_PATH"] = env["NODE_PATH"].map { $0.isEmpty ? modules : modules + ":" + $0 } ?? modules
+        }
+        spec.arguments += params.argv
+        let outcome = try await runOneShot(spec, timeout: params.timeout, configuration: configuration, registry: children)
+        return CodeRunResult(
+            exitCode: outcome.exitCode, result: outcome.output.combined, stdout: outcome.output.stdout,
+            stderr: outcome.output.stderr, timedOut: outcome.timedOut, truncated: outcome.output.truncated)
+    }
+
+    // MARK: - Shell commands
+
+    /// `process.exec`: runs `/bin/sh -c COMMAND` in its own process group with stdin at
+    /// end-of-file, and returns its output.
+    ///
+    /// On timeout the whole group gets `SIGTERM`, then `SIGKILL` after the grace period; the
+    /// output printed so far is returned with `timedOut: true`. When `sh` exits, the call reads
+    /// for at most the drain window, then kills what is left of the group with `SIGKILL`: a
+    /// one-shot command never leaves processes behind (use a session with `run_async` for
+    /// long-running services), and a background process holding the output pipe cannot make
+    /// the call hang. Processes that leave the group (`setsid`) are not tracked.
+    ///
+    /// - Throws: ``ProcessAPIError/Code/invalidCwd`` (with the resolved path),
+    ///   ``ProcessAPIError/Code/invalidArgument``, ``ProcessAPIError/Code/spawnFailed``.
+    public func exec(_ params: ExecParams) async throws(ProcessAPIError) -> ExecResult {
+        try checkOpen()
+        try validateTimeout(params.timeout)
+        let cwd = try resolveDirectory(params.cwd)
+        let env = try mergedEnvironment(params.env)
+        if params.command.utf8.contains(0) {
+            throw ProcessAPIError(.invalidArgument, "the command contains a NUL byte")
+        }
+        let spec = Posix.SpawnSpec(
+            executable: "/bin/sh", arguments: ["/bin/sh", "-c", params.command], environment: env, workingDirectory: cwd)
+        let outcome = try await runOneShot(spec, timeout: params.timeout, configuration: configuration, registry: children)
+        return ExecResult(
+            exitCode: outcome.exitCode, result: outcome.output.combined, stdout: outcome.output.stdout,
+            stderr: outcome.output.stderr, timedOut: outcome.timedOut, truncated: outcome.output.truncated)
+    }
+
+    // MARK: - Sessions
+
+    /// `session.create`: starts a session — a long-lived shell (`bash` if installed, else `sh`)
+    /// in `cwd` with `env` laid over the service's environment.
+    ///
+    /// The shell starts now; if it ever exits (a command ran `exit`), the next command starts a
+    /// new one. Every process of the session has `PYKERNEL_SESSION_TAG` (a random value) in its
+    /// environment, which lets ``deleteSession(_:)`` find daemons that left its process tree.
+    ///
+    /// - Throws: ``ProcessAPIError/Code/sessionExists``, ``ProcessAPIError/Code/reservedSession``
+    ///   for `entrypoint`, ``ProcessAPIError/Code/invalidCwd``, ``ProcessAPIError/Code/invalidArgument``,
+    ///   ``ProcessAPIError/Code/spawnFailed`` if the shell cannot start.
+    @discardableResult
+    public func createSession(_ params: CreateSessionParams) async throws(ProcessAPIError) -> SessionInfo {
+        try checkOpen()
+        if params.id.isEmpty || params.id.utf8.contains(0) {
+            throw ProcessAPIError(.invalidArgument, "a session id must be a non-empty string without NUL bytes")
+        }
+        if params.id == Self.entrypointSessionID {
+            throw ProcessAPIError(.reservedSession, "the session id '\(params.id)' is reserved for the entrypoint command")
+        }
+        let cwd = try resolveDirectory(params.cwd)
+        let env = try mergedEnvironment(params.env)
+        if state.withLock({ $0.sessions[params.id] != nil }) {
+            throw ProcessAPIError(.sessionExists, "a session '\(params.id)' already exists; choose another id or delete it first")
+        }
+        let session = Session(
+            id: params.id, isEntrypoint: false, directory: try newSessionDirectory(), environment: env,
+            initialDirectory: cwd, configuration: configuration, hub: hub)
+        let inserted = state.withLock { s -> Bool in
+            if s.sessions[params.id] != nil { return false }
+            s.sessions[params.id] = session
+            s.order.append(params.id)
+            return true
+        }
+        guard inserted else {
+            Posix.removeTree(session.directory)
+            throw ProcessAPIError(.sessionExists, "a session '\(params.id)' already exists; choose another id or delete it first")
+        }
+        do {
+            try session.start()
+        } catch {
+            state.withLock { s in
+                s.sessions.removeValue(forKey: params.id)
+                s.order.removeAll { $0 == params.id }
+            }
+            await session.terminate()
+            throw error
+        }
+        return session.info
+    }
+
+    /// `session.exec`: runs a command in the session's shell.
+    ///
+    /// - Synchronous (default): the command runs in the shell itself — `export`, `cd`,
+    ///   functions and variables persist — with stdin at end-of-file, and the call returns
+    ///   its exit code and output. One synchronous command runs at a time per session; others
+    ///   wait their turn. On timeout the shell's trap ends the command and the processes it
+    ///   started get `SIGTERM`, then `SIGKILL` after the grace period; the exit code is then
+    ///   usually 124 and `timedOut` is true. The session stays usable.
+    /// - Asynchronous (`runAsync`): returns the `cmdId` at once. The command runs in a
+    ///   background subshell (it sees the session's state but cannot change it), with stdin
+    ///   open for ``sendSessionInput(_:)``. Its end is announced on ``exitEvents()``.
+    ///
+    /// Output goes to log files on disk. If the shell exits (a command ran `exit`), the next
+    /// command starts a fresh shell in the last known working directory; exported variables
+    /// and functions of the old shell are lost. Commands the old shell never started end
+    /// with exit code -1.
+    ///
+    /// - Throws: ``ProcessAPIError/Code/sessionNotFound``, ``ProcessAPIError/Code/reservedSession``,
+    ///   ``ProcessAPIError/Code/invalidArgument``, ``ProcessAPIError/Code/spawnFailed``.
+    public func executeSessionCommand(_ params: SessionExecuteParams) async throws(ProcessAPIError)
+        -> SessionExecuteResult
+    {
+        try validateTimeout(params.timeout)
+        if params.command.utf8.contains(0) {
+            throw ProcessAPIError(.invalidArgument, "the command contains a NUL byte")
+        }
+        let session = try writableSession(params.session, action: "given commands")
+        return try await session.execute(params)
+    }
+
+    /// `session.get`: the session and its commands, oldest first.
+    public func getSession(_ params: SessionParams) async throws(ProcessAPIError) -> SessionInfo {
+        try session(params.session).info
+    }
+
+    /// `session.list`: every session (the entrypoint session included), in creation order.
+    public func listSessions() async throws(ProcessAPIError) -> [SessionInfo] {
+        try checkOpen()
+        let sessions = state.withLock { s in s.order.compactMap { s.sessions[$0] } }
+        return sessions.map(\.info)
+    }
+
+    /// `session.command`: one command of a session; `exitCode` is `nil` while it runs.
+    public func getSessionCommand(_ params: SessionCommandParams) async throws(ProcessAPIError) -> SessionCommandInfo {
+        try session(params.session).command(params.cmdId).info
+    }
+
+    /// `session.logs` without follow: the logs so far (the most recent ``ProcessServiceConfiguration/outputLimit``
+    /// bytes of each). With `follow`, waits for the command to exit and returns its final logs;
+    /// use ``followSessionLogs(_:)`` or ``sessionLogs(_:onOutput:)`` to receive output meanwhile.
+    public func sessionLogs(_ params: SessionLogsParams) async throws(ProcessAPIError) -> SessionLogs {
+        let cmd = try session(params.session).command(params.cmdId)
+        if params.follow { await cmd.waitSettled(cancellable: true) }
+        return await cmd.readLogs(limit: configuration.outputLimit)
+    }
+
+    /// `session.logs` with follow: the command's output from the beginning, as it is written,
+    /// ending with its exit. See ``SessionLogStream``.
+    public func followSessionLogs(_ params: SessionLogsParams) async throws(ProcessAPIError) -> SessionLogStream {
+        let session = try session(params.session)
+        return SessionLogStream(session: session, command: try session.command(params.cmdId))
+    }
+
+    /// `session.logs`, ready for the JSON-RPC server: with `follow`, calls `onOutput` for every
+    /// chunk as the command writes it (send each as a `session.output` notification), then
+    /// returns the final logs once it exits (the response). Without `follow`, returns the logs
+    /// so far and never calls `onOutput`.
+    public func sessionLogs(
+        _ params: SessionLogsParams, onOutput: @escaping @Sendable (SessionOutputChunk) async -> Void
+    ) async throws(ProcessAPIError) -> SessionLogs {
+        guard params.follow else { return try await sessionLogs(params) }
+        let stream = try await followSessionLogs(params)
+        var iterator = stream.makeAsyncIterator()
+        while let event = try await iterator.next() {
+            if case .output(let chunk) = event { await onOutput(chunk) }
+        }
+        return try await sessionLogs(SessionLogsParams(session: params.session, cmdId: params.cmdId))
+    }
+
+    /// `session.input`: writes `data` to a running asynchronous command's stdin (and closes it
+    /// when `eof`). Returns once the bytes are in the pipe.
+    ///
+    /// - Throws: ``ProcessAPIError/Code/commandFinished`` if the command has ended,
+    ///   ``ProcessAPIError/Code/invalidArgument`` for a synchronous command (its stdin is at end-of-file),
+    ///   ``ProcessAPIError/Code/reservedSession``, ``ProcessAPIError/Code/sessionNotFound``,
+    ///   ``ProcessAPIError/Code/commandNotFound``.
+    public func sendSessionInput(_ params: SessionInputParams) async throws(ProcessAPIError) {
+        let session = try writableSession(params.session, action: "sent input")
+        try await session.sendInput(params)
+    }
+
+    /// `session.delete`: ends the session's shell and every process it started (`SIGTERM`, the
+    /// grace period, `SIGKILL`; processes are found in /proc by process group, by parentage, and
+    /// by the session's `PYKERNEL_SESSION_TAG` environment entry, which catches daemons that
+    /// double-forked out of the tree), and removes its logs. Returns once nothing is left running. Running asynchronous
+    /// commands are announced on ``exitEvents()`` with exit code 137.
+    ///
+    /// - Throws: ``ProcessAPIError/Code/sessionNotFound``, ``ProcessAPIError/Code/reservedSession``.
+    public func deleteSession(_ params: SessionParams) async throws(ProcessAPIError) {
+        _ = try writableSession(params.session, action: "deleted")
+        let removed = state.withLock { s -> Session? in
+            s.order.removeAll { $0 == params.session }
+            return s.sessions.removeValue(forKey: params.session)
+        }
+        guard let removed else {
+            throw ProcessAPIError(.sessionNotFound, "no session '\(params.session)'")
+        }
+        await removed.terminate()
+    }
+
+    /// Subscribes to `session.exited` events: one per asynchronous command (and for the
+    /// entrypoint) when it ends. Each call returns an independent stream receiving the events
+    /// that happen after the call; it finishes at ``shutdown()``.
+    public func exitEvents() -> AsyncStream<SessionExitEvent> { hub.subscribe() }
+
+    // MARK: - Entrypoint
+
+    /// Runs `command` with `arguments` (no shell: each argument arrives intact) as the entrypoint,
+    /// in the reserved session `entrypoint`, in the server's working directory with stdin at
+    /// end-of-file. The session can be read with ``getSession(_:)`` and the log methods but not
+    /// deleted, given commands or sent input. Its exit is announced on ``exitEvents()``.
+    ///
+    /// - Parameter command: an executable looked up on `PATH`, or a path (relative to the
+    ///   server's working directory).
+    /// - Throws: ``ProcessAPIError/Code/sessionExists`` if it was already started,
+    ///   ``ProcessAPIError/Code/spawnFailed`` if the command cannot be found or started.
+    @discardableResult
+    public func startEntrypoint(command: String, arguments: [String] = []) async throws(ProcessAPIError) -> SessionInfo {
+        try checkOpen()
+        if command.isEmpty || command.utf8.contains(0) {
+            throw ProcessAPIError(.invalidArgument, "the entrypoint command must be a non-empty string without NUL bytes")
+        }
+        let candidate = command.contains("/") && !command.hasPrefix("/")
+            ? configuration.workingDirectory + "/" + command : command
+        guard let executable = findExecutable(candidate, searchPath: configuration.environment["PATH"]) else {
+            throw ProcessAPIError(
+                .spawnFailed,
+                "the entrypoint command '\(command)' was not found\(command.contains("/") ? "" : " on PATH") or is not executable")
+        }
+        let id = Self.entrypointSessionID
+        if state.withLock({ $0.sessions[id] != nil }) {
+            throw ProcessAPIError(.sessionExists, "the entrypoint session is already running")
+        }
+        let session = Session(
+            id: id, isEntrypoint: true, directory: try newSessionDirectory(), environment: configuration.environment,
+            initialDirectory: configuration.workingDirectory, configuration: configuration, hub: hub)
+        let inserted = state.withLock { s -> Bool in
+            if s.sessions[id] != nil { return false }
+            s.sessions[id] = session
+            s.order.append(id)
+            return true
+        }
+        guard inserted else { throw ProcessAPIError(.sessionExists, "the entrypoint session is already running") }
+        do {
+            try session.startEntrypoint(
+                executable: executable, arguments: [command] + arguments,
+                display: ([command] + arguments).map(shellQuote).joined(separator: " "))
+        } catch {
+            state.withLock { s in
+                s.sessions.removeValue(forKey: id)
+                s.order.removeAll { $0 == id }
+            }
+            await session.terminate()
+            throw error
+        }
+        return session.info
+    }
+
+    // MARK: - Shutdown
+
+    /// Kills everything the service started — sessions (the entrypoint included) and running
+    /// `exec`/`code_run` process groups — finishes the exit event streams and removes the
+    /// temporary directory. Later calls throw ``ProcessAPIError/Code/serviceShutDown``.
+    /// Calling it again does nothing.
+    public func shutdown() async {
+        let sessions = state.withLock { s -> [Session]? in
+            if s.shutDown { return nil }
+            s.shutDown = true
+            let all = Array(s.sessions.values)
+            s.sessions.removeAll()
+            s.order.removeAll()
+            return all
+        }
+        guard let sessions else { return }
+        for child in children.all() {
+            child.signalGroup(SIGKILL)
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for session in sessions {
+                group.addTask { await session.terminate() }
+            }
+        }
+        hub.finish()
+        let root = temporaryRoot
+        await Blocking.run { Posix.removeTree(root) }
+    }
+}

@@ -1,0 +1,179 @@
+import Foundation
+import Glibc
+import Testing
+
+@testable import PyKernelProcess
+
+@Suite("process.exec", .timeLimit(.minutes(1)))
+struct ExecTests {
+    @Test("ls -la lists the working directory")
+    func listDirectory() async throws {
+        try await withService { service, dir in
+            _ = FileManager.default.createFile(atPath: dir + "/hello.txt", contents: Data("hi".utf8))
+            let response = try await service.exec(ExecParams(command: "ls -la"))
+            #expect(response.exitCode == 0)
+            #expect(response.result.contains("hello.txt"))
+            #expect(response.stdout.contains("hello.txt"))
+            #expect(response.stderr.isEmpty)
+            #expect(!response.timedOut)
+        }
+    }
+
+    @Test("sleep 3 with a relative cwd and a 5 s timeout succeeds")
+    func sleepWithinTimeout() async throws {
+        try await withService { service, dir in
+            try FileManager.default.createDirectory(atPath: dir + "/workspace/src", withIntermediateDirectories: true)
+            let start = Date()
+            let response = try await service.exec(ExecParams(command: "sleep 3", cwd: "workspace/src", timeout: 5))
+            let elapsed = Date().timeIntervalSince(start)
+            #expect(response.exitCode == 0)
+            #expect(!response.timedOut)
+            #expect(elapsed >= 2.9 && elapsed < 5, "took \(elapsed) s")
+        }
+    }
+
+    @Test("a relative cwd resolves against the server's working directory; a missing one is an error")
+    func workingDirectories() async throws {
+        try await withService { service, dir in
+            try FileManager.default.createDirectory(atPath: dir + "/workspace/src", withIntermediateDirectories: true)
+            let response = try await service.exec(ExecParams(command: "pwd", cwd: "workspace/src"))
+            #expect(response.stdout == dir + "/workspace/src\n")
+            let absolute = try await service.exec(ExecParams(command: "pwd", cwd: "/"))
+            #expect(absolute.stdout == "/\n")
+            let error = await expectAPIError(.invalidCwd) {
+                try await service.exec(ExecParams(command: "pwd", cwd: "no/such/dir"))
+            }
+            #expect(error?.message.contains(dir + "/no/such/dir") == true)
+            _ = FileManager.default.createFile(atPath: dir + "/file", contents: nil)
+            await expectAPIError(.invalidCwd) { try await service.exec(ExecParams(command: "pwd", cwd: "file")) }
+        }
+    }
+
+    @Test("env is laid over the service's environment")
+    func environment() async throws {
+        try await withService { service, _ in
+            let response = try await service.exec(
+                ExecParams(command: "echo $CUSTOM_SECRET; echo ${PATH:+has-path}", env: ["CUSTOM_SECRET": "DAYTONA"]))
+            #expect(response.stdout == "DAYTONA\nhas-path\n")
+            #expect(response.result == "DAYTONA\nhas-path\n")
+            await expectAPIError(.invalidArgument) {
+                try await service.exec(ExecParams(command: "true", env: ["A=B": "x"]))
+            }
+        }
+    }
+
+    @Test("stdin is at end-of-file: cat returns at once")
+    func stdinAtEOF() async throws {
+        try await withService { service, _ in
+            let start = Date()
+            let response = try await service.exec(ExecParams(command: "cat; read x; echo \"read=$?\"", timeout: 10))
+            #expect(Date().timeIntervalSince(start) < 5)
+            #expect(response.exitCode == 0)
+            #expect(response.stdout == "read=1\n")
+            #expect(!response.timedOut)
+        }
+    }
+
+    @Test("stdout and stderr are separate, and interleaved by arrival in result")
+    func separateAndInterleaved() async throws {
+        try await withService { service, _ in
+            let response = try await service.exec(
+                ExecParams(command: "echo one; sleep 0.1; echo two >&2; sleep 0.1; echo three; exit 3"))
+            #expect(response.exitCode == 3)
+            #expect(response.stdout == "one\nthree\n")
+            #expect(response.stderr == "two\n")
+            #expect(response.result == "one\ntwo\nthree\n")
+        }
+    }
+
+    @Test("a failing command is data, not an error")
+    func failingCommand() async throws {
+        try await withService { service, _ in
+            let missing = try await service.exec(ExecParams(command: "definitely-not-a-command-xyz"))
+            #expect(missing.exitCode == 127)
+            #expect(missing.stderr.contains("not found"))
+            let killed = try await service.exec(ExecParams(command: "kill -9 $$"))
+            #expect(killed.exitCode == 137)
+        }
+    }
+
+    @Test("a timeout kills the whole process group and returns the output so far")
+    func timeoutKillsGroup() async throws {
+        try await withService { service, _ in
+            let start = Date()
+            let response = try await service.exec(
+                ExecParams(command: "echo started; sh -c 'sleep 1001 & sleep 1001'", timeout: 1))
+            let elapsed = Date().timeIntervalSince(start)
+            #expect(response.timedOut)
+            #expect(response.exitCode != 0)
+            #expect(response.stdout == "started\n")
+            #expect(elapsed < 5, "took \(elapsed) s")
+            #expect(await eventually(timeout: 2) { liveProcesses(withCommandLine: ["sleep", "1001"]).isEmpty })
+        }
+    }
+
+    @Test("a background process holding the output pipe does not hang the call, and is cleaned up")
+    func backgroundHolderDoesNotHang() async throws {
+        try await withService { service, _ in
+            let start = Date()
+            let response = try await service.exec(ExecParams(command: "sleep 1002 & echo done"))
+            #expect(Date().timeIntervalSince(start) < 5)
+            #expect(response.exitCode == 0)
+            #expect(response.stdout == "done\n")
+            #expect(await eventually(timeout: 2) { liveProcesses(withCommandLine: ["sleep", "1002"]).isEmpty })
+        }
+    }
+
+    @Test("children start with no blocked or ignored signals and inherit no stray descriptors")
+    func cleanChildState() async throws {
+        try await withService { service, dir in
+            // A descriptor of ours without close-on-exec: it must not reach the child.
+            let marker = dir + "/leak-marker"
+            let fd = open(marker, O_WRONLY | O_CREAT, 0o600)
+            #expect(fd >= 0)
+            defer { close(fd) }
+            let response = try await service.exec(
+                ExecParams(command: "grep -E '^Sig(Blk|Ign)' /proc/self/status; ls -l /proc/$$/fd"))
+            #expect(response.stdout.contains("SigBlk:\t0000000000000000"))
+            #expect(response.stdout.contains("SigIgn:\t0000000000000000"))
+            #expect(!response.stdout.contains("leak-marker"), "\(response.stdout)")
+        }
+    }
+
+    @Test("binary output is decoded with replacement characters, and long output is capped")
+    func binaryAndCappedOutput() async throws {
+        try await withService({ $0.outputLimit = 1000 }) { service, _ in
+            let binary = try await service.exec(ExecParams(command: "printf 'ok\\377\\376\\n'; head -c 300 /dev/urandom >/dev/null"))
+            #expect(binary.stdout.hasPrefix("ok\u{FFFD}"))
+            let long = try await service.exec(ExecParams(command: "yes 0123456789 | head -c 100000; echo; echo tail-marker"))
+            #expect(long.exitCode == 0)
+            #expect(long.truncated)
+            #expect(long.stdout.utf8.count <= 1000)
+            #expect(long.stdout.hasSuffix("tail-marker\n"))
+            #expect(long.result.utf8.count <= 1000)
+        }
+    }
+
+    @Test("cancelling the calling task kills the command")
+    func cancellation() async throws {
+        try await withService { service, _ in
+            let task = Task { try await service.exec(ExecParams(command: "echo begun; sleep 1017")) }
+            #expect(await eventually { !liveProcesses(withCommandLine: ["sleep", "1017"]).isEmpty })
+            let start = Date()
+            task.cancel()
+            let response = try await task.value
+            #expect(Date().timeIntervalSince(start) < 5)
+            #expect(response.stdout == "begun\n")
+            #expect(response.exitCode == 137)
+            #expect(liveProcesses(withCommandLine: ["sleep", "1017"]).isEmpty)
+        }
+    }
+
+    @Test("invalid parameters are clear errors")
+    func invalidParameters() async throws {
+        try await withService { service, _ in
+            await expectAPIError(.invalidArgument) { try await service.exec(ExecParams(command: "true", timeout: -1)) }
+            await expectAPIError(.invalidArgument) { try await service.exec(ExecParams(command: "echo \u{0}")) }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+"""PyKernel client: run Python code in stateful, isolated contexts of a ``pykernel serve`` server.
+
+::
+
+    from pykernel import PyKernel
+
+    with PyKernel() as kernel:                       # binary: argument, $PYKERNEL_BIN or PATH
+        kernel.run_code("counter = 1")
+        result = kernel.run_code("counter += 1\\nprint(counter)")
+        print(result.stdout)                         # 2
+
+        ctx = kernel.create_context(cwd="/tmp")
+        kernel.run_code("import os; print(os.getcwd())", context=ctx,
+                        on_stdout=lambda msg: print("[STDOUT]", msg.output, end=""))
+        kernel.delete_context(ctx)
+
+The protocol underneath is documented in ``docs/protocol.md`` of the PyKernel repository.
+"""
+
+from .client import DEFAULT_CONTEXT, MAX_LINE_BYTES, PyKernel
+from .errors import (
+    ContextDeletedError,
+    ContextNotFoundError,
+    DefaultContextUndeletableError,
+    InternalServerError,
+    InterpreterBusyError,
+    InvalidParamsError,
+    InvalidRequestError,
+    MethodNotFoundError,
+    ParseError,
+    PyKernelConnectionError,
+    PyKernelError,
+    PyKernelNotFoundError,
+    PyKernelTimeoutError,
+    ShuttingDownError,
+)
+from .types import Context, ExecutionError, ExecutionResult, KernelInfo, OutputMessage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PyKernel",
+    "DEFAULT_CONTEXT",
+    "MAX_LINE_BYTES",
+    "Context",
+    "ExecutionError",
+    "ExecutionResult",
+    "KernelInfo",
+    "OutputMessage",
+    "PyKernelError",
+    "ParseError",
+    "InvalidRequestError",
+    "MethodNotFoundError",
+    "InvalidParamsError",
+    "InternalServerError",
+    "ContextNotFoundError",
+    "DefaultContextUndeletableError",
+    "InterpreterBusyError",
+    "ContextDeletedError",
+    "ShuttingDownError",
+    "PyKernelTimeoutError",
+    "PyKernelNotFoundError",
+    "PyKernelConnectionError",
+]

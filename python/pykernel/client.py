@@ -1,0 +1,571 @@
+"""The PyKernel client: drives ``pykernel serve`` (JSON-RPC 2.0 over newline-delimited JSON on the
+server's stdin/stdout, see ``docs/protocol.md``) from Python.
+
+Threading model
+---------------
+One background *reader thread* reads every line the server writes. Responses are matched to
+their requests by ``id``; notifications that carry ``params.request_id`` (``code.output``) are
+handed to the callbacks of that request, on the reader thread, in the order the server sent them
+and always before the response that ends the request (the server writes a request's notifications
+before its response). Writes to the server's stdin are serialized by a lock, one whole line at a
+time. Any number of threads may therefore call the client at once: each call waits for its own
+response only. Runs in different contexts are accepted concurrently by the server (the one
+interpreter executes them one at a time); runs of one context queue in arrival order.
+
+Callbacks run on the reader thread: while one runs, no other response or output is delivered,
+so keep them short, and do not call the client's blocking methods from a callback (that would
+wait for a response only the reader thread can deliver; it raises ``RuntimeError`` instead).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import weakref
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+
+from .errors import (
+    InvalidRequestError,
+    PyKernelConnectionError,
+    PyKernelError,
+    PyKernelNotFoundError,
+    PyKernelTimeoutError,
+    error_from_response,
+)
+from .types import Context, ExecutionError, ExecutionResult, KernelInfo, OutputMessage
+
+__all__ = ["PyKernel", "DEFAULT_CONTEXT", "MAX_LINE_BYTES"]
+
+#: The id of the context that always exists and where code runs when no context is named.
+DEFAULT_CONTEXT = "default"
+#: The longest line ``pykernel serve`` accepts (a longer one is answered -32600 with a null id,
+#: so the client refuses to send it).
+MAX_LINE_BYTES = 64 << 20
+
+ContextLike = Union[Context, str]
+NotificationHandler = Callable[[str, Dict[str, Any]], None]
+
+_JSONRPC = "2.0"
+
+
+def _context_id(context: Optional[ContextLike]) -> Optional[str]:
+    if context is None:
+        return None
+    if isinstance(context, Context):
+        return context.id
+    if isinstance(context, str):
+        return context
+    raise TypeError(f"context must be a Context or a context id string, not {type(context).__name__}")
+
+
+def _resolve_binary(binary: Optional[Union[str, "os.PathLike[str]"]]) -> str:
+    """The ``pykernel`` program: the argument, else ``$PYKERNEL_BIN``, else ``pykernel`` on PATH."""
+    if binary is not None:
+        source, candidate = "the binary argument", os.fspath(binary)
+    elif os.environ.get("PYKERNEL_BIN"):
+        source, candidate = "PYKERNEL_BIN", os.environ["PYKERNEL_BIN"]
+    else:
+        found = shutil.which("pykernel")
+        if found is None:
+            raise PyKernelNotFoundError(
+                "Cannot find the pykernel program: pass its path as PyKernel(binary=...), set "
+                "PYKERNEL_BIN, or put pykernel on PATH (build it with `swift build --product pykernel`)."
+            )
+        return found
+    if os.sep not in candidate and not os.path.exists(candidate):
+        found = shutil.which(candidate)
+        if found is not None:
+            return found
+    if not os.path.isfile(candidate):
+        raise PyKernelNotFoundError(f"The pykernel program given by {source} does not exist: {candidate!r}.")
+    if not os.access(candidate, os.X_OK):
+        raise PyKernelNotFoundError(f"The pykernel program given by {source} is not executable: {candidate!r}.")
+    return candidate
+
+
+class _Pending:
+    """A request waiting for its response."""
+
+    __slots__ = ("id", "method", "event", "result", "error", "on_notification", "callback_error")
+
+    def __init__(self, request_id: int, method: str, on_notification: Optional[NotificationHandler]) -> None:
+        self.id = request_id
+        self.method = method
+        self.event = threading.Event()
+        self.result: Any = None
+        self.error: Optional[BaseException] = None
+        self.on_notification = on_notification
+        self.callback_error: Optional[BaseException] = None
+
+
+def _stop_process(process: "subprocess.Popen[bytes]") -> None:
+    """Finalizer: stops a server the program forgot to close (SIGTERM, then SIGKILL)."""
+    if process.poll() is not None:
+        return
+    try:
+        process.terminate()
+        process.wait(2)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    except OSError:
+        pass
+
+
+class PyKernel:
+    """A ``pykernel serve`` subprocess and a thread-safe client for it.
+
+    ::
+
+        with PyKernel() as kernel:
+            kernel.run_code("counter = 1")
+            print(kernel.run_code("counter += 1; print(counter)").stdout)   # 2
+
+    :param binary: path of the ``pykernel`` program; default ``$PYKERNEL_BIN``, else ``pykernel``
+        on ``PATH``. :class:`~pykernel.errors.PyKernelNotFoundError` when none is found.
+    :param args: extra arguments after ``serve`` (e.g. ``("--venv", path)`` or
+        ``("--log-level", "debug")``).
+    :param cwd: the server's working directory (the ``default`` context's cwd, and what relative
+        context cwds resolve against); default: this process's.
+    :param env: the server's whole environment, as for :class:`subprocess.Popen` (default: this
+        process's).
+
+    The server's stderr (its logs, quiet by default) goes to this process's stderr. The server
+    runs in its own session, so a Ctrl-C meant for this program does not reach it; ``close()``
+    (or leaving the ``with`` block) shuts it down.
+    """
+
+    def __init__(
+        self,
+        binary: Optional[Union[str, "os.PathLike[str]"]] = None,
+        *,
+        args: Sequence[str] = (),
+        cwd: Optional[Union[str, "os.PathLike[str]"]] = None,
+        env: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        self.binary = _resolve_binary(binary)
+        self._lock = threading.Lock()  # Guards _pending, _abandoned, _closing, _eof.
+        self._write_lock = threading.Lock()  # One line at a time on the server's stdin.
+        self._ids = itertools.count(1)
+        self._pending: Dict[int, _Pending] = {}
+        self._abandoned: set = set()
+        self._handlers: Dict[str, List[NotificationHandler]] = {}
+        self._closing = False
+        self._eof = False
+        try:
+            self._process = subprocess.Popen(
+                [self.binary, "serve", *args],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=None,
+                cwd=os.fspath(cwd) if cwd is not None else None,
+                env=dict(env) if env is not None else None,
+                start_new_session=True,
+            )
+        except OSError as error:
+            raise PyKernelNotFoundError(f"Cannot start {self.binary!r}: {error}") from error
+        self._finalizer = weakref.finalize(self, _stop_process, self._process)
+        self._reader = threading.Thread(target=self._read_loop, name="pykernel-reader", daemon=True)
+        self._reader.start()
+        try:
+            self._info = KernelInfo.from_json(self._request("kernel.info", None, wait=60.0))
+        except BaseException:
+            self._kill()
+            raise
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> "PyKernel":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Shuts the server down: sends ``shutdown`` (runs in flight are interrupted and answered
+        ``interrupted``), waits for it to exit, and kills it if it has not exited within
+        ``timeout`` seconds. Idempotent. Calls made afterwards raise
+        :class:`~pykernel.errors.PyKernelConnectionError`."""
+        self._refuse_on_reader_thread("close()")
+        with self._lock:
+            already = self._closing
+            self._closing = True
+            eof = self._eof
+        if already:
+            self._wait_exit(timeout)
+            return
+        if not eof and self._process.poll() is None:
+            try:
+                self._request("shutdown", None, wait=timeout, closing=True)
+            except PyKernelError:
+                pass
+        try:
+            with self._write_lock:
+                self._process.stdin.close()  # type: ignore[union-attr]
+        except (OSError, ValueError):
+            pass
+        self._wait_exit(timeout)
+
+    def _wait_exit(self, timeout: float) -> None:
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._kill()
+        self._reader.join(timeout)
+        self._finalizer.detach()
+
+    def _kill(self) -> None:
+        if self._process.poll() is None:
+            try:
+                self._process.kill()
+            except OSError:
+                pass
+        self._process.wait()
+        try:
+            self._process.stdin.close()  # type: ignore[union-attr]
+        except (OSError, ValueError):
+            pass
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called or the server has exited."""
+        with self._lock:
+            return self._closing or self._eof
+
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        return self._process.pid
+
+    @property
+    def returncode(self) -> Optional[int]:
+        """The server's exit status once it has exited, else ``None``."""
+        return self._process.poll()
+
+    # ------------------------------------------------------------------ methods
+
+    def kernel_info(self) -> KernelInfo:
+        """``kernel.info``: name (``pykernel``), version, protocol_version, python_version, methods."""
+        return KernelInfo.from_json(self.call("kernel.info"))
+
+    def create_context(self, cwd: Optional[Union[str, "os.PathLike[str]"]] = None) -> Context:
+        """Creates an isolated context (its own globals and working directory).
+
+        :param cwd: its working directory (relative paths resolve against the server's); default:
+            the server's working directory. A directory that does not exist raises
+            :class:`~pykernel.errors.InvalidParamsError`.
+        """
+        params: Dict[str, Any] = {}
+        if cwd is not None:
+            params["cwd"] = os.fspath(cwd)
+        return Context.from_json(self.call("context.create", params))
+
+    def list_contexts(self) -> List[Context]:
+        """Every context, ``default`` first."""
+        return [Context.from_json(item) for item in self.call("context.list")["contexts"]]
+
+    def delete_context(self, context: ContextLike) -> None:
+        """Deletes a context (a :class:`Context` or its id): a run in progress there is interrupted,
+        queued runs fail with :class:`~pykernel.errors.ContextDeletedError`.
+        :class:`~pykernel.errors.ContextNotFoundError` when it does not exist,
+        :class:`~pykernel.errors.DefaultContextUndeletableError` for ``default``."""
+        self.call("context.delete", {"id": _context_id(context)})
+
+    def run_code(
+        self,
+        code: str,
+        context: Optional[ContextLike] = None,
+        on_stdout: Optional[Callable[[OutputMessage], Any]] = None,
+        on_stderr: Optional[Callable[[OutputMessage], Any]] = None,
+        on_error: Optional[Callable[[ExecutionError], Any]] = None,
+        envs: Optional[Mapping[str, str]] = None,
+        timeout: Optional[float] = None,
+        max_output_bytes: Optional[int] = None,
+    ) -> ExecutionResult:
+        """Runs Python code in a context and returns its :class:`ExecutionResult`.
+
+        :param context: a :class:`Context` or context id; default: the shared ``default`` context.
+        :param on_stdout: called with an :class:`OutputMessage` for each chunk of stdout as it is
+            written (on the client's reader thread, before ``run_code`` returns).
+        :param on_stderr: the same for stderr.
+        :param on_error: called with the :class:`ExecutionError` when the run ends with one (an
+            exception, a timeout or an interrupt), before ``run_code`` returns or raises.
+        :param envs: environment variables set during this run only (the wire field ``env``).
+        :param timeout: seconds; ``None``: the server's default (600); ``0``: no timeout.
+        :param max_output_bytes: how much of stdout and of stderr the result keeps (server
+            default 1 MiB each); the callbacks receive everything.
+
+        An exception in the code is a result with ``status == "error"`` and ``error`` set. A run
+        stopped by ``interrupt`` (or ``delete_context``, or ``close``) returns with status
+        ``"interrupted"``. A run that exceeded its timeout raises
+        :class:`~pykernel.errors.PyKernelTimeoutError` (its ``.result`` holds the output
+        printed before the stop). Protocol errors raise :class:`~pykernel.errors.PyKernelError`
+        subclasses (e.g. :class:`~pykernel.errors.ContextNotFoundError`). An exception raised
+        by a callback is re-raised here once the run has ended.
+        """
+        params: Dict[str, Any] = {"code": code}
+        context_id = _context_id(context)
+        if context_id is not None:
+            params["context"] = context_id
+        if envs is not None:
+            params["env"] = dict(envs)
+        if timeout is not None:
+            params["timeout"] = timeout
+        if max_output_bytes is not None:
+            params["max_output_bytes"] = max_output_bytes
+
+        on_notification: Optional[NotificationHandler] = None
+        if on_stdout is not None or on_stderr is not None:
+
+            def on_notification(method: str, note: Dict[str, Any]) -> None:
+                if method != "code.output":
+                    return
+                stream = note.get("stream")
+                callback = on_stdout if stream == "stdout" else on_stderr if stream == "stderr" else None
+                if callback is not None:
+                    callback(OutputMessage(output=note.get("text", ""), stream=stream))
+
+        value = self._request(
+            "code.run", params, on_notification=on_notification,
+            interrupt_context=context_id or DEFAULT_CONTEXT,
+        )
+        result = ExecutionResult.from_json(value)
+        if result.error is not None and on_error is not None:
+            on_error(result.error)
+        if result.status == "timeout":
+            detail = result.error.value if result.error is not None else "execution timed out"
+            raise PyKernelTimeoutError(f"The run timed out: {detail}", result)
+        return result
+
+    def interrupt(self, context: Optional[ContextLike] = None) -> bool:
+        """Interrupts the run in progress in a context (``KeyboardInterrupt`` where the code is;
+        that run then returns with status ``"interrupted"``). Returns ``False`` when nothing was
+        running there. Default: the ``default`` context."""
+        result = self.call("code.interrupt", {"context": _context_id(context) or DEFAULT_CONTEXT})
+        return bool(result["interrupted"])
+
+    # ------------------------------------------------------------------ generic access
+
+    def call(
+        self,
+        method: str,
+        params: Optional[Mapping[str, Any]] = None,
+        *,
+        on_notification: Optional[NotificationHandler] = None,
+    ) -> Any:
+        """Sends a request and returns its ``result``, for methods without a wrapper.
+
+        :param on_notification: called as ``on_notification(method, params)`` on the reader thread
+            for each notification the server sends about this request (``params.request_id``
+            equal to its id), before this call returns.
+        :raises PyKernelError: (a subclass for known codes) when the server answers an error.
+        """
+        return self._request(method, dict(params) if params is not None else None, on_notification=on_notification)
+
+    def notify(self, method: str, params: Optional[Mapping[str, Any]] = None) -> None:
+        """Sends a JSON-RPC notification (no id): the server acts on it and never answers."""
+        message: Dict[str, Any] = {"jsonrpc": _JSONRPC, "method": method}
+        if params is not None:
+            message["params"] = dict(params)
+        with self._lock:
+            if self._closing or self._eof:
+                raise PyKernelConnectionError("The PyKernel client is closed.")
+        self._write(self._encode(message))
+
+    def add_notification_handler(self, method: str, handler: NotificationHandler) -> None:
+        """Calls ``handler(method, params)`` on the reader thread for each notification named
+        ``method`` that is not about one of this client's requests in flight."""
+        with self._lock:
+            self._handlers.setdefault(method, []).append(handler)
+
+    @property
+    def info(self) -> KernelInfo:
+        """The ``kernel.info`` the server answered at start-up."""
+        return self._info
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _refuse_on_reader_thread(self, what: str) -> None:
+        if threading.current_thread() is self._reader:
+            raise RuntimeError(
+                f"{what} was called from a PyKernel callback, which runs on the client's reader "
+                "thread and would wait forever for a response only that thread can deliver; "
+                "call it from another thread."
+            )
+
+    @staticmethod
+    def _encode(message: Dict[str, Any]) -> bytes:
+        try:
+            text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+            return text.encode("utf-8") + b"\n"
+        except UnicodeEncodeError:  # Lone surrogates: send them as \ud8xx escapes.
+            return json.dumps(message, separators=(",", ":")).encode("ascii") + b"\n"
+
+    def _write(self, line: bytes) -> None:
+        if len(line) - 1 > MAX_LINE_BYTES:
+            raise InvalidRequestError(
+                -32600,
+                f"The request is {len(line) - 1} bytes long, more than the {MAX_LINE_BYTES} bytes "
+                "a line may have.",
+                {"max_line_bytes": MAX_LINE_BYTES},
+            )
+        try:
+            with self._write_lock:
+                stdin = self._process.stdin
+                assert stdin is not None
+                stdin.write(line)
+                stdin.flush()
+        except (OSError, ValueError) as error:
+            raise PyKernelConnectionError(
+                f"Cannot write to pykernel serve (exit status {self._process.poll()}): {error}"
+            ) from error
+
+    def _request(
+        self,
+        method: str,
+        params: Optional[Dict[str, Any]],
+        *,
+        on_notification: Optional[NotificationHandler] = None,
+        wait: Optional[float] = None,
+        closing: bool = False,
+        interrupt_context: Optional[str] = None,
+    ) -> Any:
+        self._refuse_on_reader_thread(f"PyKernel {method}")
+        with self._lock:
+            if self._eof:
+                raise PyKernelConnectionError(
+                    f"pykernel serve has exited (exit status {self._process.poll()}); start a new PyKernel."
+                )
+            if self._closing and not closing:
+                raise PyKernelConnectionError("The PyKernel client is closed.")
+            request_id = next(self._ids)
+            pending = _Pending(request_id, method, on_notification)
+            self._pending[request_id] = pending
+        message: Dict[str, Any] = {"jsonrpc": _JSONRPC, "id": request_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        try:
+            self._write(self._encode(message))
+            answered = pending.event.wait(wait)
+        except KeyboardInterrupt:
+            # Ctrl-C while waiting: stop the run too, instead of leaving it running unseen.
+            self._abandon(request_id)
+            if interrupt_context is not None:
+                self._interrupt_quietly(interrupt_context)
+            raise
+        except BaseException:
+            self._abandon(request_id)
+            raise
+        if not answered:
+            self._abandon(request_id)
+            raise PyKernelConnectionError(f"pykernel serve did not answer {method} within {wait} s.")
+        if pending.error is not None:
+            raise pending.error
+        if pending.callback_error is not None:
+            raise pending.callback_error
+        return pending.result
+
+    def _abandon(self, request_id: int) -> None:
+        with self._lock:
+            if self._pending.pop(request_id, None) is not None:
+                self._abandoned.add(request_id)
+
+    def _interrupt_quietly(self, context: str) -> None:
+        message = {"jsonrpc": _JSONRPC, "method": "code.interrupt", "params": {"context": context}}
+        try:
+            self._write(self._encode(message))
+        except PyKernelError:
+            pass
+
+    def _read_loop(self) -> None:
+        stdout = self._process.stdout
+        assert stdout is not None
+        try:
+            for line in iter(stdout.readline, b""):
+                if not line.strip():
+                    continue
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    self._warn(f"ignoring a line that is not JSON: {line[:200]!r}")
+                    continue
+                if isinstance(message, dict):
+                    self._dispatch(message)
+                else:
+                    self._warn(f"ignoring a message that is not an object: {line[:200]!r}")
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._end_of_output()
+
+    def _dispatch(self, message: Dict[str, Any]) -> None:
+        if "id" in message and ("result" in message or "error" in message):
+            request_id = message["id"]
+            with self._lock:
+                pending = self._pending.pop(request_id, None) if isinstance(request_id, int) else None
+                abandoned = isinstance(request_id, int) and request_id in self._abandoned
+                if abandoned:
+                    self._abandoned.discard(request_id)
+            if pending is None:
+                if not abandoned:
+                    self._warn(f"response for no request in flight: {json.dumps(message)[:300]}")
+                return
+            if "error" in message:
+                pending.error = error_from_response(message["error"])
+            else:
+                pending.result = message["result"]
+            pending.event.set()
+            return
+        method = message.get("method")
+        if not isinstance(method, str):
+            self._warn(f"ignoring a message that is neither a response nor a notification: {json.dumps(message)[:300]}")
+            return
+        params = message.get("params")
+        if not isinstance(params, dict):
+            params = {}
+        request_id = params.get("request_id")
+        if request_id is not None:
+            with self._lock:
+                pending = self._pending.get(request_id) if isinstance(request_id, int) else None
+            if pending is not None:
+                if pending.on_notification is not None and pending.callback_error is None:
+                    try:
+                        pending.on_notification(method, params)
+                    except BaseException as error:  # Re-raised by the waiting call.
+                        pending.callback_error = error
+                return
+        with self._lock:
+            handlers = list(self._handlers.get(method, ()))
+        for handler in handlers:
+            try:
+                handler(method, params)
+            except Exception as error:  # A handler's bug must not stop the reader.
+                self._warn(f"notification handler for {method} raised {error!r}")
+
+    def _end_of_output(self) -> None:
+        with self._lock:
+            self._eof = True
+            pending = list(self._pending.values())
+            self._pending.clear()
+        status: Optional[int]
+        try:
+            status = self._process.wait(5)
+        except subprocess.TimeoutExpired:
+            status = None
+        for request in pending:
+            request.error = PyKernelConnectionError(
+                f"pykernel serve exited (exit status {status}) before answering {request.method}."
+            )
+            request.event.set()
+
+    @staticmethod
+    def _warn(text: str) -> None:
+        try:
+            sys.stderr.write(f"pykernel client: {text}\n")
+        except (OSError, ValueError):
+            pass
+

@@ -1,0 +1,477 @@
+"""The Python client against the real ``pykernel serve``: the product docs' examples, timeouts,
+contexts, errors, streaming, concurrency and shutdown (see docs/protocol.md)."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from pykernel import (
+    Context,
+    ContextNotFoundError,
+    DefaultContextUndeletableError,
+    ExecutionError,
+    ExecutionResult,
+    InvalidParamsError,
+    MethodNotFoundError,
+    OutputMessage,
+    PyKernel,
+    PyKernelConnectionError,
+    PyKernelError,
+    PyKernelNotFoundError,
+    PyKernelTimeoutError,
+)
+
+
+def run_in_thread(function, *args, **kwargs):
+    """Starts function in a thread; returns (thread, outcome) where outcome gets 'value'/'error'."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = function(*args, **kwargs)
+        except BaseException as error:  # noqa: BLE001 - reported to the test
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def joined(thread, outcome, timeout=30):
+    thread.join(timeout)
+    assert not thread.is_alive(), "the call did not return"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+# ---------------------------------------------------------------- product docs' examples
+
+
+def test_simple_execution(kernel):
+    result = kernel.run_code('print("Hello from Python!")\nx = 10\ny = 20\nprint(f"Sum: {x + y}")\n')
+    assert isinstance(result, ExecutionResult)
+    assert result.stdout == "Hello from Python!\nSum: 30\n"
+    assert result.stderr == ""
+    assert result.error is None
+    assert result.status == "ok"
+    assert result.execution_count == 1
+    assert result.stdout_truncated is False and result.stderr_truncated is False
+    assert result.duration_ms >= 0
+
+
+def test_default_context_keeps_state_across_runs(kernel):
+    first = kernel.run_code("counter = 1\nprint(f'Initialized counter = {counter}')")
+    assert first.stdout == "Initialized counter = 1\n"
+    second = kernel.run_code("counter += 1\nprint(f'Counter after increment = {counter}')")
+    assert second.stdout == "Counter after increment = 2\n"
+    assert second.execution_count == first.execution_count + 1
+    # Naming the default context explicitly is the same context.
+    third = kernel.run_code("print(counter)", context="default")
+    assert third.stdout == "2\n"
+
+
+def test_isolated_context_is_invisible_to_the_default_context(kernel):
+    ctx = kernel.create_context()
+    try:
+        result = kernel.run_code(
+            "value = 'stored in isolated context'\nprint(f'Isolated value: {value}')", context=ctx)
+        assert result.stdout == "Isolated value: stored in isolated context\n"
+        result2 = kernel.run_code("print(f'Value still available: {value}')", context=ctx)
+        assert result2.stdout == "Value still available: stored in isolated context\n"
+
+        errors = []
+        result3 = kernel.run_code("print(value)", on_error=errors.append)
+        assert result3.status == "error"
+        assert result3.error == ExecutionError(
+            name="NameError", value="name 'value' is not defined", traceback=result3.error.traceback)
+        assert "NameError: name 'value' is not defined" in result3.error.traceback
+        assert errors == [result3.error]
+    finally:
+        kernel.delete_context(ctx)
+
+
+def test_context_with_working_directory(kernel, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    ctx = kernel.create_context(str(project))
+    try:
+        assert isinstance(ctx, Context)
+        assert ctx.language == "python"
+        assert ctx.cwd == os.path.realpath(project) or ctx.cwd == str(project)
+        result = kernel.run_code("import os\nprint(f'Working directory: {os.getcwd()}')", context=ctx)
+        assert result.stdout == f"Working directory: {ctx.cwd}\n"
+        # A pathlib.Path is accepted too, and the default context keeps the server's cwd.
+        other = kernel.create_context(project)
+        assert other.cwd == ctx.cwd
+        kernel.delete_context(other)
+        assert kernel.run_code("import os; print(os.getcwd())").stdout != f"{ctx.cwd}\n"
+    finally:
+        kernel.delete_context(ctx)
+
+
+def test_list_contexts_includes_default(kernel):
+    contexts = kernel.list_contexts()
+    assert contexts[0].id == "default"
+    assert all(isinstance(c, Context) and c.language == "python" and c.cwd for c in contexts)
+    ctx = kernel.create_context()
+    assert ctx in kernel.list_contexts()
+    kernel.delete_context(ctx.id)  # an id string works as well as a Context
+    assert ctx.id not in [c.id for c in kernel.list_contexts()]
+
+
+def test_per_run_envs(kernel):
+    code = ("import os\nprint(f\"API Key: {os.environ.get('API_KEY')}\")\n"
+            "print(f\"Debug Mode: {os.environ.get('DEBUG')}\")\n")
+    result = kernel.run_code(code, envs={"API_KEY": "secret-key-123", "DEBUG": "true"})
+    assert result.stdout == "API Key: secret-key-123\nDebug Mode: true\n"
+    # Only for that run.
+    assert kernel.run_code(code).stdout == "API Key: None\nDebug Mode: None\n"
+    # Subprocesses see them too.
+    result = kernel.run_code("import subprocess; subprocess.run(['sh', '-c', 'echo $API_KEY'])",
+                             envs={"API_KEY": "from-env"})
+    assert result.stdout == "from-env\n"
+
+
+def test_division_by_zero_error_record(kernel):
+    seen = []
+    result = kernel.run_code("x = 10\ny = 0\nresult = x / y  # Division by zero\n", on_error=seen.append)
+    assert result.status == "error"
+    assert result.error.name == "ZeroDivisionError"
+    assert result.error.value == "division by zero"
+    assert result.error.traceback.startswith("Traceback (most recent call last):\n")
+    assert 'File "<cell-1>", line 3, in <module>' in result.error.traceback
+    assert "result = x / y  # Division by zero" in result.error.traceback
+    assert result.error.traceback.endswith("ZeroDivisionError: division by zero\n")
+    assert seen == [result.error]
+    # The context survives an exception.
+    assert kernel.run_code("print(x)").stdout == "10\n"
+
+
+def test_streaming_callbacks_arrive_before_the_run_ends(kernel):
+    chunks = []
+    start = time.monotonic()
+
+    def handle_stdout(message):
+        assert isinstance(message, OutputMessage)
+        chunks.append((time.monotonic() - start, message))
+
+    code = "import time\nfor i in range(5):\n    print(f'Count: {i}')\n    time.sleep(0.3)\n"
+    result = kernel.run_code(code, on_stdout=handle_stdout, timeout=10)
+    returned = time.monotonic() - start
+    assert result.stdout == "".join(f"Count: {i}\n" for i in range(5))
+    assert "".join(m.output for _, m in chunks) == result.stdout
+    assert all(m.stream == "stdout" for _, m in chunks)
+    first_at = chunks[0][0]
+    assert chunks[0][1].output.startswith("Count: 0")
+    assert first_at < returned - 0.9, f"first chunk at {first_at:.3f} s, run_code returned at {returned:.3f} s"
+    assert len(chunks) >= 3, "output should stream in several chunks, not all at the end"
+
+
+def test_stderr_callback_and_stream_names(kernel):
+    out, err = [], []
+    result = kernel.run_code(
+        "import sys\nprint('to out')\nsys.stderr.write('to err\\n')\n",
+        on_stdout=out.append, on_stderr=err.append)
+    assert result.stdout == "to out\n" and result.stderr == "to err\n"
+    assert "".join(m.output for m in out) == "to out\n"
+    assert "".join(m.output for m in err) == "to err\n"
+    assert {m.stream for m in out} == {"stdout"} and {m.stream for m in err} == {"stderr"}
+    assert err[0].text == err[0].output
+
+
+def test_timeout_raises_and_keeps_output_and_state(kernel):
+    out, errors = [], []
+    code = "import time\nn = 0\nprint('Starting...', flush=True)\nwhile True:\n    n += 1\n    time.sleep(0.01)\n"
+    started = time.monotonic()
+    with pytest.raises(PyKernelTimeoutError) as caught:
+        kernel.run_code(code, timeout=1, on_stdout=out.append, on_error=errors.append)
+    elapsed = time.monotonic() - started
+    assert 0.9 < elapsed < 2.5, elapsed
+    result = caught.value.result
+    assert isinstance(caught.value, PyKernelError) and isinstance(caught.value, TimeoutError)
+    assert result.status == "timeout"
+    assert result.stdout == "Starting...\n"
+    assert "".join(m.output for m in out) == "Starting...\n"
+    assert result.error.name == "TimeoutError"
+    assert result.error.value == "execution exceeded the 1 s timeout"
+    assert "time.sleep(0.01)" in result.error.traceback or "n += 1" in result.error.traceback
+    assert errors == [result.error]
+    # The context keeps what the run did before it was stopped.
+    assert kernel.run_code("print(n > 10)").stdout == "True\n"
+
+
+def test_fractional_timeout_and_zero_means_none(kernel):
+    with pytest.raises(PyKernelTimeoutError) as caught:
+        kernel.run_code("import time; time.sleep(5)", timeout=0.3)
+    assert caught.value.result.error.value == "execution exceeded the 0.3 s timeout"
+    assert kernel.run_code("import time; time.sleep(0.2); print('done')", timeout=0).stdout == "done\n"
+
+
+def test_max_output_bytes_truncates_the_result_not_the_stream(kernel):
+    out = []
+    result = kernel.run_code("print('x' * 100)", max_output_bytes=10, on_stdout=out.append)
+    assert result.stdout == "x" * 10
+    assert result.stdout_truncated is True
+    assert result.stderr_truncated is False
+    assert "".join(m.output for m in out) == "x" * 100 + "\n"
+
+
+def test_deleted_context_raises_context_not_found(kernel):
+    ctx = kernel.create_context()
+    kernel.delete_context(ctx)
+    with pytest.raises(ContextNotFoundError) as caught:
+        kernel.run_code("print(1)", context=ctx)
+    assert caught.value.code == -32001
+    assert caught.value.reason == "contextNotFound"
+    assert ctx.id in caught.value.message
+    with pytest.raises(ContextNotFoundError):
+        kernel.delete_context(ctx)
+    with pytest.raises(ContextNotFoundError):
+        kernel.interrupt(ctx)
+
+
+def test_default_context_cannot_be_deleted(kernel):
+    with pytest.raises(DefaultContextUndeletableError) as caught:
+        kernel.delete_context("default")
+    assert caught.value.code == -32002
+    assert caught.value.reason == "defaultContextUndeletable"
+
+
+def test_invalid_params_raise_invalid_params_error(kernel, tmp_path):
+    with pytest.raises(InvalidParamsError) as caught:
+        kernel.run_code("print(1)", timeout=-1)
+    assert caught.value.code == -32602 and caught.value.field == "timeout"
+    with pytest.raises(InvalidParamsError) as caught:
+        kernel.create_context(str(tmp_path / "missing"))
+    assert caught.value.reason == "invalidWorkingDirectory"
+    with pytest.raises(InvalidParamsError) as caught:
+        kernel.run_code("print(1)", envs={"A": 1})
+    assert caught.value.field == "env"
+
+
+def test_kernel_info_and_generic_call(kernel):
+    info = kernel.kernel_info()
+    assert info.name == "pykernel"
+    assert info.protocol_version == 1
+    assert info.python_version.startswith("3.")
+    assert {"kernel.info", "context.create", "context.list", "context.delete", "code.run",
+            "code.interrupt", "shutdown"} <= set(info.methods)
+    assert kernel.call("context.list")["contexts"][0]["id"] == "default"
+    notes = []
+    result = kernel.call("code.run", {"code": "print('via call')"}, on_notification=lambda m, p: notes.append((m, p)))
+    assert result["stdout"] == "via call\n"
+    assert notes and notes[0][0] == "code.output" and notes[0][1]["text"] == "via call\n"
+    with pytest.raises(MethodNotFoundError) as caught:
+        kernel.call("no.such.method")
+    assert caught.value.code == -32601
+
+
+def test_callback_exception_is_reraised_and_the_client_still_works(kernel):
+    def broken(message):
+        raise ValueError("callback failed")
+
+    with pytest.raises(ValueError, match="callback failed"):
+        kernel.run_code("print('a')\nprint('b')\nafter = 1", on_stdout=broken)
+    assert kernel.run_code("print(after)").stdout == "1\n"
+
+
+def test_callbacks_cannot_call_the_client(kernel):
+    problems = []
+
+    def reentrant(message):
+        try:
+            kernel.list_contexts()
+        except RuntimeError as error:
+            problems.append(str(error))
+
+    kernel.run_code("print('hi')", on_stdout=reentrant)
+    assert problems and "reader thread" in problems[0]
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+def test_context_list_answers_at_once_while_a_run_is_in_progress(kernel):
+    started = threading.Event()
+    thread, outcome = run_in_thread(
+        kernel.run_code, "import time\nprint('started', flush=True)\ntime.sleep(2)\nprint('done')",
+        on_stdout=lambda m: started.set())
+    assert started.wait(10), "the run did not start"
+    timings = {}
+    for name, call in [("context.list", kernel.list_contexts), ("kernel.info", kernel.kernel_info),
+                       ("context.create", kernel.create_context)]:
+        begin = time.monotonic()
+        value = call()
+        timings[name] = time.monotonic() - begin
+        if name == "context.create":
+            begin = time.monotonic()
+            assert kernel.interrupt(value) is False  # nothing runs there
+            kernel.delete_context(value)
+            timings["interrupt+delete"] = time.monotonic() - begin
+    assert all(t < 0.1 for t in timings.values()), timings
+    assert thread.is_alive(), "the 2 s run should still be in progress"
+    result = joined(thread, outcome)
+    assert result.stdout == "started\ndone\n"
+
+
+def test_several_threads_run_code_in_different_contexts(kernel):
+    workers = 4
+    runs = 5
+    barrier = threading.Barrier(workers)
+
+    def work(index):
+        ctx = kernel.create_context()
+        token = f"worker-{index}"
+        seen = []
+        barrier.wait()
+        results = []
+        for run in range(runs):
+            results.append(kernel.run_code(
+                f"import time\ntry:\n    total += 1\nexcept NameError:\n    total = 1\n"
+                f"time.sleep(0.02)\nprint('{token}', total)\n",
+                context=ctx, on_stdout=lambda m: seen.append(m.output)))
+        kernel.delete_context(ctx)
+        return token, results, seen
+
+    threads = [run_in_thread(work, i) for i in range(workers)]
+    for thread, outcome in threads:
+        token, results, seen = joined(thread, outcome, timeout=60)
+        assert [r.stdout for r in results] == [f"{token} {n}\n" for n in range(1, runs + 1)]
+        assert [r.execution_count for r in results] == list(range(1, runs + 1))
+        assert "".join(seen) == "".join(r.stdout for r in results)  # no other worker's output
+
+
+def test_interrupt_from_another_thread(kernel):
+    ctx = kernel.create_context()
+    started = threading.Event()
+    thread, outcome = run_in_thread(
+        kernel.run_code, "i = 0\nprint('started', flush=True)\nwhile True:\n    i += 1\n",
+        context=ctx, on_stdout=lambda m: started.set())
+    assert started.wait(10)
+    time.sleep(0.1)
+    assert kernel.interrupt(ctx) is True
+    result = joined(thread, outcome, timeout=10)
+    assert result.status == "interrupted"
+    assert result.error.name == "KeyboardInterrupt"
+    assert result.stdout == "started\n"
+    assert kernel.run_code("print(i > 0)", context=ctx).stdout == "True\n"
+    assert kernel.interrupt(ctx) is False
+
+
+def test_delete_context_interrupts_its_run(kernel):
+    ctx = kernel.create_context()
+    started = threading.Event()
+    thread, outcome = run_in_thread(
+        kernel.run_code, "import time\nprint('started', flush=True)\ntime.sleep(30)",
+        context=ctx, on_stdout=lambda m: started.set())
+    assert started.wait(10)
+    kernel.delete_context(ctx)
+    result = joined(thread, outcome, timeout=10)
+    assert result.status == "interrupted"
+    assert result.error.name == "KeyboardInterrupt"
+
+
+# ---------------------------------------------------------------- lifecycle
+
+
+def test_close_interrupts_a_run_and_exits_zero(pykernel_bin):
+    client = PyKernel(pykernel_bin)
+    started = threading.Event()
+    thread, outcome = run_in_thread(
+        client.run_code, "import time\nprint('started', flush=True)\ntime.sleep(30)",
+        on_stdout=lambda m: started.set())
+    assert started.wait(10)
+    begin = time.monotonic()
+    client.close()
+    assert time.monotonic() - begin < 3
+    assert client.returncode == 0
+    result = joined(thread, outcome, timeout=10)
+    assert result.status == "interrupted"
+    assert client.closed
+    with pytest.raises(PyKernelConnectionError):
+        client.run_code("print(1)")
+    client.close()  # idempotent
+
+
+def test_context_manager_shuts_the_server_down(pykernel_bin):
+    with PyKernel(pykernel_bin) as client:
+        assert client.run_code("print(1)").stdout == "1\n"
+        pid = client.pid
+    assert client.returncode == 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_server_exit_fails_pending_calls(pykernel_bin):
+    client = PyKernel(pykernel_bin)
+    started = threading.Event()
+    thread, outcome = run_in_thread(
+        client.run_code, "import time\nprint('started', flush=True)\ntime.sleep(30)",
+        on_stdout=lambda m: started.set())
+    assert started.wait(10)
+    client._process.kill()
+    with pytest.raises(PyKernelConnectionError, match="exited"):
+        joined(thread, outcome, timeout=10)
+    with pytest.raises(PyKernelConnectionError):
+        client.list_contexts()
+    client.close()
+
+
+def test_binary_resolution(pykernel_bin, monkeypatch, tmp_path):
+    with pytest.raises(PyKernelNotFoundError, match="does not exist"):
+        PyKernel(str(tmp_path / "no-such-pykernel"))
+    monkeypatch.delenv("PYKERNEL_BIN", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(PyKernelNotFoundError, match="PYKERNEL_BIN"):
+        PyKernel()
+    assert issubclass(PyKernelNotFoundError, FileNotFoundError)
+    # PYKERNEL_BIN, then PATH.
+    monkeypatch.setenv("PYKERNEL_BIN", pykernel_bin)
+    with PyKernel() as client:
+        assert client.binary == pykernel_bin
+    monkeypatch.delenv("PYKERNEL_BIN")
+    os.symlink(pykernel_bin, tmp_path / "pykernel")
+    with PyKernel() as client:
+        assert client.binary == str(tmp_path / "pykernel")
+
+
+def test_server_cwd_args_and_env(pykernel_bin, tmp_path):
+    env = dict(os.environ, PYKERNEL_CLIENT_TEST="inherited")
+    with PyKernel(pykernel_bin, cwd=str(tmp_path), env=env, args=("--log-level", "error")) as client:
+        assert client.list_contexts()[0].cwd == os.path.realpath(tmp_path)
+        result = client.run_code("import os; print(os.environ['PYKERNEL_CLIENT_TEST'])")
+        assert result.stdout == "inherited\n"
+
+
+def test_package_metadata():
+    """pyproject.toml: a setuptools package `pykernel-client` holding the `pykernel` package only,
+    Python >= 3.9, no dependencies (`pip install ./python` installs it)."""
+    tomllib = pytest.importorskip("tomllib") if sys.version_info >= (3, 11) else None
+    if tomllib is None:
+        pytest.fail("run the tests with Python 3.11+ to check pyproject.toml (tomllib)")
+    python_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(python_dir, "pyproject.toml"), "rb") as file:
+        project = tomllib.load(file)
+    assert project["build-system"]["build-backend"] == "setuptools.build_meta"
+    assert project["project"]["name"] == "pykernel-client"
+    assert project["project"]["requires-python"] == ">=3.9"
+    assert project["project"].get("dependencies", []) == []
+    assert project["tool"]["setuptools"]["packages"] == ["pykernel"]
+
+
+def test_client_imports_on_python_3_9():
+    """The client's modules compile and import under the oldest supported Python, when present."""
+    python39 = os.path.expanduser("~/.pyenv/versions/3.9.18/bin/python3.9")
+    candidates = [p for p in ("/usr/bin/python3.9", python39) if os.path.exists(p)]
+    if not candidates:
+        pytest.skip("no Python 3.9 interpreter on this machine")
+    python_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    completed = subprocess.run(
+        [candidates[0], "-c", "import pykernel; print(pykernel.PyKernel.run_code.__name__)"],
+        cwd=python_dir, capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr
