@@ -2,7 +2,7 @@
 
 One `python3` process per context; requests are JSON lines on stdin, `{"code": ...}` (or
 `{"type": "ping"}`); everything goes back as JSON lines on stdout:
-`{"type": "stdout"|"stderr", "text"}` as the code writes, `{"type": "error", "name", "value",
+`{"type": "stdout"|"stderr", "text"}` as the code writes (line by line), `{"type": "error", "name", "value",
 "traceback"}`, then `{"type": "control", "text": "completed"|"interrupted"|"ready"}`.
 SIGINT interrupts the code in progress (KeyboardInterrupt), as a timeout or an interrupt does there.
 
@@ -22,17 +22,23 @@ def emit(message):
 
 
 class _Stream:
-    """Forwards each write as one JSON line, as soon as it is written."""
+    """Line-buffered like Daytona's emitter: a JSON line once a write contains a newline or 1 KiB is pending."""
 
     encoding = "utf-8"
     errors = "strict"
 
     def __init__(self, name):
         self.name = name
+        self.pending = []
+        self.pending_length = 0
 
     def write(self, text):
-        if text:
-            emit({"type": self.name, "text": text})
+        if not text:
+            return 0
+        self.pending.append(text)
+        self.pending_length += len(text)
+        if "\n" in text or self.pending_length >= 1024:
+            self.flush()
         return len(text)
 
     def writelines(self, lines):
@@ -40,7 +46,11 @@ class _Stream:
             self.write(line)
 
     def flush(self):
-        pass
+        if self.pending:
+            text = "".join(self.pending)
+            self.pending.clear()
+            self.pending_length = 0
+            emit({"type": self.name, "text": text})
 
     def isatty(self):
         return False
@@ -63,15 +73,18 @@ def main():
             if request.get("type") == "ping":
                 emit({"type": "control", "text": "ready"})
                 continue
+            ending = "completed"
             try:
                 exec(compile(request["code"], "<cell>", "exec"), namespace)
             except KeyboardInterrupt:
-                emit({"type": "control", "text": "interrupted"})
-                continue
+                ending = "interrupted"
             except BaseException as error:  # noqa: BLE001 - report everything the code raised
+                sys.stdout.flush()
                 emit({"type": "error", "name": type(error).__name__, "value": str(error),
                       "traceback": "".join(traceback.format_exception(error))})
-            emit({"type": "control", "text": "completed"})
+            sys.stdout.flush()
+            sys.stderr.flush()
+            emit({"type": "control", "text": ending})
         except KeyboardInterrupt:
             # An interrupt that arrived between runs: nothing to stop.
             continue

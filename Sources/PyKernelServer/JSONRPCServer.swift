@@ -51,6 +51,11 @@ public final class JSONRPCServer: Sendable {
         await channel.flush()
     }
 
+    /// Sends a notification not tied to a request (e.g. `session.exited`).
+    public func broadcast(_ method: String, _ params: JSONObject) {
+        channel.sendNow(RPCMessage.notification(method: method, params: .object(params)))
+    }
+
     /// Shuts down as on SIGTERM: interrupts runs in flight, answers them, then ends ``serve()``.
     public func terminate() {
         Task { await shutDown() }
@@ -167,10 +172,6 @@ public struct Request: Sendable {
         await server.channel.send(RPCMessage.notification(method: method, params: .object(params)))
     }
 
-    /// Sends a notification not tied to a request (e.g. `session.exited`).
-    public func broadcast(_ method: String, _ params: JSONObject) {
-        server.channel.sendNow(RPCMessage.notification(method: method, params: .object(params)))
-    }
 }
 
 /// A method's answer: at once, or after asynchronous work.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import PyKernel
+import PyKernelProcess
 import PyKernelServer
 
 /// `pykernel serve`: JSON-RPC 2.0 over newline-delimited JSON on stdin/stdout (see docs/protocol.md).
@@ -14,6 +15,9 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "What to log on stderr: error, warning, info or debug.")
     var logLevel: String = "warning"
+
+    @Argument(parsing: .postTerminator, help: "An entrypoint command (after --) run in the reserved session `entrypoint`.")
+    var entrypoint: [String] = []
 
     func validate() throws {
         guard ServerLog.Level(name: logLevel) != nil else {
@@ -33,7 +37,16 @@ struct Serve: AsyncParsableCommand {
         if let venv { configuration.virtualEnvironment = venv }
         let manager = try await KernelManager.start(configuration)
         let log = ServerLog(level: ServerLog.Level(name: logLevel)!, descriptor: manager.originalStandardError)
-        let server = JSONRPCServer(manager: manager, input: requests, output: manager.originalStandardOutput, log: log)
+        let processes = try ProcessService(configuration: ProcessServiceConfiguration(
+            workingDirectory: manager.configuration.workingDirectory,
+            virtualEnvironment: manager.configuration.virtualEnvironment))
+        let server = JSONRPCServer(
+            manager: manager, input: requests, output: manager.originalStandardOutput, log: log,
+            extraMethods: ProcessMethods.handlers(processes))
+        let exits = ProcessMethods.announceExits(of: processes, through: server)
+        if let command = entrypoint.first {
+            _ = try await processes.startEntrypoint(command: command, arguments: Array(entrypoint.dropFirst()))
+        }
         let terminations = [SIGTERM, SIGINT].map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
@@ -43,6 +56,8 @@ struct Serve: AsyncParsableCommand {
         }
         await server.serve()
         terminations.forEach { $0.cancel() }
+        exits.cancel()
+        await processes.shutdown()
         throw ExitCode.success
     }
 }

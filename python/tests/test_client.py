@@ -3,7 +3,6 @@ contexts, errors, streaming, concurrency and shutdown (see docs/protocol.md)."""
 
 import os
 import subprocess
-import sys
 import threading
 import time
 
@@ -451,9 +450,7 @@ def test_server_cwd_args_and_env(pykernel_bin, tmp_path):
 def test_package_metadata():
     """pyproject.toml: a setuptools package `pykernel-client` holding the `pykernel` package only,
     Python >= 3.9, no dependencies (`pip install ./python` installs it)."""
-    tomllib = pytest.importorskip("tomllib") if sys.version_info >= (3, 11) else None
-    if tomllib is None:
-        pytest.fail("run the tests with Python 3.11+ to check pyproject.toml (tomllib)")
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11+")
     python_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with open(os.path.join(python_dir, "pyproject.toml"), "rb") as file:
         project = tomllib.load(file)

@@ -1,0 +1,477 @@
+"""``pykernel serve`` at the byte level: malformed input, notifications, duplicate ids, the
+purity of stdout, end of input, shutdown and SIGTERM, logging (see docs/protocol.md)."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from pykernel_raw import RawServer, is_response
+
+MAX_LINE = 64 << 20
+
+
+def error_of(reply, code):
+    assert "error" in reply, f"expected error {code}, got {reply}"
+    assert reply["error"]["code"] == code, reply
+    assert isinstance(reply["error"]["message"], str) and reply["error"]["message"]
+    return reply["error"]
+
+
+def assert_still_serving(server):
+    info = server.result("kernel.info")
+    assert info["name"] == "pykernel"
+    assert server.bad_lines == [], server.bad_lines[:3]
+
+
+def assert_only(server, start, expected, settle=0.3):
+    """After ``settle`` s, the messages since index ``start`` are exactly ``expected`` (a count)."""
+    time.sleep(settle)
+    got = server.messages_since(start)
+    assert len(got) == expected, got
+
+
+# ---------------------------------------------------------------- malformed lines
+
+
+def test_a_50_mb_request_is_answered_normally(raw):
+    code = "#" * (50 * 1000 * 1000) + "\nprint('after 50 MB of comments')\n"
+    id = raw.request("code.run", {"code": code})
+    reply = raw.response(id, timeout=90)
+    assert reply["result"]["status"] == "ok", reply
+    assert reply["result"]["stdout"] == "after 50 MB of comments\n"
+    assert_still_serving(raw)
+
+
+def test_50_mb_of_garbage_is_a_parse_error(raw):
+    start = raw.count()
+    raw.send(b"x" * (50 * 1000 * 1000) + b"\n")
+    reply = raw.wait_for(is_response, timeout=60, what="a parse error")
+    error = error_of(reply, -32700)
+    assert reply["id"] is None
+    assert error["data"]["offset"] == 0
+    assert_only(raw, start, 1, settle=0.1)
+    assert_still_serving(raw)
+
+
+def test_a_line_over_64_mib_is_rejected_as_too_large(raw):
+    raw.send(b"\xff" * (MAX_LINE + 1000) + b"\n")
+    reply = raw.wait_for(is_response, timeout=60, what="the too-large error")
+    error = error_of(reply, -32600)
+    assert reply["id"] is None
+    assert error["data"]["max_line_bytes"] == MAX_LINE
+    assert str(MAX_LINE) in error["message"]
+    assert_still_serving(raw)
+    assert b"rejected a line" in raw.stderr  # a warning on stderr, never on stdout
+
+
+@pytest.mark.parametrize("line, code, message_part", [
+    (b"\x00\xff\xfe\x80\x81binary\x01\x02", -32700, "Parse error"),
+    (b"{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": ", -32700, "Parse error"),
+    (b"{'jsonrpc': '2.0'}", -32700, "Parse error"),
+    (b"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"kernel.info\"}]", -32600, "batch"),
+    (b"[]", -32600, "batch"),
+    (b"42", -32600, "number"),
+    (b"\"kernel.info\"", -32600, "string"),
+    (b"null", -32600, "null"),
+    (b"true", -32600, "boolean"),
+], ids=["binary", "truncated", "single-quotes", "array", "empty-array", "number", "string", "null", "true"])
+def test_malformed_line_gets_one_error_with_null_id(raw, line, code, message_part):
+    start = raw.count()
+    raw.send(line + b"\n")
+    reply = raw.wait_for(is_response, what=f"the answer to {line[:20]!r}")
+    error = error_of(reply, code)
+    assert reply["id"] is None
+    assert message_part.lower() in error["message"].lower()
+    assert_only(raw, start, 1, settle=0.1)
+    assert_still_serving(raw)
+
+
+@pytest.mark.parametrize("line", [b"", b"   ", b"\t \r", b"\r"], ids=["empty", "spaces", "tabs-cr", "cr"])
+def test_blank_lines_are_ignored(raw, line):
+    start = raw.count()
+    raw.send(line + b"\n")
+    id = raw.request("kernel.info")
+    reply = raw.response(id)
+    assert "result" in reply
+    assert_only(raw, start, 1, settle=0.1)
+
+
+@pytest.mark.parametrize("message, code, message_part", [
+    ({"id": 1, "method": "kernel.info"}, -32600, "jsonrpc"),
+    ({"jsonrpc": "1.0", "id": 1, "method": "kernel.info"}, -32600, "2.0"),
+    ({"jsonrpc": "2.0", "id": 1}, -32600, "method"),
+    ({"jsonrpc": "2.0", "id": 1, "method": 5}, -32600, "method"),
+    ({"jsonrpc": "2.0", "id": 1, "method": "kernel.info", "params": 5}, -32600, "params"),
+], ids=["no-jsonrpc", "jsonrpc-1.0", "no-method", "method-number", "params-number"])
+def test_invalid_request_objects_echo_their_id(raw, message, code, message_part):
+    raw.send(message)
+    reply = raw.response(1)
+    assert message_part in error_of(reply, code)["message"]
+    assert_still_serving(raw)
+
+
+def test_an_id_that_is_not_a_string_number_or_null_is_invalid(raw):
+    raw.send({"jsonrpc": "2.0", "id": True, "method": "kernel.info"})
+    reply = raw.wait_for(is_response)
+    assert reply["id"] is None
+    assert "id" in error_of(reply, -32600)["message"]
+
+
+def test_string_and_null_ids_are_echoed(raw):
+    assert raw.response(raw.request("kernel.info", id="abc"))["id"] == "abc"
+    raw.send({"jsonrpc": "2.0", "id": None, "method": "context.list"})
+    reply = raw.wait_for(is_response)
+    assert reply["id"] is None and reply["result"]["contexts"][0]["id"] == "default"
+
+
+# ---------------------------------------------------------------- notifications and ids
+
+
+def test_a_request_without_id_is_executed_without_response(raw):
+    start = raw.count()
+    raw.notify("code.run", {"code": "notified = 41 + 1\nprint('not streamed')"})
+    raw.notify("no.such.method")
+    raw.notify("context.delete", {"id": "default"})
+    reply = raw.call("code.run", {"code": "print(notified)"})
+    assert reply["result"]["stdout"] == "42\n", "the notification's code.run did not run first"
+    # Only the later run's notification and response: nothing about the notifications.
+    got = raw.messages_since(start)
+    assert [m.get("method", "response") for m in got] == ["code.output", "response"], got
+
+
+def test_duplicate_id_in_flight_is_rejected_while_the_first_runs(raw):
+    sent = time.monotonic()
+    raw.request("code.run", {"code": "import time\ntime.sleep(1)\nprint('first')"}, id=7)
+    raw.request("kernel.info", id=7)
+    duplicate = raw.response(7)
+    error = error_of(duplicate, -32600)
+    assert error["data"] == {"id": 7}
+    assert raw.arrival(duplicate) - sent < 0.8, "the duplicate should be answered at once"
+    first = raw.response(7)
+    assert first["result"]["stdout"] == "first\n"
+    # Once answered, the id may be used again.
+    assert "result" in raw.response(raw.request("kernel.info", id=7))
+
+
+# ---------------------------------------------------------------- invalid params
+
+
+@pytest.mark.parametrize("method, params, field", [
+    ("code.run", {}, "code"),
+    ("code.run", None, "code"),
+    ("code.run", {"code": 1}, "code"),
+    ("code.run", {"code": "1", "context": 5}, "context"),
+    ("code.run", {"code": "1", "env": "A=1"}, "env"),
+    ("code.run", {"code": "1", "env": {"A": 1}}, "env"),
+    ("code.run", {"code": "1", "timeout": "5"}, "timeout"),
+    ("code.run", {"code": "1", "timeout": -1}, "timeout"),
+    ("code.run", {"code": "1", "max_output_bytes": 1.5}, "max_output_bytes"),
+    ("code.run", {"code": "1", "max_output_bytes": -1}, "max_output_bytes"),
+    ("context.create", {"cwd": 5}, "cwd"),
+    ("context.create", {"language": "javascript"}, "language"),
+    ("context.delete", {}, "id"),
+    ("context.delete", {"id": 5}, "id"),
+    ("code.interrupt", {}, "context"),
+], ids=lambda v: json.dumps(v) if not isinstance(v, str) else v)
+def test_missing_or_mistyped_params(raw, method, params, field):
+    error = error_of(raw.call(method, params), -32602)
+    assert error["data"]["field"] == field
+    assert field in error["message"]
+    assert_still_serving(raw)
+
+
+def test_params_as_array_are_invalid(raw):
+    error_of(raw.call("code.run", ["print(1)"]), -32602)
+
+
+@pytest.mark.parametrize("cwd, problem", [("/no/such/dir", "does not exist"), ("/etc/hostname", "not a directory")])
+def test_bad_cwd_is_invalid_params(raw, cwd, problem):
+    error = error_of(raw.call("context.create", {"cwd": cwd}), -32602)
+    assert problem in error["message"]
+    assert error["data"]["reason"] == "invalidWorkingDirectory"
+
+
+def test_bad_environment_name_is_invalid_params(raw):
+    error = error_of(raw.call("code.run", {"code": "1", "env": {"A=B": "1"}}), -32602)
+    assert error["data"]["reason"] == "invalidArgument"
+
+
+def test_unknown_method(raw):
+    error = error_of(raw.call("code.execute", {"code": "1"}), -32601)
+    assert error["data"] == {"method": "code.execute"}
+
+
+@pytest.mark.parametrize("method, params", [
+    ("code.run", {"code": "1", "context": "nope"}),
+    ("context.delete", {"id": "nope"}),
+    ("code.interrupt", {"context": "nope"}),
+])
+def test_unknown_context(raw, method, params):
+    error = error_of(raw.call(method, params), -32001)
+    assert error["data"]["reason"] == "contextNotFound"
+    assert "nope" in error["message"]
+
+
+def test_deleting_the_default_context(raw):
+    error = error_of(raw.call("context.delete", {"id": "default"}), -32002)
+    assert error["data"]["reason"] == "defaultContextUndeletable"
+
+
+def test_every_malformed_input_in_one_session_then_still_serving(raw):
+    """All the bad inputs of issue 3 in a row; the server answers each and keeps serving."""
+    raw.send(b"\x00\xff garbage\n[1,2]\n3\n\"s\"\n\n   \n")
+    raw.notify("code.run", {"code": "survived = True"})
+    raw.request("code.run", {"code": "import time; time.sleep(0.5)"}, id="dup")
+    raw.request("kernel.info", id="dup")
+    for method, params in [("code.run", {}), ("code.run", {"code": "1", "timeout": -1}),
+                           ("context.create", {"language": "ruby"}), ("context.create", {"cwd": "/nope"}),
+                           ("nope", None), ("code.run", {"code": "1", "context": "nope"}),
+                           ("context.delete", {"id": "default"})]:
+        raw.request(method, params)
+    raw.send(b"y" * (MAX_LINE + 1) + b"\n")
+    codes = []
+    for _ in range(4 + 1 + 7 + 1):
+        codes.append(raw.wait_for(lambda m: is_response(m) and "error" in m)["error"]["code"])
+    assert sorted(codes) == sorted([-32700, -32600, -32600, -32600, -32600, -32602, -32602, -32602, -32602,
+                                    -32601, -32001, -32002, -32600])
+    assert raw.response("dup")["result"]["status"] == "ok"
+    assert raw.result("code.run", {"code": "print(survived)"})["stdout"] == "True\n"
+    assert_still_serving(raw)
+
+
+# ---------------------------------------------------------------- ordering and concurrency
+
+
+def test_runs_of_one_context_queue_in_arrival_order(raw):
+    raw.request("code.run", {"code": "order = []"})
+    ids = [raw.request("code.run", {"code": f"import time; time.sleep(0.05); order.append({n})"}) for n in range(5)]
+    counts = [raw.response(id)["result"]["execution_count"] for id in ids]
+    assert counts == sorted(counts)
+    assert raw.result("code.run", {"code": "print(order)"})["stdout"] == "[0, 1, 2, 3, 4]\n"
+
+
+def test_notifications_precede_their_response_and_carry_every_byte(raw):
+    id = raw.request("code.run", {"code": "import sys\nfor i in range(2000):\n    print('line', i)\n"
+                                          "sys.stderr.write('done')", "max_output_bytes": 100})
+    reply = raw.response(id)
+    notes = raw.notifications(id)
+    assert all(n["method"] == "code.output" for n in notes)
+    stdout = "".join(n["params"]["text"] for n in notes if n["params"]["stream"] == "stdout")
+    assert stdout == "".join(f"line {i}\n" for i in range(2000))
+    assert "".join(n["params"]["text"] for n in notes if n["params"]["stream"] == "stderr") == "done"
+    assert reply["result"]["stdout_truncated"] is True and len(reply["result"]["stdout"]) == 100
+    arrival = raw.arrival(reply)
+    assert all(raw.arrival(n) <= arrival for n in notes)
+
+
+def test_control_requests_answer_at_once_during_a_run(raw):
+    id = raw.request("code.run", {"code": "import time\nprint('started', flush=True)\ntime.sleep(2)"})
+    raw.wait_for(lambda m: m.get("method") == "code.output")
+    for method, params in [("context.list", None), ("kernel.info", None), ("context.create", None)]:
+        sent = time.monotonic()
+        reply = raw.call(method, params)
+        assert "result" in reply
+        assert raw.arrival(reply) - sent < 0.1, method
+    assert raw.response(id)["result"]["status"] == "ok"
+
+
+def test_stopped_runs_report_timeout_and_interrupted(raw):
+    id = raw.request("code.run", {"code": "import time\nprint('a', flush=True)\ntime.sleep(30)", "timeout": 0.5})
+    result = raw.response(id)["result"]
+    assert result["status"] == "timeout"
+    assert result["error"]["name"] == "TimeoutError"
+    assert result["error"]["value"] == "execution exceeded the 0.5 s timeout"
+    assert result["stdout"] == "a\n"
+    id = raw.request("code.run", {"code": "import time\nprint('b', flush=True)\ntime.sleep(30)"})
+    raw.wait_for(lambda m: m.get("params", {}).get("request_id") == id)
+    assert raw.result("code.interrupt", {"context": "default"}) == {"interrupted": True}
+    result = raw.response(id)["result"]
+    assert result["status"] == "interrupted"
+    assert result["error"]["name"] == "KeyboardInterrupt"
+    assert raw.result("code.interrupt", {"context": "default"}) == {"interrupted": False}
+
+
+def test_queued_run_of_a_deleted_context_fails_with_context_deleted(raw):
+    ctx = raw.result("context.create")["id"]
+    running = raw.request("code.run", {"code": "import time\nprint('s', flush=True)\ntime.sleep(30)", "context": ctx})
+    queued = raw.request("code.run", {"code": "print('never')", "context": ctx})
+    raw.wait_for(lambda m: m.get("params", {}).get("request_id") == running)
+    assert raw.result("context.delete", {"id": ctx}) == {}
+    error = error_of(raw.response(queued), -32004)
+    assert error["data"]["reason"] == "contextDeleted"
+    assert raw.response(running)["result"]["status"] == "interrupted"
+
+
+def test_grace_period_then_interpreter_busy(raw):
+    """Code that swallows every stop: answered `timeout` at deadline + 2 s grace; while it still
+    holds the interpreter, runs get -32003 and control requests still answer."""
+    code = "import time\nwhile True:\n    try:\n        time.sleep(30)\n    except BaseException:\n        pass\n"
+    sent = time.monotonic()
+    id = raw.request("code.run", {"code": code, "timeout": 0.5})
+    queued = raw.request("code.run", {"code": "print('queued')"})
+    reply = raw.response(id)
+    elapsed = raw.arrival(reply) - sent
+    assert 2.3 < elapsed < 3.5, elapsed
+    result = reply["result"]
+    assert result["status"] == "timeout"
+    assert result["error"]["name"] == "TimeoutError"
+    assert error_of(raw.response(queued), -32003)["data"]["reason"] == "interpreterBusy"
+    assert error_of(raw.call("code.run", {"code": "1"}), -32003)["data"]["reason"] == "interpreterBusy"
+    assert raw.result("context.list")["contexts"][0]["id"] == "default"
+    assert_still_serving(raw)
+    # The record names the limit that was exceeded.
+    assert result["error"]["value"] == "execution exceeded the 0.5 s timeout", result["error"]
+
+
+# ---------------------------------------------------------------- stdout purity and logging
+
+
+def test_stdout_carries_only_json_even_when_code_writes_to_descriptors(raw):
+    code = ("import os, sys, subprocess\n"
+            "os.system('echo hi; echo err >&2')\n"
+            "os.write(1, b'raw')\n"
+            "os.write(2, b'rawerr')\n"
+            "subprocess.run(['printf', 'sub'])\n"
+            "print('py')\n"
+            "sys.__stdout__.write('dunder\\n'); sys.__stdout__.flush()\n")
+    id = raw.request("code.run", {"code": code})
+    result = raw.response(id)["result"]
+    assert result["status"] == "ok", result
+    assert result["stdout"] == "hi\nrawsubpy\ndunder\n"
+    assert result["stderr"] == "err\nrawerr"
+    assert raw.bad_lines == []
+    raw.close_stdin()
+    assert raw.wait_exit() == 0
+    raw.join_output()
+    assert raw.bad_lines == []
+    assert b"raw" not in raw.stderr and b"hi" not in raw.stderr
+
+
+def test_quiet_by_default(raw):
+    raw.result("code.run", {"code": "print(1)"})
+    raw.call("nope")
+    raw.close_stdin()
+    assert raw.wait_exit() == 0
+    raw.join_output()
+    assert raw.stderr == b""
+
+
+def test_log_level_debug_writes_to_stderr_only(pykernel_bin):
+    server = RawServer(pykernel_bin, ["--log-level", "debug"])
+    try:
+        server.result("kernel.info")
+        server.result("code.run", {"code": "print('x')"})
+        server.close_stdin()
+        assert server.wait_exit() == 0
+        server.join_output()
+        assert server.bad_lines == []
+        log = server.stderr.decode()
+        assert "debug" in log and "kernel.info" in log and "code.run" in log
+    finally:
+        server.kill()
+
+
+def test_bad_log_level_is_refused(pykernel_bin):
+    completed = subprocess.run([pykernel_bin, "serve", "--log-level", "chatty"],
+                               input=b"", capture_output=True, timeout=30)
+    assert completed.returncode != 0
+    assert b"--log-level" in completed.stderr
+    assert completed.stdout == b""
+
+
+# ---------------------------------------------------------------- end of input, shutdown, SIGTERM
+
+
+def test_end_of_input_finishes_pending_requests_and_exits_zero(pykernel_bin):
+    requests = b"".join(json.dumps(m).encode() + b"\n" for m in [
+        {"jsonrpc": "2.0", "id": 1, "method": "code.run",
+         "params": {"code": "import time; time.sleep(0.5); print('slow')"}},
+        {"jsonrpc": "2.0", "id": 2, "method": "context.list"},
+        {"jsonrpc": "2.0", "id": 3, "method": "code.run", "params": {"code": "print('queued')"}},
+    ])
+    completed = subprocess.run([pykernel_bin, "serve"], input=requests, capture_output=True, timeout=30)
+    assert completed.returncode == 0
+    messages = [json.loads(line) for line in completed.stdout.splitlines()]
+    replies = {m["id"]: m for m in messages if "id" in m}
+    assert set(replies) == {1, 2, 3}
+    assert replies[1]["result"]["stdout"] == "slow\n"
+    assert replies[3]["result"]["stdout"] == "queued\n"
+
+
+def test_readme_session(pykernel_bin):
+    request = b'{"jsonrpc":"2.0","id":1,"method":"code.run","params":{"code":"print(1+1)"}}\n'
+    completed = subprocess.run([pykernel_bin, "serve"], input=request, capture_output=True, timeout=30)
+    assert completed.returncode == 0
+    lines = [json.loads(line) for line in completed.stdout.splitlines()]
+    assert lines[0] == {"jsonrpc": "2.0", "method": "code.output",
+                        "params": {"request_id": 1, "stream": "stdout", "text": "2\n"}}
+    assert lines[1]["id"] == 1 and lines[1]["result"]["stdout"] == "2\n" and len(lines) == 2
+
+
+@pytest.mark.parametrize("how", ["shutdown", "SIGTERM"])
+def test_shutdown_interrupts_the_run_in_flight_and_exits_zero(raw, how):
+    run = raw.request("code.run", {"code": "import time\nprint('sleeping', flush=True)\ntime.sleep(30)"})
+    queued = raw.request("code.run", {"code": "print('queued')"})
+    raw.wait_for(lambda m: m.get("params", {}).get("request_id") == run)
+    sent = time.monotonic()
+    if how == "shutdown":
+        stop = raw.request("shutdown")
+    else:
+        raw.process.send_signal(signal.SIGTERM)
+    result = raw.response(run)["result"]
+    assert result["status"] == "interrupted"
+    assert result["error"]["name"] == "KeyboardInterrupt"
+    assert result["stdout"] == "sleeping\n"
+    assert error_of(raw.response(queued), -32005)["data"]["reason"] == "shutDown"
+    if how == "shutdown":
+        assert raw.response(stop)["result"] == {}
+    assert raw.wait_exit(10) == 0
+    assert time.monotonic() - sent < 5
+    raw.join_output()
+    assert raw.bad_lines == []
+
+
+# ---------------------------------------------------------------- server bugs (see the report)
+
+
+def test_notification_run_with_large_output_does_not_wedge_the_interpreter(raw):
+    """A code.run sent as a notification has nobody reading its output; once it prints more than
+    the engine's 1 MiB output buffer it must not block the interpreter for good."""
+    raw.notify("code.run", {"code": "print('x' * 2_000_000)\nbig_done = True"})
+    reply = raw.call("code.run", {"code": "print(big_done)"}, timeout=10)
+    assert reply["result"]["stdout"] == "True\n"
+
+
+def test_notification_read_before_end_of_input_is_executed(pykernel_bin, tmp_path):
+    marker = tmp_path / "ran"
+    line = json.dumps({"jsonrpc": "2.0", "method": "code.run", "params": {
+        "code": f"import time\ntime.sleep(0.3)\nopen({str(marker)!r}, 'w').write('ran')"}}).encode() + b"\n"
+    completed = subprocess.run([pykernel_bin, "serve"], input=line, capture_output=True, timeout=30)
+    assert completed.returncode == 0
+    assert completed.stdout == b""
+    assert marker.exists(), "the notification's run was dropped at end of input"
+
+
+def test_shutdown_sent_as_a_notification_shuts_down(raw):
+    raw.notify("shutdown")
+    assert raw.wait_exit(5) == 0
+
+
+@pytest.mark.parametrize("how", ["shutdown", "SIGTERM"])
+def test_shutdown_does_not_wait_for_code_that_swallows_keyboardinterrupt(raw, how):
+    code = ("import time\nprint('started', flush=True)\nwhile True:\n    try:\n        time.sleep(30)\n"
+            "    except KeyboardInterrupt:\n        print('caught', flush=True)\n")
+    run = raw.request("code.run", {"code": code})
+    raw.wait_for(lambda m: m.get("params", {}).get("request_id") == run)
+    if how == "shutdown":
+        raw.request("shutdown")
+    else:
+        raw.process.send_signal(signal.SIGTERM)
+    # Interrupted, then after the 2 s grace period answered and exited, whatever the code does.
+    reply = raw.response(run, timeout=6)
+    assert reply["result"]["status"] in ("interrupted", "timeout"), reply
+    assert raw.wait_exit(2) == 0
