@@ -90,7 +90,7 @@ final class OutputHub: @unchecked Sendable {
     }
 
     private func appendLocked(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) -> Bool {
-        if let active { return active.acceptLocked(stream, Array(bytes), force: false) }
+        if let active { return active.acceptLocked(stream, bytes, force: false) }
         guard heldQueueLocked.byteCount < Self.capacity else { return false }
         holdLocked(stream, bytes)
         return true
@@ -152,7 +152,7 @@ final class OutputHub: @unchecked Sendable {
                 guard count > 0 else { return true }
                 let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])
                 if let active {
-                    active.acceptLocked(stream, Array(bytes), force: true)
+                    active.acceptLocked(stream, bytes, force: true)
                 } else {
                     holdLocked(stream, bytes)
                 }

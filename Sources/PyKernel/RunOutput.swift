@@ -50,7 +50,7 @@ struct CappedBytes {
 
     init(limit: Int) { self.limit = limit }
 
-    mutating func append(_ more: [UInt8]) {
+    mutating func append(_ more: some Collection<UInt8>) {
         let room = limit - bytes.count
         if more.count <= room {
             bytes.append(contentsOf: more)
@@ -123,7 +123,7 @@ final class RunOutput: @unchecked Sendable {
 
     /// Takes written bytes; `false` (nothing taken) when full, unless `force`.
     @discardableResult
-    func acceptLocked(_ stream: OutputStreamName, _ bytes: [UInt8], force: Bool) -> Bool {
+    func acceptLocked(_ stream: OutputStreamName, _ bytes: some Collection<UInt8>, force: Bool) -> Bool {
         if !force && isFullLocked { return false }
         if stream == .stdout { stdout.append(bytes) } else { stderr.append(bytes) }
         if !abandoned {

@@ -12,6 +12,8 @@ final class MessageChannel: @unchecked Sendable {
     private var queue: [[UInt8]] = []
     private var queuedBytes = 0
     private var spaceWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Whether the writer thread is writing a batch (lines then must queue behind it).
+    private var writing = false
 
     init(fileDescriptor: Int32) {
         writer = LineWriter(fileDescriptor: fileDescriptor)
@@ -50,6 +52,11 @@ final class MessageChannel: @unchecked Sendable {
     }
 
     private func enqueueLocked(_ line: [UInt8]) {
+        if queue.isEmpty && !writing {
+            // Nothing ahead of it: write now and save the writer thread's wake-up.
+            _ = writer.writeLine(line)
+            return
+        }
         queue.append(line)
         queuedBytes += line.count
         lock.signal()
@@ -59,11 +66,13 @@ final class MessageChannel: @unchecked Sendable {
         while true {
             let batch: [[UInt8]] = lock.withLock {
                 while queue.isEmpty { lock.wait() }
+                writing = true
                 return queue
             }
             for line in batch { _ = writer.writeLine(line) }
             let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
                 queue.removeFirst(batch.count)
+                writing = false
                 queuedBytes -= batch.reduce(0) { $0 + $1.count }
                 defer { spaceWaiters.removeAll() }
                 return spaceWaiters
