@@ -116,6 +116,8 @@ def bootstrap(arguments: argparse.Namespace) -> None:
     environment = dict(os.environ, **{STAGE_VARIABLE: "measure"})
     environment.pop("PYTHONDONTWRITEBYTECODE", None)
     forwarded = ["--quick"] if arguments.quick else []
+    if arguments.wait_idle:
+        forwarded.append(f"--wait-idle={arguments.wait_idle}")
     if arguments.budget:
         forwarded.append(f"--budget={arguments.budget}")
     os.execve(str(python), [str(python), str(Path(__file__).resolve()), *forwarded, f"--pykernel={binary.resolve()}"], environment)
@@ -1073,6 +1075,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--pykernel", help="use this pykernel executable instead of building one")
     parser.add_argument("--scratch-path", help="swift build --scratch-path for the release build (default: the root's .build)")
     parser.add_argument("--budget", type=float, default=None, help="give up after this many seconds (default 900, quick 300)")
+    parser.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
+                        help="first wait up to this long for the 1-minute load average to fall below 1 (a shared machine)")
     return parser.parse_args(argv)
 
 
@@ -1091,7 +1095,15 @@ def main() -> None:
 
     for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
         signal.signal(number, stop)
+    # Ctrl-C raises KeyboardInterrupt even when started in the background (where SIGINT is ignored,
+    # which the children would inherit: the worker's interrupt rows rely on it).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     atexit.register(REAPER.kill_all)
+    if arguments.wait_idle:
+        waited = time.monotonic()
+        while os.getloadavg()[0] >= 1 and time.monotonic() - waited < arguments.wait_idle:
+            log(f"waiting for an idle machine (load average {os.getloadavg()[0]:.2f})")
+            time.sleep(15)
     signal.alarm(int(budget))
     bench = Bench(arguments)
     try:

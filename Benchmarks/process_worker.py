@@ -10,6 +10,7 @@ Used by compare.py as the "process worker" system; it is a faithful minimum, not
 """
 
 import json
+import signal
 import sys
 import traceback
 
@@ -60,6 +61,7 @@ class _Stream:
 
 
 def main():
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # interrupts, even if started with SIGINT ignored
     namespace = {"__name__": "__main__", "__doc__": None, "__package__": None, "__builtins__": __builtins__}
     requests = sys.stdin.buffer
     sys.stdout = _Stream("stdout")

@@ -169,6 +169,12 @@ public final class KernelManager: Sendable {
         }
     }
 
+    /// Answers the run in progress as `interrupted` now, even if its code has not stopped (it
+    /// swallowed the interrupt); that code keeps the interpreter until it returns. For shutdown.
+    public func abandonRunningRun() {
+        RunSupervisor.shared.reportRunning(as: .interrupt)
+    }
+
     // MARK: Helpers
 
     private func record(_ id: ContextID) throws(KernelError) -> ContextRecord {

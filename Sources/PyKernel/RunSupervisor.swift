@@ -137,19 +137,33 @@ final class RunSupervisor: @unchecked Sendable {
         }
     }
 
-    /// Answers the caller of a run that outlived its deadline and grace period.
-    private func reportStuckLocked() {
-        guard var run = current else { return }
+    /// Answers the run in progress as stopped by `stop` although its code still runs.
+    func reportRunning(as stop: Stop) {
+        lock.withLock { reportStuckLocked(as: stop) }
+    }
+
+    /// Answers the caller of a run that outlived its deadline and grace period (or a shutdown).
+    private func reportStuckLocked(as stop: Stop? = nil) {
+        guard var run = current, !run.reported else { return }
         run.reported = true
         current = run
-        let seconds = run.timeout?.seconds ?? 0
-        let record = ErrorRecord(
-            name: "TimeoutError",
-            value: "execution exceeded the \(seconds.formatted()) s timeout",
-            traceback: "TimeoutError: execution exceeded the \(seconds.formatted()) s timeout and did not stop "
-                + "within the grace period (native code that does not check for signals); "
-                + "the interpreter recovers when that code returns\n")
-        run.output.complete(status: .timeout, error: record, executionCount: run.executionCount,
+        let record: ErrorRecord
+        let status: ExecutionStatus
+        if case .interrupt = stop {
+            status = .interrupted
+            record = ErrorRecord(name: "KeyboardInterrupt", value: "",
+                                 traceback: "KeyboardInterrupt: the code did not stop when interrupted\n")
+        } else {
+            status = .timeout
+            let seconds = run.timeout?.seconds ?? 0
+            record = ErrorRecord(
+                name: "TimeoutError",
+                value: "execution exceeded the \(seconds.formatted()) s timeout",
+                traceback: "TimeoutError: execution exceeded the \(seconds.formatted()) s timeout and did not stop "
+                    + "within the grace period (native code that does not check for signals, or code that "
+                    + "catches every stop); the interpreter recovers when that code returns\n")
+        }
+        run.output.complete(status: status, error: record, executionCount: run.executionCount,
                             duration: ContinuousClock.now - run.started)
         let onStuck = onStuck
         DispatchQueue.global().async { onStuck?() }

@@ -88,7 +88,16 @@ public final class JSONRPCServer: Sendable {
             channel.sendNow(RPCMessage.errorResponse(id: id, error: error))
         case .notification(let method, let params):
             log.debug("notification \(method)")
-            _ = dispatch(method: method, params: params, id: nil)
+            // Executed like a request (and finished before exit), but never answered.
+            let ticket = inFlight.insertAnonymous()
+            guard case .deferred(let work) = dispatch(method: method, params: params, id: nil, tracking: ticket) else {
+                inFlight.remove(ticket)
+                return
+            }
+            Task {
+                _ = try? await work()
+                inFlight.remove(ticket)
+            }
         case .request(let id, let method, let params):
             guard inFlight.insert(id) else {
                 channel.sendNow(RPCMessage.errorResponse(id: id, error: .invalidRequest(
@@ -97,7 +106,7 @@ public final class JSONRPCServer: Sendable {
                 return
             }
             log.debug("request \(method)")
-            switch dispatch(method: method, params: params, id: id) {
+            switch dispatch(method: method, params: params, id: id, tracking: id) {
             case .result(let result):
                 respond(id, .success(result))
             case .failure(let error):
@@ -106,8 +115,8 @@ public final class JSONRPCServer: Sendable {
                 Task {
                     let outcome: Result<JSONValue, RPCError>
                     do throws(RPCError) { outcome = .success(try await work()) } catch { outcome = .failure(error) }
-                    await channel.send(Self.encode(id, outcome))
-                    inFlight.remove(id)
+                    // The id is free again by the time the client can read the response.
+                    await channel.send(Self.encode(id, outcome)) { inFlight.remove(id) }
                 }
             }
         }
@@ -120,10 +129,10 @@ public final class JSONRPCServer: Sendable {
     }
 
     /// Runs the synchronous part of a method (validation, submission) in arrival order.
-    private func dispatch(method: String, params: JSONValue?, id: RequestID?) -> Dispatched {
+    private func dispatch(method: String, params: JSONValue?, id: RequestID?, tracking: RequestID) -> Dispatched {
         guard let handler = methods[method] else { return .failure(.methodNotFound(method)) }
         do throws(RPCError) {
-            let request = Request(server: self, id: id, params: try Params(params))
+            let request = Request(server: self, id: id, trackingKey: tracking, params: try Params(params))
             switch try handler(request) {
             case .result(let result): return .result(result)
             case .deferred(let work): return .deferred(work)
@@ -134,8 +143,7 @@ public final class JSONRPCServer: Sendable {
     }
 
     private func respond(_ id: RequestID, _ outcome: Result<JSONValue, RPCError>) {
-        channel.sendNow(Self.encode(id, outcome))
-        inFlight.remove(id)
+        channel.sendNow(Self.encode(id, outcome)) { inFlight.remove(id) }
     }
 
     private static func encode(_ id: RequestID, _ outcome: Result<JSONValue, RPCError>) -> [UInt8] {
@@ -147,10 +155,18 @@ public final class JSONRPCServer: Sendable {
 
     /// Interrupts what runs, waits for the answers of the requests in flight (but `excluding`),
     /// then ends ``serve()``.
+    ///
+    /// Code that swallows the interrupt is answered `interrupted` after the grace period anyway, and
+    /// requests still unfinished a second later (a followed log) are abandoned.
     func shutDown(excluding id: RequestID? = nil) async {
         log.info("shutting down")
         manager.shutdown()
-        await inFlight.waitUntilEmpty(excluding: id)
+        if await !inFlight.waitUntilEmpty(excluding: id, for: manager.configuration.timeoutGracePeriod) {
+            manager.abandonRunningRun()
+            if await !inFlight.waitUntilEmpty(excluding: id, for: .seconds(1)) {
+                log.warning("shutting down with \(inFlight.count) request(s) unanswered")
+            }
+        }
         await channel.flush()
         stop.fire()
     }
@@ -161,6 +177,8 @@ public struct Request: Sendable {
     let server: JSONRPCServer
     /// The request's id; `nil` for a notification (which gets no response and no notifications).
     public let id: RequestID?
+    /// The key under which the server tracks this request's work until it is finished.
+    let trackingKey: RequestID
     public let params: Params
 
     /// Sends a notification about this request (`params.request_id` is this request's id).
@@ -187,6 +205,7 @@ public typealias MethodHandler = @Sendable (Request) throws(RPCError) -> MethodR
 final class InFlightRequests: Sendable {
     private struct State {
         var ids: Set<RequestID> = []
+        var nextAnonymous = 0
         var waiters: [(excluding: RequestID?, continuation: CheckedContinuation<Void, Never>)] = []
     }
     private let state = Mutex(State())
@@ -194,6 +213,18 @@ final class InFlightRequests: Sendable {
     var count: Int { state.withLock { $0.ids.count } }
 
     func insert(_ id: RequestID) -> Bool { state.withLock { $0.ids.insert(id).inserted } }
+
+    /// Tracks work without a request id (a notification's); returns its key for ``remove(_:)``.
+    /// The key is a string no JSON text can produce as an id of a request line we accepted
+    /// (it holds a NUL character and is never sent).
+    func insertAnonymous() -> RequestID {
+        state.withLock { state in
+            state.nextAnonymous += 1
+            let key = RequestID.string("\u{0}notification-\(state.nextAnonymous)")
+            state.ids.insert(key)
+            return key
+        }
+    }
 
     func remove(_ id: RequestID) {
         let ready = state.withLock { state in
@@ -211,6 +242,16 @@ final class InFlightRequests: Sendable {
                 if Self.isDone(state.ids, excluding: id) { continuation.resume() } else { state.waiters.append((id, continuation)) }
             }
         }
+    }
+
+    /// Waits at most `limit`; `false` when requests were still in flight then.
+    func waitUntilEmpty(excluding id: RequestID? = nil, for limit: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if state.withLock({ Self.isDone($0.ids, excluding: id) }) { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return state.withLock { Self.isDone($0.ids, excluding: id) }
     }
 
     private static func isDone(_ ids: Set<RequestID>, excluding id: RequestID?) -> Bool {

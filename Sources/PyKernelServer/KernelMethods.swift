@@ -81,7 +81,7 @@ extension JSONRPCServer {
 
     private static func shutdown(_ request: Request) throws(RPCError) -> MethodReply {
         return .deferred {
-            await request.server.shutDown(excluding: request.id)
+            await request.server.shutDown(excluding: request.trackingKey)
             return .object([:])
         }
     }

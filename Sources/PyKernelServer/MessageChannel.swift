@@ -22,11 +22,13 @@ final class MessageChannel: @unchecked Sendable {
         thread.start()
     }
 
-    /// Queues a line; waits while too much is queued already.
-    func send(_ line: [UInt8]) async {
+    /// Queues a line; waits while too much is queued already. `whenQueued` runs just before the
+    /// line is queued, under the channel's lock (so a `flush()` that starts after it sees the line).
+    func send(_ line: [UInt8], whenQueued: () -> Void = {}) async {
         while true {
             let queued: Bool = lock.withLock {
                 guard queuedBytes < Self.maxQueuedBytes || queue.isEmpty else { return false }
+                whenQueued()
                 enqueueLocked(line)
                 return true
             }
@@ -39,9 +41,12 @@ final class MessageChannel: @unchecked Sendable {
         }
     }
 
-    /// Queues a line without waiting (for small control responses).
-    func sendNow(_ line: [UInt8]) {
-        lock.withLock { enqueueLocked(line) }
+    /// Queues a line without waiting (for small control responses); see ``send(_:whenQueued:)``.
+    func sendNow(_ line: [UInt8], whenQueued: () -> Void = {}) {
+        lock.withLock {
+            whenQueued()
+            enqueueLocked(line)
+        }
     }
 
     /// Waits until every queued line has been written.

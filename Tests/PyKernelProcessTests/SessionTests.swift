@@ -86,7 +86,7 @@ struct SessionTests {
             let started = Date()
             let response = try await service.executeSessionCommand(
                 SessionExecuteParams(
-                    session: "s", command: "for i in 1 2 3; do echo \"line $i\"; sleep 0.5; done; echo done >&2", runAsync: true))
+                    session: "s", command: "sleep 0.3; for i in 1 2 3; do echo \"line $i\"; sleep 1; done; echo done >&2", runAsync: true))
             #expect(Date().timeIntervalSince(started) < 3)
             #expect(response.exitCode == nil && response.stdout == nil)
             let running = try await service.getSessionCommand(SessionCommandParams(session: "s", cmdId: response.cmdId))

@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
@@ -195,12 +196,13 @@ class PyKernel:
             already = self._closing
             self._closing = True
             eof = self._eof
+        deadline = time.monotonic() + timeout
         if already:
-            self._wait_exit(timeout)
+            self._wait_exit(deadline)
             return
         if not eof and self._process.poll() is None:
             try:
-                self._request("shutdown", None, wait=timeout, closing=True)
+                self._request("shutdown", None, wait=max(timeout, 0.0), closing=True)
             except PyKernelError:
                 pass
         try:
@@ -208,14 +210,14 @@ class PyKernel:
                 self._process.stdin.close()  # type: ignore[union-attr]
         except (OSError, ValueError):
             pass
-        self._wait_exit(timeout)
+        self._wait_exit(deadline)
 
-    def _wait_exit(self, timeout: float) -> None:
+    def _wait_exit(self, deadline: float) -> None:
         try:
-            self._process.wait(timeout)
+            self._process.wait(max(deadline - time.monotonic(), 0.0))
         except subprocess.TimeoutExpired:
             self._kill()
-        self._reader.join(timeout)
+        self._reader.join(5.0)
         self._finalizer.detach()
 
     def _kill(self) -> None:

@@ -397,6 +397,27 @@ def test_close_interrupts_a_run_and_exits_zero(pykernel_bin):
     client.close()  # idempotent
 
 
+def test_close_kills_a_server_that_does_not_exit_in_time(pykernel_bin):
+    """close(timeout) returns within about `timeout` even when the run in flight swallows the
+    interrupt (the server then does not exit on its own: see test_protocol's shutdown tests)."""
+    client = PyKernel(pykernel_bin)
+    started = threading.Event()
+    code = ("import time\nprint('started', flush=True)\nwhile True:\n    try:\n        time.sleep(30)\n"
+            "    except KeyboardInterrupt:\n        pass\n")
+    thread, outcome = run_in_thread(client.run_code, code, on_stdout=lambda m: started.set())
+    assert started.wait(10)
+    begin = time.monotonic()
+    client.close(timeout=1.5)
+    assert time.monotonic() - begin < 3
+    assert client.returncode is not None
+    thread.join(10)
+    assert not thread.is_alive()
+    if "error" in outcome:
+        assert isinstance(outcome["error"], PyKernelConnectionError)
+    else:
+        assert outcome["value"].status in ("interrupted", "timeout")
+
+
 def test_context_manager_shuts_the_server_down(pykernel_bin):
     with PyKernel(pykernel_bin) as client:
         assert client.run_code("print(1)").stdout == "1\n"

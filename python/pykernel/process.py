@@ -1,0 +1,342 @@
+"""The process API of ``pykernel serve`` for the Python client: stateless code runs
+(``process.code_run``), shell commands (``process.exec``) and sessions of shell commands
+(``session.*``), with the familiar sandbox-toolbox method names.
+
+``ProcessMixin`` only needs ``self.call(method, params, on_notification=...)`` and
+``self.add_notification_handler(method, handler)`` from :class:`pykernel.client.PyKernel`::
+
+    from pykernel import PyKernel
+    from pykernel.process import ProcessMixin
+
+    class Kernel(ProcessMixin, PyKernel):
+        pass
+
+    with Kernel() as kernel:
+        print(kernel.exec("ls -la").result)
+
+See ``docs/process-api.md`` for the wire protocol and the error codes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+
+__all__ = [
+    "ProcessMixin",
+    "ExecuteResponse",
+    "SessionExecuteRequest",
+    "SessionExecuteResponse",
+    "Command",
+    "Session",
+    "SessionCommandLogsResponse",
+    "SessionExitedEvent",
+    "ENTRYPOINT_SESSION",
+]
+
+#: The reserved session of the command given as ``pykernel serve -- CMD ARG...``.
+ENTRYPOINT_SESSION = "entrypoint"
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclass
+class ExecuteResponse:
+    """The result of ``exec`` / ``code_run``; a failing command is data (see ``exit_code``)."""
+
+    exit_code: int
+    #: stdout and stderr interleaved in the order they were written.
+    result: str
+    stdout: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+    truncated: bool = False
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> "ExecuteResponse":
+        return cls(
+            exit_code=int(value.get("exit_code", 0)),
+            result=value.get("result", ""),
+            stdout=value.get("stdout", ""),
+            stderr=value.get("stderr", ""),
+            timed_out=bool(value.get("timed_out", False)),
+            truncated=bool(value.get("truncated", False)),
+        )
+
+    @property
+    def artifacts(self) -> "ExecuteResponse":  # Daytona-style `response.artifacts.stdout`.
+        return self
+
+
+@dataclass
+class SessionExecuteRequest:
+    """A command for :meth:`ProcessMixin.execute_session_command`."""
+
+    command: str
+    run_async: bool = False
+    timeout: Optional[float] = None
+    #: Alias spelling accepted by some product docs (``var_async``); ``run_async`` wins if set.
+    var_async: Optional[bool] = None
+
+
+@dataclass
+class SessionExecuteResponse:
+    """``session.exec``: only ``cmd_id`` for an asynchronous command."""
+
+    cmd_id: str
+    exit_code: Optional[int] = None
+    stdout: Optional[str] = None
+    stderr: Optional[str] = None
+    output: Optional[str] = None
+    timed_out: Optional[bool] = None
+    truncated: Optional[bool] = None
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> "SessionExecuteResponse":
+        return cls(
+            cmd_id=value["cmd_id"],
+            exit_code=value.get("exit_code"),
+            stdout=value.get("stdout"),
+            stderr=value.get("stderr"),
+            output=value.get("output"),
+            timed_out=value.get("timed_out"),
+            truncated=value.get("truncated"),
+        )
+
+
+@dataclass
+class Command:
+    """A command of a session; ``exit_code`` is ``None`` while it runs."""
+
+    id: str
+    command: str
+    exit_code: Optional[int] = None
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> "Command":
+        return cls(id=value["id"], command=value["command"], exit_code=value.get("exit_code"))
+
+
+@dataclass
+class Session:
+    """A session and its commands, oldest first."""
+
+    session_id: str
+    commands: List[Command] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> "Session":
+        return cls(
+            session_id=value["session_id"],
+            commands=[Command.from_json(item) for item in value.get("commands") or []],
+        )
+
+
+@dataclass
+class SessionCommandLogsResponse:
+    """``session.logs``: the logs so far (or in full once the command has exited)."""
+
+    stdout: str = ""
+    stderr: str = ""
+    output: str = ""
+    exit_code: Optional[int] = None
+    truncated: bool = False
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> "SessionCommandLogsResponse":
+        return cls(
+            stdout=value.get("stdout", ""),
+            stderr=value.get("stderr", ""),
+            output=value.get("output", ""),
+            exit_code=value.get("exit_code"),
+            truncated=bool(value.get("truncated", False)),
+        )
+
+
+@dataclass
+class SessionExitedEvent:
+    """A ``session.exited`` notification: an asynchronous command (or the entrypoint) ended."""
+
+    session: str
+    cmd_id: str
+    exit_code: int
+
+
+def _put(params: Dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        params[key] = value
+
+
+def _path(value: Optional[PathLike]) -> Optional[str]:
+    return os.fspath(value) if value is not None else None
+
+
+class ProcessMixin:
+    """Process API methods for a class that also derives from :class:`pykernel.PyKernel`."""
+
+    call: Callable[..., Any]
+    add_notification_handler: Callable[..., None]
+
+    # ------------------------------------------------------------------ stateless runs
+
+    def exec(
+        self,
+        command: str,
+        cwd: Optional[PathLike] = None,
+        env: Optional[Mapping[str, str]] = None,
+        timeout: Optional[float] = None,
+    ) -> ExecuteResponse:
+        """``process.exec``: runs ``command`` with ``/bin/sh -c`` in its own process group (stdin
+        at EOF). On ``timeout`` (seconds) the whole group is killed and ``timed_out`` is true.
+        A missing ``cwd`` raises ``InvalidParamsError`` (-32602)."""
+        params: Dict[str, Any] = {"command": command}
+        _put(params, "cwd", _path(cwd))
+        _put(params, "env", dict(env) if env is not None else None)
+        _put(params, "timeout", timeout)
+        return ExecuteResponse.from_json(self.call("process.exec", params))
+
+    def code_run(
+        self,
+        code: str,
+        language: Optional[str] = None,
+        argv: Optional[Sequence[str]] = None,
+        env: Optional[Mapping[str, str]] = None,
+        cwd: Optional[PathLike] = None,
+        timeout: Optional[float] = None,
+    ) -> ExecuteResponse:
+        """``process.code_run``: runs ``code`` in a fresh interpreter (``python`` by default,
+        ``javascript`` or ``typescript``); ``argv`` arrives intact as ``sys.argv[1:]``. A missing
+        runtime raises a ``PyKernelError`` with code -32014."""
+        params: Dict[str, Any] = {"code": code}
+        _put(params, "language", language)
+        _put(params, "argv", list(argv) if argv is not None else None)
+        _put(params, "env", dict(env) if env is not None else None)
+        _put(params, "cwd", _path(cwd))
+        _put(params, "timeout", timeout)
+        return ExecuteResponse.from_json(self.call("process.code_run", params))
+
+    # ------------------------------------------------------------------ sessions
+
+    def create_session(
+        self, session_id: str, cwd: Optional[PathLike] = None, env: Optional[Mapping[str, str]] = None
+    ) -> Session:
+        """``session.create``: a long-lived shell; returns the new (empty) session. A duplicate
+        id is error -32011; a missing ``cwd`` -32602."""
+        params: Dict[str, Any] = {"id": session_id}
+        _put(params, "cwd", _path(cwd))
+        _put(params, "env", dict(env) if env is not None else None)
+        return Session.from_json(self.call("session.create", params))
+
+    def execute_session_command(
+        self,
+        session_id: str,
+        command: Union[str, SessionExecuteRequest, Any],
+        run_async: Optional[bool] = None,
+        timeout: Optional[float] = None,
+    ) -> SessionExecuteResponse:
+        """``session.exec``: runs a command in the session's shell (sharing its state). ``command``
+        is a string or a request object with ``.command`` (and optionally ``.run_async`` /
+        ``.var_async`` / ``.timeout``); explicit keyword arguments win over the object's fields."""
+        if isinstance(command, str):
+            text, req_async, req_timeout = command, None, None
+        else:
+            text = command.command
+            req_async = getattr(command, "run_async", None)
+            if req_async is None:
+                req_async = getattr(command, "var_async", None)
+            req_timeout = getattr(command, "timeout", None)
+        if run_async is None:
+            run_async = bool(req_async)
+        if timeout is None:
+            timeout = req_timeout
+        params: Dict[str, Any] = {"session": session_id, "command": text}
+        if run_async:
+            params["run_async"] = True
+        _put(params, "timeout", timeout)
+        return SessionExecuteResponse.from_json(self.call("session.exec", params))
+
+    def get_session(self, session_id: str) -> Session:
+        """``session.get``: the session and its commands. Unknown id: error -32010."""
+        return Session.from_json(self.call("session.get", {"session": session_id}))
+
+    def list_sessions(self) -> List[Session]:
+        """``session.list``: every session (the ``entrypoint`` one included when present)."""
+        return [Session.from_json(item) for item in self.call("session.list", {})["sessions"]]
+
+    def get_session_command(self, session_id: str, cmd_id: str) -> Command:
+        """``session.command``: one command. Unknown command: error -32012."""
+        return Command.from_json(self.call("session.command", {"session": session_id, "cmd_id": cmd_id}))
+
+    def get_session_command_logs(
+        self,
+        session_id: str,
+        cmd_id: str,
+        on_stdout: Optional[Callable[[str], Any]] = None,
+        on_stderr: Optional[Callable[[str], Any]] = None,
+    ) -> SessionCommandLogsResponse:
+        """``session.logs``. Without callbacks: the logs so far. With ``on_stdout``/``on_stderr``:
+        ``follow: true`` — each chunk of text is passed to its callback (on the client's reader
+        thread) as the command writes it, and this call returns the full logs once the command
+        has exited. An exception raised by a callback is re-raised here."""
+        params: Dict[str, Any] = {"session": session_id, "cmd_id": cmd_id}
+        if on_stdout is None and on_stderr is None:
+            return SessionCommandLogsResponse.from_json(self.call("session.logs", params))
+        params["follow"] = True
+
+        def on_notification(method: str, note: Dict[str, Any]) -> None:
+            if method != "session.output":
+                return
+            stream = note.get("stream")
+            callback = on_stdout if stream == "stdout" else on_stderr if stream == "stderr" else None
+            if callback is not None:
+                callback(note.get("text", ""))
+
+        return SessionCommandLogsResponse.from_json(
+            self.call("session.logs", params, on_notification=on_notification)
+        )
+
+    def send_session_command_input(self, session_id: str, cmd_id: str, data: str, eof: bool = False) -> None:
+        """``session.input``: writes ``data`` to a running asynchronous command's stdin (``eof``
+        closes it afterwards). A finished command is error -32013."""
+        params: Dict[str, Any] = {"session": session_id, "cmd_id": cmd_id, "data": data}
+        if eof:
+            params["eof"] = True
+        self.call("session.input", params)
+
+    def delete_session(self, session_id: str) -> None:
+        """``session.delete``: ends the shell and every process it started (TERM, grace, KILL).
+        ``entrypoint`` is error -32015."""
+        self.call("session.delete", {"session": session_id})
+
+    def get_entrypoint_session(self) -> Session:
+        """The ``entrypoint`` session (``pykernel serve -- CMD ARG...``); -32010 without one."""
+        return self.get_session(ENTRYPOINT_SESSION)
+
+    def get_entrypoint_logs(
+        self,
+        on_stdout: Optional[Callable[[str], Any]] = None,
+        on_stderr: Optional[Callable[[str], Any]] = None,
+    ) -> SessionCommandLogsResponse:
+        """The entrypoint command's logs (followed when callbacks are given)."""
+        session = self.get_entrypoint_session()
+        if not session.commands:
+            return SessionCommandLogsResponse()
+        return self.get_session_command_logs(ENTRYPOINT_SESSION, session.commands[0].id, on_stdout, on_stderr)
+
+    # ------------------------------------------------------------------ notifications
+
+    def on_session_exited(self, callback: Callable[[SessionExitedEvent], Any]) -> None:
+        """Calls ``callback(SessionExitedEvent)`` on the reader thread whenever an asynchronous
+        command (or the entrypoint) ends — no polling needed. Keep it short and do not call the
+        client's blocking methods from it."""
+
+        def handler(method: str, note: Dict[str, Any]) -> None:
+            callback(
+                SessionExitedEvent(
+                    session=note.get("session", ""), cmd_id=note.get("cmd_id", ""),
+                    exit_code=int(note.get("exit_code", 0)),
+                )
+            )
+
+        self.add_notification_handler("session.exited", handler)

@@ -1,0 +1,306 @@
+"""The process API (``process.exec``, ``process.code_run``, ``session.*``) through the real
+``pykernel serve``, via ``pykernel.process.ProcessMixin`` — including the examples of the
+product docs. Processes left behind are looked for in /proc by an environment marker that
+every process of the test inherits."""
+
+import os
+import threading
+import time
+import uuid
+
+import pytest
+
+from pykernel import PyKernel
+from pykernel.errors import InvalidParamsError, PyKernelError
+from pykernel.process import (
+    ProcessMixin,
+    SessionExecuteRequest,
+    SessionExitedEvent,
+)
+
+
+class K(ProcessMixin, PyKernel):
+    pass
+
+
+@pytest.fixture
+def pk(pykernel_bin, tmp_path):
+    client = K(pykernel_bin, cwd=str(tmp_path))
+    try:
+        yield client
+    finally:
+        client.close()
+    assert client.returncode == 0, f"pykernel serve exited with status {client.returncode}"
+
+
+def marked_pids(marker):
+    """Pids of live processes whose environment contains ``PK_MARK=<marker>``."""
+    needle = f"PK_MARK={marker}".encode()
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+            with open(f"/proc/{name}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in environ and state != b"Z":
+            pids.append(int(name))
+    return pids
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return []
+
+
+def wait_until(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+# ---------------------------------------------------------------- process.exec
+
+
+def test_exec_ls_la(pk, tmp_path):
+    (tmp_path / "hello.txt").write_text("hi")
+    response = pk.exec("ls -la")
+    assert response.exit_code == 0
+    assert "hello.txt" in response.result
+    assert response.stdout == response.result
+    assert response.timed_out is False
+
+
+def test_exec_sleep_with_relative_cwd_and_timeout(pk, tmp_path):
+    (tmp_path / "workspace" / "src").mkdir(parents=True)
+    started = time.monotonic()
+    response = pk.exec("sleep 3; pwd", cwd="workspace/src", timeout=5)
+    assert 2.5 < time.monotonic() - started < 5
+    assert response.exit_code == 0
+    assert response.timed_out is False
+    assert response.stdout.strip() == str(tmp_path / "workspace" / "src")
+
+
+def test_exec_env(pk):
+    response = pk.exec("echo $CUSTOM_SECRET", env={"CUSTOM_SECRET": "DAYTONA"})
+    assert response.exit_code == 0
+    assert response.result == "DAYTONA\n"
+
+
+def test_exec_separates_stdout_and_stderr(pk):
+    response = pk.exec("echo out; echo err >&2; exit 3")
+    assert response.exit_code == 3
+    assert response.stdout == "out\n"
+    assert response.stderr == "err\n"
+    assert "out\n" in response.result and "err\n" in response.result
+
+
+def test_exec_missing_cwd_is_invalid_params(pk):
+    with pytest.raises(InvalidParamsError) as info:
+        pk.exec("true", cwd="no/such/dir")
+    assert info.value.code == -32602
+
+
+def test_exec_timeout_kills_the_whole_process_group(pk):
+    marker = uuid.uuid4().hex
+    started = time.monotonic()
+    response = pk.exec(
+        "echo before; sh -c 'sleep 100 & sleep 100'", env={"PK_MARK": marker}, timeout=1
+    )
+    assert time.monotonic() - started < 10
+    assert response.timed_out is True
+    assert response.exit_code != 0
+    assert "before" in response.stdout
+
+    def nothing_left():
+        return not any(cmdline(pid)[:2] == [b"sleep", b"100"] for pid in marked_pids(marker))
+
+    assert wait_until(nothing_left, 3), [cmdline(p) for p in marked_pids(marker)]
+
+
+# ---------------------------------------------------------------- process.code_run
+
+
+def test_code_run_stateless_greet(pk):
+    code = 'def greet(name):\n    return f"Hello, {name}!"\n\nprint(greet("Daytona"))\n'
+    response = pk.code_run(code)
+    assert response.exit_code == 0
+    assert response.result == "Hello, Daytona!\n"
+    # Stateless: the function does not survive into the next run.
+    again = pk.code_run('print(greet("again"))')
+    assert again.exit_code != 0
+    assert "NameError" in again.stderr
+
+
+def test_code_run_argv_intact_and_env(pk):
+    argv = ["a b", '"quoted"', "it's", "$HOME", ""]
+    response = pk.code_run(
+        "import os, sys, json; print(json.dumps(sys.argv[1:])); print(os.environ['GREETING'])",
+        argv=argv, env={"GREETING": "hi"},
+    )
+    assert response.exit_code == 0, response.stderr
+    import json
+
+    lines = response.stdout.splitlines()
+    assert json.loads(lines[0]) == argv
+    assert lines[1] == "hi"
+
+
+def test_code_run_exception_is_nonzero_with_traceback(pk):
+    response = pk.code_run("raise ValueError('boom')")
+    assert response.exit_code != 0
+    assert "Traceback" in response.stderr and "ValueError: boom" in response.stderr
+
+
+# ---------------------------------------------------------------- sessions
+
+
+def test_session_export_echo_and_cd_persist(pk, tmp_path):
+    (tmp_path / "sub").mkdir()
+    created = pk.create_session("exec-session-1")
+    assert created.session_id == "exec-session-1" and created.commands == []
+    first = pk.execute_session_command("exec-session-1", SessionExecuteRequest(command="export FOO=BAR"))
+    assert first.exit_code == 0
+    second = pk.execute_session_command("exec-session-1", SessionExecuteRequest(command="echo $FOO"))
+    assert second.exit_code == 0
+    assert second.stdout == "BAR\n" and second.output == "BAR\n"
+    pk.execute_session_command("exec-session-1", "cd sub")
+    assert pk.execute_session_command("exec-session-1", "pwd").stdout.strip() == str(tmp_path / "sub")
+
+    session = pk.get_session("exec-session-1")
+    assert session.session_id == "exec-session-1"
+    assert [c.command for c in session.commands] == ["export FOO=BAR", "echo $FOO", "cd sub", "pwd"]
+    assert all(c.exit_code == 0 for c in session.commands)
+    command = pk.get_session_command("exec-session-1", second.cmd_id)
+    assert (command.id, command.command, command.exit_code) == (second.cmd_id, "echo $FOO", 0)
+    assert "exec-session-1" in [s.session_id for s in pk.list_sessions()]
+    logs = pk.get_session_command_logs("exec-session-1", second.cmd_id)
+    assert logs.stdout == "BAR\n" and logs.output == "BAR\n"
+    pk.delete_session("exec-session-1")
+
+
+def test_session_errors(pk):
+    pk.create_session("dup", env={"X": "1"})
+    with pytest.raises(PyKernelError) as info:
+        pk.create_session("dup")
+    assert info.value.code == -32011
+    with pytest.raises(PyKernelError) as info:
+        pk.get_session("nope")
+    assert info.value.code == -32010
+    with pytest.raises(PyKernelError) as info:
+        pk.get_session_command("dup", "no-such-command")
+    assert info.value.code == -32012
+    done = pk.execute_session_command("dup", "echo $X")
+    assert done.stdout == "1\n"
+    with pytest.raises(PyKernelError) as info:
+        pk.send_session_command_input("dup", done.cmd_id, "x\n")
+    assert info.value.code == -32013
+    with pytest.raises(InvalidParamsError):
+        pk.create_session("bad-cwd", cwd="does/not/exist")
+
+
+def test_async_command_streamed_with_follow(pk):
+    pk.create_session("stream")
+    response = pk.execute_session_command(
+        "stream",
+        SessionExecuteRequest(
+            command='for i in 1 2 3; do echo "out $i"; echo "err $i" >&2; sleep 0.3; done',
+            run_async=True,
+        ),
+    )
+    assert response.cmd_id and response.exit_code is None
+    chunks = []
+
+    def on_stdout(text):
+        chunks.append(("stdout", text, time.monotonic()))
+
+    def on_stderr(text):
+        chunks.append(("stderr", text, time.monotonic()))
+
+    logs = pk.get_session_command_logs("stream", response.cmd_id, on_stdout=on_stdout, on_stderr=on_stderr)
+    returned = time.monotonic()
+    assert "".join(t for s, t, _ in chunks if s == "stdout") == "out 1\nout 2\nout 3\n"
+    assert "".join(t for s, t, _ in chunks if s == "stderr") == "err 1\nerr 2\nerr 3\n"
+    # Streamed as written: the first chunk came well before the command ended.
+    assert returned - chunks[0][2] > 0.4
+    assert logs.stdout == "out 1\nout 2\nout 3\n"
+    assert logs.exit_code == 0
+    assert pk.get_session_command("stream", response.cmd_id).exit_code == 0
+
+
+def test_interactive_input(pk):
+    pk.create_session("interactive")
+    response = pk.execute_session_command(
+        "interactive", 'read name && echo "Hello, $name"', run_async=True
+    )
+    pk.send_session_command_input("interactive", response.cmd_id, "Alice\n")
+    out = []
+    logs = pk.get_session_command_logs("interactive", response.cmd_id, on_stdout=out.append)
+    assert logs.stdout == "Hello, Alice\n"
+    assert logs.exit_code == 0
+
+
+def test_session_exited_notification(pk):
+    events = []
+    arrived = threading.Event()
+
+    def on_exit(event):
+        events.append(event)
+        arrived.set()
+
+    pk.on_session_exited(on_exit)
+    pk.create_session("notify")
+    response = pk.execute_session_command("notify", "sleep 0.2; exit 7", run_async=True)
+    assert arrived.wait(10), "no session.exited notification"
+    assert events[0] == SessionExitedEvent(session="notify", cmd_id=response.cmd_id, exit_code=7)
+
+
+def test_delete_session_kills_its_processes(pk):
+    marker = uuid.uuid4().hex
+    pk.create_session("doomed", env={"PK_MARK": marker})
+    pk.execute_session_command("doomed", "sh -c 'sleep 100 & sleep 100'", run_async=True)
+    pk.execute_session_command("doomed", "sleep 100", run_async=True)
+    assert wait_until(
+        lambda: sum(cmdline(p)[:2] == [b"sleep", b"100"] for p in marked_pids(marker)) >= 3, 5
+    ), [cmdline(p) for p in marked_pids(marker)]
+    pk.delete_session("doomed")
+    assert wait_until(lambda: not marked_pids(marker), 5), [cmdline(p) for p in marked_pids(marker)]
+    with pytest.raises(PyKernelError) as info:
+        pk.get_session("doomed")
+    assert info.value.code == -32010
+
+
+# ---------------------------------------------------------------- entrypoint
+
+
+def test_entrypoint_session(pykernel_bin, tmp_path):
+    client = K(pykernel_bin, args=("--", "sh", "-c", "echo entry; sleep 0.2"), cwd=str(tmp_path))
+    try:
+        session = client.get_entrypoint_session()
+        assert session.session_id == "entrypoint"
+        assert len(session.commands) == 1
+        followed = []
+        logs = client.get_entrypoint_logs(on_stdout=followed.append)
+        assert logs.stdout == "entry\n"
+        assert logs.exit_code == 0
+        assert client.get_entrypoint_logs().stdout == "entry\n"
+        assert "entrypoint" in [s.session_id for s in client.list_sessions()]
+        with pytest.raises(PyKernelError) as info:
+            client.delete_session("entrypoint")
+        assert info.value.code == -32015
+        with pytest.raises(PyKernelError) as info:
+            client.execute_session_command("entrypoint", "echo no")
+        assert info.value.code == -32015
+    finally:
+        client.close()
+    assert client.returncode == 0
