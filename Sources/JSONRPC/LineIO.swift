@@ -74,6 +74,19 @@ public final class LineReader: AsyncSequence, Sendable {
         }
     }
 
+    /// Reads lines on the calling thread, calling `body` for each in order, until end of file.
+    /// For a consumer that handles each line at once (no hand-off to another thread).
+    public static func readLines(
+        fileDescriptor: Int32, maxLineLength: Int = defaultMaxLineLength, _ body: (LineReaderElement) -> Void
+    ) {
+        withoutActuallyEscaping(body) { body in
+            ReadLoop(fileDescriptor: fileDescriptor, maxLineLength: maxLineLength, finish: {}) { element in
+                body(element)
+                return true
+            }.run()
+        }
+    }
+
     /// Lives as long as the iterator: when the consumer drops it, the reading thread stops.
     fileprivate final class Consumer: Sendable {
         let gate: HandoffGate
@@ -90,23 +103,33 @@ private final class ReadLoop: @unchecked Sendable {  // Used by the reading thre
 
     private let fileDescriptor: Int32
     private let maxLineLength: Int
-    private let gate: HandoffGate
-    private let continuation: AsyncStream<LineReaderElement>.Continuation
+    /// Hands a line over; `false` once the consumer has gone.
+    private let deliver: (LineReaderElement) -> Bool
+    private let finish: () -> Void
     /// The start of the current line, when it spans chunks.
     private var partial: [UInt8] = []
     /// The length so far of a line being skipped for exceeding `maxLineLength`.
     private var skipped: Int?
 
-    init(fileDescriptor: Int32, maxLineLength: Int, gate: HandoffGate,
+    convenience init(fileDescriptor: Int32, maxLineLength: Int, gate: HandoffGate,
          continuation: AsyncStream<LineReaderElement>.Continuation) {
+        self.init(fileDescriptor: fileDescriptor, maxLineLength: maxLineLength, finish: { continuation.finish() }) { element in
+            guard gate.acquire(element) else { return false }
+            if case .terminated = continuation.yield(element) { return false }
+            return true
+        }
+    }
+
+    init(fileDescriptor: Int32, maxLineLength: Int, finish: @escaping () -> Void,
+         deliver: @escaping (LineReaderElement) -> Bool) {
         self.fileDescriptor = fileDescriptor
         self.maxLineLength = maxLineLength
-        self.gate = gate
-        self.continuation = continuation
+        self.deliver = deliver
+        self.finish = finish
     }
 
     func run() {
-        defer { continuation.finish() }
+        defer { finish() }
         let chunk = UnsafeMutablePointer<UInt8>.allocate(capacity: Self.chunkSize)
         defer { chunk.deallocate() }
         while true {
@@ -150,9 +173,7 @@ private final class ReadLoop: @unchecked Sendable {  // Used by the reading thre
         }
         partial = []
         skipped = nil
-        guard gate.acquire(element) else { return false }
-        if case .terminated = continuation.yield(element) { return false }
-        return true
+        return deliver(element)
     }
 }
 

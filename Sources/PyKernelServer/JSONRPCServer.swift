@@ -42,12 +42,17 @@ public final class JSONRPCServer: Sendable {
 
     /// Serves until end of input (after answering every request read) or until shutdown.
     public func serve() async {
-        let reading = Task {
-            await readRequests()
-            stop.fire()
+        let reader = Thread { [self] in
+            readRequests()
+            Task {
+                log.info("end of input; finishing \(inFlight.count) request(s)")
+                await inFlight.waitUntilEmpty()
+                stop.fire()
+            }
         }
+        reader.name = "pykernel-protocol-reader"
+        reader.start()
         await stop.wait()
-        reading.cancel()
         await channel.flush()
     }
 
@@ -61,8 +66,9 @@ public final class JSONRPCServer: Sendable {
         Task { await shutDown() }
     }
 
-    private func readRequests() async {
-        for await element in LineReader(fileDescriptor: input, maxLineLength: maxLineLength) {
+    /// Reads and dispatches requests on the calling thread (no hand-off per line) until end of input.
+    private func readRequests() {
+        LineReader.readLines(fileDescriptor: input, maxLineLength: maxLineLength) { element in
             switch element {
             case .tooLong(let length):
                 log.warning("rejected a line of \(length) bytes")
@@ -70,12 +76,10 @@ public final class JSONRPCServer: Sendable {
                     "The request is \(length) bytes long, more than the \(maxLineLength) bytes a line may have.",
                     data: ["max_line_bytes": .integer(Int64(maxLineLength))])))
             case .line(let bytes):
-                guard bytes.contains(where: { !Self.isWhitespace($0) }) else { continue }
+                guard bytes.contains(where: { !Self.isWhitespace($0) }) else { return }
                 handle(IncomingMessage.decode(line: bytes))
             }
         }
-        log.info("end of input; finishing \(inFlight.count) request(s)")
-        await inFlight.waitUntilEmpty()
     }
 
     private static func isWhitespace(_ byte: UInt8) -> Bool {

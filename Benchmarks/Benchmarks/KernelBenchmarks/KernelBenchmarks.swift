@@ -109,7 +109,8 @@ let benchmarks: @Sendable () -> Void = {
     // iteration measures fresh memory rather than memory freed by an earlier one. mallocBytesCount
     // is per iteration, i.e. for \(contextsPerMemoryIteration) contexts.
     let memoryConfiguration = Benchmark.Configuration(
-        metrics: [.wallClock, .mallocCountTotal, rssPerContext, ussPerContext, .mallocBytesCount],
+        // (.throughput too: the JMH export, which compare.py --library reads, requires it.)
+        metrics: [.wallClock, .throughput, .mallocCountTotal, rssPerContext, ussPerContext, .mallocBytesCount],
         warmupIterations: 1, maxDuration: .seconds(10), maxIterations: 5)
 
     Benchmark("memory per empty context (\(contextsPerMemoryIteration) contexts)", configuration: memoryConfiguration) { benchmark in
