@@ -1,0 +1,91 @@
+"""`pykernel run` and `pykernel --version`: the program behaves like python3 for a file, works when
+copied alone to another folder, and imports from a virtualenv given with --venv."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+PYTHON311 = "/usr/bin/python3.11"
+
+
+def run(binary, *args, cwd=None, timeout=60):
+    return subprocess.run([binary, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+def test_version_names_pykernel_and_the_embedded_python(pykernel_bin):
+    done = run(pykernel_bin, "--version")
+    assert done.returncode == 0
+    assert done.stdout.startswith("pykernel ")
+    assert "(Python 3.11." in done.stdout
+
+
+def test_run_prints_like_python3_including_fd_output_in_order(pykernel_bin, tmp_path):
+    program = tmp_path / "prog.py"
+    program.write_text(
+        "import os, subprocess, sys\n"
+        "print('a')\n"
+        "os.system('echo b')\n"
+        "print('c')\n"
+        "subprocess.run(['echo', 'd'])\n"
+        "os.write(1, b'e\\n')\n"
+        "print('f', end='')\n"
+        "print()\n"
+        "print('to stderr', file=sys.stderr)\n"
+    )
+    done = run(pykernel_bin, "run", str(program))
+    assert done.returncode == 0
+    assert done.stdout == "a\nb\nc\nd\ne\nf\n"
+    assert done.stderr == "to stderr\n"
+
+
+def test_run_exits_1_with_the_traceback_python3_prints(pykernel_bin, tmp_path):
+    program = tmp_path / "fail.py"
+    program.write_text("counter = 1\nprint('before')\nprint(countr)\n")
+    ours = run(pykernel_bin, "run", str(program))
+    theirs = subprocess.run([PYTHON311, str(program)], capture_output=True, text=True)
+    assert ours.returncode == theirs.returncode == 1
+    assert ours.stdout == theirs.stdout == "before\n"
+    assert ours.stderr == theirs.stderr
+    assert "Did you mean: 'counter'?" in ours.stderr
+
+
+def test_run_c_and_sys_exit_status(pykernel_bin):
+    assert run(pykernel_bin, "run", "-c", "import sys; sys.exit(3)").returncode == 3
+    done = run(pykernel_bin, "run", "-c", "raise SystemExit('bye')")
+    assert (done.returncode, done.stderr) == (1, "bye\n")
+    assert run(pykernel_bin, "run", "-c", "exit()").returncode == 0
+
+
+def test_run_timeout_stops_the_code(pykernel_bin):
+    done = run(pykernel_bin, "run", "--timeout", "0.5", "-c", "print('start', flush=True)\nwhile True: pass")
+    assert done.returncode == 1
+    assert done.stdout == "start\n"
+    assert done.stderr.endswith("TimeoutError: execution exceeded the 0.5 s timeout\n")
+
+
+def test_binary_copied_alone_still_works(pykernel_bin, tmp_path):
+    lonely = tmp_path / "elsewhere" / "pykernel"
+    lonely.parent.mkdir()
+    shutil.copy2(pykernel_bin, lonely)
+    done = run(str(lonely), "run", "-c", "import json; print(json.dumps({'a': 1}))", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == '{"a": 1}\n'
+
+
+def test_venv_packages_are_importable(pykernel_bin, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([PYTHON311, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = venv / "lib" / "python3.11" / "site-packages"
+    (site / "only_in_this_venv.py").write_text("WHERE = 'venv'\n")
+    code = "import only_in_this_venv, sys; print(only_in_this_venv.WHERE, sys.prefix)"
+    done = run(pykernel_bin, "run", "--venv", str(venv), "-c", code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"venv {venv}\n"
+    env = dict(os.environ, VIRTUAL_ENV=str(venv))
+    served = subprocess.run(
+        [pykernel_bin, "serve"], input='{"jsonrpc":"2.0","id":1,"method":"code.run","params":{"code":"import only_in_this_venv"}}\n',
+        capture_output=True, text=True, env=env, timeout=60)
+    assert '"status":"ok"' in served.stdout, served.stdout
+    without = run(pykernel_bin, "run", "-c", "import only_in_this_venv")
+    assert without.returncode == 1 and "ModuleNotFoundError" in without.stderr
