@@ -809,7 +809,7 @@ class Bench:
                     samples.append(elapsed)
         finally:
             worker.close()
-        Results.add(row, "worker", "process worker (JSON line per write)", samples, bytes_moved=THROUGHPUT_BYTES)
+        Results.add(row, "worker", "process worker (a JSON line per printed line)", samples, bytes_moved=THROUGHPUT_BYTES)
 
         samples = []
         floor_code = f"import sys\nsys.stdin.readline()\n{THROUGHPUT_CODE}\n"

@@ -34,6 +34,15 @@ from .errors import (
     PyKernelTimeoutError,
     ShuttingDownError,
 )
+from .process import (
+    Command,
+    ExecuteResponse,
+    Session,
+    SessionCommandLogsResponse,
+    SessionExecuteRequest,
+    SessionExecuteResponse,
+    SessionExitedEvent,
+)
 from .types import Context, ExecutionError, ExecutionResult, KernelInfo, OutputMessage
 
 __version__ = "0.1.0"
@@ -61,4 +70,11 @@ __all__ = [
     "PyKernelTimeoutError",
     "PyKernelNotFoundError",
     "PyKernelConnectionError",
+    "Command",
+    "ExecuteResponse",
+    "Session",
+    "SessionCommandLogsResponse",
+    "SessionExecuteRequest",
+    "SessionExecuteResponse",
+    "SessionExitedEvent",
 ]

@@ -38,6 +38,7 @@ from .errors import (
     PyKernelTimeoutError,
     error_from_response,
 )
+from .process import ProcessMixin
 from .types import Context, ExecutionError, ExecutionResult, KernelInfo, OutputMessage
 
 __all__ = ["PyKernel", "DEFAULT_CONTEXT", "MAX_LINE_BYTES"]
@@ -117,7 +118,7 @@ def _stop_process(process: "subprocess.Popen[bytes]") -> None:
         pass
 
 
-class PyKernel:
+class PyKernel(ProcessMixin):
     """A ``pykernel serve`` subprocess and a thread-safe client for it.
 
     ::

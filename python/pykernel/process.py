@@ -3,15 +3,11 @@
 (``session.*``), with the familiar sandbox-toolbox method names.
 
 ``ProcessMixin`` only needs ``self.call(method, params, on_notification=...)`` and
-``self.add_notification_handler(method, handler)`` from :class:`pykernel.client.PyKernel`::
+``self.add_notification_handler(method, handler)``; :class:`pykernel.client.PyKernel` includes it::
 
     from pykernel import PyKernel
-    from pykernel.process import ProcessMixin
 
-    class Kernel(ProcessMixin, PyKernel):
-        pass
-
-    with Kernel() as kernel:
+    with PyKernel() as kernel:
         print(kernel.exec("ls -la").result)
 
 See ``docs/process-api.md`` for the wire protocol and the error codes.

@@ -12,20 +12,12 @@ import pytest
 
 from pykernel import PyKernel
 from pykernel.errors import InvalidParamsError, PyKernelError
-from pykernel.process import (
-    ProcessMixin,
-    SessionExecuteRequest,
-    SessionExitedEvent,
-)
-
-
-class K(ProcessMixin, PyKernel):
-    pass
+from pykernel import SessionExecuteRequest, SessionExitedEvent
 
 
 @pytest.fixture
 def pk(pykernel_bin, tmp_path):
-    client = K(pykernel_bin, cwd=str(tmp_path))
+    client = PyKernel(pykernel_bin, cwd=str(tmp_path))
     try:
         yield client
     finally:
