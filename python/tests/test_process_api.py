@@ -276,7 +276,7 @@ def test_delete_session_kills_its_processes(pk):
 
 
 def test_entrypoint_session(pykernel_bin, tmp_path):
-    client = K(pykernel_bin, args=("--", "sh", "-c", "echo entry; sleep 0.2"), cwd=str(tmp_path))
+    client = PyKernel(pykernel_bin, args=("--", "sh", "-c", "echo entry; sleep 0.2"), cwd=str(tmp_path))
     try:
         session = client.get_entrypoint_session()
         assert session.session_id == "entrypoint"
