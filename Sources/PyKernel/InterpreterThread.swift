@@ -117,8 +117,9 @@ final class InterpreterThread: @unchecked Sendable {
     }
 }
 
-let interpreterBusyMessage = "The interpreter is still occupied by a run that timed out inside native code that "
-    + "does not check for signals; it recovers when that code returns. Retry later."
+let interpreterBusyMessage = "The interpreter is still occupied by a run that was already answered as timed out "
+    + "(native code that does not check for signals, or code that catches every stop); it recovers by itself "
+    + "when that code returns. Retry later."
 
 private final class StartBox {
     let body: () -> Void

@@ -109,7 +109,7 @@ public final class KernelManager: Sendable {
         removed.state.withLock { $0.deleted = true }
         _ = RunSupervisor.shared.interrupt(id)
         for run in interpreter.removeQueuedRuns(where: { $0.context.id == id }) {
-            run.output.fail(KernelError(.contextDeleted, "context \(id) was deleted before this run could start"))
+            run.output.fail(KernelError(.contextDeleted, "Context \(id) was deleted before this run could start."))
         }
         interpreter.submit(.releaseNamespace(id))
     }
@@ -183,7 +183,7 @@ public final class KernelManager: Sendable {
     }
 
     private static func notFound(_ id: ContextID) -> KernelError {
-        KernelError(.contextNotFound, "No context has the ID '\(id)'; create one with createContext, or list them with listContexts.")
+        KernelError(.contextNotFound, "No context has the ID '\(id)'; it was never created or has been deleted (list the contexts to see which exist).")
     }
 
     private static func validate(_ environment: [String: String]) throws(KernelError) {

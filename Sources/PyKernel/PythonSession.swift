@@ -73,7 +73,7 @@ final class PythonSession {
         let record = run.context
         let (cwd, deleted) = record.state.withLock { ($0.cwd, $0.deleted) }
         guard !deleted else {
-            run.output.fail(KernelError(.contextDeleted, "context \(record.id) was deleted before this run could start"))
+            run.output.fail(KernelError(.contextDeleted, "Context \(record.id) was deleted before this run could start."))
             return
         }
         guard chdir(cwd) == 0 else {

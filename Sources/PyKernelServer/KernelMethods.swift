@@ -12,7 +12,7 @@ public enum ApplicationErrorCode {
 
 extension RPCError {
     /// The protocol error for an engine failure.
-    init(_ error: KernelError) {
+    init(_ error: KernelError, field: String? = nil) {
         let code: Int = switch error.code {
         case .contextNotFound: ApplicationErrorCode.contextNotFound
         case .defaultContextUndeletable: ApplicationErrorCode.defaultContextUndeletable
@@ -22,7 +22,9 @@ extension RPCError {
         case .invalidWorkingDirectory, .invalidArgument: RPCError.Code.invalidParams
         default: RPCError.Code.internalError
         }
-        self.init(code: code, message: error.message, data: ["reason": .string(error.code.description)])
+        var data: JSONObject = ["reason": .string(error.code.description)]
+        if let field, code == RPCError.Code.invalidParams { data["field"] = .string(field) }
+        self.init(code: code, message: error.message, data: .object(data))
     }
 }
 
@@ -52,7 +54,7 @@ extension JSONRPCServer {
         do throws(KernelError) {
             return .result(contextJSON(try request.server.manager.createContext(cwd: cwd)))
         } catch {
-            throw RPCError(error)
+            throw RPCError(error, field: "cwd")
         }
     }
 
@@ -108,7 +110,7 @@ extension JSONRPCServer {
             execution = try request.server.manager.run(
                 code, in: context, environment: environment, timeout: timeout, outputLimit: maxOutputBytes)
         } catch {
-            throw RPCError(error)
+            throw RPCError(error, field: "env")
         }
         return .deferred { () async throws(RPCError) -> JSONValue in
             do {
