@@ -10,7 +10,22 @@ public struct ContextID: RawRepresentable, Hashable, Sendable, CustomStringConve
     /// The context that always exists, where code runs when no context is named.
     public static let `default` = ContextID("default")
 
-    static func random() -> ContextID { ContextID(UUID().uuidString.lowercased()) }
+    /// A random (version 4) UUID in lowercase, from the system's generator (no file descriptor).
+    static func random() -> ContextID {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        bytes[6] = bytes[6] & 0x0F | 0x40
+        bytes[8] = bytes[8] & 0x3F | 0x80
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(36)
+        for (index, byte) in bytes.enumerated() {
+            if [4, 6, 8, 10].contains(index) { text.append(UInt8(ascii: "-")) }
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return ContextID(String(decoding: text, as: UTF8.self))
+    }
 
     public var description: String { rawValue }
 }

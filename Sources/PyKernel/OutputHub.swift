@@ -128,7 +128,6 @@ final class OutputHub: @unchecked Sendable {
         lock.withLock {
             capturePipes = [(readEnds[0], .stdout), (readEnds[1], .stderr)]
         }
-        PythonAuditBridge.install()
         let reader = DescriptorReader(hub: self, descriptors: readEnds)
         reader.start()
         return (saved[0], saved[1])

@@ -21,6 +21,9 @@ final class PythonSession {
     private let endRun: PyOwned
     private let execMode: PyOwned
     private var namespaces: [ContextID: Namespace] = [:]
+    /// The process's working directory as last set by the engine (`chdir` is skipped when a run's
+    /// context has the same one; code that calls `os.chdir` is seen through the audit hook).
+    private var currentDirectory: String?
 
     init(_ configuration: KernelConfiguration) throws(KernelError) {
         do {
@@ -32,6 +35,7 @@ final class PythonSession {
             beginRun = try runtime.borrowed.attribute("begin_run")
             endRun = try runtime.borrowed.attribute("end_run")
             try Self.installStreams(runtime.borrowed, configuration)
+            PythonAuditBridge.install()
         } catch {
             throw KernelError(.initializationFailed, "the embedded Python could not start: \(error)")
         }
@@ -76,7 +80,7 @@ final class PythonSession {
             run.output.fail(KernelError(.contextDeleted, "Context \(record.id) was deleted before this run could start."))
             return
         }
-        guard chdir(cwd) == 0 else {
+        guard cwd == currentDirectory || chdir(cwd) == 0 else {
             run.output.fail(KernelError(
                 .invalidWorkingDirectory,
                 "the working directory of context \(record.id), \(cwd), is no longer accessible: \(String(cString: strerror(errno)))"))
@@ -95,7 +99,11 @@ final class PythonSession {
         }
         OutputHub.shared.begin(run.output, context: record.id)
         let (error, stop, duration) = evaluate(run, in: namespace, filename: run.filename ?? "<cell-\(executionCount)>", executionCount: executionCount)
-        if let cwd = currentDirectory() { record.state.withLock { $0.cwd = cwd } }
+        currentDirectory = cwd
+        if PythonAuditBridge.directoryChanged.exchange(false, ordering: .relaxed), let cwd = workingDirectory() {
+            currentDirectory = cwd
+            record.state.withLock { $0.cwd = cwd }
+        }
         OutputHub.shared.end()
         let status: ExecutionStatus = switch stop {
         case .timeout: .timeout
@@ -154,7 +162,7 @@ final class PythonSession {
         }
     }
 
-    private func currentDirectory() -> String? {
+    private func workingDirectory() -> String? {
         withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(PATH_MAX) + 1) { buffer in
             getcwd(buffer.baseAddress, buffer.count).map { String(cString: $0) }
         }

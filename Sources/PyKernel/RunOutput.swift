@@ -106,7 +106,11 @@ final class RunOutput: @unchecked Sendable {
     private var outcome: Outcome?
     private var outcomeDelivered = false
     private var abandoned = false
-    private var waiter: CheckedContinuation<Void, Never>?
+    private var waiter: CheckedContinuation<Void, Never>? {
+        didSet { hasWaiter = waiter != nil }
+    }
+    /// Cheaper to test on every write than the optional continuation.
+    private var hasWaiter = false
     private var waiterWantsAnyOutput = true
     private var waiterToken = 0
 
@@ -158,7 +162,7 @@ final class RunOutput: @unchecked Sendable {
     var isFinished: Bool { hub.lock.withLock { outcome != nil } }
 
     private func wakeWaiterLocked() {
-        guard let waiter else { return }
+        guard hasWaiter, let waiter else { return }
         if outcome != nil || waiterWantsAnyOutput || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1 {
             self.waiter = nil
             waiter.resume()
