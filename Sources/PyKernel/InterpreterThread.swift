@@ -108,7 +108,10 @@ final class InterpreterThread: @unchecked Sendable {
         }
         started(.success(()))
         while true {
-            let job = withGILReleased { nextJob() }
+            let job = withGILReleased {
+                Spin.briefly(until: { lock.withLock { head < jobs.count } })  // requests often come back to back
+                return nextJob()
+            }
             switch job {
             case .run(let run): session.execute(run)
             case .releaseNamespace(let id): session.releaseNamespace(of: id)

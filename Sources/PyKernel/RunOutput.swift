@@ -1,3 +1,5 @@
+import Glibc
+
 /// Output chunks in the order written; consecutive writes to one stream are merged.
 struct ChunkQueue {
     struct Chunk {
@@ -62,6 +64,17 @@ struct CappedBytes {
 
     /// The text, without a character the limit cut in half.
     var text: String { String(decoding: bytes.prefix(UTF8Boundary.completePrefixLength(bytes)), as: UTF8.self) }
+}
+
+/// Bounded busy-waiting, for hand-offs that usually complete within microseconds.
+enum Spin {
+    static let budget = Duration.microseconds(150)
+
+    /// Yields the processor until `done()` or the budget has passed.
+    static func briefly(until done: () -> Bool) {
+        let deadline = ContinuousClock.now + budget
+        while !done() && ContinuousClock.now < deadline { sched_yield() }
+    }
 }
 
 enum UTF8Boundary {
@@ -188,11 +201,17 @@ final class RunOutput: @unchecked Sendable {
     }
 
     func nextEvent() async throws(KernelError) -> ExecutionEvent? {
+        var spun = false
         while true {
             switch hub.lock.withLock({ nextStepLocked() }) {
             case .event(let event): return event
             case .failure(let error): throw error
             case .end: return nil
+            case .wait(nil) where !spun:
+                // Most runs end within microseconds: look again briefly before suspending, which
+                // saves a thread wake-up per run.
+                spun = true
+                Spin.briefly(until: { hub.lock.withLock { outcome != nil || !queue.isEmpty } })
             case .wait(let deadline): await waitForOutput(until: deadline)
             }
         }
