@@ -219,9 +219,7 @@ final class RunOutput: @unchecked Sendable {
 
     private func nextStepLocked() -> Step {
         if let oldest = queue.oldestWrite {
-            let due = outcome != nil || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1
-                || ContinuousClock.now >= oldest + Self.coalescingWindow
-            guard due else { return .wait(until: oldest + Self.coalescingWindow) }
+            guard isDueLocked(oldest) else { return .wait(until: oldest + Self.coalescingWindow) }
             let chunk = queue.popFirst()!
             hub.lock.broadcast()
             let text = decode(chunk.stream, chunk.bytes, final: outcome != nil)
@@ -277,12 +275,16 @@ final class RunOutput: @unchecked Sendable {
         }
     }
 
+    /// Whether queued output (the oldest written at `oldest`) should be handed out now.
+    private func isDueLocked(_ oldest: ContinuousClock.Instant) -> Bool {
+        outcome != nil || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1
+            || ContinuousClock.now >= oldest + Self.coalescingWindow
+    }
+
     /// Whether the reader would wait now (and until when), without taking anything.
     private func peekLocked() -> Step {
         if let oldest = queue.oldestWrite {
-            let due = outcome != nil || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1
-                || ContinuousClock.now >= oldest + Self.coalescingWindow
-            return due ? .end : .wait(until: oldest + Self.coalescingWindow)
+            return isDueLocked(oldest) ? .end : .wait(until: oldest + Self.coalescingWindow)
         }
         return outcome == nil ? .wait(until: nil) : .end
     }
