@@ -117,7 +117,8 @@ final class PythonSession {
         -> (ErrorRecord?, RunSupervisor.Stop?, Duration)
     {
         do {
-            let source = try PyOwned.string(run.code)
+            // Like `python3 file.py`, ignore a UTF-8 byte order mark at the start.
+            let source = try PyOwned.string(run.code.hasPrefix("\u{FEFF}") ? String(run.code.dropFirst()) : run.code)
             let name = try PyOwned.string(filename)
             let environment = run.environment.isEmpty ? nil : try PyOwned.stringDictionary(run.environment)
             let savedEnvironment = try beginRun.borrowed.call(

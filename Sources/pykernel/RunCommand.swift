@@ -14,6 +14,9 @@ struct Run: AsyncParsableCommand {
     @Argument(help: "The Python file to run.")
     var file: String?
 
+    @Argument(parsing: .captureForPassthrough, help: "Arguments for the code, in sys.argv[1:].")
+    var arguments: [String] = []
+
     @Option(help: "A virtual environment whose packages the code can import (default: $VIRTUAL_ENV).")
     var venv: String?
 
@@ -21,8 +24,8 @@ struct Run: AsyncParsableCommand {
     var timeout: Double = 0
 
     func validate() throws {
-        guard (code == nil) != (file == nil) else {
-            throw ValidationError("Give either a FILE or -c CODE.")
+        guard code != nil || file != nil else {
+            throw ValidationError("Give a FILE to run, or -c CODE.")
         }
         guard timeout >= 0 else { throw ValidationError("--timeout must not be negative.") }
     }
@@ -30,22 +33,29 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         let source: String
         let filename: String
+        var argv: [String]
         if let code {
-            (source, filename) = (code, "<string>")
+            // With -c, every positional argument is an argument of the code, as with python3.
+            (source, filename, argv) = (code, "<string>", ["-c"] + (file.map { [$0] } ?? []))
         } else {
             let path = file!
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ValidationError("can't open file '\(path)': No such file or directory")
             }
             let url = URL(fileURLWithPath: path)
-            (source, filename) = (String(decoding: data, as: UTF8.self), url.standardizedFileURL.path)
+            (source, filename, argv) = (String(decoding: data, as: UTF8.self), url.standardizedFileURL.path, [path])
         }
+        argv += arguments
         var configuration = KernelConfiguration(captureFileDescriptors: true)
         if let venv { configuration.virtualEnvironment = venv }
         let manager = try await KernelManager.start(configuration)
         let context = try manager.createContext()
         let stdout = FileHandle(fileDescriptor: manager.originalStandardOutput, closeOnDealloc: false)
         let stderr = FileHandle(fileDescriptor: manager.originalStandardError, closeOnDealloc: false)
+        // What python3 sets up for the main module: sys.argv and __file__ (no names leak into the code).
+        let preamble = "__import__('sys').argv = \(Self.pythonList(argv))\n"
+            + (file == nil ? "" : "globals()['__file__'] = \(Self.pythonList([filename])).pop()\n")
+        _ = try await manager.run(preamble, in: context.id).result()
         let interrupts = InterruptForwarder { _ = try? manager.interrupt(context.id) }
         defer { interrupts.cancel() }
         let execution = try manager.run(
@@ -58,6 +68,24 @@ struct Run: AsyncParsableCommand {
                 throw ExitCode(Self.exitStatus(result, stderr: stderr))
             }
         }
+    }
+
+    /// A Python list literal of strings.
+    private static func pythonList(_ items: [String]) -> String {
+        "[" + items.map(pythonString).joined(separator: ", ") + "]"
+    }
+
+    private static func pythonString(_ text: String) -> String {
+        var literal = "'"
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\\": literal += "\\\\"
+            case "'": literal += "\\'"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F: literal += "\\x" + String(format: "%02x", scalar.value)
+            default: literal.unicodeScalars.append(scalar)
+            }
+        }
+        return literal + "'"
     }
 
     /// What `python3 FILE.py` would exit with, after printing the traceback it would print.

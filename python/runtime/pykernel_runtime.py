@@ -156,6 +156,9 @@ class _CellCache(dict):
 _current_cells = {}
 
 
+_streams = None  # (stdout, stderr, stdin) of every run, put back if user code replaced them
+
+
 def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
             fd_capture, take_stop, stop_signal):
     """Points the standard streams at the engine and installs the stop-signal handler."""
@@ -163,6 +166,8 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
     sys.stdout = sys.__stdout__ = KernelStream("<stdout>", out_fd, stdout_write, stdout_write_bytes)
     sys.stderr = sys.__stderr__ = KernelStream("<stderr>", err_fd, stderr_write, stderr_write_bytes)
     sys.stdin = sys.__stdin__ = NoInput(in_fd)
+    global _streams
+    _streams = (sys.stdout, sys.stderr, sys.stdin)
     linecache.cache = _CellCache(linecache.cache)
     if "" not in sys.path:
         sys.path.insert(0, "")  # like a Jupyter kernel: modules in the context's cwd are importable
@@ -193,6 +198,10 @@ def begin_run(cells, filename, source, env):
     """Registers the cell's source and applies the run's environment; returns what to restore."""
     global _current_cells
     _current_cells = cells
+    if sys.stdout is not _streams[0] or sys.stderr is not _streams[1] or sys.stdin is not _streams[2]:
+        # A run replaced a standard stream and did not put it back; that must not swallow the
+        # output of later runs (of any context: `sys` is shared).
+        sys.stdout, sys.stderr, sys.stdin = _streams
     cells[filename] = (len(source), None, source.splitlines(True), filename)
     if not env:
         return None

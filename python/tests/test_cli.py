@@ -89,3 +89,36 @@ def test_venv_packages_are_importable(pykernel_bin, tmp_path):
     assert '"status":"ok"' in served.stdout, served.stdout
     without = run(pykernel_bin, "run", "-c", "import only_in_this_venv")
     assert without.returncode == 1 and "ModuleNotFoundError" in without.stderr
+
+
+def test_run_sets_argv_and_file_like_python3(pykernel_bin, tmp_path):
+    program = tmp_path / "args.py"
+    program.write_bytes(b"\xef\xbb\xbfimport sys\nprint(sys.argv[1:], __file__ == sys.argv[0])\n")
+    ours = run(pykernel_bin, "run", str(program), "x", "y z", "q'\\u")
+    theirs = subprocess.run([PYTHON311, str(program), "x", "y z", "q'\\u"], capture_output=True, text=True)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+    with_c = run(pykernel_bin, "run", "-c", "import sys; print(sys.argv)", "a", "b")
+    assert with_c.stdout == "['-c', 'a', 'b']\n"
+
+
+def test_run_matches_python3_on_the_traceback_corpus(pykernel_bin, tmp_path):
+    """stdout, stderr and exit status of `pykernel run prog.py` equal `python3.11 prog.py`'s."""
+    corpus = os.path.join(os.path.dirname(__file__), "traceback_corpus")
+    differences = []
+    for name in sorted(os.listdir(corpus)):
+        if not name.endswith(".py"):
+            continue
+        program = tmp_path / "prog.py"
+        shutil.copy(os.path.join(corpus, name), program)
+        ours = run(pykernel_bin, "run", "prog.py", cwd=tmp_path)
+        theirs = subprocess.run([PYTHON311, "prog.py"], capture_output=True, text=True, cwd=tmp_path)
+        if (ours.returncode, ours.stdout, ours.stderr) != (theirs.returncode, theirs.stdout, theirs.stderr):
+            differences.append(name)
+    assert differences == []
+
+
+def test_a_replaced_sys_stdout_does_not_swallow_later_runs(kernel):
+    kernel.run_code("import sys, io\nsys.stdout = io.StringIO()")
+    assert kernel.run_code("print('visible')").stdout == "visible\n"
+    other = kernel.create_context()
+    assert kernel.run_code("print('here too')", context=other).stdout == "here too\n"
