@@ -98,6 +98,11 @@ struct Run: AsyncParsableCommand {
             return 1
         }
         stderr.write(Data(error.traceback.utf8))
-        return error.name == "KeyboardInterrupt" ? 130 : 1
+        if error.name == "KeyboardInterrupt" {
+            // Like python3: die of SIGINT, so the parent sees the interrupt (status 130 in a shell).
+            signal(SIGINT, SIG_DFL)
+            kill(getpid(), SIGINT)
+        }
+        return 1
     }
 }
