@@ -7,6 +7,11 @@ public enum OutputStreamName: String, Sendable, Hashable {
 public struct OutputChunk: Sendable, Hashable {
     public let stream: OutputStreamName
     public let text: String
+
+    public init(stream: OutputStreamName, text: String) {
+        self.stream = stream
+        self.text = text
+    }
 }
 
 /// An exception raised by user code, as CPython itself would print it.
@@ -78,6 +83,14 @@ public struct Execution: AsyncSequence, Sendable {
 
     public func makeAsyncIterator() -> Iterator { Iterator(reader: reader) }
 
+    /// For callers that answer many quick runs: when the run ends within `budget` (busy-waiting,
+    /// so keep it to microseconds), returns all its events at once (ending with `.completed`)
+    /// without suspending; `nil`, with nothing consumed, when it is still running.
+    /// - Throws: ``KernelError`` when the run could not start.
+    public func eventsIfFinished(within budget: Duration) throws(KernelError) -> [ExecutionEvent]? {
+        try reader.takeAllIfFinished(within: budget)
+    }
+
     /// Waits for the run to end and returns its result, discarding streamed output
     /// (the result still holds stdout and stderr up to the output limit).
     public func result() async throws -> ExecutionResult {
@@ -100,6 +113,12 @@ public struct Execution: AsyncSequence, Sendable {
         private var done = false  // touched only by the one task iterating
 
         init(_ output: RunOutput) { self.output = output }
+
+        func takeAllIfFinished(within budget: Duration) throws(KernelError) -> [ExecutionEvent]? {
+            guard !done, let outcome = output.takeAllIfFinished(within: budget) else { return nil }
+            done = true
+            return try outcome.get()
+        }
 
         func next() async throws -> ExecutionEvent? {
             guard !done else { return nil }

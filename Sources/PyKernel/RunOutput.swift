@@ -71,7 +71,7 @@ enum Spin {
     static let budget = Duration.microseconds(150)
 
     /// Yields the processor until `done()` or the budget has passed.
-    static func briefly(until done: () -> Bool) {
+    static func briefly(for budget: Duration = budget, until done: () -> Bool) {
         let deadline = ContinuousClock.now + budget
         while !done() && ContinuousClock.now < deadline { sched_yield() }
     }
@@ -190,6 +190,23 @@ final class RunOutput: @unchecked Sendable {
             abandoned = true
             queue = ChunkQueue()
             hub.lock.broadcast()
+        }
+    }
+
+    /// When the run ends within `budget`: all its remaining events, taken now, without suspending
+    /// (the last one `.completed`), or the error it failed with. `nil` (nothing taken) otherwise.
+    func takeAllIfFinished(within budget: Duration) -> Result<[ExecutionEvent], KernelError>? {
+        Spin.briefly(for: budget) { hub.lock.withLock { outcome != nil } }
+        return hub.lock.withLock {
+            guard outcome != nil else { return nil }
+            var events: [ExecutionEvent] = []
+            while true {
+                switch nextStepLocked() {
+                case .event(let event): events.append(event)
+                case .failure(let error): return .failure(error)
+                case .end, .wait: return .success(events)
+                }
+            }
         }
     }
 

@@ -194,6 +194,14 @@ public struct Request: Sendable {
         await server.channel.send(RPCMessage.notification(method: method, params: .object(params)))
     }
 
+    /// Sends a notification about this request without waiting for room (for small amounts).
+    public func notifyNow(_ method: String, _ fields: JSONObject) {
+        guard let id else { return }
+        var params: JSONObject = ["request_id": id.jsonValue]
+        for (key, value) in fields { params[key] = value }
+        server.channel.sendNow(RPCMessage.notification(method: method, params: .object(params)))
+    }
+
 }
 
 /// A method's answer: at once, or after asynchronous work.

@@ -112,6 +112,21 @@ extension JSONRPCServer {
         } catch {
             throw RPCError(error, field: "env")
         }
+        // Most runs take microseconds: answer them here, without a task hop.
+        do throws(KernelError) {
+            if let events = try execution.eventsIfFinished(within: .microseconds(200)) {
+                for event in events {
+                    switch event {
+                    case .output(let chunk):
+                        request.notifyNow("code.output", ["stream": .string(chunk.stream.rawValue), "text": .string(chunk.text)])
+                    case .completed(let result):
+                        return .result(resultJSON(result))
+                    }
+                }
+            }
+        } catch {
+            throw RPCError(error)
+        }
         return .deferred { () async throws(RPCError) -> JSONValue in
             do {
                 for try await event in execution {
