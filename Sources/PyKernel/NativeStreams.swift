@@ -1,4 +1,5 @@
 import EmbeddedPython
+import Glibc
 import Synchronization
 
 /// The native functions behind `sys.stdout.write`, `sys.stderr.write`, their `.buffer.write`, and
@@ -48,8 +49,28 @@ enum NativeStreams {
 
     private static func write(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) -> Bool {
         OutputHub.shared.writeFromPython(
-            stream, bytes, waiting: { body in withGILReleased(body) },
+            stream, bytes, owner: ThreadOwners.ownerOfCurrentThread(),
+            waiting: { body in withGILReleased(body) },
             signalsPending: { !PythonSignals.runPendingHandlers() })
+    }
+}
+
+/// Which context started the calling thread, for threads user code started (Python records it in
+/// `threading.Thread.start`, see `pykernel_runtime.thread_owner`).
+enum ThreadOwners {
+    /// Set on the interpreter thread once, at start-up; then only read.
+    nonisolated(unsafe) static var interpreterThread: pthread_t?
+    /// `pykernel_runtime.thread_owner`, a reference kept for the life of the process.
+    nonisolated(unsafe) static var threadOwnerFunction: PyPointer?
+
+    /// `nil` on the interpreter thread (its writes belong to the run in progress) and for threads
+    /// whose starter is unknown; with the GIL held.
+    static func ownerOfCurrentThread() -> ContextID? {
+        guard let interpreterThread, pthread_equal(pthread_self(), interpreterThread) == 0,
+            let function = PyBorrowed(threadOwnerFunction),
+            let owner = try? function.call()
+        else { return nil }
+        return owner.borrowed.stringValue.map { ContextID($0) }
     }
 }
 

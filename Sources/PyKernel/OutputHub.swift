@@ -27,6 +27,8 @@ final class OutputHub: @unchecked Sendable {
     /// Output written between runs, per context: it goes to the context that ran last.
     private var held: [ContextID: ChunkQueue] = [:]
     private var lastContext: ContextID?
+    /// Deleted contexts: output of their threads is dropped.
+    private var forgotten: Set<ContextID> = []
     private var capturePipes: [(descriptor: Int32, stream: OutputStreamName)] = []
 
     private init() {}
@@ -63,6 +65,7 @@ final class OutputHub: @unchecked Sendable {
     func forget(_ context: ContextID) {
         lock.withLock {
             held.removeValue(forKey: context)
+            forgotten.insert(context)
             if lastContext == context { lastContext = nil }
             lock.broadcast()
         }
@@ -72,37 +75,51 @@ final class OutputHub: @unchecked Sendable {
 
     /// Appends bytes written by Python code. Holding the GIL; while the destination is full it waits
     /// with the GIL released. Returns `false` when a signal handler raised meanwhile (a stop).
-    func writeFromPython(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer, waiting wait: (() -> Void) -> Void, signalsPending: () -> Bool) -> Bool {
+    /// - Parameter owner: For a write from a thread user code started, the context whose code
+    ///   started it: its output goes to that context (its run in progress, else held for its next
+    ///   run), never into another context's run. `nil` for the interpreter thread.
+    func writeFromPython(
+        _ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer, owner: ContextID?,
+        waiting wait: (() -> Void) -> Void, signalsPending: () -> Bool
+    ) -> Bool {
         if descriptorActivity.load(ordering: .relaxed) {
             lock.withLock { drainDescriptorsLocked() }
         }
         while true {
-            let accepted = lock.withLock { appendLocked(stream, bytes) }
+            let accepted = lock.withLock { appendLocked(stream, bytes, owner: owner) }
             if accepted { return true }
-            wait { lock.withLock { if isFullLocked { lock.wait(timeout: .milliseconds(10)) } } }
+            wait { lock.withLock { if isFullLocked(owner: owner) { lock.wait(timeout: .milliseconds(10)) } } }
             if signalsPending() { return false }
         }
     }
 
-    private var isFullLocked: Bool {
-        if let active { return active.isFullLocked }
-        return heldQueueLocked.byteCount >= Self.capacity
+    /// The run that takes output of `owner` now, if it is running.
+    private func runLocked(for owner: ContextID?) -> RunOutput? {
+        guard let active, owner == nil || owner == active.context else { return nil }
+        return active
     }
 
-    private func appendLocked(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) -> Bool {
-        if let active { return active.acceptLocked(stream, bytes, force: false) }
-        guard heldQueueLocked.byteCount < Self.capacity else { return false }
-        holdLocked(stream, bytes)
+    private func isFullLocked(owner: ContextID? = nil) -> Bool {
+        if let run = runLocked(for: owner) { return run.isFullLocked }
+        return heldQueueLocked(owner).byteCount >= Self.capacity
+    }
+
+    private func appendLocked(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer, owner: ContextID?) -> Bool {
+        if let run = runLocked(for: owner) { return run.acceptLocked(stream, bytes, force: false) }
+        guard heldQueueLocked(owner).byteCount < Self.capacity else { return false }
+        holdLocked(stream, bytes, owner: owner)
         return true
     }
 
-    /// Where output between runs goes: the last context's held queue (dropped when there is none,
-    /// i.e. before any run or after that context was deleted).
-    private var heldQueueLocked: ChunkQueue { lastContext.flatMap { held[$0] } ?? ChunkQueue() }
+    /// Where output between runs goes: the owner's held queue, or the last context's (dropped when
+    /// there is none, i.e. before any run or after that context was deleted).
+    private func heldQueueLocked(_ owner: ContextID?) -> ChunkQueue {
+        (owner ?? lastContext).flatMap { held[$0] } ?? ChunkQueue()
+    }
 
-    private func holdLocked(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) {
-        guard let lastContext else { return }
-        held[lastContext, default: ChunkQueue()].append(stream, bytes)
+    private func holdLocked(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer, owner: ContextID? = nil) {
+        guard let context = owner ?? lastContext, !forgotten.contains(context) else { return }
+        held[context, default: ChunkQueue()].append(stream, bytes)
     }
 
     // MARK: File descriptors
@@ -146,7 +163,7 @@ final class OutputHub: @unchecked Sendable {
     @discardableResult
     func readAvailableLocked(_ descriptor: Int32, _ stream: OutputStreamName, force: Bool) -> Bool {
         withUnsafeTemporaryAllocation(byteCount: 65536, alignment: 1) { buffer in
-            while force || !isFullLocked {
+            while force || !isFullLocked() {
                 let count = read(descriptor, buffer.baseAddress, buffer.count)
                 guard count > 0 else { return true }
                 let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])

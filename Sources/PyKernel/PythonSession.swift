@@ -33,6 +33,8 @@ final class PythonSession {
             let runtime = try Self.loadRuntime()
             newNamespace = try runtime.borrowed.attribute("new_namespace")
             beginRun = try runtime.borrowed.attribute("begin_run")
+            ThreadOwners.threadOwnerFunction = try runtime.borrowed.attribute("thread_owner").transfer()
+            ThreadOwners.interpreterThread = pthread_self()
             endRun = try runtime.borrowed.attribute("end_run")
             try Self.installStreams(runtime.borrowed, configuration)
             PythonAuditBridge.install()
@@ -121,8 +123,9 @@ final class PythonSession {
             let source = try PyOwned.string(run.code.hasPrefix("\u{FEFF}") ? String(run.code.dropFirst()) : run.code)
             let name = try PyOwned.string(filename)
             let environment = run.environment.isEmpty ? nil : try PyOwned.stringDictionary(run.environment)
+            let context = try PyOwned.string(run.context.id.rawValue)
             let savedEnvironment = try beginRun.borrowed.call(
-                namespace.cells.borrowed, name.borrowed, source.borrowed, environment.borrowedOrNone)
+                namespace.cells.borrowed, name.borrowed, source.borrowed, environment.borrowedOrNone, context.borrowed)
             let started = ContinuousClock.now
             RunSupervisor.shared.begin(run.output, executionCount: executionCount, timeout: run.timeout)
             let code = compile.borrowed.callKeepingError(source.borrowed, name.borrowed, execMode.borrowed)

@@ -281,4 +281,40 @@ struct BackgroundThreadOutputTests {
         #expect(otherAgain.result.stdout == "other 2\n")
     }
 
+    @Test("A thread's output written while another context runs goes to its own context, not that run")
+    func threadOutputDuringAnotherContextsRun() async throws {
+        let owner = try await newContext()
+        let other = try await newContext()
+        defer { discard(owner, other) }
+        try await run(Self.startLatePrinter("late from owner", after: 0.3), in: owner)
+        let during = try await run("import time\ntime.sleep(0.9)\nprint('other')", in: other)
+        #expect(during.result.stdout == "other\n")
+        let next = try await run("_thread.join()\nprint('owner 2')", in: owner)
+        #expect(next.result.stdout == "late from owner\nowner 2\n")
+    }
+
+    @Test("A thread started by a thread belongs to the context that started the first one")
+    func nestedThreadsKeepTheirContext() async throws {
+        let owner = try await newContext()
+        let other = try await newContext()
+        defer { discard(owner, other) }
+        try await run("""
+            import threading, time
+            def _inner():
+                time.sleep(0.3)
+                print('from inner')
+            def _outer():
+                global _t2
+                time.sleep(0.1)
+                _t2 = threading.Thread(target=_inner)
+                _t2.start()
+            _t1 = threading.Thread(target=_outer)
+            _t1.start()
+            """, in: owner)
+        let during = try await run("import time\ntime.sleep(0.8)\nprint('other')", in: other)
+        #expect(during.result.stdout == "other\n")
+        let next = try await run("_t1.join(); _t2.join()\nprint('owner')", in: owner)
+        #expect(next.result.stdout == "from inner\nowner\n")
+    }
+
 }

@@ -11,7 +11,7 @@ struct QuickRunTests {
         defer { discard(context) }
         let execution = try manager.run("print('a'); import sys; print('b', file=sys.stderr)", in: context)
         var events: [ExecutionEvent]?
-        for _ in 0..<200 where events == nil {  // the interpreter may be busy with other tests' runs
+        for _ in 0..<4000 where events == nil {  // other tests may keep the interpreter busy
             events = try execution.eventsIfFinished(within: .milliseconds(5))
         }
         let all = try #require(events)

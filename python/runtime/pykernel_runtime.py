@@ -11,6 +11,7 @@ import linecache
 import os
 import signal
 import sys
+import threading
 import warnings  # noqa: F401 -- loaded so compile-time SyntaxWarnings of cells print with their source
 from types import CodeType
 
@@ -180,6 +181,28 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
     signal.signal(stop_signal, on_stop_signal)
 
 
+_current_context = None  # the ID of the context whose run is in progress (or ran last)
+_original_thread_start = threading.Thread.start
+
+
+def _start_thread_recording_owner(self):
+    """``threading.Thread.start`` that remembers which context started the thread, so what the
+    thread prints goes to that context and never into another context's run."""
+    self._pykernel_context = thread_owner()
+    return _original_thread_start(self)
+
+
+def thread_owner():
+    """The context that started the calling thread (the running context for the main thread)."""
+    thread = threading.current_thread()
+    if thread is threading.main_thread():
+        return _current_context
+    return getattr(thread, "_pykernel_context", None)
+
+
+threading.Thread.start = _start_thread_recording_owner
+
+
 def new_namespace():
     """``(globals, cells)`` of a fresh context: globals as ``python3 file.py`` gives its
     ``__main__``, and an empty store for the sources of its cells."""
@@ -194,10 +217,11 @@ def timeout_error(seconds):
     return ExecutionTimeout(f"execution exceeded the {limit} s timeout")
 
 
-def begin_run(cells, filename, source, env):
+def begin_run(cells, filename, source, env, context):
     """Registers the cell's source and applies the run's environment; returns what to restore."""
-    global _current_cells
+    global _current_cells, _current_context
     _current_cells = cells
+    _current_context = context
     if sys.stdout is not _streams[0] or sys.stderr is not _streams[1] or sys.stdin is not _streams[2]:
         # A run replaced a standard stream and did not put it back; that must not swallow the
         # output of later runs (of any context: `sys` is shared).
