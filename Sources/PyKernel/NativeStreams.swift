@@ -94,7 +94,7 @@ enum PythonAuditBridge {
         }
         if name == "os.system" || name == "subprocess.Popen" || name == "os.posix_spawn"
             || name == "os.fork" || name == "os.exec" || name == "os.spawn" || name == "os.forkpty"
-            || name == "ctypes.call_function" || name == "os.write"
+            || name == "ctypes.call_function" || name == "os.write"  // raised by the runtime's os.write
         {
             OutputHub.shared.descriptorActivity.store(true, ordering: .relaxed)
         }

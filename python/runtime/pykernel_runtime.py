@@ -170,6 +170,8 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
     global _streams
     _streams = (sys.stdout, sys.stderr, sys.stdin)
     linecache.cache = _CellCache(linecache.cache)
+    if fd_capture:
+        os.write = _announcing_write(os.write)
     if "" not in sys.path:
         sys.path.insert(0, "")  # like a Jupyter kernel: modules in the context's cwd are importable
 
@@ -201,6 +203,21 @@ def thread_owner():
 
 
 threading.Thread.start = _start_thread_recording_owner
+
+
+def _announcing_write(posix_write):
+    """``os.write`` that raises the audit event ``os.write`` (CPython has none) for descriptors 1
+    and 2, so the engine orders bytes written there before the code's next ``print``."""
+    audit = sys.audit
+
+    def write(fd, data, /):
+        if fd == 1 or fd == 2:
+            audit("os.write", fd)
+        return posix_write(fd, data)
+
+    write.__name__, write.__qualname__, write.__doc__ = "write", "write", posix_write.__doc__
+    write.__module__ = posix_write.__module__
+    return write
 
 
 def new_namespace():

@@ -122,3 +122,10 @@ def test_a_replaced_sys_stdout_does_not_swallow_later_runs(kernel):
     assert kernel.run_code("print('visible')").stdout == "visible\n"
     other = kernel.create_context()
     assert kernel.run_code("print('here too')", context=other).stdout == "here too\n"
+
+
+def test_os_write_and_print_keep_their_order(pykernel_bin):
+    code = "import os\nfor i in range(200):\n    os.write(1, b'a%d\\n' % i)\n    print('b%d' % i)\n"
+    expected = "".join(f"a{i}\nb{i}\n" for i in range(200))
+    for _ in range(3):
+        assert run(pykernel_bin, "run", "-c", code).stdout == expected
