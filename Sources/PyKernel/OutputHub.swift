@@ -23,10 +23,10 @@ final class OutputHub: @unchecked Sendable {
     let descriptorActivity = Atomic<Bool>(false)
 
     // Guarded by `lock`.
-    private var active: RunOutput?
+    @exclusivity(unchecked) private var active: RunOutput?
     /// Output written between runs, per context: it goes to the context that ran last.
-    private var held: [ContextID: ChunkQueue] = [:]
-    private var lastContext: ContextID?
+    @exclusivity(unchecked) private var held: [ContextID: ChunkQueue] = [:]
+    @exclusivity(unchecked) private var lastContext: ContextID?
     /// Deleted contexts: output of their threads is dropped.
     private var forgotten: Set<ContextID> = []
     private var capturePipes: [(descriptor: Int32, stream: OutputStreamName)] = []

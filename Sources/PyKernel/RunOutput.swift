@@ -97,7 +97,7 @@ enum UTF8Boundary {
 }
 
 /// One run's output on its way to the caller, and its outcome. All mutable state is guarded by
-/// the ``OutputHub``'s lock: writers (the interpreter thread, Python threads, the pipe reader)
+/// the ``OutputHub``'s lock (so the hot properties skip Swift's dynamic exclusivity checks): writers (the interpreter thread, Python threads, the pipe reader)
 /// append; the caller's iterator takes coalesced chunks.
 final class RunOutput: @unchecked Sendable {
     enum Outcome {
@@ -112,18 +112,18 @@ final class RunOutput: @unchecked Sendable {
 
     let context: ContextID
     private let hub: OutputHub
-    private var queue = ChunkQueue()
-    private var stdout: CappedBytes
-    private var stderr: CappedBytes
+    @exclusivity(unchecked) private var queue = ChunkQueue()
+    @exclusivity(unchecked) private var stdout: CappedBytes
+    @exclusivity(unchecked) private var stderr: CappedBytes
     private var partialCharacters: [OutputStreamName: [UInt8]] = [:]
-    private var outcome: Outcome?
+    @exclusivity(unchecked) private var outcome: Outcome?
     private var outcomeDelivered = false
-    private var abandoned = false
+    @exclusivity(unchecked) private var abandoned = false
     private var waiter: CheckedContinuation<Void, Never>? {
         didSet { hasWaiter = waiter != nil }
     }
     /// Cheaper to test on every write than the optional continuation.
-    private var hasWaiter = false
+    @exclusivity(unchecked) private var hasWaiter = false
     private var waiterWantsAnyOutput = true
     private var waiterToken = 0
 

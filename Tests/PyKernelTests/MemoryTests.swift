@@ -136,9 +136,14 @@ struct MemoryTests {
         }
         try await cycle(500)  // warm-up
         let before = try residentBytes()
+        let blocksBefore = try await allocatedBlocks(in: context)
         try await cycle(2_000)
         let after = try residentBytes()
-        #expect(after - before < 10 * megabyte, "RSS grew by \(Double(after - before) / Double(megabyte)) MB")
+        let blocksAfter = try await allocatedBlocks(in: context)
+        // Python's own count is exact; the process's RSS also moves with test suites of other
+        // targets running in parallel in this process, so its bound only catches gross leaks.
+        #expect(blocksAfter - blocksBefore < 500, "Python holds \(blocksAfter - blocksBefore) more blocks after 2,000 failing runs")
+        #expect(after - before < 32 * megabyte, "RSS grew by \(Double(after - before) / Double(megabyte)) MB")
     }
 
     @Test("2,000 runs that raise leave no Python objects behind (the failed cells' sources are not kept)")
