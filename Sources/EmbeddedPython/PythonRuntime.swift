@@ -30,7 +30,7 @@ package enum PythonRuntime {
         guard PyStatus_Exception(status) == 0 else { throw PythonError(statusMessage(status)) }
     }
 
-    /// `sys.version`'s first word, e.g. `3.11.2`.
+    /// `sys.version`'s first word, e.g. `3.11.2` (readable before and after initialization).
     package static var version: String {
         String(cString: Py_GetVersion()).split(separator: " ").first.map(String.init) ?? "unknown"
     }
@@ -105,9 +105,4 @@ extension PyOwned {
         else { throw PythonError.fetch() }
         return module
     }
-}
-
-/// The version of the linked CPython, readable before and after initialization.
-package enum PythonVersion {
-    package static var current: String { PythonRuntime.version }
 }

@@ -26,7 +26,7 @@ public final class KernelManager: Sendable {
     /// The embedded Python's version, e.g. `3.11.2`.
     public var pythonVersion: String { Self.embeddedPythonVersion }
     /// The version of the Python this program links, e.g. `3.11.2` (known before any manager starts).
-    public static var embeddedPythonVersion: String { PythonVersion.current }
+    public static var embeddedPythonVersion: String { PythonRuntime.version }
     /// With descriptor capture on: a duplicate of the host's original standard output (the
     /// descriptor 1 the process had before the engine took it over), else `STDOUT_FILENO`.
     public let originalStandardOutput: Int32

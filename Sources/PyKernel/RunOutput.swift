@@ -172,8 +172,6 @@ final class RunOutput: @unchecked Sendable {
         }
     }
 
-    var isFinished: Bool { hub.lock.withLock { outcome != nil } }
-
     private func wakeWaiterLocked() {
         guard hasWaiter, let waiter else { return }
         if outcome != nil || waiterWantsAnyOutput || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1 {

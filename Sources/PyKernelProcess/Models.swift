@@ -74,36 +74,9 @@ public struct CodeRunParams: Sendable, Codable, Hashable {
     }
 }
 
-/// The result of `process.code_run`. A program that fails is data: see `exitCode`.
-public struct CodeRunResult: Sendable, Codable, Hashable {
-    /// The exit code; `128 + n` when the program was killed by signal `n`.
-    public var exitCode: Int32
-    /// Standard output and standard error interleaved in the order their bytes arrived.
-    public var result: String
-    /// Standard output.
-    public var stdout: String
-    /// Standard error (a Python traceback lands here).
-    public var stderr: String
-    /// Whether the timeout fired and the run was killed.
-    public var timedOut: Bool
-    /// Whether some stream exceeded the configured output limit, so that only its most recent
-    /// bytes are returned.
-    public var truncated: Bool
-
-    /// Creates a result.
-    public init(exitCode: Int32, result: String, stdout: String, stderr: String, timedOut: Bool, truncated: Bool) {
-        self.exitCode = exitCode
-        self.result = result
-        self.stdout = stdout
-        self.stderr = stderr
-        self.timedOut = timedOut
-        self.truncated = truncated
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case exitCode = "exit_code", result, stdout, stderr, timedOut = "timed_out", truncated
-    }
-}
+/// The result of `process.code_run`: the same fields as `process.exec`'s (the exit code of the
+/// program instead of the shell's).
+public typealias CodeRunResult = ExecResult
 
 // MARK: - Shell commands
 
@@ -138,9 +111,10 @@ public struct ExecParams: Sendable, Codable, Hashable {
     }
 }
 
-/// The result of `process.exec`. A command that fails is data: see `exitCode`.
+/// The result of `process.exec` (and `process.code_run`). A command that fails is data: see `exitCode`.
 public struct ExecResult: Sendable, Codable, Hashable {
-    /// The exit code of `/bin/sh`; `128 + n` when it was killed by signal `n`.
+    /// The exit code of `/bin/sh` (of the program, for a code run); `128 + n` when it was killed
+    /// by signal `n`.
     public var exitCode: Int32
     /// Standard output and standard error interleaved in the order their bytes arrived.
     public var result: String
