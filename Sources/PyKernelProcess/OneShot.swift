@@ -32,30 +32,10 @@ func runOneShot(
     _ spec: Posix.SpawnSpec, timeout: Double?, configuration: ProcessServiceConfiguration,
     registry: ChildRegistry
 ) async throws(ProcessAPIError) -> OneShotOutcome {
-    let out = try Posix.makePipe()
-    let err: (read: Int32, write: Int32)
-    do {
-        err = try Posix.makePipe()
-    } catch {
-        Posix.closeQuietly(out.read)
-        Posix.closeQuietly(out.write)
-        throw error
-    }
-    var spec = spec
-    spec.stdout = .descriptor(out.write)
-    spec.stderr = .descriptor(err.write)
-    let pid: pid_t
-    do {
-        pid = try Posix.spawn(spec)
-    } catch {
-        for fd in [out.read, out.write, err.read, err.write] { Posix.closeQuietly(fd) }
-        throw error
-    }
-    Posix.closeQuietly(out.write)
-    Posix.closeQuietly(err.write)
+    let (pid, stdoutFD, stderrFD) = try Posix.spawnWithOutputPipes(spec)
 
     let collector = OutputCollector(limit: configuration.outputLimit)
-    let pump = StreamPump(stdoutFD: out.read, stderrFD: err.read, name: "pykernel-run-\(pid)") { stream, bytes in
+    let pump = StreamPump(stdoutFD: stdoutFD, stderrFD: stderrFD, name: "pykernel-run-\(pid)") { stream, bytes in
         collector.append(stream, bytes)
     }
     let child = ChildProcess(pid: pid)

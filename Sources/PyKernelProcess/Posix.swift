@@ -228,6 +228,33 @@ enum Posix {
     /// Starts a process with `posix_spawn`, in a new process group of its own (pgid = pid), with
     /// an empty signal mask and every signal at its default disposition, inheriting only
     /// descriptors 0, 1 and 2.
+    /// Spawns `spec` with its stdout and stderr on two new pipes; returns the pid and the read
+    /// ends (the caller owns them). On failure every descriptor it opened is closed.
+    static func spawnWithOutputPipes(_ spec: SpawnSpec) throws(ProcessAPIError) -> (pid: pid_t, stdout: Int32, stderr: Int32) {
+        let out = try makePipe()
+        let err: (read: Int32, write: Int32)
+        do {
+            err = try makePipe()
+        } catch {
+            closeQuietly(out.read)
+            closeQuietly(out.write)
+            throw error
+        }
+        var spec = spec
+        spec.stdout = .descriptor(out.write)
+        spec.stderr = .descriptor(err.write)
+        let pid: pid_t
+        do {
+            pid = try spawn(spec)
+        } catch {
+            for fd in [out.read, out.write, err.read, err.write] { closeQuietly(fd) }
+            throw error
+        }
+        closeQuietly(out.write)
+        closeQuietly(err.write)
+        return (pid, out.read, err.read)
+    }
+
     static func spawn(_ spec: SpawnSpec) throws(ProcessAPIError) -> pid_t {
         for s in spec.arguments + [spec.executable, spec.workingDirectory] where s.utf8.contains(0) {
             throw ProcessAPIError(.invalidArgument, "an argument contains a NUL byte, which a process cannot receive")

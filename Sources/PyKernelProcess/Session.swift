@@ -605,28 +605,11 @@ final class Session: Sendable {
             id: UUID().uuidString.lowercased(), seq: seq, command: display, isAsync: false, directory: dir,
             drainWindow: configuration.drainWindow)
         let writer = try LogWriter(directory: dir)
-        let out = try Posix.makePipe()
-        let err: (read: Int32, write: Int32)
-        do {
-            err = try Posix.makePipe()
-        } catch {
-            Posix.closeQuietly(out.read)
-            Posix.closeQuietly(out.write)
-            throw error
-        }
         let spec = Posix.SpawnSpec(
             executable: executable, arguments: arguments, environment: environment, workingDirectory: initialDirectory,
-            stdin: .null, stdout: .descriptor(out.write), stderr: .descriptor(err.write))
-        let pid: pid_t
-        do {
-            pid = try Posix.spawn(spec)
-        } catch {
-            for fd in [out.read, out.write, err.read, err.write] { Posix.closeQuietly(fd) }
-            throw error
-        }
-        Posix.closeQuietly(out.write)
-        Posix.closeQuietly(err.write)
-        let pump = StreamPump(stdoutFD: out.read, stderrFD: err.read, pollInterval: 100, name: "pykernel-entrypoint") {
+            stdin: .null, stdout: .null, stderr: .null)
+        let (pid, stdoutFD, stderrFD) = try Posix.spawnWithOutputPipes(spec)
+        let pump = StreamPump(stdoutFD: stdoutFD, stderrFD: stderrFD, pollInterval: 100, name: "pykernel-entrypoint") {
             writer.write($0, $1)
         }
         cmd.attach(pump: pump, stdinFD: -1)
