@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 
 /// Output chunks in the order written; consecutive writes to one stream are merged.
@@ -279,8 +280,10 @@ final class RunOutput: @unchecked Sendable {
                 return nil
             }
             guard let token, let deadline else { return }
-            Task { [self] in
-                try? await Task.sleep(until: deadline, clock: .continuous)
+            // A Dispatch timer, not a task: it fires even while the concurrency pool is saturated.
+            let delay = deadline - ContinuousClock.now
+            let nanoseconds = max(0, Int(delay.components.seconds) * 1_000_000_000 + Int(delay.components.attoseconds / 1_000_000_000))
+            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
                 hub.lock.withLock {
                     guard waiterToken == token, let waiter else { return }
                     self.waiter = nil

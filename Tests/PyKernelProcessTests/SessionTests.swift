@@ -264,10 +264,11 @@ struct SessionTests {
                 SessionExecuteParams(session: "s", command: "echo started; sleep 1018; echo never", runAsync: true, timeout: 0.5))
             let logs = try await follow(service, session: "s", cmdId: command.cmdId)
             #expect(logs.stdout == "started\n")
-            #expect(logs.exitCode == 143)
+            // TERM (143), or KILL (137) when the grace period ran out first on a loaded machine.
+            #expect(logs.exitCode == 143 || logs.exitCode == 137)
             #expect(liveProcesses(withCommandLine: ["sleep", "1018"]).isEmpty)
             for await event in events {
-                #expect(event.cmdId == command.cmdId && event.exitCode == 143)
+                #expect(event.cmdId == command.cmdId && (event.exitCode == 143 || event.exitCode == 137))
                 break
             }
         }

@@ -37,10 +37,10 @@ struct OutputTests {
         let code = """
             import sys, time
             print('a', end='')
-            time.sleep(0.5)
+            time.sleep(1.0)
             sys.stdout.write('abc')
             sys.stderr.write('e')
-            time.sleep(0.5)
+            time.sleep(1.0)
             """
         var arrivals: [(ContinuousClock.Instant, ExecutionEvent)] = []
         for try await event in try manager.run(code, in: context) { arrivals.append((.now, event)) }
@@ -51,7 +51,7 @@ struct OutputTests {
         let first = try #require(arrivals.first)
         guard case .output(let chunk) = first.1 else { Issue.record("the first event is not output"); return }
         #expect(Piece(chunk) == Piece(.stdout, "a"))
-        #expect(end - first.0 > .milliseconds(700), "the partial line came only \(end - first.0) before the end")
+        #expect(end - first.0 > .milliseconds(1200), "the partial line came only \(end - first.0) before the end")
         #expect(record.text(.stdout) == "aabc")
         #expect(record.text(.stderr) == "e")
         #expect(record.result.stdout == "aabc")
