@@ -82,6 +82,11 @@ extension PyBorrowed {
         return value
     }
 
+    /// Sets the object's attribute `name` to `value` (which takes its own reference).
+    package func setAttribute(_ name: String, _ value: PyBorrowed) throws(PythonError) {
+        guard PyObject_SetAttrString(pointer, name, value.pointer) == 0 else { throw PythonError.fetch() }
+    }
+
     /// Calls the object with positional arguments (borrowed; the call takes its own references).
     package func call(_ arguments: PyBorrowed...) throws(PythonError) -> PyOwned {
         let result = arguments.map { Optional($0.pointer) }.withUnsafeBufferPointer { buffer in

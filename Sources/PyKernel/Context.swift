@@ -10,22 +10,32 @@ public struct ContextID: RawRepresentable, Hashable, Sendable, CustomStringConve
     /// The context that always exists, where code runs when no context is named.
     public static let `default` = ContextID("default")
 
-    /// A random (version 4) UUID in lowercase, from the system's generator (no file descriptor).
+    /// A random (version 4) UUID in lowercase, from the system's generator (no file descriptor;
+    /// two 64-bit draws, so two `getrandom` calls at most).
     static func random() -> ContextID {
         var generator = SystemRandomNumberGenerator()
-        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        bytes[6] = bytes[6] & 0x0F | 0x40
-        bytes[8] = bytes[8] & 0x3F | 0x80
-        let digits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        text.reserveCapacity(36)
-        for (index, byte) in bytes.enumerated() {
-            if [4, 6, 8, 10].contains(index) { text.append(UInt8(ascii: "-")) }
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0F)])
+        var high = generator.next()
+        var low = generator.next()
+        high = high & ~(0xF << 12) | (0x4 << 12)  // version 4
+        low = low & ~(0x3 << 62) | (0x2 << 62)  // RFC 4122 variant
+        let text = String(unsafeUninitializedCapacity: 36) { buffer in
+            var index = 0
+            for position in 0..<32 {
+                if position == 8 || position == 12 || position == 16 || position == 20 {
+                    buffer[index] = UInt8(ascii: "-")
+                    index += 1
+                }
+                let word = position < 16 ? high : low
+                let shift = UInt64(60 - (position % 16) * 4)
+                buffer[index] = hexDigits[Int((word >> shift) & 0xF)]
+                index += 1
+            }
+            return index
         }
-        return ContextID(String(decoding: text, as: UTF8.self))
+        return ContextID(text)
     }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 
     public var description: String { rawValue }
 }

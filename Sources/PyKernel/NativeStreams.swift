@@ -47,7 +47,8 @@ enum NativeStreams {
         return written ? (try? PyOwned.integer(count))?.transfer() : nil
     }
 
-    private static func write(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    /// Appends bytes to a stream; `false` with an exception pending when a stop arrived while waiting for room.
+    static func write(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) -> Bool {
         OutputHub.shared.writeFromPython(
             stream, bytes, owner: ThreadOwners.ownerOfCurrentThread(),
             waiting: { body in withGILReleased(body) },
@@ -59,9 +60,9 @@ enum NativeStreams {
 /// `threading.Thread.start`, see `pykernel_runtime.thread_owner`).
 enum ThreadOwners {
     /// Set on the interpreter thread once, at start-up; then only read.
-    nonisolated(unsafe) static var interpreterThread: pthread_t?
+    @exclusivity(unchecked) nonisolated(unsafe) static var interpreterThread: pthread_t?
     /// `pykernel_runtime.thread_owner`, a reference kept for the life of the process.
-    nonisolated(unsafe) static var threadOwnerFunction: PyPointer?
+    @exclusivity(unchecked) nonisolated(unsafe) static var threadOwnerFunction: PyPointer?
 
     /// `nil` on the interpreter thread (its writes belong to the run in progress) and for threads
     /// whose starter is unknown; with the GIL held.
@@ -99,5 +100,118 @@ enum PythonAuditBridge {
             OutputHub.shared.descriptorActivity.store(true, ordering: .relaxed)
         }
         return 0
+    }
+}
+
+/// `builtins.print`, replaced by a native function with the same behaviour that writes straight to
+/// the engine's streams: one write per call instead of a `write` lookup and call per object,
+/// separator and end. Whatever it does not handle itself (another `file`, a replaced
+/// `sys.stdout` or `write`, unusual arguments) goes to CPython's own `print` unchanged.
+enum NativePrint {
+    /// Set once at start-up on the interpreter thread (``install(original:streams:)``), then only
+    /// read with the GIL held.
+    @exclusivity(unchecked) nonisolated(unsafe) private static var original: PyPointer?
+    @exclusivity(unchecked) nonisolated(unsafe) private static var streams: [(object: PyPointer, write: PyPointer, name: OutputStreamName)] = []
+    @exclusivity(unchecked) nonisolated(unsafe) private static var writeName: PyPointer?
+    @exclusivity(unchecked) nonisolated(unsafe) private static var flushName: PyPointer?
+    @exclusivity(unchecked) nonisolated(unsafe) private static var sysStdout: SysAttribute?
+
+    /// Keeps references to CPython's `print`, the engine's two text streams and their native
+    /// `write` functions for the rest of the process.
+    static func install(
+        original: consuming PyOwned, stdout: consuming PyOwned, stdoutWrite: PyBorrowed,
+        stderr: consuming PyOwned, stderrWrite: PyBorrowed
+    ) throws(PythonError) {
+        self.original = original.transfer()
+        self.writeName = try PyOwned.string("write").transfer()
+        self.flushName = try PyOwned.string("flush").transfer()
+        self.sysStdout = try SysAttribute("stdout")
+        self.streams = [
+            (stdout.transfer(), PyOwned(retaining: stdoutWrite).transfer(), .stdout),
+            (stderr.transfer(), PyOwned(retaining: stderrWrite).transfer(), .stderr),
+        ]
+    }
+
+    static let function: NativeKeywordFunctionPointer = { _, arguments, countAndFlags, keywordNames in
+        guard let original = PyBorrowed(original) else { return nil }
+        guard let call = PrintArguments(arguments, countAndFlags, keywordNames), let (file, stream) = destination(call.file) else {
+            return original.forwardCall(arguments, countAndFlags, keywordNames)
+        }
+        let written = withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 1) { scratch in
+            var text = PrintBuffer(scratch, stream: stream)
+            return text.print(call)
+        }
+        guard written, !call.flush || file.callMethod(PyBorrowed(flushName!)) else { return nil }
+        return PyOwned(retaining: .none).transfer()
+    }
+
+    /// The engine stream `print` writes to, when it is one whose `write` is still the engine's.
+    private static func destination(_ file: PyBorrowed?) -> (PyBorrowed, OutputStreamName)? {
+        guard let file = file ?? sysStdout?.value,
+            let stream = streams.first(where: { $0.object == file.pointer }),
+            file.attribute(PyBorrowed(writeName!), isIdenticalTo: PyBorrowed(stream.write))
+        else { return nil }
+        return (file, stream.name)
+    }
+}
+
+/// The text of one `print` call, gathered in a scratch buffer and written when it is full, before
+/// `str()` of an object that may run Python code (which may print too), and at the end.
+private struct PrintBuffer {
+    let scratch: UnsafeMutableRawBufferPointer
+    let stream: OutputStreamName
+    var used = 0
+
+    init(_ scratch: UnsafeMutableRawBufferPointer, stream: OutputStreamName) {
+        self.scratch = scratch
+        self.stream = stream
+    }
+
+    /// `false` with an exception pending when `str()` raised or a stop arrived while writing.
+    mutating func print(_ call: PrintArguments) -> Bool {
+        for (index, object) in call.objects.enumerated() {
+            if index > 0 {
+                if let separator = call.separator {
+                    guard separator.withUTF8Text({ append($0) }) == true else { return false }
+                } else {
+                    guard append(UInt8(ascii: " ")) else { return false }
+                }
+            }
+            guard let object = PyBorrowed(object) else { continue }
+            if !object.strRunsNoPython { guard flush() else { return false } }
+            guard object.withStrUTF8({ append($0) }) == true else {
+                _ = flush()
+                return false
+            }
+        }
+        if let end = call.end {
+            guard end.withUTF8Text({ append($0) }) == true else { return false }
+        } else {
+            guard append(UInt8(ascii: "\n")) else { return false }
+        }
+        return flush()
+    }
+
+    private mutating func append(_ byte: UInt8) -> Bool {
+        if used == scratch.count { guard flush() else { return false } }
+        scratch[used] = byte
+        used += 1
+        return true
+    }
+
+    private mutating func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if bytes.count > scratch.count - used {
+            guard flush() else { return false }
+            if bytes.count > scratch.count { return NativeStreams.write(stream, bytes) }
+        }
+        UnsafeMutableRawBufferPointer(rebasing: scratch[used..<(used + bytes.count)]).copyMemory(from: bytes)
+        used += bytes.count
+        return true
+    }
+
+    private mutating func flush() -> Bool {
+        guard used > 0 else { return true }
+        defer { used = 0 }
+        return NativeStreams.write(stream, UnsafeRawBufferPointer(rebasing: scratch[..<used]))
     }
 }

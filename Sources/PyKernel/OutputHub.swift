@@ -43,8 +43,10 @@ final class OutputHub: @unchecked Sendable {
         descriptorActivity.store(false, ordering: .relaxed)
         lock.withLock {
             active = run
-            if var queue = held.removeValue(forKey: context) {
-                while let chunk = queue.popFirst() { run.acceptLocked(chunk.stream, chunk.bytes, force: true) }
+            if let queue = held.removeValue(forKey: context) {
+                while let chunk = queue.popFirst() {
+                    chunk.bytes.withUnsafeBytes { _ = run.acceptLocked(chunk.stream, $0, force: true) }
+                }
                 lock.broadcast()
             }
             lastContext = context
@@ -101,25 +103,31 @@ final class OutputHub: @unchecked Sendable {
 
     private func isFullLocked(owner: ContextID? = nil) -> Bool {
         if let run = runLocked(for: owner) { return run.isFullLocked }
-        return heldQueueLocked(owner).byteCount >= Self.capacity
+        return heldByteCountLocked(owner) >= Self.capacity
     }
 
     private func appendLocked(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer, owner: ContextID?) -> Bool {
         if let run = runLocked(for: owner) { return run.acceptLocked(stream, bytes, force: false) }
-        guard heldQueueLocked(owner).byteCount < Self.capacity else { return false }
+        guard heldByteCountLocked(owner) < Self.capacity else { return false }
         holdLocked(stream, bytes, owner: owner)
         return true
     }
 
     /// Where output between runs goes: the owner's held queue, or the last context's (dropped when
     /// there is none, i.e. before any run or after that context was deleted).
-    private func heldQueueLocked(_ owner: ContextID?) -> ChunkQueue {
-        (owner ?? lastContext).flatMap { held[$0] } ?? ChunkQueue()
+    private func heldByteCountLocked(_ owner: ContextID?) -> Int {
+        (owner ?? lastContext).flatMap { held[$0]?.byteCount } ?? 0
     }
 
     private func holdLocked(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer, owner: ContextID? = nil) {
         guard let context = owner ?? lastContext, !forgotten.contains(context) else { return }
-        held[context, default: ChunkQueue()].append(stream, bytes)
+        if let queue = held[context] {
+            queue.append(stream, bytes)
+        } else {
+            let queue = ChunkQueue()
+            queue.append(stream, bytes)
+            held[context] = queue
+        }
     }
 
     // MARK: File descriptors
@@ -151,7 +159,9 @@ final class OutputHub: @unchecked Sendable {
     }
 
     /// Moves whatever the pipes hold into the current destination, ignoring its capacity (the
-    /// pipes themselves bound it).
+    /// pipes themselves bound it). Never inlined: its 64 KiB read buffer would make every
+    /// caller's stack frame that large (and every `print` pay for probing it).
+    @inline(never)
     func drainDescriptorsLocked() {
         for (descriptor, stream) in capturePipes {
             readAvailableLocked(descriptor, stream, force: true)
@@ -161,6 +171,7 @@ final class OutputHub: @unchecked Sendable {
     /// Reads from a pipe while it has data and the destination has room; `false` when it stopped
     /// because the destination is full.
     @discardableResult
+    @inline(never)
     func readAvailableLocked(_ descriptor: Int32, _ stream: OutputStreamName, force: Bool) -> Bool {
         withUnsafeTemporaryAllocation(byteCount: 65536, alignment: 1) { buffer in
             while force || !isFullLocked() {

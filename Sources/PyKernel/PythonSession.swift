@@ -71,6 +71,27 @@ final class PythonSession {
         _ = try runtime.attribute("install").borrowed.call(
             stdoutWrite.borrowed, stderrWrite.borrowed, stdoutBytesWrite.borrowed, stderrBytesWrite.borrowed,
             capture, takeStop.borrowed, signal.borrowed)
+        let sys = try PyOwned.importModule("sys")
+        try installPrint(
+            stdout: try sys.borrowed.attribute("stdout"), stdoutWrite: stdoutWrite.borrowed,
+            stderr: try sys.borrowed.attribute("stderr"), stderrWrite: stderrWrite.borrowed)
+    }
+
+    /// Replaces `builtins.print` with ``NativePrint`` (same name, module, doc and behaviour).
+    private static func installPrint(
+        stdout: consuming PyOwned, stdoutWrite: PyBorrowed, stderr: consuming PyOwned, stderrWrite: PyBorrowed
+    ) throws(PythonError) {
+        let builtins = try PyOwned.importModule("builtins")
+        let original = try builtins.borrowed.attribute("print")
+        // CPython keeps a built-in's signature in front of its doc ("NAME(SIGNATURE)\n--\n\n"),
+        // where `__text_signature__` and `inspect.signature` find it.
+        var doc = try original.borrowed.attribute("__doc__").borrowed.stringValue ?? ""
+        if let signature = try original.borrowed.attribute("__text_signature__").borrowed.stringValue {
+            doc = "print\(signature)\n--\n\n\(doc)"
+        }
+        let native = try PyOwned.builtinFunction(name: "print", module: builtins.borrowed, doc: doc, NativePrint.function)
+        try NativePrint.install(original: original, stdout: stdout, stdoutWrite: stdoutWrite, stderr: stderr, stderrWrite: stderrWrite)
+        try builtins.borrowed.setAttribute("print", native.borrowed)
     }
 
     // MARK: Runs

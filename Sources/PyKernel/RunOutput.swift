@@ -1,23 +1,24 @@
 import Dispatch
 import Glibc
 
-/// Output chunks in the order written; consecutive writes to one stream are merged.
-struct ChunkQueue {
+/// Output chunks in the order written; consecutive writes to one stream are merged. A class, so
+/// the write path appends in place (never copying the queue); guarded by the ``OutputHub``'s lock.
+final class ChunkQueue {
     struct Chunk {
         var stream: OutputStreamName
         var bytes: [UInt8]
     }
 
-    private var chunks: [Chunk] = []
-    private var head = 0
-    private(set) var byteCount = 0
+    @exclusivity(unchecked) private var chunks: [Chunk] = []
+    @exclusivity(unchecked) private var head = 0
+    @exclusivity(unchecked) private(set) var byteCount = 0
     /// When the oldest unread byte was written.
-    private(set) var oldestWrite: ContinuousClock.Instant?
+    @exclusivity(unchecked) private(set) var oldestWrite: ContinuousClock.Instant?
 
     var isEmpty: Bool { head == chunks.count }
     var chunkCount: Int { chunks.count - head }
 
-    mutating func append(_ stream: OutputStreamName, _ bytes: some Collection<UInt8>) {
+    func append(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) {
         guard !bytes.isEmpty else { return }
         if isEmpty { oldestWrite = .now }
         byteCount += bytes.count
@@ -28,7 +29,7 @@ struct ChunkQueue {
         }
     }
 
-    mutating func popFirst() -> Chunk? {
+    func popFirst() -> Chunk? {
         guard head < chunks.count else { return nil }
         let chunk = chunks[head]
         chunks[head].bytes = []
@@ -53,12 +54,12 @@ struct CappedBytes {
 
     init(limit: Int) { self.limit = limit }
 
-    mutating func append(_ more: some Collection<UInt8>) {
+    mutating func append(_ more: UnsafeRawBufferPointer) {
         let room = limit - bytes.count
         if more.count <= room {
             bytes.append(contentsOf: more)
         } else {
-            bytes.append(contentsOf: more.prefix(max(room, 0)))
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: more.prefix(max(room, 0))))
             truncated = true
         }
     }
@@ -125,7 +126,7 @@ final class RunOutput: @unchecked Sendable {
     }
     /// Cheaper to test on every write than the optional continuation.
     @exclusivity(unchecked) private var hasWaiter = false
-    private var waiterWantsAnyOutput = true
+    @exclusivity(unchecked) private var waiterWantsAnyOutput = true
     private var waiterToken = 0
 
     init(context: ContextID, resultLimit: Int, hub: OutputHub = .shared) {
@@ -139,14 +140,17 @@ final class RunOutput: @unchecked Sendable {
 
     var isFullLocked: Bool { !abandoned && queue.byteCount >= OutputHub.capacity }
 
-    /// Takes written bytes; `false` (nothing taken) when full, unless `force`.
+    /// Takes written bytes; `false` (nothing taken) when full, unless `force`. The path of every
+    /// write: no allocation but the buffers' growth, no dynamic exclusivity checks.
     @discardableResult
-    func acceptLocked(_ stream: OutputStreamName, _ bytes: some Collection<UInt8>, force: Bool) -> Bool {
+    func acceptLocked(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer, force: Bool) -> Bool {
         if !force && isFullLocked { return false }
         if stream == .stdout { stdout.append(bytes) } else { stderr.append(bytes) }
         if !abandoned {
             queue.append(stream, bytes)
-            wakeWaiterLocked()
+            if hasWaiter && (waiterWantsAnyOutput || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1) {
+                wakeWaiterLocked()
+            }
         }
         return true
     }

@@ -82,17 +82,21 @@ struct ContextLifecycleTests {
         #expect(try await runOK("print(\(name))", in: .default) == "7\n")
     }
 
-    @Test("Context IDs are distinct UUID strings; the list is sorted after default")
+    @Test("Context IDs are distinct lowercase version-4 UUIDs; the list is sorted after default")
     func contextIDsAreUUIDs() async throws {
         let manager = try await engine()
-        let contexts = try (0..<3).map { _ in try manager.createContext() }
+        let contexts = try (0..<64).map { _ in try manager.createContext() }
         defer { discard(contexts.map(\.id)) }
         for context in contexts {
             #expect(UUID(uuidString: context.id.rawValue) != nil, "\(context.id) is not a UUID")
             #expect(context.id.rawValue.count == 36)
+            #expect(context.id.rawValue == context.id.rawValue.lowercased())
+            let characters = Array(context.id.rawValue)
+            #expect(characters[14] == "4", "version nibble of \(context.id)")
+            #expect("89ab".contains(characters[19]), "variant of \(context.id)")
             #expect(context.language == "python")
         }
-        #expect(Set(contexts.map(\.id)).count == 3)
+        #expect(Set(contexts.map(\.id)).count == 64)
         let listed = manager.listContexts().map(\.id.rawValue).dropFirst()
         #expect(Array(listed) == listed.sorted())
     }

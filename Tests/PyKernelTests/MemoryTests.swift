@@ -161,6 +161,45 @@ struct MemoryTests {
         #expect(blocksAfter - blocksBefore < 500, "Python holds \(blocksAfter - blocksBefore) more blocks after 2,000 failing runs")
     }
 
+    @Test("100,000 prints of every kind (native, fallback, raising, reentrant) leave no Python objects behind")
+    func printKeepsNoObjects() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        let code = """
+            import io as _io
+            class _Loud:
+                def __str__(self):
+                    print('inner', end='')
+                    return 'loud'
+            class _Bad:
+                def __str__(self):
+                    raise ValueError('no')
+            _buffer = _io.StringIO()
+            for _i in range(5_000):
+                print(_i, 'é', 2.5, None, sep='|', end='\\n')
+                print(_Loud(), file=_buffer)
+                print('x', foo=1) if False else print(_i, sep=None, end=None, flush=True)
+                try:
+                    print('a', _Bad())
+                except ValueError:
+                    pass
+                try:
+                    print('y', sep=1)
+                except TypeError:
+                    pass
+            del _buffer, _Loud, _Bad, _i
+            """
+        _ = try await manager.run(code, in: context).result()  // warm-up
+        let blocksBefore = try await allocatedBlocks(in: context)
+        for _ in 0..<4 {
+            let result = try await manager.run(code, in: context).result()
+            #expect(result.status == .ok, "\(String(describing: result.error))")
+        }
+        let blocksAfter = try await allocatedBlocks(in: context)
+        #expect(blocksAfter - blocksBefore < 500, "Python holds \(blocksAfter - blocksBefore) more blocks after 100,000 prints")
+    }
+
     /// `sys.getallocatedblocks()` after a full collection: Python objects alive in the process.
     func allocatedBlocks(in context: ContextID) async throws -> Int {
         let output = try await runOK("import gc as _gc, sys as _sys\n_gc.collect()\nprint(_sys.getallocatedblocks())\ndel _gc, _sys", in: context)

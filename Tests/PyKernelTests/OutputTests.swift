@@ -237,6 +237,112 @@ struct OutputTests {
     }
 }
 
+/// `builtins.print` is the engine's native one; it must behave exactly like CPython's.
+@Suite("print", .timeLimit(.minutes(1)))
+struct PrintTests {
+    @Test("print looks like CPython's built-in and writes what it writes, with sep, end, file and flush")
+    func printBehavesLikeCPython() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let identity = try await runOK("""
+            import builtins, sys
+            print(repr(print), print.__module__, print.__name__, print.__qualname__, print.__self__ is builtins)
+            import inspect
+            print(print is builtins.print, print.__doc__.startswith('Prints the values to a stream'))
+            print(inspect.signature(print), print.__text_signature__)
+            """, in: context)
+        #expect(identity == "<built-in function print> builtins print print True\nTrue True\n"
+            + "(*args, sep=' ', end='\\n', file=None, flush=False) ($module, /, *args, sep=' ', end='\\n', file=None, flush=False)\n")
+        let forms = try await run("""
+            import sys
+            print(1, 2.5, None, True, 'x', sep='-', end='!\\n')
+            print()
+            print(sep=None, end=None)
+            print('a', 'b', sep='')
+            print(*range(4), sep=', ', flush=True)
+            print(10**30, -0.0, float('nan'), 1e300 * 1e10, 1j, [1, 'a'], {'k': (1,)}, b'by', sep='|')
+            print('to', 'stderr', file=sys.stderr)
+            print('é€😀', end='')
+            """, in: context)
+        #expect(forms.result.stdout == "1-2.5-None-True-x!\n\n\nab\n0, 1, 2, 3\n"
+            + "1000000000000000000000000000000|-0.0|nan|inf|1j|[1, 'a']|{'k': (1,)}|b'by'\né€😀")
+        #expect(forms.result.stderr == "to stderr\n")
+    }
+
+    @Test("str() that prints or raises midway keeps CPython's order and partial output")
+    func reentrantAndRaisingStr() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let nested = try await runOK("""
+            class Loud:
+                def __str__(self):
+                    print('inside')
+                    return 'loud'
+            print('before', Loud(), 'after')
+            """, in: context)
+        #expect(nested == "before inside\nloud after\n")
+        let raising = try await run("""
+            class Bad:
+                def __str__(self):
+                    raise ValueError('no str')
+            print('p', 'q', Bad(), 'r')
+            """, in: context)
+        #expect(raising.result.stdout == "p q ")
+        #expect(raising.error?.name == "ValueError")
+        #expect(raising.error?.traceback.hasSuffix("    print('p', 'q', Bad(), 'r')\n  File \"<cell-2>\", line 3, in __str__\n    raise ValueError('no str')\nValueError: no str\n") == true)
+    }
+
+    @Test("Bad arguments raise CPython's own errors; other files and replaced streams are honoured")
+    func fallbacks() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let errors = try await runOK("""
+            for kwargs in ({'foo': 1}, {'sep': 1}, {'end': b''}):
+                try:
+                    print('x', **kwargs)
+                except TypeError as e:
+                    print(e)
+            """, in: context)
+        #expect(errors == "'foo' is an invalid keyword argument for print()\nsep must be None or a string, not int\nend must be None or a string, not bytes\n")
+        let files = try await runOK("""
+            import io, sys
+            buffer = io.StringIO()
+            print('into', 'buffer', file=buffer)
+            class Sub(str):
+                def __str__(self):
+                    return 'sub'
+            print(Sub('orig'), 'x', sep=Sub('-'))
+            original = sys.stdout.write
+            sys.stdout.write = lambda text: original(text.upper())
+            print('patched')
+            del sys.stdout.write
+            print('restored', repr(buffer.getvalue()))
+            """, in: context)
+        #expect(files == "subsubx\nPATCHED\nrestored 'into buffer\\n'\n")
+        let replaced = try await run("import io, sys\nsys.stdout = io.StringIO()\nprint('hidden')\nsys.stderr.write(sys.stdout.getvalue())", in: context)
+        #expect(replaced.result.stdout == "")
+        #expect(replaced.result.stderr == "hidden\n")
+    }
+
+    @Test("Threads printing at once never lose or split a line")
+    func threadsPrintWholeLines() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let output = try await runOK("""
+            import threading
+            def worker(n):
+                for i in range(2000):
+                    print(f'{n}-{i}')
+            threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+            for t in threads: t.start()
+            for t in threads: t.join()
+            """, in: context)
+        let lines = output.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.count == 8001)
+        #expect(Set(lines.dropLast()) == Set((0..<4).flatMap { n in (0..<2000).map { "\(n)-\($0)" } }))
+    }
+}
+
 /// Output written by a user's thread after its run ended. These tests need the interpreter to be
 /// idle between their runs, so they run alone.
 @Suite("Output of background threads", .exclusiveEngine, .timeLimit(.minutes(1)))

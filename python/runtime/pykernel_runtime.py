@@ -36,11 +36,10 @@ ExecutionTimeout.__module__ = "builtins"
 class KernelBinaryStream(io.RawIOBase):
     """``sys.stdout.buffer``: bytes go to the run's output as they are."""
 
-    def __init__(self, name, fd, write_bytes):
+    def __init__(self, name, fd):
         super().__init__()
         self.name = name
         self._fd = fd
-        self.write = write_bytes
 
     def writable(self):
         return True
@@ -62,12 +61,11 @@ class KernelStream(io.TextIOBase):
     newlines = None
     line_buffering = False
 
-    def __init__(self, name, fd, write, write_bytes):
+    def __init__(self, name, fd, write_bytes):
         super().__init__()
         self._name = name
         self._fd = fd
-        self.write = write
-        self.buffer = KernelBinaryStream(name, fd, write_bytes)
+        self.buffer = _with_write(KernelBinaryStream, write_bytes)(name, fd)
 
     @property
     def name(self):
@@ -160,12 +158,20 @@ _current_cells = {}
 _streams = None  # (stdout, stderr, stdin) of every run, put back if user code replaced them
 
 
+def _with_write(cls, write):
+    """A subclass of ``cls`` whose ``write`` is the native function ``write``. On the class, not
+    the instance, so code that sets ``sys.stdout.write`` and later deletes it gets it back, as with
+    ``python3``'s streams."""
+    return type(cls.__name__, (cls,), {"write": write, "__module__": cls.__module__,
+                                       "__qualname__": cls.__qualname__})
+
+
 def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
             fd_capture, take_stop, stop_signal):
     """Points the standard streams at the engine and installs the stop-signal handler."""
     out_fd, err_fd, in_fd = (1, 2, 0) if fd_capture else (None, None, None)
-    sys.stdout = sys.__stdout__ = KernelStream("<stdout>", out_fd, stdout_write, stdout_write_bytes)
-    sys.stderr = sys.__stderr__ = KernelStream("<stderr>", err_fd, stderr_write, stderr_write_bytes)
+    sys.stdout = sys.__stdout__ = _with_write(KernelStream, stdout_write)("<stdout>", out_fd, stdout_write_bytes)
+    sys.stderr = sys.__stderr__ = _with_write(KernelStream, stderr_write)("<stderr>", err_fd, stderr_write_bytes)
     sys.stdin = sys.__stdin__ = NoInput(in_fd)
     global _streams
     _streams = (sys.stdout, sys.stderr, sys.stdin)

@@ -129,3 +129,23 @@ def test_os_write_and_print_keep_their_order(pykernel_bin):
     expected = "".join(f"a{i}\nb{i}\n" for i in range(200))
     for _ in range(3):
         assert run(pykernel_bin, "run", "-c", code).stdout == expected
+
+
+OUTPUT_PROGRAMS = os.path.join(os.path.dirname(__file__), "output_programs")
+
+
+def test_output_programs_print_exactly_what_python3_prints(pykernel_bin, kernel, tmp_path):
+    """Programs about output itself (print's every form, reentrant and raising str(), large
+    writes): `pykernel run` gives python3.11's stdout, stderr and status, and a context's run
+    gives its stdout."""
+    names = sorted(name for name in os.listdir(OUTPUT_PROGRAMS) if name.endswith(".py"))
+    assert names
+    for name in names:
+        program = tmp_path / name
+        shutil.copy(os.path.join(OUTPUT_PROGRAMS, name), program)
+        theirs = subprocess.run([PYTHON311, name], capture_output=True, text=True, cwd=tmp_path)
+        ours = run(pykernel_bin, "run", name, cwd=tmp_path)
+        assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), name
+        in_context = kernel.run_code(program.read_text(), context=kernel.create_context(cwd=str(tmp_path)))
+        assert in_context.error is None, name
+        assert in_context.stdout == theirs.stdout, name

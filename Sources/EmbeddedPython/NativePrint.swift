@@ -1,0 +1,140 @@
+@preconcurrency import CPython
+
+/// A C function Python calls with the vectorcall convention and keywords
+/// (`METH_FASTCALL | METH_KEYWORDS`): `(self, arguments, count and flags, keyword names or NULL)`.
+/// The arguments are borrowed from the caller: the positional ones first, then one value per
+/// name in the keyword-names tuple.
+package typealias NativeKeywordFunctionPointer =
+    @convention(c) (PyPointer?, UnsafePointer<PyPointer?>?, Int, PyPointer?) -> PyPointer?
+
+extension PyOwned {
+    /// A built-in function as CPython's own are made: `repr` is `<built-in function NAME>`,
+    /// `__self__` and `__module__` are `module`'s, and `__doc__` is `doc`.
+    /// The method definition lives for the rest of the process, as CPython requires.
+    package static func builtinFunction(
+        name: String, module: PyBorrowed, doc: String?, _ function: NativeKeywordFunctionPointer
+    ) throws(PythonError) -> PyOwned {
+        let definition = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 1)
+        definition.initialize(to: PyMethodDef(
+            ml_name: strdup(name), ml_meth: unsafeBitCast(function, to: PyCFunction.self),
+            ml_flags: METH_FASTCALL | METH_KEYWORDS, ml_doc: doc.map { UnsafePointer(strdup($0)) }))
+        let moduleName = try PyOwned.string(String(cString: PyModule_GetName(module.pointer)))
+        guard let callable = PyOwned(stealing: PyCFunction_NewEx(definition, module.pointer, moduleName.pointer)) else {
+            throw PythonError.fetch()
+        }
+        return callable
+    }
+}
+
+extension PyBorrowed {
+    /// Forwards a vectorcall unchanged (the arguments as a ``NativeKeywordFunctionPointer`` got
+    /// them) to this callable; the result is a new reference, or `NULL` with an exception pending.
+    package func forwardCall(_ arguments: UnsafePointer<PyPointer?>?, _ countAndFlags: Int, _ keywordNames: PyPointer?) -> PyPointer? {
+        PyObject_Vectorcall(pointer, arguments, countAndFlags, keywordNames)
+    }
+
+    /// Whether `str()` of this object runs no Python code (an exact `str`, `int`, `float`,
+    /// `bool`, or `None`), so it cannot write output or raise midway.
+    package var strRunsNoPython: Bool { pykernel_str_runs_no_python(pointer) != 0 }
+
+    /// Calls `body` with the UTF-8 of `str(self)` (see ``withUTF8Text(_:)`` for unencodable
+    /// characters); `nil`, with the exception pending, when `str()` raised.
+    package func withStrUTF8<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R? {
+        if pykernel_is_exact_unicode(pointer) != 0 { return withUTF8Text(body) }
+        guard let text = PyOwned(stealing: PyObject_Str(pointer)) else { return nil }
+        return text.borrowed.withUTF8Text(body)
+    }
+
+    /// The attribute `name` compared by identity with `expected`, without raising: `false` when
+    /// it is missing or another object.
+    package func attribute(_ name: PyBorrowed, isIdenticalTo expected: PyBorrowed) -> Bool {
+        guard let value = PyOwned(stealing: PyObject_GetAttr(pointer, name.pointer)) else {
+            PyErr_Clear()
+            return false
+        }
+        return value.pointer == expected.pointer
+    }
+
+    /// Calls the method `name` without arguments; `false` with the exception pending when it raised.
+    package func callMethod(_ name: PyBorrowed) -> Bool {
+        PyOwned(stealing: PyObject_CallMethodNoArgs(pointer, name.pointer)) != nil
+    }
+}
+
+/// The arguments of one call to `print(*objects, sep=' ', end='\n', file=None, flush=False)`,
+/// borrowed from the caller for the duration of the call.
+package struct PrintArguments {
+    /// The objects to print, in order.
+    package let objects: UnsafeBufferPointer<PyPointer?>
+    /// `sep` as an exact `str`; `nil` for the default `" "`.
+    package private(set) var separator: PyBorrowed?
+    /// `end` as an exact `str`; `nil` for the default `"\n"`.
+    package private(set) var end: PyBorrowed?
+    /// `file`; `nil` for `None` (meaning `sys.stdout`).
+    package private(set) var file: PyBorrowed?
+    /// Whether `flush=True` was passed.
+    package private(set) var flush = false
+
+    /// Reads a vectorcall's arguments. `nil` for anything but the plain forms: a keyword `print`
+    /// does not take or takes once, `sep`/`end` that are neither `None` nor an exact `str`, or a
+    /// `flush` that is not a `bool`. CPython's own `print` handles those (and raises its errors).
+    package init?(_ arguments: UnsafePointer<PyPointer?>?, _ countAndFlags: Int, _ keywordNames: PyPointer?) {
+        let count = pykernel_vectorcall_nargs(countAndFlags)
+        objects = UnsafeBufferPointer(start: arguments, count: count)
+        guard let keywordNames else { return }
+        let keywordCount = PyTuple_Size(keywordNames)
+        var seen = 0
+        for index in 0..<keywordCount {
+            guard let name = PyTuple_GetItem(keywordNames, index), let value = PyBorrowed(arguments?[count + index]) else {
+                return nil
+            }
+            let key: Int
+            if PyUnicode_CompareWithASCIIString(name, "sep") == 0 {
+                key = 0
+            } else if PyUnicode_CompareWithASCIIString(name, "end") == 0 {
+                key = 1
+            } else if PyUnicode_CompareWithASCIIString(name, "file") == 0 {
+                key = 2
+            } else if PyUnicode_CompareWithASCIIString(name, "flush") == 0 {
+                key = 3
+            } else {
+                return nil
+            }
+            guard seen & (1 << key) == 0 else { return nil }
+            seen |= 1 << key
+            switch key {
+            case 0, 1:
+                guard value.isNone || pykernel_is_exact_unicode(value.pointer) != 0 else { return nil }
+                if key == 0 { separator = value.isNone ? nil : value } else { end = value.isNone ? nil : value }
+            case 2:
+                file = value.isNone ? nil : value
+            default:
+                guard value.pointer == PyBorrowed.true.pointer || value.pointer == PyBorrowed.false.pointer else { return nil }
+                flush = value.pointer == PyBorrowed.true.pointer
+            }
+        }
+    }
+}
+
+/// One attribute of the `sys` module (`sys.stdout`), read without creating objects: the
+/// module's dict and the name are looked up once and kept for the rest of the process.
+package struct SysAttribute: @unchecked Sendable {
+    private let dictionary: PyPointer
+    private let name: PyPointer
+
+    package init(_ name: String) throws(PythonError) {
+        let sys = try PyOwned.importModule("sys")
+        guard let dictionary = PyBorrowed(PyModule_GetDict(sys.pointer)) else { throw PythonError.fetch() }
+        self.dictionary = PyOwned(retaining: dictionary).transfer()
+        self.name = try PyOwned.string(name).transfer()
+    }
+
+    /// The current value (borrowed from `sys`), or `nil` when it is not set. With the GIL held.
+    package var value: PyBorrowed? {
+        guard let value = PyDict_GetItemWithError(dictionary, name) else {
+            PyErr_Clear()
+            return nil
+        }
+        return PyBorrowed(value)
+    }
+}
