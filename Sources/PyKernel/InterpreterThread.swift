@@ -1,5 +1,6 @@
 import EmbeddedPython
 import Glibc
+import Synchronization
 
 /// A run waiting for, or holding, the interpreter.
 struct PendingRun: Sendable {
@@ -24,6 +25,9 @@ final class InterpreterThread: @unchecked Sendable {
     private let lock = ConditionLock()
     private var jobs: [InterpreterJob] = []
     private var head = 0
+    /// Jobs waiting (mirrors `jobs[head...]`): the idle thread spins on it without the lock, so
+    /// submitters never wait for the spinner.
+    private let waiting = Atomic<Int>(0)
 
     private init() {}
 
@@ -56,6 +60,7 @@ final class InterpreterThread: @unchecked Sendable {
     func submit(_ job: InterpreterJob) {
         lock.withLock {
             jobs.append(job)
+            waiting.store(jobs.count - head, ordering: .releasing)
             lock.broadcast()
         }
     }
@@ -70,6 +75,7 @@ final class InterpreterThread: @unchecked Sendable {
             }
             jobs = kept
             head = 0
+            waiting.store(jobs.count, ordering: .releasing)
             return removed
         }
     }
@@ -83,6 +89,7 @@ final class InterpreterThread: @unchecked Sendable {
                 jobs.removeAll(keepingCapacity: true)
                 head = 0
             }
+            waiting.store(jobs.count - head, ordering: .releasing)
             return job
         }
     }
@@ -109,7 +116,7 @@ final class InterpreterThread: @unchecked Sendable {
         started(.success(()))
         while true {
             let job = withGILReleased {
-                Spin.briefly(until: { lock.withLock { head < jobs.count } })  // requests often come back to back
+                Spin.briefly(until: { waiting.load(ordering: .acquiring) > 0 })  // requests often come back to back
                 return nextJob()
             }
             switch job {

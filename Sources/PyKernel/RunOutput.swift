@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 import Glibc
 
 /// Output chunks in the order written; consecutive writes to one stream are merged. A class, so
@@ -119,6 +120,9 @@ final class RunOutput: @unchecked Sendable {
     @exclusivity(unchecked) private var stderr: CappedBytes
     private var partialCharacters: [OutputStreamName: [UInt8]] = [:]
     @exclusivity(unchecked) private var outcome: Outcome?
+    /// Set (after `outcome`) when the run has ended: spinning readers poll it without the lock,
+    /// which would otherwise make the run's own writes wait for them.
+    private let hasOutcome = Atomic<Bool>(false)
     private var outcomeDelivered = false
     @exclusivity(unchecked) private var abandoned = false
     private var waiter: CheckedContinuation<Void, Never>? {
@@ -164,6 +168,7 @@ final class RunOutput: @unchecked Sendable {
                 status: status, stdout: stdout.text, stderr: stderr.text,
                 stdoutTruncated: stdout.truncated, stderrTruncated: stderr.truncated,
                 error: error, executionCount: executionCount, duration: duration))
+            hasOutcome.store(true, ordering: .releasing)
             wakeWaiterLocked()
         }
     }
@@ -173,6 +178,7 @@ final class RunOutput: @unchecked Sendable {
         hub.lock.withLock {
             guard outcome == nil else { return }
             outcome = .failed(error)
+            hasOutcome.store(true, ordering: .releasing)
             wakeWaiterLocked()
         }
     }
@@ -199,7 +205,7 @@ final class RunOutput: @unchecked Sendable {
     /// When the run ends within `budget`: all its remaining events, taken now, without suspending
     /// (the last one `.completed`), or the error it failed with. `nil` (nothing taken) otherwise.
     func takeAllIfFinished(within budget: Duration) -> Result<[ExecutionEvent], KernelError>? {
-        Spin.briefly(for: budget) { hub.lock.withLock { outcome != nil } }
+        Spin.briefly(for: budget) { hasOutcome.load(ordering: .acquiring) }
         return hub.lock.withLock {
             guard outcome != nil else { return nil }
             var events: [ExecutionEvent] = []
@@ -231,7 +237,7 @@ final class RunOutput: @unchecked Sendable {
                 // Most runs end within microseconds: look again briefly before suspending, which
                 // saves a thread wake-up per run.
                 spun = true
-                Spin.briefly(until: { hub.lock.withLock { outcome != nil || !queue.isEmpty } })
+                Spin.briefly(until: { hasOutcome.load(ordering: .acquiring) })
             case .wait(let deadline): await waitForOutput(until: deadline)
             }
         }

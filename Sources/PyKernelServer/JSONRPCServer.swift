@@ -77,7 +77,8 @@ public final class JSONRPCServer: Sendable {
                     data: ["max_line_bytes": .integer(Int64(maxLineLength))])))
             case .line(let bytes):
                 guard bytes.contains(where: { !Self.isWhitespace($0) }) else { return }
-                handle(IncomingMessage.decode(line: bytes))
+                // What the request answers at once (notifications, then its response) goes out in one write.
+                channel.corked { handle(IncomingMessage.decode(line: bytes)) }
             }
         }
     }

@@ -14,6 +14,8 @@ final class MessageChannel: @unchecked Sendable {
     private var spaceWaiters: [CheckedContinuation<Void, Never>] = []
     /// Whether the writer thread is writing a batch (lines then must queue behind it).
     private var writing = false
+    /// While set (``corked(_:)``), lines queue without waking the writer thread.
+    private var isCorked = false
 
     init(fileDescriptor: Int32) {
         writer = LineWriter(fileDescriptor: fileDescriptor)
@@ -56,7 +58,34 @@ final class MessageChannel: @unchecked Sendable {
         }
     }
 
+    /// Runs `body`, holding every line sent meanwhile (by any thread), then writes them all in one
+    /// `write(2)`: a request answered with notifications and a response wakes its client once.
+    func corked<T>(_ body: () -> T) -> T {
+        lock.withLock { isCorked = true }
+        let value = body()
+        let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
+            isCorked = false
+            guard !queue.isEmpty else { return [] }
+            guard !writing else {
+                lock.signal()
+                return []
+            }
+            _ = writer.writeLines(queue)
+            queue.removeAll()
+            queuedBytes = 0
+            defer { spaceWaiters.removeAll() }
+            return spaceWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+        return value
+    }
+
     private func enqueueLocked(_ line: [UInt8]) {
+        if isCorked {
+            queue.append(line)
+            queuedBytes += line.count
+            return
+        }
         if queue.isEmpty && !writing {
             // Nothing ahead of it: write now and save the writer thread's wake-up.
             _ = writer.writeLine(line)
@@ -70,11 +99,11 @@ final class MessageChannel: @unchecked Sendable {
     private func drain() {
         while true {
             let batch: [[UInt8]] = lock.withLock {
-                while queue.isEmpty { lock.wait() }
+                while queue.isEmpty || isCorked { lock.wait() }
                 writing = true
                 return queue
             }
-            for line in batch { _ = writer.writeLine(line) }
+            _ = writer.writeLines(batch)
             let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
                 queue.removeFirst(batch.count)
                 writing = false
