@@ -29,7 +29,7 @@ final class OutputHub: @unchecked Sendable {
     @exclusivity(unchecked) private var lastContext: ContextID?
     /// Deleted contexts: output of their threads is dropped.
     private var forgotten: Set<ContextID> = []
-    private var capturePipes: [(descriptor: Int32, stream: OutputStreamName)] = []
+    @exclusivity(unchecked) private var capturePipes: [(descriptor: Int32, stream: OutputStreamName)] = []
 
     private init() {}
 
@@ -163,9 +163,18 @@ final class OutputHub: @unchecked Sendable {
     /// caller's stack frame that large (and every `print` pay for probing it).
     @inline(never)
     func drainDescriptorsLocked() {
-        for (descriptor, stream) in capturePipes {
-            readAvailableLocked(descriptor, stream, force: true)
+        guard capturePipes.count == 2 else { return }
+        // One poll tells which pipes hold anything (usually neither): one system call per run
+        // instead of a read of each.
+        var polls = (
+            pollfd(fd: capturePipes[0].descriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: capturePipes[1].descriptor, events: Int16(POLLIN), revents: 0))
+        let ready = withUnsafeMutableBytes(of: &polls) { buffer in
+            poll(buffer.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, 0)
         }
+        guard ready > 0 else { return }
+        if polls.0.revents != 0 { readAvailableLocked(capturePipes[0].descriptor, capturePipes[0].stream, force: true) }
+        if polls.1.revents != 0 { readAvailableLocked(capturePipes[1].descriptor, capturePipes[1].stream, force: true) }
     }
 
     /// Reads from a pipe while it has data and the destination has room; `false` when it stopped

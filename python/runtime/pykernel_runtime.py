@@ -274,9 +274,17 @@ def end_run(cells, filename, code, exc, saved_env):
         record = (pykernel_traceback.exception_name(exc),
                   pykernel_traceback.exception_value(exc),
                   pykernel_traceback.format_exception(exc))
-    if code is None or not any(isinstance(c, CodeType) for c in code.co_consts):
+    if code is None or not _defines_code(code):
         del cells[filename]  # no function, class or lambda of this cell can show up in a later traceback
     return record
+
+
+def _defines_code(code):
+    """Whether a cell's code holds nested code (a function, class, lambda or comprehension)."""
+    for constant in code.co_consts:
+        if type(constant) is CodeType:
+            return True
+    return False
 
 
 def _strip_engine_frames(exc):
