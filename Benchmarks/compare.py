@@ -251,7 +251,7 @@ class Results:
         for row in self.rows:
             base = next((entry for entry in row["entries"] if entry["system"] == "pykernel" and not entry["reference"]), None)
             for entry in row["entries"]:
-                if base is None or entry is base or entry["system"] in ("pykernel", "library"):
+                if base is None or entry is base or entry["reference"] or entry["system"] in ("pykernel", "library"):
                     entry["advantage"] = None
                     continue
                 # Time and memory: alternative / pykernel. Throughput is bytes/time, so the same ratio of times.
@@ -340,6 +340,54 @@ class PyKernelClient:
     def close(self) -> None:
         REAPER.kill(self.process)
         self.stderr.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The native probe: round trips without the Python client's own ~50 µs
+# ---------------------------------------------------------------------------------------------
+
+PROBE_SOURCE = BENCH / "probe.c"
+PROBE_BINARY = BENCH / ".build" / "probe"
+PYKERNEL_RESPONSE = '{"jsonrpc":"2.0","id":'  # how every response line of pykernel serve starts
+
+
+def build_probe() -> Path:
+    """Compiles probe.c (C, no dependencies) with the first C compiler found."""
+    if PROBE_BINARY.exists() and PROBE_BINARY.stat().st_mtime >= PROBE_SOURCE.stat().st_mtime:
+        return PROBE_BINARY
+    compiler = next((shutil.which(name) for name in ("cc", "clang", "gcc") if shutil.which(name)), None)
+    if compiler is None:
+        raise RuntimeError("no C compiler (cc, clang or gcc) to build Benchmarks/probe.c")
+    PROBE_BINARY.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([compiler, "-O2", "-o", str(PROBE_BINARY), str(PROBE_SOURCE)], check=True, timeout=300)
+    return PROBE_BINARY
+
+
+def probe(command: list[str], request: str, until: str, reps: int, warmup: int) -> list[float]:
+    """Round-trip times in seconds, measured by the native probe against a fresh `command`."""
+    done = subprocess.run([str(build_probe()), "--reps", str(reps), "--warmup", str(warmup), "--request", request,
+                           "--until", until, "--", *command],
+                          capture_output=True, text=True, timeout=600, cwd="/tmp", env=clean_environment())
+    if done.returncode != 0:
+        raise RuntimeError(f"probe failed: {done.stderr.strip()}")
+    return [float(line) / 1e6 for line in done.stdout.split()]
+
+
+def probe_interleaved(systems: list[tuple[list[str], str, str]], reps: int, rounds: int = 5, warmup: int = 200) -> list[list[float]]:
+    """Round-trip samples for several systems, measured in alternating rounds (each a fresh
+    process) so that load changes on a shared machine hit them alike."""
+    samples: list[list[float]] = [[] for _ in systems]
+    for round_index in range(rounds):
+        share = reps // rounds + (1 if round_index < reps % rounds else 0)
+        for index, (command, request, until) in enumerate(systems):
+            samples[index] += probe(command, request, until, share, warmup)
+    return samples
+
+
+def rpc_line(method: str, params: dict) -> str:
+    """A request line template for the probe (`%d`: the id), with `%` in params escaped."""
+    text = json.dumps({"jsonrpc": "2.0", "id": 0, "method": method, "params": params}, separators=(",", ":"))
+    return text.replace("%", "%%").replace('"id":0', '"id":%d', 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -623,14 +671,20 @@ class Bench:
     def context_creation(self) -> None:
         row = self.results.row("context_creation", "Context creation", "time",
                                "pykernel: `context.create` round trip through one `pykernel serve`", short="context creation")
+        request = rpc_line("context.create", {})
+        # The pipes alone, with the same native client: `cat` echoes the request line back.
+        samples, floor = probe_interleaved([([str(self.binary), "serve"], request, PYKERNEL_RESPONSE),
+                                            (["cat"], request, '"id":')], self.reps(5000, 500))
+        Results.add(row, "pykernel", "pykernel `context.create` (protocol, native client)", samples)
+        Results.add(row, "pykernel", "`cat` echoing the request (native client + pipes floor, reference)", floor, reference=True)
         client = PyKernelClient(self.binary, self.log_path)
         for _ in range(200):
             client.create_context()
-        samples = [timed(client.create_context) for _ in range(self.reps(5000, 500))]
-        Results.add(row, "pykernel", "pykernel `context.create` (protocol)", samples)
+        samples = [timed(client.create_context) for _ in range(self.reps(3000, 300))]
+        Results.add(row, "pykernel", "pykernel `context.create` (protocol, Python client, reference)", samples, reference=True)
         # The same client and pipes with a method that does nothing: the floor under the protocol rows.
         floor = [timed(lambda: client.call("kernel.info", {})) for _ in range(self.reps(2000, 300))]
-        Results.add(row, "pykernel", "pykernel `kernel.info` (protocol floor, reference)", floor, reference=True)
+        Results.add(row, "pykernel", "pykernel `kernel.info` (protocol floor, Python client, reference)", floor, reference=True)
         client.close()
         # The client and the pipes alone: `cat` echoes the same request line back.
         echo = REAPER.spawn(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -644,7 +698,7 @@ class Bench:
         for _ in range(200):
             echo_round_trip()
         floor = [timed(echo_round_trip) for _ in range(self.reps(2000, 300))]
-        Results.add(row, "pykernel", "`cat` echoing the request (client + pipes floor, reference)", floor, reference=True)
+        Results.add(row, "pykernel", "`cat` echoing the request (Python client + pipes floor, reference)", floor, reference=True)
         REAPER.kill(echo)
 
         samples = []
@@ -721,30 +775,44 @@ class Bench:
     # (3) run round trip ---------------------------------------------------------------------
 
     def round_trips(self) -> None:
+        codes = (("pass", "pass"), ("print('hi')", "print"))
+        rows = {key: self.results.row(f"round_trip_{key}", f"Run round trip: `{code}`", "time",
+                                      "warm context; until the run's response (and its output) arrived",
+                                      short=f"round trip {code}")
+                for code, key in codes}
+        # The native-client rows first, pykernel and the worker in alternating rounds, while no
+        # other process of the benchmark runs (a Jupyter kernel just started is busy for a while).
+        native = {}
+        for code, key in codes:
+            native[key] = probe_interleaved(
+                [([str(self.binary), "serve"], rpc_line("code.run", {"code": code}), PYKERNEL_RESPONSE),
+                 ([self.python, str(WORKER)], json.dumps({"code": code}).replace("%", "%%"), '"type": "control"')],
+                self.reps(5000, 500))
         client = PyKernelClient(self.binary, self.log_path)
         context = client.create_context()
         worker = WorkerClient(self.python)
         worker.ping()
         kernel = JupyterKernel(self.process_log)
         try:
-            for code, key in (("pass", "pass"), ("print('hi')", "print")):
-                row = self.results.row(f"round_trip_{key}", f"Run round trip: `{code}`", "time",
-                                       "warm context; until the run's response (and its output) arrived", short=f"round trip {code}")
+            for code, key in codes:
+                row = rows[key]
                 params = {"code": code, "context": context}
+                Results.add(row, "pykernel", "pykernel `code.run` (protocol, native client)", native[key][0])
                 for _ in range(200):
                     client.call("code.run", params)
-                samples = [timed(lambda: client.call("code.run", params)) for _ in range(self.reps(5000, 500))]
-                Results.add(row, "pykernel", "pykernel `code.run` (protocol)", samples)
+                samples = [timed(lambda: client.call("code.run", params)) for _ in range(self.reps(3000, 300))]
+                Results.add(row, "pykernel", "pykernel `code.run` (protocol, Python client, reference)", samples, reference=True)
 
                 for _ in range(20):
                     kernel.execute(code)
                 samples = [timed(lambda: kernel.execute(code)) for _ in range(self.reps(300, 50))]
                 Results.add(row, "jupyter", "Jupyter kernel (execute_reply + idle)", samples)
 
+                Results.add(row, "worker", "process worker (native client)", native[key][1])
                 for _ in range(200):
                     worker.run(code)
                 samples = [timed(lambda: worker.run(code)) for _ in range(self.reps(3000, 500))]
-                Results.add(row, "worker", "process worker", samples)
+                Results.add(row, "worker", "process worker (Python client, reference)", samples, reference=True)
         finally:
             client.close()
             worker.close()

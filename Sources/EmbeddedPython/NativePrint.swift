@@ -41,6 +41,28 @@ extension PyBorrowed {
     /// characters); `nil`, with the exception pending, when `str()` raised.
     package func withStrUTF8<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R? {
         if pykernel_is_exact_unicode(pointer) != 0 { return withUTF8Text(body) }
+        if pykernel_is_exact_long(pointer) != 0 {
+            // The decimal digits of an int that fits in 64 bits, written here: no `str` object.
+            var overflow: Int32 = 0
+            let value = PyLong_AsLongLongAndOverflow(pointer, &overflow)
+            if overflow == 0, !(value == -1 && PyErr_Occurred() != nil) {
+                return withUnsafeTemporaryAllocation(byteCount: 20, alignment: 1) { digits in
+                    var magnitude = value.magnitude
+                    var start = digits.count
+                    repeat {
+                        start -= 1
+                        digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                        magnitude /= 10
+                    } while magnitude > 0
+                    if value < 0 {
+                        start -= 1
+                        digits[start] = UInt8(ascii: "-")
+                    }
+                    return body(UnsafeRawBufferPointer(rebasing: digits[start...]))
+                }
+            }
+            PyErr_Clear()
+        }
         guard let text = PyOwned(stealing: PyObject_Str(pointer)) else { return nil }
         return text.borrowed.withUTF8Text(body)
     }

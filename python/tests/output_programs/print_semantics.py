@@ -59,3 +59,8 @@ except ValueError as e:
 import inspect
 print(inspect.signature(print), repr(print.__text_signature__), print.__doc__ == builtins.print.__doc__)
 print(repr(print.__doc__))
+print(0, 1, -1, 9, 10, -10, 2**63 - 1, -2**63, 2**63, -2**63 - 1, 10**19, True, False, sep=',')
+print(*[-(2 ** i) for i in range(0, 70, 7)], *[2 ** i - 1 for i in range(0, 70, 9)])
+class I(int):
+    def __str__(self): return 'I!'
+print(I(5), int(I(5)))
