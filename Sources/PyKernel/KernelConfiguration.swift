@@ -16,19 +16,26 @@ public struct KernelConfiguration: Sendable {
     /// How long a run that exceeded its timeout keeps receiving stops before it is reported as
     /// timed out whatever the code does.
     public var timeoutGracePeriod: Duration
+    /// Turn `os._exit()` and `os.abort()` called by user code in this process into a `SystemExit`
+    /// error record ending the run (with a note saying why), instead of ending the process that
+    /// every context shares. Forked children still exit for real. Off for `pykernel run`, which
+    /// behaves like `python3`.
+    public var guardsProcessExit: Bool
 
     public init(
         workingDirectory: String = FileManager.default.currentDirectoryPath,
         virtualEnvironment: String? = ProcessInfo.processInfo.environment["VIRTUAL_ENV"],
         captureFileDescriptors: Bool = false,
         interruptSignal: Int32 = KernelConfiguration.defaultInterruptSignal,
-        timeoutGracePeriod: Duration = .seconds(2)
+        timeoutGracePeriod: Duration = .seconds(2),
+        guardsProcessExit: Bool = true
     ) {
         self.workingDirectory = workingDirectory
         self.virtualEnvironment = virtualEnvironment
         self.captureFileDescriptors = captureFileDescriptors
         self.interruptSignal = interruptSignal
         self.timeoutGracePeriod = timeoutGracePeriod
+        self.guardsProcessExit = guardsProcessExit
     }
 
     /// `SIGRTMIN + 3`: a real-time signal no common library uses (glibc keeps the two below

@@ -68,9 +68,10 @@ final class PythonSession {
         let takeStop = try PyOwned.nativeFunction(name: "take_stop", NativeStreams.takeStop, context: timeoutError.borrowed)
         let capture = configuration.captureFileDescriptors ? PyBorrowed.true : PyBorrowed.false
         let signal = try PyOwned.integer(Int(configuration.interruptSignal))
+        let guardExit = configuration.guardsProcessExit ? PyBorrowed.true : PyBorrowed.false
         _ = try runtime.attribute("install").borrowed.call(
             stdoutWrite.borrowed, stderrWrite.borrowed, stdoutBytesWrite.borrowed, stderrBytesWrite.borrowed,
-            capture, takeStop.borrowed, signal.borrowed)
+            capture, takeStop.borrowed, signal.borrowed, guardExit)
         let sys = try PyOwned.importModule("sys")
         try installPrint(
             stdout: try sys.borrowed.attribute("stdout"), stdoutWrite: stdoutWrite.borrowed,

@@ -46,7 +46,7 @@ struct Run: AsyncParsableCommand {
             (source, filename, argv) = (String(decoding: data, as: UTF8.self), url.standardizedFileURL.path, [path])
         }
         argv += arguments
-        var configuration = KernelConfiguration(captureFileDescriptors: true)
+        var configuration = KernelConfiguration(captureFileDescriptors: true, guardsProcessExit: false)
         if let venv { configuration.virtualEnvironment = venv }
         let manager = try await KernelManager.start(configuration)
         let context = try manager.createContext()

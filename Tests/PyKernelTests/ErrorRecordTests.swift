@@ -215,6 +215,49 @@ struct ErrorRecordTests {
         #expect(try await runOK("print(kept)", in: context) == "still here\n")
     }
 
+    @Test(
+        "os._exit and os.abort end the run with a SystemExit record saying why; the process and the context live on",
+        arguments: [("os._exit(3)", "3", "os._exit(3)"), ("os.abort()", "134", "os.abort()")])
+    func processExitIsGuarded(call: String, value: String, shown: String) async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        try await runOK("kept = 'still here'", in: context)
+        let record = try await run("import os\nprint('before', flush=True)\n\(call)\nprint('never')", in: context)
+        #expect(record.result.status == .error)
+        #expect(record.result.stdout == "before\n")
+        let error = try #require(record.error)
+        #expect(error.name == "SystemExit")
+        #expect(error.value == value)
+        #expect(error.traceback == """
+            Traceback (most recent call last):
+              File "<cell-2>", line 3, in <module>
+                \(call)
+            SystemExit: \(value)
+            \(shown) ends the whole process in python3; here that process runs every context, so PyKernel ended this run instead (the context keeps its state).
+
+            """)
+        #expect(try await runOK("print(kept)", in: context) == "still here\n")
+    }
+
+    @Test("A forked child's os._exit still exits it (multiprocessing works); a bad status is a TypeError")
+    func forkedChildrenExitForReal() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let output = try await runOK("""
+            import os, multiprocessing
+            pid = os.fork()
+            if pid == 0:
+                os._exit(7)
+            print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+            with multiprocessing.get_context('fork').Pool(2) as pool:
+                print(pool.map(abs, [-1, -2, 3]))
+            """, in: context)
+        #expect(output == "7\n[1, 2, 3]\n")
+        let (error, _) = try await failure(of: "import os\nos._exit('x')\n")
+        #expect(error.name == "TypeError")
+        #expect(error.value == "'str' object cannot be interpreted as an integer")
+    }
+
     @Test("A KeyboardInterrupt raised by the code is an ordinary error record")
     func userKeyboardInterrupt() async throws {
         let (error, result) = try await failure(of: "raise KeyboardInterrupt\n")

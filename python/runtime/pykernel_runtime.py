@@ -167,8 +167,9 @@ def _with_write(cls, write):
 
 
 def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
-            fd_capture, take_stop, stop_signal):
-    """Points the standard streams at the engine and installs the stop-signal handler."""
+            fd_capture, take_stop, stop_signal, guard_process_exit):
+    """Points the standard streams at the engine, installs the stop-signal handler and, with
+    ``guard_process_exit``, keeps ``os._exit``/``os.abort`` from ending the shared process."""
     out_fd, err_fd, in_fd = (1, 2, 0) if fd_capture else (None, None, None)
     sys.stdout = sys.__stdout__ = _with_write(KernelStream, stdout_write)("<stdout>", out_fd, stdout_write_bytes)
     sys.stderr = sys.__stderr__ = _with_write(KernelStream, stderr_write)("<stderr>", err_fd, stderr_write_bytes)
@@ -187,6 +188,9 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
             raise stop
 
     signal.signal(stop_signal, on_stop_signal)
+    if guard_process_exit:
+        os._exit = _guarded_exit(os._exit)
+        os.abort = _guarded_abort(os.abort)
 
 
 _current_context = None  # the ID of the context whose run is in progress (or ran last)
@@ -209,6 +213,52 @@ def thread_owner():
 
 
 threading.Thread.start = _start_thread_recording_owner
+
+
+class ProcessExit(SystemExit):
+    """What ``os._exit()`` and ``os.abort()`` raise in the kernel's own process: the run ends with a
+    ``SystemExit`` record (a note says why), and the process every context shares lives on."""
+
+
+ProcessExit.__name__ = ProcessExit.__qualname__ = "SystemExit"
+ProcessExit.__module__ = "builtins"
+
+_KERNEL_PID = os.getpid()
+_EXIT_NOTE = ("{call} ends the whole process in python3; here that process runs every context, "
+              "so PyKernel ended this run instead (the context keeps its state).")
+
+
+def _guarded_exit(posix_exit):
+    """``os._exit`` that exits for real only in a forked child (``multiprocessing`` workers, code
+    after ``os.fork()``)."""
+    import operator
+
+    def _exit(status, /):
+        status = operator.index(status)
+        if os.getpid() != _KERNEL_PID:
+            posix_exit(status)
+        error = ProcessExit(status)
+        error.add_note(_EXIT_NOTE.format(call=f"os._exit({status})"))
+        raise error
+
+    _exit.__name__ = _exit.__qualname__ = "_exit"
+    _exit.__doc__, _exit.__module__ = posix_exit.__doc__, posix_exit.__module__
+    return _exit
+
+
+def _guarded_abort(posix_abort):
+    """``os.abort`` that aborts for real only in a forked child."""
+
+    def abort():
+        if os.getpid() != _KERNEL_PID:
+            posix_abort()
+        error = ProcessExit(134)
+        error.add_note(_EXIT_NOTE.format(call="os.abort()"))
+        raise error
+
+    abort.__name__ = abort.__qualname__ = "abort"
+    abort.__doc__, abort.__module__ = posix_abort.__doc__, posix_abort.__module__
+    return abort
 
 
 def _announcing_write(posix_write):

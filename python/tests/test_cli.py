@@ -149,3 +149,17 @@ def test_output_programs_print_exactly_what_python3_prints(pykernel_bin, kernel,
         in_context = kernel.run_code(program.read_text(), context=kernel.create_context(cwd=str(tmp_path)))
         assert in_context.error is None, name
         assert in_context.stdout == theirs.stdout, name
+
+
+def test_run_exits_with_the_status_given_to_os_exit_like_python3(pykernel_bin):
+    """`pykernel run` is python3: os._exit ends it with that status (only `serve` guards it)."""
+    done = run(pykernel_bin, "run", "-c", "import os\nos._exit(4)\nprint('never')")
+    assert (done.returncode, done.stdout) == (4, "")
+
+
+def test_os_exit_in_a_served_context_ends_the_run_not_the_server(kernel):
+    ctx = kernel.create_context()
+    kernel.run_code("kept = 41", context=ctx)
+    result = kernel.run_code("import os\nos._exit(1)", context=ctx)
+    assert result.error.name == "SystemExit" and result.error.value == "1"
+    assert kernel.run_code("print(kept + 1)", context=ctx).stdout == "42\n"
