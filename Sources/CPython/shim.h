@@ -38,6 +38,7 @@ static inline int pykernel_is_exception_class(PyObject *o) { return PyExceptionC
 static inline int pykernel_object_check_buffer(PyObject *o) { return PyObject_CheckBuffer(o); }
 static inline int pykernel_is_exact_unicode(PyObject *o) { return PyUnicode_CheckExact(o); }
 static inline int pykernel_is_exact_long(PyObject *o) { return PyLong_CheckExact(o); }
+static inline int pykernel_is_code(PyObject *o) { return PyCode_Check(o); }
 // Whether str(o) runs no Python code: exact str, int, float, bool, or None.
 static inline int pykernel_str_runs_no_python(PyObject *o) {
     return PyUnicode_CheckExact(o) || PyLong_CheckExact(o) || PyFloat_CheckExact(o) || PyBool_Check(o)

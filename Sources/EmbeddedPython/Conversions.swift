@@ -82,6 +82,30 @@ extension PyBorrowed {
         return value
     }
 
+    /// `self[key] = value` for a `dict` (which takes its own references).
+    package func setItem(_ key: PyBorrowed, _ value: PyBorrowed) throws(PythonError) {
+        guard PyDict_SetItem(pointer, key.pointer, value.pointer) == 0 else { throw PythonError.fetch() }
+    }
+
+    /// `del self[key]` for a `dict`; a missing key is not an error.
+    package func removeItem(_ key: PyBorrowed) {
+        if PyDict_DelItem(pointer, key.pointer) != 0 { PyErr_Clear() }
+    }
+
+    /// For a code object: whether its constants hold code (a function, class, lambda or
+    /// comprehension defined in it).
+    package var holdsNestedCode: Bool {
+        guard let constants = PyOwned(stealing: PyObject_GetAttrString(pointer, "co_consts")) else {
+            PyErr_Clear()
+            return true
+        }
+        let count = PyTuple_Size(constants.pointer)
+        for index in 0..<max(count, 0) where pykernel_is_code(PyTuple_GetItem(constants.pointer, index)) != 0 {
+            return true
+        }
+        return false
+    }
+
     /// Sets the object's attribute `name` to `value` (which takes its own reference).
     package func setAttribute(_ name: String, _ value: PyBorrowed) throws(PythonError) {
         guard PyObject_SetAttrString(pointer, name, value.pointer) == 0 else { throw PythonError.fetch() }

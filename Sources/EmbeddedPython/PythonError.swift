@@ -12,7 +12,11 @@ package struct PythonError: Error, CustomStringConvertible, Sendable {
             return PythonError("a Python call failed without setting an exception")
         }
         let value = exception.borrowed
-        let typeName = (try? value.attribute("__class__").borrowed.attribute("__qualname__"))?.borrowed.stringValue
+        // Bound to names: an owner's lifetime ends at its last use, and `__qualname__` may be a new
+        // object only that owner holds.
+        let type = try? value.attribute("__class__")
+        let qualifiedName = try? type?.borrowed.attribute("__qualname__")
+        let typeName = qualifiedName?.borrowed.stringValue
         return PythonError("\(typeName ?? "Exception"): \(value.description ?? "<unprintable>")")
     }
 }

@@ -149,20 +149,38 @@ public enum IncomingMessage: Sendable {
 /// Builders for outgoing JSON-RPC 2.0 messages. Each returns one compact JSON text without the
 /// trailing newline (``LineWriter`` adds it).
 public enum RPCMessage {
+    // The envelopes are written directly (no object built around the payload): they are on the
+    // path of every request.
+
     /// `{"jsonrpc":"2.0","id":…,"result":…}`
     public static func response(id: RequestID, result: JSONValue) -> [UInt8] {
-        JSONValue.object(["jsonrpc": "2.0", "id": id.jsonValue, "result": result]).serialized()
+        envelope(first: #"{"jsonrpc":"2.0","id":"#, id.jsonValue, then: #","result":"#, result)
     }
 
     /// `{"jsonrpc":"2.0","id":…,"error":{"code":…,"message":…,"data":…}}`; a `nil` id is written as `null`.
     public static func errorResponse(id: RequestID?, error: RPCError) -> [UInt8] {
-        JSONValue.object(["jsonrpc": "2.0", "id": (id ?? .null).jsonValue, "error": error.jsonValue]).serialized()
+        envelope(first: #"{"jsonrpc":"2.0","id":"#, (id ?? .null).jsonValue, then: #","error":"#, error.jsonValue)
     }
 
     /// `{"jsonrpc":"2.0","method":…,"params":…}`, without `params` when `nil`.
     public static func notification(method: String, params: JSONValue?) -> [UInt8] {
-        var object: JSONObject = ["jsonrpc": "2.0", "method": .string(method)]
-        object["params"] = params
-        return JSONValue.object(object).serialized()
+        guard let params else {
+            var output = Array(#"{"jsonrpc":"2.0","method":"#.utf8)
+            JSONValue.string(method).serialize(into: &output)
+            output.append(UInt8(ascii: "}"))
+            return output
+        }
+        return envelope(first: #"{"jsonrpc":"2.0","method":"#, .string(method), then: #","params":"#, params)
+    }
+
+    private static func envelope(first: StaticString, _ head: JSONValue, then: StaticString, _ payload: JSONValue) -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(128)
+        first.withUTF8Buffer { output.append(contentsOf: $0) }
+        head.serialize(into: &output)
+        then.withUTF8Buffer { output.append(contentsOf: $0) }
+        payload.serialize(into: &output)
+        output.append(UInt8(ascii: "}"))
+        return output
     }
 }

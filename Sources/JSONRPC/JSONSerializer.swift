@@ -12,6 +12,11 @@ extension JSONValue {
         return output
     }
 
+    /// Appends the compact JSON text of the value (see ``serialized()``) to `output`.
+    public func serialize(into output: inout [UInt8]) {
+        write(to: &output)
+    }
+
     /// The compact JSON text of the value; see ``serialized()``.
     public var jsonString: String {
         String(decoding: serialized(), as: UTF8.self)

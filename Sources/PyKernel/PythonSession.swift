@@ -9,9 +9,12 @@ final class PythonSession {
     private final class Namespace {
         let globals: PyOwned
         let cells: PyOwned
-        init(globals: consuming PyOwned, cells: consuming PyOwned) {
+        /// The context's ID as a Python `str` (what `thread_owner()` reports for its threads).
+        let contextID: PyOwned
+        init(globals: consuming PyOwned, cells: consuming PyOwned, contextID: consuming PyOwned) {
             self.globals = globals
             self.cells = cells
+            self.contextID = contextID
         }
     }
 
@@ -20,6 +23,14 @@ final class PythonSession {
     private let beginRun: PyOwned
     private let endRun: PyOwned
     private let execMode: PyOwned
+    private let restoreStreams: PyOwned
+    /// The runtime module's globals, and the names in it a run sets (see ``beginRunNatively``).
+    private let runtimeGlobals: PyOwned
+    private let currentCellsName: PyOwned
+    private let currentContextName: PyOwned
+    /// The engine's `(sys.stdout, sys.stderr, sys.stdin)` (a tuple), to notice a run that replaced one.
+    private let engineStreams: PyOwned
+    private let sysStreams: [SysAttribute]
     private var namespaces: [ContextID: Namespace] = [:]
     /// The process's working directory as last set by the engine (`chdir` is skipped when a run's
     /// context has the same one; code that calls `os.chdir` is seen through the audit hook).
@@ -36,7 +47,13 @@ final class PythonSession {
             ThreadOwners.threadOwnerFunction = try runtime.borrowed.attribute("thread_owner").transfer()
             ThreadOwners.interpreterThread = pthread_self()
             endRun = try runtime.borrowed.attribute("end_run")
+            restoreStreams = try runtime.borrowed.attribute("restore_streams")
+            runtimeGlobals = try runtime.borrowed.attribute("__dict__")
+            currentCellsName = try PyOwned.string("_current_cells")
+            currentContextName = try PyOwned.string("_current_context")
             try Self.installStreams(runtime.borrowed, configuration)
+            engineStreams = try runtime.borrowed.attribute("_streams")
+            sysStreams = [try SysAttribute("stdout"), try SysAttribute("stderr"), try SysAttribute("stdin")]
             PythonAuditBridge.install()
         } catch {
             throw KernelError(.initializationFailed, "the embedded Python could not start: \(error)")
@@ -86,8 +103,11 @@ final class PythonSession {
         let original = try builtins.borrowed.attribute("print")
         // CPython keeps a built-in's signature in front of its doc ("NAME(SIGNATURE)\n--\n\n"),
         // where `__text_signature__` and `inspect.signature` find it.
-        var doc = try original.borrowed.attribute("__doc__").borrowed.stringValue ?? ""
-        if let signature = try original.borrowed.attribute("__text_signature__").borrowed.stringValue {
+        // Each attribute is bound to a name: a built-in's `__doc__` is a new object only the owner holds.
+        let docObject = try original.borrowed.attribute("__doc__")
+        let signatureObject = try original.borrowed.attribute("__text_signature__")
+        var doc = docObject.borrowed.stringValue ?? ""
+        if let signature = signatureObject.borrowed.stringValue {
             doc = "print\(signature)\n--\n\n\(doc)"
         }
         let native = try PyOwned.builtinFunction(name: "print", module: builtins.borrowed, doc: doc, NativePrint.function)
@@ -145,9 +165,9 @@ final class PythonSession {
             let source = try PyOwned.string(run.code.hasPrefix("\u{FEFF}") ? String(run.code.dropFirst()) : run.code)
             let name = try PyOwned.string(filename)
             let environment = run.environment.isEmpty ? nil : try PyOwned.stringDictionary(run.environment)
-            let context = try PyOwned.string(run.context.id.rawValue)
-            let savedEnvironment = try beginRun.borrowed.call(
-                namespace.cells.borrowed, name.borrowed, source.borrowed, environment.borrowedOrNone, context.borrowed)
+            if environment == nil { try beginRunNatively(namespace, filename: name.borrowed, source: source.borrowed) }
+            let savedEnvironment = environment == nil ? nil : try beginRun.borrowed.call(
+                namespace.cells.borrowed, name.borrowed, source.borrowed, environment.borrowedOrNone, namespace.contextID.borrowed)
             let started = ContinuousClock.now
             RunSupervisor.shared.begin(run.output, executionCount: executionCount, timeout: run.timeout)
             let code = compile.borrowed.callKeepingError(source.borrowed, name.borrowed, execMode.borrowed)
@@ -158,13 +178,31 @@ final class PythonSession {
             }
             let (stop, _) = RunSupervisor.shared.end()
             let duration = ContinuousClock.now - started
+            if exception == nil && savedEnvironment.borrowedOrNone.isNone {
+                // The common end (no exception, no environment to restore): what `end_run` does.
+                if compiled.isNone || !compiled.holdsNestedCode { namespace.cells.borrowed.removeItem(name.borrowed) }
+                return (nil, stop, duration)
+            }
             let description = try endRun.borrowed.call(
-                namespace.cells.borrowed, name.borrowed, compiled, exception.borrowedOrNone, savedEnvironment.borrowed)
+                namespace.cells.borrowed, name.borrowed, compiled, exception.borrowedOrNone, savedEnvironment.borrowedOrNone)
             return (Self.record(from: description.borrowed), stop, duration)
         } catch {
             _ = RunSupervisor.shared.end()
             return (ErrorRecord(name: "SystemError", value: "PyKernel engine failure: \(error)", traceback: "SystemError: PyKernel engine failure: \(error)\n"), nil, .zero)
         }
+    }
+
+    /// What the runtime's `begin_run` does for a run without environment variables, without a
+    /// Python call: makes the context current, puts back replaced standard streams, and registers
+    /// the cell's source (split into lines only if something reads it).
+    private func beginRunNatively(_ namespace: Namespace, filename: PyBorrowed, source: PyBorrowed) throws(PythonError) {
+        try runtimeGlobals.borrowed.setItem(currentCellsName.borrowed, namespace.cells.borrowed)
+        try runtimeGlobals.borrowed.setItem(currentContextName.borrowed, namespace.contextID.borrowed)
+        for (index, stream) in sysStreams.enumerated() where stream.value?.pointer != engineStreams.borrowed.tupleItem(index)?.pointer {
+            _ = try restoreStreams.borrowed.call()
+            break
+        }
+        try namespace.cells.borrowed.setItem(filename, source)
     }
 
     /// `(name, value, traceback)` from the runtime's `end_run`, or `nil` for `None`.
@@ -202,7 +240,8 @@ final class PythonSession {
         guard let globals = pair.borrowed.tupleItem(0), let cells = pair.borrowed.tupleItem(1) else {
             throw PythonError("new_namespace() did not return (globals, cells)")
         }
-        let namespace = Namespace(globals: PyOwned(retaining: globals), cells: PyOwned(retaining: cells))
+        let namespace = Namespace(
+            globals: PyOwned(retaining: globals), cells: PyOwned(retaining: cells), contextID: try PyOwned.string(context.rawValue))
         namespaces[context] = namespace
         return namespace
     }

@@ -143,7 +143,7 @@ class _CellCache(dict):
         try:
             return dict.__getitem__(self, filename)
         except KeyError:
-            return _current_cells[filename]
+            return _cell_entry(filename)
 
     def get(self, filename, default=None):
         try:
@@ -153,6 +153,16 @@ class _CellCache(dict):
 
 
 _current_cells = {}
+
+
+def _cell_entry(filename):
+    """The ``linecache`` entry of a cell of the current context. Runs store a cell's source as
+    it is; it is split into lines the first time something reads it (most never are)."""
+    entry = _current_cells[filename]
+    if type(entry) is str:
+        entry = (len(entry), None, entry.splitlines(True), filename)
+        _current_cells[filename] = entry
+    return entry
 
 
 _streams = None  # (stdout, stderr, stdin) of every run, put back if user code replaced them
@@ -295,11 +305,8 @@ def begin_run(cells, filename, source, env, context):
     global _current_cells, _current_context
     _current_cells = cells
     _current_context = context
-    if sys.stdout is not _streams[0] or sys.stderr is not _streams[1] or sys.stdin is not _streams[2]:
-        # A run replaced a standard stream and did not put it back; that must not swallow the
-        # output of later runs (of any context: `sys` is shared).
-        sys.stdout, sys.stderr, sys.stdin = _streams
-    cells[filename] = (len(source), None, source.splitlines(True), filename)
+    restore_streams()
+    cells[filename] = source
     if not env:
         return None
     saved = {}
@@ -307,6 +314,13 @@ def begin_run(cells, filename, source, env, context):
         saved[key] = os.environ.get(key, _MISSING)
         os.environ[key] = value
     return saved
+
+
+def restore_streams():
+    """Puts back the standard streams when a run replaced one and did not restore it; that must
+    not swallow the output of later runs (of any context: ``sys`` is shared)."""
+    if sys.stdout is not _streams[0] or sys.stderr is not _streams[1] or sys.stdin is not _streams[2]:
+        sys.stdout, sys.stderr, sys.stdin = _streams
 
 
 def end_run(cells, filename, code, exc, saved_env):
