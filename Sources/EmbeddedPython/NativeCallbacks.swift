@@ -6,7 +6,9 @@ extension PyBorrowed {
     /// Calls `body` with the UTF-8 encoding of a `str`; `nil` when the object is not a `str`.
     /// Lone surrogates (from `surrogateescape` decoding) become their original bytes; any other
     /// unencodable character is written as a backslash escape, never an exception.
-    package func withUTF8Text<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R? {
+    /// Not generic: called for every write, it must not instantiate generic metadata at run time
+    /// (a generic across the module boundary is not specialized).
+    package func withUTF8Text(_ body: (UnsafeRawBufferPointer) -> Bool) -> Bool? {
         guard pykernel_is_unicode(pointer) != 0 else { return nil }
         var size = 0
         if let utf8 = PyUnicode_AsUTF8AndSize(pointer, &size) {
@@ -24,7 +26,7 @@ extension PyBorrowed {
 
     /// Calls `body` with the bytes of any object supporting the buffer protocol (`bytes`,
     /// `bytearray`, `memoryview`, arrays); `nil` when the object does not support it.
-    package func withBufferContents<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R? {
+    package func withBufferContents(_ body: (UnsafeRawBufferPointer) -> Bool) -> Bool? {
         guard pykernel_object_check_buffer(pointer) != 0 else { return nil }
         var view = Py_buffer()
         guard PyObject_GetBuffer(pointer, &view, PyBUF_SIMPLE) == 0 else {
@@ -35,7 +37,7 @@ extension PyBorrowed {
         return body(UnsafeRawBufferPointer(start: view.buf, count: view.len))
     }
 
-    private func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+    private func withBytes(_ body: (UnsafeRawBufferPointer) -> Bool) -> Bool {
         var buffer: UnsafeMutablePointer<CChar>?
         var size = 0
         guard PyBytes_AsStringAndSize(pointer, &buffer, &size) == 0 else {

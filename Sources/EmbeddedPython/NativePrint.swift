@@ -39,7 +39,7 @@ extension PyBorrowed {
 
     /// Calls `body` with the UTF-8 of `str(self)` (see ``withUTF8Text(_:)`` for unencodable
     /// characters); `nil`, with the exception pending, when `str()` raised.
-    package func withStrUTF8<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R? {
+    package func withStrUTF8(_ body: (UnsafeRawBufferPointer) -> Bool) -> Bool? {
         if pykernel_is_exact_unicode(pointer) != 0 { return withUTF8Text(body) }
         if pykernel_is_exact_long(pointer) != 0 {
             // The decimal digits of an int that fits in 64 bits, written here: no `str` object.

@@ -115,10 +115,15 @@ public enum IncomingMessage: Sendable {
     ///   or null, or `params` that is present but neither an object nor an array:
     ///   -32600 Invalid Request, echoing the id when it is valid.
     /// Batches (arrays) are not supported and get a single -32600 error.
-    public static func decode(line: some Collection<UInt8>, maxDepth: Int = JSONValue.defaultMaxDepth) -> IncomingMessage {
+    /// Takes the bytes as an array, not a generic collection: a generic called from another module
+    /// is not specialized and instantiates metadata at run time, on the path of every request.
+    public static func decode(line: [UInt8], maxDepth: Int = JSONValue.defaultMaxDepth) -> IncomingMessage {
         let value: JSONValue
         do throws(JSONParseError) {
-            value = try JSONValue.parse(line, maxDepth: maxDepth)
+            let parsed = line.withUnsafeBytes { bytes in
+                Result { () throws(JSONParseError) in try JSONValue.parse(bytes, maxDepth: maxDepth) }
+            }
+            value = try parsed.get()
         } catch {
             return .invalid(id: nil, error: .parseError("Parse error: \(error)", data: ["offset": .integer(Int64(error.offset))]))
         }
