@@ -39,6 +39,17 @@ package enum PythonException {
         return PyOwned(stealing: value)
     }
 
+    /// Runs `body` with the pending exception set aside (so `body` may call Python), then makes it
+    /// pending again.
+    package static func preservingPending(_ body: () -> Void) {
+        var type: PyPointer?
+        var value: PyPointer?
+        var traceback: PyPointer?
+        PyErr_Fetch(&type, &value, &traceback)
+        body()
+        PyErr_Restore(type, value, traceback)
+    }
+
     /// Whether the pending exception (if any) is an instance of `type`.
     package static func matches(_ type: PyBorrowed) -> Bool {
         PyErr_ExceptionMatches(type.pointer) != 0

@@ -180,7 +180,8 @@ private struct PrintBuffer {
             guard let object = PyBorrowed(object) else { continue }
             if !object.strRunsNoPython { guard flush() else { return false } }
             guard object.withStrUTF8({ append($0) }) == true else {
-                _ = flush()
+                // What came before is written, as CPython's print would have (its exception stays).
+                PythonException.preservingPending { _ = flush() }
                 return false
             }
         }

@@ -190,17 +190,21 @@ public struct Request: Sendable {
     /// Nothing is sent for a notification request.
     public func notify(_ method: String, _ fields: JSONObject) async {
         guard let id else { return }
+        await server.channel.send(RPCMessage.notification(method: method, params: .object(Self.params(id, fields))))
+    }
+
+    /// `{"request_id": id, ...fields}` (through the arrays: iterating the object from this module
+    /// would go through an unspecialized opaque iterator).
+    private static func params(_ id: RequestID, _ fields: JSONObject) -> JSONObject {
         var params: JSONObject = ["request_id": id.jsonValue]
-        for (key, value) in fields { params[key] = value }
-        await server.channel.send(RPCMessage.notification(method: method, params: .object(params)))
+        for index in fields.keys.indices { params[fields.keys[index]] = fields.values[index] }
+        return params
     }
 
     /// Sends a notification about this request without waiting for room (for small amounts).
     public func notifyNow(_ method: String, _ fields: JSONObject) {
         guard let id else { return }
-        var params: JSONObject = ["request_id": id.jsonValue]
-        for (key, value) in fields { params[key] = value }
-        server.channel.sendNow(RPCMessage.notification(method: method, params: .object(params)))
+        server.channel.sendNow(RPCMessage.notification(method: method, params: .object(Self.params(id, fields))))
     }
 
 }
