@@ -51,6 +51,43 @@ extension PyBorrowed {
         return bytes.borrowed.bytesValue.map { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// The items of a `list`, borrowed from it (valid while the list is not changed), or `nil`
+    /// when the object is not a list.
+    package var listItems: [PyBorrowed]? {
+        guard pykernel_is_list(pointer) != 0 else { return nil }
+        return (0..<PyList_Size(pointer)).compactMap { PyBorrowed(PyList_GetItem(pointer, $0)) }
+    }
+
+    /// The UTF-8 of a `str` as CPython's C code reads it (`PyUnicode_AsUTF8AndSize`), or `nil`
+    /// with the exception pending (not a `str`, or a lone surrogate).
+    package func withStrictUTF8(_ body: (UnsafeRawBufferPointer, UnsafePointer<CChar>) -> Void) -> Bool {
+        guard pykernel_is_unicode(pointer) != 0 else {
+            PyErr_SetString(PyExc_TypeError, "expected a str")
+            return false
+        }
+        var size = 0
+        guard let utf8 = PyUnicode_AsUTF8AndSize(pointer, &size) else { return false }
+        body(UnsafeRawBufferPointer(start: utf8, count: size), utf8)
+        return true
+    }
+
+    /// `PyUnicode_CompareWithASCIIString(self, text) == 0`: the C code's test of a name against
+    /// a NUL-terminated string.
+    package func equalsCString(_ text: UnsafePointer<CChar>) -> Bool {
+        PyUnicode_CompareWithASCIIString(pointer, text) == 0
+    }
+
+    /// The value of an `int` that fits in `Int`, or `nil` (the error cleared) otherwise.
+    package var integerValue: Int? {
+        guard pykernel_is_long(pointer) != 0 else { return nil }
+        let value = PyLong_AsSsize_t(pointer)
+        if value == -1, PyErr_Occurred() != nil {
+            PyErr_Clear()
+            return nil
+        }
+        return value
+    }
+
     /// The contents of a `bytes` object, or `nil` when it is not one.
     package var bytesValue: [UInt8]? {
         guard pykernel_is_bytes(pointer) != 0 else { return nil }

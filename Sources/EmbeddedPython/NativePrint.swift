@@ -7,6 +7,9 @@
 package typealias NativeKeywordFunctionPointer =
     @convention(c) (PyPointer?, UnsafePointer<PyPointer?>?, Int, PyPointer?) -> PyPointer?
 
+/// The number of positional arguments in a vectorcall's count-and-flags word.
+package func vectorcallArgumentCount(_ countAndFlags: Int) -> Int { pykernel_vectorcall_nargs(countAndFlags) }
+
 extension PyOwned {
     /// A built-in function as CPython's own are made: `repr` is `<built-in function NAME>`,
     /// `__self__` and `__module__` are `module`'s, and `__doc__` is `doc`.

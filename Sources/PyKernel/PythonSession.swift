@@ -52,6 +52,7 @@ final class PythonSession {
             currentCellsName = try PyOwned.string("_current_cells")
             currentContextName = try PyOwned.string("_current_context")
             try Self.installStreams(runtime.borrowed, configuration)
+            try Self.installNativeSuggestions()
             engineStreams = try runtime.borrowed.attribute("_streams")
             sysStreams = [try SysAttribute("stdout"), try SysAttribute("stderr"), try SysAttribute("stdin")]
             PythonAuditBridge.install()
@@ -93,6 +94,19 @@ final class PythonSession {
         try installPrint(
             stdout: try sys.borrowed.attribute("stdout"), stdoutWrite: stdoutWrite.borrowed,
             stderr: try sys.borrowed.attribute("stderr"), stderrWrite: stderrWrite.borrowed)
+    }
+
+    /// Gives the traceback printer the native edit distance behind "Did you mean" suggestions.
+    private static func installNativeSuggestions() throws(PythonError) {
+        let printer = try PyOwned.importModule("pykernel_traceback")
+        let distance = try PyOwned.builtinFunction(
+            name: "_levenshtein_distance", module: printer.borrowed,
+            doc: "The edit distance of CPython 3.11's suggestions (native).", NativeSuggestions.levenshteinDistance)
+        try printer.borrowed.setAttribute("_levenshtein_distance", distance.borrowed)
+        let suggestions = try PyOwned.builtinFunction(
+            name: "_calculate_suggestions", module: printer.borrowed,
+            doc: "calculate_suggestions of CPython 3.11 (native).", NativeSuggestions.calculateSuggestions)
+        try printer.borrowed.setAttribute("_calculate_suggestions", suggestions.borrowed)
     }
 
     /// Replaces `builtins.print` with ``NativePrint`` (same name, module, doc and behaviour).

@@ -1016,7 +1016,8 @@ def _offer_suggestions_for_name_error(exc):
 
 
 def _calculate_suggestions(candidates, name):
-    # calculate_suggestions, on UTF-8 bytes like the C code
+    # calculate_suggestions, on UTF-8 bytes like the C code. Inside PyKernel the engine replaces
+    # it (and _levenshtein_distance) with native ports (Sources/PyKernel/NativeSuggestions.swift).
     if len(candidates) >= _MAX_CANDIDATE_ITEMS:
         return None
     name_bytes = name.encode("utf-8")
@@ -1055,7 +1056,8 @@ def _substitution_cost(a, b):
 
 
 def _levenshtein_distance(a, b, max_cost):
-    # levenshtein_distance
+    # levenshtein_distance. Inside PyKernel the engine replaces this function with a native port
+    # of the same C code (Sources/PyKernel/NativeSuggestions.swift); this one serves elsewhere.
     if a == b:
         return 0
     # Trim away common affixes.

@@ -163,3 +163,50 @@ def test_os_exit_in_a_served_context_ends_the_run_not_the_server(kernel):
     result = kernel.run_code("import os\nos._exit(1)", context=ctx)
     assert result.error.name == "SystemExit" and result.error.value == "1"
     assert kernel.run_code("print(kept + 1)", context=ctx).stdout == "42\n"
+
+
+RUNTIME_TRACEBACK = os.path.join(os.path.dirname(__file__), os.pardir, "runtime", "pykernel_traceback.py")
+
+
+def test_native_suggestion_distance_matches_the_python_port(pykernel_bin, tmp_path):
+    """The engine computes "Did you mean" distances natively; on random and tricky names it
+    gives what the Python port of CPython's suggestions.c gives (and the suggestions match)."""
+    program = tmp_path / "compare.py"
+    program.write_text(
+        "import importlib.util, random, sys\n"
+        "import pykernel_traceback as engine\n"
+        f"spec = importlib.util.spec_from_file_location('port', {os.path.abspath(RUNTIME_TRACEBACK)!r})\n"
+        "port = importlib.util.module_from_spec(spec); spec.loader.exec_module(port)\n"
+        "assert engine._levenshtein_distance is not port._levenshtein_distance\n"
+        "assert type(engine._levenshtein_distance).__name__ == 'builtin_function_or_method'\n"
+        "rng = random.Random(5)\n"
+        "alphabet = b'abcABC_xyzXYZ019\\xc3\\xa9'\n"
+        "def word():\n"
+        "    return bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 45)))\n"
+        "mismatches = 0\n"
+        "for _ in range(20000):\n"
+        "    a, b = word(), word()\n"
+        "    if rng.random() < 0.5:\n"
+        "        b = a[:rng.randint(0, len(a))] + word()[:3] + a[rng.randint(0, len(a)):]\n"
+        "    cost = rng.randint(0, 40)\n"
+        "    if engine._levenshtein_distance(a, b, cost) != port._levenshtein_distance(a, b, cost):\n"
+        "        mismatches += 1\n"
+        "names = dir(__builtins__) + ['prnt', 'lenn', 'Print', 'rnage', 'x' * 50, 'Tru', 'a\\0b', 'é']\n"
+        "def both(candidates, name):\n"
+        "    results = []\n"
+        "    for module in (engine, port):\n"
+        "        try:\n"
+        "            results.append(module._calculate_suggestions(candidates, name))\n"
+        "        except Exception:\n"
+        "            results.append('<raised>')\n"
+        "    return results\n"
+        "for name in names + ['a', 'a\\0c', 'zzz', '\\udcff']:\n"
+        "    ours, theirs = both(names, name)\n"
+        "    assert ours == theirs, (name, ours, theirs)\n"
+        "    ours, theirs = both(rng.sample(names, 20) + [name + 'x'], name)\n"
+        "    assert ours == theirs, (name, ours, theirs)\n"
+        "assert both(['abc', 1], 'abd') == ['<raised>', '<raised>']\n"
+        "assert both(['x'] * 750, 'y') == [None, None]\n"
+        "print(mismatches)\n")
+    done = run(pykernel_bin, "run", str(program), timeout=300)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "0\n", "")
