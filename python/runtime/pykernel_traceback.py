@@ -42,7 +42,9 @@ Known, unavoidable differences:
 
 import ast
 import io
+import itertools
 import linecache
+import re
 import sys
 import tokenize
 
@@ -770,11 +772,7 @@ def _code_location(code, lasti):
     # PyCode_Addr2Location: (start_line, end_line, start_col, end_col)
     if lasti < 0:
         return code.co_firstlineno, code.co_firstlineno, 0, 0
-    index = lasti // 2
-    for i, position in enumerate(code.co_positions()):
-        if i == index:
-            return position
-    return None, None, None, None
+    return next(itertools.islice(code.co_positions(), lasti // 2, None), (None, None, None, None))
 
 
 def _byte_offset_to_character_offset(line, col_offset):
@@ -800,6 +798,10 @@ def _extract_anchors_from_line(ctx, filename, line, start_offset,
     try:
         segment_bytes = segment.encode("utf-8")
     except UnicodeEncodeError:
+        return None
+    if _CANNOT_ANCHOR_OR_WARN(segment):
+        # Without an operator, a bracket, a digit or a quote the segment parses to no BinOp or
+        # Subscript, and its parse warns of nothing: skip parsing it (most call frames).
         return None
     tree = _parse_segment(ctx, segment, filename)
     if tree is None:
@@ -831,6 +833,9 @@ def _extract_anchors_from_line(ctx, filename, line, start_offset,
     if left is None or right is None:
         return None
     return left + start_offset, right + start_offset, "~", "^"
+
+
+_CANNOT_ANCHOR_OR_WARN = re.compile(r"[^-+*/%@&|^<>\[0-9'\"\\\\]*\Z").match
 
 
 def _parse_segment(ctx, segment, filename):
