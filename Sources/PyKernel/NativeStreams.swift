@@ -27,6 +27,12 @@ enum NativeStreams {
         }
     }
 
+    /// `route_signal(signalnum)`: see ``SignalRouting``.
+    static let routeSignal: NativeFunctionPointer = { _, argument in
+        if let signal = PyBorrowed(argument)?.integerValue { SignalRouting.route(Int32(truncatingIfNeeded: signal)) }
+        return PyOwned(retaining: .none).transfer()
+    }
+
     private static func writeText(_ stream: OutputStreamName, _ argument: PyPointer?) -> PyPointer? {
         guard let argument = PyBorrowed(argument) else { return nil }
         guard let written = argument.withUTF8Text({ write(stream, $0) }) else {

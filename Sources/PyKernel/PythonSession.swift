@@ -90,6 +90,9 @@ final class PythonSession {
         _ = try runtime.attribute("install").borrowed.call(
             stdoutWrite.borrowed, stderrWrite.borrowed, stdoutBytesWrite.borrowed, stderrBytesWrite.borrowed,
             capture, takeStop.borrowed, signal.borrowed, guardExit)
+        SignalRouting.start(interpreterThread: pthread_self(), handledSignal: configuration.interruptSignal)
+        let routeSignal = try PyOwned.nativeFunction(name: "route_signal", NativeStreams.routeSignal)
+        try runtime.setAttribute("route_signal", routeSignal.borrowed)
         let sys = try PyOwned.importModule("sys")
         try installPrint(
             stdout: try sys.borrowed.attribute("stdout"), stdoutWrite: stdoutWrite.borrowed,

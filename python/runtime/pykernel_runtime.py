@@ -198,6 +198,7 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
             raise stop
 
     signal.signal(stop_signal, on_stop_signal)
+    signal.signal = _routing_signal(signal.signal)
     if guard_process_exit:
         os._exit = _guarded_exit(os._exit)
         os.abort = _guarded_abort(os.abort)
@@ -223,6 +224,24 @@ def thread_owner():
 
 
 threading.Thread.start = _start_thread_recording_owner
+
+
+route_signal = None  # set by the engine: routes a signal with a Python handler to this thread
+
+
+def _routing_signal(set_handler):
+    """``signal.signal`` that, once CPython installed its handler, has the engine deliver that
+    signal to the interpreter thread (where ``python3`` would get it: it has one thread)."""
+
+    def signal_(signalnum, handler, /):
+        previous = set_handler(signalnum, handler)
+        if route_signal is not None:
+            route_signal(signalnum)
+        return previous
+
+    signal_.__name__ = signal_.__qualname__ = "signal"
+    signal_.__doc__, signal_.__module__ = set_handler.__doc__, set_handler.__module__
+    return signal_
 
 
 class ProcessExit(SystemExit):
