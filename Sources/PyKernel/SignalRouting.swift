@@ -13,11 +13,17 @@ import Glibc
 enum SignalRouting {
     /// CPython's handler for each signal routed so far (`nil`: not routed). Written with the GIL
     /// held before the routing handler is installed for that signal, then only read.
-    nonisolated(unsafe) private static var pythonHandlers = [(@convention(c) (Int32) -> Void)?](repeating: nil, count: 65)
-    nonisolated(unsafe) private static var interpreterThread = pthread_t()
+    /// Plain memory (no array buffer to retain, no exclusivity check): read in the signal handler.
+    private static let signalCount = 65
+    nonisolated(unsafe) private static let pythonHandlers: UnsafeMutablePointer<(@convention(c) (Int32) -> Void)?> = {
+        let handlers = UnsafeMutablePointer<(@convention(c) (Int32) -> Void)?>.allocate(capacity: signalCount)
+        handlers.initialize(repeating: nil, count: signalCount)
+        return handlers
+    }()
+    @exclusivity(unchecked) nonisolated(unsafe) private static var interpreterThread = pthread_t()
 
     /// CPython's C signal handler (the same function for every signal with a Python handler).
-    nonisolated(unsafe) private static var pythonHandler: (@convention(c) (Int32) -> Void)?
+    @exclusivity(unchecked) nonisolated(unsafe) private static var pythonHandler: (@convention(c) (Int32) -> Void)?
 
     /// Remembers the interpreter thread, and CPython's C handler as installed for `signal`, which
     /// has a Python handler already (the engine's stop signal). Call on the interpreter thread, once.
@@ -30,7 +36,7 @@ enum SignalRouting {
     /// Puts the routing handler in front of CPython's for `signal` when CPython's is installed
     /// (a Python handler was just set); leaves `SIG_DFL`, `SIG_IGN` and foreign handlers alone.
     static func route(_ signal: Int32) {
-        guard signal > 0, signal < Int32(pythonHandlers.count), let pythonHandler else { return }
+        guard signal > 0, signal < Int32(signalCount), let pythonHandler else { return }
         var current = sigaction()
         guard sigaction(signal, nil, &current) == 0, let installed = current.__sigaction_handler.sa_handler,
             unsafeBitCast(installed, to: UInt.self) == unsafeBitCast(pythonHandler, to: UInt.self)
