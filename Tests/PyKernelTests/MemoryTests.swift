@@ -200,6 +200,25 @@ struct MemoryTests {
         #expect(blocksAfter - blocksBefore < 500, "Python holds \(blocksAfter - blocksBefore) more blocks after 100,000 prints")
     }
 
+    @Test("2,000 NameErrors and AttributeErrors with suggestions leave no Python objects behind")
+    func suggestionsKeepNoObjects() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        try await runOK("value_one = 1", in: context)
+        let codes = ["valu_one", "prnt(1)", "[].apend(1)", "undefined_name_xyz"]
+        for code in codes { _ = try await manager.run(code, in: context).result() }  // warm-up
+        let blocksBefore = try await allocatedBlocks(in: context)
+        for index in 0..<2_000 {
+            let result = try await manager.run(codes[index % codes.count], in: context).result()
+            #expect(result.status == .error)
+        }
+        let blocksAfter = try await allocatedBlocks(in: context)
+        #expect(blocksAfter - blocksBefore < 500, "Python holds \(blocksAfter - blocksBefore) more blocks after 2,000 errors with suggestions")
+        let suggested = try await manager.run("valu_one", in: context).result()
+        #expect(suggested.error?.traceback.hasSuffix("NameError: name 'valu_one' is not defined. Did you mean: 'value_one'?\n") == true)
+    }
+
     /// `sys.getallocatedblocks()` after a full collection: Python objects alive in the process.
     func allocatedBlocks(in context: ContextID) async throws -> Int {
         let output = try await runOK("import gc as _gc, sys as _sys\n_gc.collect()\nprint(_sys.getallocatedblocks())\ndel _gc, _sys", in: context)
