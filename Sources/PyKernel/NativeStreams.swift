@@ -114,7 +114,7 @@ enum PythonAuditBridge {
 /// separator and end. Whatever it does not handle itself (another `file`, a replaced
 /// `sys.stdout` or `write`, unusual arguments) goes to CPython's own `print` unchanged.
 enum NativePrint {
-    /// Set once at start-up on the interpreter thread (``install(original:streams:)``), then only
+    /// Set once at start-up on the interpreter thread (``install(original:stdout:stdoutWrite:stderr:stderrWrite:)``), then only
     /// read with the GIL held.
     @exclusivity(unchecked) nonisolated(unsafe) private static var original: PyPointer?
     @exclusivity(unchecked) nonisolated(unsafe) private static var streams: [(object: PyPointer, write: PyPointer, name: OutputStreamName)] = []
