@@ -1,4 +1,3 @@
-import Dispatch
 import Synchronization
 import Glibc
 
@@ -123,6 +122,9 @@ final class RunOutput: @unchecked Sendable {
     /// Set (after `outcome`) when the run has ended: spinning readers poll it without the lock,
     /// which would otherwise make the run's own writes wait for them.
     private let hasOutcome = Atomic<Bool>(false)
+    /// Whether the queue holds output (set when it stops being empty, cleared when it empties),
+    /// for the same spinning readers.
+    private let hasQueuedOutput = Atomic<Bool>(false)
     private var outcomeDelivered = false
     @exclusivity(unchecked) private var abandoned = false
     private var waiter: CheckedContinuation<Void, Never>? {
@@ -151,6 +153,7 @@ final class RunOutput: @unchecked Sendable {
         if !force && isFullLocked { return false }
         if stream == .stdout { stdout.append(bytes) } else { stderr.append(bytes) }
         if !abandoned {
+            if queue.isEmpty { hasQueuedOutput.store(true, ordering: .releasing) }
             queue.append(stream, bytes)
             if hasWaiter && (waiterWantsAnyOutput || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1) {
                 wakeWaiterLocked()
@@ -198,6 +201,7 @@ final class RunOutput: @unchecked Sendable {
         hub.lock.withLock {
             abandoned = true
             queue = ChunkQueue()
+            hasQueuedOutput.store(false, ordering: .relaxed)
             hub.lock.broadcast()
         }
     }
@@ -237,7 +241,7 @@ final class RunOutput: @unchecked Sendable {
                 // Most runs end within microseconds: look again briefly before suspending, which
                 // saves a thread wake-up per run.
                 spun = true
-                Spin.briefly(until: { hasOutcome.load(ordering: .acquiring) })
+                Spin.briefly(until: { hasOutcome.load(ordering: .acquiring) || hasQueuedOutput.load(ordering: .acquiring) })
             case .wait(let deadline): await waitForOutput(until: deadline)
             }
         }
@@ -247,6 +251,7 @@ final class RunOutput: @unchecked Sendable {
         if let oldest = queue.oldestWrite {
             guard isDueLocked(oldest) else { return .wait(until: oldest + Self.coalescingWindow) }
             let chunk = queue.popFirst()!
+            if queue.isEmpty { hasQueuedOutput.store(false, ordering: .relaxed) }
             hub.lock.broadcast()
             let text = decode(chunk.stream, chunk.bytes, final: outcome != nil)
             return text.isEmpty ? nextStepLocked() : .event(.output(OutputChunk(stream: chunk.stream, text: text)))
@@ -290,10 +295,9 @@ final class RunOutput: @unchecked Sendable {
                 return nil
             }
             guard let token, let deadline else { return }
-            // A Dispatch timer, not a task: it fires even while the concurrency pool is saturated.
-            let delay = deadline - ContinuousClock.now
-            let nanoseconds = max(0, Int(delay.components.seconds) * 1_000_000_000 + Int(delay.components.attoseconds / 1_000_000_000))
-            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [self] in
+            // The engine's own timer thread, not a task or a Dispatch timer: it fires even while the
+            // concurrency pool or Dispatch's workers are saturated.
+            DeadlineTimer.shared.schedule(at: deadline) { [self] in
                 hub.lock.withLock {
                     guard waiterToken == token, let waiter else { return }
                     self.waiter = nil
