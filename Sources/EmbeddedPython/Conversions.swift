@@ -58,8 +58,9 @@ extension PyBorrowed {
         return (0..<PyList_Size(pointer)).compactMap { PyBorrowed(PyList_GetItem(pointer, $0)) }
     }
 
-    /// The UTF-8 of a `str` as CPython's C code reads it (`PyUnicode_AsUTF8AndSize`), or `nil`
-    /// with the exception pending (not a `str`, or a lone surrogate).
+    /// Calls `body` with the UTF-8 of a `str` as CPython's C code reads it
+    /// (`PyUnicode_AsUTF8AndSize`), also as a NUL-terminated string; `false`, with the exception
+    /// pending, when the object is not a `str` or holds a lone surrogate.
     package func withStrictUTF8(_ body: (UnsafeRawBufferPointer, UnsafePointer<CChar>) -> Void) -> Bool {
         guard pykernel_is_unicode(pointer) != 0 else {
             PyErr_SetString(PyExc_TypeError, "expected a str")

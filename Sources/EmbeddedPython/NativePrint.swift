@@ -101,8 +101,8 @@ package struct PrintArguments {
     package private(set) var flush = false
 
     /// Reads a vectorcall's arguments. `nil` for anything but the plain forms: a keyword `print`
-    /// does not take or takes once, `sep`/`end` that are neither `None` nor an exact `str`, or a
-    /// `flush` that is not a `bool`. CPython's own `print` handles those (and raises its errors).
+    /// does not take, a keyword given twice, `sep`/`end` that are neither `None` nor an exact
+    /// `str`, or a `flush` that is not a `bool`. CPython's own `print` handles those (and raises its errors).
     package init?(_ arguments: UnsafePointer<PyPointer?>?, _ countAndFlags: Int, _ keywordNames: PyPointer?) {
         let count = pykernel_vectorcall_nargs(countAndFlags)
         objects = UnsafeBufferPointer(start: arguments, count: count)

@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 import Synchronization
-import Synchronization
 
 /// Where every byte user code writes goes: the run in progress, or, between runs, a held buffer
 /// handed to the next run of the context that ran last (output of background threads).
@@ -113,8 +112,8 @@ final class OutputHub: @unchecked Sendable {
         return true
     }
 
-    /// Where output between runs goes: the owner's held queue, or the last context's (dropped when
-    /// there is none, i.e. before any run or after that context was deleted).
+    /// The bytes held for where output between runs goes: the owner's held queue, or the last
+    /// context's (0 when there is none, i.e. before any run or after that context was deleted).
     private func heldByteCountLocked(_ owner: ContextID?) -> Int {
         (owner ?? lastContext).flatMap { held[$0]?.byteCount } ?? 0
     }

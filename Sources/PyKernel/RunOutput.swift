@@ -153,8 +153,9 @@ final class RunOutput: @unchecked Sendable {
         if !force && isFullLocked { return false }
         if stream == .stdout { stdout.append(bytes) } else { stderr.append(bytes) }
         if !abandoned {
-            if queue.isEmpty { hasQueuedOutput.store(true, ordering: .releasing) }
+            let wasEmpty = queue.isEmpty
             queue.append(stream, bytes)
+            if wasEmpty && !queue.isEmpty { hasQueuedOutput.store(true, ordering: .releasing) }
             if hasWaiter && (waiterWantsAnyOutput || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1) {
                 wakeWaiterLocked()
             }
