@@ -1,4 +1,4 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 import PackageDescription
 
 /// Strict settings applied to every Swift target.
@@ -17,6 +17,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
     ],
     targets: [
         // The C boundary: CPython's headers (via pkg-config python3-embed) and a shim header
@@ -26,6 +28,9 @@ let package = Package(
             pkgConfig: "python3-embed",
             providers: [.apt(["python3-dev", "pkg-config"])]
         ),
+        // Small pieces the engine and the process API share (package access only): the output
+        // cap, UTF-8 boundaries, the condition lock, argument validation.
+        .target(name: "PyKernelSupport", swiftSettings: strictSettings),
         // The one Swift layer that calls CPython: GIL discipline and reference ownership.
         .target(name: "EmbeddedPython", dependencies: ["CPython"], swiftSettings: strictSettings),
         // Compiles python/runtime/*.py into the binary.
@@ -38,29 +43,39 @@ let package = Package(
         // The engine: contexts, runs, output capture, error records.
         .target(
             name: "PyKernel",
-            dependencies: ["EmbeddedPython"],
+            dependencies: ["EmbeddedPython", "PyKernelSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings,
             plugins: ["EmbedPythonPlugin"]
         ),
         // JSON values and JSON-RPC 2.0 framing, independent of the engine.
         .target(name: "JSONRPC", swiftSettings: strictSettings),
         // Stateless code runs, shell commands and sessions of background commands.
-        .target(name: "PyKernelProcess", swiftSettings: strictSettings),
+        .target(
+            name: "PyKernelProcess",
+            dependencies: [
+                "PyKernelSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // `pykernel serve`: the JSON-RPC front of the engine and the process API.
         .target(
             name: "PyKernelServer",
-            dependencies: ["PyKernel", "PyKernelProcess", "JSONRPC"],
+            dependencies: ["PyKernel", "PyKernelProcess", "JSONRPC", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .executableTarget(
             name: "pykernel",
             dependencies: [
                 "PyKernel", "PyKernelServer",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "PyKernelTests", dependencies: ["PyKernel"], swiftSettings: strictSettings),
+        .testTarget(name: "PyKernelSupportTests", dependencies: ["PyKernelSupport"], swiftSettings: strictSettings),
         .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC"], swiftSettings: strictSettings),
         .testTarget(
             name: "PyKernelProcessTests", dependencies: ["PyKernelProcess"], swiftSettings: strictSettings),

@@ -1,0 +1,70 @@
+/// The one output-capping rule of PyKernel (code runs, commands, sessions): of a stream longer
+/// than `limit` bytes, keep the first `limit / 2` bytes and the last `limit - limit / 2`, and
+/// count the bytes cut between them.
+///
+/// Both ends are moved to character boundaries (a character split by a cut is cut whole, and
+/// counted in ``omittedBytes``), so the kept text is valid wherever the source was.
+/// Memory stays within `limit` plus one appended chunk, whatever the stream's length.
+package struct HeadTailBuffer: Sendable {
+    /// The most bytes kept (head plus tail).
+    package let limit: Int
+    private var head: [UInt8] = []
+    private var tail: [UInt8] = []
+    /// Index in `tail` where the kept tail starts (compacted lazily, without quadratic copying).
+    private var tailStart = 0
+    /// Every byte appended so far.
+    package private(set) var totalBytes = 0
+
+    /// A buffer that keeps at most `limit` bytes (a negative limit counts as 0).
+    package init(limit: Int) { self.limit = max(0, limit) }
+
+    private var headLimit: Int { limit / 2 }
+    private var tailLimit: Int { limit - limit / 2 }
+
+    /// Appends the next bytes of the stream.
+    package mutating func append(_ bytes: some Collection<UInt8>) {
+        guard !bytes.isEmpty else { return }
+        totalBytes += bytes.count
+        var rest = bytes[...]
+        if head.count < headLimit, tail.isEmpty {
+            let taken = rest.prefix(headLimit - head.count)
+            head.append(contentsOf: taken)
+            rest = rest.dropFirst(taken.count)
+        }
+        guard !rest.isEmpty, tailLimit > 0 else { return }
+        tail.append(contentsOf: rest)
+        let excess = tail.count - tailStart - tailLimit
+        if excess > 0 { tailStart += excess }
+        if tailStart > tailLimit {  // amortized O(1) per byte
+            tail.removeFirst(tailStart)
+            tailStart = 0
+        }
+    }
+
+    /// Appends the bytes of `text` (UTF-8).
+    package mutating func append(_ text: String) {
+        var text = text
+        text.withUTF8 { append($0) }
+    }
+
+    /// Whether bytes were cut.
+    package var isTruncated: Bool { totalBytes > limit }
+
+    /// The kept head and tail, each cut at a character boundary, and the bytes cut between them.
+    package func parts() -> (head: ArraySlice<UInt8>, tail: ArraySlice<UInt8>, omittedBytes: Int) {
+        guard isTruncated else { return (head[...] + tail[tailStart...], [], 0) }
+        let keptHead = head.prefix(UTF8Text.completePrefixLength(head))
+        let rawTail = tail[tailStart...]
+        let keptTail = rawTail.dropFirst(UTF8Text.leadingContinuationCount(rawTail))
+        return (keptHead, keptTail, totalBytes - keptHead.count - keptTail.count)
+    }
+
+    /// The bytes cut between head and tail (0 when nothing was cut).
+    package var omittedBytes: Int { parts().omittedBytes }
+
+    /// The kept text: the head and the tail joined, with nothing between them.
+    package func text() -> String {
+        let (head, tail, _) = parts()
+        return UTF8Text.decode(head + tail)
+    }
+}

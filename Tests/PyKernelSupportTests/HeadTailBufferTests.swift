@@ -1,0 +1,92 @@
+import PyKernelSupport
+import Testing
+
+@Suite("HeadTailBuffer: the one output-capping rule")
+struct HeadTailBufferTests {
+    @Test("A stream within the limit is kept whole, nothing cut")
+    func withinLimit() {
+        var buffer = HeadTailBuffer(limit: 10)
+        buffer.append("hello")
+        buffer.append("world")
+        #expect(buffer.text() == "helloworld")
+        #expect(!buffer.isTruncated)
+        #expect(buffer.omittedBytes == 0)
+    }
+
+    @Test("A longer stream keeps its first and last halves and counts what was cut")
+    func headAndTail() {
+        var buffer = HeadTailBuffer(limit: 10)
+        for chunk in ["01234", "56789", "abcde", "fghij"] { buffer.append(chunk) }
+        #expect(buffer.text() == "01234fghij")
+        #expect(buffer.isTruncated)
+        #expect(buffer.omittedBytes == 10)
+        #expect(buffer.totalBytes == 20)
+    }
+
+    @Test("One large append and many small ones give the same result")
+    func chunkingDoesNotMatter() {
+        let text = String((0..<10_000).map { Character(UnicodeScalar(UInt8(65 + $0 % 26))) })
+        var whole = HeadTailBuffer(limit: 101)
+        whole.append(text)
+        var pieces = HeadTailBuffer(limit: 101)
+        for character in text { pieces.append(String(character)) }
+        #expect(whole.text() == pieces.text())
+        #expect(whole.text().utf8.count == 101)
+        #expect(whole.omittedBytes == 10_000 - 101)
+        #expect(whole.text().hasPrefix(String(text.prefix(50))))
+        #expect(whole.text().hasSuffix(String(text.suffix(51))))
+    }
+
+    @Test("Cuts land on character boundaries; split characters are counted as cut")
+    func characterBoundaries() {
+        var buffer = HeadTailBuffer(limit: 7)
+        buffer.append(String(repeating: "é", count: 10))  // 20 bytes, 2 each
+        let (head, tail, omitted) = buffer.parts()
+        #expect(head.count == 2)  // 3 bytes allowed: one whole "é"
+        #expect(tail.count == 4)  // 4 bytes allowed: two whole "é"
+        #expect(omitted == 14)
+        #expect(buffer.text() == "ééé")
+    }
+
+    @Test("A limit of zero keeps nothing and counts everything")
+    func zeroLimit() {
+        var buffer = HeadTailBuffer(limit: 0)
+        buffer.append("abc")
+        #expect(buffer.text() == "")
+        #expect(buffer.omittedBytes == 3)
+    }
+}
+
+@Suite("InputValidation: working directories, environments, timeouts")
+struct InputValidationTests {
+    @Test("Relative directories resolve against the base; missing ones name the field")
+    func workingDirectories() throws {
+        #expect(try InputValidation.workingDirectory("tmp/../tmp", relativeTo: "/") == "/tmp")
+        #expect(throws: InvalidInput.self) { try InputValidation.workingDirectory("/no/such/dir", relativeTo: "/") }
+        do {
+            _ = try InputValidation.workingDirectory("/etc/hostname", relativeTo: "/")
+            Issue.record("a file was accepted as a directory")
+        } catch {
+            #expect(error.reason == .invalidCwd)
+            #expect(error.field == "cwd")
+        }
+    }
+
+    @Test("Environment names with '=' or NUL and values with NUL are refused")
+    func environments() throws {
+        try InputValidation.environment(["A": "1", "B_C": ""])
+        for bad in [["": "x"], ["A=B": "x"], ["A\0": "x"], ["A": "x\0y"]] {
+            #expect(throws: InvalidInput.self) { try InputValidation.environment(bad) }
+        }
+    }
+
+    @Test("Timeouts are seconds; 0 and huge values mean none; negative and NaN are refused")
+    func timeouts() throws {
+        #expect(try InputValidation.timeout(seconds: 1.5) == .milliseconds(1500))
+        #expect(try InputValidation.timeout(seconds: 0) == nil)
+        #expect(try InputValidation.timeout(seconds: 1e12) == nil)
+        #expect(throws: InvalidInput.self) { try InputValidation.timeout(seconds: -1) }
+        #expect(throws: InvalidInput.self) { try InputValidation.timeout(seconds: .nan) }
+        #expect(Duration.milliseconds(1500).inSeconds == 1.5)
+    }
+}
