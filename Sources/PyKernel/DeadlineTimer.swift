@@ -1,3 +1,4 @@
+import PyKernelSupport
 import Foundation
 
 /// One thread that runs short actions at their deadlines (the end of an output coalescing

@@ -46,14 +46,19 @@ public enum ExecutionStatus: String, Sendable, Hashable {
 /// What a run produced.
 public struct ExecutionResult: Sendable, Hashable {
     public let status: ExecutionStatus
-    /// Everything written to stdout, up to the run's output limit.
+    /// What was written to stdout: all of it, or past the run's output limit its first and last
+    /// halves joined (the event stream still carried every byte).
     public let stdout: String
-    /// Everything written to stderr, up to the run's output limit.
+    /// What was written to stderr, capped the same way.
     public let stderr: String
-    /// Whether ``stdout`` was cut at the output limit (the event stream still carried every byte).
-    public let stdoutTruncated: Bool
+    /// How many bytes of stdout were cut between the kept head and tail (0: nothing cut).
+    public let stdoutOmittedBytes: Int
+    /// How many bytes of stderr were cut between the kept head and tail (0: nothing cut).
+    public let stderrOmittedBytes: Int
+    /// Whether ``stdout`` was cut at the output limit.
+    public var stdoutTruncated: Bool { stdoutOmittedBytes > 0 }
     /// Whether ``stderr`` was cut at the output limit.
-    public let stderrTruncated: Bool
+    public var stderrTruncated: Bool { stderrOmittedBytes > 0 }
     /// The exception the code raised, or `nil`.
     public let error: ErrorRecord?
     /// The context's execution counter for this run (1 for its first run).

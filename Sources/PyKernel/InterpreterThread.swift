@@ -1,4 +1,6 @@
+import PyKernelSupport
 import EmbeddedPython
+
 import Glibc
 import Synchronization
 
@@ -38,16 +40,17 @@ final class InterpreterThread: @unchecked Sendable {
             let box = Unmanaged.passRetained(StartBox {
                 thread.main(configuration) { continuation.resume(returning: $0) }
             })
-            var attributes = pthread_attr_t()
-            pthread_attr_init(&attributes)
-            pthread_attr_setstacksize(&attributes, 64 << 20)  // deep recursion in user code
+            let attributes = UnsafeMutablePointer<pthread_attr_t>.allocate(capacity: 1)
+            defer { attributes.deallocate() }
+            pthread_attr_init(attributes)
+            pthread_attr_setstacksize(attributes, 64 << 20)  // deep recursion in user code
             var handle = pthread_t()
-            let status = pthread_create(&handle, &attributes, { argument in
+            let status = pthread_create(&handle, attributes, { argument in
                 let box = Unmanaged<StartBox>.fromOpaque(argument!).takeRetainedValue()
                 box.body()
                 return nil
             }, box.toOpaque())
-            pthread_attr_destroy(&attributes)
+            pthread_attr_destroy(attributes)
             if status != 0 {
                 box.release()
                 continuation.resume(returning: .failure(KernelError(.initializationFailed, "cannot start the interpreter thread")))

@@ -1,3 +1,5 @@
+import PyKernelSupport
+
 /// A failure of the engine or of a request: an unknown context, a bad working directory, a stopped
 /// engine. A failure of the user's code is never thrown; it is an ``ExecutionResult`` with an
 /// ``ErrorRecord``.
@@ -5,8 +7,15 @@ public struct KernelError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A stable identifier of the kind of failure.
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Storage: String, Sendable {
-            case contextNotFound, defaultContextUndeletable, invalidWorkingDirectory, invalidArgument
-            case interpreterBusy, contextDeleted, shutDown, initializationFailed
+            case contextNotFound = "context_not_found"
+            case defaultContextUndeletable = "default_context_undeletable"
+            case invalidWorkingDirectory = "invalid_cwd"
+            case invalidArgument = "invalid_argument"
+            case interpreterBusy = "interpreter_busy"
+            case contextDeleted = "context_deleted"
+            case runQueueFull = "run_queue_full"
+            case shutDown = "shutting_down"
+            case initializationFailed = "initialization_failed"
         }
         private let storage: Storage
         private init(_ storage: Storage) { self.storage = storage }
@@ -24,11 +33,14 @@ public struct KernelError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let interpreterBusy = Code(.interpreterBusy)
         /// The run's context was deleted before the run could start.
         public static let contextDeleted = Code(.contextDeleted)
+        /// Too many runs are queued; the run was not queued (retry when some have finished).
+        public static let runQueueFull = Code(.runQueueFull)
         /// The manager has been shut down.
         public static let shutDown = Code(.shutDown)
         /// The embedded interpreter could not be started.
         public static let initializationFailed = Code(.initializationFailed)
 
+        /// The stable snake_case spelling, as the protocol's `data.reason` carries it.
         public var description: String { storage.rawValue }
     }
 
@@ -37,9 +49,22 @@ public struct KernelError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A sentence a person can act on.
     public let message: String
 
-    public init(_ code: Code, _ message: String) {
+    /// The request argument at fault, by its wire name (`cwd`, `env`, `timeout`), when there is one.
+    public let field: String?
+
+    public init(_ code: Code, _ message: String, field: String? = nil) {
         self.code = code
         self.message = message
+        self.field = field
+    }
+
+    /// The engine's form of a refused argument.
+    init(_ invalid: InvalidInput) {
+        let code: Code = switch invalid.reason {
+        case .invalidCwd: .invalidWorkingDirectory
+        case .invalidArgument: .invalidArgument
+        }
+        self.init(code, invalid.message, field: invalid.field)
     }
 
     public var description: String { "\(code): \(message)" }

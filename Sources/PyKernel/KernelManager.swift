@@ -1,5 +1,6 @@
 import EmbeddedPython
 import Foundation
+import PyKernelSupport
 import Synchronization
 
 /// Runs Python code in named contexts of one embedded CPython interpreter.
@@ -187,30 +188,15 @@ public final class KernelManager: Sendable {
     }
 
     private static func validate(_ environment: [String: String]) throws(KernelError) {
-        for (name, value) in environment {
-            if name.isEmpty || name.contains("=") || name.contains("\0") {
-                throw KernelError(.invalidArgument, "Environment variable names must be non-empty and contain neither '=' nor NUL: '\(name)'.")
-            }
-            if value.contains("\0") {
-                throw KernelError(.invalidArgument, "The value of environment variable '\(name)' contains a NUL character.")
-            }
-        }
+        do throws(InvalidInput) { try InputValidation.environment(environment) } catch { throw KernelError(error) }
     }
 
     /// The absolute, standardized form of an existing directory.
     static func validatedDirectory(_ path: String, relativeTo base: String) throws(KernelError) -> String {
-        guard !path.isEmpty, !path.contains("\0") else {
-            throw KernelError(.invalidWorkingDirectory, "The working directory must be a non-empty path.")
+        do throws(InvalidInput) {
+            return try InputValidation.workingDirectory(path, relativeTo: base)
+        } catch {
+            throw KernelError(error)
         }
-        let absolute = path.hasPrefix("/") ? path : (base as NSString).appendingPathComponent(path)
-        let standardized = (absolute as NSString).standardizingPath
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: standardized, isDirectory: &isDirectory) else {
-            throw KernelError(.invalidWorkingDirectory, "The working directory '\(path)' does not exist.")
-        }
-        guard isDirectory.boolValue else {
-            throw KernelError(.invalidWorkingDirectory, "The working directory '\(path)' is not a directory.")
-        }
-        return standardized
     }
 }

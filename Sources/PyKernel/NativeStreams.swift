@@ -1,3 +1,4 @@
+import PyKernelSupport
 import EmbeddedPython
 import Glibc
 import Synchronization

@@ -1,3 +1,4 @@
+import PyKernelSupport
 import Foundation
 import Glibc
 import Synchronization

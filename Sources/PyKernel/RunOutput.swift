@@ -1,3 +1,4 @@
+import PyKernelSupport
 import Synchronization
 import Glibc
 
@@ -46,28 +47,6 @@ final class ChunkQueue {
     }
 }
 
-/// Bytes kept for the result, up to a limit.
-struct CappedBytes {
-    let limit: Int
-    private(set) var bytes: [UInt8] = []
-    private(set) var truncated = false
-
-    init(limit: Int) { self.limit = limit }
-
-    mutating func append(_ more: UnsafeRawBufferPointer) {
-        let room = limit - bytes.count
-        if more.count <= room {
-            bytes.append(contentsOf: more)
-        } else {
-            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: more.prefix(max(room, 0))))
-            truncated = true
-        }
-    }
-
-    /// The text, without a character the limit cut in half.
-    var text: String { String(decoding: bytes.prefix(UTF8Boundary.completePrefixLength(bytes)), as: UTF8.self) }
-}
-
 /// Bounded busy-waiting, for hand-offs that usually complete within microseconds.
 enum Spin {
     static let budget = Duration.microseconds(150)
@@ -76,25 +55,6 @@ enum Spin {
     static func briefly(for budget: Duration = budget, until done: () -> Bool) {
         let deadline = ContinuousClock.now + budget
         while !done() && ContinuousClock.now < deadline { sched_yield() }
-    }
-}
-
-enum UTF8Boundary {
-    /// The length of the longest prefix that does not end inside a multi-byte UTF-8 sequence.
-    static func completePrefixLength(_ bytes: [UInt8]) -> Int {
-        var index = bytes.count
-        var continuationBytes = 0
-        while index > 0 && continuationBytes < 4 {
-            let byte = bytes[index - 1]
-            if byte & 0xC0 == 0x80 {
-                continuationBytes += 1
-                index -= 1
-                continue
-            }
-            let length = byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 1
-            return length > continuationBytes + 1 ? index - 1 : bytes.count
-        }
-        return bytes.count
     }
 }
 
@@ -115,8 +75,8 @@ final class RunOutput: @unchecked Sendable {
     let context: ContextID
     private let hub: OutputHub
     @exclusivity(unchecked) private var queue = ChunkQueue()
-    @exclusivity(unchecked) private var stdout: CappedBytes
-    @exclusivity(unchecked) private var stderr: CappedBytes
+    @exclusivity(unchecked) private var stdout: HeadTailBuffer
+    @exclusivity(unchecked) private var stderr: HeadTailBuffer
     private var partialCharacters: [OutputStreamName: [UInt8]] = [:]
     @exclusivity(unchecked) private var outcome: Outcome?
     /// Set (after `outcome`) when the run has ended: spinning readers poll it without the lock,
@@ -138,8 +98,8 @@ final class RunOutput: @unchecked Sendable {
     init(context: ContextID, resultLimit: Int, hub: OutputHub = .shared) {
         self.context = context
         self.hub = hub
-        self.stdout = CappedBytes(limit: resultLimit)
-        self.stderr = CappedBytes(limit: resultLimit)
+        self.stdout = HeadTailBuffer(limit: resultLimit)
+        self.stderr = HeadTailBuffer(limit: resultLimit)
     }
 
     // MARK: Writer side (hub lock held)
@@ -169,8 +129,8 @@ final class RunOutput: @unchecked Sendable {
         hub.lock.withLock {
             guard outcome == nil else { return }
             outcome = .completed(ExecutionResult(
-                status: status, stdout: stdout.text, stderr: stderr.text,
-                stdoutTruncated: stdout.truncated, stderrTruncated: stderr.truncated,
+                status: status, stdout: stdout.text(), stderr: stderr.text(),
+                stdoutOmittedBytes: stdout.omittedBytes, stderrOmittedBytes: stderr.omittedBytes,
                 error: error, executionCount: executionCount, duration: duration))
             hasOutcome.store(true, ordering: .releasing)
             wakeWaiterLocked()
@@ -274,7 +234,7 @@ final class RunOutput: @unchecked Sendable {
         var data = partialCharacters.removeValue(forKey: stream) ?? []
         data.append(contentsOf: bytes)
         if !final {
-            let complete = UTF8Boundary.completePrefixLength(data)
+            let complete = UTF8Text.completePrefixLength(data)
             if complete < data.count {
                 partialCharacters[stream] = Array(data[complete...])
                 data.removeSubrange(complete...)

@@ -22,7 +22,7 @@ package struct HeadTailBuffer: Sendable {
     private var tailLimit: Int { limit - limit / 2 }
 
     /// Appends the next bytes of the stream.
-    package mutating func append(_ bytes: some Collection<UInt8>) {
+    package mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
         guard !bytes.isEmpty else { return }
         totalBytes += bytes.count
         var rest = bytes[...]
@@ -41,10 +41,22 @@ package struct HeadTailBuffer: Sendable {
         }
     }
 
+    /// Appends raw bytes: the non-generic entry for hot paths in other modules (a generic call
+    /// across a module boundary instantiates metadata at run time).
+    package mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        append(bytes.bindMemory(to: UInt8.self))
+    }
+
     /// Appends the bytes of `text` (UTF-8).
     package mutating func append(_ text: String) {
         var text = text
         text.withUTF8 { append($0) }
+    }
+
+    /// Appends the bytes of a collection.
+    package mutating func append(_ bytes: some Collection<UInt8>) {
+        let array = Array(bytes)
+        array.withUnsafeBufferPointer { append($0) }
     }
 
     /// Whether bytes were cut.

@@ -167,7 +167,7 @@ struct OutputTests {
         #expect(record.result.stdout == "<😀>😀\n")
     }
 
-    @Test("Output beyond the output limit is flagged truncated in the result; the events carry every byte")
+    @Test("Output beyond the output limit keeps its head and tail, counts what was cut; the events carry every byte")
     func outputLimit() async throws {
         let context = try await newContext()
         defer { discard(context) }
@@ -178,13 +178,20 @@ struct OutputTests {
         #expect(record.text(.stderr) == String(repeating: "é", count: 300))
         #expect(record.result.stdout == String(repeating: "x", count: 1001))
         #expect(record.result.stdoutTruncated)
+        #expect(record.result.stdoutOmittedBytes == 1999)
         #expect(record.result.stderr == String(repeating: "é", count: 300))
+        #expect(record.result.stderrOmittedBytes == 0)
         #expect(!record.result.stderrTruncated)
 
         let cut = try await run("print('é' * 1000, end='')", in: context, outputLimit: 1001)
         #expect(cut.result.stdoutTruncated)
         #expect(cut.result.stdout == String(repeating: "é", count: 500), "the limit never splits a character")
         #expect(cut.text(.stdout) == String(repeating: "é", count: 1000))
+        #expect(cut.result.stdoutOmittedBytes == 1000)
+
+        let ends = try await run("print('a' * 1000 + 'b' * 1000, end='')", in: context, outputLimit: 100)
+        #expect(ends.result.stdout == String(repeating: "a", count: 50) + String(repeating: "b", count: 50))
+        #expect(ends.result.stdoutOmittedBytes == 1900)
 
         let fits = try await run("print('y' * 99)", in: context, outputLimit: 100)
         #expect(fits.result.stdout == String(repeating: "y", count: 99) + "\n")
