@@ -5,6 +5,12 @@ compared byte for byte with pykernel_traceback's text for the same program run a
 cells.  Both sides run in subprocesses of /usr/bin/python3.11 (the interpreter PyKernel
 embeds, Debian's 3.11.2), so the Python running pytest does not matter.
 
+Two printers are checked: the Python port (pykernel_traceback, in a plain python3.11 run by
+traceback_driver.py) and the engine itself -- every corpus program also runs through
+``pykernel run prog.py`` and is compared with ``python3.11 prog.py`` (stdout, stderr, exit
+status), and the random programs run in contexts of a real ``pykernel serve``, so the native
+"Did you mean" search and the engine's error records are held to CPython's text too.
+
 References:
 
 * one cell (the usual case): ``python3.11 prog.py`` run in a temp dir, its stderr with the
@@ -40,7 +46,11 @@ from traceback_driver import split_cells  # noqa: E402  (pure function, any Pyth
 
 PROGRAMS = sorted(name for name in os.listdir(CORPUS) if name.endswith(".py"))
 
-pytestmark = pytest.mark.skipif(not os.path.exists(PYTHON), reason=PYTHON + " is not installed")
+
+
+def test_reference_interpreter_is_installed():
+    # Never skipped: without the reference nothing here means anything (python3-dev brings it).
+    assert os.path.exists(PYTHON), PYTHON + " (Debian's python3.11, which PyKernel embeds) is missing"
 
 
 def _env():
@@ -91,6 +101,34 @@ def kernel_output(name):
         assert proc.returncode == 1 and os.path.exists(out), _text(proc.stderr)
         with open(out, "rb") as f:
             return _text(proc.stderr) + _text(f.read())
+
+
+def _run_file(args, source_name):
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = os.path.realpath(tmp)
+        shutil.copyfile(os.path.join(CORPUS, source_name), os.path.join(tmp, "prog.py"))
+        proc = _run(args + ["prog.py"], tmp)
+        return _text(proc.stdout), _text(proc.stderr).replace(tmp, "<tmp>"), proc.returncode
+
+
+@pytest.fixture(scope="module")
+def engine_and_interpreter(pykernel_bin):
+    """For every corpus program: (pykernel run prog.py, python3.11 prog.py), each as
+    (stdout, stderr, exit status), computed in parallel once for the module."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def both(name):
+        return _run_file([pykernel_bin, "run"], name), _run_file([PYTHON], name)
+
+    with ThreadPoolExecutor(4) as pool:
+        return dict(zip(PROGRAMS, pool.map(both, PROGRAMS)))
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_pykernel_run_prints_what_python3_prints(name, engine_and_interpreter):
+    # The whole program as one file, through the engine's native printer and suggestions.
+    engine, interpreter = engine_and_interpreter[name]
+    assert engine == interpreter
 
 
 def mask_locations(text):
@@ -250,6 +288,24 @@ def test_random_runtime_errors():
     mismatches = [(source, kernel, reference)
                   for source, (kernel, reference) in zip(sources, _batch(sources))
                   if kernel != reference]
+    assert not mismatches, mismatches[:3]
+
+
+def test_random_runtime_errors_in_served_contexts(kernel):
+    # The same kind of programs through the engine: each in a fresh context of a real
+    # `pykernel serve`, so its first run is <cell-1> like the reference's file.
+    import random
+    rng = random.Random(20240612)
+    sources = [_random_runtime_program(rng) for _ in range(150)]
+    references = [reference for _, reference in _batch(sources)]
+    mismatches = []
+    for source, reference in zip(sources, references):
+        context = kernel.create_context()
+        result = kernel.run_code(source, context=context)
+        kernel.delete_context(context)
+        traceback = result.error.traceback if result.error else None
+        if traceback != reference:
+            mismatches.append((source, traceback, reference))
     assert not mismatches, mismatches[:3]
 
 
