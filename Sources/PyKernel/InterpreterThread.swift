@@ -119,7 +119,9 @@ final class InterpreterThread: @unchecked Sendable {
         started(.success(()))
         while true {
             let job = withGILReleased {
-                Spin.briefly(until: { waiting.load(ordering: .acquiring) > 0 })  // requests often come back to back
+                // Requests often come back to back: a bounded spin (on this thread, the engine's
+                // own) before sleeping on the condition saves a wake-up per run.
+                Spin.briefly(until: { waiting.load(ordering: .acquiring) > 0 })
                 return nextJob()
             }
             switch job {
