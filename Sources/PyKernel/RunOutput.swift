@@ -50,7 +50,7 @@ final class ChunkQueue {
 /// One run's output on its way to the caller, and its outcome. All mutable state is guarded by
 /// the ``OutputHub``'s lock (so the hot properties skip Swift's dynamic exclusivity checks): writers (the interpreter thread, Python threads, the pipe reader)
 /// append; the caller's iterator takes coalesced chunks.
-final class RunOutput: @unchecked Sendable {
+final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock (a ConditionLock), unchecked on the write path
     enum Outcome {
         case completed(ExecutionResult)
         case failed(KernelError)
@@ -63,6 +63,7 @@ final class RunOutput: @unchecked Sendable {
 
     let context: ContextID
     private let hub: OutputHub
+    private let deadlines: DeadlineTimer
     @exclusivity(unchecked) private var queue = ChunkQueue()
     @exclusivity(unchecked) private var stdout: HeadTailBuffer
     @exclusivity(unchecked) private var stderr: HeadTailBuffer
@@ -81,9 +82,10 @@ final class RunOutput: @unchecked Sendable {
     @exclusivity(unchecked) private var waiterWantsAnyOutput = true
     private var waiterToken = 0
 
-    init(context: ContextID, resultLimit: Int, hub: OutputHub = .shared) {
+    init(context: ContextID, resultLimit: Int, hub: OutputHub, deadlines: DeadlineTimer) {
         self.context = context
         self.hub = hub
+        self.deadlines = deadlines
         self.stdout = HeadTailBuffer(limit: resultLimit)
         self.stderr = HeadTailBuffer(limit: resultLimit)
     }
@@ -238,7 +240,7 @@ final class RunOutput: @unchecked Sendable {
             guard let token, let deadline else { return }
             // The engine's own timer thread, not a task or a Dispatch timer: it fires even while the
             // concurrency pool or Dispatch's workers are saturated.
-            DeadlineTimer.shared.schedule(at: deadline) { [self] in
+            deadlines.schedule(at: deadline) { [self] in
                 hub.lock.withLock {
                     guard waiterToken == token, let waiter else { return }
                     self.waiter = nil
