@@ -8,8 +8,11 @@ import Testing
 /// CPython is initialized once per process and `KernelManager.start` may be called only once, so
 /// every test shares this manager. Its working directory is a fresh temporary directory (so tests
 /// of relative paths know what they resolve against). Descriptor capture stays off: it would take
-/// over the test runner's own standard output.
+/// over the test runner's own standard output. The run queue is kept small (``queueLimit``) so a
+/// test can fill it; it is still far more than the shared tests queue at once.
 enum Engine {
+    static let queueLimit = 256
+
     /// The manager's working directory (absolute, symlinks resolved).
     static let root: String = {
         let base = realPath(NSTemporaryDirectory())
@@ -19,7 +22,8 @@ enum Engine {
     }()
 
     static let manager = Task { () async throws -> KernelManager in
-        try await KernelManager.start(KernelConfiguration(workingDirectory: root, captureFileDescriptors: false))
+        try await KernelManager.start(KernelConfiguration(
+            workingDirectory: root, captureFileDescriptors: false, runQueueLimit: queueLimit))
     }
 }
 
