@@ -155,10 +155,16 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
                 throw KernelError(.initializationFailed, "cannot create an output pipe: \(String(cString: strerror(errno)))")
             }
             for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
-            _ = fcntl(ends[0], Self.setPipeSize, 1 << 20)
+            if fcntl(ends[0], Self.setPipeSize, 1 << 20) < 0 {
+                logger.debug("output pipe stays at its default size: \(String(cString: strerror(errno)))")
+            }
             _ = fcntl(ends[0], F_SETFL, fcntl(ends[0], F_GETFL) | O_NONBLOCK)
-            saved.append(fcntl(target, F_DUPFD_CLOEXEC, 3))
-            dup2(ends[1], target)
+            let original = fcntl(target, F_DUPFD_CLOEXEC, 3)
+            guard original >= 0, dup2(ends[1], target) >= 0 else {
+                for end in ends { close(end) }
+                throw KernelError(.initializationFailed, "cannot capture descriptor \(target): \(String(cString: strerror(errno)))")
+            }
+            saved.append(original)
             close(ends[1])
             readEnds.append(ends[0])
         }
