@@ -1,3 +1,4 @@
+import Logging
 import PyKernel
 import Testing
 
@@ -57,5 +58,14 @@ struct BoundsTests {
         }
         _ = try await manager.run("pass").result()  // after every deletion's clean-up (jobs run in order)
         #expect(manager.trackedContextCount == before)
+    }
+}
+
+@Suite("Logging", .sharedEngine)
+struct LoggingTests {
+    @Test("The engine's start goes to the host's logger")
+    func startIsLogged() async throws {
+        _ = try await engine()
+        #expect(EngineLog.messages(at: .info).contains("embedded Python started"))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import PyKernel
 import Synchronization
 import Testing
@@ -22,8 +23,31 @@ enum Engine {
     }()
 
     static let manager = Task { () async throws -> KernelManager in
-        try await KernelManager.start(KernelConfiguration(
-            workingDirectory: root, captureFileDescriptors: false, runQueueLimit: queueLimit))
+        try await KernelManager.start(
+            KernelConfiguration(workingDirectory: root, captureFileDescriptors: false, runQueueLimit: queueLimit),
+            logger: Logger(label: "pykernel.engine.tests") { _ in EngineLog() })
+    }
+}
+
+/// What the shared engine logged: each entry's level and message.
+struct EngineLog: LogHandler {
+    static let entries = Mutex<[(level: Logger.Level, message: String)]>([])
+
+    /// The messages logged at `level`.
+    static func messages(at level: Logger.Level) -> [String] {
+        entries.withLock { $0.filter { $0.level == level }.map(\.message) }
+    }
+
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .debug
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        Self.entries.withLock { $0.append((event.level, "\(event.message)")) }
     }
 }
 
