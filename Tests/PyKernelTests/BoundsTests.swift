@@ -61,6 +61,22 @@ struct BoundsTests {
     }
 }
 
+@Suite("One engine per process", .sharedEngine)
+struct OneEngineTests {
+    @Test("A second start in the process is refused: there is one embedded interpreter")
+    func secondStartIsRefused() async throws {
+        _ = try await engine()
+        await expectKernelError(.initializationFailed) { try await KernelManager.start(KernelConfiguration(workingDirectory: Engine.root)) }
+    }
+
+    @Test("A run queue limit below 1 is refused before anything starts")
+    func runQueueLimitMustBePositive() async throws {
+        await expectKernelError(.invalidArgument) {
+            try await KernelManager.start(KernelConfiguration(workingDirectory: Engine.root, runQueueLimit: 0))
+        }
+    }
+}
+
 @Suite("Logging", .sharedEngine)
 struct LoggingTests {
     @Test("The engine's start goes to the host's logger")
