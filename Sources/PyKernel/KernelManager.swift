@@ -12,7 +12,7 @@ import Synchronization
 /// runs never wait for Python.
 ///
 /// There is one manager per process, since CPython is initialized once per process; it holds the
-/// engine's process-wide state (one ``EmbeddedRuntime``).
+/// engine's process-wide state (one `EmbeddedRuntime`, see docs/architecture.md).
 ///
 /// ```swift
 /// let manager = try await KernelManager.start(logger: Logger(label: "my-service.python"))

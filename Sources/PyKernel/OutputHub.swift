@@ -161,8 +161,9 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
             _ = fcntl(ends[0], F_SETFL, fcntl(ends[0], F_GETFL) | O_NONBLOCK)
             let original = fcntl(target, F_DUPFD_CLOEXEC, 3)
             guard original >= 0, dup2(ends[1], target) >= 0 else {
-                for end in ends { close(end) }
-                throw KernelError(.initializationFailed, "cannot capture descriptor \(target): \(String(cString: strerror(errno)))")
+                let reason = String(cString: strerror(errno))
+                for descriptor in ends + (original >= 0 ? [original] : []) { close(descriptor) }
+                throw KernelError(.initializationFailed, "cannot capture descriptor \(target): \(reason)")
             }
             saved.append(original)
             close(ends[1])
