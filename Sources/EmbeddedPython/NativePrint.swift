@@ -143,7 +143,7 @@ package struct PrintArguments {
 
 /// One attribute of the `sys` module (`sys.stdout`), read without creating objects: the
 /// module's dict and the name are looked up once and kept for the rest of the process.
-package struct SysAttribute: @unchecked Sendable {
+package struct SysAttribute {
     private let dictionary: PyPointer
     private let name: PyPointer
 
@@ -163,3 +163,11 @@ package struct SysAttribute: @unchecked Sendable {
         return PyBorrowed(value)
     }
 }
+
+/// Holds Python objects: it never leaves the interpreter thread.
+@available(*, unavailable)
+extension SysAttribute: Sendable {}
+
+/// Borrows the caller's arguments: it never leaves the call.
+@available(*, unavailable)
+extension PrintArguments: Sendable {}

@@ -35,8 +35,13 @@ package struct PyOwned: ~Copyable {
     deinit { Py_DecRef(pointer) }
 }
 
+/// Python objects never leave the interpreter thread: the compiler refuses to send one.
+@available(*, unavailable)
+extension PyOwned: Sendable {}
+
 /// A reference owned by someone else (a container, the caller, the interpreter); never released.
-package struct PyBorrowed: @unchecked Sendable {
+/// Valid only with the GIL held, on the thread that holds it: not `Sendable`.
+package struct PyBorrowed {
     package let pointer: PyPointer
     package init(_ pointer: PyPointer) { self.pointer = pointer }
     package init?(_ pointer: PyPointer?) {
@@ -49,3 +54,7 @@ package struct PyBorrowed: @unchecked Sendable {
     package static var `false`: PyBorrowed { PyBorrowed(pykernel_false()) }
     package var isNone: Bool { pointer == pykernel_none() }
 }
+
+/// Python objects never leave the interpreter thread: the compiler refuses to send one.
+@available(*, unavailable)
+extension PyBorrowed: Sendable {}

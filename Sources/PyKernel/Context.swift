@@ -50,7 +50,7 @@ public struct ContextInfo: Sendable, Hashable {
 }
 
 /// The engine's record of one context, shared between the manager and the interpreter thread.
-/// Its Python namespace lives on the interpreter thread only (see ``PythonSession``).
+/// Its Python namespace lives on the interpreter thread only (see ``InterpreterState``).
 final class ContextRecord: Sendable {
     struct State {
         var cwd: String

@@ -4,13 +4,12 @@ import Foundation
 /// One thread that runs short actions at their deadlines (the end of an output coalescing
 /// window). Not a Dispatch timer: its callbacks wait for a free worker of the global pool, which
 /// took a second and more while other work blocked that pool's threads.
-final class DeadlineTimer: @unchecked Sendable {  // State guarded by `lock`.
-    static let shared = DeadlineTimer()
+final class DeadlineTimer: @unchecked Sendable {  // state guarded by `lock`, a ConditionLock: the thread waits on its condition
 
     private let lock = ConditionLock()
     private var pending: [(deadline: ContinuousClock.Instant, action: @Sendable () -> Void)] = []
 
-    private init() {
+    init() {
         let thread = Thread { [self] in run() }
         thread.name = "pykernel-deadlines"
         thread.start()

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Which standard stream a piece of output was written to.
 public enum OutputStreamName: String, Sendable, Hashable {
     case stdout, stderr
@@ -91,6 +93,9 @@ public struct Execution: AsyncSequence, Sendable {
     /// For callers that answer many quick runs: when the run ends within `budget` (busy-waiting,
     /// so keep it to microseconds), returns all its events at once (ending with `.completed`)
     /// without suspending; `nil`, with nothing consumed, when it is still running.
+    ///
+    /// It spins: call it from a thread you own (a server's request reader), never from a task on
+    /// Swift's cooperative pool; there, iterate the execution instead.
     /// - Throws: ``KernelError`` when the run could not start.
     public func eventsIfFinished(within budget: Duration) throws(KernelError) -> [ExecutionEvent]? {
         try reader.takeAllIfFinished(within: budget)
@@ -113,30 +118,38 @@ public struct Execution: AsyncSequence, Sendable {
 
     /// Shared by an execution and its iterators: when the last of them is gone before the result
     /// was read, the rest of the output is discarded so the run never waits for a reader.
-    fileprivate final class Reader: @unchecked Sendable {
+    fileprivate final class Reader: Sendable {
         private let output: RunOutput
-        private var done = false  // touched only by the one task iterating
+        /// Whether the end (the result, or the failure) was taken. Atomic: copies of the execution
+        /// and its iterators may be used from different tasks (one at a time, as any iterator).
+        private let done = Atomic<Bool>(false)
 
         init(_ output: RunOutput) { self.output = output }
 
         func takeAllIfFinished(within budget: Duration) throws(KernelError) -> [ExecutionEvent]? {
-            guard !done, let outcome = output.takeAllIfFinished(within: budget) else { return nil }
-            done = true
+            guard !done.load(ordering: .acquiring), let outcome = output.takeAllIfFinished(within: budget) else { return nil }
+            done.store(true, ordering: .releasing)
             return try outcome.get()
         }
 
         func next() async throws -> ExecutionEvent? {
-            guard !done else { return nil }
-            let event = try await output.nextEvent()
+            guard !done.load(ordering: .acquiring) else { return nil }
+            let event: ExecutionEvent?
+            do {
+                event = try await output.nextEvent()
+            } catch {
+                done.store(true, ordering: .releasing)
+                throw error
+            }
             switch event {
-            case .completed?, nil: done = true
+            case .completed?, nil: done.store(true, ordering: .releasing)
             case .output?: break
             }
             return event
         }
 
         deinit {
-            if !done { output.abandon() }
+            if !done.load(ordering: .acquiring) { output.abandon() }
         }
     }
 }

@@ -1,7 +1,6 @@
-import PyKernelSupport
 import EmbeddedPython
-
 import Glibc
+import PyKernelSupport
 import Synchronization
 
 /// A run waiting for, or holding, the interpreter.
@@ -23,10 +22,13 @@ enum InterpreterJob: Sendable {
 /// The one thread that initialized CPython (so it is Python's main thread, where signals interrupt
 /// blocking calls) and runs every job. It holds the GIL while it works and releases it while it
 /// waits for work, so Python threads started by user code keep running between runs.
-final class InterpreterThread: @unchecked Sendable {
+final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`, a ConditionLock: the thread waits on its condition
     private let lock = ConditionLock()
     private var jobs: [InterpreterJob] = []
     private var head = 0
+    /// The runs among `jobs[head...]` (the queue's bound counts runs only: a deletion's clean-up
+    /// job is always accepted).
+    private var queuedRuns = 0
     /// Jobs waiting (mirrors `jobs[head...]`): the idle thread spins on it without the lock, so
     /// submitters never wait for the spinner.
     private let waiting = Atomic<Int>(0)
@@ -34,11 +36,11 @@ final class InterpreterThread: @unchecked Sendable {
     private init() {}
 
     /// Starts the thread, initializes Python on it and returns once that succeeded.
-    static func start(_ configuration: KernelConfiguration) async throws(KernelError) -> InterpreterThread {
+    static func start(_ configuration: KernelConfiguration, runtime: EmbeddedRuntime) async throws(KernelError) -> InterpreterThread {
         let thread = InterpreterThread()
         let result: Result<Void, KernelError> = await withCheckedContinuation { continuation in
             let box = Unmanaged.passRetained(StartBox {
-                thread.main(configuration) { continuation.resume(returning: $0) }
+                thread.main(configuration, runtime: runtime) { continuation.resume(returning: $0) }
             })
             let attributes = UnsafeMutablePointer<pthread_attr_t>.allocate(capacity: 1)
             defer { attributes.deallocate() }
@@ -60,12 +62,26 @@ final class InterpreterThread: @unchecked Sendable {
         return thread
     }
 
-    func submit(_ job: InterpreterJob) {
+    /// Queues a run after the jobs already queued; `false` (nothing queued) when `limit` runs are
+    /// waiting already.
+    func submit(_ run: PendingRun, limit: Int) -> Bool {
         lock.withLock {
-            jobs.append(job)
-            waiting.store(jobs.count - head, ordering: .releasing)
-            lock.broadcast()
+            guard queuedRuns < limit else { return false }
+            queuedRuns += 1
+            appendLocked(.run(run))
+            return true
         }
+    }
+
+    /// Queues the release of a deleted context's namespace (never refused).
+    func submitRelease(of context: ContextID) {
+        lock.withLock { appendLocked(.releaseNamespace(context)) }
+    }
+
+    private func appendLocked(_ job: InterpreterJob) {
+        jobs.append(job)
+        waiting.store(jobs.count - head, ordering: .releasing)
+        lock.broadcast()
     }
 
     /// Removes the queued runs (not the one in progress) that match, and returns them.
@@ -78,6 +94,7 @@ final class InterpreterThread: @unchecked Sendable {
             }
             jobs = kept
             head = 0
+            queuedRuns -= removed.count
             waiting.store(jobs.count, ordering: .releasing)
             return removed
         }
@@ -88,6 +105,7 @@ final class InterpreterThread: @unchecked Sendable {
             while head == jobs.count { lock.wait() }
             let job = jobs[head]
             head += 1
+            if case .run = job { queuedRuns -= 1 }
             if head == jobs.count {
                 jobs.removeAll(keepingCapacity: true)
                 head = 0
@@ -97,18 +115,18 @@ final class InterpreterThread: @unchecked Sendable {
         }
     }
 
-    private func main(_ configuration: KernelConfiguration, started: (Result<Void, KernelError>) -> Void) {
+    private func main(_ configuration: KernelConfiguration, runtime: EmbeddedRuntime, started: (Result<Void, KernelError>) -> Void) {
         var signals = sigset_t()
         sigemptyset(&signals)
         pthread_sigmask(SIG_SETMASK, &signals, nil)  // children inherit this mask: leave nothing blocked
-        let session: PythonSession
+        let state: InterpreterState
         do {
-            session = try PythonSession(configuration)
+            state = try InterpreterState(configuration, runtime: runtime)
         } catch {
             started(.failure(error))
             return
         }
-        RunSupervisor.shared.start(
+        runtime.supervisor.start(
             thread: pthread_self(), signal: configuration.interruptSignal,
             grace: configuration.timeoutGracePeriod
         ) { [self] in
@@ -119,12 +137,14 @@ final class InterpreterThread: @unchecked Sendable {
         started(.success(()))
         while true {
             let job = withGILReleased {
-                Spin.briefly(until: { waiting.load(ordering: .acquiring) > 0 })  // requests often come back to back
+                // Requests often come back to back: a bounded spin (on this thread, the engine's
+                // own) before sleeping on the condition saves a wake-up per run.
+                Spin.briefly(until: { waiting.load(ordering: .acquiring) > 0 })
                 return nextJob()
             }
             switch job {
-            case .run(let run): session.execute(run)
-            case .releaseNamespace(let id): session.releaseNamespace(of: id)
+            case .run(let run): state.execute(run)
+            case .releaseNamespace(let id): state.releaseNamespace(of: id)
             }
         }
     }

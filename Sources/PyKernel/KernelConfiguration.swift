@@ -21,6 +21,10 @@ public struct KernelConfiguration: Sendable {
     /// every context shares. Forked children still exit for real. Off for `pykernel run`, which
     /// behaves like `python3`.
     public var guardsProcessExit: Bool
+    /// The most runs that may wait behind the one in progress (default 10,000); a run submitted
+    /// beyond it is refused with ``KernelError/Code/runQueueFull`` instead of queued, so a
+    /// client that submits faster than code runs cannot grow the engine's memory without bound.
+    public var runQueueLimit: Int
 
     public init(
         workingDirectory: String = FileManager.default.currentDirectoryPath,
@@ -28,7 +32,8 @@ public struct KernelConfiguration: Sendable {
         captureFileDescriptors: Bool = false,
         interruptSignal: Int32 = KernelConfiguration.defaultInterruptSignal,
         timeoutGracePeriod: Duration = .seconds(2),
-        guardsProcessExit: Bool = true
+        guardsProcessExit: Bool = true,
+        runQueueLimit: Int = KernelConfiguration.defaultRunQueueLimit
     ) {
         self.workingDirectory = workingDirectory
         self.virtualEnvironment = virtualEnvironment
@@ -36,7 +41,11 @@ public struct KernelConfiguration: Sendable {
         self.interruptSignal = interruptSignal
         self.timeoutGracePeriod = timeoutGracePeriod
         self.guardsProcessExit = guardsProcessExit
+        self.runQueueLimit = runQueueLimit
     }
+
+    /// 10,000 queued runs.
+    public static let defaultRunQueueLimit = 10_000
 
     /// `SIGRTMIN + 3`: a real-time signal no common library uses (glibc keeps the two below
     /// SIGRTMIN for itself; SIGUSR1/SIGUSR2 are often taken by hosts and runtimes).

@@ -1,5 +1,6 @@
 import EmbeddedPython
 import Foundation
+import Logging
 import PyKernelSupport
 import Synchronization
 
@@ -10,10 +11,11 @@ import Synchronization
 /// one context therefore queue in order); creating, listing and deleting contexts and interrupting
 /// runs never wait for Python.
 ///
-/// There is one manager per process, since CPython is initialized once per process.
+/// There is one manager per process, since CPython is initialized once per process; it holds the
+/// engine's process-wide state (one `EmbeddedRuntime`, see docs/architecture.md).
 ///
 /// ```swift
-/// let manager = try await KernelManager.start()
+/// let manager = try await KernelManager.start(logger: Logger(label: "my-service.python"))
 /// let context = try manager.createContext(cwd: "/tmp")
 /// let result = try await manager.run("import os; print(os.getcwd())", in: context.id).result()
 /// print(result.stdout)  // /tmp
@@ -21,7 +23,6 @@ import Synchronization
 public final class KernelManager: Sendable {
     /// The version of this engine.
     public static let version = "0.1.0"
-    private static let started = Mutex(false)
 
     public let configuration: KernelConfiguration
     /// The embedded Python's version, e.g. `3.11.2`.
@@ -35,33 +36,50 @@ public final class KernelManager: Sendable {
     public let originalStandardError: Int32
 
     private let contexts: Mutex<[ContextID: ContextRecord]>
+    private let runtime: EmbeddedRuntime
     private let interpreter: InterpreterThread
     private let isShutDown = Mutex(false)
 
     /// Starts the engine: initializes CPython on its own thread and creates the `default` context.
+    /// - Parameters:
+    ///   - configuration: How code runs.
+    ///   - logger: Where engine events go (the interpreter's start, runs answered while their code
+    ///     still runs, the interpreter's recovery, failures of the engine itself); nothing is
+    ///     logged per run or per write.
     /// - Throws: ``KernelError/Code/initializationFailed`` when Python cannot start or a manager
-    ///   already runs in this process; ``KernelError/Code/invalidWorkingDirectory``.
-    public static func start(_ configuration: KernelConfiguration = KernelConfiguration()) async throws(KernelError) -> KernelManager {
-        let alreadyStarted = started.withLock { started in
-            defer { started = true }
-            return started
-        }
-        guard !alreadyStarted else {
-            throw KernelError(.initializationFailed, "a KernelManager already runs in this process (CPython is initialized once per process)")
-        }
+    ///   already runs in this process; ``KernelError/Code/invalidWorkingDirectory``,
+    ///   ``KernelError/Code/invalidArgument`` (a run queue limit below 1).
+    public static func start(
+        _ configuration: KernelConfiguration = KernelConfiguration(),
+        logger: Logger = Logger(label: "pykernel.engine")
+    ) async throws(KernelError) -> KernelManager {
         let cwd = try Self.validatedDirectory(configuration.workingDirectory, relativeTo: FileManager.default.currentDirectoryPath)
+        guard configuration.runQueueLimit > 0 else {
+            throw KernelError(.invalidArgument, "The run queue limit must be at least 1.")
+        }
+        let runtime = try EmbeddedRuntime.create(logger: logger)
         var descriptors = (stdout: STDOUT_FILENO, stderr: STDERR_FILENO)
         if configuration.captureFileDescriptors {
-            descriptors = try OutputHub.shared.captureStandardDescriptors()
+            descriptors = try runtime.output.captureStandardDescriptors()
         }
         var configuration = configuration
         configuration.workingDirectory = cwd
-        let interpreter = try await InterpreterThread.start(configuration)
-        return KernelManager(configuration, interpreter: interpreter, descriptors: descriptors)
+        let interpreter = try await InterpreterThread.start(configuration, runtime: runtime)
+        logger.info("embedded Python started", metadata: [
+            "python_version": "\(PythonRuntime.version)",
+            "working_directory": "\(cwd)",
+            "virtual_environment": "\(configuration.virtualEnvironment ?? "none")",
+            "descriptor_capture": "\(configuration.captureFileDescriptors)",
+        ])
+        return KernelManager(configuration, runtime: runtime, interpreter: interpreter, descriptors: descriptors)
     }
 
-    private init(_ configuration: KernelConfiguration, interpreter: InterpreterThread, descriptors: (stdout: Int32, stderr: Int32)) {
+    private init(
+        _ configuration: KernelConfiguration, runtime: EmbeddedRuntime, interpreter: InterpreterThread,
+        descriptors: (stdout: Int32, stderr: Int32)
+    ) {
         self.configuration = configuration
+        self.runtime = runtime
         self.interpreter = interpreter
         self.originalStandardOutput = descriptors.stdout
         self.originalStandardError = descriptors.stderr
@@ -79,6 +97,7 @@ public final class KernelManager: Sendable {
             try Self.validatedDirectory(path, relativeTo: configuration.workingDirectory)
         } ?? configuration.workingDirectory
         let record = ContextRecord(id: .random(), cwd: directory)
+        runtime.output.track(record.id)
         contexts.withLock { $0[record.id] = record }
         return ContextInfo(id: record.id, language: "python", cwd: directory)
     }
@@ -108,11 +127,11 @@ public final class KernelManager: Sendable {
         let removed = contexts.withLock { $0.removeValue(forKey: id) }
         guard let removed else { throw Self.notFound(id) }
         removed.state.withLock { $0.deleted = true }
-        _ = RunSupervisor.shared.interrupt(id)
+        _ = runtime.supervisor.interrupt(id)
         for run in interpreter.removeQueuedRuns(where: { $0.context.id == id }) {
             run.output.fail(KernelError(.contextDeleted, "Context \(id) was deleted before this run could start."))
         }
-        interpreter.submit(.releaseNamespace(id))
+        interpreter.submitRelease(of: id)
     }
 
     // MARK: Runs
@@ -129,7 +148,8 @@ public final class KernelManager: Sendable {
     ///     execution count) when omitted.
     /// - Returns: The run's events, ending with its result.
     /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/invalidArgument``,
-    ///   ``KernelError/Code/interpreterBusy``.
+    ///   ``KernelError/Code/interpreterBusy``, ``KernelError/Code/runQueueFull`` (when
+    ///   ``KernelConfiguration/runQueueLimit`` runs are waiting already).
     public func run(
         _ code: String, in context: ContextID = .default, environment: [String: String] = [:],
         timeout: Duration? = .seconds(600), outputLimit: Int = 1 << 20, filename: String? = nil
@@ -142,9 +162,14 @@ public final class KernelManager: Sendable {
         if let timeout, timeout <= .zero {
             throw KernelError(.invalidArgument, "The timeout must be positive (or nil for none).")
         }
-        guard !RunSupervisor.shared.isStuck else { throw KernelError(.interpreterBusy, interpreterBusyMessage) }
-        let output = RunOutput(context: context, resultLimit: max(outputLimit, 0))
-        interpreter.submit(.run(PendingRun(context: record, code: code, filename: filename, environment: environment, timeout: timeout, output: output)))
+        guard !runtime.supervisor.isStuck else { throw KernelError(.interpreterBusy, interpreterBusyMessage) }
+        let output = RunOutput(context: context, resultLimit: max(outputLimit, 0), hub: runtime.output, deadlines: runtime.deadlines)
+        let run = PendingRun(context: record, code: code, filename: filename, environment: environment, timeout: timeout, output: output)
+        guard interpreter.submit(run, limit: configuration.runQueueLimit) else {
+            throw KernelError(
+                .runQueueFull,
+                "\(configuration.runQueueLimit) runs are already waiting for the interpreter; the run was not queued. Retry when some have finished.")
+        }
         return Execution(output: output)
     }
 
@@ -155,7 +180,7 @@ public final class KernelManager: Sendable {
     @discardableResult
     public func interrupt(_ context: ContextID) throws(KernelError) -> Bool {
         _ = try record(context)
-        return RunSupervisor.shared.interrupt(context)
+        return runtime.supervisor.interrupt(context)
     }
 
     /// Stops accepting runs, fails the queued ones with ``KernelError/Code/shutDown`` and interrupts
@@ -165,16 +190,20 @@ public final class KernelManager: Sendable {
         for run in interpreter.removeQueuedRuns(where: { _ in true }) {
             run.output.fail(KernelError(.shutDown, "The kernel manager is shutting down; the run was not started."))
         }
-        if let running = RunSupervisor.shared.runningContext {
-            _ = RunSupervisor.shared.interrupt(running)
+        if let running = runtime.supervisor.runningContext {
+            _ = runtime.supervisor.interrupt(running)
         }
     }
 
     /// Answers the run in progress as `interrupted` now, even if its code has not stopped (it
     /// swallowed the interrupt); that code keeps the interpreter until it returns. For shutdown.
     public func abandonRunningRun() {
-        RunSupervisor.shared.reportRunning(as: .interrupt)
+        runtime.supervisor.reportRunning(as: .interrupt)
     }
+
+    /// How many contexts the engine keeps output of background threads for: the live ones
+    /// (a deleted context leaves nothing behind).
+    package var trackedContextCount: Int { runtime.output.trackedContextCount }
 
     // MARK: Helpers
 

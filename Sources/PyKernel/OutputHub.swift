@@ -1,6 +1,7 @@
-import PyKernelSupport
 import Foundation
 import Glibc
+import Logging
+import PyKernelSupport
 import Synchronization
 
 /// Where every byte user code writes goes: the run in progress, or, between runs, a held buffer
@@ -9,9 +10,9 @@ import Synchronization
 /// Python-level writes (`print`, `sys.stdout.write`) arrive through native stream functions;
 /// file-descriptor-level writes (subprocesses, `os.write(1, ...)`, C `printf`) arrive through pipes
 /// installed on descriptors 1 and 2 when capture is on. One lock orders both, so output keeps the
-/// order in which it was written. There is one hub per process, as there is one interpreter.
-final class OutputHub: @unchecked Sendable {
-    static let shared = OutputHub()
+/// order in which it was written. There is one hub per process (in ``EmbeddedRuntime``), as there
+/// is one interpreter.
+final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a ConditionLock: writers wait on its condition
 
     /// Unread bytes a run (or the held buffer) may queue before writers wait.
     static let capacity = 1 << 20
@@ -27,11 +28,14 @@ final class OutputHub: @unchecked Sendable {
     /// Output written between runs, per context: it goes to the context that ran last.
     @exclusivity(unchecked) private var held: [ContextID: ChunkQueue] = [:]
     @exclusivity(unchecked) private var lastContext: ContextID?
-    /// Deleted contexts: output of their threads is dropped.
-    private var forgotten: Set<ContextID> = []
+    /// The contexts that exist: output of threads started by a deleted context is dropped. Only
+    /// live contexts are tracked (none is remembered after its deletion), so it stays as small as
+    /// the set of contexts.
+    private var liveContexts: Set<ContextID> = [.default]
     @exclusivity(unchecked) private var capturePipes: [(descriptor: Int32, stream: OutputStreamName)] = []
+    private let logger: Logger
 
-    private init() {}
+    init(logger: Logger) { self.logger = logger }
 
     /// Linux's `F_SETPIPE_SZ` (not exported to Swift): a bigger pipe means fewer wake-ups.
     private static let setPipeSize: Int32 = 1031
@@ -63,15 +67,23 @@ final class OutputHub: @unchecked Sendable {
         }
     }
 
-    /// Drops output held for a deleted context.
+    /// Starts keeping output of threads `context` starts (for its next run).
+    func track(_ context: ContextID) {
+        lock.withLock { _ = liveContexts.insert(context) }
+    }
+
+    /// Drops output held for a deleted context, and later output of its threads.
     func forget(_ context: ContextID) {
         lock.withLock {
             held.removeValue(forKey: context)
-            forgotten.insert(context)
+            liveContexts.remove(context)
             if lastContext == context { lastContext = nil }
             lock.broadcast()
         }
     }
+
+    /// How many contexts the hub keeps output for (the live ones).
+    var trackedContextCount: Int { lock.withLock { liveContexts.count } }
 
     // MARK: Writers
 
@@ -120,7 +132,7 @@ final class OutputHub: @unchecked Sendable {
     }
 
     private func holdLocked(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer, owner: ContextID? = nil) {
-        guard let context = owner ?? lastContext, !forgotten.contains(context) else { return }
+        guard let context = owner ?? lastContext, liveContexts.contains(context) else { return }
         if let queue = held[context] {
             queue.append(stream, bytes)
         } else {
@@ -143,17 +155,24 @@ final class OutputHub: @unchecked Sendable {
                 throw KernelError(.initializationFailed, "cannot create an output pipe: \(String(cString: strerror(errno)))")
             }
             for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
-            _ = fcntl(ends[0], Self.setPipeSize, 1 << 20)
+            if fcntl(ends[0], Self.setPipeSize, 1 << 20) < 0 {
+                logger.debug("output pipe stays at its default size: \(String(cString: strerror(errno)))")
+            }
             _ = fcntl(ends[0], F_SETFL, fcntl(ends[0], F_GETFL) | O_NONBLOCK)
-            saved.append(fcntl(target, F_DUPFD_CLOEXEC, 3))
-            dup2(ends[1], target)
+            let original = fcntl(target, F_DUPFD_CLOEXEC, 3)
+            guard original >= 0, dup2(ends[1], target) >= 0 else {
+                let reason = String(cString: strerror(errno))
+                for descriptor in ends + (original >= 0 ? [original] : []) { close(descriptor) }
+                throw KernelError(.initializationFailed, "cannot capture descriptor \(target): \(reason)")
+            }
+            saved.append(original)
             close(ends[1])
             readEnds.append(ends[0])
         }
         lock.withLock {
             capturePipes = [(readEnds[0], .stdout), (readEnds[1], .stderr)]
         }
-        let reader = DescriptorReader(hub: self, descriptors: readEnds)
+        let reader = DescriptorReader(hub: self, descriptors: readEnds, logger: logger)
         reader.start()
         return (saved[0], saved[1])
     }
@@ -203,13 +222,15 @@ final class OutputHub: @unchecked Sendable {
 }
 
 /// The thread that reads the capture pipes and waits (back-pressure) while the destination is full.
-private final class DescriptorReader: @unchecked Sendable {
+private final class DescriptorReader: Sendable {
     let hub: OutputHub
     let descriptors: [Int32]
+    let logger: Logger
 
-    init(hub: OutputHub, descriptors: [Int32]) {
+    init(hub: OutputHub, descriptors: [Int32], logger: Logger) {
         self.hub = hub
         self.descriptors = descriptors
+        self.logger = logger
     }
 
     func start() {
@@ -223,7 +244,10 @@ private final class DescriptorReader: @unchecked Sendable {
         var polls = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         while true {
             let ready = poll(&polls, nfds_t(polls.count), -1)
-            if ready < 0 && errno != EINTR { return }
+            if ready < 0 && errno != EINTR {
+                logger.error("output capture stopped: poll on the descriptor pipes failed: \(String(cString: strerror(errno)))")
+                return
+            }
             for index in polls.indices where polls[index].revents != 0 {
                 hub.lock.withLock {
                     while !hub.readAvailableLocked(polls[index].fd, streams[index], force: false) {

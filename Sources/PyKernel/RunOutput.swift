@@ -47,21 +47,10 @@ final class ChunkQueue {
     }
 }
 
-/// Bounded busy-waiting, for hand-offs that usually complete within microseconds.
-enum Spin {
-    static let budget = Duration.microseconds(150)
-
-    /// Yields the processor until `done()` or the budget has passed.
-    static func briefly(for budget: Duration = budget, until done: () -> Bool) {
-        let deadline = ContinuousClock.now + budget
-        while !done() && ContinuousClock.now < deadline { sched_yield() }
-    }
-}
-
 /// One run's output on its way to the caller, and its outcome. All mutable state is guarded by
 /// the ``OutputHub``'s lock (so the hot properties skip Swift's dynamic exclusivity checks): writers (the interpreter thread, Python threads, the pipe reader)
 /// append; the caller's iterator takes coalesced chunks.
-final class RunOutput: @unchecked Sendable {
+final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock (a ConditionLock), unchecked on the write path
     enum Outcome {
         case completed(ExecutionResult)
         case failed(KernelError)
@@ -74,6 +63,7 @@ final class RunOutput: @unchecked Sendable {
 
     let context: ContextID
     private let hub: OutputHub
+    private let deadlines: DeadlineTimer
     @exclusivity(unchecked) private var queue = ChunkQueue()
     @exclusivity(unchecked) private var stdout: HeadTailBuffer
     @exclusivity(unchecked) private var stderr: HeadTailBuffer
@@ -82,9 +72,6 @@ final class RunOutput: @unchecked Sendable {
     /// Set (after `outcome`) when the run has ended: spinning readers poll it without the lock,
     /// which would otherwise make the run's own writes wait for them.
     private let hasOutcome = Atomic<Bool>(false)
-    /// Whether the queue holds output (set when it stops being empty, cleared when it empties),
-    /// for the same spinning readers.
-    private let hasQueuedOutput = Atomic<Bool>(false)
     private var outcomeDelivered = false
     @exclusivity(unchecked) private var abandoned = false
     private var waiter: CheckedContinuation<Void, Never>? {
@@ -95,9 +82,10 @@ final class RunOutput: @unchecked Sendable {
     @exclusivity(unchecked) private var waiterWantsAnyOutput = true
     private var waiterToken = 0
 
-    init(context: ContextID, resultLimit: Int, hub: OutputHub = .shared) {
+    init(context: ContextID, resultLimit: Int, hub: OutputHub, deadlines: DeadlineTimer) {
         self.context = context
         self.hub = hub
+        self.deadlines = deadlines
         self.stdout = HeadTailBuffer(limit: resultLimit)
         self.stderr = HeadTailBuffer(limit: resultLimit)
     }
@@ -113,9 +101,7 @@ final class RunOutput: @unchecked Sendable {
         if !force && isFullLocked { return false }
         if stream == .stdout { stdout.append(bytes) } else { stderr.append(bytes) }
         if !abandoned {
-            let wasEmpty = queue.isEmpty
             queue.append(stream, bytes)
-            if wasEmpty && !queue.isEmpty { hasQueuedOutput.store(true, ordering: .releasing) }
             if hasWaiter && (waiterWantsAnyOutput || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1) {
                 wakeWaiterLocked()
             }
@@ -162,13 +148,14 @@ final class RunOutput: @unchecked Sendable {
         hub.lock.withLock {
             abandoned = true
             queue = ChunkQueue()
-            hasQueuedOutput.store(false, ordering: .relaxed)
             hub.lock.broadcast()
         }
     }
 
     /// When the run ends within `budget`: all its remaining events, taken now, without suspending
     /// (the last one `.completed`), or the error it failed with. `nil` (nothing taken) otherwise.
+    /// Busy-waits for `budget`: only for threads the caller owns (see
+    /// ``Execution/eventsIfFinished(within:)``).
     func takeAllIfFinished(within budget: Duration) -> Result<[ExecutionEvent], KernelError>? {
         Spin.briefly(for: budget) { hasOutcome.load(ordering: .acquiring) }
         return hub.lock.withLock {
@@ -191,18 +178,14 @@ final class RunOutput: @unchecked Sendable {
         case wait(until: ContinuousClock.Instant?)
     }
 
+    /// The next event, suspending (never blocking or spinning: this runs on Swift's cooperative
+    /// pool) until there is one.
     func nextEvent() async throws(KernelError) -> ExecutionEvent? {
-        var spun = false
         while true {
             switch hub.lock.withLock({ nextStepLocked() }) {
             case .event(let event): return event
             case .failure(let error): throw error
             case .end: return nil
-            case .wait(nil) where !spun:
-                // Most runs end within microseconds: look again briefly before suspending, which
-                // saves a thread wake-up per run.
-                spun = true
-                Spin.briefly(until: { hasOutcome.load(ordering: .acquiring) || hasQueuedOutput.load(ordering: .acquiring) })
             case .wait(let deadline): await waitForOutput(until: deadline)
             }
         }
@@ -212,7 +195,6 @@ final class RunOutput: @unchecked Sendable {
         if let oldest = queue.oldestWrite {
             guard isDueLocked(oldest) else { return .wait(until: oldest + Self.coalescingWindow) }
             let chunk = queue.popFirst()!
-            if queue.isEmpty { hasQueuedOutput.store(false, ordering: .relaxed) }
             hub.lock.broadcast()
             let text = decode(chunk.stream, chunk.bytes, final: outcome != nil)
             return text.isEmpty ? nextStepLocked() : .event(.output(OutputChunk(stream: chunk.stream, text: text)))
@@ -258,7 +240,7 @@ final class RunOutput: @unchecked Sendable {
             guard let token, let deadline else { return }
             // The engine's own timer thread, not a task or a Dispatch timer: it fires even while the
             // concurrency pool or Dispatch's workers are saturated.
-            DeadlineTimer.shared.schedule(at: deadline) { [self] in
+            deadlines.schedule(at: deadline) { [self] in
                 hub.lock.withLock {
                     guard waiterToken == token, let waiter else { return }
                     self.waiter = nil

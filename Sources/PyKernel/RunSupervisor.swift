@@ -1,6 +1,8 @@
-import PyKernelSupport
+import EmbeddedPython
 import Foundation
 import Glibc
+import Logging
+import PyKernelSupport
 
 /// Stops runs: interrupts on request and timeouts at their deadline, by sending the interrupt
 /// signal to the interpreter thread, whose Python-level handler raises `KeyboardInterrupt` or
@@ -11,7 +13,8 @@ import Glibc
 /// `resignalInterval`; once the deadline plus the grace period has passed the run is reported as
 /// timed out whatever it does, and while it still occupies the interpreter (native code that never
 /// checks for signals) new runs are refused with ``KernelError/Code/interpreterBusy``.
-final class RunSupervisor: @unchecked Sendable {
+final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a ConditionLock: the watchdog waits on its condition
+
     enum Stop: Equatable {
         case interrupt
         case timeout(seconds: Double)
@@ -39,8 +42,9 @@ final class RunSupervisor: @unchecked Sendable {
     /// Called when a stuck run is reported, to fail the runs queued behind it.
     private var onStuck: (@Sendable () -> Void)?
 
-    static let shared = RunSupervisor()
-    private init() {}
+    private let logger: Logger
+
+    init(logger: Logger) { self.logger = logger }
 
     /// Sets the target of stop signals and starts the watchdog.
     func start(thread: pthread_t, signal: Int32, grace: Duration, onStuck: @escaping @Sendable () -> Void) {
@@ -84,6 +88,24 @@ final class RunSupervisor: @unchecked Sendable {
         lock.withLock {
             defer { pendingStop = nil }
             return current == nil ? nil : pendingStop
+        }
+    }
+
+    /// `take_stop()`, called by the stop signal's Python-level handler: returns the exception it
+    /// raises (`KeyboardInterrupt()` or the runtime's `TimeoutError`, made by `self`, the runtime's
+    /// `timeout_error`), or `None` for a stale signal.
+    static let takeStop: NativeFunctionPointer = { timeoutError, _ in
+        switch EmbeddedRuntime.current.supervisor.takePendingStop() {
+        case nil:
+            return PyOwned(retaining: .none).transfer()
+        case .interrupt:
+            return PythonSignals.keyboardInterrupt()?.transfer()
+        case .timeout(let seconds):
+            guard let timeoutError = PyBorrowed(timeoutError),
+                let limit = try? PyOwned.float(seconds),
+                let error = try? timeoutError.call(limit.borrowed)
+            else { return nil }
+            return error.transfer()
         }
     }
 
@@ -166,6 +188,9 @@ final class RunSupervisor: @unchecked Sendable {
         }
         run.output.complete(status: status, error: record, executionCount: run.executionCount,
                             duration: ContinuousClock.now - run.started)
+        logger.warning(
+            "a run that did not stop was answered \(status.rawValue); its code keeps the interpreter until it returns, new runs are refused meanwhile",
+            metadata: ["context": "\(run.context)", "execution_count": "\(run.executionCount)"])
         let onStuck = onStuck
         DispatchQueue.global().async { onStuck?() }
     }

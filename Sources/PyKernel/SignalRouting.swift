@@ -1,3 +1,4 @@
+import EmbeddedPython
 import Glibc
 
 /// Delivers process-wide signals for which user code installed a Python handler
@@ -10,24 +11,26 @@ import Glibc
 /// handler, the engine puts a small C handler in front of CPython's: on another thread it re-sends
 /// the signal to the interpreter thread with `pthread_kill`; on the interpreter thread it calls
 /// CPython's handler. Only async-signal-safe calls are made in it.
-enum SignalRouting {
+final class SignalRouting: @unchecked Sendable {  // read by a signal handler, where no lock may be taken (see each property)
+    private static let signalCount = 65
     /// CPython's handler for each signal routed so far (`nil`: not routed). Written with the GIL
     /// held before the routing handler is installed for that signal, then only read.
     /// Plain memory (no array buffer to retain, no exclusivity check): read in the signal handler.
-    private static let signalCount = 65
-    nonisolated(unsafe) private static let pythonHandlers: UnsafeMutablePointer<(@convention(c) (Int32) -> Void)?> = {
-        let handlers = UnsafeMutablePointer<(@convention(c) (Int32) -> Void)?>.allocate(capacity: signalCount)
-        handlers.initialize(repeating: nil, count: signalCount)
-        return handlers
-    }()
-    @exclusivity(unchecked) nonisolated(unsafe) private static var interpreterThread = pthread_t()
+    private let pythonHandlers: UnsafeMutablePointer<(@convention(c) (Int32) -> Void)?>
+    /// Written once by ``start(interpreterThread:handledSignal:)`` before any signal is routed.
+    @exclusivity(unchecked) private var interpreterThread = pthread_t()
+    /// CPython's C signal handler (the same function for every signal with a Python handler);
+    /// written once by ``start(interpreterThread:handledSignal:)``.
+    @exclusivity(unchecked) private var pythonHandler: (@convention(c) (Int32) -> Void)?
 
-    /// CPython's C signal handler (the same function for every signal with a Python handler).
-    @exclusivity(unchecked) nonisolated(unsafe) private static var pythonHandler: (@convention(c) (Int32) -> Void)?
+    init() {
+        pythonHandlers = .allocate(capacity: Self.signalCount)
+        pythonHandlers.initialize(repeating: nil, count: Self.signalCount)
+    }
 
     /// Remembers the interpreter thread, and CPython's C handler as installed for `signal`, which
     /// has a Python handler already (the engine's stop signal). Call on the interpreter thread, once.
-    static func start(interpreterThread thread: pthread_t, handledSignal signal: Int32) {
+    func start(interpreterThread thread: pthread_t, handledSignal signal: Int32) {
         interpreterThread = thread
         var current = sigaction()
         if sigaction(signal, nil, &current) == 0 { pythonHandler = current.__sigaction_handler.sa_handler }
@@ -35,22 +38,29 @@ enum SignalRouting {
 
     /// Puts the routing handler in front of CPython's for `signal` when CPython's is installed
     /// (a Python handler was just set); leaves `SIG_DFL`, `SIG_IGN` and foreign handlers alone.
-    static func route(_ signal: Int32) {
-        guard signal > 0, signal < Int32(signalCount), let pythonHandler else { return }
+    func route(_ signal: Int32) {
+        guard signal > 0, signal < Int32(Self.signalCount), let pythonHandler else { return }
         var current = sigaction()
         guard sigaction(signal, nil, &current) == 0, let installed = current.__sigaction_handler.sa_handler,
             unsafeBitCast(installed, to: UInt.self) == unsafeBitCast(pythonHandler, to: UInt.self)
         else { return }
         pythonHandlers[Int(signal)] = pythonHandler
-        current.__sigaction_handler.sa_handler = routingHandler
+        current.__sigaction_handler.sa_handler = Self.routingHandler
         sigaction(signal, &current, nil)
     }
 
     private static let routingHandler: @convention(c) (Int32) -> Void = { signal in
-        if pthread_equal(pthread_self(), interpreterThread) == 0 {
-            pthread_kill(interpreterThread, signal)
+        let routing = EmbeddedRuntime.current.signals
+        if pthread_equal(pthread_self(), routing.interpreterThread) == 0 {
+            pthread_kill(routing.interpreterThread, signal)
         } else {
-            pythonHandlers[Int(signal)]?(signal)
+            routing.pythonHandlers[Int(signal)]?(signal)
         }
+    }
+
+    /// `route_signal(signalnum)`, which the runtime calls after user code set a Python handler.
+    static let routeSignal: NativeFunctionPointer = { _, argument in
+        if let signal = PyBorrowed(argument)?.integerValue { EmbeddedRuntime.current.signals.route(Int32(truncatingIfNeeded: signal)) }
+        return PyOwned(retaining: .none).transfer()
     }
 }

@@ -10,9 +10,11 @@ struct QuickRunTests {
         let context = try await newContext()
         defer { discard(context) }
         let execution = try manager.run("print('a'); import sys; print('b', file=sys.stderr)", in: context)
-        var events: [ExecutionEvent]?
-        for _ in 0..<4000 where events == nil {  // other tests may keep the interpreter busy
-            events = try execution.eventsIfFinished(within: .milliseconds(5))
+        let events = try await onOwnThread { () throws(KernelError) -> [ExecutionEvent]? in
+            for _ in 0..<4000 {  // other tests may keep the interpreter busy
+                if let events = try execution.eventsIfFinished(within: .milliseconds(5)) { return events }
+            }
+            return nil
         }
         let all = try #require(events)
         #expect(all.dropLast() == [.output(OutputChunk(stream: .stdout, text: "a\n")), .output(OutputChunk(stream: .stderr, text: "b\n"))])
@@ -31,11 +33,25 @@ struct QuickRunTests {
         let context = try await newContext()
         defer { discard(context) }
         let execution = try manager.run("import time\nprint('x', flush=True)\ntime.sleep(0.5)\nprint('y')", in: context)
-        #expect(try execution.eventsIfFinished(within: .microseconds(100)) == nil)
+        #expect(try await onOwnThread { () throws(KernelError) in try execution.eventsIfFinished(within: .microseconds(100)) } == nil)
         var text = ""
         for try await event in execution {
             if case .output(let chunk) = event { text += chunk.text }
         }
         #expect(text == "x\ny\n")
+    }
+}
+
+/// Runs `body` on a new thread, as a server's reader thread calls ``Execution/eventsIfFinished(within:)``
+/// (it spins, so never on Swift's cooperative pool).
+private func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws(KernelError) -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            do throws(KernelError) {
+                continuation.resume(returning: try body())
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }.start()
     }
 }

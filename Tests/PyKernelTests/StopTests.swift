@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import PyKernel
 import Testing
 
@@ -280,6 +281,9 @@ struct InterpreterOccupancyTests {
             }
         }
         #expect(recovered == "state False\n")
+        // The host's logs tell both: the answer given while the code still ran, and the recovery.
+        #expect(EngineLog.messages(at: .warning).contains { $0.contains("did not stop was answered timeout") })
+        #expect(EngineLog.messages(at: .notice).contains { $0.contains("interpreter is free again") })
     }
 
     @Test("A run whose Execution is dropped unread does not block the interpreter on its output")

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import PyKernel
 import Synchronization
 import Testing
@@ -8,8 +9,11 @@ import Testing
 /// CPython is initialized once per process and `KernelManager.start` may be called only once, so
 /// every test shares this manager. Its working directory is a fresh temporary directory (so tests
 /// of relative paths know what they resolve against). Descriptor capture stays off: it would take
-/// over the test runner's own standard output.
+/// over the test runner's own standard output. The run queue is kept small (``queueLimit``) so a
+/// test can fill it; it is still far more than the shared tests queue at once.
 enum Engine {
+    static let queueLimit = 256
+
     /// The manager's working directory (absolute, symlinks resolved).
     static let root: String = {
         let base = realPath(NSTemporaryDirectory())
@@ -19,7 +23,31 @@ enum Engine {
     }()
 
     static let manager = Task { () async throws -> KernelManager in
-        try await KernelManager.start(KernelConfiguration(workingDirectory: root, captureFileDescriptors: false))
+        try await KernelManager.start(
+            KernelConfiguration(workingDirectory: root, captureFileDescriptors: false, runQueueLimit: queueLimit),
+            logger: Logger(label: "pykernel.engine.tests") { _ in EngineLog() })
+    }
+}
+
+/// What the shared engine logged: each entry's level and message.
+struct EngineLog: LogHandler {
+    static let entries = Mutex<[(level: Logger.Level, message: String)]>([])
+
+    /// The messages logged at `level`.
+    static func messages(at level: Logger.Level) -> [String] {
+        entries.withLock { $0.filter { $0.level == level }.map(\.message) }
+    }
+
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .debug
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        Self.entries.withLock { $0.append((event.level, "\(event.message)")) }
     }
 }
 

@@ -1,10 +1,12 @@
 import EmbeddedPython
-import Synchronization
 import Glibc
+import Logging
+import Synchronization
 
-/// Everything that lives in Python: the runtime module's functions and each context's namespace.
-/// Created and used on the interpreter thread only, with the GIL held; Python objects never leave it.
-final class PythonSession {
+/// The engine's state inside Python: the runtime module's functions and each context's namespace.
+/// Created and used on the interpreter thread only, with the GIL held; Python objects never leave
+/// it (neither this type nor the wrappers it holds are `Sendable`).
+final class InterpreterState {
     /// A context's globals and the sources of its cells (for tracebacks and `inspect`).
     private final class Namespace {
         let globals: PyOwned
@@ -35,28 +37,30 @@ final class PythonSession {
     /// The process's working directory as last set by the engine (`chdir` is skipped when a run's
     /// context has the same one; code that calls `os.chdir` is seen through the audit hook).
     private var currentDirectory: String?
+    private let runtime: EmbeddedRuntime
 
-    init(_ configuration: KernelConfiguration) throws(KernelError) {
+    init(_ configuration: KernelConfiguration, runtime: EmbeddedRuntime) throws(KernelError) {
+        self.runtime = runtime
         do {
             try PythonRuntime.initialize(PythonSettings(virtualEnvironment: configuration.virtualEnvironment))
             compile = try PyOwned.importModule("builtins").borrowed.attribute("compile")
             execMode = try PyOwned.string("exec")
-            let runtime = try Self.loadRuntime()
-            newNamespace = try runtime.borrowed.attribute("new_namespace")
-            beginRun = try runtime.borrowed.attribute("begin_run")
-            ThreadOwners.threadOwnerFunction = try runtime.borrowed.attribute("thread_owner").transfer()
-            ThreadOwners.interpreterThread = pthread_self()
-            endRun = try runtime.borrowed.attribute("end_run")
-            restoreStreams = try runtime.borrowed.attribute("restore_streams")
-            runtimeGlobals = try runtime.borrowed.attribute("__dict__")
+            let module = try Self.loadRuntime()
+            newNamespace = try module.borrowed.attribute("new_namespace")
+            beginRun = try module.borrowed.attribute("begin_run")
+            runtime.threadOwners.install(ownerFunction: try module.borrowed.attribute("thread_owner"))
+            endRun = try module.borrowed.attribute("end_run")
+            restoreStreams = try module.borrowed.attribute("restore_streams")
+            runtimeGlobals = try module.borrowed.attribute("__dict__")
             currentCellsName = try PyOwned.string("_current_cells")
             currentContextName = try PyOwned.string("_current_context")
-            try Self.installStreams(runtime.borrowed, configuration)
+            try Self.installStreams(module.borrowed, configuration, runtime: runtime)
             try Self.installNativeSuggestions()
-            engineStreams = try runtime.borrowed.attribute("_streams")
+            engineStreams = try module.borrowed.attribute("_streams")
             sysStreams = [try SysAttribute("stdout"), try SysAttribute("stderr"), try SysAttribute("stdin")]
             PythonAuditBridge.install()
         } catch {
+            runtime.logger.critical("the embedded Python could not start: \(error)")
             throw KernelError(.initializationFailed, "the embedded Python could not start: \(error)")
         }
     }
@@ -77,25 +81,27 @@ final class PythonSession {
         return try PyOwned.module(named: runtimeName, source: source)
     }
 
-    private static func installStreams(_ runtime: PyBorrowed, _ configuration: KernelConfiguration) throws(PythonError) {
-        let timeoutError = try runtime.attribute("timeout_error")
+    private static func installStreams(
+        _ module: PyBorrowed, _ configuration: KernelConfiguration, runtime: EmbeddedRuntime
+    ) throws(PythonError) {
+        let timeoutError = try module.attribute("timeout_error")
         let stdoutWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStdout)
         let stderrWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStderr)
         let stdoutBytesWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStdoutBytes)
         let stderrBytesWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStderrBytes)
-        let takeStop = try PyOwned.nativeFunction(name: "take_stop", NativeStreams.takeStop, context: timeoutError.borrowed)
+        let takeStop = try PyOwned.nativeFunction(name: "take_stop", RunSupervisor.takeStop, context: timeoutError.borrowed)
         let capture = configuration.captureFileDescriptors ? PyBorrowed.true : PyBorrowed.false
         let signal = try PyOwned.integer(Int(configuration.interruptSignal))
         let guardExit = configuration.guardsProcessExit ? PyBorrowed.true : PyBorrowed.false
-        _ = try runtime.attribute("install").borrowed.call(
+        _ = try module.attribute("install").borrowed.call(
             stdoutWrite.borrowed, stderrWrite.borrowed, stdoutBytesWrite.borrowed, stderrBytesWrite.borrowed,
             capture, takeStop.borrowed, signal.borrowed, guardExit)
-        SignalRouting.start(interpreterThread: pthread_self(), handledSignal: configuration.interruptSignal)
-        let routeSignal = try PyOwned.nativeFunction(name: "route_signal", NativeStreams.routeSignal)
-        try runtime.setAttribute("route_signal", routeSignal.borrowed)
+        runtime.signals.start(interpreterThread: pthread_self(), handledSignal: configuration.interruptSignal)
+        let routeSignal = try PyOwned.nativeFunction(name: "route_signal", SignalRouting.routeSignal)
+        try module.setAttribute("route_signal", routeSignal.borrowed)
         let sys = try PyOwned.importModule("sys")
         try installPrint(
-            stdout: try sys.borrowed.attribute("stdout"), stdoutWrite: stdoutWrite.borrowed,
+            runtime: runtime, stdout: try sys.borrowed.attribute("stdout"), stdoutWrite: stdoutWrite.borrowed,
             stderr: try sys.borrowed.attribute("stderr"), stderrWrite: stderrWrite.borrowed)
     }
 
@@ -114,7 +120,7 @@ final class PythonSession {
 
     /// Replaces `builtins.print` with ``NativePrint`` (same name, module, doc and behaviour).
     private static func installPrint(
-        stdout: consuming PyOwned, stdoutWrite: PyBorrowed, stderr: consuming PyOwned, stderrWrite: PyBorrowed
+        runtime: EmbeddedRuntime, stdout: consuming PyOwned, stdoutWrite: PyBorrowed, stderr: consuming PyOwned, stderrWrite: PyBorrowed
     ) throws(PythonError) {
         let builtins = try PyOwned.importModule("builtins")
         let original = try builtins.borrowed.attribute("print")
@@ -128,7 +134,7 @@ final class PythonSession {
             doc = "print\(signature)\n--\n\n\(doc)"
         }
         let native = try PyOwned.builtinFunction(name: "print", module: builtins.borrowed, doc: doc, NativePrint.function)
-        try NativePrint.install(original: original, stdout: stdout, stdoutWrite: stdoutWrite, stderr: stderr, stderrWrite: stderrWrite)
+        runtime.nativePrint = try NativePrint(original: original, stdout: stdout, stdoutWrite: stdoutWrite, stderr: stderr, stderrWrite: stderrWrite)
         try builtins.borrowed.setAttribute("print", native.borrowed)
     }
 
@@ -155,17 +161,18 @@ final class PythonSession {
         do {
             namespace = try self.namespace(of: record.id)
         } catch {
+            runtime.logger.error("cannot create the namespace of context \(record.id): \(error)")
             run.output.fail(KernelError(.initializationFailed, "cannot create the context's namespace: \(error)"))
             return
         }
-        OutputHub.shared.begin(run.output, context: record.id)
+        runtime.output.begin(run.output, context: record.id)
         let (error, stop, duration) = evaluate(run, in: namespace, filename: run.filename ?? "<cell-\(executionCount)>", executionCount: executionCount)
         currentDirectory = cwd
-        if PythonAuditBridge.directoryChanged.exchange(false, ordering: .relaxed), let cwd = workingDirectory() {
+        if runtime.directoryChanged.exchange(false, ordering: .relaxed), let cwd = workingDirectory() {
             currentDirectory = cwd
             record.state.withLock { $0.cwd = cwd }
         }
-        OutputHub.shared.end()
+        runtime.output.end()
         let status: ExecutionStatus = switch stop {
         case .timeout: .timeout
         case .interrupt: .interrupted
@@ -186,15 +193,20 @@ final class PythonSession {
             let savedEnvironment = environment == nil ? nil : try beginRun.borrowed.call(
                 namespace.cells.borrowed, name.borrowed, source.borrowed, environment.borrowedOrNone, namespace.contextID.borrowed)
             let started = ContinuousClock.now
-            RunSupervisor.shared.begin(run.output, executionCount: executionCount, timeout: run.timeout)
+            runtime.supervisor.begin(run.output, executionCount: executionCount, timeout: run.timeout)
             let code = compile.borrowed.callKeepingError(source.borrowed, name.borrowed, execMode.borrowed)
             let compiled = code.borrowedOrNone
             var exception: PyOwned? = compiled.isNone ? PythonException.take() : nil
             if !compiled.isNone, !PythonCode.evaluate(compiled, globals: namespace.globals.borrowed) {
                 exception = PythonException.take()
             }
-            let (stop, _) = RunSupervisor.shared.end()
+            let (stop, reported) = runtime.supervisor.end()
             let duration = ContinuousClock.now - started
+            if reported {
+                runtime.logger.notice(
+                    "the interpreter is free again: the run answered as stopped returned after \(duration.seconds.formatted()) s",
+                    metadata: ["context": "\(run.context.id)", "execution_count": "\(executionCount)"])
+            }
             if exception == nil && savedEnvironment.borrowedOrNone.isNone {
                 // The common end (no exception, no environment to restore): what `end_run` does.
                 if compiled.isNone || !compiled.holdsNestedCode { namespace.cells.borrowed.removeItem(name.borrowed) }
@@ -204,7 +216,8 @@ final class PythonSession {
                 namespace.cells.borrowed, name.borrowed, compiled, exception.borrowedOrNone, savedEnvironment.borrowedOrNone)
             return (Self.record(from: description.borrowed), stop, duration)
         } catch {
-            _ = RunSupervisor.shared.end()
+            _ = runtime.supervisor.end()
+            runtime.logger.error("engine failure around a run: \(error)", metadata: ["context": "\(run.context.id)"])
             return (ErrorRecord(name: "SystemError", value: "PyKernel engine failure: \(error)", traceback: "SystemError: PyKernel engine failure: \(error)\n"), nil, .zero)
         }
     }
@@ -266,7 +279,7 @@ final class PythonSession {
     /// Frees a deleted context's namespace: clearing it first breaks the cycles between the
     /// globals and the functions defined in them, so the objects are freed now.
     func releaseNamespace(of context: ContextID) {
-        OutputHub.shared.forget(context)
+        runtime.output.forget(context)
         guard let namespace = namespaces.removeValue(forKey: context) else { return }
         PythonCode.clear(namespace.globals.borrowed)
         PythonCode.clear(namespace.cells.borrowed)

@@ -1,0 +1,120 @@
+import EmbeddedPython
+
+/// `builtins.print`, replaced by a native function with the same behaviour that writes straight to
+/// the engine's streams: one write per call instead of a `write` lookup and call per object,
+/// separator and end. Whatever it does not handle itself (another `file`, a replaced
+/// `sys.stdout` or `write`, unusual arguments) goes to CPython's own `print` unchanged.
+///
+/// One instance, kept in ``EmbeddedRuntime/nativePrint``: made on the interpreter thread at
+/// start-up, then only read with the GIL held. It keeps its references for the rest of the process.
+final class NativePrint {
+    private let original: PyPointer
+    private let streams: [(object: PyPointer, write: PyPointer, name: OutputStreamName)]
+    private let writeName: PyPointer
+    private let flushName: PyPointer
+    private let sysStdout: SysAttribute
+
+    /// Takes over references to CPython's `print` and the engine's two text streams, and new ones
+    /// to their native `write` functions.
+    init(
+        original: consuming PyOwned, stdout: consuming PyOwned, stdoutWrite: PyBorrowed,
+        stderr: consuming PyOwned, stderrWrite: PyBorrowed
+    ) throws(PythonError) {
+        self.writeName = try PyOwned.string("write").transfer()
+        self.flushName = try PyOwned.string("flush").transfer()
+        self.sysStdout = try SysAttribute("stdout")
+        self.original = original.transfer()
+        self.streams = [
+            (stdout.transfer(), PyOwned(retaining: stdoutWrite).transfer(), .stdout),
+            (stderr.transfer(), PyOwned(retaining: stderrWrite).transfer(), .stderr),
+        ]
+    }
+
+    static let function: NativeKeywordFunctionPointer = { _, arguments, countAndFlags, keywordNames in
+        guard let native = EmbeddedRuntime.current.nativePrint else { return nil }
+        return native.print(arguments, countAndFlags, keywordNames)
+    }
+
+    private func print(_ arguments: UnsafePointer<PyPointer?>?, _ countAndFlags: Int, _ keywordNames: PyPointer?) -> PyPointer? {
+        guard let call = PrintArguments(arguments, countAndFlags, keywordNames), let (file, stream) = destination(call.file) else {
+            return PyBorrowed(original).forwardCall(arguments, countAndFlags, keywordNames)
+        }
+        let written = withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 1) { scratch in
+            var text = PrintBuffer(scratch, stream: stream)
+            return text.print(call)
+        }
+        guard written, !call.flush || file.callMethod(PyBorrowed(flushName)) else { return nil }
+        return PyOwned(retaining: .none).transfer()
+    }
+
+    /// The engine stream `print` writes to, when it is one whose `write` is still the engine's.
+    private func destination(_ file: PyBorrowed?) -> (PyBorrowed, OutputStreamName)? {
+        guard let file = file ?? sysStdout.value,
+            let stream = streams.first(where: { $0.object == file.pointer }),
+            file.attribute(PyBorrowed(writeName), isIdenticalTo: PyBorrowed(stream.write))
+        else { return nil }
+        return (file, stream.name)
+    }
+}
+
+/// The text of one `print` call, gathered in a scratch buffer and written when it is full, before
+/// `str()` of an object that may run Python code (which may print too), and at the end.
+private struct PrintBuffer {
+    let scratch: UnsafeMutableRawBufferPointer
+    let stream: OutputStreamName
+    var used = 0
+
+    init(_ scratch: UnsafeMutableRawBufferPointer, stream: OutputStreamName) {
+        self.scratch = scratch
+        self.stream = stream
+    }
+
+    /// `false` with an exception pending when `str()` raised or a stop arrived while writing.
+    mutating func print(_ call: PrintArguments) -> Bool {
+        for (index, object) in call.objects.enumerated() {
+            if index > 0 {
+                if let separator = call.separator {
+                    guard separator.withUTF8Text({ append($0) }) == true else { return false }
+                } else {
+                    guard append(UInt8(ascii: " ")) else { return false }
+                }
+            }
+            guard let object = PyBorrowed(object) else { continue }
+            if !object.strRunsNoPython { guard flush() else { return false } }
+            guard object.withStrUTF8({ append($0) }) == true else {
+                // What came before is written, as CPython's print would have (its exception stays).
+                PythonException.preservingPending { _ = flush() }
+                return false
+            }
+        }
+        if let end = call.end {
+            guard end.withUTF8Text({ append($0) }) == true else { return false }
+        } else {
+            guard append(UInt8(ascii: "\n")) else { return false }
+        }
+        return flush()
+    }
+
+    private mutating func append(_ byte: UInt8) -> Bool {
+        if used == scratch.count { guard flush() else { return false } }
+        scratch[used] = byte
+        used += 1
+        return true
+    }
+
+    private mutating func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if bytes.count > scratch.count - used {
+            guard flush() else { return false }
+            if bytes.count > scratch.count { return NativeStreams.write(stream, bytes) }
+        }
+        UnsafeMutableRawBufferPointer(rebasing: scratch[used..<(used + bytes.count)]).copyMemory(from: bytes)
+        used += bytes.count
+        return true
+    }
+
+    private mutating func flush() -> Bool {
+        guard used > 0 else { return true }
+        defer { used = 0 }
+        return NativeStreams.write(stream, UnsafeRawBufferPointer(rebasing: scratch[..<used]))
+    }
+}

@@ -1,0 +1,29 @@
+import EmbeddedPython
+import Synchronization
+
+/// Tells the engine when user code starts processes (whose output arrives through the pipes) or
+/// changes the working directory, through a C audit hook (PEP 578).
+enum PythonAuditBridge {
+    /// Adds the hook for the rest of the process (audit hooks cannot be removed).
+    static func install() { PythonAudit.addHook(hook) }
+
+    private static let hook: AuditHookPointer = { event, _, _ in
+        guard let event else { return 0 }
+        // Most events (`exec`, `compile`, `open`, `import`, `object.__getattr__`, ...) are not ours:
+        // only look closer at names starting with "os.", "subprocess." or "ctypes.".
+        let first = UInt8(bitPattern: event[0])
+        guard first == UInt8(ascii: "o") || first == UInt8(ascii: "s") || first == UInt8(ascii: "c") else { return 0 }
+        let name = String(cString: event)
+        if name == "os.chdir" || name == "os.fchdir" {
+            EmbeddedRuntime.current.directoryChanged.store(true, ordering: .relaxed)
+            return 0
+        }
+        if name == "os.system" || name == "subprocess.Popen" || name == "os.posix_spawn"
+            || name == "os.fork" || name == "os.exec" || name == "os.spawn" || name == "os.forkpty"
+            || name == "ctypes.call_function" || name == "os.write"  // raised by the runtime's os.write
+        {
+            EmbeddedRuntime.current.output.descriptorActivity.store(true, ordering: .relaxed)
+        }
+        return 0
+    }
+}
