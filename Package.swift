@@ -74,7 +74,9 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "PyKernelTests", dependencies: ["PyKernel"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "PyKernelTests", dependencies: ["PyKernel", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings),
         .testTarget(name: "PyKernelSupportTests", dependencies: ["PyKernelSupport"], swiftSettings: strictSettings),
         .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC"], swiftSettings: strictSettings),
         .testTarget(
