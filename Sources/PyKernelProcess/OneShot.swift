@@ -1,4 +1,5 @@
 import Glibc
+import PyKernelSupport
 import Synchronization
 
 /// Live children of `exec` and `code_run`, so that ``ProcessService/shutdown()`` can kill them.
@@ -12,9 +13,7 @@ final class ChildRegistry: Sendable {
 
 /// The outcome of a one-shot run.
 struct OneShotOutcome: Sendable {
-    var exitCode: Int32
-    var output: OutputCollector.Snapshot
-    var timedOut: Bool
+    var result: ExecResult
 }
 
 /// Runs one process to completion with its output captured in memory (`exec`, `code_run`).
@@ -29,7 +28,7 @@ struct OneShotOutcome: Sendable {
 /// the output pipe open cannot make the call hang. If the calling task is cancelled, the group
 /// is killed at once.
 func runOneShot(
-    _ spec: Posix.SpawnSpec, timeout: Double?, configuration: ProcessServiceConfiguration,
+    _ spec: Posix.SpawnSpec, timeout: Duration?, configuration: ProcessServiceConfiguration,
     registry: ChildRegistry
 ) async throws(ProcessAPIError) -> OneShotOutcome {
     let (pid, stdoutFD, stderrFD) = try Posix.spawnWithOutputPipes(spec)
@@ -45,10 +44,10 @@ func runOneShot(
         child.release()
     }
 
-    let grace = configuration.killGracePeriod
+    let grace = configuration.killGracePeriod.inSeconds
     let timedOut = await withTaskCancellationHandler {
-        if let timeout, timeout > 0 {
-            if await child.exited.wait(timeout: timeout) != nil { return false }
+        if let timeout {
+            if await child.exited.wait(timeout: timeout.inSeconds) != nil { return false }
             if Task.isCancelled { return false }
             child.signalGroup(SIGTERM)
             if await child.exited.wait(timeout: grace) == nil { child.signalGroup(SIGKILL) }
@@ -63,7 +62,7 @@ func runOneShot(
     let exitCode = await child.exited.waitUncancellable() ?? -1
 
     // Output written by leftovers of the group, then the leftovers themselves.
-    if await pump.finished.waitUncancellable(timeout: configuration.drainWindow) == nil {
+    if await pump.finished.waitUncancellable(timeout: configuration.drainWindow.inSeconds) == nil {
         child.signalGroup(SIGKILL)
         if await pump.finished.waitUncancellable(timeout: 0.2) == nil {
             pump.stop()
@@ -72,5 +71,5 @@ func runOneShot(
     } else {
         child.signalGroup(SIGKILL)
     }
-    return OneShotOutcome(exitCode: exitCode, output: collector.snapshot(), timedOut: timedOut)
+    return OneShotOutcome(result: collector.result(exitCode: exitCode, timedOut: timedOut))
 }

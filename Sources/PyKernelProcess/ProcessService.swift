@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import PyKernelSupport
 import Synchronization
 
 /// The process API of PyKernel: stateless code runs (`process.code_run`), shell commands
@@ -72,7 +73,7 @@ public final class ProcessService: Sendable {
 
     private func checkOpen() throws(ProcessAPIError) {
         if state.withLock({ $0.shutDown }) {
-            throw ProcessAPIError(.serviceShutDown, "the process service has been shut down")
+            throw ProcessAPIError(.shuttingDown, "The process service has been shut down.")
         }
     }
 
@@ -80,40 +81,29 @@ public final class ProcessService: Sendable {
     /// path resolves against it. It must be an existing directory.
     func resolveDirectory(_ cwd: String?) throws(ProcessAPIError) -> String {
         let base = configuration.workingDirectory
-        guard let cwd, !cwd.isEmpty else { return base }
-        if cwd.utf8.contains(0) { throw ProcessAPIError(.invalidArgument, "cwd contains a NUL byte") }
-        let path = cwd.hasPrefix("/") ? cwd : (base.hasSuffix("/") ? base : base + "/") + cwd
-        let resolved = (path as NSString).standardizingPath
-        var st = stat()
-        if stat(resolved, &st) != 0 {
-            let relative = cwd.hasPrefix("/") ? "" : " (relative to the server's working directory \(base))"
-            throw ProcessAPIError(.invalidCwd, "working directory '\(cwd)' does not exist: \(resolved)\(relative)")
+        guard let cwd else { return base }
+        do {
+            return try InputValidation.workingDirectory(cwd, relativeTo: base)
+        } catch {
+            guard !cwd.hasPrefix("/"), error.message.hasSuffix(".") else { throw ProcessAPIError(error) }
+            let message = error.message.dropLast() + " (relative to the server's working directory \(base))."
+            throw ProcessAPIError(ProcessAPIError(error).code, String(message), field: error.field)
         }
-        if (st.st_mode & S_IFMT) != S_IFDIR {
-            throw ProcessAPIError(.invalidCwd, "working directory '\(cwd)' is not a directory: \(resolved)")
-        }
-        return resolved
     }
 
     /// The service's environment with `overrides` laid over it.
     func mergedEnvironment(_ overrides: [String: String]) throws(ProcessAPIError) -> [String: String] {
-        var env = configuration.environment
-        for (key, value) in overrides {
-            if key.isEmpty || key.contains("=") || key.utf8.contains(0) {
-                throw ProcessAPIError(
-                    .invalidArgument, "invalid environment variable name '\(key)': it must be non-empty, without '=' or NUL")
-            }
-            if value.utf8.contains(0) {
-                throw ProcessAPIError(.invalidArgument, "the value of environment variable \(key) contains a NUL byte")
-            }
-            env[key] = value
+        do {
+            try InputValidation.environment(overrides)
+        } catch {
+            throw ProcessAPIError(error)
         }
-        return env
+        return configuration.environment.merging(overrides) { _, new in new }
     }
 
-    private func validateTimeout(_ timeout: Double?) throws(ProcessAPIError) {
-        if let timeout, !(timeout >= 0) || !timeout.isFinite {
-            throw ProcessAPIError(.invalidArgument, "timeout must be a non-negative number of seconds, not \(timeout)")
+    private func validateTimeout(_ timeout: Duration?) throws(ProcessAPIError) {
+        if let timeout, timeout < .zero {
+            throw ProcessAPIError(.invalidArgument, "timeout must not be negative (nil means no timeout).", field: "timeout")
         }
     }
 
@@ -175,7 +165,7 @@ public final class ProcessService: Sendable {
         for (key, value) in plan.defaultEnvironment where params.env[key] == nil { env[key] = value }
 
         for arg in params.argv where arg.utf8.contains(0) {
-            throw ProcessAPIError(.invalidArgument, "an argv element contains a NUL byte, which a process cannot receive")
+            throw ProcessAPIError(.invalidArgument, "An argv element contains a NUL byte, which a process cannot receive.", field: "argv")
         }
         // The program goes into a private scratch directory, removed after the run.
         let scratch = temporaryRoot + "/runs/" + UUID().uuidString.lowercased()
@@ -204,9 +194,7 @@ public final class ProcessService: Sendable {
         }
         spec.arguments += params.argv
         let outcome = try await runOneShot(spec, timeout: params.timeout, configuration: configuration, registry: children)
-        return CodeRunResult(
-            exitCode: outcome.exitCode, result: outcome.output.combined, stdout: outcome.output.stdout,
-            stderr: outcome.output.stderr, timedOut: outcome.timedOut, truncated: outcome.output.truncated)
+        return outcome.result
     }
 
     // MARK: - Shell commands
@@ -229,14 +217,12 @@ public final class ProcessService: Sendable {
         let cwd = try resolveDirectory(params.cwd)
         let env = try mergedEnvironment(params.env)
         if params.command.utf8.contains(0) {
-            throw ProcessAPIError(.invalidArgument, "the command contains a NUL byte")
+            throw ProcessAPIError(.invalidArgument, "The command contains a NUL byte.", field: "command")
         }
         let spec = Posix.SpawnSpec(
             executable: "/bin/sh", arguments: ["/bin/sh", "-c", params.command], environment: env, workingDirectory: cwd)
         let outcome = try await runOneShot(spec, timeout: params.timeout, configuration: configuration, registry: children)
-        return ExecResult(
-            exitCode: outcome.exitCode, result: outcome.output.combined, stdout: outcome.output.stdout,
-            stderr: outcome.output.stderr, timedOut: outcome.timedOut, truncated: outcome.output.truncated)
+        return outcome.result
     }
 
     // MARK: - Sessions
@@ -255,7 +241,7 @@ public final class ProcessService: Sendable {
     public func createSession(_ params: CreateSessionParams) async throws(ProcessAPIError) -> SessionInfo {
         try checkOpen()
         if params.id.isEmpty || params.id.utf8.contains(0) {
-            throw ProcessAPIError(.invalidArgument, "a session id must be a non-empty string without NUL bytes")
+            throw ProcessAPIError(.invalidArgument, "A session id must be a non-empty string without NUL bytes.", field: "id")
         }
         if params.id == Self.entrypointSessionID {
             throw ProcessAPIError(.reservedSession, "the session id '\(params.id)' is reserved for the entrypoint command")
@@ -315,7 +301,7 @@ public final class ProcessService: Sendable {
     {
         try validateTimeout(params.timeout)
         if params.command.utf8.contains(0) {
-            throw ProcessAPIError(.invalidArgument, "the command contains a NUL byte")
+            throw ProcessAPIError(.invalidArgument, "The command contains a NUL byte.", field: "command")
         }
         let session = try writableSession(params.session, action: "given commands")
         return try await session.execute(params)
@@ -463,7 +449,7 @@ public final class ProcessService: Sendable {
 
     /// Kills everything the service started — sessions (the entrypoint included) and running
     /// `exec`/`code_run` process groups — finishes the exit event streams and removes the
-    /// temporary directory. Later calls throw ``ProcessAPIError/Code/serviceShutDown``.
+    /// temporary directory. Later calls throw ``ProcessAPIError/Code/shuttingDown``.
     /// Calling it again does nothing.
     public func shutdown() async {
         let sessions = state.withLock { s -> [Session]? in

@@ -125,9 +125,9 @@ final class RuntimeResolver: Sendable {
         let spec = Posix.SpawnSpec(
             executable: node, arguments: [node, "--version"], environment: environment, workingDirectory: "/")
         guard let outcome = try? await runOneShot(
-            spec, timeout: 15, configuration: ProcessServiceConfiguration(environment: environment), registry: registry)
+            spec, timeout: .seconds(15), configuration: ProcessServiceConfiguration(environment: environment), registry: registry)
         else { return nil }
-        let text = outcome.output.stdout.trimmingWhitespace().drop { $0 == "v" }
+        let text = outcome.result.stdout.trimmingWhitespace().drop { $0 == "v" }
         let parts = text.split(separator: ".").compactMap { Int($0) }
         guard parts.count >= 2 else { return nil }
         nodeVersions.withLock { $0[node] = parts }

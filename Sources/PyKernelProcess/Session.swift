@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import PyKernelSupport
 import Synchronization
 
 /// A command of a session: its log files on disk, its exit code, its stdin (asynchronous commands).
@@ -13,8 +14,8 @@ final class SessionCommand: Sendable {
     let command: String
     let isAsync: Bool
     let directory: String
-    /// Seconds an asynchronous command may run, counted from its start.
-    let timeout: Double?
+    /// How long an asynchronous command may run, counted from its start.
+    let timeout: Duration?
     /// Fires with the exit code.
     let exited = Latch<Int32>()
     private let drainWindow: Double
@@ -34,7 +35,7 @@ final class SessionCommand: Sendable {
 
     init(
         id: String, seq: Int, command: String, isAsync: Bool, directory: String, drainWindow: Double,
-        timeout: Double? = nil
+        timeout: Duration? = nil
     ) {
         self.id = id
         self.timeout = timeout
@@ -49,7 +50,7 @@ final class SessionCommand: Sendable {
     var stderrLog: String { directory + "/stderr.log" }
     var outputLog: String { directory + "/output.log" }
 
-    func log(_ stream: OutputStreamKind) -> String { stream == .stdout ? stdoutLog : stderrLog }
+    func log(_ stream: OutputStreamName) -> String { stream == .stdout ? stdoutLog : stderrLog }
 
     var info: SessionCommandInfo { SessionCommandInfo(id: id, command: command, exitCode: exited.value) }
 
@@ -178,21 +179,15 @@ final class SessionCommand: Sendable {
         }
     }
 
-    /// The most recent `limit` bytes of each log.
+    /// The logs, each capped by the one output rule (its first and last bytes, and the count
+    /// of bytes cut between them).
     func readLogs(limit: Int) async -> SessionLogs {
         let paths = [stdoutLog, stderrLog, outputLog]
-        let parts = await Blocking.run { () -> [(String, Bool)] in
-            paths.map { path in
-                let size = Posix.fileSize(path) ?? 0
-                let start = max(0, size - limit)
-                var bytes = Posix.readFile(path, offset: start, count: size - start) ?? []
-                if start > 0 { bytes = UTF8Text.dropLeadingContinuationBytes(bytes) }
-                return (UTF8Text.decode(bytes), start > 0)
-            }
-        }
+        let parts = await Blocking.run { paths.map { CappedFile.read($0, limit: limit) } }
         return SessionLogs(
-            stdout: parts[0].0, stderr: parts[1].0, output: parts[2].0, exitCode: exited.value,
-            truncated: parts.contains { $0.1 })
+            stdout: parts[0].text, stderr: parts[1].text, output: parts[2].text, exitCode: exited.value,
+            stdoutOmittedBytes: parts[0].omittedBytes, stderrOmittedBytes: parts[1].omittedBytes,
+            outputOmittedBytes: parts[2].omittedBytes)
     }
 }
 
@@ -311,7 +306,7 @@ final class Session: Sendable {
     // MARK: - Commands
 
     /// Creates the command's directory, FIFOs and logs, and starts its pump.
-    private func prepareCommand(_ text: String, isAsync: Bool, timeout: Double? = nil) throws(ProcessAPIError)
+    private func prepareCommand(_ text: String, isAsync: Bool, timeout: Duration? = nil) throws(ProcessAPIError)
         -> SessionCommand
     {
         let seq = try state.withLock { s throws(ProcessAPIError) -> Int in
@@ -325,7 +320,7 @@ final class Session: Sendable {
         }
         let cmd = SessionCommand(
             id: UUID().uuidString.lowercased(), seq: seq, command: text, isAsync: isAsync, directory: dir,
-            drainWindow: configuration.drainWindow, timeout: timeout)
+            drainWindow: configuration.drainWindow.inSeconds, timeout: timeout)
         let script = Posix.open(dir + "/command.sh", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         guard script >= 0 else {
             throw ProcessAPIError(.spawnFailed, "could not write \(dir)/command.sh: \(Posix.describe(errno))")
@@ -419,7 +414,7 @@ final class Session: Sendable {
         }
 
         var timedOut = false
-        let deadline = params.timeout.flatMap { $0 > 0 ? monotonicNow() + $0 : nil }
+        let deadline = params.timeout.map { monotonicNow() + $0.inSeconds }
         while !cmd.exited.isSet {
             if Task.isCancelled { break }
             let wait = deadline.map { $0 - monotonicNow() }
@@ -441,9 +436,7 @@ final class Session: Sendable {
 
     private func syncResult(_ cmd: SessionCommand, timedOut: Bool) async -> SessionExecuteResult {
         let logs = await cmd.readLogs(limit: configuration.outputLimit)
-        return SessionExecuteResult(
-            cmdId: cmd.id, exitCode: cmd.exited.value ?? -1, stdout: logs.stdout, stderr: logs.stderr, output: logs.output,
-            timedOut: timedOut, truncated: logs.truncated)
+        return SessionExecuteResult(cmdId: cmd.id, exitCode: cmd.exited.value ?? -1, logs: logs, timedOut: timedOut)
     }
 
     /// Stops the synchronous command: `SIGUSR2` to the shell (its trap returns from the sourced
@@ -455,7 +448,7 @@ final class Session: Sendable {
         shell.child.signal(SIGUSR2)
         let known = LockedSet<pid_t>()
         let shellPID = shell.pid
-        await ProcessKiller.terminate(grace: configuration.killGracePeriod, hardLimit: 1) { [self] table in
+        await ProcessKiller.terminate(grace: configuration.killGracePeriod.inSeconds, hardLimit: 1) { [self] table in
             if cmd.exited.isSet {
                 // The shell is free again and may be starting other commands: stop looking for
                 // new processes, finish off the ones already found.
@@ -467,7 +460,7 @@ final class Session: Sendable {
             known.formUnion(mine)
             return known.contents()
         }
-        if await cmd.exited.waitUncancellable(timeout: configuration.killGracePeriod + 0.5) == nil {
+        if await cmd.exited.waitUncancellable(timeout: configuration.killGracePeriod.inSeconds + 0.5) == nil {
             shell.child.signal(SIGKILL)
             if await cmd.exited.waitUncancellable(timeout: 2) == nil {
                 complete(cmd, 128 + SIGKILL)
@@ -478,10 +471,10 @@ final class Session: Sendable {
     /// Ends an asynchronous command that outlives its timeout: its processes (the descendants of
     /// its background subshell) get `SIGTERM`, then `SIGKILL` after the grace period; the
     /// subshell then reports the exit (usually 143).
-    private func expire(_ cmd: SessionCommand, subshell: pid_t, after timeout: Double) async {
-        if await cmd.exited.wait(timeout: timeout) != nil { return }
+    private func expire(_ cmd: SessionCommand, subshell: pid_t, after timeout: Duration) async {
+        if await cmd.exited.wait(timeout: timeout.inSeconds) != nil { return }
         let known = LockedSet<pid_t>()
-        await ProcessKiller.terminate(grace: configuration.killGracePeriod, hardLimit: 1) { table in
+        await ProcessKiller.terminate(grace: configuration.killGracePeriod.inSeconds, hardLimit: 1) { table in
             known.update { k in
                 k.formUnion(table.descendants(of: k.union([subshell])))
                 return k
@@ -560,7 +553,7 @@ final class Session: Sendable {
         switch parts[0] {
         case "S":
             cmd.setPID(value)
-            if let timeout = cmd.timeout, timeout > 0 {
+            if let timeout = cmd.timeout {
                 Task { await self.expire(cmd, subshell: value, after: timeout) }
             }
         case "O": cmd.markInputOpened()
@@ -603,7 +596,7 @@ final class Session: Sendable {
         }
         let cmd = SessionCommand(
             id: UUID().uuidString.lowercased(), seq: seq, command: display, isAsync: false, directory: dir,
-            drainWindow: configuration.drainWindow)
+            drainWindow: configuration.drainWindow.inSeconds)
         let writer = try LogWriter(directory: dir)
         let spec = Posix.SpawnSpec(
             executable: executable, arguments: arguments, environment: environment, workingDirectory: initialDirectory,
@@ -666,7 +659,7 @@ final class Session: Sendable {
         let fixedGroups = groups
         let tagEntry = Array("\(Self.tagVariable)=\(tag)".utf8)
         // The tree is read before anything is signalled, while the parentage is intact.
-        await ProcessKiller.terminate(grace: configuration.killGracePeriod) { table in
+        await ProcessKiller.terminate(grace: configuration.killGracePeriod.inSeconds) { table in
             known.update { k in
                 k.formUnion(fixedRoots)
                 k.formUnion(table.members(ofGroups: fixedGroups))

@@ -1,3 +1,5 @@
+import PyKernelSupport
+
 /// The output of a session command as it is written, then its exit: the elements of a followed
 /// `session.logs`.
 ///
@@ -29,8 +31,8 @@ public struct SessionLogStream: AsyncSequence, Sendable {
 
         let session: Session
         let command: SessionCommand
-        private var offsets: [OutputStreamKind: Int] = [.stdout: 0, .stderr: 0]
-        private var carry: [OutputStreamKind: [UInt8]] = [.stdout: [], .stderr: []]
+        private var offsets: [OutputStreamName: Int] = [.stdout: 0, .stderr: 0]
+        private var carry: [OutputStreamName: [UInt8]] = [.stdout: [], .stderr: []]
         private var finished = false
 
         init(session: Session, command: SessionCommand) {
@@ -49,7 +51,7 @@ public struct SessionLogStream: AsyncSequence, Sendable {
                     return nil
                 }
                 let settled = command.isSettled
-                for stream in [OutputStreamKind.stdout, .stderr] {
+                for stream in [OutputStreamName.stdout, .stderr] {
                     let path = command.log(stream)
                     let offset = offsets[stream] ?? 0
                     let bytes = await Blocking.run { Posix.readFile(path, offset: offset, count: Self.chunkSize) }
@@ -68,7 +70,7 @@ public struct SessionLogStream: AsyncSequence, Sendable {
                     }
                 }
                 if settled {
-                    for stream in [OutputStreamKind.stdout, .stderr] {
+                    for stream in [OutputStreamName.stdout, .stderr] {
                         if let rest = carry[stream], !rest.isEmpty {
                             carry[stream] = []
                             return .output(SessionOutputChunk(stream: stream, text: UTF8Text.decode(rest)))

@@ -1,4 +1,5 @@
 import Foundation
+import PyKernelSupport
 import Glibc
 import Synchronization
 
@@ -6,7 +7,7 @@ import Synchronization
 /// sink in the order the bytes arrive. Ends at end-of-file on both, or soon after ``stop()``
 /// (after one last non-blocking read). Closes both descriptors when it ends.
 final class StreamPump: Sendable {
-    typealias Sink = @Sendable (OutputStreamKind, UnsafeRawBufferPointer) -> Void
+    typealias Sink = @Sendable (OutputStreamName, UnsafeRawBufferPointer) -> Void
 
     /// Fires when the pump has ended: `true` at end-of-file, `false` when stopped.
     let finished = Latch<Bool>()
@@ -29,7 +30,7 @@ final class StreamPump: Sendable {
     func stop() { stopRequested.store(true, ordering: .releasing) }
 
     private func run(fds: [Int32], pollInterval: Int32, sink: Sink) {
-        let streams: [OutputStreamKind] = [.stdout, .stderr]
+        let streams: [OutputStreamName] = [.stdout, .stderr]
         var open = fds
         let bufferSize = 64 * 1024
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 16)
@@ -78,29 +79,23 @@ final class StreamPump: Sendable {
     }
 }
 
-/// Collects a pump's output in memory, keeping the most recent `limit` bytes of each stream
-/// and of the interleaved stream.
+/// Collects a pump's output in memory under the one output rule (`HeadTailBuffer`): each
+/// stream and the interleaved one keep their first and last bytes and count what was cut.
 final class OutputCollector: Sendable {
-    struct Snapshot: Sendable {
-        var stdout: String
-        var stderr: String
-        var combined: String
-        var truncated: Bool
-    }
-
     private struct Buffers {
-        var stdout: TailBuffer
-        var stderr: TailBuffer
-        var combined: TailBuffer
+        var stdout: HeadTailBuffer
+        var stderr: HeadTailBuffer
+        var combined: HeadTailBuffer
     }
 
     private let buffers: Mutex<Buffers>
 
     init(limit: Int) {
-        buffers = Mutex(Buffers(stdout: TailBuffer(limit: limit), stderr: TailBuffer(limit: limit), combined: TailBuffer(limit: limit)))
+        buffers = Mutex(Buffers(
+            stdout: HeadTailBuffer(limit: limit), stderr: HeadTailBuffer(limit: limit), combined: HeadTailBuffer(limit: limit)))
     }
 
-    func append(_ stream: OutputStreamKind, _ bytes: UnsafeRawBufferPointer) {
+    func append(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) {
         buffers.withLock { b in
             switch stream {
             case .stdout: b.stdout.append(bytes)
@@ -110,11 +105,13 @@ final class OutputCollector: Sendable {
         }
     }
 
-    func snapshot() -> Snapshot {
+    /// The collected output as a result.
+    func result(exitCode: Int32, timedOut: Bool) -> ExecResult {
         buffers.withLock { b in
-            Snapshot(
-                stdout: b.stdout.text(), stderr: b.stderr.text(), combined: b.combined.text(),
-                truncated: b.stdout.isTruncated || b.stderr.isTruncated || b.combined.isTruncated)
+            ExecResult(
+                exitCode: exitCode, result: b.combined.text(), stdout: b.stdout.text(), stderr: b.stderr.text(),
+                timedOut: timedOut, resultOmittedBytes: b.combined.omittedBytes, stdoutOmittedBytes: b.stdout.omittedBytes,
+                stderrOmittedBytes: b.stderr.omittedBytes)
         }
     }
 }

@@ -124,7 +124,7 @@ final class LogWriter: Sendable {
         outputFD = fds[2]
     }
 
-    func write(_ stream: OutputStreamKind, _ bytes: UnsafeRawBufferPointer) {
+    func write(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) {
         Posix.writeAll(stream == .stdout ? stdoutFD : stderrFD, bytes)
         Posix.writeAll(outputFD, bytes)
     }

@@ -51,7 +51,7 @@ struct CodeRunTests {
             // Far beyond the 128 KiB limit of a single command-line argument.
             let filler = String(repeating: "# padding line to make the program large\n", count: 8000)
             let response = try await service.codeRun(
-                CodeRunParams(code: filler + "import sys\nprint(repr(sys.stdin.read()), len(sys.argv))", timeout: 20))
+                CodeRunParams(code: filler + "import sys\nprint(repr(sys.stdin.read()), len(sys.argv))", timeout: .seconds(20)))
             #expect(response.exitCode == 0, "\(response.stderr)")
             #expect(response.stdout == "'' 1\n")
         }
@@ -86,7 +86,7 @@ struct CodeRunTests {
         try await withService { service, _ in
             let start = Date()
             let response = try await service.codeRun(
-                CodeRunParams(code: "import time\nprint('started')\ntime.sleep(30)", timeout: 1))
+                CodeRunParams(code: "import time\nprint('started')\ntime.sleep(30)", timeout: .seconds(1)))
             #expect(response.timedOut)
             #expect(response.stdout == "started\n")
             #expect(Date().timeIntervalSince(start) < 8)

@@ -101,6 +101,48 @@ def test_exec_missing_cwd_is_invalid_params(pk):
     with pytest.raises(InvalidParamsError) as info:
         pk.exec("true", cwd="no/such/dir")
     assert info.value.code == -32602
+    assert (info.value.reason, info.value.field) == ("invalid_cwd", "cwd")
+
+
+@pytest.mark.parametrize(
+    "method, params, field",
+    [
+        ("process.exec", {"command": "true", "timeout": -1}, "timeout"),
+        ("process.exec", {"command": "true", "timeout": "soon"}, "timeout"),
+        ("process.exec", {"command": "true", "env": {"A=B": "x"}}, "env"),
+        ("process.exec", {}, "command"),
+        ("process.code_run", {"code": "1", "language": "cobol"}, "language"),
+        ("process.code_run", {"code": "1", "argv": [1]}, "argv"),
+        ("session.create", {"id": ""}, "id"),
+        ("session.exec", {"session": "s", "command": "true", "run_async": "yes"}, "run_async"),
+        ("session.logs", {"session": "s"}, "cmd_id"),
+    ],
+)
+def test_invalid_params_name_reason_and_field(pk, method, params, field):
+    with pytest.raises(InvalidParamsError) as info:
+        pk.call(method, params)
+    assert info.value.code == -32602
+    assert (info.value.reason, info.value.field) == ("invalid_argument", field), info.value.data
+
+
+def test_exec_fractional_timeout_in_seconds(pk):
+    started = time.monotonic()
+    response = pk.exec("echo started; sleep 30", timeout=0.5)
+    assert time.monotonic() - started < 10
+    assert response.timed_out is True
+    assert response.stdout == "started\n"
+
+
+def test_exec_long_output_keeps_head_and_tail(pk):
+    # 12 MiB against the server's default limit of 10 MiB per stream.
+    response = pk.exec("echo head-marker; head -c 12582912 /dev/zero | tr '\\0' x; echo; echo tail-marker")
+    assert response.exit_code == 0
+    assert response.stdout.startswith("head-marker\nxxx")
+    assert response.stdout.endswith("xxx\ntail-marker\n")
+    assert response.stdout_truncated is True and response.result_truncated is True
+    assert len(response.stdout) == 10 * 1024 * 1024
+    assert len(response.stdout) + response.stdout_omitted_bytes == 12 + 12582912 + 1 + 12
+    assert response.stderr_truncated is False and response.stderr_omitted_bytes == 0
 
 
 def test_exec_timeout_kills_the_whole_process_group(pk):
@@ -178,6 +220,8 @@ def test_session_export_echo_and_cd_persist(pk, tmp_path):
     assert "exec-session-1" in [s.session_id for s in pk.list_sessions()]
     logs = pk.get_session_command_logs("exec-session-1", second.cmd_id)
     assert logs.stdout == "BAR\n" and logs.output == "BAR\n"
+    assert (logs.stdout_truncated, logs.stdout_omitted_bytes, logs.output_omitted_bytes) == (False, 0, 0)
+    assert (second.stdout_truncated, second.stdout_omitted_bytes, second.output_truncated) == (False, 0, False)
     pk.delete_session("exec-session-1")
 
 
@@ -186,6 +230,7 @@ def test_session_errors(pk):
     with pytest.raises(PyKernelError) as info:
         pk.create_session("dup")
     assert info.value.code == -32011
+    assert info.value.reason == "session_exists"
     with pytest.raises(PyKernelError) as info:
         pk.get_session("nope")
     assert info.value.code == -32010
@@ -197,8 +242,9 @@ def test_session_errors(pk):
     with pytest.raises(PyKernelError) as info:
         pk.send_session_command_input("dup", done.cmd_id, "x\n")
     assert info.value.code == -32013
-    with pytest.raises(InvalidParamsError):
+    with pytest.raises(InvalidParamsError) as info:
         pk.create_session("bad-cwd", cwd="does/not/exist")
+    assert (info.value.reason, info.value.field) == ("invalid_cwd", "cwd")
 
 
 def test_async_command_streamed_with_follow(pk):
