@@ -11,33 +11,46 @@ final class ChildRegistry: Sendable {
     func all() -> [ChildProcess] { children.withLock { Array($0.values) } }
 }
 
-/// The outcome of a one-shot run.
-struct OneShotOutcome: Sendable {
-    var result: ExecResult
-}
-
 /// Runs one process to completion with its output captured in memory (`exec`, `code_run`).
 ///
-/// The process leads a new process group; stdin is `spec.stdin` (`/dev/null` by default); stdout and stderr are two
-/// pipes read by one thread with `poll`, so the interleaved text is in arrival order.
+/// The process leads a new process group; stdin is `spec.stdin` (`/dev/null` by default);
+/// stdout and stderr are two pipes read on the service's monitor thread, so the interleaved
+/// text is in arrival order.
 ///
-/// When the timeout fires, the group gets `SIGTERM`, then `SIGKILL` after the grace period if
-/// the leader is still alive. After the leader exits (for whatever reason), the call keeps
-/// reading for at most the drain window, then kills whatever is left of the group with
-/// `SIGKILL` — a one-shot command leaves nothing running, and a background process holding
-/// the output pipe open cannot make the call hang. If the calling task is cancelled, the group
-/// is killed at once.
+/// The teardown ladder: when the timeout fires, the group gets `SIGTERM`, then `SIGKILL` after
+/// the grace period if the leader is still alive. After the leader exits (for whatever reason),
+/// the call keeps reading for at most the drain window, then kills whatever is left of the
+/// group with `SIGKILL` — a one-shot command leaves nothing running, and a background process
+/// holding the output pipe open cannot make the call hang. Every group signal is sent before
+/// the leader is reaped. If the calling task is cancelled, the group is killed at once.
+/// (swift-subprocess's `TeardownStep` ladder runs only on cancellation and stops at the
+/// leader's exit, which would leave the rest of the group behind: the ladder is kept here.)
 func runOneShot(
-    _ spec: Posix.SpawnSpec, timeout: Duration?, configuration: ProcessServiceConfiguration,
-    registry: ChildRegistry
-) async throws(ProcessAPIError) -> OneShotOutcome {
-    let (pid, stdoutFD, stderrFD) = try Posix.spawnWithOutputPipes(spec)
-
+    _ spec: SpawnSpec, timeout: Duration?, configuration: ProcessServiceConfiguration,
+    registry: ChildRegistry, monitor: IOMonitor
+) async throws(ProcessAPIError) -> ExecResult {
+    let out = try Posix.makePipe()
+    let err: (read: Int32, write: Int32)
+    do {
+        err = try Posix.makePipe()
+    } catch {
+        for fd in [out.read, out.write] { Posix.closeQuietly(fd) }
+        throw error
+    }
+    var spec = spec
+    spec.stdout = out.write
+    spec.stderr = err.write
+    let child: ChildProcess
+    do {
+        child = try await ChildProcess.spawn(spec, monitor: monitor)
+    } catch {
+        for fd in [out.read, err.read] { Posix.closeQuietly(fd) }
+        throw error
+    }
     let collector = OutputCollector(limit: configuration.outputLimit)
-    let pump = StreamPump(stdoutFD: stdoutFD, stderrFD: stderrFD, name: "pykernel-run-\(pid)") { stream, bytes in
+    let pump = StreamPump(stdoutFD: out.read, stderrFD: err.read, monitor: monitor) { stream, bytes in
         collector.append(stream, bytes)
     }
-    let child = ChildProcess(pid: pid)
     registry.insert(child)
     defer {
         registry.remove(child)
@@ -71,5 +84,5 @@ func runOneShot(
     } else {
         child.signalGroup(SIGKILL)
     }
-    return OneShotOutcome(result: collector.result(exitCode: exitCode, timedOut: timedOut))
+    return collector.result(exitCode: exitCode, timedOut: timedOut)
 }

@@ -145,3 +145,17 @@ func monotonicNow() -> Double {
 func pause(_ seconds: Double) async {
     try? await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9))
 }
+
+/// A set shared between tasks and threads.
+final class LockedSet<Element: Hashable & Sendable>: Sendable {
+    private let storage = Mutex<Set<Element>>([])
+
+    func formUnion(_ other: some Sequence<Element>) {
+        storage.withLock { $0.formUnion(other) }
+    }
+
+    func contents() -> Set<Element> { storage.withLock { $0 } }
+
+    /// Runs `body` on the set under the lock.
+    func update<R: Sendable>(_ body: (inout Set<Element>) -> R) -> R { storage.withLock { body(&$0) } }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Logging
 import PyKernelSupport
 import Synchronization
 
@@ -10,13 +11,13 @@ import Synchronization
 /// `Codable` with its wire names) and returns a `Sendable`, `Codable` result. Failures of the
 /// request throw ``ProcessAPIError``; a failing user command is a result with a non-zero exit code.
 ///
-/// Processes are started with `posix_spawn` in a new process group each, with an empty signal
-/// mask, default signal dispositions and only descriptors 0/1/2 inherited. Children are waited
-/// for by pid on dedicated threads; the service installs no signal handlers and never calls
-/// `waitpid(-1)`, so it can share a process with an embedded Python interpreter. Everything that
-/// can block for long (waiting for processes, reading pipes) runs on the service's own threads
-/// and is bridged with continuations; reads of log files and /proc run on a private dispatch
-/// queue; only short local file-system calls (creating a FIFO, writing a command file) run inline.
+/// Processes are started and reaped by swift-subprocess, each in a new process group of its
+/// own, with an empty signal mask, default dispositions for the standard signals and only
+/// descriptors 0/1/2 inherited. One monitor thread per service watches every pipe and every
+/// child's pidfd; the service installs no signal handlers and never calls `waitpid(-1)`, so it
+/// can share a process with an embedded Python interpreter. Reads of log files and /proc run on
+/// a private dispatch queue; only short local file-system calls run inline. Failures that cannot
+/// be reported to a caller (an over-long status line, a log write that failed) go to `logger`.
 ///
 /// If the server runs as PID 1 of a container, run it under an init (e.g. `tini`) so that
 /// orphaned grandchildren are reaped: the service only ever reaps its own children. The host
@@ -38,6 +39,8 @@ public final class ProcessService: Sendable {
     private let hub = ExitEventHub()
     private let children = ChildRegistry()
     private let runtimes = RuntimeResolver()
+    private let monitor: IOMonitor
+    private let logger: Logger
 
     private struct State {
         var sessions: [String: Session] = [:]
@@ -48,12 +51,20 @@ public final class ProcessService: Sendable {
 
     private let state = Mutex(State())
 
-    /// Creates a service and its private temporary directory.
+    /// Creates a service, its private temporary directory and its monitor thread.
+    ///
+    /// - Parameters:
+    ///   - configuration: the working directory, environment, runtimes and limits.
+    ///   - logger: where the service reports what it cannot report to a caller.
     ///
     /// - Throws: ``ProcessAPIError/Code/invalidCwd`` if the working directory does not exist;
     ///   ``ProcessAPIError/Code/spawnFailed`` if the temporary directory cannot be created.
-    public init(configuration: ProcessServiceConfiguration = ProcessServiceConfiguration()) throws(ProcessAPIError) {
+    public init(
+        configuration: ProcessServiceConfiguration = ProcessServiceConfiguration(),
+        logger: Logger = Logger(label: "pykernel.process")
+    ) throws(ProcessAPIError) {
         self.configuration = configuration
+        self.logger = logger
         guard Posix.isDirectory(configuration.workingDirectory) else {
             throw ProcessAPIError(
                 .invalidCwd, "the service's working directory \(configuration.workingDirectory) does not exist")
@@ -67,6 +78,7 @@ public final class ProcessService: Sendable {
         }
         temporaryRoot = String(cString: made)
         for sub in ["/sessions", "/runs"] { mkdir(temporaryRoot + sub, 0o700) }
+        monitor = IOMonitor(logger: logger)
     }
 
     // MARK: - Helpers
@@ -161,7 +173,7 @@ public final class ProcessService: Sendable {
         var env = try mergedEnvironment(params.env)
         let plan = try await runtimes.plan(
             for: params.language, configuration: configuration, environment: env, workingDirectory: cwd,
-            registry: children)
+            registry: children, monitor: monitor)
         for (key, value) in plan.defaultEnvironment where params.env[key] == nil { env[key] = value }
 
         for arg in params.argv where arg.utf8.contains(0) {
@@ -182,19 +194,23 @@ public final class ProcessService: Sendable {
         }
         Posix.closeQuietly(fd)
 
-        var spec = Posix.SpawnSpec(
+        var spec = SpawnSpec(
             executable: plan.command[0], arguments: plan.command, environment: env, workingDirectory: cwd)
         switch plan.delivery {
         case .standardInput:
-            spec.stdin = .readFile(file)
+            let input = Posix.open(file, O_RDONLY)
+            guard input >= 0 else {
+                throw ProcessAPIError(.spawnFailed, "Could not open \(file): \(Posix.describe(errno)).")
+            }
+            spec.stdin = input
         case .scriptArgument:
             spec.arguments.append(file)
             let modules = cwd + "/node_modules"
             spec.environment["NODE_PATH"] = env["NODE_PATH"].map { $0.isEmpty ? modules : modules + ":" + $0 } ?? modules
         }
         spec.arguments += params.argv
-        let outcome = try await runOneShot(spec, timeout: params.timeout, configuration: configuration, registry: children)
-        return outcome.result
+        return try await runOneShot(
+            spec, timeout: params.timeout, configuration: configuration, registry: children, monitor: monitor)
     }
 
     // MARK: - Shell commands
@@ -219,10 +235,10 @@ public final class ProcessService: Sendable {
         if params.command.utf8.contains(0) {
             throw ProcessAPIError(.invalidArgument, "The command contains a NUL byte.", field: "command")
         }
-        let spec = Posix.SpawnSpec(
+        let spec = SpawnSpec(
             executable: "/bin/sh", arguments: ["/bin/sh", "-c", params.command], environment: env, workingDirectory: cwd)
-        let outcome = try await runOneShot(spec, timeout: params.timeout, configuration: configuration, registry: children)
-        return outcome.result
+        return try await runOneShot(
+            spec, timeout: params.timeout, configuration: configuration, registry: children, monitor: monitor)
     }
 
     // MARK: - Sessions
@@ -253,7 +269,7 @@ public final class ProcessService: Sendable {
         }
         let session = Session(
             id: params.id, isEntrypoint: false, directory: try newSessionDirectory(), environment: env,
-            initialDirectory: cwd, configuration: configuration, hub: hub)
+            initialDirectory: cwd, configuration: configuration, hub: hub, monitor: monitor, logger: logger)
         let inserted = state.withLock { s -> Bool in
             if s.sessions[params.id] != nil { return false }
             s.sessions[params.id] = session
@@ -265,7 +281,7 @@ public final class ProcessService: Sendable {
             throw ProcessAPIError(.sessionExists, "a session '\(params.id)' already exists; choose another id or delete it first")
         }
         do {
-            try session.start()
+            try await session.start()
         } catch {
             state.withLock { s in
                 s.sessions.removeValue(forKey: params.id)
@@ -422,7 +438,8 @@ public final class ProcessService: Sendable {
         }
         let session = Session(
             id: id, isEntrypoint: true, directory: try newSessionDirectory(), environment: configuration.environment,
-            initialDirectory: configuration.workingDirectory, configuration: configuration, hub: hub)
+            initialDirectory: configuration.workingDirectory, configuration: configuration, hub: hub, monitor: monitor,
+            logger: logger)
         let inserted = state.withLock { s -> Bool in
             if s.sessions[id] != nil { return false }
             s.sessions[id] = session
@@ -431,7 +448,7 @@ public final class ProcessService: Sendable {
         }
         guard inserted else { throw ProcessAPIError(.sessionExists, "the entrypoint session is already running") }
         do {
-            try session.startEntrypoint(
+            try await session.startEntrypoint(
                 executable: executable, arguments: [command] + arguments,
                 display: ([command] + arguments).map(shellQuote).joined(separator: " "))
         } catch {
@@ -472,5 +489,6 @@ public final class ProcessService: Sendable {
         hub.finish()
         let root = temporaryRoot
         await Blocking.run { Posix.removeTree(root) }
+        monitor.stop()
     }
 }

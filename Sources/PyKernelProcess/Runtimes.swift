@@ -42,7 +42,7 @@ final class RuntimeResolver: Sendable {
 
     func plan(
         for language: CodeLanguage, configuration: ProcessServiceConfiguration, environment: [String: String],
-        workingDirectory: String, registry: ChildRegistry
+        workingDirectory: String, registry: ChildRegistry, monitor: IOMonitor
     ) async throws(ProcessAPIError) -> ProgramPlan {
         let searchPath = environment["PATH"]
         switch language {
@@ -85,7 +85,7 @@ final class RuntimeResolver: Sendable {
                 ?? findExecutable("node", searchPath: searchPath)
             var found = "Node.js is not installed either"
             if let node {
-                let version = await nodeVersion(node, environment: environment, registry: registry)
+                let version = await nodeVersion(node, environment: environment, registry: registry, monitor: monitor)
                 if let version, !Array((version + [0, 0, 0]).prefix(3)).lexicographicallyPrecedes([22, 6, 0]) {
                     return ProgramPlan(
                         command: [node, "--experimental-strip-types", "--disable-warning=ExperimentalWarning"],
@@ -120,14 +120,16 @@ final class RuntimeResolver: Sendable {
     }
 
     /// `node --version` as numbers, cached per executable.
-    private func nodeVersion(_ node: String, environment: [String: String], registry: ChildRegistry) async -> [Int]? {
+    private func nodeVersion(
+        _ node: String, environment: [String: String], registry: ChildRegistry, monitor: IOMonitor
+    ) async -> [Int]? {
         if let cached = nodeVersions.withLock({ $0[node] }) { return cached }
-        let spec = Posix.SpawnSpec(
-            executable: node, arguments: [node, "--version"], environment: environment, workingDirectory: "/")
-        guard let outcome = try? await runOneShot(
-            spec, timeout: .seconds(15), configuration: ProcessServiceConfiguration(environment: environment), registry: registry)
+        let spec = SpawnSpec(executable: node, arguments: [node, "--version"], environment: environment, workingDirectory: "/")
+        guard let result = try? await runOneShot(
+            spec, timeout: .seconds(15), configuration: ProcessServiceConfiguration(environment: environment),
+            registry: registry, monitor: monitor)
         else { return nil }
-        let text = outcome.result.stdout.trimmingWhitespace().drop { $0 == "v" }
+        let text = result.stdout.trimmingWhitespace().drop { $0 == "v" }
         let parts = text.split(separator: ".").compactMap { Int($0) }
         guard parts.count >= 2 else { return nil }
         nodeVersions.withLock { $0[node] = parts }

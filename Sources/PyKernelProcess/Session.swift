@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Logging
 import PyKernelSupport
 import Synchronization
 
@@ -22,6 +23,8 @@ final class SessionCommand: Sendable {
 
     private struct State {
         var pid: pid_t?
+        /// The subshell of an asynchronous command, as read when the shell reported it.
+        var identity: ProcessTable.Identity?
         var stdinFD: Int32 = -1
         var pump: StreamPump?
         var exitTime: Double?
@@ -66,7 +69,15 @@ final class SessionCommand: Sendable {
         }
     }
 
-    func setPID(_ pid: pid_t) { state.withLock { $0.pid = pid } }
+    func setPID(_ pid: pid_t, identity: ProcessTable.Identity? = nil) {
+        state.withLock {
+            $0.pid = pid
+            $0.identity = identity
+        }
+    }
+
+    /// The asynchronous command's subshell as a process (pid and start time), once known.
+    var identity: ProcessTable.Identity? { state.withLock { $0.identity } }
 
     /// The command opened its stdin FIFO: a pending end-of-file can be delivered now. (Closing
     /// our end earlier would destroy the FIFO's buffer and leave the command's open blocked.)
@@ -249,6 +260,8 @@ final class Session: Sendable {
     let initialDirectory: String
     let configuration: ProcessServiceConfiguration
     let hub: ExitEventHub
+    let monitor: IOMonitor
+    let logger: Logger
     /// A random value set as `PYKERNEL_SESSION_TAG` in the environment of every process of the
     /// session, so that deletion also finds processes that left its process tree and group.
     let tag: String
@@ -256,6 +269,8 @@ final class Session: Sendable {
     static let tagVariable = "PYKERNEL_SESSION_TAG"
     /// Held by a synchronous command from the moment it is handed to the shell until it ends.
     private let foreground = AsyncLock()
+    /// Held while a shell is looked up or started.
+    private let shellStart = AsyncLock()
 
     private struct State {
         var commands: [SessionCommand] = []
@@ -273,7 +288,8 @@ final class Session: Sendable {
 
     init(
         id: String, isEntrypoint: Bool, directory: String, environment: [String: String],
-        initialDirectory: String, configuration: ProcessServiceConfiguration, hub: ExitEventHub
+        initialDirectory: String, configuration: ProcessServiceConfiguration, hub: ExitEventHub,
+        monitor: IOMonitor, logger: Logger
     ) {
         let tag = UUID().uuidString.lowercased()
         self.id = id
@@ -284,6 +300,8 @@ final class Session: Sendable {
         self.initialDirectory = initialDirectory
         self.configuration = configuration
         self.hub = hub
+        self.monitor = monitor
+        self.logger = logger
         self.state = Mutex(State(lastDirectory: initialDirectory))
     }
 
@@ -347,9 +365,7 @@ final class Session: Sendable {
             }
             fds.append(fd)
         }
-        let pump = StreamPump(stdoutFD: fds[0], stderrFD: fds[1], pollInterval: 100, name: "pykernel-session-\(seq)") {
-            writer.write($0, $1)
-        }
+        let pump = StreamPump(stdoutFD: fds[0], stderrFD: fds[1], monitor: monitor) { writer.write($0, $1) }
         cmd.attach(pump: pump, stdinFD: isAsync ? fds[2] : -1)
         state.withLock { s in
             s.commands.append(cmd)
@@ -392,7 +408,7 @@ final class Session: Sendable {
     /// Runs a command in the session's shell.
     func execute(_ params: SessionExecuteParams) async throws(ProcessAPIError) -> SessionExecuteResult {
         if params.runAsync {
-            let shell = try ensureShell()
+            let shell = try await ensureShell()
             let cmd = try prepareCommand(params.command, isAsync: true, timeout: params.timeout)
             if !shell.send(asyncLine(cmd, bash: shell.isBash), seq: cmd.seq) {
                 cmd.appendNote("pykernel: the session's shell is not accepting commands\n")
@@ -403,7 +419,7 @@ final class Session: Sendable {
 
         await foreground.lock()
         defer { foreground.unlock() }
-        let shell = try ensureShell()
+        let shell = try await ensureShell()
         let cmd = try prepareCommand(params.command, isAsync: false)
         let shellPID = shell.pid
         let before = await Blocking.run { ProcessTable.snapshot().descendants(of: [shellPID]) }
@@ -481,34 +497,41 @@ final class Session: Sendable {
             }
         }
         if await cmd.exited.wait(timeout: 1) == nil {
-            _ = kill(subshell, SIGKILL)
+            if let identity = cmd.identity { ProcessKiller.signal(identity, SIGKILL) }
             complete(cmd, 128 + SIGKILL)
         }
     }
 
     /// Starts the session's shell now (at creation), so that a shell that cannot start is
     /// reported at once.
-    func start() throws(ProcessAPIError) {
-        _ = try ensureShell()
+    func start() async throws(ProcessAPIError) {
+        _ = try await ensureShell()
     }
 
     /// The live shell, started if there is none (at the first command, or after the previous
     /// shell exited: a command ran `exit`, or the shell was killed after ignoring a timeout).
     /// A new shell starts in the last known working directory with the session's environment.
-    private func ensureShell() throws(ProcessAPIError) -> SessionShell {
-        try state.withLock { s throws(ProcessAPIError) -> SessionShell in
+    private func ensureShell() async throws(ProcessAPIError) -> SessionShell {
+        await shellStart.lock()
+        defer { shellStart.unlock() }
+        let (current, lastDirectory) = try state.withLock { s throws(ProcessAPIError) in
             if s.deleted { throw ProcessAPIError(.sessionNotFound, "session '\(id)' was deleted") }
-            if let shell = s.shell, !shell.child.exited.isSet { return shell }
-            let cwd = Posix.isDirectory(s.lastDirectory) ? s.lastDirectory
-                : Posix.isDirectory(initialDirectory) ? initialDirectory : configuration.workingDirectory
-            let shell = try startShell(in: cwd)
-            s.shell = shell
-            s.allShells.append(shell)
-            return shell
+            return (s.shell, s.lastDirectory)
         }
+        if let current, !current.child.exited.isSet { return current }
+        let cwd = Posix.isDirectory(lastDirectory) ? lastDirectory
+            : Posix.isDirectory(initialDirectory) ? initialDirectory : configuration.workingDirectory
+        let shell = try await startShell(in: cwd)
+        let deleted = state.withLock { s -> Bool in
+            if !s.deleted { s.shell = shell }
+            s.allShells.append(shell)
+            return s.deleted
+        }
+        if deleted { throw ProcessAPIError(.sessionNotFound, "session '\(id)' was deleted") }
+        return shell
     }
 
-    private func startShell(in cwd: String) throws(ProcessAPIError) -> SessionShell {
+    private func startShell(in cwd: String) async throws(ProcessAPIError) -> SessionShell {
         let path = configuration.resolvedSessionShell
         let isBash = path.hasSuffix("bash")
         let control = try Posix.makePipe()
@@ -520,29 +543,32 @@ final class Session: Sendable {
             Posix.closeQuietly(control.write)
             throw error
         }
-        let spec = Posix.SpawnSpec(
+        // The spawn closes what it hands over; our spare copy of the control pipe's read end
+        // keeps a reader present, so that writing to it can never raise SIGPIPE.
+        let spareRead = fcntl(control.read, F_DUPFD_CLOEXEC, 3)
+        let log = Posix.open(directory + "/shell.log", O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        let spec = SpawnSpec(
             executable: path, arguments: isBash ? [path, "--noprofile", "--norc", "-s"] : [path, "-s"],
-            environment: environment, workingDirectory: cwd, stdin: .descriptor(control.read),
-            stdout: .descriptor(status.write), stderr: .appendFile(directory + "/shell.log"))
-        let pid: pid_t
+            environment: environment, workingDirectory: cwd, stdin: control.read, stdout: status.write,
+            stderr: log >= 0 ? log : nil)
+        let child: ChildProcess
         do {
-            pid = try Posix.spawn(spec)
+            child = try await ChildProcess.spawn(spec, monitor: monitor)
         } catch {
-            for fd in [control.read, control.write, status.read, status.write] { Posix.closeQuietly(fd) }
+            for fd in [control.write, spareRead, status.read] { Posix.closeQuietly(fd) }
             throw error
         }
-        Posix.closeQuietly(status.write)
-        let reader = LineReader(fd: status.read, name: "pykernel-shell-\(pid)") { [weak self] line in
+        let reader = LineReader(fd: status.read, monitor: monitor, logger: logger) { [weak self] line in
             self?.handleStatus(line)
         }
-        let child = ChildProcess(pid: pid) { [weak self] code in
+        let pid = child.pid
+        Task { [weak self] in
+            guard let code = await child.exited.waitUncancellable() else { return }
             // Let the status reader take in what the shell wrote before it died.
-            guard let session = self else { return }
-            DispatchQueue.global().asyncAfter(deadline: .now() + 0.1) {
-                session.shellExited(pid: pid, code: code)
-            }
+            await pause(0.1)
+            self?.shellExited(pid: pid, code: code)
         }
-        return SessionShell(child: child, isBash: isBash, reader: reader, controlWrite: control.write, controlRead: control.read)
+        return SessionShell(child: child, isBash: isBash, reader: reader, controlWrite: control.write, controlRead: spareRead)
     }
 
     private func handleStatus(_ line: String) {
@@ -552,7 +578,10 @@ final class Session: Sendable {
         else { return }
         switch parts[0] {
         case "S":
-            cmd.setPID(value)
+            // Read now, while the subshell certainly runs: later kills check it is still this process.
+            let shells = state.withLock { Set($0.allShells.map(\.pid)) }
+            let entry = ProcessTable.readEntry(value)
+            cmd.setPID(value, identity: entry.flatMap { shells.contains($0.parent) ? $0.identity : nil })
             if let timeout = cmd.timeout {
                 Task { await self.expire(cmd, subshell: value, after: timeout) }
             }
@@ -585,7 +614,7 @@ final class Session: Sendable {
     // MARK: - Entrypoint
 
     /// Starts the entrypoint command directly (no shell), with its output pumped into the logs.
-    func startEntrypoint(executable: String, arguments: [String], display: String) throws(ProcessAPIError) {
+    func startEntrypoint(executable: String, arguments: [String], display: String) async throws(ProcessAPIError) {
         let seq = state.withLock { s -> Int in
             defer { s.nextSeq += 1 }
             return s.nextSeq
@@ -598,16 +627,29 @@ final class Session: Sendable {
             id: UUID().uuidString.lowercased(), seq: seq, command: display, isAsync: false, directory: dir,
             drainWindow: configuration.drainWindow.inSeconds)
         let writer = try LogWriter(directory: dir)
-        let spec = Posix.SpawnSpec(
-            executable: executable, arguments: arguments, environment: environment, workingDirectory: initialDirectory,
-            stdin: .null, stdout: .null, stderr: .null)
-        let (pid, stdoutFD, stderrFD) = try Posix.spawnWithOutputPipes(spec)
-        let pump = StreamPump(stdoutFD: stdoutFD, stderrFD: stderrFD, pollInterval: 100, name: "pykernel-entrypoint") {
-            writer.write($0, $1)
+        let out = try Posix.makePipe()
+        let err: (read: Int32, write: Int32)
+        do {
+            err = try Posix.makePipe()
+        } catch {
+            for fd in [out.read, out.write] { Posix.closeQuietly(fd) }
+            throw error
         }
+        let spec = SpawnSpec(
+            executable: executable, arguments: arguments, environment: environment, workingDirectory: initialDirectory,
+            stdin: nil, stdout: out.write, stderr: err.write)
+        let child: ChildProcess
+        do {
+            child = try await ChildProcess.spawn(spec, monitor: monitor)
+        } catch {
+            for fd in [out.read, err.read] { Posix.closeQuietly(fd) }
+            throw error
+        }
+        let pump = StreamPump(stdoutFD: out.read, stderrFD: err.read, monitor: monitor) { writer.write($0, $1) }
         cmd.attach(pump: pump, stdinFD: -1)
-        cmd.setPID(pid)
-        let child = ChildProcess(pid: pid) { [weak self] code in
+        cmd.setPID(child.pid)
+        Task { [weak self] in
+            guard let code = await child.exited.waitUncancellable() else { return }
             self?.complete(cmd, code)
         }
         state.withLock { s in

@@ -124,3 +124,14 @@ func follow(_ service: ProcessService, session: String, cmdId: String) async thr
     }
     return logs
 }
+
+/// The ignored signals among 1...31 in the `SigIgn:` line of a /proc status (-1 without one).
+/// glibc's internal signals 32 and 33 are left out: swift-subprocess resets dispositions with
+/// glibc's `sigfillset`, which excludes them, so glibc's `posix_spawn` leaves them ignored; glibc
+/// programs install their own handlers for them.
+func ignoredStandardSignals(_ status: String) -> UInt64 {
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("SigIgn:") }),
+        let mask = UInt64(line.dropFirst("SigIgn:".count).trimmingCharacters(in: .whitespaces), radix: 16)
+    else { return UInt64.max }
+    return mask & 0x7FFF_FFFF
+}
