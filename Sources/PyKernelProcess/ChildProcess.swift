@@ -1,8 +1,8 @@
 import Glibc
+import _PyKernelProcessShims
 import Subprocess
 import Synchronization
 import SystemPackage
-import _PyKernelProcessShims
 
 /// What to start: a program, its whole argument vector (`argv[0]` included), its environment,
 /// working directory and standard streams (descriptors of ours, handed over to the child).

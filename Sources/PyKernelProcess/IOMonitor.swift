@@ -1,8 +1,8 @@
 import Foundation
 import Glibc
 import Logging
-import Synchronization
 import _PyKernelProcessShims
+import Synchronization
 
 /// The one thread that watches every descriptor of a ``ProcessService``: output pipes of
 /// one-shot runs, output FIFOs of session commands, shells' status pipes, and the process

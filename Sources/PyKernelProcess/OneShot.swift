@@ -40,16 +40,17 @@ func runOneShot(
     var spec = spec
     spec.stdout = out.write
     spec.stderr = err.write
+    // Watched before the child starts, so that reads follow the order the bytes arrive in.
+    let collector = OutputCollector(limit: configuration.outputLimit)
+    let pump = StreamPump(stdoutFD: out.read, stderrFD: err.read, monitor: monitor) { stream, bytes in
+        collector.append(stream, bytes)
+    }
     let child: ChildProcess
     do {
         child = try await ChildProcess.spawn(spec, monitor: monitor)
     } catch {
-        for fd in [out.read, err.read] { Posix.closeQuietly(fd) }
+        pump.stop()
         throw error
-    }
-    let collector = OutputCollector(limit: configuration.outputLimit)
-    let pump = StreamPump(stdoutFD: out.read, stderrFD: err.read, monitor: monitor) { stream, bytes in
-        collector.append(stream, bytes)
     }
     registry.insert(child)
     defer {

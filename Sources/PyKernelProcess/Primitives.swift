@@ -73,8 +73,6 @@ final class Latch<Value: Sendable>: Sendable {
         }
     }
 
-    /// Waits for the value with no timeout. Returns `nil` only if the task is cancelled.
-    func waitForever() async -> Value? { await wait(timeout: nil) }
 
     /// Waits for the value, ignoring cancellation: for clean-up that must complete.
     func waitUncancellable(timeout: Double? = nil) async -> Value? { await wait(timeout: timeout, cancellable: false) }

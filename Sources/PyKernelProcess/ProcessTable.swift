@@ -64,8 +64,6 @@ struct ProcessTable: Sendable {
         return false
     }
 
-    /// Whether `pid` exists and is not a zombie.
-    static func isAlive(_ pid: pid_t) -> Bool { readEntry(pid)?.isAlive ?? false }
 
     /// All descendants of `roots` (the roots themselves excluded), alive or not.
     func descendants(of roots: Set<pid_t>) -> Set<pid_t> {
@@ -87,5 +85,4 @@ struct ProcessTable: Sendable {
         Set(entries.values.filter { groups.contains($0.group) && $0.isAlive }.map(\.pid))
     }
 
-    func isAlive(_ pid: pid_t) -> Bool { entries[pid]?.isAlive ?? false }
 }
