@@ -43,6 +43,12 @@ public struct ProcessServiceConfiguration: Sendable {
     /// them (the one output rule, `PyKernelSupport.HeadTailBuffer`). Default: 10 MiB.
     public var outputLimit: Int
 
+    /// The most bytes each log of a session command keeps on disk (`stdout`, `stderr` and the
+    /// interleaved `output`, each): the first half and the most recent bytes of the stream, the
+    /// bytes between them dropped (counted in `<name>_omitted_bytes`; followers are told with a
+    /// ``SessionLogEvent/dropped(stream:bytes:)``). Default: 64 MiB.
+    public var sessionLogLimit: Int
+
     /// How long a process group gets between `SIGTERM` and `SIGKILL` when a timeout fires, a
     /// session is deleted or the service shuts down. Default: 0.5 s.
     public var killGracePeriod: Duration
@@ -67,6 +73,7 @@ public struct ProcessServiceConfiguration: Sendable {
         sessionShell: String? = nil,
         temporaryDirectory: String? = nil,
         outputLimit: Int = 10 * 1024 * 1024,
+        sessionLogLimit: Int = 64 * 1024 * 1024,
         killGracePeriod: Duration = .milliseconds(500),
         drainWindow: Duration = .milliseconds(200)
     ) {
@@ -80,6 +87,7 @@ public struct ProcessServiceConfiguration: Sendable {
         self.sessionShell = sessionShell
         self.temporaryDirectory = temporaryDirectory
         self.outputLimit = outputLimit
+        self.sessionLogLimit = sessionLogLimit
         self.killGracePeriod = killGracePeriod
         self.drainWindow = drainWindow
     }

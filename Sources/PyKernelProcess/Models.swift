@@ -357,6 +357,10 @@ public struct SessionOutputChunk: Sendable, Hashable {
 public enum SessionLogEvent: Sendable, Hashable {
     /// Text written by the command.
     case output(SessionOutputChunk)
+    /// Bytes of the stream that the log on disk no longer holds (see
+    /// ``ProcessServiceConfiguration/sessionLogLimit``): the follower was behind by more than the
+    /// log keeps, and continues after them.
+    case dropped(stream: OutputStreamName, bytes: Int)
     /// The command exited with this code. Always the last element.
     case exited(exitCode: Int32)
 }

@@ -85,11 +85,9 @@ enum Posix {
         return result
     }
 
-    /// Reads up to `count` bytes at `offset` of the file at `path`. `nil` if it cannot be opened.
-    static func readFile(_ path: String, offset: Int, count: Int) -> [UInt8]? {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { return nil }
-        defer { closeQuietly(fd) }
+    /// Reads up to `count` bytes at `offset` of an open file (none if `fd` is -1).
+    static func readFile(_ fd: Int32, offset: Int, count: Int) -> [UInt8] {
+        guard fd >= 0 else { return [] }
         var result = [UInt8](repeating: 0, count: max(0, count))
         var filled = 0
         while filled < count {

@@ -357,7 +357,8 @@ public final class ProcessService: Sendable {
     }
 
     /// `session.logs`, ready for the JSON-RPC server: with `follow`, calls `onOutput` for every
-    /// chunk as the command writes it (send each as a `session.output` notification), then
+    /// chunk as the command writes it (send each as a `session.output` notification; bytes the
+    /// log dropped before they were followed arrive as one line `[pykernel: N bytes dropped]`), then
     /// returns the final logs once it exits (the response). Without `follow`, returns the logs
     /// so far and never calls `onOutput`.
     public func sessionLogs(
@@ -367,7 +368,12 @@ public final class ProcessService: Sendable {
         let stream = try await followSessionLogs(params)
         var iterator = stream.makeAsyncIterator()
         while let event = try await iterator.next() {
-            if case .output(let chunk) = event { await onOutput(chunk) }
+            switch event {
+            case .output(let chunk): await onOutput(chunk)
+            case .dropped(let stream, let bytes):
+                await onOutput(SessionOutputChunk(stream: stream, text: "\n[pykernel: \(bytes) bytes dropped]\n"))
+            case .exited: break
+            }
         }
         return try await sessionLogs(SessionLogsParams(session: params.session, cmdId: params.cmdId))
     }

@@ -89,7 +89,7 @@ final class Session: Sendable {
         }
         let cmd = SessionCommand(
             id: UUID().uuidString.lowercased(), seq: seq, command: text, isAsync: isAsync, directory: dir,
-            drainWindow: configuration.drainWindow.inSeconds, timeout: timeout)
+            logs: try CommandLogs(directory: dir, limit: configuration.sessionLogLimit, logger: logger), drainWindow: configuration.drainWindow.inSeconds, timeout: timeout)
         let script = Posix.open(dir + "/command.sh", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         guard script >= 0 else {
             throw ProcessAPIError(.spawnFailed, "could not write \(dir)/command.sh: \(Posix.describe(errno))")
@@ -97,7 +97,6 @@ final class Session: Sendable {
         Posix.writeAll(script, Array((text + "\n").utf8))
         Posix.closeQuietly(script)
 
-        let writer = try LogWriter(directory: dir)
         var fds: [Int32] = []
         for name in ["stdout.fifo", "stderr.fifo"] + (isAsync ? ["stdin.fifo"] : []) {
             let path = dir + "/" + name
@@ -116,7 +115,7 @@ final class Session: Sendable {
             }
             fds.append(fd)
         }
-        let pump = StreamPump(stdoutFD: fds[0], stderrFD: fds[1], monitor: monitor) { writer.write($0, $1) }
+        let pump = StreamPump(stdoutFD: fds[0], stderrFD: fds[1], monitor: monitor) { [logs = cmd.logs] in logs.write($0, $1) }
         cmd.attach(pump: pump, stdinFD: isAsync ? fds[2] : -1)
         state.withLock { s in
             s.commands.append(cmd)
@@ -141,7 +140,7 @@ final class Session: Sendable {
             let shell = try await ensureShell()
             let cmd = try prepareCommand(params.command, isAsync: true, timeout: params.timeout)
             if !shell.send(ShellScript.asynchronous(cmd, bash: shell.isBash), seq: cmd.seq) {
-                cmd.appendNote("pykernel: the session's shell is not accepting commands\n")
+                cmd.logs.note("pykernel: the session's shell is not accepting commands\n")
                 complete(cmd, -1)
             }
             return SessionExecuteResult(cmdId: cmd.id)
@@ -154,7 +153,7 @@ final class Session: Sendable {
         let shellPID = shell.pid
         let before = await Blocking.run { ProcessTable.snapshot().descendants(of: [shellPID]) }
         guard shell.send(ShellScript.synchronous(cmd, bash: shell.isBash), seq: cmd.seq) else {
-            cmd.appendNote("pykernel: the session's shell is not accepting commands\n")
+            cmd.logs.note("pykernel: the session's shell is not accepting commands\n")
             complete(cmd, -1)
             return await syncResult(cmd, timedOut: false)
         }

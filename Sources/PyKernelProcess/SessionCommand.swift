@@ -35,9 +35,10 @@ final class SessionCommand: Sendable {
     private let state = Mutex(State())
 
     init(
-        id: String, seq: Int, command: String, isAsync: Bool, directory: String, drainWindow: Double,
-        timeout: Duration? = nil
+        id: String, seq: Int, command: String, isAsync: Bool, directory: String, logs: CommandLogs,
+        drainWindow: Double, timeout: Duration? = nil
     ) {
+        self.logs = logs
         self.id = id
         self.timeout = timeout
         self.seq = seq
@@ -47,11 +48,8 @@ final class SessionCommand: Sendable {
         self.drainWindow = drainWindow
     }
 
-    var stdoutLog: String { directory + "/stdout.log" }
-    var stderrLog: String { directory + "/stderr.log" }
-    var outputLog: String { directory + "/output.log" }
-
-    func log(_ stream: OutputStreamName) -> String { stream == .stdout ? stdoutLog : stderrLog }
+    /// The command's logs on disk.
+    let logs: CommandLogs
 
     var info: SessionCommandInfo { SessionCommandInfo(id: id, command: command, exitCode: exited.value) }
 
@@ -177,22 +175,11 @@ final class SessionCommand: Sendable {
         }
     }
 
-    /// Appends a note from the service to the command's stderr and output logs.
-    func appendNote(_ text: String) {
-        for path in [stderrLog, outputLog] {
-            let fd = Posix.open(path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-            if fd >= 0 {
-                Posix.writeAll(fd, Array(text.utf8))
-                Posix.closeQuietly(fd)
-            }
-        }
-    }
-
     /// The logs, each capped by the one output rule (its first and last bytes, and the count
     /// of bytes cut between them).
     func readLogs(limit: Int) async -> SessionLogs {
-        let paths = [stdoutLog, stderrLog, outputLog]
-        let parts = await Blocking.run { paths.map { CappedFile.read($0, limit: limit) } }
+        let logs = [self.logs.stdout, self.logs.stderr, self.logs.output]
+        let parts = await Blocking.run { logs.map { $0.view().capped(limit: limit) } }
         return SessionLogs(
             stdout: parts[0].text, stderr: parts[1].text, output: parts[2].text, exitCode: exited.value,
             stdoutOmittedBytes: parts[0].omittedBytes, stderrOmittedBytes: parts[1].omittedBytes,

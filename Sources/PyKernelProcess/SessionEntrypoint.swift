@@ -17,8 +17,7 @@ extension Session {
         }
         let cmd = SessionCommand(
             id: UUID().uuidString.lowercased(), seq: seq, command: display, isAsync: false, directory: dir,
-            drainWindow: configuration.drainWindow.inSeconds)
-        let writer = try LogWriter(directory: dir)
+            logs: try CommandLogs(directory: dir, limit: configuration.sessionLogLimit, logger: logger), drainWindow: configuration.drainWindow.inSeconds)
         let out = try Posix.makePipe()
         let err: (read: Int32, write: Int32)
         do {
@@ -30,7 +29,7 @@ extension Session {
         let spec = SpawnSpec(
             executable: executable, arguments: arguments, environment: environment, workingDirectory: initialDirectory,
             stdin: nil, stdout: out.write, stderr: err.write)
-        let pump = StreamPump(stdoutFD: out.read, stderrFD: err.read, monitor: monitor) { writer.write($0, $1) }
+        let pump = StreamPump(stdoutFD: out.read, stderrFD: err.read, monitor: monitor) { [logs = cmd.logs] in logs.write($0, $1) }
         let child: ChildProcess
         do {
             child = try await ChildProcess.spawn(spec, monitor: monitor)

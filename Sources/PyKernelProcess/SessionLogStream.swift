@@ -6,7 +6,9 @@ import PyKernelSupport
 /// The sequence tails the command's log files on disk (checking every 25 ms), so it holds no
 /// more than one 64 KiB chunk in memory however much the command prints, and a slow consumer
 /// only delays its own reading. It yields ``SessionLogEvent/output(_:)`` for each new piece of
-/// stdout or stderr — starting from the beginning of the logs — and ends with
+/// stdout or stderr — starting from the beginning of the logs — and
+/// ``SessionLogEvent/dropped(stream:bytes:)`` where the capped log on disk no longer holds
+/// what the follower has not read yet; it ends with
 /// ``SessionLogEvent/exited(exitCode:)`` once the command has exited and its output has been
 /// read. It throws ``ProcessAPIError/Code/sessionNotFound`` if the session is deleted
 /// meanwhile, and ends early (returns `nil`) when the consuming task is cancelled.
@@ -52,21 +54,23 @@ public struct SessionLogStream: AsyncSequence, Sendable {
                 }
                 let settled = command.isSettled
                 for stream in [OutputStreamName.stdout, .stderr] {
-                    let path = command.log(stream)
+                    let log = command.logs.log(stream)
                     let offset = offsets[stream] ?? 0
-                    let bytes = await Blocking.run { Posix.readFile(path, offset: offset, count: Self.chunkSize) }
-                    guard let bytes else {
-                        finished = true
-                        throw ProcessAPIError(
-                            .sessionNotFound, "session '\(session.id)' was deleted while its logs were followed")
-                    }
-                    guard !bytes.isEmpty else { continue }
-                    offsets[stream] = offset + bytes.count
-                    let all = (carry[stream] ?? []) + bytes
-                    let complete = UTF8Text.completePrefixLength(all)
-                    carry[stream] = Array(all[complete...])
-                    if complete > 0 {
-                        return .output(SessionOutputChunk(stream: stream, text: UTF8Text.decode(all[..<complete])))
+                    let chunk = await Blocking.run { log.view().read(at: offset, count: Self.chunkSize) }
+                    switch chunk {
+                    case .dropped(let count):
+                        offsets[stream] = offset + count
+                        carry[stream] = []
+                        return .dropped(stream: stream, bytes: count)
+                    case .bytes(let bytes):
+                        guard !bytes.isEmpty else { continue }
+                        offsets[stream] = offset + bytes.count
+                        let all = (carry[stream] ?? []) + bytes
+                        let complete = UTF8Text.completePrefixLength(all)
+                        carry[stream] = Array(all[complete...])
+                        if complete > 0 {
+                            return .output(SessionOutputChunk(stream: stream, text: UTF8Text.decode(all[..<complete])))
+                        }
                     }
                 }
                 if settled {

@@ -158,7 +158,7 @@ extension Session {
             if !cmd.isAsync {
                 complete(cmd, code)
             } else if cmd.pid == nil {
-                cmd.appendNote("pykernel: the session's shell exited (status \(code)) before this command started\n")
+                cmd.logs.note("pykernel: the session's shell exited (status \(code)) before this command started\n")
                 complete(cmd, -1)
             }
         }

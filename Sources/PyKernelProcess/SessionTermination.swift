@@ -1,4 +1,5 @@
 import Glibc
+import Logging
 import PyKernelSupport
 import Synchronization
 
@@ -28,7 +29,7 @@ extension Session {
         let fixedGroups = groups
         let tagEntry = Array("\(Self.tagVariable)=\(tag)".utf8)
         // The tree is read before anything is signalled, while the parentage is intact.
-        await ProcessKiller.terminate(grace: configuration.killGracePeriod.inSeconds) { table in
+        let ended = await ProcessKiller.terminate(grace: configuration.killGracePeriod.inSeconds) { table in
             known.update { k in
                 k.formUnion(fixedRoots)
                 k.formUnion(table.members(ofGroups: fixedGroups))
@@ -39,6 +40,9 @@ extension Session {
                 }
                 return k
             }
+        }
+        if !ended {
+            logger.warning("processes survived SIGKILL while deleting the session", metadata: ["session": "\(id)"])
         }
         for shell in shells { shell.closeControl() }
         for child in shells.map(\.child) + (entrypoint.map { [$0] } ?? []) {

@@ -1,4 +1,5 @@
 import Glibc
+import Logging
 import PyKernelSupport
 import Synchronization
 
@@ -14,7 +15,7 @@ extension Session {
         shell.child.signal(SIGUSR2)
         let known = LockedSet<pid_t>()
         let shellPID = shell.pid
-        await ProcessKiller.terminate(grace: configuration.killGracePeriod.inSeconds, hardLimit: 1) { [self] table in
+        let ended = await ProcessKiller.terminate(grace: configuration.killGracePeriod.inSeconds, hardLimit: 1) { [self] table in
             if cmd.exited.isSet {
                 // The shell is free again and may be starting other commands: stop looking for
                 // new processes, finish off the ones already found.
@@ -25,6 +26,9 @@ extension Session {
                 .subtracting(table.descendants(of: asyncPIDs))
             known.formUnion(mine)
             return known.contents()
+        }
+        if !ended {
+            logger.warning("processes survived SIGKILL while ending a command after its timeout", metadata: ["session": "\(id)"])
         }
         if await cmd.exited.waitUncancellable(timeout: configuration.killGracePeriod.inSeconds + 0.5) == nil {
             shell.child.signal(SIGKILL)
@@ -40,11 +44,14 @@ extension Session {
     func expire(_ cmd: SessionCommand, subshell: pid_t, after timeout: Duration) async {
         if await cmd.exited.wait(timeout: timeout.inSeconds) != nil { return }
         let known = LockedSet<pid_t>()
-        await ProcessKiller.terminate(grace: configuration.killGracePeriod.inSeconds, hardLimit: 1) { table in
+        let ended = await ProcessKiller.terminate(grace: configuration.killGracePeriod.inSeconds, hardLimit: 1) { table in
             known.update { k in
                 k.formUnion(table.descendants(of: k.union([subshell])))
                 return k
             }
+        }
+        if !ended {
+            logger.warning("processes survived SIGKILL while ending a command after its timeout", metadata: ["session": "\(id)"])
         }
         if await cmd.exited.wait(timeout: 1) == nil {
             if let identity = cmd.identity { ProcessKiller.signal(identity, SIGKILL) }

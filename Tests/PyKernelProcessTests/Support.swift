@@ -117,6 +117,8 @@ func follow(_ service: ProcessService, session: String, cmdId: String) async thr
                 logs.runningAtFirstOutput = info.exitCode == nil
             }
             if chunk.stream == .stdout { logs.stdout += chunk.text } else { logs.stderr += chunk.text }
+        case .dropped(let stream, let bytes):
+            Issue.record("\(bytes) bytes of \(stream) dropped from a log")
         case .exited(let code):
             logs.exitCode = code
             logs.exitedAt = Date()
@@ -125,7 +127,7 @@ func follow(_ service: ProcessService, session: String, cmdId: String) async thr
     return logs
 }
 
-/// The ignored signals among 1...31 in the `SigIgn:` line of a /proc status (-1 without one).
+/// The ignored signals among 1...31 in the `SigIgn:` line of a /proc status (all bits set without one).
 /// glibc's internal signals 32 and 33 are left out: swift-subprocess resets dispositions with
 /// glibc's `sigfillset`, which excludes them, so glibc's `posix_spawn` leaves them ignored; glibc
 /// programs install their own handlers for them.
