@@ -10,7 +10,7 @@ public enum CodeLanguage: String, Sendable, CaseIterable {
     case python
     /// JavaScript, run by Node.js.
     case javascript
-    /// TypeScript, run by `tsx`, `ts-node` or `tsc` + Node.js, or `node --experimental-strip-types`.
+    /// TypeScript, run by `tsx`, `ts-node` or `node --experimental-strip-types`.
     case typescript
 
     /// Parses a wire spelling, accepting the usual aliases (`py`, `js`, `node`, `ts`) in any case.

@@ -159,7 +159,8 @@ public final class ProcessService: Sendable {
     ///   non-zero with the traceback (`File "<stdin>", line N`) on stderr.
     /// - JavaScript runs as `node <tmp>/main.js ARGV...`; TypeScript as `<runner> <tmp>/main.ts ARGV...`
     ///   with `tsx`, `ts-node --transpile-only` or `node --experimental-strip-types`, whichever is
-    ///   found first. `process.argv.slice(2) == argv`. `NODE_PATH` gains `<cwd>/node_modules`, so
+    ///   found first. `process.argv.slice(2) == argv`. `NODE_PATH` gains `<cwd>/node_modules` (and `/usr/share/nodejs` for
+    ///   Debian's `ts-node`), so
     ///   packages installed in the working directory resolve. The temporary file is removed after.
     /// - Timeouts behave as in ``exec(_:)``.
     ///
@@ -205,7 +206,7 @@ public final class ProcessService: Sendable {
             spec.stdin = input
         case .scriptArgument:
             spec.arguments.append(file)
-            let modules = cwd + "/node_modules"
+            let modules = ([cwd + "/node_modules"] + plan.nodeModulePaths).joined(separator: ":")
             spec.environment["NODE_PATH"] = env["NODE_PATH"].map { $0.isEmpty ? modules : modules + ":" + $0 } ?? modules
         }
         spec.arguments += params.argv

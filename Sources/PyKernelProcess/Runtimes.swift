@@ -34,11 +34,15 @@ struct ProgramPlan: Sendable {
     var fileExtension: String
     /// Variables set unless the request sets them.
     var defaultEnvironment: [String: String]
+    /// Directories of Node.js modules the runner needs on `NODE_PATH`.
+    var nodeModulePaths: [String] = []
 }
 
 /// Finds language runtimes, caching Node.js versions.
 final class RuntimeResolver: Sendable {
     private let nodeVersions = Mutex<[String: [Int]]>([:])
+    /// Where Debian installs Node.js packages (`apt-get install ts-node`).
+    static let debianModules = "/usr/share/nodejs"
 
     func plan(
         for language: CodeLanguage, configuration: ProcessServiceConfiguration, environment: [String: String],
@@ -77,8 +81,12 @@ final class RuntimeResolver: Sendable {
             let localBin = workingDirectory + "/node_modules/.bin"
             for (name, extra) in [("tsx", [String]()), ("ts-node", ["--transpile-only"])] {
                 if let path = findExecutable(name, searchPath: localBin + ":" + (searchPath ?? defaultSearchPath)) {
+                    // Debian's ts-node (package `ts-node`) lives in /usr/share/nodejs with its
+                    // dependencies, which Debian's node searches by itself and other builds do not.
+                    let debian = Posix.realPath(path)?.hasPrefix(Self.debianModules + "/") == true
                     return ProgramPlan(
-                        command: [path] + extra, delivery: .scriptArgument, fileExtension: "ts", defaultEnvironment: [:])
+                        command: [path] + extra, delivery: .scriptArgument, fileExtension: "ts", defaultEnvironment: [:],
+                        nodeModulePaths: debian ? [Self.debianModules] : [])
                 }
             }
             let node = configuration.nodeExecutable.flatMap { findExecutable($0, searchPath: searchPath) }
@@ -97,7 +105,8 @@ final class RuntimeResolver: Sendable {
             throw ProcessAPIError(
                 .runtimeNotFound,
                 "TypeScript needs a runtime and none was found: neither tsx nor ts-node is on PATH or in "
-                    + "node_modules/.bin, and \(found). Install one, e.g. `npm install -g tsx`, or upgrade Node.js to 22.6 or later")
+                    + "node_modules/.bin, and \(found). Install one, e.g. `apt-get install ts-node` (Debian) or `npm install -g tsx`, "
+                    + "or upgrade Node.js to 22.6 or later")
         }
     }
 

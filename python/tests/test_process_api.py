@@ -190,6 +190,17 @@ def test_code_run_argv_intact_and_env(pk):
     assert lines[1] == "hi"
 
 
+@pytest.mark.parametrize("language", ["javascript", "typescript"])
+def test_code_run_node_languages(pk, language):
+    # scripts/setup installs Node.js and a TypeScript runner (Debian's nodejs and ts-node).
+    code = "const who: string = process.argv[2]; console.log(`Hello, ${who}!`)"
+    if language == "javascript":
+        code = code.replace(": string", "")
+    response = pk.code_run(code, language=language, argv=["Daytona"])
+    assert response.exit_code == 0, response.stderr
+    assert response.stdout == "Hello, Daytona!\n"
+
+
 def test_code_run_exception_is_nonzero_with_traceback(pk):
     response = pk.code_run("raise ValueError('boom')")
     assert response.exit_code != 0
