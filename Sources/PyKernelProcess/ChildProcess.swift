@@ -46,10 +46,10 @@ final class ChildProcess: Sendable {
     ///
     /// - Throws: ``ProcessAPIError/Code/spawnFailed`` naming the executable.
     static func spawn(_ spec: SpawnSpec, monitor: IOMonitor) async throws(ProcessAPIError) -> ChildProcess {
+        // A new process group; no `teardownSequence`: the run's task is never cancelled, and the
+        // ladders (OneShot.swift, SessionTimeouts.swift) must go on after the leader exits.
         var options = PlatformOptions()
         options.processGroupID = 0
-        // If the task holding the run is cancelled: the whole group at once.
-        options.teardownSequence = [.send(signal: .kill, toProcessGroup: true, allowedDurationToNextStep: .zero)]
         let configuration = Configuration(
             executable: .path(FilePath(spec.executable)),
             arguments: Arguments(executablePathOverride: spec.arguments.first, remainingValues: Array(spec.arguments.dropFirst())),
@@ -89,9 +89,8 @@ final class ChildProcess: Sendable {
                     _ = await spawned.released.waitUncancellable()
                     spawned.reaped.withLock { $0 = true }
                 }
-                if !outcome.terminationStatus.isSuccess, child?.exited.isSet == false {
-                    child?.exited.fire(Self.code(outcome.terminationStatus))
-                }
+                // Normally the monitor saw the exit first; this covers a monitor that had stopped.
+                child?.exited.fire(Self.code(outcome.terminationStatus))
             } catch {
                 child?.reaped.withLock { $0 = true }
                 child?.exited.fire(-1)

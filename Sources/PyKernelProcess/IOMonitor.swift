@@ -53,9 +53,10 @@ final class IOMonitor: Sendable {
         if epollFD < 0 || wakeFD < 0 || epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, &event) != 0 {
             logger.critical("the process monitor could not start", metadata: ["errno": "\(Posix.describe(errno))"])
         }
-        let thread = Thread { [self] in run() }
-        thread.name = "pykernel-process-monitor"
-        thread.start()
+        Thread.detachNewThread { [self] in
+            pk_name_this_thread("pk-process-io")
+            run()
+        }
     }
 
     /// Starts watching `fd` (made non-blocking). Returns `false` if the monitor has stopped.

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #endif
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -25,5 +26,8 @@ static inline int pk_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open,
 static inline int pk_pidfd_send_signal(int pidfd, int sig) {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
+
+/// Names the calling thread (15 bytes show), for `ps -L`, `top -H` and debuggers.
+static inline void pk_name_this_thread(const char *name) { (void)pthread_setname_np(pthread_self(), name); }
 
 #endif
