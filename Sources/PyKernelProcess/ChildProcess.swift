@@ -67,6 +67,7 @@ final class ChildProcess: Sendable {
             }
             streams.append(opened)
         }
+        let stdio = streams
         let started = Latch<Result<ChildProcess, ProcessAPIError>>()
         let executable = spec.executable
         // The task that holds the run for the process's lifetime (swift-subprocess scopes a
@@ -76,9 +77,11 @@ final class ChildProcess: Sendable {
             do {
                 let outcome = try await Subprocess.run(
                     configuration,
-                    input: .fileDescriptor(FileDescriptor(rawValue: streams[0]), closeAfterSpawningProcess: true),
-                    output: .fileDescriptor(FileDescriptor(rawValue: streams[1]), closeAfterSpawningProcess: true),
-                    error: .fileDescriptor(FileDescriptor(rawValue: streams[2]), closeAfterSpawningProcess: true)
+                    // Closed here once the child runs, never by the run: a number closed later by
+                    // someone else could already belong to another descriptor of the service.
+                    input: .fileDescriptor(FileDescriptor(rawValue: stdio[0]), closeAfterSpawningProcess: false),
+                    output: .fileDescriptor(FileDescriptor(rawValue: stdio[1]), closeAfterSpawningProcess: false),
+                    error: .fileDescriptor(FileDescriptor(rawValue: stdio[2]), closeAfterSpawningProcess: false)
                 ) { execution in
                     let spawned = ChildProcess(
                         pid: execution.processIdentifier.value, pidfd: execution.processIdentifier.processDescriptor)
@@ -97,7 +100,9 @@ final class ChildProcess: Sendable {
                 started.fire(.failure(ProcessAPIError(.spawnFailed, "Could not start \(executable): \(error).")))
             }
         }
-        return try await started.waitUncancellable()!.get()
+        let result = await started.waitUncancellable()!
+        for fd in stdio { Posix.closeQuietly(fd) }
+        return try result.get()
     }
 
     private static func code(_ status: TerminationStatus) -> Int32 {
@@ -115,9 +120,12 @@ final class ChildProcess: Sendable {
             guard waitid(idtype_t(rawValue: 3 /* P_PIDFD */), id_t(pidfd), &info, WEXITED | WNOWAIT | WNOHANG) == 0,
                 info._sifields._sigchld.si_pid != 0
             else { return .keep }
+            // Unwatched before anyone learns of the exit: once the run is released,
+            // swift-subprocess closes the pidfd, and its number may be reused at once.
+            monitor.unwatch(pidfd)
             let status = info._sifields._sigchld.si_status
             exited.fire(info.si_code == Int32(CLD_EXITED) ? status : 128 + status)
-            return .stop
+            return .keep
         }
         if !watched { exited.fire(-1) }
     }

@@ -20,7 +20,7 @@ import Synchronization
 final class IOMonitor: Sendable {
     /// What to do with a descriptor after its handler ran.
     enum Next {
-        /// Keep watching it.
+        /// Keep watching it (also what a handler returns after unwatching its descriptor itself).
         case keep
         /// Stop watching it (its owner closes it).
         case stop
