@@ -29,28 +29,9 @@ func runOneShot(
     _ spec: SpawnSpec, timeout: Duration?, configuration: ProcessServiceConfiguration,
     registry: ChildRegistry, monitor: IOMonitor
 ) async throws(ProcessAPIError) -> ExecResult {
-    let out = try Posix.makePipe()
-    let err: (read: Int32, write: Int32)
-    do {
-        err = try Posix.makePipe()
-    } catch {
-        for fd in [out.read, out.write] { Posix.closeQuietly(fd) }
-        throw error
-    }
-    var spec = spec
-    spec.stdout = out.write
-    spec.stderr = err.write
-    // Watched before the child starts, so that reads follow the order the bytes arrive in.
     let collector = OutputCollector(limit: configuration.outputLimit)
-    let pump = StreamPump(stdoutFD: out.read, stderrFD: err.read, monitor: monitor) { stream, bytes in
+    let (child, pump) = try await ChildProcess.spawn(spec, monitor: monitor) { stream, bytes in
         collector.append(stream, bytes)
-    }
-    let child: ChildProcess
-    do {
-        child = try await ChildProcess.spawn(spec, monitor: monitor)
-    } catch {
-        pump.stop()
-        throw error
     }
     registry.insert(child)
     defer {

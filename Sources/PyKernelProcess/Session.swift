@@ -78,18 +78,9 @@ final class Session: Sendable {
     func prepareCommand(_ text: String, isAsync: Bool, timeout: Duration? = nil) throws(ProcessAPIError)
         -> SessionCommand
     {
-        let seq = try state.withLock { s throws(ProcessAPIError) -> Int in
-            if s.deleted { throw ProcessAPIError(.sessionNotFound, "session '\(id)' was deleted") }
-            defer { s.nextSeq += 1 }
-            return s.nextSeq
-        }
-        let dir = directory + "/\(seq)"
-        guard mkdir(dir, 0o700) == 0 else {
-            throw ProcessAPIError(.spawnFailed, "could not create \(dir): \(Posix.describe(errno))")
-        }
-        let cmd = SessionCommand(
-            id: UUID().uuidString.lowercased(), seq: seq, command: text, isAsync: isAsync, directory: dir,
-            logs: try CommandLogs(directory: dir, limit: configuration.sessionLogLimit, logger: logger), drainWindow: configuration.drainWindow.inSeconds, timeout: timeout)
+        let cmd = try newCommand(text, isAsync: isAsync, timeout: timeout)
+        let seq = cmd.seq
+        let dir = cmd.directory
         let script = Posix.open(dir + "/command.sh", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         guard script >= 0 else {
             throw ProcessAPIError(.spawnFailed, "could not write \(dir)/command.sh: \(Posix.describe(errno))")
@@ -123,6 +114,23 @@ final class Session: Sendable {
             s.bySeq[seq] = cmd
         }
         return cmd
+    }
+
+    /// A new command with the next sequence number, its directory and its (empty) logs.
+    func newCommand(_ text: String, isAsync: Bool, timeout: Duration? = nil) throws(ProcessAPIError) -> SessionCommand {
+        let seq = try state.withLock { s throws(ProcessAPIError) -> Int in
+            if s.deleted { throw ProcessAPIError(.sessionNotFound, "session '\(id)' was deleted") }
+            defer { s.nextSeq += 1 }
+            return s.nextSeq
+        }
+        let dir = directory + "/\(seq)"
+        guard mkdir(dir, 0o700) == 0 else {
+            throw ProcessAPIError(.spawnFailed, "could not create \(dir): \(Posix.describe(errno))")
+        }
+        return SessionCommand(
+            id: UUID().uuidString.lowercased(), seq: seq, command: text, isAsync: isAsync, directory: dir,
+            logs: try CommandLogs(directory: dir, limit: configuration.sessionLogLimit, logger: logger),
+            drainWindow: configuration.drainWindow.inSeconds, timeout: timeout)
     }
 
     /// Records a command's exit and, for asynchronous commands and the entrypoint, announces it.

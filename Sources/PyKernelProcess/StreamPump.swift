@@ -63,3 +63,30 @@ final class StreamPump: Sendable {
         }
     }
 }
+
+extension ChildProcess {
+    /// Starts `spec` with its stdout and stderr on two new pipes, read by a pump into `sink`.
+    /// The pipes are watched before the child starts, so reads follow the order bytes arrive in.
+    static func spawn(
+        _ spec: SpawnSpec, monitor: IOMonitor, output sink: @escaping StreamPump.Sink
+    ) async throws(ProcessAPIError) -> (ChildProcess, StreamPump) {
+        let out = try Posix.makePipe()
+        let err: (read: Int32, write: Int32)
+        do {
+            err = try Posix.makePipe()
+        } catch {
+            for fd in [out.read, out.write] { Posix.closeQuietly(fd) }
+            throw error
+        }
+        var spec = spec
+        spec.stdout = out.write
+        spec.stderr = err.write
+        let pump = StreamPump(stdoutFD: out.read, stderrFD: err.read, monitor: monitor, sink: sink)
+        do {
+            return (try await spawn(spec, monitor: monitor), pump)
+        } catch {
+            pump.stop()
+            throw error
+        }
+    }
+}
