@@ -110,6 +110,11 @@ public final class ProcessService: Sendable {
         } catch {
             throw ProcessAPIError(error)
         }
+        // A name starting with a digit is no POSIX name, and swift-subprocess refuses to pass it.
+        if let name = overrides.keys.first(where: { $0.first?.isNumber == true }) {
+            throw ProcessAPIError(
+                .invalidArgument, "Environment variable names must not start with a digit: '\(name)'.", field: "env")
+        }
         return configuration.environment.merging(overrides) { _, new in new }
     }
 
@@ -430,7 +435,8 @@ public final class ProcessService: Sendable {
     public func startEntrypoint(command: String, arguments: [String] = []) async throws(ProcessAPIError) -> SessionInfo {
         try checkOpen()
         if command.isEmpty || command.utf8.contains(0) {
-            throw ProcessAPIError(.invalidArgument, "the entrypoint command must be a non-empty string without NUL bytes")
+            throw ProcessAPIError(
+                .invalidArgument, "the entrypoint command must be a non-empty string without NUL bytes", field: "command")
         }
         let candidate = command.contains("/") && !command.hasPrefix("/")
             ? configuration.workingDirectory + "/" + command : command

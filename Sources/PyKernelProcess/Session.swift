@@ -204,7 +204,7 @@ final class Session: Sendable {
         guard cmd.isAsync else {
             throw ProcessAPIError(
                 .invalidArgument,
-                "command \(cmd.id) is synchronous and reads end-of-file on stdin; run it with run_async to send it input")
+                "command \(cmd.id) is synchronous and reads end-of-file on stdin; run it with run_async to send it input", field: "cmd_id")
         }
         try await cmd.writeInput(Array(params.data.utf8), closeAfterwards: params.eof)
     }

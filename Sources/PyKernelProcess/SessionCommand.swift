@@ -165,10 +165,10 @@ final class SessionCommand: Sendable {
                     .commandFinished,
                     "command \(id) has already finished (exit code \(exited.value.map(String.init) ?? "unknown")); it cannot take input")
             case .closed:
-                throw ProcessAPIError(.invalidArgument, "the stdin of command \(id) was already closed with eof")
+                throw ProcessAPIError(.invalidArgument, "the stdin of command \(id) was already closed with eof", field: "data")
             case .wait:
                 if Task.isCancelled {
-                    throw ProcessAPIError(.invalidArgument, "sending input to command \(id) was cancelled")
+                    throw ProcessAPIError(.invalidArgument, "sending input to command \(id) was cancelled", field: "data")
                 }
                 await pause(0.01)
             }

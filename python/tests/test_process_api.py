@@ -110,6 +110,7 @@ def test_exec_missing_cwd_is_invalid_params(pk):
         ("process.exec", {"command": "true", "timeout": -1}, "timeout"),
         ("process.exec", {"command": "true", "timeout": "soon"}, "timeout"),
         ("process.exec", {"command": "true", "env": {"A=B": "x"}}, "env"),
+        ("process.exec", {"command": "true", "env": {"1A": "x"}}, "env"),
         ("process.exec", {}, "command"),
         ("process.code_run", {"code": "1", "language": "cobol"}, "language"),
         ("process.code_run", {"code": "1", "argv": [1]}, "argv"),
