@@ -330,6 +330,23 @@ def test_delete_session_kills_its_processes(pk):
     assert info.value.code == -32010
 
 
+def test_children_add_no_thread_per_child_or_pipe(pk):
+    # The server's threads: one monitor thread reads every pipe and watches every child.
+    def threads():
+        return len(os.listdir(f"/proc/{pk.pid}/task"))
+
+    marker = uuid.uuid4().hex
+    pk.exec("true")
+    before = threads()
+    for session in range(5):
+        pk.create_session(f"t{session}", env={"PK_MARK": marker})
+        for _ in range(5):
+            pk.execute_session_command(f"t{session}", "sleep 1020", run_async=True)
+    assert wait_until(lambda: sum(cmdline(p)[:2] == [b"sleep", b"1020"] for p in marked_pids(marker)) == 25, 10)
+    # 30 children (5 shells, 25 commands); a thread per child and per pipe would be 55 more.
+    assert threads() - before < 10, threads() - before
+
+
 # ---------------------------------------------------------------- entrypoint
 
 
