@@ -49,11 +49,14 @@ let package = Package(
         ),
         // JSON values and JSON-RPC 2.0 framing, independent of the engine.
         .target(name: "JSONRPC", swiftSettings: strictSettings),
+        // The process API's C boundary: pipe2, pidfd_open and pidfd_send_signal.
+        .target(name: "_PyKernelProcessShims"),
         // Stateless code runs, shell commands and sessions of background commands.
         .target(
             name: "PyKernelProcess",
             dependencies: [
                 "PyKernelSupport",
+                "_PyKernelProcessShims",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
             ],

@@ -1,83 +1,150 @@
-import Foundation
 import Glibc
+import _PyKernelProcessShims
+import Subprocess
 import Synchronization
+import SystemPackage
 
-/// A process this module spawned, leader of its own process group.
+/// What to start: a program, its whole argument vector (`argv[0]` included), its environment,
+/// working directory and standard streams (descriptors of ours, handed over to the child).
+struct SpawnSpec: Sendable {
+    var executable: String
+    var arguments: [String]
+    var environment: [String: String]
+    var workingDirectory: String
+    /// Descriptors for 0, 1 and 2; `nil` means `/dev/null`. The spawn closes them in this process.
+    var stdin: Int32?
+    var stdout: Int32?
+    var stderr: Int32?
+}
+
+/// A process this module started, leader of its own process group, spawned and reaped by
+/// swift-subprocess.
 ///
-/// A dedicated thread waits for it with `waitid(P_PID, pid, WEXITED | WNOWAIT)`: it learns of the
-/// exit *without reaping*, so the pid (and therefore the process-group id) stays reserved by
-/// the zombie until ``reap()``. That makes signalling the group after the leader exited safe
-/// from pid reuse. Only this pid is ever waited for: never `waitpid(-1)`, no SIGCHLD handler.
+/// swift-subprocess does the spawning (`posix_spawn` with a new process group, an empty signal
+/// mask and default dispositions, the working directory, the environment, only 0/1/2 inherited)
+/// and the reaping, in a `run` whose body stays suspended until ``release()``: the process is
+/// reaped only then. Its exit is observed earlier, on the service's ``IOMonitor``, through the
+/// pidfd, and its status read with `waitid(P_PIDFD, …, WNOWAIT)`: the zombie keeps the pid and
+/// the process-group id reserved, so signalling the group after the leader exited cannot hit a
+/// process that reused the number. No SIGCHLD handler, never `waitpid(-1)`, no thread per child
+/// (a suspended task holds the `run`).
 final class ChildProcess: Sendable {
     let pid: pid_t
-    /// Fires with the exit code (`128 + n` for signal `n`; -1 if someone else reaped it).
+    /// Fires with the exit code (`128 + n` for signal `n`) once the process has exited.
     let exited = Latch<Int32>()
-    private struct State {
-        var reaped = false
-        var exited = false
-        var released = false
+    private let released = Latch<Bool>()
+    private let pidfd: Int32
+    /// `true` once swift-subprocess reaped the process (its pidfd is closed then).
+    private let reaped = Mutex(false)
+
+    private init(pid: pid_t, pidfd: Int32) {
+        self.pid = pid
+        self.pidfd = pidfd
     }
 
-    private let state = Mutex(State())
-
-    init(pid: pid_t, onExit: (@Sendable (Int32) -> Void)? = nil) {
-        self.pid = pid
-        Thread.detachNewThread { [self] in
-            var info = siginfo_t()
-            var code: Int32 = -1
-            while true {
-                let rc = waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT)
-                if rc == 0 {
-                    let status = info._sifields._sigchld.si_status
-                    code = info.si_code == Int32(CLD_EXITED) ? status : 128 + status
-                    break
-                }
-                if errno == EINTR { continue }
-                // ECHILD: somebody else (e.g. an embedded interpreter calling waitpid(-1))
-                // reaped it. The pid may be reused already: never signal it again.
-                self.state.withLock { $0.reaped = true }
-                break
+    /// Starts `spec`; returns once the process runs.
+    ///
+    /// - Throws: ``ProcessAPIError/Code/spawnFailed`` naming the executable.
+    static func spawn(_ spec: SpawnSpec, monitor: IOMonitor) async throws(ProcessAPIError) -> ChildProcess {
+        // A new process group; no `teardownSequence`: the run's task is never cancelled, and the
+        // ladders (OneShot.swift, SessionTimeouts.swift) must go on after the leader exits.
+        var options = PlatformOptions()
+        options.processGroupID = 0
+        let configuration = Configuration(
+            executable: .path(FilePath(spec.executable)),
+            arguments: Arguments(executablePathOverride: spec.arguments.first, remainingValues: Array(spec.arguments.dropFirst())),
+            // NUL-terminated: swift-subprocess 1.0.2 hands each entry to `strdup` as it is.
+            environment: .custom(spec.environment.sorted { $0.key < $1.key }.map { Array("\($0.key)=\($0.value)".utf8) + [0] }),
+            workingDirectory: FilePath(spec.workingDirectory),
+            platformOptions: options)
+        var streams: [Int32] = []
+        for fd in [spec.stdin, spec.stdout, spec.stderr] {
+            let opened = fd ?? Posix.open("/dev/null", fd == spec.stdin && streams.isEmpty ? O_RDONLY : O_WRONLY)
+            guard opened >= 0 else {
+                let reason = Posix.describe(errno)
+                for fd in streams + [spec.stdin, spec.stdout, spec.stderr].compactMap({ $0 }) { Posix.closeQuietly(fd) }
+                throw ProcessAPIError(.spawnFailed, "Could not open /dev/null: \(reason).")
             }
-            let reapNow = self.state.withLock { s -> Bool in
-                s.exited = true
-                return s.released && !s.reaped
-            }
-            if reapNow { self.reap() }
-            self.exited.fire(code)
-            onExit?(code)
+            streams.append(opened)
         }
+        let stdio = streams
+        let started = Latch<Result<ChildProcess, ProcessAPIError>>()
+        let executable = spec.executable
+        // The task that holds the run for the process's lifetime (swift-subprocess scopes a
+        // process to a closure; a session's shell outlives every request).
+        Task {
+            var child: ChildProcess?
+            do {
+                let outcome = try await Subprocess.run(
+                    configuration,
+                    // Closed here once the child runs, never by the run: a number closed later by
+                    // someone else could already belong to another descriptor of the service.
+                    input: .fileDescriptor(FileDescriptor(rawValue: stdio[0]), closeAfterSpawningProcess: false),
+                    output: .fileDescriptor(FileDescriptor(rawValue: stdio[1]), closeAfterSpawningProcess: false),
+                    error: .fileDescriptor(FileDescriptor(rawValue: stdio[2]), closeAfterSpawningProcess: false)
+                ) { execution in
+                    let spawned = ChildProcess(
+                        pid: execution.processIdentifier.value, pidfd: execution.processIdentifier.processDescriptor)
+                    child = spawned
+                    spawned.observeExit(on: monitor)
+                    started.fire(.success(spawned))
+                    _ = await spawned.exited.waitUncancellable()
+                    _ = await spawned.released.waitUncancellable()
+                    spawned.reaped.withLock { $0 = true }
+                }
+                // Normally the monitor saw the exit first; this covers a monitor that had stopped.
+                child?.exited.fire(Self.code(outcome.terminationStatus))
+            } catch {
+                child?.reaped.withLock { $0 = true }
+                child?.exited.fire(-1)
+                started.fire(.failure(ProcessAPIError(.spawnFailed, "Could not start \(executable): \(error).")))
+            }
+        }
+        let result = await started.waitUncancellable()!
+        for fd in stdio { Posix.closeQuietly(fd) }
+        return try result.get()
+    }
+
+    private static func code(_ status: TerminationStatus) -> Int32 {
+        switch status {
+        case .exited(let code): code
+        case .signaled(let signal): 128 + signal
+        }
+    }
+
+    /// Watches the pidfd: readable means exited; the status is read without reaping.
+    private func observeExit(on monitor: IOMonitor) {
+        let pidfd = self.pidfd
+        let watched = monitor.watch(pidfd) { [self] _ in
+            var info = siginfo_t()
+            guard waitid(idtype_t(rawValue: 3 /* P_PIDFD */), id_t(pidfd), &info, WEXITED | WNOWAIT | WNOHANG) == 0,
+                info._sifields._sigchld.si_pid != 0
+            else { return .keep }
+            // Unwatched before anyone learns of the exit: once the run is released,
+            // swift-subprocess closes the pidfd, and its number may be reused at once.
+            monitor.unwatch(pidfd)
+            let status = info._sifields._sigchld.si_status
+            exited.fire(info.si_code == Int32(CLD_EXITED) ? status : 128 + status)
+            return .keep
+        }
+        if !watched { exited.fire(-1) }
     }
 
     /// Sends `signal` to the whole process group (pgid = pid), unless the leader was reaped.
     func signalGroup(_ signal: Int32) {
-        state.withLock { s in
-            if !s.reaped { _ = kill(-pid, signal) }
+        reaped.withLock { reaped in
+            if !reaped { _ = kill(-pid, signal) }
         }
     }
 
-    /// Sends `signal` to the leader only, unless it was reaped.
+    /// Sends `signal` to the process through its pidfd, unless it was reaped.
     func signal(_ signal: Int32) {
-        state.withLock { s in
-            if !s.reaped { _ = kill(pid, signal) }
+        reaped.withLock { reaped in
+            if !reaped { _ = pk_pidfd_send_signal(pidfd, signal) }
         }
     }
 
-    /// Releases the zombie now if the process has exited, or as soon as it exits. Once it is
-    /// reaped, the process and its group are never signalled again.
-    func release() {
-        let reapNow = state.withLock { s -> Bool in
-            s.released = true
-            return s.exited && !s.reaped
-        }
-        if reapNow { reap() }
-    }
-
-    private func reap() {
-        state.withLock { s in
-            guard !s.reaped else { return }
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            s.reaped = true
-        }
-    }
+    /// Lets swift-subprocess reap the process once it has exited; from then on neither it nor
+    /// its group is signalled again.
+    func release() { released.fire(true) }
 }

@@ -38,18 +38,24 @@ public struct ProcessServiceConfiguration: Sendable {
     public var temporaryDirectory: String?
 
     /// The most bytes of each stream (`stdout`, `stderr` and the interleaved `result`/`output`)
-    /// returned in memory by `exec`, `code_run`, synchronous session commands and session logs.
-    /// When a stream is longer, its most recent bytes are kept and the result says `truncated`.
-    /// Session logs on disk are never truncated. Default: 10 MiB.
+    /// returned by `exec`, `code_run`, synchronous session commands and session logs. Of a longer
+    /// stream the first and the last bytes are kept, and the result counts the bytes cut between
+    /// them (the one output rule, `PyKernelSupport.HeadTailBuffer`). Default: 10 MiB.
     public var outputLimit: Int
+
+    /// The most bytes each log of a session command keeps on disk (`stdout`, `stderr` and the
+    /// interleaved `output`, each): the first half and the most recent bytes of the stream, the
+    /// bytes between them dropped (counted in `<name>_omitted_bytes`; followers are told with a
+    /// ``SessionLogEvent/dropped(stream:bytes:)``). Default: 64 MiB.
+    public var sessionLogLimit: Int
 
     /// How long a process group gets between `SIGTERM` and `SIGKILL` when a timeout fires, a
     /// session is deleted or the service shuts down. Default: 0.5 s.
-    public var killGracePeriod: Double
+    public var killGracePeriod: Duration
 
     /// After a command's main process exits, how long to keep reading output written by
     /// processes it left in the background before returning. Default: 0.2 s.
-    public var drainWindow: Double
+    public var drainWindow: Duration
 
     /// Creates a configuration.
     ///
@@ -67,8 +73,9 @@ public struct ProcessServiceConfiguration: Sendable {
         sessionShell: String? = nil,
         temporaryDirectory: String? = nil,
         outputLimit: Int = 10 * 1024 * 1024,
-        killGracePeriod: Double = 0.5,
-        drainWindow: Double = 0.2
+        sessionLogLimit: Int = 64 * 1024 * 1024,
+        killGracePeriod: Duration = .milliseconds(500),
+        drainWindow: Duration = .milliseconds(200)
     ) {
         let env = environment ?? ProcessInfo.processInfo.environment
         self.workingDirectory = workingDirectory ?? FileManager.default.currentDirectoryPath
@@ -80,6 +87,7 @@ public struct ProcessServiceConfiguration: Sendable {
         self.sessionShell = sessionShell
         self.temporaryDirectory = temporaryDirectory
         self.outputLimit = outputLimit
+        self.sessionLogLimit = sessionLogLimit
         self.killGracePeriod = killGracePeriod
         self.drainWindow = drainWindow
     }

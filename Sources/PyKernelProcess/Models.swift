@@ -1,11 +1,11 @@
-// Parameters and results of the process API. Every type is `Sendable` and `Codable`; the
-// coding keys are the snake_case wire names of the JSON-RPC protocol, so the server can
-// decode `params` and encode results directly.
+// Parameters and results of the process API: plain `Sendable` values. The JSON-RPC server
+// builds the parameters from a request's `params` and writes the results with the wire names
+// given in each doc comment (see docs/process-api.md).
 
 // MARK: - Stateless code runs
 
 /// The language of a stateless code run.
-public enum CodeLanguage: String, Sendable, Codable, CaseIterable {
+public enum CodeLanguage: String, Sendable, CaseIterable {
     /// Python, run by the configured interpreter.
     case python
     /// JavaScript, run by Node.js.
@@ -14,6 +14,8 @@ public enum CodeLanguage: String, Sendable, Codable, CaseIterable {
     case typescript
 
     /// Parses a wire spelling, accepting the usual aliases (`py`, `js`, `node`, `ts`) in any case.
+    ///
+    /// - Throws: ``ProcessAPIError/Code/invalidArgument`` with field `language`.
     public static func parse(_ text: String) throws(ProcessAPIError) -> CodeLanguage {
         switch text.lowercased() {
         case "python", "python3", "py": return .python
@@ -21,32 +23,33 @@ public enum CodeLanguage: String, Sendable, Codable, CaseIterable {
         case "typescript", "ts": return .typescript
         default:
             throw ProcessAPIError(
-                .invalidArgument,
-                "unknown language '\(text)'; use \"python\", \"javascript\" or \"typescript\"")
+                .invalidArgument, "Unknown language '\(text)'; use \"python\", \"javascript\" or \"typescript\".",
+                field: "language")
         }
     }
 }
 
 /// Parameters of `process.code_run`.
-public struct CodeRunParams: Sendable, Codable, Hashable {
-    /// The source code.
+public struct CodeRunParams: Sendable, Hashable {
+    /// The source code (`code`).
     public var code: String
-    /// The language; Python by default.
+    /// The language (`language`); Python by default.
     public var language: CodeLanguage
-    /// Arguments passed to the program, each intact (no shell splitting): in Python
+    /// Arguments passed to the program (`argv`), each intact (no shell splitting): in Python
     /// `sys.argv[1:] == argv`; in JavaScript and TypeScript `process.argv.slice(2) == argv`.
     public var argv: [String]
-    /// Environment variables laid over the service's environment.
+    /// Environment variables laid over the service's environment (`env`).
     public var env: [String: String]
-    /// Working directory; relative paths resolve against the server's working directory.
+    /// Working directory (`cwd`); relative paths resolve against the server's working directory.
     public var cwd: String?
-    /// Seconds before the run is killed; `nil` or `0` means no timeout.
-    public var timeout: Double?
+    /// How long before the run is killed (`timeout`, seconds on the wire; 0 there means none);
+    /// `nil` means no timeout.
+    public var timeout: Duration?
 
     /// Creates parameters.
     public init(
         code: String, language: CodeLanguage = .python, argv: [String] = [], env: [String: String] = [:],
-        cwd: String? = nil, timeout: Double? = nil
+        cwd: String? = nil, timeout: Duration? = nil
     ) {
         self.code = code
         self.language = language
@@ -54,23 +57,6 @@ public struct CodeRunParams: Sendable, Codable, Hashable {
         self.env = env
         self.cwd = cwd
         self.timeout = timeout
-    }
-
-    enum CodingKeys: String, CodingKey { case code, language, argv, env, cwd, timeout }
-
-    /// Decodes the wire form; every field but `code` is optional, and `language` accepts aliases.
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        code = try c.decode(String.self, forKey: .code)
-        if let text = try c.decodeIfPresent(String.self, forKey: .language) {
-            language = try CodeLanguage.parse(text)
-        } else {
-            language = .python
-        }
-        argv = try c.decodeIfPresent([String].self, forKey: .argv) ?? []
-        env = try c.decodeIfPresent([String: String].self, forKey: .env) ?? [:]
-        cwd = try c.decodeIfPresent(String.self, forKey: .cwd)
-        timeout = try c.decodeIfPresent(Double.self, forKey: .timeout)
     }
 }
 
@@ -81,78 +67,82 @@ public typealias CodeRunResult = ExecResult
 // MARK: - Shell commands
 
 /// Parameters of `process.exec`.
-public struct ExecParams: Sendable, Codable, Hashable {
-    /// The command line, run by `/bin/sh -c`.
+public struct ExecParams: Sendable, Hashable {
+    /// The command line (`command`), run by `/bin/sh -c`.
     public var command: String
-    /// Working directory; relative paths resolve against the server's working directory.
+    /// Working directory (`cwd`); relative paths resolve against the server's working directory.
     public var cwd: String?
-    /// Environment variables laid over the service's environment.
+    /// Environment variables laid over the service's environment (`env`).
     public var env: [String: String]
-    /// Seconds before the command's whole process group is killed; `nil` or `0` means none.
-    public var timeout: Double?
+    /// How long before the command's whole process group is killed (`timeout`); `nil` means none.
+    public var timeout: Duration?
 
     /// Creates parameters.
-    public init(command: String, cwd: String? = nil, env: [String: String] = [:], timeout: Double? = nil) {
+    public init(command: String, cwd: String? = nil, env: [String: String] = [:], timeout: Duration? = nil) {
         self.command = command
         self.cwd = cwd
         self.env = env
         self.timeout = timeout
     }
-
-    enum CodingKeys: String, CodingKey { case command, cwd, env, timeout }
-
-    /// Decodes the wire form; every field but `command` is optional.
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        command = try c.decode(String.self, forKey: .command)
-        cwd = try c.decodeIfPresent(String.self, forKey: .cwd)
-        env = try c.decodeIfPresent([String: String].self, forKey: .env) ?? [:]
-        timeout = try c.decodeIfPresent(Double.self, forKey: .timeout)
-    }
 }
 
 /// The result of `process.exec` (and `process.code_run`). A command that fails is data: see `exitCode`.
-public struct ExecResult: Sendable, Codable, Hashable {
+///
+/// Each stream is capped by the one rule of PyKernel (docs/protocol.md, "Output limits"): of a
+/// stream longer than the limit, the first and the last bytes are kept, and the result counts
+/// the bytes cut between them (`<name>_omitted_bytes`; `<name>_truncated` when it is not 0).
+public struct ExecResult: Sendable, Hashable {
     /// The exit code of `/bin/sh` (of the program, for a code run); `128 + n` when it was killed
-    /// by signal `n`.
+    /// by signal `n` (`exit_code`).
     public var exitCode: Int32
-    /// Standard output and standard error interleaved in the order their bytes arrived.
+    /// Standard output and standard error interleaved in the order their bytes arrived (`result`).
     public var result: String
-    /// Standard output.
+    /// Standard output (`stdout`).
     public var stdout: String
-    /// Standard error.
+    /// Standard error (`stderr`).
     public var stderr: String
-    /// Whether the timeout fired and the process group was killed. The output printed until
-    /// then is returned.
+    /// Whether the timeout fired and the process group was killed (`timed_out`). The output
+    /// printed until then is returned.
     public var timedOut: Bool
-    /// Whether some stream exceeded the configured output limit, so that only its most recent
-    /// bytes are returned.
-    public var truncated: Bool
+    /// Bytes of `result` cut between its head and its tail (`result_omitted_bytes`).
+    public var resultOmittedBytes: Int
+    /// Bytes of `stdout` cut between its head and its tail (`stdout_omitted_bytes`).
+    public var stdoutOmittedBytes: Int
+    /// Bytes of `stderr` cut between its head and its tail (`stderr_omitted_bytes`).
+    public var stderrOmittedBytes: Int
+
+    /// Whether `result` was cut (`result_truncated`).
+    public var resultTruncated: Bool { resultOmittedBytes > 0 }
+    /// Whether `stdout` was cut (`stdout_truncated`).
+    public var stdoutTruncated: Bool { stdoutOmittedBytes > 0 }
+    /// Whether `stderr` was cut (`stderr_truncated`).
+    public var stderrTruncated: Bool { stderrOmittedBytes > 0 }
 
     /// Creates a result.
-    public init(exitCode: Int32, result: String, stdout: String, stderr: String, timedOut: Bool, truncated: Bool) {
+    public init(
+        exitCode: Int32, result: String, stdout: String, stderr: String, timedOut: Bool,
+        resultOmittedBytes: Int = 0, stdoutOmittedBytes: Int = 0, stderrOmittedBytes: Int = 0
+    ) {
         self.exitCode = exitCode
         self.result = result
         self.stdout = stdout
         self.stderr = stderr
         self.timedOut = timedOut
-        self.truncated = truncated
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case exitCode = "exit_code", result, stdout, stderr, timedOut = "timed_out", truncated
+        self.resultOmittedBytes = resultOmittedBytes
+        self.stdoutOmittedBytes = stdoutOmittedBytes
+        self.stderrOmittedBytes = stderrOmittedBytes
     }
 }
 
 // MARK: - Sessions
 
 /// Parameters of `session.create`.
-public struct CreateSessionParams: Sendable, Codable, Hashable {
-    /// The session id, chosen by the client. `entrypoint` is reserved.
+public struct CreateSessionParams: Sendable, Hashable {
+    /// The session id (`id`), chosen by the client. `entrypoint` is reserved.
     public var id: String
-    /// The shell's initial working directory; relative paths resolve against the server's.
+    /// The shell's initial working directory (`cwd`); relative paths resolve against the server's.
     public var cwd: String?
-    /// Environment variables of the shell, laid over the service's environment.
+    /// Environment variables of the shell, laid over the service's environment (`env`).
     public var env: [String: String]
 
     /// Creates parameters.
@@ -161,21 +151,11 @@ public struct CreateSessionParams: Sendable, Codable, Hashable {
         self.cwd = cwd
         self.env = env
     }
-
-    enum CodingKeys: String, CodingKey { case id, cwd, env }
-
-    /// Decodes the wire form; `cwd` and `env` are optional.
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        id = try c.decode(String.self, forKey: .id)
-        cwd = try c.decodeIfPresent(String.self, forKey: .cwd)
-        env = try c.decodeIfPresent([String: String].self, forKey: .env) ?? [:]
-    }
 }
 
 /// Parameters naming a session: `session.get`, `session.delete`.
-public struct SessionParams: Sendable, Codable, Hashable {
-    /// The session id.
+public struct SessionParams: Sendable, Hashable {
+    /// The session id (`session`).
     public var session: String
 
     /// Creates parameters.
@@ -183,83 +163,75 @@ public struct SessionParams: Sendable, Codable, Hashable {
 }
 
 /// Parameters of `session.exec`.
-public struct SessionExecuteParams: Sendable, Codable, Hashable {
-    /// The session id.
+public struct SessionExecuteParams: Sendable, Hashable {
+    /// The session id (`session`).
     public var session: String
-    /// The command, run by the session's shell so that it shares and changes the shell's state.
+    /// The command (`command`), run by the session's shell so that it shares and changes the
+    /// shell's state.
     public var command: String
-    /// Run in the background and return `cmd_id` at once. The command keeps stdin open for
-    /// `session.input`; it runs in a subshell, so it cannot change the session's state.
+    /// Run in the background and return `cmd_id` at once (`run_async`). The command keeps stdin
+    /// open for `session.input`; it runs in a subshell, so it cannot change the session's state.
     public var runAsync: Bool
-    /// Seconds before the command is killed; `nil` or `0` means none. For an asynchronous
+    /// How long before the command is killed (`timeout`); `nil` means none. For an asynchronous
     /// command it counts from the moment the shell starts it.
-    public var timeout: Double?
+    public var timeout: Duration?
 
     /// Creates parameters.
-    public init(session: String, command: String, runAsync: Bool = false, timeout: Double? = nil) {
+    public init(session: String, command: String, runAsync: Bool = false, timeout: Duration? = nil) {
         self.session = session
         self.command = command
         self.runAsync = runAsync
         self.timeout = timeout
     }
-
-    enum CodingKeys: String, CodingKey { case session, command, runAsync = "run_async", timeout }
-
-    /// Decodes the wire form; `run_async` and `timeout` are optional.
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        session = try c.decode(String.self, forKey: .session)
-        command = try c.decode(String.self, forKey: .command)
-        runAsync = try c.decodeIfPresent(Bool.self, forKey: .runAsync) ?? false
-        timeout = try c.decodeIfPresent(Double.self, forKey: .timeout)
-    }
 }
 
 /// The result of `session.exec`: only `cmdId` for an asynchronous command; everything for a
-/// synchronous one. `nil` fields are left out of the wire form.
-public struct SessionExecuteResult: Sendable, Codable, Hashable {
-    /// The command id, for `session.command`, `session.logs` and `session.input`.
+/// synchronous one (`nil` fields are left out of the wire form).
+public struct SessionExecuteResult: Sendable, Hashable {
+    /// The command id (`cmd_id`), for `session.command`, `session.logs` and `session.input`.
     public var cmdId: String
-    /// The exit code (synchronous commands); `128 + n` when killed by signal `n`, `124` when
-    /// the timeout stopped it.
+    /// The exit code (`exit_code`); `128 + n` when killed by signal `n`, `124` when the timeout
+    /// stopped it.
     public var exitCode: Int32?
-    /// Standard output (synchronous commands).
+    /// Standard output (`stdout`).
     public var stdout: String?
-    /// Standard error (synchronous commands).
+    /// Standard error (`stderr`).
     public var stderr: String?
-    /// Standard output and standard error interleaved in arrival order (synchronous commands).
+    /// Standard output and standard error interleaved in arrival order (`output`).
     public var output: String?
-    /// Whether the timeout fired (synchronous commands).
+    /// Whether the timeout fired (`timed_out`).
     public var timedOut: Bool?
-    /// Whether some stream was longer than the output limit (synchronous commands).
-    public var truncated: Bool?
+    /// Bytes cut from the middle of `stdout` (`stdout_omitted_bytes`, and `stdout_truncated`).
+    public var stdoutOmittedBytes: Int?
+    /// Bytes cut from the middle of `stderr` (`stderr_omitted_bytes`, and `stderr_truncated`).
+    public var stderrOmittedBytes: Int?
+    /// Bytes cut from the middle of `output` (`output_omitted_bytes`, and `output_truncated`).
+    public var outputOmittedBytes: Int?
 
-    /// Creates a result.
-    public init(
-        cmdId: String, exitCode: Int32? = nil, stdout: String? = nil, stderr: String? = nil,
-        output: String? = nil, timedOut: Bool? = nil, truncated: Bool? = nil
-    ) {
+    /// The result of an asynchronous command: its id only.
+    public init(cmdId: String) { self.cmdId = cmdId }
+
+    /// The result of a synchronous command.
+    public init(cmdId: String, exitCode: Int32, logs: SessionLogs, timedOut: Bool) {
         self.cmdId = cmdId
         self.exitCode = exitCode
-        self.stdout = stdout
-        self.stderr = stderr
-        self.output = output
+        self.stdout = logs.stdout
+        self.stderr = logs.stderr
+        self.output = logs.output
         self.timedOut = timedOut
-        self.truncated = truncated
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case cmdId = "cmd_id", exitCode = "exit_code", stdout, stderr, output, timedOut = "timed_out", truncated
+        self.stdoutOmittedBytes = logs.stdoutOmittedBytes
+        self.stderrOmittedBytes = logs.stderrOmittedBytes
+        self.outputOmittedBytes = logs.outputOmittedBytes
     }
 }
 
 /// A command of a session, as listed by `session.get` and `session.command`.
-public struct SessionCommandInfo: Sendable, Codable, Hashable {
-    /// The command id.
+public struct SessionCommandInfo: Sendable, Hashable {
+    /// The command id (`id`).
     public var id: String
-    /// The command text.
+    /// The command text (`command`).
     public var command: String
-    /// The exit code, or `nil` while the command runs (encoded as JSON `null`).
+    /// The exit code, or `nil` while the command runs (`exit_code`, JSON `null` while it runs).
     public var exitCode: Int32?
 
     /// Creates a description.
@@ -268,23 +240,13 @@ public struct SessionCommandInfo: Sendable, Codable, Hashable {
         self.command = command
         self.exitCode = exitCode
     }
-
-    enum CodingKeys: String, CodingKey { case id, command, exitCode = "exit_code" }
-
-    /// Encodes `exit_code` explicitly, as `null` while the command runs.
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(command, forKey: .command)
-        if let exitCode { try c.encode(exitCode, forKey: .exitCode) } else { try c.encodeNil(forKey: .exitCode) }
-    }
 }
 
 /// A session and its commands, in the order they were started.
-public struct SessionInfo: Sendable, Codable, Hashable {
-    /// The session id.
+public struct SessionInfo: Sendable, Hashable {
+    /// The session id (`session_id`).
     public var sessionId: String
-    /// Its commands, oldest first.
+    /// Its commands, oldest first (`commands`).
     public var commands: [SessionCommandInfo]
 
     /// Creates a description.
@@ -292,15 +254,13 @@ public struct SessionInfo: Sendable, Codable, Hashable {
         self.sessionId = sessionId
         self.commands = commands
     }
-
-    enum CodingKeys: String, CodingKey { case sessionId = "session_id", commands }
 }
 
 /// Parameters naming a command of a session: `session.command`.
-public struct SessionCommandParams: Sendable, Codable, Hashable {
-    /// The session id.
+public struct SessionCommandParams: Sendable, Hashable {
+    /// The session id (`session`).
     public var session: String
-    /// The command id.
+    /// The command id (`cmd_id`).
     public var cmdId: String
 
     /// Creates parameters.
@@ -308,17 +268,15 @@ public struct SessionCommandParams: Sendable, Codable, Hashable {
         self.session = session
         self.cmdId = cmdId
     }
-
-    enum CodingKeys: String, CodingKey { case session, cmdId = "cmd_id" }
 }
 
 /// Parameters of `session.logs`.
-public struct SessionLogsParams: Sendable, Codable, Hashable {
-    /// The session id.
+public struct SessionLogsParams: Sendable, Hashable {
+    /// The session id (`session`).
     public var session: String
-    /// The command id.
+    /// The command id (`cmd_id`).
     public var cmdId: String
-    /// Stream output as the command writes it and finish when it exits.
+    /// Stream output as the command writes it and finish when it exits (`follow`).
     public var follow: Bool
 
     /// Creates parameters.
@@ -327,56 +285,52 @@ public struct SessionLogsParams: Sendable, Codable, Hashable {
         self.cmdId = cmdId
         self.follow = follow
     }
-
-    enum CodingKeys: String, CodingKey { case session, cmdId = "cmd_id", follow }
-
-    /// Decodes the wire form; `follow` is optional.
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        session = try c.decode(String.self, forKey: .session)
-        cmdId = try c.decode(String.self, forKey: .cmdId)
-        follow = try c.decodeIfPresent(Bool.self, forKey: .follow) ?? false
-    }
 }
 
 /// The logs of a session command so far (`session.logs` without follow), or in full once it
-/// has exited (the response of a followed `session.logs`).
-public struct SessionLogs: Sendable, Codable, Hashable {
-    /// Standard output.
+/// has exited (the response of a followed `session.logs`), each capped by the one output rule.
+public struct SessionLogs: Sendable, Hashable {
+    /// Standard output (`stdout`).
     public var stdout: String
-    /// Standard error.
+    /// Standard error (`stderr`).
     public var stderr: String
-    /// Standard output and standard error interleaved in arrival order.
+    /// Standard output and standard error interleaved in arrival order (`output`).
     public var output: String
-    /// The exit code, or `nil` while the command runs.
+    /// The exit code, or `nil` while the command runs (`exit_code`).
     public var exitCode: Int32?
-    /// Whether some log was longer than the output limit, so only its most recent bytes are here.
-    public var truncated: Bool
+    /// Bytes missing from the middle of `stdout` (`stdout_omitted_bytes`): cut by the output
+    /// limit, or dropped from the log on disk (see ``ProcessServiceConfiguration/sessionLogLimit``).
+    public var stdoutOmittedBytes: Int
+    /// Bytes missing from the middle of `stderr` (`stderr_omitted_bytes`).
+    public var stderrOmittedBytes: Int
+    /// Bytes missing from the middle of `output` (`output_omitted_bytes`).
+    public var outputOmittedBytes: Int
+
+    /// Whether `stdout` was cut (`stdout_truncated`).
+    public var stdoutTruncated: Bool { stdoutOmittedBytes > 0 }
+    /// Whether `stderr` was cut (`stderr_truncated`).
+    public var stderrTruncated: Bool { stderrOmittedBytes > 0 }
+    /// Whether `output` was cut (`output_truncated`).
+    public var outputTruncated: Bool { outputOmittedBytes > 0 }
 
     /// Creates logs.
-    public init(stdout: String, stderr: String, output: String, exitCode: Int32?, truncated: Bool) {
+    public init(
+        stdout: String, stderr: String, output: String, exitCode: Int32?,
+        stdoutOmittedBytes: Int = 0, stderrOmittedBytes: Int = 0, outputOmittedBytes: Int = 0
+    ) {
         self.stdout = stdout
         self.stderr = stderr
         self.output = output
         self.exitCode = exitCode
-        self.truncated = truncated
-    }
-
-    enum CodingKeys: String, CodingKey { case stdout, stderr, output, exitCode = "exit_code", truncated }
-
-    /// Encodes `exit_code` explicitly, as `null` while the command runs.
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(stdout, forKey: .stdout)
-        try c.encode(stderr, forKey: .stderr)
-        try c.encode(output, forKey: .output)
-        if let exitCode { try c.encode(exitCode, forKey: .exitCode) } else { try c.encodeNil(forKey: .exitCode) }
-        try c.encode(truncated, forKey: .truncated)
+        self.stdoutOmittedBytes = stdoutOmittedBytes
+        self.stderrOmittedBytes = stderrOmittedBytes
+        self.outputOmittedBytes = outputOmittedBytes
     }
 }
 
-/// Which output stream a chunk of text came from.
-public enum OutputStreamKind: String, Sendable, Codable, Hashable {
+/// Which output stream a chunk of text came from (the engine's `OutputStreamName` has the
+/// same cases and wire spellings).
+public enum OutputStreamName: String, Sendable, Hashable {
     /// Standard output.
     case stdout
     /// Standard error.
@@ -385,14 +339,15 @@ public enum OutputStreamKind: String, Sendable, Codable, Hashable {
 
 /// A piece of output of a followed command: the payload of a `session.output` notification
 /// (the server adds its `request_id`).
-public struct SessionOutputChunk: Sendable, Codable, Hashable {
-    /// The stream the text was written to.
-    public var stream: OutputStreamKind
-    /// The text (UTF-8; invalid bytes become U+FFFD; a character split across reads is never split here).
+public struct SessionOutputChunk: Sendable, Hashable {
+    /// The stream the text was written to (`stream`).
+    public var stream: OutputStreamName
+    /// The text (`text`; UTF-8; invalid bytes become U+FFFD; a character split across reads is
+    /// never split here).
     public var text: String
 
     /// Creates a chunk.
-    public init(stream: OutputStreamKind, text: String) {
+    public init(stream: OutputStreamName, text: String) {
         self.stream = stream
         self.text = text
     }
@@ -402,19 +357,23 @@ public struct SessionOutputChunk: Sendable, Codable, Hashable {
 public enum SessionLogEvent: Sendable, Hashable {
     /// Text written by the command.
     case output(SessionOutputChunk)
+    /// Bytes of the stream that the log on disk no longer holds (see
+    /// ``ProcessServiceConfiguration/sessionLogLimit``): the follower was behind by more than the
+    /// log keeps, and continues after them.
+    case dropped(stream: OutputStreamName, bytes: Int)
     /// The command exited with this code. Always the last element.
     case exited(exitCode: Int32)
 }
 
 /// Parameters of `session.input`.
-public struct SessionInputParams: Sendable, Codable, Hashable {
-    /// The session id.
+public struct SessionInputParams: Sendable, Hashable {
+    /// The session id (`session`).
     public var session: String
-    /// The command id of a running asynchronous command.
+    /// The command id of a running asynchronous command (`cmd_id`).
     public var cmdId: String
-    /// The bytes to write to the command's stdin, as UTF-8. Include `"\n"` to end a line.
+    /// The bytes to write to the command's stdin, as UTF-8 (`data`). Include `"\n"` to end a line.
     public var data: String
-    /// Close the command's stdin after writing `data`, so that it reads end-of-file.
+    /// Close the command's stdin after writing `data`, so that it reads end-of-file (`eof`).
     public var eof: Bool
 
     /// Creates parameters.
@@ -424,26 +383,15 @@ public struct SessionInputParams: Sendable, Codable, Hashable {
         self.data = data
         self.eof = eof
     }
-
-    enum CodingKeys: String, CodingKey { case session, cmdId = "cmd_id", data, eof }
-
-    /// Decodes the wire form; `eof` is optional.
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        session = try c.decode(String.self, forKey: .session)
-        cmdId = try c.decode(String.self, forKey: .cmdId)
-        data = try c.decode(String.self, forKey: .data)
-        eof = try c.decodeIfPresent(Bool.self, forKey: .eof) ?? false
-    }
 }
 
 /// The payload of a `session.exited` notification: an asynchronous command (or the entrypoint) ended.
-public struct SessionExitEvent: Sendable, Codable, Hashable {
-    /// The session id.
+public struct SessionExitEvent: Sendable, Hashable {
+    /// The session id (`session`).
     public var session: String
-    /// The command id.
+    /// The command id (`cmd_id`).
     public var cmdId: String
-    /// The exit code; `128 + n` when killed by signal `n`.
+    /// The exit code (`exit_code`); `128 + n` when killed by signal `n`.
     public var exitCode: Int32
 
     /// Creates an event.
@@ -452,6 +400,4 @@ public struct SessionExitEvent: Sendable, Codable, Hashable {
         self.cmdId = cmdId
         self.exitCode = exitCode
     }
-
-    enum CodingKeys: String, CodingKey { case session, cmdId = "cmd_id", exitCode = "exit_code" }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import PyKernelSupport
 import Synchronization
 
 /// Live children of `exec` and `code_run`, so that ``ProcessService/shutdown()`` can kill them.
@@ -10,45 +11,38 @@ final class ChildRegistry: Sendable {
     func all() -> [ChildProcess] { children.withLock { Array($0.values) } }
 }
 
-/// The outcome of a one-shot run.
-struct OneShotOutcome: Sendable {
-    var exitCode: Int32
-    var output: OutputCollector.Snapshot
-    var timedOut: Bool
-}
-
 /// Runs one process to completion with its output captured in memory (`exec`, `code_run`).
 ///
-/// The process leads a new process group; stdin is `spec.stdin` (`/dev/null` by default); stdout and stderr are two
-/// pipes read by one thread with `poll`, so the interleaved text is in arrival order.
+/// The process leads a new process group; stdin is `spec.stdin` (`/dev/null` by default);
+/// stdout and stderr are two pipes read on the service's monitor thread, so the interleaved
+/// text is in arrival order.
 ///
-/// When the timeout fires, the group gets `SIGTERM`, then `SIGKILL` after the grace period if
-/// the leader is still alive. After the leader exits (for whatever reason), the call keeps
-/// reading for at most the drain window, then kills whatever is left of the group with
-/// `SIGKILL` — a one-shot command leaves nothing running, and a background process holding
-/// the output pipe open cannot make the call hang. If the calling task is cancelled, the group
-/// is killed at once.
+/// The teardown ladder: when the timeout fires, the group gets `SIGTERM`, then `SIGKILL` after
+/// the grace period if the leader is still alive. After the leader exits (for whatever reason),
+/// the call keeps reading for at most the drain window, then kills whatever is left of the
+/// group with `SIGKILL` — a one-shot command leaves nothing running, and a background process
+/// holding the output pipe open cannot make the call hang. Every group signal is sent before
+/// the leader is reaped. If the calling task is cancelled, the group is killed at once.
+/// (swift-subprocess's `TeardownStep` ladder runs only on cancellation and stops at the
+/// leader's exit, which would leave the rest of the group behind: the ladder is kept here.)
 func runOneShot(
-    _ spec: Posix.SpawnSpec, timeout: Double?, configuration: ProcessServiceConfiguration,
-    registry: ChildRegistry
-) async throws(ProcessAPIError) -> OneShotOutcome {
-    let (pid, stdoutFD, stderrFD) = try Posix.spawnWithOutputPipes(spec)
-
+    _ spec: SpawnSpec, timeout: Duration?, configuration: ProcessServiceConfiguration,
+    registry: ChildRegistry, monitor: IOMonitor
+) async throws(ProcessAPIError) -> ExecResult {
     let collector = OutputCollector(limit: configuration.outputLimit)
-    let pump = StreamPump(stdoutFD: stdoutFD, stderrFD: stderrFD, name: "pykernel-run-\(pid)") { stream, bytes in
+    let (child, pump) = try await ChildProcess.spawn(spec, monitor: monitor) { stream, bytes in
         collector.append(stream, bytes)
     }
-    let child = ChildProcess(pid: pid)
     registry.insert(child)
     defer {
         registry.remove(child)
         child.release()
     }
 
-    let grace = configuration.killGracePeriod
+    let grace = configuration.killGracePeriod.inSeconds
     let timedOut = await withTaskCancellationHandler {
-        if let timeout, timeout > 0 {
-            if await child.exited.wait(timeout: timeout) != nil { return false }
+        if let timeout {
+            if await child.exited.wait(timeout: timeout.inSeconds) != nil { return false }
             if Task.isCancelled { return false }
             child.signalGroup(SIGTERM)
             if await child.exited.wait(timeout: grace) == nil { child.signalGroup(SIGKILL) }
@@ -63,7 +57,7 @@ func runOneShot(
     let exitCode = await child.exited.waitUncancellable() ?? -1
 
     // Output written by leftovers of the group, then the leftovers themselves.
-    if await pump.finished.waitUncancellable(timeout: configuration.drainWindow) == nil {
+    if await pump.finished.waitUncancellable(timeout: configuration.drainWindow.inSeconds) == nil {
         child.signalGroup(SIGKILL)
         if await pump.finished.waitUncancellable(timeout: 0.2) == nil {
             pump.stop()
@@ -72,5 +66,5 @@ func runOneShot(
     } else {
         child.signalGroup(SIGKILL)
     }
-    return OneShotOutcome(exitCode: exitCode, output: collector.snapshot(), timedOut: timedOut)
+    return collector.result(exitCode: exitCode, timedOut: timedOut)
 }

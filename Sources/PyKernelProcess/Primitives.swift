@@ -73,8 +73,6 @@ final class Latch<Value: Sendable>: Sendable {
         }
     }
 
-    /// Waits for the value with no timeout. Returns `nil` only if the task is cancelled.
-    func waitForever() async -> Value? { await wait(timeout: nil) }
 
     /// Waits for the value, ignoring cancellation: for clean-up that must complete.
     func waitUncancellable(timeout: Double? = nil) async -> Value? { await wait(timeout: timeout, cancellable: false) }
@@ -144,4 +142,18 @@ func monotonicNow() -> Double {
 /// Sleeps without blocking a thread; returns early (silently) when the task is cancelled.
 func pause(_ seconds: Double) async {
     try? await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9))
+}
+
+/// A set shared between tasks and threads.
+final class LockedSet<Element: Hashable & Sendable>: Sendable {
+    private let storage = Mutex<Set<Element>>([])
+
+    func formUnion(_ other: some Sequence<Element>) {
+        storage.withLock { $0.formUnion(other) }
+    }
+
+    func contents() -> Set<Element> { storage.withLock { $0 } }
+
+    /// Runs `body` on the set under the lock.
+    func update<R: Sendable>(_ body: (inout Set<Element>) -> R) -> R { storage.withLock { body(&$0) } }
 }

@@ -1,3 +1,5 @@
+import PyKernelSupport
+
 /// A failure of a process API request or of the system serving it.
 ///
 /// A user command that fails is *not* an error: it is reported as data, with a non-zero
@@ -7,10 +9,11 @@
 /// an operation on the reserved `entrypoint` session, or a process that could not be started.
 ///
 /// `code` is stable and meant for programs (the JSON-RPC server maps it to an error
-/// payload); `message` is meant for people and says what to do about it.
+/// payload, `data.reason`); `field` names the argument at fault when there is one (`data.field`);
+/// `message` is meant for people and says what to do about it.
 public struct ProcessAPIError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A stable, machine-readable error code. Its `rawValue` is the snake_case wire spelling.
-    public struct Code: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
         /// The wire spelling of the code, e.g. `"session_not_found"`.
         public let rawValue: String
 
@@ -33,10 +36,11 @@ public struct ProcessAPIError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let reservedSession = Code(rawValue: "reserved_session")
         /// A process could not be started.
         public static let spawnFailed = Code(rawValue: "spawn_failed")
-        /// A parameter is malformed (an empty session id, a NUL byte in a string, a negative timeout...).
+        /// A parameter is malformed (an empty session id, a NUL byte in a string, a negative
+        /// timeout, an unknown language...).
         public static let invalidArgument = Code(rawValue: "invalid_argument")
         /// The service has been shut down and accepts no more requests.
-        public static let serviceShutDown = Code(rawValue: "service_shut_down")
+        public static let shuttingDown = Code(rawValue: "shutting_down")
 
         /// The wire spelling.
         public var description: String { rawValue }
@@ -46,11 +50,20 @@ public struct ProcessAPIError: Error, Sendable, Hashable, CustomStringConvertibl
     public let code: Code
     /// A message a person can act on.
     public let message: String
+    /// The wire name of the parameter at fault (`cwd`, `env`, `timeout`, `language`...), if any.
+    public let field: String?
 
     /// Creates an error.
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, field: String? = nil) {
         self.code = code
         self.message = message
+        self.field = field
+    }
+
+    /// The error for an argument that ``InputValidation`` refused.
+    init(_ invalid: InvalidInput) {
+        let code: Code = invalid.reason == .invalidCwd ? .invalidCwd : .invalidArgument
+        self.init(code, invalid.message, field: invalid.field)
     }
 
     /// `"<code>: <message>"`.

@@ -1,5 +1,7 @@
 import Foundation
 import Glibc
+import Logging
+import PyKernelSupport
 import Synchronization
 
 /// The process API of PyKernel: stateless code runs (`process.code_run`), shell commands
@@ -9,13 +11,13 @@ import Synchronization
 /// `Codable` with its wire names) and returns a `Sendable`, `Codable` result. Failures of the
 /// request throw ``ProcessAPIError``; a failing user command is a result with a non-zero exit code.
 ///
-/// Processes are started with `posix_spawn` in a new process group each, with an empty signal
-/// mask, default signal dispositions and only descriptors 0/1/2 inherited. Children are waited
-/// for by pid on dedicated threads; the service installs no signal handlers and never calls
-/// `waitpid(-1)`, so it can share a process with an embedded Python interpreter. Everything that
-/// can block for long (waiting for processes, reading pipes) runs on the service's own threads
-/// and is bridged with continuations; reads of log files and /proc run on a private dispatch
-/// queue; only short local file-system calls (creating a FIFO, writing a command file) run inline.
+/// Processes are started and reaped by swift-subprocess, each in a new process group of its
+/// own, with an empty signal mask, default dispositions for the standard signals and only
+/// descriptors 0/1/2 inherited. One monitor thread per service watches every pipe and every
+/// child's pidfd; the service installs no signal handlers and never calls `waitpid(-1)`, so it
+/// can share a process with an embedded Python interpreter. Reads of log files and /proc run on
+/// a private dispatch queue; only short local file-system calls run inline. Failures that cannot
+/// be reported to a caller (an over-long status line, a log write that failed) go to `logger`.
 ///
 /// If the server runs as PID 1 of a container, run it under an init (e.g. `tini`) so that
 /// orphaned grandchildren are reaped: the service only ever reaps its own children. The host
@@ -37,6 +39,8 @@ public final class ProcessService: Sendable {
     private let hub = ExitEventHub()
     private let children = ChildRegistry()
     private let runtimes = RuntimeResolver()
+    private let monitor: IOMonitor
+    private let logger: Logger
 
     private struct State {
         var sessions: [String: Session] = [:]
@@ -47,12 +51,20 @@ public final class ProcessService: Sendable {
 
     private let state = Mutex(State())
 
-    /// Creates a service and its private temporary directory.
+    /// Creates a service, its private temporary directory and its monitor thread.
+    ///
+    /// - Parameters:
+    ///   - configuration: the working directory, environment, runtimes and limits.
+    ///   - logger: where the service reports what it cannot report to a caller.
     ///
     /// - Throws: ``ProcessAPIError/Code/invalidCwd`` if the working directory does not exist;
     ///   ``ProcessAPIError/Code/spawnFailed`` if the temporary directory cannot be created.
-    public init(configuration: ProcessServiceConfiguration = ProcessServiceConfiguration()) throws(ProcessAPIError) {
+    public init(
+        configuration: ProcessServiceConfiguration = ProcessServiceConfiguration(),
+        logger: Logger = Logger(label: "pykernel.process")
+    ) throws(ProcessAPIError) {
         self.configuration = configuration
+        self.logger = logger
         guard Posix.isDirectory(configuration.workingDirectory) else {
             throw ProcessAPIError(
                 .invalidCwd, "the service's working directory \(configuration.workingDirectory) does not exist")
@@ -66,13 +78,14 @@ public final class ProcessService: Sendable {
         }
         temporaryRoot = String(cString: made)
         for sub in ["/sessions", "/runs"] { mkdir(temporaryRoot + sub, 0o700) }
+        monitor = IOMonitor(logger: logger)
     }
 
     // MARK: - Helpers
 
     private func checkOpen() throws(ProcessAPIError) {
         if state.withLock({ $0.shutDown }) {
-            throw ProcessAPIError(.serviceShutDown, "the process service has been shut down")
+            throw ProcessAPIError(.shuttingDown, "The process service has been shut down.")
         }
     }
 
@@ -80,40 +93,34 @@ public final class ProcessService: Sendable {
     /// path resolves against it. It must be an existing directory.
     func resolveDirectory(_ cwd: String?) throws(ProcessAPIError) -> String {
         let base = configuration.workingDirectory
-        guard let cwd, !cwd.isEmpty else { return base }
-        if cwd.utf8.contains(0) { throw ProcessAPIError(.invalidArgument, "cwd contains a NUL byte") }
-        let path = cwd.hasPrefix("/") ? cwd : (base.hasSuffix("/") ? base : base + "/") + cwd
-        let resolved = (path as NSString).standardizingPath
-        var st = stat()
-        if stat(resolved, &st) != 0 {
-            let relative = cwd.hasPrefix("/") ? "" : " (relative to the server's working directory \(base))"
-            throw ProcessAPIError(.invalidCwd, "working directory '\(cwd)' does not exist: \(resolved)\(relative)")
+        guard let cwd else { return base }
+        do {
+            return try InputValidation.workingDirectory(cwd, relativeTo: base)
+        } catch {
+            guard !cwd.hasPrefix("/"), error.message.hasSuffix(".") else { throw ProcessAPIError(error) }
+            let message = error.message.dropLast() + " (relative to the server's working directory \(base))."
+            throw ProcessAPIError(ProcessAPIError(error).code, String(message), field: error.field)
         }
-        if (st.st_mode & S_IFMT) != S_IFDIR {
-            throw ProcessAPIError(.invalidCwd, "working directory '\(cwd)' is not a directory: \(resolved)")
-        }
-        return resolved
     }
 
     /// The service's environment with `overrides` laid over it.
     func mergedEnvironment(_ overrides: [String: String]) throws(ProcessAPIError) -> [String: String] {
-        var env = configuration.environment
-        for (key, value) in overrides {
-            if key.isEmpty || key.contains("=") || key.utf8.contains(0) {
-                throw ProcessAPIError(
-                    .invalidArgument, "invalid environment variable name '\(key)': it must be non-empty, without '=' or NUL")
-            }
-            if value.utf8.contains(0) {
-                throw ProcessAPIError(.invalidArgument, "the value of environment variable \(key) contains a NUL byte")
-            }
-            env[key] = value
+        do {
+            try InputValidation.environment(overrides)
+        } catch {
+            throw ProcessAPIError(error)
         }
-        return env
+        // A name starting with a digit is no POSIX name, and swift-subprocess refuses to pass it.
+        if let name = overrides.keys.first(where: { $0.first?.isNumber == true }) {
+            throw ProcessAPIError(
+                .invalidArgument, "Environment variable names must not start with a digit: '\(name)'.", field: "env")
+        }
+        return configuration.environment.merging(overrides) { _, new in new }
     }
 
-    private func validateTimeout(_ timeout: Double?) throws(ProcessAPIError) {
-        if let timeout, !(timeout >= 0) || !timeout.isFinite {
-            throw ProcessAPIError(.invalidArgument, "timeout must be a non-negative number of seconds, not \(timeout)")
+    private func validateTimeout(_ timeout: Duration?) throws(ProcessAPIError) {
+        if let timeout, timeout < .zero {
+            throw ProcessAPIError(.invalidArgument, "timeout must not be negative (nil means no timeout).", field: "timeout")
         }
     }
 
@@ -157,7 +164,8 @@ public final class ProcessService: Sendable {
     ///   non-zero with the traceback (`File "<stdin>", line N`) on stderr.
     /// - JavaScript runs as `node <tmp>/main.js ARGV...`; TypeScript as `<runner> <tmp>/main.ts ARGV...`
     ///   with `tsx`, `ts-node --transpile-only` or `node --experimental-strip-types`, whichever is
-    ///   found first. `process.argv.slice(2) == argv`. `NODE_PATH` gains `<cwd>/node_modules`, so
+    ///   found first. `process.argv.slice(2) == argv`. `NODE_PATH` gains `<cwd>/node_modules` (and `/usr/share/nodejs` for
+    ///   Debian's `ts-node`), so
     ///   packages installed in the working directory resolve. The temporary file is removed after.
     /// - Timeouts behave as in ``exec(_:)``.
     ///
@@ -171,11 +179,11 @@ public final class ProcessService: Sendable {
         var env = try mergedEnvironment(params.env)
         let plan = try await runtimes.plan(
             for: params.language, configuration: configuration, environment: env, workingDirectory: cwd,
-            registry: children)
+            registry: children, monitor: monitor)
         for (key, value) in plan.defaultEnvironment where params.env[key] == nil { env[key] = value }
 
         for arg in params.argv where arg.utf8.contains(0) {
-            throw ProcessAPIError(.invalidArgument, "an argv element contains a NUL byte, which a process cannot receive")
+            throw ProcessAPIError(.invalidArgument, "An argv element contains a NUL byte, which a process cannot receive.", field: "argv")
         }
         // The program goes into a private scratch directory, removed after the run.
         let scratch = temporaryRoot + "/runs/" + UUID().uuidString.lowercased()
@@ -192,21 +200,23 @@ public final class ProcessService: Sendable {
         }
         Posix.closeQuietly(fd)
 
-        var spec = Posix.SpawnSpec(
+        var spec = SpawnSpec(
             executable: plan.command[0], arguments: plan.command, environment: env, workingDirectory: cwd)
         switch plan.delivery {
         case .standardInput:
-            spec.stdin = .readFile(file)
+            let input = Posix.open(file, O_RDONLY)
+            guard input >= 0 else {
+                throw ProcessAPIError(.spawnFailed, "Could not open \(file): \(Posix.describe(errno)).")
+            }
+            spec.stdin = input
         case .scriptArgument:
             spec.arguments.append(file)
-            let modules = cwd + "/node_modules"
+            let modules = ([cwd + "/node_modules"] + plan.nodeModulePaths).joined(separator: ":")
             spec.environment["NODE_PATH"] = env["NODE_PATH"].map { $0.isEmpty ? modules : modules + ":" + $0 } ?? modules
         }
         spec.arguments += params.argv
-        let outcome = try await runOneShot(spec, timeout: params.timeout, configuration: configuration, registry: children)
-        return CodeRunResult(
-            exitCode: outcome.exitCode, result: outcome.output.combined, stdout: outcome.output.stdout,
-            stderr: outcome.output.stderr, timedOut: outcome.timedOut, truncated: outcome.output.truncated)
+        return try await runOneShot(
+            spec, timeout: params.timeout, configuration: configuration, registry: children, monitor: monitor)
     }
 
     // MARK: - Shell commands
@@ -229,14 +239,12 @@ public final class ProcessService: Sendable {
         let cwd = try resolveDirectory(params.cwd)
         let env = try mergedEnvironment(params.env)
         if params.command.utf8.contains(0) {
-            throw ProcessAPIError(.invalidArgument, "the command contains a NUL byte")
+            throw ProcessAPIError(.invalidArgument, "The command contains a NUL byte.", field: "command")
         }
-        let spec = Posix.SpawnSpec(
+        let spec = SpawnSpec(
             executable: "/bin/sh", arguments: ["/bin/sh", "-c", params.command], environment: env, workingDirectory: cwd)
-        let outcome = try await runOneShot(spec, timeout: params.timeout, configuration: configuration, registry: children)
-        return ExecResult(
-            exitCode: outcome.exitCode, result: outcome.output.combined, stdout: outcome.output.stdout,
-            stderr: outcome.output.stderr, timedOut: outcome.timedOut, truncated: outcome.output.truncated)
+        return try await runOneShot(
+            spec, timeout: params.timeout, configuration: configuration, registry: children, monitor: monitor)
     }
 
     // MARK: - Sessions
@@ -255,7 +263,7 @@ public final class ProcessService: Sendable {
     public func createSession(_ params: CreateSessionParams) async throws(ProcessAPIError) -> SessionInfo {
         try checkOpen()
         if params.id.isEmpty || params.id.utf8.contains(0) {
-            throw ProcessAPIError(.invalidArgument, "a session id must be a non-empty string without NUL bytes")
+            throw ProcessAPIError(.invalidArgument, "A session id must be a non-empty string without NUL bytes.", field: "id")
         }
         if params.id == Self.entrypointSessionID {
             throw ProcessAPIError(.reservedSession, "the session id '\(params.id)' is reserved for the entrypoint command")
@@ -267,7 +275,7 @@ public final class ProcessService: Sendable {
         }
         let session = Session(
             id: params.id, isEntrypoint: false, directory: try newSessionDirectory(), environment: env,
-            initialDirectory: cwd, configuration: configuration, hub: hub)
+            initialDirectory: cwd, configuration: configuration, hub: hub, monitor: monitor, logger: logger)
         let inserted = state.withLock { s -> Bool in
             if s.sessions[params.id] != nil { return false }
             s.sessions[params.id] = session
@@ -279,7 +287,7 @@ public final class ProcessService: Sendable {
             throw ProcessAPIError(.sessionExists, "a session '\(params.id)' already exists; choose another id or delete it first")
         }
         do {
-            try session.start()
+            try await session.start()
         } catch {
             state.withLock { s in
                 s.sessions.removeValue(forKey: params.id)
@@ -315,7 +323,7 @@ public final class ProcessService: Sendable {
     {
         try validateTimeout(params.timeout)
         if params.command.utf8.contains(0) {
-            throw ProcessAPIError(.invalidArgument, "the command contains a NUL byte")
+            throw ProcessAPIError(.invalidArgument, "The command contains a NUL byte.", field: "command")
         }
         let session = try writableSession(params.session, action: "given commands")
         return try await session.execute(params)
@@ -355,7 +363,8 @@ public final class ProcessService: Sendable {
     }
 
     /// `session.logs`, ready for the JSON-RPC server: with `follow`, calls `onOutput` for every
-    /// chunk as the command writes it (send each as a `session.output` notification), then
+    /// chunk as the command writes it (send each as a `session.output` notification; bytes the
+    /// log dropped before they were followed arrive as one line `[pykernel: N bytes dropped]`), then
     /// returns the final logs once it exits (the response). Without `follow`, returns the logs
     /// so far and never calls `onOutput`.
     public func sessionLogs(
@@ -365,7 +374,12 @@ public final class ProcessService: Sendable {
         let stream = try await followSessionLogs(params)
         var iterator = stream.makeAsyncIterator()
         while let event = try await iterator.next() {
-            if case .output(let chunk) = event { await onOutput(chunk) }
+            switch event {
+            case .output(let chunk): await onOutput(chunk)
+            case .dropped(let stream, let bytes):
+                await onOutput(SessionOutputChunk(stream: stream, text: "\n[pykernel: \(bytes) bytes dropped]\n"))
+            case .exited: break
+            }
         }
         return try await sessionLogs(SessionLogsParams(session: params.session, cmdId: params.cmdId))
     }
@@ -421,7 +435,8 @@ public final class ProcessService: Sendable {
     public func startEntrypoint(command: String, arguments: [String] = []) async throws(ProcessAPIError) -> SessionInfo {
         try checkOpen()
         if command.isEmpty || command.utf8.contains(0) {
-            throw ProcessAPIError(.invalidArgument, "the entrypoint command must be a non-empty string without NUL bytes")
+            throw ProcessAPIError(
+                .invalidArgument, "the entrypoint command must be a non-empty string without NUL bytes", field: "command")
         }
         let candidate = command.contains("/") && !command.hasPrefix("/")
             ? configuration.workingDirectory + "/" + command : command
@@ -436,7 +451,8 @@ public final class ProcessService: Sendable {
         }
         let session = Session(
             id: id, isEntrypoint: true, directory: try newSessionDirectory(), environment: configuration.environment,
-            initialDirectory: configuration.workingDirectory, configuration: configuration, hub: hub)
+            initialDirectory: configuration.workingDirectory, configuration: configuration, hub: hub, monitor: monitor,
+            logger: logger)
         let inserted = state.withLock { s -> Bool in
             if s.sessions[id] != nil { return false }
             s.sessions[id] = session
@@ -445,7 +461,7 @@ public final class ProcessService: Sendable {
         }
         guard inserted else { throw ProcessAPIError(.sessionExists, "the entrypoint session is already running") }
         do {
-            try session.startEntrypoint(
+            try await session.startEntrypoint(
                 executable: executable, arguments: [command] + arguments,
                 display: ([command] + arguments).map(shellQuote).joined(separator: " "))
         } catch {
@@ -463,7 +479,7 @@ public final class ProcessService: Sendable {
 
     /// Kills everything the service started — sessions (the entrypoint included) and running
     /// `exec`/`code_run` process groups — finishes the exit event streams and removes the
-    /// temporary directory. Later calls throw ``ProcessAPIError/Code/serviceShutDown``.
+    /// temporary directory. Later calls throw ``ProcessAPIError/Code/shuttingDown``.
     /// Calling it again does nothing.
     public func shutdown() async {
         let sessions = state.withLock { s -> [Session]? in
@@ -486,5 +502,6 @@ public final class ProcessService: Sendable {
         hub.finish()
         let root = temporaryRoot
         await Blocking.run { Posix.removeTree(root) }
+        monitor.stop()
     }
 }

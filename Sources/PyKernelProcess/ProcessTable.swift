@@ -2,11 +2,21 @@ import Glibc
 
 /// A snapshot of the processes in /proc: enough to find process trees and groups.
 struct ProcessTable: Sendable {
+    /// A process as opposed to a pid: the pid and its start time (clock ticks after boot),
+    /// which a later process reusing the pid cannot share.
+    struct Identity: Sendable, Hashable {
+        var pid: pid_t
+        var startTime: UInt64
+    }
+
     struct Entry: Sendable {
         var pid: pid_t
         var parent: pid_t
         var group: pid_t
         var state: UInt8
+        var startTime: UInt64
+
+        var identity: Identity { Identity(pid: pid, startTime: startTime) }
 
         /// Running, sleeping or stopped; not a zombie.
         var isAlive: Bool { state != UInt8(ascii: "Z") && state != UInt8(ascii: "X") }
@@ -29,17 +39,19 @@ struct ProcessTable: Sendable {
         return ProcessTable(entries: entries)
     }
 
-    /// Parses /proc/<pid>/stat ("pid (comm) state ppid pgrp ..."; comm may hold spaces and parentheses).
+    /// Parses /proc/<pid>/stat ("pid (comm) state ppid pgrp ... starttime ..."; comm may hold
+    /// spaces and parentheses; starttime is field 22, the 20th after comm).
     static func readEntry(_ pid: pid_t) -> Entry? {
         guard let bytes = Posix.readSmallFile("/proc/\(pid)/stat", limit: 4096),
             let close = bytes.lastIndex(of: UInt8(ascii: ")"))
         else { return nil }
         let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "))
-        guard fields.count >= 3, let state = fields[0].first,
+        guard fields.count >= 20, let state = fields[0].first,
             let parent = pid_t(String(decoding: fields[1], as: UTF8.self)),
-            let group = pid_t(String(decoding: fields[2], as: UTF8.self))
+            let group = pid_t(String(decoding: fields[2], as: UTF8.self)),
+            let startTime = UInt64(String(decoding: fields[19], as: UTF8.self))
         else { return nil }
-        return Entry(pid: pid, parent: parent, group: group, state: state)
+        return Entry(pid: pid, parent: parent, group: group, state: state, startTime: startTime)
     }
 
     /// Whether the environment of `pid` holds the entry `entry` (`NAME=value`, exactly).
@@ -52,8 +64,6 @@ struct ProcessTable: Sendable {
         return false
     }
 
-    /// Whether `pid` exists and is not a zombie.
-    static func isAlive(_ pid: pid_t) -> Bool { readEntry(pid)?.isAlive ?? false }
 
     /// All descendants of `roots` (the roots themselves excluded), alive or not.
     func descendants(of roots: Set<pid_t>) -> Set<pid_t> {
@@ -75,43 +85,4 @@ struct ProcessTable: Sendable {
         Set(entries.values.filter { groups.contains($0.group) && $0.isAlive }.map(\.pid))
     }
 
-    func isAlive(_ pid: pid_t) -> Bool { entries[pid]?.isAlive ?? false }
-}
-
-/// Terminates a changing set of processes: `SIGTERM`, a grace period, then `SIGKILL`, re-reading
-/// /proc every 20 ms so that processes forked meanwhile are caught too.
-enum ProcessKiller {
-    /// - Parameters:
-    ///   - grace: seconds between `SIGTERM` and `SIGKILL`.
-    ///   - hardLimit: seconds after the grace period before giving up on unkillable processes.
-    ///   - select: given a fresh snapshot, the pids that must end (may grow between calls).
-    /// - Returns: whether every selected process ended.
-    @discardableResult
-    static func terminate(
-        grace: Double, hardLimit: Double = 3, select: @escaping @Sendable (ProcessTable) -> Set<pid_t>
-    ) async -> Bool {
-        let me = getpid()
-        let start = monotonicNow()
-        var termed = Set<pid_t>()
-        var killing = false
-        while true {
-            let targets = await Blocking.run { () -> Set<pid_t> in
-                let table = ProcessTable.snapshot()
-                return select(table).filter { table.isAlive($0) && $0 != me && $0 > 1 }
-            }
-            if targets.isEmpty { return true }
-            let elapsed = monotonicNow() - start
-            if !killing && elapsed >= grace { killing = true }
-            if killing {
-                for pid in targets { _ = kill(pid, SIGKILL) }
-            } else {
-                for pid in targets where !termed.contains(pid) {
-                    _ = kill(pid, SIGTERM)
-                    termed.insert(pid)
-                }
-            }
-            if elapsed >= grace + hardLimit { return false }
-            await pause(0.02)
-        }
-    }
 }

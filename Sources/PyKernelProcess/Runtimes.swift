@@ -34,15 +34,19 @@ struct ProgramPlan: Sendable {
     var fileExtension: String
     /// Variables set unless the request sets them.
     var defaultEnvironment: [String: String]
+    /// Directories of Node.js modules the runner needs on `NODE_PATH`.
+    var nodeModulePaths: [String] = []
 }
 
 /// Finds language runtimes, caching Node.js versions.
 final class RuntimeResolver: Sendable {
     private let nodeVersions = Mutex<[String: [Int]]>([:])
+    /// Where Debian installs Node.js packages (`apt-get install ts-node`).
+    static let debianModules = "/usr/share/nodejs"
 
     func plan(
         for language: CodeLanguage, configuration: ProcessServiceConfiguration, environment: [String: String],
-        workingDirectory: String, registry: ChildRegistry
+        workingDirectory: String, registry: ChildRegistry, monitor: IOMonitor
     ) async throws(ProcessAPIError) -> ProgramPlan {
         let searchPath = environment["PATH"]
         switch language {
@@ -77,15 +81,19 @@ final class RuntimeResolver: Sendable {
             let localBin = workingDirectory + "/node_modules/.bin"
             for (name, extra) in [("tsx", [String]()), ("ts-node", ["--transpile-only"])] {
                 if let path = findExecutable(name, searchPath: localBin + ":" + (searchPath ?? defaultSearchPath)) {
+                    // Debian's ts-node (package `ts-node`) lives in /usr/share/nodejs with its
+                    // dependencies, which Debian's node searches by itself and other builds do not.
+                    let debian = Posix.realPath(path)?.hasPrefix(Self.debianModules + "/") == true
                     return ProgramPlan(
-                        command: [path] + extra, delivery: .scriptArgument, fileExtension: "ts", defaultEnvironment: [:])
+                        command: [path] + extra, delivery: .scriptArgument, fileExtension: "ts", defaultEnvironment: [:],
+                        nodeModulePaths: debian ? [Self.debianModules] : [])
                 }
             }
             let node = configuration.nodeExecutable.flatMap { findExecutable($0, searchPath: searchPath) }
                 ?? findExecutable("node", searchPath: searchPath)
             var found = "Node.js is not installed either"
             if let node {
-                let version = await nodeVersion(node, environment: environment, registry: registry)
+                let version = await nodeVersion(node, environment: environment, registry: registry, monitor: monitor)
                 if let version, !Array((version + [0, 0, 0]).prefix(3)).lexicographicallyPrecedes([22, 6, 0]) {
                     return ProgramPlan(
                         command: [node, "--experimental-strip-types", "--disable-warning=ExperimentalWarning"],
@@ -97,7 +105,8 @@ final class RuntimeResolver: Sendable {
             throw ProcessAPIError(
                 .runtimeNotFound,
                 "TypeScript needs a runtime and none was found: neither tsx nor ts-node is on PATH or in "
-                    + "node_modules/.bin, and \(found). Install one, e.g. `npm install -g tsx`, or upgrade Node.js to 22.6 or later")
+                    + "node_modules/.bin, and \(found). Install one, e.g. `apt-get install ts-node` (Debian) or `npm install -g tsx`, "
+                    + "or upgrade Node.js to 22.6 or later")
         }
     }
 
@@ -120,14 +129,16 @@ final class RuntimeResolver: Sendable {
     }
 
     /// `node --version` as numbers, cached per executable.
-    private func nodeVersion(_ node: String, environment: [String: String], registry: ChildRegistry) async -> [Int]? {
+    private func nodeVersion(
+        _ node: String, environment: [String: String], registry: ChildRegistry, monitor: IOMonitor
+    ) async -> [Int]? {
         if let cached = nodeVersions.withLock({ $0[node] }) { return cached }
-        let spec = Posix.SpawnSpec(
-            executable: node, arguments: [node, "--version"], environment: environment, workingDirectory: "/")
-        guard let outcome = try? await runOneShot(
-            spec, timeout: 15, configuration: ProcessServiceConfiguration(environment: environment), registry: registry)
+        let spec = SpawnSpec(executable: node, arguments: [node, "--version"], environment: environment, workingDirectory: "/")
+        guard let result = try? await runOneShot(
+            spec, timeout: .seconds(15), configuration: ProcessServiceConfiguration(environment: environment),
+            registry: registry, monitor: monitor)
         else { return nil }
-        let text = outcome.output.stdout.trimmingWhitespace().drop { $0 == "v" }
+        let text = result.stdout.trimmingWhitespace().drop { $0 == "v" }
         let parts = text.split(separator: ".").compactMap { Int($0) }
         guard parts.count >= 2 else { return nil }
         nodeVersions.withLock { $0[node] = parts }

@@ -1,120 +1,92 @@
-import Foundation
 import Glibc
 import Synchronization
 
-/// Reads a child's stdout and stderr on a dedicated thread with `poll`, handing each chunk to a
-/// sink in the order the bytes arrive. Ends at end-of-file on both, or soon after ``stop()``
-/// (after one last non-blocking read). Closes both descriptors when it ends.
+/// Reads a child's stdout and stderr on the service's ``IOMonitor``, handing each chunk to a
+/// sink in the order the bytes arrive. Ends at end-of-file on both, or at ``stop()`` (after one
+/// last non-blocking read of what is already buffered). Closes both descriptors when it ends.
 final class StreamPump: Sendable {
-    typealias Sink = @Sendable (OutputStreamKind, UnsafeRawBufferPointer) -> Void
+    typealias Sink = @Sendable (OutputStreamName, UnsafeRawBufferPointer) -> Void
 
     /// Fires when the pump has ended: `true` at end-of-file, `false` when stopped.
     let finished = Latch<Bool>()
-    private let stopRequested = Atomic<Bool>(false)
+    private let monitor: IOMonitor
+    /// The descriptors still open (stdout, stderr), -1 once closed; touched on the monitor thread.
+    private let open: Mutex<[Int32]>
+    private let sink: Sink
+    private static let streams: [OutputStreamName] = [.stdout, .stderr]
 
-    /// - Parameters:
-    ///   - stdoutFD, stderrFD: read ends, owned by the pump from now on.
-    ///   - pollInterval: milliseconds between checks of ``stop()``.
-    init(stdoutFD: Int32, stderrFD: Int32, pollInterval: Int32 = 50, name: String, sink: @escaping Sink) {
-        Posix.setNonBlocking(stdoutFD)
-        Posix.setNonBlocking(stderrFD)
-        let thread = Thread { [self] in
-            self.run(fds: [stdoutFD, stderrFD], pollInterval: pollInterval, sink: sink)
+    /// - Parameters: stdoutFD, stderrFD: read ends, owned by the pump from now on.
+    init(stdoutFD: Int32, stderrFD: Int32, monitor: IOMonitor, sink: @escaping Sink) {
+        self.monitor = monitor
+        self.sink = sink
+        open = Mutex([stdoutFD, stderrFD])
+        for (index, fd) in [stdoutFD, stderrFD].enumerated() {
+            let watched = monitor.watch(fd) { [self] buffer in readable(index, fd, buffer) }
+            if !watched { closed(index, fd, endOfFile: false) }
         }
-        thread.name = name
-        thread.start()
     }
 
-    /// Asks the pump to end soon, after reading what is already buffered.
-    func stop() { stopRequested.store(true, ordering: .releasing) }
-
-    private func run(fds: [Int32], pollInterval: Int32, sink: Sink) {
-        let streams: [OutputStreamKind] = [.stdout, .stderr]
-        var open = fds
-        let bufferSize = 64 * 1024
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 16)
-        defer { buffer.deallocate() }
-
-        /// Reads once from `open[i]`; returns false at end-of-file (and closes it).
-        func readOnce(_ i: Int) -> Bool? {
-            let n = read(open[i], buffer.baseAddress!, bufferSize)
-            if n > 0 {
-                sink(streams[i], UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-                return true
-            }
-            if n == 0 {
-                Posix.closeQuietly(open[i])
-                open[i] = -1
-                return false
-            }
-            return nil  // EAGAIN / EINTR
+    private func readable(_ index: Int, _ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> IOMonitor.Next {
+        let n = read(fd, buffer.baseAddress!, buffer.count)
+        if n > 0 {
+            sink(Self.streams[index], UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            return .keep
         }
+        if n < 0 && (errno == EAGAIN || errno == EINTR) { return .keep }
+        closed(index, fd, endOfFile: true)
+        return .close
+    }
 
-        var endOfFile = true
-        while open.contains(where: { $0 >= 0 }) {
-            if stopRequested.load(ordering: .acquiring) {
-                // A last non-blocking drain of what is already in the pipes.
-                for i in open.indices where open[i] >= 0 {
-                    var reads = 0
-                    while open[i] >= 0, reads < 256, readOnce(i) == true { reads += 1 }
+    /// Marks a descriptor closed; fires ``finished`` when both are.
+    private func closed(_ index: Int, _ fd: Int32, endOfFile: Bool) {
+        let done = open.withLock { o -> Bool in
+            o[index] = -1
+            return o.allSatisfy { $0 < 0 }
+        }
+        if done { finished.fire(endOfFile) }
+    }
+
+    /// Ends the pump soon, after reading what is already in the pipes.
+    func stop() {
+        monitor.schedule { [self] in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: IOMonitor.bufferSize, alignment: 16)
+            defer { buffer.deallocate() }
+            for (index, fd) in open.withLock({ $0 }).enumerated() where fd >= 0 {
+                var reads = 0
+                while reads < 256, case let n = read(fd, buffer.baseAddress!, buffer.count), n > 0 {
+                    sink(Self.streams[index], UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                    reads += 1
                 }
-                endOfFile = false
-                break
-            }
-            var pfds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            let rc = poll(&pfds, nfds_t(pfds.count), pollInterval)
-            if rc < 0 {
-                if errno == EINTR { continue }
-                endOfFile = false
-                break
-            }
-            if rc == 0 { continue }
-            for i in pfds.indices where pfds[i].fd >= 0 && pfds[i].revents != 0 {
-                _ = readOnce(i)
+                monitor.unwatch(fd, close: true)
+                closed(index, fd, endOfFile: false)
             }
         }
-        for fd in open where fd >= 0 { Posix.closeQuietly(fd) }
-        finished.fire(endOfFile)
     }
 }
 
-/// Collects a pump's output in memory, keeping the most recent `limit` bytes of each stream
-/// and of the interleaved stream.
-final class OutputCollector: Sendable {
-    struct Snapshot: Sendable {
-        var stdout: String
-        var stderr: String
-        var combined: String
-        var truncated: Bool
-    }
-
-    private struct Buffers {
-        var stdout: TailBuffer
-        var stderr: TailBuffer
-        var combined: TailBuffer
-    }
-
-    private let buffers: Mutex<Buffers>
-
-    init(limit: Int) {
-        buffers = Mutex(Buffers(stdout: TailBuffer(limit: limit), stderr: TailBuffer(limit: limit), combined: TailBuffer(limit: limit)))
-    }
-
-    func append(_ stream: OutputStreamKind, _ bytes: UnsafeRawBufferPointer) {
-        buffers.withLock { b in
-            switch stream {
-            case .stdout: b.stdout.append(bytes)
-            case .stderr: b.stderr.append(bytes)
-            }
-            b.combined.append(bytes)
+extension ChildProcess {
+    /// Starts `spec` with its stdout and stderr on two new pipes, read by a pump into `sink`.
+    /// The pipes are watched before the child starts, so reads follow the order bytes arrive in.
+    static func spawn(
+        _ spec: SpawnSpec, monitor: IOMonitor, output sink: @escaping StreamPump.Sink
+    ) async throws(ProcessAPIError) -> (ChildProcess, StreamPump) {
+        let out = try Posix.makePipe()
+        let err: (read: Int32, write: Int32)
+        do {
+            err = try Posix.makePipe()
+        } catch {
+            for fd in [out.read, out.write] { Posix.closeQuietly(fd) }
+            throw error
         }
-    }
-
-    func snapshot() -> Snapshot {
-        buffers.withLock { b in
-            Snapshot(
-                stdout: b.stdout.text(), stderr: b.stderr.text(), combined: b.combined.text(),
-                truncated: b.stdout.isTruncated || b.stderr.isTruncated || b.combined.isTruncated)
+        var spec = spec
+        spec.stdout = out.write
+        spec.stderr = err.write
+        let pump = StreamPump(stdoutFD: out.read, stderrFD: err.read, monitor: monitor, sink: sink)
+        do {
+            return (try await spawn(spec, monitor: monitor), pump)
+        } catch {
+            pump.stop()
+            throw error
         }
     }
 }

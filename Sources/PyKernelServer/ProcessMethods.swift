@@ -1,8 +1,8 @@
-import Foundation
 import JSONRPC
 import PyKernelProcess
+import PyKernelSupport
 
-/// Application error codes of the process API (see `docs/protocol.md`).
+/// Application error codes of the process API (see `docs/process-api.md`).
 public enum ProcessErrorCode {
     public static let sessionNotFound = -32010
     public static let sessionExists = -32011
@@ -14,7 +14,8 @@ public enum ProcessErrorCode {
 }
 
 extension RPCError {
-    /// The protocol error for a process API failure.
+    /// The protocol error for a process API failure: `data.reason` is the error's code, and
+    /// `data.field` the parameter at fault when there is one.
     init(_ error: ProcessAPIError) {
         let code: Int = switch error.code {
         case .sessionNotFound: ProcessErrorCode.sessionNotFound
@@ -24,53 +25,104 @@ extension RPCError {
         case .runtimeNotFound: ProcessErrorCode.runtimeNotFound
         case .reservedSession: ProcessErrorCode.reservedSession
         case .spawnFailed: ProcessErrorCode.spawnFailed
-        case .serviceShutDown: ApplicationErrorCode.shuttingDown
+        case .shuttingDown: ApplicationErrorCode.shuttingDown
         case .invalidCwd, .invalidArgument: RPCError.Code.invalidParams
         default: RPCError.Code.internalError
         }
-        self.init(code: code, message: error.message, data: ["reason": .string(error.code.rawValue)])
+        var data: JSONObject = ["reason": .string(error.code.rawValue)]
+        if let field = error.field { data["field"] = .string(field) }
+        self.init(code: code, message: error.message, data: .object(data))
     }
 }
 
-/// The process API's methods: `process.code_run`, `process.exec` and `session.*`.
+/// The process API's methods: `process.code_run`, `process.exec` and `session.*`. Parameters
+/// are read with ``Params`` and results written as ``JSONValue`` by hand: the server's one JSON path.
 public enum ProcessMethods {
     /// The handlers, by method name, for ``JSONRPCServer``'s `extraMethods`.
     public static func handlers(_ service: ProcessService) -> [String: MethodHandler] {
         [
-            "process.code_run": handler(CodeRunParams.self, service) { service, params, _ throws(ProcessAPIError) in
-                try await service.codeRun(params)
+            "process.code_run": { request throws(RPCError) in
+                let p = request.params
+                let params = CodeRunParams(
+                    code: try read { () throws(RPCError) in try p.string("code") },
+                    language: try language(p),
+                    argv: try read { () throws(RPCError) in try p.optionalStringArray("argv") } ?? [],
+                    env: try read { () throws(RPCError) in try p.optionalStringDictionary("env") } ?? [:],
+                    cwd: try read { () throws(RPCError) in try p.optionalString("cwd") },
+                    timeout: try timeout(p))
+                return deferred { () async throws(ProcessAPIError) in execJSON(try await service.codeRun(params)) }
             },
-            "process.exec": handler(ExecParams.self, service) { service, params, _ throws(ProcessAPIError) in
-                try await service.exec(params)
+            "process.exec": { request throws(RPCError) in
+                let p = request.params
+                let params = ExecParams(
+                    command: try read { () throws(RPCError) in try p.string("command") },
+                    cwd: try read { () throws(RPCError) in try p.optionalString("cwd") },
+                    env: try read { () throws(RPCError) in try p.optionalStringDictionary("env") } ?? [:],
+                    timeout: try timeout(p))
+                return deferred { () async throws(ProcessAPIError) in execJSON(try await service.exec(params)) }
             },
-            "session.create": handler(CreateSessionParams.self, service) { service, params, _ throws(ProcessAPIError) in
-                try await service.createSession(params)
+            "session.create": { request throws(RPCError) in
+                let p = request.params
+                let params = CreateSessionParams(
+                    id: try read { () throws(RPCError) in try p.string("id") },
+                    cwd: try read { () throws(RPCError) in try p.optionalString("cwd") },
+                    env: try read { () throws(RPCError) in try p.optionalStringDictionary("env") } ?? [:])
+                return deferred { () async throws(ProcessAPIError) in sessionJSON(try await service.createSession(params)) }
             },
-            "session.exec": handler(SessionExecuteParams.self, service) { service, params, _ throws(ProcessAPIError) in
-                try await service.executeSessionCommand(params)
-            },
-            "session.get": handler(SessionParams.self, service) { service, params, _ throws(ProcessAPIError) in
-                try await service.getSession(params)
-            },
-            "session.list": handler(EmptyParams.self, service) { service, _, _ throws(ProcessAPIError) in
-                SessionList(sessions: try await service.listSessions())
-            },
-            "session.command": handler(SessionCommandParams.self, service) { service, params, _ throws(ProcessAPIError) in
-                try await service.getSessionCommand(params)
-            },
-            "session.logs": handler(SessionLogsParams.self, service) { service, params, request throws(ProcessAPIError) in
-                guard params.follow else { return try await service.sessionLogs(params) }
-                return try await service.sessionLogs(params) { chunk in
-                    await request.notify("session.output", ["stream": .string(chunk.stream.rawValue), "text": .string(chunk.text)])
+            "session.exec": { request throws(RPCError) in
+                let p = request.params
+                let params = SessionExecuteParams(
+                    session: try read { () throws(RPCError) in try p.string("session") },
+                    command: try read { () throws(RPCError) in try p.string("command") },
+                    runAsync: try read { () throws(RPCError) in try p.optionalBool("run_async") } ?? false,
+                    timeout: try timeout(p))
+                return deferred { () async throws(ProcessAPIError) in
+                    sessionExecJSON(try await service.executeSessionCommand(params))
                 }
             },
-            "session.input": handler(SessionInputParams.self, service) { service, params, _ throws(ProcessAPIError) in
-                try await service.sendSessionInput(params)
-                return EmptyResult()
+            "session.get": { request throws(RPCError) in
+                let params = SessionParams(session: try read { () throws(RPCError) in try request.params.string("session") })
+                return deferred { () async throws(ProcessAPIError) in sessionJSON(try await service.getSession(params)) }
             },
-            "session.delete": handler(SessionParams.self, service) { service, params, _ throws(ProcessAPIError) in
-                try await service.deleteSession(params)
-                return EmptyResult()
+            "session.list": { _ throws(RPCError) in
+                deferred { () async throws(ProcessAPIError) in
+                    ["sessions": .array(try await service.listSessions().map(sessionJSON))]
+                }
+            },
+            "session.command": { request throws(RPCError) in
+                let params = try commandParams(request.params)
+                return deferred { () async throws(ProcessAPIError) in commandJSON(try await service.getSessionCommand(params)) }
+            },
+            "session.logs": { request throws(RPCError) in
+                let command = try commandParams(request.params)
+                let params = SessionLogsParams(
+                    session: command.session, cmdId: command.cmdId,
+                    follow: try read { () throws(RPCError) in try request.params.optionalBool("follow") } ?? false)
+                return deferred { () async throws(ProcessAPIError) in
+                    guard params.follow else { return logsJSON(try await service.sessionLogs(params)) }
+                    return logsJSON(try await service.sessionLogs(params) { chunk in
+                        await request.notify("session.output", ["stream": .string(chunk.stream.rawValue), "text": .string(chunk.text)])
+                    })
+                }
+            },
+            "session.input": { request throws(RPCError) in
+                let p = request.params
+                let command = try commandParams(p)
+                let params = SessionInputParams(
+                    session: command.session, cmdId: command.cmdId,
+                    data: try read { () throws(RPCError) in try p.string("data") },
+                    eof: try read { () throws(RPCError) in try p.optionalBool("eof") } ?? false)
+                return deferred { () async throws(ProcessAPIError) in
+                    try await service.sendSessionInput(params)
+                    return .object([:])
+                }
+            },
+            "session.delete": { request throws(RPCError) in
+                let params = SessionParams(session: try read { () throws(RPCError) in try request.params.string("session") })
+                return deferred { () async throws(ProcessAPIError) in
+                    try await service.deleteSession(params)
+                    return .object([:])
+                }
             },
         ]
     }
@@ -87,53 +139,111 @@ public enum ProcessMethods {
         }
     }
 
-    private struct EmptyParams: Decodable, Sendable {}
-    private struct EmptyResult: Encodable, Sendable {}
-    private struct SessionList: Encodable, Sendable { let sessions: [SessionInfo] }
+    // MARK: - Parameters
 
-    /// A handler that decodes the params as `P` (a -32602 error when they do not fit), then runs
-    /// `work` and encodes its result.
-    private static func handler<P: Decodable & Sendable, R: Encodable & Sendable>(
-        _ paramsType: P.Type, _ service: ProcessService,
-        _ work: @escaping @Sendable (ProcessService, P, Request) async throws(ProcessAPIError) -> R
-    ) -> MethodHandler {
-        { request throws(RPCError) in
-            let params: P = try decode(request.params)
-            return .deferred { () async throws(RPCError) -> JSONValue in
-                let result: R
-                do throws(ProcessAPIError) {
-                    result = try await work(service, params, request)
-                } catch {
-                    throw RPCError(error)
-                }
-                return try encode(result)
+    /// Reads a parameter; a type error gets `data.reason` `invalid_argument` beside its `data.field`.
+    private static func read<T>(_ body: () throws(RPCError) -> T) throws(RPCError) -> T {
+        do {
+            return try body()
+        } catch {
+            guard error.code == RPCError.Code.invalidParams, var data = error.data?.objectValue, data["reason"] == nil else {
+                throw error
+            }
+            data["reason"] = .string(InvalidInput.Reason.invalidArgument.rawValue)
+            throw RPCError(code: error.code, message: error.message, data: .object(data))
+        }
+    }
+
+    /// `language`: a name or an alias; an unknown one is -32602 with reason `invalid_argument`.
+    private static func language(_ params: Params) throws(RPCError) -> CodeLanguage {
+        guard let text = try read({ () throws(RPCError) in try params.optionalString("language") }) else { return .python }
+        do {
+            return try CodeLanguage.parse(text)
+        } catch {
+            throw RPCError(error)
+        }
+    }
+
+    /// `timeout`: seconds (fractions allowed); absent or 0 means none.
+    private static func timeout(_ params: Params) throws(RPCError) -> Duration? {
+        guard let seconds = try read({ () throws(RPCError) in try params.optionalDouble("timeout") }) else { return nil }
+        do {
+            return try InputValidation.timeout(seconds: seconds)
+        } catch {
+            throw RPCError(RPCError.Code.invalidParams, error)
+        }
+    }
+
+    private static func commandParams(_ params: Params) throws(RPCError) -> SessionCommandParams {
+        SessionCommandParams(
+            session: try read { () throws(RPCError) in try params.string("session") },
+            cmdId: try read { () throws(RPCError) in try params.string("cmd_id") })
+    }
+
+    /// Runs the work later, mapping its ``ProcessAPIError`` to the protocol's error.
+    private static func deferred(
+        _ work: @escaping @Sendable () async throws(ProcessAPIError) -> JSONValue
+    ) -> MethodReply {
+        .deferred { () async throws(RPCError) -> JSONValue in
+            do throws(ProcessAPIError) {
+                return try await work()
+            } catch {
+                throw RPCError(error)
             }
         }
     }
 
-    private static func decode<P: Decodable>(_ params: Params) throws(RPCError) -> P {
-        do {
-            return try JSONDecoder().decode(P.self, from: Data(JSONValue.object(params.object).serialized()))
-        } catch let DecodingError.keyNotFound(key, _) {
-            throw RPCError.invalidParams("params.\(key.stringValue) is required.", data: ["field": .string(key.stringValue)])
-        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
-            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw RPCError.invalidParams("params.\(field) has the wrong type: \(context.debugDescription)", data: ["field": .string(field)])
-        } catch let DecodingError.dataCorrupted(context) {
-            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw RPCError.invalidParams("params.\(field) is invalid: \(context.debugDescription)", data: ["field": .string(field)])
-        } catch {
-            throw RPCError.invalidParams("Invalid params: \(error)")
-        }
+    // MARK: - Results
+
+    /// `text`, `<name>_truncated` and `<name>_omitted_bytes` of one capped stream.
+    private static func capped(_ object: inout JSONObject, _ name: String, _ text: String, omitted: Int) {
+        object[name] = .string(text)
+        object[name + "_truncated"] = .bool(omitted > 0)
+        object[name + "_omitted_bytes"] = .integer(Int64(omitted))
     }
 
-    private static func encode(_ result: some Encodable) throws(RPCError) -> JSONValue {
-        do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = .sortedKeys
-            return try JSONValue.parse(Array(try encoder.encode(result)))
-        } catch {
-            throw RPCError.internalError("Could not encode the result: \(error)")
-        }
+    static func execJSON(_ result: ExecResult) -> JSONValue {
+        var object: JSONObject = ["exit_code": .integer(Int64(result.exitCode))]
+        capped(&object, "result", result.result, omitted: result.resultOmittedBytes)
+        capped(&object, "stdout", result.stdout, omitted: result.stdoutOmittedBytes)
+        capped(&object, "stderr", result.stderr, omitted: result.stderrOmittedBytes)
+        object["timed_out"] = .bool(result.timedOut)
+        return .object(object)
+    }
+
+    static func sessionExecJSON(_ result: SessionExecuteResult) -> JSONValue {
+        var object: JSONObject = ["cmd_id": .string(result.cmdId)]
+        if let exitCode = result.exitCode { object["exit_code"] = .integer(Int64(exitCode)) }
+        if let output = result.output { capped(&object, "output", output, omitted: result.outputOmittedBytes ?? 0) }
+        if let stdout = result.stdout { capped(&object, "stdout", stdout, omitted: result.stdoutOmittedBytes ?? 0) }
+        if let stderr = result.stderr { capped(&object, "stderr", stderr, omitted: result.stderrOmittedBytes ?? 0) }
+        if let timedOut = result.timedOut { object["timed_out"] = .bool(timedOut) }
+        return .object(object)
+    }
+
+    static func logsJSON(_ logs: SessionLogs) -> JSONValue {
+        var object: JSONObject = ["exit_code": logs.exitCode.map { .integer(Int64($0)) } ?? .null]
+        capped(&object, "output", logs.output, omitted: logs.outputOmittedBytes)
+        capped(&object, "stdout", logs.stdout, omitted: logs.stdoutOmittedBytes)
+        capped(&object, "stderr", logs.stderr, omitted: logs.stderrOmittedBytes)
+        return .object(object)
+    }
+
+    static func commandJSON(_ command: SessionCommandInfo) -> JSONValue {
+        ["id": .string(command.id), "command": .string(command.command),
+         "exit_code": command.exitCode.map { .integer(Int64($0)) } ?? .null]
+    }
+
+    static func sessionJSON(_ session: SessionInfo) -> JSONValue {
+        ["session_id": .string(session.sessionId), "commands": .array(session.commands.map(commandJSON))]
+    }
+}
+
+extension RPCError {
+    /// -32602 for an argument ``InputValidation`` refused: its reason and field in `data`.
+    fileprivate init(_ code: Int, _ invalid: InvalidInput) {
+        self.init(
+            code: code, message: invalid.message,
+            data: ["reason": .string(invalid.reason.rawValue), "field": .string(invalid.field)])
     }
 }

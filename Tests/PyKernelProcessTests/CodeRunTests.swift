@@ -51,7 +51,7 @@ struct CodeRunTests {
             // Far beyond the 128 KiB limit of a single command-line argument.
             let filler = String(repeating: "# padding line to make the program large\n", count: 8000)
             let response = try await service.codeRun(
-                CodeRunParams(code: filler + "import sys\nprint(repr(sys.stdin.read()), len(sys.argv))", timeout: 20))
+                CodeRunParams(code: filler + "import sys\nprint(repr(sys.stdin.read()), len(sys.argv))", timeout: .seconds(20)))
             #expect(response.exitCode == 0, "\(response.stderr)")
             #expect(response.stdout == "'' 1\n")
         }
@@ -86,7 +86,7 @@ struct CodeRunTests {
         try await withService { service, _ in
             let start = Date()
             let response = try await service.codeRun(
-                CodeRunParams(code: "import time\nprint('started')\ntime.sleep(30)", timeout: 1))
+                CodeRunParams(code: "import time\nprint('started')\ntime.sleep(30)", timeout: .seconds(1)))
             #expect(response.timedOut)
             #expect(response.stdout == "started\n")
             #expect(Date().timeIntervalSince(start) < 8)
@@ -108,47 +108,35 @@ struct CodeRunTests {
         }
     }
 
-    @Test("TypeScript runs if a runtime is installed, else a clear error names what to install")
-    func typescriptWithInstalledRuntimes() async throws {
+    @Test("TypeScript runs with the installed runner (scripts/setup installs Debian's ts-node), with argv")
+    func typescript() async throws {
         try await withService { service, _ in
-            do {
-                let response = try await service.codeRun(
-                    CodeRunParams(code: "const n: number = 2; console.log(`n=${n * 21}`)", language: .typescript))
-                #expect(response.exitCode == 0, "\(response.stderr)")
-                #expect(response.stdout == "n=42\n")
-            } catch let error as ProcessAPIError {
-                #expect(error.code == .runtimeNotFound)
-                #expect(error.message.contains("tsx"))
-                #expect(error.message.contains("22.6"))
-            }
+            let response = try await service.codeRun(
+                CodeRunParams(
+                    code: "const n: number = 2; console.log(`n=${n * 21}`, JSON.stringify(process.argv.slice(2)))",
+                    language: .typescript, argv: ["a b", "c"]))
+            #expect(response.exitCode == 0, "\(response.stderr)")
+            #expect(response.stdout == "n=42 [\"a b\",\"c\"]\n")
         }
     }
 
-    @Test("TypeScript without any runner is runtime_not_found naming tsx and the Node.js version")
-    func typescriptMissing() async throws {
-        // A PATH holding only node: no tsx, no ts-node.
-        let bin = makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: bin) }
-        let node = try #require(findExecutable("node", searchPath: nil))
-        try FileManager.default.createSymbolicLink(atPath: bin + "/node", withDestinationPath: node)
-        try await withService({ $0.environment["PATH"] = bin }) { service, _ in
-            do {
-                let response = try await service.codeRun(CodeRunParams(code: "console.log('ts')", language: .typescript))
-                // Node.js 22.6 or later strips types by itself.
-                #expect(response.stdout == "ts\n")
-            } catch let error as ProcessAPIError {
-                #expect(error.code == .runtimeNotFound)
-                #expect(error.message.contains("tsx"))
-                #expect(error.message.contains("npm install -g tsx"))
-            }
-            let js = try await service.codeRun(CodeRunParams(code: "console.log('js')", language: .javascript))
-            #expect(js.stdout == "js\n")
-        }
-        try await withService({ $0.environment["PATH"] = "/nonexistent" }) { service, _ in
-            let error = await expectAPIError(.runtimeNotFound) {
+    @Test("with nothing on PATH, JavaScript and TypeScript are runtime_not_found naming what to install")
+    func runtimesMissing() async throws {
+        let empty = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        try await withService({ $0.environment["PATH"] = empty }) { service, _ in
+            let js = await expectAPIError(.runtimeNotFound) {
                 try await service.codeRun(CodeRunParams(code: "console.log(1)", language: .javascript))
             }
-            #expect(error?.message.contains("node") == true)
+            #expect(js?.message.contains("apt-get install nodejs") == true)
+            let ts = await expectAPIError(.runtimeNotFound) {
+                try await service.codeRun(CodeRunParams(code: "console.log(1)", language: .typescript))
+            }
+            #expect(ts?.message.contains("apt-get install ts-node") == true)
+            #expect(ts?.message.contains("Node.js is not installed either") == true)
+            // Python does not depend on PATH.
+            let python = try await service.codeRun(CodeRunParams(code: "print('py')"))
+            #expect(python.stdout == "py\n")
         }
     }
 

@@ -55,48 +55,28 @@ struct EntrypointTests {
         #expect(liveProcesses(withCommandLine: ["sleep", "1009"]).isEmpty)
         #expect(liveProcesses(withCommandLine: ["sleep", "1010"]).isEmpty)
         #expect(!FileManager.default.fileExists(atPath: service.temporaryRoot))
-        await expectAPIError(.serviceShutDown) { try await service.exec(ExecParams(command: "true")) }
+        await expectAPIError(.shuttingDown) { try await service.exec(ExecParams(command: "true")) }
     }
 }
 
-@Suite("wire forms")
-struct WireFormTests {
-    @Test("params decode from snake_case with defaults; results encode snake_case")
-    func coding() throws {
-        let exec = try JSONDecoder().decode(
-            SessionExecuteParams.self, from: Data(#"{"session":"s","command":"ls","run_async":true}"#.utf8))
-        #expect(exec == SessionExecuteParams(session: "s", command: "ls", runAsync: true))
-        let run = try JSONDecoder().decode(CodeRunParams.self, from: Data(#"{"code":"1","language":"ts","argv":["a"]}"#.utf8))
-        #expect(run.language == .typescript && run.argv == ["a"] && run.env.isEmpty)
-        #expect(throws: (any Error).self) {
-            try JSONDecoder().decode(CodeRunParams.self, from: Data(#"{"code":"1","language":"cobol"}"#.utf8))
+@Suite("parameters")
+struct ParameterTests {
+    @Test("languages parse from names and aliases; an unknown one names the field")
+    func languages() throws {
+        #expect(try CodeLanguage.parse("ts") == .typescript)
+        #expect(try CodeLanguage.parse("Node") == .javascript)
+        #expect(try CodeLanguage.parse("python3") == .python)
+        #expect(throws: ProcessAPIError(.invalidArgument, "Unknown language 'cobol'; use \"python\", \"javascript\" or \"typescript\".", field: "language")) {
+            try CodeLanguage.parse("cobol")
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let result = String(
-            decoding: try encoder.encode(
-                ExecResult(exitCode: 0, result: "r", stdout: "o", stderr: "e", timedOut: false, truncated: false)), as: UTF8.self)
-        #expect(result == #"{"exit_code":0,"result":"r","stderr":"e","stdout":"o","timed_out":false,"truncated":false}"#)
-        let asyncResult = String(decoding: try encoder.encode(SessionExecuteResult(cmdId: "c")), as: UTF8.self)
-        #expect(asyncResult == #"{"cmd_id":"c"}"#)
-        let info = String(
-            decoding: try encoder.encode(
-                SessionInfo(sessionId: "s", commands: [SessionCommandInfo(id: "c", command: "ls", exitCode: nil)])), as: UTF8.self)
-        #expect(info == #"{"commands":[{"command":"ls","exit_code":null,"id":"c"}],"session_id":"s"}"#)
         #expect(ProcessAPIError.Code.sessionNotFound.rawValue == "session_not_found")
+        #expect(ProcessAPIError.Code.shuttingDown.rawValue == "shutting_down")
     }
 
-    @Test("UTF-8 text helpers keep characters whole")
-    func utf8() {
-        let bytes = Array("aé€😀".utf8)
-        #expect(UTF8Text.completePrefixLength(bytes) == bytes.count)
-        #expect(UTF8Text.completePrefixLength(bytes.dropLast()) == bytes.count - 4)
-        #expect(UTF8Text.completePrefixLength(Array(bytes[0..<2])) == 1)
-        var tail = TailBuffer(limit: 5)
-        tail.append(Array("héllo wörld".utf8))
-        #expect(tail.isTruncated)
-        #expect(tail.text() == "wörld".dropFirst(0).suffix(4) || tail.text().utf8.count <= 5)
+    @Test("shell quoting keeps every argument intact")
+    func quoting() {
         #expect(shellQuote("it's") == #"'it'\''s'"#)
         #expect(shellQuote("plain/path-1.txt") == "plain/path-1.txt")
+        #expect(shellQuote("") == "''")
     }
 }

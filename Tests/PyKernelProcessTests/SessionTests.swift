@@ -22,14 +22,16 @@ struct SessionTests {
             #expect(check.stdout == "\(dir)/sub\nhi bob\nkept\n")
             #expect(check.stderr == "oops\n")
             #expect(check.exitCode == 1)
-            // Commands start with no ignored or blocked signals, synchronous or not.
+            // Commands start with no blocked or ignored standard signals, synchronous or not.
             let signals = try await service.executeSessionCommand(
                 SessionExecuteParams(session: "s", command: "grep -E '^Sig(Blk|Ign)' /proc/self/status"))
-            #expect(signals.stdout == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n")
+            #expect(signals.stdout?.hasPrefix("SigBlk:\t0000000000000000\n") == true)
+            #expect(ignoredStandardSignals(signals.stdout ?? "") == 0, "\(signals.stdout ?? "")")
             let asyncSignals = try await service.executeSessionCommand(
                 SessionExecuteParams(session: "s", command: "grep -E '^Sig(Blk|Ign)' /proc/self/status", runAsync: true))
             let asyncLogs = try await follow(service, session: "s", cmdId: asyncSignals.cmdId)
-            #expect(asyncLogs.stdout == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n")
+            #expect(asyncLogs.stdout.hasPrefix("SigBlk:\t0000000000000000\n"))
+            #expect(ignoredStandardSignals(asyncLogs.stdout) == 0, "\(asyncLogs.stdout)")
             let info = try await service.getSession(SessionParams(session: "s"))
             #expect(info.sessionId == "s")
             #expect(info.commands.map(\.command) == [
@@ -216,7 +218,7 @@ struct SessionTests {
             _ = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: "export KEEP=yes; cd /tmp"))
             let start = Date()
             let slow = try await service.executeSessionCommand(
-                SessionExecuteParams(session: "s", command: "echo before; sleep 1003; echo after", timeout: 1))
+                SessionExecuteParams(session: "s", command: "echo before; sleep 1003; echo after", timeout: .seconds(1)))
             #expect(Date().timeIntervalSince(start) < 6)
             #expect(slow.timedOut == true)
             #expect(slow.exitCode == 124)
@@ -225,7 +227,7 @@ struct SessionTests {
 
             // A loop of builtins runs inside the shell itself: the trap ends it.
             let loop = try await service.executeSessionCommand(
-                SessionExecuteParams(session: "s", command: "while :; do :; done", timeout: 1))
+                SessionExecuteParams(session: "s", command: "while :; do :; done", timeout: .seconds(1)))
             #expect(loop.timedOut == true)
 
             let after = try await service.executeSessionCommand(
@@ -244,7 +246,7 @@ struct SessionTests {
                 SessionExecuteParams(session: "s", command: "sleep 1013", runAsync: true))
             #expect(await eventually { !liveProcesses(withCommandLine: ["sleep", "1013"]).isEmpty })
             let slow = try await service.executeSessionCommand(
-                SessionExecuteParams(session: "s", command: "sleep 1014 & sleep 1015", timeout: 0.5))
+                SessionExecuteParams(session: "s", command: "sleep 1014 & sleep 1015", timeout: .milliseconds(500)))
             #expect(slow.timedOut == true)
             #expect(await eventually(timeout: 2) {
                 liveProcesses(withCommandLine: ["sleep", "1014"]).isEmpty && liveProcesses(withCommandLine: ["sleep", "1015"]).isEmpty
@@ -261,7 +263,7 @@ struct SessionTests {
             let events = service.exitEvents()
             try await service.createSession(CreateSessionParams(id: "s"))
             let command = try await service.executeSessionCommand(
-                SessionExecuteParams(session: "s", command: "echo started; sleep 1018; echo never", runAsync: true, timeout: 0.5))
+                SessionExecuteParams(session: "s", command: "echo started; sleep 1018; echo never", runAsync: true, timeout: .milliseconds(500)))
             let logs = try await follow(service, session: "s", cmdId: command.cmdId)
             #expect(logs.stdout == "started\n")
             // TERM (143), or KILL (137) when the grace period ran out first on a loaded machine.
@@ -282,7 +284,7 @@ struct SessionTests {
                 SessionExecuteParams(session: "s", command: "sleep 0.3; export ORDER=first; echo one"))
             try await Task.sleep(nanoseconds: 50_000_000)
             async let second = service.executeSessionCommand(
-                SessionExecuteParams(session: "s", command: "echo \"two after ${ORDER:-nothing}\"", timeout: 0.2))
+                SessionExecuteParams(session: "s", command: "echo \"two after ${ORDER:-nothing}\"", timeout: .milliseconds(200)))
             let (a, b) = try await (first, second)
             #expect(a.stdout == "one\n")
             // The second command's timeout counts from its own start, not from its wait in line.
@@ -299,7 +301,7 @@ struct SessionTests {
             let echo = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: "echo $FOO; pwd"))
             #expect(echo.stdout == "BAR\n/\n")
             let slow = try await service.executeSessionCommand(
-                SessionExecuteParams(session: "s", command: "sleep 1016", timeout: 0.5))
+                SessionExecuteParams(session: "s", command: "sleep 1016", timeout: .milliseconds(500)))
             #expect(slow.timedOut == true)
             #expect(await eventually(timeout: 2) { liveProcesses(withCommandLine: ["sleep", "1016"]).isEmpty })
             let command = try await service.executeSessionCommand(
@@ -375,14 +377,17 @@ struct SessionTests {
             }
             #expect(growth < 20 * 1024 * 1024, "resident memory grew by \(growth / 1024) KiB")
 
+            // The log on disk keeps at most its limit; the results count what is missing.
             let sizes = try FileManager.default.subpathsOfDirectory(atPath: service.temporaryRoot)
-                .filter { $0.hasSuffix("stdout.log") }
+                .filter { $0.contains("/stdout") && $0.hasSuffix(".log") }
                 .compactMap { try FileManager.default.attributesOfItem(atPath: service.temporaryRoot + "/" + $0)[.size] as? Int }
-            #expect(sizes.contains(100_000_012))
+            #expect(sizes.reduce(0, +) <= service.configuration.sessionLogLimit * 2)
             let logs = try await service.sessionLogs(SessionLogsParams(session: "big", cmdId: command))
             #expect(logs.exitCode == 0)
-            #expect(logs.truncated)
+            #expect(logs.stdoutTruncated)
             #expect(logs.stdout.utf8.count == service.configuration.outputLimit)
+            #expect(logs.stdout.utf8.count + logs.stdoutOmittedBytes == 100_000_012)
+            #expect(logs.stdout.hasPrefix("xxxx"))
             #expect(logs.stdout.hasSuffix("xxxx\nend-marker\n"))
             print("hugeOutput: resident memory grew by \(growth / 1024) KiB while streaming 100 MB")
         }
@@ -403,33 +408,25 @@ struct SessionTests {
             SessionExecuteParams(
                 session: "big", command: "head -c 100000000 /dev/zero | tr '\\0' x; echo; echo end-marker", runAsync: true))
         var followedBytes = 0
+        var droppedBytes = 0
         var exitCode: Int32?
         for try await event in try await service.followSessionLogs(
             SessionLogsParams(session: "big", cmdId: command.cmdId, follow: true))
         {
             switch event {
             case .output(let chunk): followedBytes += chunk.text.utf8.count
+            case .dropped(_, let bytes): droppedBytes += bytes
             case .exited(let code): exitCode = code
             }
         }
         sampler.cancel()
         _ = await sampler.value
-        #expect(followedBytes == 100_000_000 + 12)
+        // A follower that falls behind by more than the log keeps is told how much it missed.
+        #expect(followedBytes + droppedBytes == 100_000_000 + 12)
         #expect(exitCode == 0)
         return (peak.value - before, command.cmdId)
     }
 
-    @Test("synchronous input and the wire forms")
-    func syncCommandRejectsInput() async throws {
-        try await withService { service, _ in
-            try await service.createSession(CreateSessionParams(id: "s"))
-            let command = try await service.executeSessionCommand(
-                SessionExecuteParams(session: "s", command: "sleep 30", runAsync: true))
-            let info = try await service.getSessionCommand(SessionCommandParams(session: "s", cmdId: command.cmdId))
-            let json = String(decoding: try JSONEncoder().encode(info), as: UTF8.self)
-            #expect(json.contains("\"exit_code\":null"))
-        }
-    }
 }
 
 /// A value shared with `@Sendable` closures in tests.

@@ -117,10 +117,23 @@ func follow(_ service: ProcessService, session: String, cmdId: String) async thr
                 logs.runningAtFirstOutput = info.exitCode == nil
             }
             if chunk.stream == .stdout { logs.stdout += chunk.text } else { logs.stderr += chunk.text }
+        case .dropped(let stream, let bytes):
+            Issue.record("\(bytes) bytes of \(stream) dropped from a log")
         case .exited(let code):
             logs.exitCode = code
             logs.exitedAt = Date()
         }
     }
     return logs
+}
+
+/// The ignored signals among 1...31 in the `SigIgn:` line of a /proc status (all bits set without one).
+/// glibc's internal signals 32 and 33 are left out: swift-subprocess resets dispositions with
+/// glibc's `sigfillset`, which excludes them, so glibc's `posix_spawn` leaves them ignored; glibc
+/// programs install their own handlers for them.
+func ignoredStandardSignals(_ status: String) -> UInt64 {
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("SigIgn:") }),
+        let mask = UInt64(line.dropFirst("SigIgn:".count).trimmingCharacters(in: .whitespaces), radix: 16)
+    else { return UInt64.max }
+    return mask & 0x7FFF_FFFF
 }

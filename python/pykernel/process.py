@@ -39,7 +39,11 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 @dataclass
 class ExecuteResponse:
-    """The result of ``exec`` / ``code_run``; a failing command is data (see ``exit_code``)."""
+    """The result of ``exec`` / ``code_run``; a failing command is data (see ``exit_code``).
+
+    A stream longer than the server's output limit keeps its first and last bytes;
+    ``<name>_truncated`` says it was cut and ``<name>_omitted_bytes`` how many bytes were cut
+    between head and tail (see "Output limits" in ``docs/protocol.md``)."""
 
     exit_code: int
     #: stdout and stderr interleaved in the order they were written.
@@ -47,7 +51,12 @@ class ExecuteResponse:
     stdout: str = ""
     stderr: str = ""
     timed_out: bool = False
-    truncated: bool = False
+    result_truncated: bool = False
+    result_omitted_bytes: int = 0
+    stdout_truncated: bool = False
+    stdout_omitted_bytes: int = 0
+    stderr_truncated: bool = False
+    stderr_omitted_bytes: int = 0
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> "ExecuteResponse":
@@ -57,7 +66,7 @@ class ExecuteResponse:
             stdout=value.get("stdout", ""),
             stderr=value.get("stderr", ""),
             timed_out=bool(value.get("timed_out", False)),
-            truncated=bool(value.get("truncated", False)),
+            **_caps(value, ("result", "stdout", "stderr")),
         )
 
     @property
@@ -86,10 +95,16 @@ class SessionExecuteResponse:
     stderr: Optional[str] = None
     output: Optional[str] = None
     timed_out: Optional[bool] = None
-    truncated: Optional[bool] = None
+    stdout_truncated: Optional[bool] = None
+    stdout_omitted_bytes: Optional[int] = None
+    stderr_truncated: Optional[bool] = None
+    stderr_omitted_bytes: Optional[int] = None
+    output_truncated: Optional[bool] = None
+    output_omitted_bytes: Optional[int] = None
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> "SessionExecuteResponse":
+        caps = _caps(value, ("stdout", "stderr", "output")) if "stdout" in value else {}
         return cls(
             cmd_id=value["cmd_id"],
             exit_code=value.get("exit_code"),
@@ -97,7 +112,7 @@ class SessionExecuteResponse:
             stderr=value.get("stderr"),
             output=value.get("output"),
             timed_out=value.get("timed_out"),
-            truncated=value.get("truncated"),
+            **caps,
         )
 
 
@@ -137,7 +152,12 @@ class SessionCommandLogsResponse:
     stderr: str = ""
     output: str = ""
     exit_code: Optional[int] = None
-    truncated: bool = False
+    stdout_truncated: bool = False
+    stdout_omitted_bytes: int = 0
+    stderr_truncated: bool = False
+    stderr_omitted_bytes: int = 0
+    output_truncated: bool = False
+    output_omitted_bytes: int = 0
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> "SessionCommandLogsResponse":
@@ -146,7 +166,7 @@ class SessionCommandLogsResponse:
             stderr=value.get("stderr", ""),
             output=value.get("output", ""),
             exit_code=value.get("exit_code"),
-            truncated=bool(value.get("truncated", False)),
+            **_caps(value, ("stdout", "stderr", "output")),
         )
 
 
@@ -157,6 +177,15 @@ class SessionExitedEvent:
     session: str
     cmd_id: str
     exit_code: int
+
+
+def _caps(value: Mapping[str, Any], names: Sequence[str]) -> Dict[str, Any]:
+    """``<name>_truncated`` and ``<name>_omitted_bytes`` of each capped stream."""
+    caps: Dict[str, Any] = {}
+    for name in names:
+        caps[f"{name}_truncated"] = bool(value.get(f"{name}_truncated", False))
+        caps[f"{name}_omitted_bytes"] = int(value.get(f"{name}_omitted_bytes", 0))
+    return caps
 
 
 def _put(params: Dict[str, Any], key: str, value: Any) -> None:
@@ -184,8 +213,9 @@ class ProcessMixin:
         timeout: Optional[float] = None,
     ) -> ExecuteResponse:
         """``process.exec``: runs ``command`` with ``/bin/sh -c`` in its own process group (stdin
-        at EOF). On ``timeout`` (seconds) the whole group is killed and ``timed_out`` is true.
-        A missing ``cwd`` raises ``InvalidParamsError`` (-32602)."""
+        at EOF). On ``timeout`` (seconds, fractions allowed; 0 or ``None`` means none) the whole
+        group is killed and ``timed_out`` is true. A missing ``cwd`` raises ``InvalidParamsError``
+        (-32602, ``reason`` ``invalid_cwd``, ``field`` ``cwd``)."""
         params: Dict[str, Any] = {"command": command}
         _put(params, "cwd", _path(cwd))
         _put(params, "env", dict(env) if env is not None else None)
@@ -203,7 +233,8 @@ class ProcessMixin:
     ) -> ExecuteResponse:
         """``process.code_run``: runs ``code`` in a fresh interpreter (``python`` by default,
         ``javascript`` or ``typescript``); ``argv`` arrives intact as ``sys.argv[1:]``. A missing
-        runtime raises a ``PyKernelError`` with code -32014."""
+        runtime raises a ``PyKernelError`` with code -32014; an unknown ``language`` raises
+        ``InvalidParamsError`` (``reason`` ``invalid_argument``, ``field`` ``language``)."""
         params: Dict[str, Any] = {"code": code}
         _put(params, "language", language)
         _put(params, "argv", list(argv) if argv is not None else None)

@@ -101,6 +101,49 @@ def test_exec_missing_cwd_is_invalid_params(pk):
     with pytest.raises(InvalidParamsError) as info:
         pk.exec("true", cwd="no/such/dir")
     assert info.value.code == -32602
+    assert (info.value.reason, info.value.field) == ("invalid_cwd", "cwd")
+
+
+@pytest.mark.parametrize(
+    "method, params, field",
+    [
+        ("process.exec", {"command": "true", "timeout": -1}, "timeout"),
+        ("process.exec", {"command": "true", "timeout": "soon"}, "timeout"),
+        ("process.exec", {"command": "true", "env": {"A=B": "x"}}, "env"),
+        ("process.exec", {"command": "true", "env": {"1A": "x"}}, "env"),
+        ("process.exec", {}, "command"),
+        ("process.code_run", {"code": "1", "language": "cobol"}, "language"),
+        ("process.code_run", {"code": "1", "argv": [1]}, "argv"),
+        ("session.create", {"id": ""}, "id"),
+        ("session.exec", {"session": "s", "command": "true", "run_async": "yes"}, "run_async"),
+        ("session.logs", {"session": "s"}, "cmd_id"),
+    ],
+)
+def test_invalid_params_name_reason_and_field(pk, method, params, field):
+    with pytest.raises(InvalidParamsError) as info:
+        pk.call(method, params)
+    assert info.value.code == -32602
+    assert (info.value.reason, info.value.field) == ("invalid_argument", field), info.value.data
+
+
+def test_exec_fractional_timeout_in_seconds(pk):
+    started = time.monotonic()
+    response = pk.exec("echo started; sleep 30", timeout=0.5)
+    assert time.monotonic() - started < 10
+    assert response.timed_out is True
+    assert response.stdout == "started\n"
+
+
+def test_exec_long_output_keeps_head_and_tail(pk):
+    # 12 MiB against the server's default limit of 10 MiB per stream.
+    response = pk.exec("echo head-marker; head -c 12582912 /dev/zero | tr '\\0' x; echo; echo tail-marker")
+    assert response.exit_code == 0
+    assert response.stdout.startswith("head-marker\nxxx")
+    assert response.stdout.endswith("xxx\ntail-marker\n")
+    assert response.stdout_truncated is True and response.result_truncated is True
+    assert len(response.stdout) == 10 * 1024 * 1024
+    assert len(response.stdout) + response.stdout_omitted_bytes == 12 + 12582912 + 1 + 12
+    assert response.stderr_truncated is False and response.stderr_omitted_bytes == 0
 
 
 def test_exec_timeout_kills_the_whole_process_group(pk):
@@ -148,6 +191,17 @@ def test_code_run_argv_intact_and_env(pk):
     assert lines[1] == "hi"
 
 
+@pytest.mark.parametrize("language", ["javascript", "typescript"])
+def test_code_run_node_languages(pk, language):
+    # scripts/setup installs Node.js and a TypeScript runner (Debian's nodejs and ts-node).
+    code = "const who: string = process.argv[2]; console.log(`Hello, ${who}!`)"
+    if language == "javascript":
+        code = code.replace(": string", "")
+    response = pk.code_run(code, language=language, argv=["Daytona"])
+    assert response.exit_code == 0, response.stderr
+    assert response.stdout == "Hello, Daytona!\n"
+
+
 def test_code_run_exception_is_nonzero_with_traceback(pk):
     response = pk.code_run("raise ValueError('boom')")
     assert response.exit_code != 0
@@ -178,6 +232,8 @@ def test_session_export_echo_and_cd_persist(pk, tmp_path):
     assert "exec-session-1" in [s.session_id for s in pk.list_sessions()]
     logs = pk.get_session_command_logs("exec-session-1", second.cmd_id)
     assert logs.stdout == "BAR\n" and logs.output == "BAR\n"
+    assert (logs.stdout_truncated, logs.stdout_omitted_bytes, logs.output_omitted_bytes) == (False, 0, 0)
+    assert (second.stdout_truncated, second.stdout_omitted_bytes, second.output_truncated) == (False, 0, False)
     pk.delete_session("exec-session-1")
 
 
@@ -186,6 +242,7 @@ def test_session_errors(pk):
     with pytest.raises(PyKernelError) as info:
         pk.create_session("dup")
     assert info.value.code == -32011
+    assert info.value.reason == "session_exists"
     with pytest.raises(PyKernelError) as info:
         pk.get_session("nope")
     assert info.value.code == -32010
@@ -197,8 +254,9 @@ def test_session_errors(pk):
     with pytest.raises(PyKernelError) as info:
         pk.send_session_command_input("dup", done.cmd_id, "x\n")
     assert info.value.code == -32013
-    with pytest.raises(InvalidParamsError):
+    with pytest.raises(InvalidParamsError) as info:
         pk.create_session("bad-cwd", cwd="does/not/exist")
+    assert (info.value.reason, info.value.field) == ("invalid_cwd", "cwd")
 
 
 def test_async_command_streamed_with_follow(pk):
@@ -270,6 +328,23 @@ def test_delete_session_kills_its_processes(pk):
     with pytest.raises(PyKernelError) as info:
         pk.get_session("doomed")
     assert info.value.code == -32010
+
+
+def test_children_add_no_thread_per_child_or_pipe(pk):
+    # The server's threads: one monitor thread reads every pipe and watches every child.
+    def threads():
+        return len(os.listdir(f"/proc/{pk.pid}/task"))
+
+    marker = uuid.uuid4().hex
+    pk.exec("true")
+    before = threads()
+    for session in range(5):
+        pk.create_session(f"t{session}", env={"PK_MARK": marker})
+        for _ in range(5):
+            pk.execute_session_command(f"t{session}", "sleep 1020", run_async=True)
+    assert wait_until(lambda: sum(cmdline(p)[:2] == [b"sleep", b"1020"] for p in marked_pids(marker)) == 25, 10)
+    # 30 children (5 shells, 25 commands); a thread per child and per pipe would be 55 more.
+    assert threads() - before < 10, threads() - before
 
 
 # ---------------------------------------------------------------- entrypoint

@@ -1,0 +1,51 @@
+import Glibc
+import _PyKernelProcessShims
+
+/// Terminates a changing set of processes found in /proc — `SIGTERM`, a grace period, then
+/// `SIGKILL` — re-reading /proc every 20 ms so that processes forked meanwhile are caught too.
+///
+/// A pid read from /proc is never signalled by number: the killer opens a pidfd for it, then
+/// checks that the process behind the pidfd is still the one it read (same start time) before
+/// signalling through the pidfd, so a pid reused meanwhile is never hit. (Kept custom: these are
+/// processes the service did not start — grandchildren, daemons that left the process group —
+/// which swift-subprocess knows nothing about.)
+enum ProcessKiller {
+    /// - Parameters:
+    ///   - grace: seconds between `SIGTERM` and `SIGKILL`.
+    ///   - hardLimit: seconds after the grace period before giving up on unkillable processes.
+    ///   - select: given a fresh snapshot, the pids that must end (may grow between calls).
+    /// - Returns: whether every selected process ended.
+    @discardableResult
+    static func terminate(
+        grace: Double, hardLimit: Double = 3, select: @escaping @Sendable (ProcessTable) -> Set<pid_t>
+    ) async -> Bool {
+        let me = getpid()
+        let start = monotonicNow()
+        var termed = Set<ProcessTable.Identity>()
+        var killing = false
+        while true {
+            let targets = await Blocking.run { () -> [ProcessTable.Entry] in
+                let table = ProcessTable.snapshot()
+                return select(table).compactMap { table.entries[$0] }.filter { $0.isAlive && $0.pid != me && $0.pid > 1 }
+            }
+            if targets.isEmpty { return true }
+            let elapsed = monotonicNow() - start
+            if !killing && elapsed >= grace { killing = true }
+            for entry in targets where killing || !termed.contains(entry.identity) {
+                signal(entry.identity, killing ? SIGKILL : SIGTERM)
+                termed.insert(entry.identity)
+            }
+            if elapsed >= grace + hardLimit { return false }
+            await pause(0.02)
+        }
+    }
+
+    /// Signals the process `identity` names through a pidfd, if it still exists.
+    static func signal(_ identity: ProcessTable.Identity, _ signal: Int32) {
+        let pidfd = pk_pidfd_open(identity.pid)
+        guard pidfd >= 0 else { return }  // gone already
+        defer { close(pidfd) }
+        guard let now = ProcessTable.readEntry(identity.pid), now.identity == identity else { return }
+        _ = pk_pidfd_send_signal(pidfd, signal)
+    }
+}

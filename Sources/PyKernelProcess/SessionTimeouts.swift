@@ -1,0 +1,61 @@
+import Glibc
+import Logging
+import PyKernelSupport
+import Synchronization
+
+/// Ending commands whose timeout fired.
+extension Session {
+
+    /// Stops the synchronous command: `SIGUSR2` to the shell (its trap returns from the sourced
+    /// command as soon as the shell regains control), then `SIGTERM`/grace/`SIGKILL` to the
+    /// processes the command started — the shell's descendants that existed neither before it
+    /// nor under an asynchronous command. If the shell still does not report the command's
+    /// end, the shell itself is killed; the next command starts a new one.
+    func stopForegroundCommand(_ cmd: SessionCommand, shell: SessionShell, preexisting: Set<pid_t>) async {
+        shell.child.signal(SIGUSR2)
+        let known = LockedSet<pid_t>()
+        let shellPID = shell.pid
+        let ended = await ProcessKiller.terminate(grace: configuration.killGracePeriod.inSeconds, hardLimit: 1) { [self] table in
+            if cmd.exited.isSet {
+                // The shell is free again and may be starting other commands: stop looking for
+                // new processes, finish off the ones already found.
+                return known.contents()
+            }
+            let asyncPIDs = Set(self.state.withLock { $0.commands }.filter { $0.isAsync && !$0.exited.isSet }.compactMap(\.pid))
+            let mine = table.descendants(of: [shellPID]).subtracting(preexisting).subtracting(asyncPIDs)
+                .subtracting(table.descendants(of: asyncPIDs))
+            known.formUnion(mine)
+            return known.contents()
+        }
+        if !ended {
+            logger.warning("processes survived SIGKILL while ending a command after its timeout", metadata: ["session": "\(id)"])
+        }
+        if await cmd.exited.waitUncancellable(timeout: configuration.killGracePeriod.inSeconds + 0.5) == nil {
+            shell.child.signal(SIGKILL)
+            if await cmd.exited.waitUncancellable(timeout: 2) == nil {
+                complete(cmd, 128 + SIGKILL)
+            }
+        }
+    }
+
+    /// Ends an asynchronous command that outlives its timeout: its processes (the descendants of
+    /// its background subshell) get `SIGTERM`, then `SIGKILL` after the grace period; the
+    /// subshell then reports the exit (usually 143).
+    func expire(_ cmd: SessionCommand, subshell: pid_t, after timeout: Duration) async {
+        if await cmd.exited.wait(timeout: timeout.inSeconds) != nil { return }
+        let known = LockedSet<pid_t>()
+        let ended = await ProcessKiller.terminate(grace: configuration.killGracePeriod.inSeconds, hardLimit: 1) { table in
+            known.update { k in
+                k.formUnion(table.descendants(of: k.union([subshell])))
+                return k
+            }
+        }
+        if !ended {
+            logger.warning("processes survived SIGKILL while ending a command after its timeout", metadata: ["session": "\(id)"])
+        }
+        if await cmd.exited.wait(timeout: 1) == nil {
+            if let identity = cmd.identity { ProcessKiller.signal(identity, SIGKILL) }
+            complete(cmd, 128 + SIGKILL)
+        }
+    }
+}

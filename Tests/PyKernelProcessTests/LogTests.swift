@@ -1,0 +1,88 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+@testable import PyKernelProcess
+
+/// Keeps every record logged through it.
+struct RecordingLogHandler: LogHandler {
+    let records: LockedBox<[(level: Logger.Level, message: String, metadata: Logger.Metadata)]>
+    var metadata: Logger.Metadata = [:]
+    var metadataProvider: Logger.MetadataProvider?
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        records.mutate { $0.append((event.level, event.message.description, event.metadata ?? [:])) }
+    }
+}
+
+@Suite("bounded logs")
+struct BoundedLogTests {
+    @Test("a status line over 64 KiB is skipped and logged, and the lines after it still arrive")
+    func overlongLine() {
+        let records = LockedBox<[(level: Logger.Level, message: String, metadata: Logger.Metadata)]>([])
+        var splitter = LineSplitter(logger: Logger(label: "test") { _ in RecordingLogHandler(records: records) })
+        var lines: [String] = []
+        let long = [UInt8](repeating: UInt8(ascii: "x"), count: 70 * 1024)
+        for piece in [Array("E 1 0\n".utf8) + long.prefix(40_000), Array(long.dropFirst(40_000)) + Array("\nE 2 7\n".utf8)] {
+            piece.withUnsafeBytes { splitter.feed($0) { lines.append($0) } }
+        }
+        #expect(lines == ["E 1 0", "E 2 7"])
+        let warnings = records.value.filter { $0.level == .warning }
+        #expect(warnings.count == 1)
+        #expect(warnings.first?.metadata["bytes"] == "\(70 * 1024)")
+    }
+
+    @Test("a session log on disk keeps its head and its most recent bytes within the limit")
+    func sessionLogCap() async throws {
+        try await withService({ $0.sessionLogLimit = 4096 }) { service, _ in
+            try await service.createSession(CreateSessionParams(id: "s"))
+            let total = 6 + 100_000 + 1 + 4
+            let command = try await service.executeSessionCommand(
+                SessionExecuteParams(
+                    session: "s", command: "echo start; head -c 100000 /dev/zero | tr '\\0' x; echo; echo end", runAsync: true))
+            _ = try await service.sessionLogs(SessionLogsParams(session: "s", cmdId: command.cmdId, follow: true))
+            // On disk: at most the limit per log.
+            let files = try FileManager.default.subpathsOfDirectory(atPath: service.temporaryRoot).filter {
+                $0.contains("/stdout") && $0.hasSuffix(".log")
+            }
+            let stored = try files.map {
+                try FileManager.default.attributesOfItem(atPath: service.temporaryRoot + "/" + $0)[.size] as? Int ?? 0
+            }.reduce(0, +)
+            #expect(stored <= 4096, "\(files)")
+            // Results: the head, the tail, and the count of every byte missing between them.
+            let logs = try await service.sessionLogs(SessionLogsParams(session: "s", cmdId: command.cmdId))
+            #expect(logs.stdout.hasPrefix("start\nxxx"))
+            #expect(logs.stdout.hasSuffix("xxx\nend\n"))
+            #expect(logs.stdoutTruncated)
+            #expect(logs.stdout.utf8.count + logs.stdoutOmittedBytes == total)
+            #expect(logs.output.utf8.count + logs.outputOmittedBytes == total)
+            // A follower that starts now is told what the log dropped, and reads the rest.
+            var followed = 0
+            var dropped = 0
+            var text = ""
+            for try await event in try await service.followSessionLogs(
+                SessionLogsParams(session: "s", cmdId: command.cmdId, follow: true))
+            {
+                switch event {
+                case .output(let chunk):
+                    followed += chunk.text.utf8.count
+                    text += chunk.text
+                case .dropped(let stream, let bytes):
+                    #expect(stream == .stdout)
+                    dropped += bytes
+                case .exited(let code): #expect(code == 0)
+                }
+            }
+            #expect(dropped > 0)
+            #expect(followed + dropped == total)
+            #expect(text.hasPrefix("start\n") && text.hasSuffix("\nend\n"))
+        }
+    }
+}
