@@ -62,7 +62,10 @@ let package = Package(
         // `pykernel serve`: the JSON-RPC front of the engine and the process API.
         .target(
             name: "PyKernelServer",
-            dependencies: ["PyKernel", "PyKernelProcess", "JSONRPC", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "PyKernel", "PyKernelProcess", "JSONRPC", "PyKernelSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .executableTarget(
