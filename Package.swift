@@ -13,6 +13,8 @@ let package = Package(
     products: [
         .library(name: "PyKernel", targets: ["PyKernel"]),
         .library(name: "PyKernelProcess", targets: ["PyKernelProcess"]),
+        // JSON values and JSON-RPC framing, also for the benchmark of Benchmarks/ (JSONPaths).
+        .library(name: "JSONRPC", targets: ["JSONRPC"]),
         .executable(name: "pykernel", targets: ["pykernel"]),
     ],
     dependencies: [
