@@ -83,6 +83,11 @@ let package = Package(
         .testTarget(name: "PyKernelSupportTests", dependencies: ["PyKernelSupport"], swiftSettings: strictSettings),
         .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC"], swiftSettings: strictSettings),
         .testTarget(
+            name: "PyKernelServerTests",
+            dependencies: ["PyKernelServer", "PyKernel", "JSONRPC", "PyKernelTests", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "PyKernelProcessTests", dependencies: ["PyKernelProcess"], swiftSettings: strictSettings),
     ]
 )
