@@ -166,7 +166,8 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
             lock.lock()
             writing = false
             if !written { reportClosedLocked() }
-            lock.broadcast()  // the writer thread, if lines were queued meanwhile
+            // Wake the writer thread only for lines queued meanwhile (a wake-up costs the round trip).
+            if !control.isEmpty || !stream.isEmpty { lock.broadcast() }
             resumeDrainWaitersIfIdleLocked()
             lock.unlock()
             return value
