@@ -4,11 +4,17 @@ import PyKernelSupport
 
 /// Stable application error codes (see `docs/protocol.md`).
 public enum ApplicationErrorCode {
+    /// `context_not_found`: no context has the id.
     public static let contextNotFound = -32001
+    /// `default_context_undeletable`: the `default` context cannot be deleted.
     public static let defaultContextUndeletable = -32002
+    /// `interpreter_busy`: a run answered `timeout` still holds the interpreter.
     public static let interpreterBusy = -32003
+    /// `context_deleted`: the run's context was deleted while the run was queued.
     public static let contextDeleted = -32004
+    /// `shutting_down`: the server starts no more runs.
     public static let shuttingDown = -32005
+    /// `run_queue_full`: too many runs are queued; this one was not.
     public static let runQueueFull = -32006
 }
 
