@@ -36,6 +36,8 @@ struct Serve: AsyncParsableCommand {
         let logDescriptor = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)
         let level = Self.logLevels[logLevel]!
         LoggingSystem.bootstrap { _ in StandardErrorLogHandler(descriptor: logDescriptor, level: level) }
+        // Every Logger made from here on uses it: the server's, and the engine's and process
+        // service's own (`pykernel.engine`, `pykernel.process`).
         let logger = Logger(label: "pykernel.server")
         // Keep the protocol's input for ourselves; user code and its subprocesses read /dev/null.
         let requests = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3)
