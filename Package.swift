@@ -13,6 +13,8 @@ let package = Package(
     products: [
         .library(name: "PyKernel", targets: ["PyKernel"]),
         .library(name: "PyKernelProcess", targets: ["PyKernelProcess"]),
+        // JSON values and JSON-RPC framing, also for the benchmark of Benchmarks/ (JSONPaths).
+        .library(name: "JSONRPC", targets: ["JSONRPC"]),
         .executable(name: "pykernel", targets: ["pykernel"]),
     ],
     dependencies: [
@@ -65,7 +67,10 @@ let package = Package(
         // `pykernel serve`: the JSON-RPC front of the engine and the process API.
         .target(
             name: "PyKernelServer",
-            dependencies: ["PyKernel", "PyKernelProcess", "PyKernelSupport", "JSONRPC", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "PyKernel", "PyKernelProcess", "JSONRPC", "PyKernelSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .executableTarget(
@@ -82,6 +87,11 @@ let package = Package(
             swiftSettings: strictSettings),
         .testTarget(name: "PyKernelSupportTests", dependencies: ["PyKernelSupport"], swiftSettings: strictSettings),
         .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "PyKernelServerTests",
+            dependencies: ["PyKernelServer", "PyKernel", "JSONRPC", "PyKernelTests", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "PyKernelProcessTests", dependencies: ["PyKernelProcess"], swiftSettings: strictSettings),
     ]

@@ -5,6 +5,8 @@ import PackageDescription
 //
 //   cd Benchmarks && swift build                      # what CI does (builds, never runs)
 //   cd Benchmarks && swift package benchmark          # runs them
+//   cd Benchmarks && swift build -c release --product JSONPaths && .build/release/JSONPaths
+//                                                     # own JSON parser vs Foundation's
 //
 // The side-by-side comparison with Jupyter and a process-per-context worker is `bash Benchmarks/run`.
 let package = Package(
@@ -23,6 +25,13 @@ let package = Package(
             ],
             path: "Benchmarks/KernelBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // A plain executable (medians and ratios in a Markdown table): the project's JSON path
+        // next to JSONSerialization and JSONDecoder/JSONEncoder on the protocol's messages.
+        .executableTarget(
+            name: "JSONPaths",
+            dependencies: [.product(name: "JSONRPC", package: "PyKernel")],
+            path: "Benchmarks/JSONPaths"
         ),
     ]
 )

@@ -76,9 +76,27 @@ public struct RPCError: Error, Sendable, Hashable, CustomStringConvertible {
         RPCError(code: Code.methodNotFound, message: "Method not found: \(method)", data: ["method": .string(method)])
     }
 
+    /// The `data.reason` of a -32602 error unless it names another: the param's value cannot be used.
+    public static let invalidArgumentReason = "invalid_argument"
+
     /// -32602: the params do not fit the method (see ``Params``).
-    public static func invalidParams(_ message: String = "Invalid params", data: JSONValue? = nil) -> RPCError {
-        RPCError(code: Code.invalidParams, message: message, data: data)
+    ///
+    /// `data` always carries `reason` (``invalidArgumentReason`` unless `reason` or `data` names
+    /// another) and `field`, the param's wire name, when `field` or `data` gives one; other members
+    /// of an object `data` are kept.
+    public static func invalidParams(
+        _ message: String = "Invalid params", field: String? = nil, reason: String? = nil, data: JSONValue? = nil
+    ) -> RPCError {
+        var object: JSONObject = ["reason": .string(reason ?? invalidArgumentReason)]
+        if let field { object["field"] = .string(field) }
+        if case .object(let given)? = data {
+            for index in given.keys.indices where reason == nil || given.keys[index] != "reason" {
+                object[given.keys[index]] = given.values[index]
+            }
+        } else if let data {
+            object["value"] = data
+        }
+        return RPCError(code: Code.invalidParams, message: message, data: .object(object))
     }
 
     /// -32603: the server failed while handling a valid request.

@@ -295,21 +295,14 @@ public final class LineWriter: Sendable {
         }
     }
 
-    /// Writes `lines`, each followed by `\n`, in one `write(2)` (so a reader wakes up once for
-    /// all of them), as one unit with respect to other callers.
+    /// Writes `bytes`, whole lines that each already end in `\n`, in one `write(2)` (so a reader
+    /// wakes up once for all of them), as one unit with respect to other callers.
     /// - Returns: `false` when the lines were dropped because the writer is closed.
     @discardableResult
-    public func writeLines(_ lines: [[UInt8]]) -> Bool {
-        if lines.count == 1 { return writeLine(lines[0]) }
-        var framed: [UInt8] = []
-        framed.reserveCapacity(lines.reduce(lines.count) { $0 + $1.count })
-        for line in lines {
-            framed.append(contentsOf: line)
-            framed.append(0x0A)
-        }
-        return closed.withLock { closed in
+    public func writeFramed(_ bytes: [UInt8]) -> Bool {
+        closed.withLock { closed in
             guard !closed else { return false }
-            closed = !framed.withUnsafeBytes(writeAll)
+            closed = !bytes.withUnsafeBytes(writeAll)
             return !closed
         }
     }

@@ -1,8 +1,9 @@
 /// Typed access to a request's `params` object with uniform -32602 "Invalid params" errors.
 ///
 /// Every error names the field in its message (for example "params.code is required and must be
-/// a string", "params.timeout must be a number, got string") and carries `{"field": name}` as
-/// data. Absent or `null` params behave as an empty object; a field set to `null` counts as
+/// a string", "params.timeout must be a number, got string") and carries
+/// `{"reason": "invalid_argument", "field": name}` as data (`field` is `"params"` when the params
+/// themselves are not an object). Absent or `null` params behave as an empty object; a field set to `null` counts as
 /// absent.
 public struct Params: Sendable {
     /// The params object.
@@ -13,7 +14,7 @@ public struct Params: Sendable {
         switch params {
         case nil, .null?: object = [:]
         case .object(let object)?: self.object = object
-        case let other?: throw RPCError.invalidParams("params must be an object, got \(other.typeName)")
+        case let other?: throw RPCError.invalidParams("params must be an object, got \(other.typeName)", field: "params")
         }
     }
 
@@ -82,6 +83,6 @@ public struct Params: Sendable {
     }
 
     private static func error(_ key: String, _ problem: String) -> RPCError {
-        .invalidParams("params.\(key) \(problem)", data: ["field": .string(key)])
+        .invalidParams("params.\(key) \(problem)", field: key)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import JSONRPC
+import Logging
 import PyKernel
 import Synchronization
 
@@ -14,7 +15,7 @@ public final class JSONRPCServer: Sendable {
 
     let manager: KernelManager
     let channel: MessageChannel
-    let log: ServerLog
+    let logger: Logger
     private let input: Int32
     private let maxLineLength: Int
     private let inFlight = InFlightRequests()
@@ -24,15 +25,25 @@ public final class JSONRPCServer: Sendable {
     /// - Parameters:
     ///   - input: The descriptor requests are read from.
     ///   - output: The descriptor responses and notifications are written to.
+    ///   - logger: Where the server's diagnostics go (never to `output`).
     ///   - extraMethods: Further methods (the process API), by name.
-    public init(
-        manager: KernelManager, input: Int32, output: Int32, log: ServerLog,
+    public convenience init(
+        manager: KernelManager, input: Int32, output: Int32, logger: Logger = Logger(label: "pykernel.server"),
         maxLineLength: Int = LineReader.defaultMaxLineLength, extraMethods: [String: MethodHandler] = [:]
+    ) {
+        self.init(manager: manager, input: input, output: output, logger: logger, maxLineLength: maxLineLength,
+                  extraMethods: extraMethods, outputLimits: MessageChannel.Limits())
+    }
+
+    /// The server with the caps of its outgoing queues chosen (for tests).
+    init(
+        manager: KernelManager, input: Int32, output: Int32, logger: Logger,
+        maxLineLength: Int, extraMethods: [String: MethodHandler], outputLimits: MessageChannel.Limits
     ) {
         self.manager = manager
         self.input = input
-        self.channel = MessageChannel(fileDescriptor: output)
-        self.log = log
+        self.channel = MessageChannel(fileDescriptor: output, limits: outputLimits, logger: logger)
+        self.logger = logger
         self.maxLineLength = maxLineLength
         self.methods = Self.kernelMethods.merging(extraMethods) { kernel, _ in kernel }
     }
@@ -45,7 +56,7 @@ public final class JSONRPCServer: Sendable {
         let reader = Thread { [self] in
             readRequests()
             Task {
-                log.info("end of input; finishing \(inFlight.count) request(s)")
+                logger.info("end of input; finishing \(inFlight.count) request(s)")
                 await inFlight.waitUntilEmpty()
                 stop.fire()
             }
@@ -56,9 +67,10 @@ public final class JSONRPCServer: Sendable {
         await channel.flush()
     }
 
-    /// Sends a notification not tied to a request (e.g. `session.exited`).
+    /// Sends a notification not tied to a request (e.g. `session.exited`), without waiting for
+    /// room in the outgoing queue (one small line per event).
     public func broadcast(_ method: String, _ params: JSONObject) {
-        channel.sendNow(RPCMessage.notification(method: method, params: .object(params)))
+        channel.sendWithoutWaiting(RPCMessage.notification(method: method, params: .object(params)))
     }
 
     /// Shuts down as on SIGTERM: interrupts runs in flight, answers them, then ends ``serve()``.
@@ -71,14 +83,16 @@ public final class JSONRPCServer: Sendable {
         LineReader.readLines(fileDescriptor: input, maxLineLength: maxLineLength) { element in
             switch element {
             case .tooLong(let length):
-                log.warning("rejected a line of \(length) bytes")
-                channel.sendNow(RPCMessage.errorResponse(id: nil, error: .invalidRequest(
-                    "The request is \(length) bytes long, more than the \(maxLineLength) bytes a line may have.",
-                    data: ["max_line_bytes": .integer(Int64(maxLineLength))])))
+                logger.warning("rejected a line of \(length) bytes")
+                channel.batch {
+                    channel.sendNow(RPCMessage.errorResponse(id: nil, error: .invalidRequest(
+                        "The request is \(length) bytes long, more than the \(maxLineLength) bytes a line may have.",
+                        data: ["max_line_bytes": .integer(Int64(maxLineLength))])))
+                }
             case .line(let bytes):
                 guard bytes.contains(where: { !Self.isWhitespace($0) }) else { return }
                 // What the request answers at once (notifications, then its response) goes out in one write.
-                channel.corked { handle(IncomingMessage.decode(line: bytes)) }
+                channel.batch { handle(IncomingMessage.decode(line: bytes)) }
             }
         }
     }
@@ -92,10 +106,10 @@ public final class JSONRPCServer: Sendable {
         case .invalid(let id, let error):
             channel.sendNow(RPCMessage.errorResponse(id: id, error: error))
         case .notification(let method, let params):
-            log.debug("notification \(method)")
+            logger.debug("notification \(method)")
             // Executed like a request (and finished before exit), but never answered.
             let ticket = inFlight.insertAnonymous()
-            guard case .deferred(let work) = dispatch(method: method, params: params, id: nil, tracking: ticket) else {
+            guard case .deferred(let work, _) = dispatch(method: method, params: params, id: nil, tracking: ticket) else {
                 inFlight.remove(ticket)
                 return
             }
@@ -110,18 +124,21 @@ public final class JSONRPCServer: Sendable {
                     data: ["id": id.jsonValue])))
                 return
             }
-            log.debug("request \(method)")
+            logger.debug("request \(method)")
             switch dispatch(method: method, params: params, id: id, tracking: id) {
             case .result(let result):
                 respond(id, .success(result))
             case .failure(let error):
                 respond(id, .failure(error))
-            case .deferred(let work):
-                Task {
+            case .deferred(let work, let notifications):
+                Task { [inFlight] in
                     let outcome: Result<JSONValue, RPCError>
                     do throws(RPCError) { outcome = .success(try await work()) } catch { outcome = .failure(error) }
-                    // The id is free again by the time the client can read the response.
-                    await channel.send(Self.encode(id, outcome)) { inFlight.remove(id) }
+                    // After its notifications, in their lane; else in the control lane (not behind
+                    // other requests' output). The id is free again by the time the client can
+                    // read the response.
+                    let lane: MessageChannel.Lane = notifications.sent ? .stream : .control
+                    await channel.send(Self.encode(id, outcome), lane: lane) { inFlight.remove(id) }
                 }
             }
         }
@@ -130,7 +147,7 @@ public final class JSONRPCServer: Sendable {
     private enum Dispatched {
         case result(JSONValue)
         case failure(RPCError)
-        case deferred(@Sendable () async throws(RPCError) -> JSONValue)
+        case deferred(@Sendable () async throws(RPCError) -> JSONValue, NotificationMark)
     }
 
     /// Runs the synchronous part of a method (validation, submission) in arrival order.
@@ -140,7 +157,7 @@ public final class JSONRPCServer: Sendable {
             let request = Request(server: self, id: id, trackingKey: tracking, params: try Params(params))
             switch try handler(request) {
             case .result(let result): return .result(result)
-            case .deferred(let work): return .deferred(work)
+            case .deferred(let work): return .deferred(work, request.notifications)
             }
         } catch {
             return .failure(error)
@@ -164,12 +181,12 @@ public final class JSONRPCServer: Sendable {
     /// Code that swallows the interrupt is answered `interrupted` after the grace period anyway, and
     /// requests still unfinished a second later (a followed log) are abandoned.
     func shutDown(excluding id: RequestID? = nil) async {
-        log.info("shutting down")
+        logger.info("shutting down")
         manager.shutdown()
         if await !inFlight.waitUntilEmpty(excluding: id, for: manager.configuration.timeoutGracePeriod) {
             manager.abandonRunningRun()
             if await !inFlight.waitUntilEmpty(excluding: id, for: .seconds(1)) {
-                log.warning("shutting down with \(inFlight.count) request(s) unanswered")
+                logger.warning("shutting down with \(inFlight.count) request(s) unanswered")
             }
         }
         await channel.flush()
@@ -185,12 +202,15 @@ public struct Request: Sendable {
     /// The key under which the server tracks this request's work until it is finished.
     let trackingKey: RequestID
     public let params: Params
+    /// Set once the request has sent a notification (its response then follows them in their lane).
+    let notifications = NotificationMark()
 
     /// Sends a notification about this request (`params.request_id` is this request's id).
     /// Nothing is sent for a notification request.
     public func notify(_ method: String, _ fields: JSONObject) async {
         guard let id else { return }
-        await server.channel.send(RPCMessage.notification(method: method, params: .object(Self.params(id, fields))))
+        notifications.sent = true
+        await server.channel.send(RPCMessage.notification(method: method, params: .object(Self.params(id, fields))), lane: .stream)
     }
 
     /// `{"request_id": id, ...fields}` (through the arrays: iterating the object from this module
@@ -204,9 +224,20 @@ public struct Request: Sendable {
     /// Sends a notification about this request without waiting for room (for small amounts).
     public func notifyNow(_ method: String, _ fields: JSONObject) {
         guard let id else { return }
+        notifications.sent = true
         server.channel.sendNow(RPCMessage.notification(method: method, params: .object(Self.params(id, fields))))
     }
 
+}
+
+/// Whether a request has sent notifications.
+final class NotificationMark: Sendable {
+    private let flag = Atomic(false)
+
+    var sent: Bool {
+        get { flag.load(ordering: .acquiring) }
+        set { flag.store(newValue, ordering: .releasing) }
+    }
 }
 
 /// A method's answer: at once, or after asynchronous work.

@@ -1,17 +1,26 @@
 import JSONRPC
 import PyKernel
+import PyKernelSupport
 
 /// Stable application error codes (see `docs/protocol.md`).
 public enum ApplicationErrorCode {
+    /// `context_not_found`: no context has the id.
     public static let contextNotFound = -32001
+    /// `default_context_undeletable`: the `default` context cannot be deleted.
     public static let defaultContextUndeletable = -32002
+    /// `interpreter_busy`: a run answered `timeout` still holds the interpreter.
     public static let interpreterBusy = -32003
+    /// `context_deleted`: the run's context was deleted while the run was queued.
     public static let contextDeleted = -32004
+    /// `shutting_down`: the server starts no more runs.
     public static let shuttingDown = -32005
+    /// `run_queue_full`: too many runs are queued; this one was not.
+    public static let runQueueFull = -32006
 }
 
 extension RPCError {
-    /// The protocol error for an engine failure.
+    /// The protocol error for an engine failure: `data.reason` is the code's snake_case name, and
+    /// a -32602 also names `data.field` (the engine's, else `field`).
     init(_ error: KernelError, field: String? = nil) {
         let code: Int = switch error.code {
         case .contextNotFound: ApplicationErrorCode.contextNotFound
@@ -19,12 +28,20 @@ extension RPCError {
         case .interpreterBusy: ApplicationErrorCode.interpreterBusy
         case .contextDeleted: ApplicationErrorCode.contextDeleted
         case .shutDown: ApplicationErrorCode.shuttingDown
+        case .runQueueFull: ApplicationErrorCode.runQueueFull
         case .invalidWorkingDirectory, .invalidArgument: RPCError.Code.invalidParams
         default: RPCError.Code.internalError
         }
-        var data: JSONObject = ["reason": .string(error.code.description)]
-        if let field, code == RPCError.Code.invalidParams { data["field"] = .string(field) }
-        self.init(code: code, message: error.message, data: .object(data))
+        if code == RPCError.Code.invalidParams {
+            self = .invalidParams(error.message, field: error.field ?? field, reason: error.code.description)
+        } else {
+            self.init(code: code, message: error.message, data: ["reason": .string(error.code.description)])
+        }
+    }
+
+    /// The -32602 error for an argument the shared validation refused.
+    init(_ invalid: InvalidInput) {
+        self = .invalidParams(invalid.message, field: invalid.field, reason: invalid.reason.rawValue)
     }
 }
 
@@ -48,7 +65,7 @@ extension JSONRPCServer {
 
     private static func createContext(_ request: Request) throws(RPCError) -> MethodReply {
         if let language = try request.params.optionalString("language"), language != "python" {
-            throw RPCError.invalidParams("params.language must be \"python\" (the only language of contexts); for JavaScript or TypeScript use process.code_run.", data: ["field": "language"])
+            throw RPCError.invalidParams("params.language must be \"python\" (the only language of contexts); for JavaScript or TypeScript use process.code_run.", field: "language")
         }
         let cwd = try request.params.optionalString("cwd")
         do throws(KernelError) {
@@ -96,15 +113,16 @@ extension JSONRPCServer {
         let context = ContextID(try params.optionalString("context") ?? ContextID.default.rawValue)
         let environment = try params.optionalStringDictionary("env") ?? [:]
         let seconds = try params.optionalDouble("timeout") ?? 600
-        guard seconds >= 0 else {
-            throw RPCError.invalidParams("params.timeout must be a number of seconds >= 0 (0 means no timeout).", data: ["field": "timeout"])
+        let timeout: Duration?
+        do throws(InvalidInput) {
+            timeout = try InputValidation.timeout(seconds: seconds)
+        } catch {
+            throw RPCError(error)
         }
         let maxOutputBytes = try params.optionalInt("max_output_bytes") ?? (1 << 20)
         guard maxOutputBytes >= 0 else {
-            throw RPCError.invalidParams("params.max_output_bytes must be an integer >= 0.", data: ["field": "max_output_bytes"])
+            throw RPCError.invalidParams("params.max_output_bytes must be an integer >= 0.", field: "max_output_bytes")
         }
-        // Past ~30 years a timeout is as good as none (and would overflow a Duration).
-        let timeout: Duration? = seconds == 0 || seconds > 1e9 ? nil : .seconds(seconds)
         let execution: Execution
         do throws(KernelError) {
             execution = try request.server.manager.run(
@@ -154,11 +172,13 @@ extension JSONRPCServer {
         let error: JSONValue = result.error.map {
             ["name": .string($0.name), "value": .string($0.value), "traceback": .string($0.traceback)]
         } ?? .null
-        let (seconds, attoseconds) = result.duration.components
-        let milliseconds = Double(seconds) * 1000 + Double(attoseconds) / 1e15
+        // Microseconds are as precise as the clock that measured the run is useful.
+        let seconds = (result.duration.inSeconds * 1e6).rounded() / 1e6
         return ["status": .string(result.status.rawValue), "stdout": .string(result.stdout), "stderr": .string(result.stderr),
                 "stdout_truncated": .bool(result.stdoutTruncated), "stderr_truncated": .bool(result.stderrTruncated),
+                "stdout_omitted_bytes": .integer(Int64(result.stdoutOmittedBytes)),
+                "stderr_omitted_bytes": .integer(Int64(result.stderrOmittedBytes)),
                 "error": error, "execution_count": .integer(Int64(result.executionCount)),
-                "duration_ms": .double((milliseconds * 1000).rounded() / 1000)]
+                "duration": .double(seconds)]
     }
 }

@@ -1,117 +1,289 @@
 import Foundation
 import JSONRPC
+import Logging
+import PyKernelSupport
 
-/// Outgoing protocol lines, written in order by a thread of their own so that a client that
-/// reads slowly makes senders wait (back-pressure to the running code) instead of blocking the
-/// Swift concurrency pool on `write(2)` or growing memory.
-final class MessageChannel: @unchecked Sendable {
-    private static let maxQueuedBytes = 8 << 20
+/// Outgoing protocol lines, written in order by a thread the server owns, in bounded queues.
+///
+/// **Lanes.** Lines go to one of two lanes. The *control* lane carries the answers of requests
+/// that sent no notifications (`kernel.info`, `context.list`, errors, ...); the *stream* lane
+/// carries notifications and the responses that follow them. The writer thread writes every
+/// queued control line before the next stream lines (and takes at most ``Limits/streamBatchBytes``
+/// of stream lines at a time), so control answers overtake a flood of `code.output`. Within a lane
+/// lines keep their order; a request's notifications and response share a lane, so they stay in
+/// order.
+///
+/// **Bounds.** Each lane holds at most its cap in bytes, counting the lines being written (a line
+/// larger than the cap is admitted alone into an empty lane). Producers wait for room instead of
+/// growing memory: tasks suspend (``send(_:lane:whenQueued:)``) and the request reader thread
+/// blocks (``batch(_:)``). Nothing blocks Swift's cooperative pool: `write(2)` happens only on the
+/// writer thread, or on the reader thread when both lanes are empty and the writer is idle (the
+/// fast path of a request answered at once, which saves the writer's wake-up).
+/// ``sendWithoutWaiting(_:)`` is the one exemption from the caps, for broadcasts such as
+/// `session.exited` (one small line per finished command, from callers that must not stall).
+final class MessageChannel: @unchecked Sendable {  // every stored var is guarded by `lock`
+    enum Lane: Sendable { case control, stream }
 
+    /// The caps of the lanes.
+    struct Limits: Sendable {
+        /// Bytes the control lane holds.
+        var controlBytes = 1 << 20
+        /// Bytes the stream lane holds.
+        var streamBytes = 8 << 20
+        /// Bytes of stream lines the writer takes at a time (at least one line), so control lines
+        /// queued meanwhile wait for at most that much.
+        var streamBatchBytes = 256 << 10
+    }
+
+    /// A task waiting for room in a lane, with the (framed) line it will queue.
+    private struct SpaceWaiter {
+        let line: [UInt8]
+        let whenQueued: @Sendable () -> Void
+        let continuation: CheckedContinuation<Void, Never>
+    }
+
+    /// One lane's queue: framed lines waiting for the writer, and the bytes it holds.
+    private struct Queue {
+        private var lines: [[UInt8]] = []
+        private var head = 0
+        /// Bytes queued or being written.
+        var bytes = 0
+        var waiters: [SpaceWaiter] = []
+
+        var isEmpty: Bool { head == lines.count }
+
+        mutating func append(_ line: [UInt8]) {
+            lines.append(line)
+            bytes += line.count
+        }
+
+        /// Removes lines from the front: all of them, or (with `limit`) at least one and no more
+        /// than `limit` bytes. The bytes stay counted until ``written(_:)``.
+        mutating func take(upTo limit: Int = .max, into batch: inout [[UInt8]]) -> Int {
+            var taken = 0
+            while head < lines.count, taken == 0 || taken + lines[head].count <= limit {
+                taken += lines[head].count
+                batch.append(lines[head])
+                head += 1
+            }
+            if head == lines.count {
+                lines.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head > 1024, head * 2 > lines.count {
+                lines.removeFirst(head)
+                head = 0
+            }
+            return taken
+        }
+
+        /// Whether a line of `count` bytes fits under `cap` (an empty lane takes any line), and no
+        /// task waits ahead of it.
+        func admits(_ count: Int, cap: Int, waitersFirst: Bool = true) -> Bool {
+            (waiters.isEmpty || !waitersFirst) && (bytes == 0 || bytes + count <= cap)
+        }
+    }
+
+    let limits: Limits
     private let writer: LineWriter
-    private let lock = NSCondition()
-    private var queue: [[UInt8]] = []
-    private var queuedBytes = 0
-    private var spaceWaiters: [CheckedContinuation<Void, Never>] = []
-    /// Whether the writer thread is writing a batch (lines then must queue behind it).
+    private let logger: Logger
+    /// Whether the loss of the output has been logged (once).
+    private var reportedClosed = false
+    private let lock = ConditionLock()
+    private var control = Queue()
+    private var stream = Queue()
+    /// Whether a thread is writing (the writer thread, or the reader thread's fast path).
     private var writing = false
-    /// While set (``corked(_:)``), lines queue without waking the writer thread.
-    private var isCorked = false
+    /// Lines of the reader thread's current ``batch(_:)``, and that thread.
+    private var batchLines: [UInt8] = []
+    private var batchOwner: pthread_t?
+    private var drainWaiters: [CheckedContinuation<Void, Never>] = []
+    private var peaks = (control: 0, stream: 0)
 
-    init(fileDescriptor: Int32) {
+    /// The most bytes each lane has held (for tests and diagnostics).
+    var peakBytes: (control: Int, stream: Int) { lock.withLock { peaks } }
+
+    init(fileDescriptor: Int32, limits: Limits = Limits(), logger: Logger) {
+        self.limits = limits
+        self.logger = logger
         writer = LineWriter(fileDescriptor: fileDescriptor)
-        let thread = Thread { [self] in drain() }
+        let thread = Thread { [self] in writeLoop() }
         thread.name = "pykernel-protocol-writer"
         thread.start()
     }
 
-    /// Queues a line; waits while too much is queued already. `whenQueued` runs just before the
-    /// line is queued, under the channel's lock (so a `flush()` that starts after it sees the line).
-    func send(_ line: [UInt8], whenQueued: () -> Void = {}) async {
-        while true {
-            let queued: Bool = lock.withLock {
-                guard queuedBytes < Self.maxQueuedBytes || queue.isEmpty else { return false }
-                whenQueued()
-                enqueueLocked(line)
-                return true
-            }
-            if queued { return }
-            await withCheckedContinuation { continuation in
-                lock.withLock {
-                    if queuedBytes < Self.maxQueuedBytes { continuation.resume() } else { spaceWaiters.append(continuation) }
+    // MARK: Producers
+
+    /// Queues a line in `lane`, suspending while the lane is full. `whenQueued` runs as the line
+    /// is queued, under the channel's lock (so a ``flush()`` that starts after it sees the line).
+    func send(_ line: [UInt8], lane: Lane, whenQueued: @escaping @Sendable () -> Void = {}) async {
+        let framed = Self.framed(line)
+        let queued: Bool = lock.withLock {
+            guard queue(lane).admits(framed.count, cap: cap(lane)) else { return false }
+            whenQueued()
+            enqueueLocked(framed, lane)
+            return true
+        }
+        if queued { return }
+        await withCheckedContinuation { continuation in
+            lock.withLock {
+                // Room may have been made in between; the waiter list keeps arrival order.
+                if queue(lane).admits(framed.count, cap: cap(lane)) {
+                    whenQueued()
+                    enqueueLocked(framed, lane)
+                    continuation.resume()
+                } else {
+                    modifyQueue(lane) { $0.waiters.append(SpaceWaiter(line: framed, whenQueued: whenQueued, continuation: continuation)) }
                 }
             }
         }
     }
 
-    /// Queues a line without waiting (for small control responses); see ``send(_:whenQueued:)``.
+    /// Queues a line in the stream lane without waiting, past the cap if need be: for broadcasts
+    /// (one small line per event, from callers that must not stall).
+    func sendWithoutWaiting(_ line: [UInt8]) {
+        lock.withLock { enqueueLocked(Self.framed(line), .stream) }
+    }
+
+    /// Runs `body` on the reader thread, collecting the lines it sends with ``sendNow(_:whenQueued:)``,
+    /// then queues them as one unit in the control lane (written in one `write(2)`, so a client
+    /// wakes once for a request's notifications and response). Blocks while the control lane is
+    /// full; writes on this thread when both lanes are empty and the writer is idle.
+    func batch<T>(_ body: () -> T) -> T {
+        lock.withLock { batchOwner = pthread_self() }
+        let value = body()
+        lock.lock()
+        batchOwner = nil
+        guard !batchLines.isEmpty else {
+            lock.unlock()
+            return value
+        }
+        let lines = batchLines
+        batchLines = []
+        if control.isEmpty, stream.isEmpty, !writing {
+            writing = true
+            lock.unlock()
+            let written = writer.writeFramed(lines)
+            lock.lock()
+            writing = false
+            if !written { reportClosedLocked() }
+            // Wake the writer thread only for lines queued meanwhile (a wake-up costs the round trip).
+            if !control.isEmpty || !stream.isEmpty { lock.broadcast() }
+            resumeDrainWaitersIfIdleLocked()
+            lock.unlock()
+            return value
+        }
+        while !control.admits(lines.count, cap: limits.controlBytes, waitersFirst: false) { lock.wait() }
+        enqueueLocked(lines, .control)
+        lock.unlock()
+        return value
+    }
+
+    /// Sends a line at once: inside the calling thread's ``batch(_:)``, adds it to the batch;
+    /// elsewhere queues it like ``sendWithoutWaiting(_:)``. `whenQueued` runs under the lock.
     func sendNow(_ line: [UInt8], whenQueued: () -> Void = {}) {
         lock.withLock {
             whenQueued()
-            enqueueLocked(line)
+            if let owner = batchOwner, pthread_equal(owner, pthread_self()) != 0 {
+                batchLines.append(contentsOf: line)
+                batchLines.append(0x0A)
+            } else {
+                enqueueLocked(Self.framed(line), .stream)
+            }
         }
     }
 
     /// Waits until every queued line has been written.
     func flush() async {
-        while lock.withLock({ !queue.isEmpty }) {
-            try? await Task.sleep(for: .milliseconds(2))
-        }
-    }
-
-    /// Runs `body`, holding every line sent meanwhile (by any thread), then writes them all in one
-    /// `write(2)`: a request answered with notifications and a response wakes its client once.
-    func corked<T>(_ body: () -> T) -> T {
-        lock.withLock { isCorked = true }
-        let value = body()
-        let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
-            isCorked = false
-            guard !queue.isEmpty else { return [] }
-            guard !writing else {
-                lock.signal()
-                return []
+        await withCheckedContinuation { continuation in
+            lock.withLock {
+                if isIdleLocked { continuation.resume() } else { drainWaiters.append(continuation) }
             }
-            _ = writer.writeLines(queue)
-            queue.removeAll()
-            queuedBytes = 0
-            defer { spaceWaiters.removeAll() }
-            return spaceWaiters
         }
-        for waiter in waiters { waiter.resume() }
-        return value
     }
 
-    private func enqueueLocked(_ line: [UInt8]) {
-        if isCorked {
-            queue.append(line)
-            queuedBytes += line.count
-            return
-        }
-        if queue.isEmpty && !writing {
-            // Nothing ahead of it: write now and save the writer thread's wake-up.
-            _ = writer.writeLine(line)
-            return
-        }
-        queue.append(line)
-        queuedBytes += line.count
-        lock.signal()
-    }
+    // MARK: Writer thread
 
-    private func drain() {
+    private func writeLoop() {
+        lock.lock()
         while true {
-            let batch: [[UInt8]] = lock.withLock {
-                while queue.isEmpty || isCorked { lock.wait() }
-                writing = true
-                return queue
-            }
-            _ = writer.writeLines(batch)
-            let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
-                queue.removeFirst(batch.count)
-                writing = false
-                queuedBytes -= batch.reduce(0) { $0 + $1.count }
-                defer { spaceWaiters.removeAll() }
-                return spaceWaiters
-            }
-            for waiter in waiters { waiter.resume() }
+            while writing || (control.isEmpty && stream.isEmpty) { lock.wait() }
+            var lines: [[UInt8]] = []
+            let controlTaken = control.take(into: &lines)
+            let streamTaken = stream.take(upTo: limits.streamBatchBytes, into: &lines)
+            writing = true
+            lock.unlock()
+            let written = writer.writeFramed(lines.count == 1 ? lines[0] : Array(lines.joined()))
+            lock.lock()
+            writing = false
+            if !written { reportClosedLocked() }
+            control.bytes -= controlTaken
+            stream.bytes -= streamTaken
+            admitWaitersLocked(.control)
+            admitWaitersLocked(.stream)
+            lock.broadcast()  // a reader thread waiting for room in the control lane
+            resumeDrainWaitersIfIdleLocked()
         }
+    }
+
+    // MARK: Helpers (lock held)
+
+    /// Logs, once, that writing failed (the client closed its end): later lines are dropped.
+    private func reportClosedLocked() {
+        guard !reportedClosed else { return }
+        reportedClosed = true
+        logger.error("writing to the protocol output failed (\(String(cString: strerror(errno)))); responses and notifications are dropped from now on")
+    }
+
+    private func enqueueLocked(_ framed: [UInt8], _ lane: Lane) {
+        switch lane {
+        case .control:
+            control.append(framed)
+            peaks.control = max(peaks.control, control.bytes)
+        case .stream:
+            stream.append(framed)
+            peaks.stream = max(peaks.stream, stream.bytes)
+        }
+        if !writing { lock.broadcast() }
+    }
+
+    /// Queues the lines of waiting tasks, in arrival order, while they fit.
+    private func admitWaitersLocked(_ lane: Lane) {
+        var admitted = 0
+        let waiters = queue(lane).waiters
+        for waiter in waiters {
+            guard queue(lane).admits(waiter.line.count, cap: cap(lane), waitersFirst: false) else { break }
+            waiter.whenQueued()
+            enqueueLocked(waiter.line, lane)
+            waiter.continuation.resume()
+            admitted += 1
+        }
+        if admitted > 0 { modifyQueue(lane) { $0.waiters.removeFirst(admitted) } }
+    }
+
+    private var isIdleLocked: Bool {
+        !writing && control.isEmpty && stream.isEmpty && control.waiters.isEmpty && stream.waiters.isEmpty
+    }
+
+    private func resumeDrainWaitersIfIdleLocked() {
+        guard isIdleLocked, !drainWaiters.isEmpty else { return }
+        for waiter in drainWaiters { waiter.resume() }
+        drainWaiters = []
+    }
+
+    private func queue(_ lane: Lane) -> Queue { lane == .control ? control : stream }
+
+    private func modifyQueue(_ lane: Lane, _ body: (inout Queue) -> Void) {
+        switch lane {
+        case .control: body(&control)
+        case .stream: body(&stream)
+        }
+    }
+
+    private func cap(_ lane: Lane) -> Int { lane == .control ? limits.controlBytes : limits.streamBytes }
+
+    private static func framed(_ line: [UInt8]) -> [UInt8] {
+        var framed = line
+        framed.append(0x0A)
+        return framed
     }
 }

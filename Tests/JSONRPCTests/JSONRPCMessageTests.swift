@@ -124,6 +124,16 @@ import Testing
             == #"{"jsonrpc":"2.0","method":"ping"}"#)
     }
 
+    @Test func invalidParamsAlwaysCarryAReasonAndTheFieldWhenKnown() {
+        #expect(RPCError.invalidParams().data == ["reason": "invalid_argument"])
+        #expect(RPCError.invalidParams("m", field: "cwd", reason: "invalid_cwd").data == ["reason": "invalid_cwd", "field": "cwd"])
+        // `data` given by the caller: its members are kept, a reason added when it names none.
+        #expect(RPCError.invalidParams("m", data: ["field": "env"]).data == ["reason": "invalid_argument", "field": "env"])
+        #expect(RPCError.invalidParams("m", data: ["reason": "invalid_cwd", "field": "cwd", "path": "/x"]).data
+            == ["reason": "invalid_cwd", "field": "cwd", "path": "/x"])
+        #expect(RPCError.invalidParams("m", field: "id", data: 5).data == ["reason": "invalid_argument", "field": "id", "value": 5])
+    }
+
     @Test func standardErrorCodes() {
         #expect(RPCError.parseError().code == -32700)
         #expect(RPCError.invalidRequest().code == -32600)

@@ -2,9 +2,10 @@ import JSONRPC
 import Testing
 
 @Suite struct ParamsTests {
-    /// The -32602 error thrown by `body`, checking its message and `data.field`.
+    /// The -32602 error thrown by `body`, checking its message and its data
+    /// `{"reason": "invalid_argument", "field": field}`.
     private func expectInvalid(
-        _ message: String, field: String?, sourceLocation: SourceLocation = #_sourceLocation,
+        _ message: String, field: String, sourceLocation: SourceLocation = #_sourceLocation,
         _ body: () throws -> Void
     ) {
         do {
@@ -13,7 +14,7 @@ import Testing
         } catch let error as RPCError {
             #expect(error.code == -32602, sourceLocation: sourceLocation)
             #expect(error.message == message, sourceLocation: sourceLocation)
-            #expect(error.data == field.map { ["field": .string($0)] }, sourceLocation: sourceLocation)
+            #expect(error.data == ["reason": "invalid_argument", "field": .string(field)], sourceLocation: sourceLocation)
         } catch {
             Issue.record("unexpected error \(error)", sourceLocation: sourceLocation)
         }
@@ -52,8 +53,8 @@ import Testing
     }
 
     @Test func nonObjectParamsAreRejected() {
-        expectInvalid("params must be an object, got array", field: nil) { _ = try Params([1, 2]) }
-        expectInvalid("params must be an object, got string", field: nil) { _ = try Params("x") }
+        expectInvalid("params must be an object, got array", field: "params") { _ = try Params([1, 2]) }
+        expectInvalid("params must be an object, got string", field: "params") { _ = try Params("x") }
     }
 
     @Test func wrongTypesNameTheFieldAndType() throws {

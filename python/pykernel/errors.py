@@ -2,9 +2,11 @@
 
 Every exception the client raises on purpose derives from :class:`PyKernelError`:
 
-* a JSON-RPC error answered by ``pykernel serve`` is raised as ``PyKernelError`` or, for the codes
-  listed in ``docs/protocol.md``, as one of its subclasses (``ContextNotFoundError`` for -32001,
-  ``InvalidParamsError`` for -32602, ...), with the server's ``code``, ``message`` and ``data``;
+* a JSON-RPC error answered by ``pykernel serve`` is raised as ``PyKernelError`` or, for the errors
+  listed in ``docs/protocol.md``, as one of its subclasses, chosen by ``data.reason`` when the
+  server names one (``context_not_found`` → ``ContextNotFoundError``, ``session_not_found`` →
+  ``SessionNotFoundError``, ...) and else by the code (``InvalidParamsError`` for -32602, ...),
+  with the server's ``code``, ``message`` and ``data``;
 * a run that exceeded its timeout raises :class:`PyKernelTimeoutError`, which carries the run's
   :class:`~pykernel.types.ExecutionResult` (output printed before the stop included) as ``.result``;
 * :class:`PyKernelNotFoundError` when the ``pykernel`` program cannot be found or started, and
@@ -30,6 +32,14 @@ __all__ = [
     "InterpreterBusyError",
     "ContextDeletedError",
     "ShuttingDownError",
+    "RunQueueFullError",
+    "SessionNotFoundError",
+    "SessionExistsError",
+    "CommandNotFoundError",
+    "CommandFinishedError",
+    "RuntimeNotFoundError",
+    "ReservedSessionError",
+    "SpawnFailedError",
     "PyKernelTimeoutError",
     "PyKernelNotFoundError",
     "PyKernelConnectionError",
@@ -48,6 +58,8 @@ class PyKernelError(Exception):
 
     #: The JSON-RPC code this class stands for (``None`` for the base class and client failures).
     CODE: Optional[int] = None
+    #: The ``data.reason`` this class stands for (``None`` when it stands for a code only).
+    REASON: Optional[str] = None
 
     def __init__(self, code: Optional[int], message: str, data: Optional[Dict[str, Any]] = None) -> None:
         super().__init__(message)
@@ -57,13 +69,15 @@ class PyKernelError(Exception):
 
     @property
     def reason(self) -> Optional[str]:
-        """``data.reason`` of an application error (e.g. ``"contextNotFound"``), else ``None``."""
+        """``data.reason`` of an application or invalid-params error (e.g. ``"context_not_found"``,
+        ``"invalid_argument"``), else ``None``."""
         value = self.data.get("reason")
         return value if isinstance(value, str) else None
 
     @property
     def field(self) -> Optional[str]:
-        """``data.field`` of an invalid-params error (the offending ``params`` member), else ``None``."""
+        """``data.field`` of an invalid-params error (the wire name of the offending ``params``
+        member), else ``None``."""
         value = self.data.get("field")
         return value if isinstance(value, str) else None
 
@@ -95,8 +109,9 @@ class MethodNotFoundError(PyKernelError):
 
 
 class InvalidParamsError(PyKernelError, ValueError):
-    """-32602: a missing or mistyped param (``data.field``), a negative timeout, an unknown
-    language, a working directory that does not exist, ..."""
+    """-32602: a missing or mistyped param, a negative timeout, an unknown language, a working
+    directory that does not exist, ...: ``reason`` is ``"invalid_argument"`` or ``"invalid_cwd"``
+    and ``field`` names the param."""
 
     CODE = -32602
 
@@ -111,12 +126,14 @@ class ContextNotFoundError(PyKernelError, LookupError):
     """-32001: no context has the given id (never created, or deleted)."""
 
     CODE = -32001
+    REASON = "context_not_found"
 
 
 class DefaultContextUndeletableError(PyKernelError):
     """-32002: the ``default`` context cannot be deleted."""
 
     CODE = -32002
+    REASON = "default_context_undeletable"
 
 
 class InterpreterBusyError(PyKernelError):
@@ -124,18 +141,77 @@ class InterpreterBusyError(PyKernelError):
     code that did not stop); retry later."""
 
     CODE = -32003
+    REASON = "interpreter_busy"
 
 
 class ContextDeletedError(PyKernelError):
     """-32004: the run's context was deleted while the run was queued."""
 
     CODE = -32004
+    REASON = "context_deleted"
 
 
 class ShuttingDownError(PyKernelError):
     """-32005: the server is shutting down and starts no more runs."""
 
     CODE = -32005
+    REASON = "shutting_down"
+
+
+class RunQueueFullError(PyKernelError):
+    """-32006: too many runs are queued; the run was not queued (retry when some have finished)."""
+
+    CODE = -32006
+    REASON = "run_queue_full"
+
+
+class SessionNotFoundError(PyKernelError, LookupError):
+    """-32010: no session has the given id."""
+
+    CODE = -32010
+    REASON = "session_not_found"
+
+
+class SessionExistsError(PyKernelError):
+    """-32011: a session with the given id exists already."""
+
+    CODE = -32011
+    REASON = "session_exists"
+
+
+class CommandNotFoundError(PyKernelError, LookupError):
+    """-32012: the session has no command with the given id."""
+
+    CODE = -32012
+    REASON = "command_not_found"
+
+
+class CommandFinishedError(PyKernelError):
+    """-32013: the command has finished (it takes no more input)."""
+
+    CODE = -32013
+    REASON = "command_finished"
+
+
+class RuntimeNotFoundError(PyKernelError):
+    """-32014: the runtime of the requested language is not installed."""
+
+    CODE = -32014
+    REASON = "runtime_not_found"
+
+
+class ReservedSessionError(PyKernelError):
+    """-32015: the session id is reserved (``entrypoint``)."""
+
+    CODE = -32015
+    REASON = "reserved_session"
+
+
+class SpawnFailedError(PyKernelError):
+    """-32016: the command could not be started."""
+
+    CODE = -32016
+    REASON = "spawn_failed"
 
 
 class PyKernelTimeoutError(PyKernelError, TimeoutError):
@@ -166,32 +242,42 @@ class PyKernelConnectionError(PyKernelError, ConnectionError):
         super().__init__(None, message)
 
 
-_BY_CODE: Dict[int, Type[PyKernelError]] = {
-    cls.CODE: cls
-    for cls in (
-        ParseError,
-        InvalidRequestError,
-        MethodNotFoundError,
-        InvalidParamsError,
-        InternalServerError,
-        ContextNotFoundError,
-        DefaultContextUndeletableError,
-        InterpreterBusyError,
-        ContextDeletedError,
-        ShuttingDownError,
-    )
-    if cls.CODE is not None
-}
+_SERVER_ERRORS = (
+    ParseError,
+    InvalidRequestError,
+    MethodNotFoundError,
+    InvalidParamsError,
+    InternalServerError,
+    ContextNotFoundError,
+    DefaultContextUndeletableError,
+    InterpreterBusyError,
+    ContextDeletedError,
+    ShuttingDownError,
+    RunQueueFullError,
+    SessionNotFoundError,
+    SessionExistsError,
+    CommandNotFoundError,
+    CommandFinishedError,
+    RuntimeNotFoundError,
+    ReservedSessionError,
+    SpawnFailedError,
+)
+_BY_CODE: Dict[int, Type[PyKernelError]] = {cls.CODE: cls for cls in _SERVER_ERRORS if cls.CODE is not None}
+_BY_REASON: Dict[str, Type[PyKernelError]] = {cls.REASON: cls for cls in _SERVER_ERRORS if cls.REASON is not None}
 
 
 def error_from_response(error: Any) -> PyKernelError:
-    """The exception for a JSON-RPC ``error`` object: the subclass registered for its code, else
-    :class:`PyKernelError`."""
+    """The exception for a JSON-RPC ``error`` object: the subclass registered for its
+    ``data.reason``, else for its code, else :class:`PyKernelError`."""
     if not isinstance(error, dict):
         return PyKernelError(None, f"malformed error object from the server: {error!r}")
     code = error.get("code")
     message = error.get("message")
     if not isinstance(message, str):
         message = repr(message)
-    cls = _BY_CODE.get(code, PyKernelError) if isinstance(code, int) else PyKernelError
-    return cls(code if isinstance(code, int) else None, message, error.get("data"))
+    data = error.get("data")
+    reason = data.get("reason") if isinstance(data, dict) else None
+    cls = _BY_REASON.get(reason) if isinstance(reason, str) else None
+    if cls is None:
+        cls = _BY_CODE.get(code, PyKernelError) if isinstance(code, int) else PyKernelError
+    return cls(code if isinstance(code, int) else None, message, data)

@@ -52,8 +52,10 @@ class ExecutionResult:
     ``status`` is ``"ok"``, ``"error"`` (the code raised: see ``error``), ``"timeout"`` (raised as
     :class:`~pykernel.errors.PyKernelTimeoutError` by ``run_code``) or ``"interrupted"``.
     ``stdout``/``stderr`` hold the output up to the run's ``max_output_bytes`` (default 1 MiB
-    each; ``*_truncated`` tell whether they were cut); the ``on_stdout``/``on_stderr`` callbacks
-    receive every byte.
+    each): a longer stream keeps its first and last bytes, ``*_truncated`` tell whether it was cut
+    and ``*_omitted_bytes`` how many bytes were cut between the head and the tail (see "Output
+    limits" in ``docs/protocol.md``); the ``on_stdout``/``on_stderr`` callbacks receive every byte.
+    ``duration`` is how long the code ran, in seconds.
     """
 
     stdout: str = ""
@@ -63,7 +65,9 @@ class ExecutionResult:
     execution_count: int = 0
     stdout_truncated: bool = False
     stderr_truncated: bool = False
-    duration_ms: float = 0.0
+    stdout_omitted_bytes: int = 0
+    stderr_omitted_bytes: int = 0
+    duration: float = 0.0
 
     @classmethod
     def from_json(cls, value: Dict[str, Any]) -> "ExecutionResult":
@@ -75,7 +79,9 @@ class ExecutionResult:
             execution_count=value.get("execution_count", 0),
             stdout_truncated=bool(value.get("stdout_truncated", False)),
             stderr_truncated=bool(value.get("stderr_truncated", False)),
-            duration_ms=float(value.get("duration_ms", 0.0)),
+            stdout_omitted_bytes=int(value.get("stdout_omitted_bytes", 0)),
+            stderr_omitted_bytes=int(value.get("stderr_omitted_bytes", 0)),
+            duration=float(value.get("duration", 0.0)),
         )
 
 

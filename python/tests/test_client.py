@@ -60,7 +60,8 @@ def test_simple_execution(kernel):
     assert result.status == "ok"
     assert result.execution_count == 1
     assert result.stdout_truncated is False and result.stderr_truncated is False
-    assert result.duration_ms >= 0
+    assert result.stdout_omitted_bytes == 0 and result.stderr_omitted_bytes == 0
+    assert 0 <= result.duration < 5
 
 
 def test_default_context_keeps_state_across_runs(kernel):
@@ -211,13 +212,13 @@ def test_fractional_timeout_and_zero_means_none(kernel):
     assert kernel.run_code("import time; time.sleep(0.2); print('done')", timeout=0).stdout == "done\n"
 
 
-def test_max_output_bytes_truncates_the_result_not_the_stream(kernel):
+def test_max_output_bytes_keeps_head_and_tail_of_the_result_not_the_stream(kernel):
     out = []
-    result = kernel.run_code("print('x' * 100)", max_output_bytes=10, on_stdout=out.append)
-    assert result.stdout == "x" * 10
-    assert result.stdout_truncated is True
-    assert result.stderr_truncated is False
-    assert "".join(m.output for m in out) == "x" * 100 + "\n"
+    result = kernel.run_code("print('a' * 50 + 'b' * 50)", max_output_bytes=10, on_stdout=out.append)
+    assert result.stdout == "a" * 5 + "b" * 4 + "\n"
+    assert result.stdout_truncated is True and result.stdout_omitted_bytes == 91
+    assert result.stderr_truncated is False and result.stderr_omitted_bytes == 0
+    assert "".join(m.output for m in out) == "a" * 50 + "b" * 50 + "\n"
 
 
 def test_deleted_context_raises_context_not_found(kernel):
@@ -226,7 +227,7 @@ def test_deleted_context_raises_context_not_found(kernel):
     with pytest.raises(ContextNotFoundError) as caught:
         kernel.run_code("print(1)", context=ctx)
     assert caught.value.code == -32001
-    assert caught.value.reason == "contextNotFound"
+    assert caught.value.reason == "context_not_found"
     assert ctx.id in caught.value.message
     with pytest.raises(ContextNotFoundError):
         kernel.delete_context(ctx)
@@ -238,19 +239,37 @@ def test_default_context_cannot_be_deleted(kernel):
     with pytest.raises(DefaultContextUndeletableError) as caught:
         kernel.delete_context("default")
     assert caught.value.code == -32002
-    assert caught.value.reason == "defaultContextUndeletable"
+    assert caught.value.reason == "default_context_undeletable"
 
 
 def test_invalid_params_raise_invalid_params_error(kernel, tmp_path):
     with pytest.raises(InvalidParamsError) as caught:
         kernel.run_code("print(1)", timeout=-1)
-    assert caught.value.code == -32602 and caught.value.field == "timeout"
+    assert caught.value.code == -32602
+    assert (caught.value.reason, caught.value.field) == ("invalid_argument", "timeout")
     with pytest.raises(InvalidParamsError) as caught:
         kernel.create_context(str(tmp_path / "missing"))
-    assert caught.value.reason == "invalidWorkingDirectory"
+    assert (caught.value.reason, caught.value.field) == ("invalid_cwd", "cwd")
     with pytest.raises(InvalidParamsError) as caught:
         kernel.run_code("print(1)", envs={"A": 1})
-    assert caught.value.field == "env"
+    assert (caught.value.reason, caught.value.field) == ("invalid_argument", "env")
+
+
+@pytest.mark.parametrize("error, expected", [
+    ({"code": -32006, "message": "m", "data": {"reason": "run_queue_full"}}, "RunQueueFullError"),
+    ({"code": -32005, "message": "m", "data": {"reason": "shutting_down"}}, "ShuttingDownError"),
+    ({"code": -32010, "message": "m", "data": {"reason": "session_not_found"}}, "SessionNotFoundError"),
+    ({"code": -32014, "message": "m", "data": {"reason": "runtime_not_found"}}, "RuntimeNotFoundError"),
+    ({"code": -32602, "message": "m", "data": {"reason": "invalid_cwd", "field": "cwd"}}, "InvalidParamsError"),
+    ({"code": -32099, "message": "m", "data": {"reason": "context_deleted"}}, "ContextDeletedError"),
+    ({"code": -32099, "message": "m", "data": {"reason": "something_new"}}, "PyKernelError"),
+    ({"code": -32601, "message": "m", "data": {"method": "x"}}, "MethodNotFoundError"),
+])
+def test_errors_map_by_reason_then_code(error, expected):
+    from pykernel.errors import error_from_response
+    raised = error_from_response(error)
+    assert type(raised).__name__ == expected
+    assert raised.code == error["code"] and raised.data == error["data"]
 
 
 def test_kernel_info_and_generic_call(kernel):

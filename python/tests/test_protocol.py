@@ -196,25 +196,26 @@ def test_an_id_may_be_reused_once_its_response_has_arrived(raw):
 ], ids=lambda v: json.dumps(v) if not isinstance(v, str) else v)
 def test_missing_or_mistyped_params(raw, method, params, field):
     error = error_of(raw.call(method, params), -32602)
-    assert error["data"]["field"] == field
+    assert error["data"] == {"reason": "invalid_argument", "field": field}
     assert field in error["message"]
     assert_still_serving(raw)
 
 
 def test_params_as_array_are_invalid(raw):
-    error_of(raw.call("code.run", ["print(1)"]), -32602)
+    error = error_of(raw.call("code.run", ["print(1)"]), -32602)
+    assert error["data"] == {"reason": "invalid_argument", "field": "params"}
 
 
 @pytest.mark.parametrize("cwd, problem", [("/no/such/dir", "does not exist"), ("/etc/hostname", "not a directory")])
 def test_bad_cwd_is_invalid_params(raw, cwd, problem):
     error = error_of(raw.call("context.create", {"cwd": cwd}), -32602)
     assert problem in error["message"]
-    assert error["data"]["reason"] == "invalidWorkingDirectory"
+    assert error["data"] == {"reason": "invalid_cwd", "field": "cwd"}
 
 
 def test_bad_environment_name_is_invalid_params(raw):
     error = error_of(raw.call("code.run", {"code": "1", "env": {"A=B": "1"}}), -32602)
-    assert error["data"]["reason"] == "invalidArgument"
+    assert error["data"] == {"reason": "invalid_argument", "field": "env"}
 
 
 def test_unknown_method(raw):
@@ -229,13 +230,13 @@ def test_unknown_method(raw):
 ])
 def test_unknown_context(raw, method, params):
     error = error_of(raw.call(method, params), -32001)
-    assert error["data"]["reason"] == "contextNotFound"
+    assert error["data"]["reason"] == "context_not_found"
     assert "nope" in error["message"]
 
 
 def test_deleting_the_default_context(raw):
     error = error_of(raw.call("context.delete", {"id": "default"}), -32002)
-    assert error["data"]["reason"] == "defaultContextUndeletable"
+    assert error["data"]["reason"] == "default_context_undeletable"
 
 
 def test_every_malformed_input_in_one_session_then_still_serving(raw):
@@ -281,6 +282,10 @@ def test_notifications_precede_their_response_and_carry_every_byte(raw):
     assert stdout == "".join(f"line {i}\n" for i in range(2000))
     assert "".join(n["params"]["text"] for n in notes if n["params"]["stream"] == "stderr") == "done"
     assert reply["result"]["stdout_truncated"] is True and len(reply["result"]["stdout"]) == 100
+    # The result keeps the head and the tail and counts the bytes cut between them.
+    assert reply["result"]["stdout"] == stdout[:50] + stdout[-50:]
+    assert reply["result"]["stdout_omitted_bytes"] == len(stdout) - 100
+    assert reply["result"]["stderr_omitted_bytes"] == 0
     arrival = raw.arrival(reply)
     assert all(raw.arrival(n) <= arrival for n in notes)
 
@@ -319,7 +324,7 @@ def test_queued_run_of_a_deleted_context_fails_with_context_deleted(raw):
     raw.wait_for(lambda m: m.get("params", {}).get("request_id") == running)
     assert raw.result("context.delete", {"id": ctx}) == {}
     error = error_of(raw.response(queued), -32004)
-    assert error["data"]["reason"] == "contextDeleted"
+    assert error["data"]["reason"] == "context_deleted"
     assert raw.response(running)["result"]["status"] == "interrupted"
 
 
@@ -336,8 +341,8 @@ def test_grace_period_then_interpreter_busy(raw):
     result = reply["result"]
     assert result["status"] == "timeout"
     assert result["error"]["name"] == "TimeoutError"
-    assert error_of(raw.response(queued), -32003)["data"]["reason"] == "interpreterBusy"
-    assert error_of(raw.call("code.run", {"code": "1"}), -32003)["data"]["reason"] == "interpreterBusy"
+    assert error_of(raw.response(queued), -32003)["data"]["reason"] == "interpreter_busy"
+    assert error_of(raw.call("code.run", {"code": "1"}), -32003)["data"]["reason"] == "interpreter_busy"
     assert raw.result("context.list")["contexts"][0]["id"] == "default"
     assert_still_serving(raw)
     # The record names the limit that was exceeded.
@@ -450,7 +455,7 @@ def test_shutdown_interrupts_the_run_in_flight_and_exits_zero(raw, how):
     assert result["status"] == "interrupted"
     assert result["error"]["name"] == "KeyboardInterrupt"
     assert result["stdout"] == "sleeping\n"
-    assert error_of(raw.response(queued), -32005)["data"]["reason"] == "shutDown"
+    assert error_of(raw.response(queued), -32005)["data"]["reason"] == "shutting_down"
     if how == "shutdown":
         assert raw.response(stop)["result"] == {}
     assert raw.wait_exit(10) == 0

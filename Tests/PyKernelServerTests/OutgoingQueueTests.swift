@@ -1,0 +1,105 @@
+import Foundation
+import JSONRPC
+import Logging
+@testable import PyKernelServer
+@testable import PyKernelTests
+import Synchronization
+import Testing
+
+/// The outgoing queue alone (``MessageChannel``), on a pipe the test reads when it chooses. (Not
+/// during the engine's exclusive tests, which measure the process's memory.)
+@Suite("Outgoing queue: caps, back-pressure, lanes", .sharedEngine, .timeLimit(.minutes(1)))
+struct OutgoingQueueTests {
+    private static let logger = quietLogger
+
+    /// `count` lines of `size` bytes, numbered, so order can be checked.
+    private static func line(_ number: Int, size: Int = 100) -> [UInt8] {
+        let prefix = Array("\(number) ".utf8)
+        return prefix + Array(repeating: UInt8(ascii: "x"), count: size - prefix.count)
+    }
+
+    @Test func producersWaitAtTheStreamCapWhileTheClientDoesNotRead() async throws {
+        let pipe = Pipe()
+        let limits = MessageChannel.Limits(controlBytes: 1 << 10, streamBytes: 8 << 10, streamBatchBytes: 1 << 10)
+        let channel = MessageChannel(fileDescriptor: pipe.writeEnd, limits: limits, logger: Self.logger)
+        let queued = Atomic(0)
+        let count = 3000  // 300 KB: several times the pipe's buffer plus the cap
+        let producer = Task {
+            for number in 0..<count {
+                await channel.send(Self.line(number), lane: .stream)
+                queued.add(1, ordering: .relaxed)
+            }
+        }
+        // Unread, the pipe fills, the writer blocks, the lane fills to its cap, and the producer waits.
+        try await waitUntil("the stream lane is full") { channel.peakBytes.stream > limits.streamBytes - 101 }
+        #expect(queued.load(ordering: .relaxed) < count)
+        let lines = LineSource(descriptor: pipe.readEnd)
+        for number in 0..<count {
+            #expect(await lines.next() == Self.line(number))
+        }
+        await producer.value
+        await channel.flush()
+        #expect(channel.peakBytes.stream <= limits.streamBytes)
+        close(pipe.writeEnd)
+        #expect(await lines.next() == nil)
+        close(pipe.readEnd)
+    }
+
+    @Test func controlLinesOvertakeQueuedStreamLines() async throws {
+        let pipe = Pipe()
+        let limits = MessageChannel.Limits(controlBytes: 1 << 10, streamBytes: 1 << 20, streamBatchBytes: 1 << 10)
+        let channel = MessageChannel(fileDescriptor: pipe.writeEnd, limits: limits, logger: Self.logger)
+        for number in 0..<5000 {  // 500 KB queued: the pipe holds 64 KB of it
+            channel.sendWithoutWaiting(Self.line(number))
+        }
+        await channel.send(Array("control".utf8), lane: .control)
+        let lines = LineSource(descriptor: pipe.readEnd)
+        var position = 0
+        while let line = await lines.next(), line != Array("control".utf8) {
+            #expect(line == Self.line(position))
+            position += 1
+        }
+        // Behind what the pipe and the batch in flight held, not behind the 5000 lines.
+        #expect(position < 1000)
+        for number in position..<5000 {
+            #expect(await lines.next() == Self.line(number))
+        }
+        await channel.flush()
+        close(pipe.writeEnd)
+        #expect(await lines.next() == nil)
+        close(pipe.readEnd)
+    }
+
+    @Test func aBatchIsWrittenWholeAndInOrder() async throws {
+        let pipe = Pipe()
+        let channel = MessageChannel(fileDescriptor: pipe.writeEnd, logger: Self.logger)
+        let done = Thread.runDetached {
+            // As the reader thread answers a request: notifications, then the response.
+            channel.batch {
+                channel.sendNow(Array("note 1".utf8))
+                channel.sendNow(Array("note 2".utf8))
+                channel.sendNow(Array("response".utf8))
+            }
+        }
+        await done.value
+        await channel.send(Array("after".utf8), lane: .control)
+        let lines = LineSource(descriptor: pipe.readEnd)
+        for expected in ["note 1", "note 2", "response", "after"] {
+            #expect(await lines.next() == Array(expected.utf8))
+        }
+        close(pipe.writeEnd)
+        close(pipe.readEnd)
+    }
+}
+
+extension Thread {
+    /// Runs `body` on a new thread (as the server's reader thread would); the task ends with it.
+    static func runDetached(_ body: @escaping @Sendable () -> Void) -> Task<Void, Never> {
+        let (stream, continuation) = AsyncStream.makeStream(of: Void.self)
+        Thread {
+            body()
+            continuation.finish()
+        }.start()
+        return Task { for await _ in stream {} }
+    }
+}
