@@ -15,7 +15,7 @@ public enum ApplicationErrorCode {
     /// `shutting_down`: the server starts no more runs.
     public static let shuttingDown = -32005
     /// `run_queue_full`: too many runs are queued; this one was not.
-    public static let runQueueFull = -32006
+    public static let runQueueFull = -32007
 }
 
 extension RPCError {

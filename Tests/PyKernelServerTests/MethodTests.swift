@@ -96,7 +96,7 @@ struct MethodTests {
     /// The engine's codes map to the protocol's, with the engine's field or the method's.
     @Test func engineErrorsMapToProtocolErrors() {
         let full = RPCError(KernelError(.runQueueFull, "too many"))
-        #expect(full.code == ApplicationErrorCode.runQueueFull && full.code == -32006 && full.data == ["reason": "run_queue_full"])
+        #expect(full.code == ApplicationErrorCode.runQueueFull && full.code == -32007 && full.data == ["reason": "run_queue_full"])
         let shutDown = RPCError(KernelError(.shutDown, "bye"))
         #expect(shutDown.code == -32005 && shutDown.data == ["reason": "shutting_down"])
         let own = RPCError(KernelError(.invalidArgument, "bad", field: "timeout"), field: "env")

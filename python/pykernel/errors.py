@@ -159,9 +159,9 @@ class ShuttingDownError(PyKernelError):
 
 
 class RunQueueFullError(PyKernelError):
-    """-32006: too many runs are queued; the run was not queued (retry when some have finished)."""
+    """-32007: too many runs are queued; the run was not queued (retry when some have finished)."""
 
-    CODE = -32006
+    CODE = -32007
     REASON = "run_queue_full"
 
 

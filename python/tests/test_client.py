@@ -256,7 +256,7 @@ def test_invalid_params_raise_invalid_params_error(kernel, tmp_path):
 
 
 @pytest.mark.parametrize("error, expected", [
-    ({"code": -32006, "message": "m", "data": {"reason": "run_queue_full"}}, "RunQueueFullError"),
+    ({"code": -32007, "message": "m", "data": {"reason": "run_queue_full"}}, "RunQueueFullError"),
     ({"code": -32005, "message": "m", "data": {"reason": "shutting_down"}}, "ShuttingDownError"),
     ({"code": -32010, "message": "m", "data": {"reason": "session_not_found"}}, "SessionNotFoundError"),
     ({"code": -32014, "message": "m", "data": {"reason": "runtime_not_found"}}, "RuntimeNotFoundError"),
