@@ -28,7 +28,7 @@ struct ExecTests {
             let elapsed = Date().timeIntervalSince(start)
             #expect(response.exitCode == 0)
             #expect(!response.timedOut)
-            #expect(elapsed >= 2.9 && elapsed < 5, "took \(elapsed) s")
+            #expect(elapsed >= 2.9, "took \(elapsed) s")  // it ran to its end (no upper bound: a loaded machine is slow)
         }
     }
 
