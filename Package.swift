@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
     ],
     targets: [
         // The C boundary: CPython's headers (via pkg-config python3-embed) and a shim header
@@ -73,10 +74,20 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // `pykernel mcp`: the same engine and process API as a Model Context Protocol server.
+        .target(
+            name: "PyKernelMCP",
+            dependencies: [
+                "PyKernel", "PyKernelProcess", "PyKernelServer", "PyKernelSupport", "JSONRPC",
+                .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "pykernel",
             dependencies: [
-                "PyKernel", "PyKernelServer",
+                "PyKernel", "PyKernelServer", "PyKernelMCP",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

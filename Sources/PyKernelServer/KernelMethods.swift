@@ -164,11 +164,11 @@ extension JSONRPCServer {
         }
     }
 
-    static func contextJSON(_ context: ContextInfo) -> JSONValue {
+    package static func contextJSON(_ context: ContextInfo) -> JSONValue {
         ["id": .string(context.id.rawValue), "language": .string(context.language), "cwd": .string(context.cwd)]
     }
 
-    static func resultJSON(_ result: ExecutionResult) -> JSONValue {
+    package static func resultJSON(_ result: ExecutionResult) -> JSONValue {
         let error: JSONValue = result.error.map {
             ["name": .string($0.name), "value": .string($0.value), "traceback": .string($0.traceback)]
         } ?? .null

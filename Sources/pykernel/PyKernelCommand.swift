@@ -10,7 +10,7 @@ struct PyKernelCommand: AsyncParsableCommand {
         commandName: "pykernel",
         abstract: "A stateful Python code-interpreter kernel manager.",
         version: "pykernel \(KernelManager.version)",
-        subcommands: [Run.self, Serve.self]
+        subcommands: [Run.self, Serve.self, Mcp.self]
     )
 
     @Flag(name: .customLong("version"), help: "Print the version of pykernel and of the Python it embeds.")

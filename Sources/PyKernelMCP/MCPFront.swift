@@ -1,0 +1,205 @@
+import Foundation
+import JSONRPC
+import Logging
+import MCP
+import PyKernel
+import PyKernelProcess
+import PyKernelServer
+import Synchronization
+import SystemPackage
+
+/// `pykernel mcp`: the kernel manager and the process API as a Model Context Protocol server.
+///
+/// A second front over the same engine as `pykernel serve`, built on the official MCP Swift SDK:
+/// tools `run_python`, `create_context`, `list_contexts`, `delete_context`, `interrupt` and
+/// `run_command` (docs/mcp.md). The SDK handles each request in its own task, so calls on
+/// different contexts run side by side as far as the engine allows; calls on one context run in
+/// the order they reach the engine.
+///
+/// ```swift
+/// let front = MCPFront(manager: manager, processes: processes)
+/// try await front.serve(input: requests, output: manager.originalStandardOutput)
+/// ```
+public final class MCPFront: Sendable {
+    /// Bytes of stdout and of stderr a `run_python` result keeps (head and tail; docs/protocol.md,
+    /// "Output limits"). Smaller than `code.run`'s default: a model reads every byte.
+    public static let defaultOutputLimit = 64 << 10
+
+    let manager: KernelManager
+    let processes: ProcessService
+    let outputLimit: Int
+    let logger: Logger
+    /// Runs started by this front and not yet finished, per context, oldest first: a cancelled
+    /// call interrupts its context only while its own run is the oldest (the one the engine runs).
+    private let inFlight = Mutex<[ContextID: [UInt64]]>([:])
+    private let nextCall = Atomic<UInt64>(0)
+
+    /// A front over `manager` and `processes`.
+    /// - Parameters:
+    ///   - outputLimit: Bytes of stdout and of stderr kept in a `run_python` result.
+    ///   - logger: Where the front logs (the SDK's own logs go there too).
+    public init(
+        manager: KernelManager, processes: ProcessService, outputLimit: Int = MCPFront.defaultOutputLimit,
+        logger: Logger = Logger(label: "pykernel.mcp")
+    ) {
+        self.manager = manager
+        self.processes = processes
+        self.outputLimit = outputLimit
+        self.logger = logger
+    }
+
+    /// Serves MCP on the given descriptors until the client closes `input`.
+    /// - Parameters:
+    ///   - input: Where requests are read (newline-delimited JSON-RPC).
+    ///   - output: Where responses and notifications are written; never user code's descriptor 1.
+    public func serve(input: Int32, output: Int32) async throws {
+        let server = Server(
+            name: "pykernel", version: KernelManager.version,
+            instructions: """
+                A stateful Python interpreter (Python \(KernelManager.embeddedPythonVersion)). Use run_python; \
+                variables persist within a context. Create separate contexts for independent work.
+                """,
+            capabilities: .init(tools: .init(listChanged: false)))
+        await server.withMethodHandler(ListTools.self) { _ in .init(tools: ToolCatalog.tools) }
+        await server.withMethodHandler(CallTool.self) { [self] params in
+            try await call(params, server: server)
+        }
+        let transport = StdioTransport(
+            input: FileDescriptor(rawValue: input), output: FileDescriptor(rawValue: output), logger: logger)
+        try await server.start(transport: transport)
+        await server.waitUntilCompleted()
+        await server.stop()
+    }
+
+    private func call(_ params: CallTool.Parameters, server: Server) async throws -> CallTool.Result {
+        let arguments = try ToolArguments(tool: params.name, params.arguments)
+        switch params.name {
+        case ToolCatalog.runPython:
+            return try await runPython(arguments, progressToken: params._meta?.progressToken, server: server)
+        case ToolCatalog.createContext:
+            let cwd = try arguments.optionalString("cwd")
+            let context = try engine { () throws(KernelError) in try manager.createContext(cwd: cwd) }
+            return CallTool.Result(content: [.plainText(context.id.rawValue)], structured: (Self.value(JSONRPCServer.contextJSON(context))))
+        case ToolCatalog.listContexts:
+            let contexts = manager.listContexts()
+            let lines = contexts.map { "\($0.id.rawValue)\t\($0.cwd)" }.joined(separator: "\n")
+            return CallTool.Result(content: [.plainText(lines)], structured: (.object([
+                "contexts": .array(contexts.map { Self.value(JSONRPCServer.contextJSON($0)) }),
+            ])))
+        case ToolCatalog.deleteContext:
+            let id = ContextID(try arguments.requiredString("id"))
+            try engine { () throws(KernelError) in try manager.deleteContext(id) }
+            return CallTool.Result(content: [.plainText("deleted \(id.rawValue)")], structured: (.object([:])))
+        case ToolCatalog.interrupt:
+            let id = ContextID(try arguments.requiredString("context"))
+            let interrupted = try engine { () throws(KernelError) in try manager.interrupt(id) }
+            return .init(
+                content: [.plainText(interrupted ? "interrupted the run in \(id.rawValue)" : "no run in progress in \(id.rawValue)")],
+                structured: (.object(["interrupted": .bool(interrupted)])))
+        case ToolCatalog.runCommand:
+            return try await runCommand(arguments)
+        default:
+            let names = ToolCatalog.tools.map(\.name).joined(separator: ", ")
+            throw MCPError.invalidParams("Unknown tool '\(params.name)'; the tools are \(names).")
+        }
+    }
+
+    // MARK: run_python
+
+    private func runPython(_ arguments: ToolArguments, progressToken: ProgressToken?, server: Server) async throws -> CallTool.Result {
+        let code = try arguments.requiredString("code")
+        let context = ContextID(try arguments.optionalString("context") ?? ContextID.default.rawValue)
+        let environment = try arguments.optionalStringMap("env")
+        let seconds = try arguments.optionalSeconds("timeout") ?? 600
+        let timeout: Duration? = seconds == 0 || seconds > 1e9 ? nil : .seconds(seconds)
+        let call = nextCall.add(1, ordering: .relaxed).newValue
+        let execution = try engine { () throws(KernelError) in
+            try inFlight.withLock { runs throws(KernelError) in
+                let execution = try manager.run(code, in: context, environment: environment, timeout: timeout, outputLimit: outputLimit)
+                runs[context, default: []].append(call)
+                return execution
+            }
+        }
+        defer {
+            inFlight.withLock { runs in
+                runs[context]?.removeAll { $0 == call }
+                if runs[context]?.isEmpty == true { runs[context] = nil }
+            }
+        }
+        let result = try await withTaskCancellationHandler {
+            try await collect(execution, progressToken: progressToken, server: server)
+        } onCancel: {
+            let isRunning = inFlight.withLock { $0[context]?.first == call }
+            if isRunning { _ = try? manager.interrupt(context) }
+        }
+        return RunRendering.toolResult(result, outputLimit: outputLimit)
+    }
+
+    /// Reads the run's events to its result, sending each output chunk as a progress
+    /// notification when the client asked for progress.
+    private func collect(_ execution: Execution, progressToken: ProgressToken?, server: Server) async throws -> ExecutionResult {
+        var chunks = 0
+        for try await event in execution {
+            switch event {
+            case .output(let chunk):
+                guard let progressToken else { continue }
+                chunks += 1
+                let message = chunk.stream == .stderr ? "[stderr] " + chunk.text : chunk.text
+                do {
+                    try await server.notify(ProgressNotification.message(
+                        .init(progressToken: progressToken, progress: Double(chunks), message: message)))
+                } catch {
+                    logger.warning("could not send a progress notification: \(error)")
+                }
+            case .completed(let result):
+                return result
+            }
+        }
+        throw MCPError.internalError("The run ended without a result.")
+    }
+
+    // MARK: run_command
+
+    private func runCommand(_ arguments: ToolArguments) async throws -> CallTool.Result {
+        let params = ExecParams(
+            command: try arguments.requiredString("command"), cwd: try arguments.optionalString("cwd"),
+            env: try arguments.optionalStringMap("env"), timeout: try arguments.optionalSeconds("timeout"))
+        let result: ExecResult
+        do {
+            result = try await processes.exec(params)
+        } catch {
+            throw MCPError.invalidParams(error.message)
+        }
+        return RunRendering.toolResult(result)
+    }
+
+    // MARK: Errors and values
+
+    /// Runs an engine call, turning its failure into an MCP error a client can act on.
+    private func engine<T>(_ body: () throws(KernelError) -> T) throws(MCPError) -> T {
+        do throws(KernelError) {
+            return try body()
+        } catch {
+            switch error.code {
+            case .contextNotFound, .defaultContextUndeletable, .invalidWorkingDirectory, .invalidArgument:
+                throw MCPError.invalidParams(error.message)
+            default:
+                throw MCPError.serverError(code: -32000, message: error.message)
+            }
+        }
+    }
+
+    /// The MCP form of a protocol JSON value (the one mapping of results lives in the server).
+    static func value(_ json: JSONValue) -> Value {
+        switch json {
+        case .null: .null
+        case .bool(let flag): .bool(flag)
+        case .integer(let number): Int(exactly: number).map { .int($0) } ?? .double(Double(number))
+        case .double(let number): .double(number)
+        case .string(let text): .string(text)
+        case .array(let items): .array(items.map(value))
+        case .object(let members):
+            .object(Dictionary(zip(members.keys, members.values.map(value)), uniquingKeysWith: { _, last in last }))
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import MCP
+import PyKernel
+import PyKernelProcess
+import PyKernelServer
+import PyKernelSupport
+
+/// How a run's result reads for a model: the output as text (stdout, then stderr marked as such,
+/// with a note where the output limit cut the middle out), the traceback of an exception as
+/// text with `isError`, and every field of the protocol's result as `structuredContent`.
+enum RunRendering {
+    static func toolResult(_ result: ExecutionResult, outputLimit: Int) -> CallTool.Result {
+        var content: [Tool.Content] = []
+        if !result.stdout.isEmpty {
+            content.append(.plainText(withCutNote(result.stdout, omitted: result.stdoutOmittedBytes, limit: outputLimit, stream: "stdout")))
+        }
+        if !result.stderr.isEmpty {
+            content.append(.plainText("[stderr]\n" + withCutNote(result.stderr, omitted: result.stderrOmittedBytes, limit: outputLimit, stream: "stderr")))
+        }
+        if let error = result.error {
+            content.append(.plainText(error.traceback))
+        } else if result.status != .ok {
+            content.append(.plainText("[the run ended with status \(result.status.rawValue)]"))
+        }
+        if content.isEmpty { content.append(.plainText("[no output]")) }
+        return .init(
+            content: content,
+            structured: (MCPFront.value(JSONRPCServer.resultJSON(result))),
+            isError: result.status != .ok)
+    }
+
+    static func toolResult(_ result: ExecResult) -> CallTool.Result {
+        var content: [Tool.Content] = []
+        if !result.stdout.isEmpty { content.append(.plainText(result.stdout)) }
+        if !result.stderr.isEmpty { content.append(.plainText("[stderr]\n" + result.stderr)) }
+        content.append(.plainText(result.timedOut
+            ? "[timed out: the command's process group was killed; exit code \(result.exitCode)]"
+            : "[exit code \(result.exitCode)]"))
+        return .init(
+            content: content,
+            structured: (.object([
+                "exit_code": .int(Int(result.exitCode)), "stdout": .string(result.stdout), "stderr": .string(result.stderr),
+                "result": .string(result.result), "timed_out": .bool(result.timedOut), "truncated": .bool(result.truncated),
+            ])),
+            isError: result.exitCode != 0)
+    }
+
+    /// The kept text with a note between its head and its tail, where the output limit cut
+    /// `omitted` bytes out (the head is the first `limit / 2` bytes, cut at a character boundary,
+    /// as ``HeadTailBuffer`` keeps it).
+    static func withCutNote(_ text: String, omitted: Int, limit: Int, stream: String) -> String {
+        guard omitted > 0 else { return text }
+        let bytes = Array(text.utf8)
+        let headLength = UTF8Text.completePrefixLength(bytes.prefix(limit / 2))
+        let note = "\n[… \(omitted) bytes of \(stream) cut here: the output limit keeps the first and last \(limit / 2) bytes …]\n"
+        return UTF8Text.decode(bytes[..<headLength]) + note + UTF8Text.decode(bytes[headLength...])
+    }
+}
+
+extension Tool.Content {
+    /// Plain text content, without annotations.
+    static func plainText(_ text: String) -> Self { .text(text: text, annotations: nil, _meta: nil) }
+}
+
+extension CallTool.Result {
+    /// A result with structured content (the SDK's generic initializer would encode it again).
+    init(content: [Tool.Content], structured: Value, isError: Bool = false) {
+        let structuredContent: Value? = structured
+        self.init(content: content, structuredContent: structuredContent, isError: isError, _meta: nil)
+    }
+}

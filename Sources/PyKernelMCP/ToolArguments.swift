@@ -1,0 +1,62 @@
+import MCP
+
+/// The arguments of one `tools/call`, read with clear errors: a missing or mistyped argument is an
+/// MCP "invalid params" error (-32602) naming the argument and the type it must have.
+struct ToolArguments {
+    let tool: String
+    private let values: [String: Value]
+
+    init(tool: String, _ values: [String: Value]?) throws(MCPError) {
+        self.tool = tool
+        self.values = values ?? [:]
+        let known = ToolCatalog.argumentNames(of: tool)
+        if let unknown = self.values.keys.sorted().first(where: { !known.contains($0) }) {
+            throw MCPError.invalidParams("\(tool): unknown argument '\(unknown)' (it takes \(known.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    /// The argument, `nil` when absent or JSON `null`.
+    private func value(_ name: String) -> Value? {
+        guard let value = values[name], !value.isNull else { return nil }
+        return value
+    }
+
+    func requiredString(_ name: String) throws(MCPError) -> String {
+        guard let value = value(name) else { throw MCPError.invalidParams("\(tool): argument '\(name)' is required (a string)") }
+        guard let text = value.stringValue else { throw mistyped(name, "a string") }
+        return text
+    }
+
+    func optionalString(_ name: String) throws(MCPError) -> String? {
+        guard let value = value(name) else { return nil }
+        guard let text = value.stringValue else { throw mistyped(name, "a string") }
+        return text
+    }
+
+    /// A number of seconds (0 means none).
+    func optionalSeconds(_ name: String) throws(MCPError) -> Double? {
+        guard let value = value(name) else { return nil }
+        let seconds: Double? = switch value {
+        case .int(let number): Double(number)
+        case .double(let number): number
+        default: nil
+        }
+        guard let seconds, seconds.isFinite, seconds >= 0 else { throw mistyped(name, "a number of seconds >= 0") }
+        return seconds
+    }
+
+    func optionalStringMap(_ name: String) throws(MCPError) -> [String: String] {
+        guard let value = value(name) else { return [:] }
+        guard let object = value.objectValue else { throw mistyped(name, "an object of strings") }
+        var map: [String: String] = [:]
+        for (key, item) in object {
+            guard let text = item.stringValue else { throw mistyped("\(name).\(key)", "a string") }
+            map[key] = text
+        }
+        return map
+    }
+
+    private func mistyped(_ name: String, _ type: String) -> MCPError {
+        MCPError.invalidParams("\(tool): argument '\(name)' must be \(type)")
+    }
+}

@@ -1,0 +1,222 @@
+"""`pykernel mcp` driven by the official MCP Python SDK (the `mcp` package from PyPI), as an
+agent host would: stdio transport, `ClientSession.initialize`, `list_tools`, `call_tool`."""
+
+import asyncio
+import os
+import subprocess
+import json
+import time
+
+import anyio
+import pytest
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.shared.exceptions import MCPError
+
+
+def session(pykernel_bin, body, *args):
+    """Runs ``await body(session)`` against a fresh ``pykernel mcp``; returns its value."""
+    async def main():
+        params = StdioServerParameters(command=pykernel_bin, args=["mcp", *args])
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write) as client:
+                await client.initialize()
+                return await body(client)
+    return asyncio.run(main())
+
+
+def text_of(result):
+    return "".join(item.text for item in result.content if item.type == "text")
+
+
+def test_tools_are_listed_with_schemas(pykernel_bin):
+    async def body(client):
+        return (await client.list_tools()).tools
+    tools = {tool.name: tool for tool in session(pykernel_bin, body)}
+    assert set(tools) == {"run_python", "create_context", "list_contexts", "delete_context",
+                          "interrupt", "run_command"}
+    schema = tools["run_python"].input_schema
+    assert schema["required"] == ["code"]
+    assert set(schema["properties"]) == {"code", "context", "timeout", "env"}
+
+
+def test_state_persists_and_output_includes_file_descriptor_writes(pykernel_bin):
+    async def body(client):
+        first = await client.call_tool("run_python", {"code": "x = 41"})
+        second = await client.call_tool(
+            "run_python", {"code": "import os, sys\nprint(x + 1)\nos.system('echo from-a-subprocess')\n"
+                                   "print('careful', file=sys.stderr)"})
+        return first, second
+    first, second = session(pykernel_bin, body)
+    assert not first.is_error
+    assert not second.is_error
+    assert text_of(second) == "42\nfrom-a-subprocess\n[stderr]\ncareful\n"
+    structured = second.structured_content
+    assert structured["status"] == "ok"
+    assert structured["stdout"] == "42\nfrom-a-subprocess\n"
+    assert structured["execution_count"] == 2
+
+
+def test_context_with_cwd_and_env(pykernel_bin, tmp_path):
+    async def body(client):
+        created = await client.call_tool("create_context", {"cwd": str(tmp_path)})
+        context = created.structured_content["id"]
+        run = await client.call_tool("run_python", {
+            "code": "import os\nprint(os.getcwd(), os.environ['GREETING'])",
+            "context": context, "env": {"GREETING": "hello"}})
+        listed = await client.call_tool("list_contexts", {})
+        deleted = await client.call_tool("delete_context", {"id": context})
+        return context, run, listed, deleted
+    context, run, listed, deleted = session(pykernel_bin, body)
+    assert text_of(run) == f"{tmp_path} hello\n"
+    ids = [c["id"] for c in listed.structured_content["contexts"]]
+    assert ids[0] == "default" and context in ids
+    assert not deleted.is_error
+
+
+def test_exception_is_an_error_result_with_the_traceback(pykernel_bin):
+    async def body(client):
+        return await client.call_tool("run_python", {"code": "def f():\n    return undefined_name\nf()"})
+    result = session(pykernel_bin, body)
+    assert result.is_error
+    text = text_of(result)
+    assert text.startswith("Traceback (most recent call last):\n")
+    assert text.endswith("NameError: name 'undefined_name' is not defined\n")
+    assert result.structured_content["error"]["name"] == "NameError"
+
+
+def test_timeout_stops_the_run_and_keeps_the_context(pykernel_bin):
+    async def body(client):
+        started = time.monotonic()
+        stopped = await client.call_tool("run_python", {"code": "kept = 1\nimport time\ntime.sleep(30)", "timeout": 0.5})
+        elapsed = time.monotonic() - started
+        after = await client.call_tool("run_python", {"code": "print(kept)"})
+        return stopped, elapsed, after
+    stopped, elapsed, after = session(pykernel_bin, body)
+    assert stopped.is_error
+    assert stopped.structured_content["status"] == "timeout"
+    assert elapsed < 10
+    assert text_of(after) == "1\n"
+
+
+def test_long_output_keeps_head_and_tail_with_a_note(pykernel_bin):
+    async def body(client):
+        return await client.call_tool("run_python", {"code": "print('a' * 5000 + 'b' * 5000, end='')"})
+    result = session(pykernel_bin, body, "--max-output-bytes", "1000")
+    text = text_of(result)
+    assert text.startswith("a" * 500 + "\n[… 9000 bytes of stdout cut here")
+    assert text.endswith("…]\n" + "b" * 500)
+    assert result.structured_content["stdout_omitted_bytes"] == 9000
+
+
+def test_progress_notifications_carry_the_output_as_it_is_printed(pykernel_bin):
+    async def body(client):
+        messages = []
+
+        async def progress(value, total, message):
+            messages.append(message)
+        result = await client.call_tool(
+            "run_python", {"code": "import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.05)"},
+            progress_callback=progress)
+        return result, messages
+    result, messages = session(pykernel_bin, body)
+    assert "".join(messages) == "0\n1\n2\n"
+    assert len(messages) >= 2, "output should arrive while the code runs, not only at the end"
+    assert text_of(result) == "0\n1\n2\n"
+
+
+def test_cancelling_a_call_interrupts_its_run_and_keeps_the_state(pykernel_bin):
+    async def body(client):
+        with anyio.move_on_after(1.0):
+            await client.call_tool("run_python", {"code": "state = 'kept'\nwhile True:\n    pass"})
+        started = time.monotonic()
+        after = await client.call_tool("run_python", {"code": "print(state)", "timeout": 20})
+        return after, time.monotonic() - started
+    after, elapsed = session(pykernel_bin, body)
+    assert text_of(after) == "kept\n"
+    assert elapsed < 5, "the cancelled loop should have been interrupted"
+
+
+def test_concurrent_calls_on_two_contexts_and_control_calls_during_a_run(pykernel_bin):
+    async def body(client):
+        a = (await client.call_tool("create_context", {})).structured_content["id"]
+        b = (await client.call_tool("create_context", {})).structured_content["id"]
+        results = {}
+
+        async def run(name, context, code):
+            results[name] = await client.call_tool("run_python", {"code": code, "context": context})
+
+        async def control():
+            await anyio.sleep(0.2)
+            started = time.monotonic()
+            results["list"] = await client.call_tool("list_contexts", {})
+            results["list_seconds"] = time.monotonic() - started
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(run, "a", a, "import time\ntime.sleep(1)\nwho = 'a'\nprint(who)")
+            group.start_soon(run, "b", b, "who = 'b'\nprint(who)")
+            group.start_soon(control)
+        again = await client.call_tool("run_python", {"code": "print(who)", "context": a})
+        return results, again
+    results, again = session(pykernel_bin, body)
+    assert text_of(results["a"]) == "a\n"
+    assert text_of(results["b"]) == "b\n"
+    assert results["list_seconds"] < 0.5, "list_contexts waited for a run"
+    assert text_of(again) == "a\n"
+
+
+def test_run_command(pykernel_bin, tmp_path):
+    async def body(client):
+        return await client.call_tool("run_command", {
+            "command": "pwd; echo $X; echo oops >&2; exit 3", "cwd": str(tmp_path), "env": {"X": "y"}})
+    result = session(pykernel_bin, body)
+    assert result.is_error
+    assert result.structured_content["exit_code"] == 3
+    assert result.structured_content["stdout"] == f"{tmp_path}\ny\n"
+    assert result.structured_content["stderr"] == "oops\n"
+
+
+@pytest.mark.parametrize("name, arguments, message", [
+    ("run_python", {}, "argument 'code' is required"),
+    ("run_python", {"code": 1}, "argument 'code' must be a string"),
+    ("run_python", {"code": "1", "timeout": -1}, "argument 'timeout' must be a number of seconds >= 0"),
+    ("run_python", {"code": "1", "env": {"A": 1}}, "argument 'env.A' must be a string"),
+    ("run_python", {"code": "1", "colour": "red"}, "unknown argument 'colour'"),
+    ("run_python", {"code": "1", "context": "no-such-context"}, "No context has the ID 'no-such-context'"),
+    ("create_context", {"cwd": "/no/such/dir"}, "'/no/such/dir' does not exist"),
+    ("delete_context", {"id": "default"}, "default"),
+    ("no_such_tool", {}, "Unknown tool 'no_such_tool'"),
+])
+def test_bad_calls_are_clear_errors_and_the_server_stays_up(pykernel_bin, name, arguments, message):
+    async def body(client):
+        await client.call_tool("run_python", {"code": "kept = 'yes'"})
+        with pytest.raises(MCPError) as caught:
+            await client.call_tool(name, arguments)
+        after = await client.call_tool("run_python", {"code": "print(kept)"})
+        return caught.value, after
+    error, after = session(pykernel_bin, body)
+    assert message in str(error)
+    assert text_of(after) == "yes\n"
+
+
+def test_end_of_input_ends_the_server(pykernel_bin):
+    # A host closing the pipe (the agent exited) must not leave pykernel running.
+    server = subprocess.Popen([pykernel_bin, "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    requests = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "run_python", "arguments": {"code": "import os\nos.system('echo on-fd-1')\nprint('done')"}}},
+    ]
+    for request in requests:
+        server.stdin.write((json.dumps(request) + "\n").encode())
+    server.stdin.flush()
+    responses = [json.loads(server.stdout.readline()) for _ in range(2)]
+    assert responses[0]["result"]["serverInfo"]["name"] == "pykernel"
+    assert responses[1]["result"]["structuredContent"]["stdout"] == "on-fd-1\ndone\n"
+    server.stdin.close()
+    assert server.wait(timeout=20) == 0
+    assert server.stdout.read() == b"", "nothing but protocol messages on stdout"
