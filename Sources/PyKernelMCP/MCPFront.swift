@@ -161,16 +161,17 @@ public final class MCPFront: Sendable {
     // MARK: run_command
 
     private func runCommand(_ arguments: ToolArguments) async throws -> CallTool.Result {
+        let seconds = try arguments.optionalSeconds("timeout") ?? 0
         let params = ExecParams(
             command: try arguments.requiredString("command"), cwd: try arguments.optionalString("cwd"),
-            env: try arguments.optionalStringMap("env"), timeout: try arguments.optionalSeconds("timeout"))
+            env: try arguments.optionalStringMap("env"), timeout: seconds == 0 || seconds > 1e9 ? nil : .seconds(seconds))
         let result: ExecResult
-        do {
+        do throws(ProcessAPIError) {
             result = try await processes.exec(params)
         } catch {
             throw MCPError.invalidParams(error.message)
         }
-        return RunRendering.toolResult(result)
+        return RunRendering.toolResult(result, outputLimit: processes.configuration.outputLimit)
     }
 
     // MARK: Errors and values

@@ -28,19 +28,20 @@ enum RunRendering {
             isError: result.status != .ok)
     }
 
-    static func toolResult(_ result: ExecResult) -> CallTool.Result {
+    static func toolResult(_ result: ExecResult, outputLimit: Int) -> CallTool.Result {
         var content: [Tool.Content] = []
-        if !result.stdout.isEmpty { content.append(.plainText(result.stdout)) }
-        if !result.stderr.isEmpty { content.append(.plainText("[stderr]\n" + result.stderr)) }
+        if !result.stdout.isEmpty {
+            content.append(.plainText(withCutNote(result.stdout, omitted: result.stdoutOmittedBytes, limit: outputLimit, stream: "stdout")))
+        }
+        if !result.stderr.isEmpty {
+            content.append(.plainText("[stderr]\n" + withCutNote(result.stderr, omitted: result.stderrOmittedBytes, limit: outputLimit, stream: "stderr")))
+        }
         content.append(.plainText(result.timedOut
             ? "[timed out: the command's process group was killed; exit code \(result.exitCode)]"
             : "[exit code \(result.exitCode)]"))
         return .init(
             content: content,
-            structured: (.object([
-                "exit_code": .int(Int(result.exitCode)), "stdout": .string(result.stdout), "stderr": .string(result.stderr),
-                "result": .string(result.result), "timed_out": .bool(result.timedOut), "truncated": .bool(result.truncated),
-            ])),
+            structured: MCPFront.value(ProcessMethods.execJSON(result)),
             isError: result.exitCode != 0)
     }
 

@@ -202,7 +202,7 @@ public enum ProcessMethods {
         object[name + "_omitted_bytes"] = .integer(Int64(omitted))
     }
 
-    static func execJSON(_ result: ExecResult) -> JSONValue {
+    package static func execJSON(_ result: ExecResult) -> JSONValue {
         var object: JSONObject = ["exit_code": .integer(Int64(result.exitCode))]
         capped(&object, "result", result.result, omitted: result.resultOmittedBytes)
         capped(&object, "stdout", result.stdout, omitted: result.stdoutOmittedBytes)

@@ -10,8 +10,7 @@ struct Mcp: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve the Model Context Protocol (MCP) on stdin/stdout: tools to run Python and shell commands.")
 
-    @Option(help: "A virtual environment whose packages contexts can import (default: $VIRTUAL_ENV).")
-    var venv: String?
+    @OptionGroup var options: ServerOptions
 
     @Option(help: "Bytes of stdout and of stderr kept in a run_python result (its head and tail).")
     var maxOutputBytes: Int = MCPFront.defaultOutputLimit
@@ -21,21 +20,10 @@ struct Mcp: AsyncParsableCommand {
     }
 
     func run() async throws {
-        signal(SIGPIPE, SIG_IGN)
-        // Keep the protocol's input for ourselves; user code and its subprocesses read /dev/null.
-        let requests = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3)
-        let devNull = open("/dev/null", O_RDONLY)
-        dup2(devNull, STDIN_FILENO)
-        close(devNull)
-
-        var configuration = KernelConfiguration(captureFileDescriptors: true)
-        if let venv { configuration.virtualEnvironment = venv }
-        let manager = try await KernelManager.start(configuration)
-        let processes = try ProcessService(configuration: ProcessServiceConfiguration(
-            workingDirectory: manager.configuration.workingDirectory,
-            virtualEnvironment: manager.configuration.virtualEnvironment))
-        let front = MCPFront(manager: manager, processes: processes, outputLimit: maxOutputBytes)
-        try await front.serve(input: requests, output: manager.originalStandardOutput)
+        let services = try await options.start(label: "pykernel.mcp", processOutputLimit: maxOutputBytes)
+        let (manager, processes) = (services.manager, services.processes)
+        let front = MCPFront(manager: manager, processes: processes, outputLimit: maxOutputBytes, logger: services.logger)
+        try await front.serve(input: services.requests, output: manager.originalStandardOutput)
         manager.shutdown()
         await processes.shutdown()
         throw ExitCode.success

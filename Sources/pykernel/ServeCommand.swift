@@ -11,48 +11,16 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve JSON-RPC 2.0 requests, one JSON message per line, on stdin/stdout.")
 
-    @Option(help: "A virtual environment whose packages contexts can import (default: $VIRTUAL_ENV).")
-    var venv: String?
-
-    @Option(help: "What to log on stderr: error, warning, info or debug.")
-    var logLevel: String = "warning"
-
-    /// The levels `--log-level` takes (each includes the ones before it).
-    private static let logLevels: [String: Logger.Level] = ["error": .error, "warning": .warning, "info": .info, "debug": .debug]
+    @OptionGroup var options: ServerOptions
 
     @Argument(parsing: .postTerminator, help: "An entrypoint command (after --) run in the reserved session `entrypoint`.")
     var entrypoint: [String] = []
 
-    func validate() throws {
-        guard Self.logLevels[logLevel] != nil else {
-            throw ValidationError("--log-level must be one of error, warning, info, debug.")
-        }
-    }
-
     func run() async throws {
-        signal(SIGPIPE, SIG_IGN)
-        // Logs go to the standard error we were given, kept on a descriptor of its own before
-        // the engine redirects descriptor 2 into the capture of runs.
-        let logDescriptor = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)
-        let level = Self.logLevels[logLevel]!
-        LoggingSystem.bootstrap { _ in StandardErrorLogHandler(descriptor: logDescriptor, level: level) }
-        // Every Logger made from here on uses it: the server's, and the engine's and process
-        // service's own (`pykernel.engine`, `pykernel.process`).
-        let logger = Logger(label: "pykernel.server")
-        // Keep the protocol's input for ourselves; user code and its subprocesses read /dev/null.
-        let requests = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3)
-        let devNull = open("/dev/null", O_RDONLY)
-        dup2(devNull, STDIN_FILENO)
-        close(devNull)
-
-        var configuration = KernelConfiguration(captureFileDescriptors: true)
-        if let venv { configuration.virtualEnvironment = venv }
-        let manager = try await KernelManager.start(configuration)
-        let processes = try ProcessService(configuration: ProcessServiceConfiguration(
-            workingDirectory: manager.configuration.workingDirectory,
-            virtualEnvironment: manager.configuration.virtualEnvironment))
+        let services = try await options.start(label: "pykernel.server")
+        let (manager, processes) = (services.manager, services.processes)
         let server = JSONRPCServer(
-            manager: manager, input: requests, output: manager.originalStandardOutput, logger: logger,
+            manager: manager, input: services.requests, output: manager.originalStandardOutput, logger: services.logger,
             extraMethods: ProcessMethods.handlers(processes))
         let exits = ProcessMethods.announceExits(of: processes, through: server)
         if let command = entrypoint.first {
