@@ -18,30 +18,8 @@ The protocol underneath is documented in ``docs/protocol.md`` of the PyKernel re
 """
 
 from .client import DEFAULT_CONTEXT, MAX_LINE_BYTES, PyKernel
-from .errors import (
-    ContextDeletedError,
-    ContextNotFoundError,
-    DefaultContextUndeletableError,
-    InternalServerError,
-    InterpreterBusyError,
-    InvalidParamsError,
-    InvalidRequestError,
-    MethodNotFoundError,
-    ParseError,
-    PyKernelConnectionError,
-    PyKernelError,
-    PyKernelNotFoundError,
-    PyKernelTimeoutError,
-    ShuttingDownError,
-    RunQueueFullError,
-    SessionNotFoundError,
-    SessionExistsError,
-    CommandNotFoundError,
-    CommandFinishedError,
-    RuntimeNotFoundError,
-    ReservedSessionError,
-    SpawnFailedError,
-)
+from . import errors as _errors
+from .errors import *  # noqa: F401,F403 -- every exception the client raises (errors.__all__)
 from .process import (
     Command,
     ExecuteResponse,
@@ -64,28 +42,6 @@ __all__ = [
     "ExecutionResult",
     "KernelInfo",
     "OutputMessage",
-    "PyKernelError",
-    "ParseError",
-    "InvalidRequestError",
-    "MethodNotFoundError",
-    "InvalidParamsError",
-    "InternalServerError",
-    "ContextNotFoundError",
-    "DefaultContextUndeletableError",
-    "InterpreterBusyError",
-    "ContextDeletedError",
-    "ShuttingDownError",
-    "RunQueueFullError",
-    "SessionNotFoundError",
-    "SessionExistsError",
-    "CommandNotFoundError",
-    "CommandFinishedError",
-    "RuntimeNotFoundError",
-    "ReservedSessionError",
-    "SpawnFailedError",
-    "PyKernelTimeoutError",
-    "PyKernelNotFoundError",
-    "PyKernelConnectionError",
     "Command",
     "ExecuteResponse",
     "Session",
@@ -93,4 +49,4 @@ __all__ = [
     "SessionExecuteRequest",
     "SessionExecuteResponse",
     "SessionExitedEvent",
-]
+] + [name for name in _errors.__all__ if name != "error_from_response"]
