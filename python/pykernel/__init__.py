@@ -51,7 +51,7 @@ from .process import (
     SessionExecuteResponse,
     SessionExitedEvent,
 )
-from .types import Context, ExecutionError, ExecutionResult, KernelInfo, OutputMessage
+from .types import Context, ExecutionError, ExecutionResult, KernelInfo, OutputMessage, Result
 
 __version__ = "0.1.0"
 
@@ -64,6 +64,7 @@ __all__ = [
     "ExecutionResult",
     "KernelInfo",
     "OutputMessage",
+    "Result",
     "PyKernelError",
     "ParseError",
     "InvalidRequestError",
