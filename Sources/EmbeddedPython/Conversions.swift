@@ -65,6 +65,11 @@ extension PyBorrowed {
         return result
     }
 
+    /// `self[key]` of a `dict` (borrowed), or `nil` when missing (no exception set).
+    package func item(_ key: PyBorrowed) -> PyBorrowed? {
+        PyBorrowed(PyDict_GetItemWithError(pointer, key.pointer)) ?? { PyErr_Clear(); return nil }()
+    }
+
     /// Whether the object is `True`.
     package var isTrue: Bool { pointer == pykernel_true() }
 

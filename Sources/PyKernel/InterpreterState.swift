@@ -29,6 +29,11 @@ final class InterpreterState {
     /// `pykernel_results.last_expression` and `main_result` (rich results of cells).
     private let lastExpression: PyOwned
     private let mainResult: PyOwned
+    /// `pykernel_charts.flush_figures`, called after a run that created matplotlib figures
+    /// (`_active` in the module's globals), so no figure leaks into the next run.
+    private let flushFigures: PyOwned
+    private let chartsGlobals: PyOwned
+    private let chartsActiveName: PyOwned
     /// The runtime module's globals, and the names in it a run sets (see ``beginRunNatively``).
     private let runtimeGlobals: PyOwned
     private let currentCellsName: PyOwned
@@ -65,6 +70,11 @@ final class InterpreterState {
             mainResult = try results.borrowed.attribute("main_result")
             let emit = try PyOwned.nativeFunction(name: "emit_result", NativeResults.emit)
             _ = try results.borrowed.attribute("install").borrowed.call(emit.borrowed)
+            let charts = try PyOwned.importModule("pykernel_charts")
+            flushFigures = try charts.borrowed.attribute("flush_figures")
+            chartsGlobals = try charts.borrowed.attribute("__dict__")
+            chartsActiveName = try PyOwned.string("_active")
+            _ = try charts.borrowed.attribute("install").borrowed.call()
             sysStreams = [try SysAttribute("stdout"), try SysAttribute("stderr"), try SysAttribute("stdin")]
             PythonAuditBridge.install()
         } catch {
@@ -212,6 +222,13 @@ final class InterpreterState {
                     exception = evaluateShowingValue(compiled, source: source.borrowed, filename: name.borrowed, in: namespace)
                 } else if !PythonCode.evaluate(compiled, globals: namespace.globals.borrowed) {
                     exception = PythonException.take()
+                }
+            }
+            if chartsGlobals.borrowed.item(chartsActiveName.borrowed)?.isTrue == true {
+                // Figures still open at the end of the run are its last results, then closed.
+                if flushFigures.borrowed.callKeepingError() == nil {
+                    let failure = PythonException.take()
+                    if exception == nil { exception = failure }
                 }
             }
             let (stop, reported) = runtime.supervisor.end()

@@ -132,6 +132,14 @@ def _emit_bundle(obj, is_main):
     if type(obj) in _PLAIN_TYPES:  # no representation method to look for
         _emit((is_main, {"text/plain": repr(obj)}, None, None))
         return
+    if "matplotlib.figure" in sys.modules:
+        charts = sys.modules["pykernel_charts"]
+        if charts.is_figure(obj):
+            if is_main:
+                charts.figure_result(obj)  # one result; the figure is closed
+            else:
+                charts.emit_figure(obj, is_main=False)
+            return
     data, metadata = bundle(obj)
     _emit((is_main, data, json.dumps(metadata) if metadata else None, None))
 
