@@ -51,6 +51,28 @@ extension PyBorrowed {
         return bytes.borrowed.bytesValue.map { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// A `dict` whose keys and values are all `str`, or `nil` when the object is not one.
+    package var stringDictionaryValue: [String: String]? {
+        guard pykernel_is_dict(pointer) != 0 else { return nil }
+        var result: [String: String] = [:]
+        var position = 0
+        var key: PyPointer?
+        var value: PyPointer?
+        while PyDict_Next(pointer, &position, &key, &value) != 0 {
+            guard let key = PyBorrowed(key)?.stringValue, let value = PyBorrowed(value)?.stringValue else { return nil }
+            result[key] = value
+        }
+        return result
+    }
+
+    /// `self[key]` of a `dict` (borrowed), or `nil` when missing (no exception set).
+    package func item(_ key: PyBorrowed) -> PyBorrowed? {
+        PyBorrowed(PyDict_GetItemWithError(pointer, key.pointer)) ?? { PyErr_Clear(); return nil }()
+    }
+
+    /// Whether the object is `True`.
+    package var isTrue: Bool { pointer == pykernel_true() }
+
     /// The items of a `list`, borrowed from it (valid while the list is not changed), or `nil`
     /// when the object is not a list.
     package var listItems: [PyBorrowed]? {

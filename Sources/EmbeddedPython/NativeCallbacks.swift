@@ -84,6 +84,73 @@ package enum PythonCode {
         PyOwned(stealing: PyEval_EvalCode(code.pointer, globals.pointer, globals.pointer)) != nil
     }
 
+    /// Runs compiled code with `globals` as its namespace and returns what it returned (`None`
+    /// for a module body; the value for an `eval`-mode code); `nil` with the exception pending.
+    package static func evaluateReturning(_ code: PyBorrowed, globals: PyBorrowed) -> PyOwned? {
+        PyOwned(stealing: PyEval_EvalCode(code.pointer, globals.pointer, globals.pointer))
+    }
+
+    /// For a module body compiled from `source` by `compile(..., "exec")`: whether its last
+    /// top-level statement may be an expression statement (the parser then decides). `false` only
+    /// when the bytecode proves otherwise, without parsing, so most cells that end with a
+    /// statement (an assignment, an import, a definition, `pass`) pay nothing:
+    /// - a non-constant expression statement ends with `POP_TOP` right before the implicit
+    ///   `return None`, which carries the last statement's position;
+    /// - a constant one compiles to nothing: the implicit return then has a position no
+    ///   instruction before it has, and the source there is not `pass`;
+    /// - a cell that is only a string constant stores it as `__doc__`.
+    package static func mayEndWithExpression(_ code: PyBorrowed, source: String) -> Bool {
+        let codeObject = UnsafeMutableRawPointer(code.pointer).assumingMemoryBound(to: PyCodeObject.self)
+        guard let bytes = PyOwned(stealing: PyCode_GetCode(codeObject)) else {
+            PyErr_Clear()
+            return true
+        }
+        var buffer: UnsafeMutablePointer<CChar>?
+        var size = 0
+        guard PyBytes_AsStringAndSize(bytes.pointer, &buffer, &size) == 0, let buffer, size >= 6 else {
+            PyErr_Clear()
+            return true
+        }
+        let loadConst: UInt8 = 100, returnValue: UInt8 = 83, popTop: UInt8 = 1, storeName: UInt8 = 90
+        let code = UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt8.self)
+        guard code[size - 4] == loadConst, code[size - 2] == returnValue else { return true }
+        let previous = code[size - 6]
+        if previous == popTop { return true }
+        var (line, column, endLine, endColumn): (Int32, Int32, Int32, Int32) = (0, 0, 0, 0)
+        var (previousLine, previousColumn, previousEndLine, previousEndColumn): (Int32, Int32, Int32, Int32) = (0, 0, 0, 0)
+        guard PyCode_Addr2Location(codeObject, Int32(size - 4), &line, &column, &endLine, &endColumn) != 0,
+            PyCode_Addr2Location(codeObject, Int32(size - 6), &previousLine, &previousColumn, &previousEndLine, &previousEndColumn) != 0
+        else { return true }
+        if previous == storeName, isDocStore(codeObject, argument: Int(code[size - 5])) { return true }
+        if (line, column, endLine, endColumn) == (previousLine, previousColumn, previousEndLine, previousEndColumn) { return false }
+        if line < 1 { return false }  // an empty cell, or only comments
+        return !(line == endLine && endColumn - column == 4 && text(of: source, line: Int(line), from: Int(column), to: Int(endColumn)) == "pass")
+    }
+
+    /// Whether `STORE_NAME argument` of the code stores `__doc__` (a cell that is a string constant).
+    private static func isDocStore(_ code: UnsafeMutablePointer<PyCodeObject>, argument: Int) -> Bool {
+        guard let names = PyOwned(stealing: PyObject_GetAttrString(UnsafeMutableRawPointer(code).assumingMemoryBound(to: PyObject.self), "co_names")) else {
+            PyErr_Clear()
+            return true
+        }
+        guard pykernel_is_tuple(names.pointer) != 0, argument < PyTuple_Size(names.pointer),
+            let name = PyBorrowed(PyTuple_GetItem(names.pointer, argument))
+        else { return true }
+        return name.equalsCString("__doc__")
+    }
+
+    /// The UTF-8 bytes `from..<to` of line `line` (1-based) of `source`, as text.
+    private static func text(of source: String, line: Int, from: Int, to: Int) -> String? {
+        var utf8 = source.utf8[...]
+        for _ in 1..<line {
+            guard let newline = utf8.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+            utf8 = utf8[utf8.index(after: newline)...]
+        }
+        guard from >= 0, to >= from, utf8.count >= to else { return nil }
+        let start = utf8.index(utf8.startIndex, offsetBy: from)
+        return String(utf8[start..<utf8.index(start, offsetBy: to - from)])
+    }
+
     /// Clears a namespace dict, breaking the reference cycles between it and its functions so
     /// its objects are freed when the dict is.
     package static func clear(_ dictionary: PyBorrowed) { PyDict_Clear(dictionary.pointer) }
@@ -101,6 +168,12 @@ extension PyOwned {
 }
 
 extension PyBorrowed {
+    /// The length of a tuple; -1 (nothing pending) when the object is not a tuple.
+    package var tupleSize: Int {
+        guard pykernel_is_tuple(pointer) != 0 else { return -1 }
+        return PyTuple_Size(pointer)
+    }
+
     /// Item `index` of a tuple (borrowed from the tuple).
     package func tupleItem(_ index: Int) -> PyBorrowed? { PyBorrowed(PyTuple_GetItem(pointer, index)) }
 }

@@ -33,6 +33,33 @@ public struct ErrorRecord: Sendable, Hashable {
     }
 }
 
+/// A rich result of a run, as Jupyter's `display_data`/`execute_result`: the value of the cell's
+/// last expression (``isMainResult``) or an object passed to `display()`.
+public struct RichResult: Sendable, Hashable {
+    /// Whether this is the value of the run's last expression (else a `display()`ed object).
+    public let isMainResult: Bool
+    /// MIME type → representation. Always holds `text/plain`; binary formats (`image/png`,
+    /// `image/jpeg`, `application/pdf`) are base64; `application/json` is JSON text.
+    public let data: [String: String]
+    /// The representation's metadata as JSON text (`{}` when there is none).
+    public let metadataJSON: String
+    /// The chart record (issue 12's `Chart`) as JSON text, or `nil`.
+    public let chartJSON: String?
+
+    public init(isMainResult: Bool, data: [String: String], metadataJSON: String = "{}", chartJSON: String? = nil) {
+        self.isMainResult = isMainResult
+        self.data = data
+        self.metadataJSON = metadataJSON
+        self.chartJSON = chartJSON
+    }
+
+    /// The `text/plain` representation (the value's `repr`).
+    public var text: String? { data["text/plain"] }
+
+    /// A rough size in bytes (for output accounting).
+    var byteCount: Int { data.reduce(metadataJSON.utf8.count + (chartJSON?.utf8.count ?? 0)) { $0 + $1.key.utf8.count + $1.value.utf8.count } }
+}
+
 /// How a run ended.
 public enum ExecutionStatus: String, Sendable, Hashable {
     /// The code ran to its end.
@@ -67,11 +94,18 @@ public struct ExecutionResult: Sendable, Hashable {
     public let executionCount: Int
     /// How long the code ran (from its start, not counting time queued behind other runs).
     public let duration: Duration
+    /// The run's rich results in the order they were produced (`display()`ed objects, then the
+    /// last expression's value, the main result).
+    public let results: [RichResult]
+    /// The main result (the value of the run's last expression), if any.
+    public var mainResult: RichResult? { results.last(where: \.isMainResult) }
 }
 
-/// One event of a run: output as it is written, then the result.
+/// One event of a run: output as it is written and rich results in order with it, then the result.
 public enum ExecutionEvent: Sendable, Hashable {
     case output(OutputChunk)
+    /// A rich result (the last expression's value or a `display()`ed object), in order with output.
+    case result(RichResult)
     case completed(ExecutionResult)
 }
 
@@ -143,7 +177,7 @@ public struct Execution: AsyncSequence, Sendable {
             }
             switch event {
             case .completed?, nil: done.store(true, ordering: .releasing)
-            case .output?: break
+            case .output?, .result?: break
             }
             return event
         }

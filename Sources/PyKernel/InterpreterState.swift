@@ -26,6 +26,14 @@ final class InterpreterState {
     private let endRun: PyOwned
     private let execMode: PyOwned
     private let restoreStreams: PyOwned
+    /// `pykernel_results.last_expression` and `main_result` (rich results of cells).
+    private let lastExpression: PyOwned
+    private let mainResult: PyOwned
+    /// `pykernel_charts.flush_figures`, called after a run that created matplotlib figures
+    /// (`_active` in the module's globals), so no figure leaks into the next run.
+    private let flushFigures: PyOwned
+    private let chartsGlobals: PyOwned
+    private let chartsActiveName: PyOwned
     /// The runtime module's globals, and the names in it a run sets (see ``beginRunNatively``).
     private let runtimeGlobals: PyOwned
     private let currentCellsName: PyOwned
@@ -57,6 +65,16 @@ final class InterpreterState {
             try Self.installStreams(module.borrowed, configuration, runtime: runtime)
             try Self.installNativeSuggestions()
             engineStreams = try module.borrowed.attribute("_streams")
+            let results = try PyOwned.importModule("pykernel_results")
+            lastExpression = try results.borrowed.attribute("last_expression")
+            mainResult = try results.borrowed.attribute("main_result")
+            let emit = try PyOwned.nativeFunction(name: "emit_result", NativeResults.emit)
+            _ = try results.borrowed.attribute("install").borrowed.call(emit.borrowed)
+            let charts = try PyOwned.importModule("pykernel_charts")
+            flushFigures = try charts.borrowed.attribute("flush_figures")
+            chartsGlobals = try charts.borrowed.attribute("__dict__")
+            chartsActiveName = try PyOwned.string("_active")
+            _ = try charts.borrowed.attribute("install").borrowed.call()
             sysStreams = [try SysAttribute("stdout"), try SysAttribute("stderr"), try SysAttribute("stdin")]
             PythonAuditBridge.install()
         } catch {
@@ -186,7 +204,8 @@ final class InterpreterState {
     {
         do {
             // Like `python3 file.py`, ignore a UTF-8 byte order mark at the start.
-            let source = try PyOwned.string(run.code.hasPrefix("\u{FEFF}") ? String(run.code.dropFirst()) : run.code)
+            let text = run.code.hasPrefix("\u{FEFF}") ? String(run.code.dropFirst()) : run.code
+            let source = try PyOwned.string(text)
             let name = try PyOwned.string(filename)
             let environment = run.environment.isEmpty ? nil : try PyOwned.stringDictionary(run.environment)
             if environment == nil { try beginRunNatively(namespace, filename: name.borrowed, source: source.borrowed) }
@@ -197,8 +216,20 @@ final class InterpreterState {
             let code = compile.borrowed.callKeepingError(source.borrowed, name.borrowed, execMode.borrowed)
             let compiled = code.borrowedOrNone
             var exception: PyOwned? = compiled.isNone ? PythonException.take() : nil
-            if !compiled.isNone, !PythonCode.evaluate(compiled, globals: namespace.globals.borrowed) {
-                exception = PythonException.take()
+            if !compiled.isNone {
+                // Cells (not files: `pykernel run` behaves as python3) show their last expression's value.
+                if run.filename == nil, PythonCode.mayEndWithExpression(compiled, source: text) {
+                    exception = evaluateShowingValue(compiled, source: source.borrowed, filename: name.borrowed, in: namespace)
+                } else if !PythonCode.evaluate(compiled, globals: namespace.globals.borrowed) {
+                    exception = PythonException.take()
+                }
+            }
+            if chartsGlobals.borrowed.item(chartsActiveName.borrowed)?.isTrue == true {
+                // Figures still open at the end of the run are its last results, then closed.
+                if flushFigures.borrowed.callKeepingError() == nil {
+                    let failure = PythonException.take()
+                    if exception == nil { exception = failure }
+                }
             }
             let (stop, reported) = runtime.supervisor.end()
             let duration = ContinuousClock.now - started
@@ -220,6 +251,26 @@ final class InterpreterState {
             runtime.logger.error("engine failure around a run: \(error)", metadata: ["context": "\(run.context.id)"])
             return (ErrorRecord(name: "SystemError", value: "PyKernel engine failure: \(error)", traceback: "SystemError: PyKernel engine failure: \(error)\n"), nil, .zero)
         }
+    }
+
+    /// Runs a cell that may end with an expression statement; when it does (and is not hidden by
+    /// `;`), its value, unless `None`, becomes the main result. Returns the exception raised (by
+    /// the code, or by the value's `__repr__`), or `nil`.
+    private func evaluateShowingValue(_ compiled: PyBorrowed, source: PyBorrowed, filename: PyBorrowed, in namespace: Namespace) -> PyOwned? {
+        let globals = namespace.globals.borrowed
+        guard let plan = lastExpression.borrowed.callKeepingError(source, filename, compiled) else { return PythonException.take() }
+        guard !plan.borrowed.isNone, let first = plan.borrowed.tupleItem(0), let second = plan.borrowed.tupleItem(1) else {
+            return PythonCode.evaluate(compiled, globals: globals) ? nil : PythonException.take()
+        }
+        guard var value = PythonCode.evaluateReturning(first, globals: globals) else { return PythonException.take() }
+        if !second.isNone {
+            guard let last = PythonCode.evaluateReturning(second, globals: globals) else { return PythonException.take() }
+            value = last
+        }
+        guard !value.borrowed.isNone else { return nil }
+        guard let failure = mainResult.borrowed.callKeepingError(value.borrowed, globals) else { return PythonException.take() }
+        if failure.borrowed.isNone { return nil }
+        return failure
     }
 
     /// What the runtime's `begin_run` does for a run without environment variables, without a

@@ -49,6 +49,10 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
             active = run
             if let queue = held.removeValue(forKey: context) {
                 while let chunk = queue.popFirst() {
+                    if let result = chunk.result {
+                        run.acceptResultLocked(result)
+                        continue
+                    }
                     chunk.bytes.withUnsafeBytes { _ = run.acceptLocked(chunk.stream, $0, force: true) }
                 }
                 lock.broadcast()
@@ -104,6 +108,27 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
             if accepted { return true }
             wait { lock.withLock { if isFullLocked(owner: owner) { lock.wait(timeout: .milliseconds(10)) } } }
             if signalsPending() { return false }
+        }
+    }
+
+    /// Appends a rich result (`display()`, the last expression's value) in order with output:
+    /// to the owner's run in progress, else held for its next run.
+    func resultFromPython(_ result: RichResult, owner: ContextID?) {
+        if descriptorActivity.load(ordering: .relaxed) {
+            lock.withLock { drainDescriptorsLocked() }
+        }
+        lock.withLock {
+            if let run = runLocked(for: owner) {
+                run.acceptResultLocked(result)
+            } else if let context = owner ?? lastContext, liveContexts.contains(context) {
+                if let queue = held[context] {
+                    queue.append(result)
+                } else {
+                    let queue = ChunkQueue()
+                    queue.append(result)
+                    held[context] = queue
+                }
+            }
         }
     }
 

@@ -8,6 +8,8 @@ final class ChunkQueue {
     struct Chunk {
         var stream: OutputStreamName
         var bytes: [UInt8]
+        /// A rich result, in order with the output around it (then `bytes` is empty).
+        var result: RichResult? = nil
     }
 
     @exclusivity(unchecked) private var chunks: [Chunk] = []
@@ -23,12 +25,21 @@ final class ChunkQueue {
         guard !bytes.isEmpty else { return }
         if isEmpty { oldestWrite = .now }
         byteCount += bytes.count
-        if head < chunks.count, chunks[chunks.count - 1].stream == stream {
+        if head < chunks.count, chunks[chunks.count - 1].stream == stream, chunks[chunks.count - 1].result == nil {
             chunks[chunks.count - 1].bytes.append(contentsOf: bytes)
         } else {
             chunks.append(Chunk(stream: stream, bytes: Array(bytes)))
         }
     }
+
+    /// Appends a rich result after the output written so far (never merged with other chunks).
+    func append(_ result: RichResult) {
+        if isEmpty { oldestWrite = .now }
+        chunks.append(Chunk(stream: .stdout, bytes: [], result: result))
+    }
+
+    /// Whether the oldest unread chunk is a rich result (handed out at once, not coalesced).
+    var headIsResult: Bool { head < chunks.count && chunks[head].result != nil }
 
     func popFirst() -> Chunk? {
         guard head < chunks.count else { return nil }
@@ -68,6 +79,8 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     @exclusivity(unchecked) private var stdout: HeadTailBuffer
     @exclusivity(unchecked) private var stderr: HeadTailBuffer
     private var partialCharacters: [OutputStreamName: [UInt8]] = [:]
+    /// Every rich result of the run, in order (for ``ExecutionResult/results``).
+    @exclusivity(unchecked) private var results: [RichResult] = []
     @exclusivity(unchecked) private var outcome: Outcome?
     /// Set (after `outcome`) when the run has ended: spinning readers poll it without the lock,
     /// which would otherwise make the run's own writes wait for them.
@@ -109,6 +122,15 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
         return true
     }
 
+    /// Takes a rich result (never refused: results are not subject to the output limit).
+    func acceptResultLocked(_ result: RichResult) {
+        results.append(result)
+        if !abandoned {
+            queue.append(result)
+            if hasWaiter { wakeWaiterLocked() }
+        }
+    }
+
     /// Ends the run with `result`'s status and error; stdout/stderr come from what was written.
     /// Only the first outcome counts (a run reported as timed out may still finish later).
     func complete(status: ExecutionStatus, error: ErrorRecord?, executionCount: Int, duration: Duration) {
@@ -117,7 +139,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
             outcome = .completed(ExecutionResult(
                 status: status, stdout: stdout.text(), stderr: stderr.text(),
                 stdoutOmittedBytes: stdout.omittedBytes, stderrOmittedBytes: stderr.omittedBytes,
-                error: error, executionCount: executionCount, duration: duration))
+                error: error, executionCount: executionCount, duration: duration, results: results))
             hasOutcome.store(true, ordering: .releasing)
             wakeWaiterLocked()
         }
@@ -135,7 +157,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
 
     private func wakeWaiterLocked() {
         guard hasWaiter, let waiter else { return }
-        if outcome != nil || waiterWantsAnyOutput || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1 {
+        if outcome != nil || waiterWantsAnyOutput || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1 || queue.headIsResult {
             self.waiter = nil
             waiter.resume()
         }
@@ -196,6 +218,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
             guard isDueLocked(oldest) else { return .wait(until: oldest + Self.coalescingWindow) }
             let chunk = queue.popFirst()!
             hub.lock.broadcast()
+            if let result = chunk.result { return .event(.result(result)) }
             let text = decode(chunk.stream, chunk.bytes, final: outcome != nil)
             return text.isEmpty ? nextStepLocked() : .event(.output(OutputChunk(stream: chunk.stream, text: text)))
         }
@@ -252,7 +275,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
 
     /// Whether queued output (the oldest written at `oldest`) should be handed out now.
     private func isDueLocked(_ oldest: ContinuousClock.Instant) -> Bool {
-        outcome != nil || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1
+        outcome != nil || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1 || queue.headIsResult
             || ContinuousClock.now >= oldest + Self.coalescingWindow
     }
 

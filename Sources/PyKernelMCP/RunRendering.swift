@@ -16,6 +16,9 @@ enum RunRendering {
         if !result.stderr.isEmpty {
             content.append(.plainText("[stderr]\n" + withCutNote(result.stderr, omitted: result.stderrOmittedBytes, limit: outputLimit, stream: "stderr")))
         }
+        for rich in result.results {
+            content.append(richContent(rich))
+        }
         if let error = result.error {
             content.append(.plainText(error.traceback))
         } else if result.status != .ok {
@@ -26,6 +29,20 @@ enum RunRendering {
             content: content,
             structured: (MCPFront.value(JSONRPCServer.resultJSON(result))),
             isError: result.status != .ok)
+    }
+
+    /// A rich result as MCP content: a PNG or JPEG as image content with its MIME type, else its
+    /// HTML, Markdown or plain text as text (in that order of preference).
+    static func richContent(_ result: RichResult) -> Tool.Content {
+        for mime in ["image/png", "image/jpeg"] {
+            if let image = result.data[mime] {
+                return .image(data: image, mimeType: mime, annotations: nil, _meta: nil)
+            }
+        }
+        for mime in ["text/html", "text/markdown", "text/plain"] {
+            if let text = result.data[mime] { return .plainText(text) }
+        }
+        return .plainText(result.text ?? "")
     }
 
     static func toolResult(_ result: ExecResult, outputLimit: Int) -> CallTool.Result {

@@ -137,6 +137,8 @@ extension JSONRPCServer {
                     switch event {
                     case .output(let chunk):
                         request.notifyNow("code.output", ["stream": .string(chunk.stream.rawValue), "text": .string(chunk.text)])
+                    case .result(let result):
+                        request.notifyNow("code.result", ["result": richResultJSON(result)])
                     case .completed(let result):
                         return .result(resultJSON(result))
                     }
@@ -151,6 +153,8 @@ extension JSONRPCServer {
                     switch event {
                     case .output(let chunk):
                         await request.notify("code.output", ["stream": .string(chunk.stream.rawValue), "text": .string(chunk.text)])
+                    case .result(let result):
+                        await request.notify("code.result", ["result": richResultJSON(result)])
                     case .completed(let result):
                         return resultJSON(result)
                     }
@@ -179,6 +183,23 @@ extension JSONRPCServer {
                 "stdout_omitted_bytes": .integer(Int64(result.stdoutOmittedBytes)),
                 "stderr_omitted_bytes": .integer(Int64(result.stderrOmittedBytes)),
                 "error": error, "execution_count": .integer(Int64(result.executionCount)),
-                "duration": .double(seconds)]
+                "duration": .double(seconds), "results": .array(result.results.map(richResultJSON))]
+    }
+
+    /// A rich result on the wire: `{is_main_result, data: {MIME: value}, metadata, chart}`;
+    /// `application/json` (and any `+json` type) is a JSON value, every other type a string.
+    package static func richResultJSON(_ result: RichResult) -> JSONValue {
+        var data: JSONObject = [:]
+        for mime in result.data.keys.sorted() {
+            let value = result.data[mime]!
+            if mime == "application/json" || mime.hasSuffix("+json") {
+                data[mime] = (try? JSONValue.parse(value)) ?? .string(value)
+            } else {
+                data[mime] = .string(value)
+            }
+        }
+        let metadata = result.metadataJSON == "{}" ? JSONValue.object([:]) : ((try? JSONValue.parse(result.metadataJSON)) ?? .object([:]))
+        let chart = result.chartJSON.flatMap { try? JSONValue.parse($0) } ?? .null
+        return ["is_main_result": .bool(result.isMainResult), "data": .object(data), "metadata": metadata, "chart": chart]
     }
 }

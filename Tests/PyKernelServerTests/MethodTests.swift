@@ -37,8 +37,8 @@ struct MethodTests {
         let reply = await harness.response(id)
         let result = try #require(reply["result"]?.objectValue)
         #expect(result.keys == ["status", "stdout", "stderr", "stdout_truncated", "stderr_truncated", "stdout_omitted_bytes",
-                                "stderr_omitted_bytes", "error", "execution_count", "duration"])
-        #expect(result["status"] == "ok" && result["error"] == .null)
+                                "stderr_omitted_bytes", "error", "execution_count", "duration", "results"])
+        #expect(result["status"] == "ok" && result["error"] == .null && result["results"] == .array([]))
         #expect(result["stdout"] == .string("aaaaa" + "bbbb\n"))
         #expect(result["stdout_truncated"] == true && result["stdout_omitted_bytes"] == 91)
         #expect(result["stderr_truncated"] == false && result["stderr_omitted_bytes"] == 0)

@@ -35,6 +35,8 @@ struct MemoryTests {
                 xCount += xs
                 if xs < chunk.text.utf8.count { rest += String(chunk.text.utf8.dropFirst(xs))! }
                 if events % 16 == 0 { peak = max(peak, try residentBytes()) }
+            case .result:
+                Issue.record("no rich result expected")
             case .completed(let final):
                 result = final
             }
@@ -218,6 +220,39 @@ struct MemoryTests {
         #expect(blocksAfter - blocksBefore < 500, "Python holds \(blocksAfter - blocksBefore) more blocks after 2,000 errors with suggestions")
         let suggested = try await manager.run("valu_one", in: context).result()
         #expect(suggested.error?.traceback.hasSuffix("NameError: name 'valu_one' is not defined. Did you mean: 'value_one'?\n") == true)
+    }
+
+    @Test("5,000 runs producing results (main results, display, bundles) leave no Python objects behind")
+    func resultsKeepNoObjects() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        try await runOK("""
+            class _Rich:
+                def _repr_html_(self): return '<b>rich</b>'
+                def _repr_png_(self): return b'\\x89PNG' * 100
+                def _repr_json_(self): return {'a': [1, 2]}
+            class _Raising:
+                def _repr_html_(self): raise ValueError('no')
+            class _BadRepr:
+                def __repr__(self): raise ValueError('bad')
+            """, in: context)
+        let codes = ["1 + 1", "x = [1, 2]\nx", "display(_Rich(), 'a')\n_Rich()", "_Raising()", "_BadRepr()", "'s' * 100", "x;"]
+        func cycle(_ count: Int) async throws {
+            for index in 0..<count {
+                let code = codes[index % codes.count]
+                let result = try await manager.run(code, in: context).result()
+                #expect(result.status == (code == "_BadRepr()" ? .error : .ok), "\(code)")
+            }
+        }
+        try await cycle(500)  // warm-up
+        let blocksBefore = try await allocatedBlocks(in: context)
+        let before = try residentBytes()
+        try await cycle(5_000)
+        let after = try residentBytes()
+        let blocksAfter = try await allocatedBlocks(in: context)
+        #expect(blocksAfter - blocksBefore < 500, "Python holds \(blocksAfter - blocksBefore) more blocks after 5,000 runs with results")
+        #expect(after - before < 16 * megabyte, "RSS grew by \(Double(after - before) / Double(megabyte)) MB")
     }
 
     /// `sys.getallocatedblocks()` after a full collection: Python objects alive in the process.

@@ -105,6 +105,11 @@ struct RunRecord: Sendable {
     }
 
     var error: ErrorRecord? { result.error }
+
+    /// The rich-result events, in order.
+    var results: [RichResult] {
+        events.compactMap { if case .result(let result) = $0 { result } else { nil } }
+    }
 }
 
 /// Runs `code` and collects every event; requires the last event to be the result, and no event
@@ -162,6 +167,7 @@ func firstOutput(of iterator: Execution.Iterator) async throws -> OutputChunk {
     while let event = try await iterator.next() {
         switch event {
         case .output(let chunk): return chunk
+        case .result: continue
         case .completed(let result):
             Issue.record("the run ended before it printed anything: \(result)")
             throw CancellationError()

@@ -29,7 +29,7 @@ from .process import (
     SessionExecuteResponse,
     SessionExitedEvent,
 )
-from .types import Context, ExecutionError, ExecutionResult, KernelInfo, OutputMessage
+from .types import Context, ExecutionError, ExecutionResult, KernelInfo, OutputMessage, Result
 
 __version__ = "0.1.0"
 
@@ -42,6 +42,7 @@ __all__ = [
     "ExecutionResult",
     "KernelInfo",
     "OutputMessage",
+    "Result",
     "Command",
     "ExecuteResponse",
     "Session",

@@ -39,7 +39,7 @@ from .errors import (
     error_from_response,
 )
 from .process import ProcessMixin
-from .types import Context, ExecutionError, ExecutionResult, KernelInfo, OutputMessage
+from .types import Context, ExecutionError, ExecutionResult, KernelInfo, OutputMessage, Result
 
 __all__ = ["PyKernel", "DEFAULT_CONTEXT", "MAX_LINE_BYTES"]
 
@@ -288,6 +288,7 @@ class PyKernel(ProcessMixin):
         envs: Optional[Mapping[str, str]] = None,
         timeout: Optional[float] = None,
         max_output_bytes: Optional[int] = None,
+        on_result: Optional[Callable[[Result], Any]] = None,
     ) -> ExecutionResult:
         """Runs Python code in a context and returns its :class:`ExecutionResult`.
 
@@ -301,6 +302,8 @@ class PyKernel(ProcessMixin):
         :param timeout: seconds; ``None``: the server's default (600); ``0``: no timeout.
         :param max_output_bytes: how much of stdout and of stderr the result keeps (server
             default 1 MiB each); the callbacks receive everything.
+        :param on_result: called with each rich :class:`Result` (``display()``, the last
+            expression's value) as it is produced, in order with the output callbacks.
 
         An exception in the code is a result with ``status == "error"`` and ``error`` set. A run
         stopped by ``interrupt`` (or ``delete_context``, or ``close``) returns with status
@@ -322,9 +325,13 @@ class PyKernel(ProcessMixin):
             params["max_output_bytes"] = max_output_bytes
 
         on_notification: Optional[NotificationHandler] = None
-        if on_stdout is not None or on_stderr is not None:
+        if on_stdout is not None or on_stderr is not None or on_result is not None:
 
             def on_notification(method: str, note: Dict[str, Any]) -> None:
+                if method == "code.result":
+                    if on_result is not None:
+                        on_result(Result.from_json(note.get("result") or {}))
+                    return
                 if method != "code.output":
                     return
                 stream = note.get("stream")

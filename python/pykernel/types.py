@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-__all__ = ["Context", "ExecutionError", "ExecutionResult", "OutputMessage", "KernelInfo"]
+__all__ = ["Context", "ExecutionError", "ExecutionResult", "OutputMessage", "KernelInfo", "Result"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,75 @@ class ExecutionError:
 
 
 @dataclass(frozen=True)
+class Result:
+    """A rich result of a run: the value of the code's last expression (``is_main_result``) or
+    an object passed to ``display()``, as a MIME bundle (the ``code.result`` notification).
+
+    ``data`` maps MIME types to representations (``text/plain`` is always there); binary ones
+    (``image/png``, ``image/jpeg``, ``application/pdf``) are base64 strings, ``application/json``
+    a JSON value. The properties give the common ones (``None`` when absent); ``chart`` is the
+    chart record of a matplotlib figure, or ``None``.
+    """
+
+    data: Dict[str, Any] = field(default_factory=dict)
+    is_main_result: bool = False
+    metadata: Dict[str, Any] = field(default_factory=dict)
+    chart: Optional[Dict[str, Any]] = None
+
+    @classmethod
+    def from_json(cls, value: Dict[str, Any]) -> "Result":
+        return cls(data=dict(value.get("data") or {}), is_main_result=bool(value.get("is_main_result", False)),
+                   metadata=dict(value.get("metadata") or {}), chart=value.get("chart"))
+
+    @property
+    def text(self) -> Optional[str]:
+        """``text/plain``: the value's ``repr``."""
+        return self.data.get("text/plain")
+
+    @property
+    def html(self) -> Optional[str]:
+        return self.data.get("text/html")
+
+    @property
+    def markdown(self) -> Optional[str]:
+        return self.data.get("text/markdown")
+
+    @property
+    def svg(self) -> Optional[str]:
+        return self.data.get("image/svg+xml")
+
+    @property
+    def png(self) -> Optional[str]:
+        """The PNG image, base64-encoded."""
+        return self.data.get("image/png")
+
+    @property
+    def jpeg(self) -> Optional[str]:
+        """The JPEG image, base64-encoded."""
+        return self.data.get("image/jpeg")
+
+    @property
+    def pdf(self) -> Optional[str]:
+        return self.data.get("application/pdf")
+
+    @property
+    def latex(self) -> Optional[str]:
+        return self.data.get("text/latex")
+
+    @property
+    def json(self) -> Any:
+        return self.data.get("application/json")
+
+    @property
+    def javascript(self) -> Optional[str]:
+        return self.data.get("application/javascript")
+
+    def formats(self) -> List[str]:
+        """The MIME types the result has."""
+        return list(self.data)
+
+
+@dataclass(frozen=True)
 class ExecutionResult:
     """What a run produced.
 
@@ -55,7 +124,9 @@ class ExecutionResult:
     each): a longer stream keeps its first and last bytes, ``*_truncated`` tell whether it was cut
     and ``*_omitted_bytes`` how many bytes were cut between the head and the tail (see "Output
     limits" in ``docs/protocol.md``); the ``on_stdout``/``on_stderr`` callbacks receive every byte.
-    ``duration`` is how long the code ran, in seconds.
+    ``duration`` is how long the code ran, in seconds. ``results`` holds the run's rich results in
+    order (``display()``ed objects and the last expression's value); ``text`` is the main result's
+    text.
     """
 
     stdout: str = ""
@@ -68,6 +139,15 @@ class ExecutionResult:
     stdout_omitted_bytes: int = 0
     stderr_omitted_bytes: int = 0
     duration: float = 0.0
+    results: List[Result] = field(default_factory=list)
+
+    @property
+    def text(self) -> Optional[str]:
+        """The main result's ``text/plain`` (the last expression's ``repr``), or ``None``."""
+        for result in self.results:
+            if result.is_main_result:
+                return result.text
+        return None
 
     @classmethod
     def from_json(cls, value: Dict[str, Any]) -> "ExecutionResult":
@@ -82,6 +162,7 @@ class ExecutionResult:
             stdout_omitted_bytes=int(value.get("stdout_omitted_bytes", 0)),
             stderr_omitted_bytes=int(value.get("stderr_omitted_bytes", 0)),
             duration=float(value.get("duration", 0.0)),
+            results=[Result.from_json(item) for item in value.get("results") or []],
         )
 
 

@@ -220,3 +220,35 @@ def test_end_of_input_ends_the_server(pykernel_bin):
     server.stdin.close()
     assert server.wait(timeout=20) == 0
     assert server.stdout.read() == b"", "nothing but protocol messages on stdout"
+
+
+def test_rich_results_become_content_and_images_are_image_content(pykernel_bin):
+    code = (
+        "import struct, zlib\n"
+        "def chunk(kind, data):\n"
+        "    return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data) & 0xFFFFFFFF)\n"
+        "class Dot:\n"
+        "    def _repr_png_(self):\n"
+        "        header = struct.pack('>IIBBBBB', 1, 1, 8, 2, 0, 0, 0)\n"
+        "        return (b'\\x89PNG\\r\\n\\x1a\\n' + chunk(b'IHDR', header)\n"
+        "                + chunk(b'IDAT', zlib.compress(b'\\x00\\xff\\x00\\x00')) + chunk(b'IEND', b''))\n"
+        "print('drawing')\n"
+        "display(Dot())\n"
+        "6 * 7\n")
+
+    async def body(client):
+        return await client.call_tool("run_python", {"code": code})
+    result = session(pykernel_bin, body)
+    assert not result.is_error
+    kinds = [item.type for item in result.content]
+    assert kinds == ["text", "image", "text"]
+    assert result.content[0].text == "drawing\n"
+    image = result.content[1]
+    assert image.mime_type == "image/png"
+    import base64
+    assert base64.b64decode(image.data).startswith(b"\x89PNG\r\n\x1a\n")
+    assert result.content[2].text == "42"
+    results = result.structured_content["results"]
+    assert [r["is_main_result"] for r in results] == [False, True]
+    assert results[0]["data"]["image/png"] == image.data
+    assert results[1]["data"] == {"text/plain": "42"}

@@ -274,7 +274,7 @@ def test_runs_of_one_context_queue_in_arrival_order(raw):
 
 def test_notifications_precede_their_response_and_carry_every_byte(raw):
     id = raw.request("code.run", {"code": "import sys\nfor i in range(2000):\n    print('line', i)\n"
-                                          "sys.stderr.write('done')", "max_output_bytes": 100})
+                                          "sys.stderr.write('done');", "max_output_bytes": 100})
     reply = raw.response(id)
     notes = raw.notifications(id)
     assert all(n["method"] == "code.output" for n in notes)

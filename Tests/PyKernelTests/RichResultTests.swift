@@ -1,0 +1,80 @@
+import Foundation
+import PyKernel
+import Testing
+
+@Suite("Rich results: the last expression's value and display()", .sharedEngine)
+struct RichResultTests {
+    @Test("The last expression's value is the main result, an event in order with output")
+    func mainResultInOrder() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("print('a')\ndisplay(1)\nprint('b')\nx = 40\nx + 2", in: context)
+        #expect(record.result.status == .ok)
+        var order: [String] = []
+        for event in record.events {
+            switch event {
+            case .output(let chunk): order.append(chunk.text)
+            case .result(let result): order.append("result \(result.text ?? "") \(result.isMainResult)")
+            case .completed: order.append("completed")
+            }
+        }
+        #expect(order == ["a\n", "result 1 false", "b\n", "result 42 true", "completed"])
+        #expect(record.result.results == record.results)
+        #expect(record.result.mainResult?.data == ["text/plain": "42"])
+        #expect(try await runOK("print(_)", in: context) == "42\n")
+    }
+
+    @Test("No main result for statements, None, `;`, and errors")
+    func noMainResult() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        for code in ["pass", "x = 1", "None", "x;", "print(1)", "def f():\n    return 2", "1 / 0"] {
+            let record = try await run(code, in: context)
+            #expect(record.results.isEmpty, "\(code)")
+            #expect(record.result.results.isEmpty, "\(code)")
+        }
+    }
+
+    @Test("A file run (a filename given, as `pykernel run`) has no main result")
+    func filesHaveNoMainResult() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        let result = try await manager.run("1 + 1", in: context, filename: "/tmp/script.py").result()
+        #expect(result.status == .ok && result.results.isEmpty)
+    }
+
+    @Test("A bundle carries every representation; binary ones are base64")
+    func bundle() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("""
+            class Rich:
+                def _repr_html_(self): return '<b>x</b>'
+                def _repr_png_(self): return b'\\x89PNG'
+                def _repr_json_(self): return [1, {'a': None}]
+                def __repr__(self): return 'Rich()'
+            Rich()
+            """, in: context)
+        let result = try #require(record.results.first)
+        #expect(result.isMainResult)
+        #expect(result.data == ["text/plain": "Rich()", "text/html": "<b>x</b>", "image/png": "iVBORw==", "application/json": "[1, {\"a\": null}]"])
+    }
+
+    @Test("A raising __repr__ makes the run an error with that exception")
+    func raisingRepr() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("class Bad:\n    def __repr__(self):\n        raise ValueError('nope')\nBad()", in: context)
+        #expect(record.result.status == .error)
+        #expect(record.error?.name == "ValueError")
+        #expect(record.error?.traceback == """
+            Traceback (most recent call last):
+              File "<cell-1>", line 3, in __repr__
+                raise ValueError('nope')
+            ValueError: nope
+
+            """)
+        #expect(record.results.isEmpty)
+    }
+}

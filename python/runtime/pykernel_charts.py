@@ -1,0 +1,362 @@
+"""matplotlib figures as rich results: PNG + ``text/plain`` + a typed chart record.
+
+Nothing here imports matplotlib: when user code imports it, the engine's backend
+(``module://pykernel_backend``, defined lazily below) becomes the default unless the user chose a
+backend (``MPLBACKEND``, a ``matplotlibrc``, ``matplotlib.use``). ``plt.show()`` emits every open
+figure and closes it; figures still open when the run ends are emitted then (``flush_figures``).
+"""
+
+import base64
+import io
+import math
+import sys
+
+_BACKEND = "module://pykernel_backend"
+_active = False  # set when a figure was created through the backend; checked by the engine per run
+
+
+# ---------------------------------------------------------------- the backend (lazy)
+
+
+def _backend_attribute(name):
+    """``pykernel_backend.__getattr__``: defines the backend on first use (matplotlib imported)."""
+    module = sys.modules["pykernel_backend"]
+    if "FigureCanvas" not in module.__dict__:
+        from matplotlib.backend_bases import FigureManagerBase
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        class FigureManagerPyKernel(FigureManagerBase):
+            def __init__(self, canvas, num):
+                global _active
+                super().__init__(canvas, num)
+                _active = True
+
+            def show(self):
+                emit_figure(self.canvas.figure, is_main=False)
+
+        class FigureCanvasPyKernel(FigureCanvasAgg):
+            manager_class = FigureManagerPyKernel
+
+        def show(*args, **kwargs):
+            """Emits every open figure as a result and closes it."""
+            flush_figures()
+
+        _record_box_plots()
+        module.__dict__.update(
+            FigureCanvas=FigureCanvasPyKernel, FigureManager=FigureManagerPyKernel, show=show,
+            FigureCanvasPyKernel=FigureCanvasPyKernel, FigureManagerPyKernel=FigureManagerPyKernel)
+    try:
+        return module.__dict__[name]
+    except KeyError:
+        raise AttributeError(f"module 'pykernel_backend' has no attribute {name!r}") from None
+
+
+def _record_box_plots():
+    """Keeps the statistics ``Axes.bxp`` draws (what ``boxplot`` computed) on the axes, so a box
+    plot's record holds its exact values instead of guesses from its lines."""
+    from matplotlib.axes import Axes
+    original = Axes.bxp
+    if getattr(original, "_pykernel", False):
+        return
+
+    def bxp(self, bxpstats, *args, **kwargs):
+        artists = original(self, bxpstats, *args, **kwargs)
+        boxes = self.__dict__.setdefault("_pykernel_boxes", [])
+        vertical = kwargs.get("vert", True)
+        orientation = kwargs.get("orientation")
+        if orientation is not None:
+            vertical = orientation == "vertical"
+        for index, stats in enumerate(bxpstats):
+            boxes.append((stats, bool(vertical), artists.get("medians", [None] * (index + 1))[index] if artists else None))
+        return artists
+
+    bxp._pykernel = True
+    bxp.__wrapped__ = original
+    Axes.bxp = bxp
+
+
+def _install_backend_module():
+    import types
+    module = types.ModuleType("pykernel_backend", "PyKernel's matplotlib backend: figures become rich results.")
+    module.__getattr__ = _backend_attribute
+    sys.modules["pykernel_backend"] = module
+
+
+class _MatplotlibHook:
+    """A meta path finder that, once ``matplotlib`` is imported, makes the engine's backend the
+    default (when the user chose none)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "matplotlib":
+            return None
+        sys.meta_path.remove(self)
+        try:
+            import importlib.util
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return None
+        loader = spec.loader
+        original = loader.exec_module
+
+        class Loader:
+            def create_module(self, spec):
+                return loader.create_module(spec)
+
+            def exec_module(self, module):
+                original(module)
+                _choose_backend(module)
+
+        spec.loader = Loader()
+        return spec
+
+
+def _choose_backend(matplotlib):
+    import os
+    if os.environ.get("MPLBACKEND"):
+        return
+    try:
+        if matplotlib.rcParams._get_backend_or_none() is None:  # the automatic default
+            matplotlib.rcParams["backend"] = _BACKEND
+    except Exception:  # an old or unusual matplotlib: leave its own choice
+        pass
+
+
+# ---------------------------------------------------------------- emitting figures
+
+
+def flush_figures():
+    """Emits every open figure (in number order) as a result and closes it."""
+    global _active
+    _active = False
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is None:
+        return
+    from matplotlib._pylab_helpers import Gcf
+    for manager in list(Gcf.get_all_fig_managers()):
+        figure = manager.canvas.figure
+        try:
+            emit_figure(figure, is_main=False)
+        finally:
+            pyplot.close(figure)
+
+
+def emit_figure(figure, is_main):
+    """One result for a figure: ``image/png``, ``text/plain`` and ``chart``."""
+    data, chart = figure_bundle(figure)
+    import json
+    sys.modules["pykernel_results"]._emit((is_main, data, None, json.dumps(chart, allow_nan=False, default=str)))
+
+
+def figure_result(figure):
+    """A Figure as the last expression: one main result, and the figure is closed."""
+    emit_figure(figure, is_main=True)
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(figure)
+
+
+def figure_bundle(figure):
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    png = base64.b64encode(buffer.getvalue()).decode("ascii")
+    try:
+        chart = chart_of(figure)
+    except Exception as error:  # never lose the figure over its record
+        sys.stderr.write(f"chart extraction failed ({type(error).__name__}: {error}); the figure is an unknown chart\n")
+        chart = _chart("unknown", None)
+    return {"image/png": png, "text/plain": repr(figure)}, chart
+
+
+def is_figure(obj):
+    matplotlib_figure = sys.modules.get("matplotlib.figure")
+    return matplotlib_figure is not None and isinstance(obj, matplotlib_figure.Figure)
+
+
+# ---------------------------------------------------------------- chart records
+
+
+def chart_of(figure):
+    axes = [ax for ax in figure.get_axes() if ax.get_visible() and _has_content(ax)]
+    if not axes:
+        return _chart("unknown", None, title=_figure_title(figure))
+    if len(axes) == 1:
+        chart = _axes_chart(axes[0])
+        if not chart["title"]:
+            chart["title"] = _figure_title(figure)
+        return chart
+    composite = _chart("composite_chart", None, title=_figure_title(figure))
+    composite["elements"] = [_axes_chart(ax) for ax in axes]
+    return composite
+
+
+def _has_content(ax):
+    return bool(ax.lines or ax.collections or ax.patches or ax.containers)
+
+
+def _figure_title(figure):
+    title = getattr(figure, "_suptitle", None)
+    return title.get_text() if title is not None else None
+
+
+def _chart(kind, ax, title=None):
+    chart = {"type": kind, "title": title, "x_label": None, "y_label": None, "x_unit": None, "y_unit": None,
+             "x_scale": None, "y_scale": None, "x_ticks": [], "x_tick_labels": [], "y_ticks": [],
+             "y_tick_labels": [], "elements": []}
+    if ax is not None:
+        chart["title"] = ax.get_title() or None
+        for axis in ("x", "y"):
+            label = getattr(ax, f"get_{axis}label")() or None
+            chart[f"{axis}_label"], chart[f"{axis}_unit"] = label, _unit(label)
+            scale = getattr(ax, f"get_{axis}scale")()
+            converter = getattr(ax, f"{axis}axis").get_converter() if hasattr(ax.xaxis, "get_converter") \
+                else getattr(ax, f"{axis}axis").converter
+            is_date = _is_date_converter(converter)
+            chart[f"{axis}_scale"] = "datetime" if is_date else scale
+            ticks = list(getattr(ax, f"get_{axis}ticks")())
+            chart[f"{axis}_ticks"] = [_date(t) if is_date else _number(t) for t in ticks]
+            chart[f"{axis}_tick_labels"] = [t.get_text() for t in getattr(ax, f"get_{axis}ticklabels")()]
+    return chart
+
+
+def _unit(label):
+    """The unit in a label's trailing parentheses: ``"Temperature (°C)"`` → ``"°C"``."""
+    if label and label.rstrip().endswith(")") and "(" in label:
+        inner = label.rstrip()[label.rindex("(") + 1:-1].strip()
+        return inner or None
+    return None
+
+
+def _is_date_converter(converter):
+    if converter is None:
+        return False
+    dates = sys.modules.get("matplotlib.dates")
+    return dates is not None and isinstance(converter, (dates.DateConverter, dates.ConciseDateConverter,
+                                                        getattr(dates, "_SwitchableDateConverter", dates.DateConverter)))
+
+
+def _number(value):
+    value = float(value)
+    if math.isnan(value) or math.isinf(value):
+        return None
+    if value.is_integer() and abs(value) < 2 ** 53:
+        return int(value)
+    return float(f"{value:.12g}")  # 1.2, not 1.2000000000000002 (tick arithmetic noise)
+
+
+def _date(value):
+    from matplotlib.dates import num2date
+    return num2date(float(value)).replace(tzinfo=None).isoformat()
+
+
+def _axes_chart(ax):
+    from matplotlib.container import BarContainer
+    from matplotlib.collections import PathCollection
+    from matplotlib.patches import Wedge
+
+    boxes = ax.__dict__.get("_pykernel_boxes")
+    if boxes:
+        return _box(ax, boxes)
+    bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+    wedges = [p for p in ax.patches if isinstance(p, Wedge)]
+    scatters = [c for c in ax.collections if isinstance(c, PathCollection)]
+    lines = [line for line in ax.get_lines() if len(line.get_xdata())]
+    if wedges and not bars:
+        return _pie(ax, wedges)
+    if bars and not scatters:
+        return _bar(ax, bars)
+    if scatters and not bars and not lines:
+        return _scatter(ax, scatters)
+    if lines and not bars and not scatters:
+        return _line(ax, lines)
+    return _chart("unknown", ax)
+
+
+def _converted(ax, axis, values):
+    """Plotted (already converted) values: numbers, or ISO strings on a date axis."""
+    converter = (ax.xaxis if axis == "x" else ax.yaxis)
+    converter = converter.get_converter() if hasattr(converter, "get_converter") else converter.converter
+    if _is_date_converter(converter):
+        return [_date(v) for v in values]
+    return [_number(v) for v in values]
+
+
+def _line(ax, lines):
+    chart = _chart("line", ax)
+    for line in lines:
+        xs = _converted(ax, "x", list(line.get_xdata(orig=False)))
+        ys = _converted(ax, "y", list(line.get_ydata(orig=False)))
+        chart["elements"].append({"label": _label(line.get_label()), "points": [[x, y] for x, y in zip(xs, ys)]})
+    return chart
+
+
+def _scatter(ax, collections):
+    chart = _chart("scatter", ax)
+    for collection in collections:
+        offsets = collection.get_offsets()
+        xs = _converted(ax, "x", [row[0] for row in offsets])
+        ys = _converted(ax, "y", [row[1] for row in offsets])
+        chart["elements"].append({"label": _label(collection.get_label()), "points": [[x, y] for x, y in zip(xs, ys)]})
+    return chart
+
+
+def _bar(ax, containers):
+    chart = _chart("bar", ax)
+    for container in containers:
+        horizontal = getattr(container, "orientation", "vertical") == "horizontal"
+        axis = ax.yaxis if horizontal else ax.xaxis
+        positions = list(axis.get_ticklocs())
+        labels = [t.get_text() for t in axis.get_ticklabels()]
+        group = _label(container.get_label())
+        for patch in container.patches:
+            if horizontal:
+                center, value = patch.get_y() + patch.get_height() / 2, patch.get_width()
+            else:
+                center, value = patch.get_x() + patch.get_width() / 2, patch.get_height()
+            label = _nearest_label(center, positions, labels)
+            chart["elements"].append({"label": label, "group": group, "value": _number(value)})
+    return chart
+
+
+def _nearest_label(center, positions, labels):
+    if positions and labels and len(positions) == len(labels):
+        index = min(range(len(positions)), key=lambda i: abs(positions[i] - center))
+        if labels[index]:
+            return labels[index]
+    return str(_number(center))
+
+
+def _pie(ax, wedges):
+    chart = _chart("pie", ax)
+    texts = [t.get_text() for t in ax.texts]
+    for index, wedge in enumerate(wedges):
+        label = _label(wedge.get_label()) or (texts[index * 2] if len(texts) >= 2 * len(wedges) else None)
+        chart["elements"].append({"label": label, "angle": _number(wedge.theta2 - wedge.theta1),
+                                  "radius": _number(wedge.r)})
+    return chart
+
+
+def _box(ax, boxes):
+    chart = _chart("box_and_whisker", ax)
+    for index, (stats, vertical, _median) in enumerate(boxes):
+        axis = ax.xaxis if vertical else ax.yaxis
+        labels = [t.get_text() for t in axis.get_ticklabels()]
+        label = stats.get("label")
+        if label is None and index < len(labels):
+            label = labels[index] or None
+        chart["elements"].append({
+            "label": None if label is None else str(label),
+            "min": _number(stats["whislo"]), "first_quartile": _number(stats["q1"]),
+            "median": _number(stats["med"]), "third_quartile": _number(stats["q3"]),
+            "max": _number(stats["whishi"]), "outliers": [_number(v) for v in stats.get("fliers", [])]})
+    return chart
+
+
+def _label(label):
+    return None if not label or label.startswith("_") else label
+
+
+def install():
+    _install_backend_module()
+    sys.meta_path.insert(0, _MatplotlibHook())

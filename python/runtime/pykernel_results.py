@@ -1,0 +1,239 @@
+"""Rich results: the value of a cell's last expression and ``display()``, as MIME bundles.
+
+The engine calls ``last_expression`` for a cell whose bytecode may end with an expression
+statement, evaluates what it returns, and hands a value that is not ``None`` to ``main_result``.
+Bundles reach the engine through the native ``_emit`` (set at start-up), in order with output.
+"""
+
+import ast
+import base64
+import builtins
+import json
+import sys
+from types import CodeType
+
+_ENGINE_FILENAME_PREFIX = "<pykernel/"
+_emit = None  # set by the engine: _emit((is_main_result, {mime: str}, metadata_json, chart_json))
+
+_POP_TOP = 1
+_LOAD_CONST = 100
+_RETURN_VALUE = 83
+
+
+def last_expression(source, filename, code):
+    """How to run a cell that ends with an expression statement whose value is shown (not
+    ended by ``;``): ``(code, None)`` where ``code`` is the cell's compiled ``code`` returning that
+    value instead of dropping it, or ``(body, expression)`` to evaluate one after the other.
+    ``None`` when the cell's value is not shown (run ``code`` as it is).
+
+    Patching the compiled code keeps every instruction, line and column where it was, so
+    tracebacks are exactly those of the unchanged cell and nothing is compiled twice.
+    """
+    try:
+        tree = ast.parse(source, filename)
+    except BaseException:  # it compiled already: a parse failure here is ours, run it as it is
+        return None
+    body = tree.body
+    if not body or type(body[-1]) is not ast.Expr:
+        return None
+    statement = body[-1]
+    if _suppressed(source, statement):
+        return None
+    patched = _returning_last_value(code, statement)
+    if patched is not None:
+        return patched, None
+    value = statement.value
+    if _is_literal(value):
+        # Constant folding compiled the statement to nothing: the value has no side effect,
+        # evaluate it on its own after the cell.
+        expression = compile(ast.Expression(value), filename, "eval")
+        return code, expression
+    # Not found in the bytecode (not expected): compile the body and the expression apart.
+    tree.body = body[:-1]
+    return compile(tree, filename, "exec"), compile(ast.Expression(value), filename, "eval")
+
+
+def _suppressed(source, statement):
+    """Whether the statement is followed by ``;`` on its line (IPython's way to hide a value)."""
+    lines = source.splitlines()
+    if statement.end_lineno > len(lines):
+        return False
+    rest = lines[statement.end_lineno - 1].encode("utf-8", "surrogatepass")[statement.end_col_offset:]
+    return rest.lstrip().startswith(b";")
+
+
+def _returning_last_value(code, statement):
+    """``code`` with the ``POP_TOP`` of the final expression statement (the one at the
+    statement's exact position, right before the implicit ``return None``) replaced by
+    ``RETURN_VALUE``, or ``None`` when there is no such instruction."""
+    raw = code.co_code
+    position = (statement.lineno, statement.end_lineno, statement.col_offset, statement.end_col_offset)
+    positions = list(code.co_positions())
+    for offset in range(len(raw) - 6, -1, -2):
+        if (raw[offset] == _POP_TOP and raw[offset + 2] == _LOAD_CONST
+                and code.co_consts[raw[offset + 3]] is None and raw[offset + 4] == _RETURN_VALUE
+                and positions[offset // 2] == position):
+            patched = bytearray(raw)
+            patched[offset] = _RETURN_VALUE
+            patched[offset + 1] = 0
+            return code.replace(co_code=bytes(patched))
+    return None
+
+
+_LITERAL_NODES = (ast.Constant, ast.BinOp, ast.UnaryOp, ast.Tuple, ast.operator, ast.unaryop,
+                  ast.Load)
+
+
+def _is_literal(node):
+    """Whether an expression is made of constants and operators only (what the compiler folds)."""
+    return all(isinstance(child, _LITERAL_NODES) for child in ast.walk(node))
+
+
+def main_result(value, namespace):
+    """Shows the cell's value: binds it to ``_`` and emits it as the main result. Returns the
+    exception a raising ``__repr__`` raised (without this module's frames), else ``None``."""
+    namespace["_"] = value
+    try:
+        _emit_bundle(value, True)
+    except BaseException as error:
+        return _without_engine_frames(error)
+    return None
+
+
+def display(*objs, **kwargs):
+    """Shows each object as a rich result (``text/plain`` is its ``repr``, plus every
+    representation it offers: ``_repr_html_``, ``_repr_png_``, ``_repr_mimebundle_``, ...)."""
+    raw = kwargs.get("raw", False)
+    for obj in objs:
+        if raw and isinstance(obj, dict):
+            _emit((False, _strings(obj), None, None))
+        else:
+            _emit_bundle(obj, False)
+
+
+_PLAIN_TYPES = frozenset((int, float, bool, str, bytes, list, tuple, dict, set, frozenset,
+                          complex, type(None), range))
+
+_REPR_METHODS = (
+    ("_repr_html_", "text/html"),
+    ("_repr_markdown_", "text/markdown"),
+    ("_repr_svg_", "image/svg+xml"),
+    ("_repr_png_", "image/png"),
+    ("_repr_jpeg_", "image/jpeg"),
+    ("_repr_pdf_", "application/pdf"),
+    ("_repr_latex_", "text/latex"),
+    ("_repr_json_", "application/json"),
+    ("_repr_javascript_", "application/javascript"),
+)
+_BINARY = frozenset(("image/png", "image/jpeg", "application/pdf"))
+
+
+def _emit_bundle(obj, is_main):
+    if type(obj) in _PLAIN_TYPES:  # no representation method to look for
+        _emit((is_main, {"text/plain": repr(obj)}, None, None))
+        return
+    if "matplotlib.figure" in sys.modules:
+        charts = sys.modules["pykernel_charts"]
+        if charts.is_figure(obj):
+            if is_main:
+                charts.figure_result(obj)  # one result; the figure is closed
+            else:
+                charts.emit_figure(obj, is_main=False)
+            return
+    data, metadata = bundle(obj)
+    _emit((is_main, data, json.dumps(metadata) if metadata else None, None))
+
+
+def bundle(obj):
+    """``({mime: str}, metadata)`` of an object, as Jupyter would show it."""
+    data = {}
+    metadata = {}
+    method = _representation(obj, "_repr_mimebundle_")
+    if method is not None:
+        try:
+            produced = method(include=None, exclude=None)
+        except BaseException as error:
+            _report(obj, "_repr_mimebundle_", error)
+        else:
+            if isinstance(produced, tuple) and len(produced) == 2:
+                produced, extra = produced
+                if isinstance(extra, dict):
+                    metadata.update(extra)
+            if isinstance(produced, dict):
+                for mime, value in produced.items():
+                    converted = _convert(mime, value)
+                    if converted is not None:
+                        data[str(mime)] = converted
+    for name, mime in _REPR_METHODS:
+        if mime in data:
+            continue
+        method = _representation(obj, name)
+        if method is None:
+            continue
+        try:
+            value = method()
+        except BaseException as error:
+            _report(obj, name, error)
+            continue
+        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
+            value, extra = value
+            metadata[mime] = extra
+        converted = _convert(mime, value)
+        if converted is not None:
+            data[mime] = converted
+    if "text/plain" not in data:
+        data["text/plain"] = repr(obj)  # a raising __repr__ makes the run an error
+    return data, metadata
+
+
+def _representation(obj, name):
+    """The object's bound method ``name``, or ``None`` (classes themselves show as their repr)."""
+    if isinstance(obj, type):
+        return None
+    try:
+        method = getattr(obj, name, None)
+    except BaseException:
+        return None
+    return method if callable(method) else None
+
+
+def _convert(mime, value):
+    """A representation as the wire carries it (``None``: leave it out)."""
+    if value is None:
+        return None
+    if mime == "application/json" or str(mime).endswith("+json"):
+        try:
+            return json.dumps(value, default=repr)
+        except BaseException:
+            return None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(value).decode("ascii")
+    if mime in _BINARY and isinstance(value, str):
+        return value  # already base64, as IPython takes it
+    return value if isinstance(value, str) else str(value)
+
+
+def _strings(bundle):
+    return {str(mime): converted for mime, value in bundle.items()
+            if (converted := _convert(mime, value)) is not None}
+
+
+def _report(obj, name, error):
+    """One line on stderr for a representation method that raised (it is left out)."""
+    sys.stderr.write(f"{type(obj).__name__}.{name}() raised {type(error).__name__}: {error}; "
+                     "that representation is left out\n")
+
+
+def _without_engine_frames(error):
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_ENGINE_FILENAME_PREFIX):
+        tb = tb.tb_next
+    return error.with_traceback(tb)
+
+
+def install(emit):
+    """Sets the native emitter and makes ``display`` a builtin."""
+    global _emit
+    _emit = emit
+    display.__module__ = "builtins"
+    builtins.display = display

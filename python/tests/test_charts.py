@@ -1,0 +1,191 @@
+"""matplotlib figures, pandas and PIL as rich results (issue 12), against ``pykernel serve --venv``
+on the virtual environment ``scripts/setup`` creates (``.venv-rich``: matplotlib, numpy, pandas,
+pillow). These tests fail, never skip, when those libraries are missing."""
+
+import base64
+import os
+import pathlib
+
+import pytest
+
+from pykernel import PyKernel
+
+VENV = os.environ.get("PYKERNEL_RICH_VENV", str(pathlib.Path(__file__).resolve().parents[2] / ".venv-rich"))
+
+
+@pytest.fixture
+def rich(pykernel_bin):
+    assert os.path.exists(os.path.join(VENV, "bin", "python")), (
+        f"{VENV} is missing: run scripts/setup (it installs matplotlib, numpy, pandas, pillow)")
+    client = PyKernel(binary=pykernel_bin, args=["--venv", VENV])
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def run(kernel, code):
+    result = kernel.run_code(code, timeout=120)
+    assert result.status == "ok", result.error and result.error.traceback
+    return result
+
+
+def charts(result):
+    return [r.chart for r in result.results if r.chart is not None]
+
+
+def png_ok(result):
+    return base64.b64decode(result.png).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_line_chart_with_two_series(rich):
+    result = run(rich, "import matplotlib.pyplot as plt\n"
+                       "plt.plot([1, 2, 3], [4.5, 5, 6], label='up')\n"
+                       "plt.plot([1, 2, 3], [1, 0, -1], label='down')\n"
+                       "plt.title('Lines'); plt.xlabel('Time (s)'); plt.ylabel('Speed (m/s)')\n"
+                       "plt.show()")
+    [figure] = result.results
+    assert not figure.is_main_result and png_ok(figure) and figure.text.startswith("<Figure")
+    chart = figure.chart
+    assert chart["type"] == "line" and chart["title"] == "Lines"
+    assert (chart["x_label"], chart["x_unit"], chart["y_unit"]) == ("Time (s)", "s", "m/s")
+    assert chart["x_scale"] == chart["y_scale"] == "linear"
+    assert chart["elements"] == [{"label": "up", "points": [[1, 4.5], [2, 5], [3, 6]]},
+                                 {"label": "down", "points": [[1, 1], [2, 0], [3, -1]]}]
+    assert len(chart["x_ticks"]) == len(chart["x_tick_labels"]) > 0
+
+
+def test_scatter(rich):
+    result = run(rich, "import matplotlib.pyplot as plt\nplt.scatter([1, 2, 3], [9, 8, 7.5], label='pts')\nplt.show()")
+    [chart] = charts(result)
+    assert chart["type"] == "scatter"
+    assert chart["elements"] == [{"label": "pts", "points": [[1, 9], [2, 8], [3, 7.5]]}]
+
+
+def test_vertical_bars_with_groups(rich):
+    result = run(rich, "import matplotlib.pyplot as plt, numpy as np\n"
+                       "x = np.arange(3)\n"
+                       "plt.bar(x - 0.2, [1, 2, 3], 0.4, label='2023')\n"
+                       "plt.bar(x + 0.2, [4, 5, 6.5], 0.4, label='2024')\n"
+                       "plt.xticks(x, ['a', 'b', 'c'])\nplt.show()")
+    [chart] = charts(result)
+    assert chart["type"] == "bar"
+    assert chart["elements"] == [
+        {"label": "a", "group": "2023", "value": 1}, {"label": "b", "group": "2023", "value": 2},
+        {"label": "c", "group": "2023", "value": 3}, {"label": "a", "group": "2024", "value": 4},
+        {"label": "b", "group": "2024", "value": 5}, {"label": "c", "group": "2024", "value": 6.5}]
+
+
+def test_horizontal_bars(rich):
+    result = run(rich, "import matplotlib.pyplot as plt\nplt.barh(['p', 'q'], [4, 7.25], label='g')\nplt.show()")
+    [chart] = charts(result)
+    assert chart["type"] == "bar"
+    assert chart["elements"] == [{"label": "p", "group": "g", "value": 4}, {"label": "q", "group": "g", "value": 7.25}]
+
+
+def test_pie(rich):
+    result = run(rich, "import matplotlib.pyplot as plt\nplt.pie([1, 3], labels=['a', 'b'])\nplt.show()")
+    [chart] = charts(result)
+    assert chart["type"] == "pie"
+    assert chart["elements"] == [{"label": "a", "angle": 90, "radius": 1}, {"label": "b", "angle": 270, "radius": 1}]
+
+
+def test_box_plot_with_outliers(rich):
+    result = run(rich, "import matplotlib.pyplot as plt\n"
+                       "plt.boxplot([[1, 2, 3, 4, 5, 100], [2, 3, 4]], tick_labels=['a', 'b'])\nplt.show()")
+    [chart] = charts(result)
+    assert chart["type"] == "box_and_whisker"
+    assert chart["elements"] == [
+        {"label": "a", "min": 1, "first_quartile": 2.25, "median": 3.5, "third_quartile": 4.75, "max": 5, "outliers": [100]},
+        {"label": "b", "min": 2, "first_quartile": 2.5, "median": 3, "third_quartile": 3.5, "max": 4, "outliers": []}]
+
+
+def test_two_by_two_subplots_are_a_composite_chart(rich):
+    result = run(rich, "import matplotlib.pyplot as plt\nfig, axs = plt.subplots(2, 2)\n"
+                       "axs[0][0].plot([1, 2], [3, 4])\naxs[0][1].bar(['a'], [5])\n"
+                       "axs[1][0].scatter([6], [7])\naxs[1][1].pie([1, 1])\nplt.show()")
+    [chart] = charts(result)
+    assert chart["type"] == "composite_chart"
+    assert [c["type"] for c in chart["elements"]] == ["line", "bar", "scatter", "pie"]
+    assert chart["elements"][0]["elements"][0]["points"] == [[1, 3], [2, 4]]
+    assert chart["elements"][1]["elements"] == [{"label": "a", "group": None, "value": 5}]
+    assert chart["elements"][2]["elements"][0]["points"] == [[6, 7]]
+    assert [e["angle"] for e in chart["elements"][3]["elements"]] == [180, 180]
+
+
+def test_date_axis_and_log_scale(rich):
+    result = run(rich, "import datetime, matplotlib.pyplot as plt\n"
+                       "plt.plot([datetime.date(2024, 1, 1), datetime.date(2024, 1, 3)], [10, 1000])\n"
+                       "plt.yscale('log')\nplt.show()")
+    [chart] = charts(result)
+    assert chart["type"] == "line"
+    assert chart["x_scale"] == "datetime" and chart["y_scale"] == "log"
+    assert chart["elements"][0]["points"] == [["2024-01-01T00:00:00", 10], ["2024-01-03T00:00:00", 1000]]
+    assert all(isinstance(t, str) and t.startswith("2024-01-") for t in chart["x_ticks"])
+
+
+def test_figure_never_shown_is_emitted_at_the_end_and_closed(rich):
+    result = run(rich, "import matplotlib.pyplot as plt\nplt.plot([1, 2], [2, 1])\nprint('drawn')")
+    [figure] = result.results
+    assert figure.chart["type"] == "line" and png_ok(figure)
+    assert run(rich, "print(len(plt.get_fignums()))").stdout == "0\n"
+
+
+def test_two_shows_in_one_run_in_order_with_output(rich):
+    events = []
+    run_result = rich.run_code(
+        "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()\nprint('between')\nplt.bar(['a'], [1])\nplt.show()",
+        on_stdout=lambda m: events.append(m.text), on_result=lambda r: events.append(r.chart["type"]))
+    assert run_result.status == "ok"
+    assert events == ["line", "between\n", "bar"]
+
+
+def test_figure_as_last_expression_is_one_result(rich):
+    result = run(rich, "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([0, 1], [1, 0])\nfig")
+    [figure] = result.results
+    assert figure.is_main_result and figure.chart["type"] == "line" and png_ok(figure)
+    assert run(rich, "len(plt.get_fignums())").text == "0"
+
+
+def test_savefig_is_unaffected(rich, tmp_path):
+    path = tmp_path / "out.png"
+    result = run(rich, f"import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.savefig({str(path)!r})\nplt.close()")
+    assert result.results == []
+    assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_user_chosen_backend_is_kept(rich):
+    assert run(rich, "import matplotlib\nmatplotlib.get_backend()").text == "'module://pykernel_backend'"
+    assert run(rich, "import matplotlib.pyplot as plt\nplt.switch_backend('agg')\nplt.plot([1])\nplt.show()\n"
+                     "print(len(plt.get_fignums()))").stdout == "1\n"
+
+
+def test_unknown_figure_keeps_its_png(rich):
+    result = run(rich, "import matplotlib.pyplot as plt\nfig = plt.figure()\nfig.text(0.5, 0.5, 'hi')\nplt.show()")
+    [figure] = result.results
+    assert figure.chart["type"] == "unknown" and png_ok(figure)
+
+
+def test_dataframe_html_and_text(rich):
+    result = run(rich, "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2]})\ndf")
+    [frame] = result.results
+    assert frame.is_main_result
+    assert frame.text == "   a\n0  1\n1  2"
+    assert "<table" in frame.html and "<td>2</td>" in frame.html
+
+
+def test_pil_image_is_png(rich):
+    result = run(rich, "from PIL import Image\nImage.new('RGB', (3, 2), 'red')")
+    [image] = result.results
+    assert png_ok(image)
+
+
+def test_many_figures_leave_no_figure_and_flat_memory(rich):
+    code = "import matplotlib.pyplot as plt\nplt.plot(range(100))\nplt.show()"
+    run(rich, code)
+    before = int(run(rich, "import resource\nresource.getrusage(resource.RUSAGE_SELF).ru_maxrss").text)
+    for _ in range(1000):
+        assert len(rich.run_code(code).results) == 1
+    after = int(run(rich, "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss").text)
+    assert run(rich, "len(plt.get_fignums())").text == "0"
+    assert after - before < 40_000, f"max RSS grew by {after - before} KB over 1,000 figures"

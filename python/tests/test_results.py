@@ -1,0 +1,177 @@
+"""Rich results (issue 12) through the Python client against the real ``pykernel serve``: the last
+expression's value, ``display()``, MIME bundles, ordering with output, and the wire shape."""
+
+import base64
+import struct
+import zlib
+
+from pykernel import Result
+
+
+def tiny_png():
+    """A valid 1x1 red PNG, made by hand (no PIL)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
+            + chunk(b"IEND", b""))
+
+
+PNG_CLASS = (
+    "import struct, zlib\n"
+    "class Dot:\n"
+    "    def _repr_png_(self):\n"
+    "        def chunk(kind, data):\n"
+    "            return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data) & 0xFFFFFFFF)\n"
+    "        header = struct.pack('>IIBBBBB', 1, 1, 8, 2, 0, 0, 0)\n"
+    "        return (b'\\x89PNG\\r\\n\\x1a\\n' + chunk(b'IHDR', header) + chunk(b'IDAT', zlib.compress(b'\\x00\\xff\\x00\\x00'))\n"
+    "                + chunk(b'IEND', b''))\n"
+    "    def __repr__(self):\n"
+    "        return 'Dot()'\n"
+)
+
+
+def test_last_expression_is_the_main_result_and_bound_to_underscore(kernel):
+    result = kernel.run_code("x = 20\nx + 22")
+    assert result.status == "ok"
+    assert result.text == "42"
+    [main] = result.results
+    assert main.is_main_result and main.data == {"text/plain": "42"} and main.chart is None
+    assert kernel.run_code("_ * 2").text == "84"
+
+
+def test_constant_and_docstring_like_values(kernel):
+    assert kernel.run_code("1+1").text == "2"
+    assert kernel.run_code("'hello'").text == "'hello'"
+    assert kernel.run_code("x = 1\n3 * 4  # twelve").text == "12"
+
+
+def test_no_result_for_statements_none_and_semicolon(kernel):
+    for code in ["pass", "x = 1", "None", "print('hi')", "x;", "x  ;  # hidden", "if True:\n    5",
+                 "def f():\n    return 1", "import os", "for i in range(2):\n    i", ""]:
+        result = kernel.run_code(code)
+        assert result.status == "ok", code
+        assert result.results == [], code
+        assert result.text is None, code
+
+
+def test_display_between_prints_arrives_between_them(kernel):
+    events = []
+    result = kernel.run_code(
+        "print('before')\ndisplay(1, 'two')\nprint('after')\n[3]",
+        on_stdout=lambda message: events.append(("stdout", message.text)),
+        on_result=lambda r: events.append(("result", r.text, r.is_main_result)))
+    assert events == [("stdout", "before\n"), ("result", "1", False), ("result", "'two'", False),
+                      ("stdout", "after\n"), ("result", "[3]", True)]
+    assert [r.text for r in result.results] == ["1", "'two'", "[3]"]
+    assert result.text == "[3]"
+
+
+def test_display_is_a_builtin_in_every_context(kernel):
+    context = kernel.create_context()
+    result = kernel.run_code("display({'a': 1})", context=context)
+    assert [r.text for r in result.results] == ["{'a': 1}"]
+    assert not result.results[0].is_main_result
+
+
+def test_bundle_holds_every_representation(kernel):
+    code = PNG_CLASS + (
+        "class Rich(Dot):\n"
+        "    def _repr_html_(self): return '<b>rich</b>'\n"
+        "    def _repr_markdown_(self): return '**rich**'\n"
+        "    def _repr_svg_(self): return '<svg/>'\n"
+        "    def _repr_jpeg_(self): return b'\\xff\\xd8jpeg'\n"
+        "    def _repr_pdf_(self): return b'%PDF-1.4'\n"
+        "    def _repr_latex_(self): return '$x^2$'\n"
+        "    def _repr_json_(self): return {'a': [1, 2.5, None]}\n"
+        "    def _repr_javascript_(self): return 'alert(1)'\n"
+        "Rich()")
+    result = kernel.run_code(code)
+    assert result.status == "ok", result.error
+    [rich] = result.results
+    assert isinstance(rich, Result)
+    assert rich.text == "Dot()"
+    assert rich.html == "<b>rich</b>"
+    assert rich.markdown == "**rich**"
+    assert rich.svg == "<svg/>"
+    assert base64.b64decode(rich.png) == tiny_png()
+    assert base64.b64decode(rich.jpeg) == b"\xff\xd8jpeg"
+    assert base64.b64decode(rich.pdf) == b"%PDF-1.4"
+    assert rich.latex == "$x^2$"
+    assert rich.json == {"a": [1, 2.5, None]}
+    assert rich.javascript == "alert(1)"
+
+
+def test_repr_mimebundle_and_metadata(kernel):
+    result = kernel.run_code(
+        "class B:\n"
+        "    def _repr_mimebundle_(self, include=None, exclude=None):\n"
+        "        return {'text/html': '<i>b</i>', 'application/json': {'k': 1}}, {'text/html': {'isolated': True}}\n"
+        "B()")
+    [bundle] = result.results
+    assert bundle.html == "<i>b</i>"
+    assert bundle.json == {"k": 1}
+    assert bundle.metadata == {"text/html": {"isolated": True}}
+    assert bundle.text.startswith("<__main__.B object at")
+
+
+def test_raising_representation_is_left_out_with_a_line_on_stderr(kernel):
+    result = kernel.run_code(
+        "class H:\n    def _repr_html_(self): raise ValueError('no html')\n    def __repr__(self): return 'H'\nH()")
+    assert result.status == "ok"
+    assert [r.data for r in result.results] == [{"text/plain": "H"}]
+    assert result.stderr.count("\n") == 1
+    assert "_repr_html_" in result.stderr and "ValueError" in result.stderr
+
+
+def test_raising_repr_is_an_error(kernel):
+    result = kernel.run_code("class R:\n    def __repr__(self):\n        raise KeyError('bad')\nR()")
+    assert result.status == "error"
+    assert result.error.name == "KeyError"
+    assert result.results == []
+    assert result.error.traceback == (
+        "Traceback (most recent call last):\n"
+        '  File "<cell-1>", line 3, in __repr__\n'
+        "    raise KeyError('bad')\n"
+        "KeyError: 'bad'\n")
+
+
+def test_exception_in_the_last_expression_keeps_its_traceback(kernel):
+    result = kernel.run_code("x = 0\n1 / x")
+    assert result.status == "error"
+    assert result.results == []
+    assert result.error.traceback == (
+        "Traceback (most recent call last):\n"
+        '  File "<cell-1>", line 2, in <module>\n'
+        "    1 / x\n"
+        "    ~~^~~\n"
+        "ZeroDivisionError: division by zero\n")
+
+
+def test_last_expression_runs_once(kernel):
+    result = kernel.run_code("calls = []\ndef f():\n    calls.append(1)\n    return len(calls)\nf()")
+    assert result.text == "1"
+    assert kernel.run_code("calls").text == "[1]"
+
+
+def test_wire_shape(raw):
+    response = raw.call("code.run", {"code": "print('a')\n{'k': [1, 2]}"})
+    notes = raw.notifications(response["id"])
+    assert [m["method"] for m in notes] == ["code.output", "code.result"]
+    note = notes[1]["params"]
+    assert note == {"request_id": response["id"], "result": {
+        "is_main_result": True, "data": {"text/plain": "{'k': [1, 2]}"}, "metadata": {}, "chart": None}}
+    assert response["result"]["results"] == [note["result"]]
+
+
+def test_large_image_result(kernel):
+    payload = bytes(range(256)) * (20 * 4096)  # 20 MiB
+    result = kernel.run_code(
+        "class Big:\n    def _repr_png_(self):\n        return bytes(range(256)) * (20 * 4096)\nBig()", timeout=120)
+    assert result.status == "ok"
+    assert base64.b64decode(result.results[0].png) == payload
+
+
+def test_results_from_a_thread_go_to_the_run(kernel):
+    result = kernel.run_code("import threading\nt = threading.Thread(target=display, args=('t',))\nt.start()\nt.join()")
+    assert [r.text for r in result.results] == ["'t'"]
