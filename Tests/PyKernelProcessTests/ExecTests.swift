@@ -72,7 +72,7 @@ struct ExecTests {
         try await withService { service, _ in
             let start = Date()
             let response = try await service.exec(ExecParams(command: "cat; read x; echo \"read=$?\"", timeout: .seconds(10)))
-            #expect(Date().timeIntervalSince(start) < 5)
+            #expect(Date().timeIntervalSince(start) < 60)  // returned, not hung (loose for a loaded machine)
             #expect(response.exitCode == 0)
             #expect(response.stdout == "read=1\n")
             #expect(!response.timedOut)
@@ -112,7 +112,7 @@ struct ExecTests {
             #expect(response.timedOut)
             #expect(response.exitCode != 0)
             #expect(response.stdout == "started\n")
-            #expect(elapsed < 5, "took \(elapsed) s")
+            #expect(elapsed < 60, "took \(elapsed) s")  // far below the 1,001 s the sleeps would take; loose for a loaded machine
             #expect(await eventually(timeout: 2) { liveProcesses(withCommandLine: ["sleep", "1001"]).isEmpty })
         }
     }
@@ -122,7 +122,7 @@ struct ExecTests {
         try await withService { service, _ in
             let start = Date()
             let response = try await service.exec(ExecParams(command: "sleep 1002 & echo done"))
-            #expect(Date().timeIntervalSince(start) < 5)
+            #expect(Date().timeIntervalSince(start) < 60)  // returned, not hung (loose for a loaded machine)
             #expect(response.exitCode == 0)
             #expect(response.stdout == "done\n")
             #expect(await eventually(timeout: 2) { liveProcesses(withCommandLine: ["sleep", "1002"]).isEmpty })
@@ -174,7 +174,7 @@ struct ExecTests {
             let start = Date()
             task.cancel()
             let response = try await task.value
-            #expect(Date().timeIntervalSince(start) < 5)
+            #expect(Date().timeIntervalSince(start) < 60)  // returned, not hung (loose for a loaded machine)
             #expect(response.stdout == "begun\n")
             #expect(response.exitCode == 137)
             #expect(liveProcesses(withCommandLine: ["sleep", "1017"]).isEmpty)
