@@ -163,20 +163,29 @@ public final class ProcessContexts: Sendable {
         }
     }
 
-    /// A worker for a new context: a ready one from the pool, else one still starting, else a new one.
-    private func takeWorker() throws(IsolationError) -> Worker {
+    /// A worker for a new context: a ready one from the pool, else one still starting, else a new
+    /// one (started on the pool's queue: `posix_spawn` never runs on the cooperative pool).
+    private func takeWorker() async throws(IsolationError) -> Worker {
         let taken: Worker? = state.withLock { state in
             let index = state.pool.firstIndex(where: { $0.ready && $0.worker.exit == nil })
                 ?? state.pool.firstIndex(where: { $0.worker.exit == nil })
             return index.map { state.pool.remove(at: $0).worker }
         }
-        refill()
-        if let taken { return taken }
-        do {
-            return try spawnWorker()
-        } catch {
-            throw IsolationError(.unavailable, "\(error)")
+        if let taken {
+            refill()
+            return taken
         }
+        let spawned: Result<Worker, IsolationError> = await withCheckedContinuation { continuation in
+            spawner.async { [self] in
+                do {
+                    continuation.resume(returning: .success(try spawnWorker()))
+                } catch {
+                    continuation.resume(returning: .failure(IsolationError(.unavailable, "\(error)")))
+                }
+            }
+        }
+        refill()
+        return try spawned.get()
     }
 
     /// The pool's state for `kernel.info`: workers ready, starting, and the target size.
@@ -198,7 +207,7 @@ public final class ProcessContexts: Sendable {
     public func create(id: String, cwd: String?) async throws(IsolationError) -> Info {
         let cwd = cwd ?? configuration.workingDirectory
         if state.withLock({ $0.shuttingDown }) { throw IsolationError(.shuttingDown, "The server is shutting down.") }
-        let worker = try takeWorker()
+        let worker = try await takeWorker()
         let workerContext = try await attach(worker, cwd: cwd)
         let accepted = state.withLock { state in
             guard !state.shuttingDown else { return false }
@@ -260,7 +269,7 @@ public final class ProcessContexts: Sendable {
             }
             return record.cwd
         }
-        let worker = try takeWorker()
+        let worker = try await takeWorker()
         let workerContext = try await attach(worker, cwd: cwd)
         let old = state.withLock { state -> Worker?? in
             guard var record = state.contexts[id] else { return .none }
