@@ -463,12 +463,14 @@ public final class ProcessContexts: Sendable {
             "duration": .double((elapsed.inSeconds * 1e6).rounded() / 1e6),
         ]
         first.relay.finish(.result(result))
-        let deleted = ending == .deleted
+        // Queued runs never started: the namespace contexts' errors where they apply.
+        let (code, reason, message): (Int, String, String) = switch ending {
+        case .deleted: (-32004, "context_deleted", "The context was deleted while the run was queued; it never started.")
+        case .shutdown: (-32005, "shutting_down", "The server is shutting down; the run was not started.")
+        default: (Self.contextDeadCode, IsolationError.Code.contextDead.rawValue, "The context's worker process ended before the run started.")
+        }
         for run in runs.dropFirst() {
-            run.relay.finish(.error(
-                code: deleted ? -32004 : Self.contextDeadCode,
-                message: deleted ? "The context was deleted while the run was queued." : "The context's worker process ended before the run started.",
-                data: ["reason": .string(deleted ? "context_deleted" : IsolationError.Code.contextDead.rawValue)]))
+            run.relay.finish(.error(code: code, message: message, data: ["reason": .string(reason)]))
         }
     }
 
