@@ -62,6 +62,8 @@ public final class ProcessContexts: Sendable {
         /// `nil` while alive; else why it is dead.
         public let deadReason: String?
         public let pid: Int32?
+        /// The context's memory limit in MiB, if it has one.
+        public var memoryLimitMB: Int? = nil
     }
 
     /// Why a worker was ended on purpose (the run in progress is answered accordingly).
@@ -85,6 +87,8 @@ public final class ProcessContexts: Sendable {
     private struct Record {
         let id: String
         let cwd: String
+        /// Address space the worker may grow by after its start, in MiB (`nil`: no limit).
+        var memoryLimitMB: Int?
         var worker: Worker?
         /// The worker-side context (`default` when the context starts in the server's directory).
         var workerContext: String = "default"
@@ -203,15 +207,20 @@ public final class ProcessContexts: Sendable {
     public func contains(_ id: String) -> Bool { state.withLock { $0.contexts[id] != nil } }
 
     /// Creates a process context (`id` chosen by the caller, unique among every context).
-    /// - Parameter cwd: An absolute, validated directory; `nil` for the server's.
-    public func create(id: String, cwd: String?) async throws(IsolationError) -> Info {
+    /// - Parameters:
+    ///   - cwd: An absolute, validated directory; `nil` for the server's.
+    ///   - memoryLimitMB: Address space the worker may add to its size at creation (`RLIMIT_AS`).
+    public func create(id: String, cwd: String?, memoryLimitMB: Int? = nil) async throws(IsolationError) -> Info {
         let cwd = cwd ?? configuration.workingDirectory
+        if let memoryLimitMB, memoryLimitMB <= 0 {
+            throw IsolationError(.invalidArgument, "memory_limit_mb must be a positive integer (MiB).", field: "memory_limit_mb")
+        }
         if state.withLock({ $0.shuttingDown }) { throw IsolationError(.shuttingDown, "The server is shutting down.") }
         let worker = try await takeWorker()
-        let workerContext = try await attach(worker, cwd: cwd)
+        let workerContext = try await attach(worker, cwd: cwd, memoryLimitMB: memoryLimitMB)
         let accepted = state.withLock { state in
             guard !state.shuttingDown else { return false }
-            state.contexts[id] = Record(id: id, cwd: cwd, worker: worker, workerContext: workerContext)
+            state.contexts[id] = Record(id: id, cwd: cwd, memoryLimitMB: memoryLimitMB, worker: worker, workerContext: workerContext)
             state.byWorker[worker.pid] = id
             return true
         }
@@ -220,29 +229,57 @@ public final class ProcessContexts: Sendable {
             throw IsolationError(.shuttingDown, "The server is shutting down.")
         }
         if worker.exit != nil { workerExited(worker) }  // ended before it was registered
-        return Info(id: id, cwd: cwd, deadReason: nil, pid: worker.pid)
+        return Info(id: id, cwd: cwd, deadReason: nil, pid: worker.pid, memoryLimitMB: memoryLimitMB)
     }
 
-    /// The worker-side context for `cwd`: `default` in the server's directory, else a new one.
-    private func attach(_ worker: Worker, cwd: String) async throws(IsolationError) -> String {
-        guard cwd != configuration.workingDirectory else { return "default" }
-        let reply: WorkerReply = await withCheckedContinuation { continuation in
-            let sent = worker.send("context.create", ["cwd": .string(cwd)], Worker.Pending(
-                notification: { _, _ in }, reply: { continuation.resume(returning: $0) }))
-            if sent == nil { continuation.resume(returning: .ended) }
+    /// Prepares a worker for a context: its memory limit, and the worker-side context for `cwd`
+    /// (`default` in the server's directory, else a new one).
+    private func attach(_ worker: Worker, cwd: String, memoryLimitMB: Int?) async throws(IsolationError) -> String {
+        if let memoryLimitMB {
+            try await limitMemory(of: worker, megabytes: memoryLimitMB)
         }
-        guard case .result(let result) = reply, let id = result["id"]?.stringValue else {
+        guard cwd != configuration.workingDirectory else { return "default" }
+        guard case .result(let result) = await Self.request(worker, "context.create", ["cwd": .string(cwd)]),
+              let id = result["id"]?.stringValue else {
             worker.kill()
             throw IsolationError(.unavailable, "The worker process could not create the context in \(cwd).")
         }
         return id
     }
 
+    /// Sets the worker's `RLIMIT_AS` (soft and hard) to its present size plus `megabytes`, from
+    /// a scratch context of the worker (created and deleted again).
+    private func limitMemory(of worker: Worker, megabytes: Int) async throws(IsolationError) {
+        let code = """
+            import resource
+            with open('/proc/self/status') as status:
+                size = next(int(line.split()[1]) for line in status if line.startswith('VmSize:')) * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (size + \(megabytes) * 1048576,) * 2)
+            """
+        guard case .result(let created) = await Self.request(worker, "context.create", [:]),
+              let scratch = created["id"]?.stringValue,
+              case .result(let ran) = await Self.request(worker, "code.run", ["code": .string(code), "context": .string(scratch)]),
+              ran["status"]?.stringValue == "ok",
+              case .result = await Self.request(worker, "context.delete", ["id": .string(scratch)]) else {
+            worker.kill()
+            throw IsolationError(.unavailable, "The worker process could not set its memory limit.")
+        }
+    }
+
+    /// Sends a request to a worker and waits for its answer.
+    private static func request(_ worker: Worker, _ method: String, _ params: JSONObject) async -> WorkerReply {
+        await withCheckedContinuation { continuation in
+            let sent = worker.send(method, params, Worker.Pending(
+                notification: { _, _ in }, reply: { continuation.resume(returning: $0) }))
+            if sent == nil { continuation.resume(returning: .ended) }
+        }
+    }
+
     /// Every process context.
     public func list() -> [Info] {
         state.withLock { state in
             state.contexts.values.sorted { $0.id < $1.id }.map {
-                Info(id: $0.id, cwd: $0.cwd, deadReason: $0.deadReason, pid: $0.worker?.pid)
+                Info(id: $0.id, cwd: $0.cwd, deadReason: $0.deadReason, pid: $0.worker?.pid, memoryLimitMB: $0.memoryLimitMB)
             }
         }
     }
@@ -262,15 +299,15 @@ public final class ProcessContexts: Sendable {
 
     /// Gives the context a fresh worker (same id and directory, execution count 0).
     public func restart(_ id: String) async throws(IsolationError) -> Info {
-        let cwd = try state.withLock { state throws(IsolationError) -> String in
+        let (cwd, memoryLimitMB) = try state.withLock { state throws(IsolationError) -> (String, Int?) in
             guard let record = state.contexts[id] else { throw Self.notFound(id) }
             if record.deadReason == nil && !record.runs.isEmpty {
                 throw IsolationError(.busy, "The context has a run in progress; interrupt it or wait before restarting it.")
             }
-            return record.cwd
+            return (record.cwd, record.memoryLimitMB)
         }
         let worker = try await takeWorker()
-        let workerContext = try await attach(worker, cwd: cwd)
+        let workerContext = try await attach(worker, cwd: cwd, memoryLimitMB: memoryLimitMB)
         let old = state.withLock { state -> Worker?? in
             guard var record = state.contexts[id] else { return .none }
             let old = record.worker
@@ -294,7 +331,7 @@ public final class ProcessContexts: Sendable {
         }
         previous?.kill()
         if worker.exit != nil { workerExited(worker) }
-        return Info(id: id, cwd: cwd, deadReason: nil, pid: worker.pid)
+        return Info(id: id, cwd: cwd, deadReason: nil, pid: worker.pid, memoryLimitMB: memoryLimitMB)
     }
 
     // MARK: Runs

@@ -102,6 +102,9 @@ final class Worker: Sendable {
         // worker for most of a second, and its report would go into the run's (lost) capture.
         var environment = ProcessInfo.processInfo.environment
         environment["SWIFT_BACKTRACE"] = "enable=no"
+        // One malloc arena: each thread arena would reserve 64 MiB of address space, which a
+        // context's memory limit (RLIMIT_AS) counts.
+        environment["MALLOC_ARENA_MAX"] = "1"
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { envp.forEach { free($0) } }
         var child: pid_t = 0

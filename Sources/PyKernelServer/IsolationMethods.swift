@@ -75,14 +75,23 @@ extension JSONRPCServer {
     }
 
     private static func processJSON(_ info: ProcessContexts.Info) -> JSONValue {
-        ["id": .string(info.id), "language": "python", "cwd": .string(info.cwd), "isolation": "process",
-         "state": info.deadReason == nil ? "alive" : "dead"]
+        var object: JSONObject = ["id": .string(info.id), "language": "python", "cwd": .string(info.cwd), "isolation": "process",
+                                  "state": info.deadReason == nil ? "alive" : "dead"]
+        if let limit = info.memoryLimitMB { object["memory_limit_mb"] = .integer(Int64(limit)) }
+        return .object(object)
     }
 
     private static func createContext(_ request: Request, _ kernel: MethodHandler) throws(RPCError) -> MethodReply {
         let isolation = try requestedIsolation(request)
+        let memoryLimit = try request.params.optionalInt("memory_limit_mb")
         guard isolation == .process else {
+            if memoryLimit != nil {
+                throw RPCError.invalidParams("params.memory_limit_mb applies to process contexts only (isolation \"process\").", field: "memory_limit_mb")
+            }
             return adding(["isolation": "namespace"], to: try kernel(request))
+        }
+        if let memoryLimit, memoryLimit <= 0 {
+            throw RPCError.invalidParams("params.memory_limit_mb must be a positive integer (MiB).", field: "memory_limit_mb")
         }
         if let language = try request.params.optionalString("language"), language != "python" {
             throw RPCError.invalidParams("params.language must be \"python\" (the only language of contexts); for JavaScript or TypeScript use process.code_run.", field: "language")
@@ -102,7 +111,7 @@ extension JSONRPCServer {
         let directory = cwd
         return .deferred { () async throws(RPCError) -> JSONValue in
             do throws(IsolationError) {
-                return processJSON(try await contexts.create(id: id, cwd: directory))
+                return processJSON(try await contexts.create(id: id, cwd: directory, memoryLimitMB: memoryLimit))
             } catch {
                 throw RPCError(error)
             }

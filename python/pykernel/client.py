@@ -256,7 +256,10 @@ class PyKernel(ProcessMixin):
         return KernelInfo.from_json(self.call("kernel.info"))
 
     def create_context(
-        self, cwd: Optional[Union[str, "os.PathLike[str]"]] = None, isolation: Optional[str] = None
+        self,
+        cwd: Optional[Union[str, "os.PathLike[str]"]] = None,
+        isolation: Optional[str] = None,
+        memory_limit_mb: Optional[int] = None,
     ) -> Context:
         """Creates an isolated context (its own globals and working directory).
 
@@ -266,12 +269,16 @@ class PyKernel(ProcessMixin):
         :param isolation: ``"namespace"`` (a namespace in the server's interpreter: microseconds to
             create, shares ``sys.modules``) or ``"process"`` (a worker process of its own: killable,
             crash-proof, runs in parallel); default: the server's ``--isolation``.
+        :param memory_limit_mb: process contexts only: address space (MiB) the worker may add to
+            its size at creation; an allocation past it raises ``MemoryError`` in the run.
         """
         params: Dict[str, Any] = {}
         if cwd is not None:
             params["cwd"] = os.fspath(cwd)
         if isolation is not None:
             params["isolation"] = isolation
+        if memory_limit_mb is not None:
+            params["memory_limit_mb"] = memory_limit_mb
         return Context.from_json(self.call("context.create", params))
 
     def restart_context(self, context: ContextLike) -> Context:

@@ -324,7 +324,7 @@ def test_python_client(pykernel_bin):
     from pykernel import ContextDeadError, PyKernel
 
     with PyKernel(pykernel_bin) as client:
-        context = client.create_context(isolation="process")
+        context = client.create_context(isolation="process", memory_limit_mb=500)
         assert context.isolation == "process" and context.state == "alive"
         assert client.run_code("x = 3\nprint(x)", context=context).stdout == "3\n"
         crashed = client.run_code("import os\nos.kill(os.getpid(), 9)", context=context)
@@ -338,3 +338,23 @@ def test_python_client(pykernel_bin):
         assert client.run_code("print('x' in globals())", context=context).stdout == "False\n"
         assert client.create_context().isolation == "namespace"
         client.delete_context(context)
+
+
+def test_memory_limit(server):
+    limited = create(server, memory_limit_mb=200)
+    assert limited["memory_limit_mb"] == 200
+    big = run(server, limited["id"], "x = bytearray(400 * 1024 * 1024)")
+    assert big["status"] == "error" and big["error"]["name"] == "MemoryError"
+    assert run(server, limited["id"], "y = bytearray(20 * 1024 * 1024)\nprint(len(y))")["stdout"] == "20971520\n"
+    # A thread still starts under the limit (one malloc arena).
+    threaded = run(server, limited["id"], "import threading\nt = threading.Thread(target=lambda: bytearray(10**6))\nt.start(); t.join()\nprint('ok')")
+    assert threaded["stdout"] == "ok\n"
+    restarted = server.result("context.restart", {"id": limited["id"]})
+    assert restarted["memory_limit_mb"] == 200
+    assert run(server, limited["id"], "x = bytearray(400 * 1024 * 1024)")["error"]["name"] == "MemoryError"
+    server.result("context.delete", {"id": limited["id"]})
+    for bad in (0, -5, "lots", 1.5):
+        reply = server.call("context.create", {"isolation": "process", "memory_limit_mb": bad})
+        assert reply["error"]["code"] == -32602 and reply["error"]["data"]["field"] == "memory_limit_mb", reply
+    namespace = server.call("context.create", {"memory_limit_mb": 100})
+    assert namespace["error"]["data"]["field"] == "memory_limit_mb"
