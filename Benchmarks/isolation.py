@@ -129,6 +129,17 @@ def main():
         server.wait(id)
     both = time.perf_counter() - start
     print(f"two CPU-bound runs: one alone {alone:.2f} s, two at once {both:.2f} s ({both / alone:.2f}x)")
+    # The machine's own ratio at the same time: the same loop in two plain python3 processes.
+    plain = [sys.executable, "-c", code.replace("\n", "\n")]
+    start = time.perf_counter()
+    subprocess.run(plain, check=True)
+    one = time.perf_counter() - start
+    start = time.perf_counter()
+    processes = [subprocess.Popen(plain) for _ in range(2)]
+    for process in processes:
+        process.wait()
+    two = time.perf_counter() - start
+    print(f"  baseline, two plain python3 processes: one {one:.2f} s, two at once {two:.2f} s ({two / one:.2f}x)")
     for context in contexts:
         server.call("context.delete", {"id": context["id"]})
 

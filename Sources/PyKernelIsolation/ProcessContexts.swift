@@ -171,6 +171,7 @@ public final class ProcessContexts: Sendable {
     /// one (started on the pool's queue: `posix_spawn` never runs on the cooperative pool).
     private func takeWorker() async throws(IsolationError) -> Worker {
         let taken: Worker? = state.withLock { state in
+            state.spawnFailures = 0
             let index = state.pool.firstIndex(where: { $0.ready && $0.worker.exit == nil })
                 ?? state.pool.firstIndex(where: { $0.worker.exit == nil })
             return index.map { state.pool.remove(at: $0).worker }
@@ -443,8 +444,15 @@ public final class ProcessContexts: Sendable {
 
     private func workerExited(_ worker: Worker) {
         let exit = worker.exit ?? .exited(-1)
+        var failedAtStart = false
         let found = state.withLock { state -> Record? in
-            state.pool.removeAll { $0.worker === worker }
+            if let index = state.pool.firstIndex(where: { $0.worker === worker }) {
+                if !state.pool[index].ready && !state.shuttingDown {
+                    state.spawnFailures += 1
+                    failedAtStart = true
+                }
+                state.pool.remove(at: index)
+            }
             guard let id = state.byWorker.removeValue(forKey: worker.pid), var record = state.contexts[id] else { return nil }
             let ending = record.ending
             let runs = record.runs
@@ -461,7 +469,12 @@ public final class ProcessContexts: Sendable {
             return answered
         }
         guard let record = found else {
-            if !state.withLock({ $0.shuttingDown }) { refill() }
+            if failedAtStart {
+                let tail = worker.stderrTail.joined(separator: "\n")
+                logger.error("a pool worker \(exit) before it was ready\(tail.isEmpty ? "" : ": " + tail)")
+            }
+            // Three workers in a row that die at start: stop refilling until a context is created.
+            if state.withLock({ !$0.shuttingDown && $0.spawnFailures < 3 }) { refill() }
             return
         }
         if record.ending == nil {
