@@ -41,7 +41,7 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
     func push(_ method: String, _ params: JSONObject) {
         let size = params["text"]?.stringValue?.utf8.count ?? 64
         lock.lock()
-        while bytes > limit && !ended && waiter == nil { lock.wait() }
+        while bytes > limit && !ended { lock.wait() }
         guard !ended else { return lock.unlock() }
         if method == "code.output", let text = params["text"]?.stringValue {
             if params["stream"]?.stringValue == "stderr" { stderr.append(text) } else { stdout.append(text) }
@@ -55,6 +55,7 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
         lock.lock()
         guard !ended else { return lock.unlock() }
         ended = true
+        lock.broadcast()  // a reader thread waiting for room gives up
         deliver(event, size: 0)
     }
 

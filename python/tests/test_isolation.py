@@ -358,3 +358,15 @@ def test_memory_limit(server):
         assert reply["error"]["code"] == -32602 and reply["error"]["data"]["field"] == "memory_limit_mb", reply
     namespace = server.call("context.create", {"memory_limit_mb": 100})
     assert namespace["error"]["data"]["field"] == "memory_limit_mb"
+
+
+def test_large_output_is_relayed_whole(server):
+    context = create(server)["id"]
+    request = server.request("code.run", {"context": context, "max_output_bytes": 1000,
+                                          "code": "for i in range(100000):\n    print('x' * 99)"})
+    result = server.response(request, timeout=60)["result"]
+    assert result["status"] == "ok" and result["stdout_truncated"]
+    assert result["stdout_omitted_bytes"] == 100 * 100000 - 1000
+    streamed = sum(len(n["params"]["text"]) for n in server.notifications(request))
+    assert streamed == 100 * 100000
+    server.result("context.delete", {"id": context})
