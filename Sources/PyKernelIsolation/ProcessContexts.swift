@@ -64,11 +64,14 @@ public final class ProcessContexts: Sendable {
         public let pid: Int32?
         /// The context's memory limit in MiB, if it has one.
         public var memoryLimitMB: Int? = nil
+        /// The CPU time each run may use, if limited.
+        public var cpuTimeLimit: Duration? = nil
     }
 
     /// Why a worker was ended on purpose (the run in progress is answered accordingly).
-    private enum Ending: Sendable {
+    private enum Ending: Sendable, Equatable {
         case timeout
+        case cpuTimeLimit
         case interrupted
         case deleted
         case shutdown
@@ -89,6 +92,8 @@ public final class ProcessContexts: Sendable {
         let cwd: String
         /// Address space the worker may grow by after its start, in MiB (`nil`: no limit).
         var memoryLimitMB: Int?
+        /// CPU time (user + system, the worker's threads together) each run may use.
+        var cpuTimeLimit: Duration? = nil
         var worker: Worker?
         /// The worker-side context (`default` when the context starts in the server's directory).
         var workerContext: String = "default"
@@ -211,7 +216,10 @@ public final class ProcessContexts: Sendable {
     /// - Parameters:
     ///   - cwd: An absolute, validated directory; `nil` for the server's.
     ///   - memoryLimitMB: Address space the worker may add to its size at creation (`RLIMIT_AS`).
-    public func create(id: String, cwd: String?, memoryLimitMB: Int? = nil) async throws(IsolationError) -> Info {
+    ///   - cpuTimeLimit: CPU time each run may use; a run past it is ended with its worker.
+    public func create(
+        id: String, cwd: String?, memoryLimitMB: Int? = nil, cpuTimeLimit: Duration? = nil
+    ) async throws(IsolationError) -> Info {
         let cwd = cwd ?? configuration.workingDirectory
         if let memoryLimitMB, memoryLimitMB <= 0 {
             throw IsolationError(.invalidArgument, "memory_limit_mb must be a positive integer (MiB).", field: "memory_limit_mb")
@@ -221,7 +229,8 @@ public final class ProcessContexts: Sendable {
         let workerContext = try await attach(worker, cwd: cwd, memoryLimitMB: memoryLimitMB)
         let accepted = state.withLock { state in
             guard !state.shuttingDown else { return false }
-            state.contexts[id] = Record(id: id, cwd: cwd, memoryLimitMB: memoryLimitMB, worker: worker, workerContext: workerContext)
+            state.contexts[id] = Record(id: id, cwd: cwd, memoryLimitMB: memoryLimitMB, cpuTimeLimit: cpuTimeLimit,
+                                        worker: worker, workerContext: workerContext)
             state.byWorker[worker.pid] = id
             return true
         }
@@ -230,7 +239,7 @@ public final class ProcessContexts: Sendable {
             throw IsolationError(.shuttingDown, "The server is shutting down.")
         }
         if worker.exit != nil { workerExited(worker) }  // ended before it was registered
-        return Info(id: id, cwd: cwd, deadReason: nil, pid: worker.pid, memoryLimitMB: memoryLimitMB)
+        return Info(id: id, cwd: cwd, deadReason: nil, pid: worker.pid, memoryLimitMB: memoryLimitMB, cpuTimeLimit: cpuTimeLimit)
     }
 
     /// Prepares a worker for a context: its memory limit, and the worker-side context for `cwd`
@@ -280,7 +289,8 @@ public final class ProcessContexts: Sendable {
     public func list() -> [Info] {
         state.withLock { state in
             state.contexts.values.sorted { $0.id < $1.id }.map {
-                Info(id: $0.id, cwd: $0.cwd, deadReason: $0.deadReason, pid: $0.worker?.pid, memoryLimitMB: $0.memoryLimitMB)
+                Info(id: $0.id, cwd: $0.cwd, deadReason: $0.deadReason, pid: $0.worker?.pid, memoryLimitMB: $0.memoryLimitMB,
+                     cpuTimeLimit: $0.cpuTimeLimit)
             }
         }
     }
@@ -300,12 +310,12 @@ public final class ProcessContexts: Sendable {
 
     /// Gives the context a fresh worker (same id and directory, execution count 0).
     public func restart(_ id: String) async throws(IsolationError) -> Info {
-        let (cwd, memoryLimitMB) = try state.withLock { state throws(IsolationError) -> (String, Int?) in
+        let (cwd, memoryLimitMB, cpuTimeLimit) = try state.withLock { state throws(IsolationError) -> (String, Int?, Duration?) in
             guard let record = state.contexts[id] else { throw Self.notFound(id) }
             if record.deadReason == nil && !record.runs.isEmpty {
                 throw IsolationError(.busy, "The context has a run in progress; interrupt it or wait before restarting it.")
             }
-            return (record.cwd, record.memoryLimitMB)
+            return (record.cwd, record.memoryLimitMB, record.cpuTimeLimit)
         }
         let worker = try await takeWorker()
         let workerContext = try await attach(worker, cwd: cwd, memoryLimitMB: memoryLimitMB)
@@ -332,7 +342,7 @@ public final class ProcessContexts: Sendable {
         }
         previous?.kill()
         if worker.exit != nil { workerExited(worker) }
-        return Info(id: id, cwd: cwd, deadReason: nil, pid: worker.pid, memoryLimitMB: memoryLimitMB)
+        return Info(id: id, cwd: cwd, deadReason: nil, pid: worker.pid, memoryLimitMB: memoryLimitMB, cpuTimeLimit: cpuTimeLimit)
     }
 
     // MARK: Runs
@@ -390,6 +400,13 @@ public final class ProcessContexts: Sendable {
     }
 
     private func armDeadline(_ id: String, _ run: ActiveRun, generation: Int) {
+        let limited = state.withLock { state -> (Duration, Int32)? in
+            guard let record = state.contexts[id], let limit = record.cpuTimeLimit, let worker = record.worker else { return nil }
+            return (limit, worker.pid)
+        }
+        if let (limit, pid) = limited, let baseline = Self.cpuTime(of: pid) {
+            watchCPU(id, run, generation: generation, pid: pid, until: baseline + limit.inSeconds)
+        }
         guard let timeout = run.timeout else { return }
         let limit = timeout + configuration.gracePeriod
         let nanoseconds = Int(limit.inSeconds * 1e9)
@@ -397,6 +414,27 @@ public final class ProcessContexts: Sendable {
             guard let self, !run.relay.isFinished else { return }
             end(id, run, generation: generation, because: .timeout)
         }
+    }
+
+    /// Every 50 ms while `run` goes on: past `limit` seconds of the worker's CPU time, it is ended.
+    private func watchCPU(_ id: String, _ run: ActiveRun, generation: Int, pid: Int32, until limit: Double) {
+        timers.asyncAfter(deadline: .now() + .milliseconds(50)) { [weak self] in
+            guard let self, !run.relay.isFinished, let used = Self.cpuTime(of: pid) else { return }
+            if used > limit {
+                end(id, run, generation: generation, because: .cpuTimeLimit)
+            } else {
+                watchCPU(id, run, generation: generation, pid: pid, until: limit)
+            }
+        }
+    }
+
+    /// User plus system CPU seconds of a process (all its threads), from `/proc/PID/stat`.
+    private static func cpuTime(of pid: Int32) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let end = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: end)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     /// Kills the context's worker when `run` is still its run in progress.
@@ -409,7 +447,7 @@ public final class ProcessContexts: Sendable {
             return record.worker
         }
         guard let worker else { return }
-        logger.warning("context \(id): the run did not stop within the grace period; killing worker \(worker.pid)")
+        logger.warning("context \(id): \(ending == .cpuTimeLimit ? "the run used up its CPU time" : "the run did not stop within the grace period"); killing worker \(worker.pid)")
         worker.kill()
     }
 
@@ -459,6 +497,7 @@ public final class ProcessContexts: Sendable {
             record.runs = []
             record.deadReason = switch ending {
             case .timeout: "its run did not stop within the grace period after its timeout"
+            case .cpuTimeLimit: "its run used more CPU time than the context's limit"
             case .interrupted: "its run did not stop within the grace period after an interrupt"
             case .deleted, .shutdown: "it was deleted"
             case nil: "its worker process \(exit)"
@@ -480,13 +519,15 @@ public final class ProcessContexts: Sendable {
         if record.ending == nil {
             logger.warning("context \(record.id): worker \(worker.pid) \(exit)")
         }
-        answer(record.runs, ending: record.ending, exit: exit, stderr: worker.stderrTail, executionCount: record.executionCount)
+        answer(record.runs, ending: record.ending, exit: exit, stderr: worker.stderrTail, executionCount: record.executionCount,
+               cpuTimeLimit: record.cpuTimeLimit)
     }
 
     /// Answers the runs of a context whose worker ended: the first (in progress) with a result
     /// saying why, the queued ones with `context_dead` (or `context_deleted`).
     private func answer(
-        _ runs: [ActiveRun], ending: Ending?, exit: WorkerExit?, stderr: [String] = [], executionCount: Int = 0
+        _ runs: [ActiveRun], ending: Ending?, exit: WorkerExit?, stderr: [String] = [], executionCount: Int = 0,
+        cpuTimeLimit: Duration? = nil
     ) {
         guard let first = runs.first else { return }
         let elapsed = ContinuousClock.now - first.started
@@ -494,6 +535,8 @@ public final class ProcessContexts: Sendable {
         let (status, name, value): (String, String, String) = switch ending {
         case .timeout:
             ("timeout", "TimeoutError", "The run did not stop within \(grace) s after its timeout: its worker process was killed and the context's state is lost (context.restart gives it a fresh one).")
+        case .cpuTimeLimit:
+            ("timeout", "TimeoutError", "The run used more than its \(cpuTimeLimit?.inSeconds ?? 0) s of CPU time: its worker process was killed and the context's state is lost (context.restart gives it a fresh one).")
         case .interrupted:
             ("interrupted", "KeyboardInterrupt", "The run did not stop within \(grace) s after the interrupt: its worker process was killed and the context's state is lost (context.restart gives it a fresh one).")
         case .deleted, .shutdown:

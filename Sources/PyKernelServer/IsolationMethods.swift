@@ -78,21 +78,30 @@ extension JSONRPCServer {
         var object: JSONObject = ["id": .string(info.id), "language": "python", "cwd": .string(info.cwd), "isolation": "process",
                                   "state": info.deadReason == nil ? "alive" : "dead"]
         if let limit = info.memoryLimitMB { object["memory_limit_mb"] = .integer(Int64(limit)) }
+        if let limit = info.cpuTimeLimit { object["cpu_time_limit_s"] = .double(limit.inSeconds) }
         return .object(object)
     }
 
     private static func createContext(_ request: Request, _ kernel: MethodHandler) throws(RPCError) -> MethodReply {
         let isolation = try requestedIsolation(request)
         let memoryLimit = try request.params.optionalInt("memory_limit_mb")
+        let cpuSeconds = try request.params.optionalDouble("cpu_time_limit_s")
         guard isolation == .process else {
             if memoryLimit != nil {
                 throw RPCError.invalidParams("params.memory_limit_mb applies to process contexts only (isolation \"process\").", field: "memory_limit_mb")
+            }
+            if cpuSeconds != nil {
+                throw RPCError.invalidParams("params.cpu_time_limit_s applies to process contexts only (isolation \"process\").", field: "cpu_time_limit_s")
             }
             return adding(["isolation": "namespace"], to: try kernel(request))
         }
         if let memoryLimit, memoryLimit <= 0 {
             throw RPCError.invalidParams("params.memory_limit_mb must be a positive integer (MiB).", field: "memory_limit_mb")
         }
+        if let cpuSeconds, !(cpuSeconds > 0 && cpuSeconds <= 1e9) {
+            throw RPCError.invalidParams("params.cpu_time_limit_s must be a number of seconds > 0.", field: "cpu_time_limit_s")
+        }
+        let cpuTimeLimit = cpuSeconds.map { Duration.nanoseconds(Int64($0 * 1e9)) }
         if let language = try request.params.optionalString("language"), language != "python" {
             throw RPCError.invalidParams("params.language must be \"python\" (the only language of contexts); for JavaScript or TypeScript use process.code_run.", field: "language")
         }
@@ -111,7 +120,7 @@ extension JSONRPCServer {
         let directory = cwd
         return .deferred { () async throws(RPCError) -> JSONValue in
             do throws(IsolationError) {
-                return processJSON(try await contexts.create(id: id, cwd: directory, memoryLimitMB: memoryLimit))
+                return processJSON(try await contexts.create(id: id, cwd: directory, memoryLimitMB: memoryLimit, cpuTimeLimit: cpuTimeLimit))
             } catch {
                 throw RPCError(error)
             }

@@ -260,6 +260,7 @@ class PyKernel(ProcessMixin):
         cwd: Optional[Union[str, "os.PathLike[str]"]] = None,
         isolation: Optional[str] = None,
         memory_limit_mb: Optional[int] = None,
+        cpu_time_limit_s: Optional[float] = None,
     ) -> Context:
         """Creates an isolated context (its own globals and working directory).
 
@@ -271,6 +272,8 @@ class PyKernel(ProcessMixin):
             crash-proof, runs in parallel); default: the server's ``--isolation``.
         :param memory_limit_mb: process contexts only: address space (MiB) the worker may add to
             its size at creation; an allocation past it raises ``MemoryError`` in the run.
+        :param cpu_time_limit_s: process contexts only: CPU seconds each run may use; a run past
+            it is ended with its worker (status ``"timeout"``; the context is then dead).
         """
         params: Dict[str, Any] = {}
         if cwd is not None:
@@ -279,6 +282,8 @@ class PyKernel(ProcessMixin):
             params["isolation"] = isolation
         if memory_limit_mb is not None:
             params["memory_limit_mb"] = memory_limit_mb
+        if cpu_time_limit_s is not None:
+            params["cpu_time_limit_s"] = cpu_time_limit_s
         return Context.from_json(self.call("context.create", params))
 
     def restart_context(self, context: ContextLike) -> Context:

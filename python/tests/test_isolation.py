@@ -324,7 +324,7 @@ def test_python_client(pykernel_bin):
     from pykernel import ContextDeadError, PyKernel
 
     with PyKernel(pykernel_bin) as client:
-        context = client.create_context(isolation="process", memory_limit_mb=500)
+        context = client.create_context(isolation="process", memory_limit_mb=500, cpu_time_limit_s=100)
         assert context.isolation == "process" and context.state == "alive"
         assert client.run_code("x = 3\nprint(x)", context=context).stdout == "3\n"
         crashed = client.run_code("import os\nos.kill(os.getpid(), 9)", context=context)
@@ -370,3 +370,21 @@ def test_large_output_is_relayed_whole(server):
     streamed = sum(len(n["params"]["text"]) for n in server.notifications(request))
     assert streamed == 100 * 100000
     server.result("context.delete", {"id": context})
+
+
+def test_cpu_time_limit(server):
+    context = create(server, cpu_time_limit_s=0.5)
+    assert context["cpu_time_limit_s"] == 0.5
+    # Sleeping uses no CPU time: the limit is per run, and counts CPU, not wall time.
+    assert run(server, context["id"], "import time\ntime.sleep(1)\nprint('slept')")["stdout"] == "slept\n"
+    started = time.monotonic()
+    result = run(server, context["id"], "while True:\n    pass")
+    assert result["status"] == "timeout" and "CPU time" in result["error"]["value"]
+    assert time.monotonic() - started < 10
+    assert server.call("code.run", {"context": context["id"], "code": "1"})["error"]["code"] == -32006
+    assert server.result("context.restart", {"id": context["id"]})["cpu_time_limit_s"] == 0.5
+    server.result("context.delete", {"id": context["id"]})
+    for bad in (0, -1, "x"):
+        reply = server.call("context.create", {"isolation": "process", "cpu_time_limit_s": bad})
+        assert reply["error"]["data"]["field"] == "cpu_time_limit_s", reply
+    assert server.call("context.create", {"cpu_time_limit_s": 1})["error"]["data"]["field"] == "cpu_time_limit_s"
