@@ -51,12 +51,16 @@ final class Worker: Sendable {
         var exit: WorkerExit?
         var stderrTail: [String] = []
         var inputClosed = false
+        /// Set before the worker is reaped: its pid (and group id) may be reused after that.
+        var reaping = false
     }
 
     let pid: pid_t
     private let input: Int32
     private let state = Mutex(State())
-    private let writeLock = Mutex(())
+    /// Whether `input` is still open; held while writing, so a closed (and maybe reused)
+    /// descriptor number is never written to.
+    private let inputOpen = Mutex(true)
     private let onExit: @Sendable (Worker) -> Void
     private let logger: Logger
     /// Lines of stderr kept for a crash report.
@@ -159,7 +163,8 @@ final class Worker: Sendable {
     private func write(_ message: JSONValue) {
         var bytes = message.serialized()
         bytes.append(0x0A)
-        writeLock.withLock { _ in
+        inputOpen.withLock { open in
+            guard open else { return }
             bytes.withUnsafeBytes { buffer in
                 var offset = 0
                 while offset < buffer.count {
@@ -176,17 +181,19 @@ final class Worker: Sendable {
 
     /// Ends the worker at once: SIGKILL to its whole process group.
     func kill() {
+        // First: a write blocked on a full pipe then fails. Never after the reaping: the group
+        // id could belong to another process by then.
+        if !state.withLock({ $0.reaping }) { _ = Glibc.kill(-pid, SIGKILL) }
         closeInput()
-        _ = Glibc.kill(-pid, SIGKILL)
     }
 
     /// Closes the worker's stdin (a `pykernel serve` then finishes and exits).
     func closeInput() {
-        let close = state.withLock { state in
-            defer { state.inputClosed = true }
-            return !state.inputClosed
+        state.withLock { $0.inputClosed = true }
+        inputOpen.withLock { open in
+            if open { _ = Glibc.close(input) }
+            open = false
         }
-        if close { writeLock.withLock { _ in _ = Glibc.close(input) } }
     }
 
     // MARK: The worker's thread
@@ -238,6 +245,7 @@ final class Worker: Sendable {
         close(output)
         close(errors)
         _ = Glibc.kill(-pid, SIGKILL)
+        state.withLock { $0.reaping = true }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         if pidfd >= 0 { close(pidfd) }
