@@ -115,5 +115,8 @@ let package = Package(
         ),
         .testTarget(
             name: "PyKernelProcessTests", dependencies: ["PyKernelProcess"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "PyKernelIsolationTests", dependencies: ["PyKernelIsolation", "JSONRPC", "PyKernelSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings),
     ]
 )
