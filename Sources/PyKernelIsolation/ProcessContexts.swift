@@ -185,8 +185,9 @@ public final class ProcessContexts: Sendable {
             refill()
             return taken
         }
+        // Not on the pool's serial queue: the creations of a burst start their workers side by side.
         let spawned: Result<Worker, IsolationError> = await withCheckedContinuation { continuation in
-            spawner.async { [self] in
+            DispatchQueue.global().async { [self] in
                 do {
                     continuation.resume(returning: .success(try spawnWorker()))
                 } catch {
