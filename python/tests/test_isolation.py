@@ -263,7 +263,8 @@ def test_many_contexts_leave_no_process_or_descriptor(server):
     wait_until(settled, what=f"no leaked process or descriptor (fds {before_fds}, processes {len(before_procs)})")
 
 
-def test_default_process_isolation_and_shutdown_leaves_nothing(pykernel_bin):
+@pytest.mark.parametrize("how", ["shutdown", "SIGTERM"])
+def test_default_process_isolation_and_shutdown_leaves_nothing(pykernel_bin, how):
     raw = RawServer(pykernel_bin, ["--isolation", "process", "--pool-size", "1"])
     try:
         info = raw.result("kernel.info")
@@ -279,7 +280,10 @@ def test_default_process_isolation_and_shutdown_leaves_nothing(pykernel_bin):
         raw.request("code.run", {"code": "import time\ntime.sleep(300)"})
         workers = descendants(raw.process.pid)
         assert len(workers) >= 3
-        raw.result("shutdown", {})
+        if how == "shutdown":
+            raw.result("shutdown", {})
+        else:
+            raw.process.send_signal(signal.SIGTERM)
         assert raw.wait_exit() == 0
         wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in workers), what="every worker gone")
     finally:
