@@ -51,7 +51,7 @@ let package = Package(
             plugins: ["EmbedPythonPlugin"]
         ),
         // JSON values and JSON-RPC 2.0 framing, independent of the engine.
-        .target(name: "JSONRPC", swiftSettings: strictSettings),
+        .target(name: "JSONRPC", dependencies: ["PyKernelSupport"], swiftSettings: strictSettings),
         // The process API's C boundary: pipe2, pidfd_open and pidfd_send_signal.
         .target(name: "_PyKernelProcessShims"),
         // Stateless code runs, shell commands and sessions of background commands.

@@ -37,7 +37,7 @@ VENV = BENCH / ".venv"
 RESULTS = BENCH / "results"
 LATEST = BENCH / "latest"
 WORKER = BENCH / "process_worker.py"
-VENV_PACKAGES = ["jupyter_client", "ipykernel", "matplotlib"]
+VENV_PACKAGES = ["jupyter_client", "ipykernel", "matplotlib", "mcp>=2.3,<3"]
 STAGE_VARIABLE = "PYKERNEL_BENCH_STAGE"
 
 # 200,000 lines of `print(i)`: the bytes every system must deliver to its client.
@@ -99,7 +99,7 @@ def ensure_virtualenv() -> Path:
             log("venv failed; installing python3.11-venv")
             subprocess.run(["apt-get", "install", "-y", "python3.11-venv"], check=True, stdout=sys.stderr, timeout=1200)
             subprocess.run([system_python(), "-m", "venv", str(VENV)], check=True, stdout=sys.stderr, timeout=600)
-    check = subprocess.run([str(python), "-c", "import jupyter_client, ipykernel, matplotlib"],
+    check = subprocess.run([str(python), "-c", "import jupyter_client, ipykernel, matplotlib, mcp"],
                            capture_output=True, timeout=300, env=clean_environment())
     if check.returncode != 0:
         log("installing " + ", ".join(VENV_PACKAGES) + " into the virtualenv (PyPI)")
@@ -625,6 +625,7 @@ class Bench:
         self.section("output throughput", self.throughput)
         self.section("memory", self.memory)
         self.section("interrupt latency", self.interrupts)
+        self.section("MCP round trip", self.mcp_round_trip)
         if self.library:
             self.section("Swift library (swift package benchmark)", self.library_benchmarks)
         self.results.compute_ratios()
@@ -1017,6 +1018,49 @@ class Bench:
         finally:
             worker.close()
 
+
+    # (7) pykernel mcp through the official MCP client ----------------------------------------
+
+    def mcp_round_trip(self) -> None:
+        """`tools/call run_python` of `pass` through the official MCP Python client (stdio), next
+        to `code.run` of `pass` through PyKernel's own Python client, each against its own server."""
+        import asyncio
+
+        from mcp import ClientSession, StdioServerParameters
+        from mcp.client.stdio import stdio_client
+
+        sys.path.insert(0, str(ROOT / "python"))
+        from pykernel import PyKernel
+
+        row = self.results.row("mcp_round_trip_pass", "Tool call round trip: `pass`", "time",
+                               "warm context; each front through its own Python client",
+                               short="tool call pass")
+        reps = self.reps(2000, 200)
+
+        async def measure_mcp() -> list[float]:
+            params = StdioServerParameters(command=str(self.binary), args=["mcp"], env=clean_environment())
+            with open(self.log_path, "a", encoding="utf-8") as errors:
+                async with stdio_client(params, errlog=errors) as (read, write):
+                    async with ClientSession(read, write) as session:
+                        await session.initialize()
+                        arguments = {"code": "pass"}
+                        for _ in range(100):
+                            await session.call_tool("run_python", arguments)
+                        samples = []
+                        for _ in range(reps):
+                            started = time.perf_counter()
+                            await session.call_tool("run_python", arguments)
+                            samples.append(time.perf_counter() - started)
+                        return samples
+
+        Results.add(row, "pykernel", "`pykernel mcp` tools/call run_python (official MCP Python client)",
+                    asyncio.run(measure_mcp()))
+        with PyKernel(str(self.binary)) as kernel:
+            for _ in range(100):
+                kernel.run_code("pass")
+            samples = [timed(lambda: kernel.run_code("pass")) for _ in range(reps)]
+        Results.add(row, "pykernel", "`pykernel serve` code.run (PyKernel Python client, reference)", samples,
+                    reference=True)
 
     # (7) the Swift library, through package-benchmark ---------------------------------------
 

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import PyKernelSupport
 import Synchronization
 
 /// One element produced by ``LineReader``.
@@ -102,14 +103,10 @@ private final class ReadLoop: @unchecked Sendable {  // Used by the reading thre
     private static let chunkSize = 64 << 10
 
     private let fileDescriptor: Int32
-    private let maxLineLength: Int
     /// Hands a line over; `false` once the consumer has gone.
     private let deliver: (LineReaderElement) -> Bool
     private let finish: () -> Void
-    /// The start of the current line, when it spans chunks.
-    private var partial: [UInt8] = []
-    /// The length so far of a line being skipped for exceeding `maxLineLength`.
-    private var skipped: Int?
+    private var splitter: LineSplitter
 
     convenience init(fileDescriptor: Int32, maxLineLength: Int, gate: HandoffGate,
          continuation: AsyncStream<LineReaderElement>.Continuation) {
@@ -123,67 +120,38 @@ private final class ReadLoop: @unchecked Sendable {  // Used by the reading thre
     init(fileDescriptor: Int32, maxLineLength: Int, finish: @escaping () -> Void,
          deliver: @escaping (LineReaderElement) -> Bool) {
         self.fileDescriptor = fileDescriptor
-        self.maxLineLength = maxLineLength
+        self.splitter = LineSplitter(maxLineLength: maxLineLength)
         self.deliver = deliver
         self.finish = finish
     }
 
     func run() {
         defer { finish() }
-        let chunk = UnsafeMutablePointer<UInt8>.allocate(capacity: Self.chunkSize)
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 1)
         defer { chunk.deallocate() }
-        while true {
-            let count = read(fileDescriptor, chunk, Self.chunkSize)
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { break }  // End of file, or an error, which ends the input too.
-            var start = chunk
-            let end = chunk + count
-            while start < end {
-                guard let newline = memchr(start, 0x0A, end - start)?.assumingMemoryBound(to: UInt8.self) else {
-                    append(UnsafeBufferPointer(start: start, count: end - start))
-                    break
-                }
-                append(UnsafeBufferPointer(start: start, count: newline - start))
-                guard emitLine() else { return }
-                start = newline + 1
+        let deliver = deliver
+        let hand: (LineSplitter.Piece) -> Bool = { piece in
+            switch piece {
+            case .line(let bytes): deliver(.line(bytes))
+            case .tooLong(let length): deliver(.tooLong(length))
             }
         }
-        if skipped != nil || !partial.isEmpty { _ = emitLine() }
-    }
-
-    private func append(_ bytes: UnsafeBufferPointer<UInt8>) {
-        if let length = skipped {
-            skipped = length + bytes.count
-        } else if partial.count + bytes.count > maxLineLength {
-            skipped = partial.count + bytes.count
-            partial = []
-        } else {
-            partial.append(contentsOf: bytes)
+        while true {
+            let count = read(fileDescriptor, chunk.baseAddress, Self.chunkSize)
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { break }  // End of file, or an error, which ends the input too.
+            guard splitter.feed(UnsafeRawBufferPointer(rebasing: chunk[..<count]), hand) else { return }
         }
-    }
-
-    /// Hands over the current line; `false` once the consumer has gone.
-    private func emitLine() -> Bool {
-        let element: LineReaderElement
-        if let length = skipped {
-            element = .tooLong(length)
-        } else {
-            if partial.last == 0x0D { partial.removeLast() }
-            element = .line(partial)
-        }
-        partial = []
-        skipped = nil
-        return deliver(element)
+        splitter.finish(hand)
     }
 }
 
 /// Counts lines handed to the consumer and not yet taken, blocking the reading thread while
 /// there are too many.
-fileprivate final class HandoffGate: @unchecked Sendable {  // State guarded by `mutex`.
+fileprivate final class HandoffGate: @unchecked Sendable {  // State guarded by `lock`.
     private let maxLines: Int
     private let maxBytes: Int
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let lock = ConditionLock()
     private var lines = 0
     private var bytes = 0
     private var cancelled = false
@@ -191,45 +159,32 @@ fileprivate final class HandoffGate: @unchecked Sendable {  // State guarded by 
     init(maxLines: Int, maxBytes: Int) {
         self.maxLines = maxLines
         self.maxBytes = maxBytes
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(condition, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        condition.deallocate()
-        mutex.deallocate()
     }
 
     /// Waits for room, then counts `element` as pending; `false` once cancelled.
     func acquire(_ element: LineReaderElement) -> Bool {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        while !cancelled && (lines >= maxLines || bytes >= maxBytes) {
-            pthread_cond_wait(condition, mutex)
+        lock.withLock {
+            while !cancelled && (lines >= maxLines || bytes >= maxBytes) { lock.wait() }
+            guard !cancelled else { return false }
+            lines += 1
+            bytes += element.byteCount
+            return true
         }
-        guard !cancelled else { return false }
-        lines += 1
-        bytes += element.byteCount
-        return true
     }
 
     /// Counts `element` as taken by the consumer.
     func release(_ element: LineReaderElement) {
-        pthread_mutex_lock(mutex)
-        lines -= 1
-        bytes -= element.byteCount
-        pthread_mutex_unlock(mutex)
-        pthread_cond_signal(condition)
+        lock.withLock {
+            lines -= 1
+            bytes -= element.byteCount
+        }
+        lock.broadcast()
     }
 
     /// Stops waiting for good: the consumer is gone.
     func cancel() {
-        pthread_mutex_lock(mutex)
-        cancelled = true
-        pthread_mutex_unlock(mutex)
-        pthread_cond_signal(condition)
+        lock.withLock { cancelled = true }
+        lock.broadcast()
     }
 }
 

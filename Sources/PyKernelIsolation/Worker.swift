@@ -199,7 +199,7 @@ final class Worker: Sendable {
     // MARK: The worker's thread
 
     private func readLoop(output: Int32, errors: Int32, pidfd: Int32) {
-        var lines = LineSplitter(maxLineLength: Self.maxLineLength)
+        var lines = LineSplitter(maxLineLength: Self.maxLineLength, dropsCarriageReturn: false)
         var errorLines = LineSplitter(maxLineLength: 64 << 10)
         var descriptors = [pollfd(fd: output, events: Int16(POLLIN), revents: 0),
                            pollfd(fd: errors, events: Int16(POLLIN), revents: 0),
@@ -225,23 +225,26 @@ final class Worker: Sendable {
                     open[index] = false
                     continue
                 }
-                if index == 0 {
-                    let ok = lines.append(buffer[0..<count]) { handle(line: $0) }
-                    if !ok {
-                        logger.error("worker \(pid) wrote a line over \(Self.maxLineLength) bytes; ending it")
-                        _ = Glibc.kill(-pid, SIGKILL)
-                    }
-                } else {
-                    _ = errorLines.append(buffer[0..<count]) { line in
-                        let text = UTF8Text.decode(line)
-                        state.withLock { state in
-                            state.stderrTail.append(text)
-                            if state.stderrTail.count > Self.stderrLinesKept { state.stderrTail.removeFirst() }
+                buffer.withUnsafeBytes { bytes in
+                    let chunk = UnsafeRawBufferPointer(rebasing: bytes[0..<count])
+                    if index == 0 {
+                        _ = lines.feed(chunk) { piece in
+                            switch piece {
+                            case .line(let line):
+                                handle(line: line)
+                            case .tooLong(let length):
+                                logger.error("worker \(pid) wrote a line of \(length) bytes, over \(Self.maxLineLength); ending it")
+                                _ = Glibc.kill(-pid, SIGKILL)
+                            }
+                            return true
                         }
+                    } else {
+                        _ = errorLines.feed(chunk, keepErrorLine)
                     }
                 }
             }
         }
+        errorLines.finish(keepErrorLine)  // a last line without its newline
         close(output)
         close(errors)
         _ = Glibc.kill(-pid, SIGKILL)
@@ -260,7 +263,18 @@ final class Worker: Sendable {
         onExit(self)
     }
 
-    private func handle(line: ArraySlice<UInt8>) {
+    /// Keeps a line of the worker's stderr for crash reports (the last few).
+    private func keepErrorLine(_ piece: LineSplitter.Piece) -> Bool {
+        guard case .line(let line) = piece else { return true }
+        let text = UTF8Text.decode(line)
+        state.withLock { state in
+            state.stderrTail.append(text)
+            if state.stderrTail.count > Self.stderrLinesKept { state.stderrTail.removeFirst() }
+        }
+        return true
+    }
+
+    private func handle(line: [UInt8]) {
         guard let message = try? JSONValue.parse(line), let object = message.objectValue else {
             logger.warning("worker \(pid) wrote a line that is not a JSON object")
             return
@@ -279,36 +293,6 @@ final class Worker: Sendable {
         } else {
             pending?.reply(.result(object["result"] ?? .null))
         }
-    }
-}
-
-/// Splits bytes into lines (without the newline), keeping the unfinished one.
-struct LineSplitter {
-    private var partial: [UInt8] = []
-    let maxLineLength: Int
-
-    init(maxLineLength: Int) { self.maxLineLength = maxLineLength }
-
-    /// `false` when a line grew past `maxLineLength` (it is dropped).
-    mutating func append(_ bytes: ArraySlice<UInt8>, _ line: (ArraySlice<UInt8>) -> Void) -> Bool {
-        var start = bytes.startIndex
-        var ok = true
-        while let newline = bytes[start...].firstIndex(of: 0x0A) {
-            if partial.isEmpty {
-                line(bytes[start..<newline])
-            } else {
-                partial.append(contentsOf: bytes[start..<newline])
-                line(partial[...])
-                partial.removeAll(keepingCapacity: true)
-            }
-            start = newline + 1
-        }
-        partial.append(contentsOf: bytes[start...])
-        if partial.count > maxLineLength {
-            partial = []
-            ok = false
-        }
-        return ok
     }
 }
 

@@ -6,7 +6,6 @@ import PyKernel
 import PyKernelProcess
 import PyKernelServer
 import Synchronization
-import SystemPackage
 
 /// `pykernel mcp`: the kernel manager and the process API as a Model Context Protocol server.
 ///
@@ -64,8 +63,7 @@ public final class MCPFront: Sendable {
         await server.withMethodHandler(CallTool.self) { [self] params in
             try await call(params, server: server)
         }
-        let transport = StdioTransport(
-            input: FileDescriptor(rawValue: input), output: FileDescriptor(rawValue: output), logger: logger)
+        let transport = LineTransport(input: input, output: output, logger: logger)
         try await server.start(transport: transport)
         await server.waitUntilCompleted()
         await server.stop()

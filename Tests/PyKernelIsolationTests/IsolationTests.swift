@@ -5,20 +5,8 @@ import PyKernelSupport
 import Testing
 @testable import PyKernelIsolation
 
-@Suite("Process contexts: line splitting, the run relay, worker processes")
+@Suite("Process contexts: the run relay, worker processes")
 struct IsolationTests {
-    @Test("Lines split across reads are joined; a line past the limit is dropped and reported")
-    func lineSplitter() {
-        var splitter = LineSplitter(maxLineLength: 8)
-        var lines: [String] = []
-        #expect(splitter.append(Array("ab\ncd".utf8)[...]) { lines.append(String(decoding: $0, as: UTF8.self)) })
-        #expect(splitter.append(Array("ef\n\ngh".utf8)[...]) { lines.append(String(decoding: $0, as: UTF8.self)) })
-        #expect(lines == ["ab", "cdef", ""])
-        #expect(!splitter.append(Array("123456789".utf8)[...]) { lines.append(String(decoding: $0, as: UTF8.self)) })
-        #expect(splitter.append(Array("ok\n".utf8)[...]) { lines.append(String(decoding: $0, as: UTF8.self)) })
-        #expect(lines.last == "ok")
-    }
-
     @Test("The relay hands events over in order, the answer last, and only the first answer")
     func relayOrder() async {
         let relay = RunRelay(outputLimit: 4)
@@ -63,13 +51,13 @@ struct IsolationTests {
     @Test("A worker that exits answers what waits with .ended and reports its exit")
     func workerExit() async throws {
         let ended = ManagedAtomicCounter()
-        let worker = try Worker(executable: "/bin/sh", arguments: ["-c", "echo bye >&2; kill -SEGV $$"],
+        let worker = try Worker(executable: "/bin/sh", arguments: ["-c", "echo bye >&2; printf last >&2; kill -SEGV $$"],
                                 logger: .init(label: "test"), onExit: { _ in ended.increment() })
         let deadline = ContinuousClock.now + .seconds(10)
         while worker.exit == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         #expect(worker.exit == .signaled(SIGSEGV))
         #expect(worker.exit?.description == "was killed by signal 11 (SIGSEGV)")
-        #expect(worker.stderrTail == ["bye"])
+        #expect(worker.stderrTail == ["bye", "last"])
         #expect(worker.send("kernel.info", [:], .init(notification: { _, _ in }, reply: { _ in })) == nil)
         while ended.value == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         #expect(ended.value == 1)

@@ -25,15 +25,31 @@ struct RecordingLogHandler: LogHandler {
 @Suite("bounded logs")
 struct BoundedLogTests {
     @Test("a status line over 64 KiB is skipped and logged, and the lines after it still arrive")
-    func overlongLine() {
+    func overlongLine() async throws {
         let records = LockedBox<[(level: Logger.Level, message: String, metadata: Logger.Metadata)]>([])
-        var splitter = LineSplitter(logger: Logger(label: "test") { _ in RecordingLogHandler(records: records) })
-        var lines: [String] = []
+        let logger = Logger(label: "test") { _ in RecordingLogHandler(records: records) }
+        let monitor = IOMonitor(logger: logger)
+        defer { monitor.stop() }
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        let lines = LockedBox<[String]>([])
+        let (ended, done) = AsyncStream.makeStream(of: Void.self)
+        let reader = LineReader(fd: fds[0], monitor: monitor, logger: logger) { line in
+            var count = 0
+            lines.mutate { $0.append(line); count = $0.count }
+            if count == 2 { done.yield(); done.finish() }
+        }
         let long = [UInt8](repeating: UInt8(ascii: "x"), count: 70 * 1024)
         for piece in [Array("E 1 0\n".utf8) + long.prefix(40_000), Array(long.dropFirst(40_000)) + Array("\nE 2 7\n".utf8)] {
-            piece.withUnsafeBytes { splitter.feed($0) { lines.append($0) } }
+            piece.withUnsafeBytes { bytes in
+                var offset = 0
+                while offset < bytes.count { offset += max(0, write(fds[1], bytes.baseAddress! + offset, bytes.count - offset)) }
+            }
         }
-        #expect(lines == ["E 1 0", "E 2 7"])
+        for await _ in ended { break }
+        reader.stop()
+        close(fds[1])
+        #expect(lines.value == ["E 1 0", "E 2 7"])
         let warnings = records.value.filter { $0.level == .warning }
         #expect(warnings.count == 1)
         #expect(warnings.first?.metadata["bytes"] == "\(70 * 1024)")

@@ -90,3 +90,40 @@ struct InputValidationTests {
         #expect(Duration.milliseconds(1500).inSeconds == 1.5)
     }
 }
+
+@Suite("LineSplitter: lines of any chunking, over-long lines skipped and measured")
+struct LineSplitterTests {
+    private func split(_ chunks: [String], limit: Int = 10, dropsCarriageReturn: Bool = true) -> [LineSplitter.Piece] {
+        var splitter = LineSplitter(maxLineLength: limit, dropsCarriageReturn: dropsCarriageReturn)
+        var pieces: [LineSplitter.Piece] = []
+        for chunk in chunks {
+            _ = Array(chunk.utf8).withUnsafeBytes { splitter.feed($0) { pieces.append($0); return true } }
+        }
+        splitter.finish { pieces.append($0); return true }
+        return pieces
+    }
+
+    @Test("Lines split across chunks arrive whole; a last line without a newline arrives at the end")
+    func chunking() {
+        #expect(split(["ab", "c\nd", "e\n\nf"]) == [.line(Array("abc".utf8)), .line(Array("de".utf8)), .line([]), .line(Array("f".utf8))])
+    }
+
+    @Test("A line over the limit is skipped with its length; the next line arrives")
+    func tooLong() {
+        #expect(split(["0123456", "789abc\nok\n"]) == [.tooLong(13), .line(Array("ok".utf8))])
+    }
+
+    @Test("One carriage return before the newline is dropped only when asked")
+    func carriageReturn() {
+        #expect(split(["a\r\n"]) == [.line(Array("a".utf8))])
+        #expect(split(["a\r\n"], dropsCarriageReturn: false) == [.line(Array("a\r".utf8))])
+    }
+
+    @Test("A consumer that has gone stops the splitting")
+    func stops() {
+        var splitter = LineSplitter(maxLineLength: 10)
+        var count = 0
+        let going = Array("a\nb\nc\n".utf8).withUnsafeBytes { splitter.feed($0) { _ in count += 1; return count < 2 } }
+        #expect(!going && count == 2)
+    }
+}
