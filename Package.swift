@@ -65,11 +65,21 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Process contexts: contexts in worker processes of their own, and their warm pool.
+        .target(
+            name: "PyKernelIsolation",
+            dependencies: [
+                "JSONRPC", "PyKernelSupport", "_PyKernelProcessShims",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // `pykernel serve`: the JSON-RPC front of the engine and the process API.
         .target(
             name: "PyKernelServer",
             dependencies: [
                 "PyKernel", "PyKernelProcess", "JSONRPC", "PyKernelSupport",
+                "PyKernelIsolation",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -87,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "pykernel",
             dependencies: [
-                "PyKernel", "PyKernelServer", "PyKernelMCP",
+                "PyKernel", "PyKernelServer", "PyKernelMCP", "PyKernelIsolation",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -105,5 +115,8 @@ let package = Package(
         ),
         .testTarget(
             name: "PyKernelProcessTests", dependencies: ["PyKernelProcess"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "PyKernelIsolationTests", dependencies: ["PyKernelIsolation", "JSONRPC", "PyKernelSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings),
     ]
 )

@@ -2,6 +2,7 @@ import Foundation
 import JSONRPC
 import Logging
 import PyKernel
+import PyKernelIsolation
 import Synchronization
 
 /// `pykernel serve`: JSON-RPC 2.0 over newline-delimited JSON.
@@ -16,6 +17,10 @@ public final class JSONRPCServer: Sendable {
     let manager: KernelManager
     let channel: MessageChannel
     let logger: Logger
+    /// Process contexts (`nil`: this server has namespace contexts only).
+    let processContexts: ProcessContexts?
+    /// The kind of context `context.create` makes when `isolation` is not given.
+    let defaultIsolation: ContextIsolation
     private let input: Int32
     private let maxLineLength: Int
     private let inFlight = InFlightRequests()
@@ -27,25 +32,33 @@ public final class JSONRPCServer: Sendable {
     ///   - output: The descriptor responses and notifications are written to.
     ///   - logger: Where the server's diagnostics go (never to `output`).
     ///   - extraMethods: Further methods (the process API), by name.
+    ///   - processContexts: The process contexts (`isolation: "process"`), if the server offers them.
+    ///   - defaultIsolation: The kind of context `context.create` makes when `isolation` is not given.
     public convenience init(
         manager: KernelManager, input: Int32, output: Int32, logger: Logger = Logger(label: "pykernel.server"),
-        maxLineLength: Int = LineReader.defaultMaxLineLength, extraMethods: [String: MethodHandler] = [:]
+        maxLineLength: Int = LineReader.defaultMaxLineLength, extraMethods: [String: MethodHandler] = [:],
+        processContexts: ProcessContexts? = nil, defaultIsolation: ContextIsolation = .namespace
     ) {
         self.init(manager: manager, input: input, output: output, logger: logger, maxLineLength: maxLineLength,
-                  extraMethods: extraMethods, outputLimits: MessageChannel.Limits())
+                  extraMethods: extraMethods, outputLimits: MessageChannel.Limits(),
+                  processContexts: processContexts, defaultIsolation: defaultIsolation)
     }
 
     /// The server with the caps of its outgoing queues chosen (for tests).
     init(
         manager: KernelManager, input: Int32, output: Int32, logger: Logger,
-        maxLineLength: Int, extraMethods: [String: MethodHandler], outputLimits: MessageChannel.Limits
+        maxLineLength: Int, extraMethods: [String: MethodHandler], outputLimits: MessageChannel.Limits,
+        processContexts: ProcessContexts? = nil, defaultIsolation: ContextIsolation = .namespace
     ) {
+        self.processContexts = processContexts
+        self.defaultIsolation = defaultIsolation
         self.manager = manager
         self.input = input
         self.channel = MessageChannel(fileDescriptor: output, limits: outputLimits, logger: logger)
         self.logger = logger
         self.maxLineLength = maxLineLength
-        self.methods = Self.kernelMethods.merging(extraMethods) { kernel, _ in kernel }
+        self.methods = Self.kernelMethods.merging(Self.isolationMethods(Self.kernelMethods)) { _, routed in routed }
+            .merging(extraMethods) { kernel, _ in kernel }
     }
 
     /// The names of every method this server answers.
@@ -183,6 +196,7 @@ public final class JSONRPCServer: Sendable {
     func shutDown(excluding id: RequestID? = nil) async {
         logger.info("shutting down")
         manager.shutdown()
+        await processContexts?.shutdown()
         if await !inFlight.waitUntilEmpty(excluding: id, for: manager.configuration.timeoutGracePeriod) {
             manager.abandonRunningRun()
             if await !inFlight.waitUntilEmpty(excluding: id, for: .seconds(1)) {

@@ -15,6 +15,26 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "What to log on stderr: error, warning, info or debug.")
     var logLevel: String = "warning"
 
+    @Option(help: "Modules to import at start (comma-separated, e.g. numpy,pandas), so that importing them in a context costs near nothing; process-context workers import them too.")
+    var preload: String?
+
+    @Option(help: .hidden)
+    var workingDirectory: String?
+
+    @Option(help: .hidden)
+    var timeoutGrace: Double?
+
+    /// The modules `--preload` names.
+    var preloadModules: [String] {
+        (preload ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// The arguments that make a worker process start like this server (`pykernel serve ...`).
+    var workerArguments: [String] {
+        // Workers log warnings and errors only: the last lines go into crash reports.
+        ["--log-level", logLevel == "debug" ? "debug" : "warning"] + (venv.map { ["--venv", $0] } ?? []) + (preload.map { ["--preload", $0] } ?? [])
+    }
+
     /// The levels `--log-level` takes (each includes the ones before it).
     private static let logLevels: [String: Logger.Level] = ["error": .error, "warning": .warning, "info": .info, "debug": .debug]
 
@@ -22,6 +42,10 @@ struct ServerOptions: ParsableArguments {
         guard Self.logLevels[logLevel] != nil else {
             throw ValidationError("--log-level must be one of error, warning, info, debug.")
         }
+        for module in preloadModules where !module.split(separator: ".").allSatisfy({ $0.allSatisfy { $0 == "_" || $0.isLetter || $0.isNumber } && !$0.isEmpty }) {
+            throw ValidationError("--preload: \"\(module)\" is not a module name.")
+        }
+        if let timeoutGrace, !(timeoutGrace >= 0) { throw ValidationError("--timeout-grace must not be negative.") }
     }
 
     /// What a front serves: the engine, the process API, and the descriptor requests are read from.
@@ -50,7 +74,16 @@ struct ServerOptions: ParsableArguments {
 
         var configuration = KernelConfiguration(captureFileDescriptors: true)
         if let venv { configuration.virtualEnvironment = venv }
+        if let workingDirectory { configuration.workingDirectory = workingDirectory }
+        if let timeoutGrace { configuration.timeoutGracePeriod = .milliseconds(Int64(timeoutGrace * 1000)) }
         let manager = try await KernelManager.start(configuration, logger: Logger(label: "pykernel.engine"))
+        do {
+            try await Self.preload(preloadModules, in: manager)
+        } catch {
+            // Descriptor 2 is the engine's capture by now: say it through the log.
+            Logger(label: label).critical("\(error)")
+            throw ExitCode.failure
+        }
         var processConfiguration = ProcessServiceConfiguration(
             workingDirectory: manager.configuration.workingDirectory,
             virtualEnvironment: manager.configuration.virtualEnvironment)
@@ -58,4 +91,30 @@ struct ServerOptions: ParsableArguments {
         let processes = try ProcessService(configuration: processConfiguration, logger: Logger(label: "pykernel.process"))
         return Services(manager: manager, processes: processes, requests: requests, logger: Logger(label: label))
     }
+
+    /// Imports `modules` in a context made for it (deleted after); a module that fails to import
+    /// is a startup error naming it.
+    private static func preload(_ modules: [String], in manager: KernelManager) async throws(PreloadError) {
+        guard !modules.isEmpty else { return }
+        do {
+            let context = try manager.createContext()
+            defer { try? manager.deleteContext(context.id) }
+            for module in modules {
+                for try await event in try manager.run("import \(module)", in: context.id) {
+                    guard case .completed(let result) = event, let error = result.error else { continue }
+                    throw PreloadError(message: "--preload: cannot import \(module): \(error.name): \(error.value)")
+                }
+            }
+        } catch let error as PreloadError {
+            throw error
+        } catch {
+            throw PreloadError(message: "--preload: \(error)")
+        }
+    }
+}
+
+/// A module `--preload` names could not be imported.
+struct PreloadError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
 }

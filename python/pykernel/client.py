@@ -255,17 +255,42 @@ class PyKernel(ProcessMixin):
         """``kernel.info``: name (``pykernel``), version, protocol_version, python_version, methods."""
         return KernelInfo.from_json(self.call("kernel.info"))
 
-    def create_context(self, cwd: Optional[Union[str, "os.PathLike[str]"]] = None) -> Context:
+    def create_context(
+        self,
+        cwd: Optional[Union[str, "os.PathLike[str]"]] = None,
+        isolation: Optional[str] = None,
+        memory_limit_mb: Optional[int] = None,
+        cpu_time_limit_s: Optional[float] = None,
+    ) -> Context:
         """Creates an isolated context (its own globals and working directory).
 
         :param cwd: its working directory (relative paths resolve against the server's); default:
             the server's working directory. A directory that does not exist raises
             :class:`~pykernel.errors.InvalidParamsError`.
+        :param isolation: ``"namespace"`` (a namespace in the server's interpreter: microseconds to
+            create, shares ``sys.modules``) or ``"process"`` (a worker process of its own: killable,
+            crash-proof, runs in parallel); default: the server's ``--isolation``.
+        :param memory_limit_mb: process contexts only: address space (MiB) the worker may add to
+            its size at creation; an allocation past it raises ``MemoryError`` in the run.
+        :param cpu_time_limit_s: process contexts only: CPU seconds each run may use; a run past
+            it is ended with its worker (status ``"timeout"``; the context is then dead).
         """
         params: Dict[str, Any] = {}
         if cwd is not None:
             params["cwd"] = os.fspath(cwd)
+        if isolation is not None:
+            params["isolation"] = isolation
+        if memory_limit_mb is not None:
+            params["memory_limit_mb"] = memory_limit_mb
+        if cpu_time_limit_s is not None:
+            params["cpu_time_limit_s"] = cpu_time_limit_s
         return Context.from_json(self.call("context.create", params))
+
+    def restart_context(self, context: ContextLike) -> Context:
+        """Gives a process context a fresh worker (same id, directory and isolation; empty
+        namespace; execution count 0), e.g. after :class:`~pykernel.errors.ContextDeadError`.
+        :class:`~pykernel.errors.InterpreterBusyError` while a run is in progress there."""
+        return Context.from_json(self.call("context.restart", {"id": _context_id(context)}))
 
     def list_contexts(self) -> List[Context]:
         """Every context, ``default`` first."""
@@ -307,7 +332,9 @@ class PyKernel(ProcessMixin):
 
         An exception in the code is a result with ``status == "error"`` and ``error`` set. A run
         stopped by ``interrupt`` (or ``delete_context``, or ``close``) returns with status
-        ``"interrupted"``. A run that exceeded its timeout raises
+        ``"interrupted"``. In a process context, a run whose worker died (a segfault, a kill)
+        returns with status ``"crashed"`` (``error.name == "WorkerCrashed"``); later runs there
+        raise :class:`~pykernel.errors.ContextDeadError` until ``restart_context``. A run that exceeded its timeout raises
         :class:`~pykernel.errors.PyKernelTimeoutError` (its ``.result`` holds the output
         printed before the stop). Protocol errors raise :class:`~pykernel.errors.PyKernelError`
         subclasses (e.g. :class:`~pykernel.errors.ContextNotFoundError`). An exception raised

@@ -33,6 +33,7 @@ __all__ = [
     "ContextDeletedError",
     "ShuttingDownError",
     "RunQueueFullError",
+    "ContextDeadError",
     "SessionNotFoundError",
     "SessionExistsError",
     "CommandNotFoundError",
@@ -165,6 +166,15 @@ class RunQueueFullError(PyKernelError):
     REASON = "run_queue_full"
 
 
+class ContextDeadError(PyKernelError):
+    """-32006: the process context's worker has ended (it crashed, or a run that did not stop was
+    killed with it); its state is lost. ``restart_context`` gives it a fresh worker (same id),
+    ``delete_context`` removes it."""
+
+    CODE = -32006
+    REASON = "context_dead"
+
+
 class SessionNotFoundError(PyKernelError, LookupError):
     """-32010: no session has the given id."""
 
@@ -254,6 +264,7 @@ _SERVER_ERRORS = (
     ContextDeletedError,
     ShuttingDownError,
     RunQueueFullError,
+    ContextDeadError,
     SessionNotFoundError,
     SessionExistsError,
     CommandNotFoundError,

@@ -18,10 +18,15 @@ class Context:
     id: str
     language: str = "python"
     cwd: str = ""
+    #: ``"namespace"`` (in the server's interpreter) or ``"process"`` (a worker process of its own).
+    isolation: str = "namespace"
+    #: ``"alive"``, or ``"dead"`` for a process context whose worker ended (see ``restart_context``).
+    state: str = "alive"
 
     @classmethod
     def from_json(cls, value: Dict[str, Any]) -> "Context":
-        return cls(id=value["id"], language=value.get("language", "python"), cwd=value.get("cwd", ""))
+        return cls(id=value["id"], language=value.get("language", "python"), cwd=value.get("cwd", ""),
+                   isolation=value.get("isolation", "namespace"), state=value.get("state", "alive"))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,615 @@
+import Foundation
+import JSONRPC
+import Logging
+import PyKernelSupport
+import Synchronization
+
+/// A refused request about process contexts, with the protocol's error code and reason.
+public struct IsolationError: Error, Sendable {
+    public enum Code: String, Sendable {
+        case contextNotFound = "context_not_found"
+        case contextDead = "context_dead"
+        case busy = "interpreter_busy"
+        case shuttingDown = "shutting_down"
+        case unavailable = "worker_unavailable"
+        case invalidArgument = "invalid_argument"
+    }
+    public let code: Code
+    public let message: String
+    /// The wire name of the argument at fault (invalid arguments).
+    public let field: String?
+
+    public init(_ code: Code, _ message: String, field: String? = nil) {
+        self.code = code
+        self.message = message
+        self.field = field
+    }
+}
+
+/// Contexts that live in worker processes of their own (`isolation: "process"`), and the warm
+/// pool of workers they are taken from.
+///
+/// A worker is the `pykernel` program running `pykernel serve` on pipes; a context's runs are
+/// forwarded to it as `code.run` requests. See docs/architecture.md, "Process contexts".
+public final class ProcessContexts: Sendable {
+    /// How workers are started.
+    public struct Configuration: Sendable {
+        /// The `pykernel` program.
+        public var executable: String
+        /// Arguments after `serve` given to every worker (e.g. `--venv`, `--preload`).
+        public var workerArguments: [String]
+        /// Workers kept started ahead of demand.
+        public var poolSize: Int
+        /// How long a run may go on after its timeout or an interrupt before its worker is killed.
+        public var gracePeriod: Duration
+        /// The server's working directory: a context created without `cwd` starts there.
+        public var workingDirectory: String
+
+        public init(executable: String, workerArguments: [String] = [], poolSize: Int = 2,
+                    gracePeriod: Duration = .seconds(2), workingDirectory: String) {
+            self.executable = executable
+            self.workerArguments = workerArguments
+            self.poolSize = poolSize
+            self.gracePeriod = gracePeriod
+            self.workingDirectory = workingDirectory
+        }
+    }
+
+    /// What `context.list` shows of a process context.
+    public struct Info: Sendable {
+        public let id: String
+        public let cwd: String
+        /// `nil` while alive; else why it is dead.
+        public let deadReason: String?
+        public let pid: Int32?
+        /// The context's memory limit in MiB, if it has one.
+        public var memoryLimitMB: Int? = nil
+        /// The CPU time each run may use, if limited.
+        public var cpuTimeLimit: Duration? = nil
+    }
+
+    /// Why a worker was ended on purpose (the run in progress is answered accordingly).
+    private enum Ending: Sendable, Equatable {
+        case timeout
+        case cpuTimeLimit
+        case interrupted
+        case deleted
+        case shutdown
+    }
+
+    private final class ActiveRun: Sendable {
+        let relay: RunRelay
+        let timeout: Duration?
+        let started = ContinuousClock.now
+        init(relay: RunRelay, timeout: Duration?) {
+            self.relay = relay
+            self.timeout = timeout
+        }
+    }
+
+    private struct Record {
+        let id: String
+        let cwd: String
+        /// Address space the worker may grow by after its start, in MiB (`nil`: no limit).
+        var memoryLimitMB: Int?
+        /// CPU time (user + system, the worker's threads together) each run may use.
+        var cpuTimeLimit: Duration? = nil
+        var worker: Worker?
+        /// The worker-side context (`default` when the context starts in the server's directory).
+        var workerContext: String = "default"
+        var deadReason: String?
+        var runs: [ActiveRun] = []
+        var ending: Ending?
+        var executionCount = 0
+        /// Bumped on every restart: work scheduled for an older worker is ignored.
+        var generation = 0
+    }
+
+    private struct PoolWorker {
+        let worker: Worker
+        var ready = false
+    }
+
+    private struct State {
+        var contexts: [String: Record] = [:]
+        var byWorker: [Int32: String] = [:]
+        var pool: [PoolWorker] = []
+        var shuttingDown = false
+        var spawnFailures = 0
+    }
+
+    public let configuration: Configuration
+    private let state = Mutex(State())
+    private let logger: Logger
+    private let timers = DispatchQueue(label: "pykernel-isolation-timers")
+    private let spawner = DispatchQueue(label: "pykernel-isolation-pool")
+
+    /// - Parameter startPool: Start the pool's workers now (in the background); else at the
+    ///   first process context.
+    public init(configuration: Configuration, startPool: Bool = true, logger: Logger = Logger(label: "pykernel.isolation")) {
+        self.configuration = configuration
+        self.logger = logger
+        if startPool { refill() }
+    }
+
+    // MARK: Pool
+
+    private func spawnWorker() throws -> Worker {
+        let worker = try Worker(
+            executable: configuration.executable,
+            arguments: ["serve", "--working-directory", configuration.workingDirectory,
+                        "--timeout-grace", String((configuration.gracePeriod + .seconds(5)).inSeconds)]
+                + configuration.workerArguments,
+            logger: logger, onExit: { [weak self] worker in self?.workerExited(worker) })
+        logger.debug("started worker \(worker.pid)")
+        return worker
+    }
+
+    /// Starts workers until the pool is full (on the pool's queue).
+    private func refill() {
+        spawner.async { [self] in
+            while state.withLock({ !$0.shuttingDown && $0.pool.count < configuration.poolSize }) {
+                do {
+                    let worker = try spawnWorker()
+                    let added = state.withLock { state in
+                        guard !state.shuttingDown else { return false }
+                        state.pool.append(PoolWorker(worker: worker))
+                        return true
+                    }
+                    guard added else { return worker.kill() }
+                    worker.send("kernel.info", [:], Worker.Pending(notification: { _, _ in }, reply: { [weak self] reply in
+                        guard case .result = reply else { return }
+                        self?.state.withLock { state in
+                            if let index = state.pool.firstIndex(where: { $0.worker === worker }) { state.pool[index].ready = true }
+                            state.spawnFailures = 0
+                        }
+                    }))
+                } catch {
+                    logger.error("\(error)")
+                    return
+                }
+            }
+        }
+    }
+
+    /// A worker for a new context: a ready one from the pool, else one still starting, else a new
+    /// one (started on the pool's queue: `posix_spawn` never runs on the cooperative pool).
+    private func takeWorker() async throws(IsolationError) -> Worker {
+        let taken: Worker? = state.withLock { state in
+            state.spawnFailures = 0
+            let index = state.pool.firstIndex(where: { $0.ready && $0.worker.exit == nil })
+                ?? state.pool.firstIndex(where: { $0.worker.exit == nil })
+            return index.map { state.pool.remove(at: $0).worker }
+        }
+        if let taken {
+            refill()
+            return taken
+        }
+        // Not on the pool's serial queue: the creations of a burst start their workers side by side.
+        let spawned: Result<Worker, IsolationError> = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { [self] in
+                do {
+                    continuation.resume(returning: .success(try spawnWorker()))
+                } catch {
+                    continuation.resume(returning: .failure(IsolationError(.unavailable, "\(error)")))
+                }
+            }
+        }
+        refill()
+        return try spawned.get()
+    }
+
+    /// The pool's state for `kernel.info`: workers ready, starting, and the target size.
+    public func poolState() -> (ready: Int, starting: Int, size: Int, contextWorkers: Int) {
+        state.withLock { state in
+            let ready = state.pool.filter(\.ready).count
+            return (ready, state.pool.count - ready, configuration.poolSize,
+                    state.contexts.values.filter { $0.worker?.exit == nil && $0.deadReason == nil }.count)
+        }
+    }
+
+    // MARK: Contexts
+
+    /// Whether `id` names a process context.
+    public func contains(_ id: String) -> Bool { state.withLock { $0.contexts[id] != nil } }
+
+    /// Creates a process context (`id` chosen by the caller, unique among every context).
+    /// - Parameters:
+    ///   - cwd: An absolute, validated directory; `nil` for the server's.
+    ///   - memoryLimitMB: Address space the worker may add to its size at creation (`RLIMIT_AS`).
+    ///   - cpuTimeLimit: CPU time each run may use; a run past it is ended with its worker.
+    public func create(
+        id: String, cwd: String?, memoryLimitMB: Int? = nil, cpuTimeLimit: Duration? = nil
+    ) async throws(IsolationError) -> Info {
+        let cwd = cwd ?? configuration.workingDirectory
+        if let memoryLimitMB, memoryLimitMB <= 0 {
+            throw IsolationError(.invalidArgument, "memory_limit_mb must be a positive integer (MiB).", field: "memory_limit_mb")
+        }
+        if state.withLock({ $0.shuttingDown }) { throw IsolationError(.shuttingDown, "The server is shutting down.") }
+        let worker = try await takeWorker()
+        let workerContext = try await attach(worker, cwd: cwd, memoryLimitMB: memoryLimitMB)
+        let accepted = state.withLock { state in
+            guard !state.shuttingDown else { return false }
+            state.contexts[id] = Record(id: id, cwd: cwd, memoryLimitMB: memoryLimitMB, cpuTimeLimit: cpuTimeLimit,
+                                        worker: worker, workerContext: workerContext)
+            state.byWorker[worker.pid] = id
+            return true
+        }
+        guard accepted else {
+            worker.kill()
+            throw IsolationError(.shuttingDown, "The server is shutting down.")
+        }
+        if worker.exit != nil { workerExited(worker) }  // ended before it was registered
+        return Info(id: id, cwd: cwd, deadReason: nil, pid: worker.pid, memoryLimitMB: memoryLimitMB, cpuTimeLimit: cpuTimeLimit)
+    }
+
+    /// Prepares a worker for a context: its memory limit, and the worker-side context for `cwd`
+    /// (`default` in the server's directory, else a new one).
+    private func attach(_ worker: Worker, cwd: String, memoryLimitMB: Int?) async throws(IsolationError) -> String {
+        if let memoryLimitMB {
+            try await limitMemory(of: worker, megabytes: memoryLimitMB)
+        }
+        guard cwd != configuration.workingDirectory else { return "default" }
+        guard case .result(let result) = await Self.request(worker, "context.create", ["cwd": .string(cwd)]),
+              let id = result["id"]?.stringValue else {
+            worker.kill()
+            throw IsolationError(.unavailable, "The worker process could not create the context in \(cwd).")
+        }
+        return id
+    }
+
+    /// Sets the worker's `RLIMIT_AS` (soft and hard) to its present size plus `megabytes`, from
+    /// a scratch context of the worker (created and deleted again).
+    private func limitMemory(of worker: Worker, megabytes: Int) async throws(IsolationError) {
+        let code = """
+            import resource
+            with open('/proc/self/status') as status:
+                size = next(int(line.split()[1]) for line in status if line.startswith('VmSize:')) * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (size + \(megabytes) * 1048576,) * 2)
+            """
+        guard case .result(let created) = await Self.request(worker, "context.create", [:]),
+              let scratch = created["id"]?.stringValue,
+              case .result(let ran) = await Self.request(worker, "code.run", ["code": .string(code), "context": .string(scratch)]),
+              ran["status"]?.stringValue == "ok",
+              case .result = await Self.request(worker, "context.delete", ["id": .string(scratch)]) else {
+            worker.kill()
+            throw IsolationError(.unavailable, "The worker process could not set its memory limit.")
+        }
+    }
+
+    /// Sends a request to a worker and waits for its answer.
+    private static func request(_ worker: Worker, _ method: String, _ params: JSONObject) async -> WorkerReply {
+        await withCheckedContinuation { continuation in
+            let sent = worker.send(method, params, Worker.Pending(
+                notification: { _, _ in }, reply: { continuation.resume(returning: $0) }))
+            if sent == nil { continuation.resume(returning: .ended) }
+        }
+    }
+
+    /// Every process context.
+    public func list() -> [Info] {
+        state.withLock { state in
+            state.contexts.values.sorted { $0.id < $1.id }.map {
+                Info(id: $0.id, cwd: $0.cwd, deadReason: $0.deadReason, pid: $0.worker?.pid, memoryLimitMB: $0.memoryLimitMB,
+                     cpuTimeLimit: $0.cpuTimeLimit)
+            }
+        }
+    }
+
+    /// Deletes a process context: its worker's process group is killed at once; a run in
+    /// progress is answered `interrupted`, queued runs `context_deleted`.
+    public func delete(_ id: String) throws(IsolationError) {
+        let record = state.withLock { state -> Record? in
+            guard let record = state.contexts.removeValue(forKey: id) else { return nil }
+            if let worker = record.worker { state.byWorker[worker.pid] = nil }
+            return record
+        }
+        guard let record else { throw Self.notFound(id) }
+        answer(record.runs, ending: .deleted, exit: nil)
+        record.worker?.kill()
+    }
+
+    /// Gives the context a fresh worker (same id and directory, execution count 0).
+    public func restart(_ id: String) async throws(IsolationError) -> Info {
+        let (cwd, memoryLimitMB, cpuTimeLimit) = try state.withLock { state throws(IsolationError) -> (String, Int?, Duration?) in
+            guard let record = state.contexts[id] else { throw Self.notFound(id) }
+            if record.deadReason == nil && !record.runs.isEmpty {
+                throw IsolationError(.busy, "The context has a run in progress; interrupt it or wait before restarting it.")
+            }
+            return (record.cwd, record.memoryLimitMB, record.cpuTimeLimit)
+        }
+        let worker = try await takeWorker()
+        let workerContext = try await attach(worker, cwd: cwd, memoryLimitMB: memoryLimitMB)
+        let old = state.withLock { state -> Worker?? in
+            guard var record = state.contexts[id] else { return .none }
+            let old = record.worker
+            if let old { state.byWorker[old.pid] = nil }
+            record.worker = worker
+            record.workerContext = workerContext
+            record.deadReason = nil
+            record.ending = nil
+            record.executionCount = 0
+            record.generation += 1
+            let stale = record.runs
+            record.runs = []
+            state.contexts[id] = record
+            state.byWorker[worker.pid] = id
+            if !stale.isEmpty { Self.failQueued(stale, id: id) }
+            return .some(old)
+        }
+        guard case .some(let previous) = old else {
+            worker.kill()
+            throw Self.notFound(id)
+        }
+        previous?.kill()
+        if worker.exit != nil { workerExited(worker) }
+        return Info(id: id, cwd: cwd, deadReason: nil, pid: worker.pid, memoryLimitMB: memoryLimitMB, cpuTimeLimit: cpuTimeLimit)
+    }
+
+    // MARK: Runs
+
+    /// Forwards a run to the context's worker; the relay carries its notifications and answer.
+    public func run(
+        _ id: String, code: String, environment: [String: String], timeout: Duration?, outputLimit: Int
+    ) throws(IsolationError) -> RunRelay {
+        let relay = RunRelay(outputLimit: outputLimit)
+        let run = ActiveRun(relay: relay, timeout: timeout)
+        let (worker, workerContext, isHead, generation) = try state.withLock { state throws(IsolationError) in
+            if state.shuttingDown { throw IsolationError(.shuttingDown, "The server is shutting down.") }
+            guard var record = state.contexts[id] else { throw Self.notFound(id) }
+            if let reason = record.deadReason { throw Self.dead(id, reason) }
+            record.runs.append(run)
+            state.contexts[id] = record
+            return (record.worker!, record.workerContext, record.runs.count == 1, record.generation)
+        }
+        var params: JSONObject = ["code": .string(code), "context": .string(workerContext),
+                                  "timeout": .double(timeout?.inSeconds ?? 0),
+                                  "max_output_bytes": .integer(Int64(outputLimit))]
+        if !environment.isEmpty {
+            params["env"] = .object(JSONObject(environment.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) }))
+        }
+        if isHead { armDeadline(id, run, generation: generation) }
+        worker.send("code.run", params, Worker.Pending(
+            notification: { method, params in relay.push(method, params) },
+            reply: { [weak self] reply in self?.runAnswered(id, run, reply, generation: generation) }))
+        return relay
+    }
+
+    /// Sends an interrupt to the context's run in progress; a run still going after the grace
+    /// period is ended with its worker. `false` when nothing runs.
+    public func interrupt(_ id: String) throws(IsolationError) -> Bool {
+        let target = try state.withLock { state throws(IsolationError) -> (Worker, String, ActiveRun, Int)? in
+            guard let record = state.contexts[id] else { throw Self.notFound(id) }
+            guard record.deadReason == nil, let run = record.runs.first, let worker = record.worker else { return nil }
+            return (worker, record.workerContext, run, record.generation)
+        }
+        guard let (worker, workerContext, run, generation) = target else { return false }
+        worker.sendIgnoringReply("code.interrupt", ["context": .string(workerContext)])
+        // Stops are repeated every 250 ms during the grace period, then the worker is ended.
+        let repeats = Int(configuration.gracePeriod / .milliseconds(250))
+        for step in 1...max(1, repeats) {
+            timers.asyncAfter(deadline: .now() + .milliseconds(250 * step)) { [weak self] in
+                guard let self, !run.relay.isFinished else { return }
+                if step >= repeats {
+                    end(id, run, generation: generation, because: .interrupted)
+                } else {
+                    worker.sendIgnoringReply("code.interrupt", ["context": .string(workerContext)])
+                }
+            }
+        }
+        return true
+    }
+
+    private func armDeadline(_ id: String, _ run: ActiveRun, generation: Int) {
+        let limited = state.withLock { state -> (Duration, Int32)? in
+            guard let record = state.contexts[id], let limit = record.cpuTimeLimit, let worker = record.worker else { return nil }
+            return (limit, worker.pid)
+        }
+        if let (limit, pid) = limited, let baseline = Self.cpuTime(of: pid) {
+            watchCPU(id, run, generation: generation, pid: pid, until: baseline + limit.inSeconds)
+        }
+        guard let timeout = run.timeout else { return }
+        let limit = timeout + configuration.gracePeriod
+        let nanoseconds = Int(limit.inSeconds * 1e9)
+        timers.asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [weak self] in
+            guard let self, !run.relay.isFinished else { return }
+            end(id, run, generation: generation, because: .timeout)
+        }
+    }
+
+    /// Every 50 ms while `run` goes on: past `limit` seconds of the worker's CPU time, it is ended.
+    private func watchCPU(_ id: String, _ run: ActiveRun, generation: Int, pid: Int32, until limit: Double) {
+        timers.asyncAfter(deadline: .now() + .milliseconds(50)) { [weak self] in
+            guard let self, !run.relay.isFinished, let used = Self.cpuTime(of: pid) else { return }
+            if used > limit {
+                end(id, run, generation: generation, because: .cpuTimeLimit)
+            } else {
+                watchCPU(id, run, generation: generation, pid: pid, until: limit)
+            }
+        }
+    }
+
+    /// User plus system CPU seconds of a process (all its threads), from `/proc/PID/stat`.
+    private static func cpuTime(of pid: Int32) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let end = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: end)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// Kills the context's worker when `run` is still its run in progress.
+    private func end(_ id: String, _ run: ActiveRun, generation: Int, because ending: Ending) {
+        let worker = state.withLock { state -> Worker? in
+            guard var record = state.contexts[id], record.generation == generation,
+                  record.runs.first === run, record.ending == nil else { return nil }
+            record.ending = ending
+            state.contexts[id] = record
+            return record.worker
+        }
+        guard let worker else { return }
+        logger.warning("context \(id): \(ending == .cpuTimeLimit ? "the run used up its CPU time" : "the run did not stop within the grace period"); killing worker \(worker.pid)")
+        worker.kill()
+    }
+
+    private func runAnswered(_ id: String, _ run: ActiveRun, _ reply: WorkerReply, generation: Int) {
+        switch reply {
+        case .ended:
+            return  // answered by workerExited
+        case .result(let result):
+            let next = state.withLock { state -> ActiveRun? in
+                guard var record = state.contexts[id], record.generation == generation,
+                      record.runs.first === run else { return nil }
+                record.runs.removeFirst()
+                if let count = result["execution_count"]?.intValue { record.executionCount = count }
+                state.contexts[id] = record
+                return record.runs.first
+            }
+            run.relay.finish(.result(result))
+            if let next { armDeadline(id, next, generation: generation) }
+        case .error(let error):
+            let next = state.withLock { state -> ActiveRun? in
+                guard var record = state.contexts[id], record.generation == generation,
+                      record.runs.first === run else { return nil }
+                record.runs.removeFirst()
+                state.contexts[id] = record
+                return record.runs.first
+            }
+            run.relay.finish(.error(code: error["code"]?.intValue ?? -32603,
+                                    message: error["message"]?.stringValue ?? "The worker failed.", data: error["data"]))
+            if let next { armDeadline(id, next, generation: generation) }
+        }
+    }
+
+    private func workerExited(_ worker: Worker) {
+        let exit = worker.exit ?? .exited(-1)
+        var failedAtStart = false
+        let found = state.withLock { state -> Record? in
+            if let index = state.pool.firstIndex(where: { $0.worker === worker }) {
+                if !state.pool[index].ready && !state.shuttingDown {
+                    state.spawnFailures += 1
+                    failedAtStart = true
+                }
+                state.pool.remove(at: index)
+            }
+            guard let id = state.byWorker.removeValue(forKey: worker.pid), var record = state.contexts[id] else { return nil }
+            let ending = record.ending
+            let runs = record.runs
+            record.runs = []
+            record.deadReason = switch ending {
+            case .timeout: "its run did not stop within the grace period after its timeout"
+            case .cpuTimeLimit: "its run used more CPU time than the context's limit"
+            case .interrupted: "its run did not stop within the grace period after an interrupt"
+            case .deleted, .shutdown: "it was deleted"
+            case nil: "its worker process \(exit)"
+            }
+            state.contexts[id] = record
+            var answered = record
+            answered.runs = runs
+            return answered
+        }
+        guard let record = found else {
+            if failedAtStart {
+                let tail = worker.stderrTail.joined(separator: "\n")
+                logger.error("a pool worker \(exit) before it was ready\(tail.isEmpty ? "" : ": " + tail)")
+            }
+            // Three workers in a row that die at start: stop refilling until a context is created.
+            if state.withLock({ !$0.shuttingDown && $0.spawnFailures < 3 }) { refill() }
+            return
+        }
+        if record.ending == nil {
+            logger.warning("context \(record.id): worker \(worker.pid) \(exit)")
+        }
+        answer(record.runs, ending: record.ending, exit: exit, stderr: worker.stderrTail, executionCount: record.executionCount,
+               cpuTimeLimit: record.cpuTimeLimit)
+    }
+
+    /// Answers the runs of a context whose worker ended: the first (in progress) with a result
+    /// saying why, the queued ones with `context_dead` (or `context_deleted`).
+    private func answer(
+        _ runs: [ActiveRun], ending: Ending?, exit: WorkerExit?, stderr: [String] = [], executionCount: Int = 0,
+        cpuTimeLimit: Duration? = nil
+    ) {
+        guard let first = runs.first else { return }
+        let elapsed = ContinuousClock.now - first.started
+        let grace = configuration.gracePeriod.inSeconds
+        let (status, name, value): (String, String, String) = switch ending {
+        case .timeout:
+            ("timeout", "TimeoutError", "The run did not stop within \(grace) s after its timeout: its worker process was killed and the context's state is lost (context.restart gives it a fresh one).")
+        case .cpuTimeLimit:
+            ("timeout", "TimeoutError", "The run used more than its \(cpuTimeLimit?.inSeconds ?? 0) s of CPU time: its worker process was killed and the context's state is lost (context.restart gives it a fresh one).")
+        case .interrupted:
+            ("interrupted", "KeyboardInterrupt", "The run did not stop within \(grace) s after the interrupt: its worker process was killed and the context's state is lost (context.restart gives it a fresh one).")
+        case .deleted, .shutdown:
+            ("interrupted", "KeyboardInterrupt", "The context was deleted (or the server shut down) while the run was in progress; its worker process was killed.")
+        case nil:
+            ("crashed", "WorkerCrashed", "The worker process \(exit?.description ?? "ended")"
+                + (stderr.isEmpty ? "" : "; its last stderr lines:\n" + stderr.joined(separator: "\n"))
+                + "\nThe context's state is lost (context.restart gives it a fresh one).")
+        }
+        let (out, err) = first.relay.keptOutput()
+        let result: JSONValue = [
+            "status": .string(status), "stdout": .string(out.text()), "stderr": .string(err.text()),
+            "stdout_truncated": .bool(out.isTruncated), "stderr_truncated": .bool(err.isTruncated),
+            "stdout_omitted_bytes": .integer(Int64(out.omittedBytes)), "stderr_omitted_bytes": .integer(Int64(err.omittedBytes)),
+            "error": ["name": .string(name), "value": .string(value), "traceback": .string("\(name): \(value)\n")],
+            "execution_count": .integer(Int64(executionCount + 1)),
+            "duration": .double((elapsed.inSeconds * 1e6).rounded() / 1e6),
+        ]
+        first.relay.finish(.result(result))
+        // Queued runs never started: the namespace contexts' errors where they apply.
+        let (code, reason, message): (Int, String, String) = switch ending {
+        case .deleted: (-32004, "context_deleted", "The context was deleted while the run was queued; it never started.")
+        case .shutdown: (-32005, "shutting_down", "The server is shutting down; the run was not started.")
+        default: (Self.contextDeadCode, IsolationError.Code.contextDead.rawValue, "The context's worker process ended before the run started.")
+        }
+        for run in runs.dropFirst() {
+            run.relay.finish(.error(code: code, message: message, data: ["reason": .string(reason)]))
+        }
+    }
+
+    private static func failQueued(_ runs: [ActiveRun], id: String) {
+        for run in runs {
+            run.relay.finish(.error(code: contextDeadCode, message: "The context \(id) was restarted before the run started.",
+                                    data: ["reason": .string(IsolationError.Code.contextDead.rawValue)]))
+        }
+    }
+
+    /// The JSON-RPC code of `context_dead`.
+    public static let contextDeadCode = -32006
+
+    private static func notFound(_ id: String) -> IsolationError {
+        IsolationError(.contextNotFound, "No context has the id \(id).")
+    }
+
+    private static func dead(_ id: String, _ reason: String) -> IsolationError {
+        IsolationError(.contextDead, "The context \(id) is dead (\(reason)); context.restart gives it a fresh worker, context.delete removes it.")
+    }
+
+    // MARK: Shutdown
+
+    /// Ends every worker (answering runs in progress `interrupted`) and waits until they are reaped.
+    public func shutdown() async {
+        let (records, pool) = state.withLock { state in
+            state.shuttingDown = true
+            defer { state.contexts = [:]; state.byWorker = [:]; state.pool = [] }
+            return (Array(state.contexts.values), state.pool.map(\.worker))
+        }
+        for record in records {
+            answer(record.runs, ending: .shutdown, exit: nil)
+            record.worker?.kill()
+        }
+        pool.forEach { $0.kill() }
+        let workers = records.compactMap(\.worker) + pool
+        let deadline = ContinuousClock.now + .seconds(2)
+        while workers.contains(where: { $0.exit == nil }) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+}
+
+extension Duration {
+    fileprivate static func / (lhs: Duration, rhs: Duration) -> Double {
+        lhs.inSeconds / rhs.inSeconds
+    }
+}

@@ -1,0 +1,102 @@
+import JSONRPC
+import PyKernelSupport
+
+/// What a forwarded run produces, in order: the worker's notifications about it, then one end.
+public enum RelayEvent: Sendable {
+    /// A notification (`code.output`, ...) without its `request_id`.
+    case notification(String, JSONObject)
+    /// The run's result (the worker's, or one the server wrote when the worker was ended).
+    case result(JSONValue)
+    /// A JSON-RPC error object answering the run.
+    case error(code: Int, message: String, data: JSONValue?)
+}
+
+/// A bounded hand-over of one run's events from a worker's reader thread to the task that
+/// answers the client.
+///
+/// The reader thread waits while more than `limit` bytes of notifications are unread, so a client
+/// that reads slowly slows the worker down (its output pipe fills) instead of growing memory.
+public final class RunRelay: @unchecked Sendable {  // every field is guarded by `lock`
+    private let lock = ConditionLock()
+    private var events: [RelayEvent] = []
+    private var head = 0
+    private var bytes = 0
+    private var ended = false
+    private var waiter: CheckedContinuation<RelayEvent, Never>?
+    private let limit: Int
+    /// Output kept for a result the server writes itself (the worker's own cap).
+    private var stdout: HeadTailBuffer
+    private var stderr: HeadTailBuffer
+
+    init(outputLimit: Int, limit: Int = 1 << 20) {
+        self.limit = limit
+        self.stdout = HeadTailBuffer(limit: outputLimit)
+        self.stderr = HeadTailBuffer(limit: outputLimit)
+    }
+
+    /// Whether the run has been answered.
+    var isFinished: Bool { lock.withLock { ended } }
+
+    /// Queues a notification (waits while the unread ones hold more than the limit).
+    func push(_ method: String, _ params: JSONObject) {
+        let size = params["text"]?.stringValue?.utf8.count ?? 64
+        lock.lock()
+        while bytes > limit && !ended { lock.wait() }
+        guard !ended else { return lock.unlock() }
+        if method == "code.output", let text = params["text"]?.stringValue {
+            if params["stream"]?.stringValue == "stderr" { stderr.append(text) } else { stdout.append(text) }
+        }
+        let event = RelayEvent.notification(method, params)
+        deliver(event, size: size)
+    }
+
+    /// Answers the run (the first answer wins; later ones are ignored).
+    func finish(_ event: RelayEvent) {
+        lock.lock()
+        guard !ended else { return lock.unlock() }
+        ended = true
+        lock.broadcast()  // a reader thread waiting for room gives up
+        deliver(event, size: 0)
+    }
+
+    /// The output kept so far, for a result the server writes: (text, truncated, omitted bytes) per stream.
+    func keptOutput() -> (stdout: HeadTailBuffer, stderr: HeadTailBuffer) {
+        lock.withLock { (stdout, stderr) }
+    }
+
+    /// Called with the lock held; releases it.
+    private func deliver(_ event: RelayEvent, size: Int) {
+        if let waiter {
+            self.waiter = nil
+            lock.unlock()
+            waiter.resume(returning: event)
+            return
+        }
+        events.append(event)
+        bytes += size
+        lock.unlock()
+    }
+
+    /// The next event; the run's answer is the last.
+    public func next() async -> RelayEvent {
+        await withCheckedContinuation { continuation in
+            lock.lock()
+            if head < events.count {
+                let event = events[head]
+                head += 1
+                if case .notification(_, let params) = event { bytes -= params["text"]?.stringValue?.utf8.count ?? 64 }
+                if head == events.count {
+                    events.removeAll(keepingCapacity: true)
+                    head = 0
+                }
+                lock.broadcast()
+                lock.unlock()
+                continuation.resume(returning: event)
+            } else {
+                waiter = continuation
+                lock.broadcast()
+                lock.unlock()
+            }
+        }
+    }
+}

@@ -1,0 +1,308 @@
+import Foundation
+import JSONRPC
+import Logging
+import PyKernelSupport
+import Synchronization
+import _PyKernelProcessShims
+
+/// How a worker process ended.
+public enum WorkerExit: Sendable, Equatable, CustomStringConvertible {
+    case exited(Int32)
+    case signaled(Int32)
+
+    public var description: String {
+        switch self {
+        case .exited(let code): return "exited with code \(code)"
+        case .signaled(let number): return "was killed by signal \(number)\(Self.signalNames[number].map { " (\($0))" } ?? "")"
+        }
+    }
+
+    private static let signalNames: [Int32: String] = [
+        SIGSEGV: "SIGSEGV", SIGKILL: "SIGKILL", SIGABRT: "SIGABRT", SIGBUS: "SIGBUS", SIGTERM: "SIGTERM",
+        SIGFPE: "SIGFPE", SIGILL: "SIGILL", SIGINT: "SIGINT", SIGPIPE: "SIGPIPE",
+    ]
+}
+
+/// What a worker answered to a request: its result, its error, or nothing because it ended.
+enum WorkerReply: Sendable {
+    case result(JSONValue)
+    case error(JSONValue)
+    case ended
+}
+
+/// One `pykernel serve` worker process on pipes, in a process group of its own, and a JSON-RPC
+/// client of it.
+///
+/// A thread of its own (`pykernel-worker`) reads the worker's stdout (protocol lines), its
+/// stderr (the last lines are kept for crash reports) and a pidfd; callbacks for notifications
+/// and replies run on that thread. When the worker exits, every request still waiting is
+/// answered ``WorkerReply/ended``, its process group is killed (no grandchild stays) and it is reaped.
+final class Worker: Sendable {
+    /// A waiting request's callbacks.
+    struct Pending: Sendable {
+        /// A notification whose `params.request_id` is this request's id (method, other params).
+        let notification: @Sendable (String, JSONObject) -> Void
+        let reply: @Sendable (WorkerReply) -> Void
+    }
+
+    private struct State {
+        var nextID: Int64 = 1
+        var pending: [Int64: Pending] = [:]
+        var exit: WorkerExit?
+        var stderrTail: [String] = []
+        var inputClosed = false
+        /// Set before the worker is reaped: its pid (and group id) may be reused after that.
+        var reaping = false
+    }
+
+    let pid: pid_t
+    private let input: Int32
+    private let state = Mutex(State())
+    /// Whether `input` is still open; held while writing, so a closed (and maybe reused)
+    /// descriptor number is never written to.
+    private let inputOpen = Mutex(true)
+    private let onExit: @Sendable (Worker) -> Void
+    private let logger: Logger
+    /// Lines of stderr kept for a crash report.
+    private static let stderrLinesKept = 20
+    /// A protocol line longer than this ends the worker (it is not a `pykernel serve` then).
+    private static let maxLineLength = 256 << 20
+
+    /// Starts `executable arguments...` in a new process group with pipes as descriptors 0, 1, 2.
+    init(executable: String, arguments: [String], logger: Logger, onExit: @escaping @Sendable (Worker) -> Void) throws {
+        var toChild: [Int32] = [-1, -1]
+        var fromChild: [Int32] = [-1, -1]
+        var errors: [Int32] = [-1, -1]
+        guard pk_pipe_cloexec(&toChild) == 0 else { throw WorkerError.spawn("pipe: \(String(cString: strerror(errno)))") }
+        guard pk_pipe_cloexec(&fromChild) == 0 else {
+            close(toChild[0]); close(toChild[1])
+            throw WorkerError.spawn("pipe: \(String(cString: strerror(errno)))")
+        }
+        guard pk_pipe_cloexec(&errors) == 0 else {
+            close(toChild[0]); close(toChild[1]); close(fromChild[0]); close(fromChild[1])
+            throw WorkerError.spawn("pipe: \(String(cString: strerror(errno)))")
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for number in [SIGPIPE, SIGINT, SIGTERM] { sigaddset(&defaults, number) }
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        // The server's environment, without Swift's crash backtracer: it would hold a crashing
+        // worker for most of a second, and its report would go into the run's (lost) capture.
+        var environment = ProcessInfo.processInfo.environment
+        environment["SWIFT_BACKTRACE"] = "enable=no"
+        // One malloc arena: each thread arena would reserve 64 MiB of address space, which a
+        // context's memory limit (RLIMIT_AS) counts.
+        environment["MALLOC_ARENA_MAX"] = "1"
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
+        var child: pid_t = 0
+        let status = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
+        close(toChild[0]); close(fromChild[1]); close(errors[1])
+        guard status == 0 else {
+            close(toChild[1]); close(fromChild[0]); close(errors[0])
+            throw WorkerError.spawn("posix_spawn \(executable): \(String(cString: strerror(status)))")
+        }
+        self.pid = child
+        self.input = toChild[1]
+        self.logger = logger
+        self.onExit = onExit
+        let pidfd = pk_pidfd_open(child)
+        let (output, errorOutput) = (fromChild[0], errors[0])
+        let thread = Thread { [self] in
+            pk_name_this_thread("pykernel-worker")
+            readLoop(output: output, errors: errorOutput, pidfd: pidfd)
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    /// How the worker ended; `nil` while it runs.
+    var exit: WorkerExit? { state.withLock { $0.exit } }
+
+    /// The last lines the worker wrote on its stderr.
+    var stderrTail: [String] { state.withLock { $0.stderrTail } }
+
+    /// Sends a request; `pending` is called on the worker's thread. `nil` when the worker has
+    /// ended (then `pending.reply` is not called).
+    @discardableResult
+    func send(_ method: String, _ params: JSONObject, _ pending: Pending) -> Int64? {
+        let id: Int64? = state.withLock { state in
+            guard state.exit == nil, !state.inputClosed else { return nil }
+            let id = state.nextID
+            state.nextID += 1
+            state.pending[id] = pending
+            return id
+        }
+        guard let id else { return nil }
+        let line: JSONValue = ["jsonrpc": "2.0", "id": .integer(id), "method": .string(method), "params": .object(params)]
+        write(line)
+        return id
+    }
+
+    /// Sends a request whose answer nobody waits for.
+    func sendIgnoringReply(_ method: String, _ params: JSONObject) {
+        send(method, params, Pending(notification: { _, _ in }, reply: { _ in }))
+    }
+
+    private func write(_ message: JSONValue) {
+        var bytes = message.serialized()
+        bytes.append(0x0A)
+        inputOpen.withLock { open in
+            guard open else { return }
+            bytes.withUnsafeBytes { buffer in
+                var offset = 0
+                while offset < buffer.count {
+                    let written = Glibc.write(input, buffer.baseAddress! + offset, buffer.count - offset)
+                    if written < 0 {
+                        if errno == EINTR { continue }
+                        return  // the worker is gone; its reader answers what waits
+                    }
+                    offset += written
+                }
+            }
+        }
+    }
+
+    /// Ends the worker at once: SIGKILL to its whole process group.
+    func kill() {
+        // First: a write blocked on a full pipe then fails. Never after the reaping: the group
+        // id could belong to another process by then.
+        if !state.withLock({ $0.reaping }) { _ = Glibc.kill(-pid, SIGKILL) }
+        closeInput()
+    }
+
+    /// Closes the worker's stdin (a `pykernel serve` then finishes and exits).
+    func closeInput() {
+        state.withLock { $0.inputClosed = true }
+        inputOpen.withLock { open in
+            if open { _ = Glibc.close(input) }
+            open = false
+        }
+    }
+
+    // MARK: The worker's thread
+
+    private func readLoop(output: Int32, errors: Int32, pidfd: Int32) {
+        var lines = LineSplitter(maxLineLength: Self.maxLineLength, dropsCarriageReturn: false)
+        var errorLines = LineSplitter(maxLineLength: 64 << 10)
+        var descriptors = [pollfd(fd: output, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: errors, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)]
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        var open = [true, true, pidfd >= 0]
+        while open[0] || open[1] {
+            for index in 0..<3 { descriptors[index].fd = open[index] ? [output, errors, pidfd][index] : -1 }
+            let ready = poll(&descriptors, 3, -1)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            if open[2], descriptors[2].revents != 0 {
+                // Exited: a grandchild may still hold the pipes open, so end the group now.
+                open[2] = false
+                _ = Glibc.kill(-pid, SIGKILL)
+            }
+            for (index, fd) in [(0, output), (1, errors)] where open[index] && descriptors[index].revents != 0 {
+                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 {
+                    open[index] = false
+                    continue
+                }
+                buffer.withUnsafeBytes { bytes in
+                    let chunk = UnsafeRawBufferPointer(rebasing: bytes[0..<count])
+                    if index == 0 {
+                        _ = lines.feed(chunk) { piece in
+                            switch piece {
+                            case .line(let line):
+                                handle(line: line)
+                            case .tooLong(let length):
+                                logger.error("worker \(pid) wrote a line of \(length) bytes, over \(Self.maxLineLength); ending it")
+                                _ = Glibc.kill(-pid, SIGKILL)
+                            }
+                            return true
+                        }
+                    } else {
+                        _ = errorLines.feed(chunk, keepErrorLine)
+                    }
+                }
+            }
+        }
+        errorLines.finish(keepErrorLine)  // a last line without its newline
+        close(output)
+        close(errors)
+        _ = Glibc.kill(-pid, SIGKILL)
+        state.withLock { $0.reaping = true }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if pidfd >= 0 { close(pidfd) }
+        let exit: WorkerExit = (status & 0x7F) == 0 ? .exited((status >> 8) & 0xFF) : .signaled(status & 0x7F)
+        let waiting = state.withLock { state in
+            state.exit = exit
+            defer { state.pending = [:] }
+            return state.pending
+        }
+        closeInput()
+        for id in waiting.keys.sorted() { waiting[id]!.reply(.ended) }
+        onExit(self)
+    }
+
+    /// Keeps a line of the worker's stderr for crash reports (the last few).
+    private func keepErrorLine(_ piece: LineSplitter.Piece) -> Bool {
+        guard case .line(let line) = piece else { return true }
+        let text = UTF8Text.decode(line)
+        state.withLock { state in
+            state.stderrTail.append(text)
+            if state.stderrTail.count > Self.stderrLinesKept { state.stderrTail.removeFirst() }
+        }
+        return true
+    }
+
+    private func handle(line: [UInt8]) {
+        guard let message = try? JSONValue.parse(line), let object = message.objectValue else {
+            logger.warning("worker \(pid) wrote a line that is not a JSON object")
+            return
+        }
+        if let method = object["method"]?.stringValue {
+            guard var params = object["params"]?.objectValue, let id = params["request_id"]?.intValue else { return }
+            params["request_id"] = nil
+            let pending = state.withLock { $0.pending[Int64(id)] }
+            pending?.notification(method, params)
+            return
+        }
+        guard let id = object["id"]?.intValue else { return }
+        let pending = state.withLock { $0.pending.removeValue(forKey: Int64(id)) }
+        if let error = object["error"] {
+            pending?.reply(.error(error))
+        } else {
+            pending?.reply(.result(object["result"] ?? .null))
+        }
+    }
+}
+
+/// A worker could not be started.
+public enum WorkerError: Error, CustomStringConvertible {
+    case spawn(String)
+
+    public var description: String {
+        switch self {
+        case .spawn(let message): return "could not start a worker process: \(message)"
+        }
+    }
+}

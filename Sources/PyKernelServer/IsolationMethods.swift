@@ -1,0 +1,239 @@
+import Foundation
+import JSONRPC
+import PyKernel
+import PyKernelIsolation
+import PyKernelSupport
+
+/// Where a context lives: in the server's interpreter, or in a worker process of its own.
+public enum ContextIsolation: String, Sendable, CaseIterable {
+    case namespace
+    case process
+}
+
+extension ApplicationErrorCode {
+    /// `context_dead`: the process context's worker ended (crash, hard stop); restart or delete it.
+    public static let contextDead = ProcessContexts.contextDeadCode
+}
+
+extension RPCError {
+    init(_ error: IsolationError) {
+        let code: Int = switch error.code {
+        case .contextNotFound: ApplicationErrorCode.contextNotFound
+        case .contextDead: ApplicationErrorCode.contextDead
+        case .busy: ApplicationErrorCode.interpreterBusy
+        case .shuttingDown: ApplicationErrorCode.shuttingDown
+        case .unavailable: RPCError.Code.internalError
+        case .invalidArgument: RPCError.Code.invalidParams
+        }
+        if code == RPCError.Code.invalidParams {
+            self = .invalidParams(error.message, field: error.field, reason: error.code.rawValue)
+        } else {
+            self.init(code: code, message: error.message, data: ["reason": .string(error.code.rawValue)])
+        }
+    }
+}
+
+/// The methods that know both kinds of context: they route process contexts to their workers
+/// and hand everything else to the namespace methods of `KernelMethods.swift`.
+extension JSONRPCServer {
+    static func isolationMethods(_ kernel: [String: MethodHandler]) -> [String: MethodHandler] {
+        [
+            "kernel.info": { request throws(RPCError) in try kernelInfo(request, kernel["kernel.info"]!) },
+            "context.create": { request throws(RPCError) in try createContext(request, kernel["context.create"]!) },
+            "context.list": { request throws(RPCError) in try listContexts(request, kernel["context.list"]!) },
+            "context.delete": { request throws(RPCError) in try deleteContext(request, kernel["context.delete"]!) },
+            "context.restart": { request throws(RPCError) in try restartContext(request) },
+            "code.run": { request throws(RPCError) in try runCode(request, kernel["code.run"]!) },
+            "code.interrupt": { request throws(RPCError) in try interrupt(request, kernel["code.interrupt"]!) },
+        ]
+    }
+
+    /// The process context `id` names, if any.
+    private static func processContext(_ request: Request, _ id: String) -> ProcessContexts? {
+        guard let contexts = request.server.processContexts, contexts.contains(id) else { return nil }
+        return contexts
+    }
+
+    private static func adding(_ members: JSONObject, to reply: MethodReply) -> MethodReply {
+        guard case .result(.object(var object)) = reply else { return reply }
+        for index in members.keys.indices { object[members.keys[index]] = members.values[index] }
+        return .result(.object(object))
+    }
+
+    private static func kernelInfo(_ request: Request, _ kernel: MethodHandler) throws(RPCError) -> MethodReply {
+        var isolation: JSONObject = ["default": .string(request.server.defaultIsolation.rawValue)]
+        if let contexts = request.server.processContexts {
+            let pool = contexts.poolState()
+            isolation["workers_alive"] = .integer(Int64(pool.contextWorkers))
+            isolation["pool"] = ["size": .integer(Int64(pool.size)), "ready": .integer(Int64(pool.ready)),
+                                 "starting": .integer(Int64(pool.starting))]
+        } else {
+            isolation["workers_alive"] = 0
+            isolation["pool"] = .null
+        }
+        return adding(["isolation": .object(isolation)], to: try kernel(request))
+    }
+
+    private static func processJSON(_ info: ProcessContexts.Info) -> JSONValue {
+        var object: JSONObject = ["id": .string(info.id), "language": "python", "cwd": .string(info.cwd), "isolation": "process",
+                                  "state": info.deadReason == nil ? "alive" : "dead"]
+        if let limit = info.memoryLimitMB { object["memory_limit_mb"] = .integer(Int64(limit)) }
+        if let limit = info.cpuTimeLimit { object["cpu_time_limit_s"] = .double(limit.inSeconds) }
+        return .object(object)
+    }
+
+    private static func createContext(_ request: Request, _ kernel: MethodHandler) throws(RPCError) -> MethodReply {
+        let isolation = try requestedIsolation(request)
+        let memoryLimit = try request.params.optionalInt("memory_limit_mb")
+        let cpuSeconds = try request.params.optionalDouble("cpu_time_limit_s")
+        guard isolation == .process else {
+            if memoryLimit != nil {
+                throw RPCError.invalidParams("params.memory_limit_mb applies to process contexts only (isolation \"process\").", field: "memory_limit_mb")
+            }
+            if cpuSeconds != nil {
+                throw RPCError.invalidParams("params.cpu_time_limit_s applies to process contexts only (isolation \"process\").", field: "cpu_time_limit_s")
+            }
+            return adding(["isolation": "namespace"], to: try kernel(request))
+        }
+        if let memoryLimit, memoryLimit <= 0 {
+            throw RPCError.invalidParams("params.memory_limit_mb must be a positive integer (MiB).", field: "memory_limit_mb")
+        }
+        if let cpuSeconds, !(cpuSeconds > 0 && cpuSeconds <= 1e9) {
+            throw RPCError.invalidParams("params.cpu_time_limit_s must be a number of seconds > 0.", field: "cpu_time_limit_s")
+        }
+        let cpuTimeLimit = cpuSeconds.map { Duration.nanoseconds(Int64($0 * 1e9)) }
+        if let language = try request.params.optionalString("language"), language != "python" {
+            throw RPCError.invalidParams("params.language must be \"python\" (the only language of contexts); for JavaScript or TypeScript use process.code_run.", field: "language")
+        }
+        guard let contexts = request.server.processContexts else {
+            throw RPCError.invalidParams("This server has no process contexts.", field: "isolation")
+        }
+        var cwd: String?
+        if let path = try request.params.optionalString("cwd") {
+            do throws(InvalidInput) {
+                cwd = try InputValidation.workingDirectory(path, relativeTo: request.server.manager.configuration.workingDirectory)
+            } catch {
+                throw RPCError(error)
+            }
+        }
+        let id = UUID().uuidString.lowercased()
+        let directory = cwd
+        return .deferred { () async throws(RPCError) -> JSONValue in
+            do throws(IsolationError) {
+                return processJSON(try await contexts.create(id: id, cwd: directory, memoryLimitMB: memoryLimit, cpuTimeLimit: cpuTimeLimit))
+            } catch {
+                throw RPCError(error)
+            }
+        }
+    }
+
+    private static func requestedIsolation(_ request: Request) throws(RPCError) -> ContextIsolation {
+        guard let name = try request.params.optionalString("isolation") else { return request.server.defaultIsolation }
+        guard let isolation = ContextIsolation(rawValue: name) else {
+            throw RPCError.invalidParams("params.isolation must be \"namespace\" or \"process\".", field: "isolation")
+        }
+        return isolation
+    }
+
+    private static func listContexts(_ request: Request, _ kernel: MethodHandler) throws(RPCError) -> MethodReply {
+        guard case .result(let result) = try kernel(request), let namespaces = result["contexts"]?.arrayValue else {
+            throw RPCError.internalError("context.list gave no list.")
+        }
+        let processes = request.server.processContexts?.list() ?? []
+        let shadowed = Set(processes.map(\.id))
+        var all: [JSONValue] = namespaces.compactMap { context in
+            guard var object = context.objectValue, let id = object["id"]?.stringValue, !shadowed.contains(id) else { return nil }
+            object["isolation"] = "namespace"
+            return .object(object)
+        }
+        all += processes.map(processJSON)
+        return .result(["contexts": .array(all)])
+    }
+
+    private static func deleteContext(_ request: Request, _ kernel: MethodHandler) throws(RPCError) -> MethodReply {
+        let id = try request.params.string("id")
+        guard let contexts = processContext(request, id) else { return try kernel(request) }
+        if id == ContextID.default.rawValue {
+            throw RPCError(KernelError(.defaultContextUndeletable, "The default context cannot be deleted."))
+        }
+        do throws(IsolationError) {
+            try contexts.delete(id)
+            return .result(.object([:]))
+        } catch {
+            throw RPCError(error)
+        }
+    }
+
+    private static func restartContext(_ request: Request) throws(RPCError) -> MethodReply {
+        let id = try request.params.string("id")
+        guard let contexts = processContext(request, id) else {
+            if request.server.manager.listContexts().contains(where: { $0.id.rawValue == id }) {
+                throw RPCError.invalidParams("Only process contexts can be restarted; \(id) is a namespace context (delete it and create a new one).", field: "id")
+            }
+            throw RPCError(IsolationError.notFound(id))
+        }
+        return .deferred { () async throws(RPCError) -> JSONValue in
+            do throws(IsolationError) {
+                return processJSON(try await contexts.restart(id))
+            } catch {
+                throw RPCError(error)
+            }
+        }
+    }
+
+    private static func interrupt(_ request: Request, _ kernel: MethodHandler) throws(RPCError) -> MethodReply {
+        let id = try request.params.string("context")
+        guard let contexts = processContext(request, id) else { return try kernel(request) }
+        do throws(IsolationError) {
+            return .result(["interrupted": .bool(try contexts.interrupt(id))])
+        } catch {
+            throw RPCError(error)
+        }
+    }
+
+    /// `code.run` in a process context: forwarded to its worker; the worker's notifications are
+    /// relayed under this request's id and its answer is this request's answer.
+    private static func runCode(_ request: Request, _ kernel: MethodHandler) throws(RPCError) -> MethodReply {
+        let params = request.params
+        let id = try params.optionalString("context") ?? ContextID.default.rawValue
+        guard let contexts = processContext(request, id) else { return try kernel(request) }
+        let code = try params.string("code")
+        let environment = try params.optionalStringDictionary("env") ?? [:]
+        let seconds = try params.optionalDouble("timeout") ?? 600
+        let timeout: Duration?
+        do throws(InvalidInput) {
+            try InputValidation.environment(environment)
+            timeout = try InputValidation.timeout(seconds: seconds)
+        } catch {
+            throw RPCError(error)
+        }
+        let maxOutputBytes = try params.optionalInt("max_output_bytes") ?? (1 << 20)
+        guard maxOutputBytes >= 0 else {
+            throw RPCError.invalidParams("params.max_output_bytes must be an integer >= 0.", field: "max_output_bytes")
+        }
+        let relay: RunRelay
+        do throws(IsolationError) {
+            relay = try contexts.run(id, code: code, environment: environment, timeout: timeout, outputLimit: maxOutputBytes)
+        } catch {
+            throw RPCError(error)
+        }
+        return .deferred { () async throws(RPCError) -> JSONValue in
+            while true {
+                switch await relay.next() {
+                case .notification(let method, let fields):
+                    await request.notify(method, fields)
+                case .result(let result):
+                    return result
+                case .error(let code, let message, let data):
+                    throw RPCError(code: code, message: message, data: data)
+                }
+            }
+        }
+    }
+}
+
+extension IsolationError {
+    static func notFound(_ id: String) -> IsolationError {
+        IsolationError(.contextNotFound, "No context has the id \(id).")
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import JSONRPC
+import Logging
+import PyKernelSupport
+import Testing
+@testable import PyKernelIsolation
+
+@Suite("Process contexts: the run relay, worker processes")
+struct IsolationTests {
+    @Test("The relay hands events over in order, the answer last, and only the first answer")
+    func relayOrder() async {
+        let relay = RunRelay(outputLimit: 4)
+        relay.push("code.output", ["stream": "stdout", "text": "hello"])
+        relay.push("code.output", ["stream": "stderr", "text": "oops"])
+        relay.finish(.result(["status": "ok"]))
+        relay.finish(.result(["status": "second"]))
+        guard case .notification(_, let first) = await relay.next() else { Issue.record("no output"); return }
+        #expect(first["text"] == "hello")
+        guard case .notification(_, let second) = await relay.next() else { Issue.record("no output"); return }
+        #expect(second["stream"] == "stderr")
+        guard case .result(let result) = await relay.next() else { Issue.record("no result"); return }
+        #expect(result["status"] == "ok")
+        let (stdout, stderr) = relay.keptOutput()
+        #expect(stdout.text() == "helo")
+        #expect(stdout.isTruncated && !stderr.isTruncated)
+    }
+
+    @Test("A producer waits while the unread output is over the limit, and is let go by the answer")
+    func relayBackPressure() async {
+        let relay = RunRelay(outputLimit: 1 << 20, limit: 10)
+        let pushed = ManagedAtomicCounter()
+        let producer = Thread {
+            for _ in 0..<3 {
+                relay.push("code.output", ["stream": "stdout", "text": "0123456789ab"])
+                pushed.increment()
+            }
+        }
+        producer.start()
+        // The first push is over the limit alone: the second waits until it is read.
+        await waitUntil { pushed.value == 1 }
+        try? await Task.sleep(for: .milliseconds(50))
+        #expect(pushed.value == 1)
+        _ = await relay.next()
+        await waitUntil { pushed.value == 2 }
+        #expect(pushed.value == 2)
+        relay.finish(.result(["status": "ok"]))
+        await waitUntil { pushed.value == 3 }
+        #expect(pushed.value == 3)
+    }
+
+    @Test("A worker that exits answers what waits with .ended and reports its exit")
+    func workerExit() async throws {
+        let ended = ManagedAtomicCounter()
+        let worker = try Worker(executable: "/bin/sh", arguments: ["-c", "echo bye >&2; printf last >&2; kill -SEGV $$"],
+                                logger: .init(label: "test"), onExit: { _ in ended.increment() })
+        let deadline = ContinuousClock.now + .seconds(10)
+        while worker.exit == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(worker.exit == .signaled(SIGSEGV))
+        #expect(worker.exit?.description == "was killed by signal 11 (SIGSEGV)")
+        #expect(worker.stderrTail == ["bye", "last"])
+        #expect(worker.send("kernel.info", [:], .init(notification: { _, _ in }, reply: { _ in })) == nil)
+        while ended.value == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(ended.value == 1)
+    }
+}
+
+/// Polls (every 5 ms, at most 10 s) until `condition` holds.
+func waitUntil(_ condition: () -> Bool) async {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while !condition() && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+}
+
+/// A counter shared with a thread.
+final class ManagedAtomicCounter: @unchecked Sendable {  // guarded by `lock`
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
+}

@@ -1,0 +1,394 @@
+"""Process contexts (``isolation: "process"``, issue 11) against the real ``pykernel serve``.
+
+One server per module (``server``) for the cases that leave it healthy; cases about shutdown
+start their own.
+"""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from pykernel_raw import RawServer
+
+STUBBORN = (
+    "import time\n"
+    "while True:\n"
+    "    try:\n"
+    "        time.sleep(0.05)\n"
+    "    except BaseException:\n"
+    "        pass\n"
+)
+
+
+@pytest.fixture(scope="module")
+def server(pykernel_bin):
+    raw = RawServer(pykernel_bin, ["--pool-size", "2"])
+    yield raw
+    raw.close_stdin()
+    assert raw.wait_exit() == 0
+    raw.join_output()
+
+
+def create(server, **params):
+    return server.result("context.create", {"isolation": "process", **params})
+
+
+def run(server, context, code, **params):
+    return server.result("code.run", {"context": context, "code": code, **params}, timeout=30)
+
+
+def descendants(pid):
+    """Every process whose parent chain leads to pid (read from /proc)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                parents[int(entry)] = int(fields[1])
+            except OSError:
+                continue
+    found, frontier = set(), {pid}
+    while frontier:
+        children = {child for child, parent in parents.items() if parent in frontier}
+        frontier = children - found
+        found |= children
+    return found
+
+
+def wait_until(predicate, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_state_output_and_errors(server):
+    context = create(server)
+    assert context["isolation"] == "process" and context["state"] == "alive"
+    pid = run(server, context["id"], "import os\npid = os.getpid()\nprint(pid)")
+    assert int(pid["stdout"]) != server.process.pid
+    assert pid["execution_count"] == 1
+    again = run(server, context["id"], "print(pid * 2)")
+    assert int(again["stdout"]) == 2 * int(pid["stdout"])
+    request = server.request("code.run", {"context": context["id"],
+                                          "code": "import os, sys\nos.write(1, b'fd\\n')\nos.system('echo shell')\nprint('err', file=sys.stderr)"})
+    result = server.response(request, timeout=30)["result"]
+    assert result["status"] == "ok"
+    assert "fd\n" in result["stdout"] and "shell\n" in result["stdout"] and result["stderr"] == "err\n"
+    streamed = "".join(n["params"]["text"] for n in server.notifications(request) if n["params"]["stream"] == "stdout")
+    assert "fd\n" in streamed and "shell\n" in streamed
+    error = run(server, context["id"], "def f():\n    return 1/0\nf()")
+    assert error["status"] == "error" and error["error"]["name"] == "ZeroDivisionError"
+    assert "<cell-4>" in error["error"]["traceback"] or "line 2" in error["error"]["traceback"]
+    env = run(server, context["id"], "import os\nprint(os.environ['ISO_VAR'])", env={"ISO_VAR": "v1"})
+    assert env["stdout"] == "v1\n"
+    server.result("context.delete", {"id": context["id"]})
+
+
+def test_sys_modules_not_shared(server):
+    first, second = create(server)["id"], create(server)["id"]
+    run(server, first, "import json\njson.dumps = lambda *a, **k: 'patched'")
+    assert run(server, first, "import json\nprint(json.dumps(1))")["stdout"] == "patched\n"
+    assert run(server, second, "import json\nprint(json.dumps(1))")["stdout"] == "1\n"
+    for context in (first, second):
+        server.result("context.delete", {"id": context})
+
+
+def test_cwd_and_list(server, tmp_path):
+    context = create(server, cwd=str(tmp_path))
+    assert context["cwd"] == str(tmp_path)
+    assert run(server, context["id"], "import os\nprint(os.getcwd())")["stdout"] == f"{tmp_path}\n"
+    listed = {c["id"]: c for c in server.result("context.list")["contexts"]}
+    assert listed[context["id"]]["isolation"] == "process"
+    assert listed["default"]["isolation"] == "namespace"
+    server.result("context.delete", {"id": context["id"]})
+
+
+def test_stubborn_loop_killed_after_grace_while_others_answer(server):
+    stubborn, other = create(server)["id"], create(server)["id"]
+    run(server, stubborn, "kept = 1")
+    run(server, other, "kept = 2")
+    started = time.monotonic()
+    request = server.request("code.run", {"context": stubborn, "code": STUBBORN, "timeout": 0.5})
+    # While the stubborn run goes on, the other process context answers at once.
+    time.sleep(0.3)
+    assert run(server, other, "print(kept)")["stdout"] == "2\n"
+    result = server.response(request, timeout=30)["result"]
+    elapsed = time.monotonic() - started
+    assert result["status"] == "timeout"
+    assert "state is lost" in result["error"]["value"]
+    assert 2.3 <= elapsed < 10
+    dead = server.call("code.run", {"context": stubborn, "code": "print(kept)"})
+    assert dead["error"]["code"] == -32006 and dead["error"]["data"]["reason"] == "context_dead"
+    listed = {c["id"]: c for c in server.result("context.list")["contexts"]}
+    assert listed[stubborn]["state"] == "dead"
+    assert run(server, other, "print(kept)")["stdout"] == "2\n"
+    restarted = server.result("context.restart", {"id": stubborn})
+    assert restarted["id"] == stubborn and restarted["state"] == "alive"
+    fresh = run(server, stubborn, "print('kept' in globals())")
+    assert fresh["stdout"] == "False\n" and fresh["execution_count"] == 1
+    for context in (stubborn, other):
+        server.result("context.delete", {"id": context})
+
+
+def test_interrupt_escalates_to_kill(server):
+    context = create(server)["id"]
+    request = server.request("code.run", {"context": context, "code": "print('started', flush=True)\n" + STUBBORN})
+    server.wait_for(lambda m: m.get("method") == "code.output" and m["params"]["request_id"] == request)
+    assert server.result("code.interrupt", {"context": context}) == {"interrupted": True}
+    result = server.response(request, timeout=30)["result"]
+    assert result["status"] == "interrupted" and "state is lost" in result["error"]["value"]
+    assert result["stdout"] == "started\n"
+    assert server.call("code.run", {"context": context, "code": "1"})["error"]["code"] == -32006
+    server.result("context.delete", {"id": context})
+
+
+def test_interrupt_that_is_obeyed_keeps_state(server):
+    context = create(server)["id"]
+    run(server, context, "x = 5")
+    request = server.request("code.run", {"context": context, "code": "import time\nprint('go', flush=True)\ntime.sleep(60)"})
+    server.wait_for(lambda m: m.get("method") == "code.output" and m["params"]["request_id"] == request)
+    server.result("code.interrupt", {"context": context})
+    result = server.response(request, timeout=30)["result"]
+    assert result["status"] == "interrupted" and result["error"]["name"] == "KeyboardInterrupt"
+    assert run(server, context, "print(x)")["stdout"] == "5\n"
+    server.result("context.delete", {"id": context})
+
+
+@pytest.mark.parametrize("code, signal_name", [
+    ("import ctypes\nctypes.string_at(0)", "SIGSEGV"),
+    ("import os\nos.kill(os.getpid(), 9)", "SIGKILL"),
+])
+def test_crash_is_answered_and_others_survive(server, code, signal_name):
+    victim, bystander = create(server)["id"], create(server)["id"]
+    run(server, bystander, "survivor = 'yes'")
+    server.result("code.run", {"code": "namespace_state = 7"})
+    # Output reaches the server within the 20 ms coalescing window; what is newer dies with the worker.
+    result = run(server, victim, "import time\nprint('before', flush=True)\ntime.sleep(0.2)\n" + code)
+    assert result["status"] == "crashed"
+    assert result["error"]["name"] == "WorkerCrashed" and signal_name in result["error"]["value"]
+    assert result["stdout"] == "before\n"
+    assert server.call("code.run", {"context": victim, "code": "1"})["error"]["data"]["reason"] == "context_dead"
+    assert run(server, bystander, "print(survivor)")["stdout"] == "yes\n"
+    assert server.result("code.run", {"code": "print(namespace_state)"})["stdout"] == "7\n"
+    server.result("context.delete", {"id": victim})  # deleting a dead context works
+    server.result("context.delete", {"id": bystander})
+
+
+def test_worker_dead_while_idle_is_found_on_next_run(server):
+    context = create(server)
+    run(server, context["id"], "import os\npid = os.getpid()")
+    pid = int(run(server, context["id"], "print(pid)")["stdout"])
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: {c["id"]: c for c in server.result("context.list")["contexts"]}[context["id"]]["state"] == "dead",
+               what="the context to be dead")
+    reply = server.call("code.run", {"context": context["id"], "code": "1"})
+    assert reply["error"]["code"] == -32006
+    server.result("context.delete", {"id": context["id"]})
+
+
+def test_parallel_runs(server):
+    first, second = create(server)["id"], create(server)["id"]
+    # Both runs wait for a file the other one writes: they can only finish if they run at once.
+    barrier = f"/tmp/pykernel-iso-{os.getpid()}"
+    code = ("import os, time\nopen('{mine}', 'w').close()\n"
+            "deadline = time.time() + 10\n"
+            "while not os.path.exists('{theirs}') and time.time() < deadline: time.sleep(0.01)\n"
+            "print(os.path.exists('{theirs}'))")
+    a = server.request("code.run", {"context": first, "code": code.format(mine=barrier + "a", theirs=barrier + "b")})
+    b = server.request("code.run", {"context": second, "code": code.format(mine=barrier + "b", theirs=barrier + "a")})
+    assert server.response(a, timeout=30)["result"]["stdout"] == "True\n"
+    assert server.response(b, timeout=30)["result"]["stdout"] == "True\n"
+    for suffix in "ab":
+        os.unlink(barrier + suffix)
+    for context in (first, second):
+        server.result("context.delete", {"id": context})
+
+
+def test_delete_with_run_in_progress(server):
+    context = create(server)["id"]
+    request = server.request("code.run", {"context": context, "code": "print('x', flush=True)\nimport time\ntime.sleep(60)"})
+    server.wait_for(lambda m: m.get("method") == "code.output" and m["params"]["request_id"] == request)
+    server.result("context.delete", {"id": context})
+    assert server.response(request, timeout=10)["result"]["status"] == "interrupted"
+    assert server.call("code.run", {"context": context, "code": "1"})["error"]["code"] == -32001
+
+
+def test_bad_input(server):
+    bad = server.call("context.create", {"isolation": "thread"})
+    assert bad["error"]["code"] == -32602
+    assert bad["error"]["data"] == {"reason": "invalid_argument", "field": "isolation"}
+    assert server.call("context.create", {"isolation": "process", "cwd": "/no/such/dir"})["error"]["data"]["field"] == "cwd"
+    assert server.call("context.restart", {"id": "nope"})["error"]["code"] == -32001
+    busy_context = create(server)["id"]
+    request = server.request("code.run", {"context": busy_context, "code": "print('x', flush=True)\nimport time\ntime.sleep(60)"})
+    server.wait_for(lambda m: m.get("method") == "code.output" and m["params"]["request_id"] == request)
+    busy = server.call("context.restart", {"id": busy_context})
+    assert busy["error"]["code"] == -32003 and busy["error"]["data"]["reason"] == "interpreter_busy"
+    server.result("context.delete", {"id": busy_context})
+    server.response(request, timeout=10)
+    namespace = server.result("context.create", {})
+    assert namespace["isolation"] == "namespace"
+    assert server.call("context.restart", {"id": namespace["id"]})["error"]["data"]["field"] == "id"
+    server.result("context.delete", {"id": namespace["id"]})
+
+
+def test_kernel_info_reports_pool(server):
+    info = server.result("kernel.info")
+    assert "context.restart" in info["methods"]
+    isolation = info["isolation"]
+    assert isolation["default"] == "namespace" and isolation["pool"]["size"] == 2
+    assert isolation["workers_alive"] >= 0
+
+
+def test_many_contexts_leave_no_process_or_descriptor(server):
+    wait_until(lambda: server.result("kernel.info")["isolation"]["pool"]["ready"] == 2, what="a full pool")
+    before_fds = len(os.listdir(f"/proc/{server.process.pid}/fd"))
+    before_procs = descendants(server.process.pid)
+    for _ in range(20):
+        context = create(server)["id"]
+        assert run(server, context, "print(1)")["stdout"] == "1\n"
+        server.result("context.delete", {"id": context})
+    wait_until(lambda: server.result("kernel.info")["isolation"]["pool"]["ready"] == 2, what="a full pool")
+
+    def settled():
+        return (len(os.listdir(f"/proc/{server.process.pid}/fd")) == before_fds
+                and len(descendants(server.process.pid)) == len(before_procs))
+    wait_until(settled, what=f"no leaked process or descriptor (fds {before_fds}, processes {len(before_procs)})")
+
+
+@pytest.mark.parametrize("how", ["shutdown", "SIGTERM"])
+def test_default_process_isolation_and_shutdown_leaves_nothing(pykernel_bin, how):
+    raw = RawServer(pykernel_bin, ["--isolation", "process", "--pool-size", "1"])
+    try:
+        info = raw.result("kernel.info")
+        assert info["isolation"]["default"] == "process"
+        default = {c["id"]: c for c in raw.result("context.list")["contexts"]}["default"]
+        assert default["isolation"] == "process"
+        assert raw.result("code.run", {"code": "import os\nprint(os.getpid())"})["stdout"].strip() != str(raw.process.pid)
+        assert raw.result("context.create", {})["isolation"] == "process"
+        assert raw.result("context.create", {"isolation": "namespace"})["isolation"] == "namespace"
+        assert raw.call("context.delete", {"id": "default"})["error"]["code"] == -32002
+        # A grandchild process in a worker, and a run in progress at shutdown.
+        raw.result("code.run", {"code": "import subprocess\np = subprocess.Popen(['sleep', '300'])"})
+        raw.request("code.run", {"code": "import time\ntime.sleep(300)"})
+        workers = descendants(raw.process.pid)
+        assert len(workers) >= 3
+        if how == "shutdown":
+            raw.result("shutdown", {})
+        else:
+            raw.process.send_signal(signal.SIGTERM)
+        assert raw.wait_exit() == 0
+        wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in workers), what="every worker gone")
+    finally:
+        raw.kill()
+
+
+def test_end_of_input_leaves_nothing(pykernel_bin):
+    raw = RawServer(pykernel_bin, ["--pool-size", "2"])
+    try:
+        context = raw.result("context.create", {"isolation": "process"})["id"]
+        raw.result("code.run", {"context": context, "code": "import subprocess\np = subprocess.Popen(['sleep', '300'])"})
+        workers = descendants(raw.process.pid)
+        assert workers
+        raw.close_stdin()
+        assert raw.wait_exit() == 0
+        wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in workers), what="every worker gone")
+    finally:
+        raw.kill()
+
+
+def test_preload_failure_names_the_module(pykernel_bin, tmp_path):
+    import subprocess
+    result = subprocess.run([pykernel_bin, "serve", "--preload", "json,no_such_module_xyz"],
+                            input=b"", capture_output=True, timeout=60)
+    assert result.returncode != 0
+    assert b"no_such_module_xyz" in result.stderr
+
+
+def test_preload_in_pool_workers(pykernel_bin):
+    raw = RawServer(pykernel_bin, ["--pool-size", "1", "--preload", "decimal"])
+    try:
+        context = raw.result("context.create", {"isolation": "process"})["id"]
+        result = raw.result("code.run", {"context": context, "code": "import sys\nprint('decimal' in sys.modules)"})
+        assert result["stdout"] == "True\n"
+    finally:
+        raw.close_stdin()
+        raw.wait_exit()
+        raw.kill()
+
+
+def test_python_client(pykernel_bin):
+    from pykernel import ContextDeadError, PyKernel
+
+    with PyKernel(pykernel_bin) as client:
+        context = client.create_context(isolation="process", memory_limit_mb=500, cpu_time_limit_s=100)
+        assert context.isolation == "process" and context.state == "alive"
+        assert client.run_code("x = 3\nprint(x)", context=context).stdout == "3\n"
+        crashed = client.run_code("import os\nos.kill(os.getpid(), 9)", context=context)
+        assert crashed.status == "crashed" and crashed.error.name == "WorkerCrashed"
+        with pytest.raises(ContextDeadError) as raised:
+            client.run_code("print(x)", context=context)
+        assert raised.value.code == -32006 and raised.value.reason == "context_dead"
+        assert [c.state for c in client.list_contexts() if c.id == context.id] == ["dead"]
+        restarted = client.restart_context(context)
+        assert restarted.id == context.id and restarted.state == "alive"
+        assert client.run_code("print('x' in globals())", context=context).stdout == "False\n"
+        assert client.create_context().isolation == "namespace"
+        client.delete_context(context)
+
+
+def test_memory_limit(server):
+    limited = create(server, memory_limit_mb=200)
+    assert limited["memory_limit_mb"] == 200
+    big = run(server, limited["id"], "x = bytearray(400 * 1024 * 1024)")
+    assert big["status"] == "error" and big["error"]["name"] == "MemoryError"
+    assert run(server, limited["id"], "y = bytearray(20 * 1024 * 1024)\nprint(len(y))")["stdout"] == "20971520\n"
+    # A thread still starts under the limit (one malloc arena).
+    threaded = run(server, limited["id"], "import threading\nt = threading.Thread(target=lambda: bytearray(10**6))\nt.start(); t.join()\nprint('ok')")
+    assert threaded["stdout"] == "ok\n"
+    restarted = server.result("context.restart", {"id": limited["id"]})
+    assert restarted["memory_limit_mb"] == 200
+    assert run(server, limited["id"], "x = bytearray(400 * 1024 * 1024)")["error"]["name"] == "MemoryError"
+    server.result("context.delete", {"id": limited["id"]})
+    for bad in (0, -5, "lots", 1.5):
+        reply = server.call("context.create", {"isolation": "process", "memory_limit_mb": bad})
+        assert reply["error"]["code"] == -32602 and reply["error"]["data"]["field"] == "memory_limit_mb", reply
+    namespace = server.call("context.create", {"memory_limit_mb": 100})
+    assert namespace["error"]["data"]["field"] == "memory_limit_mb"
+
+
+def test_large_output_is_relayed_whole(server):
+    context = create(server)["id"]
+    request = server.request("code.run", {"context": context, "max_output_bytes": 1000,
+                                          "code": "for i in range(100000):\n    print('x' * 99)"})
+    result = server.response(request, timeout=60)["result"]
+    assert result["status"] == "ok" and result["stdout_truncated"]
+    assert result["stdout_omitted_bytes"] == 100 * 100000 - 1000
+    streamed = sum(len(n["params"]["text"]) for n in server.notifications(request))
+    assert streamed == 100 * 100000
+    server.result("context.delete", {"id": context})
+
+
+def test_cpu_time_limit(server):
+    context = create(server, cpu_time_limit_s=0.5)
+    assert context["cpu_time_limit_s"] == 0.5
+    # Sleeping uses no CPU time: the limit is per run, and counts CPU, not wall time.
+    assert run(server, context["id"], "import time\ntime.sleep(1)\nprint('slept')")["stdout"] == "slept\n"
+    started = time.monotonic()
+    result = run(server, context["id"], "while True:\n    pass")
+    assert result["status"] == "timeout" and "CPU time" in result["error"]["value"]
+    assert time.monotonic() - started < 10
+    assert server.call("code.run", {"context": context["id"], "code": "1"})["error"]["code"] == -32006
+    assert server.result("context.restart", {"id": context["id"]})["cpu_time_limit_s"] == 0.5
+    server.result("context.delete", {"id": context["id"]})
+    for bad in (0, -1, "x"):
+        reply = server.call("context.create", {"isolation": "process", "cpu_time_limit_s": bad})
+        assert reply["error"]["data"]["field"] == "cpu_time_limit_s", reply
+    assert server.call("context.create", {"cpu_time_limit_s": 1})["error"]["data"]["field"] == "cpu_time_limit_s"
