@@ -197,23 +197,10 @@ extension JSONRPCServer {
         let params = request.params
         let id = try params.optionalString("context") ?? ContextID.default.rawValue
         guard let contexts = processContext(request, id) else { return try kernel(request) }
-        let code = try params.string("code")
-        let environment = try params.optionalStringDictionary("env") ?? [:]
-        let seconds = try params.optionalDouble("timeout") ?? 600
-        let timeout: Duration?
-        do throws(InvalidInput) {
-            try InputValidation.environment(environment)
-            timeout = try InputValidation.timeout(seconds: seconds)
-        } catch {
-            throw RPCError(error)
-        }
-        let maxOutputBytes = try params.optionalInt("max_output_bytes") ?? (1 << 20)
-        guard maxOutputBytes >= 0 else {
-            throw RPCError.invalidParams("params.max_output_bytes must be an integer >= 0.", field: "max_output_bytes")
-        }
+        let run = try RunParameters(params)
         let relay: RunRelay
         do throws(IsolationError) {
-            relay = try contexts.run(id, code: code, environment: environment, timeout: timeout, outputLimit: maxOutputBytes)
+            relay = try contexts.run(id, code: run.code, environment: run.environment, timeout: run.timeout, outputLimit: run.maxOutputBytes)
         } catch {
             throw RPCError(error)
         }

@@ -45,6 +45,33 @@ extension RPCError {
     }
 }
 
+/// The params of `code.run`, read and checked once for both kinds of context.
+struct RunParameters {
+    let code: String
+    /// The context id (`default` when absent).
+    let context: String
+    let environment: [String: String]
+    let timeout: Duration?
+    let maxOutputBytes: Int
+
+    init(_ params: Params) throws(RPCError) {
+        code = try params.string("code")
+        context = try params.optionalString("context") ?? ContextID.default.rawValue
+        environment = try params.optionalStringDictionary("env") ?? [:]
+        let seconds = try params.optionalDouble("timeout") ?? 600
+        do throws(InvalidInput) {
+            try InputValidation.environment(environment)
+            timeout = try InputValidation.timeout(seconds: seconds)
+        } catch {
+            throw RPCError(error)
+        }
+        maxOutputBytes = try params.optionalInt("max_output_bytes") ?? (1 << 20)
+        guard maxOutputBytes >= 0 else {
+            throw RPCError.invalidParams("params.max_output_bytes must be an integer >= 0.", field: "max_output_bytes")
+        }
+    }
+}
+
 extension JSONRPCServer {
     static let kernelMethods: [String: MethodHandler] = [
         "kernel.info": { request throws(RPCError) in try kernelInfo(request) },
@@ -108,21 +135,9 @@ extension JSONRPCServer {
     /// `code.run`: submitted now (in arrival order); output streams as `code.output`
     /// notifications; the response carries the result.
     private static func runCode(_ request: Request) throws(RPCError) -> MethodReply {
-        let params = request.params
-        let code = try params.string("code")
-        let context = ContextID(try params.optionalString("context") ?? ContextID.default.rawValue)
-        let environment = try params.optionalStringDictionary("env") ?? [:]
-        let seconds = try params.optionalDouble("timeout") ?? 600
-        let timeout: Duration?
-        do throws(InvalidInput) {
-            timeout = try InputValidation.timeout(seconds: seconds)
-        } catch {
-            throw RPCError(error)
-        }
-        let maxOutputBytes = try params.optionalInt("max_output_bytes") ?? (1 << 20)
-        guard maxOutputBytes >= 0 else {
-            throw RPCError.invalidParams("params.max_output_bytes must be an integer >= 0.", field: "max_output_bytes")
-        }
+        let run = try RunParameters(request.params)
+        let context = ContextID(run.context)
+        let (code, environment, timeout, maxOutputBytes) = (run.code, run.environment, run.timeout, run.maxOutputBytes)
         let execution: Execution
         do throws(KernelError) {
             execution = try request.server.manager.run(
