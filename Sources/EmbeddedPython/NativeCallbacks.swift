@@ -90,41 +90,70 @@ package enum PythonCode {
         PyOwned(stealing: PyEval_EvalCode(code.pointer, globals.pointer, globals.pointer))
     }
 
-    /// For a module body compiled from `source` by `compile(..., "exec")`: whether its last
-    /// top-level statement may be an expression statement (the parser then decides). `false` only
-    /// when the bytecode proves otherwise, without parsing, so most cells that end with a
-    /// statement (an assignment, an import, a definition, `pass`) pay nothing:
+    /// What the bytecode of a cell tells about its last top-level statement.
+    package enum LastStatement: Equatable {
+        /// Not an expression statement (an assignment, an import, a definition, `pass`...).
+        case notExpression
+        /// An expression statement starting a line (so at the top level), whose value the
+        /// `POP_TOP` at `offset` drops; `hidden` when a `;` follows it on its line.
+        case expression(popTop: Int, hidden: Bool)
+        /// The last statement starts a line and compiled to nothing: a constant expression
+        /// statement (the compiler folds and drops those) or a statement such as `global`;
+        /// `text` is its source.
+        case noCode(text: String, hidden: Bool)
+        /// The bytecode cannot tell: parse the cell.
+        case unknown
+    }
+
+    /// Classifies the last top-level statement of a module body compiled from `source` by
+    /// `compile(..., "exec")`, from its bytecode and positions, without parsing:
     /// - a non-constant expression statement ends with `POP_TOP` right before the implicit
-    ///   `return None`, which carries the last statement's position;
+    ///   `return None`; both carry the statement's position, and a statement starting at column
+    ///   0 is a top-level one (`with` and `match` also end with a `POP_TOP`: those go to the parser);
     /// - a constant one compiles to nothing: the implicit return then has a position no
-    ///   instruction before it has, and the source there is not `pass`;
-    /// - a cell that is only a string constant stores it as `__doc__`.
-    package static func mayEndWithExpression(_ code: PyBorrowed, source: String) -> Bool {
+    ///   instruction before it has (`pass` is recognized from its text);
+    /// - anything else ending right before the return (a store, a jump) is not an expression.
+    /// Everything the bytecode leaves open is ``LastStatement/unknown``.
+    package static func lastStatement(_ code: PyBorrowed, source: String) -> LastStatement {
         let codeObject = UnsafeMutableRawPointer(code.pointer).assumingMemoryBound(to: PyCodeObject.self)
         guard let bytes = PyOwned(stealing: PyCode_GetCode(codeObject)) else {
             PyErr_Clear()
-            return true
+            return .unknown
         }
         var buffer: UnsafeMutablePointer<CChar>?
         var size = 0
         guard PyBytes_AsStringAndSize(bytes.pointer, &buffer, &size) == 0, let buffer, size >= 6 else {
             PyErr_Clear()
-            return true
+            return .unknown
         }
         let loadConst: UInt8 = 100, returnValue: UInt8 = 83, popTop: UInt8 = 1, storeName: UInt8 = 90
         let code = UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt8.self)
-        guard code[size - 4] == loadConst, code[size - 2] == returnValue else { return true }
+        guard code[size - 4] == loadConst, code[size - 2] == returnValue else { return .unknown }
         let previous = code[size - 6]
-        if previous == popTop { return true }
         var (line, column, endLine, endColumn): (Int32, Int32, Int32, Int32) = (0, 0, 0, 0)
         var (previousLine, previousColumn, previousEndLine, previousEndColumn): (Int32, Int32, Int32, Int32) = (0, 0, 0, 0)
         guard PyCode_Addr2Location(codeObject, Int32(size - 4), &line, &column, &endLine, &endColumn) != 0,
             PyCode_Addr2Location(codeObject, Int32(size - 6), &previousLine, &previousColumn, &previousEndLine, &previousEndColumn) != 0
-        else { return true }
-        if previous == storeName, isDocStore(codeObject, argument: Int(code[size - 5])) { return true }
-        if (line, column, endLine, endColumn) == (previousLine, previousColumn, previousEndLine, previousEndColumn) { return false }
-        if line < 1 { return false }  // an empty cell, or only comments
-        return !(line == endLine && endColumn - column == 4 && text(of: source, line: Int(line), from: Int(column), to: Int(endColumn)) == "pass")
+        else { return .unknown }
+        let sameStatement = (line, column, endLine, endColumn) == (previousLine, previousColumn, previousEndLine, previousEndColumn)
+        if previous == storeName, isDocStore(codeObject, argument: Int(code[size - 5])) { return .unknown }
+        if line < 1 { return .notExpression }  // an empty cell, or only comments
+        guard endLine >= line, let span = SourceSpan(source, line: Int(line), endLine: Int(endLine), endColumn: Int(endColumn)) else {
+            return .unknown
+        }
+        // Positions of statements dropped on the line of another one are not kept: anything
+        // after a `;` on the last line goes to the parser.
+        let tail = span.tail
+        if tail == .other { return .unknown }
+        if previous != popTop && sameStatement { return .notExpression }
+        guard column == 0, !span.followsContinuation else { return .unknown }
+        if previous == popTop {
+            guard sameStatement, !span.startsWithKeyword("with"), !span.startsWithKeyword("match") else { return .unknown }
+            return .expression(popTop: size - 6, hidden: tail == .semicolon)
+        }
+        let text = span.text
+        if text == "pass" { return .notExpression }
+        return .noCode(text: text, hidden: tail == .semicolon)
     }
 
     /// Whether `STORE_NAME argument` of the code stores `__doc__` (a cell that is a string constant).
@@ -139,21 +168,93 @@ package enum PythonCode {
         return name.equalsCString("__doc__")
     }
 
-    /// The UTF-8 bytes `from..<to` of line `line` (1-based) of `source`, as text.
-    private static func text(of source: String, line: Int, from: Int, to: Int) -> String? {
-        var utf8 = source.utf8[...]
-        for _ in 1..<line {
-            guard let newline = utf8.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
-            utf8 = utf8[utf8.index(after: newline)...]
-        }
-        guard from >= 0, to >= from, utf8.count >= to else { return nil }
-        let start = utf8.index(utf8.startIndex, offsetBy: from)
-        return String(utf8[start..<utf8.index(start, offsetBy: to - from)])
-    }
-
     /// Clears a namespace dict, breaking the reference cycles between it and its functions so
     /// its objects are freed when the dict is.
     package static func clear(_ dictionary: PyBorrowed) { PyDict_Clear(dictionary.pointer) }
+}
+
+/// A statement's source: from the start of line `line` (1-based) to column `endColumn` (UTF-8
+/// bytes) of line `endLine`.
+private struct SourceSpan {
+    let utf8: Substring.UTF8View
+    /// Where the statement starts, where it ends, and the end of the source.
+    let start: Substring.UTF8View.Index
+    let end: Substring.UTF8View.Index
+    /// The end of the line before the statement's first line (its start when it is the first line).
+    let previousLineEnd: Substring.UTF8View.Index?
+
+    init?(_ source: String, line: Int, endLine: Int, endColumn: Int) {
+        utf8 = source.utf8[...]
+        var index = utf8.startIndex
+        var previousLineEnd: Substring.UTF8View.Index?
+        for _ in 1..<line {
+            guard let newline = utf8[index...].firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+            previousLineEnd = newline
+            index = utf8.index(after: newline)
+        }
+        start = index
+        for _ in line..<endLine {
+            guard let newline = utf8[index...].firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+            index = utf8.index(after: newline)
+        }
+        guard let end = utf8.index(index, offsetBy: endColumn, limitedBy: utf8.endIndex) else { return nil }
+        self.end = end
+        self.previousLineEnd = previousLineEnd
+    }
+
+    var text: String { String(decoding: utf8[start..<end], as: UTF8.self) }
+
+    /// Whether the line before ends with a backslash (the statement continues a line).
+    var followsContinuation: Bool {
+        guard let previousLineEnd, previousLineEnd > utf8.startIndex else { return false }
+        var before = utf8.index(before: previousLineEnd)
+        if utf8[before] == UInt8(ascii: "\r"), before > utf8.startIndex { before = utf8.index(before: before) }
+        return utf8[before] == UInt8(ascii: "\\")
+    }
+
+    /// Whether the statement starts with the word `keyword`.
+    func startsWithKeyword(_ keyword: String) -> Bool {
+        var index = start
+        for byte in keyword.utf8 {
+            guard index < end, utf8[index] == byte else { return false }
+            index = utf8.index(after: index)
+        }
+        guard index < end else { return true }
+        let next = utf8[index]
+        return !(next == UInt8(ascii: "_") || (next >= 48 && next <= 57) || (next | 0x20 >= 97 && next | 0x20 <= 122) || next >= 0x80)
+    }
+
+    enum Tail { case clean, semicolon, other }
+
+    /// What follows the span on its last line: nothing but a comment (`clean`), a `;` and
+    /// nothing else (`semicolon`: IPython's way to hide a value), or anything else with a `;`
+    /// in it (`other`: maybe more statements, or a `;` in a string or comment).
+    var tail: Tail {
+        var index = end
+        func skipBlanks() {
+            while index < utf8.endIndex, utf8[index] == UInt8(ascii: " ") || utf8[index] == UInt8(ascii: "\t") || utf8[index] == UInt8(ascii: "\r") {
+                index = utf8.index(after: index)
+            }
+        }
+        func atLineEnd() -> Bool { index == utf8.endIndex || utf8[index] == UInt8(ascii: "\n") || utf8[index] == UInt8(ascii: "#") }
+        skipBlanks()
+        if index < utf8.endIndex, utf8[index] == UInt8(ascii: ";") {
+            index = utf8.index(after: index)
+            skipBlanks()
+            if atLineEnd() && !restOfLineHasSemicolon(from: index) { return .semicolon }
+            return .other
+        }
+        return restOfLineHasSemicolon(from: index) ? .other : .clean
+    }
+
+    private func restOfLineHasSemicolon(from start: Substring.UTF8View.Index) -> Bool {
+        var index = start
+        while index < utf8.endIndex, utf8[index] != UInt8(ascii: "\n") {
+            if utf8[index] == UInt8(ascii: ";") { return true }
+            index = utf8.index(after: index)
+        }
+        return false
+    }
 }
 
 extension PyOwned {

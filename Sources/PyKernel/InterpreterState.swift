@@ -29,6 +29,8 @@ final class InterpreterState {
     /// `pykernel_results.last_expression` and `main_result` (rich results of cells).
     private let lastExpression: PyOwned
     private let mainResult: PyOwned
+    private let returningValue: PyOwned
+    private let constantValue: PyOwned
     /// `pykernel_charts.flush_figures`, called after a run that created matplotlib figures
     /// (`_active` in the module's globals), so no figure leaks into the next run.
     private let flushFigures: PyOwned
@@ -68,6 +70,8 @@ final class InterpreterState {
             let results = try PyOwned.importModule("pykernel_results")
             lastExpression = try results.borrowed.attribute("last_expression")
             mainResult = try results.borrowed.attribute("main_result")
+            returningValue = try results.borrowed.attribute("returning_value")
+            constantValue = try results.borrowed.attribute("constant_value")
             let emit = try PyOwned.nativeFunction(name: "emit_result", NativeResults.emit)
             _ = try results.borrowed.attribute("install").borrowed.call(emit.borrowed)
             let charts = try PyOwned.importModule("pykernel_charts")
@@ -218,10 +222,16 @@ final class InterpreterState {
             var exception: PyOwned? = compiled.isNone ? PythonException.take() : nil
             if !compiled.isNone {
                 // Cells (not files: `pykernel run` behaves as python3) show their last expression's value.
-                if run.filename == nil, PythonCode.mayEndWithExpression(compiled, source: text) {
+                let last: PythonCode.LastStatement = run.filename == nil ? PythonCode.lastStatement(compiled, source: text) : .notExpression
+                switch last {
+                case .expression(let offset, hidden: false):
+                    exception = evaluateReturningValue(compiled, popTop: offset, in: namespace)
+                case .noCode(let statement, hidden: false):
+                    exception = evaluateThenConstant(compiled, statement: statement, filename: name.borrowed, in: namespace)
+                case .unknown:
                     exception = evaluateShowingValue(compiled, source: source.borrowed, filename: name.borrowed, in: namespace)
-                } else if !PythonCode.evaluate(compiled, globals: namespace.globals.borrowed) {
-                    exception = PythonException.take()
+                case .notExpression, .expression, .noCode:
+                    if !PythonCode.evaluate(compiled, globals: namespace.globals.borrowed) { exception = PythonException.take() }
                 }
             }
             if chartsGlobals.borrowed.item(chartsActiveName.borrowed)?.isTrue == true {
@@ -253,6 +263,37 @@ final class InterpreterState {
         }
     }
 
+    /// Runs a cell whose last statement is an expression statement (its `POP_TOP` at `popTop`):
+    /// the same code, returning the value instead of dropping it, so tracebacks are unchanged.
+    private func evaluateReturningValue(_ compiled: PyBorrowed, popTop: Int, in namespace: Namespace) -> PyOwned? {
+        let globals = namespace.globals.borrowed
+        guard let offset = try? PyOwned.integer(popTop), let patched = returningValue.borrowed.callKeepingError(compiled, offset.borrowed) else {
+            _ = PythonException.take()
+            return PythonCode.evaluate(compiled, globals: globals) ? nil : PythonException.take()
+        }
+        guard let value = PythonCode.evaluateReturning(patched.borrowed, globals: globals) else { return PythonException.take() }
+        return showMainResult(value.borrowed, in: namespace)
+    }
+
+    /// Runs a cell whose last statement compiled to nothing, then shows that statement's value
+    /// when it is a (constant) expression.
+    private func evaluateThenConstant(_ compiled: PyBorrowed, statement: String, filename: PyBorrowed, in namespace: Namespace) -> PyOwned? {
+        guard PythonCode.evaluate(compiled, globals: namespace.globals.borrowed) else { return PythonException.take() }
+        guard let text = try? PyOwned.string(statement), let value = constantValue.borrowed.callKeepingError(text.borrowed, filename) else {
+            return PythonException.take()
+        }
+        guard !value.borrowed.isNone, let constant = value.borrowed.tupleItem(0) else { return nil }
+        return showMainResult(constant, in: namespace)
+    }
+
+    /// Shows a value that is not `None` as the main result; returns the exception its `__repr__` raised.
+    private func showMainResult(_ value: PyBorrowed, in namespace: Namespace) -> PyOwned? {
+        guard !value.isNone else { return nil }
+        guard let failure = mainResult.borrowed.callKeepingError(value, namespace.globals.borrowed) else { return PythonException.take() }
+        if failure.borrowed.isNone { return nil }
+        return failure
+    }
+
     /// Runs a cell that may end with an expression statement; when it does (and is not hidden by
     /// `;`), its value, unless `None`, becomes the main result. Returns the exception raised (by
     /// the code, or by the value's `__repr__`), or `nil`.
@@ -267,10 +308,7 @@ final class InterpreterState {
             guard let last = PythonCode.evaluateReturning(second, globals: globals) else { return PythonException.take() }
             value = last
         }
-        guard !value.borrowed.isNone else { return nil }
-        guard let failure = mainResult.borrowed.callKeepingError(value.borrowed, globals) else { return PythonException.take() }
-        if failure.borrowed.isNone { return nil }
-        return failure
+        return showMainResult(value.borrowed, in: namespace)
     }
 
     /// What the runtime's `begin_run` does for a run without environment variables, without a

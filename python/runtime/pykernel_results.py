@@ -53,6 +53,26 @@ def last_expression(source, filename, code):
     return compile(tree, filename, "exec"), compile(ast.Expression(value), filename, "eval")
 
 
+def returning_value(code, offset):
+    """``code`` with the ``POP_TOP`` at ``offset`` (the final expression statement's, found by
+    the engine from the bytecode) turned into ``RETURN_VALUE``: evaluating it returns the value."""
+    patched = bytearray(code.co_code)
+    patched[offset] = _RETURN_VALUE
+    patched[offset + 1] = 0
+    return code.replace(co_code=bytes(patched))
+
+
+def constant_value(text, filename):
+    """``(value,)`` of the source of a last statement that compiled to nothing, when it is an
+    expression (a constant one: evaluating it again has no effect); ``None`` for a statement
+    (``global x``, an ``if False:`` block)."""
+    try:
+        expression = compile(text, filename, "eval")
+    except Exception:
+        return None
+    return (eval(expression, {"__builtins__": builtins}),)
+
+
 def _suppressed(source, statement):
     """Whether the statement is followed by ``;`` on its line (IPython's way to hide a value)."""
     lines = source.splitlines()

@@ -175,3 +175,15 @@ def test_large_image_result(kernel):
 def test_results_from_a_thread_go_to_the_run(kernel):
     result = kernel.run_code("import threading\nt = threading.Thread(target=display, args=('t',))\nt.start()\nt.join()")
     assert [r.text for r in result.results] == ["'t'"]
+
+
+def test_edge_cases_of_the_last_statement(kernel):
+    cases = {"x = 1; 7": "7", "[3].pop(); 5": "5", "[3].pop(); [4].pop()": "4", "x = 1\n(1,\n 2)": "(1, 2)",
+             "match = [1]\nmatch": "[1]", "with_ = 4\nwith_": "4", "'a' 'b'": "'ab'", "-5": "-5",
+             "y = 2  # a; b\ny  # c; d": "2"}
+    for code, text in cases.items():
+        assert kernel.run_code(code).text == text, code
+    for code in ["global q", "if False:\n    5", "if True: \\\n    5", "x = 3\nx ;", "1+1 ;  # hidden",
+                 "with open('/dev/null') as f:\n    f", "match 1:\n    case 1:\n        pass"]:
+        result = kernel.run_code(code)
+        assert result.status == "ok" and result.results == [], code
