@@ -3,7 +3,7 @@ import Testing
 
 @testable import PyKernelProcess
 
-@Suite("process.code_run", .timeLimit(.minutes(1)))
+@Suite("process.code_run", .timeLimit(.minutes(5)))
 struct CodeRunTests {
     @Test("a stateless greet function")
     func greet() async throws {

@@ -3,7 +3,7 @@ import Testing
 
 @testable import PyKernelProcess
 
-@Suite("entrypoint session", .timeLimit(.minutes(1)))
+@Suite("entrypoint session", .timeLimit(.minutes(5)))
 struct EntrypointTests {
     @Test("the entrypoint is readable, not deletable, not writable")
     func entrypoint() async throws {

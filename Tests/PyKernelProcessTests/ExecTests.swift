@@ -4,7 +4,7 @@ import Testing
 
 @testable import PyKernelProcess
 
-@Suite("process.exec", .timeLimit(.minutes(1)))
+@Suite("process.exec", .timeLimit(.minutes(5)))
 struct ExecTests {
     @Test("ls -la lists the working directory")
     func listDirectory() async throws {

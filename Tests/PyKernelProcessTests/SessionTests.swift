@@ -4,7 +4,7 @@ import Testing
 
 @testable import PyKernelProcess
 
-@Suite("sessions", .timeLimit(.minutes(1)))
+@Suite("sessions", .timeLimit(.minutes(5)))
 struct SessionTests {
     @Test("export, cd, functions and variables persist across commands")
     func statePersists() async throws {

@@ -5,7 +5,7 @@ import JSONRPC
 import Testing
 
 /// Control requests while runs are in progress, and runs that write more than a client reads.
-@Suite("Concurrency: control requests during runs, bounded output", .exclusiveEngine, .serialized, .timeLimit(.minutes(1)))
+@Suite("Concurrency: control requests during runs, bounded output", .exclusiveEngine, .serialized, .timeLimit(.minutes(5)))
 struct ConcurrencyTests {
     @Test func controlRequestsAnswerWhileARunIsInProgress() async throws {
         let harness = try await ServerHarness()

@@ -5,7 +5,7 @@ import PyKernel
 @testable import PyKernelTests
 import Testing
 
-@Suite("Kernel methods: mapping and error conventions", .sharedEngine, .timeLimit(.minutes(1)))
+@Suite("Kernel methods: mapping and error conventions", .sharedEngine, .timeLimit(.minutes(5)))
 struct MethodTests {
     @Test func kernelInfoNamesEveryMethod() async throws {
         let harness = try await ServerHarness()

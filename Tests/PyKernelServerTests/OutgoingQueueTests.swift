@@ -8,7 +8,7 @@ import Testing
 
 /// The outgoing queue alone (``MessageChannel``), on a pipe the test reads when it chooses. (Not
 /// during the engine's exclusive tests, which measure the process's memory.)
-@Suite("Outgoing queue: caps, back-pressure, lanes", .sharedEngine, .timeLimit(.minutes(1)))
+@Suite("Outgoing queue: caps, back-pressure, lanes", .sharedEngine, .timeLimit(.minutes(5)))
 struct OutgoingQueueTests {
     private static let logger = quietLogger
 

@@ -2,7 +2,7 @@ import Logging
 import PyKernel
 import Testing
 
-@Suite("Bounds: the run queue and deleted contexts", .exclusiveEngine, .timeLimit(.minutes(1)))
+@Suite("Bounds: the run queue and deleted contexts", .exclusiveEngine, .timeLimit(.minutes(5)))
 struct BoundsTests {
     @Test("A full run queue refuses a run with runQueueFull, and queues again once runs have finished")
     func runQueueLimit() async throws {

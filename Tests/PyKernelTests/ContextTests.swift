@@ -2,7 +2,7 @@ import Foundation
 import PyKernel
 import Testing
 
-@Suite("Contexts: state, isolation, IDs, lifecycle", .sharedEngine, .timeLimit(.minutes(1)))
+@Suite("Contexts: state, isolation, IDs, lifecycle", .sharedEngine, .timeLimit(.minutes(5)))
 struct ContextLifecycleTests {
     @Test("Variables, functions, classes and imports persist across runs in a context")
     func stateKeptAcrossRuns() async throws {
@@ -230,7 +230,7 @@ struct ContextLifecycleTests {
     }
 }
 
-@Suite("Contexts: working directories", .sharedEngine, .timeLimit(.minutes(1)))
+@Suite("Contexts: working directories", .sharedEngine, .timeLimit(.minutes(5)))
 struct WorkingDirectoryTests {
     @Test("A context created with a cwd runs there; os.getcwd() returns it")
     func createdWithCwd() async throws {
@@ -317,7 +317,7 @@ struct WorkingDirectoryTests {
     }
 }
 
-@Suite("Runs: per-run environment", .sharedEngine, .timeLimit(.minutes(1)))
+@Suite("Runs: per-run environment", .sharedEngine, .timeLimit(.minutes(5)))
 struct EnvironmentTests {
     @Test("A run's env is visible in os.environ and to subprocesses, then a missing variable is removed again")
     func envVisibleThenRemoved() async throws {

@@ -4,7 +4,7 @@ import Testing
 
 /// Error records must be what `python3 file.py` (CPython 3.11) prints. The expected texts below
 /// were produced by Debian's python3.11 running the same code from a file named like the cell.
-@Suite("Error records", .sharedEngine, .timeLimit(.minutes(1)))
+@Suite("Error records", .sharedEngine, .timeLimit(.minutes(5)))
 struct ErrorRecordTests {
     /// Runs `code` in a fresh context (after `setup`, if any) and returns its error record,
     /// requiring status `error` and no engine frames in the traceback.

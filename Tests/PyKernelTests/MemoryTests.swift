@@ -3,7 +3,7 @@ import PyKernel
 import Testing
 
 /// Memory stays flat. These tests measure the whole process's resident set, so they run alone.
-@Suite("Memory: back-pressure and no leaks", .exclusiveEngine, .timeLimit(.minutes(2)))
+@Suite("Memory: back-pressure and no leaks", .exclusiveEngine, .timeLimit(.minutes(5)))
 struct MemoryTests {
     @Test("A run printing 200 MB streams through to a slow reader with flat memory; nothing is dropped")
     func largeOutputBackPressure() async throws {

@@ -2,7 +2,7 @@ import Foundation
 import PyKernel
 import Testing
 
-@Suite("Output: streaming, order, coalescing, encoding, limits", .sharedEngine, .timeLimit(.minutes(1)))
+@Suite("Output: streaming, order, coalescing, encoding, limits", .sharedEngine, .timeLimit(.minutes(5)))
 struct OutputTests {
     @Test("A print is delivered while the code still runs (before a 2 s sleep ends)")
     func streamingBeforeRunEnds() async throws {
@@ -245,7 +245,7 @@ struct OutputTests {
 }
 
 /// `builtins.print` is the engine's native one; it must behave exactly like CPython's.
-@Suite("print", .timeLimit(.minutes(1)))
+@Suite("print", .timeLimit(.minutes(5)))
 struct PrintTests {
     @Test("print looks like CPython's built-in and writes what it writes, with sep, end, file and flush")
     func printBehavesLikeCPython() async throws {
@@ -352,7 +352,7 @@ struct PrintTests {
 
 /// Output written by a user's thread after its run ended. These tests need the interpreter to be
 /// idle between their runs, so they run alone.
-@Suite("Output of background threads", .exclusiveEngine, .timeLimit(.minutes(1)))
+@Suite("Output of background threads", .exclusiveEngine, .timeLimit(.minutes(5)))
 struct BackgroundThreadOutputTests {
     static func startLatePrinter(_ text: String, after seconds: Double) -> String {
         """

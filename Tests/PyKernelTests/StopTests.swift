@@ -3,7 +3,7 @@ import Logging
 import PyKernel
 import Testing
 
-@Suite("Stopping runs: timeouts and interrupts", .sharedEngine, .timeLimit(.minutes(1)))
+@Suite("Stopping runs: timeouts and interrupts", .sharedEngine, .timeLimit(.minutes(5)))
 struct StopTests {
     @Test("A pure-Python loop past its timeout: status timeout, TimeoutError with the limit, where it was, state kept")
     func timeoutStopsLoop() async throws {
@@ -241,7 +241,7 @@ func processes(withArgument argument: String) throws -> [Int] {
 
 /// Scenarios that occupy the interpreter for seconds (or would, when broken): they run alone so
 /// they delay no other test.
-@Suite("Stopping runs: native code and unread output", .exclusiveEngine, .timeLimit(.minutes(1)))
+@Suite("Stopping runs: native code and unread output", .exclusiveEngine, .timeLimit(.minutes(5)))
 struct InterpreterOccupancyTests {
     @Test("Native code holding the GIL: the run is answered timeout at deadline plus grace, runs are refused meanwhile, the engine recovers with the context's state")
     func stuckNativeCode() async throws {
