@@ -9,13 +9,8 @@ import PyKernelSupport
 /// text with `isError`, and every field of the protocol's result as `structuredContent`.
 enum RunRendering {
     static func toolResult(_ result: ExecutionResult, outputLimit: Int) -> CallTool.Result {
-        var content: [Tool.Content] = []
-        if !result.stdout.isEmpty {
-            content.append(.plainText(withCutNote(result.stdout, omitted: result.stdoutOmittedBytes, limit: outputLimit, stream: "stdout")))
-        }
-        if !result.stderr.isEmpty {
-            content.append(.plainText("[stderr]\n" + withCutNote(result.stderr, omitted: result.stderrOmittedBytes, limit: outputLimit, stream: "stderr")))
-        }
+        var content = outputContent(
+            stdout: (result.stdout, result.stdoutOmittedBytes), stderr: (result.stderr, result.stderrOmittedBytes), limit: outputLimit)
         for rich in result.results {
             content.append(richContent(rich))
         }
@@ -29,6 +24,19 @@ enum RunRendering {
             content: content,
             structured: (MCPFront.value(JSONRPCServer.resultJSON(result))),
             isError: result.status != .ok)
+    }
+
+    /// stdout as text, then stderr as text starting `[stderr]`, each with a note where the output
+    /// limit cut its middle out; nothing for an empty stream.
+    static func outputContent(stdout: (text: String, omitted: Int), stderr: (text: String, omitted: Int), limit: Int) -> [Tool.Content] {
+        var content: [Tool.Content] = []
+        if !stdout.text.isEmpty {
+            content.append(.plainText(withCutNote(stdout.text, omitted: stdout.omitted, limit: limit, stream: "stdout")))
+        }
+        if !stderr.text.isEmpty {
+            content.append(.plainText("[stderr]\n" + withCutNote(stderr.text, omitted: stderr.omitted, limit: limit, stream: "stderr")))
+        }
+        return content
     }
 
     /// A rich result as MCP content: a PNG or JPEG as image content with its MIME type, else its
@@ -46,13 +54,8 @@ enum RunRendering {
     }
 
     static func toolResult(_ result: ExecResult, outputLimit: Int) -> CallTool.Result {
-        var content: [Tool.Content] = []
-        if !result.stdout.isEmpty {
-            content.append(.plainText(withCutNote(result.stdout, omitted: result.stdoutOmittedBytes, limit: outputLimit, stream: "stdout")))
-        }
-        if !result.stderr.isEmpty {
-            content.append(.plainText("[stderr]\n" + withCutNote(result.stderr, omitted: result.stderrOmittedBytes, limit: outputLimit, stream: "stderr")))
-        }
+        var content = outputContent(
+            stdout: (result.stdout, result.stdoutOmittedBytes), stderr: (result.stderr, result.stderrOmittedBytes), limit: outputLimit)
         content.append(.plainText(result.timedOut
             ? "[timed out: the command's process group was killed; exit code \(result.exitCode)]"
             : "[exit code \(result.exitCode)]"))
