@@ -101,11 +101,39 @@ public struct ExecutionResult: Sendable, Hashable {
     public var mainResult: RichResult? { results.last(where: \.isMainResult) }
 }
 
+/// A run's code waits for a line of input: it called `input(prompt)`, `getpass.getpass(prompt)`
+/// or read `sys.stdin`, in a run submitted with `allowStdin`. Answer it with
+/// ``KernelManager/answerInput(_:with:)``; the code waits (without the GIL) until then, or until
+/// the run is stopped (timeout, interrupt, deletion of its context).
+///
+/// One request of a run is open at a time: a second read (another Python thread of the run)
+/// waits until the open one is answered, then gets a request of its own.
+public struct InputRequest: Sendable, Hashable {
+    /// The prompt the code passed (`input`'s, `getpass`'s), `""` for reads of `sys.stdin`. It is
+    /// not written to stdout.
+    public let prompt: String
+    /// Whether the answer is a secret (`getpass`): a front should not show it as it is typed.
+    public let password: Bool
+    /// Which request of the engine this is: an answer to a request no longer open is refused.
+    let serial: UInt64
+}
+
+/// The answer to an ``InputRequest``.
+public enum InputReply: Sendable, Hashable {
+    /// A line of input: `input()` returns it as it is; `sys.stdin.readline()` gets it plus `"\n"`.
+    case value(String)
+    /// End of file: `input()` and `getpass()` raise `EOFError`, `sys.stdin` reads return what was
+    /// read so far (`""` for a `readline()`).
+    case endOfFile
+}
+
 /// One event of a run: output as it is written and rich results in order with it, then the result.
 public enum ExecutionEvent: Sendable, Hashable {
     case output(OutputChunk)
     /// A rich result (the last expression's value or a `display()`ed object), in order with output.
     case result(RichResult)
+    /// The code waits for input (runs submitted with `allowStdin` only), in order with output.
+    case inputRequest(InputRequest)
     case completed(ExecutionResult)
 }
 
@@ -177,7 +205,7 @@ public struct Execution: AsyncSequence, Sendable {
             }
             switch event {
             case .completed?, nil: done.store(true, ordering: .releasing)
-            case .output?, .result?: break
+            case .output?, .result?, .inputRequest?: break
             }
             return event
         }

@@ -65,6 +65,8 @@ final class InterpreterState {
             currentCellsName = try PyOwned.string("_current_cells")
             currentContextName = try PyOwned.string("_current_context")
             try Self.installStreams(module.borrowed, configuration, runtime: runtime)
+            let requestInput = try PyOwned.nativeFunction(name: "request_input", RunSupervisor.requestInput)
+            try module.borrowed.setAttribute("_request_input", requestInput.borrowed)
             try Self.installNativeSuggestions()
             engineStreams = try module.borrowed.attribute("_streams")
             let results = try PyOwned.importModule("pykernel_results")

@@ -150,7 +150,7 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
     }
 }
 
-let interpreterBusyMessage = "The interpreter is still occupied by a run that was already answered as timed out "
+let interpreterBusyMessage = "The interpreter is still occupied by a run that was already answered as timed out or interrupted "
     + "(native code that does not check for signals, or code that catches every stop); it recovers by itself "
     + "when that code returns. Retry later."
 

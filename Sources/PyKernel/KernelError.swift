@@ -16,6 +16,7 @@ public struct KernelError: Error, Sendable, Hashable, CustomStringConvertible {
             case runQueueFull = "run_queue_full"
             case shutDown = "shutting_down"
             case initializationFailed = "initialization_failed"
+            case notWaitingForInput = "not_waiting_for_input"
         }
         private let storage: Storage
         private init(_ storage: Storage) { self.storage = storage }
@@ -39,6 +40,9 @@ public struct KernelError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let shutDown = Code(.shutDown)
         /// The embedded interpreter could not be started.
         public static let initializationFailed = Code(.initializationFailed)
+        /// An answer to a request for input that is not open (answered already, or its run was
+        /// stopped or has ended).
+        public static let notWaitingForInput = Code(.notWaitingForInput)
 
         /// The stable snake_case spelling, as the protocol's `data.reason` carries it.
         public var description: String { storage.rawValue }

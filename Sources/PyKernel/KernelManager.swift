@@ -146,13 +146,17 @@ public final class KernelManager: Sendable {
     ///   - outputLimit: Bytes of stdout and of stderr kept in the result (the events carry all).
     ///   - filename: The name tracebacks show for this code; `<cell-N>` (N: the context's
     ///     execution count) when omitted.
+    ///   - allowStdin: Whether the code may ask for input: `input()`, `getpass.getpass()` and reads
+    ///     of `sys.stdin` then produce an ``ExecutionEvent/inputRequest(_:)`` event and wait for
+    ///     ``answerInput(_:with:)``. Without it they raise `EOFError` at once.
     /// - Returns: The run's events, ending with its result.
     /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/invalidArgument``,
     ///   ``KernelError/Code/interpreterBusy``, ``KernelError/Code/runQueueFull`` (when
     ///   ``KernelConfiguration/runQueueLimit`` runs are waiting already).
     public func run(
         _ code: String, in context: ContextID = .default, environment: [String: String] = [:],
-        timeout: Duration? = .seconds(600), outputLimit: Int = 1 << 20, filename: String? = nil
+        timeout: Duration? = .seconds(600), outputLimit: Int = 1 << 20, filename: String? = nil,
+        allowStdin: Bool = false
     ) throws(KernelError) -> Execution {
         guard !isShutDown.withLock({ $0 }) else {
             throw KernelError(.shutDown, "The kernel manager is shutting down and accepts no more runs.")
@@ -163,7 +167,10 @@ public final class KernelManager: Sendable {
             throw KernelError(.invalidArgument, "The timeout must be positive (or nil for none).")
         }
         guard !runtime.supervisor.isStuck else { throw KernelError(.interpreterBusy, interpreterBusyMessage) }
-        let output = RunOutput(context: context, resultLimit: max(outputLimit, 0), hub: runtime.output, deadlines: runtime.deadlines)
+        let supervisor = runtime.supervisor
+        let output = RunOutput(
+            context: context, resultLimit: max(outputLimit, 0), allowsInput: allowStdin, hub: runtime.output,
+            deadlines: runtime.deadlines, onAbandon: { supervisor.abandoned($0) })
         let run = PendingRun(context: record, code: code, filename: filename, environment: environment, timeout: timeout, output: output)
         guard interpreter.submit(run, limit: configuration.runQueueLimit) else {
             throw KernelError(
@@ -173,8 +180,32 @@ public final class KernelManager: Sendable {
         return Execution(output: output)
     }
 
+    /// Answers a run's request for input (an ``ExecutionEvent/inputRequest(_:)`` event): the
+    /// waiting `input()` returns `value`, or raises `EOFError` for ``InputReply/endOfFile``.
+    ///
+    /// ```swift
+    /// let execution = try manager.run("name = input('Name? ')\nprint('hi', name)", allowStdin: true)
+    /// for try await event in execution {
+    ///     if case .inputRequest(let request) = event { try manager.answerInput(request, with: .value("Ada")) }
+    /// }
+    /// ```
+    /// - Throws: ``KernelError/Code/notWaitingForInput`` when the request is no longer open (it
+    ///   was answered already, or the run was stopped or ended meanwhile).
+    public func answerInput(_ request: InputRequest, with reply: InputReply) throws(KernelError) {
+        guard runtime.supervisor.answer(request, with: reply) else {
+            throw KernelError(
+                .notWaitingForInput,
+                "The run is not waiting for this input: it was answered already, or the run was stopped or has ended.")
+        }
+    }
+
     /// Interrupts the run in progress in a context (`KeyboardInterrupt` where the code is);
     /// runs queued behind it then run normally.
+    ///
+    /// Code that catches the interrupt is interrupted again every 250 ms; once the grace period
+    /// (``KernelConfiguration/timeoutGracePeriod``) has passed, the run is answered `interrupted`
+    /// whatever the code does, and while that code still occupies the interpreter new runs are
+    /// refused with ``KernelError/Code/interpreterBusy``.
     /// - Returns: `false` when nothing was running there.
     /// - Throws: ``KernelError/Code/contextNotFound``.
     @discardableResult

@@ -10,6 +10,11 @@ final class ChunkQueue {
         var bytes: [UInt8]
         /// A rich result, in order with the output around it (then `bytes` is empty).
         var result: RichResult? = nil
+        /// A request for input, in order with the output around it (then `bytes` is empty).
+        var input: InputRequest? = nil
+
+        /// Whether this is a rich result or an input request (never merged, handed out at once).
+        var isEvent: Bool { result != nil || input != nil }
     }
 
     @exclusivity(unchecked) private var chunks: [Chunk] = []
@@ -25,7 +30,7 @@ final class ChunkQueue {
         guard !bytes.isEmpty else { return }
         if isEmpty { oldestWrite = .now }
         byteCount += bytes.count
-        if head < chunks.count, chunks[chunks.count - 1].stream == stream, chunks[chunks.count - 1].result == nil {
+        if head < chunks.count, chunks[chunks.count - 1].stream == stream, !chunks[chunks.count - 1].isEvent {
             chunks[chunks.count - 1].bytes.append(contentsOf: bytes)
         } else {
             chunks.append(Chunk(stream: stream, bytes: Array(bytes)))
@@ -38,8 +43,15 @@ final class ChunkQueue {
         chunks.append(Chunk(stream: .stdout, bytes: [], result: result))
     }
 
-    /// Whether the oldest unread chunk is a rich result (handed out at once, not coalesced).
-    var headIsResult: Bool { head < chunks.count && chunks[head].result != nil }
+    /// Appends a request for input after the output written so far.
+    func append(_ input: InputRequest) {
+        if isEmpty { oldestWrite = .now }
+        chunks.append(Chunk(stream: .stdout, bytes: [], input: input))
+    }
+
+    /// Whether the oldest unread chunk is a rich result or an input request (handed out at once,
+    /// not coalesced).
+    var headIsResult: Bool { head < chunks.count && chunks[head].isEvent }
 
     func popFirst() -> Chunk? {
         guard head < chunks.count else { return nil }
@@ -73,6 +85,10 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     static let coalescingWindow = Duration.milliseconds(20)
 
     let context: ContextID
+    /// Whether the run's code may ask the caller for input (`allow_stdin`).
+    let allowsInput: Bool
+    /// Called once when the caller stops reading before the end (see ``abandon()``).
+    private let onAbandon: @Sendable (RunOutput) -> Void
     private let hub: OutputHub
     private let deadlines: DeadlineTimer
     @exclusivity(unchecked) private var queue = ChunkQueue()
@@ -95,8 +111,13 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     @exclusivity(unchecked) private var waiterWantsAnyOutput = true
     private var waiterToken = 0
 
-    init(context: ContextID, resultLimit: Int, hub: OutputHub, deadlines: DeadlineTimer) {
+    init(
+        context: ContextID, resultLimit: Int, allowsInput: Bool = false, hub: OutputHub, deadlines: DeadlineTimer,
+        onAbandon: @escaping @Sendable (RunOutput) -> Void = { _ in }
+    ) {
         self.context = context
+        self.allowsInput = allowsInput
+        self.onAbandon = onAbandon
         self.hub = hub
         self.deadlines = deadlines
         self.stdout = HeadTailBuffer(limit: resultLimit)
@@ -128,6 +149,17 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
         if !abandoned {
             queue.append(result)
             if hasWaiter { wakeWaiterLocked() }
+        }
+    }
+
+    /// Hands a request for input to the caller, in order with the output; `false` when the
+    /// caller stopped reading (nobody can answer it) or the run has ended.
+    func acceptInput(_ input: InputRequest) -> Bool {
+        hub.lock.withLock {
+            guard !abandoned, outcome == nil else { return false }
+            queue.append(input)
+            if hasWaiter { wakeWaiterLocked() }
+            return true
         }
     }
 
@@ -165,13 +197,16 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
 
     // MARK: Reader side
 
-    /// The caller stopped reading: drop queued and later output so writers never wait for it.
+    /// The caller stopped reading: drop queued and later output so writers never wait for it,
+    /// and tell the engine (an open input request can no longer be answered).
     func abandon() {
-        hub.lock.withLock {
-            abandoned = true
+        let first = hub.lock.withLock {
+            defer { abandoned = true }
             queue = ChunkQueue()
             hub.lock.broadcast()
+            return !abandoned
         }
+        if first { onAbandon(self) }
     }
 
     /// When the run ends within `budget`: all its remaining events, taken now, without suspending
@@ -219,6 +254,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
             let chunk = queue.popFirst()!
             hub.lock.broadcast()
             if let result = chunk.result { return .event(.result(result)) }
+            if let input = chunk.input { return .event(.inputRequest(input)) }
             let text = decode(chunk.stream, chunk.bytes, final: outcome != nil)
             return text.isEmpty ? nextStepLocked() : .event(.output(OutputChunk(stream: chunk.stream, text: text)))
         }

@@ -9,10 +9,14 @@ import PyKernelSupport
 /// `TimeoutError` where the code is. Real signals are the one mechanism that also interrupts
 /// blocking calls (`time.sleep`, `os.read`, lock waits) on that thread.
 ///
-/// A watchdog thread enforces deadlines. Code that swallows the stop gets another every
-/// `resignalInterval`; once the deadline plus the grace period has passed the run is reported as
-/// timed out whatever it does, and while it still occupies the interpreter (native code that never
-/// checks for signals) new runs are refused with ``KernelError/Code/interpreterBusy``.
+/// A watchdog thread enforces deadlines and interrupts alike. Code that swallows the stop gets
+/// another every `resignalInterval`; once the deadline (or the first interrupt) plus the grace
+/// period has passed the run is reported as timed out (or interrupted) whatever it does, and while
+/// it still occupies the interpreter (native code that never checks for signals, code that catches
+/// every stop) new runs are refused with ``KernelError/Code/interpreterBusy``.
+///
+/// It also holds the run's open request for input (`input()` with `allowStdin`): the code waits
+/// on this lock's condition, without the GIL, for the answer or a stop.
 final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a ConditionLock: the watchdog waits on its condition
 
     enum Stop: Equatable {
@@ -26,9 +30,27 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         let executionCount: Int
         let started: ContinuousClock.Instant
         let timeout: Duration?
+        /// Tells this run from later ones (input waiters of an ended run give up).
+        let serial: UInt64
         var firstStop: Stop?
         var nextSignal: ContinuousClock.Instant?
+        /// When the first interrupt was requested: the grace period of interrupts starts there.
+        var interrupted: ContinuousClock.Instant?
+        /// The last kind of stop requested (what the watchdog repeats).
+        var lastStop: Stop?
         var reported = false
+        /// The request for input the code waits on, and its answer once given.
+        var openInput: InputRequest?
+        var inputReply: InputReply?
+    }
+
+    /// How a wait for input ended.
+    enum InputOutcome: Equatable {
+        /// The run has no standard input (no `allowStdin`, or not a thread of the running context).
+        case unavailable
+        case reply(InputReply)
+        /// A stop is pending for the interpreter thread: run the signal handlers.
+        case stopped
     }
 
     static let resignalInterval = Duration.milliseconds(250)
@@ -41,6 +63,8 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     private var grace: Duration = .seconds(2)
     /// Called when a stuck run is reported, to fail the runs queued behind it.
     private var onStuck: (@Sendable () -> Void)?
+    private var runSerial: UInt64 = 0
+    private var inputSerial: UInt64 = 0
 
     private let logger: Logger
 
@@ -64,9 +88,10 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     func begin(_ output: RunOutput, executionCount: Int, timeout: Duration?) {
         lock.withLock {
             pendingStop = nil
+            runSerial += 1
             current = CurrentRun(
                 output: output, context: output.context, executionCount: executionCount,
-                started: .now, timeout: timeout)
+                started: .now, timeout: timeout, serial: runSerial)
             if let timeout, timeout < .seconds(1) { lock.broadcast() }
         }
     }
@@ -78,6 +103,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
             defer {
                 current = nil
                 pendingStop = nil
+                lock.broadcast()  // input waiters of other threads of the run give up
             }
             return (current?.firstStop, current?.reported ?? false)
         }
@@ -130,31 +156,156 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         guard var run = current, let interpreterThread else { return }
         pendingStop = stop
         if run.firstStop == nil { run.firstStop = stop }
+        if stop == .interrupt && run.interrupted == nil {
+            run.interrupted = .now
+            lock.broadcast()  // the watchdog now watches the interrupt's grace period
+        }
+        run.lastStop = stop
         run.nextSignal = .now + Self.resignalInterval
         current = run
         pthread_kill(interpreterThread, signalNumber)
+        if run.openInput != nil { lock.broadcast() }  // a wait for input ends
+    }
+
+    // MARK: Input
+
+    /// `request_input((prompt, password))`, called by the runtime's `input`, `getpass` and
+    /// `sys.stdin` reads: the answer (`str`), `None` at end of file, or `False` when the run has
+    /// no standard input (the caller then behaves as without `allow_stdin`). Waits without the
+    /// GIL; a stop (timeout, interrupt) raises where the code is.
+    static let requestInput: NativeFunctionPointer = { _, argument in
+        guard let argument = PyBorrowed(argument), let prompt = argument.tupleItem(0)?.stringValue,
+              let password = argument.tupleItem(1)?.isTrue
+        else { return PythonSignals.raiseTypeError("request_input() takes a (prompt, password) tuple") }
+        let runtime = EmbeddedRuntime.current
+        let supervisor = runtime.supervisor
+        let onInterpreterThread = supervisor.isInterpreterThread
+        let owner = onInterpreterThread ? nil : runtime.threadOwners.ownerOfCurrentThread()
+        while true {
+            let outcome = withGILReleased {
+                supervisor.awaitInput(prompt: prompt, password: password, owner: owner, onInterpreterThread: onInterpreterThread)
+            }
+            switch outcome {
+            case .unavailable:
+                return PyOwned(retaining: .false).transfer()
+            case .reply(.endOfFile):
+                return PyOwned(retaining: .none).transfer()
+            case .reply(.value(let text)):
+                return (try? PyOwned.string(text))?.transfer()
+            case .stopped:
+                // The stop's handler raises; a stale signal raises nothing: ask again.
+                if !PythonSignals.runPendingHandlers() { return nil }
+            }
+        }
+    }
+
+    /// Whether the calling thread is the interpreter thread.
+    private var isInterpreterThread: Bool {
+        lock.withLock { interpreterThread.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
+    }
+
+    /// Opens a request for input for the run in progress and waits for its answer (without the
+    /// GIL). Requests of one run are served one at a time, in the order the threads asked.
+    /// - Parameters:
+    ///   - owner: The context that started the calling thread (`nil` on the interpreter thread).
+    ///   - onInterpreterThread: Whether stops end the wait (they are raised on that thread only;
+    ///     other threads' waits end with the run).
+    func awaitInput(prompt: String, password: Bool, owner: ContextID?, onInterpreterThread: Bool) -> InputOutcome {
+        lock.lock()
+        guard let run = current, run.output.allowsInput, !run.reported, onInterpreterThread || owner == run.context else {
+            lock.unlock()
+            return .unavailable
+        }
+        let serial = run.serial
+        var stopped: Bool { onInterpreterThread && pendingStop != nil }
+        // One open request at a time: wait for the turn.
+        while let run = current, run.serial == serial, !run.reported, run.openInput != nil, !stopped { lock.wait() }
+        guard let run = current, run.serial == serial, !run.reported else {
+            lock.unlock()
+            return .reply(.endOfFile)
+        }
+        if stopped {
+            lock.unlock()
+            return .stopped
+        }
+        inputSerial += 1
+        let request = InputRequest(prompt: prompt, password: password, serial: inputSerial)
+        current?.openInput = request
+        current?.inputReply = nil
+        lock.unlock()
+        // Outside the lock: the output's lock is never taken inside this one.
+        let delivered = run.output.acceptInput(request)
+        lock.lock()
+        defer { lock.unlock() }
+        while true {
+            guard var run = current, run.serial == serial, run.openInput == request else { return .reply(.endOfFile) }
+            let outcome: InputOutcome? = if let reply = run.inputReply { .reply(reply) }
+                else if !delivered || run.reported { .reply(.endOfFile) }
+                else if stopped { .stopped }
+                else { nil }
+            if let outcome {
+                run.openInput = nil
+                run.inputReply = nil
+                current = run
+                lock.broadcast()  // the next thread's turn
+                return outcome
+            }
+            lock.wait()
+        }
+    }
+
+    /// Answers the open request for input; `false` when `request` is not open (answered already,
+    /// withdrawn by a stop, or its run ended).
+    func answer(_ request: InputRequest, with reply: InputReply) -> Bool {
+        lock.withLock {
+            guard current?.openInput == request, current?.inputReply == nil else { return false }
+            current?.inputReply = reply
+            lock.broadcast()
+            return true
+        }
+    }
+
+    /// The caller stopped reading `output`'s events: its open request can never be answered.
+    func abandoned(_ output: RunOutput) {
+        lock.withLock {
+            guard let run = current, run.output === output, run.openInput != nil, run.inputReply == nil else { return }
+            current?.inputReply = .endOfFile
+            lock.broadcast()
+        }
     }
 
     // MARK: Watchdog
 
+    /// Repeats stops every `resignalInterval` after a run's deadline or first interrupt, and
+    /// answers the run once the grace period after either has passed.
     private func watch() {
         lock.lock()
         while true {
             var wake = ContinuousClock.now + .seconds(1)
-            if let run = current, let timeout = run.timeout {
+            if let run = current {
                 let now = ContinuousClock.now
-                let deadline = run.started + timeout
-                if now >= deadline {
-                    if run.firstStop == nil || (run.nextSignal.map { now >= $0 } ?? false) {
-                        requestLocked(.timeout(seconds: timeout.seconds))
+                let due = run.nextSignal.map { now >= $0 } ?? true
+                var limits: [(ContinuousClock.Instant, Stop)] = []
+                if let timeout = run.timeout {
+                    let deadline = run.started + timeout
+                    let stop = Stop.timeout(seconds: timeout.seconds)
+                    if now >= deadline {
+                        // At the deadline at once (even during an interrupt's repeats), then repeated.
+                        if due || run.lastStop != stop { requestLocked(stop) }
+                        limits.append((deadline + grace, stop))
+                    } else {
+                        wake = min(wake, deadline)
                     }
-                    if now >= deadline + grace, !run.reported {
-                        reportStuckLocked()
-                    }
-                    wake = min(wake, current?.nextSignal ?? wake, deadline + grace)
-                } else {
-                    wake = min(wake, deadline)
                 }
+                if let interrupted = run.interrupted {
+                    if due && current?.lastStop == .interrupt { requestLocked(.interrupt) }
+                    limits.append((interrupted + grace, .interrupt))
+                }
+                if !run.reported, let (_, stop) = limits.filter({ now >= $0.0 }).min(by: { $0.0 < $1.0 }) {
+                    reportStuckLocked(as: stop)
+                }
+                if !limits.isEmpty { wake = min(wake, current?.nextSignal ?? wake) }
+                for (limit, _) in limits where limit > now { wake = min(wake, limit) }
             }
             lock.wait(timeout: max(wake - .now, .milliseconds(1)))
         }
@@ -165,17 +316,22 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         lock.withLock { reportStuckLocked(as: stop) }
     }
 
-    /// Answers the caller of a run that outlived its deadline and grace period (or a shutdown).
+    /// Answers the caller of a run that outlived its deadline or interrupt and the grace period
+    /// (or a shutdown).
     private func reportStuckLocked(as stop: Stop? = nil) {
         guard var run = current, !run.reported else { return }
         run.reported = true
         current = run
+        lock.broadcast()  // input waiters give up: nobody reads this run's requests any more
         let record: ErrorRecord
         let status: ExecutionStatus
         if case .interrupt = stop {
             status = .interrupted
-            record = ErrorRecord(name: "KeyboardInterrupt", value: "",
-                                 traceback: "KeyboardInterrupt: the code did not stop when interrupted\n")
+            record = ErrorRecord(
+                name: "KeyboardInterrupt", value: "",
+                traceback: "KeyboardInterrupt: the code did not stop when interrupted within the grace period (native code "
+                    + "that does not check for signals, or code that catches every stop); the interpreter recovers when "
+                    + "that code returns\n")
         } else {
             status = .timeout
             let seconds = run.timeout?.seconds ?? 0

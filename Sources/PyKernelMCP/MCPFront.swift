@@ -149,8 +149,8 @@ public final class MCPFront: Sendable {
                 } catch {
                     logger.warning("could not send a progress notification: \(error)")
                 }
-            case .result:
-                continue  // carried by the run's result (RunRendering renders each as content)
+            case .result, .inputRequest:
+                continue  // results: carried by the run's result (RunRendering renders each as content); runs here have no stdin
             case .completed(let result):
                 return result
             }

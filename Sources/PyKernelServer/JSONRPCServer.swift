@@ -24,6 +24,8 @@ public final class JSONRPCServer: Sendable {
     private let input: Int32
     private let maxLineLength: Int
     private let inFlight = InFlightRequests()
+    /// The runs whose code waits for input, by their `code.run` request's id.
+    let openInputs = OpenInputs()
     private let stop = StopSignal()
     private let methods: [String: MethodHandler]
 
@@ -330,6 +332,22 @@ extension Array {
         }
         return (first, second)
     }
+}
+
+/// How to answer the open request for input of each run that waits for one, by the id of the
+/// `code.run` request that started the run (`code.input` names it).
+final class OpenInputs: Sendable {
+    /// Answers the open request (the engine's or a worker's); throws when it is no longer open.
+    typealias Answer = @Sendable (InputReply) throws(RPCError) -> MethodReply
+    private let answers = Mutex<[RequestID: Answer]>([:])
+
+    /// Records (or replaces) the run's open request.
+    func open(_ id: RequestID, _ answer: @escaping Answer) { answers.withLock { $0[id] = answer } }
+
+    /// Forgets the run (it has ended).
+    func close(_ id: RequestID) { _ = answers.withLock { $0.removeValue(forKey: id) } }
+
+    func answer(for id: RequestID) -> Answer? { answers.withLock { $0[id] } }
 }
 
 /// Fires once; every waiter then returns.

@@ -29,7 +29,7 @@ extension RPCError {
         case .contextDeleted: ApplicationErrorCode.contextDeleted
         case .shutDown: ApplicationErrorCode.shuttingDown
         case .runQueueFull: ApplicationErrorCode.runQueueFull
-        case .invalidWorkingDirectory, .invalidArgument: RPCError.Code.invalidParams
+        case .invalidWorkingDirectory, .invalidArgument, .notWaitingForInput: RPCError.Code.invalidParams
         default: RPCError.Code.internalError
         }
         if code == RPCError.Code.invalidParams {
@@ -53,6 +53,8 @@ struct RunParameters {
     let environment: [String: String]
     let timeout: Duration?
     let maxOutputBytes: Int
+    /// Whether the code may ask the client for input (`code.input_request`).
+    let allowStdin: Bool
 
     init(_ params: Params) throws(RPCError) {
         code = try params.string("code")
@@ -66,6 +68,7 @@ struct RunParameters {
             throw RPCError(error)
         }
         maxOutputBytes = try params.optionalInt("max_output_bytes") ?? (1 << 20)
+        allowStdin = try params.optionalBool("allow_stdin") ?? false
         guard maxOutputBytes >= 0 else {
             throw RPCError.invalidParams("params.max_output_bytes must be an integer >= 0.", field: "max_output_bytes")
         }
@@ -80,6 +83,7 @@ extension JSONRPCServer {
         "context.delete": { request throws(RPCError) in try deleteContext(request) },
         "code.run": { request throws(RPCError) in try runCode(request) },
         "code.interrupt": { request throws(RPCError) in try interrupt(request) },
+        "code.input": { request throws(RPCError) in try input(request) },
         "shutdown": { request throws(RPCError) in try shutdown(request) },
     ]
 
@@ -125,6 +129,34 @@ extension JSONRPCServer {
         }
     }
 
+    /// `code.input {request_id, value}` or `{request_id, eof: true}`: answers the open request
+    /// for input of the run started by `code.run` request `request_id` (either kind of context).
+    private static func input(_ request: Request) throws(RPCError) -> MethodReply {
+        guard let raw = request.params.object["request_id"], let id = RequestID(raw), id != .null else {
+            throw RPCError.invalidParams(
+                "params.request_id is required: the id of the code.run request whose code waits for input.", field: "request_id")
+        }
+        let value = try request.params.optionalString("value")
+        let reply: InputReply
+        if try request.params.optionalBool("eof") == true {
+            guard value == nil else {
+                throw RPCError.invalidParams("Give either params.value or params.eof: true, not both.", field: "value")
+            }
+            reply = .endOfFile
+        } else {
+            guard let value else {
+                throw RPCError.invalidParams("params.value is required (a string) unless params.eof is true.", field: "value")
+            }
+            reply = .value(value)
+        }
+        guard let answer = request.server.openInputs.answer(for: id) else {
+            throw RPCError.invalidParams(
+                "No run started by request \(raw) is waiting for input (it never asked, was answered already, or has ended).",
+                field: "request_id", reason: KernelError.Code.notWaitingForInput.description)
+        }
+        return try answer(reply)
+    }
+
     private static func shutdown(_ request: Request) throws(RPCError) -> MethodReply {
         return .deferred {
             await request.server.shutDown(excluding: request.trackingKey)
@@ -140,8 +172,10 @@ extension JSONRPCServer {
         let (code, environment, timeout, maxOutputBytes) = (run.code, run.environment, run.timeout, run.maxOutputBytes)
         let execution: Execution
         do throws(KernelError) {
+            // A run sent as a notification cannot be asked for input (nothing can be sent about it).
             execution = try request.server.manager.run(
-                code, in: context, environment: environment, timeout: timeout, outputLimit: maxOutputBytes)
+                code, in: context, environment: environment, timeout: timeout, outputLimit: maxOutputBytes,
+                allowStdin: run.allowStdin && request.id != nil)
         } catch {
             throw RPCError(error, field: "env")
         }
@@ -154,6 +188,8 @@ extension JSONRPCServer {
                         request.notifyNow("code.output", ["stream": .string(chunk.stream.rawValue), "text": .string(chunk.text)])
                     case .result(let result):
                         request.notifyNow("code.result", ["result": richResultJSON(result)])
+                    case .inputRequest:
+                        continue  // the run has ended: that request was withdrawn
                     case .completed(let result):
                         return .result(resultJSON(result))
                     }
@@ -163,6 +199,8 @@ extension JSONRPCServer {
             throw RPCError(error)
         }
         return .deferred { () async throws(RPCError) -> JSONValue in
+            let manager = request.server.manager
+            defer { if let id = request.id { request.server.openInputs.close(id) } }
             do {
                 for try await event in execution {
                     switch event {
@@ -170,6 +208,18 @@ extension JSONRPCServer {
                         await request.notify("code.output", ["stream": .string(chunk.stream.rawValue), "text": .string(chunk.text)])
                     case .result(let result):
                         await request.notify("code.result", ["result": richResultJSON(result)])
+                    case .inputRequest(let input):
+                        guard let id = request.id else { continue }
+                        // Open before the client can see the request (it may answer at once).
+                        request.server.openInputs.open(id) { reply throws(RPCError) in
+                            do throws(KernelError) {
+                                try manager.answerInput(input, with: reply)
+                            } catch {
+                                throw RPCError(error, field: "request_id")
+                            }
+                            return .result(.object([:]))
+                        }
+                        await request.notify("code.input_request", inputRequestJSON(prompt: input.prompt, password: input.password))
                     case .completed(let result):
                         return resultJSON(result)
                     }
@@ -181,6 +231,11 @@ extension JSONRPCServer {
             }
             throw RPCError.internalError("The run ended without a result.")
         }
+    }
+
+    /// The fields of a `code.input_request` notification (besides `request_id`).
+    static func inputRequestJSON(prompt: String, password: Bool) -> JSONObject {
+        ["prompt": .string(prompt), "password": .bool(password)]
     }
 
     package static func contextJSON(_ context: ContextInfo) -> JSONValue {

@@ -64,8 +64,8 @@ struct Run: AsyncParsableCommand {
             switch event {
             case .output(let chunk):
                 (chunk.stream == .stdout ? stdout : stderr).write(Data(chunk.text.utf8))
-            case .result:
-                break  // like python3 FILE.py: `display()` shows nothing (files never get a main result)
+            case .result, .inputRequest:
+                break  // like python3 FILE.py: `display()` shows nothing (files never get a main result); no stdin here
             case .completed(let result):
                 throw ExitCode(Self.exitStatus(result, stderr: stderr))
             }

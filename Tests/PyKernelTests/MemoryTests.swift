@@ -35,8 +35,8 @@ struct MemoryTests {
                 xCount += xs
                 if xs < chunk.text.utf8.count { rest += String(chunk.text.utf8.dropFirst(xs))! }
                 if events % 16 == 0 { peak = max(peak, try residentBytes()) }
-            case .result:
-                Issue.record("no rich result expected")
+            case .result, .inputRequest:
+                Issue.record("no rich result or input request expected")
             case .completed(let final):
                 result = final
             }

@@ -16,6 +16,7 @@ struct RichResultTests {
             case .output(let chunk): order.append(chunk.text)
             case .result(let result): order.append("result \(result.text ?? "") \(result.isMainResult)")
             case .completed: order.append("completed")
+            case .inputRequest: order.append("input")
             }
         }
         #expect(order == ["a\n", "result 1 false", "b\n", "result 42 true", "completed"])

@@ -167,7 +167,7 @@ func firstOutput(of iterator: Execution.Iterator) async throws -> OutputChunk {
     while let event = try await iterator.next() {
         switch event {
         case .output(let chunk): return chunk
-        case .result: continue
+        case .result, .inputRequest: continue
         case .completed(let result):
             Issue.record("the run ended before it printed anything: \(result)")
             throw CancellationError()

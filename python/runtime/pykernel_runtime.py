@@ -89,8 +89,21 @@ class KernelStream(io.TextIOBase):
         """Kept open: closing a captured stream would lose the rest of the run's output."""
 
 
-class NoInput(io.TextIOBase):
-    """``sys.stdin``: contexts have no interactive input, so reading fails at once instead of hanging."""
+def _no_stdin(request):
+    """Until the engine installs ``request_input``: no run has standard input."""
+    return False
+
+
+# Set by the engine: ``_request_input((prompt, password))`` asks the client of the run in progress
+# for a line (``code.input_request``) and returns it, ``None`` at end of file, or ``False`` when the
+# run has no standard input (no ``allow_stdin``, or a thread of another context). It waits without
+# the GIL; a stop (timeout, interrupt) raises where the code is.
+_request_input = _no_stdin
+
+
+class KernelInput(io.TextIOBase):
+    """``sys.stdin``: in a run with ``allow_stdin`` each line read is asked of the client; otherwise
+    reading fails at once instead of hanging."""
 
     MESSAGE = ("input() is not supported here: the code runs without standard input. "
                "Pass data in the code, through a file, or with the run's env instead.")
@@ -100,6 +113,7 @@ class NoInput(io.TextIOBase):
     def __init__(self, fd):
         super().__init__()
         self._fd = fd
+        self._buffer = ""  # what a size-limited read left of the last answer
 
     @property
     def name(self):
@@ -116,16 +130,71 @@ class NoInput(io.TextIOBase):
             raise io.UnsupportedOperation("fileno")
         return self._fd
 
+    def _fill(self):
+        """Appends the client's next line to the buffer; ``False`` at end of file."""
+        answer = _request_input(("", False))
+        if answer is False:
+            raise EOFError(self.MESSAGE)
+        if answer is None:
+            return False
+        self._buffer += answer + "\n"
+        return True
+
+    def readline(self, size=-1):
+        size = -1 if size is None else size.__index__()
+        while "\n" not in self._buffer and (size < 0 or len(self._buffer) < size) and self._fill():
+            pass
+        end = self._buffer.find("\n") + 1 or len(self._buffer)
+        if size >= 0:
+            end = min(end, size)
+        line, self._buffer = self._buffer[:end], self._buffer[end:]
+        return line
+
     def read(self, size=-1):
-        raise EOFError(self.MESSAGE)
-
-    readline = read
-
-    def readlines(self, hint=-1):
-        raise EOFError(self.MESSAGE)
+        size = -1 if size is None else size.__index__()
+        while (size < 0 or len(self._buffer) < size) and self._fill():
+            pass
+        end = len(self._buffer) if size < 0 else min(size, len(self._buffer))
+        text, self._buffer = self._buffer[:end], self._buffer[end:]
+        return text
 
     def close(self):
         pass
+
+
+_original_input = builtins.input
+
+
+def input(prompt="", /):
+    """``builtins.input``: with ``allow_stdin`` the client answers (the prompt is sent with the
+    request, not written to stdout); otherwise the built-in (``EOFError`` at once)."""
+    if sys.stdin is _streams[2]:
+        answer = _request_input((str(prompt), False))
+        if answer is None:
+            raise EOFError("EOF when reading a line")
+        if answer is not False:
+            return answer
+    return _original_input(prompt)
+
+
+def _install_getpass():
+    """``getpass.getpass`` asks the client (``password: true``) in a run with ``allow_stdin``."""
+    import getpass
+
+    original = getpass.getpass
+
+    def getpass_(prompt="Password: ", stream=None):
+        if sys.stdin is _streams[2]:
+            answer = _request_input((str(prompt), True))
+            if answer is None:
+                raise EOFError
+            if answer is not False:
+                return answer
+        return original(prompt, stream)
+
+    getpass_.__name__ = getpass_.__qualname__ = "getpass"
+    getpass_.__doc__, getpass_.__module__ = original.__doc__, original.__module__
+    getpass.getpass = getpass_
 
 
 class _CellCache(dict):
@@ -183,10 +252,14 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
     out_fd, err_fd, in_fd = (1, 2, 0) if fd_capture else (None, None, None)
     sys.stdout = sys.__stdout__ = _with_write(KernelStream, stdout_write)("<stdout>", out_fd, stdout_write_bytes)
     sys.stderr = sys.__stderr__ = _with_write(KernelStream, stderr_write)("<stderr>", err_fd, stderr_write_bytes)
-    sys.stdin = sys.__stdin__ = NoInput(in_fd)
+    sys.stdin = sys.__stdin__ = KernelInput(in_fd)
     global _streams
     _streams = (sys.stdout, sys.stderr, sys.stdin)
     linecache.cache = _CellCache(linecache.cache)
+    input.__doc__ = _original_input.__doc__
+    input.__module__ = "builtins"
+    builtins.input = input
+    _install_getpass()
     if fd_capture:
         os.write = _announcing_write(os.write)
     if "" not in sys.path:
@@ -371,7 +444,7 @@ def _defines_code(code):
 
 
 def _strip_engine_frames(exc):
-    """Cuts frames of the engine's own code (the stop-signal handler, ``NoInput.readline``) from
+    """Cuts frames of the engine's own code (the stop-signal handler, ``input``, ``KernelInput.readline``) from
     the end of each traceback in the exception's chain."""
     seen = set()
     pending = [exc]
