@@ -349,8 +349,11 @@ public final class ProcessContexts: Sendable {
     // MARK: Runs
 
     /// Forwards a run to the context's worker; the relay carries its notifications and answer.
+    /// With `allowStdin`, the worker's `code.input_request` notifications come through the relay
+    /// and ``RunRelay/answerInput(_:)`` answers them.
     public func run(
-        _ id: String, code: String, environment: [String: String], timeout: Duration?, outputLimit: Int
+        _ id: String, code: String, environment: [String: String], timeout: Duration?, outputLimit: Int,
+        allowStdin: Bool = false
     ) throws(IsolationError) -> RunRelay {
         let relay = RunRelay(outputLimit: outputLimit)
         let run = ActiveRun(relay: relay, timeout: timeout)
@@ -368,10 +371,12 @@ public final class ProcessContexts: Sendable {
         if !environment.isEmpty {
             params["env"] = .object(JSONObject(environment.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) }))
         }
+        if allowStdin { params["allow_stdin"] = true }
         if isHead { armDeadline(id, run, generation: generation) }
-        worker.send("code.run", params, Worker.Pending(
+        let requestID = worker.send("code.run", params, Worker.Pending(
             notification: { method, params in relay.push(method, params) },
             reply: { [weak self] reply in self?.runAnswered(id, run, reply, generation: generation) }))
+        relay.bind(to: worker, requestID: requestID)
         return relay
     }
 

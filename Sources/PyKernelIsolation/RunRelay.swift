@@ -27,6 +27,8 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
     /// Output kept for a result the server writes itself (the worker's own cap).
     private var stdout: HeadTailBuffer
     private var stderr: HeadTailBuffer
+    /// The worker that runs the run and the run's request id there (for `code.input`).
+    private var target: (worker: Worker, requestID: Int64)?
 
     init(outputLimit: Int, limit: Int = 1 << 20) {
         self.limit = limit
@@ -57,6 +59,37 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
         ended = true
         lock.broadcast()  // a reader thread waiting for room gives up
         deliver(event, size: 0)
+    }
+
+    /// Records where the run was sent (`nil`: the worker had ended).
+    func bind(to worker: Worker, requestID: Int64?) {
+        lock.withLock { target = requestID.map { (worker, $0) } }
+    }
+
+    /// Forwards an answer to the run's open request for input (`code.input` with `fields`,
+    /// `{value}` or `{eof: true}`) to its worker; returns the worker's answer (`.result` or
+    /// `.error`, e.g. `not_waiting_for_input`).
+    public func answerInput(_ fields: JSONObject) async -> RelayEvent {
+        let notWaiting = RelayEvent.error(
+            code: -32602, message: "The run is not waiting for input (it was answered already, or has ended).",
+            data: ["reason": "not_waiting_for_input", "field": "request_id"])
+        guard let (worker, id) = lock.withLock({ ended ? nil : target }) else { return notWaiting }
+        var params = fields
+        params["request_id"] = .integer(id)
+        let reply: WorkerReply = await withCheckedContinuation { continuation in
+            let sent = worker.send("code.input", params, Worker.Pending(
+                notification: { _, _ in }, reply: { continuation.resume(returning: $0) }))
+            if sent == nil { continuation.resume(returning: .ended) }
+        }
+        switch reply {
+        case .result(let result):
+            return .result(result)
+        case .error(let error):
+            return .error(code: error["code"]?.intValue ?? -32603, message: error["message"]?.stringValue ?? "The worker failed.",
+                          data: error["data"])
+        case .ended:
+            return notWaiting
+        }
     }
 
     /// The output kept so far, for a result the server writes: (text, truncated, omitted bytes) per stream.

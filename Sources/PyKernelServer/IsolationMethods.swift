@@ -200,19 +200,43 @@ extension JSONRPCServer {
         let run = try RunParameters(params)
         let relay: RunRelay
         do throws(IsolationError) {
-            relay = try contexts.run(id, code: run.code, environment: run.environment, timeout: run.timeout, outputLimit: run.maxOutputBytes)
+            relay = try contexts.run(id, code: run.code, environment: run.environment, timeout: run.timeout, outputLimit: run.maxOutputBytes,
+                                     allowStdin: run.allowStdin && request.id != nil)
         } catch {
             throw RPCError(error)
         }
         return .deferred { () async throws(RPCError) -> JSONValue in
+            defer { if let id = request.id { request.server.openInputs.close(id) } }
             while true {
                 switch await relay.next() {
                 case .notification(let method, let fields):
+                    if method == "code.input_request", let id = request.id {
+                        openInput(id, relay, request.server)
+                    }
                     await request.notify(method, fields)
                 case .result(let result):
                     return result
                 case .error(let code, let message, let data):
                     throw RPCError(code: code, message: message, data: data)
+                }
+            }
+        }
+    }
+}
+
+extension JSONRPCServer {
+    /// Records a process-context run's open request for input: `code.input` is forwarded to its worker.
+    fileprivate static func openInput(_ id: RequestID, _ relay: RunRelay, _ server: JSONRPCServer) {
+        server.openInputs.open(id) { reply throws(RPCError) in
+            let fields: JSONObject = switch reply {
+            case .value(let text): ["value": .string(text)]
+            case .endOfFile: ["eof": true]
+            }
+            return .deferred { () async throws(RPCError) -> JSONValue in
+                switch await relay.answerInput(fields) {
+                case .result(let result): return result
+                case .error(let code, let message, let data): throw RPCError(code: code, message: message, data: data)
+                case .notification: throw RPCError.internalError("The worker answered code.input with a notification.")
                 }
             }
         }
