@@ -314,6 +314,7 @@ class PyKernel(ProcessMixin):
         timeout: Optional[float] = None,
         max_output_bytes: Optional[int] = None,
         on_result: Optional[Callable[[Result], Any]] = None,
+        on_input: Optional[Callable[[str, bool], Optional[str]]] = None,
     ) -> ExecutionResult:
         """Runs Python code in a context and returns its :class:`ExecutionResult`.
 
@@ -329,6 +330,12 @@ class PyKernel(ProcessMixin):
             default 1 MiB each); the callbacks receive everything.
         :param on_result: called with each rich :class:`Result` (``display()``, the last
             expression's value) as it is produced, in order with the output callbacks.
+        :param on_input: answers the code's ``input()``, ``getpass.getpass()`` and ``sys.stdin``
+            reads (the run is sent with ``allow_stdin``): called as ``on_input(prompt, password)``
+            on a thread of its own (so it may block, e.g. to ask a person), once per line the code
+            waits for; its return value (a ``str``) is the line. Returning ``None`` or raising an
+            exception sends end of file (``EOFError`` in ``input()``). Without it, the code's
+            reads raise ``EOFError`` at once.
 
         An exception in the code is a result with ``status == "error"`` and ``error`` set. A run
         stopped by ``interrupt`` (or ``delete_context``, or ``close``) returns with status
@@ -350,11 +357,17 @@ class PyKernel(ProcessMixin):
             params["timeout"] = timeout
         if max_output_bytes is not None:
             params["max_output_bytes"] = max_output_bytes
+        if on_input is not None:
+            params["allow_stdin"] = True
 
         on_notification: Optional[NotificationHandler] = None
-        if on_stdout is not None or on_stderr is not None or on_result is not None:
+        if on_stdout is not None or on_stderr is not None or on_result is not None or on_input is not None:
 
             def on_notification(method: str, note: Dict[str, Any]) -> None:
+                if method == "code.input_request":
+                    if on_input is not None:
+                        self._answer_input(on_input, note)
+                    return
                 if method == "code.result":
                     if on_result is not None:
                         on_result(Result.from_json(note.get("result") or {}))
@@ -377,6 +390,29 @@ class PyKernel(ProcessMixin):
             detail = result.error.value if result.error is not None else "execution timed out"
             raise PyKernelTimeoutError(f"The run timed out: {detail}", result)
         return result
+
+    def _answer_input(self, on_input: Callable[[str, bool], Optional[str]], note: Dict[str, Any]) -> None:
+        """Answers a ``code.input_request`` on a thread of its own (``on_input`` may block; the
+        reader thread must not)."""
+        request_id = note.get("request_id")
+        prompt, password = str(note.get("prompt", "")), bool(note.get("password", False))
+
+        def answer() -> None:
+            try:
+                value = on_input(prompt, password)
+            except BaseException:  # noqa: BLE001 -- any failure of the callable is end of file
+                value = None
+            params: Dict[str, Any] = {"request_id": request_id}
+            if value is None:
+                params["eof"] = True
+            else:
+                params["value"] = str(value)
+            try:
+                self.call("code.input", params)
+            except PyKernelError:
+                pass  # the run was stopped or ended meanwhile: nothing waits for this answer
+
+        threading.Thread(target=answer, name="pykernel-input", daemon=True).start()
 
     def interrupt(self, context: Optional[ContextLike] = None) -> bool:
         """Interrupts the run in progress in a context (``KeyboardInterrupt`` where the code is;

@@ -1,0 +1,241 @@
+"""`input()` answered by the client: ``code.run {allow_stdin: true}``, the ``code.input_request``
+notification and the ``code.input`` method, through the real ``pykernel serve`` — every case in
+namespace contexts and in process contexts (``--isolation process``), which must behave the same."""
+
+import threading
+import time
+
+import pytest
+
+from pykernel import PyKernel
+from pykernel.errors import InvalidParamsError
+from pykernel_raw import RawServer
+
+MODES = {
+    "namespace": [],
+    "process": ["--isolation", "process", "--pool-size", "1"],
+}
+
+
+@pytest.fixture(params=sorted(MODES))
+def mode(request):
+    return request.param
+
+
+@pytest.fixture
+def kernel(pykernel_bin, mode):
+    client = PyKernel(pykernel_bin, args=MODES[mode])
+    try:
+        yield client
+    finally:
+        client.close()
+    assert client.returncode == 0, f"pykernel serve exited with status {client.returncode}"
+
+
+@pytest.fixture
+def raw(pykernel_bin, mode):
+    server = RawServer(pykernel_bin, MODES[mode])
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+class Answers:
+    """An ``on_input`` callable answering from a list (``EOFError`` raised past its end) and
+    recording each (prompt, password) it was asked."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.asked = []
+
+    def __call__(self, prompt, password):
+        self.asked.append((prompt, password))
+        if not self.answers:
+            raise EOFError("no more answers")
+        return self.answers.pop(0)
+
+
+def input_request(raw, run_id):
+    return raw.wait_for(
+        lambda m: m.get("method") == "code.input_request" and m["params"]["request_id"] == run_id,
+        what=f"code.input_request of request {run_id}")["params"]
+
+
+# ---------------------------------------------------------------- the client's on_input
+
+
+def test_input_returns_the_answer_and_the_prompt_is_not_echoed(kernel):
+    answers = Answers("Ada Lovelace")
+    result = kernel.run_code("name = input('Name? ')\nprint('hello', name)", on_input=answers)
+    assert result.status == "ok", result.error
+    assert result.stdout == "hello Ada Lovelace\n"
+    assert answers.asked == [("Name? ", False)]
+    assert kernel.run_code("name").results[0].text == "'Ada Lovelace'"
+
+
+def test_getpass_asks_with_password_set(kernel):
+    answers = Answers("s3cret")
+    result = kernel.run_code("import getpass\nsecret = getpass.getpass('PIN: ')\nprint(len(secret))", on_input=answers)
+    assert result.status == "ok", result.error
+    assert result.stdout == "6\n" and result.stderr == ""
+    assert answers.asked == [("PIN: ", True)]
+    answers = Answers("x")
+    assert kernel.run_code("getpass.getpass()", on_input=answers).status == "ok"
+    assert answers.asked == [("Password: ", True)]
+
+
+def test_stdin_readline_gets_the_answer_and_a_newline(kernel):
+    answers = Answers("first", "")
+    result = kernel.run_code("import sys\nprint(repr(sys.stdin.readline()), repr(sys.stdin.readline()))", on_input=answers)
+    assert result.stdout == "'first\\n' '\\n'\n"
+    assert answers.asked == [("", False), ("", False)]
+
+
+def test_a_loop_reads_three_lines(kernel):
+    answers = Answers("1", "2", "3")
+    result = kernel.run_code("total = 0\nfor _ in range(3):\n    total += int(input('n: '))\nprint(total)", on_input=answers)
+    assert result.stdout == "6\n"
+    assert answers.asked == [("n: ", False)] * 3
+
+
+def test_iterating_and_reading_stdin_stop_at_end_of_file(kernel):
+    answers = Answers("a", "b")
+    result = kernel.run_code("import sys\nprint([line for line in sys.stdin])", on_input=answers)
+    assert result.stdout == "['a\\n', 'b\\n']\n", result.error
+    answers = Answers("x", "y")
+    result = kernel.run_code("import sys\nprint(repr(sys.stdin.read()))", on_input=answers)
+    assert result.stdout == "'x\\ny\\n'\n"
+    assert len(answers.asked) == 3  # the third read got end of file
+
+
+def test_end_of_file_raises_eoferror_in_input(kernel):
+    result = kernel.run_code("input('more? ')", on_input=Answers())
+    assert result.status == "error"
+    assert result.error.name == "EOFError" and result.error.value == "EOF when reading a line"
+    assert result.error.traceback.splitlines()[-2].strip() == "input('more? ')"
+
+
+def test_python_threads_asking_at_once_are_served_one_after_the_other(kernel):
+    asked = []
+    lock = threading.Lock()
+
+    def answer(prompt, password):
+        with lock:
+            asked.append(prompt)
+        return prompt.upper()
+
+    code = (
+        "import threading\nanswers = {}\n"
+        "def ask(name):\n    answers[name] = input(name)\n"
+        "threads = [threading.Thread(target=ask, args=(f't{i}',)) for i in range(3)]\n"
+        "for t in threads: t.start()\n"
+        "ask('main')\n"
+        "for t in threads: t.join()\n"
+        "print(sorted(answers.items()))"
+    )
+    result = kernel.run_code(code, on_input=answer)
+    assert result.status == "ok", result.error
+    assert result.stdout == "[('main', 'MAIN'), ('t0', 'T0'), ('t1', 'T1'), ('t2', 'T2')]\n"
+    assert sorted(asked) == ["main", "t0", "t1", "t2"]
+
+
+def test_without_allow_stdin_input_fails_at_once_as_before(kernel):
+    started = time.monotonic()
+    result = kernel.run_code("input('q? ')")
+    assert time.monotonic() - started < 5
+    assert result.status == "error" and result.error.name == "EOFError"
+    assert result.error.value.startswith("input() is not supported here")
+    assert result.stdout == "q? "
+    result = kernel.run_code("import sys\nsys.stdin.readline()")
+    assert result.error.name == "EOFError"
+
+
+def test_a_stdin_the_code_installed_is_read_instead_of_asking(kernel):
+    answers = Answers("never")
+    result = kernel.run_code("import io, sys\nsys.stdin = io.StringIO('given\\n')\nprint(input())", on_input=answers)
+    assert result.stdout == "given\n" and answers.asked == []
+
+
+# ---------------------------------------------------------------- the protocol
+
+
+def test_code_input_request_and_answer_on_the_wire(raw):
+    run_id = raw.request("code.run", {"code": "print('before', flush=True)\nx = input('Name? ')\nprint(x)", "allow_stdin": True})
+    request = input_request(raw, run_id)
+    assert request == {"request_id": run_id, "prompt": "Name? ", "password": False}
+    outputs = [m["params"]["text"] for m in raw.notifications(run_id) if m["method"] == "code.output"]
+    assert outputs == ["before\n"]  # in order: the output written before the request came first
+    assert raw.result("code.input", {"request_id": run_id, "value": "Ada"}) == {}
+    result = raw.response(run_id)["result"]
+    assert result["status"] == "ok" and result["stdout"] == "before\nAda\n"
+
+
+def test_eof_on_the_wire(raw):
+    run_id = raw.request("code.run", {"code": "import sys\nprint(repr(sys.stdin.readline()))", "allow_stdin": True})
+    input_request(raw, run_id)
+    assert raw.result("code.input", {"request_id": run_id, "eof": True}) == {}
+    assert raw.response(run_id)["result"]["stdout"] == "''\n"
+
+
+def test_code_input_for_a_run_not_waiting_is_invalid_params(raw):
+    reply = raw.call("code.input", {"request_id": 12345, "value": "x"})
+    assert reply["error"]["code"] == -32602
+    assert reply["error"]["data"] == {"reason": "not_waiting_for_input", "field": "request_id"}
+    run_id = raw.request("code.run", {"code": "input()", "allow_stdin": True})
+    input_request(raw, run_id)
+    assert raw.result("code.input", {"request_id": run_id, "value": "once"}) == {}
+    raw.response(run_id)
+    reply = raw.call("code.input", {"request_id": run_id, "value": "twice"})
+    assert reply["error"]["data"]["reason"] == "not_waiting_for_input"
+
+
+def test_code_input_params_are_checked(raw):
+    for params, field in [({}, "request_id"), ({"request_id": 1}, "value"), ({"request_id": 1, "value": 3}, "value"),
+                          ({"request_id": 1, "value": "x", "eof": True}, "value")]:
+        reply = raw.call("code.input", params)
+        assert reply["error"]["code"] == -32602, params
+        assert reply["error"]["data"]["field"] == field, params
+
+
+def test_interrupt_while_waiting_reports_interrupted(raw):
+    context = raw.result("context.create")["id"]
+    run_id = raw.request("code.run", {"code": "x = 1\nx = input('wait: ')", "context": context, "allow_stdin": True})
+    input_request(raw, run_id)
+    started = time.monotonic()
+    assert raw.result("code.interrupt", {"context": context}) == {"interrupted": True}
+    result = raw.response(run_id)["result"]
+    assert time.monotonic() - started < 1.5
+    assert result["status"] == "interrupted" and result["error"]["name"] == "KeyboardInterrupt"
+    assert "x = input('wait: ')" in result["error"]["traceback"]
+    reply = raw.call("code.input", {"request_id": run_id, "value": "late"})
+    assert reply["error"]["data"]["reason"] == "not_waiting_for_input"
+    assert raw.result("code.run", {"code": "x", "context": context})["results"][0]["data"]["text/plain"] == "1"
+
+
+def test_timeout_while_waiting_reports_timeout(raw):
+    started = time.monotonic()
+    result = raw.result("code.run", {"code": "input()", "allow_stdin": True, "timeout": 0.5})
+    assert result["status"] == "timeout" and result["error"]["name"] == "TimeoutError"
+    assert time.monotonic() - started < 2.0  # stopped at its deadline, not after the grace period
+    assert raw.result("code.run", {"code": "print('next')"})["stdout"] == "next\n"
+
+
+def test_deleting_the_context_while_waiting_interrupts_the_run(raw):
+    context = raw.result("context.create")["id"]
+    run_id = raw.request("code.run", {"code": "input()", "context": context, "allow_stdin": True})
+    input_request(raw, run_id)
+    assert raw.result("context.delete", {"id": context}) == {}
+    result = raw.response(run_id)["result"]
+    assert result["status"] == "interrupted"
+    assert raw.result("code.run", {"code": "print('alive')"})["stdout"] == "alive\n"
+
+
+def test_a_run_sent_as_a_notification_gets_end_of_file(raw):
+    raw.notify("code.run", {"code": "try:\n    input()\nexcept EOFError:\n    done = True", "allow_stdin": True})
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        result = raw.result("code.run", {"code": "print(globals().get('done'))"})
+        if result["stdout"] == "True\n":
+            break
+    assert result["stdout"] == "True\n"
