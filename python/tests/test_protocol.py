@@ -349,6 +349,43 @@ def test_grace_period_then_interpreter_busy(raw):
     assert result["error"]["value"] == "execution exceeded the 0.5 s timeout", result["error"]
 
 
+def test_swallowed_interrupts_escalate_like_a_timeout(pykernel_bin, tmp_path):
+    """Code that swallows every interrupt: interrupted again every 250 ms, answered `interrupted`
+    once the grace period (0.5 s here) has passed; runs get -32003 until the code returns."""
+    raw = RawServer(pykernel_bin, ["--timeout-grace", "0.5"])
+    try:
+        flag = tmp_path / "stop"
+        code = ("import os, time\ncaught = 0\nprint('started', flush=True)\n"
+                f"while not os.path.exists({str(flag)!r}):\n"
+                "    try:\n        time.sleep(0.05)\n    except BaseException:\n        caught += 1\n")
+        id = raw.request("code.run", {"code": code, "timeout": 0})
+        raw.wait_for(lambda m: m.get("params", {}).get("request_id") == id)
+        sent = time.monotonic()
+        assert raw.result("code.interrupt", {"context": "default"}) == {"interrupted": True}
+        reply = raw.response(id)
+        assert 0.45 < raw.arrival(reply) - sent < 2.0
+        assert reply["result"]["status"] == "interrupted"
+        assert reply["result"]["error"]["name"] == "KeyboardInterrupt"
+        assert error_of(raw.call("code.run", {"code": "1"}), -32003)["data"]["reason"] == "interpreter_busy"
+        flag.touch()
+        deadline = time.monotonic() + 10
+        while True:
+            reply = raw.call("code.run", {"code": "print(caught >= 2)"})
+            if "result" in reply or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)  # polled: nothing announces the interpreter's recovery
+        assert reply["result"]["stdout"] == "True\n"  # stopped repeatedly, then the interpreter recovered
+        # An interrupt the code does not swallow is still answered at once.
+        id = raw.request("code.run", {"code": "import time\nprint('s', flush=True)\ntime.sleep(30)"})
+        raw.wait_for(lambda m: m.get("params", {}).get("request_id") == id and m.get("method") == "code.output")
+        sent = time.monotonic()
+        raw.result("code.interrupt", {"context": "default"})
+        reply = raw.response(id)
+        assert reply["result"]["status"] == "interrupted" and raw.arrival(reply) - sent < 0.4
+    finally:
+        raw.kill()
+
+
 # ---------------------------------------------------------------- stdout purity and logging
 
 
