@@ -141,7 +141,11 @@ public enum ExecutionEvent: Sendable, Hashable {
 ///
 /// Iterate it to receive output as it is written; the run's writer waits while the unread output
 /// reaches the manager's buffer limit, so a slow reader slows the code down instead of growing memory.
-/// Dropping the iterator before the end discards the rest of the output (the run goes on).
+/// Dropping the execution and its iterators before the end discards the rest of the output (a run
+/// in progress goes on; a run still queued is withdrawn and never runs). Cancelling the task that
+/// iterates it withdraws a run still queued too: the iterator then yields its result, status
+/// `interrupted` with execution count 0 (a run in progress is not stopped by cancellation; use
+/// ``KernelManager/interrupt(_:)``).
 /// It throws a ``KernelError`` when the run could not start (its context was deleted while it was
 /// queued, the interpreter is busy, the manager shut down).
 public struct Execution: AsyncSequence, Sendable {
@@ -198,7 +202,11 @@ public struct Execution: AsyncSequence, Sendable {
             guard !done.load(ordering: .acquiring) else { return nil }
             let event: ExecutionEvent?
             do {
-                event = try await output.nextEvent()
+                event = try await withTaskCancellationHandler {
+                    try await output.nextEvent()
+                } onCancel: {
+                    output.readerCancelled()
+                }
             } catch {
                 done.store(true, ordering: .releasing)
                 throw error

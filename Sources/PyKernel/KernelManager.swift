@@ -167,10 +167,21 @@ public final class KernelManager: Sendable {
             throw KernelError(.invalidArgument, "The timeout must be positive (or nil for none).")
         }
         guard !runtime.supervisor.isStuck else { throw KernelError(.interpreterBusy, interpreterBusyMessage) }
-        let supervisor = runtime.supervisor
+        let (supervisor, interpreter) = (runtime.supervisor, interpreter)
         let output = RunOutput(
             context: context, resultLimit: max(outputLimit, 0), allowsInput: allowStdin, hub: runtime.output,
-            deadlines: runtime.deadlines, onAbandon: { supervisor.abandoned($0) })
+            deadlines: runtime.deadlines,
+            onReaderGone: { output in
+                // Nobody reads it any more: a queued run never starts, a wait for input gets end of file.
+                for run in interpreter.removeQueuedRuns(where: { $0.output === output }) {
+                    run.output.complete(
+                        status: .interrupted,
+                        error: ErrorRecord(name: "KeyboardInterrupt", value: "",
+                                           traceback: "KeyboardInterrupt: the run was cancelled before it started\n"),
+                        executionCount: 0, duration: .zero)
+                }
+                supervisor.abandoned(output)
+            })
         let run = PendingRun(context: record, code: code, filename: filename, environment: environment, timeout: timeout, output: output)
         guard interpreter.submit(run, limit: configuration.runQueueLimit) else {
             throw KernelError(

@@ -87,8 +87,10 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     let context: ContextID
     /// Whether the run's code may ask the caller for input (`allow_stdin`).
     let allowsInput: Bool
-    /// Called once when the caller stops reading before the end (see ``abandon()``).
-    private let onAbandon: @Sendable (RunOutput) -> Void
+    /// Called when the caller stops reading before the end (``abandon()``) or the task reading
+    /// it is cancelled (``readerCancelled()``): the engine withdraws the run if it is still queued
+    /// and ends a wait for input nobody will answer.
+    private let onReaderGone: @Sendable (RunOutput) -> Void
     private let hub: OutputHub
     private let deadlines: DeadlineTimer
     @exclusivity(unchecked) private var queue = ChunkQueue()
@@ -113,11 +115,11 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
 
     init(
         context: ContextID, resultLimit: Int, allowsInput: Bool = false, hub: OutputHub, deadlines: DeadlineTimer,
-        onAbandon: @escaping @Sendable (RunOutput) -> Void = { _ in }
+        onReaderGone: @escaping @Sendable (RunOutput) -> Void = { _ in }
     ) {
         self.context = context
         self.allowsInput = allowsInput
-        self.onAbandon = onAbandon
+        self.onReaderGone = onReaderGone
         self.hub = hub
         self.deadlines = deadlines
         self.stdout = HeadTailBuffer(limit: resultLimit)
@@ -206,7 +208,14 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
             hub.lock.broadcast()
             return !abandoned
         }
-        if first { onAbandon(self) }
+        if first { onReaderGone(self) }
+    }
+
+    /// The task reading the events was cancelled: a run still queued is withdrawn (and completes
+    /// `interrupted`, which the reader then gets); a run in progress goes on.
+    func readerCancelled() {
+        guard !hasOutcome.load(ordering: .acquiring) else { return }
+        onReaderGone(self)
     }
 
     /// When the run ends within `budget`: all its remaining events, taken now, without suspending

@@ -12,7 +12,7 @@ struct MethodTests {
         let info = await harness.call("kernel.info")
         #expect(info["name"] == "pykernel")
         #expect(info["protocol_version"] == .integer(Int64(JSONRPCServer.protocolVersion)))
-        #expect(info["methods"] == ["code.interrupt", "code.run", "context.create", "context.delete", "context.list", "context.restart", "kernel.info", "shutdown"])
+        #expect(info["methods"] == ["code.input", "code.interrupt", "code.run", "context.create", "context.delete", "context.list", "context.restart", "kernel.info", "shutdown"])
         await harness.finish()
     }
 

@@ -260,3 +260,52 @@ struct InterruptEscalationTests {
         #expect(try await runOK("print('next')", in: context) == "next\n")
     }
 }
+
+@Suite("Queued runs whose reader is gone are withdrawn", .exclusiveEngine, .timeLimit(.minutes(5)))
+struct WithdrawnRunTests {
+    @Test("Cancelling the task that reads a queued run withdraws it: answered interrupted at once, its code never runs")
+    func cancelledReaderWithdrawsTheQueuedRun() async throws {
+        let manager = try await engine()
+        let busy = try await newContext()
+        let queued = try await newContext()
+        defer { discard(busy, queued) }
+        // A run waiting for input holds the interpreter until it is answered.
+        let holder = try manager.run("input()", in: busy, allowStdin: true).makeAsyncIterator()
+        let request = try await nextInputRequest(of: holder)
+        let execution = try manager.run("ran = True", in: queued)
+        let reader = Task { try await execution.result() }
+        reader.cancel()
+        let result = try await reader.value
+        #expect(result.status == .interrupted)
+        #expect(result.executionCount == 0)
+        #expect(result.error?.traceback.contains("cancelled before it started") == true)
+        try manager.answerInput(request, with: .value("go"))
+        #expect(try await remainingEvents(of: holder).result.status == .ok)
+        #expect(try await runOK("print('ran' in globals())", in: queued) == "False\n")
+    }
+
+    @Test("Dropping a queued run's execution withdraws it; a run in progress is not stopped by its reader's cancellation")
+    func droppedExecutionWithdrawsTheQueuedRun() async throws {
+        let manager = try await engine()
+        let busy = try await newContext()
+        let queued = try await newContext()
+        defer { discard(busy, queued) }
+        let holder = try manager.run("value = input()", in: busy, allowStdin: true).makeAsyncIterator()
+        let request = try await nextInputRequest(of: holder)
+        _ = try manager.run("ran = True", in: queued)  // dropped at once
+        try manager.answerInput(request, with: .value("kept"))
+        #expect(try await remainingEvents(of: holder).result.status == .ok)
+        #expect(try await runOK("print('ran' in globals())", in: queued) == "False\n")
+        // In progress: cancellation of the reader leaves the run alone.
+        let running = try manager.run("import time\nprint('go', flush=True)\ntime.sleep(0.3)\ndone = True", in: queued)
+        let reader = Task { () async throws -> ExecutionResult in
+            for try await event in running {
+                if case .output = event { withUnsafeCurrentTask { $0?.cancel() } }
+                if case .completed(let result) = event { return result }
+            }
+            throw CancellationError()
+        }
+        #expect(try await reader.value.status == .ok)
+        #expect(try await runOK("print(done)", in: queued) == "True\n")
+    }
+}
