@@ -156,15 +156,14 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         guard var run = current, let interpreterThread else { return }
         pendingStop = stop
         if run.firstStop == nil { run.firstStop = stop }
-        if stop == .interrupt && run.interrupted == nil {
-            run.interrupted = .now
-            lock.broadcast()  // the watchdog now watches the interrupt's grace period
-        }
+        // Wake the watchdog (it now watches the interrupt's grace period) and a wait for input (it ends).
+        let wake = (stop == .interrupt && run.interrupted == nil) || run.openInput != nil
+        if stop == .interrupt && run.interrupted == nil { run.interrupted = .now }
         run.lastStop = stop
         run.nextSignal = .now + Self.resignalInterval
         current = run
         pthread_kill(interpreterThread, signalNumber)
-        if run.openInput != nil { lock.broadcast() }  // a wait for input ends
+        if wake { lock.broadcast() }
     }
 
     // MARK: Input
