@@ -219,7 +219,7 @@ extension JSONRPCServer {
                             }
                             return .result(.object([:]))
                         }
-                        await request.notify("code.input_request", inputRequestJSON(prompt: input.prompt, password: input.password))
+                        await request.notify("code.input_request", ["prompt": .string(input.prompt), "password": .bool(input.password)])
                     case .completed(let result):
                         return resultJSON(result)
                     }
@@ -231,11 +231,6 @@ extension JSONRPCServer {
             }
             throw RPCError.internalError("The run ended without a result.")
         }
-    }
-
-    /// The fields of a `code.input_request` notification (besides `request_id`).
-    static func inputRequestJSON(prompt: String, password: Bool) -> JSONObject {
-        ["prompt": .string(prompt), "password": .bool(password)]
     }
 
     package static func contextJSON(_ context: ContextInfo) -> JSONValue {
