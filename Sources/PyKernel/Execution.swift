@@ -141,10 +141,10 @@ public enum ExecutionEvent: Sendable, Hashable {
 ///
 /// Iterate it to receive output as it is written; the run's writer waits while the unread output
 /// reaches the manager's buffer limit, so a slow reader slows the code down instead of growing memory.
-/// Dropping the execution and its iterators before the end discards the rest of the output (a run
-/// in progress goes on; a run still queued is withdrawn and never runs). Cancelling the task that
-/// iterates it withdraws a run still queued too: the iterator then yields its result, status
-/// `interrupted` with execution count 0 (a run in progress is not stopped by cancellation; use
+/// Dropping the execution and its iterators before the end discards the rest of the output (the run
+/// goes on; a wait for input gets end of file). Cancelling the task that iterates it withdraws the
+/// run if it is still queued: it never runs, and the iterator yields its result, status
+/// `interrupted` with execution count 0. A run in progress is not stopped by cancellation (use
 /// ``KernelManager/interrupt(_:)``).
 /// It throws a ``KernelError`` when the run could not start (its context was deleted while it was
 /// queued, the interpreter is busy, the manager shut down).

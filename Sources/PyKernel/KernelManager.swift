@@ -171,9 +171,10 @@ public final class KernelManager: Sendable {
         let output = RunOutput(
             context: context, resultLimit: max(outputLimit, 0), allowsInput: allowStdin, hub: runtime.output,
             deadlines: runtime.deadlines,
-            onReaderGone: { output in
-                // Nobody reads it any more: a queued run never starts, a wait for input gets end of file.
-                for run in interpreter.removeQueuedRuns(where: { $0.output === output }) {
+            onReaderGone: { output, cancelled in
+                // Nobody reads it any more: a wait for input gets end of file; a run still queued
+                // is withdrawn when its reader was cancelled (a dropped execution still runs).
+                for run in cancelled ? interpreter.removeQueuedRuns(where: { $0.output === output }) : [] {
                     run.output.complete(
                         status: .interrupted,
                         error: ErrorRecord(name: "KeyboardInterrupt", value: "",

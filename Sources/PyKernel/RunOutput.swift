@@ -87,10 +87,10 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     let context: ContextID
     /// Whether the run's code may ask the caller for input (`allow_stdin`).
     let allowsInput: Bool
-    /// Called when the caller stops reading before the end (``abandon()``) or the task reading
-    /// it is cancelled (``readerCancelled()``): the engine withdraws the run if it is still queued
-    /// and ends a wait for input nobody will answer.
-    private let onReaderGone: @Sendable (RunOutput) -> Void
+    /// Called when the caller stops reading before the end (``abandon()``, `cancelled` false) or
+    /// the task reading it is cancelled (``readerCancelled()``, `cancelled` true): the engine ends
+    /// a wait for input nobody will answer and, on cancellation, withdraws the run if still queued.
+    private let onReaderGone: @Sendable (_ output: RunOutput, _ cancelled: Bool) -> Void
     private let hub: OutputHub
     private let deadlines: DeadlineTimer
     @exclusivity(unchecked) private var queue = ChunkQueue()
@@ -115,7 +115,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
 
     init(
         context: ContextID, resultLimit: Int, allowsInput: Bool = false, hub: OutputHub, deadlines: DeadlineTimer,
-        onReaderGone: @escaping @Sendable (RunOutput) -> Void = { _ in }
+        onReaderGone: @escaping @Sendable (_ output: RunOutput, _ cancelled: Bool) -> Void = { _, _ in }
     ) {
         self.context = context
         self.allowsInput = allowsInput
@@ -208,14 +208,14 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
             hub.lock.broadcast()
             return !abandoned
         }
-        if first { onReaderGone(self) }
+        if first { onReaderGone(self, false) }
     }
 
     /// The task reading the events was cancelled: a run still queued is withdrawn (and completes
     /// `interrupted`, which the reader then gets); a run in progress goes on.
     func readerCancelled() {
         guard !hasOutcome.load(ordering: .acquiring) else { return }
-        onReaderGone(self)
+        onReaderGone(self, true)
     }
 
     /// When the run ends within `budget`: all its remaining events, taken now, without suspending
