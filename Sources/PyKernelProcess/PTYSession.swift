@@ -1,0 +1,209 @@
+import Foundation
+import Glibc
+import PyKernelSupport
+import _PyKernelProcessShims
+import Synchronization
+
+/// A program running on a pseudo-terminal of its own: what ``ProcessService/createPTY(_:)``
+/// returns (`pty.*` on the wire).
+///
+/// The program leads a new session and process group, with the terminal as its controlling
+/// terminal on descriptors 0, 1 and 2: it sees a real terminal (`isatty`, job control, line
+/// editing, `stty`, `getpass`), and the terminal's line discipline turns `\u{03}` in its input
+/// into SIGINT for the foreground process group, as a keyboard would.
+///
+/// Read what the terminal writes from ``output`` (one consumer): at most 1 MiB waits there;
+/// beyond that the terminal is no longer read, so the program blocks on its writes until the
+/// consumer catches up — nothing is lost. When the program ends, what the terminal still holds
+/// is read (for at most the service's drain window while other processes keep it open), every
+/// process left in the terminal's session gets SIGKILL, the terminal is closed, ``output``
+/// finishes and ``wait()`` returns.
+///
+/// ```swift
+/// let pty = try await service.createPTY(PTYCreateParams(command: "bash", args: ["-i"]))
+/// try await pty.sendInput(Array("echo $((6*7)); exit 3\n".utf8))
+/// for await bytes in pty.output { print(String(decoding: bytes, as: UTF8.self), terminator: "") }
+/// let exit = await pty.wait()   // PTYExit(exitCode: 3, signal: nil)
+/// ```
+public final class PTYSession: Sendable {
+    /// The PTY's id.
+    public let id: String
+    /// The pid of the program (the terminal's session leader and process group id).
+    public let pid: Int32
+    /// The program's path.
+    public let command: String
+    /// Its arguments after `argv[0]`.
+    public let args: [String]
+    /// The working directory it started in.
+    public let cwd: String
+    /// What the terminal writes, in order, until it is closed. Iterate it once.
+    public let output: PTYOutput
+
+    let child: ChildProcess
+    private let terminal: TerminalReader
+    private let size: Mutex<PTYSize>
+    private let inputLock = AsyncLock()
+    private let ended = Latch<PTYExit>()
+
+    /// Bytes that wait in ``output`` before the terminal is no longer read.
+    static let outputLimit = 1 << 20
+
+    private init(
+        id: String, command: String, args: [String], cwd: String, size: PTYSize, child: ChildProcess,
+        terminal: TerminalReader
+    ) {
+        self.id = id
+        self.pid = child.pid
+        self.command = command
+        self.args = args
+        self.cwd = cwd
+        self.size = Mutex(size)
+        self.child = child
+        self.terminal = terminal
+        self.output = PTYOutput(terminal: terminal)
+    }
+
+    /// Opens a terminal of `size` and starts `spec` on it (validated by the service).
+    static func start(
+        id: String, spec: SpawnSpec, size: PTYSize, drainWindow: Duration, monitor: IOMonitor
+    ) throws(ProcessAPIError) -> PTYSession {
+        var name = [CChar](repeating: 0, count: 128)
+        let master = Posix.raiseAboveStdio(pk_pty_open(&name, name.count, UInt16(size.cols), UInt16(size.rows)))
+        guard master >= 0 else {
+            throw ProcessAPIError(.spawnFailed, "Could not open a pseudo-terminal: \(Posix.describe(errno)).")
+        }
+        let slavePath = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // Held until the child has its own descriptors, so the master never reads EIO before.
+        let slave = Posix.open(slavePath, O_RDWR | O_NOCTTY)
+        guard slave >= 0 else {
+            let reason = Posix.describe(errno)
+            Posix.closeQuietly(master)
+            throw ProcessAPIError(.spawnFailed, "Could not open \(slavePath): \(reason).")
+        }
+        defer { Posix.closeQuietly(slave) }
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.spawn(spec, terminal: slavePath, monitor: monitor)
+        } catch {
+            Posix.closeQuietly(master)
+            throw error
+        }
+        let session = PTYSession(
+            id: id, command: spec.executable, args: Array(spec.arguments.dropFirst()), cwd: spec.workingDirectory,
+            size: size, child: child,
+            terminal: TerminalReader(master: master, monitor: monitor, limit: outputLimit))
+        Task { await session.supervise(drainWindow: drainWindow.inSeconds) }
+        return session
+    }
+
+    /// Waits for the program's end, then drains and closes the terminal (see the type's comment).
+    private func supervise(drainWindow: Double) async {
+        guard let code = await child.exited.waitUncancellable() else { return }
+        _ = await terminal.endOfFile.waitUncancellable(timeout: drainWindow)
+        let leader = pid
+        // The zombie leader keeps the session id reserved until it is released below.
+        await ProcessKiller.terminate(grace: 0) { table in table.members(ofSession: leader) }
+        await terminal.close()
+        let exit = PTYExit(exitCode: code, signal: child.terminatingSignal)
+        child.release()
+        ended.fire(exit)
+    }
+
+    /// The PTY as `pty.get` shows it.
+    public var info: PTYInfo {
+        PTYInfo(id: id, pid: pid, command: command, args: args, cwd: cwd, size: size.withLock { $0 }, exit: ended.value)
+    }
+
+    /// Whether the terminal is no longer read because ``outputLimit`` bytes wait in ``output``.
+    var terminalIsPaused: Bool { terminal.isPaused }
+
+    /// Whether the program has ended and the terminal is closed.
+    public var hasExited: Bool { ended.isSet }
+
+    /// Writes `bytes` to the terminal, as typed on a keyboard (`\u{03}` is Ctrl-C, `\r` or `\n`
+    /// Enter). Returns once they are all written; inputs are written one after the other, in
+    /// the order of the calls. While the program does not read and the terminal's input buffer
+    /// is full, waits.
+    ///
+    /// - Throws: ``ProcessAPIError/Code/ptyExited`` once the program has ended.
+    public func sendInput(_ bytes: [UInt8]) async throws(ProcessAPIError) {
+        await inputLock.lock()
+        defer { inputLock.unlock() }
+        var offset = 0
+        while offset < bytes.count {
+            guard !child.exited.isSet, let n = terminal.write(bytes[offset...]) else { throw exitedError() }
+            offset += n
+            if n == 0 {
+                // The terminal's input buffer is full: the program is not reading yet.
+                if Task.isCancelled { return }
+                await pause(0.005)
+            }
+        }
+    }
+
+    /// Sets the terminal's size: the foreground process group gets SIGWINCH and reads the new
+    /// size (`stty size`, `TIOCGWINSZ`).
+    ///
+    /// - Throws: ``ProcessAPIError/Code/invalidArgument`` (field `cols` or `rows`) for a side
+    ///   outside 1–10,000; ``ProcessAPIError/Code/ptyExited`` once the program has ended.
+    public func resize(_ newSize: PTYSize) throws(ProcessAPIError) {
+        try newSize.validate()
+        guard !child.exited.isSet, terminal.setSize(cols: newSize.cols, rows: newSize.rows) else { throw exitedError() }
+        size.withLock { $0 = newSize }
+    }
+
+    /// Sends `signal` (SIGKILL by default) to the program's whole process group. Does nothing
+    /// once the program has ended. When the program ends, what is left of its session is
+    /// killed too (job-control shells give each job a process group of its own).
+    ///
+    /// - Throws: ``ProcessAPIError/Code/invalidArgument`` (field `signal`) for a number that
+    ///   is no signal (1–64).
+    public func kill(signal: Int32 = SIGKILL) throws(ProcessAPIError) {
+        guard (1...64).contains(signal) else {
+            throw ProcessAPIError(.invalidArgument, "signal must be a signal number between 1 and 64, got \(signal).", field: "signal")
+        }
+        child.signalGroup(signal)
+    }
+
+    /// Waits until the program has ended and the terminal is closed (``output`` then holds
+    /// the last bytes), and returns how it ended.
+    public func wait() async -> PTYExit {
+        await ended.waitUncancellable()!
+    }
+
+    /// Ends the terminal's whole session now, as a hang-up does: SIGHUP, the grace period,
+    /// SIGKILL; returns once the program has ended and the terminal is closed.
+    func terminate(grace: Duration) async {
+        if !child.exited.isSet {
+            let leader = pid
+            await ProcessKiller.terminate(signal: SIGHUP, grace: grace.inSeconds) { table in
+                table.members(ofSession: leader)
+            }
+        }
+        _ = await ended.waitUncancellable(timeout: 5)
+    }
+
+    private func exitedError() -> ProcessAPIError {
+        ProcessAPIError(.ptyExited, "the program of PTY '\(id)' has exited (pty.get shows how); it takes no more input or resizing")
+    }
+}
+
+/// What a PTY's terminal writes, chunk by chunk, in order; it finishes once the terminal is
+/// closed (after the program ended). One consumer: iterate it once.
+public struct PTYOutput: AsyncSequence, Sendable {
+    /// A chunk of bytes as the terminal wrote them (not necessarily whole lines or characters).
+    public typealias Element = [UInt8]
+
+    let terminal: TerminalReader
+
+    /// Takes the chunks in order.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let terminal: TerminalReader
+
+        /// The next chunk, or `nil` once the terminal is closed and everything was read.
+        public mutating func next() async -> [UInt8]? { await terminal.next() }
+    }
+
+    /// Starts taking chunks.
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(terminal: terminal) }
+}
