@@ -376,3 +376,66 @@ def test_raw_transcript(pykernel_bin, tmp_path):
     finally:
         server.stdin.close()
         assert server.wait(20) == 0
+
+
+def test_a_client_that_does_not_read_stops_the_program_and_loses_nothing(pykernel_bin, tmp_path, mark):
+    """Back-pressure end to end: the server's stdout pipe fills, then its outgoing queue, then the
+    PTY's buffer; the server stops reading the terminal and the program blocks in its writes.
+    Once the client reads again, every byte arrives, in order."""
+    server = subprocess.Popen(
+        [pykernel_bin, "serve"], cwd=str(tmp_path), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )
+    try:
+        server.stdin.write(b'{"jsonrpc":"2.0","id":0,"method":"kernel.info"}\n')
+        server.stdin.flush()
+        assert json.loads(server.stdout.readline())["id"] == 0
+        rss_before = resident_kib(server.pid)
+        program = "import sys\nfor i in range(40): sys.stdout.buffer.write(b'%c' % (65 + i % 26) * 1000000); sys.stdout.flush()\nprint('END')"
+        request = {"jsonrpc": "2.0", "id": 1, "method": "pty.create",
+                   "params": {"id": "big", "command": "python3", "args": ["-c", program], "env": {"PK_MARK": mark}}}
+        server.stdin.write((json.dumps(request) + "\n").encode())
+        server.stdin.flush()
+        assert wait_until(lambda: len(marked_pids(mark)) == 1)
+        (writer,) = marked_pids(mark)
+
+        def written():
+            with open(f"/proc/{writer}/io") as f:
+                return int(next(line for line in f if line.startswith("wchar:")).split()[1])
+
+        def stalled():
+            # Blocked in its write to the terminal, and still there half a second later (there is
+            # no event for "nothing happens": this is the property itself).
+            before = written()
+            with open(f"/proc/{writer}/wchan") as f:
+                if f.read() != "wait_woken":
+                    return False
+            time.sleep(0.5)
+            return written() == before
+
+        assert wait_until(stalled, timeout=30), written()
+        stalled_at = written()
+        assert all(pid == writer for pid in marked_pids(mark)), "the program ended: nothing held it back"
+        assert stalled_at < 20_000_000
+        assert resident_kib(server.pid) - rss_before < 40_000, "the server buffered what the client did not read"
+
+        output = bytearray()
+        exited = None
+        while exited is None:
+            message = json.loads(server.stdout.readline())
+            if message.get("method") == "pty.output":
+                output += base64.b64decode(message["params"]["data"])
+            elif message.get("method") == "pty.exited":
+                exited = message["params"]
+        assert exited == {"id": "big", "exit_code": 0, "signal": None}
+        expected = b"".join(b"%c" % (65 + i % 26) * 1000000 for i in range(40)) + b"END\r\n"
+        assert len(output) == len(expected)
+        assert output == expected
+    finally:
+        server.stdin.close()
+        server.stdout.read()
+        assert server.wait(20) == 0
+
+
+def resident_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("VmRSS:")).split()[1])
