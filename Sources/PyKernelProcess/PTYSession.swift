@@ -16,8 +16,9 @@ import Synchronization
 /// beyond that the terminal is no longer read, so the program blocks on its writes until the
 /// consumer catches up — nothing is lost. When the program ends, what the terminal still holds
 /// is read (for at most the service's drain window while other processes keep it open), every
-/// process left in the terminal's session gets SIGKILL, the terminal is closed, ``output``
-/// finishes and ``wait()`` returns.
+/// process left in the terminal's session gets SIGKILL — and so do processes that left it but
+/// carry the PTY's `PYKERNEL_PTY_TAG` environment entry (daemons) — the terminal is closed,
+/// ``output`` finishes and ``wait()`` returns.
 ///
 /// ```swift
 /// let pty = try await service.createPTY(PTYCreateParams(command: "bash", args: ["-i"]))
@@ -40,6 +41,11 @@ public final class PTYSession: Sendable {
     public let output: PTYOutput
 
     let child: ChildProcess
+    /// A random value set as ``tagVariable`` in the program's environment (and so in that of
+    /// every process it starts), so that its end also finds processes that left the session.
+    let tag: String
+    /// The name of the tag variable.
+    static let tagVariable = "PYKERNEL_PTY_TAG"
     private let terminal: TerminalReader
     private let size: Mutex<PTYSize>
     private let inputLock = AsyncLock()
@@ -49,10 +55,11 @@ public final class PTYSession: Sendable {
     static let outputLimit = 1 << 20
 
     private init(
-        id: String, command: String, args: [String], cwd: String, size: PTYSize, child: ChildProcess,
+        id: String, command: String, args: [String], cwd: String, size: PTYSize, tag: String, child: ChildProcess,
         terminal: TerminalReader
     ) {
         self.id = id
+        self.tag = tag
         self.pid = child.pid
         self.command = command
         self.args = args
@@ -67,6 +74,9 @@ public final class PTYSession: Sendable {
     static func start(
         id: String, spec: SpawnSpec, size: PTYSize, drainWindow: Duration, monitor: IOMonitor
     ) throws(ProcessAPIError) -> PTYSession {
+        let tag = UUID().uuidString.lowercased()
+        var spec = spec
+        spec.environment[tagVariable] = tag
         var name = [CChar](repeating: 0, count: 128)
         let master = Posix.raiseAboveStdio(pk_pty_open(&name, name.count, UInt16(size.cols), UInt16(size.rows)))
         guard master >= 0 else {
@@ -90,7 +100,7 @@ public final class PTYSession: Sendable {
         }
         let session = PTYSession(
             id: id, command: spec.executable, args: Array(spec.arguments.dropFirst()), cwd: spec.workingDirectory,
-            size: size, child: child,
+            size: size, tag: tag, child: child,
             terminal: TerminalReader(master: master, monitor: monitor, limit: outputLimit))
         Task { await session.supervise(drainWindow: drainWindow.inSeconds) }
         return session
@@ -100,9 +110,8 @@ public final class PTYSession: Sendable {
     private func supervise(drainWindow: Double) async {
         guard let code = await child.exited.waitUncancellable() else { return }
         _ = await terminal.endOfFile.waitUncancellable(timeout: drainWindow)
-        let leader = pid
         // The zombie leader keeps the session id reserved until it is released below.
-        await ProcessKiller.terminate(grace: 0) { table in table.members(ofSession: leader) }
+        await ProcessKiller.terminate(grace: 0, select: remainingProcesses())
         await terminal.close()
         let exit = PTYExit(exitCode: code, signal: child.terminatingSignal)
         child.release()
@@ -175,12 +184,23 @@ public final class PTYSession: Sendable {
     /// SIGKILL; returns once the program has ended and the terminal is closed.
     func terminate(grace: Duration) async {
         if !child.exited.isSet {
-            let leader = pid
-            await ProcessKiller.terminate(signal: SIGHUP, grace: grace.inSeconds) { table in
-                table.members(ofSession: leader)
-            }
+            await ProcessKiller.terminate(signal: SIGHUP, grace: grace.inSeconds, select: remainingProcesses())
         }
         _ = await ended.waitUncancellable(timeout: 5)
+    }
+
+    /// The processes of the PTY: the members of its session, and those that left it (`setsid`,
+    /// daemons) but still carry its ``tagVariable`` entry.
+    private func remainingProcesses() -> @Sendable (ProcessTable) -> Set<pid_t> {
+        let leader = pid
+        let tagEntry = Array("\(Self.tagVariable)=\(tag)".utf8)
+        return { table in
+            var found = table.members(ofSession: leader)
+            for entry in table.entries.values where entry.isAlive && !found.contains(entry.pid) {
+                if ProcessTable.environment(of: entry.pid, contains: tagEntry) { found.insert(entry.pid) }
+            }
+            return found
+        }
     }
 
     private func exitedError() -> ProcessAPIError {

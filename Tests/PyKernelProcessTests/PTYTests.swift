@@ -167,16 +167,19 @@ struct PTYTests {
         }
     }
 
-    @Test("when the program ends, its background jobs end too; output written just before is kept")
+    @Test("when the program ends, its jobs end too (daemons that left the session included); its last output is kept")
     func leaderExit() async throws {
         try await withService { service, _ in
             let pty = try await service.createPTY(
-                PTYCreateParams(command: "bash", args: ["--norc", "-i", "-c", "sleep 7103 & echo bye; exit 4"]))
+                PTYCreateParams(
+                    command: "bash",
+                    args: ["--norc", "-i", "-c", "sleep 7103 & setsid sleep 7106 & echo bye; exit 4"]))
             let transcript = PTYTranscript(pty)
             #expect(await pty.wait().exitCode == 4)
             await transcript.finished()
             #expect(transcript.text.contains("bye"))
             #expect(liveProcesses(withCommandLine: ["sleep", "7103"]).isEmpty)
+            #expect(liveProcesses(withCommandLine: ["sleep", "7106"]).isEmpty, "a process that left the session survived")
         }
     }
 

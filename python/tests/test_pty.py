@@ -330,10 +330,11 @@ def test_the_server_ending_ends_every_pty(pykernel_bin, tmp_path, mark, ending):
         for n in range(3):
             terminal = Terminal()
             handle = bash(client, mark, terminal)
-            # Ignores the hang-up: SIGKILL after the grace period ends it anyway.
-            handle.send_input("trap '' HUP; sleep 7204 &\n")
+            # One job ignores the hang-up (SIGKILL after the grace period ends it anyway), one left
+            # the terminal's session (found by the PTY's tag in its environment).
+            handle.send_input("trap '' HUP; sleep 7204 & setsid sleep 7205 &\n")
             terminal.expect("READY> ", count=2)
-        assert wait_until(lambda: len(marked_pids(mark)) == 6)
+        assert wait_until(lambda: len([p for p in marked_pids(mark) if cmdline(p).startswith(b"sleep")]) == 6)
         if ending == "sigterm":
             os.kill(client.pid, signal.SIGTERM)
         elif ending == "shutdown":
