@@ -80,6 +80,22 @@ struct PTYTests {
         }
     }
 
+    @Test("defaults: the user's shell from SHELL, 80 x 24, a generated id; TERM given in env wins")
+    func defaults() async throws {
+        try await withService({ $0.environment["SHELL"] = "/bin/sh" }) { service, _ in
+            let pty = try await service.createPTY(PTYCreateParams(env: ["TERM": "dumb"]))
+            #expect(pty.command == "/bin/sh")
+            #expect(UUID(uuidString: pty.id) != nil)
+            #expect(pty.info.size == PTYSize(cols: 80, rows: 24))
+            let transcript = PTYTranscript(pty)
+            try await transcript.type("echo term=$TERM; stty size; exit 0\n")
+            #expect(await pty.wait().exitCode == 0)
+            await transcript.finished()
+            #expect(transcript.text.contains("term=dumb\r\n24 80\r\n"), "\(transcript.text)")
+            #expect(try service.listPTYs().map(\.id) == [pty.id])
+        }
+    }
+
     @Test("stty size before and after a resize (the program gets SIGWINCH)")
     func resize() async throws {
         try await withService { service, _ in
