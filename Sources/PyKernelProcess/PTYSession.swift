@@ -209,7 +209,8 @@ public final class PTYSession: Sendable {
 }
 
 /// What a PTY's terminal writes, chunk by chunk, in order; it finishes once the terminal is
-/// closed (after the program ended). One consumer: iterate it once.
+/// closed (after the program ended). One consumer: iterate it once (an iteration that waits
+/// while another one does ends at once).
 public struct PTYOutput: AsyncSequence, Sendable {
     /// A chunk of bytes as the terminal wrote them (not necessarily whole lines or characters).
     public typealias Element = [UInt8]

@@ -80,13 +80,15 @@ final class TerminalReader: Sendable {
     }
 
     /// The next bytes the terminal wrote (everything buffered, up to 64 KiB at a time), or `nil`
-    /// once the terminal is closed and everything was taken. One consumer at a time.
+    /// once the terminal is closed and everything was taken. One consumer: a call made while
+    /// another one waits returns `nil`.
     func next() async -> [UInt8]? {
         enum Outcome { case bytes([UInt8], resume: Bool), finished, waiting }
         return await withCheckedContinuation { (continuation: CheckedContinuation<[UInt8]?, Never>) in
             let outcome = state.withLock { s -> Outcome in
                 guard s.head < s.chunks.count else {
-                    if s.finished { return .finished }
+                    // A second consumer waiting at the same time ends at once (one consumer).
+                    if s.finished || s.waiter != nil { return .finished }
                     s.waiter = continuation
                     return .waiting
                 }

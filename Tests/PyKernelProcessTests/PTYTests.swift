@@ -279,6 +279,23 @@ struct PTYTests {
         }
     }
 
+    @Test("input larger than the terminal's buffer is written whole, in order, as the program reads")
+    func largeInput() async throws {
+        try await withService { service, dir in
+            let pty = try await service.createPTY(
+                PTYCreateParams(command: "sh", args: ["-c", "stty raw -echo; echo ready; head -c 300000 | md5sum"]))
+            let transcript = PTYTranscript(pty)
+            #expect(await transcript.waitFor("ready"))
+            let input = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 % 251) }
+            try await pty.sendInput(input)
+            #expect(await pty.wait().exitCode == 0)
+            await transcript.finished()
+            #expect(FileManager.default.createFile(atPath: dir + "/input", contents: Data(input)))
+            let expected = try await service.exec(ExecParams(command: "md5sum < input")).stdout
+            #expect(expected.count > 32 && transcript.text.contains(String(expected.prefix(32))), "\(transcript.text)")
+        }
+    }
+
     @Test("back-pressure: unread output stops the program; nothing is lost once read")
     func backPressure() async throws {
         try await withService { service, _ in

@@ -253,7 +253,12 @@ class PtyHandle:
     def resize(self, cols: Union[int, PtySize], rows: Optional[int] = None) -> None:
         """``pty.resize``: ``resize(120, 40)`` or ``resize(PtySize(cols=120, rows=40))``; the program
         gets SIGWINCH. A side outside 1-10,000 raises ``InvalidParamsError``."""
-        size = cols if isinstance(cols, PtySize) else PtySize(cols=cols, rows=rows if rows is not None else 0)
+        if isinstance(cols, PtySize):
+            size = cols
+        elif rows is None:
+            raise TypeError("resize() takes cols and rows, or a PtySize")
+        else:
+            size = PtySize(cols=cols, rows=rows)
         self._kernel.call("pty.resize", {"id": self.id, "cols": size.cols, "rows": size.rows})
 
     def kill(self, signal: Union[int, str, None] = None) -> None:
