@@ -93,6 +93,14 @@ struct PTYTests {
             await transcript.finished()
             #expect(transcript.text.contains("term=dumb\r\n24 80\r\n"), "\(transcript.text)")
             #expect(try service.listPTYs().map(\.id) == [pty.id])
+
+            // No blocked and no ignored standard signals, as every child of the service.
+            let status = try await service.createPTY(PTYCreateParams(command: "grep", args: ["-E", "^Sig(Blk|Ign)", "/proc/self/status"]))
+            let lines = PTYTranscript(status)
+            _ = await status.wait()
+            await lines.finished()
+            #expect(lines.text.hasPrefix("SigBlk:\t0000000000000000\r\n"), "\(lines.text)")
+            #expect(ignoredStandardSignals(lines.text.replacingOccurrences(of: "\r", with: "")) == 0, "\(lines.text)")
         }
     }
 
