@@ -135,7 +135,12 @@ struct PTYTests {
             #expect(await transcript.waitFor("READY> "))
             try await transcript.type("sleep 100\n")
             let leader = pty.pid
-            let sleepers = { ProcessTable.snapshot().members(ofSession: leader).filter { $0 != leader } }
+            // `sleep 100` itself (after its exec: bash made its job the foreground group before).
+            let sleepers = {
+                ProcessTable.snapshot().members(ofSession: leader).filter {
+                    FileManager.default.contents(atPath: "/proc/\($0)/cmdline") == Data("sleep\u{0}100\u{0}".utf8)
+                }
+            }
             #expect(await eventually(timeout: 20) { sleepers().count == 1 })
             let sleeper = sleepers()
             try await pty.sendInput([0x03])
