@@ -48,7 +48,7 @@ public final class PTYSession: Sendable {
     static let tagVariable = "PYKERNEL_PTY_TAG"
     private let terminal: TerminalReader
     private let size: Mutex<PTYSize>
-    private let inputLock = AsyncLock()
+    private let inputOrder = TurnQueue()
     private let ended = Latch<PTYExit>()
 
     /// Bytes that wait in ``output`` before the terminal is no longer read.
@@ -132,12 +132,31 @@ public final class PTYSession: Sendable {
     /// Writes `bytes` to the terminal, as typed on a keyboard (`\u{03}` is Ctrl-C, `\r` or `\n`
     /// Enter). Returns once they are all written; inputs are written one after the other, in
     /// the order of the calls. While the program does not read and the terminal's input buffer
-    /// is full, waits.
+    /// is full, waits (and returns early if the task is cancelled).
     ///
     /// - Throws: ``ProcessAPIError/Code/ptyExited`` once the program has ended.
     public func sendInput(_ bytes: [UInt8]) async throws(ProcessAPIError) {
-        await inputLock.lock()
-        defer { inputLock.unlock() }
+        try await send(queueInput(bytes))
+    }
+
+    /// Input whose place in the PTY's input order is taken (``queueInput(_:)``); it must be
+    /// given to ``send(_:)``, or the inputs after it never go out.
+    package struct QueuedInput: Sendable {
+        let turn: UInt64
+        let bytes: [UInt8]
+    }
+
+    /// Takes the next place in the input order now (the server does it while it reads requests,
+    /// so that inputs are written in the order they arrived, whatever order their tasks run in).
+    package func queueInput(_ bytes: [UInt8]) -> QueuedInput {
+        QueuedInput(turn: inputOrder.take(), bytes: bytes)
+    }
+
+    /// Writes queued input once every input queued before it is written (see ``sendInput(_:)``).
+    package func send(_ input: QueuedInput) async throws(ProcessAPIError) {
+        await inputOrder.wait(for: input.turn)
+        defer { inputOrder.done(input.turn) }
+        let bytes = input.bytes
         var offset = 0
         while offset < bytes.count {
             guard !child.exited.isSet, let n = terminal.write(bytes[offset...]) else { throw exitedError() }
@@ -148,6 +167,7 @@ public final class PTYSession: Sendable {
                 await pause(0.005)
             }
         }
+        if bytes.isEmpty && child.exited.isSet { throw exitedError() }
     }
 
     /// Sets the terminal's size: the foreground process group gets SIGWINCH and reads the new
@@ -227,4 +247,44 @@ public struct PTYOutput: AsyncSequence, Sendable {
 
     /// Starts taking chunks.
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(terminal: terminal) }
+}
+
+/// Turns handed out in call order; each holder runs once the turns before it are done.
+final class TurnQueue: Sendable {
+    private struct State {
+        var next: UInt64 = 0
+        var serving: UInt64 = 0
+        var waiting: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// The next turn.
+    func take() -> UInt64 {
+        state.withLock { s in
+            defer { s.next += 1 }
+            return s.next
+        }
+    }
+
+    /// Waits until the turns before `turn` are done.
+    func wait(for turn: UInt64) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.serving == turn { return true }
+                s.waiting[turn] = continuation
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    /// Ends `turn` (the current one): the next one may run.
+    func done(_ turn: UInt64) {
+        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.serving = turn + 1
+            return s.waiting.removeValue(forKey: turn + 1)
+        }
+        next?.resume()
+    }
 }

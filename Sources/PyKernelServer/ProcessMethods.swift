@@ -165,8 +165,16 @@ public enum ProcessMethods {
                 let p = request.params
                 let id = try ptyID(p)
                 let bytes = try inputBytes(p)
+                // Queued now, while requests are read in order: inputs are written in arrival order.
+                let pty: PTYSession
+                do throws(ProcessAPIError) {
+                    pty = try service.pty(id)
+                } catch {
+                    throw RPCError(error)
+                }
+                let input = pty.queueInput(bytes)
                 return deferred { () async throws(ProcessAPIError) in
-                    try await service.pty(id).sendInput(bytes)
+                    try await pty.send(input)
                     return .object([:])
                 }
             },

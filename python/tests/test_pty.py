@@ -440,3 +440,19 @@ def test_a_client_that_does_not_read_stops_the_program_and_loses_nothing(pykerne
 def resident_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         return int(next(line for line in f if line.startswith("VmRSS:")).split()[1])
+
+
+def test_inputs_are_written_in_the_order_they_arrive(pk, tmp_path):
+    """Keystrokes sent without waiting (as notifications, the way a terminal UI types) reach the
+    program in order, whatever order the server's tasks run in."""
+    terminal = Terminal()
+    handle = pk.create_pty(
+        command="sh", args=["-c", "stty raw -echo; echo ready; head -c 3000 > typed.txt; echo done"], on_data=terminal,
+    )
+    terminal.expect("ready")
+    keys = "".join(chr(ord("a") + (i * 7) % 26) for i in range(3000))
+    for key in keys[:-1]:
+        pk.notify("pty.input", {"id": handle.id, "text": key})
+    handle.send_input(keys[-1])
+    assert handle.wait(timeout=30) == 0
+    assert (tmp_path / "typed.txt").read_text() == keys
