@@ -182,7 +182,7 @@ public enum ProcessMethods {
                 let p = request.params
                 let id = try ptyID(p)
                 let size = PTYSize(cols: try requiredInt(p, "cols"), rows: try requiredInt(p, "rows"))
-                return deferred { () async throws(ProcessAPIError) in
+                return try immediate { () throws(ProcessAPIError) in
                     try service.pty(id).resize(size)
                     return .object([:])
                 }
@@ -191,17 +191,17 @@ public enum ProcessMethods {
                 let p = request.params
                 let id = try ptyID(p)
                 let signal = try signalNumber(p)
-                return deferred { () async throws(ProcessAPIError) in
+                return try immediate { () throws(ProcessAPIError) in
                     try service.pty(id).kill(signal: signal)
                     return .object([:])
                 }
             },
             "pty.get": { request throws(RPCError) in
                 let id = try ptyID(request.params)
-                return deferred { () async throws(ProcessAPIError) in ptyJSON(try service.pty(id).info) }
+                return try immediate { () throws(ProcessAPIError) in ptyJSON(try service.pty(id).info) }
             },
             "pty.list": { _ throws(RPCError) in
-                deferred { () async throws(ProcessAPIError) in ["ptys": .array(try service.listPTYs().map(ptyJSON))] }
+                try immediate { () throws(ProcessAPIError) in ["ptys": .array(try service.listPTYs().map(ptyJSON))] }
             },
         ]
     }
@@ -337,6 +337,16 @@ public enum ProcessMethods {
         SessionCommandParams(
             session: try read { () throws(RPCError) in try params.string("session") },
             cmdId: try read { () throws(RPCError) in try params.string("cmd_id") })
+    }
+
+    /// Answers at once (quick, non-blocking work, done in the order requests arrive), mapping a
+    /// ``ProcessAPIError`` to the protocol's error.
+    private static func immediate(_ work: () throws(ProcessAPIError) -> JSONValue) throws(RPCError) -> MethodReply {
+        do throws(ProcessAPIError) {
+            return .result(try work())
+        } catch {
+            throw RPCError(error)
+        }
     }
 
     /// Runs the work later, mapping its ``ProcessAPIError`` to the protocol's error.
