@@ -39,6 +39,7 @@
 // terminal): swift-subprocess cannot set a controlling terminal on Linux. The monitor reads the
 // master into a buffer of at most 1 MiB and stops watching it while the buffer is full
 // (back-pressure: the program blocks on its writes); the consumer (the server's `pty.output`
-// sender, which waits for room in the outgoing queue) takes chunks in order. When the program
+// sender, which waits for room in the outgoing queue) takes chunks in order. Input is queued in
+// arrival order (TerminalInput, at most 1 MiB) and written as the program reads. When the program
 // exits: read until EIO or the drain window, SIGKILL what is left of its session, close the
 // master, reap. Shutdown hangs up every PTY's session (SIGHUP, grace, SIGKILL).

@@ -49,10 +49,13 @@ public final class PTYSession: Sendable {
     private let terminal: TerminalReader
     private let size: Mutex<PTYSize>
     private let inputOrder = TurnQueue()
+    private let input: TerminalInput
     private let ended = Latch<PTYExit>()
 
     /// Bytes that wait in ``output`` before the terminal is no longer read.
     static let outputLimit = 1 << 20
+    /// Bytes of input that wait for the program to read them before ``sendInput(_:)`` waits.
+    static let inputLimit = 1 << 20
 
     private init(
         id: String, command: String, args: [String], cwd: String, size: PTYSize, tag: String, child: ChildProcess,
@@ -67,6 +70,7 @@ public final class PTYSession: Sendable {
         self.size = Mutex(size)
         self.child = child
         self.terminal = terminal
+        self.input = TerminalInput(terminal: terminal, limit: Self.inputLimit)
         self.output = PTYOutput(terminal: terminal)
     }
 
@@ -109,6 +113,7 @@ public final class PTYSession: Sendable {
     /// Waits for the program's end, then drains and closes the terminal (see the type's comment).
     private func supervise(drainWindow: Double) async {
         guard let code = await child.exited.waitUncancellable() else { return }
+        input.close()
         _ = await terminal.endOfFile.waitUncancellable(timeout: drainWindow)
         // The zombie leader keeps the session id reserved until it is released below.
         await ProcessKiller.terminate(grace: 0, select: remainingProcesses())
@@ -126,13 +131,16 @@ public final class PTYSession: Sendable {
     /// Whether the terminal is no longer read because ``outputLimit`` bytes wait in ``output``.
     var terminalIsPaused: Bool { terminal.isPaused }
 
+    /// Whether a ``sendInput(_:)`` waits because ``inputLimit`` bytes wait for the program.
+    var inputIsFull: Bool { input.isFull }
+
     /// Whether the program has ended and the terminal is closed.
     public var hasExited: Bool { ended.isSet }
 
-    /// Writes `bytes` to the terminal, as typed on a keyboard (`\u{03}` is Ctrl-C, `\r` or `\n`
-    /// Enter). Returns once they are all written; inputs are written one after the other, in
-    /// the order of the calls. While the program does not read and the terminal's input buffer
-    /// is full, waits (and returns early if the task is cancelled).
+    /// Types `bytes` on the terminal, as on a keyboard (`\u{03}` is Ctrl-C, `\r` or `\n`
+    /// Enter): returns once they are queued behind the input sent before; they are written, in
+    /// the order of the calls, as the program reads. At most 1 MiB waits: beyond that, waits
+    /// for room. Input still waiting when the program ends is dropped.
     ///
     /// - Throws: ``ProcessAPIError/Code/ptyExited`` once the program has ended.
     public func sendInput(_ bytes: [UInt8]) async throws(ProcessAPIError) {
@@ -152,22 +160,11 @@ public final class PTYSession: Sendable {
         QueuedInput(turn: inputOrder.take(), bytes: bytes)
     }
 
-    /// Writes queued input once every input queued before it is written (see ``sendInput(_:)``).
-    package func send(_ input: QueuedInput) async throws(ProcessAPIError) {
-        await inputOrder.wait(for: input.turn)
-        defer { inputOrder.done(input.turn) }
-        let bytes = input.bytes
-        var offset = 0
-        while offset < bytes.count {
-            guard !child.exited.isSet, let n = terminal.write(bytes[offset...]) else { throw exitedError() }
-            offset += n
-            if n == 0 {
-                // The terminal's input buffer is full: the program is not reading yet.
-                if Task.isCancelled { return }
-                await pause(0.005)
-            }
-        }
-        if bytes.isEmpty && child.exited.isSet { throw exitedError() }
+    /// Queues the input once every input queued before it is (see ``sendInput(_:)``).
+    package func send(_ queued: QueuedInput) async throws(ProcessAPIError) {
+        await inputOrder.wait(for: queued.turn)
+        defer { inputOrder.done(queued.turn) }
+        guard !child.exited.isSet, await input.enqueue(queued.bytes) else { throw exitedError() }
     }
 
     /// Sets the terminal's size: the foreground process group gets SIGWINCH and reads the new

@@ -309,6 +309,20 @@ struct PTYTests {
         }
     }
 
+    @Test("input a program does not read is queued up to 1 MiB, then the caller waits; the program's end drops it")
+    func unreadInput() async throws {
+        try await withService { service, _ in
+            let pty = try await service.createPTY(PTYCreateParams(command: "sleep", args: ["7107"]))
+            try await pty.sendInput([UInt8](repeating: 0x61, count: 200_000))
+            let waiting = Task { try await pty.sendInput([UInt8](repeating: 0x62, count: PTYSession.inputLimit)) }
+            #expect(await eventually { pty.inputIsFull })
+            try pty.kill()
+            #expect(await pty.wait() == PTYExit(exitCode: 137, signal: SIGKILL))
+            await expectAPIError(.ptyExited) { try await waiting.value }
+            #expect(liveProcesses(withCommandLine: ["sleep", "7107"]).isEmpty)
+        }
+    }
+
     @Test("back-pressure: unread output stops the program; nothing is lost once read")
     func backPressure() async throws {
         try await withService { service, _ in

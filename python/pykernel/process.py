@@ -244,7 +244,8 @@ class PtyHandle:
 
     def send_input(self, data: Union[str, bytes]) -> None:
         """``pty.input``: types ``data`` (``"\\x03"`` is Ctrl-C, ``"\\n"`` Enter); returns once it is
-        written to the terminal. A program that has exited raises ``PyKernelError`` -32019."""
+        queued (written in order as the program reads; beyond 1 MiB waiting, once there is room).
+        A program that has exited raises ``PyKernelError`` -32019."""
         if isinstance(data, str):
             self._kernel.call("pty.input", {"id": self.id, "text": data})
         else:

@@ -456,3 +456,18 @@ def test_inputs_are_written_in_the_order_they_arrive(pk, tmp_path):
     handle.send_input(keys[-1])
     assert handle.wait(timeout=30) == 0
     assert (tmp_path / "typed.txt").read_text() == keys
+
+
+def test_end_of_input_with_input_the_program_never_read(pykernel_bin, tmp_path, mark):
+    """Input a program does not read is queued (answered at once); the end of the server's input
+    still ends the program."""
+    client = PyKernel(pykernel_bin, cwd=str(tmp_path))
+    try:
+        handle = client.create_pty(command="sleep", args=["7206"], env={"PK_MARK": mark})
+        handle.send_input("x" * 99 + "\n" * 3000)
+        handle.send_input(b"y" * 300_000)
+        assert marked_pids(mark) == [handle.pid]
+    finally:
+        client.close()
+    assert client.returncode == 0
+    assert marked_pids(mark) == []
