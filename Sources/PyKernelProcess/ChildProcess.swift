@@ -34,8 +34,13 @@ final class ChildProcess: Sendable {
     let exited = Latch<Int32>()
     private let released = Latch<Bool>()
     private let pidfd: Int32
-    /// `true` once swift-subprocess reaped the process (its pidfd is closed then).
+    /// `true` once the process was reaped (its pidfd is closed then).
     private let reaped = Mutex(false)
+    /// The signal that ended the process, if one did; set before ``exited`` fires.
+    private let killedBy = Mutex<Int32?>(nil)
+
+    /// The signal that ended the process (`nil` while it runs, or when it exited by itself).
+    var terminatingSignal: Int32? { killedBy.withLock { $0 } }
 
     private init(pid: pid_t, pidfd: Int32) {
         self.pid = pid
@@ -93,6 +98,9 @@ final class ChildProcess: Sendable {
                     spawned.reaped.withLock { $0 = true }
                 }
                 // Normally the monitor saw the exit first; this covers a monitor that had stopped.
+                if let child, !child.exited.isSet, case .signaled(let signal) = outcome.terminationStatus {
+                    child.killedBy.withLock { $0 = signal }
+                }
                 child?.exited.fire(Self.code(outcome.terminationStatus))
             } catch {
                 child?.reaped.withLock { $0 = true }
@@ -124,6 +132,7 @@ final class ChildProcess: Sendable {
             // swift-subprocess closes the pidfd, and its number may be reused at once.
             monitor.unwatch(pidfd)
             let status = info._sifields._sigchld.si_status
+            if info.si_code != Int32(CLD_EXITED) { killedBy.withLock { $0 = status } }
             exited.fire(info.si_code == Int32(CLD_EXITED) ? status : 128 + status)
             return .keep
         }
@@ -147,4 +156,70 @@ final class ChildProcess: Sendable {
     /// Lets swift-subprocess reap the process once it has exited; from then on neither it nor
     /// its group is signalled again.
     func release() { released.fire(true) }
+}
+
+extension ChildProcess {
+    /// Starts `spec` as the leader of a new session and process group whose controlling
+    /// terminal is the pseudo-terminal slave at `terminal`, on its descriptors 0, 1 and 2
+    /// (`spec`'s streams are not used). Otherwise it starts as every child of the module does —
+    /// empty signal mask, default dispositions, its working directory and environment, only
+    /// 0/1/2 — and is watched, signalled and released the same way; it is reaped at
+    /// ``release()``.
+    ///
+    /// swift-subprocess 1.0.2 cannot give a child a controlling terminal on Linux: its
+    /// `createSession` is `setsid` alone, there is no `TIOCSCTTY`, and its
+    /// `preSpawnProcessConfigurator` (the hook for custom file actions) exists on Darwin only
+    /// (swiftlang/swift-subprocess#175). So this child is started by `posix_spawn` in
+    /// `_PyKernelProcessShims` (`POSIX_SPAWN_SETSID`, then the session leader opens the slave),
+    /// and reaped here with `waitid(P_PIDFD)` once released.
+    ///
+    /// - Throws: ``ProcessAPIError/Code/spawnFailed`` (field `command`) when the program cannot
+    ///   be started; nothing is left behind then.
+    static func spawn(_ spec: SpawnSpec, terminal: String, monitor: IOMonitor) throws(ProcessAPIError) -> ChildProcess {
+        let environment = spec.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        var pid: pid_t = 0
+        let rc = withCStringArray(spec.arguments) { argv in
+            withCStringArray(environment) { envp in
+                pk_spawn_on_terminal(&pid, spec.executable, argv, envp, spec.workingDirectory, terminal)
+            }
+        }
+        guard rc == 0 else {
+            throw ProcessAPIError(.spawnFailed, "Could not start \(spec.executable): \(Posix.describe(rc)).", field: "command")
+        }
+        // The child is not reaped before we reap it: its pid cannot have been reused.
+        let pidfd = pk_pidfd_open(pid)
+        guard pidfd >= 0 else {
+            let reason = Posix.describe(errno)
+            _ = kill(pid, SIGKILL)
+            var info = siginfo_t()
+            _ = waitid(P_PID, id_t(pid), &info, WEXITED)
+            throw ProcessAPIError(.spawnFailed, "Could not watch \(spec.executable): \(reason).", field: "command")
+        }
+        let child = ChildProcess(pid: pid, pidfd: pidfd)
+        child.observeExit(on: monitor)
+        Task {
+            _ = await child.exited.waitUncancellable()
+            _ = await child.released.waitUncancellable()
+            await Blocking.run { child.reap() }
+        }
+        return child
+    }
+
+    /// Reaps the (exited) process and closes its pidfd; from then on it is never signalled.
+    private func reap() {
+        reaped.withLock { reaped in
+            guard !reaped else { return }
+            var info = siginfo_t()
+            while waitid(idtype_t(rawValue: 3 /* P_PIDFD */), id_t(pidfd), &info, WEXITED) != 0 && errno == EINTR {}
+            Posix.closeQuietly(pidfd)
+            reaped = true
+        }
+    }
+}
+
+/// Calls `body` with a NULL-terminated array of C strings copied from `strings`.
+private func withCStringArray<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
+    let pointers = strings.map { strdup($0) } + [nil]
+    defer { for pointer in pointers { free(pointer) } }
+    return body(pointers)
 }

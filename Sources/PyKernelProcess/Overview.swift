@@ -1,6 +1,6 @@
 // PyKernelProcess: the process API beside the interpreter — stateless code runs
-// (`process.code_run`), shell commands (`process.exec`) and sessions of background commands
-// (`session.*`). The entry point is `ProcessService`; every method takes a plain `Sendable`
+// (`process.code_run`), shell commands (`process.exec`), sessions of background commands
+// (`session.*`) and programs on pseudo-terminals (`pty.*`). The entry point is `ProcessService`; every method takes a plain `Sendable`
 // params struct and returns a `Sendable` result (the server maps them to and from JSON).
 //
 // How it works
@@ -32,3 +32,14 @@
 // Timeouts and deletion (SessionTimeouts.swift, SessionTermination.swift) find the processes
 // to end in /proc and signal them through pidfds after checking their start time, so a reused
 // pid is never hit.
+//
+// PTY sessions (PTYSession.swift, TerminalReader.swift, ProcessService+PTY.swift). The program
+// is a ChildProcess like the others, but started by `pk_spawn_on_terminal` (posix_spawn with
+// POSIX_SPAWN_SETSID; the session leader opens the slave, which becomes its controlling
+// terminal): swift-subprocess cannot set a controlling terminal on Linux. The monitor reads the
+// master into a buffer of at most 1 MiB and stops watching it while the buffer is full
+// (back-pressure: the program blocks on its writes); the consumer (the server's `pty.output`
+// sender, which waits for room in the outgoing queue) takes chunks in order. Input is queued in
+// arrival order (TerminalInput, at most 1 MiB) and written as the program reads. When the program
+// exits: read until EIO or the drain window, SIGKILL what is left of its session, close the
+// master, reap. Shutdown hangs up every PTY's session (SIGHUP, grace, SIGKILL).

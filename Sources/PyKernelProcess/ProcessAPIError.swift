@@ -6,7 +6,8 @@ import PyKernelSupport
 /// exit code. `ProcessAPIError` is thrown only when the request itself cannot be served:
 /// an unknown session or command, a duplicate session id, a missing working directory,
 /// input sent to a command that has finished, a language runtime that is not installed,
-/// an operation on the reserved `entrypoint` session, or a process that could not be started.
+/// an operation on the reserved `entrypoint` session, an unknown PTY or one that has exited, or a
+/// process that could not be started.
 ///
 /// `code` is stable and meant for programs (the JSON-RPC server maps it to an error
 /// payload, `data.reason`); `field` names the argument at fault when there is one (`data.field`);
@@ -39,6 +40,12 @@ public struct ProcessAPIError: Error, Sendable, Hashable, CustomStringConvertibl
         /// A parameter is malformed (an empty session id, a NUL byte in a string, a negative
         /// timeout, an unknown language...).
         public static let invalidArgument = Code(rawValue: "invalid_argument")
+        /// No PTY has the given id.
+        public static let ptyNotFound = Code(rawValue: "pty_not_found")
+        /// A running PTY already has the given id.
+        public static let ptyExists = Code(rawValue: "pty_exists")
+        /// The PTY's program has exited: it takes no more input or resizing.
+        public static let ptyExited = Code(rawValue: "pty_exited")
         /// The service has been shut down and accepts no more requests.
         public static let shuttingDown = Code(rawValue: "shutting_down")
 

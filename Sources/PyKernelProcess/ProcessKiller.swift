@@ -1,8 +1,9 @@
 import Glibc
 import _PyKernelProcessShims
 
-/// Terminates a changing set of processes found in /proc — `SIGTERM`, a grace period, then
-/// `SIGKILL` — re-reading /proc every 20 ms so that processes forked meanwhile are caught too.
+/// Terminates a changing set of processes found in /proc — `SIGTERM` (or another first signal),
+/// a grace period, then `SIGKILL` — re-reading /proc every 20 ms so that processes forked
+/// meanwhile are caught too.
 ///
 /// A pid read from /proc is never signalled by number: the killer opens a pidfd for it, then
 /// checks that the process behind the pidfd is still the one it read (same start time) before
@@ -11,13 +12,14 @@ import _PyKernelProcessShims
 /// which swift-subprocess knows nothing about.)
 enum ProcessKiller {
     /// - Parameters:
-    ///   - grace: seconds between `SIGTERM` and `SIGKILL`.
+    ///   - signal: the first signal (`SIGTERM`; `SIGHUP` for a terminal that hangs up).
+    ///   - grace: seconds between it and `SIGKILL` (0: `SIGKILL` at once).
     ///   - hardLimit: seconds after the grace period before giving up on unkillable processes.
     ///   - select: given a fresh snapshot, the pids that must end (may grow between calls).
     /// - Returns: whether every selected process ended.
     @discardableResult
     static func terminate(
-        grace: Double, hardLimit: Double = 3, select: @escaping @Sendable (ProcessTable) -> Set<pid_t>
+        signal first: Int32 = SIGTERM, grace: Double, hardLimit: Double = 3, select: @escaping @Sendable (ProcessTable) -> Set<pid_t>
     ) async -> Bool {
         let me = getpid()
         let start = monotonicNow()
@@ -32,7 +34,7 @@ enum ProcessKiller {
             let elapsed = monotonicNow() - start
             if !killing && elapsed >= grace { killing = true }
             for entry in targets where killing || !termed.contains(entry.identity) {
-                signal(entry.identity, killing ? SIGKILL : SIGTERM)
+                signal(entry.identity, killing ? SIGKILL : first)
                 termed.insert(entry.identity)
             }
             if elapsed >= grace + hardLimit { return false }

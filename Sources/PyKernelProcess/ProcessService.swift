@@ -5,7 +5,8 @@ import PyKernelSupport
 import Synchronization
 
 /// The process API of PyKernel: stateless code runs (`process.code_run`), shell commands
-/// (`process.exec`) and sessions of background commands (`session.*`).
+/// (`process.exec`), sessions of background commands (`session.*`) and programs on
+/// pseudo-terminals (`pty.*`, ``createPTY(_:)``).
 ///
 /// Every method takes a `Sendable` parameter struct (the `params` of the JSON-RPC method, and
 /// `Codable` with its wire names) and returns a `Sendable`, `Codable` result. Failures of the
@@ -39,8 +40,10 @@ public final class ProcessService: Sendable {
     private let hub = ExitEventHub()
     private let children = ChildRegistry()
     private let runtimes = RuntimeResolver()
-    private let monitor: IOMonitor
+    let monitor: IOMonitor
     private let logger: Logger
+    /// The PTYs (`pty.*`, ProcessService+PTY.swift).
+    let terminals = PTYTable()
 
     private struct State {
         var sessions: [String: Session] = [:]
@@ -83,7 +86,7 @@ public final class ProcessService: Sendable {
 
     // MARK: - Helpers
 
-    private func checkOpen() throws(ProcessAPIError) {
+    func checkOpen() throws(ProcessAPIError) {
         if state.withLock({ $0.shutDown }) {
             throw ProcessAPIError(.shuttingDown, "The process service has been shut down.")
         }
@@ -477,8 +480,9 @@ public final class ProcessService: Sendable {
 
     // MARK: - Shutdown
 
-    /// Kills everything the service started — sessions (the entrypoint included) and running
-    /// `exec`/`code_run` process groups — finishes the exit event streams and removes the
+    /// Kills everything the service started — sessions (the entrypoint included), running
+    /// `exec`/`code_run` process groups and the sessions of PTYs (SIGHUP, the grace period,
+    /// SIGKILL) — finishes the exit event streams and removes the
     /// temporary directory. Later calls throw ``ProcessAPIError/Code/shuttingDown``.
     /// Calling it again does nothing.
     public func shutdown() async {
@@ -498,6 +502,7 @@ public final class ProcessService: Sendable {
             for session in sessions {
                 group.addTask { await session.terminate() }
             }
+            group.addTask { [terminals, configuration] in await terminals.shutdown(grace: configuration.killGracePeriod) }
         }
         hub.finish()
         let root = temporaryRoot

@@ -13,6 +13,7 @@ struct ProcessTable: Sendable {
         var pid: pid_t
         var parent: pid_t
         var group: pid_t
+        var session: pid_t
         var state: UInt8
         var startTime: UInt64
 
@@ -39,7 +40,7 @@ struct ProcessTable: Sendable {
         return ProcessTable(entries: entries)
     }
 
-    /// Parses /proc/<pid>/stat ("pid (comm) state ppid pgrp ... starttime ..."; comm may hold
+    /// Parses /proc/<pid>/stat ("pid (comm) state ppid pgrp session ... starttime ..."; comm may hold
     /// spaces and parentheses; starttime is field 22, the 20th after comm).
     static func readEntry(_ pid: pid_t) -> Entry? {
         guard let bytes = Posix.readSmallFile("/proc/\(pid)/stat", limit: 4096),
@@ -49,9 +50,10 @@ struct ProcessTable: Sendable {
         guard fields.count >= 20, let state = fields[0].first,
             let parent = pid_t(String(decoding: fields[1], as: UTF8.self)),
             let group = pid_t(String(decoding: fields[2], as: UTF8.self)),
+            let session = pid_t(String(decoding: fields[3], as: UTF8.self)),
             let startTime = UInt64(String(decoding: fields[19], as: UTF8.self))
         else { return nil }
-        return Entry(pid: pid, parent: parent, group: group, state: state, startTime: startTime)
+        return Entry(pid: pid, parent: parent, group: group, session: session, state: state, startTime: startTime)
     }
 
     /// Whether the environment of `pid` holds the entry `entry` (`NAME=value`, exactly).
@@ -83,6 +85,11 @@ struct ProcessTable: Sendable {
     /// Live members of the given process groups.
     func members(ofGroups groups: Set<pid_t>) -> Set<pid_t> {
         Set(entries.values.filter { groups.contains($0.group) && $0.isAlive }.map(\.pid))
+    }
+
+    /// Live members of the session whose leader is `leader` (every process group of a terminal's jobs).
+    func members(ofSession leader: pid_t) -> Set<pid_t> {
+        Set(entries.values.filter { $0.session == leader && $0.isAlive }.map(\.pid))
     }
 
 }

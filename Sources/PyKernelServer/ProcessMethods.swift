@@ -1,3 +1,5 @@
+import Foundation
+import Glibc
 import JSONRPC
 import PyKernelProcess
 import PyKernelSupport
@@ -11,6 +13,9 @@ public enum ProcessErrorCode {
     public static let runtimeNotFound = -32014
     public static let reservedSession = -32015
     public static let spawnFailed = -32016
+    public static let ptyNotFound = -32017
+    public static let ptyExists = -32018
+    public static let ptyExited = -32019
 }
 
 extension RPCError {
@@ -25,6 +30,9 @@ extension RPCError {
         case .runtimeNotFound: ProcessErrorCode.runtimeNotFound
         case .reservedSession: ProcessErrorCode.reservedSession
         case .spawnFailed: ProcessErrorCode.spawnFailed
+        case .ptyNotFound: ProcessErrorCode.ptyNotFound
+        case .ptyExists: ProcessErrorCode.ptyExists
+        case .ptyExited: ProcessErrorCode.ptyExited
         case .shuttingDown: ApplicationErrorCode.shuttingDown
         case .invalidCwd, .invalidArgument: RPCError.Code.invalidParams
         default: RPCError.Code.internalError
@@ -35,11 +43,15 @@ extension RPCError {
     }
 }
 
-/// The process API's methods: `process.code_run`, `process.exec` and `session.*`. Parameters
+/// The process API's methods: `process.code_run`, `process.exec`, `session.*` and `pty.*`. Parameters
 /// are read with ``Params`` and results written as ``JSONValue`` by hand: the server's one JSON path.
 public enum ProcessMethods {
     /// The handlers, by method name, for ``JSONRPCServer``'s `extraMethods`.
     public static func handlers(_ service: ProcessService) -> [String: MethodHandler] {
+        sessionHandlers(service).merging(ptyHandlers(service)) { first, _ in first }
+    }
+
+    private static func sessionHandlers(_ service: ProcessService) -> [String: MethodHandler] {
         [
             "process.code_run": { request throws(RPCError) in
                 let p = request.params
@@ -127,6 +139,153 @@ public enum ProcessMethods {
         ]
     }
 
+    // MARK: - PTY sessions
+
+    private static func ptyHandlers(_ service: ProcessService) -> [String: MethodHandler] {
+        [
+            "pty.create": { request throws(RPCError) in
+                let p = request.params
+                let params = PTYCreateParams(
+                    id: try read { () throws(RPCError) in try p.optionalString("id") },
+                    command: try read { () throws(RPCError) in try p.optionalString("command") },
+                    args: try read { () throws(RPCError) in try p.optionalStringArray("args") } ?? [],
+                    cwd: try read { () throws(RPCError) in try p.optionalString("cwd") },
+                    env: try read { () throws(RPCError) in try p.optionalStringDictionary("env") } ?? [:],
+                    size: PTYSize(
+                        cols: try read { () throws(RPCError) in try p.optionalInt("cols") } ?? 80,
+                        rows: try read { () throws(RPCError) in try p.optionalInt("rows") } ?? 24))
+                let server = request.server
+                return deferred { () async throws(ProcessAPIError) in
+                    let pty = try await service.createPTY(params)
+                    forward(pty, through: server)
+                    return ["id": .string(pty.id), "pid": .integer(Int64(pty.pid))]
+                }
+            },
+            "pty.input": { request throws(RPCError) in
+                let p = request.params
+                let id = try ptyID(p)
+                let bytes = try inputBytes(p)
+                // Queued now, while requests are read in order: inputs are written in arrival order.
+                let pty: PTYSession
+                do throws(ProcessAPIError) {
+                    pty = try service.pty(id)
+                } catch {
+                    throw RPCError(error)
+                }
+                let input = pty.queueInput(bytes)
+                return deferred { () async throws(ProcessAPIError) in
+                    try await pty.send(input)
+                    return .object([:])
+                }
+            },
+            "pty.resize": { request throws(RPCError) in
+                let p = request.params
+                let id = try ptyID(p)
+                let size = PTYSize(cols: try requiredInt(p, "cols"), rows: try requiredInt(p, "rows"))
+                return try immediate { () throws(ProcessAPIError) in
+                    try service.pty(id).resize(size)
+                    return .object([:])
+                }
+            },
+            "pty.kill": { request throws(RPCError) in
+                let p = request.params
+                let id = try ptyID(p)
+                let signal = try signalNumber(p)
+                return try immediate { () throws(ProcessAPIError) in
+                    try service.pty(id).kill(signal: signal)
+                    return .object([:])
+                }
+            },
+            "pty.get": { request throws(RPCError) in
+                let id = try ptyID(request.params)
+                return try immediate { () throws(ProcessAPIError) in ptyJSON(try service.pty(id).info) }
+            },
+            "pty.list": { _ throws(RPCError) in
+                try immediate { () throws(ProcessAPIError) in ["ptys": .array(try service.listPTYs().map(ptyJSON))] }
+            },
+        ]
+    }
+
+    /// Sends what the PTY's terminal writes as `pty.output {id, data}` (base64) notifications,
+    /// in order, then `pty.exited {id, exit_code, signal}`. Each waits for room in the stream
+    /// lane of the outgoing queue: while the client does not read, the PTY's buffer fills and
+    /// its terminal is no longer read (back-pressure on the program), nothing is dropped.
+    ///
+    /// A program that writes at once may have its first `pty.output` sent before the
+    /// `pty.create` response: clients route notifications by the `id` they chose.
+    private static func forward(_ pty: PTYSession, through server: JSONRPCServer) {
+        Task {
+            let id = JSONValue.string(pty.id)
+            for await bytes in pty.output {
+                let line = RPCMessage.notification(
+                    method: "pty.output", params: ["id": id, "data": .string(Data(bytes).base64EncodedString())])
+                await server.channel.send(line, lane: .stream)
+            }
+            let exit = await pty.wait()
+            let line = RPCMessage.notification(method: "pty.exited", params: [
+                "id": id, "exit_code": .integer(Int64(exit.exitCode)),
+                "signal": exit.signal.map { .integer(Int64($0)) } ?? .null,
+            ])
+            await server.channel.send(line, lane: .stream)
+        }
+    }
+
+    private static func ptyID(_ params: Params) throws(RPCError) -> String {
+        try read { () throws(RPCError) in try params.string("id") }
+    }
+
+    private static func requiredInt(_ params: Params, _ key: String) throws(RPCError) -> Int {
+        guard let value = try read({ () throws(RPCError) in try params.optionalInt(key) }) else {
+            throw RPCError.invalidParams("params.\(key) is required and must be an integer", field: key)
+        }
+        return value
+    }
+
+    /// `data` (base64) or `text` (UTF-8), exactly one of them.
+    private static func inputBytes(_ params: Params) throws(RPCError) -> [UInt8] {
+        let data = try read { () throws(RPCError) in try params.optionalString("data") }
+        let text = try read { () throws(RPCError) in try params.optionalString("text") }
+        switch (data, text) {
+        case (let data?, nil):
+            guard let bytes = Data(base64Encoded: data) else {
+                throw RPCError.invalidParams("params.data must be base64 (RFC 4648, with padding)", field: "data")
+            }
+            return Array(bytes)
+        case (nil, let text?):
+            return Array(text.utf8)
+        default:
+            throw RPCError.invalidParams("give exactly one of params.data (base64) and params.text", field: "data")
+        }
+    }
+
+    /// `signal`: a number or a name (`"TERM"`, `"SIGTERM"`); SIGKILL when absent.
+    private static func signalNumber(_ params: Params) throws(RPCError) -> Int32 {
+        switch params.object["signal"] {
+        case nil, .null?:
+            return SIGKILL
+        case .string(let name)?:
+            guard let number = SignalName.number(name) else {
+                throw RPCError.invalidParams("params.signal: unknown signal name '\(name)'", field: "signal")
+            }
+            return number
+        default:
+            guard let number = try read({ () throws(RPCError) in try params.optionalInt("signal") }),
+                let signal = Int32(exactly: number)
+            else { throw RPCError.invalidParams("params.signal must be a signal number or name", field: "signal") }
+            return signal
+        }
+    }
+
+    static func ptyJSON(_ info: PTYInfo) -> JSONValue {
+        [
+            "id": .string(info.id), "pid": .integer(Int64(info.pid)), "command": .string(info.command),
+            "args": .array(info.args.map(JSONValue.string)), "cwd": .string(info.cwd),
+            "cols": .integer(Int64(info.size.cols)), "rows": .integer(Int64(info.size.rows)),
+            "exit_code": info.exit.map { .integer(Int64($0.exitCode)) } ?? .null,
+            "signal": info.exit?.signal.map { .integer(Int64($0)) } ?? .null,
+        ]
+    }
+
     /// Sends `session.exited {session, cmd_id, exit_code}` for every asynchronous command that ends.
     public static func announceExits(of service: ProcessService, through server: JSONRPCServer) -> Task<Void, Never> {
         Task {
@@ -178,6 +337,16 @@ public enum ProcessMethods {
         SessionCommandParams(
             session: try read { () throws(RPCError) in try params.string("session") },
             cmdId: try read { () throws(RPCError) in try params.string("cmd_id") })
+    }
+
+    /// Answers at once (quick, non-blocking work, done in the order requests arrive), mapping a
+    /// ``ProcessAPIError`` to the protocol's error.
+    private static func immediate(_ work: () throws(ProcessAPIError) -> JSONValue) throws(RPCError) -> MethodReply {
+        do throws(ProcessAPIError) {
+            return .result(try work())
+        } catch {
+            throw RPCError(error)
+        }
     }
 
     /// Runs the work later, mapping its ``ProcessAPIError`` to the protocol's error.

@@ -1,8 +1,13 @@
 // Definitions of include/process_shims.h, compiled with _GNU_SOURCE (see the header).
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -15,3 +20,53 @@ int pk_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 int pk_pidfd_send_signal(int pidfd, int sig) { return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0); }
 
 void pk_name_this_thread(const char *name) { (void)pthread_setname_np(pthread_self(), name); }
+
+int pk_pty_open(char *name, size_t size, unsigned short cols, unsigned short rows) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) return -1;
+    struct winsize ws = {.ws_row = rows, .ws_col = cols};
+    if (grantpt(master) != 0 || unlockpt(master) != 0 || ptsname_r(master, name, size) != 0
+        || ioctl(master, TIOCSWINSZ, &ws) != 0) {
+        int saved = errno;
+        close(master);
+        errno = saved;
+        return -1;
+    }
+    return master;
+}
+
+int pk_pty_set_size(int master, unsigned short cols, unsigned short rows) {
+    struct winsize ws = {.ws_row = rows, .ws_col = cols};
+    return ioctl(master, TIOCSWINSZ, &ws);
+}
+
+int pk_spawn_on_terminal(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+                         const char *cwd, const char *terminal) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attributes;
+    int rc = posix_spawn_file_actions_init(&actions);
+    if (rc != 0) return rc;
+    rc = posix_spawnattr_init(&attributes);
+    if (rc != 0) {
+        posix_spawn_file_actions_destroy(&actions);
+        return rc;
+    }
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    // glibc runs setsid before the file actions: the session leader's open of the slave (no
+    // O_NOCTTY) makes it the controlling terminal, whose foreground group is the child's.
+    if ((rc = posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) == 0
+        && (rc = posix_spawnattr_setsigmask(&attributes, &none)) == 0
+        && (rc = posix_spawnattr_setsigdefault(&attributes, &all)) == 0
+        && (rc = posix_spawn_file_actions_addchdir_np(&actions, cwd)) == 0
+        && (rc = posix_spawn_file_actions_addopen(&actions, 0, terminal, O_RDWR, 0)) == 0
+        && (rc = posix_spawn_file_actions_adddup2(&actions, 0, 1)) == 0
+        && (rc = posix_spawn_file_actions_adddup2(&actions, 0, 2)) == 0
+        && (rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3)) == 0) {
+        rc = posix_spawn(pid, path, &actions, &attributes, argv, envp);
+    }
+    posix_spawnattr_destroy(&attributes);
+    posix_spawn_file_actions_destroy(&actions);
+    return rc;
+}

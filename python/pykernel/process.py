@@ -1,6 +1,7 @@
 """The process API of ``pykernel serve`` for the Python client: stateless code runs
-(``process.code_run``), shell commands (``process.exec``) and sessions of shell commands
-(``session.*``), with the familiar sandbox-toolbox method names.
+(``process.code_run``), shell commands (``process.exec``), sessions of shell commands
+(``session.*``) and programs on pseudo-terminals (``pty.*``, :meth:`ProcessMixin.create_pty`),
+with the familiar sandbox-toolbox method names.
 
 ``ProcessMixin`` only needs ``self.call(method, params, on_notification=...)`` and
 ``self.add_notification_handler(method, handler)``; :class:`pykernel.client.PyKernel` includes it::
@@ -15,7 +16,10 @@ See ``docs/process-api.md`` for the wire protocol and the error codes.
 
 from __future__ import annotations
 
+import base64
 import os
+import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
@@ -28,6 +32,9 @@ __all__ = [
     "Session",
     "SessionCommandLogsResponse",
     "SessionExitedEvent",
+    "PtySize",
+    "PtyInfo",
+    "PtyHandle",
     "ENTRYPOINT_SESSION",
 ]
 
@@ -179,6 +186,120 @@ class SessionExitedEvent:
     exit_code: int
 
 
+@dataclass
+class PtySize:
+    """A terminal's size in character cells (each side 1 to 10,000)."""
+
+    cols: int = 80
+    rows: int = 24
+
+
+@dataclass
+class PtyInfo:
+    """A PTY as ``pty.get`` / ``pty.list`` show it; ``exit_code`` is ``None`` while it runs
+    (``128 + n`` once signal ``n`` ended it, ``signal`` then being ``n``)."""
+
+    id: str
+    pid: int
+    command: str
+    args: List[str]
+    cwd: str
+    cols: int
+    rows: int
+    exit_code: Optional[int] = None
+    signal: Optional[int] = None
+
+    @property
+    def is_running(self) -> bool:
+        return self.exit_code is None
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> "PtyInfo":
+        return cls(
+            id=value["id"], pid=int(value["pid"]), command=value.get("command", ""),
+            args=list(value.get("args") or []), cwd=value.get("cwd", ""),
+            cols=int(value.get("cols", 0)), rows=int(value.get("rows", 0)),
+            exit_code=value.get("exit_code"), signal=value.get("signal"),
+        )
+
+
+class PtyHandle:
+    """A program on a pseudo-terminal of its own (:meth:`ProcessMixin.create_pty`).
+
+    What the terminal writes goes to ``on_data`` (bytes, in order, on the client's reader
+    thread: keep it short and do not call the client's blocking methods from it). ``wait()``
+    returns the exit code once the program has ended and its last output was delivered."""
+
+    def __init__(self, kernel: "ProcessMixin", pty_id: str, on_data: Optional[Callable[[bytes], Any]]) -> None:
+        self.id = pty_id
+        #: The program's pid (set once ``pty.create`` answered).
+        self.pid: Optional[int] = None
+        self._kernel = kernel
+        self._on_data = on_data
+        self._exited = threading.Event()
+        #: The exit code (``128 + n`` for signal ``n``) once the program has ended, else ``None``.
+        self.exit_code: Optional[int] = None
+        #: The signal that ended the program, if one did.
+        self.signal: Optional[int] = None
+
+    def send_input(self, data: Union[str, bytes]) -> None:
+        """``pty.input``: types ``data`` (``"\\x03"`` is Ctrl-C, ``"\\n"`` Enter); returns once it is
+        queued (written in order as the program reads; beyond 1 MiB waiting, once there is room).
+        A program that has exited raises ``PyKernelError`` -32019."""
+        if isinstance(data, str):
+            self._kernel.call("pty.input", {"id": self.id, "text": data})
+        else:
+            self._kernel.call("pty.input", {"id": self.id, "data": base64.b64encode(bytes(data)).decode("ascii")})
+
+    def resize(self, cols: Union[int, PtySize], rows: Optional[int] = None) -> None:
+        """``pty.resize``: ``resize(120, 40)`` or ``resize(PtySize(cols=120, rows=40))``; the program
+        gets SIGWINCH. A side outside 1-10,000 raises ``InvalidParamsError``."""
+        if isinstance(cols, PtySize):
+            size = cols
+        elif rows is None:
+            raise TypeError("resize() takes cols and rows, or a PtySize")
+        else:
+            size = PtySize(cols=cols, rows=rows)
+        self._kernel.call("pty.resize", {"id": self.id, "cols": size.cols, "rows": size.rows})
+
+    def kill(self, signal: Union[int, str, None] = None) -> None:
+        """``pty.kill``: sends ``signal`` (a number or a name such as ``"TERM"``; SIGKILL by
+        default) to the program's whole process group. Does nothing once it has exited."""
+        params: Dict[str, Any] = {"id": self.id}
+        _put(params, "signal", signal)
+        self._kernel.call("pty.kill", params)
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        """Waits until the program has ended (``pty.exited``) and returns its exit code; raises
+        ``TimeoutError`` after ``timeout`` seconds, ``PyKernelConnectionError`` if the server ends."""
+        from .errors import PyKernelConnectionError
+
+        waited = 0.0
+        while not self._exited.wait(0.2):
+            waited += 0.2
+            if getattr(self._kernel, "closed", False):
+                if self._exited.is_set():
+                    break
+                raise PyKernelConnectionError(f"The server ended before PTY {self.id!r} exited.")
+            if timeout is not None and waited >= timeout:
+                raise TimeoutError(f"PTY {self.id!r} did not exit within {timeout} s.")
+        assert self.exit_code is not None
+        return self.exit_code
+
+    def info(self) -> PtyInfo:
+        """``pty.get``: the PTY's command, size and exit status."""
+        return PtyInfo.from_json(self._kernel.call("pty.get", {"id": self.id}))
+
+    def _notified(self, method: str, note: Dict[str, Any]) -> None:
+        if method == "pty.output":
+            if self._on_data is not None:
+                self._on_data(base64.b64decode(note.get("data", "")))
+        elif method == "pty.exited":
+            self.exit_code = int(note.get("exit_code", -1))
+            self.signal = note.get("signal")
+            self._exited.set()
+
+
 def _caps(value: Mapping[str, Any], names: Sequence[str]) -> Dict[str, Any]:
     """``<name>_truncated`` and ``<name>_omitted_bytes`` of each capped stream."""
     caps: Dict[str, Any] = {}
@@ -186,6 +307,9 @@ def _caps(value: Mapping[str, Any], names: Sequence[str]) -> Dict[str, Any]:
         caps[f"{name}_truncated"] = bool(value.get(f"{name}_truncated", False))
         caps[f"{name}_omitted_bytes"] = int(value.get(f"{name}_omitted_bytes", 0))
     return caps
+
+
+_PTY_SETUP_LOCK = threading.Lock()
 
 
 def _put(params: Dict[str, Any], key: str, value: Any) -> None:
@@ -350,6 +474,83 @@ class ProcessMixin:
         if not session.commands:
             return SessionCommandLogsResponse()
         return self.get_session_command_logs(ENTRYPOINT_SESSION, session.commands[0].id, on_stdout, on_stderr)
+
+    # ------------------------------------------------------------------ PTY sessions
+
+    def create_pty(
+        self,
+        id: Optional[str] = None,
+        command: Optional[str] = None,
+        args: Optional[Sequence[str]] = None,
+        cwd: Optional[PathLike] = None,
+        env: Optional[Mapping[str, str]] = None,
+        cols: int = 80,
+        rows: int = 24,
+        on_data: Optional[Callable[[bytes], Any]] = None,
+        pty_size: Optional[PtySize] = None,
+    ) -> PtyHandle:
+        """``pty.create``: starts ``command`` (the user's shell by default) with ``args`` on a
+        pseudo-terminal of ``cols`` x ``rows`` (or ``pty_size``) — its controlling terminal, in a
+        session and process group of its own, ``TERM=xterm-256color`` unless ``env`` sets it —
+        and returns its handle. ``on_data(bytes)`` gets what the terminal writes. The id is
+        chosen here when not given (so that no output arrives before its handle exists).
+
+        Errors: a running PTY with this id, -32018; a command not found, -32016 (``field``
+        ``command``); a size outside 1-10,000 or a bad ``cwd``, ``InvalidParamsError``."""
+        if pty_size is not None:
+            cols, rows = pty_size.cols, pty_size.rows
+        handle = PtyHandle(self, id if id is not None else str(uuid.uuid4()), on_data)
+        params: Dict[str, Any] = {"id": handle.id, "cols": cols, "rows": rows}
+        _put(params, "command", command)
+        _put(params, "args", list(args) if args is not None else None)
+        _put(params, "cwd", _path(cwd))
+        _put(params, "env", dict(env) if env is not None else None)
+        handles = self._pty_handles()
+        with handles[0]:
+            previous = handles[1].get(handle.id)
+            handles[1][handle.id] = handle
+        try:
+            result = self.call("pty.create", params)
+        except BaseException:
+            with handles[0]:
+                if previous is not None:
+                    handles[1][handle.id] = previous
+                else:
+                    handles[1].pop(handle.id, None)
+            raise
+        handle.pid = int(result["pid"])
+        return handle
+
+    def get_pty(self, pty_id: str) -> PtyInfo:
+        """``pty.get``: one PTY, running or exited. Unknown id: ``PyKernelError`` -32017."""
+        return PtyInfo.from_json(self.call("pty.get", {"id": pty_id}))
+
+    def list_ptys(self) -> List[PtyInfo]:
+        """``pty.list``: every PTY the server keeps (running ones and the recent exited ones)."""
+        return [PtyInfo.from_json(item) for item in self.call("pty.list", {})["ptys"]]
+
+    def _pty_handles(self) -> Any:
+        """(lock, {id: PtyHandle}) of this client, with the notification handlers installed once."""
+        state = self.__dict__.get("_pykernel_ptys")
+        if state is not None:
+            return state
+        with _PTY_SETUP_LOCK:
+            state = self.__dict__.get("_pykernel_ptys")
+            if state is None:
+                state = (threading.Lock(), {})
+                self.__dict__["_pykernel_ptys"] = state
+
+                def route(method: str, note: Dict[str, Any]) -> None:
+                    with state[0]:
+                        handle = state[1].get(note.get("id"))
+                        if method == "pty.exited" and handle is not None:
+                            del state[1][handle.id]
+                    if handle is not None:
+                        handle._notified(method, note)
+
+                self.add_notification_handler("pty.output", route)
+                self.add_notification_handler("pty.exited", route)
+        return state
 
     # ------------------------------------------------------------------ notifications
 

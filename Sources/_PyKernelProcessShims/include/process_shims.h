@@ -24,4 +24,22 @@ int pk_pidfd_send_signal(int pidfd, int sig);
 /// Names the calling thread (15 bytes show), for `ps -L`, `top -H` and debuggers.
 void pk_name_this_thread(const char *name);
 
+/// Opens a new pseudo-terminal (`posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)`, `grantpt`,
+/// `unlockpt`) of `cols` x `rows`; writes its slave's path (`ptsname_r`) into `name` (`size` bytes).
+/// Returns the master descriptor, or -1 with errno set (nothing left open).
+int pk_pty_open(char *name, size_t size, unsigned short cols, unsigned short rows);
+
+/// Sets the window size of a pseudo-terminal (`TIOCSWINSZ` on its master); the kernel sends
+/// SIGWINCH to its foreground process group. Returns 0, or -1 with errno set.
+int pk_pty_set_size(int master, unsigned short cols, unsigned short rows);
+
+/// Starts `path` (`argv`, `envp`: NULL-terminated) with `posix_spawn` as the leader of a new
+/// session (`POSIX_SPAWN_SETSID`) whose controlling terminal is the pseudo-terminal slave
+/// `terminal`: the child opens it (without O_NOCTTY, after setsid) on 0 and duplicates it onto
+/// 1 and 2, changes to `cwd`, closes every other descriptor, starts with an empty signal mask
+/// and default dispositions. Returns 0 and sets `*pid`, or an errno value (a failed exec or
+/// chdir included; the failed child is reaped by glibc).
+int pk_spawn_on_terminal(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+                         const char *cwd, const char *terminal);
+
 #endif
