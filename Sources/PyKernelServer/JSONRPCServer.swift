@@ -124,12 +124,13 @@ public final class JSONRPCServer: Sendable {
             logger.debug("notification \(method)")
             // Executed like a request (and finished before exit), but never answered.
             let ticket = inFlight.insertAnonymous()
-            guard case .deferred(let work, _) = dispatch(method: method, params: params, id: nil, tracking: ticket) else {
+            guard case .deferred(let work, _, let followUp) = dispatch(method: method, params: params, id: nil, tracking: ticket) else {
                 inFlight.remove(ticket)
                 return
             }
             Task {
                 _ = try? await work()
+                followUp.run()
                 inFlight.remove(ticket)
             }
         case .request(let id, let method, let params):
@@ -145,7 +146,7 @@ public final class JSONRPCServer: Sendable {
                 respond(id, .success(result))
             case .failure(let error):
                 respond(id, .failure(error))
-            case .deferred(let work, let notifications):
+            case .deferred(let work, let notifications, let followUp):
                 Task { [inFlight] in
                     let outcome: Result<JSONValue, RPCError>
                     do throws(RPCError) { outcome = .success(try await work()) } catch { outcome = .failure(error) }
@@ -154,6 +155,7 @@ public final class JSONRPCServer: Sendable {
                     // read the response.
                     let lane: MessageChannel.Lane = notifications.sent ? .stream : .control
                     await channel.send(Self.encode(id, outcome), lane: lane) { inFlight.remove(id) }
+                    followUp.run()
                 }
             }
         }
@@ -162,7 +164,7 @@ public final class JSONRPCServer: Sendable {
     private enum Dispatched {
         case result(JSONValue)
         case failure(RPCError)
-        case deferred(@Sendable () async throws(RPCError) -> JSONValue, NotificationMark)
+        case deferred(@Sendable () async throws(RPCError) -> JSONValue, NotificationMark, FollowUp)
     }
 
     /// Runs the synchronous part of a method (validation, submission) in arrival order.
@@ -172,7 +174,7 @@ public final class JSONRPCServer: Sendable {
             let request = Request(server: self, id: id, trackingKey: tracking, params: try Params(params))
             switch try handler(request) {
             case .result(let result): return .result(result)
-            case .deferred(let work): return .deferred(work, request.notifications)
+            case .deferred(let work): return .deferred(work, request.notifications, request.followUp)
             }
         } catch {
             return .failure(error)
@@ -220,6 +222,14 @@ public struct Request: Sendable {
     public let params: Params
     /// Set once the request has sent a notification (its response then follows them in their lane).
     let notifications = NotificationMark()
+    /// What a deferred method starts once its response is queued.
+    let followUp = FollowUp()
+
+    /// Runs `action` once this request's response is queued (for a deferred method; a failed
+    /// request's response too): notifications it sends then follow the response.
+    package func afterResponse(_ action: @escaping @Sendable () -> Void) {
+        followUp.set(action)
+    }
 
     /// Sends a notification about this request (`params.request_id` is this request's id).
     /// Nothing is sent for a notification request.
@@ -244,6 +254,19 @@ public struct Request: Sendable {
         server.channel.sendNow(RPCMessage.notification(method: method, params: .object(Self.params(id, fields))))
     }
 
+}
+
+/// An action to start once a request's response is queued (see ``Request/afterResponse(_:)``).
+final class FollowUp: Sendable {
+    private let action = Mutex<(@Sendable () -> Void)?>(nil)
+
+    func set(_ action: @escaping @Sendable () -> Void) {
+        self.action.withLock { $0 = action }
+    }
+
+    func run() {
+        action.withLock { action in defer { action = nil }; return action }?()
+    }
 }
 
 /// Whether a request has sent notifications.

@@ -157,7 +157,7 @@ public enum ProcessMethods {
                 let server = request.server
                 return deferred { () async throws(ProcessAPIError) in
                     let pty = try await service.createPTY(params)
-                    forward(pty, through: server)
+                    request.afterResponse { forward(pty, through: server) }
                     return ["id": .string(pty.id), "pid": .integer(Int64(pty.pid))]
                 }
             },
@@ -210,9 +210,7 @@ public enum ProcessMethods {
     /// in order, then `pty.exited {id, exit_code, signal}`. Each waits for room in the stream
     /// lane of the outgoing queue: while the client does not read, the PTY's buffer fills and
     /// its terminal is no longer read (back-pressure on the program), nothing is dropped.
-    ///
-    /// A program that writes at once may have its first `pty.output` sent before the
-    /// `pty.create` response: clients route notifications by the `id` they chose.
+    /// Started once the `pty.create` response is queued: no output precedes it.
     private static func forward(_ pty: PTYSession, through server: JSONRPCServer) {
         Task {
             let id = JSONValue.string(pty.id)

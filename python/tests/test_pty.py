@@ -379,6 +379,27 @@ def test_raw_transcript(pykernel_bin, tmp_path):
         assert server.wait(20) == 0
 
 
+def test_the_create_response_comes_before_the_first_output(pykernel_bin, tmp_path):
+    """A program that writes at once (here before the server could answer) still has its
+    ``pty.create`` response first, so a client may learn the id from it."""
+    server = subprocess.Popen(
+        [pykernel_bin, "serve"], cwd=str(tmp_path), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )
+    try:
+        for round in range(20):
+            request = {"jsonrpc": "2.0", "id": round, "method": "pty.create",
+                       "params": {"command": "sh", "args": ["-c", "echo early"]}}
+            server.stdin.write((json.dumps(request) + "\n").encode())
+            server.stdin.flush()
+            first = json.loads(server.stdout.readline())
+            assert first.get("id") == round and "result" in first, first
+            while json.loads(server.stdout.readline()).get("method") != "pty.exited":
+                pass
+    finally:
+        server.stdin.close()
+        assert server.wait(20) == 0
+
+
 def test_a_client_that_does_not_read_stops_the_program_and_loses_nothing(pykernel_bin, tmp_path, mark):
     """Back-pressure end to end: the server's stdout pipe fills, then its outgoing queue, then the
     PTY's buffer; the server stops reading the terminal and the program blocks in its writes.
