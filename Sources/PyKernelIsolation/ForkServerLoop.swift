@@ -16,6 +16,9 @@ import _PyKernelProcessShims
 /// pipes as descriptors 0, 1 and 2, like a spawned worker; the fork server reaps it, so its
 /// group id stays reserved until the group was killed.
 public enum ForkServerLoop {
+    /// The hidden first argument of `pykernel` that starts a fork server.
+    public static let commandName = "fork-server"
+
     /// The control socket's descriptor in the fork server.
     public static let controlDescriptor: Int32 = 3
 

@@ -15,7 +15,7 @@ import PyKernelIsolation
 /// interpreter's jobs, and the rest of the server starts on new threads after the fork.
 enum ForkServerCommand {
     /// The hidden first argument that selects this mode.
-    static let name = "fork-server"
+    static let name = ForkServerLoop.commandName
 
     static func main(_ arguments: [String]) -> Never {
         let serve: Serve

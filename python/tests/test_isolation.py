@@ -247,8 +247,16 @@ def test_kernel_info_reports_pool(server):
     assert isolation["workers_alive"] >= 0
 
 
+def idle_processes(server):
+    """The processes of an idle server: its pool's workers and the fork server."""
+    isolation = server.result("kernel.info")["isolation"]
+    return isolation["pool"]["ready"] + (1 if isolation["fork_server"] else 0)
+
+
 def test_many_contexts_leave_no_process_or_descriptor(server):
     wait_until(lambda: server.result("kernel.info")["isolation"]["pool"]["ready"] == 2, what="a full pool")
+    # Workers of contexts deleted by earlier tests may still be ending.
+    wait_until(lambda: len(descendants(server.process.pid)) == idle_processes(server), what="only idle processes")
     before_fds = len(os.listdir(f"/proc/{server.process.pid}/fd"))
     before_procs = descendants(server.process.pid)
     for _ in range(20):
