@@ -210,15 +210,21 @@ public final class ProcessContexts: Sendable {
         }
     }
 
-    /// Marks a pool worker ready once it answers a request.
+    /// Marks a pool worker ready once it has run a cell (`1`) in a scratch context: the first
+    /// run in a worker pays for its first-time work (a forked worker writes to many pages it
+    /// shares with the fork server; the protocol's code paths run for the first time), and
+    /// that is done before a context gets the worker, not in its first run.
     private func markReadyWhenAnswering(_ worker: Worker) {
-        worker.send("kernel.info", [:], Worker.Pending(notification: { _, _ in }, reply: { [weak self] reply in
-            guard case .result = reply else { return }
-            self?.state.withLock { state in
+        Task {
+            guard case .result(let created) = await Self.request(worker, "context.create", [:]),
+                  let scratch = created["id"]?.stringValue,
+                  case .result = await Self.request(worker, "code.run", ["code": "1", "context": .string(scratch)]),
+                  case .result = await Self.request(worker, "context.delete", ["id": .string(scratch)]) else { return }
+            state.withLock { state in
                 if let index = state.pool.firstIndex(where: { $0.worker === worker }) { state.pool[index].ready = true }
                 state.spawnFailures = 0
             }
-        }))
+        }
     }
 
     /// Asks the fork server (started if none runs) for the workers the pool and the waiting
@@ -334,14 +340,20 @@ public final class ProcessContexts: Sendable {
     /// A worker for a new context: a ready one from the pool, else one still starting, else the
     /// next one forked (or spawned).
     private func takeWorker() async throws(IsolationError) -> Worker {
-        let taken: Worker? = state.withLock { state in
+        let (taken, left) = state.withLock { state -> (Worker?, Int) in
             state.spawnFailures = 0
             let index = state.pool.firstIndex(where: { $0.ready && $0.worker.exit == nil })
                 ?? state.pool.firstIndex(where: { $0.worker.exit == nil })
-            return index.map { state.pool.remove(at: $0).worker }
+            return (index.map { state.pool.remove(at: $0).worker }, state.pool.count)
         }
         if let taken {
-            refill()
+            // While the pool still has a worker, the new one starts a moment later: its start
+            // (fork, threads, warm-up) would take a core from the context's first run.
+            if left > 0 {
+                spawner.asyncAfter(deadline: .now() + Self.refillDelay) { [weak self] in self?.refill() }
+            } else {
+                refill()
+            }
             return taken
         }
         let next: Result<Worker, IsolationError> = await withCheckedContinuation { continuation in
@@ -734,6 +746,9 @@ public final class ProcessContexts: Sendable {
                                     data: ["reason": .string(IsolationError.Code.contextDead.rawValue)]))
         }
     }
+
+    /// How long a refill waits after a worker was taken while the pool still has one.
+    private static let refillDelay = DispatchTimeInterval.milliseconds(25)
 
     /// The JSON-RPC code of `context_dead`.
     public static let contextDeadCode = -32006
