@@ -294,14 +294,18 @@ public final class ProcessContexts: Sendable {
             logger.error("the fork server \(server.pid) cannot fork (\(reason)); process contexts use spawned workers")
             spawnFromNowOn()
         case .ended(let exit, let wasReady):
-            let (current, failures) = state.withLock { state -> (Bool, Int) in
-                guard state.forkServer === server, !state.shuttingDown else { return (false, 0) }
+            let (current, failures, orphans) = state.withLock { state -> (Bool, Int, [Worker]) in
+                guard state.forkServer === server, !state.shuttingDown else { return (false, 0, []) }
                 state.forkServer = nil
                 state.forking = 0
                 state.forkServerRestarts += 1
                 if !wasReady { state.forkServerFailures += 1 }
-                return (true, state.forkServerFailures)
+                // Its idle children are replaced: nobody could report their exit status any more.
+                let orphans = state.pool.filter { $0.worker.forkServer === server }.map(\.worker)
+                state.pool.removeAll { $0.worker.forkServer === server }
+                return (true, state.forkServerFailures, orphans)
             }
+            orphans.forEach { $0.kill() }
             guard current else { return }
             if failures >= 3 {
                 logger.error("the fork server \(server.pid) \(exit) before it was ready, three times in a row; process contexts use spawned workers")

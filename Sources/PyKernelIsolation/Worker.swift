@@ -63,7 +63,7 @@ final class Worker: Sendable {
     /// The worker's pidfd (-1 once closed, after it ended).
     private let pidfd: Mutex<Int32>
     /// The fork server that forked the worker and reaps it (`nil`: this process spawned it).
-    private let forkServer: ForkServer?
+    let forkServer: ForkServer?
     private let state = Mutex(State())
     /// Whether `input` is still open; held while writing, so a closed (and maybe reused)
     /// descriptor number is never written to.

@@ -418,7 +418,6 @@ def test_contexts_are_forked_by_the_fork_server(server):
     pid, parent, group, session = map(int, out)
     assert parent == fork_server
     assert group == pid and session == pid  # a session of its own: its process group is killed with it
-    assert pid in {c["pid"] for c in server.result("context.list")["contexts"] if c["id"] == context}
     server.result("context.delete", {"id": context})
 
 
