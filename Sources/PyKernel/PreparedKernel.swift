@@ -49,8 +49,17 @@ public final class PreparedKernel: @unchecked Sendable {  // used on the prepari
     }
 
     /// Imports modules once, so that every context of every child finds them in `sys.modules`.
+    ///
+    /// OpenBLAS (numpy's BLAS) starts a thread pool when it is loaded, and a process with threads
+    /// cannot fork safely: unless `OPENBLAS_NUM_THREADS` is set, the imports run with it set to 1
+    /// in the C environment only (Python's `os.environ`, and so subprocesses, never see it). A
+    /// numpy imported here then uses one BLAS thread in every child; one imported later in a
+    /// child chooses as usual.
     /// - Throws: ``KernelError/Code/initializationFailed`` naming the first module that fails.
     public func importModules(_ modules: [String]) throws(KernelError) {
+        let limitsBLAS = getenv("OPENBLAS_NUM_THREADS") == nil
+        if limitsBLAS { setenv("OPENBLAS_NUM_THREADS", "1", 1) }
+        defer { if limitsBLAS { unsetenv("OPENBLAS_NUM_THREADS") } }
         for module in modules {
             do {
                 _ = try PyOwned.importModule(module)
