@@ -291,6 +291,8 @@ public final class ProcessContexts: Sendable {
                 markReadyWhenAnswering(worker)
             }
         case .refused(let reason):
+            // Once: every fork asked for before the first refusal is refused too.
+            guard state.withLock({ !$0.spawning }) else { return }
             logger.error("the fork server \(server.pid) cannot fork (\(reason)); process contexts use spawned workers")
             spawnFromNowOn()
         case .ended(let exit, let wasReady):
