@@ -300,9 +300,9 @@ class LineChannel:
 
 
 class PyKernelClient:
-    def __init__(self, binary: Path, stderr_path: Path) -> None:
+    def __init__(self, binary: Path, stderr_path: Path, arguments: tuple[str, ...] = ()) -> None:
         self.stderr = open(stderr_path, "ab")
-        self.process = REAPER.spawn([str(binary), "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self.process = REAPER.spawn([str(binary), "serve", *arguments], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=self.stderr, cwd="/tmp")
         self.channel = LineChannel(self.process)
         self.next_id = 0
@@ -336,6 +336,16 @@ class PyKernelClient:
 
     def create_context(self) -> str:
         return self.call("context.create", {})["id"]
+
+    def wait_for_pool(self) -> None:
+        """Until the fork server's pool of process-context workers is full again."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            pool = self.call("kernel.info", {})["isolation"]["pool"]
+            if pool["ready"] >= pool["size"]:
+                return
+            time.sleep(0.005)
+        raise RuntimeError("the pool of process-context workers did not fill up")
 
     def close(self) -> None:
         REAPER.kill(self.process)
@@ -701,6 +711,8 @@ class Bench:
         floor = [timed(echo_round_trip) for _ in range(self.reps(2000, 300))]
         Results.add(row, "pykernel", "`cat` echoing the request (Python client + pipes floor, reference)", floor, reference=True)
         REAPER.kill(echo)
+        Results.add(row, "pykernel", "pykernel process context (`isolation: process`, fork server, pool ready; Python client, reference)",
+                    self.process_context_samples(self.reps(100, 20), first_result=False), reference=True)
 
         samples = []
         for _ in range(self.reps(30, 5)):
@@ -742,6 +754,8 @@ class Bench:
         samples = [timed(lambda: self.pykernel_first_result(client)) for _ in range(self.reps(1000, 200))]
         Results.add(row, "pykernel", "pykernel (protocol)", samples)
         client.close()
+        Results.add(row, "pykernel", "pykernel process context (fork server, pool ready; reference)",
+                    self.process_context_samples(self.reps(100, 20), first_result=True), reference=True)
 
         samples = []
         for _ in range(self.reps(20, 3)):
@@ -765,6 +779,45 @@ class Bench:
             samples.append(time.perf_counter() - started)
             worker.close()
         Results.add(row, "worker", "process worker", samples)
+
+    def process_context_samples(self, count: int, first_result: bool) -> list[float]:
+        """`context.create {isolation: process}` (and, with `first_result`, its first result) in a
+        `pykernel serve --pool-size 2`, each with the fork server's pool ready."""
+        client = PyKernelClient(self.binary, self.log_path, ("--pool-size", "2"))
+        samples = []
+        try:
+            for index in range(count + 5):
+                client.wait_for_pool()
+                started = time.perf_counter()
+                context = client.call("context.create", {"isolation": "process"})["id"]
+                if first_result:
+                    request = client.send("code.run", {"code": FIRST_RESULT_CODE, "context": context})
+                    client.wait(request, on_output=lambda params: FIRST_RESULT_TEXT in params["text"])
+                elapsed = time.perf_counter() - started
+                if first_result:
+                    client.wait(request)
+                client.call("context.delete", {"id": context})
+                if index >= 5:  # the first few warm the server's own paths
+                    samples.append(elapsed)
+        finally:
+            client.close()
+        return samples
+
+    def process_context_memory(self) -> tuple[int, int]:
+        """(RSS, USS) of an idle process context's worker after `x = 1` (mean of two)."""
+        client = PyKernelClient(self.binary, self.log_path, ("--pool-size", "2"))
+        try:
+            client.wait_for_pool()
+            pids = []
+            for _ in range(2):
+                context = client.call("context.create", {"isolation": "process"})["id"]
+                client.call("code.run", {"code": "x = 1", "context": context})
+                pids.append(int(client.call("code.run", {"code": "import os; print(os.getpid())", "context": context})["stdout"]))
+            time.sleep(0.5)
+            measured = [memory_of(pid) for pid in pids]
+        finally:
+            client.close()
+        return sum(rss for rss, _ in measured) // 2, sum(uss for _, uss in measured) // 2
 
     @staticmethod
     def pykernel_first_result(client: PyKernelClient) -> None:
@@ -942,6 +995,10 @@ class Bench:
             kernel.close()
         for row in (empty, used):
             Results.add(row, "jupyter", "Jupyter kernel (one process)", [uss], detail=f"RSS {rss / 2**20:.1f} MB")
+
+        rss, uss = self.process_context_memory()
+        Results.add(used, "pykernel", "pykernel process context (its forked worker; reference)", [uss],
+                    reference=True, detail=f"RSS {rss / 2**20:.1f} MB, mostly shared with the fork server")
 
         worker = WorkerClient(self.python)
         try:

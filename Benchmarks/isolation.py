@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Process contexts (issue 11): creation latency, burst, first result, memory, parallelism.
 
-Usage: python3 Benchmarks/isolation.py [path/to/pykernel]   (default: .build/release, else debug)
-Drives `pykernel serve --pool-size N` over its pipes, like any client.
+Usage: python3 Benchmarks/isolation.py [--binary PATH] [--pool-size N] [--venv DIR] [--preload MODULES]
+(binary default: .build/release, else debug). Drives `pykernel serve` over its pipes, like any
+client; process contexts come from its fork server (or from spawned workers when it cannot run:
+kernel.info's `pool.worker_start`, printed first). With `--venv` (e.g. .venv-rich), the time of
+`import pandas` in a fresh process context is measured too.
 """
 
+import argparse
 import json
 import os
 import statistics
@@ -16,19 +20,9 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def binary():
-    if len(sys.argv) > 1:
-        return sys.argv[1]
-    for kind in ("release", "debug"):
-        path = os.path.join(REPO, ".build", kind, "pykernel")
-        if os.path.exists(path):
-            return path
-    sys.exit("build pykernel first")
-
-
 class Server:
     def __init__(self, *args):
-        self.process = subprocess.Popen([binary(), "serve", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.process = subprocess.Popen([OPTIONS.binary, "serve", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.next = 0
         self.replies = {}
         self.condition = threading.Condition()
@@ -92,24 +86,48 @@ def ms(seconds):
     return f"{seconds * 1000:.2f} ms"
 
 
-def main():
-    pool = 2
-    server = Server("--pool-size", str(pool))
-    server.pool_ready(pool)
-    created, first = [], []
-    for _ in range(30):
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def summary(values):
+    return f"median {ms(statistics.median(values))}  p99 {ms(percentile(values, 0.99))}  max {ms(max(values))}"
+
+
+def fresh_first_runs(server, pool, code, n):
+    """Creation, then the first run of `code` in the fresh context: (create, first run, both) each."""
+    created, first, both = [], [], []
+    for _ in range(n):
         server.pool_ready(pool)
         elapsed, context = server.call("context.create", {"isolation": "process"})
+        elapsed_run, result = server.call("code.run", {"context": context["id"], "code": code})
+        assert result["status"] == "ok", result
         created.append(elapsed)
-        elapsed_run, _ = server.call("code.run", {"context": context["id"], "code": "1"})
-        first.append(elapsed + elapsed_run)
+        first.append(elapsed_run)
+        both.append(elapsed + elapsed_run)
         server.call("context.delete", {"id": context["id"]})
-    created.sort()
-    first.sort()
-    print(f"create (pool ready)   median {ms(statistics.median(created))}  p99 {ms(created[-1])}  (n=30)")
-    print(f"create + first result median {ms(statistics.median(first))}  p99 {ms(first[-1])}")
+    return created, first, both
 
-    # Memory of idle workers: a context after one small run.
+
+def main():
+    pool = OPTIONS.pool_size
+    args = ["--pool-size", str(pool)]
+    if OPTIONS.venv:
+        args += ["--venv", OPTIONS.venv]
+    if OPTIONS.preload:
+        args += ["--preload", OPTIONS.preload]
+    server = Server(*args)
+    server.pool_ready(pool)
+    info = server.call("kernel.info")[1]["isolation"]
+    print(f"pykernel serve {' '.join(args)}: workers by {info['pool']['worker_start']}, fork server {info['fork_server']}")
+
+    created, _, first = fresh_first_runs(server, pool, "1", 50)
+    print(f"create (pool ready)   {summary(created)}  (n=50)")
+    print(f"create + first result {summary(first)}")
+
+    # Memory of idle contexts: after one small run each.
     server.pool_ready(pool)
     contexts = [server.call("context.create", {"isolation": "process"})[1] for _ in range(pool)]
     pids = []
@@ -117,20 +135,20 @@ def main():
         _, result = server.call("code.run", {"context": context["id"], "code": "import os\nprint(os.getpid())"})
         pids.append(int(result["stdout"]))
     time.sleep(0.5)
-    print(f"idle worker: USS {statistics.mean(uss_kib(p) for p in pids) / 1024:.1f} MB, "
+    print(f"idle process context: USS {statistics.mean(uss_kib(p) for p in pids) / 1024:.1f} MB, "
           f"RSS {statistics.mean(rss_kib(p) for p in pids) / 1024:.1f} MB")
 
     # Parallelism: one CPU-bound run alone, then two at once in two contexts.
     code = "s = 0\nfor i in range(6_000_000): s += i"
     alone, _ = server.call("code.run", {"context": contexts[0]["id"], "code": code})
     start = time.perf_counter()
-    ids = [server.send("code.run", {"context": c["id"], "code": code}) for c in contexts]
+    ids = [server.send("code.run", {"context": c["id"], "code": code}) for c in contexts[:2]]
     for id in ids:
         server.wait(id)
     both = time.perf_counter() - start
     print(f"two CPU-bound runs: one alone {alone:.2f} s, two at once {both:.2f} s ({both / alone:.2f}x)")
     # The machine's own ratio at the same time: the same loop in two plain python3 processes.
-    plain = [sys.executable, "-c", code.replace("\n", "\n")]
+    plain = [sys.executable, "-c", code]
     start = time.perf_counter()
     subprocess.run(plain, check=True)
     one = time.perf_counter() - start
@@ -143,22 +161,54 @@ def main():
     for context in contexts:
         server.call("context.delete", {"id": context["id"]})
 
-    # Burst: 100 creations sent at once, then a first run in each.
-    server.pool_ready(pool)
-    start = time.perf_counter()
-    ids = [server.send("context.create", {"isolation": "process"}) for _ in range(100)]
-    answers = [server.wait(id) for id in ids]
-    latencies = sorted(when - start for when, _ in answers)
-    runs = [server.send("code.run", {"context": result["id"], "code": "1"}) for _, result in answers]
-    for id in runs:
-        server.wait(id)
-    ready = time.perf_counter() - start
-    print(f"burst of 100 creations: last answered after {ms(latencies[-1])} (median {ms(statistics.median(latencies))}); "
-          f"all 100 answered a first run after {ready:.2f} s")
-    for _, result in answers:
-        server.call("context.delete", {"id": result["id"]})
+    if OPTIONS.venv:
+        _, imported, _ = fresh_first_runs(server, pool, "import pandas", 10)
+        print(f"import pandas in a fresh context: {summary(imported)}  (n=10)")
+
+    # Bursts of 100: one creation after the other (each answered before the next is sent), then
+    # 100 sent at once; then a first run in each.
+    for kind in ("one after the other", "sent at once"):
+        server.pool_ready(pool)
+        start = time.perf_counter()
+        if kind == "sent at once":
+            ids = [server.send("context.create", {"isolation": "process"}) for _ in range(100)]
+            answers = [server.wait(id) for id in ids]
+            latencies = [when - start for when, _ in answers]
+            results = [result for _, result in answers]
+        else:
+            latencies, results = [], []
+            for _ in range(100):
+                elapsed, result = server.call("context.create", {"isolation": "process"})
+                latencies.append(elapsed)
+                results.append(result)
+        runs = [server.send("code.run", {"context": result["id"], "code": "1"}) for result in results]
+        for id in runs:
+            server.wait(id)
+        ready = time.perf_counter() - start
+        print(f"burst of 100 creations, {kind}: {summary(latencies)}; all 100 answered a first run after {ready:.2f} s")
+        for result in results:
+            server.call("context.delete", {"id": result["id"]})
     server.close()
 
 
+def parse_options():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--binary", default=None)
+    parser.add_argument("--pool-size", type=int, default=2)
+    parser.add_argument("--venv")
+    parser.add_argument("--preload")
+    options = parser.parse_args()
+    if options.binary is None:
+        for kind in ("release", "debug"):
+            path = os.path.join(REPO, ".build", kind, "pykernel")
+            if os.path.exists(path):
+                options.binary = path
+                break
+        else:
+            sys.exit("build pykernel first")
+    return options
+
+
 if __name__ == "__main__":
+    OPTIONS = parse_options()
     main()

@@ -106,3 +106,31 @@ extension PyOwned {
         return module
     }
 }
+
+extension PythonRuntime {
+    /// `fork()` wrapped in CPython's `PyOS_BeforeFork` / `PyOS_AfterFork_Parent` /
+    /// `PyOS_AfterFork_Child` (the import lock, the GIL and the thread states are made valid in
+    /// the child, which continues on the calling thread as Python's main thread).
+    ///
+    /// Call with the GIL held, from a process with no other thread (only the calling thread
+    /// exists in the child). Returns the child's pid in the parent, 0 in the child, -1 (with
+    /// `errno`) when `fork` failed.
+    package static func fork() -> pid_t {
+        PyOS_BeforeFork()
+        let pid = Glibc.fork()
+        let saved = errno
+        if pid == 0 {
+            PyOS_AfterFork_Child()
+        } else {
+            PyOS_AfterFork_Parent()
+        }
+        errno = saved
+        return pid
+    }
+
+    /// `gc.freeze()`: every object alive now moves to a permanent generation the cyclic collector
+    /// no longer visits, so forked children do not un-share the pages holding them by collecting.
+    package static func freezeObjects() throws(PythonError) {
+        _ = try PyOwned.importModule("gc").borrowed.attribute("freeze").borrowed.call()
+    }
+}

@@ -9,7 +9,11 @@ final class DeadlineTimer: @unchecked Sendable {  // state guarded by `lock`, a 
     private let lock = ConditionLock()
     private var pending: [(deadline: ContinuousClock.Instant, action: @Sendable () -> Void)] = []
 
-    init() {
+    init() {}
+
+    /// Starts the timer's thread (once, when the engine starts: a prepared engine that will be
+    /// forked has no thread yet).
+    func start() {
         let thread = Thread { [self] in run() }
         thread.name = "pykernel-deadlines"
         thread.start()

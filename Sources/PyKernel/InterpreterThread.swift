@@ -126,6 +126,22 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
             started(.failure(error))
             return
         }
+        superviseRuns(configuration, runtime: runtime)
+        started(.success(()))
+        serve(state)
+    }
+
+    /// The calling thread as the interpreter thread: the one where `state` was created (Python's
+    /// main thread, holding the GIL), e.g. the only thread of a process forked from a prepared
+    /// engine. Starts the run supervisor; the caller then calls ``serve(_:)`` on this thread.
+    static func adoptCallingThread(_ configuration: KernelConfiguration, runtime: EmbeddedRuntime) -> InterpreterThread {
+        let thread = InterpreterThread()
+        thread.superviseRuns(configuration, runtime: runtime)
+        return thread
+    }
+
+    /// Points the run supervisor's stop signals at the calling thread and starts its watchdog.
+    private func superviseRuns(_ configuration: KernelConfiguration, runtime: EmbeddedRuntime) {
         runtime.supervisor.start(
             thread: pthread_self(), signal: configuration.interruptSignal,
             grace: configuration.timeoutGracePeriod
@@ -134,7 +150,10 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
                 run.output.fail(KernelError(.interpreterBusy, interpreterBusyMessage))
             }
         }
-        started(.success(()))
+    }
+
+    /// Runs jobs on the calling thread (the interpreter thread, GIL held) for the life of the process.
+    func serve(_ state: InterpreterState) -> Never {
         while true {
             let job = withGILReleased {
                 // Requests often come back to back: a bounded spin (on this thread, the engine's

@@ -64,6 +64,7 @@ public final class KernelManager: Sendable {
         }
         var configuration = configuration
         configuration.workingDirectory = cwd
+        runtime.deadlines.start()
         let interpreter = try await InterpreterThread.start(configuration, runtime: runtime)
         logger.info("embedded Python started", metadata: [
             "python_version": "\(PythonRuntime.version)",
@@ -72,6 +73,32 @@ public final class KernelManager: Sendable {
             "descriptor_capture": "\(configuration.captureFileDescriptors)",
         ])
         return KernelManager(configuration, runtime: runtime, interpreter: interpreter, descriptors: descriptors)
+    }
+
+    /// Starts a prepared engine (see ``PreparedKernel``) in this process, typically a child forked
+    /// from it: the calling thread, where the engine was prepared, becomes the interpreter thread
+    /// and runs the engine's jobs for the life of the process; the output reader, the watchdog and
+    /// the deadline timer start on threads of their own, and `body` runs as a task on Swift's
+    /// global executor with the started manager.
+    ///
+    /// ``start(_:logger:)`` is unchanged for every other host. A failure to capture the standard
+    /// descriptors is logged and ends the process (status 1).
+    public static func start(adopting prepared: PreparedKernel, serving body: @escaping @Sendable (KernelManager) async -> Void) -> Never {
+        let (configuration, runtime) = (prepared.configuration, prepared.runtime)
+        var descriptors = (stdout: STDOUT_FILENO, stderr: STDERR_FILENO)
+        if configuration.captureFileDescriptors {
+            do {
+                descriptors = try runtime.output.captureStandardDescriptors()
+            } catch {
+                runtime.logger.critical("\(error)")
+                exit(1)
+            }
+        }
+        runtime.deadlines.start()
+        let interpreter = InterpreterThread.adoptCallingThread(configuration, runtime: runtime)
+        let manager = KernelManager(configuration, runtime: runtime, interpreter: interpreter, descriptors: descriptors)
+        Task.detached { await body(manager) }
+        interpreter.serve(prepared.takeState())
     }
 
     private init(

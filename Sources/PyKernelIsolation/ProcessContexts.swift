@@ -29,8 +29,11 @@ public struct IsolationError: Error, Sendable {
 /// Contexts that live in worker processes of their own (`isolation: "process"`), and the warm
 /// pool of workers they are taken from.
 ///
-/// A worker is the `pykernel` program running `pykernel serve` on pipes; a context's runs are
-/// forwarded to it as `code.run` requests. See docs/architecture.md, "Process contexts".
+/// A worker is a `pykernel serve` on pipes; a context's runs are forwarded to it as `code.run`
+/// requests. Workers are forked ahead of demand by a fork server (`pykernel fork-server`, a
+/// prepared interpreter whose imports the workers share copy-on-write) and kept ready in the
+/// pool; a fork server that ends is restarted. When no fork server can run, workers are spawned
+/// (`pykernel serve`) instead. See docs/architecture.md, "Process contexts".
 public final class ProcessContexts: Sendable {
     /// How workers are started.
     public struct Configuration: Sendable {
@@ -44,14 +47,17 @@ public final class ProcessContexts: Sendable {
         public var gracePeriod: Duration
         /// The server's working directory: a context created without `cwd` starts there.
         public var workingDirectory: String
+        /// Fork workers from a fork server (else spawn each one).
+        public var forkServer: Bool
 
         public init(executable: String, workerArguments: [String] = [], poolSize: Int = 2,
-                    gracePeriod: Duration = .seconds(2), workingDirectory: String) {
+                    gracePeriod: Duration = .seconds(2), workingDirectory: String, forkServer: Bool = true) {
             self.executable = executable
             self.workerArguments = workerArguments
             self.poolSize = poolSize
             self.gracePeriod = gracePeriod
             self.workingDirectory = workingDirectory
+            self.forkServer = forkServer
         }
     }
 
@@ -116,6 +122,37 @@ public final class ProcessContexts: Sendable {
         var pool: [PoolWorker] = []
         var shuttingDown = false
         var spawnFailures = 0
+        var forkServer: ForkServer?
+        /// Forks asked for and not received yet.
+        var forking = 0
+        /// Creations waiting for the next forked worker (the pool was empty).
+        var waiters: [CheckedContinuation<Result<Worker, IsolationError>, Never>] = []
+        /// Fork servers in a row that ended before they were ready (at 3, workers are spawned).
+        var forkServerFailures = 0
+        /// Workers are spawned, not forked (configured so, or the fork server could not run).
+        var spawning = false
+        /// Fork servers started after the first.
+        var forkServerRestarts = 0
+    }
+
+    /// What `kernel.info` shows of the pool and the fork server.
+    public struct PoolState: Sendable {
+        /// Workers started and answering, waiting for a context.
+        public let ready: Int
+        /// Workers being forked or started.
+        public let starting: Int
+        /// The pool's target size.
+        public let size: Int
+        /// Workers that serve a live context.
+        public let contextWorkers: Int
+        /// The fork server's pid (`nil` while none runs, or when workers are spawned).
+        public let forkServerPID: Int32?
+        /// Whether the fork server has prepared its interpreter.
+        public let forkServerReady: Bool
+        /// Fork servers started after the first one ended.
+        public let forkServerRestarts: Int
+        /// `fork` (a fork server forks the workers) or `spawn`.
+        public let workerStart: String
     }
 
     public let configuration: Configuration
@@ -129,24 +166,31 @@ public final class ProcessContexts: Sendable {
     public init(configuration: Configuration, startPool: Bool = true, logger: Logger = Logger(label: "pykernel.isolation")) {
         self.configuration = configuration
         self.logger = logger
+        state.withLock { $0.spawning = !configuration.forkServer }
         if startPool { refill() }
     }
 
     // MARK: Pool
 
+    /// The options of a worker's `pykernel serve` (also the fork server's).
+    private var serveArguments: [String] {
+        ["--working-directory", configuration.workingDirectory,
+         "--timeout-grace", String((configuration.gracePeriod + .seconds(5)).inSeconds)]
+            + configuration.workerArguments
+    }
+
     private func spawnWorker() throws -> Worker {
         let worker = try Worker(
-            executable: configuration.executable,
-            arguments: ["serve", "--working-directory", configuration.workingDirectory,
-                        "--timeout-grace", String((configuration.gracePeriod + .seconds(5)).inSeconds)]
-                + configuration.workerArguments,
+            executable: configuration.executable, arguments: ["serve"] + serveArguments,
             logger: logger, onExit: { [weak self] worker in self?.workerExited(worker) })
         logger.debug("started worker \(worker.pid)")
         return worker
     }
 
-    /// Starts workers until the pool is full (on the pool's queue).
+    /// Fills the pool (on the pool's queue): asks the fork server for the workers missing, else
+    /// spawns them.
     private func refill() {
+        if state.withLock({ !$0.spawning }) { return refillByForking() }
         spawner.async { [self] in
             while state.withLock({ !$0.shuttingDown && $0.pool.count < configuration.poolSize }) {
                 do {
@@ -157,13 +201,7 @@ public final class ProcessContexts: Sendable {
                         return true
                     }
                     guard added else { return worker.kill() }
-                    worker.send("kernel.info", [:], Worker.Pending(notification: { _, _ in }, reply: { [weak self] reply in
-                        guard case .result = reply else { return }
-                        self?.state.withLock { state in
-                            if let index = state.pool.firstIndex(where: { $0.worker === worker }) { state.pool[index].ready = true }
-                            state.spawnFailures = 0
-                        }
-                    }))
+                    markReadyWhenAnswering(worker)
                 } catch {
                     logger.error("\(error)")
                     return
@@ -172,39 +210,179 @@ public final class ProcessContexts: Sendable {
         }
     }
 
-    /// A worker for a new context: a ready one from the pool, else one still starting, else a new
-    /// one (started on the pool's queue: `posix_spawn` never runs on the cooperative pool).
+    /// Marks a pool worker ready once it has run a cell (`1`) in a scratch context: the first
+    /// run in a worker pays for its first-time work (a forked worker writes to many pages it
+    /// shares with the fork server; the protocol's code paths run for the first time), and
+    /// that is done before a context gets the worker, not in its first run.
+    private func markReadyWhenAnswering(_ worker: Worker) {
+        Task {
+            guard case .result(let created) = await Self.request(worker, "context.create", [:]),
+                  let scratch = created["id"]?.stringValue,
+                  case .result = await Self.request(worker, "code.run", ["code": "1", "context": .string(scratch)]),
+                  case .result = await Self.request(worker, "context.delete", ["id": .string(scratch)]) else { return }
+            state.withLock { state in
+                if let index = state.pool.firstIndex(where: { $0.worker === worker }) { state.pool[index].ready = true }
+                state.spawnFailures = 0
+            }
+        }
+    }
+
+    /// Asks the fork server (started if none runs) for the workers the pool and the waiting
+    /// creations miss.
+    private func refillByForking() {
+        spawner.async { [self] in
+            var server = state.withLock { $0.forkServer }
+            if server == nil {
+                guard let started = startForkServer() else { return }
+                server = started
+            }
+            let count = state.withLock { state -> Int in
+                guard !state.shuttingDown, state.forkServer === server else { return 0 }
+                let missing = max(0, configuration.poolSize + state.waiters.count - state.pool.count - state.forking)
+                state.forking += missing
+                return missing
+            }
+            for _ in 0..<count where !(server?.requestFork() ?? false) { break }  // ended: its end restarts it
+        }
+    }
+
+    /// Starts a fork server (on the pool's queue); on failure, workers are spawned from now on.
+    private func startForkServer() -> ForkServer? {
+        do {
+            let server = try ForkServer(
+                executable: configuration.executable, arguments: serveArguments, logger: logger,
+                onExit: { [weak self] worker in self?.workerExited(worker) },
+                onEvent: { [weak self] server, event in self?.forkServerEvent(server, event) })
+            let kept = state.withLock { state in
+                guard !state.shuttingDown, !state.spawning else { return false }
+                state.forkServer = server
+                state.forking = 0
+                return true
+            }
+            guard kept else {
+                server.stop()
+                return nil
+            }
+            logger.debug("started the fork server \(server.pid)")
+            return server
+        } catch {
+            logger.error("cannot start the fork server (\(error)); process contexts use spawned workers")
+            spawnFromNowOn()
+            return nil
+        }
+    }
+
+    private func forkServerEvent(_ server: ForkServer, _ event: ForkServer.Event) {
+        switch event {
+        case .child(let worker):
+            let (waiter, keep) = state.withLock { state -> (CheckedContinuation<Result<Worker, IsolationError>, Never>?, Bool) in
+                state.forking = max(0, state.forking - 1)
+                guard !state.shuttingDown else { return (nil, false) }
+                state.forkServerFailures = 0
+                if !state.waiters.isEmpty { return (state.waiters.removeFirst(), true) }
+                state.pool.append(PoolWorker(worker: worker))
+                return (nil, true)
+            }
+            if !keep {
+                worker.kill()
+            } else if let waiter {
+                waiter.resume(returning: .success(worker))
+            } else {
+                markReadyWhenAnswering(worker)
+            }
+        case .refused(let reason):
+            // Once: every fork asked for before the first refusal is refused too.
+            guard state.withLock({ !$0.spawning }) else { return }
+            logger.error("the fork server \(server.pid) cannot fork (\(reason)); process contexts use spawned workers")
+            spawnFromNowOn()
+        case .ended(let exit, let wasReady):
+            let (current, failures, orphans) = state.withLock { state -> (Bool, Int, [Worker]) in
+                guard state.forkServer === server, !state.shuttingDown else { return (false, 0, []) }
+                state.forkServer = nil
+                state.forking = 0
+                state.forkServerRestarts += 1
+                if !wasReady { state.forkServerFailures += 1 }
+                // Its idle children are replaced: nobody could report their exit status any more.
+                let orphans = state.pool.filter { $0.worker.forkServer === server }.map(\.worker)
+                state.pool.removeAll { $0.worker.forkServer === server }
+                return (true, state.forkServerFailures, orphans)
+            }
+            orphans.forEach { $0.kill() }
+            guard current else { return }
+            if failures >= 3 {
+                logger.error("the fork server \(server.pid) \(exit) before it was ready, three times in a row; process contexts use spawned workers")
+                spawnFromNowOn()
+            } else {
+                logger.error("the fork server \(server.pid) \(exit); restarting it (the workers it forked keep running)")
+                refill()
+            }
+        }
+    }
+
+    /// Gives up the fork server: workers are spawned from now on, also for waiting creations.
+    private func spawnFromNowOn() {
+        let (server, waiters) = state.withLock { state in
+            state.spawning = true
+            defer { state.forkServer = nil; state.forking = 0; state.waiters = [] }
+            return (state.forkServer, state.waiters)
+        }
+        server?.stop()
+        for waiter in waiters { spawnForWaiter(waiter) }
+        refill()
+    }
+
+    /// Spawns a worker for a waiting creation (not on the pool's serial queue: the creations of a
+    /// burst start their workers side by side; `posix_spawn` never runs on the cooperative pool).
+    private func spawnForWaiter(_ waiter: CheckedContinuation<Result<Worker, IsolationError>, Never>) {
+        DispatchQueue.global().async { [self] in
+            do {
+                waiter.resume(returning: .success(try spawnWorker()))
+            } catch {
+                waiter.resume(returning: .failure(IsolationError(.unavailable, "\(error)")))
+            }
+        }
+    }
+
+    /// A worker for a new context: a ready one from the pool, else one still starting, else the
+    /// next one forked (or spawned).
     private func takeWorker() async throws(IsolationError) -> Worker {
-        let taken: Worker? = state.withLock { state in
+        let (taken, left) = state.withLock { state -> (Worker?, Int) in
             state.spawnFailures = 0
             let index = state.pool.firstIndex(where: { $0.ready && $0.worker.exit == nil })
                 ?? state.pool.firstIndex(where: { $0.worker.exit == nil })
-            return index.map { state.pool.remove(at: $0).worker }
+            return (index.map { state.pool.remove(at: $0).worker }, state.pool.count)
         }
         if let taken {
-            refill()
+            // While the pool still has a worker, the new one starts a moment later: its start
+            // (fork, threads, warm-up) would take a core from the context's first run.
+            if left > 0 {
+                spawner.asyncAfter(deadline: .now() + Self.refillDelay) { [weak self] in self?.refill() }
+            } else {
+                refill()
+            }
             return taken
         }
-        // Not on the pool's serial queue: the creations of a burst start their workers side by side.
-        let spawned: Result<Worker, IsolationError> = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { [self] in
-                do {
-                    continuation.resume(returning: .success(try spawnWorker()))
-                } catch {
-                    continuation.resume(returning: .failure(IsolationError(.unavailable, "\(error)")))
-                }
+        let next: Result<Worker, IsolationError> = await withCheckedContinuation { continuation in
+            let queued = state.withLock { state in
+                guard !state.spawning, !state.shuttingDown else { return false }
+                state.waiters.append(continuation)
+                return true
             }
+            if !queued { spawnForWaiter(continuation) }
+            refill()
         }
-        refill()
-        return try spawned.get()
+        return try next.get()
     }
 
-    /// The pool's state for `kernel.info`: workers ready, starting, and the target size.
-    public func poolState() -> (ready: Int, starting: Int, size: Int, contextWorkers: Int) {
+    /// The pool's and the fork server's state for `kernel.info`.
+    public func poolState() -> PoolState {
         state.withLock { state in
             let ready = state.pool.filter(\.ready).count
-            return (ready, state.pool.count - ready, configuration.poolSize,
-                    state.contexts.values.filter { $0.worker?.exit == nil && $0.deadReason == nil }.count)
+            return PoolState(
+                ready: ready, starting: state.pool.count - ready + state.forking, size: configuration.poolSize,
+                contextWorkers: state.contexts.values.filter { $0.worker?.exit == nil && $0.deadReason == nil }.count,
+                forkServerPID: state.forkServer?.pid, forkServerReady: state.forkServer?.isReady ?? false,
+                forkServerRestarts: state.forkServerRestarts, workerStart: state.spawning ? "spawn" : "fork")
         }
     }
 
@@ -580,6 +758,9 @@ public final class ProcessContexts: Sendable {
         }
     }
 
+    /// How long a refill waits after a worker was taken while the pool still has one.
+    private static let refillDelay = DispatchTimeInterval.milliseconds(25)
+
     /// The JSON-RPC code of `context_dead`.
     public static let contextDeadCode = -32006
 
@@ -595,11 +776,12 @@ public final class ProcessContexts: Sendable {
 
     /// Ends every worker (answering runs in progress `interrupted`) and waits until they are reaped.
     public func shutdown() async {
-        let (records, pool) = state.withLock { state in
+        let (records, pool, forkServer, waiters) = state.withLock { state in
             state.shuttingDown = true
-            defer { state.contexts = [:]; state.byWorker = [:]; state.pool = [] }
-            return (Array(state.contexts.values), state.pool.map(\.worker))
+            defer { state.contexts = [:]; state.byWorker = [:]; state.pool = []; state.waiters = [] }
+            return (Array(state.contexts.values), state.pool.map(\.worker), state.forkServer, state.waiters)
         }
+        for waiter in waiters { waiter.resume(returning: .failure(IsolationError(.shuttingDown, "The server is shutting down."))) }
         for record in records {
             answer(record.runs, ending: .shutdown, exit: nil)
             record.worker?.kill()
@@ -608,6 +790,11 @@ public final class ProcessContexts: Sendable {
         let workers = records.compactMap(\.worker) + pool
         let deadline = ContinuousClock.now + .seconds(2)
         while workers.contains(where: { $0.exit == nil }) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        // The fork server kills what is left of its children, reaps them and exits.
+        forkServer?.stop()
+        while let forkServer, !forkServer.hasEnded, ContinuousClock.now < deadline + .seconds(1) {
             try? await Task.sleep(for: .milliseconds(5))
         }
     }

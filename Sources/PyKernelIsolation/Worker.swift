@@ -9,9 +9,12 @@ import _PyKernelProcessShims
 public enum WorkerExit: Sendable, Equatable, CustomStringConvertible {
     case exited(Int32)
     case signaled(Int32)
+    /// Ended, but its status was lost with the fork server that forked (and would have reaped) it.
+    case unknown
 
     public var description: String {
         switch self {
+        case .unknown: return "ended (its exit status is unknown: the fork server that started it had ended)"
         case .exited(let code): return "exited with code \(code)"
         case .signaled(let number): return "was killed by signal \(number)\(Self.signalNames[number].map { " (\($0))" } ?? "")"
         }
@@ -30,8 +33,8 @@ enum WorkerReply: Sendable {
     case ended
 }
 
-/// One `pykernel serve` worker process on pipes, in a process group of its own, and a JSON-RPC
-/// client of it.
+/// One `pykernel serve` worker process on pipes, in a process group of its own (spawned by this
+/// process, or forked by the fork server), and a JSON-RPC client of it.
 ///
 /// A thread of its own (`pykernel-worker`) reads the worker's stdout (protocol lines), its
 /// stderr (the last lines are kept for crash reports) and a pidfd; callbacks for notifications
@@ -57,6 +60,10 @@ final class Worker: Sendable {
 
     let pid: pid_t
     private let input: Int32
+    /// The worker's pidfd (-1 once closed, after it ended).
+    private let pidfd: Mutex<Int32>
+    /// The fork server that forked the worker and reaps it (`nil`: this process spawned it).
+    let forkServer: ForkServer?
     private let state = Mutex(State())
     /// Whether `input` is still open; held while writing, so a closed (and maybe reused)
     /// descriptor number is never written to.
@@ -69,25 +76,57 @@ final class Worker: Sendable {
     private static let maxLineLength = 256 << 20
 
     /// Starts `executable arguments...` in a new process group with pipes as descriptors 0, 1, 2.
-    init(executable: String, arguments: [String], logger: Logger, onExit: @escaping @Sendable (Worker) -> Void) throws {
+    convenience init(executable: String, arguments: [String], logger: Logger, onExit: @escaping @Sendable (Worker) -> Void) throws {
         var toChild: [Int32] = [-1, -1]
         var fromChild: [Int32] = [-1, -1]
         var errors: [Int32] = [-1, -1]
-        guard pk_pipe_cloexec(&toChild) == 0 else { throw WorkerError.spawn("pipe: \(String(cString: strerror(errno)))") }
-        guard pk_pipe_cloexec(&fromChild) == 0 else {
-            close(toChild[0]); close(toChild[1])
-            throw WorkerError.spawn("pipe: \(String(cString: strerror(errno)))")
+        guard pk_pipe_cloexec(&toChild) == 0, pk_pipe_cloexec(&fromChild) == 0, pk_pipe_cloexec(&errors) == 0 else {
+            let reason = String(cString: strerror(errno))
+            for fd in toChild + fromChild + errors where fd >= 0 { close(fd) }
+            throw WorkerError.spawn("pipe: \(reason)")
         }
-        guard pk_pipe_cloexec(&errors) == 0 else {
-            close(toChild[0]); close(toChild[1]); close(fromChild[0]); close(fromChild[1])
-            throw WorkerError.spawn("pipe: \(String(cString: strerror(errno)))")
+        let child: pid_t
+        do {
+            child = try Self.spawn(executable, arguments, descriptors: [toChild[0], fromChild[1], errors[1]])
+        } catch {
+            for fd in toChild + fromChild + errors { close(fd) }
+            throw error
         }
+        close(toChild[0]); close(fromChild[1]); close(errors[1])
+        self.init(pid: child, input: toChild[1], output: fromChild[0], errors: errors[0], pidfd: pk_pidfd_open(child),
+                  forkServer: nil, logger: logger, onExit: onExit)
+    }
+
+    /// Adopts a running worker: its pid, the write end of its stdin, the read ends of its stdout
+    /// and stderr and a pidfd (taken over; -1 if none).
+    /// - Parameter forkServer: The fork server that forked it (and reaps it); `nil` when this
+    ///   process is the worker's parent.
+    init(pid: pid_t, input: Int32, output: Int32, errors: Int32, pidfd: Int32, forkServer: ForkServer?,
+         logger: Logger, onExit: @escaping @Sendable (Worker) -> Void) {
+        self.pid = pid
+        self.input = input
+        self.pidfd = Mutex(pidfd)
+        self.forkServer = forkServer
+        self.logger = logger
+        self.onExit = onExit
+        let thread = Thread { [self] in
+            pk_name_this_thread("pykernel-worker")
+            readLoop(output: output, errors: errors, pidfd: pidfd)
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    /// Starts `executable arguments...` in a new process group with `descriptors` as its
+    /// descriptors 0, 1, 2, ... (in order), SIGPIPE, SIGINT and SIGTERM at their defaults, nothing
+    /// blocked, in this process's environment without Swift's crash backtracer and with one malloc arena.
+    static func spawn(_ executable: String, _ arguments: [String], descriptors: [Int32]) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
+        for (target, descriptor) in descriptors.enumerated() {
+            posix_spawn_file_actions_adddup2(&actions, descriptor, Int32(target))
+        }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -113,23 +152,8 @@ final class Worker: Sendable {
         defer { envp.forEach { free($0) } }
         var child: pid_t = 0
         let status = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
-        close(toChild[0]); close(fromChild[1]); close(errors[1])
-        guard status == 0 else {
-            close(toChild[1]); close(fromChild[0]); close(errors[0])
-            throw WorkerError.spawn("posix_spawn \(executable): \(String(cString: strerror(status)))")
-        }
-        self.pid = child
-        self.input = toChild[1]
-        self.logger = logger
-        self.onExit = onExit
-        let pidfd = pk_pidfd_open(child)
-        let (output, errorOutput) = (fromChild[0], errors[0])
-        let thread = Thread { [self] in
-            pk_name_this_thread("pykernel-worker")
-            readLoop(output: output, errors: errorOutput, pidfd: pidfd)
-        }
-        thread.stackSize = 1 << 20
-        thread.start()
+        guard status == 0 else { throw WorkerError.spawn("posix_spawn \(executable): \(String(cString: strerror(status)))") }
+        return child
     }
 
     /// How the worker ended; `nil` while it runs.
@@ -183,7 +207,15 @@ final class Worker: Sendable {
     func kill() {
         // First: a write blocked on a full pipe then fails. Never after the reaping: the group
         // id could belong to another process by then.
-        if !state.withLock({ $0.reaping }) { _ = Glibc.kill(-pid, SIGKILL) }
+        if let forkServer {
+            // Its parent, the fork server, kills the group while the leader is not reaped.
+            pidfd.withLock { pidfd in
+                if pidfd >= 0 { _ = pk_pidfd_send_signal(pidfd, SIGKILL) }
+            }
+            forkServer.killGroup(of: pid)
+        } else if !state.withLock({ $0.reaping }) {
+            _ = Glibc.kill(-pid, SIGKILL)
+        }
         closeInput()
     }
 
@@ -216,7 +248,14 @@ final class Worker: Sendable {
             if open[2], descriptors[2].revents != 0 {
                 // Exited: a grandchild may still hold the pipes open, so end the group now.
                 open[2] = false
-                _ = Glibc.kill(-pid, SIGKILL)
+                if let forkServer {
+                    // Its parent kills the group before reaping it; without a parent that
+                    // reports (the fork server ended), stop waiting for the pipes to close.
+                    forkServer.killGroup(of: pid)
+                    if forkServer.hasEnded { break }
+                } else {
+                    _ = Glibc.kill(-pid, SIGKILL)
+                }
             }
             for (index, fd) in [(0, output), (1, errors)] where open[index] && descriptors[index].revents != 0 {
                 let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -247,12 +286,21 @@ final class Worker: Sendable {
         errorLines.finish(keepErrorLine)  // a last line without its newline
         close(output)
         close(errors)
-        _ = Glibc.kill(-pid, SIGKILL)
-        state.withLock { $0.reaping = true }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        if pidfd >= 0 { close(pidfd) }
-        let exit: WorkerExit = (status & 0x7F) == 0 ? .exited((status >> 8) & 0xFF) : .signaled(status & 0x7F)
+        let exit: WorkerExit
+        if let forkServer {
+            forkServer.killGroup(of: pid)
+            exit = forkServer.waitForExit(of: pid) ?? .unknown
+        } else {
+            _ = Glibc.kill(-pid, SIGKILL)
+            state.withLock { $0.reaping = true }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            exit = (status & 0x7F) == 0 ? .exited((status >> 8) & 0xFF) : .signaled(status & 0x7F)
+        }
+        self.pidfd.withLock { pidfd in
+            if pidfd >= 0 { close(pidfd) }
+            pidfd = -1
+        }
         let waiting = state.withLock { state in
             state.exit = exit
             defer { state.pending = [:] }

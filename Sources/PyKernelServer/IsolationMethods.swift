@@ -66,10 +66,14 @@ extension JSONRPCServer {
             let pool = contexts.poolState()
             isolation["workers_alive"] = .integer(Int64(pool.contextWorkers))
             isolation["pool"] = ["size": .integer(Int64(pool.size)), "ready": .integer(Int64(pool.ready)),
-                                 "starting": .integer(Int64(pool.starting))]
+                                 "starting": .integer(Int64(pool.starting)), "worker_start": .string(pool.workerStart)]
+            isolation["fork_server"] = pool.forkServerPID.map {
+                ["pid": .integer(Int64($0)), "ready": .bool(pool.forkServerReady), "restarts": .integer(Int64(pool.forkServerRestarts))]
+            } ?? .null
         } else {
             isolation["workers_alive"] = 0
             isolation["pool"] = .null
+            isolation["fork_server"] = .null
         }
         return adding(["isolation": .object(isolation)], to: try kernel(request))
     }

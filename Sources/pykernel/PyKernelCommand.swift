@@ -3,8 +3,7 @@ import Foundation
 import PyKernel
 
 
-/// The `pykernel` command: run a file like `python3 FILE.py`, or serve JSON-RPC on stdin/stdout.
-@main
+/// The `pykernel` command (started by main.swift): run a file like `python3 FILE.py`, or serve JSON-RPC on stdin/stdout.
 struct PyKernelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pykernel",

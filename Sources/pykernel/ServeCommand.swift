@@ -31,7 +31,13 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let services = try await options.start(label: "pykernel.server")
+        try await serve(try await options.start(label: "pykernel.server"))
+        throw ExitCode.success
+    }
+
+    /// Serves requests with started services until the end of input, `shutdown`, SIGTERM or
+    /// SIGINT, then ends every worker and process.
+    func serve(_ services: ServerOptions.Services) async throws {
         let (manager, processes) = (services.manager, services.processes)
         let defaultIsolation = ContextIsolation(rawValue: isolation) ?? .namespace
         let contexts = ProcessContexts(
@@ -62,7 +68,6 @@ struct Serve: AsyncParsableCommand {
         exits.cancel()
         await contexts.shutdown()
         await processes.shutdown()
-        throw ExitCode.success
     }
 
     /// This program, for the workers of process contexts.

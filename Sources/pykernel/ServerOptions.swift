@@ -60,23 +60,9 @@ struct ServerOptions: ParsableArguments {
     /// Starts logging, the engine and the process API for a front named `label`.
     /// - Parameter processOutputLimit: Bytes of each stream a process API result keeps (`nil`: the default).
     func start(label: String, processOutputLimit: Int? = nil) async throws -> Services {
-        signal(SIGPIPE, SIG_IGN)
-        // Logs go to the standard error we were given, kept on a descriptor of its own before
-        // the engine redirects descriptor 2 into the capture of runs.
-        let logDescriptor = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)
-        let level = Self.logLevels[logLevel]!
-        LoggingSystem.bootstrap { _ in StandardErrorLogHandler(descriptor: logDescriptor, level: level) }
-        // Keep the protocol's input for ourselves; user code and its subprocesses read /dev/null.
-        let requests = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3)
-        let devNull = open("/dev/null", O_RDONLY)
-        dup2(devNull, STDIN_FILENO)
-        close(devNull)
-
-        var configuration = KernelConfiguration(captureFileDescriptors: true)
-        if let venv { configuration.virtualEnvironment = venv }
-        if let workingDirectory { configuration.workingDirectory = workingDirectory }
-        if let timeoutGrace { configuration.timeoutGracePeriod = .milliseconds(Int64(timeoutGrace * 1000)) }
-        let manager = try await KernelManager.start(configuration, logger: Logger(label: "pykernel.engine"))
+        bootstrapLogging()
+        let requests = Self.takeRequests()
+        let manager = try await KernelManager.start(kernelConfiguration, logger: Logger(label: "pykernel.engine"))
         do {
             try await Self.preload(preloadModules, in: manager)
         } catch {
@@ -84,6 +70,41 @@ struct ServerOptions: ParsableArguments {
             Logger(label: label).critical("\(error)")
             throw ExitCode.failure
         }
+        return try services(manager: manager, requests: requests, label: label, processOutputLimit: processOutputLimit)
+    }
+
+    /// Ignores SIGPIPE and sends logs to the standard error we were given, kept on a descriptor
+    /// of its own (returned) before the engine redirects descriptor 2 into the capture of runs.
+    @discardableResult
+    func bootstrapLogging() -> Int32 {
+        signal(SIGPIPE, SIG_IGN)
+        let logDescriptor = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)
+        let level = Self.logLevels[logLevel]!
+        LoggingSystem.bootstrap { _ in StandardErrorLogHandler(descriptor: logDescriptor, level: level) }
+        return logDescriptor
+    }
+
+    /// Keeps the protocol's input (descriptor 0) for ourselves on a private descriptor (returned);
+    /// user code and its subprocesses read /dev/null.
+    static func takeRequests() -> Int32 {
+        let requests = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3)
+        let devNull = open("/dev/null", O_RDONLY)
+        dup2(devNull, STDIN_FILENO)
+        close(devNull)
+        return requests
+    }
+
+    /// The engine's configuration these options describe (descriptor capture on).
+    var kernelConfiguration: KernelConfiguration {
+        var configuration = KernelConfiguration(captureFileDescriptors: true)
+        if let venv { configuration.virtualEnvironment = venv }
+        if let workingDirectory { configuration.workingDirectory = workingDirectory }
+        if let timeoutGrace { configuration.timeoutGracePeriod = .milliseconds(Int64(timeoutGrace * 1000)) }
+        return configuration
+    }
+
+    /// The process API next to a started engine, and what a front serves.
+    func services(manager: KernelManager, requests: Int32, label: String, processOutputLimit: Int? = nil) throws -> Services {
         var processConfiguration = ProcessServiceConfiguration(
             workingDirectory: manager.configuration.workingDirectory,
             virtualEnvironment: manager.configuration.virtualEnvironment)

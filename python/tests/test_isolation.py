@@ -247,8 +247,16 @@ def test_kernel_info_reports_pool(server):
     assert isolation["workers_alive"] >= 0
 
 
+def idle_processes(server):
+    """The processes of an idle server: its pool's workers and the fork server."""
+    isolation = server.result("kernel.info")["isolation"]
+    return isolation["pool"]["ready"] + (1 if isolation["fork_server"] else 0)
+
+
 def test_many_contexts_leave_no_process_or_descriptor(server):
     wait_until(lambda: server.result("kernel.info")["isolation"]["pool"]["ready"] == 2, what="a full pool")
+    # Workers of contexts deleted by earlier tests may still be ending.
+    wait_until(lambda: len(descendants(server.process.pid)) == idle_processes(server), what="only idle processes")
     before_fds = len(os.listdir(f"/proc/{server.process.pid}/fd"))
     before_procs = descendants(server.process.pid)
     for _ in range(20):
@@ -392,3 +400,89 @@ def test_cpu_time_limit(server):
         reply = server.call("context.create", {"isolation": "process", "cpu_time_limit_s": bad})
         assert reply["error"]["data"]["field"] == "cpu_time_limit_s", reply
     assert server.call("context.create", {"cpu_time_limit_s": 1})["error"]["data"]["field"] == "cpu_time_limit_s"
+
+
+def process_state(pid):
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_contexts_are_forked_by_the_fork_server(server):
+    isolation = server.result("kernel.info")["isolation"]
+    assert isolation["pool"]["worker_start"] == "fork"
+    fork_server = isolation["fork_server"]["pid"]
+    with open(f"/proc/{fork_server}/stat") as stat:
+        assert int(stat.read().rsplit(")", 1)[1].split()[1]) == server.process.pid
+    context = create(server)["id"]
+    out = run(server, context, "import os\nprint(os.getpid(), os.getppid(), os.getpgid(0), os.getsid(0))")["stdout"].split()
+    pid, parent, group, session = map(int, out)
+    assert parent == fork_server
+    assert group == pid and session == pid  # a session of its own: its process group is killed with it
+    server.result("context.delete", {"id": context})
+
+
+def test_burst_of_100_creations_leaves_no_zombie_or_descriptor(server):
+    wait_until(lambda: server.result("kernel.info")["isolation"]["pool"]["ready"] == 2, what="a full pool")
+    wait_until(lambda: len(descendants(server.process.pid)) == idle_processes(server), what="only idle processes")
+    before_fds = len(os.listdir(f"/proc/{server.process.pid}/fd"))
+    ids = [server.request("context.create", {"isolation": "process"}) for _ in range(100)]
+    contexts = [server.response(id, timeout=120)["result"]["id"] for id in ids]
+    runs = [server.request("code.run", {"context": c, "code": "1 + 1"}) for c in contexts]
+    for id in runs:
+        assert server.response(id, timeout=120)["result"]["status"] == "ok"
+    assert server.result("kernel.info")["isolation"]["workers_alive"] == 100
+    for context in contexts:
+        server.result("context.delete", {"id": context})
+    wait_until(lambda: server.result("kernel.info")["isolation"]["pool"]["ready"] == 2, what="a full pool")
+
+    def settled():
+        processes = descendants(server.process.pid)
+        return (len(processes) == idle_processes(server)
+                and len(os.listdir(f"/proc/{server.process.pid}/fd")) == before_fds
+                and not any(process_state(pid) == "Z" for pid in processes if os.path.exists(f"/proc/{pid}")))
+    wait_until(settled, timeout=30, what="no zombie, no leaked process or descriptor")
+
+
+def test_fork_server_killed_is_restarted_and_contexts_go_on(pykernel_bin):
+    raw = RawServer(pykernel_bin, ["--pool-size", "1", "--log-level", "info"])
+    try:
+        context = raw.result("context.create", {"isolation": "process"})["id"]
+        run(raw, context, "x = 41")
+        first = raw.result("kernel.info")["isolation"]["fork_server"]["pid"]
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: (raw.result("kernel.info")["isolation"]["fork_server"] or {}).get("pid") not in (None, first),
+                   what="a new fork server")
+        assert b"restarting it" in raw.stderr
+        assert raw.result("kernel.info")["isolation"]["fork_server"]["restarts"] == 1
+        # The context whose worker the dead fork server forked keeps its state.
+        assert run(raw, context, "print(x + 1)")["stdout"] == "42\n"
+        fresh = raw.result("context.create", {"isolation": "process"})["id"]
+        out = run(raw, fresh, "import os\nprint(os.getppid())")["stdout"]
+        assert int(out) == raw.result("kernel.info")["isolation"]["fork_server"]["pid"]
+        # An orphaned worker that crashes is still answered `crashed`.
+        crashed = run(raw, context, "import os\nos.kill(os.getpid(), 9)")
+        assert crashed["status"] == "crashed" and crashed["error"]["name"] == "WorkerCrashed"
+        workers = descendants(raw.process.pid)
+        raw.close_stdin()
+        assert raw.wait_exit() == 0
+        wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in workers), what="every worker gone")
+    finally:
+        raw.kill()
+
+
+def test_fork_server_with_another_thread_refuses_to_fork(pykernel_bin, tmp_path, monkeypatch):
+    # A preloaded module that starts a thread: forking then would lose that thread in the child.
+    (tmp_path / "starts_a_thread.py").write_text(
+        "import threading, time\nthreading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    raw = RawServer(pykernel_bin, ["--pool-size", "1", "--preload", "starts_a_thread"])
+    try:
+        context = raw.result("context.create", {"isolation": "process"}, timeout=60)["id"]
+        assert run(raw, context, "print('still served')")["stdout"] == "still served\n"
+        isolation = raw.result("kernel.info")["isolation"]
+        assert isolation["pool"]["worker_start"] == "spawn" and isolation["fork_server"] is None
+        assert b"refusing to fork: this process has 2 threads" in raw.stderr
+    finally:
+        raw.close_stdin()
+        raw.wait_exit()
+        raw.kill()

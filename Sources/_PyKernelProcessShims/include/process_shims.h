@@ -42,4 +42,21 @@ int pk_pty_set_size(int master, unsigned short cols, unsigned short rows);
 int pk_spawn_on_terminal(pid_t *pid, const char *path, char *const argv[], char *const envp[],
                          const char *cwd, const char *terminal);
 
+/// A close-on-exec `SOCK_SEQPACKET` unix socket pair (message boundaries kept, descriptors passable).
+int pk_seqpacket_pair(int fds[2]);
+
+/// Sends one message of `length` bytes with `count` descriptors attached (`SCM_RIGHTS`); 0 or -1 with errno.
+int pk_send_message(int socket, const void *bytes, size_t length, const int *fds, int count);
+
+/// Receives one message into `bytes` (at most `capacity`) and up to `max_fds` attached descriptors
+/// (close-on-exec) into `fds`, their number into `*count`. Returns the message's length, 0 at end
+/// of input, -1 with errno.
+long pk_receive_message(int socket, void *bytes, size_t capacity, int *fds, int max_fds, int *count);
+
+/// A close-on-exec, non-blocking signalfd for SIGCHLD, which it blocks in the calling thread.
+int pk_sigchld_fd(void);
+
+/// Asks the kernel to send `sig` to the calling process when its parent ends (`PR_SET_PDEATHSIG`).
+int pk_set_parent_death_signal(int sig);
+
 #endif

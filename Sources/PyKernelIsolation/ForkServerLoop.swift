@@ -1,0 +1,149 @@
+import Foundation
+import Logging
+import _PyKernelProcessShims
+
+/// The fork server's side of its control socket (`pykernel fork-server`, started by
+/// ``ProcessContexts``): a single-threaded loop that forks a worker per request and reaps them.
+///
+/// Messages are text, one per `SOCK_SEQPACKET` packet. From the server: `fork` (fork a child),
+/// `kill PID` (SIGKILL the child's process group, if not reaped yet). To the server:
+/// `ready PID` once, `child PID` with the child's stdin (write end), stdout and stderr (read ends)
+/// and a pidfd attached, `exit PID exited|signaled N` when a child ended (after its process group
+/// was killed, then reaped), `refused REASON` when a fork failed. The end of the control socket
+/// (the server ended) kills every child's group and ends the fork server.
+///
+/// A forked child runs in a session of its own (`setsid`: its pid is its process-group id) with
+/// pipes as descriptors 0, 1 and 2, like a spawned worker; the fork server reaps it, so its
+/// group id stays reserved until the group was killed.
+public enum ForkServerLoop {
+    /// The hidden first argument of `pykernel` that starts a fork server.
+    public static let commandName = "fork-server"
+
+    /// The control socket's descriptor in the fork server.
+    public static let controlDescriptor: Int32 = 3
+
+    /// Serves fork requests on `control` until it closes.
+    /// - Parameters:
+    ///   - fork: Forks (0 in the child); throws when it refuses (e.g. another thread exists).
+    ///   - child: Runs in the child once its descriptors 0, 1, 2 are the worker's pipes; never returns.
+    public static func run(
+        control: Int32, logger: Logger, fork: () throws -> pid_t, child: () -> Never
+    ) -> Never {
+        let childSignals = pk_sigchld_fd()
+        var children = Set<pid_t>()
+        send(control, "ready \(getpid())")
+        var polls = [pollfd(fd: control, events: Int16(POLLIN), revents: 0),
+                     pollfd(fd: childSignals, events: Int16(POLLIN), revents: 0)]
+        var buffer = [UInt8](repeating: 0, count: 256)
+        while true {
+            if poll(&polls, 2, -1) < 0 {
+                if errno == EINTR { continue }
+                logger.critical("fork server: poll failed: \(String(cString: strerror(errno)))")
+                shutDown(children)
+            }
+            if polls[1].revents != 0 {
+                var records = [UInt8](repeating: 0, count: 128 * 16)  // signalfd_siginfo is 128 bytes
+                while read(childSignals, &records, records.count) > 0 {}
+                reapExited(&children, control: control)
+            }
+            guard polls[0].revents != 0 else { continue }
+            var descriptors = [Int32](repeating: -1, count: 1)
+            var count: Int32 = 0
+            let length = pk_receive_message(control, &buffer, buffer.count, &descriptors, 1, &count)
+            if count > 0 { close(descriptors[0]) }
+            if length <= 0 {
+                if length < 0 && errno == EINTR { continue }
+                shutDown(children)  // the server ended
+            }
+            let words = String(decoding: buffer[0..<length], as: UTF8.self).split(separator: " ")
+            switch words.first {
+            case "fork":
+                do {
+                    if let pid = try forkChild(control: control, childSignals: childSignals, fork: fork, child: child) {
+                        children.insert(pid)
+                    }
+                } catch {
+                    logger.error("fork server: \(error)")
+                    send(control, "refused \(error)")
+                }
+            case "kill":
+                if words.count == 2, let pid = pid_t(words[1]), children.contains(pid) { _ = kill(-pid, SIGKILL) }
+            default:
+                logger.error("fork server: unknown request \(words.joined(separator: " "))")
+            }
+        }
+    }
+
+    /// Forks one child with fresh pipes and hands their server-side ends to the server.
+    private static func forkChild(
+        control: Int32, childSignals: Int32, fork: () throws -> pid_t, child: () -> Never
+    ) throws -> pid_t? {
+        var input: [Int32] = [-1, -1], output: [Int32] = [-1, -1], errors: [Int32] = [-1, -1]
+        guard pk_pipe_cloexec(&input) == 0, pk_pipe_cloexec(&output) == 0, pk_pipe_cloexec(&errors) == 0 else {
+            let reason = String(cString: strerror(errno))
+            for fd in input + output + errors where fd >= 0 { close(fd) }
+            throw WorkerError.spawn("pipe: \(reason)")
+        }
+        let pid: pid_t
+        do {
+            pid = try fork()
+        } catch {
+            for fd in input + output + errors { close(fd) }
+            throw error
+        }
+        if pid == 0 {
+            var none = sigset_t()
+            sigemptyset(&none)
+            pthread_sigmask(SIG_SETMASK, &none, nil)
+            close(control)
+            close(childSignals)
+            _ = setsid()
+            dup2(input[0], STDIN_FILENO)
+            dup2(output[1], STDOUT_FILENO)
+            dup2(errors[1], STDERR_FILENO)
+            for fd in input + output + errors { close(fd) }
+            child()
+        }
+        close(input[0]); close(output[1]); close(errors[1])
+        let pidfd = pk_pidfd_open(pid)
+        let passed = [input[1], output[0], errors[0], pidfd]
+        let sent = passed.withUnsafeBufferPointer { fds in
+            let message = Array("child \(pid)".utf8)
+            return pk_send_message(control, message, message.count, fds.baseAddress, pidfd >= 0 ? 4 : 3)
+        }
+        for fd in passed where fd >= 0 { close(fd) }
+        if sent != 0 { _ = kill(-pid, SIGKILL) }  // the server is gone; the child is reaped below
+        return pid
+    }
+
+    /// Reaps every child that ended: its process group is killed first (the zombie keeps the
+    /// group id reserved), then its status is reported.
+    private static func reapExited(_ children: inout Set<pid_t>, control: Int32) {
+        for pid in children {
+            var info = siginfo_t()
+            guard waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0,
+                  info._sifields._sigchld.si_pid != 0 else { continue }
+            _ = kill(-pid, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            children.remove(pid)
+            let signaled = (status & 0x7F) != 0
+            send(control, "exit \(pid) \(signaled ? "signaled" : "exited") \(signaled ? status & 0x7F : (status >> 8) & 0xFF)")
+        }
+    }
+
+    /// Kills every child's group, reaps them and exits.
+    private static func shutDown(_ children: Set<pid_t>) -> Never {
+        for pid in children { _ = kill(-pid, SIGKILL) }
+        for pid in children {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        }
+        exit(0)
+    }
+
+    private static func send(_ control: Int32, _ text: String) {
+        let bytes = Array(text.utf8)
+        _ = pk_send_message(control, bytes, bytes.count, nil, 0)
+    }
+}

@@ -1,0 +1,15 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+
+// A synchronous entry first: the fork server must start before anything makes this process
+// multithreaded (Swift concurrency, Dispatch), so that it can fork. Everything else is
+// ArgumentParser's asynchronous command, as with `@main`.
+if CommandLine.arguments.count > 1, CommandLine.arguments[1] == ForkServerCommand.name {
+    ForkServerCommand.main(Array(CommandLine.arguments.dropFirst(2)))
+}
+Task {
+    await PyKernelCommand.main()
+    exit(0)
+}
+dispatchMain()

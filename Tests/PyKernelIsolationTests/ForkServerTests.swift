@@ -1,0 +1,73 @@
+import Foundation
+import JSONRPC
+import Logging
+import Synchronization
+import Testing
+@testable import PyKernelIsolation
+
+/// The server's side of the fork server protocol, against a stand-in fork server (a Python
+/// script speaking the same messages): children as workers, exit statuses, the end.
+@Suite("Process contexts: the fork server's control socket")
+struct ForkServerTests {
+    /// Answers `ready`, forks one `sh` child per `fork` (exit status 3 after a line on stderr),
+    /// hands its descriptors over, reaps it and reports its status; ends with its control socket.
+    static let standIn = """
+        #!/usr/bin/env python3
+        import os, socket
+        control = socket.socket(fileno=3)
+        control.send(b"ready %d" % os.getpid())
+        while control.recv(256) == b"fork":
+            r0, w0 = os.pipe(); r1, w1 = os.pipe(); r2, w2 = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.dup2(r0, 0); os.dup2(w1, 1); os.dup2(w2, 2)
+                os.execv("/bin/sh", ["sh", "-c", "read line; echo oops >&2; exit 3"])
+            for fd in (r0, w1, w2): os.close(fd)
+            pidfd = os.pidfd_open(pid)
+            socket.send_fds(control, [b"child %d" % pid], [w0, r1, r2, pidfd])
+            for fd in (w0, r1, r2, pidfd): os.close(fd)
+            _, status = os.waitpid(pid, 0)
+            control.send(b"exit %d exited %d" % (pid, os.waitstatus_to_exitcode(status)))
+        """
+
+    final class Events: Sendable {
+        let workers = Mutex<[Worker]>([])
+        let exited = Mutex<[Worker]>([])
+        let ended = Mutex<(WorkerExit, Bool)?>(nil)
+    }
+
+    @Test("A forked child becomes a worker whose exit status the fork server reports; its end is an event")
+    func childExitAndEnd() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pykernel-forkserver-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let script = directory.appendingPathComponent("fork-server").path
+        try Self.standIn.write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let events = Events()
+        let server = try ForkServer(
+            executable: script, arguments: [], logger: Logger(label: "test"),
+            onExit: { worker in events.exited.withLock { $0.append(worker) } },
+            onEvent: { _, event in
+                switch event {
+                case .child(let worker): events.workers.withLock { $0.append(worker) }
+                case .refused: Issue.record("refused")
+                case .ended(let exit, let wasReady): events.ended.withLock { $0 = (exit, wasReady) }
+                }
+            })
+        #expect(server.requestFork())
+        await waitUntil { events.workers.withLock { !$0.isEmpty } }
+        let worker = try #require(events.workers.withLock { $0.first })
+        #expect(server.isReady)
+        worker.sendIgnoringReply("kernel.info", [:])  // one line: the child reads it, then exits 3
+        await waitUntil { events.exited.withLock { !$0.isEmpty } }
+        #expect(worker.exit == .exited(3))
+        #expect(worker.stderrTail == ["oops"])
+        server.stop()
+        await waitUntil { events.ended.withLock { $0 != nil } }
+        let (exit, wasReady) = try #require(events.ended.withLock { $0 })
+        #expect(exit == .exited(0) && wasReady)
+        #expect(server.hasEnded && !server.requestFork())
+        #expect(server.waitForExit(of: worker.pid) == nil)  // ended: nobody reports any more
+    }
+}
