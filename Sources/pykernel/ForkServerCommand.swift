@@ -43,7 +43,7 @@ enum ForkServerCommand {
             let requests = ServerOptions.takeRequests()
             KernelManager.start(adopting: prepared) { manager in
                 do {
-                    try await serve.serve(try options.services(manager: manager, requests: requests, label: "pykernel.server"))
+                    try await serve.serve(manager: manager, requests: requests)
                     exit(0)
                 } catch {
                     Logger(label: "pykernel.server").critical("\(error)")

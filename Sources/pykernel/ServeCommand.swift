@@ -20,6 +20,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Process-context workers kept started ahead of demand (default 2; filled at start with --isolation process or when given, else at the first process context).")
     var poolSize: Int?
 
+    @Flag(help: .hidden)
+    var worker = false
+
     @Argument(parsing: .postTerminator, help: "An entrypoint command (after --) run in the reserved session `entrypoint`.")
     var entrypoint: [String] = []
 
@@ -28,21 +31,29 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--isolation must be namespace or process.")
         }
         if let poolSize, poolSize < 0 || poolSize > 64 { throw ValidationError("--pool-size must be between 0 and 64.") }
+        if worker && !entrypoint.isEmpty { throw ValidationError("a worker runs no entrypoint.") }
     }
 
     func run() async throws {
-        try await serve(try await options.start(label: "pykernel.server"))
+        let (manager, requests) = try await options.startEngine(label: "pykernel.server")
+        try await serve(manager: manager, requests: requests)
         throw ExitCode.success
     }
 
-    /// Serves requests with started services until the end of input, `shutdown`, SIGTERM or
+    /// Serves requests with a started engine until the end of input, `shutdown`, SIGTERM or
     /// SIGINT, then ends every worker and process.
-    func serve(_ services: ServerOptions.Services) async throws {
-        let (manager, processes) = (services.manager, services.processes)
+    ///
+    /// A process context's worker (`--worker`, hidden: what ``ServerOptions/workerArguments``
+    /// start) serves no process API: the server never forwards its methods to a worker, and
+    /// leaving it out spares every worker its temporary directory, its I/O thread and its
+    /// tables (see docs/architecture.md, "Process contexts").
+    func serve(manager: KernelManager, requests: Int32) async throws {
+        let processes = worker ? nil : try options.processService(manager: manager)
+        let logger = Logger(label: "pykernel.server")
         let defaultIsolation = ContextIsolation(rawValue: isolation) ?? .namespace
         let contexts = ProcessContexts(
             configuration: .init(
-                executable: Self.executablePath, workerArguments: options.workerArguments, poolSize: poolSize ?? 2,
+                executable: Self.executablePath, workerArguments: options.workerArguments + ["--worker"], poolSize: poolSize ?? 2,
                 gracePeriod: manager.configuration.timeoutGracePeriod, workingDirectory: manager.configuration.workingDirectory),
             startPool: defaultIsolation == .process || poolSize != nil,
             logger: Logger(label: "pykernel.isolation"))
@@ -50,10 +61,10 @@ struct Serve: AsyncParsableCommand {
             _ = try await contexts.create(id: ContextID.default.rawValue, cwd: nil)
         }
         let server = JSONRPCServer(
-            manager: manager, input: services.requests, output: manager.originalStandardOutput, logger: services.logger,
-            extraMethods: ProcessMethods.handlers(processes), processContexts: contexts, defaultIsolation: defaultIsolation)
-        let exits = ProcessMethods.announceExits(of: processes, through: server)
-        if let command = entrypoint.first {
+            manager: manager, input: requests, output: manager.originalStandardOutput, logger: logger,
+            extraMethods: processes.map(ProcessMethods.handlers) ?? [:], processContexts: contexts, defaultIsolation: defaultIsolation)
+        let exits = processes.map { ProcessMethods.announceExits(of: $0, through: server) }
+        if let command = entrypoint.first, let processes {
             _ = try await processes.startEntrypoint(command: command, arguments: Array(entrypoint.dropFirst()))
         }
         let terminations = [SIGTERM, SIGINT].map { number in
@@ -65,9 +76,9 @@ struct Serve: AsyncParsableCommand {
         }
         await server.serve()
         terminations.forEach { $0.cancel() }
-        exits.cancel()
+        exits?.cancel()
         await contexts.shutdown()
-        await processes.shutdown()
+        await processes?.shutdown()
     }
 
     /// This program, for the workers of process contexts.

@@ -60,6 +60,13 @@ struct ServerOptions: ParsableArguments {
     /// Starts logging, the engine and the process API for a front named `label`.
     /// - Parameter processOutputLimit: Bytes of each stream a process API result keeps (`nil`: the default).
     func start(label: String, processOutputLimit: Int? = nil) async throws -> Services {
+        let (manager, requests) = try await startEngine(label: label)
+        return try services(manager: manager, requests: requests, label: label, processOutputLimit: processOutputLimit)
+    }
+
+    /// Starts logging and the engine (with `--preload`) for a front named `label`, without the
+    /// process API; returns the engine and the descriptor requests are read from.
+    func startEngine(label: String) async throws -> (manager: KernelManager, requests: Int32) {
         bootstrapLogging()
         let requests = Self.takeRequests()
         let manager = try await KernelManager.start(kernelConfiguration, logger: Logger(label: "pykernel.engine"))
@@ -70,7 +77,7 @@ struct ServerOptions: ParsableArguments {
             Logger(label: label).critical("\(error)")
             throw ExitCode.failure
         }
-        return try services(manager: manager, requests: requests, label: label, processOutputLimit: processOutputLimit)
+        return (manager, requests)
     }
 
     /// Ignores SIGPIPE and sends logs to the standard error we were given, kept on a descriptor
@@ -105,12 +112,18 @@ struct ServerOptions: ParsableArguments {
 
     /// The process API next to a started engine, and what a front serves.
     func services(manager: KernelManager, requests: Int32, label: String, processOutputLimit: Int? = nil) throws -> Services {
+        Services(manager: manager, processes: try processService(manager: manager, outputLimit: processOutputLimit),
+                 requests: requests, logger: Logger(label: label))
+    }
+
+    /// The process API next to a started engine.
+    /// - Parameter outputLimit: Bytes of each stream a result keeps (`nil`: the default).
+    func processService(manager: KernelManager, outputLimit: Int? = nil) throws -> ProcessService {
         var processConfiguration = ProcessServiceConfiguration(
             workingDirectory: manager.configuration.workingDirectory,
             virtualEnvironment: manager.configuration.virtualEnvironment)
-        if let processOutputLimit { processConfiguration.outputLimit = processOutputLimit }
-        let processes = try ProcessService(configuration: processConfiguration, logger: Logger(label: "pykernel.process"))
-        return Services(manager: manager, processes: processes, requests: requests, logger: Logger(label: label))
+        if let outputLimit { processConfiguration.outputLimit = outputLimit }
+        return try ProcessService(configuration: processConfiguration, logger: Logger(label: "pykernel.process"))
     }
 
     /// Imports `modules` in a context made for it (deleted after); a module that fails to import
