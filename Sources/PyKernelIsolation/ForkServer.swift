@@ -50,7 +50,8 @@ final class ForkServer: @unchecked Sendable {  // mutable state guarded by `lock
         let child: pid_t
         do {
             child = try Worker.spawn(executable, [ForkServerLoop.commandName] + arguments,
-                                     descriptors: [devNull, devNull, errors[1], sockets[1]])
+                                     descriptors: [devNull, devNull, errors[1], sockets[1]],
+                                     environment: ForkServerLoop.bindNowEnvironment())
         } catch {
             for fd in sockets + errors { close(fd) }
             throw error

@@ -22,6 +22,29 @@ public enum ForkServerLoop {
     /// The control socket's descriptor in the fork server.
     public static let controlDescriptor: Int32 = 3
 
+    /// Set (to 1) in a fork server's environment when the dynamic linker's `LD_BIND_NOW` was set
+    /// for it only: ``forgetBindNow()`` then removes both again.
+    static let bindNowMarker = "PYKERNEL_FORK_SERVER_BIND_NOW"
+
+    /// The environment a fork server starts with, besides the server's: `LD_BIND_NOW=1`, so the
+    /// dynamic linker resolves every symbol once in the fork server instead of lazily in each
+    /// child (each lazy binding looks a symbol up and writes a page the child shares with the
+    /// fork server: ~60 page faults and ~12 % of a child's start, see docs/architecture.md).
+    /// Nothing when the server's own environment sets `LD_BIND_NOW`.
+    static func bindNowEnvironment() -> [String: String] {
+        getenv("LD_BIND_NOW") == nil ? ["LD_BIND_NOW": "1", bindNowMarker: "1"] : [:]
+    }
+
+    /// Removes `LD_BIND_NOW` from the C environment when only ``bindNowEnvironment()`` had set
+    /// it, before Python copies the environment: user code, its subprocesses and the workers'
+    /// own children never see it. (The dynamic linker read it at this process's start; libraries
+    /// opened later, in the fork server or a child, are bound at once too.)
+    public static func forgetBindNow() {
+        guard getenv(bindNowMarker) != nil else { return }
+        unsetenv("LD_BIND_NOW")
+        unsetenv(bindNowMarker)
+    }
+
     /// Serves fork requests on `control` until it closes.
     /// - Parameters:
     ///   - fork: Forks (0 in the child); throws when it refuses (e.g. another thread exists).

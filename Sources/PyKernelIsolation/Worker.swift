@@ -119,8 +119,11 @@ final class Worker: Sendable {
 
     /// Starts `executable arguments...` in a new process group with `descriptors` as its
     /// descriptors 0, 1, 2, ... (in order), SIGPIPE, SIGINT and SIGTERM at their defaults, nothing
-    /// blocked, in this process's environment without Swift's crash backtracer and with one malloc arena.
-    static func spawn(_ executable: String, _ arguments: [String], descriptors: [Int32]) throws -> pid_t {
+    /// blocked, in this process's environment without Swift's crash backtracer and with one malloc
+    /// arena, plus `environment`.
+    static func spawn(
+        _ executable: String, _ arguments: [String], descriptors: [Int32], environment extra: [String: String] = [:]
+    ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -148,6 +151,7 @@ final class Worker: Sendable {
         // One malloc arena: each thread arena would reserve 64 MiB of address space, which a
         // context's memory limit (RLIMIT_AS) counts.
         environment["MALLOC_ARENA_MAX"] = "1"
+        environment.merge(extra) { _, new in new }
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { envp.forEach { free($0) } }
         var child: pid_t = 0

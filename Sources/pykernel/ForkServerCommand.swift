@@ -18,6 +18,7 @@ enum ForkServerCommand {
     static let name = ForkServerLoop.commandName
 
     static func main(_ arguments: [String]) -> Never {
+        ForkServerLoop.forgetBindNow()
         let serve: Serve
         do {
             serve = try Serve.parse(arguments)
