@@ -82,6 +82,14 @@ def rss_kib(pid):
                 return int(line.split()[1])
 
 
+def cpu_seconds(pid, children=False):
+    """CPU time (user + system) of a process, or of its reaped children."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    first = 13 if children else 11  # cutime, cstime / utime, stime
+    return (int(fields[first]) + int(fields[first + 1])) / os.sysconf("SC_CLK_TCK")
+
+
 def ms(seconds):
     return f"{seconds * 1000:.2f} ms"
 
@@ -167,8 +175,11 @@ def main():
 
     # Bursts of 100: one creation after the other (each answered before the next is sent), then
     # 100 sent at once; then a first run in each.
+    fork_server = info["fork_server"]["pid"] if info["pool"]["worker_start"] == "fork" else None
     for kind in ("one after the other", "sent at once"):
         server.pool_ready(pool)
+        if fork_server:
+            cpu_before = cpu_seconds(fork_server) + cpu_seconds(fork_server, children=True)
         start = time.perf_counter()
         if kind == "sent at once":
             ids = [server.send("context.create", {"isolation": "process"}) for _ in range(100)]
@@ -188,6 +199,15 @@ def main():
         print(f"burst of 100 creations, {kind}: {summary(latencies)}; all 100 answered a first run after {ready:.2f} s")
         for result in results:
             server.call("context.delete", {"id": result["id"]})
+        if fork_server:
+            # The fork server reaps its children: their CPU time (fork to exit: start, warm-up,
+            # first run, deletion) is in its cutime/cstime once the deleted workers are reaped.
+            server.pool_ready(pool)
+            while server.call("kernel.info")[1]["isolation"]["workers_alive"] > pool:
+                time.sleep(0.01)
+            time.sleep(0.2)
+            cpu = cpu_seconds(fork_server) + cpu_seconds(fork_server, children=True) - cpu_before
+            print(f"  CPU per worker (fork server and its children, fork to exit): {ms(cpu / 100)}")
     server.close()
 
 
