@@ -61,6 +61,12 @@ class Server:
         while self.call("kernel.info")[1]["isolation"]["pool"]["ready"] < size:
             time.sleep(0.01)
 
+    def workers_reaped(self, pool):
+        """Waits until only the pool's workers are alive, and their predecessors were reaped."""
+        while self.call("kernel.info")[1]["isolation"]["workers_alive"] > pool:
+            time.sleep(0.01)
+        time.sleep(0.2)
+
     def close(self):
         self.process.stdin.close()
         self.process.wait()
@@ -179,6 +185,7 @@ def main():
     for kind in ("one after the other", "sent at once"):
         server.pool_ready(pool)
         if fork_server:
+            server.workers_reaped(pool)
             cpu_before = cpu_seconds(fork_server) + cpu_seconds(fork_server, children=True)
         start = time.perf_counter()
         if kind == "sent at once":
@@ -203,9 +210,7 @@ def main():
             # The fork server reaps its children: their CPU time (fork to exit: start, warm-up,
             # first run, deletion) is in its cutime/cstime once the deleted workers are reaped.
             server.pool_ready(pool)
-            while server.call("kernel.info")[1]["isolation"]["workers_alive"] > pool:
-                time.sleep(0.01)
-            time.sleep(0.2)
+            server.workers_reaped(pool)
             cpu = cpu_seconds(fork_server) + cpu_seconds(fork_server, children=True) - cpu_before
             print(f"  CPU per worker (fork server and its children, fork to exit): {ms(cpu / 100)}")
     server.close()
