@@ -69,6 +69,7 @@ let package = Package(
         .target(
             name: "PyKernelIsolation",
             dependencies: [
+                "PyKernel",
                 "JSONRPC", "PyKernelSupport", "_PyKernelProcessShims",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -89,6 +90,7 @@ let package = Package(
             name: "PyKernelMCP",
             dependencies: [
                 "PyKernel", "PyKernelProcess", "PyKernelServer", "PyKernelSupport", "JSONRPC",
+                "PyKernelIsolation",
                 .product(name: "MCP", package: "swift-sdk"),
                 .product(name: "Logging", package: "swift-log"),
             ],

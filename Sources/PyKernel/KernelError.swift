@@ -16,6 +16,7 @@ public struct KernelError: Error, Sendable, Hashable, CustomStringConvertible {
             case runQueueFull = "run_queue_full"
             case shutDown = "shutting_down"
             case initializationFailed = "initialization_failed"
+            case contextDead = "context_dead"
         }
         private let storage: Storage
         private init(_ storage: Storage) { self.storage = storage }
@@ -39,6 +40,9 @@ public struct KernelError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let shutDown = Code(.shutDown)
         /// The embedded interpreter could not be started.
         public static let initializationFailed = Code(.initializationFailed)
+        /// A process context's worker has ended (it crashed, or a run that did not stop was killed
+        /// with it): restart or delete the context.
+        public static let contextDead = Code(.contextDead)
 
         /// The stable snake_case spelling, as the protocol's `data.reason` carries it.
         public var description: String { storage.rawValue }
