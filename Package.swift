@@ -83,7 +83,9 @@ let package = Package(
                 "PyKernelIsolation",
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strictSettings
+            swiftSettings: strictSettings,
+            // The chart module, for the separate python3 of process.code_run.
+            plugins: ["EmbedPythonPlugin"]
         ),
         // `pykernel mcp`: the same engine and process API as a Model Context Protocol server.
         .target(
