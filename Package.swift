@@ -120,7 +120,8 @@ let package = Package(
         .testTarget(
             name: "PyKernelProcessTests", dependencies: ["PyKernelProcess"], swiftSettings: strictSettings),
         .testTarget(
-            name: "PyKernelIsolationTests", dependencies: ["PyKernelIsolation", "JSONRPC", "PyKernelSupport", .product(name: "Logging", package: "swift-log")],
+            name: "PyKernelIsolationTests", dependencies: ["PyKernelIsolation", "JSONRPC", "PyKernelSupport", .product(name: "Logging", package: "swift-log"),
+                                                            "PyKernel", "PyKernelTests"],
             swiftSettings: strictSettings),
     ]
 )

@@ -214,7 +214,7 @@ public final class MCPFront: Sendable {
         case .contextNotFound, .defaultContextUndeletable, .invalidWorkingDirectory, .invalidArgument:
             MCPError.invalidParams(error.message)
         case .contextDead:
-            MCPError.serverError(code: ProcessContexts.contextDeadCode, message: error.message)
+            MCPError.serverError(code: ProcessContexts.contextDeadCode, message: error.message + " (tools: restart_context, delete_context)")
         default:
             MCPError.serverError(code: -32000, message: error.message)
         }

@@ -1,11 +1,12 @@
 import Foundation
 import Logging
 import PyKernel
+@testable import PyKernelTests  // the one engine of the test process (CPython starts once per process)
 import Testing
 @testable import PyKernelIsolation
 
-/// The one engine of this test process (CPython starts once per process) with process contexts
-/// beside it, their workers run by the `pykernel` executable built next to the tests.
+/// Process contexts beside the test process's one engine, their workers run by the `pykernel`
+/// executable built next to the tests.
 enum Hosted {
     /// `$PYKERNEL_BIN`, else the `pykernel` built next to this test program.
     static let executable: String = {
@@ -14,14 +15,14 @@ enum Hosted {
         return directory.appendingPathComponent("pykernel").path
     }()
 
+    /// No pool: a worker is started by each test that creates a process context and killed when
+    /// it deletes it, so no worker outlives these tests. (A worker inherits the descriptors open
+    /// in this process when it starts — the pipes of the other suites' tests included.)
     static let contexts = Task { () async throws -> KernelContexts in
-        let root = (NSTemporaryDirectory() as NSString).appendingPathComponent("pykernel-contexts-\(UUID().uuidString.lowercased())")
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let manager = try await KernelManager.start(KernelConfiguration(workingDirectory: root, captureFileDescriptors: false))
+        let manager = try await engine()
         return try await KernelContexts(
             manager: manager,
-            workers: .init(executable: executable, poolSize: 1, workingDirectory: manager.configuration.workingDirectory),
-            startPool: true)
+            workers: .init(executable: executable, poolSize: 0, workingDirectory: manager.configuration.workingDirectory))
     }
 }
 
@@ -37,7 +38,7 @@ private func run(
     throw KernelError(.shutDown, "no result")
 }
 
-@Suite("KernelContexts: one API for namespace and process contexts", .serialized)
+@Suite("KernelContexts: one API for namespace and process contexts", .exclusiveEngine, .serialized, .timeLimit(.minutes(5)))
 struct KernelContextsTests {
     @Test("The same code keeps state, streams output, returns error records and results in both kinds",
           arguments: KernelContexts.Isolation.allCases)

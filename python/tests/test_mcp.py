@@ -290,7 +290,9 @@ def test_a_crash_answers_the_call_as_an_error_and_leaves_the_server_and_other_co
     assert crashed.structured_content["status"] == "crashed"
     assert crashed.structured_content["error"]["name"] == "WorkerCrashed"
     assert text_of(crashed).startswith("WorkerCrashed: The worker process was killed by signal 9 (SIGKILL)")
-    assert refused.error.code == -32006 and "dead" in str(refused)
+    assert text_of(crashed).endswith("[the context is dead: restart_context gives it a fresh worker process, "
+                                     "delete_context removes it]")
+    assert refused.error.code == -32006 and "dead" in str(refused) and "restart_context" in str(refused)
     states = {c["id"]: c.get("state") for c in listed.structured_content["contexts"]}
     assert list(states.values()).count("dead") == 1 and list(states.values()).count("alive") == 1
     assert text_of(intact) == "yes\n"
