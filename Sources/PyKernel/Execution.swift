@@ -134,7 +134,14 @@ public struct InputRequest: Sendable, Hashable {
     /// Whether the answer is a secret (`getpass`): a front should not show it as it is typed.
     public let password: Bool
     /// Which request of the engine this is: an answer to a request no longer open is refused.
-    let serial: UInt64
+    package let serial: UInt64
+
+    /// A request for input; `serial` tells the one who answers which request it is.
+    package init(prompt: String, password: Bool, serial: UInt64) {
+        self.prompt = prompt
+        self.password = password
+        self.serial = serial
+    }
 }
 
 /// The answer to an ``InputRequest``.

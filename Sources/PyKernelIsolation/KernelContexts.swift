@@ -3,6 +3,7 @@ import JSONRPC
 import Logging
 import PyKernel
 import PyKernelSupport
+import Synchronization
 
 /// Both kinds of context behind one API: namespace contexts in this process's interpreter (a
 /// ``KernelManager``) and process contexts in worker processes of their own (``ProcessContexts``).
@@ -58,6 +59,8 @@ public final class KernelContexts: Sendable {
     public let processContexts: ProcessContexts
     /// The kind of the `default` context and of contexts created without an isolation.
     public let defaultIsolation: Isolation
+    /// Process-context runs' open requests for input.
+    private let openInputs = OpenInputs()
 
     /// Takes over `manager` and starts process contexts beside it.
     ///
@@ -187,10 +190,11 @@ public final class KernelContexts: Sendable {
     ///   ``KernelError/Code/interpreterBusy``, ``KernelError/Code/runQueueFull``.
     public func run(
         _ code: String, in context: ContextID = .default, environment: [String: String] = [:],
-        timeout: Duration? = .seconds(600), outputLimit: Int = 1 << 20
+        timeout: Duration? = .seconds(600), outputLimit: Int = 1 << 20, allowStdin: Bool = false
     ) throws(KernelError) -> ContextRun {
         guard processContexts.contains(context.rawValue) else {
-            return ContextRun(.namespace(try manager.run(code, in: context, environment: environment, timeout: timeout, outputLimit: outputLimit)))
+            return ContextRun(.namespace(try manager.run(
+                code, in: context, environment: environment, timeout: timeout, outputLimit: outputLimit, allowStdin: allowStdin)))
         }
         do throws(InvalidInput) {
             try InputValidation.environment(environment)
@@ -202,9 +206,25 @@ public final class KernelContexts: Sendable {
         }
         do throws(IsolationError) {
             return ContextRun(.process(try processContexts.run(
-                context.rawValue, code: code, environment: environment, timeout: timeout, outputLimit: max(outputLimit, 0))))
+                context.rawValue, code: code, environment: environment, timeout: timeout, outputLimit: max(outputLimit, 0),
+                allowStdin: allowStdin), openInputs))
         } catch {
             throw KernelError(error)
+        }
+    }
+
+    /// Answers a run's ``ExecutionEvent/inputRequest(_:)`` (runs submitted with `allowStdin`), in
+    /// either kind of context.
+    /// - Throws: ``KernelError/Code/notWaitingForInput`` when the request is no longer open (it
+    ///   was answered already, or its run was stopped or has ended).
+    public func answerInput(_ request: InputRequest, with reply: InputReply) async throws(KernelError) {
+        guard let relay = openInputs.take(request.serial) else { return try manager.answerInput(request, with: reply) }
+        let fields: JSONObject = switch reply {
+        case .value(let text): ["value": .string(text)]
+        case .endOfFile: ["eof": true]
+        }
+        if case .error(_, let message, _) = await relay.answerInput(fields) {
+            throw KernelError(.notWaitingForInput, message)
         }
     }
 
@@ -250,7 +270,7 @@ public struct ContextRun: AsyncSequence, Sendable {
 
     enum Source: Sendable {
         case namespace(Execution)
-        case process(RunRelay)
+        case process(RunRelay, OpenInputs)
     }
 
     private let source: Source
@@ -259,8 +279,8 @@ public struct ContextRun: AsyncSequence, Sendable {
 
     public func makeAsyncIterator() -> Iterator {
         switch source {
-        case .namespace(let execution): Iterator(namespace: execution.makeAsyncIterator(), relay: nil)
-        case .process(let relay): Iterator(namespace: nil, relay: relay)
+        case .namespace(let execution): Iterator(namespace: execution.makeAsyncIterator(), relay: nil, inputs: nil)
+        case .process(let relay, let inputs): Iterator(namespace: nil, relay: relay, inputs: inputs)
         }
     }
 
@@ -275,29 +295,66 @@ public struct ContextRun: AsyncSequence, Sendable {
     public struct Iterator: AsyncIteratorProtocol {
         fileprivate var namespace: Execution.Iterator?
         fileprivate let relay: RunRelay?
+        fileprivate let inputs: OpenInputs?
         private var finished = false
 
-        fileprivate init(namespace: Execution.Iterator?, relay: RunRelay?) {
+        fileprivate init(namespace: Execution.Iterator?, relay: RunRelay?, inputs: OpenInputs?) {
             self.namespace = namespace
             self.relay = relay
+            self.inputs = inputs
         }
 
         public mutating func next() async throws -> ExecutionEvent? {
             if let namespace { return try await namespace.next() }
-            guard let relay, !finished else { return nil }
+            guard let relay, let inputs, !finished else { return nil }
             while true {
                 switch await relay.next() {
+                case .notification("code.input_request", let params):
+                    return .inputRequest(InputRequest(
+                        prompt: params["prompt"]?.stringValue ?? "", password: params["password"]?.boolValue ?? false,
+                        serial: inputs.open(relay)))
                 case .notification(let method, let params):
                     if let event = WorkerJSON.event(method, params) { return event }
                 case .result(let result):
                     finished = true
+                    inputs.close(relay)
                     return .completed(WorkerJSON.executionResult(result))
                 case .error(let code, let message, let data):
                     finished = true
+                    inputs.close(relay)
                     throw WorkerJSON.kernelError(code: code, message: message, data: data)
                 }
             }
         }
+    }
+}
+
+/// Process-context runs' open requests for input, by the serial their ``InputRequest`` carries
+/// (serials with the top bit set: the engine's own never reach it).
+final class OpenInputs: Sendable {
+    private struct State {
+        var next: UInt64 = 1 << 63
+        var relays: [UInt64: RunRelay] = [:]
+    }
+    private let state = Mutex(State())
+
+    /// Registers a request of `relay`'s run and returns its serial.
+    func open(_ relay: RunRelay) -> UInt64 {
+        state.withLock { state in
+            state.next += 1
+            state.relays[state.next] = relay
+            return state.next
+        }
+    }
+
+    /// The run whose request `serial` is, if it is a process context's (removed: answered once).
+    func take(_ serial: UInt64) -> RunRelay? {
+        state.withLock { $0.relays.removeValue(forKey: serial) }
+    }
+
+    /// Forgets the requests of a run that has ended.
+    func close(_ relay: RunRelay) {
+        state.withLock { state in state.relays = state.relays.filter { $0.value !== relay } }
     }
 }
 

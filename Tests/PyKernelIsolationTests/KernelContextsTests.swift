@@ -87,8 +87,8 @@ struct KernelContextsTests {
                 #expect(chunk.text == "started\n")
                 sawOutput = true
                 interrupted = try contexts.interrupt(context.id)
-            case .result:
-                Issue.record("no rich result expected")
+            case .result, .inputRequest:
+                Issue.record("no rich result or input request expected")
             case .completed(let result):
                 #expect(result.status == .interrupted)
                 #expect(result.error?.name == "KeyboardInterrupt")
@@ -96,6 +96,39 @@ struct KernelContextsTests {
         }
         #expect(sawOutput && interrupted)
         #expect(try await run("print('alive')", in: context.id, contexts).result.stdout == "alive\n")
+    }
+
+    @Test("input() is answered through the same call in both kinds; an answer to no open request is refused",
+          arguments: KernelContexts.Isolation.allCases)
+    func input(isolation: KernelContexts.Isolation) async throws {
+        let contexts = try await Hosted.contexts.value
+        let context = try await contexts.createContext(isolation: isolation)
+        defer { try? contexts.deleteContext(context.id) }
+        var prompts: [String] = []
+        var answered: [InputRequest] = []
+        var outcome: ExecutionResult?
+        let code = "name = input('name? ')\nimport sys\nline = sys.stdin.readline()\nprint(name, repr(line))\ninput()"
+        for try await event in try contexts.run(code, in: context.id, timeout: .seconds(60), allowStdin: true) {
+            switch event {
+            case .inputRequest(let request):
+                prompts.append(request.prompt)
+                answered.append(request)
+                try await contexts.answerInput(request, with: prompts.count < 3 ? .value("Ada \(prompts.count)") : .endOfFile)
+            case .completed(let result):
+                outcome = result
+            case .output, .result:
+                break
+            }
+        }
+        #expect(prompts == ["name? ", "", ""])
+        #expect(outcome?.stdout == "Ada 1 'Ada 2\\n'\n")
+        #expect(outcome?.error?.name == "EOFError")
+        do {
+            try await contexts.answerInput(answered[0], with: .value("late"))
+            Issue.record("an answer to a request answered already was taken")
+        } catch {
+            #expect(error.code == .notWaitingForInput)
+        }
     }
 
     @Test("A process context whose worker dies answers crashed, is dead until restarted, and harms nothing else")
