@@ -69,6 +69,7 @@ let package = Package(
         .target(
             name: "PyKernelIsolation",
             dependencies: [
+                "PyKernel",
                 "JSONRPC", "PyKernelSupport", "_PyKernelProcessShims",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -82,13 +83,16 @@ let package = Package(
                 "PyKernelIsolation",
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strictSettings
+            swiftSettings: strictSettings,
+            // The chart module, for the separate python3 of process.code_run.
+            plugins: ["EmbedPythonPlugin"]
         ),
         // `pykernel mcp`: the same engine and process API as a Model Context Protocol server.
         .target(
             name: "PyKernelMCP",
             dependencies: [
                 "PyKernel", "PyKernelProcess", "PyKernelServer", "PyKernelSupport", "JSONRPC",
+                "PyKernelIsolation",
                 .product(name: "MCP", package: "swift-sdk"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -116,7 +120,8 @@ let package = Package(
         .testTarget(
             name: "PyKernelProcessTests", dependencies: ["PyKernelProcess"], swiftSettings: strictSettings),
         .testTarget(
-            name: "PyKernelIsolationTests", dependencies: ["PyKernelIsolation", "JSONRPC", "PyKernelSupport", .product(name: "Logging", package: "swift-log")],
+            name: "PyKernelIsolationTests", dependencies: ["PyKernelIsolation", "JSONRPC", "PyKernelSupport", .product(name: "Logging", package: "swift-log"),
+                                                            "PyKernel", "PyKernelTests"],
             swiftSettings: strictSettings),
     ]
 )

@@ -70,6 +70,9 @@ public enum ExecutionStatus: String, Sendable, Hashable {
     case timeout
     /// The run was interrupted (``KernelManager/interrupt(_:)``); its context keeps its state.
     case interrupted
+    /// Process contexts only: the worker process died during the run (a signal, the OOM killer);
+    /// the context's state is lost and it is dead until restarted.
+    case crashed
 }
 
 /// What a run produced.
@@ -99,6 +102,22 @@ public struct ExecutionResult: Sendable, Hashable {
     public let results: [RichResult]
     /// The main result (the value of the run's last expression), if any.
     public var mainResult: RichResult? { results.last(where: \.isMainResult) }
+
+    /// A result made elsewhere (a process context's worker answered the run).
+    public init(
+        status: ExecutionStatus, stdout: String, stderr: String, stdoutOmittedBytes: Int = 0, stderrOmittedBytes: Int = 0,
+        error: ErrorRecord?, executionCount: Int, duration: Duration, results: [RichResult] = []
+    ) {
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdoutOmittedBytes = stdoutOmittedBytes
+        self.stderrOmittedBytes = stderrOmittedBytes
+        self.error = error
+        self.executionCount = executionCount
+        self.duration = duration
+        self.results = results
+    }
 }
 
 /// A run's code waits for a line of input: it called `input(prompt)`, `getpass.getpass(prompt)`
@@ -115,7 +134,14 @@ public struct InputRequest: Sendable, Hashable {
     /// Whether the answer is a secret (`getpass`): a front should not show it as it is typed.
     public let password: Bool
     /// Which request of the engine this is: an answer to a request no longer open is refused.
-    let serial: UInt64
+    package let serial: UInt64
+
+    /// A request for input; `serial` tells the one who answers which request it is.
+    package init(prompt: String, password: Bool, serial: UInt64) {
+        self.prompt = prompt
+        self.password = password
+        self.serial = serial
+    }
 }
 
 /// The answer to an ``InputRequest``.

@@ -13,8 +13,8 @@ public struct KernelConfiguration: Sendable {
     /// The signal the engine sends to the interpreter thread to stop a run. It is never sent to
     /// any other thread, and the host's SIGINT/SIGTERM handling is left untouched.
     public var interruptSignal: Int32
-    /// How long a run that exceeded its timeout keeps receiving stops before it is reported as
-    /// timed out whatever the code does.
+    /// How long a run that exceeded its timeout, or was interrupted, keeps receiving stops (every
+    /// 250 ms) before it is reported as timed out or interrupted whatever the code does.
     public var timeoutGracePeriod: Duration
     /// Turn `os._exit()` and `os.abort()` called by user code in this process into a `SystemExit`
     /// error record ending the run (with a note saying why), instead of ending the process that

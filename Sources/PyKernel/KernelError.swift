@@ -17,6 +17,7 @@ public struct KernelError: Error, Sendable, Hashable, CustomStringConvertible {
             case shutDown = "shutting_down"
             case initializationFailed = "initialization_failed"
             case notWaitingForInput = "not_waiting_for_input"
+            case contextDead = "context_dead"
         }
         private let storage: Storage
         private init(_ storage: Storage) { self.storage = storage }
@@ -43,6 +44,9 @@ public struct KernelError: Error, Sendable, Hashable, CustomStringConvertible {
         /// An answer to a request for input that is not open (answered already, or its run was
         /// stopped or has ended).
         public static let notWaitingForInput = Code(.notWaitingForInput)
+        /// A process context's worker has ended (it crashed, or a run that did not stop was killed
+        /// with it): restart or delete the context.
+        public static let contextDead = Code(.contextDead)
 
         /// The stable snake_case spelling, as the protocol's `data.reason` carries it.
         public var description: String { storage.rawValue }

@@ -130,6 +130,8 @@ final class Worker: Sendable {
         for (target, descriptor) in descriptors.enumerated() {
             posix_spawn_file_actions_adddup2(&actions, descriptor, Int32(target))
         }
+        // Nothing else this process has open (a host's pipes and sockets) reaches the worker.
+        pk_spawn_actions_close_from(&actions, Int32(descriptors.count))
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

@@ -3,28 +3,32 @@ import JSONRPC
 import Logging
 import MCP
 import PyKernel
+import PyKernelIsolation
 import PyKernelProcess
 import PyKernelServer
 import Synchronization
 
-/// `pykernel mcp`: the kernel manager and the process API as a Model Context Protocol server.
+/// `pykernel mcp`: the kernel's contexts (both kinds) and the process API as a Model Context
+/// Protocol server.
 ///
 /// A second front over the same engine as `pykernel serve`, built on the official MCP Swift SDK:
-/// tools `run_python`, `create_context`, `list_contexts`, `delete_context`, `interrupt` and
-/// `run_command` (docs/mcp.md). The SDK handles each request in its own task, so calls on
+/// tools `run_python`, `create_context`, `list_contexts`, `delete_context`, `restart_context`,
+/// `interrupt` and `run_command` (docs/mcp.md). Namespace and process contexts are reached through
+/// ``KernelContexts``, so a run of either kind gives the engine's events and result, rendered in
+/// one place (`RunRendering`). The SDK handles each request in its own task, so calls on
 /// different contexts run side by side as far as the engine allows; calls on one context run in
 /// the order they reach the engine.
 ///
 /// ```swift
-/// let front = MCPFront(manager: manager, processes: processes)
-/// try await front.serve(input: requests, output: manager.originalStandardOutput)
+/// let front = MCPFront(contexts: contexts, processes: processes)
+/// try await front.serve(input: requests, output: contexts.manager.originalStandardOutput)
 /// ```
 public final class MCPFront: Sendable {
     /// Bytes of stdout and of stderr a `run_python` result keeps (head and tail; docs/protocol.md,
     /// "Output limits"). Smaller than `code.run`'s default: a model reads every byte.
     public static let defaultOutputLimit = 64 << 10
 
-    let manager: KernelManager
+    let contexts: KernelContexts
     let processes: ProcessService
     let outputLimit: Int
     let logger: Logger
@@ -33,15 +37,15 @@ public final class MCPFront: Sendable {
     private let inFlight = Mutex<[ContextID: [UInt64]]>([:])
     private let nextCall = Atomic<UInt64>(0)
 
-    /// A front over `manager` and `processes`.
+    /// A front over `contexts` and `processes`.
     /// - Parameters:
     ///   - outputLimit: Bytes of stdout and of stderr kept in a `run_python` result.
     ///   - logger: Where the front logs (the SDK's own logs go there too).
     public init(
-        manager: KernelManager, processes: ProcessService, outputLimit: Int = MCPFront.defaultOutputLimit,
+        contexts: KernelContexts, processes: ProcessService, outputLimit: Int = MCPFront.defaultOutputLimit,
         logger: Logger = Logger(label: "pykernel.mcp")
     ) {
-        self.manager = manager
+        self.contexts = contexts
         self.processes = processes
         self.outputLimit = outputLimit
         self.logger = logger
@@ -76,21 +80,31 @@ public final class MCPFront: Sendable {
             return try await runPython(arguments, progressToken: params._meta?.progressToken, server: server)
         case ToolCatalog.createContext:
             let cwd = try arguments.optionalString("cwd")
-            let context = try engine { () throws(KernelError) in try manager.createContext(cwd: cwd) }
-            return CallTool.Result(content: [.plainText(context.id.rawValue)], structured: (Self.value(JSONRPCServer.contextJSON(context))))
+            let isolation = try arguments.optionalString("isolation").map { name throws(MCPError) in
+                guard let isolation = KernelContexts.Isolation(rawValue: name) else {
+                    throw MCPError.invalidParams("create_context: argument 'isolation' must be \"namespace\" or \"process\"")
+                }
+                return isolation
+            }
+            let context = try await engine { () async throws(KernelError) in try await contexts.createContext(isolation: isolation, cwd: cwd) }
+            return CallTool.Result(content: [.plainText(context.id.rawValue)], structured: Self.contextValue(context))
         case ToolCatalog.listContexts:
-            let contexts = manager.listContexts()
-            let lines = contexts.map { "\($0.id.rawValue)\t\($0.cwd)" }.joined(separator: "\n")
-            return CallTool.Result(content: [.plainText(lines)], structured: (.object([
-                "contexts": .array(contexts.map { Self.value(JSONRPCServer.contextJSON($0)) }),
-            ])))
+            let all = contexts.listContexts()
+            let lines = all.map { "\($0.id.rawValue)\t\($0.cwd)\t\($0.isolation.rawValue)\($0.isAlive ? "" : "\tdead")" }
+            return CallTool.Result(content: [.plainText(lines.joined(separator: "\n"))], structured: .object([
+                "contexts": .array(all.map(Self.contextValue)),
+            ]))
         case ToolCatalog.deleteContext:
             let id = ContextID(try arguments.requiredString("id"))
-            try engine { () throws(KernelError) in try manager.deleteContext(id) }
+            try engine { () throws(KernelError) in try contexts.deleteContext(id) }
             return CallTool.Result(content: [.plainText("deleted \(id.rawValue)")], structured: (.object([:])))
+        case ToolCatalog.restartContext:
+            let id = ContextID(try arguments.requiredString("id"))
+            let context = try await engine { () async throws(KernelError) in try await contexts.restartContext(id) }
+            return CallTool.Result(content: [.plainText("restarted \(id.rawValue)")], structured: Self.contextValue(context))
         case ToolCatalog.interrupt:
             let id = ContextID(try arguments.requiredString("context"))
-            let interrupted = try engine { () throws(KernelError) in try manager.interrupt(id) }
+            let interrupted = try engine { () throws(KernelError) in try contexts.interrupt(id) }
             return .init(
                 content: [.plainText(interrupted ? "interrupted the run in \(id.rawValue)" : "no run in progress in \(id.rawValue)")],
                 structured: (.object(["interrupted": .bool(interrupted)])))
@@ -113,7 +127,7 @@ public final class MCPFront: Sendable {
         let call = nextCall.add(1, ordering: .relaxed).newValue
         let execution = try engine { () throws(KernelError) in
             try inFlight.withLock { runs throws(KernelError) in
-                let execution = try manager.run(code, in: context, environment: environment, timeout: timeout, outputLimit: outputLimit)
+                let execution = try contexts.run(code, in: context, environment: environment, timeout: timeout, outputLimit: outputLimit)
                 runs[context, default: []].append(call)
                 return execution
             }
@@ -128,14 +142,14 @@ public final class MCPFront: Sendable {
             try await collect(execution, progressToken: progressToken, server: server)
         } onCancel: {
             let isRunning = inFlight.withLock { $0[context]?.first == call }
-            if isRunning { _ = try? manager.interrupt(context) }
+            if isRunning { _ = try? contexts.interrupt(context) }
         }
         return RunRendering.toolResult(result, outputLimit: outputLimit)
     }
 
     /// Reads the run's events to its result, sending each output chunk as a progress
     /// notification when the client asked for progress.
-    private func collect(_ execution: Execution, progressToken: ProgressToken?, server: Server) async throws -> ExecutionResult {
+    private func collect(_ execution: ContextRun, progressToken: ProgressToken?, server: Server) async throws -> ExecutionResult {
         var chunks = 0
         for try await event in execution {
             switch event {
@@ -181,13 +195,39 @@ public final class MCPFront: Sendable {
         do throws(KernelError) {
             return try body()
         } catch {
-            switch error.code {
-            case .contextNotFound, .defaultContextUndeletable, .invalidWorkingDirectory, .invalidArgument:
-                throw MCPError.invalidParams(error.message)
-            default:
-                throw MCPError.serverError(code: -32000, message: error.message)
-            }
+            throw Self.mcpError(error)
         }
+    }
+
+    private func engine<T>(_ body: () async throws(KernelError) -> T) async throws(MCPError) -> T {
+        do throws(KernelError) {
+            return try await body()
+        } catch {
+            throw Self.mcpError(error)
+        }
+    }
+
+    /// Bad arguments and unknown contexts are invalid params; a dead process context is -32006
+    /// (`context_dead`, as `pykernel serve` says it); anything else a server error.
+    private static func mcpError(_ error: KernelError) -> MCPError {
+        switch error.code {
+        case .contextNotFound, .defaultContextUndeletable, .invalidWorkingDirectory, .invalidArgument:
+            MCPError.invalidParams(error.message)
+        case .contextDead:
+            MCPError.serverError(code: ProcessContexts.contextDeadCode, message: error.message + " (tools: restart_context, delete_context)")
+        default:
+            MCPError.serverError(code: -32000, message: error.message)
+        }
+    }
+
+    /// A context as `structuredContent`: `pykernel serve`'s `context.list` entry.
+    static func contextValue(_ context: KernelContexts.Context) -> Value {
+        var object: [String: Value] = [
+            "id": .string(context.id.rawValue), "language": .string(context.language), "cwd": .string(context.cwd),
+            "isolation": .string(context.isolation.rawValue),
+        ]
+        if context.isolation == .process { object["state"] = .string(context.isAlive ? "alive" : "dead") }
+        return .object(object)
     }
 
     /// The MCP form of a protocol JSON value (the one mapping of results lives in the server).

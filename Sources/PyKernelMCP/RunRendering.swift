@@ -16,6 +16,9 @@ enum RunRendering {
         }
         if let error = result.error {
             content.append(.plainText(error.traceback))
+            if result.status == .crashed {
+                content.append(.plainText("[the context is dead: restart_context gives it a fresh worker process, delete_context removes it]"))
+            }
         } else if result.status != .ok {
             content.append(.plainText("[the run ended with status \(result.status.rawValue)]"))
         }

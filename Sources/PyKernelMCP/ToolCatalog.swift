@@ -6,6 +6,7 @@ enum ToolCatalog {
     static let createContext = "create_context"
     static let listContexts = "list_contexts"
     static let deleteContext = "delete_context"
+    static let restartContext = "restart_context"
     static let interrupt = "interrupt"
     static let runCommand = "run_command"
 
@@ -27,14 +28,20 @@ enum ToolCatalog {
             annotations: .init(title: "Run Python", destructiveHint: true, openWorldHint: true)),
         Tool(
             name: createContext,
-            description: "Create a new Python context (its own globals and working directory). Returns its id.",
+            description: """
+                Create a new Python context (its own globals and working directory). Returns its id. \
+                isolation 'process' puts it in a worker process of its own: a crash or a run that ignores stops \
+                ends only that context.
+                """,
             inputSchema: schema(required: [], [
                 "cwd": ["type": "string", "description": "Working directory of the context (must exist)."],
+                "isolation": ["type": "string", "enum": ["namespace", "process"],
+                              "description": "namespace (in the server's interpreter) or process (a worker process of its own); default: the server's --isolation."],
             ]),
             annotations: .init(title: "Create context", destructiveHint: false)),
         Tool(
             name: listContexts,
-            description: "List the Python contexts: id and working directory of each.",
+            description: "List the Python contexts: id, working directory and isolation of each ('dead' for a process context whose worker ended).",
             inputSchema: schema(required: [], [:]),
             annotations: .init(title: "List contexts", readOnlyHint: true)),
         Tool(
@@ -44,6 +51,16 @@ enum ToolCatalog {
                 "id": ["type": "string", "description": "The context id."],
             ]),
             annotations: .init(title: "Delete context", destructiveHint: true, idempotentHint: true)),
+        Tool(
+            name: restartContext,
+            description: """
+                Give a process context a fresh worker process (same id and working directory, empty globals): \
+                the way back from a context that is dead after a crash.
+                """,
+            inputSchema: schema(required: ["id"], [
+                "id": ["type": "string", "description": "The id of a process context."],
+            ]),
+            annotations: .init(title: "Restart context", destructiveHint: true)),
         Tool(
             name: interrupt,
             description: "Interrupt the run in progress in a context (KeyboardInterrupt); the context keeps its state.",

@@ -55,14 +55,28 @@ public enum ProcessMethods {
         [
             "process.code_run": { request throws(RPCError) in
                 let p = request.params
-                let params = CodeRunParams(
+                var params = CodeRunParams(
                     code: try read { () throws(RPCError) in try p.string("code") },
                     language: try language(p),
                     argv: try read { () throws(RPCError) in try p.optionalStringArray("argv") } ?? [],
                     env: try read { () throws(RPCError) in try p.optionalStringDictionary("env") } ?? [:],
                     cwd: try read { () throws(RPCError) in try p.optionalString("cwd") },
                     timeout: try timeout(p))
-                return deferred { () async throws(ProcessAPIError) in execJSON(try await service.codeRun(params)) }
+                let charts = CodeRunCharts.prepare(&params, environment: service.configuration.environment, logger: request.server.logger)
+                let prepared = params
+                return deferred { () async throws(ProcessAPIError) in
+                    let result: CodeRunResult
+                    do throws(ProcessAPIError) {
+                        result = try await service.codeRun(prepared)
+                    } catch {
+                        charts?.remove()
+                        throw error
+                    }
+                    // The product's shape: `artifacts.stdout` and, for Python, the matplotlib charts.
+                    guard case .object(var object) = execJSON(result) else { return execJSON(result) }
+                    object["artifacts"] = ["stdout": .string(result.stdout), "charts": .array(charts?.collect() ?? [])]
+                    return .object(object)
+                }
             },
             "process.exec": { request throws(RPCError) in
                 let p = request.params

@@ -64,6 +64,9 @@ class ExecuteResponse:
     stdout_omitted_bytes: int = 0
     stderr_truncated: bool = False
     stderr_omitted_bytes: int = 0
+    #: ``code_run`` of Python: the matplotlib figures the program showed or left open, each a
+    #: chart record plus ``png`` (base64), from the wire's ``artifacts.charts``.
+    charts: List[Dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> "ExecuteResponse":
@@ -73,6 +76,7 @@ class ExecuteResponse:
             stdout=value.get("stdout", ""),
             stderr=value.get("stderr", ""),
             timed_out=bool(value.get("timed_out", False)),
+            charts=list((value.get("artifacts") or {}).get("charts") or []),
             **_caps(value, ("result", "stdout", "stderr")),
         )
 

@@ -251,9 +251,77 @@ def _without_engine_frames(error):
     return error.with_traceback(tb)
 
 
+def _ipython_display(*objs, include=None, exclude=None, metadata=None, raw=False, **kwargs):
+    """IPython's ``display`` outside an IPython shell: each object as a rich result (IPython
+    itself would print its ``repr``). ``include``/``exclude`` filter the MIME types; ``metadata``
+    is added to each result's; ``display_id``, ``transient`` and ``clear`` are not supported
+    (every call adds results)."""
+    for obj in objs:
+        if raw and isinstance(obj, dict):
+            data, extra = _strings(obj), {}
+        elif type(obj) in _PLAIN_TYPES or _is_figure(obj):
+            _emit_bundle(obj, False)
+            continue
+        else:
+            data, extra = bundle(obj)
+        if include is not None:
+            data = {mime: value for mime, value in data.items() if mime in include or mime == "text/plain"}
+        if exclude is not None:
+            data = {mime: value for mime, value in data.items() if mime not in exclude or mime == "text/plain"}
+        if metadata:
+            extra = {**extra, **metadata}
+        _emit((False, data, json.dumps(extra, default=repr) if extra else None, None))
+
+
+def _publish_display_data(data, metadata=None, *args, **kwargs):
+    """IPython's ``publish_display_data``: a MIME bundle (and its metadata) as one result."""
+    _emit((False, _strings(data), json.dumps(metadata, default=repr) if metadata else None, None))
+
+
+def _is_figure(obj):
+    return "matplotlib.figure" in sys.modules and sys.modules["pykernel_charts"].is_figure(obj)
+
+
+class _IPythonDisplayHook:
+    """A meta path finder that, when IPython's display functions are imported, makes their
+    ``display`` and ``publish_display_data`` emit results (``from IPython.display import
+    display, HTML, Markdown, Image, JSON`` then works as in Jupyter)."""
+
+    _MODULES = ("IPython.core.display_functions", "IPython.core.display")
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self._MODULES:
+            return None
+        import importlib.util
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return None
+        loader = spec.loader
+        original = loader.exec_module
+
+        class Loader:
+            def create_module(self, spec):
+                return loader.create_module(spec)
+
+            def exec_module(self, module):
+                original(module)
+                if hasattr(module, "display"):
+                    module.display = _ipython_display
+                if hasattr(module, "publish_display_data"):
+                    module.publish_display_data = _publish_display_data
+
+        spec.loader = Loader()
+        return spec
+
+
 def install(emit):
-    """Sets the native emitter and makes ``display`` a builtin."""
+    """Sets the native emitter, makes ``display`` a builtin, and IPython's display emit results."""
     global _emit
     _emit = emit
     display.__module__ = "builtins"
     builtins.display = display
+    sys.meta_path.insert(0, _IPythonDisplayHook())

@@ -189,3 +189,68 @@ def test_many_figures_leave_no_figure_and_flat_memory(rich):
     after = int(run(rich, "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss").text)
     assert run(rich, "len(plt.get_fignums())").text == "0"
     assert after - before < 40_000, f"max RSS grew by {after - before} KB over 1,000 figures"
+
+
+# ---------------------------------------------------------------- process.code_run: artifacts.charts
+
+
+def test_code_run_returns_shown_and_open_figures_as_artifacts_charts(rich):
+    code = ("import matplotlib.pyplot as plt\n"
+            "plt.bar(['north', 'south'], [3, 5.5])\n"
+            "plt.title('Sales'); plt.ylabel('Revenue (EUR)')\n"
+            "plt.show()\n"
+            "print('between')\n"
+            "plt.figure()\n"
+            "plt.plot([1, 2, 3], [2, 4, 8], label='growth')\n"
+            "print('end')\n")
+    response = rich.code_run(code, timeout=120)
+    assert response.exit_code == 0, response.stderr
+    assert response.stdout == "between\nend\n", "no markers in stdout"
+    assert response.artifacts.stdout == response.stdout
+    bar, line = response.artifacts.charts
+    assert bar["type"] == "bar" and bar["title"] == "Sales" and bar["y_unit"] == "EUR"
+    assert [(e["label"], e["value"]) for e in bar["elements"]] == [("north", 3), ("south", 5.5)]
+    assert line["type"] == "line"
+    assert line["elements"] == [{"label": "growth", "points": [[1, 2], [2, 4], [3, 8]]}]
+    for chart in (bar, line):
+        assert base64.b64decode(chart["png"]).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_code_run_charts_are_the_same_records_as_a_context_gives(rich):
+    code = "import matplotlib.pyplot as plt\nplt.pie([1, 3], labels=['a', 'b'])\nplt.show()"
+    [in_context] = charts(run(rich, code))
+    [from_code_run] = rich.code_run(code, timeout=120).artifacts.charts
+    assert from_code_run.pop("png")
+    assert from_code_run == in_context
+
+
+def test_code_run_hides_its_chart_module_and_keeps_the_users_sitecustomize(rich, tmp_path):
+    (tmp_path / "sitecustomize.py").write_text("import builtins\nbuiltins.USER_SITECUSTOMIZE = True\n")
+    code = ("import os, sys, builtins\n"
+            "print(os.environ.get('PYTHONPATH'))\n"
+            "print(any('pykernel-charts' in p for p in sys.path), 'PYKERNEL_CHARTS_FILE' in os.environ)\n"
+            "print(getattr(builtins, 'USER_SITECUSTOMIZE', False))\n")
+    response = rich.code_run(code, env={"PYTHONPATH": str(tmp_path)}, timeout=120)
+    assert response.stdout == f"{tmp_path}\nFalse False\nTrue\n", response.stderr
+    assert response.charts == []
+    raw = rich.call("process.code_run", {"code": "print('wire')"})
+    assert raw["artifacts"] == {"stdout": "wire\n", "charts": []}
+
+
+def test_code_run_leaves_a_backend_the_user_chose_alone(rich):
+    code = ("import matplotlib\nimport matplotlib.pyplot as plt\nplt.plot([1, 2])\n"
+            "plt.savefig('/dev/null', format='png')\nprint(matplotlib.get_backend())")
+    response = rich.code_run(code, env={"MPLBACKEND": "agg"}, timeout=120)
+    assert response.stdout == "agg\n", response.stderr
+    assert response.artifacts.charts == []
+
+
+def test_code_run_leaves_no_chart_directory_behind(rich):
+    import glob
+    import tempfile
+    pattern = os.path.join(tempfile.gettempdir(), "pykernel-charts-*")
+    before = set(glob.glob(pattern))
+    response = rich.code_run("import matplotlib.pyplot as plt\nplt.plot([1])\nraise SystemExit(3)", timeout=120)
+    assert response.exit_code == 3
+    assert len(response.charts) == 1, "a figure left open when the program exits is kept"
+    assert set(glob.glob(pattern)) == before

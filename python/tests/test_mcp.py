@@ -25,6 +25,12 @@ def session(pykernel_bin, body, *args):
     return asyncio.run(main())
 
 
+@pytest.fixture(params=["namespace", "process"])
+def isolation(request):
+    """The server's `--isolation`: the cases that hold for both kinds of context run in both."""
+    return request.param
+
+
 def text_of(result):
     return "".join(item.text for item in result.content if item.type == "text")
 
@@ -34,20 +40,21 @@ def test_tools_are_listed_with_schemas(pykernel_bin):
         return (await client.list_tools()).tools
     tools = {tool.name: tool for tool in session(pykernel_bin, body)}
     assert set(tools) == {"run_python", "create_context", "list_contexts", "delete_context",
-                          "interrupt", "run_command"}
+                          "restart_context", "interrupt", "run_command"}
     schema = tools["run_python"].input_schema
     assert schema["required"] == ["code"]
     assert set(schema["properties"]) == {"code", "context", "timeout", "env"}
+    assert tools["create_context"].input_schema["properties"]["isolation"]["enum"] == ["namespace", "process"]
 
 
-def test_state_persists_and_output_includes_file_descriptor_writes(pykernel_bin):
+def test_state_persists_and_output_includes_file_descriptor_writes(pykernel_bin, isolation):
     async def body(client):
         first = await client.call_tool("run_python", {"code": "x = 41"})
         second = await client.call_tool(
             "run_python", {"code": "import os, sys\nprint(x + 1)\nos.system('echo from-a-subprocess')\n"
                                    "print('careful', file=sys.stderr)"})
         return first, second
-    first, second = session(pykernel_bin, body)
+    first, second = session(pykernel_bin, body, "--isolation", isolation)
     assert not first.is_error
     assert not second.is_error
     assert text_of(second) == "42\nfrom-a-subprocess\n[stderr]\ncareful\n"
@@ -57,7 +64,7 @@ def test_state_persists_and_output_includes_file_descriptor_writes(pykernel_bin)
     assert structured["execution_count"] == 2
 
 
-def test_context_with_cwd_and_env(pykernel_bin, tmp_path):
+def test_context_with_cwd_and_env(pykernel_bin, tmp_path, isolation):
     async def body(client):
         created = await client.call_tool("create_context", {"cwd": str(tmp_path)})
         context = created.structured_content["id"]
@@ -66,18 +73,21 @@ def test_context_with_cwd_and_env(pykernel_bin, tmp_path):
             "context": context, "env": {"GREETING": "hello"}})
         listed = await client.call_tool("list_contexts", {})
         deleted = await client.call_tool("delete_context", {"id": context})
-        return context, run, listed, deleted
-    context, run, listed, deleted = session(pykernel_bin, body)
+        return created, run, listed, deleted
+    created, run, listed, deleted = session(pykernel_bin, body, "--isolation", isolation)
+    context = created.structured_content["id"]
+    assert created.structured_content["isolation"] == isolation
     assert text_of(run) == f"{tmp_path} hello\n"
-    ids = [c["id"] for c in listed.structured_content["contexts"]]
-    assert ids[0] == "default" and context in ids
+    contexts = listed.structured_content["contexts"]
+    assert contexts[0]["id"] == "default" and contexts[0]["isolation"] == isolation
+    assert {"id": context, "isolation": isolation} in [{k: c[k] for k in ("id", "isolation")} for c in contexts]
     assert not deleted.is_error
 
 
-def test_exception_is_an_error_result_with_the_traceback(pykernel_bin):
+def test_exception_is_an_error_result_with_the_traceback(pykernel_bin, isolation):
     async def body(client):
         return await client.call_tool("run_python", {"code": "def f():\n    return undefined_name\nf()"})
-    result = session(pykernel_bin, body)
+    result = session(pykernel_bin, body, "--isolation", isolation)
     assert result.is_error
     text = text_of(result)
     assert text.startswith("Traceback (most recent call last):\n")
@@ -85,14 +95,14 @@ def test_exception_is_an_error_result_with_the_traceback(pykernel_bin):
     assert result.structured_content["error"]["name"] == "NameError"
 
 
-def test_timeout_stops_the_run_and_keeps_the_context(pykernel_bin):
+def test_timeout_stops_the_run_and_keeps_the_context(pykernel_bin, isolation):
     async def body(client):
         started = time.monotonic()
         stopped = await client.call_tool("run_python", {"code": "kept = 1\nimport time\ntime.sleep(30)", "timeout": 0.5})
         elapsed = time.monotonic() - started
         after = await client.call_tool("run_python", {"code": "print(kept)"})
         return stopped, elapsed, after
-    stopped, elapsed, after = session(pykernel_bin, body)
+    stopped, elapsed, after = session(pykernel_bin, body, "--isolation", isolation)
     assert stopped.is_error
     assert stopped.structured_content["status"] == "timeout"
     assert elapsed < 10
@@ -109,7 +119,7 @@ def test_long_output_keeps_head_and_tail_with_a_note(pykernel_bin):
     assert result.structured_content["stdout_omitted_bytes"] == 9000
 
 
-def test_progress_notifications_carry_the_output_as_it_is_printed(pykernel_bin):
+def test_progress_notifications_carry_the_output_as_it_is_printed(pykernel_bin, isolation):
     async def body(client):
         messages = []
 
@@ -119,25 +129,25 @@ def test_progress_notifications_carry_the_output_as_it_is_printed(pykernel_bin):
             "run_python", {"code": "import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.05)"},
             progress_callback=progress)
         return result, messages
-    result, messages = session(pykernel_bin, body)
+    result, messages = session(pykernel_bin, body, "--isolation", isolation)
     assert "".join(messages) == "0\n1\n2\n"
     assert len(messages) >= 2, "output should arrive while the code runs, not only at the end"
     assert text_of(result) == "0\n1\n2\n"
 
 
-def test_cancelling_a_call_interrupts_its_run_and_keeps_the_state(pykernel_bin):
+def test_cancelling_a_call_interrupts_its_run_and_keeps_the_state(pykernel_bin, isolation):
     async def body(client):
         with anyio.move_on_after(1.0):
             await client.call_tool("run_python", {"code": "state = 'kept'\nwhile True:\n    pass"})
         started = time.monotonic()
         after = await client.call_tool("run_python", {"code": "print(state)", "timeout": 20})
         return after, time.monotonic() - started
-    after, elapsed = session(pykernel_bin, body)
+    after, elapsed = session(pykernel_bin, body, "--isolation", isolation)
     assert text_of(after) == "kept\n"
     assert elapsed < 5, "the cancelled loop should have been interrupted"
 
 
-def test_concurrent_calls_on_two_contexts_and_control_calls_during_a_run(pykernel_bin):
+def test_concurrent_calls_on_two_contexts_and_control_calls_during_a_run(pykernel_bin, isolation):
     async def body(client):
         a = (await client.call_tool("create_context", {})).structured_content["id"]
         b = (await client.call_tool("create_context", {})).structured_content["id"]
@@ -158,7 +168,7 @@ def test_concurrent_calls_on_two_contexts_and_control_calls_during_a_run(pykerne
             group.start_soon(control)
         again = await client.call_tool("run_python", {"code": "print(who)", "context": a})
         return results, again
-    results, again = session(pykernel_bin, body)
+    results, again = session(pykernel_bin, body, "--isolation", isolation)
     assert text_of(results["a"]) == "a\n"
     assert text_of(results["b"]) == "b\n"
     assert results["list_seconds"] < 0.5, "list_contexts waited for a run"
@@ -184,45 +194,51 @@ def test_run_command(pykernel_bin, tmp_path):
     ("run_python", {"code": "1", "colour": "red"}, "unknown argument 'colour'"),
     ("run_python", {"code": "1", "context": "no-such-context"}, "No context has the ID 'no-such-context'"),
     ("create_context", {"cwd": "/no/such/dir"}, "'/no/such/dir' does not exist"),
+    ("create_context", {"isolation": "thread"}, "argument 'isolation' must be \"namespace\" or \"process\""),
+    ("restart_context", {"id": "no-such-context"}, "No context has the ID 'no-such-context'"),
     ("delete_context", {"id": "default"}, "default"),
     ("no_such_tool", {}, "Unknown tool 'no_such_tool'"),
 ])
-def test_bad_calls_are_clear_errors_and_the_server_stays_up(pykernel_bin, name, arguments, message):
+def test_bad_calls_are_clear_errors_and_the_server_stays_up(pykernel_bin, name, arguments, message, isolation):
     async def body(client):
         await client.call_tool("run_python", {"code": "kept = 'yes'"})
         with pytest.raises(MCPError) as caught:
             await client.call_tool(name, arguments)
         after = await client.call_tool("run_python", {"code": "print(kept)"})
         return caught.value, after
-    error, after = session(pykernel_bin, body)
+    error, after = session(pykernel_bin, body, "--isolation", isolation)
     assert message in str(error)
     assert text_of(after) == "yes\n"
 
 
-def test_end_of_input_ends_the_server(pykernel_bin):
-    # A host closing the pipe (the agent exited) must not leave pykernel running.
-    server = subprocess.Popen([pykernel_bin, "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE)
+def test_end_of_input_ends_the_server(pykernel_bin, isolation):
+    # A host closing the pipe (the agent exited) must not leave pykernel (or a worker) running.
+    server = subprocess.Popen([pykernel_bin, "mcp", "--isolation", isolation], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     requests = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {},
             "clientInfo": {"name": "test", "version": "1"}}},
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-            "name": "run_python", "arguments": {"code": "import os\nos.system('echo on-fd-1')\nprint('done')"}}},
+            "name": "run_python", "arguments": {"code": "import os\nos.system('echo on-fd-1')\nprint('done')\nos.getpid()"}}},
     ]
     for request in requests:
         server.stdin.write((json.dumps(request) + "\n").encode())
     server.stdin.flush()
     responses = [json.loads(server.stdout.readline()) for _ in range(2)]
     assert responses[0]["result"]["serverInfo"]["name"] == "pykernel"
-    assert responses[1]["result"]["structuredContent"]["stdout"] == "on-fd-1\ndone\n"
+    structured = responses[1]["result"]["structuredContent"]
+    assert structured["stdout"] == "on-fd-1\ndone\n"
+    runner = int(structured["results"][0]["data"]["text/plain"])
+    assert (runner == server.pid) == (isolation == "namespace")
     server.stdin.close()
     assert server.wait(timeout=20) == 0
+    assert not os.path.exists(f"/proc/{runner}"), "the worker outlived the server"
     assert server.stdout.read() == b"", "nothing but protocol messages on stdout"
 
 
-def test_rich_results_become_content_and_images_are_image_content(pykernel_bin):
+def test_rich_results_become_content_and_images_are_image_content(pykernel_bin, isolation):
     code = (
         "import struct, zlib\n"
         "def chunk(kind, data):\n"
@@ -238,7 +254,7 @@ def test_rich_results_become_content_and_images_are_image_content(pykernel_bin):
 
     async def body(client):
         return await client.call_tool("run_python", {"code": code})
-    result = session(pykernel_bin, body)
+    result = session(pykernel_bin, body, "--isolation", isolation)
     assert not result.is_error
     kinds = [item.type for item in result.content]
     assert kinds == ["text", "image", "text"]
@@ -252,3 +268,51 @@ def test_rich_results_become_content_and_images_are_image_content(pykernel_bin):
     assert [r["is_main_result"] for r in results] == [False, True]
     assert results[0]["data"]["image/png"] == image.data
     assert results[1]["data"] == {"text/plain": "42"}
+
+
+def test_a_crash_answers_the_call_as_an_error_and_leaves_the_server_and_other_contexts_alive(pykernel_bin):
+    async def body(client):
+        other = (await client.call_tool("create_context", {"isolation": "process"})).structured_content["id"]
+        victim = (await client.call_tool("create_context", {"isolation": "process"})).structured_content["id"]
+        await client.call_tool("run_python", {"code": "kept = 'yes'", "context": other})
+        crashed = await client.call_tool("run_python", {
+            "code": "import os\nos.kill(os.getpid(), 9)", "context": victim})
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("run_python", {"code": "1", "context": victim})
+        listed = await client.call_tool("list_contexts", {})
+        intact = await client.call_tool("run_python", {"code": "print(kept)", "context": other})
+        namespace = await client.call_tool("run_python", {"code": "print('namespace alive')"})
+        restarted = await client.call_tool("restart_context", {"id": victim})
+        fresh = await client.call_tool("run_python", {"code": "print('fresh')", "context": victim})
+        return crashed, refused.value, listed, intact, namespace, restarted, fresh
+    crashed, refused, listed, intact, namespace, restarted, fresh = session(pykernel_bin, body)
+    assert crashed.is_error
+    assert crashed.structured_content["status"] == "crashed"
+    assert crashed.structured_content["error"]["name"] == "WorkerCrashed"
+    assert text_of(crashed).startswith("WorkerCrashed: The worker process was killed by signal 9 (SIGKILL)")
+    assert text_of(crashed).endswith("[the context is dead: restart_context gives it a fresh worker process, "
+                                     "delete_context removes it]")
+    assert refused.error.code == -32006 and "dead" in str(refused) and "restart_context" in str(refused)
+    states = {c["id"]: c.get("state") for c in listed.structured_content["contexts"]}
+    assert list(states.values()).count("dead") == 1 and list(states.values()).count("alive") == 1
+    assert text_of(intact) == "yes\n"
+    assert text_of(namespace) == "namespace alive\n"
+    assert restarted.structured_content["state"] == "alive"
+    assert text_of(fresh) == "fresh\n" and fresh.structured_content["execution_count"] == 1
+
+
+def test_a_matplotlib_chart_is_image_content_with_its_chart_record(pykernel_bin, isolation):
+    venv = os.environ.get("PYKERNEL_RICH_VENV", os.path.join(os.path.dirname(__file__), "..", "..", ".venv-rich"))
+    assert os.path.exists(os.path.join(venv, "bin", "python")), f"{venv} is missing: run scripts/setup"
+    code = "import matplotlib.pyplot as plt\nplt.bar(['a', 'b'], [3, 5])\nplt.title('Bars')\nplt.show()"
+
+    async def body(client):
+        return await client.call_tool("run_python", {"code": code, "timeout": 120})
+    result = session(pykernel_bin, body, "--isolation", isolation, "--venv", venv)
+    assert not result.is_error, text_of(result)
+    [image] = [item for item in result.content if item.type == "image"]
+    assert image.mime_type == "image/png"
+    [figure] = result.structured_content["results"]
+    assert figure["data"]["image/png"] == image.data
+    assert figure["chart"]["type"] == "bar" and figure["chart"]["title"] == "Bars"
+    assert [(e["label"], e["value"]) for e in figure["chart"]["elements"]] == [("a", 3), ("b", 5)]

@@ -2,10 +2,14 @@
 expression's value, ``display()``, MIME bundles, ordering with output, and the wire shape."""
 
 import base64
+import os
+import pathlib
 import struct
 import zlib
 
-from pykernel import Result
+import pytest
+
+from pykernel import PyKernel, Result
 
 
 def tiny_png():
@@ -187,3 +191,68 @@ def test_edge_cases_of_the_last_statement(kernel):
                  "with open('/dev/null') as f:\n    f", "match 1:\n    case 1:\n        pass"]:
         result = kernel.run_code(code)
         assert result.status == "ok" and result.results == [], code
+
+
+# ---------------------------------------------------------------- IPython.display (IPython installed)
+
+
+@pytest.fixture
+def ipython_kernel(pykernel_bin, request):
+    """``pykernel serve --venv`` on the environment ``scripts/setup`` makes (``.venv-rich``, with
+    IPython); each case runs in a namespace and in a process context."""
+    venv = os.environ.get("PYKERNEL_RICH_VENV", str(pathlib.Path(__file__).resolve().parents[2] / ".venv-rich"))
+    assert os.path.exists(os.path.join(venv, "bin", "python")), f"{venv} is missing: run scripts/setup"
+    client = PyKernel(binary=pykernel_bin, args=["--venv", venv, "--isolation", request.param])
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+both_kinds = pytest.mark.parametrize("ipython_kernel", ["namespace", "process"], indirect=True)
+
+
+@both_kinds
+def test_ipython_display_objects_are_results_in_order_with_output(ipython_kernel):
+    png = base64.b64encode(tiny_png()).decode("ascii")
+    result = ipython_kernel.run_code(
+        "import base64\n"
+        "from IPython.display import display, HTML, Markdown, Image, JSON\n"
+        "print('first')\n"
+        "display(HTML('<b>bold</b>'), Markdown('*md*'))\n"
+        "print('second')\n"
+        f"display(Image(data=base64.b64decode('{png}'), format='png'))\n"
+        "display(JSON({'a': [1, 2]}))\n"
+        "display({'text/plain': 'raw text', 'text/html': '<i>raw</i>'}, raw=True)\n"
+        "Markdown('# last')\n", timeout=120)
+    assert result.status == "ok", result.error and result.error.traceback
+    assert result.stdout == "first\nsecond\n", "nothing printed by IPython's fallback"
+    html, markdown, image, data, raw, last = result.results
+    assert html.html == "<b>bold</b>" and not html.is_main_result
+    assert markdown.markdown == "*md*"
+    assert base64.b64decode(image.png) == tiny_png()
+    assert data.json == {"a": [1, 2]}
+    assert (raw.text, raw.html) == ("raw text", "<i>raw</i>")
+    assert last.is_main_result and last.markdown == "# last"
+
+
+@both_kinds
+def test_ipython_display_include_exclude_metadata_and_publish_display_data(ipython_kernel):
+    events = []
+    result = ipython_kernel.run_code(
+        "from IPython.display import display, HTML, publish_display_data\n"
+        "class Both:\n"
+        "    def _repr_html_(self): return '<p>h</p>'\n"
+        "    def _repr_markdown_(self): return 'm'\n"
+        "    def __repr__(self): return 'Both()'\n"
+        "display(Both(), exclude=['text/html'], metadata={'source': 'test'})\n"
+        "display(Both(), include=['text/html'])\n"
+        "publish_display_data({'text/plain': 'published', 'text/markdown': '**p**'}, metadata={'k': 1})\n",
+        on_result=events.append, timeout=120)
+    assert result.status == "ok", result.error and result.error.traceback
+    excluded, included, published = result.results
+    assert excluded.data == {"text/plain": "Both()", "text/markdown": "m"}
+    assert excluded.metadata == {"source": "test"}
+    assert included.data == {"text/plain": "Both()", "text/html": "<p>h</p>"}
+    assert published.data == {"text/plain": "published", "text/markdown": "**p**"} and published.metadata == {"k": 1}
+    assert [r.data for r in events] == [r.data for r in result.results], "streamed as code.result"

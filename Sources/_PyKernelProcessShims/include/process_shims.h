@@ -10,6 +10,7 @@
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <spawn.h>
 #include <sys/types.h>
 
 /// A close-on-exec pipe (`pipe2(fds, O_CLOEXEC)`): never inherited by a concurrent spawn.
@@ -58,5 +59,9 @@ int pk_sigchld_fd(void);
 
 /// Asks the kernel to send `sig` to the calling process when its parent ends (`PR_SET_PDEATHSIG`).
 int pk_set_parent_death_signal(int sig);
+
+/// Adds a file action closing every descriptor from `from` up (glibc's
+/// `posix_spawn_file_actions_addclosefrom_np`, declared only with _GNU_SOURCE). 0 or an errno value.
+int pk_spawn_actions_close_from(posix_spawn_file_actions_t *actions, int from);
 
 #endif

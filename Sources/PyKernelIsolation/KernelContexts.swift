@@ -1,0 +1,428 @@
+import Foundation
+import JSONRPC
+import Logging
+import PyKernel
+import PyKernelSupport
+import Synchronization
+
+/// Both kinds of context behind one API: namespace contexts in this process's interpreter (a
+/// ``KernelManager``) and process contexts in worker processes of their own (``ProcessContexts``).
+///
+/// A host writes the same code for both kinds: ``createContext(isolation:cwd:memoryLimitMB:cpuTimeLimit:)``
+/// picks the kind, and ``run(_:in:environment:timeout:outputLimit:)`` returns the engine's
+/// ``ExecutionEvent`` sequence and ``ExecutionResult`` whichever kind runs the code. What differs
+/// is what isolation gives: a process context can crash (status ``ExecutionStatus/crashed``)
+/// without harming anything else, and is then dead until ``restartContext(_:)``.
+///
+/// ```swift
+/// let manager = try await KernelManager.start()
+/// let contexts = try await KernelContexts(
+///     manager: manager,
+///     workers: .init(executable: "/usr/local/bin/pykernel", workingDirectory: manager.configuration.workingDirectory))
+/// let context = try await contexts.createContext(isolation: .process)
+/// for try await event in try contexts.run("print(6 * 7)", in: context.id) {
+///     if case .output(let chunk) = event { print(chunk.text, terminator: "") }
+/// }
+/// await contexts.shutdown()
+/// ```
+public final class KernelContexts: Sendable {
+    /// Where a context lives.
+    public enum Isolation: String, Sendable, Hashable, CaseIterable {
+        /// In this process's interpreter: created in microseconds, sharing `sys.modules` and the
+        /// interpreter with every other namespace context.
+        case namespace
+        /// In a worker process of its own: killable, crash-proof, running in parallel with others.
+        case process
+    }
+
+    /// What a context is.
+    public struct Context: Sendable, Hashable {
+        public let id: ContextID
+        /// Its working directory (absolute).
+        public let cwd: String
+        public let isolation: Isolation
+        /// Process contexts: why the context is dead (its worker ended); `nil` while it is alive.
+        public let deadReason: String?
+        /// Process contexts: the address space its worker may grow by, in MiB, if limited.
+        public let memoryLimitMB: Int?
+        /// Process contexts: the CPU time each run may use, if limited.
+        public let cpuTimeLimit: Duration?
+        /// The language of its code (`python`).
+        public var language: String { "python" }
+        /// Whether runs can start in it.
+        public var isAlive: Bool { deadReason == nil }
+    }
+
+    /// The engine of namespace contexts.
+    public let manager: KernelManager
+    /// The process contexts and their warm pool of workers.
+    public let processContexts: ProcessContexts
+    /// The kind of the `default` context and of contexts created without an isolation.
+    public let defaultIsolation: Isolation
+    /// Process-context runs' open requests for input.
+    private let openInputs = OpenInputs()
+
+    /// Takes over `manager` and starts process contexts beside it.
+    ///
+    /// With `defaultIsolation` ``Isolation/process`` the `default` context is a process context
+    /// (created here, hiding the manager's own `default`) and the pool of workers starts now.
+    /// - Parameters:
+    ///   - workers: How workers start: the `pykernel` executable, its arguments, the pool size.
+    ///   - startPool: Start the pool's workers now even with namespace contexts as the default
+    ///     (else they start at the first process context).
+    /// - Throws: ``KernelError`` when the `default` process context cannot be created.
+    public init(
+        manager: KernelManager, workers: ProcessContexts.Configuration, defaultIsolation: Isolation = .namespace,
+        startPool: Bool = false, logger: Logger = Logger(label: "pykernel.isolation")
+    ) async throws(KernelError) {
+        self.manager = manager
+        self.defaultIsolation = defaultIsolation
+        processContexts = ProcessContexts(configuration: workers, startPool: startPool || defaultIsolation == .process, logger: logger)
+        if defaultIsolation == .process {
+            do throws(IsolationError) {
+                _ = try await processContexts.create(id: ContextID.default.rawValue, cwd: nil)
+            } catch {
+                await processContexts.shutdown()
+                throw KernelError(error)
+            }
+        }
+    }
+
+    // MARK: Contexts
+
+    /// Creates a context with empty globals.
+    /// - Parameters:
+    ///   - isolation: Its kind; ``defaultIsolation`` when `nil`.
+    ///   - cwd: Its working directory; relative paths resolve against the manager's.
+    ///   - memoryLimitMB: Process contexts only: how much address space its worker may add (MiB).
+    ///   - cpuTimeLimit: Process contexts only: the CPU time each run may use.
+    /// - Throws: ``KernelError/Code/invalidWorkingDirectory``, ``KernelError/Code/invalidArgument``
+    ///   (a limit on a namespace context, a limit out of range), ``KernelError/Code/initializationFailed``
+    ///   (no worker could be started).
+    public func createContext(
+        isolation: Isolation? = nil, cwd: String? = nil, memoryLimitMB: Int? = nil, cpuTimeLimit: Duration? = nil
+    ) async throws(KernelError) -> Context {
+        guard (isolation ?? defaultIsolation) == .process else {
+            if memoryLimitMB != nil || cpuTimeLimit != nil {
+                throw KernelError(.invalidArgument, "Memory and CPU time limits apply to process contexts only.",
+                                  field: memoryLimitMB != nil ? "memory_limit_mb" : "cpu_time_limit_s")
+            }
+            return Self.context(try manager.createContext(cwd: cwd))
+        }
+        if let cpuTimeLimit, cpuTimeLimit <= .zero {
+            throw KernelError(.invalidArgument, "The CPU time limit must be positive.", field: "cpu_time_limit_s")
+        }
+        let directory: String?
+        do throws(InvalidInput) {
+            directory = try cwd.map { path throws(InvalidInput) in
+                try InputValidation.workingDirectory(path, relativeTo: manager.configuration.workingDirectory)
+            }
+        } catch {
+            throw KernelError(error)
+        }
+        do throws(IsolationError) {
+            let info = try await processContexts.create(
+                id: UUID().uuidString.lowercased(), cwd: directory, memoryLimitMB: memoryLimitMB, cpuTimeLimit: cpuTimeLimit)
+            return Self.context(info)
+        } catch {
+            throw KernelError(error)
+        }
+    }
+
+    /// Every context, `default` first, then by id.
+    public func listContexts() -> [Context] {
+        let processes = processContexts.list().map(Self.context)
+        let shadowed = Set(processes.map(\.id))
+        let namespaces = manager.listContexts().filter { !shadowed.contains($0.id) }.map(Self.context)
+        return (namespaces + processes).sorted { lhs, rhs in
+            lhs.id == .default || (rhs.id != .default && lhs.id.rawValue < rhs.id.rawValue)
+        }
+    }
+
+    /// The context with this id.
+    /// - Throws: ``KernelError/Code/contextNotFound``.
+    public func context(_ id: ContextID) throws(KernelError) -> Context {
+        if let info = processContexts.list().first(where: { $0.id == id.rawValue }) { return Self.context(info) }
+        return Self.context(try manager.context(id))
+    }
+
+    /// Deletes a context; a run in progress there is answered `interrupted`, queued runs fail with
+    /// ``KernelError/Code/contextDeleted``. A process context's worker is killed at once.
+    /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/defaultContextUndeletable``.
+    public func deleteContext(_ id: ContextID) throws(KernelError) {
+        guard processContexts.contains(id.rawValue) else { return try manager.deleteContext(id) }
+        guard id != .default else {
+            throw KernelError(.defaultContextUndeletable, "The default context cannot be deleted; restart it instead.")
+        }
+        do throws(IsolationError) {
+            try processContexts.delete(id.rawValue)
+        } catch {
+            throw KernelError(error)
+        }
+    }
+
+    /// Gives a process context a fresh worker: same id, directory and limits, empty globals,
+    /// execution count back to 0. The way back from a dead context.
+    /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/invalidArgument`` (a
+    ///   namespace context), ``KernelError/Code/interpreterBusy`` (a run in progress).
+    public func restartContext(_ id: ContextID) async throws(KernelError) -> Context {
+        guard processContexts.contains(id.rawValue) else {
+            _ = try manager.context(id)
+            throw KernelError(.invalidArgument, "Only process contexts can be restarted; \(id) is a namespace context (delete it and create a new one).", field: "id")
+        }
+        do throws(IsolationError) {
+            return Self.context(try await processContexts.restart(id.rawValue))
+        } catch {
+            throw KernelError(error)
+        }
+    }
+
+    // MARK: Runs
+
+    /// Submits code to run in a context, after the runs submitted to it before.
+    ///
+    /// The same call for both kinds (see ``KernelManager/run(_:in:environment:timeout:outputLimit:filename:)``).
+    /// Iterate the returned run to its end: a process context's worker waits while more than
+    /// 1 MiB of its output is unread.
+    /// - Returns: The run's events, ending with its result.
+    /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/contextDead`` (a process
+    ///   context whose worker ended), ``KernelError/Code/invalidArgument``,
+    ///   ``KernelError/Code/interpreterBusy``, ``KernelError/Code/runQueueFull``.
+    public func run(
+        _ code: String, in context: ContextID = .default, environment: [String: String] = [:],
+        timeout: Duration? = .seconds(600), outputLimit: Int = 1 << 20, allowStdin: Bool = false
+    ) throws(KernelError) -> ContextRun {
+        guard processContexts.contains(context.rawValue) else {
+            return ContextRun(.namespace(try manager.run(
+                code, in: context, environment: environment, timeout: timeout, outputLimit: outputLimit, allowStdin: allowStdin)))
+        }
+        do throws(InvalidInput) {
+            try InputValidation.environment(environment)
+        } catch {
+            throw KernelError(error)
+        }
+        if let timeout, timeout <= .zero {
+            throw KernelError(.invalidArgument, "The timeout must be positive (or nil for none).", field: "timeout")
+        }
+        do throws(IsolationError) {
+            return ContextRun(.process(try processContexts.run(
+                context.rawValue, code: code, environment: environment, timeout: timeout, outputLimit: max(outputLimit, 0),
+                allowStdin: allowStdin), openInputs))
+        } catch {
+            throw KernelError(error)
+        }
+    }
+
+    /// Answers a run's ``ExecutionEvent/inputRequest(_:)`` (runs submitted with `allowStdin`), in
+    /// either kind of context.
+    /// - Throws: ``KernelError/Code/notWaitingForInput`` when the request is no longer open (it
+    ///   was answered already, or its run was stopped or has ended).
+    public func answerInput(_ request: InputRequest, with reply: InputReply) async throws(KernelError) {
+        guard let relay = openInputs.take(request.serial) else { return try manager.answerInput(request, with: reply) }
+        let fields: JSONObject = switch reply {
+        case .value(let text): ["value": .string(text)]
+        case .endOfFile: ["eof": true]
+        }
+        if case .error(_, let message, _) = await relay.answerInput(fields) {
+            throw KernelError(.notWaitingForInput, message)
+        }
+    }
+
+    /// Interrupts the run in progress in a context (`KeyboardInterrupt` where the code is). A
+    /// process context's run that has not stopped after the grace period is ended with its worker.
+    /// - Returns: `false` when nothing was running there.
+    /// - Throws: ``KernelError/Code/contextNotFound``.
+    @discardableResult
+    public func interrupt(_ context: ContextID) throws(KernelError) -> Bool {
+        guard processContexts.contains(context.rawValue) else { return try manager.interrupt(context) }
+        do throws(IsolationError) {
+            return try processContexts.interrupt(context.rawValue)
+        } catch {
+            throw KernelError(error)
+        }
+    }
+
+    /// Stops the manager's runs and ends every worker (their runs in progress are answered
+    /// `interrupted`), waiting until the workers are reaped.
+    public func shutdown() async {
+        manager.shutdown()
+        await processContexts.shutdown()
+    }
+
+    private static func context(_ info: ContextInfo) -> Context {
+        Context(id: info.id, cwd: info.cwd, isolation: .namespace, deadReason: nil, memoryLimitMB: nil, cpuTimeLimit: nil)
+    }
+
+    private static func context(_ info: ProcessContexts.Info) -> Context {
+        Context(id: ContextID(info.id), cwd: info.cwd, isolation: .process, deadReason: info.deadReason,
+                memoryLimitMB: info.memoryLimitMB, cpuTimeLimit: info.cpuTimeLimit)
+    }
+}
+
+/// A submitted run in either kind of context: an asynchronous sequence of the engine's
+/// ``ExecutionEvent``s (output and rich results as they happen), ending with
+/// ``ExecutionEvent/completed(_:)``.
+///
+/// It throws a ``KernelError`` when the run could not start (its context was deleted or its
+/// worker ended while the run was queued, the manager shut down).
+public struct ContextRun: AsyncSequence, Sendable {
+    public typealias Element = ExecutionEvent
+
+    enum Source: Sendable {
+        case namespace(Execution)
+        case process(RunRelay, OpenInputs)
+    }
+
+    private let source: Source
+
+    init(_ source: Source) { self.source = source }
+
+    public func makeAsyncIterator() -> Iterator {
+        switch source {
+        case .namespace(let execution): Iterator(namespace: execution.makeAsyncIterator(), relay: nil, inputs: nil)
+        case .process(let relay, let inputs): Iterator(namespace: nil, relay: relay, inputs: inputs)
+        }
+    }
+
+    /// Waits for the run to end and returns its result (stdout and stderr up to the output limit).
+    public func result() async throws -> ExecutionResult {
+        for try await event in self {
+            if case .completed(let result) = event { return result }
+        }
+        throw KernelError(.shutDown, "The run ended without a result.")
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        fileprivate var namespace: Execution.Iterator?
+        fileprivate let relay: RunRelay?
+        fileprivate let inputs: OpenInputs?
+        private var finished = false
+
+        fileprivate init(namespace: Execution.Iterator?, relay: RunRelay?, inputs: OpenInputs?) {
+            self.namespace = namespace
+            self.relay = relay
+            self.inputs = inputs
+        }
+
+        public mutating func next() async throws -> ExecutionEvent? {
+            if let namespace { return try await namespace.next() }
+            guard let relay, let inputs, !finished else { return nil }
+            while true {
+                switch await relay.next() {
+                case .notification("code.input_request", let params):
+                    return .inputRequest(InputRequest(
+                        prompt: params["prompt"]?.stringValue ?? "", password: params["password"]?.boolValue ?? false,
+                        serial: inputs.open(relay)))
+                case .notification(let method, let params):
+                    if let event = WorkerJSON.event(method, params) { return event }
+                case .result(let result):
+                    finished = true
+                    inputs.close(relay)
+                    return .completed(WorkerJSON.executionResult(result))
+                case .error(let code, let message, let data):
+                    finished = true
+                    inputs.close(relay)
+                    throw WorkerJSON.kernelError(code: code, message: message, data: data)
+                }
+            }
+        }
+    }
+}
+
+/// Process-context runs' open requests for input, by the serial their ``InputRequest`` carries
+/// (serials with the top bit set: the engine's own never reach it).
+final class OpenInputs: Sendable {
+    private struct State {
+        var next: UInt64 = 1 << 63
+        var relays: [UInt64: RunRelay] = [:]
+    }
+    private let state = Mutex(State())
+
+    /// Registers a request of `relay`'s run and returns its serial.
+    func open(_ relay: RunRelay) -> UInt64 {
+        state.withLock { state in
+            state.next += 1
+            state.relays[state.next] = relay
+            return state.next
+        }
+    }
+
+    /// The run whose request `serial` is, if it is a process context's (removed: answered once).
+    func take(_ serial: UInt64) -> RunRelay? {
+        state.withLock { $0.relays.removeValue(forKey: serial) }
+    }
+
+    /// Forgets the requests of a run that has ended.
+    func close(_ relay: RunRelay) {
+        state.withLock { state in state.relays = state.relays.filter { $0.value !== relay } }
+    }
+}
+
+/// The one place a worker's JSON (the `code.run` protocol's shapes, docs/protocol.md) is read back
+/// into the engine's public types.
+enum WorkerJSON {
+    /// The event a worker's notification about a run stands for (`nil`: none of the caller's concern).
+    static func event(_ method: String, _ params: JSONObject) -> ExecutionEvent? {
+        switch method {
+        case "code.output":
+            guard let text = params["text"]?.stringValue else { return nil }
+            return .output(OutputChunk(stream: params["stream"]?.stringValue == "stderr" ? .stderr : .stdout, text: text))
+        case "code.result":
+            return params["result"].map { .result(richResult($0)) }
+        default:
+            return nil
+        }
+    }
+
+    /// A `code.run` result.
+    static func executionResult(_ json: JSONValue) -> ExecutionResult {
+        let error = json["error"]?.objectValue.map { record in
+            ErrorRecord(name: record["name"]?.stringValue ?? "", value: record["value"]?.stringValue ?? "",
+                        traceback: record["traceback"]?.stringValue ?? "")
+        }
+        return ExecutionResult(
+            status: json["status"]?.stringValue.flatMap(ExecutionStatus.init(rawValue:)) ?? .error,
+            stdout: json["stdout"]?.stringValue ?? "", stderr: json["stderr"]?.stringValue ?? "",
+            stdoutOmittedBytes: json["stdout_omitted_bytes"]?.intValue ?? 0,
+            stderrOmittedBytes: json["stderr_omitted_bytes"]?.intValue ?? 0,
+            error: error, executionCount: json["execution_count"]?.intValue ?? 0,
+            duration: .nanoseconds(Int64((json["duration"]?.doubleValue ?? 0) * 1e9)),
+            results: json["results"]?.arrayValue?.map(richResult) ?? [])
+    }
+
+    /// A rich result: `application/json` (and `+json`) values become their JSON text, as the
+    /// engine holds them; metadata and chart likewise.
+    static func richResult(_ json: JSONValue) -> RichResult {
+        var data: [String: String] = [:]
+        for (mime, value) in json["data"]?.objectValue ?? [:] {
+            data[mime] = value.stringValue ?? value.jsonString
+        }
+        let metadata = json["metadata"].flatMap { $0.isNull ? nil : $0.jsonString } ?? "{}"
+        let chart = json["chart"].flatMap { $0.isNull ? nil : $0.jsonString }
+        return RichResult(isMainResult: json["is_main_result"]?.boolValue ?? false, data: data, metadataJSON: metadata, chartJSON: chart)
+    }
+
+    /// A worker's (or the relay's) JSON-RPC error answering a run, by its `data.reason`.
+    static func kernelError(code: Int, message: String, data: JSONValue?) -> KernelError {
+        let reason = data?["reason"]?.stringValue
+        let known: [KernelError.Code] = [
+            .contextNotFound, .contextDeleted, .contextDead, .interpreterBusy, .runQueueFull, .shutDown,
+            .invalidArgument, .invalidWorkingDirectory,
+        ]
+        // Anything else (`worker_unavailable`: no worker could be started) is a failure to start.
+        let kind = known.first { $0.description == reason } ?? (code == ProcessContexts.contextDeadCode ? .contextDead : .initializationFailed)
+        return KernelError(kind, message, field: data?["field"]?.stringValue)
+    }
+}
+
+extension KernelError {
+    /// The engine's form of a refused request about process contexts (same reason, same code).
+    init(_ error: IsolationError) {
+        self = WorkerJSON.kernelError(code: 0, message: error.message, data: ["reason": .string(error.code.rawValue), "field": error.field.map { .string($0) } ?? .null])
+    }
+
+    /// The engine's form of an argument the shared validation refused.
+    init(_ invalid: InvalidInput) {
+        self.init(invalid.reason == .invalidCwd ? .invalidWorkingDirectory : .invalidArgument, invalid.message, field: invalid.field)
+    }
+}
