@@ -53,7 +53,7 @@ struct Serve: AsyncParsableCommand {
         let defaultIsolation = ContextIsolation(rawValue: isolation) ?? .namespace
         let contexts = ProcessContexts(
             configuration: .init(
-                executable: Self.executablePath, workerArguments: options.workerArguments + ["--worker"], poolSize: poolSize ?? 2,
+                executable: Self.executablePath, workerArguments: options.workerArguments, poolSize: poolSize ?? 2,
                 gracePeriod: manager.configuration.timeoutGracePeriod, workingDirectory: manager.configuration.workingDirectory),
             startPool: defaultIsolation == .process || poolSize != nil,
             logger: Logger(label: "pykernel.isolation"))

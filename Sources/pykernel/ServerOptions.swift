@@ -29,10 +29,11 @@ struct ServerOptions: ParsableArguments {
         (preload ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
-    /// The arguments that make a worker process start like this server (`pykernel serve ...`).
+    /// The arguments that make a worker process start like this server (`pykernel serve ...`),
+    /// as a process context's worker (`--worker`: without the process API).
     var workerArguments: [String] {
         // Workers log warnings and errors only: the last lines go into crash reports.
-        ["--log-level", logLevel == "debug" ? "debug" : "warning"] + (venv.map { ["--venv", $0] } ?? []) + (preload.map { ["--preload", $0] } ?? [])
+        ["--worker", "--log-level", logLevel == "debug" ? "debug" : "warning"] + (venv.map { ["--venv", $0] } ?? []) + (preload.map { ["--preload", $0] } ?? [])
     }
 
     /// The levels `--log-level` takes (each includes the ones before it).
