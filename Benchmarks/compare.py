@@ -37,7 +37,7 @@ VENV = BENCH / ".venv"
 RESULTS = BENCH / "results"
 LATEST = BENCH / "latest"
 WORKER = BENCH / "process_worker.py"
-VENV_PACKAGES = ["jupyter_client", "ipykernel", "matplotlib", "mcp>=2.3,<3"]
+VENV_PACKAGES = ["jupyter_client", "ipykernel", "matplotlib", "pandas", "mcp>=2.3,<3"]
 STAGE_VARIABLE = "PYKERNEL_BENCH_STAGE"
 
 # 200,000 lines of `print(i)`: the bytes every system must deliver to its client.
@@ -99,7 +99,7 @@ def ensure_virtualenv() -> Path:
             log("venv failed; installing python3.11-venv")
             subprocess.run(["apt-get", "install", "-y", "python3.11-venv"], check=True, stdout=sys.stderr, timeout=1200)
             subprocess.run([system_python(), "-m", "venv", str(VENV)], check=True, stdout=sys.stderr, timeout=600)
-    check = subprocess.run([str(python), "-c", "import jupyter_client, ipykernel, matplotlib, mcp"],
+    check = subprocess.run([str(python), "-c", "import jupyter_client, ipykernel, matplotlib, pandas, mcp"],
                            capture_output=True, timeout=300, env=clean_environment())
     if check.returncode != 0:
         log("installing " + ", ".join(VENV_PACKAGES) + " into the virtualenv (PyPI)")
@@ -333,6 +333,16 @@ class PyKernelClient:
 
     def call(self, method: str, params: dict, timeout: float = 30) -> dict:
         return self.wait(self.send(method, params), timeout)
+
+    def wait_all(self, request_ids: list[int], timeout: float = 30) -> None:
+        """Until every one of the requests is answered, in whatever order."""
+        deadline = wait_deadline(timeout)
+        waiting = set(request_ids)
+        while waiting:
+            message = json.loads(self.channel.read_line(deadline))
+            if "error" in message and message.get("id") in waiting:
+                raise RuntimeError(f"pykernel error: {message['error']}")
+            waiting.discard(message.get("id"))
 
     def create_context(self) -> str:
         return self.call("context.create", {})["id"]
@@ -597,6 +607,11 @@ def process_tree_memory(pid: int) -> tuple[int, int]:
 # The measurements
 # ---------------------------------------------------------------------------------------------
 
+def statistics_median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
 def timed(function) -> float:
     started = time.perf_counter()
     function()
@@ -637,6 +652,7 @@ class Bench:
         self.section("interrupt latency", self.interrupts)
         self.section("MCP round trip", self.mcp_round_trip)
         self.section("chart run", self.chart_run)
+        self.section("process contexts", self.process_contexts)
         if self.library:
             self.section("Swift library (swift package benchmark)", self.library_benchmarks)
         self.results.compute_ratios()
@@ -1165,6 +1181,113 @@ class Bench:
         finally:
             client.close()
             kernel.close()
+
+    CPU_CODE = "s = 0\nfor i in range(3_000_000): s += i"
+
+    def process_contexts(self) -> None:
+        """Issue 11's rows: a burst of 100 creations, two CPU-bound runs at once, `import pandas`
+        in a fresh context with and without `--preload`."""
+        burst = self.results.row("burst_creation", "Burst: 100 context creations, one after the other", "time",
+                                 "each creation timed; a fresh process (or kernel) per context", short="burst of 100")
+        client = PyKernelClient(self.binary, self.log_path, ("--pool-size", "2"))
+        try:
+            client.wait_for_pool()
+            samples, contexts = [], []
+            for _ in range(100):
+                started = time.perf_counter()
+                contexts.append(client.call("context.create", {"isolation": "process"})["id"])
+                samples.append(time.perf_counter() - started)
+            for context in contexts:
+                client.call("context.delete", {"id": context})
+            Results.add(burst, "pykernel", "pykernel process contexts (`isolation: process`, fork server, pool of 2)", samples)
+        finally:
+            client.close()
+        samples, workers = [], []
+        try:
+            for _ in range(self.reps(100, 30)):
+                started = time.perf_counter()
+                worker = WorkerClient(self.python)
+                worker.ping()
+                samples.append(time.perf_counter() - started)
+                workers.append(worker)
+        finally:
+            for worker in workers:
+                worker.close()
+        Results.add(burst, "worker", "process workers: spawn → first JSON answer", samples)
+        samples = []
+        for _ in range(self.reps(10, 3)):
+            started = time.perf_counter()
+            kernel = JupyterKernel(self.process_log, wait_ready=True)
+            samples.append(time.perf_counter() - started)
+            kernel.close()
+        Results.add(burst, "jupyter", "Jupyter kernels: start → ready (10 in a row)", samples)
+
+        parallel = self.results.row("parallel_runs", "Two CPU-bound runs at once in two contexts", "time",
+                                    f"`{self.CPU_CODE.splitlines()[1]}` in each of two contexts, sent together; until both answered",
+                                    short="two CPU-bound runs")
+        client = PyKernelClient(self.binary, self.log_path, ("--pool-size", "2"))
+        try:
+            client.wait_for_pool()
+            for isolation, label, reference in (("process", "pykernel process contexts", False),
+                                                ("namespace", "pykernel namespace contexts (one interpreter; reference)", True)):
+                pair = [client.call("context.create", {"isolation": isolation})["id"] for _ in range(2)]
+                samples, alone = [], []
+                for _ in range(self.reps(5, 2)):
+                    alone.append(timed(lambda: client.call("code.run", {"code": self.CPU_CODE, "context": pair[0]}, timeout=120)))
+                    started = time.perf_counter()
+                    client.wait_all([client.send("code.run", {"code": self.CPU_CODE, "context": context}) for context in pair],
+                                    timeout=120)
+                    samples.append(time.perf_counter() - started)
+                Results.add(parallel, "pykernel", label, samples, reference=reference,
+                            detail=f"one run alone: {format_value(statistics_median(alone), 'time')}")
+                for context in pair:
+                    client.call("context.delete", {"id": context})
+        finally:
+            client.close()
+        workers = [WorkerClient(self.python) for _ in range(2)]
+        try:
+            for worker in workers:
+                worker.ping()
+            samples = []
+            for _ in range(self.reps(5, 2)):
+                started = time.perf_counter()
+                for worker in workers:
+                    worker.request({"code": self.CPU_CODE})
+                for worker in workers:
+                    worker.until_control(120)
+                samples.append(time.perf_counter() - started)
+            Results.add(parallel, "worker", "two process workers", samples)
+        finally:
+            for worker in workers:
+                worker.close()
+
+        pandas = self.results.row("import_pandas", "`import pandas` in a fresh context", "time",
+                                  "create a context, run `import pandas`, until the response", short="import pandas")
+        for arguments, label, reference in ((("--preload", "pandas"), "pykernel process context, `--preload pandas`", False),
+                                            ((), "pykernel process context, no preload (reference)", True)):
+            client = PyKernelClient(self.binary, self.log_path, ("--venv", str(VENV), "--pool-size", "2", *arguments))
+            try:
+                samples = []
+                for _ in range(self.reps(10, 3)):
+                    client.wait_for_pool()
+                    started = time.perf_counter()
+                    context = client.call("context.create", {"isolation": "process"})["id"]
+                    result = client.call("code.run", {"code": "import pandas", "context": context}, timeout=120)
+                    samples.append(time.perf_counter() - started)
+                    if result["status"] != "ok":
+                        raise RuntimeError(f"import pandas failed in pykernel: {result}")
+                    client.call("context.delete", {"id": context})
+                Results.add(pandas, "pykernel", label, samples, reference=reference)
+            finally:
+                client.close()
+        samples = []
+        for _ in range(self.reps(5, 2)):
+            started = time.perf_counter()
+            kernel = JupyterKernel(self.process_log, wait_ready=True)
+            kernel.execute("import pandas", timeout=120)
+            samples.append(time.perf_counter() - started)
+            kernel.close()
+        Results.add(pandas, "jupyter", "Jupyter kernel: start, ready, `import pandas`", samples)
 
     def library_benchmarks(self) -> None:
         output = RESULTS / "library"
