@@ -10,16 +10,23 @@ import Testing
 @Suite("Process contexts: the fork server's control socket")
 struct ForkServerTests {
     /// Answers `ready`, forks one `sh` child per `fork` (exit status 3 after a line on stderr),
-    /// hands its descriptors over, reaps it and reports its status; ends with its control socket.
+    /// hands its descriptors over, reaps it and reports its status, kills a child's group on
+    /// `kill PID`; ends with its control socket.
     static let standIn = """
         #!/usr/bin/env python3
         import os, socket
         control = socket.socket(fileno=3)
         control.send(b"ready %d" % os.getpid())
-        while control.recv(256) == b"fork":
+        while message := control.recv(256):
+            if message.startswith(b"kill "):  # the group of a child not reaped yet, as the real one
+                try: os.killpg(int(message.split()[1]), 9)
+                except ProcessLookupError: pass
+                continue
+            if message != b"fork": break
             r0, w0 = os.pipe(); r1, w1 = os.pipe(); r2, w2 = os.pipe()
             pid = os.fork()
             if pid == 0:
+                os.setsid()
                 os.dup2(r0, 0); os.dup2(w1, 1); os.dup2(w2, 2)
                 os.execv("/bin/sh", ["sh", "-c", "read line; echo oops >&2; exit 3"])
             for fd in (r0, w1, w2): os.close(fd)
