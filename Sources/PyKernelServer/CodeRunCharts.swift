@@ -104,32 +104,10 @@ struct CodeRunCharts: Sendable {
                     if pykernel_charts._active:  # figures drawn through our backend
                         pykernel_charts.flush_figures()
 
-                class ExitHook:
-                    """Registers the emission of open figures at exit once matplotlib has registered
-                    its own handler that closes them (handlers run last registered, first run)."""
-
-                    def find_spec(self, name, target_path=None, target=None):
-                        if name != "matplotlib._pylab_helpers":
-                            return None
-                        sys.meta_path.remove(self)
-                        spec = importlib.util.find_spec(name)
-                        if spec is None or spec.loader is None:
-                            return spec
-                        loader = spec.loader
-                        original = loader.exec_module
-
-                        class Loader:
-                            def create_module(self, spec):
-                                return loader.create_module(spec)
-
-                            def exec_module(self, module):
-                                original(module)
-                                atexit.register(flush)
-
-                        spec.loader = Loader()
-                        return spec
-
-                sys.meta_path.insert(0, ExitHook())
+                # Once matplotlib has registered its own exit handler that closes the figures (at
+                # the import of `_pylab_helpers`), register the emission of the open ones: exit
+                # handlers run last registered, first run.
+                pykernel_charts.after_import("matplotlib._pylab_helpers", lambda _module: atexit.register(flush), once=True)
             shadowed = importlib.machinery.PathFinder.find_spec("sitecustomize", [p for p in sys.path if p != here])
             sys.path[:] = [p for p in sys.path if p != here]
             if shadowed is not None and shadowed.loader is not None:

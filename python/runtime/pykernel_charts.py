@@ -82,23 +82,42 @@ def _install_backend_module():
     sys.modules["pykernel_backend"] = module
 
 
-class _MatplotlibHook:
-    """A meta path finder that, once ``matplotlib`` is imported, makes the engine's backend the
-    default (when the user chose none)."""
+def after_import(names, action, once=False):
+    """Runs ``action(module)`` when one of the modules ``names`` (a name or a tuple of names) is
+    imported, right after its body ran: a meta path finder put first on ``sys.meta_path`` wraps
+    the loader the other finders find. It stays there (a module imported again runs ``action``
+    again) unless ``once``: then it goes at the first import of one of ``names``.
+
+    The one "after import" hook of the runtime: the matplotlib backend below, IPython's display
+    functions (``pykernel_results``) and the figures flushed at exit by ``process.code_run``'s
+    ``sitecustomize`` use it.
+    """
+    sys.meta_path.insert(0, _AfterImport((names,) if isinstance(names, str) else tuple(names), action, once))
+
+
+class _AfterImport:
+    """The meta path finder of ``after_import``."""
+
+    def __init__(self, names, action, once):
+        self._names = names
+        self._action = action
+        self._once = once
 
     def find_spec(self, name, path=None, target=None):
-        if name != "matplotlib":
+        if name not in self._names:
             return None
+        import importlib.util
         sys.meta_path.remove(self)
         try:
-            import importlib.util
             spec = importlib.util.find_spec(name)
         finally:
-            sys.meta_path.insert(0, self)
+            if not self._once:
+                sys.meta_path.insert(0, self)
         if spec is None or spec.loader is None:
             return None
         loader = spec.loader
         original = loader.exec_module
+        action = self._action
 
         class Loader:
             def create_module(self, spec):
@@ -106,7 +125,7 @@ class _MatplotlibHook:
 
             def exec_module(self, module):
                 original(module)
-                _choose_backend(module)
+                action(module)
 
         spec.loader = Loader()
         return spec
@@ -358,5 +377,7 @@ def _label(label):
 
 
 def install():
+    """Defines the backend module and makes it matplotlib's default once matplotlib is imported
+    (when the user chose no backend)."""
     _install_backend_module()
-    sys.meta_path.insert(0, _MatplotlibHook())
+    after_import("matplotlib", _choose_backend)

@@ -282,40 +282,14 @@ def _is_figure(obj):
     return "matplotlib.figure" in sys.modules and sys.modules["pykernel_charts"].is_figure(obj)
 
 
-class _IPythonDisplayHook:
-    """A meta path finder that, when IPython's display functions are imported, makes their
-    ``display`` and ``publish_display_data`` emit results (``from IPython.display import
-    display, HTML, Markdown, Image, JSON`` then works as in Jupyter)."""
-
-    _MODULES = ("IPython.core.display_functions", "IPython.core.display")
-
-    def find_spec(self, name, path=None, target=None):
-        if name not in self._MODULES:
-            return None
-        import importlib.util
-        sys.meta_path.remove(self)
-        try:
-            spec = importlib.util.find_spec(name)
-        finally:
-            sys.meta_path.insert(0, self)
-        if spec is None or spec.loader is None:
-            return None
-        loader = spec.loader
-        original = loader.exec_module
-
-        class Loader:
-            def create_module(self, spec):
-                return loader.create_module(spec)
-
-            def exec_module(self, module):
-                original(module)
-                if hasattr(module, "display"):
-                    module.display = _ipython_display
-                if hasattr(module, "publish_display_data"):
-                    module.publish_display_data = _publish_display_data
-
-        spec.loader = Loader()
-        return spec
+def _emit_from_ipython(module):
+    """Makes the ``display`` and ``publish_display_data`` of IPython's display module just
+    imported emit results (``from IPython.display import display, HTML, Markdown, Image, JSON``
+    then works as in Jupyter)."""
+    if hasattr(module, "display"):
+        module.display = _ipython_display
+    if hasattr(module, "publish_display_data"):
+        module.publish_display_data = _publish_display_data
 
 
 def install(emit):
@@ -324,4 +298,5 @@ def install(emit):
     _emit = emit
     display.__module__ = "builtins"
     builtins.display = display
-    sys.meta_path.insert(0, _IPythonDisplayHook())
+    from pykernel_charts import after_import
+    after_import(("IPython.core.display_functions", "IPython.core.display"), _emit_from_ipython)
