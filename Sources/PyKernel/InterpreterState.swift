@@ -30,7 +30,8 @@ final class InterpreterState {
     private let lastExpression: PyOwned
     private let mainResult: PyOwned
     private let returningValue: PyOwned
-    private let constantValue: PyOwned
+    /// The native path for main results whose bundle is their `repr`, and constant last statements.
+    private let plainResults: PlainMainResults
     /// `pykernel_charts.flush_figures`, called after a run that created matplotlib figures
     /// (`_active` in the module's globals), so no figure leaks into the next run.
     private let flushFigures: PyOwned
@@ -73,7 +74,7 @@ final class InterpreterState {
             lastExpression = try results.borrowed.attribute("last_expression")
             mainResult = try results.borrowed.attribute("main_result")
             returningValue = try results.borrowed.attribute("returning_value")
-            constantValue = try results.borrowed.attribute("constant_value")
+            plainResults = try PlainMainResults(results: results.borrowed, runtime: runtime)
             let emit = try PyOwned.nativeFunction(name: "emit_result", NativeResults.emit)
             _ = try results.borrowed.attribute("install").borrowed.call(emit.borrowed)
             let charts = try PyOwned.importModule("pykernel_charts")
@@ -281,16 +282,17 @@ final class InterpreterState {
     /// when it is a (constant) expression.
     private func evaluateThenConstant(_ compiled: PyBorrowed, statement: String, filename: PyBorrowed, in namespace: Namespace) -> PyOwned? {
         guard PythonCode.evaluate(compiled, globals: namespace.globals.borrowed) else { return PythonException.take() }
-        guard let text = try? PyOwned.string(statement), let value = constantValue.borrowed.callKeepingError(text.borrowed, filename) else {
-            return PythonException.take()
+        switch PythonCode.constantValue(statement, filename: filename, builtins: plainResults.constantGlobals.borrowed) {
+        case .value(let constant): return showMainResult(constant.borrowed, in: namespace)
+        case .notExpression: return nil
+        case .failed: return PythonException.take()
         }
-        guard !value.borrowed.isNone, let constant = value.borrowed.tupleItem(0) else { return nil }
-        return showMainResult(constant, in: namespace)
     }
 
     /// Shows a value that is not `None` as the main result; returns the exception its `__repr__` raised.
     private func showMainResult(_ value: PyBorrowed, in namespace: Namespace) -> PyOwned? {
         guard !value.isNone else { return nil }
+        if plainResults.isPlain(value) { return plainResults.show(value, globals: namespace.globals.borrowed) }
         guard let failure = mainResult.borrowed.callKeepingError(value, namespace.globals.borrowed) else { return PythonException.take() }
         if failure.borrowed.isNone { return nil }
         return failure

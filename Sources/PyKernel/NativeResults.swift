@@ -22,3 +22,47 @@ enum NativeResults {
         return PyOwned(retaining: .none).transfer()
     }
 }
+
+/// The native path for the value of a cell's last expression (its main result), for values whose
+/// whole bundle is their `repr`: an object of one of the exact built-in types of
+/// `pykernel_results._PLAIN_TYPES` (`int`, `str`, `list`, `dict`...; not a subclass) has no
+/// `_repr_*_` method and is no figure, so its bundle is `{"text/plain": repr(value)}`, whatever
+/// it holds (as in IPython, only the value itself is asked for representations). Anything else
+/// goes to `pykernel_results.main_result`. Used on the interpreter thread, with the GIL held.
+final class PlainMainResults {
+    /// The exact types whose bundle is their `repr` (built-in types, alive as long as the interpreter).
+    private let plainTypes: [UnsafeMutableRawPointer]
+    private let underscore: PyOwned
+    /// `{"__builtins__": builtins}`: the globals a constant last statement is evaluated with.
+    let constantGlobals: PyOwned
+    private let runtime: EmbeddedRuntime
+
+    /// - Parameter results: The `pykernel_results` module.
+    init(results: PyBorrowed, runtime: EmbeddedRuntime) throws(PythonError) {
+        self.runtime = runtime
+        // Every object is bound to a name: an owner's lifetime ends at its last use.
+        let builtins = try PyOwned.importModule("builtins")
+        let list = try builtins.borrowed.attribute("list")
+        let typeSet = try results.attribute("_PLAIN_TYPES")
+        let types = try list.borrowed.call(typeSet.borrowed)
+        guard let items = types.borrowed.listItems else { throw PythonError("pykernel_results._PLAIN_TYPES is not a set of types") }
+        plainTypes = items.map { UnsafeMutableRawPointer($0.pointer) }
+        underscore = try PyOwned.string("_")
+        constantGlobals = try PyOwned.stringDictionary([:])
+        try constantGlobals.borrowed.setItem(named: "__builtins__", builtins.borrowed)
+    }
+
+    /// Whether `value`'s bundle is its `repr` (its type is exactly one of the plain types).
+    func isPlain(_ value: PyBorrowed) -> Bool { plainTypes.contains(value.exactType) }
+
+    /// Shows a plain value as `pykernel_results.main_result` would: binds it to `_` in `globals`,
+    /// then emits `{"text/plain": repr(value)}`. Returns the exception its `repr` raised (a huge
+    /// `int`, an element's `__repr__`), else `nil`.
+    func show(_ value: PyBorrowed, globals: PyBorrowed) -> PyOwned? {
+        guard globals.setItemKeepingError(underscore.borrowed, value) else { return PythonException.take() }
+        guard let text = value.representation() else { return PythonException.take() }
+        let result = RichResult(isMainResult: true, data: ["text/plain": text.borrowed.stringValue ?? ""])
+        runtime.output.resultFromPython(result, owner: runtime.threadOwners.ownerOfCurrentThread())
+        return nil
+    }
+}

@@ -182,16 +182,19 @@ extension JSONRPCServer {
         // Most runs take microseconds: answer them here, without a task hop.
         do throws(KernelError) {
             if let events = try execution.eventsIfFinished(within: .microseconds(200)) {
+                var streamed: [JSONValue] = []
                 for event in events {
                     switch event {
                     case .output(let chunk):
                         request.notifyNow("code.output", ["stream": .string(chunk.stream.rawValue), "text": .string(chunk.text)])
                     case .result(let result):
-                        request.notifyNow("code.result", ["result": richResultJSON(result)])
+                        let json = richResultJSON(result)
+                        streamed.append(json)
+                        request.notifyNow("code.result", ["result": json])
                     case .inputRequest:
                         continue  // the run has ended: that request was withdrawn
                     case .completed(let result):
-                        return .result(resultJSON(result))
+                        return .result(resultJSON(result, streamedResults: streamed))
                     }
                 }
             }
@@ -201,13 +204,16 @@ extension JSONRPCServer {
         return .deferred { () async throws(RPCError) -> JSONValue in
             let manager = request.server.manager
             defer { if let id = request.id { request.server.openInputs.close(id) } }
+            var streamed: [JSONValue] = []
             do {
                 for try await event in execution {
                     switch event {
                     case .output(let chunk):
                         await request.notify("code.output", ["stream": .string(chunk.stream.rawValue), "text": .string(chunk.text)])
                     case .result(let result):
-                        await request.notify("code.result", ["result": richResultJSON(result)])
+                        let json = richResultJSON(result)
+                        streamed.append(json)
+                        await request.notify("code.result", ["result": json])
                     case .inputRequest(let input):
                         guard let id = request.id else { continue }
                         // Open before the client can see the request (it may answer at once).
@@ -221,7 +227,7 @@ extension JSONRPCServer {
                         }
                         await request.notify("code.input_request", ["prompt": .string(input.prompt), "password": .bool(input.password)])
                     case .completed(let result):
-                        return resultJSON(result)
+                        return resultJSON(result, streamedResults: streamed)
                     }
                 }
             } catch let error as KernelError {
@@ -237,7 +243,10 @@ extension JSONRPCServer {
         ["id": .string(context.id.rawValue), "language": .string(context.language), "cwd": .string(context.cwd)]
     }
 
-    package static func resultJSON(_ result: ExecutionResult) -> JSONValue {
+    /// A run's result on the wire.
+    /// - Parameter streamedResults: The JSON of the rich results already sent as `code.result`
+    ///   notifications, reused when they are all of the run's results (each result's JSON value is built once).
+    package static func resultJSON(_ result: ExecutionResult, streamedResults: [JSONValue] = []) -> JSONValue {
         let error: JSONValue = result.error.map {
             ["name": .string($0.name), "value": .string($0.value), "traceback": .string($0.traceback)]
         } ?? .null
@@ -248,7 +257,8 @@ extension JSONRPCServer {
                 "stdout_omitted_bytes": .integer(Int64(result.stdoutOmittedBytes)),
                 "stderr_omitted_bytes": .integer(Int64(result.stderrOmittedBytes)),
                 "error": error, "execution_count": .integer(Int64(result.executionCount)),
-                "duration": .double(seconds), "results": .array(result.results.map(richResultJSON))]
+                "duration": .double(seconds),
+                "results": .array(streamedResults.count == result.results.count ? streamedResults : result.results.map(richResultJSON))]
     }
 
     /// A rich result on the wire: `{is_main_result, data: {MIME: value}, metadata, chart}`;

@@ -78,4 +78,34 @@ struct RichResultTests {
             """)
         #expect(record.results.isEmpty)
     }
+
+    @Test("A value of an exact built-in type shows its repr; a subclass keeps its representations")
+    func builtinValues() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let cases = [
+            "1+1": "2", "'a' 'b'": "'ab'", "x = 2.5\nx": "2.5", "a = [1]\na.append(a)\na": "[1, [...]]",
+            "class H:\n    def _repr_html_(self): return '<b>h</b>'\n    def __repr__(self): return 'H()'\n[H()]": "[H()]",
+        ]
+        for (code, text) in cases {
+            let record = try await run(code, in: context)
+            #expect(record.results == [RichResult(isMainResult: true, data: ["text/plain": text])], "\(code)")
+            #expect(try await runOK("print(repr(_))", in: context) == text + "\n", "\(code)")
+        }
+        let subclass = try await run("class I(int):\n    def _repr_html_(self): return '<b>i</b>'\nI(3)", in: context)
+        #expect(subclass.results.first?.data == ["text/plain": "3", "text/html": "<b>i</b>"])
+    }
+
+    @Test("A built-in value whose repr fails makes the run an error, as any raising repr")
+    func failingBuiltinRepr() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("n = 10**5000\nn", in: context)
+        #expect(record.result.status == .error)
+        #expect(record.error?.traceback == """
+            ValueError: Exceeds the limit (4300 digits) for integer string conversion; use sys.set_int_max_str_digits() to increase the limit
+
+            """)
+        #expect(record.results.isEmpty)
+    }
 }

@@ -1,7 +1,8 @@
 """Rich results: the value of a cell's last expression and ``display()``, as MIME bundles.
 
 The engine calls ``last_expression`` for a cell whose bytecode may end with an expression
-statement, evaluates what it returns, and hands a value that is not ``None`` to ``main_result``.
+statement, evaluates what it returns, and hands a value that is not ``None`` to ``main_result``
+(a value of one of the exact types of ``_PLAIN_TYPES`` is shown natively, the same way).
 Bundles reach the engine through the native ``_emit`` (set at start-up), in order with output.
 """
 
@@ -62,17 +63,6 @@ def returning_value(code, offset):
     return code.replace(co_code=bytes(patched))
 
 
-def constant_value(text, filename):
-    """``(value,)`` of the source of a last statement that compiled to nothing, when it is an
-    expression (a constant one: evaluating it again has no effect); ``None`` for a statement
-    (``global x``, an ``if False:`` block)."""
-    try:
-        expression = compile(text, filename, "eval")
-    except Exception:
-        return None
-    return (eval(expression, {"__builtins__": builtins}),)
-
-
 def _suppressed(source, statement):
     """Whether the statement is followed by ``;`` on its line (IPython's way to hide a value)."""
     lines = source.splitlines()
@@ -131,6 +121,8 @@ def display(*objs, **kwargs):
             _emit_bundle(obj, False)
 
 
+# Exact types whose bundle is their repr (no representation method, never a figure); the engine
+# shows a main result of one of them natively (`PlainMainResults`, which reads this set).
 _PLAIN_TYPES = frozenset((int, float, bool, str, bytes, list, tuple, dict, set, frozenset,
                           complex, type(None), range))
 

@@ -193,6 +193,48 @@ def test_edge_cases_of_the_last_statement(kernel):
         assert result.status == "ok" and result.results == [], code
 
 
+
+def test_values_of_exact_builtin_types_show_their_repr(kernel):
+    """Values of an exact built-in type take the engine's native path; their bundle is their repr."""
+    cases = {"True": "True", "3.5": "3.5", "1j": "1j", "b'\\x00'": "b'\\x00'", "frozenset()": "frozenset()",
+             "range(3)": "range(0, 3)", "{1: 'a'}": "{1: 'a'}", "x = 'é'\nx": "'é'", "(1, [2], {3})": "(1, [2], {3})",
+             "a = [1]\na.append(a)\na": "[1, [...]]", "d = {}\nd['d'] = d\nd": "{'d': {...}}"}
+    for code, text in cases.items():
+        result = kernel.run_code(code)
+        assert result.status == "ok", code
+        assert [(r.is_main_result, r.data) for r in result.results] == [(True, {"text/plain": text})], code
+        assert kernel.run_code("repr(_)").text == repr(text), code
+
+
+def test_only_the_value_itself_is_asked_for_representations(kernel):
+    """A subclass of a built-in type keeps its representations; a container's items are not asked
+    (as IPython)."""
+    result = kernel.run_code("class I(int):\n    def _repr_html_(self): return '<b>i</b>'\nI(3)")
+    assert [r.data for r in result.results] == [{"text/html": "<b>i</b>", "text/plain": "3"}]
+    result = kernel.run_code(
+        "class H:\n    def _repr_html_(self): return '<b>h</b>'\n    def __repr__(self): return 'H()'\n[H(), (H(),)]")
+    assert [r.data for r in result.results] == [{"text/plain": "[H(), (H(),)]"}]
+    assert kernel.run_code("class S(str):\n    pass\nS('s')").results[0].data == {"text/plain": "'s'"}
+
+
+def test_a_failing_repr_of_a_builtin_value_is_an_error(kernel):
+    result = kernel.run_code("n = 10**5000\nn")
+    assert result.status == "error" and result.results == []
+    assert result.error.traceback == (
+        "ValueError: Exceeds the limit (4300 digits) for integer string conversion; "
+        "use sys.set_int_max_str_digits() to increase the limit\n")
+    assert kernel.run_code("_ == n").text == "True"  # `_` was bound before the repr failed
+    assert kernel.run_code("n;").results == []
+    result = kernel.run_code("class R:\n    def __repr__(self): raise KeyError('bad')\n[1, R()]")
+    assert result.status == "error" and result.results == []
+    assert result.error.traceback == (
+        "Traceback (most recent call last):\n"
+        '  File "<cell-4>", line 2, in __repr__\n'
+        "    def __repr__(self): raise KeyError('bad')\n"
+        "                        ^^^^^^^^^^^^^^^^^^^^^\n"
+        "KeyError: 'bad'\n")
+
+
 # ---------------------------------------------------------------- IPython.display (IPython installed)
 
 
