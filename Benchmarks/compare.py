@@ -1457,6 +1457,52 @@ def chart(report: dict, path: Path) -> None:
     plt.close(figure)
 
 
+
+# ---------------------------------------------------------------------------------------------
+# The added cost of a result (issue 12), builds side by side
+# ---------------------------------------------------------------------------------------------
+
+# The last expression's value shown or hidden by `;`: `1+1` is folded to a constant by the
+# compiler (the engine compiles the statement again to get its value), `__name__` is not.
+RESULT_COST_CODES = ("pass", "1+1", "1+1;", "__name__", "__name__;")
+
+
+def result_cost(binaries: list[str], reps: int, rounds: int) -> None:
+    """Prints, for each pykernel executable, the round trips (the native probe, warm default
+    context) of `pass` and of a last expression shown or hidden, and the added cost of a result:
+    `1+1` against `pass` (the row of issue 12) and each value against the same code hidden by `;`.
+    Every executable and code is measured in each round (a fresh server each), one after the
+    other, so that load changes on a shared machine hit them alike. Two tables: the per-round
+    medians, and the per-round 10th percentiles (what a request costs when nothing else took the
+    CPU: the steadier figure on a loaded machine); each cell is the median over the rounds, with
+    the per-round values in brackets."""
+    per_round: dict[tuple[str, str], list[list[float]]] = {(b, c): [] for b in binaries for c in RESULT_COST_CODES}
+    for round_index in range(rounds):
+        for binary in binaries:
+            for code in RESULT_COST_CODES:
+                samples = probe([binary, "serve"], rpc_line("code.run", {"code": code}), PYKERNEL_RESPONSE,
+                                reps // rounds, 200)
+                per_round[(binary, code)].append(sorted(samples))
+        log(f"round {round_index + 1}/{rounds} done")
+    for title, fraction in (("per-round medians", 0.5), ("per-round 10th percentiles", 0.1)):
+        print(f"\nRound trips in µs, {title} (median over {rounds} rounds [each round]):\n")
+        print("| Build | " + " | ".join(f"`{code}`" for code in RESULT_COST_CODES)
+              + " | `1+1` − `pass` | `1+1` − `1+1;` | `__name__` − `__name__;` |")
+        print("|---" * (len(RESULT_COST_CODES) + 4) + "|")
+        for binary in binaries:
+            values = {code: [percentile(batch, fraction) * 1e6 for batch in per_round[(binary, code)]]
+                      for code in RESULT_COST_CODES}
+
+            def cell(numbers: list[float]) -> str:
+                return f"{statistics_median(numbers):.1f} [{', '.join(f'{v:.0f}' for v in numbers)}]"
+
+            def added(code: str, reference: str) -> str:
+                return cell([one - zero for one, zero in zip(values[code], values[reference])])
+
+            print(f"| {binary} | " + " | ".join(cell(values[code]) for code in RESULT_COST_CODES)
+                  + f" | {added('1+1', 'pass')} | {added('1+1', '1+1;')} | {added('__name__', '__name__;')} |")
+
+
 # ---------------------------------------------------------------------------------------------
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -1471,11 +1517,19 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--library-scratch-path", help="swift package --scratch-path for the library benchmarks (default: Benchmarks/.build)")
     parser.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
                         help="first wait up to this long for the 1-minute load average to fall below 1 (a shared machine)")
+    parser.add_argument("--result-cost", nargs="+", metavar="PYKERNEL",
+                        help="only compare the added cost of a result (`1+1` vs `pass`) of these pykernel executables "
+                             "side by side (no build, no virtualenv), e.g. a build before and after a change")
+    parser.add_argument("--result-cost-reps", type=int, default=6000, metavar="N",
+                        help="requests per code and executable for --result-cost (default 6000, over 6 rounds)")
     return parser.parse_args(argv)
 
 
 def main() -> None:
     arguments = parse(sys.argv[1:])
+    if arguments.result_cost:
+        result_cost(arguments.result_cost, arguments.result_cost_reps, rounds=6)
+        return
     if os.environ.get(STAGE_VARIABLE) != "measure":
         bootstrap(arguments)
         return
