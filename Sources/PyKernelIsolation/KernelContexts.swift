@@ -95,6 +95,10 @@ public final class KernelContexts: Sendable {
     // MARK: Contexts
 
     /// Creates a context with empty globals.
+    ///
+    /// A process context is bound to a ready worker of the pool at once; when none is ready it is
+    /// returned at once with ``Context/isStarting`` set, its worker on the way: runs submitted
+    /// meanwhile wait for it, and a worker that cannot start makes the context dead.
     /// - Parameters:
     ///   - isolation: Its kind; ``defaultIsolation`` when `nil`.
     ///   - cwd: Its working directory; relative paths resolve against the manager's.
