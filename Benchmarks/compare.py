@@ -124,6 +124,8 @@ def bootstrap(arguments: argparse.Namespace) -> None:
         forwarded.append(f"--library-scratch-path={Path(arguments.library_scratch_path).resolve()}")
     if arguments.budget:
         forwarded.append(f"--budget={arguments.budget}")
+    if arguments.sections:
+        forwarded.append(f"--sections={arguments.sections}")
     os.execve(str(python), [str(python), str(Path(__file__).resolve()), *forwarded, f"--pykernel={binary.resolve()}"], environment)
 
 
@@ -631,11 +633,14 @@ class Bench:
         self.section_times: dict[str, float] = {}
         self.library = arguments.library if arguments.library is not None else not arguments.quick
         self.library_scratch_path = arguments.library_scratch_path
+        self.sections = set(arguments.sections.split(",")) if arguments.sections else None
 
     def reps(self, full: int, quick: int) -> int:
         return quick if self.quick else full
 
     def section(self, name: str, function) -> None:
+        if self.sections is not None and name not in self.sections:
+            return
         log(name)
         started = time.monotonic()
         function()
@@ -653,6 +658,7 @@ class Bench:
         self.section("MCP round trip", self.mcp_round_trip)
         self.section("chart run", self.chart_run)
         self.section("process contexts", self.process_contexts)
+        self.section("process-context burst sent at once", self.process_burst_at_once)
         if self.library:
             self.section("Swift library (swift package benchmark)", self.library_benchmarks)
         self.results.compute_ratios()
@@ -1289,6 +1295,39 @@ class Bench:
             kernel.close()
         Results.add(pandas, "jupyter", "Jupyter kernel: start, ready, `import pandas`", samples)
 
+    def process_burst_at_once(self) -> None:
+        """Issue 11: 100 process-context creations sent at once (each answered before its worker
+        is bound when the pool has none ready), then a first run in each, sent at once too."""
+        created = self.results.row("burst_at_once", "Burst: 100 process-context creations sent at once", "time",
+                                   "from sending the first to each answer; pool of 2", short="burst at once")
+        first_runs = self.results.row("burst_first_runs", "Burst: 100 creations sent at once, then a first run in each", "time",
+                                      "from sending the first creation until all 100 runs of `1` answered", short="burst + first runs")
+        client = PyKernelClient(self.binary, self.log_path, ("--pool-size", "2"))
+        try:
+            answered, all_runs = [], []
+            for _ in range(self.reps(3, 1)):
+                client.wait_for_pool()
+                started = time.perf_counter()
+                waiting = {client.send("context.create", {"isolation": "process"}) for _ in range(100)}
+                contexts = []
+                deadline = wait_deadline(120)
+                while waiting:  # answered in whatever order
+                    message = json.loads(client.channel.read_line(deadline))
+                    if message.get("id") in waiting:
+                        if "error" in message:
+                            raise RuntimeError(f"pykernel error: {message['error']}")
+                        waiting.discard(message["id"])
+                        contexts.append(message["result"]["id"])
+                        answered.append(time.perf_counter() - started)
+                client.wait_all([client.send("code.run", {"code": "1", "context": context}) for context in contexts], timeout=120)
+                all_runs.append(time.perf_counter() - started)
+                for context in contexts:
+                    client.call("context.delete", {"id": context})
+            Results.add(created, "pykernel", "pykernel process contexts (fork server, pool of 2)", answered)
+            Results.add(first_runs, "pykernel", "pykernel process contexts (fork server, pool of 2)", all_runs)
+        finally:
+            client.close()
+
     def library_benchmarks(self) -> None:
         output = RESULTS / "library"
         shutil.rmtree(output, ignore_errors=True)
@@ -1515,6 +1554,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="also run the Swift library benchmarks (swift package benchmark, Benchmarks/Package.swift) "
                              "and add their rows; default: on for a full run, off with --quick")
     parser.add_argument("--library-scratch-path", help="swift package --scratch-path for the library benchmarks (default: Benchmarks/.build)")
+    parser.add_argument("--sections", metavar="NAMES",
+                        help="run only these sections (comma-separated names as logged, e.g. \"process contexts,process-context burst sent at once\")")
     parser.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
                         help="first wait up to this long for the 1-minute load average to fall below 1 (a shared machine)")
     parser.add_argument("--result-cost", nargs="+", metavar="PYKERNEL",

@@ -41,15 +41,19 @@ public final class KernelContexts: Sendable {
         /// Its working directory (absolute).
         public let cwd: String
         public let isolation: Isolation
-        /// Process contexts: why the context is dead (its worker ended); `nil` while it is alive.
+        /// Process contexts: why the context is dead (its worker ended or could not start); `nil`
+        /// while it is alive or starting.
         public let deadReason: String?
+        /// Process contexts: its worker is still on the way (created while no worker was ready);
+        /// runs submitted meanwhile wait for it.
+        public var isStarting = false
         /// Process contexts: the address space its worker may grow by, in MiB, if limited.
         public let memoryLimitMB: Int?
         /// Process contexts: the CPU time each run may use, if limited.
         public let cpuTimeLimit: Duration?
         /// The language of its code (`python`).
         public var language: String { "python" }
-        /// Whether runs can start in it.
+        /// Whether runs can start in it (a starting process context's runs wait for its worker).
         public var isAlive: Bool { deadReason == nil }
     }
 
@@ -80,7 +84,7 @@ public final class KernelContexts: Sendable {
         processContexts = ProcessContexts(configuration: workers, startPool: startPool || defaultIsolation == .process, logger: logger)
         if defaultIsolation == .process {
             do throws(IsolationError) {
-                _ = try await processContexts.create(id: ContextID.default.rawValue, cwd: nil)
+                _ = try await processContexts.create(id: ContextID.default.rawValue, cwd: nil, waitForWorker: true)
             } catch {
                 await processContexts.shutdown()
                 throw KernelError(error)
@@ -91,6 +95,10 @@ public final class KernelContexts: Sendable {
     // MARK: Contexts
 
     /// Creates a context with empty globals.
+    ///
+    /// A process context is bound to a ready worker of the pool at once; when none is ready it is
+    /// returned at once with ``Context/isStarting`` set, its worker on the way: runs submitted
+    /// meanwhile wait for it, and a worker that cannot start makes the context dead.
     /// - Parameters:
     ///   - isolation: Its kind; ``defaultIsolation`` when `nil`.
     ///   - cwd: Its working directory; relative paths resolve against the manager's.
@@ -255,7 +263,7 @@ public final class KernelContexts: Sendable {
 
     private static func context(_ info: ProcessContexts.Info) -> Context {
         Context(id: ContextID(info.id), cwd: info.cwd, isolation: .process, deadReason: info.deadReason,
-                memoryLimitMB: info.memoryLimitMB, cpuTimeLimit: info.cpuTimeLimit)
+                isStarting: info.isStarting, memoryLimitMB: info.memoryLimitMB, cpuTimeLimit: info.cpuTimeLimit)
     }
 }
 

@@ -61,17 +61,32 @@ public final class ProcessContexts: Sendable {
         }
     }
 
+    /// Where a process context is in its life.
+    public enum ContextState: String, Sendable {
+        /// Created, its worker on the way: runs (and interrupts) wait for it.
+        case starting
+        /// Its worker is bound to it.
+        case alive
+        /// Its worker ended or could not start (``Info/deadReason`` says why).
+        case dead
+    }
+
     /// What `context.list` shows of a process context.
     public struct Info: Sendable {
         public let id: String
         public let cwd: String
-        /// `nil` while alive; else why it is dead.
+        /// `nil` while alive (or starting); else why it is dead.
         public let deadReason: String?
         public let pid: Int32?
         /// The context's memory limit in MiB, if it has one.
         public var memoryLimitMB: Int? = nil
         /// The CPU time each run may use, if limited.
         public var cpuTimeLimit: Duration? = nil
+        /// Whether its worker is still on the way (``ContextState/starting``).
+        public var isStarting = false
+
+        /// Starting, alive or dead.
+        public var state: ContextState { deadReason != nil ? .dead : isStarting ? .starting : .alive }
     }
 
     /// Why a worker was ended on purpose (the run in progress is answered accordingly).
@@ -86,10 +101,13 @@ public final class ProcessContexts: Sendable {
     private final class ActiveRun: Sendable {
         let relay: RunRelay
         let timeout: Duration?
+        /// The worker's `code.run` params, without `context`.
+        let params: JSONObject
         let started = ContinuousClock.now
-        init(relay: RunRelay, timeout: Duration?) {
+        init(relay: RunRelay, timeout: Duration?, params: JSONObject) {
             self.relay = relay
             self.timeout = timeout
+            self.params = params
         }
     }
 
@@ -104,7 +122,16 @@ public final class ProcessContexts: Sendable {
         /// The worker-side context (`default` when the context starts in the server's directory).
         var workerContext: String = "default"
         var deadReason: String?
+        /// Its worker is on the way (taken from the pool, forked or spawned, then attached).
+        var starting = false
+        /// Runs in order: the first is in progress (or waits for the worker), the others queued.
         var runs: [ActiveRun] = []
+        /// Runs not sent to the worker yet, in order (all of them while the context is starting).
+        var unsent: [ActiveRun] = []
+        /// The runs that waited for the worker are being sent (later runs queue behind them).
+        var sendingWaiting = false
+        /// An interrupt asked for while the worker was on the way: sent once the runs are.
+        var interruptWhenBound = false
         var ending: Ending?
         var executionCount = 0
         /// Bumped on every restart: work scheduled for an older worker is ignored.
@@ -343,25 +370,33 @@ public final class ProcessContexts: Sendable {
         }
     }
 
-    /// A worker for a new context: a ready one from the pool, else one still starting, else the
-    /// next one forked (or spawned).
-    private func takeWorker() async throws(IsolationError) -> Worker {
+    /// A worker from the pool (a ready one first; with `readyOnly`, only a ready one), and the
+    /// pool's refill.
+    private func takePoolWorker(readyOnly: Bool) -> Worker? {
         let (taken, left) = state.withLock { state -> (Worker?, Int) in
             state.spawnFailures = 0
             let index = state.pool.firstIndex(where: { $0.ready && $0.worker.exit == nil })
-                ?? state.pool.firstIndex(where: { $0.worker.exit == nil })
+                ?? (readyOnly ? nil : state.pool.firstIndex(where: { $0.worker.exit == nil }))
             return (index.map { state.pool.remove(at: $0).worker }, state.pool.count)
         }
-        if let taken {
-            // While the pool still has a worker, the new one starts a moment later: its start
-            // (fork, threads, warm-up) would take a core from the context's first run.
-            if left > 0 {
-                spawner.asyncAfter(deadline: .now() + Self.refillDelay) { [weak self] in self?.refill() }
-            } else {
-                refill()
-            }
-            return taken
+        guard let taken else { return nil }
+        // While the pool still has a worker, the new one starts a moment later: its start
+        // (fork, threads, warm-up) would take a core from the context's first run.
+        if left > 0 {
+            spawner.asyncAfter(deadline: .now() + Self.refillDelay) { [weak self] in self?.refill() }
+        } else {
+            refill()
         }
+        return taken
+    }
+
+    /// A ready worker from the pool, if it has one.
+    private func takeReadyWorker() -> Worker? { takePoolWorker(readyOnly: true) }
+
+    /// A worker for a new context: a ready one from the pool, else one still starting, else the
+    /// next one forked (or spawned).
+    private func takeWorker() async throws(IsolationError) -> Worker {
+        if let taken = takePoolWorker(readyOnly: false) { return taken }
         let next: Result<Worker, IsolationError> = await withCheckedContinuation { continuation in
             let queued = state.withLock { state in
                 guard !state.spawning, !state.shuttingDown else { return false }
@@ -380,7 +415,7 @@ public final class ProcessContexts: Sendable {
             let ready = state.pool.filter(\.ready).count
             return PoolState(
                 ready: ready, starting: state.pool.count - ready + state.forking, size: configuration.poolSize,
-                contextWorkers: state.contexts.values.filter { $0.worker?.exit == nil && $0.deadReason == nil }.count,
+                contextWorkers: state.contexts.values.filter { ($0.worker.map { $0.exit == nil } ?? false) && $0.deadReason == nil }.count,
                 forkServerPID: state.forkServer?.pid, forkServerReady: state.forkServer?.isReady ?? false,
                 forkServerRestarts: state.forkServerRestarts, workerStart: state.spawning ? "spawn" : "fork")
         }
@@ -392,19 +427,35 @@ public final class ProcessContexts: Sendable {
     public func contains(_ id: String) -> Bool { state.withLock { $0.contexts[id] != nil } }
 
     /// Creates a process context (`id` chosen by the caller, unique among every context).
+    ///
+    /// With a ready worker in the pool the context is bound to it at once (after its memory limit
+    /// and directory are set in it) and returned alive. With none, the context is returned at once
+    /// in state ``ContextState/starting``: its worker is on the way (the next forked one), and the runs
+    /// and interrupts sent meanwhile wait for it; a worker that cannot start makes the context
+    /// dead with the reason. See docs/architecture.md, "Creation before the worker".
     /// - Parameters:
     ///   - cwd: An absolute, validated directory; `nil` for the server's.
     ///   - memoryLimitMB: Address space the worker may add to its size at creation (`RLIMIT_AS`).
     ///   - cpuTimeLimit: CPU time each run may use; a run past it is ended with its worker.
+    ///   - waitForWorker: Wait until the context has its worker (and throw when none can start),
+    ///     never answering ``ContextState/starting`` (a server's `default` context at start).
     public func create(
-        id: String, cwd: String?, memoryLimitMB: Int? = nil, cpuTimeLimit: Duration? = nil
+        id: String, cwd: String?, memoryLimitMB: Int? = nil, cpuTimeLimit: Duration? = nil, waitForWorker: Bool = false
     ) async throws(IsolationError) -> Info {
         let cwd = cwd ?? configuration.workingDirectory
         if let memoryLimitMB, memoryLimitMB <= 0 {
             throw IsolationError(.invalidArgument, "memory_limit_mb must be a positive integer (MiB).", field: "memory_limit_mb")
         }
         if state.withLock({ $0.shuttingDown }) { throw IsolationError(.shuttingDown, "The server is shutting down.") }
-        let worker = try await takeWorker()
+        let worker: Worker
+        if !waitForWorker {
+            guard let ready = takeReadyWorker() else {
+                return createStarting(id: id, cwd: cwd, memoryLimitMB: memoryLimitMB, cpuTimeLimit: cpuTimeLimit)
+            }
+            worker = ready
+        } else {
+            worker = try await takeWorker()
+        }
         let workerContext = try await attach(worker, cwd: cwd, memoryLimitMB: memoryLimitMB)
         let accepted = state.withLock { state in
             guard !state.shuttingDown else { return false }
@@ -419,6 +470,119 @@ public final class ProcessContexts: Sendable {
         }
         if worker.exit != nil { workerExited(worker) }  // ended before it was registered
         return Info(id: id, cwd: cwd, deadReason: nil, pid: worker.pid, memoryLimitMB: memoryLimitMB, cpuTimeLimit: cpuTimeLimit)
+    }
+
+    /// Registers a context whose worker is on the way and binds the worker when it comes.
+    private func createStarting(id: String, cwd: String, memoryLimitMB: Int?, cpuTimeLimit: Duration?) -> Info {
+        state.withLock { state in
+            var record = Record(id: id, cwd: cwd, memoryLimitMB: memoryLimitMB, cpuTimeLimit: cpuTimeLimit)
+            record.starting = true
+            state.contexts[id] = record
+        }
+        bindWhenStarted(id, generation: 0, cwd: cwd, memoryLimitMB: memoryLimitMB)
+        return Info(id: id, cwd: cwd, deadReason: nil, pid: nil, memoryLimitMB: memoryLimitMB, cpuTimeLimit: cpuTimeLimit,
+                    isStarting: true)
+    }
+
+    /// Takes a worker for the starting context `id` (the pool's next, else the next forked one),
+    /// sets its memory limit and directory, and binds it; a worker that cannot start makes the
+    /// context dead. A worker that comes when the context was deleted or restarted meanwhile is
+    /// given back to the pool (when it is still fresh and the pool has room) or killed.
+    private func bindWhenStarted(_ id: String, generation: Int, cwd: String, memoryLimitMB: Int?) {
+        Task {
+            let worker: Worker
+            let workerContext: String
+            do throws(IsolationError) {
+                worker = try await takeWorker()
+                guard isWaitingForWorker(id, generation: generation) else { return giveBack(worker, fresh: true) }
+                workerContext = try await attach(worker, cwd: cwd, memoryLimitMB: memoryLimitMB)
+            } catch {
+                return failStart(id, generation: generation, reason: "its worker process could not be started: \(error.message)")
+            }
+            bind(id, generation: generation, worker: worker, workerContext: workerContext)
+        }
+    }
+
+    /// Whether `id` (of this generation) still waits for its worker.
+    private func isWaitingForWorker(_ id: String, generation: Int) -> Bool {
+        state.withLock { state in
+            guard let record = state.contexts[id] else { return false }
+            return !state.shuttingDown && record.generation == generation && record.starting
+        }
+    }
+
+    /// Puts a worker nobody needs any more back into the pool (a fresh one, when there is room),
+    /// else kills it.
+    private func giveBack(_ worker: Worker, fresh: Bool) {
+        let kept = state.withLock { state in
+            guard fresh, !state.shuttingDown, worker.exit == nil, state.pool.count < configuration.poolSize else { return false }
+            state.pool.append(PoolWorker(worker: worker))
+            return true
+        }
+        if kept { markReadyWhenAnswering(worker) } else { worker.kill() }
+    }
+
+    /// Binds a starting context to its worker: the runs that waited are sent in order, then an
+    /// interrupt asked for meanwhile.
+    private func bind(_ id: String, generation: Int, worker: Worker, workerContext: String) {
+        let bound = state.withLock { state in
+            guard !state.shuttingDown, var record = state.contexts[id], record.generation == generation, record.starting else {
+                return false
+            }
+            record.worker = worker
+            record.workerContext = workerContext
+            record.starting = false
+            record.sendingWaiting = true
+            state.contexts[id] = record
+            state.byWorker[worker.pid] = id
+            return true
+        }
+        guard bound else { return giveBack(worker, fresh: false) }
+        sendWaitingRuns(id, generation: generation)
+        if worker.exit != nil { workerExited(worker) }  // ended before it was bound
+    }
+
+    /// Sends the context's unsent runs to its worker, one at a time in order (a run submitted
+    /// meanwhile queues behind them), then the interrupt that waited for the worker.
+    private func sendWaitingRuns(_ id: String, generation: Int) {
+        while true {
+            let next = state.withLock { state -> (ActiveRun, Worker, String, Bool)?? in
+                guard var record = state.contexts[id], record.generation == generation, record.deadReason == nil,
+                      let worker = record.worker else { return .none }
+                defer { state.contexts[id] = record }
+                guard !record.unsent.isEmpty else {
+                    record.sendingWaiting = false
+                    return .some(nil)
+                }
+                let run = record.unsent.removeFirst()
+                return (run, worker, record.workerContext, record.runs.first === run)
+            }
+            guard case .some(let item) = next else { return }
+            guard let (run, worker, workerContext, isHead) = item else { break }
+            send(id, run, to: worker, workerContext: workerContext, isHead: isHead, generation: generation)
+        }
+        let interrupt = state.withLock { state -> Bool in
+            guard var record = state.contexts[id], record.generation == generation, record.interruptWhenBound else { return false }
+            record.interruptWhenBound = false
+            state.contexts[id] = record
+            return true
+        }
+        if interrupt { _ = try? self.interrupt(id) }
+    }
+
+    /// A starting context whose worker could not start: dead, its waiting runs answered `-32006`.
+    private func failStart(_ id: String, generation: Int, reason: String) {
+        let found = state.withLock { state -> [ActiveRun]? in
+            guard var record = state.contexts[id], record.generation == generation, record.starting else { return nil }
+            record.starting = false
+            record.deadReason = reason
+            defer { record.runs = []; record.unsent = []; record.interruptWhenBound = false; state.contexts[id] = record }
+            return record.runs
+        }
+        guard let runs = found else { return }  // deleted or restarted meanwhile
+        logger.error("context \(id): \(reason)")
+        Self.failUnstarted(runs, code: Self.contextDeadCode, reason: IsolationError.Code.contextDead.rawValue,
+                           message: "The context \(id) is dead (\(reason)); the run never started.")
     }
 
     /// Prepares a worker for a context: its memory limit, and the worker-side context for `cwd`
@@ -469,7 +633,7 @@ public final class ProcessContexts: Sendable {
         state.withLock { state in
             state.contexts.values.sorted { $0.id < $1.id }.map {
                 Info(id: $0.id, cwd: $0.cwd, deadReason: $0.deadReason, pid: $0.worker?.pid, memoryLimitMB: $0.memoryLimitMB,
-                     cpuTimeLimit: $0.cpuTimeLimit)
+                     cpuTimeLimit: $0.cpuTimeLimit, isStarting: $0.starting)
             }
         }
     }
@@ -483,7 +647,13 @@ public final class ProcessContexts: Sendable {
             return record
         }
         guard let record else { throw Self.notFound(id) }
-        answer(record.runs, ending: .deleted, exit: nil)
+        if record.starting {
+            // Nothing ran yet; the worker on the way goes back to the pool or is killed when it comes.
+            Self.failUnstarted(record.runs, code: -32004, reason: "context_deleted",
+                               message: "The context was deleted while the run was queued; it never started.")
+        } else {
+            answer(record.runs, ending: .deleted, exit: nil)
+        }
         record.worker?.kill()
     }
 
@@ -508,8 +678,12 @@ public final class ProcessContexts: Sendable {
             record.ending = nil
             record.executionCount = 0
             record.generation += 1
+            record.starting = false
+            record.sendingWaiting = false
+            record.interruptWhenBound = false
             let stale = record.runs
             record.runs = []
+            record.unsent = []
             state.contexts[id] = record
             state.byWorker[worker.pid] = id
             if !stale.isEmpty { Self.failQueued(stale, id: id) }
@@ -533,40 +707,61 @@ public final class ProcessContexts: Sendable {
         _ id: String, code: String, environment: [String: String], timeout: Duration?, outputLimit: Int,
         allowStdin: Bool = false
     ) throws(IsolationError) -> RunRelay {
-        let relay = RunRelay(outputLimit: outputLimit)
-        let run = ActiveRun(relay: relay, timeout: timeout)
-        let (worker, workerContext, isHead, generation) = try state.withLock { state throws(IsolationError) in
-            if state.shuttingDown { throw IsolationError(.shuttingDown, "The server is shutting down.") }
-            guard var record = state.contexts[id] else { throw Self.notFound(id) }
-            if let reason = record.deadReason { throw Self.dead(id, reason) }
-            record.runs.append(run)
-            state.contexts[id] = record
-            return (record.worker!, record.workerContext, record.runs.count == 1, record.generation)
-        }
-        var params: JSONObject = ["code": .string(code), "context": .string(workerContext),
-                                  "timeout": .double(timeout?.inSeconds ?? 0),
+        var params: JSONObject = ["code": .string(code), "timeout": .double(timeout?.inSeconds ?? 0),
                                   "max_output_bytes": .integer(Int64(outputLimit))]
         if !environment.isEmpty {
             params["env"] = .object(JSONObject(environment.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) }))
         }
         if allowStdin { params["allow_stdin"] = true }
+        let relay = RunRelay(outputLimit: outputLimit)
+        let run = ActiveRun(relay: relay, timeout: timeout, params: params)
+        let target = try state.withLock { state throws(IsolationError) -> (Worker, String, Bool, Int)? in
+            if state.shuttingDown { throw IsolationError(.shuttingDown, "The server is shutting down.") }
+            guard var record = state.contexts[id] else { throw Self.notFound(id) }
+            if let reason = record.deadReason { throw Self.dead(id, reason) }
+            record.runs.append(run)
+            defer { state.contexts[id] = record }
+            // Its worker is on the way, or the runs that waited for it are being sent: after them.
+            guard let worker = record.worker, !record.sendingWaiting else {
+                record.unsent.append(run)
+                return nil
+            }
+            return (worker, record.workerContext, record.runs.count == 1, record.generation)
+        }
+        if let (worker, workerContext, isHead, generation) = target {
+            send(id, run, to: worker, workerContext: workerContext, isHead: isHead, generation: generation)
+        }
+        return relay
+    }
+
+    /// Sends a run to the context's worker (arming its deadline when it is the context's first run).
+    private func send(_ id: String, _ run: ActiveRun, to worker: Worker, workerContext: String, isHead: Bool, generation: Int) {
+        var params = run.params
+        params["context"] = .string(workerContext)
         if isHead { armDeadline(id, run, generation: generation) }
+        let relay = run.relay
         let requestID = worker.send("code.run", params, Worker.Pending(
             notification: { method, params in relay.push(method, params) },
             reply: { [weak self] reply in self?.runAnswered(id, run, reply, generation: generation) }))
         relay.bind(to: worker, requestID: requestID)
-        return relay
     }
 
     /// Sends an interrupt to the context's run in progress; a run still going after the grace
     /// period is ended with its worker. `false` when nothing runs.
     public func interrupt(_ id: String) throws(IsolationError) -> Bool {
-        let target = try state.withLock { state throws(IsolationError) -> (Worker, String, ActiveRun, Int)? in
-            guard let record = state.contexts[id] else { throw Self.notFound(id) }
-            guard record.deadReason == nil, let run = record.runs.first, let worker = record.worker else { return nil }
+        let target = try state.withLock { state throws(IsolationError) -> (Worker, String, ActiveRun, Int)?? in
+            guard var record = state.contexts[id] else { throw Self.notFound(id) }
+            guard record.deadReason == nil, let run = record.runs.first else { return .none }
+            guard let worker = record.worker, !record.sendingWaiting else {
+                // The run waits for the worker: the interrupt is sent right after it.
+                record.interruptWhenBound = true
+                state.contexts[id] = record
+                return .some(nil)
+            }
             return (worker, record.workerContext, run, record.generation)
         }
-        guard let (worker, workerContext, run, generation) = target else { return false }
+        guard case .some(let sending) = target else { return false }
+        guard let (worker, workerContext, run, generation) = sending else { return true }
         worker.sendIgnoringReply("code.interrupt", ["context": .string(workerContext)])
         // Stops are repeated every 250 ms during the grace period, then the worker is ended.
         let repeats = Int(configuration.gracePeriod / .milliseconds(250))
@@ -679,6 +874,9 @@ public final class ProcessContexts: Sendable {
             let ending = record.ending
             let runs = record.runs
             record.runs = []
+            record.unsent = []
+            record.sendingWaiting = false
+            record.interruptWhenBound = false
             record.deadReason = switch ending {
             case .timeout: "its run did not stop within the grace period after its timeout"
             case .cpuTimeLimit: "its run used more CPU time than the context's limit"
@@ -751,6 +949,13 @@ public final class ProcessContexts: Sendable {
         }
     }
 
+    /// Answers runs that never started with a JSON-RPC error.
+    private static func failUnstarted(_ runs: [ActiveRun], code: Int, reason: String, message: String) {
+        for run in runs {
+            run.relay.finish(.error(code: code, message: message, data: ["reason": .string(reason)]))
+        }
+    }
+
     private static func failQueued(_ runs: [ActiveRun], id: String) {
         for run in runs {
             run.relay.finish(.error(code: contextDeadCode, message: "The context \(id) was restarted before the run started.",
@@ -783,7 +988,11 @@ public final class ProcessContexts: Sendable {
         }
         for waiter in waiters { waiter.resume(returning: .failure(IsolationError(.shuttingDown, "The server is shutting down."))) }
         for record in records {
-            answer(record.runs, ending: .shutdown, exit: nil)
+            if record.starting {
+                Self.failUnstarted(record.runs, code: -32005, reason: "shutting_down", message: "The server is shutting down; the run was not started.")
+            } else {
+                answer(record.runs, ending: .shutdown, exit: nil)
+            }
             record.worker?.kill()
         }
         pool.forEach { $0.kill() }

@@ -4,11 +4,9 @@ import PyKernel
 import PyKernelIsolation
 import PyKernelSupport
 
-/// Where a context lives: in the server's interpreter, or in a worker process of its own.
-public enum ContextIsolation: String, Sendable, CaseIterable {
-    case namespace
-    case process
-}
+/// Where a context lives: in the server's interpreter, or in a worker process of its own (the
+/// library's one enum, ``KernelContexts/Isolation``).
+public typealias ContextIsolation = KernelContexts.Isolation
 
 extension ApplicationErrorCode {
     /// `context_dead`: the process context's worker ended (crash, hard stop); restart or delete it.
@@ -80,7 +78,7 @@ extension JSONRPCServer {
 
     private static func processJSON(_ info: ProcessContexts.Info) -> JSONValue {
         var object: JSONObject = ["id": .string(info.id), "language": "python", "cwd": .string(info.cwd), "isolation": "process",
-                                  "state": info.deadReason == nil ? "alive" : "dead"]
+                                  "state": .string(info.state.rawValue)]
         if let limit = info.memoryLimitMB { object["memory_limit_mb"] = .integer(Int64(limit)) }
         if let limit = info.cpuTimeLimit { object["cpu_time_limit_s"] = .double(limit.inSeconds) }
         return .object(object)

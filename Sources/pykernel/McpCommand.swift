@@ -13,20 +13,10 @@ struct Mcp: AsyncParsableCommand {
 
     @OptionGroup var options: ServerOptions
 
-    @Option(help: "The kind of the default context and of contexts created without `isolation`: namespace (in this process) or process (a worker process each).")
-    var isolation: String = "namespace"
-
-    @Option(help: "Process-context workers kept started ahead of demand (default 2; filled at start with --isolation process or when given, else at the first process context).")
-    var poolSize: Int?
-
     @Option(help: "Bytes of stdout and of stderr kept in a run_python result (its head and tail).")
     var maxOutputBytes: Int = MCPFront.defaultOutputLimit
 
     func validate() throws {
-        guard KernelContexts.Isolation(rawValue: isolation) != nil else {
-            throw ValidationError("--isolation must be namespace or process.")
-        }
-        if let poolSize, poolSize < 0 || poolSize > 64 { throw ValidationError("--pool-size must be between 0 and 64.") }
         guard maxOutputBytes >= 0 else { throw ValidationError("--max-output-bytes must not be negative.") }
     }
 
@@ -38,10 +28,10 @@ struct Mcp: AsyncParsableCommand {
             contexts = try await KernelContexts(
                 manager: manager,
                 workers: .init(
-                    executable: Self.executablePath, workerArguments: options.workerArguments, poolSize: poolSize ?? 2,
+                    executable: Self.executablePath, workerArguments: options.workerArguments, poolSize: options.poolSize ?? 2,
                     gracePeriod: manager.configuration.timeoutGracePeriod, workingDirectory: manager.configuration.workingDirectory),
-                defaultIsolation: KernelContexts.Isolation(rawValue: isolation) ?? .namespace,
-                startPool: poolSize != nil, logger: Logger(label: "pykernel.isolation"))
+                defaultIsolation: options.defaultIsolation,
+                startPool: options.poolSize != nil, logger: Logger(label: "pykernel.isolation"))
         } catch {
             // Descriptor 2 is the engine's capture by now: say it through the log.
             services.logger.critical("\(error)")

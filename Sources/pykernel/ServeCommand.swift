@@ -14,12 +14,6 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var options: ServerOptions
 
-    @Option(help: "The kind of the default context and of contexts created without `isolation`: namespace (in this process) or process (a worker process each).")
-    var isolation: String = "namespace"
-
-    @Option(help: "Process-context workers kept started ahead of demand (default 2; filled at start with --isolation process or when given, else at the first process context).")
-    var poolSize: Int?
-
     @Flag(help: .hidden)
     var worker = false
 
@@ -27,10 +21,6 @@ struct Serve: AsyncParsableCommand {
     var entrypoint: [String] = []
 
     func validate() throws {
-        guard ContextIsolation(rawValue: isolation) != nil else {
-            throw ValidationError("--isolation must be namespace or process.")
-        }
-        if let poolSize, poolSize < 0 || poolSize > 64 { throw ValidationError("--pool-size must be between 0 and 64.") }
         if worker && !entrypoint.isEmpty { throw ValidationError("a worker runs no entrypoint.") }
     }
 
@@ -50,15 +40,15 @@ struct Serve: AsyncParsableCommand {
     func serve(manager: KernelManager, requests: Int32) async throws {
         let processes = worker ? nil : try options.processService(manager: manager)
         let logger = Logger(label: "pykernel.server")
-        let defaultIsolation = ContextIsolation(rawValue: isolation) ?? .namespace
+        let defaultIsolation = options.defaultIsolation
         let contexts = ProcessContexts(
             configuration: .init(
-                executable: Self.executablePath, workerArguments: options.workerArguments, poolSize: poolSize ?? 2,
+                executable: Self.executablePath, workerArguments: options.workerArguments, poolSize: options.poolSize ?? 2,
                 gracePeriod: manager.configuration.timeoutGracePeriod, workingDirectory: manager.configuration.workingDirectory),
-            startPool: defaultIsolation == .process || poolSize != nil,
+            startPool: defaultIsolation == .process || options.poolSize != nil,
             logger: Logger(label: "pykernel.isolation"))
         if defaultIsolation == .process {
-            _ = try await contexts.create(id: ContextID.default.rawValue, cwd: nil)
+            _ = try await contexts.create(id: ContextID.default.rawValue, cwd: nil, waitForWorker: true)
         }
         let server = JSONRPCServer(
             manager: manager, input: requests, output: manager.originalStandardOutput, logger: logger,

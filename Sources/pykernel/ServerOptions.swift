@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import PyKernel
+import PyKernelIsolation
 import PyKernelProcess
 import PyKernelServer
 
@@ -18,11 +19,20 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Modules to import at start (comma-separated, e.g. numpy,pandas), so that importing them in a context costs near nothing; process-context workers import them too.")
     var preload: String?
 
+    @Option(help: "The kind of the default context and of contexts created without `isolation`: namespace (in this process) or process (a worker process each).")
+    var isolation: String = "namespace"
+
+    @Option(help: "Process-context workers kept started ahead of demand (default 2; filled at start with --isolation process or when given, else at the first process context).")
+    var poolSize: Int?
+
     @Option(help: .hidden)
     var workingDirectory: String?
 
     @Option(help: .hidden)
     var timeoutGrace: Double?
+
+    /// The kind `--isolation` names (validated).
+    var defaultIsolation: KernelContexts.Isolation { KernelContexts.Isolation(rawValue: isolation) ?? .namespace }
 
     /// The modules `--preload` names.
     var preloadModules: [String] {
@@ -47,6 +57,10 @@ struct ServerOptions: ParsableArguments {
             throw ValidationError("--preload: \"\(module)\" is not a module name.")
         }
         if let timeoutGrace, !(timeoutGrace >= 0) { throw ValidationError("--timeout-grace must not be negative.") }
+        guard KernelContexts.Isolation(rawValue: isolation) != nil else {
+            throw ValidationError("--isolation must be namespace or process.")
+        }
+        if let poolSize, poolSize < 0 || poolSize > 64 { throw ValidationError("--pool-size must be between 0 and 64.") }
     }
 
     /// What a front serves: the engine, the process API, and the descriptor requests are read from.

@@ -62,6 +62,34 @@ struct IsolationTests {
         while ended.value == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         #expect(ended.value == 1)
     }
+
+    @Test("A context created while no worker is ready is starting; a worker that cannot start makes it dead, its waiting run answered context_dead")
+    func workerThatCannotStart() async throws {
+        let contexts = ProcessContexts(
+            configuration: .init(executable: "/nonexistent/pykernel", poolSize: 0, workingDirectory: "/tmp", forkServer: false),
+            logger: Logger(label: "test"))
+        let created = try await contexts.create(id: "c", cwd: nil)
+        #expect(created.state == .starting)
+        // The run waits for the worker (or, when the spawn failed already, is refused at once).
+        do throws(IsolationError) {
+            let relay = try contexts.run("c", code: "1", environment: [:], timeout: nil, outputLimit: 100)
+            guard case .error(let code, let message, let data) = await relay.next() else {
+                Issue.record("the waiting run was not refused")
+                return
+            }
+            #expect(code == ProcessContexts.contextDeadCode)
+            #expect(data?["reason"] == "context_dead")
+            #expect(message.contains("could not be started"))
+        } catch {
+            #expect(error.code == .contextDead && error.message.contains("could not be started"))
+        }
+        let listed = try #require(contexts.list().first)
+        #expect(listed.state == .dead)
+        #expect(listed.deadReason?.contains("/nonexistent/pykernel") == true)
+        #expect(throws: IsolationError.self) { try contexts.run("c", code: "1", environment: [:], timeout: nil, outputLimit: 100) }
+        await contexts.shutdown()
+    }
+
 }
 
 /// Polls (every 5 ms, at most 10 s) until `condition` holds.

@@ -20,7 +20,9 @@ class Context:
     cwd: str = ""
     #: ``"namespace"`` (in the server's interpreter) or ``"process"`` (a worker process of its own).
     isolation: str = "namespace"
-    #: ``"alive"``, or ``"dead"`` for a process context whose worker ended (see ``restart_context``).
+    #: ``"alive"``; for a process context also ``"starting"`` (created while no worker was ready:
+    #: its worker is on the way, and runs sent meanwhile wait for it) or ``"dead"`` (its worker
+    #: ended or could not start; see ``restart_context``).
     state: str = "alive"
 
     @classmethod

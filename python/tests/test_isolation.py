@@ -70,7 +70,8 @@ def wait_until(predicate, timeout=10.0, what="condition"):
 
 def test_state_output_and_errors(server):
     context = create(server)
-    assert context["isolation"] == "process" and context["state"] == "alive"
+    # Alive when a ready worker was bound at once, else starting (the pool is still warming up).
+    assert context["isolation"] == "process" and context["state"] in ("alive", "starting")
     pid = run(server, context["id"], "import os\npid = os.getpid()\nprint(pid)")
     assert int(pid["stdout"]) != server.process.pid
     assert pid["execution_count"] == 1
@@ -337,7 +338,7 @@ def test_python_client(pykernel_bin):
 
     with PyKernel(pykernel_bin) as client:
         context = client.create_context(isolation="process", memory_limit_mb=500, cpu_time_limit_s=100)
-        assert context.isolation == "process" and context.state == "alive"
+        assert context.isolation == "process" and context.state in ("alive", "starting")
         assert client.run_code("x = 3\nprint(x)", context=context).stdout == "3\n"
         crashed = client.run_code("import os\nos.kill(os.getpid(), 9)", context=context)
         assert crashed.status == "crashed" and crashed.error.name == "WorkerCrashed"

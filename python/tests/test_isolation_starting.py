@@ -1,0 +1,160 @@
+"""Process contexts created while no worker is ready (``state: "starting"``, issue 11).
+
+The server runs with ``--pool-size 0``: no worker is ever ready ahead of demand, so every
+``context.create {isolation: "process"}`` is answered at once with the context registered and
+its worker on the way, and what needs the worker waits for it.
+"""
+
+import os
+import time
+
+import pytest
+
+from pykernel_raw import RawServer
+from test_isolation import descendants, wait_until
+
+
+@pytest.fixture(scope="module")
+def server(pykernel_bin):
+    raw = RawServer(pykernel_bin, ["--pool-size", "0"])
+    yield raw
+    raw.close_stdin()
+    assert raw.wait_exit() == 0
+    raw.join_output()
+
+
+def create(server, **params):
+    context = server.result("context.create", {"isolation": "process", **params})
+    assert context["state"] == "starting", context
+    return context
+
+
+def state(server, context):
+    listed = server.result("context.list")["contexts"]
+    return next(c for c in listed if c["id"] == context)["state"]
+
+
+def only_the_fork_server(server):
+    fork_server = server.result("kernel.info")["isolation"]["fork_server"]["pid"]
+    return descendants(server.process.pid) == {fork_server}
+
+
+def test_first_run_waits_for_the_worker(server):
+    context = create(server)["id"]
+    assert state(server, context) in ("starting", "alive")
+    first = server.result("code.run", {"context": context, "code": "import os\nprint(os.getpid())\nx = 41"}, timeout=30)
+    assert first["status"] == "ok" and first["execution_count"] == 1
+    assert int(first["stdout"]) != server.process.pid
+    assert state(server, context) == "alive"
+    assert server.result("code.run", {"context": context, "code": "print(x + 1)"})["stdout"] == "42\n"
+    server.result("context.delete", {"id": context})
+
+
+def test_runs_sent_while_starting_run_in_order(server):
+    context = create(server)["id"]
+    ids = [server.request("code.run", {"context": context, "code": f"print({n})"}) for n in range(5)]
+    results = [server.response(id, timeout=30)["result"] for id in ids]
+    assert [r["stdout"] for r in results] == [f"{n}\n" for n in range(5)]
+    assert [r["execution_count"] for r in results] == [1, 2, 3, 4, 5]
+    server.result("context.delete", {"id": context})
+
+
+def test_interrupt_while_starting_reaches_the_run(server):
+    context = create(server)["id"]
+    run = server.request("code.run", {"context": context, "code": "import time\ntime.sleep(60)"})
+    assert server.result("code.interrupt", {"context": context}) == {"interrupted": True}
+    result = server.response(run, timeout=30)["result"]
+    assert result["status"] == "interrupted" and result["error"]["name"] == "KeyboardInterrupt"
+    # An interrupt that the code obeys keeps the context.
+    assert state(server, context) == "alive"
+    assert server.result("code.run", {"context": context, "code": "print('after')"})["stdout"] == "after\n"
+    server.result("context.delete", {"id": context})
+
+
+def test_interrupt_with_nothing_to_run_while_starting(server):
+    context = create(server)["id"]
+    assert server.result("code.interrupt", {"context": context}) == {"interrupted": False}
+    assert server.result("code.run", {"context": context, "code": "print('ran')"})["stdout"] == "ran\n"
+    server.result("context.delete", {"id": context})
+
+
+def test_delete_while_starting_leaks_no_worker(server):
+    wait_until(lambda: only_the_fork_server(server), what="no worker")
+    contexts = [create(server)["id"] for _ in range(5)]
+    queued = server.request("code.run", {"context": contexts[0], "code": "print('never')"})
+    for context in contexts:
+        server.result("context.delete", {"id": context})
+    reply = server.response(queued, timeout=30)
+    # Deleted before its worker came (-32004), or after the run had been sent (interrupted).
+    assert reply.get("error", {}).get("code") == -32004 or reply["result"]["status"] == "interrupted", reply
+    assert all(c["id"] not in contexts for c in server.result("context.list")["contexts"])
+    # The workers that were on the way are killed when they come.
+    wait_until(lambda: only_the_fork_server(server), timeout=30, what="every worker on the way ended")
+
+
+def test_limits_apply_before_the_first_run(server, tmp_path):
+    limited = create(server, memory_limit_mb=200, cwd=str(tmp_path))
+    assert limited["memory_limit_mb"] == 200 and limited["cwd"] == str(tmp_path)
+    big = server.result("code.run", {"context": limited["id"], "code": "import os\nprint(os.getcwd())\nx = bytearray(400 * 1024 * 1024)"},
+                        timeout=30)
+    assert big["stdout"] == f"{tmp_path}\n"
+    assert big["status"] == "error" and big["error"]["name"] == "MemoryError"
+    server.result("context.delete", {"id": limited["id"]})
+    cpu = create(server, cpu_time_limit_s=0.5)
+    started = time.monotonic()
+    spin = server.result("code.run", {"context": cpu["id"], "code": "while True:\n    pass"}, timeout=30)
+    assert spin["status"] == "timeout" and "CPU time" in spin["error"]["value"]
+    assert time.monotonic() - started < 10
+    server.result("context.delete", {"id": cpu["id"]})
+
+
+def test_validation_errors_are_synchronous(server):
+    for params, field in (({"memory_limit_mb": 0}, "memory_limit_mb"), ({"cpu_time_limit_s": -1}, "cpu_time_limit_s"),
+                          ({"cwd": "/no/such/dir"}, "cwd"), ({"isolation": "thread"}, "isolation")):
+        reply = server.call("context.create", {"isolation": "process", **params})
+        assert reply["error"]["code"] == -32602 and reply["error"]["data"]["field"] == field, reply
+
+
+def test_restart_while_starting(server):
+    context = create(server)["id"]
+    restarted = server.result("context.restart", {"id": context}, timeout=30)
+    assert restarted["state"] == "alive"
+    assert server.result("code.run", {"context": context, "code": "print('fresh')"})["stdout"] == "fresh\n"
+    server.result("context.delete", {"id": context})
+    wait_until(lambda: only_the_fork_server(server), timeout=30, what="the replaced worker ended")
+
+
+def test_a_worker_that_cannot_start_makes_the_context_dead(pykernel_bin, tmp_path):
+    # The directory is gone before the worker comes: the worker cannot create the context there.
+    directory = tmp_path / "gone"
+    directory.mkdir()
+    raw = RawServer(pykernel_bin, ["--pool-size", "0"])
+    try:
+        # Hold the fork server back: no worker can come before the directory is removed.
+        fork_server = None
+        def fork_server_ready():
+            nonlocal fork_server
+            info = raw.result("kernel.info")["isolation"]["fork_server"]
+            fork_server = info and info["ready"] and info["pid"]
+            return bool(fork_server)
+        wait_until(fork_server_ready, what="the fork server")
+        os.kill(fork_server, 19)  # SIGSTOP
+        try:
+            context = raw.result("context.create", {"isolation": "process", "cwd": str(directory)})
+            assert context["state"] == "starting"
+            queued = raw.request("code.run", {"context": context["id"], "code": "1"})
+            directory.rmdir()
+        finally:
+            os.kill(fork_server, 18)  # SIGCONT
+        reply = raw.response(queued, timeout=30)
+        assert reply["error"]["code"] == -32006 and reply["error"]["data"]["reason"] == "context_dead", reply
+        assert "could not be started" in reply["error"]["message"]
+        listed = next(c for c in raw.result("context.list")["contexts"] if c["id"] == context["id"])
+        assert listed["state"] == "dead"
+        again = raw.call("code.run", {"context": context["id"], "code": "1"})
+        assert again["error"]["code"] == -32006
+        raw.result("context.delete", {"id": context["id"]})
+    finally:
+        raw.close_stdin()
+        raw.wait_exit()
+        raw.kill()
