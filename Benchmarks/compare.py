@@ -604,6 +604,13 @@ def process_tree_memory(pid: int) -> tuple[int, int]:
     return total_rss, total_uss
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_of(pid: int) -> int:
     """The resident set size of a process in bytes (VmRSS of /proc/PID/status)."""
     with open(f"/proc/{pid}/status") as status:
@@ -1548,30 +1555,37 @@ class Bench:
             ids = [client.create_context() for _ in range(contexts)]
             requests = [("code.run", {"code": self.PIPELINE_CODE, "context": ids[index % contexts]}) for index in range(runs)]
             pipelined_runs(client, requests)  # warm: every namespace exists
+            cpu = cpu_seconds(client.pid)
             samples = [timed(lambda: pipelined_runs(client, requests)) for _ in range(reps)]
+            cpu = (cpu_seconds(client.pid) - cpu) / reps
         finally:
             client.close()
-        Results.add(row, "pykernel", f"pykernel, {contexts} contexts in one `pykernel serve`", samples)
+        Results.add(row, "pykernel", f"pykernel, {contexts} contexts in one `pykernel serve`", samples,
+                    detail=f"CPU time of the server: {format_value(cpu, 'time')} per 1,000 runs")
         workers = [WorkerClient(self.python) for _ in range(contexts)]
         try:
             for worker in workers:
                 worker.ping(timeout=60)
             pipelined_workers(workers, self.PIPELINE_CODE, runs)
+            cpu = sum(cpu_seconds(worker.pid) for worker in workers)
             samples = [timed(lambda: pipelined_workers(workers, self.PIPELINE_CODE, runs)) for _ in range(reps)]
+            cpu = (sum(cpu_seconds(worker.pid) for worker in workers) - cpu) / reps
         finally:
             for worker in workers:
                 worker.close()
-        Results.add(row, "worker", f"{contexts} process workers ({runs // contexts} runs each)", samples)
+        Results.add(row, "worker", f"{contexts} process workers ({runs // contexts} runs each)", samples,
+                    detail=f"CPU time of the workers: {format_value(cpu, 'time')} per 1,000 runs")
 
     def scale_release(self) -> None:
         """A context holding ~1 GB created and deleted: is the memory returned to the system?"""
         row = self.results.row("scale_release", "Memory kept after deleting a context that held ~1 GB", "memory",
-                               "RSS of `pykernel serve` after `context.delete` minus before the context "
-                               "(after a later run, so the release is done)", short="memory kept after delete")
+                               "RSS of `pykernel serve` after each `context.delete` (after a later run, so the release "
+                               "is done) minus before the first of these contexts", short="memory kept after delete")
         reps = self.reps(3, 1)
         client = PyKernelClient(self.binary, self.log_path)
         try:
             client.call("code.run", {"code": "x = 1"})
+            start = rss_of(client.pid)
             for label, code in self.RELEASE_CODES.items():
                 kept, held, deletes, releases = [], [], [], []
                 for _ in range(reps):
@@ -1585,7 +1599,7 @@ class Bench:
                     deletes.append(time.perf_counter() - started)
                     client.call("code.run", {"code": "pass"}, timeout=120)  # runs after the release
                     releases.append(time.perf_counter() - started)
-                    kept.append(rss_of(client.pid) - before)
+                    kept.append(rss_of(client.pid) - start)
                 Results.add(row, "pykernel", f"pykernel, {label}", kept,
                             detail=f"held {statistics_median(held) / 2**20:,.0f} MB; `context.delete` answered in "
                                    f"{format_value(statistics_median(deletes), 'time')}, released within "
