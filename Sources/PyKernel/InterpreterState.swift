@@ -400,11 +400,11 @@ final class InterpreterState {
 /// A context that held 200 MB of 1-KB objects left 190 MB resident after its deletion.
 ///
 /// Reclaiming is a full garbage collection (the context's cycles) then `malloc_trim(0)`, which
-/// returns every free page of every heap. It costs what the kernel takes to drop the pages
-/// (~170 ms for 300 MB on a loaded 2-core VM) and, even with nothing to return, a walk of the
-/// free chunks and a collection of every object; so it is done only when the resident set has
-/// grown by ``threshold`` since the last time: at most once per 64 MiB of growth, never for the
-/// deletion of a small context (whose cost stays reading `/proc/self/statm`, a few µs).
+/// returns the free pages of every heap (not the top of a thread's heap: up to 64 MiB may stay).
+/// It costs what the kernel takes to drop the pages (0.2–0.5 s for 300 MB on a loaded 2-core VM)
+/// and, even with nothing to return, a walk of the free chunks and a collection of every object;
+/// so it is done only when the resident set has grown by ``threshold`` since the last time: at
+/// most once per 64 MiB of growth. Any other deletion costs reading `/proc/self/statm` (a few µs).
 struct MemoryReclaimer {
     /// Growth of the resident set since the last reclamation that makes a release reclaim.
     static let threshold = 64 << 20
