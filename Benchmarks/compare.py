@@ -124,8 +124,7 @@ def bootstrap(arguments: argparse.Namespace) -> None:
         forwarded.append(f"--library-scratch-path={Path(arguments.library_scratch_path).resolve()}")
     if arguments.budget:
         forwarded.append(f"--budget={arguments.budget}")
-    if arguments.sections:
-        forwarded.append(f"--sections={arguments.sections}")
+    forwarded += [f"--only={word}" for word in arguments.only or []]
     os.execve(str(python), [str(python), str(Path(__file__).resolve()), *forwarded, f"--pykernel={binary.resolve()}"], environment)
 
 
@@ -605,6 +604,134 @@ def process_tree_memory(pid: int) -> tuple[int, int]:
     return total_rss, total_uss
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_of(pid: int) -> int:
+    """The resident set size of a process in bytes (VmRSS of /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/{pid}/status has no VmRSS")
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests written without waiting for answers (the scale rows)
+# ---------------------------------------------------------------------------------------------
+
+def timed_requests(client: PyKernelClient, method: str, params: dict, reps: int) -> tuple[list[float], bytes]:
+    """Round trips of one request through the Python client, each until its whole response line
+    arrived (not parsed: a long response's parsing is the client's cost); returns the times and
+    the last response line."""
+    samples: list[float] = []
+    line = b""
+    for _ in range(reps):
+        started = time.perf_counter()
+        request_id = client.send(method, params)
+        prefix = f'{PYKERNEL_RESPONSE}{request_id},'.encode()
+        deadline = wait_deadline(60)
+        while not (line := client.channel.read_line(deadline)).startswith(prefix):
+            pass
+        samples.append(time.perf_counter() - started)
+    return samples, line
+
+
+def exchange(channel: LineChannel, data: bytes, answers: int, is_answer, timeout: float) -> list[bytes]:
+    """Writes `data` while reading (so that neither side blocks on a full pipe) until `answers`
+    lines for which `is_answer(line)` is true arrived; returns those lines."""
+    deadline = wait_deadline(timeout)
+    view = memoryview(data)
+    received: list[bytes] = []
+    poller = select.poll()
+    poller.register(channel.read_fd, select.POLLIN)
+    if view:
+        poller.register(channel.write_fd, select.POLLOUT)
+    os.set_blocking(channel.write_fd, False)
+    try:
+        while True:
+            while (index := channel.buffer.find(b"\n")) >= 0:
+                line = bytes(channel.buffer[:index])
+                del channel.buffer[:index + 1]
+                if is_answer(line):
+                    received.append(line)
+            if len(received) >= answers:
+                return received
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Deadline(f"{len(received)} of {answers} answers before the deadline")
+            for descriptor, _ in poller.poll(max(1, int(remaining * 1000))):
+                if descriptor == channel.write_fd:
+                    try:
+                        view = view[os.write(descriptor, view):]
+                    except BlockingIOError:
+                        continue
+                    if not view:
+                        poller.unregister(descriptor)
+                    continue
+                chunk = os.read(descriptor, 1 << 20)
+                if not chunk:
+                    raise EOFError(f"the process ended (exit status {channel.process.poll()})")
+                channel.bytes_received += len(chunk)
+                channel.buffer += chunk
+    finally:
+        os.set_blocking(channel.write_fd, True)
+
+
+def pipelined_runs(client: PyKernelClient, requests: list[tuple[str, dict]], timeout: float = 120) -> None:
+    """Writes every request at once and returns when every one has been answered; fails on an
+    error response or a run that did not end `ok`."""
+    first = client.next_id + 1
+    client.next_id += len(requests)
+    data = "".join(f'{{"jsonrpc":"2.0","id":{first + index},"method":"{method}","params":{json.dumps(params)}}}\n'
+                   for index, (method, params) in enumerate(requests)).encode()
+    prefix = PYKERNEL_RESPONSE.encode()
+    answers = exchange(client.channel, data, len(requests), lambda line: line.startswith(prefix), timeout)
+    for line in answers:
+        message = json.loads(line)
+        if "error" in message or message["result"].get("status", "ok") != "ok":
+            raise RuntimeError(f"pykernel answered a pipelined request with {line[:300]!r}")
+
+
+def pipelined_workers(workers: list[WorkerClient], code: str, runs: int, timeout: float = 120) -> None:
+    """Writes runs/len(workers) run requests to each worker at once, then reads until every
+    worker has answered all of its runs."""
+    per_worker = runs // len(workers)
+    request = json.dumps({"code": code}).encode() + b"\n"
+    for worker in workers:
+        worker.channel.send(request * per_worker)
+    pending = {worker.channel.read_fd: [worker.channel, per_worker] for worker in workers}
+    poller = select.poll()
+    for descriptor in pending:
+        poller.register(descriptor, select.POLLIN)
+    deadline = wait_deadline(timeout)
+    while pending:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise Deadline(f"{len(pending)} workers had not answered every run before the deadline")
+        for descriptor, _ in poller.poll(max(1, int(remaining * 1000))):
+            state = pending[descriptor]
+            channel = state[0]
+            chunk = os.read(descriptor, 1 << 16)
+            if not chunk:
+                raise EOFError("a worker ended")
+            channel.buffer += chunk
+            while (index := channel.buffer.find(b"\n")) >= 0:
+                line = bytes(channel.buffer[:index])
+                del channel.buffer[:index + 1]
+                if line.startswith(b'{"type": "control"'):
+                    if b'"completed"' not in line:
+                        raise RuntimeError(f"a worker answered a pipelined run with {line!r}")
+                    state[1] -= 1
+            if state[1] == 0:
+                poller.unregister(descriptor)
+                del pending[descriptor]
+
+
 # ---------------------------------------------------------------------------------------------
 # The measurements
 # ---------------------------------------------------------------------------------------------
@@ -633,13 +760,14 @@ class Bench:
         self.section_times: dict[str, float] = {}
         self.library = arguments.library if arguments.library is not None else not arguments.quick
         self.library_scratch_path = arguments.library_scratch_path
-        self.sections = set(arguments.sections.split(",")) if arguments.sections else None
+        self.only = [word.lower() for word in arguments.only or []]
+        self.failures: list[str] = []
 
     def reps(self, full: int, quick: int) -> int:
         return quick if self.quick else full
 
     def section(self, name: str, function) -> None:
-        if self.sections is not None and name not in self.sections:
+        if self.only and not any(word in name.lower() for word in self.only):
             return
         log(name)
         started = time.monotonic()
@@ -659,8 +787,15 @@ class Bench:
         self.section("chart run", self.chart_run)
         self.section("process contexts", self.process_contexts)
         self.section("process-context burst sent at once", self.process_burst_at_once)
+        self.section("scale", self.scale)
         if self.library:
-            self.section("Swift library (swift package benchmark)", self.library_benchmarks)
+            try:
+                self.section("Swift library (swift package benchmark)", self.library_benchmarks)
+            except (subprocess.SubprocessError, OSError, RuntimeError, ValueError, KeyError) as error:
+                # Reported in the table and by the exit status, after the other rows are written.
+                log(f"the Swift library benchmarks failed: {error}")
+                self.failures.append(f"Swift library benchmarks (`swift package benchmark`, its output in "
+                                     f"{self.log_path.relative_to(ROOT)}): {error}")
         self.results.compute_ratios()
         self.machine["load_average_end"] = os.getloadavg()
         return {
@@ -670,6 +805,8 @@ class Bench:
             "section_durations_s": {name: round(value, 1) for name, value in self.section_times.items()},
             "rows": self.results.rows,
             "targets": evaluate_targets(self.results.rows),
+            "only": self.only,
+            "failures": self.failures,
         }
 
     def describe_machine(self) -> dict:
@@ -1345,6 +1482,7 @@ class Bench:
             raise RuntimeError(f"swift package benchmark wrote no JMH export into {output}")
         units = {"ns": 1e-9, "μs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
         prefix = "package.benchmark.KernelBenchmarks."
+        missing = set(self.LIBRARY_ROWS)
         for item in json.loads(exports[-1].read_text()):
             name = item["benchmark"].removeprefix(prefix)
             if name not in self.LIBRARY_ROWS:
@@ -1361,6 +1499,148 @@ class Bench:
                 samples = [float(value) * factor / scale for value in metric["rawData"][0]] if metric else []
             if samples:
                 Results.add(row, "library", label, samples, reference=True)
+                missing.discard(name)
+        if missing:
+            raise RuntimeError(f"no samples in {exports[-1].name} for the benchmarks " + ", ".join(sorted(missing)))
+
+    # (8) scale: 10,000 contexts, pipelined runs, a context holding 1 GB ----------------------
+
+    SCALE_CONTEXTS = 10_000
+    PIPELINE_CONTEXTS = 100
+    PIPELINE_RUNS = 1000
+    PIPELINE_CODE = "x = sum(range(1000)); print(x)"
+    # What a context's globals hold in the release row, each about 1 GB (the ints: 10M ints and
+    # their list, ~360 MB): one buffer (a single mmap), many small objects (obmalloc's arenas),
+    # many 1-KB objects (glibc's heap, where freed memory is not returned by itself).
+    RELEASE_CODES = {
+        "`x = bytearray(10**9)`": "x = bytearray(10**9)",
+        "`x = list(range(10**7))`": "x = list(range(10**7))",
+        "`x = [bytes(1000) for _ in range(10**6)]`": "x = [bytes(1000) for _ in range(10**6)]",
+    }
+
+    def scale(self) -> None:
+        self.scale_contexts()
+        self.scale_pipelined()
+        self.scale_release()
+
+    def scale_contexts(self) -> None:
+        """10,000 contexts alive in one `pykernel serve`: creation as the count grows, listing,
+        memory per context, deletion."""
+        count = self.reps(self.SCALE_CONTEXTS, 2000)
+        bucket = count // 10
+        create = self.results.row("scale_create", f"`context.create` as contexts accumulate (up to {count:,} in one `pykernel serve`)",
+                                  "time", "Python client; each sample one round trip", short="create at scale")
+        listing = self.results.row("scale_list", f"`context.list` with {count:,} contexts", "time",
+                                   "Python client; until the whole response line arrived", short="list at scale")
+        memory = self.results.row("scale_memory", f"Memory per context with {count:,} contexts in one `pykernel serve`", "memory",
+                                  "USS (private bytes) from /proc/PID/smaps_rollup", short="memory per context at scale")
+        client = PyKernelClient(self.binary, self.log_path)
+        try:
+            client.call("code.run", {"code": "x = 1"})
+            small_list, _ = timed_requests(client, "context.list", {}, self.reps(200, 50))
+            base_rss, base_uss = memory_of(client.pid)
+            samples: list[float] = []
+            ids: list[str] = []
+            for _ in range(count):
+                started = time.perf_counter()
+                ids.append(client.create_context())
+                samples.append(time.perf_counter() - started)
+            empty_rss, empty_uss = memory_of(client.pid)
+            listed, response = timed_requests(client, "context.list", {}, self.reps(50, 10))
+            listed_contexts = len(json.loads(response)["result"]["contexts"])
+            if listed_contexts != count + 1:
+                raise RuntimeError(f"context.list listed {listed_contexts} contexts, not {count + 1}")
+            pipelined_runs(client, [("code.run", {"code": "x = 1", "context": context}) for context in ids], timeout=300)
+            used_rss, used_uss = memory_of(client.pid)
+            listed_used, _ = timed_requests(client, "context.list", {}, self.reps(50, 10))
+            deletions = []
+            for context in ids:
+                started = time.perf_counter()
+                client.call("context.delete", {"id": context})
+                deletions.append(time.perf_counter() - started)
+            client.call("code.run", {"code": "pass"})  # after the namespaces' release jobs
+            deleted_rss, deleted_uss = memory_of(client.pid)
+        finally:
+            client.close()
+        buckets = [statistics_median(samples[start:start + bucket]) for start in range(0, count, bucket)]
+        Results.add(create, "pykernel", f"pykernel, contexts 1–{bucket:,}", samples[:bucket])
+        Results.add(create, "pykernel", f"pykernel, contexts {count - bucket + 1:,}–{count:,}", samples[-bucket:], reference=True,
+                    detail="median per 1/10th of the contexts: " + ", ".join(format_value(value, "time") for value in buckets))
+        Results.add(create, "pykernel", f"pykernel `context.delete`, {count:,} contexts alive → none", deletions, reference=True)
+        Results.add(listing, "pykernel", f"pykernel, {count:,} empty contexts", listed)
+        Results.add(listing, "pykernel", f"pykernel, {count:,} contexts after one run each", listed_used, reference=True)
+        Results.add(listing, "pykernel", "pykernel, 1 context (reference)", small_list, reference=True)
+        Results.add(memory, "pykernel", "pykernel, empty contexts", [(empty_uss - base_uss) / count],
+                    detail=f"RSS {(empty_rss - base_rss) / count / 1024:.2f} KB; whole process before: {base_rss / 2**20:.1f} MB RSS")
+        Results.add(memory, "pykernel", "pykernel, after `x = 1` in each (reference)", [(used_uss - base_uss) / count], reference=True,
+                    detail=f"RSS {(used_rss - base_rss) / count / 1024:.2f} KB")
+        Results.add(memory, "pykernel", "pykernel, after deleting them all: whole process minus before (reference)",
+                    [deleted_uss - base_uss], reference=True, detail=f"RSS {(deleted_rss - base_rss) / 2**20:.2f} MB")
+
+    def scale_pipelined(self) -> None:
+        """1,000 runs over 100 contexts, every request written before any answer is read."""
+        contexts, runs = self.PIPELINE_CONTEXTS, self.PIPELINE_RUNS
+        row = self.results.row("scale_pipelined", f"{runs:,} `code.run` over {contexts} contexts, pipelined", "time",
+                               f"`{self.PIPELINE_CODE}`; every request written without waiting; until the last response",
+                               short="1,000 pipelined runs")
+        reps = self.reps(10, 3)
+        client = PyKernelClient(self.binary, self.log_path)
+        try:
+            ids = [client.create_context() for _ in range(contexts)]
+            requests = [("code.run", {"code": self.PIPELINE_CODE, "context": ids[index % contexts]}) for index in range(runs)]
+            pipelined_runs(client, requests)  # warm: every namespace exists
+            cpu = cpu_seconds(client.pid)
+            samples = [timed(lambda: pipelined_runs(client, requests)) for _ in range(reps)]
+            cpu = (cpu_seconds(client.pid) - cpu) / reps
+        finally:
+            client.close()
+        Results.add(row, "pykernel", f"pykernel, {contexts} contexts in one `pykernel serve`", samples,
+                    detail=f"CPU time of the server: {format_value(cpu, 'time')} per 1,000 runs")
+        workers = [WorkerClient(self.python) for _ in range(contexts)]
+        try:
+            for worker in workers:
+                worker.ping(timeout=60)
+            pipelined_workers(workers, self.PIPELINE_CODE, runs)
+            cpu = sum(cpu_seconds(worker.pid) for worker in workers)
+            samples = [timed(lambda: pipelined_workers(workers, self.PIPELINE_CODE, runs)) for _ in range(reps)]
+            cpu = (sum(cpu_seconds(worker.pid) for worker in workers) - cpu) / reps
+        finally:
+            for worker in workers:
+                worker.close()
+        Results.add(row, "worker", f"{contexts} process workers ({runs // contexts} runs each)", samples,
+                    detail=f"CPU time of the workers: {format_value(cpu, 'time')} per 1,000 runs")
+
+    def scale_release(self) -> None:
+        """A context holding ~1 GB created and deleted: is the memory returned to the system?"""
+        row = self.results.row("scale_release", "Memory kept after deleting a context that held ~1 GB", "memory",
+                               "RSS of `pykernel serve` after each `context.delete` (after a later run, so the release "
+                               "is done) minus before the first of these contexts", short="memory kept after delete")
+        reps = self.reps(3, 1)
+        client = PyKernelClient(self.binary, self.log_path)
+        try:
+            client.call("code.run", {"code": "x = 1"})
+            start = rss_of(client.pid)
+            for label, code in self.RELEASE_CODES.items():
+                kept, held, deletes, releases = [], [], [], []
+                for _ in range(reps):
+                    context = client.create_context()
+                    client.call("code.run", {"code": "pass", "context": context})
+                    before = rss_of(client.pid)
+                    client.call("code.run", {"code": code, "context": context}, timeout=120)
+                    held.append(rss_of(client.pid) - before)
+                    started = time.perf_counter()
+                    client.call("context.delete", {"id": context})
+                    deletes.append(time.perf_counter() - started)
+                    client.call("code.run", {"code": "pass"}, timeout=120)  # runs after the release
+                    releases.append(time.perf_counter() - started)
+                    kept.append(rss_of(client.pid) - start)
+                Results.add(row, "pykernel", f"pykernel, {label}", kept,
+                            detail=f"held {statistics_median(held) / 2**20:,.0f} MB; `context.delete` answered in "
+                                   f"{format_value(statistics_median(deletes), 'time')}, released within "
+                                   f"{format_value(statistics_median(releases), 'time')} (median)")
+        finally:
+            client.close()
+
 
 # ---------------------------------------------------------------------------------------------
 # Targets, table, chart
@@ -1460,6 +1740,8 @@ def markdown(report: dict) -> str:
     for item in report["targets"]:
         met = "met" if item["met"] else ("—" if item["met"] is None else "**missed**")
         lines.append(f"| {item['target']} | {item['measured']} | {met} |")
+    for failure in report.get("failures", []):
+        lines += ["", f"**Failed, rows missing from this run:** {failure}"]
     return "\n".join(lines) + "\n"
 
 
@@ -1554,8 +1836,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="also run the Swift library benchmarks (swift package benchmark, Benchmarks/Package.swift) "
                              "and add their rows; default: on for a full run, off with --quick")
     parser.add_argument("--library-scratch-path", help="swift package --scratch-path for the library benchmarks (default: Benchmarks/.build)")
-    parser.add_argument("--sections", metavar="NAMES",
-                        help="run only these sections (comma-separated names as logged, e.g. \"process contexts,process-context burst sent at once\")")
+    parser.add_argument("--only", action="append", metavar="WORD",
+                        help="run only the sections whose name contains WORD (repeatable; e.g. `--only scale`); "
+                             "the results go to Benchmarks/results/ only, not to Benchmarks/latest/")
     parser.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
                         help="first wait up to this long for the 1-minute load average to fall below 1 (a shared machine)")
     parser.add_argument("--result-cost", nargs="+", metavar="PYKERNEL",
@@ -1609,12 +1892,15 @@ def main() -> None:
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     (RESULTS / "latest.md").write_text(table)
     chart(report, RESULTS / "ratios.png")
-    LATEST.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(RESULTS / "latest.md", LATEST / "results.md")
-    shutil.copyfile(RESULTS / "ratios.png", LATEST / "ratios.png")
+    if not report["only"]:
+        LATEST.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(RESULTS / "latest.md", LATEST / "results.md")
+        shutil.copyfile(RESULTS / "ratios.png", LATEST / "ratios.png")
     print(table)
-    log(f"done in {report['duration_s']:.0f} s: {RESULTS.relative_to(ROOT)}/latest.{{json,md}}, ratios.png; "
-        f"copies in {LATEST.relative_to(ROOT)}/")
+    log(f"done in {report['duration_s']:.0f} s: {RESULTS.relative_to(ROOT)}/latest.{{json,md}}, ratios.png"
+        + ("" if report["only"] else f"; copies in {LATEST.relative_to(ROOT)}/"))
+    if report["failures"]:
+        sys.exit("failed: " + "; ".join(report["failures"]))
 
 
 if __name__ == "__main__":

@@ -60,10 +60,47 @@ final class ContextRecord: Sendable {
 
     let id: ContextID
     let state: Mutex<State>
+    /// Where the context is listed: `default` first (0, 0), then by ID. A UUID's 128 bits
+    /// compare as its lowercase text does (same length, dashes at the same places, and `0-9`
+    /// before `a-f`), so sorting 10,000 contexts compares integers, not strings.
+    let listOrder: (UInt64, UInt64)
 
     init(id: ContextID, cwd: String) {
         self.id = id
         self.state = Mutex(State(cwd: cwd))
+        self.listOrder = id == .default ? (0, 0) : Self.bits(ofUUID: id.rawValue) ?? (.max, .max)
+    }
+
+    /// Whether `lhs` is listed before `rhs` (see ``listOrder``; IDs that are not lowercase UUIDs
+    /// come last, by their text).
+    static func listedBefore(_ lhs: ContextRecord, _ rhs: ContextRecord) -> Bool {
+        if lhs.listOrder != rhs.listOrder { return lhs.listOrder < rhs.listOrder }
+        return lhs.listOrder == (.max, .max) && lhs.id.rawValue < rhs.id.rawValue
+    }
+
+    /// The 128 bits of a lowercase UUID (`8-4-4-4-12` hex digits), or `nil` for any other text.
+    private static func bits(ofUUID text: String) -> (UInt64, UInt64)? {
+        var utf8 = text.utf8.makeIterator()
+        var words: (UInt64, UInt64) = (0, 0)
+        for position in 0..<36 {
+            guard let byte = utf8.next() else { return nil }
+            if position == 8 || position == 13 || position == 18 || position == 23 {
+                guard byte == UInt8(ascii: "-") else { return nil }
+                continue
+            }
+            let digit: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            default: return nil
+            }
+            if position < 19 {
+                words.0 = words.0 << 4 | UInt64(digit)
+            } else {
+                words.1 = words.1 << 4 | UInt64(digit)
+            }
+        }
+        return utf8.next() == nil ? words : nil
     }
 
     var info: ContextInfo {

@@ -131,10 +131,9 @@ public final class KernelManager: Sendable {
 
     /// Every context, the `default` context first, then by ID.
     public func listContexts() -> [ContextInfo] {
-        let records = contexts.withLock { Array($0.values) }
-        return records.map(\.info).sorted { lhs, rhs in
-            lhs.id == .default || (rhs.id != .default && lhs.id.rawValue < rhs.id.rawValue)
-        }
+        var records = contexts.withLock { Array($0.values) }
+        records.sort(by: ContextRecord.listedBefore)
+        return records.map(\.info)
     }
 
     /// The context with this ID.

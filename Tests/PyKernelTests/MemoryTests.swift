@@ -104,6 +104,32 @@ struct MemoryTests {
         #expect(blocksAfter - blocksBefore < 500, "Python holds \(blocksAfter - blocksBefore) more blocks after 1,000 contexts")
     }
 
+    @Test("A deleted context's 300 MB of 1-KB objects are given back to the system")
+    func deletedContextReturnsMemory() async throws {
+        let manager = try await engine()
+        let observer = try await newContext()
+        defer { discard(observer) }
+        // A freed 30 MB buffer raises glibc's mmap threshold (as any such buffer a program frees
+        // does): from then on, freed heap memory stays in the process unless trimmed.
+        _ = try await runOK("y = bytearray(30 * 2**20)\ndel y", in: observer)
+        // A small context deleted first: the engine's view of the resident set starts from now.
+        let small = try await newContext()
+        _ = try await runOK("x = 1", in: small)
+        try manager.deleteContext(small)
+        let context = try await newContext()
+        defer { discard(context) }
+        _ = try await runOK("pass", in: context)
+        let before = try residentBytes()
+        _ = try await runOK("x = [bytes(1000) for _ in range(300_000)]", in: context)
+        let held = try residentBytes() - before
+        try #require(held > 250 * megabyte, "the context holds only \(held / megabyte) MB")
+        try manager.deleteContext(context)
+        _ = try await runOK("pass", in: observer)  // runs after the deleted namespace's release
+        let kept = try residentBytes() - before
+        // Not all: the top of the interpreter thread's malloc heap (up to 64 MiB) may stay.
+        #expect(kept < held / 4, "\(kept / megabyte) MB of the \(held / megabyte) MB the deleted context held are still resident")
+    }
+
     @Test("10,000 runs in one context: flat memory, no leaked Python objects")
     func manyRuns() async throws {
         let manager = try await engine()

@@ -544,3 +544,24 @@ def test_shutdown_does_not_wait_for_code_that_swallows_keyboardinterrupt(raw, ho
     assert "caught" in reply["result"]["stdout"]
     assert raw.wait_exit(2) == 0
     assert 1.5 < time.monotonic() - sent < 4.5
+
+
+# ---------------------------------------------------------------- many contexts
+
+
+def test_a_thousand_contexts_are_created_listed_used_and_deleted(kernel):
+    count = 1000
+    created = [kernel.create_context().id for _ in range(count)]
+    assert len(set(created)) == count
+    listed = [context.id for context in kernel.list_contexts()]
+    assert listed == ["default"] + sorted(created)
+    for index in range(1, count, 100):
+        result = kernel.run_code(f"x = {index}\nprint(x * 2)", context=created[index])
+        assert result.stdout == f"{index * 2}\n", result
+    for context in created[::2]:
+        kernel.delete_context(context)
+    assert [context.id for context in kernel.list_contexts()] == ["default"] + sorted(created[1::2])
+    assert kernel.run_code("print(x)", context=created[301]).stdout == "301\n"
+    for context in created[1::2]:
+        kernel.delete_context(context)
+    assert [context.id for context in kernel.list_contexts()] == ["default"]
