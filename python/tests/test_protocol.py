@@ -544,3 +544,40 @@ def test_shutdown_does_not_wait_for_code_that_swallows_keyboardinterrupt(raw, ho
     assert "caught" in reply["result"]["stdout"]
     assert raw.wait_exit(2) == 0
     assert 1.5 < time.monotonic() - sent < 4.5
+
+
+# ---------------------------------------------------------------- large outputs (issue 15)
+
+
+def _peak_rss(pid, reset=False):
+    """VmHWM of a process in bytes; with ``reset`` the peak is first set back to the current RSS."""
+    if reset:
+        with open(f"/proc/{pid}/clear_refs", "w") as clear:
+            clear.write("5")
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+
+
+@pytest.mark.parametrize("how", ["one sys.stdout.write", "a subprocess writing to fd 1"])
+def test_32_mb_of_output_streams_whole_in_bounded_notifications_with_a_capped_result(raw, how):
+    size = 32 << 20
+    code = ("import sys; sys.stdout.write('x' * (32 << 20))" if how == "one sys.stdout.write"
+            else "import os; os.system(\"head -c 32M /dev/zero | tr '\\\\0' x\")")
+    raw.result("code.run", {"code": "pass"})
+    before = _peak_rss(raw.process.pid, reset=True)
+    run = raw.request("code.run", {"code": code, "max_output_bytes": 1000})
+    result = raw.response(run, timeout=120)["result"]
+    texts = [note["params"]["text"] for note in raw.notifications(run) if note["method"] == "code.output"]
+    assert all(note["params"]["stream"] == "stdout" for note in raw.notifications(run))
+    assert sum(map(len, texts)) == size
+    assert set("".join(texts)) == {"x"}
+    # Streamed while written, in notifications of at most 1 MiB.
+    assert len(texts) >= 32 and max(map(len, texts)) <= 1 << 20, [len(text) for text in texts][:20]
+    assert result["status"] == "ok"
+    assert result["stdout"] == "x" * 1000
+    assert result["stdout_truncated"] is True and result["stdout_omitted_bytes"] == size - 1000
+    # The server holds the code's own string (one write) and bounded queues, not copies of the output.
+    grown = _peak_rss(raw.process.pid) - before
+    allowed = (size if how == "one sys.stdout.write" else 0) + (32 << 20)
+    assert grown < allowed, f"peak RSS grew by {grown >> 20} MiB"
+    assert raw.bad_lines == []
