@@ -567,8 +567,9 @@ def test_32_mb_of_output_streams_whole_in_bounded_notifications_with_a_capped_re
     before = _peak_rss(raw.process.pid, reset=True)
     run = raw.request("code.run", {"code": code, "max_output_bytes": 1000})
     result = raw.response(run, timeout=120)["result"]
-    texts = [note["params"]["text"] for note in raw.notifications(run) if note["method"] == "code.output"]
-    assert all(note["params"]["stream"] == "stdout" for note in raw.notifications(run))
+    outputs = [note["params"] for note in raw.notifications(run) if note["method"] == "code.output"]
+    assert all(output["stream"] == "stdout" for output in outputs)
+    texts = [output["text"] for output in outputs]
     assert sum(map(len, texts)) == size
     assert set("".join(texts)) == {"x"}
     # Streamed while written, in notifications of at most 1 MiB.
