@@ -33,11 +33,12 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         /// Bytes of stream lines the writer takes at a time (at least one line), so control lines
         /// queued meanwhile wait for at most that much.
         var streamBatchBytes = 256 << 10
-        /// When the output is a pipe, the size it is given if smaller (Linux's default is 64 KiB;
-        /// 1 MiB is the most an unprivileged process may ask, `/proc/sys/fs/pipe-max-size`), so
-        /// that a large notification or response reaches the client in a few `write(2)` calls and
-        /// wake-ups instead of one per 64 KiB. `nil`: the pipe is left as it is.
-        var pipeBytes: Int32? = 1 << 20
+        /// When the output is a pipe, the size it is given if smaller (Linux's default is 64 KiB),
+        /// so that a large notification or response reaches the client in a few `write(2)` calls
+        /// and wake-ups instead of one per 64 KiB. As much as one batch of stream lines: a control
+        /// answer then waits behind at most the pipe's contents and one batch. `nil`: the pipe is
+        /// left as it is.
+        var pipeBytes: Int32? = 256 << 10
     }
 
     /// A task waiting for room in a lane, with the (framed) line it will queue.
