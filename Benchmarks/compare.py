@@ -44,6 +44,10 @@ STAGE_VARIABLE = "PYKERNEL_BENCH_STAGE"
 THROUGHPUT_LINES = 200_000
 THROUGHPUT_CODE = f"for i in range({THROUGHPUT_LINES:_}): print(i)"
 THROUGHPUT_BYTES = sum(len(str(i)) + 1 for i in range(THROUGHPUT_LINES))
+# 100 MiB of output at once: one write of a 100 MiB string, and a subprocess writing to fd 1.
+BULK_BYTES = 100 << 20
+BULK_WRITE_CODE = "import sys; sys.stdout.write('x' * (100 << 20))"
+SUBPROCESS_WRITE_CODE = "import os; os.system(\"head -c 100M /dev/zero | tr '\\\\0' x\")"
 FIRST_RESULT_CODE = 'import json; print(json.dumps({"a": 1}))'
 FIRST_RESULT_TEXT = '{"a": 1}'
 INTERRUPT_CODES = {
@@ -271,6 +275,9 @@ class LineChannel:
         self.write_fd = process.stdin.fileno()
         self.read_fd = process.stdout.fileno()
         self.buffer = bytearray()
+        # How much of `buffer` is known to hold no newline: a long line arriving in many reads
+        # is searched once, not from its start after every read.
+        self.scanned = 0
         self.poller = select.poll()
         self.poller.register(self.read_fd, select.POLLIN)
         self.bytes_received = 0
@@ -283,11 +290,13 @@ class LineChannel:
 
     def read_line(self, deadline: float) -> bytes:
         while True:
-            index = self.buffer.find(b"\n")
+            index = self.buffer.find(b"\n", self.scanned)
             if index >= 0:
                 line = bytes(self.buffer[:index])
                 del self.buffer[:index + 1]
+                self.scanned = 0
                 return line
+            self.scanned = len(self.buffer)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise Deadline("no answer before the deadline")
@@ -403,6 +412,95 @@ def probe_interleaved(systems: list[tuple[list[str], str, str]], reps: int, roun
         for index, (command, request, until) in enumerate(systems):
             samples[index] += probe(command, request, until, share, warmup)
     return samples
+
+
+def pykernel_transfers(client: "PyKernelClient", context: str, code: str, expected: int, runs: int) -> tuple[list[float], list[int]]:
+    """Runs `code` runs + 1 times (the first a warm-up): the seconds from sending `code.run` to
+    its response, with every byte of output received in `code.output` notifications (checked
+    against `expected`), and the bytes each run put on the wire."""
+    samples: list[float] = []
+    wire: list[int] = []
+    for index in range(runs + 1):
+        received = [0]
+
+        def count(params, received=received):
+            received[0] += len(params["text"].encode())
+            return False
+
+        before = client.channel.bytes_received
+        started = time.perf_counter()
+        result = client.wait(client.send("code.run", {"code": code, "context": context}), timeout=300, on_output=count)
+        elapsed = time.perf_counter() - started
+        if received[0] != expected or result["status"] != "ok":
+            raise RuntimeError(f"pykernel delivered {received[0]} of {expected} bytes ({result['status']})")
+        if index:
+            samples.append(elapsed)
+            wire.append(client.channel.bytes_received - before)
+    return samples, wire
+
+
+def worker_transfers(worker: "WorkerClient", code: str, expected: int, runs: int) -> list[float]:
+    """The same through the process worker: until its `completed`, every byte counted."""
+    samples: list[float] = []
+    for index in range(runs + 1):
+        started = time.perf_counter()
+        ended, received = worker.run(code, timeout=300)
+        elapsed = time.perf_counter() - started
+        if received != expected or ended != "completed":
+            raise RuntimeError(f"the worker delivered {received} of {expected} bytes ({ended})")
+        if index:
+            samples.append(elapsed)
+    return samples
+
+
+def python_pipe_transfers(python: str, code: str, expected: int, runs: int) -> tuple[list[float], list[int]]:
+    """Plain `python3` running `code` with its stdout a pipe read by the harness: the seconds from
+    the go (the interpreter has started) to end of file with every byte read, and the peak RSS
+    of each run's process (its `VmHWM`, which it writes to stderr once its output is written;
+    `ru_maxrss` would count the harness's own memory before the `exec`)."""
+    samples: list[float] = []
+    peaks: list[int] = []
+    floor_code = (f"import sys\nsys.stdin.readline()\n{code}\nsys.stdout.flush()\n"
+                  "sys.stderr.write(next(line for line in open('/proc/self/status') if line.startswith('VmHWM:')))\n")
+    for index in range(runs + 1):
+        process = REAPER.spawn([python, "-c", floor_code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+        channel = LineChannel(process)
+        time.sleep(0.05)  # let the interpreter start: the floor is the writing, not the start
+        started = time.perf_counter()
+        channel.send(b"go\n")
+        deadline = wait_deadline(300)
+        received = 0
+        while True:
+            if time.monotonic() > deadline:
+                raise Deadline("plain python3 did not finish writing")
+            if not channel.poller.poll(1000):
+                continue
+            chunk = os.read(channel.read_fd, 1 << 20)
+            if not chunk:
+                break
+            received += len(chunk)
+        elapsed = time.perf_counter() - started
+        peaks.append(int(process.stderr.read().split()[1]) * 1024)
+        REAPER.kill(process)
+        if received != expected:
+            raise RuntimeError(f"plain python3 wrote {received} of {expected} bytes")
+        if index:
+            samples.append(elapsed)
+    return samples, peaks
+
+
+def peak_rss(pid: int, reset: bool = False) -> int:
+    """The peak RSS of a process (`VmHWM`), in bytes; with `reset`, the peak is first set back
+    to the current RSS (`/proc/PID/clear_refs`), so the next reading is the peak since now."""
+    if reset:
+        with open(f"/proc/{pid}/clear_refs", "w") as clear:
+            clear.write("5")
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
 
 
 def rpc_line(method: str, params: dict) -> str:
@@ -781,6 +879,7 @@ class Bench:
         self.section("first result", self.first_result)
         self.section("run round trip", self.round_trips)
         self.section("output throughput", self.throughput)
+        self.section("100 MB outputs", self.bulk_outputs)
         self.section("memory", self.memory)
         self.section("interrupt latency", self.interrupts)
         self.section("MCP round trip", self.mcp_round_trip)
@@ -1040,25 +1139,7 @@ class Bench:
                                f"{THROUGHPUT_BYTES:,} bytes of output received by the client, until the run's response",
                                short="200k printed lines (MB/s)")
         client = PyKernelClient(self.binary, self.log_path)
-        context = client.create_context()
-        samples = []
-        wire = []
-        for index in range(self.reps(10, 3) + 1):
-            received = [0]
-
-            def count(params, received=received):
-                received[0] += len(params["text"].encode())
-                return False
-
-            before = client.channel.bytes_received
-            started = time.perf_counter()
-            result = client.wait(client.send("code.run", {"code": THROUGHPUT_CODE, "context": context}), timeout=120, on_output=count)
-            elapsed = time.perf_counter() - started
-            if received[0] != THROUGHPUT_BYTES or result["status"] != "ok":
-                raise RuntimeError(f"pykernel delivered {received[0]} of {THROUGHPUT_BYTES} bytes ({result['status']})")
-            if index:  # the first transfer is a warm-up
-                samples.append(elapsed)
-                wire.append(client.channel.bytes_received - before)
+        samples, wire = pykernel_transfers(client, client.create_context(), THROUGHPUT_CODE, THROUGHPUT_BYTES, self.reps(10, 3))
         Results.add(row, "pykernel", "pykernel (protocol, `code.output` notifications)", samples, bytes_moved=THROUGHPUT_BYTES,
                     detail=f"{sum(wire) / len(wire) / 1e6:.1f} MB on the wire per run (the result repeats stdout up to max_output_bytes)")
         client.close()
@@ -1080,46 +1161,55 @@ class Bench:
 
         worker = WorkerClient(self.python)
         worker.ping()
-        samples = []
         try:
-            for index in range(self.reps(10, 3) + 1):
-                started = time.perf_counter()
-                ended, received = worker.run(THROUGHPUT_CODE, timeout=300)
-                elapsed = time.perf_counter() - started
-                if received != THROUGHPUT_BYTES or ended != "completed":
-                    raise RuntimeError(f"the worker delivered {received} of {THROUGHPUT_BYTES} bytes ({ended})")
-                if index:
-                    samples.append(elapsed)
+            samples = worker_transfers(worker, THROUGHPUT_CODE, THROUGHPUT_BYTES, self.reps(10, 3))
         finally:
             worker.close()
         Results.add(row, "worker", "process worker (a JSON line per printed line)", samples, bytes_moved=THROUGHPUT_BYTES)
 
-        samples = []
-        floor_code = f"import sys\nsys.stdin.readline()\n{THROUGHPUT_CODE}\n"
-        for index in range(self.reps(10, 3) + 1):
-            process = REAPER.spawn([self.python, "-c", floor_code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-            channel = LineChannel(process)
-            time.sleep(0.05)  # let the interpreter start: the floor is the writing, not the start
-            started = time.perf_counter()
-            channel.send(b"go\n")
-            deadline = wait_deadline(120)
-            received = 0
-            while True:
-                if time.monotonic() > deadline:
-                    raise Deadline("plain python3 did not finish writing")
-                if not channel.poller.poll(1000):
-                    continue
-                chunk = os.read(channel.read_fd, 1 << 20)
-                if not chunk:
-                    break
-                received += len(chunk)
-            elapsed = time.perf_counter() - started
-            REAPER.kill(process)
-            if received != THROUGHPUT_BYTES:
-                raise RuntimeError(f"plain python3 wrote {received} of {THROUGHPUT_BYTES} bytes")
-            if index:
-                samples.append(elapsed)
+        samples, _ = python_pipe_transfers(self.python, THROUGHPUT_CODE, THROUGHPUT_BYTES, self.reps(10, 3))
         Results.add(row, "python", "plain `python3` into a pipe (floor)", samples, bytes_moved=THROUGHPUT_BYTES)
+
+    def bulk_outputs(self) -> None:
+        """100 MiB in one `sys.stdout.write`, and 100 MiB written to descriptor 1 by a subprocess:
+        time until the response with every byte received, and the peak RSS of `pykernel serve`."""
+        runs = self.reps(5, 2)
+        for key, title, code, short in (
+                ("bulk_write", f"Output throughput: one 100 MB `sys.stdout.write`: `{BULK_WRITE_CODE}`", BULK_WRITE_CODE,
+                 "one 100 MB write (MB/s)"),
+                ("subprocess_write", "Output throughput: a subprocess writing 100 MB to fd 1: "
+                                     f"`{SUBPROCESS_WRITE_CODE.replace('|', chr(92) + '|')}`",
+                 SUBPROCESS_WRITE_CODE, "100 MB from a subprocess (MB/s)")):
+            row = self.results.row(key, title, "throughput",
+                                   f"{BULK_BYTES:,} bytes of output received by the client, until the run's response", short=short)
+            client = PyKernelClient(self.binary, self.log_path)
+            try:
+                context = client.create_context()
+                client.call("code.run", {"code": "pass", "context": context})
+                before = peak_rss(client.pid, reset=True)
+                samples, wire = pykernel_transfers(client, context, code, BULK_BYTES, runs)
+                peak = peak_rss(client.pid)
+            finally:
+                client.close()
+            Results.add(row, "pykernel", "pykernel (protocol, `code.output` notifications)", samples, bytes_moved=BULK_BYTES,
+                        detail=f"peak RSS of `pykernel serve` {peak / 2**20:.0f} MB ({before / 2**20:.0f} MB before"
+                               + ("; the code's own 100 MB string included" if key == "bulk_write" else "")
+                               + f"); {sum(wire) / len(wire) / 1e6:.0f} MB on the wire per run")
+            if key == "bulk_write":
+                worker = WorkerClient(self.python)
+                worker.ping()
+                try:
+                    samples = worker_transfers(worker, code, BULK_BYTES, runs)
+                    peak = peak_rss(worker.pid)
+                finally:
+                    worker.close()
+                Results.add(row, "worker", "process worker (one JSON line)", samples, bytes_moved=BULK_BYTES,
+                            detail=f"peak RSS {peak / 2**20:.0f} MB")
+            samples, peaks = python_pipe_transfers(self.python, code, BULK_BYTES, runs)
+            Results.add(row, "python", "plain `python3` into a pipe (floor)", samples, bytes_moved=BULK_BYTES,
+                        detail=f"peak RSS {max(peaks) / 2**20:.0f} MB"
+                               + ("" if key == "bulk_write" else "; the process worker cannot take part: a subprocess "
+                                  "writes into its protocol pipe"))
 
     # (5) memory -----------------------------------------------------------------------------
 
@@ -1679,6 +1769,10 @@ def evaluate_targets(rows: list[dict]) -> list[dict]:
     if throughput:
         mbps = throughput["mb_per_s"]["median"]
         target("200k printed lines: ≥ 15 MB/s received by the client", f"{mbps:.1f} MB/s", mbps >= 15)
+    floor = entry(rows, "throughput", "python")
+    if throughput and floor:
+        ratio = floor["median"] / throughput["median"]
+        target("200k printed lines: ≥ plain `python3` into a pipe (issue 15)", f"{ratio:.2f}× its MB/s", ratio >= 1)
     memory = entry(rows, "memory_empty", "pykernel")
     if memory:
         target("memory per empty context: ≤ 16 KB", format_value(memory["median"], "memory"), memory["median"] <= 16 * 1024)

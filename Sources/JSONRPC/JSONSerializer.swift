@@ -54,37 +54,94 @@ extension JSONValue {
     }
 }
 
-/// Appends `string` as a quoted JSON string, copying unescaped runs in bulk.
+/// Appends `string` as a quoted JSON string.
+///
+/// Two passes over the UTF-8 bytes: the first measures the escaped text, the second writes it
+/// straight into the grown array (runs copied with `memcpy`, escapes stored in place), so a text
+/// with an escape every few bytes (printed lines) costs no `append` call per run. Both passes
+/// scan eight bytes at a time: a word with no byte that may need escaping (a control
+/// character, `"`, `\`, or 0xE2, the first byte of U+2028/U+2029) is skipped whole, and in any
+/// other word the scan jumps to its first such byte.
 private func writeString(_ string: String, to output: inout [UInt8]) {
     var string = string
     string.withUTF8 { utf8 in
-        output.reserveCapacity(output.count + utf8.count + 2)
-        output.append(UInt8(ascii: "\""))
-        var runStart = 0
-        var index = 0
-        while index < utf8.count {
-            let byte = utf8[index]
-            let escape: StaticString
-            var length = 1
-            switch byte {
-            case UInt8(ascii: "\""): escape = "\\\""
-            case UInt8(ascii: "\\"): escape = "\\\\"
-            case 0..<0x20: escape = controlEscapes[Int(byte)]
-            case 0xE2 where index + 2 < utf8.count && utf8[index + 1] == 0x80 && utf8[index + 2] & 0xFE == 0xA8:
-                escape = utf8[index + 2] == 0xA8 ? "\\u2028" : "\\u2029"
-                length = 3
-            default:
-                index += 1
+        let count = utf8.count
+        var length = count
+        if let source = utf8.baseAddress {
+            forEachEscape(source, count) { _, escape, replaced in length += escape.utf8CodeUnitCount - replaced }
+        }
+        let start = output.count
+        // The quotes, and room for what usually follows a long string: the end of its message and
+        // the line's newline (so adding them does not copy the whole line to a larger buffer).
+        output.reserveCapacity(start + length + 2 + 16)
+        guard length > count, let source = utf8.baseAddress else {
+            // Nothing to escape: one copy.
+            output.append(UInt8(ascii: "\""))
+            output.append(contentsOf: utf8)
+            output.append(UInt8(ascii: "\""))
+            return
+        }
+        output.append(contentsOf: repeatElement(0, count: length + 2))
+        output.withUnsafeMutableBufferPointer { buffer in
+            var target = buffer.baseAddress! + start
+            target.pointee = UInt8(ascii: "\"")
+            target += 1
+            var copied = 0
+            forEachEscape(source, count) { index, escape, replaced in
+                target.update(from: source + copied, count: index - copied)
+                target += index - copied
+                escape.withUTF8Buffer { target.update(from: $0.baseAddress!, count: $0.count) }
+                target += escape.utf8CodeUnitCount
+                copied = index + replaced
+            }
+            target.update(from: source + copied, count: count - copied)
+            target += count - copied
+            target.pointee = UInt8(ascii: "\"")
+        }
+    }
+}
+
+/// Calls `body(offset, escape, replaced)` for each byte of `bytes` that JSON text must escape
+/// (`replaced` is 1), and each U+2028/U+2029 (3 bytes replaced), in order.
+@inline(__always)
+private func forEachEscape(_ bytes: UnsafePointer<UInt8>, _ count: Int, _ body: (Int, StaticString, Int) -> Void) {
+    let raw = UnsafeRawPointer(bytes)
+    var index = 0
+    while index < count {
+        if index + 8 <= count {
+            let flags = escapeFlags(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)))
+            if flags == 0 {
+                index += 8
                 continue
             }
-            output.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
-            escape.withUTF8Buffer { output.append(contentsOf: $0) }
-            index += length
-            runStart = index
+            index += flags.trailingZeroBitCount / 8
         }
-        output.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
-        output.append(UInt8(ascii: "\""))
+        let byte = bytes[index]
+        switch byte {
+        case UInt8(ascii: "\""): body(index, "\\\"", 1)
+        case UInt8(ascii: "\\"): body(index, "\\\\", 1)
+        case 0..<0x20: body(index, controlEscapes[Int(byte)], 1)
+        case 0xE2 where index + 2 < count && bytes[index + 1] == 0x80 && bytes[index + 2] & 0xFE == 0xA8:
+            body(index, bytes[index + 2] == 0xA8 ? "\\u2028" : "\\u2029", 3)
+            index += 3
+            continue
+        default:
+            break
+        }
+        index += 1
     }
+}
+
+/// For eight bytes read as a little-endian word: the high bit of each byte that is a control
+/// character, `"`, `\` or 0xE2 is set (0: none is). The lowest set bit is always exact (a
+/// borrow can only mark bytes after a real match), which is all the scan relies on.
+@inline(__always)
+private func escapeFlags(_ word: UInt64) -> UInt64 {
+    let ones: UInt64 = 0x0101_0101_0101_0101
+    let highs: UInt64 = 0x8080_8080_8080_8080
+    func zeroBytes(_ value: UInt64) -> UInt64 { (value &- ones) & ~value & highs }
+    let control = (word &- ones &* 0x20) & ~word & highs
+    return control | zeroBytes(word ^ (ones &* 0x22)) | zeroBytes(word ^ (ones &* 0x5C)) | zeroBytes(word ^ (ones &* 0xE2))
 }
 
 /// The escape of each control character: the short form where JSON has one, else `\u00XX`.

@@ -262,6 +262,71 @@ public final class LineWriter: Sendable {
         }
     }
 
+    /// Writes `lines` (each already ending in `\n`) one after the other, gathered by `writev(2)`
+    /// rather than copied into one buffer first, as one unit with respect to other callers.
+    /// - Returns: `false` when the lines were dropped because the writer is closed.
+    @discardableResult
+    public func writeFramed(lines: [[UInt8]]) -> Bool {
+        if lines.count == 1 { return writeFramed(lines[0]) }
+        return closed.withLock { closed in
+            guard !closed else { return false }
+            for start in stride(from: 0, to: lines.count, by: Self.maxVectors) {
+                let batch = lines[start..<min(start + Self.maxVectors, lines.count)]
+                if !Self.withVectors(batch, writeAllVectors) {
+                    closed = true
+                    return false
+                }
+            }
+            return true
+        }
+    }
+
+    /// At most this many buffers in one `writev(2)` (below Linux's `IOV_MAX`, 1024; each is a
+    /// level of recursion in ``withVectors(_:_:)``).
+    private static let maxVectors = 64
+
+    /// Calls `body` with an `iovec` for each line (valid only during the call).
+    private static func withVectors(_ lines: ArraySlice<[UInt8]>, _ body: (UnsafeMutableBufferPointer<iovec>) -> Bool) -> Bool {
+        withUnsafeTemporaryAllocation(of: iovec.self, capacity: lines.count) { vectors in
+            func fill(_ index: Int) -> Bool {
+                guard index < lines.count else { return body(vectors) }
+                return lines[lines.startIndex + index].withUnsafeBytes { bytes in
+                    vectors[index] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
+                    return fill(index + 1)
+                }
+            }
+            return fill(0)
+        }
+    }
+
+    /// Writes everything the vectors point to; `false` on an error other than `EINTR`.
+    private func writeAllVectors(_ vectors: UnsafeMutableBufferPointer<iovec>) -> Bool {
+        var first = 0
+        while first < vectors.count {
+            let written = writev(fileDescriptor, vectors.baseAddress! + first, Int32(vectors.count - first))
+            if written < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK {
+                    var descriptor = pollfd(fd: fileDescriptor, events: Int16(POLLOUT), revents: 0)
+                    _ = poll(&descriptor, 1, -1)
+                    continue
+                }
+                return false
+            }
+            // Skip the buffers written whole; advance into the one written in part.
+            var remaining = written
+            while first < vectors.count, remaining >= vectors[first].iov_len {
+                remaining -= vectors[first].iov_len
+                first += 1
+            }
+            if remaining > 0 {
+                vectors[first].iov_base = vectors[first].iov_base.map { $0 + remaining }
+                vectors[first].iov_len -= remaining
+            }
+        }
+        return true
+    }
+
     /// Writes all of `bytes`; `false` on an error other than `EINTR`.
     private func writeAll(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var offset = 0

@@ -16,6 +16,10 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
 
     /// Unread bytes a run (or the held buffer) may queue before writers wait.
     static let capacity = 1 << 20
+    /// The most bytes of one Python-level write taken at a time: a longer write (one 100 MB
+    /// `sys.stdout.write`) is queued in pieces of this size as the reader makes room, so the queue
+    /// never holds much more than ``capacity``, whatever the size of a write.
+    static let writePiece = 64 << 10
 
     let lock = ConditionLock()
     /// Set by the audit hook when user code starts a process: from then on, Python-level writes
@@ -93,6 +97,10 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
 
     /// Appends bytes written by Python code. Holding the GIL; while the destination is full it waits
     /// with the GIL released. Returns `false` when a signal handler raised meanwhile (a stop).
+    ///
+    /// A write longer than ``writePiece`` is taken in pieces cut at character boundaries, each
+    /// once there is room: other threads' writes (and descriptor output) may come between its
+    /// pieces while it waits, as between the `write(2)` calls of a long write to a pipe.
     /// - Parameter owner: For a write from a thread user code started, the context whose code
     ///   started it: its output goes to that context (its run in progress, else held for its next
     ///   run), never into another context's run. `nil` for the interpreter thread.
@@ -103,12 +111,26 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
         if descriptorActivity.load(ordering: .relaxed) {
             lock.withLock { drainDescriptorsLocked() }
         }
+        var rest = bytes
         while true {
-            let accepted = lock.withLock { appendLocked(stream, bytes, owner: owner) }
-            if accepted { return true }
+            let piece = rest.count <= Self.writePiece ? rest : Self.firstPiece(of: rest)
+            let accepted = lock.withLock { appendLocked(stream, piece, owner: owner) }
+            if accepted {
+                if piece.count == rest.count { return true }
+                rest = UnsafeRawBufferPointer(rebasing: rest[piece.count...])
+                continue
+            }
             wait { lock.withLock { if isFullLocked(owner: owner) { lock.wait(timeout: .milliseconds(10)) } } }
             if signalsPending() { return false }
         }
+    }
+
+    /// The first ``writePiece`` bytes of a longer write, shortened to end on a character boundary
+    /// (unless that would leave nothing: bytes that are not UTF-8 are cut anywhere).
+    private static func firstPiece(of bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        let piece = UnsafeRawBufferPointer(rebasing: bytes[..<writePiece])
+        let complete = UTF8Text.completePrefixLength(piece)
+        return complete > 0 ? UnsafeRawBufferPointer(rebasing: piece[..<complete]) : piece
     }
 
     /// Appends a rich result (`display()`, the last expression's value) in order with output:

@@ -19,7 +19,12 @@ final class ChunkQueue {
 
     @exclusivity(unchecked) private var chunks: [Chunk] = []
     @exclusivity(unchecked) private var head = 0
+    /// Bytes of `chunks[head]` already handed out (a chunk larger than a reader takes at once).
+    @exclusivity(unchecked) private var headOffset = 0
     @exclusivity(unchecked) private(set) var byteCount = 0
+    /// The stream of the newest chunk when a write to that stream may be merged into it (it is
+    /// unread output, not an event): tested on every write without copying the chunk.
+    @exclusivity(unchecked) private var mergeableStream: OutputStreamName?
     /// When the oldest unread byte was written.
     @exclusivity(unchecked) private(set) var oldestWrite: ContinuousClock.Instant?
 
@@ -30,10 +35,12 @@ final class ChunkQueue {
         guard !bytes.isEmpty else { return }
         if isEmpty { oldestWrite = .now }
         byteCount += bytes.count
-        if head < chunks.count, chunks[chunks.count - 1].stream == stream, !chunks[chunks.count - 1].isEvent {
-            chunks[chunks.count - 1].bytes.append(contentsOf: bytes)
+        let typed = bytes.bindMemory(to: UInt8.self)  // appended with one copy, not byte by byte
+        if mergeableStream == stream {
+            chunks[chunks.count - 1].bytes.append(contentsOf: typed)
         } else {
-            chunks.append(Chunk(stream: stream, bytes: Array(bytes)))
+            chunks.append(Chunk(stream: stream, bytes: Array(typed)))
+            mergeableStream = stream
         }
     }
 
@@ -41,28 +48,56 @@ final class ChunkQueue {
     func append(_ result: RichResult) {
         if isEmpty { oldestWrite = .now }
         chunks.append(Chunk(stream: .stdout, bytes: [], result: result))
+        mergeableStream = nil
     }
 
     /// Appends a request for input after the output written so far.
     func append(_ input: InputRequest) {
         if isEmpty { oldestWrite = .now }
         chunks.append(Chunk(stream: .stdout, bytes: [], input: input))
+        mergeableStream = nil
     }
 
     /// Whether the oldest unread chunk is a rich result or an input request (handed out at once,
     /// not coalesced).
     var headIsResult: Bool { head < chunks.count && chunks[head].isEvent }
 
-    func popFirst() -> Chunk? {
+    /// Drops every unread chunk.
+    func removeAll() {
+        chunks = []
+        head = 0
+        headOffset = 0
+        byteCount = 0
+        mergeableStream = nil
+        oldestWrite = nil
+    }
+
+    /// Takes the oldest unread chunk, or only its first `maxBytes` bytes when it holds more (the
+    /// rest stays first, with the time of its write).
+    func popFirst(maxBytes: Int = .max) -> Chunk? {
         guard head < chunks.count else { return nil }
-        let chunk = chunks[head]
+        if chunks[head].bytes.count - headOffset > maxBytes {
+            let start = headOffset
+            headOffset += maxBytes
+            byteCount -= maxBytes
+            // Later writes start a new chunk: this one, which keeps the bytes handed out until it
+            // is taken whole, must not grow with a stream that never pauses.
+            if head == chunks.count - 1 { mergeableStream = nil }
+            return Chunk(stream: chunks[head].stream, bytes: Array(chunks[head].bytes[start..<headOffset]))
+        }
+        var chunk = chunks[head]
         chunks[head].bytes = []
+        if headOffset > 0 {
+            chunk.bytes.removeFirst(headOffset)
+            headOffset = 0
+        }
         head += 1
         byteCount -= chunk.bytes.count
         if head == chunks.count {
             chunks.removeAll(keepingCapacity: true)
             head = 0
             oldestWrite = nil
+            mergeableStream = nil
         } else {
             oldestWrite = .now
         }
@@ -83,6 +118,8 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     /// oldest unread write, whichever comes first.
     static let flushBytes = 64 * 1024
     static let coalescingWindow = Duration.milliseconds(20)
+    /// The most bytes of output in one event: more waiting in one stream is handed out in several.
+    static let maxChunkBytes = 1 << 20
 
     let context: ContextID
     /// Whether the run's code may ask the caller for input (`allow_stdin`).
@@ -93,7 +130,8 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     private let onReaderGone: @Sendable (_ output: RunOutput, _ cancelled: Bool) -> Void
     private let hub: OutputHub
     private let deadlines: DeadlineTimer
-    @exclusivity(unchecked) private var queue = ChunkQueue()
+    /// A constant reference: the write path calls it without retaining it.
+    private let queue = ChunkQueue()
     @exclusivity(unchecked) private var stdout: HeadTailBuffer
     @exclusivity(unchecked) private var stderr: HeadTailBuffer
     private var partialCharacters: [OutputStreamName: [UInt8]] = [:]
@@ -204,7 +242,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     func abandon() {
         let first = hub.lock.withLock {
             defer { abandoned = true }
-            queue = ChunkQueue()
+            queue.removeAll()
             hub.lock.broadcast()
             return !abandoned
         }
@@ -260,11 +298,11 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     private func nextStepLocked() -> Step {
         if let oldest = queue.oldestWrite {
             guard isDueLocked(oldest) else { return .wait(until: oldest + Self.coalescingWindow) }
-            let chunk = queue.popFirst()!
+            let chunk = queue.popFirst(maxBytes: Self.maxChunkBytes)!
             hub.lock.broadcast()
             if let result = chunk.result { return .event(.result(result)) }
             if let input = chunk.input { return .event(.inputRequest(input)) }
-            let text = decode(chunk.stream, chunk.bytes, final: outcome != nil)
+            let text = decode(chunk.stream, chunk.bytes, final: outcome != nil && queue.isEmpty)
             return text.isEmpty ? nextStepLocked() : .event(.output(OutputChunk(stream: chunk.stream, text: text)))
         }
         guard let outcome else { return .wait(until: nil) }
@@ -281,7 +319,12 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
 
     /// Decodes UTF-8, keeping a character split across writes for the next chunk of its stream.
     private func decode(_ stream: OutputStreamName, _ bytes: [UInt8], final: Bool) -> String {
-        var data = partialCharacters.removeValue(forKey: stream) ?? []
+        guard var data = partialCharacters.removeValue(forKey: stream) else {
+            // The usual case: no character left over from the previous chunk, so no copy to join one.
+            let complete = final ? bytes.count : UTF8Text.completePrefixLength(bytes)
+            if complete < bytes.count { partialCharacters[stream] = Array(bytes[complete...]) }
+            return bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[..<complete]), as: UTF8.self) }
+        }
         data.append(contentsOf: bytes)
         if !final {
             let complete = UTF8Text.completePrefixLength(data)

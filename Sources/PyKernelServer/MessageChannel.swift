@@ -33,6 +33,12 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         /// Bytes of stream lines the writer takes at a time (at least one line), so control lines
         /// queued meanwhile wait for at most that much.
         var streamBatchBytes = 256 << 10
+        /// When the output is a pipe, the size it is given if smaller (Linux's default is 64 KiB),
+        /// so that a large notification or response reaches the client in a few `write(2)` calls
+        /// and wake-ups instead of one per 64 KiB. As much as one batch of stream lines: a control
+        /// answer then waits behind at most the pipe's contents and one batch. `nil`: the pipe is
+        /// left as it is.
+        var pipeBytes: Int32? = 256 << 10
     }
 
     /// A task waiting for room in a lane, with the (framed) line it will queue.
@@ -58,12 +64,14 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         }
 
         /// Removes lines from the front: all of them, or (with `limit`) at least one and no more
-        /// than `limit` bytes. The bytes stay counted until ``written(_:)``.
+        /// than `limit` bytes. The bytes stay counted until ``written(_:)``. The queue lets go of
+        /// each line taken (a lane that never empties must not keep every line it has written).
         mutating func take(upTo limit: Int = .max, into batch: inout [[UInt8]]) -> Int {
             var taken = 0
             while head < lines.count, taken == 0 || taken + lines[head].count <= limit {
                 taken += lines[head].count
                 batch.append(lines[head])
+                lines[head] = []
                 head += 1
             }
             if head == lines.count {
@@ -106,16 +114,32 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         self.limits = limits
         self.logger = logger
         writer = LineWriter(fileDescriptor: fileDescriptor)
+        Self.enlargePipe(fileDescriptor, to: limits.pipeBytes, logger: logger)
         let thread = Thread { [self] in writeLoop() }
         thread.name = "pykernel-protocol-writer"
         thread.start()
+    }
+
+    /// Linux's `F_SETPIPE_SZ` and `F_GETPIPE_SZ` (not exported to Swift).
+    private static let (setPipeSize, getPipeSize): (Int32, Int32) = (1031, 1032)
+
+    /// When the output is a pipe smaller than `bytes`, enlarges it (best effort: a smaller pipe
+    /// only costs more wake-ups).
+    private static func enlargePipe(_ descriptor: Int32, to bytes: Int32?, logger: Logger) {
+        var status = stat()
+        guard let bytes, fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFIFO,
+            fcntl(descriptor, getPipeSize) < bytes
+        else { return }
+        if fcntl(descriptor, setPipeSize, bytes) < 0 {
+            logger.debug("the protocol output pipe stays at its size: \(String(cString: strerror(errno)))")
+        }
     }
 
     // MARK: Producers
 
     /// Queues a line in `lane`, suspending while the lane is full. `whenQueued` runs as the line
     /// is queued, under the channel's lock (so a ``flush()`` that starts after it sees the line).
-    func send(_ line: [UInt8], lane: Lane, whenQueued: @escaping @Sendable () -> Void = {}) async {
+    func send(_ line: consuming [UInt8], lane: Lane, whenQueued: @escaping @Sendable () -> Void = {}) async {
         let framed = Self.framed(line)
         let queued: Bool = lock.withLock {
             guard queue(lane).admits(framed.count, cap: cap(lane)) else { return false }
@@ -140,8 +164,9 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
 
     /// Queues a line in the stream lane without waiting, past the cap if need be: for broadcasts
     /// (one small line per event, from callers that must not stall).
-    func sendWithoutWaiting(_ line: [UInt8]) {
-        lock.withLock { enqueueLocked(Self.framed(line), .stream) }
+    func sendWithoutWaiting(_ line: consuming [UInt8]) {
+        let framed = Self.framed(line)
+        lock.withLock { enqueueLocked(framed, .stream) }
     }
 
     /// Runs `body` on the reader thread, collecting the lines it sends with ``sendNow(_:whenQueued:)``,
@@ -212,7 +237,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
             let streamTaken = stream.take(upTo: limits.streamBatchBytes, into: &lines)
             writing = true
             lock.unlock()
-            let written = writer.writeFramed(lines.count == 1 ? lines[0] : Self.concatenated(lines))
+            let written = writer.writeFramed(lines: lines)
             lock.lock()
             writing = false
             if !written { reportClosedLocked() }
@@ -281,17 +306,10 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
 
     private func cap(_ lane: Lane) -> Int { lane == .control ? limits.controlBytes : limits.streamBytes }
 
-    /// The lines one after the other, each appended whole (`Array(lines.joined())` goes byte by
-    /// byte through an unspecialized iterator in debug builds: ~1 MB/s).
-    private static func concatenated(_ lines: [[UInt8]]) -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(lines.reduce(0) { $0 + $1.count })
-        for line in lines { bytes.append(contentsOf: line) }
-        return bytes
-    }
-
-    private static func framed(_ line: [UInt8]) -> [UInt8] {
-        var framed = line
+    /// The line with its newline, appended in place (the line is consumed: no copy of a long
+    /// line when its buffer has room for one more byte).
+    private static func framed(_ line: consuming [UInt8]) -> [UInt8] {
+        var framed = consume line
         framed.append(0x0A)
         return framed
     }

@@ -125,4 +125,39 @@ import Testing
         #expect([JSONValue.null, true, 1, 1.5, "", [], [:]].map(\.typeName)
             == ["null", "boolean", "number", "number", "string", "array", "object"])
     }
+
+    @Test("Strings are escaped alike whatever the offset of the escaped byte in the eight-byte scan")
+    func escapesAtEveryOffset() throws {
+        // Each piece needs an escape (or looks like one: E2 80 94 is an em dash, E2 82 AC a euro sign).
+        let pieces = ["\"", "\\", "\n", "\u{1}", "\u{1F}", "\u{2028}", "\u{2029}", "\u{2014}", "\u{20AC}", "\u{7F}", "é"]
+        for piece in pieces {
+            for before in 0..<17 {
+                for after in [0, 1, 7, 8, 9] {
+                    let text = String(repeating: "x", count: before) + piece + piece + String(repeating: "y", count: after)
+                    let serialized = JSONValue.string(text).jsonString
+                    #expect(serialized == Self.referenceEscaped(text), "\(before) before, \(after) after \(piece.debugDescription)")
+                    #expect(try JSONValue.parse(serialized) == .string(text))
+                }
+            }
+        }
+    }
+
+    /// The escaping rule written one character at a time.
+    private static func referenceEscaped(_ text: String) -> String {
+        var escaped = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": escaped += "\\\""
+            case "\\": escaped += "\\\\"
+            case "\n": escaped += "\\n"
+            case "\u{2028}": escaped += "\\u2028"
+            case "\u{2029}": escaped += "\\u2029"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                escaped += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped + "\""
+    }
 }

@@ -20,7 +20,8 @@ struct OutgoingQueueTests {
 
     @Test func producersWaitAtTheStreamCapWhileTheClientDoesNotRead() async throws {
         let pipe = Pipe()
-        let limits = MessageChannel.Limits(controlBytes: 1 << 10, streamBytes: 8 << 10, streamBatchBytes: 1 << 10)
+        // The pipe at its default 64 KiB, so that it fills.
+        let limits = MessageChannel.Limits(controlBytes: 1 << 10, streamBytes: 8 << 10, streamBatchBytes: 1 << 10, pipeBytes: nil)
         let channel = MessageChannel(fileDescriptor: pipe.writeEnd, limits: limits, logger: Self.logger)
         let queued = Atomic(0)
         let count = 3000  // 300 KB: several times the pipe's buffer plus the cap
@@ -47,7 +48,7 @@ struct OutgoingQueueTests {
 
     @Test func controlLinesOvertakeQueuedStreamLines() async throws {
         let pipe = Pipe()
-        let limits = MessageChannel.Limits(controlBytes: 1 << 10, streamBytes: 1 << 20, streamBatchBytes: 1 << 10)
+        let limits = MessageChannel.Limits(controlBytes: 1 << 10, streamBytes: 1 << 20, streamBatchBytes: 1 << 10, pipeBytes: nil)
         let channel = MessageChannel(fileDescriptor: pipe.writeEnd, limits: limits, logger: Self.logger)
         for number in 0..<5000 {  // 500 KB queued: the pipe holds 64 KB of it
             channel.sendWithoutWaiting(Self.line(number))
@@ -67,6 +68,24 @@ struct OutgoingQueueTests {
         await channel.flush()
         close(pipe.writeEnd)
         #expect(await lines.next() == nil)
+        close(pipe.readEnd)
+    }
+
+    @Test func theOutputPipeIsEnlargedToOneBatch() async throws {
+        let pipe = Pipe()
+        #expect(fcntl(pipe.writeEnd, 1032) == 64 << 10)  // F_GETPIPE_SZ: Linux's default
+        let channel = MessageChannel(fileDescriptor: pipe.writeEnd, logger: Self.logger)
+        #expect(fcntl(pipe.writeEnd, 1032) == 256 << 10)
+        // Several 300 KB lines, written by one writev(2) when queued together, arrive whole and in order.
+        for number in 0..<8 {
+            channel.sendWithoutWaiting(Self.line(number, size: 300_000))
+        }
+        let lines = LineSource(descriptor: pipe.readEnd)
+        for number in 0..<8 {
+            #expect(await lines.next() == Self.line(number, size: 300_000))
+        }
+        await channel.flush()
+        close(pipe.writeEnd)
         close(pipe.readEnd)
     }
 

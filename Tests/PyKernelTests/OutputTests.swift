@@ -198,6 +198,63 @@ struct OutputTests {
         #expect(!fits.result.stdoutTruncated)
     }
 
+    @Test("One 16 MB write arrives whole in chunks of bounded size, never splitting a character; the result keeps head and tail")
+    func longWriteInBoundedChunks() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        // 4 bytes a unit, 2 of them a character: pieces are cut on character boundaries.
+        let units = 4 << 20
+        let record = try await run("import sys\nsys.stdout.write('éx' * \(units) + '\\n')", in: context, outputLimit: 1000)
+        let chunks = record.chunks
+        #expect(chunks.count > 1, "a 16 MB write arrived as one chunk")
+        // The queue takes a long write in pieces while the reader makes room, and hands out at most
+        // 1 MiB an event (plus the rest of a character the previous event cut).
+        let largest = chunks.map(\.text.utf8.count).max() ?? 0
+        #expect(largest <= (1 << 20) + 3, "a chunk of \(largest) bytes")
+        for chunk in chunks {
+            #expect(chunk.stream == .stdout)
+            #expect(!chunk.text.unicodeScalars.contains("\u{FFFD}"), "a chunk split a character")
+        }
+        let text = record.text(.stdout)
+        #expect(text.utf8.count == units * 3 + 1)
+        #expect(text == String(repeating: "éx", count: units) + "\n")
+        // Head: 500 bytes, 166 units and an "é"; tail: 500 bytes, an "x", 166 units and the newline.
+        #expect(record.result.stdout == String(repeating: "éx", count: 166) + "é" + "x" + String(repeating: "éx", count: 166) + "\n")
+        #expect(record.result.stdoutTruncated)
+        #expect(record.result.stdoutOmittedBytes == units * 3 + 1 - record.result.stdout.utf8.count)
+    }
+
+    @Test("Long writes keep their place among the writes around them, on both streams")
+    func longWritesKeepOrder() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("""
+            import sys
+            for i in range(3):
+                sys.stdout.write(f'<{i}' + 'o' * 3_000_000 + '>')
+                sys.stderr.write(f'[{i}' + 'e' * 200_000 + ']')
+                print(i)
+            """, in: context, outputLimit: 100)
+        var expected: [Piece] = []
+        for i in 0..<3 {
+            expected.append(Piece(.stdout, "<\(i)" + String(repeating: "o", count: 3_000_000) + ">"))
+            expected.append(Piece(.stderr, "[\(i)" + String(repeating: "e", count: 200_000) + "]"))
+            expected.append(Piece(.stdout, "\(i)\n"))
+        }
+        // Consecutive stdout pieces merge: the order of the streams as written.
+        var merged: [Piece] = []
+        for piece in expected {
+            if let last = merged.last, last.stream == piece.stream {
+                merged[merged.count - 1] = Piece(last.stream, last.text + piece.text)
+            } else {
+                merged.append(piece)
+            }
+        }
+        #expect(record.mergedChunks == merged)
+        #expect(record.result.stdoutOmittedBytes == 3 * 3_000_005 - 100)
+        #expect(record.result.stderrOmittedBytes == 3 * 200_003 - 100)
+    }
+
     @Test("Dropping the iterator mid-run discards the rest of the output; the run finishes")
     func droppedIterator() async throws {
         let manager = try await engine()

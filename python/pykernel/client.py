@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 from .errors import (
     InvalidRequestError,
@@ -88,6 +88,39 @@ def _resolve_binary(binary: Optional[Union[str, "os.PathLike[str]"]]) -> str:
     if not os.access(candidate, os.X_OK):
         raise PyKernelNotFoundError(f"The pykernel program given by {source} is not executable: {candidate!r}.")
     return candidate
+
+
+def _lines(fd: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """The lines read from a descriptor (each without its ``\\n``; a last one without a newline
+    too), in reads of up to ``chunk_size`` bytes. A buffered ``readline`` reads a long line
+    (``code.output`` of a big write, a result repeating 1 MiB of stdout) 8 KiB per system call;
+    here every read takes what the pipe holds, and each byte is searched for a newline once."""
+    pending: List[bytes] = []  # the start of a line that spans reads
+    while True:
+        chunk = os.read(fd, chunk_size)
+        if not chunk:
+            if pending:
+                yield b"".join(pending)
+            return
+        end = chunk.find(b"\n")
+        if end < 0:
+            pending.append(chunk)
+            continue
+        if pending:
+            pending.append(chunk[:end])
+            yield b"".join(pending)
+            pending = []
+        else:
+            yield chunk[:end]
+        start = end + 1
+        while True:
+            end = chunk.find(b"\n", start)
+            if end < 0:
+                break
+            yield chunk[start:end]
+            start = end + 1
+        if start < len(chunk):
+            pending.append(chunk[start:])
 
 
 class _Pending:
@@ -558,7 +591,7 @@ class PyKernel(ProcessMixin):
         stdout = self._process.stdout
         assert stdout is not None
         try:
-            for line in iter(stdout.readline, b""):
+            for line in _lines(stdout.fileno()):
                 if not line.strip():
                     continue
                 try:

@@ -565,3 +565,41 @@ def test_a_thousand_contexts_are_created_listed_used_and_deleted(kernel):
     for context in created[1::2]:
         kernel.delete_context(context)
     assert [context.id for context in kernel.list_contexts()] == ["default"]
+
+
+# ---------------------------------------------------------------- large outputs (issue 15)
+
+
+def _peak_rss(pid, reset=False):
+    """VmHWM of a process in bytes; with ``reset`` the peak is first set back to the current RSS."""
+    if reset:
+        with open(f"/proc/{pid}/clear_refs", "w") as clear:
+            clear.write("5")
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+
+
+@pytest.mark.parametrize("how", ["one sys.stdout.write", "a subprocess writing to fd 1"])
+def test_32_mb_of_output_streams_whole_in_bounded_notifications_with_a_capped_result(raw, how):
+    size = 32 << 20
+    code = ("import sys; sys.stdout.write('x' * (32 << 20))" if how == "one sys.stdout.write"
+            else "import os; os.system(\"head -c 32M /dev/zero | tr '\\\\0' x\")")
+    raw.result("code.run", {"code": "pass"})
+    before = _peak_rss(raw.process.pid, reset=True)
+    run = raw.request("code.run", {"code": code, "max_output_bytes": 1000})
+    result = raw.response(run, timeout=120)["result"]
+    outputs = [note["params"] for note in raw.notifications(run) if note["method"] == "code.output"]
+    assert all(output["stream"] == "stdout" for output in outputs)
+    texts = [output["text"] for output in outputs]
+    assert sum(map(len, texts)) == size
+    assert set("".join(texts)) == {"x"}
+    # Streamed while written, in notifications of at most 1 MiB.
+    assert len(texts) >= 32 and max(map(len, texts)) <= 1 << 20, [len(text) for text in texts][:20]
+    assert result["status"] == "ok"
+    assert result["stdout"] == "x" * 1000
+    assert result["stdout_truncated"] is True and result["stdout_omitted_bytes"] == size - 1000
+    # The server holds the code's own string (one write) and bounded queues, not copies of the output.
+    grown = _peak_rss(raw.process.pid) - before
+    allowed = (size if how == "one sys.stdout.write" else 0) + (32 << 20)
+    assert grown < allowed, f"peak RSS grew by {grown >> 20} MiB"
+    assert raw.bad_lines == []
