@@ -139,11 +139,15 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
     /// Interrupts the run in progress in `context`; `false` when none is.
     func interrupt(_ context: ContextID) -> Bool {
-        lock.withLock {
-            guard current?.context == context else { return false }
-            requestLocked(.interrupt)
-            return true
+        lock.lock()
+        guard current?.context == context else {
+            lock.unlock()
+            return false
         }
+        let target = requestLocked(.interrupt)
+        lock.unlock()
+        target?.send()
+        return true
     }
 
     /// Whether a run already reported as timed out still occupies the interpreter.
@@ -152,8 +156,19 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// The context whose run is in progress, if any.
     var runningContext: ContextID? { lock.withLock { current?.context } }
 
-    private func requestLocked(_ stop: Stop) {
-        guard var run = current, let interpreterThread else { return }
+    /// A stop signal to send once the lock is released: the handler takes the lock at once
+    /// (``takePendingStop()``), and `pthread_kill` takes tens of µs on a VM (an IPI), so sending it
+    /// with the lock held made the interpreter thread wait for the lock, and a futex wake-up more.
+    /// A signal that arrives after its run ended finds no pending stop and raises nothing.
+    private struct Signal {
+        let thread: pthread_t
+        let number: Int32
+        func send() { pthread_kill(thread, number) }
+    }
+
+    /// Records `stop` for the current run; returns the signal to send after unlocking.
+    private func requestLocked(_ stop: Stop) -> Signal? {
+        guard var run = current, let interpreterThread else { return nil }
         pendingStop = stop
         if run.firstStop == nil { run.firstStop = stop }
         // Wake the watchdog (it now watches the interrupt's grace period) and a wait for input (it ends).
@@ -162,8 +177,8 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         run.lastStop = stop
         run.nextSignal = .now + Self.resignalInterval
         current = run
-        pthread_kill(interpreterThread, signalNumber)
         if wake { lock.broadcast() }
+        return Signal(thread: interpreterThread, number: signalNumber)
     }
 
     // MARK: Input
@@ -279,7 +294,16 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// answers the run once the grace period after either has passed.
     private func watch() {
         lock.lock()
+        var signal: Signal?
         while true {
+            if let pending = signal {
+                // Sent unlocked (see `Signal`), then everything is looked at again.
+                signal = nil
+                lock.unlock()
+                pending.send()
+                lock.lock()
+                continue
+            }
             var wake = ContinuousClock.now + .seconds(1)
             if let run = current {
                 let now = ContinuousClock.now
@@ -290,19 +314,20 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                     let stop = Stop.timeout(seconds: timeout.seconds)
                     if now >= deadline {
                         // At the deadline at once (even during an interrupt's repeats), then repeated.
-                        if due || run.lastStop != stop { requestLocked(stop) }
+                        if due || run.lastStop != stop { signal = requestLocked(stop) }
                         limits.append((deadline + grace, stop))
                     } else {
                         wake = min(wake, deadline)
                     }
                 }
                 if let interrupted = run.interrupted {
-                    if due && current?.lastStop == .interrupt { requestLocked(.interrupt) }
+                    if due && current?.lastStop == .interrupt { signal = requestLocked(.interrupt) ?? signal }
                     limits.append((interrupted + grace, .interrupt))
                 }
                 if !run.reported, let (_, stop) = limits.filter({ now >= $0.0 }).min(by: { $0.0 < $1.0 }) {
                     reportStuckLocked(as: stop)
                 }
+                if signal != nil { continue }
                 if !limits.isEmpty { wake = min(wake, current?.nextSignal ?? wake) }
                 for (limit, _) in limits where limit > now { wake = min(wake, limit) }
             }
