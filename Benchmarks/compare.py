@@ -46,6 +46,8 @@ THROUGHPUT_CODE = f"for i in range({THROUGHPUT_LINES:_}): print(i)"
 THROUGHPUT_BYTES = sum(len(str(i)) + 1 for i in range(THROUGHPUT_LINES))
 FIRST_RESULT_CODE = 'import json; print(json.dumps({"a": 1}))'
 FIRST_RESULT_TEXT = '{"a": 1}'
+# Error round trip: an exception in a warm context, answered with its full record (traceback).
+ERROR_CODE = "1/0"
 INTERRUPT_CODES = {
     "loop": "print('go', flush=True)\nwhile True: pass",
     "sleep": "import time\nprint('go', flush=True)\ntime.sleep(1000)",
@@ -124,6 +126,8 @@ def bootstrap(arguments: argparse.Namespace) -> None:
         forwarded.append(f"--library-scratch-path={Path(arguments.library_scratch_path).resolve()}")
     if arguments.budget:
         forwarded.append(f"--budget={arguments.budget}")
+    if arguments.only:
+        forwarded.append(f"--only={arguments.only}")
     os.execve(str(python), [str(python), str(Path(__file__).resolve()), *forwarded, f"--pykernel={binary.resolve()}"], environment)
 
 
@@ -631,11 +635,14 @@ class Bench:
         self.section_times: dict[str, float] = {}
         self.library = arguments.library if arguments.library is not None else not arguments.quick
         self.library_scratch_path = arguments.library_scratch_path
+        self.only = set(arguments.only.split(",")) if arguments.only else None
 
     def reps(self, full: int, quick: int) -> int:
         return quick if self.quick else full
 
     def section(self, name: str, function) -> None:
+        if self.only is not None and function.__name__ not in self.only:
+            return
         log(name)
         started = time.monotonic()
         function()
@@ -647,6 +654,7 @@ class Bench:
         self.section("context creation", self.context_creation)
         self.section("first result", self.first_result)
         self.section("run round trip", self.round_trips)
+        self.section("error round trip", self.error_round_trip)
         self.section("output throughput", self.throughput)
         self.section("memory", self.memory)
         self.section("interrupt latency", self.interrupts)
@@ -890,6 +898,47 @@ class Bench:
             worker.close()
             kernel.close()
 
+    def error_round_trip(self) -> None:
+        """`1/0` in a warm context until the response carrying the error record (name, value, the
+        traceback as `python3` prints it), against pykernel's own `pass` round trip measured in the
+        same alternating rounds (the target: at most twice it)."""
+        row = self.results.row("round_trip_error", f"Error round trip: `{ERROR_CODE}`", "time",
+                               "warm context; until the response with the full error record (traceback) arrived",
+                               short=f"round trip {ERROR_CODE}")
+        error_line = rpc_line("code.run", {"code": ERROR_CODE})
+        native = probe_interleaved(
+            [([str(self.binary), "serve"], error_line, PYKERNEL_RESPONSE),
+             ([str(self.binary), "serve"], rpc_line("code.run", {"code": "pass"}), PYKERNEL_RESPONSE),
+             ([self.python, str(WORKER)], json.dumps({"code": ERROR_CODE}), '"type": "control"')],
+            self.reps(5000, 500))
+        Results.add(row, "pykernel", "pykernel `code.run` (protocol, native client)", native[0])
+        Results.add(row, "pykernel", "pykernel `code.run` of `pass` in the same rounds (native client, reference)", native[1],
+                    reference=True)
+        client = PyKernelClient(self.binary, self.log_path)
+        context = client.create_context()
+        worker = WorkerClient(self.python)
+        worker.ping()
+        kernel = JupyterKernel(self.process_log)
+        try:
+            params = {"code": ERROR_CODE, "context": context}
+            for _ in range(200):
+                client.call("code.run", params)
+            samples = [timed(lambda: client.call("code.run", params)) for _ in range(self.reps(3000, 300))]
+            Results.add(row, "pykernel", "pykernel `code.run` (protocol, Python client, reference)", samples, reference=True)
+            for _ in range(20):
+                kernel.execute(ERROR_CODE)
+            samples = [timed(lambda: kernel.execute(ERROR_CODE)) for _ in range(self.reps(300, 50))]
+            Results.add(row, "jupyter", "Jupyter kernel (execute_reply + idle)", samples)
+            Results.add(row, "worker", "process worker (native client)", native[2])
+            for _ in range(200):
+                worker.run(ERROR_CODE)
+            samples = [timed(lambda: worker.run(ERROR_CODE)) for _ in range(self.reps(3000, 500))]
+            Results.add(row, "worker", "process worker (Python client, reference)", samples, reference=True)
+        finally:
+            client.close()
+            worker.close()
+            kernel.close()
+
     # (4) output throughput ------------------------------------------------------------------
 
     def throughput(self) -> None:
@@ -1041,8 +1090,11 @@ class Bench:
                 for index in range(self.reps(200, 30) + 3):
                     run = client.send("code.run", {"code": code, "context": context, "timeout": 60})
                     client.wait(run, on_output=lambda params: "go" in params["text"])
+                    client.next_id += 1
+                    line = json.dumps({"jsonrpc": "2.0", "id": client.next_id, "method": "code.interrupt",
+                                       "params": {"context": context}}).encode() + b"\n"
                     started = time.perf_counter()
-                    client.send("code.interrupt", {"context": context})
+                    client.channel.send(line)
                     result = client.wait(run, timeout=30)
                     elapsed = time.perf_counter() - started
                     if result["status"] != "interrupted":
@@ -1356,6 +1408,18 @@ def evaluate_targets(rows: list[dict]) -> list[dict]:
     if round_trip and result:
         added = result["median"] - round_trip["median"]
         target("added cost of a result (`1+1` vs `pass` round trip): ≤ 10 µs", format_value(max(added, 0), "time"), added <= 10e-6)
+    error = entry(rows, "round_trip_error", "pykernel")
+    error_pass = next((item for row in rows if row["key"] == "round_trip_error" for item in row["entries"]
+                       if item["system"] == "pykernel" and item["reference"] and "`pass`" in item["label"]), None)
+    if error and error_pass:
+        target("error round trip (`1/0`, full record): ≤ 2× the `pass` round trip of the same rounds",
+               f"{format_value(error['median'], 'time')} ({error['median'] / error_pass['median']:.2f}×)",
+               error["median"] <= 2 * error_pass["median"])
+    for name in ("loop", "sleep"):
+        interrupt = entry(rows, f"interrupt_{name}", "pykernel")
+        if interrupt:
+            target(f"interrupt latency ({name}): median ≤ 0.1 ms", format_value(interrupt["median"], "time"),
+                   interrupt["median"] <= 100e-6)
     throughput = entry(rows, "throughput", "pykernel")
     if throughput:
         mbps = throughput["mb_per_s"]["median"]
@@ -1469,6 +1533,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="also run the Swift library benchmarks (swift package benchmark, Benchmarks/Package.swift) "
                              "and add their rows; default: on for a full run, off with --quick")
     parser.add_argument("--library-scratch-path", help="swift package --scratch-path for the library benchmarks (default: Benchmarks/.build)")
+    parser.add_argument("--only", metavar="SECTIONS",
+                        help="measure only these sections (comma-separated method names of Bench: round_trips, "
+                             "error_round_trip, interrupts, ...)")
     parser.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
                         help="first wait up to this long for the 1-minute load average to fall below 1 (a shared machine)")
     return parser.parse_args(argv)
@@ -1514,9 +1581,10 @@ def main() -> None:
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     (RESULTS / "latest.md").write_text(table)
     chart(report, RESULTS / "ratios.png")
-    LATEST.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(RESULTS / "latest.md", LATEST / "results.md")
-    shutil.copyfile(RESULTS / "ratios.png", LATEST / "ratios.png")
+    if arguments.only is None:  # a partial run never replaces the committed full one
+        LATEST.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(RESULTS / "latest.md", LATEST / "results.md")
+        shutil.copyfile(RESULTS / "ratios.png", LATEST / "ratios.png")
     print(table)
     log(f"done in {report['duration_s']:.0f} s: {RESULTS.relative_to(ROOT)}/latest.{{json,md}}, ratios.png; "
         f"copies in {LATEST.relative_to(ROOT)}/")
