@@ -65,6 +65,9 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     private var onStuck: (@Sendable () -> Void)?
     private var runSerial: UInt64 = 0
     private var inputSerial: UInt64 = 0
+    /// How many threads wait for input (on `lock`'s condition, which the watchdog shares): a run's
+    /// end wakes them only when there are some, so that most runs end without waking the watchdog.
+    private var inputWaiters = 0
 
     private let logger: Logger
 
@@ -103,7 +106,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
             defer {
                 current = nil
                 pendingStop = nil
-                lock.broadcast()  // input waiters of other threads of the run give up
+                if inputWaiters > 0 { lock.broadcast() }  // input waiters of other threads of the run give up
             }
             return (current?.firstStop, current?.reported ?? false)
         }
@@ -233,7 +236,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         let serial = run.serial
         var stopped: Bool { onInterpreterThread && pendingStop != nil }
         // One open request at a time: wait for the turn.
-        while let run = current, run.serial == serial, !run.reported, run.openInput != nil, !stopped { lock.wait() }
+        while let run = current, run.serial == serial, !run.reported, run.openInput != nil, !stopped { waitForInputLocked() }
         guard let run = current, run.serial == serial, !run.reported else {
             lock.unlock()
             return .reply(.endOfFile)
@@ -264,8 +267,14 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                 lock.broadcast()  // the next thread's turn
                 return outcome
             }
-            lock.wait()
+            waitForInputLocked()
         }
+    }
+
+    private func waitForInputLocked() {
+        inputWaiters += 1
+        lock.wait()
+        inputWaiters -= 1
     }
 
     /// Answers the open request for input; `false` when `request` is not open (answered already,
