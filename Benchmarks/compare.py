@@ -1586,8 +1586,8 @@ def main() -> None:
         shutil.copyfile(RESULTS / "latest.md", LATEST / "results.md")
         shutil.copyfile(RESULTS / "ratios.png", LATEST / "ratios.png")
     print(table)
-    log(f"done in {report['duration_s']:.0f} s: {RESULTS.relative_to(ROOT)}/latest.{{json,md}}, ratios.png; "
-        f"copies in {LATEST.relative_to(ROOT)}/")
+    copies = f"; copies in {LATEST.relative_to(ROOT)}/" if arguments.only is None else ""
+    log(f"done in {report['duration_s']:.0f} s: {RESULTS.relative_to(ROOT)}/latest.{{json,md}}, ratios.png{copies}")
 
 
 if __name__ == "__main__":

@@ -260,6 +260,10 @@ package enum NativeTraceback {
         let anchoring = Set("-+*/%@&|^<>[0123456789'\"\\".utf8)
         guard segment.contains(where: anchoring.contains) else { return .none }
         guard !mayWarn(segment) else { return .unknown }
+        // A parse that cannot warn matters only for a BinOp (an operator) or a Subscript (`[`):
+        // `time.sleep(1000)` is not parsed.
+        let operators = Set("-+*/%@&|^<>[".utf8)
+        guard segment.contains(where: operators.contains) else { return .none }
         var flags = PyCompilerFlags(cf_flags: PyCF_ONLY_AST, cf_feature_version: PY_MINOR_VERSION)
         let parsed = (segment + [0]).withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { Py_CompileStringObject($0.baseAddress, filename.pointer, Py_file_input, &flags, -1) }
