@@ -147,9 +147,9 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
             lock.unlock()
             return false
         }
-        let target = requestLocked(.interrupt)
+        let signal = requestLocked(.interrupt)
         lock.unlock()
-        target?.send()
+        if let signal { deliver(signal) }
         return true
     }
 
@@ -166,7 +166,16 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     private struct Signal {
         let thread: pthread_t
         let number: Int32
-        func send() { pthread_kill(thread, number) }
+        /// Whether the watchdog (a first interrupt: its grace period starts) or a wait for input
+        /// (it ends) must be woken; done after the signal, which is what the caller waits for.
+        let wakeWaiters: Bool
+    }
+
+    /// Sends `signal` (the lock not held), then wakes the condition's waiters if it says so. A
+    /// waiter cannot miss the wake-up: the state it looks at was changed under the lock.
+    private func deliver(_ signal: Signal) {
+        pthread_kill(signal.thread, signal.number)
+        if signal.wakeWaiters { lock.broadcast() }
     }
 
     /// Records `stop` for the current run; returns the signal to send after unlocking.
@@ -180,8 +189,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         run.lastStop = stop
         run.nextSignal = .now + Self.resignalInterval
         current = run
-        if wake { lock.broadcast() }
-        return Signal(thread: interpreterThread, number: signalNumber)
+        return Signal(thread: interpreterThread, number: signalNumber, wakeWaiters: wake)
     }
 
     // MARK: Input
@@ -309,7 +317,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                 // Sent unlocked (see `Signal`), then everything is looked at again.
                 signal = nil
                 lock.unlock()
-                pending.send()
+                deliver(pending)
                 lock.lock()
                 continue
             }
@@ -330,7 +338,9 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                     }
                 }
                 if let interrupted = run.interrupted {
-                    if due && current?.lastStop == .interrupt { signal = requestLocked(.interrupt) ?? signal }
+                    if due && current?.lastStop == .interrupt { signal = requestLocked(.interrupt).map { next in
+                        Signal(thread: next.thread, number: next.number, wakeWaiters: next.wakeWaiters || signal?.wakeWaiters == true)
+                    } ?? signal }
                     limits.append((interrupted + grace, .interrupt))
                 }
                 if !run.reported, let (_, stop) = limits.filter({ now >= $0.0 }).min(by: { $0.0 < $1.0 }) {
