@@ -50,6 +50,8 @@ BULK_WRITE_CODE = "import sys; sys.stdout.write('x' * (100 << 20))"
 SUBPROCESS_WRITE_CODE = "import os; os.system(\"head -c 100M /dev/zero | tr '\\\\0' x\")"
 FIRST_RESULT_CODE = 'import json; print(json.dumps({"a": 1}))'
 FIRST_RESULT_TEXT = '{"a": 1}'
+# Error round trip: an exception in a warm context, answered with its full record (traceback).
+ERROR_CODE = "1/0"
 INTERRUPT_CODES = {
     "loop": "print('go', flush=True)\nwhile True: pass",
     "sleep": "import time\nprint('go', flush=True)\ntime.sleep(1000)",
@@ -878,6 +880,7 @@ class Bench:
         self.section("context creation", self.context_creation)
         self.section("first result", self.first_result)
         self.section("run round trip", self.round_trips)
+        self.section("error round trip", self.error_round_trip)
         self.section("output throughput", self.throughput)
         self.section("100 MB outputs", self.bulk_outputs)
         self.section("memory", self.memory)
@@ -1132,6 +1135,47 @@ class Bench:
             worker.close()
             kernel.close()
 
+    def error_round_trip(self) -> None:
+        """`1/0` in a warm context until the response carrying the error record (name, value, the
+        traceback as `python3` prints it), against pykernel's own `pass` round trip measured in the
+        same alternating rounds (the target: at most twice it)."""
+        row = self.results.row("round_trip_error", f"Error round trip: `{ERROR_CODE}`", "time",
+                               "warm context; until the response with the full error record (traceback) arrived",
+                               short=f"round trip {ERROR_CODE}")
+        error_line = rpc_line("code.run", {"code": ERROR_CODE})
+        native = probe_interleaved(
+            [([str(self.binary), "serve"], error_line, PYKERNEL_RESPONSE),
+             ([str(self.binary), "serve"], rpc_line("code.run", {"code": "pass"}), PYKERNEL_RESPONSE),
+             ([self.python, str(WORKER)], json.dumps({"code": ERROR_CODE}), '"type": "control"')],
+            self.reps(5000, 500))
+        Results.add(row, "pykernel", "pykernel `code.run` (protocol, native client)", native[0])
+        Results.add(row, "pykernel", "pykernel `code.run` of `pass` in the same rounds (native client, reference)", native[1],
+                    reference=True)
+        client = PyKernelClient(self.binary, self.log_path)
+        context = client.create_context()
+        worker = WorkerClient(self.python)
+        worker.ping()
+        kernel = JupyterKernel(self.process_log)
+        try:
+            params = {"code": ERROR_CODE, "context": context}
+            for _ in range(200):
+                client.call("code.run", params)
+            samples = [timed(lambda: client.call("code.run", params)) for _ in range(self.reps(3000, 300))]
+            Results.add(row, "pykernel", "pykernel `code.run` (protocol, Python client, reference)", samples, reference=True)
+            for _ in range(20):
+                kernel.execute(ERROR_CODE)
+            samples = [timed(lambda: kernel.execute(ERROR_CODE)) for _ in range(self.reps(300, 50))]
+            Results.add(row, "jupyter", "Jupyter kernel (execute_reply + idle)", samples)
+            Results.add(row, "worker", "process worker (native client)", native[2])
+            for _ in range(200):
+                worker.run(ERROR_CODE)
+            samples = [timed(lambda: worker.run(ERROR_CODE)) for _ in range(self.reps(3000, 500))]
+            Results.add(row, "worker", "process worker (Python client, reference)", samples, reference=True)
+        finally:
+            client.close()
+            worker.close()
+            kernel.close()
+
     # (4) output throughput ------------------------------------------------------------------
 
     def throughput(self) -> None:
@@ -1274,8 +1318,11 @@ class Bench:
                 for index in range(self.reps(200, 30) + 3):
                     run = client.send("code.run", {"code": code, "context": context, "timeout": 60})
                     client.wait(run, on_output=lambda params: "go" in params["text"])
+                    client.next_id += 1
+                    line = json.dumps({"jsonrpc": "2.0", "id": client.next_id, "method": "code.interrupt",
+                                       "params": {"context": context}}).encode() + b"\n"
                     started = time.perf_counter()
-                    client.send("code.interrupt", {"context": context})
+                    client.channel.send(line)
                     result = client.wait(run, timeout=30)
                     elapsed = time.perf_counter() - started
                     if result["status"] != "interrupted":
@@ -1765,6 +1812,18 @@ def evaluate_targets(rows: list[dict]) -> list[dict]:
     if round_trip and result:
         added = result["median"] - round_trip["median"]
         target("added cost of a result (`1+1` vs `pass` round trip): ≤ 10 µs", format_value(max(added, 0), "time"), added <= 10e-6)
+    error = entry(rows, "round_trip_error", "pykernel")
+    error_pass = next((item for row in rows if row["key"] == "round_trip_error" for item in row["entries"]
+                       if item["system"] == "pykernel" and item["reference"] and "`pass`" in item["label"]), None)
+    if error and error_pass:
+        target("error round trip (`1/0`, full record): ≤ 2× the `pass` round trip of the same rounds",
+               f"{format_value(error['median'], 'time')} ({error['median'] / error_pass['median']:.2f}×)",
+               error["median"] <= 2 * error_pass["median"])
+    for name in ("loop", "sleep"):
+        interrupt = entry(rows, f"interrupt_{name}", "pykernel")
+        if interrupt:
+            target(f"interrupt latency ({name}): median ≤ 0.1 ms", format_value(interrupt["median"], "time"),
+                   interrupt["median"] <= 100e-6)
     throughput = entry(rows, "throughput", "pykernel")
     if throughput:
         mbps = throughput["mb_per_s"]["median"]

@@ -24,6 +24,8 @@ final class InterpreterState {
     private let newNamespace: PyOwned
     private let beginRun: PyOwned
     private let endRun: PyOwned
+    /// What the common exception's record is made from without `end_run` (see ``NativeTraceback``).
+    private let nativeTraceback: NativeTraceback.Environment
     private let execMode: PyOwned
     private let restoreStreams: PyOwned
     /// `pykernel_results.last_expression` and `main_result` (rich results of cells).
@@ -64,6 +66,9 @@ final class InterpreterState {
             beginRun = try module.borrowed.attribute("begin_run")
             runtime.threadOwners.install(ownerFunction: try module.borrowed.attribute("thread_owner"))
             endRun = try module.borrowed.attribute("end_run")
+            nativeTraceback = try NativeTraceback.Environment(
+                cellCacheType: try module.borrowed.attribute("_CellCache"), timeoutType: try module.borrowed.attribute("ExecutionTimeout"),
+                enginePrefix: try module.borrowed.attribute("_ENGINE_FILENAME_PREFIX").borrowed.stringValue ?? "<pykernel/")
             restoreStreams = try module.borrowed.attribute("restore_streams")
             runtimeGlobals = try module.borrowed.attribute("__dict__")
             currentCellsName = try PyOwned.string("_current_cells")
@@ -259,6 +264,13 @@ final class InterpreterState {
                 // The common end (no exception, no environment to restore): what `end_run` does.
                 if compiled.isNone || !compiled.holdsNestedCode { namespace.cells.borrowed.removeItem(name.borrowed) }
                 return (nil, stop, duration)
+            }
+            if !exception.borrowedOrNone.isNone, savedEnvironment.borrowedOrNone.isNone,
+                let record = NativeTraceback.record(of: exception.borrowedOrNone, cells: namespace.cells.borrowed, environment: nativeTraceback)
+            {
+                // The common exception, described natively as `end_run` would; then its cell's end.
+                if compiled.isNone || !compiled.holdsNestedCode { namespace.cells.borrowed.removeItem(name.borrowed) }
+                return (ErrorRecord(name: record.name, value: record.value, traceback: record.traceback), stop, duration)
             }
             let description = try endRun.borrowed.call(
                 namespace.cells.borrowed, name.borrowed, compiled, exception.borrowedOrNone, savedEnvironment.borrowedOrNone)

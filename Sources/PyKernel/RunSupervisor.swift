@@ -65,6 +65,9 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     private var onStuck: (@Sendable () -> Void)?
     private var runSerial: UInt64 = 0
     private var inputSerial: UInt64 = 0
+    /// How many threads wait for input (on `lock`'s condition, which the watchdog shares): a run's
+    /// end wakes them only when there are some, so that most runs end without waking the watchdog.
+    private var inputWaiters = 0
 
     private let logger: Logger
 
@@ -103,7 +106,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
             defer {
                 current = nil
                 pendingStop = nil
-                lock.broadcast()  // input waiters of other threads of the run give up
+                if inputWaiters > 0 { lock.broadcast() }  // input waiters of other threads of the run give up
             }
             return (current?.firstStop, current?.reported ?? false)
         }
@@ -139,11 +142,15 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
     /// Interrupts the run in progress in `context`; `false` when none is.
     func interrupt(_ context: ContextID) -> Bool {
-        lock.withLock {
-            guard current?.context == context else { return false }
-            requestLocked(.interrupt)
-            return true
+        lock.lock()
+        guard current?.context == context else {
+            lock.unlock()
+            return false
         }
+        let signal = requestLocked(.interrupt)
+        lock.unlock()
+        if let signal { deliver(signal) }
+        return true
     }
 
     /// Whether a run already reported as timed out still occupies the interpreter.
@@ -152,8 +159,28 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// The context whose run is in progress, if any.
     var runningContext: ContextID? { lock.withLock { current?.context } }
 
-    private func requestLocked(_ stop: Stop) {
-        guard var run = current, let interpreterThread else { return }
+    /// A stop signal to send once the lock is released: the handler takes the lock at once
+    /// (``takePendingStop()``), and `pthread_kill` takes tens of µs on a VM (an IPI), so sending it
+    /// with the lock held made the interpreter thread wait for the lock, and a futex wake-up more.
+    /// A signal that arrives after its run ended finds no pending stop and raises nothing.
+    private struct Signal {
+        let thread: pthread_t
+        let number: Int32
+        /// Whether the watchdog (a first interrupt: its grace period starts) or a wait for input
+        /// (it ends) must be woken; done after the signal, which is what the caller waits for.
+        let wakeWaiters: Bool
+    }
+
+    /// Sends `signal` (the lock not held), then wakes the condition's waiters if it says so. A
+    /// waiter cannot miss the wake-up: the state it looks at was changed under the lock.
+    private func deliver(_ signal: Signal) {
+        pthread_kill(signal.thread, signal.number)
+        if signal.wakeWaiters { lock.broadcast() }
+    }
+
+    /// Records `stop` for the current run; returns the signal to send after unlocking.
+    private func requestLocked(_ stop: Stop) -> Signal? {
+        guard var run = current, let interpreterThread else { return nil }
         pendingStop = stop
         if run.firstStop == nil { run.firstStop = stop }
         // Wake the watchdog (it now watches the interrupt's grace period) and a wait for input (it ends).
@@ -162,8 +189,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         run.lastStop = stop
         run.nextSignal = .now + Self.resignalInterval
         current = run
-        pthread_kill(interpreterThread, signalNumber)
-        if wake { lock.broadcast() }
+        return Signal(thread: interpreterThread, number: signalNumber, wakeWaiters: wake)
     }
 
     // MARK: Input
@@ -218,7 +244,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         let serial = run.serial
         var stopped: Bool { onInterpreterThread && pendingStop != nil }
         // One open request at a time: wait for the turn.
-        while let run = current, run.serial == serial, !run.reported, run.openInput != nil, !stopped { lock.wait() }
+        while let run = current, run.serial == serial, !run.reported, run.openInput != nil, !stopped { waitForInputLocked() }
         guard let run = current, run.serial == serial, !run.reported else {
             lock.unlock()
             return .reply(.endOfFile)
@@ -249,8 +275,14 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                 lock.broadcast()  // the next thread's turn
                 return outcome
             }
-            lock.wait()
+            waitForInputLocked()
         }
+    }
+
+    private func waitForInputLocked() {
+        inputWaiters += 1
+        lock.wait()
+        inputWaiters -= 1
     }
 
     /// Answers the open request for input; `false` when `request` is not open (answered already,
@@ -279,7 +311,16 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// answers the run once the grace period after either has passed.
     private func watch() {
         lock.lock()
+        var signal: Signal?
         while true {
+            if let pending = signal {
+                // Sent unlocked (see `Signal`), then everything is looked at again.
+                signal = nil
+                lock.unlock()
+                deliver(pending)
+                lock.lock()
+                continue
+            }
             var wake = ContinuousClock.now + .seconds(1)
             if let run = current {
                 let now = ContinuousClock.now
@@ -290,19 +331,22 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                     let stop = Stop.timeout(seconds: timeout.seconds)
                     if now >= deadline {
                         // At the deadline at once (even during an interrupt's repeats), then repeated.
-                        if due || run.lastStop != stop { requestLocked(stop) }
+                        if due || run.lastStop != stop { signal = requestLocked(stop) }
                         limits.append((deadline + grace, stop))
                     } else {
                         wake = min(wake, deadline)
                     }
                 }
                 if let interrupted = run.interrupted {
-                    if due && current?.lastStop == .interrupt { requestLocked(.interrupt) }
+                    if due && current?.lastStop == .interrupt { signal = requestLocked(.interrupt).map { next in
+                        Signal(thread: next.thread, number: next.number, wakeWaiters: next.wakeWaiters || signal?.wakeWaiters == true)
+                    } ?? signal }
                     limits.append((interrupted + grace, .interrupt))
                 }
                 if !run.reported, let (_, stop) = limits.filter({ now >= $0.0 }).min(by: { $0.0 < $1.0 }) {
                     reportStuckLocked(as: stop)
                 }
+                if signal != nil { continue }
                 if !limits.isEmpty { wake = min(wake, current?.nextSignal ?? wake) }
                 for (limit, _) in limits where limit > now { wake = min(wake, limit) }
             }

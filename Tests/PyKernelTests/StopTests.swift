@@ -48,6 +48,25 @@ struct StopTests {
         #expect(try await runOK("print('alive')", in: context) == "alive\n")
     }
 
+    @Test("A stop inside a function of an earlier cell: every frame with its own cell's line, as python3 prints it")
+    func stopInEarlierCellFunction() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        try await runOK("import time\ndef wait():\n    time.sleep(1000)\n", in: context)
+        let record = try await run("x = 1\nwait()\n", in: context, timeout: .milliseconds(200))
+        #expect(record.result.status == .timeout)
+        let error = try #require(record.error)
+        #expect(error.traceback == """
+            Traceback (most recent call last):
+              File "<cell-2>", line 2, in <module>
+                wait()
+              File "<cell-1>", line 3, in wait
+                time.sleep(1000)
+            TimeoutError: execution exceeded the 0.2 s timeout
+
+            """)
+    }
+
     @Test(
         "Blocking calls are stopped by the timeout",
         arguments: [

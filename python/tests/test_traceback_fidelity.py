@@ -344,3 +344,29 @@ def test_random_syntax_errors():
                   for (source, kernel), reference in zip(cases, references)
                   if kernel != reference]
     assert not mismatches, mismatches[:3]
+
+
+def test_corpus_in_served_contexts(pykernel_bin):
+    # Every corpus program as cells of a fresh `pykernel serve` (programs change process-wide
+    # state such as sys.tracebacklimit): the error record the engine makes (natively for the
+    # common case, with the Python port otherwise) is the Python port's text, after what the
+    # runs wrote on stderr (compile warnings).
+    from pykernel import PyKernel
+
+    mismatches = []
+    for name in PROGRAMS:
+        cells = split_cells(_read(name))
+        kernel = PyKernel(pykernel_bin)
+        try:
+            results = [kernel.run_code(cell) for cell in cells]
+        finally:
+            kernel.close()
+        last = results[-1]
+        if last.error is None:
+            mismatches.append((name, "no error record", last.status))
+            continue
+        shown = "".join(result.stderr for result in results) + last.error.traceback
+        expected = kernel_output(name)
+        if shown != expected:
+            mismatches.append((name, shown, expected))
+    assert not mismatches, mismatches[:3]

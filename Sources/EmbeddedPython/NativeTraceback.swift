@@ -1,0 +1,370 @@
+@preconcurrency import CPython
+
+/// The error record of the common exception, made without calling Python: what the runtime's
+/// `end_run` returns (`pykernel_traceback.exception_name`, `exception_value` and
+/// `format_exception`, after cutting the engine's frames), byte for byte, for
+///
+/// - an exception of a built-in type (a static type of module `builtins`) or the runtime's
+///   timeout error, other than `SyntaxError` and its subclasses, exception groups, and exact
+///   `NameError`/`AttributeError` (their "Did you mean" suggestions);
+/// - without `__cause__`, `__context__` or `__notes__`, and with `sys.tracebacklimit` unset;
+/// - whose frames are all in `<...>` pseudo-files (cells) whose source, if any, is a run's source
+///   as the run registered it, and whose displayed lines are ASCII;
+/// - whose caret anchors need no parse that could warn (no quote, backslash or digit next to a
+///   letter in the located segment).
+///
+/// Everything else returns `nil` before running any code of the exception (its `__str__`): the
+/// caller then formats with the Python port. Formatting there costs 30–60 µs of Python when its
+/// code is hot and 100–250 µs after a stretch of other work (an interrupted loop or sleep):
+/// most of a stop's latency, and most of an error's round trip. Here it is a few µs.
+package enum NativeTraceback {
+    /// The objects the check needs, looked up once.
+    package struct Environment: ~Copyable {
+        /// The `linecache` module (its `cache` is read on each use, as the Python port does).
+        let lineCache: PyOwned
+        /// The runtime's `linecache.cache` class (a `dict` that also finds the current cells).
+        let cellCacheType: PyOwned
+        /// The runtime's timeout exception class (named `TimeoutError`).
+        let timeoutType: PyOwned
+        let binOpType: PyOwned
+        let subscriptType: PyOwned
+        let expressionType: PyOwned
+        /// How the filenames of the engine's own code start (its frames are cut from tracebacks).
+        let enginePrefix: String
+
+        /// - Parameters:
+        ///   - cellCacheType: The class of the runtime's `linecache.cache`.
+        ///   - timeoutType: The runtime's timeout exception class.
+        ///   - enginePrefix: How the filenames of the engine's own code start.
+        package init(cellCacheType: consuming PyOwned, timeoutType: consuming PyOwned, enginePrefix: String) throws(PythonError) {
+            let lineCache = try PyOwned.importModule("linecache")
+            let ast = try PyOwned.importModule("_ast")
+            let binOpType = try ast.borrowed.attribute("BinOp")
+            let subscriptType = try ast.borrowed.attribute("Subscript")
+            let expressionType = try ast.borrowed.attribute("Expr")
+            self.lineCache = lineCache
+            self.binOpType = binOpType
+            self.subscriptType = subscriptType
+            self.expressionType = expressionType
+            self.enginePrefix = enginePrefix
+            self.cellCacheType = cellCacheType
+            self.timeoutType = timeoutType
+        }
+    }
+
+    /// The record (`name`, `value`, `traceback`) of `exception`, or `nil` when it is not the
+    /// common case (see the type's summary); then nothing was changed and no error is pending.
+    /// On success the engine's frames (`<pykernel/...>`) are cut from its traceback, as `end_run` does.
+    /// - Parameters:
+    ///   - cells: The running context's cell sources (filename → source `str`).
+    package static func record(of exception: PyBorrowed, cells: PyBorrowed, environment: borrowing Environment) -> (name: String, value: String, traceback: String)? {
+        guard let name = typeName(of: exception, environment: environment), isPlain(exception) else { return nil }
+        var lines = ""
+        // Borrowed from the chain, which `traceback` keeps alive until the cut below.
+        let traceback = PyOwned(stealing: PyException_GetTraceback(exception.pointer))
+        // The entries up to the first engine frame (where the cut goes, if there is one).
+        var entries: [UnsafeMutablePointer<PyTracebackObject>] = []
+        var cutsEngineFrames = false
+        var next = traceback.borrowedOrNone.isNone ? nil
+            : UnsafeMutableRawPointer(traceback.borrowedOrNone.pointer).assumingMemoryBound(to: PyTracebackObject.self)
+        while let entry = next {
+            guard let code = codeOf(entry), let filename = PyBorrowed(code.pointee.co_filename),
+                pykernel_is_unicode(filename.pointer) != 0
+            else { return nil }
+            if filename.stringValue?.hasPrefix(environment.enginePrefix) == true {
+                cutsEngineFrames = true
+                break
+            }
+            entries.append(entry)
+            next = entry.pointee.tb_next
+        }
+        if !entries.isEmpty {
+            guard let body = frames(entries, cells: cells, environment: environment) else { return nil }
+            lines = "Traceback (most recent call last):\n" + body
+        }
+        // Past every check: cut the engine's frames, as `_strip_engine_frames` does.
+        if cutsEngineFrames {
+            if let last = entries.last {
+                if PyObject_SetAttrString(objectPointer(last), "tb_next", PyBorrowed.none.pointer) != 0 { PyErr_Clear() }
+            } else {
+                PyException_SetTraceback(exception.pointer, PyBorrowed.none.pointer)
+            }
+        }
+        _ = traceback
+        // `str()` twice, as `exception_value` and the printer's message do.
+        let value = exception.description ?? "<exception str() failed>"
+        if let message = exception.description {
+            lines += message.isEmpty ? name : "\(name): \(message)"
+        } else {
+            lines += "\(name): <exception str() failed>"
+        }
+        return (name, value, lines + "\n")
+    }
+
+    /// The printed name of a built-in exception type or of the runtime's timeout error, or `nil`.
+    private static func typeName(of exception: PyBorrowed, environment: borrowing Environment) -> String? {
+        guard pykernel_is_exception_instance(exception.pointer) != 0 else { return nil }
+        let type: UnsafeMutablePointer<PyTypeObject> = Py_TYPE(exception.pointer)
+        if OpaquePointer(type) == OpaquePointer(environment.timeoutType.pointer) { return "TimeoutError" }
+        guard PyType_GetFlags(type) & UInt(Py_TPFLAGS_HEAPTYPE) == 0, let cName = type.pointee.tp_name else { return nil }
+        let name = String(cString: cName)
+        guard !name.contains("."),
+            PyType_IsSubtype(type, typeObject(PyExc_SyntaxError)) == 0,
+            PyType_IsSubtype(type, typeObject(PyExc_BaseExceptionGroup)) == 0,
+            type != typeObject(PyExc_NameError), type != typeObject(PyExc_AttributeError)
+        else { return nil }
+        return name
+    }
+
+    /// No chained exception, no notes, no `sys.tracebacklimit`.
+    private static func isPlain(_ exception: PyBorrowed) -> Bool {
+        if PySys_GetObject("tracebacklimit") != nil { return false }
+        if let cause = PyOwned(stealing: PyException_GetCause(exception.pointer)) { _ = cause; return false }
+        if let context = PyOwned(stealing: PyException_GetContext(exception.pointer)) { _ = context; return false }
+        if let notes = PyOwned(stealing: PyObject_GetAttrString(exception.pointer, "__notes__")) {
+            _ = notes
+            return false
+        }
+        let missing = PyErr_ExceptionMatches(PyExc_AttributeError) != 0
+        PyErr_Clear()
+        return missing
+    }
+
+    private static func typeObject(_ object: PyPointer) -> UnsafeMutablePointer<PyTypeObject> {
+        UnsafeMutableRawPointer(object).assumingMemoryBound(to: PyTypeObject.self)
+    }
+
+    private static func objectPointer<T>(_ pointer: UnsafeMutablePointer<T>) -> PyPointer {
+        UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: PyObject.self)
+    }
+
+    private static func codeOf(_ entry: UnsafeMutablePointer<PyTracebackObject>) -> UnsafeMutablePointer<PyCodeObject>? {
+        guard let frame = entry.pointee.tb_frame, let code = PyFrame_GetCode(frame) else { return nil }
+        Py_DecRef(objectPointer(code))  // the frame keeps it
+        return code
+    }
+
+    /// `tb_printinternal` of the entries (no limit: `sys.tracebacklimit` is unset, so 1,000).
+    private static func frames(_ entries: [UnsafeMutablePointer<PyTracebackObject>], cells: PyBorrowed, environment: borrowing Environment) -> String? {
+        guard let cache = PyOwned(stealing: PyObject_GetAttrString(environment.lineCache.pointer, "cache")) else {
+            PyErr_Clear()
+            return nil
+        }
+        let cacheType: UnsafeMutablePointer<PyTypeObject> = Py_TYPE(cache.pointer)
+        guard OpaquePointer(cacheType) == OpaquePointer(environment.cellCacheType.pointer) else { return nil }
+        var text = ""
+        var lastFile: PyPointer?
+        var lastName: PyPointer?
+        var lastLine = -1
+        var count = 0
+        for tb in entries.suffix(1000) {
+            guard let code = codeOf(tb), let filename = code.pointee.co_filename, let name = code.pointee.co_name else { return nil }
+            let lasti = Int32(tb.pointee.tb_lasti)
+            let lineNumber = tb.pointee.tb_lineno != -1 ? Int(tb.pointee.tb_lineno) : Int(PyCode_Addr2Line(code, lasti))
+            if lastFile != filename || lastLine == -1 || lineNumber != lastLine || lastName != name {
+                if count > 3 { text += repeated(count) }
+                lastFile = filename
+                lastLine = lineNumber
+                lastName = name
+                count = 0
+            }
+            count += 1
+            if count <= 3 {
+                guard let line = display(code: code, lasti: lasti, lineNumber: lineNumber, cells: cells, cache: cache.borrowed, environment: environment)
+                else { return nil }
+                text += line
+            }
+        }
+        if count > 3 { text += repeated(count) }
+        return text
+    }
+
+    private static func repeated(_ count: Int) -> String {
+        let more = count - 3
+        return "  [Previous line repeated \(more) more time\(more > 1 ? "s" : "")]\n"
+    }
+
+    /// `tb_displayline` for a frame of a cell: the `File` line, the source line, the carets.
+    private static func display(
+        code: UnsafeMutablePointer<PyCodeObject>, lasti: Int32, lineNumber: Int, cells: PyBorrowed, cache: PyBorrowed,
+        environment: borrowing Environment
+    ) -> String? {
+        guard let filenameObject = PyBorrowed(code.pointee.co_filename), let filename = strictString(filenameObject),
+            let name = PyBorrowed(code.pointee.co_name).flatMap(strictString),
+            filename.hasPrefix("<"), filename.hasSuffix(">")
+        else { return nil }
+        var text = "  File \"\(filename)\", line \(lineNumber), in \(name)\n"
+        // A full entry of the cache itself (registered by user code) is read by the Python port.
+        if PyDict_Contains(cache.pointer, filenameObject.pointer) != 0 { return nil }
+        guard let source = cells.item(filenameObject) else { return text }  // no source: no line
+        guard pykernel_is_exact_unicode(source.pointer) != 0, let sourceBytes = utf8Bytes(source) else { return nil }
+        guard let line = sourceLine(sourceBytes, lineNumber) else { return text }
+        guard line.allSatisfy({ $0 != 0 && $0 < 0x80 }) else { return nil }
+        let indentation = line.prefix(while: { $0 == 0x20 || $0 == 0x09 || $0 == 0x0C }).count
+        text += "    " + String(decoding: line[indentation...], as: UTF8.self) + "\n"
+
+        var startLine: Int32 = 0, startColumn: Int32 = 0, endLine: Int32 = 0, endColumn: Int32 = 0
+        guard PyCode_Addr2Location(code, lasti, &startLine, &startColumn, &endLine, &endColumn) != 0,
+            startLine >= 0, endLine >= 0, startColumn >= 0, endColumn >= 0
+        else { return text }
+        // ASCII without NUL: a byte offset is a character offset, clamped as the C code does.
+        let length = line.count
+        let startOffset = min(Int(startColumn), length + 1)
+        var endOffset = min(Int(endColumn), length + 1)
+        var leftEnd = -1, rightStart = -1
+        var primary: Character = "^", secondary: Character = "^"
+        if startLine == endLine {
+            let segment = Array(line[min(startOffset, length)..<max(min(startOffset, length), min(endOffset, length))])
+            switch anchors(segment, filename: filenameObject, environment: environment) {
+            case .unknown: return nil
+            case .none: break
+            case .some(let left, let right):
+                (leftEnd, rightStart, primary, secondary) = (left + startOffset, right + startOffset, "~", "^")
+            }
+        } else {
+            var last = length - 1
+            while last >= 0, line[last] == 0x20 || line[last] == 0x09 || line[last] == 0x0C { last -= 1 }
+            endOffset = last + 1
+        }
+        let truncation = indentation - 4
+        let hasSecondary = leftEnd != -1 || rightStart != -1
+        if endOffset - startOffset == length - truncation - 4 && !hasSecondary { return text }
+        var carets = ""
+        var offset = truncation
+        while true {
+            offset += 1
+            if offset > endOffset { break }
+            if offset <= startOffset {
+                carets.append(" ")
+            } else if hasSecondary && leftEnd < offset && offset <= rightStart {
+                carets.append(secondary)
+            } else {
+                carets.append(primary)
+            }
+        }
+        return text + carets + "\n"
+    }
+
+    private enum Anchors {
+        /// Not decidable here (the parse could warn): leave it to the Python port.
+        case unknown
+        case none
+        case some(left: Int, right: Int)
+    }
+
+    /// `extract_anchors_from_line` for an ASCII segment: the `~` around a binary operator or
+    /// subscript, in byte (= character) offsets into the segment.
+    private static func anchors(_ segment: [UInt8], filename: PyBorrowed, environment: borrowing Environment) -> Anchors {
+        // Without an operator, a bracket, a digit or a quote the segment is no BinOp or Subscript
+        // and its parse warns of nothing (the Python port's `_CANNOT_ANCHOR_OR_WARN`).
+        let anchoring = Set("-+*/%@&|^<>[0123456789'\"\\".utf8)
+        guard segment.contains(where: anchoring.contains) else { return .none }
+        guard !mayWarn(segment) else { return .unknown }
+        // A parse that cannot warn matters only for a BinOp (an operator) or a Subscript (`[`):
+        // `time.sleep(1000)` is not parsed.
+        let operators = Set("-+*/%@&|^<>[".utf8)
+        guard segment.contains(where: operators.contains) else { return .none }
+        var flags = PyCompilerFlags(cf_flags: PyCF_ONLY_AST, cf_feature_version: PY_MINOR_VERSION)
+        let parsed = (segment + [0]).withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { Py_CompileStringObject($0.baseAddress, filename.pointer, Py_file_input, &flags, -1) }
+        }
+        guard let tree = PyOwned(stealing: parsed) else {
+            PyErr_Clear()
+            return .none
+        }
+        guard let body = try? tree.borrowed.attribute("body"), let statements = body.borrowed.listItems, statements.count == 1,
+            PyObject_IsInstance(statements[0].pointer, environment.expressionType.pointer) == 1,
+            let expression = try? statements[0].attribute("value")
+        else {
+            PyErr_Clear()
+            return .none
+        }
+        func offset(_ node: PyBorrowed, _ name: String) -> Int? {
+            (try? node.attribute(name))?.borrowed.integerValue ?? { PyErr_Clear(); return nil }()
+        }
+        if PyObject_IsInstance(expression.pointer, environment.binOpType.pointer) == 1 {
+            guard let left = try? expression.borrowed.attribute("left"), let right = try? expression.borrowed.attribute("right"),
+                let from = offset(left.borrowed, "end_col_offset"), let to = offset(right.borrowed, "col_offset")
+            else { PyErr_Clear(); return .none }
+            for index in from..<max(from, to) where index < segment.count {
+                let byte = segment[index]
+                if byte == 0x20 || byte == 0x09 || byte == 0x0C { continue }
+                var right = index + 1
+                if index + 1 < to, index + 1 < segment.count, ![0x20, 0x09, 0x0C].contains(segment[index + 1]) { right += 1 }
+                return .some(left: min(index, segment.count + 1), right: min(right, segment.count + 1))
+            }
+            return .none
+        }
+        if PyObject_IsInstance(expression.pointer, environment.subscriptType.pointer) == 1 {
+            guard let value = try? expression.borrowed.attribute("value"), let slice = try? expression.borrowed.attribute("slice"),
+                let left = offset(value.borrowed, "end_col_offset"), let end = offset(slice.borrowed, "end_col_offset")
+            else { PyErr_Clear(); return .none }
+            return .some(left: min(left, segment.count + 1), right: min(end + 1, segment.count + 1))
+        }
+        PyErr_Clear()
+        return .none
+    }
+
+    /// Whether parsing the segment could emit a warning (an invalid escape sequence in a string, a
+    /// number directly followed by a keyword: `1if`), which the Python port prints: a quote, a
+    /// backslash, or a run of name characters and dots with a digit-led part and a letter.
+    private static func mayWarn(_ segment: [UInt8]) -> Bool {
+        if segment.contains(where: { $0 == 0x27 || $0 == 0x22 || $0 == 0x5C }) { return true }
+        func isNameByte(_ byte: UInt8) -> Bool {
+            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x5F
+        }
+        var index = 0
+        while index < segment.count {
+            guard isNameByte(segment[index]) || segment[index] == 0x2E else {
+                index += 1
+                continue
+            }
+            var end = index
+            while end < segment.count, isNameByte(segment[end]) || segment[end] == 0x2E { end += 1 }
+            let run = segment[index..<end]
+            let hasLetter = run.contains { (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }
+            let digitLed = run.split(separator: 0x2E, omittingEmptySubsequences: false).contains { ($0.first.map { (0x30...0x39).contains($0) }) ?? false }
+            if hasLetter && digitLed { return true }
+            index = end
+        }
+        return false
+    }
+
+    /// Line `number` (from 1) of the source, numbered as the compiler does (`\n`, `\r\n`, `\r`),
+    /// without its line break; `nil` past the end.
+    private static func sourceLine(_ source: UnsafeRawBufferPointer, _ number: Int) -> ArraySlice<UInt8>? {
+        guard number >= 1 else { return nil }
+        let bytes = source.bindMemory(to: UInt8.self)
+        var line = 1
+        var start = 0
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == 0x0A || byte == 0x0D {
+                if line == number { return Array(bytes[start..<index])[...] }
+                if byte == 0x0D, index + 1 < bytes.count, bytes[index + 1] == 0x0A { index += 1 }
+                line += 1
+                start = index + 1
+            }
+            index += 1
+        }
+        // The last line has no break (a final empty piece is not a line).
+        return line == number && start < bytes.count ? Array(bytes[start..<bytes.count])[...] : nil
+    }
+
+    /// The UTF-8 of a `str`, valid while it lives; `nil` (the error cleared) for lone surrogates.
+    private static func utf8Bytes(_ text: PyBorrowed) -> UnsafeRawBufferPointer? {
+        var size = 0
+        guard let utf8 = PyUnicode_AsUTF8AndSize(text.pointer, &size) else {
+            PyErr_Clear()
+            return nil
+        }
+        return UnsafeRawBufferPointer(start: utf8, count: size)
+    }
+
+    /// A `str`'s text, or `nil` (the error cleared) when it is not one or holds a lone surrogate.
+    private static func strictString(_ text: PyBorrowed) -> String? {
+        guard pykernel_is_unicode(text.pointer) != 0, let bytes = utf8Bytes(text) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
