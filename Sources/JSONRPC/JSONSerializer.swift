@@ -73,7 +73,10 @@ private func writeString(_ string: String, to output: inout [UInt8]) {
         let start = output.count
         // The quotes, and room for what usually follows a long string: the end of its message and
         // the line's newline (so adding them does not copy the whole line to a larger buffer).
-        output.reserveCapacity(start + length + 2 + 16)
+        // Grown geometrically: `reserveCapacity` alone allocates exactly what it is asked for, so
+        // reserving per string would copy the whole message again for each of its strings.
+        let needed = start + length + 2 + 16
+        if output.capacity < needed { output.reserveCapacity(max(needed, 2 * output.capacity)) }
         guard length > count, let source = utf8.baseAddress else {
             // Nothing to escape: one copy.
             output.append(UInt8(ascii: "\""))
