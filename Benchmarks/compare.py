@@ -1113,27 +1113,31 @@ class Bench:
         try:
             for code, key in codes:
                 row = rows[key]
-                params = {"code": code, "context": context}
                 Results.add(row, "pykernel", "pykernel `code.run` (protocol, native client)", native[key][0])
-                for _ in range(200):
-                    client.call("code.run", params)
-                samples = [timed(lambda: client.call("code.run", params)) for _ in range(self.reps(3000, 300))]
-                Results.add(row, "pykernel", "pykernel `code.run` (protocol, Python client, reference)", samples, reference=True)
-
-                for _ in range(20):
-                    kernel.execute(code)
-                samples = [timed(lambda: kernel.execute(code)) for _ in range(self.reps(300, 50))]
-                Results.add(row, "jupyter", "Jupyter kernel (execute_reply + idle)", samples)
-
-                Results.add(row, "worker", "process worker (native client)", native[key][1])
-                for _ in range(200):
-                    worker.run(code)
-                samples = [timed(lambda: worker.run(code)) for _ in range(self.reps(3000, 500))]
-                Results.add(row, "worker", "process worker (Python client, reference)", samples, reference=True)
+                self.client_rows(row, code, client, context, kernel, worker, worker_native=native[key][1])
         finally:
             client.close()
             worker.close()
             kernel.close()
+
+    def client_rows(self, row, code: str, client, context: str, kernel, worker, worker_native) -> None:
+        """The rows of a round trip after pykernel's native one: pykernel through the Python client
+        (reference), the Jupyter kernel, the worker's native samples and the worker through the
+        Python client (reference), each warmed up first."""
+        params = {"code": code, "context": context}
+        for _ in range(200):
+            client.call("code.run", params)
+        samples = [timed(lambda: client.call("code.run", params)) for _ in range(self.reps(3000, 300))]
+        Results.add(row, "pykernel", "pykernel `code.run` (protocol, Python client, reference)", samples, reference=True)
+        for _ in range(20):
+            kernel.execute(code)
+        samples = [timed(lambda: kernel.execute(code)) for _ in range(self.reps(300, 50))]
+        Results.add(row, "jupyter", "Jupyter kernel (execute_reply + idle)", samples)
+        Results.add(row, "worker", "process worker (native client)", worker_native)
+        for _ in range(200):
+            worker.run(code)
+        samples = [timed(lambda: worker.run(code)) for _ in range(self.reps(3000, 500))]
+        Results.add(row, "worker", "process worker (Python client, reference)", samples, reference=True)
 
     def error_round_trip(self) -> None:
         """`1/0` in a warm context until the response carrying the error record (name, value, the
@@ -1157,20 +1161,7 @@ class Bench:
         worker.ping()
         kernel = JupyterKernel(self.process_log)
         try:
-            params = {"code": ERROR_CODE, "context": context}
-            for _ in range(200):
-                client.call("code.run", params)
-            samples = [timed(lambda: client.call("code.run", params)) for _ in range(self.reps(3000, 300))]
-            Results.add(row, "pykernel", "pykernel `code.run` (protocol, Python client, reference)", samples, reference=True)
-            for _ in range(20):
-                kernel.execute(ERROR_CODE)
-            samples = [timed(lambda: kernel.execute(ERROR_CODE)) for _ in range(self.reps(300, 50))]
-            Results.add(row, "jupyter", "Jupyter kernel (execute_reply + idle)", samples)
-            Results.add(row, "worker", "process worker (native client)", native[2])
-            for _ in range(200):
-                worker.run(ERROR_CODE)
-            samples = [timed(lambda: worker.run(ERROR_CODE)) for _ in range(self.reps(3000, 500))]
-            Results.add(row, "worker", "process worker (Python client, reference)", samples, reference=True)
+            self.client_rows(row, ERROR_CODE, client, context, kernel, worker, worker_native=native[2])
         finally:
             client.close()
             worker.close()

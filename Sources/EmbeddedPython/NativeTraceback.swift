@@ -252,18 +252,22 @@ package enum NativeTraceback {
         case some(left: Int, right: Int)
     }
 
+    /// An operator, a bracket, a digit, a quote or a backslash: a segment without any is no BinOp
+    /// or Subscript and its parse warns of nothing.
+    private static let anchoringBytes = Set("-+*/%@&|^<>[0123456789'\"\\".utf8)
+    /// What a BinOp or a Subscript contains.
+    private static let operatorBytes = Set("-+*/%@&|^<>[".utf8)
+
     /// `extract_anchors_from_line` for an ASCII segment: the `~` around a binary operator or
     /// subscript, in byte (= character) offsets into the segment.
     private static func anchors(_ segment: [UInt8], filename: PyBorrowed, environment: borrowing Environment) -> Anchors {
         // Without an operator, a bracket, a digit or a quote the segment is no BinOp or Subscript
         // and its parse warns of nothing (the Python port's `_CANNOT_ANCHOR_OR_WARN`).
-        let anchoring = Set("-+*/%@&|^<>[0123456789'\"\\".utf8)
-        guard segment.contains(where: anchoring.contains) else { return .none }
+        guard segment.contains(where: anchoringBytes.contains) else { return .none }
         guard !mayWarn(segment) else { return .unknown }
         // A parse that cannot warn matters only for a BinOp (an operator) or a Subscript (`[`):
         // `time.sleep(1000)` is not parsed.
-        let operators = Set("-+*/%@&|^<>[".utf8)
-        guard segment.contains(where: operators.contains) else { return .none }
+        guard segment.contains(where: operatorBytes.contains) else { return .none }
         var flags = PyCompilerFlags(cf_flags: PyCF_ONLY_AST, cf_feature_version: PY_MINOR_VERSION)
         let parsed = (segment + [0]).withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { Py_CompileStringObject($0.baseAddress, filename.pointer, Py_file_input, &flags, -1) }

@@ -169,6 +169,12 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         /// Whether the watchdog (a first interrupt: its grace period starts) or a wait for input
         /// (it ends) must be woken; done after the signal, which is what the caller waits for.
         let wakeWaiters: Bool
+
+        /// One signal for two stops requested in the same pass (the later stop is the pending one;
+        /// both go to the interpreter thread with the same number): waiters are woken if either asks.
+        func merged(with earlier: Signal?) -> Signal {
+            Signal(thread: thread, number: number, wakeWaiters: wakeWaiters || earlier?.wakeWaiters == true)
+        }
     }
 
     /// Sends `signal` (the lock not held), then wakes the condition's waiters if it says so. A
@@ -338,9 +344,9 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                     }
                 }
                 if let interrupted = run.interrupted {
-                    if due && current?.lastStop == .interrupt { signal = requestLocked(.interrupt).map { next in
-                        Signal(thread: next.thread, number: next.number, wakeWaiters: next.wakeWaiters || signal?.wakeWaiters == true)
-                    } ?? signal }
+                    if due && current?.lastStop == .interrupt, let repeated = requestLocked(.interrupt) {
+                        signal = repeated.merged(with: signal)
+                    }
                     limits.append((interrupted + grace, .interrupt))
                 }
                 if !run.reported, let (_, stop) = limits.filter({ now >= $0.0 }).min(by: { $0.0 < $1.0 }) {
