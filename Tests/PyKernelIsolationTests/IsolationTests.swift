@@ -110,7 +110,9 @@ struct IsolationTests {
             logger: Logger(label: "test"))
         // Another directory needs a context made in the worker: never at once, even with a worker ready.
         #expect(try contexts.createAtOnce(id: "elsewhere", cwd: "/") == nil)
-        await waitUntil { contexts.poolState().ready == 1 }
+        // A fork server's start and a worker's warm-up take seconds in a debug build on a loaded machine.
+        await waitUntil(within: .seconds(120)) { contexts.poolState().ready == 1 }
+        try #require(contexts.poolState().ready == 1)
         #expect(try contexts.createAtOnce(id: "elsewhere", cwd: "/") == nil)
         #expect(contexts.poolState().ready == 1)
         let info = try #require(try contexts.createAtOnce(id: "a", cwd: nil))
@@ -132,9 +134,9 @@ struct IsolationTests {
     }
 }
 
-/// Polls (every 5 ms, at most 10 s) until `condition` holds.
-func waitUntil(_ condition: () -> Bool) async {
-    let deadline = ContinuousClock.now + .seconds(10)
+/// Polls (every 5 ms, at most `limit`) until `condition` holds.
+func waitUntil(within limit: Duration = .seconds(10), _ condition: () -> Bool) async {
+    let deadline = ContinuousClock.now + limit
     while !condition() && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
 }
 
