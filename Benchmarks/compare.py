@@ -1016,8 +1016,11 @@ class Bench:
         samples = [timed(lambda: self.pykernel_first_result(client)) for _ in range(self.reps(1000, 200))]
         Results.add(row, "pykernel", "pykernel (protocol)", samples)
         client.close()
-        Results.add(row, "pykernel", "pykernel process context (fork server, pool ready; reference)",
-                    self.process_context_samples(self.reps(100, 20), first_result=True), reference=True)
+        created: list[float] = []
+        samples = self.process_context_samples(self.reps(100, 20), first_result=True, created=created)
+        Results.add(row, "pykernel", "pykernel process context (fork server, pool ready; reference)", samples, reference=True,
+                    detail=f"of which `context.create` {format_value(statistics_median(created), 'time')}, "
+                           f"then the run until its output {format_value(statistics_median([total - part for total, part in zip(samples, created)]), 'time')}")
 
         samples = []
         for _ in range(self.reps(20, 3)):
@@ -1042,9 +1045,10 @@ class Bench:
             worker.close()
         Results.add(row, "worker", "process worker", samples)
 
-    def process_context_samples(self, count: int, first_result: bool) -> list[float]:
+    def process_context_samples(self, count: int, first_result: bool, created: list[float] | None = None) -> list[float]:
         """`context.create {isolation: process}` (and, with `first_result`, its first result) in a
-        `pykernel serve --pool-size 2`, each with the fork server's pool ready."""
+        `pykernel serve --pool-size 2`, each with the fork server's pool ready. `created` gets each
+        sample's creation part."""
         client = PyKernelClient(self.binary, self.log_path, ("--pool-size", "2"))
         samples = []
         try:
@@ -1052,6 +1056,7 @@ class Bench:
                 client.wait_for_pool()
                 started = time.perf_counter()
                 context = client.call("context.create", {"isolation": "process"})["id"]
+                creation = time.perf_counter() - started
                 if first_result:
                     request = client.send("code.run", {"code": FIRST_RESULT_CODE, "context": context})
                     client.wait(request, on_output=lambda params: FIRST_RESULT_TEXT in params["text"])
@@ -1061,6 +1066,8 @@ class Bench:
                 client.call("context.delete", {"id": context})
                 if index >= 5:  # the first few warm the server's own paths
                     samples.append(elapsed)
+                    if created is not None:
+                        created.append(creation)
         finally:
             client.close()
         return samples

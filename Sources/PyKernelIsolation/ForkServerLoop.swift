@@ -45,6 +45,11 @@ public enum ForkServerLoop {
         unsetenv(bindNowMarker)
     }
 
+    /// How long a child that crashes (SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL) lives on before it
+    /// dies of the signal: its output threads ship what the run wrote just before the crash
+    /// (held for up to the engine's 20 ms coalescing window) ahead of the `crashed` answer.
+    static let crashLingerMilliseconds: Int32 = 200
+
     /// Serves fork requests on `control` until it closes.
     /// - Parameters:
     ///   - fork: Forks (0 in the child); throws when it refuses (e.g. another thread exists).
@@ -125,6 +130,7 @@ public enum ForkServerLoop {
             dup2(output[1], STDOUT_FILENO)
             dup2(errors[1], STDERR_FILENO)
             for fd in input + output + errors { close(fd) }
+            _ = pk_linger_on_crash(Self.crashLingerMilliseconds)
             child()
         }
         close(input[0]); close(output[1]); close(errors[1])

@@ -119,6 +119,15 @@ extension JSONRPCServer {
             }
         }
         let id = UUID().uuidString.lowercased()
+        if memoryLimit == nil {
+            do throws(IsolationError) {
+                if let info = try contexts.createAtOnce(id: id, cwd: cwd, cpuTimeLimit: cpuTimeLimit) {
+                    return .result(processJSON(info))
+                }
+            } catch {
+                throw RPCError(error)
+            }
+        }
         let directory = cwd
         return .deferred { () async throws(RPCError) -> JSONValue in
             do throws(IsolationError) {

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "process_shims.h"
@@ -128,4 +129,35 @@ int pk_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, (unsign
 
 int pk_spawn_actions_close_from(posix_spawn_file_actions_t *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
+
+static int pk_crash_linger_milliseconds;
+static int pk_crash_lingering;
+
+static void pk_crash_handler(int sig) {
+    if (__atomic_exchange_n(&pk_crash_lingering, 1, __ATOMIC_SEQ_CST) == 0) {
+        struct timespec pause = {pk_crash_linger_milliseconds / 1000, (long)(pk_crash_linger_milliseconds % 1000) * 1000000L};
+        while (nanosleep(&pause, &pause) == -1 && errno == EINTR) {}
+    }
+    // Dies of the same signal: blocked while the handler runs, it is delivered on return (before
+    // a faulting instruction runs again).
+    struct sigaction fallback;
+    memset(&fallback, 0, sizeof fallback);
+    fallback.sa_handler = SIG_DFL;
+    sigemptyset(&fallback.sa_mask);
+    sigaction(sig, &fallback, NULL);
+    raise(sig);
+}
+
+int pk_linger_on_crash(int milliseconds) {
+    pk_crash_linger_milliseconds = milliseconds;
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = pk_crash_handler;
+    sigemptyset(&action.sa_mask);
+    const int signals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
+    for (size_t index = 0; index < sizeof signals / sizeof signals[0]; index++) {
+        if (sigaction(signals[index], &action, NULL) != 0) return -1;
+    }
+    return 0;
 }

@@ -90,11 +90,53 @@ struct IsolationTests {
         await contexts.shutdown()
     }
 
+    @Test("A creation without waiting happens only with nothing to wait for, else nothing changes")
+    func createAtOnceWithoutAReadyWorker() async throws {
+        let contexts = ProcessContexts(
+            configuration: .init(executable: "/nonexistent/pykernel", poolSize: 1, workingDirectory: "/tmp", forkServer: false),
+            logger: Logger(label: "test"))
+        // No worker can ever be ready: no context is made, none is starting.
+        #expect(try contexts.createAtOnce(id: "a", cwd: nil) == nil)
+        #expect(try contexts.createAtOnce(id: "b", cwd: "/tmp") == nil)
+        #expect(contexts.list().isEmpty)
+        #expect(!contexts.contains("a") && !contexts.contains("b"))
+        await contexts.shutdown()
+    }
+
+    @Test("A creation without waiting takes a ready pool worker in the server's directory, and the context runs code")
+    func createAtOnceWithAReadyWorker() async throws {
+        let contexts = ProcessContexts(
+            configuration: .init(executable: Hosted.executable, poolSize: 1, workingDirectory: "/tmp"),
+            logger: Logger(label: "test"))
+        // Another directory needs a context made in the worker: never at once, even with a worker ready.
+        #expect(try contexts.createAtOnce(id: "elsewhere", cwd: "/") == nil)
+        // A fork server's start and a worker's warm-up take seconds in a debug build on a loaded machine.
+        await waitUntil(within: .seconds(120)) { contexts.poolState().ready == 1 }
+        try #require(contexts.poolState().ready == 1)
+        #expect(try contexts.createAtOnce(id: "elsewhere", cwd: "/") == nil)
+        #expect(contexts.poolState().ready == 1)
+        let info = try #require(try contexts.createAtOnce(id: "a", cwd: nil))
+        #expect(info.state == .alive && info.cwd == "/tmp")
+        #expect(contexts.list().map(\.id) == ["a"])
+        let relay = try contexts.run("a", code: "import os\nprint(os.getcwd())\n6 * 7", environment: [:], timeout: nil, outputLimit: 1000)
+        var answer: JSONValue?
+        while answer == nil {
+            switch await relay.next() {
+            case .notification: continue
+            case .result(let result): answer = result
+            case .error(_, let message, _): Issue.record("the run failed: \(message)"); answer = .null
+            }
+        }
+        #expect(answer?["status"] == "ok")
+        #expect(answer?["stdout"] == "/tmp\n")
+        #expect(answer?["execution_count"] == 1)
+        await contexts.shutdown()
+    }
 }
 
-/// Polls (every 5 ms, at most 10 s) until `condition` holds.
-func waitUntil(_ condition: () -> Bool) async {
-    let deadline = ContinuousClock.now + .seconds(10)
+/// Polls (every 5 ms, at most `limit`) until `condition` holds.
+func waitUntil(within limit: Duration = .seconds(10), _ condition: () -> Bool) async {
+    let deadline = ContinuousClock.now + limit
     while !condition() && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
 }
 

@@ -182,6 +182,26 @@ def test_crash_is_answered_and_others_survive(server, code, signal_name):
     server.result("context.delete", {"id": bystander})
 
 
+@pytest.mark.parametrize("crash, signal_name", [
+    ("ctypes.string_at(0)", "SIGSEGV"),
+    ("ctypes.CDLL(None).abort()", "SIGABRT"),
+    ("os.kill(os.getpid(), signal.SIGBUS)", "SIGBUS"),
+])
+def test_output_written_just_before_a_crash_arrives_first(server, crash, signal_name):
+    """What the run printed right before a crash by signal (still in the worker's coalescing
+    window) arrives before the `crashed` answer, which names the signal the worker died of."""
+    context = create(server)["id"]
+    request = server.request("code.run", {"context": context,
+                                          "code": f"import ctypes, os, signal\nprint('last words')\n{crash}"})
+    reply = server.response(request, timeout=30)
+    result = reply["result"]
+    assert result["status"] == "crashed" and signal_name in result["error"]["value"]
+    assert result["stdout"] == "last words\n"
+    streamed = [m["params"]["text"] for m in server.notifications(request) if m["method"] == "code.output"]
+    assert "".join(streamed) == "last words\n"
+    server.result("context.delete", {"id": context})
+
+
 def test_worker_dead_while_idle_is_found_on_next_run(server):
     context = create(server)
     run(server, context["id"], "import os\npid = os.getpid()")

@@ -64,4 +64,12 @@ int pk_set_parent_death_signal(int sig);
 /// `posix_spawn_file_actions_addclosefrom_np`, declared only with _GNU_SOURCE). 0 or an errno value.
 int pk_spawn_actions_close_from(posix_spawn_file_actions_t *actions, int from);
 
+/// Makes a crash by SIGSEGV, SIGBUS, SIGABRT, SIGFPE or SIGILL wait `milliseconds` before the
+/// process dies of it: the crashing thread sleeps in the signal handler (only the first one; a
+/// second crashing thread dies at once) while the other threads go on, then the signal's default
+/// action is restored and the signal raised again, so the process still ends by that signal. A
+/// worker's output threads ship what was written just before the crash in that time. 0 or -1
+/// with errno.
+int pk_linger_on_crash(int milliseconds);
+
 #endif
