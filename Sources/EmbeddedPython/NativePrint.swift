@@ -180,6 +180,10 @@ package struct AttributeIdentityCache {
     private let genericGetAttribute: UnsafeRawPointer?
     private var type: UnsafeMutablePointer<PyTypeObject>?
     private var versionTag: UInt32 = 0
+    /// The instance dict last seen without NAME, and its version then (CPython gives a dict a
+    /// new version, unique in the process, on every change).
+    private var checkedDictionary: PyPointer?
+    private var checkedDictionaryVersion: UInt64 = 0
 
     /// - Parameters:
     ///   - name: The attribute's name (interned here).
@@ -211,13 +215,17 @@ package struct AttributeIdentityCache {
         return true
     }
 
-    private func instanceDictionaryHoldsName(_ object: PyBorrowed) -> Bool {
+    private mutating func instanceDictionaryHoldsName(_ object: PyBorrowed) -> Bool {
         guard let slot = _PyObject_GetDictPtr(object.pointer), let dictionary = slot.pointee else { return false }
+        let version = UnsafeRawPointer(dictionary).assumingMemoryBound(to: PyDictObject.self).pointee.ma_version_tag
+        if dictionary == checkedDictionary && version == checkedDictionaryVersion { return false }
         if PyDict_GetItemWithError(dictionary, name) != nil { return true }
         if PyErr_Occurred() != nil {
             PyErr_Clear()
             return true  // undecided: the full lookup decides
         }
+        checkedDictionary = dictionary
+        checkedDictionaryVersion = version
         return false
     }
 }

@@ -12,8 +12,9 @@ final class NativePrint {
     private let stdout: (object: PyPointer, write: PyPointer)
     private let stderr: (object: PyPointer, write: PyPointer)
     /// Whether each stream's `write` is still the engine's, checked without a lookup per call.
-    private var stdoutWrite: AttributeIdentityCache
-    private var stderrWrite: AttributeIdentityCache
+    // Only used with the GIL held: no dynamic exclusivity checks on the path of every print.
+    @exclusivity(unchecked) private var stdoutWrite: AttributeIdentityCache
+    @exclusivity(unchecked) private var stderrWrite: AttributeIdentityCache
     private let flushName: PyPointer
     private let sysStdout: SysAttribute
 

@@ -40,7 +40,7 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     /// The contexts that exist: output of threads started by a deleted context is dropped. Only
     /// live contexts are tracked (none is remembered after its deletion), so it stays as small as
     /// the set of contexts.
-    private var liveContexts: Set<ContextID> = [.default]
+    @exclusivity(unchecked) private var liveContexts: Set<ContextID> = [.default]
     @exclusivity(unchecked) private var capturePipes: [(descriptor: Int32, stream: OutputStreamName)] = []
     private let logger: Logger
 
