@@ -151,7 +151,9 @@ package struct SysAttribute {
         let sys = try PyOwned.importModule("sys")
         guard let dictionary = PyBorrowed(PyModule_GetDict(sys.pointer)) else { throw PythonError.fetch() }
         self.dictionary = PyOwned(retaining: dictionary).transfer()
-        self.name = try PyOwned.string(name).transfer()
+        // Interned, as the dict's own key is: a lookup then matches by identity, without comparing text.
+        guard let interned = PyUnicode_InternFromString(name) else { throw PythonError.fetch() }
+        self.name = interned
     }
 
     /// The current value (borrowed from `sys`), or `nil` when it is not set. With the GIL held.
@@ -164,9 +166,77 @@ package struct SysAttribute {
     }
 }
 
+/// Answers "is `object.NAME` still `expected`?" for one object, without the attribute lookup
+/// while nothing that could change the answer has changed.
+///
+/// After a full lookup (`PyObject_GetAttr`) found `expected` on a type whose attribute lookup is
+/// the generic one, the answer stays the same as long as the object's type is the same and
+/// unmodified (CPython gives a type a new version tag when it or a base changes, as its own
+/// attribute cache and specializing interpreter rely on), and the object's own `__dict__` does
+/// not hold NAME. Those two checks replace the lookup; anything else takes the full lookup again.
+package struct AttributeIdentityCache {
+    private let name: PyPointer
+    /// The generic `tp_getattro` (`PyObject_GenericGetAttr`), read from a type known to use it.
+    private let genericGetAttribute: UnsafeRawPointer?
+    private var type: UnsafeMutablePointer<PyTypeObject>?
+    private var versionTag: UInt32 = 0
+    /// The instance dict last seen without NAME, and its version then (CPython gives a dict a
+    /// new version, unique in the process, on every change).
+    private var checkedDictionary: PyPointer?
+    private var checkedDictionaryVersion: UInt64 = 0
+
+    /// - Parameters:
+    ///   - name: The attribute's name (interned here).
+    ///   - genericType: An object whose type uses the generic attribute lookup (the one this
+    ///     cache will check, when it is made).
+    package init(name: String, genericType: PyBorrowed) throws(PythonError) {
+        guard let interned = PyUnicode_InternFromString(name) else { throw PythonError.fetch() }
+        self.name = interned
+        genericGetAttribute = unsafeBitCast(genericType.pointer.pointee.ob_type.pointee.tp_getattro, to: UnsafeRawPointer?.self)
+    }
+
+    /// Whether `object.NAME` is `expected` (by identity); never raises. With the GIL held.
+    package mutating func attribute(of object: PyBorrowed, isIdenticalTo expected: PyBorrowed) -> Bool {
+        let objectType = object.pointer.pointee.ob_type
+        if let type, objectType == type, type.pointee.tp_flags & UInt(Py_TPFLAGS_VALID_VERSION_TAG) != 0,
+            type.pointee.tp_version_tag == versionTag, !instanceDictionaryHoldsName(object)
+        {
+            return true
+        }
+        type = nil
+        guard object.attribute(PyBorrowed(name), isIdenticalTo: expected) else { return false }
+        // The full lookup gave the type a valid version tag (if it can have one at all).
+        guard let objectType, genericGetAttribute != nil,
+            unsafeBitCast(objectType.pointee.tp_getattro, to: UnsafeRawPointer?.self) == genericGetAttribute,
+            objectType.pointee.tp_flags & UInt(Py_TPFLAGS_VALID_VERSION_TAG) != 0
+        else { return true }
+        type = objectType
+        versionTag = objectType.pointee.tp_version_tag
+        return true
+    }
+
+    private mutating func instanceDictionaryHoldsName(_ object: PyBorrowed) -> Bool {
+        guard let slot = _PyObject_GetDictPtr(object.pointer), let dictionary = slot.pointee else { return false }
+        let version = UnsafeRawPointer(dictionary).assumingMemoryBound(to: PyDictObject.self).pointee.ma_version_tag
+        if dictionary == checkedDictionary && version == checkedDictionaryVersion { return false }
+        if PyDict_GetItemWithError(dictionary, name) != nil { return true }
+        if PyErr_Occurred() != nil {
+            PyErr_Clear()
+            return true  // undecided: the full lookup decides
+        }
+        checkedDictionary = dictionary
+        checkedDictionaryVersion = version
+        return false
+    }
+}
+
 /// Holds Python objects: it never leaves the interpreter thread.
 @available(*, unavailable)
 extension SysAttribute: Sendable {}
+
+/// Holds Python objects: it never leaves the interpreter thread.
+@available(*, unavailable)
+extension AttributeIdentityCache: Sendable {}
 
 /// Borrows the caller's arguments: it never leaves the call.
 @available(*, unavailable)

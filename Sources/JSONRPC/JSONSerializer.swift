@@ -91,9 +91,9 @@ private func writeString(_ string: String, to output: inout [UInt8]) {
             target += 1
             var copied = 0
             forEachEscape(source, count) { index, escape, replaced in
-                target.update(from: source + copied, count: index - copied)
+                copyBytes(to: target, from: source + copied, count: index - copied)
                 target += index - copied
-                escape.withUTF8Buffer { target.update(from: $0.baseAddress!, count: $0.count) }
+                copyBytes(to: target, from: escape.utf8Start, count: escape.utf8CodeUnitCount)
                 target += escape.utf8CodeUnitCount
                 copied = index + replaced
             }
@@ -101,6 +101,37 @@ private func writeString(_ string: String, to output: inout [UInt8]) {
             target += count - copied
             target.pointee = UInt8(ascii: "\"")
         }
+    }
+}
+
+/// Copies `count` bytes; the short copies between escapes of a text with many (printed lines:
+/// a `\n` every few bytes) with two overlapping loads and stores instead of a `memcpy` call.
+@inline(__always)
+private func copyBytes(to target: UnsafeMutablePointer<UInt8>, from source: UnsafePointer<UInt8>, count: Int) {
+    let from = UnsafeRawPointer(source)
+    let to = UnsafeMutableRawPointer(target)
+    switch count {
+    case 0:
+        return
+    case 1:
+        target.pointee = source.pointee
+    case 2...3:
+        let first = from.loadUnaligned(as: UInt16.self)
+        let last = from.loadUnaligned(fromByteOffset: count - 2, as: UInt16.self)
+        to.storeBytes(of: first, as: UInt16.self)
+        to.storeBytes(of: last, toByteOffset: count - 2, as: UInt16.self)
+    case 4...7:
+        let first = from.loadUnaligned(as: UInt32.self)
+        let last = from.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self)
+        to.storeBytes(of: first, as: UInt32.self)
+        to.storeBytes(of: last, toByteOffset: count - 4, as: UInt32.self)
+    case 8...16:
+        let first = from.loadUnaligned(as: UInt64.self)
+        let last = from.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+        to.storeBytes(of: first, as: UInt64.self)
+        to.storeBytes(of: last, toByteOffset: count - 8, as: UInt64.self)
+    default:
+        target.update(from: source, count: count)
     }
 }
 

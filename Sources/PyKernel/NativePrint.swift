@@ -9,8 +9,12 @@ import EmbeddedPython
 /// start-up, then only read with the GIL held. It keeps its references for the rest of the process.
 final class NativePrint {
     private let original: PyPointer
-    private let streams: [(object: PyPointer, write: PyPointer, name: OutputStreamName)]
-    private let writeName: PyPointer
+    private let stdout: (object: PyPointer, write: PyPointer)
+    private let stderr: (object: PyPointer, write: PyPointer)
+    /// Whether each stream's `write` is still the engine's, checked without a lookup per call.
+    // Only used with the GIL held: no dynamic exclusivity checks on the path of every print.
+    @exclusivity(unchecked) private var stdoutWrite: AttributeIdentityCache
+    @exclusivity(unchecked) private var stderrWrite: AttributeIdentityCache
     private let flushName: PyPointer
     private let sysStdout: SysAttribute
 
@@ -20,19 +24,24 @@ final class NativePrint {
         original: consuming PyOwned, stdout: consuming PyOwned, stdoutWrite: PyBorrowed,
         stderr: consuming PyOwned, stderrWrite: PyBorrowed
     ) throws(PythonError) {
-        self.writeName = try PyOwned.string("write").transfer()
         self.flushName = try PyOwned.string("flush").transfer()
         self.sysStdout = try SysAttribute("stdout")
+        self.stdoutWrite = try AttributeIdentityCache(name: "write", genericType: stdout.borrowed)
+        self.stderrWrite = try AttributeIdentityCache(name: "write", genericType: stderr.borrowed)
         self.original = original.transfer()
-        self.streams = [
-            (stdout.transfer(), PyOwned(retaining: stdoutWrite).transfer(), .stdout),
-            (stderr.transfer(), PyOwned(retaining: stderrWrite).transfer(), .stderr),
-        ]
+        self.stdout = (stdout.transfer(), PyOwned(retaining: stdoutWrite).transfer())
+        self.stderr = (stderr.transfer(), PyOwned(retaining: stderrWrite).transfer())
+        Self.installed = Unmanaged.passRetained(self)
     }
 
+    /// The instance ``function`` uses, kept for the rest of the process; reached without the
+    /// retain and release that reading it from the runtime costs on every call. Written once
+    /// at start-up, before `print` is replaced, then only read with the GIL held.
+    nonisolated(unsafe) private static var installed: Unmanaged<NativePrint>?
+
     static let function: NativeKeywordFunctionPointer = { _, arguments, countAndFlags, keywordNames in
-        guard let native = EmbeddedRuntime.current.nativePrint else { return nil }
-        return native.print(arguments, countAndFlags, keywordNames)
+        guard let native = installed else { return nil }
+        return native._withUnsafeGuaranteedRef { $0.print(arguments, countAndFlags, keywordNames) }
     }
 
     private func print(_ arguments: UnsafePointer<PyPointer?>?, _ countAndFlags: Int, _ keywordNames: PyPointer?) -> PyPointer? {
@@ -49,11 +58,14 @@ final class NativePrint {
 
     /// The engine stream `print` writes to, when it is one whose `write` is still the engine's.
     private func destination(_ file: PyBorrowed?) -> (PyBorrowed, OutputStreamName)? {
-        guard let file = file ?? sysStdout.value,
-            let stream = streams.first(where: { $0.object == file.pointer }),
-            file.attribute(PyBorrowed(writeName), isIdenticalTo: PyBorrowed(stream.write))
-        else { return nil }
-        return (file, stream.name)
+        guard let file = file ?? sysStdout.value else { return nil }
+        if file.pointer == stdout.object {
+            return stdoutWrite.attribute(of: file, isIdenticalTo: PyBorrowed(stdout.write)) ? (file, .stdout) : nil
+        }
+        if file.pointer == stderr.object {
+            return stderrWrite.attribute(of: file, isIdenticalTo: PyBorrowed(stderr.write)) ? (file, .stderr) : nil
+        }
+        return nil
     }
 }
 

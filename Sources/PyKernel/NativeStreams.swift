@@ -30,10 +30,15 @@ enum NativeStreams {
 
     /// Appends bytes to a stream; `false` with an exception pending when a stop arrived while waiting for room.
     static func write(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) -> Bool {
-        let runtime = EmbeddedRuntime.current
-        return runtime.output.writeFromPython(
-            stream, bytes, owner: runtime.threadOwners.ownerOfCurrentThread(),
-            waiting: { body in withGILReleased(body) },
-            signalsPending: { !PythonSignals.runPendingHandlers() })
+        runtime._withUnsafeGuaranteedRef { runtime in
+            runtime.output.writeFromPython(
+                stream, bytes, owner: runtime.threadOwners.ownerOfCurrentThread(),
+                waiting: { body in withGILReleased(body) },
+                signalsPending: { !PythonSignals.runPendingHandlers() })
+        }
     }
+
+    /// The process's runtime (it lives for the rest of the process), reached without the retain
+    /// and release of ``EmbeddedRuntime/current`` on every write.
+    private static let runtime = Unmanaged.passUnretained(EmbeddedRuntime.current)
 }

@@ -28,14 +28,19 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     let descriptorActivity = Atomic<Bool>(false)
 
     // Guarded by `lock`.
-    @exclusivity(unchecked) private var active: RunOutput?
+    @exclusivity(unchecked) private var active: RunOutput? {
+        didSet { activeReference = active.map { Unmanaged.passUnretained($0) } }
+    }
+    /// `active`, for the write path to call without retaining and releasing it (`active` keeps
+    /// it alive while it is set; both change only under `lock`).
+    @exclusivity(unchecked) private var activeReference: Unmanaged<RunOutput>?
     /// Output written between runs, per context: it goes to the context that ran last.
     @exclusivity(unchecked) private var held: [ContextID: ChunkQueue] = [:]
     @exclusivity(unchecked) private var lastContext: ContextID?
     /// The contexts that exist: output of threads started by a deleted context is dropped. Only
     /// live contexts are tracked (none is remembered after its deletion), so it stays as small as
     /// the set of contexts.
-    private var liveContexts: Set<ContextID> = [.default]
+    @exclusivity(unchecked) private var liveContexts: Set<ContextID> = [.default]
     @exclusivity(unchecked) private var capturePipes: [(descriptor: Int32, stream: OutputStreamName)] = []
     private let logger: Logger
 
@@ -114,7 +119,11 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
         var rest = bytes
         while true {
             let piece = rest.count <= Self.writePiece ? rest : Self.firstPiece(of: rest)
-            let accepted = lock.withLock { appendLocked(stream, piece, owner: owner) }
+            // `lock()`/`unlock()` rather than the generic `withLock`, which is not specialized
+            // across the module boundary (the path of every `print`).
+            lock.lock()
+            let accepted = appendLocked(stream, piece, owner: owner)
+            lock.unlock()
             if accepted {
                 if piece.count == rest.count { return true }
                 rest = UnsafeRawBufferPointer(rebasing: rest[piece.count...])
@@ -166,7 +175,13 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     }
 
     private func appendLocked(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer, owner: ContextID?) -> Bool {
-        if let run = runLocked(for: owner) { return run.acceptLocked(stream, bytes, force: false) }
+        if let activeReference {
+            let accepted: Bool? = activeReference._withUnsafeGuaranteedRef { run in
+                guard owner == nil || owner == run.context else { return nil }
+                return run.acceptLocked(stream, bytes, force: false)
+            }
+            if let accepted { return accepted }
+        }
         guard heldByteCountLocked(owner) < Self.capacity else { return false }
         holdLocked(stream, bytes, owner: owner)
         return true
