@@ -96,6 +96,31 @@ struct RichResultTests {
         #expect(subclass.results.first?.data == ["text/plain": "3", "text/html": "<b>i</b>"])
     }
 
+    @Test("A constant last statement shows the value the compiler folded (evaluated natively or compiled again)")
+    func constantValues() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        // Each text's `repr(eval(text))` in CPython 3.11; after a statement, so the cell is no docstring.
+        let cases: [(String, String)] = [
+            ("2**-1", "0.5"), ("-2**2", "-4"), ("(-2)**2", "4"), ("2**3**2", "512"), ("7//2", "3"), ("-7 // 2", "-4"),
+            ("7/2", "3.5"), ("4 / 2", "2.0"), ("7 % 3", "1"), ("-7 % 3", "2"), ("~5", "-6"), ("+-+3", "-3"), ("-(3)", "-3"),
+            ("0x1F + 0o17 + 0b11", "49"), ("1_000 * 3", "3000"), ("1e3", "1000.0"), (".5", "0.5"), ("5.", "5.0"),
+            ("1.5e-3 * 2", "0.003"), ("0.1+0.2", "0.30000000000000004"), ("10**20", "100000000000000000000"),
+            ("2 ** 0.5", "1.4142135623730951"), ("8 - 2 - 1", "5"), ("2 * 3 + 4 * 5", "26"), ("'abc'", "'abc'"),
+            ("\"a\" * 3", "'aaa'"), ("'a' 'b'", "'ab'"), ("'x' + \"y\"", "'xy'"), ("(1 +\n 2)", "3"), ("True + 1", "2"),
+            ("False", "False"), ("1j * 2", "2j"), ("'\\n'", "'\\n'"), ("'é' * 2", "'éé'"), ("...", "Ellipsis"),
+            ("(1, 2)", "(1, 2)"), ("'''t'''", "'t'"), ("u'u'", "'u'"), ("b'b'", "b'b'"), ("1 # one", "1"),
+        ]
+        for (text, value) in cases {
+            let record = try await run("x = 0\n" + text, in: context)
+            #expect(record.results == [RichResult(isMainResult: true, data: ["text/plain": value])], "\(text)")
+            #expect(try await runOK("print(repr(_))", in: context) == value + "\n", "\(text)")
+        }
+        for hidden in ["x = 0\n1+1;", "x = 0\nNone", "x = 0\nglobal y", "x = 0\nif False:\n    1"] {
+            #expect(try await run(hidden, in: context).results.isEmpty, "\(hidden)")
+        }
+    }
+
     @Test("A built-in value whose repr fails makes the run an error, as any raising repr")
     func failingBuiltinRepr() async throws {
         let context = try await newContext()

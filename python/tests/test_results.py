@@ -110,11 +110,15 @@ def test_repr_mimebundle_and_metadata(kernel):
     result = kernel.run_code(
         "class B:\n"
         "    def _repr_mimebundle_(self, include=None, exclude=None):\n"
-        "        return {'text/html': '<i>b</i>', 'application/json': {'k': 1}}, {'text/html': {'isolated': True}}\n"
+        "        return ({'text/html': '<i>b</i>', 'application/json': {'k': 1}, 'application/vnd.k+json': [1],\n"
+        "                 'text/x-json': '[2]'}, {'text/html': {'isolated': True}})\n"
         "B()")
     [bundle] = result.results
     assert bundle.html == "<i>b</i>"
     assert bundle.json == {"k": 1}
+    # Any `+json` type is JSON on the wire too; other types are strings.
+    assert bundle.data["application/vnd.k+json"] == [1]
+    assert bundle.data["text/x-json"] == "[2]"
     assert bundle.metadata == {"text/html": {"isolated": True}}
     assert bundle.text.startswith("<__main__.B object at")
 
