@@ -265,7 +265,7 @@ public struct Request: Sendable {
 
     /// Answers a request that replied ``MethodReply/later`` from the thread where its work ended,
     /// without a task: its last notifications (`method`, fields) then its response, written as
-    /// one unit (see ``MessageChannel/sendUnit(_:lane:whenQueued:)``).
+    /// one unit (see ``MessageChannel/sendUnit(_:lane:mayWait:whenQueued:)``).
     func finish(notifications last: [(method: String, fields: JSONObject)], _ outcome: Result<JSONValue, RPCError>) {
         guard let id else {
             followUp.run()
@@ -275,7 +275,9 @@ public struct Request: Sendable {
         var lines = last.map { RPCMessage.notification(method: $0.method, params: .object(Self.params(id, $0.fields))) }
         lines.append(JSONRPCServer.encode(id, outcome))
         let lane: MessageChannel.Lane = notifications.sent || !last.isEmpty ? .stream : .control
-        server.channel.sendUnit(lines, lane: lane) { server.inFlight.remove(id) }
+        // A run's end on a task (a shutdown failing queued runs) must not block the pool.
+        let onTask = withUnsafeCurrentTask { $0 != nil }
+        server.channel.sendUnit(lines, lane: lane, mayWait: !onTask) { server.inFlight.remove(id) }
         followUp.run()
     }
 

@@ -221,8 +221,10 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     /// from the thread where its work ended (the interpreter thread at a run's end), without a
     /// task: inside this thread's ``batch(_:)`` they join the batch; when both lanes are empty and
     /// no thread writes, they are written on this thread (saving the writer's wake-up); else they
-    /// are queued in `lane`, waiting while it is full. `whenQueued` runs under the lock first.
-    func sendUnit(_ lines: [[UInt8]], lane: Lane, whenQueued: () -> Void) {
+    /// are queued in `lane`, waiting while it is full. A caller on Swift's cooperative pool, which
+    /// must not block, passes `mayWait: false`: its unit is queued at once, past the cap if need
+    /// be (as a broadcast is). `whenQueued` runs under the lock first.
+    func sendUnit(_ lines: [[UInt8]], lane: Lane, mayWait: Bool, whenQueued: () -> Void) {
         var unit: [UInt8] = []
         unit.reserveCapacity(lines.reduce(lines.count) { $0 + $1.count })
         for line in lines {
@@ -236,7 +238,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
             lock.unlock()
             return
         }
-        if control.isEmpty, stream.isEmpty, !writing {
+        if mayWait, control.isEmpty, stream.isEmpty, !writing {
             whenQueued()
             writing = true
             lock.unlock()
@@ -249,7 +251,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
             lock.unlock()
             return
         }
-        while !queue(lane).admits(unit.count, cap: cap(lane), waitersFirst: false) { lock.wait() }
+        while mayWait, !queue(lane).admits(unit.count, cap: cap(lane), waitersFirst: false) { lock.wait() }
         whenQueued()
         enqueueLocked(unit, lane)
         lock.unlock()
