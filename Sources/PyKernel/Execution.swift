@@ -193,6 +193,27 @@ public struct Execution: AsyncSequence, Sendable {
         try reader.takeAllIfFinished(within: budget)
     }
 
+    /// For a server that answers runs from the thread where they end (no task hop per run):
+    /// when the run has ended already, returns all its events at once (ending with `.completed`);
+    /// otherwise `nil`, and
+    /// - when the run produces an event before its end (output, a rich result, a request for
+    ///   input), calls `stream` once, on the thread that produced it and under the run's output
+    ///   lock: it must only start a task that iterates this execution;
+    /// - when the run ends while no task iterates it, or while that task waits for the next event
+    ///   (so it has handled every event it took), calls `end` on the thread where the run ended
+    ///   (the interpreter thread, the watchdog, a caller deleting the context) with every event
+    ///   not yet taken, the last one `.completed`; the task's iteration then ends without it.
+    ///   Otherwise the task gets the end as usual and `end` is never called.
+    ///
+    /// `end` runs on the engine's threads (the interpreter thread with the GIL held): it must
+    /// hand the events on quickly (queue them for a writer), never wait for the engine.
+    /// - Throws: ``KernelError`` (from `end`'s argument or at once) when the run could not start.
+    package func deliverEndDirectly(
+        end: @escaping @Sendable (Result<[ExecutionEvent], KernelError>) -> Void, stream: @escaping @Sendable () -> Void
+    ) throws(KernelError) -> [ExecutionEvent]? {
+        try reader.deliverEndDirectly(end: end, stream: stream)
+    }
+
     /// Waits for the run to end and returns its result, discarding streamed output
     /// (the result still holds stdout and stderr up to the output limit).
     public func result() async throws -> ExecutionResult {
@@ -222,6 +243,20 @@ public struct Execution: AsyncSequence, Sendable {
             guard !done.load(ordering: .acquiring), let outcome = output.takeAllIfFinished(within: budget) else { return nil }
             done.store(true, ordering: .releasing)
             return try outcome.get()
+        }
+
+        func deliverEndDirectly(
+            end: @escaping @Sendable (Result<[ExecutionEvent], KernelError>) -> Void, stream: @escaping @Sendable () -> Void
+        ) throws(KernelError) -> [ExecutionEvent]? {
+            guard !done.load(ordering: .acquiring) else { return nil }
+            // The consumer holds the reader (so the output is not abandoned) until the end.
+            let finished = output.deliverEndDirectly(end: { [self] events in
+                done.store(true, ordering: .releasing)
+                end(events)
+            }, stream: stream)
+            guard let finished else { return nil }
+            done.store(true, ordering: .releasing)
+            return try finished.get()
         }
 
         func next() async throws -> ExecutionEvent? {

@@ -144,7 +144,15 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     private var outcomeDelivered = false
     @exclusivity(unchecked) private var abandoned = false
     private var waiter: CheckedContinuation<Void, Never>? {
-        didSet { hasWaiter = waiter != nil }
+        didSet { hasWaiter = waiter != nil || directIdle }
+    }
+    /// The consumer registered by ``deliverEndDirectly(end:stream:)``: it takes the run's last
+    /// events on the thread where the run ends while no task is busy with earlier ones.
+    private var direct: DirectConsumer?
+    /// Whether the direct consumer waits for the first event with no task reading (the next
+    /// event then starts its task, through `stream`).
+    @exclusivity(unchecked) private var directIdle = false {
+        didSet { hasWaiter = waiter != nil || directIdle }
     }
     /// Cheaper to test on every write than the optional continuation.
     @exclusivity(unchecked) private var hasWaiter = false
@@ -206,33 +214,98 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     /// Ends the run with `result`'s status and error; stdout/stderr come from what was written.
     /// Only the first outcome counts (a run reported as timed out may still finish later).
     func complete(status: ExecutionStatus, error: ErrorRecord?, executionCount: Int, duration: Duration) {
-        hub.lock.withLock {
-            guard outcome == nil else { return }
-            outcome = .completed(ExecutionResult(
+        end {
+            .completed(ExecutionResult(
                 status: status, stdout: stdout.text(), stderr: stderr.text(),
                 stdoutOmittedBytes: stdout.omittedBytes, stderrOmittedBytes: stderr.omittedBytes,
                 error: error, executionCount: executionCount, duration: duration, results: results))
-            hasOutcome.store(true, ordering: .releasing)
-            wakeWaiterLocked()
         }
     }
 
     /// Ends the run without a result: it could not start.
     func fail(_ error: KernelError) {
-        hub.lock.withLock {
-            guard outcome == nil else { return }
-            outcome = .failed(error)
+        end { .failed(error) }
+    }
+
+    /// Records the outcome (the first one only), then hands the remaining events to the direct
+    /// consumer on this thread when no task is busy with earlier ones, else wakes the reader.
+    private func end(_ makeOutcome: () -> Outcome) {
+        let delivery: DirectDelivery? = hub.lock.withLock {
+            guard outcome == nil else { return nil }
+            outcome = makeOutcome()
             hasOutcome.store(true, ordering: .releasing)
-            wakeWaiterLocked()
+            // Never needed again (and it holds the execution).
+            let direct = self.direct
+            self.direct = nil
+            // A task parked on `waiter` has handled every event it took: the rest may go past it.
+            guard let direct, directIdle || waiter != nil else {
+                wakeWaiterLocked()
+                return nil
+            }
+            directIdle = false
+            defer { waiter = nil }
+            return DirectDelivery(end: direct.end, events: takeAllLocked(), parkedTask: waiter)
         }
+        guard let delivery else { return }
+        delivery.end(delivery.events)
+        // After the consumer has answered: the task then finds the end taken and returns.
+        delivery.parkedTask?.resume()
     }
 
     private func wakeWaiterLocked() {
-        guard hasWaiter, let waiter else { return }
+        guard hasWaiter else { return }
+        if directIdle {
+            // The first event before the end: from now on a task reads (it may take a while).
+            directIdle = false
+            waiterWantsAnyOutput = true
+            direct?.stream()
+            return
+        }
+        guard let waiter else { return }
         if outcome != nil || waiterWantsAnyOutput || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1 || queue.headIsResult {
             self.waiter = nil
             waiter.resume()
         }
+    }
+
+    // MARK: Direct consumer
+
+    /// How a consumer takes the run's end on the thread where the run ends (see
+    /// ``deliverEndDirectly(end:stream:)``).
+    struct DirectConsumer {
+        let end: @Sendable (Result<[ExecutionEvent], KernelError>) -> Void
+        let stream: @Sendable () -> Void
+    }
+
+    private struct DirectDelivery {
+        let end: @Sendable (Result<[ExecutionEvent], KernelError>) -> Void
+        let events: Result<[ExecutionEvent], KernelError>
+        let parkedTask: CheckedContinuation<Void, Never>?
+    }
+
+    /// Registers a consumer that needs no task while nothing but the end comes: when the run has
+    /// ended already, returns all its events at once (nothing registered); otherwise `nil`, and
+    /// - the run's first event before its end (output, a rich result, a request for input) calls
+    ///   `stream` once, at once, on the thread that produced it (under the output's lock: it must
+    ///   only start a task that iterates the execution);
+    /// - the run's end calls `end` with every event not yet taken (the last one `.completed`), on
+    ///   the thread where the run ends (the interpreter thread, the watchdog, a deleting caller),
+    ///   when no task is reading or that task waits for the next event (so it has handled every
+    ///   event it took); that task's iteration then ends without the result. Else the task gets
+    ///   the end as usual and `end` is never called.
+    func deliverEndDirectly(
+        end: @escaping @Sendable (Result<[ExecutionEvent], KernelError>) -> Void, stream: @escaping @Sendable () -> Void
+    ) -> Result<[ExecutionEvent], KernelError>? {
+        let registered: (finished: Result<[ExecutionEvent], KernelError>?, streaming: Bool) = hub.lock.withLock {
+            if outcome != nil { return (takeAllLocked(), false) }
+            direct = DirectConsumer(end: end, stream: stream)
+            guard queue.isEmpty else { return (nil, true) }
+            waiterWantsAnyOutput = true
+            directIdle = true
+            return (nil, false)
+        }
+        if registered.streaming { stream() }
+        return registered.finished
     }
 
     // MARK: Reader side
@@ -264,13 +337,18 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
         Spin.briefly(for: budget) { hasOutcome.load(ordering: .acquiring) }
         return hub.lock.withLock {
             guard outcome != nil else { return nil }
-            var events: [ExecutionEvent] = []
-            while true {
-                switch nextStepLocked() {
-                case .event(let event): events.append(event)
-                case .failure(let error): return .failure(error)
-                case .end, .wait: return .success(events)
-                }
+            return takeAllLocked()
+        }
+    }
+
+    /// Every event not yet taken of a run that has ended.
+    private func takeAllLocked() -> Result<[ExecutionEvent], KernelError> {
+        var events: [ExecutionEvent] = []
+        while true {
+            switch nextStepLocked() {
+            case .event(let event): events.append(event)
+            case .failure(let error): return .failure(error)
+            case .end, .wait: return .success(events)
             }
         }
     }

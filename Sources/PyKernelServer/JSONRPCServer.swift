@@ -23,7 +23,7 @@ public final class JSONRPCServer: Sendable {
     let defaultIsolation: ContextIsolation
     private let input: Int32
     private let maxLineLength: Int
-    private let inFlight = InFlightRequests()
+    let inFlight = InFlightRequests()
     /// The runs whose code waits for input, by their `code.run` request's id.
     let openInputs = OpenInputs()
     private let stop = StopSignal()
@@ -124,14 +124,16 @@ public final class JSONRPCServer: Sendable {
             logger.debug("notification \(method)")
             // Executed like a request (and finished before exit), but never answered.
             let ticket = inFlight.insertAnonymous()
-            guard case .deferred(let work, _, let followUp) = dispatch(method: method, params: params, id: nil, tracking: ticket) else {
+            switch dispatch(method: method, params: params, id: nil, tracking: ticket) {
+            case .result, .failure:
                 inFlight.remove(ticket)
-                return
-            }
-            Task {
-                _ = try? await work()
-                followUp.run()
-                inFlight.remove(ticket)
+            case .deferred(let work, let request):
+                Task {
+                    _ = try? await work()
+                    await request.respond(.success(.null))
+                }
+            case .later:
+                break  // the method calls `Request.finish`, which stops tracking it
             }
         case .request(let id, let method, let params):
             guard inFlight.insert(id) else {
@@ -146,17 +148,14 @@ public final class JSONRPCServer: Sendable {
                 respond(id, .success(result))
             case .failure(let error):
                 respond(id, .failure(error))
-            case .deferred(let work, let notifications, let followUp):
-                Task { [inFlight] in
+            case .deferred(let work, let request):
+                Task {
                     let outcome: Result<JSONValue, RPCError>
                     do throws(RPCError) { outcome = .success(try await work()) } catch { outcome = .failure(error) }
-                    // After its notifications, in their lane; else in the control lane (not behind
-                    // other requests' output). The id is free again by the time the client can
-                    // read the response.
-                    let lane: MessageChannel.Lane = notifications.sent ? .stream : .control
-                    await channel.send(Self.encode(id, outcome), lane: lane) { inFlight.remove(id) }
-                    followUp.run()
+                    await request.respond(outcome)
                 }
+            case .later:
+                break  // answered through `Request.finish` or `Request.respond`
             }
         }
     }
@@ -164,7 +163,8 @@ public final class JSONRPCServer: Sendable {
     private enum Dispatched {
         case result(JSONValue)
         case failure(RPCError)
-        case deferred(@Sendable () async throws(RPCError) -> JSONValue, NotificationMark, FollowUp)
+        case deferred(@Sendable () async throws(RPCError) -> JSONValue, Request)
+        case later
     }
 
     /// Runs the synchronous part of a method (validation, submission) in arrival order.
@@ -174,7 +174,8 @@ public final class JSONRPCServer: Sendable {
             let request = Request(server: self, id: id, trackingKey: tracking, params: try Params(params))
             switch try handler(request) {
             case .result(let result): return .result(result)
-            case .deferred(let work): return .deferred(work, request.notifications, request.followUp)
+            case .deferred(let work): return .deferred(work, request)
+            case .later: return .later
             }
         } catch {
             return .failure(error)
@@ -185,7 +186,7 @@ public final class JSONRPCServer: Sendable {
         channel.sendNow(Self.encode(id, outcome)) { inFlight.remove(id) }
     }
 
-    private static func encode(_ id: RequestID, _ outcome: Result<JSONValue, RPCError>) -> [UInt8] {
+    static func encode(_ id: RequestID, _ outcome: Result<JSONValue, RPCError>) -> [UInt8] {
         switch outcome {
         case .success(let result): RPCMessage.response(id: id, result: result)
         case .failure(let error): RPCMessage.errorResponse(id: id, error: error)
@@ -247,6 +248,39 @@ public struct Request: Sendable {
         return params
     }
 
+    /// Answers a request whose work ended (a deferred method's, or one that replied
+    /// ``MethodReply/later``): after its notifications, in their lane; else in the control lane
+    /// (not behind other requests' output). The id is free again by the time the client can read
+    /// the response. For a notification request, nothing is sent.
+    func respond(_ outcome: Result<JSONValue, RPCError>) async {
+        guard let id else {
+            followUp.run()
+            server.inFlight.remove(trackingKey)
+            return
+        }
+        let lane: MessageChannel.Lane = notifications.sent ? .stream : .control
+        await server.channel.send(JSONRPCServer.encode(id, outcome), lane: lane) { [server] in server.inFlight.remove(id) }
+        followUp.run()
+    }
+
+    /// Answers a request that replied ``MethodReply/later`` from the thread where its work ended,
+    /// without a task: its last notifications (`method`, fields) then its response, written as
+    /// one unit (see ``MessageChannel/sendUnit(_:lane:mayWait:whenQueued:)``).
+    func finish(notifications last: [(method: String, fields: JSONObject)], _ outcome: Result<JSONValue, RPCError>) {
+        guard let id else {
+            followUp.run()
+            server.inFlight.remove(trackingKey)
+            return
+        }
+        var lines = last.map { RPCMessage.notification(method: $0.method, params: .object(Self.params(id, $0.fields))) }
+        lines.append(JSONRPCServer.encode(id, outcome))
+        let lane: MessageChannel.Lane = notifications.sent || !last.isEmpty ? .stream : .control
+        // A run's end on a task (a shutdown failing queued runs) must not block the pool.
+        let onTask = withUnsafeCurrentTask { $0 != nil }
+        server.channel.sendUnit(lines, lane: lane, mayWait: !onTask) { server.inFlight.remove(id) }
+        followUp.run()
+    }
+
     /// Sends a notification about this request without waiting for room (for small amounts).
     public func notifyNow(_ method: String, _ fields: JSONObject) {
         guard let id else { return }
@@ -283,6 +317,9 @@ final class NotificationMark: Sendable {
 public enum MethodReply: Sendable {
     case result(JSONValue)
     case deferred(@Sendable () async throws(RPCError) -> JSONValue)
+    /// The method has started work that answers the request by itself when it ends (`code.run`:
+    /// from the thread where the run ends, without a task hop); only the server's own methods can.
+    case later
 }
 
 /// Validates params and starts the work, synchronously and in arrival order.

@@ -1,6 +1,7 @@
 import JSONRPC
 import PyKernel
 import PyKernelSupport
+import Synchronization
 
 /// Stable application error codes (see `docs/protocol.md`).
 public enum ApplicationErrorCode {
@@ -179,64 +180,33 @@ extension JSONRPCServer {
         } catch {
             throw RPCError(error, field: "env")
         }
-        // Most runs take microseconds: answer them here, without a task hop.
+        // The run answers from the thread where it ends (no task, no writer wake-up on the way),
+        // unless it streams output first (then a task relays it, and the end, if that task is
+        // still busy); a run that ended already is answered here, on the reader thread.
+        let answer = RunAnswer(request)
         do throws(KernelError) {
-            if let events = try execution.eventsIfFinished(within: .microseconds(200)) {
-                var streamed: [JSONValue] = []
-                for event in events {
-                    switch event {
-                    case .output(let chunk):
-                        request.notifyNow("code.output", ["stream": .string(chunk.stream.rawValue), "text": .string(chunk.text)])
-                    case .result(let result):
-                        let json = richResultJSON(result)
-                        streamed.append(json)
-                        request.notifyNow("code.result", ["result": json])
-                    case .inputRequest:
-                        continue  // the run has ended: that request was withdrawn
-                    case .completed(let result):
-                        return .result(resultJSON(result, streamedResults: streamed))
-                    }
+            let finished = try execution.deliverEndDirectly(
+                end: { answer.finish($0) }, stream: { Task { await answer.stream(execution) } })
+            guard let events = finished else { return .later }
+            var streamed: [JSONValue] = []
+            for event in events {
+                switch event {
+                case .output(let chunk):
+                    request.notifyNow("code.output", RunAnswer.outputFields(chunk))
+                case .result(let result):
+                    let json = richResultJSON(result)
+                    streamed.append(json)
+                    request.notifyNow("code.result", ["result": json])
+                case .inputRequest:
+                    continue  // the run has ended: that request was withdrawn
+                case .completed(let result):
+                    return .result(resultJSON(result, streamedResults: streamed))
                 }
             }
         } catch {
             throw RPCError(error)
         }
-        return .deferred { () async throws(RPCError) -> JSONValue in
-            let manager = request.server.manager
-            defer { if let id = request.id { request.server.openInputs.close(id) } }
-            var streamed: [JSONValue] = []
-            do {
-                for try await event in execution {
-                    switch event {
-                    case .output(let chunk):
-                        await request.notify("code.output", ["stream": .string(chunk.stream.rawValue), "text": .string(chunk.text)])
-                    case .result(let result):
-                        let json = richResultJSON(result)
-                        streamed.append(json)
-                        await request.notify("code.result", ["result": json])
-                    case .inputRequest(let input):
-                        guard let id = request.id else { continue }
-                        // Open before the client can see the request (it may answer at once).
-                        request.server.openInputs.open(id) { reply throws(RPCError) in
-                            do throws(KernelError) {
-                                try manager.answerInput(input, with: reply)
-                            } catch {
-                                throw RPCError(error, field: "request_id")
-                            }
-                            return .result(.object([:]))
-                        }
-                        await request.notify("code.input_request", ["prompt": .string(input.prompt), "password": .bool(input.password)])
-                    case .completed(let result):
-                        return resultJSON(result, streamedResults: streamed)
-                    }
-                }
-            } catch let error as KernelError {
-                throw RPCError(error)
-            } catch {
-                throw RPCError.internalError("\(error)")
-            }
-            throw RPCError.internalError("The run ended without a result.")
-        }
+        throw RPCError.internalError("The run ended without a result.")
     }
 
     package static func contextJSON(_ context: ContextInfo) -> JSONValue {
@@ -282,5 +252,100 @@ extension JSONRPCServer {
         let utf8 = mime.utf8
         guard mime == "application/json" || (utf8.count >= 5 && utf8.suffix(5).elementsEqual("+json".utf8)) else { return .string(value) }
         return (try? JSONValue.parse(value)) ?? .string(value)
+    }
+}
+
+/// Answers one `code.run` in a namespace context: relays what the run streams (a task, started
+/// when the run produces an event before its end) and answers its end, from the thread where the
+/// run ended when no task is busy (``finish(_:)``), else from the task.
+private final class RunAnswer: Sendable {
+    private let request: Request
+    /// The JSON of the rich results sent so far as `code.result` notifications (reused in the response).
+    private let streamed = Mutex<[JSONValue]>([])
+
+    init(_ request: Request) { self.request = request }
+
+    static func outputFields(_ chunk: OutputChunk) -> JSONObject {
+        ["stream": .string(chunk.stream.rawValue), "text": .string(chunk.text)]
+    }
+
+    /// The run's last events, on the thread where it ended: sent with the response as one unit.
+    func finish(_ outcome: Result<[ExecutionEvent], KernelError>) {
+        closeInput()
+        switch outcome {
+        case .failure(let error):
+            request.finish(notifications: [], .failure(RPCError(error)))
+        case .success(let events):
+            var notifications: [(method: String, fields: JSONObject)] = []
+            var streamed = self.streamed.withLock { $0 }
+            for event in events {
+                switch event {
+                case .output(let chunk):
+                    notifications.append(("code.output", Self.outputFields(chunk)))
+                case .result(let result):
+                    let json = JSONRPCServer.richResultJSON(result)
+                    streamed.append(json)
+                    notifications.append(("code.result", ["result": json]))
+                case .inputRequest:
+                    continue  // the run has ended: that request was withdrawn
+                case .completed(let result):
+                    request.finish(notifications: notifications, .success(JSONRPCServer.resultJSON(result, streamedResults: streamed)))
+                    return
+                }
+            }
+            request.finish(notifications: notifications, .failure(RPCError.internalError("The run ended without a result.")))
+        }
+    }
+
+    /// Relays the run's events as they come; answers the run when it gets the end itself (the
+    /// iteration ends without it when ``finish(_:)`` took it).
+    func stream(_ execution: Execution) async {
+        let outcome: Result<JSONValue, RPCError>
+        do {
+            guard let result = try await relay(execution) else { return }  // `finish(_:)` answered
+            outcome = .success(result)
+        } catch let error as KernelError {
+            outcome = .failure(RPCError(error))
+        } catch {
+            outcome = .failure(RPCError.internalError("\(error)"))
+        }
+        closeInput()
+        await request.respond(outcome)
+    }
+
+    /// The response's result, or `nil` when the iteration ended without it.
+    private func relay(_ execution: Execution) async throws -> JSONValue? {
+        let manager = request.server.manager
+        for try await event in execution {
+            switch event {
+            case .output(let chunk):
+                await request.notify("code.output", Self.outputFields(chunk))
+            case .result(let result):
+                let json = JSONRPCServer.richResultJSON(result)
+                streamed.withLock { $0.append(json) }
+                await request.notify("code.result", ["result": json])
+            case .inputRequest(let input):
+                guard let id = request.id else { continue }
+                // Open before the client can see the request (it may answer at once).
+                request.server.openInputs.open(id) { reply throws(RPCError) in
+                    do throws(KernelError) {
+                        try manager.answerInput(input, with: reply)
+                    } catch {
+                        throw RPCError(error, field: "request_id")
+                    }
+                    return .result(.object([:]))
+                }
+                await request.notify("code.input_request", ["prompt": .string(input.prompt), "password": .bool(input.password)])
+            case .completed(let result):
+                return JSONRPCServer.resultJSON(result, streamedResults: streamed.withLock { $0 })
+            }
+        }
+        return nil
+    }
+
+    /// The run has ended: its request for input, if one is open, no longer is (before the
+    /// response, after which the client may reuse the id).
+    private func closeInput() {
+        if let id = request.id { request.server.openInputs.close(id) }
     }
 }

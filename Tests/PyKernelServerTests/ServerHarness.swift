@@ -100,6 +100,13 @@ final class ServerHarness: @unchecked Sendable {  // used from one test task at 
         return .integer(Int64(nextID))
     }
 
+    /// Sends a notification (a request without an id: executed, never answered).
+    func notify(_ method: String, _ params: JSONValue? = nil) {
+        var object: JSONObject = ["jsonrpc": "2.0", "method": .string(method)]
+        object["params"] = params
+        writeAll(requests.writeEnd, JSONValue.object(object).serialized() + [0x0A])
+    }
+
     /// The next message the server wrote, `nil` once output has ended.
     func nextMessage() async -> JSONValue? {
         guard let line = await lines.next() else { return nil }
