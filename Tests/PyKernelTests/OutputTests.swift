@@ -4,27 +4,23 @@ import Testing
 
 @Suite("Output: streaming, order, coalescing, encoding, limits", .sharedEngine, .timeLimit(.minutes(5)))
 struct OutputTests {
-    @Test("A print is delivered while the code still runs (before a 2 s sleep ends)")
+    @Test("A print is delivered while the code still runs (the code waits until the caller has it)")
     func streamingBeforeRunEnds() async throws {
         let manager = try await engine()
         let context = try await newContext()
         defer { discard(context) }
-        let execution = try manager.run("import time\nprint('early')\ntime.sleep(2)\nprint('late')\n", in: context)
-        var arrivals: [(ContinuousClock.Instant, ExecutionEvent)] = []
-        for try await event in execution { arrivals.append((.now, event)) }
-        let completion = try #require(arrivals.last)
-        guard case .completed(let result) = completion.1 else {
-            Issue.record("the last event is not the result")
-            return
+        let signal = Self.signalFile()
+        // The code goes on only once the caller has seen its first print (or gives up after 60 s):
+        // output held until the end would leave it waiting, and the run would print 'not seen'.
+        let execution = try manager.run("print('early')\n\(Self.waitForFile(signal))\nprint('late')\n", in: context)
+        var events: [ExecutionEvent] = []
+        for try await event in execution {
+            if events.isEmpty { #expect(FileManager.default.createFile(atPath: signal, contents: nil)) }
+            events.append(event)
         }
-        // The run may have waited behind other tests' runs: its start is its end minus its duration.
-        let runStarted = completion.0 - result.duration
-        let first = try #require(arrivals.first)
-        guard case .output(let chunk) = first.1 else { Issue.record("the first event is not output"); return }
+        guard case .output(let chunk) = events.first else { Issue.record("the first event is not output"); return }
         #expect(Piece(chunk) == Piece(.stdout, "early\n"))
-        #expect(first.0 - runStarted < .milliseconds(1500), "first output \(first.0 - runStarted) after the run started")
-        #expect(completion.0 - first.0 > .milliseconds(1500), "the first output came only \(completion.0 - first.0) before the end")
-        #expect(result.duration >= .seconds(2))
+        guard case .completed(let result) = events.last else { Issue.record("the last event is not the result"); return }
         #expect(result.stdout == "early\nlate\n")
         #expect(result.status == .ok)
     }
@@ -34,24 +30,24 @@ struct OutputTests {
         let manager = try await engine()
         let context = try await newContext()
         defer { discard(context) }
+        let signal = Self.signalFile()
         let code = """
-            import sys, time
+            import sys
             print('a', end='')
-            time.sleep(1.0)
+            \(Self.waitForFile(signal))
             sys.stdout.write('abc')
             sys.stderr.write('e')
-            time.sleep(1.0)
             """
-        var arrivals: [(ContinuousClock.Instant, ExecutionEvent)] = []
-        for try await event in try manager.run(code, in: context) { arrivals.append((.now, event)) }
-        let record = RunRecord(events: arrivals.map(\.1), result: try #require({
-            if case .completed(let result) = arrivals.last?.1 { result } else { nil }
+        var events: [ExecutionEvent] = []
+        for try await event in try manager.run(code, in: context) {
+            if events.isEmpty { #expect(FileManager.default.createFile(atPath: signal, contents: nil)) }
+            events.append(event)
+        }
+        let record = RunRecord(events: events, result: try #require({
+            if case .completed(let result) = events.last { result } else { nil }
         }()))
-        let end = try #require(arrivals.last).0
-        let first = try #require(arrivals.first)
-        guard case .output(let chunk) = first.1 else { Issue.record("the first event is not output"); return }
+        guard case .output(let chunk) = events.first else { Issue.record("the first event is not output"); return }
         #expect(Piece(chunk) == Piece(.stdout, "a"))
-        #expect(end - first.0 > .milliseconds(1200), "the partial line came only \(end - first.0) before the end")
         #expect(record.text(.stdout) == "aabc")
         #expect(record.text(.stderr) == "e")
         #expect(record.result.stdout == "aabc")
@@ -59,6 +55,18 @@ struct OutputTests {
         #expect(record.mergedChunks == [
             Piece(.stdout, "aabc"), Piece(.stderr, "e"),
         ])
+    }
+
+    /// A path no file has yet, which a test creates to let its run go on.
+    static func signalFile() -> String {
+        (Engine.root as NSString).appendingPathComponent("signal-\(UUID().uuidString.lowercased())")
+    }
+
+    /// Python that waits until `path` exists, and prints 'not seen' if it still does not after 60 s.
+    static func waitForFile(_ path: String) -> String {
+        "import os as _os, time as _time\n_end = _time.monotonic() + 60\n"
+            + "while not _os.path.exists(\(pythonLiteral(path))) and _time.monotonic() < _end: _time.sleep(0.005)\n"
+            + "if not _os.path.exists(\(pythonLiteral(path))): print('not seen')"
     }
 
     @Test("A partial line written right before the end is delivered")
@@ -376,14 +384,26 @@ struct PrintTests {
                 def __str__(self):
                     return 'sub'
             print(Sub('orig'), 'x', sep=Sub('-'))
+            import threading
             original = sys.stdout.write
-            sys.stdout.write = lambda text: original(text.upper())
+            # sys.stdout is shared with the late threads of other tests: only this thread's text changes.
+            me = threading.get_ident()
+            sys.stdout.write = lambda text: original(text.upper() if threading.get_ident() == me else text)
             print('patched')
             del sys.stdout.write
             print('restored', repr(buffer.getvalue()))
             """, in: context)
         #expect(files == "subsubx\nPATCHED\nrestored 'into buffer\\n'\n")
-        let replaced = try await run("import io, sys\nsys.stdout = io.StringIO()\nprint('hidden')\nsys.stderr.write(sys.stdout.getvalue())", in: context)
+        // Only this thread's writes go to the StringIO: other tests' late threads print meanwhile.
+        let replaced = try await run("""
+            import io, sys, threading
+            class Mine(io.StringIO):
+                def write(self, text, original=sys.stdout, me=threading.get_ident()):
+                    return super().write(text) if threading.get_ident() == me else original.write(text)
+            sys.stdout = Mine()
+            print('hidden')
+            sys.stderr.write(sys.stdout.getvalue())
+            """, in: context)
         #expect(replaced.result.stdout == "")
         #expect(replaced.result.stderr == "hidden\n")
     }
