@@ -26,9 +26,6 @@ final class EmbeddedRuntime: Sendable {
     /// Which context started the calling Python thread.
     // Guarded by the GIL, not a lock (read on every write): set at start-up, then read with the GIL held.
     @exclusivity(unchecked) nonisolated(unsafe) var threadOwners = ThreadOwners()
-    /// The native `builtins.print`'s references (`nil` until installed).
-    // Guarded by the GIL, not a lock (read on every print): set at start-up, then read with the GIL held.
-    @exclusivity(unchecked) nonisolated(unsafe) var nativePrint: NativePrint?
 
     private init(logger: Logger) {
         self.logger = logger

@@ -168,7 +168,7 @@ final class InterpreterState {
             doc = "print\(signature)\n--\n\n\(doc)"
         }
         let native = try PyOwned.builtinFunction(name: "print", module: builtins.borrowed, doc: doc, NativePrint.function)
-        runtime.nativePrint = try NativePrint(original: original, stdout: stdout, stdoutWrite: stdoutWrite, stderr: stderr, stderrWrite: stderrWrite)
+        try NativePrint.install(original: original, stdout: stdout, stdoutWrite: stdoutWrite, stderr: stderr, stderrWrite: stderrWrite)
         try builtins.borrowed.setAttribute("print", native.borrowed)
     }
 

@@ -5,8 +5,9 @@ import EmbeddedPython
 /// separator and end. Whatever it does not handle itself (another `file`, a replaced
 /// `sys.stdout` or `write`, unusual arguments) goes to CPython's own `print` unchanged.
 ///
-/// One instance, kept in ``EmbeddedRuntime/nativePrint``: made on the interpreter thread at
-/// start-up, then only read with the GIL held. It keeps its references for the rest of the process.
+/// One instance, made by ``install(original:stdout:stdoutWrite:stderr:stderrWrite:)`` on the
+/// interpreter thread at start-up, then only read with the GIL held. It keeps itself and its
+/// references for the rest of the process.
 final class NativePrint {
     private let original: PyPointer
     private let stdout: (object: PyPointer, write: PyPointer)
@@ -18,9 +19,19 @@ final class NativePrint {
     private let flushName: PyPointer
     private let sysStdout: SysAttribute
 
-    /// Takes over references to CPython's `print` and the engine's two text streams, and new ones
-    /// to their native `write` functions.
-    init(
+    /// Makes the instance ``function`` uses. Takes over references to CPython's `print` and the
+    /// engine's two text streams, and new ones to their native `write` functions. Once, at
+    /// start-up, before `print` is replaced.
+    static func install(
+        original: consuming PyOwned, stdout: consuming PyOwned, stdoutWrite: PyBorrowed,
+        stderr: consuming PyOwned, stderrWrite: PyBorrowed
+    ) throws(PythonError) {
+        let native = try NativePrint(
+            original: original, stdout: stdout, stdoutWrite: stdoutWrite, stderr: stderr, stderrWrite: stderrWrite)
+        installed = Unmanaged.passRetained(native)
+    }
+
+    private init(
         original: consuming PyOwned, stdout: consuming PyOwned, stdoutWrite: PyBorrowed,
         stderr: consuming PyOwned, stderrWrite: PyBorrowed
     ) throws(PythonError) {
@@ -31,12 +42,11 @@ final class NativePrint {
         self.original = original.transfer()
         self.stdout = (stdout.transfer(), PyOwned(retaining: stdoutWrite).transfer())
         self.stderr = (stderr.transfer(), PyOwned(retaining: stderrWrite).transfer())
-        Self.installed = Unmanaged.passRetained(self)
     }
 
-    /// The instance ``function`` uses, kept for the rest of the process; reached without the
-    /// retain and release that reading it from the runtime costs on every call. Written once
-    /// at start-up, before `print` is replaced, then only read with the GIL held.
+    /// The instance ``function`` uses, kept for the rest of the process; an unmanaged reference,
+    /// so a call pays no retain and release. Written once at start-up, before `print` is
+    /// replaced, then only read with the GIL held.
     nonisolated(unsafe) private static var installed: Unmanaged<NativePrint>?
 
     static let function: NativeKeywordFunctionPointer = { _, arguments, countAndFlags, keywordNames in

@@ -187,26 +187,12 @@ extension JSONRPCServer {
         do throws(KernelError) {
             let finished = try execution.deliverEndDirectly(
                 end: { answer.finish($0) }, stream: { Task { await answer.stream(execution) } })
-            guard let events = finished else { return .later }
-            var streamed: [JSONValue] = []
-            for event in events {
-                switch event {
-                case .output(let chunk):
-                    request.notifyNow("code.output", RunAnswer.outputFields(chunk))
-                case .result(let result):
-                    let json = richResultJSON(result)
-                    streamed.append(json)
-                    request.notifyNow("code.result", ["result": json])
-                case .inputRequest:
-                    continue  // the run has ended: that request was withdrawn
-                case .completed(let result):
-                    return .result(resultJSON(result, streamedResults: streamed))
-                }
-            }
+            // Ended already: answered now, in the reader's batch.
+            if let events = finished { answer.finish(.success(events)) }
+            return .later
         } catch {
             throw RPCError(error)
         }
-        throw RPCError.internalError("The run ended without a result.")
     }
 
     package static func contextJSON(_ context: ContextInfo) -> JSONValue {
@@ -265,7 +251,7 @@ private final class RunAnswer: Sendable {
 
     init(_ request: Request) { self.request = request }
 
-    static func outputFields(_ chunk: OutputChunk) -> JSONObject {
+    private static func outputFields(_ chunk: OutputChunk) -> JSONObject {
         ["stream": .string(chunk.stream.rawValue), "text": .string(chunk.text)]
     }
 

@@ -185,15 +185,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         let lines = batchLines
         batchLines = []
         if control.isEmpty, stream.isEmpty, !writing {
-            writing = true
-            lock.unlock()
-            let written = writer.writeFramed(lines)
-            lock.lock()
-            writing = false
-            if !written { reportClosedLocked() }
-            // Wake the writer thread only for lines queued meanwhile (a wake-up costs the round trip).
-            if !control.isEmpty || !stream.isEmpty { lock.broadcast() }
-            resumeDrainWaitersIfIdleLocked()
+            writeOnThisThreadLocked(lines)
             lock.unlock()
             return value
         }
@@ -240,14 +232,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         }
         if mayWait, control.isEmpty, stream.isEmpty, !writing {
             whenQueued()
-            writing = true
-            lock.unlock()
-            let written = writer.writeFramed(unit)
-            lock.lock()
-            writing = false
-            if !written { reportClosedLocked() }
-            if !control.isEmpty || !stream.isEmpty { lock.broadcast() }
-            resumeDrainWaitersIfIdleLocked()
+            writeOnThisThreadLocked(unit)
             lock.unlock()
             return
         }
@@ -255,6 +240,21 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         whenQueued()
         enqueueLocked(unit, lane)
         lock.unlock()
+    }
+
+    /// Writes framed `bytes` on the calling thread while both lanes are empty and nobody writes
+    /// (saving the writer thread's wake-up). Called and returns with the lock held; releases it
+    /// while writing.
+    private func writeOnThisThreadLocked(_ bytes: [UInt8]) {
+        writing = true
+        lock.unlock()
+        let written = writer.writeFramed(bytes)
+        lock.lock()
+        writing = false
+        if !written { reportClosedLocked() }
+        // Wake the writer thread only for lines queued meanwhile (a wake-up costs the round trip).
+        if !control.isEmpty || !stream.isEmpty { lock.broadcast() }
+        resumeDrainWaitersIfIdleLocked()
     }
 
     /// Waits until every queued line has been written.
