@@ -16,6 +16,9 @@ public enum RequestID: Sendable, Hashable {
         case .double(let id): self = .double(id)
         case .string(let id): self = .string(id)
         case .null: self = .null
+        case .fragment(let fragment):
+            guard let id = RequestID(fragment.value) else { return nil }
+            self = id
         case .bool, .array, .object: return nil
         }
     }

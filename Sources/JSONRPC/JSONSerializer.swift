@@ -50,6 +50,8 @@ extension JSONValue {
                 value.write(to: &output)
             }
             output.append(UInt8(ascii: "}"))
+        case .fragment(let fragment):
+            output.append(contentsOf: fragment.bytes)
         }
     }
 }

@@ -20,6 +20,10 @@ public enum JSONValue: Sendable, Hashable {
     case array([JSONValue])
     /// An object, with its keys in order.
     case object(JSONObject)
+    /// A value already serialized (see ``JSONFragment``), written as is: for building messages.
+    /// The accessors read its value (parsing it); as for equality, a fragment equals only a
+    /// fragment of the same text, never the tree it was written from.
+    case fragment(JSONFragment)
 }
 
 // MARK: - Accessors
@@ -27,14 +31,20 @@ public enum JSONValue: Sendable, Hashable {
 extension JSONValue {
     /// The string, when this is a ``string(_:)``.
     public var stringValue: String? {
-        if case .string(let value) = self { return value }
-        return nil
+        switch self {
+        case .string(let value): value
+        case .fragment(let fragment): fragment.value.stringValue
+        default: nil
+        }
     }
 
     /// The integer, when this is an ``integer(_:)`` that fits in `Int`. Doubles are not converted.
     public var intValue: Int? {
-        if case .integer(let value) = self { return Int(exactly: value) }
-        return nil
+        switch self {
+        case .integer(let value): Int(exactly: value)
+        case .fragment(let fragment): fragment.value.intValue
+        default: nil
+        }
     }
 
     /// The number as a `Double`, when this is a ``double(_:)`` or an ``integer(_:)``.
@@ -42,30 +52,46 @@ extension JSONValue {
         switch self {
         case .double(let value): value
         case .integer(let value): Double(value)
+        case .fragment(let fragment): fragment.value.doubleValue
         default: nil
         }
     }
 
     /// The Boolean, when this is a ``bool(_:)``.
     public var boolValue: Bool? {
-        if case .bool(let value) = self { return value }
-        return nil
+        switch self {
+        case .bool(let value): value
+        case .fragment(let fragment): fragment.value.boolValue
+        default: nil
+        }
     }
 
     /// The elements, when this is an ``array(_:)``.
     public var arrayValue: [JSONValue]? {
-        if case .array(let value) = self { return value }
-        return nil
+        switch self {
+        case .array(let value): value
+        case .fragment(let fragment): fragment.value.arrayValue
+        default: nil
+        }
     }
 
     /// The object, when this is an ``object(_:)``.
     public var objectValue: JSONObject? {
-        if case .object(let value) = self { return value }
-        return nil
+        switch self {
+        case .object(let value): value
+        case .fragment(let fragment): fragment.value.objectValue
+        default: nil
+        }
     }
 
     /// Whether this is ``null``.
-    public var isNull: Bool { self == .null }
+    public var isNull: Bool {
+        switch self {
+        case .null: true
+        case .fragment(let fragment): fragment.value == .null
+        default: false
+        }
+    }
 
     /// The member named `key` when this is an object that has it; `nil` otherwise.
     public subscript(key: String) -> JSONValue? {
@@ -81,6 +107,7 @@ extension JSONValue {
         case .string: "string"
         case .array: "array"
         case .object: "object"
+        case .fragment(let fragment): fragment.value.typeName
         }
     }
 }

@@ -241,6 +241,7 @@ public final class MCPFront: Sendable {
         case .array(let items): .array(items.map(value))
         case .object(let members):
             .object(Dictionary(zip(members.keys, members.values.map(value)), uniquingKeysWith: { _, last in last }))
+        case .fragment(let fragment): value(fragment.value)
         }
     }
 }

@@ -219,17 +219,28 @@ extension JSONRPCServer {
 
     /// A rich result on the wire: `{is_main_result, data: {MIME: value}, metadata, chart}`;
     /// `application/json` (and any `+json` type) is a JSON value, every other type a string.
+    ///
+    /// Serialized here, once, as a ``JSONFragment`` written member by member (no tree of objects):
+    /// its `code.result` notification and the response's `results` splice the same text.
     package static func richResultJSON(_ result: RichResult) -> JSONValue {
-        var data = JSONObject()
-        if result.data.count == 1, let (mime, value) = result.data.first {
-            // The usual bundle (a value's `text/plain` alone): nothing to sort.
-            data[mime] = bundleValue(mime, value)
-        } else {
-            for mime in result.data.keys.sorted() { data[mime] = bundleValue(mime, result.data[mime]!) }
-        }
         let metadata = result.metadataJSON == "{}" ? JSONValue.object([:]) : ((try? JSONValue.parse(result.metadataJSON)) ?? .object([:]))
         let chart = result.chartJSON.flatMap { try? JSONValue.parse($0) } ?? .null
-        return ["is_main_result": .bool(result.isMainResult), "data": .object(data), "metadata": metadata, "chart": chart]
+        // Room for the members around the bundle's texts (a 20 MB image is not copied to grow).
+        var capacity = 96
+        for value in result.data.values { capacity += value.utf8.count + 32 }
+        return .fragment(JSONFragment.object(capacity: capacity) { object in
+            object.member("is_main_result", .bool(result.isMainResult))
+            object.member("data", object: { data in
+                if result.data.count == 1, let (mime, value) = result.data.first {
+                    // The usual bundle (a value's `text/plain` alone): nothing to sort.
+                    data.member(mime, bundleValue(mime, value))
+                } else {
+                    for mime in result.data.keys.sorted() { data.member(mime, bundleValue(mime, result.data[mime]!)) }
+                }
+            })
+            object.member("metadata", metadata)
+            object.member("chart", chart)
+        })
     }
 
     /// A bundle's value on the wire: `application/json` and `+json` types as JSON, others as strings.

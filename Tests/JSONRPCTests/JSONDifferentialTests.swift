@@ -55,6 +55,7 @@ enum CanonicalJSON: Equatable {
             var members: [String: CanonicalJSON] = [:]
             for index in object.keys.indices { members[object.keys[index]] = CanonicalJSON(object.values[index]) }
             self = .object(members)
+        case .fragment(let fragment): self.init(fragment.value)
         }
     }
 

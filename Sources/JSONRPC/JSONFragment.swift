@@ -1,0 +1,74 @@
+/// One JSON value's compact text, serialized once and written as is wherever it is spliced
+/// (see ``JSONValue/fragment(_:)``): a value sent in two messages (a run's result, in its
+/// notification and in the response) is encoded once, and a message can be written without
+/// building a tree of ``JSONValue``s and ``JSONObject``s first.
+///
+/// Only this module makes fragments (from a value, or member by member with
+/// ``object(capacity:_:)``), so the text is always exactly what ``JSONValue/serialized()`` writes
+/// for the value it denotes.
+public struct JSONFragment: Sendable, Hashable {
+    /// The compact JSON text, as UTF-8.
+    public let bytes: [UInt8]
+
+    /// The text of `value`, serialized now.
+    public init(_ value: JSONValue) {
+        bytes = value.serialized()
+    }
+
+    private init(bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    /// An object whose members `build` writes in order (each key once), starting with room for
+    /// `capacity` bytes.
+    public static func object(capacity: Int = 128, _ build: (inout JSONObjectWriter) -> Void) -> JSONFragment {
+        var writer = JSONObjectWriter(output: [])
+        writer.output.reserveCapacity(capacity)
+        writer.output.append(UInt8(ascii: "{"))
+        build(&writer)
+        writer.output.append(UInt8(ascii: "}"))
+        return JSONFragment(bytes: writer.output)
+    }
+
+    /// The value the text denotes (parsed again: for reading a fragment, not on a message's path).
+    public var value: JSONValue {
+        // The text was serialized from a value, so it parses, at any depth it had.
+        (try? JSONValue.parse(bytes, maxDepth: .max)) ?? .null
+    }
+}
+
+/// Writes the members of an object being built as a ``JSONFragment`` (see
+/// ``JSONFragment/object(capacity:_:)``), in the order written. Give each key once.
+public struct JSONObjectWriter {
+    fileprivate var output: [UInt8]
+    private var isEmpty = true
+
+    fileprivate init(output: [UInt8]) {
+        self.output = output
+    }
+
+    /// Writes the member `key` with `value`.
+    public mutating func member(_ key: String, _ value: JSONValue) {
+        writeKey(key)
+        value.serialize(into: &output)
+    }
+
+    /// Writes the member `key` with an object whose members `build` writes, in order.
+    public mutating func member(_ key: String, object build: (inout JSONObjectWriter) -> Void) {
+        writeKey(key)
+        // The nested writer takes the bytes over while it writes (no copy), then gives them back.
+        var nested = JSONObjectWriter(output: [])
+        swap(&nested.output, &output)
+        nested.output.append(UInt8(ascii: "{"))
+        build(&nested)
+        nested.output.append(UInt8(ascii: "}"))
+        swap(&nested.output, &output)
+    }
+
+    private mutating func writeKey(_ key: String) {
+        if !isEmpty { output.append(UInt8(ascii: ",")) }
+        isEmpty = false
+        JSONValue.string(key).serialize(into: &output)
+        output.append(UInt8(ascii: ":"))
+    }
+}
