@@ -196,7 +196,9 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
         results.append(result)
         if !abandoned {
             queue.append(result)
-            if hasWaiter { wakeWaiterLocked() }
+            // The main result is a run's last act (its end follows on this thread): it starts no
+            // task of its own for a direct consumer; the end, or an event after it, takes it.
+            if hasWaiter, !(result.isMainResult && directIdle) { wakeWaiterLocked() }
         }
     }
 

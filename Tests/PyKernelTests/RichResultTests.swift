@@ -1,5 +1,6 @@
 import Foundation
 import PyKernel
+import Synchronization
 import Testing
 
 @Suite("Rich results: the last expression's value and display()", .sharedEngine)
@@ -22,6 +23,48 @@ struct RichResultTests {
         #expect(order == ["a\n", "result 1 false", "b\n", "result 42 true", "completed"])
         #expect(record.result.results == record.results)
         #expect(record.result.mainResult?.data == ["text/plain": "42"])
+        #expect(try await runOK("print(_)", in: context) == "42\n")
+    }
+
+    @Test("A main result starts no task for a consumer of the end: it comes with the end, in order")
+    func mainResultComesWithTheEnd() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        var pipeEnds: [Int32] = [0, 0]
+        try #require(pipe(&pipeEnds) == 0)
+        defer { close(pipeEnds[0]); close(pipeEnds[1]) }
+        @Sendable func describe(_ event: ExecutionEvent) -> String {
+            switch event {
+            case .output(let chunk): chunk.text
+            case .result(let result): "result \(result.text ?? "") \(result.isMainResult)"
+            case .completed(let result): "completed \(result.status)"
+            case .inputRequest: "input"
+            }
+        }
+        // The run waits for a byte on the pipe, so the consumer is registered before it goes on.
+        let execution = try await engine().run("import os\nos.read(\(pipeEnds[0]), 1)\nx = 40\nx + 2", in: context)
+        let streamed = Mutex(false)
+        let (delivered, deliver) = AsyncStream.makeStream(of: [String].self)
+        let finished = try execution.deliverEndDirectly(
+            end: { outcome in deliver.yield(((try? outcome.get()) ?? []).map(describe)) },
+            stream: {
+                // An event before the end: a task reads the rest (as the server's does).
+                streamed.withLock { $0 = true }
+                Task {
+                    var events: [String] = []
+                    for try await event in execution { events.append(describe(event)) }
+                    deliver.yield(events)
+                }
+            })
+        try #require(finished == nil)
+        try #require(write(pipeEnds[1], "x", 1) == 1)
+        var events: [String] = []
+        for await part in delivered {
+            events += part
+            if events.last?.hasPrefix("completed") == true { break }
+        }
+        #expect(events == ["result 42 true", "completed ok"])
+        #expect(!streamed.withLock { $0 }, "the main result started a task")
         #expect(try await runOK("print(_)", in: context) == "42\n")
     }
 
