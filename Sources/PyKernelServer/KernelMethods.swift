@@ -200,22 +200,55 @@ extension JSONRPCServer {
     }
 
     /// A run's result on the wire.
+    ///
+    /// Written as a ``JSONFragment`` member by member (no tree of objects to build and walk) unless
+    /// its output is large: the response's envelope copies a fragment once more.
     /// - Parameter streamedResults: The JSON of the rich results already sent as `code.result`
     ///   notifications, reused when they are all of the run's results (each result's JSON value is built once).
     package static func resultJSON(_ result: ExecutionResult, streamedResults: [JSONValue] = []) -> JSONValue {
-        let error: JSONValue = result.error.map {
-            ["name": .string($0.name), "value": .string($0.value), "traceback": .string($0.traceback)]
-        } ?? .null
+        let results = streamedResults.count == result.results.count ? streamedResults : result.results.map(richResultJSON)
         // Microseconds are as precise as the clock that measured the run is useful.
         let seconds = (result.duration.inSeconds * 1e6).rounded() / 1e6
-        return ["status": .string(result.status.rawValue), "stdout": .string(result.stdout), "stderr": .string(result.stderr),
-                "stdout_truncated": .bool(result.stdoutTruncated), "stderr_truncated": .bool(result.stderrTruncated),
-                "stdout_omitted_bytes": .integer(Int64(result.stdoutOmittedBytes)),
-                "stderr_omitted_bytes": .integer(Int64(result.stderrOmittedBytes)),
-                "error": error, "execution_count": .integer(Int64(result.executionCount)),
-                "duration": .double(seconds),
-                "results": .array(streamedResults.count == result.results.count ? streamedResults : result.results.map(richResultJSON))]
+        var capacity = 320 + result.stdout.utf8.count + result.stderr.utf8.count
+        if let error = result.error { capacity += error.name.utf8.count + error.value.utf8.count + error.traceback.utf8.count }
+        for case .fragment(let fragment) in results { capacity += fragment.bytes.count + 1 }
+        guard capacity <= largeResponse else {
+            let error: JSONValue = result.error.map {
+                ["name": .string($0.name), "value": .string($0.value), "traceback": .string($0.traceback)]
+            } ?? .null
+            return ["status": .string(result.status.rawValue), "stdout": .string(result.stdout), "stderr": .string(result.stderr),
+                    "stdout_truncated": .bool(result.stdoutTruncated), "stderr_truncated": .bool(result.stderrTruncated),
+                    "stdout_omitted_bytes": .integer(Int64(result.stdoutOmittedBytes)),
+                    "stderr_omitted_bytes": .integer(Int64(result.stderrOmittedBytes)),
+                    "error": error, "execution_count": .integer(Int64(result.executionCount)),
+                    "duration": .double(seconds), "results": .array(results)]
+        }
+        return .fragment(JSONFragment.object(capacity: capacity) { object in
+            object.member("status", .string(result.status.rawValue))
+            object.member("stdout", .string(result.stdout))
+            object.member("stderr", .string(result.stderr))
+            object.member("stdout_truncated", .bool(result.stdoutTruncated))
+            object.member("stderr_truncated", .bool(result.stderrTruncated))
+            object.member("stdout_omitted_bytes", .integer(Int64(result.stdoutOmittedBytes)))
+            object.member("stderr_omitted_bytes", .integer(Int64(result.stderrOmittedBytes)))
+            if let error = result.error {
+                object.member("error", object: { record in
+                    record.member("name", .string(error.name))
+                    record.member("value", .string(error.value))
+                    record.member("traceback", .string(error.traceback))
+                })
+            } else {
+                object.member("error", .null)
+            }
+            object.member("execution_count", .integer(Int64(result.executionCount)))
+            object.member("duration", .double(seconds))
+            object.member("results", .array(results))
+        })
     }
+
+    /// The size (bytes, about) from which a run's result is built as a tree, serialized straight
+    /// into its response, rather than a fragment the response copies.
+    private static let largeResponse = 1 << 16
 
     /// A rich result on the wire: `{is_main_result, data: {MIME: value}, metadata, chart}`;
     /// `application/json` (and any `+json` type) is a JSON value, every other type a string.

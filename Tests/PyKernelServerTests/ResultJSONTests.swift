@@ -1,5 +1,6 @@
 import JSONRPC
 import PyKernel
+import PyKernelSupport
 @testable import PyKernelServer
 import Testing
 
@@ -40,15 +41,49 @@ import Testing
         #expect(json.serialized() == Self.tree(result).serialized())
     }
 
-    /// The response reuses the fragments sent in the notifications: the same text as with trees.
-    @Test func aResponseWithStreamedResultsIsTheSameText() {
-        let run = ExecutionResult(
-            status: .ok, stdout: "out\n", stderr: "", error: nil, executionCount: 3, duration: .microseconds(1234),
-            results: Self.results)
-        let streamed = Self.results.map(JSONRPCServer.richResultJSON)
-        let withTrees = JSONRPCServer.resultJSON(run, streamedResults: Self.results.map(Self.tree))
-        #expect(JSONRPCServer.resultJSON(run, streamedResults: streamed).serialized() == withTrees.serialized())
-        #expect(JSONRPCServer.resultJSON(run).serialized() == withTrees.serialized())
-        #expect(JSONRPCServer.resultJSON(run)["results"]?.arrayValue?.first?["data"]?["text/plain"] == "2")
+    /// The response's result as a tree, as the wire had it before fragments.
+    private static func tree(_ run: ExecutionResult) -> JSONValue {
+        let error: JSONValue = run.error.map { ["name": .string($0.name), "value": .string($0.value), "traceback": .string($0.traceback)] } ?? .null
+        return ["status": .string(run.status.rawValue), "stdout": .string(run.stdout), "stderr": .string(run.stderr),
+                "stdout_truncated": .bool(run.stdoutTruncated), "stderr_truncated": .bool(run.stderrTruncated),
+                "stdout_omitted_bytes": .integer(Int64(run.stdoutOmittedBytes)), "stderr_omitted_bytes": .integer(Int64(run.stderrOmittedBytes)),
+                "error": error, "execution_count": .integer(Int64(run.executionCount)),
+                "duration": .double((run.duration.inSeconds * 1e6).rounded() / 1e6), "results": .array(run.results.map(tree))]
+    }
+
+    static let runs: [ExecutionResult] = [
+        ExecutionResult(status: .ok, stdout: "", stderr: "", error: nil, executionCount: 1, duration: .microseconds(12)),
+        ExecutionResult(
+            status: .ok, stdout: "out\n\u{1}\"é", stderr: "warn\n", stdoutOmittedBytes: 7, error: nil, executionCount: 3,
+            duration: .nanoseconds(1_234_567), results: results),
+        ExecutionResult(
+            status: .error, stdout: "", stderr: "", error: ErrorRecord(name: "ZeroDivisionError", value: "division by zero", traceback: "Traceback:\n  ...\n"),
+            executionCount: 9, duration: .seconds(2)),
+        // Large output: built as a tree (serialized once, into the response).
+        ExecutionResult(
+            status: .timeout, stdout: String(repeating: "line\n", count: 20_000), stderr: "x", stderrOmittedBytes: 1 << 40,
+            error: ErrorRecord(name: "TimeoutError", value: "", traceback: ""), executionCount: 4, duration: .milliseconds(5), results: results),
+    ]
+
+    /// The response, fragment or tree, reusing the results sent in the notifications or not: the
+    /// same text as the tree it replaced.
+    @Test(arguments: runs)
+    func aResponsesResultIsItsTreesText(run: ExecutionResult) {
+        let expected = Self.tree(run).serialized()
+        let streamed = run.results.map(JSONRPCServer.richResultJSON)
+        #expect(JSONRPCServer.resultJSON(run, streamedResults: streamed).serialized() == expected)
+        #expect(JSONRPCServer.resultJSON(run).serialized() == expected)
+        #expect(RPCMessage.response(id: .integer(5), result: JSONRPCServer.resultJSON(run))
+            == RPCMessage.response(id: .integer(5), result: Self.tree(run)))
+        // Read as a value (the MCP front does): the same members.
+        #expect(JSONRPCServer.resultJSON(run)["stdout"]?.stringValue == run.stdout)
+        #expect(JSONRPCServer.resultJSON(run)["results"]?.arrayValue?.count == run.results.count)
+    }
+
+    @Test func aSmallResultIsAFragment() {
+        guard case .fragment = JSONRPCServer.resultJSON(Self.runs[1]) else {
+            Issue.record("not a fragment")
+            return
+        }
     }
 }
