@@ -53,9 +53,25 @@ public struct JSONObjectWriter {
         value.serialize(into: &output)
     }
 
+    /// Writes the member `key` with `value`.
+    public mutating func member(_ key: JSONKey, _ value: JSONValue) {
+        writeKey(key)
+        value.serialize(into: &output)
+    }
+
     /// Writes the member `key` with an object whose members `build` writes, in order.
     public mutating func member(_ key: String, object build: (inout JSONObjectWriter) -> Void) {
         writeKey(key)
+        writeObject(build)
+    }
+
+    /// Writes the member `key` with an object whose members `build` writes, in order.
+    public mutating func member(_ key: JSONKey, object build: (inout JSONObjectWriter) -> Void) {
+        writeKey(key)
+        writeObject(build)
+    }
+
+    private mutating func writeObject(_ build: (inout JSONObjectWriter) -> Void) {
         // The nested writer takes the bytes over while it writes (no copy), then gives them back.
         var nested = JSONObjectWriter(output: [])
         swap(&nested.output, &output)
@@ -70,5 +86,24 @@ public struct JSONObjectWriter {
         isEmpty = false
         JSONValue.string(key).serialize(into: &output)
         output.append(UInt8(ascii: ":"))
+    }
+
+    private mutating func writeKey(_ key: JSONKey) {
+        if !isEmpty { output.append(UInt8(ascii: ",")) }
+        isEmpty = false
+        output.append(contentsOf: key.bytes)
+    }
+}
+
+/// An object member's key encoded once (its quoted text and the `:`), for members written often
+/// with ``JSONObjectWriter`` (keep it in a `static let`).
+public struct JSONKey: Sendable {
+    fileprivate let bytes: [UInt8]
+
+    /// The key `name`.
+    public init(_ name: String) {
+        var bytes = JSONValue.string(name).serialized()
+        bytes.append(UInt8(ascii: ":"))
+        self.bytes = bytes
     }
 }

@@ -25,11 +25,11 @@ extension JSONValue {
     private func write(to output: inout [UInt8]) {
         switch self {
         case .null:
-            output.append(contentsOf: "null".utf8)
+            appendStatic("null", to: &output)
         case .bool(let value):
-            output.append(contentsOf: (value ? "true" : "false").utf8)
+            appendStatic(value ? "true" : "false", to: &output)
         case .integer(let value):
-            output.append(contentsOf: String(value).utf8)
+            writeInteger(value, to: &output)
         case .double(let value):
             output.append(contentsOf: (value.isFinite ? value.description : "null").utf8)
         case .string(let value):
@@ -53,6 +53,32 @@ extension JSONValue {
         case .fragment(let fragment):
             output.append(contentsOf: fragment.bytes)
         }
+    }
+}
+
+/// Appends a literal's bytes (one copy, no `String` in between).
+@inline(__always)
+private func appendStatic(_ text: StaticString, to output: inout [UInt8]) {
+    text.withUTF8Buffer { output.append(contentsOf: $0) }
+}
+
+/// Appends the decimal digits of `value` (with `-` when negative), as `String(value)` writes them.
+private func writeInteger(_ value: Int64, to output: inout [UInt8]) {
+    // Digits from the last, into a 20-byte buffer (Int64.min has 19 digits and a sign).
+    var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    withUnsafeMutableBytes(of: &digits) { buffer in
+        var magnitude = value.magnitude
+        var start = buffer.count
+        repeat {
+            start -= 1
+            buffer[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+            magnitude /= 10
+        } while magnitude > 0
+        if value < 0 {
+            start -= 1
+            buffer[start] = UInt8(ascii: "-")
+        }
+        output.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[start...]))
     }
 }
 

@@ -224,26 +224,48 @@ extension JSONRPCServer {
                     "duration": .double(seconds), "results": .array(results)]
         }
         return .fragment(JSONFragment.object(capacity: capacity) { object in
-            object.member("status", .string(result.status.rawValue))
-            object.member("stdout", .string(result.stdout))
-            object.member("stderr", .string(result.stderr))
-            object.member("stdout_truncated", .bool(result.stdoutTruncated))
-            object.member("stderr_truncated", .bool(result.stderrTruncated))
-            object.member("stdout_omitted_bytes", .integer(Int64(result.stdoutOmittedBytes)))
-            object.member("stderr_omitted_bytes", .integer(Int64(result.stderrOmittedBytes)))
+            object.member(Keys.status, .string(result.status.rawValue))
+            object.member(Keys.stdout, .string(result.stdout))
+            object.member(Keys.stderr, .string(result.stderr))
+            object.member(Keys.stdoutTruncated, .bool(result.stdoutTruncated))
+            object.member(Keys.stderrTruncated, .bool(result.stderrTruncated))
+            object.member(Keys.stdoutOmittedBytes, .integer(Int64(result.stdoutOmittedBytes)))
+            object.member(Keys.stderrOmittedBytes, .integer(Int64(result.stderrOmittedBytes)))
             if let error = result.error {
-                object.member("error", object: { record in
-                    record.member("name", .string(error.name))
-                    record.member("value", .string(error.value))
-                    record.member("traceback", .string(error.traceback))
+                object.member(Keys.error, object: { record in
+                    record.member(Keys.name, .string(error.name))
+                    record.member(Keys.value, .string(error.value))
+                    record.member(Keys.traceback, .string(error.traceback))
                 })
             } else {
-                object.member("error", .null)
+                object.member(Keys.error, .null)
             }
-            object.member("execution_count", .integer(Int64(result.executionCount)))
-            object.member("duration", .double(seconds))
-            object.member("results", .array(results))
+            object.member(Keys.executionCount, .integer(Int64(result.executionCount)))
+            object.member(Keys.duration, .double(seconds))
+            object.member(Keys.results, .array(results))
         })
+    }
+
+    /// The members of a run's result and of a rich result, each encoded once.
+    private enum Keys {
+        static let status = JSONKey("status")
+        static let stdout = JSONKey("stdout")
+        static let stderr = JSONKey("stderr")
+        static let stdoutTruncated = JSONKey("stdout_truncated")
+        static let stderrTruncated = JSONKey("stderr_truncated")
+        static let stdoutOmittedBytes = JSONKey("stdout_omitted_bytes")
+        static let stderrOmittedBytes = JSONKey("stderr_omitted_bytes")
+        static let error = JSONKey("error")
+        static let name = JSONKey("name")
+        static let value = JSONKey("value")
+        static let traceback = JSONKey("traceback")
+        static let executionCount = JSONKey("execution_count")
+        static let duration = JSONKey("duration")
+        static let results = JSONKey("results")
+        static let isMainResult = JSONKey("is_main_result")
+        static let data = JSONKey("data")
+        static let metadata = JSONKey("metadata")
+        static let chart = JSONKey("chart")
     }
 
     /// The size (bytes, about) from which a run's result is built as a tree, serialized straight
@@ -262,8 +284,8 @@ extension JSONRPCServer {
         var capacity = 96
         for value in result.data.values { capacity += value.utf8.count + 32 }
         return .fragment(JSONFragment.object(capacity: capacity) { object in
-            object.member("is_main_result", .bool(result.isMainResult))
-            object.member("data", object: { data in
+            object.member(Keys.isMainResult, .bool(result.isMainResult))
+            object.member(Keys.data, object: { data in
                 if result.data.count == 1, let (mime, value) = result.data.first {
                     // The usual bundle (a value's `text/plain` alone): nothing to sort.
                     data.member(mime, bundleValue(mime, value))
@@ -271,8 +293,8 @@ extension JSONRPCServer {
                     for mime in result.data.keys.sorted() { data.member(mime, bundleValue(mime, result.data[mime]!)) }
                 }
             })
-            object.member("metadata", metadata)
-            object.member("chart", chart)
+            object.member(Keys.metadata, metadata)
+            object.member(Keys.chart, chart)
         })
     }
 

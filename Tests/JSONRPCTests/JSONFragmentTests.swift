@@ -55,6 +55,13 @@ import Testing
         #expect(written.bytes == tree.serialized())
         #expect(written.value == tree)
         #expect(JSONFragment.object { _ in }.bytes == Array("{}".utf8))
+        // Keys encoded once: the same text as keys given as strings, escapes included.
+        let keyed = JSONFragment.object { object in
+            object.member(JSONKey("a"), 1)
+            object.member(JSONKey("b\n\"é"), object: { nested in nested.member(JSONKey("c"), "x\ny") })
+            object.member(JSONKey(""), object: { _ in })
+        }
+        #expect(keyed.bytes == (["a": 1, "b\n\"é": ["c": "x\ny"], "": [:]] as JSONValue).serialized())
     }
 
     /// Generated documents with their arrays and objects turned into fragments at every other
