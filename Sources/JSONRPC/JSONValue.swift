@@ -4,7 +4,8 @@
 /// that fits in `Int64` is an ``integer(_:)``; every other number is a ``double(_:)``
 /// (so `1.0` stays `.double(1.0)`).
 ///
-/// Objects are ``JSONObject`` values, which keep their keys in insertion order.
+/// Objects are ``JSONObject`` values, which keep their keys in insertion order. A
+/// ``fragment(_:)`` is a value already serialized (``JSONFragment``), written as is.
 public enum JSONValue: Sendable, Hashable {
     /// `null`
     case null
