@@ -58,6 +58,14 @@ final class ChunkQueue {
         mergeableStream = nil
     }
 
+    /// Calls `body` with every unread byte of output, in order, chunk by chunk; nothing is taken.
+    func forEachUnread(_ body: (OutputStreamName, UnsafeRawBufferPointer) -> Void) {
+        for index in head..<chunks.count where !chunks[index].isEvent {
+            let start = index == head ? headOffset : 0
+            chunks[index].bytes.withUnsafeBytes { body(chunks[index].stream, UnsafeRawBufferPointer(rebasing: $0[start...])) }
+        }
+    }
+
     /// Whether the oldest unread chunk is a rich result or an input request (handed out at once,
     /// not coalesced).
     var headIsResult: Bool { head < chunks.count && chunks[head].isEvent }
@@ -132,6 +140,10 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     private let deadlines: DeadlineTimer
     /// A constant reference: the write path calls it without retaining it.
     private let queue = ChunkQueue()
+    /// What the result keeps of each stream (head and tail up to the output limit). Fed from the
+    /// chunks as they are handed out, so a write is copied once on the writer's path (into the
+    /// queue); what is still queued when the run ends, or dropped when the caller stops reading,
+    /// is added then, and writes after the caller stopped reading are added as they come.
     @exclusivity(unchecked) private var stdout: HeadTailBuffer
     @exclusivity(unchecked) private var stderr: HeadTailBuffer
     private var partialCharacters: [OutputStreamName: [UInt8]] = [:]
@@ -181,14 +193,26 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     @discardableResult
     func acceptLocked(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer, force: Bool) -> Bool {
         if !force && isFullLocked { return false }
-        if stream == .stdout { stdout.append(bytes) } else { stderr.append(bytes) }
-        if !abandoned {
-            queue.append(stream, bytes)
-            if hasWaiter && (waiterWantsAnyOutput || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1) {
-                wakeWaiterLocked()
-            }
+        if abandoned {
+            recordLocked(stream, bytes)
+            return true
+        }
+        queue.append(stream, bytes)
+        if hasWaiter && (waiterWantsAnyOutput || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1) {
+            wakeWaiterLocked()
         }
         return true
+    }
+
+    /// Adds output to what the result keeps of its stream.
+    private func recordLocked(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) {
+        if stream == .stdout { stdout.append(bytes) } else { stderr.append(bytes) }
+    }
+
+    /// Adds the output still queued (not yet handed out) to what the result keeps: when the run
+    /// ends (before its result is made) or the caller stops reading (before the queue is dropped).
+    private func recordUnreadLocked() {
+        queue.forEachUnread { recordLocked($0, $1) }
     }
 
     /// Takes a rich result (never refused: results are not subject to the output limit).
@@ -215,7 +239,8 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     /// Only the first outcome counts (a run reported as timed out may still finish later).
     func complete(status: ExecutionStatus, error: ErrorRecord?, executionCount: Int, duration: Duration) {
         end {
-            .completed(ExecutionResult(
+            recordUnreadLocked()
+            return .completed(ExecutionResult(
                 status: status, stdout: stdout.text(), stderr: stderr.text(),
                 stdoutOmittedBytes: stdout.omittedBytes, stderrOmittedBytes: stderr.omittedBytes,
                 error: error, executionCount: executionCount, duration: duration, results: results))
@@ -315,6 +340,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     func abandon() {
         let first = hub.lock.withLock {
             defer { abandoned = true }
+            if !abandoned && outcome == nil { recordUnreadLocked() }
             queue.removeAll()
             hub.lock.broadcast()
             return !abandoned
@@ -380,6 +406,8 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
             hub.lock.broadcast()
             if let result = chunk.result { return .event(.result(result)) }
             if let input = chunk.input { return .event(.inputRequest(input)) }
+            // Output taken once the run has ended was recorded with its end.
+            if outcome == nil { chunk.bytes.withUnsafeBytes { recordLocked(chunk.stream, $0) } }
             let text = decode(chunk.stream, chunk.bytes, final: outcome != nil && queue.isEmpty)
             return text.isEmpty ? nextStepLocked() : .event(.output(OutputChunk(stream: chunk.stream, text: text)))
         }
