@@ -380,6 +380,28 @@ struct PrintTests {
         #expect(forms.result.stderr == "to stderr\n")
     }
 
+    @Test("print(x) of one int or str writes str(x) and a newline: every digit count, signs, past 64 bits, long and non-ASCII text")
+    func printOneIntOrStr() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("""
+            values = [0, 7, -7, -10, 99, -99, 100, 12345, -987654321, 2**63 - 1, -2**63, 2**63, -2**63 - 1, 10**40]
+            values += [10**k - 1 for k in range(1, 21)] + [-10**k for k in range(0, 20)]
+            for v in values: print(v)
+            for s in ['', 'a', 'é€😀', 'v' * 1022, 'u' * 1023, 't' * 1024, 'w' * 5000]: print(s)
+            print(1, file=None)
+            """, in: context)
+        var expected = ["0", "7", "-7", "-10", "99", "-99", "100", "12345", "-987654321", "9223372036854775807",
+                        "-9223372036854775808", "9223372036854775808", "-9223372036854775809", "1" + String(repeating: "0", count: 40)]
+        expected += (1...20).map { String(repeating: "9", count: $0) }
+        expected += (0..<20).map { "-1" + String(repeating: "0", count: $0) }
+        expected += ["", "a", "é€😀", String(repeating: "v", count: 1022), String(repeating: "u", count: 1023),
+                     String(repeating: "t", count: 1024), String(repeating: "w", count: 5000), "1"]
+        #expect(record.result.stdout == expected.map { $0 + "\n" }.joined())
+        #expect(record.text(.stdout) == record.result.stdout)
+        #expect(record.result.stderr.isEmpty)
+    }
+
     @Test("str() that prints or raises midway keeps CPython's order and partial output")
     func reentrantAndRaisingStr() async throws {
         let context = try await newContext()
