@@ -4,6 +4,11 @@ import Glibc
 
 /// Output chunks in the order written; consecutive writes to one stream are merged. A class, so
 /// the write path appends in place (never copying the queue); guarded by the ``OutputHub``'s lock.
+///
+/// The newest chunk, while writes may still merge into it, is kept apart in a buffer the queue
+/// reuses (the "open" chunk): a write is one copy into it, without an array's growth or its
+/// nested access per write. It becomes an ordinary chunk (one copy, of the size it has then) when
+/// another stream or an event follows it, or when the reader takes it.
 final class ChunkQueue {
     struct Chunk {
         var stream: OutputStreamName
@@ -17,45 +22,69 @@ final class ChunkQueue {
         var isEvent: Bool { result != nil || input != nil }
     }
 
+    /// The chunks before the open one.
     @exclusivity(unchecked) private var chunks: [Chunk] = []
     @exclusivity(unchecked) private var head = 0
     /// Bytes of `chunks[head]` already handed out (a chunk larger than a reader takes at once).
     @exclusivity(unchecked) private var headOffset = 0
     @exclusivity(unchecked) private(set) var byteCount = 0
-    /// The stream of the newest chunk when a write to that stream may be merged into it (it is
-    /// unread output, not an event): tested on every write without copying the chunk.
-    @exclusivity(unchecked) private var mergeableStream: OutputStreamName?
+    /// The stream of the open chunk; its bytes are the first `openCount` of `openBuffer`
+    /// (none: no open chunk, and the next write starts one).
+    @exclusivity(unchecked) private var openStream: OutputStreamName = .stdout
+    @exclusivity(unchecked) private var openCount = 0
+    @exclusivity(unchecked) private var openBuffer: UnsafeMutableRawPointer?
+    @exclusivity(unchecked) private var openCapacity = 0
     /// When the oldest unread byte was written.
     @exclusivity(unchecked) private(set) var oldestWrite: ContinuousClock.Instant?
 
-    var isEmpty: Bool { head == chunks.count }
-    var chunkCount: Int { chunks.count - head }
+    deinit { openBuffer?.deallocate() }
+
+    var isEmpty: Bool { head == chunks.count && openCount == 0 }
+    var chunkCount: Int { chunks.count - head + (openCount > 0 ? 1 : 0) }
 
     func append(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) {
-        guard !bytes.isEmpty else { return }
+        guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
         if isEmpty { oldestWrite = .now }
         byteCount += bytes.count
-        let typed = bytes.bindMemory(to: UInt8.self)  // appended with one copy, not byte by byte
-        if mergeableStream == stream {
-            chunks[chunks.count - 1].bytes.append(contentsOf: typed)
-        } else {
-            chunks.append(Chunk(stream: stream, bytes: Array(typed)))
-            mergeableStream = stream
+        if openCount > 0 && openStream != stream { closeOpenChunk() }
+        openStream = stream
+        if openCount + bytes.count > openCapacity { growOpenBuffer(to: openCount + bytes.count) }
+        (openBuffer.unsafelyUnwrapped + openCount).copyMemory(from: source, byteCount: bytes.count)
+        openCount += bytes.count
+    }
+
+    @inline(never)
+    private func growOpenBuffer(to needed: Int) {
+        let capacity = max(needed, 2 * openCapacity, 4096)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        if let openBuffer {
+            buffer.copyMemory(from: openBuffer, byteCount: openCount)
+            openBuffer.deallocate()
         }
+        openBuffer = buffer
+        openCapacity = capacity
+    }
+
+    /// Makes the open chunk an ordinary one (its bytes copied out; the buffer is kept for the next).
+    private func closeOpenChunk() {
+        guard openCount > 0, let openBuffer else { return }
+        let bytes = [UInt8](UnsafeRawBufferPointer(start: openBuffer, count: openCount))
+        chunks.append(Chunk(stream: openStream, bytes: bytes))
+        openCount = 0
     }
 
     /// Appends a rich result after the output written so far (never merged with other chunks).
     func append(_ result: RichResult) {
         if isEmpty { oldestWrite = .now }
+        closeOpenChunk()
         chunks.append(Chunk(stream: .stdout, bytes: [], result: result))
-        mergeableStream = nil
     }
 
     /// Appends a request for input after the output written so far.
     func append(_ input: InputRequest) {
         if isEmpty { oldestWrite = .now }
+        closeOpenChunk()
         chunks.append(Chunk(stream: .stdout, bytes: [], input: input))
-        mergeableStream = nil
     }
 
     /// Calls `body` with every unread byte of output, in order, chunk by chunk; nothing is taken.
@@ -64,6 +93,7 @@ final class ChunkQueue {
             let start = index == head ? headOffset : 0
             chunks[index].bytes.withUnsafeBytes { body(chunks[index].stream, UnsafeRawBufferPointer(rebasing: $0[start...])) }
         }
+        if openCount > 0 { body(openStream, UnsafeRawBufferPointer(start: openBuffer, count: openCount)) }
     }
 
     /// Whether the oldest unread chunk is a rich result or an input request (handed out at once,
@@ -76,21 +106,21 @@ final class ChunkQueue {
         head = 0
         headOffset = 0
         byteCount = 0
-        mergeableStream = nil
+        openCount = 0
         oldestWrite = nil
     }
 
     /// Takes the oldest unread chunk, or only its first `maxBytes` bytes when it holds more (the
     /// rest stays first, with the time of its write).
     func popFirst(maxBytes: Int = .max) -> Chunk? {
+        // The open chunk is taken as an ordinary one: later writes start a new chunk, so a chunk
+        // handed out in parts cannot grow with a stream that never pauses.
+        if head == chunks.count { closeOpenChunk() }
         guard head < chunks.count else { return nil }
         if chunks[head].bytes.count - headOffset > maxBytes {
             let start = headOffset
             headOffset += maxBytes
             byteCount -= maxBytes
-            // Later writes start a new chunk: this one, which keeps the bytes handed out until it
-            // is taken whole, must not grow with a stream that never pauses.
-            if head == chunks.count - 1 { mergeableStream = nil }
             return Chunk(stream: chunks[head].stream, bytes: Array(chunks[head].bytes[start..<headOffset]))
         }
         var chunk = chunks[head]
@@ -104,8 +134,7 @@ final class ChunkQueue {
         if head == chunks.count {
             chunks.removeAll(keepingCapacity: true)
             head = 0
-            oldestWrite = nil
-            mergeableStream = nil
+            oldestWrite = openCount > 0 ? .now : nil
         } else {
             oldestWrite = .now
         }
