@@ -5,10 +5,11 @@ import Glibc
 /// Output chunks in the order written; consecutive writes to one stream are merged. A class, so
 /// the write path appends in place (never copying the queue); guarded by the ``OutputHub``'s lock.
 ///
-/// The newest chunk, while writes may still merge into it, is kept apart in a buffer the queue
-/// reuses (the "open" chunk): a write is one copy into it, without an array's growth or its
-/// nested access per write. It becomes an ordinary chunk (one copy, of the size it has then) when
-/// another stream or an event follows it, or when the reader takes it.
+/// Short writes (printed lines) go to a buffer the queue reuses (the "open" chunk): a write is one
+/// copy into it, without an array's growth or its nested access per write. It becomes an ordinary
+/// chunk (one copy, of the size it has then) when another stream, an event or a long write follows
+/// it, or when the reader takes it. Long writes (pieces of a long `write`, reads of the descriptor
+/// pipes) are appended to the newest ordinary chunk as they were before, with no second copy.
 final class ChunkQueue {
     struct Chunk {
         var stream: OutputStreamName
@@ -34,6 +35,9 @@ final class ChunkQueue {
     @exclusivity(unchecked) private var openCount = 0
     @exclusivity(unchecked) private var openBuffer: UnsafeMutableRawPointer?
     @exclusivity(unchecked) private var openCapacity = 0
+    /// The stream of the newest ordinary chunk when a long write to that stream may be merged into
+    /// it (it is unread output, not an event, and no open chunk follows it).
+    @exclusivity(unchecked) private var mergeableStream: OutputStreamName?
     /// When the oldest unread byte was written.
     @exclusivity(unchecked) private(set) var oldestWrite: ContinuousClock.Instant?
 
@@ -42,10 +46,25 @@ final class ChunkQueue {
     var isEmpty: Bool { head == chunks.count && openCount == 0 }
     var chunkCount: Int { chunks.count - head + (openCount > 0 ? 1 : 0) }
 
+    /// Writes of at least this many bytes skip the open chunk (so they are copied once).
+    static let longWrite = 4096
+
     func append(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) {
         guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
         if isEmpty { oldestWrite = .now }
         byteCount += bytes.count
+        // A long write, or a write that follows one to the same stream (until the reader takes it).
+        if bytes.count >= Self.longWrite || (openCount == 0 && mergeableStream == stream) {
+            closeOpenChunk()
+            let typed = bytes.bindMemory(to: UInt8.self)  // appended with one copy, not byte by byte
+            if mergeableStream == stream {
+                chunks[chunks.count - 1].bytes.append(contentsOf: typed)
+            } else {
+                chunks.append(Chunk(stream: stream, bytes: Array(typed)))
+                mergeableStream = stream
+            }
+            return
+        }
         if openCount > 0 && openStream != stream { closeOpenChunk() }
         openStream = stream
         if openCount + bytes.count > openCapacity { growOpenBuffer(to: openCount + bytes.count) }
@@ -70,6 +89,7 @@ final class ChunkQueue {
         guard openCount > 0, let openBuffer else { return }
         let bytes = [UInt8](UnsafeRawBufferPointer(start: openBuffer, count: openCount))
         chunks.append(Chunk(stream: openStream, bytes: bytes))
+        mergeableStream = openStream
         openCount = 0
     }
 
@@ -78,6 +98,7 @@ final class ChunkQueue {
         if isEmpty { oldestWrite = .now }
         closeOpenChunk()
         chunks.append(Chunk(stream: .stdout, bytes: [], result: result))
+        mergeableStream = nil
     }
 
     /// Appends a request for input after the output written so far.
@@ -85,6 +106,7 @@ final class ChunkQueue {
         if isEmpty { oldestWrite = .now }
         closeOpenChunk()
         chunks.append(Chunk(stream: .stdout, bytes: [], input: input))
+        mergeableStream = nil
     }
 
     /// Calls `body` with every unread byte of output, in order, chunk by chunk; nothing is taken.
@@ -107,6 +129,7 @@ final class ChunkQueue {
         headOffset = 0
         byteCount = 0
         openCount = 0
+        mergeableStream = nil
         oldestWrite = nil
     }
 
@@ -121,6 +144,7 @@ final class ChunkQueue {
             let start = headOffset
             headOffset += maxBytes
             byteCount -= maxBytes
+            if head == chunks.count - 1 { mergeableStream = nil }
             return Chunk(stream: chunks[head].stream, bytes: Array(chunks[head].bytes[start..<headOffset]))
         }
         var chunk = chunks[head]
@@ -134,6 +158,7 @@ final class ChunkQueue {
         if head == chunks.count {
             chunks.removeAll(keepingCapacity: true)
             head = 0
+            mergeableStream = nil
             oldestWrite = openCount > 0 ? .now : nil
         } else {
             oldestWrite = .now
