@@ -70,10 +70,10 @@ extension PyBorrowed {
         return text.borrowed.withUTF8Text(body)
     }
 
-    /// `str(self)` followed by a newline, written at the end of `buffer` (the text of `print(self)`),
-    /// for an exact `str` or an `int` that fits in 64 bits, when it fits in `buffer`: the bytes
-    /// written, at the end of `buffer`. `nil` (nothing pending) for anything else; then
-    /// ``withStrUTF8(_:)`` gives the text.
+    /// Writes the text of `print(self)` — `str(self)` and a newline — at the end of `buffer` and
+    /// returns those bytes, for an exact `str` (whose UTF-8 fits in `buffer`) or an `int` that
+    /// fits in 64 bits. `nil`, with no exception pending, for anything else (then
+    /// ``withStrUTF8(_:)`` gives the text).
     package func printedLine(in buffer: UnsafeMutableRawBufferPointer) -> UnsafeRawBufferPointer? {
         guard let base = buffer.baseAddress, buffer.count >= 21 else { return nil }
         var start = buffer.count - 1
