@@ -70,6 +70,55 @@ extension PyBorrowed {
         return text.borrowed.withUTF8Text(body)
     }
 
+    /// Writes the text of `print(self)` — `str(self)` and a newline — at the end of `buffer` and
+    /// returns those bytes, for an exact `str` (whose UTF-8 fits in `buffer`) or an `int` that
+    /// fits in 64 bits. `nil`, with no exception pending, for anything else (then
+    /// ``withStrUTF8(_:)`` gives the text).
+    package func printedLine(in buffer: UnsafeMutableRawBufferPointer) -> UnsafeRawBufferPointer? {
+        guard let base = buffer.baseAddress, buffer.count >= 21 else { return nil }
+        var start = buffer.count - 1
+        base.storeBytes(of: UInt8(ascii: "\n"), toByteOffset: start, as: UInt8.self)
+        if pykernel_is_exact_long(pointer) != 0 {
+            var overflow: Int32 = 0
+            let value = PyLong_AsLongLongAndOverflow(pointer, &overflow)
+            guard overflow == 0, !(value == -1 && PyErr_Occurred() != nil) else {
+                PyErr_Clear()
+                return nil
+            }
+            // Two digits at a time, from a table of the pairs "00" to "99".
+            var magnitude = value.magnitude
+            let pairs = decimalPairs.utf8Start
+            while magnitude >= 100 {
+                let pair = Int(magnitude % 100) * 2
+                magnitude /= 100
+                start -= 2
+                (base + start).copyMemory(from: pairs + pair, byteCount: 2)
+            }
+            if magnitude >= 10 {
+                start -= 2
+                (base + start).copyMemory(from: pairs + Int(magnitude) * 2, byteCount: 2)
+            } else {
+                start -= 1
+                base.storeBytes(of: UInt8(ascii: "0") + UInt8(magnitude), toByteOffset: start, as: UInt8.self)
+            }
+            if value < 0 {
+                start -= 1
+                base.storeBytes(of: UInt8(ascii: "-"), toByteOffset: start, as: UInt8.self)
+            }
+            return UnsafeRawBufferPointer(start: base + start, count: buffer.count - start)
+        }
+        guard pykernel_is_exact_unicode(pointer) != 0 else { return nil }
+        var size = 0
+        guard let utf8 = PyUnicode_AsUTF8AndSize(pointer, &size) else {
+            PyErr_Clear()  // unencodable characters: withStrUTF8 replaces them
+            return nil
+        }
+        guard size < buffer.count else { return nil }
+        start -= size
+        (base + start).copyMemory(from: utf8, byteCount: size)
+        return UnsafeRawBufferPointer(start: base + start, count: buffer.count - start)
+    }
+
     /// The attribute `name` compared by identity with `expected`, without raising: `false` when
     /// it is missing or another object.
     package func attribute(_ name: PyBorrowed, isIdenticalTo expected: PyBorrowed) -> Bool {
@@ -85,6 +134,9 @@ extension PyBorrowed {
         PyOwned(stealing: PyObject_CallMethodNoArgs(pointer, name.pointer)) != nil
     }
 }
+
+/// The decimal digits of 0 to 99, two bytes each.
+private let decimalPairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
 
 /// The arguments of one call to `print(*objects, sep=' ', end='\n', file=None, flush=False)`,
 /// borrowed from the caller for the duration of the call.

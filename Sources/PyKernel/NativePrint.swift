@@ -59,6 +59,13 @@ final class NativePrint {
             return PyBorrowed(original).forwardCall(arguments, countAndFlags, keywordNames)
         }
         let written = withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 1) { scratch in
+            // The usual call, `print(x)` of one exact `str` or `int` without keywords: its text and
+            // newline made at the end of the scratch buffer and written at once, as below.
+            if keywordNames == nil, call.objects.count == 1, let object = PyBorrowed(call.objects[0]),
+                let line = object.printedLine(in: scratch)
+            {
+                return NativeStreams.write(stream, line)
+            }
             var text = PrintBuffer(scratch, stream: stream)
             return text.print(call)
         }

@@ -4,6 +4,12 @@ import Glibc
 
 /// Output chunks in the order written; consecutive writes to one stream are merged. A class, so
 /// the write path appends in place (never copying the queue); guarded by the ``OutputHub``'s lock.
+///
+/// Short writes (printed lines) go to a buffer the queue reuses (the "open" chunk): a write is one
+/// copy into it, without an array's growth or its nested access per write. It becomes an ordinary
+/// chunk (one copy, of the size it has then) when another stream, an event or a long write follows
+/// it, or when the reader takes it. Long writes (pieces of a long `write`, reads of the descriptor
+/// pipes) are appended to the newest ordinary chunk as they were before, with no second copy.
 final class ChunkQueue {
     struct Chunk {
         var stream: OutputStreamName
@@ -17,36 +23,80 @@ final class ChunkQueue {
         var isEvent: Bool { result != nil || input != nil }
     }
 
+    /// The chunks before the open one.
     @exclusivity(unchecked) private var chunks: [Chunk] = []
     @exclusivity(unchecked) private var head = 0
     /// Bytes of `chunks[head]` already handed out (a chunk larger than a reader takes at once).
     @exclusivity(unchecked) private var headOffset = 0
     @exclusivity(unchecked) private(set) var byteCount = 0
-    /// The stream of the newest chunk when a write to that stream may be merged into it (it is
-    /// unread output, not an event): tested on every write without copying the chunk.
+    /// The stream of the open chunk; its bytes are the first `openCount` of `openBuffer`
+    /// (none: no open chunk, and the next write starts one).
+    @exclusivity(unchecked) private var openStream: OutputStreamName = .stdout
+    @exclusivity(unchecked) private var openCount = 0
+    @exclusivity(unchecked) private var openBuffer: UnsafeMutableRawPointer?
+    @exclusivity(unchecked) private var openCapacity = 0
+    /// The stream of the newest ordinary chunk when a long write to that stream may be merged into
+    /// it (it is unread output, not an event, and no open chunk follows it).
     @exclusivity(unchecked) private var mergeableStream: OutputStreamName?
     /// When the oldest unread byte was written.
     @exclusivity(unchecked) private(set) var oldestWrite: ContinuousClock.Instant?
 
-    var isEmpty: Bool { head == chunks.count }
-    var chunkCount: Int { chunks.count - head }
+    deinit { openBuffer?.deallocate() }
+
+    var isEmpty: Bool { head == chunks.count && openCount == 0 }
+    var chunkCount: Int { chunks.count - head + (openCount > 0 ? 1 : 0) }
+
+    /// Writes of at least this many bytes skip the open chunk (so they are copied once).
+    static let longWrite = 4096
 
     func append(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) {
-        guard !bytes.isEmpty else { return }
+        guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
         if isEmpty { oldestWrite = .now }
         byteCount += bytes.count
-        let typed = bytes.bindMemory(to: UInt8.self)  // appended with one copy, not byte by byte
-        if mergeableStream == stream {
-            chunks[chunks.count - 1].bytes.append(contentsOf: typed)
-        } else {
-            chunks.append(Chunk(stream: stream, bytes: Array(typed)))
-            mergeableStream = stream
+        // A long write, or a write that follows one to the same stream (until the reader takes it).
+        if bytes.count >= Self.longWrite || (openCount == 0 && mergeableStream == stream) {
+            closeOpenChunk()
+            let typed = bytes.bindMemory(to: UInt8.self)  // appended with one copy, not byte by byte
+            if mergeableStream == stream {
+                chunks[chunks.count - 1].bytes.append(contentsOf: typed)
+            } else {
+                chunks.append(Chunk(stream: stream, bytes: Array(typed)))
+                mergeableStream = stream
+            }
+            return
         }
+        if openCount > 0 && openStream != stream { closeOpenChunk() }
+        openStream = stream
+        if openCount + bytes.count > openCapacity { growOpenBuffer(to: openCount + bytes.count) }
+        (openBuffer.unsafelyUnwrapped + openCount).copyMemory(from: source, byteCount: bytes.count)
+        openCount += bytes.count
+    }
+
+    @inline(never)
+    private func growOpenBuffer(to needed: Int) {
+        let capacity = max(needed, 2 * openCapacity, 4096)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        if let openBuffer {
+            buffer.copyMemory(from: openBuffer, byteCount: openCount)
+            openBuffer.deallocate()
+        }
+        openBuffer = buffer
+        openCapacity = capacity
+    }
+
+    /// Makes the open chunk an ordinary one (its bytes copied out; the buffer is kept for the next).
+    private func closeOpenChunk() {
+        guard openCount > 0, let openBuffer else { return }
+        let bytes = [UInt8](UnsafeRawBufferPointer(start: openBuffer, count: openCount))
+        chunks.append(Chunk(stream: openStream, bytes: bytes))
+        mergeableStream = openStream
+        openCount = 0
     }
 
     /// Appends a rich result after the output written so far (never merged with other chunks).
     func append(_ result: RichResult) {
         if isEmpty { oldestWrite = .now }
+        closeOpenChunk()
         chunks.append(Chunk(stream: .stdout, bytes: [], result: result))
         mergeableStream = nil
     }
@@ -54,8 +104,18 @@ final class ChunkQueue {
     /// Appends a request for input after the output written so far.
     func append(_ input: InputRequest) {
         if isEmpty { oldestWrite = .now }
+        closeOpenChunk()
         chunks.append(Chunk(stream: .stdout, bytes: [], input: input))
         mergeableStream = nil
+    }
+
+    /// Calls `body` with every unread byte of output, in order, chunk by chunk; nothing is taken.
+    func forEachUnread(_ body: (OutputStreamName, UnsafeRawBufferPointer) -> Void) {
+        for index in head..<chunks.count where !chunks[index].isEvent {
+            let start = index == head ? headOffset : 0
+            chunks[index].bytes.withUnsafeBytes { body(chunks[index].stream, UnsafeRawBufferPointer(rebasing: $0[start...])) }
+        }
+        if openCount > 0 { body(openStream, UnsafeRawBufferPointer(start: openBuffer, count: openCount)) }
     }
 
     /// Whether the oldest unread chunk is a rich result or an input request (handed out at once,
@@ -68,6 +128,7 @@ final class ChunkQueue {
         head = 0
         headOffset = 0
         byteCount = 0
+        openCount = 0
         mergeableStream = nil
         oldestWrite = nil
     }
@@ -75,13 +136,14 @@ final class ChunkQueue {
     /// Takes the oldest unread chunk, or only its first `maxBytes` bytes when it holds more (the
     /// rest stays first, with the time of its write).
     func popFirst(maxBytes: Int = .max) -> Chunk? {
+        // The open chunk is taken as an ordinary one: later writes start a new chunk, so a chunk
+        // handed out in parts cannot grow with a stream that never pauses.
+        if head == chunks.count { closeOpenChunk() }
         guard head < chunks.count else { return nil }
         if chunks[head].bytes.count - headOffset > maxBytes {
             let start = headOffset
             headOffset += maxBytes
             byteCount -= maxBytes
-            // Later writes start a new chunk: this one, which keeps the bytes handed out until it
-            // is taken whole, must not grow with a stream that never pauses.
             if head == chunks.count - 1 { mergeableStream = nil }
             return Chunk(stream: chunks[head].stream, bytes: Array(chunks[head].bytes[start..<headOffset]))
         }
@@ -96,8 +158,8 @@ final class ChunkQueue {
         if head == chunks.count {
             chunks.removeAll(keepingCapacity: true)
             head = 0
-            oldestWrite = nil
             mergeableStream = nil
+            oldestWrite = openCount > 0 ? .now : nil
         } else {
             oldestWrite = .now
         }
@@ -132,6 +194,10 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     private let deadlines: DeadlineTimer
     /// A constant reference: the write path calls it without retaining it.
     private let queue = ChunkQueue()
+    /// What the result keeps of each stream (head and tail up to the output limit). Fed from the
+    /// chunks as they are handed out, so a write is copied once on the writer's path (into the
+    /// queue); what is still queued when the run ends, or dropped when the caller stops reading,
+    /// is added then, and writes after the caller stopped reading are added as they come.
     @exclusivity(unchecked) private var stdout: HeadTailBuffer
     @exclusivity(unchecked) private var stderr: HeadTailBuffer
     private var partialCharacters: [OutputStreamName: [UInt8]] = [:]
@@ -181,14 +247,26 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     @discardableResult
     func acceptLocked(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer, force: Bool) -> Bool {
         if !force && isFullLocked { return false }
-        if stream == .stdout { stdout.append(bytes) } else { stderr.append(bytes) }
-        if !abandoned {
-            queue.append(stream, bytes)
-            if hasWaiter && (waiterWantsAnyOutput || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1) {
-                wakeWaiterLocked()
-            }
+        if abandoned {
+            recordLocked(stream, bytes)
+            return true
+        }
+        queue.append(stream, bytes)
+        if hasWaiter && (waiterWantsAnyOutput || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1) {
+            wakeWaiterLocked()
         }
         return true
+    }
+
+    /// Adds output to what the result keeps of its stream.
+    private func recordLocked(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) {
+        if stream == .stdout { stdout.append(bytes) } else { stderr.append(bytes) }
+    }
+
+    /// Adds the output still queued (not yet handed out) to what the result keeps: when the run
+    /// ends (before its result is made) or the caller stops reading (before the queue is dropped).
+    private func recordUnreadLocked() {
+        queue.forEachUnread { recordLocked($0, $1) }
     }
 
     /// Takes a rich result (never refused: results are not subject to the output limit).
@@ -217,7 +295,8 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     /// Only the first outcome counts (a run reported as timed out may still finish later).
     func complete(status: ExecutionStatus, error: ErrorRecord?, executionCount: Int, duration: Duration) {
         end {
-            .completed(ExecutionResult(
+            recordUnreadLocked()
+            return .completed(ExecutionResult(
                 status: status, stdout: stdout.text(), stderr: stderr.text(),
                 stdoutOmittedBytes: stdout.omittedBytes, stderrOmittedBytes: stderr.omittedBytes,
                 error: error, executionCount: executionCount, duration: duration, results: results))
@@ -317,6 +396,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     func abandon() {
         let first = hub.lock.withLock {
             defer { abandoned = true }
+            if !abandoned && outcome == nil { recordUnreadLocked() }
             queue.removeAll()
             hub.lock.broadcast()
             return !abandoned
@@ -382,6 +462,8 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
             hub.lock.broadcast()
             if let result = chunk.result { return .event(.result(result)) }
             if let input = chunk.input { return .event(.inputRequest(input)) }
+            // Output taken once the run has ended was recorded with its end.
+            if outcome == nil { chunk.bytes.withUnsafeBytes { recordLocked(chunk.stream, $0) } }
             let text = decode(chunk.stream, chunk.bytes, final: outcome != nil && queue.isEmpty)
             return text.isEmpty ? nextStepLocked() : .event(.output(OutputChunk(stream: chunk.stream, text: text)))
         }

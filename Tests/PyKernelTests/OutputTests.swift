@@ -232,6 +232,45 @@ struct OutputTests {
         #expect(record.result.stdoutOmittedBytes == units * 3 + 1 - record.result.stdout.utf8.count)
     }
 
+    @Test("The result keeps head and tail of output handed out before the end and of output still queued at the end")
+    func resultFromHandedOutAndQueuedOutput() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        let signal = Self.signalFile()
+        // The first part (over 64 KiB) is handed out while the code runs; the code goes on once the
+        // caller has it, then writes a last part and ends at once, so that part is usually still
+        // queued when the run ends. The result must keep the head and tail of both, per stream.
+        let execution = try manager.run("""
+            import sys
+            for i in range(20_000):
+                print(f'a{i}')
+                if i % 1000 == 0: sys.stderr.write(f'[e{i}]')
+            \(Self.waitForFile(signal))
+            for i in range(400):
+                print(f'b{i}')
+            sys.stderr.write('[last]')
+            """, in: context, outputLimit: 6000)
+        var events: [ExecutionEvent] = []
+        for try await event in execution {
+            if events.isEmpty { #expect(FileManager.default.createFile(atPath: signal, contents: nil)) }
+            events.append(event)
+        }
+        let record = RunRecord(events: events, result: try #require({
+            if case .completed(let result) = events.last { result } else { nil }
+        }()))
+        let stdout = (0..<20_000).map { "a\($0)\n" }.joined() + (0..<400).map { "b\($0)\n" }.joined()
+        let stderr = stride(from: 0, to: 20_000, by: 1000).map { "[e\($0)]" }.joined() + "[last]"
+        #expect(record.text(.stdout) == stdout)
+        #expect(record.text(.stderr) == stderr)
+        let head = String(stdout.utf8.prefix(3000))!
+        let tail = String(stdout.utf8.suffix(3000))!
+        #expect(record.result.stdout == head + tail)
+        #expect(record.result.stdoutOmittedBytes == stdout.utf8.count - 6000)
+        #expect(record.result.stderr == stderr)
+        #expect(!record.result.stderrTruncated)
+    }
+
     @Test("Long writes keep their place among the writes around them, on both streams")
     func longWritesKeepOrder() async throws {
         let context = try await newContext()
@@ -339,6 +378,28 @@ struct PrintTests {
         #expect(forms.result.stdout == "1-2.5-None-True-x!\n\n\nab\n0, 1, 2, 3\n"
             + "1000000000000000000000000000000|-0.0|nan|inf|1j|[1, 'a']|{'k': (1,)}|b'by'\né€😀")
         #expect(forms.result.stderr == "to stderr\n")
+    }
+
+    @Test("print(x) of one int or str writes str(x) and a newline: every digit count, signs, past 64 bits, long and non-ASCII text")
+    func printOneIntOrStr() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("""
+            values = [0, 7, -7, -10, 99, -99, 100, 12345, -987654321, 2**63 - 1, -2**63, 2**63, -2**63 - 1, 10**40]
+            values += [10**k - 1 for k in range(1, 21)] + [-10**k for k in range(0, 20)]
+            for v in values: print(v)
+            for s in ['', 'a', 'é€😀', 'v' * 1022, 'u' * 1023, 't' * 1024, 'w' * 5000]: print(s)
+            print(1, file=None)
+            """, in: context)
+        var expected = ["0", "7", "-7", "-10", "99", "-99", "100", "12345", "-987654321", "9223372036854775807",
+                        "-9223372036854775808", "9223372036854775808", "-9223372036854775809", "1" + String(repeating: "0", count: 40)]
+        expected += (1...20).map { String(repeating: "9", count: $0) }
+        expected += (0..<20).map { "-1" + String(repeating: "0", count: $0) }
+        expected += ["", "a", "é€😀", String(repeating: "v", count: 1022), String(repeating: "u", count: 1023),
+                     String(repeating: "t", count: 1024), String(repeating: "w", count: 5000), "1"]
+        #expect(record.result.stdout == expected.map { $0 + "\n" }.joined())
+        #expect(record.text(.stdout) == record.result.stdout)
+        #expect(record.result.stderr.isEmpty)
     }
 
     @Test("str() that prints or raises midway keeps CPython's order and partial output")
