@@ -4,7 +4,12 @@ Rows: interrupt of `while True: pass` and of `time.sleep(1000)` (from writing `c
 reading the run's `interrupted` response), the `pass` round trip, and 1,000 `code.run` over 100
 contexts written without waiting (time to the last response; the server's CPU time).
 
-    python3 Benchmarks/latency_ab.py BEFORE AFTER [--rounds 5] [--reps 100]
+    python3 Benchmarks/latency_ab.py BEFORE AFTER [--rounds 5] [--reps 100] [--fresh]
+
+A binary may carry environment variables for its server: `PATH@NAME=VALUE,NAME=VALUE` (the same
+executable under several settings). `--fresh` starts a new server for every round (each server
+process settles in a fast or a slow mode: rounds of fresh servers sample both), and the `print`
+row measures the `print('hi')` round trip.
 """
 import argparse
 import json
@@ -21,8 +26,13 @@ SLEEP = "import time\nprint('go', flush=True)\ntime.sleep(1000)"
 
 class Server:
     def __init__(self, binary: str) -> None:
-        self.process = subprocess.Popen([binary, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL)
+        path, _, settings = binary.partition("@")
+        environment = dict(os.environ)
+        for setting in filter(None, settings.split(",")):
+            name, _, value = setting.partition("=")
+            environment[name] = value
+        self.process = subprocess.Popen([path, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, env=environment)
         self.fd = self.process.stdout.fileno()
         self.buffer = b""
         self.next_id = 0
@@ -85,11 +95,11 @@ def interrupt_samples(server: Server, context: str, code: str, reps: int) -> lis
     return samples
 
 
-def pass_samples(server: Server, context: str, reps: int) -> list[float]:
+def pass_samples(server: Server, context: str, reps: int, code: str = "pass") -> list[float]:
     samples = []
     for _ in range(reps):
         started = time.perf_counter()
-        response = server.call("code.run", {"code": "pass", "context": context})
+        response = server.call("code.run", {"code": code, "context": context})
         samples.append(time.perf_counter() - started)
         assert response["result"]["status"] == "ok"
     return samples
@@ -119,29 +129,45 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--reps", type=int, default=100)
     parser.add_argument("--rows", default="loop,sleep,pass,pipelined")
+    parser.add_argument("--fresh", action="store_true", help="a new server for every round")
     arguments = parser.parse_args()
     rows = arguments.rows.split(",")
     results = {binary: {row: [] for row in rows + ["pipelined_cpu"]} for binary in arguments.binaries}
+    round_medians = {binary: {row: [] for row in rows} for binary in arguments.binaries}
     servers = {}
-    for binary in arguments.binaries:
+
+    def start(binary: str) -> None:
         server = Server(binary)
         context = server.call("context.create", {})["result"]["id"]
         contexts = [server.call("context.create", {})["result"]["id"] for _ in range(100)]
         server.call("code.run", {"code": "pass", "context": context})
         servers[binary] = (server, context, contexts)
-    for _ in range(arguments.rounds):
+
+    for binary in arguments.binaries:
+        start(binary)
+    for round_index in range(arguments.rounds):
         for binary in arguments.binaries:
+            if arguments.fresh and round_index > 0:
+                servers[binary][0].close()
+                start(binary)
             server, context, contexts = servers[binary]
+            counts = {row: len(results[binary][row]) for row in rows}
             if "loop" in rows:
                 results[binary]["loop"] += interrupt_samples(server, context, LOOP, arguments.reps)
             if "sleep" in rows:
                 results[binary]["sleep"] += interrupt_samples(server, context, SLEEP, arguments.reps)
             if "pass" in rows:
                 results[binary]["pass"] += pass_samples(server, context, arguments.reps * 10)
+            if "print" in rows:
+                results[binary]["print"] += pass_samples(server, context, arguments.reps * 10, "print('hi')")
             if "pipelined" in rows:
                 elapsed, cpu = pipelined(server, contexts, 1000)
                 results[binary]["pipelined"].append(elapsed)
                 results[binary]["pipelined_cpu"].append(cpu)
+            for row in rows:
+                fresh = results[binary][row][counts[row]:]
+                if fresh:
+                    round_medians[binary][row].append(statistics.median(fresh))
     for server, _, _ in servers.values():
         server.close()
     for row in rows + (["pipelined_cpu"] if "pipelined" in rows else []):
@@ -154,6 +180,8 @@ def main() -> None:
             unit = 1e3 if row.startswith("pipelined") else 1e6
             name = "ms" if unit == 1e3 else "µs"
             print(f"  {binary:40} median {statistics.median(samples) * unit:8.1f} {name}  p95 {p95 * unit:8.1f} {name}  n={len(samples)}")
+            if row in round_medians[binary]:
+                print(f"  {'':40} rounds [{', '.join(f'{m * unit:.0f}' for m in round_medians[binary][row])}]")
 
 
 if __name__ == "__main__":

@@ -200,7 +200,8 @@ public struct Execution: AsyncSequence, Sendable {
     ///   input), calls `stream` once, on the thread that produced it and under the run's output
     ///   lock: it must only start a task that iterates this execution;
     /// - when the run ends while no task iterates it, or while that task waits for the next event
-    ///   (so it has handled every event it took), calls `end` on the thread where the run ended
+    ///   (so it has handled every event it took) or has not taken any yet (started, not yet
+    ///   scheduled: it has nothing to send before the end), calls `end` on the thread where the run ended
     ///   (the interpreter thread, the watchdog, a caller deleting the context) with every event
     ///   not yet taken, the last one `.completed`; the task's iteration then ends without it.
     ///   Otherwise the task gets the end as usual and `end` is never called.

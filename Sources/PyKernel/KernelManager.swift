@@ -252,6 +252,19 @@ public final class KernelManager: Sendable {
         return runtime.supervisor.interrupt(context)
     }
 
+    /// ``interrupt(_:)`` for a caller that waits a little right after (a server holding the answer
+    /// for the run's response): returns `nil` when no run of `context` was in progress, else a
+    /// function to call within a few milliseconds, which lets the engine watch the interrupt's
+    /// grace period if the run has not ended by then (not waking a thread for it meanwhile).
+    /// `beforeSignal` runs when a run is to be interrupted, before the signal is sent (the run may
+    /// end, and its end be handed on, at once after it).
+    package func interruptDeferringWatch(
+        _ context: ContextID, beforeSignal: () -> Void
+    ) throws(KernelError) -> (@Sendable () -> Void)? {
+        _ = try record(context)
+        return runtime.supervisor.interruptDeferringWatchdog(context, beforeSignal: beforeSignal)
+    }
+
     /// Stops accepting runs, fails the queued ones with ``KernelError/Code/shutDown`` and interrupts
     /// the one in progress (its result reports `interrupted`). Contexts and their state remain.
     public func shutdown() {

@@ -220,6 +220,9 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     @exclusivity(unchecked) private var directIdle = false {
         didSet { hasWaiter = waiter != nil || directIdle }
     }
+    /// Whether the task that reads the events has taken one (until then, the end may go past it
+    /// like past a parked task: it has nothing to send before the end).
+    @exclusivity(unchecked) private var readerTookEvent = false
     /// Cheaper to test on every write than the optional continuation.
     @exclusivity(unchecked) private var hasWaiter = false
     @exclusivity(unchecked) private var waiterWantsAnyOutput = true
@@ -318,8 +321,9 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
             // Never needed again (and it holds the execution).
             let direct = self.direct
             self.direct = nil
-            // A task parked on `waiter` has handled every event it took: the rest may go past it.
-            guard let direct, directIdle || waiter != nil else {
+            // A task parked on `waiter` has handled every event it took, and one that has taken
+            // none (started, not yet scheduled) has nothing to send: the rest may go past it.
+            guard let direct, directIdle || waiter != nil || !readerTookEvent else {
                 wakeWaiterLocked()
                 return nil
             }
@@ -372,7 +376,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     /// - the run's end calls `end` with every event not yet taken (the last one `.completed`), on
     ///   the thread where the run ends (the interpreter thread, the watchdog, a deleting caller),
     ///   when no task is reading or that task waits for the next event (so it has handled every
-    ///   event it took); that task's iteration then ends without the result. Else the task gets
+    ///   event it took) or has taken none yet; that task's iteration then ends without the result. Else the task gets
     ///   the end as usual and `end` is never called.
     func deliverEndDirectly(
         end: @escaping @Sendable (Result<[ExecutionEvent], KernelError>) -> Void, stream: @escaping @Sendable () -> Void
@@ -446,7 +450,15 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     /// pool) until there is one.
     func nextEvent() async throws(KernelError) -> ExecutionEvent? {
         while true {
-            switch hub.lock.withLock({ nextStepLocked() }) {
+            let step = hub.lock.withLock {
+                let step = nextStepLocked()
+                switch step {
+                case .event, .failure: readerTookEvent = true
+                case .end, .wait: break
+                }
+                return step
+            }
+            switch step {
             case .event(let event): return event
             case .failure(let error): throw error
             case .end: return nil

@@ -142,15 +142,34 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
     /// Interrupts the run in progress in `context`; `false` when none is.
     func interrupt(_ context: ContextID) -> Bool {
+        guard let watch = interruptDeferringWatchdog(context, beforeSignal: {}) else { return false }
+        watch()
+        return true
+    }
+
+    /// Interrupts the run in progress in `context` (`nil` when none is) without waking the watchdog
+    /// yet: the caller calls the returned function soon after (a few ms at most), which wakes it
+    /// only if the run is still in progress then. An interrupted run usually ends within a few
+    /// hundred µs, and a thread woken meanwhile competes for the processor with the run's end on a
+    /// machine with few. A wait for input is still ended at once. `beforeSignal` runs (the lock
+    /// not held) when the run is to be interrupted, before the signal is sent.
+    func interruptDeferringWatchdog(_ context: ContextID, beforeSignal: () -> Void) -> (@Sendable () -> Void)? {
         lock.lock()
-        guard current?.context == context else {
+        guard let run = current, run.context == context else {
             lock.unlock()
-            return false
+            return nil
         }
+        let serial = run.serial
         let signal = requestLocked(.interrupt)
         lock.unlock()
-        if let signal { deliver(signal) }
-        return true
+        beforeSignal()
+        guard let signal else { return {} }
+        let waitsForInput = run.openInput != nil
+        deliver(Signal(thread: signal.thread, number: signal.number, wakeWaiters: waitsForInput))
+        guard signal.wakeWaiters, !waitsForInput else { return {} }
+        return { [self] in
+            lock.withLock { if current?.serial == serial { lock.broadcast() } }
+        }
     }
 
     /// Whether a run already reported as timed out still occupies the interpreter.

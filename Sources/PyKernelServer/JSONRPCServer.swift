@@ -27,6 +27,9 @@ public final class JSONRPCServer: Sendable {
     /// The runs whose code waits for input, by their `code.run` request's id.
     let openInputs = OpenInputs()
     private let stop = StopSignal()
+    /// How long the answer of a `code.interrupt` that interrupted a run waits for the run's
+    /// response to be written with it (zero: answered at once, on its own).
+    let interruptAnswerHold: Duration
     private let methods: [String: MethodHandler]
 
     /// - Parameters:
@@ -50,8 +53,10 @@ public final class JSONRPCServer: Sendable {
     init(
         manager: KernelManager, input: Int32, output: Int32, logger: Logger,
         maxLineLength: Int, extraMethods: [String: MethodHandler], outputLimits: MessageChannel.Limits,
-        processContexts: ProcessContexts? = nil, defaultIsolation: ContextIsolation = .namespace
+        processContexts: ProcessContexts? = nil, defaultIsolation: ContextIsolation = .namespace,
+        interruptAnswerHold: Duration = .milliseconds(2)
     ) {
+        self.interruptAnswerHold = interruptAnswerHold
         self.processContexts = processContexts
         self.defaultIsolation = defaultIsolation
         self.manager = manager

@@ -121,13 +121,32 @@ extension JSONRPCServer {
         }
     }
 
+    /// `code.interrupt`. When a run was interrupted, its answer waits (on the reader thread, up to
+    /// ``JSONRPCServer/interruptAnswerHold``) to go out in the same write as the next lines written,
+    /// usually the interrupted run's response: the client wakes once for both.
     private static func interrupt(_ request: Request) throws(RPCError) -> MethodReply {
         let id = try request.params.string("context")
+        let server = request.server
+        let holds = request.id != nil && server.interruptAnswerHold > .zero
+        let watch: (@Sendable () -> Void)?
         do throws(KernelError) {
-            return .result(["interrupted": .bool(try request.server.manager.interrupt(ContextID(id)))])
+            // The answer is held before the signal goes: the run's end may be written at once.
+            watch = try server.manager.interruptDeferringWatch(ContextID(id)) {
+                guard holds, let requestID = request.id else { return }
+                server.channel.holdForNextWrite(encode(requestID, .success(["interrupted": true]))) {
+                    server.inFlight.remove(requestID)
+                }
+            }
         } catch {
             throw RPCError(error)
         }
+        guard let watch, holds else {
+            watch?()
+            return .result(["interrupted": .bool(watch != nil)])
+        }
+        server.channel.sendHeldLine(within: server.interruptAnswerHold)
+        watch()
+        return .later
     }
 
     /// `code.input {request_id, value}` or `{request_id, eof: true}`: answers the open request

@@ -2,6 +2,7 @@ import Foundation
 import JSONRPC
 import Logging
 import PyKernelSupport
+import Synchronization
 
 /// Outgoing protocol lines, written in order by a thread the server owns, in bounded queues.
 ///
@@ -106,6 +107,8 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     private var batchOwner: pthread_t?
     private var drainWaiters: [CheckedContinuation<Void, Never>] = []
     private var peaks = (control: 0, stream: 0)
+    /// A line that goes out with the next write of any thread (see ``holdForNextWrite(_:whenQueued:)``).
+    private let rider = Rider()
 
     /// The most bytes each lane has held (for tests and diagnostics).
     var peakBytes: (control: Int, stream: Int) { lock.withLock { peaks } }
@@ -197,14 +200,14 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
 
     /// Sends a line at once: inside the calling thread's ``batch(_:)``, adds it to the batch;
     /// elsewhere queues it like ``sendWithoutWaiting(_:)``. `whenQueued` runs under the lock.
-    func sendNow(_ line: [UInt8], whenQueued: () -> Void = {}) {
+    func sendNow(_ line: [UInt8], framed: Bool = false, whenQueued: () -> Void = {}) {
         lock.withLock {
             whenQueued()
             if let owner = batchOwner, pthread_equal(owner, pthread_self()) != 0 {
                 batchLines.append(contentsOf: line)
-                batchLines.append(0x0A)
+                if !framed { batchLines.append(0x0A) }
             } else {
-                enqueueLocked(Self.framed(line), .stream)
+                enqueueLocked(framed ? line : Self.framed(line), .stream)
             }
         }
     }
@@ -242,13 +245,35 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         lock.unlock()
     }
 
+    /// Holds a line that may wait a little for company: the answer of `code.interrupt`, which the
+    /// run's response usually follows within a few hundred µs. The line goes out with the next
+    /// write of whatever thread writes first (the run's end on the interpreter thread, the writer
+    /// thread), after that write's lines, so the client reads both at once (one wake-up instead of
+    /// two). Hold it before starting what will be written (the signal), then call
+    /// ``sendHeldLine(within:)``. `whenQueued` runs under the channel's lock as the line is taken.
+    /// One line at a time (the request reader's).
+    func holdForNextWrite(_ line: [UInt8], whenQueued: @escaping @Sendable () -> Void) {
+        rider.hold(Self.framed(line), whenQueued: whenQueued)
+    }
+
+    /// Waits until a write has taken the held line, for at most `hold`; if none has, sends it
+    /// now like ``sendNow(_:whenQueued:)`` (in the calling thread's ``batch(_:)``, if any).
+    func sendHeldLine(within hold: Duration) {
+        guard let (line, whenQueued) = rider.release(after: hold) else { return }
+        sendNow(line, framed: true, whenQueued: whenQueued)
+    }
+
     /// Writes framed `bytes` on the calling thread while both lanes are empty and nobody writes
     /// (saving the writer thread's wake-up). Called and returns with the lock held; releases it
     /// while writing.
     private func writeOnThisThreadLocked(_ bytes: [UInt8]) {
+        var bytes = bytes
+        let riding = rider.take()
+        if let riding { bytes.append(contentsOf: riding) }
         writing = true
         lock.unlock()
         let written = writer.writeFramed(bytes)
+        if riding != nil { rider.written() }
         lock.lock()
         writing = false
         if !written { reportClosedLocked() }
@@ -275,9 +300,12 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
             var lines: [[UInt8]] = []
             let controlTaken = control.take(into: &lines)
             let streamTaken = stream.take(upTo: limits.streamBatchBytes, into: &lines)
+            let riding = rider.take()
+            if let riding { lines.append(riding) }
             writing = true
             lock.unlock()
             let written = writer.writeFramed(lines: lines)
+            if riding != nil { rider.written() }
             lock.lock()
             writing = false
             if !written { reportClosedLocked() }
@@ -345,6 +373,65 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     }
 
     private func cap(_ lane: Lane) -> Int { lane == .control ? limits.controlBytes : limits.streamBytes }
+
+    /// One line waiting to ride along with the next write, and the thread waiting for it to go.
+    /// Lock order: the channel's lock, then the rider's.
+    private final class Rider: @unchecked Sendable {  // state guarded by `lock`
+        private enum State { case empty, held, taken }
+        private let lock = ConditionLock()
+        private var state = State.empty
+        private var line: [UInt8] = []
+        private var whenQueued: @Sendable () -> Void = {}
+        /// Whether a line is held: writers test it without the lock on every write.
+        private let pending = Atomic<Bool>(false)
+
+        /// Holds `line` for the next write.
+        func hold(_ line: [UInt8], whenQueued: @escaping @Sendable () -> Void) {
+            lock.withLock {
+                precondition(state == .empty, "one held line at a time (only the request reader holds one)")
+                self.line = line
+                self.whenQueued = whenQueued
+                state = .held
+                pending.store(true, ordering: .releasing)
+            }
+        }
+
+        /// Waits until a writer has taken the held line and written it (or `duration` has
+        /// passed): `nil` once taken, else the line given back, with its `whenQueued`.
+        func release(after duration: Duration) -> (line: [UInt8], whenQueued: @Sendable () -> Void)? {
+            let deadline = ContinuousClock.now + duration
+            return lock.withLock {
+                while state == .held {
+                    let left = deadline - .now
+                    guard left > .zero else { break }
+                    lock.wait(timeout: left)
+                }
+                let given = state == .held ? (line, whenQueued) : nil
+                pending.store(false, ordering: .releasing)
+                state = .empty
+                line = []
+                whenQueued = {}
+                return given
+            }
+        }
+
+        /// The held line, taken by a thread about to write (the channel's lock held): `whenQueued`
+        /// has run. `nil` when no line is held.
+        func take() -> [UInt8]? {
+            guard pending.load(ordering: .acquiring) else { return nil }
+            return lock.withLock {
+                guard state == .held else { return nil }
+                state = .taken
+                pending.store(false, ordering: .releasing)
+                whenQueued()
+                return line
+            }
+        }
+
+        /// The taken line was written: the holder goes on (woken only now, after the write that
+        /// the client waits for).
+        func written() { lock.withLock { lock.broadcast() } }
+    }
 
     /// The line with its newline, appended in place (the line is consumed: no copy of a long
     /// line when its buffer has room for one more byte).

@@ -108,6 +108,52 @@ struct RunAnswerTests {
         await harness.finish()
     }
 
+    /// The answer of `code.interrupt` waits for the interrupted run's response and goes out in
+    /// the same write, right after it (one wake-up of the client); without the wait it comes first.
+    @Test(arguments: ["print('go', flush=True)\nwhile True: pass", "import time\nprint('go', flush=True)\ntime.sleep(1000)"])
+    func anInterruptIsAnsweredRightAfterTheInterruptedRun(code: String) async throws {
+        // A hold far longer than any run's end, so the order does not depend on the machine's speed.
+        let harness = try await ServerHarness(interruptAnswerHold: .seconds(60))
+        let context = await harness.call("context.create")["id"] ?? .null
+        for _ in 0..<3 {
+            let run = harness.request("code.run", ["code": .string(code), "context": context])
+            while let message = await harness.nextMessage(), message["method"] != "code.output" {}
+            let interrupt = harness.request("code.interrupt", ["context": context])
+            let first = await harness.nextMessage()
+            let second = await harness.nextMessage()
+            #expect(first?["id"].flatMap(RequestID.init) == run)
+            #expect(first?["result"]?["status"] == "interrupted")
+            #expect(second?["id"].flatMap(RequestID.init) == interrupt)
+            #expect(second?["result"] == ["interrupted": true])
+        }
+        // An interrupt with nothing to interrupt is answered at once, as before.
+        #expect(await harness.call("code.interrupt", ["context": context]) == ["interrupted": false])
+        await harness.finish()
+    }
+
+    /// Code that catches the interrupt and goes on: the answer goes out with the next lines
+    /// written (the run's output after the catch), not only with the run's response.
+    @Test func anInterruptOfCodeThatGoesOnIsAnsweredWithItsNextOutput() async throws {
+        let harness = try await ServerHarness(interruptAnswerHold: .seconds(60))
+        let context = await harness.call("context.create")["id"] ?? .null
+        let code = """
+            import time
+            print('go', flush=True)
+            try:
+                time.sleep(1000)
+            except KeyboardInterrupt:
+                print('caught', flush=True)
+            """
+        let run = harness.request("code.run", ["code": .string(code), "context": context])
+        while let message = await harness.nextMessage(), message["method"] != "code.output" {}
+        let interrupt = harness.request("code.interrupt", ["context": context])
+        let read = await messages(answering: [run, interrupt], from: harness)
+        let caught = read.firstIndex { $0["params"]?["text"] == "caught\n" }
+        let answer = read.firstIndex { $0["id"].flatMap(RequestID.init) == interrupt }
+        #expect(caught != nil && answer != nil && caught! < answer!, "\(read)")
+        await harness.finish()
+    }
+
     @Test func aRunSentAsANotificationStillHoldsUpTheEndOfInput() async throws {
         let harness = try await ServerHarness()
         let context = await harness.call("context.create")["id"] ?? .null

@@ -69,13 +69,16 @@ final class ServerHarness: @unchecked Sendable {  // used from one test task at 
     private var heldResponses: [RequestID: JSONValue] = [:]
     private(set) var notifications: [JSONValue] = []
 
-    init(limits: MessageChannel.Limits = MessageChannel.Limits()) async throws {
+    /// - Parameter interruptAnswerHold: How long a `code.interrupt` answer waits for company
+    ///   (see ``JSONRPCServer/interruptAnswerHold``).
+    init(limits: MessageChannel.Limits = MessageChannel.Limits(), interruptAnswerHold: Duration = .milliseconds(2)) async throws {
         let manager = try await engine()
         requests = Pipe()
         responses = Pipe()
         server = JSONRPCServer(
             manager: manager, input: requests.readEnd, output: responses.writeEnd, logger: quietLogger,
-            maxLineLength: LineReader.defaultMaxLineLength, extraMethods: [:], outputLimits: limits)
+            maxLineLength: LineReader.defaultMaxLineLength, extraMethods: [:], outputLimits: limits,
+            interruptAnswerHold: interruptAnswerHold)
         serving = Task { [server] in await server.serve() }
         lines = LineSource(descriptor: responses.readEnd)
     }
