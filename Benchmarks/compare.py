@@ -1104,6 +1104,7 @@ class Bench:
         (the pool refills with a new one), so its pid is known without running code in it."""
         client = PyKernelClient(self.binary, self.log_path, ("--pool-size", "1"))
         try:
+            client.wait_for_pool()
             fork_server = client.call("kernel.info", {})["isolation"]["fork_server"]["pid"]
             taken: list[int] = []
             for _ in range(2):
