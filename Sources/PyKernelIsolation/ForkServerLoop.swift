@@ -58,6 +58,10 @@ public enum ForkServerLoop {
         control: Int32, logger: Logger, fork: () throws -> pid_t, child: () -> Never
     ) -> Never {
         let childSignals = pk_sigchld_fd()
+        // The children then allocate from fresh pages at the heap's top instead of holes scattered
+        // over pages they share with this process: an idle child's own memory fell by ~0.3 MB
+        // (see docs/architecture.md, "The fork server").
+        _ = pk_malloc_take_free_chunks()
         var children = Set<pid_t>()
         send(control, "ready \(getpid())")
         var polls = [pollfd(fd: control, events: Int16(POLLIN), revents: 0),
@@ -112,10 +116,6 @@ public enum ForkServerLoop {
             for fd in input + output + errors where fd >= 0 { close(fd) }
             throw WorkerError.spawn("pipe: \(reason)")
         }
-        // The child's allocations then come from fresh pages at the heap's top instead of holes
-        // scattered over pages it shares with this process: an idle child's own memory fell by
-        // ~0.3 MB (see docs/architecture.md, "The fork server").
-        _ = pk_malloc_take_free_chunks()
         let pid: pid_t
         do {
             pid = try fork()

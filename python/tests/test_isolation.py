@@ -426,9 +426,9 @@ ALLOCATING_THREADS = (
 
 
 def test_forked_workers_allocate_freely(server):
-    """The fork server takes its heap's free chunks before each fork (so that a child allocates
-    from fresh pages): forked workers, one after the other and side by side, still allocate and
-    free in threads, print megabytes, time out and keep their state."""
+    """The fork server took its heap's free chunks before its first fork (so that children
+    allocate from fresh pages): forked workers, one after the other and side by side, still
+    allocate and free in threads, print megabytes, time out and keep their state."""
     contexts = [create(server)["id"] for _ in range(3)]
     requests = [server.request("code.run", {"context": c, "code": ALLOCATING_THREADS}) for c in contexts]
     for request in requests:
