@@ -704,6 +704,15 @@ def process_tree_memory(pid: int) -> tuple[int, int]:
     return total_rss, total_uss
 
 
+def forked_children(pid: int) -> list[int]:
+    """The pids of a process's children (/proc/PID/task/*/children)."""
+    children = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as listing:
+            children += [int(child) for child in listing.read().split()]
+    return children
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used (/proc/PID/stat)."""
     with open(f"/proc/{pid}/stat") as stat:
@@ -1088,6 +1097,29 @@ class Bench:
             client.close()
         return sum(rss for rss, _ in measured) // 2, sum(uss for _, uss in measured) // 2
 
+    def process_context_idle_memory(self) -> tuple[int, int]:
+        """(RSS, USS) of an idle process context's worker: created and never run (mean of two).
+
+        With a pool of one, the worker a creation takes is the fork server's only child before it
+        (the pool refills with a new one), so its pid is known without running code in it."""
+        client = PyKernelClient(self.binary, self.log_path, ("--pool-size", "1"))
+        try:
+            client.wait_for_pool()
+            fork_server = client.call("kernel.info", {})["isolation"]["fork_server"]["pid"]
+            taken: list[int] = []
+            for _ in range(2):
+                client.wait_for_pool()
+                pool = set(forked_children(fork_server)) - set(taken)
+                assert len(pool) == 1, pool
+                client.call("context.create", {"isolation": "process"})
+                taken += pool
+            client.wait_for_pool()
+            time.sleep(0.5)
+            measured = [memory_of(pid) for pid in taken]
+        finally:
+            client.close()
+        return sum(rss for rss, _ in measured) // 2, sum(uss for _, uss in measured) // 2
+
     @staticmethod
     def pykernel_first_result(client: PyKernelClient) -> None:
         context = client.create_context()
@@ -1289,6 +1321,9 @@ class Bench:
         for row in (empty, used):
             Results.add(row, "jupyter", "Jupyter kernel (one process)", [uss], detail=f"RSS {rss / 2**20:.1f} MB")
 
+        rss, uss = self.process_context_idle_memory()
+        Results.add(empty, "pykernel", "pykernel process context (its forked worker, created and never run; reference)", [uss],
+                    reference=True, detail=f"RSS {rss / 2**20:.1f} MB, mostly shared with the fork server")
         rss, uss = self.process_context_memory()
         Results.add(used, "pykernel", "pykernel process context (its forked worker; reference)", [uss],
                     reference=True, detail=f"RSS {rss / 2**20:.1f} MB, mostly shared with the fork server")

@@ -125,6 +125,48 @@ def fresh_first_runs(server, pool, code, n):
     return created, first, both
 
 
+def forked_children(pid):
+    children = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as listing:
+            children += [int(child) for child in listing.read().split()]
+    return children
+
+
+def memory(args):
+    """USS and RSS of idle process contexts (two), in a server of its own with a pool of one: the
+    worker a creation takes is then the fork server's only child not bound yet, so its pid is
+    known without running code in it. Measured created and never run, after `x = 1`, and after a
+    second run `import os; print(os.getpid())` (what compare.py's row after a run does)."""
+    server = Server("--pool-size", "1", *args[2:])  # args[:2]: the main server's --pool-size
+    server.pool_ready(1)
+    fork_server = server.call("kernel.info")[1]["isolation"]["fork_server"]["pid"]
+    taken, contexts = [], []
+    for _ in range(2):
+        server.pool_ready(1)
+        pool = set(forked_children(fork_server)) - set(taken)
+        assert len(pool) == 1, pool
+        contexts.append(server.call("context.create", {"isolation": "process"})[1]["id"])
+        taken += pool
+
+    def report(label):
+        server.pool_ready(1)
+        time.sleep(0.5)
+        uss = statistics.mean(uss_kib(p) for p in taken)
+        rss = statistics.mean(rss_kib(p) for p in taken)
+        print(f"process context, {label}: USS {uss / 1024:.2f} MB ({uss * 1024:,.0f} bytes), RSS {rss / 1024:.1f} MB")
+
+    report("idle (created, never run)")
+    for context in contexts:
+        server.call("code.run", {"context": context, "code": "x = 1"})
+    report("after `x = 1`")
+    for context in contexts:
+        _, result = server.call("code.run", {"context": context, "code": "import os; print(os.getpid())"})
+        assert int(result["stdout"]) in taken
+    report("after `x = 1` and `import os; print(os.getpid())`")
+    server.close()
+
+
 def main():
     pool = OPTIONS.pool_size
     args = ["--pool-size", str(pool)]
@@ -141,16 +183,9 @@ def main():
     print(f"create (pool ready)   {summary(created)}  (n=50)")
     print(f"create + first result {summary(first)}")
 
-    # Memory of idle contexts: after one small run each.
+    memory(args)
     server.pool_ready(pool)
     contexts = [server.call("context.create", {"isolation": "process"})[1] for _ in range(pool)]
-    pids = []
-    for context in contexts:
-        _, result = server.call("code.run", {"context": context["id"], "code": "import os\nprint(os.getpid())"})
-        pids.append(int(result["stdout"]))
-    time.sleep(0.5)
-    print(f"idle process context: USS {statistics.mean(uss_kib(p) for p in pids) / 1024:.1f} MB, "
-          f"RSS {statistics.mean(rss_kib(p) for p in pids) / 1024:.1f} MB")
 
     # Parallelism: one CPU-bound run alone, then two at once in two contexts.
     code = "s = 0\nfor i in range(6_000_000): s += i"

@@ -2,9 +2,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -160,4 +162,25 @@ int pk_linger_on_crash(int milliseconds) {
         if (sigaction(signals[index], &action, NULL) != 0) return -1;
     }
     return 0;
+}
+
+long pk_malloc_take_free_chunks(void) {
+    malloc_trim(0);  // merges the fastbins' chunks and gives whole free pages back
+    // The top chunk starts `keepcost` bytes below the program break (the main arena grows with brk).
+    uintptr_t top = (uintptr_t)sbrk(0) - mallinfo2().keepcost;
+    long taken = 0;
+    // Large sizes first (free chunks are split by smaller requests otherwise), then every 16-byte
+    // size class a small request can have (tcache, fastbins and small bins are per class).
+    for (size_t size = 64 << 10; size >= 16; size = size > 1024 ? size / 2 : size - 16) {
+        for (;;) {
+            void *chunk = malloc(size);
+            if (chunk == NULL) break;
+            if ((uintptr_t)chunk >= top) {  // from the top chunk: nothing of this size is left below it
+                free(chunk);
+                break;
+            }
+            taken += (long)size;  // kept for good: a hole filled
+        }
+    }
+    return taken;
 }

@@ -405,6 +405,44 @@ def test_large_output_is_relayed_whole(server):
     server.result("context.delete", {"id": context})
 
 
+ALLOCATING_THREADS = (
+    "import threading, random\n"
+    "def work(seed, out):\n"
+    "    rng = random.Random(seed)\n"
+    "    kept = []\n"
+    "    for i in range(5000):\n"
+    "        size = rng.choice((8, 24, 100, 600, 5000, 70000, 200000))\n"
+    "        kept.append(bytes([i % 251]) * size if i % 3 else {str(i): [i] * (size // 64)})\n"
+    "        if len(kept) > 50:\n"
+    "            del kept[rng.randrange(len(kept))]\n"
+    "    out[seed] = sum(len(x) for x in kept)\n"
+    "out = {}\n"
+    "threads = [threading.Thread(target=work, args=(n, out)) for n in range(4)]\n"
+    "for t in threads: t.start()\n"
+    "for t in threads: t.join()\n"
+    "print(sorted(out))\n"
+    "print('x' * 3_000_000)"
+)
+
+
+def test_forked_workers_allocate_freely(server):
+    """The fork server took its heap's free chunks before its first fork (so that children
+    allocate from fresh pages): forked workers, one after the other and side by side, still
+    allocate and free in threads, print megabytes, time out and keep their state."""
+    contexts = [create(server)["id"] for _ in range(3)]
+    requests = [server.request("code.run", {"context": c, "code": ALLOCATING_THREADS}) for c in contexts]
+    for request in requests:
+        result = server.response(request, timeout=120)["result"]
+        assert result["status"] == "ok", result
+        assert result["stdout"].startswith("[0, 1, 2, 3]\n")
+        assert len(result["stdout"]) + result["stdout_omitted_bytes"] == len("[0, 1, 2, 3]\n") + 3_000_001
+    timed_out = run(server, contexts[0], "x = [bytes(1000) for _ in range(1000)]\nimport time\nwhile True: time.sleep(0.01)", timeout=0.5)
+    assert timed_out["status"] == "timeout"
+    assert run(server, contexts[0], "print(len(x), sum(map(len, x)))")["stdout"] == "1000 1000000\n"
+    for context in contexts:
+        server.result("context.delete", {"id": context})
+
+
 def test_cpu_time_limit(server):
     context = create(server, cpu_time_limit_s=0.5)
     assert context["cpu_time_limit_s"] == 0.5

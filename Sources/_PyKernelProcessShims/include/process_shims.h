@@ -72,4 +72,14 @@ int pk_spawn_actions_close_from(posix_spawn_file_actions_t *actions, int from);
 /// with errno.
 int pk_linger_on_crash(int milliseconds);
 
+/// Allocates, and never frees, every free chunk of the main malloc arena that lies below its top
+/// chunk (tcache, fastbins, bins), after `malloc_trim(0)`; returns the bytes taken. Later
+/// allocations come from the top chunk, on fresh pages one after the other. For a fork server,
+/// once before its first fork: a child's allocations would otherwise fill holes scattered over the
+/// heap it shares with the fork server, and each write to a shared page copies it (malloc's own
+/// bookkeeping in the free chunks too). Not before every fork: what the fork server frees between
+/// forks would be taken each time and never reused. Call it only in a single-threaded process
+/// whose one arena is the main arena.
+long pk_malloc_take_free_chunks(void);
+
 #endif
