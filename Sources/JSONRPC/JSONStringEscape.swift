@@ -55,6 +55,17 @@ private func escapeBlock(
             if flags == 0 {
                 position += 8
                 target += 8
+                // A clean word usually starts a clean run (plain text): skip it two words at a
+                // time. Printed lines, with a newline in every word, never get here.
+                while position + 16 <= end {
+                    let first = raw.loadUnaligned(fromByteOffset: position, as: UInt64.self)
+                    let second = raw.loadUnaligned(fromByteOffset: position + 8, as: UInt64.self)
+                    if escapeFlags(UInt64(littleEndian: first)) | escapeFlags(UInt64(littleEndian: second)) != 0 { break }
+                    target.storeBytes(of: first, as: UInt64.self)
+                    target.storeBytes(of: second, toByteOffset: 8, as: UInt64.self)
+                    position += 16
+                    target += 16
+                }
                 continue
             }
             let clean = flags.trailingZeroBitCount &>> 3
