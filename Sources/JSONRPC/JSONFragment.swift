@@ -40,11 +40,13 @@ public struct JSONFragment: Sendable, Hashable {
 /// Writes the members of an object being built as a ``JSONFragment`` (see
 /// ``JSONFragment/object(capacity:_:)``), in the order written. Give each key once.
 public struct JSONObjectWriter {
-    fileprivate var output: [UInt8]
-    private var isEmpty = true
+    var output: [UInt8]
+    private var isEmpty: Bool
 
-    fileprivate init(output: [UInt8]) {
+    /// A writer of an object whose `{` (and, when `hasMembers`, some members) `output` already holds.
+    init(output: [UInt8], hasMembers: Bool = false) {
         self.output = output
+        isEmpty = !hasMembers
     }
 
     /// Writes the member `key` with `value`.

@@ -199,6 +199,28 @@ public enum RPCMessage {
         return envelope(first: #"{"jsonrpc":"2.0","method":"#, .string(method), then: #","params":"#, params)
     }
 
+    /// `{"jsonrpc":"2.0","method":…,"params":{"request_id":…,…}}`: a notification about the request
+    /// `requestID`, the other members of its params written in order by `members` (no object is
+    /// built first; each key once, none `request_id`), starting with room for `capacity` bytes.
+    public static func notification(
+        method: String, requestID: RequestID, capacity: Int = 128, _ members: (inout JSONObjectWriter) -> Void
+    ) -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(capacity)
+        let head: StaticString = #"{"jsonrpc":"2.0","method":"#
+        let params: StaticString = #","params":{"request_id":"#
+        head.withUTF8Buffer { output.append(contentsOf: $0) }
+        JSONValue.string(method).serialize(into: &output)
+        params.withUTF8Buffer { output.append(contentsOf: $0) }
+        requestID.jsonValue.serialize(into: &output)
+        var writer = JSONObjectWriter(output: [], hasMembers: true)
+        swap(&writer.output, &output)
+        members(&writer)
+        writer.output.append(UInt8(ascii: "}"))
+        writer.output.append(UInt8(ascii: "}"))
+        return writer.output
+    }
+
     private static func envelope(first: StaticString, _ head: JSONValue, then: StaticString, _ payload: JSONValue) -> [UInt8] {
         var output: [UInt8] = []
         output.reserveCapacity(128)

@@ -245,6 +245,22 @@ public struct Request: Sendable {
         await server.channel.send(RPCMessage.notification(method: method, params: .object(Self.params(id, fields))), lane: .stream)
     }
 
+    /// Sends a notification about this request whose params, after `request_id`, `members` writes
+    /// (see ``notificationLine(_:capacity:_:)``). Nothing is sent for a notification request.
+    func notify(_ method: String, capacity: Int = 128, _ members: (inout JSONObjectWriter) -> Void) async {
+        guard id != nil else { return }
+        notifications.sent = true
+        await server.channel.send(notificationLine(method, capacity: capacity, members), lane: .stream)
+    }
+
+    /// A notification about this request, encoded: `{"jsonrpc":"2.0","method":method,"params":
+    /// {"request_id":id,…}}`, the members after `request_id` written in order by `members`
+    /// (each key once; no object is built). Empty for a notification request (which sends none).
+    func notificationLine(_ method: String, capacity: Int = 128, _ members: (inout JSONObjectWriter) -> Void) -> [UInt8] {
+        guard let id else { return [] }
+        return RPCMessage.notification(method: method, requestID: id, capacity: capacity, members)
+    }
+
     /// `{"request_id": id, ...fields}` (through the arrays: iterating the object from this module
     /// would go through an unspecialized opaque iterator).
     private static func params(_ id: RequestID, _ fields: JSONObject) -> JSONObject {
@@ -270,14 +286,15 @@ public struct Request: Sendable {
 
     /// Answers a request that replied ``MethodReply/later`` from the thread where its work ended,
     /// without a task: its last notifications (`method`, fields) then its response, written as
-    /// one unit (see ``MessageChannel/sendUnit(_:lane:mayWait:whenQueued:)``).
-    func finish(notifications last: [(method: String, fields: JSONObject)], _ outcome: Result<JSONValue, RPCError>) {
+    /// one unit (see ``MessageChannel/sendUnit(_:lane:mayWait:whenQueued:)``). `last` are encoded
+    /// lines (``notificationLine(_:capacity:_:)``).
+    func finish(notifications last: [[UInt8]], _ outcome: Result<JSONValue, RPCError>) {
         guard let id else {
             followUp.run()
             server.inFlight.remove(trackingKey)
             return
         }
-        var lines = last.map { RPCMessage.notification(method: $0.method, params: .object(Self.params(id, $0.fields))) }
+        var lines = last
         lines.append(JSONRPCServer.encode(id, outcome))
         let lane: MessageChannel.Lane = notifications.sent || !last.isEmpty ? .stream : .control
         // A run's end on a task (a shutdown failing queued runs) must not block the pool.

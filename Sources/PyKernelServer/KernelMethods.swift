@@ -285,6 +285,7 @@ extension JSONRPCServer {
         static let data = JSONKey("data")
         static let metadata = JSONKey("metadata")
         static let chart = JSONKey("chart")
+        static let textPlain = JSONKey("text/plain")
     }
 
     /// The size (bytes, about) from which a run's result is built as a tree, serialized straight
@@ -297,6 +298,18 @@ extension JSONRPCServer {
     /// Serialized here, once, as a ``JSONFragment`` written member by member (no tree of objects):
     /// its `code.result` notification and the response's `results` splice the same text.
     package static func richResultJSON(_ result: RichResult) -> JSONValue {
+        // The usual result (a value's `text/plain` alone, no metadata, no chart): nothing to parse,
+        // sort or classify.
+        if result.chartJSON == nil, result.data.count == 1, let (mime, text) = result.data.first, mime == "text/plain",
+            result.metadataJSON == "{}"
+        {
+            return .fragment(JSONFragment.object(capacity: text.utf8.count + 96) { object in
+                object.member(Keys.isMainResult, .bool(result.isMainResult))
+                object.member(Keys.data, object: { $0.member(Keys.textPlain, .string(text)) })
+                object.member(Keys.metadata, .object([:]))
+                object.member(Keys.chart, .null)
+            })
+        }
         let metadata = result.metadataJSON == "{}" ? JSONValue.object([:]) : ((try? JSONValue.parse(result.metadataJSON)) ?? .object([:]))
         let chart = result.chartJSON.flatMap { try? JSONValue.parse($0) } ?? .null
         // Room for the members around the bundle's texts (a 20 MB image is not copied to grow).
@@ -336,8 +349,34 @@ private final class RunAnswer: Sendable {
 
     init(_ request: Request) { self.request = request }
 
-    private static func outputFields(_ chunk: OutputChunk) -> JSONObject {
-        ["stream": .string(chunk.stream.rawValue), "text": .string(chunk.text)]
+    private enum Keys {
+        static let stream = JSONKey("stream")
+        static let text = JSONKey("text")
+        static let result = JSONKey("result")
+    }
+
+    /// Writes the params of a `code.output` notification after `request_id`: `stream`, `text`.
+    private static func writeOutput(_ chunk: OutputChunk, into params: inout JSONObjectWriter) {
+        params.member(Keys.stream, .string(chunk.stream.rawValue))
+        params.member(Keys.text, .string(chunk.text))
+    }
+
+    /// Room for a notification's line around a text or result of `count` bytes.
+    private static func lineCapacity(_ count: Int) -> Int { count + 128 }
+
+    /// The encoded `code.output` notification of `chunk`.
+    private func outputLine(_ chunk: OutputChunk) -> [UInt8] {
+        request.notificationLine("code.output", capacity: Self.lineCapacity(chunk.text.utf8.count)) { Self.writeOutput(chunk, into: &$0) }
+    }
+
+    /// The encoded `code.result` notification of a result's JSON (`{"request_id":…,"result":json}`).
+    private func resultLine(_ json: JSONValue) -> [UInt8] {
+        request.notificationLine("code.result", capacity: Self.lineCapacity(Self.size(json))) { $0.member(Keys.result, json) }
+    }
+
+    /// The bytes of a result's JSON when it is a fragment (as `richResultJSON` makes it), else a guess.
+    private static func size(_ json: JSONValue) -> Int {
+        if case .fragment(let fragment) = json { fragment.bytes.count } else { 256 }
     }
 
     /// The run's last events, on the thread where it ended: sent with the response as one unit.
@@ -347,16 +386,16 @@ private final class RunAnswer: Sendable {
         case .failure(let error):
             request.finish(notifications: [], .failure(RPCError(error)))
         case .success(let events):
-            var notifications: [(method: String, fields: JSONObject)] = []
+            var notifications: [[UInt8]] = []
             var streamed = self.streamed.withLock { $0 }
             for event in events {
                 switch event {
                 case .output(let chunk):
-                    notifications.append(("code.output", Self.outputFields(chunk)))
+                    notifications.append(outputLine(chunk))
                 case .result(let result):
                     let json = JSONRPCServer.richResultJSON(result)
                     streamed.append(json)
-                    notifications.append(("code.result", ["result": json]))
+                    notifications.append(resultLine(json))
                 case .inputRequest:
                     continue  // the run has ended: that request was withdrawn
                 case .completed(let result):
@@ -390,11 +429,11 @@ private final class RunAnswer: Sendable {
         for try await event in execution {
             switch event {
             case .output(let chunk):
-                await request.notify("code.output", Self.outputFields(chunk))
+                await request.notify("code.output", capacity: Self.lineCapacity(chunk.text.utf8.count)) { Self.writeOutput(chunk, into: &$0) }
             case .result(let result):
                 let json = JSONRPCServer.richResultJSON(result)
                 streamed.withLock { $0.append(json) }
-                await request.notify("code.result", ["result": json])
+                await request.notify("code.result", capacity: Self.lineCapacity(Self.size(json))) { $0.member(Keys.result, json) }
             case .inputRequest(let input):
                 guard let id = request.id else { continue }
                 // Open before the client can see the request (it may answer at once).

@@ -124,6 +124,21 @@ import Testing
             == #"{"jsonrpc":"2.0","method":"ping"}"#)
     }
 
+    /// A notification about a request written member by member is the text of the one built from
+    /// a tree (`params` = `{"request_id": id, ...}`), for every kind of id.
+    @Test(arguments: [RequestID.integer(7), .integer(.min), .double(2.5), .string("a\"b\n\u{1}é"), .null])
+    func notificationAboutARequestIsTheTreesText(id: RequestID) {
+        let result = JSONFragment.object { $0.member("data", ["text/plain": "2"]) }
+        let written = RPCMessage.notification(method: "code.result", requestID: id, capacity: 0) { params in
+            params.member(JSONKey("result"), .fragment(result))
+            params.member("text", "x\ny")
+        }
+        let tree: JSONValue = ["request_id": id.jsonValue, "result": ["data": ["text/plain": "2"]], "text": "x\ny"]
+        #expect(written == RPCMessage.notification(method: "code.result", params: tree))
+        #expect(RPCMessage.notification(method: "m\"", requestID: id) { _ in }
+            == RPCMessage.notification(method: "m\"", params: ["request_id": id.jsonValue]))
+    }
+
     @Test func invalidParamsAlwaysCarryAReasonAndTheFieldWhenKnown() {
         #expect(RPCError.invalidParams().data == ["reason": "invalid_argument"])
         #expect(RPCError.invalidParams("m", field: "cwd", reason: "invalid_cwd").data == ["reason": "invalid_cwd", "field": "cwd"])

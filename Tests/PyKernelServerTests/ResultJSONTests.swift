@@ -29,6 +29,10 @@ import Testing
         ], metadataJSON: #"{"image/png": {"width": 640, "height": 480}}"#, chartJSON: #"{"type": "line", "elements": [{"label": "y", "points": [[0, 1.5]]}]}"#),
         RichResult(isMainResult: false, data: ["text/plain": "x"], metadataJSON: "not json", chartJSON: "not json"),
         RichResult(isMainResult: true, data: ["text/plain": ""], metadataJSON: "{}", chartJSON: "null"),
+        // Near the usual `text/plain`-alone result, each differing in one part.
+        RichResult(isMainResult: true, data: ["text/plain": "1"], metadataJSON: #"{"a": 1}"#),
+        RichResult(isMainResult: false, data: ["text/html": "<i>"]),
+        RichResult(isMainResult: true, data: ["text/plain": "x", "text/html": "<i>"]),
     ]
 
     @Test(arguments: results)
