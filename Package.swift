@@ -35,7 +35,7 @@ let package = Package(
         // cap, UTF-8 boundaries, the condition lock, argument validation.
         .target(name: "PyKernelSupport", swiftSettings: strictSettings),
         // The one Swift layer that calls CPython: GIL discipline and reference ownership.
-        .target(name: "EmbeddedPython", dependencies: ["CPython"], swiftSettings: strictSettings),
+        .target(name: "EmbeddedPython", dependencies: ["CPython", "PyKernelSupport"], swiftSettings: strictSettings),
         // Compiles python/runtime/*.py into the binary.
         .executableTarget(name: "EmbedPythonSources", swiftSettings: strictSettings),
         .plugin(

@@ -1,4 +1,5 @@
 @preconcurrency import CPython
+import PyKernelSupport
 
 /// A C function Python calls with the vectorcall convention and keywords
 /// (`METH_FASTCALL | METH_KEYWORDS`): `(self, arguments, count and flags, keyword names or NULL)`.
@@ -49,19 +50,10 @@ extension PyBorrowed {
             var overflow: Int32 = 0
             let value = PyLong_AsLongLongAndOverflow(pointer, &overflow)
             if overflow == 0, !(value == -1 && PyErr_Occurred() != nil) {
-                return withUnsafeTemporaryAllocation(byteCount: 20, alignment: 1) { digits in
-                    var magnitude = value.magnitude
-                    var start = digits.count
-                    repeat {
-                        start -= 1
-                        digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                        magnitude /= 10
-                    } while magnitude > 0
-                    if value < 0 {
-                        start -= 1
-                        digits[start] = UInt8(ascii: "-")
-                    }
-                    return body(UnsafeRawBufferPointer(rebasing: digits[start...]))
+                return withUnsafeTemporaryAllocation(byteCount: maxDecimalLength, alignment: 1) { digits in
+                    let end = digits.baseAddress! + maxDecimalLength
+                    let start = writeDecimal(value, endingAt: end)
+                    return body(UnsafeRawBufferPointer(start: start, count: end - start))
                 }
             }
             PyErr_Clear()
@@ -85,26 +77,7 @@ extension PyBorrowed {
                 PyErr_Clear()
                 return nil
             }
-            // Two digits at a time, from a table of the pairs "00" to "99".
-            var magnitude = value.magnitude
-            let pairs = decimalPairs.utf8Start
-            while magnitude >= 100 {
-                let pair = Int(magnitude % 100) * 2
-                magnitude /= 100
-                start -= 2
-                (base + start).copyMemory(from: pairs + pair, byteCount: 2)
-            }
-            if magnitude >= 10 {
-                start -= 2
-                (base + start).copyMemory(from: pairs + Int(magnitude) * 2, byteCount: 2)
-            } else {
-                start -= 1
-                base.storeBytes(of: UInt8(ascii: "0") + UInt8(magnitude), toByteOffset: start, as: UInt8.self)
-            }
-            if value < 0 {
-                start -= 1
-                base.storeBytes(of: UInt8(ascii: "-"), toByteOffset: start, as: UInt8.self)
-            }
+            start = writeDecimal(value, endingAt: base + start) - base
             return UnsafeRawBufferPointer(start: base + start, count: buffer.count - start)
         }
         guard pykernel_is_exact_unicode(pointer) != 0 else { return nil }
@@ -134,9 +107,6 @@ extension PyBorrowed {
         PyOwned(stealing: PyObject_CallMethodNoArgs(pointer, name.pointer)) != nil
     }
 }
-
-/// The decimal digits of 0 to 99, two bytes each.
-private let decimalPairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
 
 /// The arguments of one call to `print(*objects, sep=' ', end='\n', file=None, flush=False)`,
 /// borrowed from the caller for the duration of the call.

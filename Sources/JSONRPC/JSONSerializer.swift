@@ -1,3 +1,5 @@
+import PyKernelSupport
+
 extension JSONValue {
     /// The compact JSON text of the value as UTF-8 bytes.
     ///
@@ -64,21 +66,10 @@ private func appendStatic(_ text: StaticString, to output: inout [UInt8]) {
 
 /// Appends the decimal digits of `value` (with `-` when negative), as `String(value)` writes them.
 private func writeInteger(_ value: Int64, to output: inout [UInt8]) {
-    // Digits from the last, into a 20-byte buffer (Int64.min has 19 digits and a sign).
-    var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-    withUnsafeMutableBytes(of: &digits) { buffer in
-        var magnitude = value.magnitude
-        var start = buffer.count
-        repeat {
-            start -= 1
-            buffer[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-            magnitude /= 10
-        } while magnitude > 0
-        if value < 0 {
-            start -= 1
-            buffer[start] = UInt8(ascii: "-")
-        }
-        output.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[start...]))
+    withUnsafeTemporaryAllocation(byteCount: maxDecimalLength, alignment: 1) { buffer in
+        let end = buffer.baseAddress! + maxDecimalLength
+        let start = writeDecimal(value, endingAt: end)
+        output.append(contentsOf: UnsafeRawBufferPointer(start: start, count: end - start))
     }
 }
 

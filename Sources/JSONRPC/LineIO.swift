@@ -197,21 +197,22 @@ private extension LineReaderElement {
 
 /// Runs `loop` on a new detached thread.
 private func startThread(_ loop: ReadLoop) {
-    var attributes = pthread_attr_t()
-    pthread_attr_init(&attributes)
-    defer { pthread_attr_destroy(&attributes) }
-    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
     #if canImport(Darwin)
     var thread: pthread_t?
     #else
     var thread = pthread_t()
     #endif
-    let result = pthread_create(&thread, &attributes, { context in
+    let result = pthread_create(&thread, nil, { context in
         let context: UnsafeMutableRawPointer? = context
         Unmanaged<ReadLoop>.fromOpaque(context!).takeRetainedValue().run()
         return nil
     }, Unmanaged.passRetained(loop).toOpaque())
     precondition(result == 0, "LineReader could not start its thread (error \(result))")
+    #if canImport(Darwin)
+    pthread_detach(thread!)
+    #else
+    pthread_detach(thread)
+    #endif
 }
 
 /// Writes whole lines to a file descriptor, one writer at a time.

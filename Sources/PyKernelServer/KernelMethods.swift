@@ -298,18 +298,6 @@ extension JSONRPCServer {
     /// Serialized here, once, as a ``JSONFragment`` written member by member (no tree of objects):
     /// its `code.result` notification and the response's `results` splice the same text.
     package static func richResultJSON(_ result: RichResult) -> JSONValue {
-        // The usual result (a value's `text/plain` alone, no metadata, no chart): nothing to parse,
-        // sort or classify.
-        if result.chartJSON == nil, result.data.count == 1, let (mime, text) = result.data.first, mime == "text/plain",
-            result.metadataJSON == "{}"
-        {
-            return .fragment(JSONFragment.object(capacity: text.utf8.count + 96) { object in
-                object.member(Keys.isMainResult, .bool(result.isMainResult))
-                object.member(Keys.data, object: { $0.member(Keys.textPlain, .string(text)) })
-                object.member(Keys.metadata, .object([:]))
-                object.member(Keys.chart, .null)
-            })
-        }
         let metadata = result.metadataJSON == "{}" ? JSONValue.object([:]) : ((try? JSONValue.parse(result.metadataJSON)) ?? .object([:]))
         let chart = result.chartJSON.flatMap { try? JSONValue.parse($0) } ?? .null
         // Room for the members around the bundle's texts (a 20 MB image is not copied to grow).
@@ -319,8 +307,8 @@ extension JSONRPCServer {
             object.member(Keys.isMainResult, .bool(result.isMainResult))
             object.member(Keys.data, object: { data in
                 if result.data.count == 1, let (mime, value) = result.data.first {
-                    // The usual bundle (a value's `text/plain` alone): nothing to sort.
-                    data.member(mime, bundleValue(mime, value))
+                    // The usual bundle (a value's `text/plain` alone): nothing to sort or classify.
+                    if mime == "text/plain" { data.member(Keys.textPlain, .string(value)) } else { data.member(mime, bundleValue(mime, value)) }
                 } else {
                     for mime in result.data.keys.sorted() { data.member(mime, bundleValue(mime, result.data[mime]!)) }
                 }
