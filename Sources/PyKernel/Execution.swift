@@ -35,29 +35,78 @@ public struct ErrorRecord: Sendable, Hashable {
 
 /// A rich result of a run, as Jupyter's `display_data`/`execute_result`: the value of the cell's
 /// last expression (``isMainResult``) or an object passed to `display()`.
-public struct RichResult: Sendable, Hashable {
+public struct RichResult: Sendable, Hashable, CustomReflectable {
     /// Whether this is the value of the run's last expression (else a `display()`ed object).
     public let isMainResult: Bool
-    /// MIME type → representation. Always holds `text/plain`; binary formats (`image/png`,
-    /// `image/jpeg`, `application/pdf`) are base64; `application/json` is JSON text.
-    public let data: [String: String]
+    /// The representations, kept as the `text/plain` string alone when that is the whole bundle
+    /// (a value shown by its `repr`, the usual main result): no dictionary to build, hash, copy
+    /// and free on that path. Always in this form when it applies (see ``init(isMainResult:data:metadataJSON:chartJSON:)``),
+    /// so equal bundles are stored alike.
+    private let bundle: Bundle
     /// The representation's metadata as JSON text (`{}` when there is none).
     public let metadataJSON: String
     /// The chart record (issue 12's `Chart`) as JSON text, or `nil`.
     public let chartJSON: String?
 
+    private enum Bundle: Sendable, Hashable {
+        case textOnly(String)
+        case representations([String: String])
+    }
+
     public init(isMainResult: Bool, data: [String: String], metadataJSON: String = "{}", chartJSON: String? = nil) {
         self.isMainResult = isMainResult
-        self.data = data
+        if data.count == 1, let text = data["text/plain"] {
+            bundle = .textOnly(text)
+        } else {
+            bundle = .representations(data)
+        }
         self.metadataJSON = metadataJSON
         self.chartJSON = chartJSON
     }
 
+    /// A result whose bundle is its `text/plain` representation alone, without metadata or chart.
+    package init(isMainResult: Bool, text: String) {
+        self.isMainResult = isMainResult
+        bundle = .textOnly(text)
+        metadataJSON = "{}"
+        chartJSON = nil
+    }
+
+    /// MIME type → representation. Always holds `text/plain`; binary formats (`image/png`,
+    /// `image/jpeg`, `application/pdf`) are base64; `application/json` is JSON text.
+    public var data: [String: String] {
+        switch bundle {
+        case .textOnly(let text): ["text/plain": text]
+        case .representations(let data): data
+        }
+    }
+
     /// The `text/plain` representation (the value's `repr`).
-    public var text: String? { data["text/plain"] }
+    public var text: String? {
+        switch bundle {
+        case .textOnly(let text): text
+        case .representations(let data): data["text/plain"]
+        }
+    }
+
+    /// The `text/plain` representation when it is the bundle's only one, else `nil`.
+    package var textOnly: String? {
+        if case .textOnly(let text) = bundle { text } else { nil }
+    }
+
+    /// Described as its public properties (`data`, not the stored form).
+    public var customMirror: Mirror {
+        Mirror(self, children: ["isMainResult": isMainResult, "data": data, "metadataJSON": metadataJSON, "chartJSON": chartJSON as Any], displayStyle: .struct)
+    }
 
     /// A rough size in bytes (for output accounting).
-    var byteCount: Int { data.reduce(metadataJSON.utf8.count + (chartJSON?.utf8.count ?? 0)) { $0 + $1.key.utf8.count + $1.value.utf8.count } }
+    var byteCount: Int {
+        switch bundle {
+        case .textOnly(let text): metadataJSON.utf8.count + (chartJSON?.utf8.count ?? 0) + 10 + text.utf8.count
+        case .representations(let data):
+            data.reduce(metadataJSON.utf8.count + (chartJSON?.utf8.count ?? 0)) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+        }
+    }
 }
 
 /// How a run ended.

@@ -61,7 +61,7 @@ final class PlainMainResults {
     func show(_ value: PyBorrowed, globals: PyBorrowed) -> PyOwned? {
         guard globals.setItemKeepingError(underscore.borrowed, value) else { return PythonException.take() }
         guard let text = value.representation() else { return PythonException.take() }
-        let result = RichResult(isMainResult: true, data: ["text/plain": text.borrowed.stringValue ?? ""])
+        let result = RichResult(isMainResult: true, text: text.borrowed.stringValue ?? "")
         runtime.output.resultFromPython(result, owner: runtime.threadOwners.ownerOfCurrentThread())
         return nil
     }

@@ -298,20 +298,25 @@ extension JSONRPCServer {
     /// Serialized here, once, as a ``JSONFragment`` written member by member (no tree of objects):
     /// its `code.result` notification and the response's `results` splice the same text.
     package static func richResultJSON(_ result: RichResult) -> JSONValue {
+        if let text = result.textOnly, result.metadataJSON == "{}", result.chartJSON == nil {
+            // The usual result (a value's `text/plain` alone): nothing to parse, sort or classify.
+            return .fragment(JSONFragment.object(capacity: text.utf8.count + 96) { object in
+                object.member(Keys.isMainResult, .bool(result.isMainResult))
+                object.member(Keys.data, object: { $0.member(Keys.textPlain, .string(text)) })
+                object.member(Keys.metadata, .object([:]))
+                object.member(Keys.chart, .null)
+            })
+        }
         let metadata = result.metadataJSON == "{}" ? JSONValue.object([:]) : ((try? JSONValue.parse(result.metadataJSON)) ?? .object([:]))
         let chart = result.chartJSON.flatMap { try? JSONValue.parse($0) } ?? .null
+        let bundle = result.data
         // Room for the members around the bundle's texts (a 20 MB image is not copied to grow).
         var capacity = 96
-        for value in result.data.values { capacity += value.utf8.count + 32 }
+        for value in bundle.values { capacity += value.utf8.count + 32 }
         return .fragment(JSONFragment.object(capacity: capacity) { object in
             object.member(Keys.isMainResult, .bool(result.isMainResult))
             object.member(Keys.data, object: { data in
-                if result.data.count == 1, let (mime, value) = result.data.first {
-                    // The usual bundle (a value's `text/plain` alone): nothing to sort or classify.
-                    if mime == "text/plain" { data.member(Keys.textPlain, .string(value)) } else { data.member(mime, bundleValue(mime, value)) }
-                } else {
-                    for mime in result.data.keys.sorted() { data.member(mime, bundleValue(mime, result.data[mime]!)) }
-                }
+                for mime in bundle.keys.sorted() { data.member(mime, bundleValue(mime, bundle[mime]!)) }
             })
             object.member(Keys.metadata, metadata)
             object.member(Keys.chart, chart)

@@ -33,6 +33,9 @@ import Testing
         RichResult(isMainResult: true, data: ["text/plain": "1"], metadataJSON: #"{"a": 1}"#),
         RichResult(isMainResult: false, data: ["text/html": "<i>"]),
         RichResult(isMainResult: true, data: ["text/plain": "x", "text/html": "<i>"]),
+        // Made by the native path for a value shown by its `repr`.
+        RichResult(isMainResult: true, text: "'a\"\\\n\u{2028}é'"),
+        RichResult(isMainResult: false, text: ""),
     ]
 
     @Test(arguments: results)
@@ -43,6 +46,20 @@ import Testing
             return
         }
         #expect(json.serialized() == Self.tree(result).serialized())
+    }
+
+    @Test("A bundle of `text/plain` alone is the same result however it was made")
+    func aTextAloneBundleIsOneValue() {
+        let native = RichResult(isMainResult: true, text: "42")
+        let fromData = RichResult(isMainResult: true, data: ["text/plain": "42"])
+        #expect(native == fromData && native.hashValue == fromData.hashValue)
+        #expect(native.data == ["text/plain": "42"] && native.text == "42" && fromData.textOnly == "42")
+        #expect(native != RichResult(isMainResult: false, text: "42") && native != RichResult(isMainResult: true, text: "4"))
+        let two = RichResult(isMainResult: true, data: ["text/plain": "42", "text/html": "<b>42</b>"])
+        #expect(two.textOnly == nil && two.text == "42" && two != native)
+        #expect(RichResult(isMainResult: true, data: ["text/html": "<i>"]).textOnly == nil)
+        #expect(RichResult(isMainResult: true, data: ["text/plain": "42"], metadataJSON: #"{"a": 1}"#) != native)
+        #expect(String(describing: native) == #"RichResult(isMainResult: true, data: ["text/plain": "42"], metadataJSON: "{}", chartJSON: nil)"#)
     }
 
     /// The response's result as a tree, as the wire had it before fragments.
