@@ -229,6 +229,11 @@ private struct ConstantExpression {
             guard !radixPrefix, let text = Self.checked(Self.decode(token)) else { return nil }
             return Self.checked(PyFloat_FromString(text.pointer))
         }
+        // Up to 18 decimal digits fit an `Int64`: the same `int` without parsing a C string.
+        if !radixPrefix, token.count <= 18, token.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            let value = token.reduce(Int64(0)) { $0 * 10 + Int64($1 - UInt8(ascii: "0")) }
+            return Self.checked(PyLong_FromLongLong(value))
+        }
         // `PyLong_FromString` reads a NUL-terminated string and refuses any character it does not take.
         return withUnsafeTemporaryAllocation(of: CChar.self, capacity: token.count + 1) { buffer in
             for (offset, byte) in token.enumerated() { buffer[offset] = CChar(bitPattern: byte) }

@@ -118,6 +118,9 @@ final class ChunkQueue {
         if openCount > 0 { body(openStream, UnsafeRawBufferPointer(start: openBuffer, count: openCount)) }
     }
 
+    /// Whether the only unread chunk is a main result.
+    var holdsMainResultAlone: Bool { openCount == 0 && head == chunks.count - 1 && chunks[head].result?.isMainResult == true }
+
     /// Whether the oldest unread chunk is a rich result or an input request (handed out at once,
     /// not coalesced).
     var headIsResult: Bool { head < chunks.count && chunks[head].isEvent }
@@ -372,7 +375,8 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     /// ended already, returns all its events at once (nothing registered); otherwise `nil`, and
     /// - the run's first event before its end (output, a rich result, a request for input) calls
     ///   `stream` once, at once, on the thread that produced it (under the output's lock: it must
-    ///   only start a task that iterates the execution);
+    ///   only start a task that iterates the execution); not a main result, which waits for the
+    ///   end (or for the next event, which calls `stream`), queued before or after this call;
     /// - the run's end calls `end` with every event not yet taken (the last one `.completed`), on
     ///   the thread where the run ends (the interpreter thread, the watchdog, a deleting caller),
     ///   when no task is reading or that task waits for the next event (so it has handled every
@@ -384,7 +388,10 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
         let registered: (finished: Result<[ExecutionEvent], KernelError>?, streaming: Bool) = hub.lock.withLock {
             if outcome != nil { return (takeAllLocked(), false) }
             direct = DirectConsumer(end: end, stream: stream)
-            guard queue.isEmpty else { return (nil, true) }
+            // A main result alone is the run's last act (its end follows on the interpreter
+            // thread): like one emitted after this registration (`acceptResultLocked`), it waits
+            // for the end, or for an event after it, which starts the task.
+            guard queue.isEmpty || queue.holdsMainResultAlone else { return (nil, true) }
             waiterWantsAnyOutput = true
             directIdle = true
             return (nil, false)
@@ -430,6 +437,8 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     /// Every event not yet taken of a run that has ended.
     private func takeAllLocked() -> Result<[ExecutionEvent], KernelError> {
         var events: [ExecutionEvent] = []
+        // The queued chunks, a character left over per stream and the end: one allocation.
+        events.reserveCapacity(queue.chunkCount + 3)
         while true {
             switch nextStepLocked() {
             case .event(let event): events.append(event)

@@ -68,6 +68,72 @@ struct RichResultTests {
         #expect(try await runOK("print(_)", in: context) == "42\n")
     }
 
+    @Test("A main result queued before the consumer of the end registers starts no task either")
+    func mainResultQueuedBeforeTheConsumer() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        var toRun: [Int32] = [0, 0], fromRun: [Int32] = [0, 0]
+        try #require(pipe(&toRun) == 0 && pipe(&fromRun) == 0)
+        defer { for descriptor in toRun + fromRun { close(descriptor) } }
+        @Sendable func describe(_ event: ExecutionEvent) -> String {
+            switch event {
+            case .output(let chunk): chunk.text
+            case .result(let result): "result \(result.text ?? "") \(result.isMainResult)"
+            case .completed(let result): "completed \(result.status)"
+            case .inputRequest: "input"
+            }
+        }
+        // After its main result, the run flushes "figures" (stand-ins for matplotlib's modules):
+        // it says so on one pipe, then waits for a byte on the other, so the result is queued
+        // before the consumer registers and the end comes after.
+        let code = """
+            import os, sys, types, pykernel_charts
+            names = ("matplotlib.pyplot", "matplotlib._pylab_helpers")
+            saved = {name: sys.modules.get(name) for name in names}
+            class Gcf:
+                @staticmethod
+                def get_all_fig_managers():
+                    os.write(\(fromRun[1]), b"r")
+                    os.read(\(toRun[0]), 1)
+                    for name, module in saved.items():
+                        if module is None:
+                            sys.modules.pop(name, None)
+                        else:
+                            sys.modules[name] = module
+                    return []
+            helpers = types.ModuleType("matplotlib._pylab_helpers")
+            helpers.Gcf = Gcf
+            sys.modules["matplotlib.pyplot"] = types.ModuleType("matplotlib.pyplot")
+            sys.modules["matplotlib._pylab_helpers"] = helpers
+            pykernel_charts._active = True
+            40 + 2
+            """
+        let execution = try await engine().run(code, in: context)
+        var byte: UInt8 = 0
+        try #require(read(fromRun[0], &byte, 1) == 1)
+        let streamed = Mutex(false)
+        let (delivered, deliver) = AsyncStream.makeStream(of: [String].self)
+        let finished = try execution.deliverEndDirectly(
+            end: { outcome in deliver.yield(((try? outcome.get()) ?? []).map(describe)) },
+            stream: {
+                streamed.withLock { $0 = true }
+                Task {
+                    var events: [String] = []
+                    for try await event in execution { events.append(describe(event)) }
+                    deliver.yield(events)
+                }
+            })
+        try #require(finished == nil)
+        try #require(write(toRun[1], "x", 1) == 1)
+        var events: [String] = []
+        for await part in delivered {
+            events += part
+            if events.last?.hasPrefix("completed") == true { break }
+        }
+        #expect(events == ["result 42 true", "completed ok"])
+        #expect(!streamed.withLock { $0 }, "the queued main result started a task")
+    }
+
     @Test("No main result for statements, None, `;`, and errors")
     func noMainResult() async throws {
         let context = try await newContext()
@@ -147,7 +213,9 @@ struct RichResultTests {
         let cases: [(String, String)] = [
             ("2**-1", "0.5"), ("-2**2", "-4"), ("(-2)**2", "4"), ("2**3**2", "512"), ("7//2", "3"), ("-7 // 2", "-4"),
             ("7/2", "3.5"), ("4 / 2", "2.0"), ("7 % 3", "1"), ("-7 % 3", "2"), ("~5", "-6"), ("+-+3", "-3"), ("-(3)", "-3"),
-            ("0x1F + 0o17 + 0b11", "49"), ("1_000 * 3", "3000"), ("1e3", "1000.0"), (".5", "0.5"), ("5.", "5.0"),
+            ("0x1F + 0o17 + 0b11", "49"), ("1_000 * 3", "3000"), ("00", "0"), ("0 + 007e0", "7.0"), ("-0", "0"),
+            ("999999999999999999 + 1", "1000000000000000000"), ("9223372036854775807 + 1", "9223372036854775808"),
+            ("123456789012345678901234567890", "123456789012345678901234567890"), ("1e3", "1000.0"), (".5", "0.5"), ("5.", "5.0"),
             ("1.5e-3 * 2", "0.003"), ("0.1+0.2", "0.30000000000000004"), ("10**20", "100000000000000000000"),
             ("2 ** 0.5", "1.4142135623730951"), ("8 - 2 - 1", "5"), ("2 * 3 + 4 * 5", "26"), ("'abc'", "'abc'"),
             ("\"a\" * 3", "'aaa'"), ("'a' 'b'", "'ab'"), ("'x' + \"y\"", "'xy'"), ("(1 +\n 2)", "3"), ("True + 1", "2"),
