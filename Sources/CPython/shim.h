@@ -47,5 +47,28 @@ static inline int pykernel_str_runs_no_python(PyObject *o) {
 }
 static inline Py_ssize_t pykernel_vectorcall_nargs(size_t nargsf) { return PyVectorcall_NARGS(nargsf); }
 
+// CPython 3.11's own view of the interpreter (the internal headers python3-dev installs), for what
+// the C API cannot do from another thread: make the main thread's eval loop look at pending
+// signals. Included after Python.h's public view, whose headers it completes.
+#define Py_BUILD_CORE 1
+#include <internal/pycore_interp.h>
+#include <internal/pycore_runtime.h>
+
+// Sets the main interpreter's eval breaker, so that its main thread, running bytecode, handles
+// the signals tripped before (`PyErr_SetInterruptEx`) at its next check (a backward jump, a
+// function's start, a call's end) without a signal being delivered. From another thread,
+// `PyErr_SetInterruptEx` leaves the breaker unset (3.11 computes it for the calling thread).
+// Only while signals are pending: once the main thread has handled them (or nothing was tripped:
+// a handler set to SIG_IGN), a breaker set would stay set, and slow every check, until the
+// interpreter recomputes it.
+static inline void pykernel_break_main_eval_loop(void) {
+    if (_Py_atomic_load_relaxed(&_PyRuntime.ceval.signals_pending)) {
+        _Py_atomic_store_explicit(&PyInterpreterState_Main()->ceval.eval_breaker, 1, _Py_memory_order_release);
+    }
+}
+// Whether `state` holds the GIL now (3.11 keeps the holder's thread state in a process-wide
+// variable, readable from any thread). A hint: the holder may change at once.
+static inline int pykernel_holds_gil(PyThreadState *state) { return _PyThreadState_UncheckedGet() == state; }
+
 
 #endif

@@ -70,6 +70,33 @@ package enum PythonSignals {
     package static func keyboardInterrupt() -> PyOwned? {
         PyOwned(stealing: PyObject_CallNoArgs(PyExc_KeyboardInterrupt))
     }
+
+    /// The Python thread state of the calling thread (`nil` when it has none), for
+    /// ``PythonThreadState/holdsGIL``. No GIL needed.
+    package static func callingThreadState() -> PythonThreadState? {
+        PyGILState_GetThisThreadState().map(PythonThreadState.init)
+    }
+
+    /// From any thread, no GIL needed: marks `signal` as received, as CPython's C handler does
+    /// (its Python-level handler runs at the main thread's next check for signals), and sets the
+    /// main interpreter's eval breaker, so that bytecode running on the main thread checks at its
+    /// next backward jump, function start or call end, with no signal delivered. A thread blocked
+    /// in a system call (`time.sleep`, a read, a lock) does not check until a real signal wakes it.
+    package static func tripForMainThread(_ signal: Int32) {
+        PyErr_SetInterruptEx(signal)
+        pykernel_break_main_eval_loop()
+    }
+}
+
+/// A Python thread state, only compared with the GIL's holder from other threads (never
+/// dereferenced there), so it may cross threads.
+package struct PythonThreadState: @unchecked Sendable {  // an address compared, never read through off its thread
+    fileprivate let pointer: UnsafeMutablePointer<PyThreadState>
+
+    /// Whether this thread state holds the GIL now (running bytecode or native code it called,
+    /// rather than blocked in a call that released the GIL, or waiting for it): a hint from any
+    /// thread, the holder may change at once.
+    package var holdsGIL: Bool { pykernel_holds_gil(pointer) != 0 }
 }
 
 /// Compiling and evaluating user code.

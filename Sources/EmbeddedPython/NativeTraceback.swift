@@ -29,6 +29,8 @@ package enum NativeTraceback {
         let binOpType: PyOwned
         let subscriptType: PyOwned
         let expressionType: PyOwned
+        /// `"__notes__"`, interned: looked up on every exception (an absent one without making an `AttributeError`).
+        let notesName: PyOwned
         /// How the filenames of the engine's own code start (its frames are cut from tracebacks).
         let enginePrefix: String
 
@@ -42,6 +44,8 @@ package enum NativeTraceback {
             let binOpType = try ast.borrowed.attribute("BinOp")
             let subscriptType = try ast.borrowed.attribute("Subscript")
             let expressionType = try ast.borrowed.attribute("Expr")
+            guard let notesName = PyOwned(stealing: PyUnicode_InternFromString("__notes__")) else { throw PythonError.fetch() }
+            self.notesName = notesName
             self.lineCache = lineCache
             self.binOpType = binOpType
             self.subscriptType = subscriptType
@@ -58,34 +62,41 @@ package enum NativeTraceback {
     /// - Parameters:
     ///   - cells: The running context's cell sources (filename → source `str`).
     package static func record(of exception: PyBorrowed, cells: PyBorrowed, environment: borrowing Environment) -> (name: String, value: String, traceback: String)? {
-        guard let name = typeName(of: exception, environment: environment), isPlain(exception) else { return nil }
+        guard let name = typeName(of: exception, environment: environment), isPlain(exception, environment: environment) else { return nil }
         var lines = ""
         // Borrowed from the chain, which `traceback` keeps alive until the cut below.
         let traceback = PyOwned(stealing: PyException_GetTraceback(exception.pointer))
-        // The entries up to the first engine frame (where the cut goes, if there is one).
-        var entries: [UnsafeMutablePointer<PyTracebackObject>] = []
-        var cutsEngineFrames = false
-        var next = traceback.borrowedOrNone.isNone ? nil
+        // The entries up to the first engine frame (where the cut goes, if there is one): `count`
+        // of them from `first` (a walk, not an array: no allocation).
+        let first = traceback.borrowedOrNone.isNone ? nil
             : UnsafeMutableRawPointer(traceback.borrowedOrNone.pointer).assumingMemoryBound(to: PyTracebackObject.self)
+        var last: UnsafeMutablePointer<PyTracebackObject>?
+        var count = 0
+        var cutsEngineFrames = false
+        var next = first
         while let entry = next {
             guard let code = codeOf(entry), let filename = PyBorrowed(code.pointee.co_filename),
-                pykernel_is_unicode(filename.pointer) != 0
+                let filenameBytes = utf8Bytes(filename)
             else { return nil }
-            if filename.stringValue?.hasPrefix(environment.enginePrefix) == true {
+            if filenameBytes.starts(with: environment.enginePrefix.utf8) {
                 cutsEngineFrames = true
                 break
             }
-            entries.append(entry)
+            last = entry
+            count += 1
             next = entry.pointee.tb_next
         }
-        if !entries.isEmpty {
-            guard let body = frames(entries, cells: cells, environment: environment) else { return nil }
+        if let first, count > 0 {
+            guard let body = frames(from: first, count: count, cells: cells, environment: environment) else { return nil }
             lines = "Traceback (most recent call last):\n" + body
         }
         // Past every check: cut the engine's frames, as `_strip_engine_frames` does.
         if cutsEngineFrames {
-            if let last = entries.last {
-                if PyObject_SetAttrString(objectPointer(last), "tb_next", PyBorrowed.none.pointer) != 0 { PyErr_Clear() }
+            if let last {
+                // What `last.tb_next = None` does (no loop to check when cutting).
+                let cut = last.pointee.tb_next
+                last.pointee.tb_next = nil
+                if let cut { Py_DecRef(objectPointer(cut)) }
             } else {
                 PyException_SetTraceback(exception.pointer, PyBorrowed.none.pointer)
             }
@@ -106,9 +117,12 @@ package enum NativeTraceback {
         guard pykernel_is_exception_instance(exception.pointer) != 0 else { return nil }
         let type: UnsafeMutablePointer<PyTypeObject> = Py_TYPE(exception.pointer)
         if OpaquePointer(type) == OpaquePointer(environment.timeoutType.pointer) { return "TimeoutError" }
-        guard PyType_GetFlags(type) & UInt(Py_TPFLAGS_HEAPTYPE) == 0, let cName = type.pointee.tp_name else { return nil }
+        // A static type named without a module is one of `builtins`.
+        guard PyType_GetFlags(type) & UInt(Py_TPFLAGS_HEAPTYPE) == 0, let cName = type.pointee.tp_name,
+            strchr(cName, Int32(UInt8(ascii: "."))) == nil
+        else { return nil }
         let name = String(cString: cName)
-        guard !name.contains("."),
+        guard
             PyType_IsSubtype(type, typeObject(PyExc_SyntaxError)) == 0,
             PyType_IsSubtype(type, typeObject(PyExc_BaseExceptionGroup)) == 0,
             type != typeObject(PyExc_NameError), type != typeObject(PyExc_AttributeError)
@@ -117,17 +131,21 @@ package enum NativeTraceback {
     }
 
     /// No chained exception, no notes, no `sys.tracebacklimit`.
-    private static func isPlain(_ exception: PyBorrowed) -> Bool {
+    private static func isPlain(_ exception: PyBorrowed, environment: borrowing Environment) -> Bool {
         if PySys_GetObject("tracebacklimit") != nil { return false }
         if let cause = PyOwned(stealing: PyException_GetCause(exception.pointer)) { _ = cause; return false }
         if let context = PyOwned(stealing: PyException_GetContext(exception.pointer)) { _ = context; return false }
-        if let notes = PyOwned(stealing: PyObject_GetAttrString(exception.pointer, "__notes__")) {
-            _ = notes
+        var notes: PyPointer?
+        switch _PyObject_LookupAttr(exception.pointer, environment.notesName.pointer, &notes) {
+        case 0:
+            return true
+        case 1:
+            _ = PyOwned(stealing: notes)
+            return false
+        default:
+            PyErr_Clear()
             return false
         }
-        let missing = PyErr_ExceptionMatches(PyExc_AttributeError) != 0
-        PyErr_Clear()
-        return missing
     }
 
     private static func typeObject(_ object: PyPointer) -> UnsafeMutablePointer<PyTypeObject> {
@@ -144,8 +162,11 @@ package enum NativeTraceback {
         return code
     }
 
-    /// `tb_printinternal` of the entries (no limit: `sys.tracebacklimit` is unset, so 1,000).
-    private static func frames(_ entries: [UnsafeMutablePointer<PyTracebackObject>], cells: PyBorrowed, environment: borrowing Environment) -> String? {
+    /// `tb_printinternal` of `count` entries from `first` (no limit: `sys.tracebacklimit` is
+    /// unset, so the last 1,000).
+    private static func frames(
+        from first: UnsafeMutablePointer<PyTracebackObject>, count entryCount: Int, cells: PyBorrowed, environment: borrowing Environment
+    ) -> String? {
         guard let cache = PyOwned(stealing: PyObject_GetAttrString(environment.lineCache.pointer, "cache")) else {
             PyErr_Clear()
             return nil
@@ -153,11 +174,16 @@ package enum NativeTraceback {
         let cacheType: UnsafeMutablePointer<PyTypeObject> = Py_TYPE(cache.pointer)
         guard OpaquePointer(cacheType) == OpaquePointer(environment.cellCacheType.pointer) else { return nil }
         var text = ""
+        text.reserveCapacity(256)
         var lastFile: PyPointer?
         var lastName: PyPointer?
         var lastLine = -1
         var count = 0
-        for tb in entries.suffix(1000) {
+        var entry: UnsafeMutablePointer<PyTracebackObject>? = first
+        for _ in 0..<max(0, entryCount - 1000) { entry = entry?.pointee.tb_next }
+        for _ in 0..<min(entryCount, 1000) {
+            guard let tb = entry else { return nil }
+            entry = tb.pointee.tb_next
             guard let code = codeOf(tb), let filename = code.pointee.co_filename, let name = code.pointee.co_name else { return nil }
             let lasti = Int32(tb.pointee.tb_lasti)
             let lineNumber = tb.pointee.tb_lineno != -1 ? Int(tb.pointee.tb_lineno) : Int(PyCode_Addr2Line(code, lasti))
@@ -254,20 +280,28 @@ package enum NativeTraceback {
 
     /// An operator, a bracket, a digit, a quote or a backslash: a segment without any is no BinOp
     /// or Subscript and its parse warns of nothing.
-    private static let anchoringBytes = Set("-+*/%@&|^<>[0123456789'\"\\".utf8)
-    /// What a BinOp or a Subscript contains.
-    private static let operatorBytes = Set("-+*/%@&|^<>[".utf8)
+    private static func isAnchoring(_ byte: UInt8) -> Bool {
+        isOperator(byte) || (0x30...0x39).contains(byte) || byte == 0x27 || byte == 0x22 || byte == 0x5C
+    }
+
+    /// What a BinOp or a Subscript contains: `-+*/%@&|^<>[`.
+    private static func isOperator(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x2D, 0x2B, 0x2A, 0x2F, 0x25, 0x40, 0x26, 0x7C, 0x5E, 0x3C, 0x3E, 0x5B: true
+        default: false
+        }
+    }
 
     /// `extract_anchors_from_line` for an ASCII segment: the `~` around a binary operator or
     /// subscript, in byte (= character) offsets into the segment.
     private static func anchors(_ segment: [UInt8], filename: PyBorrowed, environment: borrowing Environment) -> Anchors {
         // Without an operator, a bracket, a digit or a quote the segment is no BinOp or Subscript
         // and its parse warns of nothing (the Python port's `_CANNOT_ANCHOR_OR_WARN`).
-        guard segment.contains(where: anchoringBytes.contains) else { return .none }
+        guard segment.contains(where: isAnchoring) else { return .none }
         guard !mayWarn(segment) else { return .unknown }
         // A parse that cannot warn matters only for a BinOp (an operator) or a Subscript (`[`):
         // `time.sleep(1000)` is not parsed.
-        guard segment.contains(where: operatorBytes.contains) else { return .none }
+        guard segment.contains(where: isOperator) else { return .none }
         var flags = PyCompilerFlags(cf_flags: PyCF_ONLY_AST, cf_feature_version: PY_MINOR_VERSION)
         let parsed = (segment + [0]).withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { Py_CompileStringObject($0.baseAddress, filename.pointer, Py_file_input, &flags, -1) }

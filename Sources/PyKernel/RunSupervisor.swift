@@ -4,10 +4,12 @@ import Glibc
 import Logging
 import PyKernelSupport
 
-/// Stops runs: interrupts on request and timeouts at their deadline, by sending the interrupt
-/// signal to the interpreter thread, whose Python-level handler raises `KeyboardInterrupt` or
-/// `TimeoutError` where the code is. Real signals are the one mechanism that also interrupts
-/// blocking calls (`time.sleep`, `os.read`, lock waits) on that thread.
+/// Stops runs: interrupts on request and timeouts at their deadline, by tripping the interrupt
+/// signal for the interpreter thread, whose Python-level handler raises `KeyboardInterrupt` or
+/// `TimeoutError` where the code is. Tripping it sets the eval loop's breaker, which stops
+/// running bytecode at once; a real signal, sent to the interpreter thread too, is the one
+/// mechanism that also interrupts blocking calls (`time.sleep`, `os.read`, lock waits) there. A
+/// requested interrupt sends the real signal only when needed (see ``interruptDeferringWatchdog(_:beforeSignal:)``).
 ///
 /// A watchdog thread enforces deadlines and interrupts alike. Code that swallows the stop gets
 /// another every `resignalInterval`; once the deadline (or the first interrupt) plus the grace
@@ -59,6 +61,9 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     private var current: CurrentRun?
     private var pendingStop: Stop?
     private var interpreterThread: pthread_t?
+    /// The interpreter thread's Python thread state: whether it holds the GIL tells running code
+    /// (the eval breaker reaches it) from code blocked in a call (only a real signal does).
+    private var interpreterThreadState: PythonThreadState?
     private var signalNumber: Int32 = 0
     private var grace: Duration = .seconds(2)
     /// Called when a stuck run is reported, to fail the runs queued behind it.
@@ -73,10 +78,12 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
     init(logger: Logger) { self.logger = logger }
 
-    /// Sets the target of stop signals and starts the watchdog.
+    /// Sets the target of stop signals and starts the watchdog. Call on the interpreter thread.
     func start(thread: pthread_t, signal: Int32, grace: Duration, onStuck: @escaping @Sendable () -> Void) {
+        let threadState = PythonSignals.callingThreadState()
         lock.withLock {
             interpreterThread = thread
+            interpreterThreadState = threadState
             signalNumber = signal
             self.grace = grace
             self.onStuck = onStuck
@@ -153,6 +160,11 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// hundred µs, and a thread woken meanwhile competes for the processor with the run's end on a
     /// machine with few. A wait for input is still ended at once. `beforeSignal` runs (the lock
     /// not held) when the run is to be interrupted, before the signal is sent.
+    ///
+    /// When the interpreter thread holds the GIL (running bytecode, usually) the eval breaker
+    /// stops it and no real signal is sent now: its delivery (an inter-processor interrupt on a
+    /// VM) would only come after. The returned function sends it if the stop has still not been
+    /// taken then (code that entered a blocking call meanwhile, native code that holds the GIL).
     func interruptDeferringWatchdog(_ context: ContextID, beforeSignal: () -> Void) -> (@Sendable () -> Void)? {
         lock.lock()
         guard let run = current, run.context == context else {
@@ -165,10 +177,18 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         beforeSignal()
         guard let signal else { return {} }
         let waitsForInput = run.openInput != nil
-        deliver(Signal(thread: signal.thread, number: signal.number, wakeWaiters: waitsForInput))
-        guard signal.wakeWaiters, !waitsForInput else { return {} }
+        let sent = deliver(
+            Signal(thread: signal.thread, number: signal.number, threadState: signal.threadState, wakeWaiters: waitsForInput),
+            onlyIfBlocked: true)
+        let wakesWatchdog = signal.wakeWaiters && !waitsForInput
+        guard wakesWatchdog || !sent else { return {} }
         return { [self] in
-            lock.withLock { if current?.serial == serial { lock.broadcast() } }
+            let signalsNow: Bool = lock.withLock {
+                guard current?.serial == serial else { return false }
+                if wakesWatchdog { lock.broadcast() }
+                return !sent && pendingStop != nil
+            }
+            if signalsNow { pthread_kill(signal.thread, signal.number) }
         }
     }
 
@@ -185,6 +205,8 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     private struct Signal {
         let thread: pthread_t
         let number: Int32
+        /// The interpreter thread's Python thread state (`nil` if it had none: a real signal only).
+        let threadState: PythonThreadState?
         /// Whether the watchdog (a first interrupt: its grace period starts) or a wait for input
         /// (it ends) must be woken; done after the signal, which is what the caller waits for.
         let wakeWaiters: Bool
@@ -192,15 +214,26 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         /// One signal for two stops requested in the same pass (the later stop is the pending one;
         /// both go to the interpreter thread with the same number): waiters are woken if either asks.
         func merged(with earlier: Signal?) -> Signal {
-            Signal(thread: thread, number: number, wakeWaiters: wakeWaiters || earlier?.wakeWaiters == true)
+            Signal(thread: thread, number: number, threadState: threadState, wakeWaiters: wakeWaiters || earlier?.wakeWaiters == true)
         }
     }
 
-    /// Sends `signal` (the lock not held), then wakes the condition's waiters if it says so. A
-    /// waiter cannot miss the wake-up: the state it looks at was changed under the lock.
-    private func deliver(_ signal: Signal) {
-        pthread_kill(signal.thread, signal.number)
+    /// Trips `signal` for the interpreter thread and sends it (the lock not held), then wakes the
+    /// condition's waiters if it says so. A waiter cannot miss the wake-up: the state it looks at
+    /// was changed under the lock. Whichever of the trip and the signal the handler sees second
+    /// finds the stop taken and raises nothing.
+    ///
+    /// With `onlyIfBlocked`: while the interpreter thread holds the GIL only the trip (the eval
+    /// breaker reaches running code), else only the signal (which trips it on arrival). Returns
+    /// whether the signal was sent.
+    @discardableResult
+    private func deliver(_ signal: Signal, onlyIfBlocked: Bool = false) -> Bool {
+        let runsCode = signal.threadState?.holdsGIL ?? false
+        if runsCode || !onlyIfBlocked { PythonSignals.tripForMainThread(signal.number) }
+        let sends = !(onlyIfBlocked && runsCode)
+        if sends { pthread_kill(signal.thread, signal.number) }
         if signal.wakeWaiters { lock.broadcast() }
+        return sends
     }
 
     /// Records `stop` for the current run; returns the signal to send after unlocking.
@@ -214,7 +247,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         run.lastStop = stop
         run.nextSignal = .now + Self.resignalInterval
         current = run
-        return Signal(thread: interpreterThread, number: signalNumber, wakeWaiters: wake)
+        return Signal(thread: interpreterThread, number: signalNumber, threadState: interpreterThreadState, wakeWaiters: wake)
     }
 
     // MARK: Input

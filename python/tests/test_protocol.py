@@ -385,6 +385,76 @@ def test_swallowed_interrupts_escalate_like_a_timeout(pykernel_bin, tmp_path):
         raw.kill()
 
 
+STARTED = "print('started', flush=True)\n"
+# Python code blocking every signal on the interpreter thread while it loops (restored at its end).
+BLOCKING_SIGNALS = ("import signal\nsignal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())\n" + STARTED
+                    + "try:\n    while True:\n        pass\nfinally:\n    signal.pthread_sigmask(signal.SIG_SETMASK, [])\n")
+
+
+def started(id):
+    return lambda m: m.get("method") == "code.output" and m["params"].get("request_id") == id
+
+
+def assert_stopped_where_it_ran(error, name):
+    """A stop raised in the cell's loop (not the grace period's answer for code that did not stop)."""
+    assert error["name"] == name, error
+    assert error["traceback"].startswith('Traceback (most recent call last):\n  File "<cell-'), error
+    assert "grace period" not in error["traceback"], error
+
+
+@pytest.mark.parametrize("stop", ["interrupt", "timeout"])
+def test_running_bytecode_is_stopped_without_a_signal(raw, stop):
+    """The eval loop's breaker stops a loop even when the interpreter thread blocks every signal
+    (before: no signal arrived, so the run was answered after the grace period, still running)."""
+    id = raw.request("code.run", {"code": BLOCKING_SIGNALS, **({"timeout": 0.3} if stop == "timeout" else {})})
+    raw.wait_for(started(id))
+    if stop == "interrupt":
+        assert raw.result("code.interrupt", {"context": "default"}) == {"interrupted": True}
+    result = raw.response(id)["result"]
+    assert result["status"] == ("interrupted" if stop == "interrupt" else "timeout")
+    assert_stopped_where_it_ran(result["error"], "KeyboardInterrupt" if stop == "interrupt" else "TimeoutError")
+    # The interpreter is free, its signal mask restored (a sleep is interrupted again), and the
+    # stop signal left pending while blocked raised nothing when unblocked.
+    assert raw.call("code.run", {"code": "import time\ntime.sleep(0.05)\nprint('slept')"})["result"]["stdout"] == "slept\n"
+    id = raw.request("code.run", {"code": "import time\n" + STARTED + "time.sleep(30)"})
+    raw.wait_for(started(id))
+    assert raw.result("code.interrupt", {"context": "default"}) == {"interrupted": True}
+    assert_stopped_where_it_ran(raw.response(id)["result"]["error"], "KeyboardInterrupt")
+
+
+@pytest.mark.parametrize("stop", ["interrupt", "timeout"])
+def test_a_caught_stop_is_not_raised_again(raw, stop):
+    """A stop reaches a loop by the eval breaker and may also arrive as a signal: the second
+    arrival raises nothing, neither in the code that caught the first nor in the next run."""
+    name = "KeyboardInterrupt" if stop == "interrupt" else "TimeoutError"
+    code = (STARTED + "import time\ntry:\n    while True:\n        pass\nexcept BaseException as e:\n"
+            "    print('caught', type(e).__name__, flush=True)\ntime.sleep(0.1)\nx = sum(range(10**6))\nprint('after')\n")
+    id = raw.request("code.run", {"code": code, **({"timeout": 0.3} if stop == "timeout" else {})})
+    raw.wait_for(started(id))
+    if stop == "interrupt":
+        assert raw.result("code.interrupt", {"context": "default"}) == {"interrupted": True}
+    result = raw.response(id)["result"]
+    assert result["stdout"] == f"started\ncaught {name}\nafter\n", result
+    assert result["status"] == ("interrupted" if stop == "interrupt" else "timeout")
+    reply = raw.call("code.run", {"code": "import time\ntime.sleep(0.1)\nfor _ in range(10**5): pass\nprint('fine')"})
+    assert reply["result"]["status"] == "ok" and reply["result"]["stdout"] == "fine\n", reply
+
+
+def test_native_code_holding_the_gil_in_a_blocking_call_is_interrupted_at_once(raw):
+    """`pause()` called with the GIL held (ctypes.PyDLL): the eval breaker cannot reach it, so the
+    interrupt's real signal follows within the answer's hold, not at the watchdog's first repeat
+    (250 ms later)."""
+    id = raw.request("code.run", {"code": "import ctypes\nlibc = ctypes.PyDLL(None)\n" + STARTED + "libc.pause()\n"})
+    raw.wait_for(started(id))
+    sent = time.monotonic()
+    assert raw.result("code.interrupt", {"context": "default"}) == {"interrupted": True}
+    reply = raw.response(id)
+    assert raw.arrival(reply) - sent < 0.2
+    assert reply["result"]["status"] == "interrupted"
+    assert_stopped_where_it_ran(reply["result"]["error"], "KeyboardInterrupt")
+    assert "libc.pause()" in reply["result"]["error"]["traceback"]
+
+
 # ---------------------------------------------------------------- stdout purity and logging
 
 
