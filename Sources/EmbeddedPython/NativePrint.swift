@@ -92,6 +92,13 @@ extension PyBorrowed {
         return UnsafeRawBufferPointer(start: base + start, count: buffer.count - start)
     }
 
+    /// A new reference to `None`: what a native function returns for "no value".
+    package static func newNoneReference() -> PyPointer? {
+        let none = pykernel_none()
+        Py_IncRef(none)
+        return none
+    }
+
     /// The attribute `name` compared by identity with `expected`, without raising: `false` when
     /// it is missing or another object.
     package func attribute(_ name: PyBorrowed, isIdenticalTo expected: PyBorrowed) -> Bool {
