@@ -17,7 +17,7 @@ final class NativePrint {
     @exclusivity(unchecked) private var stdoutWrite: AttributeIdentityCache
     @exclusivity(unchecked) private var stderrWrite: AttributeIdentityCache
     private let flushName: PyPointer
-    private let sysStdout: SysAttribute
+    @exclusivity(unchecked) private var sysStdout: SysAttribute
     /// The process's runtime (it outlives this instance), passed to every write.
     private let runtime = Unmanaged.passUnretained(EmbeddedRuntime.current)
 
@@ -82,7 +82,7 @@ final class NativePrint {
 
     /// The engine stream `print` writes to, when it is one whose `write` is still the engine's.
     private func destination(_ file: PyBorrowed?) -> (PyBorrowed, OutputStreamName)? {
-        guard let file = file ?? sysStdout.value else { return nil }
+        guard let file = file ?? sysStdout.currentValue() else { return nil }
         if file.pointer == stdout.object {
             return stdoutWrite.attribute(of: file, isIdenticalTo: PyBorrowed(stdout.write)) ? (file, .stdout) : nil
         }

@@ -528,6 +528,31 @@ struct PrintTests {
         #expect(replaced.result.stderr == "hidden\n")
     }
 
+    @Test("print follows sys.stdout replaced and put back between warm prints")
+    func replacedStdoutBetweenWarmPrints() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        // `sys.stdout` is looked up again only when `sys`'s dict changed: each assignment must be seen.
+        // Other tests' threads print meanwhile: the replacement passes their text on unchanged.
+        let record = try await run("""
+            import io, sys, threading
+            here = threading.get_ident()
+            engine = sys.stdout
+            class Mine(io.StringIO):
+                def write(self, text):
+                    return super().write(text) if threading.get_ident() == here else engine.write(text)
+            for i in range(3):
+                print(f'out{i}')
+                print(f'out{i}')
+                sys.stdout = Mine()
+                print(f'hidden{i}')
+                captured = sys.stdout.getvalue()
+                sys.stdout = engine
+                print(f'back{i}', repr(captured))
+            """, in: context)
+        #expect(record.result.stdout == (0..<3).map { "out\($0)\nout\($0)\nback\($0) 'hidden\($0)\\n'\n" }.joined())
+    }
+
     @Test("print honours a stream's write replaced after earlier prints: on the instance, the class, __getattribute__, __class__")
     func replacedWriteAfterWarmPrints() async throws {
         let context = try await newContext()
