@@ -92,6 +92,13 @@ extension PyBorrowed {
         return UnsafeRawBufferPointer(start: base + start, count: buffer.count - start)
     }
 
+    /// A new reference to `None`: what a native function returns for "no value".
+    package static func newNoneReference() -> PyPointer? {
+        let none = pykernel_none()
+        Py_IncRef(none)
+        return none
+    }
+
     /// The attribute `name` compared by identity with `expected`, without raising: `false` when
     /// it is missing or another object.
     package func attribute(_ name: PyBorrowed, isIdenticalTo expected: PyBorrowed) -> Bool {
@@ -168,6 +175,10 @@ package struct PrintArguments {
 package struct SysAttribute {
     private let dictionary: PyPointer
     private let name: PyPointer
+    /// The version `sys`'s dict had at the last ``currentValue()`` lookup (CPython gives a dict a
+    /// new version, unique in the process and never 0, on every change), and what it found then.
+    private var seenVersion: UInt64 = 0
+    private var seenValue: PyPointer?
 
     package init(_ name: String) throws(PythonError) {
         let sys = try PyOwned.importModule("sys")
@@ -176,6 +187,17 @@ package struct SysAttribute {
         // Interned, as the dict's own key is: a lookup then matches by identity, without comparing text.
         guard let interned = PyUnicode_InternFromString(name) else { throw PythonError.fetch() }
         self.name = interned
+    }
+
+    /// ``value``, looked up only when `sys`'s dict changed since the last call (until then the
+    /// dict still holds the object found then). With the GIL held.
+    package mutating func currentValue() -> PyBorrowed? {
+        let version = UnsafeRawPointer(dictionary).assumingMemoryBound(to: PyDictObject.self).pointee.ma_version_tag
+        if version != seenVersion {
+            seenValue = value?.pointer
+            seenVersion = version
+        }
+        return PyBorrowed(seenValue)
     }
 
     /// The current value (borrowed from `sys`), or `nil` when it is not set. With the GIL held.

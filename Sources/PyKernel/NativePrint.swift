@@ -17,7 +17,9 @@ final class NativePrint {
     @exclusivity(unchecked) private var stdoutWrite: AttributeIdentityCache
     @exclusivity(unchecked) private var stderrWrite: AttributeIdentityCache
     private let flushName: PyPointer
-    private let sysStdout: SysAttribute
+    @exclusivity(unchecked) private var sysStdout: SysAttribute
+    /// The process's runtime (it outlives this instance), passed to every write.
+    private let runtime = Unmanaged.passUnretained(EmbeddedRuntime.current)
 
     /// Makes the instance ``function`` uses. Takes over references to CPython's `print` and the
     /// engine's two text streams, and new ones to their native `write` functions. Once, at
@@ -55,27 +57,32 @@ final class NativePrint {
     }
 
     private func print(_ arguments: UnsafePointer<PyPointer?>?, _ countAndFlags: Int, _ keywordNames: PyPointer?) -> PyPointer? {
+        // The usual call, `print(x)` of one exact `str` or `int` without keywords: its text and
+        // newline made at the end of a scratch buffer and written at once, as the general path
+        // below would write them, without gathering its arguments first.
+        if keywordNames == nil, vectorcallArgumentCount(countAndFlags) == 1, let object = PyBorrowed(arguments?[0]),
+            let (_, stream) = destination(nil)
+        {
+            let written: Bool? = withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 1) { scratch in
+                guard let line = object.printedLine(in: scratch) else { return nil }
+                return NativeStreams.write(stream, line, runtime: runtime)
+            }
+            if let written { return written ? PyBorrowed.newNoneReference() : nil }
+        }
         guard let call = PrintArguments(arguments, countAndFlags, keywordNames), let (file, stream) = destination(call.file) else {
             return PyBorrowed(original).forwardCall(arguments, countAndFlags, keywordNames)
         }
         let written = withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 1) { scratch in
-            // The usual call, `print(x)` of one exact `str` or `int` without keywords: its text and
-            // newline made at the end of the scratch buffer and written at once, as below.
-            if keywordNames == nil, call.objects.count == 1, let object = PyBorrowed(call.objects[0]),
-                let line = object.printedLine(in: scratch)
-            {
-                return NativeStreams.write(stream, line)
-            }
-            var text = PrintBuffer(scratch, stream: stream)
+            var text = PrintBuffer(scratch, stream: stream, runtime: runtime)
             return text.print(call)
         }
         guard written, !call.flush || file.callMethod(PyBorrowed(flushName)) else { return nil }
-        return PyOwned(retaining: .none).transfer()
+        return PyBorrowed.newNoneReference()
     }
 
     /// The engine stream `print` writes to, when it is one whose `write` is still the engine's.
     private func destination(_ file: PyBorrowed?) -> (PyBorrowed, OutputStreamName)? {
-        guard let file = file ?? sysStdout.value else { return nil }
+        guard let file = file ?? sysStdout.currentValue() else { return nil }
         if file.pointer == stdout.object {
             return stdoutWrite.attribute(of: file, isIdenticalTo: PyBorrowed(stdout.write)) ? (file, .stdout) : nil
         }
@@ -91,11 +98,13 @@ final class NativePrint {
 private struct PrintBuffer {
     let scratch: UnsafeMutableRawBufferPointer
     let stream: OutputStreamName
+    let runtime: Unmanaged<EmbeddedRuntime>
     var used = 0
 
-    init(_ scratch: UnsafeMutableRawBufferPointer, stream: OutputStreamName) {
+    init(_ scratch: UnsafeMutableRawBufferPointer, stream: OutputStreamName, runtime: Unmanaged<EmbeddedRuntime>) {
         self.scratch = scratch
         self.stream = stream
+        self.runtime = runtime
     }
 
     /// `false` with an exception pending when `str()` raised or a stop arrived while writing.
@@ -134,7 +143,7 @@ private struct PrintBuffer {
     private mutating func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
         if bytes.count > scratch.count - used {
             guard flush() else { return false }
-            if bytes.count > scratch.count { return NativeStreams.write(stream, bytes) }
+            if bytes.count > scratch.count { return NativeStreams.write(stream, bytes, runtime: runtime) }
         }
         UnsafeMutableRawBufferPointer(rebasing: scratch[used..<(used + bytes.count)]).copyMemory(from: bytes)
         used += bytes.count
@@ -144,6 +153,6 @@ private struct PrintBuffer {
     private mutating func flush() -> Bool {
         guard used > 0 else { return true }
         defer { used = 0 }
-        return NativeStreams.write(stream, UnsafeRawBufferPointer(rebasing: scratch[..<used]))
+        return NativeStreams.write(stream, UnsafeRawBufferPointer(rebasing: scratch[..<used]), runtime: runtime)
     }
 }

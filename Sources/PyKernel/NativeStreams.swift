@@ -30,8 +30,18 @@ enum NativeStreams {
 
     /// Appends bytes to a stream; `false` with an exception pending when a stop arrived while waiting for room.
     static func write(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        write(stream, bytes, runtime: runtime)
+    }
+
+    /// ``write(_:_:)`` with the runtime at hand (a caller that keeps it saves reading the global
+    /// on every write).
+    static func write(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer, runtime: Unmanaged<EmbeddedRuntime>) -> Bool {
         runtime._withUnsafeGuaranteedRef { runtime in
-            runtime.output.writeFromPython(
+            if runtime.threadOwners.isInterpreterThread {
+                return runtime.output.writeFromInterpreterThread(
+                    stream, bytes, waiting: { body in withGILReleased(body) }, signalsPending: { !PythonSignals.runPendingHandlers() })
+            }
+            return runtime.output.writeFromPython(
                 stream, bytes, owner: runtime.threadOwners.ownerOfCurrentThread(),
                 waiting: { body in withGILReleased(body) },
                 signalsPending: { !PythonSignals.runPendingHandlers() })

@@ -42,6 +42,9 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     /// the set of contexts.
     @exclusivity(unchecked) private var liveContexts: Set<ContextID> = [.default]
     @exclusivity(unchecked) private var capturePipes: [(descriptor: Int32, stream: OutputStreamName)] = []
+    /// Short writes of the interpreter thread to the run in progress, taken without the lock
+    /// while armed; moved into the run before anything else touches its output.
+    private let stage = InterpreterStage()
     private let logger: Logger
 
     init(logger: Logger) { self.logger = logger }
@@ -75,6 +78,7 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     func end() {
         fflush(nil)
         lock.withLock {
+            collectStagedLocked()
             drainDescriptorsLocked()
             active = nil
         }
@@ -100,6 +104,20 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
 
     // MARK: Writers
 
+    /// ``writeFromPython(_:_:owner:waiting:signalsPending:)`` for the interpreter thread: a short
+    /// write right after an earlier one to the same stream of the run in progress is appended to
+    /// the stage without the lock (see ``InterpreterStage``); any other takes the lock and arms
+    /// the stage for the next. Holding the GIL.
+    func writeFromInterpreterThread(
+        _ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer,
+        waiting wait: (() -> Void) -> Void, signalsPending: () -> Bool
+    ) -> Bool {
+        if bytes.count < ChunkQueue.longWrite, !descriptorActivity.load(ordering: .relaxed), stage.append(stream, bytes) {
+            return true
+        }
+        return writeFromPython(stream, bytes, owner: nil, fromInterpreterThread: true, waiting: wait, signalsPending: signalsPending)
+    }
+
     /// Appends bytes written by Python code. Holding the GIL; while the destination is full it waits
     /// with the GIL released. Returns `false` when a signal handler raised meanwhile (a stop).
     ///
@@ -109,8 +127,10 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     /// - Parameter owner: For a write from a thread user code started, the context whose code
     ///   started it: its output goes to that context (its run in progress, else held for its next
     ///   run), never into another context's run. `nil` for the interpreter thread.
+    /// - Parameter fromInterpreterThread: Whether the caller is the interpreter thread (then
+    ///   `owner` is `nil`): an accepted write then arms the stage for the next short write.
     func writeFromPython(
-        _ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer, owner: ContextID?,
+        _ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer, owner: ContextID?, fromInterpreterThread: Bool = false,
         waiting wait: (() -> Void) -> Void, signalsPending: () -> Bool
     ) -> Bool {
         if descriptorActivity.load(ordering: .relaxed) {
@@ -122,7 +142,9 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
             // `lock()`/`unlock()` rather than the generic `withLock`, which is not specialized
             // across the module boundary (the path of every `print`).
             lock.lock()
+            collectStagedLocked()
             let accepted = appendLocked(stream, piece, owner: owner)
+            if accepted && fromInterpreterThread && activeReference != nil { stage.armLocked(for: stream) }
             lock.unlock()
             if accepted {
                 if piece.count == rest.count { return true }
@@ -149,6 +171,7 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
             lock.withLock { drainDescriptorsLocked() }
         }
         lock.withLock {
+            collectStagedLocked()
             if let run = runLocked(for: owner) {
                 run.acceptResultLocked(result)
             } else if let context = owner ?? lastContext, liveContexts.contains(context) {
@@ -159,6 +182,19 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
                     queue.append(result)
                     held[context] = queue
                 }
+            }
+        }
+    }
+
+    /// Moves what the interpreter thread staged into the run in progress (it was written before
+    /// whatever comes next) and disarms the stage. Before anything else is appended to the run's
+    /// output, taken from it or read from it.
+    func collectStagedLocked() {
+        stage.takeLocked { stream, bytes in
+            if let active {
+                active.acceptLocked(stream, bytes, force: true)
+            } else {
+                holdLocked(stream, bytes)
             }
         }
     }
@@ -264,6 +300,8 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     @inline(never)
     func readAvailableLocked(_ descriptor: Int32, _ stream: OutputStreamName, force: Bool) -> Bool {
         withUnsafeTemporaryAllocation(byteCount: 65536, alignment: 1) { buffer in
+            // Staged prints were written before whatever the pipe holds now.
+            collectStagedLocked()
             while force || !isFullLocked() {
                 let count = read(descriptor, buffer.baseAddress, buffer.count)
                 guard count > 0 else { return true }
@@ -318,5 +356,65 @@ private final class DescriptorReader: Sendable {
                 }
             }
         }
+    }
+}
+
+/// Short writes of the interpreter thread to the run in progress, appended without the hub's lock:
+/// a printed line is one copy and one compare-and-swap instead of a lock, the run's checks and its
+/// queue. One producer, the interpreter thread (holding the GIL); every other access (moving the
+/// bytes into the run) holds the hub's lock.
+///
+/// The stage is armed by a write of the interpreter thread that took the lock and went into the run
+/// (so the run's queue holds output and its reader a deadline: the staged bytes leave within the
+/// coalescing window), for that write's stream. Taking the staged bytes disarms it, so the next write
+/// takes the lock again (and wakes a reader waiting for any output). Everything that appends to the
+/// run or reads its output takes the staged bytes first: other threads' writes, descriptor output,
+/// results, requests for input, the reader, the run's end. So order and the coalescing window are
+/// those of writes made under the lock.
+final class InterpreterStage: @unchecked Sendable {  // bytes published through `state`; the rest guarded by the hub's lock
+    /// The most bytes staged at once; a full stage sends the next write through the lock.
+    static let capacity = 64 << 10
+    /// In `state`: the stage takes writes (else every write takes the lock).
+    private static let armed = 1 << 62
+
+    private let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+    /// The bytes published by the interpreter thread (the first ones of `buffer`), and ``armed``.
+    private let state = Atomic<Int>(0)
+    /// The stream the stage is armed for: written by the interpreter thread under the hub's lock,
+    /// read by it without (it is the only writer) and by others under the lock.
+    @exclusivity(unchecked) private var stream: OutputStreamName = .stdout
+    /// Published bytes already moved out (hub lock held).
+    @exclusivity(unchecked) private var taken = 0
+
+    deinit { buffer.deallocate() }
+
+    /// On the interpreter thread, holding the GIL: appends `bytes` when the stage is armed for
+    /// `stream` and has room; `false` (nothing taken) otherwise.
+    func append(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        let current = state.load(ordering: .relaxed)
+        guard current & Self.armed != 0, stream == self.stream, let source = bytes.baseAddress else { return false }
+        let count = current & ~Self.armed
+        guard bytes.count <= Self.capacity - count else { return false }
+        // Past the published bytes: nobody reads there until the exchange below publishes them.
+        (buffer + count).copyMemory(from: source, byteCount: bytes.count)
+        // Fails only when a taker disarmed the stage meanwhile (then the write takes the lock).
+        return state.compareExchange(expected: current, desired: current + bytes.count, ordering: .releasing).exchanged
+    }
+
+    /// Disarms the stage and calls `body` with the bytes published and not yet taken (hub lock held).
+    func takeLocked(_ body: (OutputStreamName, UnsafeRawBufferPointer) -> Void) {
+        guard state.load(ordering: .relaxed) & Self.armed != 0 else { return }
+        let published = state.bitwiseAnd(~Self.armed, ordering: .acquiring).oldValue & ~Self.armed
+        guard published > taken else { return }
+        body(stream, UnsafeRawBufferPointer(start: buffer + taken, count: published - taken))
+        taken = published
+    }
+
+    /// Arms the stage, empty, for `stream`: on the interpreter thread, with the hub's lock held,
+    /// right after ``takeLocked(_:)`` (so every published byte has been taken).
+    func armLocked(for stream: OutputStreamName) {
+        self.stream = stream
+        taken = 0
+        state.store(Self.armed, ordering: .releasing)
     }
 }

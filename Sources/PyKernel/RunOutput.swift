@@ -290,6 +290,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     /// caller stopped reading (nobody can answer it) or the run has ended.
     func acceptInput(_ input: InputRequest) -> Bool {
         hub.lock.withLock {
+            hub.collectStagedLocked()
             guard !abandoned, outcome == nil else { return false }
             queue.append(input)
             if hasWaiter { wakeWaiterLocked() }
@@ -318,6 +319,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     /// consumer on this thread when no task is busy with earlier ones, else wakes the reader.
     private func end(_ makeOutcome: () -> Outcome) {
         let delivery: DirectDelivery? = hub.lock.withLock {
+            hub.collectStagedLocked()
             guard outcome == nil else { return nil }
             outcome = makeOutcome()
             hasOutcome.store(true, ordering: .releasing)
@@ -386,6 +388,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
         end: @escaping @Sendable (Result<[ExecutionEvent], KernelError>) -> Void, stream: @escaping @Sendable () -> Void
     ) -> Result<[ExecutionEvent], KernelError>? {
         let registered: (finished: Result<[ExecutionEvent], KernelError>?, streaming: Bool) = hub.lock.withLock {
+            hub.collectStagedLocked()
             if outcome != nil { return (takeAllLocked(), false) }
             direct = DirectConsumer(end: end, stream: stream)
             // A main result alone is the run's last act (its end follows on the interpreter
@@ -406,6 +409,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     /// and tell the engine (an open input request can no longer be answered).
     func abandon() {
         let first = hub.lock.withLock {
+            hub.collectStagedLocked()
             defer { abandoned = true }
             if !abandoned && outcome == nil { recordUnreadLocked() }
             queue.removeAll()
@@ -477,6 +481,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     }
 
     private func nextStepLocked() -> Step {
+        hub.collectStagedLocked()
         if let oldest = queue.oldestWrite {
             guard isDueLocked(oldest) else { return .wait(until: oldest + Self.coalescingWindow) }
             let chunk = queue.popFirst(maxBytes: Self.maxChunkBytes)!
@@ -552,6 +557,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
 
     /// Whether the reader would wait now (and until when), without taking anything.
     private func peekLocked() -> Step {
+        hub.collectStagedLocked()
         if let oldest = queue.oldestWrite {
             return isDueLocked(oldest) ? .end : .wait(until: oldest + Self.coalescingWindow)
         }

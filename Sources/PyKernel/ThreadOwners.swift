@@ -16,6 +16,12 @@ struct ThreadOwners {
         ownerFunction = function.transfer()
     }
 
+    /// Whether the calling thread is the interpreter thread (whose writes belong to the run in progress).
+    var isInterpreterThread: Bool {
+        guard let interpreterThread else { return false }
+        return pthread_equal(pthread_self(), interpreterThread) != 0
+    }
+
     /// `nil` on the interpreter thread (its writes belong to the run in progress) and for threads
     /// whose starter is unknown; with the GIL held.
     func ownerOfCurrentThread() -> ContextID? {

@@ -133,6 +133,65 @@ struct OutputTests {
         #expect(record.result.stdoutTruncated == false)
     }
 
+    @Test("Prints taken without the lock (after a first one) are delivered while the code waits, not at its end")
+    func stagedPrintsLeaveWithinTheWindow() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        let signal = Self.signalFile()
+        // Back-to-back prints after the first go to the interpreter thread's stage; the code then
+        // waits until the caller has every line (or gives up after 60 s and prints 'not seen').
+        let lines = (0..<1000).map { "\($0)\n" }.joined()
+        let execution = try manager.run("for i in range(1000): print(i)\n\(Self.waitForFile(signal))\nprint('end')\n", in: context)
+        var received = ""
+        var events: [ExecutionEvent] = []
+        for try await event in execution {
+            if case .output(let chunk) = event {
+                received += chunk.text
+                if received == lines { #expect(FileManager.default.createFile(atPath: signal, contents: nil)) }
+            }
+            events.append(event)
+        }
+        guard case .completed(let result) = events.last else { Issue.record("the last event is not the result"); return }
+        #expect(result.stdout == lines + "end\n")
+        #expect(received == lines + "end\n")
+    }
+
+    @Test("Staged prints keep their order with stderr, a thread's print, display() and a long write")
+    func stagedPrintsKeepTheirOrder() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("""
+            import sys, threading
+            for i in range(100):
+                print(f'a{i}')
+                print(f'b{i}')
+                t = threading.Thread(target=print, args=(f't{i}',))
+                t.start()
+                t.join()
+                print(f'c{i}')
+                sys.stderr.write(f'e{i}\\n')
+                print(f'd{i}')
+                display(i)
+                print(f'f{i}')
+                sys.stdout.write('L' * 5000 + '\\n')
+                print(f'g{i}')
+            """, in: context)
+        #expect(record.result.status == .ok)
+        var log = ""
+        for event in record.events {
+            switch event {
+            case .output(let chunk) where chunk.stream == .stdout: log += chunk.text
+            case .output(let chunk): log += chunk.text.split(separator: "\n").map { "!\($0)\n" }.joined()
+            case .result: log += "R\n"
+            default: break
+            }
+        }
+        let long = String(repeating: "L", count: 5000) + "\n"
+        let expected = (0..<100).map { "a\($0)\nb\($0)\nt\($0)\nc\($0)\n!e\($0)\nd\($0)\nR\nf\($0)\n\(long)g\($0)\n" }.joined()
+        #expect(log == expected)
+    }
+
     @Test("Invalid UTF-8 written as bytes survives as U+FFFD")
     func invalidUTF8() async throws {
         let context = try await newContext()
@@ -467,6 +526,31 @@ struct PrintTests {
             """, in: context)
         #expect(replaced.result.stdout == "")
         #expect(replaced.result.stderr == "hidden\n")
+    }
+
+    @Test("print follows sys.stdout replaced and put back between warm prints")
+    func replacedStdoutBetweenWarmPrints() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        // `sys.stdout` is looked up again only when `sys`'s dict changed: each assignment must be seen.
+        // Other tests' threads print meanwhile: the replacement passes their text on unchanged.
+        let record = try await run("""
+            import io, sys, threading
+            here = threading.get_ident()
+            engine = sys.stdout
+            class Mine(io.StringIO):
+                def write(self, text):
+                    return super().write(text) if threading.get_ident() == here else engine.write(text)
+            for i in range(3):
+                print(f'out{i}')
+                print(f'out{i}')
+                sys.stdout = Mine()
+                print(f'hidden{i}')
+                captured = sys.stdout.getvalue()
+                sys.stdout = engine
+                print(f'back{i}', repr(captured))
+            """, in: context)
+        #expect(record.result.stdout == (0..<3).map { "out\($0)\nout\($0)\nback\($0) 'hidden\($0)\\n'\n" }.joined())
     }
 
     @Test("print honours a stream's write replaced after earlier prints: on the instance, the class, __getattribute__, __class__")

@@ -486,6 +486,23 @@ def test_stdout_carries_only_json_even_when_code_writes_to_descriptors(raw):
     assert b"raw" not in raw.stderr and b"hi" not in raw.stderr
 
 
+def test_prints_keep_their_order_around_a_subprocess_they_wait_for(raw):
+    # Back-to-back prints are staged by the interpreter thread without the output lock; the
+    # subprocess's output, read from the capture pipe by another thread, still comes after them.
+    code = ("import subprocess\n"
+            "for i in range(500): print(i)\n"
+            "subprocess.run(['echo', 'sub'])\n"
+            "for i in range(500): print(i)\n")
+    lines = "".join(f"{i}\n" for i in range(500))
+    for _ in range(5):
+        id = raw.request("code.run", {"code": code})
+        result = raw.response(id)["result"]
+        assert result["status"] == "ok", result
+        assert result["stdout"] == lines + "sub\n" + lines
+        notes = raw.notifications(id)
+        assert "".join(n["params"]["text"] for n in notes if n["params"]["stream"] == "stdout") == lines + "sub\n" + lines
+
+
 def test_quiet_by_default(raw):
     raw.result("code.run", {"code": "print(1)"})
     raw.call("nope")
