@@ -33,38 +33,11 @@ struct RichResultTests {
         var pipeEnds: [Int32] = [0, 0]
         try #require(pipe(&pipeEnds) == 0)
         defer { close(pipeEnds[0]); close(pipeEnds[1]) }
-        @Sendable func describe(_ event: ExecutionEvent) -> String {
-            switch event {
-            case .output(let chunk): chunk.text
-            case .result(let result): "result \(result.text ?? "") \(result.isMainResult)"
-            case .completed(let result): "completed \(result.status)"
-            case .inputRequest: "input"
-            }
-        }
         // The run waits for a byte on the pipe, so the consumer is registered before it goes on.
         let execution = try await engine().run("import os\nos.read(\(pipeEnds[0]), 1)\nx = 40\nx + 2", in: context)
-        let streamed = Mutex(false)
-        let (delivered, deliver) = AsyncStream.makeStream(of: [String].self)
-        let finished = try execution.deliverEndDirectly(
-            end: { outcome in deliver.yield(((try? outcome.get()) ?? []).map(describe)) },
-            stream: {
-                // An event before the end: a task reads the rest (as the server's does).
-                streamed.withLock { $0 = true }
-                Task {
-                    var events: [String] = []
-                    for try await event in execution { events.append(describe(event)) }
-                    deliver.yield(events)
-                }
-            })
-        try #require(finished == nil)
-        try #require(write(pipeEnds[1], "x", 1) == 1)
-        var events: [String] = []
-        for await part in delivered {
-            events += part
-            if events.last?.hasPrefix("completed") == true { break }
-        }
+        let (events, streamed) = try await eventsDeliveredDirectly(execution, releasing: pipeEnds[1])
         #expect(events == ["result 42 true", "completed ok"])
-        #expect(!streamed.withLock { $0 }, "the main result started a task")
+        #expect(!streamed, "the main result started a task")
         #expect(try await runOK("print(_)", in: context) == "42\n")
     }
 
@@ -75,14 +48,6 @@ struct RichResultTests {
         var toRun: [Int32] = [0, 0], fromRun: [Int32] = [0, 0]
         try #require(pipe(&toRun) == 0 && pipe(&fromRun) == 0)
         defer { for descriptor in toRun + fromRun { close(descriptor) } }
-        @Sendable func describe(_ event: ExecutionEvent) -> String {
-            switch event {
-            case .output(let chunk): chunk.text
-            case .result(let result): "result \(result.text ?? "") \(result.isMainResult)"
-            case .completed(let result): "completed \(result.status)"
-            case .inputRequest: "input"
-            }
-        }
         // After its main result, the run flushes "figures" (stand-ins for matplotlib's modules):
         // it says so on one pipe, then waits for a byte on the other, so the result is queued
         // before the consumer registers and the end comes after.
@@ -111,27 +76,9 @@ struct RichResultTests {
         let execution = try await engine().run(code, in: context)
         var byte: UInt8 = 0
         try #require(read(fromRun[0], &byte, 1) == 1)
-        let streamed = Mutex(false)
-        let (delivered, deliver) = AsyncStream.makeStream(of: [String].self)
-        let finished = try execution.deliverEndDirectly(
-            end: { outcome in deliver.yield(((try? outcome.get()) ?? []).map(describe)) },
-            stream: {
-                streamed.withLock { $0 = true }
-                Task {
-                    var events: [String] = []
-                    for try await event in execution { events.append(describe(event)) }
-                    deliver.yield(events)
-                }
-            })
-        try #require(finished == nil)
-        try #require(write(toRun[1], "x", 1) == 1)
-        var events: [String] = []
-        for await part in delivered {
-            events += part
-            if events.last?.hasPrefix("completed") == true { break }
-        }
+        let (events, streamed) = try await eventsDeliveredDirectly(execution, releasing: toRun[1])
         #expect(events == ["result 42 true", "completed ok"])
-        #expect(!streamed.withLock { $0 }, "the queued main result started a task")
+        #expect(!streamed, "the queued main result started a task")
     }
 
     @Test("No main result for statements, None, `;`, and errors")
@@ -243,5 +190,41 @@ struct RichResultTests {
 
             """)
         #expect(record.results.isEmpty)
+    }
+}
+
+/// A run's events as `deliverEndDirectly` hands them over (the end at once, or a task reading
+/// the rest when an event comes first, as the server does), after one byte written to `release`
+/// lets the waiting run go on; and whether the task was started.
+private func eventsDeliveredDirectly(_ execution: Execution, releasing release: Int32) async throws -> (events: [String], streamed: Bool) {
+    let streamed = Mutex(false)
+    let (delivered, deliver) = AsyncStream.makeStream(of: [String].self)
+    let finished = try execution.deliverEndDirectly(
+        end: { outcome in deliver.yield(((try? outcome.get()) ?? []).map(describe)) },
+        stream: {
+            streamed.withLock { $0 = true }
+            Task {
+                var events: [String] = []
+                for try await event in execution { events.append(describe(event)) }
+                deliver.yield(events)
+            }
+        })
+    try #require(finished == nil)
+    try #require(write(release, "x", 1) == 1)
+    var events: [String] = []
+    for await part in delivered {
+        events += part
+        if events.last?.hasPrefix("completed") == true { break }
+    }
+    return (events, streamed.withLock { $0 })
+}
+
+/// An event as the tests of the end's delivery compare it.
+@Sendable private func describe(_ event: ExecutionEvent) -> String {
+    switch event {
+    case .output(let chunk): chunk.text
+    case .result(let result): "result \(result.text ?? "") \(result.isMainResult)"
+    case .completed(let result): "completed \(result.status)"
+    case .inputRequest: "input"
     }
 }
