@@ -253,6 +253,9 @@ final class InterpreterState {
                     if exception == nil { exception = failure }
                 }
             }
+            // A cell's replaced stream lasts for its run: threads printing between runs reach the
+            // engine. (A file run keeps it for what follows, as python3 does: threads, atexit.)
+            if run.filename == nil { try restoreReplacedStreams() }
             let (stop, reported) = runtime.supervisor.end()
             let duration = ContinuousClock.now - started
             if reported {
@@ -337,11 +340,19 @@ final class InterpreterState {
     private func beginRunNatively(_ namespace: Namespace, filename: PyBorrowed, source: PyBorrowed) throws(PythonError) {
         try runtimeGlobals.borrowed.setItem(currentCellsName.borrowed, namespace.cells.borrowed)
         try runtimeGlobals.borrowed.setItem(currentContextName.borrowed, namespace.contextID.borrowed)
+        try restoreReplacedStreams()
+        try namespace.cells.borrowed.setItem(filename, source)
+    }
+
+    /// Puts back the engine's standard streams when code replaced one and left it so. At a run's
+    /// start and at its end: `sys` is shared by every context, and a replacement left behind would
+    /// take the output of other contexts' threads between runs (into an object whose context may be
+    /// gone), not only that of later runs.
+    private func restoreReplacedStreams() throws(PythonError) {
         for (index, stream) in sysStreams.enumerated() where stream.value?.pointer != engineStreams.borrowed.tupleItem(index)?.pointer {
             _ = try restoreStreams.borrowed.call()
-            break
+            return
         }
-        try namespace.cells.borrowed.setItem(filename, source)
     }
 
     /// `(name, value, traceback)` from the runtime's `end_run`, or `nil` for `None`.

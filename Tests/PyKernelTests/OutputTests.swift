@@ -618,29 +618,75 @@ struct PrintTests {
 }
 
 /// Output written by a user's thread after its run ended. These tests need the interpreter to be
-/// idle between their runs, so they run alone.
+/// idle between their runs, so they run alone. Their threads print when the test releases them and
+/// tell when the print returned, through pipes (this process's descriptors), so nothing sleeps.
 @Suite("Output of background threads", .exclusiveEngine, .timeLimit(.minutes(5)))
 struct BackgroundThreadOutputTests {
-    static func startLatePrinter(_ text: String, after seconds: Double) -> String {
-        """
-        import threading, time
-        def _late():
-            time.sleep(\(seconds))
-            print(\(pythonLiteral(text)))
-        _thread = threading.Thread(target=_late)
-        _thread.start()
-        print('run ends')
-        """
+    /// A thread of a context that prints once released, started by ``start(_:in:)``.
+    struct LatePrinter {
+        /// Written to release the thread.
+        let release: Int32
+        /// Readable once the thread's print returned.
+        let printed: Int32
+
+        /// Starts a thread in `context` that waits for ``letPrint()``, prints `text` and signals
+        /// ``waitUntilPrinted()``; `threadName` is the global the thread is kept in.
+        static func start(
+            _ text: String, in context: ContextID, threadName: String = "_thread", nested: Bool = false
+        ) async throws -> LatePrinter {
+            let stdout = try await runOK("""
+                import os, threading
+                _release_r, _release_w = os.pipe()
+                _printed_r, _printed_w = os.pipe()
+                def _late():
+                    os.read(_release_r, 1)
+                    print(\(pythonLiteral(text)))
+                    os.write(_printed_w, b'x')
+                def _starter():
+                    global _inner
+                    _inner = threading.Thread(target=_late)
+                    _inner.start()
+                \(threadName) = threading.Thread(target=_starter if \(nested ? "True" : "False") else _late)
+                \(threadName).start()
+                print(_release_w, _printed_r)
+                """, in: context)
+            let numbers = stdout.split(whereSeparator: \.isWhitespace).compactMap { Int32($0) }
+            try #require(numbers.count == 2, "\(stdout)")
+            return LatePrinter(release: numbers[0], printed: numbers[1])
+        }
+
+        /// Lets the thread print.
+        func letPrint() {
+            var byte: UInt8 = 1
+            #expect(write(release, &byte, 1) == 1)
+        }
+
+        /// Returns once the thread's print returned (its text is with the engine).
+        func waitUntilPrinted() {
+            var byte: UInt8 = 0
+            #expect(read(printed, &byte, 1) == 1)
+        }
+
+        /// Python that lets the thread print and waits until it did (for another context's run).
+        var releaseAndWaitInPython: String { "import os\nos.write(\(release), b'x')\nos.read(\(printed), 1)\n" }
+
+        /// Python (in its context) that joins the thread(s) and closes the pipes.
+        static let finish = """
+            _thread.join()
+            if '_inner' in globals(): _inner.join()
+            for _fd in (_release_r, _release_w, _printed_r, _printed_w): os.close(_fd)
+
+            """
     }
 
     @Test("A thread's output after its run ended is the first event of the context's next run")
     func threadOutputGoesToNextRun() async throws {
         let context = try await newContext()
         defer { discard(context) }
-        let first = try await run(Self.startLatePrinter("late from thread", after: 0.3), in: context)
-        #expect(first.result.stdout == "run ends\n")
-        try await Task.sleep(for: .milliseconds(900))
-        let next = try await run("_thread.join()\nprint('next run')", in: context)
+        let printer = try await LatePrinter.start("late from thread", in: context)
+        printer.letPrint()
+        printer.waitUntilPrinted()
+        let next = try await run(LatePrinter.finish + "print('next run')", in: context)
         #expect(next.chunks.first?.text.hasPrefix("late from thread\n") == true, "\(next.chunks)")
         #expect(next.text(.stdout) == "late from thread\nnext run\n")
         #expect(next.result.stdout == "late from thread\nnext run\n")
@@ -651,11 +697,12 @@ struct BackgroundThreadOutputTests {
         let owner = try await newContext()
         let other = try await newContext()
         defer { discard(owner, other) }
-        try await run(Self.startLatePrinter("late from owner", after: 0.3), in: owner)
-        try await Task.sleep(for: .milliseconds(900))
+        let printer = try await LatePrinter.start("late from owner", in: owner)
+        printer.letPrint()
+        printer.waitUntilPrinted()
         let between = try await run("print('other 1')", in: other)
         #expect(between.result.stdout == "other 1\n")
-        let next = try await run("_thread.join()\nprint('owner 2')", in: owner)
+        let next = try await run(LatePrinter.finish + "print('owner 2')", in: owner)
         #expect(next.result.stdout == "late from owner\nowner 2\n")
         let otherAgain = try await run("print('other 2')", in: other)
         #expect(otherAgain.result.stdout == "other 2\n")
@@ -666,10 +713,10 @@ struct BackgroundThreadOutputTests {
         let owner = try await newContext()
         let other = try await newContext()
         defer { discard(owner, other) }
-        try await run(Self.startLatePrinter("late from owner", after: 0.3), in: owner)
-        let during = try await run("import time\ntime.sleep(0.9)\nprint('other')", in: other)
+        let printer = try await LatePrinter.start("late from owner", in: owner)
+        let during = try await run(printer.releaseAndWaitInPython + "print('other')", in: other)
         #expect(during.result.stdout == "other\n")
-        let next = try await run("_thread.join()\nprint('owner 2')", in: owner)
+        let next = try await run(LatePrinter.finish + "print('owner 2')", in: owner)
         #expect(next.result.stdout == "late from owner\nowner 2\n")
     }
 
@@ -678,23 +725,33 @@ struct BackgroundThreadOutputTests {
         let owner = try await newContext()
         let other = try await newContext()
         defer { discard(owner, other) }
-        try await run("""
-            import threading, time
-            def _inner():
-                time.sleep(0.3)
-                print('from inner')
-            def _outer():
-                global _t2
-                time.sleep(0.1)
-                _t2 = threading.Thread(target=_inner)
-                _t2.start()
-            _t1 = threading.Thread(target=_outer)
-            _t1.start()
-            """, in: owner)
-        let during = try await run("import time\ntime.sleep(0.8)\nprint('other')", in: other)
+        let printer = try await LatePrinter.start("from inner", in: owner, nested: true)
+        let during = try await run(printer.releaseAndWaitInPython + "print('other')", in: other)
         #expect(during.result.stdout == "other\n")
-        let next = try await run("_t1.join(); _t2.join()\nprint('owner')", in: owner)
+        let next = try await run(LatePrinter.finish + "print('owner')", in: owner)
         #expect(next.result.stdout == "from inner\nowner\n")
     }
 
+    @Test("A stream a context replaced and left so does not take another context's thread output after its run")
+    func replacedStreamLastsForItsRun() async throws {
+        let owner = try await newContext()
+        let replacer = try await newContext()
+        defer { discard(owner, replacer) }
+        let printer = try await LatePrinter.start("late from owner", in: owner)
+        let replacing = try await run("""
+            import io, sys
+            sys.stdout = io.StringIO()
+            print('into the replacement')
+            sys.stderr.write(sys.stdout.getvalue())
+            """, in: replacer)
+        #expect(replacing.result.stdout == "")
+        #expect(replacing.result.stderr == "into the replacement\n")
+        // Deleting the replacer's context clears the globals the replacement's methods would need.
+        discard(replacer)
+        printer.letPrint()
+        printer.waitUntilPrinted()
+        let next = try await run(LatePrinter.finish + "print('owner 2')", in: owner)
+        #expect(next.result.stdout == "late from owner\nowner 2\n")
+        #expect(next.result.stderr == "")
+    }
 }
