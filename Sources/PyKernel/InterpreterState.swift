@@ -24,6 +24,9 @@ final class InterpreterState {
     private let newNamespace: PyOwned
     private let beginRun: PyOwned
     private let endRun: PyOwned
+    /// The runtime's `end_program` and `flush_standard_streams` (see ``endProgram(_:executionCount:)``).
+    private let endProgramSteps: PyOwned
+    private let flushStandardStreams: PyOwned
     /// What the common exception's record is made from without `end_run` (see ``NativeTraceback``).
     private let nativeTraceback: NativeTraceback.Environment
     private let execMode: PyOwned
@@ -66,6 +69,8 @@ final class InterpreterState {
             beginRun = try module.borrowed.attribute("begin_run")
             runtime.threadOwners.install(ownerFunction: try module.borrowed.attribute("thread_owner"))
             endRun = try module.borrowed.attribute("end_run")
+            endProgramSteps = try module.borrowed.attribute("end_program")
+            flushStandardStreams = try module.borrowed.attribute("flush_standard_streams")
             nativeTraceback = try NativeTraceback.Environment(
                 cellCacheType: try module.borrowed.attribute("_CellCache"), timeoutType: try module.borrowed.attribute("ExecutionTimeout"),
                 enginePrefix: try module.borrowed.attribute("_ENGINE_FILENAME_PREFIX").borrowed.stringValue ?? "<pykernel/")
@@ -191,16 +196,23 @@ final class InterpreterState {
             state.executionCount += 1
             return state.executionCount
         }
-        let namespace: Namespace
-        do {
-            namespace = try self.namespace(of: record.id)
-        } catch {
-            runtime.logger.error("cannot create the namespace of context \(record.id): \(error)")
-            run.output.fail(KernelError(.initializationFailed, "cannot create the context's namespace: \(error)"))
-            return
+        // The end of a program takes no namespace: it lets go of the context's.
+        var namespace: Namespace?
+        if !run.endsProgram {
+            do {
+                namespace = try self.namespace(of: record.id)
+            } catch {
+                runtime.logger.error("cannot create the namespace of context \(record.id): \(error)")
+                run.output.fail(KernelError(.initializationFailed, "cannot create the context's namespace: \(error)"))
+                return
+            }
         }
         runtime.output.begin(run.output, context: record.id)
-        let (error, stop, duration) = evaluate(run, in: namespace, filename: run.filename ?? "<cell-\(executionCount)>", executionCount: executionCount)
+        let (error, stop, duration) = if let namespace {
+            evaluate(run, in: namespace, filename: run.filename ?? "<cell-\(executionCount)>", executionCount: executionCount)
+        } else {
+            endProgram(run, executionCount: executionCount)
+        }
         currentDirectory = cwd
         if runtime.directoryChanged.exchange(false, ordering: .relaxed), let cwd = workingDirectory() {
             currentDirectory = cwd
@@ -283,6 +295,33 @@ final class InterpreterState {
             runtime.logger.error("engine failure around a run: \(error)", metadata: ["context": "\(run.context.id)"])
             return (ErrorRecord(name: "SystemError", value: "PyKernel engine failure: \(error)", traceback: "SystemError: PyKernel engine failure: \(error)\n"), nil, .zero)
         }
+    }
+
+    /// The end of the program that ran in the run's context (``KernelManager/endProgram(in:)``):
+    /// the runtime's `end_program` (threads that are not daemons, `atexit` handlers, the streams
+    /// flushed; it reports what raises as python3 reports exceptions it ignores), then the
+    /// context's globals let go and a full collection, as python3's `Py_FinalizeEx` tears down
+    /// `__main__`, and the streams flushed again.
+    private func endProgram(_ run: PendingRun, executionCount: Int) -> (ErrorRecord?, RunSupervisor.Stop?, Duration) {
+        let started = ContinuousClock.now
+        runtime.supervisor.begin(run.output, executionCount: executionCount, timeout: run.timeout)
+        perform(endProgramSteps, "end_program", in: run)
+        if let namespace = namespaces.removeValue(forKey: run.context.id) {
+            // Its globals are freed when this goes, unless functions or classes of the program
+            // refer to them: then by the collection below, as python3 collects `__main__`.
+            PythonCode.clear(namespace.cells.borrowed)
+        }
+        perform(collectGarbage, "gc.collect", in: run)
+        perform(flushStandardStreams, "flush_standard_streams", in: run)
+        let (stop, _) = runtime.supervisor.end()
+        return (nil, stop, ContinuousClock.now - started)
+    }
+
+    /// Calls a step of a program's end; a failure of the engine's own step is logged.
+    private func perform(_ step: borrowing PyOwned, _ name: String, in run: PendingRun) {
+        guard step.borrowed.callKeepingError() == nil else { return }
+        _ = PythonException.take()
+        runtime.logger.error("\(name) failed at the end of a program", metadata: ["context": "\(run.context.id)"])
     }
 
     /// Runs a cell whose last statement is an expression statement (its `POP_TOP` at `popTop`):

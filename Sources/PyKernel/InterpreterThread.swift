@@ -11,6 +11,8 @@ struct PendingRun: Sendable {
     let environment: [String: String]
     let timeout: Duration?
     let output: RunOutput
+    /// Whether this is the end of a program (``KernelManager/endProgram(in:)``) instead of code.
+    var endsProgram = false
 }
 
 /// Work for the interpreter thread, executed in submission order.

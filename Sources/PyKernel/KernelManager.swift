@@ -192,10 +192,40 @@ public final class KernelManager: Sendable {
         if let timeout, timeout <= .zero {
             throw KernelError(.invalidArgument, "The timeout must be positive (or nil for none).")
         }
+        return try submit(to: record, outputLimit: outputLimit, allowStdin: allowStdin) { output in
+            PendingRun(context: record, code: code, filename: filename, environment: environment, timeout: timeout, output: output)
+        }
+    }
+
+    /// Ends the program that ran in `context`, as python3 does after a file's last line and before
+    /// it exits: waits for the threads that are not daemons, runs the `atexit` handlers, flushes the
+    /// standard streams, then lets go of the context's globals (objects' `__del__` methods run, files
+    /// left open are flushed and closed; objects in cycles by a full collection). What this prints
+    /// comes as the execution's events, like a run's. `pykernel run` calls it after the file's run.
+    ///
+    /// The threads and `atexit` handlers are the interpreter's, not only the context's: call it
+    /// only when the process ends afterwards. The context's next run would start from new globals.
+    /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/interpreterBusy``,
+    ///   ``KernelError/Code/runQueueFull``, ``KernelError/Code/shutDown``.
+    public func endProgram(in context: ContextID = .default) throws(KernelError) -> Execution {
+        guard !isShutDown.withLock({ $0 }) else {
+            throw KernelError(.shutDown, "The kernel manager is shutting down and accepts no more runs.")
+        }
+        let record = try record(context)
+        return try submit(to: record, outputLimit: 1 << 20, allowStdin: false) { output in
+            PendingRun(context: record, code: "", filename: nil, environment: [:], timeout: nil, output: output, endsProgram: true)
+        }
+    }
+
+    /// Queues the run `makeRun` builds around a new ``RunOutput`` for `record`'s context, and
+    /// returns its execution.
+    private func submit(
+        to record: ContextRecord, outputLimit: Int, allowStdin: Bool, _ makeRun: (RunOutput) -> PendingRun
+    ) throws(KernelError) -> Execution {
         guard !runtime.supervisor.isStuck else { throw KernelError(.interpreterBusy, interpreterBusyMessage) }
         let (supervisor, interpreter) = (runtime.supervisor, interpreter)
         let output = RunOutput(
-            context: context, resultLimit: max(outputLimit, 0), allowsInput: allowStdin, hub: runtime.output,
+            context: record.id, resultLimit: max(outputLimit, 0), allowsInput: allowStdin, hub: runtime.output,
             deadlines: runtime.deadlines,
             onReaderGone: { output, cancelled in
                 // Nobody reads it any more: a wait for input gets end of file; a run still queued
@@ -209,7 +239,7 @@ public final class KernelManager: Sendable {
                 }
                 supervisor.abandoned(output)
             })
-        let run = PendingRun(context: record, code: code, filename: filename, environment: environment, timeout: timeout, output: output)
+        let run = makeRun(output)
         guard interpreter.submit(run, limit: configuration.runQueueLimit) else {
             throw KernelError(
                 .runQueueFull,

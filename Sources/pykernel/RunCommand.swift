@@ -60,6 +60,7 @@ struct Run: AsyncParsableCommand {
         defer { interrupts.cancel() }
         let execution = try manager.run(
             source, in: context.id, timeout: timeout > 0 ? .seconds(timeout) : nil, filename: filename)
+        var outcome = Outcome(status: 0, interrupted: false)
         for try await event in execution {
             switch event {
             case .output(let chunk):
@@ -67,9 +68,28 @@ struct Run: AsyncParsableCommand {
             case .result, .inputRequest:
                 break  // like python3 FILE.py: `display()` shows nothing (files never get a main result); no stdin here
             case .completed(let result):
-                throw ExitCode(Self.exitStatus(result, stderr: stderr))
+                outcome = Self.outcome(result, stderr: stderr)
             }
         }
+        // Then, as python3 before it exits: threads that are not daemons, atexit handlers, the
+        // program's objects freed (their `__del__`, files left open flushed).
+        for try await event in try manager.endProgram(in: context.id) {
+            if case .output(let chunk) = event {
+                (chunk.stream == .stdout ? stdout : stderr).write(Data(chunk.text.utf8))
+            }
+        }
+        if outcome.interrupted {
+            // Like python3: die of SIGINT, so the parent sees the interrupt (status 130 in a shell).
+            signal(SIGINT, SIG_DFL)
+            kill(getpid(), SIGINT)
+        }
+        throw ExitCode(outcome.status)
+    }
+
+    /// How the program ended: the status python3 would exit with, and whether it was interrupted.
+    private struct Outcome {
+        var status: Int32
+        var interrupted: Bool
     }
 
     /// A Python list literal of strings.
@@ -91,20 +111,15 @@ struct Run: AsyncParsableCommand {
     }
 
     /// What `python3 FILE.py` would exit with, after printing the traceback it would print.
-    private static func exitStatus(_ result: ExecutionResult, stderr: FileHandle) -> Int32 {
-        guard let error = result.error else { return 0 }
+    private static func outcome(_ result: ExecutionResult, stderr: FileHandle) -> Outcome {
+        guard let error = result.error else { return Outcome(status: 0, interrupted: false) }
         if error.name == "SystemExit" {
-            if error.value.isEmpty || error.value == "None" { return 0 }
-            if let status = Int32(error.value) { return status }
+            if error.value.isEmpty || error.value == "None" { return Outcome(status: 0, interrupted: false) }
+            if let status = Int32(error.value) { return Outcome(status: status, interrupted: false) }
             stderr.write(Data((error.value + "\n").utf8))
-            return 1
+            return Outcome(status: 1, interrupted: false)
         }
         stderr.write(Data(error.traceback.utf8))
-        if error.name == "KeyboardInterrupt" {
-            // Like python3: die of SIGINT, so the parent sees the interrupt (status 130 in a shell).
-            signal(SIGINT, SIG_DFL)
-            kill(getpid(), SIGINT)
-        }
-        return 1
+        return Outcome(status: 1, interrupted: error.name == "KeyboardInterrupt")
     }
 }

@@ -5,6 +5,7 @@ never needs to import it. Streams write through native functions (no Python fram
 path); everything else is called once per run at most.
 """
 
+import atexit
 import builtins
 import io
 import linecache
@@ -376,6 +377,53 @@ def _announcing_write(posix_write):
     write.__name__, write.__qualname__, write.__doc__ = "write", "write", posix_write.__doc__
     write.__module__ = posix_write.__module__
     return write
+
+
+def end_program():
+    """What python3 does after a program's last line, before it tears its modules down
+    (``Py_FinalizeEx``): waits for the threads that are not daemons, runs the ``atexit`` handlers
+    (an exception in one is reported as python3 reports it, and the others still run), and
+    flushes the standard streams. The engine then lets the program's globals go."""
+    try:
+        threading._shutdown()
+    except BaseException as error:  # noqa: B036 -- python3 reports even a KeyboardInterrupt here and goes on
+        _report_ignored(threading, error)
+    atexit._run_exitfuncs()
+    flush_standard_streams()
+    _flush_open_files()
+
+
+def _flush_open_files():
+    """Flushes every file still open for writing. python3 flushes them as it frees the program's
+    objects at exit; a collection frees objects in cycles in no such order (a text file's buffer
+    can be closed before the text in front of it is flushed), so they are flushed first."""
+    import gc
+    for candidate in gc.get_objects():
+        if isinstance(candidate, io.IOBase):
+            try:
+                if not candidate.closed and candidate.writable():
+                    candidate.flush()
+            except Exception as error:
+                _report_ignored(candidate, error)
+
+
+def _report_ignored(origin, error):
+    """Prints an exception python3 ignores at exit, as ``PyErr_WriteUnraisable`` prints it
+    (without the engine's frame that caught it)."""
+    import traceback
+    print(f"Exception ignored in: {origin!r}", file=sys.stderr)
+    traceback.print_exception(error.with_traceback(error.__traceback__.tb_next), file=sys.stderr)
+
+
+def flush_standard_streams():
+    """Flushes ``sys.stdout`` and ``sys.stderr`` as python3 does before it exits (a closed one is
+    skipped; an error is reported as python3 reports an ignored exception)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None and not getattr(stream, "closed", False):
+                stream.flush()
+        except Exception as error:
+            _report_ignored(stream, error)
 
 
 def new_namespace():

@@ -124,6 +124,28 @@ def test_a_replaced_sys_stdout_does_not_swallow_later_runs(kernel):
     assert kernel.run_code("print('here too')", context=other).stdout == "here too\n"
 
 
+def test_a_file_run_keeps_its_replaced_stdout_for_threads_and_atexit_as_python3(pykernel_bin, tmp_path):
+    # Cells get the engine's streams back at their end; a file run, like python3, keeps the
+    # replacement for what runs after its last line: a thread joined at exit, an atexit handler.
+    program = tmp_path / "prog.py"
+    program.write_text(
+        "import atexit, sys, threading\n"
+        "def late():\n"
+        "    threading.main_thread().join()\n"
+        "    print('thread after the last line')\n"
+        "threading.Thread(target=late).start()\n"
+        "atexit.register(lambda: print('at exit'))\n"
+        "sys.stdout = open('log.txt', 'w')\n"
+        "print('replaced')\n"
+    )
+    ours = run(pykernel_bin, "run", "prog.py", cwd=tmp_path)
+    ours_log = (tmp_path / "log.txt").read_text()
+    theirs = subprocess.run([PYTHON311, "prog.py"], capture_output=True, text=True, cwd=tmp_path)
+    theirs_log = (tmp_path / "log.txt").read_text()
+    assert (ours.returncode, ours.stdout, ours.stderr, ours_log) == (theirs.returncode, theirs.stdout, theirs.stderr, theirs_log)
+    assert theirs_log == 'replaced\nthread after the last line\nat exit\n'
+
+
 def test_os_write_and_print_keep_their_order(pykernel_bin):
     code = "import os\nfor i in range(200):\n    os.write(1, b'a%d\\n' % i)\n    print('b%d' % i)\n"
     expected = "".join(f"a{i}\nb{i}\n" for i in range(200))
@@ -149,6 +171,29 @@ def test_output_programs_print_exactly_what_python3_prints(pykernel_bin, kernel,
         in_context = kernel.run_code(program.read_text(), context=kernel.create_context(cwd=str(tmp_path)))
         assert in_context.error is None, name
         assert in_context.stdout == theirs.stdout, name
+
+
+PROGRAM_END = os.path.join(os.path.dirname(__file__), "program_end")
+
+
+def test_run_ends_a_program_as_python3_does(pykernel_bin, tmp_path):
+    """After the last line (or sys.exit, or an uncaught exception) `pykernel run` waits for the
+    threads that are not daemons, runs atexit handlers, frees the program's objects (their
+    __del__) and flushes files left open: the same stdout, stderr, status and files as python3.11."""
+    names = sorted(name for name in os.listdir(PROGRAM_END) if name.endswith(".py"))
+    assert names
+    for name in names:
+        shutil.copy(os.path.join(PROGRAM_END, name), tmp_path / name)
+        outcomes = []
+        for command in ([PYTHON311, name], [pykernel_bin, "run", name]):
+            done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+            files = {path.name: path.read_text() for path in tmp_path.iterdir() if path.name != name}
+            for path in tmp_path.iterdir():
+                if path.name != name:
+                    path.unlink()
+            outcomes.append((done.returncode, done.stdout, done.stderr, files))
+        assert outcomes[1] == outcomes[0], name
+        (tmp_path / name).unlink()
 
 
 def test_run_exits_with_the_status_given_to_os_exit_like_python3(pykernel_bin):
