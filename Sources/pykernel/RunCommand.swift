@@ -52,21 +52,32 @@ struct Run: AsyncParsableCommand {
         let context = try manager.createContext()
         let stdout = FileHandle(fileDescriptor: manager.originalStandardOutput, closeOnDealloc: false)
         let stderr = FileHandle(fileDescriptor: manager.originalStandardError, closeOnDealloc: false)
-        // What python3 sets up for the main module: sys.argv and __file__ (no names leak into the code).
-        let preamble = "__import__('sys').argv = \(Self.pythonList(argv))\n"
-            + (file == nil ? "" : "globals()['__file__'] = \(Self.pythonList([filename])).pop()\n")
+        // What python3 sets up for the main module: sys.argv, __file__, and the script's directory
+        // (symbolic links resolved) first on sys.path instead of the working directory (no names
+        // leak into the code).
+        var preamble = "__import__('sys').argv = \(Self.pythonList(argv))\n"
+        if let file {
+            preamble += "globals()['__file__'] = \(Self.pythonList([filename])).pop()\n"
+            preamble += "__import__('sys').path[0] = \(Self.pythonList([Self.scriptDirectory(file)])).pop()\n"
+        }
         _ = try await manager.run(preamble, in: context.id).result()
         let interrupts = InterruptForwarder { _ = try? manager.interrupt(context.id) }
         defer { interrupts.cancel() }
         let execution = try manager.run(
-            source, in: context.id, timeout: timeout > 0 ? .seconds(timeout) : nil, filename: filename)
+            source, in: context.id, timeout: timeout > 0 ? .seconds(timeout) : nil, filename: filename, allowStdin: true)
         var outcome = Outcome(status: 0, interrupted: false)
+        let input = StandardInputLines()
         for try await event in execution {
             switch event {
             case .output(let chunk):
                 (chunk.stream == .stdout ? stdout : stderr).write(Data(chunk.text.utf8))
-            case .result, .inputRequest:
-                break  // like python3 FILE.py: `display()` shows nothing (files never get a main result); no stdin here
+            case .result:
+                break  // like python3 FILE.py: `display()` shows nothing (files never get a main result)
+            case .inputRequest(let request):
+                // python3 reading a stdin that is not a terminal: input's prompt on stdout
+                // (getpass's on stderr), then a line of stdin.
+                (request.password ? stderr : stdout).write(Data(request.prompt.utf8))
+                try? manager.answerInput(request, with: input.nextLine().map { .value($0) } ?? .endOfFile)
             case .completed(let result):
                 outcome = Self.outcome(result, stderr: stderr)
             }
@@ -90,6 +101,15 @@ struct Run: AsyncParsableCommand {
     private struct Outcome {
         var status: Int32
         var interrupted: Bool
+    }
+
+    /// The directory python3 puts first on `sys.path` for a script: its real path's directory.
+    private static func scriptDirectory(_ path: String) -> String {
+        let resolved = realpath(path, nil).map { pointer in
+            defer { free(pointer) }
+            return String(cString: pointer)
+        } ?? URL(fileURLWithPath: path).standardizedFileURL.path
+        return URL(fileURLWithPath: resolved).deletingLastPathComponent().path
     }
 
     /// A Python list literal of strings.
@@ -121,5 +141,34 @@ struct Run: AsyncParsableCommand {
         }
         stderr.write(Data(error.traceback.utf8))
         return Outcome(status: 1, interrupted: error.name == "KeyboardInterrupt")
+    }
+}
+
+/// The lines of this process's standard input, read as the program asks for them.
+private final class StandardInputLines {
+    private var buffered: [UInt8] = []
+    private var ended = false
+
+    /// The next line without its newline, or `nil` at the end of the input (a last line without a
+    /// newline is still a line).
+    func nextLine() -> String? {
+        while true {
+            if let newline = buffered.firstIndex(of: UInt8(ascii: "\n")) {
+                defer { buffered.removeSubrange(...newline) }
+                return String(decoding: buffered[..<newline], as: UTF8.self)
+            }
+            if ended {
+                guard !buffered.isEmpty else { return nil }
+                defer { buffered.removeAll() }
+                return String(decoding: buffered, as: UTF8.self)
+            }
+            var chunk = [UInt8](repeating: 0, count: 64 << 10)
+            let count = chunk.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
+            if count > 0 {
+                buffered += chunk[..<count]
+            } else if count == 0 || errno != EINTR {
+                ended = true
+            }
+        }
     }
 }

@@ -115,6 +115,14 @@ class KernelInput(io.TextIOBase):
         super().__init__()
         self._fd = fd
         self._buffer = ""  # what a size-limited read left of the last answer
+        self._bytes = None
+
+    @property
+    def buffer(self):
+        """``sys.stdin.buffer``: the same input as bytes (UTF-8)."""
+        if self._bytes is None:
+            self._bytes = _KernelInputBytes(self)
+        return self._bytes
 
     @property
     def name(self):
@@ -158,6 +166,52 @@ class KernelInput(io.TextIOBase):
         end = len(self._buffer) if size < 0 else min(size, len(self._buffer))
         text, self._buffer = self._buffer[:end], self._buffer[end:]
         return text
+
+    def close(self):
+        pass
+
+
+class _KernelInputBytes(io.BufferedIOBase):
+    """``sys.stdin.buffer`` of a ``KernelInput``: its lines, encoded, as they are read."""
+
+    def __init__(self, text):
+        super().__init__()
+        self._text = text
+        self._pending = b""  # what a size-limited read left of the last line
+
+    def readable(self):
+        return True
+
+    def fileno(self):
+        return self._text.fileno()
+
+    def _take(self, size, line):
+        """Up to ``size`` bytes (all for a negative size), or up to the end of a line."""
+        while (size < 0 or len(self._pending) < size) and not (line and b"\n" in self._pending):
+            text = self._text.readline()
+            if not text:
+                break
+            self._pending += text.encode(self._text.encoding)
+        end = len(self._pending) if size < 0 else min(size, len(self._pending))
+        if line:
+            newline = self._pending.find(b"\n", 0, end)
+            end = end if newline < 0 else newline + 1
+        data, self._pending = self._pending[:end], self._pending[end:]
+        return data
+
+    def read(self, size=-1):
+        return self._take(-1 if size is None else size.__index__(), line=False)
+
+    def read1(self, size=-1):
+        return self.read(size)
+
+    def readline(self, size=-1):
+        return self._take(-1 if size is None else size.__index__(), line=True)
+
+    def readinto(self, target):
+        data = self.read(len(target))
+        memoryview(target).cast("B")[:len(data)] = data
+        return len(data)
 
     def close(self):
         pass

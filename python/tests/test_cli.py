@@ -196,6 +196,44 @@ def test_run_ends_a_program_as_python3_does(pykernel_bin, tmp_path):
         (tmp_path / name).unlink()
 
 
+STDIN_PROGRAMS = [
+    ("name = input('Name? ')\nprint('hi', name)\nprint(repr(input()))\n", "Ada\nsecond line\n"),
+    ("import sys\nprint(repr(sys.stdin.readline()))\nfor line in sys.stdin:\n    print(repr(line))\n", "a\nb\nc\n"),
+    ("import sys\nprint(sum(int(x) for x in sys.stdin.read().split()))\n", "".join(f"{i} {i}\n" for i in range(3000))),
+    ("import sys\nprint(sys.stdin.buffer.readline())\nprint(len(sys.stdin.buffer.read()))\n", "\u00e9t\u00e9\n" + "x\n" * 500),
+    ("try:\n    input('prompt> ')\nexcept EOFError as e:\n    print('EOF:', e)\nimport sys\nprint(repr(sys.stdin.read()))\n", ""),
+]
+
+
+def test_run_reads_its_standard_input_like_python3(pykernel_bin, tmp_path):
+    """`pykernel run` answers input(), sys.stdin and sys.stdin.buffer from its own stdin, with
+    input's prompt on stdout and EOFError at the end, as python3 reading a pipe does."""
+    for code, stdin in STDIN_PROGRAMS:
+        program = tmp_path / "reads.py"
+        program.write_text(code)
+        outcomes = [
+            subprocess.run(command, input=stdin, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+            for command in ([PYTHON311, "reads.py"], [pykernel_bin, "run", "reads.py"])
+        ]
+        assert [(done.returncode, done.stdout, done.stderr) for done in outcomes][1] == \
+            [(done.returncode, done.stdout, done.stderr) for done in outcomes][0], code
+
+
+def test_run_puts_the_scripts_directory_first_on_sys_path(pykernel_bin, tmp_path):
+    """Like python3, a script run from another directory imports the modules beside it."""
+    package = tmp_path / "project"
+    package.mkdir()
+    (package / "helper.py").write_text("GREETING = 'hi from the helper'\n")
+    (package / "main.py").write_text("import sys, helper\nprint(helper.GREETING)\nprint(sys.path[0])\n")
+    link = tmp_path / "linked_main.py"
+    link.symlink_to(package / "main.py")
+    for script in (package / "main.py", link):
+        ours = run(pykernel_bin, "run", str(script), cwd="/")
+        theirs = subprocess.run([PYTHON311, str(script)], capture_output=True, text=True, cwd="/")
+        assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+        assert ours.stdout == f"hi from the helper\n{package}\n"
+
+
 def test_run_exits_with_the_status_given_to_os_exit_like_python3(pykernel_bin):
     """`pykernel run` is python3: os._exit ends it with that status (only `serve` guards it)."""
     done = run(pykernel_bin, "run", "-c", "import os\nos._exit(4)\nprint('never')")

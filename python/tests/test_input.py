@@ -109,6 +109,16 @@ def test_iterating_and_reading_stdin_stop_at_end_of_file(kernel):
     assert len(answers.asked) == 3  # the third read got end of file
 
 
+def test_stdin_buffer_reads_the_same_lines_as_utf8_bytes(kernel):
+    answers = Answers("\u00e9t\u00e9", "abc", "second")
+    code = ("import sys\nb = sys.stdin.buffer\n"
+            "print(b.readline(), b.read(2), b.readline(), b.read(), sys.stdin.buffer is b, b.fileno() == 0)")
+    result = kernel.run_code(code, on_input=answers)
+    assert result.status == "ok", result.error
+    assert result.stdout == "b'\\xc3\\xa9t\\xc3\\xa9\\n' b'ab' b'c\\n' b'second\\n' True True\n"
+    assert answers.asked == [("", False)] * 4  # read() asks until the end of file
+
+
 def test_end_of_file_raises_eoferror_in_input(kernel):
     result = kernel.run_code("input('more? ')", on_input=Answers())
     assert result.status == "error"
