@@ -11,11 +11,15 @@ final class InterpreterState {
     private final class Namespace {
         let globals: PyOwned
         let cells: PyOwned
+        /// The module named `__main__` whose dict `globals` is: `sys.modules['__main__']` while
+        /// the context runs.
+        let module: PyOwned
         /// The context's ID as a Python `str` (what `thread_owner()` reports for its threads).
         let contextID: PyOwned
-        init(globals: consuming PyOwned, cells: consuming PyOwned, contextID: consuming PyOwned) {
+        init(globals: consuming PyOwned, cells: consuming PyOwned, module: consuming PyOwned, contextID: consuming PyOwned) {
             self.globals = globals
             self.cells = cells
+            self.module = module
             self.contextID = contextID
         }
     }
@@ -56,6 +60,10 @@ final class InterpreterState {
     private let runtime: EmbeddedRuntime
     /// `gc.collect`, and when to call it with `malloc_trim` after a context's namespace is freed.
     private let collectGarbage: PyOwned
+    /// `sys.modules`, the name `"__main__"`, and the module that was `__main__` at start-up.
+    private let sysModules: PyOwned
+    private let mainName: PyOwned
+    private let originalMain: PyOwned
     private var reclaimer = MemoryReclaimer()
 
     init(_ configuration: KernelConfiguration, runtime: EmbeddedRuntime) throws(KernelError) {
@@ -97,6 +105,9 @@ final class InterpreterState {
             _ = try charts.borrowed.attribute("install").borrowed.call()
             sysStreams = [try SysAttribute("stdout"), try SysAttribute("stderr"), try SysAttribute("stdin")]
             collectGarbage = try PyOwned.importModule("gc").borrowed.attribute("collect")
+            sysModules = try PyOwned.importModule("sys").borrowed.attribute("modules")
+            mainName = try PyOwned.string("__main__")
+            originalMain = try PyOwned.importModule("__main__")
             PythonAuditBridge.install()
         } catch {
             runtime.logger.critical("the embedded Python could not start: \(error)")
@@ -239,6 +250,7 @@ final class InterpreterState {
             if environment == nil { try beginRunNatively(namespace, filename: name.borrowed, source: source.borrowed) }
             let savedEnvironment = environment == nil ? nil : try beginRun.borrowed.call(
                 namespace.cells.borrowed, name.borrowed, source.borrowed, environment.borrowedOrNone, namespace.contextID.borrowed)
+            if environment != nil { try becomeMain(namespace) }
             let started = ContinuousClock.now
             runtime.supervisor.begin(run.output, executionCount: executionCount, timeout: run.timeout)
             let code = compile.borrowed.callKeepingError(source.borrowed, name.borrowed, execMode.borrowed)
@@ -309,6 +321,7 @@ final class InterpreterState {
         if let namespace = namespaces.removeValue(forKey: run.context.id) {
             // Its globals are freed when this goes, unless functions or classes of the program
             // refer to them: then by the collection below, as python3 collects `__main__`.
+            stopBeingMain(namespace)
             PythonCode.clear(namespace.cells.borrowed)
         }
         perform(collectGarbage, "gc.collect", in: run)
@@ -380,6 +393,7 @@ final class InterpreterState {
         try runtimeGlobals.borrowed.setItem(currentCellsName.borrowed, namespace.cells.borrowed)
         try runtimeGlobals.borrowed.setItem(currentContextName.borrowed, namespace.contextID.borrowed)
         try restoreReplacedStreams()
+        try becomeMain(namespace)
         try namespace.cells.borrowed.setItem(filename, source)
     }
 
@@ -423,14 +437,28 @@ final class InterpreterState {
 
     // MARK: Namespaces
 
+    /// Makes the namespace's module `sys.modules['__main__']`, as python3's `__main__` is the
+    /// running program (`pickle` of the classes it defines, `typing.get_type_hints`, `import __main__`).
+    private func becomeMain(_ namespace: Namespace) throws(PythonError) {
+        try sysModules.borrowed.setItem(mainName.borrowed, namespace.module.borrowed)
+    }
+
+    /// Puts the interpreter's own `__main__` back when a namespace let go of is still
+    /// `sys.modules['__main__']`, which would keep its globals alive.
+    private func stopBeingMain(_ namespace: Namespace) {
+        guard sysModules.borrowed.item(mainName.borrowed)?.pointer == namespace.module.borrowed.pointer else { return }
+        if (try? sysModules.borrowed.setItem(mainName.borrowed, originalMain.borrowed)) == nil { _ = PythonException.take() }
+    }
+
     private func namespace(of context: ContextID) throws(PythonError) -> Namespace {
         if let namespace = namespaces[context] { return namespace }
-        let pair = try newNamespace.borrowed.call()
-        guard let globals = pair.borrowed.tupleItem(0), let cells = pair.borrowed.tupleItem(1) else {
-            throw PythonError("new_namespace() did not return (globals, cells)")
+        let parts = try newNamespace.borrowed.call()
+        guard let globals = parts.borrowed.tupleItem(0), let cells = parts.borrowed.tupleItem(1), let module = parts.borrowed.tupleItem(2) else {
+            throw PythonError("new_namespace() did not return (globals, cells, module)")
         }
         let namespace = Namespace(
-            globals: PyOwned(retaining: globals), cells: PyOwned(retaining: cells), contextID: try PyOwned.string(context.rawValue))
+            globals: PyOwned(retaining: globals), cells: PyOwned(retaining: cells), module: PyOwned(retaining: module),
+            contextID: try PyOwned.string(context.rawValue))
         namespaces[context] = namespace
         return namespace
     }
@@ -445,6 +473,7 @@ final class InterpreterState {
     func releaseNamespace(of context: ContextID) {
         runtime.output.forget(context)
         guard let namespace = namespaces.removeValue(forKey: context) else { return }
+        stopBeingMain(namespace)
         PythonCode.clear(namespace.globals.borrowed)
         PythonCode.clear(namespace.cells.borrowed)
         reclaimer.reclaimIfGrown {

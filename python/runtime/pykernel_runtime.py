@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import types
 import warnings  # noqa: F401 -- loaded so compile-time SyntaxWarnings of cells print with their source
 from types import CodeType
 
@@ -481,11 +482,15 @@ def flush_standard_streams():
 
 
 def new_namespace():
-    """``(globals, cells)`` of a fresh context: globals as ``python3 file.py`` gives its
-    ``__main__``, and an empty store for the sources of its cells."""
-    return ({"__name__": "__main__", "__doc__": None, "__package__": None,
-             "__loader__": None, "__spec__": None, "__annotations__": {},
-             "__builtins__": builtins}, {})
+    """``(globals, cells, module)`` of a fresh context: globals as ``python3 file.py`` gives its
+    ``__main__``, the dict of a module named ``__main__`` that the engine makes
+    ``sys.modules['__main__']`` during the context's runs (so ``pickle``, ``typing`` and
+    ``import __main__`` find what the code defined), and an empty store for the sources of its cells."""
+    module = types.ModuleType("__main__")
+    globals_ = module.__dict__
+    globals_["__annotations__"] = {}
+    globals_["__builtins__"] = builtins
+    return globals_, {}, module
 
 
 def timeout_error(seconds):

@@ -146,6 +146,28 @@ def test_a_file_run_keeps_its_replaced_stdout_for_threads_and_atexit_as_python3(
     assert theirs_log == 'replaced\nthread after the last line\nat exit\n'
 
 
+def test_each_context_is_main_while_it_runs(kernel):
+    """sys.modules['__main__'] is the running context's module, as python3's is the program:
+    pickle finds the classes a context defined and typing resolves its string annotations (a
+    program's end relies on it being let go of: see program_end/finalizers_and_open_files.py)."""
+    code = (
+        "import pickle, typing, sys, __main__\n"
+        "from dataclasses import dataclass\n"
+        "@dataclass\n"
+        "class Point:\n"
+        "    x: 'int'\n"
+        "    tag: str = NAME\n"
+        "copy = pickle.loads(pickle.dumps(Point(3)))\n"
+        "print(copy, typing.get_type_hints(Point)['x'], __main__.NAME, sys.modules['__main__'].__dict__ is globals())\n"
+    )
+    first, second = kernel.create_context(), kernel.create_context()
+    for context, name in ((first, "first"), (second, "second"), (first, "first")):
+        kernel.run_code(f"NAME = {name!r}", context=context)
+        result = kernel.run_code(code, context=context)
+        assert result.error is None, result.error
+        assert result.stdout == f"Point(x=3, tag='{name}') <class 'int'> {name} True\n"
+
+
 def test_os_write_and_print_keep_their_order(pykernel_bin):
     code = "import os\nfor i in range(200):\n    os.write(1, b'a%d\\n' % i)\n    print('b%d' % i)\n"
     expected = "".join(f"a{i}\nb{i}\n" for i in range(200))
