@@ -143,9 +143,10 @@ final class InterpreterState {
         let capture = configuration.captureFileDescriptors ? PyBorrowed.true : PyBorrowed.false
         let signal = try PyOwned.integer(Int(configuration.interruptSignal))
         let guardExit = configuration.guardsProcessExit ? PyBorrowed.true : PyBorrowed.false
+        let processInput = configuration.readsProcessStandardInput ? PyBorrowed.true : PyBorrowed.false
         _ = try module.attribute("install").borrowed.call(
             stdoutWrite.borrowed, stderrWrite.borrowed, stdoutBytesWrite.borrowed, stderrBytesWrite.borrowed,
-            capture, takeStop.borrowed, signal.borrowed, guardExit)
+            capture, takeStop.borrowed, signal.borrowed, guardExit, processInput)
         runtime.signals.start(interpreterThread: pthread_self(), handledSignal: configuration.interruptSignal)
         let routeSignal = try PyOwned.nativeFunction(name: "route_signal", SignalRouting.routeSignal)
         try module.setAttribute("route_signal", routeSignal.borrowed)

@@ -21,6 +21,10 @@ public struct KernelConfiguration: Sendable {
     /// every context shares. Forked children still exit for real. Off for `pykernel run`, which
     /// behaves like `python3`.
     public var guardsProcessExit: Bool
+    /// Make `sys.stdin` the process's standard input (descriptor 0, read as `python3` reads it)
+    /// instead of input asked of the run's caller (``KernelManager/run(_:in:environment:timeout:outputLimit:filename:allowStdin:)``'s
+    /// `allowStdin`). On for `pykernel run`, which behaves like `python3`.
+    public var readsProcessStandardInput: Bool
     /// The most runs that may wait behind the one in progress (default 10,000); a run submitted
     /// beyond it is refused with ``KernelError/Code/runQueueFull`` instead of queued, so a
     /// client that submits faster than code runs cannot grow the engine's memory without bound.
@@ -33,6 +37,7 @@ public struct KernelConfiguration: Sendable {
         interruptSignal: Int32 = KernelConfiguration.defaultInterruptSignal,
         timeoutGracePeriod: Duration = .seconds(2),
         guardsProcessExit: Bool = true,
+        readsProcessStandardInput: Bool = false,
         runQueueLimit: Int = KernelConfiguration.defaultRunQueueLimit
     ) {
         self.workingDirectory = workingDirectory
@@ -41,6 +46,7 @@ public struct KernelConfiguration: Sendable {
         self.interruptSignal = interruptSignal
         self.timeoutGracePeriod = timeoutGracePeriod
         self.guardsProcessExit = guardsProcessExit
+        self.readsProcessStandardInput = readsProcessStandardInput
         self.runQueueLimit = runQueueLimit
     }
 

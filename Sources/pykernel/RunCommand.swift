@@ -46,7 +46,7 @@ struct Run: AsyncParsableCommand {
             (source, filename, argv) = (String(decoding: data, as: UTF8.self), url.standardizedFileURL.path, [path])
         }
         argv += arguments
-        var configuration = KernelConfiguration(captureFileDescriptors: true, guardsProcessExit: false)
+        var configuration = KernelConfiguration(captureFileDescriptors: true, guardsProcessExit: false, readsProcessStandardInput: true)
         if let venv { configuration.virtualEnvironment = venv }
         let manager = try await KernelManager.start(configuration)
         let context = try manager.createContext()
@@ -64,20 +64,14 @@ struct Run: AsyncParsableCommand {
         let interrupts = InterruptForwarder { _ = try? manager.interrupt(context.id) }
         defer { interrupts.cancel() }
         let execution = try manager.run(
-            source, in: context.id, timeout: timeout > 0 ? .seconds(timeout) : nil, filename: filename, allowStdin: true)
+            source, in: context.id, timeout: timeout > 0 ? .seconds(timeout) : nil, filename: filename)
         var outcome = Outcome(status: 0, interrupted: false)
-        let input = StandardInputLines()
         for try await event in execution {
             switch event {
             case .output(let chunk):
                 (chunk.stream == .stdout ? stdout : stderr).write(Data(chunk.text.utf8))
-            case .result:
-                break  // like python3 FILE.py: `display()` shows nothing (files never get a main result)
-            case .inputRequest(let request):
-                // python3 reading a stdin that is not a terminal: input's prompt on stdout
-                // (getpass's on stderr), then a line of stdin.
-                (request.password ? stderr : stdout).write(Data(request.prompt.utf8))
-                try? manager.answerInput(request, with: input.nextLine().map { .value($0) } ?? .endOfFile)
+            case .result, .inputRequest:
+                break  // like python3 FILE.py: `display()` shows nothing (files never get a main result); stdin is read directly
             case .completed(let result):
                 outcome = Self.outcome(result, stderr: stderr)
             }
@@ -141,34 +135,5 @@ struct Run: AsyncParsableCommand {
         }
         stderr.write(Data(error.traceback.utf8))
         return Outcome(status: 1, interrupted: error.name == "KeyboardInterrupt")
-    }
-}
-
-/// The lines of this process's standard input, read as the program asks for them.
-private final class StandardInputLines {
-    private var buffered: [UInt8] = []
-    private var ended = false
-
-    /// The next line without its newline, or `nil` at the end of the input (a last line without a
-    /// newline is still a line).
-    func nextLine() -> String? {
-        while true {
-            if let newline = buffered.firstIndex(of: UInt8(ascii: "\n")) {
-                defer { buffered.removeSubrange(...newline) }
-                return String(decoding: buffered[..<newline], as: UTF8.self)
-            }
-            if ended {
-                guard !buffered.isEmpty else { return nil }
-                defer { buffered.removeAll() }
-                return String(decoding: buffered, as: UTF8.self)
-            }
-            var chunk = [UInt8](repeating: 0, count: 64 << 10)
-            let count = chunk.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
-            if count > 0 {
-                buffered += chunk[..<count]
-            } else if count == 0 || errno != EINTR {
-                ended = true
-            }
-        }
     }
 }

@@ -302,13 +302,15 @@ def _with_write(cls, write):
 
 
 def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
-            fd_capture, take_stop, stop_signal, guard_process_exit):
+            fd_capture, take_stop, stop_signal, guard_process_exit, process_input):
     """Points the standard streams at the engine, installs the stop-signal handler and, with
-    ``guard_process_exit``, keeps ``os._exit``/``os.abort`` from ending the shared process."""
+    ``guard_process_exit``, keeps ``os._exit``/``os.abort`` from ending the shared process. With
+    ``process_input``, ``sys.stdin`` stays the one CPython made on descriptor 0, as python3's."""
     out_fd, err_fd, in_fd = (1, 2, 0) if fd_capture else (None, None, None)
     sys.stdout = sys.__stdout__ = _with_write(KernelStream, stdout_write)("<stdout>", out_fd, stdout_write_bytes)
     sys.stderr = sys.__stderr__ = _with_write(KernelStream, stderr_write)("<stderr>", err_fd, stderr_write_bytes)
-    sys.stdin = sys.__stdin__ = KernelInput(in_fd)
+    # python3's own sys.stdin (descriptor 0, CPython's encoding and errors; None when it is closed).
+    sys.stdin = sys.__stdin__ = sys.__stdin__ if process_input else KernelInput(in_fd)
     global _streams
     _streams = (sys.stdout, sys.stderr, sys.stdin)
     linecache.cache = _CellCache(linecache.cache)

@@ -224,12 +224,16 @@ STDIN_PROGRAMS = [
     ("import sys\nprint(sum(int(x) for x in sys.stdin.read().split()))\n", "".join(f"{i} {i}\n" for i in range(3000))),
     ("import sys\nprint(sys.stdin.buffer.readline())\nprint(len(sys.stdin.buffer.read()))\n", "\u00e9t\u00e9\n" + "x\n" * 500),
     ("try:\n    input('prompt> ')\nexcept EOFError as e:\n    print('EOF:', e)\nimport sys\nprint(repr(sys.stdin.read()))\n", ""),
+    ("import sys\nprint([repr(line) for line in sys.stdin])\n", "no newline at the end"),
+    ("import sys\nprint(len(sys.stdin.read().splitlines()))\n", "".join(f"line {i}\n" for i in range(200_000))),
+    ("import sys\ns = sys.stdin\nprint(s.name, s.mode, s.encoding, s.errors, s.isatty(), s.fileno(), s.buffer.raw.name)\n", "x\n"),
+    ("import getpass\nprint(repr(getpass.getpass('PIN: ')))\n", "1234\n"),
 ]
 
 
 def test_run_reads_its_standard_input_like_python3(pykernel_bin, tmp_path):
-    """`pykernel run` answers input(), sys.stdin and sys.stdin.buffer from its own stdin, with
-    input's prompt on stdout and EOFError at the end, as python3 reading a pipe does."""
+    """`pykernel run` reads its own stdin as python3 reading a pipe does: input() with its prompt
+    on stdout and EOFError at the end, sys.stdin and sys.stdin.buffer, getpass's fallback."""
     for code, stdin in STDIN_PROGRAMS:
         program = tmp_path / "reads.py"
         program.write_text(code)
