@@ -61,6 +61,25 @@ public struct JSONObjectWriter {
         value.serialize(into: &output)
     }
 
+    /// Writes the member `key` with the string `value` (the text of `.string(value)`, without
+    /// making the ``JSONValue``).
+    public mutating func member(_ key: JSONKey, string value: String) {
+        writeKey(key)
+        writeString(value, to: &output)
+    }
+
+    /// Writes the member `key` with the boolean `value`.
+    public mutating func member(_ key: JSONKey, bool value: Bool) {
+        writeKey(key)
+        appendStatic(value ? "true" : "false", to: &output)
+    }
+
+    /// Writes the member `key` with the integer `value`.
+    public mutating func member(_ key: JSONKey, integer value: Int64) {
+        writeKey(key)
+        writeInteger(value, to: &output)
+    }
+
     /// Writes the member `key` with an object whose members `build` writes, in order.
     public mutating func member(_ key: String, object build: (inout JSONObjectWriter) -> Void) {
         writeKey(key)
@@ -93,7 +112,9 @@ public struct JSONObjectWriter {
     private mutating func writeKey(_ key: JSONKey) {
         if !isEmpty { output.append(UInt8(ascii: ",")) }
         isEmpty = false
-        output.append(contentsOf: key.bytes)
+        // Through its buffer: appending the array itself retains and releases it, and goes through
+        // the generic sequence path.
+        key.bytes.withUnsafeBufferPointer { output.append(contentsOf: $0) }
     }
 }
 

@@ -207,10 +207,18 @@ public enum RPCMessage {
     ) -> [UInt8] {
         var output: [UInt8] = []
         output.reserveCapacity(capacity)
+        appendNotification(method: method, requestID: requestID, members, to: &output)
+        return output
+    }
+
+    /// Appends the text of ``notification(method:requestID:capacity:_:)`` to `output`.
+    fileprivate static func appendNotification(
+        method: String, requestID: RequestID, _ members: (inout JSONObjectWriter) -> Void, to output: inout [UInt8]
+    ) {
         let head: StaticString = #"{"jsonrpc":"2.0","method":"#
         let params: StaticString = #","params":{"request_id":"#
         head.withUTF8Buffer { output.append(contentsOf: $0) }
-        JSONValue.string(method).serialize(into: &output)
+        writeString(method, to: &output)
         params.withUTF8Buffer { output.append(contentsOf: $0) }
         requestID.jsonValue.serialize(into: &output)
         var writer = JSONObjectWriter(output: [], hasMembers: true)
@@ -218,7 +226,7 @@ public enum RPCMessage {
         members(&writer)
         writer.output.append(UInt8(ascii: "}"))
         writer.output.append(UInt8(ascii: "}"))
-        return writer.output
+        swap(&writer.output, &output)
     }
 
     private static func envelope(first: StaticString, _ head: JSONValue, then: StaticString, _ payload: JSONValue) -> [UInt8] {
@@ -230,5 +238,67 @@ public enum RPCMessage {
         payload.serialize(into: &output)
         output.append(UInt8(ascii: "}"))
         return output
+    }
+}
+
+/// A request's last messages (its notifications, then its response) written one after another
+/// into one buffer, each line ended by its newline: the unit is sent as it is
+/// (``bytes``), with no line built apart and copied into it.
+///
+/// ```swift
+/// var unit = RPCUnit(capacity: 256)
+/// unit.notification(method: "code.result", requestID: id) { $0.member(resultKey, json) }
+/// unit.response(id: id) { $0.member(statusKey, "ok") }
+/// ```
+public struct RPCUnit {
+    /// The lines written so far, each ended by `\n`, as UTF-8.
+    public private(set) var bytes: [UInt8] = []
+
+    /// An empty unit with room for `capacity` bytes (the sum of its lines' sizes, so that writing
+    /// a long line does not copy the lines before it to a larger buffer).
+    public init(capacity: Int) {
+        bytes.reserveCapacity(capacity)
+    }
+
+    /// Appends the line of ``RPCMessage/notification(method:requestID:capacity:_:)``.
+    public mutating func notification(method: String, requestID: RequestID, _ members: (inout JSONObjectWriter) -> Void) {
+        RPCMessage.appendNotification(method: method, requestID: requestID, members, to: &bytes)
+        bytes.append(0x0A)
+    }
+
+    /// Appends the response to `id` whose result is an object with the members `members` writes
+    /// in order (each key once): the line of ``RPCMessage/response(id:result:)`` for that object.
+    public mutating func response(id: RequestID, resultObject members: (inout JSONObjectWriter) -> Void) {
+        appendHead(id: id, then: #","result":{"#)
+        var writer = JSONObjectWriter(output: [])
+        swap(&writer.output, &bytes)
+        members(&writer)
+        swap(&writer.output, &bytes)
+        bytes.append(UInt8(ascii: "}"))
+        bytes.append(UInt8(ascii: "}"))
+        bytes.append(0x0A)
+    }
+
+    /// Appends the response to `id`: its result, or its error (the line of
+    /// ``RPCMessage/response(id:result:)`` or ``RPCMessage/errorResponse(id:error:)``).
+    public mutating func response(id: RequestID, _ outcome: Result<JSONValue, RPCError>) {
+        switch outcome {
+        case .success(let result):
+            appendHead(id: id, then: #","result":"#)
+            result.serialize(into: &bytes)
+        case .failure(let error):
+            appendHead(id: id, then: #","error":"#)
+            error.jsonValue.serialize(into: &bytes)
+        }
+        bytes.append(UInt8(ascii: "}"))
+        bytes.append(0x0A)
+    }
+
+    /// `{"jsonrpc":"2.0","id":…` then `member`.
+    private mutating func appendHead(id: RequestID, then member: StaticString) {
+        let head: StaticString = #"{"jsonrpc":"2.0","id":"#
+        head.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        id.jsonValue.serialize(into: &bytes)
+        member.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 }

@@ -53,19 +53,19 @@ extension JSONValue {
             }
             output.append(UInt8(ascii: "}"))
         case .fragment(let fragment):
-            output.append(contentsOf: fragment.bytes)
+            fragment.bytes.withUnsafeBufferPointer { output.append(contentsOf: $0) }
         }
     }
 }
 
 /// Appends a literal's bytes (one copy, no `String` in between).
 @inline(__always)
-private func appendStatic(_ text: StaticString, to output: inout [UInt8]) {
+func appendStatic(_ text: StaticString, to output: inout [UInt8]) {
     text.withUTF8Buffer { output.append(contentsOf: $0) }
 }
 
 /// Appends the decimal digits of `value` (with `-` when negative), as `String(value)` writes them.
-private func writeInteger(_ value: Int64, to output: inout [UInt8]) {
+func writeInteger(_ value: Int64, to output: inout [UInt8]) {
     withUnsafeTemporaryAllocation(byteCount: maxDecimalLength, alignment: 1) { buffer in
         let end = buffer.baseAddress! + maxDecimalLength
         let start = writeDecimal(value, endingAt: end)
@@ -74,7 +74,7 @@ private func writeInteger(_ value: Int64, to output: inout [UInt8]) {
 }
 
 /// Appends `string` as a quoted JSON string (see ``appendJSONString(_:to:)``).
-private func writeString(_ string: String, to output: inout [UInt8]) {
+func writeString(_ string: String, to output: inout [UInt8]) {
     var string = string
     string.withUTF8 { appendJSONString($0, to: &output) }
 }

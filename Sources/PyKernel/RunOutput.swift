@@ -150,8 +150,9 @@ final class ChunkQueue {
             if head == chunks.count - 1 { mergeableStream = nil }
             return Chunk(stream: chunks[head].stream, bytes: Array(chunks[head].bytes[start..<headOffset]))
         }
-        var chunk = chunks[head]
-        chunks[head].bytes = []
+        // Moved out, not copied (a copy would retain each of its buffers, and release them with the slot).
+        var chunk = Chunk(stream: .stdout, bytes: [])
+        swap(&chunk, &chunks[head])
         if headOffset > 0 {
             chunk.bytes.removeFirst(headOffset)
             headOffset = 0
@@ -210,6 +211,9 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     /// Set (after `outcome`) when the run has ended: spinning readers poll it without the lock,
     /// which would otherwise make the run's own writes wait for them.
     private let hasOutcome = Atomic<Bool>(false)
+    /// Whether the run has ended (`outcome` is set), under the lock: testing `outcome` itself
+    /// copies the result it holds.
+    private var hasEndedLocked: Bool { hasOutcome.load(ordering: .relaxed) }
     private var outcomeDelivered = false
     @exclusivity(unchecked) private var abandoned = false
     private var waiter: CheckedContinuation<Void, Never>? {
@@ -352,7 +356,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
             return
         }
         guard let waiter else { return }
-        if outcome != nil || waiterWantsAnyOutput || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1 || queue.headIsResult {
+        if hasEndedLocked || waiterWantsAnyOutput || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1 || queue.headIsResult {
             self.waiter = nil
             waiter.resume()
         }
@@ -489,8 +493,8 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
             if let result = chunk.result { return .event(.result(result)) }
             if let input = chunk.input { return .event(.inputRequest(input)) }
             // Output taken once the run has ended was recorded with its end.
-            if outcome == nil { chunk.bytes.withUnsafeBytes { recordLocked(chunk.stream, $0) } }
-            let text = decode(chunk.stream, chunk.bytes, final: outcome != nil && queue.isEmpty)
+            if !hasEndedLocked { chunk.bytes.withUnsafeBytes { recordLocked(chunk.stream, $0) } }
+            let text = decode(chunk.stream, chunk.bytes, final: hasEndedLocked && queue.isEmpty)
             return text.isEmpty ? nextStepLocked() : .event(.output(OutputChunk(stream: chunk.stream, text: text)))
         }
         guard let outcome else { return .wait(until: nil) }
@@ -551,7 +555,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
 
     /// Whether queued output (the oldest written at `oldest`) should be handed out now.
     private func isDueLocked(_ oldest: ContinuousClock.Instant) -> Bool {
-        outcome != nil || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1 || queue.headIsResult
+        hasEndedLocked || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1 || queue.headIsResult
             || ContinuousClock.now >= oldest + Self.coalescingWindow
     }
 
@@ -561,6 +565,6 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
         if let oldest = queue.oldestWrite {
             return isDueLocked(oldest) ? .end : .wait(until: oldest + Self.coalescingWindow)
         }
-        return outcome == nil ? .wait(until: nil) : .end
+        return !hasEndedLocked ? .wait(until: nil) : .end
     }
 }

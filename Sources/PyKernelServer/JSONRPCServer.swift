@@ -285,21 +285,22 @@ public struct Request: Sendable {
     }
 
     /// Answers a request that replied ``MethodReply/later`` from the thread where its work ended,
-    /// without a task: its last notifications (`method`, fields) then its response, written as
-    /// one unit (see ``MessageChannel/sendUnit(_:lane:mayWait:whenQueued:)``). `last` are encoded
-    /// lines (``notificationLine(_:capacity:_:)``).
-    func finish(notifications last: [[UInt8]], _ outcome: Result<JSONValue, RPCError>) {
+    /// without a task: `write` appends its last notifications then its response to one unit (given
+    /// this request's id) and returns whether it wrote notifications; the unit is sent as one (see
+    /// ``MessageChannel/sendUnit(_:lane:mayWait:whenQueued:)``), starting with room for `capacity`
+    /// bytes. For a notification request, nothing is written or sent.
+    func finish(capacity: Int, _ write: (inout RPCUnit, RequestID) -> Bool) {
         guard let id else {
             followUp.run()
             server.inFlight.remove(trackingKey)
             return
         }
-        var lines = last
-        lines.append(JSONRPCServer.encode(id, outcome))
-        let lane: MessageChannel.Lane = notifications.sent || !last.isEmpty ? .stream : .control
+        var unit = RPCUnit(capacity: capacity)
+        let notified = write(&unit, id)
+        let lane: MessageChannel.Lane = notifications.sent || notified ? .stream : .control
         // A run's end on a task (a shutdown failing queued runs) must not block the pool.
         let onTask = withUnsafeCurrentTask { $0 != nil }
-        server.channel.sendUnit(lines, lane: lane, mayWait: !onTask) { server.inFlight.remove(id) }
+        server.channel.sendUnit(unit.bytes, lane: lane, mayWait: !onTask) { server.inFlight.remove(id) }
         followUp.run()
     }
 

@@ -221,16 +221,13 @@ extension JSONRPCServer {
     /// A run's result on the wire.
     ///
     /// Written as a ``JSONFragment`` member by member (no tree of objects to build and walk) unless
-    /// its output is large: the response's envelope copies a fragment once more.
+    /// its output is large: the response's envelope copies a fragment once more. (A run answered
+    /// from the thread where it ends writes the members straight into its unit instead.)
     /// - Parameter streamedResults: The JSON of the rich results already sent as `code.result`
     ///   notifications, reused when they are all of the run's results (each result's JSON value is built once).
     package static func resultJSON(_ result: ExecutionResult, streamedResults: [JSONValue] = []) -> JSONValue {
         let results = streamedResults.count == result.results.count ? streamedResults : result.results.map(richResultJSON)
-        // Microseconds are as precise as the clock that measured the run is useful.
-        let seconds = (result.duration.inSeconds * 1e6).rounded() / 1e6
-        var capacity = 320 + result.stdout.utf8.count + result.stderr.utf8.count
-        if let error = result.error { capacity += error.name.utf8.count + error.value.utf8.count + error.traceback.utf8.count }
-        for case .fragment(let fragment) in results { capacity += fragment.bytes.count + 1 }
+        let capacity = resultCapacity(result, results: results)
         guard capacity <= largeResponse else {
             let error: JSONValue = result.error.map {
                 ["name": .string($0.name), "value": .string($0.value), "traceback": .string($0.traceback)]
@@ -240,29 +237,47 @@ extension JSONRPCServer {
                     "stdout_omitted_bytes": .integer(Int64(result.stdoutOmittedBytes)),
                     "stderr_omitted_bytes": .integer(Int64(result.stderrOmittedBytes)),
                     "error": error, "execution_count": .integer(Int64(result.executionCount)),
-                    "duration": .double(seconds), "results": .array(results)]
+                    "duration": .double(roundedSeconds(result.duration)), "results": .array(results)]
         }
-        return .fragment(JSONFragment.object(capacity: capacity) { object in
-            object.member(Keys.status, .string(result.status.rawValue))
-            object.member(Keys.stdout, .string(result.stdout))
-            object.member(Keys.stderr, .string(result.stderr))
-            object.member(Keys.stdoutTruncated, .bool(result.stdoutTruncated))
-            object.member(Keys.stderrTruncated, .bool(result.stderrTruncated))
-            object.member(Keys.stdoutOmittedBytes, .integer(Int64(result.stdoutOmittedBytes)))
-            object.member(Keys.stderrOmittedBytes, .integer(Int64(result.stderrOmittedBytes)))
-            if let error = result.error {
-                object.member(Keys.error, object: { record in
-                    record.member(Keys.name, .string(error.name))
-                    record.member(Keys.value, .string(error.value))
-                    record.member(Keys.traceback, .string(error.traceback))
-                })
-            } else {
-                object.member(Keys.error, .null)
-            }
-            object.member(Keys.executionCount, .integer(Int64(result.executionCount)))
-            object.member(Keys.duration, .double(seconds))
-            object.member(Keys.results, .array(results))
-        })
+        return .fragment(JSONFragment.object(capacity: capacity) { writeResult(result, results: results, into: &$0) })
+    }
+
+    /// About the bytes of a run's result on the wire, its rich results' JSON being `results`.
+    fileprivate static func resultCapacity(_ result: ExecutionResult, results: [JSONValue]) -> Int {
+        var capacity = 320 + result.stdout.utf8.count + result.stderr.utf8.count
+        if let error = result.error { capacity += error.name.utf8.count + error.value.utf8.count + error.traceback.utf8.count }
+        for case .fragment(let fragment) in results { capacity += fragment.bytes.count + 1 }
+        return capacity
+    }
+
+    /// Writes the members of a run's result on the wire (see ``resultJSON(_:streamedResults:)``),
+    /// its rich results' JSON being `results`.
+    fileprivate static func writeResult(_ result: ExecutionResult, results: [JSONValue], into object: inout JSONObjectWriter) {
+        object.member(Keys.status, string: result.status.rawValue)
+        object.member(Keys.stdout, string: result.stdout)
+        object.member(Keys.stderr, string: result.stderr)
+        object.member(Keys.stdoutTruncated, bool: result.stdoutTruncated)
+        object.member(Keys.stderrTruncated, bool: result.stderrTruncated)
+        object.member(Keys.stdoutOmittedBytes, integer: Int64(result.stdoutOmittedBytes))
+        object.member(Keys.stderrOmittedBytes, integer: Int64(result.stderrOmittedBytes))
+        if let error = result.error {
+            object.member(Keys.error, object: { record in
+                record.member(Keys.name, string: error.name)
+                record.member(Keys.value, string: error.value)
+                record.member(Keys.traceback, string: error.traceback)
+            })
+        } else {
+            object.member(Keys.error, .null)
+        }
+        object.member(Keys.executionCount, integer: Int64(result.executionCount))
+        object.member(Keys.duration, .double(roundedSeconds(result.duration)))
+        object.member(Keys.results, .array(results))
+    }
+
+    /// A run's duration in seconds, rounded to microseconds (as precise as the clock that measured
+    /// the run is useful).
+    private static func roundedSeconds(_ duration: Duration) -> Double {
+        (duration.inSeconds * 1e6).rounded() / 1e6
     }
 
     /// The members of a run's result and of a rich result, each encoded once.
@@ -301,8 +316,8 @@ extension JSONRPCServer {
         if let text = result.textOnly, result.metadataJSON == "{}", result.chartJSON == nil {
             // The usual result (a value's `text/plain` alone): nothing to parse, sort or classify.
             return .fragment(JSONFragment.object(capacity: text.utf8.count + 96) { object in
-                object.member(Keys.isMainResult, .bool(result.isMainResult))
-                object.member(Keys.data, object: { $0.member(Keys.textPlain, .string(text)) })
+                object.member(Keys.isMainResult, bool: result.isMainResult)
+                object.member(Keys.data, object: { $0.member(Keys.textPlain, string: text) })
                 object.member(Keys.metadata, .object([:]))
                 object.member(Keys.chart, .null)
             })
@@ -350,53 +365,72 @@ private final class RunAnswer: Sendable {
 
     /// Writes the params of a `code.output` notification after `request_id`: `stream`, `text`.
     private static func writeOutput(_ chunk: OutputChunk, into params: inout JSONObjectWriter) {
-        params.member(Keys.stream, .string(chunk.stream.rawValue))
-        params.member(Keys.text, .string(chunk.text))
+        params.member(Keys.stream, string: chunk.stream.rawValue)
+        params.member(Keys.text, string: chunk.text)
     }
 
     /// Room for a notification's line around a text or result of `count` bytes.
     private static func lineCapacity(_ count: Int) -> Int { count + 128 }
-
-    /// The encoded `code.output` notification of `chunk`.
-    private func outputLine(_ chunk: OutputChunk) -> [UInt8] {
-        request.notificationLine("code.output", capacity: Self.lineCapacity(chunk.text.utf8.count)) { Self.writeOutput(chunk, into: &$0) }
-    }
-
-    /// The encoded `code.result` notification of a result's JSON (`{"request_id":…,"result":json}`).
-    private func resultLine(_ json: JSONValue) -> [UInt8] {
-        request.notificationLine("code.result", capacity: Self.lineCapacity(Self.size(json))) { $0.member(Keys.result, json) }
-    }
 
     /// The bytes of a result's JSON when it is a fragment (as `richResultJSON` makes it), else a guess.
     private static func size(_ json: JSONValue) -> Int {
         if case .fragment(let fragment) = json { fragment.bytes.count } else { 256 }
     }
 
-    /// The run's last events, on the thread where it ended: sent with the response as one unit.
+    /// The run's last events, on the thread where it ended: its notifications and its response,
+    /// written into one buffer and sent as one unit.
     func finish(_ outcome: Result<[ExecutionEvent], KernelError>) {
         closeInput()
         switch outcome {
         case .failure(let error):
-            request.finish(notifications: [], .failure(RPCError(error)))
+            request.finish(capacity: 256) { unit, id in
+                unit.response(id: id, .failure(RPCError(error)))
+                return false
+            }
         case .success(let events):
-            var notifications: [[UInt8]] = []
+            // The results' JSON first: their sizes make the unit's capacity (one buffer, grown only
+            // when escapes lengthen a text).
             var streamed = self.streamed.withLock { $0 }
+            // The results that come with the end follow those sent before in `streamed`.
+            var nextResult = streamed.count
+            var capacity = 0
             for event in events {
                 switch event {
                 case .output(let chunk):
-                    notifications.append(outputLine(chunk))
+                    capacity += Self.lineCapacity(chunk.text.utf8.count)
                 case .result(let result):
                     let json = JSONRPCServer.richResultJSON(result)
+                    capacity += Self.lineCapacity(Self.size(json))
                     streamed.append(json)
-                    notifications.append(resultLine(json))
                 case .inputRequest:
-                    continue  // the run has ended: that request was withdrawn
+                    continue
                 case .completed(let result):
-                    request.finish(notifications: notifications, .success(JSONRPCServer.resultJSON(result, streamedResults: streamed)))
-                    return
+                    capacity += JSONRPCServer.resultCapacity(result, results: streamed)
                 }
             }
-            request.finish(notifications: notifications, .failure(RPCError.internalError("The run ended without a result.")))
+            request.finish(capacity: capacity + 64) { unit, id in
+                var notified = false
+                for event in events {
+                    switch event {
+                    case .output(let chunk):
+                        unit.notification(method: "code.output", requestID: id) { Self.writeOutput(chunk, into: &$0) }
+                        notified = true
+                    case .result:
+                        let json = streamed[nextResult]
+                        nextResult += 1
+                        unit.notification(method: "code.result", requestID: id) { $0.member(Keys.result, json) }
+                        notified = true
+                    case .inputRequest:
+                        continue  // the run has ended: that request was withdrawn
+                    case .completed(let result):
+                        let results = streamed.count == result.results.count ? streamed : result.results.map(JSONRPCServer.richResultJSON)
+                        unit.response(id: id) { JSONRPCServer.writeResult(result, results: results, into: &$0) }
+                        return notified
+                    }
+                }
+                unit.response(id: id, .failure(RPCError.internalError("The run ended without a result.")))
+                return notified
+            }
         }
     }
 

@@ -212,20 +212,16 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         }
     }
 
-    /// Sends a request's last lines (`lines`: its notifications, then its response) as one unit
-    /// from the thread where its work ended (the interpreter thread at a run's end), without a
-    /// task: inside this thread's ``batch(_:)`` they join the batch; when both lanes are empty and
-    /// no thread writes, they are written on this thread (saving the writer's wake-up); else they
-    /// are queued in `lane`, waiting while it is full. A caller on Swift's cooperative pool, which
-    /// must not block, passes `mayWait: false`: its unit is queued at once, past the cap if need
-    /// be (as a broadcast is). `whenQueued` runs under the lock first.
-    func sendUnit(_ lines: [[UInt8]], lane: Lane, mayWait: Bool, whenQueued: () -> Void) {
-        var unit: [UInt8] = []
-        unit.reserveCapacity(lines.reduce(lines.count) { $0 + $1.count })
-        for line in lines {
-            unit.append(contentsOf: line)
-            unit.append(0x0A)
-        }
+    /// Sends a request's last lines (`unit`: its notifications, then its response, each ended by
+    /// its newline, as ``RPCUnit`` writes them) as one unit from the thread where its work ended
+    /// (the interpreter thread at a run's end), without a task: inside this thread's
+    /// ``batch(_:)`` they join the batch; when both lanes are empty and no thread writes, they are
+    /// written on this thread (saving the writer's wake-up); else they are queued in `lane`,
+    /// waiting while it is full. A caller on Swift's cooperative pool, which must not block,
+    /// passes `mayWait: false`: its unit is queued at once, past the cap if need be (as a
+    /// broadcast is). `whenQueued` runs under the lock first.
+    func sendUnit(_ unit: consuming [UInt8], lane: Lane, mayWait: Bool, whenQueued: () -> Void) {
+        let unit = consume unit
         lock.lock()
         if let owner = batchOwner, pthread_equal(owner, pthread_self()) != 0 {
             whenQueued()

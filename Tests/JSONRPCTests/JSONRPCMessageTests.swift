@@ -139,6 +139,34 @@ import Testing
             == RPCMessage.notification(method: "m\"", params: ["request_id": id.jsonValue]))
     }
 
+    /// A unit (a request's last notifications and its response in one buffer) holds the lines the
+    /// separate builders make, each ended by a newline, for every kind of id and outcome; a unit
+    /// whose capacity is too small grows and holds the same bytes.
+    @Test(arguments: [RequestID.integer(7), .integer(.min), .double(2.5), .string("a\"b\n\u{1}é"), .null])
+    func unitHoldsTheLinesOfTheBuilders(id: RequestID) {
+        let result = JSONFragment.object { $0.member("data", ["text/plain": "2"]) }
+        for capacity in [0, 4096] {
+            var unit = RPCUnit(capacity: capacity)
+            unit.notification(method: "code.output", requestID: id) { $0.member("text", "é\u{2028}") }
+            unit.notification(method: "code.result", requestID: id) { $0.member(JSONKey("result"), .fragment(result)) }
+            unit.response(id: id) { object in
+                object.member(JSONKey("status"), "ok")
+                object.member("results", [.fragment(result)])
+            }
+            unit.response(id: id, .success(.fragment(result)))
+            unit.response(id: id, .failure(.methodNotFound("nope")))
+            let lines: [[UInt8]] = [
+                RPCMessage.notification(method: "code.output", params: ["request_id": id.jsonValue, "text": "é\u{2028}"]),
+                RPCMessage.notification(method: "code.result", params: ["request_id": id.jsonValue, "result": ["data": ["text/plain": "2"]]]),
+                RPCMessage.response(id: id, result: ["status": "ok", "results": [["data": ["text/plain": "2"]]]]),
+                RPCMessage.response(id: id, result: ["data": ["text/plain": "2"]]),
+                RPCMessage.errorResponse(id: id, error: .methodNotFound("nope")),
+            ]
+            #expect(String(decoding: unit.bytes, as: UTF8.self) == lines.map { String(decoding: $0, as: UTF8.self) + "\n" }.joined())
+        }
+        #expect(RPCUnit(capacity: 16).bytes.isEmpty)
+    }
+
     @Test func invalidParamsAlwaysCarryAReasonAndTheFieldWhenKnown() {
         #expect(RPCError.invalidParams().data == ["reason": "invalid_argument"])
         #expect(RPCError.invalidParams("m", field: "cwd", reason: "invalid_cwd").data == ["reason": "invalid_cwd", "field": "cwd"])
