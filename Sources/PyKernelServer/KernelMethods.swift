@@ -121,9 +121,10 @@ extension JSONRPCServer {
         }
     }
 
-    /// `code.interrupt`. When a run was interrupted, its answer waits (on the reader thread, up to
-    /// ``JSONRPCServer/interruptAnswerHold``) to go out in the same write as the next lines written,
-    /// usually the interrupted run's response: the client wakes once for both.
+    /// `code.interrupt`. When a run was interrupted, its answer waits (up to
+    /// ``JSONRPCServer/interruptAnswerHold``, or until the next request can be read) to go out in
+    /// the same write as the next lines written, usually the interrupted run's response: the client
+    /// wakes once for both. The reader thread meanwhile waits for input, not for that write.
     private static func interrupt(_ request: Request) throws(RPCError) -> MethodReply {
         let id = try request.params.string("context")
         let server = request.server
@@ -144,7 +145,8 @@ extension JSONRPCServer {
             watch?()
             return .result(["interrupted": .bool(watch != nil)])
         }
-        server.channel.sendHeldLine(within: server.interruptAnswerHold)
+        server.awaitNextRequest(atMost: server.interruptAnswerHold)
+        server.channel.sendHeldLine()
         watch()
         return .later
     }
