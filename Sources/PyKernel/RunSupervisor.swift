@@ -176,16 +176,15 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         _ context: ContextID, blockWatch: Duration, beforeSignal: () -> Void
     ) -> (@Sendable () -> Void)? {
         lock.lock()
-        guard let run = current, run.context == context else {
+        guard let serial = current?.serial, current?.context == context else {
             lock.unlock()
             return nil
         }
-        let serial = run.serial
+        let waitsForInput = current?.openInput != nil
         let signal = requestLocked(.interrupt)
         lock.unlock()
         beforeSignal()
         guard let signal else { return {} }
-        let waitsForInput = run.openInput != nil
         let sent = deliver(
             Signal(thread: signal.thread, number: signal.number, threadState: signal.threadState, wakeWaiters: waitsForInput),
             onlyIfBlocked: true) || signalIfInterpreterBlocks(signal, within: blockWatch)
@@ -267,15 +266,17 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
     /// Records `stop` for the current run; returns the signal to send after unlocking.
     private func requestLocked(_ stop: Stop) -> Signal? {
-        guard var run = current, let interpreterThread else { return nil }
+        guard current != nil, let interpreterThread else { return nil }
         pendingStop = stop
-        if run.firstStop == nil { run.firstStop = stop }
+        // In place (the run is not copied out of its optional and back: this is on a stop's path).
+        let now = ContinuousClock.now
+        let firstInterrupt = stop == .interrupt && current?.interrupted == nil
         // Wake the watchdog (it now watches the interrupt's grace period) and a wait for input (it ends).
-        let wake = (stop == .interrupt && run.interrupted == nil) || run.openInput != nil
-        if stop == .interrupt && run.interrupted == nil { run.interrupted = .now }
-        run.lastStop = stop
-        run.nextSignal = .now + Self.resignalInterval
-        current = run
+        let wake = firstInterrupt || current?.openInput != nil
+        if current?.firstStop == nil { current?.firstStop = stop }
+        if firstInterrupt { current?.interrupted = now }
+        current?.lastStop = stop
+        current?.nextSignal = now + Self.resignalInterval
         return Signal(thread: interpreterThread, number: signalNumber, threadState: interpreterThreadState, wakeWaiters: wake)
     }
 

@@ -121,6 +121,9 @@ extension JSONRPCServer {
         }
     }
 
+    /// `code.interrupt`'s answer when it interrupted a run (made once: it is on the stop's path).
+    private static let interruptedResult: JSONValue = ["interrupted": true]
+
     /// `code.interrupt`. When a run was interrupted, its answer waits (up to
     /// ``JSONRPCServer/interruptAnswerHold``, or until the next request can be read) to go out in
     /// the same write as the next lines written, usually the interrupted run's response: the client
@@ -134,7 +137,7 @@ extension JSONRPCServer {
             // The answer is held before the signal goes: the run's end may be written at once.
             watch = try server.manager.interruptDeferringWatch(ContextID(id)) {
                 guard holds, let requestID = request.id else { return }
-                server.channel.holdForNextWrite(encode(requestID, .success(["interrupted": true]))) {
+                server.channel.holdForNextWrite(encode(requestID, .success(interruptedResult))) {
                     server.inFlight.remove(requestID)
                 }
             }
