@@ -71,6 +71,18 @@ package enum PythonSignals {
         PyOwned(stealing: PyObject_CallNoArgs(PyExc_KeyboardInterrupt))
     }
 
+    /// Sets `exception` (an exception instance) as the pending exception, as `raise exception`
+    /// does (the exception being handled becomes its `__context__`); returns `nil`, what the
+    /// native function returns then. A `nil` `exception` (its creation failed, with its error
+    /// pending) leaves that error pending.
+    package static func raise(_ exception: consuming PyOwned?) -> PyPointer? {
+        if let exception {
+            let instance = exception.borrowed.pointer
+            PyErr_SetObject(UnsafeMutableRawPointer(Py_TYPE(instance)).assumingMemoryBound(to: PyObject.self), instance)
+        }
+        return nil
+    }
+
     /// The Python thread state of the calling thread (`nil` when it has none), for
     /// ``PythonThreadState/holdsGIL``. No GIL needed.
     package static func callingThreadState() -> PythonThreadState? {

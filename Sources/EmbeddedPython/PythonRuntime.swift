@@ -74,19 +74,29 @@ package func withGILReleased<T>(_ body: () throws -> T) rethrows -> T {
     return try body()
 }
 
-/// A C function Python can call with one argument (`METH_O`): `(self, argument) -> new reference or NULL`.
+/// A C function Python can call: `(self, argument or arguments) -> new reference or NULL`
+/// (see ``NativeArguments``).
 package typealias NativeFunctionPointer = @convention(c) (PyPointer?, PyPointer?) -> PyPointer?
+
+/// What a ``NativeFunctionPointer``'s second parameter is.
+package enum NativeArguments {
+    /// The one argument it takes (`METH_O`).
+    case one
+    /// The tuple of its positional arguments, however many (`METH_VARARGS`): for a callable
+    /// CPython calls with a tuple it built anyway, such as a signal handler `(signum, frame)`.
+    case tuple
+}
 
 extension PyOwned {
     /// A Python callable backed by a C function. `context` is passed as the function's `self`.
     /// The method definition lives for the rest of the process, as CPython requires.
     package static func nativeFunction(
-        name: String, _ function: NativeFunctionPointer, context: PyBorrowed? = nil
+        name: String, _ function: NativeFunctionPointer, context: PyBorrowed? = nil, arguments: NativeArguments = .one
     ) throws(PythonError) -> PyOwned {
         let definition = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 1)
         definition.initialize(to: PyMethodDef(
             ml_name: strdup(name), ml_meth: function,
-            ml_flags: METH_O, ml_doc: nil))
+            ml_flags: arguments == .one ? METH_O : METH_VARARGS, ml_doc: nil))
         guard let callable = PyOwned(stealing: PyCFunction_NewEx(definition, context?.pointer, nil)) else {
             throw PythonError.fetch()
         }

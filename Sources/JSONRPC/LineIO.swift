@@ -77,12 +77,17 @@ public final class LineReader: AsyncSequence, Sendable {
 
     /// Reads lines on the calling thread, calling `body` for each in order, until end of file.
     /// For a consumer that handles each line at once (no hand-off to another thread).
+    ///
+    /// `body`'s second argument tells whether another whole line was read already and follows
+    /// this one (so a consumer that would wait for more input need not); `false` when the next
+    /// line is still to be read from the descriptor, wholly or in part.
     public static func readLines(
-        fileDescriptor: Int32, maxLineLength: Int = defaultMaxLineLength, _ body: (LineReaderElement) -> Void
+        fileDescriptor: Int32, maxLineLength: Int = defaultMaxLineLength,
+        _ body: (_ element: LineReaderElement, _ anotherLineRead: Bool) -> Void
     ) {
         withoutActuallyEscaping(body) { body in
-            ReadLoop(fileDescriptor: fileDescriptor, maxLineLength: maxLineLength, finish: {}) { element in
-                body(element)
+            ReadLoop(fileDescriptor: fileDescriptor, maxLineLength: maxLineLength, finish: {}, lookahead: true) { element, another in
+                body(element, another)
                 return true
             }.run()
         }
@@ -103,26 +108,32 @@ private final class ReadLoop: @unchecked Sendable {  // Used by the reading thre
     private static let chunkSize = 64 << 10
 
     private let fileDescriptor: Int32
-    /// Hands a line over; `false` once the consumer has gone.
-    private let deliver: (LineReaderElement) -> Bool
+    /// Hands a line over, and whether another whole line follows it in what was read (always
+    /// `false` without `lookahead`); `false` once the consumer has gone.
+    private let deliver: (LineReaderElement, Bool) -> Bool
     private let finish: () -> Void
+    /// Whether a line is handed over only once the next line of the same read is found (or the
+    /// read's lines end), so that `deliver` learns whether another line follows.
+    private let lookahead: Bool
     private var splitter: LineSplitter
 
     convenience init(fileDescriptor: Int32, maxLineLength: Int, gate: HandoffGate,
          continuation: AsyncStream<LineReaderElement>.Continuation) {
-        self.init(fileDescriptor: fileDescriptor, maxLineLength: maxLineLength, finish: { continuation.finish() }) { element in
+        self.init(fileDescriptor: fileDescriptor, maxLineLength: maxLineLength, finish: { continuation.finish() },
+                  lookahead: false) { element, _ in
             guard gate.acquire(element) else { return false }
             if case .terminated = continuation.yield(element) { return false }
             return true
         }
     }
 
-    init(fileDescriptor: Int32, maxLineLength: Int, finish: @escaping () -> Void,
-         deliver: @escaping (LineReaderElement) -> Bool) {
+    init(fileDescriptor: Int32, maxLineLength: Int, finish: @escaping () -> Void, lookahead: Bool,
+         deliver: @escaping (LineReaderElement, Bool) -> Bool) {
         self.fileDescriptor = fileDescriptor
         self.splitter = LineSplitter(maxLineLength: maxLineLength)
         self.deliver = deliver
         self.finish = finish
+        self.lookahead = lookahead
     }
 
     func run() {
@@ -130,19 +141,31 @@ private final class ReadLoop: @unchecked Sendable {  // Used by the reading thre
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 1)
         defer { chunk.deallocate() }
         let deliver = deliver
+        let lookahead = lookahead
+        // With `lookahead`, the line found last in the current read, not handed over yet.
+        var found: LineReaderElement?
         let hand: (LineSplitter.Piece) -> Bool = { piece in
-            switch piece {
-            case .line(let bytes): deliver(.line(bytes))
-            case .tooLong(let length): deliver(.tooLong(length))
+            let element: LineReaderElement = switch piece {
+            case .line(let bytes): .line(bytes)
+            case .tooLong(let length): .tooLong(length)
             }
+            guard lookahead else { return deliver(element, false) }
+            defer { found = element }
+            return found.map { deliver($0, true) } ?? true
+        }
+        /// Hands over the read's last line: what follows it is still to be read.
+        func handLast() -> Bool {
+            defer { found = nil }
+            return found.map { deliver($0, false) } ?? true
         }
         while true {
             let count = read(fileDescriptor, chunk.baseAddress, Self.chunkSize)
             if count < 0, errno == EINTR { continue }
             guard count > 0 else { break }  // End of file, or an error, which ends the input too.
-            guard splitter.feed(UnsafeRawBufferPointer(rebasing: chunk[..<count]), hand) else { return }
+            guard splitter.feed(UnsafeRawBufferPointer(rebasing: chunk[..<count]), hand), handLast() else { return }
         }
         splitter.finish(hand)
+        _ = handLast()
     }
 }
 

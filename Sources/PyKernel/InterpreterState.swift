@@ -139,14 +139,15 @@ final class InterpreterState {
         let stderrWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStderr)
         let stdoutBytesWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStdoutBytes)
         let stderrBytesWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStderrBytes)
-        let takeStop = try PyOwned.nativeFunction(name: "take_stop", RunSupervisor.takeStop, context: timeoutError.borrowed)
+        let onStopSignal = try PyOwned.nativeFunction(
+            name: "on_stop_signal", RunSupervisor.onStopSignal, context: timeoutError.borrowed, arguments: .tuple)
         let capture = configuration.captureFileDescriptors ? PyBorrowed.true : PyBorrowed.false
         let signal = try PyOwned.integer(Int(configuration.interruptSignal))
         let guardExit = configuration.guardsProcessExit ? PyBorrowed.true : PyBorrowed.false
         let processInput = configuration.readsProcessStandardInput ? PyBorrowed.true : PyBorrowed.false
         _ = try module.attribute("install").borrowed.call(
             stdoutWrite.borrowed, stderrWrite.borrowed, stdoutBytesWrite.borrowed, stderrBytesWrite.borrowed,
-            capture, takeStop.borrowed, signal.borrowed, guardExit, processInput)
+            capture, onStopSignal.borrowed, signal.borrowed, guardExit, processInput)
         runtime.signals.start(interpreterThread: pthread_self(), handledSignal: configuration.interruptSignal)
         let routeSignal = try PyOwned.nativeFunction(name: "route_signal", SignalRouting.routeSignal)
         try module.setAttribute("route_signal", routeSignal.borrowed)

@@ -282,17 +282,23 @@ public final class KernelManager: Sendable {
         return runtime.supervisor.interrupt(context)
     }
 
+    /// How long ``interruptDeferringWatch(_:blockWatch:beforeSignal:)`` watches, by default, whether
+    /// code that held the GIL blocks in a call (`time.sleep` right after other work) before it
+    /// takes the stop. Running bytecode takes a stop within a few µs.
+    package static let interruptBlockWatch = Duration.microseconds(100)
+
     /// ``interrupt(_:)`` for a caller that waits a little right after (a server holding the answer
     /// for the run's response): returns `nil` when no run of `context` was in progress, else a
     /// function to call within a few milliseconds, which lets the engine watch the interrupt's
     /// grace period if the run has not ended by then (not waking a thread for it meanwhile).
     /// `beforeSignal` runs when a run is to be interrupted, before the signal is sent (the run may
-    /// end, and its end be handed on, at once after it).
+    /// end, and its end be handed on, at once after it). `blockWatch`: how long the calling thread
+    /// watches whether running code blocks in a call before taking the stop (then signalled at once).
     package func interruptDeferringWatch(
-        _ context: ContextID, beforeSignal: () -> Void
+        _ context: ContextID, blockWatch: Duration = interruptBlockWatch, beforeSignal: () -> Void
     ) throws(KernelError) -> (@Sendable () -> Void)? {
         _ = try record(context)
-        return runtime.supervisor.interruptDeferringWatchdog(context, beforeSignal: beforeSignal)
+        return runtime.supervisor.interruptDeferringWatchdog(context, blockWatch: blockWatch, beforeSignal: beforeSignal)
     }
 
     /// Stops accepting runs, fails the queued ones with ``KernelError/Code/shutDown`` and interrupts

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Logging
 import PyKernelSupport
+import Synchronization
 
 /// Stops runs: interrupts on request and timeouts at their deadline, by tripping the interrupt
 /// signal for the interpreter thread, whose Python-level handler raises `KeyboardInterrupt` or
@@ -59,7 +60,12 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
     private let lock = ConditionLock()
     private var current: CurrentRun?
-    private var pendingStop: Stop?
+    private var pendingStop: Stop? {
+        didSet { stopPending.store(pendingStop != nil, ordering: .releasing) }
+    }
+    /// Whether a stop is pending (`pendingStop` is set), readable without the lock: a thread
+    /// that watches the interpreter thread right after tripping a stop polls it.
+    private let stopPending = Atomic<Bool>(false)
     private var interpreterThread: pthread_t?
     /// The interpreter thread's Python thread state: whether it holds the GIL tells running code
     /// (the eval breaker reaches it) from code blocked in a call (only a real signal does).
@@ -127,29 +133,29 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         }
     }
 
-    /// `take_stop()`, called by the stop signal's Python-level handler: returns the exception it
-    /// raises (`KeyboardInterrupt()` or the runtime's `TimeoutError`, made by `self`, the runtime's
-    /// `timeout_error`), or `None` for a stale signal.
-    static let takeStop: NativeFunctionPointer = { timeoutError, _ in
+    /// `on_stop_signal(signum, frame)`, the stop signal's Python-level handler (native, with
+    /// ``NativeArguments/tuple``): raises the pending stop where the code is (`KeyboardInterrupt()`
+    /// or the runtime's `TimeoutError`, made by `self`, the runtime's `timeout_error`), or returns
+    /// `None` for a stale signal. Native, so no Python frame runs for it, and the exception's
+    /// traceback starts at the user's code with no handler frame to cut.
+    static let onStopSignal: NativeFunctionPointer = { timeoutError, _ in
         switch EmbeddedRuntime.current.supervisor.takePendingStop() {
         case nil:
             return PyOwned(retaining: .none).transfer()
         case .interrupt:
-            return PythonSignals.keyboardInterrupt()?.transfer()
+            return PythonSignals.raise(PythonSignals.keyboardInterrupt())
         case .timeout(let seconds):
-            guard let timeoutError = PyBorrowed(timeoutError),
-                let limit = try? PyOwned.float(seconds),
-                let error = try? timeoutError.call(limit.borrowed)
-            else { return nil }
-            return error.transfer()
+            guard let timeoutError = PyBorrowed(timeoutError), let limit = try? PyOwned.float(seconds) else { return nil }
+            return PythonSignals.raise(try? timeoutError.call(limit.borrowed))
         }
     }
 
     // MARK: Requests
 
-    /// Interrupts the run in progress in `context`; `false` when none is.
+    /// Interrupts the run in progress in `context`; `false` when none is. A stop not taken at once
+    /// is signalled at once.
     func interrupt(_ context: ContextID) -> Bool {
-        guard let watch = interruptDeferringWatchdog(context, beforeSignal: {}) else { return false }
+        guard let watch = interruptDeferringWatchdog(context, blockWatch: .zero, beforeSignal: {}) else { return false }
         watch()
         return true
     }
@@ -163,23 +169,25 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     ///
     /// When the interpreter thread holds the GIL (running bytecode, usually) the eval breaker
     /// stops it and no real signal is sent now: its delivery (an inter-processor interrupt on a
-    /// VM) would only come after. The returned function sends it if the stop has still not been
-    /// taken then (code that entered a blocking call meanwhile, native code that holds the GIL).
-    func interruptDeferringWatchdog(_ context: ContextID, beforeSignal: () -> Void) -> (@Sendable () -> Void)? {
+    /// VM) would only come after. If that thread lets go of the GIL within `blockWatch` with the
+    /// stop not taken (it entered a blocking call), the signal is sent then; else the returned
+    /// function sends it if the stop has still not been taken (native code that holds the GIL).
+    func interruptDeferringWatchdog(
+        _ context: ContextID, blockWatch: Duration, beforeSignal: () -> Void
+    ) -> (@Sendable () -> Void)? {
         lock.lock()
-        guard let run = current, run.context == context else {
+        guard let serial = current?.serial, current?.context == context else {
             lock.unlock()
             return nil
         }
-        let serial = run.serial
+        let waitsForInput = current?.openInput != nil
         let signal = requestLocked(.interrupt)
         lock.unlock()
         beforeSignal()
         guard let signal else { return {} }
-        let waitsForInput = run.openInput != nil
         let sent = deliver(
             Signal(thread: signal.thread, number: signal.number, threadState: signal.threadState, wakeWaiters: waitsForInput),
-            onlyIfBlocked: true)
+            onlyIfBlocked: true) || signalIfInterpreterBlocks(signal, within: blockWatch)
         let wakesWatchdog = signal.wakeWaiters && !waitsForInput
         guard wakesWatchdog || !sent else { return {} }
         return { [self] in
@@ -236,17 +244,39 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         return sends
     }
 
+    /// After a trip alone (the interpreter thread held the GIL): that thread may have been about
+    /// to block in a call the eval breaker does not reach (`time.sleep` right after a `print`),
+    /// where only the real signal stops it. Watches it for up to `duration`, yielding the
+    /// processor: once the stop is taken nothing more is needed; if the thread lets go of the
+    /// GIL with the stop still pending, the signal is sent at once, instead of when the
+    /// interrupt's answer has gone out. Returns whether it was sent.
+    private func signalIfInterpreterBlocks(_ signal: Signal, within duration: Duration) -> Bool {
+        guard let threadState = signal.threadState else { return false }
+        let deadline = ContinuousClock.now + duration
+        while stopPending.load(ordering: .acquiring) {
+            if !threadState.holdsGIL {
+                pthread_kill(signal.thread, signal.number)
+                return true
+            }
+            guard ContinuousClock.now < deadline else { return false }
+            sched_yield()
+        }
+        return false
+    }
+
     /// Records `stop` for the current run; returns the signal to send after unlocking.
     private func requestLocked(_ stop: Stop) -> Signal? {
-        guard var run = current, let interpreterThread else { return nil }
+        guard current != nil, let interpreterThread else { return nil }
         pendingStop = stop
-        if run.firstStop == nil { run.firstStop = stop }
+        // In place (the run is not copied out of its optional and back: this is on a stop's path).
+        let now = ContinuousClock.now
+        let firstInterrupt = stop == .interrupt && current?.interrupted == nil
         // Wake the watchdog (it now watches the interrupt's grace period) and a wait for input (it ends).
-        let wake = (stop == .interrupt && run.interrupted == nil) || run.openInput != nil
-        if stop == .interrupt && run.interrupted == nil { run.interrupted = .now }
-        run.lastStop = stop
-        run.nextSignal = .now + Self.resignalInterval
-        current = run
+        let wake = firstInterrupt || current?.openInput != nil
+        if current?.firstStop == nil { current?.firstStop = stop }
+        if firstInterrupt { current?.interrupted = now }
+        current?.lastStop = stop
+        current?.nextSignal = now + Self.resignalInterval
         return Signal(thread: interpreterThread, number: signalNumber, threadState: interpreterThreadState, wakeWaiters: wake)
     }
 

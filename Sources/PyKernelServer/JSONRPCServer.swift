@@ -27,6 +27,9 @@ public final class JSONRPCServer: Sendable {
     /// The runs whose code waits for input, by their `code.run` request's id.
     let openInputs = OpenInputs()
     private let stop = StopSignal()
+    /// Whether another request was read already after the one the reader thread handles (see
+    /// ``awaitNextRequest(atMost:)``); written and read on that thread only.
+    private let anotherRequestRead = Atomic<Bool>(false)
     /// How long the answer of a `code.interrupt` that interrupted a run waits for the run's
     /// response to be written with it (zero: answered at once, on its own).
     let interruptAnswerHold: Duration
@@ -100,7 +103,8 @@ public final class JSONRPCServer: Sendable {
 
     /// Reads and dispatches requests on the calling thread (no hand-off per line) until end of input.
     private func readRequests() {
-        LineReader.readLines(fileDescriptor: input, maxLineLength: maxLineLength) { element in
+        LineReader.readLines(fileDescriptor: input, maxLineLength: maxLineLength) { element, anotherLineRead in
+            anotherRequestRead.store(anotherLineRead, ordering: .relaxed)
             switch element {
             case .tooLong(let length):
                 logger.warning("rejected a line of \(length) bytes")
@@ -114,6 +118,24 @@ public final class JSONRPCServer: Sendable {
                 // What the request answers at once (notifications, then its response) goes out in one write.
                 channel.batch { handle(IncomingMessage.decode(line: bytes)) }
             }
+        }
+    }
+
+    /// On the reader thread, while it handles a request: waits until the next request can be
+    /// read (one was read already, the input is readable or at its end) or `duration` has
+    /// passed. Nothing else wakes it: a thread that waits for an answer to be written would be
+    /// woken right after that write, competing with the client the write wakes for the processor.
+    func awaitNextRequest(atMost duration: Duration) {
+        guard !anotherRequestRead.load(ordering: .relaxed) else { return }
+        let deadline = ContinuousClock.now + duration
+        var descriptor = pollfd(fd: input, events: Int16(POLLIN), revents: 0)
+        while true {
+            let left = deadline - .now
+            guard left > .zero else { return }
+            // Whole milliseconds, rounded up: `poll` never returns before the deadline.
+            let milliseconds = left.components.seconds * 1000 + (left.components.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
+            let ready = poll(&descriptor, 1, Int32(clamping: milliseconds))
+            if ready > 0 || (ready < 0 && errno != EINTR) { return }  // readable, hung up, or an error
         }
     }
 

@@ -121,9 +121,13 @@ extension JSONRPCServer {
         }
     }
 
-    /// `code.interrupt`. When a run was interrupted, its answer waits (on the reader thread, up to
-    /// ``JSONRPCServer/interruptAnswerHold``) to go out in the same write as the next lines written,
-    /// usually the interrupted run's response: the client wakes once for both.
+    /// `code.interrupt`'s answer when it interrupted a run (made once: it is on the stop's path).
+    private static let interruptedResult: JSONValue = ["interrupted": true]
+
+    /// `code.interrupt`. When a run was interrupted, its answer waits (up to
+    /// ``JSONRPCServer/interruptAnswerHold``, or until the next request can be read) to go out in
+    /// the same write as the next lines written, usually the interrupted run's response: the client
+    /// wakes once for both. The reader thread meanwhile waits for input, not for that write.
     private static func interrupt(_ request: Request) throws(RPCError) -> MethodReply {
         let id = try request.params.string("context")
         let server = request.server
@@ -133,7 +137,7 @@ extension JSONRPCServer {
             // The answer is held before the signal goes: the run's end may be written at once.
             watch = try server.manager.interruptDeferringWatch(ContextID(id)) {
                 guard holds, let requestID = request.id else { return }
-                server.channel.holdForNextWrite(encode(requestID, .success(["interrupted": true]))) {
+                server.channel.holdForNextWrite(encode(requestID, .success(interruptedResult))) {
                     server.inFlight.remove(requestID)
                 }
             }
@@ -144,7 +148,8 @@ extension JSONRPCServer {
             watch?()
             return .result(["interrupted": .bool(watch != nil)])
         }
-        server.channel.sendHeldLine(within: server.interruptAnswerHold)
+        server.awaitNextRequest(atMost: server.interruptAnswerHold)
+        server.channel.sendHeldLine()
         watch()
         return .later
     }

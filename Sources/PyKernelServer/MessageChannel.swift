@@ -244,18 +244,17 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     /// Holds a line that may wait a little for company: the answer of `code.interrupt`, which the
     /// run's response usually follows within a few hundred µs. The line goes out with the next
     /// write of whatever thread writes first (the run's end on the interpreter thread, the writer
-    /// thread), after that write's lines, so the client reads both at once (one wake-up instead of
     /// two). Hold it before starting what will be written (the signal), then call
-    /// ``sendHeldLine(within:)``. `whenQueued` runs under the channel's lock as the line is taken.
-    /// One line at a time (the request reader's).
+    /// ``sendHeldLine()`` when it has waited long enough. `whenQueued` runs under the channel's
+    /// lock as the line is taken. One line at a time (the request reader's).
     func holdForNextWrite(_ line: [UInt8], whenQueued: @escaping @Sendable () -> Void) {
         rider.hold(Self.framed(line), whenQueued: whenQueued)
     }
 
-    /// Waits until a write has taken the held line, for at most `hold`; if none has, sends it
-    /// now like ``sendNow(_:whenQueued:)`` (in the calling thread's ``batch(_:)``, if any).
-    func sendHeldLine(within hold: Duration) {
-        guard let (line, whenQueued) = rider.release(after: hold) else { return }
+    /// Ends the hold: if no write has taken the held line, sends it now like
+    /// ``sendNow(_:whenQueued:)`` (in the calling thread's ``batch(_:)``, if any).
+    func sendHeldLine() {
+        guard let (line, whenQueued) = rider.release() else { return }
         sendNow(line, framed: true, whenQueued: whenQueued)
     }
 
@@ -269,7 +268,6 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         writing = true
         lock.unlock()
         let written = writer.writeFramed(bytes)
-        if riding != nil { rider.written() }
         lock.lock()
         writing = false
         if !written { reportClosedLocked() }
@@ -301,8 +299,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
             writing = true
             lock.unlock()
             let written = writer.writeFramed(lines: lines)
-            if riding != nil { rider.written() }
-            lock.lock()
+                lock.lock()
             writing = false
             if !written { reportClosedLocked() }
             control.bytes -= controlTaken
@@ -370,44 +367,33 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
 
     private func cap(_ lane: Lane) -> Int { lane == .control ? limits.controlBytes : limits.streamBytes }
 
-    /// One line waiting to ride along with the next write, and the thread waiting for it to go.
+    /// One line waiting to ride along with the next write.
     /// Lock order: the channel's lock, then the rider's.
-    private final class Rider: @unchecked Sendable {  // state guarded by `lock`
-        private enum State { case empty, held, taken }
-        private let lock = ConditionLock()
-        private var state = State.empty
-        private var line: [UInt8] = []
-        private var whenQueued: @Sendable () -> Void = {}
+    private final class Rider: Sendable {
+        private struct State {
+            var line: [UInt8]?
+            var whenQueued: @Sendable () -> Void = {}
+        }
+        private let state = Mutex(State())
         /// Whether a line is held: writers test it without the lock on every write.
         private let pending = Atomic<Bool>(false)
 
         /// Holds `line` for the next write.
         func hold(_ line: [UInt8], whenQueued: @escaping @Sendable () -> Void) {
-            lock.withLock {
-                precondition(state == .empty, "one held line at a time (only the request reader holds one)")
-                self.line = line
-                self.whenQueued = whenQueued
-                state = .held
+            state.withLock { state in
+                precondition(state.line == nil, "one held line at a time (only the request reader holds one)")
+                state = State(line: line, whenQueued: whenQueued)
                 pending.store(true, ordering: .releasing)
             }
         }
 
-        /// Waits until a writer has taken the held line and written it (or `duration` has
-        /// passed): `nil` once taken, else the line given back, with its `whenQueued`.
-        func release(after duration: Duration) -> (line: [UInt8], whenQueued: @Sendable () -> Void)? {
-            let deadline = ContinuousClock.now + duration
-            return lock.withLock {
-                while state == .held {
-                    let left = deadline - .now
-                    guard left > .zero else { break }
-                    lock.wait(timeout: left)
-                }
-                let given = state == .held ? (line, whenQueued) : nil
+        /// Ends the hold: `nil` if a writer has taken the line, else the line given back, with its
+        /// `whenQueued`. Waits for nothing (the holder is never woken by a write).
+        func release() -> (line: [UInt8], whenQueued: @Sendable () -> Void)? {
+            state.withLock { state in
                 pending.store(false, ordering: .releasing)
-                state = .empty
-                line = []
-                whenQueued = {}
-                return given
+                defer { state = State() }
+                return state.line.map { ($0, state.whenQueued) }
             }
         }
 
@@ -415,18 +401,14 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         /// has run. `nil` when no line is held.
         func take() -> [UInt8]? {
             guard pending.load(ordering: .acquiring) else { return nil }
-            return lock.withLock {
-                guard state == .held else { return nil }
-                state = .taken
+            return state.withLock { state in
+                guard let line = state.line else { return nil }
                 pending.store(false, ordering: .releasing)
-                whenQueued()
+                state.whenQueued()
+                state = State()
                 return line
             }
         }
-
-        /// The taken line was written: the holder goes on (woken only now, after the write that
-        /// the client waits for).
-        func written() { lock.withLock { lock.broadcast() } }
     }
 
     /// The line with its newline, appended in place (the line is consumed: no copy of a long

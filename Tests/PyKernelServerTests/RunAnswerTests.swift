@@ -154,6 +154,39 @@ struct RunAnswerTests {
         await harness.finish()
     }
 
+    /// The reader holds an interrupt's answer waiting for input, not for a write: when the code
+    /// catches the stop and writes nothing, the next request ends the hold at once, whether it
+    /// comes in a later write or was read with the interrupt.
+    @Test(arguments: [false, true])
+    func aRequestEndsTheHoldOfAnInterruptsAnswer(readTogether: Bool) async throws {
+        let harness = try await ServerHarness(interruptAnswerHold: .seconds(60))
+        let context = await harness.call("context.create")["id"] ?? .null
+        let code = """
+            import time
+            print('go', flush=True)
+            try:
+                time.sleep(1000)
+            except KeyboardInterrupt:
+                time.sleep(1000)
+            """
+        let run = harness.request("code.run", ["code": .string(code), "context": context])
+        while let message = await harness.nextMessage(), message["method"] != "code.output" {}
+        let started = ContinuousClock.now
+        let (interrupt, info) = if readTogether {
+            { ids in (ids[0], ids[1]) }(harness.requests([("code.interrupt", ["context": context]), ("kernel.info", nil)]))
+        } else {
+            (harness.request("code.interrupt", ["context": context]), harness.request("kernel.info"))
+        }
+        #expect(await harness.response(interrupt)["result"] == ["interrupted": true])
+        #expect(await harness.response(info)["result"]?["name"] == "pykernel")
+        #expect(ContinuousClock.now - started < .seconds(20), "answered after \(ContinuousClock.now - started)")
+        // The second stop ends the run; its answer rides with the run's response.
+        let second = harness.request("code.interrupt", ["context": context])
+        #expect(await harness.response(run)["result"]?["status"] == "interrupted")
+        #expect(await harness.response(second)["result"] == ["interrupted": true])
+        await harness.finish()
+    }
+
     @Test func aRunSentAsANotificationStillHoldsUpTheEndOfInput() async throws {
         let harness = try await ServerHarness()
         let context = await harness.call("context.create")["id"] ?? .null

@@ -103,6 +103,20 @@ final class ServerHarness: @unchecked Sendable {  // used from one test task at 
         return .integer(Int64(nextID))
     }
 
+    /// Sends requests in one write (the server reads them at once); returns their ids.
+    func requests(_ calls: [(method: String, params: JSONValue?)]) -> [RequestID] {
+        var bytes: [UInt8] = []
+        let ids = calls.map { call in
+            nextID += 1
+            var object: JSONObject = ["jsonrpc": "2.0", "id": .integer(Int64(nextID)), "method": .string(call.method)]
+            object["params"] = call.params
+            bytes += JSONValue.object(object).serialized() + [0x0A]
+            return RequestID.integer(Int64(nextID))
+        }
+        writeAll(requests.writeEnd, bytes)
+        return ids
+    }
+
     /// Sends a notification (a request without an id: executed, never answered).
     func notify(_ method: String, _ params: JSONValue? = nil) {
         var object: JSONObject = ["jsonrpc": "2.0", "method": .string(method)]

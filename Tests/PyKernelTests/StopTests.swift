@@ -152,6 +152,63 @@ struct StopTests {
         #expect(try manager.interrupt(context) == false)
     }
 
+    @Test("An interrupt that lands while native code holds the GIL right before it blocks is signalled as the GIL is let go")
+    func interruptJustBeforeABlockingCall() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        // One call of native code: a sum with the GIL held for tens of ms (no bytecode runs, so the
+        // eval breaker cannot act), the time it ended, then `time.sleep` without the GIL, where
+        // only a real signal stops it. The code prints how late the stop came after the sum.
+        let code = """
+            import itertools, time
+            marks = []
+            print('started', flush=True)
+            try:
+                list(itertools.chain(map(sum, [range(3_000_000)]), map(marks.append, itertools.starmap(time.monotonic, [()])),
+                                     map(time.sleep, [1000])))
+            except KeyboardInterrupt:
+                print(round((time.monotonic() - marks[0]) * 1000))
+            """
+        let iterator = try manager.run(code, in: context).makeAsyncIterator()
+        #expect(try await firstOutput(of: iterator).text == "started\n")
+        // The returned function (the fallback signal) is not called: only the watchdog's repeat,
+        // 250 ms after the request at the earliest, would stop the sleep without the watch.
+        _ = try manager.interruptDeferringWatch(context, blockWatch: .seconds(5)) {}
+        let record = try await remainingEvents(of: iterator)
+        #expect(record.result.status == .interrupted)
+        let late = try #require(Int(record.result.stdout.dropFirst("started\n".count).dropLast()))
+        #expect(late < 50, "the sleep was stopped \(late) ms after the sum ended")
+    }
+
+    @Test("Code that catches an interrupt sees the traceback python3 shows: its own frames, no handler frame")
+    func caughtInterruptHasNoHandlerFrame() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        let code = """
+            import time, traceback
+            print('started', flush=True)
+            try:
+                time.sleep(1000)
+            except KeyboardInterrupt:
+                print(traceback.format_exc(), end='')
+            """
+        let iterator = try manager.run(code, in: context).makeAsyncIterator()
+        #expect(try await firstOutput(of: iterator).text == "started\n")
+        #expect(try manager.interrupt(context) == true)
+        let record = try await remainingEvents(of: iterator)
+        #expect(record.result.status == .interrupted)
+        #expect(record.result.stdout == """
+            started
+            Traceback (most recent call last):
+              File "<cell-1>", line 4, in <module>
+                time.sleep(1000)
+            KeyboardInterrupt
+
+            """)
+    }
+
     @Test("interrupt on an idle context returns false")
     func interruptIdle() async throws {
         let manager = try await engine()

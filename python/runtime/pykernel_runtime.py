@@ -302,10 +302,11 @@ def _with_write(cls, write):
 
 
 def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
-            fd_capture, take_stop, stop_signal, guard_process_exit, process_input):
-    """Points the standard streams at the engine, installs the stop-signal handler and, with
-    ``guard_process_exit``, keeps ``os._exit``/``os.abort`` from ending the shared process. With
-    ``process_input``, ``sys.stdin`` stays the one CPython made on descriptor 0, as python3's."""
+            fd_capture, on_stop_signal, stop_signal, guard_process_exit, process_input):
+    """Points the standard streams at the engine, installs the stop-signal handler (the native
+    ``on_stop_signal``, which raises the pending stop) and, with ``guard_process_exit``, keeps
+    ``os._exit``/``os.abort`` from ending the shared process. With ``process_input``,
+    ``sys.stdin`` stays the one CPython made on descriptor 0, as python3's."""
     out_fd, err_fd, in_fd = (1, 2, 0) if fd_capture else (None, None, None)
     sys.stdout = sys.__stdout__ = _with_write(KernelStream, stdout_write)("<stdout>", out_fd, stdout_write_bytes)
     sys.stderr = sys.__stderr__ = _with_write(KernelStream, stderr_write)("<stderr>", err_fd, stderr_write_bytes)
@@ -322,11 +323,6 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
         os.write = _announcing_write(os.write)
     if "" not in sys.path:
         sys.path.insert(0, "")  # like a Jupyter kernel: modules in the context's cwd are importable
-
-    def on_stop_signal(signum, frame):
-        stop = take_stop(None)
-        if stop is not None:
-            raise stop
 
     signal.signal(stop_signal, on_stop_signal)
     signal.signal = _routing_signal(signal.signal)
