@@ -53,6 +53,9 @@ final class InterpreterState {
     /// The engine's `(sys.stdout, sys.stderr, sys.stdin)` (a tuple), to notice a run that replaced one.
     private let engineStreams: PyOwned
     private let sysStreams: [SysAttribute]
+    /// `sys.excepthook`, and the one CPython installed (`sys.__excepthook__`).
+    private let excepthook: SysAttribute
+    private let defaultExcepthook: PyOwned
     private var namespaces: [ContextID: Namespace] = [:]
     /// The process's working directory as last set by the engine (`chdir` is skipped when a run's
     /// context has the same one; code that calls `os.chdir` is seen through the audit hook).
@@ -104,6 +107,8 @@ final class InterpreterState {
             chartsActiveName = try PyOwned.string("_active")
             _ = try charts.borrowed.attribute("install").borrowed.call()
             sysStreams = [try SysAttribute("stdout"), try SysAttribute("stderr"), try SysAttribute("stdin")]
+            excepthook = try SysAttribute("excepthook")
+            defaultExcepthook = try PyOwned.importModule("sys").borrowed.attribute("__excepthook__")
             collectGarbage = try PyOwned.importModule("gc").borrowed.attribute("collect")
             sysModules = try PyOwned.importModule("sys").borrowed.attribute("modules")
             mainName = try PyOwned.string("__main__")
@@ -294,7 +299,9 @@ final class InterpreterState {
                 if compiled.isNone || !compiled.holdsNestedCode { namespace.cells.borrowed.removeItem(name.borrowed) }
                 return (nil, stop, duration)
             }
-            if !exception.borrowedOrNone.isNone, savedEnvironment.borrowedOrNone.isNone,
+            // A file run whose code replaced `sys.excepthook` has it called, as python3 does: `end_run`.
+            let handsToHook = run.filename != nil && excepthook.value?.pointer != defaultExcepthook.borrowed.pointer
+            if !exception.borrowedOrNone.isNone, savedEnvironment.borrowedOrNone.isNone, !handsToHook,
                 let record = NativeTraceback.record(of: exception.borrowedOrNone, cells: namespace.cells.borrowed, environment: nativeTraceback)
             {
                 // The common exception, described natively as `end_run` would; then its cell's end.
@@ -302,7 +309,8 @@ final class InterpreterState {
                 return (ErrorRecord(name: record.name, value: record.value, traceback: record.traceback), stop, duration)
             }
             let description = try endRun.borrowed.call(
-                namespace.cells.borrowed, name.borrowed, compiled, exception.borrowedOrNone, savedEnvironment.borrowedOrNone)
+                namespace.cells.borrowed, name.borrowed, compiled, exception.borrowedOrNone, savedEnvironment.borrowedOrNone,
+                handsToHook ? PyBorrowed.true : PyBorrowed.false)
             return (Self.record(from: description.borrowed), stop, duration)
         } catch {
             _ = runtime.supervisor.end()

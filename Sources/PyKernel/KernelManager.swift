@@ -171,7 +171,10 @@ public final class KernelManager: Sendable {
     ///   - timeout: Stops the run after this long (`nil`: never). Default 600 s.
     ///   - outputLimit: Bytes of stdout and of stderr kept in the result (the events carry all).
     ///   - filename: The name tracebacks show for this code; `<cell-N>` (N: the context's
-    ///     execution count) when omitted.
+    ///     execution count) when omitted. With a filename the run is a file's, as `python3 FILE`
+    ///     runs it: no last value is shown, replaced standard streams stay replaced, and an
+    ///     uncaught exception goes to a `sys.excepthook` the code set (the record's traceback is
+    ///     then empty: the hook printed what it prints).
     ///   - allowStdin: Whether the code may ask for input: `input()`, `getpass.getpass()` and reads
     ///     of `sys.stdin` then produce an ``ExecutionEvent/inputRequest(_:)`` event and wait for
     ///     ``answerInput(_:with:)``. Without it they raise `EOFError` at once.

@@ -520,9 +520,11 @@ def restore_streams():
         sys.stdout, sys.stderr, sys.stdin = _streams
 
 
-def end_run(cells, filename, code, exc, saved_env):
+def end_run(cells, filename, code, exc, saved_env, to_excepthook=False):
     """Restores the environment, forgets a cell nothing can refer to any more, and describes the
-    exception (if any) as ``(name, value, traceback)``."""
+    exception (if any) as ``(name, value, traceback)``. With ``to_excepthook`` (a file run whose
+    code replaced ``sys.excepthook``) the exception is handed to that hook, as python3 does, and
+    the record's traceback is empty: the hook printed what it prints."""
     if saved_env:
         for key, old in saved_env.items():
             if old is _MISSING:
@@ -532,12 +534,28 @@ def end_run(cells, filename, code, exc, saved_env):
     record = None
     if exc is not None:
         _strip_engine_frames(exc)
+        handled = to_excepthook and not isinstance(exc, SystemExit) and _call_excepthook(exc)
         record = (pykernel_traceback.exception_name(exc),
                   pykernel_traceback.exception_value(exc),
-                  pykernel_traceback.format_exception(exc))
+                  "" if handled else pykernel_traceback.format_exception(exc))
     if code is None or not _defines_code(code):
         del cells[filename]  # no function, class or lambda of this cell can show up in a later traceback
     return record
+
+
+def _call_excepthook(exc):
+    """Calls the program's ``sys.excepthook`` with an uncaught exception, as python3 does; when the
+    hook itself raises, prints what python3 prints then and leaves the exception's own traceback
+    to the record (returns ``False``)."""
+    try:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+        return True
+    except BaseException as error:  # noqa: B036 -- python3 reports any failure of the hook
+        print("Error in sys.excepthook:", file=sys.stderr)
+        error = error.with_traceback(error.__traceback__.tb_next)  # without this function's frame
+        print(pykernel_traceback.format_exception(error), end="", file=sys.stderr)
+        print("\nOriginal exception was:", file=sys.stderr)
+        return False
 
 
 def _defines_code(code):
