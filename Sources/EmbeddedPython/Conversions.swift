@@ -166,6 +166,12 @@ extension PyBorrowed {
         return false
     }
 
+    /// For a code object: whether it is a coroutine's (`CO_COROUTINE`: a cell compiled with
+    /// top-level `await` allowed that uses it). Evaluating such code returns a coroutine.
+    package var isCoroutineCode: Bool {
+        UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: PyCodeObject.self).pointee.co_flags & CO_COROUTINE != 0
+    }
+
     /// Sets the object's attribute `name` to `value` (which takes its own reference).
     package func setAttribute(_ name: String, _ value: PyBorrowed) throws(PythonError) {
         guard PyObject_SetAttrString(pointer, name, value.pointer) == 0 else { throw PythonError.fetch() }
@@ -215,5 +221,14 @@ extension Optional where Wrapped == PyOwned {
         case .some(let owned): owned.borrowed
         case .none: .none
         }
+    }
+}
+
+extension PythonException {
+    /// Makes `exception` (an exception instance, as ``take()`` returns it) the pending exception
+    /// again, with the traceback it carries.
+    package static func restore(_ exception: consuming PyOwned) {
+        let value = exception.transfer()
+        PyErr_Restore(PyObject_Type(value), value, PyException_GetTraceback(value))
     }
 }

@@ -16,6 +16,8 @@ final class InterpreterState {
         let module: PyOwned
         /// The context's ID as a Python `str` (what `thread_owner()` reports for its threads).
         let contextID: PyOwned
+        /// The context's asyncio event loop, made by its first cell with top-level `await`.
+        var eventLoop: PyOwned?
         init(globals: consuming PyOwned, cells: consuming PyOwned, module: consuming PyOwned, contextID: consuming PyOwned) {
             self.globals = globals
             self.cells = cells
@@ -34,6 +36,12 @@ final class InterpreterState {
     /// What the common exception's record is made from without `end_run` (see ``NativeTraceback``).
     private let nativeTraceback: NativeTraceback.Environment
     private let execMode: PyOwned
+    /// `ast.PyCF_ALLOW_TOP_LEVEL_AWAIT`, the flag cells are compiled with.
+    private let topLevelAwait: PyOwned
+    /// `pykernel_async`'s `new_event_loop`, `run_cell` and `close_event_loop` (cells with top-level `await`).
+    private let newEventLoop: PyOwned
+    private let runCell: PyOwned
+    private let closeEventLoop: PyOwned
     private let restoreStreams: PyOwned
     /// `pykernel_results.last_expression` and `main_result` (rich results of cells).
     private let lastExpression: PyOwned
@@ -94,6 +102,11 @@ final class InterpreterState {
             try module.borrowed.setAttribute("_request_input", requestInput.borrowed)
             try Self.installNativeSuggestions()
             engineStreams = try module.borrowed.attribute("_streams")
+            let asyncCells = try PyOwned.importModule("pykernel_async")
+            newEventLoop = try asyncCells.borrowed.attribute("new_event_loop")
+            runCell = try asyncCells.borrowed.attribute("run_cell")
+            closeEventLoop = try asyncCells.borrowed.attribute("close_event_loop")
+            topLevelAwait = try PyOwned.importModule("ast").borrowed.attribute("PyCF_ALLOW_TOP_LEVEL_AWAIT")
             let results = try PyOwned.importModule("pykernel_results")
             lastExpression = try results.borrowed.attribute("last_expression")
             mainResult = try results.borrowed.attribute("main_result")
@@ -260,7 +273,10 @@ final class InterpreterState {
             if environment != nil { try becomeMain(namespace) }
             let started = ContinuousClock.now
             runtime.supervisor.begin(run.output, executionCount: executionCount, timeout: run.timeout)
-            let code = compile.borrowed.callKeepingError(source.borrowed, name.borrowed, execMode.borrowed)
+            // Cells allow top-level `await` (code that uses it is a coroutine's); files are python3's.
+            let code = run.filename == nil
+                ? compile.borrowed.callKeepingError(source.borrowed, name.borrowed, execMode.borrowed, topLevelAwait.borrowed)
+                : compile.borrowed.callKeepingError(source.borrowed, name.borrowed, execMode.borrowed)
             let compiled = code.borrowedOrNone
             var exception: PyOwned? = compiled.isNone ? PythonException.take() : nil
             if !compiled.isNone {
@@ -274,7 +290,7 @@ final class InterpreterState {
                 case .unknown:
                     exception = evaluateShowingValue(compiled, source: source.borrowed, filename: name.borrowed, in: namespace)
                 case .notExpression, .expression, .noCode:
-                    if !PythonCode.evaluate(compiled, globals: namespace.globals.borrowed) { exception = PythonException.take() }
+                    if evaluateReturning(compiled, in: namespace) == nil { exception = PythonException.take() }
                 }
             }
             if chartsGlobals.borrowed.item(chartsActiveName.borrowed)?.isTrue == true {
@@ -332,6 +348,7 @@ final class InterpreterState {
             // Its globals are freed when this goes, unless functions or classes of the program
             // refer to them: then by the collection below, as python3 collects `__main__`.
             stopBeingMain(namespace)
+            closeEventLoop(of: namespace)
             PythonCode.clear(namespace.cells.borrowed)
         }
         perform(collectGarbage, "gc.collect", in: run)
@@ -347,22 +364,46 @@ final class InterpreterState {
         runtime.logger.error("\(name) failed at the end of a program", metadata: ["context": "\(run.context.id)"])
     }
 
+    /// Runs compiled code of a run in the namespace and returns what it returned (`None` for a
+    /// module body), or `nil` with the exception pending. The code of a cell with top-level
+    /// `await` returns a coroutine: that is run to its end on the context's event loop
+    /// (`pykernel_async.run_cell`), and its value returned.
+    private func evaluateReturning(_ code: PyBorrowed, in namespace: Namespace) -> PyOwned? {
+        guard let value = PythonCode.evaluateReturning(code, globals: namespace.globals.borrowed) else { return nil }
+        guard code.isCoroutineCode else { return value }
+        if namespace.eventLoop.borrowedOrNone.isNone {
+            namespace.eventLoop = newEventLoop.borrowed.callKeepingError()
+            if namespace.eventLoop.borrowedOrNone.isNone { return nil }
+        }
+        guard let outcome = runCell.borrowed.callKeepingError(namespace.eventLoop.borrowedOrNone, value.borrowed),
+            let result = outcome.borrowed.tupleItem(0), let exception = outcome.borrowed.tupleItem(1)
+        else { return nil }
+        if exception.isNone { return PyOwned(retaining: result) }
+        PythonException.restore(PyOwned(retaining: exception))
+        return nil
+    }
+
+    /// Closes the event loop of a namespace let go of, if it has one (`pykernel_async.close_event_loop`).
+    private func closeEventLoop(of namespace: Namespace) {
+        guard !namespace.eventLoop.borrowedOrNone.isNone else { return }
+        if closeEventLoop.borrowed.callKeepingError(namespace.eventLoop.borrowedOrNone) == nil { _ = PythonException.take() }
+    }
+
     /// Runs a cell whose last statement is an expression statement (its `POP_TOP` at `popTop`):
     /// the same code, returning the value instead of dropping it, so tracebacks are unchanged.
     private func evaluateReturningValue(_ compiled: PyBorrowed, popTop: Int, in namespace: Namespace) -> PyOwned? {
-        let globals = namespace.globals.borrowed
         guard let offset = try? PyOwned.integer(popTop), let patched = returningValue.borrowed.callKeepingError(compiled, offset.borrowed) else {
             _ = PythonException.take()
-            return PythonCode.evaluate(compiled, globals: globals) ? nil : PythonException.take()
+            return evaluateReturning(compiled, in: namespace) != nil ? nil : PythonException.take()
         }
-        guard let value = PythonCode.evaluateReturning(patched.borrowed, globals: globals) else { return PythonException.take() }
+        guard let value = evaluateReturning(patched.borrowed, in: namespace) else { return PythonException.take() }
         return showMainResult(value.borrowed, in: namespace)
     }
 
     /// Runs a cell whose last statement compiled to nothing, then shows that statement's value
     /// when it is a (constant) expression.
     private func evaluateThenConstant(_ compiled: PyBorrowed, statement: String, filename: PyBorrowed, in namespace: Namespace) -> PyOwned? {
-        guard PythonCode.evaluate(compiled, globals: namespace.globals.borrowed) else { return PythonException.take() }
+        guard evaluateReturning(compiled, in: namespace) != nil else { return PythonException.take() }
         switch PythonCode.constantValue(statement, filename: filename, builtins: plainResults.constantGlobals.borrowed) {
         case .value(let constant): return showMainResult(constant.borrowed, in: namespace)
         case .notExpression: return nil
@@ -383,14 +424,13 @@ final class InterpreterState {
     /// `;`), its value, unless `None`, becomes the main result. Returns the exception raised (by
     /// the code, or by the value's `__repr__`), or `nil`.
     private func evaluateShowingValue(_ compiled: PyBorrowed, source: PyBorrowed, filename: PyBorrowed, in namespace: Namespace) -> PyOwned? {
-        let globals = namespace.globals.borrowed
         guard let plan = lastExpression.borrowed.callKeepingError(source, filename, compiled) else { return PythonException.take() }
         guard !plan.borrowed.isNone, let first = plan.borrowed.tupleItem(0), let second = plan.borrowed.tupleItem(1) else {
-            return PythonCode.evaluate(compiled, globals: globals) ? nil : PythonException.take()
+            return evaluateReturning(compiled, in: namespace) != nil ? nil : PythonException.take()
         }
-        guard var value = PythonCode.evaluateReturning(first, globals: globals) else { return PythonException.take() }
+        guard var value = evaluateReturning(first, in: namespace) else { return PythonException.take() }
         if !second.isNone {
-            guard let last = PythonCode.evaluateReturning(second, globals: globals) else { return PythonException.take() }
+            guard let last = evaluateReturning(second, in: namespace) else { return PythonException.take() }
             value = last
         }
         return showMainResult(value.borrowed, in: namespace)
@@ -484,6 +524,7 @@ final class InterpreterState {
         runtime.output.forget(context)
         guard let namespace = namespaces.removeValue(forKey: context) else { return }
         stopBeingMain(namespace)
+        closeEventLoop(of: namespace)
         PythonCode.clear(namespace.globals.borrowed)
         PythonCode.clear(namespace.cells.borrowed)
         reclaimer.reclaimIfGrown {

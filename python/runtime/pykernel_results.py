@@ -19,6 +19,8 @@ _emit = None  # set by the engine: _emit((is_main_result, {mime: str}, metadata_
 _POP_TOP = 1
 _LOAD_CONST = 100
 _RETURN_VALUE = 83
+# Cells are compiled with top-level await allowed (their code is a coroutine's when they use it).
+_TOP_LEVEL_AWAIT = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 
 
 def last_expression(source, filename, code):
@@ -47,11 +49,12 @@ def last_expression(source, filename, code):
     if _is_literal(value):
         # Constant folding compiled the statement to nothing: the value has no side effect,
         # evaluate it on its own after the cell.
-        expression = compile(ast.Expression(value), filename, "eval")
+        expression = compile(ast.Expression(value), filename, "eval", _TOP_LEVEL_AWAIT)
         return code, expression
     # Not found in the bytecode (not expected): compile the body and the expression apart.
     tree.body = body[:-1]
-    return compile(tree, filename, "exec"), compile(ast.Expression(value), filename, "eval")
+    return (compile(tree, filename, "exec", _TOP_LEVEL_AWAIT),
+            compile(ast.Expression(value), filename, "eval", _TOP_LEVEL_AWAIT))
 
 
 def returning_value(code, offset):
