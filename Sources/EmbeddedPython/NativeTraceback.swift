@@ -31,8 +31,14 @@ package enum NativeTraceback {
         let expressionType: PyOwned
         /// `"__notes__"`, interned: looked up on every exception (an absent one without making an `AttributeError`).
         let notesName: PyOwned
-        /// How the filenames of the engine's own code start (its frames are cut from tracebacks).
-        let enginePrefix: String
+        /// `"cache"`, interned (`linecache.cache` is looked up on every record).
+        let cacheName: PyOwned
+        /// The `sys` module's dictionary (where `PySys_GetObject` looks), and `"tracebacklimit"`
+        /// interned: looked up on every record without making a `str` from C each time.
+        let sysDictionary: PyOwned
+        let tracebackLimitName: PyOwned
+        /// How the filenames of the engine's own code start (its frames are cut from tracebacks), in UTF-8.
+        let enginePrefix: [UInt8]
 
         /// - Parameters:
         ///   - cellCacheType: The class of the runtime's `linecache.cache`.
@@ -44,13 +50,21 @@ package enum NativeTraceback {
             let binOpType = try ast.borrowed.attribute("BinOp")
             let subscriptType = try ast.borrowed.attribute("Subscript")
             let expressionType = try ast.borrowed.attribute("Expr")
-            guard let notesName = PyOwned(stealing: PyUnicode_InternFromString("__notes__")) else { throw PythonError.fetch() }
+            let sys = try PyOwned.importModule("sys")
+            guard let notesName = PyOwned(stealing: PyUnicode_InternFromString("__notes__")),
+                let cacheName = PyOwned(stealing: PyUnicode_InternFromString("cache")),
+                let tracebackLimitName = PyOwned(stealing: PyUnicode_InternFromString("tracebacklimit")),
+                let sysDictionary = PyBorrowed(PyModule_GetDict(sys.pointer))
+            else { throw PythonError.fetch() }
             self.notesName = notesName
+            self.cacheName = cacheName
+            self.tracebackLimitName = tracebackLimitName
+            self.sysDictionary = PyOwned(retaining: sysDictionary)
             self.lineCache = lineCache
             self.binOpType = binOpType
             self.subscriptType = subscriptType
             self.expressionType = expressionType
-            self.enginePrefix = enginePrefix
+            self.enginePrefix = Array(enginePrefix.utf8)
             self.cellCacheType = cellCacheType
             self.timeoutType = timeoutType
         }
@@ -80,7 +94,7 @@ package enum NativeTraceback {
             guard let code = codeOf(entry), let filename = PyBorrowed(code.pointee.co_filename),
                 let filenameBytes = utf8Bytes(filename)
             else { return nil }
-            if filenameBytes.starts(with: environment.enginePrefix.utf8) {
+            if filenameBytes.starts(with: environment.enginePrefix) {
                 cutsEngineFrames = true
                 break
             }
@@ -89,7 +103,7 @@ package enum NativeTraceback {
             next = entry.pointee.tb_next
         }
         if let first, count > 0 {
-            text.append(contentsOf: "Traceback (most recent call last):\n".utf8)
+            append("Traceback (most recent call last):\n", to: &text)
             guard appendFrames(from: first, count: count, cells: cells, environment: environment, to: &text) else { return nil }
         }
         // Past every check: cut the engine's frames, as `_strip_engine_frames` does.
@@ -109,11 +123,11 @@ package enum NativeTraceback {
         text.append(contentsOf: name.utf8)
         if let message = exception.description {
             if !message.isEmpty {
-                text.append(contentsOf: ": ".utf8)
+                append(": ", to: &text)
                 text.append(contentsOf: message.utf8)
             }
         } else {
-            text.append(contentsOf: ": <exception str() failed>".utf8)
+            append(": <exception str() failed>", to: &text)
         }
         text.append(0x0A)
         return (name, value, String(decoding: text, as: UTF8.self))
@@ -139,7 +153,12 @@ package enum NativeTraceback {
 
     /// No chained exception, no notes, no `sys.tracebacklimit`.
     private static func isPlain(_ exception: PyBorrowed, environment: borrowing Environment) -> Bool {
-        if PySys_GetObject("tracebacklimit") != nil { return false }
+        // What `PySys_GetObject("tracebacklimit")` finds.
+        if PyDict_GetItemWithError(environment.sysDictionary.pointer, environment.tracebackLimitName.pointer) != nil { return false }
+        if PyErr_Occurred() != nil {
+            PyErr_Clear()
+            return false
+        }
         if let cause = PyOwned(stealing: PyException_GetCause(exception.pointer)) { _ = cause; return false }
         if let context = PyOwned(stealing: PyException_GetContext(exception.pointer)) { _ = context; return false }
         var notes: PyPointer?
@@ -175,7 +194,7 @@ package enum NativeTraceback {
         from first: UnsafeMutablePointer<PyTracebackObject>, count entryCount: Int, cells: PyBorrowed, environment: borrowing Environment,
         to text: inout [UInt8]
     ) -> Bool {
-        guard let cache = PyOwned(stealing: PyObject_GetAttrString(environment.lineCache.pointer, "cache")) else {
+        guard let cache = PyOwned(stealing: PyObject_GetAttr(environment.lineCache.pointer, environment.cacheName.pointer)) else {
             PyErr_Clear()
             return false
         }
@@ -225,11 +244,11 @@ package enum NativeTraceback {
             let name = PyBorrowed(code.pointee.co_name).flatMap(strictUTF8),
             filename.first == UInt8(ascii: "<"), filename.last == UInt8(ascii: ">")
         else { return false }
-        text.append(contentsOf: "  File \"".utf8)
+        append("  File \"", to: &text)
         text.append(contentsOf: filename)
-        text.append(contentsOf: "\", line ".utf8)
+        append("\", line ", to: &text)
         text.append(contentsOf: String(lineNumber).utf8)
-        text.append(contentsOf: ", in ".utf8)
+        append(", in ", to: &text)
         text.append(contentsOf: name)
         text.append(0x0A)
         // A full entry of the cache itself (registered by user code) is read by the Python port.
@@ -240,7 +259,7 @@ package enum NativeTraceback {
         guard line.allSatisfy({ $0 != 0 && $0 < 0x80 }) else { return false }
         var indentation = 0
         while indentation < line.count, isWhitespace(line[indentation]) { indentation += 1 }
-        text.append(contentsOf: "    ".utf8)
+        append("    ", to: &text)
         text.append(contentsOf: UnsafeBufferPointer(rebasing: line[indentation...]))
         text.append(0x0A)
 
@@ -285,6 +304,11 @@ package enum NativeTraceback {
         }
         text.append(0x0A)
         return true
+    }
+
+    /// Appends a literal's UTF-8 (its bytes copied at once).
+    private static func append(_ literal: StaticString, to text: inout [UInt8]) {
+        text.append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
 
     /// The C code's `IS_WHITESPACE`: space, tab, form feed.
@@ -407,9 +431,8 @@ package enum NativeTraceback {
 
     /// Line `number` (from 1) of the source, numbered as the compiler does (`\n`, `\r\n`, `\r`),
     /// without its line break; `nil` past the end.
-    private static func sourceLine(_ source: UnsafeRawBufferPointer, _ number: Int) -> UnsafeBufferPointer<UInt8>? {
+    private static func sourceLine(_ bytes: UnsafeBufferPointer<UInt8>, _ number: Int) -> UnsafeBufferPointer<UInt8>? {
         guard number >= 1 else { return nil }
-        let bytes = source.bindMemory(to: UInt8.self)
         var line = 1
         var start = 0
         var index = 0
@@ -428,18 +451,18 @@ package enum NativeTraceback {
     }
 
     /// The UTF-8 of a `str`, valid while it lives; `nil` (the error cleared) for lone surrogates.
-    private static func utf8Bytes(_ text: PyBorrowed) -> UnsafeRawBufferPointer? {
+    private static func utf8Bytes(_ text: PyBorrowed) -> UnsafeBufferPointer<UInt8>? {
         var size = 0
         guard let utf8 = PyUnicode_AsUTF8AndSize(text.pointer, &size) else {
             PyErr_Clear()
             return nil
         }
-        return UnsafeRawBufferPointer(start: utf8, count: size)
+        return UnsafeBufferPointer(start: UnsafeRawPointer(utf8).assumingMemoryBound(to: UInt8.self), count: size)
     }
 
     /// A `str`'s UTF-8, valid while it lives, or `nil` (the error cleared) when it is not one or
     /// holds a lone surrogate.
-    private static func strictUTF8(_ text: PyBorrowed) -> UnsafeRawBufferPointer? {
+    private static func strictUTF8(_ text: PyBorrowed) -> UnsafeBufferPointer<UInt8>? {
         guard pykernel_is_unicode(text.pointer) != 0 else { return nil }
         return utf8Bytes(text)
     }
