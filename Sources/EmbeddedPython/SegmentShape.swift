@@ -19,13 +19,14 @@ package enum SegmentShape: Equatable, Sendable {
     ///
     ///     segment  := primary (operator primary)* whitespace*
     ///     primary  := atom ('.' name | '[' primary (operator primary)* ']')*   (trailers on a name only)
-    ///     atom     := name | integer
+    ///     atom     := name | integer | string
     ///     operator := + - * / // % @ ** << >> & | ^
     ///
     /// with whitespace (space, tab, form feed) allowed between tokens, a `name` any ASCII
     /// identifier but a keyword (hard, or `match`/`case`), an `integer` decimal (`0…` or a
-    /// non-zero digit first), not followed by a name character or `.`, and brackets nested at
-    /// most ``maximumDepth`` deep. The root of an operator chain is its last operator of the
+    /// non-zero digit first), not followed by a name character or `.`, a `string` quoted with `'`
+    /// or `"`, without prefix, backslash (no escape can warn) or triple quotes, and brackets nested
+    /// at most ``maximumDepth`` deep. The root of an operator chain is its last operator of the
     /// lowest precedence (its first one when that is `**`, which binds to the right); there is
     /// no unary operator, so nothing else moves it.
     package static func read(_ segment: UnsafeBufferPointer<UInt8>) -> SegmentShape? {
@@ -97,6 +98,10 @@ package enum SegmentShape: Equatable, Sendable {
                 guard integer() else { return nil }
                 return (start, index, nil)
             }
+            if byte == 0x27 || byte == 0x22 {
+                guard string() else { return nil }
+                return (start, index, nil)
+            }
             guard name() else { return nil }
             var end = index
             var lastSubscript: (valueEnd: Int, sliceEnd: Int)?
@@ -134,6 +139,21 @@ package enum SegmentShape: Equatable, Sendable {
             if bytes[start] == 0x30, bytes[start..<index].contains(where: { $0 != 0x30 }) { return false }
             if let byte = current, Self.isNameCharacter(byte) || byte == 0x2E { return false }
             return true
+        }
+
+        /// A string literal without prefix, backslash or triple quotes (`''` is the empty string).
+        private mutating func string() -> Bool {
+            let start = index
+            let quote = bytes[start]
+            index += 1
+            while let byte = current, byte != quote {
+                if byte == 0x5C { return false }
+                index += 1
+            }
+            guard current == quote else { return false }  // unterminated
+            index += 1
+            // `''` followed by the same quote opens a triple-quoted string.
+            return !(index - start == 2 && current == quote)
         }
 
         /// An identifier that is no keyword.

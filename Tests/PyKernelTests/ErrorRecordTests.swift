@@ -77,8 +77,8 @@ struct ErrorRecordTests {
     }
 
     /// Segments whose anchors the engine reads without parsing them: the root of an operator
-    /// chain by precedence (`//` after `*`, the first `**`), a subscript of a subscript, and
-    /// spaces, tabs and form feeds between tokens (the carets as Debian's python3.11 prints them).
+    /// chain by precedence (`//` after `*`, the first `**`), a subscript of a subscript, a string
+    /// key, and spaces, tabs and form feeds between tokens (the carets as Debian's python3.11 prints them).
     @Test(
         "The carets of operator chains and subscripts with whitespace between tokens",
         arguments: [
@@ -88,6 +88,7 @@ struct ErrorRecordTests {
             ("grid = [[1, 2]]\ngrid[0] [\t5 ]", "grid[0] [\t5 ]", "~~~~~~~^^^^^~", "IndexError: list index out of range"),
             ("class O: pass\no = O()\no.items = {}\nkey = 'k'\nv = o . items[\u{0C}key]", "v = o . items[\u{0C}key]", "    ~~~~~~~~~^^^^^^", "KeyError: 'k'"),
             ("lst = [1]\nv = lst[0 + 0] + lst [ 1 ]", "v = lst[0 + 0] + lst [ 1 ]", "                 ~~~^^^^^~", "IndexError: list index out of range"),
+            ("d = {\"a\": 1}\nv = d [ \"k\" ] + d['#']", "v = d [ \"k\" ] + d['#']", "    ~^^^^^^^~", "KeyError: 'k'"),
         ])
     func anchorsOfSimpleSegments(code: String, line: String, carets: String, message: String) async throws {
         let (error, _) = try await failure(of: code)

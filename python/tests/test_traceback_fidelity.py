@@ -310,16 +310,18 @@ def test_random_runtime_errors_in_served_contexts(kernel):
 
 
 # Segments whose caret anchors the engine reads without parsing them (names, attributes,
-# decimal integers, subscripts and chains of binary operators, with spaces, tabs and form feeds
+# decimal integers, plain strings, subscripts and chains of binary operators, with spaces, tabs and form feeds
 # between tokens), mixed with their near misses that it must leave to the parser (unary
 # operators, parentheses, calls, other literals, comparisons, keywords, deep brackets).
 
 _SEGMENT_PRELUDE = ("a = 1\nz = 0\ns = 't'\nlst = [1, 2]\nd = {'k': 0, 1: 0}\nn = None\nx1 = 2\n_q = 3\n"
                     "class O:\n    pass\no = O()\no.n = 0\no.lst = [0]\no.o = o\nmatch = 5\ne = {0: 0}\n"
                     "def f(v): return v\n")
-_SEGMENT_ATOMS = ["a", "z", "s", "lst", "d", "n", "x1", "_q", "o.n", "o . lst", "o.o.n", "0", "1", "00", "10", "2"]
+_SEGMENT_ATOMS = ["a", "z", "s", "lst", "d", "n", "x1", "_q", "o.n", "o . lst", "o.o.n", "0", "1", "00", "10", "2",
+                  "'k'", '"x"', "''", "'#'", '"it\'s"']
 _SEGMENT_NEAR = ["(a)", "-a", "~z", "f(a)", "1.5", "1 .real", "0x0", "1_0", "True", "None", "match", "lst[-1]",
-                 "d['k']", "lst[0:1]", "lst[a,]", "not a", "a if a else z", "[a]", "a.real"]
+                 "lst[0:1]", "lst[a,]", "not a", "a if a else z", "[a]", "a.real", "b'k'", "f'{a}'", "'''k'''",
+                 "'\\n'", "'a' 'b'", "'k'[0]", "''''"]
 _SEGMENT_OPERATORS = ["+", "-", "*", "/", "//", "%", "@", "**", "<<", ">>", "&", "|", "^", "<", "=="]
 _SEGMENT_SPACES = ["", "", "", " ", " ", "  ", "\t", "\f"]
 
