@@ -3,7 +3,7 @@
 /// `Py_file_input`) and anchors only a single expression statement that is a `BinOp` (the
 /// operator, between the left operand's end and the right one's start) or a `Subscript` (from the
 /// value's end to the slice's end).
-package enum SegmentShape: Equatable, Sendable {
+package enum SegmentShape: Sendable {
     /// A `BinOp`: the left operand's `end_col_offset` and the right operand's `col_offset`.
     case binaryOperation(leftEnd: Int, rightStart: Int)
     /// A `Subscript`: the value's `end_col_offset` and the slice's.
@@ -42,7 +42,7 @@ package enum SegmentShape: Equatable, Sendable {
     }
 
     /// Deeper brackets are left to the parser (whose limits are far above this).
-    package static let maximumDepth = 8
+    private static let maximumDepth = 8
 
     /// An operator chain read so far: its operands' bounds and its root operator.
     private struct Chain {
