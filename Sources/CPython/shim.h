@@ -24,6 +24,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
+#include <opcode.h>
 
 static inline PyObject *pykernel_none(void) { return Py_None; }
 static inline PyObject *pykernel_true(void) { return Py_True; }
@@ -46,6 +47,20 @@ static inline int pykernel_str_runs_no_python(PyObject *o) {
         || o == Py_None;
 }
 static inline Py_ssize_t pykernel_vectorcall_nargs(size_t nargsf) { return PyVectorcall_NARGS(nargsf); }
+
+// Turns the `POP_TOP` at byte `offset` of a code object that has not run yet into `RETURN_VALUE`,
+// in place: the code then returns the value it would have dropped (same instructions, positions
+// and exception table otherwise). The cached `co_code` bytes are dropped so they are made again
+// from the patched instructions. 0 (nothing changed) when the instruction there is not `POP_TOP`.
+static inline int pykernel_return_instead_of_pop_top(PyObject *code, Py_ssize_t offset) {
+    PyCodeObject *co = (PyCodeObject *)code;
+    if (offset < 0 || offset % 2 != 0 || offset >= _PyCode_NBYTES(co)) return 0;
+    _Py_CODEUNIT *unit = &_PyCode_CODE(co)[offset / 2];
+    if (_Py_OPCODE(*unit) != POP_TOP) return 0;
+    *unit = _Py_MAKECODEUNIT(RETURN_VALUE, 0);
+    Py_CLEAR(co->_co_code);
+    return 1;
+}
 
 // CPython 3.11's own view of the interpreter (the internal headers python3-dev installs), for what
 // the C API cannot do from another thread: make the main thread's eval loop look at pending

@@ -129,6 +129,14 @@ package enum PythonCode {
         PyOwned(stealing: PyEval_EvalCode(code.pointer, globals.pointer, globals.pointer))
     }
 
+    /// Makes a freshly compiled code object return the value its `POP_TOP` at byte `popTop`
+    /// would drop (``LastStatement/expression(popTop:hidden:)``), in place, before it first runs:
+    /// the same code object, so tracebacks are unchanged. `false` when that instruction is not a
+    /// `POP_TOP` (nothing changed).
+    package static func returnValue(insteadOfPopTop popTop: Int, in code: PyBorrowed) -> Bool {
+        pykernel_return_instead_of_pop_top(code.pointer, popTop) != 0
+    }
+
     /// What the bytecode of a cell tells about its last top-level statement.
     package enum LastStatement: Equatable {
         /// Not an expression statement (an assignment, an import, a definition, `pass`...).

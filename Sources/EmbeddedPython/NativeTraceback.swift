@@ -31,8 +31,14 @@ package enum NativeTraceback {
         let expressionType: PyOwned
         /// `"__notes__"`, interned: looked up on every exception (an absent one without making an `AttributeError`).
         let notesName: PyOwned
-        /// How the filenames of the engine's own code start (its frames are cut from tracebacks).
-        let enginePrefix: String
+        /// `"cache"`, interned (`linecache.cache` is looked up on every record).
+        let cacheName: PyOwned
+        /// The `sys` module's dictionary (where `PySys_GetObject` looks), and `"tracebacklimit"`
+        /// interned: looked up on every record without making a `str` from C each time.
+        let sysDictionary: PyOwned
+        let tracebackLimitName: PyOwned
+        /// How the filenames of the engine's own code start (its frames are cut from tracebacks), in UTF-8.
+        let enginePrefix: [UInt8]
 
         /// - Parameters:
         ///   - cellCacheType: The class of the runtime's `linecache.cache`.
@@ -44,13 +50,21 @@ package enum NativeTraceback {
             let binOpType = try ast.borrowed.attribute("BinOp")
             let subscriptType = try ast.borrowed.attribute("Subscript")
             let expressionType = try ast.borrowed.attribute("Expr")
-            guard let notesName = PyOwned(stealing: PyUnicode_InternFromString("__notes__")) else { throw PythonError.fetch() }
+            let sys = try PyOwned.importModule("sys")
+            guard let notesName = PyOwned(stealing: PyUnicode_InternFromString("__notes__")),
+                let cacheName = PyOwned(stealing: PyUnicode_InternFromString("cache")),
+                let tracebackLimitName = PyOwned(stealing: PyUnicode_InternFromString("tracebacklimit")),
+                let sysDictionary = PyBorrowed(PyModule_GetDict(sys.pointer))
+            else { throw PythonError.fetch() }
             self.notesName = notesName
+            self.cacheName = cacheName
+            self.tracebackLimitName = tracebackLimitName
+            self.sysDictionary = PyOwned(retaining: sysDictionary)
             self.lineCache = lineCache
             self.binOpType = binOpType
             self.subscriptType = subscriptType
             self.expressionType = expressionType
-            self.enginePrefix = enginePrefix
+            self.enginePrefix = Array(enginePrefix.utf8)
             self.cellCacheType = cellCacheType
             self.timeoutType = timeoutType
         }
@@ -63,7 +77,9 @@ package enum NativeTraceback {
     ///   - cells: The running context's cell sources (filename → source `str`).
     package static func record(of exception: PyBorrowed, cells: PyBorrowed, environment: borrowing Environment) -> (name: String, value: String, traceback: String)? {
         guard let name = typeName(of: exception, environment: environment), isPlain(exception, environment: environment) else { return nil }
-        var lines = ""
+        // The text is built as UTF-8 bytes (one `String` made at the end).
+        var text: [UInt8] = []
+        text.reserveCapacity(512)
         // Borrowed from the chain, which `traceback` keeps alive until the cut below.
         let traceback = PyOwned(stealing: PyException_GetTraceback(exception.pointer))
         // The entries up to the first engine frame (where the cut goes, if there is one): `count`
@@ -78,7 +94,7 @@ package enum NativeTraceback {
             guard let code = codeOf(entry), let filename = PyBorrowed(code.pointee.co_filename),
                 let filenameBytes = utf8Bytes(filename)
             else { return nil }
-            if filenameBytes.starts(with: environment.enginePrefix.utf8) {
+            if filenameBytes.starts(with: environment.enginePrefix) {
                 cutsEngineFrames = true
                 break
             }
@@ -87,8 +103,8 @@ package enum NativeTraceback {
             next = entry.pointee.tb_next
         }
         if let first, count > 0 {
-            guard let body = frames(from: first, count: count, cells: cells, environment: environment) else { return nil }
-            lines = "Traceback (most recent call last):\n" + body
+            append("Traceback (most recent call last):\n", to: &text)
+            guard appendFrames(from: first, count: count, cells: cells, environment: environment, to: &text) else { return nil }
         }
         // Past every check: cut the engine's frames, as `_strip_engine_frames` does.
         if cutsEngineFrames {
@@ -104,12 +120,17 @@ package enum NativeTraceback {
         _ = traceback
         // `str()` twice, as `exception_value` and the printer's message do.
         let value = exception.description ?? "<exception str() failed>"
+        text.append(contentsOf: name.utf8)
         if let message = exception.description {
-            lines += message.isEmpty ? name : "\(name): \(message)"
+            if !message.isEmpty {
+                append(": ", to: &text)
+                text.append(contentsOf: message.utf8)
+            }
         } else {
-            lines += "\(name): <exception str() failed>"
+            append(": <exception str() failed>", to: &text)
         }
-        return (name, value, lines + "\n")
+        text.append(0x0A)
+        return (name, value, String(decoding: text, as: UTF8.self))
     }
 
     /// The printed name of a built-in exception type or of the runtime's timeout error, or `nil`.
@@ -132,7 +153,12 @@ package enum NativeTraceback {
 
     /// No chained exception, no notes, no `sys.tracebacklimit`.
     private static func isPlain(_ exception: PyBorrowed, environment: borrowing Environment) -> Bool {
-        if PySys_GetObject("tracebacklimit") != nil { return false }
+        // What `PySys_GetObject("tracebacklimit")` finds.
+        if PyDict_GetItemWithError(environment.sysDictionary.pointer, environment.tracebackLimitName.pointer) != nil { return false }
+        if PyErr_Occurred() != nil {
+            PyErr_Clear()
+            return false
+        }
         if let cause = PyOwned(stealing: PyException_GetCause(exception.pointer)) { _ = cause; return false }
         if let context = PyOwned(stealing: PyException_GetContext(exception.pointer)) { _ = context; return false }
         var notes: PyPointer?
@@ -163,18 +189,17 @@ package enum NativeTraceback {
     }
 
     /// `tb_printinternal` of `count` entries from `first` (no limit: `sys.tracebacklimit` is
-    /// unset, so the last 1,000).
-    private static func frames(
-        from first: UnsafeMutablePointer<PyTracebackObject>, count entryCount: Int, cells: PyBorrowed, environment: borrowing Environment
-    ) -> String? {
-        guard let cache = PyOwned(stealing: PyObject_GetAttrString(environment.lineCache.pointer, "cache")) else {
+    /// unset, so the last 1,000), appended to `text`; `false` when a frame is not the common case.
+    private static func appendFrames(
+        from first: UnsafeMutablePointer<PyTracebackObject>, count entryCount: Int, cells: PyBorrowed, environment: borrowing Environment,
+        to text: inout [UInt8]
+    ) -> Bool {
+        guard let cache = PyOwned(stealing: PyObject_GetAttr(environment.lineCache.pointer, environment.cacheName.pointer)) else {
             PyErr_Clear()
-            return nil
+            return false
         }
         let cacheType: UnsafeMutablePointer<PyTypeObject> = Py_TYPE(cache.pointer)
-        guard OpaquePointer(cacheType) == OpaquePointer(environment.cellCacheType.pointer) else { return nil }
-        var text = ""
-        text.reserveCapacity(256)
+        guard OpaquePointer(cacheType) == OpaquePointer(environment.cellCacheType.pointer) else { return false }
         var lastFile: PyPointer?
         var lastName: PyPointer?
         var lastLine = -1
@@ -182,13 +207,13 @@ package enum NativeTraceback {
         var entry: UnsafeMutablePointer<PyTracebackObject>? = first
         for _ in 0..<max(0, entryCount - 1000) { entry = entry?.pointee.tb_next }
         for _ in 0..<min(entryCount, 1000) {
-            guard let tb = entry else { return nil }
+            guard let tb = entry else { return false }
             entry = tb.pointee.tb_next
-            guard let code = codeOf(tb), let filename = code.pointee.co_filename, let name = code.pointee.co_name else { return nil }
+            guard let code = codeOf(tb), let filename = code.pointee.co_filename, let name = code.pointee.co_name else { return false }
             let lasti = Int32(tb.pointee.tb_lasti)
             let lineNumber = tb.pointee.tb_lineno != -1 ? Int(tb.pointee.tb_lineno) : Int(PyCode_Addr2Line(code, lasti))
             if lastFile != filename || lastLine == -1 || lineNumber != lastLine || lastName != name {
-                if count > 3 { text += repeated(count) }
+                if count > 3 { appendRepeated(count, to: &text) }
                 lastFile = filename
                 lastLine = lineNumber
                 lastName = name
@@ -196,80 +221,98 @@ package enum NativeTraceback {
             }
             count += 1
             if count <= 3 {
-                guard let line = display(code: code, lasti: lasti, lineNumber: lineNumber, cells: cells, cache: cache.borrowed, environment: environment)
-                else { return nil }
-                text += line
+                guard appendDisplay(code: code, lasti: lasti, lineNumber: lineNumber, cells: cells, cache: cache.borrowed, environment: environment, to: &text)
+                else { return false }
             }
         }
-        if count > 3 { text += repeated(count) }
-        return text
+        if count > 3 { appendRepeated(count, to: &text) }
+        return true
     }
 
-    private static func repeated(_ count: Int) -> String {
+    private static func appendRepeated(_ count: Int, to text: inout [UInt8]) {
         let more = count - 3
-        return "  [Previous line repeated \(more) more time\(more > 1 ? "s" : "")]\n"
+        text.append(contentsOf: "  [Previous line repeated \(more) more time\(more > 1 ? "s" : "")]\n".utf8)
     }
 
-    /// `tb_displayline` for a frame of a cell: the `File` line, the source line, the carets.
-    private static func display(
+    /// `tb_displayline` for a frame of a cell, appended to `text`: the `File` line, the source
+    /// line, the carets; `false` when the frame is not the common case.
+    private static func appendDisplay(
         code: UnsafeMutablePointer<PyCodeObject>, lasti: Int32, lineNumber: Int, cells: PyBorrowed, cache: PyBorrowed,
-        environment: borrowing Environment
-    ) -> String? {
-        guard let filenameObject = PyBorrowed(code.pointee.co_filename), let filename = strictString(filenameObject),
-            let name = PyBorrowed(code.pointee.co_name).flatMap(strictString),
-            filename.hasPrefix("<"), filename.hasSuffix(">")
-        else { return nil }
-        var text = "  File \"\(filename)\", line \(lineNumber), in \(name)\n"
+        environment: borrowing Environment, to text: inout [UInt8]
+    ) -> Bool {
+        guard let filenameObject = PyBorrowed(code.pointee.co_filename), let filename = strictUTF8(filenameObject),
+            let name = PyBorrowed(code.pointee.co_name).flatMap(strictUTF8),
+            filename.first == UInt8(ascii: "<"), filename.last == UInt8(ascii: ">")
+        else { return false }
+        append("  File \"", to: &text)
+        text.append(contentsOf: filename)
+        append("\", line ", to: &text)
+        text.append(contentsOf: String(lineNumber).utf8)
+        append(", in ", to: &text)
+        text.append(contentsOf: name)
+        text.append(0x0A)
         // A full entry of the cache itself (registered by user code) is read by the Python port.
-        if PyDict_Contains(cache.pointer, filenameObject.pointer) != 0 { return nil }
-        guard let source = cells.item(filenameObject) else { return text }  // no source: no line
-        guard pykernel_is_exact_unicode(source.pointer) != 0, let sourceBytes = utf8Bytes(source) else { return nil }
-        guard let line = sourceLine(sourceBytes, lineNumber) else { return text }
-        guard line.allSatisfy({ $0 != 0 && $0 < 0x80 }) else { return nil }
-        let indentation = line.prefix(while: { $0 == 0x20 || $0 == 0x09 || $0 == 0x0C }).count
-        text += "    " + String(decoding: line[indentation...], as: UTF8.self) + "\n"
+        if PyDict_Contains(cache.pointer, filenameObject.pointer) != 0 { return false }
+        guard let source = cells.item(filenameObject) else { return true }  // no source: no line
+        guard pykernel_is_exact_unicode(source.pointer) != 0, let sourceBytes = utf8Bytes(source) else { return false }
+        guard let line = sourceLine(sourceBytes, lineNumber) else { return true }
+        guard line.allSatisfy({ $0 != 0 && $0 < 0x80 }) else { return false }
+        var indentation = 0
+        while indentation < line.count, isWhitespace(line[indentation]) { indentation += 1 }
+        append("    ", to: &text)
+        text.append(contentsOf: UnsafeBufferPointer(rebasing: line[indentation...]))
+        text.append(0x0A)
 
         var startLine: Int32 = 0, startColumn: Int32 = 0, endLine: Int32 = 0, endColumn: Int32 = 0
         guard PyCode_Addr2Location(code, lasti, &startLine, &startColumn, &endLine, &endColumn) != 0,
             startLine >= 0, endLine >= 0, startColumn >= 0, endColumn >= 0
-        else { return text }
+        else { return true }
         // ASCII without NUL: a byte offset is a character offset, clamped as the C code does.
         let length = line.count
         let startOffset = min(Int(startColumn), length + 1)
         var endOffset = min(Int(endColumn), length + 1)
         var leftEnd = -1, rightStart = -1
-        var primary: Character = "^", secondary: Character = "^"
+        var primary = UInt8(ascii: "^"), secondary = UInt8(ascii: "^")
         if startLine == endLine {
-            let segment = Array(line[min(startOffset, length)..<max(min(startOffset, length), min(endOffset, length))])
+            let segmentStart = min(startOffset, length)
+            let segment = UnsafeBufferPointer(rebasing: line[segmentStart..<max(segmentStart, min(endOffset, length))])
             switch anchors(segment, filename: filenameObject, environment: environment) {
-            case .unknown: return nil
+            case .unknown: return false
             case .none: break
             case .some(let left, let right):
-                (leftEnd, rightStart, primary, secondary) = (left + startOffset, right + startOffset, "~", "^")
+                (leftEnd, rightStart, primary, secondary) = (left + startOffset, right + startOffset, UInt8(ascii: "~"), UInt8(ascii: "^"))
             }
         } else {
             var last = length - 1
-            while last >= 0, line[last] == 0x20 || line[last] == 0x09 || line[last] == 0x0C { last -= 1 }
+            while last >= 0, isWhitespace(line[last]) { last -= 1 }
             endOffset = last + 1
         }
         let truncation = indentation - 4
         let hasSecondary = leftEnd != -1 || rightStart != -1
-        if endOffset - startOffset == length - truncation - 4 && !hasSecondary { return text }
-        var carets = ""
+        if endOffset - startOffset == length - truncation - 4 && !hasSecondary { return true }
         var offset = truncation
         while true {
             offset += 1
             if offset > endOffset { break }
             if offset <= startOffset {
-                carets.append(" ")
+                text.append(UInt8(ascii: " "))
             } else if hasSecondary && leftEnd < offset && offset <= rightStart {
-                carets.append(secondary)
+                text.append(secondary)
             } else {
-                carets.append(primary)
+                text.append(primary)
             }
         }
-        return text + carets + "\n"
+        text.append(0x0A)
+        return true
     }
+
+    /// Appends a literal's UTF-8 (its bytes copied at once).
+    private static func append(_ literal: StaticString, to text: inout [UInt8]) {
+        text.append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+    }
+
+    /// The C code's `IS_WHITESPACE`: space, tab, form feed.
+    private static func isWhitespace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0C }
 
     private enum Anchors {
         /// Not decidable here (the parse could warn): leave it to the Python port.
@@ -294,28 +337,53 @@ package enum NativeTraceback {
 
     /// `extract_anchors_from_line` for an ASCII segment: the `~` around a binary operator or
     /// subscript, in byte (= character) offsets into the segment.
-    private static func anchors(_ segment: [UInt8], filename: PyBorrowed, environment: borrowing Environment) -> Anchors {
+    private static func anchors(_ segment: UnsafeBufferPointer<UInt8>, filename: PyBorrowed, environment: borrowing Environment) -> Anchors {
         // Without an operator, a bracket, a digit or a quote the segment is no BinOp or Subscript
         // and its parse warns of nothing (the Python port's `_CANNOT_ANCHOR_OR_WARN`).
         guard segment.contains(where: isAnchoring) else { return .none }
-        guard !mayWarn(segment) else { return .unknown }
-        // A parse that cannot warn matters only for a BinOp (an operator) or a Subscript (`[`):
-        // `time.sleep(1000)` is not parsed.
-        guard segment.contains(where: isOperator) else { return .none }
+        let shape: SegmentShape
+        if let simple = SegmentShape.read(segment) {
+            shape = simple
+        } else {
+            guard !mayWarn(segment) else { return .unknown }
+            // A parse that cannot warn matters only for a BinOp (an operator) or a Subscript (`[`):
+            // `time.sleep(1000)` is not parsed.
+            guard segment.contains(where: isOperator) else { return .none }
+            shape = parsedShape(segment, filename: filename, environment: environment)
+        }
+        switch shape {
+        case .binaryOperation(let from, let to):
+            for index in from..<max(from, to) where index < segment.count {
+                if isWhitespace(segment[index]) { continue }
+                var right = index + 1
+                if index + 1 < to, index + 1 < segment.count, !isWhitespace(segment[index + 1]) { right += 1 }
+                return .some(left: min(index, segment.count + 1), right: min(right, segment.count + 1))
+            }
+            return .none
+        case .subscription(let valueEnd, let sliceEnd):
+            return .some(left: min(valueEnd, segment.count + 1), right: min(sliceEnd + 1, segment.count + 1))
+        case .other:
+            return .none
+        }
+    }
+
+    /// The shape of the segment's parse tree (`Py_CompileStringObject(..., PyCF_ONLY_AST)`, which
+    /// must not warn); `.other` when it does not parse.
+    private static func parsedShape(_ segment: UnsafeBufferPointer<UInt8>, filename: PyBorrowed, environment: borrowing Environment) -> SegmentShape {
         var flags = PyCompilerFlags(cf_flags: PyCF_ONLY_AST, cf_feature_version: PY_MINOR_VERSION)
-        let parsed = (segment + [0]).withUnsafeBufferPointer { buffer in
+        let parsed = (Array(segment) + [0]).withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { Py_CompileStringObject($0.baseAddress, filename.pointer, Py_file_input, &flags, -1) }
         }
         guard let tree = PyOwned(stealing: parsed) else {
             PyErr_Clear()
-            return .none
+            return .other
         }
         guard let body = try? tree.borrowed.attribute("body"), let statements = body.borrowed.listItems, statements.count == 1,
             PyObject_IsInstance(statements[0].pointer, environment.expressionType.pointer) == 1,
             let expression = try? statements[0].attribute("value")
         else {
             PyErr_Clear()
-            return .none
+            return .other
         }
         func offset(_ node: PyBorrowed, _ name: String) -> Int? {
             (try? node.attribute(name))?.borrowed.integerValue ?? { PyErr_Clear(); return nil }()
@@ -323,30 +391,23 @@ package enum NativeTraceback {
         if PyObject_IsInstance(expression.pointer, environment.binOpType.pointer) == 1 {
             guard let left = try? expression.borrowed.attribute("left"), let right = try? expression.borrowed.attribute("right"),
                 let from = offset(left.borrowed, "end_col_offset"), let to = offset(right.borrowed, "col_offset")
-            else { PyErr_Clear(); return .none }
-            for index in from..<max(from, to) where index < segment.count {
-                let byte = segment[index]
-                if byte == 0x20 || byte == 0x09 || byte == 0x0C { continue }
-                var right = index + 1
-                if index + 1 < to, index + 1 < segment.count, ![0x20, 0x09, 0x0C].contains(segment[index + 1]) { right += 1 }
-                return .some(left: min(index, segment.count + 1), right: min(right, segment.count + 1))
-            }
-            return .none
+            else { PyErr_Clear(); return .other }
+            return .binaryOperation(leftEnd: from, rightStart: to)
         }
         if PyObject_IsInstance(expression.pointer, environment.subscriptType.pointer) == 1 {
             guard let value = try? expression.borrowed.attribute("value"), let slice = try? expression.borrowed.attribute("slice"),
-                let left = offset(value.borrowed, "end_col_offset"), let end = offset(slice.borrowed, "end_col_offset")
-            else { PyErr_Clear(); return .none }
-            return .some(left: min(left, segment.count + 1), right: min(end + 1, segment.count + 1))
+                let valueEnd = offset(value.borrowed, "end_col_offset"), let sliceEnd = offset(slice.borrowed, "end_col_offset")
+            else { PyErr_Clear(); return .other }
+            return .subscription(valueEnd: valueEnd, sliceEnd: sliceEnd)
         }
         PyErr_Clear()
-        return .none
+        return .other
     }
 
     /// Whether parsing the segment could emit a warning (an invalid escape sequence in a string, a
     /// number directly followed by a keyword: `1if`), which the Python port prints: a quote, a
     /// backslash, or a run of name characters and dots with a digit-led part and a letter.
-    private static func mayWarn(_ segment: [UInt8]) -> Bool {
+    private static func mayWarn(_ segment: UnsafeBufferPointer<UInt8>) -> Bool {
         if segment.contains(where: { $0 == 0x27 || $0 == 0x22 || $0 == 0x5C }) { return true }
         func isNameByte(_ byte: UInt8) -> Bool {
             (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x5F
@@ -370,16 +431,15 @@ package enum NativeTraceback {
 
     /// Line `number` (from 1) of the source, numbered as the compiler does (`\n`, `\r\n`, `\r`),
     /// without its line break; `nil` past the end.
-    private static func sourceLine(_ source: UnsafeRawBufferPointer, _ number: Int) -> ArraySlice<UInt8>? {
+    private static func sourceLine(_ bytes: UnsafeBufferPointer<UInt8>, _ number: Int) -> UnsafeBufferPointer<UInt8>? {
         guard number >= 1 else { return nil }
-        let bytes = source.bindMemory(to: UInt8.self)
         var line = 1
         var start = 0
         var index = 0
         while index < bytes.count {
             let byte = bytes[index]
             if byte == 0x0A || byte == 0x0D {
-                if line == number { return Array(bytes[start..<index])[...] }
+                if line == number { return UnsafeBufferPointer(rebasing: bytes[start..<index]) }
                 if byte == 0x0D, index + 1 < bytes.count, bytes[index + 1] == 0x0A { index += 1 }
                 line += 1
                 start = index + 1
@@ -387,22 +447,23 @@ package enum NativeTraceback {
             index += 1
         }
         // The last line has no break (a final empty piece is not a line).
-        return line == number && start < bytes.count ? Array(bytes[start..<bytes.count])[...] : nil
+        return line == number && start < bytes.count ? UnsafeBufferPointer(rebasing: bytes[start..<bytes.count]) : nil
     }
 
     /// The UTF-8 of a `str`, valid while it lives; `nil` (the error cleared) for lone surrogates.
-    private static func utf8Bytes(_ text: PyBorrowed) -> UnsafeRawBufferPointer? {
+    private static func utf8Bytes(_ text: PyBorrowed) -> UnsafeBufferPointer<UInt8>? {
         var size = 0
         guard let utf8 = PyUnicode_AsUTF8AndSize(text.pointer, &size) else {
             PyErr_Clear()
             return nil
         }
-        return UnsafeRawBufferPointer(start: utf8, count: size)
+        return UnsafeBufferPointer(start: UnsafeRawPointer(utf8).assumingMemoryBound(to: UInt8.self), count: size)
     }
 
-    /// A `str`'s text, or `nil` (the error cleared) when it is not one or holds a lone surrogate.
-    private static func strictString(_ text: PyBorrowed) -> String? {
-        guard pykernel_is_unicode(text.pointer) != 0, let bytes = utf8Bytes(text) else { return nil }
-        return String(decoding: bytes, as: UTF8.self)
+    /// A `str`'s UTF-8, valid while it lives, or `nil` (the error cleared) when it is not one or
+    /// holds a lone surrogate.
+    private static func strictUTF8(_ text: PyBorrowed) -> UnsafeBufferPointer<UInt8>? {
+        guard pykernel_is_unicode(text.pointer) != 0 else { return nil }
+        return utf8Bytes(text)
     }
 }

@@ -46,7 +46,6 @@ final class InterpreterState {
     /// `pykernel_results.last_expression` and `main_result` (rich results of cells).
     private let lastExpression: PyOwned
     private let mainResult: PyOwned
-    private let returningValue: PyOwned
     /// The native path for main results whose bundle is their `repr`, and constant last statements.
     private let plainResults: PlainMainResults
     /// `pykernel_charts.flush_figures`, called after a run that created matplotlib figures
@@ -110,7 +109,6 @@ final class InterpreterState {
             let results = try PyOwned.importModule("pykernel_results")
             lastExpression = try results.borrowed.attribute("last_expression")
             mainResult = try results.borrowed.attribute("main_result")
-            returningValue = try results.borrowed.attribute("returning_value")
             plainResults = try PlainMainResults(results: results.borrowed, runtime: runtime)
             let emit = try PyOwned.nativeFunction(name: "emit_result", NativeResults.emit)
             _ = try results.borrowed.attribute("install").borrowed.call(emit.borrowed)
@@ -390,13 +388,13 @@ final class InterpreterState {
     }
 
     /// Runs a cell whose last statement is an expression statement (its `POP_TOP` at `popTop`):
-    /// the same code, returning the value instead of dropping it, so tracebacks are unchanged.
+    /// the same code object, made to return the value instead of dropping it (in place, before it
+    /// runs), so tracebacks are unchanged.
     private func evaluateReturningValue(_ compiled: PyBorrowed, popTop: Int, in namespace: Namespace) -> PyOwned? {
-        guard let offset = try? PyOwned.integer(popTop), let patched = returningValue.borrowed.callKeepingError(compiled, offset.borrowed) else {
-            _ = PythonException.take()
+        guard PythonCode.returnValue(insteadOfPopTop: popTop, in: compiled) else {
             return evaluateReturning(compiled, in: namespace) != nil ? nil : PythonException.take()
         }
-        guard let value = evaluateReturning(patched.borrowed, in: namespace) else { return PythonException.take() }
+        guard let value = evaluateReturning(compiled, in: namespace) else { return PythonException.take() }
         return showMainResult(value.borrowed, in: namespace)
     }
 

@@ -76,6 +76,33 @@ struct ErrorRecordTests {
             """)
     }
 
+    /// Segments whose anchors the engine reads without parsing them: the root of an operator
+    /// chain by precedence (`//` after `*`, the first `**`), a subscript of a subscript, a string
+    /// key, and spaces, tabs and form feeds between tokens (the carets as Debian's python3.11 prints them).
+    @Test(
+        "The carets of operator chains and subscripts with whitespace between tokens",
+        arguments: [
+            ("a, b = 1, 0\nc = a + 2 * a // b - 1", "c = a + 2 * a // b - 1", "        ~~~~~~^^~~", "ZeroDivisionError: integer division or modulo by zero"),
+            ("z, n, o = 0, -1, 1\nq = z ** n ** o", "q = z ** n ** o", "    ~~^^~~~~~~~", "ZeroDivisionError: 0.0 cannot be raised to a negative power"),
+            ("p, z = 2, 0\nq = p ** 2 ** p % z", "q = p ** 2 ** p % z", "    ~~~~~~~~~~~~^~~", "ZeroDivisionError: integer modulo by zero"),
+            ("grid = [[1, 2]]\ngrid[0] [\t5 ]", "grid[0] [\t5 ]", "~~~~~~~^^^^^~", "IndexError: list index out of range"),
+            ("class O: pass\no = O()\no.items = {}\nkey = 'k'\nv = o . items[\u{0C}key]", "v = o . items[\u{0C}key]", "    ~~~~~~~~~^^^^^^", "KeyError: 'k'"),
+            ("lst = [1]\nv = lst[0 + 0] + lst [ 1 ]", "v = lst[0 + 0] + lst [ 1 ]", "                 ~~~^^^^^~", "IndexError: list index out of range"),
+            ("d = {\"a\": 1}\nv = d [ \"k\" ] + d['#']", "v = d [ \"k\" ] + d['#']", "    ~^^^^^^^~", "KeyError: 'k'"),
+        ])
+    func anchorsOfSimpleSegments(code: String, line: String, carets: String, message: String) async throws {
+        let (error, _) = try await failure(of: code)
+        let lineNumber = code.split(separator: "\n").count
+        #expect(error.traceback == """
+            Traceback (most recent call last):
+              File "<cell-1>", line \(lineNumber), in <module>
+                \(line)
+                \(carets)
+            \(message)
+
+            """)
+    }
+
     @Test("A chained exception (raise ... from ...) shows both with the direct-cause separator")
     func chainedCause() async throws {
         let (error, _) = try await failure(of: "raise ValueError(\"b\") from KeyError(\"a\")\n")

@@ -57,15 +57,6 @@ def last_expression(source, filename, code):
             compile(ast.Expression(value), filename, "eval", _TOP_LEVEL_AWAIT))
 
 
-def returning_value(code, offset):
-    """``code`` with the ``POP_TOP`` at ``offset`` (the final expression statement's, found by
-    the engine from the bytecode) turned into ``RETURN_VALUE``: evaluating it returns the value."""
-    patched = bytearray(code.co_code)
-    patched[offset] = _RETURN_VALUE
-    patched[offset + 1] = 0
-    return code.replace(co_code=bytes(patched))
-
-
 def _suppressed(source, statement):
     """Whether the statement is followed by ``;`` on its line (IPython's way to hide a value)."""
     lines = source.splitlines()

@@ -309,6 +309,62 @@ def test_random_runtime_errors_in_served_contexts(kernel):
     assert not mismatches, mismatches[:3]
 
 
+# Segments whose caret anchors the engine reads without parsing them (names, attributes,
+# decimal integers, plain strings, subscripts and chains of binary operators, with spaces, tabs and form feeds
+# between tokens), mixed with their near misses that it must leave to the parser (unary
+# operators, parentheses, calls, other literals, comparisons, keywords, deep brackets).
+
+_SEGMENT_PRELUDE = ("a = 1\nz = 0\ns = 't'\nlst = [1, 2]\nd = {'k': 0, 1: 0}\nn = None\nx1 = 2\n_q = 3\n"
+                    "class O:\n    pass\no = O()\no.n = 0\no.lst = [0]\no.o = o\nmatch = 5\ne = {0: 0}\n"
+                    "def f(v): return v\n")
+_SEGMENT_ATOMS = ["a", "z", "s", "lst", "d", "n", "x1", "_q", "o.n", "o . lst", "o.o.n", "0", "1", "00", "10", "2",
+                  "'k'", '"x"', "''", "'#'", '"it\'s"']
+_SEGMENT_NEAR = ["(a)", "-a", "~z", "f(a)", "1.5", "1 .real", "0x0", "1_0", "True", "None", "match", "lst[-1]",
+                 "lst[0:1]", "lst[a,]", "not a", "a if a else z", "[a]", "a.real", "b'k'", "f'{a}'", "'''k'''",
+                 "'\\n'", "'a' 'b'", "'k'[0]", "''''"]
+_SEGMENT_OPERATORS = ["+", "-", "*", "/", "//", "%", "@", "**", "<<", ">>", "&", "|", "^", "<", "=="]
+_SEGMENT_SPACES = ["", "", "", " ", " ", "  ", "\t", "\f"]
+
+
+def _random_segment(rng, depth=0):
+    r = rng.random()
+    if depth > 3 or r < 0.35:
+        return rng.choice(_SEGMENT_NEAR if rng.random() < 0.1 else _SEGMENT_ATOMS)
+    space = lambda: rng.choice(_SEGMENT_SPACES)  # noqa: E731
+    if r < 0.75:
+        return _random_segment(rng, depth + 1) + space() + rng.choice(_SEGMENT_OPERATORS) + space() \
+            + _random_segment(rng, depth + 1)
+    value = rng.choice(["lst", "d", "o.lst", "s", "n", "a"])
+    return value + space() + "[" + space() + _random_segment(rng, depth + 1) + space() + "]" \
+        + ("" if rng.random() < 0.8 else "[" + rng.choice(_SEGMENT_ATOMS) + "]")
+
+
+def _random_segment_program(rng):
+    line = rng.choice(["%s", "x = %s", "x = %s  # c", "def h():\n    return %s\nh()", "if True:\n\ty = [%s]",
+                       "print(%s)", "v = 1 + (%s)"]) % _random_segment(rng)
+    if rng.random() < 0.05:
+        depth = rng.randint(6, 12)  # around the depth the engine reads without a parser
+        line = "x = n" + "[e" * depth + "[z" + "]" * (depth + 1)
+    return _SEGMENT_PRELUDE + line + "\n"
+
+
+def test_random_simple_segments_in_served_contexts(kernel):
+    import random
+    rng = random.Random(20261204)
+    sources = [_random_segment_program(rng) for _ in range(400)]
+    references = [reference for _, reference in _batch(sources)]
+    assert sum(reference is not None and "~" in reference for reference in references) > 100
+    mismatches = []
+    for source, reference in zip(sources, references):
+        context = kernel.create_context()
+        result = kernel.run_code(source, context=context)
+        kernel.delete_context(context)
+        traceback = result.error.traceback if result.error else None
+        if traceback != reference:
+            mismatches.append((source, traceback, reference))
+    assert not mismatches, mismatches[:3]
+
+
 def _without_compile_warnings(text):
     # python3.11 prog.py prints the compiler's SyntaxWarnings first; the kernel's compile
     # step prints them on its own stream.
