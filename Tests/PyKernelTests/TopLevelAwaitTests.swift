@@ -140,6 +140,20 @@ struct TopLevelAwaitTests {
         #expect(after.results.map(\.data) == [["text/plain": "'ok'"]])
     }
 
+    @Test("Deleting a context closes its event loop, pending tasks and all")
+    func deletionClosesTheLoop() async throws {
+        let context = try await newContext()
+        let observer = try await newContext()
+        defer { discard(context, observer) }
+        try await runOK(
+            "import asyncio, sys\nsys.modules['__pykernel_await_test'] = loop = asyncio.get_running_loop()\n"
+                + "pending = asyncio.create_task(asyncio.sleep(1000))\nawait asyncio.sleep(0)\n",
+            in: context)
+        try await engine().deleteContext(context)
+        // The observer's run is queued behind the deleted namespace's release.
+        #expect(try await runOK("import sys\nprint(sys.modules.pop('__pykernel_await_test').is_closed())", in: observer) == "True\n")
+    }
+
     @Test("Code without top-level await is unchanged: await inside a function is still a SyntaxError outside async def")
     func plainCodeUnchanged() async throws {
         let context = try await newContext()
