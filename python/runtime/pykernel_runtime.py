@@ -321,6 +321,7 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
     _install_getpass()
     if fd_capture:
         os.write = _announcing_write(os.write)
+        os.register_at_fork(after_in_child=_write_to_descriptors_in_child)
     if "" not in sys.path:
         sys.path.insert(0, "")  # like a Jupyter kernel: modules in the context's cwd are importable
 
@@ -329,6 +330,25 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
     if guard_process_exit:
         os._exit = _guarded_exit(os._exit)
         os.abort = _guarded_abort(os.abort)
+
+
+def _write_to_descriptors_in_child():
+    """After ``os.fork()`` (``multiprocessing`` workers too): the child has no engine thread to
+    deliver what its ``KernelStream`` holds, so its standard streams become files on descriptors
+    1 and 2 (the capture pipes the engine reads), buffered as python3's are on a pipe. A stream the
+    code replaced is left alone. The engine's own forks (a prepared engine's children, made from
+    Swift with no Python frame running) keep their streams."""
+    if sys._getframe().f_back is None:
+        return
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        stream = getattr(sys, name)
+        if not isinstance(stream, KernelStream):
+            continue
+        errors = "backslashreplace" if fd == 2 else stream.errors
+        replacement = io.TextIOWrapper(open(fd, "wb", closefd=False), stream.encoding, errors,
+                                       write_through=fd == 2)  # stderr's text is not held back
+        setattr(sys, name, replacement)
+        setattr(sys, f"__{name}__", replacement)
 
 
 _current_context = None  # the ID of the context whose run is in progress (or ran last)
