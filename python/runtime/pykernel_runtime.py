@@ -38,6 +38,8 @@ ExecutionTimeout.__module__ = "builtins"
 class KernelBinaryStream(io.RawIOBase):
     """``sys.stdout.buffer``: bytes go to the run's output as they are."""
 
+    mode = "wb"
+
     def __init__(self, name, fd):
         super().__init__()
         self.name = name
@@ -62,12 +64,55 @@ class KernelStream(io.TextIOBase):
     errors = "strict"
     newlines = None
     line_buffering = False
+    write_through = True  # no buffer of its own: each write goes straight to the engine, as python3's stdio does
+    mode = "w"
 
     def __init__(self, name, fd, write_bytes):
         super().__init__()
         self._name = name
         self._fd = fd
         self.buffer = _with_write(KernelBinaryStream, write_bytes)(name, fd)
+
+    def reconfigure(self, *, encoding=None, errors=None, newline=_MISSING, line_buffering=None,
+                    write_through=None):
+        """``TextIOWrapper.reconfigure``, as scripts call it (``encoding="utf-8"`` most often).
+        Another encoding or error handler than UTF-8/strict encodes each write onto ``buffer``.
+        Buffering is the engine's: ``line_buffering`` and ``write_through`` are only recorded."""
+        import codecs
+        if encoding is not None:
+            if not isinstance(encoding, str):
+                raise TypeError(f"reconfigure() argument 'encoding' must be str or None, not {type(encoding).__name__}")
+            codecs.lookup(encoding)
+        if errors is not None and not isinstance(errors, str):
+            raise TypeError(f"reconfigure() argument 'errors' must be str or None, not {type(errors).__name__}")
+        if newline is not _MISSING and newline is not None:
+            if not isinstance(newline, str):
+                raise TypeError(f"reconfigure() argument 'newline' must be str or None, not {type(newline).__name__}")
+            if newline not in ("", "\n", "\r", "\r\n"):
+                raise ValueError(f"illegal newline value: {newline}")
+        if encoding is not None:
+            self.encoding = encoding
+            if errors is None:
+                errors = "strict"
+        if errors is not None:
+            self.errors = errors
+        if line_buffering is not None:
+            self.line_buffering = bool(line_buffering)
+        if write_through is not None:
+            self.write_through = bool(write_through)
+        self.__dict__.pop("write", None)
+        if codecs.lookup(self.encoding).name != "utf-8" or self.errors != "strict":
+            self.write = self._encoded_write
+
+    def _encoded_write(self, text):
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        self.buffer.write(text.encode(self.encoding, self.errors))
+        return len(text)
+
+    def detach(self):
+        """The binary ``buffer``; the stream itself stays usable (every context shares it)."""
+        return self.buffer
 
     @property
     def name(self):
