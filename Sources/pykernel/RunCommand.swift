@@ -134,12 +134,28 @@ struct Run: AsyncParsableCommand {
         return literal + "'"
     }
 
+    /// The status python3 exits with for a `SystemExit` whose code has this `str()` (the record's
+    /// value), or `nil` when python3 prints the code and exits with 1. No code is 0; an integer is
+    /// cut to a C `int` as python3 does (one past a C `long` is -1), and a `bool` is an integer
+    /// (`sys.exit(not ok)`, `unittest.main()`), so `"True"`/`"False"` are 1/0 (the string codes
+    /// `"True"` and `"False"` cannot be told from them in the record).
+    static func exitStatus(systemExitValue value: String) -> Int32? {
+        switch value {
+        case "", "None", "False": return 0
+        case "True": return 1
+        default:
+            let digits = value.hasPrefix("-") ? value.dropFirst() : Substring(value)
+            guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+            guard let code = Int64(value) else { return -1 }
+            return Int32(truncatingIfNeeded: code)
+        }
+    }
+
     /// What `python3 FILE.py` would exit with, after printing the traceback it would print.
     private static func outcome(_ result: ExecutionResult, stderr: FileHandle) -> Outcome {
         guard let error = result.error else { return Outcome(status: 0, interrupted: false) }
         if error.name == "SystemExit" {
-            if error.value.isEmpty || error.value == "None" { return Outcome(status: 0, interrupted: false) }
-            if let status = Int32(error.value) { return Outcome(status: status, interrupted: false) }
+            if let status = exitStatus(systemExitValue: error.value) { return Outcome(status: status, interrupted: false) }
             stderr.write(Data((error.value + "\n").utf8))
             return Outcome(status: 1, interrupted: false)
         }
