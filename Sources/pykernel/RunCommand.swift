@@ -42,8 +42,10 @@ struct Run: AsyncParsableCommand {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ValidationError("can't open file '\(path)': No such file or directory")
             }
-            let url = URL(fileURLWithPath: path)
-            (source, filename, argv) = (String(decoding: data, as: UTF8.self), url.standardizedFileURL.path, [path])
+            // python3's `__file__`: the path as given, after the working directory when relative
+            // (not normalized: `./x.py` is `<cwd>/./x.py` in tracebacks too).
+            let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+            (source, filename, argv) = (String(decoding: data, as: UTF8.self), absolute, [path])
         }
         argv += arguments
         var configuration = KernelConfiguration(captureFileDescriptors: true, guardsProcessExit: false, readsProcessStandardInput: true)
@@ -56,9 +58,17 @@ struct Run: AsyncParsableCommand {
         // (symbolic links resolved) first on sys.path instead of the working directory (no names
         // leak into the code).
         var preamble = "__import__('sys').argv = \(Self.pythonList(argv))\n"
-        if let file {
+        // sys.orig_argv: how python3 itself was called (its path, then its own arguments).
+        preamble += "__import__('sys').orig_argv = [__import__('sys').executable, "
+            + (code != nil ? "'-c', \(Self.pythonString(source)), " : "") + "*__import__('sys').argv[\(code != nil ? 1 : 0):]]\n"
+        if code == nil, let file {  // with -c, `file` is the first argument of the code
             preamble += "globals()['__file__'] = \(Self.pythonList([filename])).pop()\n"
+            // What python3's runpy leaves in a script's namespace: no cached bytecode, its source loader.
+            preamble += "globals()['__cached__'] = None\n"
+            preamble += "globals()['__loader__'] = __import__('importlib.machinery').machinery.SourceFileLoader('__main__', __file__)\n"
             preamble += "__import__('sys').path[0] = \(Self.pythonList([Self.scriptDirectory(file)])).pop()\n"
+        } else {
+            preamble += "globals()['__loader__'] = __import__('_frozen_importlib').BuiltinImporter\n"
         }
         _ = try await manager.run(preamble, in: context.id).result()
         let interrupts = InterruptForwarder { _ = try? manager.interrupt(context.id) }
@@ -124,12 +134,28 @@ struct Run: AsyncParsableCommand {
         return literal + "'"
     }
 
+    /// The status python3 exits with for a `SystemExit` whose code has this `str()` (the record's
+    /// value), or `nil` when python3 prints the code and exits with 1. No code is 0; an integer is
+    /// cut to a C `int` as python3 does (one past a C `long` is -1), and a `bool` is an integer
+    /// (`sys.exit(not ok)`, `unittest.main()`), so `"True"`/`"False"` are 1/0 (the string codes
+    /// `"True"` and `"False"` cannot be told from them in the record).
+    static func exitStatus(systemExitValue value: String) -> Int32? {
+        switch value {
+        case "", "None", "False": return 0
+        case "True": return 1
+        default:
+            let digits = value.hasPrefix("-") ? value.dropFirst() : Substring(value)
+            guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+            guard let code = Int64(value) else { return -1 }
+            return Int32(truncatingIfNeeded: code)
+        }
+    }
+
     /// What `python3 FILE.py` would exit with, after printing the traceback it would print.
     private static func outcome(_ result: ExecutionResult, stderr: FileHandle) -> Outcome {
         guard let error = result.error else { return Outcome(status: 0, interrupted: false) }
         if error.name == "SystemExit" {
-            if error.value.isEmpty || error.value == "None" { return Outcome(status: 0, interrupted: false) }
-            if let status = Int32(error.value) { return Outcome(status: status, interrupted: false) }
+            if let status = exitStatus(systemExitValue: error.value) { return Outcome(status: status, interrupted: false) }
             stderr.write(Data((error.value + "\n").utf8))
             return Outcome(status: 1, interrupted: false)
         }

@@ -18,9 +18,18 @@ _active = False  # set when a figure was created through the backend; checked by
 # ---------------------------------------------------------------- the backend (lazy)
 
 
+_BACKEND_NAMES = frozenset(
+    ("FigureCanvas", "FigureManager", "show", "FigureCanvasPyKernel", "FigureManagerPyKernel"))
+
+
 def _backend_attribute(name):
-    """``pykernel_backend.__getattr__``: defines the backend on first use (matplotlib imported)."""
+    """``pykernel_backend.__getattr__``: defines the backend on first use of one of its names
+    (matplotlib imported). Any other name is missing without importing anything, so code that
+    looks at every module (``inspect.stack()`` asks each for ``__file__``) works without
+    matplotlib and does not import it."""
     module = sys.modules["pykernel_backend"]
+    if name not in _BACKEND_NAMES:
+        raise AttributeError(f"module 'pykernel_backend' has no attribute {name!r}")
     if "FigureCanvas" not in module.__dict__:
         from matplotlib.backend_bases import FigureManagerBase
         from matplotlib.backends.backend_agg import FigureCanvasAgg

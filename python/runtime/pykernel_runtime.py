@@ -38,6 +38,8 @@ ExecutionTimeout.__module__ = "builtins"
 class KernelBinaryStream(io.RawIOBase):
     """``sys.stdout.buffer``: bytes go to the run's output as they are."""
 
+    mode = "wb"
+
     def __init__(self, name, fd):
         super().__init__()
         self.name = name
@@ -62,12 +64,55 @@ class KernelStream(io.TextIOBase):
     errors = "strict"
     newlines = None
     line_buffering = False
+    write_through = True  # no buffer of its own: each write goes straight to the engine, as python3's stdio does
+    mode = "w"
 
     def __init__(self, name, fd, write_bytes):
         super().__init__()
         self._name = name
         self._fd = fd
         self.buffer = _with_write(KernelBinaryStream, write_bytes)(name, fd)
+
+    def reconfigure(self, *, encoding=None, errors=None, newline=_MISSING, line_buffering=None,
+                    write_through=None):
+        """``TextIOWrapper.reconfigure``, as scripts call it (``encoding="utf-8"`` most often).
+        Another encoding or error handler than UTF-8/strict encodes each write onto ``buffer``.
+        Buffering is the engine's: ``line_buffering`` and ``write_through`` are only recorded."""
+        import codecs
+        if encoding is not None:
+            if not isinstance(encoding, str):
+                raise TypeError(f"reconfigure() argument 'encoding' must be str or None, not {type(encoding).__name__}")
+            codecs.lookup(encoding)
+        if errors is not None and not isinstance(errors, str):
+            raise TypeError(f"reconfigure() argument 'errors' must be str or None, not {type(errors).__name__}")
+        if newline is not _MISSING and newline is not None:
+            if not isinstance(newline, str):
+                raise TypeError(f"reconfigure() argument 'newline' must be str or None, not {type(newline).__name__}")
+            if newline not in ("", "\n", "\r", "\r\n"):
+                raise ValueError(f"illegal newline value: {newline}")
+        if encoding is not None:
+            self.encoding = encoding
+            if errors is None:
+                errors = "strict"
+        if errors is not None:
+            self.errors = errors
+        if line_buffering is not None:
+            self.line_buffering = bool(line_buffering)
+        if write_through is not None:
+            self.write_through = bool(write_through)
+        self.__dict__.pop("write", None)
+        if codecs.lookup(self.encoding).name != "utf-8" or self.errors != "strict":
+            self.write = self._encoded_write
+
+    def _encoded_write(self, text):
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        self.buffer.write(text.encode(self.encoding, self.errors))
+        return len(text)
+
+    def detach(self):
+        """The binary ``buffer``; the stream itself stays usable (every context shares it)."""
+        return self.buffer
 
     @property
     def name(self):
@@ -321,6 +366,7 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
     _install_getpass()
     if fd_capture:
         os.write = _announcing_write(os.write)
+        os.register_at_fork(after_in_child=_write_to_descriptors_in_child)
     if "" not in sys.path:
         sys.path.insert(0, "")  # like a Jupyter kernel: modules in the context's cwd are importable
 
@@ -329,6 +375,25 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
     if guard_process_exit:
         os._exit = _guarded_exit(os._exit)
         os.abort = _guarded_abort(os.abort)
+
+
+def _write_to_descriptors_in_child():
+    """After ``os.fork()`` (``multiprocessing`` workers too): the child has no engine thread to
+    deliver what its ``KernelStream`` holds, so its standard streams become files on descriptors
+    1 and 2 (the capture pipes the engine reads), buffered as python3's are on a pipe. A stream the
+    code replaced is left alone. The engine's own forks (a prepared engine's children, made from
+    Swift with no Python frame running) keep their streams."""
+    if sys._getframe().f_back is None:
+        return
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        stream = getattr(sys, name)
+        if not isinstance(stream, KernelStream):
+            continue
+        errors = "backslashreplace" if fd == 2 else stream.errors
+        replacement = io.TextIOWrapper(open(fd, "wb", closefd=False), stream.encoding, errors,
+                                       write_through=fd == 2)  # stderr's text is not held back
+        setattr(sys, name, replacement)
+        setattr(sys, f"__{name}__", replacement)
 
 
 _current_context = None  # the ID of the context whose run is in progress (or ran last)

@@ -218,6 +218,25 @@ def test_run_ends_a_program_as_python3_does(pykernel_bin, tmp_path):
         (tmp_path / name).unlink()
 
 
+RUN_PROGRAMS = os.path.join(os.path.dirname(__file__), "run_programs")
+
+
+def test_run_gives_a_script_what_python3_gives_it(pykernel_bin, tmp_path):
+    """Programs about being a script (`__file__` as given, `__loader__`, `__cached__`,
+    `sys.orig_argv`), run as `./NAME x`: `pykernel run` gives python3.11's stdout, stderr and status."""
+    names = sorted(name for name in os.listdir(RUN_PROGRAMS) if name.endswith(".py"))
+    assert names
+    for name in names:
+        shutil.copy(os.path.join(RUN_PROGRAMS, name), tmp_path / name)
+        theirs = subprocess.run([PYTHON311, f"./{name}", "x"], capture_output=True, text=True, cwd=tmp_path)
+        ours = run(pykernel_bin, "run", f"./{name}", "x", cwd=tmp_path)
+        assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), name
+    code = "import sys\nprint(__loader__, sys.orig_argv[1:], sorted(globals()))"
+    theirs = subprocess.run([PYTHON311, "-c", code, "a"], capture_output=True, text=True)
+    ours = run(pykernel_bin, "run", "-c", code, "a")
+    assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+
+
 STDIN_PROGRAMS = [
     ("name = input('Name? ')\nprint('hi', name)\nprint(repr(input()))\n", "Ada\nsecond line\n"),
     ("import sys\nprint(repr(sys.stdin.readline()))\nfor line in sys.stdin:\n    print(repr(line))\n", "a\nb\nc\n"),
