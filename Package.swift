@@ -114,7 +114,7 @@ let package = Package(
         .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC"], swiftSettings: strictSettings),
         .testTarget(
             name: "PyKernelServerTests",
-            dependencies: ["PyKernelServer", "PyKernel", "JSONRPC", "PyKernelTests", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PyKernelServer", "PyKernel", "PyKernelProcess", "JSONRPC", "PyKernelTests", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -198,7 +198,9 @@ public final class JSONRPCServer: Sendable {
     private func dispatch(method: String, params: JSONValue?, id: RequestID?, tracking: RequestID) -> Dispatched {
         guard let handler = methods[method] else { return .failure(.methodNotFound(method)) }
         do throws(RPCError) {
-            let request = Request(server: self, id: id, trackingKey: tracking, params: try Params(params))
+            let params = try Params(params)
+            try Self.rejectUnknownParameters(params, of: method)
+            let request = Request(server: self, id: id, trackingKey: tracking, params: params)
             switch try handler(request) {
             case .result(let result): return .result(result)
             case .deferred(let work): return .deferred(work, request)

@@ -1,6 +1,7 @@
 import Foundation
 import JSONRPC
 import PyKernel
+import PyKernelProcess
 @testable import PyKernelServer
 @testable import PyKernelTests
 import Testing
@@ -82,6 +83,36 @@ struct MethodTests {
         #expect(error["code"] == -32602)
         #expect(error["data"] == ["reason": .string(reason), "field": .string(field)])
         await harness.finish()
+    }
+
+    /// A param a method does not take is refused before the method runs: nothing is run, created or deleted.
+    @Test(arguments: [
+        ("code.run", ["code": "x = 1", "context_id": "default"], "context_id"),
+        ("code.run", ["code": "x = 1", "timeout_ms": 100], "timeout_ms"),
+        ("context.create", ["cwd": "/tmp", "name": "mine"], "name"),
+        ("context.list", ["all": true], "all"),
+        ("code.interrupt", ["context": "default", "force": true], "force"),
+    ] as [(String, JSONValue, String)])
+    func unknownParamsAreRefusedAndNamed(method: String, params: JSONValue, field: String) async throws {
+        let harness = try await ServerHarness()
+        let before = await harness.call("context.list")
+        let error = await harness.error(method, params)
+        #expect(error["code"] == -32602)
+        #expect(error["data"] == ["reason": "unknown_parameter", "field": .string(field)])
+        #expect(error["message"]?.stringValue?.hasPrefix("params.\(field) is not a parameter of \(method) (") == true)
+        #expect(await harness.call("context.list") == before)
+        let run = await harness.call("code.run", ["code": "print(globals().get('x'))"])
+        #expect(run["stdout"] == "None\n")
+        await harness.finish()
+    }
+
+    /// Every method the server answers (the process API's too) has its params listed.
+    @Test func everyMethodListsItsParams() async throws {
+        let service = try ProcessService(configuration: ProcessServiceConfiguration(workingDirectory: NSTemporaryDirectory()))
+        let server = JSONRPCServer(
+            manager: try await engine(), input: -1, output: -1, logger: quietLogger, extraMethods: ProcessMethods.handlers(service))
+        #expect(server.methodNames.count > 20)
+        #expect(Set(server.methodNames) == Set(JSONRPCServer.methodParameters.keys))
     }
 
     @Test func applicationErrorsHaveSnakeCaseReasons() async throws {

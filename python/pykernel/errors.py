@@ -110,9 +110,9 @@ class MethodNotFoundError(PyKernelError):
 
 
 class InvalidParamsError(PyKernelError, ValueError):
-    """-32602: a missing or mistyped param, a negative timeout, an unknown language, a working
-    directory that does not exist, ...: ``reason`` is ``"invalid_argument"`` or ``"invalid_cwd"``
-    and ``field`` names the param."""
+    """-32602: a missing or mistyped param, a param the method does not take, a negative timeout,
+    an unknown language, a working directory that does not exist, ...: ``reason`` is
+    ``"invalid_argument"``, ``"unknown_parameter"`` or ``"invalid_cwd"`` and ``field`` names the param."""
 
     CODE = -32602
 

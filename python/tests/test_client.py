@@ -231,6 +231,9 @@ def test_invalid_params_raise_invalid_params_error(kernel, tmp_path):
     with pytest.raises(InvalidParamsError) as caught:
         kernel.run_code("print(1)", envs={"A": 1})
     assert (caught.value.reason, caught.value.field) == ("invalid_argument", "env")
+    with pytest.raises(InvalidParamsError) as caught:
+        kernel.call("code.run", {"code": "print(1)", "timeout_ms": 5})
+    assert (caught.value.reason, caught.value.field) == ("unknown_parameter", "timeout_ms")
 
 
 @pytest.mark.parametrize("error, expected", [

@@ -201,6 +201,25 @@ def test_missing_or_mistyped_params(raw, method, params, field):
     assert_still_serving(raw)
 
 
+@pytest.mark.parametrize("method, params, field", [
+    ("code.run", {"code": "x = 1", "context_id": "default"}, "context_id"),
+    ("code.run", {"code": "x = 1", "timeout_ms": 100}, "timeout_ms"),
+    ("context.create", {"cwd": "/tmp", "name": "mine"}, "name"),
+    ("kernel.info", {"verbose": True}, "verbose"),
+    ("code.input", {"request_id": 1, "value": "x", "echo": False}, "echo"),
+    ("process.exec", {"command": "touch made", "timeout_ms": 5}, "timeout_ms"),
+    ("session.create", {"id": "s", "shell": "zsh"}, "shell"),
+], ids=lambda v: json.dumps(v) if not isinstance(v, str) else v)
+def test_unknown_params_are_refused_and_named(raw, method, params, field):
+    """A misspelt or made-up param is an error naming it, never silently ignored; nothing ran."""
+    error = error_of(raw.call(method, params), -32602)
+    assert error["data"] == {"reason": "unknown_parameter", "field": field}
+    assert error["message"].startswith(f"params.{field} is not a parameter of {method} (")
+    result = raw.call("code.run", {"code": "print(globals().get('x'))"})["result"]
+    assert result["stdout"] == "None\n"
+    assert_still_serving(raw)
+
+
 def test_params_as_array_are_invalid(raw):
     error = error_of(raw.call("code.run", ["print(1)"]), -32602)
     assert error["data"] == {"reason": "invalid_argument", "field": "params"}
