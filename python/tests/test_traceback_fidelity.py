@@ -424,3 +424,30 @@ def test_corpus_in_served_contexts(pykernel_bin):
         if shown != expected:
             mismatches.append((name, shown, expected))
     assert not mismatches, mismatches[:3]
+
+
+def test_library_frames_show_the_files_current_lines(kernel, tmp_path):
+    """A frame in a real file shows that file's line as it is when the error is printed, as
+    python3 does: the lines kept from an earlier traceback are not shown once the file changed
+    (here to the same size, so only its modification time tells), nor for another file of the
+    same name in another working directory."""
+    module = tmp_path / "lib_mod.py"
+    module.write_text("def f():\n    raise ValueError('one')\n")
+    context = kernel.create_context(cwd=str(tmp_path))
+    kernel.run_code("import lib_mod", context=context)
+    first = kernel.run_code("lib_mod.f()", context=context).error.traceback
+    assert "    raise ValueError('one')\n" in first
+    module.write_text("def f():\n    raise ValueError('two')\n")
+    os.utime(module, ns=(1_000_000_000, 1_000_000_000))
+    second = kernel.run_code("lib_mod.f()", context=context).error.traceback
+    assert "    raise ValueError('two')\n" in second and "'one'" not in second
+    # Files named relatively ("rel.py", compiled so): each context reads its own cwd's, even
+    # with the same size and modification time.
+    texts = []
+    for cwd, letter in ((tmp_path / "a", "a"), (tmp_path / "b", "b")):
+        cwd.mkdir()
+        (cwd / "rel.py").write_text(f"x = 1\nraise KeyError('{letter}')\n")
+        os.utime(cwd / "rel.py", ns=(1_000_000_000, 1_000_000_000))
+        here = kernel.create_context(cwd=str(cwd))
+        texts.append(kernel.run_code("exec(compile(open('rel.py').read(), 'rel.py', 'exec'))", context=here).error.traceback)
+    assert "    raise KeyError('a')\n" in texts[0] and "    raise KeyError('b')\n" in texts[1]
