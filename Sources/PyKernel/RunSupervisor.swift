@@ -67,6 +67,8 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// that watches the interpreter thread right after tripping a stop polls it.
     private let stopPending = Atomic<Bool>(false)
     private var interpreterThread: pthread_t?
+    /// The interpreter thread's kernel id: the processes a run starts are its children.
+    private var interpreterThreadID: pid_t = 0
     /// The interpreter thread's Python thread state: whether it holds the GIL tells running code
     /// (the eval breaker reaches it) from code blocked in a call (only a real signal does).
     private var interpreterThreadState: PythonThreadState?
@@ -87,8 +89,10 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// Sets the target of stop signals and starts the watchdog. Call on the interpreter thread.
     func start(thread: pthread_t, signal: Int32, grace: Duration, onStuck: @escaping @Sendable () -> Void) {
         let threadState = PythonSignals.callingThreadState()
+        let threadID = RunProcesses.currentThreadID()
         lock.withLock {
             interpreterThread = thread
+            interpreterThreadID = threadID
             interpreterThreadState = threadState
             signalNumber = signal
             self.grace = grace
@@ -397,15 +401,27 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
     /// Repeats stops every `resignalInterval` after a run's deadline or first interrupt, and
     /// answers the run once the grace period after either has passed.
+    ///
+    /// A stop still not taken when it is repeated (the code waits in a call that retries when
+    /// interrupted, such as `os.system`) is also sent, as SIGINT, to the processes the run
+    /// started (``RunProcesses``), as a terminal's Ctrl-C would be; those still there when the
+    /// run is answered as stuck get SIGKILL, so that the interpreter comes back.
     private func watch() {
         lock.lock()
         var signal: Signal?
+        var forward: (signal: Int32, runAge: Duration)?
         while true {
-            if let pending = signal {
+            if signal != nil || forward != nil {
                 // Sent unlocked (see `Signal`), then everything is looked at again.
-                signal = nil
+                let (pending, processes) = (signal, forward)
+                (signal, forward) = (nil, nil)
+                let threadID = interpreterThreadID
                 lock.unlock()
-                deliver(pending)
+                if let pending { deliver(pending) }
+                if let processes {
+                    let count = RunProcesses.signal(processes.signal, startedBy: threadID, during: processes.runAge)
+                    if count > 0 { logger.info("a stop not taken: signal \(processes.signal) sent to \(count) process(es) of the run") }
+                }
                 lock.lock()
                 continue
             }
@@ -413,6 +429,8 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
             if let run = current {
                 let now = ContinuousClock.now
                 let due = run.nextSignal.map { now >= $0 } ?? true
+                // A stop requested before (it set `nextSignal`) and still not taken at its repeat.
+                if due, run.nextSignal != nil, pendingStop != nil { forward = (SIGINT, now - run.started) }
                 var limits: [(ContinuousClock.Instant, Stop)] = []
                 if let timeout = run.timeout {
                     let deadline = run.started + timeout
@@ -433,8 +451,9 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                 }
                 if !run.reported, let (_, stop) = limits.filter({ now >= $0.0 }).min(by: { $0.0 < $1.0 }) {
                     reportStuckLocked(as: stop)
+                    forward = (SIGKILL, now - run.started)
                 }
-                if signal != nil { continue }
+                if signal != nil || forward != nil { continue }
                 if !limits.isEmpty { wake = min(wake, current?.nextSignal ?? wake) }
                 for (limit, _) in limits where limit > now { wake = min(wake, limit) }
             }

@@ -390,4 +390,59 @@ struct InterpreterOccupancyTests {
         #expect(record.result.stdout == "done\n", "\(String(describing: record.error))")
         #expect(ContinuousClock.now - started < .seconds(2), "the next run waited \(ContinuousClock.now - started)")
     }
+
+    @Test("os.system waiting for its child is interrupted as by a terminal's Ctrl-C: the run's processes get SIGINT, the interpreter is free at once; a process of an earlier run is left alone")
+    func interruptReachesTheRunsProcesses() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        let other = try await newContext()
+        defer { discard(context, other) }
+        let (background, waited) = ("2000.\(Int.random(in: 100_000...999_999))", "1000.\(Int.random(in: 100_000...999_999))")
+        // Started 50 ms before the next run (`/proc` tells start times to 10 ms).
+        try await runOK("import subprocess, time\nkeep = subprocess.Popen(['sleep', '\(background)'])\ntime.sleep(0.05)", in: context)
+        let iterator = try manager.run(
+            "import os\nprint('started', flush=True)\nstatus = os.system('sleep \(waited)')\n", in: context
+        ).makeAsyncIterator()
+        #expect(try await firstOutput(of: iterator).text == "started\n")
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try processes(withArgument: waited).isEmpty, ContinuousClock.now < deadline { await Task.yield() }
+        let interrupted = ContinuousClock.now
+        #expect(try manager.interrupt(context) == true)
+        let record = try await remainingEvents(of: iterator)
+        #expect(ContinuousClock.now - interrupted < .milliseconds(1500), "answered after \(ContinuousClock.now - interrupted)")
+        #expect(record.result.status == .interrupted)
+        // Raised where the code was once `os.system` returned: not the answer for code that never stopped.
+        let traceback = record.error?.traceback ?? ""
+        #expect(traceback.contains("line 3, in <module>\n    status = os.system('sleep \(waited)')\n") && traceback.hasSuffix("^\nKeyboardInterrupt\n"), "\(traceback)")
+        #expect(try processes(withArgument: waited).isEmpty, "the interrupted run's `sleep` survived")
+        #expect(try await runOK("print('free')", in: other) == "free\n")
+        #expect(try processes(withArgument: background).count == 1, "the earlier run's background process was signalled")
+        #expect(try await runOK("keep.kill()\nprint(keep.wait())", in: context) == "-9\n")
+    }
+
+    @Test("A run's child that ignores SIGINT is killed when the run is answered as stuck: the interpreter comes back")
+    func stuckRunsProcessesAreKilled() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        let marker = "1000.\(Int.random(in: 100_000...999_999))"
+        let submitted = ContinuousClock.now
+        let result = try await manager.run(
+            "import os\nos.system(\"trap '' INT; exec sleep \(marker)\")\n", in: context, timeout: .milliseconds(300)
+        ).result()
+        #expect(result.status == .timeout)
+        #expect(ContinuousClock.now - submitted < .seconds(4), "answered after \(ContinuousClock.now - submitted)")
+        // Killed with the answer (deadline + grace): the interpreter is free within moments.
+        var freed: String?
+        let deadline = ContinuousClock.now + .seconds(5)
+        while freed == nil, ContinuousClock.now < deadline {
+            do {
+                freed = try await manager.run("print('free')", in: context).result().stdout
+            } catch let error as KernelError where error.code == .interpreterBusy {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        #expect(freed == "free\n")
+        #expect(try processes(withArgument: marker).isEmpty)
+    }
 }
