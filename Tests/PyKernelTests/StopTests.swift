@@ -328,6 +328,22 @@ func processes(withArgument argument: String) throws -> [Int] {
     }
 }
 
+/// The stdout of `code` run in `context` as soon as the interpreter takes runs again (it refuses
+/// them with `interpreterBusy` while a run answered as stuck still occupies it), or `nil` if it
+/// does not within `limit`.
+func stdoutOnceFree(_ code: String, in context: ContextID, within limit: Duration) async throws -> String? {
+    let manager = try await engine()
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        do {
+            return try await manager.run(code, in: context).result().stdout
+        } catch let error as KernelError where error.code == .interpreterBusy {
+            try await Task.sleep(for: .milliseconds(50))  // polled: the engine tells no one when it is free
+        }
+    }
+    return nil
+}
+
 /// Scenarios that occupy the interpreter for seconds (or would, when broken): they run alone so
 /// they delay no other test.
 @Suite("Stopping runs: native code and unread output", .exclusiveEngine, .timeLimit(.minutes(5)))
@@ -360,15 +376,7 @@ struct InterpreterOccupancyTests {
         #expect(ContinuousClock.now - listed < .milliseconds(100))
         await expectKernelError(.interpreterBusy) { try manager.run("pass", in: other) }
         // When the native code returns, the engine recovers by itself; the context is not emptied.
-        var recovered: String?
-        let deadline = ContinuousClock.now + .seconds(40)
-        while recovered == nil, ContinuousClock.now < deadline {
-            do {
-                recovered = try await manager.run("print(kept, 'total' in globals())", in: context).result().stdout
-            } catch let error as KernelError where error.code == .interpreterBusy {
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
+        let recovered = try await stdoutOnceFree("print(kept, 'total' in globals())", in: context, within: .seconds(40))
         #expect(recovered == "state False\n")
         // The host's logs tell both: the answer given while the code still ran, and the recovery.
         #expect(EngineLog.messages(at: .warning).contains { $0.contains("did not stop was answered timeout") })
@@ -433,16 +441,7 @@ struct InterpreterOccupancyTests {
         #expect(result.status == .timeout)
         #expect(ContinuousClock.now - submitted < .seconds(4), "answered after \(ContinuousClock.now - submitted)")
         // Killed with the answer (deadline + grace): the interpreter is free within moments.
-        var freed: String?
-        let deadline = ContinuousClock.now + .seconds(5)
-        while freed == nil, ContinuousClock.now < deadline {
-            do {
-                freed = try await manager.run("print('free')", in: context).result().stdout
-            } catch let error as KernelError where error.code == .interpreterBusy {
-                try await Task.sleep(for: .milliseconds(50))
-            }
-        }
-        #expect(freed == "free\n")
+        #expect(try await stdoutOnceFree("print('free')", in: context, within: .seconds(5)) == "free\n")
         #expect(try processes(withArgument: marker).isEmpty)
     }
 }
