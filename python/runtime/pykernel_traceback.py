@@ -42,7 +42,6 @@ Known, unavoidable differences:
 
 import ast
 import io
-import itertools
 import linecache
 import os
 import re
@@ -753,28 +752,44 @@ def _tb_displayline(ctx, tb, code, indent, margin):
             and not has_secondary_ranges):
         return
     ctx.write(" " * indent + margin)
-    # print_error_location_carets
-    chars = []
-    offset = truncation
-    while True:
-        offset += 1
-        if offset > end_offset:
-            break
-        if offset <= start_offset:
-            chars.append(" ")
-        elif (has_secondary_ranges and left_end_offset < offset
-              <= right_start_offset):
-            chars.append(secondary)
-        else:
-            chars.append(primary)
-    ctx.write("".join(chars) + "\n")
+    ctx.write(_carets(truncation, start_offset, end_offset, has_secondary_ranges,
+                      left_end_offset, right_start_offset, primary, secondary) + "\n")
+
+
+def _carets(truncation, start_offset, end_offset, has_secondary_ranges,
+            left_end_offset, right_start_offset, primary, secondary):
+    """print_error_location_carets: for each offset in (truncation, end_offset], a space up to
+    start_offset, then the secondary character within (left_end_offset, right_start_offset] when
+    there are secondary ranges, else the primary one (built by runs, not a character at a time)."""
+    first = max(truncation, start_offset)      # the last offset that is a space
+    spaces = max(0, min(start_offset, end_offset) - truncation)
+    if end_offset <= first:
+        return " " * spaces
+    if not has_secondary_ranges:
+        return " " * spaces + primary * (end_offset - first)
+    low = min(max(left_end_offset, first), end_offset)    # secondary from low + 1 ...
+    high = min(max(right_start_offset, low), end_offset)  # ... through high
+    return (" " * spaces + primary * (low - first) + secondary * (high - low)
+            + primary * (end_offset - high))
+
+
+_positions = {}          # id(code) -> (code, its co_positions() as a tuple), oldest first
+_POSITIONS_KEPT = 256
 
 
 def _code_location(code, lasti):
-    # PyCode_Addr2Location: (start_line, end_line, start_col, end_col)
+    # PyCode_Addr2Location: (start_line, end_line, start_col, end_col); the positions of a code
+    # object are listed once (a frame deep in a large function walked them from the start).
     if lasti < 0:
         return code.co_firstlineno, code.co_firstlineno, 0, 0
-    return next(itertools.islice(code.co_positions(), lasti // 2, None), (None, None, None, None))
+    entry = _positions.get(id(code))
+    if entry is None or entry[0] is not code:
+        if len(_positions) >= _POSITIONS_KEPT:
+            del _positions[next(iter(_positions))]
+        entry = _positions[id(code)] = (code, tuple(code.co_positions()))
+    index = lasti // 2
+    positions = entry[1]
+    return positions[index] if 0 <= index < len(positions) else (None, None, None, None)
 
 
 def _byte_offset_to_character_offset(line, col_offset):
