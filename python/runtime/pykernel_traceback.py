@@ -42,6 +42,7 @@ Known, unavoidable differences:
 
 import ast
 import io
+import itertools
 import linecache
 import os
 import re
@@ -779,9 +780,12 @@ _POSITIONS_KEPT = 256
 
 def _code_location(code, lasti):
     # PyCode_Addr2Location: (start_line, end_line, start_col, end_col); the positions of a code
-    # object are listed once (a frame deep in a large function walked them from the start).
+    # object of a real file (a library's function, long-lived) are listed once: a frame deep in
+    # a large function walked them from the start. A cell's code is short and seldom seen twice.
     if lasti < 0:
         return code.co_firstlineno, code.co_firstlineno, 0, 0
+    if code.co_filename[:1] == "<":
+        return next(itertools.islice(code.co_positions(), lasti // 2, None), (None, None, None, None))
     entry = _positions.get(id(code))
     if entry is None or entry[0] is not code:
         if len(_positions) >= _POSITIONS_KEPT:
