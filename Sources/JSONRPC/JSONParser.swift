@@ -150,9 +150,9 @@ private struct JSONParser {
         return .object(envelope)
     }
 
-    /// Parses the object whose `{` is at `position`, with the checks and errors of ``parseValue()``:
-    /// `key` reads each member's key and its `:`, `value` its value. The object is counted in the
-    /// depth of what is nested in it (it is not on `containers`).
+    /// Parses the object whose `{` is at `position` (the caller has checked its depth), with the
+    /// checks and errors of ``parseValue()``: `key` reads each member's key and its `:`, `value` its
+    /// value. The object is counted in the depth of what is nested in it (it is not on `containers`).
     private mutating func parseMembers<Key>(
         key: (inout JSONParser) throws(JSONParseError) -> Key,
         value: (inout JSONParser, Key) throws(JSONParseError) -> Void
