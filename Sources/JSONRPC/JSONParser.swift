@@ -54,6 +54,34 @@ extension JSONValue {
     }
 }
 
+/// The members of a request object that ``IncomingMessage/decode(line:maxDepth:)`` reads: the
+/// value of each (the last one when a key is repeated), `nil` when absent.
+struct RequestEnvelope {
+    var jsonrpc: JSONValue?
+    var id: JSONValue?
+    var method: JSONValue?
+    var params: JSONValue?
+}
+
+/// One JSON text read as a request line: an object's envelope members, or any other value whole.
+enum RequestLine {
+    /// The text is an object: its members `jsonrpc`, `id`, `method` and `params`.
+    case object(RequestEnvelope)
+    /// The text is not an object.
+    case other(JSONValue)
+}
+
+extension RequestLine {
+    /// Parses one JSON text with the rules (and the errors, at the same offsets) of
+    /// ``JSONValue/parse(_:maxDepth:)-(UnsafeRawBufferPointer,_)``, building no object around an
+    /// object's members: only the values of `jsonrpc`, `id`, `method` and `params` are kept (every
+    /// other member is parsed, and so checked, then dropped). The path of every request.
+    static func parse(_ buffer: UnsafeRawBufferPointer, maxDepth: Int) throws(JSONParseError) -> RequestLine {
+        var parser = JSONParser(bytes: buffer.assumingMemoryBound(to: UInt8.self), maxDepth: maxDepth)
+        return try parser.parseRequestLine()
+    }
+}
+
 // MARK: - Parser
 
 private enum ASCII {
@@ -74,6 +102,9 @@ private struct JSONParser {
     private let bytes: UnsafeBufferPointer<UInt8>
     private let maxDepth: Int
     private var position = 0
+    /// Open containers around the value being parsed that are not on `containers` (the request
+    /// object of ``parseRequestLine()``), counted against `maxDepth`.
+    private var outerDepth = 0
     private var containers: [Container] = []
     private var arrays: [[JSONValue]] = []
     private var objects: [JSONObject] = []
@@ -92,6 +123,127 @@ private struct JSONParser {
         skipWhitespace()
         guard position == bytes.count else { throw error("unexpected \(describe(position)) after the JSON value") }
         return value
+    }
+
+    /// ``parseDocument()`` for a request line: an object's members are parsed one by one, each
+    /// value on its own (as the generic path would, with the object counted in the depth), and
+    /// only the envelope's are kept.
+    mutating func parseRequestLine() throws(JSONParseError) -> RequestLine {
+        skipWhitespace()
+        guard position < bytes.count, bytes[position] == ASCII.openBrace, maxDepth > 0 else {
+            return .other(try parseDocument())
+        }
+        var envelope = RequestEnvelope()
+        try parseMembers { (parser: inout JSONParser) throws(JSONParseError) in
+            try parser.parseEnvelopeKey()
+        } value: { (parser: inout JSONParser, member: EnvelopeMember?) throws(JSONParseError) in
+            switch member {
+            case .jsonrpc: envelope.jsonrpc = try parser.parseValue()
+            case .id: envelope.id = try parser.parseValue()
+            case .method: envelope.method = try parser.parseValue()
+            case .params: envelope.params = try parser.parseObjectInPlace()
+            case nil: _ = try parser.parseValue()
+            }
+        }
+        skipWhitespace()
+        guard position == bytes.count else { throw error("unexpected \(describe(position)) after the JSON value") }
+        return .object(envelope)
+    }
+
+    /// Parses the object whose `{` is at `position` (the caller has checked its depth), with the
+    /// checks and errors of ``parseValue()``: `key` reads each member's key and its `:`, `value` its
+    /// value. The object is counted in the depth of what is nested in it (it is not on `containers`).
+    private mutating func parseMembers<Key>(
+        key: (inout JSONParser) throws(JSONParseError) -> Key,
+        value: (inout JSONParser, Key) throws(JSONParseError) -> Void
+    ) throws(JSONParseError) {
+        position += 1
+        outerDepth += 1
+        defer { outerDepth -= 1 }
+        skipWhitespace()
+        if try peek(expecting: "a string key or '}'") != ASCII.closeBrace {
+            while true {
+                let member = try key(&self)
+                try value(&self, member)
+                skipWhitespace()
+                let next = try peek(expecting: "',' or '}'")
+                if next == ASCII.closeBrace { break }
+                guard next == ASCII.comma else {
+                    throw error("expected ',' or '}' after an object member, found \(describe(position))")
+                }
+                position += 1
+                try rejectTrailingComma(before: ASCII.closeBrace)
+            }
+        }
+        position += 1
+    }
+
+    /// ``parseValue()``, but an object is built member by member, each value parsed on its own:
+    /// no container stack for a request's params, whose members are mostly scalars.
+    private mutating func parseObjectInPlace() throws(JSONParseError) -> JSONValue {
+        skipWhitespace()
+        guard position < bytes.count, bytes[position] == ASCII.openBrace else { return try parseValue() }
+        guard outerDepth < maxDepth else { throw error("arrays and objects nested deeper than \(maxDepth) levels") }
+        var object = JSONObject()
+        try parseMembers { (parser: inout JSONParser) throws(JSONParseError) in
+            try parser.parseKey()
+        } value: { (parser: inout JSONParser, key: String) throws(JSONParseError) in
+            object[key] = try parser.parseValue()
+        }
+        return .object(object)
+    }
+
+    /// The request members ``parseRequestLine()`` keeps.
+    private enum EnvelopeMember {
+        case jsonrpc, id, method, params
+
+        /// The member spelled `key`, compared as a `String` (as an object lookup does).
+        init?(_ key: String) {
+            switch key {
+            case "jsonrpc": self = .jsonrpc
+            case "id": self = .id
+            case "method": self = .method
+            case "params": self = .params
+            default: return nil
+            }
+        }
+
+        /// The member whose key is the plain ASCII text `key` (no escapes).
+        init?(ascii key: UnsafeBufferPointer<UInt8>) {
+            func spells(_ name: StaticString) -> Bool {
+                name.withUTF8Buffer { $0.elementsEqual(key) }
+            }
+            switch key.count {
+            case 2 where spells("id"): self = .id
+            case 6 where spells("method"): self = .method
+            case 6 where spells("params"): self = .params
+            case 7 where spells("jsonrpc"): self = .jsonrpc
+            default: return nil
+            }
+        }
+    }
+
+    /// ``parseKey()`` for a member of the request object: which envelope member it names, if any.
+    /// A key of printable ASCII without escapes is compared in place, with no string made.
+    private mutating func parseEnvelopeKey() throws(JSONParseError) -> EnvelopeMember? {
+        skipWhitespace()
+        guard try peek(expecting: "a string key") == ASCII.quote else {
+            throw error("expected a string key, found \(describe(position))")
+        }
+        let start = position + 1
+        var end = start
+        while end < bytes.count, (0x20..<0x7F).contains(bytes[end]), bytes[end] != ASCII.quote, bytes[end] != ASCII.backslash {
+            end += 1
+        }
+        let member: EnvelopeMember?
+        if end < bytes.count, bytes[end] == ASCII.quote {
+            member = EnvelopeMember(ascii: UnsafeBufferPointer(rebasing: bytes[start..<end]))
+            position = end + 1
+        } else {
+            member = EnvelopeMember(try parseString())
+        }
+        try parseColon()
+        return member
     }
 
     private mutating func parseValue() throws(JSONParseError) -> JSONValue {
@@ -163,7 +315,7 @@ private struct JSONParser {
     }
 
     private mutating func open(_ container: Container) throws(JSONParseError) {
-        guard containers.count < maxDepth else { throw error("arrays and objects nested deeper than \(maxDepth) levels") }
+        guard containers.count + outerDepth < maxDepth else { throw error("arrays and objects nested deeper than \(maxDepth) levels") }
         position += 1
         containers.append(container)
         switch container {
@@ -197,10 +349,15 @@ private struct JSONParser {
             throw error("expected a string key, found \(describe(position))")
         }
         let key = try parseString()
+        try parseColon()
+        return key
+    }
+
+    /// Consumes the `:` after an object key (and the whitespace before it).
+    private mutating func parseColon() throws(JSONParseError) {
         skipWhitespace()
         guard try peek(expecting: "':'") == ASCII.colon else { throw error("expected ':' after an object key, found \(describe(position))") }
         position += 1
-        return key
     }
 
     private mutating func parseLiteral(_ word: StaticString, _ value: JSONValue) throws(JSONParseError) -> JSONValue {

@@ -139,31 +139,35 @@ public enum IncomingMessage: Sendable {
     /// Takes the bytes as an array, not a generic collection: a generic called from another module
     /// is not specialized and instantiates metadata at run time, on the path of every request.
     public static func decode(line: [UInt8], maxDepth: Int = JSONValue.defaultMaxDepth) -> IncomingMessage {
-        let value: JSONValue
+        let parsed: RequestLine
         do throws(JSONParseError) {
-            let parsed = line.withUnsafeBytes { bytes in
-                Result { () throws(JSONParseError) in try JSONValue.parse(bytes, maxDepth: maxDepth) }
+            let result = line.withUnsafeBytes { bytes in
+                Result { () throws(JSONParseError) in try RequestLine.parse(bytes, maxDepth: maxDepth) }
             }
-            value = try parsed.get()
+            parsed = try result.get()
         } catch {
             return .invalid(id: nil, error: .parseError("Parse error: \(error)", data: ["offset": .integer(Int64(error.offset))]))
         }
-        guard case .object(let object) = value else {
+        let envelope: RequestEnvelope
+        switch parsed {
+        case .object(let members):
+            envelope = members
+        case .other(let value):
             let message = value.arrayValue != nil
                 ? "Invalid Request: batch requests are not supported; send one request object per line"
                 : "Invalid Request: expected a request object, got \(value.typeName)"
             return .invalid(id: nil, error: .invalidRequest(message))
         }
-        let rawID = object["id"]
+        let rawID = envelope.id
         let id = rawID.flatMap(RequestID.init)
         func invalid(_ problem: String) -> IncomingMessage {
             .invalid(id: id, error: .invalidRequest("Invalid Request: \(problem)"))
         }
-        guard let version = object["jsonrpc"] else { return invalid("missing \"jsonrpc\": \"2.0\"") }
+        guard let version = envelope.jsonrpc else { return invalid("missing \"jsonrpc\": \"2.0\"") }
         guard version == "2.0" else { return invalid("\"jsonrpc\" must be \"2.0\"") }
-        guard let method = object["method"]?.stringValue else { return invalid("\"method\" is required and must be a string") }
+        guard let method = envelope.method?.stringValue else { return invalid("\"method\" is required and must be a string") }
         if let rawID, id == nil { return invalid("\"id\" must be a string, a number or null, got \(rawID.typeName)") }
-        let params = object["params"]
+        let params = envelope.params
         if let params, params.arrayValue == nil, params.objectValue == nil {
             return invalid("\"params\" must be an object or an array, got \(params.typeName)")
         }

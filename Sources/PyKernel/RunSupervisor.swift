@@ -45,6 +45,17 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         /// The request for input the code waits on, and its answer once given.
         var openInput: InputRequest?
         var inputReply: InputReply?
+
+        /// Records `stop`, requested at `now`; returns whether waiters must be woken: the watchdog
+        /// (a first interrupt: it now watches the grace period) and a wait for input (it ends).
+        mutating func record(_ stop: Stop, at now: ContinuousClock.Instant) -> Bool {
+            let firstInterrupt = stop == .interrupt && interrupted == nil
+            if firstStop == nil { firstStop = stop }
+            if firstInterrupt { interrupted = now }
+            lastStop = stop
+            nextSignal = now + RunSupervisor.resignalInterval
+            return firstInterrupt || openInput != nil
+        }
     }
 
     /// How a wait for input ended.
@@ -180,11 +191,13 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         _ context: ContextID, blockWatch: Duration, beforeSignal: () -> Void
     ) -> (@Sendable () -> Void)? {
         lock.lock()
-        guard let serial = current?.serial, current?.context == context else {
+        // One copy of the run, not one per member read through the optional.
+        guard let run = current, run.context == context else {
             lock.unlock()
             return nil
         }
-        let waitsForInput = current?.openInput != nil
+        let serial = run.serial
+        let waitsForInput = run.openInput != nil
         let signal = requestLocked(.interrupt)
         lock.unlock()
         beforeSignal()
@@ -270,17 +283,10 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
     /// Records `stop` for the current run; returns the signal to send after unlocking.
     private func requestLocked(_ stop: Stop) -> Signal? {
-        guard current != nil, let interpreterThread else { return nil }
+        // In place, in one access (reading a member through the optional copies the whole run:
+        // this is on a stop's path).
+        guard let interpreterThread, let wake = current?.record(stop, at: .now) else { return nil }
         pendingStop = stop
-        // In place (the run is not copied out of its optional and back: this is on a stop's path).
-        let now = ContinuousClock.now
-        let firstInterrupt = stop == .interrupt && current?.interrupted == nil
-        // Wake the watchdog (it now watches the interrupt's grace period) and a wait for input (it ends).
-        let wake = firstInterrupt || current?.openInput != nil
-        if current?.firstStop == nil { current?.firstStop = stop }
-        if firstInterrupt { current?.interrupted = now }
-        current?.lastStop = stop
-        current?.nextSignal = now + Self.resignalInterval
         return Signal(thread: interpreterThread, number: signalNumber, threadState: interpreterThreadState, wakeWaiters: wake)
     }
 

@@ -121,8 +121,8 @@ extension JSONRPCServer {
         }
     }
 
-    /// `code.interrupt`'s answer when it interrupted a run (made once: it is on the stop's path).
-    private static let interruptedResult: JSONValue = ["interrupted": true]
+    /// The member of `code.interrupt`'s answer (encoded once: the answer is on the stop's path).
+    private static let interruptedKey = JSONKey("interrupted")
 
     /// `code.interrupt`. When a run was interrupted, its answer waits (up to
     /// ``JSONRPCServer/interruptAnswerHold``, or until the next request can be read) to go out in
@@ -137,7 +137,10 @@ extension JSONRPCServer {
             // The answer is held before the signal goes: the run's end may be written at once.
             watch = try server.manager.interruptDeferringWatch(ContextID(id)) {
                 guard holds, let requestID = request.id else { return }
-                server.channel.holdForNextWrite(encode(requestID, .success(interruptedResult))) {
+                // Written in place with its newline (no result object, no framing copy): it comes before the trip.
+                var answer = RPCUnit(capacity: 64)
+                answer.response(id: requestID) { $0.member(interruptedKey, bool: true) }
+                server.channel.holdForNextWrite(answer.bytes) {
                     server.inFlight.remove(requestID)
                 }
             }

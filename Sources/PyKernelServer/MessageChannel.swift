@@ -246,9 +246,9 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     /// write of whatever thread writes first (the run's end on the interpreter thread, the writer
     /// two). Hold it before starting what will be written (the signal), then call
     /// ``sendHeldLine()`` when it has waited long enough. `whenQueued` runs under the channel's
-    /// lock as the line is taken. One line at a time (the request reader's).
-    func holdForNextWrite(_ line: [UInt8], whenQueued: @escaping @Sendable () -> Void) {
-        rider.hold(Self.framed(line), whenQueued: whenQueued)
+    /// lock as the line is taken. One line at a time (the request reader's), given with its newline.
+    func holdForNextWrite(_ framedLine: [UInt8], whenQueued: @escaping @Sendable () -> Void) {
+        rider.hold(framedLine, whenQueued: whenQueued)
     }
 
     /// Ends the hold: if no write has taken the held line, sends it now like

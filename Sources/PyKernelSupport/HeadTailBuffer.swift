@@ -72,10 +72,14 @@ package struct HeadTailBuffer: Sendable {
     }
 
     /// The bytes cut between head and tail (0 when nothing was cut).
-    package var omittedBytes: Int { parts().omittedBytes }
+    package var omittedBytes: Int { isTruncated ? parts().omittedBytes : 0 }
 
     /// The kept text: the head and the tail joined, with nothing between them.
     package func text() -> String {
+        // Nothing cut, and all of it in the head (a run's usual output): no joined copy.
+        if !isTruncated, tailStart == tail.count {
+            return head.withUnsafeBufferPointer { String(decoding: $0, as: UTF8.self) }
+        }
         let (head, tail, _) = parts()
         return UTF8Text.decode(head + tail)
     }

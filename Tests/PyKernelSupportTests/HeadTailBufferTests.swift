@@ -13,6 +13,18 @@ struct HeadTailBufferTests {
         #expect(buffer.omittedBytes == 0)
     }
 
+    @Test("A stream within the head is kept whole, invalid UTF-8 repaired as in the joined text")
+    func withinHead() {
+        var buffer = HeadTailBuffer(limit: 10)
+        #expect(buffer.text() == "")
+        buffer.append("hé")
+        buffer.append([0xFF, 0x41])
+        #expect(buffer.text() == "hé\u{FFFD}A")
+        #expect(buffer.omittedBytes == 0)
+        buffer.append("!")
+        #expect(buffer.text() == "hé\u{FFFD}A!")
+    }
+
     @Test("A longer stream keeps its first and last halves and counts what was cut")
     func headAndTail() {
         var buffer = HeadTailBuffer(limit: 10)
