@@ -54,8 +54,9 @@ func liveProcesses(withCommandLine words: [String]) -> [Int32] {
     }
 }
 
-/// Waits up to `timeout` seconds for `condition`.
-func eventually(timeout: Double = 5, _ condition: () -> Bool) async -> Bool {
+/// Waits up to `timeout` seconds for `condition` (it returns as soon as the condition holds: the
+/// default is for a loaded machine, where starting a process has taken seconds).
+func eventually(timeout: Double = 30, _ condition: () -> Bool) async -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
         if condition() { return true }
