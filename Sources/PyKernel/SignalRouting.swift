@@ -131,5 +131,4 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
             sigaction(signal, &replacement, nil)
         }
     }
-
 }
