@@ -177,6 +177,7 @@ final class InterpreterState {
         let endProcess = try PyOwned.nativeFunction(name: "end_process", ForkedChildren.endProcess)
         _ = try module.attribute("install_fork_hooks").borrowed.call(
             blockSignals.borrowed, restoreSignals.borrowed, childBegins.borrowed, endProcess.borrowed)
+        runtime.signals.noteHandlers()
         let sys = try PyOwned.importModule("sys")
         try installPrint(
             runtime: runtime, stdout: try sys.borrowed.attribute("stdout"), stdoutWrite: stdoutWrite.borrowed,

@@ -26,10 +26,19 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
     /// The forking thread's signal mask before the fork in progress (``blockSignalsForFork``).
     /// Guarded by the GIL: the forking thread holds it from the `before` hooks to the `after` ones.
     @exclusivity(unchecked) private var maskBeforeFork = sigset_t()
+    /// Per signal, the last C handler seen before a fork and whether it is libpython's code:
+    /// `dladdr` scans an image's symbols (~100 µs in libswiftCore), so each handler is looked up
+    /// once per process, in the parent, instead of in every child. Guarded by the GIL.
+    private let seenHandlers: UnsafeMutablePointer<UInt>
+    private let seenInInterpreter: UnsafeMutablePointer<Bool>
 
     init() {
         pythonHandlers = .allocate(capacity: Self.signalCount)
         pythonHandlers.initialize(repeating: nil, count: Self.signalCount)
+        seenHandlers = .allocate(capacity: Self.signalCount)
+        seenHandlers.initialize(repeating: 0, count: Self.signalCount)
+        seenInInterpreter = .allocate(capacity: Self.signalCount)
+        seenInInterpreter.initialize(repeating: false, count: Self.signalCount)
     }
 
     /// Remembers the interpreter thread, and CPython's C handler as installed for `signal`, which
@@ -89,10 +98,21 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
 
     /// `os.register_at_fork(after_in_parent=...)`, and the engine's own children (a prepared
     /// engine's workers): the mask from before the fork; signals that came meanwhile arrive now.
+    /// In the parent, then notes which handlers are libpython's for the next child (while this
+    /// one starts on another core): a child then looks up only a handler installed since.
     static let restoreSignalsAfterFork: NativeFunctionPointer = { _, _ in
         let routing = EmbeddedRuntime.current.signals
         pthread_sigmask(SIG_SETMASK, &routing.maskBeforeFork, nil)
+        routing.noteHandlers()
         return PyOwned(retaining: .none).transfer()
+    }
+
+    /// Looks up which of the process's current handlers are libpython's (``isInterpreterCode(_:of:)``).
+    /// At start-up and after each fork, in the parent.
+    func noteHandlers() {
+        for signal in 1..<Int32(Self.signalCount) {
+            if let handler = handler(of: signal) { _ = isInterpreterCode(handler, of: signal) }
+        }
     }
 
     /// `forked_child_begins(python_handled)` in a process forked by user code, before its code
@@ -116,10 +136,9 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
         guard let pythonHandler else { return }
         let routing = unsafeBitCast(Self.routingHandler, to: UInt.self)
         for signal in 1..<Int32(Self.signalCount) where signal != SIGKILL && signal != SIGSTOP {
-            var current = sigaction()
-            guard sigaction(signal, nil, &current) == 0, let installed = current.__sigaction_handler.sa_handler else { continue }
-            let address = unsafeBitCast(installed, to: UInt.self)
-            guard address != UInt(bitPattern: 1), address != routing, !PythonRuntime.isInterpreterCode(installed) else { continue }  // 1: SIG_IGN
+            guard let installed = handler(of: signal), unsafeBitCast(installed, to: UInt.self) != routing,
+                !isInterpreterCode(installed, of: signal)
+            else { continue }
             var replacement = sigaction()
             sigemptyset(&replacement.sa_mask)
             if signal < Int32(Int.bitWidth - 1), pythonHandled & (1 << Int(signal)) != 0 {
@@ -130,5 +149,24 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
             }
             sigaction(signal, &replacement, nil)
         }
+    }
+
+    /// The C function handling `signal`; `nil` for the default action and for an ignored signal.
+    private func handler(of signal: Int32) -> (@convention(c) (Int32) -> Void)? {
+        var current = sigaction()
+        guard sigaction(signal, nil, &current) == 0, let installed = current.__sigaction_handler.sa_handler,
+            unsafeBitCast(installed, to: UInt.self) != 1  // SIG_IGN
+        else { return nil }
+        return installed
+    }
+
+    /// Whether `handler`, installed for `signal`, is libpython's code; remembered per signal.
+    private func isInterpreterCode(_ handler: @convention(c) (Int32) -> Void, of signal: Int32) -> Bool {
+        let address = unsafeBitCast(handler, to: UInt.self)
+        if seenHandlers[Int(signal)] != address {
+            seenInInterpreter[Int(signal)] = PythonRuntime.isInterpreterCode(handler)
+            seenHandlers[Int(signal)] = address
+        }
+        return seenInInterpreter[Int(signal)]
     }
 }
