@@ -365,8 +365,6 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
     input.__module__ = "builtins"
     builtins.input = input
     _install_getpass()
-    global _fd_capture
-    _fd_capture = fd_capture
     if fd_capture:
         os.write = _announcing_write(os.write)
     if "" not in sys.path:
@@ -379,7 +377,6 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
         os.abort = _guarded_abort(os.abort)
 
 
-_fd_capture = False  # whether descriptors 1 and 2 are the engine's capture pipes
 _forked_by_code = False  # True in a process forked by user code: os._exit and os.abort end it
 _restore_signals_after_fork = None  # the engine's natives, see install_fork_hooks
 _forked_child_begins = None
@@ -401,9 +398,9 @@ def install_fork_hooks(block_signals, restore_signals, forked_child_begins, end_
 def _after_fork_in_child():
     """In a child forked by user code: marks it (its ``os._exit`` exits; what returns to the engine
     ends it, see ``end_forked_child``), gives its signals python3's handlers (the host's SIGTERM
-    handling would make ``Pool.terminate()`` wait forever) and, with descriptor capture, points its
-    standard streams at descriptors 1 and 2. The engine's own forks (a prepared engine's children,
-    made from Swift with no Python frame running) only get their signals back."""
+    handling would make ``Pool.terminate()`` wait forever) and points its standard streams at
+    descriptors 1 and 2. The engine's own forks (a prepared engine's children, made from Swift
+    with no Python frame running) only get their signals back."""
     global _forked_by_code
     if sys._getframe().f_back is None:
         _restore_signals_after_fork()
@@ -414,8 +411,7 @@ def _after_fork_in_child():
         if callable(getsignal(number)):
             handled |= 1 << number
     _forked_child_begins(handled)
-    if _fd_capture:
-        _write_to_descriptors_in_child()
+    _write_to_descriptors_in_child()
 
 
 def end_forked_child(exc):
@@ -455,8 +451,8 @@ def _system_exit_status(code):
 def _write_to_descriptors_in_child():
     """After ``os.fork()`` (``multiprocessing`` workers too): the child has no engine thread to
     deliver what its ``KernelStream`` holds, so its standard streams become files on descriptors
-    1 and 2 (the capture pipes the engine reads), buffered as python3's are on a pipe. A stream the
-    code replaced is left alone."""
+    1 and 2 (the capture pipes the engine reads, else the process's own, as python3's child
+    writes), buffered as python3's are on a pipe. A stream the code replaced is left alone."""
     for name, fd in (("stdout", 1), ("stderr", 2)):
         stream = getattr(sys, name)
         if not isinstance(stream, KernelStream):
