@@ -174,17 +174,19 @@ with multiprocessing.Pool(2) as pool:
     assert sizes == {"stdout": 4_000_002 + len("[2000000, 2000000]\n"), "stderr": 4_000_002}
 
 
-@pytest.mark.parametrize("stop", ["interrupt", "timeout"])
-def test_a_run_stopped_in_pool_map_ends_and_its_workers_with_it(server, ctx, stop):
-    code = """
+STOPPED_POOL = """
 import multiprocessing, time
 with multiprocessing.Pool(2) as pool:
     print(*[worker.pid for worker in pool._pool], flush=True)
     pool.map(time.sleep, [60, 60])
 """
+
+
+@pytest.mark.parametrize("stop", ["interrupt", "timeout"])
+def test_a_run_stopped_in_pool_map_ends_and_its_workers_with_it(server, ctx, stop):
     pids = []
     thread, outcome = run_in_thread(
-        server.run_code, code, ctx, timeout=3 if stop == "timeout" else 60,
+        server.run_code, STOPPED_POOL, ctx, timeout=3 if stop == "timeout" else 60,
         on_stdout=lambda message: pids.extend(int(pid) for pid in message.output.split()))
     if stop == "interrupt":
         deadline = time.monotonic() + CALL_DEADLINE
@@ -200,6 +202,21 @@ with multiprocessing.Pool(2) as pool:
             joined(thread, outcome, timeout=CALL_DEADLINE)
     assert len(pids) == 2 and wait_gone(pids), "the pool's workers were left running"
     assert ok(server, "print('after')", ctx).stdout == "after\n"
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_deleting_the_context_of_a_run_in_pool_map_ends_the_run_and_the_workers(server, isolation):
+    context = server.create_context(isolation=isolation)
+    pids = []
+    thread, outcome = run_in_thread(
+        server.run_code, STOPPED_POOL, context, on_stdout=lambda message: pids.extend(int(pid) for pid in message.output.split()))
+    deadline = time.monotonic() + CALL_DEADLINE
+    while not pids and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pids, "the pool did not start"
+    server.delete_context(context)
+    assert joined(thread, outcome, timeout=CALL_DEADLINE).status == "interrupted"
+    assert wait_gone(pids), "the pool's workers outlived their context"
 
 
 @pytest.mark.parametrize("isolation", ISOLATIONS)
