@@ -26,6 +26,18 @@
 #include <frameobject.h>
 #include <opcode.h>
 
+// glibc's dladdr and Dl_info, which <dlfcn.h> declares only with _GNU_SOURCE (not as the
+// module of libc's headers is built); under a name of its own to stay clear of that declaration.
+typedef struct { const char *fname; void *fbase; const char *sname; void *saddr; } pykernel_dl_info;
+extern int pykernel_dladdr(const void *address, pykernel_dl_info *info) __asm__("dladdr");
+
+/// Whether `function` is code of the loaded libpython (the image holding `Py_Initialize`).
+static inline int pykernel_is_libpython_code(const void *function) {
+    pykernel_dl_info python, other;
+    if (pykernel_dladdr((const void *)&Py_Initialize, &python) == 0 || pykernel_dladdr(function, &other) == 0) return 0;
+    return python.fbase == other.fbase;
+}
+
 static inline PyObject *pykernel_none(void) { return Py_None; }
 static inline PyObject *pykernel_true(void) { return Py_True; }
 static inline PyObject *pykernel_false(void) { return Py_False; }

@@ -118,6 +118,13 @@ extension PyOwned {
 }
 
 extension PythonRuntime {
+    /// Whether a C function is part of libpython (CPython's signal handler, `faulthandler`'s), not
+    /// of the program that embeds it or another library. Safe in a child forked from a threaded
+    /// process (`dladdr`'s lock is reset by glibc's `fork`).
+    package static func isInterpreterCode(_ function: @convention(c) (Int32) -> Void) -> Bool {
+        pykernel_is_libpython_code(unsafeBitCast(function, to: UnsafeRawPointer.self)) != 0
+    }
+
     /// `fork()` wrapped in CPython's `PyOS_BeforeFork` / `PyOS_AfterFork_Parent` /
     /// `PyOS_AfterFork_Child` (the import lock, the GIL and the thread states are made valid in
     /// the child, which continues on the calling thread as Python's main thread).

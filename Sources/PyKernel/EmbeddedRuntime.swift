@@ -20,6 +20,9 @@ final class EmbeddedRuntime: Sendable {
     let signals: SignalRouting
     /// Set by the audit hook when user code changes the working directory.
     let directoryChanged = Atomic<Bool>(false)
+    /// Set in a process forked by user code (`os.fork`, `multiprocessing`) as its code goes on
+    /// there: what returns to the engine in it ends that process (see ``SignalRouting/forkedChildBegins``).
+    let forkedByCode = Atomic<Bool>(false)
     /// The host's logger for engine events.
     let logger: Logger
 

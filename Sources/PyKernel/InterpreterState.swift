@@ -75,6 +75,8 @@ final class InterpreterState {
     private let mainName: PyOwned
     private let originalMain: PyOwned
     private var reclaimer = MemoryReclaimer()
+    /// The runtime's `end_forked_child`: ends a process forked by the code that just returned.
+    private let endForkedChild: PyOwned
 
     init(_ configuration: KernelConfiguration, runtime: EmbeddedRuntime) throws(KernelError) {
         self.runtime = runtime
@@ -89,6 +91,7 @@ final class InterpreterState {
             endRun = try module.borrowed.attribute("end_run")
             endProgramSteps = try module.borrowed.attribute("end_program")
             flushStandardStreams = try module.borrowed.attribute("flush_standard_streams")
+            endForkedChild = try module.borrowed.attribute("end_forked_child")
             nativeTraceback = try NativeTraceback.Environment(
                 cellCacheType: try module.borrowed.attribute("_CellCache"), timeoutType: try module.borrowed.attribute("ExecutionTimeout"),
                 enginePrefix: try module.borrowed.attribute("_ENGINE_FILENAME_PREFIX").borrowed.stringValue ?? "<pykernel/")
@@ -167,6 +170,14 @@ final class InterpreterState {
         runtime.signals.start(interpreterThread: pthread_self(), handledSignal: configuration.interruptSignal)
         let routeSignal = try PyOwned.nativeFunction(name: "route_signal", SignalRouting.routeSignal)
         try module.setAttribute("route_signal", routeSignal.borrowed)
+        let blockSignals = try PyOwned.nativeFunction(name: "block_signals_for_fork", SignalRouting.blockSignalsForFork, arguments: .tuple)
+        let restoreSignals = try PyOwned.nativeFunction(
+            name: "restore_signals_after_fork", SignalRouting.restoreSignalsAfterFork, arguments: .tuple)
+        let childBegins = try PyOwned.nativeFunction(name: "forked_child_begins", SignalRouting.forkedChildBegins)
+        let endProcess = try PyOwned.nativeFunction(name: "end_process", ForkedChildren.endProcess)
+        _ = try module.attribute("install_fork_hooks").borrowed.call(
+            blockSignals.borrowed, restoreSignals.borrowed, childBegins.borrowed, endProcess.borrowed)
+        runtime.signals.noteHandlers()
         let sys = try PyOwned.importModule("sys")
         try installPrint(
             runtime: runtime, stdout: try sys.borrowed.attribute("stdout"), stdoutWrite: stdoutWrite.borrowed,
@@ -367,18 +378,38 @@ final class InterpreterState {
     /// `await` returns a coroutine: that is run to its end on the context's event loop
     /// (`pykernel_async.run_cell`), and its value returned.
     private func evaluateReturning(_ code: PyBorrowed, in namespace: Namespace) -> PyOwned? {
-        guard let value = PythonCode.evaluateReturning(code, globals: namespace.globals.borrowed) else { return nil }
-        guard code.isCoroutineCode else { return value }
+        guard let value = PythonCode.evaluateReturning(code, globals: namespace.globals.borrowed) else {
+            endIfForkedByCode()
+            return nil
+        }
+        guard code.isCoroutineCode else {
+            endIfForkedByCode()
+            return value
+        }
         if namespace.eventLoop.borrowedOrNone.isNone {
             namespace.eventLoop = newEventLoop.borrowed.callKeepingError()
             if namespace.eventLoop.borrowedOrNone.isNone { return nil }
         }
-        guard let outcome = runCell.borrowed.callKeepingError(namespace.eventLoop.borrowedOrNone, value.borrowed),
-            let result = outcome.borrowed.tupleItem(0), let exception = outcome.borrowed.tupleItem(1)
+        let outcome = runCell.borrowed.callKeepingError(namespace.eventLoop.borrowedOrNone, value.borrowed)
+        endIfForkedByCode()
+        guard let outcome, let result = outcome.borrowed.tupleItem(0), let exception = outcome.borrowed.tupleItem(1)
         else { return nil }
         if exception.isNone { return PyOwned(retaining: result) }
         PythonException.restore(PyOwned(retaining: exception))
         return nil
+    }
+
+    /// In a process forked by the code that just returned (it called `os.fork()` and did not exit
+    /// in the child), ends that process as python3 ends its child at the end of the program (the
+    /// runtime's `end_forked_child`, with the exception pending, if any): nothing of the engine's
+    /// run (results, the answer, the next job) may happen in a copy of the server.
+    private func endIfForkedByCode() {
+        guard runtime.forkedByCode.load(ordering: .relaxed) else { return }
+        switch PythonException.take() {
+        case .some(let exception): _ = endForkedChild.borrowed.callKeepingError(exception.borrowed)
+        case .none: _ = endForkedChild.borrowed.callKeepingError(.none)
+        }
+        _exit(1)  // `end_forked_child` exits; only a failure to call it comes here
     }
 
     /// Closes the event loop of a namespace let go of, if it has one (`pykernel_async.close_event_loop`).

@@ -1,5 +1,6 @@
 import EmbeddedPython
 import Glibc
+import Synchronization
 
 /// Delivers process-wide signals for which user code installed a Python handler
 /// (`signal.signal(signal.SIGALRM, handler)`, `signal.alarm`, `setitimer`) to the interpreter
@@ -22,10 +23,22 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
     /// CPython's C signal handler (the same function for every signal with a Python handler);
     /// written once by ``start(interpreterThread:handledSignal:)``.
     @exclusivity(unchecked) private var pythonHandler: (@convention(c) (Int32) -> Void)?
+    /// The forking thread's signal mask before the fork in progress (``blockSignalsForFork``).
+    /// Guarded by the GIL: the forking thread holds it from the `before` hooks to the `after` ones.
+    @exclusivity(unchecked) private var maskBeforeFork = sigset_t()
+    /// Per signal, the last C handler seen before a fork and whether it is libpython's code:
+    /// `dladdr` scans an image's symbols (~100 µs in libswiftCore), so each handler is looked up
+    /// once per process, in the parent, instead of in every child. Guarded by the GIL.
+    private let seenHandlers: UnsafeMutablePointer<UInt>
+    private let seenInInterpreter: UnsafeMutablePointer<Bool>
 
     init() {
         pythonHandlers = .allocate(capacity: Self.signalCount)
         pythonHandlers.initialize(repeating: nil, count: Self.signalCount)
+        seenHandlers = .allocate(capacity: Self.signalCount)
+        seenHandlers.initialize(repeating: 0, count: Self.signalCount)
+        seenInInterpreter = .allocate(capacity: Self.signalCount)
+        seenInInterpreter.initialize(repeating: false, count: Self.signalCount)
     }
 
     /// Remembers the interpreter thread, and CPython's C handler as installed for `signal`, which
@@ -62,5 +75,98 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
     static let routeSignal: NativeFunctionPointer = { _, argument in
         if let signal = PyBorrowed(argument)?.integerValue { EmbeddedRuntime.current.signals.route(Int32(truncatingIfNeeded: signal)) }
         return PyOwned(retaining: .none).transfer()
+    }
+
+    // MARK: Forks made by user code (`os.fork`, `multiprocessing`, `concurrent.futures`)
+
+    /// `os.register_at_fork(before=...)`: blocks the signals that can wait on the forking thread,
+    /// so none reaches the child before ``forkedChildBegins`` made its handlers python3's (a
+    /// `Pool.terminate()` right after the fork sends SIGTERM at once). Faults stay deliverable.
+    static let blockSignalsForFork: NativeFunctionPointer = { _, _ in
+        let routing = EmbeddedRuntime.current.signals
+        var blocked = sigset_t()
+        sigfillset(&blocked)
+        sigdelset(&blocked, SIGSEGV)
+        sigdelset(&blocked, SIGBUS)
+        sigdelset(&blocked, SIGILL)
+        sigdelset(&blocked, SIGFPE)
+        sigdelset(&blocked, SIGTRAP)
+        sigdelset(&blocked, SIGSYS)
+        pthread_sigmask(SIG_BLOCK, &blocked, &routing.maskBeforeFork)
+        return PyOwned(retaining: .none).transfer()
+    }
+
+    /// `os.register_at_fork(after_in_parent=...)`, and the engine's own children (a prepared
+    /// engine's workers): the mask from before the fork; signals that came meanwhile arrive now.
+    /// In the parent, then notes which handlers are libpython's for the next child (while this
+    /// one starts on another core): a child then looks up only a handler installed since.
+    static let restoreSignalsAfterFork: NativeFunctionPointer = { _, _ in
+        let routing = EmbeddedRuntime.current.signals
+        pthread_sigmask(SIG_SETMASK, &routing.maskBeforeFork, nil)
+        routing.noteHandlers()
+        return PyOwned(retaining: .none).transfer()
+    }
+
+    /// Looks up which of the process's current handlers are libpython's (``isInterpreterCode(_:of:)``).
+    /// At start-up and after each fork, in the parent.
+    func noteHandlers() {
+        for signal in 1..<Int32(Self.signalCount) {
+            if let handler = handler(of: signal) { _ = isInterpreterCode(handler, of: signal) }
+        }
+    }
+
+    /// `forked_child_begins(python_handled)` in a process forked by user code, before its code
+    /// goes on: marks the process as such (``EmbeddedRuntime/forkedByCode``), gives every signal
+    /// whose C handler is the host's (this program's or a library's outside libpython: Swift's
+    /// crash reporter, the server's SIGTERM and SIGINT handling) what python3's child has — CPython's
+    /// handler when Python has a handler for it (bit `1 << signal` of `python_handled`, an `int`),
+    /// else the default action — then unblocks the signals blocked for the fork. Handlers set
+    /// through Python (CPython's, or the routing in front of it), `faulthandler`'s (in libpython)
+    /// and ignored signals are kept.
+    static let forkedChildBegins: NativeFunctionPointer = { _, argument in
+        let runtime = EmbeddedRuntime.current
+        runtime.forkedByCode.store(true, ordering: .relaxed)
+        let pythonHandled = PyBorrowed(argument)?.integerValue ?? 0
+        runtime.signals.resetHostHandlers(pythonHandled: pythonHandled)
+        pthread_sigmask(SIG_SETMASK, &runtime.signals.maskBeforeFork, nil)
+        return PyOwned(retaining: .none).transfer()
+    }
+
+    private func resetHostHandlers(pythonHandled: Int) {
+        guard let pythonHandler else { return }
+        let routing = unsafeBitCast(Self.routingHandler, to: UInt.self)
+        for signal in 1..<Int32(Self.signalCount) where signal != SIGKILL && signal != SIGSTOP {
+            guard let installed = handler(of: signal), unsafeBitCast(installed, to: UInt.self) != routing,
+                !isInterpreterCode(installed, of: signal)
+            else { continue }
+            var replacement = sigaction()
+            sigemptyset(&replacement.sa_mask)
+            if signal < Int32(Int.bitWidth - 1), pythonHandled & (1 << Int(signal)) != 0 {
+                replacement.__sigaction_handler.sa_handler = pythonHandler
+                replacement.sa_flags = SA_ONSTACK  // as CPython's PyOS_setsig installs it
+            } else {
+                replacement.__sigaction_handler.sa_handler = SIG_DFL
+            }
+            sigaction(signal, &replacement, nil)
+        }
+    }
+
+    /// The C function handling `signal`; `nil` for the default action and for an ignored signal.
+    private func handler(of signal: Int32) -> (@convention(c) (Int32) -> Void)? {
+        var current = sigaction()
+        guard sigaction(signal, nil, &current) == 0, let installed = current.__sigaction_handler.sa_handler,
+            unsafeBitCast(installed, to: UInt.self) != 1  // SIG_IGN
+        else { return nil }
+        return installed
+    }
+
+    /// Whether `handler`, installed for `signal`, is libpython's code; remembered per signal.
+    private func isInterpreterCode(_ handler: @convention(c) (Int32) -> Void, of signal: Int32) -> Bool {
+        let address = unsafeBitCast(handler, to: UInt.self)
+        if seenHandlers[Int(signal)] != address {
+            seenInInterpreter[Int(signal)] = PythonRuntime.isInterpreterCode(handler)
+            seenHandlers[Int(signal)] = address
+        }
+        return seenInInterpreter[Int(signal)]
     }
 }

@@ -285,6 +285,28 @@ struct ErrorRecordTests {
         #expect(error.value == "'str' object cannot be interpreted as an integer")
     }
 
+    @Test("A forked child whose code returns to the engine ends with python3's status; SIGTERM ends a child")
+    func forkedChildrenEndAsPython3s() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await run("""
+            import os, signal, sys, time
+            statuses = []
+            for child in (lambda: None, lambda: sys.exit(3), lambda: time.sleep(30)):
+                pid = os.fork()
+                if pid == 0:
+                    child()
+                    break
+                if len(statuses) == 2:
+                    os.kill(pid, signal.SIGTERM)
+                statuses.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+            else:
+                print(statuses)
+            """, in: context, timeout: .seconds(20))
+        #expect(record.result.status == .ok, "\(String(describing: record.result.error))")
+        #expect(record.result.stdout == "[0, 3, \(-SIGTERM)]\n")
+    }
+
     @Test("A KeyboardInterrupt raised by the code is an ordinary error record")
     func userKeyboardInterrupt() async throws {
         let (error, result) = try await failure(of: "raise KeyboardInterrupt\n")

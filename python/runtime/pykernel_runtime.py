@@ -5,6 +5,7 @@ never needs to import it. Streams write through native functions (no Python fram
 path); everything else is called once per run at most.
 """
 
+import _signal
 import atexit
 import builtins
 import io
@@ -366,7 +367,6 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
     _install_getpass()
     if fd_capture:
         os.write = _announcing_write(os.write)
-        os.register_at_fork(after_in_child=_write_to_descriptors_in_child)
     if "" not in sys.path:
         sys.path.insert(0, "")  # like a Jupyter kernel: modules in the context's cwd are importable
 
@@ -377,14 +377,82 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
         os.abort = _guarded_abort(os.abort)
 
 
+_forked_by_code = False  # True in a process forked by user code: os._exit and os.abort end it
+_restore_signals_after_fork = None  # the engine's natives, see install_fork_hooks
+_forked_child_begins = None
+_end_process = None
+# Signals whose Python handler a child keeps (the bit `1 << signal` of forked_child_begins' int).
+_SIGNALS = tuple(number for number in signal.valid_signals() if number < 63)
+
+
+def install_fork_hooks(block_signals, restore_signals, forked_child_begins, end_process):
+    """Registers what happens around a fork made by user code (``os.fork``, ``multiprocessing`` and
+    ``concurrent.futures`` workers, ``subprocess`` with ``preexec_fn``): the engine's natives block
+    signals on the forking thread before it and restore them after it in the parent; the child
+    is set up by ``_after_fork_in_child``."""
+    global _restore_signals_after_fork, _forked_child_begins, _end_process
+    _restore_signals_after_fork, _forked_child_begins, _end_process = restore_signals, forked_child_begins, end_process
+    os.register_at_fork(before=block_signals, after_in_parent=restore_signals, after_in_child=_after_fork_in_child)
+
+
+def _after_fork_in_child():
+    """In a child forked by user code: marks it (its ``os._exit`` exits; what returns to the engine
+    ends it, see ``end_forked_child``), gives its signals python3's handlers (the host's SIGTERM
+    handling would make ``Pool.terminate()`` wait forever) and points its standard streams at
+    descriptors 1 and 2. The engine's own forks (a prepared engine's children, made from Swift
+    with no Python frame running) only get their signals back."""
+    global _forked_by_code
+    if sys._getframe().f_back is None:
+        _restore_signals_after_fork()
+        return
+    _forked_by_code = True
+    getsignal, handled = _signal.getsignal, 0  # signal.getsignal's enum conversion costs ~50 µs here
+    for number in _SIGNALS:
+        if callable(getsignal(number)):
+            handled |= 1 << number
+    _forked_child_begins(handled)
+    _write_to_descriptors_in_child()
+
+
+def end_forked_child(exc):
+    """Ends a child forked by user code whose code returned to the engine (a cell that forked and
+    did not exit in the child) as python3's child ends at the end of its program: an uncaught
+    exception is reported (``sys.excepthook``), ``SystemExit`` gives the status, then the end of the
+    program (threads, ``atexit``, streams flushed) and the exit. Never returns: the engine's work
+    that follows belongs to the process that forked."""
+    status = 0
+    try:
+        if isinstance(exc, SystemExit):
+            status = _system_exit_status(exc.code)
+        elif exc is not None:
+            _strip_engine_frames(exc)
+            if sys.excepthook is sys.__excepthook__ or not _call_excepthook(exc):
+                print(pykernel_traceback.format_exception(exc), end="", file=sys.stderr)
+            status = 1
+        end_program()
+        if isinstance(exc, KeyboardInterrupt):  # python3 then ends by SIGINT
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        _end_process(status)
+
+
+def _system_exit_status(code):
+    """The status python3 exits with for ``SystemExit(code)`` (a code that is not an integer is
+    printed to stderr; status 1)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
 def _write_to_descriptors_in_child():
     """After ``os.fork()`` (``multiprocessing`` workers too): the child has no engine thread to
     deliver what its ``KernelStream`` holds, so its standard streams become files on descriptors
-    1 and 2 (the capture pipes the engine reads), buffered as python3's are on a pipe. A stream the
-    code replaced is left alone. The engine's own forks (a prepared engine's children, made from
-    Swift with no Python frame running) keep their streams."""
-    if sys._getframe().f_back is None:
-        return
+    1 and 2 (the capture pipes the engine reads, else the process's own, as python3's child
+    writes), buffered as python3's are on a pipe. A stream the code replaced is left alone."""
     for name, fd in (("stdout", 1), ("stderr", 2)):
         stream = getattr(sys, name)
         if not isinstance(stream, KernelStream):
@@ -444,7 +512,6 @@ class ProcessExit(SystemExit):
 ProcessExit.__name__ = ProcessExit.__qualname__ = "SystemExit"
 ProcessExit.__module__ = "builtins"
 
-_KERNEL_PID = os.getpid()
 _EXIT_NOTE = ("{call} ends the whole process in python3; here that process runs every context, "
               "so PyKernel ended this run instead (the context keeps its state).")
 
@@ -456,7 +523,7 @@ def _guarded_exit(posix_exit):
 
     def _exit(status, /):
         status = operator.index(status)
-        if os.getpid() != _KERNEL_PID:
+        if _forked_by_code:
             posix_exit(status)
         error = ProcessExit(status)
         error.add_note(_EXIT_NOTE.format(call=f"os._exit({status})"))
@@ -471,7 +538,7 @@ def _guarded_abort(posix_abort):
     """``os.abort`` that aborts for real only in a forked child."""
 
     def abort():
-        if os.getpid() != _KERNEL_PID:
+        if _forked_by_code:
             posix_abort()
         error = ProcessExit(134)
         error.add_note(_EXIT_NOTE.format(call="os.abort()"))

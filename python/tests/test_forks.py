@@ -1,0 +1,246 @@
+"""Forks and child processes started by user code in a served context, in both isolation modes.
+
+`os.fork()`, `multiprocessing` (fork, spawn, forkserver), `concurrent.futures.ProcessPoolExecutor`
+and `subprocess` from a run must work every time, print into the run's output, and never hang,
+answer in the server's place, or outlive a stop. Every call has a deadline (a hang fails fast),
+and the Pool cases repeat: before the fix a Pool hung within a few rounds (its workers ignored
+the SIGTERM of `Pool.terminate()`, caught by the server's handler they inherited).
+"""
+
+import signal
+import time
+
+import pytest
+
+from background_calls import joined, run_in_thread
+
+ISOLATIONS = ("namespace", "process")
+CALL_DEADLINE = 20  # seconds for any one call: far above what each takes
+
+
+@pytest.fixture(scope="module")
+def server(pykernel_bin):
+    from pykernel import PyKernel
+
+    client = PyKernel(pykernel_bin)
+    try:
+        yield client
+    finally:
+        client.close()
+    assert client.returncode == 0, f"pykernel serve exited with status {client.returncode}"
+
+
+@pytest.fixture(params=ISOLATIONS)
+def ctx(request, server):
+    context = server.create_context(isolation=request.param)
+    yield context
+    server.delete_context(context)
+
+
+def run(server, code, ctx, deadline=CALL_DEADLINE, **options):
+    """run_code that fails the test instead of hanging when the run does not end in time."""
+    options.setdefault("timeout", deadline)
+    thread, outcome = run_in_thread(server.run_code, code, ctx, **options)
+    return joined(thread, outcome, timeout=deadline + 5)
+
+
+def ok(server, code, ctx, **options):
+    result = run(server, code, ctx, **options)
+    assert result.status == "ok", (result.status, result.stderr, result.error)
+    return result
+
+
+def gone(pid):
+    """Whether a process has ended (no such process, or a zombie its parent has not reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def wait_gone(pids, seconds=10):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if all(gone(pid) for pid in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_pool_map_in_a_loop(server, ctx):
+    for round_ in range(25):
+        result = ok(server, "import multiprocessing\nwith multiprocessing.Pool(2) as p: print(p.map(abs, range(-5, 0)))", ctx)
+        assert result.stdout == "[5, 4, 3, 2, 1]\n", round_
+
+
+def test_process_pool_executor_and_process_in_a_loop(server, ctx):
+    code = """
+import concurrent.futures, multiprocessing
+with concurrent.futures.ProcessPoolExecutor(2) as pool:
+    print(list(pool.map(abs, [-1, -2, -3])))
+worker = multiprocessing.Process(target=print, args=("from the child",))
+worker.start(); worker.join()
+print(worker.exitcode)
+"""
+    for _ in range(8):
+        assert ok(server, code, ctx).stdout == "[1, 2, 3]\nfrom the child\n0\n"
+
+
+def test_os_fork_output_reaches_the_run_in_order(server, ctx):
+    code = """
+import os
+print("before", flush=True)
+pid = os.fork()
+if pid == 0:
+    print("child", flush=True)
+    os._exit(5)
+print("status", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+    for _ in range(20):
+        assert ok(server, code, ctx).stdout == "before\nchild\nstatus 5\n"
+
+
+def test_a_child_is_ended_by_sigterm_as_in_python3(server, ctx):
+    code = """
+import os, signal, time
+pid = os.fork()
+if pid == 0:
+    time.sleep(30)
+    os._exit(0)
+os.kill(pid, signal.SIGTERM)
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+    assert ok(server, code, ctx).stdout == f"{-signal.SIGTERM}\n"
+
+
+@pytest.mark.parametrize(("child", "status", "stderr"), [
+    ("print('child falls off the end')", 0, ""),
+    ("raise ValueError('in the child')", 1, "ValueError: in the child\n"),
+    ("import sys; sys.exit(3)", 3, ""),
+    ("import sys; sys.exit('bye')", 1, "bye\n"),
+])
+def test_a_child_whose_code_returns_ends_as_python3s_child(server, ctx, child, status, stderr):
+    """The child's copy of the cell ends it (python3's end of program), and never answers the run."""
+    code = f"""
+import os
+pid = os.fork()
+if pid == 0:
+    {child}
+else:
+    print("parent sees", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+    result = ok(server, code, ctx)
+    assert result.stdout.endswith(f"parent sees {status}\n")
+    assert result.stderr.endswith(stderr)
+    assert ok(server, "print('next run')", ctx).stdout == "next run\n"
+
+
+def test_os_exit_in_the_cell_itself_stays_a_system_exit_record(server, ctx):
+    result = run(server, "import os\nos._exit(3)", ctx)
+    assert (result.status, result.error.name, result.error.value) == ("error", "SystemExit", "3")
+    assert ok(server, "print('alive')", ctx).stdout == "alive\n"
+
+
+def test_spawn_forkserver_and_sys_executable(server, ctx):
+    code = """
+import multiprocessing, subprocess, sys
+for method in ("spawn", "forkserver"):
+    with multiprocessing.get_context(method).Pool(2) as pool:
+        print(method, pool.map(abs, [-4, 5]))
+done = subprocess.run([sys.executable, "-c", "import sys; print(sys.version_info[:2]); sys.exit(2)"])
+print(done.returncode)
+"""
+    assert ok(server, code, ctx).stdout == "spawn [4, 5]\nforkserver [4, 5]\n(3, 11)\n2\n"
+
+
+def test_children_printing_megabytes(server, ctx):
+    code = """
+import multiprocessing, sys
+def shout(size):
+    sys.stdout.write("o" * size + "\\n")
+    sys.stderr.write("e" * size + "\\n")
+    return size
+with multiprocessing.Pool(2) as pool:
+    print(pool.map(shout, [2_000_000, 2_000_000]))
+"""
+    sizes = {"stdout": 0, "stderr": 0}
+
+    def count(message):
+        sizes[message.stream] += len(message.output)
+
+    result = ok(server, code, ctx, on_stdout=count, on_stderr=count)
+    assert result.stdout.endswith("[2000000, 2000000]\n")
+    assert sizes == {"stdout": 4_000_002 + len("[2000000, 2000000]\n"), "stderr": 4_000_002}
+
+
+STOPPED_POOL = """
+import multiprocessing, time
+with multiprocessing.Pool(2) as pool:
+    print(*[worker.pid for worker in pool._pool], flush=True)
+    pool.map(time.sleep, [60, 60])
+"""
+
+
+@pytest.mark.parametrize("stop", ["interrupt", "timeout"])
+def test_a_run_stopped_in_pool_map_ends_and_its_workers_with_it(server, ctx, stop):
+    pids = []
+    thread, outcome = run_in_thread(
+        server.run_code, STOPPED_POOL, ctx, timeout=3 if stop == "timeout" else 60,
+        on_stdout=lambda message: pids.extend(int(pid) for pid in message.output.split()))
+    if stop == "interrupt":
+        deadline = time.monotonic() + CALL_DEADLINE
+        while not pids and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pids, "the pool did not start"
+        assert server.interrupt(ctx)
+        assert joined(thread, outcome, timeout=CALL_DEADLINE).status == "interrupted"
+    else:
+        from pykernel.errors import PyKernelTimeoutError
+
+        with pytest.raises(PyKernelTimeoutError):
+            joined(thread, outcome, timeout=CALL_DEADLINE)
+    assert len(pids) == 2 and wait_gone(pids), "the pool's workers were left running"
+    assert ok(server, "print('after')", ctx).stdout == "after\n"
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_deleting_the_context_of_a_run_in_pool_map_ends_the_run_and_the_workers(server, isolation):
+    context = server.create_context(isolation=isolation)
+    pids = []
+    thread, outcome = run_in_thread(
+        server.run_code, STOPPED_POOL, context, on_stdout=lambda message: pids.extend(int(pid) for pid in message.output.split()))
+    deadline = time.monotonic() + CALL_DEADLINE
+    while not pids and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pids, "the pool did not start"
+    server.delete_context(context)
+    assert joined(thread, outcome, timeout=CALL_DEADLINE).status == "interrupted"
+    assert wait_gone(pids), "the pool's workers outlived their context"
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_children_outliving_their_run_end_with_the_context(server, isolation):
+    """A Pool left unclosed serves later runs; deleting the context ends its workers. A child
+    still running when its run ends does not disturb the runs that follow."""
+    context = server.create_context(isolation=isolation)
+    result = ok(server, """
+import multiprocessing, os, time
+pool = multiprocessing.Pool(2)
+print(pool.map(abs, [-1]))
+if os.fork() == 0:
+    time.sleep(0.5)
+    os._exit(0)
+print(*[worker.pid for worker in pool._pool])
+""", context)
+    first, workers = result.stdout.splitlines()
+    pids = [int(pid) for pid in workers.split()]
+    assert first == "[1]" and not any(gone(pid) for pid in pids)
+    assert ok(server, "time.sleep(1); print(pool.map(abs, [-2, -3]))", context).stdout == "[2, 3]\n"
+    server.delete_context(context)
+    assert wait_gone(pids), "the unclosed Pool's workers outlived their context"
+
+
+def test_the_server_is_unharmed(server):
+    """After every case above: the one server answered everything and still serves."""
+    assert server.run_code("print(sum(range(4)))").stdout == "6\n"
