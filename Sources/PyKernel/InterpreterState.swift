@@ -57,7 +57,8 @@ final class InterpreterState {
     private let runtimeGlobals: PyOwned
     private let currentCellsName: PyOwned
     private let currentContextName: PyOwned
-    /// The engine's `(sys.stdout, sys.stderr, sys.stdin)` (a tuple), to notice a run that replaced one.
+    /// The engine's `(sys.stdout, sys.stderr, sys.stdin)` (a tuple), to notice a run that replaced
+    /// one; `None` with ``KernelConfiguration/usesProcessStandardStreams``.
     private let engineStreams: PyOwned
     private let sysStreams: [SysAttribute]
     /// `sys.excepthook`, and the one CPython installed (`sys.__excepthook__`).
@@ -75,9 +76,13 @@ final class InterpreterState {
     private let mainName: PyOwned
     private let originalMain: PyOwned
     private var reclaimer = MemoryReclaimer()
+    /// ``KernelConfiguration/usesProcessStandardStreams``: a file run's uncaught exception goes to
+    /// `sys.excepthook` (CPython's prints it on `sys.stderr`, as python3 does).
+    private let usesProcessStandardStreams: Bool
 
     init(_ configuration: KernelConfiguration, runtime: EmbeddedRuntime) throws(KernelError) {
         self.runtime = runtime
+        usesProcessStandardStreams = configuration.usesProcessStandardStreams
         do {
             try PythonRuntime.initialize(PythonSettings(virtualEnvironment: configuration.virtualEnvironment))
             compile = try PyOwned.importModule("builtins").borrowed.attribute("compile")
@@ -160,13 +165,15 @@ final class InterpreterState {
         let capture = configuration.captureFileDescriptors ? PyBorrowed.true : PyBorrowed.false
         let signal = try PyOwned.integer(Int(configuration.interruptSignal))
         let guardExit = configuration.guardsProcessExit ? PyBorrowed.true : PyBorrowed.false
-        let processInput = configuration.readsProcessStandardInput ? PyBorrowed.true : PyBorrowed.false
+        let processStreams = configuration.usesProcessStandardStreams ? PyBorrowed.true : PyBorrowed.false
         _ = try module.attribute("install").borrowed.call(
             stdoutWrite.borrowed, stderrWrite.borrowed, stdoutBytesWrite.borrowed, stderrBytesWrite.borrowed,
-            capture, onStopSignal.borrowed, signal.borrowed, guardExit, processInput)
+            capture, onStopSignal.borrowed, signal.borrowed, guardExit, processStreams)
         runtime.signals.start(interpreterThread: pthread_self(), handledSignal: configuration.interruptSignal)
         let routeSignal = try PyOwned.nativeFunction(name: "route_signal", SignalRouting.routeSignal)
         try module.setAttribute("route_signal", routeSignal.borrowed)
+        // CPython's own streams are written by CPython's own `print`.
+        guard !configuration.usesProcessStandardStreams else { return }
         let sys = try PyOwned.importModule("sys")
         try installPrint(
             runtime: runtime, stdout: try sys.borrowed.attribute("stdout"), stdoutWrite: stdoutWrite.borrowed,
@@ -313,8 +320,11 @@ final class InterpreterState {
                 if compiled.isNone || !compiled.holdsNestedCode { namespace.cells.borrowed.removeItem(name.borrowed) }
                 return (nil, stop, duration)
             }
-            // A file run whose code replaced `sys.excepthook` has it called, as python3 does: `end_run`.
-            let handsToHook = run.filename != nil && excepthook.value?.pointer != defaultExcepthook.borrowed.pointer
+            // A file run whose code replaced `sys.excepthook` has it called, as python3 does:
+            // `end_run`. So does one on the process's own streams whose code compiled (CPython's
+            // hook prints a file's syntax error from a string's offsets, not as python3 does).
+            let handsToHook = run.filename != nil
+                && (excepthook.value?.pointer != defaultExcepthook.borrowed.pointer || (usesProcessStandardStreams && !compiled.isNone))
             if !exception.borrowedOrNone.isNone, savedEnvironment.borrowedOrNone.isNone, !handsToHook,
                 let record = NativeTraceback.record(of: exception.borrowedOrNone, cells: namespace.cells.borrowed, environment: nativeTraceback)
             {
@@ -337,11 +347,13 @@ final class InterpreterState {
     /// the runtime's `end_program` (threads that are not daemons, `atexit` handlers, the streams
     /// flushed; it reports what raises as python3 reports exceptions it ignores), then the
     /// context's globals let go and a full collection, as python3's `Py_FinalizeEx` tears down
-    /// `__main__`, and the streams flushed again.
+    /// `__main__`, and the streams flushed again. The error is that of flushing `sys.stdout`, if
+    /// either flush failed (python3 then exits with status 120).
     private func endProgram(_ run: PendingRun, executionCount: Int) -> (ErrorRecord?, RunSupervisor.Stop?, Duration) {
         let started = ContinuousClock.now
         runtime.supervisor.begin(run.output, executionCount: executionCount, timeout: run.timeout)
-        perform(endProgramSteps, "end_program", in: run)
+        let ended = perform(endProgramSteps, "end_program", in: run)
+        var failure = Self.record(from: ended.borrowedOrNone)
         if let namespace = namespaces.removeValue(forKey: run.context.id) {
             // Its globals are freed when this goes, unless functions or classes of the program
             // refer to them: then by the collection below, as python3 collects `__main__`.
@@ -349,17 +361,22 @@ final class InterpreterState {
             closeEventLoop(of: namespace)
             PythonCode.clear(namespace.cells.borrowed)
         }
-        perform(collectGarbage, "gc.collect", in: run)
-        perform(flushStandardStreams, "flush_standard_streams", in: run)
+        _ = perform(collectGarbage, "gc.collect", in: run)
+        let flushed = perform(flushStandardStreams, "flush_standard_streams", in: run)
+        failure = failure ?? Self.record(from: flushed.borrowedOrNone)
         let (stop, _) = runtime.supervisor.end()
-        return (nil, stop, ContinuousClock.now - started)
+        return (failure, stop, ContinuousClock.now - started)
     }
 
-    /// Calls a step of a program's end; a failure of the engine's own step is logged.
-    private func perform(_ step: borrowing PyOwned, _ name: String, in run: PendingRun) {
-        guard step.borrowed.callKeepingError() == nil else { return }
-        _ = PythonException.take()
-        runtime.logger.error("\(name) failed at the end of a program", metadata: ["context": "\(run.context.id)"])
+    /// Calls a step of a program's end and returns what it returned; a failure of the engine's
+    /// own step is logged (`nil`).
+    private func perform(_ step: borrowing PyOwned, _ name: String, in run: PendingRun) -> PyOwned? {
+        guard let value = step.borrowed.callKeepingError() else {
+            _ = PythonException.take()
+            runtime.logger.error("\(name) failed at the end of a program", metadata: ["context": "\(run.context.id)"])
+            return nil
+        }
+        return value
     }
 
     /// Runs compiled code of a run in the namespace and returns what it returned (`None` for a
@@ -450,6 +467,7 @@ final class InterpreterState {
     /// take the output of other contexts' threads between runs (into an object whose context may be
     /// gone), not only that of later runs.
     private func restoreReplacedStreams() throws(PythonError) {
+        guard !usesProcessStandardStreams else { return }  // the program's to replace, as in python3
         for (index, stream) in sysStreams.enumerated() where stream.value?.pointer != engineStreams.borrowed.tupleItem(index)?.pointer {
             _ = try restoreStreams.borrowed.call()
             return

@@ -335,7 +335,9 @@ def _cell_entry(filename):
     return entry
 
 
-_streams = None  # (stdout, stderr, stdin) of every run, put back if user code replaced them
+# (stdout, stderr, stdin) of every run, put back if user code replaced them; None when the streams
+# are the process's own (``install``'s ``process_streams``: code replaces them as in python3)
+_streams = None
 
 
 def _with_write(cls, write):
@@ -347,23 +349,24 @@ def _with_write(cls, write):
 
 
 def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
-            fd_capture, on_stop_signal, stop_signal, guard_process_exit, process_input):
+            fd_capture, on_stop_signal, stop_signal, guard_process_exit, process_streams):
     """Points the standard streams at the engine, installs the stop-signal handler (the native
     ``on_stop_signal``, which raises the pending stop) and, with ``guard_process_exit``, keeps
-    ``os._exit``/``os.abort`` from ending the shared process. With ``process_input``,
-    ``sys.stdin`` stays the one CPython made on descriptor 0, as python3's."""
+    ``os._exit``/``os.abort`` from ending the shared process. With ``process_streams``,
+    ``sys.stdin``, ``sys.stdout`` and ``sys.stderr`` stay the ones CPython made on descriptors 0, 1
+    and 2, as python3's (buffered, encoded and closed as there)."""
     out_fd, err_fd, in_fd = (1, 2, 0) if fd_capture else (None, None, None)
-    sys.stdout = sys.__stdout__ = _with_write(KernelStream, stdout_write)("<stdout>", out_fd, stdout_write_bytes)
-    sys.stderr = sys.__stderr__ = _with_write(KernelStream, stderr_write)("<stderr>", err_fd, stderr_write_bytes)
-    # python3's own sys.stdin (descriptor 0, CPython's encoding and errors; None when it is closed).
-    sys.stdin = sys.__stdin__ = sys.__stdin__ if process_input else KernelInput(in_fd)
-    global _streams
-    _streams = (sys.stdout, sys.stderr, sys.stdin)
+    if not process_streams:
+        sys.stdout = sys.__stdout__ = _with_write(KernelStream, stdout_write)("<stdout>", out_fd, stdout_write_bytes)
+        sys.stderr = sys.__stderr__ = _with_write(KernelStream, stderr_write)("<stderr>", err_fd, stderr_write_bytes)
+        sys.stdin = sys.__stdin__ = KernelInput(in_fd)
+        global _streams
+        _streams = (sys.stdout, sys.stderr, sys.stdin)
+        input.__doc__ = _original_input.__doc__
+        input.__module__ = "builtins"
+        builtins.input = input
+        _install_getpass()
     linecache.cache = _CellCache(linecache.cache)
-    input.__doc__ = _original_input.__doc__
-    input.__module__ = "builtins"
-    builtins.input = input
-    _install_getpass()
     if fd_capture:
         os.write = _announcing_write(os.write)
         os.register_at_fork(after_in_child=_write_to_descriptors_in_child)
@@ -375,6 +378,8 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
     if guard_process_exit:
         os._exit = _guarded_exit(os._exit)
         os.abort = _guarded_abort(os.abort)
+    else:
+        os.kill = _synchronous_kill(os.kill)
 
 
 def _write_to_descriptors_in_child():
@@ -434,6 +439,25 @@ def _routing_signal(set_handler):
     signal_.__name__ = signal_.__qualname__ = "signal"
     signal_.__doc__, signal_.__module__ = set_handler.__doc__, set_handler.__module__
     return signal_
+
+
+def _synchronous_kill(posix_kill):
+    """``os.kill`` whose signal to the process itself, sent from the interpreter thread, is
+    delivered to that thread before it returns, as in a one-threaded python3 (a handler runs, or
+    ``KeyboardInterrupt`` is raised, before the next line): the engine's other threads would
+    otherwise receive it and pass it on while the code goes on."""
+
+    def kill(pid, signalnum, /):
+        if pid == os.getpid() and threading.current_thread() is threading.main_thread():
+            try:
+                return signal.pthread_kill(threading.get_ident(), signalnum)
+            except (ValueError, OverflowError, TypeError):
+                pass  # what python3's os.kill says of such a signal number
+        return posix_kill(pid, signalnum)
+
+    kill.__name__ = kill.__qualname__ = "kill"
+    kill.__doc__, kill.__module__ = posix_kill.__doc__, posix_kill.__module__
+    return kill
 
 
 class ProcessExit(SystemExit):
@@ -501,14 +525,16 @@ def end_program():
     """What python3 does after a program's last line, before it tears its modules down
     (``Py_FinalizeEx``): waits for the threads that are not daemons, runs the ``atexit`` handlers
     (an exception in one is reported as python3 reports it, and the others still run), and
-    flushes the standard streams. The engine then lets the program's globals go."""
+    flushes the standard streams. The engine then lets the program's globals go. Returns what
+    ``flush_standard_streams`` returns."""
     try:
         threading._shutdown()
     except BaseException as error:  # noqa: B036 -- python3 reports even a KeyboardInterrupt here and goes on
         _report_ignored(threading, error)
     atexit._run_exitfuncs()
-    flush_standard_streams()
+    failure = flush_standard_streams()
     _flush_open_files()
+    return failure
 
 
 def _flush_open_files():
@@ -519,8 +545,12 @@ def _flush_open_files():
     for candidate in gc.get_objects():
         if isinstance(candidate, io.IOBase):
             try:
-                if not candidate.closed and candidate.writable():
-                    candidate.flush()
+                if candidate.closed or not candidate.writable():
+                    continue
+            except ValueError:
+                continue  # a text stream whose buffer was detached: nothing of its own to flush
+            try:
+                candidate.flush()
             except Exception as error:
                 _report_ignored(candidate, error)
 
@@ -534,14 +564,20 @@ def _report_ignored(origin, error):
 
 
 def flush_standard_streams():
-    """Flushes ``sys.stdout`` and ``sys.stderr`` as python3 does before it exits (a closed one is
-    skipped; an error is reported as python3 reports an ignored exception)."""
+    """Flushes ``sys.stdout`` and ``sys.stderr`` as python3 does before it exits (``None`` or a
+    closed one is skipped). A failure to flush ``sys.stdout`` is reported as python3 reports an
+    ignored exception and returned as ``(name, value, "")`` (python3 then exits with status 120);
+    one of ``sys.stderr`` is ignored, as python3 ignores it. Returns ``None`` when stdout flushed."""
+    failure = None
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None and not getattr(stream, "closed", False):
                 stream.flush()
         except Exception as error:
-            _report_ignored(stream, error)
+            if stream is sys.stdout:
+                _report_ignored(stream, error)
+                failure = (pykernel_traceback.exception_name(error), pykernel_traceback.exception_value(error), "")
+    return failure
 
 
 def new_namespace():
@@ -581,6 +617,8 @@ def begin_run(cells, filename, source, env, context):
 def restore_streams():
     """Puts back the standard streams when a run replaced one and did not restore it; that must
     not swallow the output of later runs (of any context: ``sys`` is shared)."""
+    if _streams is None:
+        return
     if sys.stdout is not _streams[0] or sys.stderr is not _streams[1] or sys.stdin is not _streams[2]:
         sys.stdout, sys.stderr, sys.stdin = _streams
 
