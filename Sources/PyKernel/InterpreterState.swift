@@ -33,6 +33,8 @@ final class InterpreterState {
     /// The runtime's `end_program` and `flush_standard_streams` (see ``endProgram(_:executionCount:)``).
     private let endProgramSteps: PyOwned
     private let flushStandardStreams: PyOwned
+    /// The runtime's `flush_io`: what python3 flushes after a file's code.
+    private let flushIO: PyOwned
     /// What the common exception's record is made from without `end_run` (see ``NativeTraceback``).
     private let nativeTraceback: NativeTraceback.Environment
     private let execMode: PyOwned
@@ -94,6 +96,7 @@ final class InterpreterState {
             endRun = try module.borrowed.attribute("end_run")
             endProgramSteps = try module.borrowed.attribute("end_program")
             flushStandardStreams = try module.borrowed.attribute("flush_standard_streams")
+            flushIO = try module.borrowed.attribute("flush_io")
             nativeTraceback = try NativeTraceback.Environment(
                 cellCacheType: try module.borrowed.attribute("_CellCache"), timeoutType: try module.borrowed.attribute("ExecutionTimeout"),
                 enginePrefix: try module.borrowed.attribute("_ENGINE_FILENAME_PREFIX").borrowed.stringValue ?? "<pykernel/")
@@ -172,6 +175,12 @@ final class InterpreterState {
         runtime.signals.start(interpreterThread: pthread_self(), handledSignal: configuration.interruptSignal)
         let routeSignal = try PyOwned.nativeFunction(name: "route_signal", SignalRouting.routeSignal)
         try module.setAttribute("route_signal", routeSignal.borrowed)
+        if !configuration.guardsProcessExit {
+            let os = try PyOwned.importModule("os")
+            let kill = try PyOwned.nativeFunction(
+                name: "kill", SignalRouting.synchronousKill, context: try os.borrowed.attribute("kill").borrowed, arguments: .tuple)
+            try os.borrowed.setAttribute("kill", kill.borrowed)
+        }
         // CPython's own streams are written by CPython's own `print`.
         guard !configuration.usesProcessStandardStreams else { return }
         let sys = try PyOwned.importModule("sys")
@@ -308,6 +317,11 @@ final class InterpreterState {
             // A cell's replaced stream lasts for its run: threads printing between runs reach the
             // engine. (A file run keeps it for what follows, as python3 does: threads, atexit.)
             if run.filename == nil { try restoreReplacedStreams() }
+            // After a file's code (not a string's: `-c`), python3 flushes the streams before
+            // it prints an uncaught exception.
+            if usesProcessStandardStreams, let filename = run.filename, !filename.hasPrefix("<") {
+                if flushIO.borrowed.callKeepingError() == nil { _ = PythonException.take() }
+            }
             let (stop, reported) = runtime.supervisor.end()
             let duration = ContinuousClock.now - started
             if reported {

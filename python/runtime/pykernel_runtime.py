@@ -378,8 +378,6 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
     if guard_process_exit:
         os._exit = _guarded_exit(os._exit)
         os.abort = _guarded_abort(os.abort)
-    else:
-        os.kill = _synchronous_kill(os.kill)
 
 
 def _write_to_descriptors_in_child():
@@ -439,25 +437,6 @@ def _routing_signal(set_handler):
     signal_.__name__ = signal_.__qualname__ = "signal"
     signal_.__doc__, signal_.__module__ = set_handler.__doc__, set_handler.__module__
     return signal_
-
-
-def _synchronous_kill(posix_kill):
-    """``os.kill`` whose signal to the process itself, sent from the interpreter thread, is
-    delivered to that thread before it returns, as in a one-threaded python3 (a handler runs, or
-    ``KeyboardInterrupt`` is raised, before the next line): the engine's other threads would
-    otherwise receive it and pass it on while the code goes on."""
-
-    def kill(pid, signalnum, /):
-        if pid == os.getpid() and threading.current_thread() is threading.main_thread():
-            try:
-                return signal.pthread_kill(threading.get_ident(), signalnum)
-            except (ValueError, OverflowError, TypeError):
-                pass  # what python3's os.kill says of such a signal number
-        return posix_kill(pid, signalnum)
-
-    kill.__name__ = kill.__qualname__ = "kill"
-    kill.__doc__, kill.__module__ = posix_kill.__doc__, posix_kill.__module__
-    return kill
 
 
 class ProcessExit(SystemExit):
@@ -578,6 +557,17 @@ def flush_standard_streams():
                 _report_ignored(stream, error)
                 failure = (pykernel_traceback.exception_name(error), pykernel_traceback.exception_value(error), "")
     return failure
+
+
+def flush_io():
+    """What python3 does after a file's code ends, before it prints an uncaught exception:
+    flushes ``sys.stderr`` then ``sys.stdout``, ignoring any error (a closed pipe is reported at
+    the exit's flush)."""
+    for stream in (sys.stderr, sys.stdout):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 -- python3's flush_io ignores every failure here
+            pass
 
 
 def new_namespace():

@@ -355,3 +355,76 @@ def test_serve_log_level_chooses_what_stderr_gets(pykernel_bin):
     refused = subprocess.run([pykernel_bin, "serve", "--log-level", "verbose"], input="", capture_output=True,
                              text=True, timeout=60)
     assert refused.returncode != 0 and "--log-level must be one of error, warning, info, debug" in refused.stderr
+
+
+PROCESS_PROGRAMS = os.path.join(os.path.dirname(__file__), "process_programs")
+
+
+def _environment(**changes):
+    """The test's environment without what changes how python3 buffers and encodes, plus `changes`
+    (a value of None removes the variable)."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("PYTHON", "LC_")) and key != "LANG"}
+    env["LC_ALL"] = "C.UTF-8"
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def _close_stdin():
+    os.close(0)
+
+
+# How a program is started: (name, environment, stderr into stdout's pipe, descriptor 0 closed).
+PROCESS_SETUPS = [
+    ("pipes", _environment(), False, False),
+    ("2>&1", _environment(), True, False),
+    ("PYTHONUNBUFFERED=1", _environment(PYTHONUNBUFFERED="1"), False, False),
+    ("PYTHONIOENCODING=utf-8", _environment(PYTHONIOENCODING="utf-8"), True, False),
+    ("no locale", _environment(LC_ALL=None), False, False),
+    ("<&-", _environment(), False, True),
+]
+
+
+def _outcome(command, cwd, env, merged, stdin_closed):
+    done = subprocess.run(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merged else subprocess.PIPE,
+        preexec_fn=_close_stdin if stdin_closed else None, timeout=60)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_run_owns_the_process_as_python3_does(pykernel_bin, tmp_path):
+    """Programs about the process itself (descriptors, buffering, os._exit, fatal signals, SIGINT,
+    closed and unencodable streams), each started several ways (pipes, 2>&1, PYTHONUNBUFFERED,
+    PYTHONIOENCODING, C locale, descriptor 0 closed): `pykernel run` gives python3.11's stdout
+    and stderr bytes and status."""
+    names = sorted(name for name in os.listdir(PROCESS_PROGRAMS) if name.endswith(".py"))
+    assert names
+    differences = []
+    for name in names:
+        shutil.copy(os.path.join(PROCESS_PROGRAMS, name), tmp_path / name)
+        for setup, env, merged, stdin_closed in PROCESS_SETUPS:
+            theirs = _outcome([PYTHON311, name], tmp_path, env, merged, stdin_closed)
+            ours = _outcome([pykernel_bin, "run", name], tmp_path, env, merged, stdin_closed)
+            if ours != theirs:
+                differences.append((name, setup, theirs, ours))
+    assert differences == []
+
+
+def test_run_into_a_pipe_closed_early_ends_as_python3_does(pykernel_bin, tmp_path):
+    """`pykernel run many_lines.py | head -1`: the write to the closed pipe raises BrokenPipeError
+    (SIGPIPE is ignored), reported as python3 reports it, with python3's status."""
+    shutil.copy(os.path.join(PROCESS_PROGRAMS, "many_lines.py"), tmp_path / "many_lines.py")
+    outcomes = []
+    for command in ([PYTHON311, "many_lines.py"], [pykernel_bin, "run", "many_lines.py"]):
+        with subprocess.Popen(command, cwd=tmp_path, env=_environment(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) as process:
+            first = process.stdout.readline()
+            process.stdout.close()
+            stderr = process.stderr.read()
+            outcomes.append((process.wait(timeout=60), first, stderr))
+    assert outcomes[1] == outcomes[0]
+    assert b"BrokenPipeError" in outcomes[0][2]
