@@ -54,6 +54,11 @@ struct Run: AsyncParsableCommand {
         // closed pipe raises BrokenPipeError; subprocess puts them back for its children).
         signal(SIGPIPE, SIG_IGN)
         signal(SIGXFSZ, SIG_IGN)
+        var inherited = sigaction()
+        sigaction(SIGINT, nil, &inherited)
+        let interruptsIgnored = inherited.__sigaction_handler.sa_handler.map {
+            unsafeBitCast($0, to: UInt.self) == unsafeBitCast(SIG_IGN, to: UInt.self)
+        } ?? false
         // The signals Swift's crash backtracer takes: a crash (a segfault in ctypes) or SIGQUIT
         // ends the program with the signal and nothing printed, as python3 does.
         for crash in [SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV] {
@@ -72,9 +77,12 @@ struct Run: AsyncParsableCommand {
         // leak into the code).
         var preamble = "__import__('sys').argv = \(Self.pythonList(argv))\n"
         // python3's SIGINT handler: Ctrl-C (or os.kill) raises KeyboardInterrupt in the program,
-        // whose own signal.signal(SIGINT, ...) then replaces it. (Not last: a cell's last
+        // whose own signal.signal(SIGINT, ...) then replaces it; not when SIGINT came ignored (a
+        // background job of a shell), as python3 leaves it then. (Not last: a cell's last
         // expression would become `_`.)
-        preamble += "__import__('signal').signal(2, __import__('signal').default_int_handler)\n"
+        if !interruptsIgnored {
+            preamble += "__import__('signal').signal(2, __import__('signal').default_int_handler)\n"
+        }
         // sys.orig_argv: how python3 itself was called (its path, then its own arguments).
         preamble += "__import__('sys').orig_argv = [__import__('sys').executable, "
             + (code != nil ? "'-c', \(Self.pythonString(source)), " : "") + "*__import__('sys').argv[\(code != nil ? 1 : 0):]]\n"

@@ -3,6 +3,7 @@ copied alone to another folder, and imports from a virtualenv given with --venv.
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -378,37 +379,43 @@ def _close_stdin():
     os.close(0)
 
 
-# How a program is started: (name, environment, stderr into stdout's pipe, descriptor 0 closed).
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# How a program is started: (name, environment, stderr into stdout's pipe, what the child does
+# before it starts: close descriptor 0, or ignore SIGINT as a shell's background job does).
 PROCESS_SETUPS = [
-    ("pipes", _environment(), False, False),
-    ("2>&1", _environment(), True, False),
-    ("PYTHONUNBUFFERED=1", _environment(PYTHONUNBUFFERED="1"), False, False),
-    ("PYTHONIOENCODING=utf-8", _environment(PYTHONIOENCODING="utf-8"), True, False),
-    ("no locale", _environment(LC_ALL=None), False, False),
-    ("<&-", _environment(), False, True),
+    ("pipes", _environment(), False, None),
+    ("2>&1", _environment(), True, None),
+    ("PYTHONUNBUFFERED=1", _environment(PYTHONUNBUFFERED="1"), False, None),
+    ("PYTHONIOENCODING=utf-8", _environment(PYTHONIOENCODING="utf-8"), True, None),
+    ("no locale", _environment(LC_ALL=None), False, None),
+    ("<&-", _environment(), False, _close_stdin),
+    ("SIGINT ignored", _environment(), False, _ignore_sigint),
 ]
 
 
-def _outcome(command, cwd, env, merged, stdin_closed):
+def _outcome(command, cwd, env, merged, before_start):
     done = subprocess.run(
         command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merged else subprocess.PIPE,
-        preexec_fn=_close_stdin if stdin_closed else None, timeout=60)
+        preexec_fn=before_start, timeout=60)
     return done.returncode, done.stdout, done.stderr
 
 
 def test_run_owns_the_process_as_python3_does(pykernel_bin, tmp_path):
     """Programs about the process itself (descriptors, buffering, os._exit, fatal signals, SIGINT,
     closed and unencodable streams), each started several ways (pipes, 2>&1, PYTHONUNBUFFERED,
-    PYTHONIOENCODING, C locale, descriptor 0 closed): `pykernel run` gives python3.11's stdout
+    PYTHONIOENCODING, C locale, descriptor 0 closed, SIGINT ignored): `pykernel run` gives python3.11's stdout
     and stderr bytes and status."""
     names = sorted(name for name in os.listdir(PROCESS_PROGRAMS) if name.endswith(".py"))
     assert names
     differences = []
     for name in names:
         shutil.copy(os.path.join(PROCESS_PROGRAMS, name), tmp_path / name)
-        for setup, env, merged, stdin_closed in PROCESS_SETUPS:
-            theirs = _outcome([PYTHON311, name], tmp_path, env, merged, stdin_closed)
-            ours = _outcome([pykernel_bin, "run", name], tmp_path, env, merged, stdin_closed)
+        for setup, env, merged, before_start in PROCESS_SETUPS:
+            theirs = _outcome([PYTHON311, name], tmp_path, env, merged, before_start)
+            ours = _outcome([pykernel_bin, "run", name], tmp_path, env, merged, before_start)
             if ours != theirs:
                 differences.append((name, setup, theirs, ours))
     assert differences == []
