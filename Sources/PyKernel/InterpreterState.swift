@@ -30,10 +30,10 @@ final class InterpreterState {
     private let newNamespace: PyOwned
     private let beginRun: PyOwned
     private let endRun: PyOwned
-    /// The runtime's `end_program` and `flush_standard_streams` (see ``endProgram(_:executionCount:)``).
+    /// The runtime's `end_program` (see ``endProgram(_:executionCount:)``).
     private let endProgramSteps: PyOwned
-    private let flushStandardStreams: PyOwned
-    /// The runtime's `flush_io`: what python3 flushes after a file's code.
+    /// The runtime's `flush_io`: what python3 flushes after a file's code (errors ignored), and
+    /// at the very end of a program.
     private let flushIO: PyOwned
     /// What the common exception's record is made from without `end_run` (see ``NativeTraceback``).
     private let nativeTraceback: NativeTraceback.Environment
@@ -95,7 +95,6 @@ final class InterpreterState {
             runtime.threadOwners.install(ownerFunction: try module.borrowed.attribute("thread_owner"))
             endRun = try module.borrowed.attribute("end_run")
             endProgramSteps = try module.borrowed.attribute("end_program")
-            flushStandardStreams = try module.borrowed.attribute("flush_standard_streams")
             flushIO = try module.borrowed.attribute("flush_io")
             nativeTraceback = try NativeTraceback.Environment(
                 cellCacheType: try module.borrowed.attribute("_CellCache"), timeoutType: try module.borrowed.attribute("ExecutionTimeout"),
@@ -361,13 +360,13 @@ final class InterpreterState {
     /// the runtime's `end_program` (threads that are not daemons, `atexit` handlers, the streams
     /// flushed; it reports what raises as python3 reports exceptions it ignores), then the
     /// context's globals let go and a full collection, as python3's `Py_FinalizeEx` tears down
-    /// `__main__`, and the streams flushed again. The error is that of flushing `sys.stdout`, if
-    /// either flush failed (python3 then exits with status 120).
+    /// `__main__`, and the streams flushed again (silently). The error is that of the first flush
+    /// of `sys.stdout`, if it failed (python3 then exits with status 120).
     private func endProgram(_ run: PendingRun, executionCount: Int) -> (ErrorRecord?, RunSupervisor.Stop?, Duration) {
         let started = ContinuousClock.now
         runtime.supervisor.begin(run.output, executionCount: executionCount, timeout: run.timeout)
         let ended = perform(endProgramSteps, "end_program", in: run)
-        var failure = Self.record(from: ended.borrowedOrNone)
+        let failure = Self.record(from: ended.borrowedOrNone)
         if let namespace = namespaces.removeValue(forKey: run.context.id) {
             // Its globals are freed when this goes, unless functions or classes of the program
             // refer to them: then by the collection below, as python3 collects `__main__`.
@@ -376,8 +375,9 @@ final class InterpreterState {
             PythonCode.clear(namespace.cells.borrowed)
         }
         _ = perform(collectGarbage, "gc.collect", in: run)
-        let flushed = perform(flushStandardStreams, "flush_standard_streams", in: run)
-        failure = failure ?? Self.record(from: flushed.borrowedOrNone)
+        // What `__del__` methods printed; a failure now is not reported (python3 has cleared
+        // `sys` by then: the streams are flushed, silently, as they are freed).
+        _ = perform(flushIO, "flush_io", in: run)
         let (stop, _) = runtime.supervisor.end()
         return (failure, stop, ContinuousClock.now - started)
     }
