@@ -41,12 +41,15 @@ struct Run: AsyncParsableCommand {
             (source, filename, argv) = (code, "<string>", ["-c"] + (file.map { [$0] } ?? []))
         } else {
             let path = file!
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw ValidationError("can't open file '\(path)': No such file or directory")
-            }
             // python3's `__file__`: the path as given, after the working directory when relative
             // (not normalized: `./x.py` is `<cwd>/./x.py` in tracebacks too).
             let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+            guard let data = FileManager.default.contents(atPath: path) else {
+                // What python3 says (after its own name) and its status, 2.
+                let reason = access(path, R_OK) == 0 ? (code: EISDIR, text: "Is a directory") : (code: errno, text: String(cString: strerror(errno)))
+                Self.write("\(CommandLine.arguments[0]): can't open file '\(absolute)': [Errno \(reason.code)] \(reason.text)\n", to: STDERR_FILENO)
+                throw ExitCode(2)
+            }
             (source, filename, argv) = (String(decoding: data, as: UTF8.self), absolute, [path])
         }
         argv += arguments

@@ -435,3 +435,12 @@ def test_run_into_a_pipe_closed_early_ends_as_python3_does(pykernel_bin, tmp_pat
             outcomes.append((process.wait(timeout=60), first, stderr))
     assert outcomes[1] == outcomes[0]
     assert b"BrokenPipeError" in outcomes[0][2]
+
+
+def test_run_of_a_missing_file_says_what_python3_says(pykernel_bin, tmp_path):
+    """Status 2 and python3's message after the program's own name."""
+    theirs = subprocess.run([PYTHON311, "missing.py"], capture_output=True, text=True, cwd=tmp_path)
+    ours = run(pykernel_bin, "run", "missing.py", cwd=tmp_path)
+    assert ours.returncode == theirs.returncode == 2
+    assert ours.stdout == theirs.stdout == ""
+    assert ours.stderr.removeprefix(pykernel_bin) == theirs.stderr.removeprefix(PYTHON311)
