@@ -444,3 +444,31 @@ def test_run_of_a_missing_file_says_what_python3_says(pykernel_bin, tmp_path):
     assert ours.returncode == theirs.returncode == 2
     assert ours.stdout == theirs.stdout == ""
     assert ours.stderr.removeprefix(pykernel_bin) == theirs.stderr.removeprefix(PYTHON311)
+
+
+def test_sigint_from_outside_interrupts_as_in_python3(pykernel_bin, tmp_path):
+    """Ctrl-C (SIGINT to the process) during a sleep, then during a busy loop: KeyboardInterrupt
+    where the code is, caught then uncaught (traceback, death by SIGINT), as with python3.11."""
+    program = tmp_path / "interrupted.py"
+    program.write_text(
+        "import time\n"
+        "try:\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(60)\n"
+        "except KeyboardInterrupt:\n"
+        "    announced = False\n"
+        "# wherever the second interrupt lands, it is on this line:\n"
+        "while True: announced = announced or print('looping', flush=True) or True\n"
+    )
+    outcomes = []
+    for command in ([PYTHON311, program.name], [pykernel_bin, "run", program.name]):
+        with subprocess.Popen(command, cwd=tmp_path, env=_environment(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) as process:
+            lines = [process.stdout.readline()]
+            process.send_signal(signal.SIGINT)
+            lines.append(process.stdout.readline())
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=60)
+            outcomes.append((process.returncode, lines, stdout, stderr))
+    assert outcomes[1] == outcomes[0]
+    assert outcomes[0][0] == -signal.SIGINT
