@@ -469,6 +469,8 @@ def test_sigint_from_outside_interrupts_as_in_python3(pykernel_bin, tmp_path):
             lines.append(process.stdout.readline())
             process.send_signal(signal.SIGINT)
             stdout, stderr = process.communicate(timeout=60)
+            # Carets under the call only when the interrupt landed inside print: either may happen.
+            stderr = b"".join(line for line in stderr.splitlines(True) if line.strip(b" ^\n"))
             outcomes.append((process.returncode, lines, stdout, stderr))
     assert outcomes[1] == outcomes[0]
     assert outcomes[0][0] == -signal.SIGINT
