@@ -199,14 +199,13 @@ struct Run: AsyncParsableCommand {
         }
     }
 
-    /// What `python3 FILE.py` would exit with, after printing what it would print that the
-    /// program's `sys.excepthook` did not (the code of a `SystemExit` that is not a status).
+    /// What `python3 FILE.py` would exit with, after printing the record's traceback (a file's
+    /// syntax error: the program's own `sys.excepthook` printed any other exception, and the
+    /// engine the code of a `SystemExit`, on `sys.stderr`).
     private static func outcome(_ result: ExecutionResult) -> Outcome {
         guard let error = result.error else { return Outcome(status: 0, interrupted: false) }
         if error.name == "SystemExit" {
-            if let status = exitStatus(systemExitValue: error.value) { return Outcome(status: status, interrupted: false) }
-            write(error.value + "\n", to: STDERR_FILENO)
-            return Outcome(status: 1, interrupted: false)
+            return Outcome(status: exitStatus(systemExitValue: error.value) ?? 1, interrupted: false)
         }
         write(error.traceback, to: STDERR_FILENO)
         return Outcome(status: 1, interrupted: error.name == "KeyboardInterrupt")

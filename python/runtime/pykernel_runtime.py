@@ -338,6 +338,7 @@ def _cell_entry(filename):
 # (stdout, stderr, stdin) of every run, put back if user code replaced them; None when the streams
 # are the process's own (``install``'s ``process_streams``: code replaces them as in python3)
 _streams = None
+_process_streams = False  # install's ``process_streams``
 
 
 def _with_write(cls, write):
@@ -356,6 +357,8 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
     ``sys.stdin``, ``sys.stdout`` and ``sys.stderr`` stay the ones CPython made on descriptors 0, 1
     and 2, as python3's (buffered, encoded and closed as there)."""
     out_fd, err_fd, in_fd = (1, 2, 0) if fd_capture else (None, None, None)
+    global _process_streams
+    _process_streams = process_streams
     if not process_streams:
         sys.stdout = sys.__stdout__ = _with_write(KernelStream, stdout_write)("<stdout>", out_fd, stdout_write_bytes)
         sys.stderr = sys.__stderr__ = _with_write(KernelStream, stderr_write)("<stderr>", err_fd, stderr_write_bytes)
@@ -616,8 +619,10 @@ def restore_streams():
 def end_run(cells, filename, code, exc, saved_env, to_excepthook=False):
     """Restores the environment, forgets a cell nothing can refer to any more, and describes the
     exception (if any) as ``(name, value, traceback)``. With ``to_excepthook`` (a file run whose
-    code replaced ``sys.excepthook``) the exception is handed to that hook, as python3 does, and
-    the record's traceback is empty: the hook printed what it prints."""
+    code replaced ``sys.excepthook``, or any file run on the process's own streams) the exception
+    is handed to that hook, as python3 does, and the record's traceback is empty: the hook printed
+    what it prints. On the process's own streams a ``SystemExit`` whose code is not a status has
+    that code printed on ``sys.stderr``, as python3 prints it, instead."""
     if saved_env:
         for key, old in saved_env.items():
             if old is _MISSING:
@@ -627,13 +632,34 @@ def end_run(cells, filename, code, exc, saved_env, to_excepthook=False):
     record = None
     if exc is not None:
         _strip_engine_frames(exc)
-        handled = to_excepthook and not isinstance(exc, SystemExit) and _call_excepthook(exc)
+        if isinstance(exc, SystemExit):
+            handled = to_excepthook and _process_streams and _print_exit_code(exc)
+        else:
+            handled = to_excepthook and _call_excepthook(exc)
         record = (pykernel_traceback.exception_name(exc),
                   pykernel_traceback.exception_value(exc),
                   "" if handled else pykernel_traceback.format_exception(exc))
     if code is None or not _defines_code(code):
         del cells[filename]  # no function, class or lambda of this cell can show up in a later traceback
     return record
+
+
+def _print_exit_code(exc):
+    """What python3 prints of an uncaught ``SystemExit`` (``handle_system_exit``): nothing for no
+    code or an integer one (the status), otherwise ``str(code)`` and a newline on ``sys.stderr``
+    (descriptor 2 when there is none), errors ignored. Returns ``True``."""
+    code = exc.code
+    if code is None or isinstance(code, int):
+        return True
+    try:
+        if sys.stderr is None:
+            os.write(2, f"{code}\n".encode(errors="backslashreplace"))
+        else:
+            sys.stderr.write(str(code))
+            sys.stderr.write("\n")
+    except Exception:  # noqa: BLE001,S110 -- python3 clears what printing the code raised
+        pass
+    return True
 
 
 def _call_excepthook(exc):

@@ -56,6 +56,11 @@ def test_run_c_and_sys_exit_status(pykernel_bin):
     done = run(pykernel_bin, "run", "-c", "raise SystemExit('bye')")
     assert (done.returncode, done.stderr) == (1, "bye\n")
     assert run(pykernel_bin, "run", "-c", "exit()").returncode == 0
+    # -c: no flush after the code, so the message follows what sys.stderr held, on that stream.
+    code = "import sys; sys.stderr.write('held '); sys.exit('bye')"
+    theirs = subprocess.run([PYTHON311, "-c", code], capture_output=True, text=True)
+    ours = run(pykernel_bin, "run", "-c", code)
+    assert (ours.returncode, ours.stderr) == (theirs.returncode, theirs.stderr) == (1, "held bye\n")
 
 
 def test_run_timeout_stops_the_code(pykernel_bin):
