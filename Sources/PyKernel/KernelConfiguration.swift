@@ -27,8 +27,9 @@ public struct KernelConfiguration: Sendable {
     /// `allowStdin`); stdout and stderr buffered, encoded, flushed and closed as in `python3` and
     /// written straight to the descriptors, so what goes through them is not in the runs' output
     /// events (use it with ``captureFileDescriptors`` off); `print` is CPython's own; a file run's
-    /// uncaught exception goes to `sys.excepthook`, which prints it, and its record's traceback is
-    /// empty. On for `pykernel run`, which behaves like `python3` (the program owns the process).
+    /// uncaught exception that compiled goes to `sys.excepthook`, which prints it (a `SystemExit`'s
+    /// message is printed on `sys.stderr`), and its record's traceback is empty. On for
+    /// `pykernel run`, which behaves like `python3` (the program owns the process).
     public var usesProcessStandardStreams: Bool
     /// The most runs that may wait behind the one in progress (default 10,000); a run submitted
     /// beyond it is refused with ``KernelError/Code/runQueueFull`` instead of queued, so a
