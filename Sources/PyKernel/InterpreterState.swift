@@ -123,7 +123,9 @@ final class InterpreterState {
             flushFigures = try charts.borrowed.attribute("flush_figures")
             chartsGlobals = try charts.borrowed.attribute("__dict__")
             chartsActiveName = try PyOwned.string("_active")
-            _ = try charts.borrowed.attribute("install").borrowed.call()
+            // A program on the process's own streams keeps matplotlib's own default backend, as
+            // python3 does (figures are not results there).
+            if !configuration.usesProcessStandardStreams { _ = try charts.borrowed.attribute("install").borrowed.call() }
             sysStreams = [try SysAttribute("stdout"), try SysAttribute("stderr"), try SysAttribute("stdin")]
             excepthook = try SysAttribute("excepthook")
             defaultExcepthook = try PyOwned.importModule("sys").borrowed.attribute("__excepthook__")
