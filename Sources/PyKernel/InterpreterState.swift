@@ -118,13 +118,14 @@ final class InterpreterState {
             mainResult = try results.borrowed.attribute("main_result")
             plainResults = try PlainMainResults(results: results.borrowed, runtime: runtime)
             let emit = try PyOwned.nativeFunction(name: "emit_result", NativeResults.emit)
-            _ = try results.borrowed.attribute("install").borrowed.call(emit.borrowed)
+            // A program on the process's own streams has no `display` builtin and IPython's
+            // display prints, as under python3 (a file's run has no results).
+            if !configuration.usesProcessStandardStreams { _ = try results.borrowed.attribute("install").borrowed.call(emit.borrowed) }
             let charts = try PyOwned.importModule("pykernel_charts")
             flushFigures = try charts.borrowed.attribute("flush_figures")
             chartsGlobals = try charts.borrowed.attribute("__dict__")
             chartsActiveName = try PyOwned.string("_active")
-            // A program on the process's own streams keeps matplotlib's own default backend, as
-            // python3 does (figures are not results there).
+            // And keeps matplotlib's own default backend, as python3 does.
             if !configuration.usesProcessStandardStreams { _ = try charts.borrowed.attribute("install").borrowed.call() }
             sysStreams = [try SysAttribute("stdout"), try SysAttribute("stderr"), try SysAttribute("stdin")]
             excepthook = try SysAttribute("excepthook")

@@ -110,7 +110,7 @@ struct Run: AsyncParsableCommand {
             case .output(let chunk):
                 Self.write(chunk.text, to: chunk.stream == .stdout ? STDOUT_FILENO : STDERR_FILENO)
             case .result, .inputRequest:
-                break  // like python3 FILE.py: `display()` shows nothing (files never get a main result); stdin is read directly
+                break  // files never get a main result, and there is no `display()` (as under python3); stdin is read directly
             case .completed(let result):
                 outcome = Self.outcome(result)
             }

@@ -479,3 +479,11 @@ def test_sigint_from_outside_interrupts_as_in_python3(pykernel_bin, tmp_path):
             outcomes.append((process.returncode, lines, stdout, stderr))
     assert outcomes[1] == outcomes[0]
     assert outcomes[0][0] == -signal.SIGINT
+
+
+def test_run_has_no_notebook_builtins_as_python3(pykernel_bin):
+    """A program that tells a notebook from python3 by `display` finds python3."""
+    code = "try:\n    display\nexcept NameError:\n    print('python3')\nelse:\n    print('notebook')\n"
+    theirs = subprocess.run([PYTHON311, "-c", code], capture_output=True, text=True)
+    ours = run(pykernel_bin, "run", "-c", code)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr) == (0, "python3\n", "")
