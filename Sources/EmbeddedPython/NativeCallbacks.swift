@@ -324,6 +324,12 @@ extension PyBorrowed {
 
     /// Item `index` of a tuple (borrowed from the tuple).
     package func tupleItem(_ index: Int) -> PyBorrowed? { PyBorrowed(PyTuple_GetItem(pointer, index)) }
+
+    /// Calls this callable with a tuple of positional arguments; a new reference, or `NULL` with
+    /// an exception pending (what a native function returns).
+    package func forwardCall(arguments: PyBorrowed) -> PyPointer? {
+        PyObject_Call(pointer, arguments.pointer, nil)
+    }
 }
 
 /// A C audit hook: `(event name, arguments tuple, user data) -> 0` (non-zero aborts the event).

@@ -30,9 +30,11 @@ final class InterpreterState {
     private let newNamespace: PyOwned
     private let beginRun: PyOwned
     private let endRun: PyOwned
-    /// The runtime's `end_program` and `flush_standard_streams` (see ``endProgram(_:executionCount:)``).
+    /// The runtime's `end_program` (see ``endProgram(_:executionCount:)``).
     private let endProgramSteps: PyOwned
-    private let flushStandardStreams: PyOwned
+    /// The runtime's `flush_io`: what python3 flushes after a file's code (errors ignored), and
+    /// at the very end of a program.
+    private let flushIO: PyOwned
     /// What the common exception's record is made from without `end_run` (see ``NativeTraceback``).
     private let nativeTraceback: NativeTraceback.Environment
     private let execMode: PyOwned
@@ -57,7 +59,8 @@ final class InterpreterState {
     private let runtimeGlobals: PyOwned
     private let currentCellsName: PyOwned
     private let currentContextName: PyOwned
-    /// The engine's `(sys.stdout, sys.stderr, sys.stdin)` (a tuple), to notice a run that replaced one.
+    /// The engine's `(sys.stdout, sys.stderr, sys.stdin)` (a tuple), to notice a run that replaced
+    /// one; `None` with ``KernelConfiguration/usesProcessStandardStreams``.
     private let engineStreams: PyOwned
     private let sysStreams: [SysAttribute]
     /// `sys.excepthook`, and the one CPython installed (`sys.__excepthook__`).
@@ -77,9 +80,13 @@ final class InterpreterState {
     private var reclaimer = MemoryReclaimer()
     /// The runtime's `end_forked_child`: ends a process forked by the code that just returned.
     private let endForkedChild: PyOwned
+    /// ``KernelConfiguration/usesProcessStandardStreams``: a file run's uncaught exception goes to
+    /// `sys.excepthook` (CPython's prints it on `sys.stderr`, as python3 does).
+    private let usesProcessStandardStreams: Bool
 
     init(_ configuration: KernelConfiguration, runtime: EmbeddedRuntime) throws(KernelError) {
         self.runtime = runtime
+        usesProcessStandardStreams = configuration.usesProcessStandardStreams
         do {
             try PythonRuntime.initialize(PythonSettings(virtualEnvironment: configuration.virtualEnvironment))
             compile = try PyOwned.importModule("builtins").borrowed.attribute("compile")
@@ -90,7 +97,7 @@ final class InterpreterState {
             runtime.threadOwners.install(ownerFunction: try module.borrowed.attribute("thread_owner"))
             endRun = try module.borrowed.attribute("end_run")
             endProgramSteps = try module.borrowed.attribute("end_program")
-            flushStandardStreams = try module.borrowed.attribute("flush_standard_streams")
+            flushIO = try module.borrowed.attribute("flush_io")
             endForkedChild = try module.borrowed.attribute("end_forked_child")
             nativeTraceback = try NativeTraceback.Environment(
                 cellCacheType: try module.borrowed.attribute("_CellCache"), timeoutType: try module.borrowed.attribute("ExecutionTimeout"),
@@ -114,12 +121,15 @@ final class InterpreterState {
             mainResult = try results.borrowed.attribute("main_result")
             plainResults = try PlainMainResults(results: results.borrowed, runtime: runtime)
             let emit = try PyOwned.nativeFunction(name: "emit_result", NativeResults.emit)
-            _ = try results.borrowed.attribute("install").borrowed.call(emit.borrowed)
+            // A program on the process's own streams has no `display` builtin and IPython's
+            // display prints, as under python3 (a file's run has no results).
+            if !configuration.usesProcessStandardStreams { _ = try results.borrowed.attribute("install").borrowed.call(emit.borrowed) }
             let charts = try PyOwned.importModule("pykernel_charts")
             flushFigures = try charts.borrowed.attribute("flush_figures")
             chartsGlobals = try charts.borrowed.attribute("__dict__")
             chartsActiveName = try PyOwned.string("_active")
-            _ = try charts.borrowed.attribute("install").borrowed.call()
+            // And keeps matplotlib's own default backend, as python3 does.
+            if !configuration.usesProcessStandardStreams { _ = try charts.borrowed.attribute("install").borrowed.call() }
             sysStreams = [try SysAttribute("stdout"), try SysAttribute("stderr"), try SysAttribute("stdin")]
             excepthook = try SysAttribute("excepthook")
             defaultExcepthook = try PyOwned.importModule("sys").borrowed.attribute("__excepthook__")
@@ -163,10 +173,10 @@ final class InterpreterState {
         let capture = configuration.captureFileDescriptors ? PyBorrowed.true : PyBorrowed.false
         let signal = try PyOwned.integer(Int(configuration.interruptSignal))
         let guardExit = configuration.guardsProcessExit ? PyBorrowed.true : PyBorrowed.false
-        let processInput = configuration.readsProcessStandardInput ? PyBorrowed.true : PyBorrowed.false
+        let processStreams = configuration.usesProcessStandardStreams ? PyBorrowed.true : PyBorrowed.false
         _ = try module.attribute("install").borrowed.call(
             stdoutWrite.borrowed, stderrWrite.borrowed, stdoutBytesWrite.borrowed, stderrBytesWrite.borrowed,
-            capture, onStopSignal.borrowed, signal.borrowed, guardExit, processInput)
+            capture, onStopSignal.borrowed, signal.borrowed, guardExit, processStreams)
         runtime.signals.start(interpreterThread: pthread_self(), handledSignal: configuration.interruptSignal)
         let routeSignal = try PyOwned.nativeFunction(name: "route_signal", SignalRouting.routeSignal)
         try module.setAttribute("route_signal", routeSignal.borrowed)
@@ -178,6 +188,14 @@ final class InterpreterState {
         _ = try module.attribute("install_fork_hooks").borrowed.call(
             blockSignals.borrowed, restoreSignals.borrowed, childBegins.borrowed, endProcess.borrowed)
         runtime.signals.noteHandlers()
+        if !configuration.guardsProcessExit {
+            let os = try PyOwned.importModule("os")
+            let kill = try PyOwned.nativeFunction(
+                name: "kill", SignalRouting.synchronousKill, context: try os.borrowed.attribute("kill").borrowed, arguments: .tuple)
+            try os.borrowed.setAttribute("kill", kill.borrowed)
+        }
+        // CPython's own streams are written by CPython's own `print`.
+        guard !configuration.usesProcessStandardStreams else { return }
         let sys = try PyOwned.importModule("sys")
         try installPrint(
             runtime: runtime, stdout: try sys.borrowed.attribute("stdout"), stdoutWrite: stdoutWrite.borrowed,
@@ -312,6 +330,11 @@ final class InterpreterState {
             // A cell's replaced stream lasts for its run: threads printing between runs reach the
             // engine. (A file run keeps it for what follows, as python3 does: threads, atexit.)
             if run.filename == nil { try restoreReplacedStreams() }
+            // After a file's code (not a string's: `-c`), python3 flushes the streams before
+            // it prints an uncaught exception.
+            if usesProcessStandardStreams, let filename = run.filename, !filename.hasPrefix("<") {
+                if flushIO.borrowed.callKeepingError() == nil { _ = PythonException.take() }
+            }
             let (stop, reported) = runtime.supervisor.end()
             let duration = ContinuousClock.now - started
             if reported {
@@ -324,8 +347,11 @@ final class InterpreterState {
                 if compiled.isNone || !compiled.holdsNestedCode { namespace.cells.borrowed.removeItem(name.borrowed) }
                 return (nil, stop, duration)
             }
-            // A file run whose code replaced `sys.excepthook` has it called, as python3 does: `end_run`.
-            let handsToHook = run.filename != nil && excepthook.value?.pointer != defaultExcepthook.borrowed.pointer
+            // A file run whose code replaced `sys.excepthook` has it called, as python3 does:
+            // `end_run`. So does one on the process's own streams whose code compiled (CPython's
+            // hook prints a file's syntax error from a string's offsets, not as python3 does).
+            let handsToHook = run.filename != nil
+                && (excepthook.value?.pointer != defaultExcepthook.borrowed.pointer || (usesProcessStandardStreams && !compiled.isNone))
             if !exception.borrowedOrNone.isNone, savedEnvironment.borrowedOrNone.isNone, !handsToHook,
                 let record = NativeTraceback.record(of: exception.borrowedOrNone, cells: namespace.cells.borrowed, environment: nativeTraceback)
             {
@@ -348,11 +374,13 @@ final class InterpreterState {
     /// the runtime's `end_program` (threads that are not daemons, `atexit` handlers, the streams
     /// flushed; it reports what raises as python3 reports exceptions it ignores), then the
     /// context's globals let go and a full collection, as python3's `Py_FinalizeEx` tears down
-    /// `__main__`, and the streams flushed again.
+    /// `__main__`, and the streams flushed again (silently). The error is that of the first flush
+    /// of `sys.stdout`, if it failed (python3 then exits with status 120).
     private func endProgram(_ run: PendingRun, executionCount: Int) -> (ErrorRecord?, RunSupervisor.Stop?, Duration) {
         let started = ContinuousClock.now
         runtime.supervisor.begin(run.output, executionCount: executionCount, timeout: run.timeout)
-        perform(endProgramSteps, "end_program", in: run)
+        let ended = perform(endProgramSteps, "end_program", in: run)
+        let failure = Self.record(from: ended.borrowedOrNone)
         if let namespace = namespaces.removeValue(forKey: run.context.id) {
             // Its globals are freed when this goes, unless functions or classes of the program
             // refer to them: then by the collection below, as python3 collects `__main__`.
@@ -360,17 +388,23 @@ final class InterpreterState {
             closeEventLoop(of: namespace)
             PythonCode.clear(namespace.cells.borrowed)
         }
-        perform(collectGarbage, "gc.collect", in: run)
-        perform(flushStandardStreams, "flush_standard_streams", in: run)
+        _ = perform(collectGarbage, "gc.collect", in: run)
+        // What `__del__` methods printed; a failure now is not reported (python3 has cleared
+        // `sys` by then: the streams are flushed, silently, as they are freed).
+        _ = perform(flushIO, "flush_io", in: run)
         let (stop, _) = runtime.supervisor.end()
-        return (nil, stop, ContinuousClock.now - started)
+        return (failure, stop, ContinuousClock.now - started)
     }
 
-    /// Calls a step of a program's end; a failure of the engine's own step is logged.
-    private func perform(_ step: borrowing PyOwned, _ name: String, in run: PendingRun) {
-        guard step.borrowed.callKeepingError() == nil else { return }
-        _ = PythonException.take()
-        runtime.logger.error("\(name) failed at the end of a program", metadata: ["context": "\(run.context.id)"])
+    /// Calls a step of a program's end and returns what it returned; a failure of the engine's
+    /// own step is logged (`nil`).
+    private func perform(_ step: borrowing PyOwned, _ name: String, in run: PendingRun) -> PyOwned? {
+        guard let value = step.borrowed.callKeepingError() else {
+            _ = PythonException.take()
+            runtime.logger.error("\(name) failed at the end of a program", metadata: ["context": "\(run.context.id)"])
+            return nil
+        }
+        return value
     }
 
     /// Runs compiled code of a run in the namespace and returns what it returned (`None` for a
@@ -481,6 +515,7 @@ final class InterpreterState {
     /// take the output of other contexts' threads between runs (into an object whose context may be
     /// gone), not only that of later runs.
     private func restoreReplacedStreams() throws(PythonError) {
+        guard !usesProcessStandardStreams else { return }  // the program's to replace, as in python3
         for (index, stream) in sysStreams.enumerated() where stream.value?.pointer != engineStreams.borrowed.tupleItem(index)?.pointer {
             _ = try restoreStreams.borrowed.call()
             return

@@ -21,10 +21,16 @@ public struct KernelConfiguration: Sendable {
     /// every context shares. Forked children still exit for real. Off for `pykernel run`, which
     /// behaves like `python3`.
     public var guardsProcessExit: Bool
-    /// Make `sys.stdin` the process's standard input (descriptor 0, read as `python3` reads it)
-    /// instead of input asked of the run's caller (``KernelManager/run(_:in:environment:timeout:outputLimit:filename:allowStdin:)``'s
-    /// `allowStdin`). On for `pykernel run`, which behaves like `python3`.
-    public var readsProcessStandardInput: Bool
+    /// Keep `sys.stdin`, `sys.stdout` and `sys.stderr` the ones CPython made on descriptors 0, 1
+    /// and 2, as `python3`'s: stdin read from the process's standard input instead of asked of the
+    /// run's caller (``KernelManager/run(_:in:environment:timeout:outputLimit:filename:allowStdin:)``'s
+    /// `allowStdin`); stdout and stderr buffered, encoded, flushed and closed as in `python3` and
+    /// written straight to the descriptors, so what goes through them is not in the runs' output
+    /// events (use it with ``captureFileDescriptors`` off); `print` is CPython's own; a file run's
+    /// uncaught exception that compiled goes to `sys.excepthook`, which prints it (a `SystemExit`'s
+    /// message is printed on `sys.stderr`), and its record's traceback is empty. On for
+    /// `pykernel run`, which behaves like `python3` (the program owns the process).
+    public var usesProcessStandardStreams: Bool
     /// The most runs that may wait behind the one in progress (default 10,000); a run submitted
     /// beyond it is refused with ``KernelError/Code/runQueueFull`` instead of queued, so a
     /// client that submits faster than code runs cannot grow the engine's memory without bound.
@@ -37,7 +43,7 @@ public struct KernelConfiguration: Sendable {
         interruptSignal: Int32 = KernelConfiguration.defaultInterruptSignal,
         timeoutGracePeriod: Duration = .seconds(2),
         guardsProcessExit: Bool = true,
-        readsProcessStandardInput: Bool = false,
+        usesProcessStandardStreams: Bool = false,
         runQueueLimit: Int = KernelConfiguration.defaultRunQueueLimit
     ) {
         self.workingDirectory = workingDirectory
@@ -46,7 +52,7 @@ public struct KernelConfiguration: Sendable {
         self.interruptSignal = interruptSignal
         self.timeoutGracePeriod = timeoutGracePeriod
         self.guardsProcessExit = guardsProcessExit
-        self.readsProcessStandardInput = readsProcessStandardInput
+        self.usesProcessStandardStreams = usesProcessStandardStreams
         self.runQueueLimit = runQueueLimit
     }
 

@@ -205,6 +205,8 @@ public final class KernelManager: Sendable {
     /// standard streams, then lets go of the context's globals (objects' `__del__` methods run, files
     /// left open are flushed and closed; objects in cycles by a full collection). What this prints
     /// comes as the execution's events, like a run's. `pykernel run` calls it after the file's run.
+    /// Its result's error is that of flushing `sys.stdout` when that failed (a closed pipe:
+    /// python3 then reports it as an ignored exception and exits with status 120).
     ///
     /// The threads and `atexit` handlers are the interpreter's, not only the context's: call it
     /// only when the process ends afterwards. The context's next run would start from new globals.

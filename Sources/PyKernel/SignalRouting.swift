@@ -71,6 +71,26 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
         }
     }
 
+    /// `os.kill` of a program that owns its process (``KernelConfiguration/guardsProcessExit``
+    /// off, as in `pykernel run`), made with the original `os.kill` as its `self`. A signal the
+    /// interpreter thread sends to its own process goes to that thread (`pthread_kill`): it
+    /// arrives before the call returns, so its Python handler runs (or `KeyboardInterrupt` is
+    /// raised) before the code's next line, in the caller's frame, as in a one-threaded python3;
+    /// the engine's other threads would otherwise take it and pass it on while the code goes on.
+    /// Anything else (another process, another thread, a signal number out of range) is the
+    /// original's.
+    static let synchronousKill: NativeFunctionPointer = { original, arguments in
+        guard let original = PyBorrowed(original), let arguments = PyBorrowed(arguments) else { return nil }
+        if arguments.tupleSize == 2, arguments.tupleItem(0)?.integerValue == Int(getpid()),
+            let signal = arguments.tupleItem(1)?.integerValue, signal > 0, signal < signalCount,
+            EmbeddedRuntime.current.threadOwners.isInterpreterThread,
+            pthread_kill(pthread_self(), Int32(signal)) == 0
+        {
+            return PyOwned(retaining: .none).transfer()
+        }
+        return original.forwardCall(arguments: arguments)
+    }
+
     /// `route_signal(signalnum)`, which the runtime calls after user code set a Python handler.
     static let routeSignal: NativeFunctionPointer = { _, argument in
         if let signal = PyBorrowed(argument)?.integerValue { EmbeddedRuntime.current.signals.route(Int32(truncatingIfNeeded: signal)) }

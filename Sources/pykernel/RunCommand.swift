@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Glibc
+import Logging
 import PyKernel
 
 /// `pykernel run FILE.py` / `pykernel run -c CODE`: runs code in a fresh context and prints its
@@ -39,25 +41,51 @@ struct Run: AsyncParsableCommand {
             (source, filename, argv) = (code, "<string>", ["-c"] + (file.map { [$0] } ?? []))
         } else {
             let path = file!
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw ValidationError("can't open file '\(path)': No such file or directory")
-            }
             // python3's `__file__`: the path as given, after the working directory when relative
             // (not normalized: `./x.py` is `<cwd>/./x.py` in tracebacks too).
             let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+            guard let data = FileManager.default.contents(atPath: path) else {
+                // What python3 says (after its own name) and its status, 2.
+                let reason = access(path, R_OK) == 0 ? (code: EISDIR, text: "Is a directory") : (code: errno, text: String(cString: strerror(errno)))
+                Self.write("\(CommandLine.arguments[0]): can't open file '\(absolute)': [Errno \(reason.code)] \(reason.text)\n", to: STDERR_FILENO)
+                throw ExitCode(2)
+            }
             (source, filename, argv) = (String(decoding: data, as: UTF8.self), absolute, [path])
         }
         argv += arguments
-        var configuration = KernelConfiguration(captureFileDescriptors: true, guardsProcessExit: false, readsProcessStandardInput: true)
+        // What python3 sets up before it runs anything: SIGPIPE and SIGXFSZ ignored (a write to a
+        // closed pipe raises BrokenPipeError; subprocess puts them back for its children).
+        signal(SIGPIPE, SIG_IGN)
+        signal(SIGXFSZ, SIG_IGN)
+        var inherited = sigaction()
+        sigaction(SIGINT, nil, &inherited)
+        let interruptsIgnored = inherited.__sigaction_handler.sa_handler.map {
+            unsafeBitCast($0, to: UInt.self) == unsafeBitCast(SIG_IGN, to: UInt.self)
+        } ?? false
+        // The signals Swift's crash backtracer takes: a crash (a segfault in ctypes) or SIGQUIT
+        // ends the program with the signal and nothing printed, as python3 does.
+        for crash in [SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV] {
+            signal(crash, SIG_DFL)
+        }
+        // The program owns the process: CPython's own streams on descriptors 0, 1 and 2, uncaptured.
+        var configuration = KernelConfiguration(captureFileDescriptors: false, guardsProcessExit: false, usesProcessStandardStreams: true)
         if let venv { configuration.virtualEnvironment = venv }
-        let manager = try await KernelManager.start(configuration)
+        // python3 logs nothing: only the engine's critical failures are shown.
+        var logger = Logger(label: "pykernel.engine")
+        logger.logLevel = .critical
+        let manager = try await KernelManager.start(configuration, logger: logger)
         let context = try manager.createContext()
-        let stdout = FileHandle(fileDescriptor: manager.originalStandardOutput, closeOnDealloc: false)
-        let stderr = FileHandle(fileDescriptor: manager.originalStandardError, closeOnDealloc: false)
         // What python3 sets up for the main module: sys.argv, __file__, and the script's directory
         // (symbolic links resolved) first on sys.path instead of the working directory (no names
         // leak into the code).
         var preamble = "__import__('sys').argv = \(Self.pythonList(argv))\n"
+        // python3's SIGINT handler: Ctrl-C (or os.kill) raises KeyboardInterrupt in the program,
+        // whose own signal.signal(SIGINT, ...) then replaces it; not when SIGINT came ignored (a
+        // background job of a shell), as python3 leaves it then. (Not last: a cell's last
+        // expression would become `_`.)
+        if !interruptsIgnored {
+            preamble += "__import__('signal').signal(2, __import__('signal').default_int_handler)\n"
+        }
         // sys.orig_argv: how python3 itself was called (its path, then its own arguments).
         preamble += "__import__('sys').orig_argv = [__import__('sys').executable, "
             + (code != nil ? "'-c', \(Self.pythonString(source)), " : "") + "*__import__('sys').argv[\(code != nil ? 1 : 0):]]\n"
@@ -70,27 +98,33 @@ struct Run: AsyncParsableCommand {
         } else {
             preamble += "globals()['__loader__'] = __import__('_frozen_importlib').BuiltinImporter\n"
         }
+        for name in StandardDescriptors.closedAtStart {
+            preamble += "__import__('sys').\(name) = __import__('sys').__\(name)__ = None\n"
+        }
         _ = try await manager.run(preamble, in: context.id).result()
-        let interrupts = InterruptForwarder { _ = try? manager.interrupt(context.id) }
-        defer { interrupts.cancel() }
         let execution = try manager.run(
             source, in: context.id, timeout: timeout > 0 ? .seconds(timeout) : nil, filename: filename)
         var outcome = Outcome(status: 0, interrupted: false)
         for try await event in execution {
             switch event {
             case .output(let chunk):
-                (chunk.stream == .stdout ? stdout : stderr).write(Data(chunk.text.utf8))
+                Self.write(chunk.text, to: chunk.stream == .stdout ? STDOUT_FILENO : STDERR_FILENO)
             case .result, .inputRequest:
-                break  // like python3 FILE.py: `display()` shows nothing (files never get a main result); stdin is read directly
+                break  // files never get a main result, and there is no `display()` (as under python3); stdin is read directly
             case .completed(let result):
-                outcome = Self.outcome(result, stderr: stderr)
+                outcome = Self.outcome(result)
             }
         }
         // Then, as python3 before it exits: threads that are not daemons, atexit handlers, the
         // program's objects freed (their `__del__`, files left open flushed).
         for try await event in try manager.endProgram(in: context.id) {
-            if case .output(let chunk) = event {
-                (chunk.stream == .stdout ? stdout : stderr).write(Data(chunk.text.utf8))
+            switch event {
+            case .output(let chunk):
+                Self.write(chunk.text, to: chunk.stream == .stdout ? STDOUT_FILENO : STDERR_FILENO)
+            case .completed(let result) where result.error != nil:
+                outcome.status = 120  // sys.stdout could not be flushed: python3's status then
+            case .completed, .result, .inputRequest:
+                break
             }
         }
         if outcome.interrupted {
@@ -99,6 +133,20 @@ struct Run: AsyncParsableCommand {
             kill(getpid(), SIGINT)
         }
         throw ExitCode(outcome.status)
+    }
+
+    /// Writes all of `text` to a descriptor; an error (a closed pipe) drops the rest, as the
+    /// program's own writes there would have failed too.
+    private static func write(_ text: String, to descriptor: Int32) {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            bytes = bytes.dropFirst(written)
+        }
     }
 
     /// How the program ended: the status python3 would exit with, and whether it was interrupted.
@@ -151,15 +199,32 @@ struct Run: AsyncParsableCommand {
         }
     }
 
-    /// What `python3 FILE.py` would exit with, after printing the traceback it would print.
-    private static func outcome(_ result: ExecutionResult, stderr: FileHandle) -> Outcome {
+    /// What `python3 FILE.py` would exit with, after printing the record's traceback (a file's
+    /// syntax error: the program's own `sys.excepthook` printed any other exception, and the
+    /// engine the code of a `SystemExit`, on `sys.stderr`).
+    private static func outcome(_ result: ExecutionResult) -> Outcome {
         guard let error = result.error else { return Outcome(status: 0, interrupted: false) }
         if error.name == "SystemExit" {
-            if let status = exitStatus(systemExitValue: error.value) { return Outcome(status: status, interrupted: false) }
-            stderr.write(Data((error.value + "\n").utf8))
-            return Outcome(status: 1, interrupted: false)
+            return Outcome(status: exitStatus(systemExitValue: error.value) ?? 1, interrupted: false)
         }
-        stderr.write(Data(error.traceback.utf8))
+        write(error.traceback, to: STDERR_FILENO)
         return Outcome(status: 1, interrupted: error.name == "KeyboardInterrupt")
     }
+}
+
+/// The standard descriptors (0, 1, 2) that were closed when `pykernel` started.
+enum StandardDescriptors {
+    /// The names of the `sys` streams (`stdin`, `stdout`, `stderr`) of the standard descriptors
+    /// found closed, each then opened on /dev/null so that no descriptor opened later takes its
+    /// number. Read first by main.swift, before anything opens a descriptor.
+    static let closedAtStart: [String] = {
+        var closed: [String] = []
+        for (descriptor, name) in [(STDIN_FILENO, "stdin"), (STDOUT_FILENO, "stdout"), (STDERR_FILENO, "stderr")]
+        where fcntl(descriptor, F_GETFD) == -1 && errno == EBADF {
+            // The lowest free number: this one, as the lower ones are open by now.
+            _ = open("/dev/null", descriptor == STDIN_FILENO ? O_RDONLY : O_WRONLY)
+            closed.append(name)
+        }
+        return closed
+    }()
 }

@@ -8,6 +8,8 @@ import Foundation
 if CommandLine.arguments.count > 1, CommandLine.arguments[1] == ForkServerCommand.name {
     ForkServerCommand.main(Array(CommandLine.arguments.dropFirst(2)))
 }
+// Before Dispatch opens its first descriptor: the standard descriptors the caller left closed.
+_ = StandardDescriptors.closedAtStart
 Task {
     await PyKernelCommand.main()
     exit(0)

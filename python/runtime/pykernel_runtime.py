@@ -336,7 +336,10 @@ def _cell_entry(filename):
     return entry
 
 
-_streams = None  # (stdout, stderr, stdin) of every run, put back if user code replaced them
+# (stdout, stderr, stdin) of every run, put back if user code replaced them; None when the streams
+# are the process's own (``install``'s ``process_streams``: code replaces them as in python3)
+_streams = None
+_process_streams = False  # install's ``process_streams``
 
 
 def _with_write(cls, write):
@@ -348,23 +351,26 @@ def _with_write(cls, write):
 
 
 def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
-            fd_capture, on_stop_signal, stop_signal, guard_process_exit, process_input):
+            fd_capture, on_stop_signal, stop_signal, guard_process_exit, process_streams):
     """Points the standard streams at the engine, installs the stop-signal handler (the native
     ``on_stop_signal``, which raises the pending stop) and, with ``guard_process_exit``, keeps
-    ``os._exit``/``os.abort`` from ending the shared process. With ``process_input``,
-    ``sys.stdin`` stays the one CPython made on descriptor 0, as python3's."""
+    ``os._exit``/``os.abort`` from ending the shared process. With ``process_streams``,
+    ``sys.stdin``, ``sys.stdout`` and ``sys.stderr`` stay the ones CPython made on descriptors 0, 1
+    and 2, as python3's (buffered, encoded and closed as there)."""
     out_fd, err_fd, in_fd = (1, 2, 0) if fd_capture else (None, None, None)
-    sys.stdout = sys.__stdout__ = _with_write(KernelStream, stdout_write)("<stdout>", out_fd, stdout_write_bytes)
-    sys.stderr = sys.__stderr__ = _with_write(KernelStream, stderr_write)("<stderr>", err_fd, stderr_write_bytes)
-    # python3's own sys.stdin (descriptor 0, CPython's encoding and errors; None when it is closed).
-    sys.stdin = sys.__stdin__ = sys.__stdin__ if process_input else KernelInput(in_fd)
-    global _streams
-    _streams = (sys.stdout, sys.stderr, sys.stdin)
+    global _process_streams
+    _process_streams = process_streams
+    if not process_streams:
+        sys.stdout = sys.__stdout__ = _with_write(KernelStream, stdout_write)("<stdout>", out_fd, stdout_write_bytes)
+        sys.stderr = sys.__stderr__ = _with_write(KernelStream, stderr_write)("<stderr>", err_fd, stderr_write_bytes)
+        sys.stdin = sys.__stdin__ = KernelInput(in_fd)
+        global _streams
+        _streams = (sys.stdout, sys.stderr, sys.stdin)
+        input.__doc__ = _original_input.__doc__
+        input.__module__ = "builtins"
+        builtins.input = input
+        _install_getpass()
     linecache.cache = _CellCache(linecache.cache)
-    input.__doc__ = _original_input.__doc__
-    input.__module__ = "builtins"
-    builtins.input = input
-    _install_getpass()
     if fd_capture:
         os.write = _announcing_write(os.write)
     if "" not in sys.path:
@@ -568,14 +574,16 @@ def end_program():
     """What python3 does after a program's last line, before it tears its modules down
     (``Py_FinalizeEx``): waits for the threads that are not daemons, runs the ``atexit`` handlers
     (an exception in one is reported as python3 reports it, and the others still run), and
-    flushes the standard streams. The engine then lets the program's globals go."""
+    flushes the standard streams. The engine then lets the program's globals go. Returns what
+    ``flush_standard_streams`` returns."""
     try:
         threading._shutdown()
     except BaseException as error:  # noqa: B036 -- python3 reports even a KeyboardInterrupt here and goes on
         _report_ignored(threading, error)
     atexit._run_exitfuncs()
-    flush_standard_streams()
+    failure = flush_standard_streams()
     _flush_open_files()
+    return failure
 
 
 def _flush_open_files():
@@ -586,10 +594,14 @@ def _flush_open_files():
     for candidate in gc.get_objects():
         if isinstance(candidate, io.IOBase):
             try:
-                if not candidate.closed and candidate.writable():
-                    candidate.flush()
-            except Exception as error:
-                _report_ignored(candidate, error)
+                if candidate.closed or not candidate.writable():
+                    continue
+            except ValueError:
+                continue  # a text stream whose buffer was detached: nothing of its own to flush
+            try:
+                candidate.flush()
+            except Exception:  # noqa: BLE001,S110 -- python3 (not in dev mode) says nothing of a file it cannot flush as it frees it
+                pass
 
 
 def _report_ignored(origin, error):
@@ -601,14 +613,31 @@ def _report_ignored(origin, error):
 
 
 def flush_standard_streams():
-    """Flushes ``sys.stdout`` and ``sys.stderr`` as python3 does before it exits (a closed one is
-    skipped; an error is reported as python3 reports an ignored exception)."""
+    """Flushes ``sys.stdout`` and ``sys.stderr`` as python3 does before it exits (``None`` or a
+    closed one is skipped). A failure to flush ``sys.stdout`` is reported as python3 reports an
+    ignored exception and returned as ``(name, value, "")`` (python3 then exits with status 120);
+    one of ``sys.stderr`` is ignored, as python3 ignores it. Returns ``None`` when stdout flushed."""
+    failure = None
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None and not getattr(stream, "closed", False):
                 stream.flush()
         except Exception as error:
-            _report_ignored(stream, error)
+            if stream is sys.stdout:
+                _report_ignored(stream, error)
+                failure = (pykernel_traceback.exception_name(error), pykernel_traceback.exception_value(error), "")
+    return failure
+
+
+def flush_io():
+    """What python3 does after a file's code ends, before it prints an uncaught exception:
+    flushes ``sys.stderr`` then ``sys.stdout``, ignoring any error (a closed pipe is reported at
+    the exit's flush)."""
+    for stream in (sys.stderr, sys.stdout):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 -- python3's flush_io ignores every failure here
+            pass
 
 
 def new_namespace():
@@ -648,6 +677,8 @@ def begin_run(cells, filename, source, env, context):
 def restore_streams():
     """Puts back the standard streams when a run replaced one and did not restore it; that must
     not swallow the output of later runs (of any context: ``sys`` is shared)."""
+    if _streams is None:
+        return
     if sys.stdout is not _streams[0] or sys.stderr is not _streams[1] or sys.stdin is not _streams[2]:
         sys.stdout, sys.stderr, sys.stdin = _streams
 
@@ -655,8 +686,10 @@ def restore_streams():
 def end_run(cells, filename, code, exc, saved_env, to_excepthook=False):
     """Restores the environment, forgets a cell nothing can refer to any more, and describes the
     exception (if any) as ``(name, value, traceback)``. With ``to_excepthook`` (a file run whose
-    code replaced ``sys.excepthook``) the exception is handed to that hook, as python3 does, and
-    the record's traceback is empty: the hook printed what it prints."""
+    code replaced ``sys.excepthook``, or any file run on the process's own streams) the exception
+    is handed to that hook, as python3 does, and the record's traceback is empty: the hook printed
+    what it prints. On the process's own streams a ``SystemExit`` whose code is not a status has
+    that code printed on ``sys.stderr``, as python3 prints it, instead."""
     if saved_env:
         for key, old in saved_env.items():
             if old is _MISSING:
@@ -666,13 +699,34 @@ def end_run(cells, filename, code, exc, saved_env, to_excepthook=False):
     record = None
     if exc is not None:
         _strip_engine_frames(exc)
-        handled = to_excepthook and not isinstance(exc, SystemExit) and _call_excepthook(exc)
+        if isinstance(exc, SystemExit):
+            handled = to_excepthook and _process_streams and _print_exit_code(exc)
+        else:
+            handled = to_excepthook and _call_excepthook(exc)
         record = (pykernel_traceback.exception_name(exc),
                   pykernel_traceback.exception_value(exc),
                   "" if handled else pykernel_traceback.format_exception(exc))
     if code is None or not _defines_code(code):
         del cells[filename]  # no function, class or lambda of this cell can show up in a later traceback
     return record
+
+
+def _print_exit_code(exc):
+    """What python3 prints of an uncaught ``SystemExit`` (``handle_system_exit``): nothing for no
+    code or an integer one (the status), otherwise ``str(code)`` and a newline on ``sys.stderr``
+    (descriptor 2 when there is none), errors ignored. Returns ``True``."""
+    code = exc.code
+    if code is None or isinstance(code, int):
+        return True
+    try:
+        if sys.stderr is None:
+            os.write(2, f"{code}\n".encode(errors="backslashreplace"))
+        else:
+            sys.stderr.write(str(code))
+            sys.stderr.write("\n")
+    except Exception:  # noqa: BLE001,S110 -- python3 clears what printing the code raised
+        pass
+    return True
 
 
 def _call_excepthook(exc):

@@ -254,3 +254,20 @@ def test_code_run_leaves_no_chart_directory_behind(rich):
     assert response.exit_code == 3
     assert len(response.charts) == 1, "a figure left open when the program exits is kept"
     assert set(glob.glob(pattern)) == before
+
+
+def test_pykernel_run_keeps_matplotlib_default_backend_as_python3(pykernel_bin, tmp_path):
+    """`pykernel run FILE.py` is python3: matplotlib's own default backend (agg here), `show()`
+    prints nothing, figures stay open and `savefig` writes the file; the same output as the
+    environment's python3."""
+    import subprocess
+    program = tmp_path / "plot.py"
+    program.write_text(
+        "import matplotlib\nimport matplotlib.pyplot as plt\nprint(matplotlib.get_backend())\n"
+        "plt.plot([1, 2])\nplt.savefig('plot.png')\nplt.show()\nprint(plt.get_fignums())\n")
+    env = {key: value for key, value in os.environ.items() if key != "MPLBACKEND"}
+    theirs = subprocess.run([os.path.join(VENV, "bin", "python"), "plot.py"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    ours = subprocess.run([pykernel_bin, "run", "--venv", VENV, "plot.py"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+    assert ours.stdout == "agg\n[1]\n"
+    assert (tmp_path / "plot.png").stat().st_size > 0

@@ -3,6 +3,7 @@ copied alone to another folder, and imports from a virtualenv given with --venv.
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -55,6 +56,11 @@ def test_run_c_and_sys_exit_status(pykernel_bin):
     done = run(pykernel_bin, "run", "-c", "raise SystemExit('bye')")
     assert (done.returncode, done.stderr) == (1, "bye\n")
     assert run(pykernel_bin, "run", "-c", "exit()").returncode == 0
+    # -c: no flush after the code, so the message follows what sys.stderr held, on that stream.
+    code = "import sys; sys.stderr.write('held '); sys.exit('bye')"
+    theirs = subprocess.run([PYTHON311, "-c", code], capture_output=True, text=True)
+    ours = run(pykernel_bin, "run", "-c", code)
+    assert (ours.returncode, ours.stderr) == (theirs.returncode, theirs.stderr) == (1, "held bye\n")
 
 
 def test_run_timeout_stops_the_code(pykernel_bin):
@@ -355,3 +361,129 @@ def test_serve_log_level_chooses_what_stderr_gets(pykernel_bin):
     refused = subprocess.run([pykernel_bin, "serve", "--log-level", "verbose"], input="", capture_output=True,
                              text=True, timeout=60)
     assert refused.returncode != 0 and "--log-level must be one of error, warning, info, debug" in refused.stderr
+
+
+PROCESS_PROGRAMS = os.path.join(os.path.dirname(__file__), "process_programs")
+
+
+def _environment(**changes):
+    """The test's environment without what changes how python3 buffers and encodes, plus `changes`
+    (a value of None removes the variable)."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("PYTHON", "LC_")) and key != "LANG"}
+    env["LC_ALL"] = "C.UTF-8"
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def _close_stdin():
+    os.close(0)
+
+
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# How a program is started: (name, environment, stderr into stdout's pipe, what the child does
+# before it starts: close descriptor 0, or ignore SIGINT as a shell's background job does).
+PROCESS_SETUPS = [
+    ("pipes", _environment(), False, None),
+    ("2>&1", _environment(), True, None),
+    ("PYTHONUNBUFFERED=1", _environment(PYTHONUNBUFFERED="1"), False, None),
+    ("PYTHONIOENCODING=utf-8", _environment(PYTHONIOENCODING="utf-8"), True, None),
+    ("no locale", _environment(LC_ALL=None), False, None),
+    ("<&-", _environment(), False, _close_stdin),
+    ("SIGINT ignored", _environment(), False, _ignore_sigint),
+]
+
+
+def _outcome(command, cwd, env, merged, before_start):
+    done = subprocess.run(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merged else subprocess.PIPE,
+        preexec_fn=before_start, timeout=60)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_run_owns_the_process_as_python3_does(pykernel_bin, tmp_path):
+    """Programs about the process itself (descriptors, buffering, os._exit, fatal signals, SIGINT,
+    closed and unencodable streams), each started several ways (pipes, 2>&1, PYTHONUNBUFFERED,
+    PYTHONIOENCODING, C locale, descriptor 0 closed, SIGINT ignored): `pykernel run` gives python3.11's stdout
+    and stderr bytes and status."""
+    names = sorted(name for name in os.listdir(PROCESS_PROGRAMS) if name.endswith(".py"))
+    assert names
+    differences = []
+    for name in names:
+        shutil.copy(os.path.join(PROCESS_PROGRAMS, name), tmp_path / name)
+        for setup, env, merged, before_start in PROCESS_SETUPS:
+            theirs = _outcome([PYTHON311, name], tmp_path, env, merged, before_start)
+            ours = _outcome([pykernel_bin, "run", name], tmp_path, env, merged, before_start)
+            if ours != theirs:
+                differences.append((name, setup, theirs, ours))
+    assert differences == []
+
+
+def test_run_into_a_pipe_closed_early_ends_as_python3_does(pykernel_bin, tmp_path):
+    """`pykernel run many_lines.py | head -1`: the write to the closed pipe raises BrokenPipeError
+    (SIGPIPE is ignored), reported as python3 reports it, with python3's status."""
+    shutil.copy(os.path.join(PROCESS_PROGRAMS, "many_lines.py"), tmp_path / "many_lines.py")
+    outcomes = []
+    for command in ([PYTHON311, "many_lines.py"], [pykernel_bin, "run", "many_lines.py"]):
+        with subprocess.Popen(command, cwd=tmp_path, env=_environment(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) as process:
+            first = process.stdout.readline()
+            process.stdout.close()
+            stderr = process.stderr.read()
+            outcomes.append((process.wait(timeout=60), first, stderr))
+    assert outcomes[1] == outcomes[0]
+    assert b"BrokenPipeError" in outcomes[0][2]
+
+
+def test_run_of_a_missing_file_says_what_python3_says(pykernel_bin, tmp_path):
+    """Status 2 and python3's message after the program's own name."""
+    theirs = subprocess.run([PYTHON311, "missing.py"], capture_output=True, text=True, cwd=tmp_path)
+    ours = run(pykernel_bin, "run", "missing.py", cwd=tmp_path)
+    assert ours.returncode == theirs.returncode == 2
+    assert ours.stdout == theirs.stdout == ""
+    assert ours.stderr.removeprefix(pykernel_bin) == theirs.stderr.removeprefix(PYTHON311)
+
+
+def test_sigint_from_outside_interrupts_as_in_python3(pykernel_bin, tmp_path):
+    """Ctrl-C (SIGINT to the process) during a sleep, then during a busy loop: KeyboardInterrupt
+    where the code is, caught then uncaught (traceback, death by SIGINT), as with python3.11."""
+    program = tmp_path / "interrupted.py"
+    program.write_text(
+        "import time\n"
+        "try:\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(60)\n"
+        "except KeyboardInterrupt:\n"
+        "    announced = False\n"
+        "# wherever the second interrupt lands, it is on this line:\n"
+        "while True: announced = announced or print('looping', flush=True) or True\n"
+    )
+    outcomes = []
+    for command in ([PYTHON311, program.name], [pykernel_bin, "run", program.name]):
+        with subprocess.Popen(command, cwd=tmp_path, env=_environment(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) as process:
+            lines = [process.stdout.readline()]
+            process.send_signal(signal.SIGINT)
+            lines.append(process.stdout.readline())
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=60)
+            # Carets under the call only when the interrupt landed inside print: either may happen.
+            stderr = b"".join(line for line in stderr.splitlines(True) if line.strip(b" ^\n"))
+            outcomes.append((process.returncode, lines, stdout, stderr))
+    assert outcomes[1] == outcomes[0]
+    assert outcomes[0][0] == -signal.SIGINT
+
+
+def test_run_has_no_notebook_builtins_as_python3(pykernel_bin):
+    """A program that tells a notebook from python3 by `display` finds python3."""
+    code = "try:\n    display\nexcept NameError:\n    print('python3')\nelse:\n    print('notebook')\n"
+    theirs = subprocess.run([PYTHON311, "-c", code], capture_output=True, text=True)
+    ours = run(pykernel_bin, "run", "-c", code)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr) == (0, "python3\n", "")
