@@ -47,8 +47,7 @@ def pykernel_bin():
     return binary
 
 
-@pytest.fixture
-def kernel(pykernel_bin):
+def _served_client(pykernel_bin):
     """A PyKernel client with its own fresh server; checks the server exits 0 on close."""
     from pykernel import PyKernel
 
@@ -58,6 +57,18 @@ def kernel(pykernel_bin):
     finally:
         client.close()
     assert client.returncode == 0, f"pykernel serve exited with status {client.returncode}"
+
+
+@pytest.fixture
+def kernel(pykernel_bin):
+    """A PyKernel client with its own fresh server; checks the server exits 0 on close."""
+    yield from _served_client(pykernel_bin)
+
+
+@pytest.fixture(scope="module")
+def module_kernel(pykernel_bin):
+    """One server for all the tests of a module (each leaves it as it found it); checks it exits 0."""
+    yield from _served_client(pykernel_bin)
 
 
 @pytest.fixture

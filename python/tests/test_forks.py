@@ -19,15 +19,8 @@ CALL_DEADLINE = 20  # seconds for any one call: far above what each takes
 
 
 @pytest.fixture(scope="module")
-def server(pykernel_bin):
-    from pykernel import PyKernel
-
-    client = PyKernel(pykernel_bin)
-    try:
-        yield client
-    finally:
-        client.close()
-    assert client.returncode == 0, f"pykernel serve exited with status {client.returncode}"
+def server(module_kernel):
+    return module_kernel
 
 
 @pytest.fixture(params=ISOLATIONS)
