@@ -6,10 +6,12 @@ path); everything else is called once per run at most.
 """
 
 import _signal
+import _thread
 import atexit
 import builtins
 import io
 import linecache
+import operator
 import os
 import signal
 import sys
@@ -381,6 +383,9 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
     if guard_process_exit:
         os._exit = _guarded_exit(os._exit)
         os.abort = _guarded_abort(os.abort)
+        os.kill = _guarded_kill(os.kill)
+        os.killpg = _guarded_killpg(os.killpg)
+        signal.raise_signal = _guarded_raise_signal(signal.raise_signal)
 
 
 _forked_by_code = False  # True in a process forked by user code: os._exit and os.abort end it
@@ -525,7 +530,6 @@ _EXIT_NOTE = ("{call} ends the whole process in python3; here that process runs 
 def _guarded_exit(posix_exit):
     """``os._exit`` that exits for real only in a forked child (``multiprocessing`` workers, code
     after ``os.fork()``)."""
-    import operator
 
     def _exit(status, /):
         status = operator.index(status)
@@ -538,6 +542,83 @@ def _guarded_exit(posix_exit):
     _exit.__name__ = _exit.__qualname__ = "_exit"
     _exit.__doc__, _exit.__module__ = posix_exit.__doc__, posix_exit.__module__
     return _exit
+
+
+# Signals whose default action leaves a process running, and those that stop it.
+_IGNORED_BY_DEFAULT = frozenset({signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH, signal.SIGCONT})
+_STOPPING = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
+
+
+def _signal_to_this_process(signum, call):
+    """What a signal the kernel's own process sends itself (``os.kill(os.getpid(), ...)``, its own
+    group, ``signal.raise_signal``) does when it would end or stop that process, which runs every
+    context; ``False`` when it is delivered for real (a Python handler of the code's own, signal
+    0, or a process forked by the code).
+
+    SIGINT under Python's default handler raises ``KeyboardInterrupt`` in the main thread, as in
+    python3; an ignored signal, or one ignored by default, does nothing; any other signal whose
+    default action ends or stops the process ends the run with a ``SystemExit`` of the status a
+    shell would show (128 + the signal), as ``os.abort()`` does, with a note saying why."""
+    signum = operator.index(signum)
+    if _forked_by_code or signum == 0:
+        return False
+    try:
+        handler = signal.getsignal(signum)
+    except ValueError:
+        return False  # not a signal number: the real call raises as python3's
+    if signum == signal.SIGINT and handler is signal.default_int_handler:
+        _thread.interrupt_main()  # raised where the main thread is, as python3's handler does
+        return True
+    if callable(handler):
+        return False
+    if handler == signal.SIG_IGN or (handler in (signal.SIG_DFL, None) and signum in _IGNORED_BY_DEFAULT):
+        return True
+    error = ProcessExit(128 + signum)
+    verb = "stops" if signum in _STOPPING else "ends"
+    error.add_note(_EXIT_NOTE.format(call=call).replace(" ends the whole process", f" {verb} the whole process", 1))
+    raise error
+
+
+def _guarded_kill(posix_kill):
+    """``os.kill`` for the kernel's own process: a signal to itself or its group goes through
+    ``_signal_to_this_process``."""
+
+    def kill(pid, signum, /):
+        pid = operator.index(pid)
+        if pid in (os.getpid(), 0, -os.getpgrp()) and _signal_to_this_process(signum, f"os.kill({pid}, {operator.index(signum)})"):
+            return None
+        return posix_kill(pid, signum)
+
+    kill.__name__ = kill.__qualname__ = "kill"
+    kill.__doc__, kill.__module__ = posix_kill.__doc__, posix_kill.__module__
+    return kill
+
+
+def _guarded_killpg(posix_killpg):
+    """``os.killpg`` for the kernel's own process: to its own group, as ``_guarded_kill``."""
+
+    def killpg(pgid, signum, /):
+        pgid = operator.index(pgid)
+        if pgid in (0, os.getpgrp()) and _signal_to_this_process(signum, f"os.killpg({pgid}, {operator.index(signum)})"):
+            return None
+        return posix_killpg(pgid, signum)
+
+    killpg.__name__ = killpg.__qualname__ = "killpg"
+    killpg.__doc__, killpg.__module__ = posix_killpg.__doc__, posix_killpg.__module__
+    return killpg
+
+
+def _guarded_raise_signal(raise_signal):
+    """``signal.raise_signal`` for the kernel's own process, as ``_guarded_kill``."""
+
+    def raise_signal_guarded(signalnum, /):
+        if _signal_to_this_process(signalnum, f"signal.raise_signal({operator.index(signalnum)})"):
+            return None
+        return raise_signal(signalnum)
+
+    raise_signal_guarded.__name__ = raise_signal_guarded.__qualname__ = "raise_signal"
+    raise_signal_guarded.__doc__, raise_signal_guarded.__module__ = raise_signal.__doc__, raise_signal.__module__
+    return raise_signal_guarded
 
 
 def _guarded_abort(posix_abort):

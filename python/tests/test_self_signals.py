@@ -1,0 +1,72 @@
+"""A served context's code that signals its own process (``os.kill(os.getpid(), ...)``, its
+group, ``signal.raise_signal``): python3's behaviour for the run, never the end of the server
+that every context shares."""
+import pytest
+
+ISOLATIONS = ("namespace", "process")
+
+
+@pytest.fixture(params=ISOLATIONS)
+def ctx(request, module_kernel):
+    context = module_kernel.create_context(isolation=request.param)
+    yield context
+    module_kernel.delete_context(context)
+
+
+def _run(kernel, code, ctx):
+    return kernel.run_code("import os, signal\n" + code, context=ctx, timeout=20)
+
+
+def _still_serving(kernel, ctx):
+    assert kernel.run_code("print('same context')", context=ctx).stdout == "same context\n"
+    other = kernel.create_context()
+    assert kernel.run_code("print('other context')", context=other).stdout == "other context\n"
+    kernel.delete_context(other)
+
+
+def test_sigint_to_itself_raises_keyboard_interrupt(module_kernel, ctx):
+    result = _run(module_kernel, "os.kill(os.getpid(), signal.SIGINT)\nprint('not reached')", ctx)
+    assert result.status == "error" and result.stdout == ""
+    assert result.error.name == "KeyboardInterrupt"
+    assert result.error.traceback.endswith("    os.kill(os.getpid(), signal.SIGINT)\nKeyboardInterrupt\n")
+    _still_serving(module_kernel, ctx)
+
+
+@pytest.mark.parametrize("code, status, call", [
+    ("os.kill(os.getpid(), signal.SIGTERM)", 143, "os.kill({pid}, 15)"),
+    ("os.kill(0, signal.SIGTERM)", 143, "os.kill(0, 15)"),
+    ("os.killpg(os.getpgrp(), signal.SIGHUP)", 129, "os.killpg({pgrp}, 1)"),
+    ("signal.raise_signal(signal.SIGQUIT)", 131, "signal.raise_signal(3)"),
+    ("os.kill(os.getpid(), signal.SIGKILL)", 137, "os.kill({pid}, 9)"),
+])
+def test_signals_that_would_end_the_process_end_the_run(module_kernel, ctx, code, status, call):
+    ids = module_kernel.run_code("import os\nprint(os.getpid(), os.getpgrp())", context=ctx).stdout.split()
+    result = _run(module_kernel, code + "\nprint('not reached')", ctx)
+    assert result.status == "error" and result.stdout == ""
+    assert (result.error.name, result.error.value) == ("SystemExit", str(status))
+    expected_call = call.format(pid=ids[0], pgrp=ids[1])
+    assert result.error.traceback.endswith(
+        f"SystemExit: {status}\n{expected_call} ends the whole process in python3; here that process runs every "
+        "context, so PyKernel ended this run instead (the context keeps its state).\n"), result.error.traceback
+    _still_serving(module_kernel, ctx)
+
+
+def test_harmless_and_handled_signals_are_delivered(module_kernel, ctx):
+    code = (
+        "got = []\n"
+        "signal.signal(signal.SIGUSR1, lambda number, frame: got.append(number))\n"
+        "os.kill(os.getpid(), signal.SIGUSR1)\n"
+        "os.kill(os.getpid(), 0)\n"
+        "os.kill(os.getpid(), signal.SIGWINCH)\n"
+        "signal.signal(signal.SIGUSR2, signal.SIG_IGN)\n"
+        "os.kill(os.getpid(), signal.SIGUSR2)\n"
+        "signal.signal(signal.SIGUSR2, signal.SIG_DFL)\n"
+        "import time\n"
+        "deadline = time.monotonic() + 10\n"
+        "while not got and time.monotonic() < deadline:\n"
+        "    time.sleep(0.001)\n"
+        "print(got == [signal.SIGUSR1])\n"
+    )
+    result = _run(module_kernel, code, ctx)
+    assert (result.status, result.stdout) == ("ok", "True\n"), result.error
+    _still_serving(module_kernel, ctx)
