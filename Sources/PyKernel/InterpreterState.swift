@@ -237,6 +237,13 @@ final class InterpreterState {
 
     // MARK: Runs
 
+    /// Lets a signal the code sends its own process reach that process (``PreparedKernel``: each
+    /// child runs one process context, which such a signal crashes alone, as python3's process
+    /// would end); by default the runtime turns it into the run's end (`_process_shared`).
+    func leaveSelfSignalsToTheProcess() throws(PythonError) {
+        try runtimeGlobals.borrowed.setItem(try PyOwned.string("_process_shared").borrowed, PyBorrowed.false)
+    }
+
     func execute(_ run: PendingRun) {
         let record = run.context
         let (cwd, deleted) = record.state.withLock { ($0.cwd, $0.deleted) }

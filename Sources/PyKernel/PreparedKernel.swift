@@ -45,6 +45,11 @@ public final class PreparedKernel: @unchecked Sendable {  // used on the prepari
         configuration.workingDirectory = cwd
         let runtime = try EmbeddedRuntime.create(logger: logger)
         let state = try InterpreterState(configuration, runtime: runtime)
+        do throws(PythonError) {
+            try state.leaveSelfSignalsToTheProcess()
+        } catch {
+            throw KernelError(.initializationFailed, "the embedded Python could not start: \(error)")
+        }
         return PreparedKernel(configuration: configuration, runtime: runtime, state: state)
     }
 

@@ -389,6 +389,9 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
 
 
 _forked_by_code = False  # True in a process forked by user code: os._exit and os.abort end it
+# False in a process context's worker (a prepared engine's child), whose process is its context's
+# own: a signal the code sends itself reaches it (and crashes that context alone).
+_process_shared = True
 _restore_signals_after_fork = None  # the engine's natives, see install_fork_hooks
 _forked_child_begins = None
 _end_process = None
@@ -553,7 +556,7 @@ def _signal_to_this_process(signum, call):
     """What a signal the kernel's own process sends itself (``os.kill(os.getpid(), ...)``, its own
     group, ``signal.raise_signal``) does when it would end or stop that process, which runs every
     context; ``False`` when it is delivered for real (a Python handler of the code's own, signal
-    0, or a process forked by the code).
+    0, a process forked by the code, or a process context's worker, whose process is its own).
 
     SIGINT under Python's default handler raises ``KeyboardInterrupt`` in the main thread, as in
     python3; an ignored signal, or one ignored by default, does nothing; any other signal whose
@@ -569,7 +572,7 @@ def _signal_to_this_process(signum, call):
     if signum == signal.SIGINT and handler is signal.default_int_handler:
         _thread.interrupt_main()  # raised where the main thread is, as python3's handler does
         return True
-    if callable(handler):
+    if callable(handler) or not _process_shared:
         return False
     if handler == signal.SIG_IGN or (handler in (signal.SIG_DFL, None) and signum in _IGNORED_BY_DEFAULT):
         return True

@@ -32,6 +32,13 @@ def test_sigint_to_itself_raises_keyboard_interrupt(module_kernel, ctx):
     _still_serving(module_kernel, ctx)
 
 
+@pytest.fixture
+def namespace_ctx(module_kernel):
+    context = module_kernel.create_context()
+    yield context
+    module_kernel.delete_context(context)
+
+
 @pytest.mark.parametrize("code, status, call", [
     ("os.kill(os.getpid(), signal.SIGTERM)", 143, "os.kill({pid}, 15)"),
     ("os.kill(0, signal.SIGTERM)", 143, "os.kill(0, 15)"),
@@ -39,7 +46,9 @@ def test_sigint_to_itself_raises_keyboard_interrupt(module_kernel, ctx):
     ("signal.raise_signal(signal.SIGQUIT)", 131, "signal.raise_signal(3)"),
     ("os.kill(os.getpid(), signal.SIGKILL)", 137, "os.kill({pid}, 9)"),
 ])
-def test_signals_that_would_end_the_process_end_the_run(module_kernel, ctx, code, status, call):
+def test_signals_that_would_end_the_process_end_the_run(module_kernel, namespace_ctx, code, status, call):
+    """In the process every namespace context shares."""
+    ctx = namespace_ctx
     ids = module_kernel.run_code("import os\nprint(os.getpid(), os.getpgrp())", context=ctx).stdout.split()
     result = _run(module_kernel, code + "\nprint('not reached')", ctx)
     assert result.status == "error" and result.stdout == ""
@@ -70,3 +79,17 @@ def test_harmless_and_handled_signals_are_delivered(module_kernel, ctx):
     result = _run(module_kernel, code, ctx)
     assert (result.status, result.stdout) == ("ok", "True\n"), result.error
     _still_serving(module_kernel, ctx)
+
+
+def test_in_a_process_context_they_reach_its_own_process(module_kernel):
+    """A process context's worker is its own process: SIGKILL ends it, as python3's would end,
+    and the context alone is crashed (as documented for process contexts)."""
+    context = module_kernel.create_context(isolation="process")
+    try:
+        result = _run(module_kernel, "os.kill(os.getpid(), signal.SIGKILL)", context)
+        assert result.status == "crashed" and "SIGKILL" in result.error.value, result.error
+        other = module_kernel.create_context()
+        assert module_kernel.run_code("print('other context')", context=other).stdout == "other context\n"
+        module_kernel.delete_context(other)
+    finally:
+        module_kernel.delete_context(context)
