@@ -180,6 +180,8 @@ final class InterpreterState {
         runtime.signals.start(interpreterThread: pthread_self(), handledSignal: configuration.interruptSignal)
         let routeSignal = try PyOwned.nativeFunction(name: "route_signal", SignalRouting.routeSignal)
         try module.setAttribute("route_signal", routeSignal.borrowed)
+        let keepHostAction = try PyOwned.nativeFunction(name: "keep_host_action", SignalRouting.keepHostAction, arguments: .tuple)
+        try module.setAttribute("keep_host_action", keepHostAction.borrowed)
         let blockSignals = try PyOwned.nativeFunction(name: "block_signals_for_fork", SignalRouting.blockSignalsForFork, arguments: .tuple)
         let restoreSignals = try PyOwned.nativeFunction(
             name: "restore_signals_after_fork", SignalRouting.restoreSignalsAfterFork, arguments: .tuple)

@@ -97,6 +97,23 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
         return PyOwned(retaining: .none).transfer()
     }
 
+    /// `keep_host_action(signalnum, set)`: calls `set()` (user code's `signal.signal`, which puts
+    /// its handler in CPython's table and installs CPython's C handler) and then puts back the C
+    /// action the process had for `signalnum`: the host's (the server's SIGTERM and SIGINT
+    /// handling) stays in charge of signals from outside, and the Python handler runs only when
+    /// the code signals itself (``SignalRouting`` is not asked to route it). Returns `set()`'s result.
+    static let keepHostAction: NativeFunctionPointer = { _, arguments in
+        guard let arguments = PyBorrowed(arguments), arguments.tupleSize == 2,
+            let number = arguments.tupleItem(0)?.integerValue, number > 0, number < signalCount,
+            let set = arguments.tupleItem(1)
+        else { return PythonSignals.raiseTypeError("keep_host_action() takes (signalnum, set)") }
+        var hostAction = sigaction()
+        sigaction(Int32(number), nil, &hostAction)
+        let result = set.callKeepingError()
+        sigaction(Int32(number), &hostAction, nil)
+        return result?.transfer()
+    }
+
     // MARK: Forks made by user code (`os.fork`, `multiprocessing`, `concurrent.futures`)
 
     /// `os.register_at_fork(before=...)`: blocks the signals that can wait on the forking thread,

@@ -381,6 +381,8 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
     signal.signal(stop_signal, on_stop_signal)
     signal.signal = _routing_signal(signal.signal)
     if guard_process_exit:
+        global _guards_host_signals
+        _guards_host_signals = True
         os._exit = _guarded_exit(os._exit)
         os.abort = _guarded_abort(os.abort)
         os.kill = _guarded_kill(os.kill)
@@ -389,6 +391,7 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
 
 
 _forked_by_code = False  # True in a process forked by user code: os._exit and os.abort end it
+_guards_host_signals = False  # True when the process runs contexts for a host (not `pykernel run`)
 # False in a process context's worker (a prepared engine's child), whose process is its context's
 # own: a signal the code sends itself reaches it (and crashes that context alone).
 _process_shared = True
@@ -501,6 +504,10 @@ threading.Thread.start = _start_thread_recording_owner
 
 
 route_signal = None  # set by the engine: routes a signal with a Python handler to this thread
+keep_host_action = None  # set by the engine: sets a Python handler, keeping the process's C action
+# The signals the host process handles itself (the server's shutdown): in the process namespace
+# contexts share, user code's handlers for them are Python's only (see _routing_signal).
+_HOST_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
 def _routing_signal(set_handler):
@@ -508,6 +515,10 @@ def _routing_signal(set_handler):
     signal to the interpreter thread (where ``python3`` would get it: it has one thread)."""
 
     def signal_(signalnum, handler, /):
+        if _guards_host_signals and not _forked_by_code and _process_shared and signalnum in _HOST_SIGNALS:
+            # The host keeps its own handling of SIGTERM and SIGINT from outside (a host's
+            # SIGTERM still shuts the server down); the code's handler runs when it signals itself.
+            return keep_host_action(signalnum, lambda: set_handler(signalnum, handler))
         previous = set_handler(signalnum, handler)
         if route_signal is not None:
             route_signal(signalnum)
@@ -571,6 +582,9 @@ def _signal_to_this_process(signum, call):
         return False  # not a signal number: the real call raises as python3's
     if signum == signal.SIGINT and handler is signal.default_int_handler:
         _thread.interrupt_main()  # raised where the main thread is, as python3's handler does
+        return True
+    if callable(handler) and signum in _HOST_SIGNALS and _process_shared:
+        _thread.interrupt_main(signum)  # the code's handler, in the main thread (see _routing_signal)
         return True
     if callable(handler) or not _process_shared:
         return False

@@ -93,3 +93,34 @@ def test_in_a_process_context_they_reach_its_own_process(module_kernel):
         module_kernel.delete_context(other)
     finally:
         module_kernel.delete_context(context)
+
+
+def test_code_handlers_for_sigterm_and_sigint_leave_the_hosts_handling(pykernel_bin):
+    """In the process namespace contexts share, a handler the code sets for SIGTERM or SIGINT
+    runs when the code signals itself, but a SIGTERM from outside still shuts the server down
+    (it used to be ignored for good after `signal.signal(signal.SIGTERM, signal.SIG_IGN)`)."""
+    import signal as host_signal
+
+    from pykernel import PyKernel
+
+    client = PyKernel(pykernel_bin)
+    try:
+        code = (
+            "import os, signal, time\n"
+            "got = []\n"
+            "for number in (signal.SIGTERM, signal.SIGINT):\n"
+            "    signal.signal(number, lambda n, frame: got.append(n))\n"
+            "    os.kill(os.getpid(), number)\n"
+            "deadline = time.monotonic() + 10\n"
+            "while len(got) < 2 and time.monotonic() < deadline:\n"
+            "    time.sleep(0.001)\n"
+            "print(got == [signal.SIGTERM, signal.SIGINT], signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL)\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        )
+        result = client.run_code(code, timeout=20)
+        assert (result.status, result.stdout) == ("ok", "True True\n"), result.error
+        client._process.send_signal(host_signal.SIGTERM)
+        assert client._process.wait(timeout=20) == 0
+    finally:
+        client.close()
