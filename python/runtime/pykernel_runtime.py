@@ -296,9 +296,7 @@ def _install_getpass():
                 return answer
         return original(prompt, stream)
 
-    getpass_.__name__ = getpass_.__qualname__ = "getpass"
-    getpass_.__doc__, getpass_.__module__ = original.__doc__, original.__module__
-    getpass.getpass = getpass_
+    getpass.getpass = _posing_as(original, getpass_)
 
 
 class _CellCache(dict):
@@ -524,9 +522,7 @@ def _routing_signal(set_handler):
             route_signal(signalnum)
         return previous
 
-    signal_.__name__ = signal_.__qualname__ = "signal"
-    signal_.__doc__, signal_.__module__ = set_handler.__doc__, set_handler.__module__
-    return signal_
+    return _posing_as(set_handler, signal_)
 
 
 class ProcessExit(SystemExit):
@@ -541,6 +537,14 @@ _EXIT_NOTE = ("{call} ends the whole process in python3; here that process runs 
               "so PyKernel ended this run instead (the context keeps its state).")
 
 
+def _posing_as(original, replacement):
+    """``replacement`` with the name, documentation and module of ``original`` (a function of
+    ``os`` or ``signal`` it stands in for)."""
+    replacement.__name__ = replacement.__qualname__ = original.__name__
+    replacement.__doc__, replacement.__module__ = original.__doc__, original.__module__
+    return replacement
+
+
 def _guarded_exit(posix_exit):
     """``os._exit`` that exits for real only in a forked child (``multiprocessing`` workers, code
     after ``os.fork()``)."""
@@ -553,9 +557,7 @@ def _guarded_exit(posix_exit):
         error.add_note(_EXIT_NOTE.format(call=f"os._exit({status})"))
         raise error
 
-    _exit.__name__ = _exit.__qualname__ = "_exit"
-    _exit.__doc__, _exit.__module__ = posix_exit.__doc__, posix_exit.__module__
-    return _exit
+    return _posing_as(posix_exit, _exit)
 
 
 # Signals whose default action leaves a process running, and those that stop it.
@@ -606,9 +608,7 @@ def _guarded_kill(posix_kill):
             return None
         return posix_kill(pid, signum)
 
-    kill.__name__ = kill.__qualname__ = "kill"
-    kill.__doc__, kill.__module__ = posix_kill.__doc__, posix_kill.__module__
-    return kill
+    return _posing_as(posix_kill, kill)
 
 
 def _guarded_killpg(posix_killpg):
@@ -620,9 +620,7 @@ def _guarded_killpg(posix_killpg):
             return None
         return posix_killpg(pgid, signum)
 
-    killpg.__name__ = killpg.__qualname__ = "killpg"
-    killpg.__doc__, killpg.__module__ = posix_killpg.__doc__, posix_killpg.__module__
-    return killpg
+    return _posing_as(posix_killpg, killpg)
 
 
 def _guarded_raise_signal(raise_signal):
@@ -633,9 +631,7 @@ def _guarded_raise_signal(raise_signal):
             return None
         return raise_signal(signalnum)
 
-    raise_signal_guarded.__name__ = raise_signal_guarded.__qualname__ = "raise_signal"
-    raise_signal_guarded.__doc__, raise_signal_guarded.__module__ = raise_signal.__doc__, raise_signal.__module__
-    return raise_signal_guarded
+    return _posing_as(raise_signal, raise_signal_guarded)
 
 
 def _guarded_abort(posix_abort):
@@ -648,9 +644,7 @@ def _guarded_abort(posix_abort):
         error.add_note(_EXIT_NOTE.format(call="os.abort()"))
         raise error
 
-    abort.__name__ = abort.__qualname__ = "abort"
-    abort.__doc__, abort.__module__ = posix_abort.__doc__, posix_abort.__module__
-    return abort
+    return _posing_as(posix_abort, abort)
 
 
 def _announcing_write(posix_write):
