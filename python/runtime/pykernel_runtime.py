@@ -572,7 +572,9 @@ def _signal_to_this_process(signum, call):
     0, a process forked by the code, or a process context's worker, whose process is its own).
 
     SIGINT under Python's default handler raises ``KeyboardInterrupt`` in the main thread, as in
-    python3; an ignored signal, or one ignored by default, does nothing; any other signal whose
+    python3, and the code's own handler of SIGTERM or SIGINT (Python's only: the host's stays in
+    the process, see ``_routing_signal``) runs there too; an ignored signal, or one ignored by
+    default, does nothing; any other signal whose
     default action ends or stops the process ends the run with a ``SystemExit`` of the status a
     shell would show (128 + the signal), as ``os.abort()`` does, with a note saying why."""
     signum = operator.index(signum)
