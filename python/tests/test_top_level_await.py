@@ -101,11 +101,7 @@ def test_interrupt_during_await_then_the_loop_still_works(kernel, context):
     assert result.status == "interrupted"
     assert result.stdout == "started\ncleaned up\n"
     assert result.error.name == "KeyboardInterrupt"
-    assert result.error.traceback.startswith(
-        "Traceback (most recent call last):\n"
-        '  File "<cell-1>", line 4, in <module>\n'
-        "    await asyncio.sleep(1000)\n"), result.error.traceback
-    assert result.error.traceback.endswith("\nKeyboardInterrupt\n")
+    _expect_stopped_at_the_await(result.error.traceback, line=4, last="KeyboardInterrupt")
     assert "<pykernel/" not in result.error.traceback and "base_events" not in result.error.traceback
     assert kernel.run_code("await asyncio.sleep(0.01, 'still working')", context=context).text == "'still working'"
 
@@ -118,12 +114,17 @@ def test_timeout_during_await_then_the_loop_still_works(kernel, context):
     result = raised.value.result
     assert result.status == "timeout"
     assert result.error.name == "TimeoutError"
-    assert result.error.traceback.startswith(
-        "Traceback (most recent call last):\n"
-        '  File "<cell-1>", line 2, in <module>\n'
-        "    await asyncio.sleep(1000)\n"), result.error.traceback
-    assert result.error.traceback.endswith("\nTimeoutError: execution exceeded the 0.5 s timeout\n")
+    _expect_stopped_at_the_await(result.error.traceback, line=2, last="TimeoutError: execution exceeded the 0.5 s timeout")
     assert kernel.run_code("await asyncio.sleep(0, 'ok')", context=context).text == "'ok'"
+
+
+def _expect_stopped_at_the_await(traceback, line, last):
+    """The stop's traceback starts at the cell's `await asyncio.sleep(1000)` and ends with `last`."""
+    assert traceback.startswith(
+        "Traceback (most recent call last):\n"
+        f'  File "<cell-1>", line {line}, in <module>\n'
+        "    await asyncio.sleep(1000)\n"), traceback
+    assert traceback.endswith(f"\n{last}\n"), traceback
 
 
 def test_a_file_with_top_level_await_is_a_syntax_error_as_in_python3(pykernel_bin, tmp_path):
