@@ -306,6 +306,19 @@ public final class KernelManager: Sendable {
         return runtime.supervisor.interruptDeferringWatchdog(context, blockWatch: blockWatch, beforeSignal: beforeSignal)
     }
 
+    /// Announces that a request that may interrupt the run in progress was read and is about to
+    /// be handled: the interpreter thread is woken now, its stop's handler waiting for the
+    /// request's outcome, so that the wake-up overlaps the handling. Returns whether a run was
+    /// in progress to wake; then call ``endInterruptAnticipation()`` once the request is handled.
+    package func anticipateInterrupt() -> Bool {
+        runtime.supervisor.anticipateStop()
+    }
+
+    /// Ends what ``anticipateInterrupt()`` started, whatever the request turned out to be.
+    package func endInterruptAnticipation() {
+        runtime.supervisor.endAnticipation()
+    }
+
     /// Stops accepting runs, fails the queued ones with ``KernelError/Code/shutDown`` and interrupts
     /// the one in progress (its result reports `interrupted`). Contexts and their state remain.
     public func shutdown() {

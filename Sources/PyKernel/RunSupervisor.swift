@@ -77,6 +77,14 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// Whether a stop is pending (`pendingStop` is set), readable without the lock: a thread
     /// that watches the interpreter thread right after tripping a stop polls it.
     private let stopPending = Atomic<Bool>(false)
+    /// Whether a request that may stop the run is being decided (``anticipateStop()`` until
+    /// ``endAnticipation()``): the stop's handler waits for the decision instead of returning.
+    private let stopAnticipated = Atomic<Bool>(false)
+    /// Whether the signal of an anticipated stop was sent and its handler has not run yet: a stop
+    /// recorded meanwhile is only tripped (that signal is on its way), not signalled again.
+    private let anticipationSignalled = Atomic<Bool>(false)
+    /// How long the stop's handler waits for an anticipated stop to be decided.
+    private static let anticipationWait = Duration.milliseconds(2)
     private var interpreterThread: pthread_t?
     /// The interpreter thread's kernel id: the processes a run starts are its children.
     private var interpreterThreadID: pid_t = 0
@@ -141,8 +149,17 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     }
 
     /// The stop the signal handler should raise now, if the signal was meant for the current run.
+    /// While a request that may stop the run is being decided (``anticipateStop()``), waits for
+    /// the decision first (at most ``anticipationWait``, yielding the processor).
     func takePendingStop() -> Stop? {
-        lock.withLock {
+        anticipationSignalled.store(false, ordering: .relaxed)
+        if !stopPending.load(ordering: .acquiring), stopAnticipated.load(ordering: .acquiring) {
+            let deadline = ContinuousClock.now + Self.anticipationWait
+            while !stopPending.load(ordering: .acquiring), stopAnticipated.load(ordering: .acquiring), ContinuousClock.now < deadline {
+                sched_yield()
+            }
+        }
+        return lock.withLock {
             defer { pendingStop = nil }
             return current == nil ? nil : pendingStop
         }
@@ -217,6 +234,40 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         }
     }
 
+    /// Called on the thread that reads requests, when it has read one that may interrupt the run
+    /// in progress and before it decodes and handles it (tens of µs, more when that code runs
+    /// cold): the interpreter thread is woken now, so that its wake-up (a signal's delivery to a
+    /// blocked call, an idle processor's) overlaps the request's handling, and the stop's handler
+    /// waits for the request's outcome there (``takePendingStop()``). Running bytecode is tripped;
+    /// a blocked call gets the signal (it returns `EINTR`; Python retries it when no stop comes).
+    /// Returns whether it did anything: then call ``endAnticipation()`` once the request is
+    /// handled, whatever it was.
+    func anticipateStop() -> Bool {
+        lock.lock()
+        guard let run = current, !run.reported, run.openInput == nil, pendingStop == nil,
+            let thread = interpreterThread, let threadState = interpreterThreadState
+        else {
+            lock.unlock()
+            return false
+        }
+        let number = signalNumber
+        stopAnticipated.store(true, ordering: .releasing)
+        lock.unlock()
+        if threadState.holdsGIL {
+            PythonSignals.tripForMainThread(number)
+        } else {
+            anticipationSignalled.store(true, ordering: .relaxed)
+            pthread_kill(thread, number)
+        }
+        return true
+    }
+
+    /// The request announced by ``anticipateStop()`` was handled: a stop it requested is pending
+    /// now, and the handler stops waiting either way.
+    func endAnticipation() {
+        stopAnticipated.store(false, ordering: .releasing)
+    }
+
     /// Whether a run already reported as timed out still occupies the interpreter.
     var isStuck: Bool { lock.withLock { current?.reported ?? false } }
 
@@ -256,7 +307,15 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         let runsCode = signal.threadState?.holdsGIL ?? false
         if runsCode || !onlyIfBlocked { PythonSignals.tripForMainThread(signal.number) }
         let sends = !(onlyIfBlocked && runsCode)
-        if sends { pthread_kill(signal.thread, signal.number) }
+        if sends {
+            // An anticipated stop's signal still on its way wakes the call: trip, send nothing more
+            // (repeats, by the watchdog, always signal).
+            if onlyIfBlocked, anticipationSignalled.load(ordering: .relaxed) {
+                PythonSignals.tripForMainThread(signal.number)
+            } else {
+                pthread_kill(signal.thread, signal.number)
+            }
+        }
         if signal.wakeWaiters { lock.broadcast() }
         return sends
     }
@@ -287,6 +346,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         // this is on a stop's path).
         guard let interpreterThread, let wake = current?.record(stop, at: .now) else { return nil }
         pendingStop = stop
+        stopAnticipated.store(false, ordering: .releasing)  // decided
         return Signal(thread: interpreterThread, number: signalNumber, threadState: interpreterThreadState, wakeWaiters: wake)
     }
 

@@ -137,4 +137,20 @@ struct MethodTests {
         #expect(fallback.data == ["reason": "invalid_cwd", "field": "cwd"])
         #expect(RPCError(KernelError(.initializationFailed, "no")).code == RPCError.Code.internalError)
     }
+
+    /// The hint that wakes the interpreter before a line is decoded: the method's name as a whole
+    /// JSON string in a short line; anything else is left to the decoder (and loses nothing).
+    @Test func aProbableInterruptIsRecognisedBeforeDecoding() {
+        func hint(_ text: String) -> Bool { JSONRPCServer.mayInterrupt(Array(text.utf8)) }
+        #expect(hint(#"{"jsonrpc":"2.0","id":7,"method":"code.interrupt","params":{"context":"default"}}"#))
+        #expect(hint(#"{"params": {"context": "x"}, "method" : "code.interrupt", "id": 1, "jsonrpc": "2.0"}"#))
+        #expect(hint(#""code.interrupt""#))
+        #expect(!hint(#"{"jsonrpc":"2.0","id":7,"method":"code.run","params":{"code":"print(1)"}}"#))
+        #expect(!hint(#"{"jsonrpc":"2.0","id":7,"method":"code.run","params":{"code":"s = \"code.interrupt\""}}"#))
+        #expect(!hint(#"{"method":"code.interrupted"}"#))
+        #expect(!hint(#""code.interrupt"#))
+        #expect(!hint(""))
+        let long = #"{"jsonrpc":"2.0","id":7,"method":"code.interrupt","params":{"context":"default"}}"# + String(repeating: " ", count: 1024)
+        #expect(!hint(long))
+    }
 }

@@ -459,6 +459,39 @@ def test_a_caught_stop_is_not_raised_again(raw, stop):
     assert reply["result"]["status"] == "ok" and reply["result"]["stdout"] == "fine\n", reply
 
 
+WAITS = {
+    "sleep": "time.sleep(0.4)",
+    "loop": "while time.monotonic() - t0 < 0.4:\n    pass",
+    "event": "import threading\nthreading.Event().wait(0.4)",
+    "select": "import select\nselect.select([], [], [], 0.4)",
+}
+
+
+@pytest.mark.parametrize("wait", sorted(WAITS))
+def test_interrupt_requests_that_stop_nothing_leave_the_run_alone(raw, wait):
+    """A `code.interrupt` line wakes the interpreter before it is decoded (its handling overlaps
+    the wake-up): one that turns out to stop nothing here (another, idle context; an unknown
+    context; an unknown param) leaves the run as it was: a sleep or wait still lasts its whole
+    time, a loop goes on, and the run ends `ok`."""
+    idle = raw.result("context.create")["id"]
+    code = f"import time\nt0 = time.monotonic()\n{STARTED}{WAITS[wait]}\nprint(time.monotonic() - t0 >= 0.4)\n"
+    id = raw.request("code.run", {"code": code})
+    raw.wait_for(started(id))
+    for _ in range(3):
+        assert raw.result("code.interrupt", {"context": idle}) == {"interrupted": False}
+        assert error_of(raw.call("code.interrupt", {"context": "nope"}), -32001)["data"]["reason"] == "context_not_found"
+        error = error_of(raw.call("code.interrupt", {"context": "default", "run": 1}), -32602)
+        assert error["data"]["reason"] == "unknown_parameter", error
+    result = raw.response(id)["result"]
+    assert result["status"] == "ok", result
+    assert result["stdout"] == "started\nTrue\n", result
+    # The next interrupt of the run in progress still stops it where it waits.
+    id = raw.request("code.run", {"code": "import time\n" + STARTED + "time.sleep(30)"})
+    raw.wait_for(started(id))
+    assert raw.result("code.interrupt", {"context": "default"}) == {"interrupted": True}
+    assert_stopped_where_it_ran(raw.response(id)["result"]["error"], "KeyboardInterrupt")
+
+
 def test_native_code_holding_the_gil_in_a_blocking_call_is_interrupted_at_once(raw):
     """`pause()` called with the GIL held (ctypes.PyDLL): the eval breaker cannot reach it, so the
     interrupt's real signal follows within the answer's hold, not at the watchdog's first repeat
