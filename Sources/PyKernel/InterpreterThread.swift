@@ -35,6 +35,9 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
     /// submitters never wait for the spinner.
     private let waiting = Atomic<Int>(0)
 
+    /// Whether jobs wait for the interpreter thread (a hint, readable from any thread).
+    var hasWaitingJobs: Bool { waiting.load(ordering: .acquiring) > 0 }
+
     private init() {}
 
     /// Starts the thread, initializes Python on it and returns once that succeeded.

@@ -306,6 +306,10 @@ public final class KernelManager: Sendable {
         return runtime.supervisor.interruptDeferringWatchdog(context, blockWatch: blockWatch, beforeSignal: beforeSignal)
     }
 
+    /// Whether runs (or other work) wait for the interpreter thread: a hint for a caller on that
+    /// thread deciding whether to give up the processor now.
+    package var interpreterHasWaitingWork: Bool { interpreter.hasWaitingJobs }
+
     /// Announces that a request that may interrupt the run in progress was read and is about to
     /// be handled: the interpreter thread is woken now, its stop's handler waiting for the
     /// request's outcome, so that the wake-up overlaps the handling. Returns whether a run was

@@ -347,7 +347,9 @@ public struct Request: Sendable {
         let lane: MessageChannel.Lane = notifications.sent || notified ? .stream : .control
         // A run's end on a task (a shutdown failing queued runs) must not block the pool.
         let onTask = withUnsafeCurrentTask { $0 != nil }
-        server.channel.sendUnit(unit.bytes, lane: lane, mayWait: !onTask) { server.inFlight.remove(id) }
+        // With no run waiting, the client the response wakes reads it before this thread goes on.
+        let yields = !onTask && !server.manager.interpreterHasWaitingWork
+        server.channel.sendUnit(unit.bytes, lane: lane, mayWait: !onTask, yieldAfterWrite: yields) { server.inFlight.remove(id) }
         followUp.run()
     }
 
