@@ -311,11 +311,12 @@ public final class KernelManager: Sendable {
     package var interpreterHasWaitingWork: Bool { interpreter.hasWaitingJobs }
 
     /// Announces that a request that may interrupt the run in progress was read and is about to
-    /// be handled: the interpreter thread is woken now, its stop's handler waiting for the
-    /// request's outcome, so that the wake-up overlaps the handling. Returns whether a run was
-    /// in progress to wake; then call ``endInterruptAnticipation()`` once the request is handled.
-    package func anticipateInterrupt() -> Bool {
-        runtime.supervisor.anticipateStop()
+    /// be handled: if a run is in progress in a context for which `mayConcern` is true, the
+    /// interpreter thread is woken now, its stop's handler waiting for the request's outcome, so
+    /// that the wake-up overlaps the handling. Returns whether it was; then call
+    /// ``endInterruptAnticipation()`` once the request is handled.
+    package func anticipateInterrupt(ifRunningIn mayConcern: (ContextID) -> Bool) -> Bool {
+        runtime.supervisor.anticipateStop(ifRunningIn: mayConcern)
     }
 
     /// Ends what ``anticipateInterrupt()`` started, whatever the request turned out to be.

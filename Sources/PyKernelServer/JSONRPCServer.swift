@@ -116,7 +116,8 @@ public final class JSONRPCServer: Sendable {
             case .line(let bytes):
                 guard bytes.contains(where: { !Self.isWhitespace($0) }) else { return }
                 // A probable `code.interrupt` wakes the interpreter before the line is decoded.
-                let anticipated = Self.mayInterrupt(bytes) && manager.anticipateInterrupt()
+                let anticipated = Self.mayInterrupt(bytes)
+                    && manager.anticipateInterrupt(ifRunningIn: { Self.holdsString(bytes, $0.rawValue.utf8) })
                 // What the request answers at once (notifications, then its response) goes out in one write.
                 channel.batch { handle(IncomingMessage.decode(line: bytes)) }
                 if anticipated { manager.endInterruptAnticipation() }
@@ -127,22 +128,20 @@ public final class JSONRPCServer: Sendable {
     /// Whether a request line probably is a `code.interrupt` (its method's name appears in it, as
     /// a whole JSON string): a hint, checked before decoding, for lines short enough to scan.
     static func mayInterrupt(_ line: [UInt8]) -> Bool {
-        guard line.count <= 1024 else { return false }
-        let pattern = interruptMethodPattern
-        return line.withUnsafeBytes { bytes in
-            guard bytes.count >= pattern.count else { return false }
-            var start = 0
-            while start <= bytes.count - pattern.count {
-                if bytes[start] == 0x22, bytes[start + 1] == 0x63, pattern.indices.allSatisfy({ bytes[start + $0] == pattern[$0] }) {
-                    return true
-                }
-                start += 1
+        line.count <= 1024 && holdsString(line, "code.interrupt".utf8)
+    }
+
+    /// Whether `line` holds `text` as a whole JSON string written without escapes (`"text"`).
+    static func holdsString(_ line: [UInt8], _ text: String.UTF8View) -> Bool {
+        let length = text.count + 2
+        guard line.count >= length else { return false }
+        return line.withUnsafeBufferPointer { bytes in
+            for start in 0...(bytes.count - length) where bytes[start] == 0x22 && bytes[start + length - 1] == 0x22 {
+                if text.elementsEqual(bytes[(start + 1)..<(start + length - 1)]) { return true }
             }
             return false
         }
     }
-
-    private static let interruptMethodPattern = Array("\"code.interrupt\"".utf8)
 
     /// On the reader thread, while it handles a request: waits until the next request can be
     /// read (one was read already, the input is readable or at its end) or `duration` has

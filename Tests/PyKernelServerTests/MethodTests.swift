@@ -152,5 +152,11 @@ struct MethodTests {
         #expect(!hint(""))
         let long = #"{"jsonrpc":"2.0","id":7,"method":"code.interrupt","params":{"context":"default"}}"# + String(repeating: " ", count: 1024)
         #expect(!hint(long))
+        // The running context is looked for the same way: as a whole string.
+        let line = Array(#"{"method":"code.interrupt","params":{"context":"ab-1"}}"#.utf8)
+        #expect(JSONRPCServer.holdsString(line, "ab-1".utf8))
+        #expect(!JSONRPCServer.holdsString(line, "ab".utf8))
+        #expect(!JSONRPCServer.holdsString(line, "b-1".utf8))
+        #expect(JSONRPCServer.holdsString(Array(#"x "" y"#.utf8), "".utf8))
     }
 }
