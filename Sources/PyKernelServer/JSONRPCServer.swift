@@ -119,8 +119,10 @@ public final class JSONRPCServer: Sendable {
                 let anticipated = Self.mayInterrupt(bytes)
                     && manager.anticipateInterrupt(ifRunningIn: { Self.holdsString(bytes, $0.rawValue.utf8) })
                 // What the request answers at once (notifications, then its response) goes out in one write.
-                channel.batch { handle(IncomingMessage.decode(line: bytes)) }
-                if anticipated { manager.endInterruptAnticipation() }
+                channel.batch {
+                    handle(IncomingMessage.decode(line: bytes))
+                    if anticipated { manager.endInterruptAnticipation() }  // before the batch waits for room
+                }
             }
         }
     }
