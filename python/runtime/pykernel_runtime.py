@@ -376,8 +376,11 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
     if "" not in sys.path:
         sys.path.insert(0, "")  # like a Jupyter kernel: modules in the context's cwd are importable
 
+    global _stop_signal
+    _stop_signal = stop_signal
     signal.signal(stop_signal, on_stop_signal)
     signal.signal = _routing_signal(signal.signal)
+    signal.getsignal = _keeping_stop_signal(signal.getsignal)
     if guard_process_exit:
         global _guards_host_signals
         _guards_host_signals = True
@@ -505,7 +508,11 @@ route_signal = None  # set by the engine: routes a signal with a Python handler 
 keep_host_action = None  # set by the engine: sets a Python handler, keeping the process's C action
 # The signals the host process handles itself (the server's shutdown): in the process namespace
 # contexts share, user code's handlers for them are Python's only (see _routing_signal).
-_HOST_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+# The host's: SIGTERM and SIGINT (the server's shutdown), SIGPIPE (ignored: a write to a closed
+# pipe fails instead of ending the process) and SIGCHLD (the process API's children's statuses).
+_HOST_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGCHLD})
+_stop_signal = None  # the engine's stop signal (``install``)
+_stop_signal_handler = signal.SIG_DFL  # what the code set for it; CPython's handler stays the engine's
 
 
 def _routing_signal(set_handler):
@@ -513,6 +520,8 @@ def _routing_signal(set_handler):
     signal to the interpreter thread (where ``python3`` would get it: it has one thread)."""
 
     def signal_(signalnum, handler, /):
+        if not _forked_by_code and _is_stop_signal(signalnum):
+            return _set_stop_signal_handler(set_handler, signalnum, handler)
         if _guards_host_signals and not _forked_by_code and _process_shared and signalnum in _HOST_SIGNALS:
             # The host keeps its own handling of SIGTERM and SIGINT from outside (a host's
             # SIGTERM still shuts the server down); the code's handler runs when it signals itself.
@@ -523,6 +532,43 @@ def _routing_signal(set_handler):
         return previous
 
     return _posing_as(set_handler, signal_)
+
+
+def _is_stop_signal(signalnum):
+    try:
+        return operator.index(signalnum) == _stop_signal
+    except TypeError:
+        return False
+
+
+def _set_stop_signal_handler(set_handler, signalnum, handler):
+    """``signal.signal`` for the engine's stop signal: checked as python3 checks it (the thread, the
+    handler), recorded for ``signal.getsignal`` and for the code signalling itself, and the
+    engine's handler kept: code that ignores every signal is still stopped by interrupts and
+    timeouts."""
+    global _stop_signal_handler
+    engine_handler = set_handler(signalnum, handler)
+    set_handler(signalnum, engine_handler)
+    previous, _stop_signal_handler = _stop_signal_handler, handler
+    return _as_handler_enum(previous)
+
+
+def _as_handler_enum(handler):
+    """A handler as ``signal.signal``/``signal.getsignal`` give it (``Handlers.SIG_DFL``, not 0)."""
+    return signal.Handlers(handler) if type(handler) is int and handler in (0, 1) else handler
+
+
+def _keeping_stop_signal(getsignal):
+    """``signal.getsignal`` that gives, for the engine's stop signal, what the code set (python3's
+    ``Handlers.SIG_DFL`` until then)."""
+
+    def getsignal_(signalnum, /):
+        if not _forked_by_code and _is_stop_signal(signalnum):
+            getsignal(signalnum)  # its checks, as python3's
+            return _as_handler_enum(_stop_signal_handler)
+        return getsignal(signalnum)
+
+    return _posing_as(getsignal, getsignal_)
 
 
 class ProcessExit(SystemExit):
@@ -584,6 +630,9 @@ def _signal_to_this_process(signum, call):
         handler = signal.getsignal(signum)
     except ValueError:
         return False  # not a signal number: the real call raises as python3's
+    if signum == _stop_signal and callable(handler):
+        handler(signum, sys._getframe(2))  # the code's handler of the engine's signal, called here
+        return True
     if signum == signal.SIGINT and handler is signal.default_int_handler:
         _thread.interrupt_main()  # raised where the main thread is, as python3's handler does
         return True

@@ -1,9 +1,13 @@
 """A served context's code that signals its own process (``os.kill(os.getpid(), ...)``, its
 group, ``signal.raise_signal``): python3's behaviour for the run, never the end of the server
 that every context shares."""
+import subprocess
+
 import pytest
+from pykernel import PyKernelTimeoutError
 
 ISOLATIONS = ("namespace", "process")
+PYTHON = "/usr/bin/python3.11"  # Debian's, the same stdlib as the embedded interpreter
 
 
 @pytest.fixture(params=ISOLATIONS)
@@ -124,3 +128,50 @@ def test_code_handlers_for_sigterm_and_sigint_leave_the_hosts_handling(pykernel_
         assert client._process.wait(timeout=20) == 0
     finally:
         client.close()
+
+
+IGNORE_EVERY_SIGNAL = ("import signal\nfor n in signal.valid_signals():\n    try:\n        signal.signal(n, signal.SIG_IGN)\n"
+                       "    except (OSError, ValueError, RuntimeError):\n        pass\n"
+                       "print(repr(signal.getsignal(signal.SIGRTMIN + 3)), signal.getsignal(signal.SIGPIPE))\n")
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_code_that_ignores_every_signal_is_still_stopped(kernel, isolation):
+    """The engine's stop signal (SIGRTMIN+3) stays the engine's: before, ignoring every signal left
+    later loops unstoppable, and the interpreter every namespace context shares busy for good."""
+    ctx = kernel.create_context(isolation=isolation)
+    assert kernel.run_code(IGNORE_EVERY_SIGNAL, context=ctx).stdout == "<Handlers.SIG_IGN: 1> 1\n"  # str() of 3.11's IntEnum is its number
+    for code in ("while True: pass", "import time\ntime.sleep(30)"):
+        with pytest.raises(PyKernelTimeoutError) as caught:
+            kernel.run_code(code, context=ctx, timeout=0.5)
+        result = caught.value.result
+        assert result.error.traceback.startswith('Traceback (most recent call last):\n  File "<cell-'), result.error
+    assert kernel.run_code("print('free')", context=ctx).stdout == "free\n"
+    assert kernel.run_code("print('free')").stdout == "free\n"
+
+
+def test_the_codes_handler_of_the_stop_signal_is_called_when_it_signals_itself(kernel):
+    """What python3 prints; the engine's handler stays in place (a loop is still stopped)."""
+    code = ("import os, signal\nn = signal.SIGRTMIN + 3\nprint(signal.getsignal(n))\nseen = []\n"
+            "print(signal.signal(n, lambda s, f: seen.append((s, f.f_code.co_name))))\n"
+            "print(callable(signal.getsignal(n)))\nos.kill(os.getpid(), n)\nprint(seen == [(n, '<module>')])\n"
+            "print(signal.signal(n, signal.SIG_IGN) is not None, signal.getsignal(n))\n")
+    expected = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert expected == "0\n0\nTrue\nTrue\nTrue 1\n"
+    assert kernel.run_code(code).stdout == expected
+    with pytest.raises(PyKernelTimeoutError) as caught:
+        kernel.run_code("while True: pass", timeout=0.3)
+    assert "grace period" not in caught.value.result.error.traceback
+
+
+def test_host_signals_keep_the_hosts_action(kernel):
+    """SIGPIPE at its default would end the process every context shares at a write to a closed
+    pipe (python3 dies there); SIGCHLD ignored would lose the statuses of every child. The code's
+    setting goes into Python's table only."""
+    setting = ("import signal\nsignal.signal(signal.SIGPIPE, signal.SIG_DFL)\nsignal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+               "print(signal.getsignal(signal.SIGPIPE), signal.getsignal(signal.SIGCHLD))")
+    assert kernel.run_code(setting).stdout == "0 1\n"
+    result = kernel.run_code("import subprocess\np = subprocess.Popen(['true'], stdin=subprocess.PIPE)\np.wait()\n"
+                             "p.stdin.write(b'x' * 1000000)\np.stdin.flush()")
+    assert result.status == "error" and result.error.name == "BrokenPipeError", result
+    assert kernel.run_code("import subprocess\nprint(subprocess.run(['sh', '-c', 'exit 3']).returncode)").stdout == "3\n"
