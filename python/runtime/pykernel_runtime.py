@@ -376,11 +376,13 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
     if "" not in sys.path:
         sys.path.insert(0, "")  # like a Jupyter kernel: modules in the context's cwd are importable
 
-    global _stop_signal
-    _stop_signal = stop_signal
+    global _stop_signal, _interpreter_thread
+    _stop_signal, _interpreter_thread = stop_signal, _thread.get_ident()
     signal.signal(stop_signal, on_stop_signal)
     signal.signal = _routing_signal(signal.signal)
     signal.getsignal = _keeping_stop_signal(signal.getsignal)
+    signal.pthread_sigmask = _keeping_stop_signal_deliverable(signal.pthread_sigmask)
+    signal.siginterrupt = _keeping_stop_signal_interrupting(signal.siginterrupt)
     if guard_process_exit:
         global _guards_host_signals
         _guards_host_signals = True
@@ -513,6 +515,8 @@ keep_host_action = None  # set by the engine: sets a Python handler, keeping the
 _HOST_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGCHLD})
 _stop_signal = None  # the engine's stop signal (``install``)
 _stop_signal_handler = signal.SIG_DFL  # what the code set for it; CPython's handler stays the engine's
+_stop_signal_blocked = False  # whether the code blocked it on the interpreter thread (it stays deliverable)
+_interpreter_thread = None  # the thread the engine runs code on (Python's main thread), ``install``
 
 
 def _routing_signal(set_handler):
@@ -569,6 +573,48 @@ def _keeping_stop_signal(getsignal):
         return getsignal(signalnum)
 
     return _posing_as(getsignal, getsignal_)
+
+
+def _keeping_stop_signal_deliverable(pthread_sigmask):
+    """``signal.pthread_sigmask`` that never blocks the engine's stop signal on the interpreter
+    thread (a call blocked there, a sleep, could not be stopped, and the thread serves every
+    later run); the mask it reports is the one the code set."""
+
+    def pthread_sigmask_(how, mask, /):
+        global _stop_signal_blocked
+        if _forked_by_code or _thread.get_ident() != _interpreter_thread:
+            return pthread_sigmask(how, mask)
+        try:
+            wanted = {operator.index(number) for number in mask}
+        except TypeError:
+            return pthread_sigmask(how, mask)  # its error, as python3's
+        named = _stop_signal in wanted
+        if how in (signal.SIG_BLOCK, signal.SIG_SETMASK):
+            wanted.discard(_stop_signal)
+        previous = pthread_sigmask(how, wanted)
+        was_blocked = _stop_signal_blocked
+        if how == signal.SIG_BLOCK:
+            _stop_signal_blocked = was_blocked or named
+        elif how == signal.SIG_UNBLOCK:
+            _stop_signal_blocked = was_blocked and not named
+        else:
+            _stop_signal_blocked = named
+        return previous | {_stop_signal} if was_blocked else previous
+
+    return _posing_as(pthread_sigmask, pthread_sigmask_)
+
+
+def _keeping_stop_signal_interrupting(siginterrupt):
+    """``signal.siginterrupt`` that leaves the engine's stop signal interrupting system calls (with
+    ``SA_RESTART`` a read on a pipe would go on after it, and could not be stopped)."""
+
+    def siginterrupt_(signalnum, flag, /):
+        result = siginterrupt(signalnum, flag)
+        if not _forked_by_code and _is_stop_signal(signalnum):
+            siginterrupt(signalnum, True)
+        return result
+
+    return _posing_as(siginterrupt, siginterrupt_)
 
 
 class ProcessExit(SystemExit):

@@ -175,3 +175,36 @@ def test_host_signals_keep_the_hosts_action(kernel):
                              "p.stdin.write(b'x' * 1000000)\np.stdin.flush()")
     assert result.status == "error" and result.error.name == "BrokenPipeError", result
     assert kernel.run_code("import subprocess\nprint(subprocess.run(['sh', '-c', 'exit 3']).returncode)").stdout == "3\n"
+
+
+MASKS = ("import signal\nsignal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())\n"
+         "m = signal.pthread_sigmask(signal.SIG_BLOCK, [])\nprint(signal.SIGRTMIN + 3 in m, signal.SIGUSR1 in m)\n"
+         "signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGRTMIN + 3])\n"
+         "m = signal.pthread_sigmask(signal.SIG_SETMASK, [])\n"
+         "print(signal.SIGRTMIN + 3 in m, signal.SIGUSR1 in m, len(signal.pthread_sigmask(signal.SIG_BLOCK, [])))\n")
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_code_that_blocks_every_signal_is_still_stopped_in_a_sleep(kernel, isolation):
+    """The code's mask never holds the stop signal back on the interpreter thread (it reports
+    what the code set, as python3's): before, a sleep after blocking every signal could not be
+    stopped, and the interpreter every namespace context shares stayed busy until it ended."""
+    expected = subprocess.run([PYTHON, "-c", MASKS], capture_output=True, text=True, check=True).stdout
+    assert expected == "True True\nFalse True 0\n"
+    ctx = kernel.create_context(isolation=isolation)
+    assert kernel.run_code(MASKS, context=ctx).stdout == expected
+    kernel.run_code("import signal\nsignal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())", context=ctx)
+    with pytest.raises(PyKernelTimeoutError) as caught:
+        kernel.run_code("import time\ntime.sleep(30)", context=ctx, timeout=0.5)
+    assert caught.value.result.error.traceback.endswith("    time.sleep(30)\nTimeoutError: execution exceeded the 0.5 s timeout\n")
+    assert kernel.run_code("print(signal.SIGRTMIN + 3 in signal.pthread_sigmask(signal.SIG_SETMASK, []))", context=ctx).stdout == "True\n"
+    assert kernel.run_code("print('free')").stdout == "free\n"
+
+
+def test_a_read_is_still_stopped_after_siginterrupt_false(kernel):
+    """`SA_RESTART` on the stop signal would make a read on a pipe go on after it (unstoppable)."""
+    assert kernel.run_code("import signal\nprint(signal.siginterrupt(signal.SIGRTMIN + 3, False))").stdout == "None\n"
+    with pytest.raises(PyKernelTimeoutError) as caught:
+        kernel.run_code("import os\nr, w = os.pipe()\nos.read(r, 1)", timeout=0.5)
+    assert caught.value.result.error.traceback.endswith("    os.read(r, 1)\nTimeoutError: execution exceeded the 0.5 s timeout\n")
+    assert kernel.run_code("print('free')").stdout == "free\n"
