@@ -246,6 +246,19 @@ final class InterpreterState {
         try runtimeGlobals.borrowed.setItem(try PyOwned.string("_process_shared").borrowed, PyBorrowed.false)
     }
 
+    /// Takes the descriptors open now as the engine's, which the code's `os.close`,
+    /// `os.closerange` and `os.dup2` leave alone (the runtime's `note_engine_descriptors`).
+    func noteEngineDescriptors() {
+        do throws(PythonError) {
+            guard let note = runtimeGlobals.borrowed.item(try PyOwned.string("note_engine_descriptors").borrowed) else {
+                throw PythonError("the runtime has no note_engine_descriptors")
+            }
+            _ = try note.call()
+        } catch {
+            runtime.logger.error("the engine's descriptors are not kept from the code: \(error)")
+        }
+    }
+
     func execute(_ run: PendingRun) {
         let record = run.context
         let (cwd, deleted) = record.state.withLock { ($0.cwd, $0.deleted) }

@@ -19,6 +19,7 @@ struct PendingRun: Sendable {
 enum InterpreterJob: Sendable {
     case run(PendingRun)
     case releaseNamespace(ContextID)
+    case noteEngineDescriptors
 }
 
 /// The one thread that initialized CPython (so it is Python's main thread, where signals interrupt
@@ -81,6 +82,12 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
     /// Queues the release of a deleted context's namespace (never refused).
     func submitRelease(of context: ContextID) {
         lock.withLock { appendLocked(.releaseNamespace(context)) }
+    }
+
+    /// Queues the noting of the descriptors open then as the engine's (see
+    /// ``KernelManager/protectEngineDescriptors()``).
+    func submitNoteOfEngineDescriptors() {
+        lock.withLock { appendLocked(.noteEngineDescriptors) }
     }
 
     private func appendLocked(_ job: InterpreterJob) {
@@ -169,6 +176,7 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
             switch job {
             case .run(let run): state.execute(run)
             case .releaseNamespace(let id): state.releaseNamespace(of: id)
+            case .noteEngineDescriptors: state.noteEngineDescriptors()
             }
         }
     }

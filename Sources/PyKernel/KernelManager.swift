@@ -324,6 +324,16 @@ public final class KernelManager: Sendable {
         runtime.supervisor.endAnticipation()
     }
 
+    /// Takes the descriptors open now (from 3 on: the server's protocol, its capture of output,
+    /// its event loops, its workers' channels) as the engine's: in the process namespace contexts
+    /// share, the code's `os.close`, `os.closerange` and `os.dup2` leave them alone (as if not
+    /// open), so `os.closerange(3, ...)` does not cut the server off. Call once everything is set
+    /// up, before serving; it takes effect before any run submitted after it. Descriptors made
+    /// later (a process API command's pipes, a new worker's channel) are not covered.
+    package func protectEngineDescriptors() {
+        interpreter.submitNoteOfEngineDescriptors()
+    }
+
     /// Stops accepting runs, fails the queued ones with ``KernelError/Code/shutDown`` and interrupts
     /// the one in progress (its result reports `interrupted`). Contexts and their state remain.
     public func shutdown() {

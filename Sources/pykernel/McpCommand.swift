@@ -38,6 +38,7 @@ struct Mcp: AsyncParsableCommand {
             throw ExitCode.failure
         }
         let front = MCPFront(contexts: contexts, processes: processes, outputLimit: maxOutputBytes, logger: services.logger)
+        manager.protectEngineDescriptors()
         try await front.serve(input: services.requests, output: manager.originalStandardOutput)
         await contexts.shutdown()
         await processes.shutdown()

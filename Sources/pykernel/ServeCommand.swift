@@ -64,6 +64,7 @@ struct Serve: AsyncParsableCommand {
             source.resume()
             return source
         }
+        manager.protectEngineDescriptors()
         await server.serve()
         terminations.forEach { $0.cancel() }
         exits?.cancel()

@@ -9,6 +9,7 @@ import _signal
 import _thread
 import atexit
 import builtins
+import errno
 import io
 import linecache
 import operator
@@ -391,6 +392,80 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
         os.kill = _guarded_kill(os.kill)
         os.killpg = _guarded_killpg(os.killpg)
         signal.raise_signal = _guarded_raise_signal(signal.raise_signal)
+        note_engine_descriptors()
+        os.close = _sparing_engine_descriptors_close(os.close)
+        os.closerange = _sparing_engine_descriptors_closerange(os.closerange)
+        os.dup2 = _sparing_engine_descriptors_dup2(os.dup2)
+
+
+_engine_descriptors = frozenset()  # the engine's own descriptors (protocol, capture, event loops)
+
+
+def note_engine_descriptors():
+    """Takes the descriptors open now (from 3 on) as the engine's: called before any code runs,
+    at start-up and again once the server has set everything up."""
+    global _engine_descriptors
+    _engine_descriptors = _open_descriptors_from(3)
+
+
+def _open_descriptors_from(lowest):
+    """The descriptors open in this process from ``lowest`` on (``/proc/self/fd``, whose own
+    descriptor is closed again by then)."""
+    open_now = set()
+    for name in os.listdir("/proc/self/fd"):
+        number = int(name)
+        if number >= lowest:
+            try:
+                os.fstat(number)
+            except OSError:
+                continue
+            open_now.add(number)
+    return frozenset(open_now)
+
+
+def _spares(fd):
+    """Whether ``fd`` is the engine's, kept from the code of the process every context shares
+    (closing it there would end the server's protocol, its output capture or its event loops)."""
+    return fd in _engine_descriptors and not _forked_by_code
+
+
+def _sparing_engine_descriptors_close(posix_close):
+    """``os.close`` for which the engine's descriptors are not open (``EBADF``, as python3 says
+    of a descriptor it never opened)."""
+
+    def close(fd):
+        if _spares(operator.index(fd)):
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return posix_close(fd)
+
+    return _posing_as(posix_close, close)
+
+
+def _sparing_engine_descriptors_closerange(posix_closerange):
+    """``os.closerange`` that closes every descriptor of the range but the engine's
+    (``os.closerange(3, 1024)``, as daemons and sandboxes do, left the server unable to answer)."""
+
+    def closerange(fd_low, fd_high, /):
+        low, high = operator.index(fd_low), operator.index(fd_high)
+        if _forked_by_code:
+            return posix_closerange(low, high)
+        for spared in sorted(fd for fd in _engine_descriptors if low <= fd < high):
+            posix_closerange(low, spared)
+            low = spared + 1
+        return posix_closerange(low, high)
+
+    return _posing_as(posix_closerange, closerange)
+
+
+def _sparing_engine_descriptors_dup2(posix_dup2):
+    """``os.dup2`` that does not replace an engine's descriptor (``EBADF``)."""
+
+    def dup2(fd, fd2, inheritable=True):
+        if _spares(operator.index(fd2)):
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return posix_dup2(fd, fd2, inheritable)
+
+    return _posing_as(posix_dup2, dup2)
 
 
 _forked_by_code = False  # True in a process forked by user code: os._exit and os.abort end it

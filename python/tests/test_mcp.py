@@ -316,3 +316,15 @@ def test_a_matplotlib_chart_is_image_content_with_its_chart_record(pykernel_bin,
     assert figure["data"]["image/png"] == image.data
     assert figure["chart"]["type"] == "bar" and figure["chart"]["title"] == "Bars"
     assert [(e["label"], e["value"]) for e in figure["chart"]["elements"]] == [("a", 3), ("b", 5)]
+
+
+def test_code_that_closes_every_descriptor_leaves_the_server_serving(pykernel_bin, isolation):
+    """`os.closerange(3, ...)` spares the server's descriptors (its protocol, its capture)."""
+    async def body(client):
+        closed = await client.call_tool("run_python", {"code": "import os\nos.closerange(3, 1 << 16)\nprint('closed')", "timeout": 20})
+        after = await client.call_tool("run_python", {"code": "print('still here')"})
+        command = await client.call_tool("run_command", {"command": "echo shell"})
+        return closed, after, command
+    closed, after, command = session(pykernel_bin, body, "--isolation", isolation)
+    assert text_of(closed) == "closed\n" and text_of(after) == "still here\n"
+    assert not command.is_error and text_of(command).startswith("shell\n"), text_of(command)

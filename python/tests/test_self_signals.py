@@ -208,3 +208,21 @@ def test_a_read_is_still_stopped_after_siginterrupt_false(kernel):
         kernel.run_code("import os\nr, w = os.pipe()\nos.read(r, 1)", timeout=0.5)
     assert caught.value.result.error.traceback.endswith("    os.read(r, 1)\nTimeoutError: execution exceeded the 0.5 s timeout\n")
     assert kernel.run_code("print('free')").stdout == "free\n"
+
+
+CLOSE_EVERYTHING = ("import os\nos.closerange(3, 1 << 16)\nfor fd in range(3, 1024):\n    try:\n        os.close(fd)\n"
+                    "    except OSError:\n        pass\nprint('closed')\n")
+
+
+def test_code_that_closes_every_descriptor_leaves_the_server_serving(kernel):
+    """`os.closerange(3, ...)`, as daemons and sandboxes do: before, the server lost its protocol
+    output (it could answer nothing more). The engine's descriptors are spared; the code's own
+    files are closed, as python3 closes them."""
+    code = "f = open('/dev/null')\n" + CLOSE_EVERYTHING + "import os\nos.write(1, b'fd 1\\n')\nprint(f.closed)\ntry:\n    f.read()\nexcept OSError as e:\n    print(e.errno)"
+    for isolation in ISOLATIONS:
+        ctx = kernel.create_context(isolation=isolation)
+        assert kernel.run_code(code, context=ctx, timeout=20).stdout == "closed\nfd 1\nFalse\n9\n"
+        assert kernel.run_code("print('same context')", context=ctx).stdout == "same context\n"
+    assert kernel.run_code("print('default')").stdout == "default\n"
+    reply = kernel.call("process.exec", {"command": "echo shell"})
+    assert reply["stdout"] == "shell\n" and reply["exit_code"] == 0, reply
