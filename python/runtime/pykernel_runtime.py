@@ -392,13 +392,14 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
         os.kill = _guarded_kill(os.kill)
         os.killpg = _guarded_killpg(os.killpg)
         signal.raise_signal = _guarded_raise_signal(signal.raise_signal)
-        note_engine_descriptors()
         os.close = _sparing_engine_descriptors_close(os.close)
         os.closerange = _sparing_engine_descriptors_closerange(os.closerange)
         os.dup2 = _sparing_engine_descriptors_dup2(os.dup2)
 
 
-_engine_descriptors = frozenset()  # the engine's own descriptors (protocol, capture, event loops)
+# The engine's own descriptors (protocol, capture, event loops), by number: what each was (device,
+# inode) when noted, so that a number the engine closed and the code's file got since is the code's.
+_engine_descriptors = {}
 
 
 def note_engine_descriptors():
@@ -409,24 +410,32 @@ def note_engine_descriptors():
 
 
 def _open_descriptors_from(lowest):
-    """The descriptors open in this process from ``lowest`` on (``/proc/self/fd``, whose own
-    descriptor is closed again by then)."""
-    open_now = set()
+    """The descriptors open in this process from ``lowest`` on, with what each is (device, inode),
+    from ``/proc/self/fd`` (whose own descriptor is closed again by then)."""
+    open_now = {}
     for name in os.listdir("/proc/self/fd"):
         number = int(name)
         if number >= lowest:
             try:
-                os.fstat(number)
+                status = os.fstat(number)
             except OSError:
                 continue
-            open_now.add(number)
-    return frozenset(open_now)
+            open_now[number] = (status.st_dev, status.st_ino)
+    return open_now
 
 
 def _spares(fd):
     """Whether ``fd`` is the engine's, kept from the code of the process every context shares
-    (closing it there would end the server's protocol, its output capture or its event loops)."""
-    return fd in _engine_descriptors and not _forked_by_code
+    (closing it there would end the server's protocol, its output capture or its event loops):
+    the descriptor noted under that number, still open."""
+    noted = _engine_descriptors.get(fd)
+    if noted is None or _forked_by_code:
+        return False
+    try:
+        status = os.fstat(fd)
+    except OSError:
+        return False
+    return (status.st_dev, status.st_ino) == noted
 
 
 def _sparing_engine_descriptors_close(posix_close):
@@ -449,7 +458,7 @@ def _sparing_engine_descriptors_closerange(posix_closerange):
         low, high = operator.index(fd_low), operator.index(fd_high)
         if _forked_by_code:
             return posix_closerange(low, high)
-        for spared in sorted(fd for fd in _engine_descriptors if low <= fd < high):
+        for spared in sorted(fd for fd in _engine_descriptors if low <= fd < high and _spares(fd)):
             posix_closerange(low, spared)
             low = spared + 1
         return posix_closerange(low, high)

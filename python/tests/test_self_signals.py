@@ -226,3 +226,14 @@ def test_code_that_closes_every_descriptor_leaves_the_server_serving(kernel):
     assert kernel.run_code("print('default')").stdout == "default\n"
     reply = kernel.call("process.exec", {"command": "echo shell"})
     assert reply["stdout"] == "shell\n" and reply["exit_code"] == 0, reply
+
+
+def test_a_descriptor_number_the_server_gave_up_is_the_codes(kernel):
+    """Descriptors are the engine's by number and by what they are (device, inode): a number the
+    engine closed after noting it, now the code's own file, is the code's to close."""
+    code = ("import os, pykernel_runtime as rt\nsaved = dict(rt._engine_descriptors)\nr, w = os.pipe()\n"
+            "rt._engine_descriptors[r] = (-1, -1)\nos.close(r)\n"
+            "status = os.fstat(w)\nrt._engine_descriptors[w] = (status.st_dev, status.st_ino)\n"
+            "try:\n    os.close(w)\nexcept OSError as e:\n    print(e.errno)\n"
+            "rt._engine_descriptors.clear()\nrt._engine_descriptors.update(saved)\nos.close(w)\nprint('done')")
+    assert kernel.run_code(code).stdout == "9\ndone\n"
