@@ -245,56 +245,6 @@ struct StopTests {
         #expect(result.executionCount == 2)
     }
 
-    @Test("A fork on another thread while the interpreter thread's fork waits for the import lock leaves each thread its own signal mask: later runs are still stopped")
-    func concurrentForksKeepTheStopSignal() async throws {
-        let context = try await newContext()
-        defer { discard(context) }
-        // The interpreter thread forks while a thread holds the import lock, so its fork waits
-        // without the GIL between the `before` and `after` hooks; meanwhile a thread that blocks
-        // every signal but SIGUSR1 forks too. Each step waits for the one before it through the
-        // threads' masks in /proc: a fork's `before` hook blocks every signal on its thread.
-        let blocked = try await runOK("""
-            import _imp, os, signal, threading, time
-            def blocks(thread, number):
-                with open(f'/proc/self/task/{thread}/status') as status:
-                    mask = next(line for line in status if line.startswith('SigBlk:')).split()[1]
-                return int(mask, 16) >> (number - 1) & 1 == 1
-            def wait_until(condition):
-                while not condition():
-                    time.sleep(0.001)
-            def fork():
-                pid = os.fork()
-                if pid == 0:
-                    os._exit(0)
-                os.waitpid(pid, 0)
-            interpreter, quiet_thread = threading.get_native_id(), []
-            def quiet():
-                signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.valid_signals()) - {signal.SIGUSR1})
-                quiet_thread.append(threading.get_native_id())
-                wait_until(lambda: blocks(interpreter, signal.SIGRTMIN + 3))  # its fork has begun
-                fork()
-            def hold_import_lock():
-                _imp.acquire_lock()
-                held.set()
-                wait_until(lambda: quiet_thread and blocks(quiet_thread[0], signal.SIGUSR1))  # so has this one
-                _imp.release_lock()
-            held = threading.Event()
-            threads = [threading.Thread(target=hold_import_lock), threading.Thread(target=quiet)]
-            threads[0].start()
-            held.wait()
-            threads[1].start()
-            fork()
-            for thread in threads:
-                thread.join()
-            print(len(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
-            """, in: context)
-        #expect(blocked == "0\n", "signals blocked on the interpreter thread after the forks")
-        let record = try await run("import time\ntime.sleep(5)\n", in: context, timeout: .milliseconds(300))
-        #expect(record.result.status == .timeout)
-        #expect(record.error?.traceback.contains("time.sleep(5)") == true, "\(String(describing: record.error))")
-        #expect(record.result.duration < .seconds(2), "stopped after \(record.result.duration)")
-    }
-
     @Test("Code that catches the interrupt and ends normally is still reported interrupted")
     func caughtInterrupt() async throws {
         let manager = try await engine()
