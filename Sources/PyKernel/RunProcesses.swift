@@ -78,7 +78,7 @@ enum RunProcesses {
     }
 
     /// A small `/proc` file's text (their size reads as 0: read to the end).
-    private static func contents(of path: String) -> String? {
+    static func contents(of path: String) -> String? {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return nil }
         defer { close(descriptor) }

@@ -528,6 +528,17 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         }
     }
 
+    /// Whether the interpreter thread has the stop signal blocked now (its `SigBlk` in `/proc`): a
+    /// run answered as stuck says so, since no stop reaches a blocking call then.
+    private func blocksStopSignal() -> Bool {
+        guard interpreterThreadID > 0, signalNumber > 0,
+            let status = RunProcesses.contents(of: "/proc/self/task/\(interpreterThreadID)/status"),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("SigBlk:") }),
+            let mask = line.split(separator: "\t").last.flatMap({ UInt64($0, radix: 16) })
+        else { return false }
+        return mask >> UInt64(signalNumber - 1) & 1 == 1
+    }
+
     /// Answers the run in progress as stopped by `stop` although its code still runs.
     func reportRunning(as stop: Stop) {
         lock.withLock { reportStuckLocked(as: stop) }
@@ -559,11 +570,13 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                     + "within the grace period (native code that does not check for signals, or code that "
                     + "catches every stop); the interpreter recovers when that code returns\n")
         }
+        // Logged before the answer goes out: whoever got the answer finds the warning.
+        let blocked = blocksStopSignal() ? " (the interpreter thread blocks the stop signal)" : ""
+        logger.warning(
+            "a run that did not stop was answered \(status.rawValue)\(blocked); its code keeps the interpreter until it returns, new runs are refused meanwhile",
+            metadata: ["context": "\(run.context)", "execution_count": "\(run.executionCount)"])
         run.output.complete(status: status, error: record, executionCount: run.executionCount,
                             duration: ContinuousClock.now - run.started)
-        logger.warning(
-            "a run that did not stop was answered \(status.rawValue); its code keeps the interpreter until it returns, new runs are refused meanwhile",
-            metadata: ["context": "\(run.context)", "execution_count": "\(run.executionCount)"])
         let onStuck = onStuck
         DispatchQueue.global().async { onStuck?() }
     }

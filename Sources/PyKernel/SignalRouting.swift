@@ -23,9 +23,15 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
     /// CPython's C signal handler (the same function for every signal with a Python handler);
     /// written once by ``start(interpreterThread:handledSignal:)``.
     @exclusivity(unchecked) private var pythonHandler: (@convention(c) (Int32) -> Void)?
-    /// The forking thread's signal mask before the fork in progress (``blockSignalsForFork``).
-    /// Guarded by the GIL: the forking thread holds it from the `before` hooks to the `after` ones.
-    @exclusivity(unchecked) private var maskBeforeFork = sigset_t()
+    /// Each forking thread's signal mask before its fork in progress (``blockSignalsForFork``),
+    /// restored after it: a thread-specific slot (`malloc`ed at the thread's first fork, freed when
+    /// it ends). Not one for the process: the GIL is let go between the `before` and `after` hooks
+    /// (CPython waits for the import lock without it; hooks may wait for their own locks), so
+    /// another thread can run its fork's hooks meanwhile. With one mask, a thread that blocked
+    /// every signal and forked while the interpreter thread's fork waited for the import lock
+    /// left the interpreter thread blocking the stop signal for good: no run could be
+    /// interrupted or timed out any more (each was answered as stuck).
+    private let maskBeforeForkKey: pthread_key_t
     /// Per signal, the last C handler seen before a fork and whether it is libpython's code:
     /// `dladdr` scans an image's symbols (~100 µs in libswiftCore), so each handler is looked up
     /// once per process, in the parent, instead of in every child. Guarded by the GIL.
@@ -33,6 +39,9 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
     private let seenInInterpreter: UnsafeMutablePointer<Bool>
 
     init() {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { free($0) }
+        maskBeforeForkKey = key
         pythonHandlers = .allocate(capacity: Self.signalCount)
         pythonHandlers.initialize(repeating: nil, count: Self.signalCount)
         seenHandlers = .allocate(capacity: Self.signalCount)
@@ -116,6 +125,15 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
 
     // MARK: Forks made by user code (`os.fork`, `multiprocessing`, `concurrent.futures`)
 
+    /// The calling thread's slot for its signal mask before a fork (``maskBeforeForkKey``).
+    private func maskBeforeFork() -> UnsafeMutablePointer<sigset_t> {
+        if let slot = pthread_getspecific(maskBeforeForkKey) { return slot.assumingMemoryBound(to: sigset_t.self) }
+        let slot = malloc(MemoryLayout<sigset_t>.size)!.bindMemory(to: sigset_t.self, capacity: 1)
+        sigemptyset(slot)
+        pthread_setspecific(maskBeforeForkKey, slot)
+        return slot
+    }
+
     /// `os.register_at_fork(before=...)`: blocks the signals that can wait on the forking thread,
     /// so none reaches the child before ``forkedChildBegins`` made its handlers python3's (a
     /// `Pool.terminate()` right after the fork sends SIGTERM at once). Faults stay deliverable.
@@ -129,7 +147,7 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
         sigdelset(&blocked, SIGFPE)
         sigdelset(&blocked, SIGTRAP)
         sigdelset(&blocked, SIGSYS)
-        pthread_sigmask(SIG_BLOCK, &blocked, &routing.maskBeforeFork)
+        pthread_sigmask(SIG_BLOCK, &blocked, routing.maskBeforeFork())
         return PyOwned(retaining: .none).transfer()
     }
 
@@ -139,7 +157,7 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
     /// one starts on another core): a child then looks up only a handler installed since.
     static let restoreSignalsAfterFork: NativeFunctionPointer = { _, _ in
         let routing = EmbeddedRuntime.current.signals
-        pthread_sigmask(SIG_SETMASK, &routing.maskBeforeFork, nil)
+        pthread_sigmask(SIG_SETMASK, routing.maskBeforeFork(), nil)
         routing.noteHandlers()
         return PyOwned(retaining: .none).transfer()
     }
@@ -165,7 +183,7 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
         runtime.forkedByCode.store(true, ordering: .relaxed)
         let pythonHandled = PyBorrowed(argument)?.integerValue ?? 0
         runtime.signals.resetHostHandlers(pythonHandled: pythonHandled)
-        pthread_sigmask(SIG_SETMASK, &runtime.signals.maskBeforeFork, nil)
+        pthread_sigmask(SIG_SETMASK, runtime.signals.maskBeforeFork(), nil)
         return PyOwned(retaining: .none).transfer()
     }
 

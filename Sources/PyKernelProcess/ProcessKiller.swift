@@ -5,6 +5,13 @@ import _PyKernelProcessShims
 /// a grace period, then `SIGKILL` — re-reading /proc every 20 ms so that processes forked
 /// meanwhile are caught too.
 ///
+/// Each pass signals a parent before its children. A shell waiting for its child runs its next
+/// command as soon as that child dies: signalled after its child (one `pidfd_send_signal` at a
+/// time, the killer thread preempted in between on a loaded machine), the subshell of
+/// `sleep 100; echo never` printed `never` and exited 0 before its own SIGTERM arrived. A
+/// parent signalled first is already dying (a signal whose action is to terminate ends the
+/// process as it is sent, unless blocked, and then it ends as it unblocks it) when its child does.
+///
 /// A pid read from /proc is never signalled by number: the killer opens a pidfd for it, then
 /// checks that the process behind the pidfd is still the one it read (same start time) before
 /// signalling through the pidfd, so a pid reused meanwhile is never hit. (Kept custom: these are
@@ -28,7 +35,7 @@ enum ProcessKiller {
         while true {
             let targets = await Blocking.run { () -> [ProcessTable.Entry] in
                 let table = ProcessTable.snapshot()
-                return select(table).compactMap { table.entries[$0] }.filter { $0.isAlive && $0.pid != me && $0.pid > 1 }
+                return table.parentsFirst(select(table)).filter { $0.isAlive && $0.pid != me && $0.pid > 1 }
             }
             if targets.isEmpty { return true }
             let elapsed = monotonicNow() - start

@@ -82,6 +82,22 @@ struct ProcessTable: Sendable {
         return result
     }
 
+    /// The entries of `pids` (those in the snapshot), each after its ancestors: ordered by how
+    /// many ancestors a process has in the snapshot.
+    func parentsFirst(_ pids: Set<pid_t>) -> [Entry] {
+        func depth(_ entry: Entry) -> Int {
+            var depth = 0
+            var parent = entry.parent
+            // Bounded: a snapshot read over time could show a loop of reused pids.
+            while depth < entries.count, let next = entries[parent] {
+                depth += 1
+                parent = next.parent
+            }
+            return depth
+        }
+        return pids.compactMap { entries[$0] }.map { (entry: $0, depth: depth($0)) }.sorted { $0.depth < $1.depth }.map(\.entry)
+    }
+
     /// Live members of the given process groups.
     func members(ofGroups groups: Set<pid_t>) -> Set<pid_t> {
         Set(entries.values.filter { groups.contains($0.group) && $0.isAlive }.map(\.pid))

@@ -348,6 +348,26 @@ func stdoutOnceFree(_ code: String, in context: ContextID, within limit: Duratio
 /// they delay no other test.
 @Suite("Stopping runs: native code and unread output", .exclusiveEngine, .timeLimit(.minutes(5)))
 struct InterpreterOccupancyTests {
+    @Test("A run whose code blocks the stop signal on the interpreter thread is answered as stuck, and the warning says the signal is blocked")
+    func blockedStopSignalIsTold() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        let result = try await engine().run("""
+            import signal, time
+            stop = signal.SIGRTMIN + 3
+            signal.pthread_sigmask(signal.SIG_BLOCK, [stop])
+            try:
+                time.sleep(3)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, [stop])
+            """, in: context, timeout: .milliseconds(300)).result()
+        #expect(result.status == .timeout)
+        #expect(EngineLog.messages(at: .warning).contains {
+            $0.hasPrefix("a run that did not stop was answered timeout (the interpreter thread blocks the stop signal)")
+        }, "\(EngineLog.messages(at: .warning))")
+        #expect(try await stdoutOnceFree("print('free')", in: context, within: .seconds(10)) == "free\n")
+    }
+
     @Test("Native code holding the GIL: the run is answered timeout at deadline plus grace, runs are refused meanwhile, the engine recovers with the context's state")
     func stuckNativeCode() async throws {
         let manager = try await engine()

@@ -11,6 +11,7 @@ import signal
 import time
 
 import pytest
+from pykernel.errors import PyKernelTimeoutError
 
 from background_calls import joined, run_in_thread
 
@@ -189,8 +190,6 @@ def test_a_run_stopped_in_pool_map_ends_and_its_workers_with_it(server, ctx, sto
         assert server.interrupt(ctx)
         assert joined(thread, outcome, timeout=CALL_DEADLINE).status == "interrupted"
     else:
-        from pykernel.errors import PyKernelTimeoutError
-
         with pytest.raises(PyKernelTimeoutError):
             joined(thread, outcome, timeout=CALL_DEADLINE)
     assert len(pids) == 2 and wait_gone(pids), "the pool's workers were left running"
@@ -232,6 +231,64 @@ print(*[worker.pid for worker in pool._pool])
     assert ok(server, "time.sleep(1); print(pool.map(abs, [-2, -3]))", context).stdout == "[2, 3]\n"
     server.delete_context(context)
     assert wait_gone(pids), "the unclosed Pool's workers outlived their context"
+
+
+RACING_FORKS = r"""
+import _imp, os, signal, sys, threading, time
+# logging's fork hook (before the engine's) takes its lock across a fork: forks would not overlap.
+assert "logging" not in sys.modules, "logging was imported before"
+def blocks(thread, number):
+    with open(f"/proc/self/task/{thread}/status") as status:
+        mask = next(line for line in status if line.startswith("SigBlk:")).split()[1]
+    return int(mask, 16) >> (number - 1) & 1 == 1
+def wait_until(condition, seconds=10):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+def fork():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+interpreter, quiet_thread, arranged = threading.get_native_id(), [], []
+def quiet():
+    signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.valid_signals()) - {signal.SIGUSR1})
+    quiet_thread.append(threading.get_native_id())
+    if wait_until(lambda: blocks(interpreter, signal.SIGRTMIN + 3)):  # its fork has begun
+        fork()
+def hold_import_lock():
+    _imp.acquire_lock()
+    held.set()
+    arranged.append(wait_until(lambda: quiet_thread and blocks(quiet_thread[0], signal.SIGUSR1)))  # so has this one
+    _imp.release_lock()
+held = threading.Event()
+threads = [threading.Thread(target=hold_import_lock), threading.Thread(target=quiet)]
+threads[0].start()
+held.wait()
+threads[1].start()
+fork()
+for thread in threads:
+    thread.join()
+print(arranged, len(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+"""
+
+
+def test_forks_overlapping_on_two_threads_leave_the_interpreter_thread_its_signals(kernel):
+    """The engine blocks signals on a forking thread across its fork and restores its mask after.
+    CPython lets go of the GIL between those hooks (the interpreter thread's fork waits for the
+    import lock here), so another thread can run its fork's hooks meanwhile: with one saved mask
+    for the process, a thread that blocked every signal and forked then left the interpreter
+    thread with its mask, the stop signal blocked for good (every later run answered as stuck
+    after its deadline and the grace period). A fresh server: no logging imported."""
+    assert ok(kernel, RACING_FORKS, None).stdout == "[True] 0\n"
+    started = time.monotonic()
+    with pytest.raises(PyKernelTimeoutError) as stopped:
+        run(kernel, "import time\ntime.sleep(5)\n", None, deadline=0.3)
+    assert "time.sleep(5)" in stopped.value.result.error.traceback, stopped.value.result.error
+    assert time.monotonic() - started < 2, "the timeout was answered as stuck: the stop signal is blocked"
 
 
 def test_the_server_is_unharmed(server):
