@@ -319,7 +319,7 @@ public final class KernelManager: Sendable {
         runtime.supervisor.anticipateStop(ifRunningIn: mayConcern)
     }
 
-    /// Ends what ``anticipateInterrupt()`` started, whatever the request turned out to be.
+    /// Ends what ``anticipateInterrupt(ifRunningIn:)`` started, whatever the request turned out to be.
     package func endInterruptAnticipation() {
         runtime.supervisor.endAnticipation()
     }

@@ -77,8 +77,9 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// Whether a stop is pending (`pendingStop` is set), readable without the lock: a thread
     /// that watches the interpreter thread right after tripping a stop polls it.
     private let stopPending = Atomic<Bool>(false)
-    /// Whether a request that may stop the run is being decided (``anticipateStop()`` until
-    /// ``endAnticipation()``): the stop's handler waits for the decision instead of returning.
+    /// Whether a request that may stop the run is being decided (from
+    /// ``anticipateStop(ifRunningIn:)`` until a stop is recorded or ``endAnticipation()``): the
+    /// stop's handler waits for the decision instead of returning.
     private let stopAnticipated = Atomic<Bool>(false)
     /// Whether the signal of an anticipated stop was sent and its handler has not run yet: a stop
     /// recorded meanwhile is only tripped (that signal is on its way), not signalled again.
@@ -149,8 +150,8 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     }
 
     /// The stop the signal handler should raise now, if the signal was meant for the current run.
-    /// While a request that may stop the run is being decided (``anticipateStop()``), waits for
-    /// the decision first (at most ``anticipationWait``, yielding the processor).
+    /// While a request that may stop the run is being decided (``anticipateStop(ifRunningIn:)``),
+    /// waits for the decision first (at most ``anticipationWait``, yielding the processor).
     func takePendingStop() -> Stop? {
         anticipationSignalled.store(false, ordering: .relaxed)
         if !stopPending.load(ordering: .acquiring), stopAnticipated.load(ordering: .acquiring) {
@@ -263,8 +264,8 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         return true
     }
 
-    /// The request announced by ``anticipateStop()`` was handled: a stop it requested is pending
-    /// now, and the handler stops waiting either way.
+    /// The request announced by ``anticipateStop(ifRunningIn:)`` was handled: a stop it requested
+    /// is pending now, and the handler stops waiting either way.
     func endAnticipation() {
         stopAnticipated.store(false, ordering: .releasing)
     }

@@ -592,10 +592,10 @@ threading.Thread.start = _start_thread_recording_owner
 
 route_signal = None  # set by the engine: routes a signal with a Python handler to this thread
 keep_host_action = None  # set by the engine: sets a Python handler, keeping the process's C action
-# The signals the host process handles itself (the server's shutdown): in the process namespace
-# contexts share, user code's handlers for them are Python's only (see _routing_signal).
-# The host's: SIGTERM and SIGINT (the server's shutdown), SIGPIPE (ignored: a write to a closed
-# pipe fails instead of ending the process) and SIGCHLD (the process API's children's statuses).
+# The signals the host process handles itself: SIGTERM and SIGINT (the server's shutdown), SIGPIPE
+# (ignored: a write to a closed pipe fails instead of ending the process) and SIGCHLD (the process
+# API's children's statuses). In the process namespace contexts share, user code's handlers for
+# them are Python's only (see _routing_signal).
 _HOST_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGCHLD})
 _stop_signal = None  # the engine's stop signal (``install``)
 _stop_signal_handler = signal.SIG_DFL  # what the code set for it; CPython's handler stays the engine's
@@ -611,8 +611,8 @@ def _routing_signal(set_handler):
         if not _forked_by_code and _is_stop_signal(signalnum):
             return _set_stop_signal_handler(set_handler, signalnum, handler)
         if _guards_host_signals and not _forked_by_code and _process_shared and signalnum in _HOST_SIGNALS:
-            # The host keeps its own handling of SIGTERM and SIGINT from outside (a host's
-            # SIGTERM still shuts the server down); the code's handler runs when it signals itself.
+            # The host keeps its own handling of these signals (a host's SIGTERM still shuts the
+            # server down); the code's handler runs when it signals itself.
             return keep_host_action(signalnum, lambda: set_handler(signalnum, handler))
         previous = set_handler(signalnum, handler)
         if route_signal is not None:
