@@ -4,7 +4,6 @@ import Logging
 import PyKernel
 import PyKernelIsolation
 import PyKernelProcess
-import PyKernelSupport
 import PyKernelServer
 
 /// The options `pykernel serve` and `pykernel mcp` share, and the start-up both fronts make:
@@ -42,15 +41,9 @@ struct ServerOptions: ParsableArguments {
 
     /// The arguments that make a worker process start like this server (`pykernel serve ...`),
     /// as a process context's worker (`--worker`: without the process API).
-    ///
-    /// A worker's own grace period is a second longer than the server's: the server ends a worker
-    /// whose run did not stop within its grace period (the context's state is lost, as documented),
-    /// and the worker's own answer for such a run (still going) must not come first.
     var workerArguments: [String] {
-        let workerGrace = kernelConfiguration.timeoutGracePeriod.inSeconds + 1
         // Workers log warnings and errors only: the last lines go into crash reports.
-        return ["--worker", "--log-level", logLevel == "debug" ? "debug" : "warning", "--timeout-grace", String(workerGrace)]
-            + (venv.map { ["--venv", $0] } ?? []) + (preload.map { ["--preload", $0] } ?? [])
+        ["--worker", "--log-level", logLevel == "debug" ? "debug" : "warning"] + (venv.map { ["--venv", $0] } ?? []) + (preload.map { ["--preload", $0] } ?? [])
     }
 
     /// The levels `--log-level` takes (each includes the ones before it).
