@@ -13,13 +13,17 @@ import pytest
 
 from pykernel_raw import RawServer
 
+# Code that does not stop: native code blocks the stop signal (libc's pthread_sigmask through
+# ctypes; Python's own keeps it deliverable), then a sleep, which only that signal interrupts. (A
+# Python loop catching every stop around its sleeps is not: a stop can land at the loop's jump,
+# outside the try, as a second Ctrl-C can in python3.)
 STUBBORN = (
-    "import time\n"
-    "while True:\n"
-    "    try:\n"
-    "        time.sleep(0.05)\n"
-    "    except BaseException:\n"
-    "        pass\n"
+    "import ctypes, signal, time\n"
+    "stop = int(signal.SIGRTMIN) + 3\n"
+    "mask = (ctypes.c_ulong * 16)()\n"
+    "mask[(stop - 1) // 64] |= 1 << ((stop - 1) % 64)\n"
+    "ctypes.CDLL(None).pthread_sigmask(0, ctypes.byref(mask), None)  # SIG_BLOCK\n"
+    "time.sleep(60)\n"
 )
 
 
