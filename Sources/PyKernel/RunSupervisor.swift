@@ -241,12 +241,15 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// blocked call, an idle processor's) overlaps the request's handling, and the stop's handler
     /// waits for the request's outcome there (``takePendingStop()``). Running bytecode is tripped;
     /// a blocked call gets the signal (it returns `EINTR`; Python retries it when no stop comes).
-    /// Only when the run's context satisfies `mayConcern` (called under the lock; the request
-    /// probably names it). Returns whether it did anything: then call ``endAnticipation()`` once
-    /// the request is handled, whatever it was.
+    /// Only for a run of a context that satisfies `mayConcern` (called under the lock; the request
+    /// probably names it) that has had no stop yet. Returns whether it did anything: then call
+    /// ``endAnticipation()`` once the request is handled, whatever it was.
     func anticipateStop(ifRunningIn mayConcern: (ContextID) -> Bool) -> Bool {
         lock.lock()
-        guard let run = current, !run.reported, run.openInput == nil, pendingStop == nil, mayConcern(run.context),
+        // The first stop of a run only: a later one (the server's repeats of an interrupt to a
+        // process context's worker, in step with the worker's own) tripped early would land where
+        // the code handles the previous one.
+        guard let run = current, run.firstStop == nil, run.openInput == nil, pendingStop == nil, mayConcern(run.context),
             let thread = interpreterThread, let threadState = interpreterThreadState
         else {
             lock.unlock()
