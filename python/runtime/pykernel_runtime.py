@@ -14,6 +14,7 @@ import io
 import linecache
 import operator
 import os
+import resource
 import signal
 import sys
 import threading
@@ -392,6 +393,8 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
         os.kill = _guarded_kill(os.kill)
         os.killpg = _guarded_killpg(os.killpg)
         signal.raise_signal = _guarded_raise_signal(signal.raise_signal)
+        resource.setrlimit = _keeping_shared_limits_setrlimit(resource.setrlimit)
+        resource.prlimit = _keeping_shared_limits_prlimit(resource.prlimit)
         os.close = _sparing_engine_descriptors_close(os.close)
         os.closerange = _sparing_engine_descriptors_closerange(os.closerange)
         os.dup2 = _sparing_engine_descriptors_dup2(os.dup2)
@@ -400,6 +403,58 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
 # The engine's own descriptors (protocol, capture, event loops), by number: what each was (device,
 # inode) when noted, so that a number the engine closed and the code's file got since is the code's.
 _engine_descriptors = {}
+
+
+# Limits that, lowered for the process every namespace context shares, would end or starve the
+# server: SIGXCPU or SIGXFSZ ends the process, allocations and threads fail, descriptors run out.
+_SHARED_LIMITS = frozenset(getattr(resource, name) for name in (
+    "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_STACK")
+    if hasattr(resource, name))
+
+
+def _refuse_lowering_shared_limit(which, limits, call):
+    """Raises ``PermissionError`` when ``limits`` would lower a limit of ``_SHARED_LIMITS`` for
+    the process every namespace context shares (raising one, or other resources, is left to the
+    real call, as are its own errors)."""
+    if not _process_shared or _forked_by_code:
+        return
+    try:
+        number = operator.index(which)
+        new = tuple(operator.index(limit) for limit in limits)
+        current = resource.getrlimit(number)
+    except (TypeError, ValueError, OSError):
+        return
+    if number not in _SHARED_LIMITS or len(new) != 2:
+        return
+    infinity = resource.RLIM_INFINITY
+    if any(limit != infinity and (now == infinity or limit < now) for limit, now in zip(new, current)):
+        raise PermissionError(errno.EPERM, f"{call} would lower a limit of the process that runs every namespace "
+                              "context (the server); set it in a process context (isolation \"process\") or in "
+                              "a subprocess (preexec_fn)")
+
+
+def _keeping_shared_limits_setrlimit(setrlimit):
+    """``resource.setrlimit`` that does not lower, for the shared process, a limit that would end
+    or starve the server (``RLIMIT_CPU`` ended it with SIGXCPU)."""
+
+    def setrlimit_(which, limits, /):
+        _refuse_lowering_shared_limit(which, limits, "resource.setrlimit")
+        return setrlimit(which, limits)
+
+    return _posing_as(setrlimit, setrlimit_)
+
+
+def _keeping_shared_limits_prlimit(prlimit):
+    """``resource.prlimit`` that does the same for this process (pid 0 or its own)."""
+
+    def prlimit_(pid, which, limits=None, /):
+        if limits is None:
+            return prlimit(pid, which)
+        if pid in (0, os.getpid()):
+            _refuse_lowering_shared_limit(which, limits, "resource.prlimit")
+        return prlimit(pid, which, limits)
+
+    return _posing_as(prlimit, prlimit_)
 
 
 def note_engine_descriptors():

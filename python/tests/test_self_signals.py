@@ -237,3 +237,24 @@ def test_a_descriptor_number_the_server_gave_up_is_the_codes(kernel):
             "try:\n    os.close(w)\nexcept OSError as e:\n    print(e.errno)\n"
             "rt._engine_descriptors.clear()\nrt._engine_descriptors.update(saved)\nos.close(w)\nprint('done')")
     assert kernel.run_code(code).stdout == "9\ndone\n"
+
+
+def test_limits_that_would_end_the_shared_server_are_refused(kernel):
+    """`resource.setrlimit(RLIMIT_CPU, (1, 2))` in a cell, then a loop: SIGXCPU ended the server
+    every context shares. Lowering such a limit there is refused (raising one is not); a process
+    context's worker and a subprocess may lower it."""
+    refused = kernel.run_code("import resource\ntry:\n    resource.setrlimit(resource.RLIMIT_CPU, (1, 2))\n"
+                              "except PermissionError as e:\n    print(e.errno, 'process context' in str(e))\n"
+                              "print(resource.getrlimit(resource.RLIMIT_CPU) == (resource.RLIM_INFINITY,) * 2)")
+    assert refused.stdout == "1 True\nTrue\n", refused
+    raised = kernel.run_code("import resource\nsoft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+                             "resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))\nprint(resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard))")
+    assert raised.stdout == "True\n", raised
+    child = kernel.run_code("import resource, subprocess\nprint(subprocess.run(['sh', '-c', 'ulimit -t'], capture_output=True, text=True,\n"
+                            "    preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CPU, (7, 7))).stdout, end='')")
+    assert child.stdout == "7\n", child
+    ctx = kernel.create_context(isolation="process")
+    worker = kernel.run_code("import resource\nresource.setrlimit(resource.RLIMIT_CPU, (100, 100))\n"
+                             "print(resource.getrlimit(resource.RLIMIT_CPU))", context=ctx)
+    assert worker.stdout == "(100, 100)\n", worker
+    assert kernel.run_code("print('server alive')").stdout == "server alive\n"
