@@ -249,7 +249,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         // The first stop of a run only: a later one (the server's repeats of an interrupt to a
         // process context's worker, in step with the worker's own) tripped early would land where
         // the code handles the previous one.
-        guard let run = current, run.firstStop == nil, run.openInput == nil, pendingStop == nil, mayConcern(run.context),
+        guard let run = current, !run.reported, run.firstStop == nil, run.openInput == nil, pendingStop == nil, mayConcern(run.context),
             let thread = interpreterThread, let threadState = interpreterThreadState
         else {
             lock.unlock()
