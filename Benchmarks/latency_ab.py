@@ -4,7 +4,7 @@ Rows: interrupt of `while True: pass` and of `time.sleep(1000)` (from writing `c
 reading the run's `interrupted` response), the `pass` round trip, and 1,000 `code.run` over 100
 contexts written without waiting (time to the last response; the server's CPU time).
 
-    python3 Benchmarks/latency_ab.py BEFORE AFTER [--rounds 5] [--reps 100] [--fresh]
+    python3 Benchmarks/latency_ab.py BEFORE AFTER [--rounds 5] [--reps 100] [--fresh] [--delay 0.003]
 
 A binary may carry environment variables for its server: `PATH@NAME=VALUE,NAME=VALUE` (the same
 executable under several settings). `--fresh` starts a new server for every round (each server
@@ -80,11 +80,13 @@ class Server:
         self.process.wait(30)
 
 
-def interrupt_samples(server: Server, context: str, code: str, reps: int) -> list[float]:
+def interrupt_samples(server: Server, context: str, code: str, reps: int, delay: float = 0.0) -> list[float]:
     samples = []
     for _ in range(reps):
         run = server.request("code.run", {"code": code, "context": context, "timeout": 60})
         server.wait(run, until_output="go")
+        if delay:
+            time.sleep(delay)
         server.next_id += 1
         line = Server.line(server.next_id, "code.interrupt", {"context": context})
         started = time.perf_counter()
@@ -130,6 +132,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=100)
     parser.add_argument("--rows", default="loop,sleep,pass,pipelined")
     parser.add_argument("--fresh", action="store_true", help="a new server for every round")
+    parser.add_argument("--delay", type=float, default=0.0,
+                        help="seconds between the run's first output and its interrupt (the processors fall idle meanwhile)")
     arguments = parser.parse_args()
     rows = arguments.rows.split(",")
     results = {binary: {row: [] for row in rows + ["pipelined_cpu"]} for binary in arguments.binaries}
@@ -153,9 +157,9 @@ def main() -> None:
             server, context, contexts = servers[binary]
             counts = {row: len(results[binary][row]) for row in rows}
             if "loop" in rows:
-                results[binary]["loop"] += interrupt_samples(server, context, LOOP, arguments.reps)
+                results[binary]["loop"] += interrupt_samples(server, context, LOOP, arguments.reps, arguments.delay)
             if "sleep" in rows:
-                results[binary]["sleep"] += interrupt_samples(server, context, SLEEP, arguments.reps)
+                results[binary]["sleep"] += interrupt_samples(server, context, SLEEP, arguments.reps, arguments.delay)
             if "pass" in rows:
                 results[binary]["pass"] += pass_samples(server, context, arguments.reps * 10)
             if "print" in rows:

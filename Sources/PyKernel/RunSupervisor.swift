@@ -84,6 +84,12 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// Whether the signal of an anticipated stop was sent and its handler has not run yet: a stop
     /// recorded meanwhile is only tripped (that signal is on its way), not signalled again.
     private let anticipationSignalled = Atomic<Bool>(false)
+    /// Whether an anticipated stop's trip or signal was made and its handler has not taken the
+    /// pending stop yet (cleared under the lock where it does, and at a run's begin and end; read
+    /// under the lock where an interrupt is recorded): that handler takes the interrupt, so it is
+    /// not tripped again, which would only run the handler once more, for nothing, while the
+    /// run's answer is made.
+    private let anticipatedHandlerDue = Atomic<Bool>(false)
     /// How long the stop's handler waits for an anticipated stop to be decided.
     private static let anticipationWait = Duration.milliseconds(2)
     private var interpreterThread: pthread_t?
@@ -128,6 +134,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     func begin(_ output: RunOutput, executionCount: Int, timeout: Duration?) {
         lock.withLock {
             pendingStop = nil
+            anticipatedHandlerDue.store(false, ordering: .relaxed)
             runSerial += 1
             current = CurrentRun(
                 output: output, context: output.context, executionCount: executionCount,
@@ -143,6 +150,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
             defer {
                 current = nil
                 pendingStop = nil
+                anticipatedHandlerDue.store(false, ordering: .relaxed)
                 if inputWaiters > 0 { lock.broadcast() }  // input waiters of other threads of the run give up
             }
             return (current?.firstStop, current?.reported ?? false)
@@ -162,6 +170,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         }
         return lock.withLock {
             defer { pendingStop = nil }
+            anticipatedHandlerDue.store(false, ordering: .relaxed)
             return current == nil ? nil : pendingStop
         }
     }
@@ -217,12 +226,13 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         let serial = run.serial
         let waitsForInput = run.openInput != nil
         let signal = requestLocked(.interrupt)
+        let anticipated = anticipatedHandlerDue.load(ordering: .relaxed)
         lock.unlock()
         beforeSignal()
         guard let signal else { return {} }
         let sent = deliver(
             Signal(thread: signal.thread, number: signal.number, threadState: signal.threadState, wakeWaiters: waitsForInput),
-            onlyIfBlocked: true) || signalIfInterpreterBlocks(signal, within: blockWatch)
+            onlyIfBlocked: true, anticipated: anticipated) || signalIfInterpreterBlocks(signal, within: blockWatch)
         let wakesWatchdog = signal.wakeWaiters && !waitsForInput
         guard wakesWatchdog || !sent else { return {} }
         return { [self] in
@@ -257,6 +267,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         }
         let number = signalNumber
         stopAnticipated.store(true, ordering: .releasing)
+        anticipatedHandlerDue.store(true, ordering: .relaxed)
         lock.unlock()
         if threadState.holdsGIL {
             PythonSignals.tripForMainThread(number)
@@ -305,22 +316,17 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// finds the stop taken and raises nothing.
     ///
     /// With `onlyIfBlocked`: while the interpreter thread holds the GIL only the trip (the eval
-    /// breaker reaches running code), else only the signal (which trips it on arrival). Returns
+    /// breaker reaches running code), else only the signal (which trips it on arrival); with
+    /// `anticipated` too (``anticipatedHandlerDue``), running code is not tripped again. Returns
     /// whether the signal was sent.
     @discardableResult
-    private func deliver(_ signal: Signal, onlyIfBlocked: Bool = false) -> Bool {
+    private func deliver(_ signal: Signal, onlyIfBlocked: Bool = false, anticipated: Bool = false) -> Bool {
         let runsCode = signal.threadState?.holdsGIL ?? false
-        if runsCode || !onlyIfBlocked { PythonSignals.tripForMainThread(signal.number) }
+        if runsCode ? !(onlyIfBlocked && anticipated) : !onlyIfBlocked { PythonSignals.tripForMainThread(signal.number) }
         let sends = !(onlyIfBlocked && runsCode)
-        if sends {
-            // An anticipated stop's signal still on its way wakes the call: trip, send nothing more
-            // (repeats, by the watchdog, always signal).
-            if onlyIfBlocked, anticipationSignalled.load(ordering: .relaxed) {
-                PythonSignals.tripForMainThread(signal.number)
-            } else {
-                pthread_kill(signal.thread, signal.number)
-            }
-        }
+        // An anticipated stop's signal still on its way wakes the call (its arrival trips): nothing
+        // more is sent (repeats, by the watchdog, always signal).
+        if sends, !(onlyIfBlocked && anticipationSignalled.load(ordering: .relaxed)) { pthread_kill(signal.thread, signal.number) }
         if signal.wakeWaiters { lock.broadcast() }
         return sends
     }
