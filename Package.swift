@@ -7,11 +7,24 @@ let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// The `pykernel` program links CPython as `/usr/bin/python3.11` does: Debian's static build
+/// (`libpython3.11.a`: non-position-independent, runs Python code up to 2× faster than the shared
+/// library) into an executable that is not position-independent and exports the C API to extension
+/// modules. `scripts/setup` makes the one relocatable object of that archive (`ld -r`; members of an
+/// archive would be hidden by the static Swift runtime's `--exclude-libs ALL`). The Swift runtime is
+/// linked statically too: a non-PIE executable bound to the shared one gets glibc's "direct reference
+/// to protected function" warnings. Libraries and tests link the shared `libpython3.11.so`
+/// (`CPythonSharedLibrary`). docs/architecture.md, "Linking CPython", says more.
+let staticPythonObject = "\(Context.packageDirectory)/.build/python-static/libpython3.11.o"
+let staticPythonLinking: [LinkerSetting] = [
+    .unsafeFlags(["-use-ld=lld", "-static-stdlib", "-Xlinker", "-no-pie", staticPythonObject, "-lz", "-lexpat", "-Xlinker", "--start-group", "-lFoundationNetworking", "-lFoundationInternationalization", "-lFoundationEssentials", "-lFoundation", "-lCoreFoundation", "-l_CFURLSessionInterface", "-l_FoundationICU", "-l_FoundationCShims", "-l_FoundationCollections", "-Xlinker", "--end-group", "-lcurl", "-lstdc++"], .when(platforms: [.linux])),
+]
+
 let package = Package(
     name: "PyKernel",
     platforms: [.macOS(.v15)],
     products: [
-        .library(name: "PyKernel", targets: ["PyKernel"]),
+        .library(name: "PyKernel", targets: ["PyKernel", "CPythonSharedLibrary"]),
         .library(name: "PyKernelProcess", targets: ["PyKernelProcess"]),
         // JSON values and JSON-RPC framing, also for the benchmark of Benchmarks/ (JSONPaths).
         .library(name: "JSONRPC", targets: ["JSONRPC"]),
@@ -24,13 +37,17 @@ let package = Package(
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
     ],
     targets: [
-        // The C boundary: CPython's headers (via pkg-config python3-embed) and a shim header
-        // with static inline wrappers for the macros Swift cannot import.
+        // The C boundary: CPython's headers (via pkg-config python3: no library, see
+        // `staticPythonLinking`) and a shim header with static inline wrappers for the macros
+        // Swift cannot import.
         .systemLibrary(
             name: "CPython",
-            pkgConfig: "python3-embed",
+            pkgConfig: "python3",
             providers: [.apt(["python3-dev", "pkg-config"])]
         ),
+        // Links the shared `libpython3.11.so`, for the library products and the tests (the
+        // `pykernel` program has CPython's static build instead).
+        .target(name: "CPythonSharedLibrary", linkerSettings: [.linkedLibrary("python3.11")]),
         // Small pieces the engine and the process API share (package access only): the output
         // cap, UTF-8 boundaries, the condition lock, argument validation.
         .target(name: "PyKernelSupport", swiftSettings: strictSettings),
@@ -105,23 +122,25 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: strictSettings
+            swiftSettings: strictSettings,
+            linkerSettings: staticPythonLinking
         ),
         .testTarget(
-            name: "PyKernelTests", dependencies: ["PyKernel", .product(name: "Logging", package: "swift-log")],
+            name: "PyKernelTests", dependencies: ["PyKernel", "CPythonSharedLibrary", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings),
         .testTarget(name: "PyKernelSupportTests", dependencies: ["PyKernelSupport"], swiftSettings: strictSettings),
         .testTarget(name: "JSONRPCTests", dependencies: ["JSONRPC"], swiftSettings: strictSettings),
         .testTarget(
             name: "PyKernelServerTests",
-            dependencies: ["PyKernelServer", "PyKernel", "PyKernelProcess", "JSONRPC", "PyKernelTests", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PyKernelServer", "PyKernel", "PyKernelProcess", "JSONRPC", "PyKernelTests", "CPythonSharedLibrary",
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "PyKernelProcessTests", dependencies: ["PyKernelProcess"], swiftSettings: strictSettings),
         .testTarget(
             name: "PyKernelIsolationTests", dependencies: ["PyKernelIsolation", "JSONRPC", "PyKernelSupport", .product(name: "Logging", package: "swift-log"),
-                                                            "PyKernel", "PyKernelTests"],
+                                                            "PyKernel", "PyKernelTests", "CPythonSharedLibrary"],
             swiftSettings: strictSettings),
     ]
 )
