@@ -187,6 +187,8 @@ final class InterpreterState {
             name: "restore_signals_after_fork", SignalRouting.restoreSignalsAfterFork, arguments: .tuple)
         let childBegins = try PyOwned.nativeFunction(name: "forked_child_begins", SignalRouting.forkedChildBegins)
         let endProcess = try PyOwned.nativeFunction(name: "end_process", ForkedChildren.endProcess)
+        let engineKeeps = try PyOwned.nativeFunction(name: "engine_keeps", NativeDescriptors.engineKeeps)
+        try module.setAttribute("engine_keeps", engineKeeps.borrowed)
         _ = try module.attribute("install_fork_hooks").borrowed.call(
             blockSignals.borrowed, restoreSignals.borrowed, childBegins.borrowed, endProcess.borrowed)
         runtime.signals.noteHandlers()

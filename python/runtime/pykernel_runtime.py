@@ -403,6 +403,10 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
 # The engine's own descriptors (protocol, capture, event loops), by number: what each was (device,
 # inode) when noted, so that a number the engine closed and the code's file got since is the code's.
 _engine_descriptors = {}
+# engine_keeps(fd): whether fd is one the engine opened since (a command's pipes, a PTY master, a
+# process context's channel), kept by number and identity as it opens them (the engine's native,
+# set by install's caller).
+engine_keeps = None
 
 
 # Limits that, lowered for the process every namespace context shares, would end or starve the
@@ -482,15 +486,18 @@ def _open_descriptors_from(lowest):
 def _spares(fd):
     """Whether ``fd`` is the engine's, kept from the code of the process every context shares
     (closing it there would end the server's protocol, its output capture or its event loops):
-    the descriptor noted under that number, still open."""
+    the descriptor noted under that number, still open, or one the engine keeps since."""
+    if _forked_by_code:
+        return False
     noted = _engine_descriptors.get(fd)
-    if noted is None or _forked_by_code:
-        return False
-    try:
-        status = os.fstat(fd)
-    except OSError:
-        return False
-    return (status.st_dev, status.st_ino) == noted
+    if noted is not None:
+        try:
+            status = os.fstat(fd)
+        except OSError:
+            return False
+        if (status.st_dev, status.st_ino) == noted:
+            return True
+    return engine_keeps is not None and engine_keeps(fd)
 
 
 def _sparing_engine_descriptors_close(posix_close):
@@ -513,7 +520,7 @@ def _sparing_engine_descriptors_closerange(posix_closerange):
         low, high = operator.index(fd_low), operator.index(fd_high)
         if _forked_by_code:
             return posix_closerange(low, high)
-        for spared in sorted(fd for fd in _engine_descriptors if low <= fd < high and _spares(fd)):
+        for spared in sorted(fd for fd in _open_descriptors_from(max(low, 0)) if fd < high and _spares(fd)):
             posix_closerange(low, spared)
             low = spared + 1
         return posix_closerange(low, high)

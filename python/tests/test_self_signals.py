@@ -228,6 +228,25 @@ def test_code_that_closes_every_descriptor_leaves_the_server_serving(kernel):
     assert reply["stdout"] == "shell\n" and reply["exit_code"] == 0, reply
 
 
+def test_descriptors_the_server_opens_while_serving_are_spared(kernel):
+    """A process context's worker channel and a running session command's pipes, made after
+    set-up: a namespace context's `os.closerange(3, ...)` (or `os.close`, `os.dup2`) over them
+    ended the worker and left the server hanging on the command."""
+    ctx = kernel.create_context(isolation="process")
+    assert kernel.run_code("print('worker')", context=ctx).stdout == "worker\n"
+    kernel.create_session("spared")
+    command = kernel.execute_session_command("spared", "echo start; read x; echo got $x", run_async=True)
+    code = ("import os\nfor fd in sorted(int(n) for n in os.listdir('/proc/self/fd') if int(n) > 2):\n"
+            "    try:\n        os.dup2(0, fd)\n    except OSError:\n        pass\n" + CLOSE_EVERYTHING)
+    assert kernel.run_code(code, timeout=20).stdout == "closed\n"
+    assert kernel.run_code("print('same worker')", context=ctx).stdout == "same worker\n"
+    kernel.send_session_command_input("spared", command.cmd_id, "input\n")
+    logs = kernel.get_session_command_logs("spared", command.cmd_id, on_stdout=lambda text: None)
+    assert (logs.stdout, logs.exit_code) == ("start\ngot input\n", 0), logs
+    reply = kernel.call("process.exec", {"command": "echo shell"})
+    assert reply["stdout"] == "shell\n" and reply["exit_code"] == 0, reply
+
+
 def test_a_descriptor_number_the_server_gave_up_is_the_codes(kernel):
     """Descriptors are the engine's by number and by what they are (device, inode): a number the
     engine closed after noting it, now the code's own file, is the code's to close."""
