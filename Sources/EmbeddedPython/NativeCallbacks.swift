@@ -325,6 +325,9 @@ extension PyBorrowed {
     /// Item `index` of a tuple (borrowed from the tuple).
     package func tupleItem(_ index: Int) -> PyBorrowed? { PyBorrowed(PyTuple_GetItem(pointer, index)) }
 
+    /// Whether the object can be called (`callable()`).
+    package var isCallable: Bool { PyCallable_Check(pointer) != 0 }
+
     /// Calls this callable with a tuple of positional arguments; a new reference, or `NULL` with
     /// an exception pending (what a native function returns).
     package func forwardCall(arguments: PyBorrowed) -> PyPointer? {

@@ -163,13 +163,12 @@ final class InterpreterState {
     private static func installStreams(
         _ module: PyBorrowed, _ configuration: KernelConfiguration, runtime: EmbeddedRuntime
     ) throws(PythonError) {
-        let timeoutError = try module.attribute("timeout_error")
         let stdoutWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStdout)
         let stderrWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStderr)
         let stdoutBytesWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStdoutBytes)
         let stderrBytesWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStderrBytes)
         let onStopSignal = try PyOwned.nativeFunction(
-            name: "on_stop_signal", RunSupervisor.onStopSignal, context: timeoutError.borrowed, arguments: .tuple)
+            name: "on_stop_signal", RunSupervisor.onStopSignal, context: module, arguments: .tuple)
         let capture = configuration.captureFileDescriptors ? PyBorrowed.true : PyBorrowed.false
         let signal = try PyOwned.integer(Int(configuration.interruptSignal))
         let guardExit = configuration.guardsProcessExit ? PyBorrowed.true : PyBorrowed.false
@@ -187,6 +186,8 @@ final class InterpreterState {
             name: "restore_signals_after_fork", SignalRouting.restoreSignalsAfterFork, arguments: .tuple)
         let childBegins = try PyOwned.nativeFunction(name: "forked_child_begins", SignalRouting.forkedChildBegins)
         let endProcess = try PyOwned.nativeFunction(name: "end_process", ForkedChildren.endProcess)
+        let engineKeeps = try PyOwned.nativeFunction(name: "engine_keeps", NativeDescriptors.engineKeeps)
+        try module.setAttribute("engine_keeps", engineKeeps.borrowed)
         _ = try module.attribute("install_fork_hooks").borrowed.call(
             blockSignals.borrowed, restoreSignals.borrowed, childBegins.borrowed, endProcess.borrowed)
         runtime.signals.noteHandlers()

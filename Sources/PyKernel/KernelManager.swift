@@ -329,7 +329,8 @@ public final class KernelManager: Sendable {
     /// share, the code's `os.close`, `os.closerange` and `os.dup2` leave them alone (as if not
     /// open), so `os.closerange(3, ...)` does not cut the server off. Call once everything is set
     /// up, before serving; it takes effect before any run submitted after it. Descriptors made
-    /// later (a process API command's pipes, a new worker's channel) are not covered.
+    /// later (a process API command's pipes, a new worker's channel) are kept as they are made
+    /// (`EngineDescriptors`).
     package func protectEngineDescriptors() {
         interpreter.submitNoteOfEngineDescriptors()
     }

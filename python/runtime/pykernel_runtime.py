@@ -398,11 +398,20 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
         os.close = _sparing_engine_descriptors_close(os.close)
         os.closerange = _sparing_engine_descriptors_closerange(os.closerange)
         os.dup2 = _sparing_engine_descriptors_dup2(os.dup2)
+        os.set_blocking = _sparing_engine_descriptors(os.set_blocking)
+        os.fdopen = _sparing_engine_descriptors(os.fdopen)
+        signal.alarm = _keeping_timer_signals_handled(signal.alarm, lambda seconds: (signal.SIGALRM, seconds))
+        signal.setitimer = _keeping_timer_signals_handled(
+            signal.setitimer, lambda which, seconds, interval=0.0: (_TIMER_SIGNALS.get(which), seconds))
 
 
 # The engine's own descriptors (protocol, capture, event loops), by number: what each was (device,
 # inode) when noted, so that a number the engine closed and the code's file got since is the code's.
 _engine_descriptors = {}
+# engine_keeps(fd): whether fd is one the engine opened since (a command's pipes, a PTY master, a
+# process context's channel), kept by number and identity as it opens them (the engine's native,
+# set by install's caller).
+engine_keeps = None
 
 
 # Limits that, lowered for the process every namespace context shares, would end or starve the
@@ -482,15 +491,18 @@ def _open_descriptors_from(lowest):
 def _spares(fd):
     """Whether ``fd`` is the engine's, kept from the code of the process every context shares
     (closing it there would end the server's protocol, its output capture or its event loops):
-    the descriptor noted under that number, still open."""
+    the descriptor noted under that number, still open, or one the engine keeps since."""
+    if _forked_by_code:
+        return False
     noted = _engine_descriptors.get(fd)
-    if noted is None or _forked_by_code:
-        return False
-    try:
-        status = os.fstat(fd)
-    except OSError:
-        return False
-    return (status.st_dev, status.st_ino) == noted
+    if noted is not None:
+        try:
+            status = os.fstat(fd)
+        except OSError:
+            return False
+        if (status.st_dev, status.st_ino) == noted:
+            return True
+    return engine_keeps is not None and engine_keeps(fd)
 
 
 def _sparing_engine_descriptors_close(posix_close):
@@ -513,7 +525,7 @@ def _sparing_engine_descriptors_closerange(posix_closerange):
         low, high = operator.index(fd_low), operator.index(fd_high)
         if _forked_by_code:
             return posix_closerange(low, high)
-        for spared in sorted(fd for fd in _engine_descriptors if low <= fd < high and _spares(fd)):
+        for spared in sorted(fd for fd in _open_descriptors_from(max(low, 0)) if fd < high and _spares(fd)):
             posix_closerange(low, spared)
             low = spared + 1
         return posix_closerange(low, high)
@@ -530,6 +542,62 @@ def _sparing_engine_descriptors_dup2(posix_dup2):
         return posix_dup2(fd, fd2, inheritable)
 
     return _posing_as(posix_dup2, dup2)
+
+
+def _sparing_engine_descriptors(call):
+    """``call`` (``os.set_blocking``, ``os.fdopen``), whose first argument is a descriptor, for
+    which the engine's descriptors are not open (``EBADF``): a server's protocol made
+    non-blocking read as ended, and a file object made on it closed it."""
+
+    def call_(fd, *arguments, **keywords):
+        if isinstance(fd, int) and _spares(fd):
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return call(fd, *arguments, **keywords)
+
+    return _posing_as(call, call_)
+
+
+# The signal each interval timer of signal.setitimer sends.
+_TIMER_SIGNALS = {signal.ITIMER_REAL: signal.SIGALRM, signal.ITIMER_VIRTUAL: signal.SIGVTALRM,
+                  signal.ITIMER_PROF: signal.SIGPROF}
+
+
+def _refuse_default_for_armed_timer(signalnum, handler):
+    """Raises ``PermissionError`` when ``signal.signal`` would put back the default action (which
+    ends the process every namespace context shares) of the signal of an armed interval timer."""
+    try:
+        number = operator.index(signalnum)
+    except TypeError:
+        return
+    for which, timer_signal in _TIMER_SIGNALS.items():
+        if timer_signal == number and handler in (signal.SIG_DFL, None) and signal.getitimer(which)[0] > 0:
+            raise PermissionError(
+                errno.EPERM, f"the default action of {signal.Signals(number).name} would end the process that runs "
+                "every namespace context (the server) when the armed timer fires; disarm it first")
+
+
+def _keeping_timer_signals_handled(arm, timer):
+    """``signal.alarm`` or ``signal.setitimer`` that, in the process every namespace context shares,
+    does not arm a timer whose signal is at its default action, which ends the process (the
+    server: a cell's ``signal.alarm(1)`` ended it by SIGALRM): ``PermissionError`` saying to set a
+    handler first (``signal.signal``, then the timer calls it, as in python3) or to use a process
+    context. ``timer(*arguments)`` gives the timer's signal and its delay."""
+
+    def arm_(*arguments):
+        if _process_shared and not _forked_by_code:
+            try:
+                number, seconds = timer(*arguments)
+                at_default = number is not None and seconds > 0 and signal.getsignal(number) in (signal.SIG_DFL, None)
+            except (TypeError, ValueError):
+                at_default = False  # the real call raises as python3's
+            if at_default:
+                raise PermissionError(
+                    errno.EPERM, f"signal.{arm.__name__} would end the process that runs every namespace context (the "
+                    f"server) when {signal.Signals(number).name} comes at its default action; set a handler first "
+                    "(signal.signal), or arm it in a process context (isolation \"process\")")
+        return arm(*arguments)
+
+    return _posing_as(arm, arm_)
 
 
 _forked_by_code = False  # True in a process forked by user code: os._exit and os.abort end it
@@ -665,6 +733,8 @@ def _routing_signal(set_handler):
     def signal_(signalnum, handler, /):
         if not _forked_by_code and _is_stop_signal(signalnum):
             return _set_stop_signal_handler(set_handler, signalnum, handler)
+        if _guards_host_signals and not _forked_by_code and _process_shared:
+            _refuse_default_for_armed_timer(signalnum, handler)
         if _guards_host_signals and not _forked_by_code and _process_shared and signalnum in _HOST_SIGNALS:
             # The host keeps its own handling of these signals (a host's SIGTERM still shuts the
             # server down); the code's handler runs when it signals itself.

@@ -291,6 +291,19 @@ def test_run_exits_with_the_status_given_to_os_exit_like_python3(pykernel_bin):
     assert (done.returncode, done.stdout) == (4, "")
 
 
+def test_run_calls_the_codes_handler_of_the_engines_stop_signal_as_python3(pykernel_bin):
+    """`pykernel run`: the code's handler of SIGRTMIN+3 (the engine's stop signal), sent to its
+    own process, was never called (the engine took it for a stale stop); ignored, it does nothing."""
+    code = ("import os, signal\ngot = []\nsignal.signal(signal.SIGRTMIN + 3, lambda s, f: got.append(f.f_lineno))\n"
+            "os.kill(os.getpid(), signal.SIGRTMIN + 3)\nsignal.raise_signal(signal.SIGRTMIN + 3)\n"
+            "print(got)\nsignal.signal(signal.SIGRTMIN + 3, signal.SIG_IGN)\n"
+            "os.kill(os.getpid(), signal.SIGRTMIN + 3)\nprint('ignored')")
+    expected = subprocess.run([PYTHON311, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (expected.returncode, expected.stdout) == (0, "[4, 5]\nignored\n")
+    done = run(pykernel_bin, "run", "-c", code)
+    assert (done.returncode, done.stdout, done.stderr) == (0, expected.stdout, "")
+
+
 def test_os_exit_in_a_served_context_ends_the_run_not_the_server(kernel):
     ctx = kernel.create_context()
     kernel.run_code("kept = 41", context=ctx)
