@@ -123,6 +123,26 @@ package enum PythonCode {
         PyOwned(stealing: PyEval_EvalCode(code.pointer, globals.pointer, globals.pointer)) != nil
     }
 
+    /// Parses the file at `path` as `python3 FILE` does (CPython's file tokenizer: its coding
+    /// cookie, its bytes as read) and runs it with `globals` as its namespace, as python3 runs a
+    /// program (`PyRun_FileExFlags`); `nil` with the exception pending (a `SyntaxError` of the file
+    /// exactly as python3 raises it), or ``FileRun/notOpened``.
+    package static func parseAndRunFile(at path: String, globals: PyBorrowed) -> FileRun {
+        guard let file = fopen(path, "rb") else { return .notOpened }
+        let result = PyOwned(stealing: PyRun_FileExFlags(file, path, Py_file_input, globals.pointer, globals.pointer, 1, nil))
+        return result == nil ? .raised : .ran
+    }
+
+    /// How ``parseAndRunFile(at:globals:)`` ended.
+    package enum FileRun {
+        /// The file could not be opened (nothing ran, no exception pending).
+        case notOpened
+        /// Parsed and ran to its end.
+        case ran
+        /// Raised (the file's `SyntaxError` or what its code raised), the exception pending.
+        case raised
+    }
+
     /// Runs compiled code with `globals` as its namespace and returns what it returned (`None`
     /// for a module body; the value for an `eval`-mode code); `nil` with the exception pending.
     package static func evaluateReturning(_ code: PyBorrowed, globals: PyBorrowed) -> PyOwned? {

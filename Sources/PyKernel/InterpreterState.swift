@@ -27,6 +27,8 @@ final class InterpreterState {
     }
 
     private let compile: PyOwned
+    /// The runtime's `decode_file_source`: a file's text as python3 decodes it, or `None`.
+    private let decodeFileSource: PyOwned
     private let newNamespace: PyOwned
     private let beginRun: PyOwned
     private let endRun: PyOwned
@@ -96,6 +98,7 @@ final class InterpreterState {
             beginRun = try module.borrowed.attribute("begin_run")
             runtime.threadOwners.install(ownerFunction: try module.borrowed.attribute("thread_owner"))
             endRun = try module.borrowed.attribute("end_run")
+            decodeFileSource = try module.borrowed.attribute("decode_file_source")
             endProgramSteps = try module.borrowed.attribute("end_program")
             flushIO = try module.borrowed.attribute("flush_io")
             endForkedChild = try module.borrowed.attribute("end_forked_child")
@@ -313,7 +316,12 @@ final class InterpreterState {
         do {
             // Like `python3 file.py`, ignore a UTF-8 byte order mark at the start.
             let text = run.code.hasPrefix("\u{FEFF}") ? String(run.code.dropFirst()) : run.code
-            let source = try PyOwned.string(text)
+            // A file's bytes are compiled as they are (their coding cookie decides, as for python3);
+            // their text, decoded the same way, is what tracebacks and warnings show.
+            let fileContents = run.fileContents == nil ? nil : try PyOwned.bytes(run.fileContents!)
+            let decoded = run.fileContents == nil ? nil : try decodeFileSource.borrowed.call(fileContents.borrowedOrNone)
+            let source = decoded.borrowedOrNone.isNone ? try PyOwned.string(text) : decoded!
+            let compiledSource = run.fileContents == nil ? source.borrowed : fileContents.borrowedOrNone
             let name = try PyOwned.string(filename)
             let environment = run.environment.isEmpty ? nil : try PyOwned.stringDictionary(run.environment)
             if environment == nil { try beginRunNatively(namespace, filename: name.borrowed, source: source.borrowed) }
@@ -325,9 +333,21 @@ final class InterpreterState {
             // Cells allow top-level `await` (code that uses it is a coroutine's); files are python3's.
             let code = run.filename == nil
                 ? compile.borrowed.callKeepingError(source.borrowed, name.borrowed, execMode.borrowed, topLevelAwait.borrowed)
-                : compile.borrowed.callKeepingError(source.borrowed, name.borrowed, execMode.borrowed)
+                : compile.borrowed.callKeepingError(compiledSource, name.borrowed, execMode.borrowed)
             let compiled = code.borrowedOrNone
             var exception: PyOwned? = compiled.isNone ? PythonException.take() : nil
+            // A file whose bytes do not compile as a string is what python3 parses from the file:
+            // its tokenizer's errors differ (an unknown or impossible coding, bytes that are not
+            // UTF-8, a null byte), and python3 prints them with its own hook. So the file is
+            // parsed as python3 parses it, and run if that succeeds (as python3 would).
+            var parsedAsFile = false
+            if compiled.isNone, run.fileContents != nil {
+                let parsed = PythonCode.parseAndRunFile(at: filename, globals: namespace.globals.borrowed)
+                if parsed != .notOpened {
+                    parsedAsFile = true
+                    exception = parsed == .raised ? PythonException.take() : nil
+                }
+            }
             if !compiled.isNone {
                 // Cells (not files: `pykernel run` behaves as python3) show their last expression's value.
                 let last: PythonCode.LastStatement = run.filename == nil ? PythonCode.lastStatement(compiled, source: text) : .notExpression
@@ -373,7 +393,8 @@ final class InterpreterState {
             // `end_run`. So does one on the process's own streams whose code compiled (CPython's
             // hook prints a file's syntax error from a string's offsets, not as python3 does).
             let handsToHook = run.filename != nil
-                && (excepthook.value?.pointer != defaultExcepthook.borrowed.pointer || (usesProcessStandardStreams && !compiled.isNone))
+                && (excepthook.value?.pointer != defaultExcepthook.borrowed.pointer
+                    || (usesProcessStandardStreams && (!compiled.isNone || parsedAsFile)))
             if !exception.borrowedOrNone.isNone, savedEnvironment.borrowedOrNone.isNone, !handsToHook,
                 let record = NativeTraceback.record(of: exception.borrowedOrNone, cells: namespace.cells.borrowed, environment: nativeTraceback)
             {

@@ -344,6 +344,34 @@ _streams = None
 _process_streams = False  # install's ``process_streams``
 
 
+def _thread_excepthook(args):
+    """``threading.__excepthook__`` (``_thread._excepthook``) printing with the port: nothing for
+    ``SystemExit`` itself, else the thread's name and the exception on ``sys.stderr`` (or the
+    thread's ``_stderr`` when there is none), then a flush."""
+    if args.exc_type is SystemExit:
+        return
+    file = sys.stderr
+    if file is None:
+        file = getattr(args.thread, "_stderr", None) if args.thread is not None else None
+        if file is None:
+            return
+    file.write(pykernel_traceback.format_thread_exception(args))
+    file.flush()
+
+
+def _unraisable_hook(unraisable):
+    """``sys.__unraisablehook__`` printing with the port, on ``sys.stderr`` (nothing when there is
+    none), then a flush whose failure is ignored."""
+    file = sys.stderr
+    if file is None:
+        return
+    file.write(pykernel_traceback.format_unraisable(unraisable))
+    try:
+        file.flush()
+    except Exception:  # noqa: BLE001,S110 -- CPython ignores a failed flush here
+        pass
+
+
 def _with_write(cls, write):
     """A subclass of ``cls`` whose ``write`` is the native function ``write``. On the class, not
     the instance, so code that sets ``sys.stdout.write`` and later deletes it gets it back, as with
@@ -372,6 +400,10 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
         input.__module__ = "builtins"
         builtins.input = input
         _install_getpass()
+        # CPython's own printers for these read a frame's source line from its file, so a cell's
+        # frames would show none: the same text from the port, which reads the cells.
+        threading.excepthook = threading.__excepthook__ = _thread_excepthook
+        sys.unraisablehook = sys.__unraisablehook__ = _unraisable_hook
     linecache.cache = _CellCache(linecache.cache)
     if fd_capture:
         os.write = _announcing_write(os.write)
@@ -1011,6 +1043,18 @@ def restore_streams():
         sys.stdout, sys.stderr, sys.stdin = _streams
 
 
+def decode_file_source(data):
+    """A file's text as python3 decodes it to run it (PEP 263: a UTF-8 byte order mark or a coding
+    cookie in the first two lines, else UTF-8), or ``None`` when it cannot be decoded so (compiling
+    the bytes then raises python3's ``SyntaxError``)."""
+    import tokenize  # only for files: not part of every server's start
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding)
+    except (SyntaxError, LookupError, UnicodeDecodeError):
+        return None
+
+
 def end_run(cells, filename, code, exc, saved_env, to_excepthook=False):
     """Restores the environment, forgets a cell nothing can refer to any more, and describes the
     exception (if any) as ``(name, value, traceback)``. With ``to_excepthook`` (a file run whose
@@ -1046,14 +1090,24 @@ def _print_exit_code(exc):
     code = exc.code
     if code is None or isinstance(code, int):
         return True
+    stderr = sys.stderr
     try:
-        if sys.stderr is None:
-            os.write(2, f"{code}\n".encode(errors="backslashreplace"))
+        if stderr is None:
+            os.write(2, str(code).encode(errors="backslashreplace"))
         else:
-            sys.stderr.write(str(code))
-            sys.stderr.write("\n")
+            stderr.write(str(code))
     except Exception:  # noqa: BLE001,S110 -- python3 clears what printing the code raised
         pass
+    try:  # then the newline, whatever became of the code (PySys_WriteStderr)
+        if stderr is None:
+            os.write(2, b"\n")
+        else:
+            stderr.write("\n")
+    except Exception:  # noqa: BLE001 -- on C's stderr then, as PySys_WriteStderr falls back
+        try:
+            os.write(2, b"\n")
+        except OSError:
+            pass
     return True
 
 
