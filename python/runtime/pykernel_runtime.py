@@ -66,7 +66,7 @@ class KernelStream(io.TextIOBase):
     """``sys.stdout`` / ``sys.stderr`` of every context: text goes to the running code's output."""
 
     encoding = "utf-8"
-    errors = "strict"
+    errors = "strict"  # shadows TextIOBase's read-only property: each stream sets its own
     newlines = None
     line_buffering = False
     write_through = True  # no buffer of its own: each write goes straight to the engine, as python3's stdio does
@@ -77,11 +77,14 @@ class KernelStream(io.TextIOBase):
         self._name = name
         self._fd = fd
         self.buffer = _with_write(KernelBinaryStream, write_bytes)(name, fd)
+        # What the native write does with lone surrogates, as python3's streams in a UTF-8 locale.
+        self.errors = self._native_errors = "surrogateescape" if name == "<stdout>" else "backslashreplace"
 
     def reconfigure(self, *, encoding=None, errors=None, newline=_MISSING, line_buffering=None,
                     write_through=None):
         """``TextIOWrapper.reconfigure``, as scripts call it (``encoding="utf-8"`` most often).
-        Another encoding or error handler than UTF-8/strict encodes each write onto ``buffer``.
+        Another encoding or error handler than UTF-8 and the stream's own encodes each write onto
+        ``buffer``.
         Buffering is the engine's: ``line_buffering`` and ``write_through`` are only recorded."""
         import codecs
         if encoding is not None:
@@ -106,7 +109,7 @@ class KernelStream(io.TextIOBase):
         if write_through is not None:
             self.write_through = bool(write_through)
         self.__dict__.pop("write", None)
-        if codecs.lookup(self.encoding).name != "utf-8" or self.errors != "strict":
+        if codecs.lookup(self.encoding).name != "utf-8" or self.errors != self._native_errors:
             self.write = self._encoded_write
 
     def _encoded_write(self, text):
@@ -1114,7 +1117,9 @@ def _print_exit_code(exc):
 def _call_excepthook(exc):
     """Calls the program's ``sys.excepthook`` with an uncaught exception, as python3 does; when the
     hook itself raises, prints what python3 prints then and leaves the exception's own traceback
-    to the record (returns ``False``)."""
+    to the record (returns ``False``), except on the process's own streams, where it is printed on
+    ``sys.stderr`` as python3 prints it (with its error handler: a lone surrogate in the message
+    is ``\\udcff`` there, and the record's text could not carry it)."""
     try:
         sys.excepthook(type(exc), exc, exc.__traceback__)
         return True
@@ -1123,6 +1128,9 @@ def _call_excepthook(exc):
         error = error.with_traceback(error.__traceback__.tb_next)  # without this function's frame
         print(pykernel_traceback.format_exception(error), end="", file=sys.stderr)
         print("\nOriginal exception was:", file=sys.stderr)
+        if _process_streams:
+            print(pykernel_traceback.format_exception(exc), end="", file=sys.stderr)
+            return True
         return False
 
 

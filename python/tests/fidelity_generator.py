@@ -512,6 +512,10 @@ def served_reference(python_outcome):
     return out.decode("utf-8", "replace"), text.replace("<tmp>/prog.py", "<cell-1>")
 
 
+def _mask_text(text):
+    return re.sub(r" at 0x[0-9a-f]+", " at 0x?", text)
+
+
 def _is_compile_error(text):
     return re.search(r'^  File "<tmp>/prog\.py", line \d+\n', text, re.M) is not None and \
         "Traceback" not in text
@@ -540,7 +544,7 @@ def served_in_fresh_server(program, pykernel_bin):
         with tempfile.TemporaryDirectory() as tmp:
             tmp = os.path.realpath(tmp)
             out, err = served_outcome(program, kernel, tmp)
-            return out.replace(tmp, "<tmp>"), err.replace(tmp, "<tmp>")
+            return _mask_text(out.replace(tmp, "<tmp>")), _mask_text(err.replace(tmp, "<tmp>"))
     finally:
         kernel.close()
 
