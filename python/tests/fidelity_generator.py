@@ -23,7 +23,7 @@ stdout and stderr with the file's path shown as ``<cell-1>``.
         [--count 600] [--seed 1] [--keep DIR]
 
 prints the divergences found (and with ``--keep`` writes each diverging program there, ready to
-be added to a corpus).  test_fidelity_generator.py runs a sample of it.
+be added to a corpus).  test_fidelity_generator.py runs a sample of them on every test run.
 """
 
 import argparse
@@ -538,6 +538,8 @@ def served_outcome(program, kernel, tmp):
 def served_in_fresh_server(program, pykernel_bin):
     """served_outcome in a server of its own (programs change process-wide state: warning
     filters, hooks, the recursion limit), paths of the files' directory shown as <tmp>."""
+    if os.path.dirname(HERE) not in sys.path:
+        sys.path.insert(0, os.path.dirname(HERE))  # the client package, when run as a script
     from pykernel import PyKernel
     kernel = PyKernel(pykernel_bin)
     try:
@@ -549,6 +551,26 @@ def served_in_fresh_server(program, pykernel_bin):
         kernel.close()
 
 
+def divergences(programs, pykernel_bin, merged=False, served=True, workers=2):
+    """Runs the programs both ways: ``(run divergences, served divergences, served count)``, a
+    run divergence being ``(program, (python3's outcome, pykernel's))`` and a served one
+    ``(program, what the cell showed, python3's reference)``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        pairs = list(pool.map(lambda p: run_both(p, pykernel_bin, merged), programs))
+    run_divergences = [(program, pair) for program, pair in zip(programs, pairs) if pair[0] != pair[1]]
+    if not served:
+        return run_divergences, [], 0
+    cases = [(program, served_reference(python_outcome)) for program, (python_outcome, _) in zip(programs, pairs)]
+    cases = [(program, reference) for program, reference in cases if program.served and reference is not None]
+    with ThreadPoolExecutor(workers) as pool:
+        shown = list(pool.map(lambda case: served_in_fresh_server(case[0], pykernel_bin), cases))
+    served_divergences = [(program, got, reference) for (program, reference), got in zip(cases, shown)
+                          if got != reference]
+    return run_divergences, served_divergences, len(cases)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pykernel", required=True)
@@ -558,22 +580,9 @@ def main():
     parser.add_argument("--merged", action="store_true", help="stderr into stdout's pipe (2>&1)")
     parser.add_argument("--no-served", action="store_true")
     args = parser.parse_args()
-    sys.path.insert(0, os.path.dirname(HERE))
-    from concurrent.futures import ThreadPoolExecutor
-
     programs = generate(args.seed, args.count)
-    with ThreadPoolExecutor(2) as pool:
-        pairs = list(pool.map(lambda p: run_both(p, os.path.abspath(args.pykernel), args.merged), programs))
-    run_divergences = [(program, pair) for program, pair in zip(programs, pairs) if pair[0] != pair[1]]
-    served_divergences, served_count = [], 0
-    if not args.no_served:
-        cases = [(program, served_reference(python_outcome)) for program, (python_outcome, _) in zip(programs, pairs)]
-        cases = [(program, reference) for program, reference in cases if program.served and reference is not None]
-        served_count = len(cases)
-        with ThreadPoolExecutor(2) as pool:
-            shown = list(pool.map(lambda case: served_in_fresh_server(case[0], os.path.abspath(args.pykernel)), cases))
-        served_divergences = [(program, got, reference) for (program, reference), got in zip(cases, shown)
-                              if got != reference]
+    run_divergences, served_divergences, served_count = divergences(
+        programs, os.path.abspath(args.pykernel), merged=args.merged, served=not args.no_served)
     print("programs generated: %d (served comparisons: %d)" % (len(programs), served_count))
     print("pykernel run divergences: %d" % len(run_divergences))
     for program, (theirs, ours) in run_divergences:
