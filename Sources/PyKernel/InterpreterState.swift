@@ -75,6 +75,10 @@ final class InterpreterState {
     private let runtime: EmbeddedRuntime
     /// `gc.collect`, and when to call it with `malloc_trim` after a context's namespace is freed.
     private let collectGarbage: PyOwned
+    /// The runtime's `globals_keepers` and `clear_surviving_globals`: globals that outlive the
+    /// end of a program (a hook another module holds) are cleared as python3 clears them.
+    private let globalsKeepers: PyOwned
+    private let clearSurvivingGlobals: PyOwned
     /// `sys.modules`, the name `"__main__"`, and the module that was `__main__` at start-up.
     private let sysModules: PyOwned
     private let mainName: PyOwned
@@ -98,6 +102,8 @@ final class InterpreterState {
             beginRun = try module.borrowed.attribute("begin_run")
             runtime.threadOwners.install(ownerFunction: try module.borrowed.attribute("thread_owner"))
             endRun = try module.borrowed.attribute("end_run")
+            globalsKeepers = try module.borrowed.attribute("globals_keepers")
+            clearSurvivingGlobals = try module.borrowed.attribute("clear_surviving_globals")
             decodeFileSource = try module.borrowed.attribute("decode_file_source")
             endProgramSteps = try module.borrowed.attribute("end_program")
             flushIO = try module.borrowed.attribute("flush_io")
@@ -417,14 +423,18 @@ final class InterpreterState {
     /// the runtime's `end_program` (threads that are not daemons, `atexit` handlers, the streams
     /// flushed; it reports what raises as python3 reports exceptions it ignores), then the
     /// context's globals let go and a full collection, as python3's `Py_FinalizeEx` tears down
-    /// `__main__`, and the streams flushed again (silently). The error is that of the first flush
+    /// `__main__` (globals something else still holds then cleared, as it clears every module's),
+    /// and the streams flushed again (silently). The error is that of the first flush
     /// of `sys.stdout`, if it failed (python3 then exits with status 120).
     private func endProgram(_ run: PendingRun, executionCount: Int) -> (ErrorRecord?, RunSupervisor.Stop?, Duration) {
         let started = ContinuousClock.now
         runtime.supervisor.begin(run.output, executionCount: executionCount, timeout: run.timeout)
         let ended = perform(endProgramSteps, "end_program", in: run)
         let failure = Self.record(from: ended.borrowedOrNone)
+        var keepers: PyOwned? = nil
         if let namespace = namespaces.removeValue(forKey: run.context.id) {
+            keepers = globalsKeepers.borrowed.callKeepingError(namespace.globals.borrowed)
+            if keepers == nil { _ = PythonException.take() }
             // Its globals are freed when this goes, unless functions or classes of the program
             // refer to them: then by the collection below, as python3 collects `__main__`.
             stopBeingMain(namespace)
@@ -432,6 +442,10 @@ final class InterpreterState {
             PythonCode.clear(namespace.cells.borrowed)
         }
         _ = perform(collectGarbage, "gc.collect", in: run)
+        // Globals something else still holds are cleared, as python3 clears every module's.
+        if keepers != nil, clearSurvivingGlobals.borrowed.callKeepingError(keepers.borrowedOrNone) == nil {
+            _ = PythonException.take()
+        }
         // What `__del__` methods printed; a failure now is not reported (python3 has cleared
         // `sys` by then: the streams are flushed, silently, as they are freed).
         _ = perform(flushIO, "flush_io", in: run)

@@ -949,6 +949,42 @@ def end_program():
     return failure
 
 
+def globals_keepers(namespace):
+    """Weak references to the functions of a program's globals (at its top level and in its
+    classes): each holds the globals (``__globals__``), so one still alive once the engine let them
+    go and collected is what keeps them (a hook or callback another module holds: a
+    ``warnings.showwarning``, a ``sys.excepthook``)."""
+    import weakref
+    keepers = []
+    for value in list(namespace.values()):
+        for candidate in [value, *(vars(value).values() if isinstance(value, type) else ())]:
+            if isinstance(candidate, (staticmethod, classmethod)):
+                candidate = candidate.__func__
+            if isinstance(candidate, types.FunctionType) and candidate.__globals__ is namespace:
+                keepers.append(weakref.ref(candidate))
+    return keepers
+
+
+def clear_surviving_globals(keepers):
+    """What python3's ``Py_FinalizeEx`` does to globals still alive after its collection because
+    another module holds one of their functions: it clears that module, and the globals, garbage
+    then, are collected (their values freed in the order they were set, ``__del__`` methods
+    printing). Nothing when ``sys`` or ``builtins`` hold one of the functions (or a method of it):
+    python3 clears those two last, when nothing can print any more; nor while a daemon thread runs
+    (python3 has stopped them by then, and here one would see the globals go)."""
+    if any(thread.daemon and thread.is_alive() for thread in threading.enumerate()):
+        return
+    alive = [function for function in (keeper() for keeper in keepers) if function is not None]
+    if not alive:
+        return
+    held_last = {id(getattr(value, "__func__", value)) for value in [*vars(sys).values(), *vars(builtins).values()]}
+    if any(id(function) in held_last for function in alive):
+        return
+    namespace = alive[0].__globals__
+    del alive
+    namespace.clear()
+
+
 def _flush_open_files():
     """Flushes every file still open for writing. python3 flushes them as it frees the program's
     objects at exit; a collection frees objects in cycles in no such order (a text file's buffer
