@@ -966,23 +966,47 @@ def globals_keepers(namespace):
 
 
 def clear_surviving_globals(keepers):
-    """What python3's ``Py_FinalizeEx`` does to globals still alive after its collection because
-    another module holds one of their functions: it clears that module, and the globals, garbage
-    then, are collected (their values freed in the order they were set, ``__del__`` methods
-    printing). Nothing when ``sys`` or ``builtins`` hold one of the functions (or a method of it):
-    python3 clears those two last, when nothing can print any more; nor while a daemon thread runs
-    (python3 has stopped them by then, and here one would see the globals go)."""
+    """What python3's ``Py_FinalizeEx`` does to globals still alive after the engine's collection
+    because another module holds one of their functions (a hook): it drops every module from
+    ``sys.modules`` and collects, and globals no longer reachable then are freed (in the order their
+    values were set, ``__del__`` methods printing). Globals still reachable from what outlives that
+    step -- ``sys`` and ``builtins`` (cleared last, when nothing prints any more) and ``threading``
+    (which the interpreter keeps for its shutdown) -- are left alone, as are all while a daemon
+    thread runs (python3 has stopped them by then; here one would see its globals go)."""
     if any(thread.daemon and thread.is_alive() for thread in threading.enumerate()):
         return
     alive = [function for function in (keeper() for keeper in keepers) if function is not None]
     if not alive:
         return
-    held_last = {id(getattr(value, "__func__", value)) for value in [*vars(sys).values(), *vars(builtins).values()]}
-    if any(id(function) in held_last for function in alive):
-        return
     namespace = alive[0].__globals__
     del alive
-    namespace.clear()
+    if not _outlives_the_modules(namespace):
+        namespace.clear()
+
+
+# What python3 deletes from sys before it drops the modules (finalize_modules_delete_special).
+_SYS_DELETED_FIRST = frozenset(("modules", "path", "argv", "ps1", "ps2", "last_type", "last_value",
+                                "last_traceback", "path_hooks", "path_importer_cache", "meta_path",
+                                "__interactivehook__"))
+
+
+def _outlives_the_modules(target):
+    """Whether ``target`` is reachable from ``sys``, ``builtins`` or ``threading`` without going
+    through another module or its globals (python3 drops and clears those first)."""
+    import gc
+    module_dicts = {id(vars(module)) for module in list(sys.modules.values()) if isinstance(module, types.ModuleType)}
+    stack = [value for name, value in vars(sys).items() if name not in _SYS_DELETED_FIRST]
+    stack += list(vars(builtins).values()) + list(vars(threading).values())
+    seen = set()
+    while stack:
+        candidate = stack.pop()
+        if candidate is target:
+            return True
+        if id(candidate) in seen or id(candidate) in module_dicts or isinstance(candidate, types.ModuleType):
+            continue
+        seen.add(id(candidate))
+        stack.extend(gc.get_referents(candidate))
+    return False
 
 
 def _flush_open_files():
@@ -1115,11 +1139,21 @@ def end_run(cells, filename, code, exc, saved_env, to_excepthook=False):
         else:
             handled = to_excepthook and _call_excepthook(exc)
         record = (pykernel_traceback.exception_name(exc),
-                  pykernel_traceback.exception_value(exc),
-                  "" if handled else pykernel_traceback.format_exception(exc))
+                  _as_printed(pykernel_traceback.exception_value(exc)),
+                  "" if handled else _as_printed(pykernel_traceback.format_exception(exc)))
     if code is None or not _defines_code(code):
         del cells[filename]  # no function, class or lambda of this cell can show up in a later traceback
     return record
+
+
+def _as_printed(text):
+    """The text as python3's stderr writes it: a lone surrogate (which the record's UTF-8 cannot
+    carry) as its backslash escape."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _print_exit_code(exc):
