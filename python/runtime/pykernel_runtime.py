@@ -18,6 +18,7 @@ import resource
 import signal
 import sys
 import threading
+import tokenize  # loaded already by pykernel_traceback
 import types
 import warnings  # noqa: F401 -- loaded so compile-time SyntaxWarnings of cells print with their source
 from types import CodeType
@@ -1110,7 +1111,6 @@ def decode_file_source(data):
     """A file's text as python3 decodes it to run it (PEP 263: a UTF-8 byte order mark or a coding
     cookie in the first two lines, else UTF-8), or ``None`` when it cannot be decoded so (compiling
     the bytes then raises python3's ``SyntaxError``)."""
-    import tokenize  # only for files: not part of every server's start
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
         return data.decode(encoding)
