@@ -1186,22 +1186,35 @@ def _print_exit_code(exc):
 
 def _call_excepthook(exc):
     """Calls the program's ``sys.excepthook`` with an uncaught exception, as python3 does; when the
-    hook itself raises, prints what python3 prints then and leaves the exception's own traceback
-    to the record (returns ``False``), except on the process's own streams, where it is printed on
-    ``sys.stderr`` as python3 prints it (with its error handler: a lone surrogate in the message
-    is ``\\udcff`` there, and the record's text could not carry it)."""
+    hook itself raises, prints what python3 prints then (``PyErr_PrintEx``): on the process's own
+    streams with CPython's printer, the original exception too (returns ``True``: its stderr's
+    error handler, its "lost sys.stderr" when that is closed or gone); in a context the hook's
+    error with the port, leaving the exception's own traceback to the record (returns ``False``)."""
     try:
         sys.excepthook(type(exc), exc, exc.__traceback__)
         return True
     except BaseException as error:  # noqa: B036 -- python3 reports any failure of the hook
-        print("Error in sys.excepthook:", file=sys.stderr)
         error = error.with_traceback(error.__traceback__.tb_next)  # without this function's frame
-        print(pykernel_traceback.format_exception(error), end="", file=sys.stderr)
-        print("\nOriginal exception was:", file=sys.stderr)
+        _write_stderr("Error in sys.excepthook:\n")
         if _process_streams:
-            print(pykernel_traceback.format_exception(exc), end="", file=sys.stderr)
+            sys.__excepthook__(type(error), error, error.__traceback__)
+            _write_stderr("\nOriginal exception was:\n")
+            sys.__excepthook__(type(exc), exc, exc.__traceback__)
             return True
+        _write_stderr(pykernel_traceback.format_exception(error))
+        _write_stderr("\nOriginal exception was:\n")
         return False
+
+
+def _write_stderr(text):
+    """``PySys_WriteStderr``: on ``sys.stderr``, else (none, closed, failing) on descriptor 2."""
+    try:
+        sys.stderr.write(text)
+    except Exception:  # noqa: BLE001 -- python3 falls back to C's stderr whatever the failure
+        try:
+            os.write(2, text.encode(errors="backslashreplace"))
+        except OSError:
+            pass
 
 
 def _defines_code(code):
