@@ -937,17 +937,42 @@ def _announcing_write(posix_write):
 def end_program():
     """What python3 does after a program's last line, before it tears its modules down
     (``Py_FinalizeEx``): waits for the threads that are not daemons, runs the ``atexit`` handlers
-    (an exception in one is reported as python3 reports it, and the others still run), and
-    flushes the standard streams. The engine then lets the program's globals go. Returns what
+    (an exception in one is reported as python3 reports it, and the others still run), flushes
+    the standard streams and puts back the ones the program replaced (``sys.__stdout__``...), as
+    python3 does before it frees the modules. The engine then lets the program's globals go (what
+    their ``__del__`` methods print goes to the original streams). Returns what
     ``flush_standard_streams`` returns."""
     try:
         threading._shutdown()
     except BaseException as error:  # noqa: B036 -- python3 reports even a KeyboardInterrupt here and goes on
         _report_ignored(threading, error)
-    atexit._run_exitfuncs()
+    _run_exit_functions()
     failure = flush_standard_streams()
     _flush_open_files()
+    sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__
     return failure
+
+
+def _run_exit_functions():
+    """``atexit``'s handlers, run as python3 runs them at exit, where no Python frame runs: an
+    exception of a handler that is not Python code (a builtin) is reported without a traceback,
+    not with this function's frame, which ``PyErr_WriteUnraisable`` would give it."""
+    hook = sys.unraisablehook
+
+    def without_engine_frame(unraisable):
+        traceback = unraisable.exc_traceback
+        if traceback is not None and traceback.tb_next is None \
+                and traceback.tb_frame.f_code.co_filename.startswith(_ENGINE_FILENAME_PREFIX):
+            unraisable = type(unraisable)((unraisable.exc_type, unraisable.exc_value, None,
+                                           unraisable.err_msg, unraisable.object))
+        hook(unraisable)
+
+    sys.unraisablehook = without_engine_frame
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        if sys.unraisablehook is without_engine_frame:
+            sys.unraisablehook = hook
 
 
 def globals_keepers(namespace):

@@ -194,8 +194,8 @@ ENDINGS = [
     ("def r(n):\n    return r(n + 1)\nr(0)", True),
     ("def a(n):\n    return b(n)\ndef b(n):\n    return a(n)\na(0)", True),
     ("import json\njson.dumps(object())", True),
-    ("raise KeyboardInterrupt", False),
-    ("raise KeyboardInterrupt('by code')", False),
+    ("raise KeyboardInterrupt", True),
+    ("raise KeyboardInterrupt('by code')", True),
     ("sys.exit()", False),
     ("sys.exit(0)", False),
     ("sys.exit(3)", False),
@@ -507,7 +507,8 @@ def served_reference(python_outcome):
     end with a traceback a cell reports (an error printed last, status 1)."""
     status, out, err = python_outcome
     text = err.decode("utf-8", "surrogateescape")
-    if status != 1 or "Traceback (most recent call last):\n" not in text and not _is_compile_error(text):
+    # 1, or -2 for an uncaught KeyboardInterrupt (python3 then ends by SIGINT).
+    if status not in (1, -2) or "Traceback (most recent call last):\n" not in text and not _is_compile_error(text):
         return None
     return out.decode("utf-8", "replace"), text.replace("<tmp>/prog.py", "<cell-1>")
 
