@@ -519,10 +519,12 @@ def _as_if_parsed_from_file(exc, filename, lineno, text, offset, end_offset):
     # (raise_unclosed_parentheses_error) are told apart here.
     # After "\\" continuations the parser's text holds the continued lines
     # too; a file gives only the last.
+    # (The text's last line is what follows its last inner "\n": empty when
+    # the continued lines end with an empty one.)
     end_lineno = exc.end_lineno
+    last_line = (text[:-1] if text.endswith("\n") else text).rsplit("\n", 1)[-1]
     if (1 <= lineno <= len(lines)
-            and text.rstrip("\n").rsplit("\n", 1)[-1].encode(
-                "utf-8", "replace") == lines[lineno - 1][:-1]
+            and last_line.encode("utf-8", "replace") == lines[lineno - 1][:-1]
             and (text.endswith("\n")
                  or (isinstance(end_lineno, int) and end_lineno > lineno)
                  or str(exc.msg).endswith("' was never closed"))):
