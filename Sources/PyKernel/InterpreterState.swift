@@ -326,6 +326,9 @@ final class InterpreterState {
             // their text, decoded the same way, is what tracebacks and warnings show.
             let fileContents = run.fileContents == nil ? nil : try PyOwned.bytes(run.fileContents!)
             let decoded = run.fileContents == nil ? nil : try decodeFileSource.borrowed.call(fileContents.borrowedOrNone)
+            // A file python3 cannot decode (bytes that are not UTF-8, even in a comment, which a
+            // string's tokenizer skips) is not compiled from its bytes: see below.
+            let undecodable = run.fileContents != nil && decoded.borrowedOrNone.isNone
             let source = decoded.borrowedOrNone.isNone ? try PyOwned.string(text) : decoded!
             let compiledSource = run.fileContents == nil ? source.borrowed : fileContents.borrowedOrNone
             let name = try PyOwned.string(filename)
@@ -337,21 +340,29 @@ final class InterpreterState {
             let started = ContinuousClock.now
             runtime.supervisor.begin(run.output, executionCount: executionCount, timeout: run.timeout)
             // Cells allow top-level `await` (code that uses it is a coroutine's); files are python3's.
-            let code = run.filename == nil
-                ? compile.borrowed.callKeepingError(source.borrowed, name.borrowed, execMode.borrowed, topLevelAwait.borrowed)
-                : compile.borrowed.callKeepingError(compiledSource, name.borrowed, execMode.borrowed)
-            let compiled = code.borrowedOrNone
+            var code: PyOwned? = nil
+            if run.filename == nil {
+                code = compile.borrowed.callKeepingError(source.borrowed, name.borrowed, execMode.borrowed, topLevelAwait.borrowed)
+            } else if !undecodable {
+                code = compile.borrowed.callKeepingError(compiledSource, name.borrowed, execMode.borrowed)
+            }
+            var compiled = code.borrowedOrNone
             var exception: PyOwned? = compiled.isNone ? PythonException.take() : nil
-            // A file whose bytes do not compile as a string is what python3 parses from the file:
-            // its tokenizer's errors differ (an unknown or impossible coding, bytes that are not
-            // UTF-8, a null byte), and python3 prints them with its own hook. So the file is
-            // parsed as python3 parses it, and run if that succeeds (as python3 would).
+            // A file whose bytes do not compile as a string, or that python3 cannot decode, is what
+            // python3 parses from the file: its tokenizer's errors differ (an unknown or impossible
+            // coding, bytes that are not UTF-8, a null byte), and python3 prints them with its own
+            // hook. So the file is parsed as python3 parses it, and run if that succeeds (as
+            // python3 would). A file gone since it was read has its bytes compiled instead.
             var parsedAsFile = false
             if compiled.isNone, run.fileContents != nil {
                 let parsed = PythonCode.parseAndRunFile(at: filename, globals: namespace.globals.borrowed)
                 if parsed != .notOpened {
                     parsedAsFile = true
                     exception = parsed == .raised ? PythonException.take() : nil
+                } else if undecodable {
+                    code = compile.borrowed.callKeepingError(compiledSource, name.borrowed, execMode.borrowed)
+                    compiled = code.borrowedOrNone
+                    exception = compiled.isNone ? PythonException.take() : nil
                 }
             }
             if !compiled.isNone {
