@@ -78,6 +78,9 @@ final class InterpreterState {
     /// The runtime's `globals_keepers` and `clear_surviving_globals`: globals that outlive the
     /// end of a program (a hook another module holds) are cleared as python3 clears them.
     private let globalsKeepers: PyOwned
+    /// The runtime's `begin_teardown`: unraisable exceptions then printed as python3 prints them
+    /// as it frees a program's objects.
+    private let beginTeardown: PyOwned
     private let clearSurvivingGlobals: PyOwned
     /// `sys.modules`, the name `"__main__"`, and the module that was `__main__` at start-up.
     private let sysModules: PyOwned
@@ -103,6 +106,7 @@ final class InterpreterState {
             runtime.threadOwners.install(ownerFunction: try module.borrowed.attribute("thread_owner"))
             endRun = try module.borrowed.attribute("end_run")
             globalsKeepers = try module.borrowed.attribute("globals_keepers")
+            beginTeardown = try module.borrowed.attribute("begin_teardown")
             clearSurvivingGlobals = try module.borrowed.attribute("clear_surviving_globals")
             decodeFileSource = try module.borrowed.attribute("decode_file_source")
             endProgramSteps = try module.borrowed.attribute("end_program")
@@ -443,6 +447,7 @@ final class InterpreterState {
         let ended = perform(endProgramSteps, "end_program", in: run)
         let failure = Self.record(from: ended.borrowedOrNone)
         var keepers: PyOwned? = nil
+        _ = perform(beginTeardown, "begin_teardown", in: run)
         if let namespace = namespaces.removeValue(forKey: run.context.id) {
             keepers = globalsKeepers.borrowed.callKeepingError(namespace.globals.borrowed)
             if keepers == nil { _ = PythonException.take() }

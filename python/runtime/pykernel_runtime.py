@@ -975,6 +975,25 @@ def _run_exit_functions():
             sys.unraisablehook = hook
 
 
+def begin_teardown():
+    """Called as the engine lets a program's globals go at its end: CPython's own printer of
+    unraisable exceptions (a ``__del__`` that raises) then shows frames without their source lines,
+    as python3's does once its modules are gone; a hook the program set is left to it."""
+    if sys.unraisablehook is sys.__unraisablehook__:
+        sys.unraisablehook = _teardown_unraisable_hook
+
+
+def _teardown_unraisable_hook(unraisable):
+    file = sys.stderr
+    if file is None:
+        return
+    try:
+        file.write(pykernel_traceback.format_unraisable(unraisable, source_lines=False))
+        file.flush()
+    except Exception:  # noqa: BLE001 -- as CPython's printer when the stream fails: on descriptor 2
+        _write_stderr(pykernel_traceback.format_unraisable(unraisable, source_lines=False))
+
+
 def globals_keepers(namespace):
     """Weak references to the functions of a program's globals (at its top level and in its
     classes): each holds the globals (``__globals__``), so one still alive once the engine let them

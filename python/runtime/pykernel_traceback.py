@@ -175,13 +175,18 @@ def _thread_ident():
     return _thread.get_ident()
 
 
-def format_unraisable(unraisable):
+def format_unraisable(unraisable, *, source_lines=True):
     """Return what ``sys.__unraisablehook__`` (write_unraisable_exc_file in
     Python/errors.c) prints for *unraisable* (``sys.UnraisableHookArgs``):
     the message and object, the traceback's frames (PyTraceBack_Print, with
     source lines of ``<...>`` pseudo-files taken from linecache), then the
-    exception's type and value -- no chain, no notes."""
+    exception's type and value -- no chain, no notes.
+
+    Without *source_lines* the frames have none, as when the interpreter
+    frees a program's objects as it ends (its modules are gone by then, and
+    with them the ``io`` the C printer opens files with)."""
     ctx = _Context(None, 0)
+    ctx.source_lines = source_lines
     obj, err_msg = unraisable.object, unraisable.err_msg
     if obj is not None:
         if err_msg is not None:
@@ -227,9 +232,10 @@ def _str_or(obj, fallback):
 class _Context:
     """struct exception_print_context (pythonrun.c) plus the output buffer."""
 
-    __slots__ = ("out", "seen", "depth", "need_close", "top", "skip")
+    __slots__ = ("out", "seen", "depth", "need_close", "top", "skip", "source_lines")
 
     def __init__(self, top, skip):
+        self.source_lines = True  # False: frames without their lines (see format_unraisable)
         self.out = []
         self.seen = set()
         self.depth = 0          # exception_group_depth
@@ -779,7 +785,7 @@ def _tb_displayline(ctx, tb, code, indent, margin):
     ctx.write('  File "%s", line %d, in %s\n'
               % (filename, tb.tb_lineno, code.co_name))
 
-    source_line = _read_source_line(filename, tb.tb_lineno)
+    source_line = _read_source_line(filename, tb.tb_lineno) if ctx.source_lines else None
     if source_line is None:
         return
     # display_source_line_with_margin: remove the indentation of the line
