@@ -938,8 +938,9 @@ def end_program():
     """What python3 does after a program's last line, before it tears its modules down
     (``Py_FinalizeEx``): waits for the threads that are not daemons, runs the ``atexit`` handlers
     (an exception in one is reported as python3 reports it, and the others still run), flushes
-    the standard streams and puts back the ones the program replaced (``sys.__stdout__``...), as
-    python3 does before it frees the modules. The engine then lets the program's globals go (what
+    the standard streams, lets the last uncaught exception go (``sys.last_value``...) and puts
+    back the streams the program replaced (``sys.__stdout__``...), as python3 does before it
+    frees the modules. The engine then lets the program's globals go (what
     their ``__del__`` methods print goes to the original streams). Returns what
     ``flush_standard_streams`` returns."""
     try:
@@ -949,6 +950,9 @@ def end_program():
     _run_exit_functions()
     failure = flush_standard_streams()
     _flush_open_files()
+    # finalize_modules_delete_special: the last uncaught exception let go (its frames' objects
+    # freed, on the program's streams), then the original streams back.
+    sys.last_type = sys.last_value = sys.last_traceback = None
     sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__
     return failure
 
@@ -1181,6 +1185,10 @@ def end_run(cells, filename, code, exc, saved_env, to_excepthook=False):
         if isinstance(exc, SystemExit):
             handled = to_excepthook and _process_streams and _print_exit_code(exc)
         else:
+            if to_excepthook and _process_streams:
+                # As python3's PyErr_Print: kept until the end of the program (with the frames'
+                # objects, freed after the threads and atexit handlers).
+                sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, exc.__traceback__
             handled = to_excepthook and _call_excepthook(exc)
         record = (pykernel_traceback.exception_name(exc),
                   _as_printed(pykernel_traceback.exception_value(exc)),
