@@ -441,7 +441,9 @@ def _syntax_program(rng, index):
         files = {"prog.py": b"print('start')\nimport broken_module\n", "broken_module.py": source}
     else:
         files = {"prog.py": source}
-    served = len(files) == 1 and not cookie
+    # Served: a cell is text, compiled from a str (a null byte is compile()'s ValueError, not the
+    # file reader's quirk) and may use top-level await; neither is compared.
+    served = len(files) == 1 and not cookie and b"\0" not in source and b"await" not in source
     try:
         source.decode("utf-8")
     except UnicodeDecodeError:
