@@ -11,7 +11,9 @@ PYTHON311 = "/usr/bin/python3.11"
 
 
 def run(binary, *args, cwd=None, timeout=60):
-    return subprocess.run([binary, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    # surrogateescape: bytes that are not UTF-8 (a lone surrogate printed) compare as they are.
+    return subprocess.run([binary, *args], capture_output=True, text=True, errors="surrogateescape", cwd=cwd,
+                          timeout=timeout)
 
 
 def test_version_names_pykernel_and_the_embedded_python(pykernel_bin):
@@ -117,7 +119,8 @@ def test_run_matches_python3_on_the_traceback_corpus(pykernel_bin, tmp_path):
         program = tmp_path / "prog.py"
         shutil.copy(os.path.join(corpus, name), program)
         ours = run(pykernel_bin, "run", "prog.py", cwd=tmp_path)
-        theirs = subprocess.run([PYTHON311, "prog.py"], capture_output=True, text=True, cwd=tmp_path)
+        theirs = subprocess.run([PYTHON311, "prog.py"], capture_output=True, text=True, errors="surrogateescape",
+                                cwd=tmp_path)
         if (ours.returncode, ours.stdout, ours.stderr) != (theirs.returncode, theirs.stdout, theirs.stderr):
             differences.append(name)
     assert differences == []
