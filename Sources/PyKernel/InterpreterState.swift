@@ -346,6 +346,10 @@ final class InterpreterState {
             runtime.supervisor.begin(run.output, executionCount: executionCount, timeout: run.timeout)
             // Cells allow top-level `await` (code that uses it is a coroutine's); files are python3's.
             var code: PyOwned? = nil
+            // `compiled` borrows from `code`: the owner lives to the end of the run (a `var` of a
+            // noncopyable type may end at its last use in an optimized build: the code object
+            // freed under the running cell crashed the release build's process-context workers).
+            defer { withExtendedLifetime(code) {} }
             if run.filename == nil {
                 code = compile.borrowed.callKeepingError(source.borrowed, name.borrowed, execMode.borrowed, topLevelAwait.borrowed)
             } else if !undecodable {
