@@ -13,6 +13,17 @@ extension PyOwned {
         return owned
     }
 
+    /// A new `bytes` holding `data`.
+    package static func bytes(_ data: [UInt8]) throws(PythonError) -> PyOwned {
+        let object = data.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { chars in
+                PyBytes_FromStringAndSize(chars.baseAddress, chars.count)
+            }
+        }
+        guard let owned = PyOwned(stealing: object) else { throw PythonError.fetch() }
+        return owned
+    }
+
     /// A new `int`.
     package static func integer(_ value: Int) throws(PythonError) -> PyOwned {
         guard let owned = PyOwned(stealing: PyLong_FromLong(value)) else { throw PythonError.fetch() }

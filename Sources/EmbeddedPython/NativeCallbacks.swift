@@ -1,27 +1,37 @@
 @preconcurrency import CPython
 
+/// How a stream writes the lone surrogates of a `str`, which UTF-8 cannot encode: as python3's
+/// standard streams in a UTF-8 locale do.
+package enum UnencodableText: Sendable {
+    /// stdout's `surrogateescape`: U+DC80...U+DCFF are the bytes they stand for (what reading
+    /// undecodable bytes with `surrogateescape` made); any other raises `UnicodeEncodeError`.
+    case surrogateEscape
+    /// stderr's `backslashreplace`: `\udcff`, never an exception.
+    case backslashReplace
+}
+
 /// What native functions called by Python (stream writers, the stop hook) need from the C API.
 /// Every function here must be called with the GIL held.
 extension PyBorrowed {
     /// Calls `body` with the UTF-8 encoding of a `str`; `nil` when the object is not a `str`.
-    /// Lone surrogates (from `surrogateescape` decoding) become their original bytes; any other
-    /// unencodable character is written as a backslash escape, never an exception.
+    /// Lone surrogates, which UTF-8 cannot encode, are handled as `unencodable` says (as python3's
+    /// stdout or stderr handles them); `false`, with the `UnicodeEncodeError` pending, when it
+    /// cannot encode them.
     /// Not generic: called for every write, it must not instantiate generic metadata at run time
     /// (a generic across the module boundary is not specialized).
-    package func withUTF8Text(_ body: (UnsafeRawBufferPointer) -> Bool) -> Bool? {
+    package func withUTF8Text(_ unencodable: UnencodableText, _ body: (UnsafeRawBufferPointer) -> Bool) -> Bool? {
         guard pykernel_is_unicode(pointer) != 0 else { return nil }
         var size = 0
         if let utf8 = PyUnicode_AsUTF8AndSize(pointer, &size) {
             return body(UnsafeRawBufferPointer(start: utf8, count: size))
         }
         PyErr_Clear()
-        for handler in ["surrogateescape", "backslashreplace"] {
-            if let encoded = PyOwned(stealing: PyUnicode_AsEncodedString(pointer, "utf-8", handler)) {
-                return encoded.borrowed.withBytes(body)
-            }
-            PyErr_Clear()
+        let handler = switch unencodable {
+        case .surrogateEscape: "surrogateescape"
+        case .backslashReplace: "backslashreplace"
         }
-        return body(UnsafeRawBufferPointer(start: nil, count: 0))
+        guard let encoded = PyOwned(stealing: PyUnicode_AsEncodedString(pointer, "utf-8", handler)) else { return false }
+        return encoded.borrowed.withBytes(body)
     }
 
     /// Calls `body` with the bytes of any object supporting the buffer protocol (`bytes`,
@@ -121,6 +131,26 @@ package enum PythonCode {
     /// Runs compiled code with `globals` as its namespace; `false` with the exception pending.
     package static func evaluate(_ code: PyBorrowed, globals: PyBorrowed) -> Bool {
         PyOwned(stealing: PyEval_EvalCode(code.pointer, globals.pointer, globals.pointer)) != nil
+    }
+
+    /// Parses the file at `path` as `python3 FILE` does (CPython's file tokenizer: its coding
+    /// cookie, its bytes as read) and runs it with `globals` as its namespace, as python3 runs a
+    /// program (`PyRun_FileExFlags`); `nil` with the exception pending (a `SyntaxError` of the file
+    /// exactly as python3 raises it), or ``FileRun/notOpened``.
+    package static func parseAndRunFile(at path: String, globals: PyBorrowed) -> FileRun {
+        guard let file = fopen(path, "rb") else { return .notOpened }
+        let result = PyOwned(stealing: PyRun_FileExFlags(file, path, Py_file_input, globals.pointer, globals.pointer, 1, nil))
+        return result == nil ? .raised : .ran
+    }
+
+    /// How ``parseAndRunFile(at:globals:)`` ended.
+    package enum FileRun {
+        /// The file could not be opened (nothing ran, no exception pending).
+        case notOpened
+        /// Parsed and ran to its end.
+        case ran
+        /// Raised (the file's `SyntaxError` or what its code raised), the exception pending.
+        case raised
     }
 
     /// Runs compiled code with `globals` as its namespace and returns what it returned (`None`
@@ -324,6 +354,9 @@ extension PyBorrowed {
 
     /// Item `index` of a tuple (borrowed from the tuple).
     package func tupleItem(_ index: Int) -> PyBorrowed? { PyBorrowed(PyTuple_GetItem(pointer, index)) }
+
+    /// Whether the object can be called (`callable()`).
+    package var isCallable: Bool { PyCallable_Check(pointer) != 0 }
 
     /// Calls this callable with a tuple of positional arguments; a new reference, or `NULL` with
     /// an exception pending (what a native function returns).

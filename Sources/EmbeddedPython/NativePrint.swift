@@ -41,10 +41,11 @@ extension PyBorrowed {
     /// `bool`, or `None`), so it cannot write output or raise midway.
     package var strRunsNoPython: Bool { pykernel_str_runs_no_python(pointer) != 0 }
 
-    /// Calls `body` with the UTF-8 of `str(self)` (see ``withUTF8Text(_:)`` for unencodable
-    /// characters); `nil`, with the exception pending, when `str()` raised.
-    package func withStrUTF8(_ body: (UnsafeRawBufferPointer) -> Bool) -> Bool? {
-        if pykernel_is_exact_unicode(pointer) != 0 { return withUTF8Text(body) }
+    /// Calls `body` with the UTF-8 of `str(self)` (see ``withUTF8Text(_:_:)`` for unencodable
+    /// characters: `false` with the exception pending); `nil`, with the exception pending, when
+    /// `str()` raised.
+    package func withStrUTF8(_ unencodable: UnencodableText, _ body: (UnsafeRawBufferPointer) -> Bool) -> Bool? {
+        if pykernel_is_exact_unicode(pointer) != 0 { return withUTF8Text(unencodable, body) }
         if pykernel_is_exact_long(pointer) != 0 {
             // The decimal digits of an int that fits in 64 bits, written here: no `str` object.
             var overflow: Int32 = 0
@@ -59,13 +60,13 @@ extension PyBorrowed {
             PyErr_Clear()
         }
         guard let text = PyOwned(stealing: PyObject_Str(pointer)) else { return nil }
-        return text.borrowed.withUTF8Text(body)
+        return text.borrowed.withUTF8Text(unencodable, body)
     }
 
     /// Writes the text of `print(self)` — `str(self)` and a newline — at the end of `buffer` and
     /// returns those bytes, for an exact `str` (whose UTF-8 fits in `buffer`) or an `int` that
     /// fits in 64 bits. `nil`, with no exception pending, for anything else (then
-    /// ``withStrUTF8(_:)`` gives the text).
+    /// ``withStrUTF8(_:_:)`` gives the text).
     package func printedLine(in buffer: UnsafeMutableRawBufferPointer) -> UnsafeRawBufferPointer? {
         guard let base = buffer.baseAddress, buffer.count >= 21 else { return nil }
         var start = buffer.count - 1
@@ -83,7 +84,7 @@ extension PyBorrowed {
         guard pykernel_is_exact_unicode(pointer) != 0 else { return nil }
         var size = 0
         guard let utf8 = PyUnicode_AsUTF8AndSize(pointer, &size) else {
-            PyErr_Clear()  // unencodable characters: withStrUTF8 replaces them
+            PyErr_Clear()  // unencodable characters: withStrUTF8 handles them
             return nil
         }
         guard size < buffer.count else { return nil }

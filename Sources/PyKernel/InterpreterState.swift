@@ -27,6 +27,8 @@ final class InterpreterState {
     }
 
     private let compile: PyOwned
+    /// The runtime's `decode_file_source`: a file's text as python3 decodes it, or `None`.
+    private let decodeFileSource: PyOwned
     private let newNamespace: PyOwned
     private let beginRun: PyOwned
     private let endRun: PyOwned
@@ -73,6 +75,13 @@ final class InterpreterState {
     private let runtime: EmbeddedRuntime
     /// `gc.collect`, and when to call it with `malloc_trim` after a context's namespace is freed.
     private let collectGarbage: PyOwned
+    /// The runtime's `globals_keepers` and `clear_surviving_globals`: globals that outlive the
+    /// end of a program (a hook another module holds) are cleared as python3 clears them.
+    private let globalsKeepers: PyOwned
+    /// The runtime's `begin_teardown`: unraisable exceptions then printed as python3 prints them
+    /// as it frees a program's objects.
+    private let beginTeardown: PyOwned
+    private let clearSurvivingGlobals: PyOwned
     /// `sys.modules`, the name `"__main__"`, and the module that was `__main__` at start-up.
     private let sysModules: PyOwned
     private let mainName: PyOwned
@@ -96,6 +105,10 @@ final class InterpreterState {
             beginRun = try module.borrowed.attribute("begin_run")
             runtime.threadOwners.install(ownerFunction: try module.borrowed.attribute("thread_owner"))
             endRun = try module.borrowed.attribute("end_run")
+            globalsKeepers = try module.borrowed.attribute("globals_keepers")
+            beginTeardown = try module.borrowed.attribute("begin_teardown")
+            clearSurvivingGlobals = try module.borrowed.attribute("clear_surviving_globals")
+            decodeFileSource = try module.borrowed.attribute("decode_file_source")
             endProgramSteps = try module.borrowed.attribute("end_program")
             flushIO = try module.borrowed.attribute("flush_io")
             endForkedChild = try module.borrowed.attribute("end_forked_child")
@@ -163,13 +176,12 @@ final class InterpreterState {
     private static func installStreams(
         _ module: PyBorrowed, _ configuration: KernelConfiguration, runtime: EmbeddedRuntime
     ) throws(PythonError) {
-        let timeoutError = try module.attribute("timeout_error")
         let stdoutWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStdout)
         let stderrWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStderr)
         let stdoutBytesWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStdoutBytes)
         let stderrBytesWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStderrBytes)
         let onStopSignal = try PyOwned.nativeFunction(
-            name: "on_stop_signal", RunSupervisor.onStopSignal, context: timeoutError.borrowed, arguments: .tuple)
+            name: "on_stop_signal", RunSupervisor.onStopSignal, context: module, arguments: .tuple)
         let capture = configuration.captureFileDescriptors ? PyBorrowed.true : PyBorrowed.false
         let signal = try PyOwned.integer(Int(configuration.interruptSignal))
         let guardExit = configuration.guardsProcessExit ? PyBorrowed.true : PyBorrowed.false
@@ -187,6 +199,8 @@ final class InterpreterState {
             name: "restore_signals_after_fork", SignalRouting.restoreSignalsAfterFork, arguments: .tuple)
         let childBegins = try PyOwned.nativeFunction(name: "forked_child_begins", SignalRouting.forkedChildBegins)
         let endProcess = try PyOwned.nativeFunction(name: "end_process", ForkedChildren.endProcess)
+        let engineKeeps = try PyOwned.nativeFunction(name: "engine_keeps", NativeDescriptors.engineKeeps)
+        try module.setAttribute("engine_keeps", engineKeeps.borrowed)
         _ = try module.attribute("install_fork_hooks").borrowed.call(
             blockSignals.borrowed, restoreSignals.borrowed, childBegins.borrowed, endProcess.borrowed)
         runtime.signals.noteHandlers()
@@ -313,7 +327,15 @@ final class InterpreterState {
         do {
             // Like `python3 file.py`, ignore a UTF-8 byte order mark at the start.
             let text = run.code.hasPrefix("\u{FEFF}") ? String(run.code.dropFirst()) : run.code
-            let source = try PyOwned.string(text)
+            // A file's bytes are compiled as they are (their coding cookie decides, as for python3);
+            // their text, decoded the same way, is what tracebacks and warnings show.
+            let fileContents = run.fileContents == nil ? nil : try PyOwned.bytes(run.fileContents!)
+            let decoded = run.fileContents == nil ? nil : try decodeFileSource.borrowed.call(fileContents.borrowedOrNone)
+            // A file python3 cannot decode (bytes that are not UTF-8, even in a comment, which a
+            // string's tokenizer skips) is not compiled from its bytes: see below.
+            let undecodable = run.fileContents != nil && decoded.borrowedOrNone.isNone
+            let source = decoded.borrowedOrNone.isNone ? try PyOwned.string(text) : decoded!
+            let compiledSource = run.fileContents == nil ? source.borrowed : fileContents.borrowedOrNone
             let name = try PyOwned.string(filename)
             let environment = run.environment.isEmpty ? nil : try PyOwned.stringDictionary(run.environment)
             if environment == nil { try beginRunNatively(namespace, filename: name.borrowed, source: source.borrowed) }
@@ -323,11 +345,35 @@ final class InterpreterState {
             let started = ContinuousClock.now
             runtime.supervisor.begin(run.output, executionCount: executionCount, timeout: run.timeout)
             // Cells allow top-level `await` (code that uses it is a coroutine's); files are python3's.
-            let code = run.filename == nil
-                ? compile.borrowed.callKeepingError(source.borrowed, name.borrowed, execMode.borrowed, topLevelAwait.borrowed)
-                : compile.borrowed.callKeepingError(source.borrowed, name.borrowed, execMode.borrowed)
-            let compiled = code.borrowedOrNone
+            var code: PyOwned? = nil
+            // `compiled` borrows from `code`: the owner lives to the end of the run (a `var` of a
+            // noncopyable type may end at its last use in an optimized build: the code object
+            // freed under the running cell crashed the release build's process-context workers).
+            defer { withExtendedLifetime(code) {} }
+            if run.filename == nil {
+                code = compile.borrowed.callKeepingError(source.borrowed, name.borrowed, execMode.borrowed, topLevelAwait.borrowed)
+            } else if !undecodable {
+                code = compile.borrowed.callKeepingError(compiledSource, name.borrowed, execMode.borrowed)
+            }
+            var compiled = code.borrowedOrNone
             var exception: PyOwned? = compiled.isNone ? PythonException.take() : nil
+            // A file whose bytes do not compile as a string, or that python3 cannot decode, is what
+            // python3 parses from the file: its tokenizer's errors differ (an unknown or impossible
+            // coding, bytes that are not UTF-8, a null byte), and python3 prints them with its own
+            // hook. So the file is parsed as python3 parses it, and run if that succeeds (as
+            // python3 would). A file gone since it was read has its bytes compiled instead.
+            var parsedAsFile = false
+            if compiled.isNone, run.fileContents != nil {
+                let parsed = PythonCode.parseAndRunFile(at: filename, globals: namespace.globals.borrowed)
+                if parsed != .notOpened {
+                    parsedAsFile = true
+                    exception = parsed == .raised ? PythonException.take() : nil
+                } else if undecodable {
+                    code = compile.borrowed.callKeepingError(compiledSource, name.borrowed, execMode.borrowed)
+                    compiled = code.borrowedOrNone
+                    exception = compiled.isNone ? PythonException.take() : nil
+                }
+            }
             if !compiled.isNone {
                 // Cells (not files: `pykernel run` behaves as python3) show their last expression's value.
                 let last: PythonCode.LastStatement = run.filename == nil ? PythonCode.lastStatement(compiled, source: text) : .notExpression
@@ -373,7 +419,8 @@ final class InterpreterState {
             // `end_run`. So does one on the process's own streams whose code compiled (CPython's
             // hook prints a file's syntax error from a string's offsets, not as python3 does).
             let handsToHook = run.filename != nil
-                && (excepthook.value?.pointer != defaultExcepthook.borrowed.pointer || (usesProcessStandardStreams && !compiled.isNone))
+                && (excepthook.value?.pointer != defaultExcepthook.borrowed.pointer
+                    || (usesProcessStandardStreams && (!compiled.isNone || parsedAsFile)))
             if !exception.borrowedOrNone.isNone, savedEnvironment.borrowedOrNone.isNone, !handsToHook,
                 let record = NativeTraceback.record(of: exception.borrowedOrNone, cells: namespace.cells.borrowed, environment: nativeTraceback)
             {
@@ -396,14 +443,19 @@ final class InterpreterState {
     /// the runtime's `end_program` (threads that are not daemons, `atexit` handlers, the streams
     /// flushed; it reports what raises as python3 reports exceptions it ignores), then the
     /// context's globals let go and a full collection, as python3's `Py_FinalizeEx` tears down
-    /// `__main__`, and the streams flushed again (silently). The error is that of the first flush
+    /// `__main__` (globals something else still holds then cleared, as it clears every module's),
+    /// and the streams flushed again (silently). The error is that of the first flush
     /// of `sys.stdout`, if it failed (python3 then exits with status 120).
     private func endProgram(_ run: PendingRun, executionCount: Int) -> (ErrorRecord?, RunSupervisor.Stop?, Duration) {
         let started = ContinuousClock.now
         runtime.supervisor.begin(run.output, executionCount: executionCount, timeout: run.timeout)
         let ended = perform(endProgramSteps, "end_program", in: run)
         let failure = Self.record(from: ended.borrowedOrNone)
+        var keepers: PyOwned? = nil
+        _ = perform(beginTeardown, "begin_teardown", in: run)
         if let namespace = namespaces.removeValue(forKey: run.context.id) {
+            keepers = globalsKeepers.borrowed.callKeepingError(namespace.globals.borrowed)
+            if keepers == nil { _ = PythonException.take() }
             // Its globals are freed when this goes, unless functions or classes of the program
             // refer to them: then by the collection below, as python3 collects `__main__`.
             stopBeingMain(namespace)
@@ -411,6 +463,10 @@ final class InterpreterState {
             PythonCode.clear(namespace.cells.borrowed)
         }
         _ = perform(collectGarbage, "gc.collect", in: run)
+        // Globals something else still holds are cleared, as python3 clears every module's.
+        if keepers != nil, clearSurvivingGlobals.borrowed.callKeepingError(keepers.borrowedOrNone) == nil {
+            _ = PythonException.take()
+        }
         // What `__del__` methods printed; a failure now is not reported (python3 has cleared
         // `sys` by then: the streams are flushed, silently, as they are freed).
         _ = perform(flushIO, "flush_io", in: run)

@@ -11,6 +11,10 @@ struct PendingRun: Sendable {
     let environment: [String: String]
     let timeout: Duration?
     let output: RunOutput
+    /// A file's bytes as read (``KernelManager/runFile(_:filename:in:timeout:outputLimit:allowStdin:)``):
+    /// compiled as they are, so that their coding cookie or byte order mark decides their text, as
+    /// for `python3 FILE` (`code` is then their UTF-8 reading, for nothing but messages).
+    var fileContents: [UInt8]? = nil
     /// Whether this is the end of a program (``KernelManager/endProgram(in:)``) instead of code.
     var endsProgram = false
 }

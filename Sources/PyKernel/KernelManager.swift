@@ -200,6 +200,39 @@ public final class KernelManager: Sendable {
         }
     }
 
+    /// Submits a file's contents to run as `python3 FILE` runs it: like
+    /// ``run(_:in:environment:timeout:outputLimit:filename:allowStdin:)`` with a `filename`, except
+    /// that the source is the file's bytes, decoded as python3 decodes a file (PEP 263: a UTF-8 byte
+    /// order mark or a coding cookie, else UTF-8), and compiled from them, so that a file in
+    /// Latin-1 runs with its text and a file python3 cannot decode fails with its `SyntaxError`.
+    ///
+    /// - Parameters:
+    ///   - contents: The file's bytes, as read.
+    ///   - filename: The name tracebacks show for this code (the file's path, as python3 shows it).
+    ///   - context: Where to run; the `default` context when omitted.
+    ///   - timeout: Stops the run after this long (`nil`: never). Default 600 s.
+    ///   - outputLimit: Bytes of stdout and of stderr kept in the result (the events carry all).
+    ///   - allowStdin: Whether the code may ask for input (see the other `run`).
+    /// - Returns: The run's events, ending with its result.
+    /// - Throws: The errors of ``run(_:in:environment:timeout:outputLimit:filename:allowStdin:)``.
+    public func runFile(
+        _ contents: [UInt8], filename: String, in context: ContextID = .default,
+        timeout: Duration? = .seconds(600), outputLimit: Int = 1 << 20, allowStdin: Bool = false
+    ) throws(KernelError) -> Execution {
+        guard !isShutDown.withLock({ $0 }) else {
+            throw KernelError(.shutDown, "The kernel manager is shutting down and accepts no more runs.")
+        }
+        let record = try record(context)
+        if let timeout, timeout <= .zero {
+            throw KernelError(.invalidArgument, "The timeout must be positive (or nil for none).")
+        }
+        return try submit(to: record, outputLimit: outputLimit, allowStdin: allowStdin) { output in
+            PendingRun(
+                context: record, code: String(decoding: contents, as: UTF8.self), filename: filename, environment: [:],
+                timeout: timeout, output: output, fileContents: contents)
+        }
+    }
+
     /// Ends the program that ran in `context`, as python3 does after a file's last line and before
     /// it exits: waits for the threads that are not daemons, runs the `atexit` handlers, flushes the
     /// standard streams, then lets go of the context's globals (objects' `__del__` methods run, files
@@ -329,7 +362,8 @@ public final class KernelManager: Sendable {
     /// share, the code's `os.close`, `os.closerange` and `os.dup2` leave them alone (as if not
     /// open), so `os.closerange(3, ...)` does not cut the server off. Call once everything is set
     /// up, before serving; it takes effect before any run submitted after it. Descriptors made
-    /// later (a process API command's pipes, a new worker's channel) are not covered.
+    /// later (a process API command's pipes, a new worker's channel) are kept as they are made
+    /// (`EngineDescriptors`).
     package func protectEngineDescriptors() {
         interpreter.submitNoteOfEngineDescriptors()
     }

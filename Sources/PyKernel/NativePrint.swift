@@ -112,25 +112,35 @@ private struct PrintBuffer {
         for (index, object) in call.objects.enumerated() {
             if index > 0 {
                 if let separator = call.separator {
-                    guard separator.withUTF8Text({ append($0) }) == true else { return false }
+                    guard appendText(separator) else { return false }
                 } else {
                     guard append(UInt8(ascii: " ")) else { return false }
                 }
             }
             guard let object = PyBorrowed(object) else { continue }
             if !object.strRunsNoPython { guard flush() else { return false } }
-            guard object.withStrUTF8({ append($0) }) == true else {
-                // What came before is written, as CPython's print would have (its exception stays).
-                PythonException.preservingPending { _ = flush() }
-                return false
-            }
+            guard object.withStrUTF8(stream.unencodable, { append($0) }) == true else { return failing() }
         }
         if let end = call.end {
-            guard end.withUTF8Text({ append($0) }) == true else { return false }
+            guard appendText(end) else { return false }
         } else {
             guard append(UInt8(ascii: "\n")) else { return false }
         }
         return flush()
+    }
+
+    /// Appends a separator or end (a `str`, checked by ``PrintArguments``); `false` with the
+    /// exception pending (an unencodable character), after writing what came before.
+    private mutating func appendText(_ text: PyBorrowed) -> Bool {
+        guard text.withUTF8Text(stream.unencodable, { append($0) }) == true else { return failing() }
+        return true
+    }
+
+    /// What came before a failing piece is written, as CPython's print would have written it (the
+    /// exception stays pending); `false`.
+    private mutating func failing() -> Bool {
+        PythonException.preservingPending { _ = flush() }
+        return false
     }
 
     private mutating func append(_ byte: UInt8) -> Bool {

@@ -1,5 +1,10 @@
 import EmbeddedPython
 
+extension OutputStreamName {
+    /// How the stream writes lone surrogates: as python3's stdout and stderr.
+    var unencodable: UnencodableText { self == .stdout ? .surrogateEscape : .backslashReplace }
+}
+
 /// The native functions behind `sys.stdout.write`, `sys.stderr.write` and their `.buffer.write`.
 /// Python calls them with the GIL held; the path of every write.
 enum NativeStreams {
@@ -10,7 +15,7 @@ enum NativeStreams {
 
     private static func writeText(_ stream: OutputStreamName, _ argument: PyPointer?) -> PyPointer? {
         guard let argument = PyBorrowed(argument) else { return nil }
-        guard let written = argument.withUTF8Text({ write(stream, $0) }) else {
+        guard let written = argument.withUTF8Text(stream.unencodable, { write(stream, $0) }) else {
             return PythonSignals.raiseTypeError("write() argument must be str, not \(argument.typeName)")
         }
         return written ? (try? PyOwned.integer(argument.characterCount))?.transfer() : nil

@@ -176,19 +176,29 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     }
 
     /// `on_stop_signal(signum, frame)`, the stop signal's Python-level handler (native, with
-    /// ``NativeArguments/tuple``): raises the pending stop where the code is (`KeyboardInterrupt()`
-    /// or the runtime's `TimeoutError`, made by `self`, the runtime's `timeout_error`), or returns
-    /// `None` for a stale signal. Native, so no Python frame runs for it, and the exception's
-    /// traceback starts at the user's code with no handler frame to cut.
-    static let onStopSignal: NativeFunctionPointer = { timeoutError, _ in
+    /// ``NativeArguments/tuple``; `self` is the runtime module): raises the pending stop where the
+    /// code is (`KeyboardInterrupt()` or the runtime's `TimeoutError`, made by its
+    /// `timeout_error`). A signal the engine did not send (or a stale one) returns `None`, or, in
+    /// a program that owns its process (`pykernel run`: the runtime does not guard the host's
+    /// signals), goes to the code's own handler of the stop signal as in python3 (`os.kill` of its
+    /// own process, another process's `kill`). Native, so no Python frame runs for it, and the
+    /// exception's traceback starts at the user's code with no handler frame to cut.
+    static let onStopSignal: NativeFunctionPointer = { runtime, arguments in
+        guard let runtime = PyBorrowed(runtime) else { return nil }
         switch EmbeddedRuntime.current.supervisor.takePendingStop() {
         case nil:
+            if let guards = try? runtime.attribute("_guards_host_signals"), !guards.borrowed.isTrue,
+                let handler = try? runtime.attribute("_stop_signal_handler"), handler.borrowed.isCallable,
+                let arguments = PyBorrowed(arguments)
+            {
+                return handler.borrowed.forwardCall(arguments: arguments)
+            }
             return PyOwned(retaining: .none).transfer()
         case .interrupt:
             return PythonSignals.raise(PythonSignals.keyboardInterrupt())
         case .timeout(let seconds):
-            guard let timeoutError = PyBorrowed(timeoutError), let limit = try? PyOwned.float(seconds) else { return nil }
-            return PythonSignals.raise(try? timeoutError.call(limit.borrowed))
+            guard let timeoutError = try? runtime.attribute("timeout_error"), let limit = try? PyOwned.float(seconds) else { return nil }
+            return PythonSignals.raise(try? timeoutError.borrowed.call(limit.borrowed))
         }
     }
 

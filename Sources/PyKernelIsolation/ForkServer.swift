@@ -58,6 +58,9 @@ final class ForkServer: @unchecked Sendable {  // mutable state guarded by `lock
         }
         close(sockets[1])
         close(errors[1])
+        // The engine's (``EngineDescriptors``) until closed: the code of a namespace context
+        // does not close them.
+        EngineDescriptors.keep(sockets[0], errors[0])
         self.pid = child
         self.control = sockets[0]
         self.logger = logger
@@ -161,6 +164,7 @@ final class ForkServer: @unchecked Sendable {  // mutable state guarded by `lock
             }
         }
         errorLines.finish(relay)
+        EngineDescriptors.forget(errors)
         close(errors)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
@@ -168,6 +172,7 @@ final class ForkServer: @unchecked Sendable {  // mutable state guarded by `lock
         let wasReady = lock.withLock {
             ended = true
             controlOpen = false
+            EngineDescriptors.forget(control)
             close(control)
             lock.broadcast()
             return ready

@@ -98,7 +98,8 @@ final class Worker: Sendable {
     }
 
     /// Adopts a running worker: its pid, the write end of its stdin, the read ends of its stdout
-    /// and stderr and a pidfd (taken over; -1 if none).
+    /// and stderr and a pidfd (taken over; -1 if none), kept as the engine's
+    /// (``EngineDescriptors``: the code of a namespace context does not close them) until closed.
     /// - Parameter forkServer: The fork server that forked it (and reaps it); `nil` when this
     ///   process is the worker's parent.
     init(pid: pid_t, input: Int32, output: Int32, errors: Int32, pidfd: Int32, forkServer: ForkServer?,
@@ -109,6 +110,7 @@ final class Worker: Sendable {
         self.forkServer = forkServer
         self.logger = logger
         self.onExit = onExit
+        EngineDescriptors.keep(input, output, errors, pidfd)
         let thread = Thread { [self] in
             pk_name_this_thread("pykernel-worker")
             readLoop(output: output, errors: errors, pidfd: pidfd)
@@ -229,7 +231,10 @@ final class Worker: Sendable {
     func closeInput() {
         state.withLock { $0.inputClosed = true }
         inputOpen.withLock { open in
-            if open { _ = Glibc.close(input) }
+            if open {
+                EngineDescriptors.forget(input)
+                _ = Glibc.close(input)
+            }
             open = false
         }
     }
@@ -290,6 +295,7 @@ final class Worker: Sendable {
             }
         }
         errorLines.finish(keepErrorLine)  // a last line without its newline
+        EngineDescriptors.forget(output, errors)
         close(output)
         close(errors)
         let exit: WorkerExit
@@ -304,7 +310,10 @@ final class Worker: Sendable {
             exit = (status & 0x7F) == 0 ? .exited((status >> 8) & 0xFF) : .signaled(status & 0x7F)
         }
         self.pidfd.withLock { pidfd in
-            if pidfd >= 0 { close(pidfd) }
+            if pidfd >= 0 {
+                EngineDescriptors.forget(pidfd)
+                close(pidfd)
+            }
             pidfd = -1
         }
         let waiting = state.withLock { state in

@@ -1,4 +1,5 @@
 import Glibc
+import PyKernelSupport
 import _PyKernelProcessShims
 import Subprocess
 import Synchronization
@@ -36,6 +37,8 @@ final class ChildProcess: Sendable {
     private let pidfd: Int32
     /// `true` once the process was reaped (its pidfd is closed then).
     private let reaped = Mutex(false)
+    /// Whether swift-subprocess has run a process in this process before.
+    private static let runsBefore = Mutex(false)
     /// The signal that ended the process, if one did; set before ``exited`` fires.
     private let killedBy = Mutex<Int32?>(nil)
 
@@ -73,6 +76,13 @@ final class ChildProcess: Sendable {
             streams.append(opened)
         }
         let stdio = streams
+        // swift-subprocess opens its monitors' epoll instances and eventfds on its first run, for
+        // the life of the process: the engine's from then on (``EngineDescriptors``).
+        let firstRun = Self.runsBefore.withLock { runs in
+            defer { runs = true }
+            return !runs
+        }
+        let eventDescriptors = firstRun ? EngineDescriptors.eventDescriptors() : []
         let started = Latch<Result<ChildProcess, ProcessAPIError>>()
         let executable = spec.executable
         // The task that holds the run for the process's lifetime (swift-subprocess scopes a
@@ -109,6 +119,7 @@ final class ChildProcess: Sendable {
             }
         }
         let result = await started.waitUncancellable()!
+        if firstRun { EngineDescriptors.keepEventDescriptors(except: eventDescriptors) }
         for fd in stdio { Posix.closeQuietly(fd) }
         return try result.get()
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Logging
+import PyKernelSupport
 import _PyKernelProcessShims
 import Synchronization
 
@@ -49,6 +50,7 @@ final class IOMonitor: Sendable {
         self.logger = logger
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         wakeFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        EngineDescriptors.keep(epollFD, wakeFD)
         var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data(fd: wakeFD))
         if epollFD < 0 || wakeFD < 0 || epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, &event) != 0 {
             logger.critical("the process monitor could not start", metadata: ["errno": "\(Posix.describe(errno))"])
@@ -59,10 +61,12 @@ final class IOMonitor: Sendable {
         }
     }
 
-    /// Starts watching `fd` (made non-blocking). Returns `false` if the monitor has stopped.
+    /// Starts watching `fd` (made non-blocking), kept as the engine's (``EngineDescriptors``)
+    /// until unwatched. Returns `false` if the monitor has stopped.
     @discardableResult
     func watch(_ fd: Int32, _ handler: @escaping Handler) -> Bool {
         Posix.setNonBlocking(fd)
+        EngineDescriptors.keep(fd)
         return state.withLock { s in
             guard !s.stopped else { return false }
             s.handlers[fd] = handler
@@ -79,6 +83,7 @@ final class IOMonitor: Sendable {
     /// Stops watching `fd`, and closes it when `close` (call it on the monitor thread: from
     /// ``schedule(_:)`` work, so that no handler is reading it meanwhile).
     func unwatch(_ fd: Int32, close: Bool = false) {
+        EngineDescriptors.forget(fd)
         state.withLock { s in
             if s.handlers.removeValue(forKey: fd) != nil { _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil) }
         }
@@ -137,6 +142,7 @@ final class IOMonitor: Sendable {
             }
             for item in work { item() }
             if stopped {
+                EngineDescriptors.forget(epollFD, wakeFD)
                 close(epollFD)
                 close(wakeFD)
                 return

@@ -1,4 +1,5 @@
 import Glibc
+import PyKernelSupport
 import _PyKernelProcessShims
 
 /// Thin, careful wrappers around the system calls the module needs.
@@ -7,7 +8,8 @@ enum Posix {
     static func describe(_ code: Int32) -> String { String(cString: strerror(code)) }
 
     /// A close-on-exec pipe whose ends are both at fd 3 or above (so that they can never
-    /// collide with the child's 0/1/2 in the spawn file actions).
+    /// collide with the child's 0/1/2 in the spawn file actions), kept as the engine's
+    /// (``EngineDescriptors``) until ``closeQuietly(_:)``.
     static func makePipe() throws(ProcessAPIError) -> (read: Int32, write: Int32) {
         var fds: [Int32] = [-1, -1]
         guard pk_pipe_cloexec(&fds) == 0 else {
@@ -16,16 +18,23 @@ enum Posix {
         return (raiseAboveStdio(fds[0]), raiseAboveStdio(fds[1]))
     }
 
-    /// Moves a descriptor to 3 or above (close-on-exec), if it is 0, 1 or 2.
+    /// Moves a descriptor to 3 or above (close-on-exec), if it is 0, 1 or 2, and keeps it as the
+    /// engine's (``EngineDescriptors``: the code of a namespace context does not close it) until
+    /// ``closeQuietly(_:)``.
     static func raiseAboveStdio(_ fd: Int32) -> Int32 {
-        guard fd >= 0, fd < 3 else { return fd }
+        guard fd >= 0, fd < 3 else {
+            EngineDescriptors.keep(fd)
+            return fd
+        }
         let moved = fcntl(fd, F_DUPFD_CLOEXEC, 3)
         guard moved >= 0 else { return fd }
         close(fd)
+        EngineDescriptors.keep(moved)
         return moved
     }
 
-    /// Opens a file close-on-exec, retrying on EINTR. Returns -1 and leaves errno set on failure.
+    /// Opens a file close-on-exec, retrying on EINTR, kept as the engine's until
+    /// ``closeQuietly(_:)``. Returns -1 and leaves errno set on failure.
     static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0o600) -> Int32 {
         while true {
             let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
@@ -34,8 +43,11 @@ enum Posix {
         }
     }
 
+    /// Closes `fd` (if not negative), which stops being the engine's.
     static func closeQuietly(_ fd: Int32) {
-        if fd >= 0 { _ = Glibc.close(fd) }
+        guard fd >= 0 else { return }
+        EngineDescriptors.forget(fd)
+        _ = Glibc.close(fd)
     }
 
     static func setNonBlocking(_ fd: Int32) {

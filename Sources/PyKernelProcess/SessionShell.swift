@@ -99,6 +99,7 @@ extension Session {
         // The spawn closes what it hands over; our spare copy of the control pipe's read end
         // keeps a reader present, so that writing to it can never raise SIGPIPE.
         let spareRead = fcntl(control.read, F_DUPFD_CLOEXEC, 3)
+        EngineDescriptors.keep(spareRead)
         let log = Posix.open(directory + "/shell.log", O_WRONLY | O_CREAT | O_APPEND, 0o600)
         let spec = SpawnSpec(
             executable: path, arguments: isBash ? [path, "--noprofile", "--norc", "-s"] : [path, "-s"],

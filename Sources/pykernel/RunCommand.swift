@@ -36,6 +36,7 @@ struct Run: AsyncParsableCommand {
         let source: String
         let filename: String
         var argv: [String]
+        var contents: [UInt8]?  // a file's bytes, decoded as python3 decodes them
         if let code {
             // With -c, every positional argument is an argument of the code, as with python3.
             (source, filename, argv) = (code, "<string>", ["-c"] + (file.map { [$0] } ?? []))
@@ -51,6 +52,7 @@ struct Run: AsyncParsableCommand {
                 throw ExitCode(2)
             }
             (source, filename, argv) = (String(decoding: data, as: UTF8.self), absolute, [path])
+            contents = [UInt8](data)
         }
         argv += arguments
         // What python3 sets up before it runs anything: SIGPIPE and SIGXFSZ ignored (a write to a
@@ -102,8 +104,10 @@ struct Run: AsyncParsableCommand {
             preamble += "__import__('sys').\(name) = __import__('sys').__\(name)__ = None\n"
         }
         _ = try await manager.run(preamble, in: context.id).result()
-        let execution = try manager.run(
-            source, in: context.id, timeout: timeout > 0 ? .seconds(timeout) : nil, filename: filename)
+        let limit: Duration? = timeout > 0 ? .seconds(timeout) : nil
+        let execution = try contents.map { contents throws(KernelError) in
+            try manager.runFile(contents, filename: filename, in: context.id, timeout: limit)
+        } ?? manager.run(source, in: context.id, timeout: limit, filename: filename)
         var outcome = Outcome(status: 0, interrupted: false)
         for try await event in execution {
             switch event {

@@ -385,6 +385,39 @@ struct ErrorRecordTests {
             """)
     }
 
+    @Test("A file's bytes run as python3 reads the file: its coding cookie decides its text, and what python3 cannot decode fails as there")
+    func fileContentsAreDecodedAsPython3DecodesAFile() async throws {
+        let manager = try await engine()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("runfile-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // Latin-1: é is the one byte 0xE9, which UTF-8 cannot read.
+        let latin1 = Array("# coding: latin-1\nword = 'caf".utf8) + [0xE9] + Array("'\nprint(word, len(word))\nword + 1\n".utf8)
+        let path = directory.appendingPathComponent("latin1.py").path
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(latin1)))
+        let context = try await newContext()
+        defer { discard(context) }
+        let record = try await collect(manager.runFile(latin1, filename: path, in: context))
+        #expect(record.result.stdout == "café 4\n")
+        #expect(record.error?.traceback == """
+            Traceback (most recent call last):
+              File "\(path)", line 4, in <module>
+                word + 1
+                ~~~~~^~~
+            TypeError: can only concatenate str (not "int") to str
+
+            """)
+        // An unknown coding: python3's file reader refuses the file before anything runs.
+        let unknown = Array("# coding: no-such-codec\nprint('never')\n".utf8)
+        let unknownPath = directory.appendingPathComponent("unknown.py").path
+        #expect(FileManager.default.createFile(atPath: unknownPath, contents: Data(unknown)))
+        let other = try await newContext()
+        defer { discard(other) }
+        let refused = try await collect(manager.runFile(unknown, filename: unknownPath, in: other))
+        #expect(refused.result.stdout == "")
+        #expect(refused.error?.traceback == "SyntaxError: encoding problem: no-such-codec\n")
+    }
+
     @Test("A custom filename replaces <cell-N> in tracebacks")
     func customFilename() async throws {
         let manager = try await engine()

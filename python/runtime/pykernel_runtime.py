@@ -18,6 +18,7 @@ import resource
 import signal
 import sys
 import threading
+import tokenize  # loaded already by pykernel_traceback
 import types
 import warnings  # noqa: F401 -- loaded so compile-time SyntaxWarnings of cells print with their source
 from types import CodeType
@@ -66,7 +67,7 @@ class KernelStream(io.TextIOBase):
     """``sys.stdout`` / ``sys.stderr`` of every context: text goes to the running code's output."""
 
     encoding = "utf-8"
-    errors = "strict"
+    errors = "strict"  # shadows TextIOBase's read-only property: each stream sets its own
     newlines = None
     line_buffering = False
     write_through = True  # no buffer of its own: each write goes straight to the engine, as python3's stdio does
@@ -77,11 +78,14 @@ class KernelStream(io.TextIOBase):
         self._name = name
         self._fd = fd
         self.buffer = _with_write(KernelBinaryStream, write_bytes)(name, fd)
+        # What the native write does with lone surrogates, as python3's streams in a UTF-8 locale.
+        self.errors = self._native_errors = "surrogateescape" if name == "<stdout>" else "backslashreplace"
 
     def reconfigure(self, *, encoding=None, errors=None, newline=_MISSING, line_buffering=None,
                     write_through=None):
         """``TextIOWrapper.reconfigure``, as scripts call it (``encoding="utf-8"`` most often).
-        Another encoding or error handler than UTF-8/strict encodes each write onto ``buffer``.
+        Another encoding or error handler than UTF-8 and the stream's own encodes each write onto
+        ``buffer``.
         Buffering is the engine's: ``line_buffering`` and ``write_through`` are only recorded."""
         import codecs
         if encoding is not None:
@@ -106,7 +110,7 @@ class KernelStream(io.TextIOBase):
         if write_through is not None:
             self.write_through = bool(write_through)
         self.__dict__.pop("write", None)
-        if codecs.lookup(self.encoding).name != "utf-8" or self.errors != "strict":
+        if codecs.lookup(self.encoding).name != "utf-8" or self.errors != self._native_errors:
             self.write = self._encoded_write
 
     def _encoded_write(self, text):
@@ -344,6 +348,34 @@ _streams = None
 _process_streams = False  # install's ``process_streams``
 
 
+def _thread_excepthook(args):
+    """``threading.__excepthook__`` (``_thread._excepthook``) printing with the port: nothing for
+    ``SystemExit`` itself, else the thread's name and the exception on ``sys.stderr`` (or the
+    thread's ``_stderr`` when there is none), then a flush."""
+    if args.exc_type is SystemExit:
+        return
+    file = sys.stderr
+    if file is None:
+        file = getattr(args.thread, "_stderr", None) if args.thread is not None else None
+        if file is None:
+            return
+    file.write(pykernel_traceback.format_thread_exception(args))
+    file.flush()
+
+
+def _unraisable_hook(unraisable):
+    """``sys.__unraisablehook__`` printing with the port, on ``sys.stderr`` (nothing when there is
+    none), then a flush whose failure is ignored."""
+    file = sys.stderr
+    if file is None:
+        return
+    file.write(pykernel_traceback.format_unraisable(unraisable))
+    try:
+        file.flush()
+    except Exception:  # noqa: BLE001,S110 -- CPython ignores a failed flush here
+        pass
+
+
 def _with_write(cls, write):
     """A subclass of ``cls`` whose ``write`` is the native function ``write``. On the class, not
     the instance, so code that sets ``sys.stdout.write`` and later deletes it gets it back, as with
@@ -372,6 +404,10 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
         input.__module__ = "builtins"
         builtins.input = input
         _install_getpass()
+        # CPython's own printers for these read a frame's source line from its file, so a cell's
+        # frames would show none: the same text from the port, which reads the cells.
+        threading.excepthook = threading.__excepthook__ = _thread_excepthook
+        sys.unraisablehook = sys.__unraisablehook__ = _unraisable_hook
     linecache.cache = _CellCache(linecache.cache)
     if fd_capture:
         os.write = _announcing_write(os.write)
@@ -398,11 +434,20 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
         os.close = _sparing_engine_descriptors_close(os.close)
         os.closerange = _sparing_engine_descriptors_closerange(os.closerange)
         os.dup2 = _sparing_engine_descriptors_dup2(os.dup2)
+        os.set_blocking = _sparing_engine_descriptors(os.set_blocking)
+        os.fdopen = _sparing_engine_descriptors(os.fdopen)
+        signal.alarm = _keeping_timer_signals_handled(signal.alarm, lambda seconds: (signal.SIGALRM, seconds))
+        signal.setitimer = _keeping_timer_signals_handled(
+            signal.setitimer, lambda which, seconds, interval=0.0: (_TIMER_SIGNALS.get(which), seconds))
 
 
 # The engine's own descriptors (protocol, capture, event loops), by number: what each was (device,
 # inode) when noted, so that a number the engine closed and the code's file got since is the code's.
 _engine_descriptors = {}
+# engine_keeps(fd): whether fd is one the engine opened since (a command's pipes, a PTY master, a
+# process context's channel), kept by number and identity as it opens them (the engine's native,
+# set by install's caller).
+engine_keeps = None
 
 
 # Limits that, lowered for the process every namespace context shares, would end or starve the
@@ -482,15 +527,18 @@ def _open_descriptors_from(lowest):
 def _spares(fd):
     """Whether ``fd`` is the engine's, kept from the code of the process every context shares
     (closing it there would end the server's protocol, its output capture or its event loops):
-    the descriptor noted under that number, still open."""
+    the descriptor noted under that number, still open, or one the engine keeps since."""
+    if _forked_by_code:
+        return False
     noted = _engine_descriptors.get(fd)
-    if noted is None or _forked_by_code:
-        return False
-    try:
-        status = os.fstat(fd)
-    except OSError:
-        return False
-    return (status.st_dev, status.st_ino) == noted
+    if noted is not None:
+        try:
+            status = os.fstat(fd)
+        except OSError:
+            return False
+        if (status.st_dev, status.st_ino) == noted:
+            return True
+    return engine_keeps is not None and engine_keeps(fd)
 
 
 def _sparing_engine_descriptors_close(posix_close):
@@ -513,7 +561,7 @@ def _sparing_engine_descriptors_closerange(posix_closerange):
         low, high = operator.index(fd_low), operator.index(fd_high)
         if _forked_by_code:
             return posix_closerange(low, high)
-        for spared in sorted(fd for fd in _engine_descriptors if low <= fd < high and _spares(fd)):
+        for spared in sorted(fd for fd in _open_descriptors_from(max(low, 0)) if fd < high and _spares(fd)):
             posix_closerange(low, spared)
             low = spared + 1
         return posix_closerange(low, high)
@@ -530,6 +578,62 @@ def _sparing_engine_descriptors_dup2(posix_dup2):
         return posix_dup2(fd, fd2, inheritable)
 
     return _posing_as(posix_dup2, dup2)
+
+
+def _sparing_engine_descriptors(call):
+    """``call`` (``os.set_blocking``, ``os.fdopen``), whose first argument is a descriptor, for
+    which the engine's descriptors are not open (``EBADF``): a server's protocol made
+    non-blocking read as ended, and a file object made on it closed it."""
+
+    def call_(fd, *arguments, **keywords):
+        if isinstance(fd, int) and _spares(fd):
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return call(fd, *arguments, **keywords)
+
+    return _posing_as(call, call_)
+
+
+# The signal each interval timer of signal.setitimer sends.
+_TIMER_SIGNALS = {signal.ITIMER_REAL: signal.SIGALRM, signal.ITIMER_VIRTUAL: signal.SIGVTALRM,
+                  signal.ITIMER_PROF: signal.SIGPROF}
+
+
+def _refuse_default_for_armed_timer(signalnum, handler):
+    """Raises ``PermissionError`` when ``signal.signal`` would put back the default action (which
+    ends the process every namespace context shares) of the signal of an armed interval timer."""
+    try:
+        number = operator.index(signalnum)
+    except TypeError:
+        return
+    for which, timer_signal in _TIMER_SIGNALS.items():
+        if timer_signal == number and handler in (signal.SIG_DFL, None) and signal.getitimer(which)[0] > 0:
+            raise PermissionError(
+                errno.EPERM, f"the default action of {signal.Signals(number).name} would end the process that runs "
+                "every namespace context (the server) when the armed timer fires; disarm it first")
+
+
+def _keeping_timer_signals_handled(arm, timer):
+    """``signal.alarm`` or ``signal.setitimer`` that, in the process every namespace context shares,
+    does not arm a timer whose signal is at its default action, which ends the process (the
+    server: a cell's ``signal.alarm(1)`` ended it by SIGALRM): ``PermissionError`` saying to set a
+    handler first (``signal.signal``, then the timer calls it, as in python3) or to use a process
+    context. ``timer(*arguments)`` gives the timer's signal and its delay."""
+
+    def arm_(*arguments):
+        if _process_shared and not _forked_by_code:
+            try:
+                number, seconds = timer(*arguments)
+                at_default = number is not None and seconds > 0 and signal.getsignal(number) in (signal.SIG_DFL, None)
+            except (TypeError, ValueError):
+                at_default = False  # the real call raises as python3's
+            if at_default:
+                raise PermissionError(
+                    errno.EPERM, f"signal.{arm.__name__} would end the process that runs every namespace context (the "
+                    f"server) when {signal.Signals(number).name} comes at its default action; set a handler first "
+                    "(signal.signal), or arm it in a process context (isolation \"process\")")
+        return arm(*arguments)
+
+    return _posing_as(arm, arm_)
 
 
 _forked_by_code = False  # True in a process forked by user code: os._exit and os.abort end it
@@ -665,6 +769,8 @@ def _routing_signal(set_handler):
     def signal_(signalnum, handler, /):
         if not _forked_by_code and _is_stop_signal(signalnum):
             return _set_stop_signal_handler(set_handler, signalnum, handler)
+        if _guards_host_signals and not _forked_by_code and _process_shared:
+            _refuse_default_for_armed_timer(signalnum, handler)
         if _guards_host_signals and not _forked_by_code and _process_shared and signalnum in _HOST_SIGNALS:
             # The host keeps its own handling of these signals (a host's SIGTERM still shuts the
             # server down); the code's handler runs when it signals itself.
@@ -901,17 +1007,125 @@ def _announcing_write(posix_write):
 def end_program():
     """What python3 does after a program's last line, before it tears its modules down
     (``Py_FinalizeEx``): waits for the threads that are not daemons, runs the ``atexit`` handlers
-    (an exception in one is reported as python3 reports it, and the others still run), and
-    flushes the standard streams. The engine then lets the program's globals go. Returns what
+    (an exception in one is reported as python3 reports it, and the others still run), flushes
+    the standard streams, lets the last uncaught exception go (``sys.last_value``...) and puts
+    back the streams the program replaced (``sys.__stdout__``...), as python3 does before it
+    frees the modules. The engine then lets the program's globals go (what
+    their ``__del__`` methods print goes to the original streams). Returns what
     ``flush_standard_streams`` returns."""
     try:
         threading._shutdown()
     except BaseException as error:  # noqa: B036 -- python3 reports even a KeyboardInterrupt here and goes on
         _report_ignored(threading, error)
-    atexit._run_exitfuncs()
+    _run_exit_functions()
     failure = flush_standard_streams()
     _flush_open_files()
+    # finalize_modules_delete_special: the last uncaught exception let go (its frames' objects
+    # freed, on the program's streams), then the original streams back.
+    sys.last_type = sys.last_value = sys.last_traceback = None
+    sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__
     return failure
+
+
+def _run_exit_functions():
+    """``atexit``'s handlers, run as python3 runs them at exit, where no Python frame runs: an
+    exception of a handler that is not Python code (a builtin) is reported without a traceback,
+    not with this function's frame, which ``PyErr_WriteUnraisable`` would give it."""
+    hook = sys.unraisablehook
+
+    def without_engine_frame(unraisable):
+        traceback = unraisable.exc_traceback
+        if traceback is not None and traceback.tb_next is None \
+                and traceback.tb_frame.f_code.co_filename.startswith(_ENGINE_FILENAME_PREFIX):
+            unraisable = type(unraisable)((unraisable.exc_type, unraisable.exc_value, None,
+                                           unraisable.err_msg, unraisable.object))
+        hook(unraisable)
+
+    sys.unraisablehook = without_engine_frame
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        if sys.unraisablehook is without_engine_frame:
+            sys.unraisablehook = hook
+
+
+def begin_teardown():
+    """Called as the engine lets a program's globals go at its end: CPython's own printer of
+    unraisable exceptions (a ``__del__`` that raises) then shows frames without their source lines,
+    as python3's does once its modules are gone; a hook the program set is left to it."""
+    if sys.unraisablehook is sys.__unraisablehook__:
+        sys.unraisablehook = _teardown_unraisable_hook
+
+
+def _teardown_unraisable_hook(unraisable):
+    file = sys.stderr
+    if file is None:
+        return
+    try:
+        file.write(pykernel_traceback.format_unraisable(unraisable, source_lines=False))
+        file.flush()
+    except Exception:  # noqa: BLE001 -- as CPython's printer when the stream fails: on descriptor 2
+        _write_stderr(pykernel_traceback.format_unraisable(unraisable, source_lines=False))
+
+
+def globals_keepers(namespace):
+    """Weak references to the functions of a program's globals (at its top level and in its
+    classes): each holds the globals (``__globals__``), so one still alive once the engine let them
+    go and collected is what keeps them (a hook or callback another module holds: a
+    ``warnings.showwarning``, a ``sys.excepthook``)."""
+    import weakref
+    keepers = []
+    for value in list(namespace.values()):
+        for candidate in [value, *(vars(value).values() if isinstance(value, type) else ())]:
+            if isinstance(candidate, (staticmethod, classmethod)):
+                candidate = candidate.__func__
+            if isinstance(candidate, types.FunctionType) and candidate.__globals__ is namespace:
+                keepers.append(weakref.ref(candidate))
+    return keepers
+
+
+def clear_surviving_globals(keepers):
+    """What python3's ``Py_FinalizeEx`` does to globals still alive after the engine's collection
+    because another module holds one of their functions (a hook): it drops every module from
+    ``sys.modules`` and collects, and globals no longer reachable then are freed (in the order their
+    values were set, ``__del__`` methods printing). Globals still reachable from what outlives that
+    step -- ``sys`` and ``builtins`` (cleared last, when nothing prints any more) and ``threading``
+    (which the interpreter keeps for its shutdown) -- are left alone, as are all while a daemon
+    thread runs (python3 has stopped them by then; here one would see its globals go)."""
+    if any(thread.daemon and thread.is_alive() for thread in threading.enumerate()):
+        return
+    alive = [function for function in (keeper() for keeper in keepers) if function is not None]
+    if not alive:
+        return
+    namespace = alive[0].__globals__
+    del alive
+    if not _outlives_the_modules(namespace):
+        namespace.clear()
+
+
+# What python3 deletes from sys before it drops the modules (finalize_modules_delete_special).
+_SYS_DELETED_FIRST = frozenset(("modules", "path", "argv", "ps1", "ps2", "last_type", "last_value",
+                                "last_traceback", "path_hooks", "path_importer_cache", "meta_path",
+                                "__interactivehook__"))
+
+
+def _outlives_the_modules(target):
+    """Whether ``target`` is reachable from ``sys``, ``builtins`` or ``threading`` without going
+    through another module or its globals (python3 drops and clears those first)."""
+    import gc
+    module_dicts = {id(vars(module)) for module in list(sys.modules.values()) if isinstance(module, types.ModuleType)}
+    stack = [value for name, value in vars(sys).items() if name not in _SYS_DELETED_FIRST]
+    stack += list(vars(builtins).values()) + list(vars(threading).values())
+    seen = set()
+    while stack:
+        candidate = stack.pop()
+        if candidate is target:
+            return True
+        if id(candidate) in seen or id(candidate) in module_dicts or isinstance(candidate, types.ModuleType):
+            continue
+        seen.add(id(candidate))
+        stack.extend(gc.get_referents(candidate))
+    return False
 
 
 def _flush_open_files():
@@ -1011,6 +1225,17 @@ def restore_streams():
         sys.stdout, sys.stderr, sys.stdin = _streams
 
 
+def decode_file_source(data):
+    """A file's text as python3 decodes it to run it (PEP 263: a UTF-8 byte order mark or a coding
+    cookie in the first two lines, else UTF-8), or ``None`` when it cannot be decoded so (compiling
+    the bytes then raises python3's ``SyntaxError``)."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding)
+    except (SyntaxError, LookupError, UnicodeDecodeError):
+        return None
+
+
 def end_run(cells, filename, code, exc, saved_env, to_excepthook=False):
     """Restores the environment, forgets a cell nothing can refer to any more, and describes the
     exception (if any) as ``(name, value, traceback)``. With ``to_excepthook`` (a file run whose
@@ -1030,13 +1255,27 @@ def end_run(cells, filename, code, exc, saved_env, to_excepthook=False):
         if isinstance(exc, SystemExit):
             handled = to_excepthook and _process_streams and _print_exit_code(exc)
         else:
+            if to_excepthook and _process_streams:
+                # As python3's PyErr_Print: kept until the end of the program (with the frames'
+                # objects, freed after the threads and atexit handlers).
+                sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, exc.__traceback__
             handled = to_excepthook and _call_excepthook(exc)
         record = (pykernel_traceback.exception_name(exc),
-                  pykernel_traceback.exception_value(exc),
-                  "" if handled else pykernel_traceback.format_exception(exc))
+                  _as_printed(pykernel_traceback.exception_value(exc)),
+                  "" if handled else _as_printed(pykernel_traceback.format_exception(exc)))
     if code is None or not _defines_code(code):
         del cells[filename]  # no function, class or lambda of this cell can show up in a later traceback
     return record
+
+
+def _as_printed(text):
+    """The text as python3's stderr writes it: a lone surrogate (which the record's UTF-8 cannot
+    carry) as its backslash escape."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _print_exit_code(exc):
@@ -1046,30 +1285,58 @@ def _print_exit_code(exc):
     code = exc.code
     if code is None or isinstance(code, int):
         return True
+    stderr = sys.stderr
     try:
-        if sys.stderr is None:
-            os.write(2, f"{code}\n".encode(errors="backslashreplace"))
+        if stderr is None:
+            os.write(2, str(code).encode(errors="backslashreplace"))
         else:
-            sys.stderr.write(str(code))
-            sys.stderr.write("\n")
+            stderr.write(str(code))
     except Exception:  # noqa: BLE001,S110 -- python3 clears what printing the code raised
         pass
+    try:  # then the newline, whatever became of the code (PySys_WriteStderr)
+        if stderr is None:
+            os.write(2, b"\n")
+        else:
+            stderr.write("\n")
+    except Exception:  # noqa: BLE001 -- on C's stderr then, as PySys_WriteStderr falls back
+        try:
+            os.write(2, b"\n")
+        except OSError:
+            pass
     return True
 
 
 def _call_excepthook(exc):
     """Calls the program's ``sys.excepthook`` with an uncaught exception, as python3 does; when the
-    hook itself raises, prints what python3 prints then and leaves the exception's own traceback
-    to the record (returns ``False``)."""
+    hook itself raises, prints what python3 prints then (``PyErr_PrintEx``): on the process's own
+    streams with CPython's printer, the original exception too (returns ``True``: its stderr's
+    error handler, its "lost sys.stderr" when that is closed or gone); in a context the hook's
+    error with the port, leaving the exception's own traceback to the record (returns ``False``)."""
     try:
         sys.excepthook(type(exc), exc, exc.__traceback__)
         return True
     except BaseException as error:  # noqa: B036 -- python3 reports any failure of the hook
-        print("Error in sys.excepthook:", file=sys.stderr)
         error = error.with_traceback(error.__traceback__.tb_next)  # without this function's frame
-        print(pykernel_traceback.format_exception(error), end="", file=sys.stderr)
-        print("\nOriginal exception was:", file=sys.stderr)
+        _write_stderr("Error in sys.excepthook:\n")
+        if _process_streams:
+            sys.__excepthook__(type(error), error, error.__traceback__)
+            _write_stderr("\nOriginal exception was:\n")
+            sys.__excepthook__(type(exc), exc, exc.__traceback__)
+            return True
+        _write_stderr(pykernel_traceback.format_exception(error))
+        _write_stderr("\nOriginal exception was:\n")
         return False
+
+
+def _write_stderr(text):
+    """``PySys_WriteStderr``: on ``sys.stderr``, else (none, closed, failing) on descriptor 2."""
+    try:
+        sys.stderr.write(text)
+    except Exception:  # noqa: BLE001 -- python3 falls back to C's stderr whatever the failure
+        try:
+            os.write(2, text.encode(errors="backslashreplace"))
+        except OSError:
+            pass
 
 
 def _defines_code(code):

@@ -49,7 +49,8 @@ import re
 import sys
 import tokenize
 
-__all__ = ["format_exception", "exception_name", "exception_value"]
+__all__ = ["format_exception", "format_thread_exception", "format_unraisable",
+           "exception_name", "exception_value"]
 
 # Python/traceback.c and Include/internal/pycore_traceback.h
 _TB_HEADER = "Traceback (most recent call last):\n"
@@ -147,12 +148,94 @@ def format_exception(exc, *, skip_frames=0):
     return "".join(ctx.out)
 
 
+def format_thread_exception(args):
+    """Return what ``threading.__excepthook__`` (``_thread._excepthook``,
+    thread_excepthook_file in Modules/_threadmodule.c) prints for *args*
+    (``threading.ExceptHookArgs``), with source lines of ``<...>``
+    pseudo-files taken from linecache."""
+    name = None
+    if args.thread is not None:
+        name = getattr(args.thread, "name", None)
+    try:
+        shown = str(name) if name is not None else str(_thread_ident())
+    except Exception:
+        shown = ""
+    text = "Exception in thread %s:\n" % shown
+    value = args.exc_value
+    if value is None or not isinstance(value, BaseException):
+        import traceback
+        return text + "".join(traceback.format_exception_only(args.exc_type, value))
+    if value.__traceback__ is None and args.exc_traceback is not None:
+        value.__traceback__ = args.exc_traceback      # as _PyErr_Display does
+    return text + format_exception(value)
+
+
+def _thread_ident():
+    import _thread
+    return _thread.get_ident()
+
+
+def format_unraisable(unraisable, *, source_lines=True):
+    """Return what ``sys.__unraisablehook__`` (write_unraisable_exc_file in
+    Python/errors.c) prints for *unraisable* (``sys.UnraisableHookArgs``):
+    the message and object, the traceback's frames (PyTraceBack_Print, with
+    source lines of ``<...>`` pseudo-files taken from linecache), then the
+    exception's type and value -- no chain, no notes.
+
+    Without *source_lines* the frames have none, as when the interpreter
+    frees a program's objects as it ends (its modules are gone by then, and
+    with them the ``io`` the C printer opens files with)."""
+    ctx = _Context(None, 0)
+    ctx.source_lines = source_lines
+    obj, err_msg = unraisable.object, unraisable.err_msg
+    if obj is not None:
+        if err_msg is not None:
+            ctx.write(_str_or(err_msg, "") + ": ")
+        else:
+            ctx.write("Exception ignored in: ")
+        try:
+            ctx.write(repr(obj))
+        except Exception:
+            ctx.write("<object repr() failed>")
+        ctx.write("\n")
+    elif err_msg is not None:
+        ctx.write(_str_or(err_msg, "") + ":\n")
+    if unraisable.exc_traceback is not None:
+        try:
+            _traceback_print_indented(ctx, unraisable.exc_traceback, 0, "", "",
+                                      _TB_HEADER)
+        except Exception:
+            pass
+    exc_type = unraisable.exc_type
+    if exc_type is None:
+        return "".join(ctx.out)
+    module = getattr(exc_type, "__module__", None)
+    if not isinstance(module, str):
+        ctx.write("<unknown>")
+    elif module not in ("builtins", "__main__"):
+        ctx.write(module + ".")
+    qualname = getattr(exc_type, "__qualname__", None)
+    ctx.write(qualname if isinstance(qualname, str) else "<unknown>")
+    if unraisable.exc_value is not None:
+        ctx.write(": " + _str_or(unraisable.exc_value, "<exception str() failed>"))
+    ctx.write("\n")
+    return "".join(ctx.out)
+
+
+def _str_or(obj, fallback):
+    try:
+        return str(obj)
+    except Exception:
+        return fallback
+
+
 class _Context:
     """struct exception_print_context (pythonrun.c) plus the output buffer."""
 
-    __slots__ = ("out", "seen", "depth", "need_close", "top", "skip")
+    __slots__ = ("out", "seen", "depth", "need_close", "top", "skip", "source_lines")
 
     def __init__(self, top, skip):
+        self.source_lines = True  # False: frames without their lines (see format_unraisable)
         self.out = []
         self.seen = set()
         self.depth = 0          # exception_group_depth
@@ -442,10 +525,12 @@ def _as_if_parsed_from_file(exc, filename, lineno, text, offset, end_offset):
     # (raise_unclosed_parentheses_error) are told apart here.
     # After "\\" continuations the parser's text holds the continued lines
     # too; a file gives only the last.
+    # (The text's last line is what follows its last inner "\n": empty when
+    # the continued lines end with an empty one.)
     end_lineno = exc.end_lineno
+    last_line = (text[:-1] if text.endswith("\n") else text).rsplit("\n", 1)[-1]
     if (1 <= lineno <= len(lines)
-            and text.rstrip("\n").rsplit("\n", 1)[-1].encode(
-                "utf-8", "replace") == lines[lineno - 1][:-1]
+            and last_line.encode("utf-8", "replace") == lines[lineno - 1][:-1]
             and (text.endswith("\n")
                  or (isinstance(end_lineno, int) and end_lineno > lineno)
                  or str(exc.msg).endswith("' was never closed"))):
@@ -700,7 +785,7 @@ def _tb_displayline(ctx, tb, code, indent, margin):
     ctx.write('  File "%s", line %d, in %s\n'
               % (filename, tb.tb_lineno, code.co_name))
 
-    source_line = _read_source_line(filename, tb.tb_lineno)
+    source_line = _read_source_line(filename, tb.tb_lineno) if ctx.source_lines else None
     if source_line is None:
         return
     # display_source_line_with_margin: remove the indentation of the line

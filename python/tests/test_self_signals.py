@@ -228,6 +228,55 @@ def test_code_that_closes_every_descriptor_leaves_the_server_serving(kernel):
     assert reply["stdout"] == "shell\n" and reply["exit_code"] == 0, reply
 
 
+def test_descriptors_the_server_opens_while_serving_are_spared(kernel):
+    """A process context's worker channel and a running session command's pipes, made after
+    set-up: a namespace context's `os.closerange(3, ...)` (or `os.close`, `os.dup2`) over them
+    ended the worker and left the server hanging on the command."""
+    ctx = kernel.create_context(isolation="process")
+    assert kernel.run_code("print('worker')", context=ctx).stdout == "worker\n"
+    kernel.create_session("spared")
+    command = kernel.execute_session_command("spared", "echo start; read x; echo got $x", run_async=True)
+    code = ("import os\nfor fd in sorted(int(n) for n in os.listdir('/proc/self/fd') if int(n) > 2):\n"
+            "    try:\n        os.dup2(0, fd)\n    except OSError:\n        pass\n" + CLOSE_EVERYTHING)
+    assert kernel.run_code(code, timeout=20).stdout == "closed\n"
+    assert kernel.run_code("print('same worker')", context=ctx).stdout == "same worker\n"
+    kernel.send_session_command_input("spared", command.cmd_id, "input\n")
+    logs = kernel.get_session_command_logs("spared", command.cmd_id, on_stdout=lambda text: None)
+    assert (logs.stdout, logs.exit_code) == ("start\ngot input\n", 0), logs
+    reply = kernel.call("process.exec", {"command": "echo shell"})
+    assert reply["stdout"] == "shell\n" and reply["exit_code"] == 0, reply
+
+
+def test_set_blocking_and_fdopen_spare_the_servers_descriptors(kernel):
+    """`os.set_blocking(fd, False)` on the server's protocol made it read end-of-input (it
+    exited); `os.fdopen(fd).close()` closed it. Both fail with EBADF on the engine's descriptors
+    and work on the code's own."""
+    code = ("import os\nfor fd in sorted(int(n) for n in os.listdir('/proc/self/fd') if int(n) > 2):\n    try:\n"
+            "        os.set_blocking(fd, False)\n        os.fdopen(fd).close()\n    except OSError:\n        pass\n"
+            "r, w = os.pipe()\nos.set_blocking(r, False)\nprint(os.get_blocking(r))\nos.fdopen(r).close()\nos.close(w)\nprint('done')")
+    for isolation in ISOLATIONS:
+        ctx = kernel.create_context(isolation=isolation)
+        assert kernel.run_code(code, context=ctx, timeout=20).stdout == "False\ndone\n"
+        _still_serving(kernel, ctx)
+
+
+def test_timers_whose_signal_would_end_the_shared_server_are_refused(kernel):
+    """`signal.alarm(1)` (or `setitimer`) in a namespace context ended the server by SIGALRM:
+    at the signal's default action it is refused; with the code's handler it is armed and the
+    handler runs, as in python3. A process context's worker ends by it, as python3 would."""
+    refused = kernel.run_code("import signal\nfor arm in (lambda: signal.alarm(1), lambda: signal.setitimer(signal.ITIMER_VIRTUAL, 0.1)):\n"
+                              "    try:\n        arm()\n    except PermissionError as e:\n        print(e.errno, 'process context' in str(e))")
+    assert refused.stdout == "1 True\n1 True\n", refused
+    handled = kernel.run_code("import signal, time\nsignal.signal(signal.SIGALRM, lambda s, f: print('alarm', s))\n"
+                              "signal.setitimer(signal.ITIMER_REAL, 0.05)\ntry:\n    signal.signal(signal.SIGALRM, signal.SIG_DFL)\n"
+                              "except PermissionError as e:\n    print(e.errno)\nsignal.pause()\nprint('after')", timeout=20)
+    assert handled.stdout == "1\nalarm 14\nafter\n", handled
+    ctx = kernel.create_context(isolation="process")
+    crashed = kernel.run_code("import signal, time\nsignal.alarm(1)\ntime.sleep(10)", context=ctx, timeout=20)
+    assert crashed.status == "crashed" and "signal 14" in crashed.error.value, crashed
+    assert kernel.run_code("print('server alive')").stdout == "server alive\n"
+
+
 def test_a_descriptor_number_the_server_gave_up_is_the_codes(kernel):
     """Descriptors are the engine's by number and by what they are (device, inode): a number the
     engine closed after noting it, now the code's own file, is the code's to close."""

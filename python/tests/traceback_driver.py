@@ -103,7 +103,22 @@ def set_recursion_headroom():
     sys.setrecursionlimit(RECURSION_LIMIT + depth + 1)
 
 
+def install_cell_hooks():
+    # As the engine does for contexts (pykernel_runtime.install): CPython's printers for a
+    # thread's uncaught exception and for unraisable ones read source lines from files only, so
+    # the port prints what they print, with the cells' lines.
+    import threading
+
+    def thread_hook(args):
+        if args.exc_type is not SystemExit:
+            sys.stderr.write(pykernel_traceback.format_thread_exception(args))
+
+    threading.excepthook = thread_hook
+    sys.unraisablehook = lambda unraisable: sys.stderr.write(pykernel_traceback.format_unraisable(unraisable))
+
+
 def format_cells(cells):
+    install_cell_hooks()
     filenames = ["<cell-%d>" % n for n in range(1, len(cells) + 1)]
     for source, filename in zip(cells, filenames):
         # As the engine registers a cell (pykernel_runtime.begin_run).

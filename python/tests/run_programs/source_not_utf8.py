@@ -1,0 +1,3 @@
+# No cookie, and a byte that is not UTF-8 on line 3.
+print('never runs')
+name = 'é'
