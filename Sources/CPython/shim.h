@@ -31,8 +31,20 @@
 typedef struct { const char *fname; void *fbase; const char *sname; void *saddr; } pykernel_dl_info;
 extern int pykernel_dladdr(const void *address, pykernel_dl_info *info) __asm__("dladdr");
 
-/// Whether `function` is code of the loaded libpython (the image holding `Py_Initialize`).
+// CPython's code in a program that links its static build (the `pykernel` program: Package.swift,
+// `staticPythonLinking`): `scripts/setup` puts it in one section, whose bounds the linker defines.
+// Weak: absent (null) where the shared libpython3.11.so is linked (the libraries, the tests).
+extern const char __start_pykernel_cpython_text[] __attribute__((weak));
+extern const char __stop_pykernel_cpython_text[] __attribute__((weak));
+
+/// Whether `function` is CPython's code: within its section in a program linking the static
+/// build (where everything shares one image), else in the loaded libpython (the image holding
+/// `Py_Initialize`).
 static inline int pykernel_is_libpython_code(const void *function) {
+    if (__start_pykernel_cpython_text != 0) {
+        const char *address = (const char *)function;
+        return address >= __start_pykernel_cpython_text && address < __stop_pykernel_cpython_text;
+    }
     pykernel_dl_info python, other;
     if (pykernel_dladdr((const void *)&Py_Initialize, &python) == 0 || pykernel_dladdr(function, &other) == 0) return 0;
     return python.fbase == other.fbase;
