@@ -8,16 +8,25 @@ let strictSettings: [SwiftSetting] = [
 ]
 
 /// The `pykernel` program links CPython as `/usr/bin/python3.11` does: Debian's static build
-/// (`libpython3.11.a`: non-position-independent, runs Python code up to 2× faster than the shared
-/// library) into an executable that is not position-independent and exports the C API to extension
-/// modules. `scripts/setup` makes the one relocatable object of that archive (`ld -r`; members of an
-/// archive would be hidden by the static Swift runtime's `--exclude-libs ALL`). The Swift runtime is
-/// linked statically too: a non-PIE executable bound to the shared one gets glibc's "direct reference
-/// to protected function" warnings. Libraries and tests link the shared `libpython3.11.so`
-/// (`CPythonSharedLibrary`). docs/architecture.md, "Linking CPython", says more.
+/// (`libpython3.11.a`: not position-independent; Python code ~15 % faster than with the shared
+/// library, about 2× when this host is in its slow mode) into an executable that is not
+/// position-independent and exports the C API to extension modules. `scripts/setup` makes one
+/// relocatable object of that archive (`ld -r`: members of an archive would be hidden by the static
+/// Swift runtime's `--exclude-libs ALL`), its code in one section the engine recognises CPython's
+/// signal handlers by. The Swift runtime and Foundation are linked statically too (with the
+/// archives and libraries Foundation's own need): a non-PIE executable bound to the shared ones
+/// gets glibc's "direct reference to protected function" warnings. Libraries and tests link the
+/// shared `libpython3.11.so` (`CPythonSharedLibrary`). docs/architecture.md, "Linking CPython".
 let staticPythonObject = "\(Context.packageDirectory)/.build/python-static/libpython3.11.o"
 let staticPythonLinking: [LinkerSetting] = [
-    .unsafeFlags(["-use-ld=lld", "-static-stdlib", "-Xlinker", "-no-pie", staticPythonObject, "-lz", "-lexpat", "-Xlinker", "--start-group", "-lFoundationNetworking", "-lFoundationInternationalization", "-lFoundationEssentials", "-lFoundation", "-lCoreFoundation", "-l_CFURLSessionInterface", "-l_FoundationICU", "-l_FoundationCShims", "-l_FoundationCollections", "-Xlinker", "--end-group", "-lcurl", "-lstdc++"], .when(platforms: [.linux])),
+    .unsafeFlags(
+        [
+            "-use-ld=lld", "-static-stdlib", "-Xlinker", "-no-pie", staticPythonObject, "-lz", "-lexpat",
+            "-Xlinker", "--start-group",
+            "-lFoundationNetworking", "-lFoundationInternationalization", "-lFoundationEssentials", "-lFoundation",
+            "-lCoreFoundation", "-l_CFURLSessionInterface", "-l_FoundationICU", "-l_FoundationCShims", "-l_FoundationCollections",
+            "-Xlinker", "--end-group", "-lcurl", "-lstdc++",
+        ], .when(platforms: [.linux])),
 ]
 
 let package = Package(
