@@ -187,17 +187,9 @@ public final class KernelManager: Sendable {
         timeout: Duration? = .seconds(600), outputLimit: Int = 1 << 20, filename: String? = nil,
         allowStdin: Bool = false
     ) throws(KernelError) -> Execution {
-        guard !isShutDown.withLock({ $0 }) else {
-            throw KernelError(.shutDown, "The kernel manager is shutting down and accepts no more runs.")
-        }
-        let record = try record(context)
-        try Self.validate(environment)
-        if let timeout, timeout <= .zero {
-            throw KernelError(.invalidArgument, "The timeout must be positive (or nil for none).")
-        }
-        return try submit(to: record, outputLimit: outputLimit, allowStdin: allowStdin) { output in
-            PendingRun(context: record, code: code, filename: filename, environment: environment, timeout: timeout, output: output)
-        }
+        try submitCode(
+            code, fileContents: nil, in: context, environment: environment, timeout: timeout, outputLimit: outputLimit,
+            filename: filename, allowStdin: allowStdin)
     }
 
     /// Submits a file's contents to run as `python3 FILE` runs it: like
@@ -219,17 +211,29 @@ public final class KernelManager: Sendable {
         _ contents: [UInt8], filename: String, in context: ContextID = .default,
         timeout: Duration? = .seconds(600), outputLimit: Int = 1 << 20, allowStdin: Bool = false
     ) throws(KernelError) -> Execution {
+        try submitCode(
+            String(decoding: contents, as: UTF8.self), fileContents: contents, in: context, environment: [:], timeout: timeout,
+            outputLimit: outputLimit, filename: filename, allowStdin: allowStdin)
+    }
+
+    /// The checks and the submission of ``run(_:in:environment:timeout:outputLimit:filename:allowStdin:)``
+    /// and ``runFile(_:filename:in:timeout:outputLimit:allowStdin:)`` (`fileContents`: a file's bytes).
+    private func submitCode(
+        _ code: String, fileContents: [UInt8]?, in context: ContextID, environment: [String: String], timeout: Duration?,
+        outputLimit: Int, filename: String?, allowStdin: Bool
+    ) throws(KernelError) -> Execution {
         guard !isShutDown.withLock({ $0 }) else {
             throw KernelError(.shutDown, "The kernel manager is shutting down and accepts no more runs.")
         }
         let record = try record(context)
+        try Self.validate(environment)
         if let timeout, timeout <= .zero {
             throw KernelError(.invalidArgument, "The timeout must be positive (or nil for none).")
         }
         return try submit(to: record, outputLimit: outputLimit, allowStdin: allowStdin) { output in
             PendingRun(
-                context: record, code: String(decoding: contents, as: UTF8.self), filename: filename, environment: [:],
-                timeout: timeout, output: output, fileContents: contents)
+                context: record, code: code, filename: filename, environment: environment, timeout: timeout, output: output,
+                fileContents: fileContents)
         }
     }
 
