@@ -85,6 +85,18 @@ package enum NativeArguments {
     /// The tuple of its positional arguments, however many (`METH_VARARGS`): for a callable
     /// CPython calls with a tuple it built anyway, such as a signal handler `(signum, frame)`.
     case tuple
+    /// None (`METH_NOARGS`): the second parameter is always null.
+    case none
+}
+
+extension NativeArguments {
+    fileprivate var methodFlags: Int32 {
+        switch self {
+        case .one: METH_O
+        case .tuple: METH_VARARGS
+        case .none: METH_NOARGS
+        }
+    }
 }
 
 extension PyOwned {
@@ -96,7 +108,7 @@ extension PyOwned {
         let definition = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: 1)
         definition.initialize(to: PyMethodDef(
             ml_name: strdup(name), ml_meth: function,
-            ml_flags: arguments == .one ? METH_O : METH_VARARGS, ml_doc: nil))
+            ml_flags: arguments.methodFlags, ml_doc: nil))
         guard let callable = PyOwned(stealing: PyCFunction_NewEx(definition, context?.pointer, nil)) else {
             throw PythonError.fetch()
         }

@@ -180,6 +180,7 @@ final class InterpreterState {
         let stderrWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStderr)
         let stdoutBytesWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStdoutBytes)
         let stderrBytesWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStderrBytes)
+        let flush = try PyOwned.nativeFunction(name: "flush", NativeStreams.flush, arguments: .none)
         let onStopSignal = try PyOwned.nativeFunction(
             name: "on_stop_signal", RunSupervisor.onStopSignal, context: module, arguments: .tuple)
         let capture = configuration.captureFileDescriptors ? PyBorrowed.true : PyBorrowed.false
@@ -187,7 +188,7 @@ final class InterpreterState {
         let guardExit = configuration.guardsProcessExit ? PyBorrowed.true : PyBorrowed.false
         let processStreams = configuration.usesProcessStandardStreams ? PyBorrowed.true : PyBorrowed.false
         _ = try module.attribute("install").borrowed.call(
-            stdoutWrite.borrowed, stderrWrite.borrowed, stdoutBytesWrite.borrowed, stderrBytesWrite.borrowed,
+            stdoutWrite.borrowed, stderrWrite.borrowed, stdoutBytesWrite.borrowed, stderrBytesWrite.borrowed, flush.borrowed,
             capture, onStopSignal.borrowed, signal.borrowed, guardExit, processStreams)
         runtime.signals.start(interpreterThread: pthread_self(), handledSignal: configuration.interruptSignal)
         let routeSignal = try PyOwned.nativeFunction(name: "route_signal", SignalRouting.routeSignal)

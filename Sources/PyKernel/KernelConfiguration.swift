@@ -35,6 +35,11 @@ public struct KernelConfiguration: Sendable {
     /// beyond it is refused with ``KernelError/Code/runQueueFull`` instead of queued, so a
     /// client that submits faster than code runs cannot grow the engine's memory without bound.
     public var runQueueLimit: Int
+    /// How long a run's output may wait to be coalesced with later writes before it is handed out
+    /// as an event (default 20 ms; output also goes once 64 KiB are waiting, and at the run's
+    /// end). A flush of `sys.stdout` or `sys.stderr` (`print(..., flush=True)`, logging's stream
+    /// handlers) hands out what is waiting at once.
+    public var outputCoalescingWindow: Duration
 
     public init(
         workingDirectory: String = FileManager.default.currentDirectoryPath,
@@ -44,7 +49,8 @@ public struct KernelConfiguration: Sendable {
         timeoutGracePeriod: Duration = .seconds(2),
         guardsProcessExit: Bool = true,
         usesProcessStandardStreams: Bool = false,
-        runQueueLimit: Int = KernelConfiguration.defaultRunQueueLimit
+        runQueueLimit: Int = KernelConfiguration.defaultRunQueueLimit,
+        outputCoalescingWindow: Duration = .milliseconds(20)
     ) {
         self.workingDirectory = workingDirectory
         self.virtualEnvironment = virtualEnvironment
@@ -54,6 +60,7 @@ public struct KernelConfiguration: Sendable {
         self.guardsProcessExit = guardsProcessExit
         self.usesProcessStandardStreams = usesProcessStandardStreams
         self.runQueueLimit = runQueueLimit
+        self.outputCoalescingWindow = outputCoalescingWindow
     }
 
     /// 10,000 queued runs.

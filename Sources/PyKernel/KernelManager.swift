@@ -267,7 +267,8 @@ public final class KernelManager: Sendable {
         guard !runtime.supervisor.isStuck else { throw KernelError(.interpreterBusy, interpreterBusyMessage) }
         let (supervisor, interpreter) = (runtime.supervisor, interpreter)
         let output = RunOutput(
-            context: record.id, resultLimit: max(outputLimit, 0), allowsInput: allowStdin, hub: runtime.output,
+            context: record.id, resultLimit: max(outputLimit, 0), allowsInput: allowStdin,
+            coalescingWindow: configuration.outputCoalescingWindow, hub: runtime.output,
             deadlines: runtime.deadlines,
             onReaderGone: { output, cancelled in
                 // Nobody reads it any more: a wait for input gets end of file; a run still queued

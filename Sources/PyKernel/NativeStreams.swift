@@ -5,13 +5,22 @@ extension OutputStreamName {
     var unencodable: UnencodableText { self == .stdout ? .surrogateEscape : .backslashReplace }
 }
 
-/// The native functions behind `sys.stdout.write`, `sys.stderr.write` and their `.buffer.write`.
+/// The native functions behind `sys.stdout.write`, `sys.stderr.write`, their `.buffer.write`, and
+/// the streams' `flush`.
 /// Python calls them with the GIL held; the path of every write.
 enum NativeStreams {
     static let writeStdout: NativeFunctionPointer = { _, argument in writeText(.stdout, argument) }
     static let writeStderr: NativeFunctionPointer = { _, argument in writeText(.stderr, argument) }
     static let writeStdoutBytes: NativeFunctionPointer = { _, argument in writeBytes(.stdout, argument) }
     static let writeStderrBytes: NativeFunctionPointer = { _, argument in writeBytes(.stderr, argument) }
+
+    /// `flush()` of both text streams and their buffers: hands out the run's queued output now.
+    static let flush: NativeFunctionPointer = { _, _ in
+        runtime._withUnsafeGuaranteedRef { runtime in
+            runtime.output.flushFromPython(owner: runtime.threadOwners.ownerOfCurrentThread())
+        }
+        return PyBorrowed.newNoneReference()
+    }
 
     private static func writeText(_ stream: OutputStreamName, _ argument: PyPointer?) -> PyPointer? {
         guard let argument = PyBorrowed(argument) else { return nil }

@@ -156,6 +156,21 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
         }
     }
 
+    /// The code flushed a standard stream: the output written so far to the owner's run in
+    /// progress (see ``writeFromPython(_:_:owner:fromInterpreterThread:waiting:signalsPending:)``),
+    /// descriptor output included, is handed out now. Output held for a later run stays held.
+    func flushFromPython(owner: ContextID?) {
+        lock.lock()
+        // A flush still pending covers what comes after it too (the reader collects it all): the
+        // stage stays armed for the next print.
+        if let run = runLocked(for: owner), !run.flushPendingLocked {
+            collectStagedLocked()
+            if descriptorActivity.load(ordering: .relaxed) { drainDescriptorsLocked() }
+            run.flushLocked()
+        }
+        lock.unlock()
+    }
+
     /// The first ``writePiece`` bytes of a longer write, shortened to end on a character boundary
     /// (unless that would leave nothing: bytes that are not UTF-8 are cut anywhere).
     private static func firstPiece(of bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {

@@ -40,6 +40,9 @@ final class ChunkQueue {
     @exclusivity(unchecked) private var mergeableStream: OutputStreamName?
     /// When the oldest unread byte was written.
     @exclusivity(unchecked) private(set) var oldestWrite: ContinuousClock.Instant?
+    /// Whether the code flushed a stream since the queue was last empty: what it holds is due at
+    /// once, not at the end of the coalescing window.
+    @exclusivity(unchecked) var flushRequested = false
 
     deinit { openBuffer?.deallocate() }
 
@@ -134,6 +137,7 @@ final class ChunkQueue {
         openCount = 0
         mergeableStream = nil
         oldestWrite = nil
+        flushRequested = false
     }
 
     /// Takes the oldest unread chunk, or only its first `maxBytes` bytes when it holds more (the
@@ -164,6 +168,7 @@ final class ChunkQueue {
             head = 0
             mergeableStream = nil
             oldestWrite = openCount > 0 ? .now : nil
+            if openCount == 0 { flushRequested = false }
         } else {
             oldestWrite = .now
         }
@@ -181,9 +186,13 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     }
 
     /// Chunks are handed out once this many bytes are waiting, or `coalescingWindow` after the
-    /// oldest unread write, whichever comes first.
+    /// oldest unread write, whichever comes first (at once after a flush: ``flushLocked()``).
     static let flushBytes = 64 * 1024
-    static let coalescingWindow = Duration.milliseconds(20)
+    /// ``KernelConfiguration/outputCoalescingWindow``.
+    private let coalescingWindow: Duration
+    /// The least time between two hand-outs that a flush makes due: code that flushes after
+    /// every write (logging handlers) costs the reader a wake-up per millisecond at most.
+    static let flushSpacing = Duration.milliseconds(1)
     /// The most bytes of output in one event: more waiting in one stream is handed out in several.
     static let maxChunkBytes = 1 << 20
 
@@ -208,6 +217,8 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     /// Every rich result of the run, in order (for ``ExecutionResult/results``).
     @exclusivity(unchecked) private var results: [RichResult] = []
     @exclusivity(unchecked) private var outcome: Outcome?
+    /// When the reader last took a chunk (for ``flushSpacing``).
+    @exclusivity(unchecked) private var lastHandout: ContinuousClock.Instant?
     /// Set (after `outcome`) when the run has ended: spinning readers poll it without the lock,
     /// which would otherwise make the run's own writes wait for them.
     private let hasOutcome = Atomic<Bool>(false)
@@ -236,11 +247,13 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     private var waiterToken = 0
 
     init(
-        context: ContextID, resultLimit: Int, allowsInput: Bool = false, hub: OutputHub, deadlines: DeadlineTimer,
+        context: ContextID, resultLimit: Int, allowsInput: Bool = false, coalescingWindow: Duration,
+        hub: OutputHub, deadlines: DeadlineTimer,
         onReaderGone: @escaping @Sendable (_ output: RunOutput, _ cancelled: Bool) -> Void = { _, _ in }
     ) {
         self.context = context
         self.allowsInput = allowsInput
+        self.coalescingWindow = coalescingWindow
         self.onReaderGone = onReaderGone
         self.hub = hub
         self.deadlines = deadlines
@@ -277,6 +290,19 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     /// ends (before its result is made) or the caller stops reading (before the queue is dropped).
     private func recordUnreadLocked() {
         queue.forEachUnread { recordLocked($0, $1) }
+    }
+
+    /// Whether a flush waits for the reader (``flushLocked()`` then has nothing to add).
+    var flushPendingLocked: Bool { queue.flushRequested }
+
+    /// The code flushed `sys.stdout` or `sys.stderr` (`print(..., flush=True)`, a logging handler):
+    /// what is queued is handed out now instead of at the end of the coalescing window. Writes
+    /// that come while the reader is busy with it still go out together, and flushed output goes
+    /// at most once per ``flushSpacing`` (a logging loop flushes after every record).
+    func flushLocked() {
+        guard !abandoned, !queue.isEmpty else { return }
+        queue.flushRequested = true
+        if hasWaiter { wakeWaiterLocked() }
     }
 
     /// Takes a rich result (never refused: results are not subject to the output limit).
@@ -356,7 +382,9 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
             return
         }
         guard let waiter else { return }
-        if hasEndedLocked || waiterWantsAnyOutput || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1 || queue.headIsResult {
+        if hasEndedLocked || waiterWantsAnyOutput || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1 || queue.headIsResult
+            || queue.flushRequested
+        {
             self.waiter = nil
             waiter.resume()
         }
@@ -487,8 +515,9 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     private func nextStepLocked() -> Step {
         hub.collectStagedLocked()
         if let oldest = queue.oldestWrite {
-            guard isDueLocked(oldest) else { return .wait(until: oldest + Self.coalescingWindow) }
+            guard isDueLocked(oldest) else { return .wait(until: dueTimeLocked(oldest)) }
             let chunk = queue.popFirst(maxBytes: Self.maxChunkBytes)!
+            lastHandout = .now
             hub.lock.broadcast()
             if let result = chunk.result { return .event(.result(result)) }
             if let input = chunk.input { return .event(.inputRequest(input)) }
@@ -556,14 +585,23 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     /// Whether queued output (the oldest written at `oldest`) should be handed out now.
     private func isDueLocked(_ oldest: ContinuousClock.Instant) -> Bool {
         hasEndedLocked || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1 || queue.headIsResult
-            || ContinuousClock.now >= oldest + Self.coalescingWindow
+            || ContinuousClock.now >= dueTimeLocked(oldest)
+    }
+
+    /// When queued output (the oldest written at `oldest`) is due if nothing else comes: at the
+    /// end of the coalescing window, or once flushed (no sooner than ``flushSpacing`` after the
+    /// last hand-out).
+    private func dueTimeLocked(_ oldest: ContinuousClock.Instant) -> ContinuousClock.Instant {
+        let windowEnd = oldest + coalescingWindow
+        guard queue.flushRequested else { return windowEnd }
+        return min(windowEnd, lastHandout.map { $0 + Self.flushSpacing } ?? oldest)
     }
 
     /// Whether the reader would wait now (and until when), without taking anything.
     private func peekLocked() -> Step {
         hub.collectStagedLocked()
         if let oldest = queue.oldestWrite {
-            return isDueLocked(oldest) ? .end : .wait(until: oldest + Self.coalescingWindow)
+            return isDueLocked(oldest) ? .end : .wait(until: dueTimeLocked(oldest))
         }
         return !hasEndedLocked ? .wait(until: nil) : .end
     }

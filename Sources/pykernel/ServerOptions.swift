@@ -25,6 +25,9 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Process-context workers kept started ahead of demand (default 2; filled at start with --isolation process or when given, else at the first process context).")
     var poolSize: Int?
 
+    @Option(help: "How long (seconds) a run's output may wait to be sent with later output (default 0.02); a flush of sys.stdout or sys.stderr sends it at once.")
+    var outputInterval: Double?
+
     @Option(help: .hidden)
     var workingDirectory: String?
 
@@ -44,6 +47,7 @@ struct ServerOptions: ParsableArguments {
     var workerArguments: [String] {
         // Workers log warnings and errors only: the last lines go into crash reports.
         ["--worker", "--log-level", logLevel == "debug" ? "debug" : "warning"] + (venv.map { ["--venv", $0] } ?? []) + (preload.map { ["--preload", $0] } ?? [])
+            + (outputInterval.map { ["--output-interval", "\($0)"] } ?? [])
     }
 
     /// The levels `--log-level` takes (each includes the ones before it).
@@ -57,6 +61,9 @@ struct ServerOptions: ParsableArguments {
             throw ValidationError("--preload: \"\(module)\" is not a module name.")
         }
         if let timeoutGrace, !(timeoutGrace >= 0) { throw ValidationError("--timeout-grace must not be negative.") }
+        if let outputInterval, !(0...3600).contains(outputInterval) {
+            throw ValidationError("--output-interval must be between 0 and 3600 seconds.")
+        }
         guard KernelContexts.Isolation(rawValue: isolation) != nil else {
             throw ValidationError("--isolation must be namespace or process.")
         }
@@ -122,6 +129,7 @@ struct ServerOptions: ParsableArguments {
         if let venv { configuration.virtualEnvironment = venv }
         if let workingDirectory { configuration.workingDirectory = workingDirectory }
         if let timeoutGrace { configuration.timeoutGracePeriod = .milliseconds(Int64(timeoutGrace * 1000)) }
+        if let outputInterval { configuration.outputCoalescingWindow = .microseconds(Int64(outputInterval * 1_000_000)) }
         return configuration
     }
 

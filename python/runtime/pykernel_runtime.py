@@ -73,11 +73,11 @@ class KernelStream(io.TextIOBase):
     write_through = True  # no buffer of its own: each write goes straight to the engine, as python3's stdio does
     mode = "w"
 
-    def __init__(self, name, fd, write_bytes):
+    def __init__(self, name, fd, write_bytes, flush):
         super().__init__()
         self._name = name
         self._fd = fd
-        self.buffer = _with_write(KernelBinaryStream, write_bytes)(name, fd)
+        self.buffer = _with_write(KernelBinaryStream, write_bytes, flush)(name, fd)
         # What the native write does with lone surrogates, as python3's streams in a UTF-8 locale.
         self.errors = self._native_errors = "surrogateescape" if name == "<stdout>" else "backslashreplace"
 
@@ -137,9 +137,6 @@ class KernelStream(io.TextIOBase):
         if self._fd is None:
             raise io.UnsupportedOperation("fileno")
         return self._fd
-
-    def flush(self):
-        pass
 
     def close(self):
         """Kept open: closing a captured stream would lose the rest of the run's output."""
@@ -376,15 +373,15 @@ def _unraisable_hook(unraisable):
         pass
 
 
-def _with_write(cls, write):
-    """A subclass of ``cls`` whose ``write`` is the native function ``write``. On the class, not
-    the instance, so code that sets ``sys.stdout.write`` and later deletes it gets it back, as with
-    ``python3``'s streams."""
-    return type(cls.__name__, (cls,), {"write": write, "__module__": cls.__module__,
+def _with_write(cls, write, flush):
+    """A subclass of ``cls`` whose ``write`` and ``flush`` are the native functions given (a
+    flush hands the run's output out at once). On the class, not the instance, so code that sets
+    ``sys.stdout.write`` and later deletes it gets it back, as with ``python3``'s streams."""
+    return type(cls.__name__, (cls,), {"write": write, "flush": flush, "__module__": cls.__module__,
                                        "__qualname__": cls.__qualname__})
 
 
-def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
+def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes, flush,
             fd_capture, on_stop_signal, stop_signal, guard_process_exit, process_streams):
     """Points the standard streams at the engine, installs the stop-signal handler (the native
     ``on_stop_signal``, which raises the pending stop) and, with ``guard_process_exit``, keeps
@@ -395,8 +392,8 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes,
     global _process_streams
     _process_streams = process_streams
     if not process_streams:
-        sys.stdout = sys.__stdout__ = _with_write(KernelStream, stdout_write)("<stdout>", out_fd, stdout_write_bytes)
-        sys.stderr = sys.__stderr__ = _with_write(KernelStream, stderr_write)("<stderr>", err_fd, stderr_write_bytes)
+        sys.stdout = sys.__stdout__ = _with_write(KernelStream, stdout_write, flush)("<stdout>", out_fd, stdout_write_bytes, flush)
+        sys.stderr = sys.__stderr__ = _with_write(KernelStream, stderr_write, flush)("<stderr>", err_fd, stderr_write_bytes, flush)
         sys.stdin = sys.__stdin__ = KernelInput(in_fd)
         global _streams
         _streams = (sys.stdout, sys.stderr, sys.stdin)

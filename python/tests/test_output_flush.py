@@ -1,0 +1,94 @@
+"""A flush of the standard streams sends the output written so far at once.
+
+The server runs with `--output-interval 600`: output that nobody flushes waits for the run's end
+(or 64 KiB), so a `code.output` notification that arrives while the code still waits can only
+come from the flush. Each run flushes one way, then waits until the test has seen the output
+(a file the test creates); unflushed output would leave both waiting until the test gives up.
+"""
+
+import pytest
+
+from pykernel_raw import RawServer
+
+
+@pytest.fixture(scope="module")
+def server(pykernel_bin):
+    raw = RawServer(pykernel_bin, ["--output-interval", "600"])
+    yield raw
+    raw.kill()
+
+
+@pytest.fixture(scope="module", params=["namespace", "process"])
+def context(request, server):
+    created = server.result("context.create", {"isolation": request.param})
+    yield created["id"]
+    server.call("context.delete", {"context": created["id"]})
+
+
+def wait_for_file(path):
+    return ("import os as _os, time as _time\n_end = _time.monotonic() + 60\n"
+            f"while not _os.path.exists({str(path)!r}) and _time.monotonic() < _end:\n"
+            "    _time.sleep(0.005)\n")
+
+
+FLUSHES = {
+    "print(flush=True)": ("print('a', flush=True)\n", [("stdout", "a\n")]),
+    "sys.stdout.flush()": ("import sys\nsys.stdout.write('b')\nsys.stdout.flush()\n", [("stdout", "b")]),
+    "sys.stderr.buffer.flush()": ("import sys\nsys.stderr.buffer.write(b'c\\n')\nsys.stderr.buffer.flush()\n",
+                                  [("stderr", "c\n")]),
+    "a logging handler": ("import logging, sys\nlog = logging.getLogger('flush-test')\n"
+                          "handler = logging.StreamHandler(sys.stderr)\nlog.addHandler(handler)\n"
+                          "log.warning('d')\nlog.removeHandler(handler)\n", [("stderr", "d\n")]),
+    "a thread's flush": ("import threading\nt = threading.Thread(target=lambda: print('e', flush=True))\n"
+                         "t.start()\nt.join()\n", [("stdout", "e\n")]),
+    "stream order": ("import sys\nprint('x')\nsys.stderr.write('y\\n')\nprint('z', flush=True)\n",
+                     [("stdout", "x\n"), ("stderr", "y\n"), ("stdout", "z\n")]),
+    "descriptor output": ("import os, sys\nos.write(1, b'f\\n')\nsys.stdout.flush()\n", [("stdout", "f\n")]),
+}
+
+
+@pytest.mark.parametrize("name", FLUSHES)
+def test_a_flush_sends_the_output_while_the_code_runs(server, context, name, tmp_path):
+    code, expected = FLUSHES[name]
+    signal = tmp_path / "seen"
+    id = server.request("code.run", {"code": code + wait_for_file(signal) + "print('end')\n", "context": context})
+    received = []
+    while sum(len(text) for _, text in received) < sum(len(text) for _, text in expected):
+        message = server.wait_for(
+            lambda m: m.get("method") == "code.output" and m["params"].get("request_id") == id, timeout=30,
+            what=f"the flushed output of {name!r}")
+        received.append((message["params"]["stream"], message["params"]["text"]))
+    signal.touch()
+    result = server.response(id)["result"]
+    assert result["status"] == "ok", result
+    # Chunks of one stream in a row may be split anywhere; joined they are what was written.
+    merged = []
+    for stream, text in received:
+        if merged and merged[-1][0] == stream:
+            merged[-1] = (stream, merged[-1][1] + text)
+        else:
+            merged.append((stream, text))
+    assert merged == expected
+    assert result["stdout"].endswith("end\n")
+
+
+def test_output_interval_is_checked(pykernel_bin):
+    import subprocess
+    for value in ["-1", "nan", "3601"]:
+        completed = subprocess.run([pykernel_bin, "serve", f"--output-interval={value}"], input=b"",
+                                   capture_output=True, timeout=30)
+        assert completed.returncode != 0
+        assert b"--output-interval must be between 0 and 3600 seconds." in completed.stderr
+
+
+def test_unflushed_output_waits_for_the_interval(server, context, tmp_path):
+    """With `--output-interval 600` (passed on to process contexts' workers too), a print waits:
+    it leaves with the flush 0.3 s later, in one chunk."""
+    signal = tmp_path / "seen"
+    code = "import time\nprint('x')\ntime.sleep(0.3)\nprint('z', flush=True)\n" + wait_for_file(signal)
+    id = server.request("code.run", {"code": code, "context": context})
+    message = server.wait_for(lambda m: m.get("method") == "code.output" and m["params"].get("request_id") == id,
+                              timeout=30, what="the flushed output")
+    signal.touch()
+    assert server.response(id)["result"]["status"] == "ok"
+    assert message["params"]["text"] == "x\nz\n"
