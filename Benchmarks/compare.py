@@ -52,6 +52,11 @@ FIRST_RESULT_CODE = 'import json; print(json.dumps({"a": 1}))'
 FIRST_RESULT_TEXT = '{"a": 1}'
 # Error round trip: an exception in a warm context, answered with its full record (traceback).
 ERROR_CODE = "1/0"
+# The timeout rows: each run is stopped by its timeout (the server's own for pykernel; a timer of the
+# client followed by an interrupt for the worker and Jupyter, which have none of their own).
+TIMEOUT_SECONDS = 0.05
+TIMEOUT_CODES = {"loop": "while True: pass", "sleep": "import time\ntime.sleep(1000)"}
+
 INTERRUPT_CODES = {
     "loop": "print('go', flush=True)\nwhile True: pass",
     "sleep": "import time\nprint('go', flush=True)\ntime.sleep(1000)",
@@ -894,6 +899,7 @@ class Bench:
         self.section("100 MB outputs", self.bulk_outputs)
         self.section("memory", self.memory)
         self.section("interrupt latency", self.interrupts)
+        self.section("timeout latency", self.timeouts)
         self.section("MCP round trip", self.mcp_round_trip)
         self.section("chart run", self.chart_run)
         self.section("process contexts", self.process_contexts)
@@ -1407,6 +1413,79 @@ class Bench:
             worker.close()
 
 
+    def timeouts(self) -> None:
+        """How late after its timeout a run's answer arrives: from sending the run, minus the
+        timeout (50 ms). pykernel stops the run itself (its deadline counts from the run's start,
+        a few tens of µs after the request is sent); the worker's and Jupyter's callers keep the
+        time and interrupt, as their users must."""
+        rows = {name: self.results.row(f"timeout_{name}", f"Timeout latency: `{code.splitlines()[-1]}` with a {TIMEOUT_SECONDS * 1000:.0f} ms timeout",
+                                       "time", "from sending the run until its answer arrived, minus the timeout", short=f"timeout {name}")
+                for name, code in TIMEOUT_CODES.items()}
+        client = PyKernelClient(self.binary, self.log_path)
+        context = client.create_context()
+        try:
+            for name, code in TIMEOUT_CODES.items():
+                samples, server_side = [], []
+                for index in range(self.reps(100, 20) + 3):
+                    started = time.perf_counter()
+                    result = client.wait(client.send("code.run", {"code": code, "context": context, "timeout": TIMEOUT_SECONDS}), timeout=30)
+                    elapsed = time.perf_counter() - started
+                    if result["status"] != "timeout":
+                        raise RuntimeError(f"pykernel run ended {result['status']}")
+                    if index >= 3:
+                        samples.append(elapsed - TIMEOUT_SECONDS)
+                        server_side.append(result["duration"] - TIMEOUT_SECONDS)
+                Results.add(rows[name], "pykernel", "pykernel `code.run` with `timeout` (protocol)", samples)
+                Results.add(rows[name], "pykernel", "pykernel: the result's `duration` minus the timeout (from the deadline to the result, "
+                            "in the server; reference)", server_side, reference=True)
+        finally:
+            client.close()
+
+        def after_timeout(started: float) -> None:
+            remaining = started + TIMEOUT_SECONDS - time.perf_counter()
+            if remaining > 0:
+                time.sleep(remaining)
+
+        kernel = JupyterKernel(self.process_log)
+        try:
+            for name, code in TIMEOUT_CODES.items():
+                samples = []
+                for index in range(self.reps(30, 5) + 1):
+                    started = time.perf_counter()
+                    message_id = kernel.client.execute(code)
+                    after_timeout(started)
+                    kernel.manager.interrupt_kernel()
+                    reply = kernel.wait_reply(message_id, timeout=60)
+                    elapsed = time.perf_counter() - started
+                    if reply["content"].get("status") != "error":
+                        raise RuntimeError(f"Jupyter run ended {reply['content'].get('status')}")
+                    kernel.drain()
+                    if index:
+                        samples.append(elapsed - TIMEOUT_SECONDS)
+                Results.add(rows[name], "jupyter", "Jupyter: the caller's timer, `interrupt_kernel()` → execute_reply", samples)
+        finally:
+            kernel.close()
+
+        worker = WorkerClient(self.python)
+        worker.ping()
+        try:
+            for name, code in TIMEOUT_CODES.items():
+                samples = []
+                for index in range(self.reps(100, 20) + 3):
+                    started = time.perf_counter()
+                    worker.request({"code": code})
+                    after_timeout(started)
+                    os.kill(worker.pid, signal.SIGINT)
+                    ended, _ = worker.until_control(timeout=30)
+                    elapsed = time.perf_counter() - started
+                    if ended != "interrupted":
+                        raise RuntimeError(f"the worker's run ended {ended}")
+                    if index >= 3:
+                        samples.append(elapsed - TIMEOUT_SECONDS)
+                Results.add(rows[name], "worker", "process worker: the caller's timer, SIGINT → `interrupted`", samples)
+        finally:
+            worker.close()
+
     # (7) pykernel mcp through the official MCP client ----------------------------------------
 
     def mcp_round_trip(self) -> None:
@@ -1857,6 +1936,11 @@ def evaluate_targets(rows: list[dict]) -> list[dict]:
         if interrupt:
             target(f"interrupt latency ({name}): median ≤ 0.1 ms", format_value(interrupt["median"], "time"),
                    interrupt["median"] <= 100e-6)
+    for name in TIMEOUT_CODES:
+        lateness = entry(rows, f"timeout_{name}", "pykernel", reference=True)
+        if lateness:
+            target(f"timeout latency ({name}): the server's, deadline → result, median ≤ 0.1 ms",
+                   format_value(lateness["median"], "time"), lateness["median"] <= 100e-6)
     throughput = entry(rows, "throughput", "pykernel")
     if throughput:
         mbps = throughput["mb_per_s"]["median"]

@@ -68,6 +68,16 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     }
 
     static let resignalInterval = Duration.milliseconds(250)
+    /// How long before a run's deadline the watchdog stops sleeping and watches the clock instead
+    /// (yielding the processor): a timed wait ends late by the timer's slack (50 µs) and, on a
+    /// virtual machine, a halted processor's wake-up (60-110 µs measured here), which the stop
+    /// would otherwise add to every timeout. At most this much processor time per timed-out run.
+    static let deadlineLead = Duration.microseconds(300)
+    /// How long before a run's deadline its stop is anticipated (the interpreter thread woken, its
+    /// stop handler waiting for the deadline, as for an interrupt request): the wake-up of a thread
+    /// blocked in a call (a signal's delivery, an idle processor's) then comes before the deadline
+    /// instead of after it. The code is paused for that long before it would have been stopped.
+    static let deadlineAnticipation = Duration.microseconds(150)
 
     private let lock = ConditionLock()
     private var current: CurrentRun?
@@ -275,17 +285,37 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
             lock.unlock()
             return false
         }
+        let wake = anticipateLocked(thread: thread, threadState: threadState)
+        lock.unlock()
+        wake()
+        return true
+    }
+
+    /// Marks a stop as being decided (the handler waits for the decision: ``takePendingStop()``)
+    /// and returns what wakes the interpreter thread, to call with the lock released: a trip for
+    /// running bytecode, the signal for a blocked call.
+    private func anticipateLocked(thread: pthread_t, threadState: PythonThreadState) -> () -> Void {
         let number = signalNumber
         stopAnticipated.store(true, ordering: .releasing)
         anticipatedHandlerDue.store(true, ordering: .relaxed)
-        lock.unlock()
-        if threadState.holdsGIL {
-            PythonSignals.tripForMainThread(number)
-        } else {
-            anticipationSignalled.store(true, ordering: .relaxed)
-            pthread_kill(thread, number)
+        return { [self] in
+            if threadState.holdsGIL {
+                PythonSignals.tripForMainThread(number)
+            } else {
+                anticipationSignalled.store(true, ordering: .relaxed)
+                pthread_kill(thread, number)
+            }
         }
-        return true
+    }
+
+    /// The current run's timeout is ``deadlineAnticipation`` away: anticipates it as a request
+    /// that may stop the run is (``anticipateStop(ifRunningIn:)``), for a run's first stop only,
+    /// and unless a request is being decided. The watchdog records the timeout at the deadline.
+    private func anticipateDeadlineLocked() -> (() -> Void)? {
+        guard let run = current, !run.reported, run.firstStop == nil, run.openInput == nil, pendingStop == nil,
+            !stopAnticipated.load(ordering: .acquiring), let thread = interpreterThread, let threadState = interpreterThreadState
+        else { return nil }
+        return anticipateLocked(thread: thread, threadState: threadState)
     }
 
     /// The request announced by ``anticipateStop(ifRunningIn:)`` was handled: a stop it requested
@@ -496,15 +526,24 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     private func watch() {
         lock.lock()
         var signal: Signal?
+        // Whether `signal` is a stop whose handler was woken ahead of it (a deadline's
+        // anticipation): sent only where that wake-up did not reach, as an interrupt request's.
+        var signalAnticipated = false
         var forward: (signal: Int32, runAge: Duration)?
         while true {
             if signal != nil || forward != nil {
                 // Sent unlocked (see `Signal`), then everything is looked at again.
-                let (pending, processes) = (signal, forward)
-                (signal, forward) = (nil, nil)
+                let (pending, processes, anticipated) = (signal, forward, signalAnticipated)
+                (signal, forward, signalAnticipated) = (nil, nil, false)
                 let threadID = interpreterThreadID
                 lock.unlock()
-                if let pending { deliver(pending) }
+                if let pending {
+                    if anticipated {
+                        _ = deliver(pending, onlyIfBlocked: true, anticipated: true)
+                    } else {
+                        deliver(pending)
+                    }
+                }
                 if let processes {
                     let count = RunProcesses.signal(processes.signal, startedBy: threadID, during: processes.runAge)
                     if count > 0 { logger.info("a stop not taken: signal \(processes.signal) sent to \(count) process(es) of the run") }
@@ -513,6 +552,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                 continue
             }
             var wake = ContinuousClock.now + .seconds(1)
+            var runDeadline: ContinuousClock.Instant?
             if let run = current {
                 let now = ContinuousClock.now
                 let due = run.nextSignal.map { now >= $0 } ?? true
@@ -524,10 +564,14 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                     let stop = Stop.timeout(seconds: timeout.seconds)
                     if now >= deadline {
                         // At the deadline at once (even during an interrupt's repeats), then repeated.
-                        if due || run.lastStop != stop { signal = requestLocked(stop) }
+                        if due || run.lastStop != stop {
+                            signalAnticipated = run.firstStop == nil && anticipatedHandlerDue.load(ordering: .relaxed)
+                            signal = requestLocked(stop)
+                        }
                         limits.append((deadline + grace, stop))
                     } else {
                         wake = min(wake, deadline)
+                        runDeadline = deadline
                     }
                 }
                 if let interrupted = run.interrupted {
@@ -543,6 +587,28 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                 if signal != nil || forward != nil { continue }
                 if !limits.isEmpty { wake = min(wake, current?.nextSignal ?? wake) }
                 for (limit, _) in limits where limit > now { wake = min(wake, limit) }
+            }
+            if let runDeadline, runDeadline == wake, let serial = current?.serial {
+                // Asleep until shortly before the deadline, then watching the clock until it; the
+                // stop is anticipated on the way (its handler waits for the deadline).
+                let untilLead = runDeadline - Self.deadlineLead - .now
+                if untilLead > .zero {
+                    lock.wait(timeout: untilLead)
+                    continue
+                }
+                lock.unlock()
+                let anticipation = runDeadline - Self.deadlineAnticipation
+                while ContinuousClock.now < anticipation { sched_yield() }
+                lock.lock()
+                guard current?.serial == serial, let wakeInterpreter = anticipateDeadlineLocked() else { continue }
+                lock.unlock()
+                wakeInterpreter()
+                while ContinuousClock.now < runDeadline { sched_yield() }
+                lock.lock()
+                // The run ended meanwhile (native code that never reached the handler): nothing
+                // is being decided any more. Else the deadline's stop, recorded next, decides.
+                if current?.serial != serial { stopAnticipated.store(false, ordering: .releasing) }
+                continue
             }
             lock.wait(timeout: max(wake - .now, .milliseconds(1)))
         }

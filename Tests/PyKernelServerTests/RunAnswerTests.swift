@@ -138,8 +138,8 @@ struct RunAnswerTests {
         let context = await harness.call("context.create")["id"] ?? .null
         let code = """
             import time
-            print('go', flush=True)
             try:
+                print('go', flush=True)
                 time.sleep(1000)
             except KeyboardInterrupt:
                 print('caught', flush=True)
@@ -163,8 +163,8 @@ struct RunAnswerTests {
         let context = await harness.call("context.create")["id"] ?? .null
         let code = """
             import time
-            print('go', flush=True)
             try:
+                print('go', flush=True)
                 time.sleep(1000)
             except KeyboardInterrupt:
                 time.sleep(1000)

@@ -212,9 +212,12 @@ struct InterruptEscalationTests {
         let code = """
             import os, time
             caught = 0
-            print('started', flush=True)
+            started = False
             while not os.path.exists(\(String(reflecting: flag))):
                 try:
+                    if not started:
+                        started = True
+                        print('started', flush=True)
                     time.sleep(0.05)
                 except BaseException:
                     caught += 1

@@ -157,17 +157,17 @@ struct StopTests {
         let manager = try await engine()
         let context = try await newContext()
         defer { discard(context) }
-        // One call of native code: a sum with the GIL held for tens of ms (no bytecode runs, so the
-        // eval breaker cannot act), the time it ended, then `time.sleep` without the GIL, where
+        // One call of native code: the marker printed, a sum with the GIL held for tens of ms (no
+        // bytecode runs, so the eval breaker cannot act: the stop cannot land between the marker
+        // and the sum), the time it ended, then `time.sleep` without the GIL, where
         // only a real signal stops it. The code prints when the sum ended and when the stop came
         // (`time.monotonic`: CLOCK_MONOTONIC, as the request's time taken below).
         let code = """
-            import itertools, time
+            import functools, itertools, time
             marks = []
-            print('started', flush=True)
             try:
-                list(itertools.chain(map(sum, [range(3_000_000)]), map(marks.append, itertools.starmap(time.monotonic, [()])),
-                                     map(time.sleep, [1000])))
+                list(itertools.chain(map(functools.partial(print, flush=True), ['started']), map(sum, [range(3_000_000)]),
+                                     map(marks.append, itertools.starmap(time.monotonic, [()])), map(time.sleep, [1000])))
             except KeyboardInterrupt:
                 print(marks[0], time.monotonic())
             """
@@ -196,10 +196,9 @@ struct StopTests {
         let context = try await newContext()
         defer { discard(context) }
         let code = """
-            import time, traceback
-            print('started', flush=True)
+            import functools, itertools, time, traceback
             try:
-                time.sleep(1000)
+                list(itertools.chain(map(functools.partial(print, flush=True), ['started']), map(time.sleep, [1000])))
             except KeyboardInterrupt:
                 print(traceback.format_exc(), end='')
             """
@@ -211,8 +210,8 @@ struct StopTests {
         #expect(record.result.stdout == """
             started
             Traceback (most recent call last):
-              File "<cell-1>", line 4, in <module>
-                time.sleep(1000)
+              File "<cell-1>", line 3, in <module>
+                list(itertools.chain(map(functools.partial(print, flush=True), ['started']), map(time.sleep, [1000])))
             KeyboardInterrupt
 
             """)
@@ -252,8 +251,8 @@ struct StopTests {
         defer { discard(context) }
         let iterator = try manager.run("""
             import time
-            print('started', flush=True)
             try:
+                print('started', flush=True)
                 time.sleep(30)
             except KeyboardInterrupt:
                 print('caught')

@@ -402,7 +402,7 @@ def test_close_kills_a_server_that_does_not_exit_in_time(pykernel_bin):
     interrupt (the server then does not exit on its own: see test_protocol's shutdown tests)."""
     client = PyKernel(pykernel_bin)
     started = threading.Event()
-    code = ("import time\nprint('started', flush=True)\nwhile True:\n    try:\n        time.sleep(30)\n"
+    code = ("import time\nwhile True:\n    try:\n        print('started', flush=True)\n        time.sleep(30)\n"
             "    except KeyboardInterrupt:\n        pass\n")
     thread, outcome = run_in_thread(client.run_code, code, on_stdout=lambda m: started.set())
     assert started.wait(10)

@@ -144,7 +144,11 @@ def test_stubborn_loop_killed_after_grace_while_others_answer(server):
 
 def test_interrupt_escalates_to_kill(server):
     context = create(server)["id"]
-    request = server.request("code.run", {"context": context, "code": "print('started', flush=True)\n" + STUBBORN})
+    # The marker comes once the stop signal is blocked, in one native call with the sleep (the
+    # eval breaker, which still reaches bytecode, cannot act between them).
+    code = STUBBORN.replace("time.sleep(60)\n", "import functools, itertools\n"
+                            "list(itertools.chain(map(functools.partial(print, flush=True), ['started']), map(time.sleep, [60])))\n")
+    request = server.request("code.run", {"context": context, "code": code})
     server.wait_for(lambda m: m.get("method") == "code.output" and m["params"]["request_id"] == request)
     assert server.result("code.interrupt", {"context": context}) == {"interrupted": True}
     result = server.response(request, timeout=30)["result"]

@@ -374,9 +374,10 @@ def test_swallowed_interrupts_escalate_like_a_timeout(pykernel_bin, tmp_path):
     raw = RawServer(pykernel_bin, ["--timeout-grace", "0.5"])
     try:
         flag = tmp_path / "stop"
-        code = ("import os, time\ncaught = 0\nprint('started', flush=True)\n"
+        code = ("import os, time\ncaught = 0\nstarted = False\n"
                 f"while not os.path.exists({str(flag)!r}):\n"
-                "    try:\n        time.sleep(0.05)\n    except BaseException:\n        caught += 1\n")
+                "    try:\n        if not started:\n            started = True\n            print('started', flush=True)\n"
+                "        time.sleep(0.05)\n    except BaseException:\n        caught += 1\n")
         id = raw.request("code.run", {"code": code, "timeout": 0})
         raw.wait_for(lambda m: m.get("params", {}).get("request_id") == id)
         sent = time.monotonic()
@@ -395,19 +396,23 @@ def test_swallowed_interrupts_escalate_like_a_timeout(pykernel_bin, tmp_path):
             time.sleep(0.02)  # polled: nothing announces the interpreter's recovery
         assert reply["result"]["stdout"] == "True\n"  # stopped repeatedly, then the interpreter recovered
         # An interrupt the code does not swallow is still answered at once.
-        id = raw.request("code.run", {"code": "import time\nprint('s', flush=True)\ntime.sleep(30)"})
+        # The marker and the sleep in one native call: the stop cannot land between them.
+        id = raw.request("code.run", {"code": "import functools, itertools, time\n"
+                                              "list(itertools.chain(map(functools.partial(print, flush=True), ['s']), map(time.sleep, [30])))"})
         raw.wait_for(lambda m: m.get("params", {}).get("request_id") == id and m.get("method") == "code.output")
         raw.result("code.interrupt", {"context": "default"})
         error = raw.response(id)["result"]["error"]
-        assert error["name"] == "KeyboardInterrupt" and "time.sleep(30)" in error["traceback"], error
+        assert error["name"] == "KeyboardInterrupt" and "map(time.sleep, [30])" in error["traceback"], error
     finally:
         raw.kill()
 
 
 STARTED = "print('started', flush=True)\n"
 # Python code blocking every signal on the interpreter thread while it loops (restored at its end).
-BLOCKING_SIGNALS = ("import signal\nsignal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())\n" + STARTED
-                    + "try:\n    while True:\n        pass\nfinally:\n    signal.pthread_sigmask(signal.SIG_SETMASK, [])\n")
+# The marker is printed inside the `try`: a stop sent as soon as the client has it (flushed output
+# arrives at once) must not land before the `try`.
+BLOCKING_SIGNALS = ("import signal\nsignal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())\n"
+                    + "try:\n    " + STARTED + "    while True:\n        pass\nfinally:\n    signal.pthread_sigmask(signal.SIG_SETMASK, [])\n")
 
 
 def started(id):
@@ -446,7 +451,7 @@ def test_a_caught_stop_is_not_raised_again(raw, stop):
     """A stop reaches a loop by the eval breaker and may also arrive as a signal: the second
     arrival raises nothing, neither in the code that caught the first nor in the next run."""
     name = "KeyboardInterrupt" if stop == "interrupt" else "TimeoutError"
-    code = (STARTED + "import time\ntry:\n    while True:\n        pass\nexcept BaseException as e:\n"
+    code = ("import time\ntry:\n    " + STARTED + "    while True:\n        pass\nexcept BaseException as e:\n"
             "    print('caught', type(e).__name__, flush=True)\ntime.sleep(0.1)\nx = sum(range(10**6))\nprint('after')\n")
     id = raw.request("code.run", {"code": code, **({"timeout": 0.3} if stop == "timeout" else {})})
     raw.wait_for(started(id))
@@ -667,7 +672,7 @@ def test_shutdown_sent_as_a_notification_shuts_down(raw):
 
 @pytest.mark.parametrize("how", ["shutdown", "SIGTERM"])
 def test_shutdown_does_not_wait_for_code_that_swallows_keyboardinterrupt(raw, how):
-    code = ("import time\nprint('started', flush=True)\nwhile True:\n    try:\n        time.sleep(30)\n"
+    code = ("import time\nwhile True:\n    try:\n        print('started', flush=True)\n        time.sleep(30)\n"
             "    except KeyboardInterrupt:\n        print('caught', flush=True)\n")
     run = raw.request("code.run", {"code": code})
     raw.wait_for(lambda m: m.get("params", {}).get("request_id") == run)
