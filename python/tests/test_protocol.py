@@ -446,12 +446,14 @@ def test_running_bytecode_is_stopped_without_a_signal(raw, stop):
     assert_stopped_where_it_ran(raw.response(id)["result"]["error"], "KeyboardInterrupt")
 
 
+@pytest.mark.parametrize("wait", ["while True:\n        pass", "time.sleep(30)"])
 @pytest.mark.parametrize("stop", ["interrupt", "timeout"])
-def test_a_caught_stop_is_not_raised_again(raw, stop):
-    """A stop reaches a loop by the eval breaker and may also arrive as a signal: the second
+def test_a_caught_stop_is_not_raised_again(raw, stop, wait):
+    """A stop reaches a loop by the eval breaker and may also arrive as a signal (a sleep by the
+    signal, anticipated before the request is decided or the deadline has come): the second
     arrival raises nothing, neither in the code that caught the first nor in the next run."""
     name = "KeyboardInterrupt" if stop == "interrupt" else "TimeoutError"
-    code = ("import time\ntry:\n    " + STARTED + "    while True:\n        pass\nexcept BaseException as e:\n"
+    code = ("import time\ntry:\n    " + STARTED + f"    {wait}\nexcept BaseException as e:\n"
             "    print('caught', type(e).__name__, flush=True)\ntime.sleep(0.1)\nx = sum(range(10**6))\nprint('after')\n")
     id = raw.request("code.run", {"code": code, **({"timeout": 0.3} if stop == "timeout" else {})})
     raw.wait_for(started(id))
