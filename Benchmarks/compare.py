@@ -846,6 +846,40 @@ def pipelined_workers(workers: list[WorkerClient], code: str, runs: int, timeout
                 del pending[descriptor]
 
 
+def interrupted_jupyter_runs(kernel: "JupyterKernel", reps: int, start) -> list[float]:
+    """`reps` runs (after one warm-up) each interrupted by `interrupt_kernel()` once `start()`,
+    which begins the run, returns its message id and the time to measure from: the seconds from
+    then until its `execute_reply` (an error) arrived."""
+    samples: list[float] = []
+    for index in range(reps + 1):
+        message_id, since = start()
+        kernel.manager.interrupt_kernel()
+        reply = kernel.wait_reply(message_id, timeout=60)
+        elapsed = time.perf_counter() - since
+        if reply["content"].get("status") != "error":
+            raise RuntimeError(f"Jupyter run ended {reply['content'].get('status')}")
+        kernel.drain()
+        if index:
+            samples.append(elapsed)
+    return samples
+
+
+def interrupted_worker_runs(worker: "WorkerClient", reps: int, start) -> list[float]:
+    """The same for the process worker (three warm-ups), interrupted by SIGINT once `start()`
+    returns the time to measure from: until its `interrupted`."""
+    samples: list[float] = []
+    for index in range(reps + 3):
+        since = start()
+        os.kill(worker.pid, signal.SIGINT)
+        ended, _ = worker.until_control(timeout=30)
+        elapsed = time.perf_counter() - since
+        if ended != "interrupted":
+            raise RuntimeError(f"the worker's run ended {ended}")
+        if index >= 3:
+            samples.append(elapsed)
+    return samples
+
+
 # ---------------------------------------------------------------------------------------------
 # The measurements
 # ---------------------------------------------------------------------------------------------
@@ -1375,20 +1409,12 @@ class Bench:
         kernel = JupyterKernel(self.process_log)
         try:
             for name, code in INTERRUPT_CODES.items():
-                samples = []
-                for index in range(self.reps(30, 5) + 1):
+                def started_jupyter(code=code) -> tuple[str, float]:
                     message_id = kernel.client.execute(code)
                     kernel.wait_stream(message_id, "go", timeout=60)
-                    started = time.perf_counter()
-                    kernel.manager.interrupt_kernel()
-                    reply = kernel.wait_reply(message_id, timeout=60)
-                    elapsed = time.perf_counter() - started
-                    if reply["content"].get("status") != "error":
-                        raise RuntimeError(f"Jupyter run ended {reply['content'].get('status')}")
-                    kernel.drain()
-                    if index:
-                        samples.append(elapsed)
-                Results.add(rows[name], "jupyter", "Jupyter `interrupt_kernel()` → execute_reply", samples)
+                    return message_id, time.perf_counter()
+                Results.add(rows[name], "jupyter", "Jupyter `interrupt_kernel()` → execute_reply",
+                            interrupted_jupyter_runs(kernel, self.reps(30, 5), started_jupyter))
         finally:
             kernel.close()
 
@@ -1396,19 +1422,12 @@ class Bench:
         worker.ping()
         try:
             for name, code in INTERRUPT_CODES.items():
-                samples = []
-                for index in range(self.reps(200, 30) + 3):
+                def started_worker(code=code) -> float:
                     ended, _ = worker.run(code, until_text="go")
                     assert ended == "output", ended
-                    started = time.perf_counter()
-                    os.kill(worker.pid, signal.SIGINT)
-                    ended, _ = worker.until_control(timeout=30)
-                    elapsed = time.perf_counter() - started
-                    if ended != "interrupted":
-                        raise RuntimeError(f"the worker's run ended {ended}")
-                    if index >= 3:
-                        samples.append(elapsed)
-                Results.add(rows[name], "worker", "process worker: SIGINT → `interrupted`", samples)
+                    return time.perf_counter()
+                Results.add(rows[name], "worker", "process worker: SIGINT → `interrupted`",
+                            interrupted_worker_runs(worker, self.reps(200, 30), started_worker))
         finally:
             worker.close()
 
@@ -1441,28 +1460,23 @@ class Bench:
         finally:
             client.close()
 
-        def after_timeout(started: float) -> None:
-            remaining = started + TIMEOUT_SECONDS - time.perf_counter()
-            if remaining > 0:
-                time.sleep(remaining)
+        def deadline_after(started: float) -> float:
+            """Sleeps until the timeout has passed since `started` (as the caller's timer does);
+            the deadline, which the measurement counts from."""
+            deadline = started + TIMEOUT_SECONDS
+            if deadline > time.perf_counter():
+                time.sleep(deadline - time.perf_counter())
+            return deadline
 
         kernel = JupyterKernel(self.process_log)
         try:
             for name, code in TIMEOUT_CODES.items():
-                samples = []
-                for index in range(self.reps(30, 5) + 1):
+                def timed_out_jupyter(code=code) -> tuple[str, float]:
                     started = time.perf_counter()
                     message_id = kernel.client.execute(code)
-                    after_timeout(started)
-                    kernel.manager.interrupt_kernel()
-                    reply = kernel.wait_reply(message_id, timeout=60)
-                    elapsed = time.perf_counter() - started
-                    if reply["content"].get("status") != "error":
-                        raise RuntimeError(f"Jupyter run ended {reply['content'].get('status')}")
-                    kernel.drain()
-                    if index:
-                        samples.append(elapsed - TIMEOUT_SECONDS)
-                Results.add(rows[name], "jupyter", "Jupyter: the caller's timer, `interrupt_kernel()` → execute_reply", samples)
+                    return message_id, deadline_after(started)
+                Results.add(rows[name], "jupyter", "Jupyter: the caller's timer, `interrupt_kernel()` → execute_reply",
+                            interrupted_jupyter_runs(kernel, self.reps(30, 5), timed_out_jupyter))
         finally:
             kernel.close()
 
@@ -1470,19 +1484,12 @@ class Bench:
         worker.ping()
         try:
             for name, code in TIMEOUT_CODES.items():
-                samples = []
-                for index in range(self.reps(100, 20) + 3):
+                def timed_out_worker(code=code) -> float:
                     started = time.perf_counter()
                     worker.request({"code": code})
-                    after_timeout(started)
-                    os.kill(worker.pid, signal.SIGINT)
-                    ended, _ = worker.until_control(timeout=30)
-                    elapsed = time.perf_counter() - started
-                    if ended != "interrupted":
-                        raise RuntimeError(f"the worker's run ended {ended}")
-                    if index >= 3:
-                        samples.append(elapsed - TIMEOUT_SECONDS)
-                Results.add(rows[name], "worker", "process worker: the caller's timer, SIGINT → `interrupted`", samples)
+                    return deadline_after(started)
+                Results.add(rows[name], "worker", "process worker: the caller's timer, SIGINT → `interrupted`",
+                            interrupted_worker_runs(worker, self.reps(100, 20), timed_out_worker))
         finally:
             worker.close()
 
