@@ -78,6 +78,10 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// blocked in a call (a signal's delivery, an idle processor's) then comes before the deadline
     /// instead of after it. The code is paused for that long before it would have been stopped.
     static let deadlineAnticipation = Duration.microseconds(150)
+    /// How long the watchdog watches, after an anticipated deadline, for the interpreter thread
+    /// letting go of the GIL with the stop not taken (then it signals at once; later, the repeat
+    /// after ``resignalInterval`` does).
+    private static let deadlineBlockWatch = Duration.milliseconds(1)
 
     private let lock = ConditionLock()
     private var current: CurrentRun?
@@ -539,7 +543,11 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                 lock.unlock()
                 if let pending {
                     if anticipated {
-                        _ = deliver(pending, onlyIfBlocked: true, anticipated: true)
+                        // As for an interrupt request: a thread that lets go of the GIL with the
+                        // stop not taken (it entered a blocking call) is signalled then.
+                        if !deliver(pending, onlyIfBlocked: true, anticipated: true) {
+                            _ = signalIfInterpreterBlocks(pending, within: Self.deadlineBlockWatch)
+                        }
                     } else {
                         deliver(pending)
                     }
