@@ -186,7 +186,9 @@ package enum PythonCode {
     /// `compile(..., "exec")`, from its bytecode and positions, without parsing:
     /// - a non-constant expression statement ends with `POP_TOP` right before the implicit
     ///   `return None`; both carry the statement's position, and a statement starting at column
-    ///   0 is a top-level one (`with` and `match` also end with a `POP_TOP`: those go to the parser);
+    ///   0 is a top-level one, as is one after a `;` on a line of simple statements that starts
+    ///   a logical line at column 0 (`with` and `match` also end with a `POP_TOP`: those go to the
+    ///   parser);
     /// - a constant one compiles to nothing: the implicit return then has a position no
     ///   instruction before it has (`pass` is recognized from its text);
     /// - anything else ending right before the return (a store, a jump) is not an expression.
@@ -215,7 +217,9 @@ package enum PythonCode {
         let sameStatement = (line, column, endLine, endColumn) == (previousLine, previousColumn, previousEndLine, previousEndColumn)
         if previous == storeName, isDocStore(codeObject, argument: Int(code[size - 5])) { return .unknown }
         if line < 1 { return .notExpression }  // an empty cell, or only comments
-        guard endLine >= line, let span = SourceSpan(source, line: Int(line), endLine: Int(endLine), endColumn: Int(endColumn)) else {
+        guard endLine >= line,
+            let span = SourceSpan(source, line: Int(line), column: Int(column), endLine: Int(endLine), endColumn: Int(endColumn))
+        else {
             return .unknown
         }
         // Positions of statements dropped on the line of another one are not kept: anything
@@ -223,7 +227,13 @@ package enum PythonCode {
         let tail = span.tail
         if tail == .other { return .unknown }
         if previous != popTop && sameStatement { return .notExpression }
-        guard column == 0, !span.followsContinuation else { return .unknown }
+        if column == 0 {
+            guard !span.followsContinuation else { return .unknown }
+        } else {
+            // After other statements on its line (`x = f(); x`): top-level when that line is a
+            // line of simple statements of the module (`if c: f()` is not).
+            guard span.followsSemicolon, span.lineIsTopLevelSimpleStatements else { return .unknown }
+        }
         if previous == popTop {
             guard sameStatement, !span.startsWithKeyword("with"), !span.startsWithKeyword("match") else { return .unknown }
             return .expression(popTop: size - 6, hidden: tail == .semicolon)
@@ -250,17 +260,18 @@ package enum PythonCode {
     package static func clear(_ dictionary: PyBorrowed) { PyDict_Clear(dictionary.pointer) }
 }
 
-/// A statement's source: from the start of line `line` (1-based) to column `endColumn` (UTF-8
-/// bytes) of line `endLine`.
+/// A statement's source: from column `column` of line `line` (1-based) to column `endColumn` of
+/// line `endLine` (columns in UTF-8 bytes, as code positions count them).
 private struct SourceSpan {
     let utf8: Substring.UTF8View
-    /// Where the statement starts, where it ends, and the end of the source.
+    /// Where the statement's first line starts, where the statement starts and where it ends.
+    let lineStart: Substring.UTF8View.Index
     let start: Substring.UTF8View.Index
     let end: Substring.UTF8View.Index
     /// The end of the line before the statement's first line (its start when it is the first line).
     let previousLineEnd: Substring.UTF8View.Index?
 
-    init?(_ source: String, line: Int, endLine: Int, endColumn: Int) {
+    init?(_ source: String, line: Int, column: Int, endLine: Int, endColumn: Int) {
         utf8 = source.utf8[...]
         var index = utf8.startIndex
         var previousLineEnd: Substring.UTF8View.Index?
@@ -269,7 +280,9 @@ private struct SourceSpan {
             previousLineEnd = newline
             index = utf8.index(after: newline)
         }
-        start = index
+        lineStart = index
+        guard let start = utf8.index(index, offsetBy: column, limitedBy: utf8.endIndex) else { return nil }
+        self.start = start
         for _ in line..<endLine {
             guard let newline = utf8[index...].firstIndex(of: UInt8(ascii: "\n")) else { return nil }
             index = utf8.index(after: newline)
@@ -287,6 +300,98 @@ private struct SourceSpan {
         var before = utf8.index(before: previousLineEnd)
         if utf8[before] == UInt8(ascii: "\r"), before > utf8.startIndex { before = utf8.index(before: before) }
         return utf8[before] == UInt8(ascii: "\\")
+    }
+
+    /// Whether the text before the statement on its line ends with a `;` (blanks aside).
+    var followsSemicolon: Bool {
+        var index = start
+        while index > lineStart {
+            index = utf8.index(before: index)
+            let byte = utf8[index]
+            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") { continue }
+            return byte == UInt8(ascii: ";")
+        }
+        return false
+    }
+
+    /// Whether the statement's line is a line of simple statements of the module: not indented,
+    /// not starting with a compound statement's keyword (soft ones too) or a decorator, and
+    /// starting a logical line (``Self/beginsLogicalLine(at:)``).
+    var lineIsTopLevelSimpleStatements: Bool {
+        guard lineStart < utf8.endIndex else { return false }
+        let first = utf8[lineStart]
+        if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") || first == UInt8(ascii: "\u{0C}") || first == UInt8(ascii: "@") {
+            return false
+        }
+        var wordEnd = lineStart
+        while wordEnd < utf8.endIndex, Self.isWordByte(utf8[wordEnd]) { wordEnd = utf8.index(after: wordEnd) }
+        let word = String(decoding: utf8[lineStart..<wordEnd], as: UTF8.self)
+        return !Self.compoundKeywords.contains(word) && beginsLogicalLine(at: lineStart)
+    }
+
+    private static let compoundKeywords: Set<String> = [
+        "if", "elif", "else", "for", "while", "with", "try", "except", "finally", "def", "class", "async", "match", "case",
+    ]
+
+    private static func isWordByte(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: "_") || (byte >= 48 && byte <= 57) || (byte | 0x20 >= 97 && byte | 0x20 <= 122) || byte >= 0x80
+    }
+
+    /// Whether a logical line starts at `position` (the start of a physical line): the source
+    /// before it leaves no bracket open, no string unterminated and no backslash continuation.
+    /// A lexer of brackets, strings (single and triple quoted, escapes; prefixes need no care)
+    /// and comments; anything it cannot follow answers `false`.
+    private func beginsLogicalLine(at position: Substring.UTF8View.Index) -> Bool {
+        let bytes = utf8[..<position]
+        var index = bytes.startIndex
+        var depth = 0
+        var continued = false
+        func at(_ offset: Int) -> UInt8? {
+            guard let target = bytes.index(index, offsetBy: offset, limitedBy: bytes.endIndex), target < bytes.endIndex else { return nil }
+            return bytes[target]
+        }
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            continued = false
+            switch byte {
+            case UInt8(ascii: "#"):
+                while index < bytes.endIndex, bytes[index] != UInt8(ascii: "\n") { index = bytes.index(after: index) }
+                continue
+            case UInt8(ascii: "("), UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+            case UInt8(ascii: ")"), UInt8(ascii: "]"), UInt8(ascii: "}"):
+                depth = max(depth - 1, 0)
+            case UInt8(ascii: "\\"):
+                if at(1) == UInt8(ascii: "\n") || (at(1) == UInt8(ascii: "\r") && at(2) == UInt8(ascii: "\n")) {
+                    index = bytes.index(index, offsetBy: at(1) == UInt8(ascii: "\n") ? 2 : 3)
+                    continued = true
+                    continue
+                }
+            case UInt8(ascii: "'"), UInt8(ascii: "\""):
+                let triple = at(1) == byte && at(2) == byte
+                index = bytes.index(index, offsetBy: triple ? 3 : 1)
+                while true {
+                    guard index < bytes.endIndex else { return false }  // a string still open
+                    let current = bytes[index]
+                    if current == UInt8(ascii: "\\") {
+                        guard let next = bytes.index(index, offsetBy: 2, limitedBy: bytes.endIndex) else { return false }
+                        index = next
+                        continue
+                    }
+                    if current == UInt8(ascii: "\n"), !triple { return false }  // not Python this lexer follows
+                    if current == byte, !triple || (at(1) == byte && at(2) == byte) {
+                        index = bytes.index(index, offsetBy: triple ? 3 : 1)
+                        break
+                    }
+                    index = bytes.index(after: index)
+                }
+                continue
+            default:
+                break
+            }
+            index = bytes.index(after: index)
+        }
+        return depth == 0 && !continued
     }
 
     /// Whether the statement starts with the word `keyword`.

@@ -59,6 +59,34 @@ def test_no_result_for_statements_none_and_semicolon(kernel):
         assert result.text is None, code
 
 
+# A cell's last statement after a `;`: its value shows when the line is one of simple statements
+# of the module (found from the bytecode), not inside a block, a bracket or a string (the parser
+# decides those); `;` at the end hides it. The expected texts are IPython's.
+AFTER_SEMICOLON = [
+    ("x = 6; x", "6"), ("x = 6; x * 7", "42"), ("x = 1; 2", "2"), ("x = 1; x;", None), ("x = 1; x ;  # c", None),
+    ("x = 1;  x", "1"), ("x = 1; y = 2; x + y", "3"), ("import math; math.pi", "3.141592653589793"),
+    ("x = {'a': 1}; x['a']", "1"), ("x = 0\nx += 1; x", "1"), ("del_me = 1; del del_me; 5", "5"),
+    ("f'{1}'; f'{2}'", "'2'"), ("'doc'; 1", "1"), ("x = '#'; x", "'#'"), ("x = ';'; x", "';'"), ("x = 's;'; x;", None),
+    ("x = r'\\''; x", repr("\\'")), ("x = 1  # a ( comment\nx; x", "1"),
+    ("while False: pass\nx = 2; x", "2"), ("def f(): return 3\nf(); f()", "3"),
+    ("class A: pass\nA.__name__; A.__name__", "'A'"), ("try: x = 1\nexcept: pass\nx; x + 1", "2"),
+    # Not a line of the module's simple statements: the value of a statement in a block is not shown.
+    ("if True: x = 3; x", None), ("for i in range(2): i; i", None), ("with open('/dev/null') as fh: fh; fh.name", None),
+    ("if True:\n    x = 1; x", None), ("if (True and\n True): x = 7; x", None), ("match = 3; match", "3"),
+    # A line that continues a bracket, a string or a backslash.
+    ("y = (1,\n 2); y", "(1, 2)"), ("x = [\n1]; x", "[1]"), ("s = '''a\nb'''; s", "'a\\nb'"),
+    ("x = b'''\n'''; x", "b'\\n'"), ("x = 5; \\\nx", "5"),
+    ("async def g(): return 1\nimport asyncio; await g()", "1"),
+]
+
+
+@pytest.mark.parametrize("code, shown", AFTER_SEMICOLON)
+def test_the_value_of_a_statement_after_a_semicolon(kernel, code, shown):
+    result = kernel.run_code(code)
+    assert result.status == "ok", result.error
+    assert result.text == shown
+
+
 def test_display_between_prints_arrives_between_them(kernel):
     events = []
     result = kernel.run_code(
