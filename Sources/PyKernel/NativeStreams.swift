@@ -1,4 +1,6 @@
 import EmbeddedPython
+import Glibc
+import Synchronization
 
 extension OutputStreamName {
     /// How the stream writes lone surrogates: as python3's stdout and stderr.
@@ -14,9 +16,11 @@ enum NativeStreams {
     static let writeStdoutBytes: NativeFunctionPointer = { _, argument in writeBytes(.stdout, argument) }
     static let writeStderrBytes: NativeFunctionPointer = { _, argument in writeBytes(.stderr, argument) }
 
-    /// `flush()` of both text streams and their buffers: hands out the run's queued output now.
+    /// `flush()` of both text streams and their buffers: hands out the run's queued output now
+    /// (nothing in a process forked by user code, whose writes go straight to the descriptors).
     static let flush: NativeFunctionPointer = { _, _ in
         runtime._withUnsafeGuaranteedRef { runtime in
+            guard !runtime.forkedByCode.load(ordering: .relaxed) else { return }
             runtime.output.flushFromPython(owner: runtime.threadOwners.ownerOfCurrentThread())
         }
         return PyBorrowed.newNoneReference()
@@ -51,6 +55,10 @@ enum NativeStreams {
     /// on every write).
     static func write(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer, runtime: Unmanaged<EmbeddedRuntime>) -> Bool {
         runtime._withUnsafeGuaranteedRef { runtime in
+            // A process forked by user code has none of the engine's threads, and the engine's
+            // locks may have been held by one of them at the fork: a stream kept from before the
+            // fork (its `sys.stdout` is a file on descriptor 1 by then) writes to the descriptor.
+            if runtime.forkedByCode.load(ordering: .relaxed) { return writeToDescriptor(stream, bytes) }
             if runtime.threadOwners.isInterpreterThread {
                 return runtime.output.writeFromInterpreterThread(
                     stream, bytes, waiting: { body in withGILReleased(body) }, signalsPending: { !PythonSignals.runPendingHandlers() })
@@ -60,6 +68,21 @@ enum NativeStreams {
                 waiting: { body in withGILReleased(body) },
                 signalsPending: { !PythonSignals.runPendingHandlers() })
         }
+    }
+
+    /// All of `bytes` to descriptor 1 or 2, as a forked child's own streams write them.
+    private static func writeToDescriptor(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        let descriptor: Int32 = stream == .stdout ? 1 : 2
+        var rest = bytes
+        while let base = rest.baseAddress, !rest.isEmpty {
+            let written = Glibc.write(descriptor, base, rest.count)
+            if written < 0 {
+                if errno == EINTR { continue }
+                return true  // python3's stream would raise at its flush; the bytes are lost either way
+            }
+            rest = UnsafeRawBufferPointer(rebasing: rest[written...])
+        }
+        return true
     }
 
     /// The process's runtime (it lives for the rest of the process), reached without the retain

@@ -95,6 +95,43 @@ print("status", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
         assert ok(server, code, ctx).stdout == "before\nchild\nstatus 5\n"
 
 
+def test_a_child_forked_while_the_engine_holds_its_locks_still_ends(server, ctx):
+    """A thread of the run flushes the engine's stream in a loop (taking the engine's output lock)
+    while the cell forks: a child then writes and flushes through the stream object kept from
+    before the fork and ends by returning (its streams are flushed as python3's are): it must
+    not wait for a lock that a thread it does not have held at the fork."""
+    code = """
+import os, sys, threading, time
+saved = sys.stdout
+stop = False
+def flusher():
+    while not stop:
+        sys.stdout.flush()
+threading.Thread(target=flusher, daemon=True).start()
+stuck = 0
+for _ in range(40):
+    pid = os.fork()
+    if pid == 0:
+        saved.write('child\\n')
+        saved.flush()
+        break
+    deadline = time.monotonic() + 10
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            stuck += 1
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            break
+        time.sleep(0.002)
+if pid:
+    stop = True
+    print('stuck', stuck)
+"""
+    result = ok(server, code, ctx)
+    assert result.stdout.endswith("stuck 0\n"), result.stdout[-300:]
+    assert result.stdout.count("child\n") == 40
+
+
 def test_a_child_is_ended_by_sigterm_as_in_python3(server, ctx):
     code = """
 import os, signal, time
