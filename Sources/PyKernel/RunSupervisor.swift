@@ -416,6 +416,9 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
               let password = argument.tupleItem(1)?.isTrue
         else { return PythonSignals.raiseTypeError("request_input() takes a (prompt, password) tuple") }
         let runtime = EmbeddedRuntime.current
+        // A process forked by user code has no standard input of the run's (nobody answers its
+        // requests, and the supervisor's lock may have been held by a thread it lacks).
+        if runtime.forkedByCode.load(ordering: .relaxed) { return PyOwned(retaining: .false).transfer() }
         let supervisor = runtime.supervisor
         let onInterpreterThread = supervisor.isInterpreterThread
         let owner = onInterpreterThread ? nil : runtime.threadOwners.ownerOfCurrentThread()

@@ -132,6 +132,29 @@ if pid:
     assert result.stdout.count("child\n") == 40
 
 
+def test_a_child_asking_for_input_gets_none(server, ctx):
+    """In a run that may ask its caller for input, a forked child's `input()` does not wait for
+    an answer nobody would send: it gets no standard input, at once."""
+    code = """
+import os, time
+pid = os.fork()
+if pid == 0:
+    try:
+        input('child? ')
+    except EOFError:
+        print('child: EOFError', flush=True)
+    os._exit(0)
+deadline = time.monotonic() + 10
+while os.waitpid(pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
+    time.sleep(0.002)
+print('parent')
+"""
+    asked = []
+    result = ok(server, code, ctx, on_input=lambda prompt, password: asked.append(prompt) or "answer")
+    assert result.stdout == "child? child: EOFError\nparent\n"  # the prompt, then end of file, as python3's
+    assert asked == []
+
+
 def test_a_child_is_ended_by_sigterm_as_in_python3(server, ctx):
     code = """
 import os, signal, time
