@@ -87,6 +87,52 @@ def test_the_value_of_a_statement_after_a_semicolon(kernel, code, shown):
     assert result.text == shown
 
 
+def _shown_by_the_parser(code):
+    """IPython's reading of a cell: the repr of its last statement's value when that statement is
+    an expression not followed by `;` on its line (None for None), after running the rest."""
+    import ast
+    tree = ast.parse(code)
+    namespace = {}
+    last = tree.body[-1]
+    rest = code.splitlines()[last.end_lineno - 1].encode()[last.end_col_offset:]
+    if type(last) is not ast.Expr or rest.lstrip().startswith(b";"):
+        exec(compile(code, "<cell>", "exec"), namespace)
+        return None
+    exec(compile(ast.Module(tree.body[:-1], []), "<cell>", "exec"), namespace)
+    value = eval(compile(ast.Expression(last.value), "<cell>", "eval"), namespace)
+    return None if value is None else repr(value)
+
+
+def test_the_value_shown_matches_the_parsers_reading_of_random_cells(kernel):
+    """Cells mixing `;`, brackets and strings over lines, backslashes, comments and one-line
+    compound statements (seeded): the value shown is the one the parser's reading gives."""
+    import random
+    chooser = random.Random(12)
+    simple = ["x = 1", "y = [1,\n 2]", "z = (3\n)", "s = '''a\nb'''", "t = 'q;#('", "u = \"[\"", "v = {'k': (1,\n2)}",
+              "x += 1", "pass", "w = 1 \\\n + 2", "# c ( \nq = 2", "'doc'", "f'{1}'", "r = r'\\''", "b = b'x'",
+              "m = [i for i in\n range(3)]"]
+    expressions = ["x", "x + 1", "(1,\n 2)", "len('a;b')", "[x]", "2", "'s'", "y[0]", "v['k']", "t", "not x", "x if x else 0"]
+    compound = ["if x: {}", "for i in range(1): {}", "while False: {}", "try: {}\nexcept: pass", "def g(): {}",
+                "class K: {}", "if (x and\n x): {}", "if x:\n    {}"]
+    checked = 0
+    for _ in range(150):
+        parts = [chooser.choice(simple) for _ in range(chooser.randint(0, 2))] + [chooser.choice(expressions)]
+        line = "; ".join(parts) + (";" if chooser.random() < 0.3 else "")
+        if chooser.random() < 0.3:
+            line = chooser.choice(compound).format(line)
+        code = "\n".join(["x = 1; y = [1, 2]; v = {'k': 1}; t = 't'"]
+                          + [chooser.choice(simple) for _ in range(chooser.randint(0, 2))] + [line])
+        try:
+            compile(code, "<cell>", "exec")
+        except SyntaxError:
+            continue  # the pieces do not always make Python
+        checked += 1
+        result = kernel.run_code(code)
+        assert result.status == "ok", (code, result.error)
+        assert result.text == _shown_by_the_parser(code), code
+    assert checked > 100
+
+
 def test_display_between_prints_arrives_between_them(kernel):
     events = []
     result = kernel.run_code(
