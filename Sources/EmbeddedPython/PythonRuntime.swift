@@ -86,7 +86,7 @@ package enum NativeArguments {
     /// CPython calls with a tuple it built anyway, such as a signal handler `(signum, frame)`.
     case tuple
     /// None (`METH_NOARGS`): the second parameter is always null.
-    case none
+    case noArguments
 }
 
 extension NativeArguments {
@@ -94,7 +94,7 @@ extension NativeArguments {
         switch self {
         case .one: METH_O
         case .tuple: METH_VARARGS
-        case .none: METH_NOARGS
+        case .noArguments: METH_NOARGS
         }
     }
 }

@@ -180,7 +180,7 @@ final class InterpreterState {
         let stderrWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStderr)
         let stdoutBytesWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStdoutBytes)
         let stderrBytesWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStderrBytes)
-        let flush = try PyOwned.nativeFunction(name: "flush", NativeStreams.flush, arguments: .none)
+        let flush = try PyOwned.nativeFunction(name: "flush", NativeStreams.flush, arguments: .noArguments)
         let onStopSignal = try PyOwned.nativeFunction(
             name: "on_stop_signal", RunSupervisor.onStopSignal, context: module, arguments: .tuple)
         let capture = configuration.captureFileDescriptors ? PyBorrowed.true : PyBorrowed.false

@@ -611,14 +611,14 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                 let anticipation = runDeadline - Self.deadlineAnticipation
                 while ContinuousClock.now < anticipation { sched_yield() }
                 lock.lock()
-                guard current?.serial == serial, let wakeInterpreter = anticipateDeadlineLocked() else { continue }
+                let wakeInterpreter = current?.serial == serial ? anticipateDeadlineLocked() : nil
                 lock.unlock()
-                wakeInterpreter()
+                wakeInterpreter?()
                 while ContinuousClock.now < runDeadline { sched_yield() }
                 lock.lock()
                 // The run ended meanwhile (native code that never reached the handler): nothing
                 // is being decided any more. Else the deadline's stop, recorded next, decides.
-                if current?.serial != serial { stopAnticipated.store(false, ordering: .releasing) }
+                if wakeInterpreter != nil, current?.serial != serial { stopAnticipated.store(false, ordering: .releasing) }
                 continue
             }
             lock.wait(timeout: max(wake - .now, .milliseconds(1)))
