@@ -245,9 +245,11 @@ public struct Execution: AsyncSequence, Sendable {
     /// For a server that answers runs from the thread where they end (no task hop per run):
     /// when the run has ended already, returns all its events at once (ending with `.completed`);
     /// otherwise `nil`, and
-    /// - when the run produces an event before its end (output, a rich result, a request for
-    ///   input), calls `stream` once, on the thread that produced it and under the run's output
-    ///   lock: it must only start a task that iterates this execution;
+    /// - when events the run produces before its end (output, a rich result, a request for
+    ///   input) are due to be sent (output at the end of its coalescing window or when flushed,
+    ///   other events at once), calls `stream` once, on the thread that made them due or the
+    ///   engine's timer thread, under the run's output lock: it must only start a task that
+    ///   iterates this execution. A run that ends before then needs no task;
     /// - when the run ends while no task iterates it, or while that task waits for the next event
     ///   (so it has handled every event it took) or has not taken any yet (started, not yet
     ///   scheduled: it has nothing to send before the end), calls `end` on the thread where the run ended

@@ -238,6 +238,9 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     @exclusivity(unchecked) private var directIdle = false {
         didSet { hasWaiter = waiter != nil || directIdle }
     }
+    /// While ``directIdle`` with output queued that is not due yet: when the timer starts the
+    /// task (if the run has not ended by then, which then cancels it).
+    @exclusivity(unchecked) private var directStart: (at: ContinuousClock.Instant, ticket: DeadlineTimer.Ticket)?
     /// Whether the task that reads the events has taken one (until then, the end may go past it
     /// like past a parked task: it has nothing to send before the end).
     @exclusivity(unchecked) private var readerTookEvent = false
@@ -356,6 +359,10 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
             // Never needed again (and it holds the execution).
             let direct = self.direct
             self.direct = nil
+            if let directStart {
+                deadlines.cancel(directStart.ticket)
+                self.directStart = nil
+            }
             // A task parked on `waiter` has handled every event it took, and one that has taken
             // none (started, not yet scheduled) has nothing to send: the rest may go past it.
             guard let direct, directIdle || waiter != nil || !readerTookEvent else {
@@ -375,10 +382,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     private func wakeWaiterLocked() {
         guard hasWaiter else { return }
         if directIdle {
-            // The first event before the end: from now on a task reads (it may take a while).
-            directIdle = false
-            waiterWantsAnyOutput = true
-            direct?.stream()
+            startTaskWhenDueLocked()
             return
         }
         guard let waiter else { return }
@@ -391,6 +395,34 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     }
 
     // MARK: Direct consumer
+
+    /// With events queued before the end and no task reading: starts the task that relays them
+    /// (through the direct consumer's `stream`) once they are due, so that a run ending within the
+    /// coalescing window is answered with its output at its end, with no task, no wake-up of the
+    /// concurrency pool and no lock shared with it while it prints. Not due yet: the timer starts
+    /// it at the due time (no sooner than that time, as the task itself would have sent them).
+    private func startTaskWhenDueLocked() {
+        if !abandoned, case .wait(let due?) = peekLocked() {
+            guard directStart.map({ $0.at > due }) ?? true else { return }
+            if let directStart { deadlines.cancel(directStart.ticket) }
+            directStart = (due, deadlines.schedule(at: due) { [self] in
+                hub.lock.withLock {
+                    guard directIdle, let directStart, directStart.at == due else { return }
+                    self.directStart = nil
+                    startTaskWhenDueLocked()
+                }
+            })
+            return
+        }
+        if let directStart {
+            deadlines.cancel(directStart.ticket)
+            self.directStart = nil
+        }
+        // From now on a task reads (it may take a while).
+        directIdle = false
+        waiterWantsAnyOutput = true
+        direct?.stream()
+    }
 
     /// How a consumer takes the run's end on the thread where the run ends (see
     /// ``deliverEndDirectly(end:stream:)``).
@@ -407,10 +439,11 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
 
     /// Registers a consumer that needs no task while nothing but the end comes: when the run has
     /// ended already, returns all its events at once (nothing registered); otherwise `nil`, and
-    /// - the run's first event before its end (output, a rich result, a request for input) calls
-    ///   `stream` once, at once, on the thread that produced it (under the output's lock: it must
-    ///   only start a task that iterates the execution); not a main result, which waits for the
-    ///   end (or for the next event, which calls `stream`), queued before or after this call;
+    /// - once the run's events before its end (output, a rich result, a request for input) are
+    ///   due (output at the end of its coalescing window or when flushed, other events at once),
+    ///   `stream` is called once, on the thread that made them due or the timer's (under the
+    ///   output's lock: it must only start a task that iterates the execution); not for a main
+    ///   result, which waits for the end (or for the next event), queued before or after this call;
     /// - the run's end calls `end` with every event not yet taken (the last one `.completed`), on
     ///   the thread where the run ends (the interpreter thread, the watchdog, a deleting caller),
     ///   when no task is reading or that task waits for the next event (so it has handled every
@@ -419,20 +452,18 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     func deliverEndDirectly(
         end: @escaping @Sendable (Result<[ExecutionEvent], KernelError>) -> Void, stream: @escaping @Sendable () -> Void
     ) -> Result<[ExecutionEvent], KernelError>? {
-        let registered: (finished: Result<[ExecutionEvent], KernelError>?, streaming: Bool) = hub.lock.withLock {
+        hub.lock.withLock {
             hub.collectStagedLocked()
-            if outcome != nil { return (takeAllLocked(), false) }
+            if outcome != nil { return takeAllLocked() }
             direct = DirectConsumer(end: end, stream: stream)
+            waiterWantsAnyOutput = true
+            directIdle = true
             // A main result alone is the run's last act (its end follows on the interpreter
             // thread): like one emitted after this registration (`acceptResultLocked`), it waits
             // for the end, or for an event after it, which starts the task.
-            guard queue.isEmpty || queue.holdsMainResultAlone else { return (nil, true) }
-            waiterWantsAnyOutput = true
-            directIdle = true
-            return (nil, false)
+            if !(queue.isEmpty || queue.holdsMainResultAlone) { startTaskWhenDueLocked() }
+            return nil
         }
-        if registered.streaming { stream() }
-        return registered.finished
     }
 
     // MARK: Reader side

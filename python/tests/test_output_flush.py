@@ -1,4 +1,5 @@
-"""A flush of the standard streams sends the output written so far at once.
+"""A flush of the standard streams sends the output written so far at once; unflushed output is
+sent at the end of the coalescing window while the code still runs.
 
 The server runs with `--output-interval 600`: output that nobody flushes waits for the run's end
 (or 64 KiB), so a `code.output` notification that arrives while the code still waits can only
@@ -92,3 +93,49 @@ def test_unflushed_output_waits_for_the_interval(server, context, tmp_path):
     signal.touch()
     assert server.response(id)["result"]["status"] == "ok"
     assert message["params"]["text"] == "x\nz\n"
+
+
+@pytest.fixture(scope="module")
+def default_server(pykernel_bin):
+    raw = RawServer(pykernel_bin)
+    yield raw
+    raw.kill()
+
+
+@pytest.fixture(scope="module", params=["namespace", "process"])
+def default_context(request, default_server):
+    created = default_server.result("context.create", {"isolation": request.param})
+    yield created["id"]
+    default_server.call("context.delete", {"context": created["id"]})
+
+
+UNFLUSHED = {
+    "print": ("print('a')\n", [("stdout", "a\n")]),
+    "sys.stderr.write": ("import sys\nsys.stderr.write('b\\n')\n", [("stderr", "b\n")]),
+    "a thread's print": ("import threading\nt = threading.Thread(target=print, args=('c',))\nt.start()\nt.join()\n",
+                         [("stdout", "c\n")]),
+    "descriptor output": ("import os\nos.write(1, b'd\\n')\n", [("stdout", "d\n")]),
+    "a subprocess": ("import subprocess\nsubprocess.run(['echo', 'e'])\n", [("stdout", "e\n")]),
+    "two streams": ("import sys\nprint('f')\nsys.stderr.write('g\\n')\n", [("stdout", "f\n"), ("stderr", "g\n")]),
+}
+
+
+@pytest.mark.parametrize("name", UNFLUSHED)
+def test_unflushed_output_is_sent_while_the_code_runs(default_server, default_context, name, tmp_path):
+    """With the default 20 ms window, a run answered from the thread where it ends starts relaying
+    its output once that output is due: the code waits until the test has seen it."""
+    server = default_server
+    code, expected = UNFLUSHED[name]
+    signal = tmp_path / "seen"
+    id = server.request("code.run", {"code": code + wait_for_file(signal) + "print('end')\n", "context": default_context})
+    received = []
+    while sum(len(text) for _, text in received) < sum(len(text) for _, text in expected):
+        message = server.wait_for(
+            lambda m: m.get("method") == "code.output" and m["params"].get("request_id") == id, timeout=30,
+            what=f"the output of {name!r} before the run's end")
+        received.append((message["params"]["stream"], message["params"]["text"]))
+    signal.touch()
+    result = server.response(id)["result"]
+    assert result["status"] == "ok", result
+    assert received == expected
+    assert result["stdout"].endswith("end\n")
