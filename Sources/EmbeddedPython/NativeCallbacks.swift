@@ -448,6 +448,15 @@ extension PyOwned {
         }
         return tuple
     }
+
+    /// A new list of the given items, or `nil` with an exception pending.
+    package static func list(_ items: PyBorrowed...) -> PyOwned? {
+        guard let list = PyOwned(stealing: PyList_New(items.count)) else { return nil }
+        for (index, item) in items.enumerated() {
+            PyList_SetItem(list.pointer, index, PyOwned(retaining: item).transfer())
+        }
+        return list
+    }
 }
 
 extension PyBorrowed {

@@ -40,8 +40,8 @@ final class InterpreterState {
     /// What the common exception's record is made from without `end_run` (see ``NativeTraceback``).
     private let nativeTraceback: NativeTraceback.Environment
     private let execMode: PyOwned
-    /// `ast.PyCF_ALLOW_TOP_LEVEL_AWAIT`, the flag cells are compiled with.
-    private let topLevelAwait: PyOwned
+    /// Compiles cells (with `ast.PyCF_ALLOW_TOP_LEVEL_AWAIT`), keeping the code of those run again.
+    private let cellCompiler: CellCompiler
     /// `pykernel_async`'s `new_event_loop`, `run_cell` and `close_event_loop` (cells with top-level `await`).
     private let newEventLoop: PyOwned
     private let runCell: PyOwned
@@ -128,7 +128,8 @@ final class InterpreterState {
             newEventLoop = try asyncCells.borrowed.attribute("new_event_loop")
             runCell = try asyncCells.borrowed.attribute("run_cell")
             closeEventLoop = try asyncCells.borrowed.attribute("close_event_loop")
-            topLevelAwait = try PyOwned.importModule("ast").borrowed.attribute("PyCF_ALLOW_TOP_LEVEL_AWAIT")
+            cellCompiler = try CellCompiler(
+                compile: compile.borrowed, flags: try PyOwned.importModule("ast").borrowed.attribute("PyCF_ALLOW_TOP_LEVEL_AWAIT").borrowed)
             let results = try PyOwned.importModule("pykernel_results")
             lastExpression = try results.borrowed.attribute("last_expression")
             mainResult = try results.borrowed.attribute("main_result")
@@ -351,8 +352,9 @@ final class InterpreterState {
             // noncopyable type may end at its last use in an optimized build: the code object
             // freed under the running cell crashed the release build's process-context workers).
             defer { withExtendedLifetime(code) {} }
+            var knownLast: PythonCode.LastStatement?
             if run.filename == nil {
-                code = compile.borrowed.callKeepingError(source.borrowed, name.borrowed, execMode.borrowed, topLevelAwait.borrowed)
+                code = cellCompiler.code(of: text, source: source.borrowed, filename: name.borrowed, last: &knownLast)
             } else if !undecodable {
                 code = compile.borrowed.callKeepingError(compiledSource, name.borrowed, execMode.borrowed)
             }
@@ -377,7 +379,8 @@ final class InterpreterState {
             }
             if !compiled.isNone {
                 // Cells (not files: `pykernel run` behaves as python3) show their last expression's value.
-                let last: PythonCode.LastStatement = run.filename == nil ? PythonCode.lastStatement(compiled, source: text) : .notExpression
+                let last: PythonCode.LastStatement = run.filename == nil
+                    ? knownLast ?? PythonCode.lastStatement(compiled, source: text) : .notExpression
                 switch last {
                 case .expression(let offset, hidden: false):
                     exception = evaluateReturningValue(compiled, popTop: offset, in: namespace)

@@ -152,6 +152,29 @@ struct MemoryTests {
         #expect(try await manager.run("pass", in: context).result().executionCount == 10_503)
     }
 
+    @Test("2,048 different cells, each run twice (so compiled for the cell cache): the cache stays bounded")
+    func cellCacheIsBounded() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        var next = 0
+        func cycle(_ count: Int) async throws {
+            for _ in 0..<count {
+                next += 1
+                for _ in 0..<2 {
+                    let result = try await manager.run("cached_\(next) = [\(next), 'text \(next)']\ncached_\(next)", in: context).result()
+                    #expect(result.mainResult?.text == "[\(next), 'text \(next)']")
+                }
+                _ = try await manager.run("del cached_\(next)", in: context).result()
+            }
+        }
+        try await cycle(512)  // warm-up: the cache is full
+        // Unbounded, each cell's code (a code object, its constants, names and table) would stay:
+        // several blocks per cell.
+        let growth = try await blockGrowth(in: context, limit: 1_000) { try await cycle(2_048) }
+        #expect(growth < 1_000, "Python holds \(growth) more blocks after 2,048 different cells run twice")
+    }
+
     @Test("2,000 runs that raise in one context: flat memory")
     func manyFailingRuns() async throws {
         let manager = try await engine()

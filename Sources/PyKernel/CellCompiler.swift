@@ -1,0 +1,125 @@
+import EmbeddedPython
+
+/// Compiles cells, keeping the code of those run again: a source seen a second time is compiled
+/// once more with every warning raised as an error, and when that succeeds (it cannot warn: the
+/// compiler's `SyntaxWarning`s, the tokenizer's `DeprecationWarning`s) its code is kept, and later
+/// runs of the same source get a copy under their own cell's filename instead of a compilation.
+/// A source whose compilation warns or fails is compiled each time, as before, so its warnings
+/// come every time under whatever filters the code set.
+///
+/// Cells are compiled with the same flags in every context, so one cache serves the whole
+/// interpreter (a grader running the same checks in 100 contexts compiles them once). A hit skips
+/// `compile`'s audit event. Interpreter thread only, holding the GIL.
+final class CellCompiler {
+    /// Sources longer than this are compiled each time and not remembered.
+    static let maxSourceBytes = 64 << 10
+    /// When the sources remembered exceed either bound, the least recently used half is dropped.
+    static let maxEntries = 256
+    static let maxTotalBytes = 1 << 20
+
+    private enum State {
+        /// Compiled once: the next run of the source puts its code in the cache.
+        case seenOnce
+        /// Its code, never run or patched (runs get copies), and how its last statement reads.
+        case compiled(CompiledCode)
+        /// Its compilation warned or failed: compiled at each run.
+        case compiledEachTime
+    }
+
+    private final class CompiledCode {
+        let code: PyOwned
+        let last: PythonCode.LastStatement
+        init(code: consuming PyOwned, last: PythonCode.LastStatement) {
+            self.code = code
+            self.last = last
+        }
+    }
+
+    private struct Entry {
+        var state: State
+        var lastUse: UInt64
+    }
+
+    private let compile: PyOwned
+    private let execMode: PyOwned
+    private let flags: PyOwned
+    /// `[("error", None, Warning, None, 0)]`, the filters of the strict compilation.
+    private let warningsAsErrors: PyOwned
+    private let warningsName: PyOwned
+    private var entries: [String: Entry] = [:]
+    private var totalBytes = 0
+    private var uses: UInt64 = 0
+
+    /// - Parameters: `compile`: builtins' `compile`; `flags`: the flags cells are compiled with.
+    init(compile: PyBorrowed, flags: PyBorrowed) throws(PythonError) {
+        self.compile = PyOwned(retaining: compile)
+        self.flags = PyOwned(retaining: flags)
+        execMode = try PyOwned.string("exec")
+        warningsName = try PyOwned.string("warnings")
+        let builtins = try PyOwned.importModule("builtins")
+        guard let filter = PyOwned.tuple(
+                try PyOwned.string("error").borrowed, .none, try builtins.borrowed.attribute("Warning").borrowed, .none,
+                try PyOwned.integer(0).borrowed),
+            let filters = PyOwned.list(filter.borrowed)
+        else { throw PythonError.fetch() }
+        warningsAsErrors = filters
+    }
+
+    /// The code of a cell whose text is `text` (`source`, as a `str`), named `filename`: a new code
+    /// object the caller may patch and run, `nil` with the compiler's exception pending. `last` is
+    /// set to how its last statement reads when that is known already.
+    func code(of text: String, source: PyBorrowed, filename: PyBorrowed, last: inout PythonCode.LastStatement?) -> PyOwned? {
+        guard text.utf8.count <= Self.maxSourceBytes else { return compileNow(source, filename) }
+        uses += 1
+        guard var entry = entries[text] else {
+            remember(text, Entry(state: .seenOnce, lastUse: uses))
+            return compileNow(source, filename)
+        }
+        entry.lastUse = uses
+        if case .seenOnce = entry.state {
+            if let code = compileWithoutWarnings(source, filename) {
+                let last = PythonCode.lastStatement(code.borrowed, source: text)
+                entry.state = .compiled(CompiledCode(code: code, last: last))
+            } else {
+                entry.state = .compiledEachTime
+            }
+        }
+        entries[text] = entry
+        guard case .compiled(let compiled) = entry.state else { return compileNow(source, filename) }
+        guard let copy = PythonCode.copy(compiled.code.borrowed, filename: filename) else {
+            _ = PythonException.take()
+            return compileNow(source, filename)
+        }
+        last = compiled.last
+        return copy
+    }
+
+    private func compileNow(_ source: PyBorrowed, _ filename: PyBorrowed) -> PyOwned? {
+        compile.borrowed.callKeepingError(source, filename, execMode.borrowed, flags.borrowed)
+    }
+
+    /// Compiles with every warning an error; `nil` (nothing pending) when it warned or failed, or
+    /// when the `warnings` module is gone.
+    private func compileWithoutWarnings(_ source: PyBorrowed, _ filename: PyBorrowed) -> PyOwned? {
+        let compiled: PyOwned?? = PythonWarnings.withFilters(warningsAsErrors.borrowed, moduleName: warningsName.borrowed) {
+            guard let code = compileNow(source, filename) else {
+                _ = PythonException.take()
+                return nil
+            }
+            return code
+        }
+        guard let compiled, let code = compiled else { return nil }
+        return code
+    }
+
+    private func remember(_ text: String, _ entry: Entry) {
+        entries[text] = entry
+        totalBytes += text.utf8.count
+        guard entries.count > Self.maxEntries || totalBytes > Self.maxTotalBytes else { return }
+        let oldest = entries.sorted { $0.value.lastUse < $1.value.lastUse }.prefix(entries.count / 2)
+        for (text, _) in oldest {
+            entries[text] = nil
+            totalBytes -= text.utf8.count
+        }
+    }
+}

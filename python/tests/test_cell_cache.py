@@ -1,0 +1,136 @@
+"""A cell run again is not compiled again: its code is copied under the new cell's name.
+
+Everything a run shows must be what a fresh compilation gives: the cell's own filename in
+tracebacks and in the code of what it defines, the last expression's value, and the compiler's
+warnings at every run, under the filters the code set at that time.
+"""
+
+import pytest
+
+from pykernel_raw import RawServer
+
+
+@pytest.fixture(scope="module")
+def server(pykernel_bin):
+    raw = RawServer(pykernel_bin)
+    yield raw
+    raw.kill()
+
+
+@pytest.fixture(params=["namespace", "process"])
+def context(request, server):
+    created = server.result("context.create", {"isolation": request.param})
+    yield created["id"]
+    server.call("context.delete", {"context": created["id"]})
+
+
+def run(server, context, code):
+    return server.result("code.run", {"code": code, "context": context}, timeout=60)
+
+
+def shown(result):
+    return [r["data"]["text/plain"] for r in result.get("results", []) if r["is_main_result"]]
+
+
+DEFINES = "def f(n):\n    return [1 / k for k in range(n, -1, -1)]\ng = lambda: f(2)\nf.__code__.co_filename"
+
+
+def test_a_cell_run_again_names_its_own_cell_everywhere(server, context):
+    for _ in range(4):
+        defined = run(server, context, DEFINES)
+        count = defined["execution_count"]
+        assert shown(defined) == [f"'<cell-{count}>'"]
+        failed = run(server, context, "g()")
+        assert failed["status"] == "error"
+        traceback = failed["error"]["traceback"]
+        assert f'File "<cell-{count + 1}>", line 1, in <module>' in traceback
+        assert f'File "<cell-{count}>", line 3, in <lambda>' in traceback
+        assert f'File "<cell-{count}>", line 2, in f' in traceback
+        assert f'File "<cell-{count}>", line 2, in <listcomp>' in traceback
+        assert "    return [1 / k for k in range(n, -1, -1)]\n" in traceback
+        assert traceback.endswith("ZeroDivisionError: division by zero\n")
+
+
+def test_functions_of_two_runs_of_a_cell_have_their_own_code(server, context):
+    run(server, context, "kept = []")
+    for _ in range(3):
+        run(server, context, "def h():\n    return 1\nkept.append(h)")
+    names = run(server, context, "print([k.__code__.co_filename for k in kept], len({id(k.__code__) for k in kept}))")
+    first = int(names["stdout"].split("<cell-")[1].split(">")[0])
+    assert names["stdout"] == f"{[f'<cell-{first + i}>' for i in range(3)]} 3\n"
+
+
+@pytest.mark.parametrize("code, value", [
+    ("x = 6 * 7\nx", "42"),
+    ("x = 6 * 7; x", "42"),
+    ("x = 6 * 7; x;", None),
+    ("'constant'", "'constant'"),
+    ("[i for i in range(3)]", "[0, 1, 2]"),
+    ("import asyncio\nawait asyncio.sleep(0)\n'awaited'", "'awaited'"),
+])
+def test_the_last_value_of_a_cell_run_again(server, context, code, value):
+    for _ in range(4):
+        result = run(server, context, code)
+        assert result["status"] == "ok", result
+        assert shown(result) == ([value] if value else [])
+
+
+WARNS = "y = 1 is 1"
+WARNING = '<cell-{}>:1: SyntaxWarning: "is" with a literal. Did you mean "=="?\n  y = 1 is 1\n'
+
+
+def test_a_cell_that_warns_warns_at_every_run_under_the_filters_of_the_time(server, context):
+    try:
+        for _ in range(3):
+            result = run(server, context, WARNS)
+            assert result["stderr"] == WARNING.format(result["execution_count"])
+        run(server, context, "import warnings\nwarnings.simplefilter('ignore')")
+        for _ in range(3):
+            assert run(server, context, WARNS)["stderr"] == ""
+        run(server, context, "warnings.simplefilter('error')")
+        for _ in range(3):
+            result = run(server, context, WARNS)
+            assert result["status"] == "error"
+            assert result["error"]["name"] == "SyntaxError"
+        run(server, context, "warnings.simplefilter('always')")
+        for _ in range(3):
+            result = run(server, context, WARNS)
+            assert result["stderr"] == WARNING.format(result["execution_count"])
+    finally:
+        run(server, context, "import warnings\nwarnings.resetwarnings()\nwarnings.simplefilter('default')")
+
+
+def test_a_cell_first_run_under_ignore_warns_once_the_filters_show_it(server, context):
+    """Seen twice while its warning is ignored, then shown: a cache of the code compiled under
+    "ignore" would lose the warning."""
+    code = "z = 2 is 2"
+    try:
+        run(server, context, "import warnings\nwarnings.simplefilter('ignore')")
+        for _ in range(3):
+            assert run(server, context, code)["stderr"] == ""
+        run(server, context, "warnings.simplefilter('always')")
+        result = run(server, context, code)
+        assert 'SyntaxWarning: "is" with a literal' in result["stderr"]
+    finally:
+        run(server, context, "import warnings\nwarnings.resetwarnings()\nwarnings.simplefilter('default')")
+
+
+def test_the_code_s_warnings_registry_is_not_reset_by_a_compilation(server, context):
+    """A warning shown once per location stays shown once: compiling a new cell (strictly, to
+    cache it) must not make the registries forget what they showed."""
+    run(server, context, "import warnings\ndef w():\n    warnings.warn('once here', UserWarning)")
+    counts = []
+    for index in range(4):
+        # A new source each time, run twice (the second run compiles it for the cache).
+        run(server, context, f"v{index} = {index}")
+        run(server, context, f"v{index} = {index}")
+        counts.append(run(server, context, "w()")["stderr"].count("UserWarning: once here"))
+    assert counts == [1, 0, 0, 0]
+
+
+def test_a_syntax_error_run_again_is_reported_each_time(server, context):
+    for _ in range(3):
+        result = run(server, context, "x = (\n")
+        assert result["status"] == "error"
+        assert result["error"]["name"] == "SyntaxError"
+        assert f'File "<cell-{result["execution_count"]}>", line 1' in result["error"]["traceback"]
