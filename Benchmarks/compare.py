@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import datetime
+import fcntl
 import json
 import os
 import platform
@@ -281,6 +282,10 @@ class LineChannel:
         self.process = process
         self.write_fd = process.stdin.fileno()
         self.read_fd = process.stdout.fileno()
+        # Room for a batch of pipelined requests (1,000 runs: ~120 KB) in the pipe to the process,
+        # as a client that writes them at once would want: written in one call, not in pieces as
+        # the process reads them (each piece a wake-up on both sides).
+        fcntl.fcntl(self.write_fd, fcntl.F_SETPIPE_SZ, 1 << 20)
         self.buffer = bytearray()
         # How much of `buffer` is known to hold no newline: a long line arriving in many reads
         # is searched once, not from its start after every read.
@@ -756,18 +761,27 @@ def timed_requests(client: PyKernelClient, method: str, params: dict, reps: int)
 
 
 def exchange(channel: LineChannel, data: bytes, answers: int, is_answer, timeout: float) -> list[bytes]:
-    """Writes `data` while reading (so that neither side blocks on a full pipe) until `answers`
-    lines for which `is_answer(line)` is true arrived; returns those lines."""
+    """Writes `data`, then reads until `answers` lines for which `is_answer(line)` is true
+    arrived; returns those lines. As a client that writes its requests at once, then reads: it
+    waits for room in the pipe as a blocking write would, reading only when no room came for
+    20 ms (so that neither side blocks for good on a full pipe)."""
     deadline = wait_deadline(timeout)
     view = memoryview(data)
     received: list[bytes] = []
     poller = select.poll()
     poller.register(channel.read_fd, select.POLLIN)
+    writable = select.poll()
+    writable.register(channel.write_fd, select.POLLOUT)
     if view:
-        poller.register(channel.write_fd, select.POLLOUT)
-    os.set_blocking(channel.write_fd, False)
+        os.set_blocking(channel.write_fd, False)
     try:
         while True:
+            while view:
+                try:
+                    view = view[os.write(channel.write_fd, view):]
+                except BlockingIOError:
+                    if not writable.poll(20) and poller.poll(0):
+                        break  # no room for a while, and answers wait: read some
             while (index := channel.buffer.find(b"\n")) >= 0:
                 line = bytes(channel.buffer[:index])
                 del channel.buffer[:index + 1]
@@ -779,14 +793,6 @@ def exchange(channel: LineChannel, data: bytes, answers: int, is_answer, timeout
             if remaining <= 0:
                 raise Deadline(f"{len(received)} of {answers} answers before the deadline")
             for descriptor, _ in poller.poll(max(1, int(remaining * 1000))):
-                if descriptor == channel.write_fd:
-                    try:
-                        view = view[os.write(descriptor, view):]
-                    except BlockingIOError:
-                        continue
-                    if not view:
-                        poller.unregister(descriptor)
-                    continue
                 chunk = os.read(descriptor, 1 << 20)
                 if not chunk:
                     raise EOFError(f"the process ended (exit status {channel.process.poll()})")
@@ -797,8 +803,9 @@ def exchange(channel: LineChannel, data: bytes, answers: int, is_answer, timeout
 
 
 def pipelined_runs(client: PyKernelClient, requests: list[tuple[str, dict]], timeout: float = 120) -> None:
-    """Writes every request at once and returns when every one has been answered; fails on an
-    error response or a run that did not end `ok`."""
+    """Writes every request at once (as `pipelined_workers` does to each worker), then reads until
+    every one has been answered; fails on an error response or a run that did not end `ok` (each
+    answer parsed, as `pipelined_workers` does)."""
     first = client.next_id + 1
     client.next_id += len(requests)
     data = "".join(f'{{"jsonrpc":"2.0","id":{first + index},"method":"{method}","params":{json.dumps(params)}}}\n'
@@ -838,7 +845,7 @@ def pipelined_workers(workers: list[WorkerClient], code: str, runs: int, timeout
                 line = bytes(channel.buffer[:index])
                 del channel.buffer[:index + 1]
                 if line.startswith(b'{"type": "control"'):
-                    if b'"completed"' not in line:
+                    if json.loads(line).get("text") != "completed":
                         raise RuntimeError(f"a worker answered a pipelined run with {line!r}")
                     state[1] -= 1
             if state[1] == 0:
