@@ -75,10 +75,15 @@ final class ChunkQueue {
         openCount += bytes.count
     }
 
+    /// The open buffer's first size: a block the allocator keeps per thread (glibc's tcache holds
+    /// blocks up to 1,032 bytes), since most runs print a few lines.
+    static let openBufferFirstCapacity = 512
+
     @inline(never)
     private func growOpenBuffer(to needed: Int) {
-        let capacity = max(needed, 2 * openCapacity, 4096)
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        let capacity = max(needed, 2 * openCapacity, Self.openBufferFirstCapacity)
+        // Byte alignment: `malloc` itself (a larger alignment goes through `posix_memalign`).
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 1)
         if let openBuffer {
             buffer.copyMemory(from: openBuffer, byteCount: openCount)
             openBuffer.deallocate()
