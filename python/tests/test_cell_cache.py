@@ -134,3 +134,57 @@ def test_a_syntax_error_run_again_is_reported_each_time(server, context):
         assert result["status"] == "error"
         assert result["error"]["name"] == "SyntaxError"
         assert f'File "<cell-{result["execution_count"]}>", line 1' in result["error"]["traceback"]
+
+
+HOSTILE = {
+    "warnings removed from sys.modules": "import sys\nsaved_warnings = sys.modules.pop('warnings')",
+    "warnings.filters a tuple": "import warnings\nsaved_filters = warnings.filters\nwarnings.filters = ()",
+    "warnings.filters deleted": "import warnings\nsaved_filters = warnings.filters\ndel warnings.filters",
+    "sys.modules['warnings'] is None": "import sys\nsaved_warnings = sys.modules['warnings']\nsys.modules['warnings'] = None",
+}
+RESTORE = ("import sys\nif 'saved_warnings' in globals(): sys.modules['warnings'] = saved_warnings\n"
+           "if 'saved_filters' in globals():\n    import warnings\n    warnings.filters = saved_filters\n"
+           "    warnings._filters_mutated()")
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_cells_run_again_after_the_warnings_machinery_was_tampered_with(server, context, name):
+    try:
+        assert run(server, context, HOSTILE[name])["status"] == "ok"
+        for index in range(3):
+            result = run(server, context, "n = 20 + 22\nn")
+            assert result["status"] == "ok", result
+            assert shown(result) == ["42"]
+            failed = run(server, context, "def k():\n    return 1 / 0\nk()")
+            assert failed["error"]["name"] == "ZeroDivisionError"
+            assert f'File "<cell-{failed["execution_count"]}>", line 2, in k' in failed["error"]["traceback"]
+    finally:
+        run(server, context, RESTORE)
+
+
+def test_a_compilation_for_the_cache_leaves_the_collector_as_the_code_set_it(server, context):
+    try:
+        for enabled in ("gc.disable()", "gc.enable()"):
+            run(server, context, f"import gc\n{enabled}")
+            fresh = f"fresh_{enabled[3:-2]} = 1"
+            for _ in range(3):
+                run(server, context, fresh)
+            assert run(server, context, "print(gc.isenabled())")["stdout"] == f"{enabled == 'gc.enable()'}\n"
+    finally:
+        run(server, context, "import gc\ngc.enable()")
+
+
+def test_a_cell_run_again_under_an_audit_hook_refusing_new_code_objects(server):
+    """Copies are made with `code.replace`, which raises `code.__new__`: refused, the cell is
+    compiled as before. (An audit hook stays for the process's life: its own server.)"""
+    created = server.result("context.create", {"isolation": "process"})["id"]
+    try:
+        hook = ("import sys\ndef refuse(event, args):\n    if event == 'code.__new__':\n"
+                "        raise RuntimeError('no new code objects')\nsys.addaudithook(refuse)")
+        assert run(server, created, hook)["status"] == "ok"
+        for _ in range(3):
+            result = run(server, created, "m = 6 * 7\nm")
+            assert result["status"] == "ok", result
+            assert shown(result) == ["42"]
+    finally:
+        server.call("context.delete", {"context": created})
