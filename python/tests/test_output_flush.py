@@ -7,23 +7,41 @@ come from the flush. Each run flushes one way, then waits until the test has see
 (a file the test creates); unflushed output would leave both waiting until the test gives up.
 """
 
+import contextlib
+
 import pytest
 
 from pykernel_raw import RawServer
 
 
+@contextlib.contextmanager
+def served(pykernel_bin, arguments=()):
+    raw = RawServer(pykernel_bin, list(arguments))
+    try:
+        yield raw
+    finally:
+        raw.kill()
+
+
+@contextlib.contextmanager
+def created(server, isolation):
+    id = server.result("context.create", {"isolation": isolation})["id"]
+    try:
+        yield id
+    finally:
+        server.call("context.delete", {"context": id})
+
+
 @pytest.fixture(scope="module")
 def server(pykernel_bin):
-    raw = RawServer(pykernel_bin, ["--output-interval", "600"])
-    yield raw
-    raw.kill()
+    with served(pykernel_bin, ["--output-interval", "600"]) as raw:
+        yield raw
 
 
 @pytest.fixture(scope="module", params=["namespace", "process"])
 def context(request, server):
-    created = server.result("context.create", {"isolation": request.param})
-    yield created["id"]
-    server.call("context.delete", {"context": created["id"]})
+    with created(server, request.param) as id:
+        yield id
 
 
 def wait_for_file(path):
@@ -48,29 +66,32 @@ FLUSHES = {
 }
 
 
-@pytest.mark.parametrize("name", FLUSHES)
-def test_a_flush_sends_the_output_while_the_code_runs(server, context, name, tmp_path):
-    code, expected = FLUSHES[name]
+def output_while_running(server, context, code, expected, tmp_path, what):
+    """Runs `code`, then waits until a file the test creates exists; returns the output that
+    arrived before the test created it (chunks of one stream in a row joined: they may be split
+    anywhere), once it holds as many characters as `expected`."""
     signal = tmp_path / "seen"
     id = server.request("code.run", {"code": code + wait_for_file(signal) + "print('end')\n", "context": context})
     received = []
     while sum(len(text) for _, text in received) < sum(len(text) for _, text in expected):
         message = server.wait_for(
-            lambda m: m.get("method") == "code.output" and m["params"].get("request_id") == id, timeout=30,
-            what=f"the flushed output of {name!r}")
-        received.append((message["params"]["stream"], message["params"]["text"]))
+            lambda m: m.get("method") == "code.output" and m["params"].get("request_id") == id, timeout=30, what=what)
+        stream, text = message["params"]["stream"], message["params"]["text"]
+        if received and received[-1][0] == stream:
+            received[-1] = (stream, received[-1][1] + text)
+        else:
+            received.append((stream, text))
     signal.touch()
     result = server.response(id)["result"]
     assert result["status"] == "ok", result
-    # Chunks of one stream in a row may be split anywhere; joined they are what was written.
-    merged = []
-    for stream, text in received:
-        if merged and merged[-1][0] == stream:
-            merged[-1] = (stream, merged[-1][1] + text)
-        else:
-            merged.append((stream, text))
-    assert merged == expected
     assert result["stdout"].endswith("end\n")
+    return received
+
+
+@pytest.mark.parametrize("name", FLUSHES)
+def test_a_flush_sends_the_output_while_the_code_runs(server, context, name, tmp_path):
+    code, expected = FLUSHES[name]
+    assert output_while_running(server, context, code, expected, tmp_path, f"the flushed output of {name!r}") == expected
 
 
 def test_output_interval_is_checked(pykernel_bin):
@@ -97,16 +118,15 @@ def test_unflushed_output_waits_for_the_interval(server, context, tmp_path):
 
 @pytest.fixture(scope="module")
 def default_server(pykernel_bin):
-    raw = RawServer(pykernel_bin)
-    yield raw
-    raw.kill()
+    """A server with the default 20 ms coalescing window."""
+    with served(pykernel_bin) as raw:
+        yield raw
 
 
 @pytest.fixture(scope="module", params=["namespace", "process"])
 def default_context(request, default_server):
-    created = default_server.result("context.create", {"isolation": request.param})
-    yield created["id"]
-    default_server.call("context.delete", {"context": created["id"]})
+    with created(default_server, request.param) as id:
+        yield id
 
 
 UNFLUSHED = {
@@ -124,18 +144,7 @@ UNFLUSHED = {
 def test_unflushed_output_is_sent_while_the_code_runs(default_server, default_context, name, tmp_path):
     """With the default 20 ms window, a run answered from the thread where it ends starts relaying
     its output once that output is due: the code waits until the test has seen it."""
-    server = default_server
     code, expected = UNFLUSHED[name]
-    signal = tmp_path / "seen"
-    id = server.request("code.run", {"code": code + wait_for_file(signal) + "print('end')\n", "context": default_context})
-    received = []
-    while sum(len(text) for _, text in received) < sum(len(text) for _, text in expected):
-        message = server.wait_for(
-            lambda m: m.get("method") == "code.output" and m["params"].get("request_id") == id, timeout=30,
-            what=f"the output of {name!r} before the run's end")
-        received.append((message["params"]["stream"], message["params"]["text"]))
-    signal.touch()
-    result = server.response(id)["result"]
-    assert result["status"] == "ok", result
+    received = output_while_running(default_server, default_context, code, expected, tmp_path,
+                                    f"the output of {name!r} before the run's end")
     assert received == expected
-    assert result["stdout"].endswith("end\n")
