@@ -107,11 +107,14 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     private var batchOwner: pthread_t?
     private var drainWaiters: [CheckedContinuation<Void, Never>] = []
     private var peaks = (control: 0, stream: 0)
+    private var controlEnqueued = 0
     /// A line that goes out with the next write of any thread (see ``holdForNextWrite(_:whenQueued:)``).
     private let rider = Rider()
 
     /// The most bytes each lane has held (for tests and diagnostics).
     var peakBytes: (control: Int, stream: Int) { lock.withLock { peaks } }
+    /// How many times lines were queued in the control lane (for tests: an answer was queued).
+    var controlEnqueueCount: Int { lock.withLock { controlEnqueued } }
 
     init(fileDescriptor: Int32, limits: Limits = Limits(), logger: Logger) {
         self.limits = limits
@@ -330,6 +333,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         switch lane {
         case .control:
             control.append(framed)
+            controlEnqueued += 1
             peaks.control = max(peaks.control, control.bytes)
         case .stream:
             stream.append(framed)

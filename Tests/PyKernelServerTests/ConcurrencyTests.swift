@@ -50,10 +50,16 @@ struct ConcurrencyTests {
         // Unread, the run's output fills the stream lane (8 MiB) and the run waits.
         let cap = harness.server.channel.limits.streamBytes
         try await waitUntil("the stream lane is full") { harness.server.channel.peakBytes.stream > cap - (1 << 20) }
+        let queuedBefore = harness.server.channel.controlEnqueueCount
         let list = harness.request("context.list")
+        // The client reads nothing until the answer is queued (on a loaded machine the reader
+        // thread may wait for a processor meanwhile, and a client reading all along would count
+        // what the writer sent in that time, not the lane's order).
+        try await waitUntil("the answer is queued") { harness.server.channel.controlEnqueueCount > queuedBefore }
         let reply = await harness.response(list)
         #expect(reply["result"]?["contexts"] != nil)
-        // Read before it: what the pipe held and the batch in flight, not the queued megabytes.
+        // Read before it: what the pipe held and the line in flight (a notification of up to
+        // 1 MiB of output), not the megabytes queued before it in the stream lane.
         #expect(harness.lines.bytesRead < cap / 2)
         #expect(await harness.call("code.interrupt", ["context": context]) == ["interrupted": true])
         #expect(await harness.response(flood)["result"]?["status"] == "interrupted")
