@@ -18,9 +18,13 @@ final class DeadlineTimer: @unchecked Sendable {  // state guarded by `lock`, a 
     private let lock = ConditionLock()
     private var pending: [(deadline: ContinuousClock.Instant, serial: UInt64, action: @Sendable () -> Void)] = []
     private var lastSerial: UInt64 = 0
-    /// What the thread does: `nil` while it runs (it looks at `pending` before it sleeps again),
-    /// else the time it sleeps until (`nil` inside: until woken).
-    private var sleepsUntil: ContinuousClock.Instant?? = nil
+    private enum ThreadState {
+        /// Running: it looks at `pending` before it sleeps again (also before it has started).
+        case running
+        /// Asleep until that time, or until woken (`nil`).
+        case sleeping(until: ContinuousClock.Instant?)
+    }
+    private var state = ThreadState.running
 
     init() {}
 
@@ -40,7 +44,7 @@ final class DeadlineTimer: @unchecked Sendable {  // state guarded by `lock`, a 
             lastSerial += 1
             pending.append((deadline, lastSerial, action))
             // Asleep with no deadline, or past this one: wake it to sleep until this one.
-            if case .some(let until) = sleepsUntil, until.map({ $0 > deadline }) ?? true { lock.broadcast() }
+            if case .sleeping(let until) = state, until.map({ $0 > deadline }) ?? true { lock.broadcast() }
             return Ticket(serial: lastSerial)
         }
     }
@@ -58,15 +62,15 @@ final class DeadlineTimer: @unchecked Sendable {  // state guarded by `lock`, a 
                 while true {
                     let now = ContinuousClock.now
                     guard let earliest = pending.lazy.map(\.deadline).min() else {
-                        sleepsUntil = .some(nil)
+                        state = .sleeping(until: nil)
                         lock.wait()
-                        sleepsUntil = nil
+                        state = .running
                         continue
                     }
                     guard earliest <= now else {
-                        sleepsUntil = earliest
+                        state = .sleeping(until: earliest)
                         lock.wait(timeout: earliest - now)
-                        sleepsUntil = nil
+                        state = .running
                         continue
                     }
                     let (ready, waiting) = (pending.filter { $0.deadline <= now }, pending.filter { $0.deadline > now })
