@@ -725,9 +725,13 @@ public final class ProcessContexts: Sendable {
     /// Forwards a run to the context's worker; the relay carries its notifications and answer.
     /// With `allowStdin`, the worker's `code.input_request` notifications come through the relay
     /// and ``RunRelay/answerInput(_:)`` answers them.
+    /// - Parameter deliver: Takes the run's events on the thread that produces each, instead of
+    ///   ``RunRelay/next()`` (see ``RunRelay/init(outputLimit:limit:consumer:)``): no task between
+    ///   the worker's answer and the client's.
+    @discardableResult
     public func run(
         _ id: String, code: String, environment: [String: String], timeout: Duration?, outputLimit: Int,
-        allowStdin: Bool = false
+        allowStdin: Bool = false, deliver: RelayConsumer? = nil
     ) throws(IsolationError) -> RunRelay {
         var params: JSONObject = ["code": .string(code), "timeout": .double(timeout?.inSeconds ?? 0),
                                   "max_output_bytes": .integer(Int64(outputLimit))]
@@ -735,7 +739,7 @@ public final class ProcessContexts: Sendable {
             params["env"] = .object(JSONObject(environment.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) }))
         }
         if allowStdin { params["allow_stdin"] = true }
-        let relay = RunRelay(outputLimit: outputLimit)
+        let relay = RunRelay(outputLimit: outputLimit, consumer: deliver)
         let run = ActiveRun(relay: relay, timeout: timeout, params: params)
         let target = try state.withLock { state throws(IsolationError) -> (Worker, String, Bool, Int)? in
             if state.shuttingDown { throw IsolationError(.shuttingDown, "The server is shutting down.") }

@@ -11,13 +11,22 @@ public enum RelayEvent: Sendable {
     case error(code: Int, message: String, data: JSONValue?)
 }
 
-/// A bounded hand-over of one run's events from a worker's reader thread to the task that
-/// answers the client.
+/// Takes a run's events on the thread that produces each (see ``RunRelay/init(outputLimit:limit:consumer:)``).
+public typealias RelayConsumer = @Sendable (RunRelay, RelayEvent) -> Void
+
+/// One run's events, from a worker's reader thread to whoever answers the client: either queued
+/// for a task (``next()``), bounded, or handed to a consumer on the producing thread.
 ///
-/// The reader thread waits while more than `limit` bytes of notifications are unread, so a client
-/// that reads slowly slows the worker down (its output pipe fills) instead of growing memory.
+/// Queued, the reader thread waits while more than `limit` bytes of notifications are unread, so a
+/// client that reads slowly slows the worker down (its output pipe fills) instead of growing
+/// memory. Handed over, the consumer's own waits (for room in the server's output) do the same.
 public final class RunRelay: @unchecked Sendable {  // every field is guarded by `lock`
     private let lock = ConditionLock()
+    /// Takes the events instead of the queue (`nil`: queued for ``next()``).
+    private let consumer: RelayConsumer?
+    /// Held while an event is handed to `consumer`, so that it gets them one at a time and in
+    /// order (the end comes from another thread when a worker dies or a context is deleted).
+    private let handing = ConditionLock()
     private var events: [RelayEvent] = []
     private var head = 0
     private var bytes = 0
@@ -30,8 +39,14 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
     /// The worker that runs the run and the run's request id there (for `code.input`).
     private var target: (worker: Worker, requestID: Int64)?
 
-    init(outputLimit: Int, limit: Int = 1 << 20) {
+    /// - Parameter consumer: Takes every event on the thread that produces it (a worker's reader
+    ///   thread; the thread that ends the run when its worker ended or its context was deleted),
+    ///   in order, each once: notifications, then the end. It may block (for room in an output);
+    ///   it must not call back into this relay but for ``answerInput(_:)`` later. `nil`: events are
+    ///   queued for ``next()``.
+    init(outputLimit: Int, limit: Int = 1 << 20, consumer: RelayConsumer? = nil) {
         self.limit = limit
+        self.consumer = consumer
         self.stdout = HeadTailBuffer(limit: outputLimit)
         self.stderr = HeadTailBuffer(limit: outputLimit)
     }
@@ -41,24 +56,50 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
 
     /// Queues a notification (waits while the unread ones hold more than the limit).
     func push(_ method: String, _ params: JSONObject) {
+        if let consumer {
+            handing.withLock {
+                let open = lock.withLock { () -> Bool in
+                    guard !ended else { return false }
+                    keep(method, params)
+                    return true
+                }
+                if open { consumer(self, .notification(method, params)) }
+            }
+            return
+        }
         let size = params["text"]?.stringValue?.utf8.count ?? 64
         lock.lock()
         while bytes > limit && !ended { lock.wait() }
         guard !ended else { return lock.unlock() }
-        if method == "code.output", let text = params["text"]?.stringValue {
-            if params["stream"]?.stringValue == "stderr" { stderr.append(text) } else { stdout.append(text) }
-        }
+        keep(method, params)
         let event = RelayEvent.notification(method, params)
         deliver(event, size: size)
     }
 
     /// Answers the run (the first answer wins; later ones are ignored).
     func finish(_ event: RelayEvent) {
+        if let consumer {
+            handing.withLock {
+                let first = lock.withLock { () -> Bool in
+                    defer { ended = true }
+                    return !ended
+                }
+                if first { consumer(self, event) }
+            }
+            return
+        }
         lock.lock()
         guard !ended else { return lock.unlock() }
         ended = true
         lock.broadcast()  // a reader thread waiting for room gives up
         deliver(event, size: 0)
+    }
+
+    /// Keeps a `code.output` notification's text for a result the server writes. Lock held.
+    private func keep(_ method: String, _ params: JSONObject) {
+        if method == "code.output", let text = params["text"]?.stringValue {
+            if params["stream"]?.stringValue == "stderr" { stderr.append(text) } else { stdout.append(text) }
+        }
     }
 
     /// Records where the run was sent (`nil`: the worker had ended).
@@ -110,7 +151,7 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
         lock.unlock()
     }
 
-    /// The next event; the run's answer is the last.
+    /// The next event; the run's answer is the last. Only for a relay without a consumer.
     public func next() async -> RelayEvent {
         await withCheckedContinuation { continuation in
             lock.lock()

@@ -203,34 +203,54 @@ extension JSONRPCServer {
     }
 
     /// `code.run` in a process context: forwarded to its worker; the worker's notifications are
-    /// relayed under this request's id and its answer is this request's answer.
+    /// relayed under this request's id and its answer is this request's answer, from the thread
+    /// that reads the worker (``ProcessRunAnswer``).
     private static func runCode(_ request: Request, _ kernel: MethodHandler) throws(RPCError) -> MethodReply {
         let params = request.params
         let id = try params.optionalString("context") ?? ContextID.default.rawValue
         guard let contexts = processContext(request, id) else { return try kernel(request) }
         let run = try RunParameters(params)
-        let relay: RunRelay
+        let answer = ProcessRunAnswer(request)
         do throws(IsolationError) {
-            relay = try contexts.run(id, code: run.code, environment: run.environment, timeout: run.timeout, outputLimit: run.maxOutputBytes,
-                                     allowStdin: run.allowStdin && request.id != nil)
+            try contexts.run(id, code: run.code, environment: run.environment, timeout: run.timeout, outputLimit: run.maxOutputBytes,
+                             allowStdin: run.allowStdin && request.id != nil, deliver: answer.deliver)
         } catch {
             throw RPCError(error)
         }
-        return .deferred { () async throws(RPCError) -> JSONValue in
-            defer { if let id = request.id { request.server.openInputs.close(id) } }
-            while true {
-                switch await relay.next() {
-                case .notification(let method, let fields):
-                    if method == "code.input_request", let id = request.id {
-                        openInput(id, relay, request.server)
-                    }
-                    await request.notify(method, fields)
-                case .result(let result):
-                    return result
-                case .error(let code, let message, let data):
-                    throw RPCError(code: code, message: message, data: data)
-                }
-            }
+        return .later
+    }
+}
+
+/// Answers one `code.run` in a process context on the thread that relays its events (the
+/// worker's reader thread, or the thread that ended the run): each notification is sent as it
+/// comes (waiting for room, which slows the worker down), then the response. No task: a task's
+/// hand-offs cost more than the relaying itself (Benchmarks/README.md, round 14).
+private final class ProcessRunAnswer: Sendable {
+    private let request: Request
+
+    init(_ request: Request) { self.request = request }
+
+    /// The relay's consumer.
+    func deliver(_ relay: RunRelay, _ event: RelayEvent) {
+        switch event {
+        case .notification(let method, let fields):
+            // Open before the client can see the request (it may answer at once).
+            if method == "code.input_request", let id = request.id { JSONRPCServer.openInput(id, relay, request.server) }
+            request.notifyWaitingForRoom(method, fields)
+        case .result(let result):
+            answer(.success(result))
+        case .error(let code, let message, let data):
+            answer(.failure(RPCError(code: code, message: message, data: data)))
+        }
+    }
+
+    private func answer(_ outcome: Result<JSONValue, RPCError>) {
+        // The run has ended: its request for input, if one is open, no longer is (before the
+        // response, after which the client may reuse the id).
+        if let id = request.id { request.server.openInputs.close(id) }
+        request.finish(capacity: 512) { unit, id in
+            unit.response(id: id, outcome)
+            return false
         }
     }
 }

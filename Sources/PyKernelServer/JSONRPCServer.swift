@@ -354,6 +354,18 @@ public struct Request: Sendable {
         followUp.run()
     }
 
+    /// Sends a notification about this request from a thread (not a task), waiting while the
+    /// stream lane is full (on a task: at once, past the cap). Nothing is sent for a notification
+    /// request.
+    func notifyWaitingForRoom(_ method: String, _ fields: JSONObject) {
+        guard let id else { return }
+        notifications.sent = true
+        var line = RPCMessage.notification(method: method, params: .object(Self.params(id, fields)))
+        line.append(0x0A)
+        let onTask = withUnsafeCurrentTask { $0 != nil }
+        server.channel.sendUnit(line, lane: .stream, mayWait: !onTask) {}
+    }
+
     /// Sends a notification about this request without waiting for room (for small amounts).
     public func notifyNow(_ method: String, _ fields: JSONObject) {
         guard let id else { return }

@@ -251,6 +251,44 @@ def test_delete_with_run_in_progress(server):
     assert server.call("code.run", {"context": context, "code": "1"})["error"]["code"] == -32001
 
 
+def lines_of(server, request):
+    """Indexes, in arrival order, of the messages about `request`: its notifications and response."""
+    return [(index, "id" in message) for index, message in enumerate(server.messages_since(0))
+            if message.get("id") == request
+            or ("id" not in message and isinstance(message.get("params"), dict) and message["params"].get("request_id") == request)]
+
+
+@pytest.mark.parametrize("ending", ["delete", "crash", "return"])
+def test_a_flood_of_output_ends_with_the_response_and_nothing_after_it(server, ending):
+    """A worker's notifications reach the client on the thread that reads the worker, its end
+    (the worker's answer, or the server's when the worker died or the context was deleted) from
+    whichever thread ends the run: the response is still the request's last line, after every
+    notification, and nothing about the request follows it."""
+    context = create(server)["id"]
+    code = {
+        "delete": "while True: print('x' * 2000)",
+        "crash": "import os, signal, sys\nfor _ in range(3000): print('x' * 2000)\nsys.stdout.flush()\nos.kill(os.getpid(), signal.SIGKILL)",
+        "return": "for _ in range(3000): print('x' * 2000)",
+    }[ending]
+    request = server.request("code.run", {"context": context, "code": code})
+    server.wait_for(lambda m: m.get("method") == "code.output" and m["params"]["request_id"] == request)
+    if ending == "delete":
+        server.result("context.delete", {"id": context})
+    result = server.response(request, timeout=30)["result"]
+    assert result["status"] == {"delete": "interrupted", "crash": "crashed", "return": "ok"}[ending]
+    # Another run's output and response come through the same lane after anything still queued.
+    other = create(server)["id"]
+    assert run(server, other, "print('after')")["stdout"] == "after\n"
+    lines = lines_of(server, request)
+    assert lines[-1][1], "the response is the request's last line"
+    assert sum(is_response for _, is_response in lines) == 1
+    streamed = sum(len(m["params"]["text"]) for m in server.notifications(request) if m.get("method") == "code.output")
+    # All of it when the run returns; a worker killed mid-stream loses what it had not sent.
+    assert streamed == 3000 * 2001 if ending == "return" else 0 < streamed <= 3000 * 2001
+    for context_id in {other, context} - ({context} if ending == "delete" else set()):
+        server.result("context.delete", {"id": context_id})
+
+
 def test_bad_input(server):
     bad = server.call("context.create", {"isolation": "thread"})
     assert bad["error"]["code"] == -32602
