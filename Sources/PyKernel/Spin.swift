@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// Bounded busy-waiting, for hand-offs that usually complete within microseconds (most runs end
 /// that fast, and a thread wake-up costs more). Only on threads the project or the host owns (the
@@ -7,9 +8,92 @@ import Glibc
 enum Spin {
     static let budget = Duration.microseconds(150)
 
-    /// Yields the processor until `done()` or the budget has passed.
+    /// Yields the processor until `done()` or the budget has passed. In a process forked by a fork
+    /// server (a process context's worker), only with a turn (``SpinTurns``), and only while the
+    /// processor is not wanted by another thread; without a turn it returns at once.
     static func briefly(for budget: Duration = budget, until done: () -> Bool) {
         let deadline = ContinuousClock.now + budget
-        while !done() && ContinuousClock.now < deadline { sched_yield() }
+        guard let turns = SpinTurns.shared else {
+            while !done() && ContinuousClock.now < deadline { sched_yield() }
+            return
+        }
+        guard let turn = turns.claim(for: budget) else { return }
+        defer { turns.release(turn) }
+        var before = ContinuousClock.now
+        while !done() && before < deadline {
+            sched_yield()
+            let after = ContinuousClock.now
+            // The processor went to another thread meanwhile: it is wanted, stop spinning.
+            if after - before > contendedYield { return }
+            before = after
+        }
+    }
+
+    /// A `sched_yield` that takes longer gave the processor to another thread (one that returns
+    /// at once takes under a microsecond).
+    static let contendedYield = Duration.microseconds(5)
+}
+
+/// Turns to busy-wait, shared by every process a fork server forks: at most half the processors'
+/// worth of them spin at once. An idle worker spins after each run for its next request; 100
+/// workers answering pipelined runs on 2 processors would otherwise spend the processors
+/// yielding to each other (Benchmarks/README.md, "Process contexts: runs relayed without a task,
+/// workers that spin in turns").
+///
+/// Each turn is a word in a shared anonymous mapping holding the monotonic time (ns) until which
+/// its holder may spin; a turn whose time has passed is free, so a process killed while spinning
+/// gives its turn back by itself.
+final class SpinTurns: @unchecked Sendable {  // the mapping holds atomics only, and never moves
+    /// The turns of the processes forked from this one (set by the fork server before its first
+    /// fork, when it has one thread; read-only afterwards). `nil`: spin without turns.
+    nonisolated(unsafe) private(set) static var shared: SpinTurns?
+
+    /// Shares turns with the processes this one forks from now on. Call with one thread, before
+    /// the first fork.
+    static func shareWithForkedProcesses() {
+        guard shared == nil else { return }
+        let processors = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        shared = SpinTurns(count: max(1, processors / 2))
+    }
+
+    private let slots: UnsafeMutablePointer<Atomic<UInt64>>?
+    private let count: Int
+
+    init(count: Int) {
+        let size = MemoryLayout<Atomic<UInt64>>.stride * count
+        let mapping = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
+        if let mapping, mapping != MAP_FAILED {
+            // A fresh anonymous mapping is zeroed: every turn is free.
+            slots = mapping.bindMemory(to: Atomic<UInt64>.self, capacity: count)
+            self.count = count
+        } else {
+            slots = nil  // no shared memory: no turns, no spinning in the children
+            self.count = 0
+        }
+    }
+
+    /// A free turn, held for `budget` from now; `nil` when every turn is taken.
+    func claim(for budget: Duration) -> Int? {
+        guard let slots else { return nil }
+        let now = Self.monotonicNanoseconds()
+        let until = now + UInt64(budget.components.attoseconds / 1_000_000_000) + UInt64(budget.components.seconds) * 1_000_000_000
+        for index in 0..<count {
+            let held = slots[index].load(ordering: .relaxed)
+            if held <= now, slots[index].compareExchange(expected: held, desired: until, ordering: .acquiringAndReleasing).exchanged {
+                return index
+            }
+        }
+        return nil
+    }
+
+    /// Gives a turn back before its time.
+    func release(_ index: Int) {
+        slots?[index].store(0, ordering: .releasing)
+    }
+
+    private static func monotonicNanoseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 }

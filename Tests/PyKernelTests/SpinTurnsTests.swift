@@ -1,0 +1,50 @@
+import Glibc
+import Testing
+@testable import PyKernel
+
+/// The turns to busy-wait that a fork server's children share (``SpinTurns``).
+@Suite("Spin turns shared by forked workers")
+struct SpinTurnsTests {
+    @Test("At most `count` turns are held at once; a turn comes free when given back or when its time has passed")
+    func turnsAreBoundedAndComeFree() throws {
+        let turns = SpinTurns(count: 2)
+        let first = try #require(turns.claim(for: .seconds(10)))
+        let second = try #require(turns.claim(for: .seconds(10)))
+        #expect(first != second)
+        #expect(turns.claim(for: .seconds(10)) == nil)
+        turns.release(first)
+        #expect(turns.claim(for: .milliseconds(500)) == first)
+        #expect(turns.claim(for: .seconds(10)) == nil)
+        usleep(700_000)  // the 0.5 s turn has run out without being given back
+        #expect(turns.claim(for: .seconds(10)) == first)
+        #expect(turns.claim(for: .seconds(10)) == nil)
+    }
+
+    @Test("A turn held in a forked child is held for its parent too, and comes free after the child dies holding it")
+    func turnsAreSharedAcrossForkAndOutliveNoProcess() throws {
+        let turns = SpinTurns(count: 1)
+        var ready: [Int32] = [-1, -1]
+        #expect(pipe(&ready) == 0)
+        let child = fork()
+        if child == 0 {
+            // Only atomics, a write and a pause here: the parent's other threads are absent.
+            let held: UInt8 = turns.claim(for: .seconds(1)) == nil ? 0 : 1
+            var byte = held
+            _ = write(ready[1], &byte, 1)
+            while true { pause() }
+        }
+        try #require(child > 0)
+        close(ready[1])
+        var byte: UInt8 = 0
+        #expect(read(ready[0], &byte, 1) == 1)
+        close(ready[0])
+        #expect(byte == 1)
+        #expect(turns.claim(for: .seconds(10)) == nil)
+        kill(child, SIGKILL)
+        var status: Int32 = 0
+        waitpid(child, &status, 0)
+        #expect(turns.claim(for: .seconds(10)) == nil)  // killed holding it: it runs out by itself
+        usleep(1_200_000)
+        #expect(turns.claim(for: .seconds(10)) != nil)
+    }
+}
