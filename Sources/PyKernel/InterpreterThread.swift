@@ -170,11 +170,13 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
 
     /// Runs jobs on the calling thread (the interpreter thread, GIL held) for the life of the process.
     func serve(_ state: InterpreterState) -> Never {
+        var idle = IdleSpin()
         while true {
             let job = withGILReleased {
                 // Requests often come back to back: a bounded spin (on this thread, the engine's
                 // own) before sleeping on the condition saves a wake-up per run.
-                Spin.briefly(until: { waiting.load(ordering: .acquiring) > 0 })
+                idle.spin(until: { waiting.load(ordering: .acquiring) > 0 })
+                defer { idle.jobCame() }
                 return nextJob()
             }
             switch job {

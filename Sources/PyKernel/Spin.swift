@@ -8,30 +8,70 @@ import Synchronization
 enum Spin {
     static let budget = Duration.microseconds(150)
 
-    /// Yields the processor until `done()` or the budget has passed. In a process forked by a fork
-    /// server (a process context's worker), only with a turn (``SpinTurns``), and only while the
-    /// processor is not wanted by another thread; without a turn it returns at once.
+    /// Yields the processor until `done()` or the budget has passed.
     static func briefly(for budget: Duration = budget, until done: () -> Bool) {
         let deadline = ContinuousClock.now + budget
-        guard let turns = SpinTurns.shared else {
-            while !done() && ContinuousClock.now < deadline { sched_yield() }
-            return
-        }
-        guard let turn = turns.claim(for: budget) else { return }
-        defer { turns.release(turn) }
-        var before = ContinuousClock.now
-        while !done() && before < deadline {
-            sched_yield()
-            let after = ContinuousClock.now
-            // The processor went to another thread meanwhile: it is wanted, stop spinning.
-            if after - before > contendedYield { return }
-            before = after
-        }
+        while !done() && ContinuousClock.now < deadline { sched_yield() }
     }
 
-    /// A `sched_yield` that takes longer gave the processor to another thread (one that returns
-    /// at once takes under a microsecond).
+    /// Yields the processor until `done()`, the budget has passed, or a yield gave the processor
+    /// to another thread (it is wanted: a `sched_yield` that returns at once takes under a
+    /// microsecond).
+    /// - Returns: Whether `done()` came true.
+    static func whileUnwanted(for budget: Duration, until done: () -> Bool) -> Bool {
+        var before = ContinuousClock.now
+        let deadline = before + budget
+        while !done() {
+            if before >= deadline { return false }
+            sched_yield()
+            let after = ContinuousClock.now
+            if after - before > contendedYield { return done() }
+            before = after
+        }
+        return true
+    }
+
     static let contendedYield = Duration.microseconds(5)
+}
+
+/// The interpreter thread's wait for its next job: a bounded spin first, then the caller sleeps.
+///
+/// Without turns (the manager's own interpreter) it is ``Spin/briefly(for:until:)``. With the
+/// turns of a fork server's children (a process context's worker) it spins only with a turn, only
+/// while the processor is not wanted by another thread, and it adapts: after a spin that ran out
+/// (the next request did not come within the budget: a client that paused, a pipelined batch's
+/// last run), it sleeps at once until a job comes within the budget again (a job that found it
+/// asleep that soon after it went idle). A client sending request after request keeps its worker
+/// spinning; a hundred workers whose batches have ended do not spin out their budget at the end
+/// of every batch, on processors the other workers need.
+struct IdleSpin {
+    private let turns: SpinTurns?
+    private let budget: Duration
+    /// Whether the next wait starts with a spin (with turns).
+    private(set) var spinning = true
+    /// When the thread found no job waiting (`nil`: a job was waiting).
+    private var idleSince: ContinuousClock.Instant?
+
+    init(turns: SpinTurns? = SpinTurns.shared, budget: Duration = Spin.budget) {
+        self.turns = turns
+        self.budget = budget
+    }
+
+    /// Spins while it is worth it, until `jobWaiting()`; the caller then waits for the job.
+    mutating func spin(until jobWaiting: () -> Bool) {
+        guard let turns else { return Spin.briefly(for: budget, until: jobWaiting) }
+        idleSince = nil
+        guard !jobWaiting() else { return }
+        idleSince = .now
+        guard spinning, let turn = turns.claim(for: budget) else { return }
+        defer { turns.release(turn) }
+        spinning = Spin.whileUnwanted(for: budget, until: jobWaiting)
+    }
+
+    /// A job came (after ``spin(until:)`` and the caller's wait).
+    mutating func jobCame() {
+        if !spinning, let idleSince, ContinuousClock.now - idleSince < budget { spinning = true }
+    }
 }
 
 /// Turns to busy-wait, shared by every process a fork server forks: at most half the processors'

@@ -743,21 +743,43 @@ public final class ProcessContexts: Sendable {
         let run = ActiveRun(relay: relay, timeout: timeout, params: params)
         let target = try state.withLock { state throws(IsolationError) -> (Worker, String, Bool, Int)? in
             if state.shuttingDown { throw IsolationError(.shuttingDown, "The server is shutting down.") }
-            guard var record = state.contexts[id] else { throw Self.notFound(id) }
-            if let reason = record.deadReason { throw Self.dead(id, reason) }
-            record.runs.append(run)
-            defer { state.contexts[id] = record }
-            // Its worker is on the way, or the runs that waited for it are being sent: after them.
-            guard let worker = record.worker, !record.sendingWaiting else {
-                record.unsent.append(run)
-                return nil
-            }
-            return (worker, record.workerContext, record.runs.count == 1, record.generation)
+            guard state.contexts[id] != nil else { throw Self.notFound(id) }
+            return try Self.queue(run, in: &state.contexts[id]!, id: id)
         }
         if let (worker, workerContext, isHead, generation) = target {
             send(id, run, to: worker, workerContext: workerContext, isHead: isHead, generation: generation)
         }
         return relay
+    }
+
+    /// Queues `run` in its context's record (changed in place: a copy of the record would copy
+    /// its queue of runs for every run queued, quadratic in a pipelined batch); returns where to
+    /// send it (worker, worker-side context, whether it is the context's first run, generation),
+    /// or `nil` when it waits for the worker.
+    private static func queue(_ run: ActiveRun, in record: inout Record, id: String) throws(IsolationError) -> (Worker, String, Bool, Int)? {
+        if let reason = record.deadReason { throw Self.dead(id, reason) }
+        record.runs.append(run)
+        // Its worker is on the way, or the runs that waited for it are being sent: after them.
+        guard let worker = record.worker, !record.sendingWaiting else {
+            record.unsent.append(run)
+            return nil
+        }
+        return (worker, record.workerContext, record.runs.count == 1, record.generation)
+    }
+
+    /// Takes `run`, answered, off the front of its context's runs (in place, as ``queue(_:in:id:)``);
+    /// returns the context's next run, if any. Nothing when the context was deleted or restarted since.
+    private func dequeue(_ run: ActiveRun, of id: String, generation: Int, executionCount: Int?) -> ActiveRun? {
+        state.withLock { state -> ActiveRun? in
+            guard state.contexts[id]?.generation == generation, state.contexts[id]?.runs.first === run else { return nil }
+            return Self.dequeue(in: &state.contexts[id]!, executionCount: executionCount)
+        }
+    }
+
+    private static func dequeue(in record: inout Record, executionCount: Int?) -> ActiveRun? {
+        record.runs.removeFirst()
+        if let executionCount { record.executionCount = executionCount }
+        return record.runs.first
     }
 
     /// Sends a run to the context's worker (arming its deadline when it is the context's first run).
@@ -861,24 +883,11 @@ public final class ProcessContexts: Sendable {
         case .ended:
             return  // answered by workerExited
         case .result(let result):
-            let next = state.withLock { state -> ActiveRun? in
-                guard var record = state.contexts[id], record.generation == generation,
-                      record.runs.first === run else { return nil }
-                record.runs.removeFirst()
-                if let count = result["execution_count"]?.intValue { record.executionCount = count }
-                state.contexts[id] = record
-                return record.runs.first
-            }
+            let next = dequeue(run, of: id, generation: generation, executionCount: result["execution_count"]?.intValue)
             run.relay.finish(.result(result))
             if let next { armDeadline(id, next, generation: generation) }
         case .error(let error):
-            let next = state.withLock { state -> ActiveRun? in
-                guard var record = state.contexts[id], record.generation == generation,
-                      record.runs.first === run else { return nil }
-                record.runs.removeFirst()
-                state.contexts[id] = record
-                return record.runs.first
-            }
+            let next = dequeue(run, of: id, generation: generation, executionCount: nil)
             run.relay.finish(.error(code: error["code"]?.intValue ?? -32603,
                                     message: error["message"]?.stringValue ?? "The worker failed.", data: error["data"]))
             if let next { armDeadline(id, next, generation: generation) }

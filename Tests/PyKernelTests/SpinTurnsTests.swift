@@ -48,3 +48,43 @@ struct SpinTurnsTests {
         #expect(turns.claim(for: .seconds(10)) != nil)
     }
 }
+
+/// The interpreter thread's idle wait in a forked worker (``IdleSpin`` with turns).
+@Suite("The idle spin of a forked worker")
+struct IdleSpinTests {
+    @Test("A spin that ran out stops the next ones until a job comes within the budget; one that saw its job keeps spinning")
+    func adaptsToTheClient() {
+        // A budget long enough that the steps below never outlast it by accident.
+        var idle = IdleSpin(turns: SpinTurns(count: 1), budget: .milliseconds(40))
+        idle.spin(until: { true })  // a job was waiting: no spin needed
+        idle.jobCame()
+        #expect(idle.spinning)
+        var polls = 0
+        idle.spin(until: { polls += 1; return polls > 1 })  // the job came during the spin
+        idle.jobCame()
+        #expect(idle.spinning)
+        idle.spin(until: { false })  // ran out (or the processor was wanted)
+        #expect(!idle.spinning)
+        polls = 0
+        idle.spin(until: { polls += 1; return false })  // no spin now: one look, then the caller sleeps
+        #expect(polls == 1)
+        usleep(60_000)
+        idle.jobCame()  // came later than the budget: still no spin
+        #expect(!idle.spinning)
+        idle.spin(until: { false })
+        idle.jobCame()  // came at once
+        #expect(idle.spinning)
+    }
+
+    @Test("Without a free turn it does not spin, and keeps spinning later")
+    func noTurnNoSpin() throws {
+        let turns = SpinTurns(count: 1)
+        let held = try #require(turns.claim(for: .seconds(10)))
+        var idle = IdleSpin(turns: turns, budget: .milliseconds(40))
+        var polls = 0
+        idle.spin(until: { polls += 1; return false })
+        #expect(polls == 1)
+        #expect(idle.spinning)
+        turns.release(held)
+    }
+}
