@@ -366,8 +366,8 @@ class PyKernelClient:
                 raise RuntimeError(f"pykernel error: {message['error']}")
             waiting.discard(message.get("id"))
 
-    def create_context(self) -> str:
-        return self.call("context.create", {})["id"]
+    def create_context(self, isolation: str | None = None) -> str:
+        return self.call("context.create", {"isolation": isolation} if isolation else {})["id"]
 
     def wait_for_pool(self) -> None:
         """Until the fork server's pool of process-context workers is full again."""
@@ -1189,7 +1189,9 @@ class Bench:
         for code, key in codes:
             native[key] = probe_interleaved(
                 [([str(self.binary), "serve"], rpc_line("code.run", {"code": code}), PYKERNEL_RESPONSE),
-                 ([self.python, str(WORKER)], json.dumps({"code": code}).replace("%", "%%"), '"type": "control"')],
+                 ([self.python, str(WORKER)], json.dumps({"code": code}).replace("%", "%%"), '"type": "control"'),
+                 # The default context as a process context: the run relayed to its forked worker.
+                 ([str(self.binary), "serve", "--isolation", "process"], rpc_line("code.run", {"code": code}), PYKERNEL_RESPONSE)],
                 self.reps(5000, 500))
         client = PyKernelClient(self.binary, self.log_path)
         context = client.create_context()
@@ -1200,6 +1202,8 @@ class Bench:
             for code, key in codes:
                 row = rows[key]
                 Results.add(row, "pykernel", "pykernel `code.run` (protocol, native client)", native[key][0])
+                Results.add(row, "pykernel", "pykernel `code.run` in a process context (`--isolation process`, native client, reference)",
+                            native[key][2], reference=True)
                 self.client_rows(row, code, client, context, kernel, worker, worker_native=native[key][1])
         finally:
             client.close()
@@ -1859,6 +1863,18 @@ class Bench:
             client.close()
         Results.add(row, "pykernel", f"pykernel, {contexts} contexts in one `pykernel serve`", samples,
                     detail=f"CPU time of the server: {format_value(cpu, 'time')} per 1,000 runs")
+        client = PyKernelClient(self.binary, self.log_path)
+        try:
+            ids = [client.create_context(isolation="process") for _ in range(contexts)]
+            requests = [("code.run", {"code": self.PIPELINE_CODE, "context": ids[index % contexts]}) for index in range(runs)]
+            pipelined_runs(client, requests)  # warm: every worker has run the code
+            cpu = cpu_seconds(client.pid)
+            samples = [timed(lambda: pipelined_runs(client, requests)) for _ in range(reps)]
+            cpu = (cpu_seconds(client.pid) - cpu) / reps
+        finally:
+            client.close()
+        Results.add(row, "pykernel", f"pykernel, {contexts} process contexts (a forked worker each; reference)", samples,
+                    reference=True, detail=f"CPU time of the server (not its workers): {format_value(cpu, 'time')} per 1,000 runs")
         workers = [WorkerClient(self.python) for _ in range(contexts)]
         try:
             for worker in workers:
