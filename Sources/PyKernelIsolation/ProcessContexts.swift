@@ -184,6 +184,8 @@ public final class ProcessContexts: Sendable {
 
     public let configuration: Configuration
     private let state = Mutex(State())
+    /// The workers that hold runs sent with `hold` (see ``writeHeldRuns()``).
+    private let heldFor = Mutex<[Worker]>([])
     private let logger: Logger
     private let timers = DispatchQueue(label: "pykernel-isolation-timers")
     private let spawner = DispatchQueue(label: "pykernel-isolation-pool")
@@ -725,13 +727,16 @@ public final class ProcessContexts: Sendable {
     /// Forwards a run to the context's worker; the relay carries its notifications and answer.
     /// With `allowStdin`, the worker's `code.input_request` notifications come through the relay
     /// and ``RunRelay/answerInput(_:)`` answers them.
-    /// - Parameter deliver: Takes the run's events on the thread that produces each, instead of
-    ///   ``RunRelay/next()`` (see ``RunRelay/init(outputLimit:limit:consumer:)``): no task between
-    ///   the worker's answer and the client's.
+    /// - Parameters:
+    ///   - deliver: Takes the run's events on the thread that produces each, instead of
+    ///     ``RunRelay/next()`` (see ``RunRelay/init(outputLimit:limit:consumer:)``): no task between
+    ///     the worker's answer and the client's.
+    ///   - hold: Keep the request to the worker until ``writeHeldRuns()`` (or the next request to
+    ///     that worker), so that the runs a server reads together reach each worker in one write.
     @discardableResult
     public func run(
         _ id: String, code: String, environment: [String: String], timeout: Duration?, outputLimit: Int,
-        allowStdin: Bool = false, deliver: RelayConsumer? = nil
+        allowStdin: Bool = false, deliver: RelayConsumer? = nil, hold: Bool = false
     ) throws(IsolationError) -> RunRelay {
         var params: JSONObject = ["code": .string(code), "timeout": .double(timeout?.inSeconds ?? 0),
                                   "max_output_bytes": .integer(Int64(outputLimit))]
@@ -747,7 +752,7 @@ public final class ProcessContexts: Sendable {
             return try Self.queue(run, in: &state.contexts[id]!, id: id)
         }
         if let (worker, workerContext, isHead, generation) = target {
-            send(id, run, to: worker, workerContext: workerContext, isHead: isHead, generation: generation)
+            send(id, run, to: worker, workerContext: workerContext, isHead: isHead, generation: generation, hold: hold)
         }
         return relay
     }
@@ -783,15 +788,27 @@ public final class ProcessContexts: Sendable {
     }
 
     /// Sends a run to the context's worker (arming its deadline when it is the context's first run).
-    private func send(_ id: String, _ run: ActiveRun, to worker: Worker, workerContext: String, isHead: Bool, generation: Int) {
+    private func send(_ id: String, _ run: ActiveRun, to worker: Worker, workerContext: String, isHead: Bool, generation: Int,
+                      hold: Bool = false) {
         var params = run.params
         params["context"] = .string(workerContext)
         if isHead { armDeadline(id, run, generation: generation) }
         let relay = run.relay
+        if hold { heldFor.withLock { if !$0.contains(where: { $0 === worker }) { $0.append(worker) } } }
         let requestID = worker.send("code.run", params, Worker.Pending(
             notification: { method, params in relay.push(method, params) },
-            reply: { [weak self] reply in self?.runAnswered(id, run, reply, generation: generation) }))
+            reply: { [weak self] reply in self?.runAnswered(id, run, reply, generation: generation) }), hold: hold)
         relay.bind(to: worker, requestID: requestID)
+    }
+
+    /// Writes the runs held by ``run(_:code:environment:timeout:outputLimit:allowStdin:deliver:hold:)``
+    /// to their workers, one write each.
+    public func writeHeldRuns() {
+        let workers = heldFor.withLock { held in
+            defer { held.removeAll(keepingCapacity: true) }
+            return held
+        }
+        for worker in workers { worker.writeHeld() }
     }
 
     /// Sends an interrupt to the context's run in progress; a run still going after the grace

@@ -65,9 +65,14 @@ final class Worker: Sendable {
     /// The fork server that forked the worker and reaps it (`nil`: this process spawned it).
     let forkServer: ForkServer?
     private let state = Mutex(State())
-    /// Whether `input` is still open; held while writing, so a closed (and maybe reused)
-    /// descriptor number is never written to.
-    private let inputOpen = Mutex(true)
+    /// The worker's stdin: whether it is still open (held while writing, so a closed and maybe
+    /// reused descriptor number is never written to) and the requests held for one write.
+    private struct Input {
+        var open = true
+        /// Requests sent with `hold` and not written yet (written before any later request).
+        var held: [UInt8] = []
+    }
+    private let inputState = Mutex(Input())
     private let onExit: @Sendable (Worker) -> Void
     private let logger: Logger
     /// Lines of stderr kept for a crash report.
@@ -173,7 +178,10 @@ final class Worker: Sendable {
     /// Sends a request; `pending` is called on the worker's thread. `nil` when the worker has
     /// ended (then `pending.reply` is not called).
     @discardableResult
-    func send(_ method: String, _ params: JSONObject, _ pending: Pending) -> Int64? {
+    /// - Parameter hold: Keep the request for ``writeHeld()`` (or the next request sent without
+    ///   it): the requests of one read of the server's input go to the worker in one write, so
+    ///   it wakes once for them.
+    func send(_ method: String, _ params: JSONObject, _ pending: Pending, hold: Bool = false) -> Int64? {
         let id: Int64? = state.withLock { state in
             guard state.exit == nil, !state.inputClosed else { return nil }
             let id = state.nextID
@@ -183,8 +191,17 @@ final class Worker: Sendable {
         }
         guard let id else { return nil }
         let line: JSONValue = ["jsonrpc": "2.0", "id": .integer(id), "method": .string(method), "params": .object(params)]
-        write(line)
+        write(line, hold: hold)
         return id
+    }
+
+    /// Writes the requests held by ``send(_:_:_:hold:)``, if any.
+    func writeHeld() {
+        inputState.withLock { input in
+            guard input.open, !input.held.isEmpty else { return }
+            writeAll(input.held)
+            input.held = []
+        }
     }
 
     /// Sends a request whose answer nobody waits for.
@@ -192,21 +209,34 @@ final class Worker: Sendable {
         send(method, params, Pending(notification: { _, _ in }, reply: { _ in }))
     }
 
-    private func write(_ message: JSONValue) {
+    private func write(_ message: JSONValue, hold: Bool) {
         var bytes = message.serialized()
         bytes.append(0x0A)
-        inputOpen.withLock { open in
-            guard open else { return }
-            bytes.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let written = Glibc.write(input, buffer.baseAddress! + offset, buffer.count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        return  // the worker is gone; its reader answers what waits
-                    }
-                    offset += written
+        inputState.withLock { input in
+            guard input.open else { return }
+            if hold {
+                input.held.append(contentsOf: bytes)
+                return
+            }
+            if !input.held.isEmpty {
+                bytes = input.held + bytes
+                input.held = []
+            }
+            writeAll(bytes)
+        }
+    }
+
+    /// Writes `bytes` to the worker's stdin (with `inputState`'s lock held, the input open).
+    private func writeAll(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Glibc.write(input, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return  // the worker is gone; its reader answers what waits
                 }
+                offset += written
             }
         }
     }
@@ -230,12 +260,12 @@ final class Worker: Sendable {
     /// Closes the worker's stdin (a `pykernel serve` then finishes and exits).
     func closeInput() {
         state.withLock { $0.inputClosed = true }
-        inputOpen.withLock { open in
-            if open {
+        inputState.withLock { state in
+            if state.open {
                 EngineDescriptors.forget(input)
                 _ = Glibc.close(input)
             }
-            open = false
+            state = Input(open: false)
         }
     }
 

@@ -212,8 +212,9 @@ extension JSONRPCServer {
         let run = try RunParameters(params)
         let answer = ProcessRunAnswer(request)
         do throws(IsolationError) {
+            // Held until the server has handled the requests it has read (`writeHeldRuns()`).
             try contexts.run(id, code: run.code, environment: run.environment, timeout: run.timeout, outputLimit: run.maxOutputBytes,
-                             allowStdin: run.allowStdin && request.id != nil, deliver: answer.deliver)
+                             allowStdin: run.allowStdin && request.id != nil, deliver: answer.deliver, hold: true)
         } catch {
             throw RPCError(error)
         }

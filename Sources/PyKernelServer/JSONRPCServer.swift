@@ -105,6 +105,8 @@ public final class JSONRPCServer: Sendable {
     private func readRequests() {
         LineReader.readLines(fileDescriptor: input, maxLineLength: maxLineLength) { element, anotherLineRead in
             anotherRequestRead.store(anotherLineRead, ordering: .relaxed)
+            // The runs for process contexts of the lines read together go to each worker in one write.
+            defer { if !anotherLineRead { processContexts?.writeHeldRuns() } }
             switch element {
             case .tooLong(let length):
                 logger.warning("rejected a line of \(length) bytes")

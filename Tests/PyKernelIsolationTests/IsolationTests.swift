@@ -2,6 +2,7 @@ import Foundation
 import JSONRPC
 import Logging
 import PyKernelSupport
+import Synchronization
 import Testing
 @testable import PyKernelIsolation
 
@@ -46,6 +47,54 @@ struct IsolationTests {
         relay.finish(.result(["status": "ok"]))
         await waitUntil { pushed.value == 3 }
         #expect(pushed.value == 3)
+    }
+
+    @Test("Held requests reach the worker only when written, in one write, and always before a later request")
+    func heldRequests() async throws {
+        // Answers every request line with its id, the number of lines it had read and of reads it took.
+        let echo = """
+            import json, os, sys
+            lines = reads = 0
+            buffer = b""
+            while chunk := os.read(0, 65536):
+                reads += 1
+                buffer += chunk
+                *complete, buffer = buffer.split(b"\\n")
+                for line in complete:
+                    lines += 1
+                    request = json.loads(line)
+                    sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": {"id": request["id"], "line": lines, "read": reads}}) + "\\n")
+                    sys.stdout.flush()
+            """
+        let answers = Mutex<[Int64: JSONValue]>([:])
+        let worker = try Worker(executable: "/usr/bin/python3", arguments: ["-c", echo], logger: .init(label: "test"), onExit: { _ in })
+        defer { worker.kill() }
+        func send(_ hold: Bool) -> Int64 {
+            worker.send("code.run", [:], .init(notification: { _, _ in }, reply: { reply in
+                if case .result(let result) = reply, let id = result["id"]?.intValue { answers.withLock { $0[Int64(id)] = result } }
+            }), hold: hold)!
+        }
+        func answer(_ id: Int64) async -> JSONValue? {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline {
+                if let answer = answers.withLock({ $0[id] }) { return answer }
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+            return nil
+        }
+        let first = send(true), second = send(true)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(answers.withLock { $0.isEmpty }, "held requests were written")
+        worker.writeHeld()
+        let one = await answer(first), two = await answer(second)
+        #expect(one?["line"]?.intValue == 1 && two?["line"]?.intValue == 2)
+        #expect(one?["read"]?.intValue == two?["read"]?.intValue, "two held requests took two writes")
+        let held = send(true), later = send(false)  // the later one takes the held one along, first
+        #expect(await answer(held)?["line"]?.intValue == 3)
+        #expect(await answer(later)?["line"]?.intValue == 4)
+        worker.writeHeld()  // nothing held: nothing written
+        let last = send(false)
+        #expect(await answer(last)?["line"]?.intValue == 5)
     }
 
     @Test("A worker that exits answers what waits with .ended and reports its exit")

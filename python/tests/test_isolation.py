@@ -4,6 +4,7 @@ One server per module (``server``) for the cases that leave it healthy; cases ab
 start their own.
 """
 
+import json
 import os
 import signal
 import threading
@@ -287,6 +288,38 @@ def test_a_flood_of_output_ends_with_the_response_and_nothing_after_it(server, e
     assert streamed == 3000 * 2001 if ending == "return" else 0 < streamed <= 3000 * 2001
     for context_id in {other, context} - ({context} if ending == "delete" else set()):
         server.result("context.delete", {"id": context_id})
+
+
+def test_runs_written_together_reach_each_worker_in_order_and_an_interrupt_follows_its_run(server):
+    """Requests read together are forwarded to each worker in one write: every run is answered
+    in its context's order, and an interrupt written in the same write as the run of its context
+    stops that run."""
+    contexts = [create(server)["id"] for _ in range(8)]
+    sleeping = create(server)["id"]
+    for context in contexts + [sleeping]:
+        run(server, context, "n = 0")
+    lines, ids = [], []
+    for step in range(6):
+        for context in contexts:
+            request = server.next_id()
+            ids.append((context, request))
+            lines.append({"jsonrpc": "2.0", "id": request, "method": "code.run",
+                          "params": {"context": context, "code": f"n += 1\nprint(n, {context!r})"}})
+    sleeper = server.next_id()
+    lines.append({"jsonrpc": "2.0", "id": sleeper, "method": "code.run",
+                  "params": {"context": sleeping, "code": "import time\ntime.sleep(60)"}})
+    interrupt = server.next_id()
+    lines.append({"jsonrpc": "2.0", "id": interrupt, "method": "code.interrupt", "params": {"context": sleeping}})
+    server.send(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
+    counts = {context: 0 for context in contexts}
+    for context, request in ids:
+        counts[context] += 1
+        result = server.response(request, timeout=30)["result"]
+        assert (result["status"], result["stdout"]) == ("ok", f"{counts[context]} {context}\n")
+    assert server.response(interrupt, timeout=30)["result"] == {"interrupted": True}
+    assert server.response(sleeper, timeout=10)["result"]["status"] == "interrupted"
+    for context in contexts + [sleeping]:
+        server.result("context.delete", {"id": context})
 
 
 def test_bad_input(server):
