@@ -339,7 +339,9 @@ public struct Request: Sendable {
     /// this request's id) and returns whether it wrote notifications; the unit is sent as one (see
     /// ``MessageChannel/sendUnit(_:lane:mayWait:whenQueued:)``), starting with room for `capacity`
     /// bytes. For a notification request, nothing is written or sent.
-    func finish(capacity: Int, _ write: (inout RPCUnit, RequestID) -> Bool) {
+    /// - Parameter holdWhileRunsWait: On the interpreter thread: while more runs wait for it, the
+    ///   unit may wait for their answers, to go out with them (see ``MessageChannel/sendUnit(_:lane:mayWait:yieldAfterWrite:hold:whenQueued:)``).
+    func finish(capacity: Int, holdWhileRunsWait: Bool = false, _ write: (inout RPCUnit, RequestID) -> Bool) {
         guard let id else {
             followUp.run()
             server.inFlight.remove(trackingKey)
@@ -351,8 +353,9 @@ public struct Request: Sendable {
         // A run's end on a task (a shutdown failing queued runs) must not block the pool.
         let onTask = withUnsafeCurrentTask { $0 != nil }
         // With no run waiting, the client the response wakes reads it before this thread goes on.
-        let yields = !onTask && !server.manager.interpreterHasWaitingWork
-        server.channel.sendUnit(unit.bytes, lane: lane, mayWait: !onTask, yieldAfterWrite: yields) { server.inFlight.remove(id) }
+        let runsWait = server.manager.interpreterHasWaitingWork
+        server.channel.sendUnit(unit.bytes, lane: lane, mayWait: !onTask, yieldAfterWrite: !onTask && !runsWait,
+                                hold: holdWhileRunsWait && !onTask && runsWait) { server.inFlight.remove(id) }
         followUp.run()
     }
 

@@ -416,7 +416,7 @@ private final class RunAnswer: Sendable {
                     capacity += JSONRPCServer.resultCapacity(result, results: streamed)
                 }
             }
-            request.finish(capacity: capacity + 64) { unit, id in
+            request.finish(capacity: capacity + 64, holdWhileRunsWait: true) { unit, id in
                 var notified = false
                 for event in events {
                     switch event {

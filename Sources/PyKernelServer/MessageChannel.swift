@@ -40,6 +40,10 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         /// answer then waits behind at most the pipe's contents and one batch. `nil`: the pipe is
         /// left as it is.
         var pipeBytes: Int32? = 256 << 10
+        /// Bytes of run answers held while more runs wait (see ``MessageChannel/sendUnit(_:lane:mayWait:yieldAfterWrite:hold:whenQueued:)``).
+        var heldBytes = 64 << 10
+        /// How long the first held answer may wait for the others.
+        var heldDelay = Duration.microseconds(500)
     }
 
     /// A task waiting for room in a lane, with the (framed) line it will queue.
@@ -110,6 +114,13 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     private var controlEnqueued = 0
     /// A line that goes out with the next write of any thread (see ``holdForNextWrite(_:whenQueued:)``).
     private let rider = Rider()
+    /// Units held while more runs wait (``sendUnit(_:lane:mayWait:yieldAfterWrite:hold:whenQueued:)``):
+    /// the next write of any thread starts with them.
+    private var held: [UInt8] = []
+    /// The held units are due: the writer thread writes them even with both lanes empty.
+    private var heldDue = false
+    /// A flush of the held units is scheduled.
+    private var heldFlushScheduled = false
 
     /// The most bytes each lane has held (for tests and diagnostics).
     var peakBytes: (control: Int, stream: Int) { lock.withLock { peaks } }
@@ -228,7 +239,15 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     /// reader is woken on the writer's processor (a synchronous wake-up), so the client would
     /// otherwise read its response only after this thread's remaining work (~40 µs at a run's
     /// end, running cold). For a thread with nothing else waiting (a run's end with no run queued).
-    func sendUnit(_ unit: consuming [UInt8], lane: Lane, mayWait: Bool, yieldAfterWrite: Bool = false, whenQueued: () -> Void) {
+    ///
+    /// With `hold` (a run's end while more runs wait: a client that pipelines), a unit that would
+    /// be written on this thread is held instead, for the next write of any thread (the end of the
+    /// last run that waits, usually), so that the client reads many answers per wake-up and this
+    /// thread makes one `write(2)` for them. Held units are written once they reach
+    /// ``Limits/heldBytes``, or by the writer thread ``Limits/heldDelay`` after the first (a
+    /// long run after quick ones does not hold their answers back).
+    func sendUnit(_ unit: consuming [UInt8], lane: Lane, mayWait: Bool, yieldAfterWrite: Bool = false, hold: Bool = false,
+                  whenQueued: () -> Void) {
         let unit = consume unit
         lock.lock()
         if let owner = batchOwner, pthread_equal(owner, pthread_self()) != 0 {
@@ -239,6 +258,12 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         }
         if mayWait, control.isEmpty, stream.isEmpty, !writing {
             whenQueued()
+            if hold, held.count + unit.count < limits.heldBytes {
+                held.append(contentsOf: unit)
+                scheduleHeldFlushLocked()
+                lock.unlock()
+                return
+            }
             writeOnThisThreadLocked(unit)
             lock.unlock()
             if yieldAfterWrite { sched_yield() }
@@ -272,6 +297,11 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     /// while writing.
     private func writeOnThisThreadLocked(_ bytes: [UInt8]) {
         var bytes = bytes
+        if !held.isEmpty {
+            bytes = held + bytes
+            held = []
+            heldDue = false
+        }
         let riding = rider.take()
         if let riding { bytes.append(contentsOf: riding) }
         writing = true
@@ -289,9 +319,34 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     func flush() async {
         await withCheckedContinuation { continuation in
             lock.withLock {
-                if isIdleLocked { continuation.resume() } else { drainWaiters.append(continuation) }
+                if isIdleLocked {
+                    continuation.resume()
+                } else {
+                    drainWaiters.append(continuation)
+                    if !held.isEmpty { releaseHeldLocked() }
+                }
             }
         }
+    }
+
+    /// Has the writer thread write the held units (``Limits/heldDelay`` after the first).
+    private func scheduleHeldFlushLocked() {
+        guard !heldFlushScheduled else { return }
+        heldFlushScheduled = true
+        let (seconds, attoseconds) = limits.heldDelay.components
+        let delay = DispatchTimeInterval.nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
+        DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [self] in
+            lock.withLock {
+                heldFlushScheduled = false
+                if !held.isEmpty { releaseHeldLocked() }
+            }
+        }
+    }
+
+    /// Wakes the writer thread to write the held units.
+    private func releaseHeldLocked() {
+        heldDue = true
+        if !writing { lock.broadcast() }
     }
 
     // MARK: Writer thread
@@ -299,8 +354,13 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     private func writeLoop() {
         lock.lock()
         while true {
-            while writing || (control.isEmpty && stream.isEmpty) { lock.wait() }
+            while writing || (control.isEmpty && stream.isEmpty && !(heldDue && !held.isEmpty)) { lock.wait() }
             var lines: [[UInt8]] = []
+            if !held.isEmpty {
+                lines.append(held)  // held before anything now queued
+                held = []
+            }
+            heldDue = false
             let controlTaken = control.take(into: &lines)
             let streamTaken = stream.take(upTo: limits.streamBatchBytes, into: &lines)
             let riding = rider.take()
@@ -308,7 +368,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
             writing = true
             lock.unlock()
             let written = writer.writeFramed(lines: lines)
-                lock.lock()
+            lock.lock()
             writing = false
             if !written { reportClosedLocked() }
             control.bytes -= controlTaken
@@ -357,7 +417,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     }
 
     private var isIdleLocked: Bool {
-        !writing && control.isEmpty && stream.isEmpty && control.waiters.isEmpty && stream.waiters.isEmpty
+        !writing && control.isEmpty && stream.isEmpty && control.waiters.isEmpty && stream.waiters.isEmpty && held.isEmpty
     }
 
     private func resumeDrainWaitersIfIdleLocked() {

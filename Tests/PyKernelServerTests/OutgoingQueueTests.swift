@@ -46,6 +46,51 @@ struct OutgoingQueueTests {
         close(pipe.readEnd)
     }
 
+    /// Whether the pipe has bytes to read within `milliseconds`.
+    private static func readable(_ descriptor: Int32, within milliseconds: Int32) -> Bool {
+        var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, milliseconds) > 0
+    }
+
+    @Test("Held answers wait for the next write, which starts with them; then for the delay, a flush, or the size limit")
+    func heldUnitsGoOutWithTheNextWriteOrLater() async throws {
+        let pipe = Pipe()
+        let limits = MessageChannel.Limits(pipeBytes: nil, heldBytes: 4 << 10, heldDelay: .seconds(60))
+        let channel = MessageChannel(fileDescriptor: pipe.writeEnd, limits: limits, logger: Self.logger)
+        func send(_ number: Int, size: Int = 100, hold: Bool) {
+            channel.sendUnit(Self.line(number, size: size) + [0x0A], lane: .stream, mayWait: true, hold: hold) {}
+        }
+        send(0, hold: true)
+        send(1, hold: true)
+        #expect(!Self.readable(pipe.readEnd, within: 100), "a held answer was written")
+        send(2, hold: false)  // written with the held ones, after them
+        let lines = LineSource(descriptor: pipe.readEnd)
+        for number in 0...2 { #expect(await lines.next() == Self.line(number)) }
+        // A flush writes what is held.
+        send(3, hold: true)
+        await channel.flush()
+        #expect(await lines.next() == Self.line(3))
+        // Past the size limit (4 KiB here), the answers go out without waiting: the third goes with
+        // the two held.
+        for number in 4..<7 { send(number, size: 1500, hold: true) }
+        for number in 4..<7 { #expect(await lines.next() == Self.line(number, size: 1500)) }
+        close(pipe.writeEnd)
+        close(pipe.readEnd)
+    }
+
+    @Test("A held answer goes out after the delay when nothing else is written")
+    func heldUnitsGoOutAfterTheDelay() async throws {
+        let pipe = Pipe()
+        let limits = MessageChannel.Limits(pipeBytes: nil, heldDelay: .milliseconds(20))
+        let channel = MessageChannel(fileDescriptor: pipe.writeEnd, limits: limits, logger: Self.logger)
+        channel.sendUnit(Self.line(0) + [0x0A], lane: .stream, mayWait: true, hold: true) {}
+        let lines = LineSource(descriptor: pipe.readEnd)
+        #expect(await lines.next() == Self.line(0))
+        await channel.flush()
+        close(pipe.writeEnd)
+        close(pipe.readEnd)
+    }
+
     @Test func controlLinesOvertakeQueuedStreamLines() async throws {
         let pipe = Pipe()
         let limits = MessageChannel.Limits(controlBytes: 1 << 10, streamBytes: 1 << 20, streamBatchBytes: 1 << 10, pipeBytes: nil)

@@ -291,6 +291,27 @@ def test_runs_of_one_context_queue_in_arrival_order(raw):
     assert raw.result("code.run", {"code": "print(order)"})["stdout"] == "[0, 1, 2, 3, 4]\n"
 
 
+def test_answers_of_pipelined_runs_arrive_while_a_later_run_goes_on(raw):
+    """Runs written together may have their answers held for the next ones (one write for
+    many), but a long run does not hold back the answers of the quick ones before it: each
+    arrives while it runs."""
+    contexts = [raw.result("context.create", {})["id"] for _ in range(3)]
+    lines, quick = [], []
+    for step in range(30):
+        request = raw.next_id()
+        quick.append(request)
+        lines.append({"jsonrpc": "2.0", "id": request, "method": "code.run",
+                      "params": {"context": contexts[step % 3], "code": "x = sum(range(1000))"}})
+    slow = raw.next_id()
+    lines.append({"jsonrpc": "2.0", "id": slow, "method": "code.run",
+                  "params": {"context": contexts[0], "code": "import time\ntime.sleep(3)"}})
+    raw.send(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
+    for request in quick:
+        assert raw.response(request, timeout=2.5)["result"]["status"] == "ok"
+    assert not any(m.get("id") == slow for m in raw.messages_since(0)), "the sleep ended before the quick answers came"
+    assert raw.response(slow, timeout=10)["result"]["status"] == "ok"
+
+
 def test_notifications_precede_their_response_and_carry_every_byte(raw):
     id = raw.request("code.run", {"code": "import sys\nfor i in range(2000):\n    print('line', i)\n"
                                           "sys.stderr.write('done');", "max_output_bytes": 100})
