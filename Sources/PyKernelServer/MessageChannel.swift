@@ -41,7 +41,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         /// left as it is.
         var pipeBytes: Int32? = 256 << 10
         /// Bytes of run answers held while more runs wait (see ``MessageChannel/sendUnit(_:lane:mayWait:yieldAfterWrite:hold:whenQueued:)``).
-        var heldBytes = 64 << 10
+        var heldBytes = 16 << 10
         /// How long the first held answer may wait for the others.
         var heldDelay = Duration.microseconds(500)
     }
