@@ -177,10 +177,10 @@ final class Worker: Sendable {
 
     /// Sends a request; `pending` is called on the worker's thread. `nil` when the worker has
     /// ended (then `pending.reply` is not called).
-    @discardableResult
     /// - Parameter hold: Keep the request for ``writeHeld()`` (or the next request sent without
     ///   it): the requests of one read of the server's input go to the worker in one write, so
     ///   it wakes once for them.
+    @discardableResult
     func send(_ method: String, _ params: JSONObject, _ pending: Pending, hold: Bool = false) -> Int64? {
         let id: Int64? = state.withLock { state in
             guard state.exit == nil, !state.inputClosed else { return nil }
@@ -260,12 +260,12 @@ final class Worker: Sendable {
     /// Closes the worker's stdin (a `pykernel serve` then finishes and exits).
     func closeInput() {
         state.withLock { $0.inputClosed = true }
-        inputState.withLock { state in
-            if state.open {
+        inputState.withLock { stdin in
+            if stdin.open {
                 EngineDescriptors.forget(input)
                 _ = Glibc.close(input)
             }
-            state = Input(open: false)
+            stdin = Input(open: false)  // what was held is dropped: the worker's end answers its runs
         }
     }
 

@@ -337,7 +337,7 @@ public struct Request: Sendable {
     /// Answers a request that replied ``MethodReply/later`` from the thread where its work ended,
     /// without a task: `write` appends its last notifications then its response to one unit (given
     /// this request's id) and returns whether it wrote notifications; the unit is sent as one (see
-    /// ``MessageChannel/sendUnit(_:lane:mayWait:whenQueued:)``), starting with room for `capacity`
+    /// ``MessageChannel/sendUnit(_:lane:mayWait:yieldAfterWrite:hold:whenQueued:)``), starting with room for `capacity`
     /// bytes. For a notification request, nothing is written or sent.
     /// - Parameter holdWhileRunsWait: On the interpreter thread: while more runs wait for it, the
     ///   unit may wait for their answers, to go out with them (see ``MessageChannel/sendUnit(_:lane:mayWait:yieldAfterWrite:hold:whenQueued:)``).
