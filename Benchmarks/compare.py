@@ -1851,30 +1851,23 @@ class Bench:
                                f"`{self.PIPELINE_CODE}`; every request written without waiting; until the last response",
                                short="1,000 pipelined runs")
         reps = self.reps(10, 3)
-        client = PyKernelClient(self.binary, self.log_path)
-        try:
-            ids = [client.create_context() for _ in range(contexts)]
-            requests = [("code.run", {"code": self.PIPELINE_CODE, "context": ids[index % contexts]}) for index in range(runs)]
-            pipelined_runs(client, requests)  # warm: every namespace exists
-            cpu = cpu_seconds(client.pid)
-            samples = [timed(lambda: pipelined_runs(client, requests)) for _ in range(reps)]
-            cpu = (cpu_seconds(client.pid) - cpu) / reps
-        finally:
-            client.close()
-        Results.add(row, "pykernel", f"pykernel, {contexts} contexts in one `pykernel serve`", samples,
-                    detail=f"CPU time of the server: {format_value(cpu, 'time')} per 1,000 runs")
-        client = PyKernelClient(self.binary, self.log_path)
-        try:
-            ids = [client.create_context(isolation="process") for _ in range(contexts)]
-            requests = [("code.run", {"code": self.PIPELINE_CODE, "context": ids[index % contexts]}) for index in range(runs)]
-            pipelined_runs(client, requests)  # warm: every worker has run the code
-            cpu = cpu_seconds(client.pid)
-            samples = [timed(lambda: pipelined_runs(client, requests)) for _ in range(reps)]
-            cpu = (cpu_seconds(client.pid) - cpu) / reps
-        finally:
-            client.close()
-        Results.add(row, "pykernel", f"pykernel, {contexts} process contexts (a forked worker each; reference)", samples,
-                    reference=True, detail=f"CPU time of the server (not its workers): {format_value(cpu, 'time')} per 1,000 runs")
+        # Namespace contexts (the row's pykernel), then process contexts (a reference).
+        for isolation, label, reference, cpu_of in (
+                (None, f"pykernel, {contexts} contexts in one `pykernel serve`", False, "the server"),
+                ("process", f"pykernel, {contexts} process contexts (a forked worker each; reference)", True,
+                 "the server (not its workers)")):
+            client = PyKernelClient(self.binary, self.log_path)
+            try:
+                ids = [client.create_context(isolation=isolation) for _ in range(contexts)]
+                requests = [("code.run", {"code": self.PIPELINE_CODE, "context": ids[index % contexts]}) for index in range(runs)]
+                pipelined_runs(client, requests)  # warm: every context has run the code once
+                cpu = cpu_seconds(client.pid)
+                samples = [timed(lambda: pipelined_runs(client, requests)) for _ in range(reps)]
+                cpu = (cpu_seconds(client.pid) - cpu) / reps
+            finally:
+                client.close()
+            Results.add(row, "pykernel", label, samples, reference=reference,
+                        detail=f"CPU time of {cpu_of}: {format_value(cpu, 'time')} per 1,000 runs")
         workers = [WorkerClient(self.python) for _ in range(contexts)]
         try:
             for worker in workers:
