@@ -88,8 +88,9 @@ public final class PreparedKernel: @unchecked Sendable {  // used on the prepari
     /// Forks a child that continues on the calling thread (Python's main thread in the child too).
     ///
     /// The first fork freezes every Python object (`gc.freeze()`), so the children's collectors
-    /// leave the shared pages alone, and shares turns to busy-wait with the children (``SpinTurns``). Refused unless this process has exactly one thread: any other
-    /// thread would be missing in the child while holding its locks.
+    /// leave the shared pages alone, and shares turns to busy-wait with the children
+    /// (``SpinTurns``). Refused unless this process has exactly one thread: any other thread
+    /// would be missing in the child while holding its locks.
     /// - Returns: The child's pid in this process; 0 in the child.
     /// - Throws: ``KernelError/Code/initializationFailed`` when another thread exists or `fork` failed.
     public func fork() throws(KernelError) -> pid_t {

@@ -1,4 +1,5 @@
 import Glibc
+import PyKernelSupport
 import Synchronization
 
 /// Bounded busy-waiting, for hand-offs that usually complete within microseconds (most runs end
@@ -116,7 +117,7 @@ final class SpinTurns: @unchecked Sendable {  // the mapping holds atomics only,
     func claim(for budget: Duration) -> Int? {
         guard let slots else { return nil }
         let now = Self.monotonicNanoseconds()
-        let until = now + UInt64(budget.components.attoseconds / 1_000_000_000) + UInt64(budget.components.seconds) * 1_000_000_000
+        let until = now + UInt64(budget.inSeconds * 1e9)
         for index in 0..<count {
             let held = slots[index].load(ordering: .relaxed)
             if held <= now, slots[index].compareExchange(expected: held, desired: until, ordering: .acquiringAndReleasing).exchanged {

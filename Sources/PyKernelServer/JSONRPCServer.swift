@@ -290,9 +290,8 @@ public struct Request: Sendable {
     /// Sends a notification about this request (`params.request_id` is this request's id).
     /// Nothing is sent for a notification request.
     public func notify(_ method: String, _ fields: JSONObject) async {
-        guard let id else { return }
-        notifications.sent = true
-        await server.channel.send(RPCMessage.notification(method: method, params: .object(Self.params(id, fields))), lane: .stream)
+        guard let line = notificationSent(method, fields) else { return }
+        await server.channel.send(line, lane: .stream)
     }
 
     /// Sends a notification about this request whose params, after `request_id`, `members` writes
@@ -311,12 +310,17 @@ public struct Request: Sendable {
         return RPCMessage.notification(method: method, requestID: id, capacity: capacity, members)
     }
 
-    /// `{"request_id": id, ...fields}` (through the arrays: iterating the object from this module
-    /// would go through an unspecialized opaque iterator).
-    private static func params(_ id: RequestID, _ fields: JSONObject) -> JSONObject {
+    /// The line of a notification about this request, its params `{"request_id": id, ...fields}`
+    /// (without its newline), this request marked as having sent notifications; `nil` for a
+    /// notification request (which sends none).
+    private func notificationSent(_ method: String, _ fields: JSONObject) -> [UInt8]? {
+        guard let id else { return nil }
+        notifications.sent = true
+        // Through the arrays: iterating the object from this module would go through an
+        // unspecialized opaque iterator.
         var params: JSONObject = ["request_id": id.jsonValue]
         for index in fields.keys.indices { params[fields.keys[index]] = fields.values[index] }
-        return params
+        return RPCMessage.notification(method: method, params: .object(params))
     }
 
     /// Answers a request whose work ended (a deferred method's, or one that replied
@@ -363,9 +367,7 @@ public struct Request: Sendable {
     /// stream lane is full (on a task: at once, past the cap). Nothing is sent for a notification
     /// request.
     func notifyWaitingForRoom(_ method: String, _ fields: JSONObject) {
-        guard let id else { return }
-        notifications.sent = true
-        var line = RPCMessage.notification(method: method, params: .object(Self.params(id, fields)))
+        guard var line = notificationSent(method, fields) else { return }
         line.append(0x0A)
         let onTask = withUnsafeCurrentTask { $0 != nil }
         server.channel.sendUnit(line, lane: .stream, mayWait: !onTask) {}
@@ -373,9 +375,8 @@ public struct Request: Sendable {
 
     /// Sends a notification about this request without waiting for room (for small amounts).
     public func notifyNow(_ method: String, _ fields: JSONObject) {
-        guard let id else { return }
-        notifications.sent = true
-        server.channel.sendNow(RPCMessage.notification(method: method, params: .object(Self.params(id, fields))))
+        guard let line = notificationSent(method, fields) else { return }
+        server.channel.sendNow(line)
     }
 
 }

@@ -16,10 +16,12 @@ import Synchronization
 ///
 /// **Bounds.** Each lane holds at most its cap in bytes, counting the lines being written (a line
 /// larger than the cap is admitted alone into an empty lane). Producers wait for room instead of
-/// growing memory: tasks suspend (``send(_:lane:whenQueued:)``) and the request reader thread
-/// blocks (``batch(_:)``). Nothing blocks Swift's cooperative pool: `write(2)` happens only on the
-/// writer thread, or on the reader thread when both lanes are empty and the writer is idle (the
-/// fast path of a request answered at once, which saves the writer's wake-up).
+/// growing memory: tasks suspend (``send(_:lane:whenQueued:)``), and the threads the server owns
+/// block: the request reader (``batch(_:)``), the interpreter thread at a run's end and the
+/// threads reading process contexts' workers (``sendUnit(_:lane:mayWait:yieldAfterWrite:hold:whenQueued:)``).
+/// Nothing blocks Swift's cooperative pool: `write(2)` happens only on the writer thread, or on
+/// one of those threads when both lanes are empty and no thread writes (the fast path of an
+/// answer ready at once, which saves the writer's wake-up).
 /// ``sendWithoutWaiting(_:)`` is the one exemption from the caps, for broadcasts such as
 /// `session.exited` (one small line per finished command, from callers that must not stall).
 final class MessageChannel: @unchecked Sendable {  // every stored var is guarded by `lock`
@@ -333,9 +335,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     private func scheduleHeldFlushLocked() {
         guard !heldFlushScheduled else { return }
         heldFlushScheduled = true
-        let (seconds, attoseconds) = limits.heldDelay.components
-        let delay = DispatchTimeInterval.nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
-        DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [self] in
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(limits.heldDelay.inSeconds * 1e9))) { [self] in
             lock.withLock {
                 heldFlushScheduled = false
                 if !held.isEmpty { releaseHeldLocked() }
