@@ -212,6 +212,35 @@ public enum ExecutionEvent: Sendable, Hashable {
     case completed(ExecutionResult)
 }
 
+/// For a server that answers runs from the thread where they end (no task hop per run): how it
+/// takes a run's events without iterating an execution (``KernelManager/run(_:in:environment:timeout:outputLimit:allowStdin:consumer:)``).
+///
+/// - `stream` is called once, when events the run produces before its end (output, a `display()`ed
+///   result, a request for input) are due to be sent (output at the end of its coalescing window
+///   or when flushed, other events at once), on the thread that made them due or the engine's
+///   timer thread, under the run's output lock: it must only start a task that iterates the
+///   execution it is given. A main result waits for the end (or for an event after it). A run
+///   that ends before then needs no task.
+/// - `end` is called when the run ends while no task iterates it, or while that task waits for
+///   the next event (so it has handled every event it took) or has not taken any yet (started,
+///   not yet scheduled: it has nothing to send before the end), on the thread where the run ended
+///   (the interpreter thread with the GIL held, the watchdog, a caller deleting the context), with
+///   every event not yet taken, the last one `.completed`, or the error the run failed with (it
+///   could not start); the task's iteration then ends without it. Otherwise the task gets the end
+///   as usual and `end` is never called. It must hand the events on quickly (queue them for a
+///   writer), never wait for the engine.
+package struct DirectRunConsumer: Sendable {
+    package let end: @Sendable (Result<[ExecutionEvent], KernelError>) -> Void
+    package let stream: @Sendable (Execution) -> Void
+
+    package init(
+        end: @escaping @Sendable (Result<[ExecutionEvent], KernelError>) -> Void, stream: @escaping @Sendable (Execution) -> Void
+    ) {
+        self.end = end
+        self.stream = stream
+    }
+}
+
 /// A submitted run: an asynchronous sequence of its events, ending with ``ExecutionEvent/completed(_:)``.
 ///
 /// Iterate it to receive output as it is written; the run's writer waits while the unread output
@@ -240,30 +269,6 @@ public struct Execution: AsyncSequence, Sendable {
     /// - Throws: ``KernelError`` when the run could not start.
     public func eventsIfFinished(within budget: Duration) throws(KernelError) -> [ExecutionEvent]? {
         try reader.takeAllIfFinished(within: budget)
-    }
-
-    /// For a server that answers runs from the thread where they end (no task hop per run):
-    /// when the run has ended already, returns all its events at once (ending with `.completed`);
-    /// otherwise `nil`, and
-    /// - when events the run produces before its end (output, a rich result, a request for
-    ///   input) are due to be sent (output at the end of its coalescing window or when flushed,
-    ///   other events at once), calls `stream` once, on the thread that made them due or the
-    ///   engine's timer thread, under the run's output lock: it must only start a task that
-    ///   iterates this execution. A run that ends before then needs no task;
-    /// - when the run ends while no task iterates it, or while that task waits for the next event
-    ///   (so it has handled every event it took) or has not taken any yet (started, not yet
-    ///   scheduled: it has nothing to send before the end), calls `end` on the thread where the run ended
-    ///   (the interpreter thread, the watchdog, a caller deleting the context) with every event
-    ///   not yet taken, the last one `.completed`; the task's iteration then ends without it.
-    ///   Otherwise the task gets the end as usual and `end` is never called.
-    ///
-    /// `end` runs on the engine's threads (the interpreter thread with the GIL held): it must
-    /// hand the events on quickly (queue them for a writer), never wait for the engine.
-    /// - Throws: ``KernelError`` (from `end`'s argument or at once) when the run could not start.
-    package func deliverEndDirectly(
-        end: @escaping @Sendable (Result<[ExecutionEvent], KernelError>) -> Void, stream: @escaping @Sendable () -> Void
-    ) throws(KernelError) -> [ExecutionEvent]? {
-        try reader.deliverEndDirectly(end: end, stream: stream)
     }
 
     /// Waits for the run to end and returns its result, discarding streamed output
@@ -295,20 +300,6 @@ public struct Execution: AsyncSequence, Sendable {
             guard !done.load(ordering: .acquiring), let outcome = output.takeAllIfFinished(within: budget) else { return nil }
             done.store(true, ordering: .releasing)
             return try outcome.get()
-        }
-
-        func deliverEndDirectly(
-            end: @escaping @Sendable (Result<[ExecutionEvent], KernelError>) -> Void, stream: @escaping @Sendable () -> Void
-        ) throws(KernelError) -> [ExecutionEvent]? {
-            guard !done.load(ordering: .acquiring) else { return nil }
-            // The consumer holds the reader (so the output is not abandoned) until the end.
-            let finished = output.deliverEndDirectly(end: { [self] events in
-                done.store(true, ordering: .releasing)
-                end(events)
-            }, stream: stream)
-            guard let finished else { return nil }
-            done.store(true, ordering: .releasing)
-            return try finished.get()
         }
 
         func next() async throws -> ExecutionEvent? {

@@ -187,9 +187,23 @@ public final class KernelManager: Sendable {
         timeout: Duration? = .seconds(600), outputLimit: Int = 1 << 20, filename: String? = nil,
         allowStdin: Bool = false
     ) throws(KernelError) -> Execution {
-        try submitCode(
+        Execution(output: try submitCode(
             code, fileContents: nil, in: context, environment: environment, timeout: timeout, outputLimit: outputLimit,
-            filename: filename, allowStdin: allowStdin)
+            filename: filename, allowStdin: allowStdin))
+    }
+
+    /// ``run(_:in:environment:timeout:outputLimit:filename:allowStdin:)`` for a server that
+    /// answers runs from the thread where they end: the run's events go to `consumer`, registered
+    /// before the run is queued (no execution to iterate unless `consumer.stream` is given one).
+    /// - Throws: The errors of ``run(_:in:environment:timeout:outputLimit:filename:allowStdin:)``,
+    ///   before anything reached `consumer`.
+    package func run(
+        _ code: String, in context: ContextID, environment: [String: String], timeout: Duration?, outputLimit: Int,
+        allowStdin: Bool, consumer: DirectRunConsumer
+    ) throws(KernelError) {
+        _ = try submitCode(
+            code, fileContents: nil, in: context, environment: environment, timeout: timeout, outputLimit: outputLimit,
+            filename: nil, allowStdin: allowStdin, consumer: consumer)
     }
 
     /// Submits a file's contents to run as `python3 FILE` runs it: like
@@ -211,17 +225,17 @@ public final class KernelManager: Sendable {
         _ contents: [UInt8], filename: String, in context: ContextID = .default,
         timeout: Duration? = .seconds(600), outputLimit: Int = 1 << 20, allowStdin: Bool = false
     ) throws(KernelError) -> Execution {
-        try submitCode(
+        Execution(output: try submitCode(
             String(decoding: contents, as: UTF8.self), fileContents: contents, in: context, environment: [:], timeout: timeout,
-            outputLimit: outputLimit, filename: filename, allowStdin: allowStdin)
+            outputLimit: outputLimit, filename: filename, allowStdin: allowStdin))
     }
 
     /// The checks and the submission of ``run(_:in:environment:timeout:outputLimit:filename:allowStdin:)``
     /// and ``runFile(_:filename:in:timeout:outputLimit:allowStdin:)`` (`fileContents`: a file's bytes).
     private func submitCode(
         _ code: String, fileContents: [UInt8]?, in context: ContextID, environment: [String: String], timeout: Duration?,
-        outputLimit: Int, filename: String?, allowStdin: Bool
-    ) throws(KernelError) -> Execution {
+        outputLimit: Int, filename: String?, allowStdin: Bool, consumer: DirectRunConsumer? = nil
+    ) throws(KernelError) -> RunOutput {
         guard !isShutDown.withLock({ $0 }) else {
             throw KernelError(.shutDown, "The kernel manager is shutting down and accepts no more runs.")
         }
@@ -230,7 +244,7 @@ public final class KernelManager: Sendable {
         if let timeout, timeout <= .zero {
             throw KernelError(.invalidArgument, "The timeout must be positive (or nil for none).")
         }
-        return try submit(to: record, outputLimit: outputLimit, allowStdin: allowStdin) { output in
+        return try submit(to: record, outputLimit: outputLimit, allowStdin: allowStdin, consumer: consumer) { output in
             PendingRun(
                 context: record, code: code, filename: filename, environment: environment, timeout: timeout, output: output,
                 fileContents: fileContents)
@@ -254,22 +268,23 @@ public final class KernelManager: Sendable {
             throw KernelError(.shutDown, "The kernel manager is shutting down and accepts no more runs.")
         }
         let record = try record(context)
-        return try submit(to: record, outputLimit: 1 << 20, allowStdin: false) { output in
+        return Execution(output: try submit(to: record, outputLimit: 1 << 20, allowStdin: false) { output in
             PendingRun(context: record, code: "", filename: nil, environment: [:], timeout: nil, output: output, endsProgram: true)
-        }
+        })
     }
 
-    /// Queues the run `makeRun` builds around a new ``RunOutput`` for `record`'s context, and
-    /// returns its execution.
+    /// Queues the run `makeRun` builds around a new ``RunOutput`` for `record`'s context (its
+    /// events going to `consumer` when given), and returns that output.
     private func submit(
-        to record: ContextRecord, outputLimit: Int, allowStdin: Bool, _ makeRun: (RunOutput) -> PendingRun
-    ) throws(KernelError) -> Execution {
+        to record: ContextRecord, outputLimit: Int, allowStdin: Bool, consumer: DirectRunConsumer? = nil,
+        _ makeRun: (RunOutput) -> PendingRun
+    ) throws(KernelError) -> RunOutput {
         guard !runtime.supervisor.isStuck else { throw KernelError(.interpreterBusy, interpreterBusyMessage) }
         let (supervisor, interpreter) = (runtime.supervisor, interpreter)
         let output = RunOutput(
             context: record.id, resultLimit: max(outputLimit, 0), allowsInput: allowStdin,
             coalescingWindow: configuration.outputCoalescingWindow, hub: runtime.output,
-            deadlines: runtime.deadlines,
+            deadlines: runtime.deadlines, direct: consumer,
             onReaderGone: { output, cancelled in
                 // Nobody reads it any more: a wait for input gets end of file; a run still queued
                 // is withdrawn when its reader was cancelled (a dropped execution still runs).
@@ -288,7 +303,7 @@ public final class KernelManager: Sendable {
                 .runQueueFull,
                 "\(configuration.runQueueLimit) runs are already waiting for the interpreter; the run was not queued. Retry when some have finished.")
         }
-        return Execution(output: output)
+        return output
     }
 
     /// Answers a run's request for input (an ``ExecutionEvent/inputRequest(_:)`` event): the

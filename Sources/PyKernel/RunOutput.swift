@@ -126,9 +126,6 @@ final class ChunkQueue {
         if openCount > 0 { body(openStream, UnsafeRawBufferPointer(start: openBuffer, count: openCount)) }
     }
 
-    /// Whether the only unread chunk is a main result.
-    var holdsMainResultAlone: Bool { openCount == 0 && head == chunks.count - 1 && chunks[head].result?.isMainResult == true }
-
     /// Whether the oldest unread chunk is a rich result or an input request (handed out at once,
     /// not coalesced).
     var headIsResult: Bool { head < chunks.count && chunks[head].isEvent }
@@ -235,9 +232,9 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     private var waiter: CheckedContinuation<Void, Never>? {
         didSet { hasWaiter = waiter != nil || directIdle }
     }
-    /// The consumer registered by ``deliverEndDirectly(end:stream:)``: it takes the run's last
-    /// events on the thread where the run ends while no task is busy with earlier ones.
-    private var direct: DirectConsumer?
+    /// The consumer given at creation: it takes the run's last events on the thread where the run
+    /// ends while no task is busy with earlier ones.
+    private var direct: DirectRunConsumer?
     /// Whether the direct consumer waits for the first event with no task reading (the next
     /// event then starts its task, through `stream`).
     @exclusivity(unchecked) private var directIdle = false {
@@ -254,9 +251,12 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     @exclusivity(unchecked) private var waiterWantsAnyOutput = true
     private var waiterToken = 0
 
+    /// - Parameter direct: A consumer that takes the run's events without iterating an execution
+    ///   (see ``DirectRunConsumer``), registered here, before the output is shared: the run's
+    ///   threads find it without a lock taken for it on the submitting thread.
     init(
         context: ContextID, resultLimit: Int, allowsInput: Bool = false, coalescingWindow: Duration,
-        hub: OutputHub, deadlines: DeadlineTimer,
+        hub: OutputHub, deadlines: DeadlineTimer, direct: DirectRunConsumer? = nil,
         onReaderGone: @escaping @Sendable (_ output: RunOutput, _ cancelled: Bool) -> Void = { _, _ in }
     ) {
         self.context = context
@@ -267,6 +267,11 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
         self.deadlines = deadlines
         self.stdout = HeadTailBuffer(limit: resultLimit)
         self.stderr = HeadTailBuffer(limit: resultLimit)
+        if let direct {
+            self.direct = direct
+            directIdle = true
+            hasWaiter = true
+        }
     }
 
     // MARK: Writer side (hub lock held)
@@ -426,49 +431,13 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
         // From now on a task reads (it may take a while).
         directIdle = false
         waiterWantsAnyOutput = true
-        direct?.stream()
-    }
-
-    /// How a consumer takes the run's end on the thread where the run ends (see
-    /// ``deliverEndDirectly(end:stream:)``).
-    struct DirectConsumer {
-        let end: @Sendable (Result<[ExecutionEvent], KernelError>) -> Void
-        let stream: @Sendable () -> Void
+        direct?.stream(Execution(output: self))
     }
 
     private struct DirectDelivery {
         let end: @Sendable (Result<[ExecutionEvent], KernelError>) -> Void
         let events: Result<[ExecutionEvent], KernelError>
         let parkedTask: CheckedContinuation<Void, Never>?
-    }
-
-    /// Registers a consumer that needs no task while nothing but the end comes: when the run has
-    /// ended already, returns all its events at once (nothing registered); otherwise `nil`, and
-    /// - once the run's events before its end (output, a rich result, a request for input) are
-    ///   due (output at the end of its coalescing window or when flushed, other events at once),
-    ///   `stream` is called once, on the thread that made them due or the timer's (under the
-    ///   output's lock: it must only start a task that iterates the execution); not for a main
-    ///   result, which waits for the end (or for the next event), queued before or after this call;
-    /// - the run's end calls `end` with every event not yet taken (the last one `.completed`), on
-    ///   the thread where the run ends (the interpreter thread, the watchdog, a deleting caller),
-    ///   when no task is reading or that task waits for the next event (so it has handled every
-    ///   event it took) or has taken none yet; that task's iteration then ends without the result. Else the task gets
-    ///   the end as usual and `end` is never called.
-    func deliverEndDirectly(
-        end: @escaping @Sendable (Result<[ExecutionEvent], KernelError>) -> Void, stream: @escaping @Sendable () -> Void
-    ) -> Result<[ExecutionEvent], KernelError>? {
-        hub.lock.withLock {
-            hub.collectStagedLocked()
-            if outcome != nil { return takeAllLocked() }
-            direct = DirectConsumer(end: end, stream: stream)
-            waiterWantsAnyOutput = true
-            directIdle = true
-            // A main result alone is the run's last act (its end follows on the interpreter
-            // thread): like one emitted after this registration (`acceptResultLocked`), it waits
-            // for the end, or for an event after it, which starts the task.
-            if !(queue.isEmpty || queue.holdsMainResultAlone) { startTaskWhenDueLocked() }
-            return nil
-        }
     }
 
     // MARK: Reader side

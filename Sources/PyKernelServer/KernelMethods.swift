@@ -198,28 +198,20 @@ extension JSONRPCServer {
         let run = try RunParameters(request.params)
         let context = ContextID(run.context)
         let (code, environment, timeout, maxOutputBytes) = (run.code, run.environment, run.timeout, run.maxOutputBytes)
-        let execution: Execution
+        // The run answers from the thread where it ends (no task, no writer wake-up on the way),
+        // unless it streams output first (then a task relays it, and the end, if that task is
+        // still busy).
+        let answer = RunAnswer(request)
         do throws(KernelError) {
             // A run sent as a notification cannot be asked for input (nothing can be sent about it).
-            execution = try request.server.manager.run(
+            try request.server.manager.run(
                 code, in: context, environment: environment, timeout: timeout, outputLimit: maxOutputBytes,
-                allowStdin: run.allowStdin && request.id != nil)
+                allowStdin: run.allowStdin && request.id != nil,
+                consumer: DirectRunConsumer(end: { answer.finish($0) }, stream: { execution in Task { await answer.stream(execution) } }))
         } catch {
             throw RPCError(error, field: "env")
         }
-        // The run answers from the thread where it ends (no task, no writer wake-up on the way),
-        // unless it streams output first (then a task relays it, and the end, if that task is
-        // still busy); a run that ended already is answered here, on the reader thread.
-        let answer = RunAnswer(request)
-        do throws(KernelError) {
-            let finished = try execution.deliverEndDirectly(
-                end: { answer.finish($0) }, stream: { Task { await answer.stream(execution) } })
-            // Ended already: answered now, in the reader's batch.
-            if let events = finished { answer.finish(.success(events)) }
-            return .later
-        } catch {
-            throw RPCError(error)
-        }
+        return .later
     }
 
     package static func contextJSON(_ context: ContextInfo) -> JSONValue {

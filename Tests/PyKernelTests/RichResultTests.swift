@@ -30,55 +30,20 @@ struct RichResultTests {
     func mainResultComesWithTheEnd() async throws {
         let context = try await newContext()
         defer { discard(context) }
-        var pipeEnds: [Int32] = [0, 0]
-        try #require(pipe(&pipeEnds) == 0)
-        defer { close(pipeEnds[0]); close(pipeEnds[1]) }
-        // The run waits for a byte on the pipe, so the consumer is registered before it goes on.
-        let execution = try await engine().run("import os\nos.read(\(pipeEnds[0]), 1)\nx = 40\nx + 2", in: context)
-        let (events, streamed) = try await eventsDeliveredDirectly(execution, releasing: pipeEnds[1])
+        let (events, streamed) = try await eventsDeliveredDirectly("x = 40\nx + 2", in: context)
         #expect(events == ["result 42 true", "completed ok"])
         #expect(!streamed, "the main result started a task")
         #expect(try await runOK("print(_)", in: context) == "42\n")
     }
 
-    @Test("A main result queued before the consumer of the end registers starts no task either")
-    func mainResultQueuedBeforeTheConsumer() async throws {
+    @Test("A displayed object starts the task of a consumer of the end at once; every event comes once, in order")
+    func displayStartsTheTask() async throws {
         let context = try await newContext()
         defer { discard(context) }
-        var toRun: [Int32] = [0, 0], fromRun: [Int32] = [0, 0]
-        try #require(pipe(&toRun) == 0 && pipe(&fromRun) == 0)
-        defer { for descriptor in toRun + fromRun { close(descriptor) } }
-        // After its main result, the run flushes "figures" (stand-ins for matplotlib's modules):
-        // it says so on one pipe, then waits for a byte on the other, so the result is queued
-        // before the consumer registers and the end comes after.
-        let code = """
-            import os, sys, types, pykernel_charts
-            names = ("matplotlib.pyplot", "matplotlib._pylab_helpers")
-            saved = {name: sys.modules.get(name) for name in names}
-            class Gcf:
-                @staticmethod
-                def get_all_fig_managers():
-                    os.write(\(fromRun[1]), b"r")
-                    os.read(\(toRun[0]), 1)
-                    for name, module in saved.items():
-                        if module is None:
-                            sys.modules.pop(name, None)
-                        else:
-                            sys.modules[name] = module
-                    return []
-            helpers = types.ModuleType("matplotlib._pylab_helpers")
-            helpers.Gcf = Gcf
-            sys.modules["matplotlib.pyplot"] = types.ModuleType("matplotlib.pyplot")
-            sys.modules["matplotlib._pylab_helpers"] = helpers
-            pykernel_charts._active = True
-            40 + 2
-            """
-        let execution = try await engine().run(code, in: context)
-        var byte: UInt8 = 0
-        try #require(read(fromRun[0], &byte, 1) == 1)
-        let (events, streamed) = try await eventsDeliveredDirectly(execution, releasing: toRun[1])
-        #expect(events == ["result 42 true", "completed ok"])
-        #expect(!streamed, "the queued main result started a task")
+        let code = "import time\ndisplay(1)\ntime.sleep(0.05)\nprint('after')\n40 + 2"
+        let (events, streamed) = try await eventsDeliveredDirectly(code, in: context)
+        #expect(events == ["result 1 false", "after\n", "result 42 true", "completed ok"])
+        #expect(streamed, "the displayed object waited for the end")
     }
 
     @Test("No main result for statements, None, `;`, and errors")
@@ -193,24 +158,21 @@ struct RichResultTests {
     }
 }
 
-/// A run's events as `deliverEndDirectly` hands them over (the end at once, or a task reading
-/// the rest when an event comes first, as the server does), after one byte written to `release`
-/// lets the waiting run go on; and whether the task was started.
-private func eventsDeliveredDirectly(_ execution: Execution, releasing release: Int32) async throws -> (events: [String], streamed: Bool) {
+/// A run's events as a ``DirectRunConsumer`` gets them, as the server takes them (the end at
+/// once, or a task reading the rest when an event comes first), and whether the task was started.
+private func eventsDeliveredDirectly(_ code: String, in context: ContextID) async throws -> (events: [String], streamed: Bool) {
     let streamed = Mutex(false)
     let (delivered, deliver) = AsyncStream.makeStream(of: [String].self)
-    let finished = try execution.deliverEndDirectly(
-        end: { outcome in deliver.yield(((try? outcome.get()) ?? []).map(describe)) },
-        stream: {
-            streamed.withLock { $0 = true }
-            Task {
-                var events: [String] = []
-                for try await event in execution { events.append(describe(event)) }
-                deliver.yield(events)
-            }
-        })
-    try #require(finished == nil)
-    try #require(write(release, "x", 1) == 1)
+    try await engine().run(
+        code, in: context, environment: [:], timeout: .seconds(60), outputLimit: 1 << 20, allowStdin: false,
+        consumer: DirectRunConsumer(
+            end: { outcome in deliver.yield(((try? outcome.get()) ?? []).map(describe)) },
+            stream: { execution in
+                streamed.withLock { $0 = true }
+                Task {
+                    for try await event in execution { deliver.yield([describe(event)]) }
+                }
+            }))
     var events: [String] = []
     for await part in delivered {
         events += part
