@@ -1,4 +1,5 @@
 import Logging
+import PyKernelSupport
 import Synchronization
 
 /// The engine's process-wide state, in one place: the output hub, the run supervisor (stop

@@ -64,7 +64,7 @@ public final class KernelManager: Sendable {
         }
         var configuration = configuration
         configuration.workingDirectory = cwd
-        runtime.deadlines.start()
+        runtime.deadlines.start(name: "pykernel-deadlines")
         let interpreter = try await InterpreterThread.start(configuration, runtime: runtime)
         logger.info("embedded Python started", metadata: [
             "python_version": "\(PythonRuntime.version)",
@@ -94,7 +94,7 @@ public final class KernelManager: Sendable {
                 exit(1)
             }
         }
-        runtime.deadlines.start()
+        runtime.deadlines.start(name: "pykernel-deadlines")
         let interpreter = InterpreterThread.adoptCallingThread(configuration, runtime: runtime)
         let manager = KernelManager(configuration, runtime: runtime, interpreter: interpreter, descriptors: descriptors)
         Task.detached { await body(manager) }

@@ -104,10 +104,32 @@ public final class ProcessContexts: Sendable {
         /// The worker's `code.run` params, without `context`.
         let params: JSONObject
         let started = ContinuousClock.now
+        /// The server's backstop of the run's timeout, while armed: cancelled when the run is
+        /// answered, so that the timer does not keep the run (and its code) for the timeout's length.
+        private let backstop = Mutex<(armed: (timer: DeadlineTimer, ticket: DeadlineTimer.Ticket)?, answered: Bool)>((nil, false))
+
         init(relay: RunRelay, timeout: Duration?, params: JSONObject) {
             self.relay = relay
             self.timeout = timeout
             self.params = params
+        }
+
+        /// Runs `action` at `deadline` on `timer` unless the run is answered before.
+        func armBackstop(on timer: DeadlineTimer, at deadline: ContinuousClock.Instant, _ action: @escaping @Sendable () -> Void) {
+            backstop.withLock { backstop in
+                guard !backstop.answered else { return }
+                backstop.armed = (timer, timer.schedule(at: deadline, action))
+            }
+        }
+
+        /// Answers the run (its relay's last event) and cancels its backstop.
+        func finish(_ event: RelayEvent) {
+            let armed = backstop.withLock { backstop in
+                backstop.answered = true
+                return backstop.armed.take()
+            }
+            if let (timer, ticket) = armed { timer.cancel(ticket) }
+            relay.finish(event)
         }
     }
 
@@ -188,6 +210,8 @@ public final class ProcessContexts: Sendable {
     private let heldFor = Mutex<[Worker]>([])
     private let logger: Logger
     private let timers = DispatchQueue(label: "pykernel-isolation-timers")
+    /// The runs' timeout backstops (see ``ActiveRun/armBackstop(on:at:_:)``).
+    private let deadlines = DeadlineTimer()
     private let spawner = DispatchQueue(label: "pykernel-isolation-pool")
 
     /// - Parameter startPool: Start the pool's workers now (in the background); else at the
@@ -196,6 +220,7 @@ public final class ProcessContexts: Sendable {
         self.configuration = configuration
         self.logger = logger
         state.withLock { $0.spawning = !configuration.forkServer }
+        deadlines.start(name: "pykernel-isolation-deadlines")
         if startPool { refill() }
     }
 
@@ -852,9 +877,8 @@ public final class ProcessContexts: Sendable {
             watchCPU(id, run, generation: generation, pid: pid, until: baseline + limit.inSeconds)
         }
         guard let timeout = run.timeout else { return }
-        let limit = timeout + configuration.gracePeriod
-        let nanoseconds = Int(limit.inSeconds * 1e9)
-        timers.asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { [weak self] in
+        // The worker stops the run at its timeout; this ends the worker when it did not.
+        run.armBackstop(on: deadlines, at: .now + timeout + configuration.gracePeriod) { [weak self] in
             guard let self, !run.relay.isFinished else { return }
             end(id, run, generation: generation, because: .timeout)
         }
@@ -901,11 +925,11 @@ public final class ProcessContexts: Sendable {
             return  // answered by workerExited
         case .result(let result):
             let next = dequeue(run, of: id, generation: generation, executionCount: result["execution_count"]?.intValue)
-            run.relay.finish(.result(result))
+            run.finish(.result(result))
             if let next { armDeadline(id, next, generation: generation) }
         case .error(let error):
             let next = dequeue(run, of: id, generation: generation, executionCount: nil)
-            run.relay.finish(.error(code: error["code"]?.intValue ?? -32603,
+            run.finish(.error(code: error["code"]?.intValue ?? -32603,
                                     message: error["message"]?.stringValue ?? "The worker failed.", data: error["data"]))
             if let next { armDeadline(id, next, generation: generation) }
         }
@@ -989,7 +1013,7 @@ public final class ProcessContexts: Sendable {
             "execution_count": .integer(Int64(executionCount + 1)),
             "duration": .double((elapsed.inSeconds * 1e6).rounded() / 1e6),
         ]
-        first.relay.finish(.result(result))
+        first.finish(.result(result))
         // Queued runs never started: the namespace contexts' errors where they apply.
         let (code, reason, message): (Int, String, String) = switch ending {
         case .deleted: (-32004, "context_deleted", "The context was deleted while the run was queued; it never started.")
@@ -997,20 +1021,20 @@ public final class ProcessContexts: Sendable {
         default: (Self.contextDeadCode, IsolationError.Code.contextDead.rawValue, "The context's worker process ended before the run started.")
         }
         for run in runs.dropFirst() {
-            run.relay.finish(.error(code: code, message: message, data: ["reason": .string(reason)]))
+            run.finish(.error(code: code, message: message, data: ["reason": .string(reason)]))
         }
     }
 
     /// Answers runs that never started with a JSON-RPC error.
     private static func failUnstarted(_ runs: [ActiveRun], code: Int, reason: String, message: String) {
         for run in runs {
-            run.relay.finish(.error(code: code, message: message, data: ["reason": .string(reason)]))
+            run.finish(.error(code: code, message: message, data: ["reason": .string(reason)]))
         }
     }
 
     private static func failQueued(_ runs: [ActiveRun], id: String) {
         for run in runs {
-            run.relay.finish(.error(code: contextDeadCode, message: "The context \(id) was restarted before the run started.",
+            run.finish(.error(code: contextDeadCode, message: "The context \(id) was restarted before the run started.",
                                     data: ["reason": .string(IsolationError.Code.contextDead.rawValue)]))
         }
     }
@@ -1056,6 +1080,7 @@ public final class ProcessContexts: Sendable {
             record.worker?.kill()
         }
         pool.forEach { $0.kill() }
+        deadlines.stop()
         let workers = records.compactMap(\.worker) + pool
         let deadline = ContinuousClock.now + .seconds(2)
         while workers.contains(where: { $0.exit == nil }) && ContinuousClock.now < deadline {
