@@ -101,6 +101,8 @@ public final class ProcessContexts: Sendable {
     private final class ActiveRun: Sendable {
         let relay: RunRelay
         let timeout: Duration?
+        /// The CPU time the run may use (its context's limit when it was queued).
+        let cpuTimeLimit: Duration?
         /// The worker's `code.run` params, without `context`.
         let params: JSONObject
         let started = ContinuousClock.now
@@ -108,9 +110,10 @@ public final class ProcessContexts: Sendable {
         /// answered, so that the timer does not keep the run (and its code) for the timeout's length.
         private let backstop = Mutex<(armed: (timer: DeadlineTimer, ticket: DeadlineTimer.Ticket)?, answered: Bool)>((nil, false))
 
-        init(relay: RunRelay, timeout: Duration?, params: JSONObject) {
+        init(relay: RunRelay, timeout: Duration?, cpuTimeLimit: Duration?, params: JSONObject) {
             self.relay = relay
             self.timeout = timeout
+            self.cpuTimeLimit = cpuTimeLimit
             self.params = params
         }
 
@@ -770,11 +773,11 @@ public final class ProcessContexts: Sendable {
         }
         if allowStdin { params["allow_stdin"] = true }
         let relay = RunRelay(outputLimit: outputLimit, consumer: deliver)
-        let run = ActiveRun(relay: relay, timeout: timeout, params: params)
-        let target = try state.withLock { state throws(IsolationError) -> (Worker, String, Bool, Int)? in
+        let (run, target) = try state.withLock { state throws(IsolationError) -> (ActiveRun, (Worker, String, Bool, Int)?) in
             if state.shuttingDown { throw IsolationError(.shuttingDown, "The server is shutting down.") }
             guard state.contexts[id] != nil else { throw Self.notFound(id) }
-            return try Self.queue(run, in: &state.contexts[id]!, id: id)
+            let run = ActiveRun(relay: relay, timeout: timeout, cpuTimeLimit: state.contexts[id]!.cpuTimeLimit, params: params)
+            return (run, try Self.queue(run, in: &state.contexts[id]!, id: id))
         }
         if let (worker, workerContext, isHead, generation) = target {
             send(id, run, to: worker, workerContext: workerContext, isHead: isHead, generation: generation, hold: hold)
@@ -801,8 +804,10 @@ public final class ProcessContexts: Sendable {
     /// returns the context's next run, if any. Nothing when the context was deleted or restarted since.
     private func dequeue(_ run: ActiveRun, of id: String, generation: Int, executionCount: Int?) -> ActiveRun? {
         state.withLock { state -> ActiveRun? in
-            guard state.contexts[id]?.generation == generation, state.contexts[id]?.runs.first === run else { return nil }
-            return Self.dequeue(in: &state.contexts[id]!, executionCount: executionCount)
+            // One lookup (the lock is taken by every worker's reader thread once per run).
+            guard let index = state.contexts.index(forKey: id), state.contexts.values[index].generation == generation,
+                  state.contexts.values[index].runs.first === run else { return nil }
+            return Self.dequeue(in: &state.contexts.values[index], executionCount: executionCount)
         }
     }
 
@@ -869,11 +874,7 @@ public final class ProcessContexts: Sendable {
     }
 
     private func armDeadline(_ id: String, _ run: ActiveRun, generation: Int) {
-        let limited = state.withLock { state -> (Duration, Int32)? in
-            guard let record = state.contexts[id], let limit = record.cpuTimeLimit, let worker = record.worker else { return nil }
-            return (limit, worker.pid)
-        }
-        if let (limit, pid) = limited, let baseline = Self.cpuTime(of: pid) {
+        if let limit = run.cpuTimeLimit, let pid = state.withLock({ $0.contexts[id]?.worker?.pid }), let baseline = Self.cpuTime(of: pid) {
             watchCPU(id, run, generation: generation, pid: pid, until: baseline + limit.inSeconds)
         }
         guard let timeout = run.timeout else { return }
