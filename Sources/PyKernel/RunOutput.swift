@@ -215,7 +215,10 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     /// is added then, and writes after the caller stopped reading are added as they come.
     @exclusivity(unchecked) private var stdout: HeadTailBuffer
     @exclusivity(unchecked) private var stderr: HeadTailBuffer
-    private var partialCharacters: [OutputStreamName: [UInt8]] = [:]
+    /// The bytes of a character split across writes, per stream, kept for its next chunk (two
+    /// fields, not a dictionary: every run's end looks at both).
+    @exclusivity(unchecked) private var partialStdout: [UInt8] = []
+    @exclusivity(unchecked) private var partialStderr: [UInt8] = []
     /// Every rich result of the run, in order (for ``ExecutionResult/results``).
     @exclusivity(unchecked) private var results: [RichResult] = []
     @exclusivity(unchecked) private var outcome: Outcome?
@@ -532,9 +535,8 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
             return text.isEmpty ? nextStepLocked() : .event(.output(OutputChunk(stream: chunk.stream, text: text)))
         }
         guard let outcome else { return .wait(until: nil) }
-        for stream in [OutputStreamName.stdout, .stderr] where !(partialCharacters[stream] ?? []).isEmpty {
-            return .event(.output(OutputChunk(stream: stream, text: decode(stream, [], final: true))))
-        }
+        if !partialStdout.isEmpty { return .event(.output(OutputChunk(stream: .stdout, text: decode(.stdout, [], final: true)))) }
+        if !partialStderr.isEmpty { return .event(.output(OutputChunk(stream: .stderr, text: decode(.stderr, [], final: true)))) }
         if outcomeDelivered { return .end }
         outcomeDelivered = true
         switch outcome {
@@ -545,17 +547,25 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
 
     /// Decodes UTF-8, keeping a character split across writes for the next chunk of its stream.
     private func decode(_ stream: OutputStreamName, _ bytes: [UInt8], final: Bool) -> String {
-        guard var data = partialCharacters.removeValue(forKey: stream) else {
+        stream == .stdout ? Self.decode(bytes, final: final, partial: &partialStdout) : Self.decode(bytes, final: final, partial: &partialStderr)
+    }
+
+    /// Decodes `partial` (a character's first bytes left over) followed by `bytes`; unless
+    /// `final`, an incomplete character at the end is left in `partial`.
+    private static func decode(_ bytes: [UInt8], final: Bool, partial: inout [UInt8]) -> String {
+        guard !partial.isEmpty else {
             // The usual case: no character left over from the previous chunk, so no copy to join one.
             let complete = final ? bytes.count : UTF8Text.completePrefixLength(bytes)
-            if complete < bytes.count { partialCharacters[stream] = Array(bytes[complete...]) }
+            if complete < bytes.count { partial = Array(bytes[complete...]) }
             return bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[..<complete]), as: UTF8.self) }
         }
+        var data = partial
+        partial = []
         data.append(contentsOf: bytes)
         if !final {
             let complete = UTF8Text.completePrefixLength(data)
             if complete < data.count {
-                partialCharacters[stream] = Array(data[complete...])
+                partial = Array(data[complete...])
                 data.removeSubrange(complete...)
             }
         }
