@@ -264,6 +264,11 @@ public struct RPCUnit {
         bytes.reserveCapacity(capacity)
     }
 
+    /// Appends lines encoded before, each ended by `\n`.
+    public mutating func append(lines: [UInt8]) {
+        bytes.append(contentsOf: lines)
+    }
+
     /// Appends the line of ``RPCMessage/notification(method:requestID:capacity:_:)``.
     public mutating func notification(method: String, requestID: RequestID, _ members: (inout JSONObjectWriter) -> Void) {
         RPCMessage.appendNotification(method: method, requestID: requestID, members, to: &bytes)

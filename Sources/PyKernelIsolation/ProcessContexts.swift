@@ -827,7 +827,8 @@ public final class ProcessContexts: Sendable {
         if hold { heldFor.withLock { if !$0.contains(where: { $0 === worker }) { $0.append(worker) } } }
         let requestID = worker.send("code.run", params, Worker.Pending(
             notification: { method, params in relay.push(method, params) },
-            reply: { [weak self] reply in self?.runAnswered(id, run, reply, generation: generation) }), hold: hold)
+            reply: { [weak self] reply in self?.runAnswered(id, run, reply, generation: generation) },
+            caughtUp: { relay.caughtUp() }), hold: hold)
         relay.bind(to: worker, requestID: requestID)
     }
 

@@ -12,7 +12,19 @@ public enum RelayEvent: Sendable {
 }
 
 /// Takes a run's events on the thread that produces each (see ``RunRelay/init(outputLimit:limit:consumer:)``).
-public typealias RelayConsumer = @Sendable (RunRelay, RelayEvent) -> Void
+public struct RelayConsumer: Sendable {
+    /// Takes each event, in order.
+    let take: @Sendable (RunRelay, RelayEvent) -> Void
+    /// Called when the worker's reader has handled every line it has read so far (the run goes
+    /// on): a consumer that keeps notifications, to send them in one write with what follows in
+    /// the same read (the response, usually), sends what it keeps now.
+    let caughtUp: @Sendable () -> Void
+
+    public init(take: @escaping @Sendable (RunRelay, RelayEvent) -> Void, caughtUp: @escaping @Sendable () -> Void) {
+        self.take = take
+        self.caughtUp = caughtUp
+    }
+}
 
 /// One run's events, from a worker's reader thread to whoever answers the client: either queued
 /// for a task (``next()``), bounded, or handed to a consumer on the producing thread.
@@ -63,7 +75,7 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
                     keep(method, params)
                     return true
                 }
-                if open { consumer(self, .notification(method, params)) }
+                if open { consumer.take(self, .notification(method, params)) }
             }
             return
         }
@@ -84,7 +96,7 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
                     defer { ended = true }
                     return !ended
                 }
-                if first { consumer(self, event) }
+                if first { consumer.take(self, event) }
             }
             return
         }
@@ -93,6 +105,15 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
         ended = true
         lock.broadcast()  // a reader thread waiting for room gives up
         deliver(event, size: 0)
+    }
+
+    /// The worker's reader has handled every line it has read (see ``RelayConsumer/caughtUp``);
+    /// nothing for a queued relay or a run answered already.
+    func caughtUp() {
+        guard let consumer else { return }
+        handing.withLock {
+            if !lock.withLock({ ended }) { consumer.caughtUp() }
+        }
     }
 
     /// Keeps a `code.output` notification's text for a result the server writes. Lock held.

@@ -46,6 +46,8 @@ final class Worker: Sendable {
         /// A notification whose `params.request_id` is this request's id (method, other params).
         let notification: @Sendable (String, JSONObject) -> Void
         let reply: @Sendable (WorkerReply) -> Void
+        /// After notifications: the reader has handled every line it has read so far.
+        var caughtUp: (@Sendable () -> Void)? = nil
     }
 
     private struct State {
@@ -308,10 +310,15 @@ final class Worker: Sendable {
                 buffer.withUnsafeBytes { bytes in
                     let chunk = UnsafeRawBufferPointer(rebasing: bytes[0..<count])
                     if index == 0 {
+                        // The requests notified about by this read's lines, told once all are handled.
+                        var notified: [(id: Int64, caughtUp: @Sendable () -> Void)] = []
+                        defer { for request in notified { request.caughtUp() } }
                         _ = lines.feed(chunk) { piece in
                             switch piece {
                             case .line(let line):
-                                handle(line: line)
+                                if let request = handle(line: line), !notified.contains(where: { $0.id == request.id }) {
+                                    notified.append(request)
+                                }
                             case .tooLong(let length):
                                 logger.error("worker \(pid) wrote a line of \(length) bytes, over \(Self.maxLineLength); ending it")
                                 _ = Glibc.kill(-pid, SIGKILL)
@@ -367,25 +374,28 @@ final class Worker: Sendable {
         return true
     }
 
-    private func handle(line: [UInt8]) {
+    /// Hands a line to the request it is about; returns the request a notification was for, when
+    /// it wants to know that the reader caught up (``Pending/caughtUp``).
+    private func handle(line: [UInt8]) -> (id: Int64, caughtUp: @Sendable () -> Void)? {
         guard let message = try? JSONValue.parse(line), let object = message.objectValue else {
             logger.warning("worker \(pid) wrote a line that is not a JSON object")
-            return
+            return nil
         }
         if let method = object["method"]?.stringValue {
-            guard var params = object["params"]?.objectValue, let id = params["request_id"]?.intValue else { return }
+            guard var params = object["params"]?.objectValue, let id = params["request_id"]?.intValue else { return nil }
             params["request_id"] = nil
-            let pending = state.withLock { $0.pending[Int64(id)] }
-            pending?.notification(method, params)
-            return
+            guard let pending = state.withLock({ $0.pending[Int64(id)] }) else { return nil }
+            pending.notification(method, params)
+            return pending.caughtUp.map { (Int64(id), $0) }
         }
-        guard let id = object["id"]?.intValue else { return }
+        guard let id = object["id"]?.intValue else { return nil }
         let pending = state.withLock { $0.pending.removeValue(forKey: Int64(id)) }
         if let error = object["error"] {
             pending?.reply(.error(error))
         } else {
             pending?.reply(.result(object["result"] ?? .null))
         }
+        return nil
     }
 }
 

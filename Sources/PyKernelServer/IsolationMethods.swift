@@ -3,6 +3,7 @@ import JSONRPC
 import PyKernel
 import PyKernelIsolation
 import PyKernelSupport
+import Synchronization
 
 /// Where a context lives: in the server's interpreter, or in a worker process of its own (the
 /// library's one enum, ``KernelContexts/Isolation``).
@@ -214,7 +215,8 @@ extension JSONRPCServer {
         do throws(IsolationError) {
             // Held until the server has handled the requests it has read (`writeHeldRuns()`).
             try contexts.run(id, code: run.code, environment: run.environment, timeout: run.timeout, outputLimit: run.maxOutputBytes,
-                             allowStdin: run.allowStdin && request.id != nil, deliver: answer.deliver, hold: true)
+                             allowStdin: run.allowStdin && request.id != nil,
+                             deliver: RelayConsumer(take: answer.take, caughtUp: answer.caughtUp), hold: true)
         } catch {
             throw RPCError(error)
         }
@@ -223,21 +225,25 @@ extension JSONRPCServer {
 }
 
 /// Answers one `code.run` in a process context on the thread that relays its events (the
-/// worker's reader thread, or the thread that ended the run): each notification is sent as it
-/// comes (waiting for room, which slows the worker down), then the response. No task: a task's
-/// hand-offs cost more than the relaying itself (Benchmarks/README.md, round 14).
+/// worker's reader thread, or the thread that ended the run): the notifications of one read of
+/// the worker's output are sent together once that read is handled (waiting for room, which
+/// slows the worker down), or with the response when it came in the same read (one write: the
+/// client wakes once). No task: a task's hand-offs cost more than the relaying itself
+/// (Benchmarks/README.md, round 14).
 private final class ProcessRunAnswer: Sendable {
     private let request: Request
+    /// The notification lines not sent yet (the relay hands events over one at a time).
+    private let kept = Mutex<[UInt8]>([])
 
     init(_ request: Request) { self.request = request }
 
-    /// The relay's consumer.
-    func deliver(_ relay: RunRelay, _ event: RelayEvent) {
+    /// Takes the relay's events.
+    func take(_ relay: RunRelay, _ event: RelayEvent) {
         switch event {
         case .notification(let method, let fields):
             // Open before the client can see the request (it may answer at once).
             if method == "code.input_request", let id = request.id { JSONRPCServer.openInput(id, relay, request.server) }
-            request.notifyWaitingForRoom(method, fields)
+            if let line = request.framedNotification(method, fields) { kept.withLock { $0.append(contentsOf: line) } }
         case .result(let result):
             answer(.success(result))
         case .error(let code, let message, let data):
@@ -245,13 +251,28 @@ private final class ProcessRunAnswer: Sendable {
         }
     }
 
+    /// The worker's reader has handled what it read: the notifications kept go out now.
+    func caughtUp() {
+        let lines = takeKept()
+        if !lines.isEmpty { request.sendNotificationsWaitingForRoom(lines) }
+    }
+
+    private func takeKept() -> [UInt8] {
+        kept.withLock { kept in
+            defer { kept = [] }
+            return kept
+        }
+    }
+
     private func answer(_ outcome: Result<JSONValue, RPCError>) {
         // The run has ended: its request for input, if one is open, no longer is (before the
         // response, after which the client may reuse the id).
         if let id = request.id { request.server.openInputs.close(id) }
-        request.finish(capacity: 512) { unit, id in
+        let lines = takeKept()
+        request.finish(capacity: lines.count + 512) { unit, id in
+            unit.append(lines: lines)
             unit.response(id: id, outcome)
-            return false
+            return !lines.isEmpty
         }
     }
 }

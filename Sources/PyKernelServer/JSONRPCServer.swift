@@ -363,14 +363,21 @@ public struct Request: Sendable {
         followUp.run()
     }
 
-    /// Sends a notification about this request from a thread (not a task), waiting while the
-    /// stream lane is full (on a task: at once, past the cap). Nothing is sent for a notification
-    /// request.
-    func notifyWaitingForRoom(_ method: String, _ fields: JSONObject) {
-        guard var line = notificationSent(method, fields) else { return }
+    /// The line of a notification about this request with its newline, for sending later with
+    /// others (``sendNotificationsWaitingForRoom(_:)``, or before the response in one unit); the
+    /// request is marked as having sent notifications. `nil` for a notification request.
+    func framedNotification(_ method: String, _ fields: JSONObject) -> [UInt8]? {
+        guard var line = notificationSent(method, fields) else { return nil }
         line.append(0x0A)
+        return line
+    }
+
+    /// Sends notification lines about this request (``framedNotification(_:_:)``'s, one after
+    /// another) as one unit from a thread (not a task), waiting while the stream lane is full (on
+    /// a task: at once, past the cap).
+    func sendNotificationsWaitingForRoom(_ lines: [UInt8]) {
         let onTask = withUnsafeCurrentTask { $0 != nil }
-        server.channel.sendUnit(line, lane: .stream, mayWait: !onTask) {}
+        server.channel.sendUnit(lines, lane: .stream, mayWait: !onTask) {}
     }
 
     /// Sends a notification about this request without waiting for room (for small amounts).
