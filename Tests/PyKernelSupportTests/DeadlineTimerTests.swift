@@ -21,12 +21,17 @@ struct DeadlineTimerTests {
         }
     }
 
-    @Test("Actions run once their deadline has passed, earliest first, whatever the order they were scheduled in")
-    func runsInDeadlineOrder() async throws {
+    /// A timer with its thread started, and an empty record of what ran.
+    static func startedTimer() -> (DeadlineTimer, Ran) {
         let timer = DeadlineTimer()
         timer.start(name: "test-deadlines")
+        return (timer, Ran())
+    }
+
+    @Test("Actions run once their deadline has passed, earliest first, whatever the order they were scheduled in")
+    func runsInDeadlineOrder() async throws {
+        let (timer, ran) = Self.startedTimer()
         defer { timer.stop() }
-        let ran = Ran()
         let start = ContinuousClock.now
         let ranAt = Mutex<[String: ContinuousClock.Instant]>([:])
         for (label, delay) in [("c", 60), ("a", 20), ("b", 40)] {
@@ -45,10 +50,8 @@ struct DeadlineTimerTests {
 
     @Test("An earlier deadline scheduled while the thread sleeps until a later one is kept")
     func earlierDeadlineWakesTheThread() async throws {
-        let timer = DeadlineTimer()
-        timer.start(name: "test-deadlines")
+        let (timer, ran) = Self.startedTimer()
         defer { timer.stop() }
-        let ran = Ran()
         timer.schedule(at: .now + .seconds(30)) { ran.record("late") }
         try await Task.sleep(for: .milliseconds(20))  // the thread sleeps until the late one
         let scheduled = ContinuousClock.now
@@ -60,10 +63,8 @@ struct DeadlineTimerTests {
 
     @Test("A cancelled action never runs and is not kept: what it holds is released at once")
     func cancelledActionsAreDropped() async throws {
-        let timer = DeadlineTimer()
-        timer.start(name: "test-deadlines")
+        let (timer, ran) = Self.startedTimer()
         defer { timer.stop() }
-        let ran = Ran()
         final class Held: Sendable {}
         weak var weakHeld: Held?
         do {
@@ -81,9 +82,7 @@ struct DeadlineTimerTests {
 
     @Test("After stop, nothing runs: pending and later actions are dropped")
     func stopDropsEverything() async throws {
-        let timer = DeadlineTimer()
-        timer.start(name: "test-deadlines")
-        let ran = Ran()
+        let (timer, ran) = Self.startedTimer()
         timer.schedule(at: .now + .milliseconds(20)) { ran.record("pending") }
         timer.stop()
         timer.schedule(at: .now + .milliseconds(1)) { ran.record("later") }
