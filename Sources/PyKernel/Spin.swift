@@ -97,6 +97,12 @@ final class SpinTurns: @unchecked Sendable {  // the mapping holds atomics only,
         shared = SpinTurns(count: max(1, processors / 2))
     }
 
+    /// A claimed turn: which word, and the time written there.
+    struct Turn: Equatable {
+        let index: Int
+        fileprivate let until: UInt64
+    }
+
     private let slots: UnsafeMutablePointer<Atomic<UInt64>>?
     private let count: Int
 
@@ -114,22 +120,23 @@ final class SpinTurns: @unchecked Sendable {  // the mapping holds atomics only,
     }
 
     /// A free turn, held for `budget` from now; `nil` when every turn is taken.
-    func claim(for budget: Duration) -> Int? {
+    func claim(for budget: Duration) -> Turn? {
         guard let slots else { return nil }
         let now = Self.monotonicNanoseconds()
         let until = now + UInt64(budget.inSeconds * 1e9)
         for index in 0..<count {
             let held = slots[index].load(ordering: .relaxed)
             if held <= now, slots[index].compareExchange(expected: held, desired: until, ordering: .acquiringAndReleasing).exchanged {
-                return index
+                return Turn(index: index, until: until)
             }
         }
         return nil
     }
 
-    /// Gives a turn back before its time.
-    func release(_ index: Int) {
-        slots?[index].store(0, ordering: .releasing)
+    /// Gives a turn back before its time; nothing once its time has passed and another process
+    /// holds that word.
+    func release(_ turn: Turn) {
+        _ = slots?[turn.index].compareExchange(expected: turn.until, desired: 0, ordering: .releasing)
     }
 
     private static func monotonicNanoseconds() -> UInt64 {

@@ -121,8 +121,8 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     private var held: [UInt8] = []
     /// The held units are due: the writer thread writes them even with both lanes empty.
     private var heldDue = false
-    /// A flush of the held units is scheduled.
-    private var heldFlushScheduled = false
+    /// When the oldest held unit was held (the writer thread writes it ``Limits/heldDelay`` later).
+    private var heldSince: ContinuousClock.Instant?
 
     /// The most bytes each lane has held (for tests and diagnostics).
     var peakBytes: (control: Int, stream: Int) { lock.withLock { peaks } }
@@ -261,8 +261,11 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         if mayWait, control.isEmpty, stream.isEmpty, !writing {
             whenQueued()
             if hold, held.count + unit.count < limits.heldBytes {
+                if held.isEmpty {
+                    heldSince = .now
+                    lock.broadcast()  // the writer thread waits until the held units are due
+                }
                 held.append(contentsOf: unit)
-                scheduleHeldFlushLocked()
                 lock.unlock()
                 return
             }
@@ -303,6 +306,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
             bytes = held + bytes
             held = []
             heldDue = false
+            heldSince = nil
         }
         let riding = rider.take()
         if let riding { bytes.append(contentsOf: riding) }
@@ -331,18 +335,6 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         }
     }
 
-    /// Has the writer thread write the held units (``Limits/heldDelay`` after the first).
-    private func scheduleHeldFlushLocked() {
-        guard !heldFlushScheduled else { return }
-        heldFlushScheduled = true
-        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(limits.heldDelay.inSeconds * 1e9))) { [self] in
-            lock.withLock {
-                heldFlushScheduled = false
-                if !held.isEmpty { releaseHeldLocked() }
-            }
-        }
-    }
-
     /// Wakes the writer thread to write the held units.
     private func releaseHeldLocked() {
         heldDue = true
@@ -354,13 +346,26 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     private func writeLoop() {
         lock.lock()
         while true {
-            while writing || (control.isEmpty && stream.isEmpty && !(heldDue && !held.isEmpty)) { lock.wait() }
+            while writing || (control.isEmpty && stream.isEmpty && !(heldDue && !held.isEmpty)) {
+                // Held units are due `heldDelay` after the first: this thread is their timer.
+                if !writing, let heldSince, !held.isEmpty {
+                    let due = heldSince + limits.heldDelay
+                    if ContinuousClock.now >= due {
+                        heldDue = true
+                    } else {
+                        lock.wait(timeout: due - .now)
+                    }
+                } else {
+                    lock.wait()
+                }
+            }
             var lines: [[UInt8]] = []
             if !held.isEmpty {
                 lines.append(held)  // held before anything now queued
                 held = []
             }
             heldDue = false
+            heldSince = nil
             let controlTaken = control.take(into: &lines)
             let streamTaken = stream.take(upTo: limits.streamBatchBytes, into: &lines)
             let riding = rider.take()
