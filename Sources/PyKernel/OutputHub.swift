@@ -42,6 +42,10 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     /// the set of contexts.
     @exclusivity(unchecked) private var liveContexts: Set<ContextID> = [.default]
     @exclusivity(unchecked) private var capturePipes: [(descriptor: Int32, stream: OutputStreamName)] = []
+    /// The capture pipes' write ends, kept by the engine (close-on-exec, spared from the code's
+    /// `os.close`): a pipe whose descriptor 1 or 2 the code closed keeps a writer (no hang-up for
+    /// the reader to spin on), and ``end()`` puts the descriptor back on it. Set once, before any run.
+    @exclusivity(unchecked) private var captureWriteEnds: [CaptureWriteEnd] = []
     /// Short writes of the interpreter thread to the run in progress, taken without the lock
     /// while armed; moved into the run before anything else touches its output.
     private let stage = InterpreterStage()
@@ -77,10 +81,14 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     /// later output until the next run.
     func end() {
         fflush(nil)
-        lock.withLock {
+        let writeEnds = lock.withLock {
             collectStagedLocked()
             drainDescriptorsLocked()
             active = nil
+            return captureWriteEnds
+        }
+        for writeEnd in writeEnds where !writeEnd.isInPlace {
+            writeEnd.putBack(logger: logger)
         }
     }
 
@@ -262,6 +270,7 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     func captureStandardDescriptors() throws(KernelError) -> (stdout: Int32, stderr: Int32) {
         var saved: [Int32] = []
         var readEnds: [Int32] = []
+        var writeEnds: [CaptureWriteEnd] = []
         for target in [STDOUT_FILENO, STDERR_FILENO] {
             var ends: [Int32] = [0, 0]
             guard pipe(&ends) == 0 else {
@@ -279,11 +288,13 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
                 throw KernelError(.initializationFailed, "cannot capture descriptor \(target): \(reason)")
             }
             saved.append(original)
-            close(ends[1])
+            EngineDescriptors.keep(ends[1])
+            writeEnds.append(CaptureWriteEnd(target: target, descriptor: ends[1]))
             readEnds.append(ends[0])
         }
         lock.withLock {
             capturePipes = [(readEnds[0], .stdout), (readEnds[1], .stderr)]
+            captureWriteEnds = writeEnds
         }
         let reader = DescriptorReader(hub: self, descriptors: readEnds, logger: logger)
         reader.start()
@@ -333,6 +344,43 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
 
     func stream(of descriptor: Int32) -> OutputStreamName {
         lock.withLock { capturePipes.first { $0.descriptor == descriptor }?.stream ?? .stdout }
+    }
+}
+
+/// The write end of a capture pipe, and the standard descriptor (1 or 2) that is a duplicate of
+/// it at the start of every run. The code of a run may close or redirect that descriptor (as a
+/// python3 program may: its own later writes fail, or go where it sent them); the next run,
+/// whichever context it is in, starts with it on the pipe again.
+private struct CaptureWriteEnd: Sendable {
+    let target: Int32
+    let descriptor: Int32
+    /// What the pipe is (device, inode).
+    let identity: (device: UInt, inode: UInt)
+
+    init(target: Int32, descriptor: Int32) {
+        var status = stat()
+        fstat(descriptor, &status)
+        self.target = target
+        self.descriptor = descriptor
+        identity = (UInt(status.st_dev), UInt(status.st_ino))
+    }
+
+    /// Whether `target` is still open on the pipe (one `fstat`).
+    var isInPlace: Bool {
+        var status = stat()
+        return fstat(target, &status) == 0 && UInt(status.st_dev) == identity.device && UInt(status.st_ino) == identity.inode
+    }
+
+    /// Makes `target` a duplicate of the write end again, unless the engine has opened a
+    /// descriptor of its own under that number since the code closed it (then the next run's
+    /// end tries again).
+    func putBack(logger: Logger) {
+        guard !EngineDescriptors.keeps(target) else { return }
+        if dup2(descriptor, target) < 0 {
+            logger.error("cannot put descriptor \(target) back on the output capture: \(String(cString: strerror(errno)))")
+        } else {
+            logger.notice("the code closed or redirected descriptor \(target); the next run has it on the output capture again")
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 """A served context's code that signals its own process (``os.kill(os.getpid(), ...)``, its
 group, ``signal.raise_signal``): python3's behaviour for the run, never the end of the server
 that every context shares."""
+import os
 import subprocess
+import time
 
 import pytest
 from pykernel import PyKernelTimeoutError
@@ -226,6 +228,37 @@ def test_code_that_closes_every_descriptor_leaves_the_server_serving(kernel):
     assert kernel.run_code("print('default')").stdout == "default\n"
     reply = kernel.call("process.exec", {"command": "echo shell"})
     assert reply["stdout"] == "shell\n" and reply["exit_code"] == 0, reply
+
+
+def _cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_closing_or_redirecting_descriptors_1_and_2_lasts_only_for_the_run(module_kernel, ctx, tmp_path):
+    """`os.dup2(f, 1)`, `os.close(1)`, `os.close(2)`: python3's behaviour for the rest of the run
+    (its descriptor writes go to the file, or fail), and the next run, of this context or any
+    other, has descriptors 1 and 2 on the output capture again. Before, the capture pipe left
+    without a writer read a hang-up forever (the server, or the worker, spun a processor) and
+    every later run's subprocess output was lost, or went into the first run's file."""
+    target = tmp_path / "redirected.txt"
+    code = (f"f = open({str(target)!r}, 'w')\nos.dup2(f.fileno(), 1)\nos.system('echo into the file')\n"
+            "os.close(1)\nos.close(2)\nos.system('echo lost; echo lost >&2')\nprint('print still works')")
+    result = _run(module_kernel, code, ctx)
+    assert (result.status, result.stdout, result.stderr) == ("ok", "print still works\n", ""), result
+    assert target.read_text() == "into the file\n"
+    pid = int(module_kernel.run_code("import os; print(os.getpid())", context=ctx).stdout)
+    before = _cpu_seconds(pid)
+    time.sleep(0.5)
+    assert _cpu_seconds(pid) - before < 0.1, "the output capture spins on a pipe without a writer"
+    later = "import os\nos.system('echo out; echo err >&2')\nos.write(1, b'fd 1\\n')"
+    result = _run(module_kernel, later, ctx)
+    assert (result.stdout, result.stderr) == ("out\nfd 1\n", "err\n"), result
+    other = module_kernel.create_context()
+    result = module_kernel.run_code(later, context=other, timeout=20)
+    assert (result.stdout, result.stderr) == ("out\nfd 1\n", "err\n"), result
+    module_kernel.delete_context(other)
+    assert target.read_text() == "into the file\n"
 
 
 def test_descriptors_the_server_opens_while_serving_are_spared(kernel):
