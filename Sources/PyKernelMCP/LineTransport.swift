@@ -12,6 +12,13 @@ import MCP
 /// through `pykernel serve`). Here a thread blocks in `read(2)` (``LineReader``, lines up to
 /// 64 MiB, bounded hand-off) and writes happen on a serial dispatch queue, never on Swift's
 /// cooperative pool.
+///
+/// At the end of input the stream of messages ends only once every request read has been
+/// answered: the SDK handles each request in a task of its own and ends its loop (and
+/// `pykernel mcp` its process) when the stream ends, so a client that writes its requests and
+/// closes its end lost every answer still in progress (`pykernel serve` answers them too). A
+/// line that is not JSON is answered here, with a null id as JSON-RPC says (the SDK answered it
+/// with a random id).
 actor LineTransport: Transport {
     nonisolated let logger: Logger
     private let input: Int32
@@ -20,6 +27,9 @@ actor LineTransport: Transport {
     private let messages: AsyncThrowingStream<Data, any Error>
     private let continuation: AsyncThrowingStream<Data, any Error>.Continuation
     private var reading: Task<Void, Never>?
+    /// Requests read and not answered yet (by id: how many of each).
+    private var unanswered: [RequestID: Int] = [:]
+    private var inputEnded = false
 
     /// A transport reading requests from `input` and writing messages to `output` (neither is closed).
     init(input: Int32, output: Int32, logger: Logger) {
@@ -38,12 +48,23 @@ actor LineTransport: Transport {
             for await element in lines {
                 switch element {
                 case .line(let bytes):
-                    if !bytes.isEmpty { continuation.yield(Data(bytes)) }
+                    guard bytes.contains(where: { !Self.isWhitespace($0) }) else { continue }
+                    let message: JSONValue
+                    do throws(JSONParseError) {
+                        message = try JSONValue.parse(bytes)
+                    } catch {
+                        try? await write(RPCMessage.errorResponse(id: nil, error: .parseError(
+                            "Parse error: \(error)", data: ["offset": .integer(Int64(error.offset))])))
+                        continue
+                    }
+                    noteRead(message)
+                    continuation.yield(Data(bytes))
                 case .tooLong(let length):
                     logger.warning("dropped a message of \(length) bytes: longer than \(LineReader.defaultMaxLineLength) bytes")
                 }
             }
-            continuation.finish()
+            inputEnded = true
+            if unanswered.isEmpty { continuation.finish() }
         }
     }
 
@@ -53,11 +74,62 @@ actor LineTransport: Transport {
     }
 
     func send(_ data: Data) async throws {
+        let bytes = Array(data)
+        try await write(bytes)
+        if !unanswered.isEmpty, let message = try? JSONValue.parse(bytes) { noteSent(message) }
+        if inputEnded, unanswered.isEmpty { continuation.finish() }
+    }
+
+    private func write(_ bytes: [UInt8]) async throws {
         let writer = writer
         let written: Bool = await withCheckedContinuation { done in
-            writes.async { done.resume(returning: writer.writeLine(Array(data))) }
+            writes.async { done.resume(returning: writer.writeLine(bytes)) }
         }
         guard written else { throw MCPError.connectionClosed }
+    }
+
+    /// Counts the requests of a message read (a batch's too); a cancelled request is answered by
+    /// nobody (MCP: no response to a cancelled request).
+    private func noteRead(_ message: JSONValue) {
+        if let batch = message.arrayValue {
+            for element in batch { noteRead(element) }
+            return
+        }
+        guard let method = message["method"]?.stringValue else { return }
+        if method == "notifications/cancelled" {
+            if let id = message["params"]?["requestId"].flatMap(Self.answerableID) { settle(id) }
+        } else if let id = message["id"].flatMap(Self.answerableID) {
+            unanswered[id, default: 0] += 1
+        }
+    }
+
+    /// Counts the responses of a message sent (a batch's too).
+    private func noteSent(_ message: JSONValue) {
+        if let batch = message.arrayValue {
+            for element in batch { noteSent(element) }
+            return
+        }
+        guard message["method"] == nil, let id = message["id"].flatMap(Self.answerableID) else { return }
+        settle(id)
+    }
+
+    private func settle(_ id: RequestID) {
+        guard let count = unanswered[id] else { return }
+        unanswered[id] = count > 1 ? count - 1 : nil
+    }
+
+    /// The id of a request the SDK answers under the same id: a string or an integer (it answers
+    /// others, if at all, under an id of its own).
+    private static func answerableID(_ value: JSONValue) -> RequestID? {
+        switch RequestID(value) {
+        case .some(.integer(let id)): .integer(id)
+        case .some(.string(let id)): .string(id)
+        default: nil
+        }
+    }
+
+    private static func isWhitespace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D
     }
 
     nonisolated func receive() -> AsyncThrowingStream<Data, any Error> { messages }

@@ -238,6 +238,33 @@ def test_end_of_input_ends_the_server(pykernel_bin, isolation):
     assert server.stdout.read() == b"", "nothing but protocol messages on stdout"
 
 
+def test_requests_written_before_the_end_of_input_are_all_answered(pykernel_bin, isolation):
+    """A client that writes its requests and closes its end (`printf ... | pykernel mcp`) gets
+    every answer, as from `pykernel serve`: the server ended with the input and dropped the calls
+    still running. A line that is not JSON is a parse error with a null id (was a random id)."""
+    server = subprocess.Popen([pykernel_bin, "mcp", "--isolation", isolation], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    requests = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "run_python", "arguments": {"code": "import time\ntime.sleep(0.5)\nprint('slept')"}}},
+        {"jsonrpc": "2.0", "id": "list", "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "run_python", "arguments": {}}},
+    ]
+    lines = [json.dumps(request).encode() for request in requests] + [b"{not json", b"   "]
+    stdout, _ = server.communicate(b"\n".join(lines) + b"\n", timeout=60)
+    assert server.returncode == 0
+    answers = {json.dumps(answer.get("id")): answer for answer in map(json.loads, stdout.decode().splitlines())}
+    assert set(answers) == {"1", "2", '"list"', "3", "null"}, answers
+    assert answers["2"]["result"]["structuredContent"]["stdout"] == "slept\n"
+    assert any(tool["name"] == "run_python" for tool in answers['"list"']["result"]["tools"])
+    assert "'code' is required" in answers["3"]["error"]["message"]
+    assert answers["null"]["error"]["code"] == -32700
+
+
 def test_rich_results_become_content_and_images_are_image_content(pykernel_bin, isolation):
     code = (
         "import struct, zlib\n"
