@@ -1646,39 +1646,38 @@ class Bench:
         parallel = self.results.row("parallel_runs", "Two CPU-bound runs at once in two contexts", "time",
                                     f"`{self.CPU_CODE.splitlines()[1]}` in each of two contexts, sent together; until both answered",
                                     short="two CPU-bound runs")
+        # Interleaved: each round measures every system in turn, so a slow minute of the host
+        # (or what an earlier section left running) weighs on all of them alike.
         client = PyKernelClient(self.binary, self.log_path, ("--pool-size", "2"))
+        workers = [WorkerClient(self.python) for _ in range(2)]
         try:
             client.wait_for_pool()
-            for isolation, label, reference in (("process", "pykernel process contexts", False),
-                                                ("namespace", "pykernel namespace contexts (one interpreter; reference)", True)):
-                pair = [client.call("context.create", {"isolation": isolation})["id"] for _ in range(2)]
-                samples, alone = [], []
-                for _ in range(self.reps(5, 2)):
-                    alone.append(timed(lambda: client.call("code.run", {"code": self.CPU_CODE, "context": pair[0]}, timeout=120)))
+            pairs = {isolation: [client.call("context.create", {"isolation": isolation})["id"] for _ in range(2)]
+                     for isolation in ("process", "namespace")}
+            for worker in workers:
+                worker.ping()
+            samples = {name: [] for name in ("process", "namespace", "worker")}
+            alone = {name: [] for name in ("process", "namespace")}
+            for _ in range(self.reps(5, 2)):
+                for isolation, pair in pairs.items():
+                    alone[isolation].append(timed(lambda: client.call("code.run", {"code": self.CPU_CODE, "context": pair[0]}, timeout=120)))
                     started = time.perf_counter()
                     client.wait_all([client.send("code.run", {"code": self.CPU_CODE, "context": context}) for context in pair],
                                     timeout=120)
-                    samples.append(time.perf_counter() - started)
-                Results.add(parallel, "pykernel", label, samples, reference=reference,
-                            detail=f"one run alone: {format_value(statistics_median(alone), 'time')}")
-                for context in pair:
-                    client.call("context.delete", {"id": context})
-        finally:
-            client.close()
-        workers = [WorkerClient(self.python) for _ in range(2)]
-        try:
-            for worker in workers:
-                worker.ping()
-            samples = []
-            for _ in range(self.reps(5, 2)):
+                    samples[isolation].append(time.perf_counter() - started)
                 started = time.perf_counter()
                 for worker in workers:
                     worker.request({"code": self.CPU_CODE})
                 for worker in workers:
                     worker.until_control(120)
-                samples.append(time.perf_counter() - started)
-            Results.add(parallel, "worker", "two process workers", samples)
+                samples["worker"].append(time.perf_counter() - started)
+            for isolation, label, reference in (("process", "pykernel process contexts", False),
+                                                ("namespace", "pykernel namespace contexts (one interpreter; reference)", True)):
+                Results.add(parallel, "pykernel", label, samples[isolation], reference=reference,
+                            detail=f"one run alone: {format_value(statistics_median(alone[isolation]), 'time')}")
+            Results.add(parallel, "worker", "two process workers", samples["worker"])
         finally:
+            client.close()
             for worker in workers:
                 worker.close()
 
