@@ -211,15 +211,23 @@ def test_bad_calls_are_clear_errors_and_the_server_stays_up(pykernel_bin, name, 
     assert text_of(after) == "yes\n"
 
 
+HANDSHAKE = [
+    {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}},
+    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+]
+
+
+def raw_server(pykernel_bin, isolation):
+    """`pykernel mcp` with pipes, for a test that writes the protocol's lines itself."""
+    return subprocess.Popen([pykernel_bin, "mcp", "--isolation", isolation], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
 def test_end_of_input_ends_the_server(pykernel_bin, isolation):
     # A host closing the pipe (the agent exited) must not leave pykernel (or a worker) running.
-    server = subprocess.Popen([pykernel_bin, "mcp", "--isolation", isolation], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    requests = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "test", "version": "1"}}},
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    server = raw_server(pykernel_bin, isolation)
+    requests = HANDSHAKE + [
         {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
             "name": "run_python", "arguments": {"code": "import os\nos.system('echo on-fd-1')\nprint('done')\nos.getpid()"}}},
     ]
@@ -242,13 +250,8 @@ def test_requests_written_before_the_end_of_input_are_all_answered(pykernel_bin,
     """A client that writes its requests and closes its end (`printf ... | pykernel mcp`) gets
     every answer, as from `pykernel serve`: the server ended with the input and dropped the calls
     still running. A line that is not JSON is a parse error with a null id (was a random id)."""
-    server = subprocess.Popen([pykernel_bin, "mcp", "--isolation", isolation], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    requests = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "test", "version": "1"}}},
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    server = raw_server(pykernel_bin, isolation)
+    requests = HANDSHAKE + [
         {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
             "name": "run_python", "arguments": {"code": "import time\ntime.sleep(0.5)\nprint('slept')"}}},
         {"jsonrpc": "2.0", "id": "list", "method": "tools/list"},
