@@ -13,10 +13,11 @@ import MCP
 /// 64 MiB, bounded hand-off) and writes happen on a serial dispatch queue, never on Swift's
 /// cooperative pool.
 ///
-/// At the end of input the stream of messages ends only once every request read has been
-/// answered: the SDK handles each request in a task of its own and ends its loop (and
-/// `pykernel mcp` its process) when the stream ends, so a client that writes its requests and
-/// closes its end lost every answer still in progress (`pykernel serve` answers them too). A
+/// At the end of input the stream of messages ends once every request read has been answered,
+/// or ``endOfInputGrace`` later: the SDK handles each request in a task of its own and ends its
+/// loop (and `pykernel mcp` its process) when the stream ends, so a client that wrote its
+/// requests and closed its end lost every answer still in progress; and MCP's stdio clients close
+/// their end to shut the server down, so a run still going after the grace is not waited for. A
 /// line that is not JSON is answered here, with a null id as JSON-RPC says (the SDK answered it
 /// with a random id).
 actor LineTransport: Transport {
@@ -63,9 +64,21 @@ actor LineTransport: Transport {
                     logger.warning("dropped a message of \(length) bytes: longer than \(LineReader.defaultMaxLineLength) bytes")
                 }
             }
-            inputEnded = true
-            if unanswered.isEmpty { continuation.finish() }
+            await endOfInput()
         }
+    }
+
+    /// How long calls still running at the end of input may take to be answered.
+    static let endOfInputGrace = Duration.seconds(2)
+
+    private func endOfInput() async {
+        inputEnded = true
+        guard !unanswered.isEmpty else { return continuation.finish() }
+        try? await Task.sleep(for: Self.endOfInputGrace)
+        if !unanswered.isEmpty {
+            logger.warning("end of input: \(unanswered.values.reduce(0, +)) call(s) still running after \(Self.endOfInputGrace) are not answered")
+        }
+        continuation.finish()
     }
 
     func disconnect() async {
