@@ -321,6 +321,7 @@ final class InterpreterState {
         case nil: error == nil ? .ok : .error
         }
         run.output.complete(status: status, error: error ?? stop.map(Self.record(for:)), executionCount: executionCount, duration: duration)
+        runtime.output.putBackStandardDescriptors()
     }
 
     private func evaluate(_ run: PendingRun, in namespace: Namespace, filename: String, executionCount: Int)

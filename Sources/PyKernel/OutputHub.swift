@@ -44,7 +44,8 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     @exclusivity(unchecked) private var capturePipes: [(descriptor: Int32, stream: OutputStreamName)] = []
     /// The capture pipes' write ends, kept by the engine (close-on-exec, spared from the code's
     /// `os.close`): a pipe whose descriptor 1 or 2 the code closed keeps a writer (no hang-up for
-    /// the reader to spin on), and ``end()`` puts the descriptor back on it. Set once, before any run.
+    /// the reader to spin on), and ``putBackStandardDescriptors()`` puts the descriptor back on
+    /// it. Set once, before any run.
     @exclusivity(unchecked) private var captureWriteEnds: [CaptureWriteEnd] = []
     /// Short writes of the interpreter thread to the run in progress, taken without the lock
     /// while armed; moved into the run before anything else touches its output.
@@ -81,13 +82,17 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     /// later output until the next run.
     func end() {
         fflush(nil)
-        let writeEnds = lock.withLock {
+        lock.withLock {
             collectStagedLocked()
             drainDescriptorsLocked()
             active = nil
-            return captureWriteEnds
         }
-        for writeEnd in writeEnds where !writeEnd.isInPlace {
+    }
+
+    /// Puts descriptors 1 and 2 back on the capture pipes if the code of the run that ended closed
+    /// or redirected them (one `fstat` each): before the next run, after this one's answer.
+    func putBackStandardDescriptors() {
+        for writeEnd in lock.withLock({ captureWriteEnds }) where !writeEnd.isInPlace {
             writeEnd.putBack(logger: logger)
         }
     }
