@@ -132,6 +132,11 @@ _REPR_METHODS = (
     ("_repr_javascript_", "application/javascript"),
 )
 _BINARY = frozenset(("image/png", "image/jpeg", "application/pdf"))
+# What each `_repr_*_` method may return, as IPython's formatters check it (another type is left
+# out with a line on stderr, as IPython warns): bytes or base64 text for binary formats, a list
+# or dict for JSON, text for the rest.
+_RETURN_TYPES = {"image/png": (bytes, str), "image/jpeg": (bytes, str), "application/pdf": (bytes, str),
+                 "application/json": (list, dict)}
 
 
 def _emit_bundle(obj, is_main):
@@ -170,6 +175,8 @@ def bundle(obj):
                     converted = _convert(mime, value)
                     if converted is not None:
                         data[str(mime)] = converted
+                    elif value is not None:
+                        _report_invalid(obj, "_repr_mimebundle_", f"{_NOT_JSON} for {mime}")
     for name, mime in _REPR_METHODS:
         if mime in data:
             continue
@@ -184,9 +191,18 @@ def bundle(obj):
         if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
             value, extra = value
             metadata[mime] = extra
+        if value is None:
+            continue
+        expected = _RETURN_TYPES.get(mime, (str,))
+        if not isinstance(value, expected):
+            _report_invalid(obj, name, f"returned {type(value).__name__}, not "
+                            + " or ".join(kind.__name__ for kind in expected))
+            continue
         converted = _convert(mime, value)
-        if converted is not None:
-            data[mime] = converted
+        if converted is None:
+            _report_invalid(obj, name, _NOT_JSON)
+            continue
+        data[mime] = converted
     if "text/plain" not in data:
         data["text/plain"] = repr(obj)  # a raising __repr__ makes the run an error
     return data, metadata
@@ -209,7 +225,7 @@ def _convert(mime, value):
         return None
     if mime == "application/json" or str(mime).endswith("+json"):
         try:
-            return json.dumps(value, default=repr)
+            return json.dumps(value, default=repr, allow_nan=False)
         except BaseException:
             return None
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -228,6 +244,14 @@ def _report(obj, name, error):
     """One line on stderr for a representation method that raised (it is left out)."""
     sys.stderr.write(f"{type(obj).__name__}.{name}() raised {type(error).__name__}: {error}; "
                      "that representation is left out\n")
+
+
+_NOT_JSON = "returned a value that is not JSON (NaN, an infinity, or a key JSON cannot hold)"
+
+
+def _report_invalid(obj, name, reason):
+    """One line on stderr for a representation method whose value cannot be shown (it is left out)."""
+    sys.stderr.write(f"{type(obj).__name__}.{name}() {reason}; that representation is left out\n")
 
 
 def _without_engine_frames(error):

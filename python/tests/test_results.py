@@ -206,6 +206,32 @@ def test_raising_representation_is_left_out_with_a_line_on_stderr(kernel):
     assert "_repr_html_" in result.stderr and "ValueError" in result.stderr
 
 
+def test_a_representation_of_a_type_ipython_refuses_is_left_out_with_a_line_on_stderr(kernel):
+    """As IPython's formatters check what `_repr_*_` returns (a `_repr_png_` returning an int was
+    sent as `image/png` "12345"; a `_repr_json_` with NaN changed its JSON value into a string)."""
+    result = kernel.run_code(
+        "class F:\n"
+        "    def _repr_png_(self): return 12345\n"
+        "    def _repr_html_(self): return 5\n"
+        "    def _repr_json_(self): return {'a': float('nan')}\n"
+        "    def _repr_markdown_(self): return '*kept*'\n"
+        "    def __repr__(self): return 'F'\n"
+        "class G:\n"
+        "    def _repr_mimebundle_(self, include=None, exclude=None): return {'application/json': [float('inf')]}\n"
+        "    def __repr__(self): return 'G'\n"
+        "display(F(), G())")
+    assert result.status == "ok"
+    assert [r.data for r in result.results] == [{"text/plain": "F", "text/markdown": "*kept*"}, {"text/plain": "G"}]
+    assert result.stderr.splitlines() == [
+        "F._repr_html_() returned int, not str; that representation is left out",
+        "F._repr_png_() returned int, not bytes or str; that representation is left out",
+        "F._repr_json_() returned a value that is not JSON (NaN, an infinity, or a key JSON cannot hold); "
+        "that representation is left out",
+        "G._repr_mimebundle_() returned a value that is not JSON (NaN, an infinity, or a key JSON cannot hold) "
+        "for application/json; that representation is left out",
+    ]
+
+
 def test_raising_repr_is_an_error(kernel):
     result = kernel.run_code("class R:\n    def __repr__(self):\n        raise KeyError('bad')\nR()")
     assert result.status == "error"
