@@ -47,6 +47,21 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     /// the reader to spin on), and ``putBackStandardDescriptors()`` puts the descriptor back on
     /// it. Set once, before any run.
     @exclusivity(unchecked) private var captureWriteEnds: [CaptureWriteEnd] = []
+    /// Capture pipes given to the processes a context's code started in a run (see
+    /// ``processStarting()``), by read end: what those processes write later goes to that context,
+    /// never into another context's run. Closed when every writer is gone, or with the context.
+    @exclusivity(unchecked) private var ownedPipes: [Int32: OwnedPipe] = [:]
+    /// Contexts whose held output is full: the reader leaves their pipes unread (their writers
+    /// wait) until their next run takes it, instead of waiting on them with every pipe unread.
+    @exclusivity(unchecked) private var pausedContexts: Set<ContextID> = []
+    /// Read ends of deleted contexts' pipes, closed by the reader thread (which may be polling them).
+    @exclusivity(unchecked) private var closingDescriptors: [Int32] = []
+    /// Changes whenever the set of pipes to read changes (the reader then polls the new set).
+    @exclusivity(unchecked) private var pipeSetVersion = 0
+    /// The thread that runs code: set as a run begins.
+    @exclusivity(unchecked) private var interpreterThread: pthread_t?
+    /// A pipe that wakes the reader thread when the set of pipes changes (read end, write end).
+    @exclusivity(unchecked) private var readerWake: (read: Int32, write: Int32) = (-1, -1)
     /// Short writes of the interpreter thread to the run in progress, taken without the lock
     /// while armed; moved into the run before anything else touches its output.
     private let stage = InterpreterStage()
@@ -55,7 +70,7 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     init(logger: Logger) { self.logger = logger }
 
     /// Linux's `F_SETPIPE_SZ` (not exported to Swift): a bigger pipe means fewer wake-ups.
-    private static let setPipeSize: Int32 = 1031
+    static let setPipeSize: Int32 = 1031
 
     // MARK: Runs
 
@@ -64,6 +79,8 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
         descriptorActivity.store(false, ordering: .relaxed)
         lock.withLock {
             active = run
+            interpreterThread = pthread_self()
+            if pausedContexts.remove(context) != nil { pipeSetChangedLocked() }
             if let queue = held.removeValue(forKey: context) {
                 while let chunk = queue.popFirst() {
                     if let result = chunk.result {
@@ -92,8 +109,34 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     /// Puts descriptors 1 and 2 back on the capture pipes if the code of the run that ended closed
     /// or redirected them (one `fstat` each): before the next run, after this one's answer.
     func putBackStandardDescriptors() {
-        for writeEnd in lock.withLock({ captureWriteEnds }) where !writeEnd.isInPlace {
-            writeEnd.putBack(logger: logger)
+        let (shared, owned) = lock.withLock { (captureWriteEnds, ownedPipes.isEmpty ? [] : ownedPipes.values.map(\.identity)) }
+        for writeEnd in shared where !writeEnd.isInPlace {
+            // On a pipe the context's processes own (`processStarting`): expected, said nowhere.
+            let target = CaptureWriteEnd.identity(of: writeEnd.target)
+            let expected = target.map { identity in owned.contains { $0 == identity } } ?? false
+            writeEnd.putBack(logger: expected ? nil : logger)
+        }
+    }
+
+    /// User code is about to start a process (the audit hook): descriptor output may follow. A
+    /// process the interpreter thread starts during a run gets that context's own capture pipes
+    /// on descriptors 1 and 2 (made the first time; the shared ones are put back after the run),
+    /// so that what it writes once the run has ended goes to that context: into its run in
+    /// progress, else held for its next run, and nowhere once it is deleted. Descriptors the code
+    /// redirected elsewhere stay as they are; a thread's process keeps the shared pipes.
+    func processStarting() {
+        descriptorActivity.store(true, ordering: .relaxed)
+        let starting: (shared: [CaptureWriteEnd], context: ContextID)? = lock.withLock {
+            guard let active, let interpreterThread, pthread_equal(interpreterThread, pthread_self()) != 0 else { return nil }
+            return (captureWriteEnds, active.context)
+        }
+        guard let starting else { return }
+        for shared in starting.shared where shared.isInPlace {
+            guard let (readEnd, owned) = OwnedPipe.make(for: shared.target, of: starting.context, logger: logger) else { return }
+            lock.withLock {
+                ownedPipes[readEnd] = owned
+                pipeSetChangedLocked()
+            }
         }
     }
 
@@ -108,6 +151,14 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
             held.removeValue(forKey: context)
             liveContexts.remove(context)
             if lastContext == context { lastContext = nil }
+            pausedContexts.remove(context)
+            // Its processes' later writes fail (EPIPE) once the reader has closed the read ends.
+            let owned = ownedPipes.filter { $0.value.context == context }.keys
+            if !owned.isEmpty {
+                for readEnd in owned { ownedPipes.removeValue(forKey: readEnd) }
+                closingDescriptors += owned
+                pipeSetChangedLocked()
+            }
             lock.broadcast()
         }
     }
@@ -297,11 +348,22 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
             writeEnds.append(CaptureWriteEnd(target: target, descriptor: ends[1]))
             readEnds.append(ends[0])
         }
+        var wake: [Int32] = [0, 0]
+        guard pipe(&wake) == 0 else {
+            throw KernelError(.initializationFailed, "cannot create the output reader's wake-up pipe: \(String(cString: strerror(errno)))")
+        }
+        for end in wake {
+            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
+            EngineDescriptors.keep(end)
+        }
         lock.withLock {
             capturePipes = [(readEnds[0], .stdout), (readEnds[1], .stderr)]
             captureWriteEnds = writeEnds
+            readerWake = (wake[0], wake[1])
+            pipeSetVersion += 1
         }
-        let reader = DescriptorReader(hub: self, descriptors: readEnds, logger: logger)
+        let reader = DescriptorReader(hub: self, logger: logger)
         reader.start()
         return (saved[0], saved[1])
     }
@@ -320,35 +382,80 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
         let ready = withUnsafeMutableBytes(of: &polls) { buffer in
             poll(buffer.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, 0)
         }
-        guard ready > 0 else { return }
-        if polls.0.revents != 0 { readAvailableLocked(capturePipes[0].descriptor, capturePipes[0].stream, force: true) }
-        if polls.1.revents != 0 { readAvailableLocked(capturePipes[1].descriptor, capturePipes[1].stream, force: true) }
+        if ready > 0 {
+            if polls.0.revents != 0 { readAvailableLocked(capturePipes[0].descriptor, capturePipes[0].stream, force: true) }
+            if polls.1.revents != 0 { readAvailableLocked(capturePipes[1].descriptor, capturePipes[1].stream, force: true) }
+        }
+        if !ownedPipes.isEmpty, let active {
+            for (readEnd, owned) in ownedPipes where owned.context == active.context {
+                readAvailableLocked(readEnd, owned.stream, owner: active.context, force: true)
+            }
+        }
     }
 
     /// Reads from a pipe while it has data and the destination has room; `false` when it stopped
     /// because the destination is full.
     @discardableResult
     @inline(never)
-    func readAvailableLocked(_ descriptor: Int32, _ stream: OutputStreamName, force: Bool) -> Bool {
+    /// - Parameter owner: The context whose own pipe this is (`nil`: a shared pipe, whose output
+    ///   goes to the run in progress, or to the context that ran last).
+    func readAvailableLocked(_ descriptor: Int32, _ stream: OutputStreamName, owner: ContextID? = nil, force: Bool) -> Bool {
         withUnsafeTemporaryAllocation(byteCount: 65536, alignment: 1) { buffer in
             // Staged prints were written before whatever the pipe holds now.
             collectStagedLocked()
-            while force || !isFullLocked() {
+            while force || !isFullLocked(owner: owner) {
                 let count = read(descriptor, buffer.baseAddress, buffer.count)
                 guard count > 0 else { return true }
                 let bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])
-                if let active {
+                if let active, owner == nil || owner == active.context {
                     active.acceptLocked(stream, bytes, force: true)
                 } else {
-                    holdLocked(stream, bytes)
+                    holdLocked(stream, bytes, owner: owner)
                 }
             }
             return false
         }
     }
 
-    func stream(of descriptor: Int32) -> OutputStreamName {
-        lock.withLock { capturePipes.first { $0.descriptor == descriptor }?.stream ?? .stdout }
+    /// Whether `context` has the run in progress.
+    func isRunningLocked(_ context: ContextID) -> Bool { active?.context == context }
+
+    /// Leaves `context`'s pipes unread until its next run (its held output is full).
+    func pauseLocked(_ context: ContextID) {
+        if pausedContexts.insert(context).inserted { pipeSetChangedLocked() }
+    }
+
+    /// The pipes the reader thread polls (the wake-up pipe first, then the shared pipes, then the
+    /// contexts' that are not paused) if they changed since `version`; closes the read ends of
+    /// deleted contexts first.
+    func pipeSetLocked(since version: inout Int) -> [(descriptor: Int32, stream: OutputStreamName, owner: ContextID?)]? {
+        for descriptor in closingDescriptors {
+            EngineDescriptors.forget(descriptor)
+            close(descriptor)
+        }
+        closingDescriptors.removeAll()
+        guard version != pipeSetVersion else { return nil }
+        version = pipeSetVersion
+        var set: [(descriptor: Int32, stream: OutputStreamName, owner: ContextID?)] = [(readerWake.read, .stdout, nil)]
+        set += capturePipes.map { ($0.descriptor, $0.stream, nil) }
+        for (readEnd, owned) in ownedPipes where !pausedContexts.contains(owned.context) {
+            set.append((readEnd, owned.stream, owned.context))
+        }
+        return set
+    }
+
+    /// Closes a pipe some context's processes owned, once all of them have closed it (end of file).
+    func releaseLocked(_ readEnd: Int32) {
+        guard ownedPipes.removeValue(forKey: readEnd) != nil else { return }
+        closingDescriptors.append(readEnd)
+        pipeSetChangedLocked()
+    }
+
+    /// Wakes the reader thread to poll the changed set of pipes.
+    private func pipeSetChangedLocked() {
+        pipeSetVersion += 1
+        var byte: UInt8 = 1
+        _ = write(readerWake.write, &byte, 1)
     }
 }
 
@@ -372,32 +479,72 @@ private struct CaptureWriteEnd: Sendable {
 
     /// Whether `target` is still open on the pipe (one `fstat`).
     var isInPlace: Bool {
+        Self.identity(of: target).map { $0 == identity } ?? false
+    }
+
+    /// What `descriptor` is (device, inode); `nil` when it is not open.
+    static func identity(of descriptor: Int32) -> (device: UInt, inode: UInt)? {
         var status = stat()
-        return fstat(target, &status) == 0 && UInt(status.st_dev) == identity.device && UInt(status.st_ino) == identity.inode
+        guard fstat(descriptor, &status) == 0 else { return nil }
+        return (UInt(status.st_dev), UInt(status.st_ino))
     }
 
     /// Makes `target` a duplicate of the write end again, unless the engine has opened a
     /// descriptor of its own under that number since the code closed it (then the next run's
     /// end tries again).
-    func putBack(logger: Logger) {
+    /// - Parameter logger: Where to say so (`nil`: an expected switch, said nowhere).
+    func putBack(logger: Logger?) {
         guard !EngineDescriptors.keeps(target) else { return }
         if dup2(descriptor, target) < 0 {
-            logger.error("cannot put descriptor \(target) back on the output capture: \(String(cString: strerror(errno)))")
+            logger?.error("cannot put descriptor \(target) back on the output capture: \(String(cString: strerror(errno)))")
         } else {
-            logger.notice("the code closed or redirected descriptor \(target); the next run has it on the output capture again")
+            logger?.notice("the code closed or redirected descriptor \(target); the next run has it on the output capture again")
         }
     }
 }
 
-/// The thread that reads the capture pipes and waits (back-pressure) while the destination is full.
+/// A capture pipe made for the processes a context's code starts (one for stdout, one for stderr).
+private struct OwnedPipe: Sendable {
+    let context: ContextID
+    let stream: OutputStreamName
+    /// What the pipe is (device, inode).
+    let identity: (device: UInt, inode: UInt)
+
+    /// A pipe whose write end becomes `target` (1 or 2; no other copy of it is kept, so the pipe
+    /// ends when the processes holding it have ended), its read end close-on-exec, non-blocking
+    /// and kept by the engine; `nil` when no pipe can be made (no descriptor left: the processes
+    /// keep the shared pipe).
+    static func make(for target: Int32, of context: ContextID, logger: Logger) -> (readEnd: Int32, OwnedPipe)? {
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else {
+            logger.warning("no pipe for a context's processes (\(String(cString: strerror(errno)))); they write into the shared capture")
+            return nil
+        }
+        _ = fcntl(ends[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(ends[0], F_SETFL, fcntl(ends[0], F_GETFL) | O_NONBLOCK)
+        _ = fcntl(ends[0], OutputHub.setPipeSize, 1 << 20)  // as the shared pipes (best effort)
+        EngineDescriptors.keep(ends[0])
+        let identity = CaptureWriteEnd.identity(of: ends[0]) ?? (0, 0)
+        let moved = dup2(ends[1], target) >= 0
+        close(ends[1])
+        guard moved else {
+            EngineDescriptors.forget(ends[0])
+            close(ends[0])
+            return nil
+        }
+        return (ends[0], OwnedPipe(context: context, stream: target == STDERR_FILENO ? .stderr : .stdout, identity: identity))
+    }
+}
+
+/// The thread that reads the capture pipes and waits (back-pressure) while the destination is full:
+/// the shared pipes' (the run in progress), or a context's own whose run is in progress. A
+/// context's own pipe whose held output is full is left unread until that context's next run.
 private final class DescriptorReader: Sendable {
     let hub: OutputHub
-    let descriptors: [Int32]
     let logger: Logger
 
-    init(hub: OutputHub, descriptors: [Int32], logger: Logger) {
+    init(hub: OutputHub, logger: Logger) {
         self.hub = hub
-        self.descriptors = descriptors
         self.logger = logger
     }
 
@@ -408,17 +555,31 @@ private final class DescriptorReader: Sendable {
     }
 
     private func run() {
-        let streams = descriptors.map { hub.stream(of: $0) }
-        var polls = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        var version = -1
+        var sources: [(descriptor: Int32, stream: OutputStreamName, owner: ContextID?)] = []
+        var polls: [pollfd] = []
+        var drained = [UInt8](repeating: 0, count: 64)
         while true {
+            if let changed = hub.lock.withLock({ hub.pipeSetLocked(since: &version) }) {
+                sources = changed
+                polls = sources.map { pollfd(fd: $0.descriptor, events: Int16(POLLIN), revents: 0) }
+            }
             let ready = poll(&polls, nfds_t(polls.count), -1)
             if ready < 0 && errno != EINTR {
                 logger.error("output capture stopped: poll on the descriptor pipes failed: \(String(cString: strerror(errno)))")
                 return
             }
-            for index in polls.indices where polls[index].revents != 0 {
+            if polls[0].revents != 0 { _ = read(polls[0].fd, &drained, drained.count) }
+            for index in polls.indices.dropFirst() where polls[index].revents != 0 {
+                let (descriptor, stream, owner) = sources[index]
+                let ended = polls[index].revents & Int16(POLLIN) == 0 && polls[index].revents & Int16(POLLHUP) != 0
                 hub.lock.withLock {
-                    while !hub.readAvailableLocked(polls[index].fd, streams[index], force: false) {
+                    if owner != nil, ended { return hub.releaseLocked(descriptor) }
+                    while !hub.readAvailableLocked(descriptor, stream, owner: owner, force: false) {
+                        if let owner, !hub.isRunningLocked(owner) {
+                            hub.pauseLocked(owner)
+                            return
+                        }
                         hub.lock.wait(timeout: .milliseconds(50))
                     }
                 }

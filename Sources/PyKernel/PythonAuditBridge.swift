@@ -1,8 +1,9 @@
 import EmbeddedPython
 import Synchronization
 
-/// Tells the engine when user code starts processes (whose output arrives through the pipes) or
-/// changes the working directory, through a C audit hook (PEP 578).
+/// Tells the engine when user code starts processes (whose output arrives through the pipes, the
+/// context's own: ``OutputHub/processStarting()``) or changes the working directory, through a C
+/// audit hook (PEP 578).
 enum PythonAuditBridge {
     /// Adds the hook for the rest of the process (audit hooks cannot be removed).
     static func install() { PythonAudit.addHook(hook) }
@@ -19,9 +20,10 @@ enum PythonAuditBridge {
             return 0
         }
         if name == "os.system" || name == "subprocess.Popen" || name == "os.posix_spawn"
-            || name == "os.fork" || name == "os.exec" || name == "os.spawn" || name == "os.forkpty"
-            || name == "ctypes.call_function" || name == "os.write"  // raised by the runtime's os.write
+            || name == "os.fork" || name == "os.spawn" || name == "os.forkpty"
         {
+            EmbeddedRuntime.current.output.processStarting()
+        } else if name == "os.exec" || name == "ctypes.call_function" || name == "os.write" {  // os.write: raised by the runtime's
             EmbeddedRuntime.current.output.descriptorActivity.store(true, ordering: .relaxed)
         }
         return 0

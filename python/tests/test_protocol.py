@@ -2,6 +2,8 @@
 purity of stdout, end of input, shutdown and SIGTERM, logging (see docs/protocol.md)."""
 
 import json
+import os
+import select
 import signal
 import subprocess
 import sys
@@ -581,6 +583,32 @@ def test_prints_keep_their_order_around_a_subprocess_they_wait_for(raw):
         assert result["stdout"] == lines + "sub\n" + lines
         notes = raw.notifications(id)
         assert "".join(n["params"]["text"] for n in notes if n["params"]["stream"] == "stdout") == lines + "sub\n" + lines
+
+
+def test_a_background_process_writes_to_the_context_that_started_it(kernel):
+    """A process a context's code leaves running writes to that context's own capture pipes: what
+    it writes while another context runs is held for its own context's next run (before, it went
+    into whichever run was in progress, and after `context.delete` kept filling other contexts'
+    runs); once the context is deleted its writes fail (`yes` ends by SIGPIPE). Other contexts'
+    subprocesses still reach their own runs."""
+    a, b = kernel.create_context(), kernel.create_context()
+    started = kernel.run_code("import subprocess\np = subprocess.Popen('for i in 1 2 3; do echo out$i; echo err$i >&2; done; "
+                              "sleep 0.3; echo late', shell=True)", context=a)
+    assert (started.status, started.stdout) == ("ok", "")
+    other = kernel.run_code("import time, os\ntime.sleep(1)\nos.system('echo b-sub')\nprint('b')", context=b)
+    assert (other.stdout, other.stderr) == ("b-sub\nb\n", "")
+    again = kernel.run_code("p.wait()\nprint('a')", context=a)
+    assert again.stdout == "out1\nout2\nout3\nlate\na\n" and again.stderr == "err1\nerr2\nerr3\n", again
+    spammer = kernel.run_code("import subprocess\ny = subprocess.Popen(['yes'])\nprint(y.pid)", context=a)
+    pid = int(spammer.stdout.splitlines()[-1])
+    process = os.pidfd_open(pid)
+    try:
+        kernel.delete_context(a)
+        assert select.select([process], [], [], 20)[0], "a deleted context's process kept writing"
+    finally:
+        os.close(process)
+    assert kernel.run_code("print('b2')", context=b).stdout == "b2\n"
+    assert kernel.run_code("import os\nos.system('echo sub')").stdout == "sub\n"
 
 
 def test_quiet_by_default(raw):
