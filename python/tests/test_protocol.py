@@ -592,15 +592,15 @@ def test_a_background_process_writes_to_the_context_that_started_it(kernel):
     runs); once the context is deleted its writes fail (`yes` ends by SIGPIPE). Other contexts'
     subprocesses still reach their own runs."""
     a, b = kernel.create_context(), kernel.create_context()
-    started = kernel.run_code("import subprocess\np = subprocess.Popen('for i in 1 2 3; do echo out$i; echo err$i >&2; done; "
+    started = kernel.run_code("import subprocess\np = subprocess.Popen('sleep 0.2; for i in 1 2 3; do echo out$i; echo err$i >&2; done; "
                               "sleep 0.3; echo late', shell=True)", context=a)
     assert (started.status, started.stdout) == ("ok", "")
     other = kernel.run_code("import time, os\ntime.sleep(1)\nos.system('echo b-sub')\nprint('b')", context=b)
     assert (other.stdout, other.stderr) == ("b-sub\nb\n", "")
     again = kernel.run_code("p.wait()\nprint('a')", context=a)
     assert again.stdout == "out1\nout2\nout3\nlate\na\n" and again.stderr == "err1\nerr2\nerr3\n", again
-    spammer = kernel.run_code("import subprocess\ny = subprocess.Popen(['yes'])\nprint(y.pid)", context=a)
-    pid = int(spammer.stdout.splitlines()[-1])
+    spammer = kernel.run_code("import subprocess, sys\ny = subprocess.Popen(['yes'])\nprint(y.pid, file=sys.stderr)", context=a)
+    pid = int(spammer.stderr)
     process = os.pidfd_open(pid)
     try:
         kernel.delete_context(a)
