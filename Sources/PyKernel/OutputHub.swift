@@ -119,10 +119,10 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     }
 
     /// User code is about to start a process (the audit hook): descriptor output may follow. A
-    /// process the interpreter thread starts during a run gets that context's own capture pipes
-    /// on descriptors 1 and 2 (made the first time; the shared ones are put back after the run),
-    /// so that what it writes once the run has ended goes to that context: into its run in
-    /// progress, else held for its next run, and nowhere once it is deleted. Descriptors the code
+    /// process the interpreter thread starts during a run gets two new pipes of that context's
+    /// on descriptors 1 and 2 (``OwnedPipe``; the shared ones are put back after the run), so
+    /// that what it writes once the run has ended goes to that context: into its run in progress,
+    /// else held for its next run, and nowhere once it is deleted. Descriptors the code
     /// redirected elsewhere stay as they are; a thread's process keeps the shared pipes.
     func processStarting() {
         descriptorActivity.store(true, ordering: .relaxed)
