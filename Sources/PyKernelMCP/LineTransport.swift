@@ -58,6 +58,10 @@ actor LineTransport: Transport {
                             "Parse error: \(error)", data: ["offset": .integer(Int64(error.offset))])))
                         continue
                     }
+                    if let problem = Self.invalidRequest(message) {
+                        try? await write(RPCMessage.errorResponse(id: nil, error: .invalidRequest("Invalid Request: \(problem)")))
+                        continue
+                    }
                     noteRead(message)
                     continuation.yield(Data(bytes))
                 case .tooLong(let length):
@@ -139,6 +143,19 @@ actor LineTransport: Transport {
         case .some(.string(let id)): .string(id)
         default: nil
         }
+    }
+
+    /// Why a message read is not one the SDK answers (it dropped these, or answered them under a
+    /// random id): not an object or a batch of them, an empty batch, or a request whose id is not
+    /// a string or an integer (MCP: "the ID MUST NOT be null"). `nil`: hand it to the SDK.
+    private static func invalidRequest(_ message: JSONValue) -> String? {
+        if let batch = message.arrayValue {
+            if batch.isEmpty { return "a batch must not be empty" }
+            return batch.lazy.compactMap(invalidRequest).first
+        }
+        guard case .object = message else { return "a message must be a JSON object" }
+        guard message["method"] != nil, let id = message["id"] else { return nil }
+        return answerableID(id) == nil ? "a request's id must be a string or an integer (never null in MCP)" : nil
     }
 
     private static func isWhitespace(_ byte: UInt8) -> Bool {

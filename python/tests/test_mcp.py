@@ -273,6 +273,20 @@ def test_requests_written_before_the_end_of_input_are_all_answered(pykernel_bin,
     assert answers["null"]["error"]["code"] == -32700
 
 
+def test_malformed_messages_get_invalid_request_with_a_null_id(pykernel_bin):
+    """JSON that is not a request the SDK answers: before, a request with a null, fractional,
+    boolean or object id got no answer at all, and `[]` or `5` an answer under a random id."""
+    lines = [json.dumps(HANDSHAKE[0]).encode()] + [
+        json.dumps({"jsonrpc": "2.0", "id": bad, "method": "tools/list"}).encode() for bad in (None, 2.5, True, {"a": 1})
+    ] + [b"[]", b"5", json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/list"}).encode()]
+    server = raw_server(pykernel_bin, "namespace")
+    stdout, _ = server.communicate(b"\n".join(lines) + b"\n", timeout=60)
+    answers = [json.loads(line) for line in stdout.decode().splitlines()]
+    errors = [answer for answer in answers if "error" in answer]
+    assert [(answer["id"], answer["error"]["code"]) for answer in errors] == [(None, -32600)] * 6, errors
+    assert sorted(answer["id"] for answer in answers if "result" in answer) == [1, 7]
+
+
 def test_rich_results_become_content_and_images_are_image_content(pykernel_bin, isolation):
     code = (
         "import struct, zlib\n"
