@@ -13,11 +13,17 @@ import Glibc
 /// may count as the run's), by the engine itself, or that left the group (`start_new_session=True`)
 /// are not touched.
 enum RunProcesses {
-    /// Sends `signal` to the processes the thread `thread` started during the last `runAge`, and
-    /// to their descendants, in this process's group; returns how many were sent one.
+    /// Sends `signal` to `processes` (from ``started(by:during:)``); returns how many were sent one.
     @discardableResult
-    static func signal(_ signal: Int32, startedBy thread: pid_t, during runAge: Duration) -> Int {
-        guard thread > 0, let earliest = ticksSinceBoot(before: runAge) else { return 0 }
+    static func signal(_ signal: Int32, to processes: [pid_t]) -> Int {
+        processes.filter { kill($0, signal) == 0 }.count
+    }
+
+    /// The processes the thread `thread` started during the last `runAge`, and their
+    /// descendants, in this process's group. Call it while that run is still the thread's: a
+    /// process the next run starts would count too.
+    static func started(by thread: pid_t, during runAge: Duration) -> [pid_t] {
+        guard thread > 0, let earliest = ticksSinceBoot(before: runAge) else { return [] }
         let group = getpgrp()
         var found: [pid_t] = []
         var pending = children(listedIn: "/proc/self/task/\(thread)/children").filter { pid in
@@ -28,7 +34,7 @@ enum RunProcesses {
             if status.group == group { found.append(pid) }
             for task in tasks(of: pid) { pending += children(listedIn: "/proc/\(pid)/task/\(task)/children") }
         }
-        return found.filter { kill($0, signal) == 0 }.count
+        return found
     }
 
     /// The calling thread's kernel thread id (`/proc/thread-self` is `PID/task/TID`; Swift's

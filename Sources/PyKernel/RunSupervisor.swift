@@ -536,7 +536,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         // Whether `signal` is a stop whose handler was woken ahead of it (a deadline's
         // anticipation): sent only where that wake-up did not reach, as an interrupt request's.
         var signalAnticipated = false
-        var forward: (signal: Int32, runAge: Duration)?
+        var forward: (signal: Int32, runAge: Duration, serial: UInt64)?
         while true {
             if signal != nil || forward != nil {
                 // Sent unlocked (see `Signal`), then everything is looked at again.
@@ -556,7 +556,12 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                     }
                 }
                 if let processes {
-                    let count = RunProcesses.signal(processes.signal, startedBy: threadID, during: processes.runAge)
+                    // Found while the run is still the one the signal was decided for: when it has
+                    // ended meanwhile, a process the next run just started would count as its.
+                    let targets = lock.withLock {
+                        current?.serial == processes.serial ? RunProcesses.started(by: threadID, during: processes.runAge) : []
+                    }
+                    let count = RunProcesses.signal(processes.signal, to: targets)
                     if count > 0 { logger.info("a stop not taken: signal \(processes.signal) sent to \(count) process(es) of the run") }
                 }
                 lock.lock()
@@ -568,7 +573,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                 let now = ContinuousClock.now
                 let due = run.nextSignal.map { now >= $0 } ?? true
                 // A stop requested before (it set `nextSignal`) and still not taken at its repeat.
-                if due, run.nextSignal != nil, pendingStop != nil { forward = (SIGINT, now - run.started) }
+                if due, run.nextSignal != nil, pendingStop != nil { forward = (SIGINT, now - run.started, run.serial) }
                 var limits: [(ContinuousClock.Instant, Stop)] = []
                 if let timeout = run.timeout {
                     let deadline = run.started + timeout
@@ -593,7 +598,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                 }
                 if !run.reported, let (_, stop) = limits.filter({ now >= $0.0 }).min(by: { $0.0 < $1.0 }) {
                     reportStuckLocked(as: stop)
-                    forward = (SIGKILL, now - run.started)
+                    forward = (SIGKILL, now - run.started, run.serial)
                 }
                 if signal != nil || forward != nil { continue }
                 if !limits.isEmpty { wake = min(wake, current?.nextSignal ?? wake) }
