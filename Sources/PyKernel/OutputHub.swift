@@ -109,11 +109,11 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     /// Puts descriptors 1 and 2 back on the capture pipes if the code of the run that ended closed
     /// or redirected them (one `fstat` each): before the next run, after this one's answer.
     func putBackStandardDescriptors() {
-        let (shared, owned) = lock.withLock { (captureWriteEnds, ownedPipes.isEmpty ? [] : ownedPipes.values.map(\.identity)) }
-        for writeEnd in shared where !writeEnd.isInPlace {
+        for writeEnd in lock.withLock({ captureWriteEnds }) where !writeEnd.isInPlace {
             // On a pipe the context's processes own (`processStarting`): expected, said nowhere.
-            let target = CaptureWriteEnd.identity(of: writeEnd.target)
-            let expected = target.map { identity in owned.contains { $0 == identity } } ?? false
+            let expected = CaptureWriteEnd.identity(of: writeEnd.target).map { identity in
+                lock.withLock { ownedPipes.values.contains { $0.identity == identity } }
+            } ?? false
             writeEnd.putBack(logger: expected ? nil : logger)
         }
     }

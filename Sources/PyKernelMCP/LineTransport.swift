@@ -72,6 +72,9 @@ actor LineTransport: Transport {
         }
     }
 
+    /// How a message with a top-level `method` begins (the SDK sorts keys): a notification.
+    private static let notificationStart = Array(#"{"jsonrpc":"2.0","method":"#.utf8)
+
     /// How long calls still running at the end of input may take to be answered.
     static let endOfInputGrace = Duration.seconds(2)
 
@@ -93,7 +96,10 @@ actor LineTransport: Transport {
     func send(_ data: Data) async throws {
         let bytes = Array(data)
         try await write(bytes)
-        if !unanswered.isEmpty, let message = try? JSONValue.parse(bytes) { noteSent(message) }
+        // A notification (every chunk of output is one) answers nothing: not parsed.
+        if !unanswered.isEmpty, !bytes.starts(with: Self.notificationStart), let message = try? JSONValue.parse(bytes) {
+            noteSent(message)
+        }
         if inputEnded, unanswered.isEmpty { continuation.finish() }
     }
 
