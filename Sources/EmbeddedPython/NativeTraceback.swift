@@ -386,7 +386,11 @@ package enum NativeTraceback {
             return .other
         }
         func offset(_ node: PyBorrowed, _ name: String) -> Int? {
-            (try? node.attribute(name))?.borrowed.integerValue ?? { PyErr_Clear(); return nil }()
+            guard let value = try? node.attribute(name), let number = value.borrowed.integerValue else {
+                PyErr_Clear()
+                return nil
+            }
+            return number
         }
         if PyObject_IsInstance(expression.pointer, environment.binOpType.pointer) == 1 {
             guard let left = try? expression.borrowed.attribute("left"), let right = try? expression.borrowed.attribute("right"),

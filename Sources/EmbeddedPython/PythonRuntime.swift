@@ -160,6 +160,8 @@ extension PythonRuntime {
     /// `gc.freeze()`: every object alive now moves to a permanent generation the cyclic collector
     /// no longer visits, so forked children do not un-share the pages holding them by collecting.
     package static func freezeObjects() throws(PythonError) {
-        _ = try PyOwned.importModule("gc").borrowed.attribute("freeze").borrowed.call()
+        let gc = try PyOwned.importModule("gc")
+        let freeze = try gc.borrowed.attribute("freeze")
+        _ = try freeze.borrowed.call()
     }
 }

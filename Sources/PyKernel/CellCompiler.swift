@@ -57,9 +57,10 @@ final class CellCompiler {
         execMode = try PyOwned.string("exec")
         warningsName = try PyOwned.string("warnings")
         let builtins = try PyOwned.importModule("builtins")
-        guard let filter = PyOwned.tuple(
-                try PyOwned.string("error").borrowed, .none, try builtins.borrowed.attribute("Warning").borrowed, .none,
-                try PyOwned.integer(0).borrowed),
+        let error = try PyOwned.string("error")
+        let warning = try builtins.borrowed.attribute("Warning")
+        let anyLine = try PyOwned.integer(0)
+        guard let filter = PyOwned.tuple(error.borrowed, .none, warning.borrowed, .none, anyLine.borrowed),
             let filters = PyOwned.list(filter.borrowed)
         else { throw PythonError.fetch() }
         warningsAsErrors = filters

@@ -98,7 +98,8 @@ final class InterpreterState {
         usesProcessStandardStreams = configuration.usesProcessStandardStreams
         do {
             try PythonRuntime.initialize(PythonSettings(virtualEnvironment: configuration.virtualEnvironment))
-            compile = try PyOwned.importModule("builtins").borrowed.attribute("compile")
+            let builtins = try PyOwned.importModule("builtins")
+            compile = try builtins.borrowed.attribute("compile")
             execMode = try PyOwned.string("exec")
             let module = try Self.loadRuntime()
             newNamespace = try module.borrowed.attribute("new_namespace")
@@ -112,9 +113,10 @@ final class InterpreterState {
             endProgramSteps = try module.borrowed.attribute("end_program")
             flushIO = try module.borrowed.attribute("flush_io")
             endForkedChild = try module.borrowed.attribute("end_forked_child")
+            let enginePrefix = try module.borrowed.attribute("_ENGINE_FILENAME_PREFIX")
             nativeTraceback = try NativeTraceback.Environment(
                 cellCacheType: try module.borrowed.attribute("_CellCache"), timeoutType: try module.borrowed.attribute("ExecutionTimeout"),
-                enginePrefix: try module.borrowed.attribute("_ENGINE_FILENAME_PREFIX").borrowed.stringValue ?? "<pykernel/")
+                enginePrefix: enginePrefix.borrowed.stringValue ?? "<pykernel/")
             restoreStreams = try module.borrowed.attribute("restore_streams")
             runtimeGlobals = try module.borrowed.attribute("__dict__")
             currentCellsName = try PyOwned.string("_current_cells")
@@ -128,8 +130,9 @@ final class InterpreterState {
             newEventLoop = try asyncCells.borrowed.attribute("new_event_loop")
             runCell = try asyncCells.borrowed.attribute("run_cell")
             closeEventLoop = try asyncCells.borrowed.attribute("close_event_loop")
-            cellCompiler = try CellCompiler(
-                compile: compile.borrowed, flags: try PyOwned.importModule("ast").borrowed.attribute("PyCF_ALLOW_TOP_LEVEL_AWAIT").borrowed)
+            let ast = try PyOwned.importModule("ast")
+            let topLevelAwait = try ast.borrowed.attribute("PyCF_ALLOW_TOP_LEVEL_AWAIT")
+            cellCompiler = try CellCompiler(compile: compile.borrowed, flags: topLevelAwait.borrowed)
             let results = try PyOwned.importModule("pykernel_results")
             lastExpression = try results.borrowed.attribute("last_expression")
             mainResult = try results.borrowed.attribute("main_result")
@@ -137,18 +140,22 @@ final class InterpreterState {
             let emit = try PyOwned.nativeFunction(name: "emit_result", NativeResults.emit)
             // A program on the process's own streams has no `display` builtin and IPython's
             // display prints, as under python3 (a file's run has no results).
-            if !configuration.usesProcessStandardStreams { _ = try results.borrowed.attribute("install").borrowed.call(emit.borrowed) }
+            let installResults = try results.borrowed.attribute("install")
+            if !configuration.usesProcessStandardStreams { _ = try installResults.borrowed.call(emit.borrowed) }
             let charts = try PyOwned.importModule("pykernel_charts")
             flushFigures = try charts.borrowed.attribute("flush_figures")
             chartsGlobals = try charts.borrowed.attribute("__dict__")
             chartsActiveName = try PyOwned.string("_active")
             // And keeps matplotlib's own default backend, as python3 does.
-            if !configuration.usesProcessStandardStreams { _ = try charts.borrowed.attribute("install").borrowed.call() }
+            let installCharts = try charts.borrowed.attribute("install")
+            if !configuration.usesProcessStandardStreams { _ = try installCharts.borrowed.call() }
             sysStreams = [try SysAttribute("stdout"), try SysAttribute("stderr"), try SysAttribute("stdin")]
             excepthook = try SysAttribute("excepthook")
-            defaultExcepthook = try PyOwned.importModule("sys").borrowed.attribute("__excepthook__")
-            collectGarbage = try PyOwned.importModule("gc").borrowed.attribute("collect")
-            sysModules = try PyOwned.importModule("sys").borrowed.attribute("modules")
+            let sys = try PyOwned.importModule("sys")
+            let gc = try PyOwned.importModule("gc")
+            defaultExcepthook = try sys.borrowed.attribute("__excepthook__")
+            collectGarbage = try gc.borrowed.attribute("collect")
+            sysModules = try sys.borrowed.attribute("modules")
             mainName = try PyOwned.string("__main__")
             originalMain = try PyOwned.importModule("__main__")
             PythonAuditBridge.install()
@@ -188,7 +195,8 @@ final class InterpreterState {
         let signal = try PyOwned.integer(Int(configuration.interruptSignal))
         let guardExit = configuration.guardsProcessExit ? PyBorrowed.true : PyBorrowed.false
         let processStreams = configuration.usesProcessStandardStreams ? PyBorrowed.true : PyBorrowed.false
-        _ = try module.attribute("install").borrowed.call(
+        let install = try module.attribute("install")
+        _ = try install.borrowed.call(
             stdoutWrite.borrowed, stderrWrite.borrowed, stdoutBytesWrite.borrowed, stderrBytesWrite.borrowed, flush.borrowed,
             capture, onStopSignal.borrowed, signal.borrowed, guardExit, processStreams)
         runtime.signals.start(interpreterThread: pthread_self(), handledSignal: configuration.interruptSignal)
@@ -203,13 +211,15 @@ final class InterpreterState {
         let endProcess = try PyOwned.nativeFunction(name: "end_process", ForkedChildren.endProcess)
         let engineKeeps = try PyOwned.nativeFunction(name: "engine_keeps", NativeDescriptors.engineKeeps)
         try module.setAttribute("engine_keeps", engineKeeps.borrowed)
-        _ = try module.attribute("install_fork_hooks").borrowed.call(
+        let installForkHooks = try module.attribute("install_fork_hooks")
+        _ = try installForkHooks.borrowed.call(
             blockSignals.borrowed, restoreSignals.borrowed, childBegins.borrowed, endProcess.borrowed)
         runtime.signals.noteHandlers()
         if !configuration.guardsProcessExit {
             let os = try PyOwned.importModule("os")
+            let originalKill = try os.borrowed.attribute("kill")
             let kill = try PyOwned.nativeFunction(
-                name: "kill", SignalRouting.synchronousKill, context: try os.borrowed.attribute("kill").borrowed, arguments: .tuple)
+                name: "kill", SignalRouting.synchronousKill, context: originalKill.borrowed, arguments: .tuple)
             try os.borrowed.setAttribute("kill", kill.borrowed)
         }
         // CPython's own streams are written by CPython's own `print`.
@@ -259,14 +269,16 @@ final class InterpreterState {
     /// child runs one process context, which such a signal crashes alone, as python3's process
     /// would end); by default the runtime turns it into the run's end (`_process_shared`).
     func leaveSelfSignalsToTheProcess() throws(PythonError) {
-        try runtimeGlobals.borrowed.setItem(try PyOwned.string("_process_shared").borrowed, PyBorrowed.false)
+        let name = try PyOwned.string("_process_shared")
+        try runtimeGlobals.borrowed.setItem(name.borrowed, PyBorrowed.false)
     }
 
     /// Takes the descriptors open now as the engine's, which the code's `os.close`,
     /// `os.closerange` and `os.dup2` leave alone (the runtime's `note_engine_descriptors`).
     func noteEngineDescriptors() {
         do throws(PythonError) {
-            guard let note = runtimeGlobals.borrowed.item(try PyOwned.string("note_engine_descriptors").borrowed) else {
+            let name = try PyOwned.string("note_engine_descriptors")
+            guard let note = runtimeGlobals.borrowed.item(name.borrowed) else {
                 throw PythonError("the runtime has no note_engine_descriptors")
             }
             _ = try note.call()

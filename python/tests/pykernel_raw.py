@@ -14,9 +14,10 @@ DEFAULT_WAIT = 15.0
 
 
 class RawServer:
-    def __init__(self, binary, args=()):
+    def __init__(self, binary, args=(), env=None):
         self.process = subprocess.Popen(
             [binary, "serve", *args],
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
