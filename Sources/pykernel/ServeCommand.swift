@@ -31,7 +31,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     /// Serves requests with a started engine until the end of input, `shutdown`, SIGTERM or
-    /// SIGINT, then ends every worker and process.
+    /// SIGINT (a server, not a worker), then ends every worker and process.
     ///
     /// A process context's worker (`--worker`, hidden: what ``ServerOptions/workerArguments``
     /// start) serves no process API: the server never forwards its methods to a worker, and
@@ -57,7 +57,10 @@ struct Serve: AsyncParsableCommand {
         if let command = entrypoint.first, let processes {
             _ = try await processes.startEntrypoint(command: command, arguments: Array(entrypoint.dropFirst()))
         }
-        let terminations = [SIGTERM, SIGINT].map { number in
+        // A worker's SIGTERM and SIGINT are its code's, as python3's process has them (SIGTERM
+        // ends it, and its context is answered `crashed`); the server stops a worker by closing
+        // its input or killing its process group.
+        let terminations = (worker ? [] : [SIGTERM, SIGINT]).map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { server.terminate() }

@@ -87,13 +87,25 @@ def test_harmless_and_handled_signals_are_delivered(module_kernel, ctx):
     _still_serving(module_kernel, ctx)
 
 
-def test_in_a_process_context_they_reach_its_own_process(module_kernel):
-    """A process context's worker is its own process: SIGKILL ends it, as python3's would end,
-    and the context alone is crashed (as documented for process contexts)."""
+@pytest.mark.parametrize("code, name", [
+    ("os.kill(os.getpid(), signal.SIGKILL)", "SIGKILL"),
+    ("os.kill(os.getpid(), signal.SIGTERM)", "SIGTERM"),
+    ("os.kill(0, signal.SIGTERM)", "SIGTERM"),
+    ("signal.raise_signal(signal.SIGTERM)", "SIGTERM"),
+    ("os.killpg(os.getpgrp(), signal.SIGHUP)", "SIGHUP"),
+    ("os.kill(os.getpid(), signal.SIGUSR1)", "SIGUSR1"),
+])
+def test_in_a_process_context_they_reach_its_own_process(module_kernel, code, name):
+    """A process context's worker is its own process: a signal whose default action ends
+    python3's process ends it, and the context alone is crashed (as documented for process
+    contexts). SIGTERM used to start the worker's graceful shutdown instead: the run was answered
+    `interrupted` or `ok`, then every later run `shutting_down` while the context stayed alive."""
     context = module_kernel.create_context(isolation="process")
     try:
-        result = _run(module_kernel, "os.kill(os.getpid(), signal.SIGKILL)", context)
-        assert result.status == "crashed" and "SIGKILL" in result.error.value, result.error
+        result = _run(module_kernel, code + "\nprint('still running')", context)
+        assert result.status == "crashed" and f"({name})" in result.error.value, result.error
+        assert result.stdout == ""
+        assert [c.state for c in module_kernel.list_contexts() if c.id == context.id] == ["dead"]
         other = module_kernel.create_context()
         assert module_kernel.run_code("print('other context')", context=other).stdout == "other context\n"
         module_kernel.delete_context(other)
