@@ -18,6 +18,7 @@ import resource
 import signal
 import sys
 import threading
+import time
 import tokenize  # loaded already by pykernel_traceback
 import types
 import warnings  # noqa: F401 -- loaded so compile-time SyntaxWarnings of cells print with their source
@@ -910,7 +911,9 @@ def _signal_to_this_process(signum, call):
     the process, see ``_routing_signal``) runs there too; an ignored signal, or one ignored by
     default, does nothing; any other signal whose
     default action ends or stops the process ends the run with a ``SystemExit`` of the status a
-    shell would show (128 + the signal), as ``os.abort()`` does, with a note saying why."""
+    shell would show (128 + the signal), as ``os.abort()`` does, with a note saying why. In a
+    process context's worker such a signal is delivered after the output written so far was
+    let out (``_let_output_out_before_the_end``)."""
     signum = operator.index(signum)
     if _forked_by_code or signum == 0:
         return False
@@ -927,7 +930,11 @@ def _signal_to_this_process(signum, call):
     if callable(handler) and signum in _HOST_SIGNALS and _process_shared:
         _thread.interrupt_main(signum)  # the code's handler, in the main thread (see _routing_signal)
         return True
-    if callable(handler) or not _process_shared:
+    if callable(handler):
+        return False
+    if not _process_shared:
+        if handler != signal.SIG_IGN and signum not in _IGNORED_BY_DEFAULT and signum not in _STOPPING:
+            _let_output_out_before_the_end()
         return False
     if handler == signal.SIG_IGN or (handler in (signal.SIG_DFL, None) and signum in _IGNORED_BY_DEFAULT):
         return True
@@ -935,6 +942,25 @@ def _signal_to_this_process(signum, call):
     verb = "stops" if signum in _STOPPING else "ends"
     error.add_note(_EXIT_NOTE.format(call=call).replace(" ends the whole process", f" {verb} the whole process", 1))
     raise error
+
+
+# How long a process context's worker lives on before a signal its code sends itself ends it
+# (the crash linger of docs/protocol.md's crash answers).
+_LINGER_BEFORE_THE_END = 0.2
+
+
+def _let_output_out_before_the_end():
+    """A process context's worker is about to end by a signal its code sends itself (SIGKILL,
+    SIGTERM, ...): what the code wrote so far reaches the server first, as what python3 flushed
+    reaches its reader before the process dies. The streams are flushed (that hands their output
+    out at once) and the worker's output threads get the crash linger to send it and whatever
+    subprocesses or C code wrote to the descriptors."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    time.sleep(_LINGER_BEFORE_THE_END)
 
 
 def _guarded_kill(posix_kill):

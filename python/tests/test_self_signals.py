@@ -99,12 +99,14 @@ def test_in_a_process_context_they_reach_its_own_process(module_kernel, code, na
     """A process context's worker is its own process: a signal whose default action ends
     python3's process ends it, and the context alone is crashed (as documented for process
     contexts). SIGTERM used to start the worker's graceful shutdown instead: the run was answered
-    `interrupted` or `ok`, then every later run `shutting_down` while the context stayed alive."""
+    `interrupted` or `ok`, then every later run `shutting_down` while the context stayed alive.
+    What the code wrote before, as python3 flushed it, comes with the answer (it was lost)."""
     context = module_kernel.create_context(isolation="process")
     try:
-        result = _run(module_kernel, code + "\nprint('still running')", context)
+        written = "print('before', flush=True)\nos.write(1, b'raw\\n')\n"
+        result = _run(module_kernel, written + code + "\nprint('still running')", context)
         assert result.status == "crashed" and f"({name})" in result.error.value, result.error
-        assert result.stdout == ""
+        assert result.stdout == "before\nraw\n"
         assert [c.state for c in module_kernel.list_contexts() if c.id == context.id] == ["dead"]
         other = module_kernel.create_context()
         assert module_kernel.run_code("print('other context')", context=other).stdout == "other context\n"
