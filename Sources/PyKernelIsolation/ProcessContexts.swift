@@ -1006,14 +1006,14 @@ public final class ProcessContexts: Sendable {
                 + (stderr.isEmpty ? "" : "; its last stderr lines:\n" + stderr.joined(separator: "\n"))
                 + "\nThe context's state is lost (context.restart gives it a fresh one).")
         }
-        let (out, err) = first.relay.keptOutput()
+        let (out, err, results) = first.relay.keptOutput()
         let result: JSONValue = [
             "status": .string(status), "stdout": .string(out.text()), "stderr": .string(err.text()),
             "stdout_truncated": .bool(out.isTruncated), "stderr_truncated": .bool(err.isTruncated),
             "stdout_omitted_bytes": .integer(Int64(out.omittedBytes)), "stderr_omitted_bytes": .integer(Int64(err.omittedBytes)),
             "error": ["name": .string(name), "value": .string(value), "traceback": .string("\(name): \(value)\n")],
             "execution_count": .integer(Int64(executionCount + 1)),
-            "duration": .double((elapsed.inSeconds * 1e6).rounded() / 1e6),
+            "duration": .double((elapsed.inSeconds * 1e6).rounded() / 1e6), "results": .array(results),
         ]
         first.finish(.result(result))
         // Queued runs never started: the namespace contexts' errors where they apply.

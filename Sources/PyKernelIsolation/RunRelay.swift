@@ -48,6 +48,8 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
     /// Output kept for a result the server writes itself (the worker's own cap).
     private var stdout: HeadTailBuffer
     private var stderr: HeadTailBuffer
+    /// The rich results of `code.result` notifications, for a result the server writes itself.
+    private var results: [JSONValue] = []
     /// The worker that runs the run and the run's request id there (for `code.input`).
     private var target: (worker: Worker, requestID: Int64)?
 
@@ -116,10 +118,13 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
         }
     }
 
-    /// Keeps a `code.output` notification's text for a result the server writes. Lock held.
+    /// Keeps a `code.output` notification's text and a `code.result` notification's result for
+    /// a result the server writes. Lock held.
     private func keep(_ method: String, _ params: JSONObject) {
         if method == "code.output", let text = params["text"]?.stringValue {
             if params["stream"]?.stringValue == "stderr" { stderr.append(text) } else { stdout.append(text) }
+        } else if method == "code.result", let result = params["result"] {
+            results.append(result)
         }
     }
 
@@ -154,9 +159,9 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
         }
     }
 
-    /// The output kept so far, for a result the server writes: (text, truncated, omitted bytes) per stream.
-    func keptOutput() -> (stdout: HeadTailBuffer, stderr: HeadTailBuffer) {
-        lock.withLock { (stdout, stderr) }
+    /// The output and rich results kept so far, for a result the server writes.
+    func keptOutput() -> (stdout: HeadTailBuffer, stderr: HeadTailBuffer, results: [JSONValue]) {
+        lock.withLock { (stdout, stderr, results) }
     }
 
     /// Called with the lock held; releases it.

@@ -200,15 +200,17 @@ def test_crash_is_answered_and_others_survive(server, code, signal_name):
     ("signal.pthread_kill(threading.get_ident(), signal.SIGBUS)", "SIGBUS"),
 ])
 def test_output_written_just_before_a_crash_arrives_first(server, crash, signal_name):
-    """What the run printed right before a crash by signal (still in the worker's coalescing
-    window) arrives before the `crashed` answer, which names the signal the worker died of."""
+    """What the run printed and displayed right before a crash by signal (still in the worker's
+    coalescing window) arrives before the `crashed` answer, which names the signal the worker
+    died of, and is in that answer (its `results` were missing)."""
     context = create(server)["id"]
-    request = server.request("code.run", {"context": context,
-                                          "code": f"import ctypes, os, signal, threading\nprint('last words')\n{crash}"})
+    request = server.request("code.run", {"context": context, "code": (
+        f"import ctypes, os, signal, threading\nprint('last words')\ndisplay({{'shown': 1}})\n{crash}")})
     reply = server.response(request, timeout=30)
     result = reply["result"]
     assert result["status"] == "crashed" and signal_name in result["error"]["value"]
     assert result["stdout"] == "last words\n"
+    assert [shown["data"]["text/plain"] for shown in result["results"]] == ["{'shown': 1}"]
     streamed = [m["params"]["text"] for m in server.notifications(request) if m["method"] == "code.output"]
     assert "".join(streamed) == "last words\n"
     server.result("context.delete", {"id": context})

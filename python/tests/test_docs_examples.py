@@ -1,0 +1,193 @@
+"""The wire examples of docs/protocol.md, replayed against the real ``pykernel serve``.
+
+Each fenced block with ``-->`` (sent) and ``<--`` (received) lines is one example, run on a
+server of its own: every request is sent as written, then the messages listed after it are
+awaited (a response by its id, a notification by its method and ``request_id``) and compared
+with what the server sent. Compared: the fields each object has (no field missing, none
+undocumented), the type of each value, the values that do not depend on the moment (status,
+error names, codes and reasons, streams, kinds and states of contexts, flags) and the list of
+methods. Not compared: texts and numbers that do (ids, pids, paths, durations, messages).
+
+Context ids are UUIDs in the docs: one a response introduces stands for the id the server
+answered; one a request uses first (an example that continues an earlier one) stands for a
+context created for it, unless the docs answer it ``context_not_found``. ``/tmp/project`` stands
+for a directory of the test's own.
+"""
+
+import json
+import os
+import re
+import time
+
+import pytest
+
+from pykernel_raw import RawServer
+
+DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs")
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# Values that are the same whenever the example runs.
+STABLE_TEXT = {"jsonrpc", "method", "status", "reason", "stream", "language", "isolation", "state", "worker_start", "default", "field"}
+STABLE_FLAGS = {"stdout_truncated", "stderr_truncated", "interrupted", "password", "is_main_result"}
+STABLE_LISTS = {"methods"}
+CONTEXT_NOT_FOUND = -32001
+
+
+def examples(name):
+    """The examples of docs/NAME: (first line number, [(direction, line number, text)])."""
+    found, block, start = [], None, 0
+    with open(os.path.join(DOCS, name), encoding="utf-8") as file:
+        for number, line in enumerate(file, 1):
+            if line.startswith("```"):
+                if block is None:
+                    block, start = [], number
+                else:
+                    if any(direction == "-->" for direction, _, _ in block):
+                        found.append((start, block))
+                    block = None
+            elif block is not None and line[:4] in ("--> ", "<-- "):
+                block.append((line[:3], number, line[4:].strip()))
+    return found
+
+
+def compare(expected, actual, where, key=None):
+    """The differences between a documented message and the one received, as readable lines."""
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return [f"{where}: an object is documented, {json.dumps(actual)[:80]} was sent"]
+        problems = []
+        if set(expected) != set(actual):
+            missing, extra = sorted(set(expected) - set(actual)), sorted(set(actual) - set(expected))
+            problems.append(f"{where}: fields documented but not sent {missing}, sent but not documented {extra}")
+        for field in set(expected) & set(actual):
+            problems += compare(expected[field], actual[field], f"{where}.{field}", field)
+        return problems
+    if isinstance(expected, list):
+        if not isinstance(actual, list):
+            return [f"{where}: a list is documented, {json.dumps(actual)[:80]} was sent"]
+        if key in STABLE_LISTS:
+            return [] if expected == actual else [f"{where}: documented {expected}, sent {actual}"]
+        return [problem for index, (one, other) in enumerate(zip(expected, actual))
+                for problem in compare(one, other, f"{where}[{index}]", key)]
+    if expected is None or isinstance(expected, bool):
+        if (expected is None) != (actual is None) or (isinstance(expected, bool) and not isinstance(actual, bool)):
+            return [f"{where}: documented {json.dumps(expected)}, sent {json.dumps(actual)[:80]}"]
+        if key in STABLE_FLAGS and expected != actual:
+            return [f"{where}: documented {json.dumps(expected)}, sent {json.dumps(actual)}"]
+        return []
+    if isinstance(expected, (int, float)):
+        if isinstance(actual, bool) or not isinstance(actual, (int, float)):
+            return [f"{where}: a number is documented, {json.dumps(actual)[:80]} was sent"]
+        if key == "code" and expected != actual:
+            return [f"{where}: documented {expected}, sent {actual}"]
+        return []
+    if not isinstance(actual, str):
+        return [f"{where}: a string is documented, {json.dumps(actual)[:80]} was sent"]
+    if key in STABLE_TEXT and expected != actual:
+        return [f"{where}: documented {expected!r}, sent {actual!r}"]
+    return []
+
+
+def is_response(message):
+    return "id" in message and "method" not in message
+
+
+class Replay:
+    def __init__(self, server, project, project_contexts):
+        self.server = server
+        self.project = project
+        self.project_contexts = project_contexts  # the docs' contexts made in /tmp/project
+        self.contexts = {}  # the docs' context id -> the server's
+
+    def text(self, line):
+        return line.replace("/tmp/project", self.project)
+
+    def learn_contexts(self, expected, actual):
+        """Maps the context ids a documented result introduces onto the ones the server sent."""
+        if isinstance(expected, dict) and isinstance(actual, dict):
+            for field, value in expected.items():
+                if field == "id" and isinstance(value, str) and UUID.fullmatch(value) and isinstance(actual.get("id"), str):
+                    self.contexts.setdefault(value, actual["id"])
+                else:
+                    self.learn_contexts(value, actual.get(field))
+        elif isinstance(expected, list) and isinstance(actual, list):
+            for one, other in zip(expected, actual):
+                self.learn_contexts(one, other)
+
+    def request_line(self, line, expected_replies):
+        """The request as sent: the docs' context ids replaced by the server's (created if new)."""
+        answered_not_found = any(f'"code":{CONTEXT_NOT_FOUND}' in reply for reply in expected_replies)
+        for documented in UUID.findall(line):
+            if documented in self.contexts or answered_not_found:
+                continue
+            params = {"cwd": self.project} if documented in self.project_contexts else {}
+            self.contexts[documented] = self.server.result("context.create", params)["id"]
+        return UUID.sub(lambda match: self.contexts.get(match.group(0), match.group(0)), self.text(line))
+
+
+def documented_project_contexts(name):
+    """Context ids the docs create in /tmp/project (a later example expects them there)."""
+    ids = set()
+    for _, block in examples(name):
+        for direction, _, line in block:
+            if direction == "<--" and '"cwd":"/tmp/project"' in line:
+                ids.update(UUID.findall(line))
+    return ids
+
+
+def replay(server, project, block):
+    session = Replay(server, project, documented_project_contexts("protocol.md"))
+    problems = []
+    for index, (direction, number, line) in enumerate(block):
+        if direction != "-->":
+            continue
+        following = []
+        for later_direction, later_number, later_line in block[index + 1:]:
+            if later_direction == "-->":
+                break
+            following.append((later_number, later_line))
+        # Sent as written: the examples of malformed requests are not JSON.
+        server.send(session.request_line(line, [text for _, text in following]).encode() + b"\n")
+        for reply_number, reply_line in following:
+            elided = "..." in reply_line  # only its arrival is checked
+            id_match = re.search(r'^\{"jsonrpc":"2\.0","id":(\d+|"[^"]*"|null)', reply_line)
+            if id_match:
+                reply_id = json.loads(id_match.group(1))
+                actual = server.wait_for(lambda m: is_response(m) and m.get("id") == reply_id, 30, f"the answer of line {reply_number}")
+            else:
+                documented = json.loads(session.text(reply_line))
+                method, request_id = documented["method"], documented["params"].get("request_id")
+                actual = server.wait_for(
+                    lambda m: m.get("method") == method and isinstance(m.get("params"), dict)
+                    and m["params"].get("request_id") == request_id, 30, f"the notification of line {reply_number}")
+            if elided:
+                continue
+            expected = json.loads(session.text(reply_line))
+            session.learn_contexts(expected, actual)
+            problems += compare(expected, actual, f"line {reply_number}")
+    return problems
+
+
+@pytest.mark.parametrize("start, block", examples("protocol.md"), ids=lambda value: f"line{value}" if isinstance(value, int) else "")
+def test_the_protocol_examples_are_what_the_server_sends(pykernel_bin, tmp_path, start, block):
+    project = tmp_path / "project"
+    project.mkdir()
+    server = RawServer(pykernel_bin, ["--pool-size", "1"])
+    try:
+        if any('"isolation":"process"' in line for _, _, line in block):
+            # The examples show a pool with a worker ready (else a context is answered `starting`).
+            pool_ready = lambda: server.result("kernel.info")["isolation"]["pool"]["ready"] >= 1  # noqa: E731
+            deadline = time.monotonic() + 30
+            while not pool_ready():
+                assert time.monotonic() < deadline, "no worker became ready"
+                time.sleep(0.01)
+        problems = replay(server, str(project), block)
+        assert not problems, "docs/protocol.md, the example at line %d:\n%s" % (start, "\n".join(problems))
+    finally:
+        server.kill()
+
+
+def test_every_example_is_found():
+    blocks = examples("protocol.md")
+    assert len(blocks) >= 12 and sum(len(block) for _, block in blocks) >= 60
+    assert compare({"a": 1, "status": "ok"}, {"a": 2, "status": "error"}, "m") == ["m.status: documented 'ok', sent 'error'"]
+    assert compare({"a": 1}, {"b": 1}, "m") == ["m: fields documented but not sent ['a'], sent but not documented ['b']"]
