@@ -14,10 +14,11 @@ DEFAULT_WAIT = 15.0
 
 
 class RawServer:
-    def __init__(self, binary, args=(), env=None):
+    def __init__(self, binary, args=(), env=None, cwd=None):
         self.process = subprocess.Popen(
             [binary, "serve", *args],
             env=env,
+            cwd=cwd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -1,15 +1,17 @@
-"""The wire examples of docs/protocol.md, replayed against the real ``pykernel serve``.
+"""The wire examples of docs/protocol.md and docs/process-api.md, replayed against the real
+``pykernel serve``.
 
-Each fenced block with ``-->`` (sent) and ``<--`` (received) lines is one example, run on a
-server of its own: every request is sent as written, then the messages listed after it are
+Each fenced block with ``-->`` (sent) and ``<--`` (received) lines is one example (protocol.md's
+each on a server of its own; process-api.md's in order on one, as they go on from each other;
+one under ``$ pykernel serve OPTIONS`` on a server started so): every request is sent as written, then the messages listed after it are
 awaited (a response by its id, a notification by its method and ``request_id``) and compared
 with what the server sent. Compared: the fields each object has (no field missing, none
 undocumented), the type of each value, the values that do not depend on the moment (status,
 error names, codes and reasons, streams, kinds and states of contexts, flags) and the list of
 methods. Not compared: texts and numbers that do (ids, pids, paths, durations, messages).
 
-Context ids are UUIDs in the docs: one a response introduces stands for the id the server
-answered; one a request uses first (an example that continues an earlier one) stands for a
+Ids are UUIDs in the docs: one a response introduces (a context's, a command's) stands for the
+id the server answered there; a context id a request uses first (an example that continues an earlier one) stands for a
 context created for it, unless the docs answer it ``context_not_found``. ``/tmp/project`` stands
 for a directory of the test's own.
 """
@@ -17,6 +19,7 @@ for a directory of the test's own.
 import json
 import os
 import re
+import shlex
 import time
 
 import pytest
@@ -25,11 +28,14 @@ from pykernel_raw import RawServer
 
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# A context's id in a request: the `context` of a run, the `id` of a context method.
+CONTEXT_UUID = re.compile(r'(?:"context":"|"method":"context\.[a-z]+","params":\{"id":")(' + UUID.pattern + ")")
 # Values that are the same whenever the example runs.
 STABLE_TEXT = {"jsonrpc", "method", "status", "reason", "stream", "language", "isolation", "state", "worker_start", "default", "field"}
 STABLE_FLAGS = {"stdout_truncated", "stderr_truncated", "interrupted", "password", "is_main_result"}
 STABLE_LISTS = {"methods"}
 CONTEXT_NOT_FOUND = -32001
+RICH_VENV = os.environ.get("PYKERNEL_RICH_VENV", os.path.join(os.path.dirname(DOCS), ".venv-rich"))
 
 
 def examples(name):
@@ -46,6 +52,8 @@ def examples(name):
                     block = None
             elif block is not None and line[:4] in ("--> ", "<-- "):
                 block.append((line[:3], number, line[4:].strip()))
+            elif block is not None and line.startswith("$ pykernel serve"):
+                block.append(("$", number, line[len("$ pykernel serve"):].strip()))
     return found
 
 
@@ -96,32 +104,32 @@ class Replay:
         self.server = server
         self.project = project
         self.project_contexts = project_contexts  # the docs' contexts made in /tmp/project
-        self.contexts = {}  # the docs' context id -> the server's
+        self.ids = {}  # a UUID of the docs -> the server's
 
     def text(self, line):
         return line.replace("/tmp/project", self.project)
 
-    def learn_contexts(self, expected, actual):
-        """Maps the context ids a documented result introduces onto the ones the server sent."""
+    def learn_ids(self, expected, actual):
+        """Maps the UUIDs a documented answer introduces onto the ids the server sent there."""
         if isinstance(expected, dict) and isinstance(actual, dict):
             for field, value in expected.items():
-                if field == "id" and isinstance(value, str) and UUID.fullmatch(value) and isinstance(actual.get("id"), str):
-                    self.contexts.setdefault(value, actual["id"])
+                if isinstance(value, str) and UUID.fullmatch(value) and isinstance(actual.get(field), str):
+                    self.ids.setdefault(value, actual[field])
                 else:
-                    self.learn_contexts(value, actual.get(field))
+                    self.learn_ids(value, actual.get(field))
         elif isinstance(expected, list) and isinstance(actual, list):
             for one, other in zip(expected, actual):
-                self.learn_contexts(one, other)
+                self.learn_ids(one, other)
 
     def request_line(self, line, expected_replies):
         """The request as sent: the docs' context ids replaced by the server's (created if new)."""
         answered_not_found = any(f'"code":{CONTEXT_NOT_FOUND}' in reply for reply in expected_replies)
-        for documented in UUID.findall(line):
-            if documented in self.contexts or answered_not_found:
+        for documented in CONTEXT_UUID.findall(line):
+            if documented in self.ids or answered_not_found:
                 continue
             params = {"cwd": self.project} if documented in self.project_contexts else {}
-            self.contexts[documented] = self.server.result("context.create", params)["id"]
-        return UUID.sub(lambda match: self.contexts.get(match.group(0), match.group(0)), self.text(line))
+            self.ids[documented] = self.server.result("context.create", params)["id"]
+        return UUID.sub(lambda match: self.ids.get(match.group(0), match.group(0)), self.text(line))
 
 
 def documented_project_contexts(name):
@@ -134,8 +142,9 @@ def documented_project_contexts(name):
     return ids
 
 
-def replay(server, project, block):
-    session = Replay(server, project, documented_project_contexts("protocol.md"))
+def replay(session, block):
+    """Sends the requests of one example and compares what comes back; the problems found."""
+    server = session.server
     problems = []
     for index, (direction, number, line) in enumerate(block):
         if direction != "-->":
@@ -162,26 +171,52 @@ def replay(server, project, block):
             if elided:
                 continue
             expected = json.loads(session.text(reply_line))
-            session.learn_contexts(expected, actual)
+            session.learn_ids(expected, actual)
             problems += compare(expected, actual, f"line {reply_number}")
     return problems
 
 
 @pytest.mark.parametrize("start, block", examples("protocol.md"), ids=lambda value: f"line{value}" if isinstance(value, int) else "")
 def test_the_protocol_examples_are_what_the_server_sends(pykernel_bin, tmp_path, start, block):
+    """Each example on a server of its own."""
+    check_examples(pykernel_bin, tmp_path, "protocol.md", [(start, block)])
+
+
+def test_the_process_api_examples_are_what_the_server_sends(pykernel_bin, tmp_path):
+    """docs/process-api.md's examples on one server, in order: they go on from each other (the
+    sessions and commands one makes are used by the next); its chart needs matplotlib."""
+    assert os.path.exists(os.path.join(RICH_VENV, "bin", "python")), f"{RICH_VENV} is missing: run scripts/setup"
+    check_examples(pykernel_bin, tmp_path, "process-api.md", examples("process-api.md"), ["--venv", RICH_VENV])
+
+
+def check_examples(pykernel_bin, tmp_path, name, blocks, options=()):
     project = tmp_path / "project"
     project.mkdir()
-    server = RawServer(pykernel_bin, ["--pool-size", "1"])
+    (tmp_path / "workspace" / "src").mkdir(parents=True)  # the relative `cwd` of an example
+    uses_processes = any('"isolation":"process"' in line for _, block in blocks for _, _, line in block)
+    server = RawServer(pykernel_bin, [*options, *(["--pool-size", "1"] if uses_processes else [])], cwd=tmp_path)
     try:
-        if any('"isolation":"process"' in line for _, _, line in block):
+        if uses_processes:
             # The examples show a pool with a worker ready (else a context is answered `starting`).
             pool_ready = lambda: server.result("kernel.info")["isolation"]["pool"]["ready"] >= 1  # noqa: E731
             deadline = time.monotonic() + 30
             while not pool_ready():
                 assert time.monotonic() < deadline, "no worker became ready"
                 time.sleep(0.01)
-        problems = replay(server, str(project), block)
-        assert not problems, "docs/protocol.md, the example at line %d:\n%s" % (start, "\n".join(problems))
+        session = Replay(server, str(project), documented_project_contexts(name))
+        problems = []
+        for start, block in blocks:
+            command = [shlex.split(line) for direction, _, line in block if direction == "$"]
+            if command:  # an example of a server started with other options: one of its own
+                own = RawServer(pykernel_bin, [*options, *command[0]], cwd=tmp_path)
+                try:
+                    found = replay(Replay(own, str(project), session.project_contexts), block)
+                finally:
+                    own.kill()
+            else:
+                found = replay(session, block)
+            problems += [f"the example at line {start}, {problem}" for problem in found]
+        assert not problems, "docs/%s:\n%s" % (name, "\n".join(problems))
     finally:
         server.kill()
 
