@@ -13,17 +13,21 @@ struct IsolationTests {
         let relay = RunRelay(outputLimit: 4)
         relay.push("code.output", ["stream": "stdout", "text": "hello"])
         relay.push("code.output", ["stream": "stderr", "text": "oops"])
+        relay.push("code.result", ["result": ["is_main_result": false, "data": ["text/plain": "1"]]])
         relay.finish(.result(["status": "ok"]))
         relay.finish(.result(["status": "second"]))
         guard case .notification(_, let first) = await relay.next() else { Issue.record("no output"); return }
         #expect(first["text"] == "hello")
         guard case .notification(_, let second) = await relay.next() else { Issue.record("no output"); return }
         #expect(second["stream"] == "stderr")
+        guard case .notification("code.result", _) = await relay.next() else { Issue.record("no rich result"); return }
         guard case .result(let result) = await relay.next() else { Issue.record("no result"); return }
         #expect(result["status"] == "ok")
-        let (stdout, stderr) = relay.keptOutput()
+        // Kept for an answer the server writes itself (a crash, a run killed at its deadline).
+        let (stdout, stderr, results) = relay.keptOutput()
         #expect(stdout.text() == "helo")
         #expect(stdout.isTruncated && !stderr.isTruncated)
+        #expect(results.map { $0["data"]?["text/plain"] } == ["1"])
     }
 
     @Test("A producer waits while the unread output is over the limit, and is let go by the answer")
