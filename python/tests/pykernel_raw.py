@@ -14,9 +14,9 @@ DEFAULT_WAIT = 15.0
 
 
 class RawServer:
-    def __init__(self, binary, args=(), env=None, cwd=None):
+    def __init__(self, binary, args=(), env=None, cwd=None, command="serve"):
         self.process = subprocess.Popen(
-            [binary, "serve", *args],
+            [binary, command, *args],
             env=env,
             cwd=cwd,
             stdin=subprocess.PIPE,

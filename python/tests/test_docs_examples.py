@@ -1,8 +1,8 @@
-"""The wire examples of docs/protocol.md and docs/process-api.md, replayed against the real
-``pykernel serve``.
+"""The wire examples of docs/protocol.md, docs/process-api.md and docs/mcp.md, replayed against
+the real ``pykernel serve`` (``pykernel mcp``).
 
 Each fenced block with ``-->`` (sent) and ``<--`` (received) lines is one example (protocol.md's
-each on a server of its own; process-api.md's in order on one, as they go on from each other;
+each on a server of its own; the others' in order on one, as they go on from each other;
 one under ``$ pykernel serve OPTIONS`` on a server started so): every request is sent as written, then the messages listed after it are
 awaited (a response by its id, a notification by its method and ``request_id``) and compared
 with what the server sent. Compared: the fields each object has (no field missing, none
@@ -31,8 +31,9 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 # A context's id in a request: the `context` of a run, the `id` of a context method.
 CONTEXT_UUID = re.compile(r'(?:"context":"|"method":"context\.[a-z]+","params":\{"id":")(' + UUID.pattern + ")")
 # Values that are the same whenever the example runs.
-STABLE_TEXT = {"jsonrpc", "method", "status", "reason", "stream", "language", "isolation", "state", "worker_start", "default", "field"}
-STABLE_FLAGS = {"stdout_truncated", "stderr_truncated", "interrupted", "password", "is_main_result"}
+STABLE_TEXT = {"jsonrpc", "method", "status", "reason", "stream", "language", "isolation", "state", "worker_start", "default",
+               "field", "type"}
+STABLE_FLAGS = {"stdout_truncated", "stderr_truncated", "interrupted", "password", "is_main_result", "isError", "timed_out"}
 STABLE_LISTS = {"methods"}
 CONTEXT_NOT_FOUND = -32001
 RICH_VENV = os.environ.get("PYKERNEL_RICH_VENV", os.path.join(os.path.dirname(DOCS), ".venv-rich"))
@@ -157,22 +158,21 @@ def replay(session, block):
         # Sent as written: the examples of malformed requests are not JSON.
         server.send(session.request_line(line, [text for _, text in following]).encode() + b"\n")
         for reply_number, reply_line in following:
-            elided = "..." in reply_line  # only its arrival is checked
-            id_match = re.search(r'^\{"jsonrpc":"2\.0","id":(\d+|"[^"]*"|null)', reply_line)
-            if id_match:
-                reply_id = json.loads(id_match.group(1))
+            try:
+                documented = json.loads(session.text(reply_line))
+            except ValueError:
+                documented = None  # elided (`...`): an answer whose arrival only is checked
+            if documented is None or is_response(documented):
+                reply_id = documented["id"] if documented else json.loads(re.search(r'"id":(\d+|"[^"]*"|null)', reply_line).group(1))
                 actual = server.wait_for(lambda m: is_response(m) and m.get("id") == reply_id, 30, f"the answer of line {reply_number}")
             else:
-                documented = json.loads(session.text(reply_line))
                 method, request_id = documented["method"], documented["params"].get("request_id")
                 actual = server.wait_for(
                     lambda m: m.get("method") == method and isinstance(m.get("params"), dict)
                     and m["params"].get("request_id") == request_id, 30, f"the notification of line {reply_number}")
-            if elided:
-                continue
-            expected = json.loads(session.text(reply_line))
-            session.learn_ids(expected, actual)
-            problems += compare(expected, actual, f"line {reply_number}")
+            if documented is not None:
+                session.learn_ids(documented, actual)
+                problems += compare(documented, actual, f"line {reply_number}")
     return problems
 
 
@@ -189,14 +189,19 @@ def test_the_process_api_examples_are_what_the_server_sends(pykernel_bin, tmp_pa
     check_examples(pykernel_bin, tmp_path, "process-api.md", examples("process-api.md"), ["--venv", RICH_VENV])
 
 
-def check_examples(pykernel_bin, tmp_path, name, blocks, options=()):
+def test_the_mcp_examples_are_what_the_server_sends(pykernel_bin, tmp_path):
+    """docs/mcp.md's examples on one `pykernel mcp`, in order (the first one's handshake serves the next)."""
+    check_examples(pykernel_bin, tmp_path, "mcp.md", examples("mcp.md"), command="mcp")
+
+
+def check_examples(pykernel_bin, tmp_path, name, blocks, options=(), command="serve"):
     project = tmp_path / "project"
     project.mkdir()
     (tmp_path / "workspace" / "src").mkdir(parents=True)  # the relative `cwd` of an example
     uses_processes = any('"isolation":"process"' in line for _, block in blocks for _, _, line in block)
-    server = RawServer(pykernel_bin, [*options, *(["--pool-size", "1"] if uses_processes else [])], cwd=tmp_path)
+    server = RawServer(pykernel_bin, [*options, *(["--pool-size", "1"] if uses_processes else [])], cwd=tmp_path, command=command)
     try:
-        if uses_processes:
+        if uses_processes and command == "serve":
             # The examples show a pool with a worker ready (else a context is answered `starting`).
             pool_ready = lambda: server.result("kernel.info")["isolation"]["pool"]["ready"] >= 1  # noqa: E731
             deadline = time.monotonic() + 30
