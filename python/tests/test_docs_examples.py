@@ -1,9 +1,10 @@
-"""The wire examples of docs/protocol.md, docs/process-api.md and docs/mcp.md, replayed against
-the real ``pykernel serve`` (``pykernel mcp``).
+"""The wire examples of docs/protocol.md, docs/process-api.md, docs/mcp.md and README.md, replayed
+against the real ``pykernel serve`` (``pykernel mcp``).
 
 Each fenced block with ``-->`` (sent) and ``<--`` (received) lines is one example (protocol.md's
 each on a server of its own; the others' in order on one, as they go on from each other;
-one under ``$ pykernel serve OPTIONS`` on a server started so): every request is sent as written, then the messages listed after it are
+one under ``$ pykernel serve OPTIONS`` on a server started so; a shell session's
+``$ echo 'REQUEST' | pykernel serve`` with the lines it printed): every request is sent as written, then the messages listed after it are
 awaited (a response by its id, a notification by its method and ``request_id``) and compared
 with what the server sent. Compared: the fields each object has (no field missing, none
 undocumented), the type of each value, the values that do not depend on the moment (status,
@@ -36,6 +37,8 @@ STABLE_TEXT = {"jsonrpc", "method", "status", "reason", "stream", "language", "i
 STABLE_FLAGS = {"stdout_truncated", "stderr_truncated", "interrupted", "password", "is_main_result", "isError", "timed_out"}
 STABLE_LISTS = {"methods"}
 CONTEXT_NOT_FOUND = -32001
+# A request in a shell session: `$ echo 'REQUEST' | pykernel serve`, its output on the next lines.
+SHELL_REQUEST = re.compile(r"^\$ echo '(\{.*\})' \| pykernel serve$")
 RICH_VENV = os.environ.get("PYKERNEL_RICH_VENV", os.path.join(os.path.dirname(DOCS), ".venv-rich"))
 
 
@@ -53,6 +56,10 @@ def examples(name):
                     block = None
             elif block is not None and line[:4] in ("--> ", "<-- "):
                 block.append((line[:3], number, line[4:].strip()))
+            elif block is not None and (piped := SHELL_REQUEST.match(line.strip())):
+                block.append(("-->", number, piped.group(1)))
+            elif block is not None and line.startswith('{"jsonrpc"'):
+                block.append(("<--", number, line.strip()))  # what that shell session printed
             elif block is not None and line.startswith("$ pykernel serve"):
                 block.append(("$", number, line[len("$ pykernel serve"):].strip()))
     return found
@@ -176,10 +183,12 @@ def replay(session, block):
     return problems
 
 
-@pytest.mark.parametrize("start, block", examples("protocol.md"), ids=lambda value: f"line{value}" if isinstance(value, int) else "")
-def test_the_protocol_examples_are_what_the_server_sends(pykernel_bin, tmp_path, start, block):
-    """Each example on a server of its own."""
-    check_examples(pykernel_bin, tmp_path, "protocol.md", [(start, block)])
+@pytest.mark.parametrize("name, start, block", [(name, start, block) for name in ("protocol.md", "../README.md")
+                                                 for start, block in examples(name)],
+                         ids=lambda value: value if isinstance(value, str) else f"line{value}" if isinstance(value, int) else "")
+def test_the_protocol_examples_are_what_the_server_sends(pykernel_bin, tmp_path, name, start, block):
+    """Each example on a server of its own (README's too)."""
+    check_examples(pykernel_bin, tmp_path, name, [(start, block)])
 
 
 def test_the_process_api_examples_are_what_the_server_sends(pykernel_bin, tmp_path):
