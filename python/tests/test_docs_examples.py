@@ -21,6 +21,8 @@ import json
 import os
 import re
 import shlex
+import subprocess
+import sys
 import time
 
 import pytest
@@ -240,3 +242,31 @@ def test_every_example_is_found():
     assert len(blocks) >= 12 and sum(len(block) for _, block in blocks) >= 60
     assert compare({"a": 1, "status": "ok"}, {"a": 2, "status": "error"}, "m") == ["m.status: documented 'ok', sent 'error'"]
     assert compare({"a": 1}, {"b": 1}, "m") == ["m: fields documented but not sent ['a'], sent but not documented ['b']"]
+
+
+def python_examples():
+    """The ```python blocks of README.md and docs/*.md: (document, first line number, code)."""
+    found = []
+    for name in ("../README.md", *sorted(n for n in os.listdir(DOCS) if n.endswith(".md"))):
+        code, start = None, 0
+        with open(os.path.join(DOCS, name), encoding="utf-8") as file:
+            for number, line in enumerate(file, 1):
+                if code is None and line.startswith("```python"):
+                    code, start = [], number
+                elif code is not None and line.startswith("```"):
+                    found.append((name, start, "".join(code)))
+                    code = None
+                elif code is not None:
+                    code.append(line)
+    return found
+
+
+@pytest.mark.parametrize("name, start, code", python_examples(),
+                         ids=lambda value: value if isinstance(value, str) and value.endswith(".md") else f"line{value}" if isinstance(value, int) else "")
+def test_the_python_client_examples_run(pykernel_bin, tmp_path, name, start, code):
+    """Each Python example runs as written against the real server and prints what its comments say."""
+    env = dict(os.environ, PYKERNEL_BIN=pykernel_bin, PYTHONPATH=os.path.join(os.path.dirname(DOCS), "python"))
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert ran.returncode == 0, f"docs/{name}, the example at line {start}:\n{ran.stderr[-3000:]}"
+    for promised in re.findall(r"print\(.*\)\s+# (\w+)$", code, re.MULTILINE):
+        assert promised in ran.stdout, f"docs/{name}, the example at line {start} should print {promised}:\n{ran.stdout}"
