@@ -380,7 +380,7 @@ final class InterpreterState {
             // python3 would). A file gone since it was read has its bytes compiled instead.
             var parsedAsFile = false
             if compiled.isNone, run.fileContents != nil {
-                let parsed = PythonCode.parseAndRunFile(at: filename, globals: namespace.globals.borrowed)
+                let parsed = asTheCode { PythonCode.parseAndRunFile(at: filename, globals: namespace.globals.borrowed) }
                 if parsed != .notOpened {
                     parsedAsFile = true
                     exception = parsed == .raised ? PythonException.take() : nil
@@ -466,7 +466,8 @@ final class InterpreterState {
     private func endProgram(_ run: PendingRun, executionCount: Int) -> (ErrorRecord?, RunSupervisor.Stop?, Duration) {
         let started = ContinuousClock.now
         runtime.supervisor.begin(run.output, executionCount: executionCount, timeout: run.timeout)
-        let ended = perform(endProgramSteps, "end_program", in: run)
+        // The program's end (threads joined, `atexit`) is traced as python3's is.
+        let ended = asTheCode { perform(endProgramSteps, "end_program", in: run) }
         let failure = Self.record(from: ended.borrowedOrNone)
         var keepers: PyOwned? = nil
         _ = perform(beginTeardown, "begin_teardown", in: run)
@@ -502,12 +503,20 @@ final class InterpreterState {
         return value
     }
 
+    /// Runs `body`, the code's own Python code, with this thread's trace and profile functions on
+    /// (the engine's code runs with them off: ``PythonTracing``).
+    private func asTheCode<Result: ~Copyable>(_ body: () -> Result) -> Result {
+        PythonTracing.resume()
+        defer { PythonTracing.suspend() }
+        return body()
+    }
+
     /// Runs compiled code of a run in the namespace and returns what it returned (`None` for a
     /// module body), or `nil` with the exception pending. The code of a cell with top-level
     /// `await` returns a coroutine: that is run to its end on the context's event loop
     /// (`pykernel_async.run_cell`), and its value returned.
     private func evaluateReturning(_ code: PyBorrowed, in namespace: Namespace) -> PyOwned? {
-        guard let value = PythonCode.evaluateReturning(code, globals: namespace.globals.borrowed) else {
+        guard let value = asTheCode({ PythonCode.evaluateReturning(code, globals: namespace.globals.borrowed) }) else {
             endIfForkedByCode()
             return nil
         }
@@ -519,7 +528,7 @@ final class InterpreterState {
             namespace.eventLoop = newEventLoop.borrowed.callKeepingError()
             if namespace.eventLoop.borrowedOrNone.isNone { return nil }
         }
-        let outcome = runCell.borrowed.callKeepingError(namespace.eventLoop.borrowedOrNone, value.borrowed)
+        let outcome = asTheCode { runCell.borrowed.callKeepingError(namespace.eventLoop.borrowedOrNone, value.borrowed) }
         endIfForkedByCode()
         guard let outcome, let result = outcome.borrowed.tupleItem(0), let exception = outcome.borrowed.tupleItem(1)
         else { return nil }

@@ -171,6 +171,9 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
     /// Runs jobs on the calling thread (the interpreter thread, GIL held) for the life of the process.
     func serve(_ state: InterpreterState) -> Never {
         var idle = IdleSpin()
+        // The engine's Python code is not traced or profiled: only the code's is
+        // (``InterpreterState/asTheCode(_:)``).
+        PythonTracing.suspend()
         while true {
             let job = withGILReleased {
                 // Requests often come back to back: a bounded spin (on this thread, the engine's

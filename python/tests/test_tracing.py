@@ -1,0 +1,62 @@
+"""Trace and profile functions the code sets (``sys.settrace``, ``sys.setprofile``: debuggers,
+tracers, coverage, profilers) see the code's frames only, never the engine's, and one that raises
+fails the code's run as in python3, never the engine's work around it."""
+
+import pytest
+
+ISOLATIONS = ("namespace", "process")
+
+TRACER = (
+    "import sys\n"
+    "seen = []\n"
+    "def tracer(frame, event, arg):\n"
+    "    seen.append((event, frame.f_code.co_filename, frame.f_code.co_name))\n"
+    "    return tracer\n"
+    "def profiler(frame, event, arg):\n"
+    "    seen.append(('profile ' + event, frame.f_code.co_filename, frame.f_code.co_name))\n"
+    "sys.settrace(tracer)\n"
+    "sys.setprofile(profiler)\n"
+)
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_a_tracer_and_a_profiler_see_the_codes_frames_only(module_kernel, isolation):
+    context = module_kernel.create_context(isolation=isolation)
+    try:
+        assert module_kernel.run_code(TRACER, context=context).status == "ok"
+        # Runs that take the engine's paths around the code: an error record, a displayed value
+        # and a main result, output.
+        assert module_kernel.run_code("def f():\n    return 6 * 7\nf()", context=context).status == "ok"
+        assert module_kernel.run_code("1/0", context=context).status == "error"
+        assert module_kernel.run_code("display({'a': 1})\nprint('p')", context=context).status == "ok"
+        rich = "class H:\n    def _repr_html_(self):\n        return '<b>h</b>'\nH()"
+        assert module_kernel.run_code(rich, context=context, envs={"TRACED": "1"}).status == "ok"
+        result = module_kernel.run_code(
+            "sys.settrace(None)\nsys.setprofile(None)\n"
+            "print(sorted({name for _, file, name in seen if not file.startswith('<cell-')}))\n"
+            "print(sorted({file for _, file, _ in seen if file.startswith('<cell-')}))\n"
+            "print(('call', '<cell-2>', 'f') in seen)", context=context)
+        others, cells, called = result.stdout.splitlines()
+        # `display` is a function the code called (with its helper). Nothing the engine runs
+        # around the code is seen (a run's `env` set and restored, the main result's
+        # representations: the class's `_repr_html_` too, which the engine calls).
+        assert others == "['_emit_bundle', 'display']", result.stdout
+        assert cells == "['<cell-1>', '<cell-2>', '<cell-3>', '<cell-4>', '<cell-5>', '<cell-6>']", result.stdout
+        assert called == "True"
+    finally:
+        module_kernel.delete_context(context)
+
+
+def test_a_tracer_that_raises_fails_the_next_run_as_in_python3(module_kernel):
+    """Its exception is raised in the next traced frame, a namespace context's first run in
+    another context here (it failed the engine's creation of that namespace: -32603), and
+    CPython then drops the tracer."""
+    first, second = module_kernel.create_context(), module_kernel.create_context()
+    try:
+        assert module_kernel.run_code("import sys\nsys.settrace(lambda *a: 1/0)", context=first).status == "ok"
+        failed = module_kernel.run_code("print('not reached')", context=second)
+        assert failed.status == "error" and failed.error.name == "ZeroDivisionError", failed.error
+        assert module_kernel.run_code("print('traced no more')", context=second).stdout == "traced no more\n"
+    finally:
+        module_kernel.delete_context(first)
+        module_kernel.delete_context(second)
