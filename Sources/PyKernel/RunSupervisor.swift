@@ -212,6 +212,9 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
             return PythonSignals.raise(PythonSignals.keyboardInterrupt())
         case .timeout(let seconds):
             guard let timeoutError = try? runtime.attribute("timeout_error"), let limit = try? PyOwned.float(seconds) else { return nil }
+            // The engine's Python, called where the code is: not traced (``PythonTracing``).
+            PythonTracing.suspend()
+            defer { PythonTracing.resume() }
             return PythonSignals.raise(try? timeoutError.borrowed.call(limit.borrowed))
         }
     }

@@ -3,6 +3,7 @@ tracers, coverage, profilers) see the code's frames only, never the engine's, an
 fails the code's run as in python3, never the engine's work around it."""
 
 import pytest
+from pykernel import PyKernelTimeoutError
 
 ISOLATIONS = ("namespace", "process")
 
@@ -31,6 +32,9 @@ def test_a_tracer_and_a_profiler_see_the_codes_frames_only(module_kernel, isolat
         assert module_kernel.run_code("display({'a': 1})\nprint('p')", context=context).status == "ok"
         rich = "class H:\n    def _repr_html_(self):\n        return '<b>h</b>'\nH()"
         assert module_kernel.run_code(rich, context=context, envs={"TRACED": "1"}).status == "ok"
+        # And the timeout's exception, made by the engine where the code is.
+        with pytest.raises(PyKernelTimeoutError):
+            module_kernel.run_code("import time\ntime.sleep(5)", context=context, timeout=0.2)
         result = module_kernel.run_code(
             "sys.settrace(None)\nsys.setprofile(None)\n"
             "print(sorted({name for _, file, name in seen if not file.startswith('<cell-')}))\n"
@@ -39,9 +43,10 @@ def test_a_tracer_and_a_profiler_see_the_codes_frames_only(module_kernel, isolat
         others, cells, called = result.stdout.splitlines()
         # `display` is a function the code called (with its helper). Nothing the engine runs
         # around the code is seen (a run's `env` set and restored, the main result's
-        # representations: the class's `_repr_html_` too, which the engine calls).
+        # representations: the class's `_repr_html_` too, which the engine calls; the timeout's
+        # exception).
         assert others == "['_emit_bundle', 'display']", result.stdout
-        assert cells == "['<cell-1>', '<cell-2>', '<cell-3>', '<cell-4>', '<cell-5>', '<cell-6>']", result.stdout
+        assert cells == "['<cell-1>', '<cell-2>', '<cell-3>', '<cell-4>', '<cell-5>', '<cell-6>', '<cell-7>']", result.stdout
         assert called == "True"
     finally:
         module_kernel.delete_context(context)
