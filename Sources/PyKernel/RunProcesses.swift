@@ -20,8 +20,8 @@ enum RunProcesses {
     }
 
     /// The processes the thread `thread` started during the last `runAge`, and their
-    /// descendants, in this process's group. Call it while that run is still the thread's: a
-    /// process the next run starts would count too.
+    /// descendants, in this process's group. Keep them only if that run was the thread's
+    /// throughout: a process the next run starts would count too.
     static func started(by thread: pid_t, during runAge: Duration) -> [pid_t] {
         guard thread > 0, let earliest = ticksSinceBoot(before: runAge) else { return [] }
         let group = getpgrp()

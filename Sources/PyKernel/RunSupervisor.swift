@@ -559,11 +559,11 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                     }
                 }
                 if let processes {
-                    // Found while the run is still the one the signal was decided for: when it has
-                    // ended meanwhile, a process the next run just started would count as its.
-                    let targets = lock.withLock {
-                        current?.serial == processes.serial ? RunProcesses.started(by: threadID, during: processes.runAge) : []
-                    }
+                    // Searched unlocked (it reads /proc), then kept only if the run the signal was
+                    // decided for is still current: had another begun meanwhile, a process it
+                    // just started could have counted as this run's.
+                    let found = RunProcesses.started(by: threadID, during: processes.runAge)
+                    let targets = lock.withLock { current?.serial == processes.serial } ? found : []
                     let count = RunProcesses.signal(processes.signal, to: targets)
                     if count > 0 { logger.info("a stop not taken: signal \(processes.signal) sent to \(count) process(es) of the run") }
                 }

@@ -23,10 +23,11 @@ struct OwnershipRuleTests {
         let files = try #require(FileManager.default.enumerator(at: sources, includingPropertiesForKeys: nil))
             .compactMap { $0 as? URL }.filter { $0.pathExtension == "swift" }
         #expect(files.count > 20, "the sources were not found under \(sources.path)")
+        let pattern = Self.temporaryBorrow
         var found: [String] = []
         for file in files {
             let lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
-            for (index, line) in lines.enumerated() where line.contains(Self.temporaryBorrow) {
+            for (index, line) in lines.enumerated() where line.contains(pattern) {
                 found.append("\(file.path):\(index + 1): \(line.trimmingCharacters(in: .whitespaces))")
             }
         }

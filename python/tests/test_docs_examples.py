@@ -17,6 +17,7 @@ context created for it, unless the docs answer it ``context_not_found``. ``/tmp/
 for a directory of the test's own.
 """
 
+import functools
 import json
 import os
 import re
@@ -142,6 +143,7 @@ class Replay:
         return UUID.sub(lambda match: self.ids.get(match.group(0), match.group(0)), self.text(line))
 
 
+@functools.lru_cache
 def documented_project_contexts(name):
     """Context ids the docs create in /tmp/project (a later example expects them there)."""
     ids = set()
