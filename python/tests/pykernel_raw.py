@@ -115,6 +115,18 @@ class RawServer:
             f"messages so far: {self.summary()}"
         )
 
+    def wait_until(self, check, timeout=DEFAULT_WAIT, what="a condition"):
+        """Waits until ``check(messages)`` (every parsed message so far, in order) is true."""
+        with self._condition:
+            met = self._condition.wait_for(
+                lambda: check([m for _, m in self.messages]) or self.stdout_closed, timeout)
+            if met and check([m for _, m in self.messages]):
+                return
+        raise AssertionError(
+            f"no {what} within {timeout} s (server exit status {self.process.poll()}); "
+            f"messages so far: {self.summary()}"
+        )
+
     def response(self, id, timeout=DEFAULT_WAIT):
         """The response to request ``id``."""
         return self.wait_for(lambda m: is_response(m) and m.get("id") == id, timeout, f"response to id {id!r}")

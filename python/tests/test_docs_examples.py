@@ -1,5 +1,5 @@
-"""The wire examples of docs/protocol.md, docs/process-api.md, docs/mcp.md and README.md, replayed
-against the real ``pykernel serve`` (``pykernel mcp``).
+"""The wire examples of docs/protocol.md, docs/process-api.md, docs/pty.md, docs/mcp.md and
+README.md, replayed against the real ``pykernel serve`` (``pykernel mcp``).
 
 Each fenced block with ``-->`` (sent) and ``<--`` (received) lines is one example (protocol.md's
 each on a server of its own; the others' in order on one, as they go on from each other;
@@ -10,6 +10,8 @@ with what the server sent. Compared: the fields each object has (no field missin
 undocumented), the type of each value, the values that do not depend on the moment (status,
 error names, codes and reasons, streams, kinds and states of contexts, flags) and the list of
 methods. Not compared: texts and numbers that do (ids, pids, paths, durations, messages).
+A terminal's output falls into ``pty.output`` notifications as timing has it: what each documented
+one holds (its escape sequences and carriage returns aside) is awaited in all the terminal wrote.
 
 Ids are UUIDs in the docs: one a response introduces (a context's, a command's) stands for the
 id the server answered there; a context id a request uses first (an example that continues an earlier one) stands for a
@@ -17,6 +19,7 @@ context created for it, unless the docs answer it ``context_not_found``. ``/tmp/
 for a directory of the test's own.
 """
 
+import base64
 import functools
 import json
 import os
@@ -39,6 +42,7 @@ STABLE_TEXT = {"jsonrpc", "method", "status", "reason", "stream", "language", "i
                "field", "type"}
 STABLE_FLAGS = {"stdout_truncated", "stderr_truncated", "interrupted", "password", "is_main_result", "isError", "timed_out"}
 STABLE_LISTS = {"methods"}
+STABLE_NUMBERS = {"code", "exit_code", "signal", "cols", "rows"}
 CONTEXT_NOT_FOUND = -32001
 # A request in a shell session: `$ echo 'REQUEST' | pykernel serve`, its output on the next lines.
 SHELL_REQUEST = re.compile(r"^\$ echo '(\{.*\})' \| pykernel serve$")
@@ -58,7 +62,7 @@ def examples(name):
                         found.append((start, block))
                     block = None
             elif block is not None and line[:4] in ("--> ", "<-- "):
-                block.append((line[:3], number, line[4:].strip()))
+                block.append((line[:3], number, without_comment(line[4:].strip())))
             elif block is not None and (piped := SHELL_REQUEST.match(line.strip())):
                 block.append(("-->", number, piped.group(1)))
             elif block is not None and line.startswith('{"jsonrpc"'):
@@ -66,6 +70,18 @@ def examples(name):
             elif block is not None and line.startswith("$ pykernel serve"):
                 block.append(("$", number, line[len("$ pykernel serve"):].strip()))
     return found
+
+
+def without_comment(text):
+    """A message without the comment after it (``{...}   # what its data decodes to``)."""
+    commented = re.match(r"^(\{.*\})\s{2,}#\s.*$", text)
+    if commented:
+        try:
+            json.loads(commented.group(1))
+            return commented.group(1)
+        except ValueError:
+            pass
+    return text
 
 
 def compare(expected, actual, where, key=None):
@@ -96,7 +112,7 @@ def compare(expected, actual, where, key=None):
     if isinstance(expected, (int, float)):
         if isinstance(actual, bool) or not isinstance(actual, (int, float)):
             return [f"{where}: a number is documented, {json.dumps(actual)[:80]} was sent"]
-        if key == "code" and expected != actual:
+        if key in STABLE_NUMBERS and expected != actual:
             return [f"{where}: documented {expected}, sent {actual}"]
         return []
     if not isinstance(actual, str):
@@ -108,6 +124,17 @@ def compare(expected, actual, where, key=None):
 
 def is_response(message):
     return "id" in message and "method" not in message
+
+
+# What a terminal's output shows: control sequences (CSI) and carriage returns left out.
+TERMINAL_CONTROLS = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\r")
+
+
+def terminal_text(messages, terminal):
+    """What the PTY ``terminal`` has written so far, as ``terminal_text`` shows it."""
+    written = b"".join(base64.b64decode(m["params"]["data"]) for m in messages
+                       if m.get("method") == "pty.output" and m["params"].get("id") == terminal)
+    return TERMINAL_CONTROLS.sub(b"", written)
 
 
 class Replay:
@@ -173,14 +200,23 @@ def replay(session, block):
                 documented = json.loads(session.text(reply_line))
             except ValueError:
                 documented = None  # elided (`...`): an answer whose arrival only is checked
+            if documented is not None and documented.get("method") == "pty.output":
+                terminal, shown = documented["params"]["id"], TERMINAL_CONTROLS.sub(b"", base64.b64decode(documented["params"]["data"]))
+                server.wait_until(lambda messages: shown in terminal_text(messages, terminal), 30,
+                                  f"the output of line {reply_number} ({shown!r})")
+                actual = next(m for m in server.messages_since(0) if m.get("method") == "pty.output" and m["params"].get("id") == terminal)
+                problems += compare(documented, actual, f"line {reply_number}")
+                continue
             if documented is None or is_response(documented):
                 reply_id = documented["id"] if documented else json.loads(re.search(r'"id":(\d+|"[^"]*"|null)', reply_line).group(1))
                 actual = server.wait_for(lambda m: is_response(m) and m.get("id") == reply_id, 30, f"the answer of line {reply_number}")
             else:
-                method, request_id = documented["method"], documented["params"].get("request_id")
+                # A run's notification by its request, a terminal's by its id.
+                method, params = documented["method"], documented["params"]
+                key = "request_id" if "request_id" in params else "id"
                 actual = server.wait_for(
                     lambda m: m.get("method") == method and isinstance(m.get("params"), dict)
-                    and m["params"].get("request_id") == request_id, 30, f"the notification of line {reply_number}")
+                    and m["params"].get(key) == params.get(key), 30, f"the notification of line {reply_number}")
             if documented is not None:
                 session.learn_ids(documented, actual)
                 problems += compare(documented, actual, f"line {reply_number}")
@@ -200,6 +236,13 @@ def test_the_process_api_examples_are_what_the_server_sends(pykernel_bin, tmp_pa
     sessions and commands one makes are used by the next); its chart needs matplotlib."""
     assert os.path.exists(os.path.join(RICH_VENV, "bin", "python")), f"{RICH_VENV} is missing: run scripts/setup"
     check_examples(pykernel_bin, tmp_path, "process-api.md", examples("process-api.md"), ["--venv", RICH_VENV])
+
+
+def test_the_pty_examples_are_what_the_server_sends(pykernel_bin, tmp_path):
+    """docs/pty.md's examples on one server, in order: the PTYs one makes are used by the next."""
+    blocks = examples("pty.md")
+    assert [json.loads(line)["id"] for _, block in blocks for direction, _, line in block if direction == "-->"] == list(range(1, 21))
+    check_examples(pykernel_bin, tmp_path, "pty.md", blocks)
 
 
 def test_the_mcp_examples_are_what_the_server_sends(pykernel_bin, tmp_path):
