@@ -78,6 +78,7 @@ public final class JSONRPCServer: Sendable {
     public func serve() async {
         let reader = Thread { [self] in
             readRequests()
+            openInputs.endOfInput()
             Task {
                 logger.info("end of input; finishing \(inFlight.count) request(s)")
                 await inFlight.waitUntilEmpty()
@@ -497,15 +498,41 @@ extension Array {
 final class OpenInputs: Sendable {
     /// Answers the open request (the engine's or a worker's); throws when it is no longer open.
     typealias Answer = @Sendable (InputReply) throws(RPCError) -> MethodReply
-    private let answers = Mutex<[RequestID: Answer]>([:])
+    /// The open requests; `nil` once the client's input has ended.
+    private let answers = Mutex<[RequestID: Answer]?>([:])
 
-    /// Records (or replaces) the run's open request.
-    func open(_ id: RequestID, _ answer: @escaping Answer) { answers.withLock { $0[id] = answer } }
+    /// Records (or replaces) the run's open request; after the end of input, answers it end of
+    /// file at once instead (no `code.input` can come any more).
+    func open(_ id: RequestID, _ answer: @escaping Answer) {
+        let inputEnded = answers.withLock { answers in
+            guard answers != nil else { return true }
+            answers?[id] = answer
+            return false
+        }
+        if inputEnded { Self.answerEndOfFile(answer) }
+    }
 
     /// Forgets the run (it has ended).
-    func close(_ id: RequestID) { _ = answers.withLock { $0.removeValue(forKey: id) } }
+    func close(_ id: RequestID) { _ = answers.withLock { $0?.removeValue(forKey: id) } }
 
-    func answer(for id: RequestID) -> Answer? { answers.withLock { $0[id] } }
+    func answer(for id: RequestID) -> Answer? { answers.withLock { $0?[id] } }
+
+    /// The client's input has ended: every open request, and each one opened later, is answered
+    /// end of file, as `code.input` with `eof` would (nobody is left to answer; the runs end).
+    func endOfInput() {
+        let open = answers.withLock { answers in
+            defer { answers = nil }
+            return Array((answers ?? [:]).values)
+        }
+        for answer in open { Self.answerEndOfFile(answer) }
+    }
+
+    /// Answers end of file (a process context's answer goes to its worker in a task); a request
+    /// closed meanwhile (its run ended) needs none.
+    private static func answerEndOfFile(_ answer: Answer) {
+        guard case .deferred(let forward) = try? answer(.endOfFile) else { return }
+        Task { _ = try? await forward() }
+    }
 }
 
 /// Fires once; every waiter then returns.

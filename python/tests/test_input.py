@@ -248,3 +248,19 @@ def test_a_run_sent_as_a_notification_gets_end_of_file(raw):
         if result["stdout"] == "True\n":
             break
     assert result["stdout"] == "True\n"
+
+
+def test_the_end_of_the_clients_input_answers_every_wait_end_of_file(raw):
+    """Nobody can answer once the client's input has ended: a run waiting for input then, and
+    each read it makes later, gets end of file (the server finished it and exited; it waited
+    for the run's timeout before, forever without one)."""
+    run_id = raw.request("code.run", {
+        "code": "import sys\nprint(repr(sys.stdin.readline()))\nprint(repr(sys.stdin.read()))\ninput('more? ')",
+        "allow_stdin": True, "timeout": 0})
+    assert input_request(raw, run_id) == {"request_id": run_id, "prompt": "", "password": False}
+    raw.close_stdin()
+    reply = raw.response(run_id, timeout=30)
+    assert reply["result"]["stdout"] == "''\n''\n"
+    assert reply["result"]["error"]["name"] == "EOFError"
+    assert reply["result"]["error"]["traceback"].endswith("EOFError: EOF when reading a line\n")
+    assert raw.wait_exit() == 0
