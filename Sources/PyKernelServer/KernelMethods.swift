@@ -160,9 +160,15 @@ extension JSONRPCServer {
     /// `code.input {request_id, value}` or `{request_id, eof: true}`: answers the open request
     /// for input of the run started by `code.run` request `request_id` (either kind of context).
     private static func input(_ request: Request) throws(RPCError) -> MethodReply {
-        guard let raw = request.params.object["request_id"], let id = RequestID(raw), id != .null else {
+        guard let raw = request.params.object["request_id"] else {
             throw RPCError.invalidParams(
                 "params.request_id is required: the id of the code.run request whose code waits for input.", field: "request_id")
+        }
+        // `null` names a run whose `code.run` had the id null (its `code.input_request` says so).
+        guard let id = RequestID(raw) else {
+            throw RPCError.invalidParams(
+                "params.request_id must be the id of the code.run request whose code waits for input (a string, a number or null), "
+                    + "got \(raw.typeName).", field: "request_id")
         }
         let value = try request.params.optionalString("value")
         let reply: InputReply

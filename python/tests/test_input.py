@@ -202,10 +202,22 @@ def test_code_input_for_a_run_not_waiting_is_invalid_params(raw):
 
 def test_code_input_params_are_checked(raw):
     for params, field in [({}, "request_id"), ({"request_id": 1}, "value"), ({"request_id": 1, "value": 3}, "value"),
-                          ({"request_id": 1, "value": "x", "eof": True}, "value")]:
+                          ({"request_id": 1, "value": "x", "eof": True}, "value"), ({"request_id": ["r"], "value": "x"}, "request_id")]:
         reply = raw.call("code.input", params)
         assert reply["error"]["code"] == -32602, params
         assert reply["error"]["data"]["field"] == field, params
+    reply = raw.call("code.input", {"request_id": ["r"], "value": "x"})
+    assert reply["error"]["message"].endswith("got array.")
+
+
+def test_a_run_whose_request_id_is_null_is_answered_by_request_id_null(raw):
+    """JSON-RPC allows the id null: its run's input request says `request_id: null`, and
+    `code.input` with `request_id: null` answers it (it was refused as missing)."""
+    raw.send({"jsonrpc": "2.0", "id": None, "method": "code.run", "params": {"code": "print(input() * 2)", "allow_stdin": True}})
+    assert input_request(raw, None) == {"request_id": None, "prompt": "", "password": False}
+    assert raw.result("code.input", {"request_id": None, "value": "ab"}) == {}
+    reply = raw.wait_for(lambda m: "method" not in m and m.get("id", 0) is None, what="the response with id null")
+    assert reply["result"]["stdout"] == "abab\n"
 
 
 def test_interrupt_while_waiting_reports_interrupted(raw):
