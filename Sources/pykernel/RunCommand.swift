@@ -30,6 +30,7 @@ struct Run: AsyncParsableCommand {
             throw ValidationError("Give a FILE to run, or -c CODE.")
         }
         guard timeout >= 0 else { throw ValidationError("--timeout must not be negative.") }
+        try ServerOptions.validateVirtualEnvironment(venv)
     }
 
     func run() async throws {

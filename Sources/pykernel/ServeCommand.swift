@@ -55,7 +55,15 @@ struct Serve: AsyncParsableCommand {
             extraMethods: processes.map(ProcessMethods.handlers) ?? [:], processContexts: contexts, defaultIsolation: defaultIsolation)
         let exits = processes.map { ProcessMethods.announceExits(of: $0, through: server) }
         if let command = entrypoint.first, let processes {
-            _ = try await processes.startEntrypoint(command: command, arguments: Array(entrypoint.dropFirst()))
+            do {
+                _ = try await processes.startEntrypoint(command: command, arguments: Array(entrypoint.dropFirst()))
+            } catch {
+                // Descriptor 2 is the engine's capture by now: say it through the log.
+                logger.critical("cannot start the entrypoint: \(error.message)")
+                await contexts.shutdown()
+                await processes.shutdown()
+                throw ExitCode.failure
+            }
         }
         // A worker's SIGTERM and SIGINT are its code's, as python3's process has them (SIGTERM
         // ends it, and its context is answered `crashed`); the server stops a worker by closing

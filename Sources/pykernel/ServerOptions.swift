@@ -54,6 +54,7 @@ struct ServerOptions: ParsableArguments {
     private static let logLevels: [String: Logger.Level] = ["error": .error, "warning": .warning, "info": .info, "debug": .debug]
 
     func validate() throws {
+        try Self.validateVirtualEnvironment(venv)
         guard Self.logLevels[logLevel] != nil else {
             throw ValidationError("--log-level must be one of error, warning, info, debug.")
         }
@@ -68,6 +69,15 @@ struct ServerOptions: ParsableArguments {
             throw ValidationError("--isolation must be namespace or process.")
         }
         if let poolSize, poolSize < 0 || poolSize > 64 { throw ValidationError("--pool-size must be between 0 and 64.") }
+    }
+
+    /// Refuses a `--venv` that is not a virtual environment (its interpreter, `bin/python3` or
+    /// `bin/python`, is how the engine finds its packages): the code would silently run without them.
+    static func validateVirtualEnvironment(_ path: String?) throws {
+        guard let path else { return }
+        guard ["python3", "python"].contains(where: { access("\(path)/bin/\($0)", X_OK) == 0 }) else {
+            throw ValidationError("--venv: \(path) is not a virtual environment (no bin/python3 in it); make one with `python3 -m venv \(path)`.")
+        }
     }
 
     /// What a front serves: the engine, the process API, and the descriptor requests are read from.

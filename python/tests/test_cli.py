@@ -99,6 +99,28 @@ def test_venv_packages_are_importable(pykernel_bin, tmp_path):
     assert without.returncode == 1 and "ModuleNotFoundError" in without.stderr
 
 
+def test_a_venv_that_is_not_one_is_refused_at_start(pykernel_bin, tmp_path):
+    """`--venv` naming no virtual environment (a typo, a directory without bin/python3) stops the
+    program with a message: the code would run without the packages it expects (it did, silently)."""
+    (tmp_path / "empty").mkdir()
+    for path in (str(tmp_path / "missing"), str(tmp_path / "empty")):
+        for command in (["run", "--venv", path, "-c", "pass"], ["serve", "--venv", path], ["mcp", "--venv", path]):
+            done = subprocess.run([pykernel_bin, *command], input="", capture_output=True, text=True, timeout=60)
+            assert done.returncode == 64, (command, done.stderr)
+            assert f"--venv: {path} is not a virtual environment" in done.stderr, done.stderr
+            assert done.stdout == ""
+
+
+def test_an_entrypoint_that_cannot_start_is_said_on_stderr(pykernel_bin, tmp_path):
+    """`pykernel serve -- CMD` whose CMD is missing or not executable exits 1 saying why (it exited
+    1 without a word)."""
+    for command in ("no-such-command-for-pykernel", str(tmp_path)):
+        done = subprocess.run([pykernel_bin, "serve", "--", command], input='{"jsonrpc":"2.0","id":1,"method":"kernel.info"}\n',
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1
+        assert f"cannot start the entrypoint: the entrypoint command '{command}' was not found" in done.stderr, done.stderr
+
+
 def test_run_sets_argv_and_file_like_python3(pykernel_bin, tmp_path):
     program = tmp_path / "args.py"
     program.write_bytes(b"\xef\xbb\xbfimport sys\nprint(sys.argv[1:], __file__ == sys.argv[0])\n")
