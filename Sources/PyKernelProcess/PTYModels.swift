@@ -101,15 +101,42 @@ public struct PTYInfo: Sendable, Hashable {
 
 /// Signals by name, for `pty.kill {signal}`.
 public enum SignalName {
-    /// The number of a signal given as `"TERM"`, `"SIGTERM"` or `"sigterm"`; `nil` if unknown.
+    /// The number of a signal given as `"TERM"`, `"SIGTERM"` or `"sigterm"` — every name `kill -l`
+    /// lists, and the real-time ones as `RTMIN`, `RTMIN+3`, `RTMAX-2`; `nil` if unknown.
     public static func number(_ name: String) -> Int32? {
         let upper = name.uppercased()
-        return table[upper.hasPrefix("SIG") ? String(upper.dropFirst(3)) : upper]
+        let bare = upper.hasPrefix("SIG") ? String(upper.dropFirst(3)) : upper
+        return table[bare] ?? realTime(bare)
     }
 
     private static let table: [String: Int32] = [
-        "HUP": SIGHUP, "INT": SIGINT, "QUIT": SIGQUIT, "KILL": SIGKILL, "USR1": SIGUSR1, "USR2": SIGUSR2,
-        "TERM": SIGTERM, "CONT": SIGCONT, "STOP": SIGSTOP, "TSTP": SIGTSTP, "WINCH": SIGWINCH, "ALRM": SIGALRM,
-        "PIPE": SIGPIPE,
+        "HUP": SIGHUP, "INT": SIGINT, "QUIT": SIGQUIT, "ILL": SIGILL, "TRAP": SIGTRAP, "ABRT": SIGABRT, "IOT": SIGIOT,
+        "BUS": SIGBUS, "FPE": SIGFPE, "KILL": SIGKILL, "USR1": SIGUSR1, "SEGV": SIGSEGV, "USR2": SIGUSR2,
+        "PIPE": SIGPIPE, "ALRM": SIGALRM, "TERM": SIGTERM, "STKFLT": SIGSTKFLT, "CHLD": SIGCHLD, "CLD": SIGCHLD,
+        "CONT": SIGCONT, "STOP": SIGSTOP, "TSTP": SIGTSTP, "TTIN": SIGTTIN, "TTOU": SIGTTOU, "URG": SIGURG,
+        "XCPU": SIGXCPU, "XFSZ": SIGXFSZ, "VTALRM": SIGVTALRM, "PROF": SIGPROF, "WINCH": SIGWINCH, "IO": SIGIO,
+        "POLL": SIGPOLL, "PWR": SIGPWR, "SYS": SIGSYS,
     ]
+
+    /// `RTMIN`, `RTMIN+n`, `RTMAX`, `RTMAX-n` within glibc's real-time range.
+    private static func realTime(_ name: String) -> Int32? {
+        let (low, high) = (__libc_current_sigrtmin(), __libc_current_sigrtmax())
+        let base: Int32
+        let sign: Int32
+        if name.hasPrefix("RTMIN") {
+            (base, sign) = (low, 1)
+        } else if name.hasPrefix("RTMAX") {
+            (base, sign) = (high, -1)
+        } else {
+            return nil
+        }
+        let rest = name.dropFirst(5)
+        var offset: Int32 = 0
+        if !rest.isEmpty {
+            guard rest.first == (sign > 0 ? "+" : "-"), let value = Int32(rest.dropFirst()), value >= 0 else { return nil }
+            offset = value
+        }
+        let number = base + sign * offset
+        return (low...high).contains(number) ? number : nil
+    }
 }

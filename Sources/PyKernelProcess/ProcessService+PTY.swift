@@ -129,18 +129,34 @@ final class PTYTable: Sendable {
             guard !s.closed else { return false }
             if s.sessions.updateValue(session, forKey: session.id) != nil { s.order.removeAll { $0 == session.id } }
             s.order.append(session.id)
-            let exited = s.order.filter { s.sessions[$0]?.hasExited == true }
-            for id in exited.dropLast(Self.exitedKept) {
-                s.sessions[id] = nil
-                s.order.removeAll { $0 == id }
-            }
+            Self.forgetOldExited(&s)
             return true
         }
     }
 
-    func session(_ id: String) -> PTYSession? { state.withLock { $0.sessions[id] } }
+    func session(_ id: String) -> PTYSession? {
+        state.withLock { s in
+            Self.forgetOldExited(&s)
+            return s.sessions[id]
+        }
+    }
 
-    func all() -> [PTYSession] { state.withLock { s in s.order.compactMap { s.sessions[$0] } } }
+    func all() -> [PTYSession] {
+        state.withLock { s in
+            Self.forgetOldExited(&s)
+            return s.order.compactMap { s.sessions[$0] }
+        }
+    }
+
+    /// Keeps the ``exitedKept`` most recent exited PTYs (checked where PTYs are looked at: a
+    /// burst of short ones that exit after their creation is cut down at the next look).
+    private static func forgetOldExited(_ s: inout State) {
+        let exited = s.order.filter { s.sessions[$0]?.hasExited == true }
+        guard exited.count > exitedKept else { return }
+        let forgotten = Set(exited.dropLast(exitedKept))
+        for id in forgotten { s.sessions[id] = nil }
+        s.order.removeAll { forgotten.contains($0) }
+    }
 
     /// Ends every PTY's session (SIGHUP, the grace period, SIGKILL) and refuses new ones.
     func shutdown(grace: Duration) async {

@@ -199,6 +199,35 @@ def test_kill_ends_the_process_group(pk, mark):
     handle.kill()  # exited: nothing happens
 
 
+def test_kill_takes_every_signal_name_kill_l_lists(pk):
+    """`pty.kill`'s `signal` by any name (with or without SIG, any case) and the real-time ones as
+    RTMIN+n / RTMAX-n: SEGV, ABRT, XCPU, ... were refused as unknown while their numbers worked."""
+    for name, number in [("SEGV", signal.SIGSEGV), ("SIGABRT", signal.SIGABRT), ("xcpu", signal.SIGXCPU),
+                         ("SIGSYS", signal.SIGSYS), ("RTMIN+2", signal.SIGRTMIN + 2), ("RTMAX", signal.SIGRTMAX)]:
+        handle = pk.create_pty(command="sleep", args=["30"])
+        handle.kill(name)
+        assert handle.wait(timeout=20) == 128 + number, name
+        assert handle.signal == number, name
+    for name in ("NOPE", "RTMIN+99", "RTMAX+1", "RTMIN-1", "SIG"):
+        with pytest.raises(InvalidParamsError) as unknown:
+            pk.call("pty.kill", {"id": handle.id, "signal": name})
+        assert unknown.value.field == "signal", name
+
+
+def test_a_burst_of_short_ptys_keeps_the_256_most_recent_exited_ones(pk):
+    """pty.md: the server keeps the 256 most recent exited PTYs. A burst of 300 that all exit
+    before the next `pty.create` kept all 300 (the older ones were let go at a creation only)."""
+    handles = [pk.create_pty(id=f"burst{index}", command="true") for index in range(300)]
+    for handle in handles:
+        handle.wait(timeout=30)
+    listed = [info.id for info in pk.list_ptys()]
+    assert listed == [f"burst{index}" for index in range(44, 300)]
+    with pytest.raises(PyKernelError) as forgotten:
+        pk.get_pty("burst0")
+    assert forgotten.value.code == -32017
+    assert pk.get_pty("burst299").exit_code == 0
+
+
 def test_twenty_ptys_leave_nothing_behind(pk, mark):
     server = pk.pid
     # The SIGTERM and SIGINT sources are registered by the dispatch library after the server
