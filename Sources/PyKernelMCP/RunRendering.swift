@@ -30,13 +30,14 @@ enum RunRendering {
     }
 
     /// stdout as text, then stderr as text starting `[stderr]`, each with a note where the output
-    /// limit cut its middle out; nothing for an empty stream.
+    /// limit cut its middle out (the note alone when the limit kept nothing); nothing for a stream
+    /// that wrote nothing.
     static func outputContent(stdout: (text: String, omitted: Int), stderr: (text: String, omitted: Int), limit: Int) -> [Tool.Content] {
         var content: [Tool.Content] = []
-        if !stdout.text.isEmpty {
+        if !stdout.text.isEmpty || stdout.omitted > 0 {
             content.append(.plainText(withCutNote(stdout.text, omitted: stdout.omitted, limit: limit, stream: "stdout")))
         }
-        if !stderr.text.isEmpty {
+        if !stderr.text.isEmpty || stderr.omitted > 0 {
             content.append(.plainText("[stderr]\n" + withCutNote(stderr.text, omitted: stderr.omitted, limit: limit, stream: "stderr")))
         }
         return content

@@ -287,6 +287,19 @@ def test_malformed_messages_get_invalid_request_with_a_null_id(pykernel_bin):
     assert sorted(answer["id"] for answer in answers if "result" in answer) == [1, 7]
 
 
+def test_output_cut_to_nothing_still_says_how_much_was_cut(pykernel_bin):
+    """`--max-output-bytes 0` keeps no byte of output: the content says how many were cut (it
+    said "[no output]")."""
+    async def body(client):
+        return await client.call_tool("run_python", {"code": "import sys\nprint('x' * 20)\nprint('oops', file=sys.stderr)"})
+    result = session(pykernel_bin, body, "--max-output-bytes", "0")
+    assert [item.text for item in result.content] == [
+        "\n[… 21 bytes of stdout cut here: the output limit keeps the first and last 0 bytes …]\n",
+        "[stderr]\n\n[… 5 bytes of stderr cut here: the output limit keeps the first and last 0 bytes …]\n"]
+    assert result.structured_content["stdout_omitted_bytes"] == 21
+    assert result.structured_content["stderr_omitted_bytes"] == 5
+
+
 def test_rich_results_become_content_and_images_are_image_content(pykernel_bin, isolation):
     code = (
         "import struct, zlib\n"
