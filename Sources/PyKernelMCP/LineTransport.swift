@@ -19,7 +19,8 @@ import MCP
 /// requests and closed its end lost every answer still in progress; and MCP's stdio clients close
 /// their end to shut the server down, so a run still going after the grace is not waited for. A
 /// line that is not JSON is answered here, with a null id as JSON-RPC says (the SDK answered it
-/// with a random id).
+/// with a random id), and so is JSON the SDK would not answer as JSON-RPC and MCP say (not
+/// JSON-RPC, or a request whose params it cannot decode: ``rejection(_:)``).
 actor LineTransport: Transport {
     nonisolated let logger: Logger
     private let input: Int32
@@ -58,8 +59,8 @@ actor LineTransport: Transport {
                             "Parse error: \(error)", data: ["offset": .integer(Int64(error.offset))])))
                         continue
                     }
-                    if let problem = Self.invalidRequest(message) {
-                        try? await write(RPCMessage.errorResponse(id: nil, error: .invalidRequest("Invalid Request: \(problem)")))
+                    if let rejection = Self.rejection(message) {
+                        try? await write(RPCMessage.errorResponse(id: rejection.id, error: rejection.error))
                         continue
                     }
                     noteRead(message)
@@ -151,17 +152,65 @@ actor LineTransport: Transport {
         }
     }
 
-    /// Why a message read is not one the SDK answers (it dropped these, or answered them under a
-    /// random id): not an object or a batch of them, an empty batch, or a request whose id is not
-    /// a string or an integer (MCP: "the ID MUST NOT be null"). `nil`: hand it to the SDK.
-    private static func invalidRequest(_ message: JSONValue) -> String? {
+    /// The answer to a message read that is not handed to the SDK: the error, and the id it echoes
+    /// (`nil`: null).
+    private struct Rejection {
+        let id: RequestID?
+        let error: RPCError
+    }
+
+    /// How to answer a message the SDK does not answer as JSON-RPC and MCP say; `nil`: hand it to
+    /// the SDK. The SDK dropped some of these, answered others under a random id, JSON that is not
+    /// JSON-RPC with -32700 "Invalid message format" and params it could not decode with -32603
+    /// "The data isn't in the correct format". These are: not an object or a batch of them, an
+    /// empty batch, a missing or wrong `"jsonrpc": "2.0"`, a `method` that is missing (not a
+    /// response either) or not a string, a request whose id is not a string or an integer (MCP:
+    /// "the ID MUST NOT be null") — -32600, echoing the id when it is one — and a request whose
+    /// params the SDK cannot decode (``paramsProblem(method:_:)``) — -32602. A batch with such a
+    /// message in it is answered once, with a null id.
+    private static func rejection(_ message: JSONValue) -> Rejection? {
         if let batch = message.arrayValue {
-            if batch.isEmpty { return "a batch must not be empty" }
-            return batch.lazy.compactMap(invalidRequest).first
+            if batch.isEmpty { return invalidRequest(id: nil, "a batch must not be empty") }
+            return batch.lazy.compactMap(rejection).first.map { Rejection(id: nil, error: $0.error) }
         }
-        guard case .object = message else { return "a message must be a JSON object" }
-        guard message["method"] != nil, let id = message["id"] else { return nil }
-        return answerableID(id) == nil ? "a request's id must be a string or an integer (never null in MCP)" : nil
+        guard case .object = message else { return invalidRequest(id: nil, "a message must be a JSON object") }
+        let rawID = message["id"]
+        let id = rawID.flatMap(answerableID)
+        guard let version = message["jsonrpc"] else { return invalidRequest(id: id, "missing \"jsonrpc\": \"2.0\"") }
+        guard version.stringValue == "2.0" else { return invalidRequest(id: id, "\"jsonrpc\" must be \"2.0\"") }
+        guard let method = message["method"] else {
+            let isResponse = rawID != nil && (message["result"] != nil || message["error"] != nil)
+            return isResponse ? nil : invalidRequest(id: id, "\"method\" is required (a string)")
+        }
+        guard let name = method.stringValue else { return invalidRequest(id: id, "\"method\" must be a string, got \(method.typeName)") }
+        guard rawID != nil else { return nil }  // a notification: nothing to answer
+        guard let id else { return invalidRequest(id: nil, "a request's id must be a string or an integer (never null in MCP)") }
+        guard let problem = paramsProblem(method: name, message["params"]) else { return nil }
+        // As the SDK writes `MCPError.invalidParams(problem)`, the error of a bad tool argument.
+        return Rejection(id: id, error: RPCError(
+            code: RPCError.Code.invalidParams, message: "Invalid params: \(problem)", data: ["detail": .string(problem)]))
+    }
+
+    private static func invalidRequest(id: RequestID?, _ problem: String) -> Rejection {
+        Rejection(id: id, error: .invalidRequest("Invalid Request: \(problem)"))
+    }
+
+    /// What is wrong with a request's params that the SDK cannot decode: params that are not an
+    /// object (MCP's always are), and a `tools/call` without params, without a tool `name` as a
+    /// string, or with `arguments` or `_meta` that are not objects. `nil`: nothing of that.
+    private static func paramsProblem(method: String, _ params: JSONValue?) -> String? {
+        let params = params.flatMap { $0.isNull ? nil : $0 }
+        if let params, params.objectValue == nil { return "\"params\" must be an object, got \(params.typeName)" }
+        guard method == CallTool.name else { return nil }
+        guard let params else { return "tools/call: \"params\" is required (an object with the tool's \"name\" and its \"arguments\")" }
+        guard let name = params["name"], !name.isNull else { return "tools/call: \"params.name\" is required (the tool's name, a string)" }
+        guard name.stringValue != nil else { return "tools/call: \"params.name\" must be a string (the tool's name), got \(name.typeName)" }
+        for member in ["arguments", "_meta"] {
+            if let value = params[member], !value.isNull, value.objectValue == nil {
+                return "tools/call: \"params.\(member)\" must be an object, got \(value.typeName)"
+            }
+        }
+        return nil
     }
 
     private static func isWhitespace(_ byte: UInt8) -> Bool {

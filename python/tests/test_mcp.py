@@ -287,6 +287,48 @@ def test_malformed_messages_get_invalid_request_with_a_null_id(pykernel_bin):
     assert sorted(answer["id"] for answer in answers if "result" in answer) == [1, 7]
 
 
+def test_malformed_calls_and_messages_that_are_not_json_rpc_say_what_is_wrong(pykernel_bin):
+    """Params the SDK cannot decode are -32602 naming the field (were -32603 "The data isn't in
+    the correct format"); JSON that is not JSON-RPC is -32600 echoing its id (was -32700 "Invalid
+    message format"); the server answers what follows."""
+    call = {"jsonrpc": "2.0", "method": "tools/call"}
+    lines = [HANDSHAKE[0],
+             {**call, "id": 2},
+             {**call, "id": 3, "params": {"arguments": {"code": "1"}}},
+             {**call, "id": 4, "params": {"name": 5}},
+             {**call, "id": 5, "params": {"name": "run_python", "arguments": ["print(1)"]}},
+             {**call, "id": 6, "params": {"name": "run_python", "arguments": "code"}},
+             {**call, "id": 7, "params": {"name": "run_python", "arguments": {"code": "1"}, "_meta": 5}},
+             {"jsonrpc": "2.0", "id": 8, "method": "tools/list", "params": 5},
+             {"jsonrpc": "1.0", "id": 9, "method": "ping"},
+             {"id": "ten", "method": "ping"},
+             {"jsonrpc": "2.0", "id": 11},
+             {"jsonrpc": "2.0", "id": 12, "method": 5},
+             {"jsonrpc": "2.0", "method": 5},
+             {**call, "id": 13, "params": {"name": "run_python", "arguments": {"code": "print('fine')"}}}]
+    server = raw_server(pykernel_bin, "namespace")
+    stdout, _ = server.communicate(b"".join(json.dumps(line).encode() + b"\n" for line in lines), timeout=60)
+    answers = {answer["id"]: answer for answer in map(json.loads, stdout.decode().splitlines())}
+    errors = {id: (answer["error"]["code"], answer["error"]["message"]) for id, answer in answers.items() if "error" in answer}
+    params, request = "Invalid params: ", "Invalid Request: "
+    assert errors == {
+        2: (-32602, params + 'tools/call: "params" is required (an object with the tool\'s "name" and its "arguments")'),
+        3: (-32602, params + 'tools/call: "params.name" is required (the tool\'s name, a string)'),
+        4: (-32602, params + 'tools/call: "params.name" must be a string (the tool\'s name), got number'),
+        5: (-32602, params + 'tools/call: "params.arguments" must be an object, got array'),
+        6: (-32602, params + 'tools/call: "params.arguments" must be an object, got string'),
+        7: (-32602, params + 'tools/call: "params._meta" must be an object, got number'),
+        8: (-32602, params + '"params" must be an object, got number'),
+        9: (-32600, request + '"jsonrpc" must be "2.0"'),
+        "ten": (-32600, request + 'missing "jsonrpc": "2.0"'),
+        11: (-32600, request + '"method" is required (a string)'),
+        12: (-32600, request + '"method" must be a string, got number'),
+        None: (-32600, request + '"method" must be a string, got number'),
+    }, errors
+    assert answers[2]["error"]["data"] == {"detail": 'tools/call: "params" is required (an object with the tool\'s "name" and its "arguments")'}
+    assert answers[13]["result"]["content"] == [{"type": "text", "text": "fine\n"}]
+
+
 def test_output_cut_to_nothing_still_says_how_much_was_cut(pykernel_bin):
     """`--max-output-bytes 0` keeps no byte of output: the content says how many were cut (it
     said "[no output]")."""
