@@ -65,7 +65,16 @@ public final class MCPFront: Sendable {
             capabilities: .init(tools: .init(listChanged: false)))
         await server.withMethodHandler(ListTools.self) { _ in .init(tools: ToolCatalog.tools) }
         await server.withMethodHandler(CallTool.self) { [self] params in
-            try await call(params, server: server)
+            // A call the client cancelled is not answered (MCP), whatever it ended with (a run
+            // its interrupted result): the SDK sends no response when the handler throws this.
+            let result: CallTool.Result
+            do {
+                result = try await call(params, server: server)
+            } catch where Task.isCancelled {
+                throw CancellationError()
+            }
+            try Task.checkCancellation()
+            return result
         }
         let transport = LineTransport(input: input, output: output, logger: logger)
         try await server.start(transport: transport)

@@ -329,6 +329,37 @@ def test_malformed_calls_and_messages_that_are_not_json_rpc_say_what_is_wrong(py
     assert answers[13]["result"]["content"] == [{"type": "text", "text": "fine\n"}]
 
 
+def test_a_cancelled_call_is_stopped_and_not_answered(pykernel_bin, isolation):
+    """MCP: no response to a cancelled request (the interrupted run's result was sent, a
+    KeyboardInterrupt traceback under the cancelled id). The request counts as answered: at the
+    end of input the server does not wait for it."""
+    server = raw_server(pykernel_bin, isolation)
+
+    def send(message):
+        server.stdin.write((json.dumps(message) + "\n").encode())
+        server.stdin.flush()
+    for message in HANDSHAKE:
+        send(message)
+    assert json.loads(server.stdout.readline())["id"] == 1
+    send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "run_python", "arguments": {"code": "state = 'kept'\nprint('sleeping', flush=True)\nimport time\ntime.sleep(30)"},
+        "_meta": {"progressToken": "sleep"}}})
+    assert json.loads(server.stdout.readline())["params"]["message"] == "sleeping\n"
+    send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 3, "reason": "test"}})
+    send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+        "name": "run_python", "arguments": {"code": "print(state)"}}})
+    messages = []
+    while not messages or messages[-1].get("id") != 4:
+        messages.append(json.loads(server.stdout.readline()))
+    time.sleep(0.5)  # time for an answer to the cancelled call to come out (it did)
+    stdout, stderr = server.communicate(timeout=60)
+    assert server.returncode == 0
+    answers = [answer for answer in messages + list(map(json.loads, stdout.decode().splitlines())) if "id" in answer]
+    assert [answer["id"] for answer in answers] == [4], answers
+    assert answers[0]["result"]["content"] == [{"type": "text", "text": "kept\n"}]
+    assert b"still running" not in stderr, stderr.decode()
+
+
 def test_output_cut_to_nothing_still_says_how_much_was_cut(pykernel_bin):
     """`--max-output-bytes 0` keeps no byte of output: the content says how many were cut (it
     said "[no output]")."""
