@@ -196,11 +196,19 @@ actor LineTransport: Transport {
     }
 
     /// What is wrong with a request's params that the SDK cannot decode: params that are not an
-    /// object (MCP's always are), and a `tools/call` without params, without a tool `name` as a
+    /// object (MCP's always are); an `initialize` without a string `protocolVersion`, a
+    /// `capabilities` object or a `clientInfo` with string `name` and `version`; a list's `cursor`
+    /// that is not a string; and a `tools/call` without params, without a tool `name` as a
     /// string, or with `arguments` or `_meta` that are not objects. `nil`: nothing of that.
     private static func paramsProblem(method: String, _ params: JSONValue?) -> String? {
         let params = params.flatMap { $0.isNull ? nil : $0 }
         if let params, params.objectValue == nil { return "\"params\" must be an object, got \(params.typeName)" }
+        if method == Initialize.name { return initializeProblem(params) }
+        if [ListTools.name, ListResources.name, ListPrompts.name, ListResourceTemplates.name].contains(method),
+            let cursor = params?["cursor"], !cursor.isNull, cursor.stringValue == nil
+        {
+            return "\(method): \"params.cursor\" must be a string (the nextCursor of an earlier page), got \(cursor.typeName)"
+        }
         guard method == CallTool.name else { return nil }
         guard let params else { return "tools/call: \"params\" is required (an object with the tool's \"name\" and its \"arguments\")" }
         guard let name = params["name"], !name.isNull else { return "tools/call: \"params.name\" is required (the tool's name, a string)" }
@@ -209,6 +217,25 @@ actor LineTransport: Transport {
             if let value = params[member], !value.isNull, value.objectValue == nil {
                 return "tools/call: \"params.\(member)\" must be an object, got \(value.typeName)"
             }
+        }
+        return nil
+    }
+
+    /// What the SDK could not decode in `initialize`'s params (see ``paramsProblem(method:_:)``).
+    private static func initializeProblem(_ params: JSONValue?) -> String? {
+        let method = Initialize.name
+        guard let params else { return "\(method): \"params\" is required (protocolVersion, capabilities, clientInfo)" }
+        guard let version = params["protocolVersion"], version.stringValue != nil else {
+            return "\(method): \"params.protocolVersion\" is required (a string such as \"2025-06-18\")"
+        }
+        guard let capabilities = params["capabilities"], capabilities.objectValue != nil else {
+            return "\(method): \"params.capabilities\" is required (an object, {} for none)"
+        }
+        guard let info = params["clientInfo"], info.objectValue != nil else {
+            return "\(method): \"params.clientInfo\" is required (an object with the client's \"name\" and \"version\")"
+        }
+        for member in ["name", "version"] where info[member]?.stringValue == nil {
+            return "\(method): \"params.clientInfo.\(member)\" is required (a string)"
         }
         return nil
     }

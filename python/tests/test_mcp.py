@@ -305,6 +305,14 @@ def test_malformed_calls_and_messages_that_are_not_json_rpc_say_what_is_wrong(py
              {"jsonrpc": "2.0", "id": 11},
              {"jsonrpc": "2.0", "id": 12, "method": 5},
              {"jsonrpc": "2.0", "method": 5},
+             {"jsonrpc": "2.0", "id": 14, "method": "tools/list", "params": {"cursor": 5}},
+             {"jsonrpc": "2.0", "id": 15, "method": "initialize"},
+             {"jsonrpc": "2.0", "id": 16, "method": "initialize", "params": {"capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}},
+             {"jsonrpc": "2.0", "id": 17, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": [],
+                                                                             "clientInfo": {"name": "c", "version": "1"}}},
+             {"jsonrpc": "2.0", "id": 18, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}}},
+             {"jsonrpc": "2.0", "id": 19, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                                                                             "clientInfo": {"name": "c"}}},
              {**call, "id": 13, "params": {"name": "run_python", "arguments": {"code": "print('fine')"}}}]
     server = raw_server(pykernel_bin, "namespace")
     stdout, _ = server.communicate(b"".join(json.dumps(line).encode() + b"\n" for line in lines), timeout=60)
@@ -324,6 +332,12 @@ def test_malformed_calls_and_messages_that_are_not_json_rpc_say_what_is_wrong(py
         11: (-32600, request + '"method" is required (a string)'),
         12: (-32600, request + '"method" must be a string, got number'),
         None: (-32600, request + '"method" must be a string, got number'),
+        14: (-32602, params + 'tools/list: "params.cursor" must be a string (the nextCursor of an earlier page), got number'),
+        15: (-32602, params + 'initialize: "params" is required (protocolVersion, capabilities, clientInfo)'),
+        16: (-32602, params + 'initialize: "params.protocolVersion" is required (a string such as "2025-06-18")'),
+        17: (-32602, params + 'initialize: "params.capabilities" is required (an object, {} for none)'),
+        18: (-32602, params + 'initialize: "params.clientInfo" is required (an object with the client\'s "name" and "version")'),
+        19: (-32602, params + 'initialize: "params.clientInfo.version" is required (a string)'),
     }, errors
     assert answers[2]["error"]["data"] == {"detail": 'tools/call: "params" is required (an object with the tool\'s "name" and its "arguments")'}
     assert answers[13]["result"]["content"] == [{"type": "text", "text": "fine\n"}]
