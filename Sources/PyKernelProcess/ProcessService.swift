@@ -500,7 +500,7 @@ public final class ProcessService: Sendable {
         }
         await withTaskGroup(of: Void.self) { group in
             for session in sessions {
-                group.addTask { await session.terminate() }
+                group.addTask { await session.terminate(byShutdown: true) }
             }
             group.addTask { [terminals, configuration] in await terminals.shutdown(grace: configuration.killGracePeriod) }
         }

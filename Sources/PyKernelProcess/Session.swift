@@ -33,6 +33,8 @@ final class Session: Sendable {
         var allShells: [SessionShell] = []
         var nextSeq = 1
         var deleted = false
+        /// Ended by the service's shutdown rather than by `session.delete`.
+        var endedByShutdown = false
         var lastDirectory: String
         var entrypoint: ChildProcess?
     }
@@ -59,6 +61,9 @@ final class Session: Sendable {
     }
 
     var isDeleted: Bool { state.withLock { $0.deleted } }
+
+    /// Whether the service's shutdown ended the session (see ``terminate(byShutdown:)``).
+    var isEndedByShutdown: Bool { state.withLock { $0.endedByShutdown } }
 
     var info: SessionInfo {
         SessionInfo(sessionId: id, commands: state.withLock { $0.commands }.map(\.info))

@@ -85,6 +85,9 @@ public struct SessionLogStream: AsyncSequence, Sendable {
                 }
                 if session.isDeleted && !command.exited.isSet {
                     finished = true
+                    if session.isEndedByShutdown {
+                        throw ProcessAPIError(.shuttingDown, "The process service is shutting down; the logs of session '\(session.id)' are no longer followed.")
+                    }
                     throw ProcessAPIError(.sessionNotFound, "session '\(session.id)' was deleted while its logs were followed")
                 }
                 await pause(0.025)

@@ -9,9 +9,12 @@ extension Session {
     /// Ends the shell(s) and every process the session started — `SIGTERM`, the grace period,
     /// then `SIGKILL` — and removes the session's directory. Commands still running end with
     /// exit code 137; asynchronous ones are announced on the exit events.
-    func terminate() async {
+    /// - Parameter byShutdown: The service is shutting down (not a `session.delete`): a follow of
+    ///   its logs then ends with `shutting_down`.
+    func terminate(byShutdown: Bool = false) async {
         let (shells, commands, entrypoint) = state.withLock { s in
             s.deleted = true
+            s.endedByShutdown = byShutdown
             s.shell = nil
             return (s.allShells, s.commands, s.entrypoint)
         }

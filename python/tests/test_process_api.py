@@ -4,6 +4,7 @@ product docs. Processes left behind are looked for in /proc by an environment ma
 every process of the test inherits."""
 
 import os
+import signal
 import threading
 import time
 import uuid
@@ -13,6 +14,7 @@ import pytest
 from pykernel import PyKernel
 from pykernel.errors import InvalidParamsError, PyKernelError
 from pykernel import SessionExecuteRequest, SessionExitedEvent
+from pykernel_raw import RawServer
 
 
 @pytest.fixture
@@ -371,3 +373,21 @@ def test_entrypoint_session(pykernel_bin, tmp_path):
     finally:
         client.close()
     assert client.returncode == 0
+
+
+def test_a_follow_running_at_shutdown_is_answered_shutting_down(pykernel_bin):
+    """SIGTERM while `session.logs` follows a command: -32005 `shutting_down` (it said -32010,
+    the session "was deleted", which the client never did)."""
+    server = RawServer(pykernel_bin)
+    try:
+        server.result("session.create", {"id": "s"})
+        cmd = server.result("session.exec", {"session": "s", "command": "echo started; sleep 60", "run_async": True})["cmd_id"]
+        follow = server.request("session.logs", {"session": "s", "cmd_id": cmd, "follow": True})
+        server.wait_for(lambda m: m.get("method") == "session.output" and m["params"].get("request_id") == follow,
+                        what="the followed command's output")
+        server.process.send_signal(signal.SIGTERM)
+        error = server.response(follow)["error"]
+        assert (error["code"], error["data"]["reason"]) == (-32005, "shutting_down"), error
+        assert server.wait_exit() == 0
+    finally:
+        server.kill()
