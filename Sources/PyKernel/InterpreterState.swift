@@ -211,6 +211,8 @@ final class InterpreterState {
         let endProcess = try PyOwned.nativeFunction(name: "end_process", ForkedChildren.endProcess)
         let engineKeeps = try PyOwned.nativeFunction(name: "engine_keeps", NativeDescriptors.engineKeeps)
         try module.setAttribute("engine_keeps", engineKeeps.borrowed)
+        let openContextPipe = try PyOwned.nativeFunction(name: "open_context_pipe", NativeDescriptors.openContextPipe)
+        try module.setAttribute("open_context_pipe", openContextPipe.borrowed)
         let installForkHooks = try module.attribute("install_fork_hooks")
         _ = try installForkHooks.borrowed.call(
             blockSignals.borrowed, restoreSignals.borrowed, childBegins.borrowed, endProcess.borrowed)

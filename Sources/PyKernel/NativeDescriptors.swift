@@ -1,4 +1,5 @@
 import EmbeddedPython
+import Glibc
 import PyKernelSupport
 
 /// The runtime's view of ``EngineDescriptors``.
@@ -10,5 +11,22 @@ enum NativeDescriptors {
             return PyOwned(retaining: .false).transfer()
         }
         return PyOwned(retaining: EngineDescriptors.keeps(number) ? PyBorrowed.true : PyBorrowed.false).transfer()
+    }
+
+    /// `open_context_pipe(fd)`: for a process the calling thread is about to start, the write end
+    /// of a new pipe of the context whose code started the thread, to become the process's
+    /// descriptor `fd` (1 or 2) — ``OutputHub/pipeForThreadProcess(of:target:)``; `None` on the
+    /// interpreter thread, for a thread no context started, and when `fd` is not the engine's.
+    static let openContextPipe: NativeFunctionPointer = { _, argument in
+        let runtime = EmbeddedRuntime.current
+        guard let descriptor = PyBorrowed(argument)?.integerValue, descriptor == 1 || descriptor == 2,
+            let owner = runtime.threadOwners.ownerOfCurrentThread(),
+            let writeEnd = runtime.output.pipeForThreadProcess(of: owner, target: Int32(descriptor))
+        else { return PyOwned(retaining: .none).transfer() }
+        guard let number = try? PyOwned.integer(Int(writeEnd)) else {
+            close(writeEnd)
+            return nil  // the Python error stays set: the caller raises it
+        }
+        return number.transfer()
     }
 }

@@ -140,6 +140,37 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
         }
     }
 
+    /// A process that a thread of `context`'s code starts (off the interpreter thread: the
+    /// runtime asks when the thread spawns, see `pykernel_runtime.open_context_pipes`) gets a
+    /// new pipe of that context's for `target` (1 or 2) through its spawn, which puts the
+    /// returned write end (close-on-exec) on `target` in the child only: descriptors 1 and 2 of
+    /// this process stay as they are for the interpreter thread, whose run may be another
+    /// context's. A deleted context's pipe has no reader (the process's writes fail, as those
+    /// of the processes it started in its runs do). `nil` when `target` is not the engine's at
+    /// the moment (the code redirected it: the process inherits that) or no pipe can be made.
+    func pipeForThreadProcess(of context: ContextID, target: Int32) -> Int32? {
+        descriptorActivity.store(true, ordering: .relaxed)
+        let current = CaptureWriteEnd.identity(of: target)
+        let (engines, live): (Bool, Bool) = lock.withLock {
+            guard let current, let shared = captureWriteEnds.first(where: { $0.target == target }) else { return (false, false) }
+            return (shared.identity == current || ownedPipes.values.contains { $0.identity == current }, liveContexts.contains(context))
+        }
+        guard engines else { return nil }
+        guard live else {
+            var ends: [Int32] = [0, 0]
+            guard pipe(&ends) == 0 else { return nil }
+            close(ends[0])
+            _ = fcntl(ends[1], F_SETFD, FD_CLOEXEC)
+            return ends[1]
+        }
+        guard let (readEnd, writeEnd, owned) = OwnedPipe.open(for: target, of: context, logger: logger) else { return nil }
+        lock.withLock {
+            ownedPipes[readEnd] = owned
+            pipeSetChangedLocked()
+        }
+        return writeEnd
+    }
+
     /// Starts keeping output of threads `context` starts (for its next run).
     func track(_ context: ContextID) {
         lock.withLock { _ = liveContexts.insert(context) }
@@ -515,24 +546,33 @@ private struct OwnedPipe: Sendable {
     /// and kept by the engine; `nil` when no pipe can be made (no descriptor left: the processes
     /// keep the shared pipe).
     static func make(for target: Int32, of context: ContextID, logger: Logger) -> (readEnd: Int32, OwnedPipe)? {
+        guard let (readEnd, writeEnd, owned) = open(for: target, of: context, logger: logger) else { return nil }
+        let moved = dup2(writeEnd, target) >= 0
+        close(writeEnd)
+        guard moved else {
+            EngineDescriptors.forget(readEnd)
+            close(readEnd)
+            return nil
+        }
+        return (readEnd, owned)
+    }
+
+    /// A pipe for `target` (1 or 2) of `context`'s processes: its read end close-on-exec,
+    /// non-blocking and kept by the engine, its write end close-on-exec for the caller to hand
+    /// to one spawn and close.
+    static func open(for target: Int32, of context: ContextID, logger: Logger) -> (readEnd: Int32, writeEnd: Int32, OwnedPipe)? {
         var ends: [Int32] = [0, 0]
         guard pipe(&ends) == 0 else {
             logger.warning("no pipe for a context's processes (\(String(cString: strerror(errno)))); they write into the shared capture")
             return nil
         }
         _ = fcntl(ends[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(ends[1], F_SETFD, FD_CLOEXEC)
         _ = fcntl(ends[0], F_SETFL, fcntl(ends[0], F_GETFL) | O_NONBLOCK)
         _ = fcntl(ends[0], OutputHub.setPipeSize, 1 << 20)  // as the shared pipes (best effort)
         EngineDescriptors.keep(ends[0])
         let identity = CaptureWriteEnd.identity(of: ends[0]) ?? (0, 0)
-        let moved = dup2(ends[1], target) >= 0
-        close(ends[1])
-        guard moved else {
-            EngineDescriptors.forget(ends[0])
-            close(ends[0])
-            return nil
-        }
-        return (ends[0], OwnedPipe(context: context, stream: target == STDERR_FILENO ? .stderr : .stdout, identity: identity))
+        return (ends[0], ends[1], OwnedPipe(context: context, stream: target == STDERR_FILENO ? .stderr : .stdout, identity: identity))
     }
 }
 

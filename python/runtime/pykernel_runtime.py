@@ -409,6 +409,12 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes, 
     linecache.cache = _CellCache(linecache.cache)
     if fd_capture:
         os.write = _announcing_write(os.write)
+        global _gives_threads_context_pipes
+        _gives_threads_context_pipes = True
+        os.system = _system_with_context_pipes(os.system)
+        os.posix_spawn = _spawn_with_context_pipes(os.posix_spawn)
+        os.posix_spawnp = _spawn_with_context_pipes(os.posix_spawnp)
+        os.register_at_fork(before=_open_fork_pipes, after_in_parent=_close_fork_pipes, after_in_child=_use_fork_pipes)
     if "" not in sys.path:
         sys.path.insert(0, "")  # like a Jupyter kernel: modules in the context's cwd are importable
 
@@ -731,8 +737,11 @@ _original_thread_start = threading.Thread.start
 
 def _start_thread_recording_owner(self):
     """``threading.Thread.start`` that remembers which context started the thread, so what the
-    thread prints goes to that context and never into another context's run."""
+    thread prints goes to that context and never into another context's run (and what the
+    processes it starts write: see ``_context_pipes``)."""
     self._pykernel_context = thread_owner()
+    if _gives_threads_context_pipes and not _subprocess_gives_context_pipes:
+        _give_subprocess_context_pipes()
     return _original_thread_start(self)
 
 
@@ -745,6 +754,172 @@ def thread_owner():
 
 
 threading.Thread.start = _start_thread_recording_owner
+
+
+# Processes started by a context's threads. The engine's audit hook gives a process the
+# interpreter thread starts its context's pipes on descriptors 1 and 2 for the run (they are the
+# process's own then); a thread's run may be long over, and another context's run in progress,
+# so its processes get their context's pipes through the spawn itself, in the child only.
+open_context_pipe = None  # the engine's: open_context_pipe(fd) -> a write end, or None (set by install's caller)
+_gives_threads_context_pipes = False  # with descriptor capture (``install``)
+_subprocess_gives_context_pipes = False
+_os_close, _os_dup2 = os.close, os.dup2  # the real ones (the write ends are not the engine's)
+_spawning = threading.local()  # .active: a spawn that passes the pipes itself (no fork hook then)
+
+
+def _context_pipes(fds):
+    """{fd: write end}: for a process the calling thread is about to start, a new pipe of the
+    context whose code started the thread for each of ``fds`` (1, 2) that the engine holds (one
+    the code redirected stays the process's). Empty on the interpreter thread, for threads no
+    context started, and in a child the code forked (its 1 and 2 are its context's pipes already,
+    and the engine's locks may have been held by threads the fork left behind)."""
+    if open_context_pipe is None or _forked_by_code or _thread.get_ident() == _interpreter_thread:
+        return {}
+    pipes = {}
+    try:
+        for fd in fds:
+            end = open_context_pipe(fd)
+            if end is not None:
+                pipes[fd] = end
+    except BaseException:
+        _close_pipes(pipes)
+        raise
+    return pipes
+
+
+def _close_pipes(pipes):
+    """Closes this process's copies of the write ends (the child has its own)."""
+    for end in pipes.values():
+        try:
+            _os_close(end)
+        except OSError:
+            pass
+
+
+def _give_subprocess_context_pipes():
+    """``subprocess.Popen`` that gives a process a context's thread starts that context's pipes
+    for the streams it does not redirect (its ``c2pwrite``/``errwrite`` are -1 then)."""
+    global _subprocess_gives_context_pipes
+    _subprocess_gives_context_pipes = True
+    import subprocess
+    execute_child = subprocess.Popen._execute_child
+    code = execute_child.__code__
+    names = code.co_varnames[1:code.co_argcount]  # after self
+    positions = {1: names.index("c2pwrite"), 2: names.index("errwrite")}
+
+    def _execute_child(self, *args, **kwargs):
+        def given(fd):
+            name = "c2pwrite" if fd == 1 else "errwrite"
+            return args[positions[fd]] if positions[fd] < len(args) else kwargs.get(name, -1)
+
+        pipes = _context_pipes([fd for fd in (1, 2) if given(fd) == -1])
+        if not pipes:
+            return execute_child(self, *args, **kwargs)
+        handles = {fd: pipes.get(fd, given(fd)) for fd in (1, 2)}
+        if given(1) == -1 and given(2) == 1 and 1 in pipes:
+            handles[2] = pipes[1]  # stderr=STDOUT with stdout inherited: both into the stdout pipe
+        args = list(args)
+        for fd, end in handles.items():
+            if positions[fd] < len(args):
+                args[positions[fd]] = end
+            else:
+                kwargs["c2pwrite" if fd == 1 else "errwrite"] = end
+        _spawning.active = True
+        try:
+            return execute_child(self, *args, **kwargs)
+        finally:
+            _spawning.active = False
+            _close_pipes(pipes)
+
+    subprocess.Popen._execute_child = _posing_as(execute_child, _execute_child)
+
+
+def _system_with_context_pipes(system):
+    """``os.system`` that, on a context's thread, runs the shell as C's ``system()`` does
+    (``/bin/sh -c COMMAND``, the wait status returned) with that context's pipes."""
+
+    def system_(command):
+        pipes = _context_pipes((1, 2))
+        if not pipes:
+            return system(command)
+        try:
+            sys.audit("os.system", command)
+            try:
+                pid = _original_posix_spawn("/bin/sh", ["sh", "-c", command], os.environ,
+                                            file_actions=[(os.POSIX_SPAWN_DUP2, end, fd) for fd, end in pipes.items()])
+            except OSError:
+                return 127 << 8  # as system() when the shell cannot be run
+        finally:
+            _close_pipes(pipes)
+        return os.waitpid(pid, 0)[1]
+
+    return _posing_as(system, system_)
+
+
+_original_posix_spawn = os.posix_spawn
+
+
+def _spawn_with_context_pipes(spawn):
+    """``os.posix_spawn``/``posix_spawnp`` that, on a context's thread, first puts that
+    context's pipes on 1 and 2 in the child (the caller's own file actions come after them)."""
+
+    def spawn_(path, argv, env, /, *, file_actions=None, **options):
+        pipes = _context_pipes((1, 2))
+        if not pipes:
+            return spawn(path, argv, env, **options) if file_actions is None else \
+                spawn(path, argv, env, file_actions=file_actions, **options)
+        try:
+            actions = [(os.POSIX_SPAWN_DUP2, end, fd) for fd, end in pipes.items()] + list(file_actions or ())
+            return spawn(path, argv, env, file_actions=actions, **options)
+        finally:
+            _close_pipes(pipes)
+
+    return _posing_as(spawn, spawn_)
+
+
+_fork_pipes = None  # ({fd: write end}, {fd: what fd was}) of the fork in progress (the GIL is held throughout)
+
+
+def _identity(fd):
+    try:
+        status = os.fstat(fd)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _open_fork_pipes():
+    """Before ``os.fork()`` (``multiprocessing``, ``os.spawn*``, ``pty.fork``) on a context's
+    thread: that context's pipes for the child. Not for the engine's own forks (no Python
+    frame) nor within a spawn that passes them itself."""
+    global _fork_pipes
+    _fork_pipes = None
+    if sys._getframe().f_back is None or getattr(_spawning, "active", False):
+        return
+    pipes = _context_pipes((1, 2))
+    if pipes:
+        _fork_pipes = (pipes, {fd: _identity(fd) for fd in pipes})
+
+
+def _close_fork_pipes():
+    global _fork_pipes
+    if _fork_pipes:
+        _close_pipes(_fork_pipes[0])
+        _fork_pipes = None
+
+
+def _use_fork_pipes():
+    """In the child: the pipes on 1 and 2, unless the fork itself changed them (``forkpty``'s
+    terminal)."""
+    global _fork_pipes
+    if not _fork_pipes:
+        return
+    pipes, before = _fork_pipes
+    _fork_pipes = None
+    for fd, end in pipes.items():
+        if _identity(fd) == before[fd]:
+            _os_dup2(end, fd)
+        _os_close(end)
 
 
 route_signal = None  # set by the engine: routes a signal with a Python handler to this thread

@@ -611,6 +611,66 @@ def test_a_background_process_writes_to_the_context_that_started_it(kernel):
     assert kernel.run_code("import os\nos.system('echo sub')").stdout == "sub\n"
 
 
+THREAD_SPAWNS = """
+import threading
+
+def spawn_all(go=GO, done=DONE):
+    # Its own imports and names: a deleted context's globals are cleared.
+    import os, pty, subprocess, time
+    deadline = time.monotonic() + 30
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    subprocess.run(['echo', 'a-run'])
+    subprocess.run('echo a-err >&2', shell=True)
+    subprocess.run('echo a-merged >&2', shell=True, stderr=subprocess.STDOUT)
+    print('captured', subprocess.run(['echo', 'a-piped'], stdout=subprocess.PIPE, text=True).stdout, end='')
+    os.system('echo a-system')
+    os.waitpid(os.posix_spawnp('echo', ['echo', 'a-spawn'], os.environ), 0)
+    child = os.fork()
+    if child == 0:
+        try:
+            print('a-fork', flush=True)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    child, terminal = pty.fork()
+    if child == 0:
+        print('a-pty', flush=True)
+        os._exit(0)
+    print('terminal', os.read(terminal, 100))
+    os.waitpid(child, 0)
+    open(done, 'w').close()
+
+thread = threading.Thread(target=spawn_all)
+thread.start()
+"""
+
+
+def test_processes_a_contexts_thread_starts_write_to_that_context(kernel, tmp_path):
+    """A thread of context A starting processes while B runs (subprocess, os.system,
+    posix_spawn, os.fork): what they write goes to A's next run, as the thread's own prints do
+    (it went into B's run); redirections the code asks for (a pipe, stderr into stdout, a
+    terminal) are the processes' own. A deleted context's thread's processes write into a pipe
+    nobody reads: not into another context's run."""
+    go, done = tmp_path / "go", tmp_path / "done"
+    a, b = kernel.create_context(), kernel.create_context()
+    started = kernel.run_code(f"GO, DONE = {str(go)!r}, {str(done)!r}\n" + THREAD_SPAWNS, context=a)
+    assert (started.status, started.stdout, started.stderr) == ("ok", "", ""), started
+    other = kernel.run_code(f"import os, time\nopen({str(go)!r}, 'w').close()\n"
+                            f"while not os.path.exists({str(done)!r}): time.sleep(0.005)\nprint('b')", context=b, timeout=60)
+    assert (other.stdout, other.stderr) == ("b\n", ""), other
+    again = kernel.run_code("thread.join()\nprint('a')", context=a)
+    assert again.stdout == ("a-run\na-merged\ncaptured a-piped\na-system\na-spawn\na-fork\nterminal b'a-pty\\r\\n'\na\n"), again
+    assert again.stderr == "a-err\n", again
+    go.unlink()
+    done.unlink()
+    kernel.run_code(f"GO, DONE = {str(go)!r}, {str(done)!r}\n" + THREAD_SPAWNS, context=a)
+    kernel.delete_context(a)
+    other = kernel.run_code(f"import os, time\nopen({str(go)!r}, 'w').close()\n"
+                            f"while not os.path.exists({str(done)!r}): time.sleep(0.005)\nprint('b')", context=b, timeout=60)
+    assert (other.stdout, other.stderr) == ("b\n", ""), other
+
+
 def test_quiet_by_default(raw):
     raw.result("code.run", {"code": "print(1)"})
     raw.call("nope")
