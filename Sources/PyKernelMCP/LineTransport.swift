@@ -32,11 +32,17 @@ actor LineTransport: Transport {
     /// Requests read and not answered yet (by id: how many of each).
     private var unanswered: [RequestID: Int] = [:]
     private var inputEnded = false
+    /// Calls reach the engine in the order they were read (see ``CallOrder``).
+    private let callOrder: CallOrder
+    /// The `tools/call` handed to the SDK last, until its turn has passed.
+    private var callInTurn: RequestID?
 
-    /// A transport reading requests from `input` and writing messages to `output` (neither is closed).
-    init(input: Int32, output: Int32, logger: Logger) {
+    /// A transport reading requests from `input` and writing messages to `output` (neither is
+    /// closed); each `tools/call` read waits for its turn in `callOrder` before the next message goes.
+    init(input: Int32, output: Int32, callOrder: CallOrder, logger: Logger) {
         self.input = input
         self.writer = LineWriter(fileDescriptor: output)
+        self.callOrder = callOrder
         self.logger = logger
         (messages, continuation) = AsyncThrowingStream.makeStream(of: Data.self)
     }
@@ -64,7 +70,16 @@ actor LineTransport: Transport {
                         continue
                     }
                     noteRead(message)
+                    let call = Self.toolCallID(message)
+                    if let call {
+                        callInTurn = call
+                        callOrder.arm()
+                    }
                     continuation.yield(Data(bytes))
+                    if call != nil {
+                        await callOrder.waitForTurn()
+                        callInTurn = nil
+                    }
                 case .tooLong(let length):
                     logger.warning("dropped a message of \(length) bytes: longer than \(LineReader.defaultMaxLineLength) bytes")
                 }
@@ -138,8 +153,15 @@ actor LineTransport: Transport {
     }
 
     private func settle(_ id: RequestID) {
+        if id == callInTurn { callOrder.pass(callOrder.current) }  // answered without reaching the engine
         guard let count = unanswered[id] else { return }
         unanswered[id] = count > 1 ? count - 1 : nil
+    }
+
+    /// The id of a `tools/call` request (not in a batch: the SDK handles a batch as one message).
+    private static func toolCallID(_ message: JSONValue) -> RequestID? {
+        guard message["method"]?.stringValue == CallTool.name else { return nil }
+        return message["id"].flatMap(answerableID)
     }
 
     /// The id of a request the SDK answers under the same id: a string or an integer (it answers

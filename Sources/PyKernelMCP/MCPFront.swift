@@ -64,29 +64,37 @@ public final class MCPFront: Sendable {
                 """,
             capabilities: .init(tools: .init(listChanged: false)))
         await server.withMethodHandler(ListTools.self) { _ in .init(tools: ToolCatalog.tools) }
+        let callOrder = CallOrder()
         await server.withMethodHandler(CallTool.self) { [self] params in
+            // The next message is read once this call has reached the engine (a run: submitted).
+            let turn = callOrder.current
+            let passTurn = { callOrder.pass(turn) }
+            defer { passTurn() }
             // A call the client cancelled is not answered (MCP), whatever it ended with (a run
             // its interrupted result): the SDK sends no response when the handler throws this.
             let result: CallTool.Result
             do {
-                result = try await call(params, server: server)
+                result = try await call(params, server: server, passingTurn: passTurn)
             } catch where Task.isCancelled {
                 throw CancellationError()
             }
             try Task.checkCancellation()
             return result
         }
-        let transport = LineTransport(input: input, output: output, logger: logger)
+        let transport = LineTransport(input: input, output: output, callOrder: callOrder, logger: logger)
         try await server.start(transport: transport)
         await server.waitUntilCompleted()
         await server.stop()
     }
 
-    private func call(_ params: CallTool.Parameters, server: Server) async throws -> CallTool.Result {
+    /// Acts on one `tools/call`.
+    /// - Parameter passTurn: Lets the next call reach the engine (see ``CallOrder``): a run calls it
+    ///   once submitted, a command once started; every call passes its turn when it returns.
+    private func call(_ params: CallTool.Parameters, server: Server, passingTurn passTurn: () -> Void) async throws -> CallTool.Result {
         let arguments = try ToolArguments(tool: params.name, params.arguments)
         switch params.name {
         case ToolCatalog.runPython:
-            return try await runPython(arguments, progressToken: params._meta?.progressToken, server: server)
+            return try await runPython(arguments, progressToken: params._meta?.progressToken, server: server, passing: passTurn)
         case ToolCatalog.createContext:
             let cwd = try arguments.optionalString("cwd")
             let isolation = try arguments.optionalString("isolation").map { name throws(MCPError) in
@@ -118,7 +126,7 @@ public final class MCPFront: Sendable {
                 content: [.plainText(interrupted ? "interrupted the run in \(id.rawValue)" : "no run in progress in \(id.rawValue)")],
                 structured: (.object(["interrupted": .bool(interrupted)])))
         case ToolCatalog.runCommand:
-            return try await runCommand(arguments)
+            return try await runCommand(arguments, passing: passTurn)
         default:
             let names = ToolCatalog.tools.map(\.name).joined(separator: ", ")
             throw MCPError.invalidParams("Unknown tool '\(params.name)'; the tools are \(names).")
@@ -127,7 +135,9 @@ public final class MCPFront: Sendable {
 
     // MARK: run_python
 
-    private func runPython(_ arguments: ToolArguments, progressToken: ProgressToken?, server: Server) async throws -> CallTool.Result {
+    private func runPython(
+        _ arguments: ToolArguments, progressToken: ProgressToken?, server: Server, passing passTurn: () -> Void
+    ) async throws -> CallTool.Result {
         let code = try arguments.requiredString("code")
         let context = ContextID(try arguments.optionalString("context") ?? ContextID.default.rawValue)
         let environment = try arguments.optionalStringMap("env")
@@ -141,6 +151,7 @@ public final class MCPFront: Sendable {
                 return execution
             }
         }
+        passTurn()  // submitted: the next call may reach the engine while this one runs
         defer {
             inFlight.withLock { runs in
                 runs[context]?.removeAll { $0 == call }
@@ -183,11 +194,12 @@ public final class MCPFront: Sendable {
 
     // MARK: run_command
 
-    private func runCommand(_ arguments: ToolArguments) async throws -> CallTool.Result {
+    private func runCommand(_ arguments: ToolArguments, passing passTurn: () -> Void) async throws -> CallTool.Result {
         let seconds = try arguments.optionalSeconds("timeout") ?? 0
         let params = ExecParams(
             command: try arguments.requiredString("command"), cwd: try arguments.optionalString("cwd"),
             env: try arguments.optionalStringMap("env"), timeout: seconds == 0 || seconds > 1e9 ? nil : .seconds(seconds))
+        passTurn()  // the command starts now; later calls do not wait for it to end
         let result: ExecResult
         do throws(ProcessAPIError) {
             result = try await processes.exec(params)

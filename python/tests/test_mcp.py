@@ -273,6 +273,22 @@ def test_requests_written_before_the_end_of_input_are_all_answered(pykernel_bin,
     assert answers["null"]["error"]["code"] == -32700
 
 
+def test_calls_written_one_after_another_reach_the_engine_in_that_order(pykernel_bin, isolation):
+    """A client that writes its calls without waiting (300 runs on one context, then a run
+    reading what they did) gets them run in the order written: the SDK starts a task per request,
+    and the runs reached the engine in the order those tasks happened to start."""
+    calls = [{"jsonrpc": "2.0", "id": index, "method": "tools/call", "params": {
+        "name": "run_python", "arguments": {"code": "order = []" if index == 0 else f"order.append({index})"}}}
+        for index in range(300)]
+    calls.append({"jsonrpc": "2.0", "id": "check", "method": "tools/call", "params": {
+        "name": "run_python", "arguments": {"code": "print(order == list(range(1, 300)))"}}})
+    server = raw_server(pykernel_bin, isolation)
+    stdout, _ = server.communicate(b"".join(json.dumps(line).encode() + b"\n" for line in HANDSHAKE + calls), timeout=120)
+    answers = {answer.get("id"): answer for answer in map(json.loads, stdout.decode().splitlines())}
+    assert answers["check"]["result"]["content"] == [{"type": "text", "text": "True\n"}], answers["check"]
+    assert all(answers[index]["result"]["isError"] is False for index in range(300))
+
+
 def test_malformed_messages_get_invalid_request_with_a_null_id(pykernel_bin):
     """JSON that is not a request the SDK answers: before, a request with a null, fractional,
     boolean or object id got no answer at all, and `[]` or `5` an answer under a random id."""
