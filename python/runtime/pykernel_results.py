@@ -226,7 +226,7 @@ def _convert(mime, value):
     if mime == "application/json" or str(mime).endswith("+json"):
         try:
             return json.dumps(value, default=repr, allow_nan=False)
-        except BaseException:
+        except Exception:  # a stop (KeyboardInterrupt) goes on
             return None
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(value).decode("ascii")
@@ -246,7 +246,7 @@ def _report(obj, name, error):
                      "that representation is left out\n")
 
 
-_NOT_JSON = "returned a value that is not JSON (NaN, an infinity, or a key JSON cannot hold)"
+_NOT_JSON = "returned a value that is not JSON (NaN, an infinity, a key JSON cannot hold, or nesting too deep)"
 
 
 def _report_invalid(obj, name, reason):

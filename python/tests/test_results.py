@@ -219,16 +219,24 @@ def test_a_representation_of_a_type_ipython_refuses_is_left_out_with_a_line_on_s
         "class G:\n"
         "    def _repr_mimebundle_(self, include=None, exclude=None): return {'application/json': [float('inf')]}\n"
         "    def __repr__(self): return 'G'\n"
-        "display(F(), G())")
+        "class D:\n"
+        "    def _repr_json_(self):\n"
+        "        nested = []\n"
+        "        for _ in range(100000): nested = [nested]\n"
+        "        return nested\n"
+        "    def __repr__(self): return 'D'\n"
+        "display(F(), G(), D())")
     assert result.status == "ok"
-    assert [r.data for r in result.results] == [{"text/plain": "F", "text/markdown": "*kept*"}, {"text/plain": "G"}]
+    assert [r.data for r in result.results] == [{"text/plain": "F", "text/markdown": "*kept*"}, {"text/plain": "G"}, {"text/plain": "D"}]
     assert result.stderr.splitlines() == [
         "F._repr_html_() returned int, not str; that representation is left out",
         "F._repr_png_() returned int, not bytes or str; that representation is left out",
-        "F._repr_json_() returned a value that is not JSON (NaN, an infinity, or a key JSON cannot hold); "
+        "F._repr_json_() returned a value that is not JSON (NaN, an infinity, a key JSON cannot hold, or nesting too deep); "
         "that representation is left out",
-        "G._repr_mimebundle_() returned a value that is not JSON (NaN, an infinity, or a key JSON cannot hold) "
+        "G._repr_mimebundle_() returned a value that is not JSON (NaN, an infinity, a key JSON cannot hold, or nesting too deep) "
         "for application/json; that representation is left out",
+        "D._repr_json_() returned a value that is not JSON (NaN, an infinity, a key JSON cannot hold, or nesting too deep); "
+        "that representation is left out",
     ]
 
 
