@@ -163,7 +163,7 @@ def bundle(obj):
     if method is not None:
         try:
             produced = method(include=None, exclude=None)
-        except BaseException as error:
+        except Exception as error:  # as IPython's formatters: an interrupt stops the display
             _report(obj, "_repr_mimebundle_", error)
         else:
             if isinstance(produced, tuple) and len(produced) == 2:
@@ -185,7 +185,7 @@ def bundle(obj):
             continue
         try:
             value = method()
-        except BaseException as error:
+        except Exception as error:  # as IPython's formatters: an interrupt stops the display
             _report(obj, name, error)
             continue
         if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
@@ -214,7 +214,7 @@ def _representation(obj, name):
         return None
     try:
         method = getattr(obj, name, None)
-    except BaseException:
+    except Exception:
         return None
     return method if callable(method) else None
 

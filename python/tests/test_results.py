@@ -10,6 +10,7 @@ import zlib
 import pytest
 
 from pykernel import PyKernel, Result
+from pykernel_raw import RawServer
 
 
 def tiny_png():
@@ -410,3 +411,32 @@ def test_ipython_display_include_exclude_metadata_and_publish_display_data(ipyth
     assert included.data == {"text/plain": "Both()", "text/html": "<p>h</p>"}
     assert published.data == {"text/plain": "published", "text/markdown": "**p**"} and published.metadata == {"k": 1}
     assert [r.data for r in events] == [r.data for r in result.results], "streamed as code.result"
+
+
+def test_an_interrupt_while_a_representation_is_made_stops_the_run(pykernel_bin):
+    """As IPython's formatters let a KeyboardInterrupt through: an interrupt while `display()`
+    waits in a `_repr_html_` stops the run there (it was reported as a representation "left out",
+    and the code went on to the next representation and past the display)."""
+    from pykernel_raw import RawServer
+
+    server = RawServer(pykernel_bin)
+    try:
+        code = ("import time\n"
+                "class Slow:\n"
+                "    def _repr_html_(self):\n"
+                "        print('making html', flush=True)\n"
+                "        time.sleep(30)\n"
+                "    def _repr_markdown_(self):\n"
+                "        print('making markdown', flush=True)\n"
+                "    def __repr__(self): return 'Slow'\n"
+                "display(Slow())\n"
+                "print('after display')")
+        run = server.request("code.run", {"code": code, "timeout": 60})
+        server.wait_for(lambda m: m.get("method") == "code.output" and m["params"]["request_id"] == run, what="the html's marker")
+        assert server.result("code.interrupt", {"context": "default"}) == {"interrupted": True}
+        result = server.response(run)["result"]
+        assert (result["status"], result["stdout"], result["stderr"]) == ("interrupted", "making html\n", ""), result
+        assert result["error"]["name"] == "KeyboardInterrupt"
+        assert result["results"] == []
+    finally:
+        server.kill()
