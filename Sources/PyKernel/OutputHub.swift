@@ -46,7 +46,10 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     /// `os.close`): a pipe whose descriptor 1 or 2 the code closed keeps a writer (no hang-up for
     /// the reader to spin on), and ``putBackStandardDescriptors()`` puts the descriptor back on
     /// it. Set once, before any run.
-    @exclusivity(unchecked) private var captureWriteEnds: [CaptureWriteEnd] = []
+    @exclusivity(unchecked) private var captureWriteEnds: [StandardDescriptorCopy] = []
+    /// What descriptor 0 was when the capture started (the server's /dev/null), kept the same way:
+    /// a run that closes or redirects it gets it back too.
+    @exclusivity(unchecked) private var standardInput: StandardDescriptorCopy?
     /// Capture pipes given to the processes a context's code started in a run (see
     /// ``processStarting()``), by read end: what those processes write later goes to that context,
     /// never into another context's run. Closed when every writer is gone, or with the context.
@@ -71,6 +74,20 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
 
     /// Linux's `F_SETPIPE_SZ` (not exported to Swift): a bigger pipe means fewer wake-ups.
     static let setPipeSize: Int32 = 1031
+
+    /// `descriptor` moved to a number above 2 (close-on-exec; -1 when none is left): a pipe the
+    /// engine opens while the code has closed descriptor 0, 1 or 2 would otherwise take that
+    /// number, and the engine's end there could not be put back on its pipe or file (a later
+    /// run's writes to descriptor 1 failed: a read end).
+    static func aboveStandardDescriptors(_ descriptor: Int32) -> Int32 {
+        guard descriptor <= STDERR_FILENO else {
+            _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+            return descriptor
+        }
+        let moved = fcntl(descriptor, F_DUPFD_CLOEXEC, STDERR_FILENO + 1)
+        close(descriptor)
+        return moved
+    }
 
     // MARK: Runs
 
@@ -106,12 +123,14 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
         }
     }
 
-    /// Puts descriptors 1 and 2 back on the capture pipes if the code of the run that ended closed
-    /// or redirected them (one `fstat` each): before the next run, after this one's answer.
+    /// Puts descriptors 1 and 2 back on the capture pipes, and 0 on what it was, if the code of the
+    /// run that ended closed or redirected them (one `fstat` each): before the next run, after
+    /// this one's answer.
     func putBackStandardDescriptors() {
-        for writeEnd in lock.withLock({ captureWriteEnds }) where !writeEnd.isInPlace {
+        let kept = lock.withLock { captureWriteEnds + (standardInput.map { [$0] } ?? []) }
+        for writeEnd in kept where !writeEnd.isInPlace {
             // On a pipe the context's processes own (`processStarting`): expected, said nowhere.
-            let expected = CaptureWriteEnd.identity(of: writeEnd.target).map { identity in
+            let expected = StandardDescriptorCopy.identity(of: writeEnd.target).map { identity in
                 lock.withLock { ownedPipes.values.contains { $0.identity == identity } }
             } ?? false
             writeEnd.putBack(logger: expected ? nil : logger)
@@ -126,7 +145,7 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     /// redirected elsewhere stay as they are; a thread's process keeps the shared pipes.
     func processStarting() {
         descriptorActivity.store(true, ordering: .relaxed)
-        let starting: (shared: [CaptureWriteEnd], context: ContextID)? = lock.withLock {
+        let starting: (shared: [StandardDescriptorCopy], context: ContextID)? = lock.withLock {
             guard let active, let interpreterThread, pthread_equal(interpreterThread, pthread_self()) != 0 else { return nil }
             return (captureWriteEnds, active.context)
         }
@@ -150,7 +169,7 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     /// the moment (the code redirected it: the process inherits that) or no pipe can be made.
     func pipeForThreadProcess(of context: ContextID, target: Int32) -> Int32? {
         descriptorActivity.store(true, ordering: .relaxed)
-        let current = CaptureWriteEnd.identity(of: target)
+        let current = StandardDescriptorCopy.identity(of: target)
         let (engines, live): (Bool, Bool) = lock.withLock {
             guard let current, let shared = captureWriteEnds.first(where: { $0.target == target }) else { return (false, false) }
             return (shared.identity == current || ownedPipes.values.contains { $0.identity == current }, liveContexts.contains(context))
@@ -160,8 +179,7 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
             var ends: [Int32] = [0, 0]
             guard pipe(&ends) == 0 else { return nil }
             close(ends[0])
-            _ = fcntl(ends[1], F_SETFD, FD_CLOEXEC)
-            return ends[1]
+            return Self.aboveStandardDescriptors(ends[1])
         }
         guard let (readEnd, writeEnd, owned) = OwnedPipe.open(for: target, of: context, logger: logger) else { return nil }
         lock.withLock {
@@ -357,7 +375,7 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     func captureStandardDescriptors() throws(KernelError) -> (stdout: Int32, stderr: Int32) {
         var saved: [Int32] = []
         var readEnds: [Int32] = []
-        var writeEnds: [CaptureWriteEnd] = []
+        var writeEnds: [StandardDescriptorCopy] = []
         for target in [STDOUT_FILENO, STDERR_FILENO] {
             var ends: [Int32] = [0, 0]
             guard pipe(&ends) == 0 else {
@@ -376,7 +394,7 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
             }
             saved.append(original)
             EngineDescriptors.keep(ends[1])
-            writeEnds.append(CaptureWriteEnd(target: target, descriptor: ends[1]))
+            writeEnds.append(StandardDescriptorCopy(target: target, descriptor: ends[1]))
             readEnds.append(ends[0])
         }
         var wake: [Int32] = [0, 0]
@@ -388,9 +406,12 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
             _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
             EngineDescriptors.keep(end)
         }
+        let input = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3)
+        if input >= 0 { EngineDescriptors.keep(input) }
         lock.withLock {
             capturePipes = [(readEnds[0], .stdout), (readEnds[1], .stderr)]
             captureWriteEnds = writeEnds
+            standardInput = input >= 0 ? StandardDescriptorCopy(target: STDIN_FILENO, descriptor: input) : nil
             readerWake = (wake[0], wake[1])
             pipeSetVersion += 1
         }
@@ -490,14 +511,14 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     }
 }
 
-/// The write end of a capture pipe, and the standard descriptor (1 or 2) that is a duplicate of
-/// it at the start of every run. The code of a run may close or redirect that descriptor (as a
-/// python3 program may: its own later writes fail, or go where it sent them); the next run,
-/// whichever context it is in, starts with it on the pipe again.
-private struct CaptureWriteEnd: Sendable {
+/// A standard descriptor and the engine's copy of what it is at the start of every run: a capture
+/// pipe's write end for 1 and 2, the server's /dev/null for 0. The code of a run may close or
+/// redirect that descriptor (as a python3 program may: its own later writes fail, or go where it
+/// sent them); the next run, whichever context it is in, starts with it in place again.
+private struct StandardDescriptorCopy: Sendable {
     let target: Int32
     let descriptor: Int32
-    /// What the pipe is (device, inode).
+    /// What the pipe (or file) is (device, inode).
     let identity: (device: UInt, inode: UInt)
 
     init(target: Int32, descriptor: Int32) {
@@ -566,12 +587,15 @@ private struct OwnedPipe: Sendable {
             logger.warning("no pipe for a context's processes (\(String(cString: strerror(errno)))); they write into the shared capture")
             return nil
         }
-        _ = fcntl(ends[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(ends[1], F_SETFD, FD_CLOEXEC)
+        ends = ends.map(OutputHub.aboveStandardDescriptors)
+        guard !ends.contains(-1) else {
+            for end in ends where end >= 0 { close(end) }
+            return nil
+        }
         _ = fcntl(ends[0], F_SETFL, fcntl(ends[0], F_GETFL) | O_NONBLOCK)
         _ = fcntl(ends[0], OutputHub.setPipeSize, 1 << 20)  // as the shared pipes (best effort)
         EngineDescriptors.keep(ends[0])
-        let identity = CaptureWriteEnd.identity(of: ends[0]) ?? (0, 0)
+        let identity = StandardDescriptorCopy.identity(of: ends[0]) ?? (0, 0)
         return (ends[0], ends[1], OwnedPipe(context: context, stream: target == STDERR_FILENO ? .stderr : .stdout, identity: identity))
     }
 }

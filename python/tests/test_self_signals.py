@@ -275,6 +275,23 @@ def test_closing_or_redirecting_descriptors_1_and_2_lasts_only_for_the_run(modul
     assert target.read_text() == "into the file\n"
 
 
+@pytest.mark.parametrize("closing", ["os.close(1)\nos.system('true')", "os.close(2)\nos.system('true')",
+                                     "os.close(0)", "os.close(0)\nos.close(1)\nos.system('true')"])
+def test_descriptors_0_1_2_closed_before_a_process_starts_are_back_for_the_next_run(module_kernel, ctx, closing):
+    """A run that closes descriptor 1 and then starts a process: the pipe the engine made for
+    that process's stderr took number 1, which could not be put back on the capture (every later
+    run's descriptor writes failed: a read end); descriptor 0 closed stayed closed (later
+    subprocesses read a closed stdin instead of /dev/null)."""
+    assert _run(module_kernel, "import os\n" + closing, ctx).status == "ok"
+    later = "import os, subprocess\nsubprocess.run('echo out; echo err >&2; cat', shell=True)\nos.write(1, b'fd 1\\n')"
+    result = _run(module_kernel, later, ctx)
+    assert (result.status, result.stdout, result.stderr) == ("ok", "out\nfd 1\n", "err\n"), result
+    other = module_kernel.create_context()
+    result = module_kernel.run_code(later, context=other, timeout=20)
+    module_kernel.delete_context(other)
+    assert (result.status, result.stdout, result.stderr) == ("ok", "out\nfd 1\n", "err\n"), result
+
+
 def test_descriptors_the_server_opens_while_serving_are_spared(kernel):
     """A process context's worker channel and a running session command's pipes, made after
     set-up: a namespace context's `os.closerange(3, ...)` (or `os.close`, `os.dup2`) over them
