@@ -318,6 +318,12 @@ final class InterpreterState {
             }
         }
         runtime.output.begin(run.output, context: record.id)
+        if runtime.supervisor.beginsInterrupted(run.output) {
+            // Interrupted while it waited to begin: answered so, nothing of it run.
+            runtime.output.end()
+            run.output.complete(status: .interrupted, error: Self.record(for: .interrupt), executionCount: executionCount, duration: .zero)
+            return
+        }
         let (error, stop, duration) = if let namespace {
             evaluate(run, in: namespace, filename: run.filename ?? "<cell-\(executionCount)>", executionCount: executionCount)
         } else {
@@ -329,12 +335,16 @@ final class InterpreterState {
             record.state.withLock { $0.cwd = cwd }
         }
         runtime.output.end()
-        let status: ExecutionStatus = switch stop {
+        // Before the answer: an interrupt after it finds nothing to stop.
+        let interruptedUnbegun = runtime.supervisor.noLongerUpcoming(run.output)
+        let ending = stop ?? (interruptedUnbegun ? .interrupt : nil)
+        let status: ExecutionStatus = switch ending {
         case .timeout: .timeout
         case .interrupt: .interrupted
         case nil: error == nil ? .ok : .error
         }
-        run.output.complete(status: status, error: error ?? stop.map(Self.record(for:)), executionCount: executionCount, duration: duration)
+        let errorRecord = interruptedUnbegun && stop == nil ? Self.record(for: .interrupt) : error ?? stop.map(Self.record(for:))
+        run.output.complete(status: status, error: errorRecord, executionCount: executionCount, duration: duration)
         runtime.output.putBackStandardDescriptors()
     }
 

@@ -100,6 +100,16 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
         lock.broadcast()
     }
 
+    /// The output of the first run queued (not one taken already), if any.
+    func firstQueuedRun() -> RunOutput? {
+        lock.withLock {
+            for job in jobs[head...] {
+                if case .run(let run) = job { return run.output }
+            }
+            return nil
+        }
+    }
+
     /// Removes the queued runs (not the one in progress) that match, and returns them.
     func removeQueuedRuns(where matches: (PendingRun) -> Bool) -> [PendingRun] {
         lock.withLock {

@@ -337,7 +337,7 @@ public final class KernelManager: Sendable {
     @discardableResult
     public func interrupt(_ context: ContextID) throws(KernelError) -> Bool {
         _ = try record(context)
-        return runtime.supervisor.interrupt(context)
+        return runtime.supervisor.interrupt(context, nextRun: interpreter.firstQueuedRun)
     }
 
     /// How long ``interruptDeferringWatch(_:blockWatch:beforeSignal:)`` watches, by default, whether
@@ -356,7 +356,8 @@ public final class KernelManager: Sendable {
         _ context: ContextID, blockWatch: Duration = interruptBlockWatch, beforeSignal: () -> Void
     ) throws(KernelError) -> (@Sendable () -> Void)? {
         _ = try record(context)
-        return runtime.supervisor.interruptDeferringWatchdog(context, blockWatch: blockWatch, beforeSignal: beforeSignal)
+        return runtime.supervisor.interruptDeferringWatchdog(
+            context, blockWatch: blockWatch, nextRun: interpreter.firstQueuedRun, beforeSignal: beforeSignal)
     }
 
     /// Whether runs (or other work) wait for the interpreter thread: a hint for a caller on that

@@ -85,6 +85,11 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
     private let lock = ConditionLock()
     private var current: CurrentRun?
+    /// The run the interpreter thread has taken and not ended yet (before ``begin(_:executionCount:timeout:)``
+    /// too), from ``beginsInterrupted(_:)`` to ``end()``.
+    private var upcoming: RunOutput?
+    /// A run interrupted while it waited to begin (``interruptDeferringWatchdog(_:blockWatch:nextRun:beforeSignal:)``).
+    private var interruptedBeforeBegin: RunOutput?
     private var pendingStop: Stop? {
         didSet { stopPending.store(pendingStop != nil, ordering: .releasing) }
     }
@@ -145,8 +150,31 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
     // MARK: Interpreter thread
 
-    func begin(_ output: RunOutput, executionCount: Int, timeout: Duration?) {
+    /// Called by the interpreter thread as it takes `output`'s run, before anything of it runs:
+    /// whether an interrupt came for it while it waited to begin (it is then answered
+    /// `interrupted` without running). Until the run ends it is the run about to begin.
+    func beginsInterrupted(_ output: RunOutput) -> Bool {
         lock.withLock {
+            defer { interruptedBeforeBegin = nil }
+            let interrupted = interruptedBeforeBegin === output
+            upcoming = interrupted ? nil : output
+            return interrupted
+        }
+    }
+
+    /// The run taken by the interpreter thread has ended; `true` when it ended without beginning
+    /// (a cell that did not compile) after an interrupt came for it: its answer says `interrupted`.
+    func noLongerUpcoming(_ output: RunOutput) -> Bool {
+        lock.withLock {
+            defer { upcoming = nil }
+            guard interruptedBeforeBegin === output else { return false }
+            interruptedBeforeBegin = nil
+            return true
+        }
+    }
+
+    func begin(_ output: RunOutput, executionCount: Int, timeout: Duration?) {
+        let interrupted = lock.withLock {
             pendingStop = nil
             anticipatedHandlerDue.store(false, ordering: .relaxed)
             runSerial += 1
@@ -154,7 +182,12 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                 output: output, context: output.context, executionCount: executionCount,
                 started: .now, timeout: timeout, serial: runSerial)
             if let timeout, timeout < .seconds(1) { lock.broadcast() }
+            // Interrupted while it was being prepared: stopped where its code begins.
+            guard interruptedBeforeBegin === output else { return false }
+            interruptedBeforeBegin = nil
+            return requestLocked(.interrupt) != nil
         }
+        if interrupted { PythonSignals.tripForMainThread(signalNumber) }
     }
 
     /// Ends the current run; returns the first stop it received and whether it was already
@@ -163,6 +196,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         lock.withLock {
             defer {
                 current = nil
+                upcoming = nil
                 pendingStop = nil
                 anticipatedHandlerDue.store(false, ordering: .relaxed)
                 if inputWaiters > 0 { lock.broadcast() }  // input waiters of other threads of the run give up
@@ -223,8 +257,8 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
     /// Interrupts the run in progress in `context`; `false` when none is. A stop not taken at once
     /// is signalled at once.
-    func interrupt(_ context: ContextID) -> Bool {
-        guard let watch = interruptDeferringWatchdog(context, blockWatch: .zero, beforeSignal: {}) else { return false }
+    func interrupt(_ context: ContextID, nextRun: () -> RunOutput? = { nil }) -> Bool {
+        guard let watch = interruptDeferringWatchdog(context, blockWatch: .zero, nextRun: nextRun, beforeSignal: {}) else { return false }
         watch()
         return true
     }
@@ -241,14 +275,26 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// VM) would only come after. If that thread lets go of the GIL within `blockWatch` with the
     /// stop not taken (it entered a blocking call), the signal is sent then; else the returned
     /// function sends it if the stop has still not been taken (native code that holds the GIL).
+    ///
+    /// With nothing running, the run about to begin (taken by the interpreter thread, else the
+    /// first queued: `nextRun`) is interrupted if it is `context`'s: it is answered `interrupted`
+    /// as it begins, without running (``beginsInterrupted(_:)``); so a run and its interrupt read
+    /// together stop that run, and `true` always means the run's answer is `interrupted`.
     func interruptDeferringWatchdog(
-        _ context: ContextID, blockWatch: Duration, beforeSignal: () -> Void
+        _ context: ContextID, blockWatch: Duration, nextRun: () -> RunOutput?, beforeSignal: () -> Void
     ) -> (@Sendable () -> Void)? {
         lock.lock()
         // One copy of the run, not one per member read through the optional.
         guard let run = current, run.context == context else {
+            let next = current == nil ? upcoming ?? nextRun() : nil
+            guard let next, next.context == context else {
+                lock.unlock()
+                return nil
+            }
+            interruptedBeforeBegin = next
             lock.unlock()
-            return nil
+            beforeSignal()
+            return {}
         }
         let serial = run.serial
         let waitsForInput = run.openInput != nil

@@ -155,8 +155,9 @@ public final class ProcessContexts: Sendable {
         var unsent: [ActiveRun] = []
         /// The runs that waited for the worker are being sent (later runs queue behind them).
         var sendingWaiting = false
-        /// An interrupt asked for while the worker was on the way: sent once the runs are.
-        var interruptWhenBound = false
+        /// An interrupt asked for while the worker was on the way: sent once the runs are, its
+        /// askers then answered with the worker's answer (`false` if the runs never reach it).
+        var interruptWhenBound: [@Sendable (Bool) -> Void]?
         var ending: Ending?
         var executionCount = 0
         /// Bumped on every restart: work scheduled for an older worker is ignored.
@@ -613,25 +614,32 @@ public final class ProcessContexts: Sendable {
             guard let (run, worker, workerContext, isHead) = item else { break }
             send(id, run, to: worker, workerContext: workerContext, isHead: isHead, generation: generation)
         }
-        let interrupt = state.withLock { state -> Bool in
-            guard var record = state.contexts[id], record.generation == generation, record.interruptWhenBound else { return false }
-            record.interruptWhenBound = false
+        let askers = state.withLock { state -> [@Sendable (Bool) -> Void]? in
+            guard var record = state.contexts[id], record.generation == generation, let askers = record.interruptWhenBound else { return nil }
+            record.interruptWhenBound = nil
             state.contexts[id] = record
-            return true
+            return askers
         }
-        if interrupt { _ = try? self.interrupt(id) }
+        if let askers {
+            do throws(IsolationError) {
+                try interrupt(id) { interrupted in askers.forEach { $0(interrupted) } }
+            } catch {
+                Self.answerNotInterrupted(askers)
+            }
+        }
     }
 
     /// A starting context whose worker could not start: dead, its waiting runs answered `-32006`.
     private func failStart(_ id: String, generation: Int, reason: String) {
-        let found = state.withLock { state -> [ActiveRun]? in
+        let found = state.withLock { state -> ([ActiveRun], [@Sendable (Bool) -> Void]?)? in
             guard var record = state.contexts[id], record.generation == generation, record.starting else { return nil }
             record.starting = false
             record.deadReason = reason
-            defer { record.runs = []; record.unsent = []; record.interruptWhenBound = false; state.contexts[id] = record }
-            return record.runs
+            defer { record.runs = []; record.unsent = []; record.interruptWhenBound = nil; state.contexts[id] = record }
+            return (record.runs, record.interruptWhenBound)
         }
-        guard let runs = found else { return }  // deleted or restarted meanwhile
+        guard let (runs, askers) = found else { return }  // deleted or restarted meanwhile
+        Self.answerNotInterrupted(askers)
         logger.error("context \(id): \(reason)")
         Self.failUnstarted(runs, code: Self.contextDeadCode, reason: IsolationError.Code.contextDead.rawValue,
                            message: "The context \(id) is dead (\(reason)); the run never started.")
@@ -699,6 +707,7 @@ public final class ProcessContexts: Sendable {
             return record
         }
         guard let record else { throw Self.notFound(id) }
+        Self.answerNotInterrupted(record.interruptWhenBound)
         if record.starting {
             // Nothing ran yet; the worker on the way goes back to the pool or is killed when it comes.
             Self.failUnstarted(record.runs, code: -32004, reason: "context_deleted",
@@ -732,7 +741,8 @@ public final class ProcessContexts: Sendable {
             record.generation += 1
             record.starting = false
             record.sendingWaiting = false
-            record.interruptWhenBound = false
+            Self.answerNotInterrupted(record.interruptWhenBound)
+            record.interruptWhenBound = nil
             let stale = record.runs
             record.runs = []
             record.unsent = []
@@ -843,23 +853,61 @@ public final class ProcessContexts: Sendable {
     }
 
     /// Sends an interrupt to the context's run in progress; a run still going after the grace
-    /// period is ended with its worker. `false` when nothing runs.
+    /// period is ended with its worker. `false` when nothing runs (`true` does not wait for the
+    /// worker: the run may end `ok` if it ended before the worker read the interrupt; see
+    /// ``interrupt(_:answered:)``).
     public func interrupt(_ id: String) throws(IsolationError) -> Bool {
+        try sendInterrupt(id, answered: nil)
+    }
+
+    /// ``interrupt(_:)``, and `answered` gets whether it stopped a run: the worker's own answer,
+    /// `true` only when it took the interrupt while the run was in progress (whose answer then
+    /// has status `interrupted`), `false` when the run had ended first or nothing runs (for a
+    /// context whose worker is on the way, once the interrupt is sent after its runs).
+    public func interrupt(_ id: String, answered: @escaping @Sendable (Bool) -> Void) throws(IsolationError) {
+        _ = try sendInterrupt(id, answered: answered)
+    }
+
+    /// Answers `false` to whoever asked for an interrupt that will not be sent (its context's runs
+    /// ended otherwise: deleted, dead, restarted, shut down). Called outside the lock or within
+    /// it: an asker only records the answer.
+    private static func answerNotInterrupted(_ askers: [@Sendable (Bool) -> Void]?) {
+        askers?.forEach { $0(false) }
+    }
+
+    private func sendInterrupt(_ id: String, answered: (@Sendable (Bool) -> Void)?) throws(IsolationError) -> Bool {
         let target = try state.withLock { state throws(IsolationError) -> (Worker, String, ActiveRun, Int)?? in
             guard var record = state.contexts[id] else { throw Self.notFound(id) }
             guard record.deadReason == nil, let run = record.runs.first else { return .none }
             guard let worker = record.worker, !record.sendingWaiting else {
                 // The run waits for the worker: the interrupt is sent right after it.
-                record.interruptWhenBound = true
+                record.interruptWhenBound = (record.interruptWhenBound ?? []) + (answered.map { [$0] } ?? [{ _ in }])
                 state.contexts[id] = record
                 return .some(nil)
             }
             return (worker, record.workerContext, run, record.generation)
         }
-        guard case .some(let sending) = target else { return false }
-        guard let (worker, workerContext, run, generation) = sending else { return true }
-        worker.sendIgnoringReply("code.interrupt", ["context": .string(workerContext)])
-        // Stops are repeated every 250 ms during the grace period, then the worker is ended.
+        guard case .some(let sending) = target else {
+            answered?(false)
+            return false
+        }
+        guard let (worker, workerContext, run, generation) = sending else { return true }  // answered once sent
+        let reply: @Sendable (WorkerReply) -> Void = { [weak self] reply in
+            let interrupted = if case .result(let value) = reply { value["interrupted"]?.boolValue ?? false } else { false }
+            // Only a run the worker stopped is followed up (a run it found ended, or not begun,
+            // goes on as the answer says).
+            if interrupted { self?.followUp(id, run, worker: worker, workerContext: workerContext, generation: generation) }
+            answered?(interrupted)
+        }
+        if worker.send("code.interrupt", ["context": .string(workerContext)], Worker.Pending(notification: { _, _ in }, reply: reply)) == nil {
+            answered?(false)  // the worker has ended: its run is answered `crashed`
+        }
+        return true
+    }
+
+    /// An interrupted run still going: the interrupt is repeated every 250 ms during the grace
+    /// period, then the worker is ended.
+    private func followUp(_ id: String, _ run: ActiveRun, worker: Worker, workerContext: String, generation: Int) {
         let repeats = Int(configuration.gracePeriod / .milliseconds(250))
         for step in 1...max(1, repeats) {
             timers.asyncAfter(deadline: .now() + .milliseconds(250 * step)) { [weak self] in
@@ -871,7 +919,6 @@ public final class ProcessContexts: Sendable {
                 }
             }
         }
-        return true
     }
 
     private func armDeadline(_ id: String, _ run: ActiveRun, generation: Int) {
@@ -954,7 +1001,8 @@ public final class ProcessContexts: Sendable {
             record.runs = []
             record.unsent = []
             record.sendingWaiting = false
-            record.interruptWhenBound = false
+            Self.answerNotInterrupted(record.interruptWhenBound)
+            record.interruptWhenBound = nil
             record.deadReason = switch ending {
             case .timeout: "its run did not stop within the grace period after its timeout"
             case .cpuTimeLimit: "its run used more CPU time than the context's limit"
@@ -1074,6 +1122,7 @@ public final class ProcessContexts: Sendable {
         }
         for waiter in waiters { waiter.resume(returning: .failure(IsolationError(.shuttingDown, "The server is shutting down."))) }
         for record in records {
+            Self.answerNotInterrupted(record.interruptWhenBound)
             if record.starting {
                 Self.failUnstarted(record.runs, code: -32005, reason: "shutting_down", message: "The server is shutting down; the run was not started.")
             } else {

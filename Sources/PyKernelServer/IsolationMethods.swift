@@ -193,13 +193,25 @@ extension JSONRPCServer {
         }
     }
 
+    /// `code.interrupt` of a process context: answered with its worker's answer, so `true` means
+    /// the run's response comes with status `interrupted` (a run that ended before the worker read
+    /// the interrupt is `false`, as in a namespace context).
     private static func interrupt(_ request: Request, _ kernel: MethodHandler) throws(RPCError) -> MethodReply {
         let id = try request.params.string("context")
         guard let contexts = processContext(request, id) else { return try kernel(request) }
+        let interrupted = Mutex(false)
+        let answered = StopSignal()
         do throws(IsolationError) {
-            return .result(["interrupted": .bool(try contexts.interrupt(id))])
+            try contexts.interrupt(id) { value in
+                interrupted.withLock { $0 = value }
+                answered.fire()
+            }
         } catch {
             throw RPCError(error)
+        }
+        return .deferred {
+            await answered.wait()
+            return ["interrupted": .bool(interrupted.withLock { $0 })]
         }
     }
 

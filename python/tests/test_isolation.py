@@ -683,3 +683,16 @@ def test_fork_server_with_another_thread_refuses_to_fork(pykernel_bin, tmp_path,
         raw.close_stdin()
         raw.wait_exit()
         raw.kill()
+
+
+def test_an_interrupt_answered_true_means_the_run_ends_interrupted(server):
+    """`code.interrupt` is answered with the worker's own answer: `true` only when the run was
+    stopped by it (it answered `true` at once, and a quick run written just before it ended `ok`
+    in most tries); the context's first run, sent while its worker is on the way, too."""
+    for attempt in range(40):
+        context = create(server)["id"] if attempt % 10 == 0 else context
+        run_id = server.request("code.run", {"context": context, "code": "x = 1" if attempt % 2 else "import time; time.sleep(0.001)"})
+        interrupt_id = server.request("code.interrupt", {"context": context})
+        status = server.response(run_id, timeout=30)["result"]["status"]
+        interrupted = server.response(interrupt_id, timeout=30)["result"]["interrupted"]
+        assert interrupted == (status == "interrupted"), (attempt, interrupted, status)

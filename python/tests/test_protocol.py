@@ -671,6 +671,27 @@ def test_processes_a_contexts_thread_starts_write_to_that_context(kernel, tmp_pa
     assert (other.stdout, other.stderr) == ("b\n", ""), other
 
 
+def test_an_interrupt_answered_true_means_the_run_ends_interrupted(raw):
+    """A quick run and its interrupt, written together or one after the other: `true` only when
+    the run's answer is `interrupted` (an interrupt read with its run, before the interpreter took
+    it, answered `false` while the run went on; answered later, the run may have ended `ok`)."""
+    answers = set()
+    for attempt in range(100):
+        run_id, interrupt_id = raw.next_id(), raw.next_id()
+        lines = [{"jsonrpc": "2.0", "id": run_id, "method": "code.run", "params": {"code": "x = 1"}},
+                 {"jsonrpc": "2.0", "id": interrupt_id, "method": "code.interrupt", "params": {"context": "default"}}]
+        if attempt % 2:
+            raw.send(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
+        else:
+            for line in lines:
+                raw.send(line)
+        status = raw.response(run_id)["result"]["status"]
+        interrupted = raw.response(interrupt_id)["result"]["interrupted"]
+        assert interrupted == (status == "interrupted"), (attempt, interrupted, status)
+        answers.add(interrupted)
+    assert True in answers  # an interrupt read with its run stops it
+
+
 def test_quiet_by_default(raw):
     raw.result("code.run", {"code": "print(1)"})
     raw.call("nope")
