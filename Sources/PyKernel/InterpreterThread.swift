@@ -142,6 +142,7 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
     }
 
     private func main(_ configuration: KernelConfiguration, runtime: EmbeddedRuntime, started: (Result<Void, KernelError>) -> Void) {
+        ProcessPriority.restoreForCallingThread()  // the code, its threads and processes: the process's nice value
         var signals = sigset_t()
         sigemptyset(&signals)
         pthread_sigmask(SIG_SETMASK, &signals, nil)  // children inherit this mask: leave nothing blocked

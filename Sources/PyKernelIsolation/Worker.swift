@@ -172,6 +172,7 @@ final class Worker: Sendable {
         var child: pid_t = 0
         let status = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
         guard status == 0 else { throw WorkerError.spawn("posix_spawn \(executable): \(String(cString: strerror(status)))") }
+        ProcessPriority.restore(process: child)
         return child
     }
 

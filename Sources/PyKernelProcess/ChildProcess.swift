@@ -98,6 +98,7 @@ final class ChildProcess: Sendable {
                     output: .fileDescriptor(FileDescriptor(rawValue: stdio[1]), closeAfterSpawningProcess: false),
                     error: .fileDescriptor(FileDescriptor(rawValue: stdio[2]), closeAfterSpawningProcess: false)
                 ) { execution in
+                    ProcessPriority.restore(process: execution.processIdentifier.value)
                     let spawned = ChildProcess(
                         pid: execution.processIdentifier.value, pidfd: execution.processIdentifier.processDescriptor)
                     child = spawned
@@ -197,6 +198,7 @@ extension ChildProcess {
         guard rc == 0 else {
             throw ProcessAPIError(.spawnFailed, "Could not start \(spec.executable): \(Posix.describe(rc)).", field: "command")
         }
+        ProcessPriority.restore(process: pid)
         // The child is not reaped before we reap it: its pid cannot have been reused.
         let pidfd = pk_pidfd_open(pid)
         guard pidfd >= 0 else {

@@ -1,6 +1,7 @@
 """``pykernel serve`` at the byte level: malformed input, notifications, duplicate ids, the
 purity of stdout, end of input, shutdown and SIGTERM, logging (see docs/protocol.md)."""
 
+import base64
 import json
 import os
 import select
@@ -690,6 +691,22 @@ def test_an_interrupt_answered_true_means_the_run_ends_interrupted(raw):
         assert interrupted == (status == "interrupted"), (attempt, interrupted, status)
         answers.add(interrupted)
     assert True in answers  # an interrupt read with its run stops it
+
+
+def test_code_and_the_processes_it_starts_run_at_the_servers_own_priority(raw):
+    """The interpreter thread, and every process the code or the process API starts, ran at nice
+    -2: a thread the Swift runtime's pool made raises it, and Linux threads and processes inherit
+    their creator's (python3's code runs at the nice value it was started with)."""
+    own = os.nice(0)  # the server's: started by this process
+    code = "import os, subprocess\nprint(os.nice(0), subprocess.run(['nice'], capture_output=True, text=True).stdout.strip())"
+    assert raw.result("code.run", {"code": code})["stdout"] == f"{own} {own}\n"
+    assert raw.result("process.exec", {"command": "nice"})["stdout"] == f"{own}\n"
+    raw.result("pty.create", {"id": "nice", "command": "nice"})
+    exited = raw.wait_for(lambda m: m.get("method") == "pty.exited" and m["params"]["id"] == "nice", what="the PTY's end")
+    assert exited["params"]["exit_code"] == 0
+    written = b"".join(base64.b64decode(m["params"]["data"]) for m in raw.messages_since(0)
+                       if m.get("method") == "pty.output" and m["params"]["id"] == "nice")
+    assert written == f"{own}\r\n".encode()
 
 
 def test_quiet_by_default(raw):
