@@ -336,7 +336,7 @@ final class InterpreterState {
         }
         runtime.output.end()
         // Before the answer: an interrupt after it finds nothing to stop.
-        let interruptedUnbegun = runtime.supervisor.noLongerUpcoming(run.output)
+        let interruptedUnbegun = runtime.supervisor.runEnds(run.output)
         let ending = stop ?? (interruptedUnbegun ? .interrupt : nil)
         let status: ExecutionStatus = switch ending {
         case .timeout: .timeout

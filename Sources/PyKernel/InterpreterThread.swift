@@ -36,6 +36,8 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
     /// The runs among `jobs[head...]` (the queue's bound counts runs only: a deletion's clean-up
     /// job is always accepted).
     private var queuedRuns = 0
+    /// The run taken by the thread last (``nextRunToBegin()``).
+    private var inHand: RunOutput?
     /// Jobs waiting (mirrors `jobs[head...]`): the idle thread spins on it without the lock, so
     /// submitters never wait for the spinner.
     private let waiting = Atomic<Int>(0)
@@ -100,9 +102,11 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
         lock.broadcast()
     }
 
-    /// The output of the first run queued (not one taken already), if any.
-    func firstQueuedRun() -> RunOutput? {
+    /// The run to begin next: the one this thread has taken (until it takes the next job; it may
+    /// have ended), else the first queued.
+    func nextRunToBegin() -> RunOutput? {
         lock.withLock {
+            if let inHand { return inHand }
             for job in jobs[head...] {
                 if case .run(let run) = job { return run.output }
             }
@@ -131,7 +135,12 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
             while head == jobs.count { lock.wait() }
             let job = jobs[head]
             head += 1
-            if case .run = job { queuedRuns -= 1 }
+            if case .run(let run) = job {
+                queuedRuns -= 1
+                inHand = run.output
+            } else {
+                inHand = nil
+            }
             if head == jobs.count {
                 jobs.removeAll(keepingCapacity: true)
                 head = 0

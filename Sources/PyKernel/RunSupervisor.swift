@@ -85,9 +85,9 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
     private let lock = ConditionLock()
     private var current: CurrentRun?
-    /// The run the interpreter thread has taken and not ended yet (before ``begin(_:executionCount:timeout:)``
-    /// too), from ``beginsInterrupted(_:)`` to ``end()``.
-    private var upcoming: RunOutput?
+    /// The run whose end was decided last (``runEnds(_:)``): an interrupt that comes after that
+    /// finds it in the interpreter thread's hands still, and must not count it as about to begin.
+    private var lastEnded: RunOutput?
     /// A run interrupted while it waited to begin (``interruptDeferringWatchdog(_:blockWatch:nextRun:beforeSignal:)``).
     private var interruptedBeforeBegin: RunOutput?
     private var pendingStop: Stop? {
@@ -155,18 +155,19 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// `interrupted` without running). Until the run ends it is the run about to begin.
     func beginsInterrupted(_ output: RunOutput) -> Bool {
         lock.withLock {
-            defer { interruptedBeforeBegin = nil }
-            let interrupted = interruptedBeforeBegin === output
-            upcoming = interrupted ? nil : output
-            return interrupted
+            guard interruptedBeforeBegin === output else { return false }
+            interruptedBeforeBegin = nil
+            lastEnded = output
+            return true
         }
     }
 
-    /// The run taken by the interpreter thread has ended; `true` when it ended without beginning
-    /// (a cell that did not compile) after an interrupt came for it: its answer says `interrupted`.
-    func noLongerUpcoming(_ output: RunOutput) -> Bool {
+    /// The run taken by the interpreter thread has ended, its answer about to be made; `true`
+    /// when it ended without beginning (a cell that did not compile) after an interrupt came for
+    /// it: its answer says `interrupted`.
+    func runEnds(_ output: RunOutput) -> Bool {
         lock.withLock {
-            defer { upcoming = nil }
+            lastEnded = output
             guard interruptedBeforeBegin === output else { return false }
             interruptedBeforeBegin = nil
             return true
@@ -196,7 +197,6 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         lock.withLock {
             defer {
                 current = nil
-                upcoming = nil
                 pendingStop = nil
                 anticipatedHandlerDue.store(false, ordering: .relaxed)
                 if inputWaiters > 0 { lock.broadcast() }  // input waiters of other threads of the run give up
@@ -276,18 +276,19 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// stop not taken (it entered a blocking call), the signal is sent then; else the returned
     /// function sends it if the stop has still not been taken (native code that holds the GIL).
     ///
-    /// With nothing running, the run about to begin (taken by the interpreter thread, else the
-    /// first queued: `nextRun`) is interrupted if it is `context`'s: it is answered `interrupted`
-    /// as it begins, without running (``beginsInterrupted(_:)``); so a run and its interrupt read
-    /// together stop that run, and `true` always means the run's answer is `interrupted`.
+    /// With nothing running, the run about to begin (`nextRun`: the one the interpreter thread
+    /// has taken, else the first queued) is interrupted if it is `context`'s: it is answered
+    /// `interrupted` without running (``beginsInterrupted(_:)``), or stopped where its code begins
+    /// (``begin(_:executionCount:timeout:)``); so a run and its interrupt read together stop that
+    /// run, and `true` always means the run's answer is `interrupted`.
     func interruptDeferringWatchdog(
         _ context: ContextID, blockWatch: Duration, nextRun: () -> RunOutput?, beforeSignal: () -> Void
     ) -> (@Sendable () -> Void)? {
         lock.lock()
         // One copy of the run, not one per member read through the optional.
         guard let run = current, run.context == context else {
-            let next = current == nil ? upcoming ?? nextRun() : nil
-            guard let next, next.context == context else {
+            let next = current == nil ? nextRun() : nil
+            guard let next, next !== lastEnded, next.context == context else {
                 lock.unlock()
                 return nil
             }
