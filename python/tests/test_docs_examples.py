@@ -11,7 +11,8 @@ undocumented), the type of each value, the values that do not depend on the mome
 error names, codes and reasons, streams, kinds and states of contexts, flags) and the list of
 methods. Not compared: texts and numbers that do (ids, pids, paths, durations, messages).
 A terminal's output falls into ``pty.output`` notifications as timing has it: what each documented
-one holds (its escape sequences and carriage returns aside) is awaited in all the terminal wrote.
+one holds (its escape sequences and carriage returns aside) is awaited in what the terminal wrote,
+after what the one before it showed.
 
 Ids are UUIDs in the docs: one a response introduces (a context's, a command's) stands for the
 id the server answered there; a context id a request uses first (an example that continues an earlier one) stands for a
@@ -143,6 +144,7 @@ class Replay:
         self.project = project
         self.project_contexts = project_contexts  # the docs' contexts made in /tmp/project
         self.ids = {}  # a UUID of the docs -> the server's
+        self.terminal_cursor = {}  # a PTY's id -> where in what it showed the last awaited output ended
 
     def text(self, line):
         return line.replace("/tmp/project", self.project)
@@ -201,9 +203,14 @@ def replay(session, block):
             except ValueError:
                 documented = None  # elided (`...`): an answer whose arrival only is checked
             if documented is not None and documented.get("method") == "pty.output":
+                # In order: what each documented chunk shows comes after what the one before showed
+                # (a prompt awaited is the new one, not one shown earlier).
                 terminal, shown = documented["params"]["id"], TERMINAL_CONTROLS.sub(b"", base64.b64decode(documented["params"]["data"]))
-                server.wait_until(lambda messages: shown in terminal_text(messages, terminal), 30,
+                start = session.terminal_cursor.get(terminal, 0)
+                server.wait_until(lambda messages: terminal_text(messages, terminal).find(shown, start) >= 0, 30,
                                   f"the output of line {reply_number} ({shown!r})")
+                text = terminal_text(server.messages_since(0), terminal)
+                session.terminal_cursor[terminal] = text.find(shown, start) + len(shown)
                 actual = next(m for m in server.messages_since(0) if m.get("method") == "pty.output" and m["params"].get("id") == terminal)
                 problems += compare(documented, actual, f"line {reply_number}")
                 continue
