@@ -299,7 +299,8 @@ final class InterpreterState {
         guard cwd == currentDirectory || chdir(cwd) == 0 else {
             run.output.fail(KernelError(
                 .invalidWorkingDirectory,
-                "the working directory of context \(record.id), \(cwd), is no longer accessible: \(String(cString: strerror(errno)))"))
+                "the working directory of context \(record.id), \(cwd), is no longer accessible: \(String(cString: strerror(errno)))",
+                field: "context"))
             return
         }
         let executionCount = record.state.withLock { state in

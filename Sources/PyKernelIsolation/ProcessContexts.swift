@@ -13,6 +13,7 @@ public struct IsolationError: Error, Sendable {
         case shuttingDown = "shutting_down"
         case unavailable = "worker_unavailable"
         case invalidArgument = "invalid_argument"
+        case invalidCwd = "invalid_cwd"
     }
     public let code: Code
     public let message: String
@@ -470,12 +471,15 @@ public final class ProcessContexts: Sendable {
     ///   - cpuTimeLimit: CPU time each run may use; a run past it is ended with its worker.
     ///   - waitForWorker: Wait until the context has its worker (and throw when none can start),
     ///     never answering ``ContextState/starting`` (a server's `default` context at start).
+    /// The largest `memory_limit_mb` (1 PiB): its byte count must fit the worker's limit.
+    public static let maxMemoryLimitMB = 1 << 30
+
     public func create(
         id: String, cwd: String?, memoryLimitMB: Int? = nil, cpuTimeLimit: Duration? = nil, waitForWorker: Bool = false
     ) async throws(IsolationError) -> Info {
         let cwd = cwd ?? configuration.workingDirectory
-        if let memoryLimitMB, memoryLimitMB <= 0 {
-            throw IsolationError(.invalidArgument, "memory_limit_mb must be a positive integer (MiB).", field: "memory_limit_mb")
+        if let memoryLimitMB, !(1...Self.maxMemoryLimitMB).contains(memoryLimitMB) {
+            throw IsolationError(.invalidArgument, "memory_limit_mb must be an integer from 1 to \(Self.maxMemoryLimitMB) (MiB).", field: "memory_limit_mb")
         }
         if state.withLock({ $0.shuttingDown }) { throw IsolationError(.shuttingDown, "The server is shutting down.") }
         let worker: Worker
@@ -726,6 +730,13 @@ public final class ProcessContexts: Sendable {
                 throw IsolationError(.busy, "The context has a run in progress; interrupt it or wait before restarting it.")
             }
             return (record.cwd, record.memoryLimitMB, record.cpuTimeLimit)
+        }
+        var status = stat()
+        guard stat(cwd, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
+            // A fresh worker could not start there (it was refused as `worker_unavailable`).
+            throw IsolationError(
+                .invalidCwd, "The working directory of context \(id), \(cwd), no longer exists; delete the context and create it again.",
+                field: "id")
         }
         let worker = try await takeWorker()
         let workerContext = try await attach(worker, cwd: cwd, memoryLimitMB: memoryLimitMB)

@@ -22,7 +22,7 @@ extension RPCError {
         case .busy: ApplicationErrorCode.interpreterBusy
         case .shuttingDown: ApplicationErrorCode.shuttingDown
         case .unavailable: RPCError.Code.internalError
-        case .invalidArgument: RPCError.Code.invalidParams
+        case .invalidArgument, .invalidCwd: RPCError.Code.invalidParams
         }
         if code == RPCError.Code.invalidParams {
             self = .invalidParams(error.message, field: error.field, reason: error.code.rawValue)
@@ -98,8 +98,9 @@ extension JSONRPCServer {
             }
             return adding(["isolation": "namespace"], to: try kernel(request))
         }
-        if let memoryLimit, memoryLimit <= 0 {
-            throw RPCError.invalidParams("params.memory_limit_mb must be a positive integer (MiB).", field: "memory_limit_mb")
+        if let memoryLimit, !(1...ProcessContexts.maxMemoryLimitMB).contains(memoryLimit) {
+            throw RPCError.invalidParams(
+                "params.memory_limit_mb must be an integer from 1 to \(ProcessContexts.maxMemoryLimitMB) (MiB).", field: "memory_limit_mb")
         }
         if let cpuSeconds, !(cpuSeconds > 0 && cpuSeconds <= 1e9) {
             throw RPCError.invalidParams("params.cpu_time_limit_s must be a number of seconds > 0.", field: "cpu_time_limit_s")

@@ -152,7 +152,7 @@ def _emit_bundle(obj, is_main):
                 charts.emit_figure(obj, is_main=False)
             return
     data, metadata = bundle(obj)
-    _emit((is_main, data, json.dumps(metadata) if metadata else None, None))
+    _emit((is_main, data, _metadata_json(obj, metadata), None))
 
 
 def bundle(obj):
@@ -246,6 +246,19 @@ def _report(obj, name, error):
                      "that representation is left out\n")
 
 
+def _metadata_json(obj, metadata):
+    """The metadata as JSON, or ``None``: metadata JSON cannot hold (an object, NaN) is left out
+    with a line on stderr (it made the run an error, with the json module's frames)."""
+    if not metadata:
+        return None
+    try:
+        return json.dumps(metadata, allow_nan=False)
+    except Exception as error:  # a stop (KeyboardInterrupt) goes on
+        sys.stderr.write(f"the metadata of a {type(obj).__name__} result is not JSON ({type(error).__name__}: {error}); "
+                         "it is left out\n")
+        return None
+
+
 _NOT_JSON = "returned a value that is not JSON (NaN, an infinity, a key JSON cannot hold, or nesting too deep)"
 
 
@@ -285,7 +298,7 @@ def _ipython_display(*objs, include=None, exclude=None, metadata=None, raw=False
 
 def _publish_display_data(data, metadata=None, *args, **kwargs):
     """IPython's ``publish_display_data``: a MIME bundle (and its metadata) as one result."""
-    _emit((False, _strings(data), json.dumps(metadata, default=repr) if metadata else None, None))
+    _emit((False, _strings(data), _metadata_json(data, metadata), None))
 
 
 def _is_figure(obj):

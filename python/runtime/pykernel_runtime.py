@@ -431,6 +431,9 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes, 
         os._exit = _guarded_exit(os._exit)
         os.abort = _guarded_abort(os.abort)
         os.kill = _guarded_kill(os.kill)
+        os.setsid = _keeping_the_session(os.setsid, lambda: True)
+        os.setpgrp = _keeping_the_session(os.setpgrp, lambda: True)
+        os.setpgid = _keeping_the_session(os.setpgid, lambda pid, pgrp: operator.index(pid) in (0, os.getpid()))
         os.killpg = _guarded_killpg(os.killpg)
         signal.raise_signal = _guarded_raise_signal(signal.raise_signal)
         resource.setrlimit = _keeping_shared_limits_setrlimit(resource.setrlimit)
@@ -1161,6 +1164,28 @@ def _guarded_killpg(posix_killpg):
         return posix_killpg(pgid, signum)
 
     return _posing_as(posix_killpg, killpg)
+
+
+def _keeping_the_session(call, concerns_this_process):
+    """``os.setsid``, ``os.setpgrp`` or ``os.setpgid`` that does not move the process every
+    namespace context shares (the server) into a session or group of its own (its terminal's
+    Ctrl-C and its supervisor's group signals would no longer reach it): ``PermissionError``,
+    as for the other calls that would change that process for every context. In a child the
+    code forked (a daemon's double fork) and in a process context they work as in python3."""
+
+    def keeping(*arguments):
+        try:
+            concerned = concerns_this_process(*arguments)
+        except (TypeError, ValueError):
+            concerned = False  # the call raises its own error
+        if _process_shared and not _forked_by_code and concerned:
+            raise PermissionError(
+                errno.EPERM, f"os.{call.__name__} would move the process that runs every namespace context (the "
+                "server) into a session or process group of its own; start a process with start_new_session=True "
+                "(or process_group=0), or run the code in a process context (isolation \"process\")")
+        return call(*arguments)
+
+    return _posing_as(call, keeping)
 
 
 def _guarded_raise_signal(raise_signal):

@@ -524,7 +524,7 @@ def test_memory_limit(server):
     assert restarted["memory_limit_mb"] == 200
     assert run(server, limited["id"], "x = bytearray(400 * 1024 * 1024)")["error"]["name"] == "MemoryError"
     server.result("context.delete", {"id": limited["id"]})
-    for bad in (0, -5, "lots", 1.5):
+    for bad in (0, -5, "lots", 1.5, 10**15, 2**63):
         reply = server.call("context.create", {"isolation": "process", "memory_limit_mb": bad})
         assert reply["error"]["code"] == -32602 and reply["error"]["data"]["field"] == "memory_limit_mb", reply
     namespace = server.call("context.create", {"memory_limit_mb": 100})
@@ -696,3 +696,17 @@ def test_an_interrupt_answered_true_means_the_run_ends_interrupted(server):
         status = server.response(run_id, timeout=30)["result"]["status"]
         interrupted = server.response(interrupt_id, timeout=30)["result"]["interrupted"]
         assert interrupted == (status == "interrupted"), (attempt, interrupted, status)
+
+
+def test_restarting_a_context_whose_directory_is_gone_says_so(server, tmp_path):
+    """`context.restart` of a process context whose working directory was deleted: -32602
+    `invalid_cwd` (it was -32603 `worker_unavailable`, "not expected"); the context goes on."""
+    directory = tmp_path / "gone"
+    directory.mkdir()
+    context = create(server, cwd=str(directory))["id"]
+    assert run(server, context, "x = 5")["status"] == "ok"
+    directory.rmdir()
+    error = server.call("context.restart", {"id": context})["error"]
+    assert (error["code"], error["data"]) == (-32602, {"reason": "invalid_cwd", "field": "id"}), error
+    assert run(server, context, "print(x)")["stdout"] == "5\n"
+    server.result("context.delete", {"id": context})

@@ -709,6 +709,18 @@ def test_code_and_the_processes_it_starts_run_at_the_servers_own_priority(raw):
     assert written == f"{own}\r\n".encode()
 
 
+def test_a_run_in_a_context_whose_directory_is_gone_names_the_context(raw, tmp_path):
+    """Every -32602 names `data.field`: a run in a namespace context whose directory was deleted
+    (and the interpreter sits elsewhere) is refused naming `context`."""
+    directory = tmp_path / "gone"
+    directory.mkdir()
+    context = raw.result("context.create", {"cwd": str(directory)})["id"]
+    directory.rmdir()
+    raw.result("code.run", {"code": "pass"})  # the interpreter leaves for the default context's directory
+    error = raw.call("code.run", {"code": "pass", "context": context})["error"]
+    assert (error["code"], error["data"]) == (-32602, {"reason": "invalid_cwd", "field": "context"}), error
+
+
 def test_quiet_by_default(raw):
     raw.result("code.run", {"code": "print(1)"})
     raw.call("nope")

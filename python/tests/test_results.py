@@ -440,3 +440,13 @@ def test_an_interrupt_while_a_representation_is_made_stops_the_run(pykernel_bin)
         assert result["results"] == []
     finally:
         server.kill()
+
+
+def test_metadata_json_cannot_hold_is_left_out_with_a_line_on_stderr(kernel):
+    """A `_repr_*_` returning (value, metadata) whose metadata JSON cannot hold: the result is
+    shown without it (the run was an error, its traceback the json module's frames)."""
+    result = kernel.run_code("class L:\n    def _repr_latex_(self): return ('$x$', {'k': object()})\n"
+                             "    def __repr__(self): return 'L'\nL()")
+    assert result.status == "ok", result
+    assert [(r.data, r.metadata) for r in result.results] == [({"text/plain": "L", "text/latex": "$x$"}, {})]
+    assert result.stderr.startswith("the metadata of a L result is not JSON (TypeError: ") and result.stderr.endswith("it is left out\n")

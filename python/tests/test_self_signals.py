@@ -352,6 +352,25 @@ def test_a_descriptor_number_the_server_gave_up_is_the_codes(kernel):
     assert kernel.run_code(code).stdout == "9\ndone\n"
 
 
+def test_a_session_or_group_of_its_own_is_refused_for_the_shared_server(kernel):
+    """`os.setsid()`, `os.setpgrp()`, `os.setpgid(0, 0)` in a namespace context moved the server
+    every context shares into a session or group of its own; refused there (a forked child and a
+    process context's worker may)."""
+    code = ("import os\nfor call in (os.setsid, os.setpgrp, lambda: os.setpgid(0, 0)):\n    try:\n        call()\n"
+            "    except PermissionError as e:\n        print(e.errno, 'process context' in str(e))\n")
+    before = kernel.run_code("import os\nprint(os.getsid(0), os.getpgrp())").stdout
+    refused = kernel.run_code(code)
+    assert refused.stdout == "1 True\n1 True\n1 True\n", refused
+    assert kernel.run_code("import os\nprint(os.getsid(0), os.getpgrp())").stdout == before
+    child = kernel.run_code("import os\npid = os.fork()\nif pid == 0:\n    os.setsid()\n    os._exit(0 if os.getsid(0) == os.getpid() else 3)\n"
+                            "print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))")
+    assert child.stdout == "0\n", child
+    ctx = kernel.create_context(isolation="process")
+    worker = kernel.run_code(code, context=ctx)  # the real calls (a session leader's own EPERM at most)
+    assert worker.status == "ok" and "True" not in worker.stdout, worker
+    kernel.delete_context(ctx)
+
+
 def test_limits_that_would_end_the_shared_server_are_refused(kernel):
     """`resource.setrlimit(RLIMIT_CPU, (1, 2))` in a cell, then a loop: SIGXCPU ended the server
     every context shares. Lowering such a limit there is refused (raising one is not); a process
