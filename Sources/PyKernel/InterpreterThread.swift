@@ -36,7 +36,7 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
     /// The runs among `jobs[head...]` (the queue's bound counts runs only: a deletion's clean-up
     /// job is always accepted).
     private var queuedRuns = 0
-    /// The run taken by the thread last (``nextRunToBegin()``).
+    /// The run the thread has taken, until it has run it (``nextRunToBegin(after:)``).
     private var inHand: RunOutput?
     /// Jobs waiting (mirrors `jobs[head...]`): the idle thread spins on it without the lock, so
     /// submitters never wait for the spinner.
@@ -102,11 +102,11 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
         lock.broadcast()
     }
 
-    /// The run to begin next: the one this thread has taken (until it takes the next job; it may
-    /// have ended), else the first queued.
-    func nextRunToBegin() -> RunOutput? {
+    /// The run to begin next: the one this thread has taken, unless it is `ended` (its end
+    /// decided), else the first queued.
+    func nextRunToBegin(after ended: RunOutput?) -> RunOutput? {
         lock.withLock {
-            if let inHand { return inHand }
+            if let inHand, inHand !== ended { return inHand }
             for job in jobs[head...] {
                 if case .run(let run) = job { return run.output }
             }
@@ -203,7 +203,9 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
                 return nextJob()
             }
             switch job {
-            case .run(let run): state.execute(run)
+            case .run(let run):
+                state.execute(run)
+                lock.withLock { inHand = nil }
             case .releaseNamespace(let id): state.releaseNamespace(of: id)
             case .noteEngineDescriptors: state.noteEngineDescriptors()
             }

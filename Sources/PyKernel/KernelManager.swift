@@ -337,7 +337,7 @@ public final class KernelManager: Sendable {
     @discardableResult
     public func interrupt(_ context: ContextID) throws(KernelError) -> Bool {
         _ = try record(context)
-        return runtime.supervisor.interrupt(context, nextRun: interpreter.nextRunToBegin)
+        return runtime.supervisor.interrupt(context, nextRun: interpreter.nextRunToBegin(after:))
     }
 
     /// How long ``interruptDeferringWatch(_:blockWatch:beforeSignal:)`` watches, by default, whether
@@ -357,7 +357,7 @@ public final class KernelManager: Sendable {
     ) throws(KernelError) -> (@Sendable () -> Void)? {
         _ = try record(context)
         return runtime.supervisor.interruptDeferringWatchdog(
-            context, blockWatch: blockWatch, nextRun: interpreter.nextRunToBegin, beforeSignal: beforeSignal)
+            context, blockWatch: blockWatch, nextRun: interpreter.nextRunToBegin(after:), beforeSignal: beforeSignal)
     }
 
     /// Whether runs (or other work) wait for the interpreter thread: a hint for a caller on that

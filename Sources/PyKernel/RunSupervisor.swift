@@ -257,7 +257,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
     /// Interrupts the run in progress in `context`; `false` when none is. A stop not taken at once
     /// is signalled at once.
-    func interrupt(_ context: ContextID, nextRun: () -> RunOutput? = { nil }) -> Bool {
+    func interrupt(_ context: ContextID, nextRun: (_ ended: RunOutput?) -> RunOutput? = { _ in nil }) -> Bool {
         guard let watch = interruptDeferringWatchdog(context, blockWatch: .zero, nextRun: nextRun, beforeSignal: {}) else { return false }
         watch()
         return true
@@ -282,12 +282,12 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// (``begin(_:executionCount:timeout:)``); so a run and its interrupt read together stop that
     /// run, and `true` always means the run's answer is `interrupted`.
     func interruptDeferringWatchdog(
-        _ context: ContextID, blockWatch: Duration, nextRun: () -> RunOutput?, beforeSignal: () -> Void
+        _ context: ContextID, blockWatch: Duration, nextRun: (_ ended: RunOutput?) -> RunOutput?, beforeSignal: () -> Void
     ) -> (@Sendable () -> Void)? {
         lock.lock()
         // One copy of the run, not one per member read through the optional.
         guard let run = current, run.context == context else {
-            let next = current == nil ? nextRun() : nil
+            let next = current == nil ? nextRun(lastEnded) : nil
             guard let next, next !== lastEnded, next.context == context else {
                 lock.unlock()
                 return nil
