@@ -1070,7 +1070,10 @@ public final class ProcessContexts: Sendable {
             "status": .string(status), "stdout": .string(out.text()), "stderr": .string(err.text()),
             "stdout_truncated": .bool(out.isTruncated), "stderr_truncated": .bool(err.isTruncated),
             "stdout_omitted_bytes": .integer(Int64(out.omittedBytes)), "stderr_omitted_bytes": .integer(Int64(err.omittedBytes)),
-            "error": ["name": .string(name), "value": .string(value), "traceback": .string("\(name): \(value)\n")],
+            // As a namespace context's stop records: a KeyboardInterrupt's value is empty, what
+            // happened is its traceback's line.
+            "error": ["name": .string(name), "value": .string(name == "KeyboardInterrupt" ? "" : value),
+                      "traceback": .string("\(name): \(value)\n")],
             "execution_count": .integer(Int64(executionCount + 1)),
             "duration": .double((elapsed.inSeconds * 1e6).rounded() / 1e6), "results": .array(results),
         ]

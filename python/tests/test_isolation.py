@@ -154,7 +154,7 @@ def test_interrupt_escalates_to_kill(server):
     server.wait_for(lambda m: m.get("method") == "code.output" and m["params"]["request_id"] == request)
     assert server.result("code.interrupt", {"context": context}) == {"interrupted": True}
     result = server.response(request, timeout=30)["result"]
-    assert result["status"] == "interrupted" and "state is lost" in result["error"]["value"]
+    assert result["status"] == "interrupted" and result["error"]["value"] == "" and "state is lost" in result["error"]["traceback"]
     assert result["stdout"] == "started\n"
     assert server.call("code.run", {"context": context, "code": "1"})["error"]["code"] == -32006
     server.result("context.delete", {"id": context})
@@ -251,7 +251,12 @@ def test_delete_with_run_in_progress(server):
     request = server.request("code.run", {"context": context, "code": "print('x', flush=True)\nimport time\ntime.sleep(60)"})
     server.wait_for(lambda m: m.get("method") == "code.output" and m["params"]["request_id"] == request)
     server.result("context.delete", {"id": context})
-    assert server.response(request, timeout=10)["result"]["status"] == "interrupted"
+    result = server.response(request, timeout=10)["result"]
+    assert result["status"] == "interrupted"
+    # As a namespace context's stop records (protocol.md's statuses): the value is empty.
+    assert result["error"] == {"name": "KeyboardInterrupt", "value": "", "traceback":
+                               "KeyboardInterrupt: The context was deleted (or the server shut down) while the run was in "
+                               "progress; its worker process was killed.\n"}, result
     assert server.call("code.run", {"context": context, "code": "1"})["error"]["code"] == -32001
 
 
