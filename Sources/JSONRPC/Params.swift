@@ -38,6 +38,9 @@ public struct Params: Sendable {
     public func optionalInt(_ key: String) throws(RPCError) -> Int? {
         guard let value = object[key], !value.isNull else { return nil }
         if let int = value.intValue ?? value.doubleValue.flatMap(Int.init(exactly:)) { return int }
+        if let number = value.doubleValue, number.rounded() == number, number.isFinite {
+            throw Self.error(key, "must be an integer from \(Int.min) to \(Int.max), got \(number)")
+        }
         let got = value.doubleValue.map { "\($0)" } ?? value.typeName
         throw Self.error(key, "must be an integer, got \(got)")
     }

@@ -103,7 +103,7 @@ extension JSONRPCServer {
                 "params.memory_limit_mb must be an integer from 1 to \(ProcessContexts.maxMemoryLimitMB) (MiB).", field: "memory_limit_mb")
         }
         if let cpuSeconds, !(cpuSeconds > 0 && cpuSeconds <= 1e9) {
-            throw RPCError.invalidParams("params.cpu_time_limit_s must be a number of seconds > 0.", field: "cpu_time_limit_s")
+            throw RPCError.invalidParams("params.cpu_time_limit_s must be a number of seconds above 0 and at most 1e9.", field: "cpu_time_limit_s")
         }
         let cpuTimeLimit = cpuSeconds.map { Duration.nanoseconds(Int64($0 * 1e9)) }
         if let language = try request.params.optionalString("language"), language != "python" {

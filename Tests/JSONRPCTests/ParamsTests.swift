@@ -59,7 +59,7 @@ import Testing
 
     @Test func wrongTypesNameTheFieldAndType() throws {
         let params = try Params([
-            "code": 5, "timeout": "soon", "flag": "yes", "limit": 1.5, "count": true,
+            "code": 5, "timeout": "soon", "flag": "yes", "limit": 1.5, "count": true, "huge": 1e19,
             "env": ["PATH": 1], "envList": ["a"], "args": ["a", 2], "argsText": "a b", "nothing": nil,
         ])
         expectInvalid("params.code must be a string, got number", field: "code") { _ = try params.string("code") }
@@ -70,6 +70,9 @@ import Testing
         expectInvalid("params.count must be a number, got boolean", field: "count") { _ = try params.optionalDouble("count") }
         expectInvalid("params.limit must be an integer, got 1.5", field: "limit") { _ = try params.optionalInt("limit") }
         expectInvalid("params.count must be an integer, got boolean", field: "count") { _ = try params.optionalInt("count") }
+        expectInvalid("params.huge must be an integer from -9223372036854775808 to 9223372036854775807, got 1e+19", field: "huge") {
+            _ = try params.optionalInt("huge")
+        }
         expectInvalid("params.env must be an object of strings, but params.env.PATH is number", field: "env") {
             _ = try params.optionalStringDictionary("env")
         }
