@@ -34,7 +34,7 @@ actor LineTransport: Transport {
     private var inputEnded = false
     /// Calls reach the engine in the order they were read (see ``CallOrder``).
     private let callOrder: CallOrder
-    /// The `tools/call` handed to the SDK last, until its turn has passed.
+    /// The request handed to the SDK last that the next message waits for, until its turn has passed.
     private var callInTurn: RequestID?
 
     /// A transport reading requests from `input` and writing messages to `output` (neither is
@@ -70,7 +70,7 @@ actor LineTransport: Transport {
                         continue
                     }
                     noteRead(message)
-                    let call = Self.toolCallID(message)
+                    let call = Self.orderedRequestID(message)
                     if let call {
                         callInTurn = call
                         callOrder.arm()
@@ -158,9 +158,12 @@ actor LineTransport: Transport {
         unanswered[id] = count > 1 ? count - 1 : nil
     }
 
-    /// The id of a `tools/call` request (not in a batch: the SDK handles a batch as one message).
-    private static func toolCallID(_ message: JSONValue) -> RequestID? {
-        guard message["method"]?.stringValue == CallTool.name else { return nil }
+    /// The id of a request the next message waits for (not in a batch: the SDK handles a batch
+    /// as one message): a `tools/call`, until it has reached the engine, and `initialize`, until
+    /// it is answered (a client that writes its first call without waiting for the handshake's
+    /// answer gets that answer first).
+    private static func orderedRequestID(_ message: JSONValue) -> RequestID? {
+        guard let method = message["method"]?.stringValue, method == CallTool.name || method == Initialize.name else { return nil }
         return message["id"].flatMap(answerableID)
     }
 
