@@ -152,7 +152,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
     /// Called by the interpreter thread as it takes `output`'s run, before anything of it runs:
     /// whether an interrupt came for it while it waited to begin (it is then answered
-    /// `interrupted` without running). Until the run ends it is the run about to begin.
+    /// `interrupted` without running).
     func beginsInterrupted(_ output: RunOutput) -> Bool {
         lock.withLock {
             guard interruptedBeforeBegin === output else { return false }
@@ -196,6 +196,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     func end() -> (stop: Stop?, reported: Bool) {
         lock.withLock {
             defer {
+                lastEnded = current?.output  // its code has ended: no longer about to begin
                 current = nil
                 pendingStop = nil
                 anticipatedHandlerDue.store(false, ordering: .relaxed)
