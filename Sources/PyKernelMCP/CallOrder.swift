@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 /// Keeps `tools/call` requests reaching the engine in the order they were read.
@@ -50,12 +51,15 @@ final class CallOrder: Sendable {
         waiter?.resume()
     }
 
-    /// Waits until the call handed over last has passed its turn, at most ``patience``.
+    /// Waits until the call handed over last has passed its turn, at most ``patience``; at once
+    /// when it has (the usual case for a client that waits for each answer: no suspension).
     func waitForTurn() async {
-        let turn = current
-        let timer = Task { [self] in
-            try? await Task.sleep(for: Self.patience)
-            if !Task.isCancelled { pass(turn) }
+        let (turn, passed) = state.withLock { ($0.turn, $0.passed) }
+        guard !passed else { return }
+        // A timer on a dispatch queue, left to fire: by then the turn is over and it does
+        // nothing (a task per call, slept and cancelled, cost two thread wake-ups per call).
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(Self.patience.components.seconds * 1_000_000_000))) {
+            [self] in pass(turn)
         }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let passed = state.withLock { state in
@@ -64,6 +68,5 @@ final class CallOrder: Sendable {
             }
             if passed { continuation.resume() }
         }
-        timer.cancel()
     }
 }

@@ -69,17 +69,18 @@ actor LineTransport: Transport {
                         try? await write(RPCMessage.errorResponse(id: rejection.id, error: rejection.error))
                         continue
                     }
+                    // The call handed over before must have passed its turn before this message
+                    // goes (it has, usually, by the time the next line comes).
+                    if callInTurn != nil {
+                        await callOrder.waitForTurn()
+                        callInTurn = nil
+                    }
                     noteRead(message)
-                    let call = Self.orderedRequestID(message)
-                    if let call {
+                    if let call = Self.orderedRequestID(message) {
                         callInTurn = call
                         callOrder.arm()
                     }
                     continuation.yield(Data(bytes))
-                    if call != nil {
-                        await callOrder.waitForTurn()
-                        callInTurn = nil
-                    }
                 case .tooLong(let length):
                     logger.warning("dropped a message of \(length) bytes: longer than \(LineReader.defaultMaxLineLength) bytes")
                 }
