@@ -326,13 +326,15 @@ public final class KernelManager: Sendable {
     }
 
     /// Interrupts the run in progress in a context (`KeyboardInterrupt` where the code is);
-    /// runs queued behind it then run normally.
+    /// runs queued behind it then run normally. With nothing running, the context's run about to
+    /// begin counts as in progress: it is answered `interrupted` without running (or stopped
+    /// where its code begins), so `true` always means the run's result is `interrupted`.
     ///
     /// Code that catches the interrupt is interrupted again every 250 ms; once the grace period
     /// (``KernelConfiguration/timeoutGracePeriod``) has passed, the run is answered `interrupted`
     /// whatever the code does, and while that code still occupies the interpreter new runs are
     /// refused with ``KernelError/Code/interpreterBusy``.
-    /// - Returns: `false` when nothing was running there.
+    /// - Returns: `false` when nothing was running (or about to begin) there.
     /// - Throws: ``KernelError/Code/contextNotFound``.
     @discardableResult
     public func interrupt(_ context: ContextID) throws(KernelError) -> Bool {
