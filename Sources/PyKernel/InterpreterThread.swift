@@ -137,9 +137,7 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
             head += 1
             if case .run(let run) = job {
                 queuedRuns -= 1
-                inHand = run.output
-            } else {
-                inHand = nil
+                inHand = run.output  // until it has run (``serve(_:)``)
             }
             if head == jobs.count {
                 jobs.removeAll(keepingCapacity: true)

@@ -24,8 +24,8 @@ enum NativeDescriptors {
             let writeEnd = runtime.output.pipeForThreadProcess(of: owner, target: Int32(descriptor))
         else { return PyOwned(retaining: .none).transfer() }
         guard let number = try? PyOwned.integer(Int(writeEnd)) else {
-            close(writeEnd)
-            return nil  // the Python error stays set: the caller raises it
+            close(writeEnd)  // no int (out of memory): the process keeps the shared pipe
+            return PyOwned(retaining: .none).transfer()
         }
         return number.transfer()
     }

@@ -47,9 +47,9 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     /// the reader to spin on), and ``putBackStandardDescriptors()`` puts the descriptor back on
     /// it. Set once, before any run.
     @exclusivity(unchecked) private var captureWriteEnds: [StandardDescriptorCopy] = []
-    /// What descriptor 0 was when the capture started (the server's /dev/null), kept the same way:
-    /// a run that closes or redirects it gets it back too.
-    @exclusivity(unchecked) private var standardInput: StandardDescriptorCopy?
+    /// `captureWriteEnds` and what descriptor 0 was when the capture started (the server's
+    /// /dev/null), kept the same way: what a run's end puts back. Set once, before any run.
+    @exclusivity(unchecked) private var standardDescriptors: [StandardDescriptorCopy] = []
     /// Capture pipes given to the processes a context's code started in a run (see
     /// ``processStarting()``), by read end: what those processes write later goes to that context,
     /// never into another context's run. Closed when every writer is gone, or with the context.
@@ -127,8 +127,7 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     /// run that ended closed or redirected them (one `fstat` each): before the next run, after
     /// this one's answer.
     func putBackStandardDescriptors() {
-        let kept = lock.withLock { captureWriteEnds + (standardInput.map { [$0] } ?? []) }
-        for writeEnd in kept where !writeEnd.isInPlace {
+        for writeEnd in lock.withLock({ standardDescriptors }) where !writeEnd.isInPlace {
             // On a pipe the context's processes own (`processStarting`): expected, said nowhere.
             let expected = StandardDescriptorCopy.identity(of: writeEnd.target).map { identity in
                 lock.withLock { ownedPipes.values.contains { $0.identity == identity } }
@@ -142,7 +141,8 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     /// on descriptors 1 and 2 (``OwnedPipe``; the shared ones are put back after the run), so
     /// that what it writes once the run has ended goes to that context: into its run in progress,
     /// else held for its next run, and nowhere once it is deleted. Descriptors the code
-    /// redirected elsewhere stay as they are; a thread's process keeps the shared pipes.
+    /// redirected elsewhere stay as they are; a thread's process gets its pipes through its spawn
+    /// (``pipeForThreadProcess(of:target:)``).
     func processStarting() {
         descriptorActivity.store(true, ordering: .relaxed)
         let starting: (shared: [StandardDescriptorCopy], context: ContextID)? = lock.withLock {
@@ -160,7 +160,7 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     }
 
     /// A process that a thread of `context`'s code starts (off the interpreter thread: the
-    /// runtime asks when the thread spawns, see `pykernel_runtime.open_context_pipes`) gets a
+    /// runtime asks when the thread spawns, see `pykernel_runtime._context_pipes`) gets a
     /// new pipe of that context's for `target` (1 or 2) through its spawn, which puts the
     /// returned write end (close-on-exec) on `target` in the child only: descriptors 1 and 2 of
     /// this process stay as they are for the interpreter thread, whose run may be another
@@ -179,7 +179,8 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
             var ends: [Int32] = [0, 0]
             guard pipe(&ends) == 0 else { return nil }
             close(ends[0])
-            return Self.aboveStandardDescriptors(ends[1])
+            let writeEnd = Self.aboveStandardDescriptors(ends[1])
+            return writeEnd >= 0 ? writeEnd : nil
         }
         guard let (readEnd, writeEnd, owned) = OwnedPipe.open(for: target, of: context, logger: logger) else { return nil }
         lock.withLock {
@@ -411,7 +412,7 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
         lock.withLock {
             capturePipes = [(readEnds[0], .stdout), (readEnds[1], .stderr)]
             captureWriteEnds = writeEnds
-            standardInput = input >= 0 ? StandardDescriptorCopy(target: STDIN_FILENO, descriptor: input) : nil
+            standardDescriptors = writeEnds + (input >= 0 ? [StandardDescriptorCopy(target: STDIN_FILENO, descriptor: input)] : [])
             readerWake = (wake[0], wake[1])
             pipeSetVersion += 1
         }

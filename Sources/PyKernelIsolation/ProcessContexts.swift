@@ -458,6 +458,9 @@ public final class ProcessContexts: Sendable {
     /// Whether `id` names a process context.
     public func contains(_ id: String) -> Bool { state.withLock { $0.contexts[id] != nil } }
 
+    /// The largest `memory_limit_mb` (1 PiB): its byte count must fit the worker's limit.
+    public static let maxMemoryLimitMB = 1 << 30
+
     /// Creates a process context (`id` chosen by the caller, unique among every context).
     ///
     /// With a ready worker in the pool the context is bound to it at once (after its memory limit
@@ -471,9 +474,6 @@ public final class ProcessContexts: Sendable {
     ///   - cpuTimeLimit: CPU time each run may use; a run past it is ended with its worker.
     ///   - waitForWorker: Wait until the context has its worker (and throw when none can start),
     ///     never answering ``ContextState/starting`` (a server's `default` context at start).
-    /// The largest `memory_limit_mb` (1 PiB): its byte count must fit the worker's limit.
-    public static let maxMemoryLimitMB = 1 << 30
-
     public func create(
         id: String, cwd: String?, memoryLimitMB: Int? = nil, cpuTimeLimit: Duration? = nil, waitForWorker: Bool = false
     ) async throws(IsolationError) -> Info {

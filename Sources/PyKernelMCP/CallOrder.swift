@@ -8,12 +8,12 @@ import Synchronization
 /// other could reach the engine swapped (a pipelining client saw its second run go first). So
 /// the transport hands the SDK the next message only once the call before it has *reached the
 /// engine* — its run submitted (not finished), its context created, or it failed — which the
-/// call's handler says with ``pass()``, or once the call has been answered, or after
+/// call's handler says with ``pass(_:)``, or once the call has been answered, or after
 /// ``patience`` (a call the SDK never hands to the handler stops holding the rest back then).
 /// Calls still run side by side: a run's turn passes as it is submitted.
 final class CallOrder: Sendable {
     /// How long a call may hold the next message back at most.
-    static let patience = Duration.seconds(1)
+    static let patience = DispatchTimeInterval.seconds(1)
 
     /// One call's place in the order: what its handler passes.
     struct Turn: Equatable {
@@ -58,9 +58,7 @@ final class CallOrder: Sendable {
         guard !passed else { return }
         // A timer on a dispatch queue, left to fire: by then the turn is over and it does
         // nothing (a task per call, slept and cancelled, cost two thread wake-ups per call).
-        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(Self.patience.components.seconds * 1_000_000_000))) {
-            [self] in pass(turn)
-        }
+        DispatchQueue.global().asyncAfter(deadline: .now() + Self.patience) { [self] in pass(turn) }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let passed = state.withLock { state in
                 if !state.passed { state.waiter = continuation }

@@ -837,6 +837,9 @@ def _give_subprocess_context_pipes():
     subprocess.Popen._execute_child = _posing_as(execute_child, _execute_child)
 
 
+_original_posix_spawn = os.posix_spawn  # os.system's below spawns without the wrapper's check
+
+
 def _system_with_context_pipes(system):
     """``os.system`` that, on a context's thread, runs the shell as C's ``system()`` does
     (``/bin/sh -c COMMAND``, the wait status returned) with that context's pipes."""
@@ -859,9 +862,6 @@ def _system_with_context_pipes(system):
     return _posing_as(system, system_)
 
 
-_original_posix_spawn = os.posix_spawn
-
-
 def _spawn_with_context_pipes(spawn):
     """``os.posix_spawn``/``posix_spawnp`` that, on a context's thread, first puts that
     context's pipes on 1 and 2 in the child (the caller's own file actions come after them)."""
@@ -869,8 +869,7 @@ def _spawn_with_context_pipes(spawn):
     def spawn_(path, argv, env, /, *, file_actions=None, **options):
         pipes = _context_pipes((1, 2))
         if not pipes:
-            return spawn(path, argv, env, **options) if file_actions is None else \
-                spawn(path, argv, env, file_actions=file_actions, **options)
+            return spawn(path, argv, env, file_actions=file_actions, **options)
         try:
             actions = [(os.POSIX_SPAWN_DUP2, end, fd) for fd, end in pipes.items()] + list(file_actions or ())
             return spawn(path, argv, env, file_actions=actions, **options)
