@@ -64,6 +64,8 @@ static inline int pykernel_object_check_buffer(PyObject *o) { return PyObject_Ch
 static inline int pykernel_is_exact_unicode(PyObject *o) { return PyUnicode_CheckExact(o); }
 static inline int pykernel_is_exact_long(PyObject *o) { return PyLong_CheckExact(o); }
 static inline int pykernel_is_code(PyObject *o) { return PyCode_Check(o); }
+// A code object's constants (borrowed): what `co_consts` returns, without the attribute lookup.
+static inline PyObject *pykernel_code_constants(PyObject *code) { return ((PyCodeObject *)code)->co_consts; }
 static inline int pykernel_is_list(PyObject *o) { return PyList_Check(o); }
 // Whether str(o) runs no Python code: exact str, int, float, bool, or None.
 static inline int pykernel_str_runs_no_python(PyObject *o) {

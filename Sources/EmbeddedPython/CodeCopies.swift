@@ -1,30 +1,56 @@
 @preconcurrency import CPython
 
-extension PythonCode {
+/// Makes copies of code objects under another filename (``copy(_:filename:)``), with the names
+/// `code.replace` is called with made once: a cell run again is a copy, not a compilation.
+/// Interpreter thread only, holding the GIL.
+package final class CodeCopier {
+    private let replaceName: PyOwned
+    /// `("co_filename",)` and `("co_consts", "co_filename")`: `replace`'s keyword names.
+    private let filenameKeyword: PyOwned
+    private let constantsAndFilenameKeywords: PyOwned
+
+    package init() throws(PythonError) {
+        replaceName = try PyOwned.string("replace")
+        let constants = try PyOwned.string("co_consts")
+        let filename = try PyOwned.string("co_filename")
+        guard let one = PyOwned.tuple(filename.borrowed), let two = PyOwned.tuple(constants.borrowed, filename.borrowed) else {
+            throw PythonError.fetch()
+        }
+        filenameKeyword = one
+        constantsAndFilenameKeywords = two
+    }
+
     /// A new code object like `code` whose filename is `filename`, as are those of the code objects
     /// among its constants (functions, classes, lambdas and comprehensions defined in it), copied
     /// the same way, recursively; `nil` with the exception pending. The copy has its own
     /// instructions (`code.replace`): patching or running it leaves `code` as it is.
-    package static func copy(_ code: PyBorrowed, filename: PyBorrowed) -> PyOwned? {
-        guard let constants = PyOwned(stealing: PyObject_GetAttrString(code.pointer, "co_consts")),
-            let replace = PyOwned(stealing: PyObject_GetAttrString(code.pointer, "replace")),
-            let changes = PyOwned(stealing: PyDict_New()),
-            PyDict_SetItemString(changes.pointer, "co_filename", filename.pointer) == 0
-        else { return nil }
-        let count = PyTuple_Size(constants.pointer)
-        if (0..<max(count, 0)).contains(where: { pykernel_is_code(PyTuple_GetItem(constants.pointer, $0)) != 0 }) {
-            guard let copied = PyOwned(stealing: PyTuple_New(count)) else { return nil }
-            for index in 0..<count {
-                let item = PyBorrowed(PyTuple_GetItem(constants.pointer, index)!)
-                guard let value = pykernel_is_code(item.pointer) != 0 ? copy(item, filename: filename) : PyOwned(retaining: item) else {
-                    return nil
-                }
-                PyTuple_SetItem(copied.pointer, index, value.transfer())
-            }
-            guard PyDict_SetItemString(changes.pointer, "co_consts", copied.pointer) == 0 else { return nil }
+    package func copy(_ code: PyBorrowed, filename: PyBorrowed) -> PyOwned? {
+        let constants = pykernel_code_constants(code.pointer)!
+        let count = PyTuple_Size(constants)
+        guard (0..<max(count, 0)).contains(where: { pykernel_is_code(PyTuple_GetItem(constants, $0)) != 0 }) else {
+            return replace(code, constants: nil, filename: filename)
         }
-        guard let empty = PyOwned(stealing: PyTuple_New(0)) else { return nil }
-        return PyOwned(stealing: PyObject_Call(replace.pointer, empty.pointer, changes.pointer))
+        guard let copied = PyOwned(stealing: PyTuple_New(count)) else { return nil }
+        for index in 0..<count {
+            let item = PyBorrowed(PyTuple_GetItem(constants, index)!)
+            guard let value = pykernel_is_code(item.pointer) != 0 ? copy(item, filename: filename) : PyOwned(retaining: item) else {
+                return nil
+            }
+            PyTuple_SetItem(copied.pointer, index, value.transfer())
+        }
+        return replace(code, constants: copied.borrowed, filename: filename)
+    }
+
+    /// `code.replace(co_consts=constants, co_filename=filename)`, without `co_consts` when `nil`.
+    private func replace(_ code: PyBorrowed, constants: PyBorrowed?, filename: PyBorrowed) -> PyOwned? {
+        let keywords = constants == nil ? filenameKeyword.borrowed : constantsAndFilenameKeywords.borrowed
+        return withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<PyObject>?.self, capacity: 3) { arguments in
+            // The receiver, then the keywords' values.
+            arguments[0] = code.pointer
+            arguments[1] = constants?.pointer ?? filename.pointer
+            arguments[2] = filename.pointer
+            return PyOwned(stealing: PyObject_VectorcallMethod(replaceName.pointer, arguments.baseAddress, 1, keywords.pointer))
+        }
     }
 }
 

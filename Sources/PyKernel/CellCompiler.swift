@@ -41,6 +41,7 @@ final class CellCompiler {
     }
 
     private let compile: PyOwned
+    private let copier: CodeCopier
     private let execMode: PyOwned
     private let flags: PyOwned
     /// `[("error", None, Warning, None, 0)]`, the filters of the strict compilation.
@@ -54,6 +55,7 @@ final class CellCompiler {
     init(compile: PyBorrowed, flags: PyBorrowed) throws(PythonError) {
         self.compile = PyOwned(retaining: compile)
         self.flags = PyOwned(retaining: flags)
+        copier = try CodeCopier()
         execMode = try PyOwned.string("exec")
         warningsName = try PyOwned.string("warnings")
         let builtins = try PyOwned.importModule("builtins")
@@ -72,22 +74,22 @@ final class CellCompiler {
     func code(of text: String, source: PyBorrowed, filename: PyBorrowed, last: inout PythonCode.LastStatement?) -> PyOwned? {
         guard text.utf8.count <= Self.maxSourceBytes else { return compileNow(source, filename) }
         uses += 1
-        guard var entry = entries[text] else {
+        // One hash of the text per run: the entry is found once and changed in place.
+        guard let index = entries.index(forKey: text) else {
             remember(text, Entry(state: .seenOnce, lastUse: uses))
             return compileNow(source, filename)
         }
-        entry.lastUse = uses
-        if case .seenOnce = entry.state {
+        entries.values[index].lastUse = uses
+        if case .seenOnce = entries.values[index].state {
             if let code = compileWithoutWarnings(source, filename) {
                 let last = PythonCode.lastStatement(code.borrowed, source: text)
-                entry.state = .compiled(CompiledCode(code: code, last: last))
+                entries.values[index].state = .compiled(CompiledCode(code: code, last: last))
             } else {
-                entry.state = .compiledEachTime
+                entries.values[index].state = .compiledEachTime
             }
         }
-        entries[text] = entry
-        guard case .compiled(let compiled) = entry.state else { return compileNow(source, filename) }
-        guard let copy = PythonCode.copy(compiled.code.borrowed, filename: filename) else {
+        guard case .compiled(let compiled) = entries.values[index].state else { return compileNow(source, filename) }
+        guard let copy = copier.copy(compiled.code.borrowed, filename: filename) else {
             _ = PythonException.take()
             return compileNow(source, filename)
         }
