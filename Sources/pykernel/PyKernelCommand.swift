@@ -8,15 +8,12 @@ struct PyKernelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pykernel",
         abstract: "A stateful Python code-interpreter kernel manager.",
-        version: "pykernel \(KernelManager.version)",
+        // `--version` on the command and each subcommand; the embedded Python's is a static string.
+        version: "pykernel \(KernelManager.version) (Python \(KernelManager.embeddedPythonVersion))",
         subcommands: [Run.self, Serve.self, Mcp.self]
     )
 
-    @Flag(name: .customLong("version"), help: "Print the version of pykernel and of the Python it embeds.")
-    var showVersion = false
-
     func run() async throws {
-        guard showVersion else { throw CleanExit.helpRequest(self) }
-        print("pykernel \(KernelManager.version) (Python \(KernelManager.embeddedPythonVersion))")
+        throw CleanExit.helpRequest(self)
     }
 }

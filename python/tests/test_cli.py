@@ -17,10 +17,12 @@ def run(binary, *args, cwd=None, timeout=60):
 
 
 def test_version_names_pykernel_and_the_embedded_python(pykernel_bin):
-    done = run(pykernel_bin, "--version")
-    assert done.returncode == 0
-    assert done.stdout.startswith("pykernel ")
-    assert "(Python 3.11." in done.stdout
+    for args in (["--version"], ["serve", "--version"], ["run", "--version"], ["mcp", "--version"]):
+        done = run(pykernel_bin, *args)
+        assert done.returncode == 0, args
+        assert done.stdout.startswith("pykernel ") and "(Python 3.11." in done.stdout, args
+    # Listed once in the help.
+    assert run(pykernel_bin, "--help").stdout.count("--version") == 1
 
 
 def test_run_prints_like_python3_including_fd_output_in_order(pykernel_bin, tmp_path):
