@@ -41,6 +41,14 @@ final class SessionShell: Sendable {
         }
     }
 
+    /// Hands the shell a line that is not a command (its setup).
+    func sendSetup(_ line: String) -> Bool {
+        control.withLock { c in
+            guard c.write >= 0, !child.exited.isSet else { return false }
+            return Posix.writeAll(c.write, Array(line.utf8))
+        }
+    }
+
     /// Closes the control pipe: the shell reads end-of-file and exits once idle.
     func closeControl() {
         control.withLock { c in
@@ -63,7 +71,8 @@ extension Session {
 
     /// The live shell, started if there is none (at the first command, or after the previous
     /// shell exited: a command ran `exit`, or the shell was killed after ignoring a timeout).
-    /// A new shell starts in the last known working directory with the session's environment.
+    /// A new shell starts in the last known working directory with the session's environment,
+    /// and the state the previous shell kept as it exited (``ShellScript/setup(stateFile:restore:bash:)``).
     func ensureShell() async throws(ProcessAPIError) -> SessionShell {
         await shellStart.lock()
         defer { shellStart.unlock() }
@@ -83,6 +92,9 @@ extension Session {
         if deleted { throw ProcessAPIError(.sessionNotFound, "session '\(id)' was deleted") }
         return shell
     }
+
+    /// Where a shell of the session keeps its state as it exits, for the next one.
+    private var stateFile: String { directory + "/shell.state" }
 
     func startShell(in cwd: String) async throws(ProcessAPIError) -> SessionShell {
         let path = configuration.resolvedSessionShell
@@ -122,7 +134,10 @@ extension Session {
             await pause(0.1)
             self?.shellExited(pid: pid, code: code)
         }
-        return SessionShell(child: child, isBash: isBash, reader: reader, controlWrite: control.write, controlRead: spareRead)
+        let shell = SessionShell(child: child, isBash: isBash, reader: reader, controlWrite: control.write, controlRead: spareRead)
+        // A shell that cannot take its setup has exited already: the command sent next reports it.
+        _ = shell.sendSetup(ShellScript.setup(stateFile: stateFile, restore: Posix.isRegularFile(stateFile), bash: isBash))
+        return shell
     }
 
     func handleStatus(_ line: String) {

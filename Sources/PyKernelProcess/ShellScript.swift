@@ -3,6 +3,29 @@
 /// on its stdout (the status pipe) `S <seq> <pid>` when an asynchronous command starts, `O <seq> 0`
 /// when its stdin is open, and `E <seq> <exit code>` when a command ends.
 enum ShellScript {
+    /// The first line a session's shell is sent: the state a previous shell of the session kept
+    /// in `stateFile` when it exited (a command ran `exit`, or failed under `set -e`) is restored,
+    /// then an `EXIT` trap is set that keeps this shell's state there in turn. So a session keeps
+    /// its state across its shell's exits, not only its working directory (the shell starts in
+    /// it). bash keeps its variables (exported or not; arrays and read-only ones too, but none it
+    /// sets itself), functions, aliases and `set`/`shopt` options; a POSIX `sh` keeps its
+    /// exported variables. Traps are not kept. Subshells do not run the trap.
+    static func setup(stateFile: String, restore: Bool, bash: Bool) -> String {
+        let file = shellQuote(stateFile)
+        let restoring = restore ? ". \(file) 2>/dev/null; command rm -f \(file); " : ""
+        guard bash else {
+            return "__pykernel_keep() { export -p >\(file) 2>/dev/null; }; \(restoring)trap __pykernel_keep EXIT\n"
+        }
+        // The names of the variables a fresh shell has (bash's own, the environment's), taken
+        // before the restore; of these only the exported ones are kept (`export -p`).
+        let fresh = "__pykernel_fresh=; __pykernel_fresh=$'\\n'\"$(builtin compgen -v)\"$'\\n'; "
+        let keep = "__pykernel_keep() { builtin local __pykernel_n; { builtin export -p; "
+            + "for __pykernel_n in $(builtin compgen -v); do case $__pykernel_fresh in "
+            + "*$'\\n'\"$__pykernel_n\"$'\\n'*|FUNCNAME|BASH_*|PIPESTATUS|_) ;; *) builtin declare -p \"$__pykernel_n\";; esac; done; "
+            + "builtin declare -f; builtin alias -p; builtin shopt -p; builtin set +o; } >\(file) 2>/dev/null; }; "
+        return fresh + restoring + keep + "trap __pykernel_keep EXIT\n"
+    }
+
     /// Runs the command in the shell itself (its state persists), stdin at end-of-file.
     static func synchronous(_ cmd: SessionCommand, bash: Bool) -> String {
         let d = cmd.directory
@@ -21,8 +44,12 @@ enum ShellScript {
         let printf = bash ? "builtin printf" : "command printf"
         // A background subshell; the command itself runs in a nested subshell so that `exit`
         // ends only the command and the `E` line is always written. `O` reports that the
-        // command's stdin FIFO is open (after which closing our end gives it end-of-file).
-        return "{ { \(printf) 'O \(cmd.seq) 0\\n'; ( . \(shellQuote(d + "/command.sh")) ) >\(shellQuote(d + "/stdout.fifo")) "
+        // command's stdin FIFO is open (after which closing our end gives it end-of-file). The
+        // background subshell sets `+e` for itself (with the session's `set -e`, a failing
+        // command ended it before its `E` line: the command never ended), and gives the
+        // command the session's `-e` back.
+        return "{ __pykernel_flags=$-; set +e; { \(printf) 'O \(cmd.seq) 0\\n'; "
+            + "( case $__pykernel_flags in *e*) set -e;; esac; . \(shellQuote(d + "/command.sh")) ) >\(shellQuote(d + "/stdout.fifo")) "
             + "2>\(shellQuote(d + "/stderr.fifo")); } <\(shellQuote(d + "/stdin.fifo")); \(printf) 'E \(cmd.seq) %d\\n' \"$?\"; } & "
             + "\(printf) 'S \(cmd.seq) %d\\n' \"$!\"\n"
     }

@@ -312,19 +312,40 @@ struct SessionTests {
             #expect(logs.exitCode == 5)
             let after = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: "echo $FOO"))
             #expect(after.stdout == "BAR\n")
+            // The exported variables outlive an `exit` of the shell.
+            let exit = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: "export GREETING='a b'; exit 2"))
+            #expect(exit.exitCode == 2)
+            let kept = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: "echo \"$FOO $GREETING\"; pwd"))
+            #expect(kept.stdout == "BAR a b\n/\n")
         }
     }
 
-    @Test("exit in a command ends the shell; the next command gets a fresh one in the same directory")
+    @Test("exit in a command ends the shell; the next one starts in the same directory with the same state")
     func shellExit() async throws {
         try await withService { service, dir in
             try await service.createSession(CreateSessionParams(id: "s"))
-            _ = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: "mkdir d; cd d"))
+            let setUp = "mkdir d; cd d; export FOO=BAR; MYVAR=plain; LINES2=$'a\\nb \"q\"'; declare -a ARR=(1 'two words'); "
+                + "declare -A MAP=([k]=v); declare -r FIXED=1; f() { echo func; }; alias hi='echo alias'; shopt -s expand_aliases; set -o pipefail"
+            _ = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: setUp))
+            let check = "pwd; echo \"$FOO $MYVAR $LINES2 ${ARR[1]} ${MAP[k]} $FIXED\"; f; hi; [[ -o pipefail ]] && echo pipefail"
+            let expected = "\(dir)/d\nBAR plain a\nb \"q\" two words v 1\nfunc\nalias\npipefail\n"
             let exit = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: "echo bye; exit 3"))
             #expect(exit.exitCode == 3)
             #expect(exit.stdout == "bye\n")
-            let next = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: "pwd"))
-            #expect(next.stdout == "\(dir)/d\n")
+            let next = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: check))
+            #expect(next.stdout == expected)
+            // A failure under `set -e` ends the shell too (and the option is kept, as bash would).
+            let failed = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: "set -e; false; echo unreached"))
+            #expect(failed.exitCode == 1)
+            #expect(failed.stdout == "")
+            let again = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: check + "; [[ $- == *e* ]] && echo errexit"))
+            #expect(again.stdout == expected + "errexit\n")
+            // An asynchronous command's `exit` ends its subshell only; nothing it set is kept.
+            let background = try await service.executeSessionCommand(
+                SessionExecuteParams(session: "s", command: "export FOO=changed; exit 4", runAsync: true))
+            #expect(try await follow(service, session: "s", cmdId: background.cmdId).exitCode == 4)
+            let last = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: "echo $FOO; exit 0"))
+            #expect(last.stdout == "BAR\n")
         }
     }
 
