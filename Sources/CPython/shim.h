@@ -66,6 +66,7 @@ static inline int pykernel_is_exact_long(PyObject *o) { return PyLong_CheckExact
 static inline int pykernel_is_code(PyObject *o) { return PyCode_Check(o); }
 // A code object's constants (borrowed): what `co_consts` returns, without the attribute lookup.
 static inline PyObject *pykernel_code_constants(PyObject *code) { return ((PyCodeObject *)code)->co_consts; }
+static inline Py_ssize_t pykernel_reference_count(PyObject *o) { return Py_REFCNT(o); }
 static inline int pykernel_is_list(PyObject *o) { return PyList_Check(o); }
 // Whether str(o) runs no Python code: exact str, int, float, bool, or None.
 static inline int pykernel_str_runs_no_python(PyObject *o) {

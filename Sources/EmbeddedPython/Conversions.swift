@@ -158,6 +158,9 @@ extension PyBorrowed {
         guard PyDict_SetItem(pointer, key.pointer, value.pointer) == 0 else { throw PythonError.fetch() }
     }
 
+    /// Whether the object has one reference, its owner's: nothing else holds it.
+    package var hasOneReference: Bool { pykernel_reference_count(pointer) == 1 }
+
     /// `del self[key]` for a `dict`; a missing key is not an error.
     package func removeItem(_ key: PyBorrowed) {
         if PyDict_DelItem(pointer, key.pointer) != 0 { PyErr_Clear() }
@@ -166,12 +169,8 @@ extension PyBorrowed {
     /// For a code object: whether its constants hold code (a function, class, lambda or
     /// comprehension defined in it).
     package var holdsNestedCode: Bool {
-        guard let constants = PyOwned(stealing: PyObject_GetAttrString(pointer, "co_consts")) else {
-            PyErr_Clear()
-            return true
-        }
-        let count = PyTuple_Size(constants.pointer)
-        for index in 0..<max(count, 0) where pykernel_is_code(PyTuple_GetItem(constants.pointer, index)) != 0 {
+        let constants = pykernel_code_constants(pointer)!
+        for index in 0..<max(PyTuple_Size(constants), 0) where pykernel_is_code(PyTuple_GetItem(constants, index)) != 0 {
             return true
         }
         return false

@@ -39,12 +39,17 @@ package enum NativeTraceback {
         let tracebackLimitName: PyOwned
         /// How the filenames of the engine's own code start (its frames are cut from tracebacks), in UTF-8.
         let enginePrefix: [UInt8]
+        /// The runtime's ``KeptCells`` registry.
+        let keptCells: PyOwned
 
         /// - Parameters:
         ///   - cellCacheType: The class of the runtime's `linecache.cache`.
         ///   - timeoutType: The runtime's timeout exception class.
         ///   - enginePrefix: How the filenames of the engine's own code start.
-        package init(cellCacheType: consuming PyOwned, timeoutType: consuming PyOwned, enginePrefix: String) throws(PythonError) {
+        ///   - keptCells: The runtime's registry of kept cells (``KeptCells``).
+        package init(
+            cellCacheType: consuming PyOwned, timeoutType: consuming PyOwned, enginePrefix: String, keptCells: consuming PyOwned
+        ) throws(PythonError) {
             let lineCache = try PyOwned.importModule("linecache")
             let ast = try PyOwned.importModule("_ast")
             let binOpType = try ast.borrowed.attribute("BinOp")
@@ -67,6 +72,7 @@ package enum NativeTraceback {
             self.enginePrefix = Array(enginePrefix.utf8)
             self.cellCacheType = cellCacheType
             self.timeoutType = timeoutType
+            self.keptCells = keptCells
         }
     }
 
@@ -253,7 +259,9 @@ package enum NativeTraceback {
         text.append(0x0A)
         // A full entry of the cache itself (registered by user code) is read by the Python port.
         if PyDict_Contains(cache.pointer, filenameObject.pointer) != 0 { return false }
-        guard let source = cells.item(filenameObject) else { return true }  // no source: no line
+        // The store of the context whose code this is (another context's function), else the running one's.
+        let store = KeptCells.cells(of: filenameObject, in: environment.keptCells.borrowed) ?? cells
+        guard let source = store.item(filenameObject) else { return true }  // no source: no line
         guard pykernel_is_exact_unicode(source.pointer) != 0, let sourceBytes = utf8Bytes(source) else { return false }
         guard let line = sourceLine(sourceBytes, lineNumber) else { return true }
         guard line.allSatisfy({ $0 != 0 && $0 < 0x80 }) else { return false }
@@ -469,5 +477,32 @@ package enum NativeTraceback {
     private static func strictUTF8(_ text: PyBorrowed) -> UnsafeBufferPointer<UInt8>? {
         guard pykernel_is_unicode(text.pointer) != 0 else { return nil }
         return utf8Bytes(text)
+    }
+}
+
+/// The runtime's registry of the cells kept after their run (`_kept_cells`: `id(filename)` →
+/// `(filename, cells)`): every context names its cells `<cell-N>`, so a frame's source is looked
+/// up in the store of the context whose code it is, found by the identity of the code's filename.
+package enum KeptCells {
+    /// Registers a cell kept after its run: `registry[id(filename)] = (filename, cells)`.
+    package static func keep(_ filename: PyBorrowed, cells: PyBorrowed, in registry: PyBorrowed) throws(PythonError) {
+        guard let key = PyOwned(stealing: PyLong_FromVoidPtr(filename.pointer)),
+            let entry = PyOwned.tuple(filename, cells)
+        else { throw PythonError.fetch() }
+        try registry.setItem(key.borrowed, entry.borrowed)
+    }
+
+    /// The cell store of the context whose code has `filename` (its filename object), when that
+    /// cell is kept; `nil` otherwise (no error pending).
+    static func cells(of filename: PyBorrowed, in registry: PyBorrowed) -> PyBorrowed? {
+        guard PyDict_Size(registry.pointer) > 0 else { return nil }
+        guard let key = PyOwned(stealing: PyLong_FromVoidPtr(filename.pointer)) else {
+            PyErr_Clear()
+            return nil
+        }
+        guard let entry = registry.item(key.borrowed), pykernel_is_tuple(entry.pointer) != 0, PyTuple_Size(entry.pointer) == 2,
+            PyTuple_GetItem(entry.pointer, 0) == filename.pointer
+        else { return nil }
+        return PyBorrowed(PyTuple_GetItem(entry.pointer, 1))
     }
 }

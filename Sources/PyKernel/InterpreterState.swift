@@ -32,6 +32,12 @@ final class InterpreterState {
     private let newNamespace: PyOwned
     private let beginRun: PyOwned
     private let endRun: PyOwned
+    /// `keep_cell_while_used(cells, filename, code)`: a cell's source kept while its code is held.
+    private let keepCellWhileUsed: PyOwned
+    /// The runtime's registry of the cells kept after their run (``KeptCells``), and
+    /// `forget_kept_cells(cells)`, which takes a context's out at its end.
+    private let keptCells: PyOwned
+    private let forgetKeptCells: PyOwned
     /// The runtime's `end_program` (see ``endProgram(_:executionCount:)``).
     private let endProgramSteps: PyOwned
     /// The runtime's `flush_io`: what python3 flushes after a file's code (errors ignored), and
@@ -106,6 +112,7 @@ final class InterpreterState {
             beginRun = try module.borrowed.attribute("begin_run")
             runtime.threadOwners.install(ownerFunction: try module.borrowed.attribute("thread_owner"))
             endRun = try module.borrowed.attribute("end_run")
+            keepCellWhileUsed = try module.borrowed.attribute("keep_cell_while_used")
             globalsKeepers = try module.borrowed.attribute("globals_keepers")
             beginTeardown = try module.borrowed.attribute("begin_teardown")
             clearSurvivingGlobals = try module.borrowed.attribute("clear_surviving_globals")
@@ -114,9 +121,11 @@ final class InterpreterState {
             flushIO = try module.borrowed.attribute("flush_io")
             endForkedChild = try module.borrowed.attribute("end_forked_child")
             let enginePrefix = try module.borrowed.attribute("_ENGINE_FILENAME_PREFIX")
+            keptCells = try module.borrowed.attribute("_kept_cells")
+            forgetKeptCells = try module.borrowed.attribute("forget_kept_cells")
             nativeTraceback = try NativeTraceback.Environment(
                 cellCacheType: try module.borrowed.attribute("_CellCache"), timeoutType: try module.borrowed.attribute("ExecutionTimeout"),
-                enginePrefix: enginePrefix.borrowed.stringValue ?? "<pykernel/")
+                enginePrefix: enginePrefix.borrowed.stringValue ?? "<pykernel/", keptCells: try module.borrowed.attribute("_kept_cells"))
             restoreStreams = try module.borrowed.attribute("restore_streams")
             runtimeGlobals = try module.borrowed.attribute("__dict__")
             currentCellsName = try PyOwned.string("_current_cells")
@@ -442,31 +451,61 @@ final class InterpreterState {
             }
             if exception == nil && savedEnvironment.borrowedOrNone.isNone {
                 // The common end (no exception, no environment to restore): what `end_run` does.
-                if compiled.isNone || !compiled.holdsNestedCode { namespace.cells.borrowed.removeItem(name.borrowed) }
+                try endCell(name.borrowed, code: code, in: namespace)
                 return (nil, stop, duration)
             }
-            // A file run whose code replaced `sys.excepthook` has it called, as python3 does:
-            // `end_run`. So does one on the process's own streams whose code compiled (CPython's
-            // hook prints a file's syntax error from a string's offsets, not as python3 does).
+            // A run whose code replaced `sys.excepthook` has it called with what the code raised,
+            // as python3 does (`end_run`; in a cell, not for a stop or the cell's syntax error).
+            // So does a file run on the process's own streams whose code compiled (CPython's hook
+            // prints a file's syntax error from a string's offsets, not as python3 does).
+            let hookReplaced = excepthook.value?.pointer != defaultExcepthook.borrowed.pointer
             let handsToHook = run.filename != nil
-                && (excepthook.value?.pointer != defaultExcepthook.borrowed.pointer
-                    || (usesProcessStandardStreams && (!compiled.isNone || parsedAsFile)))
+                ? hookReplaced || (usesProcessStandardStreams && (!compiled.isNone || parsedAsFile))
+                : hookReplaced && !compiled.isNone && stop == nil
             if !exception.borrowedOrNone.isNone, savedEnvironment.borrowedOrNone.isNone, !handsToHook,
                 let record = NativeTraceback.record(of: exception.borrowedOrNone, cells: namespace.cells.borrowed, environment: nativeTraceback)
             {
-                // The common exception, described natively as `end_run` would; then its cell's end.
-                if compiled.isNone || !compiled.holdsNestedCode { namespace.cells.borrowed.removeItem(name.borrowed) }
+                // The common exception, described natively as `end_run` would; then its cell's end
+                // (the exception let go first: its traceback's frames hold the cell's code).
+                exception = nil
+                try endCell(name.borrowed, code: code, in: namespace)
                 return (ErrorRecord(name: record.name, value: record.value, traceback: record.traceback), stop, duration)
             }
             let description = try endRun.borrowed.call(
-                namespace.cells.borrowed, name.borrowed, compiled, exception.borrowedOrNone, savedEnvironment.borrowedOrNone,
-                handsToHook ? PyBorrowed.true : PyBorrowed.false)
+                exception.borrowedOrNone, savedEnvironment.borrowedOrNone, handsToHook ? PyBorrowed.true : PyBorrowed.false)
+            exception = nil
+            try endCell(name.borrowed, code: code, in: namespace)
             return (Self.record(from: description.borrowed), stop, duration)
         } catch {
             _ = runtime.supervisor.end()
             runtime.logger.error("engine failure around a run: \(error)", metadata: ["context": "\(run.context.id)"])
             return (ErrorRecord(name: "SystemError", value: "PyKernel engine failure: \(error)", traceback: "SystemError: PyKernel engine failure: \(error)\n"), nil, .zero)
         }
+    }
+
+    /// A context's end: its kept cells leave the registry, then its store is cleared.
+    private func forgetCells(of namespace: Namespace) {
+        if forgetKeptCells.borrowed.callKeepingError(namespace.cells.borrowed) == nil { _ = PythonException.take() }
+        PythonCode.clear(namespace.cells.borrowed)
+    }
+
+    /// Forgets the source of a cell that cannot show up in a traceback any more, once its run has
+    /// ended and its exception was let go: kept for as long as its context when its code defines
+    /// functions, classes, lambdas or comprehensions (they hold nested code), and while something
+    /// else still holds its code (a frame of a traceback the code saved, a generator). A kept cell
+    /// is registered (``KeptCells``): another context's traceback through its code shows its lines.
+    private func endCell(_ name: PyBorrowed, code: borrowing PyOwned?, in namespace: Namespace) throws(PythonError) {
+        let compiled = code.borrowedOrNone
+        if !compiled.isNone, compiled.holdsNestedCode {
+            try KeptCells.keep(name, cells: namespace.cells.borrowed, in: keptCells.borrowed)
+            return
+        }
+        // `code` holds one reference.
+        if compiled.isNone || compiled.hasOneReference {
+            namespace.cells.borrowed.removeItem(name)
+            return
+        }
+        _ = try keepCellWhileUsed.borrowed.call(namespace.cells.borrowed, name, compiled)
     }
 
     /// The end of the program that ran in the run's context (``KernelManager/endProgram(in:)``):
@@ -491,7 +530,7 @@ final class InterpreterState {
             // refer to them: then by the collection below, as python3 collects `__main__`.
             stopBeingMain(namespace)
             closeEventLoop(of: namespace)
-            PythonCode.clear(namespace.cells.borrowed)
+            forgetCells(of: namespace)
         }
         _ = perform(collectGarbage, "gc.collect", in: run)
         // Globals something else still holds are cleared, as python3 clears every module's.
@@ -707,7 +746,7 @@ final class InterpreterState {
         stopBeingMain(namespace)
         closeEventLoop(of: namespace)
         PythonCode.clear(namespace.globals.borrowed)
-        PythonCode.clear(namespace.cells.borrowed)
+        forgetCells(of: namespace)
         reclaimer.reclaimIfGrown {
             // Cycles the context left (classes, objects referring to each other) are freed only by
             // a full collection; exceptions in finalizers are reported by Python, not raised here.

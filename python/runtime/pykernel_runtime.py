@@ -22,7 +22,7 @@ import time
 import tokenize  # loaded already by pykernel_traceback
 import types
 import warnings  # noqa: F401 -- loaded so compile-time SyntaxWarnings of cells print with their source
-from types import CodeType
+import weakref
 
 import pykernel_traceback
 
@@ -312,7 +312,7 @@ class _CellCache(dict):
     __slots__ = ()
 
     def __contains__(self, filename):
-        return dict.__contains__(self, filename) or filename in _current_cells
+        return dict.__contains__(self, filename) or filename in _cells_of(filename)
 
     def __getitem__(self, filename):
         try:
@@ -328,16 +328,39 @@ class _CellCache(dict):
 
 
 _current_cells = {}
+# id(filename) -> (filename, cells) for the cells kept after their run (their functions, classes
+# or saved tracebacks may show up in another context's run): the ``<cell-N>`` of a code object is
+# its context's, found by the identity of its filename, not by the name every context has.
+_kept_cells = {}
+
+
+def _cells_of(filename):
+    """The cell store a filename is looked up in: its context's when it is the filename object of
+    a kept cell's code, else the current context's (a name given as text, a running cell)."""
+    kept = _kept_cells.get(id(filename))
+    if kept is not None and kept[0] is filename:
+        return kept[1]
+    return _current_cells
 
 
 def _cell_entry(filename):
-    """The ``linecache`` entry of a cell of the current context. Runs store a cell's source as
-    it is; it is split into lines the first time something reads it (most never are)."""
-    entry = _current_cells[filename]
+    """The ``linecache`` entry of a cell (of the context whose code it is; see ``_cells_of``).
+    Runs store a cell's source as it is; it is split into lines the first time something reads it
+    (most never are)."""
+    cells = _cells_of(filename)
+    entry = cells[filename]
     if type(entry) is str:
         entry = (len(entry), None, entry.splitlines(True), filename)
-        _current_cells[filename] = entry
+        cells[filename] = entry
     return entry
+
+
+def forget_kept_cells(cells):
+    """A context's end: its kept cells leave the registry (before its store is cleared)."""
+    for filename in cells:
+        kept = _kept_cells.get(id(filename))
+        if kept is not None and kept[0] is filename:
+            del _kept_cells[id(filename)]
 
 
 # (stdout, stderr, stdin) of every run, put back if user code replaced them; None when the streams
@@ -359,6 +382,25 @@ def _thread_excepthook(args):
             return
     file.write(pykernel_traceback.format_thread_exception(args))
     file.flush()
+
+
+_cpython_excepthook = sys.__excepthook__
+
+
+def _excepthook(exc_type, value, tb):
+    """``sys.__excepthook__`` (``PyErr_Display``) printing with the port on ``sys.stderr``, then a
+    flush: code that calls the hook itself (``sys.excepthook(*sys.exc_info())``) gets a cell's
+    source lines. A value that is not an exception, or no ``sys.stderr``, is CPython's case."""
+    file = sys.stderr
+    if not isinstance(value, BaseException) or file is None:
+        return _cpython_excepthook(exc_type, value, tb)
+    if value.__traceback__ is None and isinstance(tb, types.TracebackType):
+        value.__traceback__ = tb  # as PyErr_Display: the traceback given when the exception has none
+    file.write(pykernel_traceback.format_exception(value))
+    try:
+        file.flush()
+    except Exception:  # noqa: BLE001,S110 -- PyErr_Display ignores a failed flush
+        pass
 
 
 def _unraisable_hook(unraisable):
@@ -406,6 +448,7 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes, 
         # frames would show none: the same text from the port, which reads the cells.
         threading.excepthook = threading.__excepthook__ = _thread_excepthook
         sys.unraisablehook = sys.__unraisablehook__ = _unraisable_hook
+        sys.excepthook = sys.__excepthook__ = _excepthook
     linecache.cache = _CellCache(linecache.cache)
     if fd_capture:
         os.write = _announcing_write(os.write)
@@ -1295,7 +1338,6 @@ def globals_keepers(namespace):
     classes): each holds the globals (``__globals__``), so one still alive once the engine let them
     go and collected is what keeps them (a hook or callback another module holds: a
     ``warnings.showwarning``, a ``sys.excepthook``)."""
-    import weakref
     keepers = []
     for value in list(namespace.values()):
         for candidate in [value, *(vars(value).values() if isinstance(value, type) else ())]:
@@ -1458,9 +1500,9 @@ def decode_file_source(data):
         return None
 
 
-def end_run(cells, filename, code, exc, saved_env, to_excepthook=False):
-    """Restores the environment, forgets a cell nothing can refer to any more, and describes the
-    exception (if any) as ``(name, value, traceback)``. With ``to_excepthook`` (a file run whose
+def end_run(exc, saved_env, to_excepthook=False):
+    """Restores the environment and describes the exception (if any) as ``(name, value,
+    traceback)``. With ``to_excepthook`` (a file run whose
     code replaced ``sys.excepthook``, or any file run on the process's own streams) the exception
     is handed to that hook, as python3 does, and the record's traceback is empty: the hook printed
     what it prints. On the process's own streams a ``SystemExit`` whose code is not a status has
@@ -1485,9 +1527,30 @@ def end_run(cells, filename, code, exc, saved_env, to_excepthook=False):
         record = (pykernel_traceback.exception_name(exc),
                   _as_printed(pykernel_traceback.exception_value(exc)),
                   "" if handled else _as_printed(pykernel_traceback.format_exception(exc)))
-    if code is None or not _defines_code(code):
-        del cells[filename]  # no function, class or lambda of this cell can show up in a later traceback
     return record
+
+
+_cell_keepers = set()
+
+
+def keep_cell_while_used(cells, filename, code):
+    """Keeps a cell's source while something still holds its code (a frame of a traceback the
+    code saved, a generator, ``sys._getframe()``), for the tracebacks that may show it; forgotten
+    when the code is freed. (A cell that defines functions or classes is kept as long as its
+    context: they hold nested code, not this.)"""
+    source = cells[filename]
+
+    def forget(keeper):
+        _cell_keepers.discard(keeper)
+        entry = cells.get(filename)
+        # The context may have been restarted meanwhile, with a cell of the same name.
+        if entry is source or (type(entry) is tuple and "".join(entry[2]) == source):
+            del cells[filename]
+            if _kept_cells.get(id(filename), (None,))[0] is filename:
+                del _kept_cells[id(filename)]
+
+    _cell_keepers.add(weakref.ref(code, forget))
+    _kept_cells[id(filename)] = (filename, cells)
 
 
 def _as_printed(text):
@@ -1559,14 +1622,6 @@ def _write_stderr(text):
             os.write(2, text.encode(errors="backslashreplace"))
         except OSError:
             pass
-
-
-def _defines_code(code):
-    """Whether a cell's code holds nested code (a function, class, lambda or comprehension)."""
-    for constant in code.co_consts:
-        if type(constant) is CodeType:
-            return True
-    return False
 
 
 def _strip_engine_frames(exc):

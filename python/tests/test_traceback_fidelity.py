@@ -36,6 +36,8 @@ import tempfile
 
 import pytest
 
+from pykernel import PyKernelTimeoutError
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "traceback_corpus")
 DRIVER = os.path.join(HERE, "traceback_driver.py")
@@ -451,3 +453,78 @@ def test_library_frames_show_the_files_current_lines(kernel, tmp_path):
         here = kernel.create_context(cwd=str(cwd))
         texts.append(kernel.run_code("exec(compile(open('rel.py').read(), 'rel.py', 'exec'))", context=here).error.traceback)
     assert "    raise KeyError('a')\n" in texts[0] and "    raise KeyError('b')\n" in texts[1]
+
+
+@pytest.mark.parametrize("isolation", [None, "process"])
+def test_a_saved_exception_keeps_its_cells_source_until_it_is_freed(kernel, isolation):
+    # python3 shows the line of an exception raised again later (one file); a cell that defines
+    # nothing keeps its source while its traceback is held, and not after.
+    context = kernel.create_context(isolation=isolation)
+    kernel.run_code("try:\n    1/0\nexcept Exception as e:\n    saved = e\n", context=context)
+    again = kernel.run_code("raise saved", context=context).error
+    assert again.traceback == (
+        'Traceback (most recent call last):\n  File "<cell-2>", line 1, in <module>\n    raise saved\n'
+        '  File "<cell-1>", line 2, in <module>\n    1/0\n    ~^~\nZeroDivisionError: division by zero\n')
+    shown = kernel.run_code("import linecache\nprint(repr(linecache.getline('<cell-1>', 2)))", context=context)
+    assert shown.stdout == "'    1/0\\n'\n"
+    kernel.run_code("del saved, e\nimport gc\ngc.collect()", context=context)
+    gone = kernel.run_code("import linecache\nprint(repr(linecache.getline('<cell-1>', 2)))", context=context)
+    assert gone.stdout == "''\n"
+
+
+@pytest.mark.parametrize("isolation", [None, "process"])
+def test_sys_excepthook_called_by_the_code_shows_the_cells_lines(kernel, isolation):
+    context = kernel.create_context(isolation=isolation)
+    expected = ('Traceback (most recent call last):\n  File "<cell-1>", line 3, in <module>\n    {}["x"]\n'
+                '    ~~^^^^^\nKeyError: \'x\'\n')
+    for hook in ("sys.excepthook", "sys.__excepthook__"):
+        ran = kernel.run_code(f'import sys\ntry:\n    {{}}["x"]\nexcept Exception:\n    {hook}(*sys.exc_info())\n',
+                              context=kernel.create_context(isolation=isolation))
+        assert (ran.status, ran.stderr) == ("ok", expected), hook
+    assert kernel.run_code("import sys; print(sys.excepthook is sys.__excepthook__)", context=context).stdout == "True\n"
+
+
+@pytest.mark.parametrize("isolation", [None, "process"])
+def test_a_replaced_sys_excepthook_prints_a_cells_uncaught_exception(kernel, isolation):
+    # As python3: the hook's output instead of the traceback (the record keeps name and value).
+    context = kernel.create_context(isolation=isolation)
+    try:
+        ran = kernel.run_code("import sys\ndef hook(t, v, tb):\n    print('hooked', t.__name__, v, file=sys.stderr)\n"
+                              "sys.excepthook = hook\nraise ValueError('x')\n", context=context)
+        assert (ran.status, ran.stderr) == ("error", "hooked ValueError x\n")
+        assert (ran.error.name, ran.error.value, ran.error.traceback) == ("ValueError", "x", "")
+        # A stop is not handed to it: the record has the traceback of where the code was.
+        with pytest.raises(PyKernelTimeoutError) as stopped:
+            kernel.run_code("import time\ntime.sleep(30)", context=context, timeout=0.3)
+        assert stopped.value.result.stderr == ""
+        assert "time.sleep(30)" in stopped.value.result.error.traceback
+        failing = kernel.run_code("def hook(t, v, tb):\n    raise RuntimeError('hook failed')\nsys.excepthook = hook\n1/0",
+                                  context=context)
+        assert failing.stderr == ('Error in sys.excepthook:\nTraceback (most recent call last):\n'
+                                  '  File "<cell-3>", line 2, in hook\n    raise RuntimeError(\'hook failed\')\n'
+                                  'RuntimeError: hook failed\n\nOriginal exception was:\n')
+        assert failing.error.traceback.endswith('line 4, in <module>\n    1/0\n    ~^~\nZeroDivisionError: division by zero\n')
+    finally:
+        kernel.run_code("import sys\nsys.excepthook = sys.__excepthook__", context=context)
+    assert kernel.run_code("1/0", context=context).error.traceback.startswith("Traceback")
+
+
+def test_another_contexts_function_shows_its_own_cells_lines(kernel):
+    # Every namespace context names its cells <cell-N>: a function of context A called from B
+    # (through a shared module) shows A's line, not B's line of the same number.
+    a, b = kernel.create_context(), kernel.create_context()
+    kernel.run_code("import builtins\ndef fa():\n    marker = 1\n    raise ValueError('from A')\nbuiltins.fa_shared = fa\n",
+                    context=a)
+    for cell, code in ((1, "x0 = 0\nx1 = 1\nx2 = 2\nfa_shared()\n"), (2, "fa_shared()\n")):
+        error = kernel.run_code(code, context=b).error
+        line = code.count("\n")
+        assert error.traceback == (
+            f'Traceback (most recent call last):\n  File "<cell-{cell}>", line {line}, in <module>\n    fa_shared()\n'
+            '  File "<cell-1>", line 4, in fa\n    raise ValueError(\'from A\')\nValueError: from A\n')
+    # Printed by the traceback module too (linecache), and gone with its context.
+    shown = kernel.run_code("import traceback\ntry:\n    fa_shared()\nexcept ValueError:\n    traceback.print_exc()", context=b)
+    assert "in fa\n    raise ValueError('from A')\n" in shown.stderr
+    kernel.delete_context(a)
+    after = kernel.run_code("fa_shared()", context=b).error.traceback
+    assert after.endswith('  File "<cell-1>", line 4, in fa\nValueError: from A\n')
+    kernel.run_code("import builtins\ndel builtins.fa_shared", context=b)
