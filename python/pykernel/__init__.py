@@ -21,6 +21,7 @@ from .client import DEFAULT_CONTEXT, MAX_LINE_BYTES, PyKernel
 from . import errors as _errors
 from .errors import *  # noqa: F401,F403 -- every exception the client raises (errors.__all__)
 from .process import (
+    CodeRunParams,
     Command,
     ExecuteResponse,
     PtyHandle,
@@ -46,6 +47,7 @@ __all__ = [
     "KernelInfo",
     "OutputMessage",
     "Result",
+    "CodeRunParams",
     "Command",
     "ExecuteResponse",
     "PtyHandle",

@@ -16,7 +16,9 @@ See ``docs/process-api.md`` for the wire protocol and the error codes.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import inspect
 import os
 import threading
 import uuid
@@ -26,6 +28,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 __all__ = [
     "ProcessMixin",
     "ExecuteResponse",
+    "CodeRunParams",
     "SessionExecuteRequest",
     "SessionExecuteResponse",
     "Command",
@@ -83,6 +86,18 @@ class ExecuteResponse:
     @property
     def artifacts(self) -> "ExecuteResponse":  # Daytona-style `response.artifacts.stdout`.
         return self
+
+
+@dataclass
+class CodeRunParams:
+    """The parameters of :meth:`ProcessMixin.code_run` as the product's SDKs pass them
+    (``code_run(code, CodeRunParams(argv=[...], env={...}), timeout)``)."""
+
+    argv: Optional[Sequence[str]] = None
+    env: Optional[Mapping[str, str]] = None
+    #: ``python`` (default), ``javascript`` or ``typescript``.
+    language: Optional[str] = None
+    cwd: Optional[PathLike] = None
 
 
 @dataclass
@@ -304,6 +319,63 @@ class PtyHandle:
             self._exited.set()
 
 
+def _command_id(cmd_id: Optional[str], command_id: Optional[str]) -> str:
+    """A command's id given as ``cmd_id`` (positional) or ``command_id=`` (the product SDK's name)."""
+    if (cmd_id is None) == (command_id is None):
+        raise TypeError("give the command's id once: as `cmd_id` or as `command_id`")
+    return cmd_id if cmd_id is not None else command_id  # type: ignore[return-value]
+
+
+async def _follow_on_loop(
+    follow: Callable[[Callable[[str], Any], Callable[[str], Any]], SessionCommandLogsResponse],
+    on_stdout: Optional[Callable[[str], Any]],
+    on_stderr: Optional[Callable[[str], Any]],
+) -> SessionCommandLogsResponse:
+    """Runs a blocking follow of logs in a worker thread, handing each chunk to its callback on
+    the running event loop (in order: the loop runs them as they were scheduled, before the
+    follow's own result); coroutines the callbacks return are awaited in order; the first
+    exception of a callback is raised once the follow has returned."""
+    loop = asyncio.get_running_loop()
+    failures: List[BaseException] = []
+    pending: "asyncio.Queue[Any]" = asyncio.Queue()
+
+    def on_loop(callback: Callable[[str], Any], text: str) -> None:
+        if failures:
+            return
+        try:
+            outcome = callback(text)
+        except Exception as error:  # noqa: BLE001 -- raised to the caller at the end
+            failures.append(error)
+            return
+        if inspect.isawaitable(outcome):
+            pending.put_nowait(outcome)
+
+    def relay(callback: Optional[Callable[[str], Any]]) -> Callable[[str], Any]:
+        if callback is None:
+            return lambda text: None
+        return lambda text: loop.call_soon_threadsafe(on_loop, callback, text)
+
+    async def await_in_order() -> None:
+        while True:
+            outcome = await pending.get()
+            if outcome is None:
+                return
+            try:
+                await outcome
+            except Exception as error:  # noqa: BLE001 -- raised to the caller at the end
+                failures.append(error)
+
+    awaiting = asyncio.ensure_future(await_in_order())
+    try:
+        logs = await asyncio.to_thread(follow, relay(on_stdout), relay(on_stderr))
+    finally:
+        pending.put_nowait(None)
+        await awaiting
+    if failures:
+        raise failures[0]
+    return logs
+
+
 def _caps(value: Mapping[str, Any], names: Sequence[str]) -> Dict[str, Any]:
     """``<name>_truncated`` and ``<name>_omitted_bytes`` of each capped stream."""
     caps: Dict[str, Any] = {}
@@ -353,23 +425,48 @@ class ProcessMixin:
     def code_run(
         self,
         code: str,
+        params: Union[CodeRunParams, Mapping[str, Any], str, None] = None,
+        timeout: Optional[float] = None,
+        *,
         language: Optional[str] = None,
         argv: Optional[Sequence[str]] = None,
         env: Optional[Mapping[str, str]] = None,
         cwd: Optional[PathLike] = None,
-        timeout: Optional[float] = None,
     ) -> ExecuteResponse:
         """``process.code_run``: runs ``code`` in a fresh interpreter (``python`` by default,
-        ``javascript`` or ``typescript``); ``argv`` arrives intact as ``sys.argv[1:]``. A missing
-        runtime raises a ``PyKernelError`` with code -32014; an unknown ``language`` raises
-        ``InvalidParamsError`` (``reason`` ``invalid_argument``, ``field`` ``language``)."""
-        params: Dict[str, Any] = {"code": code}
-        _put(params, "language", language)
-        _put(params, "argv", list(argv) if argv is not None else None)
-        _put(params, "env", dict(env) if env is not None else None)
-        _put(params, "cwd", _path(cwd))
-        _put(params, "timeout", timeout)
-        return ExecuteResponse.from_json(self.call("process.code_run", params))
+        ``javascript`` or ``typescript``); ``argv`` arrives intact as ``sys.argv[1:]``.
+
+        Called as the product's SDKs call it, ``code_run(code, CodeRunParams(argv=..., env=...),
+        timeout)`` (``params`` may also be a mapping with those keys), or with keywords
+        (``language=``, ``argv=``, ``env=``, ``cwd=``, which win over ``params``' fields); a string
+        in ``params``' place is the language. ``timeout`` in seconds (0 or ``None``: none). A
+        missing runtime raises a ``PyKernelError`` with code -32014; an unknown ``language``
+        raises ``InvalidParamsError`` (``reason`` ``invalid_argument``, ``field`` ``language``)."""
+        if isinstance(params, str):
+            params = CodeRunParams(language=params)
+        elif isinstance(params, Mapping):
+            unknown = set(params) - {"argv", "env", "language", "cwd"}
+            if unknown:
+                raise TypeError(f"code_run params take argv, env, language and cwd, not {sorted(unknown)}")
+            params = CodeRunParams(**params)
+        elif params is not None and not isinstance(params, CodeRunParams):
+            if not (hasattr(params, "argv") or hasattr(params, "env")):
+                raise TypeError(
+                    f"code_run's params must be a CodeRunParams, a mapping or a language name, not {type(params).__name__}")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
+            raise TypeError(f"code_run's timeout must be a number of seconds, not {type(timeout).__name__}")
+
+        def pick(explicit: Any, name: str) -> Any:
+            return explicit if explicit is not None else getattr(params, name, None)
+
+        language, argv, env, cwd = pick(language, "language"), pick(argv, "argv"), pick(env, "env"), pick(cwd, "cwd")
+        request: Dict[str, Any] = {"code": code}
+        _put(request, "language", language)
+        _put(request, "argv", list(argv) if argv is not None else None)
+        _put(request, "env", dict(env) if env is not None else None)
+        _put(request, "cwd", _path(cwd))
+        _put(request, "timeout", timeout)
+        return ExecuteResponse.from_json(self.call("process.code_run", request))
 
     # ------------------------------------------------------------------ sessions
 
@@ -386,13 +483,19 @@ class ProcessMixin:
     def execute_session_command(
         self,
         session_id: str,
-        command: Union[str, SessionExecuteRequest, Any],
+        command: Union[str, SessionExecuteRequest, Any] = None,
         run_async: Optional[bool] = None,
         timeout: Optional[float] = None,
+        *,
+        req: Union[str, SessionExecuteRequest, Any] = None,
     ) -> SessionExecuteResponse:
         """``session.exec``: runs a command in the session's shell (sharing its state). ``command``
-        is a string or a request object with ``.command`` (and optionally ``.run_async`` /
-        ``.var_async`` / ``.timeout``); explicit keyword arguments win over the object's fields."""
+        (or ``req=``, the product SDK's name) is a string or a request object with ``.command``
+        (and optionally ``.run_async`` / ``.var_async`` / ``.timeout``); explicit keyword
+        arguments win over the object's fields."""
+        if (command is None) == (req is None):
+            raise TypeError("execute_session_command takes the command once: as `command` or as `req`")
+        command = command if command is not None else req
         if isinstance(command, str):
             text, req_async, req_timeout = command, None, None
         else:
@@ -419,21 +522,27 @@ class ProcessMixin:
         """``session.list``: every session (the ``entrypoint`` one included when present)."""
         return [Session.from_json(item) for item in self.call("session.list", {})["sessions"]]
 
-    def get_session_command(self, session_id: str, cmd_id: str) -> Command:
-        """``session.command``: one command. Unknown command: error -32012."""
+    def get_session_command(self, session_id: str, cmd_id: Optional[str] = None, *, command_id: Optional[str] = None) -> Command:
+        """``session.command``: one command (``command_id=``: the product SDK's name for
+        ``cmd_id``). Unknown command: error -32012."""
+        cmd_id = _command_id(cmd_id, command_id)
         return Command.from_json(self.call("session.command", {"session": session_id, "cmd_id": cmd_id}))
 
     def get_session_command_logs(
         self,
         session_id: str,
-        cmd_id: str,
+        cmd_id: Optional[str] = None,
         on_stdout: Optional[Callable[[str], Any]] = None,
         on_stderr: Optional[Callable[[str], Any]] = None,
+        *,
+        command_id: Optional[str] = None,
     ) -> SessionCommandLogsResponse:
         """``session.logs``. Without callbacks: the logs so far. With ``on_stdout``/``on_stderr``:
         ``follow: true`` — each chunk of text is passed to its callback (on the client's reader
         thread) as the command writes it, and this call returns the full logs once the command
-        has exited. An exception raised by a callback is re-raised here."""
+        has exited. An exception raised by a callback is re-raised here. ``command_id=`` is
+        the product SDK's name for ``cmd_id``."""
+        cmd_id = _command_id(cmd_id, command_id)
         params: Dict[str, Any] = {"session": session_id, "cmd_id": cmd_id}
         if on_stdout is None and on_stderr is None:
             return SessionCommandLogsResponse.from_json(self.call("session.logs", params))
@@ -451,9 +560,38 @@ class ProcessMixin:
             self.call("session.logs", params, on_notification=on_notification)
         )
 
-    def send_session_command_input(self, session_id: str, cmd_id: str, data: str, eof: bool = False) -> None:
-        """``session.input``: writes ``data`` to a running asynchronous command's stdin (``eof``
-        closes it afterwards). A finished command is error -32013."""
+    async def get_session_command_logs_async(
+        self,
+        session_id: str,
+        cmd_id: Optional[str] = None,
+        on_stdout: Optional[Callable[[str], Any]] = None,
+        on_stderr: Optional[Callable[[str], Any]] = None,
+        *,
+        command_id: Optional[str] = None,
+    ) -> SessionCommandLogsResponse:
+        """Awaitable ``session.logs`` with ``follow``, as the product's SDKs stream a command's
+        logs (``asyncio.create_task(kernel.get_session_command_logs_async(session_id, cmd_id,
+        on_stdout, on_stderr))``): each chunk of text is passed to its callback on the event
+        loop's thread, in the order written (a callback may be a coroutine function: its
+        coroutines are awaited one after another, in the order of the chunks, all before this
+        returns); returns the full logs once the command has exited. An exception raised by a callback is
+        raised here once the command has exited. Other calls of the client may be made meanwhile
+        (``send_session_command_input``)."""
+        cmd_id = _command_id(cmd_id, command_id)
+        return await _follow_on_loop(
+            lambda stdout, stderr: self.get_session_command_logs(session_id, cmd_id, stdout, stderr), on_stdout, on_stderr)
+
+    def send_session_command_input(
+        self, session_id: str, cmd_id: Optional[str] = None, data: Optional[str] = None, eof: bool = False,
+        *, command_id: Optional[str] = None,
+    ) -> None:
+        """``session.input``: writes ``data`` as it is (no newline is added: send ``"y\\n"`` to
+        answer a prompt that reads a line) to a running asynchronous command's stdin (``eof``
+        closes it afterwards). ``command_id=`` is the product SDK's name for ``cmd_id``. A
+        finished command is error -32013."""
+        cmd_id = _command_id(cmd_id, command_id)
+        if data is None:
+            raise TypeError("send_session_command_input needs the data to send")
         params: Dict[str, Any] = {"session": session_id, "cmd_id": cmd_id, "data": data}
         if eof:
             params["eof"] = True
@@ -478,6 +616,18 @@ class ProcessMixin:
         if not session.commands:
             return SessionCommandLogsResponse()
         return self.get_session_command_logs(ENTRYPOINT_SESSION, session.commands[0].id, on_stdout, on_stderr)
+
+    async def get_entrypoint_logs_async(
+        self,
+        on_stdout: Optional[Callable[[str], Any]] = None,
+        on_stderr: Optional[Callable[[str], Any]] = None,
+    ) -> SessionCommandLogsResponse:
+        """The entrypoint command's logs followed, awaitable, as
+        :meth:`get_session_command_logs_async` follows a command's."""
+        session = await asyncio.to_thread(self.get_entrypoint_session)
+        if not session.commands:
+            return SessionCommandLogsResponse()
+        return await self.get_session_command_logs_async(ENTRYPOINT_SESSION, session.commands[0].id, on_stdout, on_stderr)
 
     # ------------------------------------------------------------------ PTY sessions
 

@@ -13,7 +13,7 @@ import pytest
 
 from pykernel import PyKernel
 from pykernel.errors import InvalidParamsError, PyKernelError
-from pykernel import SessionExecuteRequest, SessionExitedEvent
+from pykernel import CodeRunParams, SessionExecuteRequest, SessionExitedEvent
 from pykernel_raw import RawServer
 
 
@@ -193,6 +193,26 @@ def test_code_run_argv_intact_and_env(pk):
     assert lines[1] == "hi"
 
 
+def test_code_run_takes_the_product_sdks_params_and_timeout(pk):
+    # code_run(code, CodeRunParams(argv=..., env=...), timeout), as the product's SDKs call it.
+    code = "import os, sys; print(sys.argv[1:], os.environ['FOO'])"
+    response = pk.code_run(code, CodeRunParams(argv=["Daytona"], env={"FOO": "BAR"}), 5)
+    assert (response.exit_code, response.stdout) == (0, "['Daytona'] BAR\n")
+    as_dict = pk.code_run(code, params={"argv": ["x"], "env": {"FOO": "dict"}}, timeout=5)
+    assert as_dict.stdout == "['x'] dict\n"
+    # Keywords win over params' fields; a language name in params' place.
+    assert pk.code_run(code, CodeRunParams(argv=["x"], env={"FOO": "p"}), env={"FOO": "kw"}).stdout == "['x'] kw\n"
+    assert pk.code_run("import time; time.sleep(5)", CodeRunParams(), 0.3).exit_code == 143
+    with pytest.raises(InvalidParamsError):
+        pk.code_run("x", "cobol")
+    with pytest.raises(TypeError, match="params"):
+        pk.code_run("x", 5)
+    with pytest.raises(TypeError, match="argv, env, language and cwd"):
+        pk.code_run("x", {"args": []})
+    with pytest.raises(TypeError, match="timeout"):
+        pk.code_run("x", None, ["not", "seconds"])
+
+
 @pytest.mark.parametrize("language", ["javascript", "typescript"])
 def test_code_run_node_languages(pk, language):
     # scripts/setup installs Node.js and a TypeScript runner (Debian's nodejs and ts-node).
@@ -350,6 +370,74 @@ def test_children_add_no_thread_per_child_or_pipe(pk):
 
 
 # ---------------------------------------------------------------- entrypoint
+
+
+def test_session_methods_take_the_product_sdks_keyword_names(pk):
+    # req= for the command, command_id= for a command's id (the product's Python SDK names).
+    pk.create_session("kw")
+    command = pk.execute_session_command("kw", req=SessionExecuteRequest(command="read line; echo got $line", run_async=True))
+    pk.send_session_command_input(session_id="kw", command_id=command.cmd_id, data="it\n")
+    logs = pk.get_session_command_logs("kw", command_id=command.cmd_id, on_stdout=lambda text: None)
+    assert (logs.exit_code, logs.stdout) == (0, "got it\n")
+    assert pk.get_session_command("kw", command_id=command.cmd_id).exit_code == 0
+    with pytest.raises(TypeError):
+        pk.get_session_command("kw", command.cmd_id, command_id=command.cmd_id)
+    with pytest.raises(TypeError):
+        pk.execute_session_command("kw", "echo", req="echo")
+
+
+def test_session_command_logs_async_streams_on_the_event_loop(pk):
+    import asyncio
+
+    pk.create_session("interactive-session")
+    command = pk.execute_session_command(
+        "interactive-session",
+        SessionExecuteRequest(command='read -p "Proceed? " a; echo "out $a"; echo "err $a" >&2; echo done', run_async=True))
+    seen, threads = [], set()
+
+    async def on_stderr(text):  # a coroutine function: awaited in order
+        await asyncio.sleep(0)
+        seen.append(("stderr", text))
+
+    def on_stdout(text):
+        threads.add(threading.current_thread())
+        seen.append(("stdout", text))
+
+    async def main():
+        logs_task = asyncio.create_task(pk.get_session_command_logs_async("interactive-session", command.cmd_id, on_stdout, on_stderr))
+        await asyncio.sleep(0.3)
+        assert not logs_task.done()
+        pk.send_session_command_input("interactive-session", command.cmd_id, "y\n")
+        return await logs_task, threading.current_thread()
+
+    logs, loop_thread = asyncio.run(main())
+    assert (logs.exit_code, logs.stdout, logs.stderr) == (0, "out y\ndone\n", "err y\n")
+    assert "".join(text for stream, text in seen if stream == "stdout") == "out y\ndone\n"
+    assert "".join(text for stream, text in seen if stream == "stderr") == "err y\n"
+    assert threads == {loop_thread}
+
+    # A callback's exception is raised by the await, once the command has exited.
+    failing = pk.execute_session_command("interactive-session", "echo one; echo two", run_async=True)
+
+    def fail(text):
+        raise ValueError("callback failed")
+
+    with pytest.raises(ValueError, match="callback failed"):
+        asyncio.run(pk.get_session_command_logs_async("interactive-session", failing.cmd_id, fail, None))
+    assert pk.get_session_command("interactive-session", failing.cmd_id).exit_code == 0
+
+
+def test_entrypoint_logs_async(pykernel_bin, tmp_path):
+    import asyncio
+
+    client = PyKernel(pykernel_bin, args=("--", "sh", "-c", "echo entry; sleep 0.2; echo late"), cwd=str(tmp_path))
+    try:
+        chunks = []
+        logs = asyncio.run(client.get_entrypoint_logs_async(chunks.append, chunks.append))
+        assert (logs.exit_code, logs.stdout, "".join(chunks)) == (0, "entry\nlate\n", "entry\nlate\n")
+    finally:
+        client.close()
+    assert client.returncode == 0
 
 
 def test_entrypoint_session(pykernel_bin, tmp_path):
