@@ -7,9 +7,11 @@ path); everything else is called once per run at most.
 
 import _signal
 import _thread
+import ast
 import atexit
 import builtins
 import errno
+import importlib.machinery
 import io
 import linecache
 import operator
@@ -416,6 +418,72 @@ def _unraisable_hook(unraisable):
         pass
 
 
+def _patch_inspect(inspect):
+    """``inspect.getfile`` (and so ``getsource``, ``findsource``, ``doctest``'s line numbers) of a
+    class defined in a cell: python3.11 looks for ``__main__.__file__``, which a context's module
+    does not have (as ``python3 -c``'s), and raised "source code not available" where
+    ``python3 file.py`` shows the class."""
+    original = inspect.getfile
+    if getattr(original, "__wrapped__", None) is not None:
+        return
+
+    def getfile(object):
+        try:
+            return original(object)
+        except OSError:
+            if not isinstance(object, type) or getattr(object, "__module__", None) != "__main__":
+                raise
+            filename = _cell_of_class(object, inspect)
+            if filename is None:
+                raise
+            return filename
+
+    getfile.__wrapped__ = original
+    for name in ("__name__", "__qualname__", "__doc__", "__module__"):
+        setattr(getfile, name, getattr(original, name))
+    inspect.getfile = getfile
+
+
+def _cell_of_class(cls, inspect):
+    """The ``<cell-N>`` that defined a class: that of one of its methods' code, else the latest
+    cell of the running context whose source defines a class of that qualified name."""
+    for value in vars(cls).values():
+        for candidate in (value, getattr(value, "__func__", None), getattr(value, "fget", None)):
+            filename = getattr(getattr(candidate, "__code__", None), "co_filename", None)
+            if type(filename) is str and filename.startswith("<cell-") and filename in linecache.cache:
+                return filename
+    for filename in reversed(list(_current_cells)):
+        try:
+            tree = ast.parse("".join(linecache.getlines(filename)))
+            inspect._ClassFinder(cls.__qualname__).visit(tree)
+        except inspect.ClassFoundException:
+            return filename
+        except (SyntaxError, ValueError, AttributeError):
+            continue
+    return None
+
+
+class _InspectImport:
+    """Patches ``inspect`` as code imports it (``_patch_inspect``): loading it at start would cost
+    every server ~3 ms. Only the name ``inspect`` is looked at; the import itself is Python's."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name != "inspect":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_patch(module):
+            exec_module(module)
+            _patch_inspect(module)
+
+        spec.loader.exec_module = exec_and_patch
+        return spec
+
+
 def _with_write(cls, write, flush):
     """A subclass of ``cls`` whose ``write`` and ``flush`` are the native functions given (a
     flush hands the run's output out at once). On the class, not the instance, so code that sets
@@ -449,6 +517,10 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes, 
         threading.excepthook = threading.__excepthook__ = _thread_excepthook
         sys.unraisablehook = sys.__unraisablehook__ = _unraisable_hook
         sys.excepthook = sys.__excepthook__ = _excepthook
+        if "inspect" in sys.modules:
+            _patch_inspect(sys.modules["inspect"])
+        else:
+            sys.meta_path.insert(0, _InspectImport)
     linecache.cache = _CellCache(linecache.cache)
     if fd_capture:
         os.write = _announcing_write(os.write)

@@ -528,3 +528,22 @@ def test_another_contexts_function_shows_its_own_cells_lines(kernel):
     after = kernel.run_code("fa_shared()", context=b).error.traceback
     assert after.endswith('  File "<cell-1>", line 4, in fa\nValueError: from A\n')
     kernel.run_code("import builtins\ndel builtins.fa_shared", context=b)
+
+
+@pytest.mark.parametrize("isolation", [None, "process"])
+def test_inspect_getsource_of_a_class_defined_in_a_cell(kernel, isolation):
+    # python3.11's inspect looks for __main__.__file__ for a class (a cell's module has none, as
+    # `python3 -c`'s): python3 file.py shows the class, and so does a cell.
+    context = kernel.create_context(isolation=isolation)
+    ran = kernel.run_code("import inspect\nclass K:\n    a = 1\nprint(inspect.getsource(K), end='')", context=context)
+    assert (ran.status, ran.stdout) == ("ok", "class K:\n    a = 1\n")
+    kernel.run_code("class M:\n    @property\n    def p(self):\n        return 1\n\nclass Outer:\n    class Inner:\n        x = 2\n",
+                    context=context)
+    later = kernel.run_code("print(inspect.getsource(M), end='')\nprint(inspect.getsource(Outer.Inner), end='')\n"
+                            "print(inspect.getsourcelines(Outer)[1])", context=context)
+    assert later.stdout == "class M:\n    @property\n    def p(self):\n        return 1\n    class Inner:\n        x = 2\n6\n"
+    # What is not a cell's class is inspect's as before.
+    builtin = kernel.run_code("inspect.getfile(int)", context=context)
+    assert (builtin.error.name, builtin.error.value) == ("TypeError", "<class 'int'> is a built-in class")
+    made = kernel.run_code("Made = type('Made', (), {})\ninspect.getsource(Made)", context=context)
+    assert made.error.name == "OSError"  # no cell defines it
