@@ -551,6 +551,8 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes, 
         os.setpgid = _keeping_the_session(os.setpgid, lambda pid, pgrp: operator.index(pid) in (0, os.getpid()))
         os.killpg = _guarded_killpg(os.killpg)
         signal.raise_signal = _guarded_raise_signal(signal.raise_signal)
+        signal.pthread_kill = _guarded_pthread_kill(signal.pthread_kill)
+        signal.pidfd_send_signal = _guarded_pidfd_send_signal(signal.pidfd_send_signal)
         resource.setrlimit = _keeping_shared_limits_setrlimit(resource.setrlimit)
         resource.prlimit = _keeping_shared_limits_prlimit(resource.prlimit)
         os.close = _sparing_engine_descriptors_close(os.close)
@@ -1311,6 +1313,48 @@ def _guarded_raise_signal(raise_signal):
         return raise_signal(signalnum)
 
     return _posing_as(raise_signal, raise_signal_guarded)
+
+
+def _guarded_pthread_kill(pthread_kill):
+    """``signal.pthread_kill`` for the kernel's own process: a signal sent to one of its threads
+    acts on the whole process (its default action ends or stops every thread), so it goes through
+    ``_signal_to_this_process``. Only Python's threads can be named: glibc takes any other number
+    as a thread's address (python3 crashes on a stale or made-up one; the shared process would
+    take every context with it), so one that is not a live Python thread is ``ProcessLookupError``."""
+
+    def pthread_kill_guarded(thread_id, signalnum, /):
+        if isinstance(thread_id, int) and _process_shared and not _forked_by_code:
+            if thread_id not in sys._current_frames():
+                raise ProcessLookupError(errno.ESRCH, f"{os.strerror(errno.ESRCH)}: {thread_id} is not a live Python thread")
+            if _signal_to_this_process(signalnum, f"signal.pthread_kill({thread_id}, {operator.index(signalnum)})"):
+                return None
+        return pthread_kill(thread_id, signalnum)
+
+    return _posing_as(pthread_kill, pthread_kill_guarded)
+
+
+def _guarded_pidfd_send_signal(pidfd_send_signal):
+    """``signal.pidfd_send_signal`` for the kernel's own process: through a pidfd of that process
+    (``os.pidfd_open(os.getpid())``), as ``_guarded_kill``."""
+
+    def pidfd_send_signal_guarded(pidfd, sig, siginfo=None, flags=0, /):
+        if _pid_of_pidfd(pidfd) == os.getpid() and _signal_to_this_process(sig, f"signal.pidfd_send_signal({pidfd}, {operator.index(sig)})"):
+            return None
+        return pidfd_send_signal(pidfd, sig, siginfo, flags)
+
+    return _posing_as(pidfd_send_signal, pidfd_send_signal_guarded)
+
+
+def _pid_of_pidfd(descriptor):
+    """The process a pidfd refers to (its ``Pid:`` in ``/proc/self/fdinfo``), ``None`` if it is not one."""
+    try:
+        with open(f"/proc/self/fdinfo/{operator.index(descriptor)}", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("Pid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, TypeError):
+        pass
+    return None
 
 
 def _guarded_abort(posix_abort):

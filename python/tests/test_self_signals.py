@@ -2,6 +2,7 @@
 group, ``signal.raise_signal``): python3's behaviour for the run, never the end of the server
 that every context shares."""
 import os
+import re
 import subprocess
 import time
 
@@ -51,19 +52,37 @@ def namespace_ctx(module_kernel):
     ("os.killpg(os.getpgrp(), signal.SIGHUP)", 129, "os.killpg({pgrp}, 1)"),
     ("signal.raise_signal(signal.SIGQUIT)", 131, "signal.raise_signal(3)"),
     ("os.kill(os.getpid(), signal.SIGKILL)", 137, "os.kill({pid}, 9)"),
+    # Through a thread of the process, or a pidfd of it (they ended or shut down the server).
+    ("signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)", 138, "signal.pthread_kill({tid}, 10)"),
+    ("signal.pthread_kill(threading.main_thread().ident, signal.SIGSTOP)", 147, "signal.pthread_kill({main}, 19)"),
+    ("signal.pidfd_send_signal(os.pidfd_open(os.getpid()), signal.SIGHUP)", 129, "signal.pidfd_send_signal({pidfd}, 1)"),
 ])
 def test_signals_that_would_end_the_process_end_the_run(module_kernel, namespace_ctx, code, status, call):
     """In the process every namespace context shares."""
     ctx = namespace_ctx
-    ids = module_kernel.run_code("import os\nprint(os.getpid(), os.getpgrp())", context=ctx).stdout.split()
-    result = _run(module_kernel, code + "\nprint('not reached')", ctx)
+    ids = module_kernel.run_code("import os, threading\nprint(os.getpid(), os.getpgrp(), threading.get_ident(), "
+                                 "threading.main_thread().ident)", context=ctx).stdout.split()
+    result = _run(module_kernel, "import threading\n" + code + "\nprint('not reached')", ctx)
     assert result.status == "error" and result.stdout == ""
     assert (result.error.name, result.error.value) == ("SystemExit", str(status))
-    expected_call = call.format(pid=ids[0], pgrp=ids[1])
+    pidfd = re.search(r"pidfd_send_signal\((\d+)", result.error.traceback)
+    expected_call = call.format(pid=ids[0], pgrp=ids[1], tid=ids[2], main=ids[3], pidfd=pidfd and pidfd.group(1))
+    verb = "stops" if status == 147 else "ends"
     assert result.error.traceback.endswith(
-        f"SystemExit: {status}\n{expected_call} ends the whole process in python3; here that process runs every "
+        f"SystemExit: {status}\n{expected_call} {verb} the whole process in python3; here that process runs every "
         "context, so PyKernel ended this run instead (the context keeps its state).\n"), result.error.traceback
     _still_serving(module_kernel, ctx)
+
+
+def test_pthread_kill_names_only_python_threads_in_the_shared_process(module_kernel, namespace_ctx):
+    # glibc takes any number as a thread's address: a made-up one crashed the server.
+    result = _run(module_kernel, "import signal\nsignal.pthread_kill(123456789, 0)", namespace_ctx)
+    assert (result.error.name, result.error.value) == (
+        "ProcessLookupError", "[Errno 3] No such process: 123456789 is not a live Python thread")
+    delivered = _run(module_kernel, "import signal, threading\nsignal.pthread_kill(threading.get_ident(), 0)\nprint('ok')",
+                     namespace_ctx)
+    assert delivered.stdout == "ok\n"
+    _still_serving(module_kernel, namespace_ctx)
 
 
 def test_harmless_and_handled_signals_are_delivered(module_kernel, ctx):
