@@ -1,5 +1,6 @@
 import EmbeddedPython
 import Glibc
+import PyKernelSupport
 import Synchronization
 
 /// Delivers process-wide signals for which user code installed a Python handler
@@ -177,12 +178,14 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
     /// handler when Python has a handler for it (bit `1 << signal` of `python_handled`, an `int`),
     /// else the default action — then unblocks the signals blocked for the fork. Handlers set
     /// through Python (CPython's, or the routing in front of it), `faulthandler`'s (in libpython)
-    /// and ignored signals are kept.
+    /// and ignored signals are kept. The descriptors the engine opened while serving are closed
+    /// (``EngineDescriptors/closeInForkedChild()``; the runtime closes those it noted at start).
     static let forkedChildBegins: NativeFunctionPointer = { _, argument in
         let runtime = EmbeddedRuntime.current
         runtime.forkedByCode.store(true, ordering: .relaxed)
         let pythonHandled = PyBorrowed(argument)?.integerValue ?? 0
         runtime.signals.resetHostHandlers(pythonHandled: pythonHandled)
+        EngineDescriptors.closeInForkedChild()
         pthread_sigmask(SIG_SETMASK, runtime.signals.maskBeforeFork(), nil)
         return PyOwned(retaining: .none).transfer()
     }

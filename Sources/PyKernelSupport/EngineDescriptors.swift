@@ -39,6 +39,18 @@ package enum EngineDescriptors {
         return identity(of: descriptor) == noted
     }
 
+    /// In a process forked by user code (one thread: the forking one): closes every descriptor
+    /// the engine keeps, still under its number, as python3's child has none of a server's (a
+    /// child that kept the server's protocol output held the client's end of file back after the
+    /// server exited, and the read end of its own output pipe never let its writes fail). The
+    /// lock is only tried: a thread that held it at the fork is gone, and then nothing is closed.
+    package static func closeInForkedChild() {
+        let descriptors: [Int32: Identity]? = kept.withLockIfAvailable { $0 }
+        for (descriptor, noted) in descriptors ?? [:] where identity(of: descriptor) == noted {
+            close(descriptor)
+        }
+    }
+
     /// The event descriptors open now (epoll instances, eventfds, timerfds, signalfds): with
     /// ``keepEventDescriptors(except:)``, how the engine keeps those a library makes for itself on
     /// first use (swift-subprocess's monitors, Dispatch's timers), which it cannot keep as they

@@ -785,8 +785,8 @@ def install_fork_hooks(block_signals, restore_signals, forked_child_begins, end_
 def _after_fork_in_child():
     """In a child forked by user code: marks it (its ``os._exit`` exits; what returns to the engine
     ends it, see ``end_forked_child``), gives its signals python3's handlers (the host's SIGTERM
-    handling would make ``Pool.terminate()`` wait forever) and points its standard streams at
-    descriptors 1 and 2. The engine's own forks (a prepared engine's children, made from Swift
+    handling would make ``Pool.terminate()`` wait forever), closes the engine's descriptors and
+    points its standard streams at descriptors 1 and 2. The engine's own forks (a prepared engine's children, made from Swift
     with no Python frame running) only get their signals back."""
     global _forked_by_code
     if sys._getframe().f_back is None:
@@ -798,7 +798,21 @@ def _after_fork_in_child():
         if callable(getsignal(number)):
             handled |= 1 << number
     _forked_child_begins(handled)
+    _close_engine_descriptors_in_child()
     _write_to_descriptors_in_child()
+
+
+def _close_engine_descriptors_in_child():
+    """In a child forked by user code: closes the descriptors the engine noted at start (its
+    protocol, the output pipes' read ends, event loops), as python3's child has none of a
+    server's; ``forked_child_begins`` closed those it opened since."""
+    for fd, noted in _engine_descriptors.items():
+        try:
+            status = os.fstat(fd)
+            if (status.st_dev, status.st_ino) == noted:
+                _os_close(fd)
+        except OSError:
+            pass
 
 
 def end_forked_child(exc):

@@ -7,6 +7,7 @@ and the Pool cases repeat: before the fix a Pool hung within a few rounds (its w
 the SIGTERM of `Pool.terminate()`, caught by the server's handler they inherited).
 """
 
+import os
 import signal
 import time
 
@@ -291,6 +292,60 @@ print(*[worker.pid for worker in pool._pool])
     assert ok(server, "time.sleep(1); print(pool.map(abs, [-2, -3]))", context).stdout == "[2, 3]\n"
     server.delete_context(context)
     assert wait_gone(pids), "the unclosed Pool's workers outlived their context"
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_a_forked_child_has_none_of_the_servers_descriptors(kernel, isolation):
+    """python3's child has only its program's descriptors. One forked in a context kept the
+    server's (its protocol output, the read ends of the output pipes, event loops). A fresh
+    server: no other context's code has opened files in the process."""
+    server = kernel
+    context = server.create_context(isolation=isolation)
+    code = """
+import os
+reader, writer = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(reader)
+    listed = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    open_now = []
+    for fd in listed:  # the listing's own descriptor is closed by now
+        try:
+            os.fstat(fd)
+            open_now.append(fd)
+        except OSError:
+            pass
+    os.write(writer, " ".join(map(str, sorted(open_now))).encode())
+    os._exit(0)
+os.close(writer)
+with os.fdopen(reader) as child:
+    print(child.read(), writer)
+os.waitpid(pid, 0)
+"""
+    *listed, writer = ok(server, code, context).stdout.split()
+    assert sorted(int(fd) for fd in listed) == sorted({0, 1, 2, int(writer)})
+    server.delete_context(context)
+
+
+def test_a_forked_child_left_running_does_not_hold_the_clients_end_of_file(pykernel_bin):
+    """A child that lives on after the server exits: the client sees the end of the server's
+    output when the server exits (the child held the protocol output open)."""
+    import json
+    import subprocess
+
+    code = "import os, time\npid = os.fork()\nif pid == 0:\n    time.sleep(60)\n    os._exit(0)\nprint(pid)"
+    request = {"jsonrpc": "2.0", "id": 1, "method": "code.run", "params": {"code": code}}
+    process = subprocess.Popen([pykernel_bin, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    thread, outcome = run_in_thread(process.communicate, (json.dumps(request) + "\n").encode())
+    try:
+        output, _ = joined(thread, outcome, timeout=CALL_DEADLINE)
+    finally:
+        process.kill()
+    response = json.loads(output.splitlines()[-1])
+    child = int(response["result"]["stdout"])
+    assert not gone(child), "the child was to live on"
+    os.kill(child, signal.SIGKILL)
+    assert process.returncode == 0
 
 
 RACING_FORKS = r"""
