@@ -560,6 +560,9 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes, 
         os.dup2 = _sparing_engine_descriptors_dup2(os.dup2)
         os.set_blocking = _sparing_engine_descriptors(os.set_blocking)
         os.fdopen = _sparing_engine_descriptors(os.fdopen)
+        for name in ("read", "write", "readv", "writev", "pread", "pwrite", "ftruncate", "fsync"):
+            setattr(os, name, _sparing_engine_descriptors(getattr(os, name)))
+        os.sendfile = _sparing_engine_descriptors_sendfile(os.sendfile)
         signal.alarm = _keeping_timer_signals_handled(signal.alarm, lambda seconds: (signal.SIGALRM, seconds))
         signal.setitimer = _keeping_timer_signals_handled(
             signal.setitimer, lambda which, seconds, interval=0.0: (_TIMER_SIGNALS.get(which), seconds))
@@ -705,16 +708,30 @@ def _sparing_engine_descriptors_dup2(posix_dup2):
 
 
 def _sparing_engine_descriptors(call):
-    """``call`` (``os.set_blocking``, ``os.fdopen``), whose first argument is a descriptor, for
-    which the engine's descriptors are not open (``EBADF``): a server's protocol made
-    non-blocking read as ended, and a file object made on it closed it."""
+    """``call`` (``os.set_blocking``, ``os.fdopen``, ``os.read``, ``os.write``...), whose first
+    argument is a descriptor, for which the engine's descriptors are not open (``EBADF``): a
+    server's protocol made non-blocking read as ended, a file object made on it closed it, and
+    a write to a number the code's file had before the engine got it went into the protocol.
+    (Descriptors 0, 1 and 2 are never the engine's: no look-up for them.)"""
 
     def call_(fd, *arguments, **keywords):
-        if isinstance(fd, int) and _spares(fd):
+        if isinstance(fd, int) and fd > 2 and _spares(fd):
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
         return call(fd, *arguments, **keywords)
 
     return _posing_as(call, call_)
+
+
+def _sparing_engine_descriptors_sendfile(sendfile):
+    """``os.sendfile`` from or to an engine's descriptor: ``EBADF``, as ``_sparing_engine_descriptors``."""
+
+    def sendfile_(out_fd, in_fd, *arguments, **keywords):
+        for fd in (out_fd, in_fd):
+            if isinstance(fd, int) and fd > 2 and _spares(fd):
+                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return sendfile(out_fd, in_fd, *arguments, **keywords)
+
+    return _posing_as(sendfile, sendfile_)
 
 
 # The signal each interval timer of signal.setitimer sends.

@@ -343,6 +343,37 @@ def test_set_blocking_and_fdopen_spare_the_servers_descriptors(kernel):
         _still_serving(kernel, ctx)
 
 
+def test_reads_and_writes_spare_the_servers_descriptors(kernel):
+    """`os.write` on the number of the server's protocol output (a stale number the code's file
+    once had) put lines into the protocol; `os.read` on its input took requests. The engine's
+    descriptors are not open for them (EBADF), and the code's own work as in python3."""
+    protocol = os.fstat(kernel._process.stdout.fileno()).st_ino
+    code = f"""import os
+calls = [lambda fd: os.write(fd, b"GARBAGE\\n"), lambda fd: os.writev(fd, [b"GARBAGE\\n"]), lambda fd: os.read(fd, 1),
+         lambda fd: os.pwrite(fd, b"x", 0), lambda fd: os.sendfile(fd, 0, 0, 1), lambda fd: os.fsync(fd)]
+refused = []
+for fd in sorted(int(n) for n in os.listdir('/proc/self/fd') if int(n) > 2):
+    try:
+        if os.fstat(fd).st_ino != {protocol}:
+            continue
+    except OSError:
+        continue
+    for call in calls:
+        try:
+            call(fd)
+        except OSError as error:
+            refused.append(error.errno)
+reader, writer = os.pipe()
+os.write(writer, b"own")
+print(refused, os.read(reader, 3))
+"""
+    ran = kernel.run_code(code)
+    refused, own = ran.stdout.rsplit(" ", 1)
+    assert refused.startswith("[9, 9, 9, 9, 9, 9") and set(eval(refused)) == {9}, ran.stdout
+    assert own == "b'own'\n"
+    assert kernel.run_code("print('still serving')").stdout == "still serving\n"
+
+
 def test_timers_whose_signal_would_end_the_shared_server_are_refused(kernel):
     """`signal.alarm(1)` (or `setitimer`) in a namespace context ended the server by SIGALRM:
     at the signal's default action it is refused; with the code's handler it is armed and the
