@@ -903,7 +903,10 @@ public final class ProcessContexts: Sendable {
             return false
         }
         guard let (worker, workerContext, run, generation) = sending else { return true }  // answered once sent
+        // The worker's answer, or (first) the grace period without one.
+        let settled = FirstOfTwo()
         let reply: @Sendable (WorkerReply) -> Void = { [weak self] reply in
+            guard settled.claim() else { return }
             let interrupted = if case .result(let value) = reply { value["interrupted"]?.boolValue ?? false } else { false }
             // Only a run the worker stopped is followed up (a run it found ended, or not begun,
             // goes on as the answer says).
@@ -912,6 +915,19 @@ public final class ProcessContexts: Sendable {
         }
         if worker.send("code.interrupt", ["context": .string(workerContext)], Worker.Pending(notification: { _, _ in }, reply: reply)) == nil {
             answered?(false)  // the worker has ended: its run is answered `crashed`
+            return true
+        }
+        // A worker that does not answer within the grace period (stopped by SIGSTOP, its reader
+        // stuck) cannot stop its run either: the run ends with the worker, as one that did not
+        // stop after the interrupt does (its answer was never sent, nor any follow-up).
+        timers.asyncAfter(deadline: .now() + configuration.gracePeriod.inSeconds) { [weak self] in
+            guard settled.claim() else { return }
+            guard let self, !run.relay.isFinished else {
+                answered?(false)
+                return
+            }
+            end(id, run, generation: generation, because: .interrupted)
+            answered?(true)
         }
         return true
     }
@@ -1162,5 +1178,14 @@ public final class ProcessContexts: Sendable {
 extension Duration {
     fileprivate static func / (lhs: Duration, rhs: Duration) -> Double {
         lhs.inSeconds / rhs.inSeconds
+    }
+}
+
+/// Which of two events came first: the first ``claim()`` gets `true`, every later one `false`.
+private final class FirstOfTwo: Sendable {
+    private let claimed = Atomic(false)
+
+    func claim() -> Bool {
+        !claimed.exchange(true, ordering: .acquiringAndReleasing)
     }
 }

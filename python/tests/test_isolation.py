@@ -160,6 +160,23 @@ def test_interrupt_escalates_to_kill(server):
     server.result("context.delete", {"id": context})
 
 
+def test_an_interrupt_of_a_stopped_worker_ends_its_run_after_the_grace_period(server):
+    """A worker stopped by SIGSTOP never answers the interrupt: it was never answered, and the run
+    never ended (only context.delete got out of it). After the grace period the run ends with the
+    worker, as one that did not stop, and the interrupt is answered true."""
+    context = create(server)["id"]
+    pid = run(server, context, "import os\nprint(os.getpid())")["stdout"]
+    request = server.request("code.run", {"context": context, "code": "import os, signal\nos.kill(os.getpid(), signal.SIGSTOP)",
+                                          "timeout": 0})
+    wait_until(lambda: open(f"/proc/{int(pid)}/stat").read().rsplit(")", 1)[1].split()[0] == "T", what="the worker stopped")
+    assert server.result("code.interrupt", {"context": context}, timeout=15) == {"interrupted": True}
+    result = server.response(request, timeout=15)["result"]
+    assert result["status"] == "interrupted" and "state is lost" in result["error"]["traceback"]
+    assert "id" in server.result("context.restart", {"id": context})
+    assert run(server, context, "print('again')")["stdout"] == "again\n"
+    server.result("context.delete", {"id": context})
+
+
 def test_interrupt_that_is_obeyed_keeps_state(server):
     context = create(server)["id"]
     run(server, context, "x = 5")
