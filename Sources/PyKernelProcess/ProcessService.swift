@@ -50,6 +50,8 @@ public final class ProcessService: Sendable {
         var order: [String] = []
         var nextDirectory = 1
         var shutDown = false
+        /// New work is refused (``refuseNewWork()``): a shutdown has begun.
+        var refusing = false
     }
 
     private let state = Mutex(State())
@@ -87,7 +89,7 @@ public final class ProcessService: Sendable {
     // MARK: - Helpers
 
     func checkOpen() throws(ProcessAPIError) {
-        if state.withLock({ $0.shutDown }) {
+        if state.withLock({ $0.shutDown || $0.refusing }) {
             throw ProcessAPIError(.shuttingDown, "The process service has been shut down.")
         }
     }
@@ -479,6 +481,12 @@ public final class ProcessService: Sendable {
     }
 
     // MARK: - Shutdown
+
+    /// Refuses new work from now on (its calls throw ``ProcessAPIError/Code/shuttingDown``): the
+    /// start of a shutdown, whose ``shutdown()`` then ends what runs.
+    public func refuseNewWork() {
+        state.withLock { $0.refusing = true }
+    }
 
     /// Kills everything the service started — sessions (the entrypoint included), running
     /// `exec`/`code_run` process groups and the sessions of PTYs (SIGHUP, the grace period,

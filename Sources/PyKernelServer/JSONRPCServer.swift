@@ -34,6 +34,9 @@ public final class JSONRPCServer: Sendable {
     /// response to be written with it (zero: answered at once, on its own).
     let interruptAnswerHold: Duration
     private let methods: [String: MethodHandler]
+    /// What a shutdown does as it begins and what it ends before it waits for the requests in
+    /// flight (``onShutdown(begin:end:)``).
+    private let shutdownWork = Mutex<[(begin: @Sendable () -> Void, end: @Sendable () async -> Void)]>([])
 
     /// - Parameters:
     ///   - input: The descriptor requests are read from.
@@ -99,6 +102,7 @@ public final class JSONRPCServer: Sendable {
 
     /// Shuts down as on SIGTERM: interrupts runs in flight, answers them, then ends ``serve()``.
     public func terminate() {
+        beginShutdown()
         Task { await shutDown() }
     }
 
@@ -249,19 +253,36 @@ public final class JSONRPCServer: Sendable {
         }
     }
 
-    /// Interrupts what runs, waits for the answers of the requests in flight (but `excluding`),
-    /// then ends ``serve()``.
+    /// Adds work to a shutdown (`shutdown`, SIGTERM, SIGINT): `begin` as it begins, on the thread
+    /// that reads requests (what is read after it is refused: the process API's new commands),
+    /// `end` before it waits for the requests in flight (the process API's commands killed, so
+    /// that their requests are answered and its notifications sent before the `shutdown`
+    /// response, which is the last).
+    public func onShutdown(begin: @escaping @Sendable () -> Void, end: @escaping @Sendable () async -> Void) {
+        shutdownWork.withLock { $0.append((begin, end)) }
+    }
+
+    /// The start of a shutdown, where it is asked for: no run starts from now on, nor any work
+    /// added with ``onShutdown(begin:end:)``. (Requests read after it are refused, not raced.)
+    func beginShutdown() {
+        manager.shutdown()
+        for work in shutdownWork.withLock({ $0 }) { work.begin() }
+    }
+
+    /// Interrupts what runs, ends the work added with ``onShutdown(begin:end:)``, waits for the
+    /// answers of the requests in flight (but `shutdown`s), then ends ``serve()``.
     ///
     /// Code that swallows the interrupt is answered `interrupted` after the grace period anyway, and
     /// requests still unfinished a second later (a followed log) are abandoned.
-    func shutDown(excluding id: RequestID? = nil) async {
+    func shutDown() async {
         logger.info("shutting down")
-        manager.shutdown()
+        beginShutdown()
         await processContexts?.shutdown()
-        if await !inFlight.waitUntilEmpty(excluding: id, for: manager.configuration.timeoutGracePeriod) {
+        for work in shutdownWork.withLock({ $0 }) { await work.end() }
+        if await !inFlight.waitUntilAllButShutdownsEnd(for: manager.configuration.timeoutGracePeriod) {
             manager.abandonRunningRun()
-            if await !inFlight.waitUntilEmpty(excluding: id, for: .seconds(1)) {
-                logger.warning("shutting down with \(inFlight.count) request(s) unanswered")
+            if await !inFlight.waitUntilAllButShutdownsEnd(for: .seconds(1)) {
+                logger.warning("shutting down with \(inFlight.countButShutdowns) request(s) unanswered")
             }
         }
         await channel.flush()
@@ -428,8 +449,10 @@ public typealias MethodHandler = @Sendable (Request) throws(RPCError) -> MethodR
 final class InFlightRequests: Sendable {
     private struct State {
         var ids: Set<RequestID> = []
+        /// The `shutdown` requests among `ids`: a shutdown does not wait for them (nor for itself).
+        var shutdowns: Set<RequestID> = []
         var nextAnonymous = 0
-        var waiters: [(excluding: RequestID?, continuation: CheckedContinuation<Void, Never>)] = []
+        var waiters: [CheckedContinuation<Void, Never>] = []
     }
     private let state = Mutex(State())
 
@@ -449,49 +472,45 @@ final class InFlightRequests: Sendable {
         }
     }
 
+    /// Marks a request in flight as a `shutdown` (see ``waitUntilAllButShutdownsEnd(for:)``).
+    func markShutdown(_ id: RequestID) {
+        state.withLock { _ = $0.shutdowns.insert(id) }
+    }
+
     func remove(_ id: RequestID) {
         let ready = state.withLock { state in
             state.ids.remove(id)
-            let (ready, waiting) = state.waiters.partitioned { Self.isDone(state.ids, excluding: $0.excluding) }
-            state.waiters = waiting
-            return ready
+            state.shutdowns.remove(id)
+            guard state.ids.isEmpty else { return [CheckedContinuation<Void, Never>]() }
+            defer { state.waiters = [] }
+            return state.waiters
         }
-        for waiter in ready { waiter.continuation.resume() }
+        for waiter in ready { waiter.resume() }
     }
 
-    func waitUntilEmpty(excluding id: RequestID? = nil) async {
+    func waitUntilEmpty() async {
         await withCheckedContinuation { continuation in
             state.withLock { state in
-                if Self.isDone(state.ids, excluding: id) { continuation.resume() } else { state.waiters.append((id, continuation)) }
+                if state.ids.isEmpty { continuation.resume() } else { state.waiters.append(continuation) }
             }
         }
     }
 
-    /// Waits at most `limit`; `false` when requests were still in flight then.
-    func waitUntilEmpty(excluding id: RequestID? = nil, for limit: Duration) async -> Bool {
+    /// Waits at most `limit` until the only requests in flight are `shutdown`s (two at once each
+    /// waited for the other); `false` when others were still in flight then.
+    func waitUntilAllButShutdownsEnd(for limit: Duration) async -> Bool {
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
-            if state.withLock({ Self.isDone($0.ids, excluding: id) }) { return true }
+            if state.withLock({ $0.ids.isSubset(of: $0.shutdowns) }) { return true }
             try? await Task.sleep(for: .milliseconds(10))
         }
-        return state.withLock { Self.isDone($0.ids, excluding: id) }
+        return state.withLock { $0.ids.isSubset(of: $0.shutdowns) }
     }
 
-    private static func isDone(_ ids: Set<RequestID>, excluding id: RequestID?) -> Bool {
-        ids.isEmpty || (ids.count == 1 && id.map(ids.contains) == true)
-    }
+    /// The requests in flight but `shutdown`s.
+    var countButShutdowns: Int { state.withLock { $0.ids.subtracting($0.shutdowns).count } }
 }
 
-extension Array {
-    fileprivate func partitioned(by belongsInFirst: (Element) -> Bool) -> ([Element], [Element]) {
-        var first: [Element] = []
-        var second: [Element] = []
-        for element in self {
-            if belongsInFirst(element) { first.append(element) } else { second.append(element) }
-        }
-        return (first, second)
-    }
-}
 
 /// How to answer the open request for input of each run that waits for one, by the id of the
 /// `code.run` request that started the run (`code.input` names it).

@@ -192,8 +192,10 @@ extension JSONRPCServer {
     }
 
     private static func shutdown(_ request: Request) throws(RPCError) -> MethodReply {
+        request.server.beginShutdown()  // on the reader: what is read next is refused
+        request.server.inFlight.markShutdown(request.trackingKey)
         return .deferred {
-            await request.server.shutDown(excluding: request.trackingKey)
+            await request.server.shutDown()
             return .object([:])
         }
     }

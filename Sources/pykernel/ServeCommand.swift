@@ -54,6 +54,13 @@ struct Serve: AsyncParsableCommand {
             manager: manager, input: requests, output: manager.originalStandardOutput, logger: logger,
             extraMethods: processes.map(ProcessMethods.handlers) ?? [:], processContexts: contexts, defaultIsolation: defaultIsolation)
         let exits = processes.map { ProcessMethods.announceExits(of: $0, through: server) }
+        if let processes, let exits {
+            // Its commands end and their exits are announced before the `shutdown` response.
+            server.onShutdown(begin: processes.refuseNewWork) {
+                await processes.shutdown()
+                await exits.value
+            }
+        }
         if let command = entrypoint.first, let processes {
             do {
                 _ = try await processes.startEntrypoint(command: command, arguments: Array(entrypoint.dropFirst()))

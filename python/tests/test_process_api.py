@@ -440,6 +440,43 @@ def test_entrypoint_logs_async(pykernel_bin, tmp_path):
     assert client.returncode == 0
 
 
+def test_shutdown_ends_the_process_apis_work_and_answers_last(pykernel_bin, tmp_path):
+    """protocol.md: shutdown writes every pending response, its own last, and what is read after
+    it is refused (-32005). A running `process.exec` was answered after the shutdown response (a
+    PTY's `pty.exited` too), commands read after it still ran, and the server logged two
+    shutdowns in flight as unanswered requests (each waited for the other)."""
+    import json
+    import subprocess
+
+    requests = [("pe", "process.exec", {"command": "sleep 100"}), ("pty", "pty.create", {"id": "t", "command": "sleep", "args": ["100"]})]
+    late = [("sd", "shutdown", None), ("sd2", "shutdown", None), ("after_pe", "process.exec", {"command": "echo ran"}),
+            ("after_pty", "pty.create", {"command": "true"}), ("after_session", "session.create", {"id": "late"})]
+    process = subprocess.Popen([pykernel_bin, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               cwd=tmp_path)
+
+    def send(batch):
+        for key, method, params in batch:
+            message = {"jsonrpc": "2.0", "id": key, "method": method}
+            if params is not None:
+                message["params"] = params
+            process.stdin.write((json.dumps(message) + "\n").encode())
+        process.stdin.flush()
+
+    send(requests)
+    first = json.loads(process.stdout.readline())  # pty.create answers once it has started
+    send(late)
+    output, errors = process.communicate(timeout=30)  # end of input too
+    messages = [first] + [json.loads(line) for line in output.splitlines()]
+    order = [message.get("id", message.get("method")) for message in messages]
+    assert order[-2:] in (["sd", "sd2"], ["sd2", "sd"]), order
+    answers = {message["id"]: message for message in messages if "id" in message}
+    for key in ("after_pe", "after_pty", "after_session"):
+        assert answers[key]["error"]["code"] == -32005, answers[key]
+    assert "exit_code" in answers["pe"]["result"] and "pty.exited" in order
+    assert b"unanswered" not in errors, errors
+    assert process.returncode == 0
+
+
 def test_entrypoint_session(pykernel_bin, tmp_path):
     client = PyKernel(pykernel_bin, args=("--", "sh", "-c", "echo entry; sleep 0.2"), cwd=str(tmp_path))
     try:
