@@ -302,6 +302,12 @@ final class InterpreterState {
         let record = run.context
         let (cwd, deleted) = record.state.withLock { ($0.cwd, $0.deleted) }
         guard !deleted else {
+            // The run an interrupt answered `true` for: `interrupted`, as promised (see ``KernelManager/deleteContext(_:)``).
+            if runtime.supervisor.beginsInterrupted(run.output) {
+                let count = record.state.withLock { $0.executionCount } + 1
+                run.output.complete(status: .interrupted, error: Self.record(for: .interrupt), executionCount: count, duration: .zero)
+                return
+            }
             run.output.fail(KernelError(.contextDeleted, "Context \(record.id) was deleted before this run could start."))
             return
         }
@@ -689,7 +695,7 @@ final class InterpreterState {
     }
 
     /// The record of a stop the code swallowed and then ended normally.
-    private static func record(for stop: RunSupervisor.Stop) -> ErrorRecord {
+    static func record(for stop: RunSupervisor.Stop) -> ErrorRecord {
         switch stop {
         case .interrupt:
             return ErrorRecord(name: "KeyboardInterrupt", value: "", traceback: "KeyboardInterrupt\n")

@@ -693,6 +693,25 @@ def test_an_interrupt_answered_true_means_the_run_ends_interrupted(raw):
     assert True in answers  # an interrupt read with its run stops it
 
 
+def test_an_interrupt_answered_true_then_a_delete_still_ends_the_run_interrupted(raw):
+    """A run, its interrupt and its context's deletion written together: the interrupt said
+    `true` for the run about to begin, which the deletion then failed as `context_deleted`."""
+    for attempt in range(20):
+        context = raw.result("context.create", {})["id"]
+        run_id, interrupt_id, delete_id = raw.next_id(), raw.next_id(), raw.next_id()
+        lines = [{"jsonrpc": "2.0", "id": run_id, "method": "code.run",
+                  "params": {"code": "import time\ntime.sleep(5)", "context": context, "timeout": 30}},
+                 {"jsonrpc": "2.0", "id": interrupt_id, "method": "code.interrupt", "params": {"context": context}},
+                 {"jsonrpc": "2.0", "id": delete_id, "method": "context.delete", "params": {"id": context}}]
+        time.sleep(0.02)  # the interpreter thread idle long enough to sleep: it takes the run late
+        raw.send(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
+        interrupted = raw.response(interrupt_id)["result"]["interrupted"]
+        run = raw.response(run_id)
+        assert raw.response(delete_id)["result"] == {}
+        if interrupted:
+            assert run.get("result", {}).get("status") == "interrupted", (attempt, run)
+
+
 def test_code_and_the_processes_it_starts_run_at_the_servers_own_priority(raw):
     """The interpreter thread, and every process the code or the process API starts, ran at nice
     -2: a thread the Swift runtime's pool made raises it, and Linux threads and processes inherit
