@@ -45,6 +45,9 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         /// The request for input the code waits on, and its answer once given.
         var openInput: InputRequest?
         var inputReply: InputReply?
+        /// The request for input a stop withdrew (its wait ends with the stop): an answer that
+        /// comes after the stop is refused, not taken and dropped.
+        var withdrawnInput: InputRequest?
 
         /// Records `stop`, requested at `now`; returns whether waiters must be woken: the watchdog
         /// (a first interrupt: it now watches the grace period) and a wait for input (it ends).
@@ -54,6 +57,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
             if firstInterrupt { interrupted = now }
             lastStop = stop
             nextSignal = now + RunSupervisor.resignalInterval
+            if inputReply == nil, let openInput { withdrawnInput = openInput }
             return firstInterrupt || openInput != nil
         }
     }
@@ -556,7 +560,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// withdrawn by a stop, or its run ended).
     func answer(_ request: InputRequest, with reply: InputReply) -> Bool {
         lock.withLock {
-            guard current?.openInput == request, current?.inputReply == nil else { return false }
+            guard current?.openInput == request, current?.inputReply == nil, current?.withdrawnInput != request else { return false }
             current?.inputReply = reply
             lock.broadcast()
             return true

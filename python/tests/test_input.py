@@ -235,6 +235,29 @@ def test_interrupt_while_waiting_reports_interrupted(raw):
     assert raw.result("code.run", {"code": "x", "context": context})["results"][0]["data"]["text/plain"] == "1"
 
 
+def test_an_answer_written_right_after_the_interrupt_is_refused(raw):
+    """An interrupt withdraws the open request at once: a `code.input` written right after it
+    (before the run has unwound) was accepted (`{}`) and its value dropped. Then, code that
+    catches the interrupt and asks again gets its new request answered."""
+    context = raw.result("context.create")["id"]
+    for attempt in range(10):
+        run_id = raw.request("code.run", {"code": "v = input('p')", "context": context, "allow_stdin": True})
+        input_request(raw, run_id)
+        interrupt_id = raw.request("code.interrupt", {"context": context})
+        reply = raw.call("code.input", {"request_id": run_id, "value": "race"})
+        assert raw.response(interrupt_id)["result"] == {"interrupted": True}
+        assert raw.response(run_id)["result"]["status"] == "interrupted"
+        assert reply.get("error", {}).get("data", {}).get("reason") == "not_waiting_for_input", (attempt, reply)
+    code = "try:\n    input('first')\nexcept KeyboardInterrupt:\n    print('again', input('second'))"
+    run_id = raw.request("code.run", {"code": code, "context": context, "allow_stdin": True})
+    input_request(raw, run_id)
+    assert raw.result("code.interrupt", {"context": context}) == {"interrupted": True}
+    raw.wait_for(lambda m: m.get("method") == "code.input_request" and m["params"]["request_id"] == run_id
+                 and m["params"]["prompt"] == "second", what="the second request")
+    assert raw.result("code.input", {"request_id": run_id, "value": "yes"}) == {}
+    assert raw.response(run_id)["result"]["stdout"] == "again yes\n"
+
+
 def test_timeout_while_waiting_reports_timeout(raw):
     result = raw.result("code.run", {"code": "input()", "allow_stdin": True, "timeout": 0.5})
     assert result["status"] == "timeout" and result["error"]["name"] == "TimeoutError"
