@@ -302,6 +302,12 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
             beforeSignal()
             return {}
         }
+        // A run answered already (stuck past its grace period: its code still holds the
+        // interpreter) has no answer left to end `interrupted`: nothing is in progress to stop.
+        guard !run.reported else {
+            lock.unlock()
+            return nil
+        }
         let serial = run.serial
         let waitsForInput = run.openInput != nil
         let signal = requestLocked(.interrupt)

@@ -387,6 +387,8 @@ def test_grace_period_then_interpreter_busy(raw):
     assert error_of(raw.response(queued), -32003)["data"]["reason"] == "interpreter_busy"
     assert error_of(raw.call("code.run", {"code": "1"}), -32003)["data"]["reason"] == "interpreter_busy"
     assert raw.result("context.list")["contexts"][0]["id"] == "default"
+    # Its answer is sent: no run is left to end `interrupted` (`true` said so, and none followed).
+    assert raw.result("code.interrupt", {"context": "default"}) == {"interrupted": False}
     assert_still_serving(raw)
     # The record names the limit that was exceeded.
     assert result["error"]["value"] == "execution exceeded the 0.5 s timeout", result["error"]
