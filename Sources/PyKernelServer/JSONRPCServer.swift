@@ -511,7 +511,6 @@ final class InFlightRequests: Sendable {
     var countButShutdowns: Int { state.withLock { $0.ids.subtracting($0.shutdowns).count } }
 }
 
-
 /// How to answer the open request for input of each run that waits for one, by the id of the
 /// `code.run` request that started the run (`code.input` names it).
 final class OpenInputs: Sendable {
