@@ -133,7 +133,9 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
     private func nextJob() -> InterpreterJob {
         lock.withLock {
             while head == jobs.count { lock.wait() }
-            let job = jobs[head]
+            // Moved out (no copy of the run's references, nor their release when the queue empties).
+            var job = InterpreterJob.noteEngineDescriptors
+            swap(&job, &jobs[head])
             head += 1
             if case .run(let run) = job {
                 queuedRuns -= 1
