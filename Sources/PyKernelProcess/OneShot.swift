@@ -4,11 +4,31 @@ import Synchronization
 
 /// Live children of `exec` and `code_run`, so that ``ProcessService/shutdown()`` can kill them.
 final class ChildRegistry: Sendable {
-    private let children = Mutex<[pid_t: ChildProcess]>([:])
+    private struct State {
+        var children: [pid_t: ChildProcess] = [:]
+        var closed = false
+    }
+    private let state = Mutex(State())
 
-    func insert(_ child: ChildProcess) { children.withLock { $0[child.pid] = child } }
-    func remove(_ child: ChildProcess) { _ = children.withLock { $0.removeValue(forKey: child.pid) } }
-    func all() -> [ChildProcess] { children.withLock { Array($0.values) } }
+    /// Adds a live child; `false` once the registry is closed (a shutdown killed the others
+    /// while this one was being started): the caller kills it.
+    func insert(_ child: ChildProcess) -> Bool {
+        state.withLock { state in
+            guard !state.closed else { return false }
+            state.children[child.pid] = child
+            return true
+        }
+    }
+
+    func remove(_ child: ChildProcess) { _ = state.withLock { $0.children.removeValue(forKey: child.pid) } }
+
+    /// Closes the registry (children added later are refused) and returns the live children.
+    func close() -> [ChildProcess] {
+        state.withLock { state in
+            state.closed = true
+            return Array(state.children.values)
+        }
+    }
 }
 
 /// Runs one process to completion with its output captured in memory (`exec`, `code_run`).
@@ -33,7 +53,7 @@ func runOneShot(
     let (child, pump) = try await ChildProcess.spawn(spec, monitor: monitor) { stream, bytes in
         collector.append(stream, bytes)
     }
-    registry.insert(child)
+    if !registry.insert(child) { child.signalGroup(SIGKILL) }  // started as the service shut down
     defer {
         registry.remove(child)
         child.release()

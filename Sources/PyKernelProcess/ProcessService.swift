@@ -503,7 +503,7 @@ public final class ProcessService: Sendable {
             return all
         }
         guard let sessions else { return }
-        for child in children.all() {
+        for child in children.close() {
             child.signalGroup(SIGKILL)
         }
         await withTaskGroup(of: Void.self) { group in

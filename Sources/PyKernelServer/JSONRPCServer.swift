@@ -91,6 +91,9 @@ public final class JSONRPCServer: Sendable {
         reader.name = "pykernel-protocol-reader"
         reader.start()
         await stop.wait()
+        // A `shutdown` is answered once the shutdown is done, after the stop: its answer is
+        // queued before the last flush (the program exits after this returns).
+        _ = await inFlight.waitUntilShutdownsAnswered(for: .seconds(1))
         await channel.flush()
     }
 
@@ -505,6 +508,16 @@ final class InFlightRequests: Sendable {
             try? await Task.sleep(for: .milliseconds(10))
         }
         return state.withLock { $0.ids.isSubset(of: $0.shutdowns) }
+    }
+
+    /// Waits at most `limit` until no `shutdown` is in flight (each answered); `false` if one still was.
+    func waitUntilShutdownsAnswered(for limit: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if state.withLock({ $0.shutdowns.isEmpty }) { return true }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+        return state.withLock { $0.shutdowns.isEmpty }
     }
 
     /// The requests in flight but `shutdown`s.
