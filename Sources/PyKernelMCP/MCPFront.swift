@@ -35,6 +35,8 @@ public final class MCPFront: Sendable {
     /// Runs started by this front and not yet finished, per context, oldest first: a cancelled
     /// call interrupts its context only while its own run is the oldest (the one the engine runs).
     private let inFlight = Mutex<[ContextID: [UInt64]]>([:])
+    /// Runs of calls the client cancelled that have not finished: they send no more progress.
+    private let cancelled = Mutex<Set<UInt64>>([])
     private let nextCall = Atomic<UInt64>(0)
 
     /// A front over `contexts` and `processes`.
@@ -157,24 +159,32 @@ public final class MCPFront: Sendable {
                 runs[context]?.removeAll { $0 == call }
                 if runs[context]?.isEmpty == true { runs[context] = nil }
             }
+            _ = cancelled.withLock { $0.remove(call) }
         }
+        // Read in a task of its own, which the call's cancellation does not reach: a namespace
+        // run whose reading task is cancelled is withdrawn while still queued, and a call cancelled
+        // while queued must run when its turn comes (docs/mcp.md), as in a process context.
+        let reading = Task { try await collect(execution, call: call, progressToken: progressToken, server: server) }
         let result = try await withTaskCancellationHandler {
-            try await collect(execution, progressToken: progressToken, server: server)
+            try await reading.value
         } onCancel: {
+            cancelled.withLock { _ = $0.insert(call) }
             let isRunning = inFlight.withLock { $0[context]?.first == call }
             if isRunning { _ = try? contexts.interrupt(context) }
         }
         return RunRendering.toolResult(result, outputLimit: outputLimit)
     }
 
-    /// Reads the run's events to its result, sending each output chunk as a progress
-    /// notification when the client asked for progress.
-    private func collect(_ execution: ContextRun, progressToken: ProgressToken?, server: Server) async throws -> ExecutionResult {
+    /// Reads the run of `call` to its result, sending each output chunk as a progress
+    /// notification when the client asked for progress (until it cancels the call).
+    private func collect(
+        _ execution: ContextRun, call: UInt64, progressToken: ProgressToken?, server: Server
+    ) async throws -> ExecutionResult {
         var chunks = 0
         for try await event in execution {
             switch event {
             case .output(let chunk):
-                guard let progressToken else { continue }
+                guard let progressToken, !cancelled.withLock({ $0.contains(call) }) else { continue }
                 chunks += 1
                 let message = chunk.stream == .stderr ? "[stderr] " + chunk.text : chunk.text
                 do {

@@ -390,6 +390,41 @@ def test_a_cancelled_call_is_stopped_and_not_answered(pykernel_bin, isolation):
     assert b"still running" not in stderr, stderr.decode()
 
 
+def test_a_call_cancelled_while_queued_runs_unanswered(pykernel_bin, isolation, tmp_path):
+    """docs/mcp.md: a call still queued behind another run of the same context when it is
+    cancelled runs when its turn comes, and its result is not sent (in a namespace context it
+    was dropped: the next run saw neither its variable nor its file)."""
+    server = raw_server(pykernel_bin, isolation)
+    marker = tmp_path / "ran"
+
+    def send(message):
+        server.stdin.write((json.dumps(message) + "\n").encode())
+        server.stdin.flush()
+    for message in HANDSHAKE:
+        send(message)
+    assert json.loads(server.stdout.readline())["id"] == 1
+    send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "run_python", "arguments": {"code": "import time\ntime.sleep(1)"}}})
+    send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+        "name": "run_python", "arguments": {"code": f"queued = 7\nopen({str(marker)!r}, 'w').close()"}}})
+    send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 4, "reason": "test"}})
+    send({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+        "name": "run_python", "arguments": {"code": "print(queued)"}}})
+    answers = {}
+    while 5 not in answers:
+        message = json.loads(server.stdout.readline())
+        answers[message.get("id")] = message
+    server.stdin.close()
+    for line in server.stdout:  # the end of input: what else is answered, then the end of stdout
+        message = json.loads(line)
+        answers[message.get("id")] = message
+    assert server.wait(timeout=60) == 0
+    assert sorted(answers) == [3, 5], answers
+    assert answers[5]["result"]["content"] == [{"type": "text", "text": "7\n"}]
+    assert answers[5]["result"]["structuredContent"]["execution_count"] == 3
+    assert marker.exists()
+
+
 def test_output_cut_to_nothing_still_says_how_much_was_cut(pykernel_bin):
     """`--max-output-bytes 0` keeps no byte of output: the content says how many were cut (it
     said "[no output]")."""
