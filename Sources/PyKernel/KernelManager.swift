@@ -325,11 +325,14 @@ public final class KernelManager: Sendable {
     ///   was answered already, or the run was stopped or ended meanwhile).
     public func answerInput(_ request: InputRequest, with reply: InputReply) throws(KernelError) {
         guard runtime.supervisor.answer(request, with: reply) else {
-            throw KernelError(
-                .notWaitingForInput,
-                "The run is not waiting for this input: it was answered already, or the run was stopped or has ended.")
+            throw KernelError(.notWaitingForInput, Self.notWaitingForInputMessage)
         }
     }
+
+    /// The message of ``KernelError/Code/notWaitingForInput`` for an answer to an
+    /// ``InputRequest`` (either kind of context).
+    package static let notWaitingForInputMessage =
+        "The run is not waiting for this input: it was answered already, or the run was stopped or has ended."
 
     /// Interrupts the run in progress in a context (`KeyboardInterrupt` where the code is);
     /// runs queued behind it then run normally. With nothing running, the context's run about to

@@ -231,8 +231,9 @@ public final class KernelContexts: Sendable {
         case .value(let text): ["value": .string(text)]
         case .endOfFile: ["eof": true]
         }
-        if case .error(_, let message, _) = await relay.answerInput(fields) {
-            throw KernelError(.notWaitingForInput, message)
+        if case .error = await relay.answerInput(fields) {
+            // Not the worker's message, which may name the worker's own request id.
+            throw KernelError(.notWaitingForInput, KernelManager.notWaitingForInputMessage)
         }
     }
 

@@ -301,6 +301,9 @@ extension JSONRPCServer {
             return .deferred { () async throws(RPCError) -> JSONValue in
                 switch await relay.answerInput(fields) {
                 case .result(let result): return result
+                case .error(_, _, let data) where data?["reason"]?.stringValue == KernelError.Code.notWaitingForInput.description:
+                    // The worker's message names the worker's request id, which the client never saw.
+                    throw notWaitingForInput(id)
                 case .error(let code, let message, let data): throw RPCError(code: code, message: message, data: data)
                 case .notification: throw RPCError.internalError("The worker answered code.input with a notification.")
                 }

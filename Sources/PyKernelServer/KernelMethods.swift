@@ -183,12 +183,17 @@ extension JSONRPCServer {
             }
             reply = .value(value)
         }
-        guard let answer = request.server.openInputs.answer(for: id) else {
-            throw RPCError.invalidParams(
-                "No run started by request \(raw) is waiting for input (it never asked, was answered already, or has ended).",
-                field: "request_id", reason: KernelError.Code.notWaitingForInput.description)
-        }
+        guard let answer = request.server.openInputs.answer(for: id) else { throw notWaitingForInput(id) }
         return try answer(reply)
+    }
+
+    /// The error of a `code.input` whose run (started by request `id`) is not waiting for input.
+    /// It names the client's request id, also for a process context's run (whose worker knows it
+    /// under an id of its own).
+    static func notWaitingForInput(_ id: RequestID) -> RPCError {
+        RPCError.invalidParams(
+            "No run started by request \(id.jsonValue) is waiting for input (it never asked, was answered already, or has ended).",
+            field: "request_id", reason: KernelError.Code.notWaitingForInput.description)
     }
 
     private static func shutdown(_ request: Request) throws(RPCError) -> MethodReply {

@@ -200,6 +200,26 @@ def test_code_input_for_a_run_not_waiting_is_invalid_params(raw):
     assert reply["error"]["data"]["reason"] == "not_waiting_for_input"
 
 
+def test_a_second_code_input_is_refused_naming_the_clients_request_id(raw):
+    """A second answer sent at once, while the run ends: a process context's worker refused it
+    naming its own request id ("No run started by request 1 ..."), never seen by the client."""
+    for attempt in range(10):
+        run_id = f"run-{attempt}"
+        raw.request("code.run", {"code": "print(input())", "allow_stdin": True}, id=run_id)
+        input_request(raw, run_id)
+        answers = [raw.request("code.input", {"request_id": run_id, "value": value}) for value in ("once", "twice")]
+        # One is taken (in a process context not always the first: both are forwarded at once).
+        replies = [raw.response(answer) for answer in answers]
+        [taken] = [value for value, reply in zip(("once", "twice"), replies) if "result" in reply]
+        [error] = [reply["error"] for reply in replies if "error" in reply]
+        assert error["data"] == {"reason": "not_waiting_for_input", "field": "request_id"}
+        assert error["message"] in {
+            "The run is not waiting for this input: it was answered already, or the run was stopped or has ended.",
+            f'No run started by request "{run_id}" is waiting for input (it never asked, was answered already, or has ended).',
+        }, error
+        assert raw.response(run_id)["result"]["stdout"] == taken + "\n"
+
+
 def test_code_input_params_are_checked(raw):
     for params, field in [({}, "request_id"), ({"request_id": 1}, "value"), ({"request_id": 1, "value": 3}, "value"),
                           ({"request_id": 1, "value": "x", "eof": True}, "value"), ({"request_id": ["r"], "value": "x"}, "request_id")]:
