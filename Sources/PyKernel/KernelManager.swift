@@ -248,7 +248,7 @@ public final class KernelManager: Sendable {
         let record = try record(context)
         try Self.validate(environment)
         if let timeout, timeout <= .zero {
-            throw KernelError(.invalidArgument, "The timeout must be positive (or nil for none).")
+            throw KernelError(.invalidArgument, "The timeout must be longer than zero (nil: no timeout).", field: "timeout")
         }
         return try submit(to: record, outputLimit: outputLimit, allowStdin: allowStdin, consumer: consumer) { output in
             PendingRun(

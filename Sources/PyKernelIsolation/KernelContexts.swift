@@ -210,7 +210,7 @@ public final class KernelContexts: Sendable {
             throw KernelError(error)
         }
         if let timeout, timeout <= .zero {
-            throw KernelError(.invalidArgument, "The timeout must be positive (or nil for none).", field: "timeout")
+            throw KernelError(.invalidArgument, "The timeout must be longer than zero (nil: no timeout).", field: "timeout")
         }
         do throws(IsolationError) {
             return ContextRun(.process(try processContexts.run(

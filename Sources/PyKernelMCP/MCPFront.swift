@@ -143,8 +143,7 @@ public final class MCPFront: Sendable {
         let code = try arguments.requiredString("code")
         let context = ContextID(try arguments.optionalString("context") ?? ContextID.default.rawValue)
         let environment = try arguments.optionalStringMap("env")
-        let seconds = try arguments.optionalSeconds("timeout") ?? 600
-        let timeout: Duration? = seconds == 0 || seconds > 1e9 ? nil : .seconds(seconds)
+        let timeout = try arguments.timeout("timeout", default: 600)
         let call = nextCall.add(1, ordering: .relaxed).newValue
         let execution = try engine { () throws(KernelError) in
             try inFlight.withLock { runs throws(KernelError) in
@@ -205,10 +204,9 @@ public final class MCPFront: Sendable {
     // MARK: run_command
 
     private func runCommand(_ arguments: ToolArguments, passing passTurn: () -> Void) async throws -> CallTool.Result {
-        let seconds = try arguments.optionalSeconds("timeout") ?? 0
         let params = ExecParams(
             command: try arguments.requiredString("command"), cwd: try arguments.optionalString("cwd"),
-            env: try arguments.optionalStringMap("env"), timeout: seconds == 0 || seconds > 1e9 ? nil : .seconds(seconds))
+            env: try arguments.optionalStringMap("env"), timeout: try arguments.timeout("timeout", default: 0))
         passTurn()  // the command starts now; later calls do not wait for it to end
         let result: ExecResult
         do throws(ProcessAPIError) {

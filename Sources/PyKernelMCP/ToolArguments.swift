@@ -1,4 +1,5 @@
 import MCP
+import PyKernelSupport
 
 /// The arguments of one `tools/call`, read with clear errors: a missing or mistyped argument is an
 /// MCP "invalid params" error (-32602) naming the argument and the type it must have.
@@ -33,16 +34,22 @@ struct ToolArguments {
         return text
     }
 
-    /// A number of seconds (0 means none).
-    func optionalSeconds(_ name: String) throws(MCPError) -> Double? {
-        guard let value = value(name) else { return nil }
-        let seconds: Double? = switch value {
-        case .int(let number): Double(number)
-        case .double(let number): number
+    /// A timeout in seconds, `seconds` when absent: `nil` for none (0, or past about 30 years),
+    /// and a positive value too small for a `Duration` is its smallest (as `pykernel serve` reads
+    /// timeouts).
+    func timeout(_ name: String, default seconds: Double) throws(MCPError) -> Duration? {
+        let given: Double? = switch value(name) {
+        case nil: seconds
+        case .int(let number)?: Double(number)
+        case .double(let number)?: number
         default: nil
         }
-        guard let seconds, seconds.isFinite, seconds >= 0 else { throw mistyped(name, "a number of seconds >= 0") }
-        return seconds
+        guard let given else { throw mistyped(name, "a number of seconds >= 0") }
+        do throws(InvalidInput) {
+            return try InputValidation.timeout(seconds: given, field: name)
+        } catch {
+            throw mistyped(name, "a number of seconds >= 0")
+        }
     }
 
     func optionalStringMap(_ name: String) throws(MCPError) -> [String: String] {

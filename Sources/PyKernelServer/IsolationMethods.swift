@@ -105,7 +105,8 @@ extension JSONRPCServer {
         if let cpuSeconds, !(cpuSeconds > 0 && cpuSeconds <= 1e9) {
             throw RPCError.invalidParams("params.cpu_time_limit_s must be a number of seconds above 0 and at most 1e9.", field: "cpu_time_limit_s")
         }
-        let cpuTimeLimit = cpuSeconds.map { Duration.nanoseconds(Int64($0 * 1e9)) }
+        // In nanoseconds; a positive limit below 1 ns is 1 ns (it was 0, and no limit was kept).
+        let cpuTimeLimit = cpuSeconds.map { max(Duration.nanoseconds(Int64($0 * 1e9)), .nanoseconds(1)) }
         if let language = try request.params.optionalString("language"), language != "python" {
             throw RPCError.invalidParams("params.language must be \"python\" (the only language of contexts); for JavaScript or TypeScript use process.code_run.", field: "language")
         }

@@ -47,16 +47,20 @@ package enum InputValidation {
     }
 
     /// A timeout given on the wire in seconds (fractions allowed): `0` means none, and so does
-    /// anything past about 30 years (which would overflow a `Duration`).
+    /// anything past about 30 years (which would overflow a `Duration`). A positive value below a
+    /// `Duration`'s resolution (1e-18 s) is its smallest positive value, not zero.
     package static func timeout(seconds: Double, field: String = "timeout") throws(InvalidInput) -> Duration? {
         guard seconds.isFinite, seconds >= 0 else {
             throw InvalidInput(reason: .invalidArgument, field: field, message: "\(field) must be a number of seconds >= 0 (0 means no timeout).")
         }
-        return seconds == 0 || seconds > 1e9 ? nil : .seconds(seconds)
+        return seconds == 0 || seconds > 1e9 ? nil : max(.seconds(seconds), .smallestPositive)
     }
 }
 
 extension Duration {
+    /// The shortest positive duration: one attosecond.
+    package static let smallestPositive = Duration(secondsComponent: 0, attosecondsComponent: 1)
+
     /// The duration in seconds, as the wire carries durations (fractions allowed).
     package var inSeconds: Double {
         let (seconds, attoseconds) = components

@@ -97,6 +97,9 @@ struct InputValidationTests {
         #expect(try InputValidation.timeout(seconds: 1.5) == .milliseconds(1500))
         #expect(try InputValidation.timeout(seconds: 0) == nil)
         #expect(try InputValidation.timeout(seconds: 1e12) == nil)
+        // Positive but below a Duration's resolution: the shortest timeout, not zero.
+        #expect(try InputValidation.timeout(seconds: 1e-19) == .smallestPositive)
+        #expect(try InputValidation.timeout(seconds: .leastNonzeroMagnitude) == Duration(secondsComponent: 0, attosecondsComponent: 1))
         #expect(throws: InvalidInput.self) { try InputValidation.timeout(seconds: -1) }
         #expect(throws: InvalidInput.self) { try InputValidation.timeout(seconds: .nan) }
         #expect(Duration.milliseconds(1500).inSeconds == 1.5)

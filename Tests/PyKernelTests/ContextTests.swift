@@ -379,6 +379,20 @@ struct EnvironmentTests {
         // Nothing was run: the context's first run is still number 1.
         #expect(try await run("pass", in: context).result.executionCount == 1)
     }
+
+    @Test("A timeout that is not positive is invalidArgument naming the field timeout (it named none)")
+    func nonPositiveTimeout() async throws {
+        let manager = try await engine()
+        for timeout in [Duration.zero, .seconds(-1)] {
+            do {
+                _ = try manager.run("pass", timeout: timeout)
+                Issue.record("a run with the timeout \(timeout) was accepted")
+            } catch {
+                #expect(error.code == .invalidArgument)
+                #expect(error.field == "timeout")
+            }
+        }
+    }
 }
 
 /// A Python string literal for `text` (paths, names).

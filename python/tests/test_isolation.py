@@ -615,6 +615,10 @@ def test_cpu_time_limit(server):
     assert server.call("code.run", {"context": context["id"], "code": "1"})["error"]["code"] == -32006
     assert server.result("context.restart", {"id": context["id"]})["cpu_time_limit_s"] == 0.5
     server.result("context.delete", {"id": context["id"]})
+    # Counted in nanoseconds: a positive limit below 1 ns is 1 ns (it was 0 and not enforced).
+    tiny = create(server, cpu_time_limit_s=1e-320)
+    assert tiny["cpu_time_limit_s"] == 1e-9
+    server.result("context.delete", {"id": tiny["id"]})
     for bad in (0, -1, "x"):
         reply = server.call("context.create", {"isolation": "process", "cpu_time_limit_s": bad})
         assert reply["error"]["data"]["field"] == "cpu_time_limit_s", reply

@@ -109,6 +109,18 @@ def test_timeout_stops_the_run_and_keeps_the_context(pykernel_bin, isolation):
     assert text_of(after) == "1\n"
 
 
+def test_a_timeout_too_short_to_count_is_the_shortest(pykernel_bin, isolation):
+    """`timeout` 1e-300 was a zero Duration, refused as not positive; it times out at once."""
+    async def body(client):
+        run = await client.call_tool("run_python", {"code": "import time\ntime.sleep(5)", "timeout": 1e-300})
+        command = await client.call_tool("run_command", {"command": "sleep 5", "timeout": 1e-300})
+        return run, command
+    run, command = session(pykernel_bin, body, "--isolation", isolation)
+    assert run.structured_content["status"] == "timeout", run
+    assert run.structured_content["error"]["value"] == "execution exceeded the 1e-18 s timeout"
+    assert command.structured_content["timed_out"] is True, command
+
+
 def test_long_output_keeps_head_and_tail_with_a_note(pykernel_bin):
     async def body(client):
         return await client.call_tool("run_python", {"code": "print('a' * 5000 + 'b' * 5000, end='')"})

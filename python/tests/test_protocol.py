@@ -360,6 +360,19 @@ def test_stopped_runs_report_timeout_and_interrupted(raw):
     assert raw.result("code.interrupt", {"context": "default"}) == {"interrupted": False}
 
 
+def test_a_positive_timeout_too_short_to_count_times_out_at_once(raw):
+    """A timeout below a Duration's resolution (1e-18 s) was zero, and refused as not positive,
+    with the field `env` and Swift's "nil"; it is the shortest timeout, in every method."""
+    for seconds in (1e-19, 5e-324):
+        result = raw.result("code.run", {"code": "import time\ntime.sleep(5)", "timeout": seconds})
+        assert result["status"] == "timeout", result
+        assert result["error"]["value"] == "execution exceeded the 1e-18 s timeout"
+    for method, params in (("process.exec", {"command": "sleep 5"}), ("process.code_run", {"code": "import time; time.sleep(5)"})):
+        sent = time.monotonic()
+        assert raw.result(method, {**params, "timeout": 1e-19})["timed_out"] is True, method
+        assert time.monotonic() - sent < 4, method
+
+
 def test_queued_run_of_a_deleted_context_fails_with_context_deleted(raw):
     ctx = raw.result("context.create")["id"]
     running = raw.request("code.run", {"code": "import time\nprint('s', flush=True)\ntime.sleep(30)", "context": ctx})
