@@ -15,7 +15,8 @@ public struct JSONFragment: Sendable, Hashable {
         bytes = value.serialized()
     }
 
-    private init(bytes: [UInt8]) {
+    /// A fragment of `bytes`, which must be one compact JSON text.
+    init(bytes: [UInt8]) {
         self.bytes = bytes
     }
 
@@ -32,7 +33,8 @@ public struct JSONFragment: Sendable, Hashable {
 
     /// The value the text denotes (parsed again: for reading a fragment, not on a message's path).
     public var value: JSONValue {
-        // The text was serialized from a value, so it parses, at any depth it had.
+        // The text was serialized from a value, so it parses, at any depth it had; but a request
+        // id kept as written may be a number past `Double`'s range, read as null.
         (try? JSONValue.parse(bytes, maxDepth: .max)) ?? .null
     }
 }

@@ -139,7 +139,7 @@ private struct JSONParser {
         } value: { (parser: inout JSONParser, member: EnvelopeMember?) throws(JSONParseError) in
             switch member {
             case .jsonrpc: envelope.jsonrpc = try parser.parseValue()
-            case .id: envelope.id = try parser.parseValue()
+            case .id: envelope.id = try parser.parseRequestID()
             case .method: envelope.method = try parser.parseValue()
             case .params: envelope.params = try parser.parseObjectInPlace()
             case nil: _ = try parser.parseValue()
@@ -179,7 +179,8 @@ private struct JSONParser {
     }
 
     /// ``parseValue()``, but an object is built member by member, each value parsed on its own:
-    /// no container stack for a request's params, whose members are mostly scalars.
+    /// no container stack for a request's params, whose members are mostly scalars. A member
+    /// `request_id` is read as ``parseRequestID()`` reads an id.
     private mutating func parseObjectInPlace() throws(JSONParseError) -> JSONValue {
         skipWhitespace()
         guard position < bytes.count, bytes[position] == ASCII.openBrace else { return try parseValue() }
@@ -188,7 +189,8 @@ private struct JSONParser {
         try parseMembers { (parser: inout JSONParser) throws(JSONParseError) in
             try parser.parseKey()
         } value: { (parser: inout JSONParser, key: String) throws(JSONParseError) in
-            object[key] = try parser.parseValue()
+            // `request_id` names a request by its id (`code.input`): read as the id was.
+            object[key] = key == "request_id" ? try parser.parseRequestID() : try parser.parseValue()
         }
         return .object(object)
     }
@@ -524,6 +526,29 @@ private struct JSONParser {
     // MARK: Numbers
 
     private mutating func parseNumber() throws(JSONParseError) -> JSONValue {
+        let (start, integer) = try scanNumber()
+        if let integer { return .integer(integer) }
+        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+        guard let value = Double(text), value.isFinite else {
+            throw error("number \(text) is out of range", at: start)
+        }
+        return .double(value)
+    }
+
+    /// ``parseValue()`` for a request's `id`: a number is kept as written (its text, as a
+    /// ``JSONFragment``, whatever its range) unless it is an integer without fraction or exponent
+    /// that fits in `Int64` (and is not `-0`), so that the response echoes the id unchanged.
+    private mutating func parseRequestID() throws(JSONParseError) -> JSONValue {
+        skipWhitespace()
+        guard position < bytes.count, bytes[position] == ASCII.minus || isDigit(at: position) else { return try parseValue() }
+        let (start, integer) = try scanNumber()
+        if let integer, integer != 0 || bytes[start] != ASCII.minus { return .integer(integer) }
+        return .fragment(JSONFragment(bytes: Array(bytes[start..<position])))
+    }
+
+    /// Reads the number at `position`, checking its syntax: where its text starts, and its value
+    /// when it is written without fraction or exponent and fits in `Int64`.
+    private mutating func scanNumber() throws(JSONParseError) -> (start: Int, integer: Int64?) {
         let start = position
         let negative = bytes[position] == ASCII.minus
         if negative { position += 1 }
@@ -550,14 +575,7 @@ private struct JSONParser {
             skipDigits()
             isInteger = false
         }
-        if isInteger, let value = int64(digits: integerStart..<integerEnd, negative: negative) {
-            return .integer(value)
-        }
-        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
-        guard let value = Double(text), value.isFinite else {
-            throw error("number \(text) is out of range", at: start)
-        }
-        return .double(value)
+        return (start, isInteger ? int64(digits: integerStart..<integerEnd, negative: negative) : nil)
     }
 
     /// The integer spelled by the digits in `range`, or `nil` when it overflows `Int64`.

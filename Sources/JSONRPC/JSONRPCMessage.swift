@@ -1,36 +1,110 @@
 /// The `id` of a JSON-RPC 2.0 request: a string, a number or null, echoed back unchanged.
-public enum RequestID: Sendable, Hashable {
-    /// An integer id, the usual kind.
+///
+/// Ids are compared by value: a number compares by its exact decimal value (`7`, `7.0` and `7e0`
+/// are one id; `9223372036854775808` and `9223372036854775809` are two), however it is written.
+public enum RequestID: Sendable {
+    /// An integer id written without fraction or exponent that fits in `Int64`: the usual kind.
     case integer(Int64)
-    /// A non-integer number: allowed by the specification though discouraged.
-    case double(Double)
+    /// Any other number (a fraction, an exponent, an integer beyond `Int64`, `-0`) as the JSON
+    /// text of the request, which the response echoes as written. It must be a JSON number.
+    case number(String)
     /// A string id.
     case string(String)
     /// `"id": null`: a request all the same, answered with a null id.
     case null
 
-    /// The id held by `value`, or `nil` when `value` is a boolean, array or object.
+    /// The id held by `value`, or `nil` when `value` is a boolean, array or object. A number kept
+    /// as written (a fragment, as the request parser keeps an id) keeps its text.
     public init?(_ value: JSONValue) {
         switch value {
         case .integer(let id): self = .integer(id)
-        case .double(let id): self = .double(id)
+        case .double(let id): self.init(numberText: JSONValue.double(id).jsonString)
         case .string(let id): self = .string(id)
         case .null: self = .null
         case .fragment(let fragment):
-            guard let id = RequestID(fragment.value) else { return nil }
-            self = id
+            guard let first = fragment.bytes.first, first == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else {
+                guard let id = RequestID(fragment.value) else { return nil }
+                self = id
+                return
+            }
+            self.init(numberText: String(decoding: fragment.bytes, as: UTF8.self))
         case .bool, .array, .object: return nil
         }
+    }
+
+    /// The id of a JSON number written as `text`: ``integer(_:)`` when it is an integer written
+    /// plainly that fits in `Int64` (not `-0`), ``number(_:)`` otherwise.
+    private init(numberText text: String) {
+        if text != "-0", let integer = Int64(text) { self = .integer(integer) } else { self = .number(text) }
     }
 
     /// The id as the JSON value to echo in a response.
     public var jsonValue: JSONValue {
         switch self {
         case .integer(let id): .integer(id)
-        case .double(let id): .double(id)
+        case .number(let text): .fragment(JSONFragment(bytes: Array(text.utf8)))
         case .string(let id): .string(id)
         case .null: .null
         }
+    }
+
+    /// What ids are compared by: a number's exact value.
+    private enum Identity: Hashable {
+        case integer(Int64)
+        /// A number that is not an `Int64` integer: `digits` × 10^`exponent`, `digits` without
+        /// leading or trailing zeros.
+        case decimal(negative: Bool, digits: Substring, exponent: Int)
+        /// A number whose exponent does not fit in `Int`: compared by its text.
+        case text(String)
+        case string(String)
+        case null
+    }
+
+    private var identity: Identity {
+        switch self {
+        case .integer(let id): .integer(id)
+        case .number(let text): Self.identity(ofNumber: text)
+        case .string(let id): .string(id)
+        case .null: .null
+        }
+    }
+
+    /// The exact value of the JSON number `text`.
+    private static func identity(ofNumber text: String) -> Identity {
+        var rest = Substring(text)
+        let negative = rest.first == "-"
+        if negative { rest = rest.dropFirst() }
+        let mantissa = rest.prefix { $0 != "e" && $0 != "E" }
+        var exponent = 0
+        if mantissa.endIndex < rest.endIndex {
+            var written = rest[rest.index(after: mantissa.endIndex)...]
+            if written.first == "+" { written = written.dropFirst() }
+            guard let value = Int(written) else { return .text(text) }
+            exponent = value
+        }
+        let fraction = mantissa.firstIndex(of: ".").map { mantissa[mantissa.index(after: $0)...] } ?? ""
+        let digits = String(mantissa.prefix { $0 != "." }) + fraction
+        let significant = digits.drop { $0 == "0" }
+        let trimmed = significant.prefix(significant.count - significant.reversed().prefix { $0 == "0" }.count)
+        guard !trimmed.isEmpty else { return .integer(0) }
+        let (shifted, overflow) = exponent.subtractingReportingOverflow(fraction.count - (significant.count - trimmed.count))
+        guard !overflow else { return .text(text) }
+        if shifted >= 0, trimmed.count + shifted <= 19,
+            let integer = Int64((negative ? "-" : "") + trimmed + String(repeating: "0", count: shifted))
+        {
+            return .integer(integer)
+        }
+        return .decimal(negative: negative, digits: trimmed, exponent: shifted)
+    }
+}
+
+extension RequestID: Hashable {
+    public static func == (lhs: RequestID, rhs: RequestID) -> Bool {
+        lhs.identity == rhs.identity
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(identity)
     }
 }
 

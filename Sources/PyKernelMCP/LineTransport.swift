@@ -210,7 +210,7 @@ actor LineTransport: Transport {
         }
         guard let name = method.stringValue else { return invalidRequest(id: id, "\"method\" must be a string, got \(method.typeName)") }
         guard rawID != nil else { return nil }  // a notification: nothing to answer
-        guard let id else { return invalidRequest(id: nil, "a request's id must be a string or an integer (never null in MCP)") }
+        guard let id else { return invalidRequest(id: nil, "a request's id must be a string or an integer of at most 64 bits (never null in MCP)") }
         guard let problem = paramsProblem(method: name, message["params"]) else { return nil }
         // As the SDK writes `MCPError.invalidParams(problem)`, the error of a bad tool argument.
         return Rejection(id: id, error: RPCError(

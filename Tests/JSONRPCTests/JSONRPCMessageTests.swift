@@ -25,8 +25,18 @@ import Testing
     @Test(arguments: [
         (#""abc""#, RequestID.string("abc")),
         ("-3", .integer(-3)),
-        ("1.5", .double(1.5)),
+        ("1.5", .number("1.5")),
         ("null", .null),
+        ("9223372036854775807", .integer(.max)),
+        // Numbers that are not plain Int64 integers are kept as written, whatever their range.
+        ("9223372036854775808", .number("9223372036854775808")),
+        ("-9223372036854775809", .number("-9223372036854775809")),
+        ("123456789012345678901234567890", .number("123456789012345678901234567890")),
+        ("1E2", .number("1E2")),
+        ("0.1e1", .number("0.1e1")),
+        ("-0", .number("-0")),
+        ("1.00000000000000000001", .number("1.00000000000000000001")),
+        ("1e400", .number("1e400")),
     ])
     func requestIDsOfEveryValidType(idText: String, expected: RequestID) {
         let message = IncomingMessage.decode(line: Array(#"{"jsonrpc":"2.0","method":"m","id":\#(idText)}"#.utf8))
@@ -116,7 +126,7 @@ import Testing
             == #"{"jsonrpc":"2.0","id":"a","result":null}"#)
         #expect(String(decoding: RPCMessage.errorResponse(id: nil, error: .parseError()), as: UTF8.self)
             == #"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}"#)
-        #expect(String(decoding: RPCMessage.errorResponse(id: .double(2.5), error: .methodNotFound("nope")), as: UTF8.self)
+        #expect(String(decoding: RPCMessage.errorResponse(id: .number("2.5"), error: .methodNotFound("nope")), as: UTF8.self)
             == #"{"jsonrpc":"2.0","id":2.5,"error":{"code":-32601,"message":"Method not found: nope","data":{"method":"nope"}}}"#)
         #expect(String(decoding: RPCMessage.notification(method: "output", params: ["text": "hi\n"]), as: UTF8.self)
             == #"{"jsonrpc":"2.0","method":"output","params":{"text":"hi\n"}}"#)
@@ -126,7 +136,7 @@ import Testing
 
     /// A notification about a request written member by member is the text of the one built from
     /// a tree (`params` = `{"request_id": id, ...}`), for every kind of id.
-    @Test(arguments: [RequestID.integer(7), .integer(.min), .double(2.5), .string("a\"b\n\u{1}é"), .null])
+    @Test(arguments: [RequestID.integer(7), .integer(.min), .number("2.5e-3"), .string("a\"b\n\u{1}é"), .null])
     func notificationAboutARequestIsTheTreesText(id: RequestID) {
         let result = JSONFragment.object { $0.member("data", ["text/plain": "2"]) }
         let written = RPCMessage.notification(method: "code.result", requestID: id, capacity: 0) { params in
@@ -142,7 +152,7 @@ import Testing
     /// A unit (a request's last notifications and its response in one buffer) holds the lines the
     /// separate builders make, each ended by a newline, for every kind of id and outcome; a unit
     /// whose capacity is too small grows and holds the same bytes.
-    @Test(arguments: [RequestID.integer(7), .integer(.min), .double(2.5), .string("a\"b\n\u{1}é"), .null])
+    @Test(arguments: [RequestID.integer(7), .integer(.min), .number("2.5e-3"), .string("a\"b\n\u{1}é"), .null])
     func unitHoldsTheLinesOfTheBuilders(id: RequestID) {
         let result = JSONFragment.object { $0.member("data", ["text/plain": "2"]) }
         for capacity in [0, 4096] {
@@ -186,6 +196,33 @@ import Testing
         #expect(RPCError.internalError().message == "Internal error")
         #expect(RPCError.Code.invalidParams == -32602)
         #expect(RPCError(code: 1, message: "m").description == "JSON-RPC error 1: m")
+    }
+
+    /// Ids are one id when their values are equal, exactly: however a number is written, and
+    /// beyond `Double`'s precision (big integer ids were rounded to one `Double` and collided).
+    @Test func requestIDsCompareByExactValue() {
+        let same: [[RequestID]] = [
+            [.integer(7), .number("7.0"), .number("7e0"), .number("0.07E+2"), .number("700e-2")],
+            [.integer(0), .number("-0"), .number("0.0e5"), .number("-0.000")],
+            [.integer(-1000), .number("-1e3"), .number("-1000.000")],
+            [.number("123456789012345678901234567890"), .number("1.2345678901234567890123456789e29")],
+            [.number("9223372036854775808"), .number("9.223372036854775808e18")],
+            [.number("1.5"), .number("15e-1"), .number("0.150e1")],
+        ]
+        for group in same {
+            for id in group {
+                #expect(id == group[0], "\(id) and \(group[0])")
+                #expect(id.hashValue == group[0].hashValue, "\(id) and \(group[0])")
+            }
+        }
+        let distinct: [RequestID] = [
+            .integer(7), .number("7.000000000000000000001"), .number("123456789012345678901234567890"),
+            .number("123456789012345678901234567891"), .number("9223372036854775808"), .number("9223372036854775809"),
+            .number("-9223372036854775809"), .number("1e400"), .number("1e401"), .string("7"), .null,
+            .number("1e99999999999999999999"), .number("1e99999999999999999998"),
+        ]
+        #expect(Set(distinct).count == distinct.count)
+        #expect(RequestID(.double(2.5)) == .number("2.5"))
     }
 
     @Test func requestIDConversion() {

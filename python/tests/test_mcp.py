@@ -303,15 +303,19 @@ def test_calls_written_one_after_another_reach_the_engine_in_that_order(pykernel
 
 def test_malformed_messages_get_invalid_request_with_a_null_id(pykernel_bin):
     """JSON that is not a request the SDK answers: before, a request with a null, fractional,
-    boolean or object id got no answer at all, and `[]` or `5` an answer under a random id."""
+    boolean or object id got no answer at all, and `[]` or `5` an answer under a random id. An
+    integer id past 64 bits (which the SDK cannot echo) is refused saying so."""
+    bad_ids = (None, 2.5, True, {"a": 1}, 9223372036854775808, 123456789012345678901234567890)
     lines = [json.dumps(HANDSHAKE[0]).encode()] + [
-        json.dumps({"jsonrpc": "2.0", "id": bad, "method": "tools/list"}).encode() for bad in (None, 2.5, True, {"a": 1})
+        json.dumps({"jsonrpc": "2.0", "id": bad, "method": "tools/list"}).encode() for bad in bad_ids
     ] + [b"[]", b"5", json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/list"}).encode()]
     server = raw_server(pykernel_bin, "namespace")
     stdout, _ = server.communicate(b"\n".join(lines) + b"\n", timeout=60)
     answers = [json.loads(line) for line in stdout.decode().splitlines()]
     errors = [answer for answer in answers if "error" in answer]
-    assert [(answer["id"], answer["error"]["code"]) for answer in errors] == [(None, -32600)] * 6, errors
+    assert [(answer["id"], answer["error"]["code"]) for answer in errors] == [(None, -32600)] * 8, errors
+    assert errors[-3]["error"]["message"] == (
+        "Invalid Request: a request's id must be a string or an integer of at most 64 bits (never null in MCP)")
     assert sorted(answer["id"] for answer in answers if "result" in answer) == [1, 7]
 
 

@@ -131,6 +131,44 @@ def test_string_and_null_ids_are_echoed(raw):
     assert reply["id"] is None and reply["result"]["contexts"][0]["id"] == "default"
 
 
+def test_number_ids_are_echoed_as_written_and_compared_by_value(pykernel_bin):
+    """Numbers that are not 64-bit integers were echoed as a Double (`1.2345678901234568e+29`,
+    `100.0` for `1E2`), and two big ids in flight collided; they keep their text, and ids compare
+    by exact value (`7` and `7.0` are one id)."""
+    big, bigger = "123456789012345678901234567890", "123456789012345678901234567891"
+    sleep = '"method":"code.run","params":{"code":"import time\\ntime.sleep(0.5)"}'
+    ids = ["9223372036854775808", "-9223372036854775809", "1E2", "0.1e1", "1.00000000000000000001", "-0", "1e400"]
+    lines = [f'{{"jsonrpc":"2.0","id":{id},"method":"kernel.info"}}' for id in ids]
+    lines += [f'{{"jsonrpc":"2.0","id":{big},{sleep}}}', f'{{"jsonrpc":"2.0","id":{bigger},"method":"kernel.info"}}',
+              f'{{"jsonrpc":"2.0","id":7,{sleep}}}', '{"jsonrpc":"2.0","id":7.0,"method":"kernel.info"}']
+    done = subprocess.run([pykernel_bin, "serve"], input="\n".join(lines).encode() + b"\n", capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    replies = done.stdout.decode().splitlines()
+
+    def reply_to(id_text):
+        prefix = f'{{"jsonrpc":"2.0","id":{id_text},'
+        return [json.loads(line) for line in replies if line.startswith(prefix)]
+    for id in ids + [bigger]:
+        [reply] = reply_to(id)
+        assert reply["result"]["name"] == "pykernel", (id, reply)
+    [run] = reply_to(big)
+    assert run["result"]["status"] == "ok"
+    [duplicate] = reply_to("7.0")
+    assert error_of(duplicate, -32600)["data"] == {"id": 7.0}
+    assert '"data":{"id":7.0}' in next(line for line in replies if line.startswith('{"jsonrpc":"2.0","id":7.0,'))
+    [run] = reply_to("7")
+    assert run["result"]["status"] == "ok"
+
+
+def test_code_input_names_a_run_whose_id_is_beyond_64_bits(raw):
+    big = 123456789012345678901234567890
+    raw.request("code.run", {"code": "print(input() * 2)", "allow_stdin": True}, id=big)
+    request = raw.wait_for(lambda m: m.get("method") == "code.input_request")
+    assert request["params"]["request_id"] == big
+    assert raw.result("code.input", {"request_id": big, "value": "ab"}) == {}
+    assert raw.response(big)["result"]["stdout"] == "abab\n"
+
+
 # ---------------------------------------------------------------- notifications and ids
 
 
