@@ -101,6 +101,9 @@ package enum NativeTraceback {
                 let filenameBytes = utf8Bytes(filename)
             else { return nil }
             if filenameBytes.starts(with: environment.enginePrefix) {
+                // The engine's frames end the traceback (its handlers, `input`), unless the code's
+                // own come after them (a `__repr__` that `display()` called): those the port keeps.
+                guard engineFramesOnly(from: entry, environment: environment) else { return nil }
                 cutsEngineFrames = true
                 break
             }
@@ -137,6 +140,18 @@ package enum NativeTraceback {
         }
         text.append(0x0A)
         return (name, value, String(decoding: text, as: UTF8.self))
+    }
+
+    /// Whether every frame from `entry` on is the engine's.
+    private static func engineFramesOnly(from entry: UnsafeMutablePointer<PyTracebackObject>, environment: borrowing Environment) -> Bool {
+        var next: UnsafeMutablePointer<PyTracebackObject>? = entry
+        while let current = next {
+            guard let code = codeOf(current), let filename = PyBorrowed(code.pointee.co_filename), let bytes = utf8Bytes(filename),
+                bytes.starts(with: environment.enginePrefix)
+            else { return false }
+            next = current.pointee.tb_next
+        }
+        return true
     }
 
     /// The printed name of a built-in exception type or of the runtime's timeout error, or `nil`.

@@ -44,17 +44,18 @@ enum RunRendering {
     }
 
     /// A rich result as MCP content: a PNG or JPEG as image content with its MIME type, else its
-    /// HTML, Markdown or plain text as text (in that order of preference).
+    /// HTML, Markdown or plain text as text (in that order of preference), else (a bundle the code
+    /// published without them) its JSON, LaTeX or SVG, else its first representation by type name.
     static func richContent(_ result: RichResult) -> Tool.Content {
         for mime in ["image/png", "image/jpeg"] {
             if let image = result.data[mime] {
                 return .image(data: image, mimeType: mime, annotations: nil, _meta: nil)
             }
         }
-        for mime in ["text/html", "text/markdown", "text/plain"] {
+        for mime in ["text/html", "text/markdown", "text/plain", "application/json", "text/latex", "image/svg+xml"] {
             if let text = result.data[mime] { return .plainText(text) }
         }
-        return .plainText(result.text ?? "")
+        return .plainText(result.data.min { $0.key < $1.key }?.value ?? "")
     }
 
     static func toolResult(_ result: ExecResult, outputLimit: Int) -> CallTool.Result {

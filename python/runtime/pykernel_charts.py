@@ -10,6 +10,7 @@ import base64
 import io
 import math
 import sys
+import warnings
 
 _BACKEND = "module://pykernel_backend"
 _active = False  # set when a figure was created through the backend; checked by the engine per run
@@ -190,7 +191,11 @@ def figure_bundle(figure):
     figure.savefig(buffer, format="png")
     png = base64.b64encode(buffer.getvalue()).decode("ascii")
     try:
-        chart = chart_of(figure)
+        # The record is the engine's work: its warnings (numpy's on masked values) are not the
+        # code's to see, and the code's filters (warnings as errors) do not apply to it.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            chart = chart_of(figure)
     except Exception as error:  # never lose the figure over its record
         sys.stderr.write(f"chart extraction failed ({type(error).__name__}: {error}); the figure is an unknown chart\n")
         chart = _chart("unknown", None)
@@ -233,7 +238,8 @@ def _chart(kind, ax, title=None):
              "x_scale": None, "y_scale": None, "x_ticks": [], "x_tick_labels": [], "y_ticks": [],
              "y_tick_labels": [], "elements": []}
     if ax is not None:
-        chart["title"] = ax.get_title() or None
+        # The centred title, else a left or right one (`set_title(..., loc="left")`).
+        chart["title"] = next((title for loc in ("center", "left", "right") if (title := ax.get_title(loc=loc))), None)
         for axis in ("x", "y"):
             label = getattr(ax, f"get_{axis}label")() or None
             chart[f"{axis}_label"], chart[f"{axis}_unit"] = label, _unit(label)

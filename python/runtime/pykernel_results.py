@@ -104,15 +104,13 @@ def main_result(value, namespace):
     return None
 
 
-def display(*objs, **kwargs):
+def display(*objs, include=None, exclude=None, metadata=None, raw=False, **kwargs):
     """Shows each object as a rich result (``text/plain`` is its ``repr``, plus every
-    representation it offers: ``_repr_html_``, ``_repr_png_``, ``_repr_mimebundle_``, ...)."""
-    raw = kwargs.get("raw", False)
-    for obj in objs:
-        if raw and isinstance(obj, dict):
-            _emit((False, _strings(obj), None, None))
-        else:
-            _emit_bundle(obj, False)
+    representation it offers: ``_repr_html_``, ``_repr_png_``, ``_repr_mimebundle_``, ...), as
+    IPython's ``display``: ``include``/``exclude`` filter the MIME types, ``metadata`` is added to
+    each result's, ``raw=True`` takes dicts as bundles; ``display_id``, ``transient`` and
+    ``clear`` are not supported (every call adds results)."""
+    _ipython_display(*objs, include=include, exclude=exclude, metadata=metadata, raw=raw, **kwargs)
 
 
 # Exact types whose bundle is their repr (no representation method, never a figure); the engine
@@ -155,14 +153,19 @@ def _emit_bundle(obj, is_main):
     _emit((is_main, data, _metadata_json(obj, metadata), None))
 
 
-def bundle(obj):
-    """``({mime: str}, metadata)`` of an object, as Jupyter would show it."""
+def bundle(obj, include=None, exclude=None):
+    """``({mime: str}, metadata)`` of an object, as Jupyter would show it (``include`` and
+    ``exclude`` are passed on to its ``_repr_mimebundle_``). An object that claims every
+    attribute (a ``Mock``, a proxy) is shown as its ``repr``: as IPython, its representation
+    methods are not called (they would record calls on a mock and make up images)."""
     data = {}
     metadata = {}
+    if _claims_every_attribute(obj):
+        return {"text/plain": repr(obj)}, metadata
     method = _representation(obj, "_repr_mimebundle_")
     if method is not None:
         try:
-            produced = method(include=None, exclude=None)
+            produced = method(include=include, exclude=exclude)
         except Exception as error:  # as IPython's formatters: an interrupt stops the display
             _report(obj, "_repr_mimebundle_", error)
         else:
@@ -200,12 +203,23 @@ def bundle(obj):
             continue
         converted = _convert(mime, value)
         if converted is None:
-            _report_invalid(obj, name, _NOT_JSON)
+            _report_invalid(obj, name, "returned text that is not base64" if mime in _BINARY else _NOT_JSON)
             continue
         data[mime] = converted
     if "text/plain" not in data:
         data["text/plain"] = repr(obj)  # a raising __repr__ makes the run an error
     return data, metadata
+
+
+def _claims_every_attribute(obj):
+    """Whether ``obj`` answers an attribute no object has with something callable (IPython's
+    ``_ipython_canary_method_should_not_exist_`` test)."""
+    if isinstance(obj, type):
+        return False
+    try:
+        return callable(getattr(obj, "_ipython_canary_method_should_not_exist_", None))
+    except Exception:
+        return False
 
 
 def _representation(obj, name):
@@ -231,7 +245,11 @@ def _convert(mime, value):
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(value).decode("ascii")
     if mime in _BINARY and isinstance(value, str):
-        return value  # already base64, as IPython takes it
+        try:
+            base64.b64decode(value, validate=True)  # already base64, as IPython takes it
+        except ValueError:
+            return None
+        return value
     return value if isinstance(value, str) else str(value)
 
 
@@ -286,14 +304,16 @@ def _ipython_display(*objs, include=None, exclude=None, metadata=None, raw=False
             _emit_bundle(obj, False)
             continue
         else:
-            data, extra = bundle(obj)
+            data, extra = bundle(obj, include, exclude)
         if include is not None:
             data = {mime: value for mime, value in data.items() if mime in include or mime == "text/plain"}
         if exclude is not None:
             data = {mime: value for mime, value in data.items() if mime not in exclude or mime == "text/plain"}
+        # The metadata of a type left out goes with it.
+        extra = {key: value for key, value in extra.items() if "/" not in key or key in data}
         if metadata:
             extra = {**extra, **metadata}
-        _emit((False, data, json.dumps(extra, default=repr) if extra else None, None))
+        _emit((False, data, _metadata_json(obj, extra), None))
 
 
 def _publish_display_data(data, metadata=None, *args, **kwargs):

@@ -1772,8 +1772,9 @@ def _write_stderr(text):
 
 
 def _strip_engine_frames(exc):
-    """Cuts frames of the engine's own code (the stop-signal handler, ``input``, ``KernelInput.readline``) from
-    the end of each traceback in the exception's chain."""
+    """Cuts frames of the engine's own code (the stop-signal handler, ``input``, ``KernelInput.readline``,
+    ``display``) from each traceback in the exception's chain; the code's frames after them (a
+    ``__repr__`` that ``display()`` called) stay, linked to the code's frame before them."""
     seen = set()
     pending = [exc]
     while pending:
@@ -1783,13 +1784,15 @@ def _strip_engine_frames(exc):
         seen.add(id(current))
         previous, tb = None, current.__traceback__
         while tb is not None:
+            following = tb.tb_next
             if tb.tb_frame.f_code.co_filename.startswith(_ENGINE_FILENAME_PREFIX):
                 if previous is None:
-                    current.__traceback__ = None
+                    current.__traceback__ = following
                 else:
-                    previous.tb_next = None
-                break
-            previous, tb = tb, tb.tb_next
+                    previous.tb_next = following
+            else:
+                previous = tb
+            tb = following
         pending.append(current.__cause__)
         pending.append(current.__context__)
         pending.extend(getattr(current, "exceptions", ()))

@@ -62,6 +62,25 @@ def test_scatter(rich):
     assert chart["elements"] == [{"label": "pts", "points": [[1, 9], [2, 8], [3, 7.5]]}]
 
 
+def test_the_records_warnings_are_not_the_codes(rich):
+    # numpy's warning on a masked value came out of the engine into stderr, and the code's
+    # warnings-as-errors filter turned every such chart into `unknown`.
+    code = "import matplotlib.pyplot as plt\nplt.scatter([1, 2, 3], [1, float('nan'), 3])\nplt.show()"
+    for prelude in ("", "import warnings\nwarnings.simplefilter('error')\n"):
+        result = rich.run_code(prelude + code)
+        [chart] = charts(result)
+        assert (result.stderr, chart["type"]) == ("", "scatter"), result.stderr
+        assert chart["elements"][0]["points"] == [[1, 1], [None, None], [3, 3]]
+    rich.run_code("warnings.resetwarnings()")
+
+
+def test_a_title_on_the_left_or_right_is_the_charts_title(rich):
+    for loc in ("left", "right"):
+        code = f"import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2])\nax.set_title('Revenue', loc='{loc}')\nplt.show()"
+        [chart] = charts(rich.run_code(code))
+        assert chart["title"] == "Revenue"
+
+
 def test_vertical_bars_with_groups(rich):
     result = run(rich, "import matplotlib.pyplot as plt, numpy as np\n"
                        "x = np.arange(3)\n"

@@ -253,6 +253,49 @@ def test_raising_repr_is_an_error(kernel):
         "KeyError: 'bad'\n")
 
 
+def test_a_repr_that_raises_in_display_shows_its_own_frame(kernel):
+    # The engine's display frames are cut, the code's __repr__ after them stays (it was cut too).
+    kernel.run_code("class R:\n    def __repr__(self):\n        raise KeyError('bad')\n")
+    result = kernel.run_code("display(R())")
+    assert result.error.traceback == (
+        'Traceback (most recent call last):\n  File "<cell-2>", line 1, in <module>\n    display(R())\n'
+        '  File "<cell-1>", line 3, in __repr__\n    raise KeyError(\'bad\')\nKeyError: \'bad\'\n')
+
+
+def test_an_object_claiming_every_attribute_is_shown_as_its_repr(kernel):
+    # As IPython: a Mock's or proxy's representation methods are not called (they were: the mock
+    # recorded the calls, stderr got nine lines, and a catch-all made up an image/png).
+    result = kernel.run_code("from unittest.mock import MagicMock\nm = MagicMock(name='m')\nm")
+    [shown] = result.results
+    assert result.stderr == "" and list(shown.data) == ["text/plain"] and shown.data["text/plain"].startswith("<MagicMock name='m' id=")
+    assert kernel.run_code("print(m.mock_calls)").stdout == "[]\n"
+    anything = kernel.run_code("class Any:\n    def __getattr__(self, name):\n        return lambda *a, **k: 'x'\n"
+                               "    def __repr__(self):\n        return 'Any()'\nAny()")
+    assert [r.data for r in anything.results] == [{"text/plain": "Any()"}] and anything.stderr == ""
+
+
+def test_binary_text_that_is_not_base64_is_left_out(kernel):
+    result = kernel.run_code("class G:\n    def _repr_png_(self):\n        return 'not base64 !!!'\n"
+                             "    def __repr__(self):\n        return 'G()'\nG()")
+    assert [r.data for r in result.results] == [{"text/plain": "G()"}]
+    assert result.stderr == "G._repr_png_() returned text that is not base64; that representation is left out\n"
+    valid = kernel.run_code(f"class H:\n    def _repr_png_(self):\n        return {base64.b64encode(tiny_png()).decode()!r}\nH()")
+    assert "image/png" in valid.results[0].data
+
+
+def test_the_builtin_display_takes_include_exclude_and_metadata(kernel):
+    code = ("class MB:\n    def _repr_mimebundle_(self, include=None, exclude=None):\n"
+            "        print('asked', include, exclude)\n"
+            "        return {'text/html': '<b>x</b>', 'text/markdown': '**x**'}, {'text/html': {'k': 1}}\n"
+            "    def __repr__(self):\n        return 'MB()'\n"
+            "display(MB(), exclude=['text/html'])\ndisplay(MB(), include=['text/html'], metadata={'a': 1})")
+    result = kernel.run_code(code)
+    assert result.stdout == "asked None ['text/html']\nasked ['text/html'] None\n"
+    first, second = result.results
+    assert (sorted(first.data), first.metadata) == (["text/markdown", "text/plain"], {})
+    assert (sorted(second.data), second.metadata) == (["text/html", "text/plain"], {"text/html": {"k": 1}, "a": 1})
+
+
 def test_exception_in_the_last_expression_keeps_its_traceback(kernel):
     result = kernel.run_code("x = 0\n1 / x")
     assert result.status == "error"
