@@ -342,23 +342,36 @@ def _bar(ax, containers):
         axis = ax.yaxis if horizontal else ax.xaxis
         positions = list(axis.get_ticklocs())
         labels = [t.get_text() for t in axis.get_ticklabels()]
-        group = _label(container.get_label())
+        # A histogram labels its datasets on their first bar, not on the container.
+        group = _label(container.get_label()) or (_label(container.patches[0].get_label()) if container.patches else None)
         for patch in container.patches:
             if horizontal:
                 center, value = patch.get_y() + patch.get_height() / 2, patch.get_width()
             else:
                 center, value = patch.get_x() + patch.get_width() / 2, patch.get_height()
-            label = _nearest_label(center, positions, labels)
+            label = _tick_label(center, positions, labels)
             chart["elements"].append({"label": label, "group": group, "value": _number(value)})
     return chart
 
 
-def _nearest_label(center, positions, labels):
-    if positions and labels and len(positions) == len(labels):
+def _tick_label(center, positions, labels):
+    """The label of the tick nearest the bar (its category's) on an axis of categories, else (a
+    numeric axis: a histogram's bins sit between ticks, and the nearest tick's number was shared
+    by two bins) the bar's centre as a number."""
+    if positions and labels and len(positions) == len(labels) and not all(map(_is_number, labels)):
         index = min(range(len(positions)), key=lambda i: abs(positions[i] - center))
         if labels[index]:
             return labels[index]
     return str(_number(center))
+
+
+def _is_number(text):
+    """Whether a tick label is a number as matplotlib's formatters write one (``−0.2``, ``1e3``)."""
+    try:
+        float(text.replace("\u2212", "-"))
+    except ValueError:
+        return False
+    return True
 
 
 def _pie(ax, wedges):

@@ -95,6 +95,15 @@ def test_vertical_bars_with_groups(rich):
         {"label": "b", "group": "2024", "value": 5}, {"label": "c", "group": "2024", "value": 6.5}]
 
 
+def test_a_histogram_labels_its_bins_by_their_centres_and_its_datasets_by_theirs(rich):
+    # Each bin took the nearest tick's number (two bins shared each), and datasets lost their names.
+    result = run(rich, "import matplotlib.pyplot as plt\nplt.hist([0.05 * i for i in range(20)], bins=4)\nplt.show()\n"
+                       "plt.hist([[1, 2, 3], [2, 3, 4]], bins=3, label=['p', 'q'])\nplt.legend()\nplt.show()")
+    single, double = charts(result)
+    assert [element["label"] for element in single["elements"]] == ["0.11875", "0.35625", "0.59375", "0.83125"]
+    assert [element["group"] for element in double["elements"]] == ["p"] * 3 + ["q"] * 3
+
+
 def test_horizontal_bars(rich):
     result = run(rich, "import matplotlib.pyplot as plt\nplt.barh(['p', 'q'], [4, 7.25], label='g')\nplt.show()")
     [chart] = charts(result)
