@@ -830,6 +830,13 @@ def _close_engine_descriptors_in_child():
                 _os_close(fd)
         except OSError:
             pass
+    # Signal descriptors are the engine's alone (Python makes none): Dispatch opens its own lazily.
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == "anon_inode:[signalfd]":
+                _os_close(int(name))
+        except OSError:
+            pass
 
 
 def end_forked_child(exc):
