@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,7 @@ import weakref
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 from .errors import (
+    InvalidParamsError,
     InvalidRequestError,
     PyKernelConnectionError,
     PyKernelError,
@@ -126,11 +128,14 @@ def _lines(fd: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
 class _Pending:
     """A request waiting for its response."""
 
-    __slots__ = ("id", "method", "event", "result", "error", "on_notification", "callback_error")
+    __slots__ = ("id", "method", "event", "result", "error", "on_notification", "callback_error", "run_context")
 
-    def __init__(self, request_id: int, method: str, on_notification: Optional[NotificationHandler]) -> None:
+    def __init__(self, request_id: int, method: str, on_notification: Optional[NotificationHandler],
+                 run_context: Optional[str] = None) -> None:
         self.id = request_id
         self.method = method
+        #: The context of a ``code.run`` (what Ctrl-C while waiting for it interrupts).
+        self.run_context = run_context
         self.event = threading.Event()
         self.result: Any = None
         self.error: Optional[BaseException] = None
@@ -204,7 +209,8 @@ class PyKernel(ProcessMixin):
         except OSError as error:
             raise PyKernelNotFoundError(f"Cannot start {self.binary!r}: {error}") from error
         self._finalizer = weakref.finalize(self, _stop_process, self._process)
-        self._reader = threading.Thread(target=self._read_loop, name="pykernel-reader", daemon=True)
+        self._reader = threading.Thread(target=PyKernel._read_loop, args=(weakref.ref(self), self._process),
+                                        name="pykernel-reader", daemon=True)
         self._reader.start()
         try:
             self._info = KernelInfo.from_json(self._request("kernel.info", None, wait=60.0))
@@ -414,7 +420,7 @@ class PyKernel(ProcessMixin):
 
         value = self._request(
             "code.run", params, on_notification=on_notification,
-            interrupt_context=context_id or DEFAULT_CONTEXT,
+            interrupt_context=DEFAULT_CONTEXT if context_id is None else context_id,
         )
         result = ExecutionResult.from_json(value)
         if result.error is not None and on_error is not None:
@@ -451,7 +457,8 @@ class PyKernel(ProcessMixin):
         """Interrupts the run in progress in a context (``KeyboardInterrupt`` where the code is;
         that run then returns with status ``"interrupted"``). Returns ``False`` when nothing was
         running there. Default: the ``default`` context."""
-        result = self.call("code.interrupt", {"context": _context_id(context) or DEFAULT_CONTEXT})
+        context_id = _context_id(context)
+        result = self.call("code.interrupt", {"context": DEFAULT_CONTEXT if context_id is None else context_id})
         return bool(result["interrupted"])
 
     # ------------------------------------------------------------------ generic access
@@ -506,10 +513,14 @@ class PyKernel(ProcessMixin):
     @staticmethod
     def _encode(message: Dict[str, Any]) -> bytes:
         try:
-            text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+            text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
             return text.encode("utf-8") + b"\n"
         except UnicodeEncodeError:  # Lone surrogates: send them as \ud8xx escapes.
-            return json.dumps(message, separators=(",", ":")).encode("ascii") + b"\n"
+            return json.dumps(message, separators=(",", ":"), allow_nan=False).encode("ascii") + b"\n"
+        except ValueError as error:  # NaN or an infinity: JSON has none (the server could not tell whose line it was)
+            raise InvalidParamsError(
+                -32602, f"{message.get('method')}: a parameter is not a finite number ({error}); JSON cannot carry NaN "
+                "or infinities (a timeout of 0 means none)") from None
 
     def _write(self, line: bytes) -> None:
         if len(line) - 1 > MAX_LINE_BYTES:
@@ -549,7 +560,7 @@ class PyKernel(ProcessMixin):
             if self._closing and not closing:
                 raise PyKernelConnectionError("The PyKernel client is closed.")
             request_id = next(self._ids)
-            pending = _Pending(request_id, method, on_notification)
+            pending = _Pending(request_id, method, on_notification, interrupt_context)
             self._pending[request_id] = pending
         message: Dict[str, Any] = {"jsonrpc": _JSONRPC, "id": request_id, "method": method}
         if params is not None:
@@ -558,9 +569,11 @@ class PyKernel(ProcessMixin):
             self._write(self._encode(message))
             answered = pending.event.wait(wait)
         except KeyboardInterrupt:
-            # Ctrl-C while waiting: stop the run too, instead of leaving it running unseen.
+            # Ctrl-C while waiting: stop the run too, instead of leaving it running unseen, unless
+            # another thread's run in that context is in flight too (the interrupt would stop
+            # the one in progress there, maybe that one: this run then goes on, its answer dropped).
             self._abandon(request_id)
-            if interrupt_context is not None:
+            if interrupt_context is not None and not self._runs_in_flight_in(interrupt_context):
                 self._interrupt_quietly(interrupt_context)
             raise
         except BaseException:
@@ -580,6 +593,11 @@ class PyKernel(ProcessMixin):
             if self._pending.pop(request_id, None) is not None:
                 self._abandoned.add(request_id)
 
+    def _runs_in_flight_in(self, context: str) -> bool:
+        """Whether another ``code.run`` of this client in ``context`` awaits its answer."""
+        with self._lock:
+            return any(pending.run_context == context for pending in self._pending.values())
+
     def _interrupt_quietly(self, context: str) -> None:
         message = {"jsonrpc": _JSONRPC, "method": "code.interrupt", "params": {"context": context}}
         try:
@@ -587,26 +605,39 @@ class PyKernel(ProcessMixin):
         except PyKernelError:
             pass
 
-    def _read_loop(self) -> None:
-        stdout = self._process.stdout
+    @staticmethod
+    def _read_loop(client_ref: "weakref.ref[PyKernel]", process: "subprocess.Popen[bytes]") -> None:
+        """The reader thread. It holds the client only while it handles a line: a client the
+        program dropped without ``close()`` is collected, and its finalizer stops the server,
+        which ends this loop."""
+        stdout = process.stdout
         assert stdout is not None
         try:
             for line in _lines(stdout.fileno()):
-                if not line.strip():
-                    continue
-                try:
-                    message = json.loads(line)
-                except ValueError:
-                    self._warn(f"ignoring a line that is not JSON: {line[:200]!r}")
-                    continue
-                if isinstance(message, dict):
-                    self._dispatch(message)
-                else:
-                    self._warn(f"ignoring a message that is not an object: {line[:200]!r}")
+                client = client_ref()
+                if client is None:
+                    return
+                client._handle_line(line)
+                del client
         except (OSError, ValueError):
             pass
         finally:
-            self._end_of_output()
+            client = client_ref()
+            if client is not None:
+                client._end_of_output()
+
+    def _handle_line(self, line: bytes) -> None:
+        if not line.strip():
+            return
+        try:
+            message = json.loads(line)
+        except (ValueError, RecursionError) as error:  # RecursionError: nesting this Python cannot parse
+            self._fail_unparsable(line, error)
+            return
+        if isinstance(message, dict):
+            self._dispatch(message)
+        else:
+            self._warn(f"ignoring a message that is not an object: {line[:200]!r}")
 
     def _dispatch(self, message: Dict[str, Any]) -> None:
         if "id" in message and ("result" in message or "error" in message):
@@ -649,8 +680,22 @@ class PyKernel(ProcessMixin):
         for handler in handlers:
             try:
                 handler(method, params)
-            except Exception as error:  # A handler's bug must not stop the reader.
+            except BaseException as error:  # noqa: B036 -- a handler's bug (even sys.exit) must not stop the reader
                 self._warn(f"notification handler for {method} raised {error!r}")
+
+    _RESPONSE_ID = re.compile(rb'^\{"jsonrpc":"2\.0","id":(\d+),')
+
+    def _fail_unparsable(self, line: bytes, error: BaseException) -> None:
+        """A line this Python cannot parse: the request it answers (the server writes the id
+        first) fails with the reason, instead of waiting for an answer that came."""
+        match = self._RESPONSE_ID.match(line)
+        with self._lock:
+            pending = self._pending.pop(int(match.group(1)), None) if match else None
+        if pending is None:
+            self._warn(f"ignoring a line that is not JSON this Python can parse ({error!r}): {line[:200]!r}")
+            return
+        pending.error = PyKernelError(None, f"The response to {pending.method} could not be parsed here: {error!r}")
+        pending.event.set()
 
     def _end_of_output(self) -> None:
         with self._lock:

@@ -107,7 +107,7 @@ class SessionExecuteRequest:
     command: str
     run_async: bool = False
     timeout: Optional[float] = None
-    #: Alias spelling accepted by some product docs (``var_async``); ``run_async`` wins if set.
+    #: Alias spelling accepted by some product docs (``var_async``): either flag makes it asynchronous.
     var_async: Optional[bool] = None
 
 
@@ -332,36 +332,32 @@ async def _follow_on_loop(
     on_stderr: Optional[Callable[[str], Any]],
 ) -> SessionCommandLogsResponse:
     """Runs a blocking follow of logs in a worker thread, handing each chunk to its callback on
-    the running event loop (in order: the loop runs them as they were scheduled, before the
-    follow's own result); coroutines the callbacks return are awaited in order; the first
-    exception of a callback is raised once the follow has returned."""
+    the running event loop, in the order written (a coroutine a callback returns is awaited
+    before the next chunk's callback is called); the first exception of a callback is raised
+    once the follow has returned."""
     loop = asyncio.get_running_loop()
     failures: List[BaseException] = []
+    # (callback, text) in the order written; `None` ends it. One consumer calls them one after
+    # another (a coroutine's awaited before the next chunk's callback), whichever kind each is.
     pending: "asyncio.Queue[Any]" = asyncio.Queue()
-
-    def on_loop(callback: Callable[[str], Any], text: str) -> None:
-        if failures:
-            return
-        try:
-            outcome = callback(text)
-        except Exception as error:  # noqa: BLE001 -- raised to the caller at the end
-            failures.append(error)
-            return
-        if inspect.isawaitable(outcome):
-            pending.put_nowait(outcome)
 
     def relay(callback: Optional[Callable[[str], Any]]) -> Callable[[str], Any]:
         if callback is None:
             return lambda text: None
-        return lambda text: loop.call_soon_threadsafe(on_loop, callback, text)
+        return lambda text: loop.call_soon_threadsafe(pending.put_nowait, (callback, text))
 
     async def await_in_order() -> None:
         while True:
-            outcome = await pending.get()
-            if outcome is None:
+            item = await pending.get()
+            if item is None:
                 return
+            if failures:
+                continue
+            callback, text = item
             try:
-                await outcome
+                outcome = callback(text)
+                if inspect.isawaitable(outcome):
+                    await outcome
             except Exception as error:  # noqa: BLE001 -- raised to the caller at the end
                 failures.append(error)
 
@@ -369,6 +365,7 @@ async def _follow_on_loop(
     try:
         logs = await asyncio.to_thread(follow, relay(on_stdout), relay(on_stderr))
     finally:
+        # After every chunk (their puts were scheduled before the follow's own result).
         pending.put_nowait(None)
         await awaiting
     if failures:
@@ -500,9 +497,8 @@ class ProcessMixin:
             text, req_async, req_timeout = command, None, None
         else:
             text = command.command
-            req_async = getattr(command, "run_async", None)
-            if req_async is None:
-                req_async = getattr(command, "var_async", None)
+            # `var_async` is another spelling of `run_async`: either asks for an asynchronous command.
+            req_async = bool(getattr(command, "run_async", None)) or bool(getattr(command, "var_async", None))
             req_timeout = getattr(command, "timeout", None)
         if run_async is None:
             run_async = bool(req_async)
@@ -572,9 +568,9 @@ class ProcessMixin:
         """Awaitable ``session.logs`` with ``follow``, as the product's SDKs stream a command's
         logs (``asyncio.create_task(kernel.get_session_command_logs_async(session_id, cmd_id,
         on_stdout, on_stderr))``): each chunk of text is passed to its callback on the event
-        loop's thread, in the order written (a callback may be a coroutine function: its
-        coroutines are awaited one after another, in the order of the chunks, all before this
-        returns); returns the full logs once the command has exited. An exception raised by a callback is
+        loop's thread, in the order written (a callback may be a coroutine function: each is
+        awaited before the next chunk's callback is called, all before this returns); returns
+        the full logs once the command has exited. An exception raised by a callback is
         raised here once the command has exited. Other calls of the client may be made meanwhile
         (``send_session_command_input``)."""
         cmd_id = _command_id(cmd_id, command_id)

@@ -493,3 +493,77 @@ def test_client_imports_on_python_3_9():
         [candidates[0], "-c", "import pykernel; print(pykernel.PyKernel.run_code.__name__)"],
         cwd=python_dir, capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0, completed.stderr
+
+
+# ---------------------------------------------------------------- found by a black-box sweep of the client
+
+
+def test_a_number_json_cannot_carry_is_refused_at_once(kernel):
+    # It was sent as `Infinity`; the server's parse error had no id to answer: the call hung.
+    import math
+
+    for call in (lambda: kernel.run_code("1", timeout=math.inf), lambda: kernel.exec("true", timeout=float("nan"))):
+        with pytest.raises(InvalidParamsError, match="not a finite number"):
+            call()
+    assert kernel.run_code("print('still')").stdout == "still\n"
+
+
+def test_an_empty_context_id_is_not_the_default_context(kernel):
+    with pytest.raises(ContextNotFoundError):
+        kernel.interrupt("")
+
+
+def test_a_handler_that_exits_or_a_line_too_deep_to_parse_leaves_the_reader_reading(kernel):
+    """A notification handler raising SystemExit ended the reader thread (the client then took
+    the live server for exited); so did a response too deeply nested for this Python's parser,
+    which now fails that call alone."""
+    import sys
+
+    kernel.on_session_exited(lambda event: sys.exit(0))
+    kernel.create_session("bye")
+    kernel.execute_session_command("bye", "true", run_async=True)
+    time.sleep(0.3)
+    assert kernel.run_code("print('reading')").stdout == "reading\n"
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(300)
+    try:
+        with pytest.raises(PyKernelError, match="could not be parsed here"):
+            kernel.run_code("class Deep:\n    def _repr_json_(self):\n        value = []\n        for _ in range(400):\n"
+                            "            value = [value]\n        return value\nDeep()")
+    finally:
+        sys.setrecursionlimit(limit)
+    assert not kernel.closed and kernel.run_code("print('reading')").stdout == "reading\n"
+
+
+def test_a_client_dropped_without_close_stops_its_server(pykernel_bin):
+    # The reader thread held the client: its finalizer ran only at the interpreter's exit.
+    import gc
+
+    client = PyKernel(pykernel_bin)
+    process = client._process
+    del client
+    gc.collect()
+    assert process.wait(10) is not None
+
+
+def test_var_async_makes_a_session_command_asynchronous(kernel):
+    from pykernel import SessionExecuteRequest
+
+    kernel.create_session("alias")
+    response = kernel.execute_session_command("alias", SessionExecuteRequest(command="sleep 0.2; echo done", var_async=True))
+    assert response.cmd_id and response.exit_code is None
+
+
+def test_ctrl_c_leaves_another_threads_run_in_the_context_alone(kernel):
+    """Ctrl-C while a run waits behind another thread's run in the same context interrupted
+    that other run (the interrupt names the context)."""
+    import signal
+
+    started = threading.Event()
+    thread, outcome = run_in_thread(kernel.run_code, "import time\nprint('a', flush=True)\ntime.sleep(1)\nprint('a done')",
+                                    on_stdout=lambda m: started.set())
+    assert started.wait(10)
+    threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        kernel.run_code("print('b')")
+    assert joined(thread, outcome, timeout=10).stdout == "a\na done\n"
