@@ -207,6 +207,8 @@ class PyKernel(ProcessMixin):
                 start_new_session=True,
             )
         except OSError as error:
+            if cwd is not None and not os.path.isdir(cwd):
+                raise PyKernelNotFoundError(f"The working directory {os.fspath(cwd)!r} for pykernel serve does not exist") from error
             raise PyKernelNotFoundError(f"Cannot start {self.binary!r}: {error}") from error
         self._finalizer = weakref.finalize(self, _stop_process, self._process)
         self._reader = threading.Thread(target=PyKernel._read_loop, args=(weakref.ref(self), self._process),

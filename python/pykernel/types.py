@@ -126,7 +126,8 @@ class ExecutionResult:
     """What a run produced.
 
     ``status`` is ``"ok"``, ``"error"`` (the code raised: see ``error``), ``"timeout"`` (raised as
-    :class:`~pykernel.errors.PyKernelTimeoutError` by ``run_code``) or ``"interrupted"``.
+    :class:`~pykernel.errors.PyKernelTimeoutError` by ``run_code``), ``"interrupted"`` or, in a
+    process context, ``"crashed"`` (its worker died: the context's state is lost).
     ``stdout``/``stderr`` hold the output up to the run's ``max_output_bytes`` (default 1 MiB
     each): a longer stream keeps its first and last bytes, ``*_truncated`` tell whether it was cut
     and ``*_omitted_bytes`` how many bytes were cut between the head and the tail (see "Output
