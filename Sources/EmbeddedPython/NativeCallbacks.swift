@@ -408,14 +408,22 @@ private struct SourceSpan {
 
     enum Tail { case clean, semicolon, other }
 
-    /// What follows the span on its last line: nothing but a comment (`clean`), a `;` and
-    /// nothing else (`semicolon`: IPython's way to hide a value), or anything else with a `;`
-    /// in it (`other`: maybe more statements, or a `;` in a string or comment).
+    /// What follows the span on its last line (lines joined by backslash continuations): nothing
+    /// but a comment (`clean`), a `;` and nothing else (`semicolon`: IPython's way to hide a
+    /// value), or anything else with a `;` in it (`other`: maybe more statements, or a `;` in a
+    /// string or comment).
     var tail: Tail {
         var index = end
         func skipBlanks() {
-            while index < utf8.endIndex, utf8[index] == UInt8(ascii: " ") || utf8[index] == UInt8(ascii: "\t") || utf8[index] == UInt8(ascii: "\r") {
-                index = utf8.index(after: index)
+            while index < utf8.endIndex {
+                let byte = utf8[index]
+                if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r") {
+                    index = utf8.index(after: index)
+                } else if byte == UInt8(ascii: "\\"), let lineEnd = continuationEnd(after: index) {
+                    index = lineEnd  // a backslash continuation: the line goes on
+                } else {
+                    return
+                }
             }
         }
         func atLineEnd() -> Bool { index == utf8.endIndex || utf8[index] == UInt8(ascii: "\n") || utf8[index] == UInt8(ascii: "#") }
@@ -427,6 +435,14 @@ private struct SourceSpan {
             return .other
         }
         return restOfLineHasSemicolon(from: index) ? .other : .clean
+    }
+
+    /// Where the next line starts when the backslash at `backslash` ends its line (`\n` or `\r\n`).
+    private func continuationEnd(after backslash: Substring.UTF8View.Index) -> Substring.UTF8View.Index? {
+        var index = utf8.index(after: backslash)
+        if index < utf8.endIndex, utf8[index] == UInt8(ascii: "\r") { index = utf8.index(after: index) }
+        guard index < utf8.endIndex, utf8[index] == UInt8(ascii: "\n") else { return nil }
+        return utf8.index(after: index)
     }
 
     private func restOfLineHasSemicolon(from start: Substring.UTF8View.Index) -> Bool {

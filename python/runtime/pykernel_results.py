@@ -58,12 +58,19 @@ def last_expression(source, filename, code):
 
 
 def _suppressed(source, statement):
-    """Whether the statement is followed by ``;`` on its line (IPython's way to hide a value)."""
-    lines = source.splitlines()
+    """Whether the statement is followed by ``;`` on its line, or on the lines a backslash
+    continues it on (IPython's way to hide a value)."""
+    lines = source.splitlines(keepends=True)
     if statement.end_lineno > len(lines):
         return False
-    rest = lines[statement.end_lineno - 1].encode("utf-8", "surrogatepass")[statement.end_col_offset:]
-    return rest.lstrip().startswith(b";")
+    rest = b"".join(line.encode("utf-8", "surrogatepass") for line in lines[statement.end_lineno - 1:])
+    rest = rest[statement.end_col_offset:]
+    while True:
+        rest = rest.lstrip(b" \t")
+        continuation = next((ending for ending in (b"\\\n", b"\\\r\n") if rest.startswith(ending)), None)
+        if continuation is None:
+            return rest.lstrip(b"\r").startswith(b";")
+        rest = rest[len(continuation):]
 
 
 def _returning_last_value(code, statement):

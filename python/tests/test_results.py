@@ -340,14 +340,14 @@ def test_results_from_a_thread_go_to_the_run(kernel):
 def test_edge_cases_of_the_last_statement(kernel):
     cases = {"x = 1; 7": "7", "[3].pop(); 5": "5", "[3].pop(); [4].pop()": "4", "x = 1\n(1,\n 2)": "(1, 2)",
              "match = [1]\nmatch": "[1]", "with_ = 4\nwith_": "4", "'a' 'b'": "'ab'", "-5": "-5",
-             "y = 2  # a; b\ny  # c; d": "2"}
+             "y = 2  # a; b\ny  # c; d": "2", "y\\\n+ 1": "3"}
     for code, text in cases.items():
         assert kernel.run_code(code).text == text, code
     for code in ["global q", "if False:\n    5", "if True: \\\n    5", "x = 3\nx ;", "1+1 ;  # hidden",
+                 "x\\\n;", "x \\\n  \\\n ;", "x\\\r\n;",
                  "with open('/dev/null') as f:\n    f", "match 1:\n    case 1:\n        pass"]:
         result = kernel.run_code(code)
         assert result.status == "ok" and result.results == [], code
-
 
 
 def test_values_of_exact_builtin_types_show_their_repr(kernel):
