@@ -236,6 +236,19 @@ def raw_server(pykernel_bin, isolation):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def initialized_raw_server(pykernel_bin, isolation):
+    """``raw_server`` past the handshake, and a function that writes one message to it."""
+    server = raw_server(pykernel_bin, isolation)
+
+    def send(message):
+        server.stdin.write((json.dumps(message) + "\n").encode())
+        server.stdin.flush()
+    for message in HANDSHAKE:
+        send(message)
+    assert json.loads(server.stdout.readline())["id"] == 1
+    return server, send
+
+
 def test_end_of_input_ends_the_server(pykernel_bin, isolation):
     # A host closing the pipe (the agent exited) must not leave pykernel (or a worker) running.
     server = raw_server(pykernel_bin, isolation)
@@ -379,14 +392,7 @@ def test_a_cancelled_call_is_stopped_and_not_answered(pykernel_bin, isolation):
     """MCP: no response to a cancelled request (the interrupted run's result was sent, a
     KeyboardInterrupt traceback under the cancelled id). The request counts as answered: at the
     end of input the server does not wait for it."""
-    server = raw_server(pykernel_bin, isolation)
-
-    def send(message):
-        server.stdin.write((json.dumps(message) + "\n").encode())
-        server.stdin.flush()
-    for message in HANDSHAKE:
-        send(message)
-    assert json.loads(server.stdout.readline())["id"] == 1
+    server, send = initialized_raw_server(pykernel_bin, isolation)
     send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
         "name": "run_python", "arguments": {"code": "state = 'kept'\nprint('sleeping', flush=True)\nimport time\ntime.sleep(30)"},
         "_meta": {"progressToken": "sleep"}}})
@@ -410,15 +416,8 @@ def test_a_call_cancelled_while_queued_runs_unanswered(pykernel_bin, isolation, 
     """docs/mcp.md: a call still queued behind another run of the same context when it is
     cancelled runs when its turn comes, and its result is not sent (in a namespace context it
     was dropped: the next run saw neither its variable nor its file)."""
-    server = raw_server(pykernel_bin, isolation)
+    server, send = initialized_raw_server(pykernel_bin, isolation)
     marker = tmp_path / "ran"
-
-    def send(message):
-        server.stdin.write((json.dumps(message) + "\n").encode())
-        server.stdin.flush()
-    for message in HANDSHAKE:
-        send(message)
-    assert json.loads(server.stdout.readline())["id"] == 1
     send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
         "name": "run_python", "arguments": {"code": "import time\ntime.sleep(1)"}}})
     send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
