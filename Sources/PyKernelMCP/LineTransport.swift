@@ -80,7 +80,9 @@ actor LineTransport: Transport {
                         callInTurn = call
                         callOrder.arm()
                     }
-                    continuation.yield(Data(bytes))
+                    // The SDK's decoder refuses a lone surrogate's escape (answered under a made-up
+                    // id, the request never): it gets the message as parsed here, with U+FFFD.
+                    continuation.yield(Data(Self.mayHoldSurrogateEscape(bytes) ? message.serialized() : bytes))
                 case .tooLong(let length):
                     logger.warning("dropped a message of \(length) bytes: longer than \(LineReader.defaultMaxLineLength) bytes")
                 }
@@ -251,8 +253,11 @@ actor LineTransport: Transport {
     private static func initializeProblem(_ params: JSONValue?) -> String? {
         let method = Initialize.name
         guard let params else { return "\(method): \"params\" is required (protocolVersion, capabilities, clientInfo)" }
-        guard let version = params["protocolVersion"], version.stringValue != nil else {
+        guard let version = params["protocolVersion"] else {
             return "\(method): \"params.protocolVersion\" is required (a string such as \"2025-06-18\")"
+        }
+        guard version.stringValue != nil else {
+            return "\(method): \"params.protocolVersion\" must be a string such as \"2025-06-18\""
         }
         guard let capabilities = params["capabilities"], capabilities.objectValue != nil else {
             return "\(method): \"params.capabilities\" is required (an object, {} for none)"
@@ -264,6 +269,18 @@ actor LineTransport: Transport {
             return "\(method): \"params.clientInfo.\(member)\" is required (a string)"
         }
         return nil
+    }
+
+    /// Whether `bytes` may hold a `\uD800`–`\uDFFF` escape (a surrogate's, maybe lone).
+    private static func mayHoldSurrogateEscape(_ bytes: [UInt8]) -> Bool {
+        guard bytes.count >= 4 else { return false }
+        for index in 0..<(bytes.count - 3) where bytes[index] == UInt8(ascii: "\\") && bytes[index + 1] == UInt8(ascii: "u")
+            && bytes[index + 2] | 0x20 == UInt8(ascii: "d")
+        {
+            let next = bytes[index + 3] | 0x20
+            if (UInt8(ascii: "8")...UInt8(ascii: "9")).contains(next) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(next) { return true }
+        }
+        return false
     }
 
     private static func isWhitespace(_ byte: UInt8) -> Bool {

@@ -12,7 +12,8 @@ struct ToolArguments {
         self.values = values ?? [:]
         let known = ToolCatalog.argumentNames(of: tool)
         if let unknown = self.values.keys.sorted().first(where: { !known.contains($0) }) {
-            throw MCPError.invalidParams("\(tool): unknown argument '\(unknown)' (it takes \(known.sorted().joined(separator: ", ")))")
+            let takes = known.isEmpty ? "it takes no arguments" : "it takes \(known.sorted().joined(separator: ", "))"
+            throw MCPError.invalidParams("\(tool): unknown argument '\(unknown)' (\(takes))")
         }
     }
 

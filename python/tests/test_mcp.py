@@ -358,6 +358,9 @@ def test_malformed_calls_and_messages_that_are_not_json_rpc_say_what_is_wrong(py
              {"jsonrpc": "2.0", "id": 18, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}}},
              {"jsonrpc": "2.0", "id": 19, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {},
                                                                              "clientInfo": {"name": "c"}}},
+             {"jsonrpc": "2.0", "id": 20, "method": "initialize", "params": {"protocolVersion": 5, "capabilities": {},
+                                                                             "clientInfo": {"name": "c", "version": "1"}}},
+             {**call, "id": 21, "params": {"name": "list_contexts", "arguments": {"x": 1}}},
              {**call, "id": 13, "params": {"name": "run_python", "arguments": {"code": "print('fine')"}}}]
     server = raw_server(pykernel_bin, "namespace")
     stdout, _ = server.communicate(b"".join(json.dumps(line).encode() + b"\n" for line in lines), timeout=60)
@@ -383,6 +386,8 @@ def test_malformed_calls_and_messages_that_are_not_json_rpc_say_what_is_wrong(py
         17: (-32602, params + 'initialize: "params.capabilities" is required (an object, {} for none)'),
         18: (-32602, params + 'initialize: "params.clientInfo" is required (an object with the client\'s "name" and "version")'),
         19: (-32602, params + 'initialize: "params.clientInfo.version" is required (a string)'),
+        20: (-32602, params + 'initialize: "params.protocolVersion" must be a string such as "2025-06-18"'),
+        21: (-32602, params + "list_contexts: unknown argument 'x' (it takes no arguments)"),
     }, errors
     assert answers[2]["error"]["data"] == {"detail": 'tools/call: "params" is required (an object with the tool\'s "name" and its "arguments")'}
     assert answers[13]["result"]["content"] == [{"type": "text", "text": "fine\n"}]
@@ -410,6 +415,18 @@ def test_a_cancelled_call_is_stopped_and_not_answered(pykernel_bin, isolation):
     assert [answer["id"] for answer in answers] == [4], answers
     assert answers[0]["result"]["content"] == [{"type": "text", "text": "kept\n"}]
     assert b"still running" not in stderr, stderr.decode()
+
+
+def test_a_lone_surrogate_escape_is_answered_under_its_id(pykernel_bin):
+    """The SDK's decoder refused it and answered a parse error under a made-up id; the request
+    itself was never answered. It runs with U+FFFD in its place, as `pykernel serve` reads it."""
+    server, send = initialized_raw_server(pykernel_bin, "namespace")
+    server.stdin.write(b'{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"run_python",'
+                       b'"arguments":{"code":"print(ascii(\'\\ud800\'))"}}}\n')
+    server.stdin.flush()
+    answer = json.loads(server.stdout.readline())
+    server.communicate(timeout=30)
+    assert answer["id"] == 8 and answer["result"]["content"] == [{"type": "text", "text": "'\\ufffd'\n"}], answer
 
 
 def test_a_call_cancelled_while_queued_runs_unanswered(pykernel_bin, isolation, tmp_path):
