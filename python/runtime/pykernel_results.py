@@ -111,15 +111,6 @@ def main_result(value, namespace):
     return None
 
 
-def display(*objs, include=None, exclude=None, metadata=None, raw=False, **kwargs):
-    """Shows each object as a rich result (``text/plain`` is its ``repr``, plus every
-    representation it offers: ``_repr_html_``, ``_repr_png_``, ``_repr_mimebundle_``, ...), as
-    IPython's ``display``: ``include``/``exclude`` filter the MIME types, ``metadata`` is added to
-    each result's, ``raw=True`` takes dicts as bundles; ``display_id``, ``transient`` and
-    ``clear`` are not supported (every call adds results)."""
-    _ipython_display(*objs, include=include, exclude=exclude, metadata=metadata, raw=raw, **kwargs)
-
-
 # Exact types whose bundle is their repr (no representation method, never a figure); the engine
 # shows a main result of one of them natively (`PlainMainResults`, which reads this set).
 _PLAIN_TYPES = frozenset((int, float, bool, str, bytes, list, tuple, dict, set, frozenset,
@@ -299,11 +290,14 @@ def _without_engine_frames(error):
     return error.with_traceback(tb)
 
 
-def _ipython_display(*objs, include=None, exclude=None, metadata=None, raw=False, **kwargs):
-    """IPython's ``display`` outside an IPython shell: each object as a rich result (IPython
-    itself would print its ``repr``). ``include``/``exclude`` filter the MIME types; ``metadata``
-    is added to each result's; ``display_id``, ``transient`` and ``clear`` are not supported
-    (every call adds results)."""
+def display(*objs, include=None, exclude=None, metadata=None, raw=False, **kwargs):
+    """Shows each object as a rich result (``text/plain`` is its ``repr``, plus every
+    representation it offers: ``_repr_html_``, ``_repr_png_``, ``_repr_mimebundle_``, ...), as
+    IPython's ``display`` does in Jupyter (it is IPython's too once ``IPython.display`` is
+    imported: outside a shell IPython would print the ``repr``). ``include``/``exclude`` are
+    passed to ``_repr_mimebundle_`` and filter the MIME types, ``metadata`` is added to each
+    result's, ``raw=True`` takes dicts as bundles; ``display_id``, ``transient`` and ``clear``
+    are not supported (every call adds results)."""
     for obj in objs:
         if raw and isinstance(obj, dict):
             data, extra = _strings(obj), {}
@@ -337,7 +331,7 @@ def _emit_from_ipython(module):
     imported emit results (``from IPython.display import display, HTML, Markdown, Image, JSON``
     then works as in Jupyter)."""
     if hasattr(module, "display"):
-        module.display = _ipython_display
+        module.display = display
     if hasattr(module, "publish_display_data"):
         module.publish_display_data = _publish_display_data
 
