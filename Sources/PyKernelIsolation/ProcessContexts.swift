@@ -339,6 +339,8 @@ public final class ProcessContexts: Sendable {
                 guard !state.shuttingDown else { return (nil, false) }
                 state.forkServerFailures = 0
                 if !state.waiters.isEmpty { return (state.waiters.removeFirst(), true) }
+                // The pool may be full already: a deleted starting context's worker went back to it.
+                guard state.pool.count < configuration.poolSize else { return (nil, false) }
                 state.pool.append(PoolWorker(worker: worker))
                 return (nil, true)
             }
@@ -572,7 +574,10 @@ public final class ProcessContexts: Sendable {
     /// else kills it.
     private func giveBack(_ worker: Worker, fresh: Bool) {
         let kept = state.withLock { state in
-            guard fresh, !state.shuttingDown, worker.exit == nil, state.pool.count < configuration.poolSize else { return false }
+            // Room counts the workers on the way to the pool too (forks asked for already).
+            guard fresh, !state.shuttingDown, worker.exit == nil, state.pool.count + state.forking < configuration.poolSize else {
+                return false
+            }
             state.pool.append(PoolWorker(worker: worker))
             return true
         }
@@ -580,8 +585,10 @@ public final class ProcessContexts: Sendable {
     }
 
     /// Binds a starting context to its worker: the runs that waited are sent in order, then an
-    /// interrupt asked for meanwhile.
-    private func bind(_ id: String, generation: Int, worker: Worker, workerContext: String) {
+    /// interrupt asked for meanwhile. `false` (the worker given back) when the context was deleted,
+    /// restarted or failed meanwhile.
+    @discardableResult
+    private func bind(_ id: String, generation: Int, worker: Worker, workerContext: String) -> Bool {
         let bound = state.withLock { state in
             guard !state.shuttingDown, var record = state.contexts[id], record.generation == generation, record.starting else {
                 return false
@@ -594,9 +601,13 @@ public final class ProcessContexts: Sendable {
             state.byWorker[worker.pid] = id
             return true
         }
-        guard bound else { return giveBack(worker, fresh: false) }
+        guard bound else {
+            giveBack(worker, fresh: false)
+            return false
+        }
         sendWaitingRuns(id, generation: generation)
         if worker.exit != nil { workerExited(worker) }  // ended before it was bound
+        return true
     }
 
     /// Sends the context's unsent runs to its worker, one at a time in order (a run submitted
@@ -722,35 +733,47 @@ public final class ProcessContexts: Sendable {
         record.worker?.kill()
     }
 
-    /// Gives the context a fresh worker (same id and directory, execution count 0).
+    /// Gives the context a fresh worker (same id and directory, execution count 0):
+    /// ``beginRestart(_:)`` then ``finishRestart(_:)``.
     public func restart(_ id: String) async throws(IsolationError) -> Info {
-        let (cwd, memoryLimitMB, cpuTimeLimit) = try state.withLock { state throws(IsolationError) -> (String, Int?, Duration?) in
-            guard let record = state.contexts[id] else { throw Self.notFound(id) }
+        try await finishRestart(beginRestart(id))
+    }
+
+    /// A restart begun by ``beginRestart(_:)``, for ``finishRestart(_:)``.
+    public struct PendingRestart: Sendable {
+        let id: String
+        let generation: Int
+        let cwd: String
+        let memoryLimitMB: Int?
+        let cpuTimeLimit: Duration?
+    }
+
+    /// What a restart does at once, in the order requests are read: the old worker is killed and
+    /// the context waits for a fresh one, as a starting context does (runs submitted from now
+    /// on wait for that worker; an interrupt of them waits too). Throws when the context has a
+    /// run in progress (`busy`), is unknown, or its directory is gone (`invalidCwd`).
+    public func beginRestart(_ id: String) throws(IsolationError) -> PendingRestart {
+        let (old, pending) = try state.withLock { state throws(IsolationError) -> (Worker?, PendingRestart) in
+            guard var record = state.contexts[id] else { throw Self.notFound(id) }
             if record.deadReason == nil && !record.runs.isEmpty {
                 throw IsolationError(.busy, "The context has a run in progress; interrupt it or wait before restarting it.")
             }
-            return (record.cwd, record.memoryLimitMB, record.cpuTimeLimit)
-        }
-        var status = stat()
-        guard stat(cwd, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
-            // A fresh worker could not start there (it was refused as `worker_unavailable`).
-            throw IsolationError(
-                .invalidCwd, "The working directory of context \(id), \(cwd), no longer exists; delete the context and create it again.",
-                field: "id")
-        }
-        let worker = try await takeWorker()
-        let workerContext = try await attach(worker, cwd: cwd, memoryLimitMB: memoryLimitMB)
-        let old = state.withLock { state -> Worker?? in
-            guard var record = state.contexts[id] else { return .none }
+            var status = stat()
+            guard stat(record.cwd, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
+                // A fresh worker could not start there (it was refused as `worker_unavailable`).
+                throw IsolationError(
+                    .invalidCwd, "The working directory of context \(id), \(record.cwd), no longer exists; delete the context and create it again.",
+                    field: "id")
+            }
             let old = record.worker
             if let old { state.byWorker[old.pid] = nil }
-            record.worker = worker
-            record.workerContext = workerContext
+            record.worker = nil
+            record.workerContext = "default"
             record.deadReason = nil
             record.ending = nil
             record.executionCount = 0
             record.generation += 1
-            record.starting = false
+            record.starting = true
             record.sendingWaiting = false
             Self.answerNotInterrupted(record.interruptWhenBound)
             record.interruptWhenBound = nil
@@ -758,17 +781,39 @@ public final class ProcessContexts: Sendable {
             record.runs = []
             record.unsent = []
             state.contexts[id] = record
-            state.byWorker[worker.pid] = id
             if !stale.isEmpty { Self.failQueued(stale, id: id) }
-            return .some(old)
+            return (old, PendingRestart(id: id, generation: record.generation, cwd: record.cwd, memoryLimitMB: record.memoryLimitMB,
+                                        cpuTimeLimit: record.cpuTimeLimit))
         }
-        guard case .some(let previous) = old else {
-            worker.kill()
-            throw Self.notFound(id)
+        old?.kill()
+        return pending
+    }
+
+    /// The rest of a restart: takes a worker, prepares it and binds it; the runs that waited are
+    /// then sent. A worker that cannot start leaves the context dead (its runs are answered
+    /// `-32006`); a context deleted meanwhile is `contextNotFound`.
+    public func finishRestart(_ restart: PendingRestart) async throws(IsolationError) -> Info {
+        let (id, generation) = (restart.id, restart.generation)
+        let worker: Worker
+        let workerContext: String
+        do throws(IsolationError) {
+            worker = try await takeWorker()
+            guard isWaitingForWorker(id, generation: generation) else {
+                giveBack(worker, fresh: true)
+                throw IsolationError(.contextNotFound, "The context \(id) was deleted while it restarted.")
+            }
+            workerContext = try await attach(worker, cwd: restart.cwd, memoryLimitMB: restart.memoryLimitMB)
+        } catch {
+            if error.code != .contextNotFound {
+                failStart(id, generation: generation, reason: "its worker process could not be started: \(error.message)")
+            }
+            throw error
         }
-        previous?.kill()
-        if worker.exit != nil { workerExited(worker) }
-        return Info(id: id, cwd: cwd, deadReason: nil, pid: worker.pid, memoryLimitMB: memoryLimitMB, cpuTimeLimit: cpuTimeLimit)
+        guard bind(id, generation: generation, worker: worker, workerContext: workerContext) else {
+            throw IsolationError(.contextNotFound, "The context \(id) was deleted while it restarted.")
+        }
+        return Info(id: id, cwd: restart.cwd, deadReason: nil, pid: worker.pid, memoryLimitMB: restart.memoryLimitMB,
+                    cpuTimeLimit: restart.cpuTimeLimit)
     }
 
     // MARK: Runs

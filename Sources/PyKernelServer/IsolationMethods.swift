@@ -186,9 +186,16 @@ extension JSONRPCServer {
             }
             throw RPCError(IsolationError.notFound(id))
         }
+        // Begun here, in the order requests are read: a run read after it goes to the fresh worker.
+        let restart: ProcessContexts.PendingRestart
+        do throws(IsolationError) {
+            restart = try contexts.beginRestart(id)
+        } catch {
+            throw RPCError(error)
+        }
         return .deferred { () async throws(RPCError) -> JSONValue in
             do throws(IsolationError) {
-                return processJSON(try await contexts.restart(id))
+                return processJSON(try await contexts.finishRestart(restart))
             } catch {
                 throw RPCError(error)
             }

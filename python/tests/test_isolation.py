@@ -724,6 +724,51 @@ def test_an_interrupt_answered_true_means_the_run_ends_interrupted(server):
         assert interrupted == (status == "interrupted"), (attempt, interrupted, status)
 
 
+def _together(server, *calls):
+    """Writes requests in one write; returns their ids."""
+    ids = [server.next_id() for _ in calls]
+    server.send(b"".join(json.dumps({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).encode() + b"\n"
+                         for id, (method, params) in zip(ids, calls)))
+    return ids
+
+
+def test_a_run_read_after_a_restart_runs_in_the_fresh_worker(server):
+    """A restart and a run written together: the restart was refused for the run read after it
+    (-32003), or the run refused as if restarted before it (-32006), or it ran in the old worker."""
+    context = create(server)["id"]
+    for attempt in range(10):
+        assert run(server, context, "x = 1")["status"] == "ok"
+        restart, probe = _together(server, ("context.restart", {"id": context}),
+                                   ("code.run", {"context": context, "code": "print(globals().get('x'))"}))
+        assert server.response(restart, timeout=30)["result"]["state"] == "alive"
+        result = server.response(probe, timeout=30)["result"]
+        assert (result["stdout"], result["execution_count"]) == ("None\n", 1), (attempt, result)
+    deleted_id = create(server)["id"]
+    restart, delete = _together(server, ("context.restart", {"id": deleted_id}), ("context.delete", {"id": deleted_id}))
+    assert server.response(delete)["result"] == {}
+    reply = server.response(restart, timeout=30)
+    assert "result" in reply or (reply["error"]["code"] == -32001 and "deleted while it restarted" in reply["error"]["message"]), reply
+    server.result("context.delete", {"id": context})
+
+
+def test_contexts_deleted_while_starting_do_not_overfill_the_pool(pykernel_bin):
+    """Their workers went back to the pool while forks asked for it came too: 4 ready of 2."""
+    raw = RawServer(pykernel_bin, ["--pool-size", "2"])
+    try:
+        wait_until(lambda: raw.result("kernel.info")["isolation"]["pool"]["ready"] == 2, what="the pool")
+        ids = [raw.result("context.create", {"isolation": "process"})["id"] for _ in range(6)]
+        for context in ids:
+            raw.result("context.delete", {"id": context})
+        wait_until(lambda: raw.result("kernel.info")["isolation"]["pool"]["starting"] == 0, what="the pool settled")
+        time.sleep(0.5)
+        pool = raw.result("kernel.info")["isolation"]["pool"]
+        assert pool["ready"] + pool["starting"] <= 2, pool
+    finally:
+        raw.close_stdin()
+        assert raw.wait_exit() == 0
+        raw.join_output()
+
+
 def test_restarting_a_context_whose_directory_is_gone_says_so(server, tmp_path):
     """`context.restart` of a process context whose working directory was deleted: -32602
     `invalid_cwd` (it was -32603 `worker_unavailable`, "not expected"); the context goes on."""
