@@ -371,6 +371,18 @@ public final class KernelManager: Sendable {
             context, blockWatch: blockWatch, nextRun: interpreter.nextRunToBegin(after:), beforeSignal: beforeSignal)
     }
 
+    /// In a process context's worker: when the process ends through C's `exit` while a run is in
+    /// progress (native code giving up: a library's fatal error, an allocator that failed), it
+    /// first waits the crash linger (0.2 s), so that what the code wrote just before (its reason,
+    /// on stderr) reaches the server with the crash answer, as for a signal the code sends itself.
+    package func lingerAtExitDuringRuns() {
+        exitLingerManager.withLock { $0 = self }
+        atexit {
+            guard let manager = exitLingerManager.withLock({ $0 }), manager.runtime.supervisor.isRunning else { return }
+            usleep(200_000)
+        }
+    }
+
     /// Whether runs (or other work) wait for the interpreter thread: a hint for a caller on that
     /// thread deciding whether to give up the processor now.
     package var interpreterHasWaitingWork: Bool { interpreter.hasWaitingJobs }
@@ -446,3 +458,6 @@ public final class KernelManager: Sendable {
         }
     }
 }
+
+/// The manager whose runs ``KernelManager/lingerAtExitDuringRuns()`` watches at exit.
+private let exitLingerManager = Mutex<KernelManager?>(nil)

@@ -392,6 +392,9 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// Whether a run already reported as timed out still occupies the interpreter.
     var isStuck: Bool { lock.withLock { current?.reported ?? false } }
 
+    /// Whether a run is in progress.
+    var isRunning: Bool { lock.withLock { current != nil } }
+
     /// The context whose run is in progress, if any.
     var runningContext: ContextID? { lock.withLock { current?.context } }
 

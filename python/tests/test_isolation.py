@@ -233,6 +233,16 @@ def test_output_written_just_before_a_crash_arrives_first(server, crash, signal_
     server.result("context.delete", {"id": context})
 
 
+def test_the_reason_native_code_writes_before_it_exits_arrives_with_the_crash(server):
+    """Native code that gives up (`exit()` from C: OpenBLAS when an allocation fails) writes its
+    reason to descriptor 2 first: it was lost (the worker ended before relaying it)."""
+    context = create(server)["id"]
+    result = run(server, context, "import ctypes, os\nos.write(2, b'fatal: the reason\\n')\nctypes.CDLL(None).exit(1)")
+    assert result["status"] == "crashed" and "exited with code 1" in result["error"]["value"]
+    assert result["stderr"] == "fatal: the reason\n"
+    server.result("context.delete", {"id": context})
+
+
 def test_worker_dead_while_idle_is_found_on_next_run(server):
     context = create(server)
     run(server, context["id"], "import os\npid = os.getpid()")
