@@ -311,7 +311,9 @@ final class InterpreterState {
             run.output.fail(KernelError(.contextDeleted, "Context \(record.id) was deleted before this run could start."))
             return
         }
-        guard cwd == currentDirectory || chdir(cwd) == 0 else {
+        // The directory the interpreter is in already may have been removed since (a stat: its
+        // link count is 0 then); another is entered.
+        guard cwd == currentDirectory ? Self.currentDirectoryExists() : chdir(cwd) == 0 else {
             run.output.fail(KernelError(
                 .invalidWorkingDirectory,
                 "the working directory of context \(record.id), \(cwd), is no longer accessible: \(String(cString: strerror(errno)))",
@@ -695,6 +697,16 @@ final class InterpreterState {
     }
 
     /// The record of a stop the code swallowed and then ended normally.
+    /// Whether the process's working directory still exists (a removed one has no links).
+    private static func currentDirectoryExists() -> Bool {
+        var status = stat()
+        guard stat(".", &status) == 0, status.st_nlink > 0 else {
+            errno = ENOENT
+            return false
+        }
+        return true
+    }
+
     static func record(for stop: RunSupervisor.Stop) -> ErrorRecord {
         switch stop {
         case .interrupt:

@@ -793,6 +793,20 @@ def test_a_run_in_a_context_whose_directory_is_gone_names_the_context(raw, tmp_p
     assert (error["code"], error["data"]) == (-32602, {"reason": "invalid_cwd", "field": "context"}), error
 
 
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_a_run_after_its_contexts_directory_was_removed_is_refused(raw, tmp_path, isolation):
+    """The interpreter still in the directory when it was removed (the context's last run was
+    there): the next run went on in a directory that is gone (`os.getcwd()` failed in it)."""
+    directory = tmp_path / "removed"
+    directory.mkdir()
+    context = raw.result("context.create", {"cwd": str(directory), "isolation": isolation})["id"]
+    assert raw.result("code.run", {"code": "import os\nprint(os.getcwd())", "context": context})["stdout"] == f"{directory}\n"
+    directory.rmdir()
+    error = raw.call("code.run", {"code": "import os\nos.getcwd()", "context": context})["error"]
+    assert (error["code"], error["data"]["reason"]) == (-32602, "invalid_cwd"), error
+    raw.result("context.delete", {"id": context})
+
+
 def test_quiet_by_default(raw):
     raw.result("code.run", {"code": "print(1)"})
     raw.call("nope")
