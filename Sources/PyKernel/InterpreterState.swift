@@ -312,8 +312,8 @@ final class InterpreterState {
             return
         }
         // The directory the interpreter is in already may have been removed since (a stat: its
-        // link count is 0 then); another is entered.
-        guard cwd == currentDirectory ? Self.currentDirectoryExists() : chdir(cwd) == 0 else {
+        // link count is 0 then; one made again under its name is entered); another is entered.
+        guard (cwd == currentDirectory && Self.currentDirectoryExists()) || chdir(cwd) == 0 else {
             run.output.fail(KernelError(
                 .invalidWorkingDirectory,
                 "the working directory of context \(record.id), \(cwd), is no longer accessible: \(String(cString: strerror(errno)))",

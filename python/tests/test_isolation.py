@@ -781,7 +781,8 @@ def test_contexts_deleted_while_starting_do_not_overfill_the_pool(pykernel_bin):
 
 def test_restarting_a_context_whose_directory_is_gone_says_so(server, tmp_path):
     """`context.restart` of a process context whose working directory was deleted: -32602
-    `invalid_cwd` (it was -32603 `worker_unavailable`, "not expected"); the context goes on."""
+    `invalid_cwd` (it was -32603 `worker_unavailable`, "not expected"); the context keeps its
+    state: its runs are refused while the directory is gone, and run again once it is back."""
     directory = tmp_path / "gone"
     directory.mkdir()
     context = create(server, cwd=str(directory))["id"]
@@ -789,5 +790,8 @@ def test_restarting_a_context_whose_directory_is_gone_says_so(server, tmp_path):
     directory.rmdir()
     error = server.call("context.restart", {"id": context})["error"]
     assert (error["code"], error["data"]) == (-32602, {"reason": "invalid_cwd", "field": "id"}), error
+    refused = server.call("code.run", {"context": context, "code": "print(x)"})["error"]
+    assert (refused["code"], refused["data"]["reason"]) == (-32602, "invalid_cwd"), refused
+    directory.mkdir()
     assert run(server, context, "print(x)")["stdout"] == "5\n"
     server.result("context.delete", {"id": context})
