@@ -655,18 +655,22 @@ class ProcessMixin:
         _put(params, "args", list(args) if args is not None else None)
         _put(params, "cwd", _path(cwd))
         _put(params, "env", dict(env) if env is not None else None)
-        handles = self._pty_handles()
-        with handles[0]:
-            previous = handles[1].get(handle.id)
-            handles[1][handle.id] = handle
+        lock, running, successors = self._pty_handles()
+        with lock:
+            # A PTY of this id still running here keeps its output (the server refuses the
+            # creation, or accepts it once that one has exited): this handle comes after it.
+            if handle.id in running:
+                successors[handle.id] = handle
+            else:
+                running[handle.id] = handle
         try:
             result = self.call("pty.create", params)
         except BaseException:
-            with handles[0]:
-                if previous is not None:
-                    handles[1][handle.id] = previous
-                else:
-                    handles[1].pop(handle.id, None)
+            with lock:
+                if successors.get(handle.id) is handle:
+                    del successors[handle.id]
+                elif running.get(handle.id) is handle:
+                    del running[handle.id]
             raise
         handle.pid = int(result["pid"])
         return handle
@@ -680,21 +684,28 @@ class ProcessMixin:
         return [PtyInfo.from_json(item) for item in self.call("pty.list", {})["ptys"]]
 
     def _pty_handles(self) -> Any:
-        """(lock, {id: PtyHandle}) of this client, with the notification handlers installed once."""
+        """(lock, {id: running PtyHandle}, {id: handle created while one of its id was still
+        running here}) of this client, with the notification handlers installed once. A PTY's
+        notifications go to the running handle of its id; its ``pty.exited`` makes the next one
+        (if any) the running one."""
         state = self.__dict__.get("_pykernel_ptys")
         if state is not None:
             return state
         with _PTY_SETUP_LOCK:
             state = self.__dict__.get("_pykernel_ptys")
             if state is None:
-                state = (threading.Lock(), {})
+                state = (threading.Lock(), {}, {})
                 self.__dict__["_pykernel_ptys"] = state
 
                 def route(method: str, note: Dict[str, Any]) -> None:
-                    with state[0]:
-                        handle = state[1].get(note.get("id"))
+                    lock, running, successors = state
+                    with lock:
+                        handle = running.get(note.get("id"))
                         if method == "pty.exited" and handle is not None:
-                            del state[1][handle.id]
+                            del running[handle.id]
+                            successor = successors.pop(handle.id, None)
+                            if successor is not None:
+                                running[handle.id] = successor
                     if handle is not None:
                         handle._notified(method, note)
 

@@ -284,6 +284,26 @@ def test_lots_of_output_arrives_whole_and_in_order(pk):
     assert lines[-2:] == [b"END", b""]
 
 
+def test_a_failed_create_with_a_running_ptys_id_takes_none_of_its_output(pk):
+    """The client registered the new handle first: a `pty.create` refused (-32018) because a
+    PTY of that id still ran took that PTY's output and its exit while it was in flight (the
+    running handle lost lines, and its wait() never returned)."""
+    got = []
+    running = pk.create_pty(id="dup", command="sh", args=["-c", "for i in $(seq 500); do echo L$i; done; sleep 0.3"],
+                            on_data=got.append)
+    refused = 0
+    while True:
+        try:
+            successor = pk.create_pty(id="dup", command="true")
+            break
+        except PyKernelError as error:
+            assert error.code == -32018
+            refused += 1
+    assert running.wait(timeout=10) == 0
+    assert b"".join(got).replace(b"\r", b"").count(b"\n") == 500 and refused > 0
+    assert successor.wait(timeout=10) == 0
+
+
 def test_bad_input_is_a_clear_error_and_affects_nothing(pk, mark, tmp_path):
     terminal = Terminal()
     handle = bash(pk, mark, terminal, id="keep")
