@@ -151,6 +151,18 @@ final class ChildProcess: Sendable {
         if !watched { exited.fire(-1) }
     }
 
+    /// Whether the process has exited by now (a zombie not yet reaped counts), even if the
+    /// monitor has not reported it yet.
+    var hasExitedNow: Bool {
+        if exited.isSet { return true }
+        return reaped.withLock { reaped in
+            guard !reaped else { return true }
+            var info = siginfo_t()
+            return waitid(idtype_t(rawValue: 3 /* P_PIDFD */), id_t(pidfd), &info, WEXITED | WNOWAIT | WNOHANG) == 0
+                && info._sifields._sigchld.si_pid != 0
+        }
+    }
+
     /// Sends `signal` to the whole process group (pgid = pid), unless the leader was reaped.
     func signalGroup(_ signal: Int32) {
         reaped.withLock { reaped in

@@ -63,7 +63,8 @@ func runOneShot(
     let timedOut = await withTaskCancellationHandler {
         if let timeout {
             if await child.exited.wait(timeout: timeout.inSeconds) != nil { return false }
-            if Task.isCancelled { return false }
+            // Exited just as the deadline came, before its exit was reported: it ended by itself.
+            if Task.isCancelled || child.hasExitedNow { return false }
             child.signalGroup(SIGTERM)
             if await child.exited.wait(timeout: grace) == nil { child.signalGroup(SIGKILL) }
             return true

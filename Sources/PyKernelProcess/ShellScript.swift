@@ -7,14 +7,19 @@ enum ShellScript {
     /// in `stateFile` when it exited (a command ran `exit`, or failed under `set -e`) is restored,
     /// then an `EXIT` trap is set that keeps this shell's state there in turn. So a session keeps
     /// its state across its shell's exits, not only its working directory (the shell starts in
-    /// it). bash keeps its variables (exported or not; arrays and read-only ones too, but none it
-    /// sets itself), functions, aliases and `set`/`shopt` options; a POSIX `sh` keeps its
+    /// the last one the server saw). bash keeps its variables (exported or not; arrays and
+    /// read-only ones too, but none it sets itself), functions, aliases, `set`/`shopt` options and
+    /// its working directory (a `cd` in the very command that exited); a POSIX `sh` keeps its
     /// exported variables. Traps are not kept. Subshells do not run the trap.
     static func setup(stateFile: String, restore: Bool, bash: Bool) -> String {
         let file = shellQuote(stateFile)
         let restoring = restore ? ". \(file) 2>/dev/null; command rm -f \(file); " : ""
+        // A timeout's SIGUSR2 that comes before the first command has set its own trap (a tiny
+        // timeout) ends the shell as a timed-out command (124), its state kept, instead of
+        // killing it by the signal's default action (140).
+        let early = "trap 'exit 124' USR2; "
         guard bash else {
-            return "__pykernel_keep() { export -p >\(file) 2>/dev/null; }; \(restoring)trap __pykernel_keep EXIT\n"
+            return "__pykernel_keep() { export -p >\(file) 2>/dev/null; }; \(early)\(restoring)trap __pykernel_keep EXIT\n"
         }
         // The names of the variables a fresh shell has (bash's own, the environment's), taken
         // before the restore; of these only the exported ones are kept (`export -p`).
@@ -22,8 +27,8 @@ enum ShellScript {
         let keep = "__pykernel_keep() { builtin local __pykernel_n; { builtin export -p; "
             + "for __pykernel_n in $(builtin compgen -v); do case $__pykernel_fresh in "
             + "*$'\\n'\"$__pykernel_n\"$'\\n'*|FUNCNAME|BASH_*|PIPESTATUS|_) ;; *) builtin declare -p \"$__pykernel_n\";; esac; done; "
-            + "builtin declare -f; builtin alias -p; builtin shopt -p; builtin set +o; } >\(file) 2>/dev/null; }; "
-        return fresh + restoring + keep + "trap __pykernel_keep EXIT\n"
+            + "builtin declare -f; builtin alias -p; builtin printf 'builtin cd -- %q || :\\n' \"$PWD\"; builtin shopt -p; builtin set +o; } >\(file) 2>/dev/null; }; "
+        return early + fresh + restoring + keep + "trap __pykernel_keep EXIT\n"
     }
 
     /// Runs the command in the shell itself (its state persists), stdin at end-of-file.

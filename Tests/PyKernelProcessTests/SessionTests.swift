@@ -293,6 +293,25 @@ struct SessionTests {
         }
     }
 
+    @Test("a cd in the command that exits the shell is kept; a timeout before the first command's trap is 124")
+    func exitKeepsItsOwnCd() async throws {
+        try await withService { service, dir in
+            try await service.createSession(CreateSessionParams(id: "s"))
+            let exit = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: "mkdir e; cd e; exit 3"))
+            #expect(exit.exitCode == 3)
+            let next = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: "pwd; /bin/pwd"))
+            #expect(next.stdout == "\(dir)/e\n\(dir)/e\n")
+            // A new session's first command, timed out before its own trap was set: the shell's
+            // SIGUSR2 default (128 + 12) killed it.
+            for index in 0..<5 {
+                try await service.createSession(CreateSessionParams(id: "t\(index)"))
+                let early = try await service.executeSessionCommand(
+                    SessionExecuteParams(session: "t\(index)", command: "sleep 5", timeout: .nanoseconds(1)))
+                #expect(early.exitCode == 124 && early.timedOut == true)
+            }
+        }
+    }
+
     @Test("sessions also work with a POSIX sh")
     func posixShell() async throws {
         try await withService({ $0.sessionShell = "/bin/sh" }) { service, _ in
