@@ -37,6 +37,7 @@ public final class JSONRPCServer: Sendable {
     /// What a shutdown does as it begins and what it ends before it waits for the requests in
     /// flight (``onShutdown(begin:end:)``).
     private let shutdownWork = Mutex<[(begin: @Sendable () -> Void, end: @Sendable () async -> Void)]>([])
+    private let shutdownBegun = Atomic<Bool>(false)
 
     /// - Parameters:
     ///   - input: The descriptor requests are read from.
@@ -267,7 +268,9 @@ public final class JSONRPCServer: Sendable {
 
     /// The start of a shutdown, where it is asked for: no run starts from now on, nor any work
     /// added with ``onShutdown(begin:end:)``. (Requests read after it are refused, not raced.)
+    /// Once: a second interrupt of the run in progress would stop code that caught the first.
     func beginShutdown() {
+        guard !shutdownBegun.exchange(true, ordering: .acquiringAndReleasing) else { return }
         manager.shutdown()
         for work in shutdownWork.withLock({ $0 }) { work.begin() }
     }
