@@ -893,7 +893,7 @@ public final class ProcessContexts: Sendable {
         if hold { heldFor.withLock { if !$0.contains(where: { $0 === worker }) { $0.append(worker) } } }
         let requestID = worker.send("code.run", params, Worker.Pending(
             notification: { method, params in relay.push(method, params) },
-            reply: { [weak self] reply in self?.runAnswered(id, run, reply, generation: generation) },
+            reply: { [weak self] reply in self?.runAnswered(id, run, reply, generation: generation, workerContext: workerContext) },
             caughtUp: { relay.caughtUp() }), hold: hold)
         relay.bind(to: worker, requestID: requestID)
     }
@@ -1040,7 +1040,7 @@ public final class ProcessContexts: Sendable {
         worker.kill()
     }
 
-    private func runAnswered(_ id: String, _ run: ActiveRun, _ reply: WorkerReply, generation: Int) {
+    private func runAnswered(_ id: String, _ run: ActiveRun, _ reply: WorkerReply, generation: Int, workerContext: String) {
         switch reply {
         case .ended:
             return  // answered by workerExited
@@ -1050,8 +1050,10 @@ public final class ProcessContexts: Sendable {
             if let next { armDeadline(id, next, generation: generation) }
         case .error(let error):
             let next = dequeue(run, of: id, generation: generation, executionCount: nil)
-            run.finish(.error(code: error["code"]?.intValue ?? -32603,
-                                    message: error["message"]?.stringValue ?? "The worker failed.", data: error["data"]))
+            // The worker's message names its own context: the client's is named instead.
+            let message = (error["message"]?.stringValue ?? "The worker failed.")
+                .replacingOccurrences(of: "context \(workerContext)", with: "context \(id)")
+            run.finish(.error(code: error["code"]?.intValue ?? -32603, message: message, data: error["data"]))
             if let next { armDeadline(id, next, generation: generation) }
         }
     }

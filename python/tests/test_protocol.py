@@ -804,6 +804,7 @@ def test_a_run_after_its_contexts_directory_was_removed_is_refused(raw, tmp_path
     directory.rmdir()
     error = raw.call("code.run", {"code": "import os\nos.getcwd()", "context": context})["error"]
     assert (error["code"], error["data"]["reason"]) == (-32602, "invalid_cwd"), error
+    assert f"context {context}," in error["message"], error  # the client's id (a worker has its own)
     raw.result("context.delete", {"id": context})
 
 
