@@ -1677,7 +1677,13 @@ def end_run(exc, saved_env, to_excepthook=False):
                 # As python3's PyErr_Print: kept until the end of the program (with the frames'
                 # objects, freed after the threads and atexit handlers).
                 sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, exc.__traceback__
-            handled = to_excepthook and _call_excepthook(exc)
+            try:
+                handled = to_excepthook and _call_excepthook(exc)
+            except SystemExit as hook_exit:
+                # The hook ended the program: python3 exits as for that SystemExit (its code
+                # printed when it is not a status), not with the hook's failure.
+                exc = hook_exit.with_traceback(None)
+                handled = _process_streams and _print_exit_code(exc)
         record = (pykernel_traceback.exception_name(exc),
                   _as_printed(pykernel_traceback.exception_value(exc)),
                   "" if handled else _as_printed(pykernel_traceback.format_exception(exc)))
@@ -1746,14 +1752,17 @@ def _print_exit_code(exc):
 
 
 def _call_excepthook(exc):
-    """Calls the program's ``sys.excepthook`` with an uncaught exception, as python3 does; when the
-    hook itself raises, prints what python3 prints then (``PyErr_PrintEx``): on the process's own
+    """Calls the program's ``sys.excepthook`` with an uncaught exception, as python3 does (a
+    ``SystemExit`` it raises goes on: the program exits by it); when the hook raises anything
+    else, prints what python3 prints then (``PyErr_PrintEx``): on the process's own
     streams with CPython's printer, the original exception too (returns ``True``: its stderr's
     error handler, its "lost sys.stderr" when that is closed or gone); in a context the hook's
     error with the port, leaving the exception's own traceback to the record (returns ``False``)."""
     try:
         sys.excepthook(type(exc), exc, exc.__traceback__)
         return True
+    except SystemExit:
+        raise  # the hook ends the program (python3's handle_system_exit): see end_run
     except BaseException as error:  # noqa: B036 -- python3 reports any failure of the hook
         error = error.with_traceback(error.__traceback__.tb_next)  # without this function's frame
         _write_stderr("Error in sys.excepthook:\n")

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 PYTHON311 = "/usr/bin/python3.11"
 
 
@@ -527,3 +529,18 @@ def test_run_has_no_notebook_builtins_as_python3(pykernel_bin):
     theirs = subprocess.run([PYTHON311, "-c", code], capture_output=True, text=True)
     ours = run(pykernel_bin, "run", "-c", code)
     assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr) == (0, "python3\n", "")
+
+
+@pytest.mark.parametrize("hook, status, stderr", [
+    ("lambda *a: sys.exit(6)", 6, ""),
+    ("lambda *a: sys.exit('hook msg')", 1, "hook msg\n"),
+])
+def test_a_system_exit_from_sys_excepthook_ends_the_program_by_it(pykernel_bin, tmp_path, hook, status, stderr):
+    """python3 exits as the hook's SystemExit says; it was reported as the hook's failure (status 1
+    and both tracebacks)."""
+    program = tmp_path / "hook.py"
+    program.write_text(f"import sys\nsys.excepthook = {hook}\nraise ValueError('original')\n")
+    done = run(pykernel_bin, "run", str(program))
+    expected = subprocess.run([PYTHON311, str(program)], capture_output=True, text=True)
+    assert (done.returncode, done.stderr) == (expected.returncode, expected.stderr) == (status, stderr)
+
