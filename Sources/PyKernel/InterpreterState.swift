@@ -383,7 +383,10 @@ final class InterpreterState {
             let compiledSource = run.fileContents == nil ? source.borrowed : fileContents.borrowedOrNone
             let name = try PyOwned.string(filename)
             let environment = run.environment.isEmpty ? nil : try PyOwned.stringDictionary(run.environment)
-            if environment == nil { try beginRunNatively(namespace, filename: name.borrowed, source: source.borrowed) }
+            // `-c CODE` (`<string>`) is python3's: its source is nowhere for linecache (warnings show no line).
+            if environment == nil {
+                try beginRunNatively(namespace, filename: name.borrowed, source: run.filename == "<string>" ? nil : source.borrowed)
+            }
             let savedEnvironment = environment == nil ? nil : try beginRun.borrowed.call(
                 namespace.cells.borrowed, name.borrowed, source.borrowed, environment.borrowedOrNone, namespace.contextID.borrowed)
             if environment != nil { try becomeMain(namespace) }
@@ -503,6 +506,7 @@ final class InterpreterState {
     /// else still holds its code (a frame of a traceback the code saved, a generator). A kept cell
     /// is registered (``KeptCells``): another context's traceback through its code shows its lines.
     private func endCell(_ name: PyBorrowed, code: borrowing PyOwned?, in namespace: Namespace) throws(PythonError) {
+        guard namespace.cells.borrowed.item(name) != nil else { return }  // a source kept nowhere (`-c`)
         let compiled = code.borrowedOrNone
         if !compiled.isNone, compiled.holdsNestedCode {
             try KeptCells.keep(name, cells: namespace.cells.borrowed, in: keptCells.borrowed)
@@ -666,12 +670,12 @@ final class InterpreterState {
     /// What the runtime's `begin_run` does for a run without environment variables, without a
     /// Python call: makes the context current, puts back replaced standard streams, and registers
     /// the cell's source (split into lines only if something reads it).
-    private func beginRunNatively(_ namespace: Namespace, filename: PyBorrowed, source: PyBorrowed) throws(PythonError) {
+    private func beginRunNatively(_ namespace: Namespace, filename: PyBorrowed, source: PyBorrowed?) throws(PythonError) {
         try runtimeGlobals.borrowed.setItem(currentCellsName.borrowed, namespace.cells.borrowed)
         try runtimeGlobals.borrowed.setItem(currentContextName.borrowed, namespace.contextID.borrowed)
         try restoreReplacedStreams()
         try becomeMain(namespace)
-        try namespace.cells.borrowed.setItem(filename, source)
+        if let source { try namespace.cells.borrowed.setItem(filename, source) }
     }
 
     /// Puts back the engine's standard streams when code replaced one and left it so. At a run's

@@ -544,3 +544,11 @@ def test_a_system_exit_from_sys_excepthook_ends_the_program_by_it(pykernel_bin, 
     expected = subprocess.run([PYTHON311, str(program)], capture_output=True, text=True)
     assert (done.returncode, done.stderr) == (expected.returncode, expected.stderr) == (status, stderr)
 
+
+
+def test_a_warning_of_dash_c_code_shows_no_source_line(pykernel_bin):
+    """python3 -c keeps the code's source nowhere linecache looks: a warning shows no line."""
+    code = 'import warnings; warnings.warn("w")'
+    done = run(pykernel_bin, "run", "-c", code)
+    expected = subprocess.run([PYTHON311, "-c", code], capture_output=True, text=True)
+    assert done.stderr == expected.stderr == "<string>:1: UserWarning: w\n"
