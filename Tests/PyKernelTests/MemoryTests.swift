@@ -122,7 +122,8 @@ struct MemoryTests {
         let before = try residentBytes()
         _ = try await runOK("x = [bytes(1000) for _ in range(300_000)]", in: context)
         let held = try residentBytes() - before
-        try #require(held > 250 * megabyte, "the context holds only \(held / megabyte) MB")
+        // Less than the 300 MB when other tests running meanwhile left freed heap to reuse.
+        try #require(held > 150 * megabyte, "the context holds only \(held / megabyte) MB")
         try manager.deleteContext(context)
         _ = try await runOK("pass", in: observer)  // runs after the deleted namespace's release
         let kept = try residentBytes() - before
