@@ -304,8 +304,7 @@ final class InterpreterState {
         guard !deleted else {
             // The run an interrupt answered `true` for: `interrupted`, as promised (see ``KernelManager/deleteContext(_:)``).
             if runtime.supervisor.beginsInterrupted(run.output) {
-                let count = record.state.withLock { $0.executionCount } + 1
-                run.output.complete(status: .interrupted, error: Self.record(for: .interrupt), executionCount: count, duration: .zero)
+                Self.answerInterruptedUnbegun(run.output, executionCount: record.state.withLock { $0.executionCount } + 1)
                 return
             }
             run.output.fail(KernelError(.contextDeleted, "Context \(record.id) was deleted before this run could start."))
@@ -339,7 +338,7 @@ final class InterpreterState {
         if runtime.supervisor.beginsInterrupted(run.output) {
             // Interrupted while it waited to begin: answered so, nothing of it run.
             runtime.output.end()
-            run.output.complete(status: .interrupted, error: Self.record(for: .interrupt), executionCount: executionCount, duration: .zero)
+            Self.answerInterruptedUnbegun(run.output, executionCount: executionCount)
             return
         }
         let (error, stop, duration) = if let namespace {
@@ -711,7 +710,12 @@ final class InterpreterState {
         return true
     }
 
-    static func record(for stop: RunSupervisor.Stop) -> ErrorRecord {
+    /// Answers a run an interrupt stopped before it began: `interrupted`, nothing of it run.
+    static func answerInterruptedUnbegun(_ output: RunOutput, executionCount: Int) {
+        output.complete(status: .interrupted, error: record(for: .interrupt), executionCount: executionCount, duration: .zero)
+    }
+
+    private static func record(for stop: RunSupervisor.Stop) -> ErrorRecord {
         switch stop {
         case .interrupt:
             return ErrorRecord(name: "KeyboardInterrupt", value: "", traceback: "KeyboardInterrupt\n")

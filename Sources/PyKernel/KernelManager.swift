@@ -157,8 +157,7 @@ public final class KernelManager: Sendable {
         for run in interpreter.removeQueuedRuns(where: { $0.context.id == id }) {
             // The run an interrupt answered `true` for, about to begin: `interrupted`, as promised.
             if runtime.supervisor.beginsInterrupted(run.output) {
-                let count = removed.state.withLock { $0.executionCount } + 1
-                run.output.complete(status: .interrupted, error: InterpreterState.record(for: .interrupt), executionCount: count, duration: .zero)
+                InterpreterState.answerInterruptedUnbegun(run.output, executionCount: removed.state.withLock { $0.executionCount } + 1)
                 continue
             }
             run.output.fail(KernelError(.contextDeleted, "Context \(id) was deleted before this run could start."))
