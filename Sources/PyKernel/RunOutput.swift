@@ -415,7 +415,11 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     /// concurrency pool and no lock shared with it while it prints. Not due yet: the timer starts
     /// it at the due time (no sooner than that time, as the task itself would have sent them).
     private func startTaskWhenDueLocked() {
-        if !abandoned, case .wait(let due?) = peekLocked() {
+        let step = abandoned ? nil : peekLocked()
+        // Taking what the interpreter thread staged (in `peekLocked`) wakes the reader, which may
+        // have started the task already: one task reads (two would both park, one continuation lost).
+        guard directIdle else { return }
+        if case .wait(let due?) = step {
             guard directStart.map({ $0.at > due }) ?? true else { return }
             if let directStart { deadlines.cancel(directStart.ticket) }
             directStart = (due, deadlines.schedule(at: due) { [self] in

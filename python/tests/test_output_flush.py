@@ -148,3 +148,18 @@ def test_unflushed_output_is_sent_while_the_code_runs(default_server, default_co
     received = output_while_running(default_server, default_context, code, expected, tmp_path,
                                     f"the output of {name!r} before the run's end")
     assert received == expected
+
+
+def test_output_staged_as_its_relay_starts_is_relayed_by_one_task(default_server, default_context):
+    """Two prints, then a wait: the relaying task starts at the end of the window, as it takes
+    the second print (staged by the interpreter thread). It started twice once (the window's
+    timer, and again on the way, as the staged print woke the reader); the two tasks both waited
+    for output and one's continuation was dropped: Swift's "SWIFT TASK CONTINUATION MISUSE"
+    warning arrived in the run's stderr (4 runs in 5)."""
+    for _ in range(5):
+        id = default_server.request("code.run", {"code": "print(1)\nprint(2)\nimport time\ntime.sleep(0.1)\n",
+                                                 "context": default_context})
+        result = default_server.response(id)["result"]
+        assert (result["status"], result["stdout"], result["stderr"]) == ("ok", "1\n2\n", "")
+        streamed = "".join(m["params"]["text"] for m in default_server.notifications(id) if m["method"] == "code.output")
+        assert streamed == "1\n2\n"
