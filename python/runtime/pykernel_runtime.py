@@ -377,6 +377,8 @@ def _thread_excepthook(args):
     thread's ``_stderr`` when there is none), then a flush."""
     if args.exc_type is SystemExit:
         return
+    if isinstance(args.exc_value, ProcessExit):
+        _strip_engine_frames(args.exc_value)  # ``os._exit``'s own frame
     file = sys.stderr
     if file is None:
         file = getattr(args.thread, "_stderr", None) if args.thread is not None else None
@@ -1200,8 +1202,16 @@ class ProcessExit(SystemExit):
 ProcessExit.__name__ = ProcessExit.__qualname__ = "SystemExit"
 ProcessExit.__module__ = "builtins"
 
-_EXIT_NOTE = ("{call} ends the whole process in python3; here that process runs every context, "
-              "so PyKernel ended this run instead (the context keeps its state).")
+def _exit_note(call, verb="ends"):
+    """The note of a ``ProcessExit``: what python3 would have done, and what PyKernel did instead
+    (the run ended; called from another thread than the run's, only that thread)."""
+    if _thread.get_ident() != _interpreter_thread:
+        instead = "PyKernel ended only the calling thread instead."
+    elif _process_shared:
+        instead = "here that process runs every context, so PyKernel ended this run instead (the context keeps its state)."
+    else:
+        instead = "here that process is the context's worker, so PyKernel ended this run instead (the context keeps its state)."
+    return f"{call} {verb} the whole process in python3; {instead}"
 
 
 def _posing_as(original, replacement):
@@ -1221,7 +1231,7 @@ def _guarded_exit(posix_exit):
         if _forked_by_code:
             posix_exit(status)
         error = ProcessExit(status)
-        error.add_note(_EXIT_NOTE.format(call=f"os._exit({status})"))
+        error.add_note(_exit_note(f"os._exit({status})"))
         raise error
 
     return _posing_as(posix_exit, _exit)
@@ -1271,8 +1281,7 @@ def _signal_to_this_process(signum, call):
     if handler == signal.SIG_IGN or (handler in (signal.SIG_DFL, None) and signum in _IGNORED_BY_DEFAULT):
         return True
     error = ProcessExit(128 + signum)
-    verb = "stops" if signum in _STOPPING else "ends"
-    error.add_note(_EXIT_NOTE.format(call=call).replace(" ends the whole process", f" {verb} the whole process", 1))
+    error.add_note(_exit_note(call, "stops" if signum in _STOPPING else "ends"))
     raise error
 
 
@@ -1402,7 +1411,7 @@ def _guarded_abort(posix_abort):
         if _forked_by_code:
             posix_abort()
         error = ProcessExit(134)
-        error.add_note(_EXIT_NOTE.format(call="os.abort()"))
+        error.add_note(_exit_note("os.abort()"))
         raise error
 
     return _posing_as(posix_abort, abort)

@@ -39,6 +39,32 @@ def test_sigint_to_itself_raises_keyboard_interrupt(module_kernel, ctx):
     _still_serving(module_kernel, ctx)
 
 
+def test_os_exit_ends_the_run_and_its_note_says_which_process(module_kernel, ctx, request):
+    """``os._exit`` in the run's thread ends the run (``SystemExit``, the context's state kept);
+    the note names what the process is in this kind of context."""
+    module_kernel.run_code("kept = 1", context=ctx)
+    result = _run(module_kernel, "os._exit(3)\nprint('not reached')", ctx)
+    assert (result.status, result.stdout, result.error.name, result.error.value) == ("error", "", "SystemExit", "3")
+    process = ("here that process runs every context" if request.node.callspec.params["ctx"] == "namespace"
+               else "here that process is the context's worker")
+    assert result.error.traceback.endswith(
+        f"SystemExit: 3\nos._exit(3) ends the whole process in python3; {process}, so PyKernel ended this run "
+        "instead (the context keeps its state).\n")
+    assert module_kernel.run_code("print(kept)", context=ctx).stdout == "1\n"
+
+
+def test_os_exit_in_another_thread_ends_that_thread(module_kernel, ctx):
+    """From a thread of its own, the code's ``os._exit`` ends that thread; its traceback (no
+    frame of the engine's) says so, and the run goes on."""
+    result = _run(module_kernel, "import threading\nt = threading.Thread(target=os._exit, args=(5,))\n"
+                                 "t.start()\nt.join()\nprint('after')", ctx)
+    assert (result.status, result.stdout) == ("ok", "after\n")
+    assert result.stderr.startswith("Exception in thread Thread-")
+    assert "pykernel" not in result.stderr
+    assert result.stderr.endswith("SystemExit: 5\nos._exit(5) ends the whole process in python3; "
+                                  "PyKernel ended only the calling thread instead.\n")
+
+
 @pytest.fixture
 def namespace_ctx(module_kernel):
     context = module_kernel.create_context()
