@@ -23,7 +23,7 @@ import threading
 import time
 import tokenize  # loaded already by pykernel_traceback
 import types
-import warnings  # noqa: F401 -- loaded so compile-time SyntaxWarnings of cells print with their source
+import warnings  # loaded so compile-time SyntaxWarnings of cells print with their source
 import weakref
 
 import pykernel_traceback
@@ -336,6 +336,53 @@ _current_cells = {}
 _kept_cells = {}
 
 
+class _ShownInThisRun:
+    """The value ``warnings`` keeps in a registry for a warning shown at a cell's top level, true
+    only while that cell runs. The registry's keys are ``(text, category, line)``, with no file:
+    cells share their context's globals, so a warning at the same line of a later cell (a library's
+    deprecation at a cell's line 1) was taken for one shown already and hidden, where python3 shows
+    each location of a file. A cell's top level never runs again (a cell run again is a new cell),
+    so its warnings need not stay marked; a function's line stays marked (``True``) as in python3."""
+
+    __slots__ = ("_code",)
+
+    def __init__(self, code):
+        self._code = weakref.ref(code)
+
+    def __bool__(self):
+        code = self._code()
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code is code:
+                return True
+            frame = frame.f_back
+        return False
+
+
+def _marking_cell_level_warnings(show):
+    """``warnings._showwarnmsg`` that marks a warning shown at a cell's top level as shown only
+    in this run (``_ShownInThisRun``)."""
+
+    def _showwarnmsg(msg):
+        try:
+            if msg.filename in _current_cells:
+                frame = sys._getframe(1)
+                while frame is not None:
+                    code = frame.f_code
+                    if code.co_filename == msg.filename and frame.f_lineno == msg.lineno:
+                        registry = frame.f_globals.get("__warningregistry__")
+                        key = (str(msg.message), msg.category, msg.lineno)
+                        if code.co_name == "<module>" and type(registry) is dict and registry.get(key) is True:
+                            registry[key] = _ShownInThisRun(code)
+                        break
+                    frame = frame.f_back
+        except Exception:
+            pass  # an odd message or registry: the warning is shown, as it would be
+        return show(msg)
+
+    return _posing_as(show, _showwarnmsg)
+
+
 def _cells_of(filename):
     """The cell store a filename is looked up in: its context's when it is the filename object of
     a kept cell's code, else the current context's (a name given as text, a running cell)."""
@@ -524,6 +571,7 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes, 
         else:
             sys.meta_path.insert(0, _InspectImport)
     linecache.cache = _CellCache(linecache.cache)
+    warnings._showwarnmsg = _marking_cell_level_warnings(warnings._showwarnmsg)
     if fd_capture:
         os.write = _announcing_write(os.write)
         global _gives_threads_context_pipes

@@ -128,6 +128,25 @@ def test_the_code_s_warnings_registry_is_not_reset_by_a_compilation(server, cont
     assert counts == [1, 0, 0, 0]
 
 
+def test_each_cell_line_that_warns_warns_once_as_each_line_of_a_file(server, context):
+    """The cells read as one file by python3: a warning at a line of a later cell is shown though
+    an earlier cell warned the same at the same line number (warnings' registry has no file in its
+    keys, and cells share their context's globals: it was hidden); within a cell, once per line;
+    a function's line (defined in an earlier cell) once for all the cells that call it."""
+    same = "import warnings\nwarnings.warn('same text')"
+    for _ in range(2):
+        result = run(server, context, same)
+        assert result["stderr"] == f"<cell-{result['execution_count']}>:2: UserWarning: same text\n  warnings.warn('same text')\n"
+    result = run(server, context, "for _ in range(3):\n    warnings.warn('in a loop')")
+    assert result["stderr"].count("UserWarning: in a loop") == 1
+    run(server, context, "def deprecated():\n    warnings.warn('deprecated() is', DeprecationWarning, stacklevel=2)\n"
+                         "def own_line():\n    warnings.warn('own line')")
+    for _ in range(3):
+        result = run(server, context, "deprecated()")
+        assert result["stderr"] == f"<cell-{result['execution_count']}>:1: DeprecationWarning: deprecated() is\n  deprecated()\n"
+    assert [run(server, context, "own_line()")["stderr"].count("UserWarning: own line") for _ in range(3)] == [1, 0, 0]
+
+
 def test_a_syntax_error_run_again_is_reported_each_time(server, context):
     for _ in range(3):
         result = run(server, context, "x = (\n")
