@@ -272,12 +272,17 @@ public struct Execution: AsyncSequence, Sendable {
     }
 
     /// Waits for the run to end and returns its result, discarding streamed output
-    /// (the result still holds stdout and stderr up to the output limit).
+    /// (the result still holds stdout and stderr up to the output limit). Called again, or
+    /// after the events were iterated to the end, it returns the same result (or throws the same
+    /// error).
     public func result() async throws -> ExecutionResult {
         for try await event in self {
             if case .completed(let result) = event { return result }
         }
-        throw KernelError(.shutDown, "the run ended without a result")
+        guard let outcome = reader.outcome else {
+            throw KernelError(.shutDown, "the run ended without a result")  // not reached: every run ends with one
+        }
+        return try outcome.get()
     }
 
     public struct Iterator: AsyncIteratorProtocol {
@@ -293,11 +298,21 @@ public struct Execution: AsyncSequence, Sendable {
         /// Whether the end (the result, or the failure) was taken. Atomic: copies of the execution
         /// and its iterators may be used from different tasks (one at a time, as any iterator).
         private let done = Atomic<Bool>(false)
+        /// The end once taken, for ``Execution/result()`` asked again.
+        private let end = Mutex<Result<ExecutionResult, KernelError>?>(nil)
+
+        var outcome: Result<ExecutionResult, KernelError>? { end.withLock { $0 } }
 
         init(_ output: RunOutput) { self.output = output }
 
         func takeAllIfFinished(within budget: Duration) throws(KernelError) -> [ExecutionEvent]? {
             guard !done.load(ordering: .acquiring), let outcome = output.takeAllIfFinished(within: budget) else { return nil }
+            switch outcome {
+            case .success(let events):
+                if case .completed(let result)? = events.last { keep(.success(result)) }
+            case .failure(let error):
+                keep(.failure(error))
+            }
             done.store(true, ordering: .releasing)
             return try outcome.get()
         }
@@ -312,14 +327,22 @@ public struct Execution: AsyncSequence, Sendable {
                     output.readerCancelled()
                 }
             } catch {
+                if let error = error as? KernelError { keep(.failure(error)) }
                 done.store(true, ordering: .releasing)
                 throw error
             }
             switch event {
-            case .completed?, nil: done.store(true, ordering: .releasing)
+            case .completed(let result)?:
+                keep(.success(result))
+                done.store(true, ordering: .releasing)
+            case nil: done.store(true, ordering: .releasing)
             case .output?, .result?, .inputRequest?: break
             }
             return event
+        }
+
+        private func keep(_ outcome: Result<ExecutionResult, KernelError>) {
+            end.withLock { $0 = outcome }
         }
 
         deinit {

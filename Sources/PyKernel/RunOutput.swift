@@ -232,9 +232,13 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     private var hasEndedLocked: Bool { hasOutcome.load(ordering: .relaxed) }
     private var outcomeDelivered = false
     @exclusivity(unchecked) private var abandoned = false
+    /// The task parked until there is something to take (the reader).
     private var waiter: CheckedContinuation<Void, Never>? {
         didSet { hasWaiter = waiter != nil || directIdle }
     }
+    /// Other tasks parked meanwhile (copies of the execution iterated at once): woken with
+    /// ``waiter``, empty unless it is set.
+    private var otherWaiters: [CheckedContinuation<Void, Never>] = []
     /// The consumer given at creation: it takes the run's last events on the thread where the run
     /// ends while no task is busy with earlier ones.
     private var direct: DirectRunConsumer?
@@ -383,13 +387,17 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
                 return nil
             }
             directIdle = false
-            defer { waiter = nil }
-            return DirectDelivery(end: direct.end, events: takeAllLocked(), parkedTask: waiter)
+            defer {
+                waiter = nil
+                otherWaiters.removeAll()
+            }
+            return DirectDelivery(end: direct.end, events: takeAllLocked(), parkedTask: waiter, otherParkedTasks: otherWaiters)
         }
         guard let delivery else { return }
         delivery.end(delivery.events)
         // After the consumer has answered: the task then finds the end taken and returns.
         delivery.parkedTask?.resume()
+        for task in delivery.otherParkedTasks { task.resume() }
     }
 
     private func wakeWaiterLocked() {
@@ -398,13 +406,23 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
             startTaskWhenDueLocked()
             return
         }
-        guard let waiter else { return }
+        guard waiter != nil else { return }
         if hasEndedLocked || waiterWantsAnyOutput || queue.byteCount >= Self.flushBytes || queue.chunkCount > 1 || queue.headIsResult
             || queue.flushRequested
         {
-            self.waiter = nil
-            waiter.resume()
+            resumeWaitersLocked()
         }
+    }
+
+    /// Wakes the parked tasks: they take what there is, or park again.
+    private func resumeWaitersLocked() {
+        let first = waiter
+        waiter = nil
+        first?.resume()
+        guard !otherWaiters.isEmpty else { return }
+        let others = otherWaiters
+        otherWaiters.removeAll()
+        for other in others { other.resume() }
     }
 
     // MARK: Direct consumer
@@ -445,6 +463,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
         let end: @Sendable (Result<[ExecutionEvent], KernelError>) -> Void
         let events: Result<[ExecutionEvent], KernelError>
         let parkedTask: CheckedContinuation<Void, Never>?
+        let otherParkedTasks: [CheckedContinuation<Void, Never>]
     }
 
     // MARK: Reader side
@@ -580,8 +599,14 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let token: Int? = hub.lock.withLock {
                 if case .wait(let current) = peekLocked(), current == deadline {
-                    waiter = continuation
-                    waiterWantsAnyOutput = deadline == nil
+                    if waiter == nil {
+                        waiter = continuation
+                        waiterWantsAnyOutput = deadline == nil
+                    } else {
+                        // Another task iterates a copy of the execution at the same time.
+                        otherWaiters.append(continuation)
+                        waiterWantsAnyOutput = waiterWantsAnyOutput || deadline == nil
+                    }
                     waiterToken += 1
                     return waiterToken
                 }
@@ -593,9 +618,8 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
             // concurrency pool or Dispatch's workers are saturated.
             deadlines.schedule(at: deadline) { [self] in
                 hub.lock.withLock {
-                    guard waiterToken == token, let waiter else { return }
-                    self.waiter = nil
-                    waiter.resume()
+                    guard waiterToken == token, waiter != nil else { return }
+                    resumeWaitersLocked()
                 }
             }
         }

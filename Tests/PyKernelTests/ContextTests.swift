@@ -226,6 +226,8 @@ struct ContextLifecycleTests {
         #expect(record.error?.name == "KeyboardInterrupt")
         #expect(record.result.stdout == "started\n")
         await expectKernelError(.contextDeleted) { try await queued.result() }
+        // Asked again, the same error (not a made-up one).
+        await expectKernelError(.contextDeleted) { try await queued.result() }
         await expectKernelError(.contextNotFound) { try manager.run("pass", in: context) }
     }
 }

@@ -754,4 +754,56 @@ struct BackgroundThreadOutputTests {
         #expect(next.result.stdout == "late from owner\nowner 2\n")
         #expect(next.result.stderr == "")
     }
+
+    @Test("A result asked for again, or after the events were read to the end, is the same result")
+    func resultAskedAgain() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        let execution = try manager.run("print(1)\n2", in: context)
+        let first = try await execution.result()
+        #expect(first.stdout == "1\n" && first.mainResult?.text == "2")
+        #expect(try await execution.result() == first)
+        let iterated = try manager.run("print(3)", in: context)
+        var last: ExecutionResult?
+        for try await event in iterated { if case .completed(let result) = event { last = result } }
+        #expect(try await iterated.result() == last)
+        // Taken at once by a caller that answers quick runs, then asked for.
+        let quick = try manager.run("4", in: context)
+        var taken: [ExecutionEvent]?
+        while taken == nil { taken = try quick.eventsIfFinished(within: .milliseconds(1)) }
+        guard case .completed(let quickResult)? = taken?.last else { Issue.record("no result taken"); return }
+        #expect(try await quick.result() == quickResult)
+    }
+
+    @Test("Two tasks iterating copies of one execution at once both end (one parked reader was left waiting forever)")
+    func twoReadersAtOnce() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        for _ in 0..<3 {
+            let execution = try manager.run("import time\nfor i in range(4):\n    print(i, flush=True)\n    time.sleep(0.05)", in: context)
+            async let first = Self.texts(of: execution)
+            async let second = Self.texts(of: execution)
+            let (a, b) = try await (first, second)
+            // Each event went to one of them; the result to one.
+            #expect((a.output + b.output).sorted() == ["0\n", "1\n", "2\n", "3\n"])
+            #expect([a.completed, b.completed].filter { $0 }.count == 1)
+            #expect(try await execution.result().stdout == "0\n1\n2\n3\n")
+        }
+    }
+
+    /// The output texts one reader took and whether it took the result.
+    private static func texts(of execution: Execution) async throws -> (output: [String], completed: Bool) {
+        var output: [String] = []
+        var completed = false
+        for try await event in execution {
+            switch event {
+            case .output(let chunk): output.append(chunk.text)
+            case .completed: completed = true
+            case .result, .inputRequest: break
+            }
+        }
+        return (output, completed)
+    }
 }
