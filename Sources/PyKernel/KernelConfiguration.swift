@@ -66,6 +66,27 @@ public struct KernelConfiguration: Sendable {
     /// 10,000 queued runs.
     public static let defaultRunQueueLimit = 10_000
 
+    /// The longest ``outputCoalescingWindow`` and ``timeoutGracePeriod``: an hour (longer ones
+    /// overflowed the engine's timers: a window of `Int64.max` seconds crashed the process).
+    public static let longestWait = Duration.seconds(3600)
+
+    /// Refuses settings the engine cannot work with, before anything starts.
+    /// - Throws: ``KernelError/Code/invalidArgument`` naming the setting.
+    func validate() throws(KernelError) {
+        guard runQueueLimit > 0 else {
+            throw KernelError(.invalidArgument, "The run queue limit must be at least 1.")
+        }
+        guard outputCoalescingWindow >= .zero, outputCoalescingWindow <= Self.longestWait else {
+            throw KernelError(.invalidArgument, "The output coalescing window must be from 0 to 3600 seconds, not \(outputCoalescingWindow).")
+        }
+        guard timeoutGracePeriod >= .zero, timeoutGracePeriod <= Self.longestWait else {
+            throw KernelError(.invalidArgument, "The timeout grace period must be from 0 to 3600 seconds, not \(timeoutGracePeriod).")
+        }
+        guard (1...__libc_current_sigrtmax()).contains(interruptSignal), interruptSignal != SIGKILL, interruptSignal != SIGSTOP else {
+            throw KernelError(.invalidArgument, "The interrupt signal must be a signal a thread can handle (1 to \(__libc_current_sigrtmax()), not SIGKILL or SIGSTOP), not \(interruptSignal).")
+        }
+    }
+
     /// `SIGRTMIN + 3`: a real-time signal no common library uses (glibc keeps the two below
     /// SIGRTMIN for itself; SIGUSR1/SIGUSR2 are often taken by hosts and runtimes).
     public static var defaultInterruptSignal: Int32 { __libc_current_sigrtmin() + 3 }

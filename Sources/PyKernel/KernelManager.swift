@@ -48,15 +48,14 @@ public final class KernelManager: Sendable {
     ///     logged per run or per write.
     /// - Throws: ``KernelError/Code/initializationFailed`` when Python cannot start or a manager
     ///   already runs in this process; ``KernelError/Code/invalidWorkingDirectory``,
-    ///   ``KernelError/Code/invalidArgument`` (a run queue limit below 1).
+    ///   ``KernelError/Code/invalidArgument`` (a run queue limit below 1, a coalescing window or
+    ///   grace period below 0 or above an hour, an interrupt signal a thread cannot handle).
     public static func start(
         _ configuration: KernelConfiguration = KernelConfiguration(),
         logger: Logger = Logger(label: "pykernel.engine")
     ) async throws(KernelError) -> KernelManager {
         let cwd = try Self.validatedDirectory(configuration.workingDirectory, relativeTo: FileManager.default.currentDirectoryPath)
-        guard configuration.runQueueLimit > 0 else {
-            throw KernelError(.invalidArgument, "The run queue limit must be at least 1.")
-        }
+        try configuration.validate()
         let runtime = try EmbeddedRuntime.create(logger: logger)
         var descriptors = (stdout: STDOUT_FILENO, stderr: STDERR_FILENO)
         if configuration.captureFileDescriptors {

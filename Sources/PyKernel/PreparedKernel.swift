@@ -38,9 +38,7 @@ public final class PreparedKernel: @unchecked Sendable {  // used on the prepari
     ///   ``KernelError/Code/invalidArgument`` as ``KernelManager/start(_:logger:)`` does.
     public static func prepare(_ configuration: KernelConfiguration, logger: Logger = Logger(label: "pykernel.engine")) throws(KernelError) -> PreparedKernel {
         let cwd = try KernelManager.validatedDirectory(configuration.workingDirectory, relativeTo: FileManager.default.currentDirectoryPath)
-        guard configuration.runQueueLimit > 0 else {
-            throw KernelError(.invalidArgument, "The run queue limit must be at least 1.")
-        }
+        try configuration.validate()
         var configuration = configuration
         configuration.workingDirectory = cwd
         let runtime = try EmbeddedRuntime.create(logger: logger)

@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import PyKernel
 import Testing
@@ -73,6 +74,23 @@ struct OneEngineTests {
     func runQueueLimitMustBePositive() async throws {
         await expectKernelError(.invalidArgument) {
             try await KernelManager.start(KernelConfiguration(workingDirectory: Engine.root, runQueueLimit: 0))
+        }
+    }
+
+    @Test("Waits the engine's timers cannot hold and signals a thread cannot handle are refused before anything starts (a window of Int64.max seconds crashed the process)")
+    func unusableSettingsAreRefused() async throws {
+        let unusable: [KernelConfiguration] = [
+            KernelConfiguration(workingDirectory: Engine.root, outputCoalescingWindow: .seconds(Int64.max)),
+            KernelConfiguration(workingDirectory: Engine.root, outputCoalescingWindow: .milliseconds(-1)),
+            KernelConfiguration(workingDirectory: Engine.root, timeoutGracePeriod: .seconds(3601)),
+            KernelConfiguration(workingDirectory: Engine.root, timeoutGracePeriod: .seconds(-1)),
+            KernelConfiguration(workingDirectory: Engine.root, interruptSignal: SIGKILL),
+            KernelConfiguration(workingDirectory: Engine.root, interruptSignal: 0),
+            KernelConfiguration(workingDirectory: Engine.root, interruptSignal: 1000),
+        ]
+        for configuration in unusable {
+            await expectKernelError(.invalidArgument) { try await KernelManager.start(configuration) }
+            await expectKernelError(.invalidArgument) { try PreparedKernel.prepare(configuration) }
         }
     }
 }
