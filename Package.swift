@@ -35,6 +35,8 @@ let package = Package(
     products: [
         .library(name: "PyKernel", targets: ["PyKernel", "CPythonSharedLibrary"]),
         .library(name: "PyKernelProcess", targets: ["PyKernelProcess"]),
+        // Both kinds of context through one API (`KernelContexts`); process contexts need the `pykernel` executable.
+        .library(name: "PyKernelIsolation", targets: ["PyKernelIsolation", "CPythonSharedLibrary"]),
         // JSON values and JSON-RPC framing, also for the benchmark of Benchmarks/ (JSONPaths).
         .library(name: "JSONRPC", targets: ["JSONRPC"]),
         .executable(name: "pykernel", targets: ["pykernel"]),
