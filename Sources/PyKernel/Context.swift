@@ -3,8 +3,11 @@ import Synchronization
 
 /// Identifies a context: `default`, or a UUID string for contexts created later.
 public struct ContextID: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The ID as text (a UUID for created contexts, `default`, or the ID the caller chose).
     public let rawValue: String
+    /// The context with this ID (whether one exists is checked where it is used).
     public init(rawValue: String) { self.rawValue = rawValue }
+    /// The context with this ID (whether one exists is checked where it is used).
     public init(_ rawValue: String) { self.rawValue = rawValue }
 
     /// The context that always exists, where code runs when no context is named.
@@ -42,6 +45,7 @@ public struct ContextID: RawRepresentable, Hashable, Sendable, CustomStringConve
 
 /// A context as listed: its ID, language and current working directory.
 public struct ContextInfo: Sendable, Hashable {
+    /// The context's ID.
     public let id: ContextID
     /// Always `python`.
     public let language: String

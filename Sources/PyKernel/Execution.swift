@@ -7,9 +7,13 @@ public enum OutputStreamName: String, Sendable, Hashable {
 
 /// Output of a run, delivered while it runs. Small writes are coalesced into one chunk.
 public struct OutputChunk: Sendable, Hashable {
+    /// The stream it was written to.
     public let stream: OutputStreamName
+    /// What was written, decoded as UTF-8 (bytes that are not become U+FFFD; a character split
+    /// between writes is delivered whole, in the later chunk).
     public let text: String
 
+    /// A chunk of `text` written to `stream`.
     public init(stream: OutputStreamName, text: String) {
         self.stream = stream
         self.text = text
@@ -126,6 +130,7 @@ public enum ExecutionStatus: String, Sendable, Hashable {
 
 /// What a run produced.
 public struct ExecutionResult: Sendable, Hashable {
+    /// How the run ended.
     public let status: ExecutionStatus
     /// What was written to stdout: all of it, or past the run's output limit its first and last
     /// halves joined (the event stream still carried every byte).
@@ -204,11 +209,13 @@ public enum InputReply: Sendable, Hashable {
 
 /// One event of a run: output as it is written and rich results in order with it, then the result.
 public enum ExecutionEvent: Sendable, Hashable {
+    /// Output written to stdout or stderr (by Python, or to the descriptors with capture on).
     case output(OutputChunk)
     /// A rich result (the last expression's value or a `display()`ed object), in order with output.
     case result(RichResult)
     /// The code waits for input (runs submitted with `allowStdin` only), in order with output.
     case inputRequest(InputRequest)
+    /// The run's end and result: the last event.
     case completed(ExecutionResult)
 }
 
@@ -258,6 +265,8 @@ public struct Execution: AsyncSequence, Sendable {
 
     init(output: RunOutput) { reader = Reader(output) }
 
+    /// An iterator over the run's events (iterators of one execution share them: each event is
+    /// taken by one).
     public func makeAsyncIterator() -> Iterator { Iterator(reader: reader) }
 
     /// For callers that answer many quick runs: when the run ends within `budget` (busy-waiting,
@@ -285,9 +294,12 @@ public struct Execution: AsyncSequence, Sendable {
         return try outcome.get()
     }
 
+    /// Takes the run's events in order.
     public struct Iterator: AsyncIteratorProtocol {
         fileprivate let reader: Reader
 
+        /// The next event, waiting for it; `nil` after ``ExecutionEvent/completed(_:)``.
+        /// - Throws: ``KernelError`` when the run could not start.
         public func next() async throws -> ExecutionEvent? { try await reader.next() }
     }
 

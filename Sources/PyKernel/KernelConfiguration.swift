@@ -9,6 +9,11 @@ public struct KernelConfiguration: Sendable {
     /// Capture output written to file descriptors 1 and 2 (subprocesses, `os.write`, C `printf`).
     /// This takes over the host's descriptors 1 and 2; the manager then offers duplicates of the
     /// originals in ``KernelManager/originalStandardOutput`` and ``KernelManager/originalStandardError``.
+    /// Whatever else the process writes to 1 and 2 from then on is output too (of the run in
+    /// progress, or dropped between runs), the host's own included: a log handler writing to
+    /// `stderr` (swift-log's default, which the engine's default logger uses) must write to
+    /// ``KernelManager/originalStandardError`` instead, as `pykernel serve` does, or its lines
+    /// reach the runs' callers.
     public var captureFileDescriptors: Bool
     /// The signal the engine sends to the interpreter thread to stop a run. It is never sent to
     /// any other thread, and the host's SIGINT/SIGTERM handling is left untouched.

@@ -60,6 +60,7 @@ public struct KernelError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The request argument at fault, by its wire name (`cwd`, `env`, `timeout`), when there is one.
     public let field: String?
 
+    /// An error of `code`, described by `message`, about the request argument `field`.
     public init(_ code: Code, _ message: String, field: String? = nil) {
         self.code = code
         self.message = message

@@ -24,6 +24,7 @@ public final class KernelManager: Sendable {
     /// The version of this engine.
     public static let version = "0.1.0"
 
+    /// The configuration it was started with (the working directory made absolute).
     public let configuration: KernelConfiguration
     /// The embedded Python's version, e.g. `3.11.2`.
     public var pythonVersion: String { Self.embeddedPythonVersion }
