@@ -258,7 +258,8 @@ package struct DirectRunConsumer: Sendable {
 /// `interrupted` with execution count 0. A run in progress is not stopped by cancellation (use
 /// ``KernelManager/interrupt(_:)``).
 /// It throws a ``KernelError`` when the run could not start (its context was deleted while it was
-/// queued, the interpreter is busy, the manager shut down).
+/// queued, its working directory is gone — `invalid_cwd`, `field` `context` —, the interpreter is
+/// busy, the manager shut down).
 public struct Execution: AsyncSequence, Sendable {
     public typealias Element = ExecutionEvent
     private let reader: Reader

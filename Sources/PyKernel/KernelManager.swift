@@ -184,7 +184,8 @@ public final class KernelManager: Sendable {
     ///     of `sys.stdin` then produce an ``ExecutionEvent/inputRequest(_:)`` event and wait for
     ///     ``answerInput(_:with:)``. Without it they raise `EOFError` at once.
     /// - Returns: The run's events, ending with its result.
-    /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/invalidArgument``,
+    /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/invalidArgument`` (a
+    ///   variable or filename with a NUL character, a timeout not above zero),
     ///   ``KernelError/Code/interpreterBusy``, ``KernelError/Code/runQueueFull`` (when
     ///   ``KernelConfiguration/runQueueLimit`` runs are waiting already).
     public func run(
@@ -248,6 +249,9 @@ public final class KernelManager: Sendable {
         try Self.validate(environment)
         if let timeout, timeout <= .zero {
             throw KernelError(.invalidArgument, "The timeout must be longer than zero (nil: no timeout).", field: "timeout")
+        }
+        if let filename, filename.utf8.contains(0) {
+            throw KernelError(.invalidArgument, "The filename must not contain a NUL character.", field: "filename")
         }
         return try submit(to: record, outputLimit: outputLimit, allowStdin: allowStdin, consumer: consumer) { output in
             PendingRun(

@@ -432,4 +432,11 @@ struct ErrorRecordTests {
 
             """)
     }
+
+    @Test("A filename with a NUL character is the caller's mistake, refused before the run (it was the code's ValueError)")
+    func filenameWithNul() async throws {
+        let manager = try await engine()
+        await expectKernelError(.invalidArgument) { try manager.run("pass", filename: "a\u{0}b") }
+        await expectKernelError(.invalidArgument) { try manager.runFile([], filename: "a\u{0}b") }
+    }
 }
