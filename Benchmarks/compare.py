@@ -57,6 +57,9 @@ ERROR_CODE = "1/0"
 # client followed by an interrupt for the worker and Jupyter, which have none of their own).
 TIMEOUT_SECONDS = 0.05
 TIMEOUT_CODES = {"loop": "while True: pass", "sleep": "import time\ntime.sleep(1000)"}
+# A run that waits as long as the timeout and ends by itself: the timeout rows' floor on the host
+# (after 50 ms idle, waking the server's threads and the client costs more than when busy).
+IDLE_CODE = "import time; time.sleep(0.05)"
 
 INTERRUPT_CODES = {
     "loop": "print('go', flush=True)\nwhile True: pass",
@@ -1479,6 +1482,15 @@ class Bench:
                 Results.add(rows[name], "pykernel", "pykernel `code.run` with `timeout` (protocol)", samples)
                 Results.add(rows[name], "pykernel", "pykernel: the result's `duration` minus the timeout (from the deadline to the result, "
                             "in the server; reference)", server_side, reference=True)
+            # The floor under these rows on this machine: a run that sleeps as long, with no stop.
+            idle = []
+            for index in range(self.reps(100, 20) + 3):
+                started = time.perf_counter()
+                client.wait(client.send("code.run", {"code": IDLE_CODE, "context": context}), timeout=30)
+                if index >= 3:
+                    idle.append(time.perf_counter() - started - TIMEOUT_SECONDS)
+            Results.add(rows["sleep"], "pykernel", f"pykernel `code.run` of `{IDLE_CODE}`, no timeout, minus 50 ms "
+                        "(the round trip of a run that waits 50 ms; reference)", idle, reference=True)
         finally:
             client.close()
 
@@ -1512,6 +1524,13 @@ class Bench:
                     return deadline_after(started)
                 Results.add(rows[name], "worker", "process worker: the caller's timer, SIGINT → `interrupted`",
                             interrupted_worker_runs(worker, self.reps(100, 20), timed_out_worker))
+            idle = []
+            for index in range(self.reps(100, 20) + 3):
+                started = time.perf_counter()
+                worker.run(IDLE_CODE)
+                if index >= 3:
+                    idle.append(time.perf_counter() - started - TIMEOUT_SECONDS)
+            Results.add(rows["sleep"], "worker", f"process worker: `{IDLE_CODE}`, minus 50 ms (reference)", idle, reference=True)
         finally:
             worker.close()
 
