@@ -6,10 +6,16 @@ enum NativeResults {
     /// `emit((is_main_result, data, metadata_json, chart_json))`: `data` a `dict` of `str` to
     /// `str`, `metadata_json` and `chart_json` JSON text or `None`.
     static let emit: NativeFunctionPointer = { _, argument in
+        let runtime = EmbeddedRuntime.current
+        let owner = runtime.threadOwners.ownerOfCurrentThread()
+        let limit = runtime.output.resultLimit(owner: owner, otherwise: defaultLimit)
         guard let argument = PyBorrowed(argument), argument.tupleSize == 4,
             let isMain = argument.tupleItem(0), let dataObject = argument.tupleItem(1),
             let metadata = argument.tupleItem(2), let chart = argument.tupleItem(3),
-            let data = dataObject.stringDictionaryValue
+            // Text formats are cut as output is; images and JSON are kept whole (a cut one is no image).
+            let data = dataObject.stringDictionaryValue({ type, value in
+                type.hasPrefix("text/") ? text(of: value, within: limit) : value.stringValue
+            })
         else {
             return PythonSignals.raiseTypeError("emit_result() takes (bool, dict[str, str], str | None, str | None)")
         }
@@ -17,9 +23,20 @@ enum NativeResults {
             isMainResult: isMain.isTrue, data: data,
             metadataJSON: metadata.isNone ? "{}" : (metadata.stringValue ?? "{}"),
             chartJSON: chart.isNone ? nil : chart.stringValue)
-        let runtime = EmbeddedRuntime.current
-        runtime.output.resultFromPython(result, owner: runtime.threadOwners.ownerOfCurrentThread())
+        runtime.output.resultFromPython(result, owner: owner)
         return PyOwned(retaining: .none).transfer()
+    }
+
+    /// The limit of a result whose run is not known (the default `max_output_bytes`).
+    static let defaultLimit = 1 << 20
+
+    /// A rich result's text as the result keeps it: longer than `limit` bytes (the run's
+    /// `max_output_bytes`), its head and tail joined by a line saying how much was left out, so
+    /// the `repr` of a 3 GB string does not become a 3 GB response; the middle is never copied.
+    static func text(of object: PyBorrowed, within limit: Int) -> String? {
+        guard let (head, tail, omitted) = object.stringValue(headAndTailWithin: limit) else { return nil }
+        guard omitted > 0 else { return head }
+        return head + "\n[... \(omitted) bytes omitted: longer than max_output_bytes ...]\n" + tail
     }
 }
 
@@ -61,8 +78,10 @@ final class PlainMainResults {
     func show(_ value: PyBorrowed, globals: PyBorrowed) -> PyOwned? {
         guard globals.setItemKeepingError(underscore.borrowed, value) else { return PythonException.take() }
         guard let text = value.representation() else { return PythonException.take() }
-        let result = RichResult(isMainResult: true, text: text.borrowed.stringValue ?? "")
-        runtime.output.resultFromPython(result, owner: runtime.threadOwners.ownerOfCurrentThread())
+        let owner = runtime.threadOwners.ownerOfCurrentThread()
+        let limit = runtime.output.resultLimit(owner: owner, otherwise: NativeResults.defaultLimit)
+        let result = RichResult(isMainResult: true, text: NativeResults.text(of: text.borrowed, within: limit) ?? "")
+        runtime.output.resultFromPython(result, owner: owner)
         return nil
     }
 }

@@ -295,6 +295,12 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
 
     /// Appends a rich result (`display()`, the last expression's value) in order with output:
     /// to the owner's run in progress, else held for its next run.
+    /// How many bytes of a rich result's text the run `owner`'s thread writes for keeps (its
+    /// output limit), or `limit` when no run of it is in progress (a result held for the next).
+    func resultLimit(owner: ContextID?, otherwise limit: Int) -> Int {
+        lock.withLock { runLocked(for: owner)?.resultLimit ?? limit }
+    }
+
     func resultFromPython(_ result: RichResult, owner: ContextID?) {
         if descriptorActivity.load(ordering: .relaxed) {
             lock.withLock { drainDescriptorsLocked() }

@@ -199,6 +199,8 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     static let maxChunkBytes = 1 << 20
 
     let context: ContextID
+    /// The bytes of stdout, of stderr, and of a rich result's text, the result keeps.
+    let resultLimit: Int
     /// Whether the run's code may ask the caller for input (`allow_stdin`).
     let allowsInput: Bool
     /// Called when the caller stops reading before the end (``abandon()``, `cancelled` false) or
@@ -267,6 +269,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
         onReaderGone: @escaping @Sendable (_ output: RunOutput, _ cancelled: Bool) -> Void = { _, _ in }
     ) {
         self.context = context
+        self.resultLimit = resultLimit
         self.allowsInput = allowsInput
         self.coalescingWindow = coalescingWindow
         self.onReaderGone = onReaderGone

@@ -368,7 +368,9 @@ class PyKernel(ProcessMixin):
         :param envs: environment variables set during this run only (the wire field ``env``).
         :param timeout: seconds; ``None``: the server's default (600); ``0``: no timeout.
         :param max_output_bytes: how much of stdout and of stderr the result keeps (server
-            default 1 MiB each); the callbacks receive everything.
+            default 1 MiB each), and of each text representation of a rich result (its head
+            and tail, joined by a line saying what was left out); the output callbacks receive
+            everything.
         :param on_result: called with each rich :class:`Result` (``display()``, the last
             expression's value) as it is produced, in order with the output callbacks.
         :param on_input: answers the code's ``input()``, ``getpass.getpass()`` and ``sys.stdin``

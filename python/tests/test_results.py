@@ -45,6 +45,22 @@ def test_last_expression_is_the_main_result_and_bound_to_underscore(kernel):
     assert kernel.run_code("_ * 2").text == "84"
 
 
+def test_a_results_text_is_cut_at_max_output_bytes_as_output_is(kernel):
+    """The repr of a 3 MB string came back whole (of a 3 GB one, a 3 GB response): past
+    `max_output_bytes`, a text representation keeps its head and tail and says what was left
+    out; images keep every byte (a cut one would be no image)."""
+    result = kernel.run_code("s = 'a' * 3_000_000\ns", max_output_bytes=100)
+    assert result.text == "'" + "a" * 49 + "\n[... 2999902 bytes omitted: longer than max_output_bytes ...]\n" + "a" * 49 + "'"
+    # A character the cut would split is left out whole.
+    assert kernel.run_code("'é' * 50", max_output_bytes=11).text == (
+        "'éé\n[... 92 bytes omitted: longer than max_output_bytes ...]\néé'")
+    assert kernel.run_code("'b' * 10", max_output_bytes=100).text == "'" + "b" * 10 + "'"
+    rich = kernel.run_code(PNG_CLASS + "class Page(Dot):\n    def _repr_html_(self):\n        return '<p>' + 'x' * 1000 + '</p>'\n"
+                           "Page()", max_output_bytes=20)
+    assert rich.results[0].data["text/html"] == "<p>xxxxxxx\n[... 987 bytes omitted: longer than max_output_bytes ...]\nxxxxxx</p>"
+    assert base64.b64decode(rich.results[0].data["image/png"]) == tiny_png()
+
+
 def test_constant_and_docstring_like_values(kernel):
     assert kernel.run_code("1+1").text == "2"
     assert kernel.run_code("'hello'").text == "'hello'"
