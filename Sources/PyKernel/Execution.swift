@@ -284,7 +284,8 @@ public struct Execution: AsyncSequence, Sendable {
     /// Waits for the run to end and returns its result, discarding streamed output
     /// (the result still holds stdout and stderr up to the output limit). Called again, or
     /// after the events were iterated to the end, it returns the same result (or throws the same
-    /// error).
+    /// error). It skips requests for input too: a run submitted with `allowStdin` whose code asks
+    /// then waits for ``KernelManager/answerInput(_:with:)`` or a stop; iterate the events to see them.
     public func result() async throws -> ExecutionResult {
         for try await event in self {
             if case .completed(let result) = event { return result }
