@@ -33,8 +33,8 @@ public struct JSONFragment: Sendable, Hashable {
 
     /// The value the text denotes (parsed again: for reading a fragment, not on a message's path).
     public var value: JSONValue {
-        // The text was serialized from a value, so it parses, at any depth it had; but a request
-        // id kept as written may be a number past `Double`'s range, read as null.
+        // The text was serialized from a value (or is a request id kept as written: a number,
+        // past `Double`'s range an infinity), so it parses, at any depth it had.
         (try? JSONValue.parse(bytes, maxDepth: .max)) ?? .null
     }
 }

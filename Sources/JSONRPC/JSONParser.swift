@@ -22,11 +22,12 @@ extension JSONValue {
     /// Parses one JSON text strictly per RFC 8259.
     ///
     /// The input must hold exactly one value, optionally surrounded by whitespace. Rejected:
-    /// trailing commas, comments, `NaN`/`Infinity`, leading zeros, numbers beyond the range of
-    /// `Double`, invalid UTF-8, unescaped control characters, and arrays/objects nested deeper
-    /// than `maxDepth` (the parser is iterative, so hostile nesting fails cleanly instead of
-    /// exhausting the stack). A `\u` escape of a lone surrogate decodes as U+FFFD. When an object
-    /// repeats a key, the last value wins.
+    /// trailing commas, comments, `NaN`/`Infinity`, leading zeros, invalid UTF-8, unescaped
+    /// control characters, and arrays/objects nested deeper than `maxDepth` (the parser is
+    /// iterative, so hostile nesting fails cleanly instead of exhausting the stack). A number
+    /// beyond the range of `Double` is valid JSON (RFC 8259 sets no limit) and reads as
+    /// `.double(.infinity)` or `.double(-.infinity)`, one too small as `0` (or `-0`). A `\u`
+    /// escape of a lone surrogate decodes as U+FFFD. When an object repeats a key, the last value wins.
     ///
     /// Keep `maxDepth` modest: serializing, comparing and releasing a value are recursive, so
     /// values nested many thousands of levels deep are unsafe to use even once parsed.
@@ -529,10 +530,10 @@ private struct JSONParser {
         let (start, integer) = try scanNumber()
         if let integer { return .integer(integer) }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
-        guard let value = Double(text), value.isFinite else {
-            throw error("number \(text) is out of range", at: start)
-        }
-        return .double(value)
+        // Past `Double`'s range the value is an infinity of the number's sign: the line is still
+        // JSON, and a request's params are checked as usual (a timeout that long is none).
+        // (The syntax was checked: `Double(_:)` fails on nothing else.)
+        return .double(Double(text) ?? (bytes[start] == ASCII.minus ? -.infinity : .infinity))
     }
 
     /// ``parseValue()`` for a request's `id`: a number is kept as written (its text, as a

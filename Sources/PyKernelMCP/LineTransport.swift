@@ -80,9 +80,14 @@ actor LineTransport: Transport {
                         callInTurn = call
                         callOrder.arm()
                     }
-                    // The SDK's decoder refuses a lone surrogate's escape (answered under a made-up
-                    // id, the request never): it gets the message as parsed here, with U+FFFD.
-                    continuation.yield(Data(Self.mayHoldSurrogateEscape(bytes) ? message.serialized() : bytes))
+                    // The SDK's decoder refuses a lone surrogate's escape and a number past
+                    // `Double`'s range (answered under a made-up id, the request never): it gets
+                    // the message as parsed here, with U+FFFD, and the largest finite number.
+                    if let finite = Self.finite(message) {
+                        continuation.yield(Data(finite.serialized()))
+                    } else {
+                        continuation.yield(Data(Self.mayHoldSurrogateEscape(bytes) ? message.serialized() : bytes))
+                    }
                 case .tooLong(let length):
                     logger.warning("dropped a message of \(length) bytes: longer than \(LineReader.defaultMaxLineLength) bytes")
                 }
@@ -269,6 +274,26 @@ actor LineTransport: Transport {
             return "\(method): \"params.clientInfo.\(member)\" is required (a string)"
         }
         return nil
+    }
+
+    /// `value` with each infinity (a number past `Double`'s range, as the parser reads it) made
+    /// the largest finite number of its sign, which reads the same for every argument (a timeout
+    /// that long is none); `nil` when it holds none.
+    private static func finite(_ value: JSONValue) -> JSONValue? {
+        switch value {
+        case .double(let number) where number.isInfinite:
+            return .double(number < 0 ? -.greatestFiniteMagnitude : .greatestFiniteMagnitude)
+        case .array(let elements):
+            let finite = elements.map(finite)
+            guard finite.contains(where: { $0 != nil }) else { return nil }
+            return .array(zip(elements, finite).map { $1 ?? $0 })
+        case .object(let object):
+            let finite = object.values.map(finite)
+            guard finite.contains(where: { $0 != nil }) else { return nil }
+            return .object(JSONObject(zip(object.keys, zip(object.values, finite).map { $1 ?? $0 })))
+        default:
+            return nil
+        }
     }
 
     /// Whether `bytes` may hold a `\uD800`–`\uDFFF` escape (a surrogate's, maybe lone).

@@ -47,10 +47,11 @@ package enum InputValidation {
     }
 
     /// A timeout given on the wire in seconds (fractions allowed): `0` means none, and so does
-    /// anything past about 30 years (which would overflow a `Duration`). A positive value below a
-    /// `Duration`'s resolution (1e-18 s) is its smallest positive value, not zero.
+    /// anything past about 30 years (which would overflow a `Duration`), infinity included (a
+    /// number past `Double`'s range on the wire). A positive value below a `Duration`'s resolution
+    /// (1e-18 s) is its smallest positive value, not zero.
     package static func timeout(seconds: Double, field: String = "timeout") throws(InvalidInput) -> Duration? {
-        guard seconds.isFinite, seconds >= 0 else {
+        guard seconds >= 0 else {  // NaN too
             throw InvalidInput(reason: .invalidArgument, field: field, message: "\(field) must be a number of seconds >= 0 (0 means no timeout).")
         }
         return seconds == 0 || seconds > 1e9 ? nil : max(.seconds(seconds), .smallestPositive)

@@ -91,6 +91,17 @@ import Testing
 
     /// The members that make the request are found however their keys are spelled (escapes), the
     /// last of a repeated key counts, and other members are checked but dropped.
+    /// A number past `Double`'s range (an infinity) in the params or in a member dropped makes
+    /// no parse error: the request is read, with its id.
+    @Test func aNumberPastTheRangeOfDoubleLeavesTheRequestReadable() {
+        let line = #"{"jsonrpc":"2.0","id":5,"method":"code.run","extra":-1e999,"params":{"code":"1","timeout":1e400}}"#
+        guard case .request(.integer(5), "code.run", let params) = IncomingMessage.decode(line: Array(line.utf8)) else {
+            Issue.record("not read as a request: \(IncomingMessage.decode(line: Array(line.utf8)))")
+            return
+        }
+        #expect(params?["timeout"] == .double(.infinity))
+    }
+
     @Test func envelopeMembersAsTheTreeFindsThem() {
         let message = IncomingMessage.decode(line: Array(Self.seeds[3].utf8))
         guard case .request(.integer(-2), "b", let params) = message else {

@@ -429,6 +429,18 @@ def test_a_lone_surrogate_escape_is_answered_under_its_id(pykernel_bin):
     assert answer["id"] == 8 and answer["result"]["content"] == [{"type": "text", "text": "'\\ufffd'\n"}], answer
 
 
+def test_a_number_past_the_range_of_a_double_is_answered_under_its_id(pykernel_bin):
+    """`1e400` is JSON: the SDK's decoder refused the line (a parse error under a made-up id, the
+    call never answered). It is read as the largest number: a timeout that long is none."""
+    server, send = initialized_raw_server(pykernel_bin, "namespace")
+    server.stdin.write(b'{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"run_python",'
+                       b'"arguments":{"code":"print(2)","timeout":1e400},"extra":-1e999}}\n')
+    server.stdin.flush()
+    answer = json.loads(server.stdout.readline())
+    server.communicate(timeout=30)
+    assert answer["id"] == 8 and answer["result"]["content"] == [{"type": "text", "text": "2\n"}], answer
+
+
 def test_a_call_cancelled_while_queued_runs_unanswered(pykernel_bin, isolation, tmp_path):
     """docs/mcp.md: a call still queued behind another run of the same context when it is
     cancelled runs when its turn comes, and its result is not sent (in a namespace context it

@@ -160,6 +160,26 @@ def test_number_ids_are_echoed_as_written_and_compared_by_value(pykernel_bin):
     assert run["result"]["status"] == "ok"
 
 
+def test_a_number_past_the_range_of_a_double_is_read_and_the_request_answered_under_its_id(raw):
+    """`1e400` anywhere in a request made the whole line a parse error (`id: null`): it is
+    JSON, read as an infinity, and the request is checked as usual under its own id."""
+    def answer(id, params, method="code.run"):
+        raw.send(f'{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}'.encode() + b"\n")
+        return raw.response(id)
+
+    # A timeout that long is none.
+    assert answer(5, '{"code":"1","timeout":1e400}')["result"]["status"] == "ok"
+    assert answer(6, '{"command":"echo hi","timeout":1e309}', "process.exec")["result"]["stdout"] == "hi\n"
+    assert error_of(answer(7, '{"code":"1","timeout":-1e400}'), -32602)["data"]["field"] == "timeout"
+    assert error_of(answer(8, '{"code":"1","max_output_bytes":1e400}'), -32602)["data"]["field"] == "max_output_bytes"
+    unknown = error_of(answer(9, '{"code":"1","extra":1e999}'), -32602)["data"]
+    assert unknown == {"reason": "unknown_parameter", "field": "extra"}
+    # A member of the request that is none of the envelope's is read and dropped.
+    raw.send(b'{"jsonrpc":"2.0","id":10,"method":"kernel.info","extra":[-1e999]}\n')
+    assert raw.response(10)["result"]["name"] == "pykernel"
+    assert_still_serving(raw)
+
+
 def test_code_input_names_a_run_whose_id_is_beyond_64_bits(raw):
     big = 123456789012345678901234567890
     raw.request("code.run", {"code": "print(input() * 2)", "allow_stdin": True}, id=big)
