@@ -579,6 +579,8 @@ final class InterpreterState {
     /// `await` returns a coroutine: that is run to its end on the context's event loop
     /// (`pykernel_async.run_cell`), and its value returned.
     private func evaluateReturning(_ code: PyBorrowed, in namespace: Namespace) -> PyOwned? {
+        // A run whose deadline has passed already does not start its code: its timeout is raised.
+        guard runtime.supervisor.codeStarts() else { return nil }
         guard let value = asTheCode({ PythonCode.evaluateReturning(code, globals: namespace.globals.borrowed) }) else {
             endIfForkedByCode()
             return nil

@@ -89,6 +89,9 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
     private let lock = ConditionLock()
     private var current: CurrentRun?
+    /// The deadline of the run in progress, for ``codeStarts()``: set by ``begin(_:executionCount:timeout:)``
+    /// and ``end()``, read by ``codeStarts()``, all on the interpreter thread (no lock).
+    private var codeDeadline: ContinuousClock.Instant?
     /// The run whose end was decided last (``runEnds(_:)``): an interrupt that comes after that
     /// finds it in the interpreter thread's hands still, and must not count it as about to begin.
     private var lastEnded: RunOutput?
@@ -179,13 +182,15 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     }
 
     func begin(_ output: RunOutput, executionCount: Int, timeout: Duration?) {
+        let started = ContinuousClock.now
+        codeDeadline = timeout.map { started + $0 }
         let interrupted = lock.withLock {
             pendingStop = nil
             anticipatedHandlerDue.store(false, ordering: .relaxed)
             runSerial += 1
             current = CurrentRun(
                 output: output, context: output.context, executionCount: executionCount,
-                started: .now, timeout: timeout, serial: runSerial)
+                started: started, timeout: timeout, serial: runSerial)
             if let timeout, timeout < .seconds(1) { lock.broadcast() }
             // Interrupted while it was being prepared: stopped where its code begins.
             guard interruptedBeforeBegin === output else { return false }
@@ -195,10 +200,32 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         if interrupted { PythonSignals.tripForMainThread(signalNumber) }
     }
 
+    /// Called on the interpreter thread (holding the GIL) right before code of the current run is
+    /// evaluated; `false` when it must not start, its stop raised (pending): a run whose deadline
+    /// has passed already (a timeout shorter than the run's preparation, its compilation: 10⁻¹⁸ s,
+    /// 1 ns) is stopped here, every time, with no frame of its code, nothing of which ran. The
+    /// watchdog, another thread, could only stop it once it woke up, when short code had often
+    /// ended (`pass` was answered `ok`). One comparison for a run without a timeout.
+    func codeStarts() -> Bool {
+        guard let deadline = codeDeadline, ContinuousClock.now >= deadline else { return true }
+        codeDeadline = nil  // once
+        let stopped = lock.withLock { () -> Bool in
+            guard let run = current, let timeout = run.timeout, !run.reported else { return false }
+            // The timeout, unless the watchdog recorded it already (or an interrupt came first):
+            // that stop is tripped again here, in case the watchdog's trip is still on its way.
+            if run.firstStop == nil { _ = requestLocked(.timeout(seconds: timeout.seconds)) }
+            return pendingStop != nil
+        }
+        guard stopped else { return true }
+        PythonSignals.tripForMainThread(signalNumber)
+        return PythonSignals.runPendingHandlers()
+    }
+
     /// Ends the current run; returns the first stop it received and whether it was already
     /// reported to its caller.
     func end() -> (stop: Stop?, reported: Bool) {
-        lock.withLock {
+        codeDeadline = nil
+        return lock.withLock {
             defer {
                 lastEnded = current?.output  // its code has ended: no longer about to begin
                 current = nil

@@ -1,4 +1,5 @@
 import Foundation
+import SwiftOverlayShims
 import Logging
 import PyKernel
 import Testing
@@ -301,6 +302,28 @@ struct StopTests {
         #expect(record.text(.stdout).utf8.count >= 1_000_000)
     }
 
+    @Test("A timeout past before the code starts (1 as, 1 ns) stops the run there, every time; nothing of the code runs")
+    func timeoutPastBeforeTheCodeStartsStopsItAtOnce() async throws {
+        // The watchdog alone stopped such runs when it woke up: `pass` ended `ok` first, always.
+        let context = try await newContext()
+        defer { discard(context) }
+        for (timeout, limit) in [(Duration.smallestPositiveForTests, "1e-18"), (.nanoseconds(1), "1e-09")] {
+            for code in ["pass", "x = 1", "1", "async def f(): pass\nawait f()"] {
+                for _ in 0..<10 {
+                    let record = try await run(code, in: context, timeout: timeout)
+                    #expect(record.result.status == .timeout, "\(code) with \(timeout): \(record.result.status)")
+                    #expect(record.error?.name == "TimeoutError")
+                    #expect(record.error?.value == "execution exceeded the \(limit) s timeout")
+                    // Raised before the code started: no frame of it (and no coroutine left unawaited).
+                    #expect(record.error?.traceback == "TimeoutError: execution exceeded the \(limit) s timeout\n")
+                    #expect(record.result.stdout.isEmpty && record.result.stderr.isEmpty, "\(record.result.stderr)")
+                }
+            }
+        }
+        // Nothing of the code ran, and the context goes on.
+        #expect(try await runOK("print('x' in globals())", in: context) == "False\n")
+    }
+
     @Test("A non-positive timeout is invalidArgument; nil means none")
     func timeoutValidation() async throws {
         let manager = try await engine()
@@ -313,6 +336,11 @@ struct StopTests {
         #expect(result.stdout == "ok\n")
         #expect(result.executionCount == 1)
     }
+}
+
+extension Duration {
+    /// The shortest positive duration, which a positive wire timeout below 10⁻¹⁸ s becomes.
+    static let smallestPositiveForTests = Duration(secondsComponent: 0, attosecondsComponent: 1)
 }
 
 /// PIDs of processes whose command line has `argument` as one of its arguments.

@@ -41,6 +41,7 @@ from test_protocol import (  # noqa: E402,F401
     test_shutdown_interrupts_the_run_in_flight_and_exits_zero,
     test_stdout_carries_only_json_even_when_code_writes_to_descriptors,
     test_stopped_runs_report_timeout_and_interrupted,
+    test_a_run_whose_timeout_passed_before_its_code_starts_is_stopped_every_time,
     test_unknown_context,
     test_missing_or_mistyped_params,
     test_bad_environment_name_is_invalid_params,

@@ -402,6 +402,20 @@ def test_control_requests_answer_at_once_during_a_run(raw):
     assert raw.response(id)["result"]["status"] == "ok"
 
 
+def test_a_run_whose_timeout_passed_before_its_code_starts_is_stopped_every_time(raw):
+    """A timeout of 10^-18 s (or less, which counts as that), or one that has passed by the time
+    the code would start, is answered `timeout` at once: short code often ended `ok` first (the
+    watchdog stopped only what still ran when it woke up). Nothing of the code runs."""
+    for timeout in (1e-18, 1e-30, 1e-12):
+        for code in ("pass", "x = 1", "import time; time.sleep(0.01)"):
+            for _ in range(5):
+                result = raw.result("code.run", {"code": code, "timeout": timeout})
+                assert result["status"] == "timeout", (code, timeout, result)
+                assert result["error"]["name"] == "TimeoutError", result
+                assert result["stdout"] == result["stderr"] == ""
+    assert raw.result("code.run", {"code": "print('x' in globals())"})["stdout"] == "False\n"
+
+
 def test_stopped_runs_report_timeout_and_interrupted(raw):
     id = raw.request("code.run", {"code": "import time\nprint('a', flush=True)\ntime.sleep(30)", "timeout": 0.5})
     result = raw.response(id)["result"]
