@@ -34,15 +34,20 @@ public struct Params: Sendable {
         try optional(key, "a number") { $0.doubleValue }
     }
 
-    /// An integer, or `nil` when absent. A number with a zero fraction, like `5.0`, is accepted.
-    public func optionalInt(_ key: String) throws(RPCError) -> Int? {
+    /// An integer in `range` (all of `Int`'s when not given), or `nil` when absent. A number with a
+    /// zero fraction, like `5.0`, is accepted.
+    ///
+    /// A whole number outside `range` (past `Int`'s too, or past `Double`'s: an infinity) is
+    /// refused with a message that names `range`, such as "params.max_output_bytes must be an
+    /// integer from 0 to 9223372036854775807, got -1"; anything else that is no integer with
+    /// "params.limit must be an integer, got 1.5".
+    public func optionalInt(_ key: String, in range: ClosedRange<Int> = Int.min...Int.max) throws(RPCError) -> Int? {
         guard let value = object[key], !value.isNull else { return nil }
-        if let int = value.intValue ?? value.doubleValue.flatMap(Int.init(exactly:)) { return int }
-        if let number = value.doubleValue, number.rounded() == number, number.isFinite {
-            throw Self.error(key, "must be an integer from \(Int.min) to \(Int.max), got \(number)")
-        }
-        let got = value.doubleValue.map { "\($0)" } ?? value.typeName
-        throw Self.error(key, "must be an integer, got \(got)")
+        if let int = value.intValue ?? value.doubleValue.flatMap(Int.init(exactly:)), range.contains(int) { return int }
+        guard let number = value.doubleValue else { throw Self.error(key, "must be an integer, got \(value.typeName)") }
+        guard number.rounded() == number else { throw Self.error(key, "must be an integer, got \(number)") }
+        let got = value.intValue.map { "\($0)" } ?? (number.isFinite ? "\(number)" : "a number past ±1.8e308")
+        throw Self.error(key, "must be an integer from \(range.lowerBound) to \(range.upperBound), got \(got)")
     }
 
     /// A Boolean, or `nil` when absent.

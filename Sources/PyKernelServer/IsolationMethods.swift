@@ -87,7 +87,7 @@ extension JSONRPCServer {
 
     private static func createContext(_ request: Request, _ kernel: MethodHandler) throws(RPCError) -> MethodReply {
         let isolation = try requestedIsolation(request)
-        let memoryLimit = try request.params.optionalInt("memory_limit_mb")
+        let memoryLimit = try request.params.optionalInt("memory_limit_mb", in: 1...ProcessContexts.maxMemoryLimitMB)
         let cpuSeconds = try request.params.optionalDouble("cpu_time_limit_s")
         guard isolation == .process else {
             if memoryLimit != nil {
@@ -97,10 +97,6 @@ extension JSONRPCServer {
                 throw RPCError.invalidParams("params.cpu_time_limit_s applies to process contexts only (isolation \"process\").", field: "cpu_time_limit_s")
             }
             return adding(["isolation": "namespace"], to: try kernel(request))
-        }
-        if let memoryLimit, !(1...ProcessContexts.maxMemoryLimitMB).contains(memoryLimit) {
-            throw RPCError.invalidParams(
-                "params.memory_limit_mb must be an integer from 1 to \(ProcessContexts.maxMemoryLimitMB) (MiB).", field: "memory_limit_mb")
         }
         if let cpuSeconds, !(cpuSeconds > 0 && cpuSeconds <= 1e9) {
             throw RPCError.invalidParams("params.cpu_time_limit_s must be a number of seconds above 0 and at most 1e9.", field: "cpu_time_limit_s")

@@ -68,11 +68,8 @@ struct RunParameters {
         } catch {
             throw RPCError(error)
         }
-        maxOutputBytes = try params.optionalInt("max_output_bytes") ?? (1 << 20)
+        maxOutputBytes = try params.optionalInt("max_output_bytes", in: 0...Int.max) ?? (1 << 20)
         allowStdin = try params.optionalBool("allow_stdin") ?? false
-        guard maxOutputBytes >= 0 else {
-            throw RPCError.invalidParams("params.max_output_bytes must be an integer >= 0.", field: "max_output_bytes")
-        }
     }
 }
 

@@ -166,8 +166,8 @@ public enum ProcessMethods {
                     cwd: try read { () throws(RPCError) in try p.optionalString("cwd") },
                     env: try read { () throws(RPCError) in try p.optionalStringDictionary("env") } ?? [:],
                     size: PTYSize(
-                        cols: try read { () throws(RPCError) in try p.optionalInt("cols") } ?? 80,
-                        rows: try read { () throws(RPCError) in try p.optionalInt("rows") } ?? 24))
+                        cols: try read { () throws(RPCError) in try p.optionalInt("cols", in: PTYSize.range) } ?? 80,
+                        rows: try read { () throws(RPCError) in try p.optionalInt("rows", in: PTYSize.range) } ?? 24))
                 let server = request.server
                 return deferred { () async throws(ProcessAPIError) in
                     let pty = try await service.createPTY(params)
@@ -195,7 +195,7 @@ public enum ProcessMethods {
             "pty.resize": { request throws(RPCError) in
                 let p = request.params
                 let id = try ptyID(p)
-                let size = PTYSize(cols: try requiredInt(p, "cols"), rows: try requiredInt(p, "rows"))
+                let size = PTYSize(cols: try requiredInt(p, "cols", in: PTYSize.range), rows: try requiredInt(p, "rows", in: PTYSize.range))
                 return try immediate { () throws(ProcessAPIError) in
                     try service.pty(id).resize(size)
                     return .object([:])
@@ -246,9 +246,9 @@ public enum ProcessMethods {
         try read { () throws(RPCError) in try params.string("id") }
     }
 
-    private static func requiredInt(_ params: Params, _ key: String) throws(RPCError) -> Int {
-        guard let value = try read({ () throws(RPCError) in try params.optionalInt(key) }) else {
-            throw RPCError.invalidParams("params.\(key) is required and must be an integer", field: key)
+    private static func requiredInt(_ params: Params, _ key: String, in range: ClosedRange<Int>) throws(RPCError) -> Int {
+        guard let value = try read({ () throws(RPCError) in try params.optionalInt(key, in: range) }) else {
+            throw RPCError.invalidParams("params.\(key) is required and must be an integer from \(range.lowerBound) to \(range.upperBound)", field: key)
         }
         return value
     }
@@ -281,7 +281,8 @@ public enum ProcessMethods {
             }
             return number
         default:
-            guard let number = try read({ () throws(RPCError) in try params.optionalInt("signal") }),
+            // A signal's number: 1 to 64, as `PTYSession.kill(signal:)` takes.
+            guard let number = try read({ () throws(RPCError) in try params.optionalInt("signal", in: 1...64) }),
                 let signal = Int32(exactly: number)
             else { throw RPCError.invalidParams("params.signal must be a signal number or name", field: "signal") }
             return signal

@@ -52,6 +52,32 @@ import Testing
         }
     }
 
+    /// The message names the range the param takes, not `Int`'s (`max_output_bytes: 1e30` said
+    /// "from -9223372036854775808 to 9223372036854775807" although negatives are refused).
+    @Test func integersOutsideTheirRangeNameIt() throws {
+        let params = try Params([
+            "big": 1e30, "negative": -1, "zero": 0, "five": 5.0, "huge": .double(.infinity), "low": .double(-.infinity), "half": 0.5,
+        ])
+        let bytes = 0...Int.max
+        expectInvalid("params.big must be an integer from 0 to 9223372036854775807, got 1e+30", field: "big") {
+            _ = try params.optionalInt("big", in: bytes)
+        }
+        expectInvalid("params.negative must be an integer from 0 to 9223372036854775807, got -1", field: "negative") {
+            _ = try params.optionalInt("negative", in: bytes)
+        }
+        expectInvalid("params.huge must be an integer from 0 to 9223372036854775807, got a number past ±1.8e308", field: "huge") {
+            _ = try params.optionalInt("huge", in: bytes)
+        }
+        expectInvalid("params.low must be an integer from 1 to 64, got a number past ±1.8e308", field: "low") {
+            _ = try params.optionalInt("low", in: 1...64)
+        }
+        expectInvalid("params.zero must be an integer from 1 to 10000, got 0", field: "zero") { _ = try params.optionalInt("zero", in: 1...10_000) }
+        expectInvalid("params.half must be an integer, got 0.5", field: "half") { _ = try params.optionalInt("half", in: bytes) }
+        #expect(try params.optionalInt("zero", in: bytes) == 0)
+        #expect(try params.optionalInt("five", in: 1...5) == 5)
+        #expect(try params.optionalInt("absent", in: bytes) == nil)
+    }
+
     @Test func nonObjectParamsAreRejected() {
         expectInvalid("params must be an object, got array", field: "params") { _ = try Params([1, 2]) }
         expectInvalid("params must be an object, got string", field: "params") { _ = try Params("x") }

@@ -180,6 +180,21 @@ def test_a_number_past_the_range_of_a_double_is_read_and_the_request_answered_un
     assert_still_serving(raw)
 
 
+def test_an_integer_param_out_of_its_range_is_refused_with_the_range_it_takes(raw):
+    """`max_output_bytes: 1e30` said "an integer from -9223372036854775808 to ...", although
+    negatives are refused; each integer param names the range it takes."""
+    def message(method, params, field):
+        error = error_of(raw.call(method, params), -32602)
+        assert error["data"] == {"reason": "invalid_argument", "field": field}, error
+        assert "-9223372036854775808" not in error["message"], error
+        return error["message"]
+
+    for value in (1e30, -1, -1e30):
+        assert "must be an integer from 0 to 9223372036854775807, got" in message("code.run", {"code": "1", "max_output_bytes": value}, "max_output_bytes")
+    assert "from 1 to 10000, got 1e+30" in message("pty.create", {"command": "true", "cols": 1e30}, "cols")
+    assert "from 1 to 64, got" in message("pty.kill", {"id": "nope", "signal": 1e30}, "signal")
+
+
 def test_code_input_names_a_run_whose_id_is_beyond_64_bits(raw):
     big = 123456789012345678901234567890
     raw.request("code.run", {"code": "print(input() * 2)", "allow_stdin": True}, id=big)
