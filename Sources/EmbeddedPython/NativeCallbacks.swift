@@ -62,6 +62,19 @@ extension PyBorrowed {
 
     /// The name of the object's type, e.g. `bytes`.
     package var typeName: String { String(cString: Py_TYPE(pointer).pointee.tp_name) }
+
+    /// The name CPython's `write() argument must be str, not NAME`-style messages give this
+    /// object (`_PyArg_BadArgument`'s): `None` for `None`, else its type's name.
+    package var argumentTypeName: String { pointer == pykernel_none() ? "None" : typeName }
+
+    /// For a class made in Python that lives for the rest of the process: makes `name` the type
+    /// name CPython's own messages print (its `tp_name`: `'NAME' object has no attribute ...`,
+    /// `unsupported operand type(s) for +: 'NAME' and 'int'`), as a built-in type's dotted
+    /// name (`_io.TextIOWrapper`), while `__name__`, `__qualname__` and `__module__` stay the
+    /// class's. The copy of `name` is never freed; setting `__name__` later puts the usual name back.
+    package func setTypeNameInMessages(_ name: String) {
+        UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: PyTypeObject.self).pointee.tp_name = UnsafePointer(strdup(name))
+    }
 }
 
 /// Raising exceptions and running signal handlers from native code.

@@ -193,8 +193,6 @@ final class InterpreterState {
     private static func installStreams(
         _ module: PyBorrowed, _ configuration: KernelConfiguration, runtime: EmbeddedRuntime
     ) throws(PythonError) {
-        let stdoutWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStdout)
-        let stderrWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStderr)
         let stdoutBytesWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStdoutBytes)
         let stderrBytesWrite = try PyOwned.nativeFunction(name: "write", NativeStreams.writeStderrBytes)
         let flush = try PyOwned.nativeFunction(name: "flush", NativeStreams.flush, arguments: .noArguments)
@@ -206,7 +204,7 @@ final class InterpreterState {
         let processStreams = configuration.usesProcessStandardStreams ? PyBorrowed.true : PyBorrowed.false
         let install = try module.attribute("install")
         _ = try install.borrowed.call(
-            stdoutWrite.borrowed, stderrWrite.borrowed, stdoutBytesWrite.borrowed, stderrBytesWrite.borrowed, flush.borrowed,
+            stdoutBytesWrite.borrowed, stderrBytesWrite.borrowed, flush.borrowed,
             capture, onStopSignal.borrowed, signal.borrowed, guardExit, processStreams)
         runtime.signals.start(interpreterThread: pthread_self(), handledSignal: configuration.interruptSignal)
         let routeSignal = try PyOwned.nativeFunction(name: "route_signal", SignalRouting.routeSignal)
@@ -236,9 +234,27 @@ final class InterpreterState {
         // CPython's own streams are written by CPython's own `print`.
         guard !configuration.usesProcessStandardStreams else { return }
         let sys = try PyOwned.importModule("sys")
+        let stdout = try sys.borrowed.attribute("stdout")
+        let stderr = try sys.borrowed.attribute("stderr")
+        let stdoutWrite = try installTextFunctions(of: stdout.borrowed, write: NativeStreams.writeStdout)
+        let stderrWrite = try installTextFunctions(of: stderr.borrowed, write: NativeStreams.writeStderr)
         try installPrint(
-            runtime: runtime, stdout: try sys.borrowed.attribute("stdout"), stdoutWrite: stdoutWrite.borrowed,
-            stderr: try sys.borrowed.attribute("stderr"), stderrWrite: stderrWrite.borrowed)
+            runtime: runtime, stdout: stdout, stdoutWrite: stdoutWrite.borrowed, stderr: stderr, stderrWrite: stderrWrite.borrowed)
+    }
+
+    /// Gives a standard stream's class (`pykernel_runtime._text_stream_class`) its native
+    /// `write` and `flush`, methods of the stream as python3's `TextIOWrapper`'s are (their
+    /// `__self__` is the stream, their `__qualname__` `TextIOWrapper.write`, which CPython's
+    /// argument errors print), and `_io.TextIOWrapper` as the type name CPython's messages print.
+    /// - Returns: The `write` function (``NativePrint`` writes directly while it is the stream's).
+    private static func installTextFunctions(of stream: PyBorrowed, write: NativeFunctionPointer) throws(PythonError) -> PyOwned {
+        let writeFunction = try PyOwned.nativeFunction(name: "write", write, context: stream)
+        let flush = try PyOwned.nativeFunction(name: "flush", NativeStreams.flush, context: stream, arguments: .noArguments)
+        let streamClass = try stream.attribute("__class__")
+        try streamClass.borrowed.setAttribute("write", writeFunction.borrowed)
+        try streamClass.borrowed.setAttribute("flush", flush.borrowed)
+        streamClass.borrowed.setTypeNameInMessages("_io.TextIOWrapper")
+        return writeFunction
     }
 
     /// Gives the traceback printer the native edit distance behind "Did you mean" suggestions.

@@ -29,7 +29,7 @@ enum NativeStreams {
     private static func writeText(_ stream: OutputStreamName, _ argument: PyPointer?) -> PyPointer? {
         guard let argument = PyBorrowed(argument) else { return nil }
         guard let written = argument.withUTF8Text(stream.unencodable, { write(stream, $0) }) else {
-            return PythonSignals.raiseTypeError("write() argument must be str, not \(argument.typeName)")
+            return PythonSignals.raiseTypeError("write() argument must be str, not \(argument.argumentTypeName)")
         }
         return written ? (try? PyOwned.integer(argument.characterCount))?.transfer() : nil
     }

@@ -54,6 +54,16 @@ class KernelBinaryStream(io.RawIOBase):
         self.name = name
         self._fd = fd
 
+    def __repr__(self):
+        return f"<_io.BufferedWriter name={self.name!r}>"
+
+    # What python3's BufferedWriter on a pipe raises.
+    def read(self, size=-1):
+        raise io.UnsupportedOperation("read")
+
+    def seek(self, pos, whence=0):
+        raise io.UnsupportedOperation("File or stream is not seekable.")
+
     def writable(self):
         return True
 
@@ -66,23 +76,75 @@ class KernelBinaryStream(io.RawIOBase):
         """Kept open: closing a captured stream would lose the rest of the run's output."""
 
 
-class KernelStream(io.TextIOBase):
-    """``sys.stdout`` / ``sys.stderr`` of every context: text goes to the running code's output."""
+class _StreamAttribute:
+    """An attribute of the standard streams that ``TextIOWrapper`` has read-only: reads
+    ``_NAME``; setting or deleting it raises CPython's message."""
 
-    encoding = "utf-8"
-    errors = "strict"  # shadows TextIOBase's read-only property: each stream sets its own
-    newlines = None
-    line_buffering = False
-    write_through = True  # no buffer of its own: each write goes straight to the engine, as python3's stdio does
+    def __init__(self, message):
+        self._message = message
+
+    def __set_name__(self, owner, name):
+        self._field = "_" + name
+        self._message = self._message.format(name=name)
+
+    def __get__(self, instance, owner=None):
+        return self if instance is None else getattr(instance, self._field)
+
+    def __set__(self, instance, value):
+        raise AttributeError(self._message)
+
+    def __delete__(self, instance):
+        raise AttributeError(self._message)
+
+
+_READONLY_MEMBER = "readonly attribute"
+_READONLY_PROPERTY = "attribute '{name}' of '_io.TextIOWrapper' objects is not writable"
+
+
+class KernelStream(io.TextIOBase):
+    """``sys.stdout`` / ``sys.stderr`` of every context: text goes to the running code's output.
+
+    It passes for python3's ``_io.TextIOWrapper`` on a pipe where code or messages show it: the
+    engine gives its classes ``_io.TextIOWrapper`` as the type name CPython's messages print
+    (``unsupported operand type(s) for >>: 'builtin_function_or_method' and
+    '_io.TextIOWrapper'``), and its ``__name__``, ``__qualname__`` and ``__module__`` are
+    ``TextIOWrapper``'s. Its ``write`` and ``flush`` are native (set by the engine on the class)."""
+
+    name = _StreamAttribute(_READONLY_PROPERTY)
+    buffer = _StreamAttribute(_READONLY_MEMBER)
+    newlines = _StreamAttribute(_READONLY_PROPERTY)
+    encoding = _StreamAttribute(_READONLY_MEMBER)
+    errors = _StreamAttribute(_READONLY_PROPERTY)
+    line_buffering = _StreamAttribute(_READONLY_MEMBER)
+    write_through = _StreamAttribute(_READONLY_MEMBER)
     mode = "w"
+    _CHUNK_SIZE = 8192
 
     def __init__(self, name, fd, write_bytes, flush):
         super().__init__()
         self._name = name
         self._fd = fd
-        self.buffer = _with_write(KernelBinaryStream, write_bytes, flush)(name, fd)
+        self._buffer = _with_write(KernelBinaryStream, write_bytes, flush)(name, fd)
+        self._encoding = "utf-8"
+        self._newlines = None
         # What the native write does with lone surrogates, as python3's streams in a UTF-8 locale.
-        self.errors = self._native_errors = "surrogateescape" if name == "<stdout>" else "backslashreplace"
+        self._errors = self._native_errors = "surrogateescape" if name == "<stdout>" else "backslashreplace"
+        # python3's on a pipe: stderr is line-buffered. The engine writes every text at once
+        # whatever these say (and ``reconfigure`` only records them).
+        self._line_buffering = name == "<stderr>"
+        self._write_through = False
+
+    def __repr__(self):
+        return f"<_io.TextIOWrapper name={self._name!r} mode={self.mode!r} encoding={self._encoding!r}>"
+
+    def __reduce_ex__(self, protocol):
+        # object's: copyreg's message below protocol 2, its own from 2 on.
+        if protocol < 2:
+            self.__reduce__()
+        raise TypeError("cannot pickle '_io.TextIOWrapper' object")
+
+    def __reduce__(self):
+        raise TypeError("cannot pickle 'TextIOWrapper' object")
 
     def reconfigure(self, *, encoding=None, errors=None, newline=_MISSING, line_buffering=None,
                     write_through=None):
@@ -103,32 +165,28 @@ class KernelStream(io.TextIOBase):
             if newline not in ("", "\n", "\r", "\r\n"):
                 raise ValueError(f"illegal newline value: {newline}")
         if encoding is not None:
-            self.encoding = encoding
+            self._encoding = encoding
             if errors is None:
                 errors = "strict"
         if errors is not None:
-            self.errors = errors
+            self._errors = errors
         if line_buffering is not None:
-            self.line_buffering = bool(line_buffering)
+            self._line_buffering = bool(line_buffering)
         if write_through is not None:
-            self.write_through = bool(write_through)
+            self._write_through = bool(write_through)
         self.__dict__.pop("write", None)
-        if codecs.lookup(self.encoding).name != "utf-8" or self.errors != self._native_errors:
+        if codecs.lookup(self._encoding).name != "utf-8" or self._errors != self._native_errors:
             self.write = self._encoded_write
 
     def _encoded_write(self, text):
         if not isinstance(text, str):
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        self.buffer.write(text.encode(self.encoding, self.errors))
+            raise TypeError(f"write() argument must be str, not {'None' if text is None else type(text).__name__}")
+        self.buffer.write(text.encode(self._encoding, self._errors))
         return len(text)
 
     def detach(self):
         """The binary ``buffer``; the stream itself stays usable (every context shares it)."""
         return self.buffer
-
-    @property
-    def name(self):
-        return self._name
 
     def writable(self):
         return True
@@ -140,6 +198,27 @@ class KernelStream(io.TextIOBase):
         if self._fd is None:
             raise io.UnsupportedOperation("fileno")
         return self._fd
+
+    # What python3's TextIOWrapper on a pipe raises.
+    def read(self, size=-1):
+        raise io.UnsupportedOperation("not readable")
+
+    def readline(self, size=-1):
+        raise io.UnsupportedOperation("not readable")
+
+    def readlines(self, hint=-1):
+        raise io.UnsupportedOperation("not readable")
+
+    def seek(self, cookie, whence=0):
+        raise io.UnsupportedOperation("underlying stream is not seekable")
+
+    def tell(self):
+        raise io.UnsupportedOperation("underlying stream is not seekable")
+
+    def truncate(self, pos=None):
+        # The pipe's lseek (for the position) fails, else its ftruncate.
+        code = errno.ESPIPE if pos is None else errno.EINVAL
+        raise OSError(code, os.strerror(code))
 
     def close(self):
         """Kept open: closing a captured stream would lose the rest of the run's output."""
@@ -533,17 +612,27 @@ class _InspectImport:
         return spec
 
 
+def _text_stream_class():
+    """The class of one standard stream: ``KernelStream`` named as python3's
+    ``_io.TextIOWrapper``. Its native ``write`` and ``flush`` (methods of the stream, as
+    ``TextIOWrapper``'s are) are set by the engine, which also makes ``_io.TextIOWrapper`` the
+    type name CPython's messages print. On the class, not the instance, so code that sets
+    ``sys.stdout.write`` and later deletes it gets it back, as with ``python3``'s streams."""
+    return type("TextIOWrapper", (KernelStream,), {"__module__": "_io", "__qualname__": "TextIOWrapper"})
+
+
 def _with_write(cls, write, flush):
     """A subclass of ``cls`` whose ``write`` and ``flush`` are the native functions given (a
-    flush hands the run's output out at once). On the class, not the instance, so code that sets
-    ``sys.stdout.write`` and later deletes it gets it back, as with ``python3``'s streams."""
+    flush hands the run's output out at once): the streams' ``buffer``. On the class, not the
+    instance, so code that sets ``sys.stdout.buffer.write`` and later deletes it gets it back."""
     return type(cls.__name__, (cls,), {"write": write, "flush": flush, "__module__": cls.__module__,
                                        "__qualname__": cls.__qualname__})
 
 
-def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes, flush,
+def install(stdout_write_bytes, stderr_write_bytes, flush,
             fd_capture, on_stop_signal, stop_signal, guard_process_exit, process_streams):
-    """Points the standard streams at the engine, installs the stop-signal handler (the native
+    """Points the standard streams at the engine (whose native text ``write`` and ``flush`` it
+    sets afterwards, see ``_text_stream_class``), installs the stop-signal handler (the native
     ``on_stop_signal``, which raises the pending stop) and, with ``guard_process_exit``, keeps
     ``os._exit``/``os.abort`` from ending the shared process. With ``process_streams``,
     ``sys.stdin``, ``sys.stdout`` and ``sys.stderr`` stay the ones CPython made on descriptors 0, 1
@@ -552,8 +641,8 @@ def install(stdout_write, stderr_write, stdout_write_bytes, stderr_write_bytes, 
     global _process_streams
     _process_streams = process_streams
     if not process_streams:
-        sys.stdout = sys.__stdout__ = _with_write(KernelStream, stdout_write, flush)("<stdout>", out_fd, stdout_write_bytes, flush)
-        sys.stderr = sys.__stderr__ = _with_write(KernelStream, stderr_write, flush)("<stderr>", err_fd, stderr_write_bytes, flush)
+        sys.stdout = sys.__stdout__ = _text_stream_class()("<stdout>", out_fd, stdout_write_bytes, flush)
+        sys.stderr = sys.__stderr__ = _text_stream_class()("<stderr>", err_fd, stderr_write_bytes, flush)
         sys.stdin = sys.__stdin__ = KernelInput(in_fd)
         global _streams
         _streams = (sys.stdout, sys.stderr, sys.stdin)
