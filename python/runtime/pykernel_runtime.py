@@ -1903,9 +1903,18 @@ def _call_excepthook(exc):
     else, prints what python3 prints then (``PyErr_PrintEx``): on the process's own
     streams with CPython's printer, the original exception too (returns ``True``: its stderr's
     error handler, its "lost sys.stderr" when that is closed or gone); in a context the hook's
-    error with the port, leaving the exception's own traceback to the record (returns ``False``)."""
+    error with the port, leaving the exception's own traceback to the record (returns ``False``).
+    With no ``sys.excepthook`` at all (deleted), prints "sys.excepthook is missing" as python3,
+    then on the process's own streams the exception with CPython's printer."""
+    hook = sys.__dict__.get("excepthook", _MISSING)  # PyErr_PrintEx's lookup: a hook set to None is called
+    if hook is _MISSING:
+        _write_stderr("sys.excepthook is missing\n")
+        if _process_streams:
+            _cpython_excepthook(type(exc), exc, exc.__traceback__)
+            return True
+        return False
     try:
-        sys.excepthook(type(exc), exc, exc.__traceback__)
+        hook(type(exc), exc, exc.__traceback__)
         return True
     except SystemExit:
         raise  # the hook ends the program (python3's handle_system_exit): see end_run

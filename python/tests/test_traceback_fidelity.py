@@ -509,6 +509,18 @@ def test_a_replaced_sys_excepthook_prints_a_cells_uncaught_exception(kernel, iso
     assert kernel.run_code("1/0", context=context).error.traceback.startswith("Traceback")
 
 
+@pytest.mark.parametrize("isolation", [None, "process"])
+def test_a_deleted_sys_excepthook_is_reported_missing(kernel, isolation):
+    # python3's PyErr_PrintEx: "sys.excepthook is missing", then the traceback (the record's here).
+    context = kernel.create_context(isolation=isolation)
+    ran = kernel.run_code('import sys\ndel sys.excepthook\nraise ValueError("deleted hook")\n', context=context)
+    assert (ran.status, ran.stderr) == ("error", "sys.excepthook is missing\n")
+    assert (ran.error.name, ran.error.value, ran.error.traceback) == (
+        "ValueError", "deleted hook",
+        'Traceback (most recent call last):\n  File "<cell-1>", line 3, in <module>\n'
+        '    raise ValueError("deleted hook")\nValueError: deleted hook\n')
+
+
 def test_another_contexts_function_shows_its_own_cells_lines(kernel):
     # Every namespace context names its cells <cell-N>: a function of context A called from B
     # (through a shared module) shows A's line, not B's line of the same number.
