@@ -272,7 +272,8 @@ package enum NativeTraceback {
         append(", in ", to: &text)
         text.append(contentsOf: name)
         text.append(0x0A)
-        // A full entry of the cache itself (registered by user code) is read by the Python port.
+        // A name the code put in the cache itself is left to the Python port (which shows the
+        // engine's cells' lines only, as python3 reads no linecache).
         if PyDict_Contains(cache.pointer, filenameObject.pointer) != 0 { return false }
         // The store of the context whose code this is (another context's function), else the running one's.
         let store = KeptCells.cells(of: filenameObject, in: environment.keptCells.borrowed) ?? cells

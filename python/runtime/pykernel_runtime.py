@@ -483,6 +483,16 @@ def _cell_entry(filename):
     return entry
 
 
+def _cell_source(filename):
+    """``pykernel_traceback.registered_source``: the source of a cell (of the context whose code
+    it is), or None. An entry code put in ``linecache.cache`` itself is not the engine's: python3
+    shows no line for it."""
+    entry = _cells_of(filename).get(filename)
+    if entry is None:
+        return None
+    return entry if type(entry) is str else "".join(entry[2])
+
+
 def forget_kept_cells(cells):
     """A context's end: its kept cells leave the registry (before its store is cleared)."""
     for filename in cells:
@@ -661,6 +671,7 @@ def install(stdout_write_bytes, stderr_write_bytes, flush,
             sys.meta_path.insert(0, _InspectImport)
     linecache.cache = _CellCache(linecache.cache)
     warnings._showwarnmsg = _marking_cell_level_warnings(warnings._showwarnmsg)
+    pykernel_traceback.registered_source = _cell_source
     if fd_capture:
         os.write = _announcing_write(os.write)
         global _gives_threads_context_pipes

@@ -20,9 +20,10 @@ So this module is a line-by-line port of the 3.11.2 C printer; each function
 names the C function it mirrors.  Deliberate changes, to show a cell as if
 it were a file:
 
-* a frame or SyntaxError of a ``<...>`` file takes its source line from a
-  full entry of ``linecache.cache`` (mtime None) that the host registered for
-  the cell; real files are read like display_source_line_with_margin does;
+* a frame or SyntaxError of a ``<...>`` file takes its source line from the
+  source the host registered for the cell (``registered_source``: the
+  engine's cells, never an entry user code put in linecache); real files are
+  read like display_source_line_with_margin does;
 * a SyntaxError from compiling a registered cell is reported with the text
   and offsets the parser gives for a file (see _as_if_parsed_from_file);
 * ``SystemExit`` is formatted like any other exception (traceback +
@@ -992,8 +993,18 @@ def _read_source_line(filename, lineno):
 
 
 def _registered_source(filename):
-    """The source of a pseudo-file the host registered in linecache (an
-    entry with mtime None, as linecache's own convention for such sources)."""
+    """The source the host registered for a pseudo-file, or None (see
+    ``registered_source``)."""
+    try:
+        text = registered_source(filename)
+    except Exception:
+        return None
+    return text if isinstance(text, str) else None
+
+
+def linecache_source(filename):
+    """The source of a pseudo-file registered as a full linecache entry (mtime
+    None, as linecache's own convention for such sources), or None."""
     try:
         entry = linecache.cache.get(filename)
     except Exception:
@@ -1005,6 +1016,14 @@ def _registered_source(filename):
     except Exception:
         return None
     return text if isinstance(text, str) else None
+
+
+# The source of a pseudo-file (``<...>``) the host registered, or None: the
+# only source lines shown besides real files'.  CPython's printer opens no
+# ``<...>`` name and never reads linecache, so an entry that user code put in
+# linecache.cache shows no line.  The engine looks up its cells here
+# (pykernel_runtime.install); by default, hosts register theirs in linecache.
+registered_source = linecache_source
 
 
 def _registered_source_line(filename, lineno):

@@ -510,6 +510,14 @@ def test_a_replaced_sys_excepthook_prints_a_cells_uncaught_exception(kernel, iso
 
 
 @pytest.mark.parametrize("isolation", [None, "process"])
+@pytest.mark.parametrize("name", ["linecache_entry_of_the_code.py", "linecache_entry_of_a_syntax_error.py"])
+def test_a_served_context_shows_no_line_the_code_put_in_linecache(kernel, isolation, name):
+    # The engine's records come from its native printer and the port: held to python3 too.
+    ran = kernel.run_code(_read(name), context=kernel.create_context(isolation=isolation))
+    assert ran.error.traceback == interpreter_output(name)[0]
+
+
+@pytest.mark.parametrize("isolation", [None, "process"])
 def test_a_deleted_sys_excepthook_is_reported_missing(kernel, isolation):
     # python3's PyErr_PrintEx: "sys.excepthook is missing", then the traceback (the record's here).
     context = kernel.create_context(isolation=isolation)

@@ -121,8 +121,10 @@ def format_cells(cells):
     install_cell_hooks()
     filenames = ["<cell-%d>" % n for n in range(1, len(cells) + 1)]
     for source, filename in zip(cells, filenames):
-        # As the engine registers a cell (pykernel_runtime.begin_run).
+        # As the engine registers a cell (pykernel_runtime.begin_run), where warnings find it.
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    # The printer shows the cells' lines, not those of entries the code puts in linecache.
+    pykernel_traceback.registered_source = dict(zip(filenames, cells)).get
     exc = run_cells(cells, filenames)
     if exc is None:
         return None
