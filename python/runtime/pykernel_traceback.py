@@ -489,6 +489,12 @@ def _as_if_parsed_from_file(exc, filename, lineno, text, offset, end_offset):
         return text, offset, end_offset
     if text is None:
         # compiler_error / symtable: PyErr_ProgramTextObject failed for <...>
+        # (the compiler's errors, and the code's own compile() of a source
+        # under a cell's name, whose line python3 would read from the file).
+        # Those always have an end_lineno; a SyntaxError the code raises with
+        # a 4-tuple has none, and python3 prints it without a line.
+        if exc.end_lineno is None:
+            return text, offset, end_offset
         return _program_text(source, lineno), offset, end_offset
     try:
         compile(source.encode("utf-8"), filename, "exec", dont_inherit=True)
