@@ -293,14 +293,14 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
         return complete > 0 ? UnsafeRawBufferPointer(rebasing: piece[..<complete]) : piece
     }
 
-    /// Appends a rich result (`display()`, the last expression's value) in order with output:
-    /// to the owner's run in progress, else held for its next run.
     /// How many bytes of a rich result's text the run `owner`'s thread writes for keeps (its
     /// output limit), or `limit` when no run of it is in progress (a result held for the next).
     func resultLimit(owner: ContextID?, otherwise limit: Int) -> Int {
         lock.withLock { runLocked(for: owner)?.resultLimit ?? limit }
     }
 
+    /// Appends a rich result (`display()`, the last expression's value) in order with output:
+    /// to the owner's run in progress, else held for its next run.
     func resultFromPython(_ result: RichResult, owner: ContextID?) {
         if descriptorActivity.load(ordering: .relaxed) {
             lock.withLock { drainDescriptorsLocked() }
@@ -454,10 +454,10 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
 
     /// Reads from a pipe while it has data and the destination has room; `false` when it stopped
     /// because the destination is full.
-    @discardableResult
-    @inline(never)
     /// - Parameter owner: The context whose own pipe this is (`nil`: a shared pipe, whose output
     ///   goes to the run in progress, or to the context that ran last).
+    @discardableResult
+    @inline(never)
     func readAvailableLocked(_ descriptor: Int32, _ stream: OutputStreamName, owner: ContextID? = nil, force: Bool) -> Bool {
         withUnsafeTemporaryAllocation(byteCount: 65536, alignment: 1) { buffer in
             // Staged prints were written before whatever the pipe holds now.

@@ -344,6 +344,9 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     func acceptInput(_ input: InputRequest) -> Bool {
         hub.lock.withLock {
             hub.collectStagedLocked()
+            // A prompt written to the descriptors (`os.write`, C code, a subprocess) comes before the
+            // request, as the code wrote it: what the pipes hold now is taken first (a request is rare).
+            hub.drainDescriptorsLocked()
             guard !abandoned, outcome == nil else { return false }
             queue.append(input)
             if hasWaiter { wakeWaiterLocked() }

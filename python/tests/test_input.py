@@ -181,6 +181,18 @@ def test_code_input_request_and_answer_on_the_wire(raw):
     assert result["status"] == "ok" and result["stdout"] == "before\nAda\n"
 
 
+def test_a_prompt_written_to_the_descriptor_comes_before_the_request(raw):
+    """`os.write(1, ...)` (or C code, a subprocess) then `input()`: the prompt's output comes
+    first, as the code wrote it (the request came first 12 times in 15)."""
+    for _ in range(5):
+        run_id = raw.request("code.run", {"code": "import os\nos.write(1, b'Q: ')\nv = input()", "allow_stdin": True})
+        input_request(raw, run_id)
+        outputs = [m["params"]["text"] for m in raw.notifications(run_id) if m["method"] == "code.output"]
+        assert outputs == ["Q: "]
+        assert raw.result("code.input", {"request_id": run_id, "value": "a"}) == {}
+        assert raw.response(run_id)["result"]["stdout"] == "Q: "
+
+
 def test_eof_on_the_wire(raw):
     run_id = raw.request("code.run", {"code": "import sys\nprint(repr(sys.stdin.readline()))", "allow_stdin": True})
     input_request(raw, run_id)
