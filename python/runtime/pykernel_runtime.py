@@ -428,6 +428,9 @@ class _ShownInThisRun:
     def __init__(self, code):
         self._code = weakref.ref(code)
 
+    def __reduce__(self):
+        return (bool, (True,))  # pickled or copied with the namespace (dill's sessions): a shown warning
+
     def __bool__(self):
         code = self._code()
         frame = sys._getframe(1)

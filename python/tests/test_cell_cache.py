@@ -145,6 +145,9 @@ def test_each_cell_line_that_warns_warns_once_as_each_line_of_a_file(server, con
         result = run(server, context, "deprecated()")
         assert result["stderr"] == f"<cell-{result['execution_count']}>:1: DeprecationWarning: deprecated() is\n  deprecated()\n"
     assert [run(server, context, "own_line()")["stderr"].count("UserWarning: own line") for _ in range(3)] == [1, 0, 0]
+    # The registry still pickles and copies with the namespace (as a session saver does).
+    copied = run(server, context, "import copy, pickle\nlen(pickle.loads(pickle.dumps(__warningregistry__))) == len(copy.deepcopy(__warningregistry__))")
+    assert (copied["status"], copied["results"][0]["data"]["text/plain"]) == ("ok", "True")
 
 
 def test_a_syntax_error_run_again_is_reported_each_time(server, context):
