@@ -604,13 +604,27 @@ def _cell_of_class(cls, inspect):
     return None
 
 
-class _InspectImport:
-    """Patches ``inspect`` as code imports it (``_patch_inspect``): loading it at start would cost
-    every server ~3 ms. Only the name ``inspect`` is looked at; the import itself is Python's."""
+class _PatchOnImport:
+    """Patches modules of the standard library as code imports them (``patches``: name ->
+    patcher): loading them at start would cost every server milliseconds. Only those names are
+    looked at; the import itself is Python's."""
 
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        if name != "inspect":
+    patches = {}
+
+    @classmethod
+    def install(cls, name, patch):
+        """Patches ``name`` now if it is loaded, else when it is imported."""
+        if name in sys.modules:
+            patch(sys.modules[name])
+            return
+        cls.patches[name] = patch
+        if cls not in sys.meta_path:
+            sys.meta_path.insert(0, cls)
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        patch = cls.patches.get(name)
+        if patch is None:
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is None or not hasattr(spec.loader, "exec_module"):
@@ -619,10 +633,48 @@ class _InspectImport:
 
         def exec_and_patch(module):
             exec_module(module)
-            _patch_inspect(module)
+            patch(module)
 
         spec.loader.exec_module = exec_and_patch
         return spec
+
+
+def _patch_subprocess(subprocess):
+    """``Popen._execute_child`` that kills the child it started when a stop (an interrupt, a
+    timeout) or another exception ends it after the fork: raised as ``_fork_exec`` returns (before
+    ``Popen`` knows the pid) or while it waits for the child's ``exec``, it makes ``Popen()`` raise
+    with no object to kill the child through (``subprocess.run`` kills only a child it got), and
+    the child would live on and write into later runs. (A child whose ``exec`` failed was reaped
+    already.) The calling thread's children are read from ``/proc`` before the call: a few µs per
+    process started."""
+    execute_child = subprocess.Popen._execute_child
+
+    def _execute_child(self, *args, **kwargs):
+        before = _children_of_this_thread()
+        try:
+            return execute_child(self, *args, **kwargs)
+        except BaseException:
+            for pid in _children_of_this_thread() - before:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    _, status = os.waitpid(pid, 0)
+                except OSError:
+                    continue
+                if pid == self.pid:
+                    self._handle_exitstatus(status)
+            raise
+
+    _execute_child.__wrapped__ = execute_child
+    subprocess.Popen._execute_child = _posing_as(execute_child, _execute_child)
+
+
+def _children_of_this_thread():
+    """The pids of the processes the calling thread started that live (or wait to be reaped)."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/children", "rb") as children:
+            return set(map(int, children.read().split()))
+    except OSError:
+        return set()
 
 
 def _text_stream_class():
@@ -668,10 +720,7 @@ def install(stdout_write_bytes, stderr_write_bytes, flush,
         threading.excepthook = threading.__excepthook__ = _thread_excepthook
         sys.unraisablehook = sys.__unraisablehook__ = _unraisable_hook
         sys.excepthook = sys.__excepthook__ = _excepthook
-        if "inspect" in sys.modules:
-            _patch_inspect(sys.modules["inspect"])
-        else:
-            sys.meta_path.insert(0, _InspectImport)
+        _PatchOnImport.install("inspect", _patch_inspect)
     linecache.cache = _CellCache(linecache.cache)
     warnings._showwarnmsg = _marking_cell_level_warnings(warnings._showwarnmsg)
     pykernel_traceback.registered_source = _cell_source
@@ -696,6 +745,7 @@ def install(stdout_write_bytes, stderr_write_bytes, flush,
     if guard_process_exit:
         global _guards_host_signals
         _guards_host_signals = True
+        _PatchOnImport.install("subprocess", _patch_subprocess)
         os._exit = _guarded_exit(os._exit)
         os.abort = _guarded_abort(os.abort)
         os.kill = _guarded_kill(os.kill)
@@ -1114,7 +1164,7 @@ def _give_subprocess_context_pipes():
     _subprocess_gives_context_pipes = True
     import subprocess
     execute_child = subprocess.Popen._execute_child
-    code = execute_child.__code__
+    code = getattr(execute_child, "__wrapped__", execute_child).__code__
     names = code.co_varnames[1:code.co_argcount]  # after self
     positions = {1: names.index("c2pwrite"), 2: names.index("errwrite")}
 

@@ -257,6 +257,42 @@ def test_a_run_stopped_in_pool_map_ends_and_its_workers_with_it(server, ctx, sto
     assert ok(server, "print('after')", ctx).stdout == "after\n"
 
 
+STOP_AFTER_THE_FORK = """
+import os, subprocess, time
+real = subprocess._fork_exec
+def fork_then_stop(*args):
+    global started
+    started = real(*args)
+    raise KeyboardInterrupt  # as a stop raised when _fork_exec returns
+subprocess._fork_exec = fork_then_stop
+try:
+    subprocess.run(['sh', '-c', 'sleep 0.3; echo LEAK'])
+except KeyboardInterrupt:
+    pass
+finally:
+    subprocess._fork_exec = real
+try:
+    os.kill(started, 0)
+    print('alive')
+except ProcessLookupError:
+    print('gone')
+time.sleep(0.5)
+"""
+
+
+def test_a_child_whose_start_a_stop_cut_short_is_ended(server, ctx):
+    """A stop that lands as `_fork_exec` returns (or while Popen waits for the child's exec)
+    makes `Popen()` raise with no object to kill the child through: the child lived on and wrote
+    into later runs (a run with a 1.5 ms timeout: 17 times in 20). Popen now kills it."""
+    result = ok(server, STOP_AFTER_THE_FORK, ctx)
+    assert result.stdout == "gone\n"
+    for _ in range(5):
+        with pytest.raises(PyKernelTimeoutError):
+            server.run_code("import subprocess\nsubprocess.run(['sh', '-c', 'sleep 0.2; echo LEAK'])", context=ctx,
+                            timeout=0.0015)
+        assert ok(server, "import time\ntime.sleep(0.3)", ctx).stdout == ""
+
+
 @pytest.mark.parametrize("isolation", ISOLATIONS)
 def test_deleting_the_context_of_a_run_in_pool_map_ends_the_run_and_the_workers(server, isolation):
     context = server.create_context(isolation=isolation)
