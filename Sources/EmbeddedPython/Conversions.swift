@@ -196,14 +196,33 @@ extension PyBorrowed {
         if PyDict_DelItem(pointer, key.pointer) != 0 { PyErr_Clear() }
     }
 
-    /// For a code object: whether its constants hold code (a function, class, lambda or
-    /// comprehension defined in it).
-    package var holdsNestedCode: Bool {
-        let constants = pykernel_code_constants(pointer)!
-        for index in 0..<max(PyTuple_Size(constants), 0) where pykernel_is_code(PyTuple_GetItem(constants, index)) != 0 {
-            return true
+    /// For a code object: whether it defines a class at its top level (a class body's code among
+    /// its constants: code without `CO_OPTIMIZED`, which every function's has).
+    package var definesClass: Bool {
+        nestedCode.contains { UnsafeMutableRawPointer($0.pointer).assumingMemoryBound(to: PyCodeObject.self).pointee.co_flags & CO_OPTIMIZED == 0 }
+    }
+
+    /// For a cell's code after its run: the code defined in it, at any depth, that something besides
+    /// the constants holding it still refers to (a function, method, lambda or generator of the cell
+    /// that lives on; a comprehension's function ended with the run, so its code does not count).
+    /// Borrowed from the code's constants: valid while the code lives.
+    package var nestedCodeStillReferenced: [PyBorrowed] {
+        var found: [PyBorrowed] = []
+        var pending = nestedCode
+        while let code = pending.popLast() {
+            if !code.hasOneReference { found.append(code) }
+            pending += code.nestedCode
         }
-        return false
+        return found
+    }
+
+    /// For a code object: the code objects among its constants (borrowed).
+    private var nestedCode: [PyBorrowed] {
+        let constants = pykernel_code_constants(pointer)!
+        return (0..<max(PyTuple_Size(constants), 0)).compactMap { index in
+            let constant = PyTuple_GetItem(constants, index)
+            return pykernel_is_code(constant) != 0 ? PyBorrowed(constant) : nil
+        }
     }
 
     /// For a code object: whether it is a coroutine's (`CO_COROUTINE`: a cell compiled with

@@ -470,7 +470,10 @@ private struct SourceSpan {
 
 extension PyOwned {
     /// A new tuple of the given items, or `nil` with an exception pending.
-    package static func tuple(_ items: PyBorrowed...) -> PyOwned? {
+    package static func tuple(_ items: PyBorrowed...) -> PyOwned? { tuple(items) }
+
+    /// A new tuple of the given items, or `nil` with an exception pending.
+    package static func tuple(_ items: [PyBorrowed]) -> PyOwned? {
         guard let tuple = PyOwned(stealing: PyTuple_New(items.count)) else { return nil }
         for (index, item) in items.enumerated() {
             PyTuple_SetItem(tuple.pointer, index, PyOwned(retaining: item).transfer())

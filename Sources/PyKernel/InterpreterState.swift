@@ -523,16 +523,23 @@ final class InterpreterState {
     private func endCell(_ name: PyBorrowed, code: borrowing PyOwned?, in namespace: Namespace) throws(PythonError) {
         guard namespace.cells.borrowed.item(name) != nil else { return }  // a source kept nowhere (`-c`)
         let compiled = code.borrowedOrNone
-        if !compiled.isNone, compiled.holdsNestedCode {
+        // A class's source is found through its cell (`inspect.getsource`), and nothing of the cell
+        // shows when the class goes: kept with the context.
+        if !compiled.isNone, compiled.definesClass {
             try KeptCells.keep(name, cells: namespace.cells.borrowed, in: keptCells.borrowed)
             return
         }
-        // `code` holds one reference.
-        if compiled.isNone || compiled.hasOneReference {
+        // Else kept while something holds code of the cell: its functions (their tracebacks show
+        // its lines, also from another context), or the cell's code itself (`code` holds one
+        // reference): a saved traceback, a generator.
+        var holders = compiled.isNone ? [] : compiled.nestedCodeStillReferenced
+        if !compiled.isNone, !compiled.hasOneReference { holders.append(compiled) }
+        guard !holders.isEmpty else {
             namespace.cells.borrowed.removeItem(name)
             return
         }
-        _ = try keepCellWhileUsed.borrowed.call(namespace.cells.borrowed, name, compiled)
+        guard let codes = PyOwned.tuple(holders) else { throw PythonError.fetch() }
+        _ = try keepCellWhileUsed.borrowed.call(namespace.cells.borrowed, name, codes.borrowed)
     }
 
     /// The end of the program that ran in the run's context (``KernelManager/endProgram(in:)``):

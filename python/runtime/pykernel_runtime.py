@@ -1903,15 +1903,20 @@ def end_run(exc, saved_env, to_excepthook=False):
 _cell_keepers = set()
 
 
-def keep_cell_while_used(cells, filename, code):
-    """Keeps a cell's source while something still holds its code (a frame of a traceback the
-    code saved, a generator, ``sys._getframe()``), for the tracebacks that may show it; forgotten
-    when the code is freed. (A cell that defines functions or classes is kept as long as its
-    context: they hold nested code, not this.)"""
+def keep_cell_while_used(cells, filename, codes):
+    """Keeps a cell's source while something still holds its code or code defined in it
+    (``codes``: a function or lambda of the cell that lives on, a frame of a traceback the code
+    saved, a generator, ``sys._getframe()``), for the tracebacks that may show it, also from another
+    context; forgotten when the last of them is freed. (A cell that defines a class is kept as long
+    as its context.)"""
     source = cells[filename]
+    keepers = set()
 
     def forget(keeper):
         _cell_keepers.discard(keeper)
+        keepers.discard(keeper)
+        if keepers:
+            return  # other code of the cell still lives
         entry = cells.get(filename)
         # The context may have been restarted meanwhile, with a cell of the same name.
         if entry is source or (type(entry) is tuple and "".join(entry[2]) == source):
@@ -1919,7 +1924,10 @@ def keep_cell_while_used(cells, filename, code):
             if _kept_cells.get(id(filename), (None,))[0] is filename:
                 del _kept_cells[id(filename)]
 
-    _cell_keepers.add(weakref.ref(code, forget))
+    for code in codes:
+        keeper = weakref.ref(code, forget)
+        keepers.add(keeper)
+        _cell_keepers.add(keeper)
     _kept_cells[id(filename)] = (filename, cells)
 
 
