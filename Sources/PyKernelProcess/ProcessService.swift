@@ -482,6 +482,14 @@ public final class ProcessService: Sendable {
 
     // MARK: - Shutdown
 
+    /// Ends every follow of session logs (`session.logs` with `follow`) with
+    /// ``ProcessAPIError/Code/shuttingDown``, the commands going on: at the end of the server's
+    /// input, when no client reads them any more (a follow of a command that never ends would
+    /// keep the server from exiting).
+    public func endFollows() {
+        for session in state.withLock({ Array($0.sessions.values) }) { session.endFollows() }
+    }
+
     /// Refuses new work from now on (its calls throw ``ProcessAPIError/Code/shuttingDown``): the
     /// start of a shutdown, whose ``shutdown()`` then ends what runs.
     public func refuseNewWork() {

@@ -35,6 +35,8 @@ final class Session: Sendable {
         var deleted = false
         /// Ended by the service's shutdown rather than by `session.delete`.
         var endedByShutdown = false
+        /// Follows of its logs end (``endFollows()``): the client sends nothing more.
+        var followsEnded = false
         var lastDirectory: String
         var entrypoint: ChildProcess?
     }
@@ -64,6 +66,12 @@ final class Session: Sendable {
 
     /// Whether the service's shutdown ended the session (see ``terminate(byShutdown:)``).
     var isEndedByShutdown: Bool { state.withLock { $0.endedByShutdown } }
+
+    /// Whether follows of its logs were ended (``ProcessService/endFollows()``).
+    var areFollowsEnded: Bool { state.withLock { $0.followsEnded } }
+
+    /// Ends the follows of its commands' logs (they throw ``ProcessAPIError/Code/shuttingDown``).
+    func endFollows() { state.withLock { $0.followsEnded = true } }
 
     var info: SessionInfo {
         SessionInfo(sessionId: id, commands: state.withLock { $0.commands }.map(\.info))

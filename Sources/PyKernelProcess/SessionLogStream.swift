@@ -83,6 +83,10 @@ public struct SessionLogStream: AsyncSequence, Sendable {
                     finished = true
                     return .exited(exitCode: command.exited.value ?? -1)
                 }
+                if session.areFollowsEnded && !command.exited.isSet {
+                    finished = true
+                    throw ProcessAPIError(.shuttingDown, "The server's input ended; the logs of session '\(session.id)' are no longer followed.")
+                }
                 if session.isDeleted && !command.exited.isSet {
                     finished = true
                     if session.isEndedByShutdown {

@@ -37,6 +37,8 @@ public final class JSONRPCServer: Sendable {
     /// What a shutdown does as it begins and what it ends before it waits for the requests in
     /// flight (``onShutdown(begin:end:)``).
     private let shutdownWork = Mutex<[(begin: @Sendable () -> Void, end: @Sendable () async -> Void)]>([])
+    /// What ends at the end of input (``onEndOfInput(_:)``).
+    private let endOfInputWork = Mutex<[@Sendable () -> Void]>([])
     private let shutdownBegun = Atomic<Bool>(false)
 
     /// - Parameters:
@@ -83,6 +85,7 @@ public final class JSONRPCServer: Sendable {
         let reader = Thread { [self] in
             readRequests()
             openInputs.endOfInput()
+            for work in endOfInputWork.withLock({ $0 }) { work() }
             Task {
                 logger.info("end of input; finishing \(inFlight.count) request(s)")
                 await inFlight.waitUntilEmpty()
@@ -264,6 +267,12 @@ public final class JSONRPCServer: Sendable {
     /// response, which is the last).
     public func onShutdown(begin: @escaping @Sendable () -> Void, end: @escaping @Sendable () async -> Void) {
         shutdownWork.withLock { $0.append((begin, end)) }
+    }
+
+    /// Adds work to the end of input, before the server waits for the requests in flight: what
+    /// would wait for a client that sends nothing more (the process API's follows of logs).
+    public func onEndOfInput(_ work: @escaping @Sendable () -> Void) {
+        endOfInputWork.withLock { $0.append(work) }
     }
 
     /// The start of a shutdown, where it is asked for: no run starts from now on, nor any work

@@ -61,6 +61,7 @@ struct Serve: AsyncParsableCommand {
                 await processes.shutdown()
                 await exits.value
             }
+            server.onEndOfInput(processes.endFollows)
         }
         if let command = entrypoint.first, let processes {
             do {

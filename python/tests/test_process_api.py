@@ -516,3 +516,23 @@ def test_a_follow_running_at_shutdown_is_answered_shutting_down(pykernel_bin):
         assert server.wait_exit() == 0
     finally:
         server.kill()
+
+
+@pytest.mark.parametrize("command", ["sleep 1000", "read x"])
+def test_a_follow_running_at_the_end_of_input_is_answered_shutting_down(pykernel_bin, command):
+    """The client's input ends while `session.logs` follows a command that never ends by itself:
+    the follow is answered -32005 and the server exits (it waited for the command forever, and
+    so did the command)."""
+    server = RawServer(pykernel_bin)
+    try:
+        server.result("session.create", {"id": "s"})
+        cmd = server.result("session.exec", {"session": "s", "command": f"echo started; {command}", "run_async": True})["cmd_id"]
+        follow = server.request("session.logs", {"session": "s", "cmd_id": cmd, "follow": True})
+        server.wait_for(lambda m: m.get("method") == "session.output" and m["params"].get("request_id") == follow,
+                        what="the followed command's output")
+        server.close_stdin()
+        error = server.response(follow)["error"]
+        assert (error["code"], error["data"]["reason"]) == (-32005, "shutting_down"), error
+        assert server.wait_exit() == 0
+    finally:
+        server.kill()
