@@ -56,7 +56,8 @@ class ExecuteResponse:
     between head and tail (see "Output limits" in ``docs/protocol.md``)."""
 
     exit_code: int
-    #: stdout and stderr interleaved in the order they were written.
+    #: stdout and stderr interleaved in the order they arrived (two pipes: writes close together
+    #: to both streams may arrive in either order).
     result: str
     stdout: str = ""
     stderr: str = ""
@@ -487,14 +488,22 @@ class ProcessMixin:
         req: Union[str, SessionExecuteRequest, Any] = None,
     ) -> SessionExecuteResponse:
         """``session.exec``: runs a command in the session's shell (sharing its state). ``command``
-        (or ``req=``, the product SDK's name) is a string or a request object with ``.command``
-        (and optionally ``.run_async`` / ``.var_async`` / ``.timeout``); explicit keyword
-        arguments win over the object's fields."""
+        (or ``req=``, the product SDK's name) is a string, a request object with ``.command``
+        (and optionally ``.run_async`` / ``.var_async`` / ``.timeout``) or a dict with those keys
+        (``runAsync`` too, as the TypeScript SDK spells it); explicit keyword arguments win over
+        the request's fields."""
         if (command is None) == (req is None):
             raise TypeError("execute_session_command takes the command once: as `command` or as `req`")
         command = command if command is not None else req
         if isinstance(command, str):
             text, req_async, req_timeout = command, None, None
+        elif isinstance(command, Mapping):
+            # The TypeScript SDK's object (`{command, runAsync}`), as a dict.
+            if "command" not in command:
+                raise TypeError("execute_session_command: a request dict needs a 'command' key")
+            text = command["command"]
+            req_async = any(bool(command.get(key)) for key in ("run_async", "runAsync", "var_async", "async"))
+            req_timeout = command.get("timeout")
         else:
             text = command.command
             # `var_async` is another spelling of `run_async`: either asks for an asynchronous command.

@@ -233,6 +233,19 @@ def test_code_run_exception_is_nonzero_with_traceback(pk):
 # ---------------------------------------------------------------- sessions
 
 
+def test_a_session_command_given_as_a_dict(pk):
+    """The TypeScript SDK's `executeSessionCommand(id, {command, runAsync})`, translated as a dict
+    (it raised AttributeError)."""
+    pk.create_session("dict-session")
+    assert pk.execute_session_command("dict-session", {"command": "export FOO=BAR"}).exit_code == 0
+    assert pk.execute_session_command("dict-session", {"command": "echo $FOO"}).stdout == "BAR\n"
+    started = pk.execute_session_command("dict-session", {"command": "sleep 0.2; echo done", "runAsync": True})
+    assert started.exit_code is None and started.cmd_id
+    with pytest.raises(TypeError):
+        pk.execute_session_command("dict-session", {"cmd": "true"})
+    pk.delete_session("dict-session")
+
+
 def test_session_export_echo_and_cd_persist(pk, tmp_path):
     (tmp_path / "sub").mkdir()
     created = pk.create_session("exec-session-1")
