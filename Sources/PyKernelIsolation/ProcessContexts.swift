@@ -868,19 +868,35 @@ public final class ProcessContexts: Sendable {
 
     /// Takes `run`, answered, off the front of its context's runs (in place, as ``queue(_:in:id:)``);
     /// returns the context's next run, if any. Nothing when the context was deleted or restarted since.
+    /// Takes an answered run out of its context's queue; returns the context's next run when the
+    /// answered one was the first (its deadline is then armed). The worker's answers are not
+    /// ordered (a run's answer may wait for the task that relays its results while the next run's
+    /// is written at once): a run answered before an earlier one leaves the queue where it is, and
+    /// the earlier run stays first until its own answer.
     private func dequeue(_ run: ActiveRun, of id: String, generation: Int, executionCount: Int?) -> ActiveRun? {
         state.withLock { state -> ActiveRun? in
             // One lookup (the lock is taken by every worker's reader thread once per run).
-            guard let index = state.contexts.index(forKey: id), state.contexts.values[index].generation == generation,
-                  state.contexts.values[index].runs.first === run else { return nil }
-            return Self.dequeue(in: &state.contexts.values[index], executionCount: executionCount)
+            guard let index = state.contexts.index(forKey: id), state.contexts.values[index].generation == generation else { return nil }
+            if state.contexts.values[index].runs.first === run {
+                return Self.dequeue(in: &state.contexts.values[index], executionCount: executionCount)
+            }
+            guard let position = state.contexts.values[index].runs.firstIndex(where: { $0 === run }) else { return nil }
+            state.contexts.values[index].runs.remove(at: position)
+            Self.count(executionCount, in: &state.contexts.values[index])
+            return nil
         }
     }
 
     private static func dequeue(in record: inout Record, executionCount: Int?) -> ActiveRun? {
         record.runs.removeFirst()
-        if let executionCount { record.executionCount = executionCount }
+        count(executionCount, in: &record)
         return record.runs.first
+    }
+
+    /// The context's execution count once a run answered with `executionCount` (answers may come
+    /// out of order: the highest).
+    private static func count(_ executionCount: Int?, in record: inout Record) {
+        if let executionCount { record.executionCount = max(record.executionCount, executionCount) }
     }
 
     /// Sends a run to the context's worker (arming its deadline when it is the context's first run).

@@ -107,6 +107,29 @@ def test_sys_modules_not_shared(server):
         server.result("context.delete", {"id": context})
 
 
+def test_runs_answered_out_of_order_leave_the_queue_and_later_runs_watched(server):
+    """A run that displays a result is answered by the worker's relaying task, so the run written
+    after it can be answered first (the protocol does not order answers). The server took only the
+    first of a context's runs off its queue: every run after such a pair stayed queued for good
+    (memory: ~2 KB a run plus its results) and no later run had its deadline watched, so a run
+    that ignored its stops was never ended. Pipelined displays, then a run that ignores its
+    interrupt: it is still ended after the grace period, the context dead."""
+    context = create(server)["id"]
+    run(server, context, "class H:\n    def _repr_html_(self):\n        return '<b>h</b>'")
+    for _ in range(100):
+        ids = [server.request("code.run", {"context": context, "code": "display(H())"}) for _ in range(4)]
+        for id in ids:
+            assert server.response(id, timeout=30)["result"]["status"] == "ok"
+    stubborn = server.request("code.run", {"context": context, "code": STUBBORN.replace("time.sleep(60)", "print('started', flush=True)\ntime.sleep(60)")})
+    server.wait_for(lambda m: m.get("method") == "code.output" and m["params"].get("request_id") == stubborn,
+                    what="the stubborn run's start")
+    assert server.result("code.interrupt", {"context": context}) == {"interrupted": True}
+    assert server.response(stubborn, timeout=30)["result"]["status"] == "interrupted"
+    wait_until(lambda: {c["id"]: c for c in server.result("context.list")["contexts"]}[context]["state"] == "dead",
+               timeout=15, what="the stubborn run's worker to be ended")
+    server.result("context.delete", {"id": context})
+
+
 def test_cwd_and_list(server, tmp_path):
     context = create(server, cwd=str(tmp_path))
     assert context["cwd"] == str(tmp_path)
