@@ -417,28 +417,27 @@ def test_a_cancelled_call_is_stopped_and_not_answered(pykernel_bin, isolation):
     assert b"still running" not in stderr, stderr.decode()
 
 
-def test_a_lone_surrogate_escape_is_answered_under_its_id(pykernel_bin):
-    """The SDK's decoder refused it and answered a parse error under a made-up id; the request
-    itself was never answered. It runs with U+FFFD in its place, as `pykernel serve` reads it."""
+# Lines the SDK's decoder refused (a parse error under a made-up id; the call never answered),
+# and what their call prints once read as `pykernel serve` reads them.
+LINES_THE_SDK_REFUSED = {
+    # A lone surrogate escape runs with U+FFFD in its place.
+    "a lone surrogate escape": (b'{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"run_python",'
+                                b'"arguments":{"code":"print(ascii(\'\\ud800\'))"}}}\n', "'\\ufffd'\n"),
+    # `1e400` is JSON, read as the largest number: a timeout that long is none.
+    "a number past the range of a double": (b'{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"run_python",'
+                                            b'"arguments":{"code":"print(2)","timeout":1e400},"extra":-1e999}}\n', "2\n"),
+}
+
+
+@pytest.mark.parametrize("case", LINES_THE_SDK_REFUSED)
+def test_a_line_the_sdk_refused_is_answered_under_its_id(pykernel_bin, case):
+    line, printed = LINES_THE_SDK_REFUSED[case]
     server, send = initialized_raw_server(pykernel_bin, "namespace")
-    server.stdin.write(b'{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"run_python",'
-                       b'"arguments":{"code":"print(ascii(\'\\ud800\'))"}}}\n')
+    server.stdin.write(line)
     server.stdin.flush()
     answer = json.loads(server.stdout.readline())
     server.communicate(timeout=30)
-    assert answer["id"] == 8 and answer["result"]["content"] == [{"type": "text", "text": "'\\ufffd'\n"}], answer
-
-
-def test_a_number_past_the_range_of_a_double_is_answered_under_its_id(pykernel_bin):
-    """`1e400` is JSON: the SDK's decoder refused the line (a parse error under a made-up id, the
-    call never answered). It is read as the largest number: a timeout that long is none."""
-    server, send = initialized_raw_server(pykernel_bin, "namespace")
-    server.stdin.write(b'{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"run_python",'
-                       b'"arguments":{"code":"print(2)","timeout":1e400},"extra":-1e999}}\n')
-    server.stdin.flush()
-    answer = json.loads(server.stdout.readline())
-    server.communicate(timeout=30)
-    assert answer["id"] == 8 and answer["result"]["content"] == [{"type": "text", "text": "2\n"}], answer
+    assert answer["id"] == 8 and answer["result"]["content"] == [{"type": "text", "text": printed}], answer
 
 
 def test_a_call_cancelled_while_queued_runs_unanswered(pykernel_bin, isolation, tmp_path):
