@@ -266,6 +266,9 @@ public struct Execution: AsyncSequence, Sendable {
 
     init(output: RunOutput) { reader = Reader(output) }
 
+    /// Whether the run has ended (its result is recorded, whether or not it was read yet).
+    package var hasEnded: Bool { reader.hasEnded }
+
     /// An iterator over the run's events (iterators of one execution share them: each event is
     /// taken by one).
     public func makeAsyncIterator() -> Iterator { Iterator(reader: reader) }
@@ -316,6 +319,8 @@ public struct Execution: AsyncSequence, Sendable {
         private let end = Mutex<Result<ExecutionResult, KernelError>?>(nil)
 
         var outcome: Result<ExecutionResult, KernelError>? { end.withLock { $0 } }
+
+        var hasEnded: Bool { output.hasEnded }
 
         init(_ output: RunOutput) { self.output = output }
 

@@ -232,6 +232,8 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
     /// Whether the run has ended (`outcome` is set), under the lock: testing `outcome` itself
     /// copies the result it holds.
     private var hasEndedLocked: Bool { hasOutcome.load(ordering: .relaxed) }
+    /// Whether the run has ended (its outcome is recorded, read or not).
+    var hasEnded: Bool { hasOutcome.load(ordering: .acquiring) }
     private var outcomeDelivered = false
     @exclusivity(unchecked) private var abandoned = false
     /// The task parked until there is something to take (the reader).

@@ -293,6 +293,14 @@ public struct ContextRun: AsyncSequence, Sendable {
         }
     }
 
+    /// Whether the run has ended (its result has arrived, whether or not it was read yet).
+    package var hasEnded: Bool {
+        switch source {
+        case .namespace(let execution): execution.hasEnded
+        case .process(let relay, _): relay.isFinished
+        }
+    }
+
     /// Waits for the run to end and returns its result (stdout and stderr up to the output limit).
     public func result() async throws -> ExecutionResult {
         for try await event in self {

@@ -164,12 +164,19 @@ public final class MCPFront: Sendable {
         // run whose reading task is cancelled is withdrawn while still queued, and a call cancelled
         // while queued must run when its turn comes (docs/mcp.md), as in a process context.
         let reading = Task { try await collect(execution, call: call, progressToken: progressToken, server: server) }
-        let result = try await withTaskCancellationHandler {
-            try await reading.value
-        } onCancel: {
-            cancelled.withLock { _ = $0.insert(call) }
-            let isRunning = inFlight.withLock { $0[context]?.first == call }
-            if isRunning { _ = try? contexts.interrupt(context) }
+        let result: ExecutionResult
+        do {
+            result = try await withTaskCancellationHandler {
+                try await reading.value
+            } onCancel: {
+                cancelled.withLock { _ = $0.insert(call) }
+                // Its run, if it has not ended: a run that ended while its result is being read (a
+                // large output, a display) is no longer the one the context runs.
+                let isRunning = inFlight.withLock { $0[context]?.first == call } && !execution.hasEnded
+                if isRunning { _ = try? contexts.interrupt(context) }
+            }
+        } catch let error as KernelError {
+            throw Self.mcpError(error)  // the run could not start: its context died or was deleted meanwhile
         }
         return RunRendering.toolResult(result, outputLimit: outputLimit)
     }

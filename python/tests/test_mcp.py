@@ -468,6 +468,46 @@ def test_a_call_cancelled_while_queued_runs_unanswered(pykernel_bin, isolation, 
     assert marker.exists()
 
 
+def test_a_run_queued_behind_a_crash_is_answered_context_dead(pykernel_bin):
+    """docs/mcp.md's errors: a call queued behind a run whose worker died is -32006 `context_dead`
+    (it was an opaque -32603, "The operation could not be completed")."""
+    server, send = initialized_raw_server(pykernel_bin, "process")
+    send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "run_python", "arguments": {"code": "import os, time\ntime.sleep(0.3)\nos.kill(os.getpid(), 9)"}}})
+    send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "run_python", "arguments": {"code": "print(1)"}}})
+    answers = {}
+    while 4 not in answers:
+        message = json.loads(server.stdout.readline())
+        answers[message.get("id")] = message
+    server.stdin.close()
+    assert server.wait(timeout=60) == 0
+    assert answers[4]["error"]["code"] == -32006, answers[4]
+
+
+def test_cancelling_a_call_whose_run_ended_leaves_the_next_run_alone(pykernel_bin):
+    """A cancel that arrives while a finished run's large output is still being read interrupted
+    the context's next run, which nobody cancelled. (In a process context the server learns that
+    the run ended only from the worker's answer, behind its output: docs/mcp.md says so.)"""
+    server, send = initialized_raw_server(pykernel_bin, "namespace")
+    interrupted = 0
+    for round in range(10):
+        a, b = 10 + 2 * round, 11 + 2 * round
+        send({"jsonrpc": "2.0", "id": a, "method": "tools/call", "params": {
+            "name": "run_python", "arguments": {"code": "print('x' * 1_000_000)"}}})
+        send({"jsonrpc": "2.0", "id": b, "method": "tools/call", "params": {
+            "name": "run_python", "arguments": {"code": "import time\nfor i in range(40): time.sleep(0.01)"}}})
+        time.sleep(0.002)
+        send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": a, "reason": "test"}})
+        while True:
+            message = json.loads(server.stdout.readline())
+            if message.get("id") == b:
+                interrupted += message["result"]["structuredContent"]["status"] == "interrupted"
+                break
+    server.stdin.close()
+    assert server.wait(timeout=60) == 0
+    assert interrupted == 0
+
+
 def test_output_cut_to_nothing_still_says_how_much_was_cut(pykernel_bin):
     """`--max-output-bytes 0` keeps no byte of output: the content says how many were cut (it
     said "[no output]")."""
