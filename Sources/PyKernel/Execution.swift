@@ -269,6 +269,9 @@ public struct Execution: AsyncSequence, Sendable {
     /// Whether the run has ended (its result is recorded, whether or not it was read yet).
     package var hasEnded: Bool { reader.hasEnded }
 
+    /// The run's output (its identity in the engine).
+    var output: RunOutput { reader.output }
+
     /// An iterator over the run's events (iterators of one execution share them: each event is
     /// taken by one).
     public func makeAsyncIterator() -> Iterator { Iterator(reader: reader) }
@@ -311,7 +314,7 @@ public struct Execution: AsyncSequence, Sendable {
     /// Shared by an execution and its iterators: when the last of them is gone before the result
     /// was read, the rest of the output is discarded so the run never waits for a reader.
     fileprivate final class Reader: Sendable {
-        private let output: RunOutput
+        let output: RunOutput
         /// Whether the end (the result, or the failure) was taken. Atomic: copies of the execution
         /// and its iterators may be used from different tasks (one at a time, as any iterator).
         private let done = Atomic<Bool>(false)

@@ -287,10 +287,14 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
     // MARK: Requests
 
-    /// Interrupts the run in progress in `context`; `false` when none is. A stop not taken at once
-    /// is signalled at once.
-    func interrupt(_ context: ContextID, nextRun: (_ ended: RunOutput?) -> RunOutput? = { _ in nil }) -> Bool {
-        guard let watch = interruptDeferringWatchdog(context, blockWatch: .zero, nextRun: nextRun, beforeSignal: {}) else { return false }
+    /// Interrupts the run in progress in `context` (only if it is `target`'s, when given); `false`
+    /// when none is. A stop not taken at once is signalled at once.
+    func interrupt(
+        _ context: ContextID, only target: RunOutput? = nil, nextRun: (_ ended: RunOutput?) -> RunOutput? = { _ in nil }
+    ) -> Bool {
+        guard let watch = interruptDeferringWatchdog(context, only: target, blockWatch: .zero, nextRun: nextRun, beforeSignal: {}) else {
+            return false
+        }
         watch()
         return true
     }
@@ -312,15 +316,21 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// has taken, else the first queued) is interrupted if it is `context`'s: it is answered
     /// `interrupted` without running (``beginsInterrupted(_:)``), or stopped where its code begins
     /// (``begin(_:executionCount:timeout:)``); so a run and its interrupt read together stop that
-    /// run, and `true` always means the run's answer is `interrupted`.
+    /// run, and `true` always means the run's answer is `interrupted`. With `target`, only that
+    /// run is interrupted (in progress or about to begin), never the one after it.
     func interruptDeferringWatchdog(
-        _ context: ContextID, blockWatch: Duration, nextRun: (_ ended: RunOutput?) -> RunOutput?, beforeSignal: () -> Void
+        _ context: ContextID, only target: RunOutput? = nil, blockWatch: Duration, nextRun: (_ ended: RunOutput?) -> RunOutput?,
+        beforeSignal: () -> Void
     ) -> (@Sendable () -> Void)? {
         lock.lock()
+        if let target, let running = current?.output, running !== target {
+            lock.unlock()
+            return nil
+        }
         // One copy of the run, not one per member read through the optional.
         guard let run = current, run.context == context else {
             let next = current == nil ? nextRun(lastEnded) : nil
-            guard let next, next !== lastEnded, next.context == context else {
+            guard let next, next !== lastEnded, next.context == context, target.map({ $0 === next }) ?? true else {
                 lock.unlock()
                 return nil
             }

@@ -251,6 +251,17 @@ public final class KernelContexts: Sendable {
         }
     }
 
+    /// Interrupts `run` if it is the one in progress in `context` (a front cancelling that run's
+    /// request): in a namespace context never another run of it; a process context's worker is
+    /// interrupted unless the run's answer has arrived (it may have moved on to the next run if
+    /// the answer is still on its way behind the run's output).
+    package func interrupt(_ run: ContextRun, in context: ContextID) throws(KernelError) -> Bool {
+        switch run.source {
+        case .namespace(let execution): return try manager.interrupt(execution, in: context)
+        case .process: return run.hasEnded ? false : try interrupt(context)
+        }
+    }
+
     /// Stops the manager's runs and ends every worker (their runs in progress are answered
     /// `interrupted`), waiting until the workers are reaped.
     public func shutdown() async {
@@ -282,7 +293,7 @@ public struct ContextRun: AsyncSequence, Sendable {
         case process(RunRelay, OpenInputs)
     }
 
-    private let source: Source
+    fileprivate let source: Source
 
     init(_ source: Source) { self.source = source }
 

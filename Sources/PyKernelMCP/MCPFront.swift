@@ -173,7 +173,7 @@ public final class MCPFront: Sendable {
                 // Its run, if it has not ended: a run that ended while its result is being read (a
                 // large output, a display) is no longer the one the context runs.
                 let isRunning = inFlight.withLock { $0[context]?.first == call } && !execution.hasEnded
-                if isRunning { _ = try? contexts.interrupt(context) }
+                if isRunning { _ = try? contexts.interrupt(execution, in: context) }
             }
         } catch let error as KernelError {
             throw Self.mcpError(error)  // the run could not start: its context died or was deleted meanwhile
