@@ -27,6 +27,23 @@ struct StopTests {
         #expect(try await runOK("print(n > 1000, type(n).__name__)", in: context) == "True int\n")
     }
 
+    @Test("An interrupt naming a run stops that run only, never the context's next run once it has ended")
+    func interruptNamingARun() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        let first = try manager.run("x = 1", in: context)
+        let second = try manager.run("import time\nprint('started', flush=True)\ntime.sleep(30)", in: context)
+        _ = try await first.result()
+        // `first` has ended; `second` runs or is about to: naming `first` interrupts nothing.
+        #expect(try manager.interrupt(first, in: context) == false)
+        let iterator = second.makeAsyncIterator()
+        #expect(try await firstOutput(of: iterator).text == "started\n")
+        #expect(try manager.interrupt(first, in: context) == false)
+        #expect(try manager.interrupt(second, in: context) == true)
+        #expect(try await remainingEvents(of: iterator).result.status == .interrupted)
+    }
+
     @Test("time.sleep(1000) is stopped by a 0.5 s timeout within about a second; earlier output is kept")
     func timeoutStopsSleep() async throws {
         let context = try await newContext()
