@@ -26,6 +26,10 @@ final class CommandLog: Sendable {
         var droppedBytes = 0
         /// A write failed (logged once); the log stops growing.
         var failed = false
+        /// The descriptors were closed once the command ended (``park()``): reopened by a later write.
+        var parked = false
+        /// Whether the newer tail file exists (a parked log reopens it rather than rotating).
+        var hasNewer = false
     }
 
     private let state = Mutex(State())
@@ -53,9 +57,30 @@ final class CommandLog: Sendable {
         }
     }
 
+    /// Closes the files' descriptors once the command has ended and its output was read (a
+    /// session keeps its commands' logs: open, each held three descriptors for the session's
+    /// life, and a session that ran a few hundred commands ran the server out of them). A later
+    /// write (a note of the service) opens them again.
+    func park() {
+        state.withLock { s in
+            guard !s.parked else { return }
+            Posix.closeQuietly(s.head)
+            Posix.closeQuietly(s.newer)
+            (s.head, s.newer, s.parked) = (-1, -1, true)
+        }
+    }
+
+    private func unpark(_ s: inout State) {
+        s.parked = false
+        s.head = Posix.open(base + ".log", O_WRONLY | O_APPEND)
+        if s.hasNewer { s.newer = Posix.open(base + ".2.log", O_WRONLY | O_APPEND) }
+        if s.head < 0 || (s.hasNewer && s.newer < 0) { fail(&s, "could not reopen a session log") }
+    }
+
     /// Appends the next bytes of the stream.
     func append(_ bytes: UnsafeRawBufferPointer) {
         state.withLock { s in
+            if s.parked { unpark(&s) }
             var rest = bytes[...]
             if s.headBytes < headLimit {
                 let taken = rest.prefix(headLimit - s.headBytes)
@@ -87,6 +112,7 @@ final class CommandLog: Sendable {
         }
         s.newerBytes = 0
         s.newer = Posix.open(base + ".2.log", O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0o600)
+        s.hasNewer = s.newer >= 0
         if s.newer < 0 { fail(&s, "could not create a session log file") }
     }
 
@@ -199,6 +225,13 @@ final class CommandLogs: Sendable {
     }
 
     func log(_ stream: OutputStreamName) -> CommandLog { stream == .stdout ? stdout : stderr }
+
+    /// Closes the logs' descriptors (``CommandLog/park()``): the command has ended and its output was read.
+    func park() {
+        stdout.park()
+        stderr.park()
+        output.park()
+    }
 
     /// Appends output of `stream` to its log and to the interleaved one.
     func write(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) {

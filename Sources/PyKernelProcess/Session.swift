@@ -152,6 +152,11 @@ final class Session: Sendable {
         if cmd.isAsync || isEntrypoint {
             hub.emit(SessionExitEvent(session: id, cmdId: cmd.id, exitCode: code))
         }
+        // Its logs' descriptors are closed once its output is read (the logs stay on disk).
+        Task {
+            await cmd.waitSettled()
+            cmd.logs.park()
+        }
     }
 
 

@@ -233,6 +233,29 @@ def test_code_run_exception_is_nonzero_with_traceback(pk):
 # ---------------------------------------------------------------- sessions
 
 
+def test_a_session_keeps_no_descriptor_per_finished_command(pykernel_bin):
+    """Each finished command of a session held its three logs open for the session's life: under
+    `ulimit -n 1024` the 331st command of one session failed, and then every command of the server.
+    The logs stay readable after their descriptors are closed (and written to again by a note)."""
+    server = RawServer(pykernel_bin)
+    try:
+        server.result("session.create", {"id": "many"})
+        descriptors = lambda: len(os.listdir(f"/proc/{server.process.pid}/fd"))
+        before = descriptors()
+        for _ in range(200):
+            assert server.result("session.exec", {"session": "many", "command": "echo x"})["stdout"] == "x\n"
+        cmd = server.result("session.exec", {"session": "many", "command": "echo late", "run_async": True})["cmd_id"]
+        server.wait_for(lambda m: m.get("method") == "session.exited" and m["params"].get("cmd_id") == cmd,
+                        what="the async command's exit")
+        deadline = time.monotonic() + 10
+        while descriptors() > before + 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert descriptors() <= before + 3, (before, descriptors())
+        assert server.result("session.logs", {"session": "many", "cmd_id": cmd})["stdout"] == "late\n"
+    finally:
+        server.kill()
+
+
 def test_a_session_command_given_as_a_dict(pk):
     """The TypeScript SDK's `executeSessionCommand(id, {command, runAsync})`, translated as a dict
     (it raised AttributeError)."""
