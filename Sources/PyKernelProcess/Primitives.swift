@@ -87,38 +87,87 @@ final class Latch<Value: Sendable>: Sendable {
     }
 }
 
-/// A first-in first-out lock for async code: the holder may suspend while holding it.
+/// A first-in first-out lock for async code: the holder may suspend while holding it. A place
+/// in line can be taken before waiting (``reserve()``), so that the order is the callers' even
+/// when the tasks that wait run in another order.
 final class AsyncLock: Sendable {
+    /// A place in line: ``wait()`` returns once the lock is its holder's; ``cancel()`` gives it up.
+    final class Turn: Sendable {
+        private let state = Mutex<(granted: Bool, cancelled: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, false, nil))
+        private let lock: AsyncLock
+
+        fileprivate init(_ lock: AsyncLock) { self.lock = lock }
+
+        /// Waits until the lock is this turn's holder's (then call the lock's ``unlock()``).
+        func wait() async {
+            await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+                let granted = state.withLock { s -> Bool in
+                    if !s.granted { s.waiter = waiter }
+                    return s.granted
+                }
+                if granted { waiter.resume() }
+            }
+        }
+
+        /// Gives up the place (its holder will not wait): the lock passes on when it comes.
+        func cancel() {
+            let holds = state.withLock { s -> Bool in
+                s.cancelled = true
+                return s.granted
+            }
+            if holds { lock.unlock() }
+        }
+
+        /// The lock is this turn's; `false` (not taken) when the turn was given up.
+        fileprivate func grant() -> Bool {
+            let (taken, waiter) = state.withLock { s -> (Bool, CheckedContinuation<Void, Never>?) in
+                guard !s.cancelled else { return (false, nil) }
+                s.granted = true
+                defer { s.waiter = nil }
+                return (true, s.waiter)
+            }
+            waiter?.resume()
+            return taken
+        }
+    }
+
     private struct State {
         var locked = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        var waiters: [Turn] = []
     }
 
     private let state = Mutex(State())
 
-    func lock() async {
-        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
-            let acquired = state.withLock { s -> Bool in
-                if !s.locked {
-                    s.locked = true
-                    return true
-                }
-                s.waiters.append(cont)
-                return false
+    /// Takes a place in line now.
+    func reserve() -> Turn {
+        let turn = Turn(self)
+        let free = state.withLock { s -> Bool in
+            if !s.locked {
+                s.locked = true
+                return true
             }
-            if acquired { cont.resume() }
+            s.waiters.append(turn)
+            return false
         }
+        if free, !turn.grant() { unlock() }
+        return turn
+    }
+
+    func lock() async {
+        await reserve().wait()
     }
 
     func unlock() {
-        let next: CheckedContinuation<Void, Never>? = state.withLock { s in
-            if s.waiters.isEmpty {
-                s.locked = false
-                return nil
+        while true {
+            let next: Turn? = state.withLock { s in
+                if s.waiters.isEmpty {
+                    s.locked = false
+                    return nil
+                }
+                return s.waiters.removeFirst()
             }
-            return s.waiters.removeFirst()
+            guard let next, !next.grant() else { return }  // a turn given up: the next one
         }
-        next?.resume()
     }
 }
 

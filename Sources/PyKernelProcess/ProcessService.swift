@@ -266,6 +266,13 @@ public final class ProcessService: Sendable {
     ///   ``ProcessAPIError/Code/spawnFailed`` if the shell cannot start.
     @discardableResult
     public func createSession(_ params: CreateSessionParams) async throws(ProcessAPIError) -> SessionInfo {
+        try await startSession(try registerSession(params))
+    }
+
+    /// The first part of ``createSession(_:)``, done where the request is read (so that a request
+    /// read next finds the session): the checks and the session's entry, its shell not started.
+    /// Then call ``startSession(_:)``.
+    package func registerSession(_ params: CreateSessionParams) throws(ProcessAPIError) -> RegisteredSession {
         try checkOpen()
         if params.id.isEmpty || params.id.utf8.contains(0) {
             throw ProcessAPIError(.invalidArgument, "A session id must be a non-empty string without NUL bytes.", field: "id")
@@ -291,12 +298,19 @@ public final class ProcessService: Sendable {
             Posix.removeTree(session.directory)
             throw ProcessAPIError(.sessionExists, "a session '\(params.id)' already exists; choose another id or delete it first")
         }
+        return RegisteredSession(session: session)
+    }
+
+    /// The rest of ``createSession(_:)``: starts the registered session's shell (a session whose
+    /// shell cannot start is removed again).
+    package func startSession(_ registered: RegisteredSession) async throws(ProcessAPIError) -> SessionInfo {
+        let session = registered.session
         do {
             try await session.start()
         } catch {
             state.withLock { s in
-                s.sessions.removeValue(forKey: params.id)
-                s.order.removeAll { $0 == params.id }
+                if s.sessions[session.id] === session { s.sessions.removeValue(forKey: session.id) }
+                s.order.removeAll { $0 == session.id }
             }
             await session.terminate()
             throw error
@@ -326,12 +340,37 @@ public final class ProcessService: Sendable {
     public func executeSessionCommand(_ params: SessionExecuteParams) async throws(ProcessAPIError)
         -> SessionExecuteResult
     {
-        try validateTimeout(params.timeout)
-        if params.command.utf8.contains(0) {
-            throw ProcessAPIError(.invalidArgument, "The command contains a NUL byte.", field: "command")
+        try await executeSessionCommand(params, inLine: nil)
+    }
+
+    /// ``executeSessionCommand(_:)`` of a synchronous command that took its place in its session's
+    /// line when its request was read (``placeInLine(for:)``): the session's synchronous commands
+    /// run in the order they were read, also when their requests are handled in another order.
+    package func executeSessionCommand(_ params: SessionExecuteParams, inLine place: PlaceInLine?) async throws(ProcessAPIError)
+        -> SessionExecuteResult
+    {
+        let session: Session
+        do throws(ProcessAPIError) {
+            try validateTimeout(params.timeout)
+            if params.command.utf8.contains(0) {
+                throw ProcessAPIError(.invalidArgument, "The command contains a NUL byte.", field: "command")
+            }
+            session = try writableSession(params.session, action: "given commands")
+        } catch {
+            place?.turn.cancel()  // the line moves on
+            throw error
         }
-        let session = try writableSession(params.session, action: "given commands")
-        return try await session.execute(params)
+        // (A session deleted and created again since has a line of its own.)
+        let turn = place?.session === session ? place?.turn : nil
+        if turn == nil { place?.turn.cancel() }
+        return try await session.execute(params, turn: turn)
+    }
+
+    /// The place a synchronous `session.exec` takes in its session's line as its request is read
+    /// (`nil`: no such session, or an asynchronous command): pass it to ``executeSessionCommand(_:inLine:)``.
+    package func placeInLine(for params: SessionExecuteParams) -> PlaceInLine? {
+        guard !params.runAsync, let session = state.withLock({ $0.sessions[params.session] }) else { return nil }
+        return PlaceInLine(session: session, turn: session.foreground.reserve())
     }
 
     /// `session.get`: the session and its commands, oldest first.
@@ -525,4 +564,15 @@ public final class ProcessService: Sendable {
         await Blocking.run { Posix.removeTree(root) }
         monitor.stop()
     }
+}
+
+/// A session registered by ``ProcessService/registerSession(_:)``, to start with ``ProcessService/startSession(_:)``.
+package struct RegisteredSession: Sendable {
+    let session: Session
+}
+
+/// A synchronous command's place in its session's line (``ProcessService/placeInLine(for:)``).
+package struct PlaceInLine: Sendable {
+    let session: Session
+    let turn: AsyncLock.Turn
 }

@@ -160,8 +160,9 @@ final class Session: Sendable {
     }
 
 
-    /// Runs a command in the session's shell.
-    func execute(_ params: SessionExecuteParams) async throws(ProcessAPIError) -> SessionExecuteResult {
+    /// Runs a command in the session's shell; a synchronous one in `turn` when it took its place
+    /// in line before (``foreground``'s), else at the end of the line now.
+    func execute(_ params: SessionExecuteParams, turn: AsyncLock.Turn? = nil) async throws(ProcessAPIError) -> SessionExecuteResult {
         if params.runAsync {
             let shell = try await ensureShell()
             let cmd = try prepareCommand(params.command, isAsync: true, timeout: params.timeout)
@@ -172,7 +173,7 @@ final class Session: Sendable {
             return SessionExecuteResult(cmdId: cmd.id)
         }
 
-        await foreground.lock()
+        await (turn ?? foreground.reserve()).wait()
         defer { foreground.unlock() }
         let shell = try await ensureShell()
         let cmd = try prepareCommand(params.command, isAsync: false)

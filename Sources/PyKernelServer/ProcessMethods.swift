@@ -93,7 +93,10 @@ public enum ProcessMethods {
                     id: try read { () throws(RPCError) in try p.string("id") },
                     cwd: try read { () throws(RPCError) in try p.optionalString("cwd") },
                     env: try read { () throws(RPCError) in try p.optionalStringDictionary("env") } ?? [:])
-                return deferred { () async throws(ProcessAPIError) in sessionJSON(try await service.createSession(params)) }
+                // Registered here, as it is read: a request read next finds the session.
+                let registered: RegisteredSession
+                do throws(ProcessAPIError) { registered = try service.registerSession(params) } catch { throw RPCError(error) }
+                return deferred { () async throws(ProcessAPIError) in sessionJSON(try await service.startSession(registered)) }
             },
             "session.exec": { request throws(RPCError) in
                 let p = request.params
@@ -102,8 +105,11 @@ public enum ProcessMethods {
                     command: try read { () throws(RPCError) in try p.string("command") },
                     runAsync: try read { () throws(RPCError) in try p.optionalBool("run_async") } ?? false,
                     timeout: try timeout(p))
+                // Its place in the session's line taken here, as it is read: a session's synchronous
+                // commands run in the order they were read.
+                let place = service.placeInLine(for: params)
                 return deferred { () async throws(ProcessAPIError) in
-                    sessionExecJSON(try await service.executeSessionCommand(params))
+                    sessionExecJSON(try await service.executeSessionCommand(params, inLine: place))
                 }
             },
             "session.get": { request throws(RPCError) in

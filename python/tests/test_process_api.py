@@ -3,6 +3,7 @@
 product docs. Processes left behind are looked for in /proc by an environment marker that
 every process of the test inherits."""
 
+import json
 import os
 import signal
 import threading
@@ -231,6 +232,27 @@ def test_code_run_exception_is_nonzero_with_traceback(pk):
 
 
 # ---------------------------------------------------------------- sessions
+
+
+def test_session_requests_written_at_once_run_in_the_order_written(pykernel_bin):
+    """`session.create` then its commands, written at once (a file piped to the server): the
+    commands found no session (9 times in 10 on a fresh server), and a session's synchronous
+    commands ran in another order than written (`export V=7` then `echo $V` printed nothing, 33
+    times in 50). The session is registered, and each synchronous command takes its place in the
+    session's line, as its request is read."""
+    import subprocess
+    for _ in range(5):
+        lines = ([{"jsonrpc": "2.0", "id": 1, "method": "session.create", "params": {"id": "o"}},
+                  {"jsonrpc": "2.0", "id": 2, "method": "session.exec", "params": {"session": "o", "command": "export V=7"}},
+                  {"jsonrpc": "2.0", "id": 3, "method": "session.exec", "params": {"session": "o", "command": "echo $V"}}]
+                 + [{"jsonrpc": "2.0", "id": 10 + i, "method": "session.exec",
+                     "params": {"session": "o", "command": "n=$((n+1)); echo $n"}} for i in range(10)])
+        done = subprocess.run([pykernel_bin, "serve"], input="".join(json.dumps(line) + "\n" for line in lines).encode(),
+                              capture_output=True, timeout=60)
+        assert done.returncode == 0
+        answers = {m["id"]: m for m in map(json.loads, done.stdout.decode().splitlines()) if "id" in m}
+        assert answers[3]["result"]["stdout"] == "7\n", answers[3]
+        assert [answers[10 + i]["result"]["stdout"] for i in range(10)] == [f"{i + 1}\n" for i in range(10)]
 
 
 def test_a_session_keeps_no_descriptor_per_finished_command(pykernel_bin):
