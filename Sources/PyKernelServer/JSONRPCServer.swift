@@ -89,6 +89,12 @@ public final class JSONRPCServer: Sendable {
             Task {
                 logger.info("end of input; finishing \(inFlight.count) request(s)")
                 await inFlight.waitUntilEmpty()
+                // What still runs (the process API's background commands, PTYs) ends now, its
+                // end announced (`session.exited`, `pty.exited`) before the output closes.
+                for work in shutdownWork.withLock({ $0 }) {
+                    work.begin()
+                    await work.end()
+                }
                 stop.fire()
             }
         }

@@ -255,6 +255,22 @@ def test_session_requests_written_at_once_run_in_the_order_written(pykernel_bin)
         assert [answers[10 + i]["result"]["stdout"] for i in range(10)] == [f"{i + 1}\n" for i in range(10)]
 
 
+def test_the_end_of_input_announces_the_background_commands_it_ends(pykernel_bin):
+    """At the end of input a background command still running is ended as at `shutdown`, and
+    its `session.exited` is sent before the server's output closes (it died unannounced)."""
+    server = RawServer(pykernel_bin)
+    try:
+        server.result("session.create", {"id": "bg"})
+        cmd = server.result("session.exec", {"session": "bg", "command": "sleep 100", "run_async": True})["cmd_id"]
+        server.close_stdin()
+        exited = server.wait_for(lambda m: m.get("method") == "session.exited" and m["params"].get("cmd_id") == cmd,
+                                 what="the background command's session.exited")
+        assert exited["params"]["session"] == "bg"
+        assert server.wait_exit() == 0
+    finally:
+        server.kill()
+
+
 def test_a_session_keeps_no_descriptor_per_finished_command(pykernel_bin):
     """Each finished command of a session held its three logs open for the session's life: under
     `ulimit -n 1024` the 331st command of one session failed, and then every command of the server.
