@@ -19,6 +19,12 @@ extension ProcessService {
     ///   (field `command` when the program is not found or cannot be started — nothing is left
     ///   behind).
     public func createPTY(_ params: PTYCreateParams) async throws(ProcessAPIError) -> PTYSession {
+        try startPTY(params)
+    }
+
+    /// ``createPTY(_:)`` without suspending, for a server that starts it where it reads the
+    /// request (a `pty.input` or `pty.kill` read next finds it): a fork and an exec.
+    package func startPTY(_ params: PTYCreateParams) throws(ProcessAPIError) -> PTYSession {
         try checkOpen()
         let id = params.id ?? UUID().uuidString.lowercased()
         if id.isEmpty || id.utf8.contains(0) {
@@ -55,7 +61,7 @@ extension ProcessService {
             throw error
         }
         if !terminals.insert(session) {
-            await session.terminate(grace: .zero)
+            Task { await session.terminate(grace: .zero) }
             throw ProcessAPIError(.shuttingDown, "The process service has been shut down.")
         }
         return session

@@ -67,6 +67,13 @@ final class Session: Sendable {
     /// Whether the service's shutdown ended the session (see ``terminate(byShutdown:)``).
     var isEndedByShutdown: Bool { state.withLock { $0.endedByShutdown } }
 
+    /// What a request for the deleted session gets: `shutting_down` when the service's shutdown
+    /// ended it (a command queued behind another then), else `session_not_found`.
+    func deletedError(byShutdown: Bool) -> ProcessAPIError {
+        byShutdown ? ProcessAPIError(.shuttingDown, "The process service is shutting down; session '\(id)' was ended.")
+            : ProcessAPIError(.sessionNotFound, "session '\(id)' was deleted")
+    }
+
     /// Whether follows of its logs were ended (``ProcessService/endFollows()``).
     var areFollowsEnded: Bool { state.withLock { $0.followsEnded } }
 
@@ -132,7 +139,7 @@ final class Session: Sendable {
     /// A new command with the next sequence number, its directory and its (empty) logs.
     func newCommand(_ text: String, isAsync: Bool, timeout: Duration? = nil) throws(ProcessAPIError) -> SessionCommand {
         let seq = try state.withLock { s throws(ProcessAPIError) -> Int in
-            if s.deleted { throw ProcessAPIError(.sessionNotFound, "session '\(id)' was deleted") }
+            if s.deleted { throw deletedError(byShutdown: s.endedByShutdown) }
             defer { s.nextSeq += 1 }
             return s.nextSeq
         }

@@ -77,19 +77,19 @@ extension Session {
         await shellStart.lock()
         defer { shellStart.unlock() }
         let (current, lastDirectory) = try state.withLock { s throws(ProcessAPIError) in
-            if s.deleted { throw ProcessAPIError(.sessionNotFound, "session '\(id)' was deleted") }
+            if s.deleted { throw deletedError(byShutdown: s.endedByShutdown) }
             return (s.shell, s.lastDirectory)
         }
         if let current, !current.child.exited.isSet { return current }
         let cwd = Posix.isDirectory(lastDirectory) ? lastDirectory
             : Posix.isDirectory(initialDirectory) ? initialDirectory : configuration.workingDirectory
         let shell = try await startShell(in: cwd)
-        let deleted = state.withLock { s -> Bool in
+        let (deleted, byShutdown) = state.withLock { s -> (Bool, Bool) in
             if !s.deleted { s.shell = shell }
             s.allShells.append(shell)
-            return s.deleted
+            return (s.deleted, s.endedByShutdown)
         }
-        if deleted { throw ProcessAPIError(.sessionNotFound, "session '\(id)' was deleted") }
+        if deleted { throw deletedError(byShutdown: byShutdown) }
         return shell
     }
 

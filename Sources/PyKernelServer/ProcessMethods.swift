@@ -175,8 +175,10 @@ public enum ProcessMethods {
                         cols: try read { () throws(RPCError) in try p.optionalInt("cols", in: PTYSize.range) } ?? 80,
                         rows: try read { () throws(RPCError) in try p.optionalInt("rows", in: PTYSize.range) } ?? 24))
                 let server = request.server
+                // Started here, as the request is read: a `pty.input` or `pty.kill` read next finds it.
+                let pty: PTYSession
+                do throws(ProcessAPIError) { pty = try service.startPTY(params) } catch { throw RPCError(error) }
                 return deferred { () async throws(ProcessAPIError) in
-                    let pty = try await service.createPTY(params)
                     request.afterResponse { forward(pty, through: server) }
                     return ["id": .string(pty.id), "pid": .integer(Int64(pty.pid))]
                 }

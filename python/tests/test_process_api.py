@@ -271,6 +271,24 @@ def test_the_end_of_input_announces_the_background_commands_it_ends(pykernel_bin
         server.kill()
 
 
+def test_a_command_queued_at_shutdown_is_answered_shutting_down(pykernel_bin):
+    """A synchronous command waiting behind another when the server shuts down is answered
+    -32005 `shutting_down` (it said the session "was deleted", which the client never did)."""
+    server = RawServer(pykernel_bin)
+    try:
+        server.result("session.create", {"id": "q"})
+        running = server.request("session.exec", {"session": "q", "command": "echo started; sleep 30"})
+        queued = server.request("session.exec", {"session": "q", "command": "echo queued"})
+        time.sleep(0.3)
+        server.request("shutdown")
+        assert server.response(running)["result"]["exit_code"] == 137
+        error = server.response(queued)["error"]
+        assert (error["code"], error["data"]["reason"]) == (-32005, "shutting_down"), error
+        assert server.wait_exit() == 0
+    finally:
+        server.kill()
+
+
 def test_a_session_keeps_no_descriptor_per_finished_command(pykernel_bin):
     """Each finished command of a session held its three logs open for the session's life: under
     `ulimit -n 1024` the 331st command of one session failed, and then every command of the server.

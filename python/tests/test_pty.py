@@ -544,3 +544,26 @@ def test_end_of_input_with_input_the_program_never_read(pykernel_bin, tmp_path, 
         client.close()
     assert client.returncode == 0
     assert marked_pids(mark) == []
+
+
+def test_a_pty_created_and_used_in_one_write(pykernel_bin):
+    """`pty.create` then `pty.input` (or `pty.kill`) of it, written at once: answered
+    `pty_not_found` (20 times in 20) and the PTY was left running. It starts as its request is
+    read."""
+    from pykernel_raw import RawServer
+    server = RawServer(pykernel_bin)
+    try:
+        typed_to = server.request("pty.create", {"id": "typed-to", "command": "sh"})
+        typed = server.request("pty.input", {"id": "typed-to", "text": "exit 3\n"})
+        killed = server.request("pty.create", {"id": "killed", "command": "sh"})
+        kill = server.request("pty.kill", {"id": "killed"})
+        assert server.response(typed_to)["result"]["id"] == "typed-to"
+        assert server.response(typed) == {"jsonrpc": "2.0", "id": typed, "result": {}}
+        assert server.response(killed)["result"]["id"] == "killed"
+        assert server.response(kill)["result"] == {}
+        for id, code in (("typed-to", 3), ("killed", 137)):
+            exited = server.wait_for(lambda m: m.get("method") == "pty.exited" and m["params"].get("id") == id,
+                                     what=f"the exit of PTY {id}")
+            assert exited["params"]["exit_code"] == code
+    finally:
+        server.kill()
