@@ -673,7 +673,9 @@ class PyKernel(ProcessMixin):
             with self._lock:
                 pending = self._pending.get(request_id) if isinstance(request_id, int) else None
             if pending is not None:
-                if pending.on_notification is not None and pending.callback_error is None:
+                # After a callback failed (re-raised once the run ends) the others are not called,
+                # but a request for input is still answered: the run would wait for it forever.
+                if pending.on_notification is not None and (pending.callback_error is None or method == "code.input_request"):
                     try:
                         pending.on_notification(method, params)
                     except BaseException as error:  # Re-raised by the waiting call.

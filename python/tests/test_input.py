@@ -74,6 +74,19 @@ def test_input_returns_the_answer_and_the_prompt_is_not_echoed(kernel):
     assert kernel.run_code("name").results[0].text == "'Ada Lovelace'"
 
 
+def test_input_is_answered_after_an_output_callback_failed(kernel):
+    """A callback that raised is re-raised once the run ends; a later `input()` of that run is
+    still answered by `on_input` (it was never answered: the run waited until its timeout)."""
+    def failing(message):
+        raise ValueError("the host's callback failed")
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="callback failed"):
+        kernel.run_code("print('a', flush=True)\nx = input('q? ')\nprint(x)", on_stdout=failing,
+                        on_input=lambda prompt, password: "v", timeout=60)
+    assert time.monotonic() - started < 30
+    assert kernel.run_code("print(x)").stdout == "v\n"
+
+
 def test_getpass_asks_with_password_set(kernel):
     answers = Answers("s3cret")
     result = kernel.run_code("import getpass\nsecret = getpass.getpass('PIN: ')\nprint(len(secret))", on_input=answers)
