@@ -581,7 +581,10 @@ class ProcessMixin:
         awaited before the next chunk's callback is called, all before this returns); returns
         the full logs once the command has exited. An exception raised by a callback is
         raised here once the command has exited. Other calls of the client may be made meanwhile
-        (``send_session_command_input``)."""
+        (``send_session_command_input``). Cancelling the task (``asyncio.wait_for``) stops the
+        callbacks but not the follow, which a thread of the client waits out until the command
+        exits or its session is deleted (``delete_session``): the event loop's default executor
+        waits for it as ``asyncio.run`` ends."""
         cmd_id = _command_id(cmd_id, command_id)
         return await _follow_on_loop(
             lambda stdout, stderr: self.get_session_command_logs(session_id, cmd_id, stdout, stderr), on_stdout, on_stderr)
