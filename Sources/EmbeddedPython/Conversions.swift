@@ -62,35 +62,6 @@ extension PyBorrowed {
         return bytes.borrowed.bytesValue.map { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// For a `str` whose UTF-8 is longer than `limit` bytes: its first and last `limit / 2` bytes
-    /// or fewer (a character a cut would split is left out whole) and how many bytes lie between
-    /// them, never copied; shorter, the whole text and 0. `nil` when the object is not a `str`.
-    package func stringValue(headAndTailWithin limit: Int) -> (head: String, tail: String, omittedBytes: Int)? {
-        guard pykernel_is_unicode(pointer) != 0 else { return nil }
-        var size = 0
-        guard let utf8 = PyUnicode_AsUTF8AndSize(pointer, &size) else {
-            PyErr_Clear()  // lone surrogates: encoded with replacements, then cut alike (rare)
-            guard let text = stringValue else { return nil }
-            var bytes = Array(text.utf8)
-            return bytes.withUnsafeMutableBufferPointer { Self.headAndTail(of: UnsafeBufferPointer($0), within: limit) }
-        }
-        return utf8.withMemoryRebound(to: UInt8.self, capacity: size) {
-            Self.headAndTail(of: UnsafeBufferPointer(start: $0, count: size), within: limit)
-        }
-    }
-
-    private static func headAndTail(of bytes: UnsafeBufferPointer<UInt8>, within limit: Int) -> (head: String, tail: String, omittedBytes: Int) {
-        guard bytes.count > limit else { return (String(decoding: bytes, as: UTF8.self), "", 0) }
-        let isContinuation = { (byte: UInt8) in byte & 0b1100_0000 == 0b1000_0000 }
-        var headEnd = max(limit / 2, 0)
-        while headEnd > 0, isContinuation(bytes[headEnd]) { headEnd -= 1 }
-        var tailStart = bytes.count - max(limit - limit / 2, 0)
-        while tailStart < bytes.count, isContinuation(bytes[tailStart]) { tailStart += 1 }
-        return (String(decoding: UnsafeBufferPointer(rebasing: bytes[..<headEnd]), as: UTF8.self),
-                String(decoding: UnsafeBufferPointer(rebasing: bytes[tailStart...]), as: UTF8.self),
-                tailStart - headEnd)
-    }
-
     /// A `dict`'s items converted by `value` (given the key and the borrowed value; `nil` when a
     /// value cannot be converted), or `nil` when it is not a `dict` of `str` keys.
     package func stringDictionaryValue(_ value: (String, PyBorrowed) -> String?) -> [String: String]? {

@@ -356,12 +356,11 @@ public final class KernelManager: Sendable {
         return runtime.supervisor.interrupt(context, nextRun: interpreter.nextRunToBegin(after:))
     }
 
-    /// Interrupts `execution`'s run if it is the one in progress (or about to begin) in `context`,
-    /// never another run of the context (a front cancelling one request whose run may just have
-    /// ended); `false` otherwise.
-    package func interrupt(_ execution: Execution, in context: ContextID) throws(KernelError) -> Bool {
-        _ = try record(context)
-        return runtime.supervisor.interrupt(context, only: execution.output, nextRun: interpreter.nextRunToBegin(after:))
+    /// Interrupts `execution`'s run if it is the one in progress (or about to begin), never
+    /// another run of its context (a front cancelling one request whose run may just have ended);
+    /// `false` otherwise.
+    package func interrupt(_ execution: Execution) -> Bool {
+        runtime.supervisor.interrupt(execution.output.context, only: execution.output, nextRun: interpreter.nextRunToBegin(after:))
     }
 
     /// How long ``interruptDeferringWatch(_:blockWatch:beforeSignal:)`` watches, by default, whether

@@ -1,4 +1,5 @@
 import EmbeddedPython
+import PyKernelSupport
 
 /// The native function behind the runtime's `_emit_result`: hands a rich result built in Python
 /// (`display()`, the last expression's value) to the output, in order with the text written so far.
@@ -34,7 +35,10 @@ enum NativeResults {
     /// `max_output_bytes`), its head and tail joined by a line saying how much was left out, so
     /// the `repr` of a 3 GB string does not become a 3 GB response; the middle is never copied.
     static func text(of object: PyBorrowed, within limit: Int) -> String? {
-        guard let (head, tail, omitted) = object.stringValue(headAndTailWithin: limit) else { return nil }
+        var kept: (head: String, tail: String, omittedBytes: Int)?
+        guard object.withUTF8Text(.backslashReplace, { kept = HeadTailBuffer.parts(of: $0, limit: limit); return true }) != nil,
+            let (head, tail, omitted) = kept
+        else { return nil }
         guard omitted > 0 else { return head }
         return head + "\n[... \(omitted) bytes omitted: longer than max_output_bytes ...]\n" + tail
     }

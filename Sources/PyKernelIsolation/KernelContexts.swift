@@ -257,7 +257,7 @@ public final class KernelContexts: Sendable {
     /// the answer is still on its way behind the run's output).
     package func interrupt(_ run: ContextRun, in context: ContextID) throws(KernelError) -> Bool {
         switch run.source {
-        case .namespace(let execution): return try manager.interrupt(execution, in: context)
+        case .namespace(let execution): return manager.interrupt(execution)
         case .process: return run.hasEnded ? false : try interrupt(context)
         }
     }

@@ -71,6 +71,20 @@ package struct HeadTailBuffer: Sendable {
         return (keptHead, keptTail, totalBytes - keptHead.count - keptTail.count)
     }
 
+    /// The rule applied to a whole text at once, its middle never copied (the `repr` of a 3 GB
+    /// string): the kept head and tail, cut at character boundaries, and the bytes cut between them.
+    package static func parts(of text: UnsafeRawBufferPointer, limit: Int) -> (head: String, tail: String, omittedBytes: Int) {
+        let bytes = text.bindMemory(to: UInt8.self)
+        let limit = max(0, limit)
+        guard bytes.count > limit else { return (String(decoding: bytes, as: UTF8.self), "", 0) }
+        let head = bytes[..<(limit / 2)]
+        let tail = bytes[(bytes.count - (limit - limit / 2))...]
+        let keptHead = head.prefix(UTF8Text.completePrefixLength(head))
+        let keptTail = tail.dropFirst(UTF8Text.leadingContinuationCount(tail))
+        return (String(decoding: keptHead, as: UTF8.self), String(decoding: keptTail, as: UTF8.self),
+                bytes.count - keptHead.count - keptTail.count)
+    }
+
     /// The bytes cut between head and tail (0 when nothing was cut).
     package var omittedBytes: Int { isTruncated ? parts().omittedBytes : 0 }
 

@@ -36,11 +36,11 @@ struct StopTests {
         let second = try manager.run("import time\nprint('started', flush=True)\ntime.sleep(30)", in: context)
         _ = try await first.result()
         // `first` has ended; `second` runs or is about to: naming `first` interrupts nothing.
-        #expect(try manager.interrupt(first, in: context) == false)
+        #expect(manager.interrupt(first) == false)
         let iterator = second.makeAsyncIterator()
         #expect(try await firstOutput(of: iterator).text == "started\n")
-        #expect(try manager.interrupt(first, in: context) == false)
-        #expect(try manager.interrupt(second, in: context) == true)
+        #expect(manager.interrupt(first) == false)
+        #expect(manager.interrupt(second) == true)
         #expect(try await remainingEvents(of: iterator).result.status == .interrupted)
     }
 
