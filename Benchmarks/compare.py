@@ -289,10 +289,13 @@ class LineChannel:
         # as a client that writes them at once would want: written in one call, not in pieces as
         # the process reads them (each piece a wake-up on both sides).
         fcntl.fcntl(self.write_fd, fcntl.F_SETPIPE_SZ, 1 << 20)
-        self.buffer = bytearray()
-        # How much of `buffer` is known to hold no newline: a long line arriving in many reads
-        # is searched once, not from its start after every read.
-        self.scanned = 0
+        # Lines are split as the Python client's `_lines` splits them: each byte is searched for a
+        # newline once, and a line is copied once (joined only when it spans reads). A 100 MB
+        # output arrives as 1 MiB lines; a growing `bytearray` cut from the front copied each
+        # line four times (its client took 370 ms where the Python client's way takes 245 ms).
+        self.chunk = b""  # the last read; from `offset` on, not yet returned
+        self.offset = 0
+        self.pending: list[bytes] = []  # the start of a line that spans reads
         self.poller = select.poll()
         self.poller.register(self.read_fd, select.POLLIN)
         self.bytes_received = 0
@@ -303,15 +306,31 @@ class LineChannel:
             written = os.write(self.write_fd, view)
             view = view[written:]
 
+    def feed(self, chunk: bytes) -> None:
+        """Adds bytes read from the process; only once `next_line` has returned None."""
+        self.bytes_received += len(chunk)
+        self.chunk = chunk
+        self.offset = 0
+
+    def next_line(self) -> bytes | None:
+        """The next whole line fed (without its newline), or None until more is fed."""
+        end = self.chunk.find(b"\n", self.offset)
+        if end < 0:
+            if self.offset < len(self.chunk):
+                self.pending.append(self.chunk[self.offset:] if self.offset else self.chunk)
+            self.chunk = b""
+            self.offset = 0
+            return None
+        line = self.chunk[self.offset:end]
+        self.offset = end + 1
+        if self.pending:
+            self.pending.append(line)
+            line = b"".join(self.pending)
+            self.pending = []
+        return line
+
     def read_line(self, deadline: float) -> bytes:
-        while True:
-            index = self.buffer.find(b"\n", self.scanned)
-            if index >= 0:
-                line = bytes(self.buffer[:index])
-                del self.buffer[:index + 1]
-                self.scanned = 0
-                return line
-            self.scanned = len(self.buffer)
+        while (line := self.next_line()) is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise Deadline("no answer before the deadline")
@@ -320,8 +339,8 @@ class LineChannel:
             chunk = os.read(self.read_fd, 1 << 20)
             if not chunk:
                 raise EOFError(f"the process ended (exit status {self.process.poll()})")
-            self.bytes_received += len(chunk)
-            self.buffer += chunk
+            self.feed(chunk)
+        return line
 
 
 class PyKernelClient:
@@ -786,9 +805,7 @@ def exchange(channel: LineChannel, data: bytes, answers: int, is_answer, timeout
                 except BlockingIOError:
                     if not writable.poll(20) and poller.poll(0):
                         break  # no room for a while, and answers wait: read some
-            while (index := channel.buffer.find(b"\n")) >= 0:
-                line = bytes(channel.buffer[:index])
-                del channel.buffer[:index + 1]
+            while (line := channel.next_line()) is not None:
                 if is_answer(line):
                     received.append(line)
                     if on_answer is not None:
@@ -802,8 +819,7 @@ def exchange(channel: LineChannel, data: bytes, answers: int, is_answer, timeout
                 chunk = os.read(descriptor, 1 << 20)
                 if not chunk:
                     raise EOFError(f"the process ended (exit status {channel.process.poll()})")
-                channel.bytes_received += len(chunk)
-                channel.buffer += chunk
+                channel.feed(chunk)
     finally:
         os.set_blocking(channel.write_fd, True)
 
@@ -853,10 +869,8 @@ def pipelined_workers(workers: list[WorkerClient], code: str, runs: int, timeout
             chunk = os.read(descriptor, 1 << 16)
             if not chunk:
                 raise EOFError("a worker ended")
-            channel.buffer += chunk
-            while (index := channel.buffer.find(b"\n")) >= 0:
-                line = bytes(channel.buffer[:index])
-                del channel.buffer[:index + 1]
+            channel.feed(chunk)
+            while (line := channel.next_line()) is not None:
                 if line.startswith(b'{"type": "control"'):
                     if json.loads(line).get("text") != "completed":
                         raise RuntimeError(f"a worker answered a pipelined run with {line!r}")
