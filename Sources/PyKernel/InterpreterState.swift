@@ -133,6 +133,8 @@ final class InterpreterState {
             try Self.installStreams(module.borrowed, configuration, runtime: runtime)
             let requestInput = try PyOwned.nativeFunction(name: "request_input", RunSupervisor.requestInput)
             try module.borrowed.setAttribute("_request_input", requestInput.borrowed)
+            let inputRun = try PyOwned.nativeFunction(name: "input_run", RunSupervisor.inputRun, arguments: .noArguments)
+            try module.borrowed.setAttribute("_input_run", inputRun.borrowed)
             try Self.installNativeSuggestions()
             engineStreams = try module.borrowed.attribute("_streams")
             let asyncCells = try PyOwned.importModule("pykernel_async")

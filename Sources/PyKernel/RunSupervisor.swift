@@ -541,6 +541,30 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         }
     }
 
+    /// `input_run()`, called by the runtime's `sys.stdin` before it hands out what it kept of an
+    /// answer: the serial number of the run whose standard input the calling thread reads (as
+    /// `request_input` decides), or `None`. What a read left of one run's answer is never read by
+    /// another run, of this context or another.
+    static let inputRun: NativeFunctionPointer = { _, _ in
+        let runtime = EmbeddedRuntime.current
+        guard !runtime.forkedByCode.load(ordering: .relaxed) else { return PyOwned(retaining: .none).transfer() }
+        let supervisor = runtime.supervisor
+        let onInterpreterThread = supervisor.isInterpreterThread
+        let owner = onInterpreterThread ? nil : runtime.threadOwners.ownerOfCurrentThread()
+        guard let serial = supervisor.inputRunSerial(owner: owner, onInterpreterThread: onInterpreterThread) else {
+            return PyOwned(retaining: .none).transfer()
+        }
+        return (try? PyOwned.integer(Int(truncatingIfNeeded: serial)))?.transfer()
+    }
+
+    /// The serial number of the run in progress when the calling thread may ask for its input.
+    private func inputRunSerial(owner: ContextID?, onInterpreterThread: Bool) -> UInt64? {
+        lock.withLock {
+            guard let run = current, run.output.allowsInput, !run.reported, onInterpreterThread || owner == run.context else { return nil }
+            return run.serial
+        }
+    }
+
     /// Whether the calling thread is the interpreter thread.
     private var isInterpreterThread: Bool {
         lock.withLock { interpreterThread.map { pthread_equal($0, pthread_self()) != 0 } ?? false }

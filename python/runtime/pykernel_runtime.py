@@ -236,6 +236,16 @@ def _no_stdin(request):
 _request_input = _no_stdin
 
 
+def _no_input_run():
+    """Until the engine installs ``input_run``: no run has standard input."""
+    return None
+
+
+# Set by the engine: ``_input_run()`` is the serial number of the run whose standard input the
+# calling thread reads (as ``_request_input`` decides), or ``None``.
+_input_run = _no_input_run
+
+
 class KernelInput(io.TextIOBase):
     """``sys.stdin``: in a run with ``allow_stdin`` each line read is asked of the client; otherwise
     reading fails at once instead of hanging."""
@@ -249,6 +259,7 @@ class KernelInput(io.TextIOBase):
         super().__init__()
         self._fd = fd
         self._buffer = ""  # what a size-limited read left of the last answer
+        self._run = None  # the run that answer belongs to (``_input_run()``)
         self._bytes = None
 
     @property
@@ -281,10 +292,25 @@ class KernelInput(io.TextIOBase):
         if answer is None:
             return False
         self._buffer += answer + "\n"
+        self._run = _input_run()
         return True
+
+    def _drop_stale(self):
+        """Forgets what reads left of an answer that is not the current run's: another run's
+        input is never read by this one (of this context or another, with ``allow_stdin`` or not)."""
+        if (self._buffer or (self._bytes is not None and self._bytes._pending)) and _input_run() != self._run:
+            self._buffer = ""
+            if self._bytes is not None:
+                self._bytes._pending = b""
+
+    def _has_kept(self):
+        """Whether a read left part of this run's answer (``input()`` reads it first, as python3)."""
+        self._drop_stale()
+        return bool(self._buffer)
 
     def readline(self, size=-1):
         size = -1 if size is None else size.__index__()
+        self._drop_stale()
         while "\n" not in self._buffer and (size < 0 or len(self._buffer) < size) and self._fill():
             pass
         end = self._buffer.find("\n") + 1 or len(self._buffer)
@@ -295,6 +321,7 @@ class KernelInput(io.TextIOBase):
 
     def read(self, size=-1):
         size = -1 if size is None else size.__index__()
+        self._drop_stale()
         while (size < 0 or len(self._buffer) < size) and self._fill():
             pass
         end = len(self._buffer) if size < 0 else min(size, len(self._buffer))
@@ -321,6 +348,7 @@ class _KernelInputBytes(io.BufferedIOBase):
 
     def _take(self, size, line):
         """Up to ``size`` bytes (all for a negative size), or up to the end of a line."""
+        self._text._drop_stale()
         while (size < 0 or len(self._pending) < size) and not (line and b"\n" in self._pending):
             text = self._text.readline()
             if not text:
@@ -337,7 +365,16 @@ class _KernelInputBytes(io.BufferedIOBase):
         return self._take(-1 if size is None else size.__index__(), line=False)
 
     def read1(self, size=-1):
-        return self.read(size)
+        """What is kept, else one answer's line: as python3's ``read1`` on a pipe, one read, which
+        returns what the line's writer wrote (a reader wrapping ``sys.stdin.buffer`` gets each
+        line as it is answered, not after the client's end of file)."""
+        size = -1 if size is None else size.__index__()
+        self._text._drop_stale()
+        if not self._pending and size != 0:
+            self._pending = self._text.readline().encode(self._text.encoding)
+        end = len(self._pending) if size < 0 else min(size, len(self._pending))
+        data, self._pending = self._pending[:end], self._pending[end:]
+        return data
 
     def readline(self, size=-1):
         return self._take(-1 if size is None else size.__index__(), line=True)
@@ -358,6 +395,10 @@ def input(prompt="", /):
     """``builtins.input``: with ``allow_stdin`` the client answers (the prompt is sent with the
     request, not written to stdout); otherwise the built-in (``EOFError`` at once)."""
     if sys.stdin is _streams[2]:
+        if _streams[2]._has_kept():
+            # What a read left of the last answer comes first, as python3 reads the rest of a
+            # line a partial read left in its buffer (the prompt is written, then the line read).
+            return _original_input(prompt)
         answer = _request_input((str(prompt), False))
         if answer is None:
             raise EOFError("EOF when reading a line")
@@ -377,8 +418,13 @@ def _install_getpass():
             answer = _request_input((str(prompt), True))
             if answer is None:
                 raise EOFError
-            if answer is not False:
-                return answer
+            if answer is False:
+                # No standard input in this run: as ``input()`` (CPython's getpass would ask the
+                # terminal the server was started from). The prompt goes where getpass writes it
+                # without a terminal.
+                (stream or sys.stderr).write(str(prompt))
+                raise EOFError(KernelInput.MESSAGE)
+            return answer
         return original(prompt, stream)
 
     getpass.getpass = _posing_as(original, getpass_)

@@ -14,11 +14,12 @@ DEFAULT_WAIT = 15.0
 
 
 class RawServer:
-    def __init__(self, binary, args=(), env=None, cwd=None, command="serve"):
+    def __init__(self, binary, args=(), env=None, cwd=None, command="serve", preexec_fn=None):
         self.process = subprocess.Popen(
             [binary, command, *args],
             env=env,
             cwd=cwd,
+            preexec_fn=preexec_fn,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -2,6 +2,7 @@
 notification and the ``code.input`` method, through the real ``pykernel serve`` — every case in
 namespace contexts and in process contexts (``--isolation process``), which must behave the same."""
 
+import os
 import threading
 import time
 
@@ -172,6 +173,71 @@ def test_without_allow_stdin_input_fails_at_once_as_before(kernel):
     assert result.stdout == "q? "
     result = kernel.run_code("import sys\nsys.stdin.readline()")
     assert result.error.name == "EOFError"
+
+
+def test_what_a_partial_read_left_of_an_answer_is_never_read_by_another_run(kernel):
+    """`sys.stdin.read(2)` (or its `buffer`) leaves the rest of the answer: a later run — of this
+    context without `allow_stdin`, of this context with it, of another context — does not read it
+    (it read `cret-of-A` without asking)."""
+    answers = Answers("secret-of-A", "bytes-of-A")
+    result = kernel.run_code("import sys\nprint(sys.stdin.read(2), sys.stdin.buffer.read(0))\n"
+                             "print(sys.stdin.readline(), end='')\nprint(sys.stdin.buffer.read(2))", on_input=answers)
+    assert result.stdout == "se b''\ncret-of-A\nb'by'\n", result.error
+    for code in ("import sys\nsys.stdin.readline()", "import sys\nsys.stdin.buffer.readline()", "input()"):
+        result = kernel.run_code(code)
+        assert result.status == "error" and result.error.name == "EOFError", (code, result.stdout)
+    fresh = Answers("fresh")
+    assert kernel.run_code("print(input())", on_input=fresh).stdout == "fresh\n"
+    assert fresh.asked == [("", False)]
+    kernel.run_code("import sys\nsys.stdin.read(1)", on_input=Answers("left-over"))
+    other = kernel.create_context()
+    result = kernel.run_code("import sys\nprint(repr(sys.stdin.read()))", context=other, on_input=Answers())
+    assert result.stdout == "''\n"  # asked, and the client's end of file: nothing of the other run's
+
+
+def test_input_reads_what_a_partial_read_left_of_the_line_first(kernel):
+    """As python3 with `abcd` and `next` on stdin: `read(2)` then `input()` gives 'ab', 'cd'."""
+    answers = Answers("abcd", "next")
+    result = kernel.run_code("import sys\na = sys.stdin.read(2)\nb = input('p> ')\nprint(repr(a), repr(b))", on_input=answers)
+    assert result.stdout == "p> 'ab' 'cd'\n", result.error
+    assert answers.asked == [("", False)]
+
+
+def test_a_reader_wrapping_stdin_buffer_gets_each_line_as_it_is_answered(kernel):
+    """`read1` returns one answer's line, as python3's on a pipe returns what one read gets; a
+    `TextIOWrapper` over `sys.stdin.buffer` asked again and again until the client's end of file."""
+    answers = Answers("héllo", "second")
+    code = ("import io, sys\nprint(sys.stdin.buffer.read1(100))\n"
+            "sys.stdin = io.TextIOWrapper(sys.stdin.buffer, encoding='utf-8')\nprint(input())")
+    result = kernel.run_code(code, on_input=answers)
+    assert result.stdout == "b'h\\xc3\\xa9llo\\n'\nsecond\n", result.error
+    assert len(answers.asked) == 2
+
+
+def test_getpass_without_allow_stdin_fails_at_once_on_a_server_started_from_a_terminal(pykernel_bin, mode):
+    """CPython's getpass asks the controlling terminal: the server's, which is not the client's.
+    Without `allow_stdin` it fails as `input()` does (it waited for the server's terminal)."""
+    main, secondary = os.openpty()
+    terminal = os.ttyname(secondary)
+
+    def with_a_controlling_terminal():
+        os.setsid()
+        os.close(os.open(terminal, os.O_RDWR))  # the first terminal a session leader opens
+
+    server = RawServer(pykernel_bin, MODES[mode], preexec_fn=with_a_controlling_terminal)
+    try:
+        started = time.monotonic()
+        result = server.call("code.run", {"code": "import getpass\ngetpass.getpass('PIN: ')", "timeout": 10})["result"]
+        assert time.monotonic() - started < 5
+        assert result["status"] == "error" and result["error"]["name"] == "EOFError", result
+        assert result["stderr"] == "PIN: "
+        os.set_blocking(main, False)
+        with pytest.raises(BlockingIOError):
+            os.read(main, 100)  # nothing was written to the server's terminal
+    finally:
+        server.kill()
+        os.close(main)
+        os.close(secondary)
 
 
 def test_a_stdin_the_code_installed_is_read_instead_of_asking(kernel):
