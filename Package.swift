@@ -129,7 +129,7 @@ let package = Package(
         .executableTarget(
             name: "pykernel",
             dependencies: [
-                "PyKernel", "PyKernelServer", "PyKernelMCP", "PyKernelIsolation",
+                "PyKernel", "PyKernelServer", "PyKernelMCP", "PyKernelIsolation", "PyKernelSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Logging
 import PyKernel
+import PyKernelSupport
 
 /// `pykernel run FILE.py` / `pykernel run -c CODE`: runs code in a fresh context and prints its
 /// output like `python3 FILE.py` would.
@@ -105,7 +106,9 @@ struct Run: AsyncParsableCommand {
             preamble += "__import__('sys').\(name) = __import__('sys').__\(name)__ = None\n"
         }
         _ = try await manager.run(preamble, in: context.id).result()
-        let limit: Duration? = timeout > 0 ? .seconds(timeout) : nil
+        // As a run's `timeout` on the wire: past about 30 years (infinity included) is none, where
+        // `.seconds(1e300)` overflowed a `Duration` (the program died of SIGILL).
+        let limit = try InputValidation.timeout(seconds: timeout, field: "--timeout")
         let execution = try contents.map { contents throws(KernelError) in
             try manager.runFile(contents, filename: filename, in: context.id, timeout: limit)
         } ?? manager.run(source, in: context.id, timeout: limit, filename: filename)

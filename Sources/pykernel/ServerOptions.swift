@@ -61,7 +61,12 @@ struct ServerOptions: ParsableArguments {
         for module in preloadModules where !module.split(separator: ".").allSatisfy({ $0.allSatisfy { $0 == "_" || $0.isLetter || $0.isNumber } && !$0.isEmpty }) {
             throw ValidationError("--preload: \"\(module)\" is not a module name.")
         }
-        if let timeoutGrace, !(timeoutGrace >= 0) { throw ValidationError("--timeout-grace must not be negative.") }
+        // The engine's range (``KernelConfiguration/longestWait``), checked here so that a value
+        // out of it is a usage error (status 64) and never reaches the conversion to a `Duration`
+        // (1e16 or infinity overflowed it: the program died of SIGILL).
+        if let timeoutGrace, !(0...3600).contains(timeoutGrace) {
+            throw ValidationError("--timeout-grace must be between 0 and 3600 seconds.")
+        }
         if let outputInterval, !(0...3600).contains(outputInterval) {
             throw ValidationError("--output-interval must be between 0 and 3600 seconds.")
         }

@@ -115,6 +115,25 @@ def test_a_venv_that_is_not_one_is_refused_at_start(pykernel_bin, tmp_path):
             assert done.stdout == ""
 
 
+def test_a_duration_flag_out_of_range_is_a_usage_error(pykernel_bin):
+    """`--timeout-grace` outside 0...3600 s (a huge number, infinity, NaN) stops serve and mcp with
+    status 64 and the range, as every other bad flag: 1e16 and `inf` killed the program with
+    SIGILL (a Double converted to Int64), and 3601 exited 1 from the engine's own check."""
+    for command in ("serve", "mcp"):
+        for value in ("1e16", "inf", "1e300", "nan", "3601", "-1"):
+            done = subprocess.run([pykernel_bin, command, f"--timeout-grace={value}"], input="", capture_output=True,
+                                  text=True, timeout=60)
+            assert done.returncode == 64, (command, value, done.returncode, done.stderr)
+            assert "--timeout-grace must be between 0 and 3600 seconds." in done.stderr, done.stderr
+            assert done.stdout == ""
+    # `pykernel run --timeout`: as a run's `timeout` on the wire, past about 30 years is none (it crashed too).
+    for value in ("1e16", "1e300", "inf"):
+        done = run(pykernel_bin, "run", f"--timeout={value}", "-c", "print('ran')")
+        assert (done.returncode, done.stdout, done.stderr) == (0, "ran\n", ""), value
+    done = run(pykernel_bin, "run", "--timeout=nan", "-c", "print('ran')")
+    assert done.returncode == 64 and "--timeout must not be negative." in done.stderr
+
+
 def test_an_entrypoint_that_cannot_start_is_said_on_stderr(pykernel_bin, tmp_path):
     """`pykernel serve -- CMD` whose CMD is missing or not executable exits 1 saying why (it exited
     1 without a word)."""
