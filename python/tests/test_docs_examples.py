@@ -51,10 +51,12 @@ RICH_VENV = os.environ.get("PYKERNEL_RICH_VENV", os.path.join(os.path.dirname(DO
 
 
 def examples(name):
-    """The examples of docs/NAME: (first line number, [(direction, line number, text)])."""
+    """The examples of docs/NAME: (first line number, [(direction, line number, text)]). A block
+    indented into a list item is one too (its lines without the indentation)."""
     found, block, start = [], None, 0
     with open(os.path.join(DOCS, name), encoding="utf-8") as file:
         for number, line in enumerate(file, 1):
+            line = line.lstrip(" ")
             if line.startswith("```"):
                 if block is None:
                     block, start = [], number
@@ -292,6 +294,11 @@ def check_examples(pykernel_bin, tmp_path, name, blocks, options=(), command="se
 def test_every_example_is_found():
     blocks = examples("protocol.md")
     assert len(blocks) >= 12 and sum(len(block) for _, block in blocks) >= 60
+    # Those indented into a list item too (a duplicate id, shutdown, a thread's output, a timeout).
+    with open(os.path.join(DOCS, "protocol.md"), encoding="utf-8") as file:
+        lines = file.read().splitlines()
+    indented = [start for start, _ in blocks if lines[start - 1].startswith(" ")]
+    assert len(indented) >= 4, indented
     assert compare({"a": 1, "status": "ok"}, {"a": 2, "status": "error"}, "m") == ["m.status: documented 'ok', sent 'error'"]
     assert compare({"a": 1}, {"b": 1}, "m") == ["m: fields documented but not sent ['a'], sent but not documented ['b']"]
 
