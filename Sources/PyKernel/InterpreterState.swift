@@ -1,6 +1,7 @@
 import EmbeddedPython
 import Glibc
 import Logging
+import PyKernelSupport
 import Synchronization
 
 /// The engine's state inside Python: the runtime module's functions and each context's namespace.
@@ -325,7 +326,7 @@ final class InterpreterState {
                 Self.answerInterruptedUnbegun(run.output, executionCount: record.state.withLock { $0.executionCount } + 1)
                 return
             }
-            run.output.fail(KernelError(.contextDeleted, "Context \(record.id) was deleted before this run could start."))
+            run.output.fail(KernelError(.contextDeleted, ErrorMessages.contextDeleted(record.id.rawValue)))
             return
         }
         // The directory the interpreter is in already may have been removed since (a stat: its

@@ -78,3 +78,18 @@ public struct KernelError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { "\(code): \(message)" }
 }
+
+/// The errors several modules raise, in the wording of ``ErrorMessages``.
+extension KernelError {
+    /// ``Code/contextNotFound``: no context has the ID `id`.
+    package static func contextNotFound(_ id: ContextID) -> KernelError {
+        KernelError(.contextNotFound, ErrorMessages.contextNotFound(id.rawValue))
+    }
+
+    /// ``Code/defaultContextUndeletable``.
+    package static let defaultContextUndeletable = KernelError(.defaultContextUndeletable, ErrorMessages.defaultContextUndeletable)
+
+    /// ``Code/shutDown`` of a run that was not started: queued when the shutdown began, or
+    /// submitted after it.
+    package static let runNotStarted = KernelError(.shutDown, ErrorMessages.runNotStarted)
+}

@@ -148,7 +148,7 @@ public final class KernelManager: Sendable {
     /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/defaultContextUndeletable``.
     public func deleteContext(_ id: ContextID) throws(KernelError) {
         guard id != .default else {
-            throw KernelError(.defaultContextUndeletable, "The default context cannot be deleted; delete the contexts you created instead.")
+            throw KernelError.defaultContextUndeletable
         }
         let removed = contexts.withLock { $0.removeValue(forKey: id) }
         guard let removed else { throw Self.notFound(id) }
@@ -160,7 +160,7 @@ public final class KernelManager: Sendable {
                 InterpreterState.answerInterruptedUnbegun(run.output, executionCount: removed.state.withLock { $0.executionCount } + 1)
                 continue
             }
-            run.output.fail(KernelError(.contextDeleted, "Context \(id) was deleted before this run could start."))
+            run.output.fail(KernelError(.contextDeleted, ErrorMessages.contextDeleted(id.rawValue)))
         }
         interpreter.submitRelease(of: id)
     }
@@ -245,7 +245,7 @@ public final class KernelManager: Sendable {
         outputLimit: Int, filename: String?, allowStdin: Bool, consumer: DirectRunConsumer? = nil
     ) throws(KernelError) -> RunOutput {
         guard !isShutDown.withLock({ $0 }) else {
-            throw KernelError(.shutDown, "The kernel manager is shutting down and accepts no more runs.")
+            throw KernelError.runNotStarted
         }
         let record = try record(context)
         try Self.validate(environment)
@@ -276,7 +276,7 @@ public final class KernelManager: Sendable {
     ///   ``KernelError/Code/runQueueFull``, ``KernelError/Code/shutDown``.
     public func endProgram(in context: ContextID = .default) throws(KernelError) -> Execution {
         guard !isShutDown.withLock({ $0 }) else {
-            throw KernelError(.shutDown, "The kernel manager is shutting down and accepts no more runs.")
+            throw KernelError.runNotStarted
         }
         let record = try record(context)
         return Execution(output: try submit(to: record, outputLimit: 1 << 20, allowStdin: false) { output in
@@ -429,7 +429,7 @@ public final class KernelManager: Sendable {
     public func shutdown() {
         isShutDown.withLock { $0 = true }
         for run in interpreter.removeQueuedRuns(where: { _ in true }) {
-            run.output.fail(KernelError(.shutDown, "The kernel manager is shutting down; the run was not started."))
+            run.output.fail(KernelError.runNotStarted)
         }
         if let running = runtime.supervisor.runningContext {
             _ = runtime.supervisor.interrupt(running)
@@ -454,7 +454,7 @@ public final class KernelManager: Sendable {
     }
 
     private static func notFound(_ id: ContextID) -> KernelError {
-        KernelError(.contextNotFound, "No context has the ID '\(id)'; it was never created or has been deleted (list the contexts to see which exist).")
+        KernelError.contextNotFound(id)
     }
 
     private static func validate(_ environment: [String: String]) throws(KernelError) {

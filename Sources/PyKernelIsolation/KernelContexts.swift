@@ -160,7 +160,7 @@ public final class KernelContexts: Sendable {
     public func deleteContext(_ id: ContextID) throws(KernelError) {
         guard processContexts.contains(id.rawValue) else { return try manager.deleteContext(id) }
         guard id != .default else {
-            throw KernelError(.defaultContextUndeletable, "The default context cannot be deleted; restart it instead.")
+            throw KernelError.defaultContextUndeletable
         }
         do throws(IsolationError) {
             try processContexts.delete(id.rawValue)

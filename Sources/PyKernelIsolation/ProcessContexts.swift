@@ -483,7 +483,7 @@ public final class ProcessContexts: Sendable {
         if let memoryLimitMB, !(1...Self.maxMemoryLimitMB).contains(memoryLimitMB) {
             throw IsolationError(.invalidArgument, "memory_limit_mb must be an integer from 1 to \(Self.maxMemoryLimitMB) (MiB).", field: "memory_limit_mb")
         }
-        if state.withLock({ $0.shuttingDown }) { throw IsolationError(.shuttingDown, "The server is shutting down.") }
+        if state.withLock({ $0.shuttingDown }) { throw Self.startsNoWorker }
         let worker: Worker
         if !waitForWorker {
             guard let ready = takeReadyWorker() else {
@@ -507,7 +507,7 @@ public final class ProcessContexts: Sendable {
     public func createAtOnce(id: String, cwd: String?, cpuTimeLimit: Duration? = nil) throws(IsolationError) -> Info? {
         let cwd = cwd ?? configuration.workingDirectory
         guard cwd == configuration.workingDirectory else { return nil }
-        if state.withLock({ $0.shuttingDown }) { throw IsolationError(.shuttingDown, "The server is shutting down.") }
+        if state.withLock({ $0.shuttingDown }) { throw Self.startsNoWorker }
         guard let worker = takeReadyWorker() else { return nil }
         return try register(id: id, cwd: cwd, memoryLimitMB: nil, cpuTimeLimit: cpuTimeLimit, worker: worker, workerContext: "default")
     }
@@ -525,7 +525,7 @@ public final class ProcessContexts: Sendable {
         }
         guard accepted else {
             worker.kill()
-            throw IsolationError(.shuttingDown, "The server is shutting down.")
+            throw Self.startsNoWorker
         }
         if worker.exit != nil { workerExited(worker) }  // ended before it was registered
         return Info(id: id, cwd: cwd, deadReason: nil, pid: worker.pid, memoryLimitMB: memoryLimitMB, cpuTimeLimit: cpuTimeLimit)
@@ -725,10 +725,9 @@ public final class ProcessContexts: Sendable {
         Self.answerNotInterrupted(record.interruptWhenBound)
         if record.starting {
             // Nothing ran yet; the worker on the way goes back to the pool or is killed when it comes.
-            Self.failUnstarted(record.runs, code: -32004, reason: "context_deleted",
-                               message: "The context was deleted while the run was queued; it never started.")
+            Self.failUnstarted(record.runs, code: -32004, reason: "context_deleted", message: ErrorMessages.contextDeleted(id))
         } else {
-            answer(record.runs, ending: .deleted, exit: nil)
+            answer(record.runs, of: id, ending: .deleted, exit: nil)
         }
         record.worker?.kill()
     }
@@ -840,7 +839,7 @@ public final class ProcessContexts: Sendable {
         if allowStdin { params["allow_stdin"] = true }
         let relay = RunRelay(outputLimit: outputLimit, consumer: deliver)
         let (run, target) = try state.withLock { state throws(IsolationError) -> (ActiveRun, (Worker, String, Bool, Int)?) in
-            if state.shuttingDown { throw IsolationError(.shuttingDown, "The server is shutting down.") }
+            if state.shuttingDown { throw IsolationError(.shuttingDown, ErrorMessages.runNotStarted) }
             guard state.contexts[id] != nil else { throw Self.notFound(id) }
             let run = ActiveRun(relay: relay, timeout: timeout, cpuTimeLimit: state.contexts[id]!.cpuTimeLimit, params: params)
             return (run, try Self.queue(run, in: &state.contexts[id]!, id: id))
@@ -1117,14 +1116,14 @@ public final class ProcessContexts: Sendable {
         if record.ending == nil {
             logger.warning("context \(record.id): worker \(worker.pid) \(exit)")
         }
-        answer(record.runs, ending: record.ending, exit: exit, stderr: worker.stderrTail, executionCount: record.executionCount,
+        answer(record.runs, of: record.id, ending: record.ending, exit: exit, stderr: worker.stderrTail, executionCount: record.executionCount,
                cpuTimeLimit: record.cpuTimeLimit)
     }
 
-    /// Answers the runs of a context whose worker ended: the first (in progress) with a result
+    /// Answers the runs of context `id` whose worker ended: the first (in progress) with a result
     /// saying why, the queued ones with `context_dead` (or `context_deleted`).
     private func answer(
-        _ runs: [ActiveRun], ending: Ending?, exit: WorkerExit?, stderr: [String] = [], executionCount: Int = 0,
+        _ runs: [ActiveRun], of id: String, ending: Ending?, exit: WorkerExit?, stderr: [String] = [], executionCount: Int = 0,
         cpuTimeLimit: Duration? = nil
     ) {
         guard let first = runs.first else { return }
@@ -1159,8 +1158,8 @@ public final class ProcessContexts: Sendable {
         first.finish(.result(result))
         // Queued runs never started: the namespace contexts' errors where they apply.
         let (code, reason, message): (Int, String, String) = switch ending {
-        case .deleted: (-32004, "context_deleted", "The context was deleted while the run was queued; it never started.")
-        case .shutdown: (-32005, "shutting_down", "The server is shutting down; the run was not started.")
+        case .deleted: (-32004, "context_deleted", ErrorMessages.contextDeleted(id))
+        case .shutdown: (-32005, "shutting_down", ErrorMessages.runNotStarted)
         default: (Self.contextDeadCode, IsolationError.Code.contextDead.rawValue, "The context's worker process ended before the run started.")
         }
         for run in runs.dropFirst() {
@@ -1197,8 +1196,11 @@ public final class ProcessContexts: Sendable {
     public static let contextDeadCode = -32006
 
     private static func notFound(_ id: String) -> IsolationError {
-        IsolationError(.contextNotFound, "No context has the id \(id).")
+        IsolationError(.contextNotFound, ErrorMessages.contextNotFound(id))
     }
+
+    /// A context operation that needs a worker (create, restart) while the server shuts down.
+    private static let startsNoWorker = IsolationError(.shuttingDown, ErrorMessages.startsNoWorker)
 
     private static func dead(_ id: String, _ reason: String) -> IsolationError {
         IsolationError(.contextDead, "The context \(id) is dead (\(reason)); context.restart gives it a fresh worker, context.delete removes it.")
@@ -1213,13 +1215,13 @@ public final class ProcessContexts: Sendable {
             defer { state.contexts = [:]; state.byWorker = [:]; state.pool = []; state.waiters = [] }
             return (Array(state.contexts.values), state.pool.map(\.worker), state.forkServer, state.waiters)
         }
-        for waiter in waiters { waiter.resume(returning: .failure(IsolationError(.shuttingDown, "The server is shutting down."))) }
+        for waiter in waiters { waiter.resume(returning: .failure(Self.startsNoWorker)) }
         for record in records {
             Self.answerNotInterrupted(record.interruptWhenBound)
             if record.starting {
-                Self.failUnstarted(record.runs, code: -32005, reason: "shutting_down", message: "The server is shutting down; the run was not started.")
+                Self.failUnstarted(record.runs, code: -32005, reason: "shutting_down", message: ErrorMessages.runNotStarted)
             } else {
-                answer(record.runs, ending: .shutdown, exit: nil)
+                answer(record.runs, of: record.id, ending: .shutdown, exit: nil)
             }
             record.worker?.kill()
         }

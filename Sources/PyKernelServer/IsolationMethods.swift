@@ -164,7 +164,7 @@ extension JSONRPCServer {
         let id = try request.params.string("id")
         guard let contexts = processContext(request, id) else { return try kernel(request) }
         if id == ContextID.default.rawValue {
-            throw RPCError(KernelError(.defaultContextUndeletable, "The default context cannot be deleted."))
+            throw RPCError(KernelError.defaultContextUndeletable)
         }
         do throws(IsolationError) {
             try contexts.delete(id)
@@ -318,6 +318,6 @@ extension JSONRPCServer {
 
 extension IsolationError {
     static func notFound(_ id: String) -> IsolationError {
-        IsolationError(.contextNotFound, "No context has the id \(id).")
+        IsolationError(.contextNotFound, ErrorMessages.contextNotFound(id))
     }
 }

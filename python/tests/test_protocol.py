@@ -4,6 +4,7 @@ purity of stdout, end of input, shutdown and SIGTERM, logging (see docs/protocol
 import base64
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -332,6 +333,61 @@ def test_unknown_context(raw, method, params):
 def test_deleting_the_default_context(raw):
     error = error_of(raw.call("context.delete", {"id": "default"}), -32002)
     assert error["data"]["reason"] == "default_context_undeletable"
+
+
+def documented_error_messages():
+    """The message docs/protocol.md's Application codes example shows for each code."""
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs", "protocol.md"),
+              encoding="utf-8") as file:
+        text = file.read()
+    block = text[text.index("### Application codes"):]
+    block = block[block.index("```"):]
+    block = block[:block.index("```", 3)]
+    return {error["code"]: error["message"] for error in
+            (json.loads(line[4:])["error"] for line in block.splitlines() if line.startswith("<-- "))}
+
+
+UUID_TEXT = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_each_error_code_has_one_message_whatever_answers_it(pykernel_bin, isolation):
+    """One code, one wording, the one the docs show: -32001 of every method (context.restart said
+    "No context has the id nope."), -32002 (a process `default` said "The default context cannot
+    be deleted."), -32004, and -32005 of a run queued at shutdown and of one sent after it (the
+    latter said "... and accepts no more runs.")."""
+    documented = documented_error_messages()
+    server = RawServer(pykernel_bin, ["--isolation", isolation, "--pool-size", "1"])
+    try:
+        said = {}  # code -> {message: what answered it}
+        for method, params in [("code.run", {"code": "1", "context": "nope"}), ("context.delete", {"id": "nope"}),
+                               ("context.restart", {"id": "nope"}), ("code.interrupt", {"context": "nope"})]:
+            error = error_of(server.call(method, params), -32001)
+            said.setdefault(-32001, {})[re.sub(r"'nope'", "'ID'", error["message"])] = method
+        said[-32002] = {error_of(server.call("context.delete", {"id": "default"}), -32002)["message"]: "context.delete"}
+        # A run queued in a context deleted while another runs there.
+        context = server.result("context.create", {"isolation": isolation})["id"]
+        first = server.request("code.run", {"code": "print('in', flush=True)\nimport time\ntime.sleep(30)", "context": context})
+        server.wait_for(lambda m: m.get("method") == "code.output" and m["params"]["request_id"] == first, what="the first run's output")
+        queued = server.request("code.run", {"code": "1", "context": context})
+        server.result("context.delete", {"id": context})
+        error = error_of(server.response(queued), -32004)
+        said[-32004] = {error["message"].replace(context, "ID"): "a queued run"}
+        assert server.response(first)["result"]["status"] == "interrupted"
+        # Runs not started at shutdown: one queued then, one sent after it.
+        first = server.request("code.run", {"code": "print('in', flush=True)\nimport time\ntime.sleep(30)"})
+        server.wait_for(lambda m: m.get("method") == "code.output" and m["params"]["request_id"] == first, what="the run's output")
+        queued = server.request("code.run", {"code": "1"})
+        shutdown = server.request("shutdown")
+        late = server.request("code.run", {"code": "1"})
+        said[-32005] = {error_of(server.response(queued), -32005)["message"]: "a queued run",
+                        error_of(server.response(late), -32005)["message"]: "a run sent after shutdown"}
+        assert server.response(shutdown)["result"] == {}
+    finally:
+        server.kill()
+    for code, messages in said.items():
+        assert len(messages) == 1, f"{code} has several messages: {messages}"
+        assert list(messages) == [re.sub(UUID_TEXT, "ID", documented[code])], (code, documented[code])
 
 
 def test_every_malformed_input_in_one_session_then_still_serving(raw):

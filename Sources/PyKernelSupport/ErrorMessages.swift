@@ -1,0 +1,25 @@
+/// The messages of errors that several modules raise, each in its one wording: a client sees the
+/// same message for one code whichever method, kind of context (namespace or process) or front
+/// answers it.
+package enum ErrorMessages {
+    /// `context_not_found` (-32001): no context has the ID `id`.
+    package static func contextNotFound(_ id: String) -> String {
+        "No context has the ID '\(id)'; it was never created or has been deleted (list the contexts to see which exist)."
+    }
+
+    /// `default_context_undeletable` (-32002).
+    package static let defaultContextUndeletable = "The default context cannot be deleted; delete the contexts you created instead."
+
+    /// `context_deleted` (-32004): the run's context `id` was deleted while the run was queued.
+    package static func contextDeleted(_ id: String) -> String {
+        "Context \(id) was deleted before this run could start."
+    }
+
+    /// `shutting_down` (-32005) of a run that was not started: queued when the shutdown began, or
+    /// submitted after it.
+    package static let runNotStarted = "The kernel manager is shutting down; the run was not started."
+
+    /// `shutting_down` (-32005) of a context operation that needs a worker (a process context's
+    /// creation or restart) once the shutdown began.
+    package static let startsNoWorker = "The kernel manager is shutting down and starts no more workers."
+}
