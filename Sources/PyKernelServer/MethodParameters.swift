@@ -6,6 +6,8 @@ extension JSONRPCServer {
     /// A request naming any other param is refused with -32602 (`data.reason`
     /// `"unknown_parameter"`, `data.field` the param) before its method runs: a misspelt option
     /// (`context_id` for `context`, `timeout_ms` for `timeout`) is an error, never silently ignored.
+    /// A param set to `null` counts as absent (docs/protocol.md, "Messages"), an unknown one too:
+    /// it asks for nothing, so it is not refused.
     /// Every method the server answers has an entry (checked by the tests).
     static let methodParameters: [String: [String]] = [
         "kernel.info": [],
@@ -35,10 +37,11 @@ extension JSONRPCServer {
         "pty.list": [],
     ]
 
-    /// Throws the -32602 error for the first param of `params` that `method` does not take.
+    /// Throws the -32602 error for the first param of `params` that `method` does not take and
+    /// that is not `null`.
     static func rejectUnknownParameters(_ params: Params, of method: String) throws(RPCError) {
         guard let known = methodParameters[method] else { return }
-        for name in params.object.keys where !known.contains(name) {
+        for (name, value) in params.object where !known.contains(name) && !value.isNull {
             let takes = known.isEmpty ? "it takes no params" : "its params: \(known.joined(separator: ", "))"
             throw RPCError.invalidParams(
                 "params.\(name) is not a parameter of \(method) (\(takes)).", field: name, reason: "unknown_parameter")

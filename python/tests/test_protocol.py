@@ -297,6 +297,24 @@ def test_unknown_params_are_refused_and_named(raw, method, params, field):
     assert_still_serving(raw)
 
 
+@pytest.mark.parametrize("method, params", [
+    ("code.run", {"code": "x = 1", "context_id": None}),
+    ("code.run", {"code": "x = 1", "timeout": None, "timeout_ms": None}),
+    ("context.list", {"cursor": None}),
+    ("kernel.info", {"verbose": None}),
+    ("context.create", {"name": None}),
+    ("process.exec", {"command": "true", "timeout_ms": None}),
+    ("session.list", {"cursor": None}),
+], ids=lambda v: json.dumps(v) if not isinstance(v, str) else v)
+def test_an_unknown_param_set_to_null_counts_as_absent(raw, method, params):
+    """docs/protocol.md: "Members set to `null` inside `params` count as absent" -- an unknown one
+    too: it asks for nothing, so the request is answered as without it (it was refused as
+    `unknown_parameter`)."""
+    reply = raw.call(method, params)
+    assert "result" in reply, reply
+    assert_still_serving(raw)
+
+
 def test_params_as_array_are_invalid(raw):
     error = error_of(raw.call("code.run", ["print(1)"]), -32602)
     assert error["data"] == {"reason": "invalid_argument", "field": "params"}
