@@ -38,7 +38,7 @@ public final class LineReader: AsyncSequence, Sendable {
 
     /// Starts reading `fileDescriptor`.
     /// - Parameters:
-    ///   - maxLineLength: the longest line delivered, in bytes, not counting the `\n`.
+    ///   - maxLineLength: the longest line delivered, in bytes, not counting the `\n` or a `\r` before it.
     ///   - maxPendingLines: how many delivered lines may wait for the consumer before reading pauses.
     ///   - maxPendingBytes: how many bytes of lines may wait for the consumer before reading pauses.
     public init(

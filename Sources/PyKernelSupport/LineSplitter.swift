@@ -2,8 +2,9 @@ import Glibc
 
 /// Splits a byte stream into newline-terminated lines of at most `maxLineLength` bytes, in linear
 /// time whatever the chunking. A longer line is never buffered past the limit: it is skipped up to
-/// its newline and reported as ``Piece/tooLong(_:)`` with its length. Used by every line reader
-/// of the project (the protocol's input, a session shell's status pipe).
+/// its newline and reported as ``Piece/tooLong(_:)`` with its length. A `\r` the splitter drops
+/// (before the `\n`) is not counted, in the limit or in that length. Used by every line reader of
+/// the project (the protocol's input, a session shell's status pipe).
 package struct LineSplitter: Sendable {
     /// What the splitter hands out.
     package enum Piece: Sendable, Hashable {
@@ -19,6 +20,8 @@ package struct LineSplitter: Sendable {
     private var partial: [UInt8] = []
     /// The length so far of a line being skipped for exceeding `maxLineLength`.
     private var skipped: Int?
+    /// The last byte of the line being skipped is a `\r`.
+    private var skippedEndsWithCarriageReturn = false
 
     /// - Parameter dropsCarriageReturn: whether one `\r` before the `\n` is removed.
     package init(maxLineLength: Int, dropsCarriageReturn: Bool = true) {
@@ -50,10 +53,15 @@ package struct LineSplitter: Sendable {
     }
 
     private mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        let endsWithCarriageReturn = (bytes.last ?? partial.last) == 0x0D
         if let length = skipped {
             skipped = length + bytes.count
-        } else if partial.count + bytes.count > maxLineLength {
+            if !bytes.isEmpty { skippedEndsWithCarriageReturn = endsWithCarriageReturn }
+        } else if partial.count + bytes.count > maxLineLength + (dropsCarriageReturn && endsWithCarriageReturn ? 1 : 0) {
+            // A line at the limit may be followed by the `\r` of its `\r\n`: kept until what
+            // comes next shows whether the `\n` follows it.
             skipped = partial.count + bytes.count
+            skippedEndsWithCarriageReturn = endsWithCarriageReturn
             partial = []
         } else {
             partial.append(contentsOf: bytes)
@@ -64,8 +72,9 @@ package struct LineSplitter: Sendable {
         defer {
             partial = []
             skipped = nil
+            skippedEndsWithCarriageReturn = false
         }
-        if let length = skipped { return .tooLong(length) }
+        if let length = skipped { return .tooLong(dropsCarriageReturn && skippedEndsWithCarriageReturn ? length - 1 : length) }
         if dropsCarriageReturn && partial.last == 0x0D { partial.removeLast() }
         return .line(partial)
     }

@@ -134,6 +134,23 @@ struct LineSplitterTests {
         #expect(split(["a\r\n"], dropsCarriageReturn: false) == [.line(Array("a\r".utf8))])
     }
 
+    @Test("The carriage return dropped before the newline does not count against the limit, however the chunks fall")
+    func carriageReturnAtTheLimit() {
+        let atLimit = Array("0123456789".utf8)
+        for chunks in [["0123456789\r\n"], ["0123456789\r", "\n"], ["0123456789", "\r\n"], ["01234", "56789\r", "", "\n"]] {
+            #expect(split(chunks + ["ok\n"]) == [.line(atLimit), .line(Array("ok".utf8))], "\(chunks)")
+        }
+        // One byte more is too long, measured without the dropped `\r`.
+        #expect(split(["0123456789a\r\n"]) == [.tooLong(11)])
+        #expect(split(["0123456789\r", "a\r\n", "ok\n"]) == [.tooLong(12), .line(Array("ok".utf8))])
+        #expect(split(["0123456789\r\r\n"]) == [.tooLong(11)])
+        // A `\r` that is not before the newline counts, and without dropping it counts too.
+        #expect(split(["0123456789\rx\n"]) == [.tooLong(12)])
+        #expect(split(["0123456789\r\n"], dropsCarriageReturn: false) == [.tooLong(11)])
+        // At the end of input (a last line without a newline), as before.
+        #expect(split(["0123456789\r"]) == [.line(atLimit)])
+    }
+
     @Test("A consumer that has gone stops the splitting")
     func stops() {
         var splitter = LineSplitter(maxLineLength: 10)
