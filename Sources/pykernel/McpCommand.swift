@@ -13,7 +13,8 @@ struct Mcp: AsyncParsableCommand {
 
     @OptionGroup var options: ServerOptions
 
-    @Option(help: "Bytes of stdout and of stderr kept in a run_python result (its head and tail).")
+    // `.unconditional`: `-1` is the value (refused by validate()), not an unknown option.
+    @Option(parsing: .unconditional, help: "Bytes of stdout and of stderr kept in a run_python result (its head and tail).")
     var maxOutputBytes: Int = MCPFront.defaultOutputLimit
 
     func validate() throws {

@@ -23,7 +23,8 @@ struct Run: AsyncParsableCommand {
     @Option(help: "A virtual environment whose packages the code can import (default: $VIRTUAL_ENV).")
     var venv: String?
 
-    @Option(help: "Stop the code after this many seconds (0: never).")
+    // `.unconditional`: `-1` is the value (refused by validate()), not an unknown option.
+    @Option(parsing: .unconditional, help: "Stop the code after this many seconds (0: never).")
     var timeout: Double = 0
 
     func validate() throws {

@@ -22,16 +22,18 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "The kind of the default context and of contexts created without `isolation`: namespace (in this process) or process (a worker process each).")
     var isolation: String = "namespace"
 
-    @Option(help: "Process-context workers kept started ahead of demand (default 2; filled at start with --isolation process or when given, else at the first process context).")
+    // Numbers take the next argument whatever it looks like (`.unconditional`): `-5` is the value,
+    // refused for its range by validate(), not an unknown option leaving the value missing.
+    @Option(parsing: .unconditional, help: "Process-context workers kept started ahead of demand (default 2; filled at start with --isolation process or when given, else at the first process context).")
     var poolSize: Int?
 
-    @Option(help: "How long (seconds) a run's output may wait to be sent with later output (default 0.02); a flush of sys.stdout or sys.stderr sends it at once.")
+    @Option(parsing: .unconditional, help: "How long (seconds) a run's output may wait to be sent with later output (default 0.02); a flush of sys.stdout or sys.stderr sends it at once.")
     var outputInterval: Double?
 
     @Option(help: .hidden)
     var workingDirectory: String?
 
-    @Option(help: .hidden)
+    @Option(parsing: .unconditional, help: .hidden)
     var timeoutGrace: Double?
 
     /// The kind `--isolation` names (validated).

@@ -134,6 +134,28 @@ def test_a_duration_flag_out_of_range_is_a_usage_error(pykernel_bin):
     assert done.returncode == 64 and "--timeout must not be negative." in done.stderr
 
 
+def test_a_negative_number_given_to_a_numeric_flag_is_refused_for_its_range(pykernel_bin):
+    """`--pool-size -5` (the value as an argument of its own) says what `--pool-size=-5` says: the
+    range, exit 64; it said "Missing value for '--pool-size <pool-size>'" (-5 read as an option)."""
+    cases = [
+        (["serve", "--pool-size", "-5"], "--pool-size must be between 0 and 64."),
+        (["mcp", "--pool-size", "-5"], "--pool-size must be between 0 and 64."),
+        (["serve", "--output-interval", "-1"], "--output-interval must be between 0 and 3600 seconds."),
+        (["serve", "--timeout-grace", "-1"], "--timeout-grace must be between 0 and 3600 seconds."),
+        (["mcp", "--max-output-bytes", "-1"], "--max-output-bytes must not be negative."),
+        (["run", "--timeout", "-1", "-c", "pass"], "--timeout must not be negative."),
+    ]
+    for command, reason in cases:
+        for given in (command, [command[0], f"{command[1]}={command[2]}", *command[3:]]):
+            done = subprocess.run([pykernel_bin, *given], input="", capture_output=True, text=True, timeout=60)
+            assert done.returncode == 64, (given, done.stderr)
+            assert reason in done.stderr and "Missing value" not in done.stderr, (given, done.stderr)
+    # A value that is an option is still no number.
+    done = subprocess.run([pykernel_bin, "serve", "--pool-size", "--isolation", "process"], input="", capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 64 and "--pool-size" in done.stderr, done.stderr
+
+
 def test_an_entrypoint_that_cannot_start_is_said_on_stderr(pykernel_bin, tmp_path):
     """`pykernel serve -- CMD` whose CMD is missing or not executable exits 1 saying why (it exited
     1 without a word)."""
