@@ -20,7 +20,7 @@ struct Run: AsyncParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "Arguments for the code, in sys.argv[1:].")
     var arguments: [String] = []
 
-    @Option(help: "A virtual environment whose packages the code can import (default: $VIRTUAL_ENV).")
+    @Option(help: "A virtual environment whose packages the code can import (default: $VIRTUAL_ENV when it is one; python3 ignores another).")
     var venv: String?
 
     // `.unconditional`: `-1` is the value (refused by validate()), not an unknown option.
@@ -74,7 +74,12 @@ struct Run: AsyncParsableCommand {
         }
         // The program owns the process: CPython's own streams on descriptors 0, 1 and 2, uncaptured.
         var configuration = KernelConfiguration(captureFileDescriptors: false, guardsProcessExit: false, usesProcessStandardStreams: true)
-        if let venv { configuration.virtualEnvironment = venv }
+        // `--venv` must be a virtual environment (validated). `$VIRTUAL_ENV` is used when it is one,
+        // as an activated environment's python3 would be its own; another is ignored, as python3
+        // ignores the variable (unlike `serve` and `mcp`, which refuse it).
+        configuration.virtualEnvironment = venv ?? ServerOptions.inheritedVirtualEnvironment.flatMap {
+            ServerOptions.isVirtualEnvironment($0) ? $0 : nil
+        }
         // python3 logs nothing: only the engine's critical failures are shown.
         var logger = Logger(label: "pykernel.engine")
         logger.logLevel = .critical

@@ -57,6 +57,9 @@ struct ServerOptions: ParsableArguments {
 
     func validate() throws {
         try Self.validateVirtualEnvironment(venv)
+        if venv == nil, let inherited = Self.inheritedVirtualEnvironment {
+            try Self.validateVirtualEnvironment(inherited, from: "VIRTUAL_ENV")
+        }
         guard Self.logLevels[logLevel] != nil else {
             throw ValidationError("--log-level must be one of error, warning, info, debug.")
         }
@@ -78,13 +81,25 @@ struct ServerOptions: ParsableArguments {
         if let poolSize, poolSize < 0 || poolSize > 64 { throw ValidationError("--pool-size must be between 0 and 64.") }
     }
 
-    /// Refuses a `--venv` that is not a virtual environment (its interpreter, `bin/python3` or
-    /// `bin/python`, is how the engine finds its packages): the code would silently run without them.
-    static func validateVirtualEnvironment(_ path: String?) throws {
+    /// Refuses a `--venv` (or, for `from: "VIRTUAL_ENV"`, the `$VIRTUAL_ENV` that stands for it)
+    /// that is not a virtual environment (its interpreter, `bin/python3` or `bin/python`, is how the
+    /// engine finds its packages): the code would silently run without them.
+    static func validateVirtualEnvironment(_ path: String?, from source: String = "--venv") throws {
         guard let path else { return }
-        guard ["python3", "python"].contains(where: { access("\(path)/bin/\($0)", X_OK) == 0 }) else {
-            throw ValidationError("--venv: \(path) is not a virtual environment (no bin/python3 in it); make one with `python3 -m venv \(path)`.")
+        guard isVirtualEnvironment(path) else {
+            let remedy = source == "--venv" ? "" : ", give --venv, or unset \(source)"
+            throw ValidationError("\(source): \(path) is not a virtual environment (no bin/python3 in it); make one with `python3 -m venv \(path)`\(remedy).")
         }
+    }
+
+    /// Whether `path` has a virtual environment's interpreter, `bin/python3` or `bin/python`.
+    static func isVirtualEnvironment(_ path: String) -> Bool {
+        ["python3", "python"].contains(where: { access("\(path)/bin/\($0)", X_OK) == 0 })
+    }
+
+    /// `$VIRTUAL_ENV`, the default of `--venv`, when set and not empty.
+    static var inheritedVirtualEnvironment: String? {
+        ProcessInfo.processInfo.environment["VIRTUAL_ENV"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// What a front serves: the engine, the process API, and the descriptor requests are read from.
@@ -143,7 +158,7 @@ struct ServerOptions: ParsableArguments {
     /// The engine's configuration these options describe (descriptor capture on).
     var kernelConfiguration: KernelConfiguration {
         var configuration = KernelConfiguration(captureFileDescriptors: true)
-        if let venv { configuration.virtualEnvironment = venv }
+        configuration.virtualEnvironment = venv ?? Self.inheritedVirtualEnvironment  // validated
         if let workingDirectory { configuration.workingDirectory = workingDirectory }
         if let timeoutGrace { configuration.timeoutGracePeriod = .milliseconds(Int64(timeoutGrace * 1000)) }
         if let outputInterval { configuration.outputCoalescingWindow = .microseconds(Int64(outputInterval * 1_000_000)) }

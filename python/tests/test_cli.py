@@ -115,6 +115,38 @@ def test_a_venv_that_is_not_one_is_refused_at_start(pykernel_bin, tmp_path):
             assert done.stdout == ""
 
 
+def test_a_virtual_env_variable_that_is_no_venv_is_refused_by_servers_and_ignored_by_run(pykernel_bin, tmp_path):
+    """README: `--venv` defaults to `$VIRTUAL_ENV` and must be a virtual environment. serve and mcp
+    refuse a `$VIRTUAL_ENV` that is not one as they refuse such a `--venv` (they started and ran
+    without its packages, silently); `pykernel run` acts like python3, which ignores the variable."""
+    (tmp_path / "empty").mkdir()
+    venv = tmp_path / "venv"
+    subprocess.run([PYTHON311, "-m", "venv", "--without-pip", str(venv)], check=True)
+    for path in (str(tmp_path / "missing"), str(tmp_path / "empty")):
+        env = dict(os.environ, VIRTUAL_ENV=path)
+        for command in ("serve", "mcp"):
+            done = subprocess.run([pykernel_bin, command], input="", capture_output=True, text=True, env=env, timeout=60)
+            assert done.returncode == 64, (command, done.stderr)
+            assert f"VIRTUAL_ENV: {path} is not a virtual environment" in done.stderr, done.stderr
+            assert done.stdout == ""
+            # An explicit --venv is what counts then.
+            given = subprocess.run([pykernel_bin, command, "--venv", str(venv)], input="", capture_output=True, text=True,
+                                   env=env, timeout=60)
+            assert given.returncode == 0, (command, given.stderr)
+        code = "import sys; print(sys.prefix == sys.base_prefix, sys.argv)"
+        ours = subprocess.run([pykernel_bin, "run", "-c", code, "a"], capture_output=True, text=True, env=env, timeout=60)
+        theirs = subprocess.run([PYTHON311, "-c", code, "a"], capture_output=True, text=True, env=env, timeout=60)
+        assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr) == (0, "True ['-c', 'a']\n", "")
+    # Set but empty: as unset.
+    done = subprocess.run([pykernel_bin, "serve"], input='{"jsonrpc":"2.0","id":1,"method":"kernel.info"}\n', capture_output=True,
+                          text=True, env=dict(os.environ, VIRTUAL_ENV=""), timeout=60)
+    assert done.returncode == 0 and '"result"' in done.stdout, done.stderr
+    # A $VIRTUAL_ENV that is one: `run` uses it, as that environment's own python3 would.
+    done = subprocess.run([pykernel_bin, "run", "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True,
+                          env=dict(os.environ, VIRTUAL_ENV=str(venv)), timeout=60)
+    assert (done.returncode, done.stdout) == (0, f"{venv}\n"), done.stderr
+
+
 def test_a_duration_flag_out_of_range_is_a_usage_error(pykernel_bin):
     """`--timeout-grace` outside 0...3600 s (a huge number, infinity, NaN) stops serve and mcp with
     status 64 and the range, as every other bad flag: 1e16 and `inf` killed the program with
