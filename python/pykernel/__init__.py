@@ -33,7 +33,7 @@ from .process import (
     SessionExecuteResponse,
     SessionExitedEvent,
 )
-from .types import Context, ExecutionError, ExecutionResult, KernelInfo, OutputMessage, Result
+from .types import Context, ExecutionError, ExecutionResult, ForkServer, IsolationInfo, KernelInfo, OutputMessage, Result, WorkerPool
 
 __version__ = "0.1.0"
 
@@ -45,6 +45,9 @@ __all__ = [
     "ExecutionError",
     "ExecutionResult",
     "KernelInfo",
+    "IsolationInfo",
+    "WorkerPool",
+    "ForkServer",
     "OutputMessage",
     "Result",
     "CodeRunParams",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-__all__ = ["Context", "ExecutionError", "ExecutionResult", "OutputMessage", "KernelInfo", "Result"]
+__all__ = ["Context", "ExecutionError", "ExecutionResult", "OutputMessage", "KernelInfo", "Result", "IsolationInfo", "WorkerPool",
+           "ForkServer"]
 
 
 @dataclass(frozen=True)
@@ -24,11 +25,16 @@ class Context:
     #: its worker is on the way, and runs sent meanwhile wait for it) or ``"dead"`` (its worker
     #: ended or could not start; see ``restart_context``).
     state: str = "alive"
+    #: A process context's memory limit (MiB of address space its worker may add), when it has one.
+    memory_limit_mb: Optional[int] = None
+    #: A process context's CPU time limit per run (seconds), when it has one.
+    cpu_time_limit_s: Optional[float] = None
 
     @classmethod
     def from_json(cls, value: Dict[str, Any]) -> "Context":
         return cls(id=value["id"], language=value.get("language", "python"), cwd=value.get("cwd", ""),
-                   isolation=value.get("isolation", "namespace"), state=value.get("state", "alive"))
+                   isolation=value.get("isolation", "namespace"), state=value.get("state", "alive"),
+                   memory_limit_mb=value.get("memory_limit_mb"), cpu_time_limit_s=value.get("cpu_time_limit_s"))
 
 
 @dataclass(frozen=True)
@@ -192,14 +198,71 @@ class OutputMessage:
 
 
 @dataclass(frozen=True)
+class WorkerPool:
+    """``kernel.info``'s ``isolation.pool``: the workers kept started ahead of demand for new
+    process contexts (``pykernel serve --pool-size``)."""
+
+    size: int = 0
+    #: Workers ready to be handed to a new process context.
+    ready: int = 0
+    #: Workers on the way.
+    starting: int = 0
+    #: How workers start: ``"fork"`` (forked by the fork server) or ``"spawn"`` (when no fork server can run).
+    worker_start: str = "fork"
+
+    @classmethod
+    def from_json(cls, value: Dict[str, Any]) -> "WorkerPool":
+        return cls(size=value.get("size", 0), ready=value.get("ready", 0), starting=value.get("starting", 0),
+                   worker_start=value.get("worker_start", "fork"))
+
+
+@dataclass(frozen=True)
+class ForkServer:
+    """``kernel.info``'s ``isolation.fork_server``: the process that forks the workers."""
+
+    pid: int
+    ready: bool = False
+    #: How many times it was restarted after it ended.
+    restarts: int = 0
+
+    @classmethod
+    def from_json(cls, value: Optional[Dict[str, Any]]) -> Optional["ForkServer"]:
+        if value is None:
+            return None
+        return cls(pid=value.get("pid", 0), ready=bool(value.get("ready", False)), restarts=value.get("restarts", 0))
+
+
+@dataclass(frozen=True)
+class IsolationInfo:
+    """``kernel.info``'s ``isolation``: process contexts on the server."""
+
+    #: The kind of context ``create_context`` makes without ``isolation`` (``pykernel serve --isolation``).
+    default: str = "namespace"
+    #: How many process contexts have a live worker.
+    workers_alive: int = 0
+    pool: WorkerPool = field(default_factory=WorkerPool)
+    #: ``None`` while no fork server runs.
+    fork_server: Optional[ForkServer] = None
+
+    @classmethod
+    def from_json(cls, value: Optional[Dict[str, Any]]) -> Optional["IsolationInfo"]:
+        if value is None:
+            return None
+        return cls(default=value.get("default", "namespace"), workers_alive=value.get("workers_alive", 0),
+                   pool=WorkerPool.from_json(value.get("pool") or {}), fork_server=ForkServer.from_json(value.get("fork_server")))
+
+
+@dataclass(frozen=True)
 class KernelInfo:
-    """``kernel.info``: the server's name, versions and methods."""
+    """``kernel.info``: the server's name, versions, methods and process contexts."""
 
     name: str
     version: str
     protocol_version: int
     python_version: str
     methods: List[str] = field(default_factory=list)
+    #: The server's process contexts (``None`` from a server that does not send it).
+    isolation: Optional[IsolationInfo] = None
 
     @classmethod
     def from_json(cls, value: Dict[str, Any]) -> "KernelInfo":
@@ -209,4 +272,5 @@ class KernelInfo:
             protocol_version=value.get("protocol_version", 0),
             python_version=value.get("python_version", ""),
             methods=list(value.get("methods", [])),
+            isolation=IsolationInfo.from_json(value.get("isolation")),
         )

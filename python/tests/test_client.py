@@ -270,6 +270,34 @@ def test_kernel_info_and_generic_call(kernel):
     assert caught.value.code == -32601
 
 
+def test_kernel_info_and_contexts_carry_what_the_server_sends(kernel):
+    """`KernelInfo.isolation` (default kind, pool, fork server) and a process context's
+    `memory_limit_mb`/`cpu_time_limit_s` (from create, list and restart): the client dropped them."""
+    from pykernel import ForkServer, IsolationInfo, WorkerPool
+
+    wire = kernel.call("kernel.info")["isolation"]
+    isolation = kernel.kernel_info().isolation
+    assert isinstance(isolation, IsolationInfo) and isinstance(isolation.pool, WorkerPool)
+    assert (isolation.default, isolation.pool.size, isolation.pool.worker_start) == \
+        (wire["default"], wire["pool"]["size"], wire["pool"]["worker_start"])
+    assert isolation.fork_server is None or isinstance(isolation.fork_server, ForkServer)
+    limited = kernel.create_context(isolation="process", memory_limit_mb=300, cpu_time_limit_s=5)
+    try:
+        assert (limited.memory_limit_mb, limited.cpu_time_limit_s) == (300, 5.0)
+        listed = next(context for context in kernel.list_contexts() if context.id == limited.id)
+        assert (listed.memory_limit_mb, listed.cpu_time_limit_s) == (300, 5.0)
+        kernel.run_code("1", context=limited)  # bound to its worker: restartable
+        restarted = kernel.restart_context(limited)
+        assert (restarted.memory_limit_mb, restarted.cpu_time_limit_s) == (300, 5.0)
+        fork_server = kernel.kernel_info().isolation.fork_server
+        assert fork_server is None or (fork_server.pid > 0 and fork_server.restarts >= 0)
+    finally:
+        kernel.delete_context(limited)
+    plain = kernel.create_context(isolation="namespace")
+    assert (plain.memory_limit_mb, plain.cpu_time_limit_s) == (None, None)
+    kernel.delete_context(plain)
+
+
 def test_callback_exception_is_reraised_and_the_client_still_works(kernel):
     def broken(message):
         raise ValueError("callback failed")
