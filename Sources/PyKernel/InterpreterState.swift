@@ -401,9 +401,11 @@ final class InterpreterState {
             let compiledSource = run.fileContents == nil ? source.borrowed : fileContents.borrowedOrNone
             let name = try PyOwned.string(filename)
             let environment = run.environment.isEmpty ? nil : try PyOwned.stringDictionary(run.environment)
-            // `-c CODE` (`<string>`) is python3's: its source is nowhere for linecache (warnings show no line).
+            // `-c CODE` (`<string>`) and a program read from standard input (`<stdin>`) are python3's:
+            // their source is nowhere for linecache (warnings show no line).
             if environment == nil {
-                try beginRunNatively(namespace, filename: name.borrowed, source: run.filename == "<string>" ? nil : source.borrowed)
+                let sourceless = run.filename == "<string>" || run.filename == "<stdin>"
+                try beginRunNatively(namespace, filename: name.borrowed, source: sourceless ? nil : source.borrowed)
             }
             let savedEnvironment = environment == nil ? nil : try beginRun.borrowed.call(
                 namespace.cells.borrowed, name.borrowed, source.borrowed, environment.borrowedOrNone, namespace.contextID.borrowed)

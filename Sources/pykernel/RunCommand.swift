@@ -5,8 +5,8 @@ import Logging
 import PyKernel
 import PyKernelSupport
 
-/// `pykernel run FILE.py` / `pykernel run -c CODE`: runs code in a fresh context and prints its
-/// output like `python3 FILE.py` would.
+/// `pykernel run FILE.py` / `pykernel run -c CODE` / `pykernel run -` (the program read from
+/// standard input): runs code in a fresh context and prints its output like `python3 FILE.py` would.
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a Python file (or -c CODE) in a fresh context, printing its output like python3.")
@@ -14,7 +14,7 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customShort("c"), help: "Code to run instead of a file.")
     var code: String?
 
-    @Argument(help: "The Python file to run.")
+    @Argument(help: "The Python file to run (-: read the program from standard input).")
     var file: String?
 
     @Argument(parsing: .captureForPassthrough, help: "Arguments for the code, in sys.argv[1:].")
@@ -43,6 +43,12 @@ struct Run: AsyncParsableCommand {
         if let code {
             // With -c, every positional argument is an argument of the code, as with python3.
             (source, filename, argv) = (code, "<string>", ["-c"] + (file.map { [$0] } ?? []))
+        } else if file == "-" {
+            // `python3 -`: the program is standard input, read to its end (the code's own reads
+            // then find end of file); tracebacks name it `<stdin>`.
+            let data = Self.readAll(STDIN_FILENO)
+            (source, filename, argv) = (String(decoding: data, as: UTF8.self), "<stdin>", ["-"])
+            contents = data
         } else {
             let path = file!
             // python3's `__file__`: the path as given, after the working directory when relative
@@ -99,7 +105,12 @@ struct Run: AsyncParsableCommand {
         // sys.orig_argv: how python3 itself was called (its path, then its own arguments).
         preamble += "__import__('sys').orig_argv = [__import__('sys').executable, "
             + (code != nil ? "'-c', \(Self.pythonString(source)), " : "") + "*__import__('sys').argv[\(code != nil ? 1 : 0):]]\n"
-        if code == nil, let file {  // with -c, `file` is the first argument of the code
+        if code == nil, file == "-" {
+            // What python3 leaves in the namespace of a program read from standard input.
+            preamble += "globals()['__file__'] = '<stdin>'\n"
+            preamble += "globals()['__cached__'] = None\n"
+            preamble += "globals()['__loader__'] = __import__('_frozen_importlib').BuiltinImporter\n"
+        } else if code == nil, let file {  // with -c, `file` is the first argument of the code
             preamble += "globals()['__file__'] = \(Self.pythonList([filename])).pop()\n"
             // What python3's runpy leaves in a script's namespace: no cached bytecode, its source loader.
             preamble += "globals()['__cached__'] = None\n"
@@ -160,6 +171,18 @@ struct Run: AsyncParsableCommand {
                 return
             }
             bytes = bytes.dropFirst(written)
+        }
+    }
+
+    /// Every byte left to read on a descriptor (an error ends the reading, as end of file).
+    private static func readAll(_ descriptor: Int32) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { return bytes }
+            bytes += chunk[..<count]
         }
     }
 

@@ -557,6 +557,28 @@ def test_run_into_a_pipe_closed_early_ends_as_python3_does(pykernel_bin, tmp_pat
     assert b"BrokenPipeError" in outcomes[0][2]
 
 
+def test_run_dash_reads_the_program_from_stdin_like_python3(pykernel_bin, tmp_path):
+    """`pykernel run -` is `python3 -`: the program is standard input (it failed with "can't open
+    file '.../-'"): sys.argv[0] is '-', __file__ '<stdin>', sys.path[0] the working directory,
+    tracebacks and warnings name `<stdin>` without source lines, and the program's own reads of
+    stdin find its end."""
+    programs = {
+        "names": "import sys\nprint(sys.argv, repr(__file__), __cached__, __loader__, __spec__, repr(sys.path[0]), sys.orig_argv[1:])\n",
+        "traceback": "def f():\n    1/0\nprint('before', flush=True)\nf()\n",
+        "syntax error": "print('never')\nx = (\n",
+        "warning and exit": "import warnings\nwarnings.warn('careful')\nraise SystemExit(3)\n",
+        "stdin is at its end": "import sys\nprint(repr(sys.stdin.read()))\ninput('? ')\n",
+        "empty": "",
+    }
+    for name, program in programs.items():
+        ours = subprocess.run([pykernel_bin, "run", "-", "a", "-b"], input=program, capture_output=True, text=True, cwd=tmp_path,
+                              timeout=60)
+        theirs = subprocess.run([PYTHON311, "-", "a", "-b"], input=program, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), name
+        if name == "traceback":
+            assert 'File "<stdin>", line 4, in <module>' in ours.stderr, ours.stderr
+
+
 def test_run_of_a_missing_file_says_what_python3_says(pykernel_bin, tmp_path):
     """Status 2 and python3's message after the program's own name."""
     theirs = subprocess.run([PYTHON311, "missing.py"], capture_output=True, text=True, cwd=tmp_path)
