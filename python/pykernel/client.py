@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import re
 import shutil
@@ -55,6 +56,17 @@ ContextLike = Union[Context, str]
 NotificationHandler = Callable[[str, Dict[str, Any]], None]
 
 _JSONRPC = "2.0"
+
+
+def _finite(value: Any) -> bool:
+    """Whether JSON can carry ``value``: no NaN or infinity in it, however deep."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_finite(item) for item in value)
+    return True
 
 
 def _context_id(context: Optional[ContextLike]) -> Optional[str]:
@@ -522,9 +534,13 @@ class PyKernel(ProcessMixin):
         except UnicodeEncodeError:  # Lone surrogates: send them as \ud8xx escapes.
             return json.dumps(message, separators=(",", ":"), allow_nan=False).encode("ascii") + b"\n"
         except ValueError as error:  # NaN or an infinity: JSON has none (the server could not tell whose line it was)
+            # The data the server gives an invalid param: its reason, and the param at fault.
+            params = message.get("params")
+            field = next((name for name, value in params.items() if not _finite(value)), None) if isinstance(params, dict) else None
+            data = {"reason": "invalid_argument", **({"field": field} if field is not None else {})}
             raise InvalidParamsError(
-                -32602, f"{message.get('method')}: a parameter is not a finite number ({error}); JSON cannot carry NaN "
-                "or infinities (a timeout of 0 means none)") from None
+                -32602, f"{message.get('method')}: {'params.' + field if field else 'a parameter'} is not a finite number "
+                f"({error}); JSON cannot carry NaN or infinities (a timeout of 0 means none)", data) from None
 
     def _write(self, line: bytes) -> None:
         if len(line) - 1 > MAX_LINE_BYTES:

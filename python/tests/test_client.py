@@ -531,8 +531,16 @@ def test_a_number_json_cannot_carry_is_refused_at_once(kernel):
     import math
 
     for call in (lambda: kernel.run_code("1", timeout=math.inf), lambda: kernel.exec("true", timeout=float("nan"))):
-        with pytest.raises(InvalidParamsError, match="not a finite number"):
+        with pytest.raises(InvalidParamsError, match="not a finite number") as refused:
             call()
+        # The data the server gives an invalid param (`.field` and `.reason` were None: data was {}).
+        assert (refused.value.reason, refused.value.field) == ("invalid_argument", "timeout")
+        with pytest.raises(InvalidParamsError) as by_server:
+            kernel.run_code("1", timeout=-1)
+        assert refused.value.data == by_server.value.data == {"reason": "invalid_argument", "field": "timeout"}
+    with pytest.raises(InvalidParamsError) as nested:
+        kernel.call("code.run", {"code": "1", "env": {"A": [1.0, {"b": -math.inf}]}})
+    assert nested.value.data == {"reason": "invalid_argument", "field": "env"}
     assert kernel.run_code("print('still')").stdout == "still\n"
 
 
