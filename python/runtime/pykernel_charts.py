@@ -156,19 +156,45 @@ def _choose_backend(matplotlib):
 
 
 def flush_figures():
-    """Emits every open figure (in number order) as a result and closes it."""
+    """Emits every open figure (in number order) as a result, then closes them all, as Jupyter's
+    inline backend does. Each figure is drawn on its own: one that cannot be drawn (a bad mathtext
+    title) does not keep the others from being emitted, and it is closed too; once all are closed
+    the first failure is raised (further ones are written to stderr). A stop (``KeyboardInterrupt``,
+    the run's timeout) ends the drawing: the figures not drawn yet are closed undrawn."""
     global _active
     _active = False
     pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is None:
         return
     from matplotlib._pylab_helpers import Gcf
-    for manager in list(Gcf.get_all_fig_managers()):
-        figure = manager.canvas.figure
+    figures = [manager.canvas.figure for manager in Gcf.get_all_fig_managers()]
+    failure = None
+    try:
+        for figure in figures:
+            try:
+                emit_figure(figure, is_main=False)
+            except Exception as error:
+                if failure is None:
+                    failure = error
+                else:
+                    import traceback
+                    traceback.print_exception(error, file=sys.stderr)
+    finally:
+        _close(pyplot, figures)
+    if failure is not None:
+        raise failure
+
+
+def _close(pyplot, figures):
+    """Closes every one of ``figures``, even when a stop lands while one is closed (raised after)."""
+    stop = None
+    for figure in figures:
         try:
-            emit_figure(figure, is_main=False)
-        finally:
             pyplot.close(figure)
+        except BaseException as error:
+            stop = stop or error
+    if stop is not None:
+        raise stop
 
 
 def emit_figure(figure, is_main):

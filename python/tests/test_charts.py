@@ -24,8 +24,24 @@ def rich(pykernel_bin):
         client.close()
 
 
+@pytest.fixture(params=["namespace", "process"])
+def rich_context(rich, request):
+    """``(client, context)``: a context of each isolation on the rich server."""
+    context = rich.create_context(isolation=request.param)
+    try:
+        yield rich, context
+    finally:
+        rich.delete_context(context)
+
+
 def run(kernel, code):
     result = kernel.run_code(code, timeout=120)
+    assert result.status == "ok", result.error and result.error.traceback
+    return result
+
+
+def run_in(kernel, context, code):
+    result = kernel.run_code(code, context=context, timeout=120)
     assert result.status == "ok", result.error and result.error.traceback
     return result
 
@@ -157,6 +173,31 @@ def test_figure_never_shown_is_emitted_at_the_end_and_closed(rich):
     [figure] = result.results
     assert figure.chart["type"] == "line" and png_ok(figure)
     assert run(rich, "print(len(plt.get_fignums()))").stdout == "0\n"
+
+
+BAD_AND_GOOD_FIGURES = ("import matplotlib.pyplot as plt\n"
+                        "plt.figure(); plt.plot([1, 2]); plt.title('$\\\\frac{$')\n"  # mathtext that cannot be drawn
+                        "plt.figure(); plt.plot([3, 4]); plt.title('good')\n")
+
+
+def test_a_figure_that_cannot_be_drawn_keeps_neither_the_others_nor_itself_open(rich_context):
+    # The end-of-run flush stopped at the bad figure: the good one was never emitted and stayed
+    # open, and later runs drew onto it and emitted nothing.
+    kernel, context = rich_context
+    for ending in ("", "plt.show()\nprint('not reached')\n"):
+        result = kernel.run_code(BAD_AND_GOOD_FIGURES + ending, context=context, timeout=120)
+        assert (result.status, result.error.name) == ("error", "ValueError")
+        assert "Expected \\frac{num}{den}" in result.error.value and result.stdout == ""
+        assert [chart["title"] for chart in charts(result)] == ["good"]
+        assert run_in(kernel, context, "print(plt.get_fignums())").stdout == "[]\n"
+        [chart] = charts(run_in(kernel, context, "plt.plot([5, 6])\nplt.title('next')"))
+        assert chart["title"] == "next"
+
+
+def test_code_run_emits_the_figures_drawn_after_one_that_cannot_be_drawn(rich):
+    response = rich.code_run(BAD_AND_GOOD_FIGURES, timeout=120)
+    assert [chart["title"] for chart in response.artifacts.charts] == ["good"]
+    assert "ValueError" in response.stderr and "Expected \\frac{num}{den}" in response.stderr
 
 
 def test_two_shows_in_one_run_in_order_with_output(rich):
