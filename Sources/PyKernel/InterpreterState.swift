@@ -60,8 +60,10 @@ final class InterpreterState {
     /// The native path for main results whose bundle is their `repr`, and constant last statements.
     private let plainResults: PlainMainResults
     /// `pykernel_charts.flush_figures`, called after a run that created matplotlib figures
-    /// (`_active` in the module's globals), so no figure leaks into the next run.
+    /// (`_active` in the module's globals), so no figure leaks into the next run; after a stopped
+    /// run, `close_figures` instead (closed undrawn: drawing is native code no stop interrupts).
     private let flushFigures: PyOwned
+    private let closeFigures: PyOwned
     private let chartsGlobals: PyOwned
     private let chartsActiveName: PyOwned
     /// The runtime module's globals, and the names in it a run sets (see ``beginRunNatively``).
@@ -156,6 +158,7 @@ final class InterpreterState {
             if !configuration.usesProcessStandardStreams { _ = try installResults.borrowed.call(emit.borrowed) }
             let charts = try PyOwned.importModule("pykernel_charts")
             flushFigures = try charts.borrowed.attribute("flush_figures")
+            closeFigures = try charts.borrowed.attribute("close_figures")
             chartsGlobals = try charts.borrowed.attribute("__dict__")
             chartsActiveName = try PyOwned.string("_active")
             // And keeps matplotlib's own default backend, as python3 does.
@@ -459,8 +462,13 @@ final class InterpreterState {
                 }
             }
             if chartsGlobals.borrowed.item(chartsActiveName.borrowed)?.isTrue == true {
-                // Figures still open at the end of the run are its last results, then closed.
-                if flushFigures.borrowed.callKeepingError() == nil {
+                // Figures still open at the end of the run are its last results, then closed. A
+                // run stopped (timeout, interrupt) closes them undrawn: drawing a large figure is
+                // seconds of native code no stop interrupts, which would hold the stop's answer
+                // past its grace period (a process context's worker killed, busy namespace contexts).
+                if runtime.supervisor.stopRequested {
+                    if closeFigures.borrowed.callKeepingError() == nil { _ = PythonException.take() }
+                } else if flushFigures.borrowed.callKeepingError() == nil {
                     let failure = PythonException.take()
                     if exception == nil { exception = failure }
                 }

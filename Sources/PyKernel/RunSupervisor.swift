@@ -221,6 +221,10 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         return PythonSignals.runPendingHandlers()
     }
 
+    /// Whether a stop (an interrupt, the timeout) was requested for the current run: it ends as
+    /// stopped, whatever its code does after.
+    var stopRequested: Bool { lock.withLock { current?.firstStop != nil } }
+
     /// Ends the current run; returns the first stop it received and whether it was already
     /// reported to its caller.
     func end() -> (stop: Stop?, reported: Bool) {

@@ -185,6 +185,19 @@ def flush_figures():
         raise failure
 
 
+def close_figures():
+    """Closes every open figure without drawing it: the end of a run stopped by its timeout or an
+    interrupt, whose answer must not wait for drawing (native code no stop interrupts: seconds for
+    a large figure). Its figures are not emitted."""
+    global _active
+    _active = False
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is None:
+        return
+    from matplotlib._pylab_helpers import Gcf
+    _close(pyplot, [manager.canvas.figure for manager in Gcf.get_all_fig_managers()])
+
+
 def _close(pyplot, figures):
     """Closes every one of ``figures``, even when a stop lands while one is closed (raised after)."""
     stop = None

@@ -5,10 +5,12 @@ pillow). These tests fail, never skip, when those libraries are missing."""
 import base64
 import os
 import pathlib
+import threading
 
 import pytest
 
 from pykernel import PyKernel
+from pykernel.errors import PyKernelTimeoutError
 
 VENV = os.environ.get("PYKERNEL_RICH_VENV", str(pathlib.Path(__file__).resolve().parents[2] / ".venv-rich"))
 
@@ -198,6 +200,38 @@ def test_code_run_emits_the_figures_drawn_after_one_that_cannot_be_drawn(rich):
     response = rich.code_run(BAD_AND_GOOD_FIGURES, timeout=120)
     assert [chart["title"] for chart in response.artifacts.charts] == ["good"]
     assert "ValueError" in response.stderr and "Expected \\frac{num}{den}" in response.stderr
+
+
+# A figure whose drawing takes seconds of native code (Agg), no stop interrupting it.
+SLOW_FIGURE = "plt.figure(dpi=300); plt.plot(points)\n"
+
+
+def test_a_stopped_runs_open_figures_are_closed_undrawn(rich_context):
+    # After its timeout or an interrupt, the run drew its open figure: seconds of native code past
+    # the stop's grace period. A process context's worker was killed (its state lost), a namespace
+    # context refused the next runs as busy until the drawing ended.
+    kernel, context = rich_context
+    run_in(kernel, context, "import matplotlib.pyplot as plt, numpy as np, time\npoints = np.random.rand(300000)\nkeep = 'kept'")
+    try:
+        kernel.run_code(SLOW_FIGURE + "time.sleep(60)", context=context, timeout=1)
+        raise AssertionError("the run did not time out")
+    except PyKernelTimeoutError as error:
+        stopped = error.result
+    assert (stopped.status, stopped.error.value, charts(stopped)) == ("timeout", "execution exceeded the 1 s timeout", [])
+    assert run_in(kernel, context, "keep, plt.get_fignums()").text == "('kept', [])"
+
+    started = threading.Event()
+    outcome = []
+    thread = threading.Thread(target=lambda: outcome.append(kernel.run_code(
+        SLOW_FIGURE + "print('drawn', flush=True)\ntime.sleep(60)", context=context, timeout=120,
+        on_stdout=lambda _: started.set())))
+    thread.start()
+    assert started.wait(60)
+    assert kernel.interrupt(context) is True
+    thread.join(60)
+    [interrupted] = outcome
+    assert (interrupted.status, interrupted.error.name, charts(interrupted)) == ("interrupted", "KeyboardInterrupt", [])
+    assert run_in(kernel, context, "keep, plt.get_fignums()").text == "('kept', [])"
 
 
 def test_two_shows_in_one_run_in_order_with_output(rich):
