@@ -59,9 +59,10 @@ final class InterpreterState {
     private let mainResult: PyOwned
     /// The native path for main results whose bundle is their `repr`, and constant last statements.
     private let plainResults: PlainMainResults
-    /// `pykernel_charts.flush_figures`, called after a run that created matplotlib figures
-    /// (`_active` in the module's globals), so no figure leaks into the next run; after a stopped
-    /// run, `close_figures` instead (closed undrawn: drawing is native code no stop interrupts).
+    /// `pykernel_charts.flush_figures`, called after a run whose context made matplotlib figures
+    /// (its ID, or `None`, in the module's `_active`), so no figure leaks into the next run; after a
+    /// stopped run, `close_figures` instead (closed undrawn: drawing is native code no stop
+    /// interrupts), and at a context's deletion for the figures its threads made.
     private let flushFigures: PyOwned
     private let closeFigures: PyOwned
     private let chartsGlobals: PyOwned
@@ -461,7 +462,7 @@ final class InterpreterState {
                     if evaluateReturning(compiled, in: namespace) == nil { exception = PythonException.take() }
                 }
             }
-            if chartsGlobals.borrowed.item(chartsActiveName.borrowed)?.isTrue == true {
+            if hasFigures(namespace) {
                 // Figures still open at the end of the run are its last results, then closed. A
                 // run stopped (timeout, interrupt) closes them undrawn: drawing a large figure is
                 // seconds of native code no stop interrupts, which would hold the stop's answer
@@ -520,6 +521,13 @@ final class InterpreterState {
             runtime.logger.error("engine failure around a run: \(error)", metadata: ["context": "\(run.context.id)"])
             return (ErrorRecord(name: "SystemError", value: "PyKernel engine failure: \(error)", traceback: "SystemError: PyKernel engine failure: \(error)\n"), nil, .zero)
         }
+    }
+
+    /// Whether matplotlib figures of the context (or of no known context) may be open: the
+    /// owners in `pykernel_charts._active` (a `dict`) of figures made since their last flush.
+    private func hasFigures(_ namespace: Namespace) -> Bool {
+        guard let active = chartsGlobals.borrowed.item(chartsActiveName.borrowed) else { return false }
+        return active.item(namespace.contextID.borrowed) != nil || active.item(.none) != nil
     }
 
     /// A context's end: its kept cells leave the registry, then its store is cleared.
@@ -809,6 +817,12 @@ final class InterpreterState {
         guard let namespace = namespaces.removeValue(forKey: context) else { return }
         stopBeingMain(namespace)
         closeEventLoop(of: namespace)
+        // Figures its threads made after its last run are nobody's now.
+        if chartsGlobals.borrowed.item(chartsActiveName.borrowed)?.item(namespace.contextID.borrowed) != nil,
+            closeFigures.borrowed.callKeepingError(namespace.contextID.borrowed) == nil
+        {
+            _ = PythonException.take()
+        }
         PythonCode.clear(namespace.globals.borrowed)
         forgetCells(of: namespace)
         reclaimer.reclaimIfGrown {

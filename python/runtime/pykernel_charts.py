@@ -4,6 +4,11 @@ Nothing here imports matplotlib: when user code imports it, the engine's backend
 (``module://pykernel_backend``, defined lazily below) becomes the default unless the user chose a
 backend (``MPLBACKEND``, a ``matplotlibrc``, ``matplotlib.use``). ``plt.show()`` emits every open
 figure and closes it; figures still open when the run ends are emitted then (``flush_figures``).
+
+A figure belongs to the context whose code made it (``pykernel_runtime.thread_owner``: the running
+context on the interpreter thread, the starter of any other thread): only that context's
+``plt.show()`` and runs emit it, and pyplot's current figure (``plt.gcf()``, what ``plt.plot``
+draws on) is the calling context's own, never a figure a thread of another context is drawing.
 """
 
 import base64
@@ -13,7 +18,9 @@ import sys
 import warnings
 
 _BACKEND = "module://pykernel_backend"
-_active = False  # set when a figure was created through the backend; checked by the engine per run
+# {owner: True} for the owners (context IDs; None: unknown) of figures made through the backend
+# since their last flush; the engine flushes at the end of a run whose context (or None) is in it.
+_active = {}
 
 
 # ---------------------------------------------------------------- the backend (lazy)
@@ -37,9 +44,9 @@ def _backend_attribute(name):
 
         class FigureManagerPyKernel(FigureManagerBase):
             def __init__(self, canvas, num):
-                global _active
                 super().__init__(canvas, num)
-                _active = True
+                self._pykernel_owner = owner = _owner()
+                _active[owner] = True
 
             def show(self):
                 emit_figure(self.canvas.figure, is_main=False)
@@ -52,6 +59,7 @@ def _backend_attribute(name):
             flush_figures()
 
         _record_box_plots()
+        _current_figure_per_context()
         module.__dict__.update(
             FigureCanvas=FigureCanvasPyKernel, FigureManager=FigureManagerPyKernel, show=show,
             FigureCanvasPyKernel=FigureCanvasPyKernel, FigureManagerPyKernel=FigureManagerPyKernel)
@@ -83,6 +91,37 @@ def _record_box_plots():
     bxp._pykernel = True
     bxp.__wrapped__ = original
     Axes.bxp = bxp
+
+
+_CALLER = object()  # the owner argument that means the calling thread's context
+
+
+def _owner():
+    """The context the calling thread belongs to; ``None`` outside contexts (``process.code_run``)."""
+    runtime = sys.modules.get("pykernel_runtime")
+    return None if runtime is None else runtime.thread_owner()
+
+
+def _owned_by(manager, owner):
+    """Whether a figure manager of the backend is ``owner``'s (or of no known context)."""
+    return getattr(manager, "_pykernel_owner", owner) in (owner, None)
+
+
+def _current_figure_per_context():
+    """pyplot's current figure (``Gcf.get_active``: ``plt.gcf()``, ``plt.plot``, ``plt.close()``)
+    is the last one made or made current by the calling thread's context: a figure a thread of
+    another context is drawing is never drawn on by this one's code. (Figures of other backends,
+    and of no known context, are everyone's.)"""
+    from matplotlib._pylab_helpers import Gcf
+    if getattr(Gcf.get_active, "_pykernel", False):
+        return
+
+    def get_active(cls):
+        owner = _owner()
+        return next((manager for manager in reversed(cls.figs.values()) if _owned_by(manager, owner)), None)
+
+    get_active._pykernel = True
+    Gcf.get_active = classmethod(get_active)
 
 
 def _install_backend_module():
@@ -156,18 +195,12 @@ def _choose_backend(matplotlib):
 
 
 def flush_figures():
-    """Emits every open figure (in number order) as a result, then closes them all, as Jupyter's
-    inline backend does. Each figure is drawn on its own: one that cannot be drawn (a bad mathtext
+    """Emits every open figure of the calling context (in number order) as a result, then closes
+    them all, as Jupyter's inline backend does. Each figure is drawn on its own: one that cannot be drawn (a bad mathtext
     title) does not keep the others from being emitted, and it is closed too; once all are closed
     the first failure is raised (further ones are written to stderr). A stop (``KeyboardInterrupt``,
     the run's timeout) ends the drawing: the figures not drawn yet are closed undrawn."""
-    global _active
-    _active = False
-    pyplot = sys.modules.get("matplotlib.pyplot")
-    if pyplot is None:
-        return
-    from matplotlib._pylab_helpers import Gcf
-    figures = [manager.canvas.figure for manager in Gcf.get_all_fig_managers()]
+    pyplot, figures = _take_figures()
     failure = None
     try:
         for figure in figures:
@@ -185,17 +218,28 @@ def flush_figures():
         raise failure
 
 
-def close_figures():
-    """Closes every open figure without drawing it: the end of a run stopped by its timeout or an
-    interrupt, whose answer must not wait for drawing (native code no stop interrupts: seconds for
-    a large figure). Its figures are not emitted."""
-    global _active
-    _active = False
+def close_figures(owner=_CALLER):
+    """Closes every open figure of the calling context (or of context ``owner``) without drawing
+    it: the end of a run stopped by its timeout or an interrupt, whose answer must not wait for
+    drawing (native code no stop interrupts: seconds for a large figure), and a deleted context's
+    figures (its threads drew them after its last run). They are not emitted."""
+    pyplot, figures = _take_figures(owner)
+    _close(pyplot, figures)
+
+
+def _take_figures(owner=_CALLER):
+    """``(pyplot, figures)``: the open figures made through the backend by the calling context and
+    by no known context (or by ``owner`` alone), their owners out of ``_active`` first (a figure
+    made meanwhile puts its owner back)."""
+    owners = (_owner(), None) if owner is _CALLER else (owner,)
+    for each in owners:
+        _active.pop(each, None)
     pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is None:
-        return
+        return None, []
     from matplotlib._pylab_helpers import Gcf
-    _close(pyplot, [manager.canvas.figure for manager in Gcf.get_all_fig_managers()])
+    return pyplot, [manager.canvas.figure for manager in Gcf.get_all_fig_managers()
+                    if getattr(manager, "_pykernel_owner", _CALLER) in owners]
 
 
 def _close(pyplot, figures):

@@ -234,6 +234,29 @@ def test_a_stopped_runs_open_figures_are_closed_undrawn(rich_context):
     assert run_in(kernel, context, "keep, plt.get_fignums()").text == "('kept', [])"
 
 
+A_THREAD_DRAWS = ("import matplotlib.pyplot as plt, threading\n"
+                  "def draw():\n    plt.figure(); plt.plot([1, 2], label='A'); plt.title('A')\n"
+                  "threading.Thread(target=draw, name='A-drawer').start()")
+JOIN_A_THREAD = "import threading\nfor thread in threading.enumerate():\n    if thread.name == 'A-drawer': thread.join()\n"
+
+
+def test_a_figure_belongs_to_the_context_whose_thread_made_it(rich):
+    # The figures were everyone's: a figure a thread of context A drew went to the next run of any
+    # context (B's), and B's plt.plot drew onto it.
+    a, b = rich.create_context(), rich.create_context()
+    run_in(rich, a, A_THREAD_DRAWS)
+    assert charts(run_in(rich, b, JOIN_A_THREAD)) == []
+    [chart] = charts(run_in(rich, b, "import matplotlib.pyplot as plt\nplt.plot([3, 4], label='B')"))
+    assert [element["label"] for element in chart["elements"]] == ["B"] and chart["title"] is None
+    [chart] = charts(run_in(rich, a, "pass"))
+    assert [element["label"] for element in chart["elements"]] == ["A"] and chart["title"] == "A"
+    # A deleted context's figures are closed, not left to anyone.
+    run_in(rich, a, A_THREAD_DRAWS)
+    run_in(rich, b, JOIN_A_THREAD)
+    rich.delete_context(a)
+    assert run_in(rich, b, "print(plt.get_fignums())").stdout == "[]\n"
+
+
 def test_two_shows_in_one_run_in_order_with_output(rich):
     events = []
     run_result = rich.run_code(
