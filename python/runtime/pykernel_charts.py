@@ -49,7 +49,12 @@ def _backend_attribute(name):
                 _active[owner] = True
 
             def show(self):
-                emit_figure(self.canvas.figure, is_main=False)
+                """``fig.show()``: emits the figure now, and marks it shown: the end of the run
+                closes it without emitting it again, unless it changed since."""
+                figure = self.canvas.figure
+                emit_figure(figure, is_main=False)
+                figure._pykernel_shown = True
+                figure.stale = False  # any change to the figure from now on makes it stale again
 
         class FigureCanvasPyKernel(FigureCanvasAgg):
             manager_class = FigureManagerPyKernel
@@ -196,7 +201,8 @@ def _choose_backend(matplotlib):
 
 def flush_figures():
     """Emits every open figure of the calling context (in number order) as a result, then closes
-    them all, as Jupyter's inline backend does. Each figure is drawn on its own: one that cannot be drawn (a bad mathtext
+    them all, as Jupyter's inline backend does (one ``fig.show()`` emitted and not changed since
+    is not emitted again). Each figure is drawn on its own: one that cannot be drawn (a bad mathtext
     title) does not keep the others from being emitted, and it is closed too; once all are closed
     the first failure is raised (further ones are written to stderr). A stop (``KeyboardInterrupt``,
     the run's timeout) ends the drawing: the figures not drawn yet are closed undrawn."""
@@ -204,6 +210,8 @@ def flush_figures():
     failure = None
     try:
         for figure in figures:
+            if getattr(figure, "_pykernel_shown", False) and not figure.stale:
+                continue  # fig.show() emitted it as it is
             try:
                 emit_figure(figure, is_main=False)
             except Exception as error:

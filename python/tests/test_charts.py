@@ -266,6 +266,18 @@ def test_two_shows_in_one_run_in_order_with_output(rich):
     assert events == ["line", "between\n", "bar"]
 
 
+def test_fig_show_emits_the_figure_once_and_again_only_when_it_changed(rich):
+    # fig.show() emitted the figure and left it open: the end of the run emitted it a second time.
+    code = "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2])\nfig.show()\nprint('shown')"
+    result = run(rich, code)
+    [chart] = charts(result)
+    assert chart["type"] == "line" and result.stdout == "shown\n"
+    assert run(rich, "len(plt.get_fignums())").text == "0"
+    first, second = charts(run(rich, code + "\nax.plot([3, 4], label='later')"))
+    assert [element["label"] for element in second["elements"]] == [None, "later"]
+    assert len(first["elements"]) == 1
+
+
 def test_figure_as_last_expression_is_one_result(rich):
     result = run(rich, "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([0, 1], [1, 0])\nfig")
     [figure] = result.results
