@@ -430,30 +430,63 @@ def _bar(ax, containers):
     chart = _chart("bar", ax)
     for container in containers:
         horizontal = getattr(container, "orientation", "vertical") == "horizontal"
-        axis = ax.yaxis if horizontal else ax.xaxis
-        positions = list(axis.get_ticklocs())
-        labels = [t.get_text() for t in axis.get_ticklabels()]
         # A histogram labels its datasets on their first bar, not on the container.
         group = _label(container.get_label()) or (_label(container.patches[0].get_label()) if container.patches else None)
+        centers, values = [], []
         for patch in container.patches:
             if horizontal:
-                center, value = patch.get_y() + patch.get_height() / 2, patch.get_width()
+                centers.append(patch.get_y() + patch.get_height() / 2)
+                values.append(patch.get_width())
             else:
-                center, value = patch.get_x() + patch.get_width() / 2, patch.get_height()
-            label = _tick_label(center, positions, labels)
+                centers.append(patch.get_x() + patch.get_width() / 2)
+                values.append(patch.get_height())
+        labels = _bar_labels(ax.yaxis if horizontal else ax.xaxis, centers)
+        for label, value in zip(labels, values):
             chart["elements"].append({"label": label, "group": group, "value": _number(value)})
     return chart
 
 
-def _tick_label(center, positions, labels):
-    """The label of the tick nearest the bar (its category's) on an axis of categories, else (a
-    numeric axis: a histogram's bins sit between ticks, and the nearest tick's number was shared
-    by two bins) the bar's centre as a number."""
-    if positions and labels and len(positions) == len(labels) and not all(map(_is_number, labels)):
-        index = min(range(len(positions)), key=lambda i: abs(positions[i] - center))
-        if labels[index]:
-            return labels[index]
-    return str(_number(center))
+def _bar_labels(axis, centers):
+    """The labels of bars centred at ``centers`` along ``axis``: their categories on an axis of
+    categories, else (a numeric axis: a histogram's bins sit between ticks, and the nearest tick's
+    number was shared by two bins) their centres as numbers.
+
+    An axis is one of categories when matplotlib's category units map the strings plotted
+    (``plt.bar(['2020', '2021'], ...)``: the category at each bar's position), or when its tick
+    labels name things: given for the ticks, one tick per bar of a series (``plt.xticks(x, names)``,
+    pandas' bar plots of any index, numbers too: the nearest tick's label), or not numbers."""
+    categories = _categories(axis)
+    if categories:
+        nearest = [min(categories, key=lambda position: abs(position - center)) for center in centers]
+        return [categories[position] for position in nearest]
+    positions = list(axis.get_ticklocs())
+    labels = [t.get_text() for t in axis.get_ticklabels()]
+    if positions and labels and len(positions) == len(labels):
+        nearest = [min(range(len(positions)), key=lambda i: abs(positions[i] - center)) for center in centers]
+        # Labels given for the ticks, one per bar (not a histogram's few ticks among its bins).
+        given = _labels_given(axis) and len(set(nearest)) == len(nearest) == len(positions)
+        if given or not all(map(_is_number, labels)):
+            return [labels[index] or str(_number(center)) for index, center in zip(nearest, centers)]
+    return [str(_number(center)) for center in centers]
+
+
+def _categories(axis):
+    """``{position: category}`` of an axis with matplotlib's category units, else ``{}``."""
+    category = sys.modules.get("matplotlib.category")
+    converter = axis.get_converter() if hasattr(axis, "get_converter") else axis.converter
+    if category is None or not isinstance(converter, category.StrCategoryConverter):
+        return {}
+    mapping = getattr(axis.units, "_mapping", None) or {}
+    return {position: str(name) for name, position in mapping.items()}
+
+
+def _labels_given(axis):
+    """Whether the axis's tick labels were given rather than numbers formatted (``set_xticklabels``
+    and ``plt.xticks(x, names)`` make a ``FixedFormatter``, pandas' bar plots a ``FuncFormatter``
+    over their index)."""
+    from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter
+    return (isinstance(axis.get_major_locator(), FixedLocator)
+            and isinstance(axis.get_major_formatter(), (FixedFormatter, FuncFormatter)))
 
 
 def _is_number(text):

@@ -122,6 +122,26 @@ def test_a_histogram_labels_its_bins_by_their_centres_and_its_datasets_by_theirs
     assert [element["group"] for element in double["elements"]] == ["p"] * 3 + ["q"] * 3
 
 
+def test_bars_of_categories_that_look_like_numbers_are_labelled_by_them(rich_context):
+    # Labels that parse as numbers made the axis numeric: the bars were "0", "1", "2".
+    kernel, context = rich_context
+    run_in(kernel, context, "import matplotlib.pyplot as plt, pandas as pd")
+    years = ["2020", "2021", "2022"]
+    for code in ["plt.bar(['2020', '2021', '2022'], [5, 6, 7])",
+                 "plt.bar([0, 1, 2], [5, 6, 7])\nplt.xticks([0, 1, 2], ['2020', '2021', '2022'])",
+                 "pd.Series([5, 6, 7], index=[2020, 2021, 2022]).plot.bar()",
+                 "pd.Series([5, 6, 7], index=[2020, 2021, 2022]).plot.barh()"]:
+        [chart] = charts(run_in(kernel, context, code))
+        assert [(e["label"], e["value"]) for e in chart["elements"]] == list(zip(years, [5, 6, 7])), code
+    [chart] = charts(run_in(kernel, context, "pd.DataFrame({'a': [1, 2], 'b': [3, 4]}, index=[10, 20]).plot.bar()"))
+    assert [(e["label"], e["group"]) for e in chart["elements"]] == [("10", "a"), ("20", "a"), ("10", "b"), ("20", "b")]
+    # A numeric axis stays one: bars at numbers, a histogram with ticks set where it likes.
+    [chart] = charts(run_in(kernel, context, "plt.bar([1, 2.5], [5, 6])"))
+    assert [e["label"] for e in chart["elements"]] == ["1", "2.5"]
+    [chart] = charts(run_in(kernel, context, "plt.hist([1, 2, 3, 4], bins=2)\nplt.xticks([1, 2, 3, 4], ['1', '2', '3', '4'])"))
+    assert [e["label"] for e in chart["elements"]] == ["1.75", "3.25"]
+
+
 def test_horizontal_bars(rich):
     result = run(rich, "import matplotlib.pyplot as plt\nplt.barh(['p', 'q'], [4, 7.25], label='g')\nplt.show()")
     [chart] = charts(result)
