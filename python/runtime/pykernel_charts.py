@@ -410,10 +410,23 @@ def _converted(ax, axis, values):
 def _line(ax, lines):
     chart = _chart("line", ax)
     for line in lines:
-        xs = _converted(ax, "x", list(line.get_xdata(orig=False)))
-        ys = _converted(ax, "y", list(line.get_ydata(orig=False)))
+        xs, ys = _data_coordinates(ax, line)
+        xs, ys = _converted(ax, "x", xs), _converted(ax, "y", ys)
         chart["elements"].append({"label": _label(line.get_label()), "points": [[x, y] for x, y in zip(xs, ys)]})
     return chart
+
+
+def _data_coordinates(ax, line):
+    """A line's x and y values in data coordinates. A line drawn in axes coordinates, wholly or
+    along one axis (``axhline``, ``axvline``: x or y from 0 to 1 across the axes), has those
+    values mapped to the data the axes show there: the ends of its view limits."""
+    xs, ys = line.get_xdata(orig=False), line.get_ydata(orig=False)
+    transform = line.get_transform()
+    if transform.contains_branch(ax.transData):
+        return list(xs), list(ys)
+    import numpy
+    points = (transform - ax.transData).transform(numpy.column_stack([numpy.asarray(xs, float), numpy.asarray(ys, float)]))
+    return list(points[:, 0]), list(points[:, 1])
 
 
 def _scatter(ax, collections):

@@ -190,6 +190,24 @@ def test_date_axis_and_log_scale(rich):
     assert all(isinstance(t, str) and t.startswith("2024-01-") for t in chart["x_ticks"])
 
 
+def test_reference_lines_have_data_coordinates(rich):
+    # axhline/axvline points were axes fractions: x 0 and 1 (1970-01-01 and 02 on a date axis).
+    result = run(rich, "import matplotlib.pyplot as plt, pandas as pd\n"
+                       "plt.plot(pd.date_range('2024-01-01', periods=3), [1, 2, 3], label='v')\n"
+                       "plt.axhline(2, label='mean')\nplt.axvline(pd.Timestamp('2024-01-02'), label='day')\nplt.show()\n"
+                       "plt.plot([10, 20, 30], [1, 2, 3])\nplt.axhline(2, label='mean')\nplt.xlim(0, 40)\n"
+                       "plt.axvline(25, ymin=0.25, ymax=0.75, label='mid')\nplt.ylim(1, 3)\nplt.show()")
+    dates, numbers = charts(result)
+    elements = {element["label"]: element["points"] for element in dates["elements"]}
+    assert [y for _, y in elements["mean"]] == [2, 2]
+    assert all(x.startswith("2023-12-31") or x.startswith("2024-01-0") for x, _ in elements["mean"]), elements["mean"]
+    assert elements["mean"][0][0] < "2024-01-01" < "2024-01-03" < elements["mean"][1][0]
+    assert [x for x, _ in elements["day"]] == ["2024-01-02T00:00:00"] * 2
+    elements = {element["label"]: element["points"] for element in numbers["elements"]}
+    assert elements["mean"] == [[0, 2], [40, 2]]
+    assert elements["mid"] == [[25, 1.5], [25, 2.5]]
+
+
 def test_figure_never_shown_is_emitted_at_the_end_and_closed(rich):
     result = run(rich, "import matplotlib.pyplot as plt\nplt.plot([1, 2], [2, 1])\nprint('drawn')")
     [figure] = result.results
