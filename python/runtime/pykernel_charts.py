@@ -75,22 +75,20 @@ def _backend_attribute(name):
 
 
 def _record_box_plots():
-    """Keeps the statistics ``Axes.bxp`` draws (what ``boxplot`` computed) on the axes, so a box
-    plot's record holds its exact values instead of guesses from its lines."""
+    """Keeps the statistics ``Axes.bxp`` draws (what ``boxplot`` computed) on each box's median
+    line, so a box plot's record holds its exact values instead of guesses from its lines; a box
+    is in the record while its median line is on the axes (not after ``ax.cla()``)."""
     from matplotlib.axes import Axes
     original = Axes.bxp
     if getattr(original, "_pykernel", False):
         return
 
     def bxp(self, bxpstats, *args, **kwargs):
+        bxpstats = list(bxpstats)
         artists = original(self, bxpstats, *args, **kwargs)
-        boxes = self.__dict__.setdefault("_pykernel_boxes", [])
-        vertical = kwargs.get("vert", True)
-        orientation = kwargs.get("orientation")
-        if orientation is not None:
-            vertical = orientation == "vertical"
-        for index, stats in enumerate(bxpstats):
-            boxes.append((stats, bool(vertical), artists.get("medians", [None] * (index + 1))[index] if artists else None))
+        medians = artists.get("medians", []) if isinstance(artists, dict) else []
+        for stats, median in zip(bxpstats, medians):
+            median._pykernel_box = stats
         return artists
 
     bxp._pykernel = True
@@ -380,7 +378,7 @@ def _axes_chart(ax):
     from matplotlib.collections import PathCollection
     from matplotlib.patches import Wedge
 
-    boxes = ax.__dict__.get("_pykernel_boxes")
+    boxes = [line for line in ax.get_lines() if hasattr(line, "_pykernel_box")]
     if boxes:
         return _box(ax, boxes)
     bars = [c for c in ax.containers if isinstance(c, BarContainer)]
@@ -521,20 +519,36 @@ def _pie(ax, wedges):
     return chart
 
 
-def _box(ax, boxes):
+def _box(ax, medians):
+    """One element per box, from the statistics kept on its median line. The box's orientation
+    and position are its median's (a vertical box's median is a horizontal line); without a label
+    of its own, the box is labelled by the tick at its position."""
     chart = _chart("box_and_whisker", ax)
-    for index, (stats, vertical, _median) in enumerate(boxes):
-        axis = ax.xaxis if vertical else ax.yaxis
-        labels = [t.get_text() for t in axis.get_ticklabels()]
+    for median in medians:
+        stats = median._pykernel_box
         label = stats.get("label")
-        if label is None and index < len(labels):
-            label = labels[index] or None
+        if label is None:
+            label = _box_tick_label(ax, median)
         chart["elements"].append({
             "label": None if label is None else str(label),
             "min": _number(stats["whislo"]), "first_quartile": _number(stats["q1"]),
             "median": _number(stats["med"]), "third_quartile": _number(stats["q3"]),
             "max": _number(stats["whishi"]), "outliers": [_number(v) for v in stats.get("fliers", [])]})
     return chart
+
+
+def _box_tick_label(ax, median):
+    """The label of the tick at a box's position, within half its width; else ``None``."""
+    xs, ys = median.get_xdata(orig=False), median.get_ydata(orig=False)
+    if len(xs) < 2 or len(ys) < 2:
+        return None
+    vertical = ys[0] == ys[-1]
+    along = xs if vertical else ys
+    position, half = (float(along[0]) + float(along[-1])) / 2, abs(float(along[-1]) - float(along[0])) / 2
+    axis = ax.xaxis if vertical else ax.yaxis
+    ticks = [(abs(tick - position), label.get_text()) for tick, label in zip(axis.get_ticklocs(), axis.get_ticklabels())]
+    distance, label = min(ticks, default=(None, None), key=lambda tick: tick[0])
+    return (label or None) if distance is not None and distance <= half else None
 
 
 def _label(label):

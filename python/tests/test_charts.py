@@ -166,6 +166,24 @@ def test_box_plot_with_outliers(rich):
         {"label": "b", "min": 2, "first_quartile": 2.5, "median": 3, "third_quartile": 3.5, "max": 4, "outliers": []}]
 
 
+def test_box_plot_records_are_the_boxes_on_the_axes(rich_context):
+    # The statistics were kept on the axes: they survived ax.cla() (a line chart reported as the
+    # old boxes), and a horizontal box plot (vert=False) was labelled from the wrong axis.
+    kernel, context = rich_context
+    [chart] = charts(run_in(kernel, context, "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\n"
+                                             "ax.boxplot([1, 2, 3])\nax.cla()\nax.plot([5, 6], label='after')"))
+    assert (chart["type"], chart["elements"]) == ("line", [{"label": "after", "points": [[0, 5], [1, 6]]}])
+    for how in ("vert=False", "orientation='horizontal'"):
+        [chart] = charts(run_in(kernel, context, f"import warnings\nwarnings.simplefilter('ignore')\n"
+                                                 f"plt.boxplot([[1, 2, 3, 4, 50], [2, 3]], {how})"))
+        assert chart["type"] == "box_and_whisker" and chart["y_tick_labels"] == ["1", "2"]
+        assert [(e["label"], e["median"], e["outliers"]) for e in chart["elements"]] == [("1", 3, [50]), ("2", 2.5, [])]
+    # Two box plots on one axes: each box labelled by the tick at its position.
+    [chart] = charts(run_in(kernel, context, "fig, ax = plt.subplots()\nax.boxplot([[1, 2, 3]], positions=[2])\n"
+                                             "ax.boxplot([[4, 5, 6]], positions=[1])"))
+    assert [(e["label"], e["median"]) for e in chart["elements"]] == [("2", 2), ("1", 5)]
+
+
 def test_two_by_two_subplots_are_a_composite_chart(rich):
     result = run(rich, "import matplotlib.pyplot as plt\nfig, axs = plt.subplots(2, 2)\n"
                        "axs[0][0].plot([1, 2], [3, 4])\naxs[0][1].bar(['a'], [5])\n"
