@@ -384,7 +384,8 @@ def _axes_chart(ax):
     bars = [c for c in ax.containers if isinstance(c, BarContainer)]
     wedges = [p for p in ax.patches if isinstance(p, Wedge)]
     scatters = [c for c in ax.collections if isinstance(c, PathCollection)]
-    lines = [line for line in ax.get_lines() if len(line.get_xdata())]
+    errorbar_labels, caps = _errorbars(ax)
+    lines = [line for line in ax.get_lines() if len(line.get_xdata()) and id(line) not in caps]
     if wedges and not bars:
         return _pie(ax, wedges)
     if bars and not scatters:
@@ -392,8 +393,22 @@ def _axes_chart(ax):
     if scatters and not bars and not lines:
         return _scatter(ax, scatters)
     if lines and not bars and not scatters:
-        return _line(ax, lines)
+        return _line(ax, lines, errorbar_labels)
     return _chart("unknown", ax)
+
+
+def _errorbars(ax):
+    """``({id(line): label}, {id(cap line)})`` of the axes' error bars (``errorbar``): the label is
+    the container's (its data line has none), and the caps of the bars are no lines of data."""
+    from matplotlib.container import ErrorbarContainer
+    labels, caps = {}, set()
+    for container in ax.containers:
+        if isinstance(container, ErrorbarContainer):
+            data_line, caplines, _bars = container.lines
+            if data_line is not None:
+                labels[id(data_line)] = container.get_label()
+            caps.update(id(cap) for cap in caplines)
+    return labels, caps
 
 
 def _converted(ax, axis, values):
@@ -405,12 +420,13 @@ def _converted(ax, axis, values):
     return [_number(v) for v in values]
 
 
-def _line(ax, lines):
+def _line(ax, lines, errorbar_labels):
     chart = _chart("line", ax)
     for line in lines:
         xs, ys = _data_coordinates(ax, line)
         xs, ys = _converted(ax, "x", xs), _converted(ax, "y", ys)
-        chart["elements"].append({"label": _label(line.get_label()), "points": [[x, y] for x, y in zip(xs, ys)]})
+        label = _label(errorbar_labels.get(id(line))) or _label(line.get_label())
+        chart["elements"].append({"label": label, "points": [[x, y] for x, y in zip(xs, ys)]})
     return chart
 
 

@@ -73,6 +73,17 @@ def test_line_chart_with_two_series(rich):
     assert len(chart["x_ticks"]) == len(chart["x_tick_labels"]) > 0
 
 
+def test_an_errorbar_line_is_labelled_and_its_caps_are_no_lines(rich):
+    # The data line's label was null (errorbar labels its container), and each row of caps was a line.
+    result = run(rich, "import matplotlib.pyplot as plt\n"
+                       "plt.errorbar([1, 2, 3], [1, 2, 3], yerr=[0.1, 0.2, 0.3], capsize=3, label='measured')\n"
+                       "plt.plot([1, 2, 3], [3, 2, 1], label='model')\nplt.show()")
+    [chart] = charts(result)
+    assert chart["type"] == "line"
+    assert chart["elements"] == [{"label": "measured", "points": [[1, 1], [2, 2], [3, 3]]},
+                                 {"label": "model", "points": [[1, 3], [2, 2], [3, 1]]}]
+
+
 def test_scatter(rich):
     result = run(rich, "import matplotlib.pyplot as plt\nplt.scatter([1, 2, 3], [9, 8, 7.5], label='pts')\nplt.show()")
     [chart] = charts(result)
