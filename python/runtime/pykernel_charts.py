@@ -339,8 +339,33 @@ def _chart(kind, ax, title=None):
             chart[f"{axis}_scale"] = "datetime" if is_date else scale
             ticks = list(getattr(ax, f"get_{axis}ticks")())
             chart[f"{axis}_ticks"] = [_date(t) if is_date else _number(t) for t in ticks]
-            chart[f"{axis}_tick_labels"] = [t.get_text() for t in getattr(ax, f"get_{axis}ticklabels")()]
+            chart[f"{axis}_tick_labels"] = _tick_texts(getattr(ax, f"{axis}axis"))
     return chart
+
+
+def _tick_texts(axis):
+    """The axis's tick labels as text: the mathtext matplotlib's formatters write (a log axis's
+    ``$\\mathdefault{10^{2}}$``) plainly, as it reads (``10^2``)."""
+    return [_plain_math(label.get_text()) for label in axis.get_ticklabels()]
+
+
+# The mathtext of matplotlib's tick formatters (log, logit, scalar with math text), as plain text.
+_MATH_SYMBOLS = ((r"\mathdefault", ""), (r"\times", "\u00d7"), (r"\cdot", "\u00b7"), (r"\,", " "),
+                 (r"\;", " "), (r"\:", " "), (r"\ ", " "), (r"\!", ""))
+
+
+def _plain_math(text):
+    """A label that is mathtext (``$...$``) as the text it shows: ``$\\mathdefault{10^{-1}}$`` →
+    ``10^-1``, ``$\\mathdefault{2\\times10^{1}}$`` → ``2×10^1``, ``\\frac{1}{2}`` → ``1/2``. Other
+    text, and mathtext with anything else (``$\\alpha$``), is kept as it is."""
+    if len(text) < 2 or text[0] != "$" or text[-1] != "$" or "$" in text[1:-1]:
+        return text
+    import re
+    plain = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"\1/\2", text[1:-1])
+    for symbol, replacement in _MATH_SYMBOLS:
+        plain = plain.replace(symbol, replacement)
+    plain = plain.replace("{", "").replace("}", "")
+    return text if "\\" in plain else plain
 
 
 def _unit(label):
@@ -487,7 +512,7 @@ def _bar_labels(axis, centers):
         nearest = [min(categories, key=lambda position: abs(position - center)) for center in centers]
         return [categories[position] for position in nearest]
     positions = list(axis.get_ticklocs())
-    labels = [t.get_text() for t in axis.get_ticklabels()]
+    labels = _tick_texts(axis)
     if positions and labels and len(positions) == len(labels):
         nearest = [min(range(len(positions)), key=lambda i: abs(positions[i] - center)) for center in centers]
         # Labels given for the ticks, one per bar (not a histogram's few ticks among its bins).
@@ -562,7 +587,7 @@ def _box_tick_label(ax, median):
     along = xs if vertical else ys
     position, half = (float(along[0]) + float(along[-1])) / 2, abs(float(along[-1]) - float(along[0])) / 2
     axis = ax.xaxis if vertical else ax.yaxis
-    ticks = [(abs(tick - position), label.get_text()) for tick, label in zip(axis.get_ticklocs(), axis.get_ticklabels())]
+    ticks = [(abs(tick - position), label) for tick, label in zip(axis.get_ticklocs(), _tick_texts(axis))]
     distance, label = min(ticks, default=(None, None), key=lambda tick: tick[0])
     return (label or None) if distance is not None and distance <= half else None
 

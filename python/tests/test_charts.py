@@ -217,6 +217,11 @@ def test_date_axis_and_log_scale(rich):
     assert chart["x_scale"] == "datetime" and chart["y_scale"] == "log"
     assert chart["elements"][0]["points"] == [["2024-01-01T00:00:00", 10], ["2024-01-03T00:00:00", 1000]]
     assert all(isinstance(t, str) and t.startswith("2024-01-") for t in chart["x_ticks"])
+    # Log ticks are labelled as they read, not by their mathtext ("$\\mathdefault{10^{2}}$").
+    assert {"10^1", "10^2", "10^3"} <= set(chart["y_tick_labels"]), chart["y_tick_labels"]
+    assert dict(zip(chart["y_ticks"], chart["y_tick_labels"]))[100] == "10^2"
+    [chart] = charts(run(rich, "plt.plot([1, 2], [0.01, 0.1])\nplt.yscale('log')\nplt.show()"))
+    assert "10^-2" in chart["y_tick_labels"], chart["y_tick_labels"]
 
 
 def test_reference_lines_have_data_coordinates(rich):
