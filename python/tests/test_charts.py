@@ -3,6 +3,7 @@ on the virtual environment ``scripts/setup`` creates (``.venv-rich``: matplotlib
 pillow). These tests fail, never skip, when those libraries are missing."""
 
 import base64
+import json
 import os
 import pathlib
 import threading
@@ -82,6 +83,16 @@ def test_an_errorbar_line_is_labelled_and_its_caps_are_no_lines(rich):
     assert chart["type"] == "line"
     assert chart["elements"] == [{"label": "measured", "points": [[1, 1], [2, 2], [3, 3]]},
                                  {"label": "model", "points": [[1, 3], [2, 2], [3, 1]]}]
+
+
+def test_the_chart_record_example_of_the_protocol_is_what_a_run_gives(rich):
+    # The documented record was made up: its ticks and their labels were not matplotlib's.
+    docs = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text(encoding="utf-8")
+    after = docs.index("label='up'); plt.xlabel('Time (s)'); plt.show()` gives")
+    documented = json.loads(docs[after:].split("```\n")[1])
+    [chart] = charts(run(rich, "import matplotlib.pyplot as plt\n"
+                               "plt.plot([1, 2, 3], [4.5, 5, 6], label='up'); plt.xlabel('Time (s)'); plt.show()"))
+    assert chart == documented
 
 
 def test_scatter(rich):
