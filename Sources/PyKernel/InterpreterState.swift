@@ -232,10 +232,13 @@ final class InterpreterState {
             blockSignals.borrowed, restoreSignals.borrowed, childBegins.borrowed, endProcess.borrowed)
         runtime.signals.noteHandlers()
         if !configuration.guardsProcessExit {
+            // In `posix` too, which `os` copies its functions from (`importlib.reload(os)`).
+            let posix = try PyOwned.importModule("posix")
             let os = try PyOwned.importModule("os")
-            let originalKill = try os.borrowed.attribute("kill")
+            let originalKill = try posix.borrowed.attribute("kill")
             let kill = try PyOwned.nativeFunction(
                 name: "kill", SignalRouting.synchronousKill, context: originalKill.borrowed, arguments: .tuple)
+            try posix.borrowed.setAttribute("kill", kill.borrowed)
             try os.borrowed.setAttribute("kill", kill.borrowed)
         }
         // CPython's own streams are written by CPython's own `print`.

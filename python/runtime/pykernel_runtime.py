@@ -16,6 +16,7 @@ import io
 import linecache
 import operator
 import os
+import posix
 import resource
 import signal
 import sys
@@ -652,37 +653,85 @@ def _cell_of_class(cls, inspect):
 
 class _PatchOnImport:
     """Patches modules of the standard library as code imports them (``patches``: name ->
-    patcher): loading them at start would cost every server milliseconds. Only those names are
-    looked at; the import itself is Python's."""
+    patchers, applied in order): loading them at start would cost every server milliseconds.
+    They are patched again each time they are loaded anew (``importlib.reload``, an import after
+    ``del sys.modules[name]``), which would give the code the unpatched functions back. The C
+    modules the engine guards (``posix``, ``_signal``, ``resource``: ``kept``) are never made
+    anew: an import after ``del sys.modules[name]`` gives the guarded module back, as their
+    ``importlib.reload`` does (a new ``_signal`` would also forget every Python handler, the
+    engine's stop signal's too). Only those names are looked at; the import itself is Python's."""
 
     patches = {}
+    kept = {}
 
     @classmethod
     def install(cls, name, patch):
-        """Patches ``name`` now if it is loaded, else when it is imported."""
+        """Patches ``name`` now if it is loaded, and whenever it is loaded (again)."""
+        cls.patches.setdefault(name, []).append(patch)
+        if cls not in sys.meta_path:
+            sys.meta_path.insert(0, cls)
         if name in sys.modules:
             patch(sys.modules[name])
-            return
-        cls.patches[name] = patch
+
+    @classmethod
+    def keep(cls, module):
+        """Gives ``module`` back to every later import of its name."""
+        cls.kept[module.__name__] = module
         if cls not in sys.meta_path:
             sys.meta_path.insert(0, cls)
 
     @classmethod
     def find_spec(cls, name, path=None, target=None):
-        patch = cls.patches.get(name)
-        if patch is None:
+        kept = cls.kept.get(name)
+        patches = cls.patches.get(name)
+        if kept is None and patches is None:
             return None
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is None or not hasattr(spec.loader, "exec_module"):
+        if kept is not None:
+            spec = importlib.machinery.ModuleSpec(name, _KeptModule(kept), origin=kept.__spec__.origin)
             return spec
-        exec_module = spec.loader.exec_module
+        for finder in sys.meta_path:
+            if finder is not cls and hasattr(finder, "find_spec"):
+                spec = finder.find_spec(name, path, target)
+                if spec is not None:
+                    break
+        else:
+            return None
+        if hasattr(spec.loader, "exec_module"):
+            spec.loader = _PatchingLoader(spec.loader, patches)
+        return spec
 
-        def exec_and_patch(module):
-            exec_module(module)
+
+class _PatchingLoader:
+    """A module's loader that patches the module once it has run (``_PatchOnImport``); the
+    module's ``__loader__`` and ``__spec__.loader`` are its own loader again afterwards."""
+
+    def __init__(self, loader, patches):
+        self._loader, self._patches = loader, patches
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        module.__loader__ = module.__spec__.loader = self._loader
+        self._loader.exec_module(module)
+        for patch in self._patches:
             patch(module)
 
-        spec.loader.exec_module = exec_and_patch
-        return spec
+
+class _KeptModule:
+    """The loader of a module ``_PatchOnImport`` keeps: the module itself, as it was."""
+
+    def __init__(self, module):
+        self._module, self._spec, self._loader = module, module.__spec__, module.__loader__
+
+    def create_module(self, spec):
+        return self._module
+
+    def exec_module(self, module):
+        module.__spec__, module.__loader__ = self._spec, self._loader
 
 
 def _patch_subprocess(subprocess):
@@ -763,7 +812,7 @@ def install(stdout_write_bytes, stderr_write_bytes, flush,
         _install_getpass()
         # CPython's own printers for these read a frame's source line from its file, so a cell's
         # frames would show none: the same text from the port, which reads the cells.
-        threading.excepthook = threading.__excepthook__ = _thread_excepthook
+        _PatchOnImport.install("threading", _patch_threading)  # its excepthook, now the streams are set
         sys.unraisablehook = sys.__unraisablehook__ = _unraisable_hook
         sys.excepthook = sys.__excepthook__ = _excepthook
         _PatchOnImport.install("inspect", _patch_inspect)
@@ -771,12 +820,12 @@ def install(stdout_write_bytes, stderr_write_bytes, flush,
     warnings._showwarnmsg = _marking_cell_level_warnings(warnings._showwarnmsg)
     pykernel_traceback.registered_source = _cell_source
     if fd_capture:
-        os.write = _announcing_write(os.write)
+        _guard(posix, "write", _announcing_write)
         global _gives_threads_context_pipes
         _gives_threads_context_pipes = True
-        os.system = _system_with_context_pipes(os.system)
-        os.posix_spawn = _spawn_with_context_pipes(os.posix_spawn)
-        os.posix_spawnp = _spawn_with_context_pipes(os.posix_spawnp)
+        _guard(posix, "system", _system_with_context_pipes)
+        _guard(posix, "posix_spawn", _spawn_with_context_pipes)
+        _guard(posix, "posix_spawnp", _spawn_with_context_pipes)
         os.register_at_fork(before=_open_fork_pipes, after_in_parent=_close_fork_pipes, after_in_child=_use_fork_pipes)
     if "" not in sys.path:
         sys.path.insert(0, "")  # like a Jupyter kernel: modules in the context's cwd are importable
@@ -784,37 +833,66 @@ def install(stdout_write_bytes, stderr_write_bytes, flush,
     global _stop_signal, _interpreter_thread
     _stop_signal, _interpreter_thread = stop_signal, _thread.get_ident()
     signal.signal(stop_signal, on_stop_signal)
-    signal.signal = _routing_signal(signal.signal)
-    signal.getsignal = _keeping_stop_signal(signal.getsignal)
-    signal.pthread_sigmask = _keeping_stop_signal_deliverable(signal.pthread_sigmask)
-    signal.siginterrupt = _keeping_stop_signal_interrupting(signal.siginterrupt)
+    _guard(_signal, "signal", _routing_signal)
+    _guard(_signal, "getsignal", _keeping_stop_signal)
+    _guard(_signal, "pthread_sigmask", _keeping_stop_signal_deliverable)
+    _guard(_signal, "siginterrupt", _keeping_stop_signal_interrupting)
     if guard_process_exit:
         global _guards_host_signals
         _guards_host_signals = True
         _PatchOnImport.install("subprocess", _patch_subprocess)
-        os._exit = _guarded_exit(os._exit)
-        os.abort = _guarded_abort(os.abort)
-        os.kill = _guarded_kill(os.kill)
-        os.setsid = _keeping_the_session(os.setsid, lambda: True)
-        os.setpgrp = _keeping_the_session(os.setpgrp, lambda: True)
-        os.setpgid = _keeping_the_session(os.setpgid, lambda pid, pgrp: operator.index(pid) in (0, os.getpid()))
-        os.killpg = _guarded_killpg(os.killpg)
-        signal.raise_signal = _guarded_raise_signal(signal.raise_signal)
-        signal.pthread_kill = _guarded_pthread_kill(signal.pthread_kill)
-        signal.pidfd_send_signal = _guarded_pidfd_send_signal(signal.pidfd_send_signal)
-        resource.setrlimit = _keeping_shared_limits_setrlimit(resource.setrlimit)
-        resource.prlimit = _keeping_shared_limits_prlimit(resource.prlimit)
-        os.close = _sparing_engine_descriptors_close(os.close)
-        os.closerange = _sparing_engine_descriptors_closerange(os.closerange)
-        os.dup2 = _sparing_engine_descriptors_dup2(os.dup2)
-        os.set_blocking = _sparing_engine_descriptors(os.set_blocking)
-        os.fdopen = _sparing_engine_descriptors(os.fdopen)
+        _guard(posix, "_exit", _guarded_exit)
+        _guard(posix, "abort", _guarded_abort)
+        _guard(posix, "kill", _guarded_kill)
+        _guard(posix, "setsid", lambda setsid: _keeping_the_session(setsid, lambda: True))
+        _guard(posix, "setpgrp", lambda setpgrp: _keeping_the_session(setpgrp, lambda: True))
+        _guard(posix, "setpgid", lambda setpgid: _keeping_the_session(
+            setpgid, lambda pid, pgrp: operator.index(pid) in (0, os.getpid())))
+        _guard(posix, "killpg", _guarded_killpg)
+        _guard(_signal, "raise_signal", _guarded_raise_signal)
+        _guard(_signal, "pthread_kill", _guarded_pthread_kill)
+        _guard(_signal, "pidfd_send_signal", _guarded_pidfd_send_signal)
+        _guard(resource, "setrlimit", _keeping_shared_limits_setrlimit)
+        _guard(resource, "prlimit", _keeping_shared_limits_prlimit)
+        _guard(posix, "close", _sparing_engine_descriptors_close)
+        _guard(posix, "closerange", _sparing_engine_descriptors_closerange)
+        _guard(posix, "dup2", _sparing_engine_descriptors_dup2)
+        _guard(posix, "set_blocking", _sparing_engine_descriptors)
+        _PatchOnImport.install("os", _patch_os)
         for name in ("read", "write", "readv", "writev", "pread", "pwrite", "ftruncate", "fsync"):
-            setattr(os, name, _sparing_engine_descriptors(getattr(os, name)))
-        os.sendfile = _sparing_engine_descriptors_sendfile(os.sendfile)
-        signal.alarm = _keeping_timer_signals_handled(signal.alarm, lambda seconds: (signal.SIGALRM, seconds))
-        signal.setitimer = _keeping_timer_signals_handled(
-            signal.setitimer, lambda which, seconds, interval=0.0: (_TIMER_SIGNALS.get(which), seconds))
+            _guard(posix, name, _sparing_engine_descriptors)
+        _guard(posix, "sendfile", _sparing_engine_descriptors_sendfile)
+        _guard(_signal, "alarm", lambda alarm: _keeping_timer_signals_handled(
+            alarm, lambda seconds: (signal.SIGALRM, seconds)))
+        _guard(_signal, "setitimer", lambda setitimer: _keeping_timer_signals_handled(
+            setitimer, lambda which, seconds, interval=0.0: (_TIMER_SIGNALS.get(which), seconds)))
+        for module in (posix, _signal, resource):
+            _PatchOnImport.keep(module)
+
+
+# The modules whose functions are the C modules' own: ``os``'s are ``posix``'s, ``signal``'s are
+# ``_signal``'s but for the few it wraps in Python (which call ``_signal``'s at each call).
+_COPIES = {"posix": os, "_signal": signal}
+
+
+def _guard(module, name, guard):
+    """Puts ``guard(function)`` in place of the function ``name`` of the C module ``module``
+    (``posix``, ``_signal``, ``resource``) and of its copy in ``os`` or ``signal``: the guards
+    live where ``os`` and ``signal`` take their functions from, so ``importlib.reload(os)``, an
+    import of ``os`` after ``del sys.modules['os']``, ``from posix import _exit`` and the
+    Python wrappers of ``signal`` (``signal.signal`` calls ``_signal.signal``) get them too."""
+    original = getattr(module, name)
+    guarded = guard(original)
+    setattr(module, name, guarded)
+    copy = _COPIES.get(module.__name__)
+    if copy is not None and getattr(copy, name, None) is original:
+        setattr(copy, name, guarded)
+
+
+def _patch_os(os):
+    """``os.fdopen`` (``os``'s own, not ``posix``'s) spares the engine's descriptors; applied
+    again when ``os`` is loaded anew."""
+    os.fdopen = _sparing_engine_descriptors(os.fdopen)
 
 
 # The engine's own descriptors (protocol, capture, event loops), by number: what each was (device,
@@ -1139,7 +1217,7 @@ def _write_to_descriptors_in_child():
 
 
 _current_context = None  # the ID of the context whose run is in progress (or ran last)
-_original_thread_start = threading.Thread.start
+_original_thread_start = None  # threading.Thread.start's own (``_patch_threading``)
 
 
 def _start_thread_recording_owner(self):
@@ -1160,7 +1238,20 @@ def thread_owner():
     return getattr(thread, "_pykernel_context", None)
 
 
-threading.Thread.start = _start_thread_recording_owner
+def _patch_threading(threading):
+    """``threading.Thread.start`` records its thread's context (``_start_thread_recording_owner``)
+    and, once ``install`` set the engine's streams, uncaught exceptions of threads print with
+    their cells' lines; again when ``threading`` is loaded anew (a new ``Thread`` class: the
+    threads its ``importlib.reload`` starts printed into the runs of other contexts)."""
+    global _original_thread_start
+    if threading.Thread.start is not _start_thread_recording_owner:
+        _original_thread_start = threading.Thread.start
+        threading.Thread.start = _start_thread_recording_owner
+    if _streams is not None:
+        threading.excepthook = threading.__excepthook__ = _thread_excepthook
+
+
+_patch_threading(threading)
 
 
 # Processes started by a context's threads. The engine's audit hook gives a process the
@@ -1208,7 +1299,12 @@ def _give_subprocess_context_pipes():
     for the streams it does not redirect (its ``c2pwrite``/``errwrite`` are -1 then)."""
     global _subprocess_gives_context_pipes
     _subprocess_gives_context_pipes = True
-    import subprocess
+    import subprocess  # noqa: F401 -- loaded (and patched as imported) before the patch below
+    _PatchOnImport.install("subprocess", _patch_subprocess_pipes)
+
+
+def _patch_subprocess_pipes(subprocess):
+    """``_give_subprocess_context_pipes``'s patch of ``subprocess`` (again when it is loaded anew)."""
     execute_child = subprocess.Popen._execute_child
     code = getattr(execute_child, "__wrapped__", execute_child).__code__
     names = code.co_varnames[1:code.co_argcount]  # after self

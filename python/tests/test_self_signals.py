@@ -466,3 +466,102 @@ def test_limits_that_would_end_the_shared_server_are_refused(kernel):
                              "print(resource.getrlimit(resource.RLIMIT_CPU))", context=ctx)
     assert worker.stdout == "(100, 100)\n", worker
     assert kernel.run_code("print('server alive')").stdout == "server alive\n"
+
+
+# Code that loads the modules the guards live in anew, then a call the guards keep from ending or
+# cutting off the server, and what that call gives in a namespace context.
+RELOADED = {
+    "reload(os)": ("import importlib\nimportlib.reload(os)\nos._exit(3)", "SystemExit: 3"),
+    "os imported anew": ("import sys\ndel sys.modules['os']\nimport os\nos.kill(os.getpid(), signal.SIGTERM)", "SystemExit: 143"),
+    "posix and os imported anew": ("import sys\ndel sys.modules['posix'], sys.modules['os']\nimport os\nos.abort()",
+                                   "SystemExit: 134"),
+    "posix's own": ("import posix\nposix.killpg(0, signal.SIGHUP)", "SystemExit: 129"),
+    "from posix import _exit": ("from posix import _exit\n_exit(4)", "SystemExit: 4"),
+    "reload(os), closerange": ("import importlib\nimportlib.reload(os)\nos.closerange(3, 1 << 16)\nprint('closed')", None),
+    "reload(signal)": ("import importlib\nimportlib.reload(signal)\nsignal.alarm(1)", "PermissionError"),
+    "_signal and signal imported anew": (
+        "import sys\ndel sys.modules['_signal'], sys.modules['signal']\nimport signal\n"
+        "signal.setitimer(signal.ITIMER_REAL, 0.5)", "PermissionError"),
+    "reload(resource)": ("import importlib, resource\nimportlib.reload(resource)\n"
+                         "resource.setrlimit(resource.RLIMIT_CPU, (1, 2))", "PermissionError"),
+    "resource imported anew": ("import sys\ndel sys.modules['resource']\nimport resource\n"
+                               "resource.prlimit(0, resource.RLIMIT_NOFILE, (3, 3))", "PermissionError"),
+}
+
+
+@pytest.mark.parametrize("case", RELOADED)
+def test_the_guards_outlive_their_modules_loaded_anew(kernel, case):
+    """`importlib.reload(os)` (or `del sys.modules['os']; import os`) gave the code the raw `os`
+    functions back, and `importlib.reload(signal)` the raw `signal.alarm`: `os._exit(3)` ended
+    the server with status 3, `os.closerange(3, ...)` cut its protocol, `signal.alarm(1)` ended it
+    by SIGALRM. The guards live in `posix`, `_signal` and `resource`, which `os` and `signal`
+    copy their functions from, and those modules are never made anew. Another context is still
+    served, and still stopped at its timeout."""
+    code, error = RELOADED[case]
+    other = kernel.create_context()
+    result = _run(kernel, code, None)
+    if error is None:
+        assert (result.status, result.stdout) == ("ok", "closed\n"), result
+    else:
+        assert result.status == "error" and f"{result.error.name}: {result.error.value}".startswith(error), result
+    with pytest.raises(PyKernelTimeoutError):
+        kernel.run_code("import time\ntime.sleep(30)", context=other, timeout=0.3)
+    _still_serving(kernel, other)
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_os_exit_after_reload_ends_the_run_in_either_context(kernel, isolation):
+    ctx = kernel.create_context(isolation=isolation)
+    kernel.run_code("kept = 1", context=ctx)
+    result = _run(kernel, "import importlib\nimportlib.reload(os)\nos._exit(3)", ctx)
+    assert (result.status, result.error.name, result.error.value) == ("error", "SystemExit", "3"), result
+    assert kernel.run_code("print(kept)", context=ctx).stdout == "1\n"
+
+
+def test_guarded_functions_look_as_python3s_after_a_reload(kernel):
+    """The guards stand in for the functions of `posix` and `_signal` with their names, module and
+    documentation; `os` and `signal` (their Python wrappers too) are python3's after a reload."""
+    code = ("import importlib, inspect, os, posix, signal, _signal\n"
+            "for module, names in ((os, ['_exit', 'kill', 'closerange', 'write']), (posix, ['_exit', 'kill']),\n"
+            "                      (signal, ['signal', 'getsignal', 'pthread_sigmask', 'alarm', 'setitimer'])):\n"
+            "    for name in names:\n"
+            "        f = getattr(module, name)\n"
+            "        print(name, f.__name__, f.__module__, f.__doc__ is not None, str(inspect.signature(f)) if name in ('signal', 'getsignal', 'pthread_sigmask') else '')\n"
+            "    print(importlib.reload(module) is module)\n")
+    expected = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert kernel.run_code(code).stdout == expected
+    # Imported anew after `del sys.modules[...]`, python3 makes a new module; the engine keeps its own.
+    kept = kernel.run_code("import sys, posix\ndel sys.modules['posix']\nimport posix as again\n"
+                           "print(again is posix, again.__spec__.name, again.__loader__.__name__)")
+    assert kept.stdout == "True posix BuiltinImporter\n", kept
+
+
+def test_threads_started_after_reloading_threading_print_into_their_context(kernel):
+    """A thread started after `importlib.reload(threading)` (a new `Thread` class), and the
+    process it starts after `importlib.reload(subprocess)`, printed into the run of whichever
+    context ran then; they are their context's again."""
+    a, b = kernel.create_context(), kernel.create_context()
+    started = kernel.run_code(
+        "import builtins, importlib, subprocess, threading\nthreading.Thread(target=lambda: None).start()\n"
+        "importlib.reload(threading)\nimportlib.reload(subprocess)\n"
+        "builtins.a_go, builtins.a_done = threading.Event(), threading.Event()\n"
+        "def thread():\n    builtins.a_go.wait()\n    print('thread of a', flush=True)\n"
+        "    subprocess.run(['echo', 'process of a'])\n    builtins.a_done.set()\n"
+        "t = threading.Thread(target=thread)\nt.start()", context=a)
+    assert started.status == "ok", started
+    during = kernel.run_code("import builtins\nbuiltins.a_go.set()\nbuiltins.a_done.wait()\nprint('b')", context=b, timeout=20)
+    assert (during.status, during.stdout) == ("ok", "b\n"), during
+    after = kernel.run_code("t.join()\ndel builtins.a_go, builtins.a_done\nprint('a')", context=a)
+    assert after.stdout.startswith("thread of a\n") and after.stdout.endswith("a\n"), after
+
+
+def test_pykernel_run_keeps_os_kill_posixs_own(pykernel_bin):
+    """`pykernel run`'s `os.kill` (which delivers a signal to itself before it returns, as a
+    one-threaded python3) is `posix.kill` too, as python3's is, so it outlives `importlib.reload(os)`."""
+    code = ("import importlib, os, posix, signal\nprint(os.kill is posix.kill)\nimportlib.reload(os)\n"
+            "print(os.kill is posix.kill)\nseen = []\nsignal.signal(signal.SIGUSR1, lambda s, f: seen.append(s))\n"
+            "os.kill(os.getpid(), signal.SIGUSR1)\nprint(seen)\n")
+    expected = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert expected == "True\nTrue\n[10]\n"
+    ours = subprocess.run([pykernel_bin, "run", "-c", code], capture_output=True, text=True, timeout=30)
+    assert (ours.returncode, ours.stdout) == (0, expected), ours
