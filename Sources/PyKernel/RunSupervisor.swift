@@ -367,7 +367,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                 if wakesWatchdog { lock.broadcast() }
                 return !sent && pendingStop != nil
             }
-            if signalsNow { pthread_kill(signal.thread, signal.number) }
+            if signalsNow { Self.sendStop(signal.number, to: signal.thread) }
         }
     }
 
@@ -409,7 +409,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                 PythonSignals.tripForMainThread(number)
             } else {
                 anticipationSignalled.store(true, ordering: .relaxed)
-                pthread_kill(thread, number)
+                Self.sendStop(number, to: thread)
             }
         }
     }
@@ -475,7 +475,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         let sends = !(onlyIfBlocked && runsCode)
         // An anticipated stop's signal still on its way wakes the call (its arrival trips): nothing
         // more is sent (repeats, by the watchdog, always signal).
-        if sends, !(onlyIfBlocked && anticipationSignalled.load(ordering: .relaxed)) { pthread_kill(signal.thread, signal.number) }
+        if sends, !(onlyIfBlocked && anticipationSignalled.load(ordering: .relaxed)) { Self.sendStop(signal.number, to: signal.thread) }
         if signal.wakeWaiters { lock.broadcast() }
         return sends
     }
@@ -491,13 +491,24 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         let deadline = ContinuousClock.now + duration
         while stopPending.load(ordering: .acquiring) {
             if !threadState.holdsGIL {
-                pthread_kill(signal.thread, signal.number)
+                Self.sendStop(signal.number, to: signal.thread)
                 return true
             }
             guard ContinuousClock.now < deadline else { return false }
             sched_yield()
         }
         return false
+    }
+
+    /// Sends the stop signal `number` to the interpreter thread. A real-time signal sent to a thread
+    /// is queued, and the kernel refuses it (`EAGAIN`) once the queued signals of the process's
+    /// user reach its `RLIMIT_SIGPENDING`, which the code of a process context may lower (its
+    /// worker's process is its own; before, no timeout or interrupt could stop a sleep there and
+    /// the worker was killed after the grace period). It then goes to the process with `kill`,
+    /// which the kernel delivers anyway (without its queued information), to the main thread
+    /// first: in a worker, the interpreter thread. (Namespace contexts may not lower that limit.)
+    private static func sendStop(_ number: Int32, to thread: pthread_t) {
+        if pthread_kill(thread, number) == EAGAIN { kill(getpid(), number) }
     }
 
     /// Records `stop` for the current run; returns the signal to send after unlocking.

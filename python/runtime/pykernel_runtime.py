@@ -905,10 +905,13 @@ engine_keeps = None
 
 
 # Limits that, lowered for the process every namespace context shares, would end or starve the
-# server: SIGXCPU or SIGXFSZ ends the process, allocations and threads fail, descriptors run out.
+# server: SIGXCPU or SIGXFSZ ends the process, allocations and threads fail, descriptors run out,
+# the stop signal (a real-time one, queued) can no longer be sent, so no timeout or interrupt
+# reaches a blocking call. (RLIMIT_MEMLOCK, RLIMIT_RTTIME, RLIMIT_RTPRIO, RLIMIT_NICE,
+# RLIMIT_MSGQUEUE, RLIMIT_CORE and RLIMIT_LOCKS concern nothing the server uses.)
 _SHARED_LIMITS = frozenset(getattr(resource, name) for name in (
-    "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_STACK")
-    if hasattr(resource, name))
+    "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_STACK",
+    "RLIMIT_SIGPENDING") if hasattr(resource, name))
 
 
 def _refuse_lowering_shared_limit(which, limits, call):

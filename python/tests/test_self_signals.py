@@ -468,6 +468,36 @@ def test_limits_that_would_end_the_shared_server_are_refused(kernel):
     assert kernel.run_code("print('server alive')").stdout == "server alive\n"
 
 
+def test_the_pending_signals_limit_is_refused_for_the_shared_server(kernel):
+    """`resource.setrlimit(RLIMIT_SIGPENDING, (0, 0))` in a namespace context: the engine's stop
+    signal (real-time, queued) could no longer be sent, so no timeout or interrupt reached a
+    blocking call and every namespace context was answered `interpreter_busy`. Refused there,
+    through `prlimit` too; a sleep is still stopped at its timeout."""
+    code = ("import os, resource\nfor lower in (lambda: resource.setrlimit(resource.RLIMIT_SIGPENDING, (0, 0)),\n"
+            "              lambda: resource.prlimit(os.getpid(), resource.RLIMIT_SIGPENDING, (0, 0))):\n"
+            "    try:\n        lower()\n    except PermissionError as e:\n        print(e.errno, 'process context' in str(e))\n"
+            "print(resource.getrlimit(resource.RLIMIT_SIGPENDING)[0] > 0)")
+    assert kernel.run_code(code).stdout == "1 True\n1 True\nTrue\n"
+    with pytest.raises(PyKernelTimeoutError):
+        kernel.run_code("import time\ntime.sleep(30)", timeout=0.3)
+    assert kernel.run_code("print('free')", context=kernel.create_context()).stdout == "free\n"
+
+
+def test_a_process_context_that_lowers_the_pending_signals_limit_is_still_stopped(kernel):
+    """A process context's worker may lower `RLIMIT_SIGPENDING` (its process is its own): the stop
+    signal, which the kernel then refuses to queue for a thread, goes to the worker's process
+    (whose main thread runs the code). Before, a sleep there was not stopped by its timeout, and
+    the worker was killed after the grace period (the context's state lost)."""
+    ctx = kernel.create_context(isolation="process")
+    lowered = kernel.run_code("import resource\nresource.setrlimit(resource.RLIMIT_SIGPENDING, (0, 0))\nkept = 1\n"
+                              "print(resource.getrlimit(resource.RLIMIT_SIGPENDING))", context=ctx)
+    assert lowered.stdout == "(0, 0)\n", lowered
+    with pytest.raises(PyKernelTimeoutError) as caught:
+        kernel.run_code("import time\ntime.sleep(30)", context=ctx, timeout=0.3)
+    assert caught.value.result.error.traceback.endswith("TimeoutError: execution exceeded the 0.3 s timeout\n"), caught.value.result
+    assert kernel.run_code("print(kept)", context=ctx).stdout == "1\n"
+
+
 # Code that loads the modules the guards live in anew, then a call the guards keep from ending or
 # cutting off the server, and what that call gives in a namespace context.
 RELOADED = {
