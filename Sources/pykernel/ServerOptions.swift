@@ -134,11 +134,16 @@ struct ServerOptions: ParsableArguments {
         return (manager, requests)
     }
 
-    /// Ignores SIGPIPE and sends logs to the standard error we were given, kept on a descriptor
-    /// of its own (returned) before the engine redirects descriptor 2 into the capture of runs.
+    /// Ignores SIGPIPE and SIGXFSZ and sends logs to the standard error we were given, kept on a
+    /// descriptor of its own (returned) before the engine redirects descriptor 2 into the capture of runs.
     @discardableResult
     func bootstrapLogging() -> Int32 {
+        // As python3 does at start, before Python reads them (`signal.getsignal` gives `SIG_IGN`):
+        // a write to a closed pipe raises BrokenPipeError, and one past RLIMIT_FSIZE (which a
+        // process context may lower) `OSError` EFBIG instead of ending the worker; `subprocess`
+        // puts both back for its children.
         signal(SIGPIPE, SIG_IGN)
+        signal(SIGXFSZ, SIG_IGN)
         let logDescriptor = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)
         let level = Self.logLevels[logLevel]!
         LoggingSystem.bootstrap { _ in StandardErrorLogHandler(descriptor: logDescriptor, level: level) }

@@ -498,6 +498,39 @@ def test_a_process_context_that_lowers_the_pending_signals_limit_is_still_stoppe
     assert kernel.run_code("print(kept)", context=ctx).stdout == "1\n"
 
 
+# SIGPIPE and SIGXFSZ ignored (bits 13 and 25 of /proc's SigIgn) here, and in a subprocess.
+IGNORED_AT_START = (
+    "import signal, subprocess\n"
+    "def ignored(status):\n    mask = int(status.split('SigIgn:')[1].split()[0], 16)\n"
+    "    return [name for name, number in (('SIGPIPE', 13), ('SIGXFSZ', 25)) if mask >> (number - 1) & 1]\n"
+    "print(signal.getsignal(signal.SIGPIPE), signal.getsignal(signal.SIGXFSZ), ignored(open('/proc/self/status').read()))\n"
+    "print(ignored(subprocess.run(['cat', '/proc/self/status'], capture_output=True, text=True).stdout))\n")
+
+
+def test_sigpipe_and_sigxfsz_are_ignored_as_python3_ignores_them(module_kernel, ctx):
+    """python3 ignores SIGXFSZ at start (as it does SIGPIPE), and `subprocess` puts both back
+    for its children: a worker was killed by SIGXFSZ at a write past the `RLIMIT_FSIZE` its
+    code set (the run `crashed`, what it printed before lost)."""
+    expected = subprocess.run([PYTHON, "-c", IGNORED_AT_START], capture_output=True, text=True, check=True).stdout
+    assert expected == "1 1 ['SIGPIPE', 'SIGXFSZ']\n[]\n"
+    assert module_kernel.run_code(IGNORED_AT_START, context=ctx).stdout == expected
+
+
+def test_a_write_past_the_file_size_limit_raises_in_a_process_context(kernel, tmp_path):
+    ctx = kernel.create_context(isolation="process")
+    code = (f"import resource\nkept = 1\nprint('before')\nresource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))\n"
+            f"try:\n    with open({str(tmp_path / 'big')!r}, 'w') as f:\n        f.write('x' * 10)\n"
+            "except OSError as e:\n    print('OSError', e.errno)\n")
+    expected = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert expected == "before\nOSError 27\n"
+    result = kernel.run_code(code, context=ctx)
+    assert (result.status, result.stdout) == ("ok", expected), result
+    assert kernel.run_code("print(kept)", context=ctx).stdout == "1\n"
+    # The process API's commands start with both at their defaults, as a shell's do.
+    reply = kernel.call("process.exec", {"command": "grep SigIgn /proc/self/status"})
+    assert int(reply["stdout"].split()[1], 16) & (1 << 12 | 1 << 24) == 0, reply
+
+
 # Code that loads the modules the guards live in anew, then a call the guards keep from ending or
 # cutting off the server, and what that call gives in a namespace context.
 RELOADED = {
