@@ -85,6 +85,9 @@ extension PyBorrowed {
     /// Whether the object is `True`.
     package var isTrue: Bool { pointer == pykernel_true() }
 
+    /// The number of items of a `set` (`-1`, with the exception pending, for another object).
+    package var setSize: Int { PySet_Size(pointer) }
+
     /// The items of a `list`, borrowed from it (valid while the list is not changed), or `nil`
     /// when the object is not a list.
     package var listItems: [PyBorrowed]? {

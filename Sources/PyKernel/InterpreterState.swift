@@ -71,6 +71,16 @@ final class InterpreterState {
     private let runtimeGlobals: PyOwned
     private let currentCellsName: PyOwned
     private let currentContextName: PyOwned
+    /// The runtime's `signal_contexts` (the namespace contexts with signal handlers, timers or held
+    /// signals of their own), `resume_signals`, `suspend_signals` and `forget_signals`, called
+    /// around a run's code and at a context's deletion while that set is not empty, and the name
+    /// of `_signals_running` (the context whose code runs), set as the code begins and cleared
+    /// as it ends.
+    private let signalContexts: PyOwned
+    private let resumeSignals: PyOwned
+    private let suspendSignals: PyOwned
+    private let forgetSignals: PyOwned
+    private let signalsRunningName: PyOwned
     /// The engine's `(sys.stdout, sys.stderr, sys.stdin)` (a tuple), to notice a run that replaced
     /// one; `None` with ``KernelConfiguration/usesProcessStandardStreams``.
     private let engineStreams: PyOwned
@@ -134,6 +144,11 @@ final class InterpreterState {
             runtimeGlobals = try module.borrowed.attribute("__dict__")
             currentCellsName = try PyOwned.string("_current_cells")
             currentContextName = try PyOwned.string("_current_context")
+            signalContexts = try module.borrowed.attribute("signal_contexts")
+            resumeSignals = try module.borrowed.attribute("resume_signals")
+            suspendSignals = try module.borrowed.attribute("suspend_signals")
+            forgetSignals = try module.borrowed.attribute("forget_signals")
+            signalsRunningName = try PyOwned.string("_signals_running")
             try Self.installStreams(module.borrowed, configuration, runtime: runtime)
             let requestInput = try PyOwned.nativeFunction(name: "request_input", RunSupervisor.requestInput)
             try module.borrowed.setAttribute("_request_input", requestInput.borrowed)
@@ -451,6 +466,8 @@ final class InterpreterState {
                 }
             }
             if !compiled.isNone {
+                beginSignals(of: namespace)
+                defer { endSignals(of: namespace) }
                 // Cells (not files: `pykernel run` behaves as python3) show their last expression's value.
                 let last: PythonCode.LastStatement = run.filename == nil
                     ? knownLast ?? PythonCode.lastStatement(compiled, source: text) : .notExpression
@@ -531,6 +548,40 @@ final class InterpreterState {
     private func hasFigures(_ namespace: Namespace) -> Bool {
         guard let active = chartsGlobals.borrowed.item(chartsActiveName.borrowed) else { return false }
         return active.item(namespace.contextID.borrowed) != nil || active.item(.none) != nil
+    }
+
+    /// As a run's code begins: the runtime's `_signals_running` names its context (its threads'
+    /// timers are then the real ones). While some namespace context has signal handlers or timers
+    /// of its own, `resume_signals` does it, after arming the context's saved timers; the signals
+    /// held for it are then marked as received, so their handlers run as its code begins (with no
+    /// Python frame of the engine's in between).
+    private func beginSignals(of namespace: Namespace) {
+        guard signalContexts.borrowed.setSize > 0 else {
+            setSignalsRunning(namespace.contextID.borrowed)
+            return
+        }
+        guard let held = resumeSignals.borrowed.callKeepingError(namespace.contextID.borrowed) else {
+            runtime.logger.error("resume_signals failed: \(PythonError.fetch())")
+            return
+        }
+        for index in 0..<max(held.borrowed.tupleSize, 0) {
+            if let number = held.borrowed.tupleItem(index)?.integerValue { PythonSignals.tripForMainThread(Int32(number)) }
+        }
+    }
+
+    /// As a run's code ends: its context's code no longer runs (set natively, so that a signal
+    /// handled in `suspend_signals` is held, not handled by engine code), and its timers are saved
+    /// until its next run.
+    private func endSignals(of namespace: Namespace) {
+        setSignalsRunning(PyBorrowed.none)
+        guard signalContexts.borrowed.setSize > 0 else { return }
+        if suspendSignals.borrowed.callKeepingError(namespace.contextID.borrowed) == nil {
+            runtime.logger.error("suspend_signals failed: \(PythonError.fetch())")
+        }
+    }
+
+    private func setSignalsRunning(_ context: PyBorrowed) {
+        if (try? runtimeGlobals.borrowed.setItem(signalsRunningName.borrowed, context)) == nil { _ = PythonException.take() }
     }
 
     /// A context's end: its kept cells leave the registry, then its store is cleared.
@@ -818,6 +869,9 @@ final class InterpreterState {
     func releaseNamespace(of context: ContextID) {
         runtime.output.forget(context)
         guard let namespace = namespaces.removeValue(forKey: context) else { return }
+        if signalContexts.borrowed.setSize > 0, forgetSignals.borrowed.callKeepingError(namespace.contextID.borrowed) == nil {
+            runtime.logger.error("forget_signals failed: \(PythonError.fetch())")
+        }
         stopBeingMain(namespace)
         closeEventLoop(of: namespace)
         // Figures its threads made after its last run are nobody's now.

@@ -199,6 +199,8 @@ struct ServerOptions: ParsableArguments {
                     throw PreloadError(message: "--preload: cannot import \(module): \(error.name): \(error.value)")
                 }
             }
+            // Signal handlers the modules set are the process's, not the deleted context's.
+            for try await _ in try manager.run("__import__('pykernel_runtime').adopt_signals()", in: context.id) {}
         } catch let error as PreloadError {
             throw error
         } catch {

@@ -866,6 +866,7 @@ def install(stdout_write_bytes, stderr_write_bytes, flush,
             alarm, lambda seconds: (signal.SIGALRM, seconds)))
         _guard(_signal, "setitimer", lambda setitimer: _keeping_timer_signals_handled(
             setitimer, lambda which, seconds, interval=0.0: (_TIMER_SIGNALS.get(which), seconds)))
+        _guard(_signal, "getitimer", _keeping_timers_of_contexts)
         for module in (posix, _signal, resource):
             _PatchOnImport.keep(module)
 
@@ -1102,9 +1103,57 @@ def _keeping_timer_signals_handled(arm, timer):
                     errno.EPERM, f"signal.{arm.__name__} would end the process that runs every namespace context (the "
                     f"server) when {signal.Signals(number).name} comes at its default action; set a handler first "
                     "(signal.signal), or arm it in a process context (isolation \"process\")")
+        if _contexts_have_own_signals():
+            owner = thread_owner()
+            if owner is not None and not _runs_now(owner):
+                return _arm_saved_timer(owner, arm.__name__, arguments)
+            result = arm(*arguments)
+            if owner is not None:
+                global _timers_of
+                _timers_of = owner
+                signal_contexts.add(owner)
+            return result
         return arm(*arguments)
 
     return _posing_as(arm, arm_)
+
+
+def _arm_saved_timer(context, name, arguments):
+    """``signal.alarm`` or ``setitimer`` from a thread of a context whose code does not run now:
+    on the timers saved for its next run (``resume_signals``), as they would be on a process of
+    its own that does not run."""
+    timers = _saved_timers.setdefault(context, {})
+    if name == "alarm":
+        (seconds,) = arguments
+        which, delay, interval = signal.ITIMER_REAL, float(operator.index(seconds)), 0.0
+    else:
+        which, delay, interval = (list(arguments) + [0.0])[:3]
+        which, delay, interval = operator.index(which), float(delay), float(interval)
+        if which not in _TIMER_SIGNALS:
+            raise signal.ItimerError(errno.EINVAL, os.strerror(errno.EINVAL))
+    previous = timers.pop(which, (0.0, 0.0))
+    if delay > 0:
+        timers[which] = (delay, interval)
+    if not timers:
+        del _saved_timers[context]
+    _update_signal_contexts()
+    if name == "alarm":  # whole seconds, rounded as glibc's alarm rounds them
+        left = int(previous[0]) + (previous[0] % 1 >= 0.5)
+        return left or (1 if previous[0] > 0 else 0)
+    return previous
+
+
+def _keeping_timers_of_contexts(getitimer):
+    """``signal.getitimer`` from a thread of a context whose code does not run now: its saved timer."""
+
+    def getitimer_(which, /):
+        if _contexts_have_own_signals():
+            owner = thread_owner()
+            if owner is not None and not _runs_now(owner) and operator.index(which) in _TIMER_SIGNALS:
+                return _saved_timers.get(owner, {}).get(operator.index(which), (0.0, 0.0))
+        return getitimer(which)
+
+    return _posing_as(getitimer, getitimer_)
 
 
 _forked_by_code = False  # True in a process forked by user code: os._exit and os.abort end it
@@ -1139,6 +1188,7 @@ def _after_fork_in_child():
     if sys._getframe().f_back is None:
         _restore_signals_after_fork()
         return
+    _materialize_signals_in_child()
     _forked_by_code = True
     getsignal, handled = _signal.getsignal, 0  # signal.getsignal's enum conversion costs ~50 µs here
     for number in _SIGNALS:
@@ -1435,7 +1485,7 @@ keep_host_action = None  # set by the engine: sets a Python handler, keeping the
 # them are Python's only (see _routing_signal).
 _HOST_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGCHLD})
 _stop_signal = None  # the engine's stop signal (``install``)
-_stop_signal_handler = signal.SIG_DFL  # what the code set for it; CPython's handler stays the engine's
+_stop_signal_handler = signal.SIG_DFL  # what the code set for it (a namespace context's: _context_stop_handlers); CPython's handler stays the engine's
 _stop_signal_blocked = False  # whether the code blocked it on the interpreter thread (it stays deliverable)
 _interpreter_thread = None  # the thread the engine runs code on (Python's main thread), ``install``
 
@@ -1447,18 +1497,213 @@ def _routing_signal(set_handler):
     def signal_(signalnum, handler, /):
         if not _forked_by_code and _is_stop_signal(signalnum):
             return _set_stop_signal_handler(set_handler, signalnum, handler)
-        if _guards_host_signals and not _forked_by_code and _process_shared:
+        if _contexts_have_own_signals():
             _refuse_default_for_armed_timer(signalnum, handler)
-        if _guards_host_signals and not _forked_by_code and _process_shared and signalnum in _HOST_SIGNALS:
-            # The host keeps its own handling of these signals (a host's SIGTERM still shuts the
-            # server down); the code's handler runs when it signals itself.
-            return keep_host_action(signalnum, lambda: set_handler(signalnum, handler))
+            if _current_context is not None:  # else a module the server preloads: the process's
+                return _set_context_handler(set_handler, signalnum, handler)
+            return _set_in_table(set_handler, signalnum, handler)
         previous = set_handler(signalnum, handler)
         if route_signal is not None:
             route_signal(signalnum)
         return previous
 
     return _posing_as(set_handler, signal_)
+
+
+def _set_in_table(set_handler, signalnum, handler):
+    """Puts ``handler`` in CPython's table for ``signalnum`` (``set_handler``: ``_signal.signal``,
+    with its checks), then has the engine deliver the signal to the interpreter thread; the
+    host's signals keep the process's C action (a host's SIGTERM still shuts the server down; a
+    handler of the code's runs when the code signals itself)."""
+    if signalnum in _HOST_SIGNALS:
+        return keep_host_action(signalnum, lambda: set_handler(signalnum, handler))
+    previous = set_handler(signalnum, handler)
+    if route_signal is not None:
+        route_signal(signalnum)
+    return previous
+
+
+# Each namespace context's own signal handlers and timers. In the process every namespace context
+# shares, a context's code gets what a process of its own would (docs/architecture.md, "What
+# contexts share"): ``signal.signal`` and ``getsignal`` set and give the handlers it set
+# (``_context_handlers``), else the process's own (``_process_handlers``: CPython's before a
+# context set one). While a context handles a signal, CPython's table holds ``_dispatch_signal``
+# for it, which calls the handler of the context whose code runs (``_signals_running``) and holds
+# the signal for the others that handle it: each gets it as its next run's code begins
+# (``resume_signals``). A context's timers (``signal.alarm``, ``setitimer``) count while its code
+# runs: a run's end saves and disarms them (``suspend_signals``), its context's next run arms them
+# again. A deleted context's handlers, timers and held signals go (``forget_signals``), and a
+# signal no context handles any more gets the process's own handler back.
+_context_handlers = {}  # context -> {signal number: the handler its code set}
+_context_stop_handlers = {}  # context -> what its code set for the engine's stop signal
+_process_handlers = {}  # signal number -> CPython's handler before a context set one
+_held_signals = {}  # context -> {signal numbers that came while its code did not run}
+_saved_timers = {}  # context -> {timer: (delay, interval)} between its runs
+_timers_of = None  # the context whose timers are armed now (its code runs)
+# The context whose code runs (not the engine's around it): set as a run's code begins (by
+# ``resume_signals`` while ``signal_contexts`` is not empty, else by the engine) and cleared by the
+# engine as it ends.
+_signals_running = None
+# The contexts with handlers, timers or held signals: while it is not empty the engine calls
+# ``resume_signals`` and ``suspend_signals`` around each run's code (one object, kept by the engine).
+signal_contexts = set()
+_original_signal = _signal.signal  # CPython's own (taken before ``install`` guards them)
+_original_setitimer = _signal.setitimer
+
+
+def _contexts_have_own_signals():
+    """Whether each context's signal handlers and timers are its own: in the process every
+    namespace context shares (not ``pykernel run``, a process context's worker, a forked child)."""
+    return _guards_host_signals and _process_shared and not _forked_by_code
+
+
+def _runs_now(context):
+    """Whether the calling thread runs code of the context whose code runs: the interpreter thread
+    (code runs on it only during runs), or a thread of that context."""
+    return _thread.get_ident() == _interpreter_thread or (context is not None and context == _signals_running)
+
+
+def _same_handler(one, other):
+    return one is other or (isinstance(one, int) and isinstance(other, int) and one == other)
+
+
+def _set_context_handler(set_handler, signalnum, handler):
+    """``signal.signal`` in a namespace context: python3's checks, errors and check for signals
+    that came (their handlers run first) through the real call, then ``handler`` is the running
+    context's own, and CPython's table holds ``_dispatch_signal`` while any context handles the
+    signal (the process's own handler again once none does). Returns what the context had."""
+    in_table = _set_in_table(set_handler, signalnum, handler)
+    number = operator.index(signalnum)
+    process_handler = _process_handlers.setdefault(number, in_table)
+    context = _current_context
+    own = _context_handlers.setdefault(context, {})
+    previous = own.get(number, process_handler)
+    if _same_handler(handler, process_handler):
+        own.pop(number, None)
+    else:
+        own[number] = handler
+    if not own:
+        del _context_handlers[context]
+    if any(number in handlers for handlers in _context_handlers.values()):
+        _set_in_table(set_handler, number, _dispatch_signal)
+        signal_contexts.add(context)
+    else:
+        del _process_handlers[number]  # the process's own handler, just set, is back in the table
+    return previous
+
+
+def _dispatch_signal(signum, frame):
+    """CPython's handler of a signal some namespace context handles: the handler of the context
+    whose code runs (its own, else the process's), or, when that is not a function, the signal is
+    held for each other context that handles it (``resume_signals``)."""
+    running = _signals_running
+    if running is not None:
+        handler = _context_handlers.get(running, {}).get(signum, _process_handlers.get(signum))
+        if callable(handler):
+            return handler(signum, frame)
+    for context, handlers in _context_handlers.items():
+        if context != running and callable(handlers.get(signum)):
+            _held_signals.setdefault(context, set()).add(signum)
+    return None
+
+
+def resume_signals(context):
+    """At the start of a run's code (while ``signal_contexts`` is not empty): arms the context's
+    saved timers again, marks its code as running and returns the signals held for it, which the
+    engine then marks as received (their handlers run as the code begins). Nothing here raises:
+    a signal handled before the end is held (``_signals_running`` is ``None`` until the last step)."""
+    global _timers_of, _signals_running
+    held = _held_signals.pop(context, None)
+    result = tuple(sorted(held)) if held else ()
+    timers = _saved_timers.pop(context, None)
+    if timers:
+        for which, (delay, interval) in timers.items():
+            _original_setitimer(which, delay, interval)
+        _timers_of = context
+    signal_contexts.add(context)
+    _signals_running = context
+    return result
+
+
+def suspend_signals(context):
+    """At the end of a run's code (the engine has set ``_signals_running`` to ``None``): saves and
+    disarms the timers its code armed, until its context's next run."""
+    global _timers_of
+    if _timers_of is not None:
+        saved = {}
+        for which in _TIMER_SIGNALS:
+            delay, interval = _original_setitimer(which, 0)
+            if delay > 0:
+                saved[which] = (delay, interval)
+        if saved:
+            _saved_timers[_timers_of] = saved
+        _timers_of = None
+    _update_signal_contexts()
+
+
+def forget_signals(context):
+    """A deleted context: its handlers, timers, held signals go; a signal no context handles
+    any more has the process's own handler again."""
+    global _timers_of
+    _held_signals.pop(context, None)
+    _saved_timers.pop(context, None)
+    _context_stop_handlers.pop(context, None)
+    if _timers_of == context:
+        for which in _TIMER_SIGNALS:
+            _original_setitimer(which, 0)
+        _timers_of = None
+    for number in _context_handlers.pop(context, {}):
+        if not any(number in handlers for handlers in _context_handlers.values()):
+            _restore_process_handler(number)
+    _update_signal_contexts()
+
+
+def _restore_process_handler(number):
+    """Puts back the handler ``number`` had before a context set one (``SIG_DFL`` for a handler
+    that was not Python's: the table cannot hold it)."""
+    handler = _process_handlers.pop(number)
+    try:
+        _set_in_table(_original_signal, number, signal.SIG_DFL if handler is None else handler)
+    except (OSError, ValueError, TypeError):
+        pass
+
+
+def adopt_signals():
+    """For ``--preload``, whose imports run in a context of their own deleted afterwards: the
+    handlers and timers that context's code set become the process's own, as the modules that
+    set them are every context's."""
+    global _stop_signal_handler, _timers_of
+    context = _current_context
+    for number, handler in _context_handlers.pop(context, {}).items():
+        if any(number in handlers for handlers in _context_handlers.values()):
+            _process_handlers[number] = handler
+        else:
+            del _process_handlers[number]
+            _set_in_table(_original_signal, number, handler)
+    _stop_signal_handler = _context_stop_handlers.pop(context, _stop_signal_handler)
+    if _timers_of == context:
+        _timers_of = None
+    _update_signal_contexts()
+
+
+def _update_signal_contexts():
+    signal_contexts.clear()
+    signal_contexts.update(_context_handlers, _context_stop_handlers, _held_signals, _saved_timers)
+
+
+def _materialize_signals_in_child():
+    """In a child forked by a namespace context's code: CPython's table gets that context's
+    handlers (the process's own for the others), as python3's child inherits its process's."""
+    if not _process_handlers:
+        return
+    owner = getattr(threading.current_thread(), "_pykernel_context", None) or _current_context
+    own = _context_handlers.get(owner, {})
+    for number, process_handler in list(_process_handlers.items()):
+        handler = own.get(number, process_handler)
+        try:
+            _original_signal(number, signal.SIG_DFL if handler is None else handler)
+        except (OSError, ValueError, TypeError):
+            pass
 
 
 def _is_stop_signal(signalnum):
@@ -1476,8 +1721,23 @@ def _set_stop_signal_handler(set_handler, signalnum, handler):
     global _stop_signal_handler
     engine_handler = set_handler(signalnum, handler)
     set_handler(signalnum, engine_handler)
-    previous, _stop_signal_handler = _stop_signal_handler, handler
+    previous = _stop_signal_handler_of_caller()
+    if _contexts_have_own_signals() and _current_context is not None:
+        if _same_handler(handler, signal.SIG_DFL):
+            _context_stop_handlers.pop(_current_context, None)
+        else:
+            _context_stop_handlers[_current_context] = handler
+            signal_contexts.add(_current_context)
+    else:
+        _stop_signal_handler = handler
     return _as_handler_enum(previous)
+
+
+def _stop_signal_handler_of_caller():
+    """What the calling code set for the engine's stop signal (its context's, in a namespace context)."""
+    if _contexts_have_own_signals() and thread_owner() is not None:
+        return _context_stop_handlers.get(thread_owner(), signal.SIG_DFL)
+    return _stop_signal_handler
 
 
 def _as_handler_enum(handler):
@@ -1487,13 +1747,19 @@ def _as_handler_enum(handler):
 
 def _keeping_stop_signal(getsignal):
     """``signal.getsignal`` that gives, for the engine's stop signal, what the code set (python3's
-    ``Handlers.SIG_DFL`` until then)."""
+    ``Handlers.SIG_DFL`` until then), and in a namespace context the handlers of the calling
+    code's context (``_context_handlers``)."""
 
     def getsignal_(signalnum, /):
         if not _forked_by_code and _is_stop_signal(signalnum):
             getsignal(signalnum)  # its checks, as python3's
-            return _as_handler_enum(_stop_signal_handler)
-        return getsignal(signalnum)
+            return _as_handler_enum(_stop_signal_handler_of_caller())
+        in_table = getsignal(signalnum)
+        if _process_handlers and _contexts_have_own_signals():
+            number = operator.index(signalnum)
+            if number in _process_handlers:
+                return _context_handlers.get(thread_owner(), {}).get(number, _process_handlers[number])
+        return in_table
 
     return _posing_as(getsignal, getsignal_)
 

@@ -498,6 +498,86 @@ def test_a_process_context_that_lowers_the_pending_signals_limit_is_still_stoppe
     assert kernel.run_code("print(kept)", context=ctx).stdout == "1\n"
 
 
+def test_a_contexts_handlers_and_timers_run_only_in_its_own_runs(kernel):
+    """Context A's SIGALRM handler and timer, armed as its run ended, fired in context B's run:
+    B's `time.sleep` ended `error` with A's exception. A context's handlers are its own
+    (B sees python3's defaults), and its timers count while its code runs: A's fires in A's
+    next run, as if A's process had been stopped in between."""
+    a, b = kernel.create_context(), kernel.create_context()
+    armed = kernel.run_code(
+        "import signal\ndef handler(number, frame):\n    print('handler of a', number)\n    raise RuntimeError('raised by a')\n"
+        "print(signal.signal(signal.SIGALRM, handler))\nsignal.signal(signal.SIGRTMIN + 3, handler)\n"
+        "signal.setitimer(signal.ITIMER_REAL, 0.05)\nprint(signal.getsignal(signal.SIGALRM) is handler)", context=a)
+    assert armed.stdout == "0\nTrue\n", armed
+    seen = kernel.run_code("import signal, time\nprint(signal.getsignal(signal.SIGALRM), signal.getsignal(signal.SIGRTMIN + 3), "
+                           "signal.getitimer(signal.ITIMER_REAL))\ntime.sleep(0.3)\nprint('b done')", context=b)
+    assert (seen.status, seen.stdout) == ("ok", "0 0 (0.0, 0.0)\nb done\n"), seen
+    fired = kernel.run_code("print(signal.getitimer(signal.ITIMER_REAL)[0] > 0)\nsignal.pause()", context=a, timeout=20)
+    assert (fired.status, fired.stdout, fired.error.name, fired.error.value) == (
+        "error", "True\nhandler of a 14\n", "RuntimeError", "raised by a"), fired
+    periodic = kernel.run_code("ticks = []\nsignal.signal(signal.SIGALRM, lambda number, frame: ticks.append(number))\n"
+                               "signal.setitimer(signal.ITIMER_REAL, 0.01, 0.01)\nwhile len(ticks) < 3:\n    signal.pause()\n"
+                               "print('ticking')", context=a, timeout=20)
+    assert periodic.stdout == "ticking\n", periodic
+    assert kernel.run_code("import time\ntime.sleep(0.1)\nprint('b again')", context=b).stdout == "b again\n"
+    assert kernel.run_code("before = len(ticks)\nwhile len(ticks) == before:\n    signal.pause()\n"
+                           "signal.setitimer(signal.ITIMER_REAL, 0)\nprint('still ticking')", context=a, timeout=20).stdout == "still ticking\n"
+
+
+def test_deleting_a_context_cancels_its_timers_and_restores_its_handlers(kernel):
+    """A deleted context leaves nothing behind: before, its timer went on firing, its handler
+    running in every later run of every context."""
+    a, b = kernel.create_context(), kernel.create_context()
+    kernel.run_code("import signal\nsignal.signal(signal.SIGALRM, lambda number, frame: print('handler of a'))\n"
+                    "signal.signal(signal.SIGUSR1, lambda number, frame: print('handler of a'))\n"
+                    "signal.setitimer(signal.ITIMER_REAL, 0.02, 0.02)", context=a)
+    kernel.delete_context(a)
+    after = kernel.run_code(
+        "import signal, time\ntime.sleep(0.2)\ncaught = int(open('/proc/self/status').read().split('SigCgt:')[1].split()[0], 16)\n"
+        "print(signal.getsignal(signal.SIGALRM), signal.getsignal(signal.SIGUSR1), signal.getitimer(signal.ITIMER_REAL), "
+        "caught >> (signal.SIGALRM - 1) & 1, caught >> (signal.SIGUSR1 - 1) & 1)", context=b)
+    assert (after.status, after.stdout) == ("ok", "0 0 (0.0, 0.0) 0 0\n"), after
+
+
+def test_a_signal_for_a_context_that_does_not_run_is_held_for_its_next_run(kernel):
+    """A signal that comes while another context's code runs goes to that context's handler if
+    it has one, else it is held for the contexts that handle it: each gets it as its next run
+    begins. A timer a thread of a context arms while that context does not run is its own too."""
+    a, b = kernel.create_context(), kernel.create_context()
+    kernel.run_code(
+        "import builtins, signal, threading\nsignal.signal(signal.SIGUSR1, lambda number, frame: print('a got', number))\n"
+        "signal.signal(signal.SIGALRM, lambda number, frame: print('alarm of a'))\n"
+        "builtins.a_go, builtins.a_done = threading.Event(), threading.Event()\n"
+        "def arm():\n    builtins.a_go.wait()\n    builtins.a_armed = (signal.setitimer(signal.ITIMER_REAL, 0.05), signal.getitimer(signal.ITIMER_REAL))\n"
+        "    builtins.a_done.set()\nthreading.Thread(target=arm).start()", context=a)
+    during = kernel.run_code(
+        "import builtins, os, signal, subprocess, time, pykernel_runtime\n"
+        "subprocess.run(['kill', '-USR1', str(os.getpid())], check=True)\nwhile not pykernel_runtime._held_signals:\n    pass\n"
+        "builtins.a_go.set()\nbuiltins.a_done.wait()\ntime.sleep(0.2)\nprint(builtins.a_armed, signal.getitimer(signal.ITIMER_REAL))",
+        context=b, timeout=20)
+    assert (during.status, during.stdout) == ("ok", "((0.0, 0.0), (0.05, 0.0)) (0.0, 0.0)\n"), during
+    resumed = kernel.run_code("print('a')\nsignal.pause()\ndel builtins.a_go, builtins.a_done, builtins.a_armed", context=a, timeout=20)
+    assert (resumed.status, resumed.stdout) == ("ok", "a got 10\na\nalarm of a\n"), resumed
+
+def test_handlers_a_preloaded_module_sets_are_the_processs(pykernel_bin, tmp_path):
+    """`--preload` imports in a context of its own, deleted afterwards: the handlers its modules
+    set stay, as the process's (every context sees them, and gets them back from its own)."""
+    from pykernel import PyKernel
+
+    (tmp_path / "sets_a_handler.py").write_text(
+        "import signal\ngot = []\nsignal.signal(signal.SIGUSR1, lambda number, frame: got.append(number))\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    check = ("import os, signal, sets_a_handler\nprint(signal.getsignal(signal.SIGUSR1) is not signal.SIG_DFL)\n"
+             "os.kill(os.getpid(), signal.SIGUSR1)\nprint(sets_a_handler.got)")
+    with PyKernel(pykernel_bin, args=["--preload", "sets_a_handler"], env=env) as kernel:
+        assert kernel.run_code(check).stdout == "True\n[10]\n"
+        own = kernel.create_context()
+        assert kernel.run_code("import os, signal\nsignal.signal(signal.SIGUSR1, lambda number, frame: print('own', number))\n"
+                               "os.kill(os.getpid(), signal.SIGUSR1)", context=own).stdout == "own 10\n"
+        kernel.delete_context(own)
+        assert kernel.run_code(check, context=kernel.create_context()).stdout == "True\n[10, 10]\n"
+
+
 # SIGPIPE and SIGXFSZ ignored (bits 13 and 25 of /proc's SigIgn) here, and in a subprocess.
 IGNORED_AT_START = (
     "import signal, subprocess\n"
