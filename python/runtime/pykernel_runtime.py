@@ -1854,7 +1854,7 @@ _IGNORED_BY_DEFAULT = frozenset({signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH,
 _STOPPING = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 
 
-def _signal_to_this_process(signum, call):
+def _signal_to_this_process(signum, call, alone=False):
     """What a signal the kernel's own process sends itself (``os.kill(os.getpid(), ...)``, its own
     group, ``signal.raise_signal``) does when it would end or stop that process, which runs every
     context; ``False`` when it is delivered for real (a Python handler of the code's own, signal
@@ -1867,7 +1867,8 @@ def _signal_to_this_process(signum, call):
     default action ends or stops the process ends the run with a ``SystemExit`` of the status a
     shell would show (128 + the signal), as ``os.abort()`` does, with a note saying why. In a
     process context's worker such a signal is delivered after the output written so far was
-    let out (``_let_output_out_before_the_end``)."""
+    let out (``_let_output_out_before_the_end``). ``alone``: the signal is for this process only
+    (not its group, whose other processes must get it)."""
     signum = operator.index(signum)
     if _forked_by_code or signum == 0:
         return False
@@ -1884,6 +1885,12 @@ def _signal_to_this_process(signum, call):
     if callable(handler) and signum in _HOST_SIGNALS and _process_shared:
         _thread.interrupt_main(signum)  # the code's handler, in the main thread (see _routing_signal)
         return True
+    if alone and callable(handler) and _thread.get_ident() == _main_thread_ident():
+        # The code's handler runs before its next statement, as in python3, whose single thread
+        # the signal is delivered to as the call returns; in the engine's process the kernel may
+        # deliver it to another thread, and the handler then ran some statements later.
+        _thread.interrupt_main(signum)
+        return True
     if callable(handler):
         return False
     if not _process_shared:
@@ -1895,6 +1902,11 @@ def _signal_to_this_process(signum, call):
     error = ProcessExit(128 + signum)
     error.add_note(_exit_note(call, "stops" if signum in _STOPPING else "ends"))
     raise error
+
+
+def _main_thread_ident():
+    """The ident of the thread Python runs signal handlers in (the interpreter thread)."""
+    return threading.main_thread().ident
 
 
 # How long a process context's worker lives on before a signal its code sends itself ends it
@@ -1922,7 +1934,8 @@ def _guarded_kill(posix_kill):
 
     def kill(pid, signum, /):
         pid = operator.index(pid)
-        if pid in (os.getpid(), 0, -os.getpgrp()) and _signal_to_this_process(signum, f"os.kill({pid}, {operator.index(signum)})"):
+        if pid in (os.getpid(), 0, -os.getpgrp()) and _signal_to_this_process(
+                signum, f"os.kill({pid}, {operator.index(signum)})", alone=pid == os.getpid()):
             return None
         return posix_kill(pid, signum)
 
