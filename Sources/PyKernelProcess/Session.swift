@@ -215,7 +215,11 @@ final class Session: Sendable {
 
     private func syncResult(_ cmd: SessionCommand, timedOut: Bool) async -> SessionExecuteResult {
         let logs = await cmd.readLogs(limit: configuration.outputLimit)
-        return SessionExecuteResult(cmdId: cmd.id, exitCode: cmd.exited.value ?? -1, logs: logs, timedOut: timedOut)
+        var exitCode = cmd.exited.value ?? -1
+        // The timeout's SIGUSR2 reached a shell that had not yet run its first line (whose trap
+        // ends it as 124): the signal's default action killed it (140). The same timeout.
+        if timedOut && exitCode == 128 + SIGUSR2 { exitCode = 124 }
+        return SessionExecuteResult(cmdId: cmd.id, exitCode: exitCode, logs: logs, timedOut: timedOut)
     }
     // MARK: - Input
 

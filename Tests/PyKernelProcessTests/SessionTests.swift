@@ -307,7 +307,7 @@ struct SessionTests {
                 try await service.createSession(CreateSessionParams(id: "t\(index)"))
                 let early = try await service.executeSessionCommand(
                     SessionExecuteParams(session: "t\(index)", command: "sleep 5", timeout: .nanoseconds(1)))
-                #expect(early.exitCode == 124 && early.timedOut == true)
+                #expect(early.exitCode == 124 && early.timedOut == true, "\(early)")
             }
         }
     }
