@@ -75,16 +75,22 @@ static inline int pykernel_str_runs_no_python(PyObject *o) {
 }
 static inline Py_ssize_t pykernel_vectorcall_nargs(size_t nargsf) { return PyVectorcall_NARGS(nargsf); }
 
-// Turns the `POP_TOP` at byte `offset` of a code object that has not run yet into `RETURN_VALUE`,
-// in place: the code then returns the value it would have dropped (same instructions, positions
-// and exception table otherwise). The cached `co_code` bytes are dropped so they are made again
-// from the patched instructions. 0 (nothing changed) when the instruction there is not `POP_TOP`.
-static inline int pykernel_return_instead_of_pop_top(PyObject *code, Py_ssize_t offset) {
+// Turns the `POP_TOP`s at the `count` byte offsets `offsets` of a code object that has not run
+// yet into `RETURN_VALUE`s, in place: the code then returns the value it would have dropped, on
+// every path that reaches one of them (same instructions, positions and exception table
+// otherwise). The cached `co_code` bytes are dropped so they are made again from the patched
+// instructions. 0 (nothing changed) when an instruction there is not `POP_TOP`: all or nothing.
+static inline int pykernel_return_instead_of_pop_tops(PyObject *code, const Py_ssize_t *offsets, Py_ssize_t count) {
     PyCodeObject *co = (PyCodeObject *)code;
-    if (offset < 0 || offset % 2 != 0 || offset >= _PyCode_NBYTES(co)) return 0;
-    _Py_CODEUNIT *unit = &_PyCode_CODE(co)[offset / 2];
-    if (_Py_OPCODE(*unit) != POP_TOP) return 0;
-    *unit = _Py_MAKECODEUNIT(RETURN_VALUE, 0);
+    if (count < 1) return 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t offset = offsets[i];
+        if (offset < 0 || offset % 2 != 0 || offset >= _PyCode_NBYTES(co)) return 0;
+        if (_Py_OPCODE(_PyCode_CODE(co)[offset / 2]) != POP_TOP) return 0;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        _PyCode_CODE(co)[offsets[i] / 2] = _Py_MAKECODEUNIT(RETURN_VALUE, 0);
+    }
     Py_CLEAR(co->_co_code);
     return 1;
 }

@@ -172,12 +172,14 @@ package enum PythonCode {
         PyOwned(stealing: PyEval_EvalCode(code.pointer, globals.pointer, globals.pointer))
     }
 
-    /// Makes a freshly compiled code object return the value its `POP_TOP` at byte `popTop`
-    /// would drop (``LastStatement/expression(popTop:hidden:)``), in place, before it first runs:
-    /// the same code object, so tracebacks are unchanged. `false` when that instruction is not a
-    /// `POP_TOP` (nothing changed).
-    package static func returnValue(insteadOfPopTop popTop: Int, in code: PyBorrowed) -> Bool {
-        pykernel_return_instead_of_pop_top(code.pointer, popTop) != 0
+    /// Makes a freshly compiled code object return the value its `POP_TOP`s at the byte offsets
+    /// `popTops` would drop (``LastStatement/expression(popTops:hidden:)``), in place, before it
+    /// first runs: the same code object, so tracebacks are unchanged. `false` when one of those
+    /// instructions is not a `POP_TOP` (nothing changed).
+    package static func returnValue(insteadOfPopTops popTops: [Int], in code: PyBorrowed) -> Bool {
+        popTops.withUnsafeBufferPointer { offsets in
+            pykernel_return_instead_of_pop_tops(code.pointer, offsets.baseAddress, offsets.count) != 0
+        }
     }
 
     /// What the bytecode of a cell tells about its last top-level statement.
@@ -185,8 +187,10 @@ package enum PythonCode {
         /// Not an expression statement (an assignment, an import, a definition, `pass`...).
         case notExpression
         /// An expression statement starting a line (so at the top level), whose value the
-        /// `POP_TOP` at `offset` drops; `hidden` when a `;` follows it on its line.
-        case expression(popTop: Int, hidden: Bool)
+        /// `POP_TOP`s at `popTops` drop: one for each way out of the cell (the compiler copies the
+        /// cell's end, `POP_TOP; return None`, onto each branch of `a and b`, `a if c else b`,
+        /// `0 < a < 3`...), in order; `hidden` when a `;` follows it on its line.
+        case expression(popTops: [Int], hidden: Bool)
         /// The last statement starts a line and compiled to nothing: a constant expression
         /// statement (the compiler folds and drops those) or a statement such as `global`;
         /// `text` is its source.
@@ -195,13 +199,19 @@ package enum PythonCode {
         case unknown
     }
 
+    private static let popTopOpcode: UInt8 = 1, storeNameOpcode: UInt8 = 90, loadConstOpcode: UInt8 = 100
+    private static let returnValueOpcode: UInt8 = 83, extendedArgOpcode: UInt8 = 144
+
     /// Classifies the last top-level statement of a module body compiled from `source` by
     /// `compile(..., "exec")`, from its bytecode and positions, without parsing:
     /// - a non-constant expression statement ends with `POP_TOP` right before the implicit
-    ///   `return None`; both carry the statement's position, and a statement starting at column
-    ///   0 is a top-level one, as is one after a `;` on a line of simple statements that starts
-    ///   a logical line at column 0 (`with` and `match` also end with a `POP_TOP`: those go to the
-    ///   parser);
+    ///   `return None`; both carry the position of the statement's last instruction run (the
+    ///   whole statement's, or a branch's: the compiler copies that end onto each branch of a
+    ///   conditional expression, a boolean operation or a chained comparison, and every way
+    ///   out of the cell is such a copy). A statement starting at column 0 of a line that
+    ///   starts a logical line is a top-level one, as is one after a `;` on a line of simple
+    ///   statements that starts a logical line at column 0 (`with`, `async with`, `match` and
+    ///   `from ... import` also end with a `POP_TOP`: those go to the parser);
     /// - a constant one compiles to nothing: the implicit return then has a position no
     ///   instruction before it has (`pass` is recognized from its text);
     /// - anything else ending right before the return (a store, a jump) is not an expression.
@@ -218,19 +228,21 @@ package enum PythonCode {
             PyErr_Clear()
             return .unknown
         }
-        let loadConst: UInt8 = 100, returnValue: UInt8 = 83, popTop: UInt8 = 1, storeName: UInt8 = 90
-        let code = UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt8.self)
-        guard code[size - 4] == loadConst, code[size - 2] == returnValue else { return .unknown }
-        let previous = code[size - 6]
+        let instructions = UnsafeBufferPointer(start: UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt8.self), count: size)
+        // The implicit return: `LOAD_CONST None` (after `EXTENDED_ARG`s past 255 constants), `RETURN_VALUE`.
+        guard instructions[size - 4] == loadConstOpcode, instructions[size - 2] == returnValueOpcode,
+            let previousOffset = instructionOffset(before: size - 4, in: instructions)
+        else { return .unknown }
+        let previous = instructions[previousOffset]
         var (line, column, endLine, endColumn): (Int32, Int32, Int32, Int32) = (0, 0, 0, 0)
         var (previousLine, previousColumn, previousEndLine, previousEndColumn): (Int32, Int32, Int32, Int32) = (0, 0, 0, 0)
         guard PyCode_Addr2Location(codeObject, Int32(size - 4), &line, &column, &endLine, &endColumn) != 0,
-            PyCode_Addr2Location(codeObject, Int32(size - 6), &previousLine, &previousColumn, &previousEndLine, &previousEndColumn) != 0
+            PyCode_Addr2Location(codeObject, Int32(previousOffset), &previousLine, &previousColumn, &previousEndLine, &previousEndColumn) != 0
         else { return .unknown }
         let sameStatement = (line, column, endLine, endColumn) == (previousLine, previousColumn, previousEndLine, previousEndColumn)
-        if previous == storeName, isDocStore(codeObject, argument: Int(code[size - 5])) { return .unknown }
+        if previous == storeNameOpcode, isDocStore(codeObject, argument: argument(at: previousOffset, in: instructions)) { return .unknown }
         if line < 1 { return .notExpression }  // an empty cell, or only comments
-        guard endLine >= line,
+        guard endLine >= line, column >= 0,
             let span = SourceSpan(source, line: Int(line), column: Int(column), endLine: Int(endLine), endColumn: Int(endColumn))
         else {
             return .unknown
@@ -239,21 +251,75 @@ package enum PythonCode {
         // after a `;` on the last line goes to the parser.
         let tail = span.tail
         if tail == .other { return .unknown }
-        if previous != popTop && sameStatement { return .notExpression }
+        if previous != popTopOpcode && sameStatement { return .notExpression }
         if column == 0 {
-            guard !span.followsContinuation else { return .unknown }
+            // A line inside brackets, a string or a backslash continuation (a branch of
+            // `if c: (` ... `)`) does not start a statement.
+            guard span.beginsLogicalLine else { return .unknown }
         } else {
             // After other statements on its line (`x = f(); x`): top-level when that line is a
             // line of simple statements of the module (`if c: f()` is not).
             guard span.followsSemicolon, span.lineIsTopLevelSimpleStatements else { return .unknown }
         }
-        if previous == popTop {
-            guard sameStatement, !span.startsWithKeyword("with"), !span.startsWithKeyword("match") else { return .unknown }
-            return .expression(popTop: size - 6, hidden: tail == .semicolon)
+        if previous == popTopOpcode {
+            guard sameStatement, !span.startsWithStatementKeyword,
+                let popTops = exits(of: codeObject, instructions, statementStart: (line, column))
+            else { return .unknown }
+            return .expression(popTops: popTops, hidden: tail == .semicolon)
         }
         let text = span.text
         if text == "pass" { return .notExpression }
         return .noCode(text: text, hidden: tail == .semicolon)
+    }
+
+    /// The offset of the instruction before the one at `offset`, past its `EXTENDED_ARG`s.
+    private static func instructionOffset(before offset: Int, in instructions: UnsafeBufferPointer<UInt8>) -> Int? {
+        var previous = offset - 2
+        while previous >= 0, instructions[previous] == extendedArgOpcode { previous -= 2 }
+        return previous >= 0 ? previous : nil
+    }
+
+    /// The argument of the instruction at `offset`, with its `EXTENDED_ARG`s.
+    private static func argument(at offset: Int, in instructions: UnsafeBufferPointer<UInt8>) -> Int {
+        var value = Int(instructions[offset + 1])
+        var shift = 8
+        var prefix = offset - 2
+        while prefix >= 0, instructions[prefix] == extendedArgOpcode, shift < 32 {
+            value |= Int(instructions[prefix + 1]) << shift
+            shift += 8
+            prefix -= 2
+        }
+        return value
+    }
+
+    /// The offsets of the `POP_TOP`s of the last expression statement (which starts at
+    /// `statementStart`) that every way out of a module body takes: each `RETURN_VALUE` of a module
+    /// is its implicit `return None`, a copy of which follows that statement's `POP_TOP` on each
+    /// branch. `nil` when a return is not such a copy, or its `POP_TOP` lies before the statement.
+    private static func exits(
+        of code: UnsafeMutablePointer<PyCodeObject>, _ instructions: UnsafeBufferPointer<UInt8>, statementStart: (Int32, Int32)
+    ) -> [Int]? {
+        let constants = pykernel_code_constants(UnsafeMutableRawPointer(code).assumingMemoryBound(to: PyObject.self))
+        guard let constants, pykernel_is_tuple(constants) != 0 else { return nil }
+        let count = PyTuple_Size(constants)
+        var popTops: [Int] = []
+        var offset = 0
+        while offset < instructions.count {
+            defer { offset += 2 }
+            guard instructions[offset] == returnValueOpcode else { continue }
+            let load = offset - 2
+            guard load >= 0, instructions[load] == loadConstOpcode,
+                case let constant = argument(at: load, in: instructions), constant < count,
+                PyTuple_GetItem(constants, constant) == pykernel_none(),
+                let popTop = instructionOffset(before: load, in: instructions), instructions[popTop] == popTopOpcode
+            else { return nil }
+            var (line, column, endLine, endColumn): (Int32, Int32, Int32, Int32) = (0, 0, 0, 0)
+            guard PyCode_Addr2Location(code, Int32(popTop), &line, &column, &endLine, &endColumn) != 0,
+                line >= 1, column >= 0, (line, column) >= statementStart
+            else { return nil }
+            popTops.append(popTop)
+        }
+        return popTops.isEmpty ? nil : popTops
     }
 
     /// Whether `STORE_NAME argument` of the code stores `__doc__` (a cell that is a string constant).
@@ -281,16 +347,12 @@ private struct SourceSpan {
     let lineStart: Substring.UTF8View.Index
     let start: Substring.UTF8View.Index
     let end: Substring.UTF8View.Index
-    /// The end of the line before the statement's first line (its start when it is the first line).
-    let previousLineEnd: Substring.UTF8View.Index?
 
     init?(_ source: String, line: Int, column: Int, endLine: Int, endColumn: Int) {
         utf8 = source.utf8[...]
         var index = utf8.startIndex
-        var previousLineEnd: Substring.UTF8View.Index?
         for _ in 1..<line {
             guard let newline = utf8[index...].firstIndex(of: UInt8(ascii: "\n")) else { return nil }
-            previousLineEnd = newline
             index = utf8.index(after: newline)
         }
         lineStart = index
@@ -302,18 +364,9 @@ private struct SourceSpan {
         }
         guard let end = utf8.index(index, offsetBy: endColumn, limitedBy: utf8.endIndex) else { return nil }
         self.end = end
-        self.previousLineEnd = previousLineEnd
     }
 
     var text: String { String(decoding: utf8[start..<end], as: UTF8.self) }
-
-    /// Whether the line before ends with a backslash (the statement continues a line).
-    var followsContinuation: Bool {
-        guard let previousLineEnd, previousLineEnd > utf8.startIndex else { return false }
-        var before = utf8.index(before: previousLineEnd)
-        if utf8[before] == UInt8(ascii: "\r"), before > utf8.startIndex { before = utf8.index(before: before) }
-        return utf8[before] == UInt8(ascii: "\\")
-    }
 
     /// Whether the text before the statement on its line ends with a `;` (blanks aside).
     var followsSemicolon: Bool {
@@ -407,17 +460,20 @@ private struct SourceSpan {
         return depth == 0 && !continued
     }
 
-    /// Whether the statement starts with the word `keyword`.
-    func startsWithKeyword(_ keyword: String) -> Bool {
-        var index = start
-        for byte in keyword.utf8 {
-            guard index < end, utf8[index] == byte else { return false }
-            index = utf8.index(after: index)
-        }
-        guard index < end else { return true }
-        let next = utf8[index]
-        return !(next == UInt8(ascii: "_") || (next >= 48 && next <= 57) || (next | 0x20 >= 97 && next | 0x20 <= 122) || next >= 0x80)
+    /// Whether a logical line starts where the statement's first line does.
+    var beginsLogicalLine: Bool { beginsLogicalLine(at: lineStart) }
+
+    /// Whether the statement starts with the keyword of a statement that is not an expression
+    /// (soft ones too: `match(x)` is read by the parser).
+    var startsWithStatementKeyword: Bool {
+        var wordEnd = start
+        while wordEnd < end, Self.isWordByte(utf8[wordEnd]) { wordEnd = utf8.index(after: wordEnd) }
+        return Self.statementKeywords.contains(String(decoding: utf8[start..<wordEnd], as: UTF8.self))
     }
+
+    private static let statementKeywords: Set<String> = compoundKeywords.union([
+        "from", "import", "del", "assert", "raise", "global", "nonlocal", "return", "pass", "break", "continue",
+    ])
 
     enum Tail { case clean, semicolon, other }
 

@@ -472,8 +472,8 @@ final class InterpreterState {
                 let last: PythonCode.LastStatement = run.filename == nil
                     ? knownLast ?? PythonCode.lastStatement(compiled, source: text) : .notExpression
                 switch last {
-                case .expression(let offset, hidden: false):
-                    exception = evaluateReturningValue(compiled, popTop: offset, in: namespace)
+                case .expression(let popTops, hidden: false):
+                    exception = evaluateReturningValue(compiled, popTops: popTops, in: namespace)
                 case .noCode(let statement, hidden: false):
                     exception = evaluateThenConstant(compiled, statement: statement, filename: name.borrowed, in: namespace)
                 case .unknown:
@@ -719,11 +719,11 @@ final class InterpreterState {
         if closeEventLoop.borrowed.callKeepingError(namespace.eventLoop.borrowedOrNone) == nil { _ = PythonException.take() }
     }
 
-    /// Runs a cell whose last statement is an expression statement (its `POP_TOP` at `popTop`):
-    /// the same code object, made to return the value instead of dropping it (in place, before it
-    /// runs), so tracebacks are unchanged.
-    private func evaluateReturningValue(_ compiled: PyBorrowed, popTop: Int, in namespace: Namespace) -> PyOwned? {
-        guard PythonCode.returnValue(insteadOfPopTop: popTop, in: compiled) else {
+    /// Runs a cell whose last statement is an expression statement (its `POP_TOP`s at `popTops`,
+    /// one on each way out of the cell): the same code object, made to return the value instead
+    /// of dropping it (in place, before it runs), so tracebacks are unchanged.
+    private func evaluateReturningValue(_ compiled: PyBorrowed, popTops: [Int], in namespace: Namespace) -> PyOwned? {
+        guard PythonCode.returnValue(insteadOfPopTops: popTops, in: compiled) else {
             return evaluateReturning(compiled, in: namespace) != nil ? nil : PythonException.take()
         }
         guard let value = evaluateReturning(compiled, in: namespace) else { return PythonException.take() }

@@ -57,6 +57,27 @@ struct RichResultTests {
         }
     }
 
+    @Test("A last expression the compiler gives several ways out shows its value on each; a statement ending in branches shows none")
+    func everyWayOut() async throws {
+        let context = try await newContext()
+        defer { discard(context) }
+        _ = try await runOK("x, y, s = 1, 0, 'abc'", in: context)
+        // The cell's end (`POP_TOP; return None`) is copied onto each branch: only the last copy showed its value.
+        let cases: [(String, String)] = [
+            ("x and 5", "5"), ("y and 5", "0"), ("y or 7", "7"), ("x or 7", "1"), ("0 < x < 3", "True"), ("0 < x + 5 < 3", "False"),
+            ("len(s) > 0 and s.upper()", "'ABC'"), ("x if y else s", "'abc'"), ("y or x and s", "'abc'"), ("(x and\n 5)", "5"),
+            ("x = 1; x and 9", "9"), ((0..<300).map { "c\($0) = \($0)\n" }.joined() + "c1 and c2", "2"),
+        ]
+        for (code, value) in cases {
+            let record = try await run(code, in: context)
+            #expect(record.results == [RichResult(isMainResult: true, data: ["text/plain": value])], "\(code)")
+        }
+        for code in ["if y: (\nx)\nelse: (\nx and 5)", "if y: print()\nelse: (\nx\n)", "from os import path", "x and 5;"] {
+            let record = try await run(code, in: context)
+            #expect(record.result.status == .ok && record.results.isEmpty, "\(code)")
+        }
+    }
+
     @Test("A file run (a filename given, as `pykernel run`) has no main result")
     func filesHaveNoMainResult() async throws {
         let manager = try await engine()

@@ -19,6 +19,7 @@ _emit = None  # set by the engine: _emit((is_main_result, {mime: str}, metadata_
 _POP_TOP = 1
 _LOAD_CONST = 100
 _RETURN_VALUE = 83
+_EXTENDED_ARG = 144
 # Cells are compiled with top-level await allowed (their code is a coroutine's when they use it).
 _TOP_LEVEL_AWAIT = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 
@@ -74,21 +75,55 @@ def _suppressed(source, statement):
 
 
 def _returning_last_value(code, statement):
-    """``code`` with the ``POP_TOP`` of the final expression statement (the one at the
-    statement's exact position, right before the implicit ``return None``) replaced by
-    ``RETURN_VALUE``, or ``None`` when there is no such instruction."""
+    """``code`` with the ``POP_TOP`` of the final expression statement replaced by
+    ``RETURN_VALUE`` on every way out of the cell, or ``None`` when the bytecode is not as
+    expected. Each ``RETURN_VALUE`` of a module is its implicit ``return None``: the compiler
+    copies the end of the cell, ``POP_TOP; LOAD_CONST None; RETURN_VALUE``, onto each branch of
+    ``a and b``, ``a if c else b``, ``0 < a < 3``..., each copy at the position of the last
+    instruction of its branch, inside the statement."""
     raw = code.co_code
-    position = (statement.lineno, statement.end_lineno, statement.col_offset, statement.end_col_offset)
     positions = list(code.co_positions())
-    for offset in range(len(raw) - 6, -1, -2):
-        if (raw[offset] == _POP_TOP and raw[offset + 2] == _LOAD_CONST
-                and code.co_consts[raw[offset + 3]] is None and raw[offset + 4] == _RETURN_VALUE
-                and positions[offset // 2] == position):
-            patched = bytearray(raw)
-            patched[offset] = _RETURN_VALUE
-            patched[offset + 1] = 0
-            return code.replace(co_code=bytes(patched))
-    return None
+    first = (statement.lineno, statement.col_offset)
+    last = (statement.end_lineno, statement.end_col_offset)
+    pops = []
+    for offset in range(0, len(raw), 2):
+        if raw[offset] != _RETURN_VALUE:
+            continue
+        load = offset - 2
+        pop = _before(raw, load)
+        if (load < 0 or raw[load] != _LOAD_CONST or pop < 0 or raw[pop] != _POP_TOP
+                or code.co_consts[_argument(raw, load)] is not None):
+            return None
+        line, end_line, column, end_column = positions[pop // 2]
+        if None in (line, end_line, column, end_column) or not first <= (line, column) <= (end_line, end_column) <= last:
+            return None
+        pops.append(pop)
+    if not pops:
+        return None
+    patched = bytearray(raw)
+    for pop in pops:
+        patched[pop] = _RETURN_VALUE
+        patched[pop + 1] = 0
+    return code.replace(co_code=bytes(patched))
+
+
+def _before(raw, offset):
+    """The offset of the instruction before the one at ``offset``, past its ``EXTENDED_ARG``s."""
+    offset -= 2
+    while offset >= 0 and raw[offset] == _EXTENDED_ARG:
+        offset -= 2
+    return offset
+
+
+def _argument(raw, offset):
+    """The argument of the instruction at ``offset``, with its ``EXTENDED_ARG``s."""
+    value, shift = raw[offset + 1], 8
+    offset -= 2
+    while offset >= 0 and raw[offset] == _EXTENDED_ARG:
+        value |= raw[offset + 1] << shift
+        shift += 8
+        offset -= 2
+    return value
 
 
 _LITERAL_NODES = (ast.Constant, ast.BinOp, ast.UnaryOp, ast.Tuple, ast.operator, ast.unaryop,

@@ -150,6 +150,118 @@ def test_the_value_shown_matches_the_parsers_reading_of_random_cells(kernel):
     assert checked > 100
 
 
+@pytest.fixture(params=["namespace", "process"])
+def isolated_kernel(pykernel_bin, request):
+    """A fresh ``pykernel serve`` whose contexts are namespaces, then one whose are processes."""
+    args = ["--isolation", "process", "--pool-size", "1"] if request.param == "process" else []
+    client = PyKernel(pykernel_bin, args=args)
+    try:
+        yield client
+    finally:
+        client.close()
+    assert client.returncode == 0
+
+
+EXPRESSION_SETUP = ("x, y, s, e, L, n, d = 1, 0, 'abc', '', [1, 2], None, {'k': 1}\n"
+                    "f = lambda v: v * 2\n"
+                    "async def g(v):\n    return v\n")
+# Run after a cell in the same context: the repr of the cell's last expression evaluated on its own.
+EVALUATE_AGAIN = ("import ast as _ast, inspect as _inspect\n"
+                  "_v = eval(compile({source!r}, '<again>', 'eval', _ast.PyCF_ALLOW_TOP_LEVEL_AWAIT))\n"
+                  "if _inspect.iscoroutine(_v):\n    _v = await _v\n"
+                  "print(repr(_v))")
+# Shapes the compiler gives several ways out (a copy of the cell's end on each branch).
+BRANCHING_EXPRESSIONS = [
+    "x and 5", "y and 5", "y or 7", "x or 7", "0 < x < 3", "0 < x + 5 < 3", "len(s) > 0 and s.upper()",
+    "x if y else s", "x if x else s", "a = 1\na or b", "not x or d", "x and y or L", "y or x and s",
+    "1 < x == 1 != 2", "x < 2 < y < 3", "(w := x and 3)", "(lambda v: v and 2 or 3)(y)",
+    "[v for v in L if v and x]", "{v: v or 5 for v in (y, x)}", "sum(v for v in L if v > x)",
+    "await g(x) if x else 4", "await g(y) or await g(x and 9)", "x and await g(s)",
+    "(x and\n 5)", "x and \\\n5", "(y or\n n or\n 'last')", "x if (y or x) else (not L or 3)",
+    "[1,\n 2] if y else 6", "d['k'] if 'k' in d else None", "n if x else y", "n or n",
+    "e or s[0] < s[1] < s[2]", "x = 1; x and 5", "import math; x and math.pi",
+    "".join(f"k{i} = {i}\n" for i in range(300)) + "k1 and k2",  # past 255 constants: EXTENDED_ARG
+]
+
+
+def _expression_atom(chooser, depth):
+    if depth > 2 or chooser.random() < 0.3:
+        return chooser.choice(["x", "y", "s", "e", "L", "n", "d", "2", "'t'", "f(x)", "s.upper()", "L[0]",
+                               "d['k']", "len(s)", "await g(y)", "await g(s)"])
+    a, b, c = (_expression_atom(chooser, depth + 1) for _ in range(3))
+    return chooser.choice([
+        f"{a} and {b}", f"{a} or {b}", f"{a} and {b} or {c}", f"not {a}", f"({a} if {b} else {c})",
+        f"{a} if {b} else {c}", f"({a}) < ({b}) < ({c})", f"({a}) == ({b}) != ({c})", f"({a}) not in [{b}, {c}]",
+        f"(w := {a})", f"(lambda v: v or {a})({b})", f"[v for v in L if {a}]", f"str({a})", f"({a})",
+        f"[{a}, {b}][0]", f"(\n{a} or\n {b})"])
+
+
+def test_the_value_of_a_last_expression_with_several_ways_out_is_shown_on_each(isolated_kernel):
+    """`x = 1\nx and 5` showed nothing (IPython: 5), nor `0 < x < 3`: the compiler copies the
+    cell's end onto each branch of a boolean operation, a conditional expression or a chained
+    comparison, and only the last copy returned the value. Differential: over fixed and generated
+    (seeded) shapes, the value shown is the one the last expression gives evaluated again in the
+    same context."""
+    import ast
+    import random
+    kernel = isolated_kernel
+    assert kernel.run_code(EXPRESSION_SETUP).status == "ok"
+    chooser = random.Random(21)
+    cells = list(BRANCHING_EXPRESSIONS) + [_expression_atom(chooser, 0) for _ in range(150)]
+    checked = 0
+    for cell in cells:
+        try:
+            compile(cell, "<cell>", "exec", flags=0x2000)  # top-level await allowed
+        except SyntaxError:
+            continue  # the pieces do not always make Python
+        last = "(" + ast.get_source_segment(cell, ast.parse(cell).body[-1]) + ")"
+        result = kernel.run_code(cell)
+        again = kernel.run_code(EVALUATE_AGAIN.format(source=last))
+        if result.status == "error":  # `'abc' < {}`: the same error both times
+            assert (again.status, again.error.name) == ("error", result.error.name), cell
+            continue
+        checked += 1
+        assert result.status == "ok" and again.status == "ok", (cell, again.error)
+        expected = again.stdout[:-1]
+        assert result.text == (None if expected == "None" else expected), cell
+        assert [r.is_main_result for r in result.results] == ([] if expected == "None" else [True]), cell
+        hidden = kernel.run_code(cell + ";")
+        assert hidden.status == "ok" and hidden.results == [], cell
+    assert checked > 100
+
+
+STATEMENTS_ENDING_WITH_BRANCHES = [
+    "if y: (\nx)\nelse: (\nx and 5)", "if y: print()\nelse: (\nx\n)", "if x: (\ny or 3)",
+    "match x:\n    case 1:\n        x and 5\n    case _:\n        y or 7",
+    "match x:\n    case 2:\n        x\n", "from os import path", "from os import (path,\n sep)",
+    "import os.path as p", "async def h():\n    return 1\nasync with __import__('contextlib').nullcontext(): x and 5",
+    "for v in L: v and 5", "while y: y or 7", "try:\n    x and 5\nexcept Exception:\n    y or 7",
+    "with open('/dev/null'): x and 5", "if x: \\\nx and 5",
+]
+
+
+@pytest.mark.parametrize("cell", STATEMENTS_ENDING_WITH_BRANCHES)
+def test_a_statement_ending_with_expressions_has_no_value(kernel, cell):
+    """As IPython: a cell whose last statement is not an expression statement shows nothing, even
+    when each of its branches ends with an expression (`if c: (` newline `x)` showed x), nor does
+    `from os import path` (it showed the module `os`)."""
+    assert kernel.run_code(EXPRESSION_SETUP).status == "ok"
+    result = kernel.run_code(cell)
+    assert result.status == "ok", result.error
+    assert result.results == [], cell
+
+
+def test_the_value_of_a_cell_of_more_than_255_constants_is_shown(kernel):
+    """The implicit `return None` of a cell with more than 255 constants loads its `None` with an
+    `EXTENDED_ARG`: the value was lost."""
+    setup = "".join(f"c{i} = {i}\n" for i in range(300))
+    assert kernel.run_code(setup + "c5").text == "5"
+    assert kernel.run_code(setup + "1 + 1").text == "2"
+    assert kernel.run_code(setup + "c5 * 2").text == "10"
+    assert kernel.run_code(setup + "c5 and c7").text == "7"
+    assert kernel.run_code(setup + "(c5 if c0 else\n c9)").text == "9"
+
+
 def test_display_between_prints_arrives_between_them(kernel):
     events = []
     result = kernel.run_code(
