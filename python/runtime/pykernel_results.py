@@ -330,15 +330,19 @@ def display(*objs, include=None, exclude=None, metadata=None, raw=False, **kwarg
     representation it offers: ``_repr_html_``, ``_repr_png_``, ``_repr_mimebundle_``, ...), as
     IPython's ``display`` does in Jupyter (it is IPython's too once ``IPython.display`` is
     imported: outside a shell IPython would print the ``repr``). ``include``/``exclude`` are
-    passed to ``_repr_mimebundle_`` and filter the MIME types, ``metadata`` is added to each
-    result's, ``raw=True`` takes dicts as bundles; ``display_id``, ``transient`` and ``clear``
-    are not supported (every call adds results)."""
+    passed to ``_repr_mimebundle_`` and filter the MIME types, ``metadata`` is merged into each
+    result's (as IPython merges it: over the representations' own, dicts key by key),
+    ``raw=True`` takes dicts as bundles; ``display_id``, ``transient`` and ``clear`` are not
+    supported (every call adds results)."""
     for obj in objs:
+        chart = None
         if raw and isinstance(obj, dict):
             data, extra = _strings(obj), {}
-        elif type(obj) in _PLAIN_TYPES or _is_figure(obj):
-            _emit_bundle(obj, False)
-            continue
+        elif type(obj) in _PLAIN_TYPES:  # no representation method to look for
+            data, extra = {"text/plain": repr(obj)}, {}
+        elif _is_figure(obj):
+            data, chart = _figure_bundle(obj)
+            extra = {}
         else:
             data, extra = bundle(obj, include, exclude)
         if include is not None:
@@ -347,9 +351,26 @@ def display(*objs, include=None, exclude=None, metadata=None, raw=False, **kwarg
             data = {mime: value for mime, value in data.items() if mime not in exclude or mime == "text/plain"}
         # The metadata of a type left out goes with it.
         extra = {key: value for key, value in extra.items() if "/" not in key or key in data}
-        if metadata:
-            extra = {**extra, **metadata}
-        _emit((False, data, _metadata_json(obj, extra), None))
+        if metadata and isinstance(metadata, dict):  # IPython ignores metadata that is no dict
+            extra = _merged(extra, metadata)
+        _emit((False, data, _metadata_json(obj, extra), chart))
+
+
+def _figure_bundle(figure):
+    """A matplotlib figure's ``image/png`` and ``text/plain``, and its chart record as JSON."""
+    data, chart = sys.modules["pykernel_charts"].figure_bundle(figure)
+    return data, json.dumps(chart, allow_nan=False, default=str)
+
+
+def _merged(metadata, extra):
+    """IPython's ``_merge``: ``extra`` over ``metadata``, dicts merged key by key (neither is
+    changed)."""
+    if not isinstance(extra, dict) or not isinstance(metadata, dict):
+        return extra
+    merged = dict(metadata)
+    for key, value in extra.items():
+        merged[key] = _merged(merged.get(key), value)
+    return merged
 
 
 def _publish_display_data(data, metadata=None, *args, **kwargs):

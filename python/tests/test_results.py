@@ -584,6 +584,46 @@ def test_ipython_display_include_exclude_metadata_and_publish_display_data(ipyth
     assert [r.data for r in events] == [r.data for r in result.results], "streamed as code.result"
 
 
+@both_kinds
+def test_display_merges_metadata_and_filters_types_of_every_object(ipython_kernel):
+    """`display(5, metadata={'a': 1})` (a value of a built-in type) and `display(fig, ...)` (a
+    matplotlib figure) dropped the metadata and ignored `include`/`exclude`. As IPython: the
+    metadata is merged over the representations' own, dicts key by key; metadata that is no dict
+    is ignored."""
+    result = ipython_kernel.run_code(
+        "import matplotlib.pyplot as plt\n"
+        "from IPython.display import display as ipython_display\n"
+        "class C:\n    def __repr__(self): return 'C()'\n"
+        "class M:\n"
+        "    def _repr_mimebundle_(self, include=None, exclude=None):\n"
+        "        return {'text/html': '<b>m</b>'}, {'text/html': {'k': 1}}\n"
+        "    def __repr__(self): return 'M()'\n"
+        "display(5, metadata={'a': 1})\n"
+        "display('s', [1], metadata={'a': 1})\n"
+        "ipython_display(C(), {'k': 2}, metadata={'a': 1})\n"
+        "fig = plt.figure(); plt.plot([1, 2])\n"
+        "display(fig, metadata={'image/png': {'width': 10}})\n"
+        "display(fig, exclude=['image/png'])\n"
+        "ipython_display(fig, include=['text/plain'], metadata={'a': 2}); plt.close(fig)\n"
+        "display(M(), metadata={'text/html': {'isolated': True}, 'a': 3})\n"
+        "display(M(), exclude=['text/html'], metadata={'a': 4})\n"
+        "display(5, metadata=['not', 'a', 'dict'])\n", timeout=120)
+    assert result.status == "ok", result.error and result.error.traceback
+    shown = [(sorted(r.data), r.metadata, r.chart is not None) for r in result.results]
+    assert shown == [
+        (["text/plain"], {"a": 1}, False),
+        (["text/plain"], {"a": 1}, False), (["text/plain"], {"a": 1}, False),
+        (["text/plain"], {"a": 1}, False), (["text/plain"], {"a": 1}, False),
+        (["image/png", "text/plain"], {"image/png": {"width": 10}}, True),
+        (["text/plain"], {}, True),
+        (["text/plain"], {"a": 2}, True),
+        (["text/html", "text/plain"], {"text/html": {"k": 1, "isolated": True}, "a": 3}, False),
+        (["text/plain"], {"a": 4}, False),
+        (["text/plain"], {}, False),
+    ]
+    assert [r.text for r in result.results[:5]] == ["5", "'s'", "[1]", "C()", "{'k': 2}"]
+
+
 def test_an_interrupt_while_a_representation_is_made_stops_the_run(pykernel_bin):
     """As IPython's formatters let a KeyboardInterrupt through: an interrupt while `display()`
     waits in a `_repr_html_` stops the run there (it was reported as a representation "left out",
