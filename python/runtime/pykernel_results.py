@@ -136,8 +136,9 @@ def _is_literal(node):
 
 
 def main_result(value, namespace):
-    """Shows the cell's value: binds it to ``_`` and emits it as the main result. Returns the
-    exception a raising ``__repr__`` raised (without this module's frames), else ``None``."""
+    """Shows the cell's value: binds it to ``_`` and emits it as the main result (a value with
+    ``_ipython_display_`` shows itself instead: what it displays are not main results). Returns
+    the exception a raising ``__repr__`` raised (without this module's frames), else ``None``."""
     namespace["_"] = value
     try:
         _emit_bundle(value, True)
@@ -174,6 +175,8 @@ def _emit_bundle(obj, is_main):
     if type(obj) in _PLAIN_TYPES:  # no representation method to look for
         _emit((is_main, {"text/plain": repr(obj)}, None, None))
         return
+    if _displayed_itself(obj):
+        return
     if "matplotlib.figure" in sys.modules:
         charts = sys.modules["pykernel_charts"]
         if charts.is_figure(obj):
@@ -184,6 +187,27 @@ def _emit_bundle(obj, is_main):
             return
     data, metadata = bundle(obj)
     _emit((is_main, data, _metadata_json(obj, metadata), None))
+
+
+def _displayed_itself(obj):
+    """Whether the object showed itself: as IPython, an object's ``_ipython_display_()`` is
+    called instead of formatting it (it calls ``display()`` with what it shows, maybe nothing),
+    before any ``_repr_*_``. One that raises is formatted as usual, with a line on stderr (one
+    raising ``NotImplementedError`` without it, as IPython)."""
+    if _claims_every_attribute(obj):
+        return False
+    method = _representation(obj, "_ipython_display_")
+    if method is None:
+        return False
+    try:
+        method()
+    except NotImplementedError:
+        return False
+    except Exception as error:  # as IPython's formatters: an interrupt stops the display
+        sys.stderr.write(f"{type(obj).__name__}._ipython_display_() raised {type(error).__name__}: {error}; "
+                         "the object is shown from its representations\n")
+        return False
+    return True
 
 
 def bundle(obj, include=None, exclude=None):
@@ -329,7 +353,8 @@ def display(*objs, include=None, exclude=None, metadata=None, raw=False, **kwarg
     """Shows each object as a rich result (``text/plain`` is its ``repr``, plus every
     representation it offers: ``_repr_html_``, ``_repr_png_``, ``_repr_mimebundle_``, ...), as
     IPython's ``display`` does in Jupyter (it is IPython's too once ``IPython.display`` is
-    imported: outside a shell IPython would print the ``repr``). ``include``/``exclude`` are
+    imported: outside a shell IPython would print the ``repr``); an object with
+    ``_ipython_display_`` is shown by calling it instead. ``include``/``exclude`` are
     passed to ``_repr_mimebundle_`` and filter the MIME types, ``metadata`` is merged into each
     result's (as IPython merges it: over the representations' own, dicts key by key),
     ``raw=True`` takes dicts as bundles; ``display_id``, ``transient`` and ``clear`` are not
@@ -340,6 +365,8 @@ def display(*objs, include=None, exclude=None, metadata=None, raw=False, **kwarg
             data, extra = _strings(obj), {}
         elif type(obj) in _PLAIN_TYPES:  # no representation method to look for
             data, extra = {"text/plain": repr(obj)}, {}
+        elif _displayed_itself(obj):
+            continue
         elif _is_figure(obj):
             data, chart = _figure_bundle(obj)
             extra = {}

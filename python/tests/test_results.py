@@ -624,6 +624,64 @@ def test_display_merges_metadata_and_filters_types_of_every_object(ipython_kerne
     assert [r.text for r in result.results[:5]] == ["5", "'s'", "[1]", "C()", "{'k': 2}"]
 
 
+@both_kinds
+def test_an_object_with_ipython_display_shows_itself(ipython_kernel):
+    """As IPython: an object's `_ipython_display_()` is called instead of formatting it (before
+    `_repr_mimebundle_`), for `display()` and for the last expression's value (still bound to
+    `_`); what it displays are the results (`IPython.display.GeoJSON` shows
+    `application/geo+json`). It was never called: the object showed as its repr."""
+    events = []
+
+    def printed(message):  # output chunks written in a row may come as one
+        if events and isinstance(events[-1], str):
+            events[-1] += message.text
+        else:
+            events.append(message.text)
+
+    result = ipython_kernel.run_code(
+        "from IPython.display import GeoJSON, display as ipython_display\n"
+        "class W:\n"
+        "    def _ipython_display_(self):\n"
+        "        print('showing')\n"
+        "        display({'text/html': '<b>custom</b>', 'text/plain': 'custom'}, raw=True)\n"
+        "    def _repr_mimebundle_(self, include=None, exclude=None):\n"
+        "        return {'text/html': 'never'}\n"
+        "class Silent:\n"
+        "    def _ipython_display_(self):\n"
+        "        pass\n"
+        "print('before')\n"
+        "display(W(), Silent(), metadata={'a': 1})\n"
+        "ipython_display(GeoJSON({'type': 'Point', 'coordinates': [1, 2]}))\n"
+        "W()", on_stdout=printed, on_result=lambda r: events.append((r.text, r.is_main_result)),
+        timeout=120)
+    assert result.status == "ok", result.error and result.error.traceback
+    assert events == ["before\nshowing\n", ("custom", False), ("<IPython.display.GeoJSON object>", False),
+                      "showing\n", ("custom", False)]
+    assert result.results[0].html == "<b>custom</b>"
+    assert result.results[1].data["application/geo+json"] == {"type": "Point", "coordinates": [1, 2]}
+    assert result.text is None, "no main result"
+    assert ipython_kernel.run_code("type(_).__name__").text == "'W'", "the value is bound to _"
+
+
+def test_a_raising_ipython_display_shows_the_object_from_its_representations(isolated_kernel):
+    result = isolated_kernel.run_code(
+        "class R:\n"
+        "    def _ipython_display_(self):\n"
+        "        raise ValueError('no')\n"
+        "    def _repr_html_(self):\n"
+        "        return '<i>r</i>'\n"
+        "    def __repr__(self):\n"
+        "        return 'R()'\n"
+        "class N(R):\n"
+        "    def _ipython_display_(self):\n"
+        "        raise NotImplementedError\n"
+        "display(R())\nN()")
+    assert result.status == "ok", result.error
+    assert [(r.data, r.is_main_result) for r in result.results] == [
+        ({"text/plain": "R()", "text/html": "<i>r</i>"}, False), ({"text/plain": "R()", "text/html": "<i>r</i>"}, True)]
+    assert result.stderr == "R._ipython_display_() raised ValueError: no; the object is shown from its representations\n"
+
+
 def test_an_interrupt_while_a_representation_is_made_stops_the_run(pykernel_bin):
     """As IPython's formatters let a KeyboardInterrupt through: an interrupt while `display()`
     waits in a `_repr_html_` stops the run there (it was reported as a representation "left out",
