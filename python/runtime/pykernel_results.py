@@ -236,7 +236,7 @@ def bundle(obj, include=None, exclude=None):
                     if converted is not None:
                         data[str(mime)] = converted
                     elif value is not None:
-                        _report_invalid(obj, "_repr_mimebundle_", f"{_NOT_JSON} for {mime}")
+                        _report_invalid(obj, "_repr_mimebundle_", f"returned {_unfit(mime, value)} for {mime}")
     for name, mime in _REPR_METHODS:
         if mime in data:
             continue
@@ -248,9 +248,9 @@ def bundle(obj, include=None, exclude=None):
         except Exception as error:  # as IPython's formatters: an interrupt stops the display
             _report(obj, name, error)
             continue
+        extra = None
         if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
             value, extra = value
-            metadata[mime] = extra
         if value is None:
             continue
         expected = _RETURN_TYPES.get(mime, (str,))
@@ -260,12 +260,15 @@ def bundle(obj, include=None, exclude=None):
             continue
         converted = _convert(mime, value)
         if converted is None:
-            _report_invalid(obj, name, "returned text that is not base64" if mime in _BINARY else _NOT_JSON)
+            _report_invalid(obj, name, f"returned {_unfit(mime, value)}")
             continue
         data[mime] = converted
+        if extra is not None:
+            metadata[mime] = extra
     if "text/plain" not in data:
         data["text/plain"] = repr(obj)  # a raising __repr__ makes the run an error
-    return data, metadata
+    # The metadata of a representation left out (or never made) goes with it.
+    return data, {key: value for key, value in metadata.items() if "/" not in key or key in data}
 
 
 def _claims_every_attribute(obj):
@@ -290,13 +293,22 @@ def _representation(obj, name):
     return method if callable(method) else None
 
 
+def _is_json_type(mime):
+    """Whether the wire carries a representation of this MIME type as a JSON value (not text):
+    ``application/json`` and every ``...+json`` type (plotly's, vega's, GeoJSON's), as Jupyter."""
+    return mime == "application/json" or str(mime).endswith("+json")
+
+
 def _convert(mime, value):
-    """A representation as the wire carries it (``None``: leave it out)."""
+    """A representation as the wire carries it (``None``: leave it out): a JSON type's value as
+    its JSON text (what JSON cannot hold, a set or another object, NaN, leaves it out), bytes
+    as base64, text as it is. Another value under a type that is not JSON (a dict under
+    ``application/x-custom``) is left out: Jupyter's other types are text."""
     if value is None:
         return None
-    if mime == "application/json" or str(mime).endswith("+json"):
+    if _is_json_type(mime):
         try:
-            return json.dumps(value, default=repr, allow_nan=False)
+            return json.dumps(value, allow_nan=False)
         except Exception:  # a stop (KeyboardInterrupt) goes on
             return None
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -307,12 +319,29 @@ def _convert(mime, value):
         except ValueError:
             return None
         return value
-    return value if isinstance(value, str) else str(value)
+    return value if isinstance(value, str) else None
 
 
-def _strings(bundle):
-    return {str(mime): converted for mime, value in bundle.items()
-            if (converted := _convert(mime, value)) is not None}
+def _unfit(mime, value):
+    """What a representation ``_convert`` left out is (the line on stderr says why)."""
+    if _is_json_type(mime):
+        return _NOT_JSON
+    if mime in _BINARY and isinstance(value, str):
+        return "text that is not base64"
+    return f"{type(value).__name__}, not str,"
+
+
+def _strings(bundle, caller):
+    """A bundle the code made itself (``display(..., raw=True)``, ``publish_display_data``), as
+    the wire carries it; a representation left out gets a line on stderr."""
+    converted = {}
+    for mime, value in bundle.items():
+        text = _convert(mime, value)
+        if text is not None:
+            converted[str(mime)] = text
+        elif value is not None:
+            sys.stderr.write(f"{caller}() got {_unfit(mime, value)} for {mime}; that representation is left out\n")
+    return converted
 
 
 def _report(obj, name, error):
@@ -334,7 +363,7 @@ def _metadata_json(obj, metadata):
         return None
 
 
-_NOT_JSON = "returned a value that is not JSON (NaN, an infinity, a key JSON cannot hold, or nesting too deep)"
+_NOT_JSON = "a value that is not JSON (NaN, an infinity, a set or another object JSON cannot hold, such a key, or nesting too deep)"
 
 
 def _report_invalid(obj, name, reason):
@@ -362,7 +391,7 @@ def display(*objs, include=None, exclude=None, metadata=None, raw=False, **kwarg
     for obj in objs:
         chart = None
         if raw and isinstance(obj, dict):
-            data, extra = _strings(obj), {}
+            data, extra = _strings(obj, "display"), {}
         elif type(obj) in _PLAIN_TYPES:  # no representation method to look for
             data, extra = {"text/plain": repr(obj)}, {}
         elif _displayed_itself(obj):
@@ -402,7 +431,7 @@ def _merged(metadata, extra):
 
 def _publish_display_data(data, metadata=None, *args, **kwargs):
     """IPython's ``publish_display_data``: a MIME bundle (and its metadata) as one result."""
-    _emit((False, _strings(data), _metadata_json(data, metadata), None))
+    _emit((False, _strings(data, "publish_display_data"), _metadata_json(data, metadata), None))
 
 
 def _is_figure(obj):

@@ -360,12 +360,55 @@ def test_a_representation_of_a_type_ipython_refuses_is_left_out_with_a_line_on_s
     assert result.stderr.splitlines() == [
         "F._repr_html_() returned int, not str; that representation is left out",
         "F._repr_png_() returned int, not bytes or str; that representation is left out",
-        "F._repr_json_() returned a value that is not JSON (NaN, an infinity, a key JSON cannot hold, or nesting too deep); "
+        "F._repr_json_() returned a value that is not JSON (NaN, an infinity, a set or another object JSON cannot hold, such a key, or nesting too deep); "
         "that representation is left out",
-        "G._repr_mimebundle_() returned a value that is not JSON (NaN, an infinity, a key JSON cannot hold, or nesting too deep) "
+        "G._repr_mimebundle_() returned a value that is not JSON (NaN, an infinity, a set or another object JSON cannot hold, such a key, or nesting too deep) "
         "for application/json; that representation is left out",
-        "D._repr_json_() returned a value that is not JSON (NaN, an infinity, a key JSON cannot hold, or nesting too deep); "
+        "D._repr_json_() returned a value that is not JSON (NaN, an infinity, a set or another object JSON cannot hold, such a key, or nesting too deep); "
         "that representation is left out",
+    ]
+
+
+NOT_JSON = "a value that is not JSON (NaN, an infinity, a set or another object JSON cannot hold, such a key, or nesting too deep)"
+
+
+def test_json_representations_hold_json_values_and_other_types_text(isolated_kernel):
+    """A `_repr_json_` holding a set or an object was sent as their reprs' text (`json.dumps(...,
+    default=repr)`), and a dict under a type that is not JSON as its Python repr: both are left
+    out with a line on stderr, with their metadata; `application/json` and every `+json` type
+    are JSON values on the wire, the other types text."""
+    result = isolated_kernel.run_code(
+        "class J:\n"
+        "    def _repr_json_(self): return {'s': {1, 2}}, {'expanded': True}\n"
+        "    def _repr_html_(self): return '<b>j</b>', {'isolated': True}\n"
+        "    def __repr__(self): return 'J'\n"
+        "class O:\n"
+        "    def _repr_json_(self): return [object()]\n"
+        "    def __repr__(self): return 'O'\n"
+        "class M:\n"
+        "    def _repr_mimebundle_(self, include=None, exclude=None):\n"
+        "        return ({'application/x-custom': {'k': [1]}, 'text/x-number': 5, 'application/vnd.plot+json': {'data': [1]},\n"
+        "                 'application/geo+json': {'type': 'Point', 'coordinates': (1, 2)}, 'application/vnd.bad+json': {1, 2},\n"
+        "                 'application/vnd.text+json': 'a string'},\n"
+        "                {'application/x-custom': {'m': 1}, 'application/vnd.plot+json': {'m': 2}, 'source': 'm'})\n"
+        "    def __repr__(self): return 'M'\n"
+        "display(J(), O(), M())\n"
+        "display({'text/plain': 'raw', 'application/x-custom': {'k': 1}, 'application/vnd.v+json': {'k': 1}}, raw=True)")
+    assert result.status == "ok", result.error
+    assert [(r.data, r.metadata) for r in result.results] == [
+        ({"text/plain": "J", "text/html": "<b>j</b>"}, {"text/html": {"isolated": True}}),
+        ({"text/plain": "O"}, {}),
+        ({"text/plain": "M", "application/vnd.plot+json": {"data": [1]}, "application/geo+json": {"type": "Point", "coordinates": [1, 2]},
+          "application/vnd.text+json": "a string"}, {"application/vnd.plot+json": {"m": 2}, "source": "m"}),
+        ({"text/plain": "raw", "application/vnd.v+json": {"k": 1}}, {}),
+    ]
+    assert result.stderr.splitlines() == [
+        f"J._repr_json_() returned {NOT_JSON}; that representation is left out",
+        f"O._repr_json_() returned {NOT_JSON}; that representation is left out",
+        "M._repr_mimebundle_() returned dict, not str, for application/x-custom; that representation is left out",
+        "M._repr_mimebundle_() returned int, not str, for text/x-number; that representation is left out",
+        f"M._repr_mimebundle_() returned {NOT_JSON} for application/vnd.bad+json; that representation is left out",
+        "display() got dict, not str, for application/x-custom; that representation is left out",
     ]
 
 
