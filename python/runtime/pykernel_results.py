@@ -9,7 +9,9 @@ Bundles reach the engine through the native ``_emit`` (set at start-up), in orde
 import ast
 import base64
 import builtins
+import contextlib
 import json
+import os
 import sys
 from types import CodeType
 
@@ -266,9 +268,94 @@ def bundle(obj, include=None, exclude=None):
         if extra is not None:
             metadata[mime] = extra
     if "text/plain" not in data:
-        data["text/plain"] = repr(obj)  # a raising __repr__ makes the run an error
+        data["text/plain"] = _plain_text(obj)  # a raising __repr__ makes the run an error
     # The metadata of a representation left out (or never made) goes with it.
     return data, {key: value for key, value in metadata.items() if "/" not in key or key in data}
+
+
+def _plain_text(obj):
+    """An object's ``text/plain``, as IPython's formatter makes it: what its ``_repr_pretty_``
+    prints when its class (or the nearest one in its MRO defining either) defines that method
+    rather than ``__repr__``, else its ``repr``. IPython's pretty printer prints it when IPython
+    can be imported (lines cut at 79 columns), else a printer of the same interface on one line.
+    One that raises is left out with a line on stderr (the ``repr`` is used)."""
+    if not _has_pretty_method(type(obj)):
+        return repr(obj)
+    try:
+        try:
+            from IPython.lib.pretty import pretty
+        except ImportError:
+            return _OneLinePrinter().printed(obj)
+        return pretty(obj)
+    except Exception as error:  # as IPython's formatters: an interrupt stops the display
+        _report(obj, "_repr_pretty_", error)
+        return repr(obj)
+
+
+def _has_pretty_method(cls):
+    """Whether IPython's pretty printer would call ``cls._repr_pretty_`` (the first class of the
+    MRO defining ``_repr_pretty_`` or ``__repr__`` defines ``_repr_pretty_``)."""
+    for klass in cls.__mro__:
+        if "_repr_pretty_" in klass.__dict__:
+            return callable(getattr(cls, "_repr_pretty_", None))
+        if klass is not object and "__repr__" in klass.__dict__:
+            return False
+    return False
+
+
+class _OneLinePrinter:
+    """The interface of IPython's ``RepresentationPrinter`` that ``_repr_pretty_`` methods use
+    (``text``, ``breakable``, ``pretty``, ``group``...), printing on one line: a breakable is its
+    separator, a forced break a new line."""
+
+    def __init__(self):
+        self._parts = []
+        self._shown = []  # the ids of the objects being printed, to tell a cycle
+
+    def printed(self, obj):
+        self.pretty(obj)
+        return "".join(self._parts)
+
+    def pretty(self, obj):
+        if not _has_pretty_method(type(obj)):
+            self._parts.append(repr(obj))
+            return
+        cycle = id(obj) in self._shown
+        self._shown.append(id(obj))
+        try:
+            type(obj)._repr_pretty_(obj, self, cycle)
+        finally:
+            self._shown.pop()
+
+    def text(self, obj):
+        self._parts.append(obj)
+
+    def breakable(self, sep=" "):
+        self._parts.append(sep)
+
+    def break_(self):
+        self._parts.append("\n")
+
+    def begin_group(self, indent=0, open=""):
+        self._parts.append(open)
+
+    def end_group(self, dedent=0, close=""):
+        self._parts.append(close)
+
+    @contextlib.contextmanager
+    def group(self, indent=0, open="", close=""):
+        self.begin_group(indent, open)
+        try:
+            yield
+        finally:
+            self.end_group(indent, close)
+
+    @contextlib.contextmanager
+    def indent(self, indent):
+        yield
+
+    def flush(self):
+        pass
 
 
 def _claims_every_attribute(obj):
@@ -378,7 +465,7 @@ def _without_engine_frames(error):
     return error.with_traceback(tb)
 
 
-def display(*objs, include=None, exclude=None, metadata=None, raw=False, **kwargs):
+def display(*objs, include=None, exclude=None, metadata=None, raw=False, display_id=None, **kwargs):
     """Shows each object as a rich result (``text/plain`` is its ``repr``, plus every
     representation it offers: ``_repr_html_``, ``_repr_png_``, ``_repr_mimebundle_``, ...), as
     IPython's ``display`` does in Jupyter (it is IPython's too once ``IPython.display`` is
@@ -386,8 +473,10 @@ def display(*objs, include=None, exclude=None, metadata=None, raw=False, **kwarg
     ``_ipython_display_`` is shown by calling it instead. ``include``/``exclude`` are
     passed to ``_repr_mimebundle_`` and filter the MIME types, ``metadata`` is merged into each
     result's (as IPython merges it: over the representations' own, dicts key by key),
-    ``raw=True`` takes dicts as bundles; ``display_id``, ``transient`` and ``clear`` are not
-    supported (every call adds results)."""
+    ``raw=True`` takes dicts as bundles. ``display_id=True`` (or an id) returns a
+    :class:`DisplayHandle`, as IPython does; results are never replaced on the wire, so updating
+    it (``update_display``) adds the new object as one more result. ``transient`` and ``clear``
+    are ignored."""
     for obj in objs:
         chart = None
         if raw and isinstance(obj, dict):
@@ -410,6 +499,29 @@ def display(*objs, include=None, exclude=None, metadata=None, raw=False, **kwarg
         if metadata and isinstance(metadata, dict):  # IPython ignores metadata that is no dict
             extra = _merged(extra, metadata)
         _emit((False, data, _metadata_json(obj, extra), chart))
+    if display_id:
+        return DisplayHandle(None if display_id is True else display_id)
+    return None
+
+
+class DisplayHandle:
+    """What ``display(..., display_id=True)`` returns, as IPython's ``DisplayHandle``. The wire
+    has no display updates: ``display(obj)`` and ``update(obj)`` both show ``obj`` as one more
+    result (a client showing results in order shows the latest last)."""
+
+    def __init__(self, display_id=None):
+        self.display_id = os.urandom(16).hex() if display_id is None else display_id
+
+    def __repr__(self):
+        return f"<{type(self).__name__} display_id={self.display_id}>"
+
+    def display(self, obj, **kwargs):
+        """Shows ``obj`` as a new result (``display(obj, **kwargs)``)."""
+        display(obj, display_id=self.display_id, **kwargs)
+
+    def update(self, obj, **kwargs):
+        """Shows ``obj`` as a new result: what the display shows now (nothing is replaced)."""
+        display(obj, display_id=self.display_id, **kwargs)
 
 
 def _figure_bundle(figure):

@@ -725,6 +725,88 @@ def test_a_raising_ipython_display_shows_the_object_from_its_representations(iso
     assert result.stderr == "R._ipython_display_() raised ValueError: no; the object is shown from its representations\n"
 
 
+DISPLAY_HANDLES = (
+    "h = display('first', display_id=True)\n"
+    "print(repr(h) == f'<DisplayHandle display_id={h.display_id}>', len(h.display_id))\n"
+    "h.update('second')\n"
+    "h.display('third')\n"
+    "print(display(1, display_id='mine').display_id, display(2))\n")
+
+
+def test_display_with_a_display_id_returns_a_handle_whose_updates_are_new_results(isolated_kernel):
+    """`display(..., display_id=True)` returned None, so `h.update(...)` raised AttributeError:
+    it returns a handle, as IPython's; with no display updates on the wire, an update is one
+    more result."""
+    result = isolated_kernel.run_code(DISPLAY_HANDLES)
+    assert result.status == "ok", result.error
+    assert result.stdout == "True 32\nmine None\n"
+    assert [(r.text, r.is_main_result) for r in result.results] == [
+        ("'first'", False), ("'second'", False), ("'third'", False), ("1", False), ("2", False)]
+
+
+PRETTY_CLASSES = (
+    "class P:\n"
+    "    def _repr_pretty_(self, p, cycle):\n"
+    "        with p.group(1, '[', ']'):\n"
+    "            p.text('pretty')\n"
+    "            p.breakable()\n"
+    "            p.pretty(['a', 2])\n"
+    "class Node:\n"
+    "    def __init__(self):\n"
+    "        self.child = self\n"
+    "    def _repr_pretty_(self, p, cycle):\n"
+    "        if cycle:\n"
+    "            return p.text('Node(...)')\n"
+    "        p.text('Node(')\n"
+    "        p.pretty(self.child)\n"
+    "        p.text(')')\n"
+    "class Q(P):\n"
+    "    def __repr__(self):\n"
+    "        return 'Q()'\n"
+    "class Broken:\n"
+    "    def _repr_pretty_(self, p, cycle):\n"
+    "        raise ValueError('no')\n"
+    "    def __repr__(self):\n"
+    "        return 'Broken()'\n"
+    "class Both:\n"
+    "    def _repr_pretty_(self, p, cycle):\n"
+    "        p.text('pretty')\n"
+    "    def _repr_mimebundle_(self, include=None, exclude=None):\n"
+    "        return {'text/plain': 'bundled'}\n"
+    "display(P(), Node(), Q(), Broken(), Both())\n")
+PRETTY_TEXTS = ["[pretty ['a', 2]]", "Node(Node(...))", "Q()", "Broken()", "bundled"]
+
+
+def test_repr_pretty_makes_the_text_as_in_ipython(isolated_kernel):
+    """IPython's text/plain of an object whose class defines `_repr_pretty_` is what that method
+    prints (the object's repr was shown); without IPython, a printer of the same interface prints
+    it on one line."""
+    result = isolated_kernel.run_code(PRETTY_CLASSES + "P()")
+    assert [r.text for r in result.results] == PRETTY_TEXTS + ["[pretty ['a', 2]]"]
+    assert result.results[-1].is_main_result
+    assert result.stderr == "Broken._repr_pretty_() raised ValueError: no; that representation is left out\n"
+
+
+@both_kinds
+def test_ipython_display_handles_pretty_and_update_display(ipython_kernel):
+    result = ipython_kernel.run_code(
+        "from IPython.display import display, update_display, DisplayHandle, Pretty\n"
+        + DISPLAY_HANDLES
+        + "p = display(Pretty('one'), display_id=True)\n"
+        "p.update(Pretty('two'))\n"
+        "update_display(Pretty('three'), display_id=p.display_id)\n"
+        "d = DisplayHandle()\nd.display('x')\nd.update('y')\n"
+        + PRETTY_CLASSES + "class Long:\n"
+        "    def _repr_pretty_(self, p, cycle):\n"
+        "        p.pretty(list(range(40)))\n"
+        "Long()", timeout=120)
+    assert result.status == "ok", result.error and result.error.traceback
+    assert result.stdout == "True 32\nmine None\n"
+    assert [r.text for r in result.results] == [
+        "'first'", "'second'", "'third'", "1", "2", "one", "two", "three", "'x'", "'y'"] + PRETTY_TEXTS + [
+        "[0,\n" + "".join(f" {i},\n" for i in range(1, 39)) + " 39]"]
+
+
 def test_an_interrupt_while_a_representation_is_made_stops_the_run(pykernel_bin):
     """As IPython's formatters let a KeyboardInterrupt through: an interrupt while `display()`
     waits in a `_repr_html_` stops the run there (it was reported as a representation "left out",
