@@ -494,11 +494,11 @@ def display(*objs, include=None, exclude=None, metadata=None, raw=False, display
             data = {mime: value for mime, value in data.items() if mime in include or mime == "text/plain"}
         if exclude is not None:
             data = {mime: value for mime, value in data.items() if mime not in exclude or mime == "text/plain"}
-        # The metadata of a type left out goes with it.
-        extra = {key: value for key, value in extra.items() if "/" not in key or key in data}
+        if extra:  # the metadata of a type left out goes with it
+            extra = {key: value for key, value in extra.items() if "/" not in key or key in data}
         if metadata and isinstance(metadata, dict):  # IPython ignores metadata that is no dict
             extra = _merged(extra, metadata)
-        _emit((False, data, _metadata_json(obj, extra), chart))
+        _emit((False, data, _metadata_json(obj, extra) if extra else None, chart))
     if display_id:
         return DisplayHandle(None if display_id is True else display_id)
     return None
