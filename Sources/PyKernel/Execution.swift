@@ -29,11 +29,17 @@ public struct ErrorRecord: Sendable, Hashable {
     public let value: String
     /// The full text `python3 file.py` prints for it, with the cell's pseudo-filename (`<cell-N>`).
     public let traceback: String
+    /// For a `SystemExit` (or a subclass) that ended a program run on the process's own streams
+    /// (``KernelConfiguration/usesProcessStandardStreams``, `pykernel run`): the status python3
+    /// exits with for it, taken from its `code` as python3 takes it (what its `str()` or `value`
+    /// says does not matter). `nil` otherwise; never part of the protocol's record.
+    public let exitStatus: Int32?
 
-    public init(name: String, value: String, traceback: String) {
+    public init(name: String, value: String, traceback: String, exitStatus: Int32? = nil) {
         self.name = name
         self.value = value
         self.traceback = traceback
+        self.exitStatus = exitStatus
     }
 }
 

@@ -789,14 +789,16 @@ final class InterpreterState {
         }
     }
 
-    /// `(name, value, traceback)` from the runtime's `end_run`, or `nil` for `None`.
+    /// `(name, value, traceback[, exit status])` from the runtime's `end_run`, or `nil` for `None`.
     private static func record(from description: PyBorrowed) -> ErrorRecord? {
         guard !description.isNone,
             let name = description.tupleItem(0)?.stringValue,
             let value = description.tupleItem(1)?.stringValue,
             let traceback = description.tupleItem(2)?.stringValue
         else { return nil }
-        return ErrorRecord(name: name, value: value, traceback: traceback)
+        // A program's `SystemExit` on the process's own streams: the status python3 exits with.
+        let status = description.tupleSize > 3 ? description.tupleItem(3)?.integerValue.map(Int32.init(truncatingIfNeeded:)) : nil
+        return ErrorRecord(name: name, value: value, traceback: traceback, exitStatus: status)
     }
 
     /// The record of a stop the code swallowed and then ended normally.

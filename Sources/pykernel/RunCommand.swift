@@ -219,30 +219,14 @@ struct Run: AsyncParsableCommand {
         return literal + "'"
     }
 
-    /// The status python3 exits with for a `SystemExit` whose code has this `str()` (the record's
-    /// value), or `nil` when python3 prints the code and exits with 1. No code is 0; an integer is
-    /// cut to a C `int` as python3 does (one past a C `long` is -1), and a `bool` is an integer
-    /// (`sys.exit(not ok)`, `unittest.main()`), so `"True"`/`"False"` are 1/0 (the string codes
-    /// `"True"` and `"False"` cannot be told from them in the record).
-    static func exitStatus(systemExitValue value: String) -> Int32? {
-        switch value {
-        case "", "None", "False": return 0
-        case "True": return 1
-        default:
-            let digits = value.hasPrefix("-") ? value.dropFirst() : Substring(value)
-            guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
-            guard let code = Int64(value) else { return -1 }
-            return Int32(truncatingIfNeeded: code)
-        }
-    }
-
     /// What `python3 FILE.py` would exit with, after printing the record's traceback (a file's
     /// syntax error: the program's own `sys.excepthook` printed any other exception, and the
-    /// engine the code of a `SystemExit`, on `sys.stderr`).
+    /// engine the code of a `SystemExit`, on `sys.stderr`). A `SystemExit` (any subclass, or one
+    /// the hook raised) has the status the engine took from its `code` as python3 takes it.
     private static func outcome(_ result: ExecutionResult) -> Outcome {
         guard let error = result.error else { return Outcome(status: 0, interrupted: false) }
-        if error.name == "SystemExit" {
-            return Outcome(status: exitStatus(systemExitValue: error.value) ?? 1, interrupted: false)
+        if let status = error.exitStatus {
+            return Outcome(status: status, interrupted: false)
         }
         write(error.traceback, to: STDERR_FILENO)
         return Outcome(status: 1, interrupted: error.name == "KeyboardInterrupt")

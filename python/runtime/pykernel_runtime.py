@@ -1228,7 +1228,7 @@ def end_forked_child(exc):
     status = 0
     try:
         if isinstance(exc, SystemExit):
-            status = _system_exit_status(exc.code)
+            status = _handle_system_exit(exc)
         elif exc is not None:
             _strip_engine_frames(exc)
             if sys.excepthook is sys.__excepthook__ or not _call_excepthook(exc):
@@ -1240,17 +1240,6 @@ def end_forked_child(exc):
             os.kill(os.getpid(), signal.SIGINT)
     finally:
         _end_process(status)
-
-
-def _system_exit_status(code):
-    """The status python3 exits with for ``SystemExit(code)`` (a code that is not an integer is
-    printed to stderr; status 1)."""
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    print(code, file=sys.stderr)
-    return 1
 
 
 def _write_to_descriptors_in_child():
@@ -2294,7 +2283,8 @@ def end_run(exc, saved_env, to_excepthook=False):
     code replaced ``sys.excepthook``, or any file run on the process's own streams) the exception
     is handed to that hook, as python3 does, and the record's traceback is empty: the hook printed
     what it prints. On the process's own streams a ``SystemExit`` whose code is not a status has
-    that code printed on ``sys.stderr``, as python3 prints it, instead."""
+    that code printed on ``sys.stderr``, as python3 prints it, instead, and a ``SystemExit`` there
+    (or a subclass, or one the hook raised) adds a fourth item: the status python3 exits with."""
     if saved_env:
         for key, old in saved_env.items():
             if old is _MISSING:
@@ -2304,8 +2294,11 @@ def end_run(exc, saved_env, to_excepthook=False):
     record = None
     if exc is not None:
         _strip_engine_frames(exc)
+        status = None
         if isinstance(exc, SystemExit):
-            handled = to_excepthook and _process_streams and _print_exit_code(exc)
+            if to_excepthook and _process_streams:
+                status = _handle_system_exit(exc)
+            handled = status is not None
         else:
             if to_excepthook and _process_streams:
                 # As python3's PyErr_Print: kept until the end of the program (with the frames'
@@ -2317,10 +2310,14 @@ def end_run(exc, saved_env, to_excepthook=False):
                 # The hook ended the program: python3 exits as for that SystemExit (its code
                 # printed when it is not a status), not with the hook's failure.
                 exc = hook_exit.with_traceback(None)
-                handled = _process_streams and _print_exit_code(exc)
+                if _process_streams:
+                    status = _handle_system_exit(exc)
+                handled = status is not None
         record = (pykernel_traceback.exception_name(exc),
                   _as_printed(pykernel_traceback.exception_value(exc)),
                   "" if handled else _as_printed(pykernel_traceback.format_exception(exc)))
+        if status is not None:
+            record += (status,)
     return record
 
 
@@ -2365,13 +2362,22 @@ def _as_printed(text):
     return text
 
 
-def _print_exit_code(exc):
-    """What python3 prints of an uncaught ``SystemExit`` (``handle_system_exit``): nothing for no
-    code or an integer one (the status), otherwise ``str(code)`` and a newline on ``sys.stderr``
-    (descriptor 2 when there is none), errors ignored. Returns ``True``."""
-    code = exc.code
-    if code is None or isinstance(code, int):
-        return True
+def _handle_system_exit(exc):
+    """What python3 does with an uncaught ``SystemExit`` as it exits (``_Py_HandleSystemExit``):
+    returns the status, taken from the exception's ``code`` attribute (whatever its class and
+    ``str()``): 0 for ``None``; an integer (``bool``, a subclass of ``int``: its value) as C's
+    ``exit()`` takes it, its last 8 bits (one past a C ``long`` is -1: 255); for anything else
+    (the exception itself when ``code`` cannot be read), 1, after ``str(code)`` and a newline
+    on ``sys.stderr`` (descriptor 2 when there is none), errors ignored."""
+    try:
+        code = exc.code
+    except BaseException:  # noqa: B036 -- python3 clears whatever reading it raised
+        code = exc
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        value = int.__index__(code)  # PyLong_AsLong: the value, not the subclass's methods
+        return (value if -(1 << 63) <= value < (1 << 63) else -1) & 0xFF
     stderr = sys.stderr
     try:
         if stderr is None:
@@ -2390,7 +2396,7 @@ def _print_exit_code(exc):
             os.write(2, b"\n")
         except OSError:
             pass
-    return True
+    return 1
 
 
 def _call_excepthook(exc):

@@ -69,6 +69,49 @@ def test_run_c_and_sys_exit_status(pykernel_bin):
     assert (ours.returncode, ours.stderr) == (theirs.returncode, theirs.stderr) == (1, "held bye\n")
 
 
+SYSTEM_EXIT_CODES = [
+    # A str that reads as a status, None or False is still printed: status 1.
+    "import sys; sys.exit('0')", "import sys; sys.exit('5')", "import sys; sys.exit('')",
+    "import sys; sys.exit('None')", "import sys; sys.exit('False')", "import sys; sys.exit('True')",
+    # Integers as C's exit() takes them: bool, negative, past 255, past a C int, past a C long (-1).
+    "import sys; sys.exit(True)", "import sys; sys.exit(False)", "import sys; sys.exit(-1)",
+    "import sys; sys.exit(256 + 7)", "import sys; sys.exit(2**40 + 9)", "import sys; sys.exit(2**63)",
+    "import sys; sys.exit(-2**63 - 1)", "import sys; sys.exit(2**63 - 1)", "import sys; sys.exit(1.5)",
+    "import sys; sys.exit(None)", "raise SystemExit(1, 2)",
+    # A subclass of SystemExit, an int subclass whose str() is not its value, a code changed after.
+    "class E(SystemExit): pass\nraise E(4)",
+    "class E(SystemExit):\n    def __str__(self): return '9'\nraise E('text')",
+    "class I(int):\n    def __str__(self): return 'eleven'\nraise SystemExit(I(11))",
+    "class I(int):\n    def __index__(self): return 3\n    def __int__(self): return 3\nraise SystemExit(I(12))",
+    "e = SystemExit(3)\ne.code = None\nraise e", "e = SystemExit(3)\ne.code = 'text'\nraise e",
+    "e = SystemExit('text')\ne.code = 7\nraise e",
+    # A code python3 cannot read: the exception itself is printed.
+    "class E(SystemExit):\n    @property\n    def code(self): raise ValueError\n    def __str__(self): return 'the exception'\nraise E(5)",
+    # Raised by the program's sys.excepthook.
+    "import sys\nclass E(SystemExit): pass\nsys.excepthook = lambda *a: (_ for _ in ()).throw(E(8))\n1/0",
+]
+
+
+@pytest.mark.parametrize("code", SYSTEM_EXIT_CODES)
+def test_run_exits_with_the_status_python3_takes_from_system_exit_code(pykernel_bin, tmp_path, code):
+    """python3's status comes from `SystemExit.code` (`_Py_HandleSystemExit`), whatever the
+    exception's class or str(): None is 0, an int its value as C's exit() takes it, anything else
+    printed (status 1)."""
+    program = tmp_path / "exits.py"
+    program.write_text(code + "\n")
+    theirs = subprocess.run([PYTHON311, str(program)], capture_output=True, text=True)
+    ours = run(pykernel_bin, "run", str(program))
+    assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+
+
+def test_a_served_system_exit_record_is_its_name_value_and_traceback(kernel):
+    """The status `pykernel run` takes from the code is not part of the wire's record."""
+    result = kernel.run_code("class E(SystemExit): pass\nraise E(4)")
+    assert (result.error.name, result.error.value) == ("E", "4")
+    assert result.error.traceback.endswith("E: 4\n")
+    assert set(kernel.call("code.run", {"code": "import sys; sys.exit('5')"})["error"]) == {"name", "value", "traceback"}
+
+
 def test_run_timeout_stops_the_code(pykernel_bin):
     done = run(pykernel_bin, "run", "--timeout", "0.5", "-c", "print('start', flush=True)\nwhile True: pass")
     assert done.returncode == 1
