@@ -2416,7 +2416,10 @@ def _call_excepthook(exc):
             return True
         return False
     try:
-        hook(type(exc), exc, exc.__traceback__)
+        if hook is _cpython_excepthook:
+            _call_cpython_printer(exc)
+        else:
+            hook(type(exc), exc, exc.__traceback__)
         return True
     except SystemExit:
         raise  # the hook ends the program (python3's handle_system_exit): see end_run
@@ -2431,6 +2434,24 @@ def _call_excepthook(exc):
         _write_stderr(pykernel_traceback.format_exception(error))
         _write_stderr("\nOriginal exception was:\n")
         return False
+
+
+def _call_cpython_printer(exc):
+    """CPython's ``sys.__excepthook__`` for an uncaught exception, called as python3 calls it when
+    the program ends, with no Python frame under it: the engine's frames under this call are given
+    back to the recursion limit for it (which decides how long a chain of exceptions the printer
+    prints before it gives up: see ``pykernel_traceback._room``)."""
+    frames = 0
+    frame = sys._getframe()
+    while frame is not None:
+        frames += 1
+        frame = frame.f_back
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit + frames)
+    try:
+        _cpython_excepthook(type(exc), exc, exc.__traceback__)
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def _write_stderr(text):

@@ -34,9 +34,12 @@ Known, unavoidable differences:
 
 * Where the C printer itself fails (a non-str ``SyntaxError.text``, a
   ``__notes__`` property that raises, a chain nested deeper than the
-  recursion limit) CPython dumps the object on the C-level stderr ("lost
-  sys.stderr"); here the text printed so far is returned, followed by
-  ``traceback.format_exception_only``'s line.
+  recursion limit lets it: ~997 exceptions for an uncaught one, fewer under
+  the code's frames, see _room) CPython dumps the object on the C-level
+  stderr ("lost sys.stderr"); here the text printed so far is returned,
+  followed by ``traceback.format_exception_only``'s line.  Up to that limit
+  a chain is printed whole, as the C printer does, with the source lines it
+  drops at its edge dropped too.
 * ``AttributeError.obj`` unset (NULL) and ``None`` look alike from Python;
   ``None`` is taken as the object ``None`` (``None.x``).
 """
@@ -61,6 +64,15 @@ _TB_LIMIT_DEFAULT = 1000            # PyTraceBack_LIMIT
 _LONG_MAX = 2 ** 63 - 1
 _SOURCE_LINE_INDENT = 4             # _TRACEBACK_SOURCE_LINE_INDENT
 _WHITESPACE = b" \t\f"              # IS_WHITESPACE
+
+# How the filenames of the engine's code start, and this module's (its frames,
+# and the engine's, are not the code's: see _room).
+_ENGINE_PREFIX = "<pykernel/"
+_OWN_FILENAME = sys._getframe().f_code.co_filename
+# The calls of a write on python3's sys.stderr: its text layer's, its buffer's
+# and its file's (the buffer is the file under -u, PYTHONUNBUFFERED: the
+# engine's python3 is the one its environment would start).
+_WRITE_CALLS = 2 if os.environ.get("PYTHONUNBUFFERED") else 3
 
 # Python/pythonrun.c
 _CAUSE_MESSAGE = ("The above exception was the direct cause "
@@ -233,7 +245,7 @@ def _str_or(obj, fallback):
 class _Context:
     """struct exception_print_context (pythonrun.c) plus the output buffer."""
 
-    __slots__ = ("out", "seen", "depth", "need_close", "top", "skip", "source_lines")
+    __slots__ = ("out", "seen", "depth", "need_close", "top", "skip", "source_lines", "room")
 
     def __init__(self, top, skip):
         self.source_lines = True  # False: frames without their lines (see format_unraisable)
@@ -243,6 +255,7 @@ class _Context:
         self.need_close = False
         self.top = top
         self.skip = skip
+        self.room = None        # see _room, found when first needed
 
     def write(self, text):
         self.out.append(text)
@@ -261,47 +274,96 @@ class _Context:
 # Python/pythonrun.c
 
 
-def _print_exception_recursive(ctx, value):
-    # print_exception_recursive
-    if ctx.seen is not None:
-        _print_exception_cause_and_context(ctx, value)
-    if not isinstance(value, BaseExceptionGroup):
-        _print_exception(ctx, value)
-    else:
-        _print_exception_group(ctx, value)
-
-
-def _print_chained(ctx, value, message):
-    # print_chained
+def _print_exception_recursive(ctx, value, level=1):
+    # print_exception_recursive, with its recursion through
+    # print_exception_cause_and_context and print_chained unrolled: the chain
+    # is followed first (marking each exception seen, as the C code does on
+    # its way down), then printed from its oldest exception, each followed by
+    # the message that links it to the next.  *level* is the C function's
+    # nesting (1 for the exception given; a group's exceptions one deeper):
+    # the C code gives up where _Py_EnterRecursiveCall fails (see _room).
+    link = _chain_link(ctx, value)
+    if link is None and level == 1:
+        # A lone exception (the common case): printed unless the code's own
+        # frames nearly reach the recursion limit (a hook called from ~995
+        # frames deep), which is not followed.
+        if not isinstance(value, BaseExceptionGroup):
+            _print_exception(ctx, value)
+        else:
+            _print_exception_group(ctx, value, level)
+        return
+    chain = [value]
+    messages = []
+    while link is not None:
+        chain.append(link[0])
+        messages.append(link[1])
+        link = _chain_link(ctx, link[0])
+    room = ctx.room
+    if room is None:
+        room = ctx.room = _room()
+    # Each exception is printed with a write on sys.stderr: its text layer
+    # calls its buffer's write, which calls its file's (the buffer is the
+    # file with -u).  Its source lines are read through io.open, a call more.
+    if level + len(chain) - 1 > room - _WRITE_CALLS:
+        raise _PrintFailed
     need_close = ctx.need_close
-    _print_exception_recursive(ctx, value)
-    ctx.need_close = need_close
-    ctx.write_indented_margin()
-    ctx.write("\n")
-    ctx.write_indented_margin()
-    ctx.write(message)
-    ctx.write_indented_margin()
-    ctx.write("\n")
+    source_lines = ctx.source_lines
+    for i in range(len(chain) - 1, -1, -1):
+        ctx.source_lines = source_lines and level + i <= room - 4
+        if not isinstance(chain[i], BaseExceptionGroup):
+            _print_exception(ctx, chain[i])
+        else:
+            _print_exception_group(ctx, chain[i], level + i)
+        ctx.source_lines = source_lines
+        if i:
+            # print_chained, back from its print_exception_recursive
+            ctx.need_close = need_close
+            ctx.write_indented_margin()
+            ctx.write("\n")
+            ctx.write_indented_margin()
+            ctx.write(messages[i - 1])
+            ctx.write_indented_margin()
+            ctx.write("\n")
 
 
-def _print_exception_cause_and_context(ctx, value):
-    # print_exception_cause_and_context
+def _chain_link(ctx, value):
+    # print_exception_cause_and_context, up to its call of print_chained:
+    # marks *value* seen and returns (the exception to print before it, the
+    # message between them), or None.
     ctx.seen.add(id(value))
     if not isinstance(value, BaseException):
-        return
+        return None
     cause = _exc_cause(value)
     if cause is not None:
-        if id(cause) not in ctx.seen:       # print_exception_seen_lookup
-            _print_chained(ctx, cause, _CAUSE_MESSAGE)
-        return
+        if id(cause) in ctx.seen:       # print_exception_seen_lookup
+            return None
+        return cause, _CAUSE_MESSAGE
     if _exc_suppress_context(value):
-        return
+        return None
     context = _exc_context(value)
-    if context is not None and id(context) not in ctx.seen:
-        _print_chained(ctx, context, _CONTEXT_MESSAGE)
+    if context is None or id(context) in ctx.seen:
+        return None
+    return context, _CONTEXT_MESSAGE
 
 
-def _print_exception_group(ctx, value):
+def _room():
+    """How many calls deep python3's printer may go before
+    _Py_EnterRecursiveCall fails (3.11 counts Python frames and C calls
+    alike): the recursion limit less the Python frames under the hook's call
+    as python3 would have them -- the code's frames, not the engine's (none
+    for an exception printed as the program ends, the thread's bootstrap for
+    a thread's)."""
+    frames = 0
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename != _OWN_FILENAME and not filename.startswith(_ENGINE_PREFIX):
+            frames += 1
+        frame = frame.f_back
+    return sys.getrecursionlimit() - frames
+
+
+def _print_exception_group(ctx, value, level):
     # print_exception_group
     if ctx.depth > _MAX_GROUP_DEPTH:
         ctx.write_indented_margin()
@@ -332,7 +394,7 @@ def _print_exception_group(ctx, value):
             ctx.write("%s+---------------- ... ----------------\n" % corner)
         ctx.depth += 1
         if not truncated:
-            _print_exception_recursive(ctx, excs[i])
+            _print_exception_recursive(ctx, excs[i], level + 1)
         else:
             remaining = num_excs - _MAX_GROUP_WIDTH
             ctx.write_indented_margin()

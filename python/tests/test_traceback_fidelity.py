@@ -567,3 +567,47 @@ def test_inspect_getsource_of_a_class_defined_in_a_cell(kernel, isolation):
     assert (builtin.error.name, builtin.error.value) == ("TypeError", "<class 'int'> is a built-in class")
     made = kernel.run_code("Made = type('Made', (), {})\ninspect.getsource(Made)", context=context)
     assert made.error.name == "OSError"  # no cell defines it
+
+
+_LONG_CHAIN = (
+    "def attempt(i, previous):\n    try:\n        raise ValueError('attempt %d failed' % i)\n"
+    "    except ValueError as exc:\n        exc.__cause__ = previous\n        return exc\n"
+    "def chain(n):\n    error = None\n    for i in range(n):\n        error = attempt(i, error)\n    return error\n")
+_LONG_CHAIN_ROUTES = {
+    # The program's uncaught exception: the record's traceback.
+    "uncaught": "raise chain(N)\n",
+    # A thread's, printed under its bootstrap's three frames.
+    "thread": "import threading\ndef run():\n    raise chain(N)\n"
+              "t = threading.Thread(target=run, name='t')\nt.start()\nt.join()\n",
+    # The hook called by the code, six of its frames deep, under a lower recursion limit.
+    "excepthook": "import sys\nsys.setrecursionlimit(600)\nerror = chain(N)\n"
+                  "def g(k):\n    return g(k - 1) if k else sys.excepthook(type(error), error, error.__traceback__)\ng(4)\n",
+}
+
+
+@pytest.mark.parametrize("route", sorted(_LONG_CHAIN_ROUTES))
+def test_a_long_chain_of_exceptions_prints_as_far_as_python3s_printer(kernel, tmp_path, route):
+    """python3's C printer follows __cause__/__context__ as deep as its recursion limit lets it
+    (less the code's frames under the hook, and the calls of a write): every exception down to
+    the first, the deepest at its edge without its source line; past it nothing (it dumps the
+    exception on C's stderr: the port gives its last line). The port prints the same text."""
+    limit = 600 if route == "excepthook" else 1000
+    printed = lost = 0
+    for n in (1, 2, 300, 500) + tuple(range(limit - 10, limit)):
+        code = _LONG_CHAIN + _LONG_CHAIN_ROUTES[route].replace("N", str(n))
+        program = tmp_path / "prog.py"
+        program.write_text(code)
+        reference = subprocess.run([PYTHON, str(program)], capture_output=True, text=True, timeout=60)
+        expected = reference.stderr.replace(str(program), "<cell-1>")
+        context = kernel.create_context()
+        result = kernel.run_code(code, context=context, timeout=60)
+        kernel.delete_context(context)
+        shown = result.error.traceback if route == "uncaught" else result.stderr
+        if "lost sys.stderr" in expected:
+            lost += 1
+            header = "Exception in thread t:\n" if route == "thread" else ""
+            assert shown == header + "ValueError: attempt %d failed\n" % (n - 1), n
+        else:
+            printed += 1
+            assert shown == expected, n
+    assert printed > 4 and lost  # the edge is in the range

@@ -103,6 +103,18 @@ def set_recursion_headroom():
     sys.setrecursionlimit(RECURSION_LIMIT + depth + 1)
 
 
+def set_printer_headroom():
+    # python3.11 prog.py prints an uncaught exception with no Python frame under its hook; the
+    # port takes the frames under it that are not its own as the code's (they make the C
+    # printer give up on a long chain sooner): give the driver's back.  Called from format_cells.
+    depth = 0
+    frame = sys._getframe(1)
+    while frame is not None:
+        depth += 1
+        frame = frame.f_back
+    sys.setrecursionlimit(RECURSION_LIMIT + depth)
+
+
 def install_cell_hooks():
     # As the engine does for contexts (pykernel_runtime.install): CPython's printers for a
     # thread's uncaught exception and for unraisable ones read source lines from files only, so
@@ -129,6 +141,7 @@ def format_cells(cells):
     if exc is None:
         return None
     check_first_frame(exc)
+    set_printer_headroom()
     return pykernel_traceback.format_exception(exc, skip_frames=1)
 
 
