@@ -39,8 +39,11 @@ final class InterpreterState {
     /// `forget_kept_cells(cells)`, which takes a context's out at its end.
     private let keptCells: PyOwned
     private let forgetKeptCells: PyOwned
-    /// The runtime's `end_program` (see ``endProgram(_:executionCount:)``).
-    private let endProgramSteps: PyOwned
+    /// The steps of a program's end (see ``endProgram(_:executionCount:)``): the runtime's
+    /// `join_threads`, `atexit._run_exitfuncs` and the runtime's `end_streams`.
+    private let joinThreads: PyOwned
+    private let runExitFunctions: PyOwned
+    private let endStreams: PyOwned
     /// The runtime's `flush_io`: what python3 flushes after a file's code (errors ignored), and
     /// at the very end of a program.
     private let flushIO: PyOwned
@@ -131,7 +134,10 @@ final class InterpreterState {
             beginTeardown = try module.borrowed.attribute("begin_teardown")
             clearSurvivingGlobals = try module.borrowed.attribute("clear_surviving_globals")
             decodeFileSource = try module.borrowed.attribute("decode_file_source")
-            endProgramSteps = try module.borrowed.attribute("end_program")
+            joinThreads = try module.borrowed.attribute("join_threads")
+            let atexit = try PyOwned.importModule("atexit")
+            runExitFunctions = try atexit.borrowed.attribute("_run_exitfuncs")
+            endStreams = try module.borrowed.attribute("end_streams")
             flushIO = try module.borrowed.attribute("flush_io")
             endForkedChild = try module.borrowed.attribute("end_forked_child")
             let enginePrefix = try module.borrowed.attribute("_ENGINE_FILENAME_PREFIX")
@@ -238,6 +244,10 @@ final class InterpreterState {
             name: "restore_signals_after_fork", SignalRouting.restoreSignalsAfterFork, arguments: .tuple)
         let childBegins = try PyOwned.nativeFunction(name: "forked_child_begins", SignalRouting.forkedChildBegins)
         let endProcess = try PyOwned.nativeFunction(name: "end_process", ForkedChildren.endProcess)
+        let callTraced = try PyOwned.nativeFunction(name: "as_the_code", PythonTracing.callTraced, arguments: .tuple)
+        try module.setAttribute("as_the_code", callTraced.borrowed)
+        let callUntraced = try PyOwned.nativeFunction(name: "as_the_engine", PythonTracing.callUntraced, arguments: .tuple)
+        try module.setAttribute("as_the_engine", callUntraced.borrowed)
         let engineKeeps = try PyOwned.nativeFunction(name: "engine_keeps", NativeDescriptors.engineKeeps)
         try module.setAttribute("engine_keeps", engineKeeps.borrowed)
         let openContextPipe = try PyOwned.nativeFunction(name: "open_context_pipe", NativeDescriptors.openContextPipe)
@@ -618,8 +628,9 @@ final class InterpreterState {
     }
 
     /// The end of the program that ran in the run's context (``KernelManager/endProgram(in:)``):
-    /// the runtime's `end_program` (threads that are not daemons, `atexit` handlers, the streams
-    /// flushed; it reports what raises as python3 reports exceptions it ignores), then the
+    /// what the runtime's `end_program` does, step by step (threads that are not daemons, `atexit`
+    /// handlers, the streams flushed; what raises is reported as python3 reports exceptions it
+    /// ignores), then the
     /// context's globals let go and a full collection, as python3's `Py_FinalizeEx` tears down
     /// `__main__` (globals something else still holds then cleared, as it clears every module's),
     /// and the streams flushed again (silently). The error is that of the first flush
@@ -627,8 +638,12 @@ final class InterpreterState {
     private func endProgram(_ run: PendingRun, executionCount: Int) -> (ErrorRecord?, RunSupervisor.Stop?, Duration) {
         let started = ContinuousClock.now
         runtime.supervisor.begin(run.output, executionCount: executionCount, timeout: run.timeout)
-        // The program's end (threads joined, `atexit`) is traced as python3's is.
-        let ended = asTheCode { perform(endProgramSteps, "end_program", in: run) }
+        // A trace or profile function the code left set sees what python3 runs with it: the
+        // threads' join (see `join_threads`) and the `atexit` handlers, called with no Python
+        // frame under them, as python3 calls them; not the engine's steps around them.
+        _ = perform(joinThreads, "join_threads", in: run)
+        _ = asTheCode { perform(runExitFunctions, "atexit._run_exitfuncs", in: run) }
+        let ended = perform(endStreams, "end_streams", in: run)
         let failure = Self.record(from: ended.borrowedOrNone)
         var keepers: PyOwned? = nil
         _ = perform(beginTeardown, "begin_teardown", in: run)

@@ -1260,6 +1260,10 @@ def _write_to_descriptors_in_child():
 
 _current_context = None  # the ID of the context whose run is in progress (or ran last)
 _original_thread_start = None  # threading.Thread.start's own (``_patch_threading``)
+_code_started_threads = False  # whether a thread was started (``join_threads``)
+# The engine's (set by install's caller): as_the_code(function, *args) calls it with the code's
+# trace and profile functions on, as_the_engine(function, *args) with them off.
+as_the_code = as_the_engine = None
 
 
 def _start_thread_recording_owner(self):
@@ -1267,6 +1271,8 @@ def _start_thread_recording_owner(self):
     thread prints goes to that context and never into another context's run (and what the
     processes it starts write: see ``_context_pipes``)."""
     self._pykernel_context = thread_owner()
+    global _code_started_threads
+    _code_started_threads = True
     if _gives_threads_context_pipes and not _subprocess_gives_context_pipes:
         _give_subprocess_context_pipes()
     return _original_thread_start(self)
@@ -2048,18 +2054,55 @@ def _announcing_write(posix_write):
 
 def end_program():
     """What python3 does after a program's last line, before it tears its modules down
-    (``Py_FinalizeEx``): waits for the threads that are not daemons, runs the ``atexit`` handlers
-    (an exception in one is reported as python3 reports it, and the others still run), flushes
-    the standard streams, lets the last uncaught exception go (``sys.last_value``...) and puts
-    back the streams the program replaced (``sys.__stdout__``...), as python3 does before it
-    frees the modules. The engine then lets the program's globals go (what
-    their ``__del__`` methods print goes to the original streams). Returns what
+    (``Py_FinalizeEx``): waits for the threads that are not daemons (``join_threads``), runs the
+    ``atexit`` handlers (an exception in one is reported as python3 reports it, and the others
+    still run), then ``end_streams``. The engine runs these steps itself, the handlers with no
+    frame of its own under them; this is a forked child's end (``end_forked_child``). Returns what
     ``flush_standard_streams`` returns."""
+    join_threads()
+    _run_exit_functions()
+    return end_streams()
+
+
+def join_threads():
+    """Waits for the threads that are not daemons as python3 does at the end of a program
+    (``threading._shutdown``: its failure is reported as python3 reports it). A trace or profile
+    function the code left set sees that function run as python3 shows it, when the program has
+    imported ``threading`` (see ``_program_imported_threading``); nothing else of the engine's
+    end of a program."""
     try:
-        threading._shutdown()
+        if (sys.gettrace() is not None or sys.getprofile() is not None) and _program_imported_threading():
+            as_the_code(threading._shutdown)
+        else:
+            threading._shutdown()
     except BaseException as error:  # noqa: B036 -- python3 reports even a KeyboardInterrupt here and goes on
         _report_ignored(threading, error)
-    _run_exit_functions()
+
+
+def _program_imported_threading():
+    """Whether python3 would have ``threading`` imported at the end of the program (it joins the
+    threads only then), which the engine, having imported it itself, can only tell in part: the
+    code started a thread, or the program's namespace holds the module, a class or a function of
+    it (``import threading``, ``from threading import Thread``)."""
+    if _code_started_threads:
+        return True
+    main = sys.modules.get("__main__")
+    for value in list(getattr(main, "__dict__", {}).values()):
+        if value is threading:
+            return True
+        if type(value) is types.FunctionType and value.__module__ == "threading":
+            return True
+        if isinstance(value, type) and type.__dict__["__module__"].__get__(value) == "threading":
+            return True
+    return False
+
+
+def end_streams():
+    """The end of a program after its ``atexit`` handlers: flushes the standard streams, lets the
+    last uncaught exception go (``sys.last_value``...) and puts back the streams the program
+    replaced (``sys.__stdout__``...), as python3 does before it frees the modules. The engine then
+    lets the program's globals go (what their ``__del__`` methods print goes to the original
+    streams). Returns what ``flush_standard_streams`` returns."""
     failure = flush_standard_streams()
     _flush_open_files()
     # finalize_modules_delete_special: the last uncaught exception let go (its frames' objects
@@ -2345,8 +2388,10 @@ def keep_cell_while_used(cells, filename, codes):
             if _kept_cells.get(id(filename), (None,))[0] is filename:
                 del _kept_cells[id(filename)]
 
+    # Called as the code lets its last function of the cell go: not for its tracer to see.
+    callback = forget if as_the_engine is None else types.MethodType(as_the_engine, forget)
     for code in codes:
-        keeper = weakref.ref(code, forget)
+        keeper = weakref.ref(code, callback)
         keepers.add(keeper)
         _cell_keepers.add(keeper)
     _kept_cells[id(filename)] = (filename, cells)
@@ -2418,8 +2463,8 @@ def _call_excepthook(exc):
     try:
         if hook is _cpython_excepthook:
             _call_cpython_printer(exc)
-        else:
-            hook(type(exc), exc, exc.__traceback__)
+        else:  # the code's: traced, as python3 calls it
+            as_the_code(hook, type(exc), exc, exc.__traceback__)
         return True
     except SystemExit:
         raise  # the hook ends the program (python3's handle_system_exit): see end_run
@@ -2440,8 +2485,9 @@ def _call_cpython_printer(exc):
     """CPython's ``sys.__excepthook__`` for an uncaught exception, called as python3 calls it when
     the program ends, with no Python frame under it: the engine's frames under this call are given
     back to the recursion limit for it (which decides how long a chain of exceptions the printer
-    prints before it gives up: see ``pykernel_traceback._room``)."""
-    frames = 0
+    prints before it gives up: see ``pykernel_traceback._room``), and the call of the code's trace
+    and profile functions on (what python3's printer calls is traced: a ``__str__``, ``codecs``)."""
+    frames = 1  # ``as_the_code``'s call
     frame = sys._getframe()
     while frame is not None:
         frames += 1
@@ -2449,7 +2495,7 @@ def _call_cpython_printer(exc):
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(limit + frames)
     try:
-        _cpython_excepthook(type(exc), exc, exc.__traceback__)
+        as_the_code(_cpython_excepthook, type(exc), exc, exc.__traceback__)
     finally:
         sys.setrecursionlimit(limit)
 
