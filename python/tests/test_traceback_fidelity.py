@@ -509,6 +509,45 @@ def test_a_replaced_sys_excepthook_prints_a_cells_uncaught_exception(kernel, iso
     assert kernel.run_code("1/0", context=context).error.traceback.startswith("Traceback")
 
 
+_UNRAISABLE_PRELUDE = "import sys\nclass D:\n    def __del__(self):\n        1/0\n"
+_UNRAISABLE_HOOK_PROGRAMS = {
+    # The code's hook, called as python3 calls it (the same object is sys.unraisablehook).
+    "called": _UNRAISABLE_PRELUDE + "def hook(u):\n    print('hooked', u.exc_type.__name__, u.object is not None)\n"
+              "sys.unraisablehook = hook\nprint(sys.unraisablehook is hook, type(sys))\nd = D()\ndel d\n",
+    # One that raises: its error with the cell's lines, as python3 shows a file's.
+    "raises": _UNRAISABLE_PRELUDE + "def hook(u):\n    raise TypeError('hook failed')\n"
+              "sys.unraisablehook = hook\nD()\nprint('after')\n",
+    # None, or deleted: CPython's own printer, with the cell's lines.
+    "none": _UNRAISABLE_PRELUDE + "sys.unraisablehook = None\nD()\nprint(sys.unraisablehook)\n",
+    "deleted": _UNRAISABLE_PRELUDE + "del sys.unraisablehook\nprint(hasattr(sys, 'unraisablehook'))\nD()\n"
+               "sys.unraisablehook = sys.__unraisablehook__\n",
+    # The default hook takes CPython's arguments only.
+    "wrong_arguments": "import sys\nclass U: pass\nu = U()\n"
+                       "u.exc_type, u.exc_value, u.exc_traceback, u.err_msg, u.object = None, None, None, 'msg', None\n"
+                       "for hook in (sys.unraisablehook, sys.__unraisablehook__):\n    try:\n        hook(u)\n"
+                       "    except TypeError as e:\n        print('TypeError', e)\n",
+}
+
+
+@pytest.mark.parametrize("isolation", [None, "process"])
+@pytest.mark.parametrize("name", sorted(_UNRAISABLE_HOOK_PROGRAMS))
+def test_the_codes_sys_unraisablehook_works_as_in_python3(kernel, tmp_path, isolation, name):
+    code = _UNRAISABLE_HOOK_PROGRAMS[name]
+    program = tmp_path / "prog.py"
+    program.write_text(code)
+    reference = subprocess.run([PYTHON, str(program)], capture_output=True, text=True, timeout=60)
+    context = kernel.create_context(isolation=isolation)
+    try:
+        result = kernel.run_code(code, context=context)
+    finally:
+        kernel.run_code("import sys\nsys.unraisablehook = sys.__unraisablehook__", context=context)
+        kernel.delete_context(context)
+    assert result.error is None, result.error
+    addresses = re.compile(r" at 0x[0-9a-f]+>")
+    assert (result.stdout, addresses.sub(">", result.stderr)) == \
+        (reference.stdout, addresses.sub(">", reference.stderr.replace(str(program), "<cell-1>")))
+
+
 @pytest.mark.parametrize("isolation", [None, "process"])
 @pytest.mark.parametrize("name", ["linecache_entry_of_the_code.py", "linecache_entry_of_a_syntax_error.py"])
 def test_a_served_context_shows_no_line_the_code_put_in_linecache(kernel, isolation, name):
