@@ -273,6 +273,10 @@ final class InterpreterState {
         let stderr = try sys.borrowed.attribute("stderr")
         let stdoutWrite = try installTextFunctions(of: stdout.borrowed, write: NativeStreams.writeStdout)
         let stderrWrite = try installTextFunctions(of: stderr.borrowed, write: NativeStreams.writeStderr)
+        // `sys.stdin` (`pykernel_runtime._stdin_class`) passes for python3's stream too.
+        let stdin = try sys.borrowed.attribute("stdin")
+        let stdinClass = try stdin.borrowed.attribute("__class__")
+        stdinClass.borrowed.setTypeNameInMessages("_io.TextIOWrapper")
         try installPrint(
             runtime: runtime, stdout: stdout, stdoutWrite: stdoutWrite.borrowed, stderr: stderr, stderrWrite: stderrWrite.borrowed)
     }

@@ -249,30 +249,71 @@ _input_run = _no_input_run
 
 class KernelInput(io.TextIOBase):
     """``sys.stdin``: in a run with ``allow_stdin`` each line read is asked of the client; otherwise
-    reading fails at once instead of hanging."""
+    reading fails at once instead of hanging.
+
+    It passes for python3's ``_io.TextIOWrapper`` on a pipe as ``KernelStream`` does (its class is
+    named so: see ``_stdin_class``): its attributes, ``repr``, ``reconfigure`` and the errors of
+    writing and seeking are that stream's."""
 
     MESSAGE = ("input() is not supported here: the code runs without standard input. "
                "Pass data in the code, through a file, or with the run's env instead.")
-    encoding = "utf-8"
-    errors = "strict"
+    name = _StreamAttribute(_READONLY_PROPERTY)
+    buffer = _StreamAttribute(_READONLY_MEMBER)
+    newlines = _StreamAttribute(_READONLY_PROPERTY)
+    encoding = _StreamAttribute(_READONLY_MEMBER)
+    errors = _StreamAttribute(_READONLY_PROPERTY)
+    line_buffering = _StreamAttribute(_READONLY_MEMBER)
+    write_through = _StreamAttribute(_READONLY_MEMBER)
+    mode = "r"
 
     def __init__(self, fd):
         super().__init__()
         self._fd = fd
-        self._buffer = ""  # what a size-limited read left of the last answer
+        self._unread = ""  # what a size-limited read left of the last answer
         self._run = None  # the run that answer belongs to (``_input_run()``)
-        self._bytes = None
+        self._decoding = False  # whether python3's stream would hold decoded text (see reconfigure)
+        self._name = "<stdin>"
+        self._buffer = _KernelInputBytes(self)
+        self._newlines = None
+        # python3's in a UTF-8 locale, on a pipe. The client's answers are text: another encoding
+        # or error handler decodes their UTF-8 as python3 would decode those bytes.
+        self._encoding = "utf-8"
+        self._errors = "surrogateescape"
+        self._line_buffering = self._write_through = False
 
-    @property
-    def buffer(self):
-        """``sys.stdin.buffer``: the same input as bytes (UTF-8)."""
-        if self._bytes is None:
-            self._bytes = _KernelInputBytes(self)
-        return self._bytes
+    def __repr__(self):
+        return f"<_io.TextIOWrapper name={self._name!r} mode={self.mode!r} encoding={self._encoding!r}>"
 
-    @property
-    def name(self):
-        return "<stdin>"
+    __reduce_ex__ = KernelStream.__reduce_ex__
+    __reduce__ = KernelStream.__reduce__
+
+    def reconfigure(self, *, encoding=None, errors=None, newline=_MISSING, line_buffering=None,
+                    write_through=None):
+        """``TextIOWrapper.reconfigure`` with python3's checks and errors. The encoding and error
+        handler decode what the client answers next; ``newline``, ``line_buffering`` and
+        ``write_through`` are only recorded (answers are lines ending in ``\\n``)."""
+        import codecs
+        # python3's keeps what it decoded from a line or sized read (even all used) until a read of all.
+        if self._decoding and (encoding is not None or errors is not None or newline is not _MISSING):
+            raise io.UnsupportedOperation("It is not possible to set the encoding or newline of stream after the first read")
+        for value in (newline if newline is not _MISSING else None, errors, encoding):
+            if value is not None and not isinstance(value, str):
+                raise TypeError("bad argument type for built-in operation")
+        if newline is not _MISSING and newline not in (None, "", "\n", "\r", "\r\n"):
+            raise ValueError(f"illegal newline value: {newline}")
+        if encoding is not None:
+            codecs.lookup(encoding)
+            self._encoding, self._errors = encoding, errors or "strict"
+        elif errors is not None:
+            self._errors = errors
+        if line_buffering is not None:
+            self._line_buffering = bool(line_buffering)
+        if write_through is not None:
+            self._write_through = bool(write_through)
+
+    def detach(self):
+        """The binary ``buffer``; the stream itself stays usable (every context shares it)."""
+        return self._buffer
 
     def readable(self):
         return True
@@ -285,6 +326,16 @@ class KernelInput(io.TextIOBase):
             raise io.UnsupportedOperation("fileno")
         return self._fd
 
+    # What python3's TextIOWrapper on a pipe raises.
+    def write(self, text):
+        raise io.UnsupportedOperation("not writable")
+
+    def seek(self, cookie, whence=0):
+        raise io.UnsupportedOperation("underlying stream is not seekable")
+
+    def tell(self):
+        raise io.UnsupportedOperation("underlying stream is not seekable")
+
     def _fill(self):
         """Appends the client's next line to the buffer; ``False`` at end of file."""
         answer = _request_input(("", False))
@@ -292,41 +343,53 @@ class KernelInput(io.TextIOBase):
             raise EOFError(self.MESSAGE)
         if answer is None:
             return False
-        self._buffer += answer + "\n"
+        self._unread += self._decoded(answer + "\n")
         self._run = _input_run()
         return True
+
+    def _decoded(self, answer):
+        """An answer of the client as python3 decodes its bytes (UTF-8) with the stream's
+        encoding and error handler (``input()`` reads so too)."""
+        if self._errors != "surrogateescape" or self._encoding != "utf-8":
+            return answer.encode("utf-8", "surrogateescape").decode(self._encoding, self._errors)
+        return answer
 
     def _drop_stale(self):
         """Forgets what reads left of an answer that is not the current run's: another run's
         input is never read by this one (of this context or another, with ``allow_stdin`` or not)."""
-        if (self._buffer or (self._bytes is not None and self._bytes._pending)) and _input_run() != self._run:
-            self._buffer = ""
-            if self._bytes is not None:
-                self._bytes._pending = b""
+        if (self._unread or self._buffer._pending) and _input_run() != self._run:
+            self._unread = ""
+            self._buffer._pending = b""
 
     def _has_kept(self):
         """Whether a read left part of this run's answer (``input()`` reads it first, as python3)."""
         self._drop_stale()
-        return bool(self._buffer)
+        return bool(self._unread)
 
     def readline(self, size=-1):
+        self._decoding = True
+        return self._line(size)
+
+    def _line(self, size):
+        """A line as ``readline`` reads it (``sys.stdin.buffer`` reads its lines so too)."""
         size = -1 if size is None else size.__index__()
         self._drop_stale()
-        while "\n" not in self._buffer and (size < 0 or len(self._buffer) < size) and self._fill():
+        while "\n" not in self._unread and (size < 0 or len(self._unread) < size) and self._fill():
             pass
-        end = self._buffer.find("\n") + 1 or len(self._buffer)
+        end = self._unread.find("\n") + 1 or len(self._unread)
         if size >= 0:
             end = min(end, size)
-        line, self._buffer = self._buffer[:end], self._buffer[end:]
+        line, self._unread = self._unread[:end], self._unread[end:]
         return line
 
     def read(self, size=-1):
         size = -1 if size is None else size.__index__()
         self._drop_stale()
-        while (size < 0 or len(self._buffer) < size) and self._fill():
+        while (size < 0 or len(self._unread) < size) and self._fill():
             pass
-        end = len(self._buffer) if size < 0 else min(size, len(self._buffer))
-        text, self._buffer = self._buffer[:end], self._buffer[end:]
+        end = len(self._unread) if size < 0 else min(size, len(self._unread))
+        text, self._unread = self._unread[:end], self._unread[end:]
+        self._decoding = size >= 0
         return text
 
     def close(self):
@@ -336,10 +399,19 @@ class KernelInput(io.TextIOBase):
 class _KernelInputBytes(io.BufferedIOBase):
     """``sys.stdin.buffer`` of a ``KernelInput``: its lines, encoded, as they are read."""
 
+    mode = "rb"
+
     def __init__(self, text):
         super().__init__()
         self._text = text
         self._pending = b""  # what a size-limited read left of the last line
+
+    @property
+    def name(self):
+        return self._text.name
+
+    def __repr__(self):
+        return f"<_io.BufferedReader name={self.name!r}>"
 
     def readable(self):
         return True
@@ -351,10 +423,10 @@ class _KernelInputBytes(io.BufferedIOBase):
         """Up to ``size`` bytes (all for a negative size), or up to the end of a line."""
         self._text._drop_stale()
         while (size < 0 or len(self._pending) < size) and not (line and b"\n" in self._pending):
-            text = self._text.readline()
+            text = self._text._line(-1)
             if not text:
                 break
-            self._pending += text.encode(self._text.encoding)
+            self._pending += text.encode(self._text.encoding, "surrogateescape")
         end = len(self._pending) if size < 0 else min(size, len(self._pending))
         if line:
             newline = self._pending.find(b"\n", 0, end)
@@ -372,7 +444,7 @@ class _KernelInputBytes(io.BufferedIOBase):
         size = -1 if size is None else size.__index__()
         self._text._drop_stale()
         if not self._pending and size != 0:
-            self._pending = self._text.readline().encode(self._text.encoding)
+            self._pending = self._text._line(-1).encode(self._text.encoding, "surrogateescape")
         end = len(self._pending) if size < 0 else min(size, len(self._pending))
         data, self._pending = self._pending[:end], self._pending[end:]
         return data
@@ -404,7 +476,8 @@ def input(prompt="", /):
         if answer is None:
             raise EOFError("EOF when reading a line")
         if answer is not False:
-            return answer
+            sys.stdin._decoding = True  # python3's input() reads a line of it
+            return sys.stdin._decoded(answer)
     return _original_input(prompt)
 
 
@@ -851,6 +924,12 @@ def _text_stream_class():
     return type("TextIOWrapper", (KernelStream,), {"__module__": "_io", "__qualname__": "TextIOWrapper"})
 
 
+def _stdin_class():
+    """The class of ``sys.stdin``: ``KernelInput`` named as python3's ``_io.TextIOWrapper`` (the
+    engine makes that the type name CPython's messages print)."""
+    return type("TextIOWrapper", (KernelInput,), {"__module__": "_io", "__qualname__": "TextIOWrapper"})
+
+
 def _with_write(cls, write, flush):
     """A subclass of ``cls`` whose ``write`` and ``flush`` are the native functions given (a
     flush hands the run's output out at once): the streams' ``buffer``. On the class, not the
@@ -873,7 +952,7 @@ def install(stdout_write_bytes, stderr_write_bytes, flush,
     if not process_streams:
         sys.stdout = sys.__stdout__ = _text_stream_class()("<stdout>", out_fd, stdout_write_bytes, flush)
         sys.stderr = sys.__stderr__ = _text_stream_class()("<stderr>", err_fd, stderr_write_bytes, flush)
-        sys.stdin = sys.__stdin__ = KernelInput(in_fd)
+        sys.stdin = sys.__stdin__ = _stdin_class()(in_fd)
         global _streams
         _streams = (sys.stdout, sys.stderr, sys.stdin)
         input.__doc__ = _original_input.__doc__

@@ -410,3 +410,64 @@ def test_the_end_of_the_clients_input_answers_every_wait_end_of_file(raw):
     assert reply["result"]["error"]["name"] == "EOFError"
     assert reply["result"]["error"]["traceback"].endswith("EOFError: EOF when reading a line\n")
     assert raw.wait_exit() == 0
+
+
+# What code sees of sys.stdin, checked against python3.11 reading a pipe (the same lines).
+STDIN_PROBE = r'''
+import copy, pickle, sys
+s = sys.stdin
+def show(label, f):
+    try:
+        print(label, repr(f()))
+    except BaseException as e:
+        print(label, type(e).__name__, e)
+show("repr", lambda: repr(s))
+show("type", lambda: (type(s), type(s).__name__, type(s).__qualname__, type(s).__module__))
+for name in ("name", "mode", "encoding", "errors", "newlines", "line_buffering", "write_through", "closed"):
+    show(name, lambda: getattr(s, name))
+show("buffer", lambda: (repr(s.buffer), s.buffer.name, s.buffer.mode))
+show("abilities", lambda: (s.readable(), s.writable(), s.seekable(), s.isatty()))
+show("write", lambda: s.write("x"))
+show("writelines", lambda: s.writelines(["x"]))
+show("tell", s.tell)
+show("seek", lambda: s.seek(0))
+show("truncate", lambda: s.truncate())
+for name, value in (("name", "x"), ("encoding", "x"), ("errors", "x"), ("line_buffering", True), ("buffer", None)):
+    show("set " + name, lambda: setattr(s, name, value))
+show("del buffer", lambda: delattr(s, "buffer"))
+show("set mode", lambda: setattr(s, "mode", "rt"))
+show("repr of mode", lambda: (repr(s), s.mode))
+del s.mode
+show("pickle", lambda: pickle.dumps(s))
+show("pickle 0", lambda: pickle.dumps(s, 0))
+show("copy", lambda: copy.copy(s))
+show("missing", lambda: s.nope)
+for arguments in ({"encoding": 1}, {"errors": 1}, {"newline": 1}, {"newline": "x"}, {"encoding": "nope"},
+                  {"encoding": 1, "errors": 2}):
+    show("reconfigure %r" % (arguments,), lambda: s.reconfigure(**arguments))
+show("buffering", lambda: (s.reconfigure(line_buffering=1, write_through=1), s.line_buffering, s.write_through))
+show("kept", lambda: (s.reconfigure(line_buffering=None), s.line_buffering, s.write_through))
+show("encoding only", lambda: (s.reconfigure(encoding="latin-1"), s.encoding, s.errors))
+show("errors only", lambda: (s.reconfigure(errors="replace"), s.encoding, s.errors))
+show("latin-1 line", s.readline)
+show("after a line", lambda: s.reconfigure(encoding="utf-8", errors="surrogateescape"))
+show("buffering after a line", lambda: s.reconfigure(line_buffering=False, write_through=False))
+show("newline after a line", lambda: s.reconfigure(newline=None))
+show("the rest", s.read)
+show("after a read of all", lambda: (s.reconfigure(encoding="utf-8", errors="strict"), s.errors))
+show("input", input)
+show("after input", lambda: s.reconfigure(errors="surrogateescape"))
+'''
+
+
+def test_sys_stdin_passes_for_python3s_stream_on_a_pipe(kernel, tmp_path):
+    import os
+    import subprocess
+    program = tmp_path / "probe.py"
+    program.write_text(STDIN_PROBE)
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    theirs = subprocess.run(["/usr/bin/python3.11", str(program)], input="\u00e9t\u00e9\nsecond\nthird\n", capture_output=True,
+                            text=True, env=environment, timeout=60)
+    result = kernel.run_code(STDIN_PROBE, on_input=Answers("\u00e9t\u00e9", "second", "third"))
+    assert result.error is None, result.error
+    assert result.stdout == theirs.stdout
