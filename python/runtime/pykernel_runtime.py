@@ -701,54 +701,6 @@ def _unraisable_hook(unraisable):
         pass
 
 
-class _SysModule(types.ModuleType):
-    """The class of ``sys`` in contexts: ``sys.unraisablehook`` is what the code set, while CPython
-    (which reads ``sys.__dict__``) calls the engine's ``_call_codes_unraisablehook`` with it."""
-
-    @property
-    def unraisablehook(self):
-        if _codes_unraisablehook is _MISSING:
-            raise AttributeError("module 'sys' has no attribute 'unraisablehook'")
-        return _codes_unraisablehook
-
-    @unraisablehook.setter
-    def unraisablehook(self, hook):
-        global _codes_unraisablehook
-        _codes_unraisablehook = hook
-        engines = getattr(getattr(hook, "__code__", None), "co_filename", "").startswith(_ENGINE_FILENAME_PREFIX)
-        # Called from C (an object's deallocation in the code's traced code): not for its tracer to see.
-        caller = _call_codes_unraisablehook if as_the_engine is None \
-            else types.MethodType(as_the_engine, _call_codes_unraisablehook)
-        self.__dict__["unraisablehook"] = hook if engines else caller
-
-    @unraisablehook.deleter
-    def unraisablehook(self):
-        global _codes_unraisablehook
-        if _codes_unraisablehook is _MISSING:
-            raise AttributeError("unraisablehook")
-        _codes_unraisablehook = _MISSING
-
-
-_SysModule.__name__ = _SysModule.__qualname__ = "module"  # as type(sys) shows in python3
-_SysModule.__module__ = "builtins"
-_codes_unraisablehook = _MISSING  # the code's sys.unraisablehook (see _SysModule)
-
-
-def _call_codes_unraisablehook(unraisable):
-    """Calls the code's ``sys.unraisablehook`` as CPython calls it, traced as the code is; when the
-    hook raises (or was set to ``None``, or deleted), prints what python3 prints then, with the
-    port: CPython's printer would show a cell's frames without their source lines."""
-    hook = _codes_unraisablehook
-    if hook is None or hook is _MISSING:
-        _unraisable_hook(unraisable)
-        return
-    try:
-        as_the_code(hook, unraisable)
-    except BaseException as error:  # noqa: B036 -- CPython reports any failure of the hook
-        _unraisable_hook(_UnraisableHookArgs((type(error), error, error.__traceback__.tb_next,
-                                              "Exception ignored in sys.unraisablehook", hook)))
-
-
 def _patch_inspect(inspect):
     """``inspect.getfile`` (and so ``getsource``, ``findsource``, ``doctest``'s line numbers) of a
     class defined in a cell: python3.11 looks for ``__main__.__file__``, which a context's module
@@ -964,9 +916,6 @@ def install(stdout_write_bytes, stderr_write_bytes, flush,
         _PatchOnImport.install("threading", _patch_threading)  # its excepthook, now the streams are set
         sys.unraisablehook = sys.__unraisablehook__ = _unraisable_hook
         sys.excepthook = sys.__excepthook__ = _excepthook
-        global _codes_unraisablehook
-        _codes_unraisablehook = _unraisable_hook
-        sys.__class__ = _SysModule
         _PatchOnImport.install("inspect", _patch_inspect)
     linecache.cache = _CellCache(linecache.cache)
     warnings._showwarnmsg = _marking_cell_level_warnings(warnings._showwarnmsg)
