@@ -89,6 +89,9 @@ final class ChildProcess: Sendable {
         // process to a closure; a session's shell outlives every request).
         Task {
             var child: ChildProcess?
+            // As for a terminal's child (`spawn(_:terminal:monitor:)`): the child starts at its
+            // spawning thread's nice value, before the restore in the closure reaches it.
+            ProcessPriority.restoreForCallingThread()
             do {
                 let outcome = try await Subprocess.run(
                     configuration,
@@ -202,6 +205,9 @@ extension ChildProcess {
     static func spawn(_ spec: SpawnSpec, terminal: String, monitor: IOMonitor) throws(ProcessAPIError) -> ChildProcess {
         let environment = spec.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         var pid: pid_t = 0
+        // The child inherits the spawning thread's nice value as it starts: a program that prints
+        // it at once (`nice`) ran before the restore below could reach it (-2 under load).
+        ProcessPriority.restoreForCallingThread()
         let rc = withCStringArray(spec.arguments) { argv in
             withCStringArray(environment) { envp in
                 pk_spawn_on_terminal(&pid, spec.executable, argv, envp, spec.workingDirectory, terminal)
