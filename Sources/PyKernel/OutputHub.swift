@@ -37,6 +37,12 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     /// Output written between runs, per context: it goes to the context that ran last.
     @exclusivity(unchecked) private var held: [ContextID: ChunkQueue] = [:]
     @exclusivity(unchecked) private var lastContext: ContextID?
+    /// When each live context other than `lastContext` that has run stopped being the last (a
+    /// count of such hand-overs): when the last one is deleted, output between runs goes to the
+    /// live context that ran most recently before it, not nowhere (a process context's worker
+    /// deletes the scratch context of its warm-up run, which may come after the context's run).
+    @exclusivity(unchecked) private var ranBefore: [ContextID: UInt64] = [:]
+    @exclusivity(unchecked) private var handOvers: UInt64 = 0
     /// The contexts that exist: output of threads started by a deleted context is dropped. Only
     /// live contexts are tracked (none is remembered after its deletion), so it stays as small as
     /// the set of contexts.
@@ -108,7 +114,14 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
                 }
                 lock.broadcast()
             }
-            lastContext = context
+            if lastContext != context {
+                if let previous = lastContext {
+                    ranBefore[previous] = handOvers
+                    handOvers += 1
+                }
+                ranBefore.removeValue(forKey: context)
+                lastContext = context
+            }
         }
     }
 
@@ -195,12 +208,18 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
         lock.withLock { _ = liveContexts.insert(context) }
     }
 
-    /// Drops output held for a deleted context, and later output of its threads.
+    /// Drops output held for a deleted context, and later output of its threads. Output between
+    /// runs whose owner cannot be told (a thread's `os.write(1, ...)`) goes, when `context` ran
+    /// last, to the live context that ran before it.
     func forget(_ context: ContextID) {
         lock.withLock {
             held.removeValue(forKey: context)
             liveContexts.remove(context)
-            if lastContext == context { lastContext = nil }
+            ranBefore.removeValue(forKey: context)
+            if lastContext == context {
+                lastContext = ranBefore.max { $0.value < $1.value }?.key
+                if let lastContext { ranBefore.removeValue(forKey: lastContext) }
+            }
             pausedContexts.remove(context)
             // Its processes' later writes fail (EPIPE) once the reader has closed the read ends.
             let owned = ownedPipes.filter { $0.value.context == context }.keys
@@ -359,7 +378,8 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     }
 
     /// The bytes held for where output between runs goes: the owner's held queue, or the last
-    /// context's (0 when there is none, i.e. before any run or after that context was deleted).
+    /// context's (0 when there is none, i.e. before any run or after every context that ran was
+    /// deleted).
     private func heldByteCountLocked(_ owner: ContextID?) -> Int {
         (owner ?? lastContext).flatMap { held[$0]?.byteCount } ?? 0
     }
