@@ -168,6 +168,40 @@ public final class ProcessContexts: Sendable {
     private struct PoolWorker {
         let worker: Worker
         var ready = false
+        /// Ends when the worker has run its warm-up (or failed to): a context that takes it before
+        /// waits for that, so the warm-up's scratch context never runs between the context's runs.
+        let warmUp = WarmUp()
+    }
+
+    /// The end of a pool worker's warm-up (``markReadyWhenAnswering(_:_:)``), which a context that
+    /// takes the worker before it is ready awaits: its own runs then come after the warm-up's
+    /// run and the deletion of its scratch context, as in a ready worker. Else the scratch
+    /// context's run came between the context's runs in the worker, took descriptor output the
+    /// context's threads wrote meanwhile, and was the last to run there (output between runs
+    /// went to it, and was dropped with it).
+    private final class WarmUp: Sendable {
+        private let state = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+        /// Lets every waiter go, now and later.
+        func finish() {
+            let waiters = state.withLock { state in
+                state.done = true
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+
+        /// Returns once ``finish()`` was called.
+        func wait() async {
+            await withCheckedContinuation { continuation in
+                let done = state.withLock { state in
+                    if !state.done { state.waiters.append(continuation) }
+                    return state.done
+                }
+                if done { continuation.resume() }
+            }
+        }
     }
 
     private struct State {
@@ -254,13 +288,13 @@ public final class ProcessContexts: Sendable {
             while state.withLock({ !$0.shuttingDown && $0.pool.count < configuration.poolSize }) {
                 do {
                     let worker = try spawnWorker()
-                    let added = state.withLock { state in
-                        guard !state.shuttingDown else { return false }
+                    let added = state.withLock { state -> WarmUp? in
+                        guard !state.shuttingDown else { return nil }
                         state.pool.append(PoolWorker(worker: worker))
-                        return true
+                        return state.pool.last?.warmUp
                     }
-                    guard added else { return worker.kill() }
-                    markReadyWhenAnswering(worker)
+                    guard let added else { return worker.kill() }
+                    markReadyWhenAnswering(worker, added)
                 } catch {
                     logger.error("\(error)")
                     return
@@ -272,9 +306,11 @@ public final class ProcessContexts: Sendable {
     /// Marks a pool worker ready once it has run ``warmUpCode`` in a scratch context: the first
     /// run in a worker pays for its first-time work (a forked worker writes to many pages it
     /// shares with the fork server; the protocol's code paths run for the first time), and
-    /// that is done before a context gets the worker, not in its first run.
-    private func markReadyWhenAnswering(_ worker: Worker) {
+    /// that is done before a context gets the worker, not in its first run. `warmUp` ends then
+    /// (or when the worker fails), whether the worker is still in the pool or was taken.
+    private func markReadyWhenAnswering(_ worker: Worker, _ warmUp: WarmUp) {
         Task {
+            defer { warmUp.finish() }
             guard case .result(let created) = await Self.request(worker, "context.create", [:]),
                   let scratch = created["id"]?.stringValue,
                   case .result = await Self.request(worker, "code.run", ["code": .string(Self.warmUpCode), "context": .string(scratch)]),
@@ -334,22 +370,23 @@ public final class ProcessContexts: Sendable {
     private func forkServerEvent(_ server: ForkServer, _ event: ForkServer.Event) {
         switch event {
         case .child(let worker):
-            let (waiter, keep) = state.withLock { state -> (CheckedContinuation<Result<Worker, IsolationError>, Never>?, Bool) in
+            let (waiter, keep, warmUp) = state.withLock {
+                state -> (CheckedContinuation<Result<Worker, IsolationError>, Never>?, Bool, WarmUp?) in
                 state.forking = max(0, state.forking - 1)
-                guard !state.shuttingDown else { return (nil, false) }
+                guard !state.shuttingDown else { return (nil, false, nil) }
                 state.forkServerFailures = 0
-                if !state.waiters.isEmpty { return (state.waiters.removeFirst(), true) }
+                if !state.waiters.isEmpty { return (state.waiters.removeFirst(), true, nil) }
                 // The pool may be full already: a deleted starting context's worker went back to it.
-                guard state.pool.count < configuration.poolSize else { return (nil, false) }
+                guard state.pool.count < configuration.poolSize else { return (nil, false, nil) }
                 state.pool.append(PoolWorker(worker: worker))
-                return (nil, true)
+                return (nil, true, state.pool.last?.warmUp)
             }
             if !keep {
                 worker.kill()
             } else if let waiter {
                 waiter.resume(returning: .success(worker))
-            } else {
-                markReadyWhenAnswering(worker)
+            } else if let warmUp {
+                markReadyWhenAnswering(worker, warmUp)
             }
         case .refused(let reason):
             // Once: every fork asked for before the first refusal is refused too.
@@ -404,14 +441,16 @@ public final class ProcessContexts: Sendable {
         }
     }
 
-    /// A worker from the pool (a ready one first; with `readyOnly`, only a ready one), and the
+    /// A worker from the pool (a ready one first; with `readyOnly`, only a ready one), with its
+    /// warm-up when it is not ready yet (await it before sending the worker anything), and the
     /// pool's refill.
-    private func takePoolWorker(readyOnly: Bool) -> Worker? {
-        let (taken, left) = state.withLock { state -> (Worker?, Int) in
+    private func takePoolWorker(readyOnly: Bool) -> (worker: Worker, warmUp: WarmUp?)? {
+        let (taken, left) = state.withLock { state -> ((worker: Worker, warmUp: WarmUp?)?, Int) in
             state.spawnFailures = 0
             let index = state.pool.firstIndex(where: { $0.ready && $0.worker.exit == nil })
                 ?? (readyOnly ? nil : state.pool.firstIndex(where: { $0.worker.exit == nil }))
-            return (index.map { state.pool.remove(at: $0).worker }, state.pool.count)
+            let taken = index.map { state.pool.remove(at: $0) }
+            return (taken.map { ($0.worker, $0.ready ? nil : $0.warmUp) }, state.pool.count)
         }
         guard let taken else { return nil }
         // While the pool still has a worker, the new one starts a moment later: its start
@@ -425,12 +464,15 @@ public final class ProcessContexts: Sendable {
     }
 
     /// A ready worker from the pool, if it has one.
-    private func takeReadyWorker() -> Worker? { takePoolWorker(readyOnly: true) }
+    private func takeReadyWorker() -> Worker? { takePoolWorker(readyOnly: true)?.worker }
 
-    /// A worker for a new context: a ready one from the pool, else one still starting, else the
-    /// next one forked (or spawned).
+    /// A worker for a new context: a ready one from the pool, else one still starting (once its
+    /// warm-up has run), else the next one forked (or spawned).
     private func takeWorker() async throws(IsolationError) -> Worker {
-        if let taken = takePoolWorker(readyOnly: false) { return taken }
+        if let taken = takePoolWorker(readyOnly: false) {
+            await taken.warmUp?.wait()
+            return taken.worker
+        }
         let next: Result<Worker, IsolationError> = await withCheckedContinuation { continuation in
             let queued = state.withLock { state in
                 guard !state.spawning, !state.shuttingDown else { return false }
@@ -573,15 +615,15 @@ public final class ProcessContexts: Sendable {
     /// Puts a worker nobody needs any more back into the pool (a fresh one, when there is room),
     /// else kills it.
     private func giveBack(_ worker: Worker, fresh: Bool) {
-        let kept = state.withLock { state in
+        let kept = state.withLock { state -> WarmUp? in
             // Room counts the workers on the way to the pool too (forks asked for already).
             guard fresh, !state.shuttingDown, worker.exit == nil, state.pool.count + state.forking < configuration.poolSize else {
-                return false
+                return nil
             }
             state.pool.append(PoolWorker(worker: worker))
-            return true
+            return state.pool.last?.warmUp
         }
-        if kept { markReadyWhenAnswering(worker) } else { worker.kill() }
+        if let kept { markReadyWhenAnswering(worker, kept) } else { worker.kill() }
     }
 
     /// Binds a starting context to its worker: the runs that waited are sent in order, then an

@@ -185,6 +185,42 @@ struct IsolationTests {
         #expect(answer?["execution_count"] == 1)
         await contexts.shutdown()
     }
+
+    @Test("A context bound to a pool worker still warming up runs after the warm-up, never between it and its own runs")
+    func boundBeforeTheWarmUp() async throws {
+        // Spawned workers are in the pool at once and answer only once started: the context takes
+        // one whose warm-up (a scratch context's `print()`) has not run yet.
+        let contexts = ProcessContexts(
+            configuration: .init(executable: Hosted.executable, poolSize: 1, workingDirectory: "/tmp", forkServer: false),
+            logger: Logger(label: "test"))
+        await waitUntil(within: .seconds(60)) { contexts.poolState().starting == 1 }
+        try #require(contexts.poolState().starting == 1 && contexts.poolState().ready == 0)
+        #expect(try await contexts.create(id: "c", cwd: nil).state == .starting)
+        // The first run records every later call of the builtin `print`, which every context of
+        // the worker shares (a scratch run's `print()` too), and lasts until the warm-up's run has
+        // surely been sent behind it, had the context been bound before the warm-up.
+        let first = try contexts.run(
+            "c", code: "import builtins, time\ncalls = []\nreal = builtins.print\n"
+                + "builtins.print = lambda *a, **k: (calls.append(a), real(*a, **k))[1]\ntime.sleep(0.3)",
+            environment: [:], timeout: nil, outputLimit: 1000)
+        #expect(await Self.answer(of: first)?["status"] == "ok")
+        let second = try contexts.run("c", code: "builtins.print = real\nprint(calls)", environment: [:], timeout: nil, outputLimit: 1000)
+        #expect(await Self.answer(of: second)?["stdout"] == "[]\n")
+        await contexts.shutdown()
+    }
+
+    /// The answer of a run (its notifications skipped); `nil` when it failed.
+    private static func answer(of relay: RunRelay) async -> JSONValue? {
+        while true {
+            switch await relay.next() {
+            case .notification: continue
+            case .result(let result): return result
+            case .error(_, let message, _):
+                Issue.record("the run failed: \(message)")
+                return nil
+            }
+        }
+    }
 }
 
 /// Polls (every 5 ms, at most `limit`) until `condition` holds.
