@@ -128,12 +128,23 @@ public final class ProcessContexts: Sendable {
 
         /// Answers the run (its relay's last event) and cancels its backstop.
         func finish(_ event: RelayEvent) {
+            cancelBackstop()
+            relay.finish(event)
+        }
+
+        /// Answers the run with a result the server writes, made from the output kept so far in
+        /// the same step (``RunRelay/finish(resultFrom:)``), and cancels its backstop.
+        func finish(resultFrom make: (_ stdout: HeadTailBuffer, _ stderr: HeadTailBuffer, _ results: [JSONValue]) -> RelayEvent) {
+            cancelBackstop()
+            relay.finish(resultFrom: make)
+        }
+
+        private func cancelBackstop() {
             let armed = backstop.withLock { backstop in
                 backstop.answered = true
                 return backstop.armed.take()
             }
             if let (timer, ticket) = armed { timer.cancel(ticket) }
-            relay.finish(event)
         }
     }
 
@@ -1185,19 +1196,21 @@ public final class ProcessContexts: Sendable {
                 + (stderr.isEmpty ? "" : "; its last stderr lines:\n" + stderr.joined(separator: "\n"))
                 + "\nThe context's state is lost (context.restart gives it a fresh one).")
         }
-        let (out, err, results) = first.relay.keptOutput()
-        let result: JSONValue = [
-            "status": .string(status), "stdout": .string(out.text()), "stderr": .string(err.text()),
-            "stdout_truncated": .bool(out.isTruncated), "stderr_truncated": .bool(err.isTruncated),
-            "stdout_omitted_bytes": .integer(Int64(out.omittedBytes)), "stderr_omitted_bytes": .integer(Int64(err.omittedBytes)),
-            // As a namespace context's stop records: a KeyboardInterrupt's value is empty, what
-            // happened is its traceback's line.
-            "error": ["name": .string(name), "value": .string(name == "KeyboardInterrupt" ? "" : value),
-                      "traceback": .string("\(name): \(value)\n")],
-            "execution_count": .integer(Int64(executionCount + 1)),
-            "duration": .double((elapsed.inSeconds * 1e6).rounded() / 1e6), "results": .array(results),
-        ]
-        first.finish(.result(result))
+        // The output kept is taken with the answer: a chunk the worker's reader relays meanwhile
+        // is either in both the notifications and the result, or in neither.
+        first.finish { out, err, results in
+            .result([
+                "status": .string(status), "stdout": .string(out.text()), "stderr": .string(err.text()),
+                "stdout_truncated": .bool(out.isTruncated), "stderr_truncated": .bool(err.isTruncated),
+                "stdout_omitted_bytes": .integer(Int64(out.omittedBytes)), "stderr_omitted_bytes": .integer(Int64(err.omittedBytes)),
+                // As a namespace context's stop records: a KeyboardInterrupt's value is empty, what
+                // happened is its traceback's line.
+                "error": ["name": .string(name), "value": .string(name == "KeyboardInterrupt" ? "" : value),
+                          "traceback": .string("\(name): \(value)\n")],
+                "execution_count": .integer(Int64(executionCount + 1)),
+                "duration": .double((elapsed.inSeconds * 1e6).rounded() / 1e6), "results": .array(results),
+            ])
+        }
         // Queued runs never started: the namespace contexts' errors where they apply.
         let (code, reason, message): (Int, String, String) = switch ending {
         case .deleted: (-32004, "context_deleted", ErrorMessages.contextDeleted(id))

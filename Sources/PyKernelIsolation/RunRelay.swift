@@ -109,6 +109,31 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
         deliver(event, size: 0)
     }
 
+    /// Answers the run with a result the server writes itself, made by `make` from the output
+    /// and rich results kept so far (see ``keptOutput()``) in the same step as the answer: no
+    /// notification the worker's reader pushes meanwhile falls between what the result keeps and
+    /// the end of what was notified (the result's `stdout` ends where the notifications end). The
+    /// first answer wins: nothing is made when the run was answered already.
+    func finish(resultFrom make: (_ stdout: HeadTailBuffer, _ stderr: HeadTailBuffer, _ results: [JSONValue]) -> RelayEvent) {
+        if let consumer {
+            handing.withLock {
+                let event = lock.withLock { () -> RelayEvent? in
+                    guard !ended else { return nil }
+                    ended = true
+                    return make(stdout, stderr, results)
+                }
+                if let event { consumer.take(self, event) }
+            }
+            return
+        }
+        lock.lock()
+        guard !ended else { return lock.unlock() }
+        ended = true
+        let event = make(stdout, stderr, results)
+        lock.broadcast()  // a reader thread waiting for room gives up
+        deliver(event, size: 0)
+    }
+
     /// The worker's reader has handled every line it has read (see ``RelayConsumer/caughtUp``);
     /// nothing for a queued relay or a run answered already.
     func caughtUp() {
