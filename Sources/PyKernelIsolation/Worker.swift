@@ -30,6 +30,42 @@ public enum WorkerExit: Sendable, Equatable, CustomStringConvertible {
     ]
 }
 
+/// The C environment a worker (or fork server) starts with besides the server's, for its own
+/// runtime only: Python's `os.environ`, and so user code and its subprocesses, never see it.
+///
+/// - `SWIFT_BACKTRACE=enable=no`: Swift's crash backtracer would hold a crashing worker for most
+///   of a second, and its report would go into the run's (lost) capture.
+/// - `MALLOC_ARENA_MAX=1`: each thread arena would reserve 64 MiB of address space, which a
+///   context's memory limit (`RLIMIT_AS`) counts.
+///
+/// Both are read once, as the process starts (the Swift runtime's backtracer settings, glibc's
+/// malloc tunables); ``forget()`` then removes them before Python copies the environment. A
+/// variable the server's own environment sets keeps the server's value, and code sees it.
+public enum WorkerEnvironment {
+    /// Names the variables ``add(to:)`` added (comma-separated), for ``forget()``.
+    static let marker = "PYKERNEL_WORKER_ADDED_ENVIRONMENT"
+
+    static let settings = [("SWIFT_BACKTRACE", "enable=no"), ("MALLOC_ARENA_MAX", "1")]
+
+    /// Adds to `environment` (the server's) the settings it does not set, and the marker naming them.
+    static func add(to environment: inout [String: String]) {
+        let added = settings.filter { environment[$0.0] == nil }
+        for (name, value) in added { environment[name] = value }
+        if !added.isEmpty { environment[marker] = added.map(\.0).joined(separator: ",") }
+    }
+
+    /// Removes from this process's C environment the variables its spawner added (and the
+    /// marker): call first thing in a worker or fork server, before Python starts. Nothing in
+    /// a process the marker does not name them for.
+    public static func forget() {
+        guard let names = getenv(marker).map({ String(cString: $0) }) else { return }
+        for name in names.split(separator: ",") where settings.contains(where: { $0.0 == name }) {
+            unsetenv(String(name))
+        }
+        unsetenv(marker)
+    }
+}
+
 /// What a worker answered to a request: its result, its error, or nothing because it ended.
 enum WorkerReply: Sendable {
     case result(JSONValue)
@@ -133,7 +169,7 @@ final class Worker: Sendable {
     /// Starts `executable arguments...` in a new process group with `descriptors` as its
     /// descriptors 0, 1, 2, ... (in order), SIGPIPE, SIGINT and SIGTERM at their defaults, nothing
     /// blocked, in this process's environment without Swift's crash backtracer and with one malloc
-    /// arena, plus `environment`.
+    /// arena (``WorkerEnvironment``), plus `environment`.
     static func spawn(
         _ executable: String, _ arguments: [String], descriptors: [Int32], environment extra: [String: String] = [:]
     ) throws -> pid_t {
@@ -159,13 +195,8 @@ final class Worker: Sendable {
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        // The server's environment, without Swift's crash backtracer: it would hold a crashing
-        // worker for most of a second, and its report would go into the run's (lost) capture.
         var environment = ProcessInfo.processInfo.environment
-        environment["SWIFT_BACKTRACE"] = "enable=no"
-        // One malloc arena: each thread arena would reserve 64 MiB of address space, which a
-        // context's memory limit (RLIMIT_AS) counts.
-        environment["MALLOC_ARENA_MAX"] = "1"
+        WorkerEnvironment.add(to: &environment)
         environment.merge(extra) { _, new in new }
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { envp.forEach { free($0) } }

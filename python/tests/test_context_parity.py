@@ -5,6 +5,7 @@ Each case starts its own ``pykernel serve`` (most of them with ``--isolation pro
 """
 
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -141,3 +142,25 @@ def test_a_run_ended_by_the_deletion_of_its_context_keeps_what_was_notified(pyke
         server.stdin.close()
         assert server.wait(30) == 0
     assert disagreements == []
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+@pytest.mark.parametrize("server_sets", [False, True])
+def test_code_and_its_subprocesses_see_the_servers_environment(pykernel_bin, isolation, server_sets):
+    # A worker's own settings (one malloc arena, no Swift crash backtracer) are not the code's: it
+    # sees what the server was given, and so do its subprocesses.
+    environment = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "SWIFT_BACKTRACE")}
+    if server_sets:
+        environment.update(MALLOC_ARENA_MAX="3", SWIFT_BACKTRACE="enable=no,interactive=no")
+    server = RawServer(pykernel_bin, ["--isolation", isolation], env=environment)
+    try:
+        out = run(server, "default", (
+            "import os, subprocess\n"
+            "print(os.environ.get('MALLOC_ARENA_MAX'), os.environ.get('SWIFT_BACKTRACE'))\n"
+            "subprocess.run('echo \"${MALLOC_ARENA_MAX-unset} ${SWIFT_BACKTRACE-unset}\"; env | grep -c ^PYKERNEL_WORKER_', shell=True)"))["stdout"]
+        if server_sets:
+            assert out == "3 enable=no,interactive=no\n3 enable=no,interactive=no\n0\n"
+        else:
+            assert out == "None None\nunset unset\n0\n"
+    finally:
+        close(server)
