@@ -2054,19 +2054,27 @@ def _keeping_the_session(call, concerns_this_process):
     """``os.setsid``, ``os.setpgrp`` or ``os.setpgid`` that does not move the process every
     namespace context shares (the server) into a session or group of its own (its terminal's
     Ctrl-C and its supervisor's group signals would no longer reach it): ``PermissionError``,
-    as for the other calls that would change that process for every context. In a child the
-    code forked (a daemon's double fork) and in a process context they work as in python3."""
+    as for the other calls that would change that process for every context. A process
+    context's worker leads a session and process group of its own already (through which the
+    server ends it and what its runs started; a session leader's own call fails with a bare
+    ``EPERM``): ``PermissionError`` that says so. In a child the code forked (a daemon's double
+    fork) they work as in python3."""
 
     def keeping(*arguments):
         try:
             concerned = concerns_this_process(*arguments)
         except (TypeError, ValueError):
             concerned = False  # the call raises its own error
-        if _process_shared and not _forked_by_code and concerned:
+        if not _forked_by_code and concerned:
+            if _process_shared:
+                raise PermissionError(
+                    errno.EPERM, f"os.{call.__name__} would move the process that runs every namespace context (the "
+                    "server) into a session or process group of its own; start a process with start_new_session=True "
+                    "(or process_group=0)")
             raise PermissionError(
-                errno.EPERM, f"os.{call.__name__} would move the process that runs every namespace context (the "
-                "server) into a session or process group of its own; start a process with start_new_session=True "
-                "(or process_group=0), or run the code in a process context (isolation \"process\")")
+                errno.EPERM, f"os.{call.__name__}: a process context's worker leads a session and process group of its "
+                "own already (the server ends it, and the processes its runs start, through them); start a process "
+                "with start_new_session=True (or process_group=0)")
         return call(*arguments)
 
     return _posing_as(call, keeping)
