@@ -23,6 +23,7 @@ enum PythonAuditBridge {
             || name == "os.fork" || name == "os.spawn" || name == "os.forkpty"
         {
             EmbeddedRuntime.current.output.processStarting()
+            EmbeddedRuntime.current.supervisor.processStarting()
         } else if name == "os.exec" || name == "ctypes.call_function" || name == "os.write" {  // os.write: raised by the runtime's
             EmbeddedRuntime.current.output.descriptorActivity.store(true, ordering: .relaxed)
         }

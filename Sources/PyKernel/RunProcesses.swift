@@ -11,8 +11,14 @@ import Glibc
 /// process's group get the signal instead. Processes started by earlier runs (a server left in
 /// the background; `/proc` tells start times to 10 ms, so one started within 10 ms before the run
 /// may count as the run's), by the engine itself, or that left the group (`start_new_session=True`)
-/// are not touched.
+/// are not touched. A run that a stop ended ends with those still running (``end(_:within:)``).
 enum RunProcesses {
+    /// A process, told from a later one with its pid by its start time.
+    struct Process: Equatable, Sendable {
+        let pid: pid_t
+        let startTicks: UInt64
+    }
+
     /// Sends `signal` to `processes` (from ``started(by:during:)``); returns how many were sent one.
     @discardableResult
     static func signal(_ signal: Int32, to processes: [pid_t]) -> Int {
@@ -23,18 +29,45 @@ enum RunProcesses {
     /// descendants, in this process's group. Keep them only if that run was the thread's
     /// throughout: a process the next run starts would count too.
     static func started(by thread: pid_t, during runAge: Duration) -> [pid_t] {
+        startedProcesses(by: thread, during: runAge).map(\.pid)
+    }
+
+    /// ``started(by:during:)`` with each process's start time.
+    static func startedProcesses(by thread: pid_t, during runAge: Duration) -> [Process] {
         guard thread > 0, let earliest = ticksSinceBoot(before: runAge) else { return [] }
         let group = getpgrp()
-        var found: [pid_t] = []
+        var found: [Process] = []
         var pending = children(listedIn: "/proc/self/task/\(thread)/children").filter { pid in
             status(of: pid).map { $0.startTicks >= earliest } ?? false
         }
         while let pid = pending.popLast() {
-            guard !found.contains(pid), let status = status(of: pid) else { continue }
-            if status.group == group { found.append(pid) }
+            guard !found.contains(where: { $0.pid == pid }), let status = status(of: pid) else { continue }
+            if status.group == group { found.append(Process(pid: pid, startTicks: status.startTicks)) }
             for task in tasks(of: pid) { pending += children(listedIn: "/proc/\(pid)/task/\(task)/children") }
         }
         return found
+    }
+
+    /// Ends `processes` (SIGKILL) that still run in this process's group (the same processes:
+    /// same start times), and waits until they have ended (at most `limit`: a process ends
+    /// within microseconds of SIGKILL, unless the kernel holds it in an uninterruptible wait), so
+    /// that nothing more of theirs reaches a pipe read after this returns. Returns how many
+    /// were killed.
+    static func end(_ processes: [Process], within limit: Duration = .milliseconds(200)) -> Int {
+        let group = getpgrp()
+        let killed = processes.filter { process in
+            guard let status = status(of: process.pid), status.startTicks == process.startTicks, status.group == group,
+                  !status.ended else { return false }
+            return kill(process.pid, SIGKILL) == 0
+        }
+        let deadline = ContinuousClock.now + limit
+        for process in killed {
+            while let status = status(of: process.pid), status.startTicks == process.startTicks, !status.ended,
+                  ContinuousClock.now < deadline {
+                sched_yield()
+            }
+        }
+        return killed.count
     }
 
     /// The calling thread's kernel thread id (`/proc/thread-self` is `PID/task/TID`; Swift's
@@ -60,12 +93,13 @@ enum RunProcesses {
     }
 
     /// `pgrp` and `starttime` of `/proc/PID/stat` (fields 5 and 22; counted after the command's
-    /// closing parenthesis, which may itself contain spaces and parentheses).
-    private static func status(of pid: pid_t) -> (group: pid_t, startTicks: UInt64)? {
+    /// closing parenthesis, which may itself contain spaces and parentheses), and whether its
+    /// state (field 3) says it has ended (a zombie, or dead).
+    private static func status(of pid: pid_t) -> (group: pid_t, startTicks: UInt64, ended: Bool)? {
         guard let text = contents(of: "/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
         guard fields.count > 19, let group = pid_t(fields[2]), let start = UInt64(fields[19]) else { return nil }
-        return (group, start)
+        return (group, start, fields[0] == "Z" || fields[0] == "X")
     }
 
     private static func tasks(of pid: pid_t) -> [pid_t] {

@@ -133,6 +133,12 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// How many threads wait for input (on `lock`'s condition, which the watchdog shares): a run's
     /// end wakes them only when there are some, so that most runs end without waking the watchdog.
     private var inputWaiters = 0
+    /// Whether user code started a process since the run began (the audit hook): only then does
+    /// a stop look for the run's processes (``noteProcessesAtStop()``).
+    private let startsProcesses = Atomic<Bool>(false)
+    /// The run's processes found as its stops were raised (``noteProcessesAtStop()``): those still
+    /// running in the foreground when the run ends are ended with it (``end()``).
+    private var processesAtStop: [RunProcesses.Process] = []
 
     private let logger: Logger
 
@@ -184,8 +190,10 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     func begin(_ output: RunOutput, executionCount: Int, timeout: Duration?) {
         let started = ContinuousClock.now
         codeDeadline = timeout.map { started + $0 }
+        startsProcesses.store(false, ordering: .relaxed)
         let interrupted = lock.withLock {
             pendingStop = nil
+            processesAtStop = []
             anticipatedHandlerDue.store(false, ordering: .relaxed)
             runSerial += 1
             current = CurrentRun(
@@ -227,17 +235,62 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
     /// Ends the current run; returns the first stop it received and whether it was already
     /// reported to its caller.
+    ///
+    /// A run that was stopped (timeout, interrupt) ends the processes it started that are still
+    /// running in the foreground (this process's group): those the interpreter thread started
+    /// since the run began and their descendants, found now and as each stop was raised (a
+    /// child the code killed on the stop, `subprocess.run`'s, left its own children running:
+    /// `sh -c 'yes | cat'`), as a terminal's Ctrl-C ends a foreground job. Killed (SIGKILL) and
+    /// awaited before the run's output is collected: nothing of theirs reaches a later run.
+    /// Processes in a session or group of their own (`start_new_session=True`) are left alone.
     func end() -> (stop: Stop?, reported: Bool) {
         codeDeadline = nil
-        return lock.withLock {
+        let (ended, leftovers) = lock.withLock { () -> ((Stop?, Bool), (noted: [RunProcesses.Process], thread: pid_t, age: Duration)?) in
             defer {
                 lastEnded = current?.output  // its code has ended: no longer about to begin
                 current = nil
                 pendingStop = nil
+                processesAtStop = []
                 anticipatedHandlerDue.store(false, ordering: .relaxed)
                 if inputWaiters > 0 { lock.broadcast() }  // input waiters of other threads of the run give up
             }
-            return (current?.firstStop, current?.reported ?? false)
+            guard let run = current, run.firstStop != nil, startsProcesses.load(ordering: .relaxed) else {
+                return ((current?.firstStop, current?.reported ?? false), nil)
+            }
+            return ((run.firstStop, run.reported), (processesAtStop, interpreterThreadID, ContinuousClock.now - run.started))
+        }
+        if let leftovers {
+            // On the interpreter thread, before it takes another run: what it started since this
+            // one began is this run's.
+            var processes = leftovers.noted
+            for process in RunProcesses.startedProcesses(by: leftovers.thread, during: leftovers.age) where !processes.contains(process) {
+                processes.append(process)
+            }
+            let count = RunProcesses.end(processes)
+            if count > 0 { logger.info("a stopped run left \(count) process(es) running in the foreground: ended with it (SIGKILL)") }
+        }
+        return ended
+    }
+
+    /// User code is starting a process (the audit hook, on any thread).
+    func processStarting() {
+        startsProcesses.store(true, ordering: .relaxed)
+    }
+
+    /// On the interpreter thread, as a stop is raised there (before the code can react to it):
+    /// notes the run's processes now, for ``end()``. A child the code kills on the stop (as
+    /// `subprocess.run` does) leaves its own children to `init`, out of reach of the interpreter
+    /// thread's tree by the time the run ends. Nothing to do (no `/proc` read) for a run that
+    /// started no process.
+    func noteProcessesAtStop() {
+        guard startsProcesses.load(ordering: .relaxed) else { return }
+        guard let (thread, age) = lock.withLock({ () -> (pid_t, Duration)? in
+            current.map { (interpreterThreadID, ContinuousClock.now - $0.started) }
+        }) else { return }
+        let found = RunProcesses.startedProcesses(by: thread, during: age)
+        guard !found.isEmpty else { return }
+        lock.withLock {
+            for process in found where !processesAtStop.contains(process) { processesAtStop.append(process) }
         }
     }
 
@@ -279,8 +332,10 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
             }
             return PyOwned(retaining: .none).transfer()
         case .interrupt:
+            EmbeddedRuntime.current.supervisor.noteProcessesAtStop()
             return PythonSignals.raise(PythonSignals.keyboardInterrupt())
         case .timeout(let seconds):
+            EmbeddedRuntime.current.supervisor.noteProcessesAtStop()
             guard let timeoutError = try? runtime.attribute("timeout_error"), let limit = try? PyOwned.float(seconds) else { return nil }
             // The engine's Python, called where the code is: not traced (``PythonTracing``).
             PythonTracing.suspend()

@@ -164,3 +164,43 @@ def test_code_and_its_subprocesses_see_the_servers_environment(pykernel_bin, iso
             assert out == "None None\nunset unset\n0\n"
     finally:
         close(server)
+
+
+def process_ended(pid):
+    """Whether the process `pid` has ended (gone, or a zombie nobody reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+@pytest.mark.parametrize("start", ["subprocess.run({!r}, shell=True)", "os.system({!r})"])
+def test_a_stopped_runs_foreground_processes_end_with_it(pykernel_bin, tmp_path, isolation, start):
+    # A pipeline through a shell (`yes | cat`), stopped by the run's timeout: `subprocess.run`
+    # kills its child (the shell), whose children went on and flooded the context's later runs
+    # until the server ended. A process the run put in a session of its own is left running. (A
+    # line every 10 ms rather than `yes`: a debug build relays a process context's flood slowly.)
+    pids = tmp_path / "pids"
+    pipeline = (f"sh -c 'echo $$ >> {pids}; while :; do echo y; sleep 0.01; done' | "
+                f"sh -c 'echo $$ >> {pids}; exec cat'")
+    server = serve(pykernel_bin, "--isolation", isolation)
+    own_session = None
+    try:
+        stopped = run(server, "default", (
+            "import os, subprocess\n"
+            "own = subprocess.Popen(['sleep', '60'], start_new_session=True)\n"
+            f"print(own.pid, flush=True)\n{start.format(pipeline)}"), timeout=0.5, max_output_bytes=1000)
+        own_session = int(stopped["stdout"].split()[0])
+        assert stopped["status"] == "timeout", stopped
+        started = [int(pid) for pid in pids.read_text().split()]
+        assert len(started) == 2
+        assert [pid for pid in started if not process_ended(pid)] == []
+        after = run(server, "default", "print('next')")
+        assert after["stdout"] == "next\n" and after["stdout_omitted_bytes"] == 0
+        assert not process_ended(own_session)
+    finally:
+        if own_session:
+            os.kill(own_session, 9)
+        close(server)
