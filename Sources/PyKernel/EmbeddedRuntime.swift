@@ -19,8 +19,12 @@ final class EmbeddedRuntime: Sendable {
     let deadlines: DeadlineTimer
     /// Delivers signals with a Python handler to the interpreter thread.
     let signals: SignalRouting
-    /// Set by the audit hook when user code changes the working directory.
+    /// Set by the audit hook when code on the interpreter thread changes the working directory.
     let directoryChanged = Atomic<Bool>(false)
+    /// Set by the audit hook when another thread changes the working directory: the process may
+    /// be elsewhere than the engine left it, so the next run enters its context's directory
+    /// whatever the engine last set (see ``ContextSettings``).
+    let threadMovedDirectory = Atomic<Bool>(false)
     /// Set in a process forked by user code (`os.fork`, `multiprocessing`) as its code goes on
     /// there: what returns to the engine in it ends that process (see ``SignalRouting/forkedChildBegins``).
     let forkedByCode = Atomic<Bool>(false)
@@ -30,6 +34,11 @@ final class EmbeddedRuntime: Sendable {
     /// Which context started the calling Python thread.
     // Guarded by the GIL, not a lock (read on every write): set at start-up, then read with the GIL held.
     @exclusivity(unchecked) nonisolated(unsafe) var threadOwners = ThreadOwners()
+    /// The contexts whose threads' changes of the working directory are charged to them, and the
+    /// running one.
+    // Guarded by the GIL, not a lock: used by the interpreter thread around runs and by threads
+    // that change directory, each with the GIL held.
+    @exclusivity(unchecked) nonisolated(unsafe) var contextSettings = ContextSettings()
 
     private init(logger: Logger) {
         self.logger = logger

@@ -93,7 +93,8 @@ final class InterpreterState {
     private let defaultExcepthook: PyOwned
     private var namespaces: [ContextID: Namespace] = [:]
     /// The process's working directory as last set by the engine (`chdir` is skipped when a run's
-    /// context has the same one; code that calls `os.chdir` is seen through the audit hook).
+    /// context has the same one; code that calls `os.chdir` is seen through the audit hook, and
+    /// `nil` after a thread's call, which may have moved the process anywhere).
     private var currentDirectory: String?
     private let runtime: EmbeddedRuntime
     /// `gc.collect`, and when to call it with `malloc_trim` after a context's namespace is freed.
@@ -256,6 +257,12 @@ final class InterpreterState {
         _ = try installForkHooks.borrowed.call(
             blockSignals.borrowed, restoreSignals.borrowed, childBegins.borrowed, endProcess.borrowed)
         runtime.signals.noteHandlers()
+        if configuration.guardsProcessExit {
+            // A thread's `os.chdir` is its context's (a program that owns its process has one).
+            let changeDirectory = try PyOwned.nativeFunction(name: "change_directory", ContextSettings.changeDirectory, arguments: .tuple)
+            let installContextSettings = try module.attribute("install_context_settings")
+            _ = try installContextSettings.borrowed.call(changeDirectory.borrowed)
+        }
         if !configuration.guardsProcessExit {
             // In `posix` too, which `os` copies its functions from (`importlib.reload(os)`).
             let posix = try PyOwned.importModule("posix")
@@ -365,6 +372,8 @@ final class InterpreterState {
             run.output.fail(KernelError(.contextDeleted, ErrorMessages.contextDeleted(record.id.rawValue)))
             return
         }
+        // A thread may have changed directory since the engine last set it (``ContextSettings``).
+        if runtime.threadMovedDirectory.exchange(false, ordering: .relaxed) { currentDirectory = nil }
         // The directory the interpreter is in already may have been removed since (a stat: its
         // link count is 0 then; one made again under its name is entered); another is entered.
         guard (cwd == currentDirectory && Self.currentDirectoryExists()) || chdir(cwd) == 0 else {
@@ -378,11 +387,14 @@ final class InterpreterState {
             state.executionCount += 1
             return state.executionCount
         }
+        // From here on, threads' changes of directory leave this run's alone.
+        runtime.contextSettings.begin(record)
+        defer { runtime.contextSettings.end() }
         // The end of a program takes no namespace: it lets go of the context's.
         var namespace: Namespace?
         if !run.endsProgram {
             do {
-                namespace = try self.namespace(of: record.id)
+                namespace = try self.namespace(of: record)
             } catch {
                 runtime.logger.error("cannot create the namespace of context \(record.id): \(error)")
                 run.output.fail(KernelError(.initializationFailed, "cannot create the context's namespace: \(error)"))
@@ -402,7 +414,7 @@ final class InterpreterState {
             endProgram(run, executionCount: executionCount)
         }
         currentDirectory = cwd
-        if runtime.directoryChanged.exchange(false, ordering: .relaxed), let cwd = workingDirectory() {
+        if runtime.directoryChanged.exchange(false, ordering: .relaxed), let cwd = ContextSettings.workingDirectory() {
             currentDirectory = cwd
             record.state.withLock { $0.cwd = cwd }
         }
@@ -651,6 +663,7 @@ final class InterpreterState {
         let failure = Self.record(from: ended.borrowedOrNone)
         var keepers: PyOwned? = nil
         _ = perform(beginTeardown, "begin_teardown", in: run)
+        runtime.contextSettings.forget(run.context.id)
         if let namespace = namespaces.removeValue(forKey: run.context.id) {
             keepers = globalsKeepers.borrowed.callKeepingError(namespace.globals.borrowed)
             if keepers == nil { _ = PythonException.take() }
@@ -846,12 +859,6 @@ final class InterpreterState {
         }
     }
 
-    private func workingDirectory() -> String? {
-        withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(PATH_MAX) + 1) { buffer in
-            getcwd(buffer.baseAddress, buffer.count).map { String(cString: $0) }
-        }
-    }
-
     // MARK: Namespaces
 
     /// Makes the namespace's module `sys.modules['__main__']`, as python3's `__main__` is the
@@ -867,7 +874,8 @@ final class InterpreterState {
         if (try? sysModules.borrowed.setItem(mainName.borrowed, originalMain.borrowed)) == nil { _ = PythonException.take() }
     }
 
-    private func namespace(of context: ContextID) throws(PythonError) -> Namespace {
+    private func namespace(of record: ContextRecord) throws(PythonError) -> Namespace {
+        let context = record.id
         if let namespace = namespaces[context] { return namespace }
         let parts = try newNamespace.borrowed.call()
         guard let globals = parts.borrowed.tupleItem(0), let cells = parts.borrowed.tupleItem(1), let module = parts.borrowed.tupleItem(2) else {
@@ -877,6 +885,7 @@ final class InterpreterState {
             globals: PyOwned(retaining: globals), cells: PyOwned(retaining: cells), module: PyOwned(retaining: module),
             contextID: try PyOwned.string(context.rawValue))
         namespaces[context] = namespace
+        runtime.contextSettings.note(record)  // its threads' changes of directory are its own
         return namespace
     }
 
@@ -889,6 +898,7 @@ final class InterpreterState {
     /// deletion's latency does not include it; runs queued behind it wait for it.
     func releaseNamespace(of context: ContextID) {
         runtime.output.forget(context)
+        runtime.contextSettings.forget(context)
         guard let namespace = namespaces.removeValue(forKey: context) else { return }
         if signalContexts.borrowed.setSize > 0, forgetSignals.borrowed.callKeepingError(namespace.contextID.borrowed) == nil {
             runtime.logger.error("forget_signals failed: \(PythonError.fetch())")

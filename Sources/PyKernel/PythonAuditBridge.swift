@@ -16,7 +16,13 @@ enum PythonAuditBridge {
         guard first == UInt8(ascii: "o") || first == UInt8(ascii: "s") || first == UInt8(ascii: "c") else { return 0 }
         let name = String(cString: event)
         if name == "os.chdir" || name == "os.fchdir" {
-            EmbeddedRuntime.current.directoryChanged.store(true, ordering: .relaxed)
+            // Another thread's change is its context's (``ContextSettings``), not the running one's.
+            let runtime = EmbeddedRuntime.current
+            if runtime.threadOwners.isInterpreterThread {
+                runtime.directoryChanged.store(true, ordering: .relaxed)
+            } else {
+                runtime.threadMovedDirectory.store(true, ordering: .relaxed)
+            }
             return 0
         }
         if name == "os.system" || name == "subprocess.Popen" || name == "os.posix_spawn"

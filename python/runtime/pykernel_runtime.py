@@ -1403,6 +1403,30 @@ def _patch_threading(threading):
 _patch_threading(threading)
 
 
+def install_context_settings(change_directory):
+    """Makes ``os.chdir`` and ``os.fchdir`` called by a thread other than the interpreter thread
+    go through the engine's ``change_directory(call, argument)``: the new directory is that of the
+    context that started the thread, and another context's run in progress keeps its own (every
+    thread shares the process's directory). On the interpreter thread, and in a child the code
+    forked, they are the originals (the engine's audit hook records a run's change)."""
+
+    def on_interpreter_thread():
+        return _forked_by_code or _thread.get_ident() == _interpreter_thread
+
+    posix_chdir, posix_fchdir = os.chdir, os.fchdir
+
+    def chdir(path):
+        return posix_chdir(path) if on_interpreter_thread() else change_directory(posix_chdir, path)
+
+    def fchdir(fd):
+        return posix_fchdir(fd) if on_interpreter_thread() else change_directory(posix_fchdir, fd)
+
+    os.chdir = _posing_as(posix_chdir, chdir)
+    os.fchdir = _posing_as(posix_fchdir, fchdir)
+    if posix_chdir in os.supports_fd:
+        os.supports_fd.add(os.chdir)
+
+
 # Processes started by a context's threads. The engine's audit hook gives a process the
 # interpreter thread starts its context's pipes on descriptors 1 and 2 for the run (they are the
 # process's own then); a thread's run may be long over, and another context's run in progress,

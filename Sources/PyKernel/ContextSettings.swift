@@ -1,0 +1,79 @@
+import EmbeddedPython
+import Glibc
+import Synchronization
+
+/// The process settings each context keeps as its own although the process has one of each: the
+/// working directory (and, see ``InterpreterState``, the umask). The engine sets the running
+/// context's before its run and records what its code changed after it.
+///
+/// A thread the code started shares the process's with every other thread, so a change made by a
+/// thread (`os.chdir`, `os.fchdir`, the runtime's wrappers call ``changeDirectory``) is charged to
+/// the context that started the thread, not to the one whose run is in progress; that run keeps
+/// its own: the engine puts it back as soon as the thread has the GIL again after its call. Kept
+/// in ``EmbeddedRuntime``; used with the GIL held.
+struct ContextSettings {
+    /// The contexts that have a namespace (only their code can have started threads).
+    private var records: [ContextID: ContextRecord] = [:]
+    /// The context whose run is in progress, `nil` between runs.
+    private(set) var running: ContextRecord?
+    /// How many runs have begun: a run that began while a thread's call had the GIL released.
+    private(set) var runs = 0
+
+    /// Notes a context that got a namespace: its threads' changes are charged to it from now on.
+    mutating func note(_ record: ContextRecord) { records[record.id] = record }
+
+    /// Forgets a context whose namespace is let go of.
+    mutating func forget(_ context: ContextID) { records[context] = nil }
+
+    /// A run of `record` begins (the process is in its directory, with its umask).
+    mutating func begin(_ record: ContextRecord) {
+        running = record
+        runs &+= 1
+    }
+
+    /// The run in progress has ended.
+    mutating func end() { running = nil }
+
+    /// `O_PATH` (Linux's, on every architecture Swift runs on), which Glibc does not export to Swift:
+    /// a descriptor of a directory to `fchdir` back into, even one the process may not read.
+    private static let pathOnly: Int32 = 0o10_000_000
+
+    /// The working directory of the process (the calling thread's), or `nil` when `getcwd` fails.
+    static func workingDirectory() -> String? {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(PATH_MAX) + 1) { buffer in
+            getcwd(buffer.baseAddress, buffer.count).map { String(cString: $0) }
+        }
+    }
+
+    /// After a thread other than the interpreter thread changed directory: charges the new
+    /// directory to the thread's context (`owner`), and puts back the directory of another
+    /// context's run in progress (`before`, the descriptor of the process's directory before the
+    /// call, when no run began during it; else the running context's recorded one).
+    private func threadChangedDirectory(owner: ContextID?, before: Int32, runsBefore: Int) {
+        if let owner, let record = records[owner], let directory = Self.workingDirectory() {
+            record.state.withLock { $0.cwd = directory }
+        }
+        // Between runs, or in the owner's own run, the process stays where the thread went.
+        guard let running, running.id != owner else { return }
+        if runsBefore == runs, before >= 0, fchdir(before) == 0 { return }
+        _ = chdir(running.state.withLock { $0.cwd })
+    }
+
+    /// `change_directory(call, argument)`, which the runtime's `os.chdir` and `os.fchdir` call on
+    /// threads other than the interpreter thread: `call(argument)` (the original, which releases
+    /// the GIL), then the change charged to the thread's context (see ``ContextSettings``).
+    /// Returns what `call` returned, or `NULL` with its exception pending.
+    static let changeDirectory: NativeFunctionPointer = { _, arguments in
+        guard let arguments = PyBorrowed(arguments), arguments.tupleSize == 2,
+            let call = arguments.tupleItem(0), let argument = arguments.tupleItem(1)
+        else { return PythonSignals.raiseTypeError("change_directory() takes (call, argument)") }
+        let runtime = EmbeddedRuntime.current
+        let owner = runtime.threadOwners.ownerOfCurrentThread()
+        let before = open(".", pathOnly | O_DIRECTORY | O_CLOEXEC)
+        defer { if before >= 0 { close(before) } }
+        let runsBefore = runtime.contextSettings.runs
+        guard let result = call.callKeepingError(argument) else { return nil }
+        runtime.contextSettings.threadChangedDirectory(owner: owner, before: before, runsBefore: runsBefore)
+        return result.transfer()
+    }
+}
