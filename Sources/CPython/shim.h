@@ -117,6 +117,15 @@ static inline void pykernel_break_main_eval_loop(void) {
 // Whether `state` holds the GIL now (3.11 keeps the holder's thread state in a process-wide
 // variable, readable from any thread). A hint: the holder may change at once.
 static inline int pykernel_holds_gil(PyThreadState *state) { return _PyThreadState_UncheckedGet() == state; }
+// Whether the object has an instance `__dict__` with something in it (without making one).
+static inline int pykernel_has_instance_attributes(PyObject *o) {
+    PyObject **dict = _PyObject_GetDictPtr(o);
+    return dict != NULL && *dict != NULL && PyDict_GET_SIZE(*dict) > 0;
+}
+// Makes a class immutable as CPython's built-in types are (`Py_TPFLAGS_IMMUTABLETYPE`): setting or
+// deleting one of its attributes raises `TypeError` ("cannot set 'write' attribute of immutable
+// type '_io.TextIOWrapper'"), as does assigning `__class__` to or from it.
+static inline void pykernel_make_type_immutable(PyObject *type) { ((PyTypeObject *)type)->tp_flags |= Py_TPFLAGS_IMMUTABLETYPE; }
 
 
 #endif

@@ -75,6 +75,14 @@ extension PyBorrowed {
     package func setTypeNameInMessages(_ name: String) {
         UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: PyTypeObject.self).pointee.tp_name = UnsafePointer(strdup(name))
     }
+
+    /// For a class: makes it immutable, as CPython's built-in types are: setting or deleting an
+    /// attribute of the class raises CPython's `TypeError` (`cannot set 'write' attribute of
+    /// immutable type '_io.TextIOWrapper'`, with the name of ``setTypeNameInMessages(_:)``).
+    package func makeTypeImmutable() { pykernel_make_type_immutable(pointer) }
+
+    /// Whether the object has attributes of its own: an instance `__dict__` that is not empty.
+    package var hasInstanceAttributes: Bool { pykernel_has_instance_attributes(pointer) != 0 }
 }
 
 /// Raising exceptions and running signal handlers from native code.

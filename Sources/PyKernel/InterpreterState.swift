@@ -85,9 +85,13 @@ final class InterpreterState {
     private let forgetSignals: PyOwned
     private let signalsRunningName: PyOwned
     /// The engine's `(sys.stdout, sys.stderr, sys.stdin)` (a tuple), to notice a run that replaced
-    /// one; `None` with ``KernelConfiguration/usesProcessStandardStreams``.
+    /// one (as `sys.stdout` or `sys.__stdout__`); `None` with ``KernelConfiguration/usesProcessStandardStreams``.
     private let engineStreams: PyOwned
     private let sysStreams: [SysAttribute]
+    private let sysOriginalStreams: [SysAttribute]
+    /// The engine's streams and their `buffer`s (a tuple), to notice attributes a run set on one
+    /// (`sys.stdout.write = ...`); empty with ``KernelConfiguration/usesProcessStandardStreams``.
+    private let engineStreamObjects: PyOwned
     /// `sys.excepthook`, and the one CPython installed (`sys.__excepthook__`).
     private let excepthook: SysAttribute
     private let defaultExcepthook: PyOwned
@@ -163,6 +167,7 @@ final class InterpreterState {
             try module.borrowed.setAttribute("_input_run", inputRun.borrowed)
             try Self.installNativeSuggestions()
             engineStreams = try module.borrowed.attribute("_streams")
+            engineStreamObjects = try module.borrowed.attribute("_stream_objects")
             let asyncCells = try PyOwned.importModule("pykernel_async")
             newEventLoop = try asyncCells.borrowed.attribute("new_event_loop")
             runCell = try asyncCells.borrowed.attribute("run_cell")
@@ -188,6 +193,7 @@ final class InterpreterState {
             let installCharts = try charts.borrowed.attribute("install")
             if !configuration.usesProcessStandardStreams { _ = try installCharts.borrowed.call() }
             sysStreams = [try SysAttribute("stdout"), try SysAttribute("stderr"), try SysAttribute("stdin")]
+            sysOriginalStreams = [try SysAttribute("__stdout__"), try SysAttribute("__stderr__"), try SysAttribute("__stdin__")]
             excepthook = try SysAttribute("excepthook")
             let sys = try PyOwned.importModule("sys")
             let gc = try PyOwned.importModule("gc")
@@ -284,6 +290,10 @@ final class InterpreterState {
         let stdin = try sys.borrowed.attribute("stdin")
         let stdinClass = try stdin.borrowed.attribute("__class__")
         stdinClass.borrowed.setTypeNameInMessages("_io.TextIOWrapper")
+        // Every context shares them: a class changed by one (`type(sys.stdout).write = ...`)
+        // would be for good, so they are immutable, as python3's `_io` classes are.
+        let streamClasses = try module.attribute("_stream_classes")
+        for index in 0..<max(streamClasses.borrowed.tupleSize, 0) { streamClasses.borrowed.tupleItem(index)?.makeTypeImmutable() }
         try installPrint(
             runtime: runtime, stdout: stdout, stdoutWrite: stdoutWrite.borrowed, stderr: stderr, stderrWrite: stderrWrite.borrowed)
     }
@@ -809,13 +819,25 @@ final class InterpreterState {
         if let source { try namespace.cells.borrowed.setItem(filename, source) }
     }
 
-    /// Puts back the engine's standard streams when code replaced one and left it so. At a run's
-    /// start and at its end: `sys` is shared by every context, and a replacement left behind would
-    /// take the output of other contexts' threads between runs (into an object whose context may be
-    /// gone), not only that of later runs.
+    /// Puts back the engine's standard streams when code replaced one (`sys.stdout`,
+    /// `sys.__stdout__`, ...) or set an attribute on one or its `buffer` (`sys.stdout.write = f`)
+    /// and left it so (the runtime's `restore_streams`). At a run's start and at its end: `sys` is
+    /// shared by every context, and a replacement left behind would take the output of other
+    /// contexts' threads between runs (into an object whose context may be gone), not only that of
+    /// later runs. Costs a few pointer comparisons when nothing changed (the instance dicts are
+    /// empty then; one holding `reconfigure`'s `write` calls the runtime every time).
     private func restoreReplacedStreams() throws(PythonError) {
         guard !usesProcessStandardStreams else { return }  // the program's to replace, as in python3
-        for (index, stream) in sysStreams.enumerated() where stream.value?.pointer != engineStreams.borrowed.tupleItem(index)?.pointer {
+        let streams = engineStreams.borrowed
+        for index in 0..<3 {
+            let engineStream = streams.tupleItem(index)?.pointer
+            if sysStreams[index].value?.pointer != engineStream || sysOriginalStreams[index].value?.pointer != engineStream {
+                _ = try restoreStreams.borrowed.call()
+                return
+            }
+        }
+        let objects = engineStreamObjects.borrowed
+        for index in 0..<max(objects.tupleSize, 0) where objects.tupleItem(index)?.hasInstanceAttributes == true {
             _ = try restoreStreams.borrowed.call()
             return
         }

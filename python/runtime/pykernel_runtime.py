@@ -48,6 +48,9 @@ ExecutionTimeout.__module__ = "builtins"
 class KernelBinaryStream(io.RawIOBase):
     """``sys.stdout.buffer``: bytes go to the run's output as they are."""
 
+    # Kept out of the instance's ``__dict__``, where only the code's own attributes go (see
+    # ``restore_streams``).
+    __slots__ = ("name", "_fd")
     mode = "wb"
 
     def __init__(self, name, fd):
@@ -111,6 +114,10 @@ class KernelStream(io.TextIOBase):
     '_io.TextIOWrapper'``), and its ``__name__``, ``__qualname__`` and ``__module__`` are
     ``TextIOWrapper``'s. Its ``write`` and ``flush`` are native (set by the engine on the class)."""
 
+    # Kept out of the instance's ``__dict__``, where only the code's own attributes go (see
+    # ``restore_streams``), and ``reconfigure``'s ``write``.
+    __slots__ = ("_name", "_fd", "_buffer", "_encoding", "_newlines", "_errors", "_native_errors",
+                 "_line_buffering", "_write_through")
     name = _StreamAttribute(_READONLY_PROPERTY)
     buffer = _StreamAttribute(_READONLY_MEMBER)
     newlines = _StreamAttribute(_READONLY_PROPERTY)
@@ -265,6 +272,10 @@ class KernelInput(io.TextIOBase):
     line_buffering = _StreamAttribute(_READONLY_MEMBER)
     write_through = _StreamAttribute(_READONLY_MEMBER)
     mode = "r"
+    # Kept out of the instance's ``__dict__``, where only the code's own attributes go (see
+    # ``restore_streams``).
+    __slots__ = ("_fd", "_unread", "_run", "_decoding", "_name", "_buffer", "_newlines", "_encoding", "_errors",
+                 "_line_buffering", "_write_through")
 
     def __init__(self, fd):
         super().__init__()
@@ -400,6 +411,7 @@ class _KernelInputBytes(io.BufferedIOBase):
     """``sys.stdin.buffer`` of a ``KernelInput``: its lines, encoded, as they are read."""
 
     mode = "rb"
+    __slots__ = ("_text", "_pending")
 
     def __init__(self, text):
         super().__init__()
@@ -627,6 +639,10 @@ def forget_kept_cells(cells):
 # (stdout, stderr, stdin) of every run, put back if user code replaced them; None when the streams
 # are the process's own (``install``'s ``process_streams``: code replaces them as in python3)
 _streams = None
+# The streams and their ``buffer``s, whose attributes a run set are dropped (``restore_streams``);
+# their classes, made immutable by the engine as python3's (``type(sys.stdout).write = ...`` raises).
+_stream_objects = ()
+_stream_classes = ()
 _process_streams = False  # install's ``process_streams``
 
 
@@ -905,8 +921,11 @@ def install(stdout_write_bytes, stderr_write_bytes, flush,
         sys.stdout = sys.__stdout__ = _text_stream_class()("<stdout>", out_fd, stdout_write_bytes, flush)
         sys.stderr = sys.__stderr__ = _text_stream_class()("<stderr>", err_fd, stderr_write_bytes, flush)
         sys.stdin = sys.__stdin__ = _stdin_class()(in_fd)
-        global _streams
+        global _streams, _stream_objects, _stream_classes
         _streams = (sys.stdout, sys.stderr, sys.stdin)
+        _stream_objects = _streams + tuple(stream.buffer for stream in _streams)
+        _stream_classes = tuple(type(stream) for stream in _stream_objects) + (
+            KernelStream, KernelBinaryStream, KernelInput, _KernelInputBytes)
         input.__doc__ = _original_input.__doc__
         input.__module__ = "builtins"
         builtins.input = input
@@ -2434,12 +2453,27 @@ def begin_run(cells, filename, source, env, context):
 
 
 def restore_streams():
-    """Puts back the standard streams when a run replaced one and did not restore it; that must
-    not swallow the output of later runs (of any context: ``sys`` is shared)."""
+    """Puts back the standard streams when a run replaced one (``sys.stdout``, ``sys.__stdout__``,
+    ...) and did not restore it, and drops what a run set on the engine's streams and their
+    ``buffer`` (``sys.stdout.write = ...``; not ``reconfigure``'s ``write``): that must not
+    swallow the output of later runs (of any context: ``sys`` is shared)."""
     if _streams is None:
         return
     if sys.stdout is not _streams[0] or sys.stderr is not _streams[1] or sys.stdin is not _streams[2]:
         sys.stdout, sys.stderr, sys.stdin = _streams
+    if sys.__stdout__ is not _streams[0] or sys.__stderr__ is not _streams[1] or sys.__stdin__ is not _streams[2]:
+        sys.__stdout__, sys.__stderr__, sys.__stdin__ = _streams
+    for stream in _stream_objects:
+        attributes = stream.__dict__
+        for name in [name for name, value in attributes.items() if not _reconfigured_write(stream, name, value)]:
+            del attributes[name]
+
+
+def _reconfigured_write(stream, name, value):
+    """Whether ``stream.name = value`` is what ``KernelStream.reconfigure`` sets for an encoding
+    or error handler the native ``write`` does not write."""
+    return (name == "write" and getattr(value, "__func__", None) is KernelStream._encoded_write
+            and getattr(value, "__self__", None) is stream)
 
 
 def decode_file_source(data):

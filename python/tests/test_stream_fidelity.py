@@ -63,6 +63,11 @@ probe(lambda: repr(sys.stdout.buffer))
 probe(lambda: sys.stdout.buffer.read())
 probe(lambda: sys.stdout.buffer.seek(0))
 probe(lambda: sys.stdout.buffer.write(None))
+# Their classes are immutable, as python3's (a change would be every context's for good).
+probe(lambda: setattr(type(sys.stdout), "write", print))
+probe(lambda: delattr(type(sys.stderr), "flush"))
+probe(lambda: setattr(type(sys.stdout), "nosuch", 1))
+probe(lambda: setattr(sys.stdout, "__class__", io.StringIO))
 sys.stdout.flush()
 '''
 
@@ -96,3 +101,44 @@ def test_print_chevron_error_names_the_stream_as_python3(kernel, tmp_path, isola
         "unsupported operand type(s) for >>: 'builtin_function_or_method' and '_io.TextIOWrapper'. "
         'Did you mean "print(<message>, file=<output_stream>)"?')
     assert result.error.traceback == done.stderr.replace(str(program), "<cell-1>")
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_what_a_cell_sets_on_the_streams_lasts_for_its_run(kernel, isolation):
+    """``sys.stdout.write = f`` (and ``sys.stderr``'s, ``sys.stdin``'s, their ``buffer``'s, a
+    replaced ``sys.__stdout__``) works in the cell, as in python3, and is dropped at its end like a
+    replaced ``sys.stdout``: every context shares the streams, so a capture helper that failed
+    before it restored ``write`` silenced every context for good. ``reconfigure`` stays."""
+    first = kernel.create_context(isolation=isolation)
+    result = kernel.run_code(
+        "import sys\n"
+        "captured = []\n"
+        "sys.stdout.write = captured.append\n"
+        "sys.stderr.write = captured.append\n"
+        "sys.stdout.buffer.write = captured.append\n"
+        "sys.stdin.readline = lambda: 'answer'\n"
+        "sys.stdin.buffer.read = lambda: b'bytes'\n"
+        "sys.__stdout__ = sys.__stderr__ = None\n"
+        "print('to the list')\n"
+        "print('also', file=sys.stderr)\n"
+        "sys.stdout.buffer.write(b'bytes')\n"
+        "assert (sys.stdin.readline(), sys.stdin.buffer.read()) == ('answer', b'bytes')\n"
+        "sys.stdout.reconfigure(errors='strict')\n"
+        "raise RuntimeError('the helper failed before it put write back')\n", context=first)
+    assert (result.stdout, result.stderr, result.error.name) == ("", "", "RuntimeError")
+    contexts = [first] + ([kernel.create_context()] if isolation == "namespace" else [])
+    for context in contexts:
+        result = kernel.run_code(
+            "import sys\n"
+            "print('printed')\n"
+            "sys.stdout.write('written\\n')\n"
+            "sys.stdout.buffer.write(b'bytes\\n')\n"
+            "print('to stderr', file=sys.stderr)\n"
+            "print(sys.__stdout__ is sys.stdout, sys.__stderr__ is sys.stderr, sys.stdout.errors)\n"
+            "print([vars(stream) for stream in (sys.stderr, sys.stdout.buffer, sys.stderr.buffer, sys.stdin, sys.stdin.buffer)])\n",
+            context=context)
+        assert result.error is None, result.error
+        assert result.stdout == "printed\nwritten\nbytes\nTrue True strict\n[{}, {}, {}, {}, {}]\n"
+        assert result.stderr == "to stderr\n"
+    assert kernel.run_code("print(captured)", context=first).stdout == \
+        "['to the list', '\\n', 'also', '\\n', b'bytes']\n"
