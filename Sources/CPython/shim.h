@@ -30,6 +30,9 @@
 // module of libc's headers is built); under a name of its own to stay clear of that declaration.
 typedef struct { const char *fname; void *fbase; const char *sname; void *saddr; } pykernel_dl_info;
 extern int pykernel_dladdr(const void *address, pykernel_dl_info *info) __asm__("dladdr");
+// glibc's unshare and CLONE_FS, declared by <sched.h> only with _GNU_SOURCE as well.
+extern int pykernel_unshare(int flags) __asm__("unshare");
+#define PYKERNEL_CLONE_FS 0x00000200
 
 // CPython's code in a program that links its static build (the `pykernel` program: Package.swift,
 // `staticPythonLinking`): `scripts/setup` puts it in one section, whose bounds the linker defines.

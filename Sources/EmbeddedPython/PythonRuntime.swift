@@ -130,6 +130,14 @@ extension PyOwned {
 }
 
 extension PythonRuntime {
+    /// Gives the calling thread a working directory and umask of its own (`unshare(CLONE_FS)`),
+    /// which the threads it starts afterwards share, and no other thread: the interpreter's
+    /// `chdir` and `umask` then leave those of the process's other threads alone. Returns 0, or
+    /// the `errno` of a failure (`EPERM` where a seccomp filter refuses `unshare`).
+    package static func keepFilesystemAttributesOwn() -> Int32 {
+        pykernel_unshare(PYKERNEL_CLONE_FS) == 0 ? 0 : errno
+    }
+
     /// Whether a C function is part of libpython (CPython's signal handler, `faulthandler`'s), not
     /// of the program that embeds it or another library. Safe in a child forked from a threaded
     /// process (`dladdr`'s lock is reset by glibc's `fork`).

@@ -58,6 +58,8 @@ public struct ContextInfo: Sendable, Hashable {
 final class ContextRecord: Sendable {
     struct State {
         var cwd: String
+        /// The umask its code runs with (`os.umask` changes it for this context only).
+        var umask: mode_t
         var executionCount = 0
         var deleted = false
     }
@@ -69,9 +71,9 @@ final class ContextRecord: Sendable {
     /// before `a-f`), so sorting 10,000 contexts compares integers, not strings.
     let listOrder: (UInt64, UInt64)
 
-    init(id: ContextID, cwd: String) {
+    init(id: ContextID, cwd: String, umask: mode_t) {
         self.id = id
-        self.state = Mutex(State(cwd: cwd))
+        self.state = Mutex(State(cwd: cwd, umask: umask))
         self.listOrder = id == .default ? (0, 0) : Self.bits(ofUUID: id.rawValue) ?? (.max, .max)
     }
 

@@ -3,14 +3,14 @@ import Glibc
 import Synchronization
 
 /// The process settings each context keeps as its own although the process has one of each: the
-/// working directory (and, see ``InterpreterState``, the umask). The engine sets the running
-/// context's before its run and records what its code changed after it.
+/// working directory and the umask. The engine sets the running context's before its run and
+/// records what its code changed after it (``InterpreterState``).
 ///
 /// A thread the code started shares the process's with every other thread, so a change made by a
-/// thread (`os.chdir`, `os.fchdir`, the runtime's wrappers call ``changeDirectory``) is charged to
-/// the context that started the thread, not to the one whose run is in progress; that run keeps
-/// its own: the engine puts it back as soon as the thread has the GIL again after its call. Kept
-/// in ``EmbeddedRuntime``; used with the GIL held.
+/// thread (`os.chdir`, `os.fchdir`, `os.umask`: the runtime's wrappers call ``changeDirectory``
+/// and ``setUmask``) is charged to the context that started the thread, not to the one whose run
+/// is in progress; that run keeps its own: the engine puts it back as soon as the thread has the
+/// GIL again after its call. Kept in ``EmbeddedRuntime``; used with the GIL held.
 struct ContextSettings {
     /// The contexts that have a namespace (only their code can have started threads).
     private var records: [ContextID: ContextRecord] = [:]
@@ -59,6 +59,17 @@ struct ContextSettings {
         _ = chdir(running.state.withLock { $0.cwd })
     }
 
+    /// After a thread other than the interpreter thread set the umask to `mask` (the process's
+    /// was `previous` before, and is again): charges `mask` to the thread's context (`owner`) and
+    /// makes it the process's, unless another context's run is in progress (which keeps its own).
+    /// Returns whether the process's umask is the thread's.
+    private func threadSetUmask(_ mask: mode_t, owner: ContextID?) -> Bool {
+        if let owner, let record = records[owner] { record.state.withLock { $0.umask = mask } }
+        if let running, running.id != owner { return false }
+        umask(mask)
+        return true
+    }
+
     /// `change_directory(call, argument)`, which the runtime's `os.chdir` and `os.fchdir` call on
     /// threads other than the interpreter thread: `call(argument)` (the original, which releases
     /// the GIL), then the change charged to the thread's context (see ``ContextSettings``).
@@ -75,5 +86,30 @@ struct ContextSettings {
         guard let result = call.callKeepingError(argument) else { return nil }
         runtime.contextSettings.threadChangedDirectory(owner: owner, before: before, runsBefore: runsBefore)
         return result.transfer()
+    }
+
+    /// `set_umask(call, mask)`, which the runtime's `os.umask` calls on threads other than the
+    /// interpreter thread: `call(mask)` (the original, which keeps the GIL), then the new umask
+    /// charged to the thread's context (see ``ContextSettings``). Returns what `call` returned
+    /// (the process's umask before), or `NULL` with its exception pending.
+    static let setUmask: NativeFunctionPointer = { _, arguments in
+        guard let arguments = PyBorrowed(arguments), arguments.tupleSize == 2,
+            let call = arguments.tupleItem(0), let argument = arguments.tupleItem(1)
+        else { return PythonSignals.raiseTypeError("set_umask() takes (call, mask)") }
+        let runtime = EmbeddedRuntime.current
+        let owner = runtime.threadOwners.ownerOfCurrentThread()
+        guard let result = call.callKeepingError(argument) else { return nil }
+        guard let previous = result.borrowed.integerValue else { return result.transfer() }
+        // `umask` sets as it reads: the thread's mask, and the process's back as it was.
+        let mask = umask(mode_t(truncatingIfNeeded: previous))
+        if runtime.contextSettings.threadSetUmask(mask, owner: owner) { runtime.threadSetUmask.store(true, ordering: .relaxed) }
+        return result.transfer()
+    }
+
+    /// The process's umask (the calling thread's), read as `umask` reads it: by setting it, then back.
+    static func processUmask() -> mode_t {
+        let mask = umask(0o022)
+        umask(mask)
+        return mask
     }
 }

@@ -25,6 +25,9 @@ final class EmbeddedRuntime: Sendable {
     /// be elsewhere than the engine left it, so the next run enters its context's directory
     /// whatever the engine last set (see ``ContextSettings``).
     let threadMovedDirectory = Atomic<Bool>(false)
+    /// Set when another thread's `os.umask` left the process with its mask: the next run sets its
+    /// context's whatever the engine last set.
+    let threadSetUmask = Atomic<Bool>(false)
     /// Set in a process forked by user code (`os.fork`, `multiprocessing`) as its code goes on
     /// there: what returns to the engine in it ends that process (see ``SignalRouting/forkedChildBegins``).
     let forkedByCode = Atomic<Bool>(false)
@@ -34,8 +37,8 @@ final class EmbeddedRuntime: Sendable {
     /// Which context started the calling Python thread.
     // Guarded by the GIL, not a lock (read on every write): set at start-up, then read with the GIL held.
     @exclusivity(unchecked) nonisolated(unsafe) var threadOwners = ThreadOwners()
-    /// The contexts whose threads' changes of the working directory are charged to them, and the
-    /// running one.
+    /// The contexts whose threads' changes of the working directory and umask are charged to
+    /// them, and the running one.
     // Guarded by the GIL, not a lock: used by the interpreter thread around runs and by threads
     // that change directory, each with the GIL held.
     @exclusivity(unchecked) nonisolated(unsafe) var contextSettings = ContextSettings()

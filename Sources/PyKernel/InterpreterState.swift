@@ -100,6 +100,8 @@ final class InterpreterState {
     /// context has the same one; code that calls `os.chdir` is seen through the audit hook, and
     /// `nil` after a thread's call, which may have moved the process anywhere).
     private var currentDirectory: String?
+    /// The process's umask as last set or seen by the engine (`nil` after a thread's `os.umask`).
+    private var currentUmask: mode_t?
     private let runtime: EmbeddedRuntime
     /// `gc.collect`, and when to call it with `malloc_trim` after a context's namespace is freed.
     private let collectGarbage: PyOwned
@@ -264,10 +266,12 @@ final class InterpreterState {
             blockSignals.borrowed, restoreSignals.borrowed, childBegins.borrowed, endProcess.borrowed)
         runtime.signals.noteHandlers()
         if configuration.guardsProcessExit {
-            // A thread's `os.chdir` is its context's (a program that owns its process has one).
+            // A thread's `os.chdir` and `os.umask` are its context's (a program that owns its
+            // process has one); `os.setuid` and the like are refused in namespace contexts.
             let changeDirectory = try PyOwned.nativeFunction(name: "change_directory", ContextSettings.changeDirectory, arguments: .tuple)
+            let setUmask = try PyOwned.nativeFunction(name: "set_umask", ContextSettings.setUmask, arguments: .tuple)
             let installContextSettings = try module.attribute("install_context_settings")
-            _ = try installContextSettings.borrowed.call(changeDirectory.borrowed)
+            _ = try installContextSettings.borrowed.call(changeDirectory.borrowed, setUmask.borrowed)
         }
         if !configuration.guardsProcessExit {
             // In `posix` too, which `os` copies its functions from (`importlib.reload(os)`).
@@ -372,7 +376,7 @@ final class InterpreterState {
 
     func execute(_ run: PendingRun) {
         let record = run.context
-        let (cwd, deleted) = record.state.withLock { ($0.cwd, $0.deleted) }
+        let (cwd, mask, deleted) = record.state.withLock { ($0.cwd, $0.umask, $0.deleted) }
         guard !deleted else {
             // The run an interrupt answered `true` for: `interrupted`, as promised (see ``KernelManager/deleteContext(_:)``).
             if runtime.supervisor.beginsInterrupted(run.output) {
@@ -397,7 +401,13 @@ final class InterpreterState {
             state.executionCount += 1
             return state.executionCount
         }
-        // From here on, threads' changes of directory leave this run's alone.
+        // The context's umask (a syscall only when the process has another one, or a thread set one).
+        if runtime.threadSetUmask.exchange(false, ordering: .relaxed) { currentUmask = nil }
+        if mask != currentUmask {
+            umask(mask)
+            currentUmask = mask
+        }
+        // From here on, threads' changes of directory and umask leave this run's alone.
         runtime.contextSettings.begin(record)
         defer { runtime.contextSettings.end() }
         // The end of a program takes no namespace: it lets go of the context's.
@@ -428,6 +438,14 @@ final class InterpreterState {
             currentDirectory = cwd
             record.state.withLock { $0.cwd = cwd }
         }
+        // The umask the code left (`os.umask` has no audit event; `umask` reads by setting: one
+        // syscall, ~0.4 µs, and a second only when the code changed it).
+        let leftUmask = umask(mask)
+        if leftUmask != mask {
+            umask(leftUmask)
+            record.state.withLock { $0.umask = leftUmask }
+        }
+        currentUmask = leftUmask
         runtime.output.end()
         // Before the answer: an interrupt after it finds nothing to stop.
         let interruptedUnbegun = runtime.supervisor.runEnds(run.output)

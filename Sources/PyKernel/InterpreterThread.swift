@@ -1,5 +1,6 @@
 import EmbeddedPython
 import Glibc
+import Logging
 import PyKernelSupport
 import Synchronization
 
@@ -152,6 +153,16 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
 
     private func main(_ configuration: KernelConfiguration, runtime: EmbeddedRuntime, started: (Result<Void, KernelError>) -> Void) {
         ProcessPriority.restoreForCallingThread()  // the code, its threads and processes: the process's nice value
+        if configuration.guardsProcessExit {
+            // The contexts' directories and umasks are the interpreter's (and its threads'): the
+            // host's other threads, and the processes they start (the process API, process
+            // contexts' fork server), keep the process's own.
+            let failure = PythonRuntime.keepFilesystemAttributesOwn()
+            if failure != 0 {
+                runtime.logger.warning(
+                    "the interpreter thread shares its working directory and umask with the host's threads: processes they start inherit a context's (unshare(CLONE_FS): \(String(cString: strerror(failure))))")
+            }
+        }
         var signals = sigset_t()
         sigemptyset(&signals)
         pthread_sigmask(SIG_SETMASK, &signals, nil)  // children inherit this mask: leave nothing blocked

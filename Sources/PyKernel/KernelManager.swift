@@ -37,6 +37,8 @@ public final class KernelManager: Sendable {
     public let originalStandardError: Int32
 
     private let contexts: Mutex<[ContextID: ContextRecord]>
+    /// The umask of the process when the manager started: every context's at first.
+    private let initialUmask: mode_t
     private let runtime: EmbeddedRuntime
     private let interpreter: InterpreterThread
     private let isShutDown = Mutex(false)
@@ -110,7 +112,9 @@ public final class KernelManager: Sendable {
         self.interpreter = interpreter
         self.originalStandardOutput = descriptors.stdout
         self.originalStandardError = descriptors.stderr
-        self.contexts = Mutex([.default: ContextRecord(id: .default, cwd: configuration.workingDirectory)])
+        let umask = ContextSettings.processUmask()
+        self.initialUmask = umask
+        self.contexts = Mutex([.default: ContextRecord(id: .default, cwd: configuration.workingDirectory, umask: umask)])
     }
 
     // MARK: Contexts
@@ -123,7 +127,7 @@ public final class KernelManager: Sendable {
         let directory = try cwd.map { path throws(KernelError) in
             try Self.validatedDirectory(path, relativeTo: configuration.workingDirectory)
         } ?? configuration.workingDirectory
-        let record = ContextRecord(id: .random(), cwd: directory)
+        let record = ContextRecord(id: .random(), cwd: directory, umask: initialUmask)
         runtime.output.track(record.id)
         contexts.withLock { $0[record.id] = record }
         return ContextInfo(id: record.id, language: "python", cwd: directory)

@@ -1422,12 +1422,15 @@ def _patch_threading(threading):
 _patch_threading(threading)
 
 
-def install_context_settings(change_directory):
-    """Makes ``os.chdir`` and ``os.fchdir`` called by a thread other than the interpreter thread
-    go through the engine's ``change_directory(call, argument)``: the new directory is that of the
-    context that started the thread, and another context's run in progress keeps its own (every
-    thread shares the process's directory). On the interpreter thread, and in a child the code
-    forked, they are the originals (the engine's audit hook records a run's change)."""
+def install_context_settings(change_directory, set_umask):
+    """Makes ``os.chdir``, ``os.fchdir`` and ``os.umask`` called by a thread other than the
+    interpreter thread go through the engine's ``change_directory(call, argument)`` and
+    ``set_umask(call, mask)``: the new directory or umask is that of the context that started the
+    thread, and another context's run in progress keeps its own (every thread shares the
+    process's). On the interpreter thread, and in a child the code forked, they are the originals
+    (the engine records what a run changed at its end). ``os.setuid`` and the other calls that
+    change the process's users or groups are refused in namespace contexts
+    (``_keeping_the_identity``)."""
 
     def on_interpreter_thread():
         return _forked_by_code or _thread.get_ident() == _interpreter_thread
@@ -1444,6 +1447,15 @@ def install_context_settings(change_directory):
     os.fchdir = _posing_as(posix_fchdir, fchdir)
     if posix_chdir in os.supports_fd:
         os.supports_fd.add(os.chdir)
+    posix_umask = os.umask
+
+    def umask(mask, /):
+        return posix_umask(mask) if on_interpreter_thread() else set_umask(posix_umask, mask)
+
+    os.umask = _posing_as(posix_umask, umask)
+    for name in _IDENTITY_CALLS:
+        if hasattr(os, name):
+            setattr(os, name, _keeping_the_identity(getattr(os, name)))
 
 
 # Processes started by a context's threads. The engine's audit hook gives a process the
@@ -2118,6 +2130,29 @@ def _keeping_the_session(call, concerns_this_process):
                 errno.EPERM, f"os.{call.__name__}: a process context's worker leads a session and process group of its "
                 "own already (the server ends it, and the processes its runs start, through them); start a process "
                 "with start_new_session=True (or process_group=0)")
+        return call(*arguments)
+
+    return _posing_as(call, keeping)
+
+
+# The calls that change the users or groups of the process (and so of every process it starts).
+_IDENTITY_CALLS = ("setuid", "setgid", "seteuid", "setegid", "setreuid", "setregid", "setresuid", "setresgid",
+                   "setgroups", "initgroups")
+
+
+def _keeping_the_identity(call):
+    """``os.setuid``, ``os.setgroups`` and the other calls of ``_IDENTITY_CALLS``, which in the
+    process every namespace context shares (the server) would change the user or groups of every
+    context, of the processes the server starts (``process.exec``, sessions, PTYs, the process
+    contexts started afterwards), for good: ``PermissionError``, as for ``os.setsid``. In a child
+    the code forked and in a process context they work as in python3."""
+
+    def keeping(*arguments):
+        if _process_shared and not _forked_by_code:
+            raise PermissionError(
+                errno.EPERM, f"os.{call.__name__} would change the user or groups of the process that runs every "
+                "namespace context (the server) and of every process it starts; run the code in a process context "
+                "(isolation \"process\"), or start a process with subprocess's user=, group= or extra_groups=")
         return call(*arguments)
 
     return _posing_as(call, keeping)
