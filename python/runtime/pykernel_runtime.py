@@ -1366,14 +1366,20 @@ def _write_to_descriptors_in_child():
     """After ``os.fork()`` (``multiprocessing`` workers too): the child has no engine thread to
     deliver what its ``KernelStream`` holds, so its standard streams become files on descriptors
     1 and 2 (the capture pipes the engine reads, else the process's own, as python3's child
-    writes), buffered as python3's are on a pipe. A stream the code replaced is left alone."""
+    writes), buffered as python3's are on a pipe (stdout by blocks, stderr by lines), or
+    unbuffered (a raw file, ``write_through``) when ``PYTHONUNBUFFERED`` is set and not empty in
+    ``os.environ``, as python3 started with it makes them: what the child printed before its
+    ``os._exit`` is lost or not as in python3. A stream the code replaced is left alone."""
+    unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
     for name, fd in (("stdout", 1), ("stderr", 2)):
         stream = getattr(sys, name)
         if not isinstance(stream, KernelStream):
             continue
         errors = "backslashreplace" if fd == 2 else stream.errors
-        replacement = io.TextIOWrapper(open(fd, "wb", closefd=False), stream.encoding, errors,
-                                       write_through=fd == 2)  # stderr's text is not held back
+        binary = open(fd, "wb", buffering=0 if unbuffered else -1, closefd=False)
+        # python3's: stderr line-buffered, unless unbuffered (write-through, as stdout then).
+        replacement = io.TextIOWrapper(binary, stream.encoding, errors,
+                                       line_buffering=fd == 2 and not unbuffered, write_through=unbuffered)
         setattr(sys, name, replacement)
         setattr(sys, f"__{name}__", replacement)
 

@@ -133,6 +133,52 @@ if pid:
     assert result.stdout.count("child\n") == 40
 
 
+UNBUFFERED_CHILDREN = """
+import os, pty, sys
+pid = os.fork()
+if pid == 0:
+    print('forked child', sys.stdout.line_buffering, sys.stdout.write_through, type(sys.stdout.buffer).__name__)
+    print('to stderr', file=sys.stderr)
+    os._exit(0)
+os.waitpid(pid, 0)
+pid, terminal = pty.fork()
+if pid == 0:
+    print('pty child')
+    os._exit(0)
+seen = b''
+while True:
+    try:
+        chunk = os.read(terminal, 1024)
+    except OSError:  # EIO: the child's side is closed
+        break
+    if not chunk:
+        break
+    seen += chunk
+os.waitpid(pid, 0)
+os.close(terminal)
+print('parent', seen)
+"""
+
+
+@pytest.mark.parametrize("unbuffered", ["1", "", None])
+def test_a_childs_streams_follow_pythonunbuffered_as_python3s(server, ctx, unbuffered):
+    """With ``PYTHONUNBUFFERED`` set (not empty) in ``os.environ``, a child forked by the code
+    (``os.fork``, ``pty.fork``) has python3's unbuffered streams: what it prints before its
+    ``os._exit`` is not lost (its streams were block-buffered whatever the variable said);
+    without it, python3's child loses it, and so does the context's."""
+    import subprocess
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    envs = {} if unbuffered is None else {"PYTHONUNBUFFERED": unbuffered}
+    done = subprocess.run(["/usr/bin/python3.11", "-c", UNBUFFERED_CHILDREN], env={**env, **envs},
+                          capture_output=True, text=True, timeout=CALL_DEADLINE)
+    assert done.returncode == 0, done.stderr
+    if unbuffered:
+        assert done.stdout.startswith("forked child False True FileIO\n"), done.stdout
+    envs.setdefault("PYTHONUNBUFFERED", "")  # the server's own environment may set it
+    result = ok(server, UNBUFFERED_CHILDREN, ctx, envs=envs)
+    assert (result.stdout, result.stderr) == (done.stdout, done.stderr)
+
+
 def test_a_child_asking_for_input_gets_none(server, ctx):
     """In a run that may ask its caller for input, a forked child's `input()` does not wait for
     an answer nobody would send: it gets no standard input, at once."""

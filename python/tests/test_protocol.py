@@ -814,7 +814,16 @@ def spawn_all(go=GO, done=DONE):
     if child == 0:
         print('a-pty', flush=True)
         os._exit(0)
-    print('terminal', os.read(terminal, 100))
+    seen = b''
+    while True:  # to the child's end: unbuffered (PYTHONUNBUFFERED), its print is two writes
+        try:
+            chunk = os.read(terminal, 100)
+        except OSError:  # EIO: the child's side is closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    print('terminal', seen)
     os.waitpid(child, 0)
     open(done, 'w').close()
 
