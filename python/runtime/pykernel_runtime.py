@@ -1436,32 +1436,35 @@ def install_context_settings(change_directory, set_umask):
     process's). On the interpreter thread, and in a child the code forked, they are the originals
     (the engine records what a run changed at its end). ``os.setuid`` and the other calls that
     change the process's users or groups are refused in namespace contexts
-    (``_keeping_the_identity``)."""
+    (``_keeping_the_identity``). In ``posix``, as the other guards (``_guard``)."""
 
     def on_interpreter_thread():
         return _forked_by_code or _thread.get_ident() == _interpreter_thread
 
-    posix_chdir, posix_fchdir = os.chdir, os.fchdir
+    def charging_chdir(posix_chdir):
+        def chdir(path):
+            return posix_chdir(path) if on_interpreter_thread() else change_directory(posix_chdir, path)
+        return _posing_as(posix_chdir, chdir)
 
-    def chdir(path):
-        return posix_chdir(path) if on_interpreter_thread() else change_directory(posix_chdir, path)
+    def charging_fchdir(posix_fchdir):
+        def fchdir(fd):
+            return posix_fchdir(fd) if on_interpreter_thread() else change_directory(posix_fchdir, fd)
+        return _posing_as(posix_fchdir, fchdir)
 
-    def fchdir(fd):
-        return posix_fchdir(fd) if on_interpreter_thread() else change_directory(posix_fchdir, fd)
+    def charging_umask(posix_umask):
+        def umask(mask, /):
+            return posix_umask(mask) if on_interpreter_thread() else set_umask(posix_umask, mask)
+        return _posing_as(posix_umask, umask)
 
-    os.chdir = _posing_as(posix_chdir, chdir)
-    os.fchdir = _posing_as(posix_fchdir, fchdir)
-    if posix_chdir in os.supports_fd:
-        os.supports_fd.add(os.chdir)
-    posix_umask = os.umask
-
-    def umask(mask, /):
-        return posix_umask(mask) if on_interpreter_thread() else set_umask(posix_umask, mask)
-
-    os.umask = _posing_as(posix_umask, umask)
+    original_chdir = posix.chdir
+    _guard(posix, "chdir", charging_chdir)
+    _guard(posix, "fchdir", charging_fchdir)
+    _guard(posix, "umask", charging_umask)
+    if original_chdir in os.supports_fd:
+        os.supports_fd.add(posix.chdir)
     for name in _IDENTITY_CALLS:
-        if hasattr(os, name):
-            setattr(os, name, _keeping_the_identity(getattr(os, name)))
+        if hasattr(posix, name):
+            _guard(posix, name, _keeping_the_identity)
 
 
 # Processes started by a context's threads. The engine's audit hook gives a process the

@@ -36,14 +36,19 @@ def directories(tmp_path):
     return {name: os.path.realpath(path) for name, path in made.items()}
 
 
-def test_a_threads_chdir_during_another_contexts_run_is_its_contexts(server, directories):
+# Code that loads ``os`` anew first: the engine's wrappers live in ``posix``, which it copies.
+RELOADS = {"os": "", "reloaded os": "import importlib, os\nos = importlib.reload(os)\n"}
+
+
+@pytest.mark.parametrize("reload", RELOADS)
+def test_a_threads_chdir_during_another_contexts_run_is_its_contexts(server, directories, reload):
     """A thread of context A moves to another directory while B runs: B's code goes on in its own
     directory (the engine puts it back before the thread's call returns), B keeps its directory,
     and A's is the thread's new one (its next run starts there)."""
     a = server.create_context(cwd=directories["a"])
     b = server.create_context(cwd=directories["b"])
     try:
-        ok(server, "import os, sys, threading, types\n"
+        ok(server, RELOADS[reload] + "import os, sys, threading, types\n"
                    "steps = sys.modules['pk_cwd_steps'] = types.SimpleNamespace(go=threading.Event(), done=threading.Event())\n"
                    "def move():\n"
                    "    steps.go.wait()\n"
@@ -312,7 +317,8 @@ def identity_probes(report):
         for name, arguments in IDENTITY_CALLS.items())
 
 
-def test_a_namespace_context_cannot_change_the_servers_user_or_groups(server):
+@pytest.mark.parametrize("reload", RELOADS)
+def test_a_namespace_context_cannot_change_the_servers_user_or_groups(server, reload):
     """``os.setuid`` and the like would change the user of every context, of ``process.exec``,
     sessions, PTYs and the process contexts started afterwards: ``PermissionError`` naming process
     contexts (as ``os.setsid``), even for a call that would change nothing; a child the code
@@ -321,7 +327,7 @@ def test_a_namespace_context_cannot_change_the_servers_user_or_groups(server):
     try:
         report = ("type(error).__name__, error.errno, "
                   "f'would change the user or groups' in str(error) and 'process context' in str(error)")
-        result = ok(server, identity_probes(report), context)
+        result = ok(server, RELOADS[reload] + identity_probes(report), context)
         assert result.stdout.splitlines() == [f"{name} PermissionError 1 True" for name in IDENTITY_CALLS]
         child = ok(server, "import os\n"
                            "pid = os.fork()\n"
