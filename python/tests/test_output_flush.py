@@ -2,7 +2,7 @@
 sent at the end of the coalescing window while the code still runs.
 
 The server runs with `--output-interval 600`: output that nobody flushes waits for the run's end
-(or 64 KiB), so a `code.output` notification that arrives while the code still waits can only
+(or 256 KiB), so a `code.output` notification that arrives while the code still waits can only
 come from the flush. Each run flushes one way, then waits until the test has seen the output
 (a file the test creates); unflushed output would leave both waiting until the test gives up.
 """
