@@ -38,8 +38,10 @@ enum ShellScript {
         // `return` from a trap ends the sourced command: how a timeout stops a command that
         // is running inside the shell itself (a loop of builtins) without killing the shell.
         // Afterwards the trap becomes a no-op rather than the default (which would make a late
-        // SIGUSR2 kill the shell); caught signals are reset to default in children anyway.
-        return "trap 'return 124' USR2; { . \(shellQuote(d + "/command.sh")); } </dev/null >\(shellQuote(d + "/stdout.fifo")) "
+        // SIGUSR2 kill the shell); caught signals are reset to default in children anyway. A
+        // SIGUSR2 between the trap and the `.` finds no script to return from: the shell then
+        // exits as a timed-out command (124), as before its first command's trap.
+        return "trap 'return 124 2>/dev/null || exit 124' USR2; { . \(shellQuote(d + "/command.sh")); } </dev/null >\(shellQuote(d + "/stdout.fifo")) "
             + "2>\(shellQuote(d + "/stderr.fifo")); \(printf) 'E \(cmd.seq) %d\\n' \"$?\"; trap : USR2\n"
     }
 
