@@ -10,6 +10,7 @@ import _thread
 import ast
 import atexit
 import builtins
+import codecs
 import errno
 import importlib.machinery
 import io
@@ -82,17 +83,25 @@ class KernelBinaryStream(io.RawIOBase):
 
 class _StreamAttribute:
     """An attribute of the standard streams that ``TextIOWrapper`` has read-only: reads
-    ``_NAME``; setting or deleting it raises CPython's message."""
+    ``_NAME`` (or, for ``setting``, the attribute of the stream's settings); setting or deleting
+    it raises CPython's message."""
 
-    def __init__(self, message):
+    def __init__(self, message, setting=False):
         self._message = message
+        self._setting = setting
 
     def __set_name__(self, owner, name):
         self._field = "_" + name
         self._message = self._message.format(name=name)
+        if self._setting:
+            self._setting = name
 
     def __get__(self, instance, owner=None):
-        return self if instance is None else getattr(instance, self._field)
+        if instance is None:
+            return self
+        if self._setting:  # one of the settings ``reconfigure`` sets
+            return getattr(instance._caller_settings(), self._setting)
+        return getattr(instance, self._field)
 
     def __set__(self, instance, value):
         raise AttributeError(self._message)
@@ -103,6 +112,94 @@ class _StreamAttribute:
 
 _READONLY_MEMBER = "readonly attribute"
 _READONLY_PROPERTY = "attribute '{name}' of '_io.TextIOWrapper' objects is not writable"
+
+
+class _StreamSettings:
+    """What ``TextIOWrapper.reconfigure`` sets on one of the engine's text streams (python3's on a
+    pipe until then): the attributes code reads, and how a write turns text into the bytes written."""
+
+    __slots__ = ("encoding", "errors", "newline", "line_buffering", "write_through", "translated", "encode", "native")
+
+    def __init__(self, errors, line_buffering):
+        self.encoding = "utf-8"
+        self.errors = errors
+        self.newline = None  # as given to ``reconfigure`` (``TextIOWrapper``'s default)
+        self.translated = None  # what a write's "\n" becomes, None when it stays
+        self.line_buffering = line_buffering
+        self.write_through = False
+        self.encode = _text_encoder("utf-8", errors)
+        self.native = True  # whether the native ``write`` writes the same bytes
+
+    def set_newline(self, newline):
+        """``TextIOWrapper``'s ``set_newline`` for writing: ``None`` is ``os.linesep`` ("\\n"),
+        ``""`` and ``"\\n"`` write "\\n" as it is, ``"\\r"`` and ``"\\r\\n"`` replace it."""
+        self.newline = newline
+        self.translated = newline if newline in ("\r", "\r\n") else None
+
+
+def _text_encoder(encoding, errors):
+    """``encode(text)`` of python3's ``TextIOWrapper`` on a pipe with that encoding and error
+    handler, made as its ``reconfigure`` makes one: the codec's incremental encoder, so a codec that
+    starts with a byte order mark (``utf-8-sig``) writes it once per encoder, at its first write.
+    ``utf-16`` and ``utf-32`` are written by the wrapper's own fast encoders, which write no byte
+    order mark unless the stream is at its start, which a pipe never is (it cannot tell): their
+    bytes are the native byte order's, without one. Raises python3's ``LookupError`` for an
+    unknown encoding or one that is not a text encoding (``hex``)."""
+    info = _lookup_text_encoding(encoding)
+    if info.name in ("utf-16", "utf-32"):
+        native_order = codecs.lookup(f"{info.name}-{'le' if sys.byteorder == 'little' else 'be'}").encode
+        return lambda text: native_order(text, errors)[0]
+    return info.incrementalencoder(errors).encode
+
+
+def _lookup_text_encoding(encoding):
+    """``codecs.lookup(encoding)`` as ``TextIOWrapper`` looks an encoding up: one that is not a
+    text encoding (``hex``, ``rot13``) raises python3's ``LookupError``."""
+    info = codecs.lookup(encoding)
+    if not getattr(info, "_is_text_encoding", True):
+        raise LookupError(f"'{encoding[:400]}' is not a text encoding; use codecs.open() to handle arbitrary codecs")
+    return info
+
+
+def _reconfigured_encoding(settings, encoding, errors):
+    """``(encoding, errors)`` as python3's ``reconfigure`` takes them when one of them or a newline
+    was given: the current ones where none is given, ``"strict"`` for a new encoding without an
+    error handler, the locale's for ``encoding="locale"``; checked as CPython converts them."""
+    if encoding is None:
+        encoding = settings.encoding
+        if errors is None:
+            errors = settings.errors
+    else:
+        if encoding == "locale":
+            import locale
+            encoding = locale.getencoding()
+        if errors is None:
+            errors = "strict"
+    _c_string(errors)
+    _c_string(encoding)
+    return encoding, errors
+
+
+def _c_string(value):
+    """What CPython's ``PyUnicode_AsUTF8`` takes of a ``reconfigure`` argument: a ``str`` (else
+    its ``TypeError``) that encodes as UTF-8 (else its ``UnicodeEncodeError``), up to a null
+    character."""
+    if not isinstance(value, str):
+        raise TypeError("bad argument type for built-in operation")
+    value.encode("utf-8")
+    return value.partition("\0")[0]
+
+
+def _optional_flag(value, current):
+    """``line_buffering`` or ``write_through`` as python3's ``reconfigure`` converts it: ``None``
+    keeps the current one; anything else is an integer (``__index__``, a C ``long``) taken as true
+    when not 0."""
+    if value is None:
+        return current
+    value = operator.index(value)
+    if not -(1 << 63) <= value < 1 << 63:
+        raise OverflowError("Python int too large to convert to C long")
+    return value != 0
 
 
 class KernelStream(io.TextIOBase):
@@ -116,15 +213,14 @@ class KernelStream(io.TextIOBase):
 
     # Kept out of the instance's ``__dict__``, where only the code's own attributes go (see
     # ``restore_streams``), and ``reconfigure``'s ``write``.
-    __slots__ = ("_name", "_fd", "_buffer", "_encoding", "_newlines", "_errors", "_native_errors",
-                 "_line_buffering", "_write_through")
+    __slots__ = ("_name", "_fd", "_buffer", "_newlines", "_native_errors", "_settings")
     name = _StreamAttribute(_READONLY_PROPERTY)
     buffer = _StreamAttribute(_READONLY_MEMBER)
     newlines = _StreamAttribute(_READONLY_PROPERTY)
-    encoding = _StreamAttribute(_READONLY_MEMBER)
-    errors = _StreamAttribute(_READONLY_PROPERTY)
-    line_buffering = _StreamAttribute(_READONLY_MEMBER)
-    write_through = _StreamAttribute(_READONLY_MEMBER)
+    encoding = _StreamAttribute(_READONLY_MEMBER, setting=True)
+    errors = _StreamAttribute(_READONLY_PROPERTY, setting=True)
+    line_buffering = _StreamAttribute(_READONLY_MEMBER, setting=True)
+    write_through = _StreamAttribute(_READONLY_MEMBER, setting=True)
     mode = "w"
     _CHUNK_SIZE = 8192
 
@@ -133,17 +229,15 @@ class KernelStream(io.TextIOBase):
         self._name = name
         self._fd = fd
         self._buffer = _with_write(KernelBinaryStream, write_bytes, flush)(name, fd)
-        self._encoding = "utf-8"
         self._newlines = None
         # What the native write does with lone surrogates, as python3's streams in a UTF-8 locale.
-        self._errors = self._native_errors = "surrogateescape" if name == "<stdout>" else "backslashreplace"
+        self._native_errors = "surrogateescape" if name == "<stdout>" else "backslashreplace"
         # python3's on a pipe: stderr is line-buffered. The engine writes every text at once
         # whatever these say (and ``reconfigure`` only records them).
-        self._line_buffering = name == "<stderr>"
-        self._write_through = False
+        self._settings = _StreamSettings(self._native_errors, line_buffering=name == "<stderr>")
 
     def __repr__(self):
-        return f"<_io.TextIOWrapper name={self._name!r} mode={self.mode!r} encoding={self._encoding!r}>"
+        return f"<_io.TextIOWrapper name={self._name!r} mode={self.mode!r} encoding={self.encoding!r}>"
 
     def __reduce_ex__(self, protocol):
         # object's: copyreg's message below protocol 2, its own from 2 on.
@@ -156,40 +250,67 @@ class KernelStream(io.TextIOBase):
 
     def reconfigure(self, *, encoding=None, errors=None, newline=_MISSING, line_buffering=None,
                     write_through=None):
-        """``TextIOWrapper.reconfigure``, as scripts call it (``encoding="utf-8"`` most often).
-        Another encoding or error handler than UTF-8 and the stream's own encodes each write onto
-        ``buffer``.
-        Buffering is the engine's: ``line_buffering`` and ``write_through`` are only recorded."""
-        import codecs
-        if encoding is not None:
-            if not isinstance(encoding, str):
-                raise TypeError(f"reconfigure() argument 'encoding' must be str or None, not {type(encoding).__name__}")
-            codecs.lookup(encoding)
-        if errors is not None and not isinstance(errors, str):
-            raise TypeError(f"reconfigure() argument 'errors' must be str or None, not {type(errors).__name__}")
+        """``TextIOWrapper.reconfigure`` as python3.11's on a pipe: its checks, errors and order (a
+        newline is set before the encoding is looked up, so it stays when that fails). A new
+        encoding, error handler or newline makes a new encoder
+        (``utf-8-sig`` writes its byte order mark again, as python3's does); a newline other than
+        ``None``, ``""`` and ``"\\n"`` replaces each "\\n" written. ``line_buffering`` and
+        ``write_through`` are only recorded: the engine takes every write at once."""
         if newline is not _MISSING and newline is not None:
-            if not isinstance(newline, str):
-                raise TypeError(f"reconfigure() argument 'newline' must be str or None, not {type(newline).__name__}")
+            newline = _c_string(newline)
             if newline not in ("", "\n", "\r", "\r\n"):
                 raise ValueError(f"illegal newline value: {newline}")
-        if encoding is not None:
-            self._encoding = encoding
-            if errors is None:
-                errors = "strict"
-        if errors is not None:
-            self._errors = errors
-        if line_buffering is not None:
-            self._line_buffering = bool(line_buffering)
-        if write_through is not None:
-            self._write_through = bool(write_through)
-        self.__dict__.pop("write", None)
-        if codecs.lookup(self._encoding).name != "utf-8" or self._errors != self._native_errors:
+        settings = self._settings
+        line_buffering = _optional_flag(line_buffering, settings.line_buffering)
+        write_through = _optional_flag(write_through, settings.write_through)
+        self.flush()
+        try:
+            if newline is not _MISSING:
+                settings.set_newline(newline)
+            if encoding is not None or errors is not None or newline is not _MISSING:
+                encoding, errors = _reconfigured_encoding(settings, encoding, errors)
+                settings.encode = _text_encoder(encoding, errors)
+                settings.encoding, settings.errors = encoding, errors
+            settings.line_buffering, settings.write_through = line_buffering, write_through
+        finally:
+            self._settings_changed(settings)
+
+    def _caller_settings(self):
+        """The stream's settings (what ``reconfigure`` set)."""
+        return self._settings
+
+    def _settings_changed(self, settings):
+        """After ``reconfigure``: whether the native ``write`` writes with them."""
+        settings.native = (settings.translated is None and settings.errors == self._native_errors
+                           and codecs.lookup(settings.encoding).name == "utf-8")
+        self._use(settings)
+
+    def _use(self, settings):
+        """Makes ``settings`` the stream's: ``write`` is the native one when it writes them (UTF-8,
+        the stream's error handler, no newline translation), else ``_encoded_write`` (kept on the
+        instance; a ``write`` the code set stays)."""
+        self._settings = settings
+        write = self.__dict__.get("write")
+        if write is not None and not _reconfigured_write(self, "write", write):
+            return
+        if settings.native:
+            self.__dict__.pop("write", None)
+        elif write is None:
             self.write = self._encoded_write
 
     def _encoded_write(self, text):
+        """``write`` with the stream's settings when the native one does not write them (set on
+        the stream by ``reconfigure``)."""
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {'None' if text is None else type(text).__name__}")
-        self.buffer.write(text.encode(self._encoding, self._errors))
+        settings = self._caller_settings()
+        if settings.native:
+            data = text.encode("utf-8", self._native_errors)
+        elif settings.translated is not None and "\n" in text:
+            data = settings.encode(text.replace("\n", settings.translated))
+        else:
+            data = settings.encode(text)
+        self._buffer.write(data)
         return len(text)
 
     def detach(self):
@@ -1369,17 +1490,19 @@ def _write_to_descriptors_in_child():
     writes), buffered as python3's are on a pipe (stdout by blocks, stderr by lines), or
     unbuffered (a raw file, ``write_through``) when ``PYTHONUNBUFFERED`` is set and not empty in
     ``os.environ``, as python3 started with it makes them: what the child printed before its
-    ``os._exit`` is lost or not as in python3. A stream the code replaced is left alone."""
+    ``os._exit`` is lost or not as in python3. Their encoding, error handler and newline are what
+    ``reconfigure`` set. A stream the code replaced is left alone."""
     unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
     for name, fd in (("stdout", 1), ("stderr", 2)):
         stream = getattr(sys, name)
         if not isinstance(stream, KernelStream):
             continue
-        errors = "backslashreplace" if fd == 2 else stream.errors
+        settings = stream._settings
         binary = open(fd, "wb", buffering=0 if unbuffered else -1, closefd=False)
         # python3's: stderr line-buffered, unless unbuffered (write-through, as stdout then).
-        replacement = io.TextIOWrapper(binary, stream.encoding, errors,
-                                       line_buffering=fd == 2 and not unbuffered, write_through=unbuffered)
+        replacement = io.TextIOWrapper(binary, settings.encoding, settings.errors, settings.newline,
+                                       line_buffering=settings.line_buffering and not unbuffered,
+                                       write_through=unbuffered or settings.write_through)
         setattr(sys, name, replacement)
         setattr(sys, f"__{name}__", replacement)
 
@@ -2511,6 +2634,8 @@ def restore_streams():
         attributes = stream.__dict__
         for name in [name for name, value in attributes.items() if not _reconfigured_write(stream, name, value)]:
             del attributes[name]
+    for stream in _streams[:2]:
+        stream._use(stream._settings)  # ``reconfigure``'s ``write`` where a dropped one hid it
 
 
 def _reconfigured_write(stream, name, value):

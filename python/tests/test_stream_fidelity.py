@@ -142,3 +142,139 @@ def test_what_a_cell_sets_on_the_streams_lasts_for_its_run(kernel, isolation):
         assert result.stderr == "to stderr\n"
     assert kernel.run_code("print(captured)", context=first).stdout == \
         "['to the list', '\\n', 'also', '\\n', b'bytes']\n"
+
+
+def _python311_output(tmp_path, source):
+    """What python3.11 writes running ``source`` with pipes for stdout and stderr (no ``PYTHON*``
+    variables), as the wire carries it: UTF-8, invalid bytes as U+FFFD."""
+    program = tmp_path / "program.py"
+    program.write_text(source)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    done = subprocess.run([PYTHON311, str(program)], capture_output=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
+
+
+NEWLINES = r'''
+import sys
+
+def probe(label, function):
+    try:
+        result = function()
+        sys.stderr.write(f"{label}: ok {result!r}\n")
+    except BaseException as error:
+        sys.stderr.write(f"{label}: {type(error).__qualname__} {error}\n")
+
+def state(stream):
+    return (stream.encoding, stream.errors, stream.newlines, stream.line_buffering, stream.write_through, repr(stream))
+
+for newline in ("\r\n", "", "\r", None, "\n"):
+    sys.stdout.reconfigure(newline=newline)
+    print("a")  # the native print's usual call
+    print("b\nc", 1, end="|\n")
+    probe(f"write {newline!r}", lambda: sys.stdout.write("x\ny\r\n"))
+    probe(f"state {newline!r}", lambda: state(sys.stdout))
+sys.stderr.reconfigure(newline="\r")
+print("x\ny", file=sys.stderr)
+sys.stderr.reconfigure(newline="\n")
+sys.stdout.reconfigure(newline="\r\n")
+sys.stdout.reconfigure(encoding="utf-16-le")  # the newline stays
+print("kept")
+sys.stdout.reconfigure(encoding="utf-8", errors="surrogateescape")
+print("kept too")
+for arguments in [dict(newline=1), dict(newline="x"), dict(newline="\r\n\r"), dict(encoding=1), dict(errors=1),
+                  dict(encoding="nope"), dict(encoding="hex"), dict(newline="\r", encoding="nope"),
+                  dict(line_buffering="x"), dict(line_buffering=2.5), dict(line_buffering=2**70), dict(write_through=[]),
+                  dict(line_buffering=1, encoding="nope"), dict(line_buffering=2, write_through=-1),
+                  dict(line_buffering=0), dict(errors="nope"), dict(newline="\ud800"), dict(newline="\n\0z"),
+                  dict(encoding="latin-1", errors=None), dict(errors="strict"), dict(encoding="locale"),
+                  dict(encoding="UTF-8", errors="surrogateescape", newline=None)]:
+    probe(f"reconfigure {arguments!r}", lambda: (sys.stdout.reconfigure(**arguments), state(sys.stdout))[1])
+    print("line")
+sys.stderr.reconfigure(line_buffering=False, errors="strict")
+probe("stderr", lambda: state(sys.stderr))
+probe("stderr's surrogate", lambda: print("\udcff", file=sys.stderr))
+'''
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_reconfigure_newline_translates_as_python3s(kernel, tmp_path, isolation):
+    """``reconfigure(newline=...)`` of ``sys.stdout`` and ``sys.stderr``: "\\r\\n" and "\\r"
+    replace each "\\n" written (``print``'s too), ``None``, ``""`` and ``"\\n"`` leave it; the
+    arguments are checked, converted and applied as python3.11's ``reconfigure`` does (a newline
+    set before an unknown encoding fails stays). Once ignored: everything came out with "\\n"."""
+    expected = _python311_output(tmp_path, NEWLINES)
+    result = kernel.run_code(NEWLINES, context=kernel.create_context(isolation=isolation))
+    assert result.error is None, result.error
+    assert (result.stdout, result.stderr) == expected
+    assert "a\r\nb\r\nc 1|\r\n" in result.stdout and "x\ry\r" in result.stderr
+
+
+ENCODERS = r'''
+import sys
+for encoding, errors in [("utf-8-sig", None), ("utf-16", None), ("utf-16-le", None), ("utf-16-be", "strict"),
+                         ("utf-32", None), ("utf-32-be", None), ("latin-1", "replace"), ("cp1252", "xmlcharrefreplace"),
+                         ("cp1252", "backslashreplace"), ("ascii", "ignore"), ("ascii", "namereplace"), ("U8", None),
+                         ("latin-1", None), ("utf-8", "strict"), ("utf-8", "surrogatepass"), ("cp1252", "surrogateescape"),
+                         ("punycode", None), ("utf-8-sig", None)]:
+    sys.stdout.reconfigure(encoding=encoding, errors=errors)
+    sys.stderr.write(f"{encoding} {errors}: {sys.stdout.encoding!r} {sys.stdout.errors!r} {sys.stdout!r}\n")
+    for text in ["u", "v\n", "\u00e9\u20ac\u0416\n", "\udcff\n", "\ud800x\n", "\U0001F600\n"]:
+        try:
+            sys.stderr.write(f" wrote {sys.stdout.write(text)}\n")
+        except UnicodeEncodeError as error:
+            sys.stderr.write(f" {error}\n")
+    print("p", "q", sep="\n")
+    print("w")
+sys.stdout.reconfigure(encoding="utf-8", errors="surrogateescape")
+sys.stderr.reconfigure(encoding="utf-8-sig")
+print("to stderr", file=sys.stderr)
+print("again", file=sys.stderr)
+sys.stderr.reconfigure(errors="strict")  # a new encoder: its mark again
+print("last", file=sys.stderr)
+'''
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_reconfigure_encodes_as_python3s_encoder_on_a_pipe(kernel, tmp_path, isolation):
+    """A codec that writes a byte order mark writes it as python3's ``TextIOWrapper`` on a pipe
+    does: ``utf-8-sig`` once per encoder (each ``reconfigure`` of the encoding, error handler or
+    newline makes one), ``utf-16`` and ``utf-32`` never (their fast encoders skip it when the
+    stream cannot tell it is at its start; native byte order). Other codecs and error handlers
+    write python3's bytes. Once: a mark before every write (a ``print`` is two)."""
+    expected = _python311_output(tmp_path, ENCODERS)
+    result = kernel.run_code(ENCODERS, context=kernel.create_context(isolation=isolation))
+    assert result.error is None, result.error
+    assert (result.stdout, result.stderr) == expected
+    assert result.stdout.count("\ufeff") == 2 and result.stderr.count("\ufeff") == 2
+
+
+FORKED = r'''
+import os, sys
+os.environ.pop("PYTHONUNBUFFERED", None)
+sys.stdout.reconfigure(encoding="ascii", errors="replace", newline="\r\n")
+sys.stderr.reconfigure(errors="strict", newline="\r")
+print("parent \u00e9")
+sys.stdout.flush()
+pid = os.fork()
+if pid == 0:
+    print("child \u00e9", sys.stdout.encoding, sys.stdout.errors, sys.stdout.line_buffering, sys.stderr.line_buffering)
+    try:
+        print("\udcff", file=sys.stderr)
+    except UnicodeEncodeError:
+        print("raised", file=sys.stderr)
+    sys.stdout.flush()
+    os._exit(0)
+os.waitpid(pid, 0)
+print("done")
+'''
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_a_forked_child_writes_with_what_reconfigure_set(kernel, tmp_path, isolation):
+    """A child forked after ``reconfigure`` writes with the forking context's encoding, error
+    handler and newline, as python3's child, which inherits its parent's stream."""
+    expected = _python311_output(tmp_path, FORKED)
+    result = kernel.run_code(FORKED, context=kernel.create_context(isolation=isolation))
+    assert result.error is None, result.error
+    assert (result.stdout, result.stderr) == expected
