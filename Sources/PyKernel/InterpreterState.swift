@@ -84,6 +84,15 @@ final class InterpreterState {
     private let suspendSignals: PyOwned
     private let forgetSignals: PyOwned
     private let signalsRunningName: PyOwned
+    /// The runtime's `stream_contexts` (the namespace contexts whose code reconfigured
+    /// `sys.stdout` or `sys.stderr`), `apply_stream_settings`, called as a run begins while that
+    /// set is not empty (the run's context writes with its own settings, the others with the
+    /// defaults), `input_contexts` (those with `sys.stdin` settings of their own), and
+    /// `forget_stream_settings`, called at a context's deletion while either set is not empty.
+    private let streamContexts: PyOwned
+    private let inputContexts: PyOwned
+    private let applyStreamSettings: PyOwned
+    private let forgetStreamSettings: PyOwned
     /// The engine's `(sys.stdout, sys.stderr, sys.stdin)` (a tuple), to notice a run that replaced
     /// one (as `sys.stdout` or `sys.__stdout__`); `None` with ``KernelConfiguration/usesProcessStandardStreams``.
     private let engineStreams: PyOwned
@@ -162,6 +171,10 @@ final class InterpreterState {
             suspendSignals = try module.borrowed.attribute("suspend_signals")
             forgetSignals = try module.borrowed.attribute("forget_signals")
             signalsRunningName = try PyOwned.string("_signals_running")
+            streamContexts = try module.borrowed.attribute("stream_contexts")
+            inputContexts = try module.borrowed.attribute("input_contexts")
+            applyStreamSettings = try module.borrowed.attribute("apply_stream_settings")
+            forgetStreamSettings = try module.borrowed.attribute("forget_stream_settings")
             try Self.installStreams(module.borrowed, configuration, runtime: runtime)
             let requestInput = try PyOwned.nativeFunction(name: "request_input", RunSupervisor.requestInput)
             try module.borrowed.setAttribute("_request_input", requestInput.borrowed)
@@ -290,6 +303,9 @@ final class InterpreterState {
         let stderr = try sys.borrowed.attribute("stderr")
         let stdoutWrite = try installTextFunctions(of: stdout.borrowed, write: NativeStreams.writeStdout)
         let stderrWrite = try installTextFunctions(of: stderr.borrowed, write: NativeStreams.writeStderr)
+        let kernelStream = try module.attribute("KernelStream")
+        NativeStreams.installContextSettings(
+            contexts: try module.attribute("stream_contexts"), encodedWrite: try kernelStream.borrowed.attribute("_encoded_write"))
         // `sys.stdin` (`pykernel_runtime._stdin_class`) passes for python3's stream too.
         let stdin = try sys.borrowed.attribute("stdin")
         let stdinClass = try stdin.borrowed.attribute("__class__")
@@ -827,12 +843,14 @@ final class InterpreterState {
     }
 
     /// What the runtime's `begin_run` does for a run without environment variables, without a
-    /// Python call: makes the context current, puts back replaced standard streams, and registers
-    /// the cell's source (split into lines only if something reads it).
+    /// Python call: makes the context current, puts back replaced standard streams, gives them the
+    /// context's settings (a call only while some context reconfigured them), and registers the
+    /// cell's source (split into lines only if something reads it).
     private func beginRunNatively(_ namespace: Namespace, filename: PyBorrowed, source: PyBorrowed?) throws(PythonError) {
         try runtimeGlobals.borrowed.setItem(currentCellsName.borrowed, namespace.cells.borrowed)
         try runtimeGlobals.borrowed.setItem(currentContextName.borrowed, namespace.contextID.borrowed)
         try restoreReplacedStreams()
+        if streamContexts.borrowed.setSize > 0 { _ = try applyStreamSettings.borrowed.call(namespace.contextID.borrowed) }
         try becomeMain(namespace)
         if let source { try namespace.cells.borrowed.setItem(filename, source) }
     }
@@ -942,6 +960,11 @@ final class InterpreterState {
         guard let namespace = namespaces.removeValue(forKey: context) else { return }
         if signalContexts.borrowed.setSize > 0, forgetSignals.borrowed.callKeepingError(namespace.contextID.borrowed) == nil {
             runtime.logger.error("forget_signals failed: \(PythonError.fetch())")
+        }
+        if streamContexts.borrowed.setSize > 0 || inputContexts.borrowed.setSize > 0,
+            forgetStreamSettings.borrowed.callKeepingError(namespace.contextID.borrowed) == nil
+        {
+            runtime.logger.error("forget_stream_settings failed: \(PythonError.fetch())")
         }
         stopBeingMain(namespace)
         closeEventLoop(of: namespace)

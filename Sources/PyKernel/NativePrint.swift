@@ -80,9 +80,11 @@ final class NativePrint {
         return PyBorrowed.newNoneReference()
     }
 
-    /// The engine stream `print` writes to, when it is one whose `write` is still the engine's.
+    /// The engine stream `print` writes to, when it is one whose `write` is still the engine's
+    /// (and writes natively: not for a thread's print while contexts have settings of their own,
+    /// see ``NativeStreams/threadsEncodedWrite()``).
     private func destination(_ file: PyBorrowed?) -> (PyBorrowed, OutputStreamName)? {
-        guard let file = file ?? sysStdout.currentValue() else { return nil }
+        guard let file = file ?? sysStdout.currentValue(), NativeStreams.threadsEncodedWrite() == nil else { return nil }
         if file.pointer == stdout.object {
             return stdoutWrite.attribute(of: file, isIdenticalTo: PyBorrowed(stdout.write)) ? (file, .stdout) : nil
         }

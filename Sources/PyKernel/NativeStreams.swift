@@ -11,8 +11,8 @@ extension OutputStreamName {
 /// the streams' `flush`.
 /// Python calls them with the GIL held; the path of every write.
 enum NativeStreams {
-    static let writeStdout: NativeFunctionPointer = { _, argument in writeText(.stdout, argument) }
-    static let writeStderr: NativeFunctionPointer = { _, argument in writeText(.stderr, argument) }
+    static let writeStdout: NativeFunctionPointer = { stream, argument in writeText(.stdout, stream, argument) }
+    static let writeStderr: NativeFunctionPointer = { stream, argument in writeText(.stderr, stream, argument) }
     static let writeStdoutBytes: NativeFunctionPointer = { _, argument in writeBytes(.stdout, argument) }
     static let writeStderrBytes: NativeFunctionPointer = { _, argument in writeBytes(.stderr, argument) }
 
@@ -26,8 +26,11 @@ enum NativeStreams {
         return PyBorrowed.newNoneReference()
     }
 
-    private static func writeText(_ stream: OutputStreamName, _ argument: PyPointer?) -> PyPointer? {
+    private static func writeText(_ stream: OutputStreamName, _ object: PyPointer?, _ argument: PyPointer?) -> PyPointer? {
         guard let argument = PyBorrowed(argument) else { return nil }
+        if let encodedWrite = threadsEncodedWrite(), let object = PyBorrowed(object) {
+            return encodedWrite.callKeepingError(object, argument)?.transfer()
+        }
         guard let written = argument.withUTF8Text(stream.unencodable, { write(stream, $0) }) else {
             return PythonSignals.raiseTypeError("write() argument must be str, not \(argument.argumentTypeName)")
         }
@@ -44,6 +47,29 @@ enum NativeStreams {
             return PythonSignals.raiseTypeError("a bytes-like object is required, not '\(argument.typeName)'")
         }
         return written ? (try? PyOwned.integer(count))?.transfer() : nil
+    }
+
+    /// The runtime's `stream_contexts` (the contexts whose code reconfigured the streams) and
+    /// `KernelStream._encoded_write`, references kept for the rest of the process. Written once at
+    /// start-up (``installContextSettings(contexts:encodedWrite:)``), then only read with the GIL held.
+    nonisolated(unsafe) private static var contextSettings: (contexts: PyPointer, encodedWrite: PyPointer)?
+
+    /// Takes over references to the runtime's `stream_contexts` and `KernelStream._encoded_write`.
+    /// Once, at start-up, on the interpreter thread.
+    static func installContextSettings(contexts: consuming PyOwned, encodedWrite: consuming PyOwned) {
+        contextSettings = (contexts.transfer(), encodedWrite.transfer())
+    }
+
+    /// `KernelStream._encoded_write` when the calling thread's text writes are its, else `nil`:
+    /// while some context has settings of its own (`reconfigure`), those of a thread other than
+    /// the interpreter thread, which it writes with the settings of the thread's context. (The
+    /// interpreter thread's are the run's, which has `_encoded_write` on the stream when its
+    /// context's settings are not the native `write`'s.) With the GIL held.
+    static func threadsEncodedWrite() -> PyBorrowed? {
+        guard let contextSettings, PyBorrowed(contextSettings.contexts).setSize > 0,
+            !runtime._withUnsafeGuaranteedRef({ $0.threadOwners.isInterpreterThread })
+        else { return nil }
+        return PyBorrowed(contextSettings.encodedWrite)
     }
 
     /// Appends bytes to a stream; `false` with an exception pending when a stop arrived while waiting for room.

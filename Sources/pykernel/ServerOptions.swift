@@ -199,8 +199,10 @@ struct ServerOptions: ParsableArguments {
                     throw PreloadError(message: "--preload: cannot import \(module): \(error.name): \(error.value)")
                 }
             }
-            // Signal handlers the modules set are the process's, not the deleted context's.
-            for try await _ in try manager.run("__import__('pykernel_runtime').adopt_signals()", in: context.id) {}
+            // Signal handlers the modules set, and what they reconfigured the standard streams
+            // to, are the process's, not the deleted context's.
+            let adopt = "__import__('pykernel_runtime').adopt_signals(); __import__('pykernel_runtime').adopt_stream_settings()"
+            for try await _ in try manager.run(adopt, in: context.id) {}
         } catch let error as PreloadError {
             throw error
         } catch {

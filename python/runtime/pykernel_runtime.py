@@ -83,8 +83,8 @@ class KernelBinaryStream(io.RawIOBase):
 
 class _StreamAttribute:
     """An attribute of the standard streams that ``TextIOWrapper`` has read-only: reads
-    ``_NAME`` (or, for ``setting``, the attribute of the stream's settings); setting or deleting
-    it raises CPython's message."""
+    ``_NAME`` (or, for ``setting``, the attribute of the stream's settings for the calling code's
+    context); setting or deleting it raises CPython's message."""
 
     def __init__(self, message, setting=False):
         self._message = message
@@ -99,7 +99,7 @@ class _StreamAttribute:
     def __get__(self, instance, owner=None):
         if instance is None:
             return self
-        if self._setting:  # one of the settings ``reconfigure`` sets
+        if self._setting:  # one of the settings of the calling code's context (``reconfigure``)
             return getattr(instance._caller_settings(), self._setting)
         return getattr(instance, self._field)
 
@@ -115,8 +115,9 @@ _READONLY_PROPERTY = "attribute '{name}' of '_io.TextIOWrapper' objects is not w
 
 
 class _StreamSettings:
-    """What ``TextIOWrapper.reconfigure`` sets on one of the engine's text streams (python3's on a
-    pipe until then): the attributes code reads, and how a write turns text into the bytes written."""
+    """What ``TextIOWrapper.reconfigure`` sets on one of the engine's text streams, for one context
+    (``stream_contexts``), or the stream's defaults (python3's on a pipe): the attributes code
+    reads, and how a write turns text into the bytes written."""
 
     __slots__ = ("encoding", "errors", "newline", "line_buffering", "write_through", "translated", "encode", "native")
 
@@ -130,11 +131,22 @@ class _StreamSettings:
         self.encode = _text_encoder("utf-8", errors)
         self.native = True  # whether the native ``write`` writes the same bytes
 
+    def copy(self):
+        """The same settings (and the same encoder: what it wrote so far is the stream's)."""
+        settings = object.__new__(_StreamSettings)
+        for name in _StreamSettings.__slots__:
+            setattr(settings, name, getattr(self, name))
+        return settings
+
     def set_newline(self, newline):
         """``TextIOWrapper``'s ``set_newline`` for writing: ``None`` is ``os.linesep`` ("\\n"),
         ``""`` and ``"\\n"`` write "\\n" as it is, ``"\\r"`` and ``"\\r\\n"`` replace it."""
         self.newline = newline
         self.translated = newline if newline in ("\r", "\r\n") else None
+
+    def values(self):
+        """What code sees of them (settings that are the defaults' are dropped)."""
+        return (self.encoding, self.errors, self.newline, self.line_buffering, self.write_through)
 
 
 def _text_encoder(encoding, errors):
@@ -180,6 +192,14 @@ def _reconfigured_encoding(settings, encoding, errors):
     return encoding, errors
 
 
+def _calling_context():
+    """The context of the calling code: the running one on the interpreter thread, else the one
+    that started the thread (the running one for a thread no context started); ``None`` before
+    any run."""
+    owner = thread_owner()
+    return _current_context if owner is None else owner
+
+
 def _c_string(value):
     """What CPython's ``PyUnicode_AsUTF8`` takes of a ``reconfigure`` argument: a ``str`` (else
     its ``TypeError``) that encodes as UTF-8 (else its ``UnicodeEncodeError``), up to a null
@@ -209,11 +229,15 @@ class KernelStream(io.TextIOBase):
     engine gives its classes ``_io.TextIOWrapper`` as the type name CPython's messages print
     (``unsupported operand type(s) for >>: 'builtin_function_or_method' and
     '_io.TextIOWrapper'``), and its ``__name__``, ``__qualname__`` and ``__module__`` are
-    ``TextIOWrapper``'s. Its ``write`` and ``flush`` are native (set by the engine on the class)."""
+    ``TextIOWrapper``'s. Its ``write`` and ``flush`` are native (set by the engine on the class).
+
+    What ``reconfigure`` sets is the calling code's context's (``_stream_contexts``): the stream
+    holds the settings of the context whose run is in progress (``_settings``), those of each
+    context that reconfigured it, and its defaults, python3's on a pipe."""
 
     # Kept out of the instance's ``__dict__``, where only the code's own attributes go (see
     # ``restore_streams``), and ``reconfigure``'s ``write``.
-    __slots__ = ("_name", "_fd", "_buffer", "_newlines", "_native_errors", "_settings")
+    __slots__ = ("_name", "_fd", "_buffer", "_newlines", "_native_errors", "_settings", "_default", "_contexts")
     name = _StreamAttribute(_READONLY_PROPERTY)
     buffer = _StreamAttribute(_READONLY_MEMBER)
     newlines = _StreamAttribute(_READONLY_PROPERTY)
@@ -234,7 +258,8 @@ class KernelStream(io.TextIOBase):
         self._native_errors = "surrogateescape" if name == "<stdout>" else "backslashreplace"
         # python3's on a pipe: stderr is line-buffered. The engine writes every text at once
         # whatever these say (and ``reconfigure`` only records them).
-        self._settings = _StreamSettings(self._native_errors, line_buffering=name == "<stderr>")
+        self._default = self._settings = _StreamSettings(self._native_errors, line_buffering=name == "<stderr>")
+        self._contexts = {}  # context -> its settings, for the contexts whose code reconfigured the stream
 
     def __repr__(self):
         return f"<_io.TextIOWrapper name={self._name!r} mode={self.mode!r} encoding={self.encoding!r}>"
@@ -250,9 +275,9 @@ class KernelStream(io.TextIOBase):
 
     def reconfigure(self, *, encoding=None, errors=None, newline=_MISSING, line_buffering=None,
                     write_through=None):
-        """``TextIOWrapper.reconfigure`` as python3.11's on a pipe: its checks, errors and order (a
-        newline is set before the encoding is looked up, so it stays when that fails). A new
-        encoding, error handler or newline makes a new encoder
+        """``TextIOWrapper.reconfigure`` as python3.11's on a pipe, for the calling code's context:
+        its checks, errors and order (a newline is set before the encoding is looked up, so it
+        stays when that fails). A new encoding, error handler or newline makes a new encoder
         (``utf-8-sig`` writes its byte order mark again, as python3's does); a newline other than
         ``None``, ``""`` and ``"\\n"`` replaces each "\\n" written. ``line_buffering`` and
         ``write_through`` are only recorded: the engine takes every write at once."""
@@ -260,10 +285,11 @@ class KernelStream(io.TextIOBase):
             newline = _c_string(newline)
             if newline not in ("", "\n", "\r", "\r\n"):
                 raise ValueError(f"illegal newline value: {newline}")
-        settings = self._settings
-        line_buffering = _optional_flag(line_buffering, settings.line_buffering)
-        write_through = _optional_flag(write_through, settings.write_through)
+        current = self._caller_settings()
+        line_buffering = _optional_flag(line_buffering, current.line_buffering)
+        write_through = _optional_flag(write_through, current.write_through)
         self.flush()
+        owner, settings = self._own_settings()
         try:
             if newline is not _MISSING:
                 settings.set_newline(newline)
@@ -273,22 +299,45 @@ class KernelStream(io.TextIOBase):
                 settings.encoding, settings.errors = encoding, errors
             settings.line_buffering, settings.write_through = line_buffering, write_through
         finally:
-            self._settings_changed(settings)
+            self._settings_changed(owner, settings)
 
     def _caller_settings(self):
-        """The stream's settings (what ``reconfigure`` set)."""
-        return self._settings
+        """The settings of the calling code's context: the running one's on the interpreter
+        thread (``_settings``), else those of the context that started the thread."""
+        if not stream_contexts or _thread.get_ident() == _interpreter_thread:
+            return self._settings
+        owner = thread_owner()
+        return self._settings if owner is None else self._contexts.get(owner, self._default)
 
-    def _settings_changed(self, settings):
-        """After ``reconfigure``: whether the native ``write`` writes with them."""
+    def _own_settings(self):
+        """``(context, settings)``: the calling code's context and its own settings (a copy of
+        the defaults at its first ``reconfigure``); ``(None, defaults)`` when no context runs."""
+        owner = _calling_context()
+        if owner is None:
+            return None, self._default
+        settings = self._contexts.get(owner)
+        if settings is None:
+            settings = self._contexts[owner] = self._default.copy()
+        return owner, settings
+
+    def _settings_changed(self, owner, settings):
+        """After ``reconfigure``: whether the native ``write`` writes with them, a context's
+        settings that are the defaults again dropped, and the running context's in use."""
         settings.native = (settings.translated is None and settings.errors == self._native_errors
                            and codecs.lookup(settings.encoding).name == "utf-8")
-        self._use(settings)
+        if owner is not None:
+            if settings.native and self._default.native and settings.values() == self._default.values():
+                del self._contexts[owner]
+            _note_stream_contexts(owner)
+        if not stream_contexts:
+            apply_stream_settings(_NOBODY)
+        elif _thread.get_ident() == _interpreter_thread or owner == _applied_stream_context:
+            apply_stream_settings(_applied_stream_context if owner is None else owner)
 
     def _use(self, settings):
-        """Makes ``settings`` the stream's: ``write`` is the native one when it writes them (UTF-8,
-        the stream's error handler, no newline translation), else ``_encoded_write`` (kept on the
-        instance; a ``write`` the code set stays)."""
+        """Makes ``settings`` the ones of the run in progress: ``write`` is the native one when it
+        writes them (UTF-8, the stream's error handler, no newline translation), else
+        ``_encoded_write`` (kept on the instance; a ``write`` the code set stays)."""
         self._settings = settings
         write = self.__dict__.get("write")
         if write is not None and not _reconfigured_write(self, "write", write):
@@ -299,8 +348,10 @@ class KernelStream(io.TextIOBase):
             self.write = self._encoded_write
 
     def _encoded_write(self, text):
-        """``write`` with the stream's settings when the native one does not write them (set on
-        the stream by ``reconfigure``)."""
+        """``write`` with the settings of the calling code's context when the native one does not
+        write them: set on the stream for a run whose context has such settings, and called by the
+        native ``write`` for the writes of other threads while some context has settings of its
+        own (the settings of a thread's context are the ones it writes with)."""
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {'None' if text is None else type(text).__name__}")
         settings = self._caller_settings()
@@ -375,6 +426,34 @@ def _no_input_run():
 _input_run = _no_input_run
 
 
+class _InputSettings:
+    """What ``reconfigure`` sets on ``sys.stdin`` for one context (``input_contexts``), or its
+    defaults (python3's on a pipe in a UTF-8 locale), and whether that context's reads left
+    python3's stream holding decoded text."""
+
+    __slots__ = ("encoding", "errors", "newline", "line_buffering", "write_through", "decoding")
+
+    def __init__(self):
+        # The client's answers are text: another encoding or error handler decodes their UTF-8 as
+        # python3 would decode those bytes.
+        self.encoding = "utf-8"
+        self.errors = "surrogateescape"
+        self.newline = None
+        self.line_buffering = self.write_through = False
+        self.decoding = False
+
+    def copy(self):
+        """The same settings, for a context's own."""
+        settings = object.__new__(_InputSettings)
+        for name in _InputSettings.__slots__:
+            setattr(settings, name, getattr(self, name))
+        return settings
+
+    def values(self):
+        """All of them (settings that are the defaults' are dropped)."""
+        return (self.encoding, self.errors, self.newline, self.line_buffering, self.write_through, self.decoding)
+
+
 class KernelInput(io.TextIOBase):
     """``sys.stdin``: in a run with ``allow_stdin`` each line read is asked of the client; otherwise
     reading fails at once instead of hanging.
@@ -388,60 +467,93 @@ class KernelInput(io.TextIOBase):
     name = _StreamAttribute(_READONLY_PROPERTY)
     buffer = _StreamAttribute(_READONLY_MEMBER)
     newlines = _StreamAttribute(_READONLY_PROPERTY)
-    encoding = _StreamAttribute(_READONLY_MEMBER)
-    errors = _StreamAttribute(_READONLY_PROPERTY)
-    line_buffering = _StreamAttribute(_READONLY_MEMBER)
-    write_through = _StreamAttribute(_READONLY_MEMBER)
+    encoding = _StreamAttribute(_READONLY_MEMBER, setting=True)
+    errors = _StreamAttribute(_READONLY_PROPERTY, setting=True)
+    line_buffering = _StreamAttribute(_READONLY_MEMBER, setting=True)
+    write_through = _StreamAttribute(_READONLY_MEMBER, setting=True)
     mode = "r"
     # Kept out of the instance's ``__dict__``, where only the code's own attributes go (see
     # ``restore_streams``).
-    __slots__ = ("_fd", "_unread", "_run", "_decoding", "_name", "_buffer", "_newlines", "_encoding", "_errors",
-                 "_line_buffering", "_write_through")
+    __slots__ = ("_fd", "_unread", "_run", "_name", "_buffer", "_newlines", "_default", "_contexts")
 
     def __init__(self, fd):
         super().__init__()
         self._fd = fd
         self._unread = ""  # what a size-limited read left of the last answer
         self._run = None  # the run that answer belongs to (``_input_run()``)
-        self._decoding = False  # whether python3's stream would hold decoded text (see reconfigure)
         self._name = "<stdin>"
         self._buffer = _KernelInputBytes(self)
         self._newlines = None
-        # python3's in a UTF-8 locale, on a pipe. The client's answers are text: another encoding
-        # or error handler decodes their UTF-8 as python3 would decode those bytes.
-        self._encoding = "utf-8"
-        self._errors = "surrogateescape"
-        self._line_buffering = self._write_through = False
+        self._default = _InputSettings()
+        self._contexts = {}  # context -> its settings, for the contexts whose code reconfigured or read the stream
 
     def __repr__(self):
-        return f"<_io.TextIOWrapper name={self._name!r} mode={self.mode!r} encoding={self._encoding!r}>"
+        return f"<_io.TextIOWrapper name={self._name!r} mode={self.mode!r} encoding={self.encoding!r}>"
 
     __reduce_ex__ = KernelStream.__reduce_ex__
     __reduce__ = KernelStream.__reduce__
 
     def reconfigure(self, *, encoding=None, errors=None, newline=_MISSING, line_buffering=None,
                     write_through=None):
-        """``TextIOWrapper.reconfigure`` with python3's checks and errors. The encoding and error
-        handler decode what the client answers next; ``newline``, ``line_buffering`` and
-        ``write_through`` are only recorded (answers are lines ending in ``\\n``)."""
-        import codecs
+        """``TextIOWrapper.reconfigure`` with python3's checks, errors and order, for the calling
+        code's context (as ``KernelStream``'s). The encoding and error handler decode what the
+        client answers next; ``newline``, ``line_buffering`` and ``write_through`` are only
+        recorded (answers are lines ending in ``\\n``)."""
+        current = self._caller_settings()
         # python3's keeps what it decoded from a line or sized read (even all used) until a read of all.
-        if self._decoding and (encoding is not None or errors is not None or newline is not _MISSING):
+        if current.decoding and (encoding is not None or errors is not None or newline is not _MISSING):
             raise io.UnsupportedOperation("It is not possible to set the encoding or newline of stream after the first read")
-        for value in (newline if newline is not _MISSING else None, errors, encoding):
-            if value is not None and not isinstance(value, str):
-                raise TypeError("bad argument type for built-in operation")
-        if newline is not _MISSING and newline not in (None, "", "\n", "\r", "\r\n"):
-            raise ValueError(f"illegal newline value: {newline}")
-        if encoding is not None:
-            codecs.lookup(encoding)
-            self._encoding, self._errors = encoding, errors or "strict"
-        elif errors is not None:
-            self._errors = errors
-        if line_buffering is not None:
-            self._line_buffering = bool(line_buffering)
-        if write_through is not None:
-            self._write_through = bool(write_through)
+        if newline is not _MISSING and newline is not None:
+            newline = _c_string(newline)
+            if newline not in ("", "\n", "\r", "\r\n"):
+                raise ValueError(f"illegal newline value: {newline}")
+        line_buffering = _optional_flag(line_buffering, current.line_buffering)
+        write_through = _optional_flag(write_through, current.write_through)
+        owner, settings = self._own_settings()
+        try:
+            if newline is not _MISSING:
+                settings.newline = newline
+            if encoding is not None or errors is not None or newline is not _MISSING:
+                encoding, errors = _reconfigured_encoding(settings, encoding, errors)
+                _lookup_text_encoding(encoding)
+                settings.encoding, settings.errors = encoding, errors
+            settings.line_buffering, settings.write_through = line_buffering, write_through
+        finally:
+            self._settings_changed(owner, settings)
+
+    def _caller_settings(self):
+        """The settings of the calling code's context (see ``KernelStream._caller_settings``)."""
+        return self._contexts.get(_calling_context(), self._default) if self._contexts else self._default
+
+    def _own_settings(self):
+        """``(context, settings)``: the calling code's context and its own settings (see
+        ``KernelStream._own_settings``)."""
+        owner = _calling_context()
+        if owner is None:
+            return None, self._default
+        settings = self._contexts.get(owner)
+        if settings is None:
+            settings = self._contexts[owner] = self._default.copy()
+        return owner, settings
+
+    def _settings_changed(self, owner, settings):
+        """A context's settings that are the defaults again are dropped; ``input_contexts``."""
+        if owner is None:
+            return
+        if settings.values() == self._default.values():
+            del self._contexts[owner]
+            input_contexts.discard(owner)
+        else:
+            input_contexts.add(owner)
+
+    def _note_decoding(self, decoding):
+        """Whether python3's stream of the calling code's context would now hold decoded text
+        (after a line or sized read, until a read of all), which ``reconfigure`` refuses to
+        change the encoding or newline of."""
+        if self._caller_settings().decoding != decoding:
+            owner, settings = self._own_settings()
+            settings.decoding = decoding
+            self._settings_changed(owner, settings)
 
     def detach(self):
         """The binary ``buffer``; the stream itself stays usable (every context shares it)."""
@@ -482,8 +594,9 @@ class KernelInput(io.TextIOBase):
     def _decoded(self, answer):
         """An answer of the client as python3 decodes its bytes (UTF-8) with the stream's
         encoding and error handler (``input()`` reads so too)."""
-        if self._errors != "surrogateescape" or self._encoding != "utf-8":
-            return answer.encode("utf-8", "surrogateescape").decode(self._encoding, self._errors)
+        settings = self._caller_settings()
+        if settings.errors != "surrogateescape" or settings.encoding != "utf-8":
+            return answer.encode("utf-8", "surrogateescape").decode(settings.encoding, settings.errors)
         return answer
 
     def _drop_stale(self):
@@ -499,7 +612,7 @@ class KernelInput(io.TextIOBase):
         return bool(self._unread)
 
     def readline(self, size=-1):
-        self._decoding = True
+        self._note_decoding(True)
         return self._line(size)
 
     def _line(self, size):
@@ -521,7 +634,7 @@ class KernelInput(io.TextIOBase):
             pass
         end = len(self._unread) if size < 0 else min(size, len(self._unread))
         text, self._unread = self._unread[:end], self._unread[end:]
-        self._decoding = size >= 0
+        self._note_decoding(size >= 0)
         return text
 
     def close(self):
@@ -609,7 +722,7 @@ def input(prompt="", /):
         if answer is None:
             raise EOFError("EOF when reading a line")
         if answer is not False:
-            sys.stdin._decoding = True  # python3's input() reads a line of it
+            sys.stdin._note_decoding(True)  # python3's input() reads a line of it
             return sys.stdin._decoded(answer)
     return _original_input(prompt)
 
@@ -765,6 +878,17 @@ _streams = None
 _stream_objects = ()
 _stream_classes = ()
 _process_streams = False  # install's ``process_streams``
+# The contexts whose code reconfigured ``sys.stdout`` or ``sys.stderr`` (``KernelStream.reconfigure``):
+# what it set is theirs, the other contexts keep the streams' defaults. While the set is not empty,
+# the engine calls ``apply_stream_settings`` as each run begins, a deleted context's settings go
+# with it (``forget_stream_settings``), and the text writes of threads go through
+# ``KernelStream._encoded_write``, which writes with the settings of the thread's context.
+stream_contexts = set()
+# The contexts with ``sys.stdin`` settings of their own (its ``reconfigure``, and whether their
+# reads left python3's stream holding decoded text): read as the code reads, gone with the context.
+input_contexts = set()
+_NOBODY = object()  # no context: the streams' defaults
+_applied_stream_context = _NOBODY  # whose settings the streams use now (``apply_stream_settings``)
 
 
 def _thread_excepthook(args):
@@ -1491,13 +1615,15 @@ def _write_to_descriptors_in_child():
     unbuffered (a raw file, ``write_through``) when ``PYTHONUNBUFFERED`` is set and not empty in
     ``os.environ``, as python3 started with it makes them: what the child printed before its
     ``os._exit`` is lost or not as in python3. Their encoding, error handler and newline are what
-    ``reconfigure`` set. A stream the code replaced is left alone."""
+    the forking code's context set (``reconfigure``). A stream the code replaced is left alone."""
     unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
     for name, fd in (("stdout", 1), ("stderr", 2)):
         stream = getattr(sys, name)
         if not isinstance(stream, KernelStream):
             continue
-        settings = stream._settings
+        # The settings of the forking code's context (the thread's: ``threading`` made it the main one).
+        owner = getattr(threading.current_thread(), "_pykernel_context", None) or _current_context
+        settings = stream._settings if owner is None else stream._contexts.get(owner, stream._default)
         binary = open(fd, "wb", buffering=0 if unbuffered else -1, closefd=False)
         # python3's: stderr line-buffered, unless unbuffered (write-through, as stdout then).
         replacement = io.TextIOWrapper(binary, settings.encoding, settings.errors, settings.newline,
@@ -2609,6 +2735,8 @@ def begin_run(cells, filename, source, env, context):
     _current_cells = cells
     _current_context = context
     restore_streams()
+    if stream_contexts:
+        apply_stream_settings(context)
     cells[filename] = source
     if not env:
         return None
@@ -2636,6 +2764,47 @@ def restore_streams():
             del attributes[name]
     for stream in _streams[:2]:
         stream._use(stream._settings)  # ``reconfigure``'s ``write`` where a dropped one hid it
+
+
+def apply_stream_settings(context):
+    """As a run of ``context`` begins (while ``stream_contexts`` is not empty): ``sys.stdout`` and
+    ``sys.stderr`` write with the settings its code gave them, else with their defaults."""
+    global _applied_stream_context
+    _applied_stream_context = context
+    for stream in _streams[:2]:
+        stream._use(stream._contexts.get(context, stream._default))
+
+
+def forget_stream_settings(context):
+    """A deleted context: the settings its code gave the streams go."""
+    for stream in _streams:
+        stream._contexts.pop(context, None)
+    stream_contexts.discard(context)
+    input_contexts.discard(context)
+    if context == _applied_stream_context or not stream_contexts:
+        apply_stream_settings(_NOBODY)
+
+
+def adopt_stream_settings():
+    """For ``--preload``, whose imports run in a context of their own deleted afterwards: the
+    settings its code gave the streams become their defaults, every context's."""
+    context = _current_context
+    for stream in _streams:
+        settings = stream._contexts.pop(context, None)
+        if settings is not None:
+            stream._default = settings
+    _streams[2]._default.decoding = False  # what the context read is not the next run's
+    stream_contexts.discard(context)
+    input_contexts.discard(context)
+    apply_stream_settings(_NOBODY)
+
+
+def _note_stream_contexts(context):
+    """``stream_contexts`` after a change to the settings of ``context``."""
+    if any(context in stream._contexts for stream in _streams[:2]):
+        stream_contexts.add(context)
+    else:
+        stream_contexts.discard(context)
 
 
 def _reconfigured_write(stream, name, value):

@@ -108,7 +108,8 @@ def test_what_a_cell_sets_on_the_streams_lasts_for_its_run(kernel, isolation):
     """``sys.stdout.write = f`` (and ``sys.stderr``'s, ``sys.stdin``'s, their ``buffer``'s, a
     replaced ``sys.__stdout__``) works in the cell, as in python3, and is dropped at its end like a
     replaced ``sys.stdout``: every context shares the streams, so a capture helper that failed
-    before it restored ``write`` silenced every context for good. ``reconfigure`` stays."""
+    before it restored ``write`` silenced every context for good. ``reconfigure`` stays, the
+    context's own: another context keeps python3's defaults."""
     first = kernel.create_context(isolation=isolation)
     result = kernel.run_code(
         "import sys\n"
@@ -127,7 +128,7 @@ def test_what_a_cell_sets_on_the_streams_lasts_for_its_run(kernel, isolation):
         "raise RuntimeError('the helper failed before it put write back')\n", context=first)
     assert (result.stdout, result.stderr, result.error.name) == ("", "", "RuntimeError")
     contexts = [first] + ([kernel.create_context()] if isolation == "namespace" else [])
-    for context in contexts:
+    for context, errors in zip(contexts, ["strict", "surrogateescape"]):
         result = kernel.run_code(
             "import sys\n"
             "print('printed')\n"
@@ -138,7 +139,7 @@ def test_what_a_cell_sets_on_the_streams_lasts_for_its_run(kernel, isolation):
             "print([vars(stream) for stream in (sys.stderr, sys.stdout.buffer, sys.stderr.buffer, sys.stdin, sys.stdin.buffer)])\n",
             context=context)
         assert result.error is None, result.error
-        assert result.stdout == "printed\nwritten\nbytes\nTrue True strict\n[{}, {}, {}, {}, {}]\n"
+        assert result.stdout == f"printed\nwritten\nbytes\nTrue True {errors}\n[{{}}, {{}}, {{}}, {{}}, {{}}]\n"
         assert result.stderr == "to stderr\n"
     assert kernel.run_code("print(captured)", context=first).stdout == \
         "['to the list', '\\n', 'also', '\\n', b'bytes']\n"
@@ -278,3 +279,72 @@ def test_a_forked_child_writes_with_what_reconfigure_set(kernel, tmp_path, isola
     result = kernel.run_code(FORKED, context=kernel.create_context(isolation=isolation))
     assert result.error is None, result.error
     assert (result.stdout, result.stderr) == expected
+
+
+def test_reconfigure_is_the_contexts_own(kernel, tmp_path):
+    """What one namespace context's ``reconfigure`` sets (``sys.stdout``, ``sys.stderr``,
+    ``sys.stdin``) is that context's, as if each were a process: the others keep python3's
+    defaults, its threads write with its settings whichever context runs, and they go with the
+    context. Once: one context's ``encoding="ascii"`` made ``print("café")`` fail in every
+    other, still after it was deleted."""
+    defaults = _python311_output(tmp_path, "import sys\nfor s in (sys.stdout, sys.stderr, sys.stdin):\n"
+                                           "    print(s.encoding, s.errors, s.line_buffering, s.write_through, repr(s))\n")[0]
+    show = "for s in (sys.stdout, sys.stderr, sys.stdin):\n    print(s.encoding, s.errors, s.line_buffering, s.write_through, repr(s))\n"
+    a, b = kernel.create_context(), kernel.create_context()
+    result = kernel.run_code(
+        "import builtins, sys, threading\n"
+        "sys.stdout.reconfigure(encoding='ascii', errors='replace', newline='\\r\\n')\n"
+        "sys.stderr.reconfigure(newline='\\r', line_buffering=False)\n"
+        "sys.stdin.reconfigure(encoding='latin-1')\n"
+        "go, done = threading.Event(), threading.Event()\n"
+        "builtins.a_events = go, done\n"
+        "def later():\n"
+        "    go.wait()\n"
+        "    print('thread of a \\u00e9', sys.stdout.encoding, sys.stdout.errors)\n"
+        "    print('to stderr', file=sys.stderr)\n"
+        "    sys.stdout.write('written\\n')\n"
+        "    done.set()\n"
+        "threading.Thread(target=later).start()\n"
+        "print('a \\u00e9', ascii(input()))\n", context=a, on_input=lambda prompt, password: "\u00e9")
+    assert (result.error, result.stdout, result.stderr) == (None, "a ? '\\xc3\\xa9'\r\n", "")
+    # b runs while a's thread writes (into a's next run, with a's settings), and starts one too.
+    result = kernel.run_code(
+        "import builtins, sys, threading\n"
+        "go, done = builtins.a_events\n"
+        "go.set()\n"
+        "done.wait()\n"
+        "print('b \\u00e9', ascii(input()))\n" + show +
+        "b_go, b_done = threading.Event(), threading.Event()\n"
+        "builtins.b_events = b_go, b_done\n"
+        "def later():\n"
+        "    b_go.wait()\n"
+        "    print('thread of b \\u00e9', sys.stdout.encoding)\n"
+        "    b_done.set()\n"
+        "threading.Thread(target=later).start()\n", context=b, on_input=lambda prompt, password: "\u00e9")
+    assert result.error is None, result.error
+    assert result.stdout == "b \u00e9 '\\xe9'\n" + defaults
+    result = kernel.run_code(
+        "import builtins, sys\nb_go, b_done = builtins.b_events\nb_go.set()\nb_done.wait()\nprint('a again \\u00e9')\n"
+        "print(sys.stdout.encoding, sys.stderr.newlines, sys.stderr.line_buffering, sys.stdin.encoding)\n", context=a)
+    assert (result.error, result.stdout, result.stderr) == (
+        None, "thread of a ? ascii replace\r\nwritten\r\na again ?\r\nascii None False latin-1\r\n", "to stderr\r")
+    assert kernel.run_code("print('b \\u00e9')", context=b).stdout == "thread of b \u00e9 utf-8\nb \u00e9\n"
+    kernel.delete_context(a)
+    for context in (None, b, kernel.create_context()):
+        result = kernel.run_code("import sys\nprint('caf\\u00e9')\n" + show, context=context)
+        assert (result.error, result.stdout) == (None, "caf\u00e9\n" + defaults)
+
+
+def test_what_a_preloaded_module_reconfigures_is_every_contexts(pykernel_bin, tmp_path):
+    """``--preload`` imports in a context of its own, deleted afterwards (or, for process
+    contexts, in the fork server): what its modules' ``reconfigure`` set becomes the streams'
+    defaults, every context's, as in python3 a module imported at start sets the process's."""
+    from pykernel import PyKernel
+
+    (tmp_path / "reconfigures.py").write_text("import sys\nsys.stdout.reconfigure(errors='strict', newline='\\r\\n')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    check = "import sys\nprint(sys.stdout.errors)"
+    with PyKernel(pykernel_bin, args=["--preload", "reconfigures"], env=env) as kernel:
+        for isolation in (None, "namespace", "process"):
+            context = None if isolation is None else kernel.create_context(isolation=isolation)
+            assert kernel.run_code(check, context=context).stdout == "strict\r\n"
