@@ -19,8 +19,10 @@ import MCP
 /// requests and closed its end lost every answer still in progress; and MCP's stdio clients close
 /// their end to shut the server down, so a run still going after the grace is not waited for. A
 /// line that is not JSON is answered here, with a null id as JSON-RPC says (the SDK answered it
-/// with a random id), and so is JSON the SDK would not answer as JSON-RPC and MCP say (not
-/// JSON-RPC, or a request whose params it cannot decode: ``rejection(_:)``).
+/// with a random id), and so is a line longer than 64 MiB (-32600 "request too large", as
+/// `pykernel serve` answers it; it went unanswered) and JSON the SDK would not answer as
+/// JSON-RPC and MCP say (not JSON-RPC, or a request whose params it cannot decode:
+/// ``rejection(_:)``).
 actor LineTransport: Transport {
     nonisolated let logger: Logger
     private let input: Int32
@@ -89,7 +91,12 @@ actor LineTransport: Transport {
                         continuation.yield(Data(Self.mayHoldSurrogateEscape(bytes) ? message.serialized() : bytes))
                     }
                 case .tooLong(let length):
-                    logger.warning("dropped a message of \(length) bytes: longer than \(LineReader.defaultMaxLineLength) bytes")
+                    // Answered as `pykernel serve` answers it (docs/protocol.md): the id could not be read.
+                    let limit = LineReader.defaultMaxLineLength
+                    logger.warning("rejected a line of \(length) bytes")
+                    try? await write(RPCMessage.errorResponse(id: nil, error: .invalidRequest(
+                        "The request is \(length) bytes long, more than the \(limit) bytes a line may have.",
+                        data: ["max_line_bytes": .integer(Int64(limit))])))
                 }
             }
             await endOfInput()

@@ -613,3 +613,20 @@ def test_code_that_closes_every_descriptor_leaves_the_server_serving(pykernel_bi
     closed, after, command = session(pykernel_bin, body, "--isolation", isolation)
     assert text_of(closed) == "closed\n" and text_of(after) == "still here\n"
     assert not command.is_error and text_of(command).startswith("shell\n"), text_of(command)
+
+
+def test_a_line_over_64_mib_is_answered_request_too_large(pykernel_bin):
+    """As `pykernel serve` answers it (docs/protocol.md): -32600 with a null id and
+    `data.max_line_bytes`; the server goes on. It went unanswered (a line in the log only), and
+    the client waited for good."""
+    max_line = 64 << 20
+    server, send = initialized_raw_server(pykernel_bin, "namespace")
+    server.stdin.write(b"#" * (max_line + 1000) + b"\n")
+    send({"jsonrpc": "2.0", "id": 2, "method": "ping"})
+    too_large = json.loads(server.stdout.readline())
+    assert too_large == {"jsonrpc": "2.0", "id": None, "error": {
+        "code": -32600, "message": f"The request is {max_line + 1000} bytes long, more than the {max_line} bytes a line may have.",
+        "data": {"max_line_bytes": max_line}}}, too_large
+    assert json.loads(server.stdout.readline()) == {"jsonrpc": "2.0", "id": 2, "result": {}}
+    server.stdin.close()
+    assert server.wait(timeout=30) == 0
