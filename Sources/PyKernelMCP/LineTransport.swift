@@ -85,8 +85,12 @@ actor LineTransport: Transport {
                     // The SDK's decoder refuses a lone surrogate's escape and a number past
                     // `Double`'s range (answered under a made-up id, the request never): it gets
                     // the message as parsed here, with U+FFFD, and the largest finite number.
-                    if let finite = Self.finite(message) {
+                    // An `initialize` goes without what the SDK cannot hold (``sdkReadable(_:)``).
+                    let readable = Self.sdkReadable(message)
+                    if let finite = Self.finite(readable ?? message) {
                         continuation.yield(Data(finite.serialized()))
+                    } else if let readable {
+                        continuation.yield(Data(readable.serialized()))
                     } else {
                         continuation.yield(Data(Self.mayHoldSurrogateEscape(bytes) ? message.serialized() : bytes))
                     }
@@ -237,7 +241,8 @@ actor LineTransport: Transport {
 
     /// What is wrong with a request's params that the SDK cannot decode: params that are not an
     /// object (MCP's always are); an `initialize` without a string `protocolVersion`, a
-    /// `capabilities` object or a `clientInfo` with string `name` and `version`; a list's `cursor`
+    /// `capabilities` object or a `clientInfo` with string `name` and `version`, or with another
+    /// member the SDK's types cannot hold (named by its path); a list's `cursor`
     /// that is not a string; and a `tools/call` without params, without a tool `name` as a
     /// string, or with `arguments` or `_meta` that are not objects. `nil`: nothing of that.
     private static func paramsProblem(method: String, _ params: JSONValue?) -> String? {
@@ -280,7 +285,91 @@ actor LineTransport: Transport {
         for member in ["name", "version"] where info[member]?.stringValue == nil {
             return "\(method): \"params.clientInfo.\(member)\" is required (a string)"
         }
+        if let experimental = capabilities["experimental"], !experimental.isNull, experimental.objectValue == nil {
+            return "\(method): \"params.capabilities.experimental\" must be an object (one member per capability), got \(experimental.typeName)"
+        }
+        // Anything else the SDK's types cannot hold (a mistyped `roots`, `clientInfo.title`, ...),
+        // named by its path: the params as the SDK gets them, decoded as it decodes them.
+        let readable = params.objectValue.flatMap(readableInitializeParams).map(JSONValue.object) ?? params
+        do {
+            _ = try JSONDecoder().decode(Initialize.Parameters.self, from: Data((finite(readable) ?? readable).serialized()))
+        } catch let error as DecodingError {
+            return "\(method): \(fieldProblem(error, in: readable))"
+        } catch {
+            return "\(method): \(error)"
+        }
         return nil
+    }
+
+    /// `message` as the SDK can decode it when it is an `initialize` whose
+    /// `params.capabilities.experimental` holds a value that is not a string: without that member.
+    /// MCP's schema makes each experimental capability an object (`{[key: string]: object}`),
+    /// the SDK declares them `[String: String]` and refused the whole `initialize`; this server
+    /// uses none. `nil`: the message goes as it is.
+    private static func sdkReadable(_ message: JSONValue) -> JSONValue? {
+        guard message["method"]?.stringValue == Initialize.name, var object = message.objectValue,
+            let params = object["params"]?.objectValue, let readable = readableInitializeParams(params)
+        else { return nil }
+        object["params"] = .object(readable)
+        return .object(object)
+    }
+
+    /// `initialize`'s params without an `experimental` capabilities object the SDK cannot decode
+    /// (see ``sdkReadable(_:)``); `nil` when they need no change.
+    private static func readableInitializeParams(_ params: JSONObject) -> JSONObject? {
+        guard var capabilities = params["capabilities"]?.objectValue,
+            let experimental = capabilities["experimental"]?.objectValue,
+            experimental.values.contains(where: { $0.stringValue == nil })
+        else { return nil }
+        capabilities["experimental"] = nil
+        var params = params
+        params["capabilities"] = .object(capabilities)
+        return params
+    }
+
+    /// What a `DecodingError` of `params` says, as the field it names and what it must be:
+    /// `"params.capabilities.roots" must be an object, got string`.
+    private static func fieldProblem(_ error: DecodingError, in params: JSONValue) -> String {
+        var path = ["params"]
+        var value: JSONValue? = params
+        func follow(_ keys: [any CodingKey]) {
+            for key in keys {
+                if let index = key.intValue, value?.arrayValue != nil {
+                    path[path.count - 1] += "[\(index)]"
+                    value = value?.arrayValue.flatMap { index < $0.count ? $0[index] : nil }
+                } else {
+                    path.append(key.stringValue)
+                    value = value?[key.stringValue]
+                }
+            }
+        }
+        let problem: String
+        switch error {
+        case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
+            follow(context.codingPath)
+            problem = "must be \(jsonTypeName(type))"
+        case .keyNotFound(let key, let context):
+            follow(context.codingPath + [key])
+            problem = "is required"
+        case .dataCorrupted(let context):
+            follow(context.codingPath)
+            problem = "is not valid (\(context.debugDescription))"
+        @unknown default:
+            return "\(error)"
+        }
+        let got = value.map { ", got \($0.typeName)" } ?? ""
+        return "\"\(path.joined(separator: "."))\" \(problem)\(got)"
+    }
+
+    /// The JSON type a Swift type decodes from, as an error message names it.
+    private static func jsonTypeName(_ type: Any.Type) -> String {
+        switch ObjectIdentifier(type) {
+        case ObjectIdentifier(String.self): "a string"
+        case ObjectIdentifier(Bool.self): "a boolean"
+        case ObjectIdentifier(Int.self), ObjectIdentifier(Double.self): "a number"
+        case ObjectIdentifier([Any].self): "an array"
+        default: "an object"
+        }
     }
 
     /// `value` with each infinity (a number past `Double`'s range, as the parser reads it) made

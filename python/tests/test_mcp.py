@@ -361,6 +361,15 @@ def test_malformed_calls_and_messages_that_are_not_json_rpc_say_what_is_wrong(py
              {"jsonrpc": "2.0", "id": 20, "method": "initialize", "params": {"protocolVersion": 5, "capabilities": {},
                                                                              "clientInfo": {"name": "c", "version": "1"}}},
              {**call, "id": 21, "params": {"name": "list_contexts", "arguments": {"x": 1}}},
+             {"jsonrpc": "2.0", "id": 22, "method": "initialize", "params": {"protocolVersion": "2025-06-18",
+                                                                             "capabilities": {"experimental": 5},
+                                                                             "clientInfo": {"name": "c", "version": "1"}}},
+             {"jsonrpc": "2.0", "id": 23, "method": "initialize", "params": {"protocolVersion": "2025-06-18",
+                                                                             "capabilities": {"roots": {"listChanged": "yes"}},
+                                                                             "clientInfo": {"name": "c", "version": "1"}}},
+             {"jsonrpc": "2.0", "id": 24, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                                                                             "clientInfo": {"name": "c", "version": "1",
+                                                                                            "icons": [{"src": "a"}, {"src": 5}]}}},
              {**call, "id": 13, "params": {"name": "run_python", "arguments": {"code": "print('fine')"}}}]
     server = raw_server(pykernel_bin, "namespace")
     stdout, _ = server.communicate(b"".join(json.dumps(line).encode() + b"\n" for line in lines), timeout=60)
@@ -388,6 +397,10 @@ def test_malformed_calls_and_messages_that_are_not_json_rpc_say_what_is_wrong(py
         19: (-32602, params + 'initialize: "params.clientInfo.version" is required (a string)'),
         20: (-32602, params + 'initialize: "params.protocolVersion" must be a string such as "2025-06-18"'),
         21: (-32602, params + "list_contexts: unknown argument 'x' (it takes no arguments)"),
+        # Members the SDK cannot decode, named by their path (were -32603 "The data isn't in the correct format").
+        22: (-32602, params + 'initialize: "params.capabilities.experimental" must be an object (one member per capability), got number'),
+        23: (-32602, params + 'initialize: "params.capabilities.roots.listChanged" must be a boolean, got string'),
+        24: (-32602, params + 'initialize: "params.clientInfo.icons[1].src" must be a string, got number'),
     }, errors
     assert answers[2]["error"]["data"] == {"detail": 'tools/call: "params" is required (an object with the tool\'s "name" and its "arguments")'}
     assert answers[13]["result"]["content"] == [{"type": "text", "text": "fine\n"}]
@@ -630,3 +643,23 @@ def test_a_line_over_64_mib_is_answered_request_too_large(pykernel_bin):
     assert json.loads(server.stdout.readline()) == {"jsonrpc": "2.0", "id": 2, "result": {}}
     server.stdin.close()
     assert server.wait(timeout=30) == 0
+
+
+def test_an_initialize_with_experimental_capabilities_as_objects_is_accepted(pykernel_bin):
+    """MCP's schema makes each experimental capability an object (`{[key: string]: object}`); the
+    SDK declares them strings, and a spec-valid `initialize` declaring one was refused with -32603
+    "The data isn't in the correct format"."""
+    capabilities = {"experimental": {"x": {}, "com.example/feature": {"enabled": True}, "s": "text"},
+                    "roots": {"listChanged": True}, "sampling": {}, "elicitation": {}}
+    lines = [{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                 "protocolVersion": "2025-06-18", "capabilities": capabilities,
+                 "clientInfo": {"name": "test", "version": "1"}}},
+             HANDSHAKE[1],
+             {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+                 "name": "run_python", "arguments": {"code": "print('initialized')"}}}]
+    server = raw_server(pykernel_bin, "namespace")
+    stdout, _ = server.communicate(b"".join(json.dumps(line).encode() + b"\n" for line in lines), timeout=60)
+    answers = {answer["id"]: answer for answer in map(json.loads, stdout.decode().splitlines())}
+    assert answers[1]["result"]["serverInfo"]["name"] == "pykernel", answers[1]
+    assert answers[2]["result"]["content"] == [{"type": "text", "text": "initialized\n"}], answers[2]
+    assert server.returncode == 0
