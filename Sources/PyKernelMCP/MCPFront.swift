@@ -182,20 +182,27 @@ public final class MCPFront: Sendable {
     }
 
     /// Reads the run of `call` to its result, sending each output chunk as a progress
-    /// notification when the client asked for progress (until it cancels the call).
+    /// notification when the client asked for progress (until it cancels the call, or its
+    /// connection is found closed: then once, not for every chunk, said in the log).
     private func collect(
         _ execution: ContextRun, call: UInt64, progressToken: ProgressToken?, server: Server
     ) async throws -> ExecutionResult {
+        var progressToken = progressToken
         var chunks = 0
         for try await event in execution {
             switch event {
             case .output(let chunk):
-                guard let progressToken, !cancelled.withLock({ $0.contains(call) }) else { continue }
+                guard let token = progressToken, !cancelled.withLock({ $0.contains(call) }) else { continue }
                 chunks += 1
                 let message = chunk.stream == .stderr ? "[stderr] " + chunk.text : chunk.text
                 do {
                     try await server.notify(ProgressNotification.message(
-                        .init(progressToken: progressToken, progress: Double(chunks), message: message)))
+                        .init(progressToken: token, progress: Double(chunks), message: message)))
+                } catch MCPError.connectionClosed {
+                    // The client is gone: each later chunk would fail the same way (a line in
+                    // the log per chunk, and a log nobody reads that fills up stopped the server).
+                    progressToken = nil
+                    logger.warning("could not send a progress notification: the connection is closed; no more progress for this call")
                 } catch {
                     logger.warning("could not send a progress notification: \(error)")
                 }

@@ -663,3 +663,24 @@ def test_an_initialize_with_experimental_capabilities_as_objects_is_accepted(pyk
     assert answers[1]["result"]["serverInfo"]["name"] == "pykernel", answers[1]
     assert answers[2]["result"]["content"] == [{"type": "text", "text": "initialized\n"}], answers[2]
     assert server.returncode == 0
+
+
+def test_a_client_gone_during_a_run_with_progress_is_logged_once(pykernel_bin):
+    """A client gone (both pipes closed) while a run prints with a progressToken: every output
+    chunk logged "could not send a progress notification" (thousands of lines in the 2 s the
+    server gives the call; with its stderr unread, as here, the server blocked on the full pipe
+    and never exited). The call now sends no more progress, and the log says so once."""
+    server, send = initialized_raw_server(pykernel_bin, "namespace")
+    try:
+        send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "run_python", "_meta": {"progressToken": 1},
+            "arguments": {"code": "import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(0.001)"}}})
+        assert json.loads(server.stdout.readline())["method"] == "notifications/progress"
+        server.stdout.close()
+        server.stdin.close()
+        assert server.wait(timeout=30) == 0
+        stderr = server.stderr.read().decode()
+        assert stderr.count("could not send a progress notification") == 1, stderr[:2000]
+    finally:
+        server.kill()
+        server.wait()
