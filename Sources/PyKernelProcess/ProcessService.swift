@@ -537,7 +537,8 @@ public final class ProcessService: Sendable {
 
     /// Kills everything the service started — sessions (the entrypoint included), running
     /// `exec`/`code_run` process groups and the sessions of PTYs (SIGHUP, the grace period,
-    /// SIGKILL) — finishes the exit event streams and removes the
+    /// SIGKILL) — waits (up to the grace period) until the killed commands' exits are seen, so
+    /// that their calls return, finishes the exit event streams and removes the
     /// temporary directory. Later calls throw ``ProcessAPIError/Code/shuttingDown``.
     /// Calling it again does nothing.
     public func shutdown() async {
@@ -550,7 +551,8 @@ public final class ProcessService: Sendable {
             return all
         }
         guard let sessions else { return }
-        for child in children.close() {
+        let killed = children.close()
+        for child in killed {
             child.signalGroup(SIGKILL)
         }
         await withTaskGroup(of: Void.self) { group in
@@ -562,6 +564,12 @@ public final class ProcessService: Sendable {
         hub.finish()
         let root = temporaryRoot
         await Blocking.run { Posix.removeTree(root) }
+        // The monitor sees the killed commands' exits before it stops: their calls wait for them
+        // (one that stopped first left such a call unanswered for good — a process with much
+        // memory to give back takes a while to end).
+        for child in killed {
+            _ = await child.exited.waitUncancellable(timeout: configuration.killGracePeriod.inSeconds)
+        }
         monitor.stop()
     }
 }
