@@ -167,7 +167,7 @@ final class Worker: Sendable {
     }
 
     /// Starts `executable arguments...` in a new process group with `descriptors` as its
-    /// descriptors 0, 1, 2, ... (in order), SIGPIPE, SIGINT and SIGTERM at their defaults, nothing
+    /// descriptors 0, 1, 2, ... (in order), SIGPIPE, SIGINT, SIGTERM and SIGHUP at their defaults, nothing
     /// blocked, in this process's environment without Swift's crash backtracer and with one malloc
     /// arena (``WorkerEnvironment``), plus `environment`.
     static func spawn(
@@ -188,7 +188,7 @@ final class Worker: Sendable {
         sigemptyset(&empty)
         var defaults = sigset_t()
         sigemptyset(&defaults)
-        for number in [SIGPIPE, SIGINT, SIGTERM] { sigaddset(&defaults, number) }
+        for number in [SIGPIPE, SIGINT, SIGTERM, SIGHUP] { sigaddset(&defaults, number) }
         posix_spawnattr_setsigmask(&attributes, &empty)
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setpgroup(&attributes, 0)

@@ -33,7 +33,11 @@ actor LineTransport: Transport {
     private var reading: Task<Void, Never>?
     /// Requests read and not answered yet (by id: how many of each).
     private var unanswered: [RequestID: Int] = [:]
-    private var inputEnded = false
+    /// Whether the stream of messages ends once every request read has been answered (the end of
+    /// input, a shutdown).
+    private var finishesWhenAnswered = false
+    /// Whether a shutdown has begun: it ends the stream of messages, not the end of input's grace.
+    private var shuttingDown = false
     /// Calls reach the engine in the order they were read (see ``CallOrder``).
     private let callOrder: CallOrder
     /// The request handed to the SDK last that the next message waits for, until its turn has passed.
@@ -114,11 +118,37 @@ actor LineTransport: Transport {
     static let endOfInputGrace = Duration.seconds(2)
 
     private func endOfInput() async {
-        inputEnded = true
+        finishesWhenAnswered = true
         guard !unanswered.isEmpty else { return continuation.finish() }
         try? await Task.sleep(for: Self.endOfInputGrace)
+        // A shutdown begun meanwhile (MCP's stdio clients close the input, then send SIGTERM) is
+        // answering what runs: it ends the stream when its own time is up.
+        guard !shuttingDown else { return }
         if !unanswered.isEmpty {
             logger.warning("end of input: \(unanswered.values.reduce(0, +)) call(s) still running after \(Self.endOfInputGrace) are not answered")
+        }
+        continuation.finish()
+    }
+
+    /// Notes that a shutdown has begun: from now on ``finishWhenAnswered(within:abandoning:)``
+    /// ends the stream of messages, the end of input's grace no longer does.
+    func noteShutdown() {
+        shuttingDown = true
+    }
+
+    /// Ends the stream of messages (the SDK then ends its loop) once every request read has been
+    /// answered; when some are not after `grace`, calls `abandon` (which has the run in progress
+    /// answered) and ends it a second later at most. For a shutdown, once what runs was stopped.
+    func finishWhenAnswered(within grace: Duration, abandoning abandon: @Sendable () -> Void) async {
+        shuttingDown = true
+        finishesWhenAnswered = true
+        guard !unanswered.isEmpty else { return continuation.finish() }
+        try? await Task.sleep(for: grace)
+        guard !unanswered.isEmpty else { return }
+        abandon()
+        try? await Task.sleep(for: .seconds(1))
+        if !unanswered.isEmpty {
+            logger.warning("shutting down with \(unanswered.values.reduce(0, +)) call(s) unanswered")
         }
         continuation.finish()
     }
@@ -135,7 +165,7 @@ actor LineTransport: Transport {
         if !unanswered.isEmpty, !bytes.starts(with: Self.notificationStart), let message = try? JSONValue.parse(bytes) {
             noteSent(message)
         }
-        if inputEnded, unanswered.isEmpty { continuation.finish() }
+        if finishesWhenAnswered, unanswered.isEmpty { continuation.finish() }
     }
 
     private func write(_ bytes: [UInt8]) async throws {

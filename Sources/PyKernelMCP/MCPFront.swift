@@ -38,6 +38,9 @@ public final class MCPFront: Sendable {
     /// Runs of calls the client cancelled that have not finished: they send no more progress.
     private let cancelled = Mutex<Set<UInt64>>([])
     private let nextCall = Atomic<UInt64>(0)
+    /// The transport ``serve(input:output:)`` serves through (once it has made it), and whether
+    /// ``terminate()`` was called.
+    private let serving = Mutex<(transport: LineTransport?, terminating: Bool)>((nil, false))
 
     /// A front over `contexts` and `processes`.
     /// - Parameters:
@@ -53,7 +56,7 @@ public final class MCPFront: Sendable {
         self.logger = logger
     }
 
-    /// Serves MCP on the given descriptors until the client closes `input`.
+    /// Serves MCP on the given descriptors until the client closes `input` or ``terminate()`` is called.
     /// - Parameters:
     ///   - input: Where requests are read (newline-delimited JSON-RPC).
     ///   - output: Where responses and notifications are written; never user code's descriptor 1.
@@ -84,9 +87,40 @@ public final class MCPFront: Sendable {
             return result
         }
         let transport = LineTransport(input: input, output: output, callOrder: callOrder, logger: logger)
+        let terminating = serving.withLock { state in
+            state.transport = transport
+            return state.terminating
+        }
+        guard !terminating else { return }
         try await server.start(transport: transport)
         await server.waitUntilCompleted()
         await server.stop()
+    }
+
+    /// Shuts the server down as `pykernel serve` shuts down on SIGTERM (`pykernel mcp` calls it
+    /// on SIGTERM, SIGINT and SIGHUP): no run or command starts any more, the runs in progress
+    /// are interrupted (answered `interrupted`; a process context's worker is ended), queued runs
+    /// refused, the commands of `run_command` killed (answered with their exit), then
+    /// ``serve(input:output:)`` returns once every request read has been answered — or, when code
+    /// ignored the interrupt, the run answered `interrupted` anyway after the grace period and a
+    /// second later. Calling it again does nothing.
+    public func terminate() {
+        let (first, transport) = serving.withLock { state in
+            defer { state.terminating = true }
+            return (!state.terminating, state.transport)
+        }
+        guard first else { return }
+        logger.info("shutting down")
+        processes.refuseNewWork()
+        let (contexts, processes) = (contexts, processes)
+        Task {
+            await transport?.noteShutdown()
+            await contexts.shutdown()
+            await processes.shutdown()
+            await transport?.finishWhenAnswered(within: contexts.manager.configuration.timeoutGracePeriod) {
+                contexts.manager.abandonRunningRun()
+            }
+        }
     }
 
     /// Acts on one `tools/call`.
@@ -225,6 +259,8 @@ public final class MCPFront: Sendable {
         let result: ExecResult
         do throws(ProcessAPIError) {
             result = try await processes.exec(params)
+        } catch where error.code == .shuttingDown {
+            throw MCPError.serverError(code: ApplicationErrorCode.shuttingDown, message: error.message)
         } catch {
             throw MCPError.invalidParams(error.message)
         }
@@ -251,13 +287,16 @@ public final class MCPFront: Sendable {
     }
 
     /// Bad arguments and unknown contexts are invalid params; a dead process context is -32006
-    /// (`context_dead`, as `pykernel serve` says it); anything else a server error.
+    /// (`context_dead`) and a shutdown -32005 (`shutting_down`), as `pykernel serve` says them;
+    /// anything else a server error.
     private static func mcpError(_ error: KernelError) -> MCPError {
         switch error.code {
         case .contextNotFound, .defaultContextUndeletable, .invalidWorkingDirectory, .invalidArgument:
             MCPError.invalidParams(error.message)
         case .contextDead:
             MCPError.serverError(code: ProcessContexts.contextDeadCode, message: error.message + " (tools: restart_context, delete_context)")
+        case .shutDown:
+            MCPError.serverError(code: ApplicationErrorCode.shuttingDown, message: error.message)
         default:
             MCPError.serverError(code: -32000, message: error.message)
         }

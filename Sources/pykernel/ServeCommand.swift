@@ -30,8 +30,8 @@ struct Serve: AsyncParsableCommand {
         throw ExitCode.success
     }
 
-    /// Serves requests with a started engine until the end of input, `shutdown`, SIGTERM or
-    /// SIGINT (a server, not a worker), then ends every worker and process.
+    /// Serves requests with a started engine until the end of input, `shutdown` or one of
+    /// ``ShutdownSignals`` (a server, not a worker), then ends every worker and process.
     ///
     /// A process context's worker (`--worker`, hidden: what ``ServerOptions/workerArguments``
     /// start) serves no process API: the server never forwards its methods to a worker, and
@@ -74,16 +74,10 @@ struct Serve: AsyncParsableCommand {
                 throw ExitCode.failure
             }
         }
-        // A worker's SIGTERM and SIGINT are its code's, as python3's process has them (SIGTERM
-        // ends it, and its context is answered `crashed`); the server stops a worker by closing
-        // its input or killing its process group.
-        let terminations = (worker ? [] : [SIGTERM, SIGINT]).map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { server.terminate() }
-            source.resume()
-            return source
-        }
+        // A worker's SIGTERM, SIGINT and SIGHUP are its code's, as python3's process has them
+        // (SIGTERM ends it, and its context is answered `crashed`); the server stops a worker by
+        // closing its input or killing its process group.
+        let terminations = worker ? [] : ShutdownSignals.handle { server.terminate() }
         manager.protectEngineDescriptors()
         await server.serve()
         terminations.forEach { $0.cancel() }

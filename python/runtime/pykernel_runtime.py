@@ -1888,11 +1888,11 @@ def _use_fork_pipes():
 
 route_signal = None  # set by the engine: routes a signal with a Python handler to this thread
 keep_host_action = None  # set by the engine: sets a Python handler, keeping the process's C action
-# The signals the host process handles itself: SIGTERM and SIGINT (the server's shutdown), SIGPIPE
-# (ignored: a write to a closed pipe fails instead of ending the process) and SIGCHLD (the process
-# API's children's statuses). In the process namespace contexts share, user code's handlers for
-# them are Python's only (see _routing_signal).
-_HOST_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGCHLD})
+# The signals the host process handles itself: SIGTERM, SIGINT and SIGHUP (the server's shutdown),
+# SIGPIPE (ignored: a write to a closed pipe fails instead of ending the process) and SIGCHLD (the
+# process API's children's statuses). In the process namespace contexts share, user code's
+# handlers for them are Python's only (see _routing_signal).
+_HOST_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGCHLD})
 _stop_signal = None  # the engine's stop signal (``install``)
 _stop_signal_handler = signal.SIG_DFL  # what the code set for it (a namespace context's: _context_stop_handlers); CPython's handler stays the engine's
 _stop_signal_blocked = False  # whether the code blocked it on the interpreter thread (it stays deliverable)

@@ -684,3 +684,50 @@ def test_a_client_gone_during_a_run_with_progress_is_logged_once(pykernel_bin):
     finally:
         server.kill()
         server.wait()
+
+
+def _running(pid):
+    """Whether process `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT", "SIGHUP"])
+def test_a_signal_shuts_the_server_down_with_what_it_started(pykernel_bin, isolation, signal_name, tmp_path):
+    """MCP's stdio clients close the server's stdin, then send SIGTERM, then SIGKILL; Ctrl-C is
+    SIGINT, a terminal that goes away SIGHUP. Each ended `pykernel mcp` at once, and a
+    `run_command` process (in a process group of its own) ran on, orphaned. Now they shut it
+    down as `pykernel serve`: the run is answered `interrupted` (a process context's worker
+    ended), a queued run -32005, the command killed and answered, exit status 0."""
+    import signal
+    fifo = tmp_path / "command-pid"
+    os.mkfifo(fifo)
+    server, send = initialized_raw_server(pykernel_bin, isolation)
+    send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "run_command", "arguments": {"command": f"echo $$ > {fifo}; exec sleep 300"}}})
+    # The run prints once the command runs (it reads the command's pid from the FIFO).
+    send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "run_python", "_meta": {"progressToken": 3}, "arguments": {
+            "code": f"import os, time\nprint(open({str(fifo)!r}).read().strip(), os.getpid(), flush=True)\ntime.sleep(300)"}}})
+    send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+        "name": "run_python", "arguments": {"code": "print('queued')"}}})
+    progress = json.loads(server.stdout.readline())
+    command, runner = map(int, progress["params"]["message"].split())
+    try:
+        assert _running(command)
+        server.send_signal(getattr(signal, signal_name))
+        stdout, stderr = server.communicate(timeout=30)
+        assert server.returncode == 0, stderr.decode()
+        answers = {answer["id"]: answer for answer in map(json.loads, stdout.decode().splitlines()) if "id" in answer}
+        assert answers[3]["result"]["structuredContent"]["status"] == "interrupted", answers
+        assert answers[4]["error"]["code"] == -32005, answers
+        assert answers[2]["result"]["structuredContent"]["exit_code"] == 128 + signal.SIGKILL, answers
+        assert not _running(command), "the command outlived the server"
+        assert runner == server.pid or not _running(runner), "the worker outlived the server"
+    finally:
+        for pid in (command, runner):
+            if pid != server.pid and _running(pid):
+                os.kill(pid, signal.SIGKILL)

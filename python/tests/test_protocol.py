@@ -1001,7 +1001,8 @@ def test_readme_session(pykernel_bin):
     assert lines[1]["id"] == 1 and lines[1]["result"]["stdout"] == "2\n" and len(lines) == 2
 
 
-@pytest.mark.parametrize("how", ["shutdown", "SIGTERM"])
+# SIGHUP (a terminal or session that ended) ended the server at once, its commands left running.
+@pytest.mark.parametrize("how", ["shutdown", "SIGTERM", "SIGINT", "SIGHUP"])
 def test_shutdown_interrupts_the_run_in_flight_and_exits_zero(raw, how):
     run = raw.request("code.run", {"code": "import time\nprint('sleeping', flush=True)\ntime.sleep(30)"})
     queued = raw.request("code.run", {"code": "print('queued')"})
@@ -1010,7 +1011,7 @@ def test_shutdown_interrupts_the_run_in_flight_and_exits_zero(raw, how):
     if how == "shutdown":
         stop = raw.request("shutdown")
     else:
-        raw.process.send_signal(signal.SIGTERM)
+        raw.process.send_signal(getattr(signal, how))
     result = raw.response(run)["result"]
     assert result["status"] == "interrupted"
     assert result["error"]["name"] == "KeyboardInterrupt"

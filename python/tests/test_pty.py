@@ -230,9 +230,9 @@ def test_a_burst_of_short_ptys_keeps_the_256_most_recent_exited_ones(pk):
 
 def test_twenty_ptys_leave_nothing_behind(pk, mark):
     server = pk.pid
-    # The SIGTERM and SIGINT sources are registered by the dispatch library after the server
-    # starts answering (one signalfd each): wait for them before taking the snapshot.
-    assert wait_until(lambda: sum(target == "anon_inode:[signalfd]" for _, target in server_fds(server)) == 2)
+    # The SIGTERM, SIGINT and SIGHUP sources are registered by the dispatch library after the
+    # server starts answering (one signalfd each): wait for them before taking the snapshot.
+    assert wait_until(lambda: sum(target == "anon_inode:[signalfd]" for _, target in server_fds(server)) == 3)
     fds_before = server_fds(server)
     for round in range(20):
         terminal = Terminal()

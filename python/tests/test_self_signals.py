@@ -175,10 +175,12 @@ def test_in_a_process_context_they_reach_its_own_process(module_kernel, code, na
         module_kernel.delete_context(context)
 
 
-def test_code_handlers_for_sigterm_and_sigint_leave_the_hosts_handling(pykernel_bin):
-    """In the process namespace contexts share, a handler the code sets for SIGTERM or SIGINT
-    runs when the code signals itself, but a SIGTERM from outside still shuts the server down
-    (it used to be ignored for good after `signal.signal(signal.SIGTERM, signal.SIG_IGN)`)."""
+@pytest.mark.parametrize("from_outside", ["SIGTERM", "SIGHUP"])
+def test_code_handlers_for_sigterm_and_sigint_leave_the_hosts_handling(pykernel_bin, from_outside):
+    """In the process namespace contexts share, a handler the code sets for SIGTERM, SIGINT or
+    SIGHUP runs when the code signals itself, but a SIGTERM from outside still shuts the server
+    down (it used to be ignored for good after `signal.signal(signal.SIGTERM, signal.SIG_IGN)`),
+    and so does a SIGHUP (the server's shutdown signal too; it ended the server at once)."""
     import signal as host_signal
 
     from pykernel import PyKernel
@@ -188,19 +190,19 @@ def test_code_handlers_for_sigterm_and_sigint_leave_the_hosts_handling(pykernel_
         code = (
             "import os, signal, time\n"
             "got = []\n"
-            "for number in (signal.SIGTERM, signal.SIGINT):\n"
+            "for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):\n"
             "    signal.signal(number, lambda n, frame: got.append(n))\n"
             "    os.kill(os.getpid(), number)\n"
             "deadline = time.monotonic() + 10\n"
-            "while len(got) < 2 and time.monotonic() < deadline:\n"
+            "while len(got) < 3 and time.monotonic() < deadline:\n"
             "    time.sleep(0.001)\n"
-            "print(got == [signal.SIGTERM, signal.SIGINT], signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL)\n"
-            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-            "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+            "print(got == [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL)\n"
+            "for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):\n"
+            "    signal.signal(number, signal.SIG_IGN)\n"
         )
         result = client.run_code(code, timeout=20)
         assert (result.status, result.stdout) == ("ok", "True True\n"), result.error
-        client._process.send_signal(host_signal.SIGTERM)
+        client._process.send_signal(getattr(host_signal, from_outside))
         assert client._process.wait(timeout=20) == 0
     finally:
         client.close()
