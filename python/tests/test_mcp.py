@@ -731,3 +731,24 @@ def test_a_signal_shuts_the_server_down_with_what_it_started(pykernel_bin, isola
         for pid in (command, runner):
             if pid != server.pid and _running(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_user_code_has_no_standard_input(pykernel_bin, isolation):
+    """docs/mcp.md said that user code reads /dev/null as stdin: Python's `sys.stdin` raises
+    EOFError at once (as `pykernel serve` without `allow_stdin`); descriptor 0 is /dev/null, for
+    `os.read`, the run's subprocesses and `run_command`."""
+    code = ("import os, subprocess, sys\n"
+            "for read in (sys.stdin.read, input):\n"
+            "    try:\n"
+            "        read()\n"
+            "    except EOFError as error:\n"
+            "        print('EOFError:', str(error).split(':')[0])\n"
+            "print(repr(os.read(0, 10)), repr(subprocess.run(['cat'], capture_output=True).stdout), os.readlink('/proc/self/fd/0'))")
+
+    async def body(client):
+        return (await client.call_tool("run_python", {"code": code}),
+                await client.call_tool("run_command", {"command": "cat; echo end"}))
+    run, command = session(pykernel_bin, body, "--isolation", isolation)
+    assert text_of(run) == ("EOFError: input() is not supported here\nEOFError: input() is not supported here\n"
+                            "b'' b'' /dev/null\n"), text_of(run)
+    assert command.structured_content["stdout"] == "end\n"
