@@ -1,3 +1,4 @@
+import Foundation
 import MCP
 import PyKernel
 import PyKernelProcess
@@ -43,14 +44,22 @@ enum RunRendering {
         return content
     }
 
-    /// A rich result as MCP content: a PNG or JPEG as image content with its MIME type, else its
-    /// HTML, Markdown or plain text as text (in that order of preference), else (a bundle the code
-    /// published without them) its JSON, LaTeX or SVG, else its first representation by type name.
+    /// A rich result as MCP content: an image as image content with its MIME type (PNG, else
+    /// JPEG, else any other `image/*` but SVG, which is text, whose data is base64 — MCP's image
+    /// content takes any image type; a GIF was its base64 as text), else its HTML, Markdown or
+    /// plain text as text (in that order of preference), else (a bundle the code published
+    /// without them) its JSON, LaTeX or SVG, else its first representation by type name.
     static func richContent(_ result: RichResult) -> Tool.Content {
         for mime in ["image/png", "image/jpeg"] {
             if let image = result.data[mime] {
                 return .image(data: image, mimeType: mime, annotations: nil, _meta: nil)
             }
+        }
+        let otherImages = result.data.filter { mime, data in
+            mime.hasPrefix("image/") && mime != "image/svg+xml" && Data(base64Encoded: data) != nil
+        }
+        if let (mime, image) = otherImages.min(by: { $0.key < $1.key }) {
+            return .image(data: image, mimeType: mime, annotations: nil, _meta: nil)
         }
         for mime in ["text/html", "text/markdown", "text/plain", "application/json", "text/latex", "image/svg+xml"] {
             if let text = result.data[mime] { return .plainText(text) }

@@ -752,3 +752,22 @@ def test_user_code_has_no_standard_input(pykernel_bin, isolation):
     assert text_of(run) == ("EOFError: input() is not supported here\nEOFError: input() is not supported here\n"
                             "b'' b'' /dev/null\n"), text_of(run)
     assert command.structured_content["stdout"] == "end\n"
+
+
+def test_a_gif_or_other_image_is_image_content(pykernel_bin):
+    """MCP's image content takes any image type: a bundle with only `image/gif` was its base64 as
+    text. An image type whose data is not base64 stays text, and SVG is text."""
+    code = ("import base64\n"
+            "GIF = base64.b64decode('R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==')\n"
+            "display({'image/gif': GIF}, raw=True)\n"
+            "display({'image/webp': GIF, 'text/plain': '<an image>'}, raw=True)\n"
+            "display({'image/gif': 'not base64!'}, raw=True)\n"
+            "display({'image/svg+xml': '<svg/>'}, raw=True)\n")
+
+    async def body(client):
+        return await client.call_tool("run_python", {"code": code})
+    result = session(pykernel_bin, body)
+    gif = "R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw=="
+    assert [(item.type, getattr(item, "mime_type", None), getattr(item, "data", None) or item.text)
+            for item in result.content] == [
+        ("image", "image/gif", gif), ("image", "image/webp", gif), ("text", None, "not base64!"), ("text", None, "<svg/>")]
