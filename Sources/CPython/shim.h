@@ -24,6 +24,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
+#include <marshal.h>
 #include <opcode.h>
 
 // glibc's dladdr and Dl_info, which <dlfcn.h> declares only with _GNU_SOURCE (not as the

@@ -164,6 +164,41 @@ package enum PythonCode {
         return result == nil ? .raised : .ran
     }
 
+    /// The code object of a compiled file's bytes (a `.pyc`), read as python3's `run_pyc_file`
+    /// reads the file it runs: its magic number, three more words of header, then the marshalled
+    /// code. `nil` with python3's exception pending: `RuntimeError: Bad magic number in .pyc file`
+    /// (fewer than four bytes, or another Python's number), `EOFError: EOF read where not
+    /// expected` (a header cut short), `RuntimeError: Bad code object in .pyc file` (the rest is
+    /// not a marshalled code object).
+    package static func codeOfCompiledFile(_ bytes: [UInt8]) -> PyOwned? {
+        let magic = UInt32(truncatingIfNeeded: PyImport_GetMagicNumber())
+        let expected = (0..<4).map { UInt8(truncatingIfNeeded: magic >> (8 * $0)) }
+        guard bytes.count >= 4, Array(bytes[0..<4]) == expected else {
+            PyErr_SetString(PyExc_RuntimeError, "Bad magic number in .pyc file")
+            return nil
+        }
+        guard bytes.count >= 16 else {
+            PyErr_SetString(PyExc_EOFError, "EOF read where not expected")
+            return nil
+        }
+        let marshalled = bytes.withUnsafeBytes { buffer in
+            PyMarshal_ReadObjectFromString(buffer.baseAddress!.advanced(by: 16).assumingMemoryBound(to: CChar.self), buffer.count - 16)
+        }
+        guard let code = PyOwned(stealing: marshalled), pykernel_is_code(code.borrowed.pointer) != 0 else {
+            PyErr_Clear()
+            PyErr_SetString(PyExc_RuntimeError, "Bad code object in .pyc file")
+            return nil
+        }
+        return code
+    }
+
+    /// `runpy._run_module_as_main`, what python3 calls to run a module as `__main__`
+    /// (`pymain_run_module`); `nil` with the exception pending.
+    package static func mainModuleRunner() -> PyOwned? {
+        guard let runpy = PyOwned(stealing: PyImport_ImportModule("runpy")) else { return nil }
+        return PyOwned(stealing: PyObject_GetAttrString(runpy.borrowed.pointer, "_run_module_as_main"))
+    }
+
     /// How ``parseAndRunFile(at:globals:)`` ended.
     package enum FileRun {
         /// The file could not be opened (nothing ran, no exception pending).

@@ -484,19 +484,22 @@ final class InterpreterState {
             let text = run.code.hasPrefix("\u{FEFF}") ? String(run.code.dropFirst()) : run.code
             // A file's bytes are compiled as they are (their coding cookie decides, as for python3);
             // their text, decoded the same way, is what tracebacks and warnings show.
-            let fileContents = run.fileContents == nil ? nil : try PyOwned.bytes(run.fileContents!)
-            let decoded = run.fileContents == nil ? nil : try decodeFileSource.borrowed.call(fileContents.borrowedOrNone)
+            // (A compiled file's bytes are its code's, and a main module's are runpy's to find.)
+            let sourceBytes = run.program == .source ? run.fileContents : nil
+            let fileContents = sourceBytes == nil ? nil : try PyOwned.bytes(sourceBytes!)
+            let decoded = sourceBytes == nil ? nil : try decodeFileSource.borrowed.call(fileContents.borrowedOrNone)
             // A file python3 cannot decode (bytes that are not UTF-8, even in a comment, which a
             // string's tokenizer skips) is not compiled from its bytes: see below.
-            let undecodable = run.fileContents != nil && decoded.borrowedOrNone.isNone
+            let undecodable = sourceBytes != nil && decoded.borrowedOrNone.isNone
             let source = decoded.borrowedOrNone.isNone ? try PyOwned.string(text) : decoded!
-            let compiledSource = run.fileContents == nil ? source.borrowed : fileContents.borrowedOrNone
+            let compiledSource = sourceBytes == nil ? source.borrowed : fileContents.borrowedOrNone
             let name = try PyOwned.string(filename)
             let environment = run.environment.isEmpty ? nil : try PyOwned.stringDictionary(run.environment)
             // `-c CODE` (`<string>`) and a program read from standard input (`<stdin>`) are python3's:
-            // their source is nowhere for linecache (warnings show no line).
+            // their source is nowhere for linecache (warnings show no line). Nor is a compiled
+            // file's or a main module's (their code names its own files).
             if environment == nil {
-                let sourceless = run.filename == "<string>" || run.filename == "<stdin>"
+                let sourceless = run.filename == "<string>" || run.filename == "<stdin>" || run.program != .source
                 try beginRunNatively(namespace, filename: name.borrowed, source: sourceless ? nil : source.borrowed)
             }
             let savedEnvironment = environment == nil ? nil : try beginRun.borrowed.call(
@@ -513,18 +516,22 @@ final class InterpreterState {
             var knownLast: PythonCode.LastStatement?
             if run.filename == nil {
                 code = cellCompiler.code(of: text, source: source.borrowed, filename: name.borrowed, last: &knownLast)
+            } else if run.program == .compiled {
+                code = PythonCode.codeOfCompiledFile(run.fileContents ?? [])
+            } else if run.program == .mainModule {
+                code = nil  // runpy's to find, below
             } else if !undecodable {
                 code = compile.borrowed.callKeepingError(compiledSource, name.borrowed, execMode.borrowed)
             }
             var compiled = code.borrowedOrNone
-            var exception: PyOwned? = compiled.isNone ? PythonException.take() : nil
+            var exception: PyOwned? = compiled.isNone && run.program != .mainModule ? PythonException.take() : nil
             // A file whose bytes do not compile as a string, or that python3 cannot decode, is what
             // python3 parses from the file: its tokenizer's errors differ (an unknown or impossible
             // coding, bytes that are not UTF-8, a null byte), and python3 prints them with its own
             // hook. So the file is parsed as python3 parses it, and run if that succeeds (as
             // python3 would). A file gone since it was read has its bytes compiled instead.
             var parsedAsFile = false
-            if compiled.isNone, run.fileContents != nil {
+            if compiled.isNone, sourceBytes != nil {
                 let parsed = asTheCode { PythonCode.parseAndRunFile(at: filename, globals: namespace.globals.borrowed) }
                 if parsed != .notOpened {
                     parsedAsFile = true
@@ -551,6 +558,10 @@ final class InterpreterState {
                 case .notExpression, .expression, .noCode:
                     if evaluateReturning(compiled, in: namespace) == nil { exception = PythonException.take() }
                 }
+            } else if run.program == .mainModule {
+                beginSignals(of: namespace)
+                defer { endSignals(of: namespace) }
+                if !runMainModule() { exception = PythonException.take() }
             }
             if hasFigures(namespace) {
                 // Figures still open at the end of the run are its last results, then closed. A
@@ -590,7 +601,7 @@ final class InterpreterState {
             // prints a file's syntax error from a string's offsets, not as python3 does).
             let hookReplaced = excepthook.value?.pointer != defaultExcepthook.borrowed.pointer
             let handsToHook = run.filename != nil
-                ? hookReplaced || (usesProcessStandardStreams && (!compiled.isNone || parsedAsFile))
+                ? hookReplaced || (usesProcessStandardStreams && (!compiled.isNone || parsedAsFile || run.program == .mainModule))
                 : hookReplaced && !compiled.isNone && stop == nil
             if !exception.borrowedOrNone.isNone, savedEnvironment.borrowedOrNone.isNone, !handsToHook,
                 let record = NativeTraceback.record(of: exception.borrowedOrNone, cells: namespace.cells.borrowed, environment: nativeTraceback)
@@ -774,6 +785,18 @@ final class InterpreterState {
         if exception.isNone { return PyOwned(retaining: result) }
         PythonException.restore(PyOwned(retaining: exception))
         return nil
+    }
+
+    /// Runs the `__main__` module found on `sys.path` as python3 runs a directory or zip file
+    /// (`pymain_run_module`): `runpy._run_module_as_main("__main__", False)`, called natively, so
+    /// that no frame of the engine's is under runpy's. `false` with the exception pending.
+    private func runMainModule() -> Bool {
+        // A run whose deadline has passed already does not start its code: its timeout is raised.
+        guard runtime.supervisor.codeStarts() else { return false }
+        guard let runModule = PythonCode.mainModuleRunner() else { return false }
+        let ran = asTheCode { runModule.borrowed.callKeepingError(mainName.borrowed, PyBorrowed.false) } != nil
+        endIfForkedByCode()
+        return ran
     }
 
     /// In a process forked by the code that just returned (it called `os.fork()` and did not exit

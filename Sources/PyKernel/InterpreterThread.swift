@@ -16,8 +16,23 @@ struct PendingRun: Sendable {
     /// compiled as they are, so that their coding cookie or byte order mark decides their text, as
     /// for `python3 FILE` (`code` is then their UTF-8 reading, for nothing but messages).
     var fileContents: [UInt8]? = nil
+    /// How a file run's program is had (`filename` set): from `fileContents` as source or as
+    /// compiled code, or as the `__main__` module runpy finds.
+    var program: FileProgram = .source
     /// Whether this is the end of a program (``KernelManager/endProgram(in:)``) instead of code.
     var endsProgram = false
+}
+
+/// What a file run runs, as python3 runs the path it was given.
+enum FileProgram: Sendable {
+    /// The source in `fileContents` (``KernelManager/runFile(_:filename:in:timeout:outputLimit:allowStdin:)``).
+    case source
+    /// The compiled code in `fileContents`, a `.pyc` file's bytes
+    /// (``KernelManager/runCompiledFile(_:filename:in:timeout:outputLimit:allowStdin:)``).
+    case compiled
+    /// `runpy._run_module_as_main("__main__", alter_argv=False)`: the `__main__` module found on
+    /// `sys.path`, as python3 runs a directory or zip file (``KernelManager/runMainModule(filename:in:timeout:outputLimit:allowStdin:)``).
+    case mainModule
 }
 
 /// Work for the interpreter thread, executed in submission order.

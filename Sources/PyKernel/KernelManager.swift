@@ -242,11 +242,65 @@ public final class KernelManager: Sendable {
             outputLimit: outputLimit, filename: filename, allowStdin: allowStdin))
     }
 
-    /// The checks and the submission of ``run(_:in:environment:timeout:outputLimit:filename:allowStdin:)``
-    /// and ``runFile(_:filename:in:timeout:outputLimit:allowStdin:)`` (`fileContents`: a file's bytes).
+    /// Submits a compiled file's bytes (a `.pyc`) to run as `python3 FILE.pyc` runs it
+    /// (`run_pyc_file`): its code object is read from them (after the 16 bytes of header, whose
+    /// magic number must be the embedded Python's) and run, unchanged: tracebacks show the names
+    /// and lines it was compiled with, read from its source file if there is one. Bytes that are
+    /// not such a file raise python3's exception (`RuntimeError: Bad magic number in .pyc file`,
+    /// `RuntimeError: Bad code object in .pyc file`, `EOFError`), as the run's error.
+    ///
+    /// - Parameters:
+    ///   - contents: The file's bytes, as read.
+    ///   - filename: The file's path, as python3 names the program it runs (no source is kept for it).
+    ///   - context: Where to run; the `default` context when omitted.
+    ///   - timeout: Stops the run after this long (`nil`: never). Default 600 s.
+    ///   - outputLimit: Bytes of stdout and of stderr kept in the result (the events carry all).
+    ///   - allowStdin: Whether the code may ask for input (see ``run(_:in:environment:timeout:outputLimit:filename:allowStdin:)``).
+    /// - Returns: The run's events, ending with its result.
+    /// - Throws: The errors of ``run(_:in:environment:timeout:outputLimit:filename:allowStdin:)``.
+    public func runCompiledFile(
+        _ contents: [UInt8], filename: String, in context: ContextID = .default,
+        timeout: Duration? = .seconds(600), outputLimit: Int = 1 << 20, allowStdin: Bool = false
+    ) throws(KernelError) -> Execution {
+        Execution(output: try submitCode(
+            "", fileContents: contents, program: .compiled, in: context, environment: [:], timeout: timeout,
+            outputLimit: outputLimit, filename: filename, allowStdin: allowStdin))
+    }
+
+    /// Submits the run of the `__main__` module found on `sys.path`, as python3 runs a directory
+    /// or zip file given as its program (once that path is first on `sys.path`, which the caller
+    /// does): `runpy._run_module_as_main("__main__", alter_argv=False)`, called with no frame of
+    /// the engine's under it, so tracebacks start with runpy's frames as python3's do, and runpy
+    /// sets the module's `__file__`, `__spec__`, `__loader__` and `__cached__`. When there is no
+    /// such module, runpy's `SystemExit` names `sys.executable`, as python3's message names
+    /// python3: a caller that runs as another program looks for it first (`runpy._get_main_module_details`).
+    ///
+    /// - Parameters:
+    ///   - filename: The path python3 would have been given (the run is a file's, see
+    ///     ``run(_:in:environment:timeout:outputLimit:filename:allowStdin:)``; no source is kept for it).
+    ///   - context: Where to run; the `default` context when omitted.
+    ///   - timeout: Stops the run after this long (`nil`: never). Default 600 s.
+    ///   - outputLimit: Bytes of stdout and of stderr kept in the result (the events carry all).
+    ///   - allowStdin: Whether the code may ask for input (see ``run(_:in:environment:timeout:outputLimit:filename:allowStdin:)``).
+    /// - Returns: The run's events, ending with its result.
+    /// - Throws: The errors of ``run(_:in:environment:timeout:outputLimit:filename:allowStdin:)``.
+    public func runMainModule(
+        filename: String, in context: ContextID = .default, timeout: Duration? = .seconds(600),
+        outputLimit: Int = 1 << 20, allowStdin: Bool = false
+    ) throws(KernelError) -> Execution {
+        Execution(output: try submitCode(
+            "", fileContents: nil, program: .mainModule, in: context, environment: [:], timeout: timeout,
+            outputLimit: outputLimit, filename: filename, allowStdin: allowStdin))
+    }
+
+    /// The checks and the submission of ``run(_:in:environment:timeout:outputLimit:filename:allowStdin:)``,
+    /// ``runFile(_:filename:in:timeout:outputLimit:allowStdin:)`` (`fileContents`: a file's bytes),
+    /// ``runCompiledFile(_:filename:in:timeout:outputLimit:allowStdin:)`` and
+    /// ``runMainModule(filename:in:timeout:outputLimit:allowStdin:)`` (`program`).
     private func submitCode(
-        _ code: String, fileContents: [UInt8]?, in context: ContextID, environment: [String: String], timeout: Duration?,
-        outputLimit: Int, filename: String?, allowStdin: Bool, consumer: DirectRunConsumer? = nil
+        _ code: String, fileContents: [UInt8]?, program: FileProgram = .source, in context: ContextID,
+        environment: [String: String], timeout: Duration?, outputLimit: Int, filename: String?, allowStdin: Bool,
+        consumer: DirectRunConsumer? = nil
     ) throws(KernelError) -> RunOutput {
         guard !isShutDown.withLock({ $0 }) else {
             throw KernelError.runNotStarted
@@ -262,7 +316,7 @@ public final class KernelManager: Sendable {
         return try submit(to: record, outputLimit: outputLimit, allowStdin: allowStdin, consumer: consumer) { output in
             PendingRun(
                 context: record, code: code, filename: filename, environment: environment, timeout: timeout, output: output,
-                fileContents: fileContents)
+                fileContents: fileContents, program: program)
         }
     }
 

@@ -40,6 +40,8 @@ struct Run: AsyncParsableCommand {
         let filename: String
         var argv: [String]
         var contents: [UInt8]?  // a file's bytes, decoded as python3 decodes them
+        var isDirectory = false
+        var isRegularFile = false
         if let code {
             // With -c, every positional argument is an argument of the code, as with python3.
             (source, filename, argv) = (code, "<string>", ["-c"] + (file.map { [$0] } ?? []))
@@ -54,14 +56,19 @@ struct Run: AsyncParsableCommand {
             // python3's `__file__`: the path as given, after the working directory when relative
             // (not normalized: `./x.py` is `<cwd>/./x.py` in tracebacks too).
             let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-            guard let data = FileManager.default.contents(atPath: path) else {
-                // What python3 says (after its own name) and its status, 2.
-                let reason = access(path, R_OK) == 0 ? (code: EISDIR, text: "Is a directory") : (code: errno, text: String(cString: strerror(errno)))
-                Self.write("\(CommandLine.arguments[0]): can't open file '\(absolute)': [Errno \(reason.code)] \(reason.text)\n", to: STDERR_FILENO)
-                throw ExitCode(2)
+            var status = stat()
+            let found = stat(path, &status) == 0
+            isDirectory = found && status.st_mode & S_IFMT == S_IFDIR
+            isRegularFile = found && status.st_mode & S_IFMT == S_IFREG
+            // A directory is read by runpy (below); a file here, whatever python3 makes of it.
+            if isDirectory {
+                (source, filename, argv) = ("", absolute, [path])
+            } else if let data = FileManager.default.contents(atPath: path) {
+                (source, filename, argv) = (String(decoding: data, as: UTF8.self), absolute, [path])
+                contents = [UInt8](data)
+            } else {
+                try Self.refuse(absolute, errorNumber: access(path, R_OK) == 0 ? EISDIR : errno)
             }
-            (source, filename, argv) = (String(decoding: data, as: UTF8.self), absolute, [path])
-            contents = [UInt8](data)
         }
         argv += arguments
         // What python3 sets up before it runs anything: SIGPIPE and SIGXFSZ ignored (a write to a
@@ -90,6 +97,15 @@ struct Run: AsyncParsableCommand {
         var logger = Logger(label: "pykernel.engine")
         logger.logLevel = .critical
         let manager = try await KernelManager.start(configuration, logger: logger)
+        // How python3 runs the path it was given: by runpy (a directory or zip file, whose
+        // `__main__` module it runs), as compiled code (a `.pyc`) or as source.
+        // (python3 looks at the first bytes of a file it can seek in, for a `.pyc`'s magic number.)
+        let program = code == nil && file != "-"
+            ? try await Self.kind(of: filename, start: isRegularFile ? Array(contents?.prefix(2) ?? []) : [], manager: manager)
+            : .source
+        if isDirectory, program != .module {
+            try Self.refuse(filename, errorNumber: EISDIR)  // no importer takes it (sys.path_hooks changed)
+        }
         let context = try manager.createContext()
         // What python3 sets up for the main module: sys.argv, __file__, and the script's directory
         // (symbolic links resolved) first on sys.path instead of the working directory (no names
@@ -110,11 +126,18 @@ struct Run: AsyncParsableCommand {
             preamble += "globals()['__file__'] = '<stdin>'\n"
             preamble += "globals()['__cached__'] = None\n"
             preamble += "globals()['__loader__'] = __import__('_frozen_importlib').BuiltinImporter\n"
+        } else if program == .module {
+            // python3 puts the path itself first on sys.path, where runpy finds `__main__` (which
+            // gets its `__file__`, `__loader__`, `__spec__` and `__cached__` from runpy).
+            preamble += "globals()['__loader__'] = __import__('_frozen_importlib').BuiltinImporter\n"
+            preamble += "__import__('sys').path[0] = \(Self.pythonList([filename])).pop()\n"
         } else if code == nil, let file {  // with -c, `file` is the first argument of the code
             preamble += "globals()['__file__'] = \(Self.pythonList([filename])).pop()\n"
-            // What python3's runpy leaves in a script's namespace: no cached bytecode, its source loader.
+            // What python3 leaves in a script's namespace: no cached bytecode, its loader (a
+            // compiled file's has no source).
             preamble += "globals()['__cached__'] = None\n"
-            preamble += "globals()['__loader__'] = __import__('importlib.machinery').machinery.SourceFileLoader('__main__', __file__)\n"
+            let loader = program == .compiled ? "SourcelessFileLoader" : "SourceFileLoader"
+            preamble += "globals()['__loader__'] = __import__('importlib.machinery').machinery.\(loader)('__main__', __file__)\n"
             preamble += "__import__('sys').path[0] = \(Self.pythonList([Self.scriptDirectory(file)])).pop()\n"
         } else {
             preamble += "globals()['__loader__'] = __import__('_frozen_importlib').BuiltinImporter\n"
@@ -123,12 +146,26 @@ struct Run: AsyncParsableCommand {
             preamble += "__import__('sys').\(name) = __import__('sys').__\(name)__ = None\n"
         }
         _ = try await manager.run(preamble, in: context.id).result()
+        if program == .module {
+            // No `__main__` there: python3's message after its name (ours), and its status.
+            let found = try await manager.run("__import__('pykernel_runtime').find_main_module()", in: context.id).result()
+            if let error = found.error {
+                if error.name == "ImportError" {
+                    Self.write("\(CommandLine.arguments[0]): \(error.value)\n", to: STDERR_FILENO)
+                    throw ExitCode(1)
+                }
+                throw ExitCode(Self.outcome(found).status)
+            }
+        }
         // As a run's `timeout` on the wire: past about 30 years (infinity included) is none, where
         // `.seconds(1e300)` overflowed a `Duration` (the program died of SIGILL).
         let limit = try InputValidation.timeout(seconds: timeout, field: "--timeout")
-        let execution = try contents.map { contents throws(KernelError) in
-            try manager.runFile(contents, filename: filename, in: context.id, timeout: limit)
-        } ?? manager.run(source, in: context.id, timeout: limit, filename: filename)
+        let execution = switch (program, contents) {
+        case (.module, _): try manager.runMainModule(filename: filename, in: context.id, timeout: limit)
+        case (.compiled, let contents?): try manager.runCompiledFile(contents, filename: filename, in: context.id, timeout: limit)
+        case (_, let contents?): try manager.runFile(contents, filename: filename, in: context.id, timeout: limit)
+        case (_, nil): try manager.run(source, in: context.id, timeout: limit, filename: filename)
+        }
         var outcome = Outcome(status: 0, interrupted: false)
         for try await event in execution {
             switch event {
@@ -158,6 +195,39 @@ struct Run: AsyncParsableCommand {
             kill(getpid(), SIGINT)
         }
         throw ExitCode(outcome.status)
+    }
+
+    /// How python3 runs a path given as its program (see the runtime's `program_kind`).
+    private enum ProgramKind {
+        /// runpy runs the `__main__` module it finds there (a directory, a zip file).
+        case module
+        /// A `.pyc`: its code is read from the file's bytes.
+        case compiled
+        /// Source, compiled from the file's bytes.
+        case source
+    }
+
+    /// How python3 runs `path`, which starts with the bytes `start`: asked of the embedded Python,
+    /// in a context of its own deleted afterwards (the answer is the value of its last expression),
+    /// since what takes a path (`sys.path_hooks`) and a compiled file's magic number are Python's.
+    private static func kind(of path: String, start: [UInt8], manager: KernelManager) async throws -> ProgramKind {
+        let asking = try manager.createContext()
+        defer { try? manager.deleteContext(asking.id) }
+        let question = "__import__('pykernel_runtime').program_kind(\(pythonString(path)), bytes(\(start)))"
+        let answer = try await manager.run(question, in: asking.id).result()
+        switch answer.mainResult?.text {
+        case "'module'": return .module
+        case "'compiled'": return .compiled
+        default: return .source
+        }
+    }
+
+    /// Says what python3 says when it cannot open the file it was given (after its own name) and
+    /// exits with its status, 2.
+    private static func refuse(_ absolute: String, errorNumber: Int32) throws -> Never {
+        write("\(CommandLine.arguments[0]): can't open file '\(absolute)': [Errno \(errorNumber)] \(String(cString: strerror(errorNumber)))\n",
+              to: STDERR_FILENO)
+        throw ExitCode(2)
     }
 
     /// Writes all of `text` to a descriptor; an error (a closed pipe) drops the rest, as the
@@ -249,3 +319,4 @@ enum StandardDescriptors {
         return closed
     }()
 }
+

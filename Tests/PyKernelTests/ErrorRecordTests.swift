@@ -418,6 +418,72 @@ struct ErrorRecordTests {
         #expect(refused.error?.traceback == "SyntaxError: encoding problem: no-such-codec\n")
     }
 
+    @Test("A compiled file runs its code, tracebacks naming its source; bytes that are not one fail as python3's run_pyc_file")
+    func compiledFileRunsItsCode() async throws {
+        let manager = try await engine()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("runpyc-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let source = directory.appendingPathComponent("program.py").path
+        let compiled = directory.appendingPathComponent("program.pyc").path
+        let context = try await newContext()
+        defer { discard(context) }
+        try await runOK("""
+            open(\(String(reflecting: source)), 'w').write("print('compiled ran')\\ndef f():\\n    return 1 / 0\\nf()\\n")
+            import py_compile; py_compile.compile(\(String(reflecting: source)), cfile=\(String(reflecting: compiled)), doraise=True)
+            """, in: context)
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: compiled)))
+        let other = try await newContext()
+        defer { discard(other) }
+        let record = try await collect(manager.runCompiledFile(bytes, filename: compiled, in: other))
+        #expect(record.result.stdout == "compiled ran\n")
+        #expect(record.error?.traceback == """
+            Traceback (most recent call last):
+              File "\(source)", line 4, in <module>
+                f()
+              File "\(source)", line 3, in f
+                return 1 / 0
+                       ~~^~~
+            ZeroDivisionError: division by zero
+
+            """)
+        for (contents, traceback) in [
+            (Array("print('source')\n".utf8), "RuntimeError: Bad magic number in .pyc file\n"),
+            (Array(bytes[..<10]), "EOFError: EOF read where not expected\n"),
+            (Array(bytes[..<40]), "RuntimeError: Bad code object in .pyc file\n"),
+        ] {
+            let failed = try await collect(manager.runCompiledFile(contents, filename: compiled, in: other))
+            #expect(failed.result.stdout == "")
+            #expect(failed.error?.traceback == traceback)
+        }
+    }
+
+    @Test("The __main__ module on sys.path runs as python3 runs a directory: runpy's, its frames first in tracebacks")
+    func mainModuleRunsByRunpy() async throws {
+        let manager = try await engine()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("runmain-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let main = directory.appendingPathComponent("__main__.py").path
+        #expect(FileManager.default.createFile(
+            atPath: main, contents: Data("print(__name__, __file__, __spec__.name)\nraise ValueError('inside')\n".utf8)))
+        let context = try await newContext()
+        defer { discard(context) }
+        try await runOK("import sys; sys.path.insert(0, \(String(reflecting: directory.path)))", in: context)
+        let record = try await collect(manager.runMainModule(filename: directory.path, in: context))
+        try await runOK("sys.path.remove(\(String(reflecting: directory.path)))", in: context)
+        #expect(record.result.stdout == "__main__ \(main) __main__\n")
+        #expect(record.error?.traceback == """
+            Traceback (most recent call last):
+              File "<frozen runpy>", line 198, in _run_module_as_main
+              File "<frozen runpy>", line 88, in _run_code
+              File "\(main)", line 2, in <module>
+                raise ValueError('inside')
+            ValueError: inside
+
+            """)
+    }
+
     @Test("A custom filename replaces <cell-N> in tracebacks")
     func customFilename() async throws {
         let manager = try await engine()

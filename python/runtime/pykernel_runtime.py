@@ -2825,6 +2825,47 @@ def decode_file_source(data):
         return None
 
 
+def program_kind(path, start):
+    """How python3 runs the path given as its program (``pykernel run PATH``): ``"module"`` when
+    the path has an importer (a directory, a zip file: runpy runs the ``__main__`` it finds there,
+    Modules/main.c's ``pymain_get_importer``), else ``"compiled"`` for a ``.pyc`` (by its name, or
+    by ``start``, the file's first bytes when it is a regular file, being the first half of the
+    magic number: pythonrun.c's ``maybe_pyc_file``), else ``"source"``. The importer is looked up
+    as ``PyImport_GetImporter`` does: in ``sys.path_importer_cache``, else from the first of
+    ``sys.path_hooks`` that takes the path, cached (``None`` cached when none does)."""
+    cache = sys.path_importer_cache
+    importer = cache.get(path)
+    if path not in cache:
+        cache[path] = None
+        for hook in sys.path_hooks:
+            try:
+                importer = hook(path)
+            except ImportError:
+                continue
+            cache[path] = importer
+            break
+    if importer is not None:
+        return "module"
+    if path.endswith(".pyc") or start[:2] == importlib._bootstrap_external.MAGIC_NUMBER[:2]:
+        return "compiled"
+    return "source"
+
+
+def find_main_module():
+    """Raises ``ImportError`` with runpy's reason when runpy has no ``__main__`` module to run from
+    ``sys.path`` (``can't find '__main__' module in '...'``), which python3 prints after its own
+    name (``sys.executable``) before it exits with status 1: ``pykernel run`` names itself. What
+    else finding it raises (a ``SyntaxError`` of ``__main__.py``) is left to the run, which raises
+    it again with its traceback."""
+    import runpy
+    try:
+        runpy._get_main_module_details(runpy._Error)
+    except runpy._Error as error:
+        raise ImportError(str(error)) from None
+    except Exception:
+        pass
+
+
 def end_run(exc, saved_env, to_excepthook=False):
     """Restores the environment and describes the exception (if any) as ``(name, value,
     traceback)``. With ``to_excepthook`` (a file run whose

@@ -690,3 +690,81 @@ def test_a_warning_of_dash_c_code_shows_no_source_line(pykernel_bin):
     done = run(pykernel_bin, "run", "-c", code)
     expected = subprocess.run([PYTHON311, "-c", code], capture_output=True, text=True)
     assert done.stderr == expected.stderr == "<string>:1: UserWarning: w\n"
+
+
+# A program about how it was found and run, whose exception is raised from a function (two frames
+# of it under runpy's, with their lines when there is a source to read them from).
+MAIN_MODULE = (
+    "import sys, warnings, helper\n"
+    "spec = __spec__ and (__spec__.name, __spec__.origin, type(__spec__.loader).__name__)\n"
+    "print(sys.argv, __file__, __cached__, __package__, repr(sys.path[0]), spec, type(__loader__).__name__)\n"
+    "print(sorted(globals()), sys.orig_argv[1:], helper.NAME, __import__('__main__').__file__ == __file__)\n"
+    "warnings.warn('careful')\n"
+    "def fail():\n"
+    "    raise ValueError('from inside')\n"
+    "fail()\n"
+)
+
+
+def _zip_file(path, files, prefix=b""):
+    """A zip file at `path` holding `files` (name: text), after `prefix` (a zipapp's `#!` line)."""
+    import io
+    import zipfile
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for name, text in files.items():
+            zipped.writestr(name, text)
+    path.write_bytes(prefix + archive.getvalue())
+
+
+def test_run_runs_a_directory_a_zip_file_and_a_pyc_as_python3(pykernel_bin, tmp_path):
+    """What python3 runs besides a source file: a directory or zip file with a `__main__.py`
+    (runpy's `__main__`, the path first on sys.path; any zip file, whatever its name, a zipapp's
+    `#!` line before it included) and a compiled file (by its `.pyc` name or its magic number).
+    `pykernel run` gave "Is a directory" or a SyntaxError of the bytes; now python3.11's stdout,
+    stderr (tracebacks under runpy's frames, warnings, python3's errors for a bad `.pyc`) and status,
+    and when there is no `__main__`, python3's message after the program's own name."""
+    files = {"__main__.py": MAIN_MODULE, "helper.py": "NAME = 'helper'\n"}
+    (tmp_path / "app").mkdir()
+    for name, text in files.items():
+        (tmp_path / "app" / name).write_text(text)
+    _zip_file(tmp_path / "app.pyz", files)
+    _zip_file(tmp_path / "app.zip", files)
+    _zip_file(tmp_path / "shebang", files, prefix=b"#!/usr/bin/env python3\n")
+    (tmp_path / "no_main").mkdir()
+    _zip_file(tmp_path / "no_main.pyz", {"helper.py": "NAME = 'helper'\n"})
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "__main__.py").write_text("print('never')\nx = (\n")
+    (tmp_path / "exits").mkdir()
+    (tmp_path / "exits" / "__main__.py").write_text("raise SystemExit('bye')\n")
+    (tmp_path / "not_zip.pyz").write_text("print('a source file, whatever its name')\n")
+    (tmp_path / "compiled.py").write_text("import sys\nprint(sys.argv, __file__, __cached__, type(__loader__).__name__)\n"
+                                          "def fail():\n    1/0\nfail()\n")
+    subprocess.run([PYTHON311, "-c", "import py_compile; py_compile.compile('compiled.py', cfile='compiled.pyc')"],
+                   cwd=tmp_path, check=True)
+    compiled = (tmp_path / "compiled.pyc").read_bytes()
+    (tmp_path / "compiled_no_suffix").write_bytes(compiled)
+    (tmp_path / "text.pyc").write_text("print('not compiled')\n")
+    (tmp_path / "header_cut.pyc").write_bytes(compiled[:10])
+    (tmp_path / "code_cut.pyc").write_bytes(compiled[:40])
+    programs = ["app", "./app/", str(tmp_path / "app"), "app.pyz", "app.zip", "shebang", "no_main", "./no_main/",
+                "no_main.pyz", "broken", "exits", "not_zip.pyz", "compiled.pyc", "compiled_no_suffix", "text.pyc",
+                "header_cut.pyc", "code_cut.pyc"]
+    for program in programs:
+        theirs = subprocess.run([PYTHON311, program, "a", "-b"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        ours = run(pykernel_bin, "run", program, "a", "-b", cwd=tmp_path)
+        # "can't find '__main__' module": python3 names itself (sys.executable), pykernel itself.
+        if theirs.stderr.startswith(PYTHON311 + ": "):
+            assert ours.stderr.startswith(pykernel_bin + ": "), (program, ours.stderr)
+            ours.stderr, theirs.stderr = ours.stderr.removeprefix(pykernel_bin), theirs.stderr.removeprefix(PYTHON311)
+        assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), program
+    # What the comparison covered: runpy ran the directory's and the zip file's `__main__`.
+    done = run(pykernel_bin, "run", "app.pyz", cwd=tmp_path)
+    assert f"{tmp_path}/app.pyz/__main__.py" in done.stdout and "helper" in done.stdout, done.stdout
+    assert done.stderr.endswith(
+        'File "<frozen runpy>", line 88, in _run_code\n'
+        f'  File "{tmp_path}/app.pyz/__main__.py", line 8, in <module>\n'
+        f'  File "{tmp_path}/app.pyz/__main__.py", line 7, in fail\n'
+        "ValueError: from inside\n"), done.stderr
+    assert "can't find '__main__' module in" in run(pykernel_bin, "run", "no_main", cwd=tmp_path).stderr
+
