@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import PyKernel
 import PyKernelSupport
+import Synchronization
 
 /// `pykernel run FILE.py` / `pykernel run -c CODE` / `pykernel run -` (the program read from
 /// standard input): runs code in a fresh context and prints its output like `python3 FILE.py` would.
@@ -160,6 +161,8 @@ struct Run: AsyncParsableCommand {
         // As a run's `timeout` on the wire: past about 30 years (infinity included) is none, where
         // `.seconds(1e300)` overflowed a `Duration` (the program died of SIGILL).
         let limit = try InputValidation.timeout(seconds: timeout, field: "--timeout")
+        // The engine has made its descriptors: the program's first one is 3, as under python3.
+        LowDescriptors.release()
         let execution = switch (program, contents) {
         case (.module, _): try manager.runMainModule(filename: filename, in: context.id, timeout: limit)
         case (.compiled, let contents?): try manager.runCompiledFile(contents, filename: filename, in: context.id, timeout: limit)
@@ -320,3 +323,42 @@ enum StandardDescriptors {
     }()
 }
 
+/// The low descriptors (3 and up) held while the engine starts under `pykernel run`, so that
+/// what the libraries under it open for good lands above them: Dispatch's epoll instance, eventfd
+/// and timerfd (made as its first worker thread starts, and by its manager thread right after).
+/// Released before the program runs, its first `open()` gets 3 as under python3 (the engine's
+/// three are above ``ceiling``; `/proc/self/fd` still lists them).
+enum LowDescriptors {
+    /// The descriptors held are below it (and below half the soft limit on open files: the
+    /// engine's own and those Python's start opens need room above).
+    static let ceiling: Int32 = 256
+
+    private static let held = Mutex<[Int32]>([])
+
+    /// Takes every free descriptor from 3 to ``ceiling`` (all of them `/dev/null`). Called by
+    /// main.swift before anything of Dispatch's starts, after ``StandardDescriptors`` took 0-2.
+    static func hold() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        let top = Int32(clamping: min(UInt64(ceiling), UInt64(limit.rlim_cur) / 2))
+        var descriptors: [Int32] = []
+        var next = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        // Each is the lowest free one: the first at `top` or past it means none is left below.
+        while next >= 0 {
+            guard next < top else {
+                close(next)
+                break
+            }
+            descriptors.append(next)
+            next = fcntl(next, F_DUPFD_CLOEXEC, 0)
+        }
+        held.withLock { $0 = descriptors }
+    }
+
+    /// Closes the descriptors ``hold()`` took (nothing when none were).
+    static func release() {
+        for descriptor in held.withLock({ held in defer { held = [] }; return held }) {
+            close(descriptor)
+        }
+    }
+}

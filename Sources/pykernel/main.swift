@@ -14,6 +14,11 @@ if CommandLine.arguments.count > 1, CommandLine.arguments[1] == ForkServerComman
 }
 // Before Dispatch opens its first descriptor: the standard descriptors the caller left closed.
 _ = StandardDescriptors.closedAtStart
+// `pykernel run`: the low numbers after them, so that the engine's descriptors land above those the
+// program will open (released before it runs).
+if CommandLine.arguments.count > 1, CommandLine.arguments[1] == Run._commandName {
+    LowDescriptors.hold()
+}
 Task {
     await PyKernelCommand.main()
     exit(0)

@@ -768,3 +768,35 @@ def test_run_runs_a_directory_a_zip_file_and_a_pyc_as_python3(pykernel_bin, tmp_
         "ValueError: from inside\n"), done.stderr
     assert "can't find '__main__' module in" in run(pykernel_bin, "run", "no_main", cwd=tmp_path).stderr
 
+
+def test_run_gives_the_program_the_low_descriptors_as_python3(pykernel_bin, tmp_path):
+    """The program's first descriptor is 3, as under python3: the engine's (Dispatch's epoll
+    instance, eventfd and timerfd) were 3-5, so its files, sockets and pipes had other numbers
+    than python3's (`fileno()`, a socket's repr, a ResourceWarning). `/proc/self/fd` lists the
+    program's own and, beyond python3's, the engine's three, above them."""
+    program = tmp_path / "descriptors.py"
+    program.write_text(
+        "import gc, os, re, socket, warnings\n"
+        "warnings.simplefilter('always', ResourceWarning)\n"
+        "f = open('/dev/null')\n"
+        "print(f.fileno(), os.open('/dev/null', os.O_RDONLY), os.pipe())\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "print(s)\n"
+        "del s\n"
+        "gc.collect()\n"
+        "for name in sorted(os.listdir('/proc/self/fd'), key=int):\n"
+        "    try:\n"
+        "        target = os.readlink(f'/proc/self/fd/{name}')\n"
+        "    except FileNotFoundError:\n"
+        "        target = 'the listing itself'\n"
+        "    print(name, 'standard' if int(name) < 3 else re.sub(r'\\[\\d+\\]', '', target))\n"
+    )
+    theirs = subprocess.run([PYTHON311, str(program)], capture_output=True, text=True, timeout=60)
+    ours = run(pykernel_bin, "run", str(program))
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert theirs.stdout.startswith("3 4 (5, 6)\n<socket.socket fd=7,"), theirs.stdout
+    assert ours.stderr == theirs.stderr and "ResourceWarning: unclosed <socket.socket fd=7," in ours.stderr
+    lines = ours.stdout.splitlines()
+    engines = [line for line in lines if line.split()[1] in ("anon_inode:[eventpoll]", "anon_inode:[eventfd]", "anon_inode:[timerfd]")]
+    assert [line for line in lines if line not in engines] == theirs.stdout.splitlines()
+    assert len(engines) == 3 and min(int(line.split()[0]) for line in engines) > 8, engines
