@@ -355,8 +355,13 @@ enum LowDescriptors {
         held.withLock { $0 = descriptors }
     }
 
-    /// Closes the descriptors ``hold()`` took (nothing when none were).
+    /// Closes the descriptors ``hold()`` took (nothing when none were), once Dispatch's manager
+    /// thread has armed a timer (so its timerfd exists: on a starved host it could otherwise be
+    /// made after the release, at 3).
     static func release() {
+        let armed = DispatchSemaphore(value: 0)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .microseconds(1)) { armed.signal() }
+        armed.wait()
         for descriptor in held.withLock({ held in defer { held = [] }; return held }) {
             close(descriptor)
         }
