@@ -215,6 +215,7 @@ final class Session: Sendable {
 
     private func syncResult(_ cmd: SessionCommand, timedOut: Bool) async -> SessionExecuteResult {
         let logs = await cmd.readLogs(limit: configuration.outputLimit)
+        cmd.answered.fire(true)
         var exitCode = cmd.exited.value ?? -1
         // The timeout's SIGUSR2 reached a shell that had not yet run its first line (whose trap
         // ends it as 124): the signal's default action killed it (140). The same timeout.

@@ -17,6 +17,9 @@ final class SessionCommand: Sendable {
     let timeout: Duration?
     /// Fires with the exit code.
     let exited = Latch<Int32>()
+    /// Fires once a synchronous command's answer has read its logs: deleting the session waits
+    /// for it before removing them (a command ended by the deletion answers with its output).
+    let answered = Latch<Bool>()
     private let drainWindow: Double
 
     private struct State {

@@ -8,7 +8,8 @@ extension Session {
 
     /// Ends the shell(s) and every process the session started — `SIGTERM`, the grace period,
     /// then `SIGKILL` — and removes the session's directory. Commands still running end with
-    /// exit code 137; asynchronous ones are announced on the exit events.
+    /// exit code 137; asynchronous ones are announced on the exit events, a synchronous one
+    /// answers with the output it printed (the directory is removed after its answer read it).
     /// - Parameter byShutdown: The service is shutting down (not a `session.delete`): a follow of
     ///   its logs then ends with `shutting_down`.
     func terminate(byShutdown: Bool = false) async {
@@ -56,6 +57,11 @@ extension Session {
         for cmd in commands {
             complete(cmd, 128 + SIGKILL)
             cmd.pump?.stop()
+        }
+        // A synchronous command this ended answers with what it printed: its logs are removed
+        // once its answer has read them (it does at once, now that the command has ended).
+        for cmd in commands where !cmd.isAsync && !isEntrypoint {
+            _ = await cmd.answered.waitUncancellable(timeout: 10)
         }
         let dir = directory
         await Blocking.run { Posix.removeTree(dir) }

@@ -289,6 +289,34 @@ def test_a_command_queued_at_shutdown_is_answered_shutting_down(pykernel_bin):
         server.kill()
 
 
+@pytest.mark.parametrize("ender", ["session.delete", "shutdown", "SIGTERM"])
+def test_a_synchronous_command_ended_with_its_session_answers_with_its_output(pykernel_bin, tmp_path, ender):
+    """A synchronous command ended by `session.delete`, `shutdown` or SIGTERM answers with what
+    it printed: its logs were removed before its answer read them (stdout, stderr and output
+    all "", or output alone), while a timeout and `process.exec` kept the output."""
+    server = RawServer(pykernel_bin, cwd=str(tmp_path))
+    try:
+        server.result("session.create", {"id": "ended"})
+        running = server.request("session.exec", {
+            "session": "ended", "command": "echo out; echo err >&2; : > printed; sleep 100"})
+        assert wait_until(lambda: (tmp_path / "printed").exists(), 10)
+        if ender == "SIGTERM":
+            server.process.send_signal(signal.SIGTERM)
+        else:
+            server.request(ender, {"session": "ended"} if ender == "session.delete" else None)
+        result = server.response(running)["result"]
+        # 143 when the shell reported `sleep` ended by the SIGTERM before the SIGKILL came.
+        assert result["exit_code"] in (137, 143), result
+        assert (result["stdout"], result["stderr"]) == ("out\n", "err\n"), result
+        # Two writes close together on two pipes: in the order the server read them.
+        assert sorted(result["output"].splitlines(True)) == ["err\n", "out\n"], result
+        if ender == "session.delete":
+            server.close_stdin()
+        assert server.wait_exit() == 0
+    finally:
+        server.kill()
+
+
 def test_a_session_keeps_no_descriptor_per_finished_command(pykernel_bin):
     """Each finished command of a session held its three logs open for the session's life: under
     `ulimit -n 1024` the 331st command of one session failed, and then every command of the server.
