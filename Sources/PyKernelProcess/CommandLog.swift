@@ -212,11 +212,14 @@ final class CommandLog: Sendable {
     }
 }
 
-/// The three logs of a session command: `stdout`, `stderr`, and `output` (both, in arrival order).
-final class CommandLogs: Sendable {
+/// The three logs of a session command: `stdout`, `stderr`, and `output` (both, in arrival
+/// order, by whole characters: ``CharacterInterleaver``).
+final class CommandLogs: OutputSink {
     let stdout: CommandLog
     let stderr: CommandLog
     let output: CommandLog
+    /// Also orders the writes of the monitor thread and the service's notes in `output`.
+    private let interleaver = Mutex(CharacterInterleaver())
 
     init(directory: String, limit: Int, logger: Logger) throws(ProcessAPIError) {
         stdout = try CommandLog(base: directory + "/stdout", limit: limit, logger: logger)
@@ -235,8 +238,15 @@ final class CommandLogs: Sendable {
 
     /// Appends output of `stream` to its log and to the interleaved one.
     func write(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) {
-        log(stream).append(bytes)
-        output.append(bytes)
+        interleaver.withLock { interleaver in
+            log(stream).append(bytes)
+            interleaver.append(stream, bytes) { output.append($0) }
+        }
+    }
+
+    /// `stream` has ended: a character it left incomplete enters `output` as U+FFFD.
+    func end(_ stream: OutputStreamName) {
+        interleaver.withLock { $0.end(stream) { output.append($0) } }
     }
 
     /// Appends a note from the service to the stderr and output logs.

@@ -50,9 +50,7 @@ func runOneShot(
     registry: ChildRegistry, monitor: IOMonitor
 ) async throws(ProcessAPIError) -> ExecResult {
     let collector = OutputCollector(limit: configuration.outputLimit)
-    let (child, pump) = try await ChildProcess.spawn(spec, monitor: monitor) { stream, bytes in
-        collector.append(stream, bytes)
-    }
+    let (child, pump) = try await ChildProcess.spawn(spec, monitor: monitor, output: collector)
     if !registry.insert(child) { child.signalGroup(SIGKILL) }  // started as the service shut down
     defer {
         registry.remove(child)

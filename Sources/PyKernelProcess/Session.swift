@@ -126,7 +126,7 @@ final class Session: Sendable {
             }
             fds.append(fd)
         }
-        let pump = StreamPump(stdoutFD: fds[0], stderrFD: fds[1], monitor: monitor) { [logs = cmd.logs] in logs.write($0, $1) }
+        let pump = StreamPump(stdoutFD: fds[0], stderrFD: fds[1], monitor: monitor, sink: cmd.logs)
         cmd.attach(pump: pump, stdinFD: isAsync ? fds[2] : -1)
         state.withLock { s in
             s.commands.append(cmd)

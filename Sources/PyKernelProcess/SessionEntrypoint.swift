@@ -10,7 +10,7 @@ extension Session {
         let cmd = try newCommand(display, isAsync: false)
         let spec = SpawnSpec(
             executable: executable, arguments: arguments, environment: environment, workingDirectory: initialDirectory)
-        let (child, pump) = try await ChildProcess.spawn(spec, monitor: monitor) { [logs = cmd.logs] in logs.write($0, $1) }
+        let (child, pump) = try await ChildProcess.spawn(spec, monitor: monitor, output: cmd.logs)
         cmd.attach(pump: pump, stdinFD: -1)
         cmd.setPID(child.pid)
         Task { [weak self] in

@@ -166,6 +166,50 @@ def test_exec_timeout_kills_the_whole_process_group(pk):
     assert wait_until(nothing_left, 3), [cmdline(p) for p in marked_pids(marker)]
 
 
+# Halves of `é` (C3 A9) written to stdout and stderr in turn, each half a write of its own.
+SPLIT_CHARACTERS = "printf '\\303'; printf '\\303' >&2; sleep 0.2; printf '\\251'; printf '\\251' >&2"
+# Lines of `€` on stdout (written in blocks that split characters) with progress on stderr between them.
+EURO_LINES = ("awk 'BEGIN { for (i = 0; i < 2000; i++) { printf \"€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€€\\n\"; "
+              "if (i % 10 == 0) printf \"progress %d\\n\", i > \"/dev/stderr\" } }'")
+
+
+def assert_interleaved_by_characters(combined, stdout, stderr):
+    assert "\ufffd" not in combined, combined[:200]
+    assert sorted(combined) == sorted(stdout + stderr)
+    assert len(combined.encode()) == len(stdout.encode()) + len(stderr.encode())
+
+
+def test_the_interleaved_output_keeps_characters_split_across_writes(pk):
+    """`result` and a session's `output` interleave the two streams by whole characters: a
+    character split across two writes of stdout, with stderr writing between them, was garbled
+    (`printf '\\303'` to both streams, then `'\\251'` to both, gave `'\ufffdé\ufffd'`; `€` lines
+    with progress on stderr, 15 to 36 U+FFFD a run) while stdout and stderr alone were right."""
+    for command in (SPLIT_CHARACTERS, EURO_LINES):
+        response = pk.exec(command)
+        assert_interleaved_by_characters(response.result, response.stdout, response.stderr)
+        assert response.result_omitted_bytes == 0
+    assert pk.exec(SPLIT_CHARACTERS).result == "éé"
+    code = "import os, time\nos.write(1, b'\\xc3'); os.write(2, b'\\xc3'); time.sleep(0.2); os.write(1, b'\\xa9'); os.write(2, b'\\xa9')"
+    response = pk.code_run(code)
+    assert (response.stdout, response.stderr, response.result) == ("é", "é", "éé")
+    pk.create_session("split")
+    for command in (SPLIT_CHARACTERS, EURO_LINES):
+        response = pk.execute_session_command("split", command)
+        assert_interleaved_by_characters(response.output, response.stdout, response.stderr)
+        started = pk.execute_session_command("split", command, run_async=True)
+        logs = pk.get_session_command_logs("split", started.cmd_id, on_stdout=lambda _: None, on_stderr=lambda _: None)
+        assert_interleaved_by_characters(logs.output, logs.stdout, logs.stderr)
+    pk.delete_session("split")
+
+
+def test_a_character_a_stream_leaves_incomplete_is_one_replacement_character(pk):
+    """A character a stream leaves incomplete at its end is U+FFFD in the interleaved output too,
+    and never joins bytes of the other stream into a character neither stream wrote."""
+    response = pk.exec("printf '\\303'; exec >&-; sleep 0.2; printf '\\251x' >&2")
+    assert (response.stdout, response.stderr) == ("\ufffd", "\ufffdx")
+    assert response.result == "\ufffd\ufffdx"
+
+
 # ---------------------------------------------------------------- process.code_run
 
 
