@@ -16,6 +16,9 @@ struct SpawnSpec: Sendable {
     var stdin: Int32?
     var stdout: Int32?
     var stderr: Int32?
+    /// The request's parameter the arguments come from, named by an error about their size
+    /// (``ExecLimits``): `command`, `argv` (`process.code_run`) or `args` (`pty.create`).
+    var argumentsField = "command"
 }
 
 /// A process this module started, leader of its own process group, spawned and reaped by
@@ -52,8 +55,11 @@ final class ChildProcess: Sendable {
 
     /// Starts `spec`; returns once the process runs.
     ///
-    /// - Throws: ``ProcessAPIError/Code/spawnFailed`` naming the executable.
+    /// - Throws: ``ProcessAPIError/Code/spawnFailed`` naming the executable;
+    ///   ``ProcessAPIError/Code/invalidArgument`` for arguments or an environment over Linux's
+    ///   limits (``ExecLimits``), naming the parameter they come from.
     static func spawn(_ spec: SpawnSpec, monitor: IOMonitor) async throws(ProcessAPIError) -> ChildProcess {
+        try ExecLimits.check(spec)
         // A new process group; no `teardownSequence`: the run's task is never cancelled, and the
         // ladders (OneShot.swift, SessionTimeouts.swift) must go on after the leader exits.
         var options = PlatformOptions()
@@ -119,7 +125,11 @@ final class ChildProcess: Sendable {
             } catch {
                 child?.reaped.withLock { $0 = true }
                 child?.exited.fire(-1)
-                started.fire(.failure(ProcessAPIError(.spawnFailed, "Could not start \(executable): \(error).")))
+                if let error = error as? SubprocessError, error.underlyingError?.rawValue == E2BIG {
+                    started.fire(.failure(ExecLimits.tooLarge(spec)))
+                } else {
+                    started.fire(.failure(ProcessAPIError(.spawnFailed, "Could not start \(executable): \(error).")))
+                }
             }
         }
         let result = await started.waitUncancellable()!
@@ -201,8 +211,10 @@ extension ChildProcess {
     /// and reaped here with `waitid(P_PIDFD)` once released.
     ///
     /// - Throws: ``ProcessAPIError/Code/spawnFailed`` (field `command`) when the program cannot
-    ///   be started; nothing is left behind then.
+    ///   be started, ``ProcessAPIError/Code/invalidArgument`` for arguments or an environment
+    ///   over Linux's limits (``ExecLimits``); nothing is left behind then.
     static func spawn(_ spec: SpawnSpec, terminal: String, monitor: IOMonitor) throws(ProcessAPIError) -> ChildProcess {
+        try ExecLimits.check(spec)
         let environment = spec.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         var pid: pid_t = 0
         // The child inherits the spawning thread's nice value as it starts: a program that prints
@@ -214,6 +226,7 @@ extension ChildProcess {
             }
         }
         guard rc == 0 else {
+            if rc == E2BIG { throw ExecLimits.tooLarge(spec) }
             throw ProcessAPIError(.spawnFailed, "Could not start \(spec.executable): \(Posix.describe(rc)).", field: "command")
         }
         ProcessPriority.restore(process: pid)

@@ -54,7 +54,8 @@ extension ProcessService {
             session = try PTYSession.start(
                 id: id,
                 spec: SpawnSpec(
-                    executable: executable, arguments: [command] + params.args, environment: env, workingDirectory: cwd),
+                    executable: executable, arguments: [command] + params.args, environment: env, workingDirectory: cwd,
+                    argumentsField: "args"),
                 size: params.size, drainWindow: configuration.drainWindow, monitor: monitor)
         } catch {
             terminals.release(id)

@@ -220,6 +220,7 @@ public final class ProcessService: Sendable {
             spec.environment["NODE_PATH"] = env["NODE_PATH"].map { $0.isEmpty ? modules : modules + ":" + $0 } ?? modules
         }
         spec.arguments += params.argv
+        spec.argumentsField = "argv"
         return try await runOneShot(
             spec, timeout: params.timeout, configuration: configuration, registry: children, monitor: monitor)
     }
@@ -229,6 +230,10 @@ public final class ProcessService: Sendable {
     /// `process.exec`: runs `/bin/sh -c COMMAND` in its own process group with stdin at
     /// end-of-file, and returns its output.
     ///
+    /// A command too long for one argument of a program (``ExecLimits/maxStringBytes``, 128 KiB)
+    /// goes into a private file, removed after the run, that `/bin/sh -c '. FILE'` sources: the
+    /// same shell, `$0`, parsing and exit status (the shell's error messages name the file).
+    ///
     /// On timeout the whole group gets `SIGTERM`, then `SIGKILL` after the grace period; the
     /// output printed so far is returned with `timedOut: true`. When `sh` exits, the call reads
     /// for at most the drain window, then kills what is left of the group with `SIGKILL`: a
@@ -237,7 +242,8 @@ public final class ProcessService: Sendable {
     /// the call hang. Processes that leave the group (`setsid`) are not tracked.
     ///
     /// - Throws: ``ProcessAPIError/Code/invalidCwd`` (with the resolved path),
-    ///   ``ProcessAPIError/Code/invalidArgument``, ``ProcessAPIError/Code/spawnFailed``.
+    ///   ``ProcessAPIError/Code/invalidArgument`` (also for an environment over Linux's limits,
+    ///   ``ExecLimits``), ``ProcessAPIError/Code/spawnFailed``.
     public func exec(_ params: ExecParams) async throws(ProcessAPIError) -> ExecResult {
         try checkOpen()
         try validateTimeout(params.timeout)
@@ -246,8 +252,28 @@ public final class ProcessService: Sendable {
         if params.command.utf8.contains(0) {
             throw ProcessAPIError(.invalidArgument, "The command contains a NUL byte.", field: "command")
         }
+        var script = params.command
+        var scratch: String?
+        defer { if let scratch { Posix.removeTree(scratch) } }
+        if params.command.utf8.count + 1 > ExecLimits.maxStringBytes {
+            // Too long for one argument of a program: the shell reads it from a private file.
+            let dir = temporaryRoot + "/runs/" + UUID().uuidString.lowercased()
+            guard mkdir(dir, 0o700) == 0 else {
+                throw ProcessAPIError(.spawnFailed, "could not create \(dir): \(Posix.describe(errno))")
+            }
+            scratch = dir
+            let file = dir + "/command.sh"
+            let fd = Posix.open(file, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            guard fd >= 0, Posix.writeAll(fd, Array(params.command.utf8)) else {
+                let reason = Posix.describe(errno)
+                Posix.closeQuietly(fd)
+                throw ProcessAPIError(.spawnFailed, "could not write the command to \(file): \(reason)")
+            }
+            Posix.closeQuietly(fd)
+            script = ". " + shellQuote(file)
+        }
         let spec = SpawnSpec(
-            executable: "/bin/sh", arguments: ["/bin/sh", "-c", params.command], environment: env, workingDirectory: cwd)
+            executable: "/bin/sh", arguments: ["/bin/sh", "-c", script], environment: env, workingDirectory: cwd)
         return try await runOneShot(
             spec, timeout: params.timeout, configuration: configuration, registry: children, monitor: monitor)
     }

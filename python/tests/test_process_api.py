@@ -149,6 +149,41 @@ def test_exec_long_output_keeps_head_and_tail(pk):
     assert response.stderr_truncated is False and response.stderr_omitted_bytes == 0
 
 
+def test_exec_runs_a_command_longer_than_one_argument_may_be(pk, tmp_path):
+    """A command over 128 KiB (Linux's limit on one argument of a program) was refused -32016
+    "Argument list too long": a 219 KB heredoc writing a file, as agents write files. It runs as
+    `sh -c COMMAND` would: the same `$0` and arguments, stdin at end-of-file, exit status."""
+    body = "\n".join("line %06d %s" % (i, "x" * 60) for i in range(3000))
+    command = "cat > written.txt <<'EOF'\n" + body + "\nEOF\necho \"$0 $#\"; cat; echo end >&2; exit 7"
+    assert len(command.encode()) > 200_000
+    response = pk.exec(command)
+    assert (response.exit_code, response.stdout, response.stderr) == (7, "/bin/sh 0\n", "end\n"), response.stderr
+    assert (tmp_path / "written.txt").read_text() == body + "\n"
+    short = pk.exec("echo \"$0 $#\"; cat; echo end >&2; exit 7")
+    assert (short.exit_code, short.stdout, short.stderr) == (7, "/bin/sh 0\n", "end\n")
+
+
+@pytest.mark.parametrize(
+    "method, params, field",
+    [
+        ("process.exec", {"command": "true", "env": {"BIG": "x" * 140_000}}, "env"),
+        ("process.exec", {"command": "true", "env": {f"V{i}": "x" * 120_000 for i in range(64)}}, "env"),
+        ("process.code_run", {"code": "1", "argv": ["x" * 140_000]}, "argv"),
+        ("process.code_run", {"code": "1", "argv": ["x" * 120_000] * 64}, "argv"),
+        ("session.create", {"id": "big", "env": {"BIG": "x" * 140_000}}, "env"),
+        ("pty.create", {"command": "true", "args": ["x" * 140_000]}, "args"),
+    ],
+)
+def test_arguments_and_environments_no_program_can_receive_name_their_parameter(pk, method, params, field):
+    """An environment entry or argument over 128 KiB, or all of them together over about a
+    quarter of the stack limit, cannot reach a program (E2BIG): -32602 naming the parameter,
+    where it was -32016 `spawn_failed` "Argument list too long" without a field."""
+    with pytest.raises(InvalidParamsError) as info:
+        pk.call(method, params)
+    assert (info.value.code, info.value.reason, info.value.field) == (-32602, "invalid_argument", field), info.value.data
+    assert "Linux" in str(info.value)
+
+
 def test_exec_timeout_kills_the_whole_process_group(pk):
     marker = uuid.uuid4().hex
     started = time.monotonic()
