@@ -139,8 +139,9 @@ public final class PTYSession: Sendable {
 
     /// Types `bytes` on the terminal, as on a keyboard (`\u{03}` is Ctrl-C, `\r` or `\n`
     /// Enter): returns once they are queued behind the input sent before; they are written, in
-    /// the order of the calls, as the program reads. At most 1 MiB waits: beyond that, waits
-    /// for room. Input still waiting when the program ends is dropped.
+    /// the order of the calls, as the program reads. At most 1 MiB waits, whatever the size of
+    /// one input: what does not fit is queued as the program reads, and the call returns once
+    /// the last byte is queued. Input still waiting when the program ends is dropped.
     ///
     /// - Throws: ``ProcessAPIError/Code/ptyExited`` once the program has ended.
     public func sendInput(_ bytes: [UInt8]) async throws(ProcessAPIError) {

@@ -1,7 +1,7 @@
 import Synchronization
 
 /// Input on its way to a terminal: queued in order, written as the program reads it, at most
-/// `limit` bytes waiting (a larger input waits for room first, unless nothing waits).
+/// `limit` bytes waiting (an input that does not fit is queued as room comes).
 ///
 /// A drainer task exists only while bytes wait: it writes what the terminal takes and, while its
 /// input buffer is full (the program is not reading), tries again every 5 ms. ``close()`` (the
@@ -29,21 +29,29 @@ final class TerminalInput: Sendable {
         self.limit = limit
     }
 
-    /// Queues `bytes` after what waits already; waits for room while more than `limit` bytes
-    /// would wait. Returns `false` (nothing queued) once closed. One caller at a time.
+    /// Queues `bytes` after what waits already, as much as there is room for (at most `limit`
+    /// bytes wait), then the rest as the program reads; returns once the last byte is queued.
+    /// Returns `false` (the rest not queued) once closed. One caller at a time.
     func enqueue(_ bytes: [UInt8]) async -> Bool {
-        enum Step { case queued(startDrainer: Bool), closed, full }
+        enum Step { case queued(startDrainer: Bool), closed, full(startDrainer: Bool) }
+        var offset = 0
         while true {
             let step = state.withLock { s -> Step in
                 if s.closed { return .closed }
-                guard s.bytes == 0 || s.bytes + bytes.count <= limit else { return .full }
-                if !bytes.isEmpty {
-                    s.chunks.append(bytes)
+                let room = limit - s.bytes
+                if room >= bytes.count && offset == 0 {
+                    if !bytes.isEmpty { s.chunks.append(bytes) }
                     s.bytes += bytes.count
+                    offset = bytes.count
+                } else if room > 0 && offset < bytes.count {
+                    let piece = bytes[offset..<min(bytes.count, offset + room)]
+                    s.chunks.append(Array(piece))
+                    s.bytes += piece.count
+                    offset += piece.count
                 }
                 let start = !s.draining && s.bytes > 0
                 if start { s.draining = true }
-                return .queued(startDrainer: start)
+                return offset == bytes.count ? .queued(startDrainer: start) : .full(startDrainer: start)
             }
             switch step {
             case .closed:
@@ -51,11 +59,12 @@ final class TerminalInput: Sendable {
             case .queued(let start):
                 if start { Task { await drain() } }
                 return true
-            case .full:
+            case .full(let start):
+                if start { Task { await drain() } }
                 let open = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
                     let now = state.withLock { s -> Bool? in
                         if s.closed { return false }
-                        if s.bytes + bytes.count <= limit { return true }
+                        if s.bytes < limit { return true }
                         s.roomWaiters.append(continuation)
                         return nil
                     }

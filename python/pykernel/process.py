@@ -264,7 +264,8 @@ class PtyHandle:
 
     def send_input(self, data: Union[str, bytes]) -> None:
         """``pty.input``: types ``data`` (``"\\x03"`` is Ctrl-C, ``"\\n"`` Enter); returns once it is
-        queued (written in order as the program reads; beyond 1 MiB waiting, once there is room).
+        queued (written in order as the program reads; at most 1 MiB waits: what does not fit is
+        queued as the program reads, so a larger input returns once the program has read enough).
         A program that has exited raises ``PyKernelError`` -32019."""
         if isinstance(data, str):
             self._kernel.call("pty.input", {"id": self.id, "text": data})

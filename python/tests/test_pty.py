@@ -531,6 +531,36 @@ def test_inputs_are_written_in_the_order_they_arrive(pk, tmp_path):
     assert (tmp_path / "typed.txt").read_text() == keys
 
 
+def test_at_most_1_mib_of_input_waits_whatever_the_size_of_one_input(pykernel_bin, tmp_path):
+    """One `pty.input` over 1 MiB to a raw-mode program that does not read was answered `{}` at
+    once with all of it waiting (only a later input waited for room), though at most 1 MiB of
+    input waits per PTY. Now the part that does not fit is queued as the program reads, and the
+    answer comes once the last byte is queued."""
+    from pykernel_raw import RawServer
+    server = RawServer(pykernel_bin, cwd=str(tmp_path))
+
+    def shows(marker):
+        data = b"".join(base64.b64decode(m["params"]["data"]) for m in server.messages_since(0)
+                        if m.get("method") == "pty.output")
+        return marker in data
+
+    try:
+        script = ("stty raw -echo; echo ready; until [ -e go ]; do sleep 0.01; done; head -c 100000 > /dev/null; "
+                  "echo consumed; until [ -e go-on ]; do sleep 0.01; done; exec cat > /dev/null")
+        server.result("pty.create", {"id": "slow", "command": "sh", "args": ["-c", script]})
+        server.wait_until(lambda _: shows(b"ready"), what="the program's ready")
+        typed = server.request("pty.input", {"id": "slow", "text": "a" * (3 << 19)})  # 1.5 MiB
+        (tmp_path / "go").touch()
+        # The program has read 100 KB of it: not yet room for the rest (some 0.4 MiB) to wait.
+        server.wait_until(lambda _: shows(b"consumed"), what="the program's first read")
+        assert not any(m.get("id") == typed for m in server.messages_since(0)), "answered with more than 1 MiB waiting"
+        (tmp_path / "go-on").touch()
+        assert server.response(typed)["result"] == {}
+        assert server.result("pty.kill", {"id": "slow"}) == {}
+    finally:
+        server.kill()
+
+
 def test_end_of_input_with_input_the_program_never_read(pykernel_bin, tmp_path, mark):
     """Input a program does not read is queued (answered at once); the end of the server's input
     still ends the program."""
