@@ -361,7 +361,7 @@ public final class KernelManager: Sendable {
                     run.output.complete(
                         status: .interrupted,
                         error: ErrorRecord(name: "KeyboardInterrupt", value: "",
-                                           traceback: "KeyboardInterrupt: the run was cancelled before it started\n"),
+                                           traceback: ErrorMessages.runCancelledBeforeStart),
                         executionCount: 0, duration: .zero)
                 }
                 supervisor.abandoned(output)

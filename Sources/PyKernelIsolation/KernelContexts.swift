@@ -189,9 +189,11 @@ public final class KernelContexts: Sendable {
 
     /// Submits code to run in a context, after the runs submitted to it before.
     ///
-    /// The same call for both kinds (see ``KernelManager/run(_:in:environment:timeout:outputLimit:filename:)``).
-    /// Iterate the returned run to its end: a process context's worker waits while more than
-    /// 1 MiB of its output is unread.
+    /// The same call for both kinds (see ``KernelManager/run(_:in:environment:timeout:outputLimit:filename:)``),
+    /// and the same ``ContextRun`` behaviour (see there: several readers, ``ContextRun/result()``
+    /// asked again, dropping it, cancelling its reader). Read the returned run to its end, or
+    /// drop it: a process context's worker waits while more than 1 MiB of the output of a run
+    /// still held is unread.
     /// - Returns: The run's events, ending with its result.
     /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/contextDead`` (a process
     ///   context whose worker ended), ``KernelError/Code/invalidArgument``,
@@ -213,9 +215,9 @@ public final class KernelContexts: Sendable {
             throw KernelError(.invalidArgument, "The timeout must be longer than zero (nil: no timeout).", field: "timeout")
         }
         do throws(IsolationError) {
-            return ContextRun(.process(try processContexts.run(
+            return ContextRun(.process(ProcessRun(try processContexts.run(
                 context.rawValue, code: code, environment: environment, timeout: timeout, outputLimit: max(outputLimit, 0),
-                allowStdin: allowStdin), openInputs))
+                allowStdin: allowStdin), openInputs)))
         } catch {
             throw KernelError(error)
         }
@@ -281,7 +283,19 @@ public final class KernelContexts: Sendable {
 
 /// A submitted run in either kind of context: an asynchronous sequence of the engine's
 /// ``ExecutionEvent``s (output and rich results as they happen), ending with
-/// ``ExecutionEvent/completed(_:)``.
+/// ``ExecutionEvent/completed(_:)``. It behaves as an ``Execution`` in both kinds:
+///
+/// - Copies of a run and their iterators share its events: each event is taken by one of them,
+///   and the end by the first that reaches it (the others end without it). ``result()`` called
+///   again, or after the events were read to the end, returns the same result (or throws the
+///   same error).
+/// - Dropping the run and its iterators before the end discards the rest of its output (the run
+///   goes on, and its worker never waits for a reader); a wait for input gets end of file.
+/// - Cancelling the task that iterates it (or waits in ``result()``) withdraws the run if it is
+///   still queued behind an earlier run of its context (or waits for a process context's worker):
+///   it never runs, and the iterator yields its result, status ``ExecutionStatus/interrupted``
+///   with execution count 0. A run in progress is not stopped by cancellation (use
+///   ``KernelContexts/interrupt(_:)``).
 ///
 /// It throws a ``KernelError`` when the run could not start (its context was deleted or its
 /// worker ended while the run was queued, the manager shut down).
@@ -290,17 +304,18 @@ public struct ContextRun: AsyncSequence, Sendable {
 
     enum Source: Sendable {
         case namespace(Execution)
-        case process(RunRelay, OpenInputs)
+        case process(ProcessRun)
     }
 
     fileprivate let source: Source
 
     init(_ source: Source) { self.source = source }
 
+    /// An iterator over the run's events (iterators of one run share them: each event is taken by one).
     public func makeAsyncIterator() -> Iterator {
         switch source {
-        case .namespace(let execution): Iterator(namespace: execution.makeAsyncIterator(), relay: nil, inputs: nil)
-        case .process(let relay, let inputs): Iterator(namespace: nil, relay: relay, inputs: inputs)
+        case .namespace(let execution): Iterator(.namespace(execution.makeAsyncIterator()))
+        case .process(let run): Iterator(.process(run))
         }
     }
 
@@ -308,51 +323,107 @@ public struct ContextRun: AsyncSequence, Sendable {
     package var hasEnded: Bool {
         switch source {
         case .namespace(let execution): execution.hasEnded
-        case .process(let relay, _): relay.isFinished
+        case .process(let run): run.relay.isFinished
         }
     }
 
-    /// Waits for the run to end and returns its result (stdout and stderr up to the output limit).
+    /// Waits for the run to end and returns its result, discarding streamed output (the result
+    /// still holds stdout and stderr up to the output limit). Called again, or after the events
+    /// were iterated to the end, it returns the same result (or throws the same error). It skips
+    /// requests for input too: a run submitted with `allowStdin` whose code asks then waits for
+    /// ``KernelContexts/answerInput(_:with:)`` or a stop; iterate the events to see them.
+    /// - Throws: ``KernelError`` when the run could not start.
     public func result() async throws -> ExecutionResult {
-        for try await event in self {
+        switch source {
+        case .namespace(let execution): try await execution.result()
+        case .process(let run): try await run.result()
+        }
+    }
+
+    /// Takes the run's events in order.
+    public struct Iterator: AsyncIteratorProtocol {
+        fileprivate enum Reader {
+            case namespace(Execution.Iterator)
+            case process(ProcessRun)
+        }
+
+        private let reader: Reader
+
+        fileprivate init(_ reader: Reader) { self.reader = reader }
+
+        /// The next event, waiting for it; `nil` after ``ExecutionEvent/completed(_:)``.
+        /// - Throws: ``KernelError`` when the run could not start.
+        public mutating func next() async throws -> ExecutionEvent? {
+            switch reader {
+            case .namespace(let iterator): try await iterator.next()
+            case .process(let run): try await run.next()
+            }
+        }
+    }
+}
+
+/// A process-context run's reader, shared by a ``ContextRun``'s copies and their iterators (as an
+/// ``Execution``'s reader is): the end goes to the first of them that reaches it and is kept for
+/// ``ContextRun/result()`` asked again; when the last of them is gone before the end was taken,
+/// the relay is abandoned (``RunRelay/abandon()``), so the worker never waits for a reader.
+final class ProcessRun: Sendable {
+    let relay: RunRelay
+    private let inputs: OpenInputs
+    /// Whether the end was taken, and what it was.
+    private let end = Mutex<(taken: Bool, outcome: Result<ExecutionResult, KernelError>?)>((false, nil))
+
+    init(_ relay: RunRelay, _ inputs: OpenInputs) {
+        self.relay = relay
+        self.inputs = inputs
+    }
+
+    func next() async throws -> ExecutionEvent? {
+        while true {
+            guard !end.withLock({ $0.taken }) else { return nil }
+            let event = await withTaskCancellationHandler {
+                await relay.next()
+            } onCancel: {
+                relay.readerCancelled()
+            }
+            let outcome: Result<ExecutionResult, KernelError>
+            switch event {
+            case .notification("code.input_request", let params):
+                return .inputRequest(InputRequest(
+                    prompt: params["prompt"]?.stringValue ?? "", password: params["password"]?.boolValue ?? false,
+                    serial: inputs.open(relay)))
+            case .notification(let method, let params):
+                guard let event = WorkerJSON.event(method, params) else { continue }
+                return event
+            case .result(let result):
+                outcome = .success(WorkerJSON.executionResult(result))
+            case .error(let code, let message, let data):
+                outcome = .failure(WorkerJSON.kernelError(code: code, message: message, data: data))
+            }
+            // Every reader gets the relay's answer: the first takes it, the others end.
+            let first = end.withLock { end in
+                defer { end = (true, end.outcome ?? outcome) }
+                return !end.taken
+            }
+            guard first else { return nil }
+            inputs.close(relay)
+            return .completed(try outcome.get())
+        }
+    }
+
+    func result() async throws -> ExecutionResult {
+        while let event = try await next() {
             if case .completed(let result) = event { return result }
         }
-        throw KernelError(.shutDown, "The run ended without a result.")
+        guard let outcome = end.withLock({ $0.outcome }) else {
+            throw KernelError(.shutDown, "The run ended without a result.")  // not reached: every run ends with one
+        }
+        return try outcome.get()
     }
 
-    public struct Iterator: AsyncIteratorProtocol {
-        fileprivate var namespace: Execution.Iterator?
-        fileprivate let relay: RunRelay?
-        fileprivate let inputs: OpenInputs?
-        private var finished = false
-
-        fileprivate init(namespace: Execution.Iterator?, relay: RunRelay?, inputs: OpenInputs?) {
-            self.namespace = namespace
-            self.relay = relay
-            self.inputs = inputs
-        }
-
-        public mutating func next() async throws -> ExecutionEvent? {
-            if let namespace { return try await namespace.next() }
-            guard let relay, let inputs, !finished else { return nil }
-            while true {
-                switch await relay.next() {
-                case .notification("code.input_request", let params):
-                    return .inputRequest(InputRequest(
-                        prompt: params["prompt"]?.stringValue ?? "", password: params["password"]?.boolValue ?? false,
-                        serial: inputs.open(relay)))
-                case .notification(let method, let params):
-                    if let event = WorkerJSON.event(method, params) { return event }
-                case .result(let result):
-                    finished = true
-                    inputs.close(relay)
-                    return .completed(WorkerJSON.executionResult(result))
-                case .error(let code, let message, let data):
-                    finished = true
-                    inputs.close(relay)
-                    throw WorkerJSON.kernelError(code: code, message: message, data: data)
-                }
-            }
+    deinit {
+        if !end.withLock({ $0.taken }) {
+            relay.abandon()
+            inputs.close(relay)
         }
     }
 }

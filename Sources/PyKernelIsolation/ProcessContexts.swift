@@ -101,6 +101,9 @@ public final class ProcessContexts: Sendable {
 
     private final class ActiveRun: Sendable {
         let relay: RunRelay
+        /// Sent to the worker only once it is its context's first run (a queued relay: a
+        /// ``KernelContexts`` run, which its reader's cancellation withdraws while it waits).
+        var waitsForItsTurn: Bool { relay.isQueued }
         let timeout: Duration?
         /// The CPU time the run may use (its context's limit when it was queued).
         let cpuTimeLimit: Duration?
@@ -163,7 +166,8 @@ public final class ProcessContexts: Sendable {
         var starting = false
         /// Runs in order: the first is in progress (or waits for the worker), the others queued.
         var runs: [ActiveRun] = []
-        /// Runs not sent to the worker yet, in order (all of them while the context is starting).
+        /// Runs not sent to the worker yet, in order: all of them while the context is starting,
+        /// else those waiting for their turn (``ActiveRun/waitsForItsTurn``) and the runs behind them.
         var unsent: [ActiveRun] = []
         /// The runs that waited for the worker are being sent (later runs queue behind them).
         var sendingWaiting = false
@@ -664,14 +668,15 @@ public final class ProcessContexts: Sendable {
     }
 
     /// Sends the context's unsent runs to its worker, one at a time in order (a run submitted
-    /// meanwhile queues behind them), then the interrupt that waited for the worker.
+    /// meanwhile queues behind them) up to one that waits for its turn while an earlier run is
+    /// in progress, then the interrupt that waited for the worker.
     private func sendWaitingRuns(_ id: String, generation: Int) {
         while true {
             let next = state.withLock { state -> (ActiveRun, Worker, String, Bool)?? in
                 guard var record = state.contexts[id], record.generation == generation, record.deadReason == nil,
                       let worker = record.worker else { return .none }
                 defer { state.contexts[id] = record }
-                guard !record.unsent.isEmpty else {
+                guard let first = record.unsent.first, !first.waitsForItsTurn || record.runs.first === first else {
                     record.sendingWaiting = false
                     return .some(nil)
                 }
@@ -873,9 +878,14 @@ public final class ProcessContexts: Sendable {
     /// Forwards a run to the context's worker; the relay carries its notifications and answer.
     /// With `allowStdin`, the worker's `code.input_request` notifications come through the relay
     /// and ``RunRelay/answerInput(_:)`` answers them.
+    ///
+    /// A run read through ``RunRelay/next()`` (no `deliver`) is sent to the worker once the
+    /// context's earlier runs are answered: until then ``RunRelay/readerCancelled()`` withdraws it
+    /// (answered `interrupted`, execution count 0, never run), and ``RunRelay/abandon()`` lets
+    /// the worker go on without a reader. A run with `deliver` is sent at once (pipelined).
     /// - Parameters:
     ///   - deliver: Takes the run's events on the thread that produces each, instead of
-    ///     ``RunRelay/next()`` (see ``RunRelay/init(outputLimit:limit:consumer:)``): no task between
+    ///     ``RunRelay/next()`` (see ``RunRelay/init(outputLimit:limit:consumer:withdraw:)``): no task between
     ///     the worker's answer and the client's.
     ///   - hold: Keep the request to the worker until ``writeHeldRuns()`` (or the next request to
     ///     that worker), so that the runs a server reads together reach each worker in one write.
@@ -890,7 +900,14 @@ public final class ProcessContexts: Sendable {
             params["env"] = .object(JSONObject(environment.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) }))
         }
         if allowStdin { params["allow_stdin"] = true }
-        let relay = RunRelay(outputLimit: outputLimit, consumer: deliver)
+        // A queued relay's run waits for its turn before it is sent: its reader's cancellation
+        // withdraws it meanwhile (it never runs), as a namespace run still queued.
+        let withdrawal: (@Sendable (RunRelay) -> Void)? = if deliver == nil {
+            { [weak self] relay in self?.withdraw(relay, of: id) }
+        } else {
+            nil
+        }
+        let relay = RunRelay(outputLimit: outputLimit, consumer: deliver, withdraw: withdrawal)
         let (run, target) = try state.withLock { state throws(IsolationError) -> (ActiveRun, (Worker, String, Bool, Int)?) in
             if state.shuttingDown { throw IsolationError(.shuttingDown, ErrorMessages.runNotStarted) }
             guard state.contexts[id] != nil else { throw Self.notFound(id) }
@@ -910,39 +927,88 @@ public final class ProcessContexts: Sendable {
     private static func queue(_ run: ActiveRun, in record: inout Record, id: String) throws(IsolationError) -> (Worker, String, Bool, Int)? {
         if let reason = record.deadReason { throw Self.dead(id, reason) }
         record.runs.append(run)
-        // Its worker is on the way, or the runs that waited for it are being sent: after them.
-        guard let worker = record.worker, !record.sendingWaiting else {
+        // Its worker is on the way, the runs that waited for it are being sent, runs wait for
+        // their turn, or it waits for its own: after them.
+        guard let worker = record.worker, !record.sendingWaiting, record.unsent.isEmpty,
+              !run.waitsForItsTurn || record.runs.count == 1 else {
             record.unsent.append(run)
             return nil
         }
         return (worker, record.workerContext, record.runs.count == 1, record.generation)
     }
 
-    /// Takes `run`, answered, off the front of its context's runs (in place, as ``queue(_:in:id:)``);
-    /// returns the context's next run, if any. Nothing when the context was deleted or restarted since.
-    /// Takes an answered run out of its context's queue; returns the context's next run when the
-    /// answered one was the first (its deadline is then armed). The worker's answers are not
-    /// ordered (a run's answer may wait for the task that relays its results while the next run's
-    /// is written at once): a run answered before an earlier one leaves the queue where it is, and
-    /// the earlier run stays first until its own answer.
-    private func dequeue(_ run: ActiveRun, of id: String, generation: Int, executionCount: Int?) -> ActiveRun? {
-        state.withLock { state -> ActiveRun? in
+    /// What follows a run's answer in its context (``dequeue(_:of:generation:executionCount:)``).
+    private enum Next {
+        /// Nothing to do (no next run, or it is sent, and its deadline armed, by whoever sends it).
+        case none
+        /// The next run, sent already, is in progress now: arm its deadline.
+        case armDeadline(ActiveRun)
+        /// The next run waited for its turn: send the waiting runs (``sendWaitingRuns(_:generation:)``).
+        case sendWaiting
+    }
+
+    /// Takes an answered run out of its context's queue (in place, as ``queue(_:in:id:)``) and says
+    /// what follows for the context's next run when the answered one was the first. Nothing when
+    /// the context was deleted or restarted since. The worker's answers are not ordered (a run's
+    /// answer may wait for the task that relays its results while the next run's is written at
+    /// once): a run answered before an earlier one leaves the queue where it is, and the earlier
+    /// run stays first until its own answer.
+    private func dequeue(_ run: ActiveRun, of id: String, generation: Int, executionCount: Int?) -> Next {
+        state.withLock { state -> Next in
             // One lookup (the lock is taken by every worker's reader thread once per run).
-            guard let index = state.contexts.index(forKey: id), state.contexts.values[index].generation == generation else { return nil }
+            guard let index = state.contexts.index(forKey: id), state.contexts.values[index].generation == generation else { return .none }
             if state.contexts.values[index].runs.first === run {
                 return Self.dequeue(in: &state.contexts.values[index], executionCount: executionCount)
             }
-            guard let position = state.contexts.values[index].runs.firstIndex(where: { $0 === run }) else { return nil }
+            guard let position = state.contexts.values[index].runs.firstIndex(where: { $0 === run }) else { return .none }
             state.contexts.values[index].runs.remove(at: position)
             Self.count(executionCount, in: &state.contexts.values[index])
-            return nil
+            return .none
         }
     }
 
-    private static func dequeue(in record: inout Record, executionCount: Int?) -> ActiveRun? {
+    private static func dequeue(in record: inout Record, executionCount: Int?) -> Next {
         record.runs.removeFirst()
         count(executionCount, in: &record)
-        return record.runs.first
+        guard let next = record.runs.first else { return .none }
+        // Sent already: in progress from now on. Not sent yet: whoever sends it finds it first and
+        // arms its deadline then.
+        guard record.unsent.contains(where: { $0 === next }) else { return .armDeadline(next) }
+        // A run that waited for its turn (the worker is there, and nothing else is sending): its
+        // turn has come. Interrupts wait until it is sent, as for a starting context.
+        guard record.worker != nil, !record.sendingWaiting else { return .none }
+        record.sendingWaiting = true
+        return .sendWaiting
+    }
+
+    /// After a run's answer: what ``dequeue(_:of:generation:executionCount:)`` said follows. The
+    /// waiting runs are sent off the worker's reader thread (which must never wait for room in
+    /// that worker's input).
+    private func proceed(_ next: Next, in id: String, generation: Int) {
+        switch next {
+        case .none: break
+        case .armDeadline(let run): armDeadline(id, run, generation: generation)
+        case .sendWaiting: DispatchQueue.global().async { [weak self] in self?.sendWaitingRuns(id, generation: generation) }
+        }
+    }
+
+    /// Withdraws a run that waits for its turn (not sent to the worker yet): it is answered
+    /// `interrupted` with execution count 0 and never runs, as a namespace run withdrawn while
+    /// queued. Nothing for a run sent already, answered, or of a context deleted or restarted.
+    private func withdraw(_ relay: RunRelay, of id: String) {
+        let withdrawn = state.withLock { state -> ActiveRun? in
+            guard let index = state.contexts.index(forKey: id),
+                  let position = state.contexts.values[index].unsent.firstIndex(where: { $0.relay === relay }) else { return nil }
+            let run = state.contexts.values[index].unsent.remove(at: position)
+            state.contexts.values[index].runs.removeAll { $0 === run }
+            return run
+        }
+        withdrawn?.finish(.result([
+            "status": "interrupted", "stdout": "", "stderr": "", "stdout_truncated": false, "stderr_truncated": false,
+            "stdout_omitted_bytes": 0, "stderr_omitted_bytes": 0,
+            "error": ["name": "KeyboardInterrupt", "value": "", "traceback": .string(ErrorMessages.runCancelledBeforeStart)],
+            "execution_count": 0, "duration": 0.0, "results": [],
+        ]))
     }
 
     /// The context's execution count once a run answered with `executionCount` (answers may come
@@ -1096,16 +1162,19 @@ public final class ProcessContexts: Sendable {
 
     /// Kills the context's worker when `run` is still its run in progress.
     private func end(_ id: String, _ run: ActiveRun, generation: Int, because ending: Ending) {
-        let worker = state.withLock { state -> Worker? in
+        let ended = state.withLock { state -> (worker: Worker, runs: [ActiveRun])? in
             guard var record = state.contexts[id], record.generation == generation,
-                  record.runs.first === run, record.ending == nil else { return nil }
+                  record.runs.first === run, record.ending == nil, let worker = record.worker else { return nil }
             record.ending = ending
             state.contexts[id] = record
-            return record.worker
+            return (worker, record.runs)
         }
-        guard let worker else { return }
+        guard let (worker, runs) = ended else { return }
         logger.warning("context \(id): \(ending == .cpuTimeLimit ? "the run used up its CPU time" : "the run did not stop within the grace period"); killing worker \(worker.pid)")
         worker.kill()
+        // The worker's exit is handled by its reader thread, which answers the runs: a reader of
+        // the run that does not read (it holds the run) must not keep it waiting for room.
+        for run in runs { run.relay.releaseProducer() }
     }
 
     private func runAnswered(_ id: String, _ run: ActiveRun, _ reply: WorkerReply, generation: Int, workerContext: String) {
@@ -1115,14 +1184,14 @@ public final class ProcessContexts: Sendable {
         case .result(let result):
             let next = dequeue(run, of: id, generation: generation, executionCount: result["execution_count"]?.intValue)
             run.finish(.result(result))
-            if let next { armDeadline(id, next, generation: generation) }
+            proceed(next, in: id, generation: generation)
         case .error(let error):
             let next = dequeue(run, of: id, generation: generation, executionCount: nil)
             // The worker's message names its own context: the client's is named instead.
             let message = (error["message"]?.stringValue ?? "The worker failed.")
                 .replacingOccurrences(of: "context \(workerContext)", with: "context \(id)")
             run.finish(.error(code: error["code"]?.intValue ?? -32603, message: message, data: error["data"]))
-            if let next { armDeadline(id, next, generation: generation) }
+            proceed(next, in: id, generation: generation)
         }
     }
 

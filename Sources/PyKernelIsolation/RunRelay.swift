@@ -1,3 +1,4 @@
+import Dispatch
 import JSONRPC
 import PyKernelSupport
 
@@ -11,7 +12,7 @@ public enum RelayEvent: Sendable {
     case error(code: Int, message: String, data: JSONValue?)
 }
 
-/// Takes a run's events on the thread that produces each (see ``RunRelay/init(outputLimit:limit:consumer:)``).
+/// Takes a run's events on the thread that produces each (see ``RunRelay/init(outputLimit:limit:consumer:withdraw:)``).
 public struct RelayConsumer: Sendable {
     /// Takes each event, in order.
     let take: @Sendable (RunRelay, RelayEvent) -> Void
@@ -27,11 +28,13 @@ public struct RelayConsumer: Sendable {
 }
 
 /// One run's events, from a worker's reader thread to whoever answers the client: either queued
-/// for a task (``next()``), bounded, or handed to a consumer on the producing thread.
+/// for tasks (``next()``), bounded, or handed to a consumer on the producing thread.
 ///
 /// Queued, the reader thread waits while more than `limit` bytes of notifications are unread, so a
 /// client that reads slowly slows the worker down (its output pipe fills) instead of growing
-/// memory. Handed over, the consumer's own waits (for room in the server's output) do the same.
+/// memory; a reader that goes away (``abandon()``) or a worker that was killed
+/// (``releaseProducer()``) lets it go. Handed over, the consumer's own waits (for room in the
+/// server's output) do the same.
 public final class RunRelay: @unchecked Sendable {  // every field is guarded by `lock`
     private let lock = ConditionLock()
     /// Takes the events instead of the queue (`nil`: queued for ``next()``).
@@ -39,12 +42,29 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
     /// Held while an event is handed to `consumer`, so that it gets them one at a time and in
     /// order (the end comes from another thread when a worker dies or a context is deleted).
     private let handing = ConditionLock()
+    /// The notifications not read yet (queued relays).
     private var events: [RelayEvent] = []
     private var head = 0
     private var bytes = 0
     private var ended = false
-    private var waiter: CheckedContinuation<RelayEvent, Never>?
+    /// The run's answer, once it came (queued relays): ``next()`` returns it to every reader after
+    /// the notifications.
+    private var answer: RelayEvent?
+    /// Tasks waiting in ``next()`` (several when several tasks read one run): a notification
+    /// goes to the first, the answer to all.
+    private var waiters: [CheckedContinuation<RelayEvent, Never>] = []
+    /// Nobody reads the run any more (see ``abandon()``).
+    private var abandoned = false
+    /// The run's worker was killed: its reader thread no longer waits for room (see ``releaseProducer()``).
+    private var producerReleased = false
+    /// The worker asked for input (a `code.input_request` was relayed): an abandoned run's open
+    /// request is answered end of file.
+    private var inputRequested = false
+    /// An end of file is due to the worker once the run's request id there is known (``bind(to:requestID:)``).
+    private var endOfFileOwed = false
     private let limit: Int
+    /// Withdraws the run if it has not been sent to its worker yet (``readerCancelled()``).
+    private let withdraw: (@Sendable (RunRelay) -> Void)?
     /// Output kept for a result the server writes itself (the worker's own cap).
     private var stdout: HeadTailBuffer
     private var stderr: HeadTailBuffer
@@ -53,14 +73,18 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
     /// The worker that runs the run and the run's request id there (for `code.input`).
     private var target: (worker: Worker, requestID: Int64)?
 
-    /// - Parameter consumer: Takes every event on the thread that produces it (a worker's reader
-    ///   thread; the thread that ends the run when its worker ended or its context was deleted),
-    ///   in order, each once: notifications, then the end. It may block (for room in an output);
-    ///   it must not call back into this relay but for ``answerInput(_:)`` later. `nil`: events are
-    ///   queued for ``next()``.
-    init(outputLimit: Int, limit: Int = 1 << 20, consumer: RelayConsumer? = nil) {
+    /// - Parameters:
+    ///   - consumer: Takes every event on the thread that produces it (a worker's reader
+    ///     thread; the thread that ends the run when its worker ended or its context was deleted),
+    ///     in order, each once: notifications, then the end. It may block (for room in an output);
+    ///     it must not call back into this relay but for ``answerInput(_:)`` later. `nil`: events are
+    ///     queued for ``next()``.
+    ///   - withdraw: Called by ``readerCancelled()`` (with this relay) while the run is not
+    ///     answered: withdraws it if it still waits for its turn.
+    init(outputLimit: Int, limit: Int = 1 << 20, consumer: RelayConsumer? = nil, withdraw: (@Sendable (RunRelay) -> Void)? = nil) {
         self.limit = limit
         self.consumer = consumer
+        self.withdraw = withdraw
         self.stdout = HeadTailBuffer(limit: outputLimit)
         self.stderr = HeadTailBuffer(limit: outputLimit)
     }
@@ -68,7 +92,11 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
     /// Whether the run has been answered.
     var isFinished: Bool { lock.withLock { ended } }
 
-    /// Queues a notification (waits while the unread ones hold more than the limit).
+    /// Whether the events are queued for ``next()`` (no consumer).
+    var isQueued: Bool { consumer == nil }
+
+    /// Queues a notification (waits while the unread ones hold more than the limit, unless nobody
+    /// reads any more or the worker was killed).
     func push(_ method: String, _ params: JSONObject) {
         if let consumer {
             handing.withLock {
@@ -83,9 +111,18 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
         }
         let size = params["text"]?.stringValue?.utf8.count ?? 64
         lock.lock()
-        while bytes > limit && !ended { lock.wait() }
+        while bytes > limit && !ended && !abandoned && !producerReleased { lock.wait() }
         guard !ended else { return lock.unlock() }
         keep(method, params)
+        let isInputRequest = method == "code.input_request"
+        if abandoned {
+            // Nobody reads the run: its request for input gets end of file, as a namespace run's does.
+            let target = isInputRequest ? endOfFileTargetLocked() : nil
+            lock.unlock()
+            if let target { Self.sendEndOfFile(to: target) }
+            return
+        }
+        if isInputRequest { inputRequested = true }
         let event = RelayEvent.notification(method, params)
         deliver(event, size: size)
     }
@@ -105,8 +142,7 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
         lock.lock()
         guard !ended else { return lock.unlock() }
         ended = true
-        lock.broadcast()  // a reader thread waiting for room gives up
-        deliver(event, size: 0)
+        answerLocked(event)
     }
 
     /// Answers the run with a result the server writes itself, made by `make` from the output
@@ -129,9 +165,17 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
         lock.lock()
         guard !ended else { return lock.unlock() }
         ended = true
-        let event = make(stdout, stderr, results)
+        answerLocked(make(stdout, stderr, results))
+    }
+
+    /// Records the answer of a queued relay and hands it to every task waiting (lock held; released).
+    private func answerLocked(_ event: RelayEvent) {
+        answer = event
+        let waiting = waiters
+        waiters = []
         lock.broadcast()  // a reader thread waiting for room gives up
-        deliver(event, size: 0)
+        lock.unlock()
+        for waiter in waiting { waiter.resume(returning: event) }
     }
 
     /// The worker's reader has handled every line it has read (see ``RelayConsumer/caughtUp``);
@@ -155,7 +199,68 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
 
     /// Records where the run was sent (`nil`: the worker had ended).
     func bind(to worker: Worker, requestID: Int64?) {
-        lock.withLock { target = requestID.map { (worker, $0) } }
+        let owed = lock.withLock { () -> (worker: Worker, requestID: Int64)? in
+            target = requestID.map { (worker, $0) }
+            guard endOfFileOwed, !ended, let target else { return nil }
+            endOfFileOwed = false
+            return target
+        }
+        if let owed { Self.sendEndOfFile(to: owed) }
+    }
+
+    /// The reader of a queued relay is gone (its ``ContextRun`` was dropped before the end): the
+    /// notifications queued and later ones are dropped (the worker's reader never waits for room
+    /// again), and the run's request for input, open now or later, is answered end of file, as a
+    /// namespace run's is. The run goes on; its answer is still kept.
+    func abandon() {
+        guard consumer == nil else { return }
+        lock.lock()
+        guard !abandoned else { return lock.unlock() }
+        abandoned = true
+        events.removeAll()
+        head = 0
+        bytes = 0
+        lock.broadcast()
+        // A request already answered is refused by the worker (`not_waiting_for_input`), harmlessly.
+        let target = inputRequested && !ended ? endOfFileTargetLocked() : nil
+        lock.unlock()
+        if let target { Self.sendEndOfFile(to: target) }
+    }
+
+    /// The task reading a queued relay was cancelled: the run is withdrawn if it has not been
+    /// sent to its worker yet (it is then answered `interrupted` and never runs); a run sent
+    /// already goes on.
+    func readerCancelled() {
+        guard let withdraw, !isFinished else { return }
+        withdraw(self)
+    }
+
+    /// The run's worker was killed: the worker's reader thread no longer waits for room in the
+    /// queue, so that it reaches the worker's exit, which answers the run (what is left of the
+    /// output queues past the limit; the worker writes no more).
+    func releaseProducer() {
+        lock.withLock {
+            producerReleased = true
+            lock.broadcast()
+        }
+    }
+
+    /// Where an end of file for the run's open request goes, or `nil` (then owed until the run is
+    /// bound to its worker). Lock held.
+    private func endOfFileTargetLocked() -> (worker: Worker, requestID: Int64)? {
+        guard let target else {
+            endOfFileOwed = true
+            return nil
+        }
+        return target
+    }
+
+    /// Answers the worker's open request for input with end of file, off the calling thread (a
+    /// worker's reader thread must never wait for room in that worker's input).
+    private static func sendEndOfFile(to target: (worker: Worker, requestID: Int64)) {
+        DispatchQueue.global().async {
+            target.worker.sendIgnoringReply("code.input", ["request_id": .integer(target.requestID), "eof": true])
+        }
     }
 
     /// Forwards an answer to the run's open request for input (`code.input` with `fields`,
@@ -189,10 +294,11 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
         lock.withLock { (stdout, stderr, results) }
     }
 
-    /// Called with the lock held; releases it.
+    /// Hands a notification to the first task waiting, else queues it. Called with the lock
+    /// held; releases it.
     private func deliver(_ event: RelayEvent, size: Int) {
-        if let waiter {
-            self.waiter = nil
+        if !waiters.isEmpty {
+            let waiter = waiters.removeFirst()
             lock.unlock()
             waiter.resume(returning: event)
             return
@@ -202,7 +308,9 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
         lock.unlock()
     }
 
-    /// The next event; the run's answer is the last. Only for a relay without a consumer.
+    /// The next event; the run's answer is the last, and once it came every later call returns
+    /// it again (several tasks may read one relay: each notification goes to one of them, the
+    /// answer to all). Only for a relay without a consumer.
     public func next() async -> RelayEvent {
         await withCheckedContinuation { continuation in
             lock.lock()
@@ -217,9 +325,11 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
                 lock.broadcast()
                 lock.unlock()
                 continuation.resume(returning: event)
+            } else if let answer {
+                lock.unlock()
+                continuation.resume(returning: answer)
             } else {
-                waiter = continuation
-                lock.broadcast()
+                waiters.append(continuation)
                 lock.unlock()
             }
         }

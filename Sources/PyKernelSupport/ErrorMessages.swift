@@ -22,4 +22,8 @@ package enum ErrorMessages {
     /// `shutting_down` (-32005) of a context operation that needs a worker (a process context's
     /// creation or restart) once the shutdown began.
     package static let startsNoWorker = "The kernel manager is shutting down and starts no more workers."
+
+    /// The traceback of a run withdrawn before it started (its reader was cancelled while it was
+    /// queued): answered `interrupted`, execution count 0, in either kind of context.
+    package static let runCancelledBeforeStart = "KeyboardInterrupt: the run was cancelled before it started\n"
 }

@@ -1,0 +1,220 @@
+import Foundation
+import PyKernel
+@testable import PyKernelTests  // the one engine of the test process (CPython starts once per process)
+import Synchronization
+import Testing
+import PyKernelIsolation
+
+/// A wait that did not end in time (see ``within(_:_:_:)``).
+private struct Hang: Error, CustomStringConvertible {
+    let what: String
+    var description: String { "\(what) did not return in time (hang)" }
+}
+
+/// `body`'s value, or ``Hang`` when it has not returned within `limit`: a hang fails the test
+/// at once instead of holding the suite to its time limit (the task left behind is abandoned).
+private func within<T: Sendable>(
+    _ limit: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    let timer = Once<Task<Void, Never>>()
+    defer { timer.take()?.cancel() }
+    return try await withCheckedThrowingContinuation { continuation in
+        let pending = Once<CheckedContinuation<T, any Error>>(continuation)
+        Task {
+            do {
+                let value = try await body()
+                pending.take()?.resume(returning: value)
+            } catch {
+                pending.take()?.resume(throwing: error)
+            }
+        }
+        timer.set(Task {
+            try? await Task.sleep(for: limit)
+            pending.take()?.resume(throwing: Hang(what: what))
+        })
+    }
+}
+
+/// A value taken at most once.
+private final class Once<Value: Sendable>: Sendable {
+    private let value: Mutex<Value?>
+    init(_ value: Value? = nil) { self.value = Mutex(value) }
+    func set(_ new: Value) { value.withLock { $0 = new } }
+    func take() -> Value? { value.withLock { $0.take() } }
+}
+
+/// Reads `run` until its first event of the kind `stop` accepts, then lets go of the iterator.
+private func read(_ run: ContextRun, until stop: (ExecutionEvent) -> Bool) async throws {
+    for try await event in run where stop(event) { return }
+    Issue.record("the run ended before the event awaited")
+}
+
+private func isOutput(_ event: ExecutionEvent) -> Bool { if case .output = event { true } else { false } }
+private func isInputRequest(_ event: ExecutionEvent) -> Bool { if case .inputRequest = event { true } else { false } }
+
+/// The first request for input of a run (its iterator keeps the rest).
+private func nextInputRequest(of iterator: inout ContextRun.Iterator) async throws -> InputRequest {
+    while let event = try await iterator.next() {
+        if case .inputRequest(let request) = event { return request }
+        if case .completed(let result) = event {
+            Issue.record("the run ended before it asked for input: \(result)")
+            break
+        }
+    }
+    throw CancellationError()
+}
+
+@Suite("ContextRun: a run behaves as an Execution in both kinds of context", .exclusiveEngine, .serialized, .timeLimit(.minutes(5)))
+struct ContextRunTests {
+    @Test("A run dropped after more than 1 MiB of output leaves its context working: the next run is answered",
+          arguments: KernelContexts.Isolation.allCases)
+    func droppedAfterMuchOutput(isolation: KernelContexts.Isolation) async throws {
+        let contexts = try await Hosted.contexts.value
+        let context = try await contexts.createContext(isolation: isolation)
+        defer { try? contexts.deleteContext(context.id) }
+        // 4 MiB: far more than the 1 MiB a process context's relay holds unread.
+        let code = "import sys\nfor _ in range(1024):\n    sys.stdout.write('z' * 4095 + '\\n')\nsys.stdout.flush()"
+        try await read(try contexts.run(code, in: context.id, timeout: .seconds(60)), until: isOutput)
+        let next = try await within(.seconds(30), "the run after the dropped one") {
+            try await contexts.run("'next'", in: context.id, timeout: .seconds(30)).result()
+        }
+        #expect(next.status == .ok && next.mainResult?.text == "'next'")
+        #expect(try contexts.context(context.id).isAlive)
+    }
+
+    @Test("A process context's worker killed at its run's deadline ends the run and the context, though its reader holds the run unread")
+    func killedWorkerEndsItsRunUnread() async throws {
+        let contexts = try await Hosted.contexts.value
+        let context = try await contexts.createContext(isolation: .process)
+        defer { try? contexts.deleteContext(context.id) }
+        // More output than the relay holds unread, then a wait past the timeout: the worker's
+        // answer waits behind the output, so the run's deadline (timeout + grace) kills it.
+        let code = "import sys, time\nfor _ in range(1024):\n    sys.stdout.write('z' * 4095 + '\\n')\nsys.stdout.flush()\ntime.sleep(60)"
+        let run = try contexts.run(code, in: context.id, timeout: .seconds(1))
+        await waitUntil(within: .seconds(30)) { (try? contexts.context(context.id).isAlive) == false }
+        #expect(try contexts.context(context.id).isAlive == false, "the killed worker's context still looked alive")
+        let result = try await run.result()
+        #expect(result.status == .timeout)
+        #expect(result.error?.name == "TimeoutError")
+    }
+
+    @Test("result() asked again returns the same result, and iterating again yields nothing",
+          arguments: KernelContexts.Isolation.allCases)
+    func resultAgain(isolation: KernelContexts.Isolation) async throws {
+        let contexts = try await Hosted.contexts.value
+        let context = try await contexts.createContext(isolation: isolation)
+        defer { try? contexts.deleteContext(context.id) }
+        let run = try contexts.run("print('once')\n6 * 7", in: context.id)
+        let first = try await run.result()
+        #expect(first.status == .ok && first.mainResult?.text == "42" && first.stdout == "once\n")
+        let (second, again) = try await within(.seconds(20), "result() and iteration of a finished run") {
+            var events: [ExecutionEvent] = []
+            for try await event in run { events.append(event) }
+            return (try await run.result(), events)
+        }
+        #expect(second == first)
+        #expect(again.isEmpty)
+    }
+
+    @Test("A run that could not start throws the same error from result() asked again",
+          arguments: KernelContexts.Isolation.allCases)
+    func sameErrorAgain(isolation: KernelContexts.Isolation) async throws {
+        let contexts = try await Hosted.contexts.value
+        let context = try await contexts.createContext(isolation: isolation)
+        defer { try? contexts.deleteContext(context.id) }
+        let holder = try contexts.run("input()", in: context.id, timeout: .seconds(60), allowStdin: true)
+        var events = holder.makeAsyncIterator()
+        _ = try await nextInputRequest(of: &events)
+        let queued = try contexts.run("1", in: context.id)
+        try contexts.deleteContext(context.id)
+        for attempt in 1...2 {
+            do {
+                let result = try await within(.seconds(20), "result() of a run whose context was deleted") { try await queued.result() }
+                Issue.record("attempt \(attempt): a run queued in a deleted context answered \(result.status)")
+            } catch let error as KernelError {
+                #expect(error.code == .contextDeleted, "attempt \(attempt)")
+            }
+        }
+        #expect(try await holder.result().status == .interrupted)
+    }
+
+    @Test("Two tasks reading one run both end: each event goes to one of them, the result to one",
+          arguments: KernelContexts.Isolation.allCases)
+    func twoReaders(isolation: KernelContexts.Isolation) async throws {
+        let contexts = try await Hosted.contexts.value
+        let context = try await contexts.createContext(isolation: isolation)
+        defer { try? contexts.deleteContext(context.id) }
+        let run = try contexts.run("for i in range(20):\n    print(i, flush=True)", in: context.id)
+        let read: @Sendable () async throws -> [ExecutionEvent] = {
+            var events: [ExecutionEvent] = []
+            for try await event in run { events.append(event) }
+            return events
+        }
+        let (one, other) = try await within(.seconds(20), "two tasks reading one run") {
+            async let one = read()
+            async let other = read()
+            return try await (one, other)
+        }
+        let results = (one + other).compactMap { if case .completed(let result) = $0 { result } else { nil } }
+        #expect(results.count == 1)
+        #expect(results.first?.stdout == (0..<20).map { "\($0)\n" }.joined())
+        let printed = (one + other).compactMap { if case .output(let chunk) = $0 { chunk.text } else { nil } }.joined()
+        #expect(printed.split(separator: "\n").sorted() == (0..<20).map { "\($0)" }.sorted())
+    }
+
+    @Test("A dropped run waiting for input gets end of file at once; so does one dropped before it asks",
+          arguments: KernelContexts.Isolation.allCases)
+    func droppedWhileWaitingForInput(isolation: KernelContexts.Isolation) async throws {
+        let contexts = try await Hosted.contexts.value
+        let context = try await contexts.createContext(isolation: isolation)
+        defer { try? contexts.deleteContext(context.id) }
+        let code = "try:\n    got = input('? ')\nexcept EOFError:\n    got = 'eof'"
+        try await read(try contexts.run(code, in: context.id, timeout: .seconds(60), allowStdin: true), until: isInputRequest)
+        let first = try await within(.seconds(20), "the run after a dropped run waiting for input") {
+            try await contexts.run("got", in: context.id).result()
+        }
+        #expect(first.mainResult?.text == "'eof'")
+        _ = try contexts.run("got = None\n" + code, in: context.id, timeout: .seconds(60), allowStdin: true)  // dropped at once
+        let second = try await within(.seconds(20), "the run after a run dropped before it asked for input") {
+            try await contexts.run("got", in: context.id).result()
+        }
+        #expect(second.mainResult?.text == "'eof'")
+    }
+
+    @Test("Cancelling the task reading a queued run withdraws it (never run, interrupted, count 0); a run in progress goes on",
+          arguments: KernelContexts.Isolation.allCases)
+    func cancelledReader(isolation: KernelContexts.Isolation) async throws {
+        let contexts = try await Hosted.contexts.value
+        let context = try await contexts.createContext(isolation: isolation)
+        defer { try? contexts.deleteContext(context.id) }
+        // A run waiting for input holds the context until it is answered.
+        var holder = try contexts.run("input()", in: context.id, timeout: .seconds(60), allowStdin: true).makeAsyncIterator()
+        let request = try await nextInputRequest(of: &holder)
+        let queued = try contexts.run("ran = True", in: context.id)
+        let reader = Task { try await queued.result() }
+        reader.cancel()
+        let withdrawn = try await within(.seconds(20), "the cancelled reader of a queued run") { try await reader.value }
+        #expect(withdrawn.status == .interrupted)
+        #expect(withdrawn.executionCount == 0)
+        #expect(withdrawn.error?.traceback == "KeyboardInterrupt: the run was cancelled before it started\n")
+        try await contexts.answerInput(request, with: .value("go"))
+        while let event = try await holder.next() {
+            if case .completed(let result) = event { #expect(result.status == .ok) }
+        }
+        #expect(try await contexts.run("'ran' in globals()", in: context.id).result().mainResult?.text == "False")
+        // In progress: the reader's cancellation leaves the run alone.
+        let running = try contexts.run("print('go', flush=True)\nvalue = input()", in: context.id, timeout: .seconds(60), allowStdin: true)
+        let cancelled = Task { () async throws -> ExecutionResult in
+            for try await event in running {
+                if case .inputRequest(let request) = event {
+                    withUnsafeCurrentTask { $0?.cancel() }
+                    try await contexts.answerInput(request, with: .value("kept"))
+                }
+                if case .completed(let result) = event { return result }
+            }
+            throw CancellationError()
+        }
+        #expect(try await cancelled.value.status == .ok)
+        #expect(try await contexts.run("value", in: context.id).result().mainResult?.text == "'kept'")
+    }
+}
