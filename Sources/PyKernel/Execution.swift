@@ -83,7 +83,8 @@ public struct RichResult: Sendable, Hashable, CustomReflectable {
     }
 
     /// MIME type → representation. Always holds `text/plain`; binary formats (`image/png`,
-    /// `image/jpeg`, `application/pdf`) are base64; `application/json` is JSON text.
+    /// `image/jpeg`, `application/pdf`) are base64; `application/json` (and every `+json` type) is
+    /// JSON text, as Python's `json.dumps` writes it (a process context's result carries the same).
     public var data: [String: String] {
         switch bundle {
         case .textOnly(let text): ["text/plain": text]

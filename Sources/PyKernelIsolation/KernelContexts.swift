@@ -490,15 +490,111 @@ enum WorkerJSON {
     }
 
     /// A rich result: `application/json` (and `+json`) values become their JSON text, as the
-    /// engine holds them; metadata and chart likewise.
+    /// engine holds them (``pythonJSON(_:)``: a namespace context's result has the same text);
+    /// metadata and chart likewise.
     static func richResult(_ json: JSONValue) -> RichResult {
         var data: [String: String] = [:]
         for (mime, value) in json["data"]?.objectValue ?? [:] {
-            data[mime] = value.stringValue ?? value.jsonString
+            let isJSON = mime == "application/json" || mime.hasSuffix("+json")
+            data[mime] = isJSON ? pythonJSON(value) : (value.stringValue ?? pythonJSON(value))
         }
-        let metadata = json["metadata"].flatMap { $0.isNull ? nil : $0.jsonString } ?? "{}"
-        let chart = json["chart"].flatMap { $0.isNull ? nil : $0.jsonString }
+        let metadata = json["metadata"].flatMap { $0.isNull ? nil : pythonJSON($0) } ?? "{}"
+        let chart = json["chart"].flatMap { $0.isNull ? nil : pythonJSON($0) }
         return RichResult(isMainResult: json["is_main_result"]?.boolValue ?? false, data: data, metadataJSON: metadata, chartJSON: chart)
+    }
+
+    /// A JSON value's text as the engine holds it for a rich result (Python's `json.dumps` with
+    /// its defaults: `", "` and `": "` between items, every character outside printable ASCII
+    /// escaped, floats as `repr` writes them), so that a process context's result equals a
+    /// namespace context's. The wire carries the value, not its text: an integer past 64 bits
+    /// arrives as a float (as the wire writes it), and its text then differs.
+    static func pythonJSON(_ value: JSONValue) -> String {
+        var text = ""
+        writePythonJSON(value, to: &text)
+        return text
+    }
+
+    private static func writePythonJSON(_ value: JSONValue, to text: inout String) {
+        switch value {
+        case .null: text += "null"
+        case .bool(let flag): text += flag ? "true" : "false"
+        case .integer(let number): text += String(number)
+        case .double(let number): text += pythonFloat(number)
+        case .string(let string): writePythonString(string, to: &text)
+        case .array(let elements):
+            text += "["
+            for (offset, element) in elements.enumerated() {
+                if offset > 0 { text += ", " }
+                writePythonJSON(element, to: &text)
+            }
+            text += "]"
+        case .object(let object):
+            text += "{"
+            for (offset, (key, member)) in zip(object.keys, object.values).enumerated() {
+                if offset > 0 { text += ", " }
+                writePythonString(key, to: &text)
+                text += ": "
+                writePythonJSON(member, to: &text)
+            }
+            text += "}"
+        case .fragment(let fragment): writePythonJSON(fragment.value, to: &text)
+        }
+    }
+
+    /// A string as `json.dumps` writes it with `ensure_ascii`: `\"`, `\\`, `\b`, `\f`, `\n`,
+    /// `\r`, `\t`, every other character outside `" "`...`"~"` as `\uXXXX` (lowercase; a
+    /// surrogate pair past the BMP).
+    private static func writePythonString(_ string: String, to text: inout String) {
+        text += "\""
+        for unit in string.utf16 {
+            switch unit {
+            case 0x22: text += "\\\""
+            case 0x5C: text += "\\\\"
+            case 0x08: text += "\\b"
+            case 0x0C: text += "\\f"
+            case 0x0A: text += "\\n"
+            case 0x0D: text += "\\r"
+            case 0x09: text += "\\t"
+            case 0x20...0x7E: text.unicodeScalars.append(Unicode.Scalar(UInt8(unit)))
+            default:
+                let hex = String(unit, radix: 16)
+                text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            }
+        }
+        text += "\""
+    }
+
+    /// A float as Python's `repr` writes it: the shortest digits that read back as the same
+    /// number (Swift's `description` has the same ones), in positional notation with at least
+    /// one digit after the point when the decimal exponent is from -4 to 15, else as `1e-05`,
+    /// `1.5e+16`.
+    static func pythonFloat(_ number: Double) -> String {
+        guard number.isFinite else { return number.isNaN ? "NaN" : number < 0 ? "-Infinity" : "Infinity" }  // not JSON: never sent
+        var description = Substring(number.magnitude.description)
+        var exponent = 0
+        if let mark = description.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            exponent = Int(description[description.index(after: mark)...]) ?? 0
+            description = description[..<mark]
+        }
+        let parts = description.split(separator: ".", omittingEmptySubsequences: false)
+        var digits = Array(parts[0]) + (parts.count > 1 ? Array(parts[1]) : [])
+        // The value is 0.DIGITS times ten to the power `point`.
+        var point = parts[0].count + exponent
+        while digits.count > 1 && digits.first == "0" {
+            digits.removeFirst()
+            point -= 1
+        }
+        while digits.count > 1 && digits.last == "0" { digits.removeLast() }
+        let sign = number.sign == .minus ? "-" : ""
+        if digits == ["0"] { return sign + "0.0" }
+        if point <= -4 || point > 16 {
+            let power = point - 1
+            let mantissa = digits.count > 1 ? "\(digits[0]).\(String(digits.dropFirst()))" : String(digits[0])
+            return sign + mantissa + "e" + (power < 0 ? "-" : "+") + (abs(power) < 10 ? "0" : "") + String(abs(power))
+        }
+        if point <= 0 { return sign + "0." + String(repeating: "0", count: -point) + String(digits) }
+        if point >= digits.count { return sign + String(digits) + String(repeating: "0", count: point - digits.count) + ".0" }
+        return sign + String(digits[..<point]) + "." + String(digits[point...])
     }
 
     /// A worker's (or the relay's) JSON-RPC error answering a run, by its `data.reason`.

@@ -217,4 +217,36 @@ struct ContextRunTests {
         #expect(try await cancelled.value.status == .ok)
         #expect(try await contexts.run("value", in: context.id).result().mainResult?.text == "'kept'")
     }
+
+    @Test("Rich results carry the same JSON text (data, metadata) in both kinds")
+    func sameJSONText() async throws {
+        let contexts = try await Hosted.contexts.value
+        let process = try await contexts.createContext(isolation: .process)
+        let namespace = try await contexts.createContext(isolation: .namespace)
+        defer {
+            try? contexts.deleteContext(process.id)
+            try? contexts.deleteContext(namespace.id)
+        }
+        let code = """
+            class X:
+                def __repr__(self):
+                    return 'X()'
+                def _repr_json_(self):
+                    return {'z': [1, -2, 2**62, -2**63, True, False, None], 'a': {'nested': [[], {}]},
+                            'text': ['é', '\\x7f', '\\x00\\x1f\\b\\f\\n\\r\\t', '\\U0001F600', '"\\\\/', '\\u2028', ''],
+                            'floats': [0.1, 1.5, -3.25, 100.0, 0.0, -0.0, 1e16, 1e15, 12345678901234567.0, 123456789.123,
+                                       1e-05, 0.0001, 0.0001234, 2.5e-07, 1e22, 5e-324, 1.7976931348623157e308, -1e-300]}
+            display(X(), metadata={'application/json': {'expanded': True, 'ünï': 1.0}})
+            display({'text/plain': 't', 'application/vnd.custom+json': 'just a string', 'application/geo+json': [1.25]}, raw=True)
+            X()
+            """
+        let inProcess = try await contexts.run(code, in: process.id).result()
+        let inNamespace = try await contexts.run(code, in: namespace.id).result()
+        #expect(inNamespace.status == .ok && inNamespace.results.count == 3)
+        let json = try #require(inNamespace.mainResult?.data["application/json"])
+        #expect(json.hasPrefix(#"{"z": [1, -2, 4611686018427387904, "#), "the engine's text is json.dumps'")
+        #expect(inProcess.results.map(\.data) == inNamespace.results.map(\.data))
+        #expect(inProcess.results.map(\.metadataJSON) == inNamespace.results.map(\.metadataJSON))
+        #expect(inProcess.results == inNamespace.results)
+    }
 }
