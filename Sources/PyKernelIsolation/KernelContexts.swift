@@ -65,6 +65,8 @@ public final class KernelContexts: Sendable {
     public let defaultIsolation: Isolation
     /// Process-context runs' open requests for input.
     private let openInputs = OpenInputs()
+    /// Set by ``shutdown()``: every call about a context throws ``KernelError/Code/shutDown`` from then on.
+    private let isShutDown = Atomic<Bool>(false)
 
     /// Takes over `manager` and starts process contexts beside it.
     ///
@@ -106,10 +108,11 @@ public final class KernelContexts: Sendable {
     ///   - cpuTimeLimit: Process contexts only: the CPU time each run may use.
     /// - Throws: ``KernelError/Code/invalidWorkingDirectory``, ``KernelError/Code/invalidArgument``
     ///   (a limit on a namespace context, a limit out of range), ``KernelError/Code/initializationFailed``
-    ///   (no worker could be started).
+    ///   (no worker could be started), ``KernelError/Code/shutDown`` (after ``shutdown()``).
     public func createContext(
         isolation: Isolation? = nil, cwd: String? = nil, memoryLimitMB: Int? = nil, cpuTimeLimit: Duration? = nil
     ) async throws(KernelError) -> Context {
+        try checkNotShutDown()
         guard (isolation ?? defaultIsolation) == .process else {
             if memoryLimitMB != nil || cpuTimeLimit != nil {
                 throw KernelError(.invalidArgument, "Memory and CPU time limits apply to process contexts only.",
@@ -148,16 +151,19 @@ public final class KernelContexts: Sendable {
     }
 
     /// The context with this id.
-    /// - Throws: ``KernelError/Code/contextNotFound``.
+    /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/shutDown`` (after ``shutdown()``).
     public func context(_ id: ContextID) throws(KernelError) -> Context {
+        try checkNotShutDown()
         if let info = processContexts.list().first(where: { $0.id == id.rawValue }) { return Self.context(info) }
         return Self.context(try manager.context(id))
     }
 
     /// Deletes a context; a run in progress there is answered `interrupted`, queued runs fail with
     /// ``KernelError/Code/contextDeleted``. A process context's worker is killed at once.
-    /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/defaultContextUndeletable``.
+    /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/defaultContextUndeletable``,
+    ///   ``KernelError/Code/shutDown`` (after ``shutdown()``).
     public func deleteContext(_ id: ContextID) throws(KernelError) {
+        try checkNotShutDown()
         guard processContexts.contains(id.rawValue) else { return try manager.deleteContext(id) }
         guard id != .default else {
             throw KernelError.defaultContextUndeletable
@@ -172,8 +178,10 @@ public final class KernelContexts: Sendable {
     /// Gives a process context a fresh worker: same id, directory and limits, empty globals,
     /// execution count back to 0. The way back from a dead context.
     /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/invalidArgument`` (a
-    ///   namespace context), ``KernelError/Code/interpreterBusy`` (a run in progress).
+    ///   namespace context), ``KernelError/Code/interpreterBusy`` (a run in progress),
+    ///   ``KernelError/Code/shutDown`` (after ``shutdown()``).
     public func restartContext(_ id: ContextID) async throws(KernelError) -> Context {
+        try checkNotShutDown()
         guard processContexts.contains(id.rawValue) else {
             _ = try manager.context(id)
             throw KernelError(.invalidArgument, "Only process contexts can be restarted; \(id) is a namespace context (delete it and create a new one).", field: "id")
@@ -197,11 +205,13 @@ public final class KernelContexts: Sendable {
     /// - Returns: The run's events, ending with its result.
     /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/contextDead`` (a process
     ///   context whose worker ended), ``KernelError/Code/invalidArgument``,
-    ///   ``KernelError/Code/interpreterBusy``, ``KernelError/Code/runQueueFull``.
+    ///   ``KernelError/Code/interpreterBusy``, ``KernelError/Code/runQueueFull``,
+    ///   ``KernelError/Code/shutDown`` (after ``shutdown()``).
     public func run(
         _ code: String, in context: ContextID = .default, environment: [String: String] = [:],
         timeout: Duration? = .seconds(600), outputLimit: Int = 1 << 20, allowStdin: Bool = false
     ) throws(KernelError) -> ContextRun {
+        guard !isShutDown.load(ordering: .acquiring) else { throw KernelError.runNotStarted }
         guard processContexts.contains(context.rawValue) else {
             return ContextRun(.namespace(try manager.run(
                 code, in: context, environment: environment, timeout: timeout, outputLimit: outputLimit, allowStdin: allowStdin)))
@@ -242,9 +252,10 @@ public final class KernelContexts: Sendable {
     /// Interrupts the run in progress in a context (`KeyboardInterrupt` where the code is). A
     /// process context's run that has not stopped after the grace period is ended with its worker.
     /// - Returns: `false` when nothing was running there.
-    /// - Throws: ``KernelError/Code/contextNotFound``.
+    /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/shutDown`` (after ``shutdown()``).
     @discardableResult
     public func interrupt(_ context: ContextID) throws(KernelError) -> Bool {
+        try checkNotShutDown()
         guard processContexts.contains(context.rawValue) else { return try manager.interrupt(context) }
         do throws(IsolationError) {
             return try processContexts.interrupt(context.rawValue)
@@ -265,10 +276,20 @@ public final class KernelContexts: Sendable {
     }
 
     /// Stops the manager's runs and ends every worker (their runs in progress are answered
-    /// `interrupted`), waiting until the workers are reaped.
+    /// `interrupted`), waiting until the workers are reaped. From then on every call about a
+    /// context (``createContext(isolation:cwd:memoryLimitMB:cpuTimeLimit:)``, ``context(_:)``,
+    /// ``run(_:in:environment:timeout:outputLimit:allowStdin:)``, ``interrupt(_:)``,
+    /// ``restartContext(_:)``, ``deleteContext(_:)``), whichever its kind, throws
+    /// ``KernelError/Code/shutDown``.
     public func shutdown() async {
+        isShutDown.store(true, ordering: .releasing)
         manager.shutdown()
         await processContexts.shutdown()
+    }
+
+    /// Throws ``KernelError/Code/shutDown`` once ``shutdown()`` has begun.
+    private func checkNotShutDown() throws(KernelError) {
+        if isShutDown.load(ordering: .acquiring) { throw KernelError(.shutDown, ErrorMessages.contextsShutDown) }
     }
 
     private static func context(_ info: ContextInfo) -> Context {

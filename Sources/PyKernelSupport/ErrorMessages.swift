@@ -23,6 +23,11 @@ package enum ErrorMessages {
     /// creation or restart) once the shutdown began.
     package static let startsNoWorker = "The kernel manager is shutting down and starts no more workers."
 
+    /// `shutting_down` (-32005) of any other call about a context of the Swift library's
+    /// `KernelContexts` once it was shut down (creating, looking up, interrupting, restarting or
+    /// deleting one, of either kind).
+    package static let contextsShutDown = "The kernel manager has shut down; its contexts can no longer be created, used or deleted."
+
     /// The traceback of a run withdrawn before it started (its reader was cancelled while it was
     /// queued): answered `interrupted`, execution count 0, in either kind of context.
     package static let runCancelledBeforeStart = "KeyboardInterrupt: the run was cancelled before it started\n"

@@ -250,3 +250,62 @@ struct ContextRunTests {
         #expect(inProcess.results == inNamespace.results)
     }
 }
+
+@Suite("KernelContexts after shutdown")
+struct KernelContextsShutdownTests {
+    /// Set for the child process that runs ``afterShutdown()`` (shutting the engine down ends it
+    /// for every other test of a process).
+    static let childVariable = "PYKERNEL_TESTS_CONTEXTS_SHUTDOWN_CHILD"
+
+    @Test("After shutdown every call about a context of either kind throws shutting_down (in a process of its own)")
+    func afterShutdownInAChildProcess() async throws {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+        child.arguments = ["--testing-library", "swift-testing", "--filter", "afterShutdown\\(\\)"]
+        child.environment = ProcessInfo.processInfo.environment.merging([Self.childVariable: "1"]) { _, new in new }
+        let output = Pipe()
+        child.standardOutput = output
+        child.standardError = FileHandle.nullDevice
+        try child.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        child.waitUntilExit()
+        let lines = text.split(separator: "\n").filter { $0.hasPrefix("after shutdown: ") }
+        #expect(lines.count == 1, "the child printed no verdict: \(text.suffix(2000))")
+        #expect(lines.first == "after shutdown: " + Self.calls.map { "\($0)=shutting_down" }.joined(separator: " "))
+        #expect(child.terminationStatus == 0, "\(text.suffix(2000))")
+    }
+
+    /// The calls the child makes after the shutdown, in order.
+    static let calls = ["process", "namespace"].flatMap { kind in
+        ["run", "context", "interrupt", "restartContext", "deleteContext"].map { "\($0)(\(kind))" }
+    } + ["createContext(process)", "createContext(namespace)"]
+
+    @Test("(the child process of the test above)", .enabled(if: ProcessInfo.processInfo.environment[childVariable] == "1"))
+    func afterShutdown() async throws {
+        let contexts = try await Hosted.contexts.value
+        let process = try await contexts.createContext(isolation: .process)
+        let namespace = try await contexts.createContext(isolation: .namespace)
+        #expect(try await contexts.run("1", in: process.id).result().status == .ok)
+        await contexts.shutdown()
+        var codes: [String] = []
+        func note(_ call: String, _ body: () async throws(KernelError) -> Void) async {
+            do throws(KernelError) {
+                try await body()
+                codes.append("\(call)=ok")
+            } catch {
+                codes.append("\(call)=\(error.code)")
+            }
+        }
+        for (name, id) in [("process", process.id), ("namespace", namespace.id)] {
+            await note("run(\(name))") { () throws(KernelError) in _ = try contexts.run("1", in: id) }
+            await note("context(\(name))") { () throws(KernelError) in _ = try contexts.context(id) }
+            await note("interrupt(\(name))") { () throws(KernelError) in _ = try contexts.interrupt(id) }
+            await note("restartContext(\(name))") { () async throws(KernelError) in _ = try await contexts.restartContext(id) }
+            await note("deleteContext(\(name))") { () throws(KernelError) in try contexts.deleteContext(id) }
+        }
+        await note("createContext(process)") { () async throws(KernelError) in _ = try await contexts.createContext(isolation: .process) }
+        await note("createContext(namespace)") { () async throws(KernelError) in _ = try await contexts.createContext(isolation: .namespace) }
+        print("after shutdown: " + codes.joined(separator: " "))
+        #expect(codes.allSatisfy { $0.hasSuffix("=shutting_down") })
+    }
+}
