@@ -240,7 +240,7 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
 
     // MARK: Writers
 
-    /// ``writeFromPython(_:_:owner:waiting:signalsPending:)`` for the interpreter thread: a short
+    /// ``writeFromPython(_:_:owner:fromInterpreterThread:waiting:signalsPending:)`` for the interpreter thread: a short
     /// write right after an earlier one to the same stream of the run in progress is appended to
     /// the stage without the lock (see ``InterpreterStage``); any other takes the lock and arms
     /// the stage for the next. Holding the GIL.

@@ -10,7 +10,7 @@ import Synchronization
 /// `TimeoutError` where the code is. Tripping it sets the eval loop's breaker, which stops
 /// running bytecode at once; a real signal, sent to the interpreter thread too, is the one
 /// mechanism that also interrupts blocking calls (`time.sleep`, `os.read`, lock waits) there. A
-/// requested interrupt sends the real signal only when needed (see ``interruptDeferringWatchdog(_:beforeSignal:)``).
+/// requested interrupt sends the real signal only when needed (see ``interruptDeferringWatchdog(_:only:blockWatch:nextRun:beforeSignal:)``).
 ///
 /// A watchdog thread enforces deadlines and interrupts alike. Code that swallows the stop gets
 /// another every `resignalInterval`; once the deadline (or the first interrupt) plus the grace
@@ -95,7 +95,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// The run whose end was decided last (``runEnds(_:)``): an interrupt that comes after that
     /// finds it in the interpreter thread's hands still, and must not count it as about to begin.
     private var lastEnded: RunOutput?
-    /// A run interrupted while it waited to begin (``interruptDeferringWatchdog(_:blockWatch:nextRun:beforeSignal:)``).
+    /// A run interrupted while it waited to begin (``interruptDeferringWatchdog(_:only:blockWatch:nextRun:beforeSignal:)``).
     private var interruptedBeforeBegin: RunOutput?
     private var pendingStop: Stop? {
         didSet { stopPending.store(pendingStop != nil, ordering: .releasing) }

@@ -9,7 +9,7 @@ import Synchronization
 /// ``KernelManager``) and process contexts in worker processes of their own (``ProcessContexts``).
 ///
 /// A host writes the same code for both kinds: ``createContext(isolation:cwd:memoryLimitMB:cpuTimeLimit:)``
-/// picks the kind, and ``run(_:in:environment:timeout:outputLimit:)`` returns the engine's
+/// picks the kind, and ``run(_:in:environment:timeout:outputLimit:allowStdin:)`` returns the engine's
 /// ``ExecutionEvent`` sequence and ``ExecutionResult`` whichever kind runs the code. What differs
 /// is what isolation gives: a process context can crash (status ``ExecutionStatus/crashed``)
 /// without harming anything else, and is then dead until ``restartContext(_:)``.
@@ -197,7 +197,7 @@ public final class KernelContexts: Sendable {
 
     /// Submits code to run in a context, after the runs submitted to it before.
     ///
-    /// The same call for both kinds (see ``KernelManager/run(_:in:environment:timeout:outputLimit:filename:)``),
+    /// The same call for both kinds (see ``KernelManager/run(_:in:environment:timeout:outputLimit:filename:allowStdin:)``),
     /// and the same ``ContextRun`` behaviour (see there: several readers, ``ContextRun/result()``
     /// asked again, dropping it, cancelling its reader). Read the returned run to its end, or
     /// drop it: a process context's worker waits while more than 1 MiB of the output of a run

@@ -71,7 +71,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         }
 
         /// Removes lines from the front: all of them, or (with `limit`) at least one and no more
-        /// than `limit` bytes. The bytes stay counted until ``written(_:)``. The queue lets go of
+        /// than `limit` bytes. The bytes stay counted until the writer has written them. The queue lets go of
         /// each line taken (a lane that never empties must not keep every line it has written).
         mutating func take(upTo limit: Int = .max, into batch: inout [[UInt8]]) -> Int {
             var taken = 0
@@ -188,7 +188,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         lock.withLock { enqueueLocked(framed, .stream) }
     }
 
-    /// Runs `body` on the reader thread, collecting the lines it sends with ``sendNow(_:whenQueued:)``,
+    /// Runs `body` on the reader thread, collecting the lines it sends with ``sendNow(_:framed:whenQueued:)``,
     /// then queues them as one unit in the control lane (written in one `write(2)`, so a client
     /// wakes once for a request's notifications and response). Blocks while the control lane is
     /// full; writes on this thread when both lanes are empty and the writer is idle.
@@ -291,7 +291,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     }
 
     /// Ends the hold: if no write has taken the held line, sends it now like
-    /// ``sendNow(_:whenQueued:)`` (in the calling thread's ``batch(_:)``, if any).
+    /// ``sendNow(_:framed:whenQueued:)`` (in the calling thread's ``batch(_:)``, if any).
     func sendHeldLine() {
         guard let (line, whenQueued) = rider.release() else { return }
         sendNow(line, framed: true, whenQueued: whenQueued)
