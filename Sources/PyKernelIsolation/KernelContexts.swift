@@ -265,13 +265,16 @@ public final class KernelContexts: Sendable {
     }
 
     /// Interrupts `run` if it is the one in progress in `context` (a front cancelling that run's
-    /// request): in a namespace context never another run of it; a process context's worker is
-    /// interrupted unless the run's answer has arrived (it may have moved on to the next run if
-    /// the answer is still on its way behind the run's output).
+    /// request), never another run of it, in either kind of context.
     package func interrupt(_ run: ContextRun, in context: ContextID) throws(KernelError) -> Bool {
         switch run.source {
         case .namespace(let execution): return manager.interrupt(execution)
-        case .process: return run.hasEnded ? false : try interrupt(context)
+        case .process(let process):
+            do throws(IsolationError) {
+                return try processContexts.interrupt(context.rawValue, only: process.relay)
+            } catch {
+                throw KernelError(error)
+            }
         }
     }
 

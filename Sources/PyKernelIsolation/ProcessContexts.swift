@@ -1058,6 +1058,15 @@ public final class ProcessContexts: Sendable {
         _ = try sendInterrupt(id, answered: answered)
     }
 
+    /// ``interrupt(_:)`` only when the run of `relay` is the context's run in progress, never
+    /// another (a front cancelling that run's request): `false` when it has been answered, or
+    /// has not begun. A run read through ``RunRelay/next()`` is the only one its worker has while
+    /// it is in progress (the next is sent after its answer), so the interrupt never reaches a
+    /// later run.
+    public func interrupt(_ id: String, only relay: RunRelay) throws(IsolationError) -> Bool {
+        try sendInterrupt(id, only: relay, answered: nil)
+    }
+
     /// Answers `false` to whoever asked for an interrupt that will not be sent (its context's runs
     /// ended otherwise: deleted, dead, restarted, shut down). Called outside the lock or within
     /// it: an asker only records the answer.
@@ -1065,10 +1074,12 @@ public final class ProcessContexts: Sendable {
         askers?.forEach { $0(false) }
     }
 
-    private func sendInterrupt(_ id: String, answered: (@Sendable (Bool) -> Void)?) throws(IsolationError) -> Bool {
+    private func sendInterrupt(
+        _ id: String, only relay: RunRelay? = nil, answered: (@Sendable (Bool) -> Void)?
+    ) throws(IsolationError) -> Bool {
         let target = try state.withLock { state throws(IsolationError) -> (Worker, String, ActiveRun, Int)?? in
             guard var record = state.contexts[id] else { throw Self.notFound(id) }
-            guard record.deadReason == nil, let run = record.runs.first else { return .none }
+            guard record.deadReason == nil, let run = record.runs.first, relay.map({ $0 === run.relay }) ?? true else { return .none }
             guard let worker = record.worker, !record.sendingWaiting else {
                 // The run waits for the worker: the interrupt is sent right after it.
                 record.interruptWhenBound = (record.interruptWhenBound ?? []) + (answered.map { [$0] } ?? [{ _ in }])

@@ -497,13 +497,14 @@ def test_a_run_queued_behind_a_crash_is_answered_context_dead(pykernel_bin):
     assert answers[4]["error"]["code"] == -32006, answers[4]
 
 
-def test_cancelling_a_call_whose_run_ended_leaves_the_next_run_alone(pykernel_bin):
+def test_cancelling_a_call_whose_run_ended_leaves_the_next_run_alone(pykernel_bin, isolation):
     """A cancel that arrives as a run ends, or while its large output is still being read,
     interrupted the context's next run, which nobody cancelled (1 round in 10 even after checking
     that the run had not ended: the interrupt went to whichever run was in progress; it now names
-    the run). (In a process context the server learns that
-    the run ended only from the worker's answer, behind its output: docs/mcp.md says so.)"""
-    server, send = initialized_raw_server(pykernel_bin, "namespace")
+    the run). In a process context the server learns that the run ended only from the worker's
+    answer, behind its output, and the worker had started the next run meanwhile (it is now sent
+    after that answer): docs/mcp.md."""
+    server, send = initialized_raw_server(pykernel_bin, isolation)
     interrupted = 0
     for round in range(30):
         a, b = 10 + 2 * round, 11 + 2 * round
