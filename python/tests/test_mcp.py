@@ -734,6 +734,37 @@ def test_a_signal_shuts_the_server_down_with_what_it_started(pykernel_bin, isola
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_calls_about_contexts_during_a_shutdown_are_refused_shutting_down(pykernel_bin):
+    """docs/mcp.md: once a signal has begun the shutdown, create_context, delete_context,
+    restart_context and interrupt are -32005 too, for either kind of context (create_context of a
+    namespace context made one, and the others said the context was not found)."""
+    import signal
+    server, send = initialized_raw_server(pykernel_bin, "namespace")
+    # A run that ignores the interrupt holds the server up for the grace period.
+    send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "run_python", "_meta": {"progressToken": 2}, "arguments": {
+            "code": "import time\nprint('in', flush=True)\nwhile True:\n    try:\n        time.sleep(10)\n    except BaseException:\n        pass"}}})
+    send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "run_python", "arguments": {"code": "print('queued')"}}})
+    assert json.loads(server.stdout.readline())["method"] == "notifications/progress"
+    server.send_signal(signal.SIGTERM)
+    answers = {}
+    while 3 not in answers:  # the queued run refused: the shutdown has begun
+        message = json.loads(server.stdout.readline())
+        answers[message.get("id")] = message
+    assert answers[3]["error"]["code"] == -32005, answers
+    calls = [("create_context", {}), ("create_context", {"isolation": "process"}), ("delete_context", {"id": "default"}),
+             ("restart_context", {"id": "default"}), ("interrupt", {"context": "default"})]
+    for offset, (name, arguments) in enumerate(calls):
+        send({"jsonrpc": "2.0", "id": 10 + offset, "method": "tools/call", "params": {"name": name, "arguments": arguments}})
+    stdout, _ = server.communicate(timeout=30)
+    assert server.returncode == 0
+    answers.update({answer["id"]: answer for answer in map(json.loads, stdout.decode().splitlines()) if "id" in answer})
+    for offset, (name, arguments) in enumerate(calls):
+        assert answers[10 + offset].get("error", {}).get("code") == -32005, (name, arguments, answers[10 + offset])
+    assert answers[2]["result"]["structuredContent"]["status"] == "interrupted"
+
+
 def test_user_code_has_no_standard_input(pykernel_bin, isolation):
     """docs/mcp.md said that user code reads /dev/null as stdin: Python's `sys.stdin` raises
     EOFError at once (as `pykernel serve` without `allow_stdin`); descriptor 0 is /dev/null, for
