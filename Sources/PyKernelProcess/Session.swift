@@ -216,10 +216,10 @@ final class Session: Sendable {
     private func syncResult(_ cmd: SessionCommand, timedOut: Bool) async -> SessionExecuteResult {
         let logs = await cmd.readLogs(limit: configuration.outputLimit)
         cmd.answered.fire(true)
-        var exitCode = cmd.exited.value ?? -1
-        // The timeout's SIGUSR2 reached a shell that had not yet run its first line (whose trap
-        // ends it as 124): the signal's default action killed it (140). The same timeout.
-        if timedOut && exitCode == 128 + SIGUSR2 { exitCode = 124 }
+        // A timed-out command is 124 however it ended: its trap returned (124), the killed
+        // process ended it first (143), the shell had to be killed (137), or the timeout's
+        // SIGUSR2 reached a shell that had not yet set its trap (140).
+        let exitCode = timedOut ? 124 : cmd.exited.value ?? -1
         return SessionExecuteResult(cmdId: cmd.id, exitCode: exitCode, logs: logs, timedOut: timedOut)
     }
     // MARK: - Input

@@ -26,6 +26,8 @@ final class SessionCommand: Sendable {
         var pid: pid_t?
         /// The subshell of an asynchronous command, as read when the shell reported it.
         var identity: ProcessTable.Identity?
+        /// The process that waits for the asynchronous command and reports its exit.
+        var reporter: ProcessTable.Identity?
         var stdinFD: Int32 = -1
         var pump: StreamPump?
         var exitTime: Double?
@@ -68,15 +70,19 @@ final class SessionCommand: Sendable {
         }
     }
 
-    func setPID(_ pid: pid_t, identity: ProcessTable.Identity? = nil) {
+    func setPID(_ pid: pid_t, identity: ProcessTable.Identity? = nil, reporter: ProcessTable.Identity? = nil) {
         state.withLock {
             $0.pid = pid
             $0.identity = identity
+            $0.reporter = reporter
         }
     }
 
     /// The asynchronous command's subshell as a process (pid and start time), once known.
     var identity: ProcessTable.Identity? { state.withLock { $0.identity } }
+
+    /// The process that reports the asynchronous command's exit, once known.
+    var reporter: ProcessTable.Identity? { state.withLock { $0.reporter } }
 
     /// The command opened its stdin FIFO: a pending end-of-file can be delivered now. (Closing
     /// our end earlier would destroy the FIFO's buffer and leave the command's open blocked.)

@@ -2,10 +2,12 @@ import Glibc
 import Logging
 import PyKernelSupport
 import Synchronization
+import _PyKernelProcessShims
 
 /// The long-lived shell of a session, driven through its stdin (the control pipe). Its stdout
-/// is the status pipe, on which it writes `S <seq> <pid>` when an asynchronous command starts
-/// and `E <seq> <exit code>` when a command ends. Its own stderr goes to `shell.log`.
+/// is the status pipe, on which it and the processes that report its asynchronous commands
+/// write `S <seq> <pid>` when an asynchronous command starts and `E <seq> <exit code>` when a
+/// command ends (``ShellScript``). Its own stderr goes to `shell.log`.
 final class SessionShell: Sendable {
     let child: ChildProcess
     let isBash: Bool
@@ -95,6 +97,9 @@ extension Session {
 
     /// Where a shell of the session keeps its state as it exits, for the next one.
     private var stateFile: String { directory + "/shell.state" }
+    /// Where the state of the previous shell is moved for the next one to restore: a shell
+    /// killed before it could keep its own state does not restore an older one.
+    private var restoreFile: String { directory + "/shell.restore" }
 
     func startShell(in cwd: String) async throws(ProcessAPIError) -> SessionShell {
         let path = configuration.resolvedSessionShell
@@ -136,27 +141,74 @@ extension Session {
         }
         let shell = SessionShell(child: child, isBash: isBash, reader: reader, controlWrite: control.write, controlRead: spareRead)
         // A shell that cannot take its setup has exited already: the command sent next reports it.
-        _ = shell.sendSetup(ShellScript.setup(stateFile: stateFile, restore: Posix.isRegularFile(stateFile), bash: isBash))
+        let restore = Posix.isRegularFile(stateFile) && rename(stateFile, restoreFile) == 0
+        _ = shell.sendSetup(ShellScript.setup(stateFile: stateFile, restoreFile: restore ? restoreFile : nil, bash: isBash))
         return shell
     }
 
+    /// Handles a line of the status pipe: `S`, `O` or `E` (``ShellScript``). Other lines (what
+    /// the session's own traps print there) are ignored.
     func handleStatus(_ line: String) {
         let parts = line.split(separator: " ")
         guard parts.count == 3, let seq = Int(parts[1]), let value = Int32(parts[2]),
             let cmd = state.withLock({ $0.bySeq[seq] })
         else { return }
         switch parts[0] {
-        case "S":
-            // Read now, while the subshell certainly runs: later kills check it is still this process.
-            let shells = state.withLock { Set($0.allShells.map(\.pid)) }
-            let entry = ProcessTable.readEntry(value)
-            cmd.setPID(value, identity: entry.flatMap { shells.contains($0.parent) ? $0.identity : nil })
-            if let timeout = cmd.timeout {
-                Task { await self.expire(cmd, subshell: value, after: timeout) }
-            }
+        case "S": started(cmd, pid: value)
         case "O": cmd.markInputOpened()
         case "E": complete(cmd, value)
         default: break
+        }
+    }
+
+    /// An asynchronous command started as `pid` (the reporter's child). Read now, while the
+    /// process most likely runs: it is the session's if it carries the session's tag, and its
+    /// parent is the reporter; later kills check it is still this process.
+    private func started(_ cmd: SessionCommand, pid: pid_t) {
+        let tagEntry = Array("\(Self.tagVariable)=\(tag)".utf8)
+        let ours = { (entry: ProcessTable.Entry?) -> ProcessTable.Entry? in
+            guard let entry, entry.isAlive, ProcessTable.environment(of: entry.pid, contains: tagEntry) else { return nil }
+            return entry
+        }
+        let entry = ours(ProcessTable.readEntry(pid))
+        let reporter = entry.flatMap { ours(ProcessTable.readEntry($0.parent)) }
+        cmd.setPID(pid, identity: entry?.identity, reporter: reporter?.identity)
+        if let timeout = cmd.timeout {
+            Task { await self.expire(cmd, after: timeout) }
+        }
+        // The reporter writes `E` as the command ends, then exits. A reporter gone without it
+        // (killed) leaves the command to be reported here when its process ends.
+        guard let entry else { return }
+        whenEnded(reporter?.identity) { [weak self] in
+            Task {
+                await pause(0.1)  // the status reader takes in the reporter's last lines first
+                guard let self, !cmd.exited.isSet else { return }
+                self.whenEnded(entry.identity) { [weak self] in
+                    guard let self, !cmd.exited.isSet else { return }
+                    cmd.logs.note("pykernel: the process that reports this command's exit was killed; its exit status is unknown\n")
+                    self.complete(cmd, -1)
+                }
+            }
+        }
+    }
+
+    /// Calls `body` once the process `identity` names has ended (a zombie counts), at once if it
+    /// is gone already (or `nil`). Watched through a pidfd on the monitor.
+    func whenEnded(_ identity: ProcessTable.Identity?, _ body: @escaping @Sendable () -> Void) {
+        guard let identity else { return body() }
+        let pidfd = pk_pidfd_open(identity.pid)
+        guard pidfd >= 0 else { return body() }
+        guard let now = ProcessTable.readEntry(identity.pid), now.identity == identity, now.isAlive else {
+            Posix.closeQuietly(pidfd)
+            return body()
+        }
+        let watched = monitor.watch(pidfd) { _ in
+            body()
+            return .close
+        }
+        if !watched {
+            Posix.closeQuietly(pidfd)
+            body()
         }
     }
 

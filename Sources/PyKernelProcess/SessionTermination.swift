@@ -23,6 +23,7 @@ extension Session {
         var groups = roots
         for cmd in commands where cmd.isAsync && !cmd.exited.isSet {
             if let pid = cmd.pid { roots.insert(pid) }
+            if let reporter = cmd.reporter { roots.insert(reporter.pid) }
         }
         if let entrypoint {
             roots.insert(entrypoint.pid)

@@ -9,8 +9,8 @@ extension Session {
     /// Stops the synchronous command: `SIGUSR2` to the shell (its trap returns from the sourced
     /// command as soon as the shell regains control), then `SIGTERM`/grace/`SIGKILL` to the
     /// processes the command started — the shell's descendants that existed neither before it
-    /// nor under an asynchronous command. If the shell still does not report the command's
-    /// end, the shell itself is killed; the next command starts a new one.
+    /// nor under an asynchronous command (or its reporter). If the shell still does not report
+    /// the command's end, the shell itself is killed; the next command starts a new one.
     func stopForegroundCommand(_ cmd: SessionCommand, shell: SessionShell, preexisting: Set<pid_t>) async {
         shell.child.signal(SIGUSR2)
         let known = LockedSet<pid_t>()
@@ -21,9 +21,10 @@ extension Session {
                 // new processes, finish off the ones already found.
                 return known.contents()
             }
-            let asyncPIDs = Set(self.state.withLock { $0.commands }.filter { $0.isAsync && !$0.exited.isSet }.compactMap(\.pid))
-            let mine = table.descendants(of: [shellPID]).subtracting(preexisting).subtracting(asyncPIDs)
-                .subtracting(table.descendants(of: asyncPIDs))
+            let running = self.state.withLock { $0.commands }.filter { $0.isAsync && !$0.exited.isSet }
+            let asyncRoots = Set(running.compactMap(\.pid) + running.compactMap { $0.reporter?.pid })
+            let mine = table.descendants(of: [shellPID]).subtracting(preexisting).subtracting(asyncRoots)
+                .subtracting(table.descendants(of: asyncRoots))
             known.formUnion(mine)
             return known.contents()
         }
@@ -38,15 +39,18 @@ extension Session {
         }
     }
 
-    /// Ends an asynchronous command that outlives its timeout: its processes (the descendants of
-    /// its background subshell) get `SIGTERM`, then `SIGKILL` after the grace period; the
-    /// subshell then reports the exit (usually 143).
-    func expire(_ cmd: SessionCommand, subshell: pid_t, after timeout: Duration) async {
+    /// Ends an asynchronous command that outlives its timeout: its processes (its subshell and
+    /// the subshell's descendants) get `SIGTERM`, then `SIGKILL` after the grace period; the
+    /// reporter then reports the exit (usually 143).
+    func expire(_ cmd: SessionCommand, after timeout: Duration) async {
         if await cmd.exited.wait(timeout: timeout.inSeconds) != nil { return }
+        guard let subshell = cmd.pid else { return }
+        let identity = cmd.identity
         let known = LockedSet<pid_t>()
         let ended = await ProcessKiller.terminate(grace: configuration.killGracePeriod.inSeconds, hardLimit: 1) { table in
             known.update { k in
-                k.formUnion(table.descendants(of: k.union([subshell])))
+                if identity == nil || table.entries[subshell]?.identity == identity { k.insert(subshell) }
+                k.formUnion(table.descendants(of: k))
                 return k
             }
         }

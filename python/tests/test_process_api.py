@@ -568,6 +568,107 @@ def test_children_add_no_thread_per_child_or_pipe(pk):
     assert threads() - before < 10, threads() - before
 
 
+def parent_of(pid):
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return int(f.read().rsplit(b")", 1)[1].split()[1])
+
+
+def sleeping(marker, seconds):
+    """Pids of the live ``sleep <seconds>`` processes of the test's sessions."""
+    return [p for p in marked_pids(marker) if cmdline(p)[:2] == [b"sleep", str(seconds).encode()]]
+
+
+def test_a_sessions_async_commands_are_not_jobs_of_its_commands(pk):
+    # An asynchronous command (a dev server) is no job of the shell the session's commands run
+    # in: their `wait` waits for their own jobs only, `jobs` lists none, `%1` names none and `$!`
+    # is not set; ended by a signal from a command, it is reported as ended.
+    marker = uuid.uuid4().hex
+    pk.create_session("dev", env={"PK_MARK": marker})
+    server = pk.execute_session_command("dev", "exec sleep 1041", run_async=True)
+    assert wait_until(lambda: sleeping(marker, 1041))
+    jobs = pk.execute_session_command("dev", 'jobs; echo "last=${!-none}"; kill %1', timeout=5)
+    assert (jobs.exit_code, jobs.stdout) == (1, "last=none\n")
+    assert jobs.stderr.endswith("kill: %1: no such job\n")
+    start = time.monotonic()
+    built = pk.execute_session_command("dev", "(sleep 0.2; echo built) & wait; echo done", timeout=5)
+    assert (built.exit_code, built.timed_out, built.stdout) == (0, False, "built\ndone\n")
+    assert time.monotonic() - start < 3
+    assert pk.get_session_command("dev", server.cmd_id).exit_code is None
+    [pid] = sleeping(marker, 1041)
+    assert pk.execute_session_command("dev", f"kill {pid}", timeout=5).exit_code == 0
+    assert wait_until(lambda: pk.get_session_command("dev", server.cmd_id).exit_code == 143)
+
+
+def test_an_async_command_whose_reporter_was_killed_is_reported_when_it_ends(pk):
+    # The process that waits for an asynchronous command and reports its exit is killed: the
+    # command runs on, and is reported ended (exit status unknown: -1, and a note) when its
+    # process ends.
+    marker = uuid.uuid4().hex
+    events = []
+    pk.on_session_exited(events.append)
+    pk.create_session("orphan", env={"PK_MARK": marker})
+    command = pk.execute_session_command("orphan", "sleep 1042; echo after", run_async=True)
+    assert wait_until(lambda: sleeping(marker, 1042))
+    [pid] = sleeping(marker, 1042)
+    reporter = parent_of(parent_of(pid))
+    os.kill(reporter, signal.SIGKILL)
+    assert wait_until(lambda: reporter not in marked_pids(marker))
+    assert pk.get_session_command("orphan", command.cmd_id).exit_code is None
+    os.kill(pid, signal.SIGTERM)
+    assert wait_until(lambda: pk.get_session_command("orphan", command.cmd_id).exit_code == -1)
+    logs = pk.get_session_command_logs("orphan", command.cmd_id)
+    assert logs.stdout == "after\n"
+    assert logs.stderr.endswith("pykernel: the process that reports this command's exit was killed; its exit status is unknown\n")
+    assert wait_until(lambda: events) and events == [SessionExitedEvent(session="orphan", cmd_id=command.cmd_id, exit_code=-1)]
+
+
+def test_a_sessions_functions_and_aliases_do_not_take_the_commands_that_run_it(pk):
+    # Functions named as the builtins a session's commands are run with, and aliases of bash's
+    # reserved words: commands still run and end, with and without timeouts, synchronous or
+    # not, and the session keeps them across an exit of its shell.
+    pk.create_session("shadow")
+    defined = pk.execute_session_command(
+        "shadow",
+        "builtin() { :; }; command() { :; }; printf() { echo mine; }; trap() { :; }; set() { :; }; unset() { :; }; "
+        "wait() { :; }; shopt -s expand_aliases; alias case=: esac=: '{'=: then=: .=: POSIXLY_CORRECT=:",
+        timeout=5,
+    )
+    assert (defined.exit_code, defined.timed_out) == (0, False)
+    hello = pk.execute_session_command("shadow", "echo hello", timeout=5)
+    assert (hello.exit_code, hello.timed_out, hello.stdout) == (0, False, "hello\n")
+    slow = pk.execute_session_command("shadow", "sleep 1043", timeout=0.5)
+    assert (slow.exit_code, slow.timed_out) == (124, True)
+    background = pk.execute_session_command("shadow", "echo bg; printf x", run_async=True)
+    logs = pk.get_session_command_logs("shadow", background.cmd_id, on_stdout=lambda _: None)
+    assert (logs.exit_code, logs.stdout) == (0, "bg\nmine\n")
+    assert pk.execute_session_command("shadow", "exit 3", timeout=5).exit_code == 3
+    kept = pk.execute_session_command("shadow", "type -t builtin printf set; alias case", timeout=5)
+    assert (kept.exit_code, kept.stdout) == (0, "function\nfunction\nfunction\nalias case=':'\n")
+
+
+def test_a_timeout_always_answers_124_and_the_session_goes_on(pk, tmp_path):
+    # The command ignores the timeout's signal to the shell and loops in the shell itself: the
+    # shell is killed, the command answers 124, and the next command gets a new shell.
+    pk.create_session("stubborn", cwd=str(tmp_path))
+    pk.execute_session_command("stubborn", "mkdir kept && cd kept")
+    loop = pk.execute_session_command("stubborn", "trap '' USR2; while :; do :; done", timeout=0.5)
+    assert (loop.exit_code, loop.timed_out) == (124, True)
+    after = pk.execute_session_command("stubborn", "pwd", timeout=5)
+    assert (after.exit_code, after.stdout) == (0, f"{tmp_path}/kept\n")
+
+
+def test_a_session_commands_trace_holds_only_its_own_lines(pk):
+    # `set -x` traces the command's lines, one level deeper as bash traces a sourced script, and
+    # nothing of what runs them.
+    pk.create_session("traced")
+    pk.execute_session_command("traced", "set -x")
+    traced = pk.execute_session_command("traced", "echo hi")
+    assert (traced.stdout, traced.stderr) == ("hi\n", "++ echo hi\n")
+    background = pk.execute_session_command("traced", "echo hi", run_async=True)
+    logs = pk.get_session_command_logs("traced", background.cmd_id, on_stdout=lambda _: None)
+    assert (logs.stdout, logs.stderr) == ("hi\n", "++ echo hi\n")
+
+
 # ---------------------------------------------------------------- entrypoint
 
 
