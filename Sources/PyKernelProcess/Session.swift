@@ -185,7 +185,7 @@ final class Session: Sendable {
         let shell = try await ensureShell()
         let cmd = try prepareCommand(params.command, isAsync: false)
         let shellPID = shell.pid
-        let before = await Blocking.run { ProcessTable.snapshot().descendants(of: [shellPID]) }
+        let before = await Blocking.run { Self.processes(of: shellPID) }
         guard shell.send(ShellScript.synchronous(cmd, bash: shell.isBash), seq: cmd.seq) else {
             cmd.logs.note("pykernel: the session's shell is not accepting commands\n")
             complete(cmd, -1)

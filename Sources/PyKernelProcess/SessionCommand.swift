@@ -28,6 +28,8 @@ final class SessionCommand: Sendable {
         var identity: ProcessTable.Identity?
         /// The process that waits for the asynchronous command and reports its exit.
         var reporter: ProcessTable.Identity?
+        /// The asynchronous command's own process group (its subshell's pid), if it has one.
+        var group: pid_t?
         var stdinFD: Int32 = -1
         var pump: StreamPump?
         var exitTime: Double?
@@ -58,7 +60,8 @@ final class SessionCommand: Sendable {
 
     var info: SessionCommandInfo { SessionCommandInfo(id: id, command: command, exitCode: exited.value) }
 
-    /// The pid of the asynchronous command's subshell (or of the entrypoint), once known.
+    /// The pid of the asynchronous command's subshell (or of the entrypoint), once known. The
+    /// subshell leads its own process group (with bash; with a POSIX `sh` it stays in the shell's).
     var pid: pid_t? { state.withLock { $0.pid } }
 
     var pump: StreamPump? { state.withLock { $0.pump } }
@@ -70,11 +73,12 @@ final class SessionCommand: Sendable {
         }
     }
 
-    func setPID(_ pid: pid_t, identity: ProcessTable.Identity? = nil, reporter: ProcessTable.Identity? = nil) {
+    func setPID(_ pid: pid_t, identity: ProcessTable.Identity? = nil, reporter: ProcessTable.Identity? = nil, group: pid_t? = nil) {
         state.withLock {
             $0.pid = pid
             $0.identity = identity
             $0.reporter = reporter
+            $0.group = group
         }
     }
 
@@ -83,6 +87,10 @@ final class SessionCommand: Sendable {
 
     /// The process that reports the asynchronous command's exit, once known.
     var reporter: ProcessTable.Identity? { state.withLock { $0.reporter } }
+
+    /// The asynchronous command's own process group, once known (`nil` with a POSIX `sh`,
+    /// whose subshells stay in the shell's group).
+    var group: pid_t? { state.withLock { $0.group } }
 
     /// The command opened its stdin FIFO: a pending end-of-file can be delivered now. (Closing
     /// our end earlier would destroy the FIFO's buffer and leave the command's open blocked.)

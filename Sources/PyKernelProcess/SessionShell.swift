@@ -172,7 +172,7 @@ extension Session {
         }
         let entry = ours(ProcessTable.readEntry(pid))
         let reporter = entry.flatMap { ours(ProcessTable.readEntry($0.parent)) }
-        cmd.setPID(pid, identity: entry?.identity, reporter: reporter?.identity)
+        cmd.setPID(pid, identity: entry?.identity, reporter: reporter?.identity, group: entry?.group == pid ? pid : nil)
         if let timeout = cmd.timeout {
             Task { await self.expire(cmd, after: timeout) }
         }

@@ -24,6 +24,7 @@ extension Session {
         for cmd in commands where cmd.isAsync && !cmd.exited.isSet {
             if let pid = cmd.pid { roots.insert(pid) }
             if let reporter = cmd.reporter { roots.insert(reporter.pid) }
+            if let group = cmd.group { groups.insert(group) }
         }
         if let entrypoint {
             roots.insert(entrypoint.pid)

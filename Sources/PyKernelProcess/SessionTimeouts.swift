@@ -8,10 +8,13 @@ extension Session {
 
     /// Stops the synchronous command: `SIGUSR2` to the shell (its trap returns from the sourced
     /// command as soon as the shell regains control), then `SIGTERM`/grace/`SIGKILL` to the
-    /// processes the command started — the shell's descendants that existed neither before it
-    /// nor under an asynchronous command (or its reporter). If the shell still does not report
-    /// the command's end, the shell itself is killed; the next command starts a new one.
-    func stopForegroundCommand(_ cmd: SessionCommand, shell: SessionShell, preexisting: Set<pid_t>) async {
+    /// processes the command started — the members of the shell's process group and the
+    /// shell's descendants that were not there before it (`preexisting`) and are not an
+    /// asynchronous command's (with bash those lead their own groups, outside the shell's tree).
+    /// So a child that left the tree (`(cmd &)`, reparented to init) ends too, as it does in
+    /// `process.exec`; one that left the group (`setsid`) runs on. If the shell still does not
+    /// report the command's end, the shell itself is killed; the next command starts a new one.
+    func stopForegroundCommand(_ cmd: SessionCommand, shell: SessionShell, preexisting: Set<ProcessTable.Identity>) async {
         shell.child.signal(SIGUSR2)
         let known = LockedSet<pid_t>()
         let shellPID = shell.pid
@@ -23,8 +26,9 @@ extension Session {
             }
             let running = self.state.withLock { $0.commands }.filter { $0.isAsync && !$0.exited.isSet }
             let asyncRoots = Set(running.compactMap(\.pid) + running.compactMap { $0.reporter?.pid })
-            let mine = table.descendants(of: [shellPID]).subtracting(preexisting).subtracting(asyncRoots)
-                .subtracting(table.descendants(of: asyncRoots))
+            let mine = table.members(ofGroups: [shellPID]).union(table.descendants(of: [shellPID]))
+                .subtracting([shellPID]).subtracting(asyncRoots).subtracting(table.descendants(of: asyncRoots))
+                .filter { table.entries[$0].map { !preexisting.contains($0.identity) } ?? false }
             known.formUnion(mine)
             return known.contents()
         }
@@ -39,17 +43,27 @@ extension Session {
         }
     }
 
-    /// Ends an asynchronous command that outlives its timeout: its processes (its subshell and
-    /// the subshell's descendants) get `SIGTERM`, then `SIGKILL` after the grace period; the
-    /// reporter then reports the exit (usually 143).
+    /// The processes of the shell that exist now (members of its process group and its
+    /// descendants): what a synchronous command about to run did not start.
+    static func processes(of shellPID: pid_t) -> Set<ProcessTable.Identity> {
+        let table = ProcessTable.snapshot()
+        return Set(table.members(ofGroups: [shellPID]).union(table.descendants(of: [shellPID])).compactMap { table.entries[$0]?.identity })
+    }
+
+    /// Ends an asynchronous command that outlives its timeout: its processes (its subshell, the
+    /// members of its process group — children that left its tree, `(cmd &)`, too — and their
+    /// descendants) get `SIGTERM`, then `SIGKILL` after the grace period; the reporter then
+    /// reports the exit (usually 143).
     func expire(_ cmd: SessionCommand, after timeout: Duration) async {
         if await cmd.exited.wait(timeout: timeout.inSeconds) != nil { return }
         guard let subshell = cmd.pid else { return }
+        let groups: Set<pid_t> = cmd.group.map { [$0] } ?? []
         let identity = cmd.identity
         let known = LockedSet<pid_t>()
         let ended = await ProcessKiller.terminate(grace: configuration.killGracePeriod.inSeconds, hardLimit: 1) { table in
             known.update { k in
                 if identity == nil || table.entries[subshell]?.identity == identity { k.insert(subshell) }
+                k.formUnion(table.members(ofGroups: groups))
                 k.formUnion(table.descendants(of: k))
                 return k
             }

@@ -14,8 +14,9 @@
 ///   assignments and subshells, and what reports — the `E` line of a synchronous command, the
 ///   background process of an asynchronous one — is a subshell that turns POSIX mode on and
 ///   unsets the functions it calls (`unset` is a special builtin) before calling them. Only a
-///   function named `.` would take the wrapper's own call: the command would not run, but it
-///   would still end. A POSIX `sh` (dash) never lets a function shadow a special builtin.
+///   function named `.` (or, for bash's job control in an asynchronous command, `set`) would
+///   take the wrapper's own call: the command would not run, but it would still end. A POSIX
+///   `sh` (dash) never lets a function shadow a special builtin.
 enum ShellScript {
     /// What a shell's `SIGUSR2` does (the trap is set once, by ``setup(stateFile:restoreFile:bash:)``):
     /// while a synchronous command is sourced, `return` from the trap ends it — how a timeout
@@ -87,19 +88,25 @@ enum ShellScript {
     /// and exits, so `jobs`, `wait`, `%1` and `$!` in the session's commands never see it.
     ///
     /// The reporter opens the stdin FIFO (and says so: `O`), starts the command in a nested
-    /// subshell (so that `exit` ends only the command), reports its pid (`S`), then waits for it
-    /// and reports its exit status (`E`), however it ended (`128 + n` for signal `n`). The
-    /// reporter ignores the signals that end processes by default (it has nothing to clean up),
-    /// uses its own builtins and runs `+eu` (with the session's `set -e`, a failing command ended
-    /// it before its `E` line).
+    /// subshell (so that `exit` ends only the command) that leads its own process group (bash:
+    /// the reporter has job control; the command gets the session's setting back), reports its
+    /// pid (`S`), then waits for it and reports its exit status (`E`), however it ended (`128 +
+    /// n` for signal `n`). The reporter ignores the signals that end processes by default (it
+    /// has nothing to clean up), uses its own builtins and runs `+eu` (with the session's
+    /// `set -e`, a failing command ended it before its `E` line).
     static func asynchronous(_ cmd: SessionCommand, bash: Bool) -> String {
         let d = cmd.directory
+        let jobControl = bash ? "\\set \"${__pykernel_m:+-}${__pykernel_m:-+}m\"; " : ""
         // Without job control a background list's stdin is /dev/null: the command takes the
         // FIFO from descriptor 9 instead.
-        let command = "( \\. \(shellQuote(d + "/command.sh")) >\(shellQuote(d + "/stdout.fifo")) "
+        let command = "( \(jobControl)\\. \(shellQuote(d + "/command.sh")) >\(shellQuote(d + "/stdout.fifo")) "
             + "2>\(shellQuote(d + "/stderr.fifo")) ) 0<&9 9<&- & __pykernel_c=$!; "
         let report = ownBuiltins + "\\set +eu; \\trap '' HUP INT QUIT TERM; "
             + "\\printf 'O \(cmd.seq) 0\\nS \(cmd.seq) %d\\n' \"$__pykernel_c\"; \\wait \"$__pykernel_c\"; \\printf 'E \(cmd.seq) %d\\n' \"$?\""
-        return "( ( \(command)\(report) ) 9<\(shellQuote(d + "/stdin.fifo")) & )\n"
+        let reporter = "( \(bash ? "\\set +m -m; " : "")\(command)\(report) ) 9<\(shellQuote(d + "/stdin.fifo")) &"
+        guard bash else {
+            return "( \(reporter) )\n"
+        }
+        return "( __pykernel_m=$-; __pykernel_m=${__pykernel_m//[!m]/}; \\set -m; \(reporter) )\n"
     }
 }

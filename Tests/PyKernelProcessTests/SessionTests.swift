@@ -339,6 +339,27 @@ struct SessionTests {
         }
     }
 
+    @Test("with a POSIX sh too, asynchronous commands are no jobs of the session's commands and a timeout ends what a command left")
+    func posixShellJobsAndLeftovers() async throws {
+        try await withService({ $0.sessionShell = "/bin/sh" }) { service, _ in
+            try await service.createSession(CreateSessionParams(id: "s"))
+            let server = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: "sleep 1047", runAsync: true))
+            #expect(await eventually { !liveProcesses(withCommandLine: ["sleep", "1047"]).isEmpty })
+            let start = Date()
+            let built = try await service.executeSessionCommand(
+                SessionExecuteParams(session: "s", command: "jobs; (sleep 0.2; echo built) & wait; echo done", timeout: .seconds(5)))
+            #expect(built.stdout == "built\ndone\n" && built.timedOut == false)
+            #expect(Date().timeIntervalSince(start) < 3)
+            let slow = try await service.executeSessionCommand(
+                SessionExecuteParams(session: "s", command: "(sleep 1048 &); sleep 100", timeout: .milliseconds(500)))
+            #expect(slow.exitCode == 124 && slow.timedOut == true)
+            #expect(await eventually(timeout: 3) { liveProcesses(withCommandLine: ["sleep", "1048"]).isEmpty })
+            #expect(!liveProcesses(withCommandLine: ["sleep", "1047"]).isEmpty)
+            let info = try await service.getSessionCommand(SessionCommandParams(session: "s", cmdId: server.cmdId))
+            #expect(info.exitCode == nil)
+        }
+    }
+
     @Test("exit in a command ends the shell; the next one starts in the same directory with the same state")
     func shellExit() async throws {
         try await withService { service, dir in

@@ -657,6 +657,24 @@ def test_a_timeout_always_answers_124_and_the_session_goes_on(pk, tmp_path):
     assert (after.exit_code, after.stdout) == (0, f"{tmp_path}/kept\n")
 
 
+def test_a_session_commands_timeout_ends_what_it_started_outside_its_tree(pk):
+    # `(cmd &)` leaves the command's process tree (its parent exits) but not its process group:
+    # a timeout ends it, synchronous or not, as process.exec's does; the session's other
+    # processes (an asynchronous command) run on.
+    marker = uuid.uuid4().hex
+    pk.create_session("leaky", env={"PK_MARK": marker})
+    other = pk.execute_session_command("leaky", "sleep 1044", run_async=True)
+    assert wait_until(lambda: sleeping(marker, 1044))
+    slow = pk.execute_session_command("leaky", "(sleep 1045 &); sleep 100", timeout=0.5)
+    assert (slow.exit_code, slow.timed_out) == (124, True)
+    assert wait_until(lambda: not sleeping(marker, 1045)), [cmdline(p) for p in marked_pids(marker)]
+    background = pk.execute_session_command("leaky", "(sleep 1046 &); sleep 100", run_async=True, timeout=0.5)
+    logs = pk.get_session_command_logs("leaky", background.cmd_id, on_stdout=lambda _: None)
+    assert logs.exit_code in (143, 137)
+    assert wait_until(lambda: not sleeping(marker, 1046)), [cmdline(p) for p in marked_pids(marker)]
+    assert sleeping(marker, 1044) and pk.get_session_command("leaky", other.cmd_id).exit_code is None
+
+
 def test_a_session_commands_trace_holds_only_its_own_lines(pk):
     # `set -x` traces the command's lines, one level deeper as bash traces a sourced script, and
     # nothing of what runs them.
