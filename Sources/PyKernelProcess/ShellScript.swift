@@ -26,9 +26,13 @@ enum ShellScript {
     /// late signal), nothing happens. Caught signals are reset to default in children anyway.
     private static let timeoutTrap = "\\trap '\\return 124 2>/dev/null || ${__pykernel_busy:+\\exit 124}' USR2; "
 
-    /// A subshell whose `printf` and `wait` are the shell's own builtins: POSIX mode (it is a
-    /// subshell, the session's mode is untouched) lets `unset` pass by a function of that name.
-    private static let ownBuiltins = "POSIXLY_CORRECT=y; \\unset -f printf wait; "
+    /// A subshell that reports: its `printf` and `wait` are the shell's own builtins (POSIX mode
+    /// — it is a subshell, the session's mode is untouched — lets `unset` pass by a function of
+    /// that name), and it ignores the signals that end processes by default (it has nothing to
+    /// clean up): a timeout's `SIGTERM` to what a synchronous command started, as the command
+    /// ended, could otherwise hit the subshell that writes its `E` line, and then the shell would
+    /// be killed for want of it.
+    private static let ownBuiltins = "POSIXLY_CORRECT=y; \\trap '' HUP INT QUIT TERM; \\unset -f printf wait; "
 
     /// The first line a session's shell is sent: the state a previous shell of the session kept
     /// in `stateFile` when it exited (a command ran `exit`, or failed under `set -e`) is restored
@@ -91,9 +95,9 @@ enum ShellScript {
     /// subshell (so that `exit` ends only the command) that leads its own process group (bash:
     /// the reporter has job control; the command gets the session's setting back), reports its
     /// pid (`S`), then waits for it and reports its exit status (`E`), however it ended (`128 +
-    /// n` for signal `n`). The reporter ignores the signals that end processes by default (it
-    /// has nothing to clean up), uses its own builtins and runs `+eu` (with the session's
-    /// `set -e`, a failing command ended it before its `E` line).
+    /// n` for signal `n`). The reporter ignores the signals that end processes by default, uses
+    /// its own builtins and runs `+eu` (with the session's `set -e`, a failing command ended it
+    /// before its `E` line).
     static func asynchronous(_ cmd: SessionCommand, bash: Bool) -> String {
         let d = cmd.directory
         let jobControl = bash ? "\\set \"${__pykernel_m:+-}${__pykernel_m:-+}m\"; " : ""
@@ -101,7 +105,7 @@ enum ShellScript {
         // FIFO from descriptor 9 instead.
         let command = "( \(jobControl)\\. \(shellQuote(d + "/command.sh")) >\(shellQuote(d + "/stdout.fifo")) "
             + "2>\(shellQuote(d + "/stderr.fifo")) ) 0<&9 9<&- & __pykernel_c=$!; "
-        let report = ownBuiltins + "\\set +eu; \\trap '' HUP INT QUIT TERM; "
+        let report = ownBuiltins + "\\set +eu; "
             + "\\printf 'O \(cmd.seq) 0\\nS \(cmd.seq) %d\\n' \"$__pykernel_c\"; \\wait \"$__pykernel_c\"; \\printf 'E \(cmd.seq) %d\\n' \"$?\""
         let reporter = "( \(bash ? "\\set +m -m; " : "")\(command)\(report) ) 9<\(shellQuote(d + "/stdin.fifo")) &"
         guard bash else {
