@@ -11,6 +11,10 @@ import _PyKernelProcessShims
 /// A thread of its own (`pykernel-forks`) reads the control socket and the fork server's stderr
 /// (relayed to the log). When the control socket ends, the fork server is reaped and `onEnd` is
 /// called; the workers it forked live on (their exit status is then unknown).
+///
+/// Requests are sent without holding `lock`: a send waits while the socket is full, that is
+/// until the fork server reads, and the fork server may first be sending exit reports that only
+/// this thread, taking `lock` to record them, makes room for.
 final class ForkServer: @unchecked Sendable {  // mutable state guarded by `lock`, a ConditionLock (waits for exit reports)
     /// What the fork server reports.
     enum Event: Sendable {
@@ -29,6 +33,8 @@ final class ForkServer: @unchecked Sendable {  // mutable state guarded by `lock
     private var ended = false
     private var ready = false
     private var controlOpen = true
+    /// Sends in progress: the control socket is closed only once none is.
+    private var sending = 0
     private let logger: Logger
 
     /// Starts `executable fork-server arguments...` with the control socket as its descriptor 3.
@@ -101,11 +107,19 @@ final class ForkServer: @unchecked Sendable {  // mutable state guarded by `lock
     }
 
     private func send(_ text: String) -> Bool {
-        lock.withLock {
+        let open = lock.withLock {
             guard controlOpen, !ended else { return false }
-            let bytes = Array(text.utf8)
-            return pk_send_message(control, bytes, bytes.count, nil, 0) == 0
+            sending += 1
+            return true
         }
+        guard open else { return false }
+        let bytes = Array(text.utf8)
+        let sent = pk_send_message(control, bytes, bytes.count, nil, 0) == 0
+        lock.withLock {
+            sending -= 1
+            if sending == 0 { lock.broadcast() }
+        }
+        return sent
     }
 
     // MARK: The fork server's thread
@@ -166,15 +180,19 @@ final class ForkServer: @unchecked Sendable {  // mutable state guarded by `lock
         errorLines.finish(relay)
         EngineDescriptors.forget(errors)
         close(errors)
+        // A send still waiting for room fails now, and a fork server still running (this
+        // thread stopped reading) sees its control socket end and exits.
+        shutdown(control, Int32(SHUT_RDWR))
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let exit: WorkerExit = (status & 0x7F) == 0 ? .exited((status >> 8) & 0xFF) : .signaled(status & 0x7F)
         let wasReady = lock.withLock {
             ended = true
             controlOpen = false
+            lock.broadcast()
+            while sending > 0 { lock.wait() }  // the descriptor's number is not reused under a send
             EngineDescriptors.forget(control)
             close(control)
-            lock.broadcast()
             return ready
         }
         onEvent(self, .ended(exit, wasReady: wasReady))

@@ -12,6 +12,10 @@ import _PyKernelProcessShims
 /// was killed, then reaped), `refused REASON` when a fork failed. The end of the control socket
 /// (the server ended) kills every child's group and ends the fork server.
 ///
+/// The fork server never waits to send: what the socket has no room for waits in an outbox (in
+/// order) while requests are still read. A send that waited for room could wait forever: the
+/// server's reading thread may itself be waiting to send a request this loop no longer reads.
+///
 /// A forked child runs in a session of its own (`setsid`: its pid is its process-group id) with
 /// pipes as descriptors 0, 1 and 2, like a spawned worker; the fork server reaps it, so its
 /// group id stays reserved until the group was killed.
@@ -63,40 +67,44 @@ public enum ForkServerLoop {
         // (see docs/architecture.md, "The fork server").
         _ = pk_malloc_take_free_chunks()
         var children = Set<pid_t>()
-        send(control, "ready \(getpid())")
+        _ = fcntl(control, F_SETFL, fcntl(control, F_GETFL) | O_NONBLOCK)
+        var outbox = Outbox(control: control)
+        outbox.send("ready \(getpid())")
         var polls = [pollfd(fd: control, events: Int16(POLLIN), revents: 0),
                      pollfd(fd: childSignals, events: Int16(POLLIN), revents: 0)]
         var buffer = [UInt8](repeating: 0, count: 256)
         while true {
+            polls[0].events = Int16(outbox.isEmpty ? POLLIN : POLLIN | POLLOUT)
             if poll(&polls, 2, -1) < 0 {
                 if errno == EINTR { continue }
                 logger.critical("fork server: poll failed: \(String(cString: strerror(errno)))")
                 shutDown(children)
             }
+            if polls[0].revents & Int16(POLLOUT) != 0 { outbox.flush() }
             if polls[1].revents != 0 {
                 var records = [UInt8](repeating: 0, count: 128 * 16)  // signalfd_siginfo is 128 bytes
                 while read(childSignals, &records, records.count) > 0 {}
-                reapExited(&children, control: control)
+                reapExited(&children, outbox: &outbox)
             }
-            guard polls[0].revents != 0 else { continue }
+            guard polls[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 else { continue }
             var descriptors = [Int32](repeating: -1, count: 1)
             var count: Int32 = 0
             let length = pk_receive_message(control, &buffer, buffer.count, &descriptors, 1, &count)
             if count > 0 { close(descriptors[0]) }
             if length <= 0 {
-                if length < 0 && errno == EINTR { continue }
+                if length < 0 && (errno == EINTR || errno == EAGAIN) { continue }
                 shutDown(children)  // the server ended
             }
             let words = String(decoding: buffer[0..<length], as: UTF8.self).split(separator: " ")
             switch words.first {
             case "fork":
                 do {
-                    if let pid = try forkChild(control: control, childSignals: childSignals, fork: fork, child: child) {
+                    if let pid = try forkChild(control: control, childSignals: childSignals, outbox: &outbox, fork: fork, child: child) {
                         children.insert(pid)
                     }
                 } catch {
                     logger.error("fork server: \(error)")
-                    send(control, "refused \(error)")
+                    outbox.send("refused \(error)")
                 }
             case "kill":
                 if words.count == 2, let pid = pid_t(words[1]), children.contains(pid) { _ = kill(-pid, SIGKILL) }
@@ -108,7 +116,7 @@ public enum ForkServerLoop {
 
     /// Forks one child with fresh pipes and hands their server-side ends to the server.
     private static func forkChild(
-        control: Int32, childSignals: Int32, fork: () throws -> pid_t, child: () -> Never
+        control: Int32, childSignals: Int32, outbox: inout Outbox, fork: () throws -> pid_t, child: () -> Never
     ) throws -> pid_t? {
         var input: [Int32] = [-1, -1], output: [Int32] = [-1, -1], errors: [Int32] = [-1, -1]
         guard pk_pipe_cloexec(&input) == 0, pk_pipe_cloexec(&output) == 0, pk_pipe_cloexec(&errors) == 0 else {
@@ -129,6 +137,7 @@ public enum ForkServerLoop {
             pthread_sigmask(SIG_SETMASK, &none, nil)
             close(control)
             close(childSignals)
+            outbox.closeDescriptors()  // the other workers' pipes, still on their way to the server
             _ = setsid()
             dup2(input[0], STDIN_FILENO)
             dup2(output[1], STDOUT_FILENO)
@@ -139,19 +148,13 @@ public enum ForkServerLoop {
         }
         close(input[0]); close(output[1]); close(errors[1])
         let pidfd = pk_pidfd_open(pid)
-        let passed = [input[1], output[0], errors[0], pidfd]
-        let sent = passed.withUnsafeBufferPointer { fds in
-            let message = Array("child \(pid)".utf8)
-            return pk_send_message(control, message, message.count, fds.baseAddress, pidfd >= 0 ? 4 : 3)
-        }
-        for fd in passed where fd >= 0 { close(fd) }
-        if sent != 0 { _ = kill(-pid, SIGKILL) }  // the server is gone; the child is reaped below
+        outbox.send("child \(pid)", descriptors: [input[1], output[0], errors[0]] + (pidfd >= 0 ? [pidfd] : []), child: pid)
         return pid
     }
 
     /// Reaps every child that ended: its process group is killed first (the zombie keeps the
     /// group id reserved), then its status is reported.
-    private static func reapExited(_ children: inout Set<pid_t>, control: Int32) {
+    private static func reapExited(_ children: inout Set<pid_t>, outbox: inout Outbox) {
         for pid in children {
             var info = siginfo_t()
             guard waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0,
@@ -161,7 +164,7 @@ public enum ForkServerLoop {
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
             children.remove(pid)
             let signaled = (status & 0x7F) != 0
-            send(control, "exit \(pid) \(signaled ? "signaled" : "exited") \(signaled ? status & 0x7F : (status >> 8) & 0xFF)")
+            outbox.send("exit \(pid) \(signaled ? "signaled" : "exited") \(signaled ? status & 0x7F : (status >> 8) & 0xFF)")
         }
     }
 
@@ -175,8 +178,55 @@ public enum ForkServerLoop {
         exit(0)
     }
 
-    private static func send(_ control: Int32, _ text: String) {
-        let bytes = Array(text.utf8)
-        _ = pk_send_message(control, bytes, bytes.count, nil, 0)
+    /// The messages to the server, sent in order as the (non-blocking) control socket has room.
+    private struct Outbox {
+        struct Message {
+            var bytes: [UInt8]
+            /// Passed along, closed here once sent.
+            var descriptors: [Int32]
+            /// The child the message hands over: killed when it cannot be (it is reaped later).
+            var child: pid_t?
+        }
+
+        let control: Int32
+        private var waiting: [Message] = []
+        private var sent = 0  // `waiting[..<sent]` are gone (dropped in batches)
+
+        init(control: Int32) { self.control = control }
+
+        var isEmpty: Bool { sent == waiting.count }
+
+        /// Sends `text` (with `descriptors`) now, or once what waits before it is sent.
+        mutating func send(_ text: String, descriptors: [Int32] = [], child: pid_t? = nil) {
+            waiting.append(Message(bytes: Array(text.utf8), descriptors: descriptors, child: child))
+            flush()
+        }
+
+        /// Closes the descriptors of what waits (in a child: its copies of them).
+        func closeDescriptors() {
+            for message in waiting[sent...] { message.descriptors.forEach { close($0) } }
+        }
+
+        /// Sends what waits until the socket is full.
+        mutating func flush() {
+            while sent < waiting.count {
+                let message = waiting[sent]
+                let result = message.descriptors.withUnsafeBufferPointer { fds in
+                    pk_send_message(control, message.bytes, message.bytes.count, fds.baseAddress, Int32(fds.count))
+                }
+                if result != 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
+                // Sent, or never will be (the server is gone: the socket's end is read next).
+                for fd in message.descriptors { close(fd) }
+                if result != 0, let child = message.child { _ = kill(-child, SIGKILL) }
+                sent += 1
+            }
+            if sent == waiting.count {
+                waiting.removeAll(keepingCapacity: waiting.count <= 64)
+                sent = 0
+            } else if sent >= 64 && sent * 2 >= waiting.count {
+                waiting.removeFirst(sent)
+                sent = 0
+            }
+        }
     }
 }

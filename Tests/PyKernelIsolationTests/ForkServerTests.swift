@@ -53,14 +53,70 @@ struct ForkServerTests {
         return try start()
     }
 
+    /// Answers `ready`; at the server's first request, reports 20,000 exits before it reads
+    /// again (its unread requests pile up meanwhile); then reads until its control socket ends.
+    static let floodingStandIn = """
+        #!/usr/bin/env python3
+        import os, socket
+        control = socket.socket(fileno=3)
+        control.send(b"ready %d" % os.getpid())
+        control.recv(256)
+        for pid in range(100000, 120000):
+            control.send(b"exit %d exited 0" % pid)
+        while control.recv(256):
+            pass
+        """
+
+    /// Writes `script` as an executable file of a fresh directory; returns its path and the directory.
+    static func writeScript(_ script: String, name: String) throws -> (path: String, directory: URL) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pykernel-\(name)-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let path = directory.appendingPathComponent("fork-server").path
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+        return (path, directory)
+    }
+
+    @Test("Exit reports are read while a request waits for room on the control socket")
+    func exitReportsWhileASendWaits() async throws {
+        let (script, directory) = try Self.writeScript(Self.floodingStandIn, name: "forkserver-flood")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let ended = Mutex(false)
+        let server = try Self.retryingWhileBusy {
+            try ForkServer(
+                executable: script, arguments: [], logger: Logger(label: "test"), onExit: { _ in },
+                onEvent: { _, event in if case .ended = event { ended.withLock { $0 = true } } })
+        }
+        await waitUntil { server.isReady }
+        #expect(server.isReady)
+        // Requests until the socket is full and a send waits (the stand-in reads again only
+        // once its 20,000 reports are read); before, that send held the lock the reading thread
+        // takes to record a report, so neither the reports nor the requests went on.
+        let requestsSent = Mutex(false)
+        Thread {
+            for pid in 1...2_000 { server.killGroup(of: pid_t(pid)) }
+            requestsSent.withLock { $0 = true }
+        }.start()
+        let lastReported = Mutex(false)
+        Thread {
+            _ = server.waitForExit(of: 119_999)
+            lastReported.withLock { $0 = true }
+        }.start()
+        await waitUntil(within: .seconds(30)) { requestsSent.withLock { $0 } && lastReported.withLock { $0 } }
+        #expect(requestsSent.withLock { $0 }, "a request still waits for room")
+        #expect(lastReported.withLock { $0 }, "the last exit report was not read")
+        if !lastReported.withLock({ $0 }) || !requestsSent.withLock({ $0 }) {
+            kill(server.pid, SIGKILL)  // the waiting send then fails, and the reading thread ends
+        }
+        server.stop()
+        await waitUntil { ended.withLock { $0 } }
+        #expect(server.hasEnded)
+    }
+
     @Test("A forked child becomes a worker whose exit status the fork server reports; its end is an event")
     func childExitAndEnd() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pykernel-forkserver-\(getpid())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let (script, directory) = try Self.writeScript(Self.standIn, name: "forkserver")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let script = directory.appendingPathComponent("fork-server").path
-        try Self.standIn.write(toFile: script, atomically: true, encoding: .utf8)
-        chmod(script, 0o755)
         let events = Events()
         let server = try Self.retryingWhileBusy {
             try ForkServer(

@@ -6,7 +6,9 @@ start their own.
 
 import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -742,6 +744,92 @@ def test_fork_server_with_another_thread_refuses_to_fork(pykernel_bin, tmp_path,
         raw.close_stdin()
         raw.wait_exit()
         raw.kill()
+
+
+def test_thousands_of_creations_and_deletions_back_to_back_are_all_answered_and_leave_no_worker(pykernel_bin):
+    """Each deletion has the fork server kill a worker and report its exit while it forks the
+    next ones: before, a thread sending a request held the lock the server's reading thread needs
+    to record an exit report, while the fork server, waiting to send its reports, read no more
+    requests. All three waited for good (within 500 to 3,000 cycles), and the server then ignored
+    the end of its input. (Its own pipe reader: RawServer's is slow for thousands of messages.)"""
+    process = subprocess.Popen([pykernel_bin, "serve", "--isolation", "process"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    pending = b""
+
+    def call(id, method, params):
+        nonlocal pending
+        process.stdin.write(json.dumps({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).encode() + b"\n")
+        process.stdin.flush()
+        deadline = time.monotonic() + 10
+        while True:
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                message = json.loads(line)
+                if message.get("id") == id:
+                    return message
+            left = deadline - time.monotonic()
+            assert left > 0 and select.select([process.stdout], [], [], left)[0], f"{method} #{id} not answered within 10 s"
+            chunk = os.read(process.stdout.fileno(), 1 << 16)
+            assert chunk, "the server ended its output"
+            pending += chunk
+
+    try:
+        for cycle in range(3000):
+            context = call(2 * cycle + 1, "context.create", {})["result"]["id"]
+            assert call(2 * cycle + 2, "context.delete", {"id": context}) == {"jsonrpc": "2.0", "id": 2 * cycle + 2, "result": {}}
+        isolation = call(0, "kernel.info", {})["result"]["isolation"]
+        fork_server = isolation["fork_server"]["pid"]
+
+        def only_the_pool_and_the_fork_server():
+            isolation = call(0, "kernel.info", {})["result"]["isolation"]
+            return (isolation["pool"]["starting"] == 0 and isolation["workers_alive"] == 1  # the default context's
+                    and len(descendants(process.pid)) == isolation["pool"]["ready"] + 2)
+        wait_until(only_the_pool_and_the_fork_server, timeout=60, what="every deleted context's worker ended")
+        assert fork_server in descendants(process.pid)
+        process.stdin.close()
+        assert process.wait(15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_the_fork_server_reads_requests_while_its_messages_wait(pykernel_bin, tmp_path):
+    """The fork server never waits to send: while the server reads none of its messages (its
+    socket's buffer, made as small as can be, is full) it still reads requests. Before, it waited
+    in its send of a child's descriptors and the server's requests piled up, then the server's
+    sends waited too."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    for end in (ours, theirs):
+        end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)  # raised to the least: a few messages fill it
+    fork_server = subprocess.Popen(
+        [pykernel_bin, "fork-server", "--working-directory", str(tmp_path)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, close_fds=False,
+        preexec_fn=lambda: os.dup2(theirs.fileno(), 3))  # its control socket is descriptor 3
+    theirs.close()
+    forks = 12
+    try:
+        ours.settimeout(30)
+        assert ours.recv(256).startswith(b"ready ")
+        # Its answers to the forks fill its socket; then requests that it answers nothing.
+        for request in [b"fork"] * forks + [b"kill 1"] * 2000:  # 1 is never one of its children
+            try:
+                ours.send(request)
+            except TimeoutError:
+                pytest.fail("the fork server stopped reading requests while its messages waited")
+        for _ in range(forks):
+            message, descriptors, _, _ = socket.recv_fds(ours, 256, 4)
+            for descriptor in descriptors:
+                os.close(descriptor)
+            assert message.startswith(b"child ") and len(descriptors) >= 3, message
+    finally:
+        ours.close()  # the fork server kills its children and ends
+        try:
+            assert fork_server.wait(30) == 0
+        finally:
+            if fork_server.poll() is None:
+                fork_server.kill()
+                fork_server.wait()
 
 
 def test_an_interrupt_answered_true_means_the_run_ends_interrupted(server):
