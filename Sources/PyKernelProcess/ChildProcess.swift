@@ -31,7 +31,8 @@ struct SpawnSpec: Sendable {
 /// pidfd, and its status read with `waitid(P_PIDFD, …, WNOWAIT)`: the zombie keeps the pid and
 /// the process-group id reserved, so signalling the group after the leader exited cannot hit a
 /// process that reused the number. No SIGCHLD handler, never `waitpid(-1)`, no thread per child
-/// (a suspended task holds the `run`).
+/// (a suspended task holds the `run`). Its group is ended with this process if this process
+/// dies first (``GroupKeeper``).
 final class ChildProcess: Sendable {
     let pid: pid_t
     /// Fires with the exit code (`128 + n` for signal `n`) once the process has exited.
@@ -111,11 +112,13 @@ final class ChildProcess: Sendable {
                     let spawned = ChildProcess(
                         pid: execution.processIdentifier.value, pidfd: execution.processIdentifier.processDescriptor)
                     child = spawned
+                    GroupKeeper.shared.keep(spawned.pid)
                     spawned.observeExit(on: monitor)
                     started.fire(.success(spawned))
                     _ = await spawned.exited.waitUncancellable()
                     _ = await spawned.released.waitUncancellable()
                     spawned.reaped.withLock { $0 = true }
+                    GroupKeeper.shared.forget(spawned.pid)  // still reserved: reaped once this returns
                 }
                 // Normally the monitor saw the exit first; this covers a monitor that had stopped.
                 if let child, !child.exited.isSet, case .signaled(let signal) = outcome.terminationStatus {
@@ -240,6 +243,7 @@ extension ChildProcess {
             throw ProcessAPIError(.spawnFailed, "Could not watch \(spec.executable): \(reason).", field: "command")
         }
         let child = ChildProcess(pid: pid, pidfd: pidfd)
+        GroupKeeper.shared.keep(pid)
         child.observeExit(on: monitor)
         Task {
             _ = await child.exited.waitUncancellable()
@@ -253,6 +257,7 @@ extension ChildProcess {
     private func reap() {
         reaped.withLock { reaped in
             guard !reaped else { return }
+            GroupKeeper.shared.forget(pid)
             var info = siginfo_t()
             while waitid(idtype_t(rawValue: 3 /* P_PIDFD */), id_t(pidfd), &info, WEXITED) != 0 && errno == EINTR {}
             Posix.closeQuietly(pidfd)

@@ -12,6 +12,10 @@
 // its pidfd, and its status read with `waitid(P_PIDFD, WNOWAIT)`. Group signals are sent while
 // the zombie keeps the process-group id reserved. No SIGCHLD handler, never `waitpid(-1)`.
 //
+// Dying with the server (GroupKeeper.swift): a small `sh` keeper, told each child's process
+// group, SIGKILLs the groups still listed when the server's socket to it ends (the server died
+// without ending them). Not PR_SET_PDEATHSIG: that fires when the spawning *thread* ends.
+//
 // One monitor thread (IOMonitor.swift): one epoll thread per service watches every pipe, FIFO
 // and pidfd — no thread per child or per pipe.
 //

@@ -419,6 +419,45 @@ def test_a_session_keeps_no_descriptor_per_finished_command(pykernel_bin):
         server.kill()
 
 
+def test_the_process_apis_processes_end_with_a_server_that_is_killed(pykernel_bin, tmp_path):
+    """A server that dies without ending its work (SIGKILL, a crash) left every process of the
+    process API running: a session's background and foreground commands, an in-flight
+    `process.exec` (its `sh -c` and children) and `process.code_run`, a PTY's program that ignores
+    SIGHUP. The server's keeper process now kills their process groups when the server's socket
+    to it ends. They do not die with the thread that started them (as with PR_SET_PDEATHSIG):
+    they outlive the server's pool threads that end when idle."""
+    marker = uuid.uuid4().hex
+    server = RawServer(pykernel_bin, env=dict(os.environ, PK_MARK=marker), cwd=str(tmp_path))
+    try:
+        server.result("session.create", {"id": "bg"})
+        server.result("session.exec", {"session": "bg", "command": "sleep 1021.1", "run_async": True})
+        server.result("session.create", {"id": "fg"})
+        server.request("session.exec", {"session": "fg", "command": "sleep 1021.2"})
+        server.request("process.exec", {"command": "sleep 1021.3 & sleep 1021.4"})
+        server.request("process.code_run", {"code": "import time\ntime.sleep(1021.5)"})
+        server.result("pty.create", {"id": "t", "command": "sh", "args": ["-c", "trap '' HUP; sleep 1021.6"]})
+
+        def commands():
+            return {pid: cmdline(pid) for pid in marked_pids(marker) if pid != server.process.pid}
+
+        def all_running():
+            lines = [b" ".join(words) for words in commands().values()]
+            return all(any(f"1021.{n}".encode() in line for line in lines) for n in (1, 2, 3, 4, 6)) and any(
+                b"python3" in line for line in lines)
+        assert wait_until(all_running, 15), commands()
+        threads = set(os.listdir(f"/proc/{server.process.pid}/task"))
+        assert wait_until(lambda: not threads <= set(os.listdir(f"/proc/{server.process.pid}/task")), 30), \
+            "no thread of the server ended"
+        assert all_running(), commands()
+        server.process.kill()
+        server.process.wait()
+        assert wait_until(lambda: not commands(), 10), commands()
+    finally:
+        server.kill()
+        for pid in marked_pids(marker):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_a_session_command_given_as_a_dict(pk):
     """The TypeScript SDK's `executeSessionCommand(id, {command, runAsync})`, translated as a dict
     (it raised AttributeError)."""
