@@ -500,14 +500,6 @@ package enum NativeTraceback {
 /// `(filename, cells)`): every context names its cells `<cell-N>`, so a frame's source is looked
 /// up in the store of the context whose code it is, found by the identity of the code's filename.
 package enum KeptCells {
-    /// Registers a cell kept after its run: `registry[id(filename)] = (filename, cells)`.
-    package static func keep(_ filename: PyBorrowed, cells: PyBorrowed, in registry: PyBorrowed) throws(PythonError) {
-        guard let key = PyOwned(stealing: PyLong_FromVoidPtr(filename.pointer)),
-            let entry = PyOwned.tuple(filename, cells)
-        else { throw PythonError.fetch() }
-        try registry.setItem(key.borrowed, entry.borrowed)
-    }
-
     /// The cell store of the context whose code has `filename` (its filename object), when that
     /// cell is kept; `nil` otherwise (no error pending).
     static func cells(of filename: PyBorrowed, in registry: PyBorrowed) -> PyBorrowed? {

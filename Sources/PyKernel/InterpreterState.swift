@@ -33,11 +33,11 @@ final class InterpreterState {
     private let newNamespace: PyOwned
     private let beginRun: PyOwned
     private let endRun: PyOwned
-    /// `keep_cell_while_used(cells, filename, code)`: a cell's source kept while its code is held.
+    /// `keep_cell_while_used(cells, filename, codes[, code, globals])`: a cell's source kept while
+    /// its code, or a class it defined, is held.
     private let keepCellWhileUsed: PyOwned
-    /// The runtime's registry of the cells kept after their run (``KeptCells``), and
-    /// `forget_kept_cells(cells)`, which takes a context's out at its end.
-    private let keptCells: PyOwned
+    /// The runtime's `forget_kept_cells(cells)`, which takes a context's cells out of the registry
+    /// of the cells kept after their run (``KeptCells``) at its end.
     private let forgetKeptCells: PyOwned
     /// The steps of a program's end (see ``endProgram(_:executionCount:)``): the runtime's
     /// `join_threads`, `atexit._run_exitfuncs` and the runtime's `end_streams`.
@@ -157,7 +157,6 @@ final class InterpreterState {
             flushIO = try module.borrowed.attribute("flush_io")
             endForkedChild = try module.borrowed.attribute("end_forked_child")
             let enginePrefix = try module.borrowed.attribute("_ENGINE_FILENAME_PREFIX")
-            keptCells = try module.borrowed.attribute("_kept_cells")
             forgetKeptCells = try module.borrowed.attribute("forget_kept_cells")
             nativeTraceback = try NativeTraceback.Environment(
                 cellCacheType: try module.borrowed.attribute("_CellCache"), timeoutType: try module.borrowed.attribute("ExecutionTimeout"),
@@ -672,30 +671,29 @@ final class InterpreterState {
     }
 
     /// Forgets the source of a cell that cannot show up in a traceback any more, once its run has
-    /// ended and its exception was let go: kept for as long as its context when its code defines
-    /// functions, classes, lambdas or comprehensions (they hold nested code), and while something
-    /// else still holds its code (a frame of a traceback the code saved, a generator). A kept cell
-    /// is registered (``KeptCells``): another context's traceback through its code shows its lines.
+    /// ended and its exception was let go: kept while something holds code of the cell — its
+    /// functions, methods and lambdas (their tracebacks show its lines, also from another
+    /// context), or the cell's code itself (`code` holds one reference): a saved traceback, a
+    /// generator — and, when it defines classes, while one of them lives (`inspect.getsource`
+    /// finds a class's source in its cell; the runtime finds the classes in the context's
+    /// globals). A kept cell is registered (``KeptCells``): another context's traceback through
+    /// its code shows its lines.
     private func endCell(_ name: PyBorrowed, code: borrowing PyOwned?, in namespace: Namespace) throws(PythonError) {
         guard namespace.cells.borrowed.item(name) != nil else { return }  // a source kept nowhere (`-c`)
         let compiled = code.borrowedOrNone
-        // A class's source is found through its cell (`inspect.getsource`), and nothing of the cell
-        // shows when the class goes: kept with the context.
-        if !compiled.isNone, compiled.definesClass {
-            try KeptCells.keep(name, cells: namespace.cells.borrowed, in: keptCells.borrowed)
-            return
-        }
-        // Else kept while something holds code of the cell: its functions (their tracebacks show
-        // its lines, also from another context), or the cell's code itself (`code` holds one
-        // reference): a saved traceback, a generator.
         var holders = compiled.isNone ? [] : compiled.nestedCodeStillReferenced
         if !compiled.isNone, !compiled.hasOneReference { holders.append(compiled) }
-        guard !holders.isEmpty else {
+        let definesClass = !compiled.isNone && compiled.definesClass
+        guard !holders.isEmpty || definesClass else {
             namespace.cells.borrowed.removeItem(name)
             return
         }
         guard let codes = PyOwned.tuple(holders) else { throw PythonError.fetch() }
-        _ = try keepCellWhileUsed.borrowed.call(namespace.cells.borrowed, name, codes.borrowed)
+        if definesClass {
+            _ = try keepCellWhileUsed.borrowed.call(namespace.cells.borrowed, name, codes.borrowed, compiled, namespace.globals.borrowed)
+        } else {
+            _ = try keepCellWhileUsed.borrowed.call(namespace.cells.borrowed, name, codes.borrowed)
+        }
     }
 
     /// The end of the program that ran in the run's context (``KernelManager/endProgram(in:)``):

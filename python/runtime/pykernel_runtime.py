@@ -2913,13 +2913,22 @@ def end_run(exc, saved_env, to_excepthook=False):
 _cell_keepers = set()
 
 
-def keep_cell_while_used(cells, filename, codes):
+def keep_cell_while_used(cells, filename, codes, code=None, namespace=None):
     """Keeps a cell's source while something still holds its code or code defined in it
     (``codes``: a function or lambda of the cell that lives on, a frame of a traceback the code
     saved, a generator, ``sys._getframe()``), for the tracebacks that may show it, also from another
-    context; forgotten when the last of them is freed. (A cell that defines a class is kept as long
-    as its context.)"""
+    context; forgotten when the last of them is freed. A cell that defines classes (its ``code``,
+    run in the ``namespace`` of its context) is also kept while one of them lives
+    (``_classes_of_cell``): ``inspect.getsource`` finds a class's source in its cell (through its
+    methods' code, else by its name: see ``_cell_of_class``). Forgotten at once when nothing holds
+    it."""
     source = cells[filename]
+    holders = list(codes)
+    if code is not None:
+        holders += _classes_of_cell(code, namespace)
+    if not holders:
+        del cells[filename]
+        return
     keepers = set()
 
     def forget(keeper):
@@ -2936,11 +2945,47 @@ def keep_cell_while_used(cells, filename, codes):
 
     # Called as the code lets its last function of the cell go: not for its tracer to see.
     callback = forget if as_the_engine is None else types.MethodType(as_the_engine, forget)
-    for code in codes:
-        keeper = weakref.ref(code, callback)
+    for holder in holders:
+        keeper = weakref.ref(holder, callback)
         keepers.add(keeper)
         _cell_keepers.add(keeper)
     _kept_cells[id(filename)] = (filename, cells)
+
+
+# A class's own ``__dict__``, ``__qualname__`` and ``__module__`` as ``type`` reads them: a
+# metaclass that defines them runs no code of the context's here.
+_class_dict = type.__dict__["__dict__"].__get__
+_class_qualname = type.__dict__["__qualname__"].__get__
+_class_module = type.__dict__["__module__"].__get__
+_CO_OPTIMIZED = 0x1  # every function's code has it; a class body's (and a module's) has not
+
+
+def _classes_of_cell(code, namespace):
+    """The classes a cell's ``code`` defined that its context still holds: in its globals
+    (``namespace``), as a value or a value's type, and the classes nested in those; known by the
+    qualified names of the cell's class bodies (their ``co_qualname``) and the module they were
+    defined in. A class held only where this does not look (in a list, by another module) is
+    missed: its cell is then kept only while its methods are."""
+    names = set()
+    bodies = [code]
+    while bodies:
+        for constant in bodies.pop().co_consts:
+            if type(constant) is types.CodeType and not constant.co_flags & _CO_OPTIMIZED:
+                names.add(constant.co_qualname)
+                bodies.append(constant)
+    module = namespace.get("__name__")
+    found = {}
+
+    def look_at(candidates):
+        for candidate in candidates:
+            if (issubclass(type(candidate), type) and id(candidate) not in found
+                    and _class_qualname(candidate) in names and _class_module(candidate) == module):
+                found[id(candidate)] = candidate
+                look_at(list(_class_dict(candidate).values()))
+
+    for value in list(namespace.values()):
+        look_at((value, type(value)))
+    return list(found.values())
 
 
 def _as_printed(text):

@@ -210,3 +210,23 @@ def test_a_cell_run_again_under_an_audit_hook_refusing_new_code_objects(server):
             assert shown(result) == ["42"]
     finally:
         server.call("context.delete", {"context": created})
+
+
+def test_a_class_from_an_old_cell_keeps_its_source_while_it_lives(server, context):
+    """A cell that defines a class is kept while the class lives (not for the context's life):
+    ``inspect.getsource`` of the class and of its methods, and tracebacks through its methods,
+    show the old cell's lines many runs later; once the class is gone, the cell is too."""
+    defined = run(server, context, "class Point:\n    x = 1\n    def norm(self):\n        return 1 / 0\n"
+                                   "class Bare:\n    pass\nbare = Bare()\ndel Bare\nprint('defined')")
+    cell = f"<cell-{defined['execution_count']}>"
+    for n in range(50):  # later cells that define classes of their own, dropped as theirs go
+        run(server, context, f"class Other:\n    n = {n}")
+    shown = run(server, context, "import inspect\nprint(inspect.getsource(Point), end='')\n"
+                                 "print(inspect.getsource(Point.norm), end='')\nprint(inspect.getsource(type(bare)), end='')")
+    assert shown["stdout"] == ("class Point:\n    x = 1\n    def norm(self):\n        return 1 / 0\n"
+                               "    def norm(self):\n        return 1 / 0\nclass Bare:\n    pass\n"), shown
+    failed = run(server, context, "Point().norm()")
+    assert f'File "{cell}", line 4, in norm\n    return 1 / 0\n' in failed["error"]["traceback"], failed
+    assert run(server, context, "del Point, bare\nimport gc\ngc.collect()")["status"] == "ok"
+    kept = run(server, context, f"import linecache\nprint(linecache.getlines({cell!r}))")
+    assert kept["stdout"] == "[]\n", kept
