@@ -479,7 +479,23 @@ public final class KernelManager: Sendable {
     /// later (a process API command's pipes, a new worker's channel) are kept as they are made
     /// (`EngineDescriptors`).
     package func protectEngineDescriptors() {
+        Self.armDispatchTimers()
         interpreter.submitNoteOfEngineDescriptors()
+    }
+
+    /// Makes Dispatch open its timer descriptors now (a timerfd per clock, opened by its manager
+    /// thread when a timer of that clock is first armed), so that they are open when the engine's
+    /// descriptors are noted: one opened later was nobody's, and a child the code forked kept it
+    /// (seen in process contexts' workers, 4 forks in 150 under load). Waits at most a second.
+    private static func armDispatchTimers() {
+        let fired = DispatchSemaphore(value: 0)
+        let queue = DispatchQueue.global()
+        queue.asyncAfter(deadline: .now() + .microseconds(1)) { fired.signal() }
+        queue.asyncAfter(wallDeadline: .now() + .microseconds(1)) { fired.signal() }
+        Task.detached { try? await Task.sleep(for: .microseconds(1)); fired.signal() }
+        Task.detached { try? await Task.sleep(for: .microseconds(1), clock: .suspending); fired.signal() }
+        let limit = DispatchTime.now() + .seconds(1)
+        for _ in 0..<4 where fired.wait(timeout: limit) == .timedOut { break }
     }
 
     /// Stops accepting runs, fails the queued ones with ``KernelError/Code/shutDown`` and interrupts
