@@ -156,6 +156,7 @@ final class Session: Sendable {
     /// Records a command's exit and, for asynchronous commands and the entrypoint, announces it.
     func complete(_ cmd: SessionCommand, _ code: Int32) {
         guard cmd.finish(code) else { return }
+        if let group = cmd.group { GroupKeeper.shared.forget(group) }
         if cmd.isAsync || isEntrypoint {
             hub.emit(SessionExitEvent(session: id, cmdId: cmd.id, exitCode: code))
         }

@@ -173,6 +173,8 @@ extension Session {
         let entry = ours(ProcessTable.readEntry(pid))
         let reporter = entry.flatMap { ours(ProcessTable.readEntry($0.parent)) }
         cmd.setPID(pid, identity: entry?.identity, reporter: reporter?.identity, group: entry?.group == pid ? pid : nil)
+        // Its own group (bash) is not the shell's: the keeper ends it too if the server dies.
+        if let group = cmd.group { GroupKeeper.shared.keep(group) }
         if let timeout = cmd.timeout {
             Task { await self.expire(cmd, after: timeout) }
         }
