@@ -9,6 +9,8 @@ final class ChildRegistry: Sendable {
         var closed = false
     }
     private let state = Mutex(State())
+    /// Fired once the registry is closed and every child's call has returned (its output read).
+    let emptied = Latch<Bool>()
 
     /// Adds a live child; `false` once the registry is closed (a shutdown killed the others
     /// while this one was being started): the caller kills it.
@@ -20,14 +22,22 @@ final class ChildRegistry: Sendable {
         }
     }
 
-    func remove(_ child: ChildProcess) { _ = state.withLock { $0.children.removeValue(forKey: child.pid) } }
+    func remove(_ child: ChildProcess) {
+        let empty = state.withLock { state in
+            state.children.removeValue(forKey: child.pid)
+            return state.closed && state.children.isEmpty
+        }
+        if empty { _ = emptied.fire(true) }
+    }
 
     /// Closes the registry (children added later are refused) and returns the live children.
     func close() -> [ChildProcess] {
-        state.withLock { state in
+        let live = state.withLock { state in
             state.closed = true
             return Array(state.children.values)
         }
+        if live.isEmpty { _ = emptied.fire(true) }
+        return live
     }
 }
 

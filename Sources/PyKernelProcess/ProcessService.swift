@@ -596,6 +596,9 @@ public final class ProcessService: Sendable {
         for child in killed {
             _ = await child.exited.waitUncancellable(timeout: configuration.killGracePeriod.inSeconds)
         }
+        // And their calls have read their output to its end, which the monitor delivers (a call
+        // still reading when it stopped was never answered: `pykernel mcp` on SIGTERM under load).
+        _ = await children.emptied.wait(timeout: configuration.killGracePeriod.inSeconds + configuration.drainWindow.inSeconds, cancellable: false)
         monitor.stop()
     }
 }
