@@ -317,10 +317,14 @@ def test_a_stopped_runs_open_figures_are_closed_undrawn(rich_context):
     assert run_in(kernel, context, "keep, plt.get_fignums()").text == "('kept', [])"
 
 
+# A's thread draws once B's run lets it (after A's run has ended: a figure drawn during A's run is
+# that run's), and B's run waits for it.
 A_THREAD_DRAWS = ("import matplotlib.pyplot as plt, threading\n"
-                  "def draw():\n    plt.figure(); plt.plot([1, 2], label='A'); plt.title('A')\n"
-                  "threading.Thread(target=draw, name='A-drawer').start()")
-JOIN_A_THREAD = "import threading\nfor thread in threading.enumerate():\n    if thread.name == 'A-drawer': thread.join()\n"
+                  "go = threading.Event()\n"
+                  "def draw():\n    go.wait(); plt.figure(); plt.plot([1, 2], label='A'); plt.title('A')\n"
+                  "drawer = threading.Thread(target=draw, name='A-drawer')\ndrawer.go = go\ndrawer.start()")
+JOIN_A_THREAD = ("import threading\nfor thread in threading.enumerate():\n"
+                 "    if thread.name == 'A-drawer': thread.go.set(); thread.join()\n")
 
 
 def test_a_figure_belongs_to_the_context_whose_thread_made_it(rich):
