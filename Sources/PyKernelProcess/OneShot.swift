@@ -7,10 +7,25 @@ final class ChildRegistry: Sendable {
     private struct State {
         var children: [pid_t: ChildProcess] = [:]
         var closed = false
+        /// Calls between ``beginCall()`` and ``endCall()``: a child is inserted only once spawned,
+        /// after its process may already run (and a shutdown have closed the registry).
+        var calls = 0
     }
     private let state = Mutex(State())
-    /// Fired once the registry is closed and every child's call has returned (its output read).
+    /// Fired once the registry is closed and every call has returned (its output read).
     let emptied = Latch<Bool>()
+
+    /// A call that may spawn a child begins (before it spawns).
+    func beginCall() { state.withLock { $0.calls += 1 } }
+
+    /// The call ``beginCall()`` began has returned.
+    func endCall() {
+        let empty = state.withLock { state in
+            state.calls -= 1
+            return state.closed && state.calls == 0
+        }
+        if empty { _ = emptied.fire(true) }
+    }
 
     /// Adds a live child; `false` once the registry is closed (a shutdown killed the others
     /// while this one was being started): the caller kills it.
@@ -22,21 +37,15 @@ final class ChildRegistry: Sendable {
         }
     }
 
-    func remove(_ child: ChildProcess) {
-        let empty = state.withLock { state in
-            state.children.removeValue(forKey: child.pid)
-            return state.closed && state.children.isEmpty
-        }
-        if empty { _ = emptied.fire(true) }
-    }
+    func remove(_ child: ChildProcess) { _ = state.withLock { $0.children.removeValue(forKey: child.pid) } }
 
     /// Closes the registry (children added later are refused) and returns the live children.
     func close() -> [ChildProcess] {
-        let live = state.withLock { state in
+        let (live, idle) = state.withLock { state in
             state.closed = true
-            return Array(state.children.values)
+            return (Array(state.children.values), state.calls == 0)
         }
-        if live.isEmpty { _ = emptied.fire(true) }
+        if idle { _ = emptied.fire(true) }
         return live
     }
 }
@@ -59,6 +68,8 @@ func runOneShot(
     _ spec: SpawnSpec, timeout: Duration?, configuration: ProcessServiceConfiguration,
     registry: ChildRegistry, monitor: IOMonitor
 ) async throws(ProcessAPIError) -> ExecResult {
+    registry.beginCall()
+    defer { registry.endCall() }
     let collector = OutputCollector(limit: configuration.outputLimit)
     let (child, pump) = try await ChildProcess.spawn(spec, monitor: monitor, output: collector)
     if !registry.insert(child) { child.signalGroup(SIGKILL) }  // started as the service shut down
