@@ -200,6 +200,19 @@ def _calling_context():
     return _current_context if owner is None else owner
 
 
+def _own_settings(stream):
+    """``(context, settings)`` of one of the engine's streams (``KernelStream``, ``KernelInput``):
+    the calling code's context and its own settings (a copy of the stream's defaults at its first
+    ``reconfigure``); ``(None, defaults)`` when no context runs."""
+    owner = _calling_context()
+    if owner is None:
+        return None, stream._default
+    settings = stream._contexts.get(owner)
+    if settings is None:
+        settings = stream._contexts[owner] = stream._default.copy()
+    return owner, settings
+
+
 def _c_string(value):
     """What CPython's ``PyUnicode_AsUTF8`` takes of a ``reconfigure`` argument: a ``str`` (else
     its ``TypeError``) that encodes as UTF-8 (else its ``UnicodeEncodeError``), up to a null
@@ -289,7 +302,7 @@ class KernelStream(io.TextIOBase):
         line_buffering = _optional_flag(line_buffering, current.line_buffering)
         write_through = _optional_flag(write_through, current.write_through)
         self.flush()
-        owner, settings = self._own_settings()
+        owner, settings = _own_settings(self)
         try:
             if newline is not _MISSING:
                 settings.set_newline(newline)
@@ -308,17 +321,6 @@ class KernelStream(io.TextIOBase):
             return self._settings
         owner = thread_owner()
         return self._settings if owner is None else self._contexts.get(owner, self._default)
-
-    def _own_settings(self):
-        """``(context, settings)``: the calling code's context and its own settings (a copy of
-        the defaults at its first ``reconfigure``); ``(None, defaults)`` when no context runs."""
-        owner = _calling_context()
-        if owner is None:
-            return None, self._default
-        settings = self._contexts.get(owner)
-        if settings is None:
-            settings = self._contexts[owner] = self._default.copy()
-        return owner, settings
 
     def _settings_changed(self, owner, settings):
         """After ``reconfigure``: whether the native ``write`` writes with them, a context's
@@ -509,7 +511,7 @@ class KernelInput(io.TextIOBase):
                 raise ValueError(f"illegal newline value: {newline}")
         line_buffering = _optional_flag(line_buffering, current.line_buffering)
         write_through = _optional_flag(write_through, current.write_through)
-        owner, settings = self._own_settings()
+        owner, settings = _own_settings(self)
         try:
             if newline is not _MISSING:
                 settings.newline = newline
@@ -524,17 +526,6 @@ class KernelInput(io.TextIOBase):
     def _caller_settings(self):
         """The settings of the calling code's context (see ``KernelStream._caller_settings``)."""
         return self._contexts.get(_calling_context(), self._default) if self._contexts else self._default
-
-    def _own_settings(self):
-        """``(context, settings)``: the calling code's context and its own settings (see
-        ``KernelStream._own_settings``)."""
-        owner = _calling_context()
-        if owner is None:
-            return None, self._default
-        settings = self._contexts.get(owner)
-        if settings is None:
-            settings = self._contexts[owner] = self._default.copy()
-        return owner, settings
 
     def _settings_changed(self, owner, settings):
         """A context's settings that are the defaults again are dropped; ``input_contexts``."""
@@ -551,7 +542,7 @@ class KernelInput(io.TextIOBase):
         (after a line or sized read, until a read of all), which ``reconfigure`` refuses to
         change the encoding or newline of."""
         if self._caller_settings().decoding != decoding:
-            owner, settings = self._own_settings()
+            owner, settings = _own_settings(self)
             settings.decoding = decoding
             self._settings_changed(owner, settings)
 
