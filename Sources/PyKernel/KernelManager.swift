@@ -486,8 +486,9 @@ public final class KernelManager: Sendable {
     /// Makes Dispatch open its timer descriptors now (a timerfd per clock, opened by its manager
     /// thread when a timer of that clock is first armed), so that they are open when the engine's
     /// descriptors are noted: one opened later was nobody's, and a child the code forked kept it
-    /// (seen in process contexts' workers, 4 forks in 150 under load). Waits at most a second.
-    private static func armDispatchTimers() {
+    /// (seen in process contexts' workers, 4 forks in 150 under load), and, under `pykernel run`,
+    /// so that they land among the low descriptors held for the program. Waits at most a second.
+    package static func armDispatchTimers() {
         let fired = DispatchSemaphore(value: 0)
         let queue = DispatchQueue.global()
         queue.asyncAfter(deadline: .now() + .microseconds(1)) { fired.signal() }

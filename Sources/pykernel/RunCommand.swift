@@ -356,12 +356,10 @@ enum LowDescriptors {
     }
 
     /// Closes the descriptors ``hold()`` took (nothing when none were), once Dispatch's manager
-    /// thread has armed a timer (so its timerfd exists: on a starved host it could otherwise be
-    /// made after the release, at 3).
+    /// thread has armed its timers (so its timerfds exist: on a starved host they could otherwise
+    /// be made after the release, at 3).
     static func release() {
-        let armed = DispatchSemaphore(value: 0)
-        DispatchQueue.global().asyncAfter(deadline: .now() + .microseconds(1)) { armed.signal() }
-        armed.wait()
+        KernelManager.armDispatchTimers()
         for descriptor in held.withLock({ held in defer { held = [] }; return held }) {
             close(descriptor)
         }
