@@ -64,11 +64,14 @@ struct Run: AsyncParsableCommand {
             // A directory is read by runpy (below); a file here, whatever python3 makes of it.
             if isDirectory {
                 (source, filename, argv) = ("", absolute, [path])
-            } else if let data = FileManager.default.contents(atPath: path) {
-                (source, filename, argv) = (String(decoding: data, as: UTF8.self), absolute, [path])
-                contents = [UInt8](data)
             } else {
-                try Self.refuse(absolute, errorNumber: access(path, R_OK) == 0 ? EISDIR : errno)
+                // Read to its end as python3 reads it: a named pipe or `<(...)` too.
+                let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+                guard descriptor >= 0 else { try Self.refuse(absolute, errorNumber: errno) }
+                let data = Self.readAll(descriptor)
+                close(descriptor)
+                (source, filename, argv) = (String(decoding: data, as: UTF8.self), absolute, [path])
+                contents = data
             }
         }
         argv += arguments

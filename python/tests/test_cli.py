@@ -2,6 +2,7 @@
 copied alone to another folder, and imports from a virtualenv given with --venv."""
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -629,6 +630,28 @@ def test_run_of_a_missing_file_says_what_python3_says(pykernel_bin, tmp_path):
     assert ours.returncode == theirs.returncode == 2
     assert ours.stdout == theirs.stdout == ""
     assert ours.stderr.removeprefix(pykernel_bin) == theirs.stderr.removeprefix(PYTHON311)
+
+
+def test_run_reads_a_named_pipe_and_a_process_substitution_as_python3(pykernel_bin, tmp_path):
+    """A program given as a named pipe (or bash's `<(...)`, a /dev/fd path) is read to its end, as
+    python3 reads it (it said "[Errno 21] Is a directory")."""
+    program = "import sys\nprint(sys.argv, __file__, sys.path[0])\n"
+    fifo = tmp_path / "program.fifo"
+    os.mkfifo(fifo)
+    outcomes = []
+    for command in ([PYTHON311, str(fifo), "x"], [pykernel_bin, "run", str(fifo), "x"]):
+        with subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+            with open(fifo, "w") as writer:
+                writer.write(program)
+            stdout, stderr = process.communicate(timeout=60)
+            outcomes.append((process.returncode, stdout, stderr))
+    assert outcomes[1] == outcomes[0] == (0, f"{[str(fifo), 'x']} {fifo} {tmp_path}\n", "")
+    script = f"printf '%s' {shlex.quote(program)} > /dev/null; {{}} <(printf '%s' {shlex.quote(program)})"
+    theirs = subprocess.run(["bash", "-c", script.format(PYTHON311)], capture_output=True, text=True, timeout=60)
+    ours = subprocess.run(["bash", "-c", script.format(shlex.quote(pykernel_bin) + " run")], capture_output=True, text=True,
+                          timeout=60)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+    assert theirs.returncode == 0 and theirs.stdout.startswith("['/dev/fd/"), theirs
 
 
 def test_sigint_from_outside_interrupts_as_in_python3(pykernel_bin, tmp_path):
