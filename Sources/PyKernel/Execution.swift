@@ -35,6 +35,7 @@ public struct ErrorRecord: Sendable, Hashable {
     /// says does not matter). `nil` otherwise; never part of the protocol's record.
     public let exitStatus: Int32?
 
+    /// An error record as the engine makes it from an exception the code raised.
     public init(name: String, value: String, traceback: String, exitStatus: Int32? = nil) {
         self.name = name
         self.value = value
@@ -63,6 +64,8 @@ public struct RichResult: Sendable, Hashable, CustomReflectable {
         case representations([String: String])
     }
 
+    /// A result of representations `data` (MIME type → representation, `text/plain` among them),
+    /// their metadata and chart record as JSON text.
     public init(isMainResult: Bool, data: [String: String], metadataJSON: String = "{}", chartJSON: String? = nil) {
         self.isMainResult = isMainResult
         if data.count == 1, let text = data["text/plain"] {

@@ -46,6 +46,7 @@ public struct KernelConfiguration: Sendable {
     /// handlers) hands out what is waiting at once.
     public var outputCoalescingWindow: Duration
 
+    /// A configuration; each default is the one its property documents.
     public init(
         workingDirectory: String = FileManager.default.currentDirectoryPath,
         virtualEnvironment: String? = ProcessInfo.processInfo.environment["VIRTUAL_ENV"],

@@ -37,9 +37,11 @@ public final class KernelContexts: Sendable {
 
     /// What a context is.
     public struct Context: Sendable, Hashable {
+        /// The context's ID.
         public let id: ContextID
         /// Its working directory (absolute).
         public let cwd: String
+        /// Where its code runs.
         public let isolation: Isolation
         /// Process contexts: why the context is dead (its worker ended or could not start); `nil`
         /// while it is alive or starting.

@@ -6,6 +6,7 @@ import Synchronization
 
 /// A refused request about process contexts, with the protocol's error code and reason.
 public struct IsolationError: Error, Sendable {
+    /// The stable reason of the refusal (the wire's `data.reason`).
     public enum Code: String, Sendable {
         case contextNotFound = "context_not_found"
         case contextDead = "context_dead"
@@ -15,11 +16,14 @@ public struct IsolationError: Error, Sendable {
         case invalidArgument = "invalid_argument"
         case invalidCwd = "invalid_cwd"
     }
+    /// Why it was refused.
     public let code: Code
+    /// What went wrong and what to do about it, for the client's user.
     public let message: String
     /// The wire name of the argument at fault (invalid arguments).
     public let field: String?
 
+    /// A refusal with its reason, message and, for an invalid argument, the argument's name.
     public init(_ code: Code, _ message: String, field: String? = nil) {
         self.code = code
         self.message = message
@@ -51,6 +55,7 @@ public final class ProcessContexts: Sendable {
         /// Fork workers from a fork server (else spawn each one).
         public var forkServer: Bool
 
+        /// How workers of `executable` start; the defaults keep two forked workers ready.
         public init(executable: String, workerArguments: [String] = [], poolSize: Int = 2,
                     gracePeriod: Duration = .seconds(2), workingDirectory: String, forkServer: Bool = true) {
             self.executable = executable
@@ -74,10 +79,13 @@ public final class ProcessContexts: Sendable {
 
     /// What `context.list` shows of a process context.
     public struct Info: Sendable {
+        /// The context's ID.
         public let id: String
+        /// Its working directory (absolute).
         public let cwd: String
         /// `nil` while alive (or starting); else why it is dead.
         public let deadReason: String?
+        /// Its worker's process ID; `nil` while none is bound to it.
         public let pid: Int32?
         /// The context's memory limit in MiB, if it has one.
         public var memoryLimitMB: Int? = nil
@@ -258,6 +266,7 @@ public final class ProcessContexts: Sendable {
         public let workerStart: String
     }
 
+    /// How workers are started.
     public let configuration: Configuration
     private let state = Mutex(State())
     /// The workers that hold runs sent with `hold` (see ``writeHeldRuns()``).

@@ -21,6 +21,8 @@ public struct RelayConsumer: Sendable {
     /// the same read (the response, usually), sends what it keeps now.
     let caughtUp: @Sendable () -> Void
 
+    /// A consumer of a run's events: `take` gets each in order, `caughtUp` when the worker's
+    /// reader has handled every line read so far.
     public init(take: @escaping @Sendable (RunRelay, RelayEvent) -> Void, caughtUp: @escaping @Sendable () -> Void) {
         self.take = take
         self.caughtUp = caughtUp

@@ -318,6 +318,7 @@ public struct Request: Sendable {
     public let id: RequestID?
     /// The key under which the server tracks this request's work until it is finished.
     let trackingKey: RequestID
+    /// The request's parameters, read through typed accessors that throw the protocol's errors.
     public let params: Params
     /// Set once the request has sent a notification (its response then follows them in their lane).
     let notifications = NotificationMark()

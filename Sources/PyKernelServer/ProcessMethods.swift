@@ -6,15 +6,25 @@ import PyKernelSupport
 
 /// Application error codes of the process API (see `docs/process-api.md`).
 public enum ProcessErrorCode {
+    /// `session_not_found`: no session with that id.
     public static let sessionNotFound = -32010
+    /// `session_exists`: `session.create` with an id in use.
     public static let sessionExists = -32011
+    /// `command_not_found`: the session has no command with that `cmd_id`.
     public static let commandNotFound = -32012
+    /// `command_finished`: `session.input` to a command that has exited.
     public static let commandFinished = -32013
+    /// `runtime_not_found`: `process.code_run` in a language whose runtime is not installed.
     public static let runtimeNotFound = -32014
+    /// `reserved_session`: deleting, or running commands in, the `entrypoint` session.
     public static let reservedSession = -32015
+    /// `spawn_failed`: the process or shell could not be started.
     public static let spawnFailed = -32016
+    /// `pty_not_found`: no PTY with that id.
     public static let ptyNotFound = -32017
+    /// `pty_exists`: `pty.create` with the id of a running PTY.
     public static let ptyExists = -32018
+    /// `pty_exited`: `pty.input` or `pty.resize` after the program has exited.
     public static let ptyExited = -32019
 }
 
