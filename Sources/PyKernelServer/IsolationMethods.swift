@@ -157,6 +157,11 @@ extension JSONRPCServer {
             return .object(object)
         }
         all += processes.map(processJSON)
+        // `default` first (a process context under `--isolation process`), then by id.
+        all.sort { lhs, rhs in
+            let (left, right) = (lhs.objectValue?["id"]?.stringValue ?? "", rhs.objectValue?["id"]?.stringValue ?? "")
+            return left == ContextID.default.rawValue || (right != ContextID.default.rawValue && left < right)
+        }
         return .result(["contexts": .array(all)])
     }
 

@@ -499,6 +499,11 @@ def test_default_process_isolation_and_shutdown_leaves_nothing(pykernel_bin, how
         assert raw.result("context.create", {})["isolation"] == "process"
         assert raw.result("context.create", {"isolation": "namespace"})["isolation"] == "namespace"
         assert raw.call("context.delete", {"id": "default"})["error"]["code"] == -32002
+        # `default` first, then every other context by id, of either isolation (as `pykernel mcp` lists them).
+        for isolation in ["process"] * 5 + ["namespace"] * 3:
+            raw.result("context.create", {"isolation": isolation})
+        listed = [c["id"] for c in raw.result("context.list")["contexts"]]
+        assert len(listed) == 11 and listed == ["default"] + sorted(listed[1:]), listed
         # A grandchild process in a worker, and a run in progress at shutdown.
         raw.result("code.run", {"code": "import subprocess\np = subprocess.Popen(['sleep', '300'])"})
         raw.request("code.run", {"code": "import time\ntime.sleep(300)"})
