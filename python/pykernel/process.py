@@ -483,18 +483,21 @@ class ProcessMixin:
         self,
         session_id: str,
         command: Union[str, SessionExecuteRequest, Any] = None,
-        run_async: Optional[bool] = None,
         timeout: Optional[float] = None,
         *,
+        run_async: Optional[bool] = None,
         req: Union[str, SessionExecuteRequest, Any] = None,
     ) -> SessionExecuteResponse:
         """``session.exec``: runs a command in the session's shell (sharing its state). ``command``
         (or ``req=``, the product SDK's name) is a string, a request object with ``.command``
         (and optionally ``.run_async`` / ``.var_async`` / ``.timeout``) or a dict with those keys
         (``runAsync`` too, as the TypeScript SDK spells it); explicit keyword arguments win over
-        the request's fields."""
+        the request's fields. As in the product SDK, the third positional argument is
+        ``timeout``; ``run_async`` is keyword-only, and must be a bool."""
         if (command is None) == (req is None):
             raise TypeError("execute_session_command takes the command once: as `command` or as `req`")
+        if run_async is not None and not isinstance(run_async, bool):
+            raise TypeError(f"execute_session_command: run_async must be a bool, not {type(run_async).__name__}")
         command = command if command is not None else req
         if isinstance(command, str):
             text, req_async, req_timeout = command, None, None

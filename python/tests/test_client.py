@@ -590,6 +590,21 @@ def test_var_async_makes_a_session_command_asynchronous(kernel):
     assert response.cmd_id and response.exit_code is None
 
 
+def test_execute_session_command_takes_timeout_third_as_the_product_sdk(kernel):
+    """`execute_session_command(session_id, req, timeout)`: the product SDK's third positional
+    argument is the timeout; it was `run_async`, so a timeout of 30 silently made the command
+    asynchronous (no exit code, no output). `run_async` is keyword-only and must be a bool."""
+    from pykernel import SessionExecuteRequest
+
+    kernel.create_session("positional")
+    done = kernel.execute_session_command("positional", SessionExecuteRequest(command="echo hi"), 30)
+    assert (done.exit_code, done.stdout) == (0, "hi\n")
+    slow = kernel.execute_session_command("positional", "sleep 5", 0.3)
+    assert slow.exit_code == 124
+    with pytest.raises(TypeError, match="run_async must be a bool"):
+        kernel.execute_session_command("positional", "echo hi", run_async="yes")
+
+
 def test_ctrl_c_leaves_another_threads_run_in_the_context_alone(kernel):
     """Ctrl-C while a run waits behind another thread's run in the same context interrupted
     that other run (the interrupt names the context)."""
