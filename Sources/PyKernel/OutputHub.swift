@@ -60,6 +60,8 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     /// ``processStarting()``), by read end: what those processes write later goes to that context,
     /// never into another context's run. Closed when every writer is gone, or with the context.
     @exclusivity(unchecked) private var ownedPipes: [Int32: OwnedPipe] = [:]
+    /// The order of the next pipe put in ``ownedPipes`` (see ``OwnedPipe/order``).
+    @exclusivity(unchecked) private var nextPipeOrder: UInt64 = 0
     /// Contexts whose held output is full: the reader leaves their pipes unread (their writers
     /// wait) until their next run takes it, instead of waiting on them with every pipe unread.
     @exclusivity(unchecked) private var pausedContexts: Set<ContextID> = []
@@ -169,7 +171,7 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
         for shared in starting.shared where shared.isInPlace {
             guard let (readEnd, owned) = OwnedPipe.make(for: shared.target, of: starting.context, logger: logger) else { return }
             lock.withLock {
-                ownedPipes[readEnd] = owned
+                addOwnedPipeLocked(readEnd, owned)
                 pipeSetChangedLocked()
             }
         }
@@ -200,10 +202,27 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
         }
         guard let (readEnd, writeEnd, owned) = OwnedPipe.open(for: target, of: context, logger: logger) else { return nil }
         lock.withLock {
-            ownedPipes[readEnd] = owned
+            addOwnedPipeLocked(readEnd, owned)
             pipeSetChangedLocked()
         }
         return writeEnd
+    }
+
+    /// Puts a pipe of a context's processes among those read, after every pipe made before it.
+    private func addOwnedPipeLocked(_ readEnd: Int32, _ pipe: OwnedPipe) {
+        var pipe = pipe
+        pipe.order = nextPipeOrder
+        nextPipeOrder += 1
+        ownedPipes[readEnd] = pipe
+    }
+
+    /// The pipes of contexts' processes (of `context` only, if given) in the order they were
+    /// made: a process's stdout before its stderr, whatever the dictionary's order (seeded per
+    /// process, it read a subprocess's `echo e >&2` before its earlier `echo o` in some servers).
+    private func ownedPipesInOrderLocked(of context: ContextID? = nil) -> [(readEnd: Int32, pipe: OwnedPipe)] {
+        ownedPipes.lazy.filter { context == nil || $0.value.context == context }
+            .map { (readEnd: $0.key, pipe: $0.value) }
+            .sorted { $0.pipe.order < $1.pipe.order }
     }
 
     /// Starts keeping output of threads `context` starts (for its next run).
@@ -469,7 +488,7 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
             if polls.1.revents != 0 { readAvailableLocked(capturePipes[1].descriptor, capturePipes[1].stream, force: true) }
         }
         if !ownedPipes.isEmpty, let active {
-            for (readEnd, owned) in ownedPipes where owned.context == active.context {
+            for (readEnd, owned) in ownedPipesInOrderLocked(of: active.context) {
                 readAvailableLocked(readEnd, owned.stream, owner: active.context, force: true)
             }
         }
@@ -521,7 +540,7 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
         version = pipeSetVersion
         var set: [(descriptor: Int32, stream: OutputStreamName, owner: ContextID?)] = [(readerWake.read, .stdout, nil)]
         set += capturePipes.map { ($0.descriptor, $0.stream, nil) }
-        for (readEnd, owned) in ownedPipes where !pausedContexts.contains(owned.context) {
+        for (readEnd, owned) in ownedPipesInOrderLocked() where !pausedContexts.contains(owned.context) {
             set.append((readEnd, owned.stream, owned.context))
         }
         return set
@@ -590,6 +609,9 @@ private struct StandardDescriptorCopy: Sendable {
 private struct OwnedPipe: Sendable {
     let context: ContextID
     let stream: OutputStreamName
+    /// When the hub took it, among the pipes it reads (``OutputHub/ownedPipesInOrderLocked(of:)``):
+    /// what pipes hold when read together is read in this order.
+    var order: UInt64 = 0
     /// What the pipe is (device, inode).
     let identity: (device: UInt, inode: UInt)
 

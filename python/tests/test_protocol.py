@@ -750,6 +750,26 @@ def test_stdout_carries_only_json_even_when_code_writes_to_descriptors(raw):
     assert b"raw" not in raw.stderr and b"hi" not in raw.stderr
 
 
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_a_subprocess_s_stdout_line_comes_before_the_stderr_line_it_wrote_after(pykernel_bin, isolation):
+    """`echo o; echo e >&2` in a subprocess: its two pipes are read in the order they were made
+    (stdout first) when both hold output. They were read in a dictionary's order, seeded per
+    process: `e` came first in every run of about half the servers. Several servers, so the
+    seeds differ."""
+    code = "import subprocess\nsubprocess.run(['sh', '-c', 'echo o1; echo e1 >&2'])\n"
+    for _ in range(6):
+        raw = RawServer(pykernel_bin, ["--isolation", isolation])
+        try:
+            for _ in range(2):
+                id = raw.request("code.run", {"code": code})
+                assert raw.response(id)["result"]["status"] == "ok"
+                assert [(n["params"]["stream"], n["params"]["text"]) for n in raw.notifications(id)
+                        if n["method"] == "code.output"] == [
+                    ("stdout", "o1\n"), ("stderr", "e1\n")]
+        finally:
+            raw.kill()
+
+
 def test_prints_keep_their_order_around_a_subprocess_they_wait_for(raw):
     # Back-to-back prints are staged by the interpreter thread without the output lock; the
     # subprocess's output, read from the capture pipe by another thread, still comes after them.
