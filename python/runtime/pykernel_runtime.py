@@ -2745,9 +2745,11 @@ def restore_streams():
     swallow the output of later runs (of any context: ``sys`` is shared)."""
     if _streams is None:
         return
-    if sys.stdout is not _streams[0] or sys.stderr is not _streams[1] or sys.stdin is not _streams[2]:
+    # ``getattr``: a run may have deleted one (``del sys.stdout``), as python3 lets a program do.
+    names = ("stdout", "stderr", "stdin")
+    if any(getattr(sys, name, None) is not stream for name, stream in zip(names, _streams)):
         sys.stdout, sys.stderr, sys.stdin = _streams
-    if sys.__stdout__ is not _streams[0] or sys.__stderr__ is not _streams[1] or sys.__stdin__ is not _streams[2]:
+    if any(getattr(sys, f"__{name}__", None) is not stream for name, stream in zip(names, _streams)):
         sys.__stdout__, sys.__stderr__, sys.__stdin__ = _streams
     for stream in _stream_objects:
         attributes = stream.__dict__

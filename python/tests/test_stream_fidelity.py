@@ -145,6 +145,24 @@ def test_what_a_cell_sets_on_the_streams_lasts_for_its_run(kernel, isolation):
         "['to the list', '\\n', 'also', '\\n', b'bytes']\n"
 
 
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_a_deleted_standard_stream_is_put_back_after_the_run(kernel, isolation):
+    """``del sys.stdout`` (or any of the six) fails that run's next print as in python3 ("lost
+    sys.stdout"); the streams are put back at its end. Every later run of every context answered
+    an engine failure (the put-back read the deleted attribute)."""
+    first = kernel.create_context(isolation=isolation)
+    names = ["stdout", "stderr", "stdin", "__stdout__", "__stderr__", "__stdin__"]
+    result = kernel.run_code("import sys\n" + "".join(f"del sys.{name}\n" for name in names) + "print('lost')\n",
+                             context=first)
+    assert (result.error.name, result.error.value) == ("RuntimeError", "lost sys.stdout")
+    contexts = [first] + ([kernel.create_context()] if isolation == "namespace" else [])
+    for context in contexts:
+        result = kernel.run_code("import sys\nprint('back', file=sys.stdout)\nprint('err', file=sys.stderr)\n"
+                                 "print(sys.__stdout__ is sys.stdout, sys.__stdin__ is sys.stdin)", context=context)
+        assert result.error is None, result.error
+        assert (result.stdout, result.stderr) == ("back\nTrue True\n", "err\n")
+
+
 def _python311_output(tmp_path, source):
     """What python3.11 writes running ``source`` with pipes for stdout and stderr (no ``PYTHON*``
     variables), as the wire carries it: UTF-8, invalid bytes as U+FFFD."""
