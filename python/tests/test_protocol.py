@@ -82,7 +82,9 @@ def test_a_line_over_64_mib_is_rejected_as_too_large(raw):
     (b"\"kernel.info\"", -32600, "string"),
     (b"null", -32600, "null"),
     (b"true", -32600, "boolean"),
-], ids=["binary", "truncated", "single-quotes", "array", "empty-array", "number", "string", "null", "true"])
+    (b'{"jsonrpc":"2.0","id":1,"method":"code.run","params":{"code":"1","x":' + b"[" * 513 + b"]" * 513 + b"}}",
+     -32700, "nested deeper than 512"),
+], ids=["binary", "truncated", "single-quotes", "array", "empty-array", "number", "string", "null", "true", "too-deep"])
 def test_malformed_line_gets_one_error_with_null_id(raw, line, code, message_part):
     start = raw.count()
     raw.send(line + b"\n")
@@ -130,6 +132,18 @@ def test_string_and_null_ids_are_echoed(raw):
     raw.send({"jsonrpc": "2.0", "id": None, "method": "context.list"})
     reply = raw.wait_for(is_response)
     assert reply["id"] is None and reply["result"]["contexts"][0]["id"] == "default"
+
+
+def test_a_lone_surrogate_in_a_string_id_is_read_as_the_replacement_character(raw):
+    """As protocol.md says: `"\\ud800"` is read as U+FFFD, in an id too (echoed so, and one id
+    with another that differs only in its lone surrogates)."""
+    raw.send(b'{"jsonrpc":"2.0","id":"a\\ud800","method":"kernel.info"}\n')
+    assert "result" in raw.response("a\ufffd")
+    raw.send(b'{"jsonrpc":"2.0","id":"s\\ud800","method":"code.run","params":{"code":"import time; time.sleep(0.3)"}}\n')
+    raw.send(b'{"jsonrpc":"2.0","id":"s\\udbff","method":"kernel.info"}\n')
+    refused = raw.wait_for(lambda m: m.get("id") == "s\ufffd" and "error" in m)
+    assert refused["error"]["code"] == -32600 and "still in progress" in refused["error"]["message"], refused
+    assert raw.response("s\ufffd", timeout=30)
 
 
 def test_number_ids_are_echoed_as_written_and_compared_by_value(pykernel_bin):
