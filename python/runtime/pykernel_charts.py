@@ -403,6 +403,8 @@ def _axes_chart(ax):
     from matplotlib.collections import PathCollection
     from matplotlib.patches import Wedge
 
+    if _is_3d(ax):
+        return _chart("unknown", ax)
     boxes = [line for line in ax.get_lines() if hasattr(line, "_pykernel_box")]
     if boxes:
         return _box(ax, boxes)
@@ -420,6 +422,14 @@ def _axes_chart(ax):
     if lines and not bars and not scatters:
         return _line(ax, lines, errorbar_labels)
     return _chart("unknown", ax)
+
+
+def _is_3d(ax):
+    """Whether ``ax`` is 3-D axes (``projection='3d'``): its artists hold the 2-D projection they
+    were last drawn at, not data coordinates, and the record has no z axis. (The axes of every
+    other projection hold their data: a polar line's angles and radii.)"""
+    axes3d = sys.modules.get("mpl_toolkits.mplot3d.axes3d")
+    return axes3d is not None and isinstance(ax, axes3d.Axes3D)
 
 
 def _errorbars(ax):

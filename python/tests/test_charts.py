@@ -219,6 +219,27 @@ def test_two_by_two_subplots_are_a_composite_chart(rich):
     assert [e["angle"] for e in chart["elements"][3]["elements"]] == [180, 180]
 
 
+def test_3d_axes_are_unknown_and_polar_axes_keep_their_data(rich_context):
+    # A 3-D line was a `line` of the 2-D projection it was drawn at ([[-0.0706, -0.0464], ...]);
+    # a 3-D bar chart failed its record (a Patch3D has no get_x).
+    kernel, context = rich_context
+    result = run_in(kernel, context, "import matplotlib.pyplot as plt\nfig = plt.figure()\n"
+                                     "ax = fig.add_subplot(projection='3d')\n"
+                                     "ax.plot([1, 2, 3], [10, 20, 30], [5, 6, 7], label='l3')\n"
+                                     "ax.set_title('Path'); ax.set_xlabel('East (m)')\nplt.show()\n"
+                                     "fig = plt.figure()\nfig.add_subplot(1, 2, 1).plot([1, 2], [3, 4])\n"
+                                     "fig.add_subplot(1, 2, 2, projection='3d').bar([1, 2], [3, 4])\nplt.show()\n"
+                                     "plt.subplot(projection='polar').plot([0, 1.5], [1, 2], label='r')\nplt.show()")
+    assert result.stderr == ""
+    line3d, composite, polar = charts(result)
+    assert (line3d["type"], line3d["title"], line3d["x_unit"], line3d["elements"]) == ("unknown", "Path", "m", [])
+    assert line3d["x_ticks"] and all(0 <= tick <= 4 for tick in line3d["x_ticks"])  # its x axis's, in data
+    assert [chart["type"] for chart in composite["elements"]] == ["line", "unknown"]
+    assert composite["elements"][1]["elements"] == []
+    # A polar line's points are its data: angles (radians) and radii.
+    assert polar["type"] == "line" and polar["elements"] == [{"label": "r", "points": [[0, 1], [1.5, 2]]}]
+
+
 def test_date_axis_and_log_scale(rich):
     result = run(rich, "import datetime, matplotlib.pyplot as plt\n"
                        "plt.plot([datetime.date(2024, 1, 1), datetime.date(2024, 1, 3)], [10, 1000])\n"
