@@ -65,11 +65,14 @@ final class InterpreterState {
     /// `pykernel_charts.flush_figures`, called after a run whose context made matplotlib figures
     /// (its ID, or `None`, in the module's `_active`), so no figure leaks into the next run; after a
     /// stopped run, `close_figures` instead (closed undrawn: drawing is native code no stop
-    /// interrupts), and at a context's deletion for the figures its threads made.
+    /// interrupts). `forget_context` at the deletion of a context in the module's `_contexts` (its
+    /// figures of any backend, its threads' too, and its own backend).
     private let flushFigures: PyOwned
     private let closeFigures: PyOwned
+    private let forgetCharts: PyOwned
     private let chartsGlobals: PyOwned
     private let chartsActiveName: PyOwned
+    private let chartsContextsName: PyOwned
     /// The runtime module's globals, and the names in it a run sets (see ``beginRunNatively``).
     private let runtimeGlobals: PyOwned
     private let currentCellsName: PyOwned
@@ -202,7 +205,9 @@ final class InterpreterState {
             flushFigures = try charts.borrowed.attribute("flush_figures")
             closeFigures = try charts.borrowed.attribute("close_figures")
             chartsGlobals = try charts.borrowed.attribute("__dict__")
+            forgetCharts = try charts.borrowed.attribute("forget_context")
             chartsActiveName = try PyOwned.string("_active")
+            chartsContextsName = try PyOwned.string("_contexts")
             // And keeps matplotlib's own default backend, as python3 does.
             let installCharts = try charts.borrowed.attribute("install")
             if !configuration.usesProcessStandardStreams { _ = try installCharts.borrowed.call() }
@@ -989,9 +994,9 @@ final class InterpreterState {
         }
         stopBeingMain(namespace)
         closeEventLoop(of: namespace)
-        // Figures its threads made after its last run are nobody's now.
-        if chartsGlobals.borrowed.item(chartsActiveName.borrowed)?.item(namespace.contextID.borrowed) != nil,
-            closeFigures.borrowed.callKeepingError(namespace.contextID.borrowed) == nil
+        // Its figures (of any backend; its threads made some after its last run) and backend are nobody's now.
+        if chartsGlobals.borrowed.item(chartsContextsName.borrowed)?.item(namespace.contextID.borrowed) != nil,
+            forgetCharts.borrowed.callKeepingError(namespace.contextID.borrowed) == nil
         {
             _ = PythonException.take()
         }

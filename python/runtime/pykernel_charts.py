@@ -8,7 +8,10 @@ figure and closes it; figures still open when the run ends are emitted then (``f
 A figure belongs to the context whose code made it (``pykernel_runtime.thread_owner``: the running
 context on the interpreter thread, the starter of any other thread): only that context's
 ``plt.show()`` and runs emit it, and pyplot's current figure (``plt.gcf()``, what ``plt.plot``
-draws on) is the calling context's own, never a figure a thread of another context is drawing.
+draws on) is the calling context's own, never a figure a thread of another context is drawing;
+``plt.close('all')`` closes the calling context's figures. So is the backend: what a context
+chooses (``matplotlib.use``, ``plt.switch_backend``, ``rcParams['backend']``) is its own, and the
+others keep drawing with the engine's backend (``_backend_per_context``).
 """
 
 import base64
@@ -21,6 +24,16 @@ _BACKEND = "module://pykernel_backend"
 # {owner: True} for the owners (context IDs; None: unknown) of figures made through the backend
 # since their last flush; the engine flushes at the end of a run whose context (or None) is in it.
 _active = {}
+# {context ID: True} for the contexts with matplotlib state (figures of any backend, a backend of
+# their own): the engine calls `forget_context` when one of them is deleted.
+_contexts = {}
+# {context ID: backend name}: the `rcParams['backend']` of each context that set it (by choosing a
+# backend, or by drawing its first figure); the others read the process's.
+_backends = {}
+# {owner: backend}: pyplot's backend (`pyplot._backend_mod`) of each owner that made a figure or
+# chose a backend since pyplot was imported.
+_pyplot_backends = {}
+_Manager = None  # the backend's figure manager class, once defined
 
 
 # ---------------------------------------------------------------- the backend (lazy)
@@ -47,6 +60,8 @@ def _backend_attribute(name):
                 super().__init__(canvas, num)
                 self._pykernel_owner = owner = _owner()
                 _active[owner] = True
+                if owner is not None:
+                    _contexts[owner] = True
 
             def show(self):
                 """``fig.show()``: emits the figure now, and marks it shown: the end of the run
@@ -64,7 +79,8 @@ def _backend_attribute(name):
             flush_figures()
 
         _record_box_plots()
-        _current_figure_per_context()
+        global _Manager
+        _Manager = FigureManagerPyKernel
         module.__dict__.update(
             FigureCanvas=FigureCanvasPyKernel, FigureManager=FigureManagerPyKernel, show=show,
             FigureCanvasPyKernel=FigureCanvasPyKernel, FigureManagerPyKernel=FigureManagerPyKernel)
@@ -96,7 +112,7 @@ def _record_box_plots():
     Axes.bxp = bxp
 
 
-_CALLER = object()  # the owner argument that means the calling thread's context
+_MISSING = object()  # what a dict lookup gives for a key it does not have
 
 
 def _owner():
@@ -110,21 +126,105 @@ def _owned_by(manager, owner):
     return getattr(manager, "_pykernel_owner", owner) in (owner, None)
 
 
-def _current_figure_per_context():
-    """pyplot's current figure (``Gcf.get_active``: ``plt.gcf()``, ``plt.plot``, ``plt.close()``)
-    is the last one made or made current by the calling thread's context: a figure a thread of
-    another context is drawing is never drawn on by this one's code. (Figures of other backends,
-    and of no known context, are everyone's.)"""
+def _figures_per_context():
+    """pyplot's figures (``Gcf``) are owned by the contexts that made them, whatever their backend:
+    pyplot's current figure (``Gcf.get_active``: ``plt.gcf()``, ``plt.plot``, ``plt.close()``) is
+    the last one made or made current by the calling thread's context, and ``plt.close('all')``
+    (``Gcf.destroy_all``) closes that context's figures: a figure a thread of another context is
+    drawing is never drawn on or closed by this one's code. (Figures of no known context are
+    everyone's; the ``destroy_all`` matplotlib calls at exit is the original.)"""
     from matplotlib._pylab_helpers import Gcf
     if getattr(Gcf.get_active, "_pykernel", False):
         return
+    adopt = Gcf._set_new_active_manager
 
     def get_active(cls):
         owner = _owner()
         return next((manager for manager in reversed(cls.figs.values()) if _owned_by(manager, owner)), None)
 
-    get_active._pykernel = True
-    Gcf.get_active = classmethod(get_active)
+    def _set_new_active_manager(cls, manager):
+        if not hasattr(manager, "_pykernel_owner"):  # a figure of another backend
+            manager._pykernel_owner = _owner()
+        if manager._pykernel_owner is not None:
+            _contexts[manager._pykernel_owner] = True
+        adopt(manager)
+
+    def destroy_all(cls):
+        owner = _owner()
+        for manager in [manager for manager in cls.figs.values() if _owned_by(manager, owner)]:
+            cls.destroy(manager)
+
+    for function in (get_active, _set_new_active_manager, destroy_all):
+        function._pykernel = True
+        function.__doc__ = getattr(Gcf, function.__name__).__doc__
+        setattr(Gcf, function.__name__, classmethod(function))
+
+
+def _backend_per_context(matplotlib):
+    """``rcParams['backend']`` is the calling context's: what ``matplotlib.use`` (before pyplot is
+    imported), ``rcParams['backend'] = ...`` and ``plt.switch_backend`` set, and what
+    ``matplotlib.get_backend()`` reads. A context that set none reads the process's (the engine's
+    backend unless ``MPLBACKEND`` or a ``matplotlibrc`` chose one); code of no known context (a
+    module the server preloads) sets the process's."""
+    rc_params = matplotlib.rcParams
+    RcParams = type(rc_params)
+    get, set_ = RcParams._get, RcParams._set
+    if getattr(get, "_pykernel", False):
+        return
+
+    def _get(self, key):
+        if key == "backend" and self is rc_params:
+            backend = _backends.get(_owner(), _MISSING)
+            if backend is not _MISSING:
+                return backend
+        return get(self, key)
+
+    def _set(self, key, val):
+        if key == "backend" and self is rc_params:
+            owner = _owner()
+            if owner is not None:
+                _backends[owner] = val
+                _contexts[owner] = True
+                return
+        set_(self, key, val)
+
+    for function, original in ((_get, get), (_set, set_)):
+        function._pykernel = True
+        function.__doc__ = original.__doc__
+        setattr(RcParams, function.__name__, function)
+
+
+def _pyplot_backend_per_context(pyplot):
+    """pyplot's backend (``pyplot._backend_mod``: what ``plt.figure`` makes figures with and
+    ``plt.show`` shows them with) is the calling context's: ``plt.switch_backend`` (and
+    ``matplotlib.use`` once pyplot is imported) switches the calling context's, and a context's
+    first figure switches to the backend of its ``rcParams['backend']``, as pyplot does the first
+    time."""
+    original = pyplot.switch_backend
+    if getattr(original, "_pykernel", False):
+        return
+    import functools
+    import threading
+    switching = threading.RLock()  # the module's `_backend_mod` is the calling owner's until kept
+
+    @functools.wraps(original)
+    def switch_backend(newbackend):
+        with switching:
+            original(newbackend)  # which switches through `switch_backend` to resolve "auto"
+            _pyplot_backends[_owner()] = pyplot.__dict__["_backend_mod"]
+
+    @functools.wraps(pyplot._get_backend_mod)
+    def _get_backend_mod():
+        owner = _owner()
+        backend = _pyplot_backends.get(owner)
+        if backend is None:
+            switch_backend(pyplot.rcParams._get("backend"))
+            backend = _pyplot_backends[owner]
+        return backend
+
+    switch_backend._pykernel = True
+    pyplot.switch_backend = switch_backend
+    pyplot._get_backend_mod = _get_backend_mod
 
 
 def _install_backend_module():
@@ -183,6 +283,14 @@ class _AfterImport:
         return spec
 
 
+def _matplotlib_imported(matplotlib):
+    """The process's backend is the engine's unless the user chose one; then each context's
+    backend and figures are its own."""
+    _choose_backend(matplotlib)
+    _backend_per_context(matplotlib)
+    _figures_per_context()
+
+
 def _choose_backend(matplotlib):
     import os
     if os.environ.get("MPLBACKEND"):
@@ -224,28 +332,39 @@ def flush_figures():
         raise failure
 
 
-def close_figures(owner=_CALLER):
-    """Closes every open figure of the calling context (or of context ``owner``) without drawing
-    it: the end of a run stopped by its timeout or an interrupt, whose answer must not wait for
-    drawing (native code no stop interrupts: seconds for a large figure), and a deleted context's
-    figures (its threads drew them after its last run). They are not emitted."""
-    pyplot, figures = _take_figures(owner)
+def close_figures():
+    """Closes every open figure of the calling context without drawing it: the end of a run
+    stopped by its timeout or an interrupt, whose answer must not wait for drawing (native code no
+    stop interrupts: seconds for a large figure). They are not emitted."""
+    pyplot, figures = _take_figures()
     _close(pyplot, figures)
 
 
-def _take_figures(owner=_CALLER):
+def forget_context(context):
+    """A deleted context's matplotlib state: its figures of every backend (its threads drew them
+    after its last run) are closed undrawn, and its backend is forgotten."""
+    for state in (_contexts, _active, _backends, _pyplot_backends):
+        state.pop(context, None)
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        from matplotlib._pylab_helpers import Gcf
+        _close(pyplot, [manager.canvas.figure for manager in Gcf.get_all_fig_managers()
+                        if getattr(manager, "_pykernel_owner", None) == context])
+
+
+def _take_figures():
     """``(pyplot, figures)``: the open figures made through the backend by the calling context and
-    by no known context (or by ``owner`` alone), their owners out of ``_active`` first (a figure
-    made meanwhile puts its owner back)."""
-    owners = (_owner(), None) if owner is _CALLER else (owner,)
+    by no known context, their owners out of ``_active`` first (a figure made meanwhile puts its
+    owner back)."""
+    owners = (_owner(), None)
     for each in owners:
         _active.pop(each, None)
     pyplot = sys.modules.get("matplotlib.pyplot")
-    if pyplot is None:
+    if pyplot is None or _Manager is None:
         return None, []
     from matplotlib._pylab_helpers import Gcf
     return pyplot, [manager.canvas.figure for manager in Gcf.get_all_fig_managers()
-                    if getattr(manager, "_pykernel_owner", _CALLER) in owners]
+                    if isinstance(manager, _Manager) and manager._pykernel_owner in owners]
 
 
 def _close(pyplot, figures):
@@ -608,6 +727,7 @@ def _label(label):
 
 def install():
     """Defines the backend module and makes it matplotlib's default once matplotlib is imported
-    (when the user chose no backend)."""
+    (when the user chose no backend), each context's backend and figures its own."""
     _install_backend_module()
-    after_import("matplotlib", _choose_backend)
+    after_import("matplotlib", _matplotlib_imported)
+    after_import("matplotlib.pyplot", _pyplot_backend_per_context)

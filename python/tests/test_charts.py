@@ -365,6 +365,53 @@ def test_a_figure_belongs_to_the_context_whose_thread_made_it(rich):
     assert run_in(rich, b, "print(plt.get_fignums())").stdout == "[]\n"
 
 
+def test_close_all_closes_the_calling_contexts_figures(rich):
+    # plt.close('all') in B closed every figure of the process: A's, which A's thread had drawn.
+    a, b = rich.create_context(), rich.create_context()
+    run_in(rich, a, A_THREAD_DRAWS)
+    result = run_in(rich, b, JOIN_A_THREAD + "import matplotlib.pyplot as plt\nmine = plt.figure()\n"
+                                            "plt.close('all')\nprint(plt.fignum_exists(mine.number))")
+    assert (result.stdout, result.results) == ("False\n", [])
+    [chart] = charts(run_in(rich, a, "pass"))
+    assert chart["title"] == "A"
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_a_contexts_backend_is_its_own(rich, isolation):
+    # `matplotlib.use('Agg')` in one namespace context (a script's common preamble) took the
+    # figure results of every other context away, contexts created later too: the backend was the
+    # process's. (Process contexts have a process each.)
+    a, b = rich.create_context(isolation=isolation), rich.create_context(isolation=isolation)
+    result = run_in(rich, a, "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+                             "fig = plt.figure()\nplt.plot([1, 2])\nplt.show()\nprint(plt.get_backend())")
+    assert (result.stdout, result.results) == ("Agg\n", [])  # as in python3 and Jupyter: no image
+    c = rich.create_context(isolation=isolation)
+    for context in (b, c):
+        result = run_in(rich, context, "import matplotlib.pyplot as plt\nprint(plt.get_backend())\n"
+                                       "plt.plot([1, 2, 3])\nplt.show()")
+        assert result.stdout == "module://pykernel_backend\n"
+        [chart] = charts(result)
+        assert chart["elements"] == [{"label": None, "points": [[0, 1], [1, 2], [2, 3]]}]
+    # A's Agg figure stays open, its own: neither B nor C drew on it.
+    result = run_in(rich, a, "print(plt.get_backend(), plt.gcf() is fig, len(fig.axes[0].lines))")
+    assert result.stdout == "Agg True 1\n"
+    # C's own switch is C's; A's plt.close('all') leaves C's figure open.
+    run_in(rich, c, "plt.switch_backend('svg')\nkept = plt.figure()")
+    assert run_in(rich, a, "plt.close('all')\nprint(plt.fignum_exists(fig.number))").stdout == "False\n"
+    result = run_in(rich, c, "print(plt.get_backend(), plt.fignum_exists(kept.number))")
+    assert (result.stdout, result.results) == ("svg True\n", [])
+    # rcParams['backend'] is each context's own too: pyplot keeps the backend it has (as in
+    # matplotlib), and a context created later draws with the engine's.
+    for context in (a, b, c):
+        run_in(rich, context, "import matplotlib\nmatplotlib.rcParams['backend'] = 'pdf'")
+    rich.delete_context(a)
+    result = run_in(rich, b, "plt.plot([1])\nplt.show()\nprint(plt.get_backend())")
+    assert (result.stdout, len(result.results)) == ("pdf\n", 1)
+    d = rich.create_context(isolation=isolation)
+    result = run_in(rich, d, "import matplotlib.pyplot as plt\nplt.plot([1])\nplt.show()\nprint(plt.get_backend())")
+    assert (result.stdout, len(result.results)) == ("module://pykernel_backend\n", 1)
+
+
 def test_two_shows_in_one_run_in_order_with_output(rich):
     events = []
     run_result = rich.run_code(
