@@ -5,10 +5,17 @@
 ///
 /// Only this module makes fragments (from a value, or member by member with
 /// ``object(capacity:_:)``), so the text is always exactly what ``JSONValue/serialized()`` writes
-/// for the value it denotes.
+/// for the value it denotes, but for a number kept as written (``isNumber``: a request's id, a
+/// number parsed with `numbersAsWritten`), whose text is the one it was read from.
 public struct JSONFragment: Sendable, Hashable {
     /// The compact JSON text, as UTF-8.
     public let bytes: [UInt8]
+
+    /// Whether the text is a number (kept as written: an integer past 64 bits keeps every digit).
+    public var isNumber: Bool {
+        guard let first = bytes.first else { return false }
+        return first == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first)
+    }
 
     /// The text of `value`, serialized now.
     public init(_ value: JSONValue) {
@@ -33,8 +40,9 @@ public struct JSONFragment: Sendable, Hashable {
 
     /// The value the text denotes (parsed again: for reading a fragment, not on a message's path).
     public var value: JSONValue {
-        // The text was serialized from a value (or is a request id kept as written: a number,
-        // past `Double`'s range an infinity), so it parses, at any depth it had.
+        // The text was serialized from a value (or is a number kept as written, a request id's or
+        // a parse's `numbersAsWritten`: past `Double`'s range an infinity), so it parses, at any
+        // depth it had.
         (try? JSONValue.parse(bytes, maxDepth: .max)) ?? .null
     }
 }

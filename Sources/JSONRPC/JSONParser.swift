@@ -31,27 +31,38 @@ extension JSONValue {
     ///
     /// Keep `maxDepth` modest: serializing, comparing and releasing a value are recursive, so
     /// values nested many thousands of levels deep are unsafe to use even once parsed.
+    ///
+    /// With `numbersAsWritten`, every number but an integer written without fraction or exponent
+    /// that fits in `Int64` (and is not `-0`) is a ``fragment(_:)`` of its text (its accessors read
+    /// it as above): serializing the value writes each number exactly as the text had it, so an
+    /// integer past 64 bits keeps every digit. For passing on JSON made elsewhere (a rich
+    /// result's), not for requests.
     public static func parse(
-        _ buffer: UnsafeRawBufferPointer, maxDepth: Int = defaultMaxDepth
+        _ buffer: UnsafeRawBufferPointer, maxDepth: Int = defaultMaxDepth, numbersAsWritten: Bool = false
     ) throws(JSONParseError) -> JSONValue {
-        var parser = JSONParser(bytes: buffer.assumingMemoryBound(to: UInt8.self), maxDepth: maxDepth)
+        var parser = JSONParser(
+            bytes: buffer.assumingMemoryBound(to: UInt8.self), maxDepth: maxDepth, numbersAsWritten: numbersAsWritten)
         return try parser.parseDocument()
     }
 
     /// Parses one JSON text from bytes, with the rules of the `UnsafeRawBufferPointer` overload.
     public static func parse(
-        _ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth
+        _ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth, numbersAsWritten: Bool = false
     ) throws(JSONParseError) -> JSONValue {
         let result = bytes.withContiguousStorageIfAvailable { buffer in
-            Result { () throws(JSONParseError) in try parse(UnsafeRawBufferPointer(buffer), maxDepth: maxDepth) }
+            Result { () throws(JSONParseError) in
+                try parse(UnsafeRawBufferPointer(buffer), maxDepth: maxDepth, numbersAsWritten: numbersAsWritten)
+            }
         }
         if let result { return try result.get() }
-        return try parse(Array(bytes), maxDepth: maxDepth)
+        return try parse(Array(bytes), maxDepth: maxDepth, numbersAsWritten: numbersAsWritten)
     }
 
     /// Parses one JSON text from a string's UTF-8, with the rules of the `UnsafeRawBufferPointer` overload.
-    public static func parse(_ text: String, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSONValue {
-        try parse(text.utf8, maxDepth: maxDepth)
+    public static func parse(
+        _ text: String, maxDepth: Int = defaultMaxDepth, numbersAsWritten: Bool = false
+    ) throws(JSONParseError) -> JSONValue {
+        try parse(text.utf8, maxDepth: maxDepth, numbersAsWritten: numbersAsWritten)
     }
 }
 
@@ -74,7 +85,7 @@ enum RequestLine {
 
 extension RequestLine {
     /// Parses one JSON text with the rules (and the errors, at the same offsets) of
-    /// ``JSONValue/parse(_:maxDepth:)-(UnsafeRawBufferPointer,_)``, building no object around an
+    /// ``JSONValue/parse(_:maxDepth:numbersAsWritten:)-(UnsafeRawBufferPointer,_,_)``, building no object around an
     /// object's members: only the values of `jsonrpc`, `id`, `method` and `params` are kept (every
     /// other member is parsed, and so checked, then dropped). The path of every request.
     static func parse(_ buffer: UnsafeRawBufferPointer, maxDepth: Int) throws(JSONParseError) -> RequestLine {
@@ -102,6 +113,8 @@ private struct JSONParser {
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private let maxDepth: Int
+    /// Whether a number that is not an `Int64` integer is kept as its text (a fragment).
+    private let numbersAsWritten: Bool
     private var position = 0
     /// Open containers around the value being parsed that are not on `containers` (the request
     /// object of ``parseRequestLine()``), counted against `maxDepth`.
@@ -114,9 +127,10 @@ private struct JSONParser {
     /// Reused buffer for strings that contain escapes.
     private var scratch: [UInt8] = []
 
-    init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
+    init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int, numbersAsWritten: Bool = false) {
         self.bytes = bytes
         self.maxDepth = maxDepth
+        self.numbersAsWritten = numbersAsWritten
     }
 
     mutating func parseDocument() throws(JSONParseError) -> JSONValue {
@@ -528,7 +542,8 @@ private struct JSONParser {
 
     private mutating func parseNumber() throws(JSONParseError) -> JSONValue {
         let (start, integer) = try scanNumber()
-        if let integer { return .integer(integer) }
+        if let integer, integer != 0 || !numbersAsWritten || bytes[start] != ASCII.minus { return .integer(integer) }
+        if numbersAsWritten { return .fragment(JSONFragment(bytes: Array(bytes[start..<position]))) }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
         // Past `Double`'s range the value is an infinity of the number's sign: the line is still
         // JSON, and a request's params are checked as usual (a timeout that long is none).

@@ -22,7 +22,7 @@ public enum RequestID: Sendable {
         case .string(let id): self = .string(id)
         case .null: self = .null
         case .fragment(let fragment):
-            guard let first = fragment.bytes.first, first == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else {
+            guard fragment.isNumber else {
                 guard let id = RequestID(fragment.value) else { return nil }
                 self = id
                 return

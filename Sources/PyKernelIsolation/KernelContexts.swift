@@ -532,8 +532,8 @@ enum WorkerJSON {
     /// A JSON value's text as the engine holds it for a rich result (Python's `json.dumps` with
     /// its defaults: `", "` and `": "` between items, every character outside printable ASCII
     /// escaped, floats as `repr` writes them), so that a process context's result equals a
-    /// namespace context's. The wire carries the value, not its text: an integer past 64 bits
-    /// arrives as a float (as the wire writes it), and its text then differs.
+    /// namespace context's. A number kept as written (the worker's line is parsed with
+    /// `numbersAsWritten`: an integer past 64 bits, a float as `repr` wrote it) keeps its text.
     static func pythonJSON(_ value: JSONValue) -> String {
         var text = ""
         writePythonJSON(value, to: &text)
@@ -563,6 +563,7 @@ enum WorkerJSON {
                 writePythonJSON(member, to: &text)
             }
             text += "}"
+        case .fragment(let fragment) where fragment.isNumber: text += String(decoding: fragment.bytes, as: UTF8.self)
         case .fragment(let fragment): writePythonJSON(fragment.value, to: &text)
         }
     }

@@ -413,7 +413,8 @@ final class Worker: Sendable {
     /// Hands a line to the request it is about; returns the request a notification was for, when
     /// it wants to know that the reader caught up (``Pending/caughtUp``).
     private func handle(line: [UInt8]) -> (id: Int64, caughtUp: @Sendable () -> Void)? {
-        guard let message = try? JSONValue.parse(line), let object = message.objectValue else {
+        // Numbers as written: a rich result's integer past 64 bits keeps every digit.
+        guard let message = try? JSONValue.parse(line, numbersAsWritten: true), let object = message.objectValue else {
             logger.warning("worker \(pid) wrote a line that is not a JSON object")
             return nil
         }

@@ -159,7 +159,7 @@ actor LineTransport: Transport {
     }
 
     func send(_ data: Data) async throws {
-        let bytes = Array(data)
+        let bytes = ExactNumbers.written(in: Array(data))
         try await write(bytes)
         // A notification (every chunk of output is one) answers nothing: not parsed.
         if !unanswered.isEmpty, !bytes.starts(with: Self.notificationStart), let message = try? JSONValue.parse(bytes) {
@@ -439,4 +439,59 @@ actor LineTransport: Transport {
     }
 
     nonisolated func receive() -> AsyncThrowingStream<Data, any Error> { messages }
+}
+
+/// Numbers that MCP's `Value` cannot hold as written (an integer past 64 bits in a rich result's
+/// JSON, a float as Python wrote it): ``MCPFront/value(_:)`` makes each a string of a marker and
+/// the number's text, and the transport writes every such string back as the number itself, so
+/// `structuredContent` carries it exactly as `pykernel serve` does.
+enum ExactNumbers {
+    /// What starts a marked number's string: random per process, so no other string has it.
+    static let marker = "pykernel.number." + String(UInt64.random(in: .min ... .max), radix: 16)
+        + String(UInt64.random(in: .min ... .max), radix: 16) + ":"
+    /// The marker with its string's opening quote, as the encoder writes it (it escapes none of it).
+    private static let quotedMarker = Array(("\"" + marker).utf8)
+
+    /// The string that stands for the number written `text` until ``written(in:)`` writes it.
+    static func marked(_ text: String) -> String { marker + text }
+
+    /// `message` with each marked number's string (quotes included) replaced by the number's
+    /// text; `message` itself when it holds none.
+    static func written(in message: [UInt8]) -> [UInt8] {
+        guard var found = occurrence(in: message, from: 0) else { return message }
+        var output: [UInt8] = []
+        output.reserveCapacity(message.count)
+        var copied = 0
+        while true {
+            output.append(contentsOf: message[copied..<found])
+            // The number's text runs to the closing quote (digits, `-`, `+`, `.`, `e`: never escaped).
+            let start = found + quotedMarker.count
+            let end = message[start...].firstIndex(of: UInt8(ascii: "\"")) ?? message.count
+            output.append(contentsOf: message[start..<end])
+            copied = min(end + 1, message.count)
+            guard let next = occurrence(in: message, from: copied) else { break }
+            found = next
+        }
+        output.append(contentsOf: message[copied...])
+        return output
+    }
+
+    /// Where the next quoted marker starts at or after `offset` (each quote found by `memchr`: a
+    /// message's long strings, an image's base64, are skipped at memory speed).
+    private static func occurrence(in message: [UInt8], from offset: Int) -> Int? {
+        message.withUnsafeBytes { haystack in
+            quotedMarker.withUnsafeBytes { needle in
+                guard let base = haystack.baseAddress else { return nil }
+                var index = offset
+                while haystack.count - index >= needle.count {
+                    guard let quote = memchr(base + index, Int32(UInt8(ascii: "\"")), haystack.count - index - needle.count + 1)
+                    else { return nil }
+                    index = UnsafeRawPointer(quote) - base
+                    if memcmp(quote, needle.baseAddress!, needle.count) == 0 { return index }
+                    index += 1
+                }
+                return nil
+            }
+        }
+    }
 }

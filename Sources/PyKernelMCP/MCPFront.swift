@@ -312,7 +312,8 @@ public final class MCPFront: Sendable {
         return .object(object)
     }
 
-    /// The MCP form of a protocol JSON value (the one mapping of results lives in the server).
+    /// The MCP form of a protocol JSON value (the one mapping of results lives in the server); a
+    /// number kept as written is a marked string the transport writes back as it (``ExactNumbers``).
     static func value(_ json: JSONValue) -> Value {
         switch json {
         case .null: .null
@@ -323,7 +324,12 @@ public final class MCPFront: Sendable {
         case .array(let items): .array(items.map(value))
         case .object(let members):
             .object(Dictionary(zip(members.keys, members.values.map(value)), uniquingKeysWith: { _, last in last }))
-        case .fragment(let fragment): value(fragment.value)
+        case .fragment(let fragment) where fragment.isNumber:
+            // A number kept as written (a rich result's JSON): see ``ExactNumbers``.
+            .string(ExactNumbers.marked(String(decoding: fragment.bytes, as: UTF8.self)))
+        case .fragment(let fragment):
+            // Read again keeping its numbers as written (a rich result's JSON inside).
+            value((try? JSONValue.parse(fragment.bytes, maxDepth: .max, numbersAsWritten: true)) ?? fragment.value)
         }
     }
 }

@@ -332,8 +332,10 @@ extension JSONRPCServer {
                 object.member(Keys.chart, .null)
             })
         }
-        let metadata = result.metadataJSON == "{}" ? JSONValue.object([:]) : ((try? JSONValue.parse(result.metadataJSON)) ?? .object([:]))
-        let chart = result.chartJSON.flatMap { try? JSONValue.parse($0) } ?? .null
+        // Numbers go out as Python wrote them (an integer past 64 bits with every digit).
+        let metadata = result.metadataJSON == "{}"
+            ? JSONValue.object([:]) : ((try? JSONValue.parse(result.metadataJSON, numbersAsWritten: true)) ?? .object([:]))
+        let chart = result.chartJSON.flatMap { try? JSONValue.parse($0, numbersAsWritten: true) } ?? .null
         let bundle = result.data
         // Room for the members around the bundle's texts (a 20 MB image is not copied to grow).
         var capacity = 96
@@ -348,12 +350,13 @@ extension JSONRPCServer {
         })
     }
 
-    /// A bundle's value on the wire: `application/json` and `+json` types as JSON, others as strings.
+    /// A bundle's value on the wire: `application/json` and `+json` types as JSON (each number as
+    /// written), others as strings.
     private static func bundleValue(_ mime: String, _ value: String) -> JSONValue {
         // The suffix compared as bytes (`hasSuffix` compares characters, far slower; same answer for ASCII).
         let utf8 = mime.utf8
         guard mime == "application/json" || (utf8.count >= 5 && utf8.suffix(5).elementsEqual("+json".utf8)) else { return .string(value) }
-        return (try? JSONValue.parse(value)) ?? .string(value)
+        return (try? JSONValue.parse(value, numbersAsWritten: true)) ?? .string(value)
     }
 }
 

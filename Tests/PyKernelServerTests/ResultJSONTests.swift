@@ -7,16 +7,16 @@ import Testing
 /// A result's JSON, written once as a fragment: the same text as the tree it replaced.
 @Suite struct ResultJSONTests {
     /// The tree the wire had before fragments: `{is_main_result, data (sorted MIME types), metadata, chart}`,
-    /// JSON types parsed, a text that does not parse kept as a string.
+    /// JSON types parsed (numbers kept as written), a text that does not parse kept as a string.
     private static func tree(_ result: RichResult) -> JSONValue {
         var data = JSONObject()
         for mime in result.data.keys.sorted() {
             let value = result.data[mime]!
             let isJSON = mime == "application/json" || mime.hasSuffix("+json")
-            data[mime] = isJSON ? ((try? JSONValue.parse(value)) ?? .string(value)) : .string(value)
+            data[mime] = isJSON ? ((try? JSONValue.parse(value, numbersAsWritten: true)) ?? .string(value)) : .string(value)
         }
-        let metadata = (try? JSONValue.parse(result.metadataJSON)) ?? .object([:])
-        let chart = result.chartJSON.flatMap { try? JSONValue.parse($0) } ?? .null
+        let metadata = (try? JSONValue.parse(result.metadataJSON, numbersAsWritten: true)) ?? .object([:])
+        let chart = result.chartJSON.flatMap { try? JSONValue.parse($0, numbersAsWritten: true) } ?? .null
         return ["is_main_result": .bool(result.isMainResult), "data": .object(data), "metadata": metadata, "chart": chart]
     }
 
@@ -37,6 +37,17 @@ import Testing
         RichResult(isMainResult: true, text: "'a\"\\\n\u{2028}é'"),
         RichResult(isMainResult: false, text: ""),
     ]
+
+    @Test("Numbers of a JSON representation, metadata and chart go out as Python wrote them")
+    func numbersAsPythonWroteThem() {
+        let result = RichResult(
+            isMainResult: true,
+            data: ["text/plain": "J()", "application/json": #"{"id": 12345678901234567890123, "f": 1000000000000000.0, "n": [-0.0, 7, 1e+16]}"#],
+            metadataJSON: #"{"big": 18446744073709551617}"#, chartJSON: #"{"x": [-36893488147419103232]}"#)
+        #expect(JSONRPCServer.richResultJSON(result).jsonString == #"{"is_main_result":true,"data":{"application/json":"#
+            + #"{"id":12345678901234567890123,"f":1000000000000000.0,"n":[-0.0,7,1e+16]},"text/plain":"J()"},"#
+            + #""metadata":{"big":18446744073709551617},"chart":{"x":[-36893488147419103232]}}"#)
+    }
 
     @Test(arguments: results)
     func aResultsFragmentIsItsTreesText(result: RichResult) throws {

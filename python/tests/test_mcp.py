@@ -430,6 +430,29 @@ def test_a_cancelled_call_is_stopped_and_not_answered(pykernel_bin, isolation):
     assert b"still running" not in stderr, stderr.decode()
 
 
+def test_numbers_of_a_json_result_are_exact_in_structured_content(pykernel_bin, isolation):
+    """An integer past 64 bits of a JSON representation was a float in `structuredContent` (as
+    in `pykernel serve`'s result): it is written as Python wrote it, as is every number of it;
+    the SDK's client reads it exactly."""
+    code = ("class J:\n    def _repr_json_(self): return {'id': 12345678901234567890123, 'f': 1e15, 'n': [-2**70, 7]}\n"
+            "display('m', metadata={'big': 2**64 + 1})\nJ()")
+    server, send = initialized_raw_server(pykernel_bin, isolation)
+    send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "run_python", "arguments": {"code": code}}})
+    # A float read as its text: what the line says, not only the value it denotes.
+    answer = json.loads(server.stdout.readline(), parse_float=lambda text: ("float", text))
+    server.stdin.close()
+    assert server.wait(timeout=20) == 0
+    meta, main = answer["result"]["structuredContent"]["results"]
+    assert meta["metadata"] == {"big": 2**64 + 1}
+    assert main["data"]["application/json"] == {"id": 12345678901234567890123, "f": ("float", "1000000000000000.0"), "n": [-2**70, 7]}
+
+    async def body(client):
+        return await client.call_tool("run_python", {"code": code})
+    result = session(pykernel_bin, body, "--isolation", isolation)
+    assert result.structured_content["results"][1]["data"]["application/json"] == {
+        "id": 12345678901234567890123, "f": 1e15, "n": [-2**70, 7]}
+
+
 # Lines the SDK's decoder refused (a parse error under a made-up id; the call never answered),
 # and what their call prints once read as `pykernel serve` reads them.
 LINES_THE_SDK_REFUSED = {

@@ -2,9 +2,11 @@
 expression's value, ``display()``, MIME bundles, ordering with output, and the wire shape."""
 
 import base64
+import json
 import os
 import pathlib
 import struct
+import subprocess
 import zlib
 
 import pytest
@@ -410,6 +412,31 @@ def test_json_representations_hold_json_values_and_other_types_text(isolated_ker
         f"M._repr_mimebundle_() returned {NOT_JSON} for application/vnd.bad+json; that representation is left out",
         "display() got dict, not str, for application/x-custom; that representation is left out",
     ]
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_numbers_of_json_representations_and_metadata_arrive_as_python_wrote_them(pykernel_bin, isolation):
+    """An integer past 64 bits in a `_repr_json_`, a bundle `display(..., raw=True)` published
+    or `display(..., metadata=...)` arrived as a float (`1.2345678901234568e+22`: the engine
+    read the JSON Python wrote with 64-bit integers); every number now goes out as Python's
+    `json.dumps` wrote it (a float's text too: `1000000000000000.0`, not `1e+15`)."""
+    code = ("class J:\n"
+            "    def _repr_json_(self): return {'id': 12345678901234567890123, 'u64': 2**64 + 1, 'f': 1e15}\n"
+            "display({'text/plain': 'n', 'application/vnd.n+json': [-2**70, 0.5]}, raw=True)\n"
+            "display('m', metadata={'big': 2**64 + 1, 'small': 7})\n"
+            "J()")
+    request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "code.run", "params": {"code": code}}) + "\n"
+    served = subprocess.run([pykernel_bin, "serve", "--isolation", isolation], input=request, capture_output=True,
+                            text=True, timeout=60)
+    # A float read as its text: what the line says, not only the value it denotes.
+    messages = [json.loads(line, parse_float=lambda text: ("float", text)) for line in served.stdout.splitlines()]
+    [response] = [message for message in messages if message.get("id") == 1]
+    raw, meta, main = response["result"]["results"]
+    assert raw["data"]["application/vnd.n+json"] == [-2**70, ("float", "0.5")]
+    assert meta["metadata"] == {"big": 2**64 + 1, "small": 7}
+    assert main["data"]["application/json"] == {"id": 12345678901234567890123, "u64": 2**64 + 1, "f": ("float", "1000000000000000.0")}
+    notified = [message["params"]["result"] for message in messages if message.get("method") == "code.result"]
+    assert notified == [raw, meta, main]
 
 
 def test_raising_repr_is_an_error(kernel):
