@@ -19,6 +19,9 @@ final class InterpreterState {
         let contextID: PyOwned
         /// The context's asyncio event loop, made by its first cell with top-level `await`.
         var eventLoop: PyOwned?
+        /// The main result the engine bound to `_` last, while `_` may still be it: let go of as
+        /// soon as the engine sees that the code bound (or deleted) `_` itself (see ``bindUnderscore(_:in:)``).
+        var underscoreValue: PyOwned?
         init(globals: consuming PyOwned, cells: consuming PyOwned, module: consuming PyOwned, contextID: consuming PyOwned) {
             self.globals = globals
             self.cells = cells
@@ -453,6 +456,7 @@ final class InterpreterState {
         } else {
             endProgram(run, executionCount: executionCount)
         }
+        if let namespace { releaseUnderscoreValueIfRebound(namespace) }
         currentDirectory = cwd
         if runtime.directoryChanged.exchange(false, ordering: .relaxed), let cwd = ContextSettings.workingDirectory() {
             currentDirectory = cwd
@@ -843,13 +847,45 @@ final class InterpreterState {
         }
     }
 
-    /// Shows a value that is not `None` as the main result; returns the exception its `__repr__` raised.
+    /// Shows a value that is not `None` as the main result (bound to `_` first, see
+    /// ``bindUnderscore(_:in:)``); returns the exception its `__repr__` raised.
     private func showMainResult(_ value: PyBorrowed, in namespace: Namespace) -> PyOwned? {
         guard !value.isNone else { return nil }
-        if plainResults.isPlain(value) { return plainResults.show(value, globals: namespace.globals.borrowed) }
-        guard let failure = mainResult.borrowed.callKeepingError(value, namespace.globals.borrowed) else { return PythonException.take() }
+        guard bindUnderscore(value, in: namespace) else { return PythonException.take() }
+        if plainResults.isPlain(value) { return plainResults.show(value) }
+        guard let failure = mainResult.borrowed.callKeepingError(value) else { return PythonException.take() }
         if failure.borrowed.isNone { return nil }
         return failure
+    }
+
+    /// Binds a main result to `_` as IPython's display hook does (`DisplayHook.update_user_ns`):
+    /// only when the namespace has no `_`, or its `_` is still the value the engine bound last; a
+    /// `_` the code bound itself (`_ = gettext.gettext`) is left alone. `false` with the
+    /// exception pending when the binding failed.
+    private func bindUnderscore(_ value: PyBorrowed, in namespace: Namespace) -> Bool {
+        let globals = namespace.globals.borrowed
+        if let current = globals.item(plainResults.underscore.borrowed), !isUnderscoreValue(current, of: namespace) {
+            namespace.underscoreValue = nil  // the code's own `_`: what the engine bound is not held
+            return true
+        }
+        guard globals.setItemKeepingError(plainResults.underscore.borrowed, value) else { return false }
+        namespace.underscoreValue = PyOwned(retaining: value)
+        return true
+    }
+
+    /// Whether `object` is the main result the engine bound to the namespace's `_` last (a main
+    /// result is never `None`).
+    private func isUnderscoreValue(_ object: PyBorrowed, of namespace: Namespace) -> Bool {
+        let held = namespace.underscoreValue.borrowedOrNone
+        return !held.isNone && object.pointer == held.pointer
+    }
+
+    /// At the end of a run: lets go of the main result the engine bound to `_` when `_` no longer
+    /// holds it (the code rebound or deleted `_`), so it is freed when nothing else holds it.
+    private func releaseUnderscoreValueIfRebound(_ namespace: Namespace) {
+        guard !namespace.underscoreValue.borrowedOrNone.isNone else { return }
+        let current = namespace.globals.borrowed.item(plainResults.underscore.borrowed)
+        if current.map({ isUnderscoreValue($0, of: namespace) }) != true { namespace.underscoreValue = nil }
     }
 
     /// Runs a cell that may end with an expression statement; when it does (and is not hidden by
@@ -1000,6 +1036,7 @@ final class InterpreterState {
         {
             _ = PythonException.take()
         }
+        namespace.underscoreValue = nil
         PythonCode.clear(namespace.globals.borrowed)
         forgetCells(of: namespace)
         reclaimer.reclaimIfGrown {

@@ -53,7 +53,8 @@ enum NativeResults {
 final class PlainMainResults {
     /// The exact types whose bundle is their `repr` (built-in types, alive as long as the interpreter).
     private let plainTypes: [UnsafeMutableRawPointer]
-    private let underscore: PyOwned
+    /// The name `"_"`, which a main result is bound to.
+    let underscore: PyOwned
     /// `{"__builtins__": builtins}`: the globals a constant last statement is evaluated with.
     let constantGlobals: PyOwned
     private let runtime: EmbeddedRuntime
@@ -76,11 +77,10 @@ final class PlainMainResults {
     /// Whether `value`'s bundle is its `repr` (its type is exactly one of the plain types).
     func isPlain(_ value: PyBorrowed) -> Bool { plainTypes.contains(value.exactType) }
 
-    /// Shows a plain value as `pykernel_results.main_result` would: binds it to `_` in `globals`,
-    /// then emits `{"text/plain": repr(value)}`. Returns the exception its `repr` raised (a huge
-    /// `int`, an element's `__repr__`), else `nil`.
-    func show(_ value: PyBorrowed, globals: PyBorrowed) -> PyOwned? {
-        guard globals.setItemKeepingError(underscore.borrowed, value) else { return PythonException.take() }
+    /// Shows a plain value as `pykernel_results.main_result` would: emits
+    /// `{"text/plain": repr(value)}`. Returns the exception its `repr` raised (a huge `int`, an
+    /// element's `__repr__`), else `nil`.
+    func show(_ value: PyBorrowed) -> PyOwned? {
         guard let text = value.representation() else { return PythonException.take() }
         let owner = runtime.threadOwners.ownerOfCurrentThread()
         let limit = runtime.output.resultLimit(owner: owner, otherwise: NativeResults.defaultLimit)

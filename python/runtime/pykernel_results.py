@@ -137,11 +137,11 @@ def _is_literal(node):
     return all(isinstance(child, _LITERAL_NODES) for child in ast.walk(node))
 
 
-def main_result(value, namespace):
-    """Shows the cell's value: binds it to ``_`` and emits it as the main result (a value with
-    ``_ipython_display_`` shows itself instead: what it displays are not main results). Returns
-    the exception a raising ``__repr__`` raised (without this module's frames), else ``None``."""
-    namespace["_"] = value
+def main_result(value):
+    """Shows the cell's value (the engine has bound it to ``_``): emits it as the main result (a
+    value with ``_ipython_display_`` shows itself instead: what it displays are not main
+    results). Returns the exception a raising ``__repr__`` raised (without this module's
+    frames), else ``None``."""
     try:
         _emit_bundle(value, True)
     except BaseException as error:

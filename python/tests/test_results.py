@@ -439,6 +439,53 @@ def test_numbers_of_json_representations_and_metadata_arrive_as_python_wrote_the
     assert notified == [raw, meta, main]
 
 
+def test_a_main_result_leaves_an_underscore_the_code_bound_alone(isolated_kernel):
+    """`_ = gettext.gettext`, then a cell showing a value, made `_('text')` fail (`_` was bound to
+    every main result): as IPython's display hook, a main result is bound to `_` only when the
+    context has no `_` or its `_` is still the main result bound last."""
+    kernel = isolated_kernel
+    assert kernel.run_code("import gettext\n_ = gettext.gettext").status == "ok"
+    assert kernel.run_code("1 + 1").text == "2"
+    assert kernel.run_code("x = [3]\nx").text == "[3]"  # natively shown (a plain type) and not
+    assert kernel.run_code("import fractions\nfractions.Fraction(1, 2)").text == "Fraction(1, 2)"
+    assert kernel.run_code("_('hello')").text == "'hello'"
+    # `_('hello')` was shown, but `_` stayed the code's; once it is deleted, main results bind it again.
+    assert kernel.run_code("_ is gettext.gettext").text == "True"
+    assert kernel.run_code("del _\n40 + 2").text == "42"
+    assert kernel.run_code("_").text == "42"
+    assert kernel.run_code("[_, 'next']").text == "[42, 'next']"
+    assert kernel.run_code("_").text == "[42, 'next']"
+    # Bound by the code to a value equal to the last main result, `_` is the code's all the same.
+    assert kernel.run_code("_ = [42, 'next']\n5").text == "5"
+    assert kernel.run_code("_").text == "[42, 'next']"
+
+
+def test_the_main_result_bound_to_underscore_is_not_kept_once_underscore_is_rebound(isolated_kernel):
+    """The engine holds the main result it bound to `_` (to tell the code's own `_` from it): let
+    go of at the end of the run that binds `_` (or deletes it), so the value is freed when
+    nothing else holds it."""
+    kernel = isolated_kernel
+    kernel.run_code("import gc, weakref\nclass Big:\n    pass\n"
+                    "def watched():\n    global ref\n    big = Big()\n    ref = weakref.ref(big)\n    return big")
+    assert kernel.run_code("watched()").text.startswith("<__main__.Big object")
+    assert kernel.run_code("ref() is _").text == "True"
+    assert kernel.run_code("_ = None").status == "ok"
+    assert kernel.run_code("gc.collect()\nref() is None").text == "True"
+    assert kernel.run_code("watched()\n").status == "ok"
+    assert kernel.run_code("del _").status == "ok"
+    assert kernel.run_code("gc.collect()\nref() is None").text == "True"
+
+
+def test_the_main_result_bound_to_underscore_is_freed_with_its_context(kernel):
+    """A deleted namespace context's `_` is freed with it (the engine holds it no longer)."""
+    other = kernel.create_context()
+    assert kernel.run_code("class Big:\n    pass\nBig()", context=other).text.startswith("<__main__.Big object")
+    assert kernel.run_code("import weakref, builtins\nbuiltins.big_refs = [weakref.ref(_)]", context=other).status == "ok"
+    kernel.delete_context(other)
+    # The deletion is the interpreter's next job: this run comes after it.
+    assert kernel.run_code("import builtins, gc\ngc.collect()\nbuiltins.big_refs[0]() is None").text == "True"
+
+
 def test_raising_repr_is_an_error(kernel):
     result = kernel.run_code("class R:\n    def __repr__(self):\n        raise KeyError('bad')\nR()")
     assert result.status == "error"
