@@ -228,11 +228,17 @@ def bundle(obj, include=None, exclude=None):
         except Exception as error:  # as IPython's formatters: an interrupt stops the display
             _report(obj, "_repr_mimebundle_", error)
         else:
+            returned = produced
             if isinstance(produced, tuple) and len(produced) == 2:
                 produced, extra = produced
                 if isinstance(extra, dict):
                     metadata.update(extra)
-            if isinstance(produced, dict):
+                elif extra is not None:  # the data is kept
+                    sys.stderr.write(f"{type(obj).__name__}._repr_mimebundle_() returned {type(extra).__name__} as its "
+                                     "metadata, not dict; that metadata is left out\n")
+            if produced is not None and not isinstance(produced, dict):  # as IPython refuses it
+                _report_invalid(obj, "_repr_mimebundle_", f"returned {_shape(returned)}, not a dict or a (dict, dict) pair")
+            elif isinstance(produced, dict):
                 for mime, value in produced.items():
                     converted = _convert(mime, value)
                     if converted is not None:
@@ -271,6 +277,16 @@ def bundle(obj, include=None, exclude=None):
         data["text/plain"] = _plain_text(obj)  # a raising __repr__ makes the run an error
     # The metadata of a representation left out (or never made) goes with it.
     return data, {key: value for key, value in metadata.items() if "/" not in key or key in data}
+
+
+def _shape(value):
+    """What a ``_repr_mimebundle_`` returned, for a line on stderr: ``list``, ``a (list, dict)
+    pair``, ``a tuple of 3 items``."""
+    if not isinstance(value, tuple):
+        return type(value).__name__
+    if len(value) == 2:
+        return f"a ({type(value[0]).__name__}, {type(value[1]).__name__}) pair"
+    return f"a tuple of {len(value)} item{'' if len(value) == 1 else 's'}"
 
 
 def _plain_text(obj):

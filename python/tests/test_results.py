@@ -371,6 +371,26 @@ def test_a_representation_of_a_type_ipython_refuses_is_left_out_with_a_line_on_s
     ]
 
 
+def test_a_repr_mimebundle_value_ipython_refuses_is_left_out_with_a_line_on_stderr(isolated_kernel):
+    """A `_repr_mimebundle_` returning neither a dict nor a (dict, dict) pair (a 3-tuple, a
+    list) was dropped without a word; metadata that is not a dict too (its data is kept)."""
+    bodies = ["({'text/html': '<i>x</i>'}, {}, 'extra')", "['text/html', '<i>x</i>']", "(['text/html'], {})",
+              "({'text/html': '<i>kept</i>'}, 'meta')", "({'text/html': '<i>none</i>'}, None)"]
+    code = "".join(f"class M{i}:\n    def _repr_mimebundle_(self, include=None, exclude=None): return {body}\n"
+                   f"    def __repr__(self): return 'M{i}'\n" for i, body in enumerate(bodies))
+    result = isolated_kernel.run_code(code + "display(" + ", ".join(f"M{i}()" for i in range(len(bodies))) + ")")
+    assert result.status == "ok", result.error
+    assert [(r.data, r.metadata) for r in result.results] == [
+        ({"text/plain": "M0"}, {}), ({"text/plain": "M1"}, {}), ({"text/plain": "M2"}, {}),
+        ({"text/plain": "M3", "text/html": "<i>kept</i>"}, {}), ({"text/plain": "M4", "text/html": "<i>none</i>"}, {})]
+    assert result.stderr.splitlines() == [
+        "M0._repr_mimebundle_() returned a tuple of 3 items, not a dict or a (dict, dict) pair; that representation is left out",
+        "M1._repr_mimebundle_() returned list, not a dict or a (dict, dict) pair; that representation is left out",
+        "M2._repr_mimebundle_() returned a (list, dict) pair, not a dict or a (dict, dict) pair; that representation is left out",
+        "M3._repr_mimebundle_() returned str as its metadata, not dict; that metadata is left out",
+    ]
+
+
 NOT_JSON = "a value that is not JSON (NaN, an infinity, a set or another object JSON cannot hold, such a key, or nesting too deep)"
 
 
