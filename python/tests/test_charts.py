@@ -421,6 +421,22 @@ def test_two_shows_in_one_run_in_order_with_output(rich):
     assert events == ["line", "between\n", "bar"]
 
 
+def test_results_order_displays_then_the_main_result_then_figures_open_at_the_end(rich_context):
+    """The order protocol.md gives for `results` and `code.result` notifications (it said the
+    main result came last): what the code displayed (a shown figure too) as it ran, then the
+    main result, then the figures still open at the end of the run (as Jupyter's inline backend)."""
+    client, context = rich_context
+    events = []
+    result = client.run_code(
+        "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()\ndisplay('shown')\nplt.bar(['a'], [1])\n"
+        "print('printed')\n'last'", context=context, timeout=120,
+        on_stdout=lambda m: events.append(m.text), on_result=lambda r: events.append(r.chart["type"] if r.chart else r.text))
+    assert result.status == "ok", result.error and result.error.traceback
+    assert events == ["line", "'shown'", "printed\n", "'last'", "bar"]
+    assert [(r.chart["type"] if r.chart else r.text, r.is_main_result) for r in result.results] == [
+        ("line", False), ("'shown'", False), ("'last'", True), ("bar", False)]
+
+
 def test_fig_show_emits_the_figure_once_and_again_only_when_it_changed(rich):
     # fig.show() emitted the figure and left it open: the end of the run emitted it a second time.
     code = "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2])\nfig.show()\nprint('shown')"
