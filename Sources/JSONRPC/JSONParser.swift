@@ -33,7 +33,7 @@ extension JSONValue {
     /// values nested many thousands of levels deep are unsafe to use even once parsed.
     ///
     /// With `numbersAsWritten`, every number but an integer written without fraction or exponent
-    /// that fits in `Int64` (and is not `-0`) is a ``fragment(_:)`` of its text (its accessors read
+    /// that fits in `Int64` is a ``fragment(_:)`` of its text (its accessors read
     /// it as above): serializing the value writes each number exactly as the text had it, so an
     /// integer past 64 bits keeps every digit. For passing on JSON made elsewhere (a rich
     /// result's), not for requests.
@@ -542,7 +542,7 @@ private struct JSONParser {
 
     private mutating func parseNumber() throws(JSONParseError) -> JSONValue {
         let (start, integer) = try scanNumber()
-        if let integer, integer != 0 || !numbersAsWritten || bytes[start] != ASCII.minus { return .integer(integer) }
+        if let integer { return .integer(integer) }
         if numbersAsWritten { return .fragment(JSONFragment(bytes: Array(bytes[start..<position]))) }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
         // Past `Double`'s range the value is an infinity of the number's sign: the line is still
