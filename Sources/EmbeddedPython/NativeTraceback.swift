@@ -13,6 +13,9 @@
 /// - whose caret anchors need no parse that could warn (no quote, backslash or digit next to a
 ///   letter in the located segment).
 ///
+/// The exception's `str()` is called once, for the message and the value (as python3 calls it once
+/// to print it), and its lone surrogates are written as python3's stderr writes them (`\udcff`).
+///
 /// Everything else returns `nil` before running any code of the exception (its `__str__`): the
 /// caller then formats with the Python port. Formatting there costs 30–60 µs of Python when its
 /// code is hot and 100–250 µs after a stretch of other work (an interrupted loop or sleep):
@@ -127,19 +130,26 @@ package enum NativeTraceback {
             }
         }
         _ = traceback
-        // `str()` twice, as `exception_value` and the printer's message do.
-        let value = exception.description ?? "<exception str() failed>"
+        // `str()` once, as python3 calls it to print the message, which is also the value; its
+        // lone surrogates as python3's stderr writes them (`\udcff`), as `_as_printed` does.
         text.append(contentsOf: name.utf8)
-        if let message = exception.description {
-            if !message.isEmpty {
-                append(": ", to: &text)
-                text.append(contentsOf: message.utf8)
+        var value: String?
+        if let message = PyOwned(stealing: PyObject_Str(exception.pointer)) {
+            _ = message.borrowed.withUTF8Text(.backslashReplace) { utf8 in
+                if !utf8.isEmpty {
+                    append(": ", to: &text)
+                    text.append(contentsOf: utf8)
+                }
+                value = String(decoding: utf8, as: UTF8.self)
+                return true
             }
-        } else {
+        }
+        if value == nil {
+            PyErr_Clear()
             append(": <exception str() failed>", to: &text)
         }
         text.append(0x0A)
-        return (name, value, String(decoding: text, as: UTF8.self))
+        return (name, value ?? "<exception str() failed>", String(decoding: text, as: UTF8.self))
     }
 
     /// Whether every frame from `entry` on is the engine's.

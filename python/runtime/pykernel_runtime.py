@@ -2866,7 +2866,9 @@ def end_run(exc, saved_env, to_excepthook=False):
     is handed to that hook, as python3 does, and the record's traceback is empty: the hook printed
     what it prints. On the process's own streams a ``SystemExit`` whose code is not a status has
     that code printed on ``sys.stderr``, as python3 prints it, instead, and a ``SystemExit`` there
-    (or a subclass, or one the hook raised) adds a fourth item: the status python3 exits with."""
+    (or a subclass, or one the hook raised) adds a fourth item: the status python3 exits with.
+    ``str()`` of the exception is called once for the value and the traceback, and not at all
+    there when the hook handled it (as python3 calls it: its value is then ``""``)."""
     if saved_env:
         for key, old in saved_env.items():
             if old is _MISSING:
@@ -2895,9 +2897,17 @@ def end_run(exc, saved_env, to_excepthook=False):
                 if _process_streams:
                     status = _handle_system_exit(exc)
                 handled = status is not None
-        record = (pykernel_traceback.exception_name(exc),
-                  _as_printed(pykernel_traceback.exception_value(exc)),
-                  "" if handled else _as_printed(pykernel_traceback.format_exception(exc)))
+        name = pykernel_traceback.exception_name(exc)
+        if not handled:
+            # The value is the message the traceback printed: str() called once, as by python3.
+            text, value = pykernel_traceback.format_exception_and_value(exc)
+            record = (name, _as_printed(value), _as_printed(text))
+        elif _process_streams:
+            # The hook printed (or the exit status was taken): python3 calls no str() of it, and
+            # a program run reads no value.
+            record = (name, "", "")
+        else:
+            record = (name, _as_printed(pykernel_traceback.exception_value(exc)), "")
         if status is not None:
             record += (status,)
     return record

@@ -53,8 +53,8 @@ import re
 import sys
 import tokenize
 
-__all__ = ["format_exception", "format_thread_exception", "format_unraisable",
-           "exception_name", "exception_value"]
+__all__ = ["format_exception", "format_exception_and_value", "format_thread_exception",
+           "format_unraisable", "exception_name", "exception_value"]
 
 # Python/traceback.c and Include/internal/pycore_traceback.h
 _TB_HEADER = "Traceback (most recent call last):\n"
@@ -96,6 +96,10 @@ _exc_context = BaseException.__context__.__get__
 _exc_suppress_context = BaseException.__suppress_context__.__get__
 _group_excs = BaseExceptionGroup.exceptions.__get__
 _type_qualname = type.__dict__["__qualname__"].__get__
+
+
+# Not computed yet (see _Context.top_str).
+_UNSET = object()
 
 
 class _PrintFailed(Exception):
@@ -146,7 +150,24 @@ def format_exception(exc, *, skip_frames=0):
     Python frame passes 1 so that the cell's ``<module>`` frame comes first,
     as when the code is run from C with PyEval_EvalCode.
     """
-    ctx = _Context(exc, skip_frames)
+    return "".join(_format(_Context(exc, skip_frames), exc))
+
+
+def format_exception_and_value(exc):
+    """``(format_exception(exc), exception_value(exc))`` with ``str(exc)``
+    called once, as python3 calls it once to print the exception: the value
+    is the message the printer wrote (``str()`` is called again only when the
+    printer did not call it: a SyntaxError's message is its ``msg``)."""
+    ctx = _Context(exc, 0)
+    text = "".join(_format(ctx, exc))
+    value = ctx.top_str
+    if value is _UNSET:
+        value = exception_value(exc)
+    return text, value
+
+
+def _format(ctx, exc):
+    """The printer's output for *exc*, as a list of strings (see format_exception)."""
     try:
         _print_exception_recursive(ctx, exc)
     except Exception:
@@ -158,7 +179,7 @@ def format_exception(exc, *, skip_frames=0):
                                                               exc)))
         except Exception:
             ctx.write(exception_name(exc) + "\n")
-    return "".join(ctx.out)
+    return ctx.out
 
 
 def format_thread_exception(args):
@@ -245,9 +266,11 @@ def _str_or(obj, fallback):
 class _Context:
     """struct exception_print_context (pythonrun.c) plus the output buffer."""
 
-    __slots__ = ("out", "seen", "depth", "need_close", "top", "skip", "source_lines", "room")
+    __slots__ = ("out", "seen", "depth", "need_close", "top", "skip", "source_lines", "room",
+                 "top_str")
 
     def __init__(self, top, skip):
+        self.top_str = _UNSET   # str(top) as the message printed it (see format_exception_and_value)
         self.source_lines = True  # False: frames without their lines (see format_unraisable)
         self.out = []
         self.seen = set()
@@ -732,8 +755,12 @@ def _print_exception_message(ctx, tp, value):
     try:
         s = str(value)
     except Exception:
+        if value is ctx.top:
+            ctx.top_str = "<exception str() failed>"
         ctx.write(": <exception str() failed>")
         return
+    if value is ctx.top:
+        ctx.top_str = s
     if s:
         ctx.write(": ")
     ctx.write(s)

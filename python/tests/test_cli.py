@@ -105,6 +105,27 @@ def test_run_exits_with_the_status_python3_takes_from_system_exit_code(pykernel_
     assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
 
 
+_LOUD = "class Loud:\n    def __str__(self):\n        print('str called', flush=True)\n        return 'loud'\n"
+STR_CALL_PROGRAMS = {
+    # A hook that prints no str(): python3 calls none.
+    "hook": _LOUD + "import sys\nsys.excepthook = lambda *a: print('hook')\nraise ValueError(Loud())\n",
+    # The code of a SystemExit printed as the program exits: once.
+    "system_exit": _LOUD + "raise SystemExit(Loud())\n",
+    "hook_exits": _LOUD + "import sys\ndef hook(*a):\n    raise SystemExit(Loud())\nsys.excepthook = hook\n1/0\n",
+    # The default hook prints it: once.
+    "default_hook": _LOUD + "raise ValueError(Loud())\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(STR_CALL_PROGRAMS))
+def test_run_calls_str_of_an_uncaught_exception_as_often_as_python3(pykernel_bin, tmp_path, name):
+    program = tmp_path / "loud.py"
+    program.write_text(STR_CALL_PROGRAMS[name])
+    theirs = subprocess.run([PYTHON311, str(program)], capture_output=True, text=True)
+    ours = run(pykernel_bin, "run", str(program))
+    assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+
+
 def test_a_served_system_exit_record_is_its_name_value_and_traceback(kernel):
     """The status `pykernel run` takes from the code is not part of the wire's record."""
     result = kernel.run_code("class E(SystemExit): pass\nraise E(4)")

@@ -509,6 +509,42 @@ def test_a_replaced_sys_excepthook_prints_a_cells_uncaught_exception(kernel, iso
     assert kernel.run_code("1/0", context=context).error.traceback.startswith("Traceback")
 
 
+_LOUD = "class Loud:\n    def __str__(self):\n        print('str called')\n        return 'loud'\n    __repr__ = __str__\n"
+
+
+@pytest.mark.parametrize("isolation", [None, "process"])
+def test_an_uncaught_exceptions_str_is_called_once_as_by_python3(kernel, isolation):
+    # python3 calls str() of an uncaught exception once, to print it (a KeyError's: repr() of its
+    # key): the record's value is the text its traceback printed, natively or by the Python port.
+    context = kernel.create_context(isolation=isolation)
+    kernel.run_code(_LOUD + "class Mine(Exception): pass\n", context=context)
+    for code, last in (("raise ValueError(Loud())", "ValueError: loud\n"),  # the native record
+                       ("raise Mine(Loud())", "Mine: loud\n"),  # the Python port's
+                       ("e = ValueError(Loud())\ne.add_note('n')\nraise e", "ValueError: loud\nn\n"),
+                       ("{}[Loud()]", "KeyError: loud\n"),
+                       ("raise SystemExit(Loud())", "SystemExit: loud\n")):
+        ran = kernel.run_code(code, context=context)
+        assert (ran.stdout, ran.error.value) == ("str called\n", "loud"), code
+        assert ran.error.traceback.endswith(last), code
+
+
+@pytest.mark.parametrize("isolation", [None, "process"])
+def test_a_lone_surrogate_in_a_message_is_shown_as_python3_prints_it(kernel, tmp_path, isolation):
+    # python3's stderr writes it as its escape: so do the record's value and traceback, made
+    # natively (a built-in exception) or by the Python port.
+    context = kernel.create_context(isolation=isolation)
+    for code in ("x = chr(0xdcff)\nraise ValueError(x)\n", "raise ValueError(chr(0xdcff))\n",
+                 "message = 'caf\\xe9 ' + chr(0xdcff)\nraise OSError(message)\n",
+                 "class Mine(Exception): pass\nx = chr(0xdcff)\nraise Mine(x)\n"):
+        program = tmp_path / "prog.py"
+        program.write_text(code)
+        theirs = _run([PYTHON, str(program)], tmp_path)
+        last = _text(theirs.stderr).splitlines()[-1]
+        error = kernel.run_code(code, context=context).error
+        assert error.traceback.splitlines()[-1] == last, code
+        assert f"{error.name}: {error.value}" == last, code
+
+
 _UNRAISABLE_PRELUDE = "import sys\nclass D:\n    def __del__(self):\n        1/0\n"
 _UNRAISABLE_HOOK_PROGRAMS = {
     # The code's hook, called as python3 calls it (the same object is sys.unraisablehook).

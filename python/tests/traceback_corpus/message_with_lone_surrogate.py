@@ -1,0 +1,3 @@
+x = chr(0xdcff)
+message = 'caf\xe9 ' + x
+raise OSError(message)
