@@ -30,6 +30,9 @@ extension PyOwned {
         return owned
     }
 
+    /// A new `int`, or `nil` with the exception (`MemoryError`) pending.
+    package static func integerKeepingError(_ value: Int) -> PyOwned? { PyOwned(stealing: PyLong_FromLong(value)) }
+
     /// A new `dict` mapping each key to a `str`.
     package static func stringDictionary(_ values: [String: String]) throws(PythonError) -> PyOwned {
         guard let dict = PyOwned(stealing: PyDict_New()) else { throw PythonError.fetch() }
@@ -203,6 +206,18 @@ extension PyBorrowed {
     /// top-level `await` allowed that uses it). Evaluating such code returns a coroutine.
     package var isCoroutineCode: Bool {
         UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: PyCodeObject.self).pointee.co_flags & CO_COROUTINE != 0
+    }
+
+    /// For a code object: the `from __future__` features it was compiled with (its `co_flags`
+    /// within `PyCF_MASK`), which code compiled after it keeps (as `codeop.Compile` does).
+    package var futureFlags: Int32 {
+        UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: PyCodeObject.self).pointee.co_flags & futureFeatureFlags
+    }
+
+    /// C's `PyCF_MASK` (a macro Swift does not import).
+    private var futureFeatureFlags: Int32 {
+        CO_FUTURE_DIVISION | CO_FUTURE_ABSOLUTE_IMPORT | CO_FUTURE_WITH_STATEMENT | CO_FUTURE_PRINT_FUNCTION
+            | CO_FUTURE_UNICODE_LITERALS | CO_FUTURE_BARRY_AS_BDFL | CO_FUTURE_GENERATOR_STOP | CO_FUTURE_ANNOTATIONS
     }
 
     /// Sets the object's attribute `name` to `value` (which takes its own reference).

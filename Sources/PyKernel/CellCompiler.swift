@@ -7,9 +7,11 @@ import EmbeddedPython
 /// A source whose compilation warns or fails is compiled each time, as before, so its warnings
 /// come every time under whatever filters the code set.
 ///
-/// Cells are compiled with the same flags in every context, so one cache serves the whole
-/// interpreter (a grader running the same checks in 100 contexts compiles them once). A hit skips
-/// `compile`'s audit event. Interpreter thread only, holding the GIL.
+/// Cells are compiled with the same flags in every context, plus the `from __future__` features
+/// earlier cells of the context imported (see ``code(of:source:filename:futureFlags:last:)``),
+/// so one cache, keyed by the source and those features, serves the whole interpreter (a grader
+/// running the same checks in 100 contexts compiles them once). A hit skips `compile`'s audit
+/// event. Interpreter thread only, holding the GIL.
 final class CellCompiler {
     /// Sources longer than this are compiled each time and not remembered.
     static let maxSourceBytes = 64 << 10
@@ -40,14 +42,22 @@ final class CellCompiler {
         var lastUse: UInt64
     }
 
+    /// A source and the future features it is compiled with (its code differs with them).
+    private struct Key: Hashable {
+        let text: String
+        let futureFlags: Int32
+    }
+
     private let compile: PyOwned
     private let copier: CodeCopier
     private let execMode: PyOwned
     private let flags: PyOwned
+    /// The value of `flags`.
+    private let baseFlags: Int
     /// `[("error", None, Warning, None, 0)]`, the filters of the strict compilation.
     private let warningsAsErrors: PyOwned
     private let warningsName: PyOwned
-    private var entries: [String: Entry] = [:]
+    private var entries: [Key: Entry] = [:]
     private var totalBytes = 0
     private var uses: UInt64 = 0
 
@@ -55,6 +65,8 @@ final class CellCompiler {
     init(compile: PyBorrowed, flags: PyBorrowed) throws(PythonError) {
         self.compile = PyOwned(retaining: compile)
         self.flags = PyOwned(retaining: flags)
+        guard let baseFlags = flags.integerValue else { throw PythonError("the flags cells are compiled with are not an int") }
+        self.baseFlags = baseFlags
         copier = try CodeCopier()
         execMode = try PyOwned.string("exec")
         warningsName = try PyOwned.string("warnings")
@@ -71,41 +83,50 @@ final class CellCompiler {
     /// The code of a cell whose text is `text` (`source`, as a `str`), named `filename`: a new code
     /// object the caller may patch and run, `nil` with the compiler's exception pending. `last` is
     /// set to how its last statement reads when that is known already.
-    func code(of text: String, source: PyBorrowed, filename: PyBorrowed, last: inout PythonCode.LastStatement?) -> PyOwned? {
-        guard text.utf8.count <= Self.maxSourceBytes else { return compileNow(source, filename) }
+    /// - Parameter futureFlags: The `from __future__` features in force (`PyCF_MASK` bits: those
+    ///   of the context's earlier cells, see ``PyBorrowed/futureFlags``), compiled with as
+    ///   python3's REPL (`codeop`) and IPython compile what follows such an import.
+    func code(
+        of text: String, source: PyBorrowed, filename: PyBorrowed, futureFlags: Int32, last: inout PythonCode.LastStatement?
+    ) -> PyOwned? {
+        // The usual cell has no future feature in force: the flags' `int` is made once.
+        let flags: PyOwned? = futureFlags == 0 ? PyOwned(retaining: self.flags.borrowed) : PyOwned.integerKeepingError(baseFlags | Int(futureFlags))
+        guard let flags else { return nil }
+        guard text.utf8.count <= Self.maxSourceBytes else { return compileNow(source, filename, flags.borrowed) }
         uses += 1
-        // One hash of the text per run: the entry is found once and changed in place.
-        guard let index = entries.index(forKey: text) else {
-            remember(text, Entry(state: .seenOnce, lastUse: uses))
-            return compileNow(source, filename)
+        let key = Key(text: text, futureFlags: futureFlags)
+        // One hash of the key per run: the entry is found once and changed in place.
+        guard let index = entries.index(forKey: key) else {
+            remember(key, Entry(state: .seenOnce, lastUse: uses))
+            return compileNow(source, filename, flags.borrowed)
         }
         entries.values[index].lastUse = uses
         if case .seenOnce = entries.values[index].state {
-            if let code = compileWithoutWarnings(source, filename) {
+            if let code = compileWithoutWarnings(source, filename, flags.borrowed) {
                 let last = PythonCode.lastStatement(code.borrowed, source: text)
                 entries.values[index].state = .compiled(CompiledCode(code: code, last: last))
             } else {
                 entries.values[index].state = .compiledEachTime
             }
         }
-        guard case .compiled(let compiled) = entries.values[index].state else { return compileNow(source, filename) }
+        guard case .compiled(let compiled) = entries.values[index].state else { return compileNow(source, filename, flags.borrowed) }
         guard let copy = copier.copy(compiled.code.borrowed, filename: filename) else {
             _ = PythonException.take()
-            return compileNow(source, filename)
+            return compileNow(source, filename, flags.borrowed)
         }
         last = compiled.last
         return copy
     }
 
-    private func compileNow(_ source: PyBorrowed, _ filename: PyBorrowed) -> PyOwned? {
-        compile.borrowed.callKeepingError(source, filename, execMode.borrowed, flags.borrowed)
+    private func compileNow(_ source: PyBorrowed, _ filename: PyBorrowed, _ flags: PyBorrowed) -> PyOwned? {
+        compile.borrowed.callKeepingError(source, filename, execMode.borrowed, flags)
     }
 
     /// Compiles with every warning an error; `nil` (nothing pending) when it warned or failed, or
     /// when the `warnings` module is gone.
-    private func compileWithoutWarnings(_ source: PyBorrowed, _ filename: PyBorrowed) -> PyOwned? {
+    private func compileWithoutWarnings(_ source: PyBorrowed, _ filename: PyBorrowed, _ flags: PyBorrowed) -> PyOwned? {
         let compiled: PyOwned?? = PythonWarnings.withFilters(warningsAsErrors.borrowed, moduleName: warningsName.borrowed) {
-            guard let code = compileNow(source, filename) else {
+            guard let code = compileNow(source, filename, flags) else {
                 _ = PythonException.take()
                 return nil
             }
@@ -115,14 +136,14 @@ final class CellCompiler {
         return code
     }
 
-    private func remember(_ text: String, _ entry: Entry) {
-        entries[text] = entry
-        totalBytes += text.utf8.count
+    private func remember(_ key: Key, _ entry: Entry) {
+        entries[key] = entry
+        totalBytes += key.text.utf8.count
         guard entries.count > Self.maxEntries || totalBytes > Self.maxTotalBytes else { return }
         let oldest = entries.sorted { $0.value.lastUse < $1.value.lastUse }.prefix(entries.count / 2)
-        for (text, _) in oldest {
-            entries[text] = nil
-            totalBytes -= text.utf8.count
+        for (key, _) in oldest {
+            entries[key] = nil
+            totalBytes -= key.text.utf8.count
         }
     }
 }

@@ -22,6 +22,9 @@ final class InterpreterState {
         /// The main result the engine bound to `_` last, while `_` may still be it: let go of as
         /// soon as the engine sees that the code bound (or deleted) `_` itself (see ``bindUnderscore(_:in:)``).
         var underscoreValue: PyOwned?
+        /// The `from __future__` features its cells imported (`PyCF_MASK` bits), in force for its
+        /// later cells, as in python3's REPL (`codeop`) and IPython.
+        var futureFlags: Int32 = 0
         init(globals: consuming PyOwned, cells: consuming PyOwned, module: consuming PyOwned, contextID: consuming PyOwned) {
             self.globals = globals
             self.cells = cells
@@ -523,7 +526,8 @@ final class InterpreterState {
             defer { withExtendedLifetime(code) {} }
             var knownLast: PythonCode.LastStatement?
             if run.filename == nil {
-                code = cellCompiler.code(of: text, source: source.borrowed, filename: name.borrowed, last: &knownLast)
+                code = cellCompiler.code(of: text, source: source.borrowed, filename: name.borrowed, futureFlags: namespace.futureFlags, last: &knownLast)
+                if !code.borrowedOrNone.isNone { namespace.futureFlags |= code.borrowedOrNone.futureFlags }
             } else if run.program == .compiled {
                 code = PythonCode.codeOfCompiledFile(run.fileContents ?? [])
             } else if run.program == .mainModule {

@@ -6,6 +6,7 @@ statement, evaluates what it returns, and hands a value that is not ``None`` to 
 Bundles reach the engine through the native ``_emit`` (set at start-up), in order with output.
 """
 
+import __future__
 import ast
 import base64
 import builtins
@@ -24,6 +25,12 @@ _RETURN_VALUE = 83
 _EXTENDED_ARG = 144
 # Cells are compiled with top-level await allowed (their code is a coroutine's when they use it).
 _TOP_LEVEL_AWAIT = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+# The flags of the ``from __future__`` features (PyCF_MASK): a cell is compiled with those of its
+# context's earlier cells, so its code has them (``barry_as_FLUFL`` changes what parses).
+_FUTURE_FLAGS = 0
+for _name in __future__.all_feature_names:
+    _FUTURE_FLAGS |= getattr(__future__, _name).compiler_flag
+del _name
 
 
 def last_expression(source, filename, code):
@@ -35,8 +42,9 @@ def last_expression(source, filename, code):
     Patching the compiled code keeps every instruction, line and column where it was, so
     tracebacks are exactly those of the unchanged cell and nothing is compiled twice.
     """
+    flags = _TOP_LEVEL_AWAIT | (code.co_flags & _FUTURE_FLAGS)
     try:
-        tree = ast.parse(source, filename)
+        tree = compile(source, filename, "exec", ast.PyCF_ONLY_AST | flags, dont_inherit=True)
     except BaseException:  # it compiled already: a parse failure here is ours, run it as it is
         return None
     body = tree.body
@@ -52,12 +60,12 @@ def last_expression(source, filename, code):
     if _is_literal(value):
         # Constant folding compiled the statement to nothing: the value has no side effect,
         # evaluate it on its own after the cell.
-        expression = compile(ast.Expression(value), filename, "eval", _TOP_LEVEL_AWAIT)
+        expression = compile(ast.Expression(value), filename, "eval", flags, dont_inherit=True)
         return code, expression
     # Not found in the bytecode (not expected): compile the body and the expression apart.
     tree.body = body[:-1]
-    return (compile(tree, filename, "exec", _TOP_LEVEL_AWAIT),
-            compile(ast.Expression(value), filename, "eval", _TOP_LEVEL_AWAIT))
+    return (compile(tree, filename, "exec", flags, dont_inherit=True),
+            compile(ast.Expression(value), filename, "eval", flags, dont_inherit=True))
 
 
 def _suppressed(source, statement):

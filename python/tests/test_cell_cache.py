@@ -230,3 +230,29 @@ def test_a_class_from_an_old_cell_keeps_its_source_while_it_lives(server, contex
     assert run(server, context, "del Point, bare\nimport gc\ngc.collect()")["status"] == "ok"
     kept = run(server, context, f"import linecache\nprint(linecache.getlines({cell!r}))")
     assert kept["stdout"] == "[]\n", kept
+
+
+ANNOTATED = "def g(x: int): pass\ng.__annotations__"
+
+
+def test_a_future_import_holds_for_the_later_cells_of_its_context_only(server, context):
+    # As in python3's REPL (codeop) and IPython: cells compiled after `from __future__ import ...`
+    # keep the feature, also when the same source was compiled (and cached) without it elsewhere.
+    elsewhere = server.result("context.create", {})["id"]
+    try:
+        for _ in range(3):
+            assert shown(run(server, elsewhere, ANNOTATED)) == ["{'x': <class 'int'>}"]
+        assert run(server, context, "from __future__ import annotations")["status"] == "ok"
+        for _ in range(3):
+            assert shown(run(server, context, ANNOTATED)) == ["{'x': 'int'}"]
+        # Features add up, and change what parses.
+        run(server, context, "from __future__ import barry_as_FLUFL")
+        for _ in range(2):
+            flufl = run(server, context, "print(1 <> 2)\n1 <> 1")
+            assert (flufl["status"], flufl["stdout"], shown(flufl)) == ("ok", "True\n", ["False"])
+        assert shown(run(server, context, ANNOTATED)) == ["{'x': 'int'}"]
+        # Another context compiles without them.
+        assert shown(run(server, elsewhere, ANNOTATED)) == ["{'x': <class 'int'>}"]
+        assert run(server, elsewhere, "1 <> 2")["error"]["name"] == "SyntaxError"
+    finally:
+        server.call("context.delete", {"context": elsewhere})
