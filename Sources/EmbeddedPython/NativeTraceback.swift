@@ -1,4 +1,5 @@
 @preconcurrency import CPython
+import PyKernelSupport
 
 /// The error record of the common exception, made without calling Python: what the runtime's
 /// `end_run` returns (`pykernel_traceback.exception_name`, `exception_value` and
@@ -79,12 +80,28 @@ package enum NativeTraceback {
         }
     }
 
+    /// An error record as ``record(of:cells:environment:limit:)`` makes it.
+    package struct Record {
+        package let name: String
+        /// The start of `str()` of the exception, within the limit.
+        package let value: String
+        /// The bytes of `value` cut from its end.
+        package let valueOmittedBytes: Int
+        /// The text python3 prints: within the limit, its head and tail joined by a line saying
+        /// how much was left out (``HeadTailBuffer/markedText()``).
+        package let traceback: String
+        /// The bytes of `traceback` cut from its middle.
+        package let tracebackOmittedBytes: Int
+    }
+
     /// The record (`name`, `value`, `traceback`) of `exception`, or `nil` when it is not the
     /// common case (see the type's summary); then nothing was changed and no error is pending.
     /// On success the engine's frames (`<pykernel/...>`) are cut from its traceback, as `end_run` does.
     /// - Parameters:
     ///   - cells: The running context's cell sources (filename → source `str`).
-    package static func record(of exception: PyBorrowed, cells: PyBorrowed, environment: borrowing Environment) -> (name: String, value: String, traceback: String)? {
+    ///   - limit: The most bytes of `value`, and of `traceback`, kept (a run's `max_output_bytes`):
+    ///     a longer message is not copied whole.
+    package static func record(of exception: PyBorrowed, cells: PyBorrowed, environment: borrowing Environment, limit: Int) -> Record? {
         guard let name = typeName(of: exception, environment: environment), isPlain(exception, environment: environment) else { return nil }
         // The text is built as UTF-8 bytes (one `String` made at the end).
         var text: [UInt8] = []
@@ -133,23 +150,50 @@ package enum NativeTraceback {
         // `str()` once, as python3 calls it to print the message, which is also the value; its
         // lone surrogates as python3's stderr writes them (`\udcff`), as `_as_printed` does.
         text.append(contentsOf: name.utf8)
-        var value: String?
+        var record: Record?
         if let message = PyOwned(stealing: PyObject_Str(exception.pointer)) {
             _ = message.borrowed.withUTF8Text(.backslashReplace) { utf8 in
-                if !utf8.isEmpty {
-                    append(": ", to: &text)
-                    text.append(contentsOf: utf8)
-                }
-                value = String(decoding: utf8, as: UTF8.self)
+                let value = HeadTailBuffer.head(of: utf8, limit: limit)
+                let printed = tracebackText(text, message: utf8, limit: limit)
+                record = Record(name: name, value: value.text, valueOmittedBytes: value.omittedBytes,
+                                traceback: printed.text, tracebackOmittedBytes: printed.omittedBytes)
                 return true
             }
         }
-        if value == nil {
-            PyErr_Clear()
-            append(": <exception str() failed>", to: &text)
+        if let record { return record }
+        PyErr_Clear()
+        let failed: StaticString = "<exception str() failed>"
+        let value = HeadTailBuffer.head(of: UnsafeRawBufferPointer(start: failed.utf8Start, count: failed.utf8CodeUnitCount), limit: limit)
+        append(": ", to: &text)
+        append(failed, to: &text)
+        let printed = tracebackText(text, message: nil, limit: limit)
+        return Record(name: name, value: value.text, valueOmittedBytes: value.omittedBytes,
+                      traceback: printed.text, tracebackOmittedBytes: printed.omittedBytes)
+    }
+
+    /// The traceback's text: `text` (the frames and the exception's name), then `: ` and the
+    /// message unless it is empty or `nil`, and a newline; cut at `limit` bytes as output is
+    /// (``HeadTailBuffer/markedText()``), the message's middle never copied.
+    private static func tracebackText(_ text: [UInt8], message: UnsafeRawBufferPointer?, limit: Int) -> (text: String, omittedBytes: Int) {
+        let message = message.flatMap { $0.isEmpty ? nil : $0 }
+        let length = text.count + (message.map { 2 + $0.count } ?? 0) + 1
+        guard length > limit else {
+            var whole = text
+            if let message {
+                append(": ", to: &whole)
+                whole.append(contentsOf: message)
+            }
+            whole.append(0x0A)
+            return (String(decoding: whole, as: UTF8.self), 0)
         }
-        text.append(0x0A)
-        return (name, value ?? "<exception str() failed>", String(decoding: text, as: UTF8.self))
+        var buffer = HeadTailBuffer(limit: limit)
+        text.withUnsafeBytes { buffer.append($0) }
+        if let message {
+            buffer.append(": ")
+            buffer.append(message)
+        }
+        buffer.append("\n")
+        return buffer.markedText()
     }
 
     /// Whether every frame from `entry` on is the engine's.

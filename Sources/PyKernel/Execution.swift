@@ -34,13 +34,27 @@ public struct ErrorRecord: Sendable, Hashable {
     /// exits with for it, taken from its `code` as python3 takes it (what its `str()` or `value`
     /// says does not matter). `nil` otherwise; never part of the protocol's record.
     public let exitStatus: Int32?
+    /// How many bytes were cut from the end of ``value``, longer than the run's output limit
+    /// (`max_output_bytes`): its start is kept. 0 when nothing was.
+    public let valueOmittedBytes: Int
+    /// How many bytes were cut from the middle of ``traceback``, longer than the run's output
+    /// limit: its head and tail are kept (the exception's line last), joined by a line saying how
+    /// many bytes were left out. 0 when nothing was.
+    public let tracebackOmittedBytes: Int
+
+    /// Whether ``value`` or ``traceback`` was cut at the run's output limit.
+    public var isTruncated: Bool { valueOmittedBytes > 0 || tracebackOmittedBytes > 0 }
 
     /// An error record as the engine makes it from an exception the code raised.
-    public init(name: String, value: String, traceback: String, exitStatus: Int32? = nil) {
+    public init(
+        name: String, value: String, traceback: String, exitStatus: Int32? = nil, valueOmittedBytes: Int = 0, tracebackOmittedBytes: Int = 0
+    ) {
         self.name = name
         self.value = value
         self.traceback = traceback
         self.exitStatus = exitStatus
+        self.valueOmittedBytes = valueOmittedBytes
+        self.tracebackOmittedBytes = tracebackOmittedBytes
     }
 }
 

@@ -615,20 +615,27 @@ final class InterpreterState {
             let handsToHook = run.filename != nil
                 ? hookReplaced || (usesProcessStandardStreams && (!compiled.isNone || parsedAsFile || run.program == .mainModule))
                 : hookReplaced && !compiled.isNone && stop == nil
+            // The record's value and traceback are capped as the run's output is (`max_output_bytes`);
+            // a program's on the process's own streams is printed whole, as python3 prints it.
+            let limit = usesProcessStandardStreams ? Int.max : run.output.resultLimit
             if !exception.borrowedOrNone.isNone, savedEnvironment.borrowedOrNone.isNone, !handsToHook,
-                let record = NativeTraceback.record(of: exception.borrowedOrNone, cells: namespace.cells.borrowed, environment: nativeTraceback)
+                let record = NativeTraceback.record(
+                    of: exception.borrowedOrNone, cells: namespace.cells.borrowed, environment: nativeTraceback, limit: limit)
             {
                 // The common exception, described natively as `end_run` would; then its cell's end
                 // (the exception let go first: its traceback's frames hold the cell's code).
                 exception = nil
                 try endCell(name.borrowed, code: code, in: namespace)
-                return (ErrorRecord(name: record.name, value: record.value, traceback: record.traceback), stop, duration)
+                let error = ErrorRecord(
+                    name: record.name, value: record.value, traceback: record.traceback,
+                    valueOmittedBytes: record.valueOmittedBytes, tracebackOmittedBytes: record.tracebackOmittedBytes)
+                return (error, stop, duration)
             }
             let description = try endRun.borrowed.call(
                 exception.borrowedOrNone, savedEnvironment.borrowedOrNone, handsToHook ? PyBorrowed.true : PyBorrowed.false)
             exception = nil
             try endCell(name.borrowed, code: code, in: namespace)
-            return (Self.record(from: description.borrowed), stop, duration)
+            return (Self.record(from: description.borrowed, limit: limit), stop, duration)
         } catch {
             _ = runtime.supervisor.end()
             runtime.logger.error("engine failure around a run: \(error)", metadata: ["context": "\(run.context.id)"])
@@ -726,7 +733,7 @@ final class InterpreterState {
         _ = perform(joinThreads, "join_threads", in: run)
         _ = asTheCode { perform(runExitFunctions, "atexit._run_exitfuncs", in: run) }
         let ended = perform(endStreams, "end_streams", in: run)
-        let failure = Self.record(from: ended.borrowedOrNone)
+        let failure = Self.record(from: ended.borrowedOrNone, limit: Int.max)  // printed whole, as python3 prints it
         var keepers: PyOwned? = nil
         _ = perform(beginTeardown, "begin_teardown", in: run)
         runtime.contextSettings.forget(run.context.id)
@@ -945,16 +952,37 @@ final class InterpreterState {
         }
     }
 
-    /// `(name, value, traceback[, exit status])` from the runtime's `end_run`, or `nil` for `None`.
-    private static func record(from description: PyBorrowed) -> ErrorRecord? {
+    /// `(name, value, traceback[, exit status])` from the runtime's `end_run`, or `nil` for `None`;
+    /// `value` and `traceback` cut at `limit` bytes (the start of `value`; the head and tail of
+    /// `traceback`, see ``ErrorRecord``), their middle never copied.
+    private static func record(from description: PyBorrowed, limit: Int) -> ErrorRecord? {
         guard !description.isNone,
             let name = description.tupleItem(0)?.stringValue,
-            let value = description.tupleItem(1)?.stringValue,
-            let traceback = description.tupleItem(2)?.stringValue
+            let valueObject = description.tupleItem(1), let tracebackObject = description.tupleItem(2)
         else { return nil }
+        var value: (text: String, omittedBytes: Int)?
+        var traceback: (text: String, omittedBytes: Int)?
+        // Both are valid UTF-8 (`_as_printed`): their bytes are the `str`'s own.
+        _ = valueObject.withUTF8Text(.backslashReplace) { value = HeadTailBuffer.head(of: $0, limit: limit); return true }
+        _ = tracebackObject.withUTF8Text(.backslashReplace) { text in
+            guard text.count > limit else {
+                traceback = (String(decoding: text.bindMemory(to: UInt8.self), as: UTF8.self), 0)
+                return true
+            }
+            var buffer = HeadTailBuffer(limit: limit)
+            buffer.append(text)
+            traceback = buffer.markedText()
+            return true
+        }
+        guard let value, let traceback else {
+            _ = PythonException.take()
+            return nil
+        }
         // A program's `SystemExit` on the process's own streams: the status python3 exits with.
         let status = description.tupleSize > 3 ? description.tupleItem(3)?.integerValue.map(Int32.init(truncatingIfNeeded:)) : nil
-        return ErrorRecord(name: name, value: value, traceback: traceback, exitStatus: status)
+        return ErrorRecord(
+            name: name, value: value.text, traceback: traceback.text, exitStatus: status,
+            valueOmittedBytes: value.omittedBytes, tracebackOmittedBytes: traceback.omittedBytes)
     }
 
     /// The record of a stop the code swallowed and then ended normally.

@@ -40,7 +40,7 @@ enum NativeResults {
             let (head, tail, omitted) = kept
         else { return nil }
         guard omitted > 0 else { return head }
-        return head + "\n[... \(omitted) bytes omitted: longer than max_output_bytes ...]\n" + tail
+        return head + HeadTailBuffer.omissionLine(omitted) + tail
     }
 }
 

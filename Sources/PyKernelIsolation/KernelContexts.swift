@@ -503,7 +503,9 @@ enum WorkerJSON {
     static func executionResult(_ json: JSONValue) -> ExecutionResult {
         let error = json["error"]?.objectValue.map { record in
             ErrorRecord(name: record["name"]?.stringValue ?? "", value: record["value"]?.stringValue ?? "",
-                        traceback: record["traceback"]?.stringValue ?? "")
+                        traceback: record["traceback"]?.stringValue ?? "",
+                        valueOmittedBytes: record["value_omitted_bytes"]?.intValue ?? 0,
+                        tracebackOmittedBytes: record["traceback_omitted_bytes"]?.intValue ?? 0)
         }
         return ExecutionResult(
             status: json["status"]?.stringValue.flatMap(ExecutionStatus.init(rawValue:)) ?? .error,

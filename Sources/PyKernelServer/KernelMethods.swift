@@ -240,7 +240,13 @@ extension JSONRPCServer {
         let capacity = resultCapacity(result, results: results)
         guard capacity <= largeResponse else {
             let error: JSONValue = result.error.map {
-                ["name": .string($0.name), "value": .string($0.value), "traceback": .string($0.traceback)]
+                var record: JSONObject = ["name": .string($0.name), "value": .string($0.value), "traceback": .string($0.traceback)]
+                if $0.isTruncated {
+                    record["truncated"] = .bool(true)
+                    record["value_omitted_bytes"] = .integer(Int64($0.valueOmittedBytes))
+                    record["traceback_omitted_bytes"] = .integer(Int64($0.tracebackOmittedBytes))
+                }
+                return .object(record)
             } ?? .null
             return ["status": .string(result.status.rawValue), "stdout": .string(result.stdout), "stderr": .string(result.stderr),
                     "stdout_truncated": .bool(result.stdoutTruncated), "stderr_truncated": .bool(result.stderrTruncated),
@@ -275,6 +281,11 @@ extension JSONRPCServer {
                 record.member(Keys.name, string: error.name)
                 record.member(Keys.value, string: error.value)
                 record.member(Keys.traceback, string: error.traceback)
+                if error.isTruncated {
+                    record.member(Keys.truncated, bool: true)
+                    record.member(Keys.valueOmittedBytes, integer: Int64(error.valueOmittedBytes))
+                    record.member(Keys.tracebackOmittedBytes, integer: Int64(error.tracebackOmittedBytes))
+                }
             })
         } else {
             object.member(Keys.error, .null)
@@ -303,6 +314,9 @@ extension JSONRPCServer {
         static let name = JSONKey("name")
         static let value = JSONKey("value")
         static let traceback = JSONKey("traceback")
+        static let truncated = JSONKey("truncated")
+        static let valueOmittedBytes = JSONKey("value_omitted_bytes")
+        static let tracebackOmittedBytes = JSONKey("traceback_omitted_bytes")
         static let executionCount = JSONKey("execution_count")
         static let duration = JSONKey("duration")
         static let results = JSONKey("results")

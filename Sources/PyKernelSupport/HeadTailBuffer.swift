@@ -32,6 +32,13 @@ package struct HeadTailBuffer: Sendable {
             rest = rest.dropFirst(taken.count)
         }
         guard !rest.isEmpty, tailLimit > 0 else { return }
+        if rest.count >= tailLimit {
+            // The chunk alone fills the tail: only its end is copied (a 30 MB message, not 30 MB).
+            tail.removeAll(keepingCapacity: true)
+            tailStart = 0
+            tail.append(contentsOf: rest.suffix(tailLimit))
+            return
+        }
         tail.append(contentsOf: rest)
         let excess = tail.count - tailStart - tailLimit
         if excess > 0 { tailStart += excess }
@@ -83,6 +90,31 @@ package struct HeadTailBuffer: Sendable {
         let keptTail = tail.dropFirst(UTF8Text.leadingContinuationCount(tail))
         return (String(decoding: keptHead, as: UTF8.self), String(decoding: keptTail, as: UTF8.self),
                 bytes.count - keptHead.count - keptTail.count)
+    }
+
+    /// The first bytes of a text, at most `limit` (a negative limit counts as 0), cut at a
+    /// character boundary, and how many bytes were cut after them (an error record's `value`,
+    /// whose start matters); the middle and end are never copied.
+    package static func head(of text: UnsafeRawBufferPointer, limit: Int) -> (text: String, omittedBytes: Int) {
+        let bytes = text.bindMemory(to: UInt8.self)
+        guard bytes.count > max(0, limit) else { return (String(decoding: bytes, as: UTF8.self), 0) }
+        let head = bytes[..<max(0, limit)]
+        let kept = head.prefix(UTF8Text.completePrefixLength(head))
+        return (String(decoding: kept, as: UTF8.self), bytes.count - kept.count)
+    }
+
+    /// The kept text with its head and tail joined by a line saying how many bytes were left out
+    /// (``omissionLine(_:)``), and that count: how a rich result's text and an error record's
+    /// traceback are cut at a run's `max_output_bytes`. The whole text when nothing was cut.
+    package func markedText() -> (text: String, omittedBytes: Int) {
+        guard isTruncated else { return (text(), 0) }
+        let (head, tail, omitted) = parts()
+        return (UTF8Text.decode(head) + Self.omissionLine(omitted) + UTF8Text.decode(tail), omitted)
+    }
+
+    /// The line between the head and the tail of a text cut at a run's `max_output_bytes`.
+    package static func omissionLine(_ omittedBytes: Int) -> String {
+        "\n[... \(omittedBytes) bytes omitted: longer than max_output_bytes ...]\n"
     }
 
     /// The bytes cut between head and tail (0 when nothing was cut).

@@ -75,7 +75,16 @@ import Testing
 
     /// The response's result as a tree, as the wire had it before fragments.
     private static func tree(_ run: ExecutionResult) -> JSONValue {
-        let error: JSONValue = run.error.map { ["name": .string($0.name), "value": .string($0.value), "traceback": .string($0.traceback)] } ?? .null
+        let error: JSONValue = run.error.map { record in
+            var members: JSONObject = ["name": .string(record.name), "value": .string(record.value), "traceback": .string(record.traceback)]
+            // Only a record cut at the run's `max_output_bytes` says so.
+            if record.valueOmittedBytes > 0 || record.tracebackOmittedBytes > 0 {
+                members["truncated"] = .bool(true)
+                members["value_omitted_bytes"] = .integer(Int64(record.valueOmittedBytes))
+                members["traceback_omitted_bytes"] = .integer(Int64(record.tracebackOmittedBytes))
+            }
+            return .object(members)
+        } ?? .null
         return ["status": .string(run.status.rawValue), "stdout": .string(run.stdout), "stderr": .string(run.stderr),
                 "stdout_truncated": .bool(run.stdoutTruncated), "stderr_truncated": .bool(run.stderrTruncated),
                 "stdout_omitted_bytes": .integer(Int64(run.stdoutOmittedBytes)), "stderr_omitted_bytes": .integer(Int64(run.stderrOmittedBytes)),
@@ -91,10 +100,18 @@ import Testing
         ExecutionResult(
             status: .error, stdout: "", stderr: "", error: ErrorRecord(name: "ZeroDivisionError", value: "division by zero", traceback: "Traceback:\n  ...\n"),
             executionCount: 9, duration: .seconds(2)),
+        ExecutionResult(
+            status: .error, stdout: "", stderr: "",
+            error: ErrorRecord(name: "ValueError", value: "xx", traceback: "Tr\n[... 9 bytes omitted: longer than max_output_bytes ...]\nxx\n",
+                               valueOmittedBytes: 30_000_000, tracebackOmittedBytes: 9),
+            executionCount: 10, duration: .seconds(1)),
         // Large output: built as a tree (serialized once, into the response).
         ExecutionResult(
             status: .timeout, stdout: String(repeating: "line\n", count: 20_000), stderr: "x", stderrOmittedBytes: 1 << 40,
             error: ErrorRecord(name: "TimeoutError", value: "", traceback: ""), executionCount: 4, duration: .milliseconds(5), results: results),
+        ExecutionResult(
+            status: .error, stdout: String(repeating: "line\n", count: 20_000), stderr: "",
+            error: ErrorRecord(name: "E", value: "", traceback: "E\n", tracebackOmittedBytes: 1), executionCount: 5, duration: .seconds(1)),
     ]
 
     /// The response, fragment or tree, reusing the results sent in the notifications or not: the

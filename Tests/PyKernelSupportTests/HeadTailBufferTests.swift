@@ -60,6 +60,38 @@ struct HeadTailBufferTests {
         #expect(buffer.text() == "ééé")
     }
 
+    @Test("A chunk longer than the tail after a tail was kept: the tail is the chunk's end")
+    func chunkLongerThanTheTail() {
+        var buffer = HeadTailBuffer(limit: 6)
+        for chunk in ["abc", "de", "fghijk", "lm", "nopqrstuv"] { buffer.append(chunk) }
+        #expect(buffer.text() == "abctuv")
+        #expect(buffer.omittedBytes == 16)
+        buffer.append("w")
+        #expect(buffer.text() == "abcuvw")
+    }
+
+    @Test("The head of a text: at most the limit, cut at a character boundary")
+    func headOfAText() {
+        func head(_ text: String, _ limit: Int) -> (String, Int) {
+            var text = text
+            return text.withUTF8 { HeadTailBuffer.head(of: UnsafeRawBufferPointer($0), limit: limit) }
+        }
+        #expect(head("hello", 10) == ("hello", 0))
+        #expect(head("hello", 5) == ("hello", 0))
+        #expect(head("hello", 2) == ("he", 3))
+        #expect(head("éé", 3) == ("é", 2))
+        #expect(head("abc", 0) == ("", 3))
+    }
+
+    @Test("A cut text marked: head, a line saying how many bytes were left out, tail")
+    func markedText() {
+        var buffer = HeadTailBuffer(limit: 4)
+        buffer.append("abc")
+        #expect(buffer.markedText() == ("abc", 0))
+        buffer.append("defgh")
+        #expect(buffer.markedText() == ("ab\n[... 4 bytes omitted: longer than max_output_bytes ...]\ngh", 4))
+    }
+
     @Test("A limit of zero keeps nothing and counts everything")
     func zeroLimit() {
         var buffer = HeadTailBuffer(limit: 0)

@@ -45,17 +45,27 @@ class ExecutionError:
     ``json.decoder.JSONDecodeError``), ``value`` its ``str()``, ``traceback`` the full text
     ``python3 file.py`` would print (cells are named ``<cell-N>``). A stopped run has a record
     too: ``TimeoutError`` (status ``timeout``) or ``KeyboardInterrupt`` (status ``interrupted``).
+
+    Past the run's ``max_output_bytes``, ``value`` keeps its start and ``traceback`` its head and
+    tail (joined by a line saying how many bytes were left out): ``truncated`` is then true and
+    ``value_omitted_bytes``/``traceback_omitted_bytes`` count the bytes cut from each.
     """
 
     name: str
     value: str
     traceback: str = ""
+    truncated: bool = False
+    value_omitted_bytes: int = 0
+    traceback_omitted_bytes: int = 0
 
     @classmethod
     def from_json(cls, value: Optional[Dict[str, Any]]) -> Optional["ExecutionError"]:
         if value is None:
             return None
-        return cls(name=value.get("name", ""), value=value.get("value", ""), traceback=value.get("traceback") or "")
+        return cls(name=value.get("name", ""), value=value.get("value", ""), traceback=value.get("traceback") or "",
+                   truncated=bool(value.get("truncated", False)),
+                   value_omitted_bytes=int(value.get("value_omitted_bytes", 0)),
+                   traceback_omitted_bytes=int(value.get("traceback_omitted_bytes", 0)))
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,17 @@ def test_run_calls_str_of_an_uncaught_exception_as_often_as_python3(pykernel_bin
     assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
 
 
+def test_run_prints_an_uncaught_exception_whole_past_the_result_limit(pykernel_bin, tmp_path):
+    """A served record is cut at `max_output_bytes` (1 MiB by default); a program's traceback is
+    printed whole, as python3 prints it."""
+    program = tmp_path / "big.py"
+    program.write_text("raise ValueError('x' * 3_000_000)\n")
+    theirs = subprocess.run([PYTHON311, str(program)], capture_output=True, text=True)
+    ours = run(pykernel_bin, "run", str(program))
+    assert len(ours.stderr) > 3_000_000
+    assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+
+
 def test_a_served_system_exit_record_is_its_name_value_and_traceback(kernel):
     """The status `pykernel run` takes from the code is not part of the wire's record."""
     result = kernel.run_code("class E(SystemExit): pass\nraise E(4)")

@@ -63,6 +63,37 @@ def test_a_results_text_is_cut_at_max_output_bytes_as_output_is(kernel):
     assert base64.b64decode(rich.results[0].data["image/png"]) == tiny_png()
 
 
+@pytest.mark.parametrize("isolation", [None, "process"])
+def test_an_error_record_is_cut_at_max_output_bytes(kernel, isolation):
+    """A 30 MB message made a 60 MB response (value and traceback) whatever `max_output_bytes`
+    said: past it the value keeps its start and the traceback its head and tail (the exception's
+    line last), joined by a line saying what was left out, and the record says so. The record
+    is made natively (a built-in exception) or by the Python port (a class of the code's)."""
+    context = kernel.create_context(isolation=isolation)
+    kernel.run_code("class Mine(Exception): pass", context=context)
+    for name in ("ValueError", "Mine"):
+        message = "x" * 3_000_000 + "\u00e9end"
+        ran = kernel.run_code(f"data = 'x' * 3_000_000 + chr(233) + 'end'\nraise {name}(data)", context=context, max_output_bytes=100)
+        whole = (f'Traceback (most recent call last):\n  File "<cell-{ran.execution_count}>", line 2, in <module>\n'
+                 f"    raise {name}(data)\n{name}: {message}\n").encode()
+        error = ran.error
+        assert (error.name, error.value, error.value_omitted_bytes, error.truncated) == (name, "x" * 100, len(message.encode()) - 100, True)
+        omitted = len(whole) - 100
+        assert error.traceback == (whole[:50].decode() + f"\n[... {omitted} bytes omitted: longer than max_output_bytes ...]\n"
+                                   + "x" * 44 + "\u00e9end\n"), name
+        assert error.traceback_omitted_bytes == omitted
+        # A character the cut would split is left out whole.
+        split = kernel.run_code(f"raise {name}('\u00e9' * 10)", context=context, max_output_bytes=5).error
+        assert (split.value, split.value_omitted_bytes) == ("\u00e9\u00e9", 16)
+        # Within the limit the record is whole, and says nothing of a cut.
+        small = kernel.run_code(f"raise {name}('x' * 10)", context=context, max_output_bytes=1000).error
+        assert (small.value, small.truncated, small.value_omitted_bytes, small.traceback_omitted_bytes) == ("x" * 10, False, 0, 0)
+    raw = kernel.call("code.run", {"code": "raise ValueError('y' * 50)", "context": context.id, "max_output_bytes": 10})["error"]
+    assert (raw["value"], raw["truncated"], raw["value_omitted_bytes"]) == ("y" * 10, True, 40)
+    assert raw["traceback"].endswith("omitted: longer than max_output_bytes ...]\nyyyy\n")
+    assert set(kernel.call("code.run", {"code": "raise ValueError('y')", "context": context.id})["error"]) == {"name", "value", "traceback"}
+
+
 def test_constant_and_docstring_like_values(kernel):
     assert kernel.run_code("1+1").text == "2"
     assert kernel.run_code("'hello'").text == "'hello'"
