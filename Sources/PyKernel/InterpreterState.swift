@@ -1051,7 +1051,17 @@ final class InterpreterState {
     func releaseNamespace(of context: ContextID) {
         runtime.output.forget(context)
         runtime.contextSettings.forget(context)
-        guard let namespace = namespaces.removeValue(forKey: context) else { return }
+        var namespace = namespaces.removeValue(forKey: context)
+        guard namespace != nil else { return }
+        // What its objects' finalizers write as it goes (its last reference too) is the deleted
+        // context's: dropped.
+        runtime.output.droppingUnownedOutput {
+            if let namespace { release(namespace) }
+            namespace = nil
+        }
+    }
+
+    private func release(_ namespace: Namespace) {
         if signalContexts.borrowed.setSize > 0, forgetSignals.borrowed.callKeepingError(namespace.contextID.borrowed) == nil {
             runtime.logger.error("forget_signals failed: \(PythonError.fetch())")
         }

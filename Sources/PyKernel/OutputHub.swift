@@ -47,6 +47,9 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     /// live contexts are tracked (none is remembered after its deletion), so it stays as small as
     /// the set of contexts.
     @exclusivity(unchecked) private var liveContexts: Set<ContextID> = [.default]
+    /// Set while a deleted context's namespace is freed (``droppingUnownedOutput(_:)``): output
+    /// with no owner is dropped instead of held for the context that ran last.
+    @exclusivity(unchecked) private var dropsUnowned = false
     @exclusivity(unchecked) private var capturePipes: [(descriptor: Int32, stream: OutputStreamName)] = []
     /// The capture pipes' write ends, kept by the engine (close-on-exec, spared from the code's
     /// `os.close`): a pipe whose descriptor 1 or 2 the code closed keeps a writer (no hang-up for
@@ -254,6 +257,25 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
         }
     }
 
+    /// Runs `body` (the freeing of a deleted context's namespace) dropping the output it writes
+    /// with no owner: what the finalizers of the context's objects print, the `Exception ignored
+    /// in` reports of their failures and what they write to descriptors 1 and 2 belong to the
+    /// deleted context, which ends as a killed process does, not to the context that ran last.
+    /// Output of threads user code started still goes to their contexts. Between runs only.
+    func droppingUnownedOutput(_ body: () -> Void) {
+        fflush(nil)
+        lock.withLock {
+            drainDescriptorsLocked()  // written before: still the last context's
+            dropsUnowned = true
+        }
+        body()
+        fflush(nil)
+        lock.withLock {
+            drainDescriptorsLocked()
+            dropsUnowned = false
+        }
+    }
+
     /// How many contexts the hub keeps output for (the live ones).
     var trackedContextCount: Int { lock.withLock { liveContexts.count } }
 
@@ -350,7 +372,7 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
             collectStagedLocked()
             if let run = runLocked(for: owner) {
                 run.acceptResultLocked(result)
-            } else if let context = owner ?? lastContext, liveContexts.contains(context) {
+            } else if owner != nil || !dropsUnowned, let context = owner ?? lastContext, liveContexts.contains(context) {
                 if let queue = held[context] {
                     queue.append(result)
                 } else {
@@ -401,13 +423,14 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
 
     /// The bytes held for where output between runs goes: the owner's held queue, or the last
     /// context's (0 when there is none, i.e. before any run or after every context that ran was
-    /// deleted).
+    /// deleted, or when it is dropped).
     private func heldByteCountLocked(_ owner: ContextID?) -> Int {
-        (owner ?? lastContext).flatMap { held[$0]?.byteCount } ?? 0
+        if owner == nil && dropsUnowned { return 0 }
+        return (owner ?? lastContext).flatMap { held[$0]?.byteCount } ?? 0
     }
 
     private func holdLocked(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer, owner: ContextID? = nil) {
-        guard let context = owner ?? lastContext, liveContexts.contains(context) else { return }
+        guard owner != nil || !dropsUnowned, let context = owner ?? lastContext, liveContexts.contains(context) else { return }
         if let queue = held[context] {
             queue.append(stream, bytes)
         } else {
