@@ -42,9 +42,9 @@ final class InterpreterState {
     /// `keep_cell_while_used(cells, filename, codes[, code, globals])`: a cell's source kept while
     /// its code, or a class it defined, is held.
     private let keepCellWhileUsed: PyOwned
-    /// The runtime's `forget_kept_cells(cells)`, which takes a context's cells out of the registry
-    /// of the cells kept after their run (``KeptCells``) at its end.
-    private let forgetKeptCells: PyOwned
+    /// The runtime's `end_cells(cells)`, which forgets a context's cell sources at its end but
+    /// those of the cells kept after their run (``KeptCells``), while their code lives.
+    private let endCells: PyOwned
     /// The steps of a program's end (see ``endProgram(_:executionCount:)``): the runtime's
     /// `join_threads`, `atexit._run_exitfuncs` and the runtime's `end_streams`.
     private let joinThreads: PyOwned
@@ -166,7 +166,7 @@ final class InterpreterState {
             flushIO = try module.borrowed.attribute("flush_io")
             endForkedChild = try module.borrowed.attribute("end_forked_child")
             let enginePrefix = try module.borrowed.attribute("_ENGINE_FILENAME_PREFIX")
-            forgetKeptCells = try module.borrowed.attribute("forget_kept_cells")
+            endCells = try module.borrowed.attribute("end_cells")
             nativeTraceback = try NativeTraceback.Environment(
                 cellCacheType: try module.borrowed.attribute("_CellCache"), timeoutType: try module.borrowed.attribute("ExecutionTimeout"),
                 enginePrefix: enginePrefix.borrowed.stringValue ?? "<pykernel/", keptCells: try module.borrowed.attribute("_kept_cells"))
@@ -684,10 +684,14 @@ final class InterpreterState {
         if (try? runtimeGlobals.borrowed.setItem(signalsRunningName.borrowed, context)) == nil { _ = PythonException.take() }
     }
 
-    /// A context's end: its kept cells leave the registry, then its store is cleared.
+    /// A context's end: its cells' sources go, but those of its kept cells (``KeptCells``), which
+    /// stay registered while code of them lives (its functions show their own lines in another
+    /// context's tracebacks, never that context's cell of the same name).
     private func forgetCells(of namespace: Namespace) {
-        if forgetKeptCells.borrowed.callKeepingError(namespace.cells.borrowed) == nil { _ = PythonException.take() }
-        PythonCode.clear(namespace.cells.borrowed)
+        if endCells.borrowed.callKeepingError(namespace.cells.borrowed) == nil {
+            _ = PythonException.take()
+            PythonCode.clear(namespace.cells.borrowed)
+        }
     }
 
     /// Forgets the source of a cell that cannot show up in a traceback any more, once its run has

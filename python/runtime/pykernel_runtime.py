@@ -853,12 +853,16 @@ def _cell_source(filename):
     return entry if type(entry) is str else "".join(entry[2])
 
 
-def forget_kept_cells(cells):
-    """A context's end: its kept cells leave the registry (before its store is cleared)."""
-    for filename in cells:
+def end_cells(cells):
+    """A context's end (its deletion, a program's end): the sources of its cells go, but for the
+    kept ones (``keep_cell_while_used``), which stay registered with their source until the last of
+    their code is freed: a function the context left in ``builtins`` or in another context still
+    shows its own lines in a traceback (not the lines of the running context's cell of the same
+    name), and ``inspect.getsource`` still finds it, as python3 keeps a file's lines."""
+    for filename in list(cells):
         kept = _kept_cells.get(id(filename))
-        if kept is not None and kept[0] is filename:
-            del _kept_cells[id(filename)]
+        if kept is None or kept[0] is not filename or kept[1] is not cells:
+            del cells[filename]
 
 
 # (stdout, stderr, stdin) of every run, put back if user code replaced them; None when the streams

@@ -258,6 +258,30 @@ def test_a_future_import_holds_for_the_later_cells_of_its_context_only(server, c
         server.call("context.delete", {"context": elsewhere})
 
 
+def test_a_deleted_contexts_function_shows_its_own_lines_not_those_of_anothers_cell(server):
+    """A function a context left in ``builtins`` keeps its cell's source after the context's
+    deletion while it lives: its frame showed the calling context's ``<cell-1>`` line 3 (the store
+    of the running context was searched by name once the deleted context's was forgotten), and
+    ``inspect.getsource`` raised ``OSError``."""
+    a, b = (server.result("context.create", {})["id"] for _ in range(2))
+    run(server, a, "import builtins\ndef boom():\n    return 1 / 0\nclass Kept:\n    def norm(self):\n"
+                   "        return boom()\nbuiltins.boom, builtins.Kept = boom, Kept\n")
+    server.result("context.delete", {"id": a})
+    try:
+        failed = run(server, b, "first = 1\nsecond = 2\nKept().norm()\n")
+        assert failed["error"]["traceback"] == (
+            'Traceback (most recent call last):\n  File "<cell-1>", line 3, in <module>\n    Kept().norm()\n'
+            '  File "<cell-1>", line 6, in norm\n    return boom()\n           ^^^^^^\n'
+            '  File "<cell-1>", line 3, in boom\n    return 1 / 0\n           ~~^~~\nZeroDivisionError: division by zero\n'), failed
+        shown = run(server, b, "import inspect, traceback\nprint(inspect.getsource(boom), end='')\n"
+                               "try:\n    boom()\nexcept ZeroDivisionError:\n    traceback.print_exc()")
+        assert shown["stdout"] == "def boom():\n    return 1 / 0\n", shown
+        assert '  File "<cell-1>", line 3, in boom\n    return 1 / 0\n' in shown["stderr"], shown
+    finally:
+        run(server, b, "import builtins\ndel builtins.boom, builtins.Kept")
+        server.result("context.delete", {"id": b})
+
+
 def test_what_a_deleted_contexts_finalizers_write_reaches_no_other_context(server, tmp_path):
     """Deleting a context runs its objects' ``__del__``: what they printed, the ``Exception ignored
     in`` report of their failure and what they wrote to descriptor 1 came in the next run of the

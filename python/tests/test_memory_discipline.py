@@ -103,3 +103,39 @@ def test_cells_that_define_classes_are_not_kept_once_their_classes_are_gone(pyke
         assert raw.wait_exit() == 0, raw.stderr.decode(errors="replace")
     finally:
         raw.kill()
+
+
+def test_deleted_contexts_leave_no_cell_sources_once_their_code_is_gone(pykernel_bin):
+    """A deleted context's kept cells stay while code of them lives (a function it left in
+    ``builtins`` shows its own lines), and go with the last of it: contexts created, made to
+    leave a function and a class of a 10 KB cell in ``builtins`` (replacing the previous one's),
+    and deleted, leave Python's allocated blocks flat."""
+    raw = RawServer(pykernel_bin)
+    try:
+        def run(context, code):
+            answer = raw.result("code.run", {"context": context, "code": code}, timeout=30)
+            assert answer["status"] == "ok", answer
+            return answer["stdout"]
+
+        def cycle():
+            context = raw.result("context.create", {}, timeout=30)["id"]
+            run(context, CLASS_CELL + "def f():\n    return 1 / 0\nimport builtins\nbuiltins.kept = (f, Point)\n")
+            raw.result("context.delete", {"id": context}, timeout=30)
+
+        def blocks():
+            return int(run("default", "import gc, sys\ngc.collect()\nprint(sys.getallocatedblocks())"))
+
+        for _ in range(50):  # warm-up
+            cycle()
+        before = blocks()
+        for _ in range(500):
+            cycle()
+        grown = blocks() - before
+        assert grown < 1_000, f"Python holds {grown} more blocks after 500 contexts"
+        # The last one's code lives: its lines too.
+        failed = raw.result("code.run", {"code": "kept[0]()"}, timeout=30)
+        assert '  File "<cell-1>", line 6, in f\n    return 1 / 0\n' in failed["error"]["traceback"], failed
+        raw.close_stdin()
+        assert raw.wait_exit() == 0, raw.stderr.decode(errors="replace")
+    finally:
+        raw.kill()

@@ -634,12 +634,13 @@ def test_another_contexts_function_shows_its_own_cells_lines(kernel):
         assert error.traceback == (
             f'Traceback (most recent call last):\n  File "<cell-{cell}>", line {line}, in <module>\n    fa_shared()\n'
             '  File "<cell-1>", line 4, in fa\n    raise ValueError(\'from A\')\nValueError: from A\n')
-    # Printed by the traceback module too (linecache), and gone with its context.
+    # Printed by the traceback module too (linecache), and after its context's deletion while
+    # the function lives (not B's line 4 of its <cell-1>).
     shown = kernel.run_code("import traceback\ntry:\n    fa_shared()\nexcept ValueError:\n    traceback.print_exc()", context=b)
     assert "in fa\n    raise ValueError('from A')\n" in shown.stderr
     kernel.delete_context(a)
     after = kernel.run_code("fa_shared()", context=b).error.traceback
-    assert after.endswith('  File "<cell-1>", line 4, in fa\nValueError: from A\n')
+    assert after.endswith('  File "<cell-1>", line 4, in fa\n    raise ValueError(\'from A\')\nValueError: from A\n')
     kernel.run_code("import builtins\ndel builtins.fa_shared", context=b)
 
 
