@@ -1059,7 +1059,7 @@ final class InterpreterState {
         guard namespace != nil else { return }
         // What its objects' finalizers write as it goes (its last reference too) is the deleted
         // context's: dropped.
-        runtime.output.droppingUnownedOutput {
+        runtime.output.droppingInterpreterOutput {
             if let namespace { release(namespace) }
             namespace = nil
         }

@@ -47,9 +47,9 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
     /// live contexts are tracked (none is remembered after its deletion), so it stays as small as
     /// the set of contexts.
     @exclusivity(unchecked) private var liveContexts: Set<ContextID> = [.default]
-    /// Set while a deleted context's namespace is freed (``droppingUnownedOutput(_:)``): output
-    /// with no owner is dropped instead of held for the context that ran last.
-    @exclusivity(unchecked) private var dropsUnowned = false
+    /// Set while a deleted context's namespace is freed (``droppingInterpreterOutput(_:)``): what the
+    /// interpreter thread writes is dropped instead of held for the context that ran last.
+    @exclusivity(unchecked) private var dropsInterpreterOutput = false
     @exclusivity(unchecked) private var capturePipes: [(descriptor: Int32, stream: OutputStreamName)] = []
     /// The capture pipes' write ends, kept by the engine (close-on-exec, spared from the code's
     /// `os.close`): a pipe whose descriptor 1 or 2 the code closed keeps a writer (no hang-up for
@@ -257,23 +257,17 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
         }
     }
 
-    /// Runs `body` (the freeing of a deleted context's namespace) dropping the output it writes
-    /// with no owner: what the finalizers of the context's objects print, the `Exception ignored
-    /// in` reports of their failures and what they write to descriptors 1 and 2 belong to the
-    /// deleted context, which ends as a killed process does, not to the context that ran last.
-    /// Output of threads user code started still goes to their contexts. Between runs only.
-    func droppingUnownedOutput(_ body: () -> Void) {
-        fflush(nil)
-        lock.withLock {
-            drainDescriptorsLocked()  // written before: still the last context's
-            dropsUnowned = true
-        }
+    /// Runs `body` (the freeing of a deleted context's namespace, on the interpreter thread)
+    /// dropping what the interpreter thread writes meanwhile at the Python level: what the
+    /// finalizers of the context's objects print, the `Exception ignored in` reports of their
+    /// failures, their `display()` calls belong to the deleted context, which ends as a killed
+    /// process does, not to the context that ran last. Output of other threads (with their
+    /// owners, or none) and of descriptors 1 and 2 (which cannot be attributed) goes where it
+    /// goes between runs. Between runs only.
+    func droppingInterpreterOutput(_ body: () -> Void) {
+        lock.withLock { dropsInterpreterOutput = true }
         body()
-        fflush(nil)
-        lock.withLock {
-            drainDescriptorsLocked()
-            dropsUnowned = false
-        }
+        lock.withLock { dropsInterpreterOutput = false }
     }
 
     /// How many contexts the hub keeps output for (the live ones).
@@ -320,7 +314,8 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
             // across the module boundary (the path of every `print`).
             lock.lock()
             collectStagedLocked()
-            let accepted = appendLocked(stream, piece, owner: owner)
+            // A write of a deleted context's finalizer is taken and dropped.
+            let accepted = (fromInterpreterThread && dropsInterpreterOutput) || appendLocked(stream, piece, owner: owner)
             if accepted && fromInterpreterThread && activeReference != nil { stage.armLocked(for: stream) }
             lock.unlock()
             if accepted {
@@ -372,7 +367,9 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
             collectStagedLocked()
             if let run = runLocked(for: owner) {
                 run.acceptResultLocked(result)
-            } else if owner != nil || !dropsUnowned, let context = owner ?? lastContext, liveContexts.contains(context) {
+            } else if !dropsInterpreterOutput || owner != nil || !isInterpreterThreadLocked, let context = owner ?? lastContext,
+                liveContexts.contains(context)
+            {
                 if let queue = held[context] {
                     queue.append(result)
                 } else {
@@ -395,6 +392,11 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
                 holdLocked(stream, bytes)
             }
         }
+    }
+
+    /// Whether the caller is the interpreter thread (the one that ran the last run).
+    private var isInterpreterThreadLocked: Bool {
+        interpreterThread.map { pthread_equal($0, pthread_self()) != 0 } ?? false
     }
 
     /// The run that takes output of `owner` now, if it is running.
@@ -423,14 +425,13 @@ final class OutputHub: @unchecked Sendable {  // state guarded by `lock`, a Cond
 
     /// The bytes held for where output between runs goes: the owner's held queue, or the last
     /// context's (0 when there is none, i.e. before any run or after every context that ran was
-    /// deleted, or when it is dropped).
+    /// deleted).
     private func heldByteCountLocked(_ owner: ContextID?) -> Int {
-        if owner == nil && dropsUnowned { return 0 }
-        return (owner ?? lastContext).flatMap { held[$0]?.byteCount } ?? 0
+        (owner ?? lastContext).flatMap { held[$0]?.byteCount } ?? 0
     }
 
     private func holdLocked(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer, owner: ContextID? = nil) {
-        guard owner != nil || !dropsUnowned, let context = owner ?? lastContext, liveContexts.contains(context) else { return }
+        guard let context = owner ?? lastContext, liveContexts.contains(context) else { return }
         if let queue = held[context] {
             queue.append(stream, bytes)
         } else {
