@@ -143,6 +143,40 @@ extension PyBorrowed {
         }
     }
 
+    /// Calls `body` with the bytes of a file-system path as given to `open` (a `str`'s UTF-8, a
+    /// `bytes` object's contents, or those of what an `os.PathLike`'s `__fspath__` returns),
+    /// without copying them; `nil` (nothing pending) for any other object, and for a `str` with
+    /// a lone surrogate, which UTF-8 cannot encode.
+    package func withFileSystemPathBytes<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result? {
+        var size = 0
+        if pykernel_is_unicode(pointer) != 0 {
+            guard let utf8 = PyUnicode_AsUTF8AndSize(pointer, &size) else {
+                PyErr_Clear()
+                return nil
+            }
+            return body(UnsafeRawBufferPointer(start: utf8, count: size))
+        }
+        if pykernel_is_bytes(pointer) != 0 {
+            var buffer: UnsafeMutablePointer<CChar>?
+            guard PyBytes_AsStringAndSize(pointer, &buffer, &size) == 0, let buffer else {
+                PyErr_Clear()
+                return nil
+            }
+            return body(UnsafeRawBufferPointer(start: buffer, count: size))
+        }
+        // An int (a descriptor) is no path; anything else may be an `os.PathLike`.
+        guard pykernel_is_long(pointer) == 0 else { return nil }
+        guard let path = PyOwned(stealing: PyOS_FSPath(pointer)) else {
+            PyErr_Clear()
+            return nil
+        }
+        // The owner lives to the end (a noncopyable value may end at its last use).
+        defer { withExtendedLifetime(path) {} }
+        let fileSystemPath = path.borrowed
+        guard pykernel_is_unicode(fileSystemPath.pointer) != 0 || pykernel_is_bytes(fileSystemPath.pointer) != 0 else { return nil }
+        return fileSystemPath.withFileSystemPathBytes(body)
+    }
+
     /// `str(object)`, or `nil` when `__str__` raised (the error is cleared).
     package var description: String? {
         guard let text = PyOwned(stealing: PyObject_Str(pointer)) else {

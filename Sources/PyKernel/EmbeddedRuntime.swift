@@ -42,6 +42,9 @@ final class EmbeddedRuntime: Sendable {
     // Guarded by the GIL, not a lock: used by the interpreter thread around runs and by threads
     // that change directory, each with the GIL held.
     @exclusivity(unchecked) nonisolated(unsafe) var contextSettings = ContextSettings()
+    /// The code's `open` of an engine's descriptor through `/proc/self/fd/N` and the like, refused.
+    // Guarded by the GIL, not a lock: set at start-up, then read by the audit hook with the GIL held.
+    @exclusivity(unchecked) nonisolated(unsafe) var engineDescriptorPaths = EngineDescriptorPaths()
 
     private init(logger: Logger) {
         self.logger = logger

@@ -295,6 +295,8 @@ final class InterpreterState {
             let setUmask = try PyOwned.nativeFunction(name: "set_umask", ContextSettings.setUmask, arguments: .tuple)
             let installContextSettings = try module.attribute("install_context_settings")
             _ = try installContextSettings.borrowed.call(changeDirectory.borrowed, setUmask.borrowed)
+            // The engine's descriptors are not opened anew through `/proc/self/fd/N` either.
+            runtime.engineDescriptorPaths.install(refusal: try module.attribute("refuse_engine_descriptor_path"))
         }
         if !configuration.guardsProcessExit {
             // In `posix` too, which `os` copies its functions from (`importlib.reload(os)`).

@@ -1,18 +1,23 @@
 import EmbeddedPython
+import Glibc
 import Synchronization
 
 /// Tells the engine when user code starts processes (whose output arrives through the pipes, the
-/// context's own: ``OutputHub/processStarting()``) or changes the working directory, through a C
-/// audit hook (PEP 578).
+/// context's own: ``OutputHub/processStarting()``) or changes the working directory, and refuses
+/// its `open` of an engine's descriptor through `/proc` or `/dev/fd` (``EngineDescriptorPaths``),
+/// through a C audit hook (PEP 578).
 enum PythonAuditBridge {
     /// Adds the hook for the rest of the process (audit hooks cannot be removed).
     static func install() { PythonAudit.addHook(hook) }
 
-    private static let hook: AuditHookPointer = { event, _, _ in
+    private static let hook: AuditHookPointer = { event, arguments, _ in
         guard let event else { return 0 }
-        // Most events (`exec`, `compile`, `open`, `import`, `object.__getattr__`, ...) are not ours:
-        // only look closer at names starting with "os.", "subprocess." or "ctypes.".
+        // Most events (`exec`, `compile`, `import`, `object.__getattr__`, ...) are not ours: only
+        // look closer at `open` and names starting with "os.", "subprocess." or "ctypes.".
         let first = UInt8(bitPattern: event[0])
+        if first == UInt8(ascii: "o"), strcmp(event, "open") == 0 {
+            return EmbeddedRuntime.current.engineDescriptorPaths.check(arguments)
+        }
         guard first == UInt8(ascii: "o") || first == UInt8(ascii: "s") || first == UInt8(ascii: "c") else { return 0 }
         let name = String(cString: event)
         if name == "os.chdir" || name == "os.fchdir" {

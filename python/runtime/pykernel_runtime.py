@@ -1359,6 +1359,45 @@ def _spares(fd):
     return engine_keeps is not None and engine_keeps(fd)
 
 
+def refuse_engine_descriptor_path(path):
+    """Raises ``OSError(EBADF)`` when ``path`` (what ``open``, ``os.open`` or ``io.FileIO`` was
+    given) names an engine's descriptor through this process's descriptor directory
+    (``/proc/self/fd/N``, ``/dev/fd/N``, ``/proc/thread-self/fd/N``, ``/proc/PID/fd/N``,
+    ``/proc/PID/task/TID/fd/N``, or ``N`` relative to a working directory that is one): opening
+    it anew wrote forged messages into the server's protocol output, or read requests from its
+    input. Called by the engine's audit hook (``open``) only for a path whose last component is a
+    number, absolute under ``/proc`` or ``/dev`` or relative; its directory is resolved
+    (symbolic links, ``..``), so ``/proc/self/../self/fd/N`` is one too."""
+    if _forked_by_code:
+        return
+    try:
+        directory, name = os.path.split(os.fsdecode(path))
+        if not (name.isascii() and name.isdigit()):
+            return
+        fd = int(name)
+        if fd <= 2:  # the code's own
+            return
+        parts = os.path.realpath(directory or ".").split("/")
+    except (TypeError, ValueError, OSError):
+        return
+    # "/proc/PID/fd" or "/proc/PID/task/TID/fd": PID and TID this process's (a thread's id names
+    # the process under /proc too).
+    if not (len(parts) in (4, 6) and parts[0] == "" and parts[1] == "proc" and parts[-1] == "fd"
+            and (len(parts) == 4 or parts[3] == "task")):
+        return
+    if not all(_is_own_task(number) for number in parts[2:-1:2]):
+        return
+    if _spares(fd):
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF), path)
+
+
+def _is_own_task(number):
+    """Whether ``number`` (the text of a /proc entry) is the id of this process or of one of its threads."""
+    if not (number.isascii() and number.isdigit()):
+        return False
+    return int(number) == os.getpid() or os.path.isdir(f"/proc/self/task/{number}")
+
+
 def _sparing_engine_descriptors_close(posix_close):
     """``os.close`` for which the engine's descriptors are not open (``EBADF``, as python3 says
     of a descriptor it never opened)."""

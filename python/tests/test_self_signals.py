@@ -417,6 +417,56 @@ print(refused, os.read(reader, 3))
     assert kernel.run_code("print('still serving')").stdout == "still serving\n"
 
 
+def test_opening_the_servers_descriptors_through_proc_is_refused(kernel):
+    """`open('/proc/self/fd/N', 'wb')` of the server's protocol output wrote a forged response
+    into the protocol; opening its input for reading let a thread take requests (never answered).
+    Every path naming this process's descriptor directory is refused (EBADF) for the engine's
+    descriptors, with `os.open` and `open`, while the code's own descriptors and /dev/stdout open
+    as in python3."""
+    output = os.fstat(kernel._process.stdout.fileno()).st_ino
+    request_input = os.fstat(kernel._process.stdin.fileno()).st_ino
+    code = f"""import os, pathlib, threading
+def engine(inode):
+    for name in os.listdir('/proc/self/fd'):
+        try:
+            if int(name) > 2 and os.fstat(int(name)).st_ino == inode:
+                return int(name)
+        except OSError:
+            pass
+pid, tid = os.getpid(), threading.get_native_id()
+paths = lambda fd: [f'/proc/self/fd/{{fd}}', f'/dev/fd/{{fd}}', f'/proc/thread-self/fd/{{fd}}', f'/proc/{{pid}}/fd/{{fd}}',
+                    f'/proc/{{pid}}/task/{{tid}}/fd/{{fd}}', f'/proc/{{tid}}/fd/{{fd}}', f'/proc/self/../self/fd/0{{fd}}',
+                    pathlib.Path(f'/proc/self/fd/{{fd}}'), f'/proc/self/fd/{{fd}}'.encode()]
+outcomes = []
+def attempt(opening):
+    try:
+        opened = opening()
+    except OSError as error:
+        outcomes.append(error.errno)
+    else:
+        outcomes.append('opened')
+        os.close(opened) if isinstance(opened, int) else opened.close()
+forged = b'{{"jsonrpc":"2.0","id":"forged","result":{{}}}}\\n'
+for fd, flags, mode in ((engine({output}), os.O_WRONLY, 'wb'), (engine({request_input}), os.O_RDONLY | os.O_NONBLOCK, 'rb')):
+    for path in paths(fd):
+        attempt(lambda: os.open(path, flags))
+        attempt(lambda: open(path, mode, buffering=0))
+    os.chdir('/proc/self/fd')
+    attempt(lambda: os.open(str(fd), flags))
+    attempt(lambda: open(str(fd), mode))
+    os.chdir('/')
+reader, writer = os.pipe()
+with open(f'/proc/self/fd/{{writer}}', 'wb') as own:
+    own.write(b'own pipe')
+print(sorted(set(map(str, outcomes))), len(outcomes), os.read(reader, 8))
+with open('/dev/stdout', 'wb') as stdout:
+    stdout.write(b'stdout\\n')
+"""
+    ran = kernel.run_code(code, timeout=20)
+    assert (ran.status, sorted(ran.stdout.splitlines())) == ("ok", ["['9'] 40 b'own pipe'", "stdout"]), ran
+    assert kernel.run_code("print('still serving')").stdout == "still serving\n"
+
+
 def test_timers_whose_signal_would_end_the_shared_server_are_refused(kernel):
     """`signal.alarm(1)` (or `setitimer`) in a namespace context ended the server by SIGALRM:
     at the signal's default action it is refused; with the code's handler it is armed and the
