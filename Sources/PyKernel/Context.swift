@@ -58,6 +58,10 @@ public struct ContextInfo: Sendable, Hashable {
 final class ContextRecord: Sendable {
     struct State {
         var cwd: String
+        /// Whether `cwd` is a directory the context's own code removed while the process was in
+        /// it (``ContextSettings/currentDirectory()``): its runs are refused until one is made
+        /// again under that name, never run in the directory the context had before.
+        var cwdRemovedByCode = false
         /// The umask its code runs with (`os.umask` changes it for this context only).
         var umask: mode_t
         var executionCount = 0

@@ -45,13 +45,28 @@ struct ContextSettings {
         }
     }
 
+    /// The working directory of the process (the calling thread's), and whether it was removed
+    /// while the process was in it: `getcwd` fails then, and the path is the one
+    /// `/proc/thread-self/cwd` names without the kernel's `" (deleted)"` (the calling thread's:
+    /// the interpreter thread has a working directory of its own). `nil` when neither tells.
+    static func currentDirectory() -> (path: String, removed: Bool)? {
+        if let path = workingDirectory() { return (path, false) }
+        let marker = " (deleted)"
+        let link = withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(PATH_MAX) + marker.utf8.count + 1) { buffer in
+            let length = readlink("/proc/thread-self/cwd", buffer.baseAddress!, buffer.count - 1)
+            return length > 0 ? String(decoding: UnsafeRawBufferPointer(start: buffer.baseAddress, count: length), as: UTF8.self) : nil
+        }
+        guard let link, link.hasPrefix("/"), link.hasSuffix(marker) else { return nil }
+        return (String(link.dropLast(marker.count)), true)
+    }
+
     /// After a thread other than the interpreter thread changed directory: charges the new
     /// directory to the thread's context (`owner`), and puts back the directory of another
     /// context's run in progress (`before`, the descriptor of the process's directory before the
     /// call, when no run began during it; else the running context's recorded one).
     private func threadChangedDirectory(owner: ContextID?, before: Int32, runsBefore: Int) {
-        if let owner, let record = records[owner], let directory = Self.workingDirectory() {
-            record.state.withLock { $0.cwd = directory }
+        if let owner, let record = records[owner], let directory = Self.currentDirectory() {
+            record.state.withLock { ($0.cwd, $0.cwdRemovedByCode) = directory }
         }
         // Between runs, or in the owner's own run, the process stays where the thread went.
         guard let running, running.id != owner else { return }

@@ -404,7 +404,7 @@ final class InterpreterState {
 
     func execute(_ run: PendingRun) {
         let record = run.context
-        let (cwd, mask, deleted) = record.state.withLock { ($0.cwd, $0.umask, $0.deleted) }
+        let (cwd, mask, deleted, cwdRemoved) = record.state.withLock { ($0.cwd, $0.umask, $0.deleted, $0.cwdRemovedByCode) }
         guard !deleted else {
             // The run an interrupt answered `true` for: `interrupted`, as promised (see ``KernelManager/deleteContext(_:)``).
             if runtime.supervisor.beginsInterrupted(run.output) {
@@ -418,13 +418,18 @@ final class InterpreterState {
         if runtime.threadMovedDirectory.exchange(false, ordering: .relaxed) { currentDirectory = nil }
         // The directory the interpreter is in already may have been removed since (a stat: its
         // link count is 0 then; one made again under its name is entered); another is entered.
+        // One the code removed after moving into it is the context's still (as python3 stays in
+        // it): refused until one is made again under its name.
         guard (cwd == currentDirectory && Self.currentDirectoryExists()) || chdir(cwd) == 0 else {
+            let why = cwdRemoved ? "was removed by the context's own code after it moved there" : "is no longer accessible: \(String(cString: strerror(errno)))"
             run.output.fail(KernelError(
                 .invalidWorkingDirectory,
-                "the working directory of context \(record.id), \(cwd), is no longer accessible: \(String(cString: strerror(errno)))",
+                "the working directory of context \(record.id), \(cwd), \(why); make the directory again to run there, "
+                    + "or delete the context and create another (context.restart starts a process context afresh in the directory it was created in)",
                 field: "context"))
             return
         }
+        if cwdRemoved { record.state.withLock { $0.cwdRemovedByCode = false } }
         let executionCount = record.state.withLock { state in
             state.executionCount += 1
             return state.executionCount
@@ -463,9 +468,10 @@ final class InterpreterState {
         }
         if let namespace { releaseUnderscoreValueIfRebound(namespace) }
         currentDirectory = cwd
-        if runtime.directoryChanged.exchange(false, ordering: .relaxed), let cwd = ContextSettings.workingDirectory() {
-            currentDirectory = cwd
-            record.state.withLock { $0.cwd = cwd }
+        // A directory the code removed after moving into it stays the context's (see above).
+        if runtime.directoryChanged.exchange(false, ordering: .relaxed), let left = ContextSettings.currentDirectory() {
+            currentDirectory = left.removed ? nil : left.path
+            record.state.withLock { ($0.cwd, $0.cwdRemovedByCode) = left }
         }
         // The umask the code left (`os.umask` has no audit event; `umask` reads by setting: one
         // syscall, ~0.4 µs, and a second only when the code changed it).

@@ -979,6 +979,40 @@ def test_a_run_after_its_contexts_directory_was_removed_is_refused(raw, tmp_path
     raw.result("context.delete", {"id": context})
 
 
+@pytest.mark.parametrize("isolation,mover", [("namespace", "run"), ("namespace", "thread"), ("process", "run")])
+def test_a_run_after_the_code_removed_the_directory_it_moved_into_is_refused(raw, tmp_path, isolation, mover):
+    """`os.chdir(d); os.rmdir(d)` (python3 stays in the removed directory: `os.getcwd()` fails):
+    the context went back to the directory it had before, silently, and the next run's relative
+    writes landed there. It is refused now, naming the removed directory and the ways out: a
+    directory made again under its name is entered; context.restart starts a process context afresh."""
+    before, removed = tmp_path / "before", tmp_path / "removed"
+    before.mkdir()
+    context = raw.result("context.create", {"cwd": str(before), "isolation": isolation})["id"]
+    leave = f"import os\nos.mkdir({str(removed)!r})\nos.chdir({str(removed)!r})\nos.rmdir({str(removed)!r})"
+    if mover == "thread":
+        leave = f"import threading\nthread = threading.Thread(target=exec, args=({leave!r},))\nthread.start()\nthread.join()"
+    assert raw.result("code.run", {"code": leave, "context": context})["status"] == "ok"
+    write = "import os\nopen('written.txt', 'w').write('x')\nprint(os.getcwd())"
+    error = raw.call("code.run", {"code": write, "context": context})["error"]
+    assert (error["code"], error["data"]) == (-32602, {"reason": "invalid_cwd", "field": "context"}), error
+    # (A thread's directory is recorded as it moves there: removed after, as from outside.)
+    why = "was removed by the context's own code after it moved there" if mover == "run" else "is no longer accessible"
+    assert error["message"].startswith(f"the working directory of context {context}, {removed}, {why}"), error
+    assert "make the directory again" in error["message"] and "context.restart" in error["message"], error
+    assert not (before / "written.txt").exists()
+    listed = [c for c in raw.result("context.list")["contexts"] if c["id"] == context][0]
+    assert listed["cwd"] == str(before if isolation == "process" else removed), listed  # a process context's: where it was created
+    if isolation == "process":
+        assert raw.result("context.restart", {"id": context})["state"] == "alive"
+        assert raw.result("code.run", {"code": write, "context": context})["stdout"] == f"{before}\n"
+        assert (before / "written.txt").exists()
+    else:
+        removed.mkdir()
+        assert raw.result("code.run", {"code": write, "context": context})["stdout"] == f"{removed}\n"
+        assert (removed / "written.txt").exists() and not (before / "written.txt").exists()
+    raw.result("context.delete", {"id": context})
+
+
 def test_quiet_by_default(raw):
     raw.result("code.run", {"code": "print(1)"})
     raw.call("nope")
