@@ -232,6 +232,9 @@ public final class ProcessContexts: Sendable {
         var byWorker: [Int32: String] = [:]
         var pool: [PoolWorker] = []
         var shuttingDown = false
+        /// The contexts as they were when the shutdown began (``beginShutdown()``), but those
+        /// deleted since: what ``list()`` shows from then on, and the contexts still named.
+        var atShutdown: [Info] = []
         var spawnFailures = 0
         var forkServer: ForkServer?
         /// Forks asked for and not received yet.
@@ -523,8 +526,12 @@ public final class ProcessContexts: Sendable {
 
     // MARK: Contexts
 
-    /// Whether `id` names a process context.
-    public func contains(_ id: String) -> Bool { state.withLock { $0.contexts[id] != nil } }
+    /// Whether `id` names a process context (after the shutdown began, one of those it found).
+    public func contains(_ id: String) -> Bool {
+        state.withLock { state in
+            state.shuttingDown ? state.atShutdown.contains { $0.id == id } : state.contexts[id] != nil
+        }
+    }
 
     /// The largest `memory_limit_mb` (1 PiB): its byte count must fit the worker's limit.
     public static let maxMemoryLimitMB = 1 << 30
@@ -770,25 +777,36 @@ public final class ProcessContexts: Sendable {
         }
     }
 
-    /// Every process context.
+    /// Every process context; once the shutdown began, every one as it was then (but those
+    /// deleted since), whatever the shutdown has ended since.
     public func list() -> [Info] {
-        state.withLock { state in
-            state.contexts.values.sorted { $0.id < $1.id }.map {
-                Info(id: $0.id, cwd: $0.cwd, deadReason: $0.deadReason, pid: $0.worker?.pid, memoryLimitMB: $0.memoryLimitMB,
-                     cpuTimeLimit: $0.cpuTimeLimit, isStarting: $0.starting)
-            }
+        state.withLock { state in state.shuttingDown ? state.atShutdown : Self.list(state) }
+    }
+
+    private static func list(_ state: State) -> [Info] {
+        state.contexts.values.sorted { $0.id < $1.id }.map {
+            Info(id: $0.id, cwd: $0.cwd, deadReason: $0.deadReason, pid: $0.worker?.pid, memoryLimitMB: $0.memoryLimitMB,
+                 cpuTimeLimit: $0.cpuTimeLimit, isStarting: $0.starting)
         }
     }
 
     /// Deletes a process context: its worker's process group is killed at once; a run in
     /// progress is answered `interrupted`, queued runs `context_deleted`.
+    ///
+    /// After the shutdown began, deleting a context it found succeeds whether or not the shutdown
+    /// has ended its worker yet (it is no longer listed).
     public func delete(_ id: String) throws(IsolationError) {
-        let record = state.withLock { state -> Record? in
-            guard let record = state.contexts.removeValue(forKey: id) else { return nil }
+        let (record, listedAtShutdown) = state.withLock { state -> (Record?, Bool) in
+            let listed = state.shuttingDown && state.atShutdown.contains { $0.id == id }
+            if listed { state.atShutdown.removeAll { $0.id == id } }
+            guard let record = state.contexts.removeValue(forKey: id) else { return (nil, listed) }
             if let worker = record.worker { state.byWorker[worker.pid] = nil }
-            return record
+            return (record, listed)
         }
-        guard let record else { throw Self.notFound(id) }
+        guard let record else {
+            if listedAtShutdown { return }
+            throw Self.notFound(id)
+        }
         Self.answerNotInterrupted(record.interruptWhenBound)
         if record.starting {
             // Nothing ran yet; the worker on the way goes back to the pool or is killed when it comes.
@@ -820,6 +838,9 @@ public final class ProcessContexts: Sendable {
     /// run in progress (`busy`), is unknown, or its directory is gone (`invalidCwd`).
     public func beginRestart(_ id: String) throws(IsolationError) -> PendingRestart {
         let (old, pending) = try state.withLock { state throws(IsolationError) -> (Worker?, PendingRestart) in
+            if state.shuttingDown {
+                throw state.atShutdown.contains(where: { $0.id == id }) ? Self.startsNoWorker : Self.notFound(id)
+            }
             guard var record = state.contexts[id] else { throw Self.notFound(id) }
             if record.deadReason == nil && !record.runs.isEmpty {
                 throw IsolationError(.busy, "The context has a run in progress; interrupt it or wait before restarting it.")
@@ -1087,6 +1108,11 @@ public final class ProcessContexts: Sendable {
         _ id: String, only relay: RunRelay? = nil, answered: (@Sendable (Bool) -> Void)?
     ) throws(IsolationError) -> Bool {
         let target = try state.withLock { state throws(IsolationError) -> (Worker, String, ActiveRun, Int)?? in
+            // After the shutdown began: its runs are the shutdown's to stop.
+            if state.shuttingDown {
+                guard state.atShutdown.contains(where: { $0.id == id }) else { throw Self.notFound(id) }
+                return .none
+            }
             guard var record = state.contexts[id] else { throw Self.notFound(id) }
             guard record.deadReason == nil, let run = record.runs.first, relay.map({ $0 === run.relay }) ?? true else { return .none }
             guard let worker = record.worker, !record.sendingWaiting else {
@@ -1352,10 +1378,22 @@ public final class ProcessContexts: Sendable {
 
     // MARK: Shutdown
 
+    /// The start of a shutdown, where it is asked for (a server's request reader: what it reads
+    /// after is answered as after the shutdown, not raced with it): no run, creation or restart
+    /// is taken from now on (`shuttingDown`), ``list()`` shows the contexts as they are now (but
+    /// those deleted since), and ``contains(_:)`` names them. ``shutdown()`` begins with it.
+    public func beginShutdown() {
+        state.withLock { state in
+            guard !state.shuttingDown else { return }
+            state.atShutdown = Self.list(state)
+            state.shuttingDown = true
+        }
+    }
+
     /// Ends every worker (answering runs in progress `interrupted`) and waits until they are reaped.
     public func shutdown() async {
+        beginShutdown()
         let (records, pool, forkServer, waiters) = state.withLock { state in
-            state.shuttingDown = true
             defer { state.contexts = [:]; state.byWorker = [:]; state.pool = []; state.waiters = [] }
             return (Array(state.contexts.values), state.pool.map(\.worker), state.forkServer, state.waiters)
         }

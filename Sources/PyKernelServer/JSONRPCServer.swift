@@ -287,6 +287,7 @@ public final class JSONRPCServer: Sendable {
     func beginShutdown() {
         guard !shutdownBegun.exchange(true, ordering: .acquiringAndReleasing) else { return }
         manager.shutdown()
+        processContexts?.beginShutdown()
         for work in shutdownWork.withLock({ $0 }) { work.begin() }
     }
 

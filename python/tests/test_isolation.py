@@ -519,6 +519,44 @@ def test_default_process_isolation_and_shutdown_leaves_nothing(pykernel_bin, how
         raw.kill()
 
 
+@pytest.mark.parametrize("default_isolation", ["namespace", "process"])
+def test_requests_read_after_shutdown_get_the_documented_answers(pykernel_bin, default_isolation):
+    """protocol.md (End of input, shutdown, SIGTERM): what is read after a `shutdown` is answered
+    as after it, whatever the shutdown has done by then. With a process context's run holding the
+    shutdown up, a `code.run` read after it was started (answered `interrupted`) instead of
+    -32005, a process `context.create` made a `starting` context, and `context.list` showed
+    `default` as the namespace manager's (no `state`) once the workers were ended."""
+    raw = RawServer(pykernel_bin, ["--isolation", default_isolation, "--pool-size", "1"])
+    try:
+        context = raw.result("context.create", {"isolation": "process"})["id"]
+        long = raw.request("code.run", {"context": context, "code": "import time\nprint('s', flush=True)\ntime.sleep(30)"})
+        raw.wait_for(lambda m: m.get("method") == "code.output" and m["params"]["request_id"] == long, what="the run in progress")
+        lines = [("shutdown", None), ("code.run", {"code": "print(1)"}), ("code.run", {"code": "print(1)", "context": context}),
+                 ("context.list", None), ("context.create", {"isolation": "process"}), ("context.restart", {"id": context}),
+                 ("code.interrupt", {"context": context}), ("context.delete", {"id": context}), ("context.list", None)]
+        ids = [raw.next_id() for _ in lines]
+        raw.send(b"".join(json.dumps({"jsonrpc": "2.0", "id": id, "method": method, **({"params": params} if params else {})}).encode()
+                          + b"\n" for id, (method, params) in zip(ids, lines)))
+        assert raw.wait_exit() == 0
+        raw.join_output()
+        answers = [raw.response(id) for id in ids]
+        assert raw.response(long)["result"]["status"] == "interrupted"
+        assert answers[0]["result"] == {}
+        for refused in (answers[1], answers[2], answers[4], answers[5]):
+            assert (refused.get("error") or {}).get("code") == -32005, refused
+        assert answers[6]["result"] == {"interrupted": False}, answers[6]
+        assert answers[7]["result"] == {}, answers[7]
+        default = {"id": "default", "language": "python", "cwd": os.getcwd(), "isolation": default_isolation}
+        if default_isolation == "process":
+            default["state"] = "alive"
+        first, last = (answer["result"]["contexts"] for answer in (answers[3], answers[8]))
+        assert first[0] == default and [c["id"] for c in first] == ["default", context], first
+        assert (first[1]["isolation"], first[1]["state"]) == ("process", "alive"), first
+        assert last == [default], last
+    finally:
+        raw.kill()
+
+
 def test_end_of_input_leaves_nothing(pykernel_bin):
     raw = RawServer(pykernel_bin, ["--pool-size", "2"])
     try:
