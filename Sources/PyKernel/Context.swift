@@ -1,4 +1,5 @@
 import Foundation
+import PyKernelSupport
 import Synchronization
 
 /// Identifies a context: `default`, or a UUID string for contexts created later.
@@ -13,32 +14,11 @@ public struct ContextID: RawRepresentable, Hashable, Sendable, CustomStringConve
     /// The context that always exists, where code runs when no context is named.
     public static let `default` = ContextID("default")
 
-    /// A random (version 4) UUID in lowercase, from the system's generator (no file descriptor;
-    /// two 64-bit draws, so two `getrandom` calls at most).
+    /// A new random ID (see `randomIdentifier()`: a version 4 UUID from `getrandom`, never
+    /// repeated for want of file descriptors).
     static func random() -> ContextID {
-        var generator = SystemRandomNumberGenerator()
-        var high = generator.next()
-        var low = generator.next()
-        high = high & ~(0xF << 12) | (0x4 << 12)  // version 4
-        low = low & ~(0x3 << 62) | (0x2 << 62)  // RFC 4122 variant
-        let text = String(unsafeUninitializedCapacity: 36) { buffer in
-            var index = 0
-            for position in 0..<32 {
-                if position == 8 || position == 12 || position == 16 || position == 20 {
-                    buffer[index] = UInt8(ascii: "-")
-                    index += 1
-                }
-                let word = position < 16 ? high : low
-                let shift = UInt64(60 - (position % 16) * 4)
-                buffer[index] = hexDigits[Int((word >> shift) & 0xF)]
-                index += 1
-            }
-            return index
-        }
-        return ContextID(text)
+        ContextID(randomIdentifier())
     }
-
-    private static let hexDigits = Array("0123456789abcdef".utf8)
 
     public var description: String { rawValue }
 }

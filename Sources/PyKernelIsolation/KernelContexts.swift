@@ -135,7 +135,7 @@ public final class KernelContexts: Sendable {
         }
         do throws(IsolationError) {
             let info = try await processContexts.create(
-                id: UUID().uuidString.lowercased(), cwd: directory, memoryLimitMB: memoryLimitMB, cpuTimeLimit: cpuTimeLimit)
+                id: randomIdentifier(), cwd: directory, memoryLimitMB: memoryLimitMB, cpuTimeLimit: cpuTimeLimit)
             return Self.context(info)
         } catch {
             throw KernelError(error)

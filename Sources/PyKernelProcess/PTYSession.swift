@@ -78,7 +78,7 @@ public final class PTYSession: Sendable {
     static func start(
         id: String, spec: SpawnSpec, size: PTYSize, drainWindow: Duration, monitor: IOMonitor
     ) throws(ProcessAPIError) -> PTYSession {
-        let tag = UUID().uuidString.lowercased()
+        let tag = randomIdentifier()
         var spec = spec
         spec.environment[tagVariable] = tag
         var name = [CChar](repeating: 0, count: 128)

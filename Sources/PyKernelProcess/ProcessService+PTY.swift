@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import PyKernelSupport
 import Synchronization
 
 /// PTY sessions (`pty.*`): programs on pseudo-terminals of their own.
@@ -26,7 +27,7 @@ extension ProcessService {
     /// request (a `pty.input` or `pty.kill` read next finds it): a fork and an exec.
     package func startPTY(_ params: PTYCreateParams) throws(ProcessAPIError) -> PTYSession {
         try checkOpen()
-        let id = params.id ?? UUID().uuidString.lowercased()
+        let id = params.id ?? randomIdentifier()
         if id.isEmpty || id.utf8.contains(0) {
             throw ProcessAPIError(.invalidArgument, "A PTY id must be a non-empty string without NUL bytes.", field: "id")
         }

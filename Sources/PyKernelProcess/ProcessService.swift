@@ -191,7 +191,7 @@ public final class ProcessService: Sendable {
             throw ProcessAPIError(.invalidArgument, "An argv element contains a NUL byte, which a process cannot receive.", field: "argv")
         }
         // The program goes into a private scratch directory, removed after the run.
-        let scratch = temporaryRoot + "/runs/" + UUID().uuidString.lowercased()
+        let scratch = temporaryRoot + "/runs/" + randomIdentifier()
         guard mkdir(scratch, 0o700) == 0 else {
             throw ProcessAPIError(.spawnFailed, "could not create \(scratch): \(Posix.describe(errno))")
         }
@@ -257,7 +257,7 @@ public final class ProcessService: Sendable {
         defer { if let scratch { Posix.removeTree(scratch) } }
         if params.command.utf8.count + 1 > ExecLimits.maxStringBytes {
             // Too long for one argument of a program: the shell reads it from a private file.
-            let dir = temporaryRoot + "/runs/" + UUID().uuidString.lowercased()
+            let dir = temporaryRoot + "/runs/" + randomIdentifier()
             guard mkdir(dir, 0o700) == 0 else {
                 throw ProcessAPIError(.spawnFailed, "could not create \(dir): \(Posix.describe(errno))")
             }

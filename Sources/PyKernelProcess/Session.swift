@@ -48,7 +48,7 @@ final class Session: Sendable {
         initialDirectory: String, configuration: ProcessServiceConfiguration, hub: ExitEventHub,
         monitor: IOMonitor, logger: Logger
     ) {
-        let tag = UUID().uuidString.lowercased()
+        let tag = randomIdentifier()
         self.id = id
         self.isEntrypoint = isEntrypoint
         self.directory = directory
@@ -148,7 +148,7 @@ final class Session: Sendable {
             throw ProcessAPIError(.spawnFailed, "could not create \(dir): \(Posix.describe(errno))")
         }
         return SessionCommand(
-            id: UUID().uuidString.lowercased(), seq: seq, command: text, isAsync: isAsync, directory: dir,
+            id: randomIdentifier(), seq: seq, command: text, isAsync: isAsync, directory: dir,
             logs: try CommandLogs(directory: dir, limit: configuration.sessionLogLimit, logger: logger),
             drainWindow: configuration.drainWindow.inSeconds, timeout: timeout)
     }

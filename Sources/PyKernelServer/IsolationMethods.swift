@@ -117,7 +117,7 @@ extension JSONRPCServer {
                 throw RPCError(error)
             }
         }
-        let id = UUID().uuidString.lowercased()
+        let id = randomIdentifier()
         if memoryLimit == nil {
             do throws(IsolationError) {
                 if let info = try contexts.createAtOnce(id: id, cwd: cwd, cpuTimeLimit: cpuTimeLimit) {

@@ -487,6 +487,37 @@ def test_many_contexts_leave_no_process_or_descriptor(server):
     wait_until(settled, what=f"no leaked process or descriptor (fds {before_fds}, processes {len(before_procs)})")
 
 
+def test_ids_made_out_of_file_descriptors_are_distinct(pykernel_bin):
+    # Foundation's UUID() reads /dev/urandom on Linux and answers the all-zero UUID when it cannot
+    # open it: out of descriptors, process contexts were created with one id, each replacing the
+    # last in the server's records. Every id now comes from getrandom, which needs no descriptor.
+    import resource
+
+    raw = RawServer(pykernel_bin, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)))
+    try:
+        # The namespace `default` runs in the server's process: its code takes every descriptor left.
+        taken = raw.result("code.run", {"code": (
+            "import os\nheld = []\n"
+            "try:\n    while True: held.append(os.open('/dev/null', os.O_RDONLY))\n"
+            "except OSError as e: print(e.errno)\n")})
+        assert taken["stdout"] == "24\n", taken  # EMFILE
+        ids = [raw.result("context.create", {"isolation": isolation})["id"]
+               for isolation in ["process"] * 5 + ["namespace"] * 5]
+        assert len(set(ids)) == len(ids) and not any(i.startswith("00000000-") for i in ids), ids
+        raw.result("code.run", {"code": "for fd in held: os.close(fd)"})
+        listed = [c["id"] for c in raw.result("context.list")["contexts"]]
+        assert sorted(listed) == sorted(["default"] + ids)
+        for context in ids:
+            answer = raw.call("code.run", {"context": context, "code": "print(2)"}, timeout=30)
+            if "error" in answer:  # a worker started while no descriptor was left is dead, and says so
+                assert answer["error"]["code"] == -32006 and "Too many open files" in answer["error"]["message"]
+                raw.result("context.restart", {"id": context}, timeout=30)
+                answer = raw.call("code.run", {"context": context, "code": "print(2)"}, timeout=30)
+            assert answer["result"]["stdout"] == "2\n"
+    finally:
+        raw.kill()
+
+
 @pytest.mark.parametrize("how", ["shutdown", "SIGTERM"])
 def test_default_process_isolation_and_shutdown_leaves_nothing(pykernel_bin, how):
     raw = RawServer(pykernel_bin, ["--isolation", "process", "--pool-size", "1"])
