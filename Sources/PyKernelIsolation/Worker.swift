@@ -284,15 +284,32 @@ final class Worker: Sendable {
         // First: a write blocked on a full pipe then fails. Never after the reaping: the group
         // id could belong to another process by then.
         if let forkServer {
-            // Its parent, the fork server, kills the group while the leader is not reaped.
+            // The group id is the worker's pid, reserved while the worker has not been reaped:
+            // while its pidfd says it runs, this process kills the group itself (the fork server
+            // that forked it may have died, and init adopted the worker: asking a dead fork server
+            // did nothing, and the worker's subprocesses outlived its context). Its parent, the
+            // fork server, also kills the group while the leader is not reaped (a worker without
+            // a pidfd), and again before reaping it.
             pidfd.withLock { pidfd in
-                if pidfd >= 0 { _ = pk_pidfd_send_signal(pidfd, SIGKILL) }
+                guard pidfd >= 0 else { return }
+                if !Self.hasEnded(pidfd: pidfd) { _ = Glibc.kill(-pid, SIGKILL) }
+                _ = pk_pidfd_send_signal(pidfd, SIGKILL)
             }
             forkServer.killGroup(of: pid)
         } else if !state.withLock({ $0.reaping }) {
             _ = Glibc.kill(-pid, SIGKILL)
         }
         closeInput()
+    }
+
+    /// Whether the process of `pidfd` has ended (its pidfd is readable once it exits).
+    private static func hasEnded(pidfd: Int32) -> Bool {
+        var descriptor = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+        while true {
+            let ready = poll(&descriptor, 1, 0)
+            if ready < 0 && errno == EINTR { continue }
+            return ready != 0
+        }
     }
 
     /// Closes the worker's stdin (a `pykernel serve` then finishes and exits).
@@ -328,10 +345,18 @@ final class Worker: Sendable {
                 // Exited: a grandchild may still hold the pipes open, so end the group now.
                 open[2] = false
                 if let forkServer {
-                    // Its parent kills the group before reaping it; without a parent that
-                    // reports (the fork server ended), stop waiting for the pipes to close.
+                    // Its parent kills the group before reaping it. Without a parent that
+                    // reports (the fork server ended; init reaps the worker), this process kills
+                    // what is left of the group: the id stays reserved while a process of the
+                    // group is left (the kernel frees a pid only once no process has it as its
+                    // id, group or session), and with none left the signal finds no group
+                    // unless the pid was handed out again within this turn, after a cycle through
+                    // every pid. Then stop waiting for the pipes to close.
                     forkServer.killGroup(of: pid)
-                    if forkServer.hasEnded { break }
+                    if forkServer.hasEnded {
+                        _ = Glibc.kill(-pid, SIGKILL)
+                        break
+                    }
                 } else {
                     _ = Glibc.kill(-pid, SIGKILL)
                 }

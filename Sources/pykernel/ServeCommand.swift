@@ -38,7 +38,10 @@ struct Serve: AsyncParsableCommand {
     /// leaving it out spares every worker its temporary directory, its I/O thread and its
     /// tables (see docs/architecture.md, "Process contexts").
     func serve(manager: KernelManager, requests: Int32) async throws {
-        if worker { manager.lingerAtExitDuringRuns() }
+        if worker {
+            manager.lingerAtExitDuringRuns()
+            ServerDeathWatch.start(output: manager.originalStandardOutput)
+        }
         let processes = worker ? nil : try options.processService(manager: manager)
         let logger = Logger(label: "pykernel.server")
         let defaultIsolation = options.defaultIsolation

@@ -802,6 +802,48 @@ def test_fork_server_killed_is_restarted_and_contexts_go_on(pykernel_bin):
         raw.kill()
 
 
+def running(pid):
+    """Whether process pid exists and is not a zombie."""
+    try:
+        return process_state(pid) != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("end", ["shutdown", "SIGKILL"])
+def test_after_a_fork_server_restart_its_workers_groups_still_end(pykernel_bin, end):
+    # The workers the dead fork server forked were killed through it, which did nothing once it
+    # was gone: their subprocesses (same process group) outlived context.delete and shutdown, and
+    # a killed server left them running, a run without a timeout forever.
+    raw = RawServer(pykernel_bin, ["--pool-size", "1"])
+    try:
+        deleted, ended = (raw.result("context.create", {"isolation": "process"})["id"] for _ in range(2))
+        worker = int(run(raw, ended, "import os\nprint(os.getpid())")["stdout"])
+        run(raw, deleted, "1")
+        first = raw.result("kernel.info")["isolation"]["fork_server"]["pid"]
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: (raw.result("kernel.info")["isolation"]["fork_server"] or {}).get("pid") not in (None, first),
+                   what="a new fork server")
+        start = "import subprocess\np = subprocess.Popen(['sleep', '300'])\nprint(p.pid, flush=True)\n"
+        child = int(run(raw, deleted, start)["stdout"])
+        raw.result("context.delete", {"id": deleted})
+        wait_until(lambda: not running(child), what="the deleted context's subprocess ended")
+        if end == "shutdown":
+            child = int(run(raw, ended, start)["stdout"])
+            raw.result("shutdown", {})
+            assert raw.wait_exit() == 0
+        else:
+            request = raw.request("code.run", {"context": ended, "timeout": 0,
+                                               "code": start + "import time\nwhile True: time.sleep(0.05)\n"})
+            output = raw.wait_for(lambda m: m.get("method") == "code.output" and m["params"]["request_id"] == request)
+            child = int(output["params"]["text"])
+            raw.process.kill()
+            raw.wait_exit()
+        wait_until(lambda: not running(child) and not running(worker), what="the worker and its subprocess ended")
+    finally:
+        raw.kill()
+
+
 def test_fork_server_with_another_thread_refuses_to_fork(pykernel_bin, tmp_path, monkeypatch):
     # A preloaded module that starts a thread: forking then would lose that thread in the child.
     (tmp_path / "starts_a_thread.py").write_text(
