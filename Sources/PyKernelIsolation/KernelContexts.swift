@@ -186,7 +186,7 @@ public final class KernelContexts: Sendable {
         try checkNotShutDown()
         guard processContexts.contains(id.rawValue) else {
             _ = try manager.context(id)
-            throw KernelError(.invalidArgument, "Only process contexts can be restarted; \(id) is a namespace context (delete it and create a new one).", field: "id")
+            throw KernelError(.invalidArgument, ErrorMessages.namespaceNotRestartable(id.rawValue), field: "id")
         }
         do throws(IsolationError) {
             return Self.context(try await processContexts.restart(id.rawValue))

@@ -1372,8 +1372,12 @@ public final class ProcessContexts: Sendable {
     /// A context operation that needs a worker (create, restart) while the server shuts down.
     private static let startsNoWorker = IsolationError(.shuttingDown, ErrorMessages.startsNoWorker)
 
+    /// `context_dead`, saying what can be done: `default` cannot be deleted, only restarted.
     private static func dead(_ id: String, _ reason: String) -> IsolationError {
-        IsolationError(.contextDead, "The context \(id) is dead (\(reason)); context.restart gives it a fresh worker, context.delete removes it.")
+        IsolationError(
+            .contextDead,
+            "The context \(id) is dead (\(reason)); context.restart gives it a fresh worker"
+                + (id == "default" ? "." : ", context.delete removes it."))
     }
 
     // MARK: Shutdown

@@ -179,7 +179,7 @@ public final class MCPFront: Sendable {
         let environment = try arguments.optionalStringMap("env")
         let timeout = try arguments.timeout("timeout", default: 600)
         let call = nextCall.add(1, ordering: .relaxed).newValue
-        let execution = try engine { () throws(KernelError) in
+        let execution = try engine(about: context) { () throws(KernelError) in
             try inFlight.withLock { runs throws(KernelError) in
                 let execution = try contexts.run(code, in: context, environment: environment, timeout: timeout, outputLimit: outputLimit)
                 runs[context, default: []].append(call)
@@ -210,9 +210,9 @@ public final class MCPFront: Sendable {
                 if isRunning { _ = try? contexts.interrupt(execution, in: context) }
             }
         } catch let error as KernelError {
-            throw Self.mcpError(error)  // the run could not start: its context died or was deleted meanwhile
+            throw Self.mcpError(error, about: context)  // the run could not start: its context died or was deleted meanwhile
         }
-        return RunRendering.toolResult(result, outputLimit: outputLimit)
+        return RunRendering.toolResult(result, outputLimit: outputLimit, context: context)
     }
 
     /// Reads the run of `call` to its result, sending each output chunk as a progress
@@ -278,6 +278,15 @@ public final class MCPFront: Sendable {
         }
     }
 
+    /// ``engine(_:)`` about `context` (a dead `default` is only restarted).
+    private func engine<T>(about context: ContextID, _ body: () throws(KernelError) -> T) throws(MCPError) -> T {
+        do throws(KernelError) {
+            return try body()
+        } catch {
+            throw Self.mcpError(error, about: context)
+        }
+    }
+
     private func engine<T>(_ body: () async throws(KernelError) -> T) async throws(MCPError) -> T {
         do throws(KernelError) {
             return try await body()
@@ -287,14 +296,16 @@ public final class MCPFront: Sendable {
     }
 
     /// Bad arguments and unknown contexts are invalid params; a dead process context is -32006
-    /// (`context_dead`) and a shutdown -32005 (`shutting_down`), as `pykernel serve` says them;
-    /// anything else a server error.
-    private static func mcpError(_ error: KernelError) -> MCPError {
+    /// (`context_dead`, naming the tools that help: `default` cannot be deleted) and a shutdown
+    /// -32005 (`shutting_down`), as `pykernel serve` says them; anything else a server error.
+    private static func mcpError(_ error: KernelError, about context: ContextID? = nil) -> MCPError {
         switch error.code {
         case .contextNotFound, .defaultContextUndeletable, .invalidWorkingDirectory, .invalidArgument:
             MCPError.invalidParams(error.message)
         case .contextDead:
-            MCPError.serverError(code: ProcessContexts.contextDeadCode, message: error.message + " (tools: restart_context, delete_context)")
+            MCPError.serverError(
+                code: ProcessContexts.contextDeadCode,
+                message: error.message + (context == .default ? " (tool: restart_context)" : " (tools: restart_context, delete_context)"))
         case .shutDown:
             MCPError.serverError(code: ApplicationErrorCode.shuttingDown, message: error.message)
         default:

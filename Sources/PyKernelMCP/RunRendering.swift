@@ -9,7 +9,8 @@ import PyKernelSupport
 /// with a note where the output limit cut the middle out), the traceback of an exception as
 /// text with `isError`, and every field of the protocol's result as `structuredContent`.
 enum RunRendering {
-    static func toolResult(_ result: ExecutionResult, outputLimit: Int) -> CallTool.Result {
+    /// - Parameter context: The context the run was in (a dead `default` is only restarted).
+    static func toolResult(_ result: ExecutionResult, outputLimit: Int, context: ContextID) -> CallTool.Result {
         var content = outputContent(
             stdout: (result.stdout, result.stdoutOmittedBytes), stderr: (result.stderr, result.stderrOmittedBytes), limit: outputLimit)
         for rich in result.results {
@@ -18,7 +19,9 @@ enum RunRendering {
         if let error = result.error {
             content.append(.plainText(error.traceback))
             if result.status == .crashed {
-                content.append(.plainText("[the context is dead: restart_context gives it a fresh worker process, delete_context removes it]"))
+                content.append(.plainText(
+                    "[the context is dead: restart_context gives it a fresh worker process"
+                        + (context == .default ? "]" : ", delete_context removes it]")))
             }
         } else if result.status != .ok {
             content.append(.plainText("[the run ended with status \(result.status.rawValue)]"))

@@ -183,7 +183,7 @@ extension JSONRPCServer {
         let id = try request.params.string("id")
         guard let contexts = processContext(request, id) else {
             if request.server.manager.listContexts().contains(where: { $0.id.rawValue == id }) {
-                throw RPCError.invalidParams("Only process contexts can be restarted; \(id) is a namespace context (delete it and create a new one).", field: "id")
+                throw RPCError.invalidParams(ErrorMessages.namespaceNotRestartable(id), field: "id")
             }
             throw RPCError(IsolationError.notFound(id))
         }

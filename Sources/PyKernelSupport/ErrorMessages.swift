@@ -15,6 +15,13 @@ package enum ErrorMessages {
         "Context \(id) was deleted before this run could start."
     }
 
+    /// `invalid_argument` (-32602, `data.field` `id`) of a restart of namespace context `id`: what
+    /// can be done instead (`default`, which cannot be deleted, is not told to delete itself).
+    package static func namespaceNotRestartable(_ id: String) -> String {
+        "Only process contexts can be restarted; \(id) is a namespace context ("
+            + (id == "default" ? "create a new context instead)." : "delete it and create a new one).")
+    }
+
     /// `shutting_down` (-32005) of a run that was not started: queued when the shutdown began, or
     /// submitted after it.
     package static let runNotStarted = "The kernel manager is shutting down; the run was not started."

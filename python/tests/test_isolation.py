@@ -802,6 +802,33 @@ def test_fork_server_killed_is_restarted_and_contexts_go_on(pykernel_bin):
         raw.kill()
 
 
+def test_messages_about_default_name_only_what_it_allows(pykernel_bin):
+    # `default` cannot be deleted: a dead process `default` was told "context.delete removes it",
+    # and a restart of the namespace `default` "delete it and create a new one".
+    raw = RawServer(pykernel_bin, ["--isolation", "process", "--pool-size", "1"])
+    try:
+        created = raw.result("context.create", {})["id"]
+        for context in ("default", created):
+            assert run(raw, context, "import os\nos.kill(os.getpid(), 9)")["status"] == "crashed"
+        dead = {context: raw.call("code.run", {"context": context, "code": "1"})["error"] for context in ("default", created)}
+        assert all(error["code"] == -32006 for error in dead.values()), dead
+        assert dead["default"]["message"].endswith("; context.restart gives it a fresh worker."), dead
+        assert dead[created]["message"].endswith("; context.restart gives it a fresh worker, context.delete removes it."), dead
+    finally:
+        raw.kill()
+    raw = RawServer(pykernel_bin)
+    try:
+        created = raw.result("context.create", {})["id"]
+        refused = {context: raw.call("context.restart", {"id": context})["error"] for context in ("default", created)}
+        assert all(error["code"] == -32602 and error["data"]["field"] == "id" for error in refused.values()), refused
+        assert refused["default"]["message"] == (
+            "Only process contexts can be restarted; default is a namespace context (create a new context instead).")
+        assert refused[created]["message"] == (
+            f"Only process contexts can be restarted; {created} is a namespace context (delete it and create a new one).")
+    finally:
+        raw.kill()
+
+
 def running(pid):
     """Whether process pid exists and is not a zombie."""
     try:

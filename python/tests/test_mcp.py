@@ -512,12 +512,29 @@ def test_a_run_queued_behind_a_crash_is_answered_context_dead(pykernel_bin):
         "name": "run_python", "arguments": {"code": "import os, time\ntime.sleep(0.3)\nos.kill(os.getpid(), 9)"}}})
     send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "run_python", "arguments": {"code": "print(1)"}}})
     answers = {}
-    while 4 not in answers:
+    while 3 not in answers or 4 not in answers:
         message = json.loads(server.stdout.readline())
         answers[message.get("id")] = message
     server.stdin.close()
     assert server.wait(timeout=60) == 0
     assert answers[4]["error"]["code"] == -32006, answers[4]
+    # `default` cannot be deleted: what is said of it names the restart only.
+    assert answers[3]["result"]["content"][-1]["text"] == "[the context is dead: restart_context gives it a fresh worker process]"
+    assert answers[4]["error"]["message"].endswith(" (tool: restart_context)") and "delete" not in answers[4]["error"]["message"]
+
+
+def test_a_namespace_default_is_not_told_to_delete_itself(pykernel_bin):
+    async def body(client):
+        other = (await client.call_tool("create_context", {})).structured_content["id"]
+        messages = []
+        for context in ("default", other):
+            with pytest.raises(MCPError) as refused:
+                await client.call_tool("restart_context", {"id": context})
+            messages.append(str(refused.value))
+        return other, messages
+    other, (default, created) = session(pykernel_bin, body)
+    assert "default is a namespace context (create a new context instead)." in default and "delete" not in default
+    assert f"{other} is a namespace context (delete it and create a new one)." in created
 
 
 def test_cancelling_a_call_whose_run_ended_leaves_the_next_run_alone(pykernel_bin, isolation):
