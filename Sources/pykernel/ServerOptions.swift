@@ -24,16 +24,16 @@ struct ServerOptions: ParsableArguments {
 
     // Numbers take the next argument whatever it looks like (`.unconditional`): `-5` is the value,
     // refused for its range by validate(), not an unknown option leaving the value missing.
-    @Option(parsing: .unconditional, help: "Process-context workers kept started ahead of demand (default 2; filled at start with --isolation process or when given, else at the first process context).")
+    @Option(parsing: .unconditional, help: "Process-context workers kept started ahead of demand, 0 to 64 (default 2; filled at start with --isolation process or when given, else at the first process context).")
     var poolSize: Int?
 
-    @Option(parsing: .unconditional, help: "How long (seconds) a run's output may wait to be sent with later output (default 0.02); a flush of sys.stdout or sys.stderr sends it at once.")
+    @Option(parsing: .unconditional, help: "How long (seconds, 0 to 3600) a run's output may wait to be sent with later output (default 0.02); a flush of sys.stdout or sys.stderr sends it at once.")
     var outputInterval: Double?
 
     @Option(help: .hidden)
     var workingDirectory: String?
 
-    @Option(parsing: .unconditional, help: .hidden)
+    @Option(parsing: .unconditional, help: "How long (seconds, 0 to 3600) a run that does not stop at its timeout or interrupt is given before it is answered timeout or interrupted, and in a process context killed with its worker (default 2).")
     var timeoutGrace: Double?
 
     /// The kind `--isolation` names (validated).

@@ -28,6 +28,21 @@ def test_version_names_pykernel_and_the_embedded_python(pykernel_bin):
     assert run(pykernel_bin, "--help").stdout.count("--version") == 1
 
 
+@pytest.mark.parametrize("command", ["serve", "mcp"])
+def test_the_help_lists_every_option_with_the_range_it_takes(pykernel_bin, command):
+    # --timeout-grace was hidden though protocol.md documents it, and no range was said.
+    import re
+
+    options = " ".join(run(pykernel_bin, command, "--help").stdout.split()).split("OPTIONS:")[1]
+    described = dict(re.findall(r"(--[a-z-]+) <[a-z-]+> (.*?)(?= --[a-z-]+ <| --version| -h, --help)", options))
+    ranges = {"--pool-size": ("0 to 64", "65"), "--timeout-grace": ("0 to 3600", "3601"),
+              "--output-interval": ("0 to 3600", "3601")}
+    for option, (said, beyond) in ranges.items():
+        assert said in described.get(option, ""), (option, described)
+        refused = run(pykernel_bin, command, option, beyond)
+        assert refused.returncode == 64 and option in refused.stderr, (option, refused.stderr)
+
+
 def test_run_prints_like_python3_including_fd_output_in_order(pykernel_bin, tmp_path):
     program = tmp_path / "prog.py"
     program.write_text(
