@@ -107,14 +107,34 @@ final class Worker: Sendable {
     /// The fork server that forked the worker and reaps it (`nil`: this process spawned it).
     let forkServer: ForkServer?
     private let state = Mutex(State())
-    /// The worker's stdin: whether it is still open (held while writing, so a closed and maybe
-    /// reused descriptor number is never written to) and the requests held for one write.
+    /// The worker's stdin (non-blocking): whether it is still open (held while writing, so a
+    /// closed and maybe reused descriptor number is never written to), the requests held for one
+    /// write, and what the pipe had no room for.
+    ///
+    /// A write never waits for the worker: what does not fit in the pipe waits in `backlog`, which
+    /// a write source (`drain`, on ``inputQueue``) writes once the pipe has room, and everything
+    /// sent later goes after it, so the worker reads its requests (runs, interrupts, input
+    /// answers) in the order they were sent. A worker that stops reading (stopped by SIGSTOP)
+    /// holds up no other worker and no thread of the server: only its own requests wait.
     private struct Input {
         var open = true
         /// Requests sent with `hold` and not written yet (written before any later request).
         var held: [UInt8] = []
+        /// Bytes the pipe had no room for, from `backlogStart` on (written before anything later).
+        var backlog: [UInt8] = []
+        var backlogStart = 0
+        /// Writes the backlog when the pipe has room; `nil` while there is none. It holds the
+        /// worker until it is cancelled (the backlog written, or the input closed).
+        var drain: (any DispatchSourceWrite)?
+        /// Write sources cancelled whose cancel handler has not run yet: the descriptor is closed
+        /// only once none is (a source must not outlive its descriptor).
+        var cancelling = 0
+        /// Closed (by the last cancel handler, when sources were still cancelling).
+        var closed = false
     }
     private let inputState = Mutex(Input())
+    /// The queue of every worker's write sources (their handlers only write what fits, never wait).
+    private static let inputQueue = DispatchQueue(label: "pykernel-worker-input")
     private let onExit: @Sendable (Worker) -> Void
     private let logger: Logger
     /// Lines of stderr kept for a crash report.
@@ -157,6 +177,8 @@ final class Worker: Sendable {
         self.forkServer = forkServer
         self.logger = logger
         self.onExit = onExit
+        // Writes never wait for the worker (see ``Input``): its descriptor is non-blocking.
+        _ = fcntl(input, F_SETFL, fcntl(input, F_GETFL) | O_NONBLOCK)
         EngineDescriptors.keep(input, output, errors, pidfd)
         let thread = Thread { [self] in
             pk_name_this_thread("pykernel-worker")
@@ -237,8 +259,9 @@ final class Worker: Sendable {
     func writeHeld() {
         inputState.withLock { input in
             guard input.open, !input.held.isEmpty else { return }
-            writeAll(input.held)
+            let held = input.held
             input.held = []
+            write(held, &input)
         }
     }
 
@@ -260,29 +283,82 @@ final class Worker: Sendable {
                 bytes = input.held + bytes
                 input.held = []
             }
-            writeAll(bytes)
+            write(bytes, &input)
         }
     }
 
-    /// Writes `bytes` to the worker's stdin (with `inputState`'s lock held, the input open).
-    private func writeAll(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { buffer in
+    /// Writes `bytes` to the worker's stdin after what waits in the backlog (with `inputState`'s
+    /// lock held, the input open): what the pipe has no room for joins the backlog, written by
+    /// the drain source once the worker reads. Never waits.
+    private func write(_ bytes: [UInt8], _ input: inout Input) {
+        guard input.backlog.isEmpty else {
+            input.backlog.append(contentsOf: bytes)
+            return
+        }
+        guard let written = writeWhatFits(bytes[...]), written < bytes.count else { return }
+        input.backlog = Array(bytes[written...])
+        input.backlogStart = 0
+        let source = DispatchSource.makeWriteSource(fileDescriptor: self.input, queue: Self.inputQueue)
+        source.setEventHandler { [self] in drainBacklog() }
+        source.setCancelHandler { [self] in drainCancelled() }
+        input.drain = source
+        source.resume()
+    }
+
+    /// Writes as much of `bytes` as the pipe takes now: the count written, `nil` when the worker
+    /// is gone (its reader answers what waits; nothing more is written then).
+    private func writeWhatFits(_ bytes: ArraySlice<UInt8>) -> Int? {
+        bytes.withUnsafeBytes { buffer -> Int? in
             var offset = 0
             while offset < buffer.count {
                 let written = Glibc.write(input, buffer.baseAddress! + offset, buffer.count - offset)
                 if written < 0 {
                     if errno == EINTR { continue }
-                    return  // the worker is gone; its reader answers what waits
+                    if errno == EAGAIN || errno == EWOULDBLOCK { return offset }
+                    return nil
                 }
                 offset += written
             }
+            return offset
         }
+    }
+
+    /// The drain source's handler: writes what the pipe has room for; once the backlog is
+    /// written (or the worker is gone), the source is cancelled.
+    private func drainBacklog() {
+        inputState.withLock { input in
+            guard input.open, let source = input.drain else { return }
+            if let written = writeWhatFits(input.backlog[input.backlogStart...]) {
+                input.backlogStart += written
+                guard input.backlogStart == input.backlog.count else { return }
+            }
+            input.backlog = []
+            input.backlogStart = 0
+            input.drain = nil
+            input.cancelling += 1
+            source.cancel()
+        }
+    }
+
+    /// A drain source's cancel handler: the descriptor is closed now if ``closeInput()`` left it
+    /// to the last source.
+    private func drainCancelled() {
+        inputState.withLock { input in
+            input.cancelling -= 1
+            if !input.open && input.cancelling == 0 { closeDescriptor(&input) }
+        }
+    }
+
+    private func closeDescriptor(_ input: inout Input) {
+        guard !input.closed else { return }
+        input.closed = true
+        EngineDescriptors.forget(self.input)
+        _ = Glibc.close(self.input)
     }
 
     /// Ends the worker at once: SIGKILL to its whole process group.
     func kill() {
-        // First: a write blocked on a full pipe then fails. Never after the reaping: the group
-        // id could belong to another process by then.
+        // Never after the reaping: the group id could belong to another process by then.
         if let forkServer {
             // The group id is the worker's pid, reserved while the worker has not been reaped:
             // while its pidfd says it runs, this process kills the group itself (the fork server
@@ -312,15 +388,23 @@ final class Worker: Sendable {
         }
     }
 
-    /// Closes the worker's stdin (a `pykernel serve` then finishes and exits).
+    /// Closes the worker's stdin (a `pykernel serve` then finishes and exits). What was held or
+    /// waits in the backlog is dropped: the worker's end answers its requests.
     func closeInput() {
         state.withLock { $0.inputClosed = true }
-        inputState.withLock { stdin in
-            if stdin.open {
-                EngineDescriptors.forget(input)
-                _ = Glibc.close(input)
+        inputState.withLock { input in
+            guard input.open else { return }
+            input.open = false
+            input.held = []
+            input.backlog = []
+            input.backlogStart = 0
+            if let source = input.drain {
+                input.drain = nil
+                input.cancelling += 1
+                source.cancel()
             }
-            stdin = Input(open: false)  // what was held is dropped: the worker's end answers its runs
+            // A source still cancelling closes it (its cancel handler): never under a live source.
+            if input.cancelling == 0 { closeDescriptor(&input) }
         }
     }
 

@@ -202,6 +202,64 @@ def test_an_interrupt_of_a_stopped_worker_ends_its_run_after_the_grace_period(se
     server.result("context.delete", {"id": context})
 
 
+def stop_worker(server, context):
+    """SIGSTOPs the context's worker once it is stopped; returns its pid."""
+    pid = int(run(server, context, "import os\nprint(os.getpid())")["stdout"])
+    os.kill(pid, signal.SIGSTOP)
+    wait_until(lambda: process_state(pid) == "T", what="the worker stopped")
+    return pid
+
+
+# A cell larger than a pipe's buffer (64 KiB).
+PADDING = "\n#" + "c" * 200_000
+
+
+def test_a_stopped_worker_sent_more_than_its_pipe_holds_stalls_nothing_else(server):
+    """A cell larger than a pipe's buffer for a context whose worker is stopped (SIGSTOP) blocked
+    the server's request reader in its write to that worker: no other context's run, no
+    kernel.info, no shutdown was answered any more. What the pipe has no room for now waits for
+    that worker alone, and reaches it in order once it reads again."""
+    stopped, other = create(server)["id"], create(server)["id"]
+    pid = stop_worker(server, stopped)
+    try:
+        big = server.request("code.run", {"context": stopped, "code": "x = 1" + PADDING})
+        after = server.request("code.run", {"context": stopped, "code": "print(x + 1)"})
+        assert run(server, other, "print('other context')")["stdout"] == "other context\n"
+        assert server.result("kernel.info")["name"] == "pykernel"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert server.response(big, timeout=15)["result"]["status"] == "ok"
+    assert server.response(after, timeout=15)["result"]["stdout"] == "2\n"
+    # Deleting a context whose worker has requests waiting to be written works too.
+    pid = stop_worker(server, stopped)
+    waiting = server.request("code.run", {"context": stopped, "code": "x = 2" + PADDING})
+    server.result("context.delete", {"id": stopped})
+    assert server.response(waiting, timeout=15)["result"]["status"] == "interrupted"
+    wait_until(lambda: not os.path.exists(f"/proc/{pid}"), what="the stopped worker gone")
+    server.result("context.delete", {"id": other})
+
+
+def test_an_interrupt_follows_a_cell_that_waits_for_a_stopped_worker(server):
+    """The interrupt of a run still waiting to be written to its (stopped) worker is written after
+    it: the worker, resumed within the grace period, reads the run, then the interrupt, which
+    stops it (read together, the run is interrupted where it begins) and the context keeps its
+    state. An interrupt written first would have found nothing running (`false`)."""
+    context = create(server)["id"]
+    run(server, context, "x = 41")
+    pid = stop_worker(server, context)
+    try:
+        sleeper = server.request("code.run", {"context": context, "code": "import time\ntime.sleep(60)" + PADDING})
+        interrupt = server.request("code.interrupt", {"context": context})
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert server.response(interrupt, timeout=15)["result"] == {"interrupted": True}
+    result = server.response(sleeper, timeout=15)["result"]
+    assert result["status"] == "interrupted" and result["error"]["name"] == "KeyboardInterrupt"
+    assert "state is lost" not in result["error"]["traceback"]
+    assert run(server, context, "print(x + 1)")["stdout"] == "42\n"
+    server.result("context.delete", {"id": context})
+
+
 def test_interrupt_that_is_obeyed_keeps_state(server):
     context = create(server)["id"]
     run(server, context, "x = 5")
