@@ -22,6 +22,9 @@ final class ForkServer: @unchecked Sendable {  // mutable state guarded by `lock
         case child(Worker)
         /// A fork was refused (e.g. the fork server was not single-threaded).
         case refused(String)
+        /// A child was forked but its descriptors did not arrive (this process is out of file
+        /// descriptors): it is killed, and the reason says why.
+        case lost(String)
         /// The fork server ended: how, and whether it had become ready.
         case ended(WorkerExit, wasReady: Bool)
     }
@@ -30,6 +33,8 @@ final class ForkServer: @unchecked Sendable {  // mutable state guarded by `lock
     private let control: Int32
     private let lock = ConditionLock()
     private var exits: [pid_t: WorkerExit] = [:]
+    /// Children killed because their descriptors did not arrive: nobody waits for their exit.
+    private var lost = Set<pid_t>()
     private var ended = false
     private var ready = false
     private var controlOpen = true
@@ -158,10 +163,20 @@ final class ForkServer: @unchecked Sendable {  // mutable state guarded by `lock
                 let worker = Worker(pid: child, input: descriptors[0], output: descriptors[1], errors: descriptors[2],
                                     pidfd: count >= 4 ? descriptors[3] : -1, forkServer: self, logger: logger, onExit: onExit)
                 onEvent(self, .child(worker))
+            case ("child", 2) where pid_t(words[1]) != nil:
+                // Fewer than its three pipes came: the descriptors were truncated (MSG_CTRUNC)
+                // because this process has no room for them (EMFILE).
+                let child = pid_t(words[1])!
+                for index in 0..<Int(count) { close(descriptors[index]) }
+                lock.withLock { _ = lost.insert(child) }
+                killGroup(of: child)
+                onEvent(self, .lost(Self.outOfDescriptors()))
             case ("exit", 4) where pid_t(words[1]) != nil && Int32(words[3]) != nil:
                 let (child, number) = (pid_t(words[1])!, Int32(words[3])!)
                 lock.withLock {
-                    exits[child] = words[2] == "signaled" ? .signaled(number) : .exited(number)
+                    if lost.remove(child) == nil {
+                        exits[child] = words[2] == "signaled" ? .signaled(number) : .exited(number)
+                    }
                     lock.broadcast()
                 }
             case ("refused", _):
@@ -196,6 +211,13 @@ final class ForkServer: @unchecked Sendable {  // mutable state guarded by `lock
             return ready
         }
         onEvent(self, .ended(exit, wasReady: wasReady))
+    }
+
+    /// Why a child's descriptors did not arrive: this process is out of file descriptors.
+    private static func outOfDescriptors() -> String {
+        var limit = rlimit()
+        let count = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 ? " (RLIMIT_NOFILE \(limit.rlim_cur))" : ""
+        return "the server is out of file descriptors\(count): the forked worker's pipes could not be received, and it was killed"
     }
 
     /// Logs a line of the fork server's stderr at its level (`pykernel[LEVEL]: message`), else as an error.

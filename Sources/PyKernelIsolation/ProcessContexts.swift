@@ -415,6 +415,16 @@ public final class ProcessContexts: Sendable {
             } else if let warmUp {
                 markReadyWhenAnswering(worker, warmUp)
             }
+        case .lost(let reason):
+            // The creation it was forked for (the first waiting) cannot have it; a pool worker is
+            // forked again at the next demand, not now (the descriptors are still short).
+            let waiter = state.withLock { state -> CheckedContinuation<Result<Worker, IsolationError>, Never>? in
+                state.forking = max(0, state.forking - 1)
+                guard !state.shuttingDown, !state.waiters.isEmpty else { return nil }
+                return state.waiters.removeFirst()
+            }
+            logger.error("fork server \(server.pid): \(reason)")
+            waiter?.resume(returning: .failure(IsolationError(.unavailable, reason)))
         case .refused(let reason):
             // Once: every fork asked for before the first refusal is refused too.
             guard state.withLock({ !$0.spawning }) else { return }

@@ -126,6 +126,7 @@ struct ForkServerTests {
                     switch event {
                     case .child(let worker): events.workers.withLock { $0.append(worker) }
                     case .refused: Issue.record("refused")
+                    case .lost(let reason): Issue.record("lost: \(reason)")
                     case .ended(let exit, let wasReady): events.ended.withLock { $0 = (exit, wasReady) }
                     }
                 })

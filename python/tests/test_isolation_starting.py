@@ -6,6 +6,7 @@ its worker on the way, and what needs the worker waits for it.
 """
 
 import os
+import resource
 import time
 
 import pytest
@@ -154,6 +155,39 @@ def test_a_worker_that_cannot_start_makes_the_context_dead(pykernel_bin, tmp_pat
         again = raw.call("code.run", {"context": context["id"], "code": "1"})
         assert again["error"]["code"] == -32006
         raw.result("context.delete", {"id": context["id"]})
+    finally:
+        raw.close_stdin()
+        raw.wait_exit()
+        raw.kill()
+
+
+def test_out_of_descriptors_makes_the_contexts_waiting_dead_and_leaks_no_worker(pykernel_bin):
+    """When the server has no descriptor left for a forked worker's pipes, the fork server's
+    hand-over came truncated: it was logged as an unknown message, the contexts stayed `starting`
+    with their runs never answered, and the forked workers were left running. Now such a worker
+    is killed and its context is dead, saying why; its runs are answered -32006."""
+    limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (96, 96))
+    raw = RawServer(pykernel_bin, ["--pool-size", "0"], preexec_fn=limit)
+    try:
+        contexts = [raw.result("context.create", {"isolation": "process"})["id"] for _ in range(30)]
+        runs = {context: raw.request("code.run", {"context": context, "code": "print('ran')"}) for context in contexts}
+        replies = {context: raw.response(request, timeout=30) for context, request in runs.items()}
+        dead = [context for context, reply in replies.items() if "error" in reply]
+        assert dead, "the descriptors did not run out"
+        for context in dead:
+            error = replies[context]["error"]
+            assert error["code"] == -32006 and error["data"]["reason"] == "context_dead", error
+            assert "out of file descriptors" in error["message"], error
+        assert all(reply["result"]["stdout"] == "ran\n" for context, reply in replies.items() if context not in dead)
+        states = {c["id"]: c["state"] for c in raw.result("context.list")["contexts"] if c["id"] in contexts}
+        assert {states[context] for context in dead} == {"dead"}
+        assert "starting" not in states.values()
+        assert b"unknown message" not in raw.stderr
+        for context in contexts:
+            raw.result("context.delete", {"id": context})
+        # The workers forked for the dead contexts were killed: only the fork server is left.
+        fork_server = raw.result("kernel.info")["isolation"]["fork_server"]["pid"]
+        wait_until(lambda: descendants(raw.process.pid) == {fork_server}, timeout=30, what="no worker left")
     finally:
         raw.close_stdin()
         raw.wait_exit()
