@@ -69,7 +69,7 @@ public final class ProcessContexts: Sendable {
 
     /// Where a process context is in its life.
     public enum ContextState: String, Sendable {
-        /// Created, its worker on the way: runs (and interrupts) wait for it.
+        /// Created, its worker on the way: runs wait for it.
         case starting
         /// Its worker is bound to it.
         case alive
@@ -179,8 +179,9 @@ public final class ProcessContexts: Sendable {
         var unsent: [ActiveRun] = []
         /// The runs that waited for the worker are being sent (later runs queue behind them).
         var sendingWaiting = false
-        /// An interrupt asked for while the worker was on the way: sent once the runs are, its
-        /// askers then answered with the worker's answer (`false` if the runs never reach it).
+        /// An interrupt asked for while the runs that waited for the worker were being sent, its run
+        /// sent already: sent once they are, its askers then answered with the worker's answer
+        /// (`false` if it never reaches the worker).
         var interruptWhenBound: [@Sendable (Bool) -> Void]?
         var ending: Ending?
         var executionCount = 0
@@ -1043,7 +1044,12 @@ public final class ProcessContexts: Sendable {
             state.contexts.values[index].runs.removeAll { $0 === run }
             return run
         }
-        withdrawn?.finish(.result([
+        if let withdrawn { Self.answerWithdrawn(withdrawn) }
+    }
+
+    /// Answers a run withdrawn before it was sent to the worker: `interrupted`, execution count 0.
+    private static func answerWithdrawn(_ run: ActiveRun) {
+        run.finish(.result([
             "status": "interrupted", "stdout": "", "stderr": "", "stdout_truncated": false, "stderr_truncated": false,
             "stdout_omitted_bytes": 0, "stderr_omitted_bytes": 0,
             "error": ["name": "KeyboardInterrupt", "value": "", "traceback": .string(ErrorMessages.runCancelledBeforeStart)],
@@ -1092,8 +1098,9 @@ public final class ProcessContexts: Sendable {
 
     /// ``interrupt(_:)``, and `answered` gets whether it stopped a run: the worker's own answer,
     /// `true` only when it took the interrupt while the run was in progress (whose answer then
-    /// has status `interrupted`), `false` when the run had ended first or nothing runs (for a
-    /// context whose worker is on the way, once the interrupt is sent after its runs).
+    /// has status `interrupted`), `false` when the run had ended first or nothing runs. A run
+    /// not sent yet (its context's worker is on the way) is withdrawn at once: answered
+    /// `interrupted` without running, and `answered` gets `true`.
     public func interrupt(_ id: String, answered: @escaping @Sendable (Bool) -> Void) throws(IsolationError) {
         _ = try sendInterrupt(id, answered: answered)
     }
@@ -1107,6 +1114,18 @@ public final class ProcessContexts: Sendable {
         try sendInterrupt(id, only: relay, answered: nil)
     }
 
+    /// What an interrupt does (``sendInterrupt(_:only:answered:)``).
+    private enum Interruption {
+        /// Nothing runs (or not the run asked about).
+        case nothing
+        /// The run in progress was not sent yet (its worker is on the way): it is withdrawn.
+        case withdrawn(ActiveRun)
+        /// The run is sent and the runs that waited behind it are being sent: sent after them.
+        case afterWaitingRuns
+        /// Sent to the worker (its worker-side context), for the run in progress (of the generation).
+        case send(Worker, String, ActiveRun, Int)
+    }
+
     /// Answers `false` to whoever asked for an interrupt that will not be sent (its context's runs
     /// ended otherwise: deleted, dead, restarted, shut down). Called outside the lock or within
     /// it: an asker only records the answer.
@@ -1117,27 +1136,44 @@ public final class ProcessContexts: Sendable {
     private func sendInterrupt(
         _ id: String, only relay: RunRelay? = nil, answered: (@Sendable (Bool) -> Void)?
     ) throws(IsolationError) -> Bool {
-        let target = try state.withLock { state throws(IsolationError) -> (Worker, String, ActiveRun, Int)?? in
+        let target = try state.withLock { state throws(IsolationError) -> Interruption in
             // After the shutdown began: its runs are the shutdown's to stop.
             if state.shuttingDown {
                 guard state.atShutdown.contains(where: { $0.id == id }) else { throw Self.notFound(id) }
-                return .none
+                return .nothing
             }
             guard var record = state.contexts[id] else { throw Self.notFound(id) }
-            guard record.deadReason == nil, let run = record.runs.first, relay.map({ $0 === run.relay }) ?? true else { return .none }
+            guard record.deadReason == nil, let run = record.runs.first, relay.map({ $0 === run.relay }) ?? true else { return .nothing }
+            if let position = record.unsent.firstIndex(where: { $0 === run }) {
+                // The run waits for the worker (or for its turn): withdrawn now, it never runs.
+                record.unsent.remove(at: position)
+                record.runs.removeFirst()
+                state.contexts[id] = record
+                return .withdrawn(run)
+            }
             guard let worker = record.worker, !record.sendingWaiting else {
-                // The run waits for the worker: the interrupt is sent right after it.
+                // The run is sent, the runs that waited behind it are being sent: the interrupt
+                // goes right after them.
                 record.interruptWhenBound = (record.interruptWhenBound ?? []) + (answered.map { [$0] } ?? [{ _ in }])
                 state.contexts[id] = record
-                return .some(nil)
+                return .afterWaitingRuns
             }
-            return (worker, record.workerContext, run, record.generation)
+            return .send(worker, record.workerContext, run, record.generation)
         }
-        guard case .some(let sending) = target else {
+        let (worker, workerContext, run, generation): (Worker, String, ActiveRun, Int)
+        switch target {
+        case .nothing:
             answered?(false)
             return false
+        case .withdrawn(let run):
+            Self.answerWithdrawn(run)
+            answered?(true)
+            return true
+        case .afterWaitingRuns:
+            return true  // answered once sent
+        case .send(let to, let context, let head, let of):
+            (worker, workerContext, run, generation) = (to, context, head, of)
         }
-        guard let (worker, workerContext, run, generation) = sending else { return true }  // answered once sent
         // The worker's answer, or (first) the grace period without one.
         let settled = FirstOfTwo()
         let reply: @Sendable (WorkerReply) -> Void = { [weak self] reply in

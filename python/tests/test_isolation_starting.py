@@ -7,6 +7,7 @@ its worker on the way, and what needs the worker waits for it.
 
 import os
 import resource
+import signal
 import time
 
 import pytest
@@ -60,15 +61,38 @@ def test_runs_sent_while_starting_run_in_order(server):
     server.result("context.delete", {"id": context})
 
 
-def test_interrupt_while_starting_reaches_the_run(server):
-    context = create(server)["id"]
-    run = server.request("code.run", {"context": context, "code": "import time\ntime.sleep(60)"})
-    assert server.result("code.interrupt", {"context": context}) == {"interrupted": True}
-    result = server.response(run, timeout=30)["result"]
-    assert result["status"] == "interrupted" and result["error"]["name"] == "KeyboardInterrupt"
-    # An interrupt that the code obeys keeps the context.
+def stopped_fork_server(server):
+    """The fork server's pid, once ready, after SIGSTOP: no worker comes until SIGCONT."""
+    fork_server = None
+    def ready():
+        nonlocal fork_server
+        info = server.result("kernel.info")["isolation"]["fork_server"]
+        fork_server = info and info["ready"] and info["pid"]
+        return bool(fork_server)
+    wait_until(ready, what="the fork server")
+    os.kill(fork_server, signal.SIGSTOP)
+    return fork_server
+
+
+def test_interrupt_while_starting_is_answered_at_once_and_withdraws_the_run(server):
+    """The interrupt of a starting context's queued run waited for the worker (answered once it
+    had taken the interrupt; never, when no worker came). It is answered at once now: the run is
+    withdrawn (answered `interrupted` without running, execution count 0), later ones run."""
+    fork_server = stopped_fork_server(server)
+    try:
+        context = create(server)["id"]
+        first = server.request("code.run", {"context": context, "code": "import time\ntime.sleep(60)"})
+        second = server.request("code.run", {"context": context, "code": "print('second')"})
+        assert server.result("code.interrupt", {"context": context}, timeout=5) == {"interrupted": True}
+        result = server.response(first, timeout=5)["result"]
+        assert result["status"] == "interrupted" and result["error"]["name"] == "KeyboardInterrupt"
+        assert result["execution_count"] == 0 and result["stdout"] == ""
+        assert state(server, context) == "starting"
+    finally:
+        os.kill(fork_server, signal.SIGCONT)
+    later = server.response(second, timeout=30)["result"]
+    assert later["stdout"] == "second\n" and later["execution_count"] == 1
     assert state(server, context) == "alive"
-    assert server.result("code.run", {"context": context, "code": "print('after')"})["stdout"] == "after\n"
     server.result("context.delete", {"id": context})
 
 
