@@ -37,6 +37,8 @@ final class ForkServer: @unchecked Sendable {  // mutable state guarded by `lock
     private var lost = Set<pid_t>()
     private var ended = false
     private var ready = false
+    /// When the fork server last sent a message (or started).
+    private var heard = ContinuousClock.now
     private var controlOpen = true
     /// Sends in progress: the control socket is closed only once none is.
     private var sending = 0
@@ -89,6 +91,16 @@ final class ForkServer: @unchecked Sendable {  // mutable state guarded by `lock
 
     /// Whether the fork server has prepared its engine and serves forks.
     var isReady: Bool { lock.withLock { ready && !ended } }
+
+    /// When the fork server last sent a message (it was ready, a child, an exit report), or started.
+    var lastHeard: ContinuousClock.Instant { lock.withLock { heard } }
+
+    /// Kills the fork server (SIGKILL): one that stopped serving (stopped by SIGSTOP, hung). Its
+    /// end follows as for any end; the workers it forked live on.
+    func kill() {
+        // Never after the reaping (this thread's, once the socket ended): the pid could be reused.
+        lock.withLock { if !ended { _ = Glibc.kill(pid, SIGKILL) } }
+    }
 
     /// Asks for one more child; `false` when the fork server has ended.
     func requestFork() -> Bool { send("fork") }
@@ -154,6 +166,7 @@ final class ForkServer: @unchecked Sendable {  // mutable state guarded by `lock
             if length < 0 && errno == EINTR { continue }
             guard length > 0 else { break }
             let words = String(decoding: buffer[0..<length], as: UTF8.self).split(separator: " ").map(String.init)
+            lock.withLock { heard = .now }
             switch (words.first, words.count) {
             case ("ready", _):
                 lock.withLock { ready = true }

@@ -248,6 +248,10 @@ public final class ProcessContexts: Sendable {
         var spawning = false
         /// Fork servers started after the first.
         var forkServerRestarts = 0
+        /// When forks were asked for while none was on the way (``watchForks(of:)``).
+        var forksAskedAt: ContinuousClock.Instant?
+        /// ``watchForks(of:)`` is scheduled.
+        var watchingForks = false
     }
 
     /// What `kernel.info` shows of the pool and the fork server.
@@ -359,13 +363,45 @@ public final class ProcessContexts: Sendable {
                 guard let started = startForkServer() else { return }
                 server = started
             }
-            let count = state.withLock { state -> Int in
-                guard !state.shuttingDown, state.forkServer === server else { return 0 }
+            let (count, watch) = state.withLock { state -> (Int, Bool) in
+                guard !state.shuttingDown, state.forkServer === server else { return (0, false) }
                 let missing = max(0, configuration.poolSize + state.waiters.count - state.pool.count - state.forking)
+                if state.forking == 0 && missing > 0 { state.forksAskedAt = .now }
                 state.forking += missing
-                return missing
+                let watch = missing > 0 && !state.watchingForks
+                if watch { state.watchingForks = true }
+                return (missing, watch)
             }
             for _ in 0..<count where !(server?.requestFork() ?? false) { break }  // ended: its end restarts it
+            if watch, let server { watchForks(of: server) }
+        }
+    }
+
+    /// How long a ready fork server may go without a word while forks are on the way before it
+    /// is taken for stuck (stopped by SIGSTOP, hung) and killed: its end restarts it, and the
+    /// creations waiting get workers of the next one. A fork and its hand-over take milliseconds.
+    static let forkTimeout: Duration = .seconds(10)
+
+    /// Checks every ``forkTimeout`` while forks are on the way: a ready fork server that sent
+    /// nothing since they were asked for, for that long, is killed.
+    private func watchForks(of server: ForkServer) {
+        timers.asyncAfter(deadline: .now() + Self.forkTimeout.inSeconds) { [weak self] in
+            guard let self else { return }
+            let (stuck, again) = state.withLock { state -> (Bool, Bool) in
+                guard !state.shuttingDown, state.forkServer === server, state.forking > 0, let asked = state.forksAskedAt else {
+                    state.watchingForks = false
+                    return (false, false)
+                }
+                guard server.isReady, ContinuousClock.now - max(asked, server.lastHeard) >= Self.forkTimeout else { return (false, true) }
+                state.watchingForks = false
+                return (true, false)
+            }
+            if stuck {
+                logger.error("the fork server \(server.pid) handed over no worker asked for within \(Self.forkTimeout.inSeconds) s; killing it")
+                server.kill()
+            } else if again {
+                watchForks(of: server)
+            }
         }
     }
 

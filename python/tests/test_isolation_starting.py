@@ -216,3 +216,29 @@ def test_out_of_descriptors_makes_the_contexts_waiting_dead_and_leaks_no_worker(
         raw.close_stdin()
         raw.wait_exit()
         raw.kill()
+
+
+def test_a_stopped_fork_server_is_replaced_and_the_runs_that_waited_go_on(pykernel_bin):
+    """A fork server stopped by SIGSTOP (alive, serving nothing) left every new context
+    `starting` for good: even a run with `timeout: 2` was never answered. A ready fork server
+    that hands over no worker asked for within 10 s is killed and restarted now; the creations
+    that waited get workers of the next one."""
+    raw = RawServer(pykernel_bin, ["--pool-size", "0", "--log-level", "info"])
+    fork_server = None
+    try:
+        fork_server = stopped_fork_server(raw)
+        context = create(raw)["id"]
+        waited = raw.request("code.run", {"context": context, "code": "print('ran')", "timeout": 2})
+        result = raw.response(waited, timeout=40)["result"]
+        assert result["status"] == "ok" and result["stdout"] == "ran\n"
+        info = raw.result("kernel.info")["isolation"]["fork_server"]
+        assert info["pid"] != fork_server and info["restarts"] == 1
+        assert b"handed over no worker" in raw.stderr
+        assert state(raw, context) == "alive"
+        raw.result("context.delete", {"id": context})
+    finally:
+        if fork_server and os.path.exists(f"/proc/{fork_server}"):
+            os.kill(fork_server, signal.SIGCONT)
+        raw.close_stdin()
+        raw.wait_exit()
+        raw.kill()
