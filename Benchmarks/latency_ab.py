@@ -4,12 +4,13 @@ Rows: interrupt of `while True: pass` and of `time.sleep(1000)` (from writing `c
 reading the run's `interrupted` response), the `pass` round trip, and 1,000 `code.run` over 100
 contexts written without waiting (time to the last response; the server's CPU time).
 
-    python3 Benchmarks/latency_ab.py BEFORE AFTER [--rounds 5] [--reps 100] [--fresh] [--delay 0.003]
+    python3 Benchmarks/latency_ab.py BEFORE AFTER [--rounds 5] [--reps 100] [--fresh] [--delay 0.003] [--isolation process]
 
 A binary may carry environment variables for its server: `PATH@NAME=VALUE,NAME=VALUE` (the same
 executable under several settings). `--fresh` starts a new server for every round (each server
 process settles in a fast or a slow mode: rounds of fresh servers sample both), and the `print`
-row measures the `print('hi')` round trip.
+row measures the `print('hi')` round trip. `--isolation process` measures process contexts (every
+context the rows use is one).
 """
 import argparse
 import json
@@ -132,6 +133,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=100)
     parser.add_argument("--rows", default="loop,sleep,pass,pipelined")
     parser.add_argument("--fresh", action="store_true", help="a new server for every round")
+    parser.add_argument("--isolation", choices=["namespace", "process"], default="namespace",
+                        help="the kind of context every row uses")
     parser.add_argument("--delay", type=float, default=0.0,
                         help="seconds between the run's first output and its interrupt (the processors fall idle meanwhile)")
     arguments = parser.parse_args()
@@ -142,8 +145,9 @@ def main() -> None:
 
     def start(binary: str) -> None:
         server = Server(binary)
-        context = server.call("context.create", {})["result"]["id"]
-        contexts = [server.call("context.create", {})["result"]["id"] for _ in range(100)]
+        kind = {"isolation": arguments.isolation}
+        context = server.call("context.create", kind)["result"]["id"]
+        contexts = [server.call("context.create", kind)["result"]["id"] for _ in range(100)]
         server.call("code.run", {"code": "pass", "context": context})
         servers[binary] = (server, context, contexts)
 
