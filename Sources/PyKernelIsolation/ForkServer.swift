@@ -106,7 +106,10 @@ final class ForkServer: @unchecked Sendable {  // mutable state guarded by `lock
     func requestFork() -> Bool { send("fork") }
 
     /// Asks the fork server to SIGKILL the process group of its child `pid` (if not reaped yet).
-    func killGroup(of pid: pid_t) { _ = send("kill \(pid)") }
+    /// Never waits: a fork server that does not read (stopped by SIGSTOP) would block the caller
+    /// (the request reader, deleting contexts) once its socket is full; the message is dropped
+    /// then, as `Worker.kill()` has killed the group itself while the worker's pidfd says it runs.
+    func killGroup(of pid: pid_t) { _ = send("kill \(pid)", waits: false) }
 
     /// Waits until the fork server reports how its child `pid` ended; `nil` when it ended first.
     func waitForExit(of pid: pid_t) -> WorkerExit? {
@@ -123,7 +126,7 @@ final class ForkServer: @unchecked Sendable {  // mutable state guarded by `lock
         }
     }
 
-    private func send(_ text: String) -> Bool {
+    private func send(_ text: String, waits: Bool = true) -> Bool {
         let open = lock.withLock {
             guard controlOpen, !ended else { return false }
             sending += 1
@@ -131,7 +134,7 @@ final class ForkServer: @unchecked Sendable {  // mutable state guarded by `lock
         }
         guard open else { return false }
         let bytes = Array(text.utf8)
-        let sent = pk_send_message(control, bytes, bytes.count, nil, 0) == 0
+        let sent = pk_send_message(control, bytes, bytes.count, nil, 0, waits ? 1 : 0) == 0
         lock.withLock {
             sending -= 1
             if sending == 0 { lock.broadcast() }

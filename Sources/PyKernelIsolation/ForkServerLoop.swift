@@ -212,7 +212,7 @@ public enum ForkServerLoop {
             while sent < waiting.count {
                 let message = waiting[sent]
                 let result = message.descriptors.withUnsafeBufferPointer { fds in
-                    pk_send_message(control, message.bytes, message.bytes.count, fds.baseAddress, Int32(fds.count))
+                    pk_send_message(control, message.bytes, message.bytes.count, fds.baseAddress, Int32(fds.count), 1)
                 }
                 if result != 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
                 // Sent, or never will be (the server is gone: the socket's end is read next).

@@ -80,7 +80,7 @@ int pk_spawn_on_terminal(pid_t *pid, const char *path, char *const argv[], char 
 
 int pk_seqpacket_pair(int fds[2]) { return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds); }
 
-int pk_send_message(int socket, const void *bytes, size_t length, const int *fds, int count) {
+int pk_send_message(int socket, const void *bytes, size_t length, const int *fds, int count, int waits) {
     struct iovec vector = {.iov_base = (void *)bytes, .iov_len = length};
     struct msghdr message = {.msg_iov = &vector, .msg_iovlen = 1};
     char control[CMSG_SPACE(sizeof(int) * 8)];
@@ -96,7 +96,8 @@ int pk_send_message(int socket, const void *bytes, size_t length, const int *fds
         memcpy(CMSG_DATA(header), fds, sizeof(int) * count);
     }
     ssize_t sent;
-    do { sent = sendmsg(socket, &message, MSG_NOSIGNAL); } while (sent < 0 && errno == EINTR);
+    int flags = MSG_NOSIGNAL | (waits ? 0 : MSG_DONTWAIT);
+    do { sent = sendmsg(socket, &message, flags); } while (sent < 0 && errno == EINTR);
     return sent < 0 ? -1 : 0;
 }
 

@@ -4,6 +4,7 @@ One server per module (``server``) for the cases that leave it healthy; cases ab
 start their own.
 """
 
+import contextlib
 import json
 import os
 import select
@@ -573,6 +574,33 @@ def test_ids_made_out_of_file_descriptors_are_distinct(pykernel_bin):
                 answer = raw.call("code.run", {"context": context, "code": "print(2)"}, timeout=30)
             assert answer["result"]["stdout"] == "2\n"
     finally:
+        raw.kill()
+
+
+def test_deleting_contexts_of_a_stopped_fork_server_stalls_nothing(pykernel_bin):
+    """Each `context.delete` of a forked worker's context also asks its fork server to kill the
+    group; with the fork server stopped (SIGSTOP: a context's code can do it to its parent) those
+    messages filled its socket, and the request reader blocked in `sendmsg` until the fork server
+    was killed (~20 s for 300 deletes) or for good. They are dropped when the socket is full (the
+    server kills the group itself)."""
+    raw = RawServer(pykernel_bin, ["--isolation", "process", "--pool-size", "1"])
+    fork_server = None
+    try:
+        contexts = [raw.result("context.create", {}, timeout=60)["id"] for _ in range(300)]
+        fork_server = raw.result("kernel.info")["isolation"]["fork_server"]["pid"]
+        os.kill(fork_server, signal.SIGSTOP)
+        for context in contexts:
+            raw.request("context.delete", {"id": context})
+        started = time.monotonic()
+        assert "result" in raw.call("kernel.info", timeout=30)
+        assert time.monotonic() - started < 5
+        os.kill(fork_server, signal.SIGCONT)
+        fresh = raw.result("context.create", {}, timeout=60)["id"]
+        assert run(raw, fresh, "print(6 * 7)")["stdout"] == "42\n"
+    finally:
+        if fork_server:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(fork_server, signal.SIGCONT)
         raw.kill()
 
 

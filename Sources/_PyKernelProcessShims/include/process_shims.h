@@ -47,7 +47,8 @@ int pk_spawn_on_terminal(pid_t *pid, const char *path, char *const argv[], char 
 int pk_seqpacket_pair(int fds[2]);
 
 /// Sends one message of `length` bytes with `count` descriptors attached (`SCM_RIGHTS`); 0 or -1 with errno.
-int pk_send_message(int socket, const void *bytes, size_t length, const int *fds, int count);
+/// With `waits` 0 it never blocks: -1 with `EAGAIN` when the socket has no room.
+int pk_send_message(int socket, const void *bytes, size_t length, const int *fds, int count, int waits);
 
 /// Receives one message into `bytes` (at most `capacity`) and up to `max_fds` attached descriptors
 /// (close-on-exec) into `fds`, their number into `*count`. Returns the message's length, 0 at end
