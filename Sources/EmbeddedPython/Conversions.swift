@@ -85,6 +85,10 @@ extension PyBorrowed {
         PyBorrowed(PyDict_GetItemWithError(pointer, key.pointer)) ?? { PyErr_Clear(); return nil }()
     }
 
+    /// The interpreter's `builtins.__dict__` (borrowed: the interpreter holds it for its life), as
+    /// seen where no Python frame runs.
+    package static var interpreterBuiltins: PyBorrowed { PyBorrowed(PyEval_GetBuiltins()) }
+
     /// Whether the object is `True`.
     package var isTrue: Bool { pointer == pykernel_true() }
 

@@ -883,9 +883,11 @@ final class InterpreterState {
 
     /// Binds a main result to `_` as IPython's display hook does (`DisplayHook.update_user_ns`):
     /// only when the namespace has no `_`, or its `_` is still the value the engine bound last; a
-    /// `_` the code bound itself (`_ = gettext.gettext`) is left alone. `false` with the
-    /// exception pending when the binding failed.
+    /// `_` the code bound itself (`_ = gettext.gettext`) is left alone, and so is every namespace
+    /// while `builtins` has a `_` (`gettext.install()`), which a global `_` would hide. `false`
+    /// with the exception pending when the binding failed.
     private func bindUnderscore(_ value: PyBorrowed, in namespace: Namespace) -> Bool {
+        if PyBorrowed.interpreterBuiltins.item(plainResults.underscore.borrowed) != nil { return true }
         let globals = namespace.globals.borrowed
         if let current = globals.item(plainResults.underscore.borrowed), !isUnderscoreValue(current, of: namespace) {
             namespace.underscoreValue = nil  // the code's own `_`: what the engine bound is not held

@@ -511,6 +511,19 @@ def test_a_main_result_leaves_an_underscore_the_code_bound_alone(isolated_kernel
     assert kernel.run_code("_").text == "[42, 'next']"
 
 
+def test_a_main_result_does_not_hide_an_underscore_of_builtins(isolated_kernel):
+    """`gettext.install()` puts `_` in `builtins`: as IPython's display hook, main results are then
+    not bound to `_` (a global `_` would hide the translation function from every later cell)."""
+    kernel = isolated_kernel
+    assert kernel.run_code("import gettext\ngettext.install('pykernel-test')").status == "ok"
+    assert kernel.run_code("6 * 7").text == "42"
+    assert kernel.run_code("_('hello')").text == "'hello'"
+    assert kernel.run_code("'_' in globals()").text == "False"
+    # Once `builtins._` is gone, main results bind `_` again.
+    assert kernel.run_code("import builtins\ndel builtins._\n40 + 2").text == "42"
+    assert kernel.run_code("_").text == "42"
+
+
 def test_the_main_result_bound_to_underscore_is_not_kept_once_underscore_is_rebound(isolated_kernel):
     """The engine holds the main result it bound to `_` (to tell the code's own `_` from it): let
     go of at the end of the run that binds `_` (or deletes it), so the value is freed when
