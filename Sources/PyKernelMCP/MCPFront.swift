@@ -127,6 +127,10 @@ public final class MCPFront: Sendable {
     /// - Parameter passTurn: Lets the next call reach the engine (see ``CallOrder``): a run calls it
     ///   once submitted, a command once started; every call passes its turn when it returns.
     private func call(_ params: CallTool.Parameters, server: Server, passingTurn passTurn: () -> Void) async throws -> CallTool.Result {
+        guard ToolCatalog.tools.contains(where: { $0.name == params.name }) else {
+            let names = ToolCatalog.tools.map(\.name).joined(separator: ", ")
+            throw MCPError.invalidParams("Unknown tool '\(params.name)'; the tools are \(names).")
+        }
         let arguments = try ToolArguments(tool: params.name, params.arguments)
         switch params.name {
         case ToolCatalog.runPython:
@@ -164,8 +168,7 @@ public final class MCPFront: Sendable {
         case ToolCatalog.runCommand:
             return try await runCommand(arguments, passing: passTurn)
         default:
-            let names = ToolCatalog.tools.map(\.name).joined(separator: ", ")
-            throw MCPError.invalidParams("Unknown tool '\(params.name)'; the tools are \(names).")
+            preconditionFailure("tool '\(params.name)' is in the catalog but has no case here")
         }
     }
 
@@ -212,7 +215,8 @@ public final class MCPFront: Sendable {
         } catch let error as KernelError {
             throw Self.mcpError(error, about: context)  // the run could not start: its context died or was deleted meanwhile
         }
-        return RunRendering.toolResult(result, outputLimit: outputLimit, context: context)
+        let contextIsDead = (try? contexts.context(context)).map { !$0.isAlive } ?? false
+        return RunRendering.toolResult(result, outputLimit: outputLimit, context: context, contextIsDead: contextIsDead)
     }
 
     /// Reads the run of `call` to its result, sending each output chunk as a progress

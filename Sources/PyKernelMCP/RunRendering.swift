@@ -9,16 +9,19 @@ import PyKernelSupport
 /// with a note where the output limit cut the middle out), the traceback of an exception as
 /// text with `isError`, and every field of the protocol's result as `structuredContent`.
 enum RunRendering {
-    /// - Parameter context: The context the run was in (a dead `default` is only restarted).
-    static func toolResult(_ result: ExecutionResult, outputLimit: Int, context: ContextID) -> CallTool.Result {
+    /// - Parameters:
+    ///   - context: The context the run was in (a dead `default` is only restarted).
+    ///   - contextIsDead: Whether the run left its context dead (a process context whose worker
+    ///     crashed, or was killed because the run did not stop after its timeout or an interrupt).
+    static func toolResult(_ result: ExecutionResult, outputLimit: Int, context: ContextID, contextIsDead: Bool) -> CallTool.Result {
         var content = outputContent(
             stdout: (result.stdout, result.stdoutOmittedBytes), stderr: (result.stderr, result.stderrOmittedBytes), limit: outputLimit)
         for rich in result.results {
-            content.append(richContent(rich))
+            if let shown = richContent(rich, limit: outputLimit) { content.append(shown) }
         }
         if let error = result.error {
-            content.append(.plainText(error.traceback))
-            if result.status == .crashed {
+            content.append(.plainText(withToolsCutNote(error.traceback, omitted: error.tracebackOmittedBytes, limit: outputLimit, of: "the traceback")))
+            if contextIsDead {
                 content.append(.plainText(
                     "[the context is dead: restart_context gives it a fresh worker process"
                         + (context == .default ? "]" : ", delete_context removes it]")))
@@ -52,7 +55,8 @@ enum RunRendering {
     /// content takes any image type; a GIF was its base64 as text), else its HTML, Markdown or
     /// plain text as text (in that order of preference), else (a bundle the code published
     /// without them) its JSON, LaTeX or SVG, else its first representation by type name.
-    static func richContent(_ result: RichResult) -> Tool.Content {
+    /// A text cut at the limit shows this front's note (`nil`: a bundle the engine left nothing of).
+    static func richContent(_ result: RichResult, limit: Int) -> Tool.Content? {
         for mime in ["image/png", "image/jpeg"] {
             if let image = result.data[mime] {
                 return .image(data: image, mimeType: mime, annotations: nil, _meta: nil)
@@ -65,9 +69,21 @@ enum RunRendering {
             return .image(data: image, mimeType: mime, annotations: nil, _meta: nil)
         }
         for mime in ["text/html", "text/markdown", "text/plain", "application/json", "text/latex", "image/svg+xml"] {
-            if let text = result.data[mime] { return .plainText(text) }
+            if let text = result.data[mime] { return .plainText(withToolsCutNote(text, limit: limit, of: mime)) }
         }
-        return .plainText(result.data.min { $0.key < $1.key }?.value ?? "")
+        return result.data.min { $0.key < $1.key }.map { .plainText(withToolsCutNote($0.value, limit: limit, of: $0.key)) }
+    }
+
+    /// `text` with the engine's line where the output limit cut it (``HeadTailBuffer/omissionLine(_:)``,
+    /// which names the protocol's `max_output_bytes`) worded as this front's notes are.
+    /// - Parameter omitted: The bytes cut out, when known (else read from the line).
+    static func withToolsCutNote(_ text: String, omitted: Int? = nil, limit: Int, of what: String) -> String {
+        guard omitted != 0, let line = text.firstRange(of: /\n\[\.\.\. ([0-9]+) bytes omitted: longer than max_output_bytes \.\.\.\]\n/) else {
+            return text
+        }
+        let count = omitted.map(String.init) ?? String(text[line].dropFirst(5).prefix { $0.isNumber })
+        let note = "\n[… \(count) bytes of \(what) cut here: the output limit keeps the first and last \(limit / 2) bytes …]\n"
+        return text.replacingCharacters(in: line, with: note)
     }
 
     static func toolResult(_ result: ExecResult, outputLimit: Int) -> CallTool.Result {

@@ -131,6 +131,35 @@ def test_long_output_keeps_head_and_tail_with_a_note(pykernel_bin):
     assert result.structured_content["stdout_omitted_bytes"] == 9000
 
 
+def test_a_cut_traceback_and_rich_text_say_so_in_this_fronts_words(pykernel_bin):
+    """A traceback or a result's text cut at the output limit named the protocol's
+    `max_output_bytes`, which MCP has not: the note reads as the output's does."""
+    async def body(client):
+        raised = await client.call_tool("run_python", {"code": "raise ValueError('v' * 3000)"})
+        shown = await client.call_tool("run_python", {"code": "'w' * 3000"})
+        return raised, shown
+    raised, shown = session(pykernel_bin, body, "--max-output-bytes", "1000")
+    [traceback] = [item.text for item in raised.content]
+    assert "\n[… " in traceback and " bytes of the traceback cut here: the output limit keeps the first and last 500 bytes …]\n" in traceback
+    assert "max_output_bytes" not in traceback
+    assert traceback.endswith("v" * 100 + "\n")
+    [text] = [item.text for item in shown.content]
+    assert text.startswith("'" + "w" * 499 + "\n[… ")
+    assert " bytes of text/plain cut here: the output limit keeps the first and last 500 bytes …]\n" in text
+
+
+def test_a_run_that_leaves_its_context_dead_says_so(pykernel_bin):
+    """A process context's run that ignores its timeout has its worker killed: the content says
+    the context is dead and which tools help, as for a crash (it only named `context.restart`,
+    a method MCP does not have)."""
+    async def body(client):
+        code = ("import time\nwhile True:\n    try:\n        time.sleep(10)\n    except BaseException:\n        pass")
+        return await client.call_tool("run_python", {"code": code, "timeout": 0.2})
+    result = session(pykernel_bin, body, "--isolation", "process", "--timeout-grace", "0.3")
+    assert result.is_error and result.structured_content["status"] == "timeout"
+    assert result.content[-1].text == "[the context is dead: restart_context gives it a fresh worker process]"
+
+
 def test_progress_notifications_carry_the_output_as_it_is_printed(pykernel_bin, isolation):
     async def body(client):
         messages = []
@@ -210,6 +239,8 @@ def test_run_command(pykernel_bin, tmp_path):
     ("restart_context", {"id": "no-such-context"}, "No context has the ID 'no-such-context'"),
     ("delete_context", {"id": "default"}, "default"),
     ("no_such_tool", {}, "Unknown tool 'no_such_tool'"),
+    # A guessed tool with a plausible argument: the name is what is wrong, not the argument.
+    ("execute_python", {"code": "print(1)"}, "Unknown tool 'execute_python'; the tools are run_python"),
 ])
 def test_bad_calls_are_clear_errors_and_the_server_stays_up(pykernel_bin, name, arguments, message, isolation):
     async def body(client):
