@@ -425,12 +425,18 @@ def _convert(mime, value):
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(value).decode("ascii")
     if mime in _BINARY and isinstance(value, str):
+        # Already base64, as IPython takes it; the line breaks of `base64.encodebytes` and of
+        # notebooks' stored images are dropped, so the wire carries one base64 string.
+        value = value.translate(_BASE64_SPACE)
         try:
-            base64.b64decode(value, validate=True)  # already base64, as IPython takes it
+            base64.b64decode(value, validate=True)
         except ValueError:
             return None
         return value
     return value if isinstance(value, str) else None
+
+
+_BASE64_SPACE = dict.fromkeys(map(ord, " \t\n\r\f\v"))
 
 
 def _unfit(mime, value):

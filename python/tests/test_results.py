@@ -592,6 +592,21 @@ def test_binary_text_that_is_not_base64_is_left_out(kernel):
     assert "image/png" in valid.results[0].data
 
 
+def test_base64_with_line_breaks_is_taken_as_one_base64_string(kernel):
+    """`base64.encodebytes`/`b2a_base64` text (line breaks, a final newline: how notebooks store
+    images) is base64 to IPython and Jupyter: kept, without its whitespace (it was left out)."""
+    png = tiny_png()
+    code = ("import base64, binascii\n"
+            f"png = {png!r}\n"
+            "display({'image/png': binascii.b2a_base64(png).decode()}, raw=True)\n"
+            "class P:\n    def _repr_png_(self):\n        return base64.encodebytes(png * 20).decode()\n"
+            "    def __repr__(self):\n        return 'P()'\nP()")
+    result = kernel.run_code(code)
+    assert result.stderr == ""
+    assert [r.data["image/png"] for r in result.results] == [
+        base64.b64encode(png).decode(), base64.b64encode(png * 20).decode()]
+
+
 def test_the_builtin_display_takes_include_exclude_and_metadata(kernel):
     code = ("class MB:\n    def _repr_mimebundle_(self, include=None, exclude=None):\n"
             "        print('asked', include, exclude)\n"
