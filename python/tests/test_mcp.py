@@ -148,6 +148,17 @@ def test_a_cut_traceback_and_rich_text_say_so_in_this_fronts_words(pykernel_bin)
     assert " bytes of text/plain cut here: the output limit keeps the first and last 500 bytes …]\n" in text
 
 
+def test_a_bundle_left_empty_adds_no_content(pykernel_bin):
+    """A published bundle whose only representation was left out is a result without data: it
+    added an empty text item; the stderr line says what was left out."""
+    async def body(client):
+        return await client.call_tool("run_python", {"code": "display({'image/png': 'not base64!!'}, raw=True)"})
+    result = session(pykernel_bin, body)
+    assert [item.text for item in result.content] == [
+        "[stderr]\ndisplay() got text that is not base64 for image/png; that representation is left out\n"]
+    assert result.structured_content["results"] == [{"data": {}, "metadata": {}, "is_main_result": False, "chart": None}]
+
+
 def test_a_run_that_leaves_its_context_dead_says_so(pykernel_bin):
     """A process context's run that ignores its timeout has its worker killed: the content says
     the context is dead and which tools help, as for a crash (it only named `context.restart`,
