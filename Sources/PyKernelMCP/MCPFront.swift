@@ -312,6 +312,8 @@ public final class MCPFront: Sendable {
                 message: error.message + (context == .default ? " (tool: restart_context)" : " (tools: restart_context, delete_context)"))
         case .shutDown:
             MCPError.serverError(code: ApplicationErrorCode.shuttingDown, message: error.message)
+        case .contextDeleted:
+            MCPError.serverError(code: ApplicationErrorCode.contextDeleted, message: error.message)
         default:
             MCPError.serverError(code: -32000, message: error.message)
         }

@@ -565,6 +565,29 @@ def test_a_run_queued_behind_a_crash_is_answered_context_dead(pykernel_bin):
     assert answers[4]["error"]["message"].endswith(" (tool: restart_context)") and "delete" not in answers[4]["error"]["message"]
 
 
+def test_a_run_queued_on_a_context_deleted_meanwhile_is_answered_context_deleted(pykernel_bin, isolation):
+    """docs/mcp.md's errors: -32004, as `pykernel serve`'s `context_deleted` (it was a bare -32000)."""
+    server, send = initialized_raw_server(pykernel_bin, isolation)
+    send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "create_context", "arguments": {}}})
+    context = json.loads(server.stdout.readline())["result"]["structuredContent"]["id"]
+    send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "run_python", "arguments": {"code": "import time\nprint('go', flush=True)\ntime.sleep(30)", "context": context}}})
+    send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+        "name": "run_python", "arguments": {"code": "print('never')", "context": context}}})
+    send({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "delete_context", "arguments": {"id": context}}})
+    answers = {}
+    while not {3, 4, 5} <= set(answers):
+        message = json.loads(server.stdout.readline())
+        answers[message.get("id")] = message
+    server.stdin.close()
+    assert server.wait(timeout=60) == 0
+    assert answers[4]["error"]["code"] == -32004, answers[4]
+    assert "deleted" in answers[4]["error"]["message"]
+    # The first run was stopped by the deletion (or, when its worker had not come yet, withdrawn).
+    assert answers[3].get("result", {}).get("structuredContent", {}).get("status") == "interrupted" \
+        or answers[3]["error"]["code"] == -32004, answers[3]
+
+
 def test_a_namespace_default_is_not_told_to_delete_itself(pykernel_bin):
     async def body(client):
         other = (await client.call_tool("create_context", {})).structured_content["id"]
