@@ -92,6 +92,9 @@ final class InterpreterState {
     private let resumeSignals: PyOwned
     private let suspendSignals: PyOwned
     private let forgetSignals: PyOwned
+    /// The runtime's `forget_hooks(globals)`: `sys`'s and `threading`'s hooks a deleted context set
+    /// to its own functions are put back to their defaults.
+    private let forgetHooks: PyOwned
     private let signalsRunningName: PyOwned
     /// The runtime's `stream_contexts` (the namespace contexts whose code reconfigured
     /// `sys.stdout` or `sys.stderr`), `apply_stream_settings`, called as a run begins while that
@@ -178,6 +181,7 @@ final class InterpreterState {
             resumeSignals = try module.borrowed.attribute("resume_signals")
             suspendSignals = try module.borrowed.attribute("suspend_signals")
             forgetSignals = try module.borrowed.attribute("forget_signals")
+            forgetHooks = try module.borrowed.attribute("forget_hooks")
             signalsRunningName = try PyOwned.string("_signals_running")
             streamContexts = try module.borrowed.attribute("stream_contexts")
             inputContexts = try module.borrowed.attribute("input_contexts")
@@ -1091,6 +1095,9 @@ final class InterpreterState {
             forgetCharts.borrowed.callKeepingError(namespace.contextID.borrowed) == nil
         {
             _ = PythonException.take()
+        }
+        if forgetHooks.borrowed.callKeepingError(namespace.globals.borrowed) == nil {
+            runtime.logger.error("forget_hooks failed: \(PythonError.fetch())")
         }
         namespace.underscoreValue = nil
         PythonCode.clear(namespace.globals.borrowed)

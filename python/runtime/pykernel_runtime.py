@@ -2101,6 +2101,30 @@ def forget_signals(context):
     _update_signal_contexts()
 
 
+_SYS_HOOKS = (("excepthook", "__excepthook__"), ("unraisablehook", "__unraisablehook__"),
+              ("displayhook", "__displayhook__"), ("breakpointhook", "__breakpointhook__"))
+
+
+def forget_hooks(namespace):
+    """A deleted namespace context: the interpreter's hooks it set to its own functions (or
+    methods) are put back to their defaults, so its cleared globals do not break the error
+    reports and breakpoints of the contexts left (`sys` and `threading` are shared)."""
+    for name, default in _SYS_HOOKS:
+        if _defined_in(getattr(sys, name, None), namespace):
+            setattr(sys, name, getattr(sys, default))
+    threading = sys.modules.get("threading")
+    if threading is not None and _defined_in(getattr(threading, "excepthook", None), namespace):
+        threading.excepthook = threading.__excepthook__
+
+
+def _defined_in(hook, namespace):
+    """Whether ``hook`` is a function, or a method of one, whose globals are ``namespace`` (no
+    code of the hook's runs: only these two types are looked into)."""
+    if type(hook) is types.MethodType:
+        hook = hook.__func__
+    return type(hook) is types.FunctionType and hook.__globals__ is namespace
+
+
 def _restore_process_handler(number):
     """Puts back the handler ``number`` had before a context set one (``SIG_DFL`` for a handler
     that was not Python's: the table cannot hold it)."""

@@ -213,6 +213,32 @@ def test_deleted_context_raises_context_not_found(kernel):
         kernel.interrupt(ctx)
 
 
+def test_hooks_a_deleted_context_set_are_put_back(kernel):
+    """`sys` and `threading` are shared by namespace contexts: hooks a context set to its own
+    functions outlived it, and with its globals cleared every later error of every context
+    printed `Error in sys.excepthook: ... NameError: name 'sys' is not defined`."""
+    other = kernel.create_context()
+    setup = ("import sys, threading\n"
+             "def hook(kind, value, tb):\n    print('hook', kind.__name__, file=sys.stderr)\n"
+             "class Hooks:\n    def thread(self, args):\n        print('thread hook', args.exc_type.__name__, file=sys.stderr)\n"
+             "sys.excepthook = hook\nthreading.excepthook = Hooks().thread\n"
+             "sys.unraisablehook = lambda u: print('unraisable', file=sys.stderr)")
+    assert kernel.run_code(setup, context=other).status == "ok"
+    kept = kernel.run_code("import sys\nkeep = lambda *a: print('kept hook', file=sys.stderr)\nsys.breakpointhook = keep")
+    assert kept.status == "ok"
+    kernel.delete_context(other)
+    result = kernel.run_code("import threading\nt = threading.Thread(target=lambda: 1/0, name='T')\nt.start(); t.join()\n"
+                             "class D:\n    def __del__(self):\n        raise KeyError('in del')\nD()\n"
+                             "breakpoint()\nraise ValueError('x')")
+    assert result.error.name == "ValueError" and result.error.traceback.endswith("ValueError: x\n")
+    assert result.stderr.startswith("Exception in thread T:\nTraceback (most recent call last):\n")
+    assert "Exception ignored in: <function D.__del__" in result.stderr
+    # A hook of a context still alive stays.
+    assert result.stderr.endswith("kept hook\n")
+    assert "hook" not in result.stderr.replace("kept hook", "") and "unraisable" not in result.stderr
+    assert kernel.run_code("import sys\nsys.breakpointhook = sys.__breakpointhook__").status == "ok"
+
+
 def test_default_context_cannot_be_deleted(kernel):
     with pytest.raises(DefaultContextUndeletableError) as caught:
         kernel.delete_context("default")
