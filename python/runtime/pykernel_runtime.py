@@ -476,12 +476,13 @@ class KernelInput(io.TextIOBase):
     mode = "r"
     # Kept out of the instance's ``__dict__``, where only the code's own attributes go (see
     # ``restore_streams``).
-    __slots__ = ("_fd", "_unread", "_run", "_name", "_buffer", "_newlines", "_default", "_contexts")
+    __slots__ = ("_fd", "_unread", "_decoding", "_run", "_name", "_buffer", "_newlines", "_default", "_contexts")
 
     def __init__(self, fd):
         super().__init__()
         self._fd = fd
-        self._unread = ""  # what a size-limited read left of the last answer
+        self._unread = ""  # what a size-limited read left of the last answer, decoded
+        self._decoding = None  # ((encoding, errors), its incremental decoder)
         self._run = None  # the run that answer belongs to (``_input_run()``)
         self._name = "<stdin>"
         self._buffer = _KernelInputBytes(self)
@@ -571,16 +572,36 @@ class KernelInput(io.TextIOBase):
     def tell(self):
         raise io.UnsupportedOperation("underlying stream is not seekable")
 
-    def _fill(self):
-        """Appends the client's next line to the buffer; ``False`` at end of file."""
+    def _answer(self):
+        """The client's next line as the bytes one read of python3's pipe gets (what the line's
+        writer wrote: UTF-8, ``\\n`` added); ``b""`` at end of file."""
         answer = _request_input(("", False))
         if answer is False:
             raise EOFError(self.MESSAGE)
         if answer is None:
-            return False
-        self._unread += self._decoded(answer + "\n")
+            return b""
         self._run = _input_run()
-        return True
+        return (answer + "\n").encode("utf-8", "surrogateescape")
+
+    def _fill(self):
+        """Decodes what ``buffer`` holds, else the client's next line, into the text read next, as
+        python3's ``TextIOWrapper`` takes what its ``BufferedReader`` holds, else one read of the
+        pipe (a read of text after one of bytes goes on where the bytes stopped); ``False`` at end
+        of file."""
+        data, self._buffer._pending = self._buffer._pending, b""
+        if not data:
+            data = self._answer()
+        self._unread += self._decoder().decode(data, not data)
+        return bool(data)
+
+    def _decoder(self):
+        """The incremental decoder of the calling code's context's encoding and error handler; it
+        keeps what a read of bytes left of a character for the text read next."""
+        settings = self._caller_settings()
+        key = (settings.encoding, settings.errors)
+        if self._decoding is None or self._decoding[0] != key:
+            self._decoding = (key, codecs.getincrementaldecoder(settings.encoding)(settings.errors))
+        return self._decoding[1]
 
     def _decoded(self, answer):
         """An answer of the client as python3 decodes its bytes (UTF-8) with the stream's
@@ -593,22 +614,22 @@ class KernelInput(io.TextIOBase):
     def _drop_stale(self):
         """Forgets what reads left of an answer that is not the current run's: another run's
         input is never read by this one (of this context or another, with ``allow_stdin`` or not)."""
-        if (self._unread or self._buffer._pending) and _input_run() != self._run:
+        if self._run is not None and _input_run() != self._run:
             self._unread = ""
             self._buffer._pending = b""
+            self._decoding = None
+            self._run = None
 
     def _has_kept(self):
-        """Whether a read left part of this run's answer (``input()`` reads it first, as python3)."""
+        """Whether a read left part of this run's answer, as text, as bytes in ``buffer`` or as
+        part of a character (``input()`` reads it first, as python3)."""
         self._drop_stale()
-        return bool(self._unread)
+        return bool(self._unread or self._buffer._pending
+                    or (self._decoding is not None and self._decoding[1].getstate()[0]))
 
     def readline(self, size=-1):
-        self._note_decoding(True)
-        return self._line(size)
-
-    def _line(self, size):
-        """A line as ``readline`` reads it (``sys.stdin.buffer`` reads its lines so too)."""
         size = -1 if size is None else size.__index__()
+        self._note_decoding(True)
         self._drop_stale()
         while "\n" not in self._unread and (size < 0 or len(self._unread) < size) and self._fill():
             pass
@@ -633,7 +654,9 @@ class KernelInput(io.TextIOBase):
 
 
 class _KernelInputBytes(io.BufferedIOBase):
-    """``sys.stdin.buffer`` of a ``KernelInput``: its lines, encoded, as they are read."""
+    """``sys.stdin.buffer`` of a ``KernelInput``: the client's lines as UTF-8 bytes, as python3's
+    ``BufferedReader`` on a pipe: what a read of text took (a whole answer) is not read again
+    here, and what a read here left is where a read of text goes on."""
 
     mode = "rb"
     __slots__ = ("_text", "_pending")
@@ -660,10 +683,10 @@ class _KernelInputBytes(io.BufferedIOBase):
         """Up to ``size`` bytes (all for a negative size), or up to the end of a line."""
         self._text._drop_stale()
         while (size < 0 or len(self._pending) < size) and not (line and b"\n" in self._pending):
-            text = self._text._line(-1)
-            if not text:
+            data = self._text._answer()
+            if not data:
                 break
-            self._pending += text.encode(self._text.encoding, "surrogateescape")
+            self._pending += data
         end = len(self._pending) if size < 0 else min(size, len(self._pending))
         if line:
             newline = self._pending.find(b"\n", 0, end)
@@ -681,7 +704,7 @@ class _KernelInputBytes(io.BufferedIOBase):
         size = -1 if size is None else size.__index__()
         self._text._drop_stale()
         if not self._pending and size != 0:
-            self._pending = self._text._line(-1).encode(self._text.encoding, "surrogateescape")
+            self._pending = self._text._answer()
         end = len(self._pending) if size < 0 else min(size, len(self._pending))
         data, self._pending = self._pending[:end], self._pending[end:]
         return data

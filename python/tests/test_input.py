@@ -203,6 +203,32 @@ def test_input_reads_what_a_partial_read_left_of_the_line_first(kernel):
     assert answers.asked == [("", False)]
 
 
+def test_a_read_of_text_goes_on_where_a_read_of_bytes_stopped(kernel):
+    """As python3's `TextIOWrapper` over its `BufferedReader`, answered a line at a time: what a
+    read of `sys.stdin.buffer` left is read by `sys.stdin` and `input()` first (part of a
+    character too), while a read of bytes after one of text gets the next line (the text took the
+    whole line, and reads the rest of it afterwards)."""
+    answers = Answers("abcd", "e", "f")
+    code = "import sys\nprint(repr(sys.stdin.buffer.read(2)), repr(sys.stdin.readline()), repr(input()))"
+    result = kernel.run_code(code, on_input=answers)
+    assert result.stdout == "b'ab' 'cd\\n' 'e'\n", result.error
+    assert len(answers.asked) == 2
+    answers = Answers("abcd", "e")
+    code = "import sys\nprint(repr(sys.stdin.buffer.readline(2)), repr(input()), repr(sys.stdin.read()))"
+    result = kernel.run_code(code, on_input=answers)
+    assert result.stdout == "b'ab' 'cd' 'e\\n'\n", result.error
+    answers = Answers("\u00e9t\u00e9", "x")
+    code = ("import sys\nb = bytearray(3)\n"
+            "print(sys.stdin.buffer.read(1), ascii(sys.stdin.readline()), sys.stdin.buffer.readinto(b), b,"
+            " ascii(sys.stdin.read(1)))")
+    result = kernel.run_code(code, on_input=answers)
+    assert result.stdout == "b'\\xc3' '\\udca9t\\xe9\\n' 2 bytearray(b'x\\n\\x00') ''\n", result.error
+    answers = Answers("abcd", "e", "f")
+    code = "import sys\nprint(repr(sys.stdin.read(2)), repr(sys.stdin.buffer.read(2)), repr(sys.stdin.readline()))"
+    result = kernel.run_code(code, on_input=answers)
+    assert result.stdout == "'ab' b'e\\n' 'cd\\n'\n", result.error
+
+
 def test_a_reader_wrapping_stdin_buffer_gets_each_line_as_it_is_answered(kernel):
     """`read1` returns one answer's line, as python3's on a pipe returns what one read gets; a
     `TextIOWrapper` over `sys.stdin.buffer` asked again and again until the client's end of file."""
