@@ -12,7 +12,9 @@ import PyKernelSupport
 /// - whose frames are all in `<...>` pseudo-files (cells) whose source, if any, is a run's source
 ///   as the run registered it, and whose displayed lines are ASCII;
 /// - whose caret anchors need no parse that could warn (no quote, backslash or digit next to a
-///   letter in the located segment).
+///   letter in the located segment);
+/// - while `builtins.__import__` is the one the interpreter started with and `io` is loaded (python3's
+///   printer imports `io` through `__import__` for each source line, and shows none when that fails).
 ///
 /// The exception's `str()` is called once, for the message and the value (as python3 calls it once
 /// to print it), and its lone surrogates are written as python3's stderr writes them (`\udcff`).
@@ -45,6 +47,10 @@ package enum NativeTraceback {
         let enginePrefix: [UInt8]
         /// The runtime's ``KeptCells`` registry.
         let keptCells: PyOwned
+        /// `builtins.__import__` as the interpreter started with it, and `"__import__"` and `"io"` interned.
+        let builtinImport: PyOwned
+        let importName: PyOwned
+        let ioName: PyOwned
 
         /// - Parameters:
         ///   - cellCacheType: The class of the runtime's `linecache.cache`.
@@ -63,8 +69,14 @@ package enum NativeTraceback {
             guard let notesName = PyOwned(stealing: PyUnicode_InternFromString("__notes__")),
                 let cacheName = PyOwned(stealing: PyUnicode_InternFromString("cache")),
                 let tracebackLimitName = PyOwned(stealing: PyUnicode_InternFromString("tracebacklimit")),
-                let sysDictionary = PyBorrowed(PyModule_GetDict(sys.pointer))
+                let sysDictionary = PyBorrowed(PyModule_GetDict(sys.pointer)),
+                let importName = PyOwned(stealing: PyUnicode_InternFromString("__import__")),
+                let ioName = PyOwned(stealing: PyUnicode_InternFromString("io"))
             else { throw PythonError.fetch() }
+            let builtins = try PyOwned.importModule("builtins")
+            self.builtinImport = try builtins.borrowed.attribute("__import__")
+            self.importName = importName
+            self.ioName = ioName
             self.notesName = notesName
             self.cacheName = cacheName
             self.tracebackLimitName = tracebackLimitName
@@ -226,8 +238,12 @@ package enum NativeTraceback {
         return name
     }
 
-    /// No chained exception, no notes, no `sys.tracebacklimit`.
+    /// No chained exception, no notes, no `sys.tracebacklimit`, and `io` imported as at start (see
+    /// the type's summary).
     private static func isPlain(_ exception: PyBorrowed, environment: borrowing Environment) -> Bool {
+        guard PyBorrowed.interpreterBuiltins.item(environment.importName.borrowed)?.pointer == environment.builtinImport.pointer,
+            let modules = PyBorrowed(PyImport_GetModuleDict()), modules.item(environment.ioName.borrowed) != nil
+        else { return false }
         // What `PySys_GetObject("tracebacklimit")` finds.
         if PyDict_GetItemWithError(environment.sysDictionary.pointer, environment.tracebackLimitName.pointer) != nil { return false }
         if PyErr_Occurred() != nil {

@@ -30,6 +30,11 @@ import weakref
 
 import pykernel_traceback
 
+# The modules the engine uses on the code's behalf are found with importlib.import_module: an
+# ``import`` statement calls ``builtins.__import__``, which the code may have replaced or removed
+# (python3 calls none where it does the same in C).
+_import_module = importlib.import_module
+
 _ENGINE_FILENAME_PREFIX = "<pykernel/"
 _MISSING = object()
 
@@ -183,8 +188,7 @@ def _reconfigured_encoding(settings, encoding, errors):
             errors = settings.errors
     else:
         if encoding == "locale":
-            import locale
-            encoding = locale.getencoding()
+            encoding = _import_module("locale").getencoding()
         if errors is None:
             errors = "strict"
     _c_string(errors)
@@ -2722,7 +2726,7 @@ _SYS_DELETED_FIRST = frozenset(("modules", "path", "argv", "ps1", "ps2", "last_t
 def _outlives_the_modules(target):
     """Whether ``target`` is reachable from ``sys``, ``builtins`` or ``threading`` without going
     through another module or its globals (python3 drops and clears those first)."""
-    import gc
+    gc = _import_module("gc")
     module_dicts = {id(vars(module)) for module in list(sys.modules.values()) if isinstance(module, types.ModuleType)}
     stack = [value for name, value in vars(sys).items() if name not in _SYS_DELETED_FIRST]
     stack += list(vars(builtins).values()) + list(vars(threading).values())
@@ -2742,7 +2746,7 @@ def _flush_open_files():
     """Flushes every file still open for writing. python3 flushes them as it frees the program's
     objects at exit; a collection frees objects in cycles in no such order (a text file's buffer
     can be closed before the text in front of it is flushed), so they are flushed first."""
-    import gc
+    gc = _import_module("gc")
     for candidate in gc.get_objects():
         if isinstance(candidate, io.IOBase):
             try:
@@ -2759,7 +2763,7 @@ def _flush_open_files():
 def _report_ignored(origin, error):
     """Prints an exception python3 ignores at exit, as ``PyErr_WriteUnraisable`` prints it
     (without the engine's frame that caught it)."""
-    import traceback
+    traceback = _import_module("traceback")
     print(f"Exception ignored in: {origin!r}", file=sys.stderr)
     traceback.print_exception(error.with_traceback(error.__traceback__.tb_next), file=sys.stderr)
 
@@ -3165,13 +3169,23 @@ def _call_excepthook(exc):
         return False
 
 
+# What python3's printer sees of the frame it runs under at exit, where none runs: its import of
+# ``io`` for each source line (PyImport_Import) calls ``builtins.__import__`` with globals
+# ``{"__builtins__": builtins}``, not the engine's (see _call_cpython_printer).
+_PRINTER_GLOBALS = {"__builtins__": builtins}
+exec(compile("def _under_no_frame(function, *arguments):\n    return function(*arguments)\n",
+             _ENGINE_FILENAME_PREFIX + "pykernel_runtime.py>", "exec"), _PRINTER_GLOBALS)
+_under_no_frame = _PRINTER_GLOBALS.pop("_under_no_frame")
+
+
 def _call_cpython_printer(exc):
     """CPython's ``sys.__excepthook__`` for an uncaught exception, called as python3 calls it when
     the program ends, with no Python frame under it: the engine's frames under this call are given
     back to the recursion limit for it (which decides how long a chain of exceptions the printer
-    prints before it gives up: see ``pykernel_traceback._room``), and the call of the code's trace
-    and profile functions on (what python3's printer calls is traced: a ``__str__``, ``codecs``)."""
-    frames = 1  # ``as_the_code``'s call
+    prints before it gives up: see ``pykernel_traceback._room``), the call of the code's trace
+    and profile functions on (what python3's printer calls is traced: a ``__str__``, ``codecs``),
+    and the frame right under it has python3's globals (``_under_no_frame``)."""
+    frames = 2  # ``_under_no_frame``'s and ``as_the_code``'s calls
     frame = sys._getframe()
     while frame is not None:
         frames += 1
@@ -3179,7 +3193,7 @@ def _call_cpython_printer(exc):
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(limit + frames)
     try:
-        as_the_code(_cpython_excepthook, type(exc), exc, exc.__traceback__)
+        _under_no_frame(as_the_code, _cpython_excepthook, type(exc), exc, exc.__traceback__)
     finally:
         sys.setrecursionlimit(limit)
 

@@ -45,6 +45,8 @@ Known, unavoidable differences:
 """
 
 import ast
+import builtins
+import importlib
 import io
 import itertools
 import linecache
@@ -100,6 +102,13 @@ _type_qualname = type.__dict__["__qualname__"].__get__
 
 # Not computed yet (see _Context.top_str).
 _UNSET = object()
+
+# The modules this module uses while formatting are found with
+# importlib.import_module: an ``import`` statement calls
+# ``builtins.__import__``, which the code may have replaced or removed.
+_import_module = importlib.import_module
+# builtins.__import__ as the interpreter started with it (see _imports_io).
+_BUILTIN_IMPORT = builtins.__import__
 
 
 class _PrintFailed(Exception):
@@ -174,7 +183,7 @@ def _format(ctx, exc):
         # _PrintFailed, RecursionError: _PyErr_Display would give up here
         # (see the module docstring).  Never fail the caller.
         try:
-            import traceback
+            traceback = _import_module("traceback")
             ctx.write("".join(traceback.format_exception_only(type(exc),
                                                               exc)))
         except Exception:
@@ -197,7 +206,7 @@ def format_thread_exception(args):
     text = "Exception in thread %s:\n" % shown
     value = args.exc_value
     if value is None or not isinstance(value, BaseException):
-        import traceback
+        traceback = _import_module("traceback")
         return text + "".join(traceback.format_exception_only(args.exc_type, value))
     if value.__traceback__ is None and args.exc_traceback is not None:
         value.__traceback__ = args.exc_traceback      # as _PyErr_Display does
@@ -205,8 +214,7 @@ def format_thread_exception(args):
 
 
 def _thread_ident():
-    import _thread
-    return _thread.get_ident()
+    return _import_module("_thread").get_ident()
 
 
 def format_unraisable(unraisable, *, source_lines=True):
@@ -1046,7 +1054,7 @@ def _parse_segment(ctx, segment, filename):
     # warnings filters and is printed in the middle of the traceback, as
     # "<filename>:1: SyntaxWarning: ..." and line 1 of that file.
     python_warnings = "warnings" in sys.modules
-    import warnings
+    warnings = _import_module("warnings")
     with warnings.catch_warnings(record=True) as caught:
         try:
             tree = compile(segment, filename, "exec", ast.PyCF_ONLY_AST)
@@ -1076,15 +1084,41 @@ def _read_source_line(filename, lineno):
     display_source_line_with_margin: real files are opened and decoded like
     the C code does.  For ``<...>`` names (which the C code never opens) and
     for files that cannot be opened, a full ``linecache.cache`` entry
-    registered by the host (mtime None) is used instead.
+    registered by the host (mtime None) is used instead.  None, as python3
+    shows no line, when importing ``io`` fails (see _imports_io).
     """
     if not isinstance(filename, str):
         return None
     if not (filename[:1] == "<" and filename[-1:] == ">"):
+        if not _imports_io():
+            return None
         found, line = _read_real_file_line(filename, lineno)
         if found:
             return line
-    return _registered_source_line(filename, lineno)
+        return _registered_source_line(filename, lineno)
+    text = _registered_source(filename)
+    if text is None or not _imports_io():
+        return None
+    return _source_text_line(text, lineno)
+
+
+def _imports_io():
+    """Whether ``PyImport_ImportModuleNoBlock("io")`` succeeds, which
+    display_source_line_with_margin calls before it opens a file: it calls
+    ``builtins.__import__("io", globals, globals, [], 0)`` (PyImport_Import,
+    the printer running without a frame: globals ``{"__builtins__":
+    builtins}``), so a program that replaced or removed ``__import__`` gets
+    no source lines (and its ``__import__`` is called for each frame)."""
+    try:
+        function = builtins.__dict__["__import__"]
+        if function is _BUILTIN_IMPORT and "io" in sys.modules:
+            return True  # what the call would find, without making the dict
+        globals_ = {"__builtins__": builtins}
+        function("io", globals_, globals_, [], 0)
+        sys.modules["io"]  # import_get_module
+    except Exception:
+        return False
+    return True
 
 
 def _registered_source(filename):
@@ -1125,6 +1159,10 @@ def _registered_source_line(filename, lineno):
     text = _registered_source(filename)
     if text is None:
         return None
+    return _source_text_line(text, lineno)
+
+
+def _source_text_line(text, lineno):
     # Number the lines the way the compiler and a universal-newline reader
     # do (\n, \r\n, \r), whatever str.splitlines() the host used.
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")

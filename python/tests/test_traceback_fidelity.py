@@ -428,6 +428,32 @@ def test_corpus_in_served_contexts(pykernel_bin):
     assert not mismatches, mismatches[:3]
 
 
+_RECORDING_IMPORT = (
+    "import builtins\noriginal = builtins.__import__\n\n\n"
+    "def recording(name, globals=None, locals=None, fromlist=(), level=0):\n"
+    "    shown = sorted(globals) if isinstance(globals, dict) else globals\n"
+    "    print('import', name, shown, globals is locals, fromlist, level)\n"
+    "    return original(name, globals, locals, fromlist, level)\n\n\n"
+    "def fail():\n    raise ValueError('x')\n\n\n"
+    "builtins.__import__ = recording\nfail()\n")
+
+
+@pytest.mark.parametrize("isolation", [None, "process"])
+def test_a_replaced_import_function_is_called_as_python3s_printer_calls_it(kernel, pykernel_bin, tmp_path, isolation):
+    # python3's printer imports io through builtins.__import__ before each source line it shows
+    # (PyImport_Import, with no frame under it: globals {"__builtins__": builtins}); the engine
+    # imports nothing else through it, for a cell's error record nor in `pykernel run`.
+    (tmp_path / "prog.py").write_text(_RECORDING_IMPORT)
+    reference = _run([PYTHON, "prog.py"], str(tmp_path))
+    calls = "import io ['__builtins__'] True [] 0\n"
+    assert _text(reference.stdout) == calls * 2
+    ran = kernel.run_code(_RECORDING_IMPORT, context=kernel.create_context(isolation=isolation))
+    assert (ran.stdout, ran.error.traceback) == (
+        _text(reference.stdout), _text(reference.stderr).replace(str(tmp_path / "prog.py"), "<cell-1>"))
+    program = _run([pykernel_bin, "run", "prog.py"], str(tmp_path))
+    assert (program.stdout, program.stderr, program.returncode) == (reference.stdout, reference.stderr, 1)
+
+
 def test_library_frames_show_the_files_current_lines(kernel, tmp_path):
     """A frame in a real file shows that file's line as it is when the error is printed, as
     python3 does: the lines kept from an earlier traceback are not shown once the file changed
