@@ -51,8 +51,11 @@ ExecutionTimeout.__name__ = ExecutionTimeout.__qualname__ = "TimeoutError"
 ExecutionTimeout.__module__ = "builtins"
 
 
-class KernelBinaryStream(io.RawIOBase):
-    """``sys.stdout.buffer``: bytes go to the run's output as they are."""
+class KernelBinaryStream(io.BufferedIOBase):
+    """``sys.stdout.buffer``: bytes go to the run's output as they are.
+
+    A ``BufferedIOBase``, as python3's ``BufferedWriter``: its ``read``, ``read1``, ``readinto``
+    and ``readinto1`` raise what that one's raise (``UnsupportedOperation('read')``...)."""
 
     # Kept out of the instance's ``__dict__``, where only the code's own attributes go (see
     # ``restore_streams``).
@@ -68,11 +71,14 @@ class KernelBinaryStream(io.RawIOBase):
         return f"<_io.BufferedWriter name={self.name!r}>"
 
     # What python3's BufferedWriter on a pipe raises.
-    def read(self, size=-1):
-        raise io.UnsupportedOperation("read")
-
     def seek(self, pos, whence=0):
-        raise io.UnsupportedOperation("File or stream is not seekable.")
+        _fail_seeking_a_pipe(whence)
+
+    def tell(self):
+        raise OSError(errno.ESPIPE, os.strerror(errno.ESPIPE))
+
+    def truncate(self, pos=None):
+        _fail_truncating_a_pipe(pos)
 
     def writable(self):
         return True
@@ -84,6 +90,29 @@ class KernelBinaryStream(io.RawIOBase):
 
     def close(self):
         """Kept open: closing a captured stream would lose the rest of the run's output."""
+
+
+def _fail_seeking_a_pipe(whence):
+    """What python3's ``seek`` of a ``BufferedWriter`` or ``BufferedReader`` on a pipe raises: its
+    checks of ``whence`` (a C ``int``, one lseek knows), then that the file cannot seek. (Its
+    ``tell`` fails as the file's lseek does: ``ESPIPE``.)"""
+    whence = operator.index(whence)
+    if not -(1 << 31) <= whence < 1 << 31:
+        raise OverflowError("Python int too large to convert to C int")
+    if whence not in (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END, os.SEEK_DATA, os.SEEK_HOLE):
+        raise ValueError(f"whence value {whence} unsupported")
+    raise io.UnsupportedOperation("File or stream is not seekable.")
+
+
+def _fail_truncating_a_pipe(pos):
+    """What python3's ``truncate`` of a stream on a pipe raises (its ``FileIO``'s): the pipe's
+    lseek fails, for the position, else the position is converted and its ftruncate fails."""
+    if pos is None:
+        code = errno.ESPIPE
+    else:
+        operator.index(pos)
+        code = errno.EINVAL
+    raise OSError(code, os.strerror(code))
 
 
 class _StreamAttribute:
@@ -402,9 +431,7 @@ class KernelStream(io.TextIOBase):
         raise io.UnsupportedOperation("underlying stream is not seekable")
 
     def truncate(self, pos=None):
-        # The pipe's lseek (for the position) fails, else its ftruncate.
-        code = errno.ESPIPE if pos is None else errno.EINVAL
-        raise OSError(code, os.strerror(code))
+        _fail_truncating_a_pipe(pos)
 
     def close(self):
         """Kept open: closing a captured stream would lose the rest of the run's output."""
@@ -682,6 +709,13 @@ class _KernelInputBytes(io.BufferedIOBase):
 
     def fileno(self):
         return self._text.fileno()
+
+    # What python3's BufferedReader on a pipe raises.
+    def seek(self, pos, whence=0):
+        _fail_seeking_a_pipe(whence)
+
+    def tell(self):
+        raise OSError(errno.ESPIPE, os.strerror(errno.ESPIPE))
 
     def _take(self, size, line):
         """Up to ``size`` bytes (all for a negative size), or up to the end of a line."""

@@ -63,6 +63,20 @@ probe(lambda: repr(sys.stdout.buffer))
 probe(lambda: sys.stdout.buffer.read())
 probe(lambda: sys.stdout.buffer.seek(0))
 probe(lambda: sys.stdout.buffer.write(None))
+probe(lambda: sys.stderr.truncate("x"))
+for binary in (sys.stdout.buffer, sys.stderr.buffer):
+    probe(lambda: binary.read(1))
+    probe(lambda: binary.read1())
+    probe(lambda: binary.readinto(bytearray(2)))
+    probe(lambda: binary.readinto1(bytearray(2)))
+    probe(lambda: binary.readline())
+    probe(lambda: binary.tell())
+    probe(lambda: binary.seek(0, 2))
+    probe(lambda: binary.seek(0, 7))
+    probe(lambda: binary.truncate())
+    probe(lambda: binary.truncate(0))
+    probe(lambda: binary.truncate("x"))
+    probe(lambda: (binary.readable(), binary.seekable(), binary.writable(), isinstance(binary, io.BufferedIOBase)))
 # Their classes are immutable, as python3's (a change would be every context's for good).
 probe(lambda: setattr(type(sys.stdout), "write", print))
 probe(lambda: delattr(type(sys.stderr), "flush"))
@@ -87,6 +101,15 @@ def test_standard_streams_answer_as_python3s_text_wrapper_on_a_pipe(kernel, tmp_
     result = kernel.run_code(PROBES, context=kernel.create_context(isolation=isolation))
     assert result.error is None, result.error
     assert result.stdout.splitlines() == expected.splitlines()
+
+
+def test_pykernel_run_streams_answer_as_python3s(pykernel_bin, tmp_path):
+    # A program run has python3's own streams (on the pipes it was given).
+    expected = _python311_stdout(tmp_path)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    done = subprocess.run([pykernel_bin, "run", str(tmp_path / "probes.py")], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert (done.returncode, done.stdout.splitlines()) == (0, expected.splitlines()), done.stderr
 
 
 @pytest.mark.parametrize("isolation", ["namespace", "process"])
