@@ -113,7 +113,8 @@ struct Run: AsyncParsableCommand {
         let context = try manager.createContext()
         // What python3 sets up for the main module: sys.argv, __file__, and the script's directory
         // (symbolic links resolved) first on sys.path instead of the working directory (no names
-        // leak into the code).
+        // leak into the code); with PYTHONSAFEPATH (`sys.flags.safe_path`) neither: the
+        // runtime's '' comes off (a directory or zip file is still put there, as python3 does).
         var preamble = "__import__('sys').argv = \(Self.pythonList(argv))\n"
         // python3's SIGINT handler: Ctrl-C (or os.kill) raises KeyboardInterrupt in the program,
         // whose own signal.signal(SIGINT, ...) then replaces it; not when SIGINT came ignored (a
@@ -135,16 +136,21 @@ struct Run: AsyncParsableCommand {
             // gets its `__file__`, `__loader__`, `__spec__` and `__cached__` from runpy).
             preamble += "globals()['__loader__'] = __import__('_frozen_importlib').BuiltinImporter\n"
             preamble += "__import__('sys').path[0] = \(Self.pythonList([filename])).pop()\n"
-        } else if code == nil, let file {  // with -c, `file` is the first argument of the code
+        } else if code == nil, file != nil {  // with -c, `file` is the first argument of the code
             preamble += "globals()['__file__'] = \(Self.pythonList([filename])).pop()\n"
             // What python3 leaves in a script's namespace: no cached bytecode, its loader (a
             // compiled file's has no source).
             preamble += "globals()['__cached__'] = None\n"
             let loader = program == .compiled ? "SourcelessFileLoader" : "SourceFileLoader"
             preamble += "globals()['__loader__'] = __import__('importlib.machinery').machinery.\(loader)('__main__', __file__)\n"
-            preamble += "__import__('sys').path[0] = \(Self.pythonList([Self.scriptDirectory(file)])).pop()\n"
         } else {
             preamble += "globals()['__loader__'] = __import__('_frozen_importlib').BuiltinImporter\n"
+        }
+        if program != .module {
+            preamble += "if __import__('sys').flags.safe_path: del __import__('sys').path[0]\n"
+            if code == nil, let file, file != "-" {
+                preamble += "else: __import__('sys').path[0] = \(Self.pythonList([Self.scriptDirectory(file)])).pop()\n"
+            }
         }
         for name in StandardDescriptors.closedAtStart {
             preamble += "__import__('sys').\(name) = __import__('sys').__\(name)__ = None\n"

@@ -478,6 +478,25 @@ def test_run_puts_the_scripts_directory_first_on_sys_path(pykernel_bin, tmp_path
         assert ours.stdout == f"hi from the helper\n{package}\n"
 
 
+def test_run_with_pythonsafepath_puts_nothing_first_on_sys_path(pykernel_bin, tmp_path):
+    """PYTHONSAFEPATH=1 (`sys.flags.safe_path`, python3 -P): neither the script's directory nor
+    the working directory ('' for -c and -) comes first on sys.path, so a module beside the script
+    does not shadow the standard library's; a directory run still has its path first."""
+    (tmp_path / "json.py").write_text("print('SHADOWED')\n")
+    program = "import sys, json\nprint(sys.flags.safe_path, sys.path[:2])\n"
+    (tmp_path / "prog.py").write_text(program)
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__main__.py").write_text(program)
+    env = _environment(PYTHONSAFEPATH="1")
+    for args, stdin in ((["prog.py"], None), (["-c", program], None), (["-"], program), (["app"], None)):
+        theirs = subprocess.run([PYTHON311, *args], input=stdin, capture_output=True, text=True, cwd=tmp_path, env=env,
+                                timeout=60)
+        ours = subprocess.run([pykernel_bin, "run", *args], input=stdin, capture_output=True, text=True, cwd=tmp_path,
+                              env=env, timeout=60)
+        assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), args
+        assert "SHADOWED" not in theirs.stdout and theirs.stdout.startswith("True ["), theirs
+
+
 def test_run_exits_with_the_status_given_to_os_exit_like_python3(pykernel_bin):
     """`pykernel run` is python3: os._exit ends it with that status (only `serve` guards it)."""
     done = run(pykernel_bin, "run", "-c", "import os\nos._exit(4)\nprint('never')")
