@@ -613,8 +613,15 @@ def _ignore_sigint():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _ignore_crash_signals():
+    for number in (signal.SIGQUIT, signal.SIGILL, signal.SIGTRAP, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE,
+                   signal.SIGSEGV):
+        signal.signal(number, signal.SIG_IGN)
+
+
 # How a program is started: (name, environment, stderr into stdout's pipe, what the child does
-# before it starts: close descriptor 0, or ignore SIGINT as a shell's background job does).
+# before it starts: close descriptor 0, or ignore SIGINT as a shell's background job does, or
+# SIGQUIT (as that job has it too) and the signals of a crash).
 PROCESS_SETUPS = [
     ("pipes", _environment(), False, None),
     ("2>&1", _environment(), True, None),
@@ -623,6 +630,7 @@ PROCESS_SETUPS = [
     ("no locale", _environment(LC_ALL=None), False, None),
     ("<&-", _environment(), False, _close_stdin),
     ("SIGINT ignored", _environment(), False, _ignore_sigint),
+    ("SIGQUIT and crash signals ignored", _environment(), False, _ignore_crash_signals),
 ]
 
 
@@ -636,8 +644,8 @@ def _outcome(command, cwd, env, merged, before_start):
 def test_run_owns_the_process_as_python3_does(pykernel_bin, tmp_path):
     """Programs about the process itself (descriptors, buffering, os._exit, fatal signals, SIGINT,
     closed and unencodable streams), each started several ways (pipes, 2>&1, PYTHONUNBUFFERED,
-    PYTHONIOENCODING, C locale, descriptor 0 closed, SIGINT ignored): `pykernel run` gives python3.11's stdout
-    and stderr bytes and status."""
+    PYTHONIOENCODING, C locale, descriptor 0 closed, SIGINT ignored, SIGQUIT and the signals of a
+    crash ignored): `pykernel run` gives python3.11's stdout and stderr bytes and status."""
     names = sorted(name for name in os.listdir(PROCESS_PROGRAMS) if name.endswith(".py"))
     assert names
     differences = []
