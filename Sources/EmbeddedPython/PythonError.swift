@@ -39,6 +39,29 @@ package enum PythonException {
         return PyOwned(stealing: value)
     }
 
+    /// ``take()`` for an exception that ends a program, as python3's top level reads it
+    /// (`_Py_HandleSystemExit`, from the exception as it was raised): a `SystemExit` raised with a
+    /// tuple as its value and no instance yet (`sys.exit((3,))`, `sys.exit(())`), which making the
+    /// instance unpacks (`SystemExit(3)`, `SystemExit()`), gets that tuple back as its `code`, so
+    /// that python3's status and message follow from it (the tuple printed, status 1). One that
+    /// went through an `except` or `finally` of the code was made an instance there, as in python3.
+    package static func takeUncaught() -> PyOwned? {
+        var type: PyPointer?
+        var value: PyPointer?
+        var traceback: PyPointer?
+        PyErr_Fetch(&type, &value, &traceback)
+        var tupleCode: PyOwned?
+        if let type, let value, pykernel_is_tuple(value) != 0, PyErr_GivenExceptionMatches(type, PyExc_SystemExit) != 0 {
+            tupleCode = PyOwned(retaining: PyBorrowed(value))
+        }
+        PyErr_Restore(type, value, traceback)
+        guard let exception = take() else { return nil }
+        if let code = tupleCode, PyObject_SetAttrString(exception.pointer, "code", code.pointer) != 0 {
+            PyErr_Clear()  // a subclass whose `code` cannot be set keeps what it made of the tuple
+        }
+        return exception
+    }
+
     /// Runs `body` with the pending exception set aside (so `body` may call Python), then makes it
     /// pending again.
     package static func preservingPending(_ body: () -> Void) {

@@ -559,7 +559,7 @@ final class InterpreterState {
                 let parsed = asTheCode { PythonCode.parseAndRunFile(at: filename, globals: namespace.globals.borrowed) }
                 if parsed != .notOpened {
                     parsedAsFile = true
-                    exception = parsed == .raised ? PythonException.take() : nil
+                    exception = parsed == .raised ? takeRaised(by: run) : nil
                 } else if undecodable {
                     code = compile.borrowed.callKeepingError(compiledSource, name.borrowed, execMode.borrowed)
                     compiled = code.borrowedOrNone
@@ -580,12 +580,12 @@ final class InterpreterState {
                 case .unknown:
                     exception = evaluateShowingValue(compiled, source: source.borrowed, filename: name.borrowed, in: namespace)
                 case .notExpression, .expression, .noCode:
-                    if evaluateReturning(compiled, in: namespace) == nil { exception = PythonException.take() }
+                    if evaluateReturning(compiled, in: namespace) == nil { exception = takeRaised(by: run) }
                 }
             } else if run.program == .mainModule {
                 beginSignals(of: namespace)
                 defer { endSignals(of: namespace) }
-                if !runMainModule() { exception = PythonException.take() }
+                if !runMainModule() { exception = takeRaised(by: run) }
             }
             if hasFigures(namespace) {
                 // Figures still open at the end of the run are its last results, then closed. A
@@ -653,6 +653,13 @@ final class InterpreterState {
             runtime.logger.error("engine failure around a run: \(error)", metadata: ["context": "\(run.context.id)"])
             return (ErrorRecord(name: "SystemError", value: "PyKernel engine failure: \(error)", traceback: "SystemError: PyKernel engine failure: \(error)\n"), nil, .zero)
         }
+    }
+
+    /// The exception the code of `run` raised (pending): for a program on the process's own
+    /// streams as python3's top level reads it (``PythonException/takeUncaught()``: the tuple of
+    /// `sys.exit((3,))` stays its code).
+    private func takeRaised(by run: PendingRun) -> PyOwned? {
+        run.filename != nil && usesProcessStandardStreams ? PythonException.takeUncaught() : PythonException.take()
     }
 
     /// Whether matplotlib figures of the context (or of no known context) may be open: the

@@ -94,6 +94,11 @@ SYSTEM_EXIT_CODES = [
     "import sys; sys.exit(256 + 7)", "import sys; sys.exit(2**40 + 9)", "import sys; sys.exit(2**63)",
     "import sys; sys.exit(-2**63 - 1)", "import sys; sys.exit(2**63 - 1)", "import sys; sys.exit(1.5)",
     "import sys; sys.exit(None)", "raise SystemExit(1, 2)",
+    # A tuple given to sys.exit() is the code python3 reads as the program ends (printed, status
+    # 1), not what the exception made of it (`SystemExit(3)`), unless an except or finally of the
+    # code made the exception first.
+    "import sys; sys.exit(())", "import sys; sys.exit((3,))", "import sys; sys.exit(('a',))",
+    "import sys; sys.exit((1, 'b'))", "import sys\ntry:\n    sys.exit((3,))\nfinally:\n    print('finally')",
     # A subclass of SystemExit, an int subclass whose str() is not its value, a code changed after.
     "class E(SystemExit): pass\nraise E(4)",
     "class E(SystemExit):\n    def __str__(self): return '9'\nraise E('text')",
@@ -150,6 +155,22 @@ def test_run_prints_an_uncaught_exception_whole_past_the_result_limit(pykernel_b
     ours = run(pykernel_bin, "run", str(program))
     assert len(ours.stderr) > 3_000_000
     assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+
+
+def test_run_prints_a_tuple_given_to_sys_exit_as_python3_for_every_kind_of_program(pykernel_bin, tmp_path):
+    """-c, a program read from stdin, a directory's `__main__` (runpy's frames under it), a file
+    python3 parses from its bytes (a null byte after the exit): `sys.exit((3,))` prints `(3,)`,
+    status 1."""
+    code = "import sys; sys.exit((3,))\n"
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__main__.py").write_text(code)
+    (tmp_path / "null.py").write_bytes(code.encode() + b"\0\n")
+    for args, stdin in ((["-c", code], None), (["-"], code), (["app"], None), (["null.py"], None)):
+        theirs = subprocess.run([PYTHON311, *args], input=stdin, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        ours = subprocess.run([pykernel_bin, "run", *args], input=stdin, capture_output=True, text=True, cwd=tmp_path,
+                              timeout=60)
+        assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), args
+        assert (theirs.returncode, theirs.stderr) == (1, "(3,)\n"), args
 
 
 def test_a_served_system_exit_record_is_its_name_value_and_traceback(kernel):
