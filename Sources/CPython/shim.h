@@ -34,6 +34,9 @@ extern int pykernel_dladdr(const void *address, pykernel_dl_info *info) __asm__(
 // glibc's unshare and CLONE_FS, declared by <sched.h> only with _GNU_SOURCE as well.
 extern int pykernel_unshare(int flags) __asm__("unshare");
 #define PYKERNEL_CLONE_FS 0x00000200
+// glibc's memfd_create and MFD_CLOEXEC (<sys/mman.h>, with _GNU_SOURCE).
+extern int pykernel_memfd_create(const char *name, unsigned int flags) __asm__("memfd_create");
+#define PYKERNEL_MFD_CLOEXEC 0x0001U
 
 // CPython's code in a program that links its static build (the `pykernel` program: Package.swift,
 // `staticPythonLinking`): `scripts/setup` puts it in one section, whose bounds the linker defines.

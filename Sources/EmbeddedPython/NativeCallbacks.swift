@@ -1,4 +1,5 @@
 @preconcurrency import CPython
+import Glibc
 
 /// How a stream writes the lone surrogates of a `str`, which UTF-8 cannot encode: as python3's
 /// standard streams in a UTF-8 locale do.
@@ -154,14 +155,49 @@ package enum PythonCode {
         PyOwned(stealing: PyEval_EvalCode(code.pointer, globals.pointer, globals.pointer)) != nil
     }
 
-    /// Parses the file at `path` as `python3 FILE` does (CPython's file tokenizer: its coding
-    /// cookie, its bytes as read) and runs it with `globals` as its namespace, as python3 runs a
-    /// program (`PyRun_FileExFlags`); `nil` with the exception pending (a `SyntaxError` of the file
-    /// exactly as python3 raises it), or ``FileRun/notOpened``.
-    package static func parseAndRunFile(at path: String, globals: PyBorrowed) -> FileRun {
-        guard let file = fopen(path, "rb") else { return .notOpened }
-        let result = PyOwned(stealing: PyRun_FileExFlags(file, path, Py_file_input, globals.pointer, globals.pointer, 1, nil))
-        return result == nil ? .raised : .ran
+    /// Parses a program's source, the bytes python3 would read from its file, as python3 does
+    /// (CPython's file tokenizer: their coding cookie, what follows a null byte) and runs it with
+    /// `globals` as its namespace, as python3 runs a program (`PyRun_FileExFlags`, `filename` its
+    /// name in messages and tracebacks); ``FileRun/raised`` with the exception pending (a
+    /// `SyntaxError` of the source exactly as python3 raises it), or ``FileRun/notOpened`` when no
+    /// stream could be made of the bytes.
+    ///
+    /// The tokenizer reads a source whose cookie names another encoding than UTF-8 again through
+    /// a reader of that encoding, from where it is in the file's descriptor, which needs a file it
+    /// can seek in: `seekable` says whether python3's file was one (a regular file: the bytes are
+    /// then in a file in memory, `memfd_create`); from a pipe (standard input, a FIFO) python3
+    /// fails with `SyntaxError: encoding problem: ...`, and so do the bytes, read from a stream
+    /// with no descriptor (`fmemopen`).
+    package static func parseAndRun(_ source: [UInt8], seekable: Bool, filename: String, globals: PyBorrowed) -> FileRun {
+        source.withUnsafeBytes { bytes in
+            guard let file = seekable || bytes.isEmpty ? fileInMemory(holding: bytes) : fmemopen(UnsafeMutableRawPointer(mutating: bytes.baseAddress), bytes.count, "rb") else {
+                return .notOpened
+            }
+            let result = PyOwned(stealing: PyRun_FileExFlags(file, filename, Py_file_input, globals.pointer, globals.pointer, 1, nil))
+            return result == nil ? .raised : .ran
+        }
+    }
+
+    /// A stream reading `bytes` from the start of a file in memory (its own descriptor, which it
+    /// closes), or `nil` when none could be made.
+    private static func fileInMemory(holding bytes: UnsafeRawBufferPointer) -> UnsafeMutablePointer<FILE>? {
+        let descriptor = pykernel_memfd_create("pykernel-source", UInt32(PYKERNEL_MFD_CLOEXEC))
+        guard descriptor >= 0 else { return nil }
+        var written = 0
+        while written < bytes.count {
+            let count = write(descriptor, bytes.baseAddress! + written, bytes.count - written)
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else {
+                close(descriptor)
+                return nil
+            }
+            written += count
+        }
+        guard lseek(descriptor, 0, SEEK_SET) == 0, let file = fdopen(descriptor, "rb") else {
+            close(descriptor)
+            return nil
+        }
+        return file
     }
 
     /// The code object of a compiled file's bytes (a `.pyc`), read as python3's `run_pyc_file`
@@ -199,9 +235,9 @@ package enum PythonCode {
         return PyOwned(stealing: PyObject_GetAttrString(runpy.borrowed.pointer, "_run_module_as_main"))
     }
 
-    /// How ``parseAndRunFile(at:globals:)`` ended.
+    /// How ``parseAndRun(_:seekable:filename:globals:)`` ended.
     package enum FileRun {
-        /// The file could not be opened (nothing ran, no exception pending).
+        /// No stream could be made of the source (nothing ran, no exception pending).
         case notOpened
         /// Parsed and ran to its end.
         case ran

@@ -36,6 +36,9 @@ final class InterpreterState {
     private let compile: PyOwned
     /// The runtime's `decode_file_source`: a file's text as python3 decodes it, or `None`.
     private let decodeFileSource: PyOwned
+    /// The runtime's `decodes_by_its_cookie`: whether python3's file tokenizer reads a source again
+    /// through a reader of its coding cookie's encoding (which needs a file it can seek in).
+    private let decodesByItsCookie: PyOwned
     private let newNamespace: PyOwned
     private let beginRun: PyOwned
     private let endRun: PyOwned
@@ -162,6 +165,7 @@ final class InterpreterState {
             beginTeardown = try module.borrowed.attribute("begin_teardown")
             clearSurvivingGlobals = try module.borrowed.attribute("clear_surviving_globals")
             decodeFileSource = try module.borrowed.attribute("decode_file_source")
+            decodesByItsCookie = try module.borrowed.attribute("decodes_by_its_cookie")
             joinThreads = try module.borrowed.attribute("join_threads")
             let atexit = try PyOwned.importModule("atexit")
             runExitFunctions = try atexit.borrowed.attribute("_run_exitfuncs")
@@ -512,8 +516,15 @@ final class InterpreterState {
             let fileContents = sourceBytes == nil ? nil : try PyOwned.bytes(sourceBytes!)
             let decoded = sourceBytes == nil ? nil : try decodeFileSource.borrowed.call(fileContents.borrowedOrNone)
             // A file python3 cannot decode (bytes that are not UTF-8, even in a comment, which a
-            // string's tokenizer skips) is not compiled from its bytes: see below.
+            // string's tokenizer skips) is not compiled from its bytes: see below. Nor is one
+            // python3 read from a pipe (standard input, a FIFO) whose coding cookie names another
+            // encoding than UTF-8: python3's tokenizer fails to read it again in that encoding.
             let undecodable = sourceBytes != nil && decoded.borrowedOrNone.isNone
+            var rereadByCookie = false
+            if sourceBytes != nil, !undecodable, !run.sourceSeekable {
+                let answer = try decodesByItsCookie.borrowed.call(fileContents.borrowedOrNone)
+                rereadByCookie = answer.borrowed.isTrue
+            }
             let source = decoded.borrowedOrNone.isNone ? try PyOwned.string(text) : decoded!
             let compiledSource = sourceBytes == nil ? source.borrowed : fileContents.borrowedOrNone
             let name = try PyOwned.string(filename)
@@ -544,23 +555,27 @@ final class InterpreterState {
                 code = PythonCode.codeOfCompiledFile(run.fileContents ?? [])
             } else if run.program == .mainModule {
                 code = nil  // runpy's to find, below
-            } else if !undecodable {
+            } else if !undecodable && !rereadByCookie {
                 code = compile.borrowed.callKeepingError(compiledSource, name.borrowed, execMode.borrowed)
             }
             var compiled = code.borrowedOrNone
             var exception: PyOwned? = compiled.isNone && run.program != .mainModule ? PythonException.take() : nil
-            // A file whose bytes do not compile as a string, or that python3 cannot decode, is what
-            // python3 parses from the file: its tokenizer's errors differ (an unknown or impossible
-            // coding, bytes that are not UTF-8, a null byte), and python3 prints them with its own
-            // hook. So the file is parsed as python3 parses it, and run if that succeeds (as
-            // python3 would). A file gone since it was read has its bytes compiled instead.
+            // A file whose bytes do not compile as a string, or that python3 cannot decode or
+            // read again by its cookie, is what python3 parses from the file: its tokenizer's
+            // errors differ (an unknown or impossible coding, bytes that are not UTF-8, a null
+            // byte, a cookie on a pipe), and python3 prints them with its own hook. So the bytes
+            // are parsed as python3 parses its file (from a stream as seekable as python3's), and
+            // run if that succeeds (as python3 would). When no stream can be made of them, they
+            // are compiled instead.
             var parsedAsFile = false
-            if compiled.isNone, sourceBytes != nil {
-                let parsed = asTheCode { PythonCode.parseAndRunFile(at: filename, globals: namespace.globals.borrowed) }
+            if compiled.isNone, let sourceBytes {
+                let parsed = asTheCode {
+                    PythonCode.parseAndRun(sourceBytes, seekable: run.sourceSeekable, filename: filename, globals: namespace.globals.borrowed)
+                }
                 if parsed != .notOpened {
                     parsedAsFile = true
                     exception = parsed == .raised ? takeRaised(by: run) : nil
-                } else if undecodable {
+                } else if undecodable || rereadByCookie {
                     code = compile.borrowed.callKeepingError(compiledSource, name.borrowed, execMode.borrowed)
                     compiled = code.borrowedOrNone
                     exception = compiled.isNone ? PythonException.take() : nil

@@ -12,10 +12,13 @@ struct PendingRun: Sendable {
     let environment: [String: String]
     let timeout: Duration?
     let output: RunOutput
-    /// A file's bytes as read (``KernelManager/runFile(_:filename:in:timeout:outputLimit:allowStdin:)``):
+    /// A file's bytes as read (``KernelManager/runFile(_:filename:seekable:in:timeout:outputLimit:allowStdin:)``):
     /// compiled as they are, so that their coding cookie or byte order mark decides their text, as
     /// for `python3 FILE` (`code` is then their UTF-8 reading, for nothing but messages).
     var fileContents: [UInt8]? = nil
+    /// Whether `fileContents` were read from a file python3 can seek in (a regular file, not a
+    /// pipe): see ``PythonCode/parseAndRun(_:seekable:filename:globals:)``.
+    var sourceSeekable = true
     /// How a file run's program is had (`filename` set): from `fileContents` as source or as
     /// compiled code, or as the `__main__` module runpy finds.
     var program: FileProgram = .source
@@ -25,7 +28,7 @@ struct PendingRun: Sendable {
 
 /// What a file run runs, as python3 runs the path it was given.
 enum FileProgram: Sendable {
-    /// The source in `fileContents` (``KernelManager/runFile(_:filename:in:timeout:outputLimit:allowStdin:)``).
+    /// The source in `fileContents` (``KernelManager/runFile(_:filename:seekable:in:timeout:outputLimit:allowStdin:)``).
     case source
     /// The compiled code in `fileContents`, a `.pyc` file's bytes
     /// (``KernelManager/runCompiledFile(_:filename:in:timeout:outputLimit:allowStdin:)``).

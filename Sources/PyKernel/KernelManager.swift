@@ -222,11 +222,17 @@ public final class KernelManager: Sendable {
     /// ``run(_:in:environment:timeout:outputLimit:filename:allowStdin:)`` with a `filename`, except
     /// that the source is the file's bytes, decoded as python3 decodes a file (PEP 263: a UTF-8 byte
     /// order mark or a coding cookie, else UTF-8), and compiled from them, so that a file in
-    /// Latin-1 runs with its text and a file python3 cannot decode fails with its `SyntaxError`.
+    /// Latin-1 runs with its text and a file python3 cannot decode fails with its `SyntaxError`
+    /// (bytes that do not compile are parsed by CPython's file tokenizer, as python3 parses them).
+    /// The program python3 reads from its standard input (`python3 -`) is such a file too, named
+    /// `<stdin>`.
     ///
     /// - Parameters:
     ///   - contents: The file's bytes, as read.
     ///   - filename: The name tracebacks show for this code (the file's path, as python3 shows it).
+    ///   - seekable: Whether the bytes were read from a file python3 can seek in (a regular file),
+    ///     not from a pipe (standard input, a FIFO), where python3 cannot read a source whose coding
+    ///     cookie names another encoding than UTF-8 (`SyntaxError: encoding problem: ...`).
     ///   - context: Where to run; the `default` context when omitted.
     ///   - timeout: Stops the run after this long (`nil`: never). Default 600 s.
     ///   - outputLimit: Bytes of stdout and of stderr kept in the result (the events carry all).
@@ -234,12 +240,12 @@ public final class KernelManager: Sendable {
     /// - Returns: The run's events, ending with its result.
     /// - Throws: The errors of ``run(_:in:environment:timeout:outputLimit:filename:allowStdin:)``.
     public func runFile(
-        _ contents: [UInt8], filename: String, in context: ContextID = .default,
+        _ contents: [UInt8], filename: String, seekable: Bool = true, in context: ContextID = .default,
         timeout: Duration? = .seconds(600), outputLimit: Int = 1 << 20, allowStdin: Bool = false
     ) throws(KernelError) -> Execution {
         Execution(output: try submitCode(
-            String(decoding: contents, as: UTF8.self), fileContents: contents, in: context, environment: [:], timeout: timeout,
-            outputLimit: outputLimit, filename: filename, allowStdin: allowStdin))
+            String(decoding: contents, as: UTF8.self), fileContents: contents, sourceSeekable: seekable, in: context,
+            environment: [:], timeout: timeout, outputLimit: outputLimit, filename: filename, allowStdin: allowStdin))
     }
 
     /// Submits a compiled file's bytes (a `.pyc`) to run as `python3 FILE.pyc` runs it
@@ -294,11 +300,11 @@ public final class KernelManager: Sendable {
     }
 
     /// The checks and the submission of ``run(_:in:environment:timeout:outputLimit:filename:allowStdin:)``,
-    /// ``runFile(_:filename:in:timeout:outputLimit:allowStdin:)`` (`fileContents`: a file's bytes),
+    /// ``runFile(_:filename:seekable:in:timeout:outputLimit:allowStdin:)`` (`fileContents`: a file's bytes),
     /// ``runCompiledFile(_:filename:in:timeout:outputLimit:allowStdin:)`` and
     /// ``runMainModule(filename:in:timeout:outputLimit:allowStdin:)`` (`program`).
     private func submitCode(
-        _ code: String, fileContents: [UInt8]?, program: FileProgram = .source, in context: ContextID,
+        _ code: String, fileContents: [UInt8]?, sourceSeekable: Bool = true, program: FileProgram = .source, in context: ContextID,
         environment: [String: String], timeout: Duration?, outputLimit: Int, filename: String?, allowStdin: Bool,
         consumer: DirectRunConsumer? = nil
     ) throws(KernelError) -> RunOutput {
@@ -316,7 +322,7 @@ public final class KernelManager: Sendable {
         return try submit(to: record, outputLimit: outputLimit, allowStdin: allowStdin, consumer: consumer) { output in
             PendingRun(
                 context: record, code: code, filename: filename, environment: environment, timeout: timeout, output: output,
-                fileContents: fileContents, program: program)
+                fileContents: fileContents, sourceSeekable: sourceSeekable, program: program)
         }
     }
 

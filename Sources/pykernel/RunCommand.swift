@@ -41,6 +41,7 @@ struct Run: AsyncParsableCommand {
         let filename: String
         var argv: [String]
         var contents: [UInt8]?  // a file's bytes, decoded as python3 decodes them
+        var seekable = true  // read from a file python3 can seek in, not a pipe (see `KernelManager.runFile`)
         var isDirectory = false
         var isRegularFile = false
         if let code {
@@ -48,7 +49,9 @@ struct Run: AsyncParsableCommand {
             (source, filename, argv) = (code, "<string>", ["-c"] + (file.map { [$0] } ?? []))
         } else if file == "-" {
             // `python3 -`: the program is standard input, read to its end (the code's own reads
-            // then find end of file); tracebacks name it `<stdin>`.
+            // then find end of file); tracebacks name it `<stdin>`. Its bytes are decoded as those
+            // of a file (python3 parses its standard input as one).
+            seekable = lseek(STDIN_FILENO, 0, SEEK_CUR) >= 0
             let data = Self.readAll(STDIN_FILENO)
             (source, filename, argv) = (String(decoding: data, as: UTF8.self), "<stdin>", ["-"])
             contents = data
@@ -68,6 +71,7 @@ struct Run: AsyncParsableCommand {
                 // Read to its end as python3 reads it: a named pipe or `<(...)` too.
                 let descriptor = open(path, O_RDONLY | O_CLOEXEC)
                 guard descriptor >= 0 else { try Self.refuse(absolute, errorNumber: errno) }
+                seekable = lseek(descriptor, 0, SEEK_CUR) >= 0
                 let data = Self.readAll(descriptor)
                 close(descriptor)
                 (source, filename, argv) = (String(decoding: data, as: UTF8.self), absolute, [path])
@@ -173,7 +177,7 @@ struct Run: AsyncParsableCommand {
         let execution = switch (program, contents) {
         case (.module, _): try manager.runMainModule(filename: filename, in: context.id, timeout: limit)
         case (.compiled, let contents?): try manager.runCompiledFile(contents, filename: filename, in: context.id, timeout: limit)
-        case (_, let contents?): try manager.runFile(contents, filename: filename, in: context.id, timeout: limit)
+        case (_, let contents?): try manager.runFile(contents, filename: filename, seekable: seekable, in: context.id, timeout: limit)
         case (_, nil): try manager.run(source, in: context.id, timeout: limit, filename: filename)
         }
         var outcome = Outcome(status: 0, interrupted: false)

@@ -418,6 +418,29 @@ struct ErrorRecordTests {
         #expect(refused.error?.traceback == "SyntaxError: encoding problem: no-such-codec\n")
     }
 
+    @Test("A source read from a pipe is parsed from its bytes as python3 parses its standard input: a cookie of another encoding than UTF-8 cannot be read there")
+    func sourceFromAPipeIsParsedAsPython3ParsesIt() async throws {
+        let manager = try await engine()
+        let latin1 = Array("# coding: latin-1\nword = 'caf".utf8) + [0xE9] + Array("'\nprint(word, len(word))\n".utf8)
+        // No file is named `<stdin>`: the bytes themselves are parsed.
+        let context = try await newContext()
+        defer { discard(context) }
+        let piped = try await collect(manager.runFile(latin1, filename: "<stdin>", seekable: false, in: context))
+        #expect(piped.result.stdout == "")
+        #expect(piped.error?.traceback == "SyntaxError: encoding problem: iso-8859-1\n")
+        let fromFile = try await collect(manager.runFile(latin1, filename: "<stdin>", seekable: true, in: context))
+        #expect(fromFile.result.stdout == "café 4\n")
+        #expect(fromFile.error == nil)
+        // Bytes that are not UTF-8 and no cookie: the file tokenizer's message, from a pipe too.
+        let undecodable = Array("print('".utf8) + [0xFF] + Array("')\n".utf8)
+        let refused = try await collect(manager.runFile(undecodable, filename: "<stdin>", seekable: false, in: context))
+        #expect(refused.error?.traceback == """
+            SyntaxError: Non-UTF-8 code starting with '\\xff' in file <stdin> on line 1, but no encoding declared; \
+            see https://peps.python.org/pep-0263/ for details
+
+            """)
+    }
+
     @Test("A compiled file runs its code, tracebacks naming its source; bytes that are not one fail as python3's run_pyc_file")
     func compiledFileRunsItsCode() async throws {
         let manager = try await engine()

@@ -2946,6 +2946,19 @@ def decode_file_source(data):
         return None
 
 
+def decodes_by_its_cookie(data):
+    """Whether python3's file tokenizer reads this source again through a reader of the encoding
+    its coding cookie names (any other than UTF-8: tokenizer.c's ``fp_setreadl``, from where it is
+    in the file's descriptor), which needs a file it can seek in: from a pipe python3 fails with
+    ``SyntaxError: encoding problem: <encoding>``. ``False`` for a source whose cookie python3
+    refuses anyway (its bytes do not compile either)."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError:
+        return False
+    return encoding not in ("utf-8", "utf-8-sig")
+
+
 def program_kind(path, start):
     """How python3 runs the path given as its program (``pykernel run PATH``): ``"module"`` when
     the path has an importer (a directory, a zip file: runpy runs the ``__main__`` it finds there,

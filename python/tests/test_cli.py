@@ -2,6 +2,7 @@
 copied alone to another folder, and imports from a virtualenv given with --venv."""
 
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -716,6 +717,42 @@ def test_run_dash_reads_the_program_from_stdin_like_python3(pykernel_bin, tmp_pa
         assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), name
         if name == "traceback":
             assert 'File "<stdin>", line 4, in <module>' in ours.stderr, ours.stderr
+
+
+def test_run_dash_decodes_the_program_as_python3_decodes_its_stdin(pykernel_bin, tmp_path):
+    """`pykernel run -` parses its standard input as python3 does, with CPython's file tokenizer
+    (it compiled the bytes as a string): bytes that are not UTF-8, a null byte, an unknown coding,
+    and a coding cookie of another encoding than UTF-8, which python3 honours on a file but cannot
+    on a pipe (`SyntaxError: encoding problem: ...`), nor from a process substitution's path."""
+    names = sorted(name for name in os.listdir(RUN_PROGRAMS) if name.startswith("source_"))
+    assert "source_latin1_cookie.py" in names and "source_null_byte.py" in names
+    differences = []
+    for name in names:
+        shutil.copy(os.path.join(RUN_PROGRAMS, name), tmp_path / name)
+        source = (tmp_path / name).read_bytes()
+        outcomes = {}
+        for how in ("pipe", "file", "<(...)"):
+            for command in ([PYTHON311], [pykernel_bin, "run"]):
+                if how == "<(...)":
+                    script = f"{shlex.join(command)} <(cat {shlex.quote(name)})"
+                    done = subprocess.run(["bash", "-c", script], capture_output=True, cwd=tmp_path, timeout=60)
+                    done.stderr = re.sub(rb"/dev/fd/\d+", b"/dev/fd/N", done.stderr)
+                elif how == "pipe":
+                    done = subprocess.run(command + ["-"], input=source, capture_output=True, cwd=tmp_path, timeout=60)
+                else:
+                    with open(tmp_path / name, "rb") as stdin:
+                        done = subprocess.run(command + ["-"], stdin=stdin, capture_output=True, cwd=tmp_path, timeout=60)
+                outcomes.setdefault(how, []).append((done.returncode, done.stdout, done.stderr))
+            if outcomes[how][1] != outcomes[how][0]:
+                differences.append((name, how, *outcomes[how]))
+    assert differences == []
+    # The corpus has a cookie python3 honours on a file and not on a pipe.
+    latin1 = (tmp_path / "source_latin1_cookie.py").read_bytes()
+    piped = subprocess.run([PYTHON311, "-"], input=latin1, capture_output=True, timeout=60)
+    assert b"SyntaxError: encoding problem: iso-8859-1" in piped.stderr, piped
+    with open(tmp_path / "source_latin1_cookie.py", "rb") as stdin:
+        assert subprocess.run([PYTHON311, "-"], stdin=stdin, capture_output=True, timeout=60).stdout.startswith(
+            "café 4".encode())
 
 
 def test_run_of_a_missing_file_says_what_python3_says(pykernel_bin, tmp_path):
