@@ -33,11 +33,39 @@ public struct ContextInfo: Sendable, Hashable {
     public let cwd: String
 }
 
+/// A context's working directory: its path's bytes, which need not be UTF-8 (a directory named in
+/// Latin-1 the code entered, or the one the process started in), and their text, which the wire
+/// shows (U+FFFD for a byte that is not UTF-8). Two are the same directory when their bytes are.
+struct ContextDirectory: Equatable, Sendable {
+    let text: String
+    let bytes: [UInt8]
+
+    /// The directory a path given as text names (the start directory's text means its bytes:
+    /// ``StartDirectory/bytes(of:)``).
+    init(_ path: String) {
+        text = path
+        bytes = StartDirectory.bytes(of: path)
+    }
+
+    /// The directory a path's bytes name (`getcwd`'s).
+    init(bytes: [UInt8]) {
+        text = String(decoding: bytes, as: UTF8.self)
+        self.bytes = bytes
+    }
+
+    static func == (lhs: ContextDirectory, rhs: ContextDirectory) -> Bool { lhs.bytes == rhs.bytes }
+
+    /// Makes it the calling thread's working directory; `false` (with `errno`) when it cannot be.
+    func enter() -> Bool {
+        chdir(bytes.map { CChar(bitPattern: $0) } + [0]) == 0
+    }
+}
+
 /// The engine's record of one context, shared between the manager and the interpreter thread.
 /// Its Python namespace lives on the interpreter thread only (see ``InterpreterState``).
 final class ContextRecord: Sendable {
     struct State {
-        var cwd: String
+        var cwd: ContextDirectory
         /// Whether `cwd` is a directory the context's own code removed while the process was in
         /// it (``ContextSettings/currentDirectory()``): its runs are refused until one is made
         /// again under that name, never run in the directory the context had before.
@@ -57,7 +85,7 @@ final class ContextRecord: Sendable {
 
     init(id: ContextID, cwd: String, umask: mode_t) {
         self.id = id
-        self.state = Mutex(State(cwd: cwd, umask: umask))
+        self.state = Mutex(State(cwd: ContextDirectory(cwd), umask: umask))
         self.listOrder = id == .default ? (0, 0) : Self.bits(ofUUID: id.rawValue) ?? (.max, .max)
     }
 
@@ -94,6 +122,6 @@ final class ContextRecord: Sendable {
     }
 
     var info: ContextInfo {
-        ContextInfo(id: id, language: "python", cwd: state.withLock { $0.cwd })
+        ContextInfo(id: id, language: "python", cwd: state.withLock { $0.cwd.text })
     }
 }

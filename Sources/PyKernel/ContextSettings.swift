@@ -1,5 +1,6 @@
 import EmbeddedPython
 import Glibc
+import PyKernelSupport
 import Synchronization
 
 /// The process settings each context keeps as its own although the process has one of each: the
@@ -39,9 +40,9 @@ struct ContextSettings {
     private static let pathOnly: Int32 = 0o10_000_000
 
     /// The working directory of the process (the calling thread's), or `nil` when `getcwd` fails.
-    static func workingDirectory() -> String? {
+    static func workingDirectory() -> ContextDirectory? {
         withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(PATH_MAX) + 1) { buffer in
-            getcwd(buffer.baseAddress, buffer.count).map { String(cString: $0) }
+            getcwd(buffer.baseAddress, buffer.count).map { ContextDirectory(bytes: Array(UnsafeRawBufferPointer(start: $0, count: strlen($0)))) }
         }
     }
 
@@ -49,15 +50,17 @@ struct ContextSettings {
     /// while the process was in it: `getcwd` fails then, and the path is the one
     /// `/proc/thread-self/cwd` names without the kernel's `" (deleted)"` (the calling thread's:
     /// the interpreter thread has a working directory of its own). `nil` when neither tells.
-    static func currentDirectory() -> (path: String, removed: Bool)? {
+    static func currentDirectory() -> (path: ContextDirectory, removed: Bool)? {
         if let path = workingDirectory() { return (path, false) }
-        let marker = " (deleted)"
-        let link = withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(PATH_MAX) + marker.utf8.count + 1) { buffer in
+        let marker = Array(" (deleted)".utf8)
+        let link = withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(PATH_MAX) + marker.count + 1) { buffer in
             let length = readlink("/proc/thread-self/cwd", buffer.baseAddress!, buffer.count - 1)
-            return length > 0 ? String(decoding: UnsafeRawBufferPointer(start: buffer.baseAddress, count: length), as: UTF8.self) : nil
+            return length > 0 ? Array(UnsafeRawBufferPointer(start: buffer.baseAddress, count: length)) : nil
         }
-        guard let link, link.hasPrefix("/"), link.hasSuffix(marker) else { return nil }
-        return (String(link.dropLast(marker.count)), true)
+        guard let link, link.first == UInt8(ascii: "/"), link.count > marker.count, link.suffix(marker.count).elementsEqual(marker) else {
+            return nil
+        }
+        return (ContextDirectory(bytes: Array(link.dropLast(marker.count))), true)
     }
 
     /// After a thread other than the interpreter thread changed directory: charges the new
@@ -71,7 +74,7 @@ struct ContextSettings {
         // Between runs, or in the owner's own run, the process stays where the thread went.
         guard let running, running.id != owner else { return }
         if runsBefore == runs, before >= 0, fchdir(before) == 0 { return }
-        _ = chdir(running.state.withLock { $0.cwd })
+        _ = running.state.withLock { $0.cwd }.enter()
     }
 
     /// After a thread other than the interpreter thread set the umask to `mask` (the process's

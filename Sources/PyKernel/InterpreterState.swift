@@ -123,7 +123,7 @@ final class InterpreterState {
     /// The process's working directory as last set by the engine (`chdir` is skipped when a run's
     /// context has the same one; code that calls `os.chdir` is seen through the audit hook, and
     /// `nil` after a thread's call, which may have moved the process anywhere).
-    private var currentDirectory: String?
+    private var currentDirectory: ContextDirectory?
     /// The process's umask as last set or seen by the engine (`nil` after a thread's `os.umask`).
     private var currentUmask: mode_t?
     private let runtime: EmbeddedRuntime
@@ -428,11 +428,11 @@ final class InterpreterState {
         // link count is 0 then; one made again under its name is entered); another is entered.
         // One the code removed after moving into it is the context's still (as python3 stays in
         // it): refused until one is made again under its name.
-        guard (cwd == currentDirectory && Self.currentDirectoryExists()) || chdir(cwd) == 0 else {
+        guard (cwd == currentDirectory && Self.currentDirectoryExists()) || cwd.enter() else {
             let why = cwdRemoved ? "was removed by the context's own code after it moved there" : "is no longer accessible: \(String(cString: strerror(errno)))"
             run.output.fail(KernelError(
                 .invalidWorkingDirectory,
-                "the working directory of context \(record.id), \(cwd), \(why); make the directory again to run there, "
+                "the working directory of context \(record.id), \(cwd.text), \(why); make the directory again to run there, "
                     + "or delete the context and create another (context.restart starts a process context afresh in the directory it was created in)",
                 field: "context"))
             return

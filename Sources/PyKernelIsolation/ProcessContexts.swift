@@ -893,7 +893,7 @@ public final class ProcessContexts: Sendable {
                 throw IsolationError(.busy, "The context has a run in progress; interrupt it or wait before restarting it.")
             }
             var status = stat()
-            guard stat(record.cwd, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
+            guard stat(StartDirectory.fileSystemPath(record.cwd), &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
                 // A fresh worker could not start there (it was refused as `worker_unavailable`).
                 throw IsolationError(
                     .invalidCwd, "The working directory of context \(id), \(record.cwd), no longer exists; delete the context and create it again.",

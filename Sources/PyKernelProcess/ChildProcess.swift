@@ -65,12 +65,19 @@ final class ChildProcess: Sendable {
         // ladders (OneShot.swift, SessionTimeouts.swift) must go on after the leader exits.
         var options = PlatformOptions()
         options.processGroupID = 0
+        // swift-subprocess hands the system the text of its working directory: one whose path is
+        // not UTF-8 (the start directory's, see `StartDirectory`) is given by the `/proc` path of
+        // a descriptor of it, which the system resolves to the directory itself.
+        let directory = StartDirectory.fileSystemPath(spec.workingDirectory)
+        let held = directory.dropLast().elementsEqual(spec.workingDirectory.utf8.map { CChar(bitPattern: $0) })
+            ? -1 : open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        defer { if held >= 0 { close(held) } }
         let configuration = Configuration(
             executable: .path(FilePath(spec.executable)),
             arguments: Arguments(executablePathOverride: spec.arguments.first, remainingValues: Array(spec.arguments.dropFirst())),
             // NUL-terminated: swift-subprocess 1.0.2 hands each entry to `strdup` as it is.
             environment: .custom(spec.environment.sorted { $0.key < $1.key }.map { Array("\($0.key)=\($0.value)".utf8) + [0] }),
-            workingDirectory: FilePath(spec.workingDirectory),
+            workingDirectory: FilePath(held >= 0 ? "/proc/self/fd/\(held)" : spec.workingDirectory),
             platformOptions: options)
         var streams: [Int32] = []
         for fd in [spec.stdin, spec.stdout, spec.stderr] {
@@ -225,7 +232,7 @@ extension ChildProcess {
         ProcessPriority.restoreForCallingThread()
         let rc = withCStringArray(spec.arguments) { argv in
             withCStringArray(environment) { envp in
-                pk_spawn_on_terminal(&pid, spec.executable, argv, envp, spec.workingDirectory, terminal)
+                pk_spawn_on_terminal(&pid, spec.executable, argv, envp, StartDirectory.fileSystemPath(spec.workingDirectory), terminal)
             }
         }
         guard rc == 0 else {

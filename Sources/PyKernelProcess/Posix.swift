@@ -127,7 +127,7 @@ enum Posix {
 
     static func isDirectory(_ path: String) -> Bool {
         var st = stat()
-        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+        return stat(StartDirectory.fileSystemPath(path), &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
     static func isRegularFile(_ path: String) -> Bool {

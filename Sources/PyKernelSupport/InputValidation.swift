@@ -24,11 +24,12 @@ package enum InputValidation {
         }
         let absolute = path.hasPrefix("/") ? path : (base as NSString).appendingPathComponent(path)
         let standardized = (absolute as NSString).standardizingPath
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: standardized, isDirectory: &isDirectory) else {
+        // The start directory's own bytes where the path has its text (``StartDirectory``).
+        var status = stat()
+        guard stat(StartDirectory.fileSystemPath(standardized), &status) == 0 else {
             throw InvalidInput(reason: .invalidCwd, field: field, message: "The working directory '\(path)' does not exist.")
         }
-        guard isDirectory.boolValue else {
+        guard status.st_mode & S_IFMT == S_IFDIR else {
             throw InvalidInput(reason: .invalidCwd, field: field, message: "The working directory '\(path)' is not a directory.")
         }
         return standardized

@@ -2,10 +2,14 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import PyKernelIsolation
+import PyKernelSupport
 
 // What a worker's or fork server's spawner set for its runtime alone (read as it started), out of
 // the environment before Python copies it: user code and its subprocesses never see it.
 WorkerEnvironment.forget()
+// Before anything changes directory: the bytes of the one the process started in (its text may
+// not be UTF-8, see `StartDirectory`).
+_ = StartDirectory.bytes
 // A synchronous entry first: the fork server must start before anything makes this process
 // multithreaded (Swift concurrency, Dispatch), so that it can fork. Everything else is
 // ArgumentParser's asynchronous command, as with `@main`.

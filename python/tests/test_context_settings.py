@@ -368,3 +368,52 @@ def test_nice_is_shared_and_the_servers_processes_keep_the_servers(kernel):
     pty = kernel.create_pty(command="/bin/sh", args=["-c", "nice"], on_data=terminal)
     assert pty.wait(timeout=20) == 0
     assert terminal.first_line() == f"{server_nice}"
+
+
+def test_a_directory_whose_name_is_not_utf8_entered_by_the_code_stays_its_contexts(server, tmp_path):
+    """`os.chdir(b'dir\\xfe')`: the context's next run, after another context's, is there again
+    (its directory was kept as text, U+FFFD for the byte, which names no directory: the run was
+    refused with invalid_cwd); the wire shows that text."""
+    directory = os.fsencode(tmp_path) + b"/dir\xfe"
+    os.mkdir(directory)
+    context = server.create_context()
+    try:
+        ok(server, f"import os; os.chdir({directory!r})", context)
+        assert listed_cwd(server, context) == f"{tmp_path}/dir\ufffd"
+        ok(server, "import os; os.getcwd()")
+        assert ok(server, "import os; print(repr(os.getcwd()))", context).stdout == f"{os.fsdecode(directory)!r}\n"
+    finally:
+        server.delete_context(context)
+
+
+def test_a_server_started_in_a_directory_whose_name_is_not_utf8_works_there(pykernel_bin, tmp_path):
+    """A server started in `dir\\xff` (it refused to start: invalid_cwd) runs its contexts there,
+    as python3 would run (`os.getcwd()` ends with `'dir\\udcff'`): the default context, one
+    created without `cwd`, one created in a directory relative to it, a process context (also
+    after a restart) and a process started by the process API. The wire shows the name's text,
+    U+FFFD where a byte is not UTF-8."""
+    from pykernel import PyKernel
+
+    directory = os.fsencode(tmp_path) + b"/dir\xff"
+    os.makedirs(directory + b"/sub")
+    expected = os.fsdecode(directory)
+    client = PyKernel(pykernel_bin, cwd=directory)
+    try:
+        where = "import os; print(repr(os.getcwd()))"
+        assert ok(client, where).stdout == f"{expected!r}\n"
+        created = client.create_context()
+        assert created.cwd == f"{tmp_path}/dir\ufffd"
+        assert ok(client, where, created).stdout == f"{expected!r}\n"
+        below = client.create_context(cwd="sub")
+        assert ok(client, where, below).stdout == f"{expected + '/sub'!r}\n"
+        assert ok(client, where, created).stdout == f"{expected!r}\n"
+        process = client.create_context(isolation="process")
+        assert ok(client, where, process).stdout == f"{expected!r}\n"
+        process = client.restart_context(process)
+        assert ok(client, where, process).stdout == f"{expected!r}\n"
+        started = client.call("process.exec", {"command": "pwd -P | od -An -c"})
+        assert (started["exit_code"], started["stdout"].split()[-3:]) == (0, ["r", "377", "\\n"]), started
+    finally:
+        client.close()
+    assert client.returncode == 0
+
