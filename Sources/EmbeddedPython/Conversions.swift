@@ -24,6 +24,18 @@ extension PyOwned {
         return owned
     }
 
+    /// A new `str` of a path's bytes as Python decodes a file name (`os.fsdecode`: in a UTF-8
+    /// locale, a byte that is not UTF-8 as a lone surrogate, `'\udcff'`).
+    package static func fileSystemString(_ path: [UInt8]) throws(PythonError) -> PyOwned {
+        let object = path.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { chars in
+                PyUnicode_DecodeFSDefaultAndSize(chars.baseAddress, chars.count)
+            }
+        }
+        guard let owned = PyOwned(stealing: object) else { throw PythonError.fetch() }
+        return owned
+    }
+
     /// A new `int`.
     package static func integer(_ value: Int) throws(PythonError) -> PyOwned {
         guard let owned = PyOwned(stealing: PyLong_FromLong(value)) else { throw PythonError.fetch() }

@@ -158,7 +158,7 @@ package enum PythonCode {
     /// Parses a program's source, the bytes python3 would read from its file, as python3 does
     /// (CPython's file tokenizer: their coding cookie, what follows a null byte) and runs it with
     /// `globals` as its namespace, as python3 runs a program (`PyRun_FileExFlags`, `filename` its
-    /// name in messages and tracebacks); ``FileRun/raised`` with the exception pending (a
+    /// name in messages and tracebacks, a `str`); ``FileRun/raised`` with the exception pending (a
     /// `SyntaxError` of the source exactly as python3 raises it), or ``FileRun/notOpened`` when no
     /// stream could be made of the bytes.
     ///
@@ -168,12 +168,17 @@ package enum PythonCode {
     /// then in a file in memory, `memfd_create`); from a pipe (standard input, a FIFO) python3
     /// fails with `SyntaxError: encoding problem: ...`, and so do the bytes, read from a stream
     /// with no descriptor (`fmemopen`).
-    package static func parseAndRun(_ source: [UInt8], seekable: Bool, filename: String, globals: PyBorrowed) -> FileRun {
-        source.withUnsafeBytes { bytes in
+    package static func parseAndRun(_ source: [UInt8], seekable: Bool, filename: PyBorrowed, globals: PyBorrowed) -> FileRun {
+        // The name's bytes, which CPython decodes again as a file name (`os.fsencode`, `os.fsdecode`).
+        guard let name = PyOwned(stealing: PyUnicode_EncodeFSDefault(filename.pointer)), let path = PyBytes_AsString(name.pointer) else {
+            PyErr_Clear()
+            return .notOpened
+        }
+        return source.withUnsafeBytes { bytes in
             guard let file = seekable || bytes.isEmpty ? fileInMemory(holding: bytes) : fmemopen(UnsafeMutableRawPointer(mutating: bytes.baseAddress), bytes.count, "rb") else {
                 return .notOpened
             }
-            let result = PyOwned(stealing: PyRun_FileExFlags(file, filename, Py_file_input, globals.pointer, globals.pointer, 1, nil))
+            let result = PyOwned(stealing: PyRun_FileExFlags(file, path, Py_file_input, globals.pointer, globals.pointer, 1, nil))
             return result == nil ? .raised : .ran
         }
     }

@@ -527,7 +527,8 @@ final class InterpreterState {
             }
             let source = decoded.borrowedOrNone.isNone ? try PyOwned.string(text) : decoded!
             let compiledSource = sourceBytes == nil ? source.borrowed : fileContents.borrowedOrNone
-            let name = try PyOwned.string(filename)
+            // A path given as bytes (`pykernel run`'s program) is named as python3 names it.
+            let name = try run.filenameBytes.map { try PyOwned.fileSystemString($0) } ?? PyOwned.string(filename)
             let environment = run.environment.isEmpty ? nil : try PyOwned.stringDictionary(run.environment)
             // `-c CODE` (`<string>`) and a program read from standard input (`<stdin>`) are python3's:
             // their source is nowhere for linecache (warnings show no line). Nor is a compiled
@@ -570,7 +571,7 @@ final class InterpreterState {
             var parsedAsFile = false
             if compiled.isNone, let sourceBytes {
                 let parsed = asTheCode {
-                    PythonCode.parseAndRun(sourceBytes, seekable: run.sourceSeekable, filename: filename, globals: namespace.globals.borrowed)
+                    PythonCode.parseAndRun(sourceBytes, seekable: run.sourceSeekable, filename: name.borrowed, globals: namespace.globals.borrowed)
                 }
                 if parsed != .notOpened {
                     parsedAsFile = true

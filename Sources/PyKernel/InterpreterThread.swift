@@ -19,6 +19,9 @@ struct PendingRun: Sendable {
     /// Whether `fileContents` were read from a file python3 can seek in (a regular file, not a
     /// pipe): see ``PythonCode/parseAndRun(_:seekable:filename:globals:)``.
     var sourceSeekable = true
+    /// The bytes of `filename` as the system has them, when given so (a path that need not be
+    /// UTF-8, which `filename` reads with U+FFFD): the code's name is then their `os.fsdecode`.
+    var filenameBytes: [UInt8]? = nil
     /// How a file run's program is had (`filename` set): from `fileContents` as source or as
     /// compiled code, or as the `__main__` module runpy finds.
     var program: FileProgram = .source

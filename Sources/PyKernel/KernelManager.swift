@@ -248,6 +248,19 @@ public final class KernelManager: Sendable {
             environment: [:], timeout: timeout, outputLimit: outputLimit, filename: filename, allowStdin: allowStdin))
     }
 
+    /// ``runFile(_:filename:seekable:in:timeout:outputLimit:allowStdin:)`` for a file named by its
+    /// path's bytes, which need not be UTF-8 (`pykernel run`'s program in a directory named in
+    /// Latin-1): its code's filename is that path as python3 decodes it (`os.fsdecode`: a byte that
+    /// is not UTF-8 as `'\udcff'`), its text with U+FFFD where a name must be a Swift string.
+    package func runFile(
+        _ contents: [UInt8], path: [UInt8], seekable: Bool, in context: ContextID, timeout: Duration?
+    ) throws(KernelError) -> Execution {
+        Execution(output: try submitCode(
+            String(decoding: contents, as: UTF8.self), fileContents: contents, sourceSeekable: seekable, filenameBytes: path,
+            in: context, environment: [:], timeout: timeout, outputLimit: 1 << 20, filename: String(decoding: path, as: UTF8.self),
+            allowStdin: false))
+    }
+
     /// Submits a compiled file's bytes (a `.pyc`) to run as `python3 FILE.pyc` runs it
     /// (`run_pyc_file`): its code object is read from them (after the 16 bytes of header, whose
     /// magic number must be the embedded Python's) and run, unchanged: tracebacks show the names
@@ -304,7 +317,8 @@ public final class KernelManager: Sendable {
     /// ``runCompiledFile(_:filename:in:timeout:outputLimit:allowStdin:)`` and
     /// ``runMainModule(filename:in:timeout:outputLimit:allowStdin:)`` (`program`).
     private func submitCode(
-        _ code: String, fileContents: [UInt8]?, sourceSeekable: Bool = true, program: FileProgram = .source, in context: ContextID,
+        _ code: String, fileContents: [UInt8]?, sourceSeekable: Bool = true, filenameBytes: [UInt8]? = nil,
+        program: FileProgram = .source, in context: ContextID,
         environment: [String: String], timeout: Duration?, outputLimit: Int, filename: String?, allowStdin: Bool,
         consumer: DirectRunConsumer? = nil
     ) throws(KernelError) -> RunOutput {
@@ -322,7 +336,7 @@ public final class KernelManager: Sendable {
         return try submit(to: record, outputLimit: outputLimit, allowStdin: allowStdin, consumer: consumer) { output in
             PendingRun(
                 context: record, code: code, filename: filename, environment: environment, timeout: timeout, output: output,
-                fileContents: fileContents, sourceSeekable: sourceSeekable, program: program)
+                fileContents: fileContents, sourceSeekable: sourceSeekable, filenameBytes: filenameBytes, program: program)
         }
     }
 

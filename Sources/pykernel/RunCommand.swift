@@ -39,46 +39,57 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         let source: String
         let filename: String
-        var argv: [String]
+        // The arguments, the program's path and the code as given (``GivenArguments``): python3
+        // decodes them with `os.fsdecode`, so a byte that is not UTF-8 is `'\udcff'` there.
+        let givenArguments = arguments.enumerated().map { GivenArguments.bytes(of: $1, at: GivenArguments.all.count - arguments.count + $0) }
+        let givenFile = file.map { GivenArguments.bytes(of: $0, at: GivenArguments.all.count - arguments.count - 1) }
+        let givenCode = code.map { GivenArguments.bytes(of: $0, before: GivenArguments.all.count - arguments.count - (file == nil ? 0 : 1)) }
+        var argv: [[UInt8]]
+        var path: [UInt8]?  // the absolute path of the program given as a path (python3's `__file__`)
         var contents: [UInt8]?  // a file's bytes, decoded as python3 decodes them
         var seekable = true  // read from a file python3 can seek in, not a pipe (see `KernelManager.runFile`)
         var isDirectory = false
         var isRegularFile = false
         if let code {
             // With -c, every positional argument is an argument of the code, as with python3.
-            (source, filename, argv) = (code, "<string>", ["-c"] + (file.map { [$0] } ?? []))
+            (source, filename, argv) = (code, "<string>", [Array("-c".utf8)] + (givenFile.map { [$0] } ?? []))
         } else if file == "-" {
             // `python3 -`: the program is standard input, read to its end (the code's own reads
             // then find end of file); tracebacks name it `<stdin>`. Its bytes are decoded as those
             // of a file (python3 parses its standard input as one).
             seekable = lseek(STDIN_FILENO, 0, SEEK_CUR) >= 0
             let data = Self.readAll(STDIN_FILENO)
-            (source, filename, argv) = (String(decoding: data, as: UTF8.self), "<stdin>", ["-"])
+            (source, filename, argv) = (String(decoding: data, as: UTF8.self), "<stdin>", [Array("-".utf8)])
             contents = data
         } else {
-            let path = file!
+            let given = givenFile!
             // python3's `__file__`: the path as given, after the working directory when relative
             // (not normalized: `./x.py` is `<cwd>/./x.py` in tracebacks too).
-            let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+            let absolute = given.first == UInt8(ascii: "/")
+                ? given : (StartDirectory.bytes ?? Array(FileManager.default.currentDirectoryPath.utf8)) + Array("/".utf8) + given
+            path = absolute
+            let cPath = given.map { CChar(bitPattern: $0) } + [0]
             var status = stat()
-            let found = stat(path, &status) == 0
+            let found = stat(cPath, &status) == 0
             isDirectory = found && status.st_mode & S_IFMT == S_IFDIR
             isRegularFile = found && status.st_mode & S_IFMT == S_IFREG
+            filename = String(decoding: absolute, as: UTF8.self)
+            argv = [given]
             // A directory is read by runpy (below); a file here, whatever python3 makes of it.
             if isDirectory {
-                (source, filename, argv) = ("", absolute, [path])
+                source = ""
             } else {
                 // Read to its end as python3 reads it: a named pipe or `<(...)` too.
-                let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+                let descriptor = open(cPath, O_RDONLY | O_CLOEXEC)
                 guard descriptor >= 0 else { try Self.refuse(absolute, errorNumber: errno) }
                 seekable = lseek(descriptor, 0, SEEK_CUR) >= 0
                 let data = Self.readAll(descriptor)
                 close(descriptor)
-                (source, filename, argv) = (String(decoding: data, as: UTF8.self), absolute, [path])
+                source = String(decoding: data, as: UTF8.self)
                 contents = data
             }
         }
-        argv += arguments
+        argv += givenArguments
         // What python3 sets up before it runs anything: SIGPIPE and SIGXFSZ ignored (a write to a
         // closed pipe raises BrokenPipeError; subprocess puts them back for its children).
         signal(SIGPIPE, SIG_IGN)
@@ -103,21 +114,25 @@ struct Run: AsyncParsableCommand {
         var logger = Logger(label: "pykernel.engine")
         logger.logLevel = .critical
         let manager = try await KernelManager.start(configuration, logger: logger)
+        if let givenCode, String(validating: givenCode, as: UTF8.self) == nil {
+            try await Self.refuseUndecodable(givenCode, manager: manager)
+        }
         // How python3 runs the path it was given: by runpy (a directory or zip file, whose
         // `__main__` module it runs), as compiled code (a `.pyc`) or as source.
         // (python3 looks at the first bytes of a file it can seek in, for a `.pyc`'s magic number.)
-        let program = code == nil && file != "-"
-            ? try await Self.kind(of: filename, start: isRegularFile ? Array(contents?.prefix(2) ?? []) : [], manager: manager)
-            : .source
-        if isDirectory, program != .module {
-            try Self.refuse(filename, errorNumber: EISDIR)  // no importer takes it (sys.path_hooks changed)
+        var program = ProgramKind.source
+        if let path {
+            program = try await Self.kind(of: path, start: isRegularFile ? Array(contents?.prefix(2) ?? []) : [], manager: manager)
+        }
+        if let path, isDirectory, program != .module {
+            try Self.refuse(path, errorNumber: EISDIR)  // no importer takes it (sys.path_hooks changed)
         }
         let context = try manager.createContext()
         // What python3 sets up for the main module: sys.argv, __file__, and the script's directory
         // (symbolic links resolved) first on sys.path instead of the working directory (no names
         // leak into the code); with PYTHONSAFEPATH (`sys.flags.safe_path`) neither: the
         // runtime's '' comes off (a directory or zip file is still put there, as python3 does).
-        var preamble = "__import__('sys').argv = \(Self.pythonList(argv))\n"
+        var preamble = "__import__('sys').argv = \(Self.fileSystemList(argv))\n"
         // python3's SIGINT handler: Ctrl-C (or os.kill) raises KeyboardInterrupt in the program,
         // whose own signal.signal(SIGINT, ...) then replaces it; not when SIGINT came ignored (a
         // background job of a shell), as python3 leaves it then. (Not last: a cell's last
@@ -137,9 +152,9 @@ struct Run: AsyncParsableCommand {
             // python3 puts the path itself first on sys.path, where runpy finds `__main__` (which
             // gets its `__file__`, `__loader__`, `__spec__` and `__cached__` from runpy).
             preamble += "globals()['__loader__'] = __import__('_frozen_importlib').BuiltinImporter\n"
-            preamble += "__import__('sys').path[0] = \(Self.pythonList([filename])).pop()\n"
-        } else if code == nil, file != nil {  // with -c, `file` is the first argument of the code
-            preamble += "globals()['__file__'] = \(Self.pythonList([filename])).pop()\n"
+            preamble += "__import__('sys').path[0] = \(Self.fileSystemList([path!])).pop()\n"
+        } else if let path {
+            preamble += "globals()['__file__'] = \(Self.fileSystemList([path])).pop()\n"
             // What python3 leaves in a script's namespace: no cached bytecode, its loader (a
             // compiled file's has no source).
             preamble += "globals()['__cached__'] = None\n"
@@ -150,8 +165,8 @@ struct Run: AsyncParsableCommand {
         }
         if program != .module {
             preamble += "if __import__('sys').flags.safe_path: del __import__('sys').path[0]\n"
-            if code == nil, let file, file != "-" {
-                preamble += "else: __import__('sys').path[0] = \(Self.pythonList([Self.scriptDirectory(file)])).pop()\n"
+            if let given = givenFile, path != nil {
+                preamble += "else: __import__('sys').path[0] = \(Self.fileSystemList([Self.scriptDirectory(given)])).pop()\n"
             }
         }
         for name in StandardDescriptors.closedAtStart {
@@ -177,6 +192,7 @@ struct Run: AsyncParsableCommand {
         let execution = switch (program, contents) {
         case (.module, _): try manager.runMainModule(filename: filename, in: context.id, timeout: limit)
         case (.compiled, let contents?): try manager.runCompiledFile(contents, filename: filename, in: context.id, timeout: limit)
+        case (_, let contents?) where path != nil: try manager.runFile(contents, path: path!, seekable: seekable, in: context.id, timeout: limit)
         case (_, let contents?): try manager.runFile(contents, filename: filename, seekable: seekable, in: context.id, timeout: limit)
         case (_, nil): try manager.run(source, in: context.id, timeout: limit, filename: filename)
         }
@@ -224,10 +240,10 @@ struct Run: AsyncParsableCommand {
     /// How python3 runs `path`, which starts with the bytes `start`: asked of the embedded Python,
     /// in a context of its own deleted afterwards (the answer is the value of its last expression),
     /// since what takes a path (`sys.path_hooks`) and a compiled file's magic number are Python's.
-    private static func kind(of path: String, start: [UInt8], manager: KernelManager) async throws -> ProgramKind {
+    private static func kind(of path: [UInt8], start: [UInt8], manager: KernelManager) async throws -> ProgramKind {
         let asking = try manager.createContext()
         defer { try? manager.deleteContext(asking.id) }
-        let question = "__import__('pykernel_runtime').program_kind(\(pythonString(path)), bytes(\(start)))"
+        let question = "__import__('pykernel_runtime').program_kind(\(fileSystemList([path])).pop(), bytes(\(start)))"
         let answer = try await manager.run(question, in: asking.id).result()
         switch answer.mainResult?.text {
         case "'module'": return .module
@@ -247,10 +263,42 @@ struct Run: AsyncParsableCommand {
 
     /// Says what python3 says when it cannot open the file it was given (after its own name) and
     /// exits with its status, 2.
-    private static func refuse(_ absolute: String, errorNumber: Int32) throws -> Never {
-        write("\(CommandLine.arguments[0]): can't open file '\(absolute)': [Errno \(errorNumber)] \(String(cString: strerror(errorNumber)))\n",
+    /// (python3 shows the path as `repr()` shows it: a byte that is not UTF-8 as `\udcff`.)
+    private static func refuse(_ absolute: [UInt8], errorNumber: Int32) throws -> Never {
+        write("\(CommandLine.arguments[0]): can't open file '\(surrogateEscapes(absolute))': [Errno \(errorNumber)] \(String(cString: strerror(errorNumber)))\n",
               to: STDERR_FILENO)
         throw ExitCode(2)
+    }
+
+    /// Refuses `-c` code that is not UTF-8 as python3 does, when python3 would: it decodes the code
+    /// as its arguments (`os.fsdecode`), then cannot encode the lone surrogates (in a UTF-8 locale)
+    /// to compile it, says so, and exits with status 1 before running anything. The error is asked
+    /// of the embedded Python, in a context of its own deleted afterwards (where the code decodes,
+    /// in another locale, it runs as Swift read it).
+    private static func refuseUndecodable(_ code: [UInt8], manager: KernelManager) async throws {
+        let asking = try manager.createContext()
+        defer { try? manager.deleteContext(asking.id) }
+        let answer = try await manager.run("\(fileSystemList([code])).pop().encode()", in: asking.id).result()
+        guard let error = answer.error else { return }
+        write("Unable to decode the command from the command line:\n\(error.name): \(error.value)\n", to: STDERR_FILENO)
+        throw ExitCode(1)
+    }
+
+    /// `bytes` as text, each byte that is not part of UTF-8 as its lone surrogate's escape (`\udcff`),
+    /// as `repr()` shows the name `os.fsdecode` made of them.
+    private static func surrogateEscapes(_ bytes: [UInt8]) -> String {
+        var text = ""
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            // The longest start that is UTF-8, then the byte that is not.
+            var valid = rest.endIndex
+            while valid > rest.startIndex, String(validating: rest[..<valid], as: UTF8.self) == nil { valid -= 1 }
+            text += String(decoding: rest[..<valid], as: UTF8.self)
+            guard valid < rest.endIndex else { break }
+            text += String(format: "\\u%04x", 0xDC00 + Int(rest[valid]))
+            rest = rest[(valid + 1)...]
+        }
+        return text
     }
 
     /// Writes all of `text` to a descriptor; an error (a closed pipe) drops the rest, as the
@@ -286,17 +334,33 @@ struct Run: AsyncParsableCommand {
     }
 
     /// The directory python3 puts first on `sys.path` for a script: its real path's directory.
-    private static func scriptDirectory(_ path: String) -> String {
-        let resolved = realpath(path, nil).map { pointer in
+    private static func scriptDirectory(_ path: [UInt8]) -> [UInt8] {
+        let resolved = realpath(path.map { CChar(bitPattern: $0) } + [0], nil).map { pointer in
             defer { free(pointer) }
-            return String(cString: pointer)
-        } ?? URL(fileURLWithPath: path).standardizedFileURL.path
-        return URL(fileURLWithPath: resolved).deletingLastPathComponent().path
+            return Array(UnsafeRawBufferPointer(start: pointer, count: strlen(pointer)))
+        } ?? Array(URL(fileURLWithPath: String(decoding: path, as: UTF8.self)).standardizedFileURL.path.utf8)
+        guard let slash = resolved.lastIndex(of: UInt8(ascii: "/")) else { return Array(".".utf8) }
+        return slash == 0 ? Array("/".utf8) : Array(resolved[..<slash])
     }
 
-    /// A Python list literal of strings.
-    private static func pythonList(_ items: [String]) -> String {
-        "[" + items.map(pythonString).joined(separator: ", ") + "]"
+    /// A Python expression of the list of the `str`s python3 makes of paths or arguments given as
+    /// bytes (`os.fsdecode`: in a UTF-8 locale, a byte that is not UTF-8 as `'\udcff'`).
+    private static func fileSystemList(_ items: [[UInt8]]) -> String {
+        "list(map(__import__('os').fsdecode, [" + items.map(pythonBytes).joined(separator: ", ") + "]))"
+    }
+
+    /// A Python `bytes` literal.
+    private static func pythonBytes(_ bytes: [UInt8]) -> String {
+        var literal = "b'"
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "\\"): literal += "\\\\"
+            case UInt8(ascii: "'"): literal += "\\'"
+            case 0x20..<0x7F: literal.unicodeScalars.append(Unicode.Scalar(byte))
+            default: literal += "\\x" + String(format: "%02x", byte)
+            }
+        }
+        return literal + "'"
     }
 
     private static func pythonString(_ text: String) -> String {
@@ -323,6 +387,30 @@ struct Run: AsyncParsableCommand {
         }
         write(error.traceback, to: STDERR_FILENO)
         return Outcome(status: 1, interrupted: error.name == "KeyboardInterrupt")
+    }
+}
+
+/// `pykernel`'s command line as it was given, in bytes, which need not be UTF-8:
+/// `CommandLine.arguments`, and so every value ArgumentParser parsed, has U+FFFD where they are
+/// not, and python3 keeps them (`os.fsdecode`: `'\udce9'`). `pykernel run` takes each value's
+/// bytes back from where it was parsed.
+enum GivenArguments {
+    /// Every argument's bytes, the program's path first.
+    static let all: [[UInt8]] = (0..<Int(CommandLine.argc)).map { index in
+        CommandLine.unsafeArgv[index].map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? []
+    }
+
+    /// The bytes of `value`, parsed from the argument at `index`: that argument's when Swift reads
+    /// it as `value`, else (it was parsed from another) the UTF-8 of `value`.
+    static func bytes(of value: String, at index: Int) -> [UInt8] {
+        all.indices.contains(index) && String(decoding: all[index], as: UTF8.self) == value ? all[index] : Array(value.utf8)
+    }
+
+    /// The bytes of `value`, an option's value parsed from an argument before `end`: the last one
+    /// Swift reads as `value` (an option given twice takes its last value), else the UTF-8 of `value`.
+    static func bytes(of value: String, before end: Int) -> [UInt8] {
+        let candidates = all.indices.dropFirst().prefix(while: { $0 < end })
+        return candidates.last { String(decoding: all[$0], as: UTF8.self) == value }.map { all[$0] } ?? Array(value.utf8)
     }
 }
 

@@ -755,6 +755,42 @@ def test_run_dash_decodes_the_program_as_python3_decodes_its_stdin(pykernel_bin,
             "café 4".encode())
 
 
+def test_run_keeps_bytes_that_are_not_utf8_in_its_command_line_and_directory_as_python3(pykernel_bin, tmp_path):
+    """Bytes that are not UTF-8 in the arguments, the program's path, `-c` code and the working
+    directory are python3's (`os.fsdecode`: `'\\udce9'`), not U+FFFD: sys.argv, sys.orig_argv,
+    `__file__`, sys.path[0] and tracebacks of a script and of a directory in `dir\\xff`, run
+    from there too (it refused to start: invalid_cwd), and of a file missing there; `-c` code
+    python3 cannot decode is refused with its message and status 1."""
+    directory = os.fsencode(tmp_path) + b"/dir\xff"
+    os.makedirs(directory + b"/app")
+    program = b"import os, sys\nprint(sys.argv, sys.orig_argv[1:], repr(os.getcwd()))\nprint(__file__, sys.path[0])\n1/0\n"
+    for name in (b"/prog.py", b"/app/__main__.py"):
+        with open(directory + name, "wb") as file:
+            file.write(program)
+    shows = "import os, sys; print(sys.argv, sys.orig_argv[1:], repr(os.getcwd()))"
+    runs = [
+        (os.fsencode(tmp_path), [b"dir\xff/prog.py", b"\xe9t\xe9", b"caf\xc3\xa9"], None),
+        (directory, [b"prog.py", b"\xff"], None),
+        (directory, [b"app", b"\xff"], None),
+        (directory, [b"missing\xfe.py"], None),
+        (directory, [b"-c", shows.encode(), b"\xe9"], None),
+        (directory, [b"-c", b"print('\xe9t\xe9')"], None),
+        (directory, [b"-", b"\xe9"], shows.encode()),
+    ]
+    outcomes = []
+    for cwd, args, stdin in runs:
+        theirs = subprocess.run([PYTHON311.encode(), *args], input=stdin, capture_output=True, cwd=cwd, timeout=60)
+        ours = subprocess.run([pykernel_bin.encode(), b"run", *args], input=stdin, capture_output=True, cwd=cwd, timeout=60)
+        our_stderr = ours.stderr.replace(pykernel_bin.encode(), PYTHON311.encode())
+        assert (ours.returncode, ours.stdout, our_stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), args
+        outcomes.append(theirs)
+    # What python3 gives them: surrogate escapes, in the working directory and tracebacks too.
+    assert b"'\\udce9t\\udce9', 'caf\xc3\xa9']" in outcomes[0].stdout
+    assert b'File "' + os.fsencode(tmp_path) + b'/dir\\udcff/prog.py", line 4' in outcomes[1].stderr
+    assert outcomes[1].stdout.endswith(b"dir\\udcff'\n" + directory + b"/prog.py " + directory + b"\n")
+    assert (outcomes[5].returncode, outcomes[5].stderr.splitlines()[0]) == (1, b"Unable to decode the command from the command line:")
+
+
 def test_run_of_a_missing_file_says_what_python3_says(pykernel_bin, tmp_path):
     """Status 2 and python3's message after the program's own name."""
     theirs = subprocess.run([PYTHON311, "missing.py"], capture_output=True, text=True, cwd=tmp_path)
