@@ -116,6 +116,19 @@ final class ChildProcess: Sendable {
                     error: .fileDescriptor(FileDescriptor(rawValue: stdio[2]), closeAfterSpawningProcess: false)
                 ) { execution in
                     ProcessPriority.restore(process: execution.processIdentifier.value)
+                    guard execution.processIdentifier.processDescriptor >= 0 else {
+                        // swift-subprocess could not open the child's pidfd: this process is out
+                        // of descriptors (the spawn took the last one for the working directory).
+                        // Without it the child can be neither watched nor signalled safely, nor
+                        // reaped by the run (which then waits for a SIGCHLD that nothing reports):
+                        // killed and reaped here — by pid, safe as the child is not reaped yet.
+                        let pid = execution.processIdentifier.value
+                        _ = kill(pid, SIGKILL)
+                        var info = siginfo_t()
+                        while waitid(P_PID, id_t(pid), &info, WEXITED) != 0 && errno == EINTR {}
+                        started.fire(.failure(Self.outOfDescriptors(executable, EMFILE)))
+                        return
+                    }
                     let spawned = ChildProcess(
                         pid: execution.processIdentifier.value, pidfd: execution.processIdentifier.processDescriptor)
                     child = spawned
@@ -137,6 +150,12 @@ final class ChildProcess: Sendable {
                 child?.exited.fire(-1)
                 if let error = error as? SubprocessError, error.underlyingError?.rawValue == E2BIG {
                     started.fire(.failure(ExecLimits.tooLarge(spec)))
+                } else if let error = error as? SubprocessError, let code = error.underlyingError?.rawValue,
+                    Posix.isOutOfDescriptors(code)
+                {
+                    // Said as such: swift-subprocess's own text names the step that ran short
+                    // ("Failed to set working directory to …" when the directory could not be opened).
+                    started.fire(.failure(Self.outOfDescriptors(executable, code)))
                 } else {
                     started.fire(.failure(ProcessAPIError(.spawnFailed, "Could not start \(executable): \(error).")))
                 }
@@ -146,6 +165,11 @@ final class ChildProcess: Sendable {
         if firstRun { EngineDescriptors.keepEventDescriptors(except: eventDescriptors) }
         for fd in stdio { Posix.closeQuietly(fd) }
         return try result.get()
+    }
+
+    /// The error of a spawn that failed for want of descriptors (`code`: EMFILE or ENFILE).
+    private static func outOfDescriptors(_ executable: String, _ code: Int32) -> ProcessAPIError {
+        ProcessAPIError(.spawnFailed, "Could not start \(executable): \(Posix.describe(code)) (the server is out of file descriptors).")
     }
 
     private static func code(_ status: TerminationStatus) -> Int32 {

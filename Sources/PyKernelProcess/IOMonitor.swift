@@ -62,9 +62,10 @@ final class IOMonitor: Sendable {
     }
 
     /// Starts watching `fd` (made non-blocking), kept as the engine's (``EngineDescriptors``)
-    /// until unwatched. Returns `false` if the monitor has stopped.
+    /// until unwatched. Returns `false` if the monitor has stopped or `fd` is not a descriptor (-1).
     @discardableResult
     func watch(_ fd: Int32, _ handler: @escaping Handler) -> Bool {
+        guard fd >= 0 else { return false }
         Posix.setNonBlocking(fd)
         EngineDescriptors.keep(fd)
         return state.withLock { s in

@@ -7,6 +7,9 @@ enum Posix {
     /// The text of an errno value.
     static func describe(_ code: Int32) -> String { String(cString: strerror(code)) }
 
+    /// Whether `code` says this process (EMFILE) or the system (ENFILE) has no descriptor left.
+    static func isOutOfDescriptors(_ code: Int32) -> Bool { code == EMFILE || code == ENFILE }
+
     /// A close-on-exec pipe whose ends are both at fd 3 or above (so that they can never
     /// collide with the child's 0/1/2 in the spawn file actions), kept as the engine's
     /// (``EngineDescriptors``) until ``closeQuietly(_:)``.
@@ -77,7 +80,8 @@ enum Posix {
         bytes.withUnsafeBytes { writeAll(fd, $0) }
     }
 
-    /// Reads a whole small file (e.g. under /proc). Returns `nil` if it cannot be opened.
+    /// Reads a whole small file (e.g. under /proc). Returns `nil` if it cannot be opened, with
+    /// errno set.
     static func readSmallFile(_ path: String, limit: Int = 1 << 20) -> [UInt8]? {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { return nil }

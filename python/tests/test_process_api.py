@@ -6,6 +6,7 @@ every process of the test inherits."""
 import json
 import os
 import re
+import resource
 import signal
 import threading
 import time
@@ -457,6 +458,57 @@ def test_the_process_apis_processes_end_with_a_server_that_is_killed(pykernel_bi
         server.process.kill()
         server.process.wait()
         assert wait_until(lambda: not commands(), 10), commands()
+    finally:
+        server.kill()
+        for pid in marked_pids(marker):
+            os.kill(pid, signal.SIGKILL)
+
+
+TAKE_EVERY_DESCRIPTOR = (
+    "import os\nheld = globals().setdefault('held', [])\n"
+    "try:\n    while True: held.append(os.open('/dev/null', os.O_RDONLY))\nexcept OSError as e: print(e.errno)\n")
+GIVE_BACK = "for fd in held: os.close(fd)\nheld.clear()\n"
+
+
+def out_of_descriptors_server(pykernel_bin, tmp_path, marker):
+    """A server under `ulimit -n 256` whose descriptors its `default` context (the server's own
+    process) can take: `code.run` of TAKE_EVERY_DESCRIPTOR leaves it none (EMFILE)."""
+    return RawServer(pykernel_bin, env=dict(os.environ, PK_MARK=marker), cwd=str(tmp_path),
+                     preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)))
+
+
+def test_a_shell_started_with_the_last_descriptors_is_watched_or_refused(pykernel_bin, tmp_path):
+    """With a few descriptors left, starting a session's shell failed at one step or another. With
+    exactly one left for the spawn, swift-subprocess took it to open the working directory, and
+    said "Failed to set working directory to …" (the directory was fine); with two, it started
+    the shell but had no descriptor for its pidfd: the server logged `could not watch a descriptor
+    errno=Bad file descriptor fd=-1`, took the running shell for one that had exited, and left it
+    behind. Now each failure names the shortage, and a shell is only kept with its pidfd."""
+    marker = uuid.uuid4().hex
+    server = out_of_descriptors_server(pykernel_bin, tmp_path, marker)
+    try:
+        server.result("code.run", {"code": TAKE_EVERY_DESCRIPTOR + GIVE_BACK})
+        outcomes = []
+        for free in range(12):
+            taken = server.result("code.run", {"code": TAKE_EVERY_DESCRIPTOR + f"for _ in range({free}): os.close(held.pop())\n"})
+            assert taken["stdout"] == "24\n"
+            answer = server.call("session.create", {"id": f"s{free}"}, timeout=30)
+            server.result("code.run", {"code": GIVE_BACK})
+            if "error" in answer:
+                error = answer["error"]
+                assert (error["code"], error["data"]["reason"]) == (-32016, "spawn_failed"), error
+                assert "Too many open files" in error["message"] and "working directory" not in error["message"], error
+                outcomes.append("refused")
+                continue
+            outcomes.append("started")
+            shell = server.result("session.exec", {"session": f"s{free}", "command": "echo $$"})["stdout"]
+            bashes = [pid for pid in marked_pids(marker) if cmdline(pid)[:1] and cmdline(pid)[0].endswith(b"bash")]
+            assert [str(pid) + "\n" for pid in bashes] == [shell], (free, bashes, shell)
+            assert server.result("session.delete", {"session": f"s{free}"}) == {}
+        assert outcomes[0] == "refused" and outcomes[-1] == "started", outcomes
+        assert b"could not watch" not in server.stderr, server.stderr
+        server.close_stdin()
+        assert server.wait_exit(30) == 0
     finally:
         server.kill()
         for pid in marked_pids(marker):
