@@ -57,6 +57,10 @@ public struct ProcessServiceConfiguration: Sendable {
     /// processes it left in the background before returning. Default: 0.2 s.
     public var drainWindow: Duration
 
+    /// How /proc is read when a session's processes are ended (tests replace it to play a server
+    /// that is out of descriptors).
+    var processTable: @Sendable () -> ProcessTable = ProcessTable.snapshot
+
     /// Creates a configuration.
     ///
     /// - Parameters:

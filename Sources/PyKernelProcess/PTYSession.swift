@@ -215,7 +215,7 @@ public final class PTYSession: Sendable {
         return { table in
             var found = table.members(ofSession: leader)
             for entry in table.entries.values where entry.isAlive && !found.contains(entry.pid) {
-                if ProcessTable.environment(of: entry.pid, contains: tagEntry) { found.insert(entry.pid) }
+                if table.environment(of: entry.pid, contains: tagEntry) { found.insert(entry.pid) }
             }
             return found
         }

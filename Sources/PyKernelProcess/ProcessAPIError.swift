@@ -6,8 +6,8 @@ import PyKernelSupport
 /// exit code. `ProcessAPIError` is thrown only when the request itself cannot be served:
 /// an unknown session or command, a duplicate session id, a missing working directory,
 /// input sent to a command that has finished, a language runtime that is not installed,
-/// an operation on the reserved `entrypoint` session, an unknown PTY or one that has exited, or a
-/// process that could not be started.
+/// an operation on the reserved `entrypoint` session, an unknown PTY or one that has exited, a
+/// process that could not be started, or a session whose processes could not all be ended.
 ///
 /// `code` is stable and meant for programs (the JSON-RPC server maps it to an error
 /// payload, `data.reason`); `field` names the argument at fault when there is one (`data.field`);
@@ -37,6 +37,10 @@ public struct ProcessAPIError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let reservedSession = Code(rawValue: "reserved_session")
         /// A process could not be started.
         public static let spawnFailed = Code(rawValue: "spawn_failed")
+        /// A session was not deleted: some of its processes could not be ended (they survived
+        /// `SIGKILL`, or the server is out of file descriptors and could not make sure they
+        /// ended). The session stays listed; deleting it again tries again.
+        public static let processesRunning = Code(rawValue: "processes_running")
         /// A parameter is malformed (an empty session id, a NUL byte in a string, a negative
         /// timeout, an unknown language...).
         public static let invalidArgument = Code(rawValue: "invalid_argument")

@@ -52,6 +52,8 @@ public final class ProcessService: Sendable {
         var shutDown = false
         /// New work is refused (``refuseNewWork()``): a shutdown has begun.
         var refusing = false
+        /// Sessions whose deletion could not end every process and whose id was taken since.
+        var undeleted: [Session] = []
     }
 
     private let state = Mutex(State())
@@ -84,6 +86,7 @@ public final class ProcessService: Sendable {
         temporaryRoot = String(cString: made)
         for sub in ["/sessions", "/runs"] { mkdir(temporaryRoot + sub, 0o700) }
         monitor = IOMonitor(logger: logger)
+        DescriptorReserve.fill()
     }
 
     // MARK: - Helpers
@@ -472,17 +475,34 @@ public final class ProcessService: Sendable {
     /// double-forked out of the tree), and removes its logs. Returns once nothing is left running. Running asynchronous
     /// commands are announced on ``exitEvents()`` with exit code 137.
     ///
-    /// - Throws: ``ProcessAPIError/Code/sessionNotFound``, ``ProcessAPIError/Code/reservedSession``.
+    /// A session whose processes could not all be ended (they survived `SIGKILL`, or the
+    /// server is out of file descriptors and could not make sure) is not deleted: it is listed
+    /// again (its id still taken), takes no more commands, and deleting it again tries again.
+    ///
+    /// - Throws: ``ProcessAPIError/Code/sessionNotFound``, ``ProcessAPIError/Code/reservedSession``,
+    ///   ``ProcessAPIError/Code/processesRunning``.
     public func deleteSession(_ params: SessionParams) async throws(ProcessAPIError) {
         _ = try writableSession(params.session, action: "deleted")
-        let removed = state.withLock { s -> Session? in
+        let (removed, place) = state.withLock { s -> (Session?, Int) in
+            let place = s.order.firstIndex(of: params.session) ?? s.order.count
             s.order.removeAll { $0 == params.session }
-            return s.sessions.removeValue(forKey: params.session)
+            return (s.sessions.removeValue(forKey: params.session), place)
         }
         guard let removed else {
             throw ProcessAPIError(.sessionNotFound, "no session '\(params.session)'")
         }
-        await removed.terminate()
+        let outcome = await removed.terminate()
+        guard !outcome.ended else { return }
+        // Listed again, in its place, if the id is still free (else kept for the shutdown).
+        state.withLock { s in
+            if s.sessions[removed.id] == nil && !s.shutDown {
+                s.sessions[removed.id] = removed
+                s.order.insert(removed.id, at: min(place, s.order.count))
+            } else {
+                s.undeleted.append(removed)
+            }
+        }
+        throw removed.terminationError(outcome)
     }
 
     /// Subscribes to `session.exited` events: one per asynchronous command (and for the
@@ -571,9 +591,10 @@ public final class ProcessService: Sendable {
         let sessions = state.withLock { s -> [Session]? in
             if s.shutDown { return nil }
             s.shutDown = true
-            let all = Array(s.sessions.values)
+            let all = Array(s.sessions.values) + s.undeleted
             s.sessions.removeAll()
             s.order.removeAll()
+            s.undeleted.removeAll()
             return all
         }
         guard let sessions else { return }
@@ -581,11 +602,21 @@ public final class ProcessService: Sendable {
         for child in killed {
             child.signalGroup(SIGKILL)
         }
-        await withTaskGroup(of: Void.self) { group in
+        let unended = await withTaskGroup(of: Session?.self) { group in
             for session in sessions {
-                group.addTask { await session.terminate(byShutdown: true) }
+                group.addTask { await session.terminate(byShutdown: true).ended ? nil : session }
             }
-            group.addTask { [terminals, configuration] in await terminals.shutdown(grace: configuration.killGracePeriod) }
+            group.addTask { [terminals, configuration] in
+                await terminals.shutdown(grace: configuration.killGracePeriod)
+                return nil
+            }
+            return await group.reduce(into: [Session]()) { if let session = $1 { $0.append(session) } }
+        }
+        // Once the others are gone, their descriptors are free: once more for those not ended.
+        // What still runs then is left to the keeper, which ends its process groups as this
+        // process exits (``GroupKeeper``).
+        for session in unended where await !session.terminate(byShutdown: true).ended {
+            logger.error("processes of a session could not be ended at the shutdown", metadata: ["session": "\(session.id)"])
         }
         hub.finish()
         let root = temporaryRoot

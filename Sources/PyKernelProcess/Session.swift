@@ -39,6 +39,8 @@ final class Session: Sendable {
         var followsEnded = false
         var lastDirectory: String
         var entrypoint: ChildProcess?
+        /// Set while the last ``terminate(byShutdown:)`` could not end every process (why).
+        var undeleted: ProcessKiller.Outcome?
     }
 
     let state: Mutex<State>
@@ -69,9 +71,11 @@ final class Session: Sendable {
 
     /// What a request for the deleted session gets: `shutting_down` when the service's shutdown
     /// ended it (a command queued behind another then), else `session_not_found`.
-    func deletedError(byShutdown: Bool) -> ProcessAPIError {
-        byShutdown ? ProcessAPIError(.shuttingDown, "The process service is shutting down; session '\(id)' was ended.")
-            : ProcessAPIError(.sessionNotFound, "session '\(id)' was deleted")
+    /// A session whose deletion could not end every process (`undeleted`) says so.
+    func deletedError(byShutdown: Bool, undeleted: ProcessKiller.Outcome?) -> ProcessAPIError {
+        if byShutdown { return ProcessAPIError(.shuttingDown, "The process service is shutting down; session '\(id)' was ended.") }
+        if let undeleted { return terminationError(undeleted) }
+        return ProcessAPIError(.sessionNotFound, "session '\(id)' was deleted")
     }
 
     /// Whether follows of its logs were ended (``ProcessService/endFollows()``).
@@ -139,7 +143,7 @@ final class Session: Sendable {
     /// A new command with the next sequence number, its directory and its (empty) logs.
     func newCommand(_ text: String, isAsync: Bool, timeout: Duration? = nil) throws(ProcessAPIError) -> SessionCommand {
         let seq = try state.withLock { s throws(ProcessAPIError) -> Int in
-            if s.deleted { throw deletedError(byShutdown: s.endedByShutdown) }
+            if s.deleted { throw deletedError(byShutdown: s.endedByShutdown, undeleted: s.undeleted) }
             defer { s.nextSeq += 1 }
             return s.nextSeq
         }

@@ -30,6 +30,8 @@ final class SessionCommand: Sendable {
         var reporter: ProcessTable.Identity?
         /// The asynchronous command's own process group (its subshell's pid), if it has one.
         var group: pid_t?
+        /// The reporter's pidfd while the monitor watches it, else -1 (``holdReporter(_:)``).
+        var reporterPidfd: Int32 = -1
         var stdinFD: Int32 = -1
         var pump: StreamPump?
         var exitTime: Double?
@@ -91,6 +93,37 @@ final class SessionCommand: Sendable {
     /// The asynchronous command's own process group, once known (`nil` with a POSIX `sh`,
     /// whose subshells stay in the shell's group).
     var group: pid_t? { state.withLock { $0.group } }
+
+    /// Keeps the reporter's pidfd, which the service's monitor watches (and closes, after
+    /// ``dropReporter()``, as the reporter ends), for ``signalGroupWhileReporting(_:)``.
+    func holdReporter(_ pidfd: Int32) {
+        state.withLock { $0.reporterPidfd = pidfd }
+    }
+
+    /// Forgets the reporter's pidfd: call it on the monitor thread, before the monitor closes it.
+    func dropReporter() {
+        state.withLock { $0.reporterPidfd = -1 }
+    }
+
+    /// Sends `signal` to the command's own process group without opening a descriptor (the
+    /// service is out of them), when the number is known to be the command's: the command has
+    /// not reported its end and its reporter — the parent that waits for the group's leader,
+    /// and reaps it only as it ends — still runs (its pidfd, held, is not readable). Call it on
+    /// the monitor thread, which alone closes the pidfd. Returns whether it was sent.
+    @discardableResult
+    func signalGroupWhileReporting(_ signal: Int32) -> Bool {
+        state.withLock { s in
+            guard let group = s.group, s.reporterPidfd >= 0, s.exitTime == nil else { return false }
+            var descriptor = pollfd(fd: s.reporterPidfd, events: Int16(POLLIN), revents: 0)
+            while true {
+                let ready = poll(&descriptor, 1, 0)
+                if ready < 0 && errno == EINTR { continue }
+                guard ready == 0 else { return false }  // the reporter has ended
+                break
+            }
+            return kill(-group, signal) == 0
+        }
+    }
 
     /// The command opened its stdin FIFO: a pending end-of-file can be delivered now. (Closing
     /// our end earlier would destroy the FIFO's buffer and leave the command's open blocked.)

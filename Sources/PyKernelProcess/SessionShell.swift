@@ -79,19 +79,19 @@ extension Session {
         await shellStart.lock()
         defer { shellStart.unlock() }
         let (current, lastDirectory) = try state.withLock { s throws(ProcessAPIError) in
-            if s.deleted { throw deletedError(byShutdown: s.endedByShutdown) }
+            if s.deleted { throw deletedError(byShutdown: s.endedByShutdown, undeleted: s.undeleted) }
             return (s.shell, s.lastDirectory)
         }
         if let current, !current.child.exited.isSet { return current }
         let cwd = Posix.isDirectory(lastDirectory) ? lastDirectory
             : Posix.isDirectory(initialDirectory) ? initialDirectory : configuration.workingDirectory
         let shell = try await startShell(in: cwd)
-        let (deleted, byShutdown) = state.withLock { s -> (Bool, Bool) in
+        let (deleted, byShutdown, undeleted) = state.withLock { s -> (Bool, Bool, ProcessKiller.Outcome?) in
             if !s.deleted { s.shell = shell }
             s.allShells.append(shell)
-            return (s.deleted, s.endedByShutdown)
+            return (s.deleted, s.endedByShutdown, s.undeleted)
         }
-        if deleted { throw deletedError(byShutdown: byShutdown) }
+        if deleted { throw deletedError(byShutdown: byShutdown, undeleted: undeleted) }
         return shell
     }
 
@@ -116,6 +116,11 @@ extension Session {
         // The spawn closes what it hands over; our spare copy of the control pipe's read end
         // keeps a reader present, so that writing to it can never raise SIGPIPE.
         let spareRead = fcntl(control.read, F_DUPFD_CLOEXEC, 3)
+        guard spareRead >= 0 else {
+            let reason = Posix.describe(errno)
+            for fd in [control.read, control.write, status.read, status.write] { Posix.closeQuietly(fd) }
+            throw ProcessAPIError(.spawnFailed, "Could not create a pipe: \(reason).")
+        }
         EngineDescriptors.keep(spareRead)
         let log = Posix.open(directory + "/shell.log", O_WRONLY | O_CREAT | O_APPEND, 0o600)
         let spec = SpawnSpec(
@@ -163,15 +168,17 @@ extension Session {
 
     /// An asynchronous command started as `pid` (the reporter's child). Read now, while the
     /// process most likely runs: it is the session's if it carries the session's tag, and its
-    /// parent is the reporter; later kills check it is still this process.
+    /// parent is the reporter; later kills check it is still this process. Out of descriptors,
+    /// it is read with the ``DescriptorReserve``'s.
     private func started(_ cmd: SessionCommand, pid: pid_t) {
         let tagEntry = Array("\(Self.tagVariable)=\(tag)".utf8)
-        let ours = { (entry: ProcessTable.Entry?) -> ProcessTable.Entry? in
-            guard let entry, entry.isAlive, ProcessTable.environment(of: entry.pid, contains: tagEntry) else { return nil }
-            return entry
+        var found = Self.identify(pid, tag: tagEntry, watchReporter: true)
+        if found.short {
+            // Read with the reserve's descriptors, and none kept: the reporter is not watched.
+            Posix.closeQuietly(found.reporterPidfd)
+            found = DescriptorReserve.released { Self.identify(pid, tag: tagEntry, watchReporter: false) }
         }
-        let entry = ours(ProcessTable.readEntry(pid))
-        let reporter = entry.flatMap { ours(ProcessTable.readEntry($0.parent)) }
+        let (entry, reporter) = (found.command, found.reporter)
         cmd.setPID(pid, identity: entry?.identity, reporter: reporter?.identity, group: entry?.group == pid ? pid : nil)
         // Its own group (bash) is not the shell's: the keeper ends it too if the server dies.
         if let group = cmd.group { GroupKeeper.shared.keep(group) }
@@ -180,8 +187,11 @@ extension Session {
         }
         // The reporter writes `E` as the command ends, then exits. A reporter gone without it
         // (killed) leaves the command to be reported here when its process ends.
-        guard let entry else { return }
-        whenEnded(reporter?.identity) { [weak self] in
+        guard let entry else {
+            Posix.closeQuietly(found.reporterPidfd)
+            return
+        }
+        let reporterEnded: @Sendable () -> Void = { [weak self] in
             Task {
                 await pause(0.1)  // the status reader takes in the reporter's last lines first
                 guard let self, !cmd.exited.isSet else { return }
@@ -192,25 +202,126 @@ extension Session {
                 }
             }
         }
-    }
-
-    /// Calls `body` once the process `identity` names has ended (a zombie counts), at once if it
-    /// is gone already (or `nil`). Watched through a pidfd on the monitor.
-    func whenEnded(_ identity: ProcessTable.Identity?, _ body: @escaping @Sendable () -> Void) {
-        guard let identity else { return body() }
-        let pidfd = pk_pidfd_open(identity.pid)
-        guard pidfd >= 0 else { return body() }
-        guard let now = ProcessTable.readEntry(identity.pid), now.identity == identity, now.isAlive else {
-            Posix.closeQuietly(pidfd)
-            return body()
+        guard found.reporterPidfd >= 0 else {
+            // Not watched: the reporter is gone, or this process is out of descriptors (its `E`
+            // line still reports the command; only a reporter killed goes unnoticed).
+            if found.reporterGone {
+                reporterEnded()
+            } else {
+                logger.warning(
+                    "could not watch the process that reports an asynchronous command: out of file descriptors",
+                    metadata: ["session": "\(id)", "pid": "\(pid)"])
+            }
+            return
         }
-        let watched = monitor.watch(pidfd) { _ in
-            body()
+        cmd.holdReporter(found.reporterPidfd)
+        let watched = monitor.watch(found.reporterPidfd) { _ in
+            cmd.dropReporter()
+            reporterEnded()
             return .close
         }
         if !watched {
-            Posix.closeQuietly(pidfd)
+            cmd.dropReporter()
+            Posix.closeQuietly(found.reporterPidfd)
+            reporterEnded()
+        }
+    }
+
+    /// What ``started(_:pid:)`` reads about an asynchronous command's process.
+    private struct Identified {
+        var command: ProcessTable.Entry?
+        var reporter: ProcessTable.Entry?
+        /// The reporter's pidfd (to watch), or -1.
+        var reporterPidfd: Int32 = -1
+        /// The reporter had ended already.
+        var reporterGone = false
+        /// Something could not be read for want of descriptors.
+        var short = false
+    }
+
+    /// Reads the command's process `pid` and its parent, the reporter, keeping them if they carry
+    /// the session's `tag`, and opens the reporter's pidfd to watch it (`watchReporter`), else
+    /// reads it only.
+    private static func identify(_ pid: pid_t, tag: [UInt8], watchReporter: Bool) -> Identified {
+        var found = Identified()
+        func ours(_ pid: pid_t) -> ProcessTable.Entry? {
+            switch ProcessTable.read(pid) {
+            case .found(let entry) where entry.isAlive:
+                guard let tagged = ProcessTable.environment(of: pid, contains: tag) else {
+                    found.short = true
+                    return nil
+                }
+                return tagged ? entry : nil
+            case .unreadable:
+                found.short = true
+                return nil
+            case .found, .gone:
+                return nil
+            }
+        }
+        guard let command = ours(pid) else { return found }
+        found.command = command
+        // The reporter's pidfd first, then its entry: the pidfd is the process read (same start time).
+        let pidfd = pk_pidfd_open(command.parent)
+        guard pidfd >= 0 else {
+            if errno == ESRCH { found.reporterGone = true } else { found.short = true }
+            return found
+        }
+        EngineDescriptors.keep(pidfd)
+        found.reporter = ours(command.parent)
+        if found.reporter == nil {
+            found.reporterGone = !found.short
+        } else if watchReporter {
+            found.reporterPidfd = pidfd
+            return found
+        }
+        Posix.closeQuietly(pidfd)
+        return found
+    }
+
+    /// Calls `body` once the process `identity` names has ended (a zombie counts), at once if it
+    /// is gone already (or `nil`). Watched through a pidfd on the monitor. Out of descriptors,
+    /// it is not watched and `body` is not called (the process is not known to have ended).
+    func whenEnded(_ identity: ProcessTable.Identity?, _ body: @escaping @Sendable () -> Void) {
+        guard let identity else { return body() }
+        enum Found: Sendable { case watching(Int32), gone, unknown }
+        /// Opens the pidfd and checks it is the process; keeps it to watch when `watch`.
+        func look(watch: Bool) -> Found {
+            let pidfd = pk_pidfd_open(identity.pid)
+            guard pidfd >= 0 else { return errno == ESRCH ? .gone : .unknown }
+            EngineDescriptors.keep(pidfd)
+            switch ProcessTable.read(identity.pid) {
+            case .found(let now) where now.identity == identity && now.isAlive:
+                if watch { return .watching(pidfd) }
+                Posix.closeQuietly(pidfd)
+                return .unknown
+            case .unreadable:
+                Posix.closeQuietly(pidfd)
+                return .unknown
+            case .found, .gone:
+                Posix.closeQuietly(pidfd)
+                return .gone
+            }
+        }
+        var found = look(watch: true)
+        // With the reserve's descriptors, only to learn whether it is gone (none is kept).
+        if case .unknown = found { found = DescriptorReserve.released { look(watch: false) } }
+        switch found {
+        case .gone:
             body()
+        case .unknown:
+            logger.warning(
+                "could not watch a process of the session: out of file descriptors",
+                metadata: ["session": "\(id)", "pid": "\(identity.pid)"])
+        case .watching(let pidfd):
+            let watched = monitor.watch(pidfd) { _ in
+                body()
+                return .close
+            }
+            if !watched {
+                Posix.closeQuietly(pidfd)
+                body()
+            }
         }
     }
 

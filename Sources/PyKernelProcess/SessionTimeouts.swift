@@ -18,7 +18,7 @@ extension Session {
         shell.child.signal(SIGUSR2)
         let known = LockedSet<pid_t>()
         let shellPID = shell.pid
-        let ended = await ProcessKiller.terminate(grace: configuration.killGracePeriod.inSeconds, hardLimit: 1) { [self] table in
+        let outcome = await ProcessKiller.terminate(grace: configuration.killGracePeriod.inSeconds, hardLimit: 1) { [self] table in
             if cmd.exited.isSet {
                 // The shell is free again and may be starting other commands: stop looking for
                 // new processes, finish off the ones already found.
@@ -32,7 +32,7 @@ extension Session {
             known.formUnion(mine)
             return known.contents()
         }
-        if !ended {
+        if !outcome.ended {
             logger.warning("processes survived SIGKILL while ending a command after its timeout", metadata: ["session": "\(id)"])
         }
         if await cmd.exited.waitUncancellable(timeout: configuration.killGracePeriod.inSeconds + 0.5) == nil {
@@ -46,7 +46,8 @@ extension Session {
     /// The processes of the shell that exist now (members of its process group and its
     /// descendants): what a synchronous command about to run did not start.
     static func processes(of shellPID: pid_t) -> Set<ProcessTable.Identity> {
-        let table = ProcessTable.snapshot()
+        var table = ProcessTable.snapshot()
+        if !table.isComplete { table = DescriptorReserve.released { ProcessTable.snapshot() } }
         return Set(table.members(ofGroups: [shellPID]).union(table.descendants(of: [shellPID])).compactMap { table.entries[$0]?.identity })
     }
 
@@ -60,7 +61,7 @@ extension Session {
         let groups: Set<pid_t> = cmd.group.map { [$0] } ?? []
         let identity = cmd.identity
         let known = LockedSet<pid_t>()
-        let ended = await ProcessKiller.terminate(grace: configuration.killGracePeriod.inSeconds, hardLimit: 1) { table in
+        let outcome = await ProcessKiller.terminate(grace: configuration.killGracePeriod.inSeconds, hardLimit: 1) { table in
             known.update { k in
                 if identity == nil || table.entries[subshell]?.identity == identity { k.insert(subshell) }
                 k.formUnion(table.members(ofGroups: groups))
@@ -68,7 +69,7 @@ extension Session {
                 return k
             }
         }
-        if !ended {
+        if !outcome.ended {
             logger.warning("processes survived SIGKILL while ending a command after its timeout", metadata: ["session": "\(id)"])
         }
         if await cmd.exited.wait(timeout: 1) == nil {

@@ -26,6 +26,8 @@ public enum ProcessErrorCode {
     public static let ptyExists = -32018
     /// `pty_exited`: `pty.input` or `pty.resize` after the program has exited.
     public static let ptyExited = -32019
+    /// `processes_running`: `session.delete` could not end every process of the session.
+    public static let processesRunning = -32020
 }
 
 extension RPCError {
@@ -43,6 +45,7 @@ extension RPCError {
         case .ptyNotFound: ProcessErrorCode.ptyNotFound
         case .ptyExists: ProcessErrorCode.ptyExists
         case .ptyExited: ProcessErrorCode.ptyExited
+        case .processesRunning: ProcessErrorCode.processesRunning
         case .shuttingDown: ApplicationErrorCode.shuttingDown
         case .invalidCwd, .invalidArgument: RPCError.Code.invalidParams
         default: RPCError.Code.internalError

@@ -39,9 +39,27 @@ struct ProcessKillerTests {
                 return found
             }
         }
-        #expect(ended)
+        #expect(ended == .ended)
         #expect(await root.exited.wait(timeout: 10) == 0)
         let written = try String(contentsOfFile: dir + "/out", encoding: .utf8)
         #expect(written.isEmpty, "subshells ran their next command after their child was signalled: \(written.split(separator: "\n").count) of 40")
+    }
+
+    /// Out of descriptors (EMFILE), /proc cannot be listed: the table read then was empty, the
+    /// killer took that for "every process ended", and `session.delete` and the shutdown answered
+    /// success while the session's commands ran on. An incomplete table ends nothing: the killer
+    /// goes on, signals what the caller reaches without a descriptor, and says it could not confirm.
+    @Test("a table that could not be read completely is not 'every process ended'")
+    func incompleteTableEndsNothing() async throws {
+        let sent = LockedSet<Int32>()
+        let outcome = await ProcessKiller.terminate(
+            grace: 0.1, hardLimit: 0.2, fallback: { signal in sent.formUnion([signal]) },
+            snapshot: { ProcessTable(entries: [:], isComplete: false) }
+        ) { _ in [] }
+        #expect(outcome == .unconfirmed)
+        #expect(sent.contents() == [SIGTERM, SIGKILL])
+        // The same empty table, read completely: nothing is left.
+        let complete = await ProcessKiller.terminate(grace: 0.1, hardLimit: 0.2, snapshot: { ProcessTable(entries: [:]) }) { _ in [] }
+        #expect(complete == .ended)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 import Testing
 
 @testable import PyKernelProcess
@@ -426,6 +427,40 @@ struct SessionTests {
         }
     }
 
+    /// A server out of descriptors could not read /proc and answered a deletion with success
+    /// while every process of the session ran on. A deletion it cannot confirm now says so and
+    /// keeps the session (listed, refusing commands) for another try; meanwhile it has ended what
+    /// it reaches without a descriptor: its shell's group, and its background command's group
+    /// while the command's reporter runs.
+    @Test("a deletion that cannot make sure every process ended keeps the session, and says so")
+    func unconfirmedDeletionKeepsTheSession() async throws {
+        let blind = Blindness()
+        try await withService({ configuration in
+            configuration.processTable = { blind.on.load(ordering: .relaxed) ? ProcessTable(entries: [:], isComplete: false) : ProcessTable.snapshot() }
+        }) { service, _ in
+            try await service.createSession(CreateSessionParams(id: "s"))
+            let shell = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: "echo $$"))
+            let shellPID = try #require(Int32(shell.stdout!.trimmingCharacters(in: .whitespacesAndNewlines)))
+            _ = try await service.executeSessionCommand(
+                SessionExecuteParams(session: "s", command: "sh -c 'sleep 1013 & sleep 1013'", runAsync: true))
+            #expect(await eventually { liveProcesses(withCommandLine: ["sleep", "1013"]).count == 2 })
+            blind.on.store(true, ordering: .relaxed)
+
+            let error = await expectAPIError(.processesRunning) { try await service.deleteSession(SessionParams(session: "s")) }
+            #expect(error?.message.contains("too many open files") == true, "\(String(describing: error))")
+            #expect(try await service.listSessions().map(\.sessionId) == ["s"])
+            await expectAPIError(.processesRunning) {
+                try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: "true"))
+            }
+            #expect(await eventually { liveProcesses(withCommandLine: ["sleep", "1013"]).isEmpty && !isAlive(shellPID) })
+
+            blind.on.store(false, ordering: .relaxed)
+            try await service.deleteSession(SessionParams(session: "s"))
+            await expectAPIError(.sessionNotFound) { try await service.getSession(SessionParams(session: "s")) }
+            #expect(try await service.listSessions().isEmpty)
+        }
+    }
+
     @Test("100 MB of output leaves memory flat and stays readable on disk")
     func hugeOutput() async throws {
         try await withService { service, _ in
@@ -500,4 +535,9 @@ final class LockedBox<Value: Sendable>: @unchecked Sendable {
     var value: Value { lock.withLock { storage } }
 
     func mutate(_ body: (inout Value) -> Void) { lock.withLock { body(&storage) } }
+}
+
+/// Whether the process table reads as a server out of descriptors reads it (incomplete).
+private final class Blindness: Sendable {
+    let on = Atomic<Bool>(false)
 }

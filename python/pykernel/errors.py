@@ -41,6 +41,7 @@ __all__ = [
     "RuntimeNotFoundError",
     "ReservedSessionError",
     "SpawnFailedError",
+    "ProcessesRunningError",
     "PyKernelTimeoutError",
     "PyKernelNotFoundError",
     "PyKernelConnectionError",
@@ -224,6 +225,15 @@ class SpawnFailedError(PyKernelError):
     REASON = "spawn_failed"
 
 
+class ProcessesRunningError(PyKernelError):
+    """-32020: ``session.delete`` could not end every process of the session (they survived
+    SIGKILL, or the server is out of file descriptors); the session stays listed, and deleting it
+    again tries again."""
+
+    CODE = -32020
+    REASON = "processes_running"
+
+
 class PyKernelTimeoutError(PyKernelError, TimeoutError):
     """A run exceeded its timeout (``status == "timeout"``).
 
@@ -272,6 +282,7 @@ _SERVER_ERRORS = (
     RuntimeNotFoundError,
     ReservedSessionError,
     SpawnFailedError,
+    ProcessesRunningError,
 )
 _BY_CODE: Dict[int, Type[PyKernelError]] = {cls.CODE: cls for cls in _SERVER_ERRORS if cls.CODE is not None}
 _BY_REASON: Dict[str, Type[PyKernelError]] = {cls.REASON: cls for cls in _SERVER_ERRORS if cls.REASON is not None}

@@ -611,7 +611,8 @@ class ProcessMixin:
 
     def delete_session(self, session_id: str) -> None:
         """``session.delete``: ends the shell and every process it started (TERM, grace, KILL).
-        ``entrypoint`` is error -32015."""
+        ``entrypoint`` is error -32015; a session whose processes could not all be ended is
+        :class:`~pykernel.errors.ProcessesRunningError` (-32020): it stays listed, call again."""
         self.call("session.delete", {"session": session_id})
 
     def get_entrypoint_session(self) -> Session:

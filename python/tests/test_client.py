@@ -267,6 +267,7 @@ def test_invalid_params_raise_invalid_params_error(kernel, tmp_path):
     ({"code": -32005, "message": "m", "data": {"reason": "shutting_down"}}, "ShuttingDownError"),
     ({"code": -32010, "message": "m", "data": {"reason": "session_not_found"}}, "SessionNotFoundError"),
     ({"code": -32014, "message": "m", "data": {"reason": "runtime_not_found"}}, "RuntimeNotFoundError"),
+    ({"code": -32020, "message": "m", "data": {"reason": "processes_running"}}, "ProcessesRunningError"),
     ({"code": -32602, "message": "m", "data": {"reason": "invalid_cwd", "field": "cwd"}}, "InvalidParamsError"),
     ({"code": -32099, "message": "m", "data": {"reason": "context_deleted"}}, "ContextDeletedError"),
     ({"code": -32099, "message": "m", "data": {"reason": "something_new"}}, "PyKernelError"),

@@ -477,6 +477,41 @@ def out_of_descriptors_server(pykernel_bin, tmp_path, marker):
                      preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)))
 
 
+def start_sleepers(server, marker):
+    server.result("session.create", {"id": "victim"})
+    server.result("session.exec", {"session": "victim", "command": "sleep 1031.1", "run_async": True})
+    server.result("session.exec", {"session": "victim", "command": "sh -c 'sleep 1031.2 & sleep 1031.3'", "run_async": True})
+    sleeping = lambda: sorted(b" ".join(cmdline(pid)) for pid in marked_pids(marker) if cmdline(pid)[:1] == [b"sleep"])
+    assert wait_until(lambda: len(sleeping()) == 3, 10), sleeping()
+
+
+@pytest.mark.parametrize("ender", ["session.delete", "end of input"])
+def test_a_session_ended_while_the_server_is_out_of_descriptors_ends_its_processes(pykernel_bin, tmp_path, ender):
+    """Out of descriptors (EMFILE), the server could not list /proc: the empty table it read was
+    taken for "every process ended", `session.delete` answered {} and the shutdown exited 0 while
+    the session's shell, its commands' subshells and every `sleep` ran on, adopted by init. The
+    killer reads /proc with descriptors it holds in reserve, and an incomplete read ends nothing."""
+    marker = uuid.uuid4().hex
+    server = out_of_descriptors_server(pykernel_bin, tmp_path, marker)
+    try:
+        start_sleepers(server, marker)
+        assert server.result("code.run", {"code": TAKE_EVERY_DESCRIPTOR})["stdout"] == "24\n"  # EMFILE
+        if ender == "session.delete":
+            answer = server.call("session.delete", {"session": "victim"}, timeout=30)
+            assert answer.get("result") == {}, answer
+            left = [cmdline(pid) for pid in marked_pids(marker) if pid != server.process.pid]
+            assert left == [], left
+            server.result("code.run", {"code": GIVE_BACK})
+            assert server.result("session.list")["sessions"] == []
+        server.close_stdin()
+        assert server.wait_exit(30) == 0
+        assert wait_until(lambda: not marked_pids(marker), 5), [cmdline(pid) for pid in marked_pids(marker)]
+    finally:
+        server.kill()
+        for pid in marked_pids(marker):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_a_shell_started_with_the_last_descriptors_is_watched_or_refused(pykernel_bin, tmp_path):
     """With a few descriptors left, starting a session's shell failed at one step or another. With
     exactly one left for the spawn, swift-subprocess took it to open the working directory, and
