@@ -213,13 +213,22 @@ final class CommandLog: Sendable {
 }
 
 /// The three logs of a session command: `stdout`, `stderr`, and `output` (both, in arrival
-/// order, by whole characters: ``CharacterInterleaver``).
+/// order, by whole characters: ``CharacterInterleaver``). Each stream is written as text (its
+/// invalid UTF-8 as U+FFFD, ``UTF8Sanitizer``), so that the logs' sizes, what results keep and
+/// what they count as omitted are bytes of the text, as in every capped stream (``HeadTailBuffer``).
 final class CommandLogs: OutputSink {
     let stdout: CommandLog
     let stderr: CommandLog
     let output: CommandLog
+
+    private struct Writer {
+        var interleaver = CharacterInterleaver()
+        /// The sanitizers of stdout and stderr.
+        var text = [UTF8Sanitizer(), UTF8Sanitizer()]
+    }
+
     /// Also orders the writes of the monitor thread and the service's notes in `output`.
-    private let interleaver = Mutex(CharacterInterleaver())
+    private let writer = Mutex(Writer())
 
     init(directory: String, limit: Int, logger: Logger) throws(ProcessAPIError) {
         stdout = try CommandLog(base: directory + "/stdout", limit: limit, logger: logger)
@@ -236,17 +245,33 @@ final class CommandLogs: OutputSink {
         output.park()
     }
 
-    /// Appends output of `stream` to its log and to the interleaved one.
+    /// Appends output of `stream`, as text, to its log and to the interleaved one.
     func write(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) {
-        interleaver.withLock { interleaver in
-            log(stream).append(bytes)
-            interleaver.append(stream, bytes) { output.append($0) }
+        writer.withLock { w in
+            let index = stream == .stdout ? 0 : 1
+            let log = log(stream)
+            var text = w.text[index]
+            text.append(bytes.bindMemory(to: UInt8.self)) { valid in
+                log.append(UnsafeRawBufferPointer(valid))
+                w.interleaver.append(stream, UnsafeRawBufferPointer(valid)) { output.append($0) }
+            }
+            w.text[index] = text
         }
     }
 
-    /// `stream` has ended: a character it left incomplete enters `output` as U+FFFD.
+    /// `stream` has ended: a character it left incomplete enters its log and `output` as U+FFFD.
     func end(_ stream: OutputStreamName) {
-        interleaver.withLock { $0.end(stream) { output.append($0) } }
+        writer.withLock { w in
+            let index = stream == .stdout ? 0 : 1
+            let log = log(stream)
+            var text = w.text[index]
+            text.finish { valid in
+                log.append(UnsafeRawBufferPointer(valid))
+                w.interleaver.append(stream, UnsafeRawBufferPointer(valid)) { output.append($0) }
+            }
+            w.text[index] = text
+            w.interleaver.end(stream) { output.append($0) }
+        }
     }
 
     /// Appends a note from the service to the stderr and output logs.

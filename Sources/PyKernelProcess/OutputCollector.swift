@@ -2,8 +2,9 @@ import PyKernelSupport
 import Synchronization
 
 /// Collects a pump's output in memory under the one output rule (`HeadTailBuffer`): each
-/// stream and the interleaved one keep their first and last bytes and count what was cut.
-/// The interleaved stream takes the streams' bytes by whole characters (``CharacterInterleaver``).
+/// stream and the interleaved one are taken as text, keep their first and last bytes and count
+/// what was cut. The interleaved stream takes the streams' bytes by whole characters
+/// (``CharacterInterleaver``): with one stream silent it is the other, byte for byte.
 final class OutputCollector: OutputSink {
     private struct Buffers {
         var stdout: HeadTailBuffer

@@ -2,9 +2,15 @@
 /// than `limit` bytes, keep the first `limit / 2` bytes and the last `limit - limit / 2`, and
 /// count the bytes cut between them.
 ///
-/// Both ends are moved to character boundaries (a character split by a cut is cut whole, and
-/// counted in ``omittedBytes``), so the kept text is valid wherever the source was.
-/// Memory stays within `limit` plus one appended chunk, whatever the stream's length.
+/// The stream is taken as text: its invalid UTF-8 becomes U+FFFD as it is appended
+/// (``UTF8Sanitizer``: as the whole stream decodes), and every count — the limit, the head and
+/// tail, ``totalBytes``, ``omittedBytes`` — is in bytes of that text. So the kept text is at most
+/// `limit` bytes however invalid the stream, and its length plus ``omittedBytes`` is the text's
+/// full length (a stray byte counts 3, the length of U+FFFD). Both ends are moved to character
+/// boundaries (a character split by a cut is cut whole, and counted in ``omittedBytes``). A
+/// character still incomplete at the end counts as the stream's end makes it, U+FFFD, in what
+/// is read; a later append can still complete it. Memory stays within `limit` plus one appended
+/// chunk, whatever the stream's length.
 package struct HeadTailBuffer: Sendable {
     /// The most bytes kept (head plus tail).
     package let limit: Int
@@ -12,8 +18,10 @@ package struct HeadTailBuffer: Sendable {
     private var tail: [UInt8] = []
     /// Index in `tail` where the kept tail starts (compacted lazily, without quadratic copying).
     private var tailStart = 0
-    /// Every byte appended so far.
-    package private(set) var totalBytes = 0
+    /// Every byte of text taken so far (a character still incomplete not counted).
+    private var takenBytes = 0
+    /// Makes the appended bytes text.
+    private var sanitizer = UTF8Sanitizer()
 
     /// A buffer that keeps at most `limit` bytes (a negative limit counts as 0).
     package init(limit: Int) { self.limit = max(0, limit) }
@@ -21,10 +29,32 @@ package struct HeadTailBuffer: Sendable {
     private var headLimit: Int { limit / 2 }
     private var tailLimit: Int { limit - limit / 2 }
 
+    /// The length of the stream's text so far, in bytes.
+    package var totalBytes: Int { ended.takenBytes }
+
+    /// The buffer as it is once the stream ends now: a character still incomplete taken as U+FFFD.
+    private var ended: HeadTailBuffer {
+        guard !sanitizer.held.isEmpty else { return self }
+        var ended = self
+        var sanitizer = ended.sanitizer
+        ended.sanitizer = UTF8Sanitizer()
+        sanitizer.finish { ended.take($0) }
+        return ended
+    }
+
     /// Appends the next bytes of the stream.
     package mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
         guard !bytes.isEmpty else { return }
-        totalBytes += bytes.count
+        var sanitizer = self.sanitizer
+        self.sanitizer = UTF8Sanitizer()
+        sanitizer.append(bytes) { take($0) }
+        self.sanitizer = sanitizer
+    }
+
+    /// Keeps what the rule keeps of the next valid bytes of the stream.
+    private mutating func take(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard !bytes.isEmpty else { return }
+        takenBytes += bytes.count
         var rest = bytes[...]
         if head.count < headLimit, tail.isEmpty {
             let taken = rest.prefix(headLimit - head.count)
@@ -71,11 +101,15 @@ package struct HeadTailBuffer: Sendable {
 
     /// The kept head and tail, each cut at a character boundary, and the bytes cut between them.
     package func parts() -> (head: ArraySlice<UInt8>, tail: ArraySlice<UInt8>, omittedBytes: Int) {
-        guard isTruncated else { return (head[...] + tail[tailStart...], [], 0) }
+        ended.keptParts()
+    }
+
+    private func keptParts() -> (head: ArraySlice<UInt8>, tail: ArraySlice<UInt8>, omittedBytes: Int) {
+        guard takenBytes > limit else { return (head[...] + tail[tailStart...], [], 0) }
         let keptHead = head.prefix(UTF8Text.completePrefixLength(head))
         let rawTail = tail[tailStart...]
         let keptTail = rawTail.dropFirst(UTF8Text.leadingContinuationCount(rawTail))
-        return (keptHead, keptTail, totalBytes - keptHead.count - keptTail.count)
+        return (keptHead, keptTail, takenBytes - keptHead.count - keptTail.count)
     }
 
     /// The rule applied to a whole text at once, its middle never copied (the `repr` of a 3 GB
@@ -122,11 +156,12 @@ package struct HeadTailBuffer: Sendable {
 
     /// The kept text: the head and the tail joined, with nothing between them.
     package func text() -> String {
+        let ended = self.ended
         // Nothing cut, and all of it in the head (a run's usual output): no joined copy.
-        if !isTruncated, tailStart == tail.count {
-            return head.withUnsafeBufferPointer { String(decoding: $0, as: UTF8.self) }
+        if ended.takenBytes <= limit, ended.tailStart == ended.tail.count {
+            return ended.head.withUnsafeBufferPointer { String(decoding: $0, as: UTF8.self) }
         }
-        let (head, tail, _) = parts()
+        let (head, tail, _) = ended.keptParts()
         return UTF8Text.decode(head + tail)
     }
 }

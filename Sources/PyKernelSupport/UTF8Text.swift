@@ -35,3 +35,72 @@ package enum UTF8Text {
         return count
     }
 }
+
+/// Makes a byte stream, cut anywhere, valid UTF-8 as it comes: each invalid sequence becomes
+/// U+FFFD exactly as decoding the whole stream at once makes it (`String(decoding:as:)`, one
+/// U+FFFD per maximal invalid subpart), so that the stream's text, and its length in bytes, are
+/// known while it grows. The bytes of a character incomplete at the end of a write are held (at
+/// most 3) until the next write completes it; one it does not continue, or the stream's end,
+/// makes them U+FFFD.
+///
+/// Decoding is local at the places the stream is split here (after a complete character, or
+/// before a byte that continues none): the pieces' texts joined are the whole stream's text.
+package struct UTF8Sanitizer: Sendable {
+    /// The bytes of a character incomplete so far: a lead byte and the continuation bytes after it.
+    package private(set) var held: [UInt8] = []
+
+    package init() {}
+
+    /// Passes the text of the next bytes of the stream to `emit`, in one or more valid pieces,
+    /// holding back an incomplete character at their end.
+    package mutating func append(_ bytes: UnsafeBufferPointer<UInt8>, emit: (UnsafeBufferPointer<UInt8>) -> Void) {
+        var rest = bytes[...]
+        if !held.isEmpty {
+            let needed = Self.sequenceLength(held[0])
+            while held.count < needed, let byte = rest.first, byte & 0xC0 == 0x80 {
+                held.append(byte)
+                rest = rest.dropFirst()
+            }
+            // Still incomplete, and nothing else came: wait for the stream's next write.
+            if held.count < needed && rest.isEmpty { return }
+            // Complete (valid or not), or cut short by a byte that continues no character.
+            let piece = held
+            held = []
+            Self.emitValid(piece[...], emit)
+        }
+        let complete = UTF8Text.completePrefixLength(rest)
+        if complete > 0 { Self.emitValid(rest.prefix(complete), emit) }
+        held = Array(rest.dropFirst(complete))
+    }
+
+    /// The stream has ended: a character it left incomplete is passed to `emit` as U+FFFD.
+    package mutating func finish(emit: (UnsafeBufferPointer<UInt8>) -> Void) {
+        guard !held.isEmpty else { return }
+        let piece = held
+        held = []
+        Self.emitValid(piece[...], emit)
+    }
+
+    /// Emits `bytes` as they are when they are valid UTF-8, else their decoding.
+    private static func emitValid(_ bytes: ArraySlice<UInt8>, _ emit: (UnsafeBufferPointer<UInt8>) -> Void) {
+        bytes.withUnsafeBufferPointer { emitValid($0, emit) }
+    }
+
+    private static func emitValid(_ bytes: Slice<UnsafeBufferPointer<UInt8>>, _ emit: (UnsafeBufferPointer<UInt8>) -> Void) {
+        emitValid(UnsafeBufferPointer(rebasing: bytes), emit)
+    }
+
+    private static func emitValid(_ bytes: UnsafeBufferPointer<UInt8>, _ emit: (UnsafeBufferPointer<UInt8>) -> Void) {
+        guard !bytes.isEmpty else { return }
+        // ASCII (the usual output) passes untouched; anything else is decoded, which copies it
+        // once (valid UTF-8 comes out the same).
+        if !bytes.contains(where: { $0 >= 0x80 }) { return emit(bytes) }
+        var text = String(decoding: bytes, as: UTF8.self)
+        text.withUTF8 { emit($0) }
+    }
+
+    /// The length of the sequence a lead byte starts (1 for a byte that starts none).
+    private static func sequenceLength(_ lead: UInt8) -> Int {
+        lead & 0xE0 == 0xC0 ? 2 : lead & 0xF0 == 0xE0 ? 3 : lead & 0xF8 == 0xF0 ? 4 : 1
+    }
+}

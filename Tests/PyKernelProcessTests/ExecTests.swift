@@ -166,6 +166,29 @@ struct ExecTests {
         }
     }
 
+    /// Over the limit, invalid UTF-8 was cut as bytes and decoded afterwards (each kept byte 3
+    /// bytes of U+FFFD: 3 times the limit kept), and the interleaved result, whose incomplete
+    /// characters became U+FFFD before it was cut, differed from stdout with stderr empty. Every
+    /// stream is text as it arrives, capped and counted in bytes of that text.
+    @Test("invalid UTF-8 over the limit: result is stdout, the limit bounds the text kept, kept plus omitted is its length")
+    func invalidOutputOverTheLimit() async throws {
+        try await withService({ $0.outputLimit = 1000 }) { service, _ in
+            let commands: [(command: String, text: String)] = [
+                ("head -c 3000 /dev/zero | tr '\\0' '\\377'", String(repeating: "\u{FFFD}", count: 3000)),
+                ("for i in $(seq 700); do printf 'a\\351'; done", String(repeating: "a\u{FFFD}", count: 700)),
+            ]
+            for (command, text) in commands {
+                let response = try await service.exec(ExecParams(command: command))
+                #expect(response.stderr.isEmpty)
+                #expect(response.result == response.stdout, "\(command)")
+                #expect(response.resultOmittedBytes == response.stdoutOmittedBytes, "\(command)")
+                #expect(response.stdout.utf8.count <= 1000, "\(command): \(response.stdout.utf8.count) bytes kept")
+                #expect(response.stdout.utf8.count + response.stdoutOmittedBytes == text.utf8.count, "\(command)")
+                #expect(text.hasPrefix(String(response.stdout.prefix(100))) && text.hasSuffix(String(response.stdout.suffix(100))))
+            }
+        }
+    }
+
     @Test("cancelling the calling task kills the command")
     func cancellation() async throws {
         try await withService { service, _ in

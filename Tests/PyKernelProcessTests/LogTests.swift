@@ -101,4 +101,31 @@ struct BoundedLogTests {
             #expect(text.hasPrefix("start\n") && text.hasSuffix("\nend\n"))
         }
     }
+
+    /// A session command's logs were written as the bytes came and decoded when read: over the
+    /// limit, invalid UTF-8 was kept as up to 3 times the limit of U+FFFD, counted in bytes as
+    /// written. Its streams are now written as text, as every capped stream is.
+    @Test("invalid UTF-8 over the limit: output is stdout, the limit bounds the text kept, kept plus omitted is its length")
+    func invalidOutputOverTheLimit() async throws {
+        try await withService({ $0.outputLimit = 1000 }) { service, _ in
+            try await service.createSession(CreateSessionParams(id: "s"))
+            let text = String(repeating: "\u{FFFD}", count: 3000) + String(repeating: "a\u{FFFD}", count: 700)
+            let command = "head -c 3000 /dev/zero | tr '\\0' '\\377'; for i in $(seq 700); do printf 'a\\351'; done"
+            let sync = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: command))
+            let background = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: command, runAsync: true))
+            let logs = try await service.sessionLogs(SessionLogsParams(session: "s", cmdId: background.cmdId, follow: true))
+            let results: [(output: String?, stdout: String?, outputOmitted: Int?, stdoutOmitted: Int?)] = [
+                (sync.output, sync.stdout, sync.outputOmittedBytes, sync.stdoutOmittedBytes),
+                (logs.output, logs.stdout, logs.outputOmittedBytes, logs.stdoutOmittedBytes),
+            ]
+            for (output, stdout, outputOmitted, stdoutOmitted) in results {
+                let stdout = try #require(stdout)
+                #expect(output == stdout)
+                #expect(outputOmitted == stdoutOmitted)
+                #expect(stdout.utf8.count <= 1000, "\(stdout.utf8.count) bytes kept")
+                #expect(stdout.utf8.count + (stdoutOmitted ?? 0) == text.utf8.count)
+                #expect(text.hasPrefix(String(stdout.prefix(100))) && text.hasSuffix(String(stdout.suffix(100))))
+            }
+        }
+    }
 }

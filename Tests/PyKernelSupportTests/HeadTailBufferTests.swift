@@ -92,6 +92,42 @@ struct HeadTailBufferTests {
         #expect(buffer.markedText() == ("ab\n[... 4 bytes omitted: longer than max_output_bytes ...]\ngh", 4))
     }
 
+    /// Over the limit, a stream of invalid UTF-8 was cut as bytes and decoded afterwards: each
+    /// kept byte became U+FFFD (3 bytes), so 10 MiB kept were 30 MiB of text, while the omitted
+    /// count was in bytes as written. The stream is now text as it arrives: the limit bounds the
+    /// text kept, and kept plus omitted is the text's whole length.
+    @Test("An invalid stream is capped as its text: at most the limit kept, kept plus omitted its length")
+    func invalidStreamCappedAsText() {
+        let stream: [UInt8] = Array(repeating: 0xFF, count: 12) + Array("é".utf8) + [0xE9, 0x61] + Array(repeating: 0x80, count: 5)
+        let text = String(decoding: stream, as: UTF8.self)
+        for limit in [0, 1, 6, 10, 31, 100] {
+            for chunk in [1, 2, 3, 7, stream.count] {
+                var buffer = HeadTailBuffer(limit: limit)
+                var start = 0
+                while start < stream.count {
+                    buffer.append(stream[start..<min(stream.count, start + chunk)])
+                    start += chunk
+                }
+                let kept = buffer.text()
+                #expect(kept.utf8.count <= limit, "limit \(limit), chunks of \(chunk): \(kept.utf8.count) bytes kept")
+                #expect(kept.utf8.count + buffer.omittedBytes == text.utf8.count, "limit \(limit), chunks of \(chunk)")
+                #expect(buffer.totalBytes == text.utf8.count)
+                #expect(text.hasPrefix(String(decoding: buffer.parts().head, as: UTF8.self)))
+                #expect(text.hasSuffix(String(decoding: buffer.parts().tail, as: UTF8.self)))
+                if limit >= text.utf8.count { #expect(kept == text && !buffer.isTruncated) }
+            }
+        }
+    }
+
+    @Test("A character incomplete at the end reads as U+FFFD, and is still completed by the next bytes")
+    func incompleteCharacterAtTheEnd() {
+        var buffer = HeadTailBuffer(limit: 100)
+        buffer.append([0x61, 0xE2, 0x82])
+        #expect(buffer.text() == "a\u{FFFD}" && buffer.totalBytes == 4)
+        buffer.append([0xAC])
+        #expect(buffer.text() == "a€" && buffer.totalBytes == 4)
+    }
+
     @Test("A limit of zero keeps nothing and counts everything")
     func zeroLimit() {
         var buffer = HeadTailBuffer(limit: 0)
@@ -189,5 +225,53 @@ struct LineSplitterTests {
         var count = 0
         let going = Array("a\nb\nc\n".utf8).withUnsafeBytes { splitter.feed($0) { _ in count += 1; return count < 2 } }
         #expect(!going && count == 2)
+    }
+}
+
+@Suite("UTF8Sanitizer: a stream made text as it comes")
+struct UTF8SanitizerTests {
+    /// Sanitizes `bytes` cut into the pieces `cuts` marks; returns the text's bytes.
+    private func sanitize(_ bytes: [UInt8], cuts: [Int]) -> [UInt8] {
+        var sanitizer = UTF8Sanitizer()
+        var out: [UInt8] = []
+        var start = 0
+        for end in cuts + [bytes.count] where end >= start {
+            bytes[start..<end].withUnsafeBufferPointer { piece in
+                sanitizer.append(piece) { out += $0 }
+            }
+            start = end
+        }
+        sanitizer.finish { out += $0 }
+        return out
+    }
+
+    @Test("However a stream is cut, its pieces make the text of the whole stream decoded at once")
+    func anyCutGivesTheWholeStreamsText() {
+        // Valid characters of every length, and the invalid sequences decoders disagree on:
+        // overlong forms, surrogates, bytes above U+10FFFF, stray continuations, lead bytes cut short.
+        let atoms: [[UInt8]] = [
+            [0x41], [0xC3, 0xA9], [0xE2, 0x82, 0xAC], [0xF0, 0x9F, 0x98, 0x80], [0xFF], [0x80], [0xC3],
+            [0xE2, 0x82], [0xF0, 0x9F], [0xE0, 0x80, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80],
+            [0xC0, 0xAF], [0xF8, 0x88, 0x80, 0x80, 0x80], [0xF0, 0x80], [0xE0, 0xA0],
+        ]
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<3000 {
+            let stream = (0..<Int.random(in: 1...12, using: &random)).flatMap { _ in atoms.randomElement(using: &random)! }
+            let cuts = (0..<Int.random(in: 0...5, using: &random)).map { _ in Int.random(in: 0...stream.count, using: &random) }.sorted()
+            let expected = Array(String(decoding: stream, as: UTF8.self).utf8)
+            #expect(sanitize(stream, cuts: cuts) == expected, "\(stream) cut at \(cuts)")
+        }
+    }
+
+    @Test("An incomplete character is held until the next bytes complete it or the stream ends")
+    func holding() {
+        var sanitizer = UTF8Sanitizer()
+        var out: [UInt8] = []
+        [UInt8]([0x61, 0xF0, 0x9F]).withUnsafeBufferPointer { sanitizer.append($0) { out += $0 } }
+        #expect(out == [0x61] && sanitizer.held == [0xF0, 0x9F])
+        [UInt8]([0x98]).withUnsafeBufferPointer { sanitizer.append($0) { out += $0 } }
+        #expect(out == [0x61] && sanitizer.held == [0xF0, 0x9F, 0x98])
+        sanitizer.finish { out += $0 }
+        #expect(out == Array("a\u{FFFD}".utf8) && sanitizer.held.isEmpty)
     }
 }

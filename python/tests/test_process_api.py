@@ -250,6 +250,23 @@ def test_a_character_a_stream_leaves_incomplete_is_one_replacement_character(pk)
 # ---------------------------------------------------------------- process.code_run
 
 
+def test_invalid_utf8_over_the_limit_is_capped_as_its_text(pk):
+    """Over 10 MiB of bytes that are not UTF-8: the streams were cut as bytes and decoded afterwards
+    (10 MiB kept became 30 MiB of U+FFFD) and the interleaved `result`, whose incomplete characters
+    were decoded before the cut, differed from `stdout` with stderr empty. The streams are text as
+    they arrive: the 10 MiB cap bounds the text kept, counts are bytes of it, `result` is `stdout`."""
+    limit = 10 * 1024 * 1024
+    for command, text_bytes in [("head -c 11000000 /dev/zero | tr '\\0' '\\377'", 3 * 11_000_000),
+                                ("python3 -c \"import sys; sys.stdout.buffer.write(b'a\\xe9' * 5500000)\"", 4 * 5_500_000)]:
+        response = pk.exec(command, timeout=120)
+        assert response.stderr == ""
+        assert response.result == response.stdout
+        assert response.result_omitted_bytes == response.stdout_omitted_bytes
+        kept = len(response.stdout.encode())
+        assert kept <= limit and response.stdout_truncated
+        assert kept + response.stdout_omitted_bytes == text_bytes
+
+
 def test_code_run_stateless_greet(pk):
     code = 'def greet(name):\n    return f"Hello, {name}!"\n\nprint(greet("Daytona"))\n'
     response = pk.code_run(code)

@@ -481,6 +481,19 @@ def test_answers_of_pipelined_runs_arrive_while_a_later_run_goes_on(raw):
     assert raw.response(slow, timeout=10)["result"]["status"] == "ok"
 
 
+def test_invalid_utf8_output_is_capped_as_its_text(raw):
+    """Bytes that are not UTF-8 were cut at max_output_bytes as bytes and decoded afterwards: each
+    kept byte became U+FFFD, 3 bytes, so the result kept 3 times the limit, and the omitted count
+    was in bytes as written. Output is text as it arrives: the limit and the counts are its bytes."""
+    reply = raw.result("code.run", {"code": "import os\nos.write(1, b'\\xff' * 3000)\nos.write(1, b'a\\xe9' * 500)",
+                                    "max_output_bytes": 1000})
+    text = "\ufffd" * 3000 + "a\ufffd" * 500
+    kept = reply["stdout"]
+    assert len(kept.encode()) <= 1000 and reply["stdout_truncated"] is True
+    assert len(kept.encode()) + reply["stdout_omitted_bytes"] == len(text.encode())
+    assert text.startswith(kept[:100]) and text.endswith(kept[-100:])
+
+
 def test_notifications_precede_their_response_and_carry_every_byte(raw):
     id = raw.request("code.run", {"code": "import sys\nfor i in range(2000):\n    print('line', i)\n"
                                           "sys.stderr.write('done');", "max_output_bytes": 100})
