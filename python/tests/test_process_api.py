@@ -823,6 +823,18 @@ def test_a_session_commands_timeout_ends_what_it_started_outside_its_tree(pk):
     assert sleeping(marker, 1044) and pk.get_session_command("leaky", other.cmd_id).exit_code is None
 
 
+def test_an_async_commands_timeout_reports_how_the_command_ended(pk):
+    """docs/process-api.md said a timed-out asynchronous command's exit_code "is then 143": a
+    program that ignores SIGTERM is SIGKILLed after the grace and reports 137, one that handles it
+    reports its own status. The sentence now says so; this holds it to what the server does."""
+    pk.create_session("timed")
+    commands = {"sleep 30": 143, "trap 'exit 3' TERM; sleep 30 & wait": 3, "trap '' TERM; sleep 30": 137}
+    ids = {pk.execute_session_command("timed", command, 1, run_async=True).cmd_id: code for command, code in commands.items()}
+    for cmd_id, code in ids.items():
+        logs = pk.get_session_command_logs("timed", cmd_id, on_stdout=lambda _: None)
+        assert logs.exit_code == code, (pk.get_session_command("timed", cmd_id).command, logs.exit_code)
+
+
 def test_a_session_commands_trace_holds_only_its_own_lines(pk):
     # `set -x` traces the command's lines, one level deeper as bash traces a sourced script, and
     # nothing of what runs them.
