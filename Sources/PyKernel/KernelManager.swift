@@ -426,7 +426,8 @@ public final class KernelManager: Sendable {
     /// (``KernelConfiguration/timeoutGracePeriod``) has passed, the run is answered `interrupted`
     /// whatever the code does, and while that code still occupies the interpreter new runs are
     /// refused with ``KernelError/Code/interpreterBusy``.
-    /// - Returns: `false` when nothing was running (or about to begin) there.
+    /// - Returns: `false` when nothing was running (or about to begin) there, or its run's timeout
+    ///   stopped it already (it ends `timeout`: a run's first stop decides).
     /// - Throws: ``KernelError/Code/contextNotFound``.
     @discardableResult
     public func interrupt(_ context: ContextID) throws(KernelError) -> Bool {

@@ -51,7 +51,12 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
         /// Records `stop`, requested at `now`; returns whether waiters must be woken: the watchdog
         /// (a first interrupt: it now watches the grace period) and a wait for input (it ends).
-        mutating func record(_ stop: Stop, at now: ContinuousClock.Instant) -> Bool {
+        /// A run gets one kind of stop, its first, which decides everything: the status it ends
+        /// with, the exception raised, its repeats. A stop of the other kind after it is refused
+        /// (`nil`): an interrupt once the timeout was decided, the deadline of a run interrupted
+        /// already; else the exception raised could contradict the status.
+        mutating func record(_ stop: Stop, at now: ContinuousClock.Instant) -> Bool? {
+            if let firstStop, firstStop != stop { return nil }
             let firstInterrupt = stop == .interrupt && interrupted == nil
             if firstStop == nil { firstStop = stop }
             if firstInterrupt { interrupted = now }
@@ -358,7 +363,8 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         return true
     }
 
-    /// Interrupts the run in progress in `context` (`nil` when none is) without waking the watchdog
+    /// Interrupts the run in progress in `context` (`nil` when none is, or its timeout stopped it
+    /// already: see ``CurrentRun/record(_:at:)``) without waking the watchdog
     /// yet: the caller calls the returned function soon after (a few ms at most), which wakes it
     /// only if the run is still in progress then. An interrupted run usually ends within a few
     /// hundred µs, and a thread woken meanwhile competes for the processor with the run's end on a
@@ -400,7 +406,8 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         }
         // A run answered already (stuck past its grace period: its code still holds the
         // interpreter) has no answer left to end `interrupted`: nothing is in progress to stop.
-        guard !run.reported else {
+        // Nor has one its timeout stopped already: it ends `timeout` (its first stop decides).
+        guard !run.reported, run.firstStop.map({ $0 == .interrupt }) ?? true else {
             lock.unlock()
             return nil
         }
@@ -566,7 +573,8 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         if pthread_kill(thread, number) == EAGAIN { kill(getpid(), number) }
     }
 
-    /// Records `stop` for the current run; returns the signal to send after unlocking.
+    /// Records `stop` for the current run; returns the signal to send after unlocking (`nil`
+    /// when refused: see ``CurrentRun/record(_:at:)``).
     private func requestLocked(_ stop: Stop) -> Signal? {
         // In place, in one access (reading a member through the optional copies the whole run:
         // this is on a stop's path).
@@ -770,7 +778,8 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                 // A stop requested before (it set `nextSignal`) and still not taken at its repeat.
                 if due, run.nextSignal != nil, pendingStop != nil { forward = (SIGINT, now - run.started, run.serial) }
                 var limits: [(ContinuousClock.Instant, Stop)] = []
-                if let timeout = run.timeout {
+                // The deadline of a run interrupted first is not its stop (nor its answer).
+                if let timeout = run.timeout, run.firstStop.map({ $0 != .interrupt }) ?? true {
                     let deadline = run.started + timeout
                     let stop = Stop.timeout(seconds: timeout.seconds)
                     if now >= deadline {

@@ -253,7 +253,8 @@ public final class KernelContexts: Sendable {
 
     /// Interrupts the run in progress in a context (`KeyboardInterrupt` where the code is). A
     /// process context's run that has not stopped after the grace period is ended with its worker.
-    /// - Returns: `false` when nothing was running there.
+    /// - Returns: `false` when nothing was running there, or its run's timeout stopped it already
+    ///   (it ends `timeout`: a run's first stop decides).
     /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/shutDown`` (after ``shutdown()``).
     @discardableResult
     public func interrupt(_ context: ContextID) throws(KernelError) -> Bool {

@@ -163,7 +163,7 @@ public final class MCPFront: Sendable {
             let id = ContextID(try arguments.requiredString("context"))
             let interrupted = try engine { () throws(KernelError) in try contexts.interrupt(id) }
             return .init(
-                content: [.plainText(interrupted ? "interrupted the run in \(id.rawValue)" : "no run in progress in \(id.rawValue)")],
+                content: [.plainText(interrupted ? "interrupted the run in \(id.rawValue)" : "no run to interrupt in \(id.rawValue) (none in progress, or its timeout stopped it already)")],
                 structured: (.object(["interrupted": .bool(interrupted)])))
         case ToolCatalog.runCommand:
             return try await runCommand(arguments, passing: passTurn)

@@ -472,7 +472,8 @@ class PyKernel(ProcessMixin):
     def interrupt(self, context: Optional[ContextLike] = None) -> bool:
         """Interrupts the run in progress in a context (``KeyboardInterrupt`` where the code is;
         that run then returns with status ``"interrupted"``). Returns ``False`` when nothing was
-        running there. Default: the ``default`` context."""
+        running there, or when the run's timeout stopped it already (it returns with status
+        ``"timeout"``). Default: the ``default`` context."""
         context_id = _context_id(context)
         result = self.call("code.interrupt", {"context": DEFAULT_CONTEXT if context_id is None else context_id})
         return bool(result["interrupted"])

@@ -698,6 +698,39 @@ def test_a_caught_stop_is_not_raised_again(raw, stop, wait):
     assert reply["result"]["status"] == "ok" and reply["result"]["stdout"] == "fine\n", reply
 
 
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+@pytest.mark.parametrize("first", ["timeout", "interrupt"])
+def test_a_runs_first_stop_decides_its_status_record_and_the_interrupts_answer(raw, first, isolation):
+    """A timeout and an interrupt on one run: the first decided is the run's stop. Here the code
+    catches every stop for a while, and the other kind comes meanwhile: an interrupt after the
+    timeout was answered `true` and raised `KeyboardInterrupt` in a run answered `timeout`; the
+    deadline of a run interrupted first raised `TimeoutError` in a run answered `interrupted`.
+    Now only the first stop's exception is raised (its repeats), an interrupt after the timeout
+    is answered `false`, and the status and the record agree."""
+    context = raw.result("context.create", {"isolation": isolation})["id"]
+    name = "TimeoutError" if first == "timeout" else "KeyboardInterrupt"
+    code = ("import time\nt0 = time.monotonic()\n"
+            "def wait_until(limit):\n    while True:\n        try:\n            " + STARTED.replace("\n", "\n            ")
+            + "while time.monotonic() < limit:\n                time.sleep(0.01)\n            return\n"
+            "        except BaseException as e:\n            print('caught', type(e).__name__, flush=True)\n"
+            "wait_until(t0 + 1.0)\ntime.sleep(30)\n")
+    # The deadline: before the interrupt (sent once the code runs), or well after it.
+    id = raw.request("code.run", {"code": code, "context": context, "timeout": 0.3 if first == "timeout" else 0.6})
+    raw.wait_for(started(id))
+    if first == "interrupt":
+        assert raw.result("code.interrupt", {"context": context}) == {"interrupted": True}
+    raw.wait_for(lambda m: m.get("method") == "code.output" and "caught" in m["params"]["text"])
+    if first == "timeout":
+        assert raw.result("code.interrupt", {"context": context}) == {"interrupted": False}
+    result = raw.response(id)["result"]
+    caught = [line for line in result["stdout"].splitlines() if line.startswith("caught")]
+    assert caught and set(caught) == {f"caught {name}"}, result
+    assert (result["status"], result["error"]["name"]) == (first if first == "timeout" else "interrupted", name), result
+    assert_stopped_where_it_ran(result["error"], name)
+    assert "time.sleep(30)" in result["error"]["traceback"], result  # a repeat, after the waiting
+    raw.result("context.delete", {"id": context})
+
+
 WAITS = {
     "sleep": "time.sleep(0.4)",
     "loop": "while time.monotonic() - t0 < 0.4:\n    pass",
