@@ -890,7 +890,10 @@ final class InterpreterState {
     /// when it is a (constant) expression.
     private func evaluateThenConstant(_ compiled: PyBorrowed, statement: String, filename: PyBorrowed, in namespace: Namespace) -> PyOwned? {
         guard evaluateReturning(compiled, in: namespace) != nil else { return PythonException.take() }
-        switch PythonCode.constantValue(statement, filename: filename, builtins: plainResults.constantGlobals.borrowed) {
+        let folded = runtime.supervisor.holdingStops {
+            PythonCode.constantValue(statement, filename: filename, builtins: plainResults.constantGlobals.borrowed)
+        }
+        switch folded {
         case .value(let constant): return showMainResult(constant.borrowed, in: namespace)
         case .notExpression: return nil
         case .failed: return PythonException.take()
@@ -944,7 +947,8 @@ final class InterpreterState {
     /// `;`), its value, unless `None`, becomes the main result. Returns the exception raised (by
     /// the code, or by the value's `__repr__`), or `nil`.
     private func evaluateShowingValue(_ compiled: PyBorrowed, source: PyBorrowed, filename: PyBorrowed, in namespace: Namespace) -> PyOwned? {
-        guard let plan = lastExpression.borrowed.callKeepingError(source, filename, compiled) else { return PythonException.take() }
+        let plan = runtime.supervisor.holdingStops { lastExpression.borrowed.callKeepingError(source, filename, compiled) }
+        guard let plan else { return PythonException.take() }
         guard !plan.borrowed.isNone, let first = plan.borrowed.tupleItem(0), let second = plan.borrowed.tupleItem(1) else {
             return evaluateReturning(compiled, in: namespace) != nil ? nil : PythonException.take()
         }

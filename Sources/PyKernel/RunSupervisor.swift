@@ -93,6 +93,14 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     private static let deadlineBlockWatch = Duration.milliseconds(1)
 
     private let lock = ConditionLock()
+    /// Whether the interpreter thread runs Python code of the engine's own during a run
+    /// (``holdingStops(_:)``): a stop's handler raises nothing there (the exception's traceback
+    /// would be the engine's) and leaves the stop pending; ``codeStarts()`` raises it where the
+    /// run's code begins, else the run ends with it. Interpreter thread only (no lock: the
+    /// handler runs on that thread).
+    private var holdsStops = false
+    /// Whether the stop's handler ran while ``holdsStops``: ``codeStarts()`` runs it again.
+    private var stopHeld = false
     private var current: CurrentRun?
     /// The deadline of the run in progress, for ``codeStarts()``: set by ``begin(_:executionCount:timeout:)``
     /// and ``end()``, read by ``codeStarts()``, all on the interpreter thread (no lock).
@@ -195,6 +203,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     func begin(_ output: RunOutput, executionCount: Int, timeout: Duration?) {
         let started = ContinuousClock.now
         codeDeadline = timeout.map { started + $0 }
+        stopHeld = false
         startsProcesses.store(false, ordering: .relaxed)
         let interrupted = lock.withLock {
             pendingStop = nil
@@ -216,10 +225,17 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// Called on the interpreter thread (holding the GIL) right before code of the current run is
     /// evaluated; `false` when it must not start, its stop raised (pending): a run whose deadline
     /// has passed already (a timeout shorter than the run's preparation, its compilation: 10⁻¹⁸ s,
-    /// 1 ns) is stopped here, every time, with no frame of its code, nothing of which ran. The
+    /// 1 ns) is stopped here, every time, with no frame of its code, nothing of which ran; so is
+    /// one whose stop came while the engine's own Python ran (``holdingStops(_:)``). The
     /// watchdog, another thread, could only stop it once it woke up, when short code had often
-    /// ended (`pass` was answered `ok`). One comparison for a run without a timeout.
+    /// ended (`pass` was answered `ok`). A comparison or two for a run without a timeout.
     func codeStarts() -> Bool {
+        if stopHeld {
+            // A stop that came while the engine's Python ran (``holdingStops(_:)``) is raised here.
+            stopHeld = false
+            PythonSignals.tripForMainThread(signalNumber)
+            guard PythonSignals.runPendingHandlers() else { return false }
+        }
         guard let deadline = codeDeadline, ContinuousClock.now >= deadline else { return true }
         codeDeadline = nil  // once
         let stopped = lock.withLock { () -> Bool in
@@ -232,6 +248,17 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         guard stopped else { return true }
         PythonSignals.tripForMainThread(signalNumber)
         return PythonSignals.runPendingHandlers()
+    }
+
+    /// Runs `body`, Python code of the engine's own between a run's begin and its end (deciding
+    /// how to show a cell's value, evaluating a constant the compiler folded away), with the
+    /// run's stops held: one that comes meanwhile is raised where the code begins
+    /// (``codeStarts()``), or, after the code, ends the run with no traceback of the engine's.
+    /// Interpreter thread only.
+    func holdingStops<Result: ~Copyable>(_ body: () -> Result) -> Result {
+        holdsStops = true
+        defer { holdsStops = false }
+        return body()
     }
 
     /// Whether a stop (an interrupt, the timeout) was requested for the current run: it ends as
@@ -250,6 +277,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// Processes in a session or group of their own (`start_new_session=True`) are left alone.
     func end() -> (stop: Stop?, reported: Bool) {
         codeDeadline = nil
+        stopHeld = false
         let (ended, leftovers) = lock.withLock { () -> ((Stop?, Bool), (noted: [RunProcesses.Process], thread: pid_t, age: Duration)?) in
             defer {
                 lastEnded = current?.output  // its code has ended: no longer about to begin
@@ -324,10 +352,17 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// a program that owns its process (`pykernel run`: the runtime does not guard the host's
     /// signals), goes to the code's own handler of the stop signal as in python3 (`os.kill` of its
     /// own process, another process's `kill`). Native, so no Python frame runs for it, and the
-    /// exception's traceback starts at the user's code with no handler frame to cut.
+    /// exception's traceback starts at the user's code with no handler frame to cut. While the
+    /// engine runs Python code of its own (``holdingStops(_:)``) it raises nothing: the stop stays
+    /// pending, for ``codeStarts()``.
     static let onStopSignal: NativeFunctionPointer = { runtime, arguments in
         guard let runtime = PyBorrowed(runtime) else { return nil }
-        switch EmbeddedRuntime.current.supervisor.takePendingStop() {
+        let supervisor = EmbeddedRuntime.current.supervisor
+        if supervisor.holdsStops {
+            supervisor.stopHeld = true
+            return PyOwned(retaining: .none).transfer()
+        }
+        switch supervisor.takePendingStop() {
         case nil:
             if let guards = try? runtime.attribute("_guards_host_signals"), !guards.borrowed.isTrue,
                 let handler = try? runtime.attribute("_stop_signal_handler"), handler.borrowed.isCallable,

@@ -731,6 +731,36 @@ def test_a_runs_first_stop_decides_its_status_record_and_the_interrupts_answer(r
     raw.result("context.delete", {"id": context})
 
 
+# A cell whose value the engine finds with Python code of its own (`ast`), before the code runs.
+ENGINE_BEFORE_CODE = "print('cell', flush=True)\n5"
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+@pytest.mark.parametrize("stop", ["interrupt", "timeout"])
+def test_a_stop_while_the_engine_runs_python_of_its_own_shows_no_frame_of_it(raw, stop, isolation):
+    """A stop that came while the engine ran Python code of its own around the cell (how to show
+    its value: `ast.walk`, made slow here) was raised there: the record's traceback was the
+    engine's (`ast.py`'s `walk`, 2 runs in 800 of a sweep). It is held, and raised where the
+    cell's code begins: the record is the stop's line alone, as for a run stopped before its
+    code starts, and the code did not run."""
+    context = raw.result("context.create", {"isolation": isolation})["id"]
+    slow_walk = ("import ast, time\nplain_walk = ast.walk\n"
+                 "def walk(node):\n    print('walking', flush=True)\n    time.sleep(0.5)\n    return plain_walk(node)\n"
+                 "ast.walk = walk\n")
+    assert raw.result("code.run", {"code": slow_walk, "context": context})["status"] == "ok"
+    id = raw.request("code.run", {"code": ENGINE_BEFORE_CODE, "context": context, **({"timeout": 0.2} if stop == "timeout" else {})})
+    raw.wait_for(lambda m: m.get("method") == "code.output" and m["params"].get("request_id") == id)
+    if stop == "interrupt":
+        assert raw.result("code.interrupt", {"context": context}) == {"interrupted": True}
+    result = raw.response(id)["result"]
+    expected = ("KeyboardInterrupt\n" if stop == "interrupt" else "TimeoutError: execution exceeded the 0.2 s timeout\n")
+    assert (result["status"], result["error"]["traceback"]) == ("interrupted" if stop == "interrupt" else "timeout", expected), result
+    assert result["stdout"] == "walking\n", result  # the cell's code did not run
+    raw.result("code.run", {"code": "import ast\nast.walk = plain_walk", "context": context})
+    assert raw.result("code.run", {"code": ENGINE_BEFORE_CODE, "context": context})["stdout"] == "cell\n"
+    raw.result("context.delete", {"id": context})
+
+
 WAITS = {
     "sleep": "time.sleep(0.4)",
     "loop": "while time.monotonic() - t0 < 0.4:\n    pass",
