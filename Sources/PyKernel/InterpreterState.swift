@@ -432,8 +432,8 @@ final class InterpreterState {
             let why = cwdRemoved ? "was removed by the context's own code after it moved there" : "is no longer accessible: \(String(cString: strerror(errno)))"
             run.output.fail(KernelError(
                 .invalidWorkingDirectory,
-                "the working directory of context \(record.id), \(cwd.text), \(why); make the directory again to run there, "
-                    + "or delete the context and create another (context.restart starts a process context afresh in the directory it was created in)",
+                "The working directory of context \(record.id), \(cwd.text), \(why); make the directory again to run there, "
+                    + "or delete the context and create another.",
                 field: "context"))
             return
         }

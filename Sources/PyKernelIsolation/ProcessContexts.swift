@@ -892,11 +892,12 @@ public final class ProcessContexts: Sendable {
             if record.deadReason == nil && !record.runs.isEmpty {
                 throw IsolationError(.busy, "The context has a run in progress; interrupt it or wait before restarting it.")
             }
-            var status = stat()
-            guard stat(StartDirectory.fileSystemPath(record.cwd), &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
+            guard Self.isDirectory(record.cwd) else {
                 // A fresh worker could not start there (it was refused as `worker_unavailable`).
                 throw IsolationError(
-                    .invalidCwd, "The working directory of context \(id), \(record.cwd), no longer exists; delete the context and create it again.",
+                    .invalidCwd,
+                    "The working directory of context \(id), \(record.cwd), no longer exists; make the directory again to restart "
+                        + "the context there, or delete the context and create another.",
                     field: "id")
             }
             let old = record.worker
@@ -1316,8 +1317,15 @@ public final class ProcessContexts: Sendable {
         case .error(let error):
             let next = dequeue(run, of: id, generation: generation, executionCount: nil)
             // The worker's message names its own context: the client's is named instead.
-            let message = (error["message"]?.stringValue ?? "The worker failed.")
+            var message = (error["message"]?.stringValue ?? "The worker failed.")
                 .replacingOccurrences(of: "context \(workerContext)", with: "context \(id)")
+            // A working directory gone: `context.restart` is a way out too, while the directory
+            // the context was created in (where a fresh worker starts) is there.
+            if error["data"]?["reason"]?.stringValue == IsolationError.Code.invalidCwd.rawValue,
+                let created = state.withLock({ $0.contexts[id]?.cwd }), Self.isDirectory(created), message.hasSuffix(".")
+            {
+                message = String(message.dropLast()) + "; context.restart starts it afresh in \(created), the directory it was created in."
+            }
             run.finish(.error(code: error["code"]?.intValue ?? -32603, message: message, data: error["data"]))
             proceed(next, in: id, generation: generation)
         }
@@ -1446,6 +1454,12 @@ public final class ProcessContexts: Sendable {
 
     /// The JSON-RPC code of `context_dead`.
     public static let contextDeadCode = -32006
+
+    /// Whether `path` is a directory (following links), as a worker needs its working directory.
+    private static func isDirectory(_ path: String) -> Bool {
+        var status = stat()
+        return stat(StartDirectory.fileSystemPath(path), &status) == 0 && status.st_mode & S_IFMT == S_IFDIR
+    }
 
     private static func notFound(_ id: String) -> IsolationError {
         IsolationError(.contextNotFound, ErrorMessages.contextNotFound(id))

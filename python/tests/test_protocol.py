@@ -1055,6 +1055,30 @@ def test_a_run_after_its_contexts_directory_was_removed_is_refused(raw, tmp_path
     raw.result("context.delete", {"id": context})
 
 
+def test_a_process_context_whose_creation_directory_is_gone_is_not_told_to_restart(raw, tmp_path):
+    """A process context's directory removed after it ran: `code.run` pointed to `context.restart`
+    ("starts a process context afresh in the directory it was created in"), which refused that
+    very context (`invalid_cwd`: that directory is gone), and the run's message began in lower
+    case, unlike the code's other messages. Now neither suggests what cannot work, both say the
+    way out that does (make the directory again), and a restart then works."""
+    directory = tmp_path / "created"
+    directory.mkdir()
+    context = raw.result("context.create", {"cwd": str(directory), "isolation": "process"})["id"]
+    assert raw.result("code.run", {"code": "x = 1", "context": context})["status"] == "ok"
+    directory.rmdir()
+    run = error_of(raw.call("code.run", {"code": "print(1)", "context": context}), -32602)
+    restart = error_of(raw.call("context.restart", {"id": context}), -32602)
+    assert (run["data"], restart["data"]) == ({"reason": "invalid_cwd", "field": "context"}, {"reason": "invalid_cwd", "field": "id"})
+    for error in (run, restart):
+        assert error["message"].startswith(f"The working directory of context {context}, {directory}, "), error
+        assert error["message"].endswith(", or delete the context and create another."), error
+        assert "make the directory again" in error["message"] and "context.restart" not in error["message"], error
+    directory.mkdir()
+    assert raw.result("context.restart", {"id": context})["state"] == "alive"
+    assert raw.result("code.run", {"code": "import os\nprint(os.getcwd())", "context": context})["stdout"] == f"{directory}\n"
+    raw.result("context.delete", {"id": context})
+
+
 @pytest.mark.parametrize("isolation,mover", [("namespace", "run"), ("namespace", "thread"), ("process", "run")])
 def test_a_run_after_the_code_removed_the_directory_it_moved_into_is_refused(raw, tmp_path, isolation, mover):
     """`os.chdir(d); os.rmdir(d)` (python3 stays in the removed directory: `os.getcwd()` fails):
@@ -1073,8 +1097,12 @@ def test_a_run_after_the_code_removed_the_directory_it_moved_into_is_refused(raw
     assert (error["code"], error["data"]) == (-32602, {"reason": "invalid_cwd", "field": "context"}), error
     # (A thread's directory is recorded as it moves there: removed after, as from outside.)
     why = "was removed by the context's own code after it moved there" if mover == "run" else "is no longer accessible"
-    assert error["message"].startswith(f"the working directory of context {context}, {removed}, {why}"), error
-    assert "make the directory again" in error["message"] and "context.restart" in error["message"], error
+    assert error["message"].startswith(f"The working directory of context {context}, {removed}, {why}"), error
+    assert "make the directory again" in error["message"], error
+    if isolation == "process":  # restarted, it runs in the directory it was created in, still there
+        assert error["message"].endswith(f"; context.restart starts it afresh in {before}, the directory it was created in."), error
+    else:
+        assert "context.restart" not in error["message"] and error["message"].endswith("."), error
     assert not (before / "written.txt").exists()
     listed = [c for c in raw.result("context.list")["contexts"] if c["id"] == context][0]
     assert listed["cwd"] == str(before if isolation == "process" else removed), listed  # a process context's: where it was created
