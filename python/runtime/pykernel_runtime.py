@@ -3054,7 +3054,11 @@ def end_run(exc, saved_env, to_excepthook=False):
     return record
 
 
-_cell_keepers = set()
+# The weak references ``keep_cell_while_used`` keeps kept cells by, by their ``id``: weak references
+# to code objects compare (and hash) as their code does, and code objects compare by value, not by
+# file (a cell run again, the same cell in another context), so a set kept one of two equal ones,
+# and the other, held only by its own callback, was collected with it: its cell was never forgotten.
+_cell_keepers = {}
 
 
 def keep_cell_while_used(cells, filename, codes, code=None, namespace=None):
@@ -3073,11 +3077,11 @@ def keep_cell_while_used(cells, filename, codes, code=None, namespace=None):
     if not holders:
         del cells[filename]
         return
-    keepers = set()
+    keepers = {}  # by id, as ``_cell_keepers``
 
     def forget(keeper):
-        _cell_keepers.discard(keeper)
-        keepers.discard(keeper)
+        _cell_keepers.pop(id(keeper), None)
+        keepers.pop(id(keeper), None)
         if keepers:
             return  # other code of the cell still lives
         entry = cells.get(filename)
@@ -3091,8 +3095,8 @@ def keep_cell_while_used(cells, filename, codes, code=None, namespace=None):
     callback = forget if as_the_engine is None else types.MethodType(as_the_engine, forget)
     for holder in holders:
         keeper = weakref.ref(holder, callback)
-        keepers.add(keeper)
-        _cell_keepers.add(keeper)
+        keepers[id(keeper)] = keeper
+        _cell_keepers[id(keeper)] = keeper
     _kept_cells[id(filename)] = (filename, cells)
 
 
