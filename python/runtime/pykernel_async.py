@@ -13,6 +13,7 @@ import sys
 from types import TracebackType
 
 _ENGINE_FILENAME_PREFIX = "<pykernel/"
+_task = None  # the task of the cell being run (``run_cell``)
 
 
 def new_event_loop():
@@ -29,30 +30,57 @@ def run_cell(loop, coroutine):
     A stop (interrupt, timeout) or another exception that reaches the loop while the cell waits
     (in ``select``, or in another task) ends the cell as ``asyncio.run`` does on Ctrl-C: its task
     is cancelled and run until it finishes (its ``finally`` blocks and ``async with`` exits run);
-    the stop is then reported where the cell waited, like a stop of ``time.sleep``."""
-    task = loop.create_task(coroutine)
+    the stop is then reported where the cell waited, like a stop of ``time.sleep``.
+
+    The loop is driven here, ``run_forever`` until the task's done callback stops it, not by
+    ``run_until_complete``, whose own callback stayed queued when a stop came out of the loop after
+    the task had ended and before that callback ran: it stopped a later cell's loop at once
+    ("Event loop stopped before Future completed."). Ours does nothing for a cell that ended."""
+    global _task
+    task = _task = loop.create_task(coroutine)
     try:
-        return loop.run_until_complete(task), None
-    except BaseException as error:  # noqa: B036 -- the cell's exception, or a stop: reported
-        failure = error
-    if task.done():
-        if not task.cancelled():
-            task.exception()  # retrieved: asyncio does not log it as never retrieved
-        return None, failure.with_traceback(_user_traceback(failure.__traceback__))
-    waiting = _suspended_at(coroutine)
+        return _run(loop, coroutine, task)
+    finally:
+        _task = None
+
+
+def _run(loop, coroutine, task):
+    task.add_done_callback(_stop_loop)
+    failure = escaped = None
     while not task.done():
-        task.cancel()
         try:
-            loop.run_until_complete(task)
-        except BaseException:  # noqa: B036, S110 -- its cancellation, or a repeated stop: cancel again
-            pass
-    if task.cancelled():
+            loop.run_forever()
+        except BaseException as error:  # noqa: B036 -- the cell's exception, or a stop: reported
+            if task.done():
+                escaped = error  # as the task ended (a stop in a callback the cell left)
+                break
+            if failure is None:
+                failure, waiting = error, _suspended_at(coroutine)
+        else:
+            if task.done():
+                break
+            if failure is None:  # the code stopped the loop (``loop.stop()``)
+                failure = RuntimeError("Event loop stopped before Future completed.")
+                waiting = _suspended_at(coroutine)
+        task.cancel()  # a stop repeated meanwhile cancels again
+    if task.cancelled() and failure is not None:
         return None, failure.with_traceback(waiting)
-    # The cell caught the cancellation and ended by itself: its own outcome.
-    exception = task.exception()
-    if exception is not None:
-        return None, exception.with_traceback(_user_traceback(exception.__traceback__))
-    return task.result(), None
+    # Its own outcome (also when it caught the cancellation and ended by itself). Retrieved: asyncio
+    # does not log it as never retrieved.
+    try:
+        value = task.result()
+    except BaseException as error:  # noqa: B036 -- the cell's exception, its CancelledError: reported
+        return None, error.with_traceback(_user_traceback(error.__traceback__))
+    if escaped is not None:
+        return None, escaped.with_traceback(_user_traceback(escaped.__traceback__))
+    return value, None
+
+
+def _stop_loop(task):
+    """The cell's task's done callback: stops the loop; for the task of a cell that has ended (its
+    callback left in the loop by a stop), nothing."""
+    if task is _task:
+        task.get_loop().stop()
 
 
 def close_event_loop(loop):

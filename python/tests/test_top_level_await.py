@@ -139,3 +139,28 @@ def test_a_file_with_top_level_await_is_a_syntax_error_as_in_python3(pykernel_bi
     assert ours.stdout == python.stdout == ""
     assert "SyntaxError: 'await' outside function" in python.stderr
     assert ours.stderr == python.stderr
+
+
+def test_a_stop_after_the_cells_task_ended_leaves_the_loop_working(kernel, context):
+    """A stop that came out of the loop after the cell's task had ended (here an interrupt of a
+    callback the cell left) left asyncio's own bookkeeping of that end queued in the loop
+    (`run_until_complete`'s callback, which stops the loop): the context's next awaiting run
+    was stopped at its first step, `RuntimeError: Event loop stopped before Future completed.`"""
+    started = threading.Event()
+    thread, outcome = run_in_thread(
+        kernel.run_code,
+        "import asyncio\ndef spin():\n    print('spinning', flush=True)\n    while True:\n        pass\n"
+        "await asyncio.sleep(0)\nasyncio.get_running_loop().call_soon(spin)\n",
+        context=context, on_stdout=lambda m: started.set())
+    assert started.wait(10)
+    assert kernel.interrupt(context) is True
+    result = joined(thread, outcome, timeout=10)
+    assert result.status == "interrupted"
+    assert result.error.traceback == (
+        "Traceback (most recent call last):\n"
+        '  File "<cell-1>", line 4, in spin\n'
+        "    while True:\n"
+        "KeyboardInterrupt\n")
+    after = kernel.run_code("await asyncio.sleep(0.001, 'fine')", context=context)
+    assert after.status == "ok", after.error
+    assert after.text == "'fine'"
