@@ -65,6 +65,13 @@ final class InterpreterState {
     private let newEventLoop: PyOwned
     private let runCell: PyOwned
     private let closeEventLoop: PyOwned
+    /// `pykernel_async.stop_landed`, the runtime's `stop_in_await_cell` from such a cell on to its
+    /// run's end (the stop handler asks it where a stop landed), `pykernel_async`'s globals and the
+    /// names set there and in the runtime's for it (`_stops`: a new list for each such run).
+    private let stopLanded: PyOwned
+    private let asyncGlobals: PyOwned
+    private let stopsName: PyOwned
+    private let stopInAwaitCellName: PyOwned
     private let restoreStreams: PyOwned
     /// `pykernel_results.last_expression` and `main_result` (rich results of cells).
     private let lastExpression: PyOwned
@@ -203,6 +210,10 @@ final class InterpreterState {
             newEventLoop = try asyncCells.borrowed.attribute("new_event_loop")
             runCell = try asyncCells.borrowed.attribute("run_cell")
             closeEventLoop = try asyncCells.borrowed.attribute("close_event_loop")
+            stopLanded = try asyncCells.borrowed.attribute("stop_landed")
+            asyncGlobals = try asyncCells.borrowed.attribute("__dict__")
+            stopsName = try PyOwned.string("_stops")
+            stopInAwaitCellName = try PyOwned.string("stop_in_await_cell")
             let ast = try PyOwned.importModule("ast")
             let topLevelAwait = try ast.borrowed.attribute("PyCF_ALLOW_TOP_LEVEL_AWAIT")
             cellCompiler = try CellCompiler(compile: compile.borrowed, flags: topLevelAwait.borrowed)
@@ -624,6 +635,7 @@ final class InterpreterState {
                 if flushIO.borrowed.callKeepingError() == nil { _ = PythonException.take() }
             }
             let (stop, reported) = runtime.supervisor.end()
+            raiseStopsWhereTheCodeIs()
             let duration = ContinuousClock.now - started
             if reported {
                 runtime.logger.notice(
@@ -666,6 +678,7 @@ final class InterpreterState {
             return (Self.record(from: description.borrowed, limit: limit), stop, duration)
         } catch {
             _ = runtime.supervisor.end()
+            raiseStopsWhereTheCodeIs()
             runtime.logger.error("engine failure around a run: \(error)", metadata: ["context": "\(run.context.id)"])
             return (ErrorRecord(name: "SystemError", value: "PyKernel engine failure: \(error)", traceback: "SystemError: PyKernel engine failure: \(error)\n"), nil, .zero)
         }
@@ -831,6 +844,7 @@ final class InterpreterState {
             endIfForkedByCode()
             return value
         }
+        guard leaveStopsToTheLoop() else { return nil }
         if namespace.eventLoop.borrowedOrNone.isNone {
             namespace.eventLoop = newEventLoop.borrowed.callKeepingError()
             if namespace.eventLoop.borrowedOrNone.isNone { return nil }
@@ -842,6 +856,28 @@ final class InterpreterState {
         if exception.isNone { return PyOwned(retaining: result) }
         PythonException.restore(PyOwned(retaining: exception))
         return nil
+    }
+
+    /// From a cell with top-level `await` on to the run's end (``raiseStopsWhereTheCodeIs()``), a
+    /// stop that lands in the loop's machinery (or in the engine's Python code) is left to the
+    /// loop, which delivers it (`pykernel_async.stop_landed`, which the stop handler asks): set
+    /// natively, so that no Python code runs before, with a new list of the run's stops (`_stops`).
+    /// A stop that lands once the cell has ended, as the engine frees what it left, is dropped
+    /// there (the run ends stopped). `false` with the exception pending when it failed.
+    private func leaveStopsToTheLoop() -> Bool {
+        let runtimeGlobals = runtimeGlobals.borrowed
+        if runtimeGlobals.item(stopInAwaitCellName.borrowed)?.isNone == false { return true }  // the run's second part
+        guard let stops = PyOwned.list(), asyncGlobals.borrowed.setItemKeepingError(stopsName.borrowed, stops.borrowed) else {
+            return false
+        }
+        return runtimeGlobals.setItemKeepingError(stopInAwaitCellName.borrowed, stopLanded.borrowed)
+    }
+
+    /// At a run's end: stops are raised where the code is again (see ``leaveStopsToTheLoop()``).
+    private func raiseStopsWhereTheCodeIs() {
+        let runtimeGlobals = runtimeGlobals.borrowed
+        guard runtimeGlobals.item(stopInAwaitCellName.borrowed)?.isNone == false else { return }
+        if !runtimeGlobals.setItemKeepingError(stopInAwaitCellName.borrowed, .none) { _ = PythonException.take() }
     }
 
     /// Runs the `__main__` module found on `sys.path` as python3 runs a directory or zip file

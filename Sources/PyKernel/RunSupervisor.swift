@@ -373,15 +373,37 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
             return PyOwned(retaining: .none).transfer()
         case .interrupt:
             EmbeddedRuntime.current.supervisor.noteProcessesAtStop()
-            return PythonSignals.raise(PythonSignals.keyboardInterrupt())
+            return raiseUnlessLeftToTheLoop(PythonSignals.keyboardInterrupt(), runtime: runtime, arguments: arguments)
         case .timeout(let seconds):
             EmbeddedRuntime.current.supervisor.noteProcessesAtStop()
             guard let timeoutError = try? runtime.attribute("timeout_error"), let limit = try? PyOwned.float(seconds) else { return nil }
             // The engine's Python, called where the code is: not traced (``PythonTracing``).
             PythonTracing.suspend()
             defer { PythonTracing.resume() }
-            return PythonSignals.raise(try? timeoutError.borrowed.call(limit.borrowed))
+            return raiseUnlessLeftToTheLoop(try? timeoutError.borrowed.call(limit.borrowed), runtime: runtime, arguments: arguments)
         }
+    }
+
+    /// Raises a stop where the code is; while a cell with top-level `await` runs, unless the stop
+    /// landed in its event loop's machinery (asyncio's code and the engine's around it), where an
+    /// exception can lose a task's step and leave the loop waiting forever: the runtime's
+    /// `stop_in_await_cell` (`pykernel_async.stop_landed`, set only while such a cell runs) is
+    /// asked with the frame the stop landed in, and a stop it takes is delivered by the loop (it
+    /// cancels the cell's task), `None` returned here.
+    private static func raiseUnlessLeftToTheLoop(_ stop: consuming PyOwned?, runtime: PyBorrowed, arguments: PyPointer?) -> PyPointer? {
+        guard let exception = stop else { return nil }  // its creation failed: that error is pending
+        if let landed = try? runtime.attribute("stop_in_await_cell"), !landed.borrowed.isNone,
+            let frame = PyBorrowed(arguments)?.tupleItem(1)
+        {
+            PythonTracing.suspend()  // the engine's Python, called where the code is
+            defer { PythonTracing.resume() }
+            guard let left = landed.borrowed.callKeepingError(frame, exception.borrowed) else {
+                _ = PythonException.take()  // the engine's failure: the stop is raised
+                return PythonSignals.raise(exception)
+            }
+            if left.borrowed.isTrue { return PyOwned(retaining: .none).transfer() }
+        }
+        return PythonSignals.raise(exception)
     }
 
     // MARK: Requests

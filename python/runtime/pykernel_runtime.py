@@ -1991,6 +1991,10 @@ _HOST_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.
 _stop_signal = None  # the engine's stop signal (``install``)
 _stop_signal_handler = signal.SIG_DFL  # what the code set for it (a namespace context's: _context_stop_handlers); CPython's handler stays the engine's
 _stop_signal_blocked = False  # whether the code blocked it on the interpreter thread (it stays deliverable)
+# From a cell with top-level ``await`` on to its run's end, ``pykernel_async.stop_landed`` (set by the
+# engine, natively): the stop handler asks it whether a stop is raised where the code is or left to
+# the cell's loop.
+stop_in_await_cell = None
 _interpreter_thread = None  # the thread the engine runs code on (Python's main thread), ``install``
 
 

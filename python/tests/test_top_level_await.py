@@ -164,3 +164,96 @@ def test_a_stop_after_the_cells_task_ended_leaves_the_loop_working(kernel, conte
     after = kernel.run_code("await asyncio.sleep(0.001, 'fine')", context=context)
     assert after.status == "ok", after.error
     assert after.text == "'fine'"
+
+
+# Loops that await, each way asyncio steps a task: a bare yield, a future a callback completes, a
+# gather's children, a task group's.
+AWAITING_LOOPS = [
+    "while True:\n    await asyncio.sleep(0)",
+    "loop = asyncio.get_running_loop()\nwhile True:\n    f = loop.create_future()\n"
+    "    loop.call_soon(lambda: f.done() or f.set_result(1))\n    await f",
+    "while True:\n    await asyncio.gather(asyncio.sleep(0), asyncio.sleep(0.0001))",
+    "while True:\n    async with asyncio.TaskGroup() as group:\n        group.create_task(asyncio.sleep(0))",
+]
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_every_stop_of_an_awaiting_loop_ends_its_run_at_once(pykernel_bin, isolation):
+    """An interrupt or a timeout that landed in asyncio's own code between the loop taking a
+    task's next step off its queue and running it lost the step: the cell's task was never woken
+    again, its cancellation had nothing to cancel, and the loop waited forever (1 interrupt of
+    `while True: await asyncio.sleep(0)` in 8). The run was answered only after the grace period
+    ("did not stop"), and every later run of every namespace context was refused (-32003); a
+    process context's worker was killed. Now a stop landing in the loop's machinery is delivered
+    by the loop (it cancels the cell's task): hundreds of stops of loops that await each end their
+    run, at the cell's line, with no frame of the engine or of asyncio's loop, and the context
+    goes on working."""
+    from pykernel_raw import RawServer
+
+    raw = RawServer(pykernel_bin, ["--pool-size", "1"])
+    try:
+        context = raw.result("context.create", {"isolation": isolation}, timeout=30)["id"]
+        raw.result("code.run", {"context": context, "code": "import asyncio"}, timeout=30)
+        timeouts = [0.0005, 0.001, 0.002, 0.005]
+        for index in range(240):
+            params = {"context": context, "code": "print('looping', flush=True)\n" + AWAITING_LOOPS[index % 4]}
+            interrupted = index % 2 == 0
+            if not interrupted:
+                params["timeout"] = timeouts[index // 2 % 4]
+            run = raw.request("code.run", params)
+            if interrupted:
+                raw.wait_for(lambda m: m.get("method") == "code.output" and m["params"]["request_id"] == run, timeout=30)
+                raw.request("code.interrupt", {"context": context})
+            answer = raw.response(run, timeout=30)["result"]
+            assert answer["status"] == ("interrupted" if interrupted else "timeout"), answer
+            traceback = answer["error"]["traceback"]
+            assert "did not stop" not in traceback, (index, traceback)
+            if interrupted or answer["stdout"]:
+                assert traceback.startswith('Traceback (most recent call last):\n  File "<cell-'), (index, traceback)
+            else:  # stopped before its code started
+                assert traceback.startswith("TimeoutError: execution exceeded the "), (index, traceback)
+            for machinery in ("<pykernel/", "base_events.py", "/events.py", "_weakrefset.py", "selectors.py"):
+                assert machinery not in traceback, (index, traceback)
+        after = raw.result("code.run", {"context": context, "code": "await asyncio.sleep(0.001, 'fine')"}, timeout=30)
+        assert after["status"] == "ok" and after["results"][0]["data"]["text/plain"] == "'fine'", after
+        assert raw.result("code.run", {"code": "print('default')"}, timeout=30)["stdout"] == "default\n"
+    finally:
+        raw.kill()
+
+
+def test_a_cell_stopped_as_it_begins_never_runs_later(pykernel_bin):
+    """A timeout that landed in the engine's `loop.create_task` for the cell, after asyncio had
+    queued the task's first step, left that task in the loop: the run was answered `timeout` with
+    nothing run, and its code ran inside the context's next awaiting run (its output in that
+    run's, its effects then); its traceback showed asyncio's frames (`_weakrefset.py`,
+    `base_events.py`). Now a run stopped before its code starts runs none of it, ever, and says so
+    (the `TimeoutError` line alone); one stopped once it started shows its own output and its
+    own frames only: the count of the runs that ran is the count of those that showed it."""
+    from pykernel_raw import RawServer
+
+    raw = RawServer(pykernel_bin)
+    try:
+        raw.result("code.run", {"code": "import asyncio\ncount = 0"}, timeout=30)
+        shown = 0
+        for index in range(450):
+            timeout = (0.00005, 0.0001, 0.0002)[index % 3]
+            stopped = raw.result("code.run", {
+                "code": "global count\ncount += 1\nprint('ran', count)\nawait asyncio.sleep(0)", "timeout": timeout}, timeout=30)
+            if stopped["stdout"]:
+                shown += 1
+                assert stopped["stdout"] == f"ran {shown}\n", (index, stopped)
+            if stopped["status"] == "ok":
+                continue
+            assert stopped["status"] == "timeout", (index, stopped)
+            # At the cell's lines, or the `TimeoutError` line alone (stopped before its code began,
+            # or as it ended).
+            traceback = stopped["error"]["traceback"]
+            assert traceback.startswith(('Traceback (most recent call last):\n  File "<cell-',
+                                         "TimeoutError: execution exceeded the ")), (index, traceback)
+            for machinery in ("<pykernel/", "base_events.py", "/events.py", "_weakrefset.py"):
+                assert machinery not in traceback, (index, traceback)
+            after = raw.result("code.run", {"code": "await asyncio.sleep(0)\nprint('after')"}, timeout=30)
+            assert after["status"] == "ok" and after["stdout"] == "after\n", (index, after)
+        assert raw.result("code.run", {"code": "print(count)"}, timeout=30)["stdout"] == f"{shown}\n"
+    finally:
+        raw.kill()
