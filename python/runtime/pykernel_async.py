@@ -61,8 +61,11 @@ def new_event_loop():
     """A context's event loop (not made the thread's current one: ``asyncio.run()`` in a cell
     without top-level await works as in python3)."""
     import asyncio
-    global _current_task
+    global _current_task, _HANDLE_RUN, _HANDLE_CALLS
     _current_task = asyncio.current_task
+    if _HANDLE_RUN is None:
+        _HANDLE_RUN = asyncio.events.Handle._run.__code__
+        _HANDLE_CALLS = _first_call(_HANDLE_RUN)
     return asyncio.new_event_loop()
 
 
@@ -155,16 +158,48 @@ def stop_landed(frame, stop):
 def _in_code(frame):
     """Whether the innermost frame that is not Python's own library's is the code's, not the
     loop's machinery (asyncio's, or the engine's: this module's, a weak reference's callback of the
-    runtime that the collector ran)."""
+    runtime that the collector ran).
+
+    The runtime's functions the code calls (``input``, the streams' reads and writes) count as
+    their caller's: a cell waiting for input is not in the loop, which cannot deliver anything
+    while the wait lasts. A callback the loop runs counts as code once ``Handle._run`` has called
+    it (a C function or the library's: ``call_soon(time.sleep, 6)`` blocks the loop), not before
+    (there the handle's step would be lost, as in the loop's own code)."""
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if filename.startswith(_ASYNCIO) or filename.startswith(_ENGINE_FILENAME_PREFIX):
+        code = frame.f_code
+        if code is _HANDLE_RUN:
+            return frame.f_lasti >= _HANDLE_CALLS
+        filename = code.co_filename
+        if filename.startswith(_ASYNCIO):
             return False
-        library = filename.startswith(_LIBRARY) and not filename.startswith(_PACKAGES)
-        if not (library or filename.startswith("<frozen ")):
-            return True
+        if filename.startswith(_ENGINE_FILENAME_PREFIX):
+            if filename == _THIS_FILE or code.co_name in _ENGINE_CALLBACKS:
+                return False
+        else:
+            library = filename.startswith(_LIBRARY) and not filename.startswith(_PACKAGES)
+            if not (library or filename.startswith("<frozen ")):
+                return True
         frame = frame.f_back
     return False
+
+
+_THIS_FILE = _in_code.__code__.co_filename
+# The runtime's callbacks that the collector runs wherever it runs (``keep_cell_while_used``).
+_ENGINE_CALLBACKS = frozenset({"forget"})
+
+
+def _first_call(code):
+    """The offset of the first call instruction of ``code`` (``Handle._run`` calls its callback
+    with ``*args``: ``CALL_FUNCTION_EX``)."""
+    import dis
+    calls = ("CALL", "CALL_FUNCTION_EX")
+    return min(instruction.offset for instruction in dis.get_instructions(code) if instruction.opname in calls)
+
+
+import asyncio.events  # noqa: E402  (the loop's handles; asyncio is loaded by the first await cell)
+
+_HANDLE_RUN = asyncio.events.Handle._run.__code__
+_HANDLE_CALLS = _first_call(_HANDLE_RUN)
 
 
 def _deliver(cell):

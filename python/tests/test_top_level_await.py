@@ -257,3 +257,55 @@ def test_a_cell_stopped_as_it_begins_never_runs_later(pykernel_bin):
         assert raw.result("code.run", {"code": "print(count)"}, timeout=30)["stdout"] == f"{shown}\n"
     finally:
         raw.kill()
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_a_stop_of_an_await_cell_waiting_for_input_ends_it(pykernel_bin, isolation):
+    """A cell with top-level `await` that waits in `input()`: the stop landed in the runtime's
+    input function, was taken for the loop's machinery and left to a loop that could not run
+    while the input waited; the wait was asked again (an `input_request` per repeat), the run was
+    answered after the grace period ("did not stop") and the interpreter stayed occupied (a
+    process context's worker was killed). It is raised where the cell waits, as in a cell without
+    `await`."""
+    from pykernel_raw import RawServer
+
+    raw = RawServer(pykernel_bin, ["--isolation", isolation, "--pool-size", "1"])
+    try:
+        raw.result("code.run", {"code": "import asyncio\nkept = 'yes'"}, timeout=30)
+        code = "await asyncio.sleep(0)\nx = input('q? ')"
+        started = time.monotonic()
+        timed_out = raw.result("code.run", {"code": code, "allow_stdin": True, "timeout": 0.5}, timeout=30)
+        assert timed_out["status"] == "timeout" and time.monotonic() - started < 1.8, timed_out
+        assert timed_out["error"]["traceback"].endswith(
+            "    x = input('q? ')\n        ^^^^^^^^^^^^\nTimeoutError: execution exceeded the 0.5 s timeout\n"), timed_out
+        run = raw.request("code.run", {"code": code, "allow_stdin": True})
+        raw.wait_for(lambda m: m.get("method") == "code.input_request", timeout=30)
+        raw.request("code.interrupt", {"context": "default"})
+        interrupted = raw.response(run, timeout=30)["result"]
+        assert interrupted["status"] == "interrupted", interrupted
+        assert interrupted["error"]["traceback"].endswith("KeyboardInterrupt\n")
+        assert "did not stop" not in interrupted["error"]["traceback"]
+        assert raw.result("code.run", {"code": "print(kept)"}, timeout=30)["stdout"] == "yes\n"
+    finally:
+        raw.kill()
+
+
+@pytest.mark.parametrize("callback", ["time.sleep, 30", "subprocess.run, ['sleep', '30']"])
+def test_a_timeout_while_a_loop_callback_blocks_ends_the_run(pykernel_bin, callback):
+    """A callback of the loop that blocks in a C function or the library's code
+    (`loop.call_soon(time.sleep, 30)`): its innermost frame of Python's own is asyncio's
+    `Handle._run`, and the stop was left to the loop that the callback blocks; the run was
+    answered after the grace period and the interpreter stayed occupied. A stop there is raised
+    in the callback (asyncio reports it as a callback's exception, as before) and the cell ends."""
+    from pykernel_raw import RawServer
+
+    raw = RawServer(pykernel_bin)
+    try:
+        code = f"import asyncio, time, subprocess\nasyncio.get_running_loop().call_soon({callback})\nawait asyncio.sleep(0.1)"
+        started = time.monotonic()
+        answer = raw.result("code.run", {"code": code, "timeout": 0.5}, timeout=60)
+        assert answer["status"] == "timeout" and time.monotonic() - started < 1.8, answer
+        assert "did not stop" not in answer["error"]["traceback"]
+        assert raw.result("code.run", {"code": "1 + 1"}, timeout=30)["results"][0]["data"]["text/plain"] == "2"
+    finally:
+        raw.kill()
