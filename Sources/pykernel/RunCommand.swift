@@ -90,6 +90,7 @@ struct Run: AsyncParsableCommand {
             }
         }
         argv += givenArguments
+        if code != nil { argv = GivenArguments.keepingTerminator(argv) }
         // What python3 sets up before it runs anything: SIGPIPE and SIGXFSZ ignored (a write to a
         // closed pipe raises BrokenPipeError; subprocess puts them back for its children).
         signal(SIGPIPE, SIG_IGN)
@@ -404,6 +405,21 @@ enum GivenArguments {
     /// it as `value`, else (it was parsed from another) the UTF-8 of `value`.
     static func bytes(of value: String, at index: Int) -> [UInt8] {
         all.indices.contains(index) && String(decoding: all[index], as: UTF8.self) == value ? all[index] : Array(value.utf8)
+    }
+
+    /// `argv` of `-c` (`-c`, then the code's arguments as parsed) with the `--` that ended
+    /// `pykernel run`'s own options put back where it was given: python3's options end at
+    /// `-c CODE`, so a `--` after it is an argument (`['-c', '--', '-x']`), and ArgumentParser
+    /// takes the first `--` as its own.
+    static func keepingTerminator(_ argv: [[UInt8]]) -> [[UInt8]] {
+        let terminator = Array("--".utf8)
+        guard let index = all.indices.dropFirst().first(where: { all[$0] == terminator }) else { return argv }
+        let parsed = argv.dropFirst()
+        let after = all[(index + 1)...]
+        guard parsed.count >= after.count, parsed.suffix(after.count).elementsEqual(after) else { return argv }
+        let before = parsed.dropLast(after.count)
+        if before.last == terminator { return argv }  // taken as an argument already
+        return [argv[0]] + before + [terminator] + after
     }
 
     /// The bytes of `value`, an option's value parsed from an argument before `end`: the last one

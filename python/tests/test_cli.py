@@ -319,6 +319,11 @@ def test_run_sets_argv_and_file_like_python3(pykernel_bin, tmp_path):
     assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
     with_c = run(pykernel_bin, "run", "-c", "import sys; print(sys.argv)", "a", "b")
     assert with_c.stdout == "['-c', 'a', 'b']\n"
+    # After -c every argument is the code's, a `--` too (pykernel's parser took the first as its own).
+    for arguments in (["--", "-x"], ["a", "--", "b"], ["--", "a", "--", "b"], ["--", "--"]):
+        ours = run(pykernel_bin, "run", "-c", "import sys; print(sys.argv)", *arguments)
+        theirs = subprocess.run([PYTHON311, "-c", "import sys; print(sys.argv)", *arguments], capture_output=True, text=True)
+        assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), arguments
 
 
 def test_run_matches_python3_on_the_traceback_corpus(pykernel_bin, tmp_path):
