@@ -188,18 +188,18 @@ _THIS_FILE = _in_code.__code__.co_filename
 _ENGINE_CALLBACKS = frozenset({"forget"})
 
 
+# The code of asyncio's ``Handle._run``, and the offset of its call of the handle's callback: set
+# with ``_current_task`` (``new_event_loop``), before any cell with ``await`` runs.
+_HANDLE_RUN = None
+_HANDLE_CALLS = 0
+
+
 def _first_call(code):
     """The offset of the first call instruction of ``code`` (``Handle._run`` calls its callback
     with ``*args``: ``CALL_FUNCTION_EX``)."""
     import dis
     calls = ("CALL", "CALL_FUNCTION_EX")
     return min(instruction.offset for instruction in dis.get_instructions(code) if instruction.opname in calls)
-
-
-import asyncio.events  # noqa: E402  (the loop's handles; asyncio is loaded by the first await cell)
-
-_HANDLE_RUN = asyncio.events.Handle._run.__code__
-_HANDLE_CALLS = _first_call(_HANDLE_RUN)
 
 
 def _deliver(cell):
