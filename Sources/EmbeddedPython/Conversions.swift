@@ -15,22 +15,21 @@ extension PyOwned {
 
     /// A new `bytes` holding `data`.
     package static func bytes(_ data: [UInt8]) throws(PythonError) -> PyOwned {
-        let object = data.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { chars in
-                PyBytes_FromStringAndSize(chars.baseAddress, chars.count)
-            }
-        }
-        guard let owned = PyOwned(stealing: object) else { throw PythonError.fetch() }
-        return owned
+        try made(from: data) { PyBytes_FromStringAndSize($0, $1) }
     }
 
     /// A new `str` of a path's bytes as Python decodes a file name (`os.fsdecode`: in a UTF-8
     /// locale, a byte that is not UTF-8 as a lone surrogate, `'\udcff'`).
     package static func fileSystemString(_ path: [UInt8]) throws(PythonError) -> PyOwned {
-        let object = path.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { chars in
-                PyUnicode_DecodeFSDefaultAndSize(chars.baseAddress, chars.count)
-            }
+        try made(from: path) { PyUnicode_DecodeFSDefaultAndSize($0, $1) }
+    }
+
+    /// The new reference `make` returns for the bytes of `data` (their address and count).
+    private static func made(
+        from data: [UInt8], _ make: (UnsafePointer<CChar>?, Int) -> PyPointer?
+    ) throws(PythonError) -> PyOwned {
+        let object = data.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { chars in make(chars.baseAddress, chars.count) }
         }
         guard let owned = PyOwned(stealing: object) else { throw PythonError.fetch() }
         return owned
