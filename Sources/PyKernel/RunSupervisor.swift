@@ -261,6 +261,28 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         return body()
     }
 
+    /// `as_the_engine(function, *arguments)`, native (``NativeArguments/tuple``): calls `function`
+    /// untraced (``PythonTracing/callUntraced``) for the engine's Python code that the code's own
+    /// calls reach anywhere (a weak reference's callback as the code lets an object go). On the
+    /// interpreter thread, with the run's stops held: a stop raised in the callback would be
+    /// swallowed ("Exception ignored in: ..." on stderr) and the code run on until the stop's
+    /// repeat; held, it is tripped again as the callback returns, raised in the code that let
+    /// the object go.
+    static let callAsTheEngine: NativeFunctionPointer = { module, arguments in
+        let supervisor = EmbeddedRuntime.current.supervisor
+        guard !supervisor.holdsStops, supervisor.lock.withLock({ supervisor.interpreterThreadState })?.holdsGIL == true else {
+            return PythonTracing.callUntraced(module, arguments)
+        }
+        supervisor.holdsStops = true
+        let result = PythonTracing.callUntraced(module, arguments)
+        supervisor.holdsStops = false
+        if supervisor.stopHeld {
+            supervisor.stopHeld = false
+            PythonSignals.tripForMainThread(supervisor.signalNumber)
+        }
+        return result
+    }
+
     /// Whether a stop (an interrupt, the timeout) was requested for the current run: it ends as
     /// stopped, whatever its code does after.
     var stopRequested: Bool { lock.withLock { current?.firstStop != nil } }

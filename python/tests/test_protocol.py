@@ -761,6 +761,28 @@ def test_a_stop_while_the_engine_runs_python_of_its_own_shows_no_frame_of_it(raw
     raw.result("context.delete", {"id": context})
 
 
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_a_stop_in_the_engines_callback_as_the_code_lets_a_cell_go_is_raised_in_the_code(raw, isolation):
+    """The engine keeps an old cell's source while a function of it lives, and forgets it in a
+    weak reference's callback as the code lets the last one go. A stop that came while the code
+    freed it (here during the C loop that frees a 15-million-item list, the cell's function last)
+    was raised in that callback: swallowed ("Exception ignored in: ...forget" on stderr), the
+    code ran on until the stop's repeat, and the cell's source was never forgotten. It is held
+    through the callback and raised in the code right after."""
+    context = raw.result("context.create", {"isolation": isolation})["id"]
+    kept = raw.result("code.run", {"code": "keep = [lambda: 0] + list(range(15_000_000))", "context": context}, timeout=60)
+    cell = f"<cell-{kept['execution_count']}>"
+    id = raw.request("code.run", {"code": "print('freeing', flush=True)\ndel keep\nwhile True:\n    pass", "context": context})
+    raw.wait_for(lambda m: m.get("method") == "code.output" and m["params"].get("request_id") == id)
+    assert raw.result("code.interrupt", {"context": context}) == {"interrupted": True}
+    result = raw.response(id, timeout=60)["result"]
+    assert (result["status"], result["stderr"]) == ("interrupted", ""), result
+    assert result["error"]["traceback"].endswith(", line 3, in <module>\n    while True:\nKeyboardInterrupt\n"), result
+    forgotten = raw.result("code.run", {"code": f"import linecache\nprint({cell!r} in linecache.cache)", "context": context})
+    assert forgotten["stdout"] == "False\n", forgotten
+    raw.result("context.delete", {"id": context})
+
+
 WAITS = {
     "sleep": "time.sleep(0.4)",
     "loop": "while time.monotonic() - t0 < 0.4:\n    pass",
