@@ -45,6 +45,19 @@ extension JSONValue {
         return try parser.parseDocument()
     }
 
+    /// Parses one JSON text from bytes, with the rules of ``parse(_:maxDepth:numbersAsWritten:)``,
+    /// and tells whether an object in it repeated a key: a reader that keeps the first value
+    /// (Foundation's `JSONDecoder`) would read another value than this one, which keeps the last.
+    public static func parseNotingRepeatedKeys(_ bytes: [UInt8]) throws(JSONParseError) -> (value: JSONValue, repeatsKeys: Bool) {
+        let parsed = bytes.withUnsafeBufferPointer { buffer in
+            Result { () throws(JSONParseError) -> (JSONValue, Bool) in
+                var parser = JSONParser(bytes: buffer, maxDepth: defaultMaxDepth)
+                return (try parser.parseDocument(), parser.repeatsKeys)
+            }
+        }
+        return try parsed.get()
+    }
+
     /// Parses one JSON text from bytes, with the rules of the `UnsafeRawBufferPointer` overload.
     public static func parse(
         _ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth, numbersAsWritten: Bool = false
@@ -126,6 +139,8 @@ private struct JSONParser {
     private var keys: [String] = []
     /// Reused buffer for strings that contain escapes.
     private var scratch: [UInt8] = []
+    /// Whether an object parsed by ``parseDocument()`` repeated a key (its last value kept).
+    private(set) var repeatsKeys = false
 
     init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int, numbersAsWritten: Bool = false) {
         self.bytes = bytes
@@ -313,7 +328,7 @@ private struct JSONParser {
                         throw error("expected ',' or ']' after an array element, found \(describe(position))")
                     }
                 case .object:
-                    objects[objects.count - 1][keys.removeLast()] = value
+                    if objects[objects.count - 1].replaceOrAppend(keys.removeLast(), value) { repeatsKeys = true }
                     if next == ASCII.comma {
                         position += 1
                         try rejectTrailingComma(before: ASCII.closeBrace)

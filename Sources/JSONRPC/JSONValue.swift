@@ -190,26 +190,32 @@ public struct JSONObject: Sendable, Hashable {
     public subscript(key: String) -> JSONValue? {
         get { position(of: key).map { values[$0] } }
         set {
-            switch (position(of: key), newValue) {
-            case (let position?, let value?):
-                values[position] = value
-            case (nil, let value?):
-                keys.append(key)
-                values.append(value)
-                if !index.isEmpty {
-                    index[key] = keys.count - 1
-                } else if keys.count > Self.indexThreshold {
-                    rebuildIndex()
-                }
-            case (let position?, nil):
+            if let newValue {
+                replaceOrAppend(key, newValue)
+            } else if let position = position(of: key) {
                 keys.remove(at: position)
                 values.remove(at: position)
                 index = [:]
                 if keys.count > Self.indexThreshold { rebuildIndex() }
-            case (nil, nil):
-                break
             }
         }
+    }
+
+    /// Sets the member `key` to `value`, in its place or appended; `true` when it replaced one.
+    @discardableResult
+    mutating func replaceOrAppend(_ key: String, _ value: JSONValue) -> Bool {
+        if let position = position(of: key) {
+            values[position] = value
+            return true
+        }
+        keys.append(key)
+        values.append(value)
+        if !index.isEmpty {
+            index[key] = keys.count - 1
+        } else if keys.count > Self.indexThreshold {
+            rebuildIndex()
+        }
+        return false
     }
 
     private func position(of key: String) -> Int? {

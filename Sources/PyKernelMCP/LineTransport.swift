@@ -64,8 +64,9 @@ actor LineTransport: Transport {
                 case .line(let bytes):
                     guard bytes.contains(where: { !Self.isWhitespace($0) }) else { continue }
                     let message: JSONValue
+                    let repeatsKeys: Bool
                     do throws(JSONParseError) {
-                        message = try JSONValue.parse(bytes)
+                        (message, repeatsKeys) = try JSONValue.parseNotingRepeatedKeys(bytes)
                     } catch {
                         try? await write(RPCMessage.errorResponse(id: nil, error: .parseError(
                             "Parse error: \(error)", data: ["offset": .integer(Int64(error.offset))])))
@@ -89,6 +90,9 @@ actor LineTransport: Transport {
                     // The SDK's decoder refuses a lone surrogate's escape and a number past
                     // `Double`'s range (answered under a made-up id, the request never): it gets
                     // the message as parsed here, with U+FFFD, and the largest finite number.
+                    // So does a message with a repeated key: the SDK's decoder keeps the first
+                    // value, this parser (and `pykernel serve`) the last; an `"id"` repeated was
+                    // answered under one id and waited for under the other.
                     // An `initialize` goes without what the SDK cannot hold (``sdkReadable(_:)``).
                     let readable = Self.sdkReadable(message)
                     if let finite = Self.finite(readable ?? message) {
@@ -96,7 +100,7 @@ actor LineTransport: Transport {
                     } else if let readable {
                         continuation.yield(Data(readable.serialized()))
                     } else {
-                        continuation.yield(Data(Self.mayHoldSurrogateEscape(bytes) ? message.serialized() : bytes))
+                        continuation.yield(Data(repeatsKeys || Self.mayHoldSurrogateEscape(bytes) ? message.serialized() : bytes))
                     }
                 case .tooLong(let length):
                     // Answered as `pykernel serve` answers it (docs/protocol.md): the id could not be read.

@@ -518,6 +518,28 @@ def test_a_line_the_sdk_refused_is_answered_under_its_id(pykernel_bin, case):
     assert answer["id"] == 8 and answer["result"]["content"] == [{"type": "text", "text": printed}], answer
 
 
+@pytest.mark.parametrize("repeated", ["id", "code"])
+def test_a_message_repeating_a_key_is_read_with_its_last_value(pykernel_bin, repeated):
+    """A JSON object that repeats a key is read with its last value, as `pykernel serve` reads it
+    (and Python's `json`). The SDK's decoder kept the first: a call with `"id"` twice was
+    answered under the first id while the transport waited for the last (2 s and a warning at
+    the end of input), and a repeated argument ran its first value."""
+    server, send = initialized_raw_server(pykernel_bin, "namespace")
+    if repeated == "id":
+        line = (b'{"jsonrpc":"2.0","id":5,"method":"tools/call","id":6,"params":{"name":"run_python",'
+                b'"arguments":{"code":"print(6)"}}}\n')
+    else:
+        line = (b'{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"run_python",'
+                b'"arguments":{"code":"print(5)","code":"print(6)"}}}\n')
+    server.stdin.write(line)
+    server.stdin.flush()
+    answer = json.loads(server.stdout.readline())
+    started = time.monotonic()
+    _, stderr = server.communicate(timeout=30)  # the end of input
+    assert (answer["id"], answer["result"]["content"]) == (6, [{"type": "text", "text": "6\n"}]), answer
+    assert time.monotonic() - started < 1.5 and b"still running" not in stderr, stderr.decode()
+
+
 def test_a_call_cancelled_while_queued_runs_unanswered(pykernel_bin, isolation, tmp_path):
     """docs/mcp.md: a call still queued behind another run of the same context when it is
     cancelled runs when its turn comes, and its result is not sent (in a namespace context it

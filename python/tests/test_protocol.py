@@ -134,6 +134,13 @@ def test_string_and_null_ids_are_echoed(raw):
     assert reply["id"] is None and reply["result"]["contexts"][0]["id"] == "default"
 
 
+def test_a_repeated_member_is_read_with_its_last_value(raw):
+    """protocol.md: an object that repeats a member name is read with its last value."""
+    raw.send(b'{"jsonrpc":"2.0","id":1,"method":"code.run","id":2,"params":{"code":"print(5)","code":"print(6)"}}\n')
+    reply = raw.wait_for(is_response)
+    assert (reply["id"], reply["result"]["stdout"]) == (2, "6\n"), reply
+
+
 def test_a_lone_surrogate_in_a_string_id_is_read_as_the_replacement_character(raw):
     """As protocol.md says: `"\\ud800"` is read as U+FFFD, in an id too (echoed so, and one id
     with another that differs only in its lone surrogates)."""
