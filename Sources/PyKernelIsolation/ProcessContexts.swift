@@ -1218,7 +1218,7 @@ public final class ProcessContexts: Sendable {
             let interrupted = if case .result(let value) = reply { value["interrupted"]?.boolValue ?? false } else { false }
             // Only a run the worker stopped is followed up (a run it found ended, or not begun,
             // goes on as the answer says).
-            if interrupted { self?.followUp(id, run, worker: worker, workerContext: workerContext, generation: generation) }
+            if interrupted { self?.followUp(id, run, generation: generation) }
             answered?(interrupted)
         }
         if worker.send("code.interrupt", ["context": .string(workerContext)], Worker.Pending(notification: { _, _ in }, reply: reply)) == nil {
@@ -1240,19 +1240,14 @@ public final class ProcessContexts: Sendable {
         return true
     }
 
-    /// An interrupted run still going: the interrupt is repeated every 250 ms during the grace
-    /// period, then the worker is ended.
-    private func followUp(_ id: String, _ run: ActiveRun, worker: Worker, workerContext: String, generation: Int) {
-        let repeats = Int(configuration.gracePeriod / .milliseconds(250))
-        for step in 1...max(1, repeats) {
-            timers.asyncAfter(deadline: .now() + .milliseconds(250 * step)) { [weak self] in
-                guard let self, !run.relay.isFinished else { return }
-                if step >= repeats {
-                    end(id, run, generation: generation, because: .interrupted)
-                } else {
-                    worker.sendIgnoringReply("code.interrupt", ["context": .string(workerContext)])
-                }
-            }
+    /// An interrupted run still going after the grace period: the worker is ended. The worker
+    /// repeats the interrupt itself every 250 ms meanwhile (its own watchdog, as in a namespace
+    /// context); repeats sent from here too came in step with those, two stops at once, the
+    /// second raised in the code's handler of the first.
+    private func followUp(_ id: String, _ run: ActiveRun, generation: Int) {
+        timers.asyncAfter(deadline: .now() + configuration.gracePeriod.inSeconds) { [weak self] in
+            guard let self, !run.relay.isFinished else { return }
+            end(id, run, generation: generation, because: .interrupted)
         }
     }
 

@@ -706,6 +706,28 @@ def test_a_caught_stop_is_not_raised_again(raw, stop, wait):
 
 
 @pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_an_interrupt_not_taken_is_repeated_once_every_250_ms(raw, isolation):
+    """An interrupted run that goes on is interrupted again every 250 ms (until the grace period
+    ends it). A process context's worker repeats it itself, and the server also sent it repeats,
+    in step: two stops at once, the second raised in the code's handler of the first (a loop
+    that caught every `KeyboardInterrupt` was ended by one in its `except` clause)."""
+    context = raw.result("context.create", {"isolation": isolation})["id"]
+    code = ("import time\nt0 = time.monotonic()\ncaught = []\n"
+            "while time.monotonic() - t0 < 1.1:\n    try:\n        " + STARTED.replace("\n", "\n        ")
+            + "while time.monotonic() - t0 < 1.1:\n            time.sleep(0.005)\n"
+            "    except KeyboardInterrupt:\n        caught.append(time.monotonic())\n"
+            "print([round(b - a, 3) for a, b in zip(caught, caught[1:])])\n")
+    id = raw.request("code.run", {"code": code, "context": context})
+    raw.wait_for(started(id))
+    assert raw.result("code.interrupt", {"context": context}) == {"interrupted": True}
+    result = raw.response(id)["result"]
+    assert result["status"] == "interrupted" and result["stdout"].startswith("started\n"), result
+    gaps = json.loads(result["stdout"].splitlines()[-1])  # printed: no stop escaped the loop
+    assert len(gaps) >= 2 and all(gap > 0.15 for gap in gaps), result
+    raw.result("context.delete", {"id": context})
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
 @pytest.mark.parametrize("first", ["timeout", "interrupt"])
 def test_a_runs_first_stop_decides_its_status_record_and_the_interrupts_answer(raw, first, isolation):
     """A timeout and an interrupt on one run: the first decided is the run's stop. Here the code
