@@ -212,28 +212,84 @@ final class CommandLog: Sendable {
     }
 }
 
-/// The three logs of a session command: `stdout`, `stderr`, and `output` (both, in arrival
-/// order, by whole characters: ``CharacterInterleaver``). Each stream is written as text (its
-/// invalid UTF-8 as U+FFFD, ``UTF8Sanitizer``), so that the logs' sizes, what results keep and
-/// what they count as omitted are bytes of the text, as in every capped stream (``HeadTailBuffer``).
+/// How far each of a command's two streams has been written (or read): a point in the order of
+/// their writes. Its record in the `order` log is 16 bytes, the two counts as little-endian
+/// 64-bit integers.
+struct StreamPositions: Hashable, Sendable {
+    var stdout = 0
+    var stderr = 0
+
+    subscript(_ stream: OutputStreamName) -> Int {
+        get { stream == .stdout ? stdout : stderr }
+        set {
+            if stream == .stdout { stdout = newValue } else { stderr = newValue }
+        }
+    }
+
+    /// Whether both streams are at or past `other`'s positions.
+    func hasReached(_ other: StreamPositions) -> Bool { stdout >= other.stdout && stderr >= other.stderr }
+
+    static let recordSize = 16
+
+    /// The record of the positions in the `order` log.
+    var record: [UInt8] {
+        withUnsafeBytes(of: (Int64(stdout).littleEndian, Int64(stderr).littleEndian)) { Array($0) }
+    }
+
+    /// The positions of whole records, in order (a shorter rest is ignored).
+    static func records(_ bytes: [UInt8]) -> [StreamPositions] {
+        bytes.withUnsafeBytes { raw in
+            stride(from: 0, through: raw.count - recordSize, by: recordSize).map { offset in
+                StreamPositions(
+                    stdout: Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: Int64.self))),
+                    stderr: Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 8, as: Int64.self))))
+            }
+        }
+    }
+}
+
+/// The logs of a session command: `stdout`, `stderr`, `output` (both, in arrival order, by
+/// whole characters: ``CharacterInterleaver``), and `order`, which says in what order the bytes
+/// of `stdout` and `stderr` came, for followers (``SessionLogStream``): a record of the
+/// ``StreamPositions`` at each switch from one stream to the other. So between two records one
+/// stream alone was written, and the positions at the start (zero) and now (``written()``) bound
+/// the first and the last run. Each stream is written as text (its invalid UTF-8 as U+FFFD,
+/// ``UTF8Sanitizer``), so that the logs' sizes, what results keep and what they count as
+/// omitted are bytes of the text, as in every capped stream (``HeadTailBuffer``); a record is at
+/// a whole character of both.
+///
+/// The `order` log is capped as the others (``CommandLog``), within the same limit (rounded
+/// down to whole records, at least 4 KiB): only a command that switches streams some million
+/// times loses records, and a follower then gets what was written between the records kept
+/// one stream after the other.
 final class CommandLogs: OutputSink {
     let stdout: CommandLog
     let stderr: CommandLog
     let output: CommandLog
+    let order: CommandLog
 
     private struct Writer {
         var interleaver = CharacterInterleaver()
         /// The sanitizers of stdout and stderr.
         var text = [UTF8Sanitizer(), UTF8Sanitizer()]
+        /// The bytes appended to each stream's log.
+        var written = StreamPositions()
+        /// The stream written last.
+        var last: OutputStreamName?
+        /// The bytes appended to the `order` log.
+        var orderBytes = 0
     }
 
-    /// Also orders the writes of the monitor thread and the service's notes in `output`.
+    /// Also orders the writes of the monitor thread and the service's notes in `output` and `order`.
     private let writer = Mutex(Writer())
 
     init(directory: String, limit: Int, logger: Logger) throws(ProcessAPIError) {
         stdout = try CommandLog(base: directory + "/stdout", limit: limit, logger: logger)
         stderr = try CommandLog(base: directory + "/stderr", limit: limit, logger: logger)
         output = try CommandLog(base: directory + "/output", limit: limit, logger: logger)
+        // Head and tail files hold whole records: multiples of 4 records (limit / 2 and limit / 4).
+        let recordsLimit = max(4096, limit / (4 * StreamPositions.recordSize) * (4 * StreamPositions.recordSize))
+        order = try CommandLog(base: directory + "/order", limit: recordsLimit, logger: logger)
     }
 
     func log(_ stream: OutputStreamName) -> CommandLog { stream == .stdout ? stdout : stderr }
@@ -243,18 +299,21 @@ final class CommandLogs: OutputSink {
         stdout.park()
         stderr.park()
         output.park()
+        order.park()
+    }
+
+    /// The length of the `order` log and of each stream's log, at one moment: the records up to
+    /// that length, then the positions, tell the order of every byte of the two logs.
+    func written() -> (orderBytes: Int, positions: StreamPositions) {
+        writer.withLock { ($0.orderBytes, $0.written) }
     }
 
     /// Appends output of `stream`, as text, to its log and to the interleaved one.
     func write(_ stream: OutputStreamName, _ bytes: UnsafeRawBufferPointer) {
         writer.withLock { w in
             let index = stream == .stdout ? 0 : 1
-            let log = log(stream)
             var text = w.text[index]
-            text.append(bytes.bindMemory(to: UInt8.self)) { valid in
-                log.append(UnsafeRawBufferPointer(valid))
-                w.interleaver.append(stream, UnsafeRawBufferPointer(valid)) { output.append($0) }
-            }
+            text.append(bytes.bindMemory(to: UInt8.self)) { append(&w, stream, UnsafeRawBufferPointer($0)) }
             w.text[index] = text
         }
     }
@@ -263,15 +322,24 @@ final class CommandLogs: OutputSink {
     func end(_ stream: OutputStreamName) {
         writer.withLock { w in
             let index = stream == .stdout ? 0 : 1
-            let log = log(stream)
             var text = w.text[index]
-            text.finish { valid in
-                log.append(UnsafeRawBufferPointer(valid))
-                w.interleaver.append(stream, UnsafeRawBufferPointer(valid)) { output.append($0) }
-            }
+            text.finish { append(&w, stream, UnsafeRawBufferPointer($0)) }
             w.text[index] = text
             w.interleaver.end(stream) { output.append($0) }
         }
+    }
+
+    /// Appends valid text of `stream` to its log and to `output`, recording a switch of streams in `order`.
+    private func append(_ w: inout Writer, _ stream: OutputStreamName, _ text: UnsafeRawBufferPointer) {
+        guard !text.isEmpty else { return }
+        if let last = w.last, last != stream {
+            w.written.record.withUnsafeBytes { order.append($0) }
+            w.orderBytes += StreamPositions.recordSize
+        }
+        w.last = stream
+        log(stream).append(text)
+        w.written[stream] += text.count
+        w.interleaver.append(stream, text) { output.append($0) }
     }
 
     /// Appends a note from the service to the stderr and output logs.

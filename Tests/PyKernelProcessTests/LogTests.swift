@@ -102,6 +102,41 @@ struct BoundedLogTests {
         }
     }
 
+    /// A follow delivers a command's output in the order the server read it, from a capped log of
+    /// the switches between stdout and stderr (16 bytes each). Past the switches it dropped, the
+    /// bytes written meanwhile come one stream after the other, each once.
+    @Test("a follower past the switches of streams that the capped order log dropped gets every byte once, in order where kept")
+    func droppedSwitches() async throws {
+        try await withService({ $0.sessionLogLimit = 4096 }) { service, _ in
+            try await service.createSession(CreateSessionParams(id: "s"))
+            let command = try await service.executeSessionCommand(SessionExecuteParams(session: "s", command: "read line", runAsync: true))
+            let stream = try await service.followSessionLogs(SessionLogsParams(session: "s", cmdId: command.cmdId, follow: true))
+            // Each stream written 1000 times in turns, as the pump writes what it reads: 1999
+            // switches, in a log that keeps its first 128 and at least its last 64.
+            let written = (0..<2000).map { $0 % 2 == 0 ? "stdout o" : "stderr e" }
+            for index in 0..<2000 {
+                var text = index % 2 == 0 ? "o" : "e"
+                text.withUTF8 { stream.command.logs.write(index % 2 == 0 ? .stdout : .stderr, UnsafeRawBufferPointer($0)) }
+            }
+            try await service.sendSessionInput(SessionInputParams(session: "s", cmdId: command.cmdId, data: "\n"))
+            var runs: [(stream: OutputStreamName, text: String)] = []
+            for try await event in stream {
+                switch event {
+                case .output(let chunk):
+                    if runs.last?.stream == chunk.stream { runs[runs.count - 1].text += chunk.text } else { runs.append((chunk.stream, chunk.text)) }
+                case .dropped(let stream, let bytes): Issue.record("\(bytes) bytes of \(stream) dropped")
+                case .exited(let code): #expect(code == 0)
+                }
+            }
+            let followed = runs.map { "\($0.stream) \($0.text)" }
+            #expect(runs.filter { $0.stream == .stdout }.map(\.text).joined() == String(repeating: "o", count: 1000))
+            #expect(runs.filter { $0.stream == .stderr }.map(\.text).joined() == String(repeating: "e", count: 1000))
+            #expect(followed.count < written.count)
+            #expect(Array(followed.prefix(128)) == Array(written.prefix(128)))
+            #expect(Array(followed.suffix(64)) == Array(written.suffix(64)))
+        }
+    }
+
     /// A session command's logs were written as the bytes came and decoded when read: over the
     /// limit, invalid UTF-8 was kept as up to 3 times the limit of U+FFFD, counted in bytes as
     /// written. Its streams are now written as text, as every capped stream is.

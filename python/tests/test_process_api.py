@@ -1014,3 +1014,107 @@ def test_a_follow_running_at_the_end_of_input_is_answered_shutting_down(pykernel
         assert server.wait_exit() == 0
     finally:
         server.kill()
+
+
+# ---------------------------------------------------------------- followed logs keep the written order
+
+# Writes of a command to stdout and stderr, in this order; two in a row to one stream included.
+INTERLEAVED_WRITES = [("stderr", "e1\n"), ("stdout", "o1\n"), ("stdout", "o2\n"), ("stderr", "e2\n"),
+                      ("stdout", "o3\n"), ("stderr", "e3\n"), ("stderr", "e4\n"), ("stdout", "o4\n")]
+
+
+def _runs(chunks):
+    """(stream, text) chunks with consecutive chunks of one stream joined: how a follow may split
+    its output is its own, the order of the streams' runs is the command's."""
+    runs = []
+    for stream, text in chunks:
+        if runs and runs[-1][0] == stream:
+            runs[-1] = (stream, runs[-1][1] + text)
+        else:
+            runs.append((stream, text))
+    return runs
+
+
+def _start_stepped_writer(pk, session):
+    """An asynchronous command that makes each write of INTERLEAVED_WRITES after reading a line."""
+    script = "; ".join(f"read _; printf '{text[:-1]}\\n'" + (" >&2" if stream == "stderr" else "")
+                       for stream, text in INTERLEAVED_WRITES)
+    return pk.execute_session_command(session, script, run_async=True).cmd_id
+
+
+def _make_writes(pk, session, cmd_id, writes):
+    """Lets the command make its next writes one at a time, each once the server has read the one
+    before (its interleaved `output` shows it), so that the order the server saw is the written one."""
+    for stream, text in writes:
+        before = pk.get_session_command_logs(session, cmd_id).output
+        pk.send_session_command_input(session, cmd_id, "\n")
+        assert wait_until(lambda: pk.get_session_command_logs(session, cmd_id).output == before + text), \
+            pk.get_session_command_logs(session, cmd_id).output
+
+
+def test_a_follow_delivers_a_finished_commands_writes_in_the_order_written(pk):
+    """A follow of a command that had written to stdout and stderr in turns replayed all its
+    stdout, then all its stderr (it read the two logs in turn); it now delivers each write in
+    the order the command made them, as `output` has them."""
+    pk.create_session("order")
+    cmd_id = _start_stepped_writer(pk, "order")
+    _make_writes(pk, "order", cmd_id, INTERLEAVED_WRITES)
+    assert wait_until(lambda: pk.get_session_command("order", cmd_id).exit_code == 0)
+    chunks = []
+    logs = pk.get_session_command_logs("order", cmd_id, lambda text: chunks.append(("stdout", text)),
+                                       lambda text: chunks.append(("stderr", text)))
+    assert _runs(chunks) == _runs(INTERLEAVED_WRITES)
+    assert "".join(text for stream, text in chunks if stream == "stdout") == logs.stdout
+    assert "".join(text for stream, text in chunks if stream == "stderr") == logs.stderr
+    assert "".join(text for _, text in chunks) == logs.output
+
+
+def test_a_follow_delivers_a_running_commands_writes_in_the_order_written(pk):
+    """A follow that starts while the command runs: its backlog, then what the command writes
+    next, in the order written."""
+    pk.create_session("order-live")
+    cmd_id = _start_stepped_writer(pk, "order-live")
+    _make_writes(pk, "order-live", cmd_id, INTERLEAVED_WRITES[:4])
+    chunks = []
+    followed = {}
+
+    def follow():
+        followed["logs"] = pk.get_session_command_logs(
+            "order-live", cmd_id, lambda text: chunks.append(("stdout", text)), lambda text: chunks.append(("stderr", text)))
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    try:
+        assert wait_until(lambda: "".join(text for _, text in chunks) == "e1\no1\no2\ne2\n"), chunks
+        assert _runs(chunks) == _runs(INTERLEAVED_WRITES[:4])
+        _make_writes(pk, "order-live", cmd_id, INTERLEAVED_WRITES[4:])
+    finally:
+        follower.join(10)
+    logs = followed["logs"]
+    assert logs.exit_code == 0
+    assert _runs(chunks) == _runs(INTERLEAVED_WRITES)
+    assert "".join(text for stream, text in chunks if stream == "stdout") == logs.stdout
+    assert "".join(text for stream, text in chunks if stream == "stderr") == logs.stderr
+
+
+def test_a_follow_of_an_exited_entrypoint_keeps_the_order_written(pykernel_bin, tmp_path):
+    """The product's example follows the entrypoint's logs once it has written them: they came as
+    one block of stdout, then one of stderr ('entry\\nlate\\n' then 'err\\n' where `output` said
+    'entry\\nerr\\nlate\\n')."""
+    os.mkfifo(tmp_path / "go")
+    client = PyKernel(pykernel_bin, args=("--", "sh", "-c", "echo entry; echo err >&2; read x < go; echo late"),
+                      cwd=str(tmp_path))
+    try:
+        assert wait_until(lambda: len(client.get_entrypoint_logs().output) == len("entry\nerr\n"))
+        with open(tmp_path / "go", "w") as go:
+            go.write("\n")
+        assert wait_until(lambda: client.get_entrypoint_logs().exit_code == 0)
+        chunks = []
+        logs = client.get_entrypoint_logs(lambda text: chunks.append(("stdout", text)),
+                                          lambda text: chunks.append(("stderr", text)))
+        assert logs.output.endswith("late\n")
+        assert "".join(text for _, text in chunks) == logs.output
+        assert "".join(text for stream, text in chunks if stream == "stderr") == logs.stderr == "err\n"
+    finally:
+        client.close()
+    assert client.returncode == 0
