@@ -46,7 +46,8 @@ public struct ProcessServiceConfiguration: Sendable {
     /// The most bytes each log of a session command keeps on disk (`stdout`, `stderr` and the
     /// interleaved `output`, each): the first half and the most recent bytes of the stream, the
     /// bytes between them dropped (counted in `<name>_omitted_bytes`; followers are told with a
-    /// ``SessionLogEvent/dropped(stream:bytes:)``). Default: 64 MiB.
+    /// ``SessionLogEvent/dropped(stream:bytes:)``). The log of the order of stdout's and stderr's
+    /// writes, for followers, is bounded alike (at least 4 KiB). Default: 64 MiB.
     public var sessionLogLimit: Int
 
     /// How long a process group gets between `SIGTERM` and `SIGKILL` when a timeout fires, a

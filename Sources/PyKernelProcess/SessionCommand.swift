@@ -6,7 +6,8 @@ import Synchronization
 ///
 /// Layout of its directory: `command.sh` (the text, sourced by the shell), `stdout.fifo` and
 /// `stderr.fifo` (written by the command, read by the pump), `stdin.fifo` (asynchronous
-/// commands; held open by the service), and the logs `stdout.log`, `stderr.log`, `output.log`.
+/// commands; held open by the service), and the logs `stdout.log`, `stderr.log`, `output.log`
+/// and `order.log` (``CommandLogs``), each with its tail files.
 final class SessionCommand: Sendable {
     let id: String
     let seq: Int
