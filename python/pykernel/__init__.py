@@ -17,6 +17,8 @@
 The protocol underneath is documented in ``docs/protocol.md`` of the PyKernel repository.
 """
 
+from . import charts as _charts
+from .charts import *  # noqa: F401,F403 -- the chart classes (charts.__all__)
 from .client import DEFAULT_CONTEXT, MAX_LINE_BYTES, PyKernel
 from . import errors as _errors
 from .errors import *  # noqa: F401,F403 -- every exception the client raises (errors.__all__)
@@ -61,4 +63,5 @@ __all__ = [
     "SessionExecuteRequest",
     "SessionExecuteResponse",
     "SessionExitedEvent",
-] + [name for name in _errors.__all__ if name != "error_from_response"]
+] + [name for name in _errors.__all__ if name != "error_from_response"] + [
+    name for name in _charts.__all__ if name != "chart_from_json"]

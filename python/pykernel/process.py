@@ -25,6 +25,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
+from .charts import Chart, chart_from_json
+
 __all__ = [
     "ProcessMixin",
     "ExecuteResponse",
@@ -69,8 +71,9 @@ class ExecuteResponse:
     stderr_truncated: bool = False
     stderr_omitted_bytes: int = 0
     #: ``code_run`` of Python: the matplotlib figures the program showed or left open, each a
-    #: chart record plus ``png`` (base64), from the wire's ``artifacts.charts``.
-    charts: List[Dict[str, Any]] = field(default_factory=list)
+    #: typed :class:`~pykernel.charts.Chart` (``chart.type``, ``.title``, ``.elements``, ...) with
+    #: its ``png`` (base64), from the wire's ``artifacts.charts``.
+    charts: List[Chart] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> "ExecuteResponse":
@@ -80,7 +83,7 @@ class ExecuteResponse:
             stdout=value.get("stdout", ""),
             stderr=value.get("stderr", ""),
             timed_out=bool(value.get("timed_out", False)),
-            charts=list((value.get("artifacts") or {}).get("charts") or []),
+            charts=[chart_from_json(chart) for chart in (value.get("artifacts") or {}).get("charts") or []],
             **_caps(value, ("result", "stdout", "stderr")),
         )
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from .charts import Chart, chart_from_json
+
 __all__ = ["Context", "ExecutionError", "ExecutionResult", "OutputMessage", "KernelInfo", "Result", "IsolationInfo", "WorkerPool",
            "ForkServer"]
 
@@ -76,18 +78,20 @@ class Result:
     ``data`` maps MIME types to representations (``text/plain`` is always there); binary ones
     (``image/png``, ``image/jpeg``, ``application/pdf``) are base64 strings, ``application/json``
     a JSON value. The properties give the common ones (``None`` when absent); ``chart`` is the
-    chart record of a matplotlib figure, or ``None``.
+    chart record of a matplotlib figure as a typed :class:`~pykernel.charts.Chart`
+    (``result.chart.type``, ``.title``, ``.elements``, ...), or ``None``.
     """
 
     data: Dict[str, Any] = field(default_factory=dict)
     is_main_result: bool = False
     metadata: Dict[str, Any] = field(default_factory=dict)
-    chart: Optional[Dict[str, Any]] = None
+    chart: Optional[Chart] = None
 
     @classmethod
     def from_json(cls, value: Dict[str, Any]) -> "Result":
         return cls(data=dict(value.get("data") or {}), is_main_result=bool(value.get("is_main_result", False)),
-                   metadata=dict(value.get("metadata") or {}), chart=value.get("chart"))
+                   metadata=dict(value.get("metadata") or {}),
+                   chart=chart_from_json(value["chart"]) if value.get("chart") is not None else None)
 
     @property
     def text(self) -> Optional[str]:

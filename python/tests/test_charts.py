@@ -10,7 +10,8 @@ import threading
 
 import pytest
 
-from pykernel import PyKernel
+from pykernel import (BarChart, BarData, BoxAndWhiskerChart, BoxAndWhiskerData, Chart, Chart2D, CompositeChart, LineChart,
+                      PieChart, PieData, PointData, PyKernel, ScatterChart)
 from pykernel.errors import PyKernelTimeoutError
 
 VENV = os.environ.get("PYKERNEL_RICH_VENV", str(pathlib.Path(__file__).resolve().parents[2] / ".venv-rich"))
@@ -523,6 +524,53 @@ def test_code_run_returns_shown_and_open_figures_as_artifacts_charts(rich):
     assert line["elements"] == [{"label": "growth", "points": [[1, 2], [2, 4], [3, 8]]}]
     for chart in (bar, line):
         assert base64.b64decode(chart["png"]).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+EVERY_KIND = ("import matplotlib.pyplot as plt\n"
+              "plt.plot([1, 2], [3, 4], label='up'); plt.title('Line'); plt.xlabel('Time (s)'); plt.show()\n"
+              "plt.scatter([1], [2], label='pts'); plt.show()\n"
+              "plt.bar(['a', 'b'], [3, 5], label='g'); plt.show()\n"
+              "plt.pie([1, 3], labels=['p', 'q']); plt.show()\n"
+              "plt.boxplot([[1, 2, 3, 4, 100]], tick_labels=['box']); plt.show()\n"
+              "fig, axs = plt.subplots(1, 2); axs[0].plot([1, 2]); axs[1].bar(['c'], [7]); fig.suptitle('Both'); plt.show()\n"
+              "fig = plt.figure(); fig.text(0.5, 0.5, 'hi'); plt.show()\n")
+
+
+@pytest.mark.parametrize("how", ["code_run", "run_code"])
+def test_charts_are_typed_objects_read_by_attribute_as_in_the_product_sdks(rich, how):
+    # `for c in response.artifacts.charts: c.title` raised AttributeError: a chart was a plain dict.
+    if how == "code_run":
+        response = rich.code_run(EVERY_KIND, timeout=120)
+        assert response.exit_code == 0, response.stderr
+        found = response.artifacts.charts
+        assert all(base64.b64decode(chart.png).startswith(b"\x89PNG") for chart in found)
+    else:
+        found = charts(run(rich, EVERY_KIND))
+        assert all(chart.png is None for chart in found)
+    line, scatter, bar, pie, box, composite, unknown = found
+    assert [type(chart) for chart in found] == [LineChart, ScatterChart, BarChart, PieChart, BoxAndWhiskerChart,
+                                                CompositeChart, Chart2D]
+    assert all(isinstance(chart, Chart) for chart in found)
+    assert (line.type, line.title, line.x_label, line.x_unit, line.y_label, line.x_scale) == ("line", "Line", "Time (s)", "s", None, "linear")
+    assert len(line.x_ticks) == len(line.x_tick_labels) > 0 and len(line.y_ticks) == len(line.y_tick_labels) > 0
+    [up] = line.elements
+    assert isinstance(up, PointData) and (up.label, up.points) == ("up", [[1, 3], [2, 4]])
+    assert (scatter.type, scatter.elements[0].label, scatter.elements[0].points) == ("scatter", "pts", [[1, 2]])
+    assert all(isinstance(element, BarData) for element in bar.elements)
+    assert [(e.label, e.group, e.value) for e in bar.elements] == [("a", "g", 3), ("b", "g", 5)]
+    assert all(isinstance(element, PieData) for element in pie.elements)
+    assert [(e.label, e.angle, e.radius) for e in pie.elements] == [("p", 90, 1), ("q", 270, 1)]
+    [whiskers] = box.elements
+    assert isinstance(whiskers, BoxAndWhiskerData)
+    assert (whiskers.label, whiskers.min, whiskers.first_quartile, whiskers.median, whiskers.third_quartile,
+            whiskers.max, whiskers.outliers) == ("box", 1, 2, 3, 4, 4, [100])
+    assert (composite.type, composite.title) == ("composite_chart", "Both")
+    assert [type(chart) for chart in composite.elements] == [LineChart, BarChart]
+    assert composite.elements[1].elements[0].value == 7
+    assert (unknown.type, unknown.elements) == ("unknown", [])
+    # Each is still the JSON object it came as: read by key, equal to it.
+    assert line["title"] == line.title and bar["elements"][0]["value"] == 3
+    assert dict(line) == line and json.loads(json.dumps(composite)) == composite
 
 
 def test_code_run_charts_are_the_same_records_as_a_context_gives(rich):

@@ -325,6 +325,7 @@ def python_examples():
 def test_the_python_client_examples_run(pykernel_bin, tmp_path, name, start, code):
     """Each Python example runs as written against the real server and prints what its comments say."""
     env = dict(os.environ, PYKERNEL_BIN=pykernel_bin, PYTHONPATH=os.path.join(os.path.dirname(DOCS), "python"))
+    (tmp_path / ".venv").symlink_to(RICH_VENV)  # the chart examples' `--venv .venv`, with matplotlib
     ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
     assert ran.returncode == 0, f"docs/{name}, the example at line {start}:\n{ran.stderr[-3000:]}"
     for promised in re.findall(r"print\(.*\)\s+# (\w+)$", code, re.MULTILINE):
