@@ -69,6 +69,26 @@ def _finite(value: Any) -> bool:
     return True
 
 
+def _serializable(value: Any) -> bool:
+    """Whether ``json.dumps`` can write ``value``."""
+    try:
+        json.dumps(value, allow_nan=True)
+        return True
+    except TypeError:
+        return False
+
+
+def _first_param(message: Dict[str, Any], is_at_fault: Callable[[Any], bool]) -> Optional[str]:
+    """The name of the first of ``message``'s params that ``is_at_fault``, if any."""
+    params = message.get("params")
+    return next((name for name, value in params.items() if is_at_fault(value)), None) if isinstance(params, dict) else None
+
+
+def _invalid_argument(field: Optional[str]) -> Dict[str, Any]:
+    """The data the server gives an invalid param: its reason, and the param at fault."""
+    return {"reason": "invalid_argument", **({"field": field} if field is not None else {})}
+
+
 def _context_id(context: Optional[ContextLike]) -> Optional[str]:
     if context is None:
         return None
@@ -535,13 +555,16 @@ class PyKernel(ProcessMixin):
         except UnicodeEncodeError:  # Lone surrogates: send them as \ud8xx escapes.
             return json.dumps(message, separators=(",", ":"), allow_nan=False).encode("ascii") + b"\n"
         except ValueError as error:  # NaN or an infinity: JSON has none (the server could not tell whose line it was)
-            # The data the server gives an invalid param: its reason, and the param at fault.
-            params = message.get("params")
-            field = next((name for name, value in params.items() if not _finite(value)), None) if isinstance(params, dict) else None
-            data = {"reason": "invalid_argument", **({"field": field} if field is not None else {})}
+            field = _first_param(message, lambda value: not _finite(value))
             raise InvalidParamsError(
                 -32602, f"{message.get('method')}: {'params.' + field if field else 'a parameter'} is not a finite number "
-                f"({error}); JSON cannot carry NaN or infinities (a timeout of 0 means none)", data) from None
+                f"({error}); JSON cannot carry NaN or infinities (a timeout of 0 means none)", _invalid_argument(field)) from None
+        except TypeError as error:  # a value JSON has no form for: bytes (`run_code(b"...")`), a set, an object
+            field = _first_param(message, lambda value: not _serializable(value))
+            raise InvalidParamsError(
+                -32602, f"{message.get('method')}: {'params.' + field if field else 'a parameter'} cannot be sent ({error}); "
+                "JSON carries str, numbers, booleans, None, lists and dicts (decode bytes to str first)",
+                _invalid_argument(field)) from None
 
     def _write(self, line: bytes) -> None:
         if len(line) - 1 > MAX_LINE_BYTES:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from .charts import Chart, chart_from_json
+from .errors import InvalidParamsError
 
 __all__ = [
     "ProcessMixin",
@@ -390,6 +391,36 @@ def _caps(value: Mapping[str, Any], names: Sequence[str]) -> Dict[str, Any]:
 _PTY_SETUP_LOCK = threading.Lock()
 
 
+#: The keys of ``code_run``'s ``params`` given as a mapping.
+_CODE_RUN_KEYS = ("argv", "env", "language", "cwd")
+#: The keys that ask for an asynchronous session command, as the product's SDKs spell them.
+_SESSION_ASYNC_KEYS = ("run_async", "runAsync", "var_async", "async")
+#: The keys of a session command request given as a mapping.
+_SESSION_REQUEST_KEYS = ("command", *_SESSION_ASYNC_KEYS, "timeout")
+
+
+def _invalid_params(message: str, field: str, reason: str = "invalid_argument") -> InvalidParamsError:
+    """The client's own -32602 error, with the data the server gives one (its reason, the param at fault)."""
+    return InvalidParamsError(-32602, message, {"reason": reason, "field": field})
+
+
+def _unknown_keys(request: Mapping[str, Any], known: Sequence[str], what: str) -> None:
+    """Refuses ``request``'s first key that is not one of ``known``, as the server refuses an
+    unknown param: a misspelt option is an error, never silently ignored."""
+    for key in request:
+        if key not in known:
+            raise _invalid_params(f"{what}: {key!r} is not a key of its request (its keys: {', '.join(known)})",
+                                  str(key), "unknown_parameter")
+
+
+def _async_flag(name: str, value: Any) -> Optional[bool]:
+    """A session command's asynchronous flag named ``name``: a bool, or ``None`` when not given
+    (``"false"`` is refused: as a truth value it would ask for an asynchronous command)."""
+    if value is not None and not isinstance(value, bool):
+        raise _invalid_params(f"execute_session_command: {name} must be a bool, not {type(value).__name__} ({value!r})", name)
+    return value
+
+
 def _put(params: Dict[str, Any], key: str, value: Any) -> None:
     if value is not None:
         params[key] = value
@@ -443,13 +474,13 @@ class ProcessMixin:
         (``language=``, ``argv=``, ``env=``, ``cwd=``, which win over ``params``' fields); a string
         in ``params``' place is the language. ``timeout`` in seconds (0 or ``None``: none). A
         missing runtime raises a ``PyKernelError`` with code -32014; an unknown ``language``
-        raises ``InvalidParamsError`` (``reason`` ``invalid_argument``, ``field`` ``language``)."""
+        raises ``InvalidParamsError`` (``reason`` ``invalid_argument``, ``field`` ``language``),
+        and so does an ``argv`` that is a string rather than a list of strings; a mapping's
+        unknown key raises ``InvalidParamsError`` (``reason`` ``unknown_parameter``, ``field`` the key)."""
         if isinstance(params, str):
             params = CodeRunParams(language=params)
         elif isinstance(params, Mapping):
-            unknown = set(params) - {"argv", "env", "language", "cwd"}
-            if unknown:
-                raise TypeError(f"code_run params take argv, env, language and cwd, not {sorted(unknown)}")
+            _unknown_keys(params, _CODE_RUN_KEYS, "code_run")
             params = CodeRunParams(**params)
         elif params is not None and not isinstance(params, CodeRunParams):
             if not (hasattr(params, "argv") or hasattr(params, "env")):
@@ -462,6 +493,9 @@ class ProcessMixin:
             return explicit if explicit is not None else getattr(params, name, None)
 
         language, argv, env, cwd = pick(language, "language"), pick(argv, "argv"), pick(env, "env"), pick(cwd, "cwd")
+        if isinstance(argv, (str, bytes)):
+            raise _invalid_params(f"code_run: argv must be a list of strings, not {type(argv).__name__} "
+                                  f"({argv!r} would be split into its characters)", "argv")
         request: Dict[str, Any] = {"code": code}
         _put(request, "language", language)
         _put(request, "argv", list(argv) if argv is not None else None)
@@ -494,27 +528,29 @@ class ProcessMixin:
         """``session.exec``: runs a command in the session's shell (sharing its state). ``command``
         (or ``req=``, the product SDK's name) is a string, a request object with ``.command``
         (and optionally ``.run_async`` / ``.var_async`` / ``.timeout``) or a dict with those keys
-        (``runAsync`` too, as the TypeScript SDK spells it); explicit keyword arguments win over
-        the request's fields. As in the product SDK, the third positional argument is
-        ``timeout``; ``run_async`` is keyword-only, and must be a bool."""
+        (``runAsync`` and ``async`` too, as the TypeScript SDK spells it); explicit keyword arguments
+        win over the request's fields. As in the product SDK, the third positional argument is
+        ``timeout``; ``run_async`` is keyword-only. Each asynchronous flag (the keyword, the
+        request's) must be a bool, else ``InvalidParamsError`` (``field`` the flag); a dict's key
+        other than those raises ``InvalidParamsError`` (``reason`` ``unknown_parameter``)."""
         if (command is None) == (req is None):
             raise TypeError("execute_session_command takes the command once: as `command` or as `req`")
-        if run_async is not None and not isinstance(run_async, bool):
-            raise TypeError(f"execute_session_command: run_async must be a bool, not {type(run_async).__name__}")
+        _async_flag("run_async", run_async)
         command = command if command is not None else req
         if isinstance(command, str):
             text, req_async, req_timeout = command, None, None
         elif isinstance(command, Mapping):
             # The TypeScript SDK's object (`{command, runAsync}`), as a dict.
+            _unknown_keys(command, _SESSION_REQUEST_KEYS, "execute_session_command")
             if "command" not in command:
-                raise TypeError("execute_session_command: a request dict needs a 'command' key")
+                raise _invalid_params("execute_session_command: a request dict needs a 'command' key", "command")
             text = command["command"]
-            req_async = any(bool(command.get(key)) for key in ("run_async", "runAsync", "var_async", "async"))
+            req_async = any([_async_flag(key, command.get(key)) for key in _SESSION_ASYNC_KEYS])
             req_timeout = command.get("timeout")
         else:
             text = command.command
             # `var_async` is another spelling of `run_async`: either asks for an asynchronous command.
-            req_async = bool(getattr(command, "run_async", None)) or bool(getattr(command, "var_async", None))
+            req_async = any([_async_flag(key, getattr(command, key, None)) for key in ("run_async", "var_async")])
             req_timeout = getattr(command, "timeout", None)
         if run_async is None:
             run_async = bool(req_async)

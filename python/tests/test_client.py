@@ -571,6 +571,19 @@ def test_a_number_json_cannot_carry_is_refused_at_once(kernel):
     assert kernel.run_code("print('still')").stdout == "still\n"
 
 
+def test_a_value_json_cannot_carry_is_refused_naming_the_param_and_its_type(kernel):
+    # run_code(b"x") raised json's plain TypeError ("Object of type bytes is not JSON serializable").
+    for call, field in ((lambda: kernel.run_code(b"print(1)"), "code"), (lambda: kernel.exec(b"true"), "command"),
+                        (lambda: kernel.run_code("1", envs={"A": {1, 2}}), "env")):
+        with pytest.raises(InvalidParamsError) as refused:
+            call()
+        assert refused.value.data == {"reason": "invalid_argument", "field": field}
+        assert f"params.{field} cannot be sent" in refused.value.message
+    with pytest.raises(InvalidParamsError, match="type bytes"):
+        kernel.run_code(b"print(1)")
+    assert kernel.run_code("print('still')").stdout == "still\n"
+
+
 def test_an_empty_context_id_is_not_the_default_context(kernel):
     with pytest.raises(ContextNotFoundError):
         kernel.interrupt("")
@@ -628,8 +641,9 @@ def test_execute_session_command_takes_timeout_third_as_the_product_sdk(kernel):
     assert (done.exit_code, done.stdout) == (0, "hi\n")
     slow = kernel.execute_session_command("positional", "sleep 5", 0.3)
     assert slow.exit_code == 124
-    with pytest.raises(TypeError, match="run_async must be a bool"):
+    with pytest.raises(InvalidParamsError, match="run_async must be a bool") as refused:
         kernel.execute_session_command("positional", "echo hi", run_async="yes")
+    assert refused.value.field == "run_async"
 
 
 def test_ctrl_c_leaves_another_threads_run_in_the_context_alone(kernel):

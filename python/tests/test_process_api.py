@@ -306,8 +306,9 @@ def test_code_run_takes_the_product_sdks_params_and_timeout(pk):
         pk.code_run("x", "cobol")
     with pytest.raises(TypeError, match="params"):
         pk.code_run("x", 5)
-    with pytest.raises(TypeError, match="argv, env, language and cwd"):
+    with pytest.raises(InvalidParamsError, match="'args' is not a key") as refused:
         pk.code_run("x", {"args": []})
+    assert refused.value.data == {"reason": "unknown_parameter", "field": "args"}
     with pytest.raises(TypeError, match="timeout"):
         pk.code_run("x", None, ["not", "seconds"])
 
@@ -575,9 +576,40 @@ def test_a_session_command_given_as_a_dict(pk):
     assert pk.execute_session_command("dict-session", {"command": "echo $FOO"}).stdout == "BAR\n"
     started = pk.execute_session_command("dict-session", {"command": "sleep 0.2; echo done", "runAsync": True})
     assert started.exit_code is None and started.cmd_id
-    with pytest.raises(TypeError):
+    with pytest.raises(InvalidParamsError):
         pk.execute_session_command("dict-session", {"cmd": "true"})
     pk.delete_session("dict-session")
+
+
+def test_a_session_command_request_with_an_unknown_key_or_a_flag_not_a_bool_is_refused(pk):
+    """`{"command": "sleep 5", "run_asyc": True}` ran the command synchronously (the misspelt key,
+    like a `cwd` key, was ignored), and `{"runAsync": "false"}` asynchronously (bool("false")),
+    where code_run's dict refused unknown keys."""
+    pk.create_session("strict")
+    refusals = [({"command": "sleep 5", "run_asyc": True}, "run_asyc", "unknown_parameter"),
+                ({"command": "pwd", "cwd": "/"}, "cwd", "unknown_parameter"),
+                ({"command": "sleep 5", "runAsync": "false"}, "runAsync", "invalid_argument"),
+                ({"command": "sleep 5", "run_async": 1}, "run_async", "invalid_argument"),
+                (SessionExecuteRequest(command="sleep 5", run_async="false"), "run_async", "invalid_argument"),
+                (SessionExecuteRequest(command="sleep 5", var_async="yes"), "var_async", "invalid_argument")]
+    for request, field, reason in refusals:
+        with pytest.raises(InvalidParamsError, match=repr(field) if reason == "unknown_parameter" else f"{field} must be a bool") as refused:
+            pk.execute_session_command("strict", request)
+        assert refused.value.data == {"reason": reason, "field": field}, request
+    assert pk.get_session("strict").commands == []  # none of them ran
+    assert pk.execute_session_command("strict", {"command": "echo ok", "runAsync": False}).stdout == "ok\n"
+    assert pk.execute_session_command("strict", {"command": "true", "async": True, "timeout": None}).exit_code is None
+
+
+def test_code_run_refuses_an_argv_that_is_a_string(pk):
+    # argv="abc" ran with sys.argv == ['-', 'a', 'b', 'c'] (list("abc")).
+    code = "import sys; print(sys.argv[1:])"
+    for call in (lambda: pk.code_run(code, argv="abc"), lambda: pk.code_run(code, CodeRunParams(argv="abc")),
+                 lambda: pk.code_run(code, {"argv": b"abc"})):
+        with pytest.raises(InvalidParamsError, match="argv must be a list of strings") as refused:
+            call()
+        assert refused.value.data == {"reason": "invalid_argument", "field": "argv"}
+    assert pk.code_run(code, argv=("abc",)).stdout == "['abc']\n"
 
 
 def test_session_export_echo_and_cd_persist(pk, tmp_path):
