@@ -135,6 +135,12 @@ public final class ProcessService: Sendable {
     private func session(_ id: String) throws(ProcessAPIError) -> Session {
         try checkOpen()
         guard let session = state.withLock({ $0.sessions[id] }) else {
+            if id == Self.entrypointSessionID {
+                // session.create refuses the reserved id: the entrypoint session comes from the command line only.
+                throw ProcessAPIError(
+                    .sessionNotFound,
+                    "no session '\(id)': the server was started without an entrypoint command (start it as 'pykernel serve -- CMD ARG...' to run CMD in this session)")
+            }
             throw ProcessAPIError(.sessionNotFound, "no session '\(id)'; create it with session.create (session.list lists them)")
         }
         return session

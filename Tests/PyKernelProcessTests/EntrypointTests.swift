@@ -39,6 +39,20 @@ struct EntrypointTests {
         }
     }
 
+    @Test("without an entrypoint, asking for its session says how to start one, not to create it")
+    func noEntrypoint() async throws {
+        // The message said "create it with session.create", which refuses the reserved id.
+        try await withService { service, _ in
+            let error = await expectAPIError(.sessionNotFound) { try await service.getSession(SessionParams(session: "entrypoint")) }
+            #expect(error?.message.contains("started without an entrypoint command") == true)
+            #expect(error?.message.contains("pykernel serve -- CMD ARG...") == true)
+            #expect(error?.message.contains("session.create") == false)
+            await expectAPIError(.reservedSession) { try await service.createSession(CreateSessionParams(id: "entrypoint")) }
+            let other = await expectAPIError(.sessionNotFound) { try await service.getSession(SessionParams(session: "s")) }
+            #expect(other?.message == "no session 's'; create it with session.create (session.list lists them)")
+        }
+    }
+
     @Test("a missing entrypoint command is a clear error; shutdown kills a running one")
     func entrypointErrorsAndShutdown() async throws {
         let dir = makeTemporaryDirectory()

@@ -987,6 +987,18 @@ def test_shutdown_ends_the_process_apis_work_and_answers_last(pykernel_bin, tmp_
     assert process.returncode == 0
 
 
+def test_without_an_entrypoint_its_session_is_said_to_need_a_command_line(pk):
+    # The -32010 message said "create it with session.create", which refuses the reserved id (-32015).
+    with pytest.raises(PyKernelError) as missing:
+        pk.get_entrypoint_session()
+    assert (missing.value.code, missing.value.reason) == (-32010, "session_not_found")
+    assert missing.value.message == ("no session 'entrypoint': the server was started without an entrypoint command "
+                                     "(start it as 'pykernel serve -- CMD ARG...' to run CMD in this session)")
+    with pytest.raises(PyKernelError) as reserved:
+        pk.create_session("entrypoint")
+    assert reserved.value.code == -32015
+
+
 def test_entrypoint_session(pykernel_bin, tmp_path):
     client = PyKernel(pykernel_bin, args=("--", "sh", "-c", "echo entry; sleep 0.2"), cwd=str(tmp_path))
     try:
