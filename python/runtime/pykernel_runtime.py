@@ -2847,8 +2847,9 @@ def new_namespace():
 
 
 def timeout_error(seconds):
-    """The exception a run that exceeded its timeout raises."""
-    limit = f"{seconds:g}"
+    """The exception a run that exceeded its timeout raises, naming the timeout as it was given
+    (``5``, ``0.5``, ``0.0001234567``: the shortest text of the number, as the server writes it)."""
+    limit = str(int(seconds)) if seconds == int(seconds) and abs(seconds) < 1e15 else repr(seconds)
     return ExecutionTimeout(f"execution exceeded the {limit} s timeout")
 
 

@@ -584,6 +584,17 @@ def test_a_value_json_cannot_carry_is_refused_naming_the_param_and_its_type(kern
     assert kernel.run_code("print('still')").stdout == "still\n"
 
 
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_a_timeout_is_named_as_given(kernel, isolation):
+    # The code's TimeoutError wrote it with 6 significant digits: 0.0001234567 read "0.000123457".
+    context = kernel.create_context(isolation=isolation)
+    for timeout, named in ((0.0001234567, "0.0001234567"), (0.25, "0.25"), (1e-30, "1e-18")):
+        with pytest.raises(PyKernelTimeoutError) as stopped:
+            kernel.run_code("import time\ntime.sleep(5)", context=context, timeout=timeout)
+        assert stopped.value.result.error.value == f"execution exceeded the {named} s timeout"
+    kernel.delete_context(context)
+
+
 def test_an_empty_context_id_is_not_the_default_context(kernel):
     with pytest.raises(ContextNotFoundError):
         kernel.interrupt("")
