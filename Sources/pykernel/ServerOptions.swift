@@ -5,6 +5,7 @@ import PyKernel
 import PyKernelIsolation
 import PyKernelProcess
 import PyKernelServer
+import PyKernelSupport
 
 /// The options `pykernel serve` and `pykernel mcp` share, and the start-up both fronts make:
 /// logging on the given standard error, the protocol's input kept private, the engine with
@@ -48,7 +49,8 @@ struct ServerOptions: ParsableArguments {
     /// as a process context's worker (`--worker`: without the process API).
     var workerArguments: [String] {
         // Workers log warnings and errors only: the last lines go into crash reports.
-        ["--worker", "--log-level", logLevel == "debug" ? "debug" : "warning"] + (venv.map { ["--venv", $0] } ?? []) + (preload.map { ["--preload", $0] } ?? [])
+        ["--worker", "--log-level", logLevel == "debug" ? "debug" : "warning"] + (virtualEnvironment.map { ["--venv", $0] } ?? [])
+            + (preload.map { ["--preload", $0] } ?? [])
             + (outputInterval.map { ["--output-interval", "\($0)"] } ?? [])
     }
 
@@ -97,6 +99,28 @@ struct ServerOptions: ParsableArguments {
         ["python3", "python"].contains(where: { access("\(path)/bin/\($0)", X_OK) == 0 })
     }
 
+    /// The virtual environment the server uses (validated): `--venv`, else `$VIRTUAL_ENV`, as an
+    /// absolute path (a relative one is the start directory's), which every process the server
+    /// starts finds activated (see ``activateVirtualEnvironment()``).
+    var virtualEnvironment: String? {
+        (venv ?? Self.inheritedVirtualEnvironment).map {
+            VirtualEnvironmentActivation.absolutePath($0, in: StartDirectory.bytes.map { String(decoding: $0, as: UTF8.self) } ?? "/")
+        }
+    }
+
+    /// Sets the environment of the process, and so of everything the server starts (contexts'
+    /// `os.environ`, workers, commands, sessions, code runs), as `source <venv>/bin/activate`
+    /// would: `VIRTUAL_ENV`, the environment's `bin` first on `PATH` (not again when it is
+    /// already first), no `PYTHONHOME`. Nothing without a virtual environment.
+    ///
+    /// Called first at start, while no other thread of the program reads the environment (the
+    /// main thread waits in `dispatchMain`; logging, the engine, the fork server and the process
+    /// API start after), and before Python copies it into `os.environ`.
+    func activateVirtualEnvironment() {
+        guard let virtualEnvironment else { return }
+        VirtualEnvironmentActivation.activate(virtualEnvironment, over: ProcessInfo.processInfo.environment)
+    }
+
     /// `$VIRTUAL_ENV`, the default of `--venv`, when set and not empty.
     static var inheritedVirtualEnvironment: String? {
         ProcessInfo.processInfo.environment["VIRTUAL_ENV"].flatMap { $0.isEmpty ? nil : $0 }
@@ -121,6 +145,7 @@ struct ServerOptions: ParsableArguments {
     /// Starts logging and the engine (with `--preload`) for a front named `label`, without the
     /// process API; returns the engine and the descriptor requests are read from.
     func startEngine(label: String) async throws -> (manager: KernelManager, requests: Int32) {
+        activateVirtualEnvironment()
         bootstrapLogging()
         let requests = Self.takeRequests()
         let manager = try await KernelManager.start(kernelConfiguration, logger: Logger(label: "pykernel.engine"))
@@ -163,7 +188,7 @@ struct ServerOptions: ParsableArguments {
     /// The engine's configuration these options describe (descriptor capture on).
     var kernelConfiguration: KernelConfiguration {
         var configuration = KernelConfiguration(captureFileDescriptors: true)
-        configuration.virtualEnvironment = venv ?? Self.inheritedVirtualEnvironment  // validated
+        configuration.virtualEnvironment = virtualEnvironment
         if let workingDirectory { configuration.workingDirectory = workingDirectory }
         if let timeoutGrace { configuration.timeoutGracePeriod = .milliseconds(Int64(timeoutGrace * 1000)) }
         if let outputInterval { configuration.outputCoalescingWindow = .microseconds(Int64(outputInterval * 1_000_000)) }

@@ -216,6 +216,74 @@ def test_venv_packages_are_importable(pykernel_bin, tmp_path):
     assert without.returncode == 1 and "ModuleNotFoundError" in without.stderr
 
 
+# What the venv's python3 prints of itself, and the environment it finds: run by the shell
+# (`process.exec`, a session) and by `subprocess` in Python (a context's run, `process.code_run`).
+VENV_PROBE = ("import os, sys; print(sys.prefix, os.environ.get('VIRTUAL_ENV'), os.environ.get('PYTHONHOME'),"
+              " os.environ['PATH'].split(':').count(os.path.join(sys.prefix, 'bin')))")
+RUN_PROBE = ("import os, subprocess, sys; print(sys.executable, os.environ.get('VIRTUAL_ENV'), os.environ.get('PYTHONHOME'),"
+             " os.environ['PATH'].split(':')[0]);"
+             f" print(subprocess.run(['python3', '-c', {VENV_PROBE!r}], capture_output=True, text=True).stdout, end='')")
+
+
+def check_the_venv_is_activated_for_everything_served(client, venv):
+    """Every process the server and its contexts start sees the venv activated, as after
+    `source <venv>/bin/activate`: python3 on PATH is the venv's, VIRTUAL_ENV names it, PATH has
+    its bin once (first), no PYTHONHOME."""
+    activated = f"{venv} {venv} None 1\n"
+    done = client.exec(f"python3 -c {shlex.quote(VENV_PROBE)}")
+    assert (done.exit_code, done.stdout) == (0, activated), done.stderr
+    client.create_session("venv")
+    done = client.execute_session_command("venv", f"python3 -c {shlex.quote(VENV_PROBE)}")
+    assert (done.exit_code, done.stdout) == (0, activated), done.stderr
+    client.delete_session("venv")
+    # A per-command environment still wins.
+    done = client.exec("python3 -c 'import sys; print(sys.prefix == sys.base_prefix)'", env={"PATH": "/usr/bin:/bin"})
+    assert (done.exit_code, done.stdout) == (0, "True\n"), done.stderr
+    in_the_run = f"{venv}/bin/python3 {venv} None {venv}/bin\n" + activated
+    done = client.code_run(RUN_PROBE)
+    assert (done.exit_code, done.stdout) == (0, in_the_run), done.stderr
+    for isolation in ("namespace", "process"):
+        context = client.create_context(isolation=isolation)
+        result = client.run_code(RUN_PROBE, context)
+        assert (result.error, result.stdout) == (None, in_the_run), isolation
+        client.delete_context(context)
+
+
+def test_serve_with_a_venv_activates_it_for_every_process_it_starts(pykernel_bin, tmp_path):
+    """`--venv` gave the contexts and `process.code_run` the venv's Python, but not the commands
+    and subprocesses: `process.exec("pip install x")` installed into the system's Python and
+    `python3 -c 'import x'` did not find the venv's packages, nor did `subprocess.run(["python3",
+    ...])` in a run. The server now starts with the venv activated. A relative `--venv` is the
+    start directory's (`process.code_run` with a `cwd` elsewhere could not start its python3),
+    and a `PYTHONHOME` the server inherited is dropped, as `activate` drops it."""
+    venv = tmp_path / "venv"
+    subprocess.run([PYTHON311, "-m", "venv", "--without-pip", str(venv)], check=True)
+    from pykernel import PyKernel
+
+    env = dict(os.environ, PYTHONHOME="/usr")
+    env.pop("VIRTUAL_ENV", None)
+    with PyKernel(pykernel_bin, args=["--venv", "venv"], cwd=tmp_path, env=env) as client:
+        check_the_venv_is_activated_for_everything_served(client, venv)
+        done = client.code_run("import sys; print(sys.prefix)", cwd="/")
+        assert (done.exit_code, done.stdout) == (0, f"{venv}\n"), done.stderr
+    assert client.returncode == 0
+
+
+def test_serve_started_in_the_activated_venv_does_not_activate_it_again(pykernel_bin, tmp_path):
+    """Started from a shell where the venv is activated (`$VIRTUAL_ENV`, its bin first on PATH),
+    with or without `--venv`: PATH has the venv's bin once."""
+    venv = tmp_path / "venv"
+    subprocess.run([PYTHON311, "-m", "venv", "--without-pip", str(venv)], check=True)
+    from pykernel import PyKernel
+
+    env = dict(os.environ, VIRTUAL_ENV=str(venv), PATH=f"{venv}/bin:{os.environ['PATH']}")
+    env.pop("PYTHONHOME", None)
+    for args in ([], ["--venv", str(venv)]):
+        with PyKernel(pykernel_bin, args=args, env=env) as client:
+            check_the_venv_is_activated_for_everything_served(client, venv)
+        assert client.returncode == 0
+
+
 def test_a_venv_that_is_not_one_is_refused_at_start(pykernel_bin, tmp_path):
     """`--venv` naming no virtual environment (a typo, a directory without bin/python3) stops the
     program with a message: the code would run without the packages it expects (it did, silently)."""

@@ -3,6 +3,7 @@ agent host would: stdio transport, `ClientSession.initialize`, `list_tools`, `ca
 
 import asyncio
 import os
+import shlex
 import subprocess
 import json
 import time
@@ -742,6 +743,22 @@ def test_a_matplotlib_chart_is_image_content_with_its_chart_record(pykernel_bin,
     assert figure["data"]["image/png"] == image.data
     assert figure["chart"]["type"] == "bar" and figure["chart"]["title"] == "Bars"
     assert [(e["label"], e["value"]) for e in figure["chart"]["elements"]] == [("a", 3), ("b", 5)]
+
+
+def test_mcp_with_a_venv_activates_it_for_commands_and_runs(pykernel_bin, isolation, tmp_path):
+    """`pykernel mcp --venv`: run_command's python3 was the system's (`pip install` went there) while
+    run_python's interpreter was the venv's; both now find the venv activated, as `pykernel serve`."""
+    venv = tmp_path / "venv"
+    subprocess.run(["/usr/bin/python3.11", "-m", "venv", "--without-pip", str(venv)], check=True)
+    probe = "import os, sys; print(sys.prefix, os.environ.get('VIRTUAL_ENV'))"
+
+    async def body(client):
+        command = await client.call_tool("run_command", {"command": f"python3 -c {shlex.quote(probe)}"})
+        run = await client.call_tool("run_python", {"code": f"import subprocess\ndone = subprocess.run(['python3', '-c', {probe!r}])"})
+        return command, run
+    command, run = session(pykernel_bin, body, "--isolation", isolation, "--venv", str(venv))
+    assert not command.is_error and text_of(command).startswith(f"{venv} {venv}\n"), text_of(command)
+    assert text_of(run) == f"{venv} {venv}\n"
 
 
 def test_code_that_closes_every_descriptor_leaves_the_server_serving(pykernel_bin, isolation):
