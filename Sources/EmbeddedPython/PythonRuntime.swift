@@ -116,12 +116,20 @@ extension PyOwned {
     }
 
     /// Executes `source` as a new module registered in `sys.modules` under `name`.
+    ///
+    /// The module's `__builtins__` is a copy of `builtins.__dict__` taken now (call before any
+    /// code of the user runs): every function, class and comprehension it defines finds its
+    /// built-in names there (CPython reads a function's builtins from its globals when the
+    /// function is made), so code that rebinds or deletes `builtins.Exception`, `isinstance`,
+    /// `str`... leaves the engine working as python3's C code does. What the engine must see
+    /// as the code left it, it reads from the `builtins` module itself.
     package static func module(named name: String, source: String) throws(PythonError) -> PyOwned {
         guard let module = PyOwned(stealing: PyImport_AddModule(name).map { Py_IncRef($0); return $0 }),
-            let globals = PyBorrowed(PyModule_GetDict(module.pointer))
+            let globals = PyBorrowed(PyModule_GetDict(module.pointer)),
+            let builtinsAtStart = PyOwned(stealing: PyDict_Copy(PyEval_GetBuiltins())),
+            PyDict_SetItemString(globals.pointer, "__builtins__", builtinsAtStart.pointer) == 0
         else { throw PythonError.fetch() }
         let filename = "<pykernel/\(name).py>"
-        PyDict_SetItemString(globals.pointer, "__builtins__", PyEval_GetBuiltins())
         guard let code = PyOwned(stealing: Py_CompileString(source, filename, Py_file_input)),
             PyOwned(stealing: PyEval_EvalCode(code.pointer, globals.pointer, globals.pointer)) != nil
         else { throw PythonError.fetch() }

@@ -30,10 +30,11 @@ import weakref
 
 import pykernel_traceback
 
-# The modules the engine uses on the code's behalf are found with importlib.import_module: an
-# ``import`` statement calls ``builtins.__import__``, which the code may have replaced or removed
-# (python3 calls none where it does the same in C).
-_import_module = importlib.import_module
+# Like every engine module, this one finds built-in names (``isinstance``, ``Exception``, the
+# ``__import__`` its ``import`` statements call) in a copy of ``builtins`` taken as the engine
+# started (PyOwned.module(named:source:)): the code's rebinding them leaves the engine working, as
+# it leaves python3's C code. What the engine must see as the code left it, it reads from the
+# ``builtins`` module itself.
 
 _ENGINE_FILENAME_PREFIX = "<pykernel/"
 _MISSING = object()
@@ -217,7 +218,8 @@ def _reconfigured_encoding(settings, encoding, errors):
             errors = settings.errors
     else:
         if encoding == "locale":
-            encoding = _import_module("locale").getencoding()
+            import locale
+            encoding = locale.getencoding()
         if errors is None:
             errors = "strict"
     _c_string(errors)
@@ -2764,7 +2766,7 @@ _SYS_DELETED_FIRST = frozenset(("modules", "path", "argv", "ps1", "ps2", "last_t
 def _outlives_the_modules(target):
     """Whether ``target`` is reachable from ``sys``, ``builtins`` or ``threading`` without going
     through another module or its globals (python3 drops and clears those first)."""
-    gc = _import_module("gc")
+    import gc
     module_dicts = {id(vars(module)) for module in list(sys.modules.values()) if isinstance(module, types.ModuleType)}
     stack = [value for name, value in vars(sys).items() if name not in _SYS_DELETED_FIRST]
     stack += list(vars(builtins).values()) + list(vars(threading).values())
@@ -2784,7 +2786,7 @@ def _flush_open_files():
     """Flushes every file still open for writing. python3 flushes them as it frees the program's
     objects at exit; a collection frees objects in cycles in no such order (a text file's buffer
     can be closed before the text in front of it is flushed), so they are flushed first."""
-    gc = _import_module("gc")
+    import gc
     for candidate in gc.get_objects():
         if isinstance(candidate, io.IOBase):
             try:
@@ -2801,7 +2803,7 @@ def _flush_open_files():
 def _report_ignored(origin, error):
     """Prints an exception python3 ignores at exit, as ``PyErr_WriteUnraisable`` prints it
     (without the engine's frame that caught it)."""
-    traceback = _import_module("traceback")
+    import traceback
     print(f"Exception ignored in: {origin!r}", file=sys.stderr)
     traceback.print_exception(error.with_traceback(error.__traceback__.tb_next), file=sys.stderr)
 

@@ -46,7 +46,6 @@ Known, unavoidable differences:
 
 import ast
 import builtins
-import importlib
 import io
 import itertools
 import linecache
@@ -103,10 +102,10 @@ _type_qualname = type.__dict__["__qualname__"].__get__
 # Not computed yet (see _Context.top_str).
 _UNSET = object()
 
-# The modules this module uses while formatting are found with
-# importlib.import_module: an ``import`` statement calls
-# ``builtins.__import__``, which the code may have replaced or removed.
-_import_module = importlib.import_module
+# Inside PyKernel this module finds built-in names (and the ``__import__`` its
+# ``import`` statements call) in a copy of ``builtins`` taken as the engine
+# started, which the code's rebinding them leaves alone (python3's printer is
+# C code); ``builtins`` itself is read where python3's printer sees the code's.
 # builtins.__import__ as the interpreter started with it (see _imports_io).
 _BUILTIN_IMPORT = builtins.__import__
 
@@ -183,7 +182,7 @@ def _format(ctx, exc):
         # _PrintFailed, RecursionError: _PyErr_Display would give up here
         # (see the module docstring).  Never fail the caller.
         try:
-            traceback = _import_module("traceback")
+            import traceback
             ctx.write("".join(traceback.format_exception_only(type(exc),
                                                               exc)))
         except Exception:
@@ -206,7 +205,7 @@ def format_thread_exception(args):
     text = "Exception in thread %s:\n" % shown
     value = args.exc_value
     if value is None or not isinstance(value, BaseException):
-        traceback = _import_module("traceback")
+        import traceback
         return text + "".join(traceback.format_exception_only(args.exc_type, value))
     if value.__traceback__ is None and args.exc_traceback is not None:
         value.__traceback__ = args.exc_traceback      # as _PyErr_Display does
@@ -214,7 +213,8 @@ def format_thread_exception(args):
 
 
 def _thread_ident():
-    return _import_module("_thread").get_ident()
+    import _thread
+    return _thread.get_ident()
 
 
 def format_unraisable(unraisable, *, source_lines=True):
@@ -1054,7 +1054,7 @@ def _parse_segment(ctx, segment, filename):
     # warnings filters and is printed in the middle of the traceback, as
     # "<filename>:1: SyntaxWarning: ..." and line 1 of that file.
     python_warnings = "warnings" in sys.modules
-    warnings = _import_module("warnings")
+    import warnings
     with warnings.catch_warnings(record=True) as caught:
         try:
             tree = compile(segment, filename, "exec", ast.PyCF_ONLY_AST)

@@ -454,6 +454,53 @@ def test_a_replaced_import_function_is_called_as_python3s_printer_calls_it(kerne
     assert (program.stdout, program.stderr, program.returncode) == (reference.stdout, reference.stderr, 1)
 
 
+# Built-in names the engine's own Python code uses, each rebound to None by the code.
+_REBOUND_BUILTINS = ["BaseException", "Exception", "getattr", "isinstance", "len", "str", "type"]
+# Programs that fail after the rebinding (its lines first: _REBINDING's count, kept as blank
+# lines where a cell runs them without it): a built-in exception the engine describes
+# natively; a chained NameError with a suggestion and a caret line, and an exception group,
+# that the Python port prints.
+_REBINDING = "import builtins\nbuiltins.{name} = None\n"
+_FAILING_AFTER_REBINDING = (
+    "def fail():\n    raise ValueError(1)\nfail()\n",
+    "def parse(text):\n    return int(text)\ntry:\n    parse('x')\nexcept ValueError:\n    totl = 1\n    total + 1\n",
+    "error = ValueError('v')\nerror.add_note('note')\nraise ExceptionGroup('group', [error, KeyError('k')])\n",
+)
+
+
+@pytest.mark.parametrize("isolation", [None, "process"])
+@pytest.mark.parametrize("name", _REBOUND_BUILTINS)
+def test_rebound_builtins_leave_tracebacks_as_python3_prints_them(kernel, pykernel_bin, tmp_path, isolation, name):
+    # python3 prints tracebacks with C code, which never looks up builtins by name; the engine's
+    # Python modules have their own copy of builtins, taken at start (an error record read
+    # "SystemError: PyKernel engine failure: TypeError: catching classes that do not inherit
+    # from BaseException is not allowed", in every namespace context).
+    rebinding = _REBINDING.format(name=name)
+    blank = "\n" * rebinding.count("\n")
+    context, other = (kernel.create_context(isolation=isolation) for _ in range(2))
+    kernel.run_code(f"import builtins\nsaved = builtins.{name}", context=context)
+    try:
+        for failing in _FAILING_AFTER_REBINDING:
+            program = tmp_path / "prog.py"
+            program.write_text(rebinding + failing)
+            reference = _run([PYTHON, "prog.py"], str(tmp_path))
+            expected = _text(reference.stderr).replace(str(program), "<cell-{}>")
+            assert reference.returncode == 1 and "Traceback (most recent call last):" in expected, expected
+            shown = []
+            for where, code in ((context, rebinding + failing), (context, blank + failing), (other, blank + failing)):
+                ran = kernel.run_code(code, context=where)
+                shown.append(ran.error.traceback.replace(f"<cell-{ran.execution_count}>", "<cell-{}>"))
+            assert shown == [expected] * 3, failing
+            if isolation is None:
+                run = _run([pykernel_bin, "run", "prog.py"], str(tmp_path))
+                assert (run.stdout, run.stderr, run.returncode) == (reference.stdout, reference.stderr, 1)
+    finally:
+        kernel.run_code(f"builtins.{name} = saved", context=context)
+    # The code's own builtins are the module, as python3's (the engine's copy is its own).
+    seen = kernel.run_code(f"import builtins\nprint(__builtins__ is builtins, builtins.{name} is saved)", context=context)
+    assert seen.stdout == "True True\n"
+
+
 def test_library_frames_show_the_files_current_lines(kernel, tmp_path):
     """A frame in a real file shows that file's line as it is when the error is printed, as
     python3 does: the lines kept from an earlier traceback are not shown once the file changed

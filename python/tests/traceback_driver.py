@@ -36,9 +36,24 @@ import sys
 import warnings  # noqa: F401 -- see below
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "runtime"))
+RUNTIME = os.path.join(os.path.dirname(HERE), "runtime")
 
-import pykernel_traceback  # noqa: E402
+
+def load_engine_module(name):
+    """Loads a runtime module as the engine does (PyOwned.module(named:source:)): its
+    ``__builtins__`` is a copy of ``builtins`` taken now, which the code's rebinding of a
+    built-in name (or of ``__import__``) leaves alone."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(RUNTIME, name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    module.__builtins__ = dict(vars(builtins))
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+pykernel_traceback = load_engine_module("pykernel_traceback")
 
 
 def split_cells(text):
