@@ -78,12 +78,12 @@ enum RunRendering {
     /// which names the protocol's `max_output_bytes`) worded as this front's notes are.
     /// - Parameter omitted: The bytes cut out, when known (else read from the line).
     static func withToolsCutNote(_ text: String, omitted: Int? = nil, limit: Int, of what: String) -> String {
-        guard omitted != 0, let line = text.firstRange(of: /\n\[\.\.\. ([0-9]+) bytes omitted: longer than max_output_bytes \.\.\.\]\n/) else {
+        guard omitted != 0, let line = text.firstMatch(of: /\n\[\.\.\. ([0-9]+) bytes omitted: longer than max_output_bytes \.\.\.\]\n/) else {
             return text
         }
-        let count = omitted.map(String.init) ?? String(text[line].dropFirst(5).prefix { $0.isNumber })
+        let count = omitted.map(String.init) ?? String(line.output.1)
         let note = "\n[… \(count) bytes of \(what) cut here: the output limit keeps the first and last \(limit / 2) bytes …]\n"
-        return text.replacingCharacters(in: line, with: note)
+        return text.replacingCharacters(in: line.range, with: note)
     }
 
     static func toolResult(_ result: ExecResult, outputLimit: Int) -> CallTool.Result {

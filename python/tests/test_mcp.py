@@ -134,7 +134,8 @@ def test_long_output_keeps_head_and_tail_with_a_note(pykernel_bin):
 
 def test_a_cut_traceback_and_rich_text_say_so_in_this_fronts_words(pykernel_bin):
     """A traceback or a result's text cut at the output limit named the protocol's
-    `max_output_bytes`, which MCP has not: the note reads as the output's does."""
+    `max_output_bytes`, which MCP has not: the note reads as the output's does (a result's
+    note said "[…  bytes of text/plain cut here", its count lost)."""
     async def body(client):
         raised = await client.call_tool("run_python", {"code": "raise ValueError('v' * 3000)"})
         shown = await client.call_tool("run_python", {"code": "'w' * 3000"})
@@ -145,8 +146,8 @@ def test_a_cut_traceback_and_rich_text_say_so_in_this_fronts_words(pykernel_bin)
     assert "max_output_bytes" not in traceback
     assert traceback.endswith("v" * 100 + "\n")
     [text] = [item.text for item in shown.content]
-    assert text.startswith("'" + "w" * 499 + "\n[… ")
-    assert " bytes of text/plain cut here: the output limit keeps the first and last 500 bytes …]\n" in text
+    assert text == ("'" + "w" * 499 + "\n[… 2002 bytes of text/plain cut here: the output limit keeps the first and last 500 bytes …]\n"
+                    + "w" * 499 + "'")
 
 
 def test_a_bundle_left_empty_adds_no_content(pykernel_bin):
