@@ -179,8 +179,10 @@ public final class KernelManager: Sendable {
     ///   - environment: Variables set in `os.environ` (and for subprocesses) during this run only.
     ///   - timeout: Stops the run after this long (`nil`: never). Default 600 s.
     ///   - outputLimit: Bytes of stdout and of stderr kept in the result (the output events carry
-    ///     all), and of each text representation of a rich result (`text/plain`, `text/html`, ...:
-    ///     its head and tail, joined by a line saying how many bytes were left out).
+    ///     all), and of each text representation of a rich result (every type but base64
+    ///     images, `application/pdf` and JSON types: `text/plain`, `text/html`,
+    ///     `application/javascript`, `image/svg+xml`, ...: its head and tail, joined by a line
+    ///     saying how many bytes were left out).
     ///   - filename: The name tracebacks show for this code; `<cell-N>` (N: the context's
     ///     execution count) when omitted. With a filename the run is a file's, as `python3 FILE`
     ///     runs it: no last value is shown, replaced standard streams stay replaced, and an

@@ -13,9 +13,8 @@ enum NativeResults {
         guard let argument = PyBorrowed(argument), argument.tupleSize == 4,
             let isMain = argument.tupleItem(0), let dataObject = argument.tupleItem(1),
             let metadata = argument.tupleItem(2), let chart = argument.tupleItem(3),
-            // Text formats are cut as output is; images and JSON are kept whole (a cut one is no image).
             let data = dataObject.stringDictionaryValue({ type, value in
-                type.hasPrefix("text/") ? text(of: value, within: limit) : value.stringValue
+                isKeptWhole(type) ? value.stringValue : text(of: value, within: limit)
             })
         else {
             return PythonSignals.raiseTypeError("emit_result() takes (bool, dict[str, str], str | None, str | None)")
@@ -26,6 +25,17 @@ enum NativeResults {
             chartJSON: chart.isNone ? nil : chart.stringValue)
         runtime.output.resultFromPython(result, owner: owner)
         return PyOwned(retaining: .none).transfer()
+    }
+
+    /// Whether a representation of this MIME type is kept whole, whatever the run's
+    /// `max_output_bytes`: base64 of binary data (every `image/*` type but SVG, which is text, and
+    /// `application/pdf`: a cut one is no image) and JSON (`application/json` and every `+json`
+    /// type: a cut one is no JSON). Every other representation is text (`text/*`,
+    /// `application/javascript`, `image/svg+xml`, `application/xml`, a custom type) and is cut
+    /// as output is.
+    static func isKeptWhole(_ type: String) -> Bool {
+        (type.hasPrefix("image/") && type != "image/svg+xml") || type == "application/pdf"
+            || type == "application/json" || type.hasSuffix("+json")
     }
 
     /// The limit of a result whose run is not known (the default `max_output_bytes`).

@@ -150,6 +150,19 @@ def test_a_cut_traceback_and_rich_text_say_so_in_this_fronts_words(pykernel_bin)
                     + "w" * 499 + "'")
 
 
+def test_a_cut_svg_or_javascript_result_says_so_in_this_fronts_words(pykernel_bin):
+    """An SVG or a script shown without `text/plain` came back whole past the output limit (only
+    `text/*` was cut): it is cut as any text, and the note says which representation."""
+    async def body(client):
+        return await client.call_tool("run_python", {"code": (
+            "display({'image/svg+xml': '<svg>' + 's' * 3000 + '</svg>'}, raw=True)\n"
+            "display({'application/javascript': 'j' * 3000}, raw=True)")})
+    result = session(pykernel_bin, body, "--max-output-bytes", "1000")
+    svg, script = [item.text for item in result.content]
+    assert svg == "<svg>" + "s" * 495 + "\n[… 2011 bytes of image/svg+xml cut here: the output limit keeps the first and last 500 bytes …]\n" + "s" * 494 + "</svg>"
+    assert script == "j" * 500 + "\n[… 2000 bytes of application/javascript cut here: the output limit keeps the first and last 500 bytes …]\n" + "j" * 500
+
+
 def test_a_bundle_left_empty_adds_no_content(pykernel_bin):
     """A published bundle whose only representation was left out is a result without data: it
     added an empty text item; the stderr line says what was left out."""

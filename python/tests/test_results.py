@@ -64,6 +64,44 @@ def test_a_results_text_is_cut_at_max_output_bytes_as_output_is(kernel):
 
 
 @pytest.mark.parametrize("isolation", [None, "process"])
+def test_every_text_representation_is_cut_at_max_output_bytes(kernel, isolation):
+    """Only `text/*` was cut: a 5,000-character `_repr_javascript_`, `_repr_svg_`, an
+    `application/xml` or a custom type's text came back whole past `max_output_bytes` (a 100 MB
+    one, a 100 MB response). Every text is cut alike; base64 images (SVG aside), PDF and JSON
+    types are kept whole, as a cut one would be no image and no JSON."""
+    context = kernel.create_context(isolation=isolation)
+    code = ("import base64\n"
+            "class Many:\n"
+            "    def _repr_svg_(self): return '<svg>' + 's' * 5000 + '</svg>'\n"
+            "    def _repr_javascript_(self): return 'var a=1;' + 'j' * 5000\n"
+            "    def _repr_latex_(self): return '$' + 'l' * 5000 + '$'\n"
+            "    def _repr_mimebundle_(self, **kw):\n"
+            "        return {'application/x-thing': 'z' * 5000, 'application/xml': '<a>' + 'q' * 5000 + '</a>',\n"
+            "                'application/vnd.foo+json': {'k': 'w' * 5000}, 'application/json': ['v' * 5000],\n"
+            "                'image/gif': base64.b64encode(b'G' * 5000).decode(), 'application/pdf': b'%PDF' + b'p' * 5000}\n"
+            "    def __repr__(self): return 'Many()'\n"
+            "Many()")
+    notified = []
+    result = kernel.run_code(code, context=context, max_output_bytes=20, on_result=notified.append)
+    assert result.status == "ok", result.error
+    [many] = result.results
+    assert [r.data for r in notified] == [many.data]
+
+    def cut(text):
+        data = text.encode()
+        return data[:10].decode() + f"\n[... {len(data) - 20} bytes omitted: longer than max_output_bytes ...]\n" + data[-10:].decode()
+    for mime, whole in [("image/svg+xml", "<svg>" + "s" * 5000 + "</svg>"), ("application/javascript", "var a=1;" + "j" * 5000),
+                        ("text/latex", "$" + "l" * 5000 + "$"), ("application/x-thing", "z" * 5000),
+                        ("application/xml", "<a>" + "q" * 5000 + "</a>")]:
+        assert many.data[mime] == cut(whole), mime
+    assert many.data["application/vnd.foo+json"] == {"k": "w" * 5000}
+    assert many.data["application/json"] == ["v" * 5000]
+    assert base64.b64decode(many.data["image/gif"]) == b"G" * 5000
+    assert base64.b64decode(many.data["application/pdf"]) == b"%PDF" + b"p" * 5000
+    assert many.data["text/plain"] == "Many()"
+
+
+@pytest.mark.parametrize("isolation", [None, "process"])
 def test_an_error_record_is_cut_at_max_output_bytes(kernel, isolation):
     """A 30 MB message made a 60 MB response (value and traceback) whatever `max_output_bytes`
     said: past it the value keeps its start and the traceback its head and tail (the exception's
