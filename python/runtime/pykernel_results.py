@@ -580,14 +580,22 @@ def _is_figure(obj):
     return "matplotlib.figure" in sys.modules and sys.modules["pykernel_charts"].is_figure(obj)
 
 
+def clear_output(wait=False):
+    """IPython's ``clear_output``: nothing, as results and output are never cleared on the wire
+    (outside a shell IPython would write ANSI line-clearing codes into stdout and stderr, which a
+    progress loop written for Jupyter would fill its output with)."""
+
+
 def _emit_from_ipython(module):
     """Makes the ``display`` and ``publish_display_data`` of IPython's display module just
     imported emit results (``from IPython.display import display, HTML, Markdown, Image, JSON``
-    then works as in Jupyter)."""
+    then works as in Jupyter), and its ``clear_output`` do nothing."""
     if hasattr(module, "display"):
         module.display = display
     if hasattr(module, "publish_display_data"):
         module.publish_display_data = _publish_display_data
+    if hasattr(module, "clear_output"):
+        module.clear_output = clear_output
 
 
 def install(emit):

@@ -979,6 +979,27 @@ def test_repr_pretty_makes_the_text_as_in_ipython(isolated_kernel):
 
 
 @both_kinds
+def test_ipython_clear_output_writes_nothing(ipython_kernel):
+    """`clear_output()` wrote IPython's fallback outside a shell, ANSI line-clearing codes, into
+    stdout ("\\x1b[2K\\r" twice a call): a progress loop written for Jupyter filled its output
+    with them. Nothing is cleared on the wire, so it does nothing, however it is reached."""
+    result = ipython_kernel.run_code(
+        "import IPython.display, IPython.core.display_functions\n"
+        "from IPython.display import clear_output, display\n"
+        "for step in range(3):\n"
+        "    clear_output(wait=True)\n"
+        "    print(f'step {step}')\n"
+        "clear_output()\n"
+        "IPython.display.clear_output(True)\n"
+        "IPython.core.display_functions.clear_output()\n"
+        "display('shown', clear=True)\n"
+        "print('after')", timeout=120)
+    assert result.status == "ok", result.error and result.error.traceback
+    assert (result.stdout, result.stderr) == ("step 0\nstep 1\nstep 2\nafter\n", "")
+    assert [r.text for r in result.results] == ["'shown'"]
+
+
+@both_kinds
 def test_ipython_display_handles_pretty_and_update_display(ipython_kernel):
     result = ipython_kernel.run_code(
         "from IPython.display import display, update_display, DisplayHandle, Pretty\n"
