@@ -448,24 +448,34 @@ def _chart(kind, ax, title=None):
     if ax is not None:
         # The centred title, else a left or right one (`set_title(..., loc="left")`).
         chart["title"] = next((title for loc in ("center", "left", "right") if (title := ax.get_title(loc=loc))), None)
-        for axis in ("x", "y"):
-            label = getattr(ax, f"get_{axis}label")() or None
-            chart[f"{axis}_label"], chart[f"{axis}_unit"] = label, _unit(label)
-            scale = getattr(ax, f"get_{axis}scale")()
-            converter = getattr(ax, f"{axis}axis").get_converter() if hasattr(ax.xaxis, "get_converter") \
-                else getattr(ax, f"{axis}axis").converter
-            is_date = _is_date_converter(converter)
-            chart[f"{axis}_scale"] = "datetime" if is_date else scale
-            ticks = list(getattr(ax, f"get_{axis}ticks")())
-            chart[f"{axis}_ticks"] = [_date(t) if is_date else _number(t) for t in ticks]
-            chart[f"{axis}_tick_labels"] = _tick_texts(getattr(ax, f"{axis}axis"))
+        for name in ("x", "y"):
+            axis = getattr(ax, f"{name}axis")
+            label = getattr(ax, f"get_{name}label")() or None
+            chart[f"{name}_label"], chart[f"{name}_unit"] = label, _unit(label)
+            is_date, write = _axis_values(axis)
+            chart[f"{name}_scale"] = "datetime" if is_date else getattr(ax, f"get_{name}scale")()
+            positions, labels = _ticks(axis)
+            chart[f"{name}_ticks"] = [write(position) for position in positions]
+            chart[f"{name}_tick_labels"] = labels
     return chart
 
 
-def _tick_texts(axis):
-    """The axis's tick labels as text: the mathtext matplotlib's formatters write (a log axis's
-    ``$\\mathdefault{10^{2}}$``) plainly, as it reads (``10^2``)."""
-    return [_plain_math(label.get_text()) for label in axis.get_ticklabels()]
+def _ticks(axis):
+    """``(positions, labels)`` of the ticks the axis labels, in order of position: its major ticks,
+    and the minor ticks whose label shows text (pandas' time series label their minor ticks:
+    ``"Jan\\n2024"``, ``"Feb"``, ``"Mar"``; so does a log axis over less than a decade). Labels are
+    the text the axes show, matplotlib's mathtext written plainly (a log axis's
+    ``$\\mathdefault{10^{2}}$`` as it reads: ``10^2``)."""
+    positions = list(axis.get_majorticklocs())
+    labels = [_plain_math(label.get_text()) for label in axis.get_majorticklabels()]
+    minor_positions = list(axis.get_minorticklocs())
+    minor_labels = [_plain_math(label.get_text()) for label in axis.get_minorticklabels()]
+    if len(labels) == len(positions) and len(minor_labels) == len(minor_positions):
+        shown = [(position, label) for position, label in zip(minor_positions, minor_labels) if label]
+        if shown:
+            ticks = sorted([*zip(positions, labels), *shown], key=lambda tick: tick[0])
+            positions, labels = [position for position, _ in ticks], [label for _, label in ticks]
+    return positions, labels
 
 
 # The mathtext of matplotlib's tick formatters (log, logit, scalar with math text), as plain text.
@@ -495,6 +505,24 @@ def _unit(label):
     return None
 
 
+def _converter(axis):
+    """The units converter of an axis (``None`` for plain numbers)."""
+    return axis.get_converter() if hasattr(axis, "get_converter") else axis.converter
+
+
+def _axis_values(axis):
+    """``(is_date, write)``: whether the axis is one of dates, and how a value plotted along it is
+    written in the record: a number, or on a date axis an ISO-8601 string of the date it shows."""
+    converter = _converter(axis)
+    freq = _period_freq(axis, converter)
+    if freq is not None:
+        return True, lambda value: _period_date(value, freq)
+    if _is_date_converter(converter):
+        tz = _date_tz(axis)
+        return True, lambda value: _date(value, tz)
+    return False, _number
+
+
 def _is_date_converter(converter):
     if converter is None:
         return False
@@ -512,9 +540,63 @@ def _number(value):
     return float(f"{value:.12g}")  # 1.2, not 1.2000000000000002 (tick arithmetic noise)
 
 
-def _date(value):
+def _date_tz(axis):
+    """The time zone of a matplotlib date axis: that of the aware dates plotted on it (matplotlib
+    keeps it as the axis's units and labels the ticks in it), else ``None`` (naive dates)."""
+    import datetime
+    units = axis.get_units()
+    return units if isinstance(units, (str, datetime.tzinfo)) else None
+
+
+def _date(value, tz):
+    """A matplotlib date number as ISO-8601: the local time of ``tz`` with its offset, or without
+    a time zone (naive dates plotted) the date and time they were."""
     from matplotlib.dates import num2date
-    return num2date(float(value)).replace(tzinfo=None).isoformat()
+    value = float(value)
+    if math.isnan(value) or math.isinf(value):
+        return None
+    if tz is None:
+        return num2date(value).replace(tzinfo=None).isoformat()
+    return num2date(value, tz=tz).isoformat()
+
+
+def _period_freq(axis, converter):
+    """The frequency of a pandas time-series axis (``PeriodConverter``: what ``Series.plot`` and
+    ``plot.bar`` of a ``PeriodIndex``, or of a ``DatetimeIndex`` with a frequency, draw on), whose
+    values are period ordinals in units of it (months since 1970 for ``'M'``); else ``None``."""
+    module = sys.modules.get("pandas.plotting._matplotlib.converter")
+    period_converter = getattr(module, "PeriodConverter", None)
+    if period_converter is None or not isinstance(converter, period_converter):
+        return None
+    return getattr(axis, "freq", None) or getattr(axis.axes, "freq", None)
+
+
+def _period_date(value, freq):
+    """A pandas period ordinal of ``freq`` as ISO-8601: the start of its period (a value between
+    two ordinals, as the ends of a reference line across the axes, that far between their starts).
+    pandas drops a time zone when it plots periods: the time is the wall time the axis shows,
+    without offset."""
+    value = float(value)
+    if math.isnan(value) or math.isinf(value):
+        return None
+    ordinal = math.floor(value)
+    start = _period_start(ordinal, freq)
+    if value != ordinal:
+        start += (_period_start(ordinal + 1, freq) - start) * (value - ordinal)
+    return start.isoformat()
+
+
+def _period_start(ordinal, freq):
+    """The ``pandas.Timestamp`` a period ordinal of ``freq`` starts at. A business-daily axis of a
+    pandas that counts business days itself (``bday_to_datetime``: its ``Period`` of ``'B'`` is
+    deprecated) is read with that count."""
+    pandas = sys.modules["pandas"]  # the axis is pandas': pandas is imported
+    converter = sys.modules["pandas.plotting._matplotlib.converter"]
+    business_day = getattr(converter, "bday_to_datetime", None)
+    if business_day is not None and isinstance(
+            pandas.tseries.frequencies.to_offset(freq, is_period=True), pandas.offsets.BusinessDay):
+        return pandas.Timestamp(business_day(ordinal))
+    return pandas.Period(ordinal=ordinal, freq=freq).to_timestamp()
 
 
 def _axes_chart(ax):
@@ -567,11 +649,8 @@ def _errorbars(ax):
 
 def _converted(ax, axis, values):
     """Plotted (already converted) values: numbers, or ISO strings on a date axis."""
-    converter = (ax.xaxis if axis == "x" else ax.yaxis)
-    converter = converter.get_converter() if hasattr(converter, "get_converter") else converter.converter
-    if _is_date_converter(converter):
-        return [_date(v) for v in values]
-    return [_number(v) for v in values]
+    _, write = _axis_values(ax.xaxis if axis == "x" else ax.yaxis)
+    return [write(v) for v in values]
 
 
 def _line(ax, lines, errorbar_labels):
@@ -629,32 +708,35 @@ def _bar(ax, containers):
 
 def _bar_labels(axis, centers):
     """The labels of bars centred at ``centers`` along ``axis``: their categories on an axis of
-    categories, else (a numeric axis: a histogram's bins sit between ticks, and the nearest tick's
-    number was shared by two bins) their centres as numbers.
+    categories; on a date axis their dates (ISO-8601); else (a numeric axis: a histogram's bins sit
+    between ticks, and the nearest tick's number was shared by two bins) their centres as numbers.
 
     An axis is one of categories when matplotlib's category units map the strings plotted
     (``plt.bar(['2020', '2021'], ...)``: the category at each bar's position), or when its tick
     labels name things: given for the ticks, one tick per bar of a series (``plt.xticks(x, names)``,
-    pandas' bar plots of any index, numbers too: the nearest tick's label), or not numbers."""
+    pandas' bar plots of any index, numbers too: the nearest tick's label), or not numbers (the
+    text of a log axis's ``10^0`` is a number)."""
     categories = _categories(axis)
     if categories:
         nearest = [min(categories, key=lambda position: abs(position - center)) for center in centers]
         return [categories[position] for position in nearest]
-    positions = list(axis.get_ticklocs())
-    labels = _tick_texts(axis)
+    positions, labels = _ticks(axis)
+    is_date, write = _axis_values(axis)
     if positions and labels and len(positions) == len(labels):
         nearest = [min(range(len(positions)), key=lambda i: abs(positions[i] - center)) for center in centers]
         # Labels given for the ticks, one per bar (not a histogram's few ticks among its bins).
         given = _labels_given(axis) and len(set(nearest)) == len(nearest) == len(positions)
-        if given or not all(map(_is_number, labels)):
+        if given or not (is_date or all(_is_number(label) for label in labels if label)):
             return [labels[index] or str(_number(center)) for index, center in zip(nearest, centers)]
+    if is_date:
+        return [write(center) for center in centers]
     return [str(_number(center)) for center in centers]
 
 
 def _categories(axis):
     """``{position: category}`` of an axis with matplotlib's category units, else ``{}``."""
     category = sys.modules.get("matplotlib.category")
-    converter = axis.get_converter() if hasattr(axis, "get_converter") else axis.converter
+    converter = _converter(axis)
     if category is None or not isinstance(converter, category.StrCategoryConverter):
         return {}
     mapping = getattr(axis.units, "_mapping", None) or {}
@@ -671,9 +753,15 @@ def _labels_given(axis):
 
 
 def _is_number(text):
-    """Whether a tick label is a number as matplotlib's formatters write one (``−0.2``, ``1e3``)."""
+    """Whether a tick label is a number as matplotlib's formatters write one (``−0.2``, ``1e3``, a
+    log axis's ``10^-1`` and ``2×10^1``)."""
+    import re
+    text = text.replace("\u2212", "-")
+    power = re.fullmatch(r"(?:(.+)\u00d7)?(-?[0-9.]+)\^(-?[0-9.]+)", text)
+    parts = [part for part in power.groups() if part is not None] if power else [text]
     try:
-        float(text.replace("\u2212", "-"))
+        for part in parts:
+            float(part)
     except ValueError:
         return False
     return True
@@ -716,7 +804,7 @@ def _box_tick_label(ax, median):
     along = xs if vertical else ys
     position, half = (float(along[0]) + float(along[-1])) / 2, abs(float(along[-1]) - float(along[0])) / 2
     axis = ax.xaxis if vertical else ax.yaxis
-    ticks = [(abs(tick - position), label) for tick, label in zip(axis.get_ticklocs(), _tick_texts(axis))]
+    ticks = [(abs(tick - position), label) for tick, label in zip(*_ticks(axis))]
     distance, label = min(ticks, default=(None, None), key=lambda tick: tick[0])
     return (label or None) if distance is not None and distance <= half else None
 
