@@ -768,13 +768,29 @@ def _is_number(text):
 
 
 def _pie(ax, wedges):
+    """One element per wedge: its label is its own (``labels=``), else the first text drawn on it
+    (``pie_label``, ``autopct``'s percentage): pie places a wedge's texts at its middle angle, seen
+    from its centre (an exploded wedge's too)."""
     chart = _chart("pie", ax)
-    texts = [t.get_text() for t in ax.texts]
-    for index, wedge in enumerate(wedges):
-        label = _label(wedge.get_label()) or (texts[index * 2] if len(texts) >= 2 * len(wedges) else None)
+    for wedge in wedges:
+        label = _label(wedge.get_label()) or next(
+            (text.get_text() for text in ax.texts if text.get_text() and _on_middle_of(text, wedge, ax)), None)
         chart["elements"].append({"label": label, "angle": _number(wedge.theta2 - wedge.theta1),
                                   "radius": _number(wedge.r)})
     return chart
+
+
+def _on_middle_of(text, wedge, ax):
+    """Whether a text (in data coordinates) sits on the ray from the wedge's centre through the
+    middle of its arc, away from the centre."""
+    if text.get_transform() != ax.transData:
+        return False
+    x, y = text.get_position()
+    dx, dy = float(x) - wedge.center[0], float(y) - wedge.center[1]
+    if math.hypot(dx, dy) < 1e-9 * max(wedge.r, 1e-300):
+        return False
+    middle = math.radians((wedge.theta1 + wedge.theta2) / 2)
+    return abs(math.remainder(math.atan2(dy, dx) - middle, 2 * math.pi)) < 1e-6
 
 
 def _box(ax, medians):

@@ -314,6 +314,21 @@ def test_aware_dates_are_the_local_times_the_axis_shows_with_their_offset(rich_c
     assert chart["elements"][0]["points"] == [["2024-07-01T09:30:00", 1], [None, 2]]
 
 
+def test_pie_texts_label_their_own_wedges(rich_context):
+    # Texts were taken as if labels and percentages alternated: autopct alone gave ["", "", "33%"],
+    # pie_label ["", "", "y"].
+    kernel, context = rich_context
+    run_in(kernel, context, "import matplotlib.pyplot as plt")
+    for code, labels in [("plt.pie([1, 2, 3], autopct='%1.0f%%')", ["17%", "33%", "50%"]),
+                         ("r = plt.pie([1, 2, 3])\nplt.gca().pie_label(r, ['x', 'y', 'z'])", ["x", "y", "z"]),
+                         ("plt.text(0, 0, 'centre')\nplt.text(0.5, 0.5, 'q')\n"
+                          "plt.pie([1, 2, 3], autopct='%1.0f%%', explode=[0, 0.1, 0.2])", ["17%", "33%", "50%"]),
+                         ("plt.pie([1, 2, 3], labels=['a', 'b', 'c'], autopct='%1.0f%%')", ["a", "b", "c"]),
+                         ("plt.pie([1, 2, 3])", [None, None, None])]:
+        [chart] = charts(run_in(kernel, context, code))
+        assert chart["type"] == "pie" and [e["label"] for e in chart["elements"]] == labels, code
+
+
 def test_bars_on_a_log_or_date_axis_are_labelled_by_their_positions(rich_context):
     # A log axis's tick text ("10^0") was not read as a number, so every bar took the nearest
     # tick's label; on a date axis bars took the nearest tick's ("01-01 00" for a bar of Jan 2).
