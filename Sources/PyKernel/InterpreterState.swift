@@ -634,48 +634,73 @@ final class InterpreterState {
             if usesProcessStandardStreams, let filename = run.filename, !filename.hasPrefix("<") {
                 if flushIO.borrowed.callKeepingError() == nil { _ = PythonException.take() }
             }
-            let (stop, reported) = runtime.supervisor.end()
+            // The code has ended, its description not: that is part of the run, supervised as its
+            // code is (its timeout, interrupts, the grace period's answer), for it calls the code's
+            // own Python (`__str__` of the exception, of its notes and chained exceptions, the
+            // `__dir__` a "Did you mean" suggestion searches), which may loop or block.
             raiseStopsWhereTheCodeIs()
+            let stoppedBeforeDescription = exception != nil && runtime.supervisor.stopRequested
+            if !savedEnvironment.borrowedOrNone.isNone {
+                // The environment is put back whatever happens: no stop lands there.
+                let restored = runtime.supervisor.holdingStops {
+                    endRun.borrowed.callKeepingError(PyBorrowed.none, savedEnvironment.borrowedOrNone, PyBorrowed.false)
+                }
+                runtime.supervisor.raiseHeldStop()
+                if restored == nil { throw PythonError.fetch() }
+            }
+            var error: ErrorRecord?
+            var descriptionFailure: PythonError?
+            if !exception.borrowedOrNone.isNone {
+                // A run whose code replaced `sys.excepthook` has it called with what the code raised,
+                // as python3 does (`end_run`; in a cell, not for a stop or the cell's syntax error).
+                // So does a file run on the process's own streams whose code compiled (CPython's hook
+                // prints a file's syntax error from a string's offsets, not as python3 does).
+                let hookReplaced = excepthook.value?.pointer != defaultExcepthook.borrowed.pointer
+                let handsToHook = run.filename != nil
+                    ? hookReplaced || (usesProcessStandardStreams && (!compiled.isNone || parsedAsFile || run.program == .mainModule))
+                    : hookReplaced && !compiled.isNone && !stoppedBeforeDescription
+                // The record's value and traceback are capped as the run's output is (`max_output_bytes`);
+                // a program's on the process's own streams is printed whole, as python3 prints it.
+                let limit = usesProcessStandardStreams ? Int.max : run.output.resultLimit
+                if !handsToHook, let record = NativeTraceback.record(
+                    of: exception.borrowedOrNone, cells: namespace.cells.borrowed, environment: nativeTraceback, limit: limit)
+                {
+                    // The common exception, described natively as `end_run` would.
+                    error = ErrorRecord(
+                        name: record.name, value: record.value, traceback: record.traceback,
+                        valueOmittedBytes: record.valueOmittedBytes, tracebackOmittedBytes: record.tracebackOmittedBytes)
+                } else {
+                    do {
+                        let description = try endRun.borrowed.call(
+                            exception.borrowedOrNone, PyBorrowed.none, handsToHook ? PyBorrowed.true : PyBorrowed.false)
+                        error = Self.record(from: description.borrowed, limit: limit)
+                    } catch let failure {
+                        descriptionFailure = failure
+                    }
+                }
+                // Let go before the cell's end (its traceback's frames hold the cell's code); what
+                // that frees (`__del__`) is the code's too, still supervised.
+                exception = nil
+            }
+            let (stop, reported) = runtime.supervisor.end()
             let duration = ContinuousClock.now - started
             if reported {
                 runtime.logger.notice(
                     "the interpreter is free again: the run answered as stopped returned after \(duration.seconds.formatted()) s",
                     metadata: ["context": "\(run.context.id)", "execution_count": "\(executionCount)"])
             }
-            if exception == nil && savedEnvironment.borrowedOrNone.isNone {
-                // The common end (no exception, no environment to restore): what `end_run` does.
-                try endCell(name.borrowed, code: code, in: namespace)
-                return (nil, stop, duration)
+            if let stop, descriptionFailure != nil || (!stoppedBeforeDescription && error != nil && !usesProcessStandardStreams) {
+                // A stop that came as the exception was described (raised in the code's `__str__`,
+                // or in the engine's description, which it ended): the run ends with the stop's
+                // line, as for a stop in the engine's code around a cell. A program on the process's
+                // own streams has had its exception printed as python3 prints it then (CPython's
+                // printer shows `<exception str() failed>`), and exits as python3 does.
+                error = Self.record(for: stop)
+            } else if let descriptionFailure {
+                throw descriptionFailure
             }
-            // A run whose code replaced `sys.excepthook` has it called with what the code raised,
-            // as python3 does (`end_run`; in a cell, not for a stop or the cell's syntax error).
-            // So does a file run on the process's own streams whose code compiled (CPython's hook
-            // prints a file's syntax error from a string's offsets, not as python3 does).
-            let hookReplaced = excepthook.value?.pointer != defaultExcepthook.borrowed.pointer
-            let handsToHook = run.filename != nil
-                ? hookReplaced || (usesProcessStandardStreams && (!compiled.isNone || parsedAsFile || run.program == .mainModule))
-                : hookReplaced && !compiled.isNone && stop == nil
-            // The record's value and traceback are capped as the run's output is (`max_output_bytes`);
-            // a program's on the process's own streams is printed whole, as python3 prints it.
-            let limit = usesProcessStandardStreams ? Int.max : run.output.resultLimit
-            if !exception.borrowedOrNone.isNone, savedEnvironment.borrowedOrNone.isNone, !handsToHook,
-                let record = NativeTraceback.record(
-                    of: exception.borrowedOrNone, cells: namespace.cells.borrowed, environment: nativeTraceback, limit: limit)
-            {
-                // The common exception, described natively as `end_run` would; then its cell's end
-                // (the exception let go first: its traceback's frames hold the cell's code).
-                exception = nil
-                try endCell(name.borrowed, code: code, in: namespace)
-                let error = ErrorRecord(
-                    name: record.name, value: record.value, traceback: record.traceback,
-                    valueOmittedBytes: record.valueOmittedBytes, tracebackOmittedBytes: record.tracebackOmittedBytes)
-                return (error, stop, duration)
-            }
-            let description = try endRun.borrowed.call(
-                exception.borrowedOrNone, savedEnvironment.borrowedOrNone, handsToHook ? PyBorrowed.true : PyBorrowed.false)
-            exception = nil
             try endCell(name.borrowed, code: code, in: namespace)
-            return (Self.record(from: description.borrowed, limit: limit), stop, duration)
+            return (error, stop, duration)
         } catch {
             _ = runtime.supervisor.end()
             raiseStopsWhereTheCodeIs()

@@ -261,6 +261,14 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         return body()
     }
 
+    /// After ``holdingStops(_:)`` where no code of the run's begins next (the run's end): a stop
+    /// held meanwhile is tripped again, raised where Python code next runs. Interpreter thread only.
+    func raiseHeldStop() {
+        guard stopHeld else { return }
+        stopHeld = false
+        PythonSignals.tripForMainThread(signalNumber)
+    }
+
     /// `as_the_engine(function, *arguments)`, native (``NativeArguments/tuple``): calls `function`
     /// untraced (``PythonTracing/callUntraced``) for the engine's Python code that the code's own
     /// calls reach anywhere (a weak reference's callback as the code lets an object go). On the

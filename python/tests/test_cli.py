@@ -189,6 +189,23 @@ def test_run_timeout_stops_the_code(pykernel_bin):
     assert done.stderr.endswith("TimeoutError: execution exceeded the 0.5 s timeout\n")
 
 
+def test_run_timeout_stops_a_str_that_waits_as_the_exception_is_printed_as_ctrl_c_stops_python3(pykernel_bin, tmp_path):
+    """The exception's `__str__`, called as the uncaught exception is printed, ran after the run's
+    stop had ended: a sleep there ignored `--timeout` (the program ran on until it returned). It is
+    stopped, and the program ends as python3 does when Ctrl-C hits there (its printer shows
+    `<exception str() failed>`, status 1)."""
+    program = tmp_path / "slow_str.py"
+    program.write_text("import time\nclass E(Exception):\n    def __str__(self):\n"
+                       "        print('describing', flush=True)\n        time.sleep(30)\nraise E()\n")
+    python3 = subprocess.Popen([PYTHON311, str(program)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert python3.stdout.readline() == "describing\n"
+    python3.send_signal(signal.SIGINT)
+    _, theirs = python3.communicate(timeout=60)
+    ours = run(pykernel_bin, "run", "--timeout", "0.5", str(program), timeout=20)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (python3.returncode, "describing\n", theirs)
+    assert theirs.endswith("E: <exception str() failed>\n"), theirs
+
+
 def test_binary_copied_alone_still_works(pykernel_bin, tmp_path):
     lonely = tmp_path / "elsewhere" / "pykernel"
     lonely.parent.mkdir()

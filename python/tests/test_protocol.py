@@ -812,6 +812,70 @@ def test_a_stop_in_the_engines_callback_as_the_code_lets_a_cell_go_is_raised_in_
     raw.result("context.delete", {"id": context})
 
 
+# Code the engine calls as it describes the exception a cell raised (its record), announcing
+# itself and then waiting: a loop, or a sleep.
+DESCRIBING = "import time\ndef wait():\n    print('describing', flush=True)\n    {wait}\n"
+DESCRIBED = {
+    "str": "class E(Exception):\n    def __str__(self):\n        wait()\nraise E()",
+    "group-member": "class E(Exception):\n    def __str__(self):\n        wait()\nraise ExceptionGroup('g', [E()])",
+    "argument": "class A:\n    def __str__(self):\n        wait()\nraise ValueError(A())",  # described natively
+    "suggestion-dir": "class P:\n    def __dir__(self):\n        wait()\nP().xx",
+}
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+@pytest.mark.parametrize("stop", ["interrupt", "timeout"])
+@pytest.mark.parametrize("wait", ["while True:\n        pass", "time.sleep(30)"], ids=["loop", "sleep"])
+@pytest.mark.parametrize("described", sorted(DESCRIBED))
+def test_a_stop_while_the_exception_is_described_ends_the_run(raw, described, wait, stop, isolation):
+    """The code the engine calls to describe a cell's exception (`__str__` of it, of a group's
+    member or of its argument, the `__dir__` a "Did you mean" suggestion searches) ran after the
+    run's supervision had ended: a loop there was never answered (nor were the other namespace
+    contexts' runs, behind it), `code.interrupt` answered `false`, and a sleep ignored the
+    timeout. The description is part of the run: the stop ends it with the stop's line."""
+    context = raw.result("context.create", {"isolation": isolation})["id"]
+    code = DESCRIBING.format(wait=wait) + DESCRIBED[described]
+    id = raw.request("code.run", {"code": code, "context": context, **({"timeout": 0.3} if stop == "timeout" else {})})
+    raw.wait_for(lambda m: m.get("method") == "code.output" and m["params"].get("request_id") == id)
+    if stop == "interrupt":
+        assert raw.result("code.interrupt", {"context": context}) == {"interrupted": True}
+    result = raw.response(id)["result"]
+    expected = ("KeyboardInterrupt\n" if stop == "interrupt" else "TimeoutError: execution exceeded the 0.3 s timeout\n")
+    assert (result["status"], result["error"]["traceback"]) == ("interrupted" if stop == "interrupt" else "timeout", expected), result
+    assert result["stdout"] == "describing\n", result
+    # The context and the others run on.
+    assert raw.result("code.run", {"code": "print('next')", "context": context})["stdout"] == "next\n"
+    assert raw.result("code.run", {"code": "print('other')"})["stdout"] == "other\n"
+    raw.result("context.delete", {"id": context})
+
+
+def test_a_run_stopped_while_its_exception_is_described_puts_its_environment_back(raw):
+    """A run's `env` is put back after a stop that came as its exception was described."""
+    code = DESCRIBING.format(wait="time.sleep(30)") + DESCRIBED["str"]
+    reply = raw.call("code.run", {"code": code, "env": {"PYKERNEL_DESCRIBED": "1"}, "timeout": 0.3})
+    assert reply["result"]["status"] == "timeout", reply
+    after = raw.result("code.run", {"code": "import os\nprint(os.environ.get('PYKERNEL_DESCRIBED'))"})
+    assert after["stdout"] == "None\n", after
+
+
+def test_an_exception_description_that_swallows_every_stop_is_answered_after_the_grace_period(pykernel_bin):
+    """A `__str__` that swallows every stop is code that does not stop: the run is answered
+    `timeout` at deadline + grace, and runs get -32003 while it holds the interpreter (before,
+    nothing was answered: the run, and every namespace context's runs, waited for ever)."""
+    raw = RawServer(pykernel_bin, ["--timeout-grace", "0.5"])
+    try:
+        code = DESCRIBING.format(wait="while True:\n        try:\n            time.sleep(30)\n        except BaseException:\n            pass") + DESCRIBED["str"]
+        sent = time.monotonic()
+        id = raw.request("code.run", {"code": code, "timeout": 0.3})
+        reply = raw.response(id)
+        assert 0.7 < raw.arrival(reply) - sent < 2.5, raw.arrival(reply) - sent
+        result = reply["result"]
+        assert result["status"] == "timeout" and "grace period" in result["error"]["traceback"], result
+        assert error_of(raw.call("code.run", {"code": "1"}), -32003)["data"]["reason"] == "interpreter_busy"
+    finally:
+        raw.kill()
+
+
 WAITS = {
     "sleep": "time.sleep(0.4)",
     "loop": "while time.monotonic() - t0 < 0.4:\n    pass",
