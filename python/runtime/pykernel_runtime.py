@@ -190,13 +190,25 @@ def _text_encoder(encoding, errors):
     starts with a byte order mark (``utf-8-sig``) writes it once per encoder, at its first write.
     ``utf-16`` and ``utf-32`` are written by the wrapper's own fast encoders, which write no byte
     order mark unless the stream is at its start, which a pipe never is (it cannot tell): their
-    bytes are the native byte order's, without one. Raises python3's ``LookupError`` for an
+    bytes are the native byte order's, without one. So are the other codecs the wrapper encodes
+    in C (``_C_ENCODED``), stateless. Raises python3's ``LookupError`` for an
     unknown encoding or one that is not a text encoding (``hex``)."""
     info = _lookup_text_encoding(encoding)
     if info.name in ("utf-16", "utf-32"):
         native_order = codecs.lookup(f"{info.name}-{'le' if sys.byteorder == 'little' else 'be'}").encode
         return lambda text: native_order(text, errors)[0]
+    if info.name in _C_ENCODED:
+        # The wrapper's own C encoder, which is the codec's stateless ``encode`` (as its
+        # incremental encoder is stateless): an error raised there shows no frame of the codec's
+        # Python module (``encodings/ascii.py``, line 22, in encode) in a traceback.
+        stateless = info.encode
+        return lambda text: stateless(text, errors)[0]
     return info.incrementalencoder(errors).encode
+
+
+# The encodings python3's ``TextIOWrapper`` writes with C encoders of its own, by their codecs'
+# names (``encodefuncs`` in Modules/_io/textio.c; ``utf-16`` and ``utf-32``: see above).
+_C_ENCODED = frozenset(("ascii", "iso8859-1", "utf-8", "utf-16-be", "utf-16-le", "utf-32-be", "utf-32-le"))
 
 
 def _lookup_text_encoding(encoding):

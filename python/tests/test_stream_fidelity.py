@@ -8,6 +8,7 @@ a cell of a namespace context and of a process context.
 """
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -289,6 +290,39 @@ def test_reconfigure_encodes_as_python3s_encoder_on_a_pipe(kernel, tmp_path, iso
     assert result.error is None, result.error
     assert (result.stdout, result.stderr) == expected
     assert result.stdout.count("\ufeff") == 2 and result.stderr.count("\ufeff") == 2
+
+
+# Writes a reconfigured stream cannot encode. python3's ``TextIOWrapper`` encodes ascii, latin-1,
+# UTF-8 and the UTF-16/32 codecs with C encoders of its own (no frame of the codec's module in the
+# traceback); other codecs with their incremental encoder (``cp1252``: its ``encode`` frame shows).
+UNENCODABLE = {
+    "ascii": 'import sys\nsys.stdout.reconfigure(encoding="ascii")\nprint(chr(0x4e2d))\n',
+    "latin-1": 'import sys\nsys.stdout.reconfigure(encoding="latin-1")\nprint(chr(0x4e2d))\n',
+    "utf-8-strict": 'import sys\nsys.stdout.reconfigure(encoding="utf-8", errors="strict")\nprint(chr(0xd800))\n',
+    "utf-16-le": 'import sys\nsys.stdout.reconfigure(encoding="utf-16-le")\nprint(chr(0xd800))\n',
+    "utf-32-be": 'import sys\nsys.stdout.reconfigure(encoding="utf-32-be")\nprint(chr(0xd800))\n',
+    "unknown-error-handler": 'import sys\nsys.stdout.reconfigure(encoding="utf-8", errors="bogus")\nprint(chr(0xd800))\n',
+    "cp1252": 'import sys\nsys.stdout.reconfigure(encoding="cp1252")\nprint(chr(0x4e2d))\n',
+    "stderr-warning": 'import sys, warnings\nsys.stderr.reconfigure(encoding="ascii")\nwarnings.warn(chr(0x4e2d))\n',
+}
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_an_unencodable_write_to_a_reconfigured_stream_has_python3s_traceback(kernel, tmp_path, isolation):
+    """The engine's streams encoded every reconfigured encoding with the codec's incremental
+    encoder, whose Python frame (``encodings/ascii.py``, line 22, in encode) python3's traceback
+    does not have for the encodings its ``TextIOWrapper`` encodes in C."""
+    program = tmp_path / "program.py"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    for name, code in UNENCODABLE.items():
+        program.write_text(code)
+        done = subprocess.run([PYTHON311, str(program)], capture_output=True, env=env, timeout=60)
+        expected = done.stderr.decode("utf-8", "replace").replace(str(program), "<cell-1>")
+        error = kernel.run_code(code, context=kernel.create_context(isolation=isolation)).error
+        assert error is not None, name
+        # A warning's text starts with its file's name: the position of its character differs.
+        position = re.compile(r"in position \d+")
+        assert position.sub("in position N", error.traceback) == position.sub("in position N", expected), name
 
 
 FORKED = r'''
