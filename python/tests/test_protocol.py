@@ -909,12 +909,33 @@ def test_interrupt_requests_that_stop_nothing_leave_the_run_alone(raw, wait):
     assert_stopped_where_it_ran(raw.response(id)["result"]["error"], "KeyboardInterrupt")
 
 
+def in_system_call(pid, number):
+    """Whether a thread of process `pid` waits in system call `number` (x86-64 numbers); `True`
+    when no thread's call can be read (no such file, no permission): then it cannot be told."""
+    readable = False
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{thread}/syscall") as call:
+                readable = True
+                if call.read().split(" ", 1)[0] == str(number):
+                    return True
+        except OSError:
+            pass  # the thread ended, or its call cannot be read
+    return not readable
+
+
 def test_native_code_holding_the_gil_in_a_blocking_call_is_interrupted_at_once(raw):
     """`pause()` called with the GIL held (ctypes.PyDLL): the eval breaker cannot reach it, so the
     interrupt's real signal follows within the answer's hold, not at the watchdog's first repeat
     (250 ms later)."""
     id = raw.request("code.run", {"code": "import ctypes\nlibc = ctypes.PyDLL(None)\n" + STARTED + "libc.pause()\n"})
     raw.wait_for(started(id))
+    # In pause() (system call 34) before the interrupt: sent right after the marker, it could
+    # land on the print's line still (the eval breaker, as the print returned).
+    deadline = time.monotonic() + 10
+    while not in_system_call(raw.process.pid, 34):
+        assert time.monotonic() < deadline, "the code never reached pause()"
+        time.sleep(0.001)
     sent = time.monotonic()
     assert raw.result("code.interrupt", {"context": "default"}) == {"interrupted": True}
     reply = raw.response(id)
