@@ -3187,14 +3187,14 @@ def _handle_system_exit(exc):
             os.write(2, str(code).encode(errors="backslashreplace"))
         else:
             stderr.write(str(code))
-    except Exception:  # noqa: BLE001,S110 -- python3 clears what printing the code raised
+    except BaseException:  # noqa: B036,S110 -- python3 clears what printing the code raised
         pass
     try:  # then the newline, whatever became of the code (PySys_WriteStderr)
         if stderr is None:
             os.write(2, b"\n")
         else:
             stderr.write("\n")
-    except Exception:  # noqa: BLE001 -- on C's stderr then, as PySys_WriteStderr falls back
+    except BaseException:  # noqa: B036 -- on C's stderr then, as PySys_WriteStderr falls back
         try:
             os.write(2, b"\n")
         except OSError:

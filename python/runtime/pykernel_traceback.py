@@ -33,13 +33,13 @@ it were a file:
 Known, unavoidable differences:
 
 * Where the C printer itself fails (a non-str ``SyntaxError.text``, a
-  ``__notes__`` property that raises, a chain nested deeper than the
-  recursion limit lets it: ~997 exceptions for an uncaught one, fewer under
-  the code's frames, see _room) CPython dumps the object on the C-level
-  stderr ("lost sys.stderr"); here the text printed so far is returned,
-  followed by ``traceback.format_exception_only``'s line.  Up to that limit
-  a chain is printed whole, as the C printer does, with the source lines it
-  drops at its edge dropped too.
+  ``__notes__`` that fails only when read a second time, a chain nested
+  deeper than the recursion limit lets it: ~997 exceptions for an uncaught
+  one, fewer under the code's frames, see _room) CPython dumps the object
+  on the C-level stderr ("lost sys.stderr"); here the text printed so far
+  is returned, followed by ``traceback.format_exception_only``'s line.  Up
+  to that limit a chain is printed whole, as the C printer does, with the
+  source lines it drops at its edge dropped too.
 * ``AttributeError.obj`` unset (NULL) and ``None`` look alike from Python;
   ``None`` is taken as the object ``None`` (``None.x``).
 """
@@ -124,7 +124,7 @@ def exception_name(exc):
     tp = type(exc)
     try:
         module = getattr(tp, "__module__")
-    except Exception:
+    except BaseException:
         module = None
     if not isinstance(module, str):
         prefix = "<unknown>."
@@ -134,7 +134,7 @@ def exception_name(exc):
         prefix = module + "."
     try:
         qualname = _type_qualname(tp)
-    except Exception:
+    except BaseException:
         qualname = None
     if not isinstance(qualname, str):
         qualname = "<unknown>"
@@ -145,7 +145,7 @@ def exception_value(exc):
     """``str(exc)``, or the printer's fallback text if ``str()`` raises."""
     try:
         return str(exc)
-    except Exception:
+    except BaseException:
         return "<exception str() failed>"
 
 
@@ -178,14 +178,14 @@ def _format(ctx, exc):
     """The printer's output for *exc*, as a list of strings (see format_exception)."""
     try:
         _print_exception_recursive(ctx, exc)
-    except Exception:
+    except BaseException:
         # _PrintFailed, RecursionError: _PyErr_Display would give up here
         # (see the module docstring).  Never fail the caller.
         try:
             import traceback
             ctx.write("".join(traceback.format_exception_only(type(exc),
                                                               exc)))
-        except Exception:
+        except BaseException:
             ctx.write(exception_name(exc) + "\n")
     return ctx.out
 
@@ -200,7 +200,7 @@ def format_thread_exception(args):
         name = getattr(args.thread, "name", None)
     try:
         shown = str(name) if name is not None else str(_thread_ident())
-    except Exception:
+    except BaseException:
         shown = ""
     text = "Exception in thread %s:\n" % shown
     value = args.exc_value
@@ -237,7 +237,7 @@ def format_unraisable(unraisable, *, source_lines=True):
             ctx.write("Exception ignored in: ")
         try:
             ctx.write(repr(obj))
-        except Exception:
+        except BaseException:
             ctx.write("<object repr() failed>")
         ctx.write("\n")
     elif err_msg is not None:
@@ -246,7 +246,7 @@ def format_unraisable(unraisable, *, source_lines=True):
         try:
             _traceback_print_indented(ctx, unraisable.exc_traceback, 0, "", "",
                                       _TB_HEADER)
-        except Exception:
+        except BaseException:
             pass
     exc_type = unraisable.exc_type
     if exc_type is None:
@@ -267,7 +267,7 @@ def format_unraisable(unraisable, *, source_lines=True):
 def _str_or(obj, fallback):
     try:
         return str(obj)
-    except Exception:
+    except BaseException:
         return fallback
 
 
@@ -482,7 +482,7 @@ def _print_exception_file_and_line(ctx, value):
     # message: SyntaxError.msg when the attributes parse, else *value*.
     try:
         getattr(value, "print_file_and_line")
-    except Exception:
+    except BaseException:
         return value
     parsed = _parse_syntax_error(value)
     if parsed is None:
@@ -490,7 +490,7 @@ def _print_exception_file_and_line(ctx, value):
     message, filename, lineno, offset, end_lineno, end_offset, text = parsed
     try:
         line = '  File "%s", line %d\n' % (str(filename), lineno)
-    except Exception:
+    except BaseException:
         raise _PrintFailed
     ctx.write_indented_margin()
     ctx.write(line)
@@ -498,13 +498,13 @@ def _print_exception_file_and_line(ctx, value):
         try:
             text, offset, end_offset = _as_if_parsed_from_file(
                 value, filename, lineno, text, offset, end_offset)
-        except Exception:
+        except BaseException:
             pass
     if text is not None:
         try:
             line_size = len(text.encode("utf-8"))
             error_line = True
-        except Exception:
+        except BaseException:
             error_line = False
         # If the location of the error spawn multiple lines, we want
         # to just print the first one and highlight everything until
@@ -553,7 +553,7 @@ def _parse_syntax_error(err):
             end_lineno = lineno
             end_offset = -1
         text = err.text
-    except Exception:
+    except BaseException:
         return None
     return message, filename, lineno, offset, end_lineno, end_offset, text
 
@@ -597,7 +597,7 @@ def _as_if_parsed_from_file(exc, filename, lineno, text, offset, end_offset):
                 or again.lineno != exc.lineno):
             return text, offset, end_offset
         raw_offset, raw_end_offset = again.offset, again.end_offset
-    except Exception:
+    except BaseException:
         return text, offset, end_offset
     lines = _universal_lines(source.encode("utf-8"))
     if isinstance(raw_offset, int):
@@ -657,7 +657,7 @@ def _located_at_end_of_input(source, exc, lineno, raw_offset):
         compile(data + b"\n", exc.filename, "exec", dont_inherit=True)
     except SyntaxError as probe:
         return (probe.lineno, probe.offset) != (lineno, raw_offset)
-    except Exception:
+    except BaseException:
         return False
     return True
 
@@ -705,7 +705,7 @@ def _print_error_text(ctx, offset, end_offset, text_obj):
                          if end_offset > 0 and end_offset > offset else 1)
     try:
         text = text_obj.encode("utf-8")
-    except Exception:
+    except BaseException:
         raise _PrintFailed
     text = text.split(b"\0", 1)[0]          # a C string
     offset -= 1                             # 1-based to 0-based
@@ -747,7 +747,7 @@ def _print_exception_message(ctx, tp, value):
     ctx.write_indented_margin()
     try:
         module = getattr(tp, "__module__")
-    except Exception:
+    except BaseException:
         module = None
     if not isinstance(module, str):
         ctx.write("<unknown>.")
@@ -755,14 +755,14 @@ def _print_exception_message(ctx, tp, value):
         ctx.write(module + ".")
     try:
         qualname = _type_qualname(tp)
-    except Exception:
+    except BaseException:
         qualname = None
     ctx.write(qualname if isinstance(qualname, str) else "<unknown>")
     if value is None:
         return
     try:
         s = str(value)
-    except Exception:
+    except BaseException:
         if value is ctx.top:
             ctx.top_str = "<exception str() failed>"
         ctx.write(": <exception str() failed>")
@@ -778,7 +778,7 @@ def _print_exception_suggestions(ctx, value):
     # print_exception_suggestions
     try:
         suggestion = _offer_suggestions(value)
-    except Exception:
+    except BaseException:
         suggestion = None
     if suggestion is not None:
         ctx.write(". Did you mean: '%s'?" % suggestion)
@@ -795,26 +795,28 @@ def _print_exception_notes(ctx, value):
     if not isinstance(value, BaseException):
         return
     try:
-        notes = getattr(value, "__notes__")
-    except AttributeError:
+        getattr(value, "__notes__")     # PyObject_HasAttr: any failure is "no notes"
+    except BaseException:
         return
-    except Exception:
+    try:
+        notes = getattr(value, "__notes__")
+    except BaseException:
         raise _PrintFailed
     if not _is_sequence(notes):
         ctx.write_indented_margin()
         try:
             ctx.write(repr(notes))
-        except Exception:
+        except BaseException:
             ctx.write("<__notes__ repr() failed>")
         return
     try:
         num_notes = len(notes)
-    except Exception:
+    except BaseException:
         raise _PrintFailed
     for ni in range(num_notes):
         try:
             note_str = str(notes[ni])
-        except Exception:
+        except BaseException:
             note_str = None
         if note_str is None:
             ctx.write("<note str() failed>")
@@ -1058,7 +1060,7 @@ def _parse_segment(ctx, segment, filename):
     with warnings.catch_warnings(record=True) as caught:
         try:
             tree = compile(segment, filename, "exec", ast.PyCF_ONLY_AST)
-        except Exception:
+        except BaseException:
             tree = None
     for message in caught:
         try:
@@ -1073,7 +1075,7 @@ def _parse_segment(ctx, segment, filename):
             line = _read_source_line(message.filename, message.lineno)
             if line is not None:
                 ctx.write("  " + line.lstrip(" \t\f") + "\n")
-        except Exception:
+        except BaseException:
             pass
     return tree
 
@@ -1116,7 +1118,7 @@ def _imports_io():
         globals_ = {"__builtins__": builtins}
         function("io", globals_, globals_, [], 0)
         sys.modules["io"]  # import_get_module
-    except Exception:
+    except BaseException:
         return False
     return True
 
@@ -1126,7 +1128,7 @@ def _registered_source(filename):
     ``registered_source``)."""
     try:
         text = registered_source(filename)
-    except Exception:
+    except BaseException:
         return None
     return text if isinstance(text, str) else None
 
@@ -1136,13 +1138,13 @@ def linecache_source(filename):
     None, as linecache's own convention for such sources), or None."""
     try:
         entry = linecache.cache.get(filename)
-    except Exception:
+    except BaseException:
         return None
     if not isinstance(entry, tuple) or len(entry) != 4 or entry[1] is not None:
         return None
     try:
         text = "".join(entry[2])
-    except Exception:
+    except BaseException:
         return None
     return text if isinstance(text, str) else None
 
@@ -1182,7 +1184,7 @@ def _read_real_file_line(filename, lineno):
     ``readline`` loop per frame: 1.6 ms -> ~0.1 ms for a ``df['missing']`` record."""
     try:
         binary = open(filename, "rb")
-    except Exception:
+    except BaseException:
         binary = _find_source_file(filename)
         if binary is None:
             return False, None
@@ -1192,7 +1194,7 @@ def _read_real_file_line(filename, lineno):
             return True, (lines[lineno - 1] if 1 <= lineno <= len(lines) else None)
         try:
             binary.seek(0)
-        except Exception:
+        except BaseException:
             return True, None
         # _PyTokenizer_FindEncodingFilename: coding cookie, else utf-8.  A
         # BOM yields "utf-8", so the U+FEFF stays in the first line.
@@ -1200,12 +1202,12 @@ def _read_real_file_line(filename, lineno):
             encoding, _ = tokenize.detect_encoding(binary.readline)
             if encoding == "utf-8-sig":
                 encoding = "utf-8"
-        except Exception:
+        except BaseException:
             encoding = "utf-8"
         try:
             binary.seek(0)
             fob = io.TextIOWrapper(binary, encoding)
-        except Exception:
+        except BaseException:
             return True, None
         line = None
         try:
@@ -1216,11 +1218,11 @@ def _read_real_file_line(filename, lineno):
                     line = None
                     break
                 line = s[:-1] if s.endswith("\n") else s
-        except Exception:
+        except BaseException:
             line = None
         try:
             fob.detach()
-        except Exception:
+        except BaseException:
             pass
     return True, line
 
@@ -1237,7 +1239,7 @@ def _decoded_lines(binary):
     try:
         status = os.fstat(binary.fileno())
         name = binary.name
-    except Exception:
+    except BaseException:
         return None
     key = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
     entry = _source_lines.pop(name, None)
@@ -1248,7 +1250,7 @@ def _decoded_lines(binary):
             return entry[1]
     try:
         data = binary.read()
-    except Exception:
+    except BaseException:
         return None
     if len(data) != status.st_size:
         return None  # changing while it is read: not kept
@@ -1256,11 +1258,11 @@ def _decoded_lines(binary):
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
         if encoding == "utf-8-sig":
             encoding = "utf-8"
-    except Exception:
+    except BaseException:
         encoding = "utf-8"
     try:
         text = data.decode(encoding)
-    except Exception:
+    except BaseException:
         return None
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if lines[-1] == "":
@@ -1294,7 +1296,7 @@ def _find_source_file(filename):
             name += "/"
         try:
             return open(name + tail, "rb")
-        except Exception:
+        except BaseException:
             continue
     return None
 
@@ -1320,7 +1322,7 @@ def _offer_suggestions_for_attribute_error(exc):
         return None
     try:
         candidates = dir(obj)
-    except Exception:
+    except BaseException:
         return None
     return _calculate_suggestions(candidates, name)
 
@@ -1338,7 +1340,7 @@ def _offer_suggestions_for_name_error(exc):
                        lambda: list(frame.f_builtins)):
         try:
             suggestion = _calculate_suggestions(candidates(), name)
-        except Exception:
+        except BaseException:
             suggestion = None
         if suggestion is not None:
             return suggestion

@@ -600,6 +600,18 @@ def test_raising_repr_is_an_error(kernel):
         "KeyError: 'bad'\n")
 
 
+def test_a_raising_repr_whose_exception_cannot_be_shown_is_an_error_as_python3_prints_it(kernel):
+    # The exception's __str__ raises SystemExit: python3's printer shows "<exception str() failed>"
+    # (the record was "SystemError: PyKernel engine failure: SystemExit: 3").
+    result = kernel.run_code("class E(Exception):\n    def __str__(self):\n        raise SystemExit(3)\n"
+                             "class R:\n    def __repr__(self):\n        raise E()\nR()")
+    assert (result.status, result.results) == ("error", [])
+    assert (result.error.name, result.error.value) == ("E", "<exception str() failed>")
+    assert result.error.traceback == (
+        'Traceback (most recent call last):\n  File "<cell-1>", line 6, in __repr__\n    raise E()\n'
+        "E: <exception str() failed>\n")
+
+
 def test_a_repr_that_raises_in_display_shows_its_own_frame(kernel):
     # The engine's display frames are cut, the code's __repr__ after them stays (it was cut too).
     kernel.run_code("class R:\n    def __repr__(self):\n        raise KeyError('bad')\n")

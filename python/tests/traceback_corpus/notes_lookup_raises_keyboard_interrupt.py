@@ -1,0 +1,6 @@
+class E(Exception):
+    def __getattribute__(self, n):
+        if n == "__notes__":
+            raise KeyboardInterrupt
+        return super().__getattribute__(n)
+raise E("ga")

@@ -1,0 +1,5 @@
+class E(Exception):
+    @property
+    def __notes__(self):
+        raise RuntimeError("n")
+raise E("ga")
