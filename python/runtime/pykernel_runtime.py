@@ -39,6 +39,21 @@ import pykernel_traceback
 _ENGINE_FILENAME_PREFIX = "<pykernel/"
 _MISSING = object()
 
+# An exception's fields as python3's C code reads them (PyException_GetTraceback, Py_TYPE, the
+# group's ``excs``), never through the attribute access its class may customise (a
+# ``__getattribute__`` or property that raises, a group's ``exceptions`` that gives other objects).
+_traceback_of = BaseException.__traceback__.__get__
+_set_traceback = BaseException.__traceback__.__set__
+_cause_of = BaseException.__cause__.__get__
+_context_of = BaseException.__context__.__get__
+_members_of = BaseExceptionGroup.exceptions.__get__
+
+
+def _is_instance(obj, cls):
+    """Whether ``type(obj)`` is ``cls`` or a subclass: the C code's type check
+    (``PyExceptionInstance_Check``, ``PyLong_Check``), never the ``__class__`` an object claims."""
+    return issubclass(type(obj), cls)
+
 
 class ExecutionTimeout(BaseException):
     """Raised in user code whose run exceeded its timeout.
@@ -986,10 +1001,10 @@ def _excepthook(exc_type, value, tb):
     flush: code that calls the hook itself (``sys.excepthook(*sys.exc_info())``) gets a cell's
     source lines. A value that is not an exception, or no ``sys.stderr``, is CPython's case."""
     file = sys.stderr
-    if not isinstance(value, BaseException) or file is None:
+    if not _is_instance(value, BaseException) or file is None:
         return _cpython_excepthook(exc_type, value, tb)
-    if value.__traceback__ is None and isinstance(tb, types.TracebackType):
-        value.__traceback__ = tb  # as PyErr_Display: the traceback given when the exception has none
+    if _traceback_of(value) is None and _is_instance(tb, types.TracebackType):
+        _set_traceback(value, tb)  # as PyErr_Display: the traceback given when the exception has none
     file.write(pykernel_traceback.format_exception(value))
     try:
         file.flush()
@@ -1701,7 +1716,7 @@ def end_forked_child(exc):
     that follows belongs to the process that forked."""
     status = 0
     try:
-        if isinstance(exc, SystemExit):
+        if _is_instance(exc, SystemExit):
             status = _handle_system_exit(exc)
         elif exc is not None:
             _strip_engine_frames(exc)
@@ -1709,7 +1724,7 @@ def end_forked_child(exc):
                 print(pykernel_traceback.format_exception(exc), end="", file=sys.stderr)
             status = 1
         end_program()
-        if isinstance(exc, KeyboardInterrupt):  # python3 then ends by SIGINT
+        if _is_instance(exc, KeyboardInterrupt):  # python3 then ends by SIGINT
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGINT)
     finally:
@@ -3039,7 +3054,7 @@ def end_run(exc, saved_env, to_excepthook=False):
     if exc is not None:
         _strip_engine_frames(exc)
         status = None
-        if isinstance(exc, SystemExit):
+        if _is_instance(exc, SystemExit):
             if to_excepthook and _process_streams:
                 status = _handle_system_exit(exc)
             handled = status is not None
@@ -3047,7 +3062,7 @@ def end_run(exc, saved_env, to_excepthook=False):
             if to_excepthook and _process_streams:
                 # As python3's PyErr_Print: kept until the end of the program (with the frames'
                 # objects, freed after the threads and atexit handlers).
-                sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, exc.__traceback__
+                sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, _traceback_of(exc)
             try:
                 handled = to_excepthook and _call_excepthook(exc)
             except SystemExit as hook_exit:
@@ -3178,7 +3193,7 @@ def _handle_system_exit(exc):
         code = exc
     if code is None:
         return 0
-    if isinstance(code, int):
+    if _is_instance(code, int):
         value = int.__index__(code)  # PyLong_AsLong: the value, not the subclass's methods
         return (value if -(1 << 63) <= value < (1 << 63) else -1) & 0xFF
     stderr = sys.stderr
@@ -3215,24 +3230,24 @@ def _call_excepthook(exc):
     if hook is _MISSING:
         _write_stderr("sys.excepthook is missing\n")
         if _process_streams:
-            _cpython_excepthook(type(exc), exc, exc.__traceback__)
+            _cpython_excepthook(type(exc), exc, _traceback_of(exc))
             return True
         return False
     try:
         if hook is _cpython_excepthook:
             _call_cpython_printer(exc)
         else:  # the code's: traced, as python3 calls it
-            as_the_code(hook, type(exc), exc, exc.__traceback__)
+            as_the_code(hook, type(exc), exc, _traceback_of(exc))
         return True
     except SystemExit:
         raise  # the hook ends the program (python3's handle_system_exit): see end_run
     except BaseException as error:  # noqa: B036 -- python3 reports any failure of the hook
-        error = error.with_traceback(error.__traceback__.tb_next)  # without this function's frame
+        _set_traceback(error, _traceback_of(error).tb_next)  # without this function's frame
         _write_stderr("Error in sys.excepthook:\n")
         if _process_streams:
-            sys.__excepthook__(type(error), error, error.__traceback__)
+            sys.__excepthook__(type(error), error, _traceback_of(error))
             _write_stderr("\nOriginal exception was:\n")
-            sys.__excepthook__(type(exc), exc, exc.__traceback__)
+            sys.__excepthook__(type(exc), exc, _traceback_of(exc))
             return True
         _write_stderr(pykernel_traceback.format_exception(error))
         _write_stderr("\nOriginal exception was:\n")
@@ -3263,7 +3278,7 @@ def _call_cpython_printer(exc):
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(limit + frames)
     try:
-        _under_no_frame(as_the_code, _cpython_excepthook, type(exc), exc, exc.__traceback__)
+        _under_no_frame(as_the_code, _cpython_excepthook, type(exc), exc, _traceback_of(exc))
     finally:
         sys.setrecursionlimit(limit)
 
@@ -3290,17 +3305,18 @@ def _strip_engine_frames(exc):
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        previous, tb = None, current.__traceback__
+        previous, tb = None, _traceback_of(current)
         while tb is not None:
             following = tb.tb_next
             if tb.tb_frame.f_code.co_filename.startswith(_ENGINE_FILENAME_PREFIX):
                 if previous is None:
-                    current.__traceback__ = following
+                    _set_traceback(current, following)
                 else:
                     previous.tb_next = following
             else:
                 previous = tb
             tb = following
-        pending.append(current.__cause__)
-        pending.append(current.__context__)
-        pending.extend(getattr(current, "exceptions", ()))
+        pending.append(_cause_of(current))
+        pending.append(_context_of(current))
+        if _is_instance(current, BaseExceptionGroup):
+            pending.extend(_members_of(current))

@@ -99,6 +99,13 @@ _group_excs = BaseExceptionGroup.exceptions.__get__
 _type_qualname = type.__dict__["__qualname__"].__get__
 
 
+def _is_instance(obj, cls):
+    """Whether *obj*'s type is *cls* or a subclass, as the C code's type checks
+    (PyExceptionInstance_Check, PyUnicode_Check...) tell: by ``type(obj)``,
+    never the ``__class__`` an object may claim (or fail to give)."""
+    return issubclass(type(obj), cls)
+
+
 # Not computed yet (see _Context.top_str).
 _UNSET = object()
 
@@ -126,7 +133,7 @@ def exception_name(exc):
         module = getattr(tp, "__module__")
     except BaseException:
         module = None
-    if not isinstance(module, str):
+    if not _is_instance(module, str):
         prefix = "<unknown>."
     elif module in ("builtins", "__main__"):
         prefix = ""
@@ -136,7 +143,7 @@ def exception_name(exc):
         qualname = _type_qualname(tp)
     except BaseException:
         qualname = None
-    if not isinstance(qualname, str):
+    if not _is_instance(qualname, str):
         qualname = "<unknown>"
     return prefix + qualname
 
@@ -204,11 +211,11 @@ def format_thread_exception(args):
         shown = ""
     text = "Exception in thread %s:\n" % shown
     value = args.exc_value
-    if value is None or not isinstance(value, BaseException):
+    if value is None or not _is_instance(value, BaseException):
         import traceback
         return text + "".join(traceback.format_exception_only(args.exc_type, value))
-    if value.__traceback__ is None and args.exc_traceback is not None:
-        value.__traceback__ = args.exc_traceback      # as _PyErr_Display does
+    if _exc_traceback(value) is None and args.exc_traceback is not None:
+        BaseException.__traceback__.__set__(value, args.exc_traceback)  # as _PyErr_Display does
     return text + format_exception(value)
 
 
@@ -252,12 +259,12 @@ def format_unraisable(unraisable, *, source_lines=True):
     if exc_type is None:
         return "".join(ctx.out)
     module = getattr(exc_type, "__module__", None)
-    if not isinstance(module, str):
+    if not _is_instance(module, str):
         ctx.write("<unknown>")
     elif module not in ("builtins", "__main__"):
         ctx.write(module + ".")
     qualname = getattr(exc_type, "__qualname__", None)
-    ctx.write(qualname if isinstance(qualname, str) else "<unknown>")
+    ctx.write(qualname if _is_instance(qualname, str) else "<unknown>")
     if unraisable.exc_value is not None:
         ctx.write(": " + _str_or(unraisable.exc_value, "<exception str() failed>"))
     ctx.write("\n")
@@ -318,7 +325,7 @@ def _print_exception_recursive(ctx, value, level=1):
         # A lone exception (the common case): printed unless the code's own
         # frames nearly reach the recursion limit (a hook called from ~995
         # frames deep), which is not followed.
-        if not isinstance(value, BaseExceptionGroup):
+        if not _is_instance(value, BaseExceptionGroup):
             _print_exception(ctx, value)
         else:
             _print_exception_group(ctx, value, level)
@@ -341,7 +348,7 @@ def _print_exception_recursive(ctx, value, level=1):
     source_lines = ctx.source_lines
     for i in range(len(chain) - 1, -1, -1):
         ctx.source_lines = source_lines and level + i <= room - 4
-        if not isinstance(chain[i], BaseExceptionGroup):
+        if not _is_instance(chain[i], BaseExceptionGroup):
             _print_exception(ctx, chain[i])
         else:
             _print_exception_group(ctx, chain[i], level + i)
@@ -362,7 +369,7 @@ def _chain_link(ctx, value):
     # marks *value* seen and returns (the exception to print before it, the
     # message between them), or None.
     ctx.seen.add(id(value))
-    if not isinstance(value, BaseException):
+    if not _is_instance(value, BaseException):
         return None
     cause = _exc_cause(value)
     if cause is not None:
@@ -442,7 +449,7 @@ def _print_exception_group(ctx, value, level):
 
 def _print_exception(ctx, value):
     # print_exception
-    if not isinstance(value, BaseException):
+    if not _is_instance(value, BaseException):
         # print_exception_invalid_type
         ctx.write("TypeError: print_exception(): Exception expected for "
                   "value, %s found\n" % type(value).__name__)
@@ -468,7 +475,7 @@ def _print_exception_traceback(ctx, value):
         return
     header = _TB_HEADER
     header_margin = ctx.margin()
-    if isinstance(value, BaseExceptionGroup):
+    if _is_instance(value, BaseExceptionGroup):
         header = _GROUP_TB_HEADER
         if ctx.depth == 1:
             header_margin = "+ "
@@ -494,7 +501,7 @@ def _print_exception_file_and_line(ctx, value):
         raise _PrintFailed
     ctx.write_indented_margin()
     ctx.write(line)
-    if isinstance(value, SyntaxError):
+    if _is_instance(value, SyntaxError):
         try:
             text, offset, end_offset = _as_if_parsed_from_file(
                 value, filename, lineno, text, offset, end_offset)
@@ -522,7 +529,7 @@ def _print_exception_file_and_line(ctx, value):
 
 def _as_ssize_t(v):
     # PyLong_AsSsize_t: ints only (no __index__), overflow is an error
-    if not isinstance(v, int) or not -_LONG_MAX - 1 <= v <= _LONG_MAX:
+    if not _is_instance(v, int) or not -_LONG_MAX - 1 <= v <= _LONG_MAX:
         raise TypeError
     return int(v)
 
@@ -600,7 +607,7 @@ def _as_if_parsed_from_file(exc, filename, lineno, text, offset, end_offset):
     except BaseException:
         return text, offset, end_offset
     lines = _universal_lines(source.encode("utf-8"))
-    if isinstance(raw_offset, int):
+    if _is_instance(raw_offset, int):
         offset = raw_offset
         if raw_end_offset != -1:
             pass
@@ -614,7 +621,7 @@ def _as_if_parsed_from_file(exc, filename, lineno, text, offset, end_offset):
             # _PyPegen_raise_error: token without position at end of input,
             # "p->tok->cur == p->tok->buf" holds for a file
             offset = 0
-    if type(exc) is SyntaxError and isinstance(raw_end_offset, int):
+    if type(exc) is SyntaxError and _is_instance(raw_end_offset, int):
         end_offset = raw_end_offset
     # Where the parser took its text from line *lineno* of the cell, a file
     # parser re-reads that line from the file.  Not so for errors raised by
@@ -632,7 +639,7 @@ def _as_if_parsed_from_file(exc, filename, lineno, text, offset, end_offset):
     if (1 <= lineno <= len(lines)
             and last_line.encode("utf-8", "replace") == lines[lineno - 1][:-1]
             and (text.endswith("\n")
-                 or (isinstance(end_lineno, int) and end_lineno > lineno)
+                 or (_is_instance(end_lineno, int) and end_lineno > lineno)
                  or str(exc.msg).endswith("' was never closed"))):
         file_text = _program_text(source, lineno)
         if file_text is not None:
@@ -749,7 +756,7 @@ def _print_exception_message(ctx, tp, value):
         module = getattr(tp, "__module__")
     except BaseException:
         module = None
-    if not isinstance(module, str):
+    if not _is_instance(module, str):
         ctx.write("<unknown>.")
     elif module not in ("builtins", "__main__"):
         ctx.write(module + ".")
@@ -757,7 +764,7 @@ def _print_exception_message(ctx, tp, value):
         qualname = _type_qualname(tp)
     except BaseException:
         qualname = None
-    ctx.write(qualname if isinstance(qualname, str) else "<unknown>")
+    ctx.write(qualname if _is_instance(qualname, str) else "<unknown>")
     if value is None:
         return
     try:
@@ -786,13 +793,13 @@ def _print_exception_suggestions(ctx, value):
 
 def _is_sequence(obj):
     # PySequence_Check
-    return not isinstance(obj, dict) and hasattr(type(obj), "__getitem__")
+    return not _is_instance(obj, dict) and hasattr(type(obj), "__getitem__")
 
 
 def _print_exception_notes(ctx, value):
     # print_exception_notes (3.11.2: the non-sequence branch writes no
     # newline and "<note str() failed>" gets no margin, like the C code)
-    if not isinstance(value, BaseException):
+    if not _is_instance(value, BaseException):
         return
     try:
         getattr(value, "__notes__")     # PyObject_HasAttr: any failure is "no notes"
@@ -835,7 +842,7 @@ def _traceback_print_indented(ctx, tb, indent, margin, header_margin, header):
     # _PyTraceBack_Print_Indented
     limit = _TB_LIMIT_DEFAULT
     limitv = sys.__dict__.get("tracebacklimit")
-    if isinstance(limitv, int):
+    if _is_instance(limitv, int):
         if limitv <= 0:
             return
         limit = min(limitv, _LONG_MAX)
@@ -1089,7 +1096,7 @@ def _read_source_line(filename, lineno):
     registered by the host (mtime None) is used instead.  None, as python3
     shows no line, when importing ``io`` fails (see _imports_io).
     """
-    if not isinstance(filename, str):
+    if not _is_instance(filename, str):
         return None
     if not (filename[:1] == "<" and filename[-1:] == ">"):
         if not _imports_io():
@@ -1130,7 +1137,7 @@ def _registered_source(filename):
         text = registered_source(filename)
     except BaseException:
         return None
-    return text if isinstance(text, str) else None
+    return text if _is_instance(text, str) else None
 
 
 def linecache_source(filename):
@@ -1140,13 +1147,13 @@ def linecache_source(filename):
         entry = linecache.cache.get(filename)
     except BaseException:
         return None
-    if not isinstance(entry, tuple) or len(entry) != 4 or entry[1] is not None:
+    if not _is_instance(entry, tuple) or len(entry) != 4 or entry[1] is not None:
         return None
     try:
         text = "".join(entry[2])
     except BaseException:
         return None
-    return text if isinstance(text, str) else None
+    return text if _is_instance(text, str) else None
 
 
 # The source of a pseudo-file (``<...>``) the host registered, or None: the
@@ -1286,10 +1293,10 @@ def _find_source_file(filename):
     # _Py_FindSourceFile: look for the last path component in sys.path
     tail = filename.rsplit("/", 1)[-1]
     path = sys.__dict__.get("path")
-    if not isinstance(path, list):
+    if not _is_instance(path, list):
         return None
     for entry in list(path):
-        if not isinstance(entry, str):
+        if not _is_instance(entry, str):
             continue
         name = entry
         if name and not name.endswith("/"):

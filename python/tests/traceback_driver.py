@@ -97,8 +97,14 @@ def run_cells(cells, filenames):
     return None
 
 
+# The traceback as python3 reads it (the C field), whatever attribute access the exception's class
+# customises (corpus: exception_getattribute_raises_for_everything).
+traceback_of = BaseException.__traceback__.__get__
+set_traceback = BaseException.__traceback__.__set__
+
+
 def check_first_frame(exc):
-    tb = exc.__traceback__
+    tb = traceback_of(exc)
     assert tb is not None and tb.tb_frame.f_code is run_cells.__code__, "harness frame expected"
 
 
@@ -162,10 +168,10 @@ def format_cells(cells):
 
 def excepthook_text(exc):
     import io
-    exc.__traceback__ = exc.__traceback__.tb_next
+    set_traceback(exc, traceback_of(exc).tb_next)
     stderr, sys.stderr = sys.stderr, io.StringIO()
     try:
-        sys.__excepthook__(type(exc), exc, exc.__traceback__)
+        sys.__excepthook__(type(exc), exc, traceback_of(exc))
         return sys.stderr.getvalue()
     finally:
         sys.stderr = stderr
@@ -225,8 +231,8 @@ def main(argv):
     if exc is None:
         return 0
     check_first_frame(exc)
-    exc.__traceback__ = exc.__traceback__.tb_next
-    sys.__excepthook__(type(exc), exc, exc.__traceback__)
+    set_traceback(exc, traceback_of(exc).tb_next)
+    sys.__excepthook__(type(exc), exc, traceback_of(exc))
     sys.stderr.flush()
     return 1
 

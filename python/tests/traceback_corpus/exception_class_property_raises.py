@@ -1,0 +1,5 @@
+class E(Exception):
+    @property
+    def __class__(self):
+        raise RuntimeError("no class")
+raise E("x")
