@@ -20,6 +20,10 @@ import os
 from types import TracebackType
 
 _ENGINE_FILENAME_PREFIX = "<pykernel/"
+# An exception's traceback as python3's C code reads and sets it, never through the attribute
+# access its class may customise (a ``__getattribute__`` that raises).
+_traceback_of = BaseException.__traceback__.__get__
+_set_traceback = BaseException.__traceback__.__set__
 # Python's own library (its packages' directories aside), where the code of the loop's machinery
 # calls (``_weakrefset``, ``selectors``, ``logging``): a stop there belongs to its caller.
 _LIBRARY = os.path.dirname(os.__file__) + os.sep
@@ -91,6 +95,12 @@ def run_cell(loop, coroutine):
                 task.exception()
 
 
+def _with_user_traceback(error):
+    """*error*, its traceback without the engine's frames (see _user_traceback)."""
+    _set_traceback(error, _user_traceback(_traceback_of(error)))
+    return error
+
+
 def _run(cell):
     loop, coroutine = cell.loop, cell.coroutine
     if _stops:  # stopped as the engine began it: nothing of its code runs
@@ -100,7 +110,7 @@ def _run(cell):
         task = loop.create_task(coroutine)
     except BaseException as error:  # noqa: B036 -- raised by the code's task factory: reported
         coroutine.close()
-        return None, error.with_traceback(_user_traceback(error.__traceback__))
+        return None, _with_user_traceback(error)
     cell.task = task
     task.add_done_callback(_stop_loop)
     _deliver(cell)  # a stop as the task was made: cancelled before its code starts
@@ -124,9 +134,9 @@ def _run(cell):
     try:
         value = task.result()
     except BaseException as error:  # noqa: B036 -- the cell's exception, its CancelledError: reported
-        return None, error.with_traceback(_user_traceback(error.__traceback__))
+        return None, _with_user_traceback(error)
     if escaped is not None:
-        return None, escaped.with_traceback(_user_traceback(escaped.__traceback__))
+        return None, _with_user_traceback(escaped)
     return value, None
 
 

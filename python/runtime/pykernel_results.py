@@ -489,10 +489,13 @@ def _report_invalid(obj, name, reason):
 
 
 def _without_engine_frames(error):
-    tb = error.__traceback__
+    # The traceback read and set as python3's C code does, never through the attribute access the
+    # exception's class may customise (a ``__getattribute__`` that raises).
+    tb = BaseException.__traceback__.__get__(error)
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_ENGINE_FILENAME_PREFIX):
         tb = tb.tb_next
-    return error.with_traceback(tb)
+    BaseException.__traceback__.__set__(error, tb)
+    return error
 
 
 def display(*objs, include=None, exclude=None, metadata=None, raw=False, display_id=None, **kwargs):

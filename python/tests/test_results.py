@@ -612,6 +612,17 @@ def test_a_raising_repr_whose_exception_cannot_be_shown_is_an_error_as_python3_p
         "E: <exception str() failed>\n")
 
 
+def test_a_raising_repr_whose_exception_hides_its_attributes_is_an_error(kernel):
+    # Its traceback is read as python3 reads it, not by attribute (the record was a chained
+    # "AttributeError: __traceback__" raised by the engine).
+    result = kernel.run_code("class E(Exception):\n    def __getattribute__(self, name):\n        raise AttributeError(name)\n"
+                             "class R:\n    def __repr__(self):\n        raise E('hidden')\nR()")
+    assert (result.status, result.results, result.error.name, result.error.value) == ("error", [], "E", "hidden")
+    assert result.error.traceback == (
+        'Traceback (most recent call last):\n  File "<cell-1>", line 6, in __repr__\n'
+        "    raise E('hidden')\nE: hidden\n")
+
+
 def test_a_repr_that_raises_in_display_shows_its_own_frame(kernel):
     # The engine's display frames are cut, the code's __repr__ after them stays (it was cut too).
     kernel.run_code("class R:\n    def __repr__(self):\n        raise KeyError('bad')\n")

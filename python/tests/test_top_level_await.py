@@ -56,6 +56,18 @@ def test_exception_after_await_has_the_cells_traceback(kernel, context):
         "ValueError: late\n")
 
 
+def test_an_exception_that_hides_its_attributes_after_await_has_the_cells_traceback(kernel, context):
+    # Its traceback is read as python3 reads it, not by attribute (the record was a chained
+    # "AttributeError: with_traceback" raised by the engine).
+    result = kernel.run_code(
+        "import asyncio\nclass E(Exception):\n    def __getattribute__(self, name):\n        raise AttributeError(name)\n"
+        "await asyncio.sleep(0)\nraise E('hidden')\n", context=context)
+    assert (result.status, result.error.name, result.error.value) == ("error", "E", "hidden")
+    assert result.error.traceback == (
+        'Traceback (most recent call last):\n  File "<cell-1>", line 6, in <module>\n'
+        "    raise E('hidden')\nE: hidden\n")
+
+
 def test_async_with_and_async_for_at_top_level(kernel, context):
     result = kernel.run_code(
         "import asyncio\n"
