@@ -888,8 +888,8 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                     limits.append((interrupted + grace, .interrupt))
                 }
                 if !run.reported, let (_, stop) = limits.filter({ now >= $0.0 }).min(by: { $0.0 < $1.0 }) {
-                    reportStuckLocked(as: stop)
-                    forward = (SIGKILL, now - run.started, run.serial)
+                    killProcessesThenReportLocked(run, as: stop)
+                    continue
                 }
                 if signal != nil || forward != nil { continue }
                 if !limits.isEmpty { wake = min(wake, current?.nextSignal ?? wake) }
@@ -932,9 +932,32 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         return mask >> UInt64(signalNumber - 1) & 1 == 1
     }
 
-    /// Answers the run in progress as stopped by `stop` although its code still runs.
+    /// Answers the run in progress as stopped by `stop` although its code still runs, once the
+    /// processes it started are killed (as the watchdog answers a run it finds stuck): a server
+    /// that exits on the answer must not leave them running.
     func reportRunning(as stop: Stop) {
-        lock.withLock { reportStuckLocked(as: stop) }
+        lock.withLock {
+            guard let run = current, !run.reported else { return }
+            killProcessesThenReportLocked(run, as: stop)
+        }
+    }
+
+    /// Kills (SIGKILL) the processes `run` started, then answers it as stuck if it is still the
+    /// current run and unanswered: killed first, since whoever gets the answer may exit at once
+    /// (a server shutting down), which left them running. Called and returns with the lock held;
+    /// releases it to search `/proc` and signal.
+    private func killProcessesThenReportLocked(_ run: CurrentRun, as stop: Stop) {
+        if startsProcesses.load(ordering: .relaxed) {
+            let threadID = interpreterThreadID
+            lock.unlock()
+            let found = RunProcesses.started(by: threadID, during: ContinuousClock.now - run.started)
+            lock.lock()
+            // Kept only if the run is still current: another begun meanwhile could own a process found.
+            let count = current?.serial == run.serial ? RunProcesses.signal(SIGKILL, to: found) : 0
+            if count > 0 { logger.info("a run answered while it still ran: SIGKILL sent to \(count) process(es) of the run") }
+        }
+        guard current?.serial == run.serial else { return }
+        reportStuckLocked(as: stop)
     }
 
     /// Answers the caller of a run that outlived its deadline or interrupt and the grace period

@@ -13,11 +13,13 @@ import MCP
 /// 64 MiB, bounded hand-off) and writes happen on a serial dispatch queue, never on Swift's
 /// cooperative pool.
 ///
-/// At the end of input the stream of messages ends once every request read has been answered,
-/// or ``endOfInputGrace`` later: the SDK handles each request in a task of its own and ends its
-/// loop (and `pykernel mcp` its process) when the stream ends, so a client that wrote its
-/// requests and closed its end lost every answer still in progress; and MCP's stdio clients close
-/// their end to shut the server down, so a run still going after the grace is not waited for. A
+/// At the end of input the stream of messages ends once every request read has been answered:
+/// the SDK handles each request in a task of its own and ends its loop (and `pykernel mcp` its
+/// process) when the stream ends, so a client that wrote its requests and closed its end lost
+/// every answer still in progress. MCP's stdio clients close their end to shut the server down,
+/// so calls still running ``endOfInputGrace`` later are stopped (`whenCallsOutliveInput`: a
+/// shutdown, as on SIGTERM; ending the stream then left a run that ignored its interrupt, and
+/// the processes it started, running without the server). A
 /// line that is not JSON is answered here, with a null id as JSON-RPC says (the SDK answered it
 /// with a random id), and so is a line longer than 64 MiB (-32600 "request too large", as
 /// `pykernel serve` answers it; it went unanswered) and JSON the SDK would not answer as
@@ -42,11 +44,17 @@ actor LineTransport: Transport {
     private let callOrder: CallOrder
     /// The request handed to the SDK last that the next message waits for, until its turn has passed.
     private var callInTurn: RequestID?
+    /// What stops the calls still running ``endOfInputGrace`` after the end of input.
+    private let whenCallsOutliveInput: @Sendable () -> Void
 
     /// A transport reading requests from `input` and writing messages to `output` (neither is
     /// closed); each `tools/call` read waits for its turn in `callOrder` before the next message goes.
-    init(input: Int32, output: Int32, callOrder: CallOrder, logger: Logger) {
+    /// - Parameter whenCallsOutliveInput: Called when calls are still running ``endOfInputGrace``
+    ///   after the end of input: it stops them and ends the stream of messages (a shutdown that
+    ///   calls ``finishWhenAnswered(within:abandoning:)``).
+    init(input: Int32, output: Int32, callOrder: CallOrder, logger: Logger, whenCallsOutliveInput: @escaping @Sendable () -> Void) {
         self.input = input
+        self.whenCallsOutliveInput = whenCallsOutliveInput
         self.writer = LineWriter(fileDescriptor: output)
         self.callOrder = callOrder
         self.logger = logger
@@ -118,7 +126,7 @@ actor LineTransport: Transport {
     /// How a message with a top-level `method` begins (the SDK sorts keys): a notification.
     private static let notificationStart = Array(#"{"jsonrpc":"2.0","method":"#.utf8)
 
-    /// How long calls still running at the end of input may take to be answered.
+    /// How long calls still running at the end of input may take before they are stopped.
     static let endOfInputGrace = Duration.seconds(2)
 
     private func endOfInput() async {
@@ -127,11 +135,9 @@ actor LineTransport: Transport {
         try? await Task.sleep(for: Self.endOfInputGrace)
         // A shutdown begun meanwhile (MCP's stdio clients close the input, then send SIGTERM) is
         // answering what runs: it ends the stream when its own time is up.
-        guard !shuttingDown else { return }
-        if !unanswered.isEmpty {
-            logger.warning("end of input: \(unanswered.values.reduce(0, +)) call(s) still running after \(Self.endOfInputGrace) are not answered")
-        }
-        continuation.finish()
+        guard !shuttingDown, !unanswered.isEmpty else { return }
+        logger.warning("end of input: \(unanswered.values.reduce(0, +)) call(s) still running after \(Self.endOfInputGrace): stopping them as on SIGTERM")
+        whenCallsOutliveInput()
     }
 
     /// Notes that a shutdown has begun: from now on ``finishWhenAnswered(within:abandoning:)``

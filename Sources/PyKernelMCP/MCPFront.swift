@@ -56,7 +56,8 @@ public final class MCPFront: Sendable {
         self.logger = logger
     }
 
-    /// Serves MCP on the given descriptors until the client closes `input` or ``terminate()`` is called.
+    /// Serves MCP on the given descriptors until the client closes `input` (calls still running
+    /// 2 s later are stopped by ``terminate()``) or ``terminate()`` is called.
     /// - Parameters:
     ///   - input: Where requests are read (newline-delimited JSON-RPC).
     ///   - output: Where responses and notifications are written; never user code's descriptor 1.
@@ -86,7 +87,9 @@ public final class MCPFront: Sendable {
             try Task.checkCancellation()
             return result
         }
-        let transport = LineTransport(input: input, output: output, callOrder: callOrder, logger: logger)
+        // Calls still running 2 s after the end of input are stopped as a signal stops them:
+        // the process exits once the stream of messages ends, and a run's processes must not outlive it.
+        let transport = LineTransport(input: input, output: output, callOrder: callOrder, logger: logger) { [self] in terminate() }
         let terminating = serving.withLock { state in
             state.transport = transport
             return state.terminating
@@ -98,7 +101,8 @@ public final class MCPFront: Sendable {
     }
 
     /// Shuts the server down as `pykernel serve` shuts down on SIGTERM (`pykernel mcp` calls it
-    /// on SIGTERM, SIGINT and SIGHUP): no run or command starts any more, the runs in progress
+    /// on SIGTERM, SIGINT and SIGHUP; the front itself when calls are still running 2 s after the
+    /// end of input): no run or command starts any more, the runs in progress
     /// are interrupted (answered `interrupted`; a process context's worker is ended), queued runs
     /// refused, the commands of `run_command` killed (answered with their exit), then
     /// ``serve(input:output:)`` returns once every request read has been answered — or, when code

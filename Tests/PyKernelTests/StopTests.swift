@@ -452,6 +452,31 @@ struct InterpreterOccupancyTests {
         #expect(EngineLog.messages(at: .notice).contains { $0.contains("interpreter is free again") })
     }
 
+    @Test("A run answered while its code still runs (a shutdown abandoning it) has its processes killed: the server that exits next leaves none")
+    func abandonedRunsProcessesAreKilled() async throws {
+        let manager = try await engine()
+        let context = try await newContext()
+        defer { discard(context) }
+        let marker = "1000.\(Int.random(in: 100_000...999_999))"
+        let release = FileManager.default.temporaryDirectory.appendingPathComponent("pykernel-release-\(marker)").path
+        defer { try? FileManager.default.removeItem(atPath: release) }
+        let iterator = try manager.run(
+            "import os, subprocess, time\nchild = subprocess.Popen(['sleep', '\(marker)'])\nprint('started', flush=True)\n"
+                + "while not os.path.exists(\(String(reflecting: release))):\n    time.sleep(0.01)\n",
+            in: context
+        ).makeAsyncIterator()
+        #expect(try await firstOutput(of: iterator).text == "started\n")
+        #expect(try processes(withArgument: marker).count == 1)
+        manager.abandonRunningRun()
+        #expect(try await remainingEvents(of: iterator).result.status == .interrupted)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while try !processes(withArgument: marker).isEmpty, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(try processes(withArgument: marker).isEmpty, "the abandoned run's subprocess outlived its answer")
+        // The code still runs (it was answered, not stopped) until it lets go.
+        _ = FileManager.default.createFile(atPath: release, contents: nil)
+        #expect(try await stdoutOnceFree("print('free')", in: context, within: .seconds(10)) == "free\n")
+    }
+
     @Test("A run whose Execution is dropped unread does not block the interpreter on its output")
     func droppedExecutionDoesNotBlock() async throws {
         let manager = try await engine()

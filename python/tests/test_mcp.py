@@ -332,8 +332,8 @@ def test_requests_written_before_the_end_of_input_are_all_answered(pykernel_bin,
     """A client that writes its requests and closes its end (`printf ... | pykernel mcp`) gets
     the answers of the calls that finish within 2 s (the server ended with the input and dropped
     every call still running); a call still running then does not keep the server (closing stdin
-    is how MCP clients shut a stdio server down). A line that is not JSON is a parse error with a
-    null id (was a random id)."""
+    is how MCP clients shut a stdio server down): it is stopped, answered `interrupted`. A line
+    that is not JSON is a parse error with a null id (was a random id)."""
     server = raw_server(pykernel_bin, isolation)
     requests = HANDSHAKE + [
         {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
@@ -348,7 +348,8 @@ def test_requests_written_before_the_end_of_input_are_all_answered(pykernel_bin,
     stdout, _ = server.communicate(b"\n".join(lines) + b"\n", timeout=60)
     assert server.returncode == 0 and time.monotonic() - started < 30
     answers = {json.dumps(answer.get("id")): answer for answer in map(json.loads, stdout.decode().splitlines())}
-    assert set(answers) == {"1", "2", '"list"', "3", "null"}, answers
+    assert set(answers) == {"1", "2", '"list"', "3", '"long"', "null"}, answers
+    assert answers['"long"']["result"]["structuredContent"]["status"] == "interrupted"
     assert answers["2"]["result"]["structuredContent"]["stdout"] == "slept\n"
     assert any(tool["name"] == "run_python" for tool in answers['"list"']["result"]["tools"])
     assert "'code' is required" in answers["3"]["error"]["message"]
@@ -890,6 +891,42 @@ def test_a_signal_shuts_the_server_down_with_what_it_started(pykernel_bin, isola
         for pid in (command, runner):
             if pid != server.pid and _running(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("stubborn", [
+    "while True:\n    try:\n        time.sleep(0.1)\n    except KeyboardInterrupt:\n        pass",
+    "sum(range(10**12))",
+], ids=["catches-interrupts", "native-code"])
+def test_a_run_still_going_after_the_end_of_input_is_stopped_with_its_processes(pykernel_bin, isolation, stubborn):
+    """A client closes stdin while a run that does not stop on its interrupt (it catches every
+    KeyboardInterrupt, or sits in C code) has a subprocess running: the server exited 2 s later
+    and the subprocess ran on, adopted by init. The calls still running 2 s after the end of
+    input are now stopped as on SIGTERM: answered `interrupted`, the run's processes ended."""
+    import signal
+    server, send = initialized_raw_server(pykernel_bin, isolation)
+    send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "run_python", "_meta": {"progressToken": 2}, "arguments": {
+            "code": "import subprocess, time\nchild = subprocess.Popen(['sleep', '300'])\n"
+                    f"print(child.pid, flush=True)\n{stubborn}"}}})
+    child = int(json.loads(server.stdout.readline())["params"]["message"])
+    try:
+        assert _running(child)
+        started = time.monotonic()
+        server.stdin.close()
+        server.stdin = None  # closed: `communicate` only reads
+        stdout, stderr = server.communicate(timeout=30)
+        assert server.returncode == 0, stderr.decode()
+        assert time.monotonic() - started < 15
+        answers = {answer["id"]: answer for answer in map(json.loads, stdout.decode().splitlines()) if "id" in answer}
+        assert answers[2]["result"]["structuredContent"]["status"] == "interrupted", answers
+        assert "stopping them as on SIGTERM" in stderr.decode()
+        deadline = time.monotonic() + 2  # init reaps what the server's kill left a zombie
+        while _running(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(child), "the run's subprocess outlived the server"
+    finally:
+        if _running(child):
+            os.kill(child, signal.SIGKILL)
 
 
 def test_calls_about_contexts_during_a_shutdown_are_refused_shutting_down(pykernel_bin):
