@@ -86,6 +86,7 @@ public final class JSONRPCServer: Sendable {
             readRequests()
             openInputs.endOfInput()
             for work in endOfInputWork.withLock({ $0 }) { work() }
+            Task { await shutDownOnceOutputIsGone() }
             Task {
                 logger.info("end of input; finishing \(inFlight.count) request(s)")
                 await inFlight.waitUntilEmpty()
@@ -117,6 +118,22 @@ public final class JSONRPCServer: Sendable {
     public func terminate() {
         beginShutdown()
         Task { await shutDown() }
+    }
+
+    /// After the end of input, until the server stops: shuts down as on SIGTERM once its output is
+    /// gone too (``MessageChannel/isGone``; checked every 100 ms). The client has gone (it closed
+    /// both pipes, or crashed): no answer can reach it and it can send nothing, so runs that
+    /// went on to their timeout (for ever without one) and the queued runs after them, their
+    /// output written nowhere, are stopped.
+    private func shutDownOnceOutputIsGone() async {
+        while !stop.hasFired {
+            if channel.isGone {
+                logger.warning("end of input and the protocol output is closed (the client is gone): shutting down as on SIGTERM")
+                terminate()
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
     }
 
     /// Reads and dispatches requests on the calling thread (no hand-off per line) until end of input.
@@ -589,6 +606,9 @@ final class OpenInputs: Sendable {
 /// Fires once; every waiter then returns.
 final class StopSignal: Sendable {
     private let state = Mutex<(fired: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    /// Whether ``fire()`` was called.
+    var hasFired: Bool { state.withLock { $0.fired } }
 
     func fire() {
         let waiters = state.withLock { state in

@@ -99,6 +99,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     }
 
     let limits: Limits
+    private let fileDescriptor: Int32
     private let writer: LineWriter
     private let logger: Logger
     /// Whether the loss of the output has been logged (once).
@@ -132,6 +133,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     init(fileDescriptor: Int32, limits: Limits = Limits(), logger: Logger) {
         self.limits = limits
         self.logger = logger
+        self.fileDescriptor = fileDescriptor
         writer = LineWriter(fileDescriptor: fileDescriptor)
         Self.enlargePipe(fileDescriptor, to: limits.pipeBytes, logger: logger)
         let thread = Thread { [self] in writeLoop() }
@@ -152,6 +154,15 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         if fcntl(descriptor, setPipeSize, bytes) < 0 {
             logger.debug("the protocol output pipe stays at its size: \(String(cString: strerror(errno)))")
         }
+    }
+
+    /// Whether nothing written reaches anybody any more: a write failed (the client closed its
+    /// end, `EPIPE`), or the output is a pipe or socket whose reading end is closed (`poll`
+    /// reports an error or a hang-up on it), which a server with nothing to write learns this way.
+    var isGone: Bool {
+        if writer.isClosed { return true }
+        var descriptor = pollfd(fd: fileDescriptor, events: 0, revents: 0)
+        return poll(&descriptor, 1, 0) > 0 && descriptor.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0
     }
 
     // MARK: Producers

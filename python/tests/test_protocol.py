@@ -1304,6 +1304,78 @@ def test_end_of_input_finishes_pending_requests_and_exits_zero(pykernel_bin):
     assert replies[3]["result"]["stdout"] == "queued\n"
 
 
+def _alive(pid):
+    """Whether process `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+@pytest.mark.parametrize("loop", [
+    "while True:\n    print(time.time(), flush=True)\n    time.sleep(0.01)",
+    "while True:\n    try:\n        time.sleep(0.1)\n    except KeyboardInterrupt:\n        pass",
+], ids=["prints", "catches-interrupts-quietly"])
+def test_a_client_gone_with_both_pipes_closed_shuts_the_server_down(pykernel_bin, tmp_path, isolation, loop):
+    """A client that closes both pipes (or crashes) mid-run: the server logged that writing
+    failed and went on running the code, to its timeout (for ever with `timeout: 0`), then the
+    queued runs, their output written nowhere. With its input ended and its output gone it now
+    shuts down as on SIGTERM: the run stopped, its processes ended, queued runs not started."""
+    queued_mark = tmp_path / "queued-ran"
+    server = subprocess.Popen([pykernel_bin, "serve", "--isolation", isolation], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = None
+    try:
+        for message in [
+            {"jsonrpc": "2.0", "id": 1, "method": "code.run", "params": {"timeout": 0, "code":
+                "import subprocess, time\nchild = subprocess.Popen(['sleep', '300'])\n"
+                f"print('child', child.pid, flush=True)\n{loop}"}},
+            {"jsonrpc": "2.0", "id": 2, "method": "code.run", "params": {"code": f"open({str(queued_mark)!r}, 'w').close()"}},
+        ]:
+            server.stdin.write(json.dumps(message).encode() + b"\n")
+        server.stdin.flush()
+        first = json.loads(server.stdout.readline())
+        child = int(first["params"]["text"].split()[1])
+        assert _alive(child)
+        closed = time.monotonic()
+        server.stdout.close()
+        server.stdin.close()
+        assert server.wait(timeout=20) == 0
+        assert time.monotonic() - closed < 10
+        assert "the client is gone" in server.stderr.read().decode()
+        deadline = time.monotonic() + 2  # init reaps what the server killed
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child), "the run's subprocess outlived the server"
+        assert not queued_mark.exists(), "the queued run ran after the client had gone"
+    finally:
+        server.kill()
+        server.wait()
+        if child and _alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_a_client_that_closes_only_its_input_still_gets_the_answers(pykernel_bin):
+    """The end of input alone does not shut down (docs/protocol.md): runs going on then are
+    finished and answered while the client still reads."""
+    server = subprocess.Popen([pykernel_bin, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        server.stdin.write(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "code.run", "params": {
+            "code": "import time\nprint('in', flush=True)\ntime.sleep(1.5)\nprint('out')"}}).encode() + b"\n")
+        server.stdin.flush()
+        assert json.loads(server.stdout.readline())["params"]["text"] == "in\n"
+        server.stdin.close()
+        replies = [json.loads(line) for line in server.stdout.read().splitlines()]
+        assert replies[-1]["id"] == 1 and replies[-1]["result"]["status"] == "ok"
+        assert replies[-1]["result"]["stdout"] == "in\nout\n"
+        assert server.wait(timeout=10) == 0
+    finally:
+        server.kill()
+        server.wait()
+
+
 def test_readme_session(pykernel_bin):
     request = b'{"jsonrpc":"2.0","id":1,"method":"code.run","params":{"code":"print(1+1)"}}\n'
     completed = subprocess.run([pykernel_bin, "serve"], input=request, capture_output=True, timeout=30)
