@@ -84,6 +84,12 @@ actor LineTransport: Transport {
                         try? await write(RPCMessage.errorResponse(id: rejection.id, error: rejection.error))
                         continue
                     }
+                    if let problem = Self.notificationProblem(message) {
+                        // The client's mistake, and nothing to answer: said once, as a warning
+                        // (the SDK logged it as a server error, in the words of Swift's decoder).
+                        logger.warning("ignored a notification: \(problem)")
+                        continue
+                    }
                     // The call handed over before must have passed its turn before this message
                     // goes (it has, usually, by the time the next line comes).
                     if callInTurn != nil {
@@ -273,6 +279,26 @@ actor LineTransport: Transport {
         // As the SDK writes `MCPError.invalidParams(problem)`, the error of a bad tool argument.
         return Rejection(id: id, error: RPCError(
             code: RPCError.Code.invalidParams, message: "Invalid params: \(problem)", data: ["detail": .string(problem)]))
+    }
+
+    /// What is wrong with a notification (not in a batch) whose params the SDK cannot decode: a
+    /// `notifications/cancelled` without params as an object, or whose `requestId` is not a
+    /// string or an integer of at most 64 bits, or whose `reason` is not a string. `nil`: nothing
+    /// of that, or not such a notification.
+    static func notificationProblem(_ message: JSONValue) -> String? {
+        let method = CancelledNotification.name
+        guard message["id"] == nil, message["method"]?.stringValue == method else { return nil }
+        guard let params = message["params"], !params.isNull else {
+            return "\(method): \"params\" is required (an object with the \"requestId\" of the request to cancel)"
+        }
+        guard params.objectValue != nil else { return "\(method): \"params\" must be an object, got \(params.typeName)" }
+        if let id = params["requestId"], !id.isNull, answerableID(id) == nil {
+            return "\(method): \"params.requestId\" must be a string or an integer of at most 64 bits, got \(id.typeName)"
+        }
+        if let reason = params["reason"], !reason.isNull, reason.stringValue == nil {
+            return "\(method): \"params.reason\" must be a string, got \(reason.typeName)"
+        }
+        return nil
     }
 
     private static func invalidRequest(id: RequestID?, _ problem: String) -> Rejection {

@@ -929,6 +929,28 @@ def test_a_run_still_going_after_the_end_of_input_is_stopped_with_its_processes(
             os.kill(child, signal.SIGKILL)
 
 
+def test_a_malformed_cancellation_is_logged_as_the_clients_mistake_in_one_line(pykernel_bin):
+    """A `notifications/cancelled` without params, or with a `requestId` that is not an id, was
+    logged `pykernel[error]: Error handling notification error=DecodingError.dataCorrupted: ...`
+    (Swift's decoder): a server error in words no client author reads. It is a warning naming
+    the notification and what is wrong; nothing is answered and the server goes on."""
+    server, send = initialized_raw_server(pykernel_bin, "namespace")
+    send({"jsonrpc": "2.0", "method": "notifications/cancelled"})
+    send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": {"a": 1}}})
+    send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 5, "reason": 7}})
+    send({"jsonrpc": "2.0", "id": 2, "method": "ping"})
+    assert json.loads(server.stdout.readline()) == {"jsonrpc": "2.0", "id": 2, "result": {}}
+    server.stdin.close()
+    server.stdin = None
+    stdout, stderr = server.communicate(timeout=30)
+    assert server.returncode == 0 and stdout == b""
+    lines = stderr.decode().splitlines()
+    assert not [line for line in lines if "[error]" in line], lines
+    assert 'pykernel[warning]: ignored a notification: notifications/cancelled: "params" is required' in stderr.decode(), lines
+    assert 'notifications/cancelled: "params.requestId" must be a string or an integer of at most 64 bits, got object' in stderr.decode()
+    assert 'notifications/cancelled: "params.reason" must be a string, got number' in stderr.decode()
+
+
 def test_calls_about_contexts_during_a_shutdown_are_refused_shutting_down(pykernel_bin):
     """docs/mcp.md: once a signal has begun the shutdown, create_context, delete_context,
     restart_context and interrupt are -32005 too, for either kind of context (create_context of a
