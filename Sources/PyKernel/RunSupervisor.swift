@@ -947,15 +947,15 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// (a server shutting down), which left them running. Called and returns with the lock held;
     /// releases it to search `/proc` and signal.
     private func killProcessesThenReportLocked(_ run: CurrentRun, as stop: Stop) {
-        if startsProcesses.load(ordering: .relaxed) {
-            let threadID = interpreterThreadID
-            lock.unlock()
-            let found = RunProcesses.started(by: threadID, during: ContinuousClock.now - run.started)
-            lock.lock()
-            // Kept only if the run is still current: another begun meanwhile could own a process found.
-            let count = current?.serial == run.serial ? RunProcesses.signal(SIGKILL, to: found) : 0
-            if count > 0 { logger.info("a run answered while it still ran: SIGKILL sent to \(count) process(es) of the run") }
-        }
+        // Searched whether or not the audit hook saw a process start: code stuck in native code
+        // may have started one that it did not see.
+        let threadID = interpreterThreadID
+        lock.unlock()
+        let found = RunProcesses.started(by: threadID, during: ContinuousClock.now - run.started)
+        lock.lock()
+        // Kept only if the run is still current: another begun meanwhile could own a process found.
+        let count = current?.serial == run.serial ? RunProcesses.signal(SIGKILL, to: found) : 0
+        if count > 0 { logger.info("a run answered while it still ran: SIGKILL sent to \(count) process(es) of the run") }
         guard current?.serial == run.serial else { return }
         reportStuckLocked(as: stop)
     }
