@@ -28,14 +28,18 @@ enum NativeResults {
     }
 
     /// Whether a representation of this MIME type is kept whole, whatever the run's
-    /// `max_output_bytes`: base64 of binary data (every `image/*` type but SVG, which is text, and
-    /// `application/pdf`: a cut one is no image) and JSON (`application/json` and every `+json`
-    /// type: a cut one is no JSON). Every other representation is text (`text/*`,
-    /// `application/javascript`, `image/svg+xml`, `application/xml`, a custom type) and is cut
-    /// as output is.
+    /// `max_output_bytes`: base64 of binary data (every `image/*` type but SVG, which is text,
+    /// `audio/*`, `video/*`, `application/pdf`, `application/octet-stream`: a cut one is no image)
+    /// and JSON (`application/json` and every `+json` type: a cut one is no JSON). Every other
+    /// representation is text (`text/*`, `application/javascript`, `image/svg+xml`,
+    /// `application/xml`, a custom type) and is cut as output is. Types are compared as MIME
+    /// says: without case, and without parameters (`application/json; charset=utf-8`).
     static func isKeptWhole(_ type: String) -> Bool {
-        (type.hasPrefix("image/") && type != "image/svg+xml") || type == "application/pdf"
-            || type == "application/json" || type.hasSuffix("+json")
+        let essence = (type.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+            .filter { $0 != " " && $0 != "\t" }.lowercased()
+        if essence.hasPrefix("image/") { return essence != "image/svg+xml" }
+        return essence.hasPrefix("audio/") || essence.hasPrefix("video/") || essence == "application/pdf"
+            || essence == "application/octet-stream" || essence == "application/json" || essence.hasSuffix("+json")
     }
 
     /// The limit of a result whose run is not known (the default `max_output_bytes`).

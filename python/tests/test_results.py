@@ -78,7 +78,9 @@ def test_every_text_representation_is_cut_at_max_output_bytes(kernel, isolation)
             "    def _repr_mimebundle_(self, **kw):\n"
             "        return {'application/x-thing': 'z' * 5000, 'application/xml': '<a>' + 'q' * 5000 + '</a>',\n"
             "                'application/vnd.foo+json': {'k': 'w' * 5000}, 'application/json': ['v' * 5000],\n"
-            "                'image/gif': base64.b64encode(b'G' * 5000).decode(), 'application/pdf': b'%PDF' + b'p' * 5000}\n"
+            "                'image/gif': base64.b64encode(b'G' * 5000).decode(), 'application/pdf': b'%PDF' + b'p' * 5000,\n"
+            "                'IMAGE/PNG': base64.b64encode(b'P' * 5000).decode(), 'video/mp4': b'M' * 5000,\n"
+            "                'application/octet-stream': b'O' * 5000, 'Text/Csv; charset=utf-8': 'c' * 5000}\n"
             "    def __repr__(self): return 'Many()'\n"
             "Many()")
     notified = []
@@ -98,6 +100,11 @@ def test_every_text_representation_is_cut_at_max_output_bytes(kernel, isolation)
     assert many.data["application/json"] == ["v" * 5000]
     assert base64.b64decode(many.data["image/gif"]) == b"G" * 5000
     assert base64.b64decode(many.data["application/pdf"]) == b"%PDF" + b"p" * 5000
+    # MIME types without case and parameters; base64 of any binary type.
+    assert base64.b64decode(many.data["IMAGE/PNG"]) == b"P" * 5000
+    assert base64.b64decode(many.data["video/mp4"]) == b"M" * 5000
+    assert base64.b64decode(many.data["application/octet-stream"]) == b"O" * 5000
+    assert many.data["Text/Csv; charset=utf-8"] == cut("c" * 5000)
     assert many.data["text/plain"] == "Many()"
 
 
