@@ -417,7 +417,10 @@ def _async_flag(name: str, value: Any) -> Optional[bool]:
     """A session command's asynchronous flag named ``name``: a bool, or ``None`` when not given
     (``"false"`` is refused: as a truth value it would ask for an asynchronous command)."""
     if value is not None and not isinstance(value, bool):
-        raise _invalid_params(f"execute_session_command: {name} must be a bool, not {type(value).__name__} ({value!r})", name)
+        kind = type(value)
+        # Named with its module when not a builtin: numpy's bool is `numpy.bool` ("not bool" misleads).
+        named = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+        raise _invalid_params(f"execute_session_command: {name} must be a bool, not {named} ({value!r})", name)
     return value
 
 

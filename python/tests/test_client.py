@@ -652,9 +652,15 @@ def test_execute_session_command_takes_timeout_third_as_the_product_sdk(kernel):
     assert (done.exit_code, done.stdout) == (0, "hi\n")
     slow = kernel.execute_session_command("positional", "sleep 5", 0.3)
     assert slow.exit_code == 124
-    with pytest.raises(InvalidParamsError, match="run_async must be a bool") as refused:
+    with pytest.raises(InvalidParamsError, match="run_async must be a bool, not str") as refused:
         kernel.execute_session_command("positional", "echo hi", run_async="yes")
     assert refused.value.field == "run_async"
+
+    class bool:  # a look-alike named as the builtin (numpy 2's `numpy.bool`): named with its module
+        def __bool__(self):
+            return True
+    with pytest.raises(InvalidParamsError, match=r"run_async must be a bool, not test_client\..*bool \(") as refused:
+        kernel.execute_session_command("positional", "echo hi", run_async=bool())
 
 
 def test_ctrl_c_leaves_another_threads_run_in_the_context_alone(kernel):
