@@ -284,10 +284,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         supervisor.holdsStops = true
         let result = PythonTracing.callUntraced(module, arguments)
         supervisor.holdsStops = false
-        if supervisor.stopHeld {
-            supervisor.stopHeld = false
-            PythonSignals.tripForMainThread(supervisor.signalNumber)
-        }
+        supervisor.raiseHeldStop()
         return result
     }
 
