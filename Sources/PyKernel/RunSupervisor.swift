@@ -41,6 +41,8 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         var interrupted: ContinuousClock.Instant?
         /// The last kind of stop requested (what the watchdog repeats).
         var lastStop: Stop?
+        /// Whether the watchdog sent the first interrupt on to the processes the run started.
+        var interruptForwarded = false
         var reported = false
         /// The request for input the code waits on, and its answer once given.
         var openInput: InputRequest?
@@ -813,10 +815,15 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// Repeats stops every `resignalInterval` after a run's deadline or first interrupt, and
     /// answers the run once the grace period after either has passed.
     ///
-    /// A stop still not taken when it is repeated (the code waits in a call that retries when
-    /// interrupted, such as `os.system`) is also sent, as SIGINT, to the processes the run
-    /// started (``RunProcesses``), as a terminal's Ctrl-C would be; those still there when the
-    /// run is answered as stuck get SIGKILL, so that the interpreter comes back.
+    /// A first interrupt of a run that started a process (the audit hook saw one start) is also
+    /// sent, as SIGINT, to the processes the run started (``RunProcesses``), as a terminal's
+    /// Ctrl-C reaches the whole foreground job: `subprocess`'s handler of the `KeyboardInterrupt`
+    /// waits 0.25 s for the child to end, which it then does at once (it waited for the whole
+    /// 0.25 s, and the interrupt's repeat landed in that wait: a second traceback). Searched
+    /// here, off the interpreter thread and the request's path; a run that started no process
+    /// reads nothing. A stop still not taken when it is repeated (the code waits in a call that
+    /// retries when interrupted, such as `os.system`) is sent on the same way; those still there
+    /// when the run is answered as stuck get SIGKILL, so that the interpreter comes back.
     private func watch() {
         lock.lock()
         var signal: Signal?
@@ -849,7 +856,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                     let found = RunProcesses.started(by: threadID, during: processes.runAge)
                     let targets = lock.withLock { current?.serial == processes.serial } ? found : []
                     let count = RunProcesses.signal(processes.signal, to: targets)
-                    if count > 0 { logger.info("a stop not taken: signal \(processes.signal) sent to \(count) process(es) of the run") }
+                    if count > 0 { logger.info("a run's stop: signal \(processes.signal) sent on to \(count) process(es) of the run") }
                 }
                 lock.lock()
                 continue
@@ -861,6 +868,11 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
                 let due = run.nextSignal.map { now >= $0 } ?? true
                 // A stop requested before (it set `nextSignal`) and still not taken at its repeat.
                 if due, run.nextSignal != nil, pendingStop != nil { forward = (SIGINT, now - run.started, run.serial) }
+                // A first interrupt, once, for a run that started a process (the watchdog is woken for it).
+                if run.interrupted != nil, !run.interruptForwarded, startsProcesses.load(ordering: .relaxed) {
+                    current?.interruptForwarded = true
+                    forward = (SIGINT, now - run.started, run.serial)
+                }
                 var limits: [(ContinuousClock.Instant, Stop)] = []
                 // The deadline of a run interrupted first is not its stop (nor its answer).
                 if let timeout = run.timeout, run.firstStop.map({ $0 != .interrupt }) ?? true {

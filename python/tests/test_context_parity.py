@@ -204,3 +204,52 @@ def test_a_stopped_runs_foreground_processes_end_with_it(pykernel_bin, tmp_path,
         if own_session:
             os.kill(own_session, 9)
         close(server)
+
+
+def interrupt_when_started(server, code):
+    """Runs `code` in the default context, interrupts it once it printed its first line (a pid);
+    returns that pid and the run's result."""
+    id = server.request("code.run", {"context": "default", "code": code})
+    printed = server.wait_for(lambda m: m.get("method") == "code.output" and m["params"].get("request_id") == id)
+    assert server.result("code.interrupt", {"context": "default"}) == {"interrupted": True}
+    return int(printed["params"]["text"].split()[0]), server.response(id, timeout=30)["result"]
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+@pytest.mark.parametrize("wait", ["p.wait()", "p.communicate()"])
+def test_an_interrupt_reaches_the_foreground_processes_of_the_run_as_ctrl_c_does(pykernel_bin, isolation, wait):
+    # A terminal's Ctrl-C reaches the whole foreground group: the child of `subprocess.run` (its
+    # `communicate`) or `Popen.wait()` ends of the SIGINT, and subprocess's handler of the
+    # `KeyboardInterrupt` finds it ended at once. The interrupt reached the interpreter thread
+    # alone: the handler waited 0.25 s for the child, the interrupt's repeat landed in that wait
+    # (a second, chained traceback) and the child was killed with the run (SIGKILL).
+    server = serve(pykernel_bin, "--isolation", isolation)
+    try:
+        pid, result = interrupt_when_started(server, (
+            "import subprocess\np = subprocess.Popen(['sleep', '30'])\nprint(p.pid, flush=True)\n"
+            f"try:\n    {wait}\nfinally:\n    print(p.returncode)\n"))
+        assert result["status"] == "interrupted", result
+        assert result["stdout"] == f"{pid}\n-2\n", result  # ended by SIGINT, reaped in the handler
+        traceback = result["error"]["traceback"]
+        assert "During handling" not in traceback and traceback.count("KeyboardInterrupt") == 1, traceback
+        assert "os.waitpid" in traceback, traceback
+        assert process_ended(pid)
+    finally:
+        close(server)
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_an_interrupt_leaves_a_process_in_a_session_of_its_own_running(pykernel_bin, isolation):
+    # Not in the foreground group (`start_new_session=True`): a terminal's Ctrl-C would not reach it.
+    server = serve(pykernel_bin, "--isolation", isolation)
+    pid = None
+    try:
+        pid, result = interrupt_when_started(server, (
+            "import subprocess\np = subprocess.Popen(['sleep', '30'], start_new_session=True)\n"
+            "print(p.pid, flush=True)\np.wait()\n"))
+        assert result["status"] == "interrupted", result
+        assert not process_ended(pid)
+    finally:
+        if pid:
+            os.kill(pid, 9)
+        close(server)
