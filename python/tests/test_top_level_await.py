@@ -168,11 +168,10 @@ def test_a_stop_after_the_cells_task_ended_leaves_the_loop_working(kernel, conte
     assert kernel.interrupt(context) is True
     result = joined(thread, outcome, timeout=10)
     assert result.status == "interrupted"
-    assert result.error.traceback == (
-        "Traceback (most recent call last):\n"
-        '  File "<cell-1>", line 4, in spin\n'
-        "    while True:\n"
-        "KeyboardInterrupt\n")
+    # In the loop; or, on a loaded machine, as the print that announced it returned.
+    assert result.error.traceback in (
+        f'Traceback (most recent call last):\n  File "<cell-1>", line {line}, in spin\n    {source}\nKeyboardInterrupt\n'
+        for line, source in [(4, "while True:"), (3, "print('spinning', flush=True)")])
     after = kernel.run_code("await asyncio.sleep(0.001, 'fine')", context=context)
     assert after.status == "ok", after.error
     assert after.text == "'fine'"
