@@ -793,7 +793,7 @@ final class InterpreterState {
         }
     }
 
-    /// The end of the program that ran in the run's context (``KernelManager/endProgram(in:)``):
+    /// The end of the program that ran in the run's context (``KernelManager/endProgram(in:timeout:since:timedOut:)``):
     /// what the runtime's `end_program` does, step by step (threads that are not daemons, `atexit`
     /// handlers, the streams flushed; what raises is reported as python3 reports exceptions it
     /// ignores), then the
@@ -801,28 +801,40 @@ final class InterpreterState {
     /// `__main__` (globals something else still holds then cleared, as it clears every module's),
     /// and the streams flushed again (silently). The error is that of the first flush
     /// of `sys.stdout`, if it failed (python3 then exits with status 120).
+    ///
+    /// Supervised as a run (the program's timeout, from its run's start): a stop is raised where
+    /// the program's code is (the threads' wait, a handler, a `__del__`), which reports it as
+    /// python3 reports exceptions it ignores there, and held during the engine's own steps
+    /// (raised where the program's code next runs; else the end goes on, stopped).
     private func endProgram(_ run: PendingRun, executionCount: Int) -> (ErrorRecord?, RunSupervisor.Stop?, Duration) {
         let started = ContinuousClock.now
-        runtime.supervisor.begin(run.output, executionCount: executionCount, timeout: run.timeout)
+        let supervisor = runtime.supervisor
+        supervisor.begin(run.output, executionCount: executionCount, timeout: run.timeout, since: run.timeoutStart, timedOut: run.timedOut)
         // A trace or profile function the code left set sees what python3 runs with it: the
         // threads' join (see `join_threads`) and the `atexit` handlers, called with no Python
         // frame under them, as python3 calls them; not the engine's steps around them.
         _ = perform(joinThreads, "join_threads", in: run)
         _ = asTheCode { perform(runExitFunctions, "atexit._run_exitfuncs", in: run) }
-        let ended = perform(endStreams, "end_streams", in: run)
+        let ended = supervisor.holdingStops { perform(endStreams, "end_streams", in: run) }
         let failure = Self.record(from: ended.borrowedOrNone, limit: Int.max)  // printed whole, as python3 prints it
         var keepers: PyOwned? = nil
-        _ = perform(beginTeardown, "begin_teardown", in: run)
+        _ = supervisor.holdingStops { perform(beginTeardown, "begin_teardown", in: run) }
         runtime.contextSettings.forget(run.context.id)
-        if let namespace = namespaces.removeValue(forKey: run.context.id) {
-            keepers = globalsKeepers.borrowed.callKeepingError(namespace.globals.borrowed)
-            if keepers == nil { _ = PythonException.take() }
-            // Its globals are freed when this goes, unless functions or classes of the program
-            // refer to them: then by the collection below, as python3 collects `__main__`.
-            stopBeingMain(namespace)
-            closeEventLoop(of: namespace)
-            forgetCells(of: namespace)
+        var released = namespaces.removeValue(forKey: run.context.id)
+        if let namespace = released {
+            supervisor.holdingStops {
+                keepers = globalsKeepers.borrowed.callKeepingError(namespace.globals.borrowed)
+                if keepers == nil { _ = PythonException.take() }
+                stopBeingMain(namespace)
+                closeEventLoop(of: namespace)
+                forgetCells(of: namespace)
+            }
         }
+        // A stop held meanwhile is raised in what the program's objects run as they are freed.
+        supervisor.raiseHeldStop()
+        // The globals are freed here, unless functions or classes of the program refer to them:
+        // then by the collection below, as python3 collects `__main__`.
+        released = nil
         _ = perform(collectGarbage, "gc.collect", in: run)
         // Globals something else still holds are cleared, as python3 clears every module's.
         if keepers != nil, clearSurvivingGlobals.borrowed.callKeepingError(keepers.borrowedOrNone) == nil {
@@ -830,8 +842,8 @@ final class InterpreterState {
         }
         // What `__del__` methods printed; a failure now is not reported (python3 has cleared
         // `sys` by then: the streams are flushed, silently, as they are freed).
-        _ = perform(flushIO, "flush_io", in: run)
-        let (stop, _) = runtime.supervisor.end()
+        _ = supervisor.holdingStops { perform(flushIO, "flush_io", in: run) }
+        let (stop, _) = supervisor.end()
         return (failure, stop, ContinuousClock.now - started)
     }
 

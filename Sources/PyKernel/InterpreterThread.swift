@@ -25,8 +25,14 @@ struct PendingRun: Sendable {
     /// How a file run's program is had (`filename` set): from `fileContents` as source or as
     /// compiled code, or as the `__main__` module runpy finds.
     var program: FileProgram = .source
-    /// Whether this is the end of a program (``KernelManager/endProgram(in:)``) instead of code.
+    /// Whether this is the end of a program (``KernelManager/endProgram(in:timeout:since:timedOut:)``) instead of code.
     var endsProgram = false
+    /// When `timeout` counts from, when not from the run's start: for the end of a program, the
+    /// start of the program's own run (one deadline for both).
+    var timeoutStart: ContinuousClock.Instant? = nil
+    /// Whether the program's own run was stopped by `timeout` already (the end of a program goes
+    /// on under that stop, see ``RunSupervisor/begin(_:executionCount:timeout:since:timedOut:)``).
+    var timedOut = false
 }
 
 /// What a file run runs, as python3 runs the path it was given.

@@ -352,15 +352,35 @@ public final class KernelManager: Sendable {
     ///
     /// The threads and `atexit` handlers are the interpreter's, not only the context's: call it
     /// only when the process ends afterwards. The context's next run would start from new globals.
+    ///
+    /// - Parameters:
+    ///   - context: The context the program ran in; the `default` context when omitted.
+    ///   - timeout: The program's timeout (`nil`: none), counted from `start`: the end is stopped
+    ///     as a run is at that deadline (a `TimeoutError` raised where its code is, in a thread's
+    ///     wait, an `atexit` handler or a `__del__`, which report it as python3 reports exceptions
+    ///     it ignores, then repeated; answered `timeout` after the grace period when it still runs).
+    ///   - start: When the program's run was submitted: the program and its end have one deadline.
+    ///   - timedOut: Whether the program's run was stopped by that timeout already: its end goes
+    ///     on under that stop (its next repeat, the grace period from the deadline), not stopped
+    ///     again as it starts.
     /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/interpreterBusy``,
-    ///   ``KernelError/Code/runQueueFull``, ``KernelError/Code/shutDown``.
-    public func endProgram(in context: ContextID = .default) throws(KernelError) -> Execution {
+    ///   ``KernelError/Code/runQueueFull``, ``KernelError/Code/shutDown``,
+    ///   ``KernelError/Code/invalidArgument`` (a timeout not above zero).
+    public func endProgram(
+        in context: ContextID = .default, timeout: Duration? = nil, since start: ContinuousClock.Instant = .now,
+        timedOut: Bool = false
+    ) throws(KernelError) -> Execution {
         guard !isShutDown.withLock({ $0 }) else {
             throw KernelError.runNotStarted
         }
         let record = try record(context)
+        if let timeout, timeout <= .zero {
+            throw KernelError(.invalidArgument, "The timeout must be longer than zero (nil: no timeout).", field: "timeout")
+        }
         return Execution(output: try submit(to: record, outputLimit: 1 << 20, allowStdin: false) { output in
-            PendingRun(context: record, code: "", filename: nil, environment: [:], timeout: nil, output: output, endsProgram: true)
+            PendingRun(
+                context: record, code: "", filename: nil, environment: [:], timeout: timeout, output: output, endsProgram: true,
+                timeoutStart: start, timedOut: timedOut && timeout != nil)
         })
     }
 

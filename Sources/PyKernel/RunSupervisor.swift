@@ -104,7 +104,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// Whether the stop's handler ran while ``holdsStops``: ``codeStarts()`` runs it again.
     private var stopHeld = false
     private var current: CurrentRun?
-    /// The deadline of the run in progress, for ``codeStarts()``: set by ``begin(_:executionCount:timeout:)``
+    /// The deadline of the run in progress, for ``codeStarts()``: set by ``begin(_:executionCount:timeout:since:timedOut:)``
     /// and ``end()``, read by ``codeStarts()``, all on the interpreter thread (no lock).
     private var codeDeadline: ContinuousClock.Instant?
     /// The run whose end was decided last (``runEnds(_:)``): an interrupt that comes after that
@@ -202,8 +202,17 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         }
     }
 
-    func begin(_ output: RunOutput, executionCount: Int, timeout: Duration?) {
-        let started = ContinuousClock.now
+    /// Begins supervising a run: its timeout counts from now, or for the end of a program
+    /// (``KernelManager/endProgram(in:timeout:since:timedOut:)``) from `start`, the program's own
+    /// run's start, so that both have one deadline. `timedOut`: that run was stopped by the
+    /// timeout already; this one goes on under that stop (its repeats, its grace period from the
+    /// deadline) instead of being stopped again at once.
+    func begin(
+        _ output: RunOutput, executionCount: Int, timeout: Duration?, since start: ContinuousClock.Instant? = nil,
+        timedOut: Bool = false
+    ) {
+        let now = ContinuousClock.now
+        let started = start ?? now
         codeDeadline = timeout.map { started + $0 }
         stopHeld = false
         startsProcesses.store(false, ordering: .relaxed)
@@ -215,6 +224,10 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
             current = CurrentRun(
                 output: output, context: output.context, executionCount: executionCount,
                 started: started, timeout: timeout, serial: runSerial)
+            if timedOut, let timeout {
+                let stop = Stop.timeout(seconds: timeout.seconds)
+                (current!.firstStop, current!.lastStop, current!.nextSignal) = (stop, stop, now + Self.resignalInterval)
+            }
             if let timeout, timeout < .seconds(1) { lock.broadcast() }
             // Interrupted while it was being prepared: stopped where its code begins.
             guard interruptedBeforeBegin === output else { return false }
@@ -466,7 +479,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// With nothing running, the run about to begin (`nextRun`: the one the interpreter thread
     /// has taken, else the first queued) is interrupted if it is `context`'s: it is answered
     /// `interrupted` without running (``beginsInterrupted(_:)``), or stopped where its code begins
-    /// (``begin(_:executionCount:timeout:)``); so a run and its interrupt read together stop that
+    /// (``begin(_:executionCount:timeout:since:timedOut:)``); so a run and its interrupt read together stop that
     /// run, and `true` always means the run's answer is `interrupted`. With `target`, only that
     /// run is interrupted (in progress or about to begin), never the one after it.
     func interruptDeferringWatchdog(

@@ -190,6 +190,8 @@ struct Run: AsyncParsableCommand {
         let limit = try InputValidation.timeout(seconds: timeout, field: "--timeout")
         // The engine has made its descriptors: the program's first one is 3, as under python3.
         LowDescriptors.release()
+        // The timeout counts from here, for the program and for its end (one deadline).
+        let programStart = ContinuousClock.now
         let execution = switch (program, contents) {
         case (.module, _): try manager.runMainModule(filename: filename, in: context.id, timeout: limit)
         case (.compiled, let contents?): try manager.runCompiledFile(contents, filename: filename, in: context.id, timeout: limit)
@@ -198,6 +200,7 @@ struct Run: AsyncParsableCommand {
         case (_, nil): try manager.run(source, in: context.id, timeout: limit, filename: filename)
         }
         var outcome = Outcome(status: 0, interrupted: false)
+        var timedOut = false
         for try await event in execution {
             switch event {
             case .output(let chunk):
@@ -206,14 +209,31 @@ struct Run: AsyncParsableCommand {
                 break  // files never get a main result, and there is no `display()` (as under python3); stdin is read directly
             case .completed(let result):
                 outcome = Self.outcome(result)
+                timedOut = result.status == .timeout
             }
         }
         // Then, as python3 before it exits: threads that are not daemons, atexit handlers, the
-        // program's objects freed (their `__del__`, files left open flushed).
-        for try await event in try manager.endProgram(in: context.id) {
+        // program's objects freed (their `__del__`, files left open flushed), under the same
+        // deadline. Not after code that did not stop within the grace period: it still holds the
+        // interpreter, and the program ends now.
+        let end: Result<Execution, KernelError> = Result { () throws(KernelError) in
+            try manager.endProgram(in: context.id, timeout: limit, since: programStart, timedOut: timedOut)
+        }
+        if timedOut, case .failure(let error) = end, error.code == .interpreterBusy {
+            throw ExitCode(outcome.status)
+        }
+        for try await event in try end.get() {
             switch event {
             case .output(let chunk):
                 Self.write(chunk.text, to: chunk.stream == .stdout ? STDOUT_FILENO : STDERR_FILENO)
+            case .completed(let result) where result.status == .timeout:
+                // Stopped by the timeout: its `TimeoutError` was reported where it was raised (as
+                // python3 reports what it ignores at exit); one that did not stop within the grace
+                // period is said here, as for the program's code. The status is a timeout's.
+                if let error = result.error, error.traceback != Self.stopTraceback(of: error) {
+                    Self.write(error.traceback, to: STDERR_FILENO)
+                }
+                outcome.status = 1
             case .completed(let result) where result.error != nil:
                 outcome.status = 120  // sys.stdout could not be flushed: python3's status then
             case .completed, .result, .inputRequest:
@@ -226,6 +246,12 @@ struct Run: AsyncParsableCommand {
             kill(getpid(), SIGINT)
         }
         throw ExitCode(outcome.status)
+    }
+
+    /// The one line of a stop's record (`TimeoutError: execution exceeded the 0.5 s timeout`), which
+    /// the code it was raised in reported already; the record of a run that did not stop says more.
+    private static func stopTraceback(of error: ErrorRecord) -> String {
+        "\(error.name): \(error.value)\n"
     }
 
     /// How python3 runs a path given as its program (see the runtime's `program_kind`).

@@ -206,6 +206,69 @@ def test_run_timeout_stops_a_str_that_waits_as_the_exception_is_printed_as_ctrl_
     assert theirs.endswith("E: <exception str() failed>\n"), theirs
 
 
+@pytest.mark.parametrize("program, reported", [
+    # An atexit handler: reported as python3 reports it, and the handlers registered before it still run.
+    ("import atexit, threading\natexit.register(print, 'earlier handler')\n"
+     "atexit.register(lambda: (print('waiting', flush=True), threading.Event().wait()))\n",
+     "Exception ignored in atexit callback: <function <lambda>"),
+    # The wait for a thread that is not a daemon (threading._shutdown).
+    ("import threading\nthreading.Thread(target=threading.Event().wait).start()\nprint('waiting', flush=True)\n",
+     "Exception ignored in: <module 'threading'"),
+    # A global's __del__ as the program's globals are freed.
+    ("import threading\nclass Slow:\n    def __del__(self):\n        print('waiting', flush=True)\n"
+     "        threading.Event().wait()\nslow = Slow()\n", "Exception ignored in: <function Slow.__del__"),
+])
+def test_run_timeout_stops_the_end_of_the_program(pykernel_bin, tmp_path, program, reported):
+    """What python3 runs after a file's last line (atexit handlers, the wait for threads that are
+    not daemons, the globals' `__del__`) ran with no deadline: a program waiting there ran for ever
+    despite `--timeout`. It is stopped at the program's deadline, its TimeoutError reported where
+    it was raised as python3 reports a KeyboardInterrupt there, and exits with a timeout's status."""
+    path = tmp_path / "slow_end.py"
+    path.write_text(program)
+    done = run(pykernel_bin, "run", "--timeout", "0.5", str(path), timeout=10)
+    assert done.returncode == 1, done.stderr
+    assert "waiting\n" in done.stdout
+    assert reported in done.stderr
+    assert done.stderr.endswith("TimeoutError: execution exceeded the 0.5 s timeout\n"), done.stderr
+    assert done.stderr.count("TimeoutError") == 1, done.stderr
+
+
+def test_run_timeout_is_one_deadline_for_the_program_and_its_end(pykernel_bin):
+    """The end of a program counts from the program's start: a program stopped by its timeout has
+    its atexit handlers run under that stop, not with a time of their own (a quick one runs, a
+    waiting one is stopped at the stop's repeat), and one that ends just before its deadline gets
+    what is left of it. Status 1 both ways."""
+    code = ("import atexit, threading, time\natexit.register(lambda: (print('waiting', flush=True), threading.Event().wait()))\n"
+            "atexit.register(print, 'quick handler')\ntime.sleep(30)\n")
+    done = run(pykernel_bin, "run", "--timeout", "0.5", "-c", code, timeout=10)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == "quick handler\nwaiting\n"
+    assert done.stderr.count("TimeoutError: execution exceeded the 0.5 s timeout\n") == 2, done.stderr
+    assert "Exception ignored in atexit callback" in done.stderr
+    # The program itself ends in time, its end not: stopped at the program's deadline (1 s from
+    # its start), not at one of its own (1 s after the program's 0.7 s).
+    code = ("import atexit, threading, time\nstart = time.monotonic()\n"
+            "def wait():\n    try:\n        threading.Event().wait()\n    finally:\n"
+            "        print(f'{time.monotonic() - start:.2f}', flush=True)\n"
+            "atexit.register(wait)\ntime.sleep(0.7)\n")
+    done = run(pykernel_bin, "run", "--timeout", "1", "-c", code, timeout=10)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.endswith("TimeoutError: execution exceeded the 1 s timeout\n"), done.stderr
+    assert float(done.stdout) < 1.4, done.stdout
+
+
+def test_run_timeout_of_code_that_swallows_its_stops_ends_the_program_without_an_engine_error(pykernel_bin):
+    """Code that catches every stop is answered at the grace period; the end of the program was
+    then refused (`Error: interpreter_busy: ...` on stderr). The program ends there, status 1."""
+    code = ("import atexit, threading\natexit.register(print, 'not run')\nwhile True:\n"
+            "    try:\n        threading.Event().wait()\n    except BaseException:\n        pass\n")
+    done = run(pykernel_bin, "run", "--timeout", "0.1", "-c", code, timeout=10)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith("TimeoutError: execution exceeded the 0.1 s timeout and did not stop within the grace period"), done.stderr
+    assert "interpreter_busy" not in done.stderr, done.stderr
+
+
 def test_binary_copied_alone_still_works(pykernel_bin, tmp_path):
     lonely = tmp_path / "elsewhere" / "pykernel"
     lonely.parent.mkdir()
