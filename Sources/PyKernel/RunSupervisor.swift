@@ -221,13 +221,14 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
             processesAtStop = []
             anticipatedHandlerDue.store(false, ordering: .relaxed)
             runSerial += 1
-            current = CurrentRun(
+            var run = CurrentRun(
                 output: output, context: output.context, executionCount: executionCount,
                 started: started, timeout: timeout, serial: runSerial)
             if timedOut, let timeout {
                 let stop = Stop.timeout(seconds: timeout.seconds)
-                (current!.firstStop, current!.lastStop, current!.nextSignal) = (stop, stop, now + Self.resignalInterval)
+                (run.firstStop, run.lastStop, run.nextSignal) = (stop, stop, now + Self.resignalInterval)
             }
+            current = run
             if let timeout, timeout < .seconds(1) { lock.broadcast() }
             // Interrupted while it was being prepared: stopped where its code begins.
             guard interruptedBeforeBegin === output else { return false }

@@ -41,18 +41,14 @@ _MISSING = object()
 
 # An exception's fields as python3's C code reads them (PyException_GetTraceback, Py_TYPE, the
 # group's ``excs``), never through the attribute access its class may customise (a
-# ``__getattribute__`` or property that raises, a group's ``exceptions`` that gives other objects).
-_traceback_of = BaseException.__traceback__.__get__
+# ``__getattribute__`` or property that raises, a group's ``exceptions`` that gives other objects):
+# the printer port's readers.
+_traceback_of = pykernel_traceback._exc_traceback
 _set_traceback = BaseException.__traceback__.__set__
-_cause_of = BaseException.__cause__.__get__
-_context_of = BaseException.__context__.__get__
-_members_of = BaseExceptionGroup.exceptions.__get__
-
-
-def _is_instance(obj, cls):
-    """Whether ``type(obj)`` is ``cls`` or a subclass: the C code's type check
-    (``PyExceptionInstance_Check``, ``PyLong_Check``), never the ``__class__`` an object claims."""
-    return issubclass(type(obj), cls)
+_cause_of = pykernel_traceback._exc_cause
+_context_of = pykernel_traceback._exc_context
+_members_of = pykernel_traceback._group_excs
+_is_instance = pykernel_traceback._is_instance
 
 
 class ExecutionTimeout(BaseException):
