@@ -43,6 +43,8 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         var lastStop: Stop?
         /// Whether the watchdog sent the first interrupt on to the processes the run started.
         var interruptForwarded = false
+        /// Whether the code's own SIGINT handler was called for the run's first interrupt.
+        var interruptHandedToCode = false
         var reported = false
         /// The request for input the code waits on, and its answer once given.
         var openInput: InputRequest?
@@ -416,6 +418,13 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
             return PyOwned(retaining: .none).transfer()
         case .interrupt:
             EmbeddedRuntime.current.supervisor.noteProcessesAtStop()
+            if let handler = codesInterruptHandler(runtime), supervisor.handsInterruptToCode(),
+                let frame = PyBorrowed(arguments)?.tupleItem(1), let number = PyOwned.integerKeepingError(Int(SIGINT))
+            {
+                // The code's own, called where the code is (traced as the code is): `None` goes on
+                // with the code, an exception it raises is raised there.
+                return handler.borrowed.callKeepingError(number.borrowed, frame)?.transfer()
+            }
             return raiseUnlessLeftToTheLoop(PythonSignals.keyboardInterrupt(), runtime: runtime, arguments: arguments)
         case .timeout(let seconds):
             EmbeddedRuntime.current.supervisor.noteProcessesAtStop()
@@ -425,6 +434,34 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
             defer { PythonTracing.resume() }
             return raiseUnlessLeftToTheLoop(try? timeoutError.borrowed.call(limit.borrowed), runtime: runtime, arguments: arguments)
         }
+    }
+
+    /// Whether the run's interrupt goes to the code's own SIGINT handler now: its first delivery
+    /// does, once per run, as a Ctrl-C to python3; the watchdog's repeats of an interrupt the code
+    /// has not ended on raise `KeyboardInterrupt` (the engine's stop stays in charge).
+    func handsInterruptToCode() -> Bool {
+        lock.withLock {
+            guard let run = current, !run.interruptHandedToCode else { return false }
+            current?.interruptHandedToCode = true
+            return true
+        }
+    }
+
+    /// The handler the code set for SIGINT, which an interrupt calls as python3's Ctrl-C does
+    /// (the runtime's `interrupt_handler`); `nil` when it set none, and while a cell with top-level
+    /// `await` runs (its loop delivers the stop).
+    private static func codesInterruptHandler(_ runtime: PyBorrowed) -> PyOwned? {
+        guard let landed = try? runtime.attribute("stop_in_await_cell"), landed.borrowed.isNone,
+            let lookUp = try? runtime.attribute("interrupt_handler")
+        else { return nil }
+        PythonTracing.suspend()  // the engine's Python, called where the code is
+        defer { PythonTracing.resume() }
+        guard let handler = lookUp.borrowed.callKeepingError() else {
+            _ = PythonException.take()  // the engine's failure: the interrupt raises KeyboardInterrupt
+            return nil
+        }
+        if handler.borrowed.isNone { return nil }
+        return handler
     }
 
     /// Raises a stop where the code is; while a cell with top-level `await` runs, unless the stop

@@ -2081,6 +2081,7 @@ _signals_running = None
 # ``resume_signals`` and ``suspend_signals`` around each run's code (one object, kept by the engine).
 signal_contexts = set()
 _original_signal = _signal.signal  # CPython's own (taken before ``install`` guards them)
+_original_getsignal = _signal.getsignal
 _original_setitimer = _signal.setitimer
 
 
@@ -2138,6 +2139,25 @@ def _dispatch_signal(signum, frame):
         if context != running and callable(handlers.get(signum)):
             _held_signals.setdefault(context, set()).add(signum)
     return None
+
+
+def interrupt_handler():
+    """The handler the interrupted run's code set for SIGINT when it is a function of its own (not
+    ``default_int_handler``): an interrupt calls it where the code is, as python3's Ctrl-C does
+    (``asyncio.run``'s, which cancels the main task so that every task's ``finally`` runs; a handler
+    that asks a loop to stop). ``None`` when the code set none, ignores SIGINT or restored the
+    default: the interrupt raises ``KeyboardInterrupt`` (the engine's stop ends the run either way)."""
+    if _process_handlers and _SIGINT in _process_handlers and _contexts_have_own_signals():
+        handler = _context_handlers.get(_current_context, {}).get(_SIGINT, _process_handlers[_SIGINT])
+    else:
+        handler = _original_getsignal(_SIGINT)
+    if callable(handler) and handler is not _default_int_handler and handler is not _dispatch_signal:
+        return handler
+    return None
+
+
+_SIGINT = int(signal.SIGINT)
+_default_int_handler = signal.default_int_handler
 
 
 def resume_signals(context):

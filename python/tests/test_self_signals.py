@@ -213,6 +213,70 @@ IGNORE_EVERY_SIGNAL = ("import signal\nfor n in signal.valid_signals():\n    try
                        "print(repr(signal.getsignal(signal.SIGRTMIN + 3)), signal.getsignal(signal.SIGPIPE))\n")
 
 
+def _interrupt_once_it_prints(kernel, code, ctx):
+    """Runs ``code``, interrupting it once it printed ``go`` (from the client's reader thread)."""
+    import threading
+
+    printed = threading.Event()
+
+    def on_stdout(message):
+        if "go" in message.output:
+            printed.set()
+
+    interrupter = threading.Thread(target=lambda: printed.wait(20) and kernel.interrupt(ctx))
+    interrupter.start()
+    try:
+        return kernel.run_code(code, context=ctx, on_stdout=on_stdout, timeout=20)
+    finally:
+        interrupter.join()
+
+
+def test_an_interrupt_calls_the_codes_sigint_handler_as_ctrl_c_does(module_kernel, ctx):
+    """python3's Ctrl-C calls the handler the code set for SIGINT; an interrupt raised
+    ``KeyboardInterrupt`` past it. The run is still interrupted (its first stop decides)."""
+    result = _interrupt_once_it_prints(module_kernel, (
+        "import signal, time\nasked = []\n"
+        "signal.signal(signal.SIGINT, lambda number, frame: asked.append(number))\n"
+        "print('go', flush=True)\n"
+        "while not asked:\n    time.sleep(0.005)\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "print('stopped gracefully', asked == [signal.SIGINT])"), ctx)
+    assert result.status == "interrupted"
+    assert result.stdout == "go\nstopped gracefully True\n"
+    _still_serving(module_kernel, ctx)
+
+
+def test_an_interrupted_asyncio_run_cancels_its_tasks_as_python3(module_kernel, ctx):
+    """``asyncio.run`` handles SIGINT itself: the main task is cancelled, every task's
+    ``finally`` runs, then ``KeyboardInterrupt`` with python3's traceback. Raised past its handler,
+    the interrupt broke the loop: tasks were lost, their ``finally`` ran in later runs."""
+    result = _interrupt_once_it_prints(module_kernel, (
+        "import asyncio\ncleaned = []\n"
+        "async def work(i):\n    try:\n        await asyncio.sleep(100)\n    finally:\n        cleaned.append(i)\n"
+        "async def main():\n    tasks = [asyncio.create_task(work(i)) for i in range(20)]\n"
+        "    await asyncio.sleep(0)\n    print('go', flush=True)\n    await asyncio.gather(*tasks)\n"
+        "asyncio.run(main())"), ctx)
+    assert result.status == "interrupted" and result.error.name == "KeyboardInterrupt"
+    assert result.error.traceback.endswith(
+        '  File "/usr/lib/python3.11/asyncio/runners.py", line 123, in run\n'
+        "    raise KeyboardInterrupt()\nKeyboardInterrupt\n"), result.error.traceback
+    assert module_kernel.run_code("print(sorted(cleaned) == list(range(20)))", context=ctx).stdout == "True\n"
+
+
+def test_a_sigint_handler_that_does_not_end_the_run_gets_one_interrupt(module_kernel, ctx):
+    """The code's handler is called for the run's first interrupt only: the repeats of an
+    interrupt the code did not end on raise ``KeyboardInterrupt`` (the engine stays in charge)."""
+    result = _interrupt_once_it_prints(module_kernel, (
+        "import signal, time\ncalls = []\n"
+        "signal.signal(signal.SIGINT, lambda number, frame: calls.append(number))\n"
+        "print('go', flush=True)\n"
+        "try:\n    time.sleep(30)\nfinally:\n"
+        "    signal.signal(signal.SIGINT, signal.default_int_handler)\n    print('calls', len(calls))"), ctx)
+    assert result.status == "interrupted" and result.error.name == "KeyboardInterrupt"
+    assert result.stdout == "go\ncalls 1\n"
+    assert "    time.sleep(30)\nKeyboardInterrupt\n" in result.error.traceback
+
+
 @pytest.mark.parametrize("isolation", ISOLATIONS)
 def test_code_that_ignores_every_signal_is_still_stopped(kernel, isolation):
     """The engine's stop signal (SIGRTMIN+3) stays the engine's: before, ignoring every signal left
