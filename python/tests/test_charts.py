@@ -579,13 +579,16 @@ def test_pil_image_is_png(rich):
 
 def test_many_figures_leave_no_figure_and_flat_memory(rich):
     code = "import matplotlib.pyplot as plt\nplt.plot(range(100))\nplt.show()"
-    run(rich, code)
+    # The first hundred figures fill matplotlib's caches (the peak RSS grows ~24 MB, then stays
+    # within ~0.3 MB over 900 more): the next 300 are measured, a leak of 27 KB a figure fails.
+    for _ in range(100):
+        assert len(rich.run_code(code).results) == 1
     before = int(run(rich, "import resource\nresource.getrusage(resource.RUSAGE_SELF).ru_maxrss").text)
-    for _ in range(1000):
+    for _ in range(300):
         assert len(rich.run_code(code).results) == 1
     after = int(run(rich, "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss").text)
     assert run(rich, "len(plt.get_fignums())").text == "0"
-    assert after - before < 40_000, f"max RSS grew by {after - before} KB over 1,000 figures"
+    assert after - before < 8_000, f"max RSS grew by {after - before} KB over 300 figures"
 
 
 # ---------------------------------------------------------------- process.code_run: artifacts.charts
