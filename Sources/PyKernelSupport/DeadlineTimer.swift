@@ -86,8 +86,12 @@ package final class DeadlineTimer: @unchecked Sendable {  // state guarded by `l
                         state = .running
                         continue
                     }
-                    let (ready, waiting) = (pending.filter { $0.deadline <= now }, pending.filter { $0.deadline > now })
-                    pending = waiting
+                    // Several due at once (the thread woke late): the earliest deadline first, then
+                    // the first scheduled, whatever the order they were scheduled in.
+                    let ready = pending.filter { $0.deadline <= now }.sorted {
+                        ($0.deadline, $0.serial) < ($1.deadline, $1.serial)
+                    }
+                    pending.removeAll { $0.deadline <= now }
                     return ready.map(\.action)
                 }
                 return nil

@@ -48,6 +48,24 @@ struct DeadlineTimerTests {
         }
     }
 
+    @Test("Actions that all came due while the thread was busy run earliest deadline first")
+    func dueTogetherRunInDeadlineOrder() async throws {
+        // Before, the thread ran what was due in the order it was scheduled (c, a, b here): seen
+        // only when it woke late, under load.
+        let (timer, ran) = Self.startedTimer()
+        defer { timer.stop() }
+        let release = DispatchSemaphore(value: 0)
+        let start = ContinuousClock.now
+        timer.schedule(at: start) { release.wait() }  // holds the thread until the others are due
+        for (label, delay) in [("c", 3), ("a", 1), ("b", 2)] {
+            timer.schedule(at: start + .milliseconds(delay)) { ran.record(label) }
+        }
+        try await Task.sleep(until: start + .milliseconds(20))
+        release.signal()
+        try await ran.wait(for: 3)
+        #expect(ran.all == ["a", "b", "c"])
+    }
+
     @Test("An earlier deadline scheduled while the thread sleeps until a later one is kept")
     func earlierDeadlineWakesTheThread() async throws {
         let (timer, ran) = Self.startedTimer()
