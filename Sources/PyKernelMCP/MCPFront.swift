@@ -213,8 +213,13 @@ public final class MCPFront: Sendable {
                 cancelled.withLock { _ = $0.insert(call) }
                 // Its run, if it has not ended: a run that ended while its result is being read (a
                 // large output, a display) is no longer the one the context runs.
-                let isRunning = inFlight.withLock { $0[context]?.first == call } && !execution.hasEnded
-                if isRunning { _ = try? contexts.interrupt(execution, in: context) }
+                let isContextsCall = inFlight.withLock { $0[context]?.first == call } && !execution.hasEnded
+                guard isContextsCall else { return }
+                // The context's call, but perhaps not started yet: a namespace context's run waits
+                // while another context's holds the one interpreter. Its reader's cancellation
+                // withdraws it if still queued (never run); the interrupt stops it if it began.
+                reading.cancel()
+                _ = try? contexts.interrupt(execution, in: context)
             }
         } catch let error as KernelError {
             throw Self.mcpError(error, about: context)  // the run could not start: its context died or was deleted meanwhile

@@ -584,6 +584,39 @@ def test_a_call_cancelled_while_queued_runs_unanswered(pykernel_bin, isolation, 
     assert marker.exists()
 
 
+def test_a_cancelled_call_waiting_behind_another_contexts_run_never_runs(pykernel_bin, isolation, tmp_path):
+    """docs/mcp.md: a cancel interrupts the call's run. A namespace context's run that waited
+    while another context's run held the interpreter was not running yet: the interrupt missed
+    it, it ran in full afterwards (its side effects, 5 s the next call of its context waited)."""
+    server, send = initialized_raw_server(pykernel_bin, isolation)
+    marker = tmp_path / "ran"
+    send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "create_context", "arguments": {}}})
+    other = json.loads(server.stdout.readline())["result"]["structuredContent"]["id"]
+    send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "run_python", "arguments": {"code": "import time\ntime.sleep(1)"}}})
+    send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "run_python", "arguments": {
+        "context": other, "code": f"import time\ntime.sleep(5)\nopen({str(marker)!r}, 'w').close()"}}})
+    time.sleep(0.2)
+    send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 4, "reason": "test"}})
+    send({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+        "name": "run_python", "arguments": {"context": other, "code": "print('next')"}}})
+    started = time.monotonic()
+    answers = {}
+    while 5 not in answers:
+        message = json.loads(server.stdout.readline())
+        answers[message.get("id")] = message
+    waited = time.monotonic() - started
+    server.stdin.close()
+    for line in server.stdout:  # the end of input: what else is answered, then the end of stdout
+        message = json.loads(line)
+        answers[message.get("id")] = message
+    assert server.wait(timeout=60) == 0
+    assert sorted(answers) == [3, 5], answers
+    assert answers[5]["result"]["content"] == [{"type": "text", "text": "next\n"}]
+    assert waited < 4, f"the next call of the context waited {waited:.1f} s"
+    assert not marker.exists()
+
+
 def test_a_run_queued_behind_a_crash_is_answered_context_dead(pykernel_bin):
     """docs/mcp.md's errors: a call queued behind a run whose worker died is -32006 `context_dead`
     (it was an opaque -32603, "The operation could not be completed")."""
