@@ -414,6 +414,13 @@ public final class KernelManager: Sendable {
                 .runQueueFull,
                 "\(configuration.runQueueLimit) runs are already waiting for the interpreter; the run was not queued. Retry when some have finished.")
         }
+        // A shutdown that began as it was queued (after the caller's check, after the shutdown's
+        // sweep of the queue) refuses it as it refuses every queued run: else it waited behind
+        // the run the shutdown interrupts, and was refused `interpreterBusy` when that run's code
+        // swallowed the stop.
+        if isShutDown.withLock({ $0 }), !interpreter.removeQueuedRuns(where: { $0.output === output }).isEmpty {
+            throw KernelError.runNotStarted
+        }
         return output
     }
 
