@@ -623,7 +623,9 @@ final class InterpreterState {
                     if closeFigures.borrowed.callKeepingError() == nil { _ = PythonException.take() }
                 } else if flushFigures.borrowed.callKeepingError() == nil {
                     let failure = PythonException.take()
-                    if exception == nil { exception = failure }
+                    // A stop that landed as the figures were drawn ends the run with its own line,
+                    // as one in the engine's code around a cell does (not matplotlib's frames).
+                    if exception == nil, !runtime.supervisor.stopRequested { exception = failure }
                 }
             }
             // A cell's replaced stream lasts for its run: threads printing between runs reach the

@@ -577,6 +577,22 @@ def test_pil_image_is_png(rich):
     assert png_ok(image)
 
 
+def test_a_stop_while_the_runs_figures_are_drawn_ends_it_with_the_stops_line(rich_context):
+    """Figures left open are drawn after the code: a timeout landing there gave a traceback of
+    matplotlib's drawing code (the engine's, not the cell's); it ends as a stop in the engine's
+    code around a cell does, and the figure is closed."""
+    kernel, context = rich_context
+    run_in(kernel, context, "import time\nimport matplotlib.pyplot as plt\nfrom matplotlib.artist import Artist\n"
+                            "class SlowToDraw(Artist):\n    def draw(self, renderer):\n        time.sleep(30)")
+    code = "plt.figure().add_artist(SlowToDraw())\nprint('code done')"
+    with pytest.raises(PyKernelTimeoutError) as caught:
+        kernel.run_code(code, context=context, timeout=0.5)
+    result = caught.value.result
+    assert result.stdout == "code done\n"
+    assert result.error.traceback == "TimeoutError: execution exceeded the 0.5 s timeout\n", result.error.traceback
+    assert run_in(kernel, context, "len(plt.get_fignums())").results[-1].text == "0"
+
+
 def test_many_figures_leave_no_figure_and_flat_memory(rich):
     code = "import matplotlib.pyplot as plt\nplt.plot(range(100))\nplt.show()"
     # The first hundred figures fill matplotlib's caches (the peak RSS grows ~24 MB, then stays
