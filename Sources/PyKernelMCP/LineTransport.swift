@@ -174,22 +174,31 @@ actor LineTransport: Transport {
         continuation.finish()
     }
 
+    /// Writes `data` as one line. An answer that could not be written (the client closed its
+    /// end: it is gone) counts as answered all the same, as nothing will ever write it: the end
+    /// of input waited for it, and the server outlived its client by the 2 s of the end of input
+    /// and a shutdown's grace period, with nothing left to do.
     func send(_ data: Data) async throws {
         let bytes = ExactNumbers.written(in: Array(data))
-        try await write(bytes)
+        let written = await writeLine(bytes)
         // A notification (every chunk of output is one) answers nothing: not parsed.
         if !unanswered.isEmpty, !bytes.starts(with: Self.notificationStart), let message = try? JSONValue.parse(bytes) {
             noteSent(message)
         }
         if finishesWhenAnswered, unanswered.isEmpty { continuation.finish() }
+        guard written else { throw MCPError.connectionClosed }
     }
 
     private func write(_ bytes: [UInt8]) async throws {
+        guard await writeLine(bytes) else { throw MCPError.connectionClosed }
+    }
+
+    /// Writes `bytes` as one line on the writing queue; `false` when the client's end is closed.
+    private func writeLine(_ bytes: [UInt8]) async -> Bool {
         let writer = writer
-        let written: Bool = await withCheckedContinuation { done in
+        return await withCheckedContinuation { done in
             writes.async { done.resume(returning: writer.writeLine(bytes)) }
         }
-        guard written else { throw MCPError.connectionClosed }
     }
 
     /// Counts the requests of a message read (a batch's too); a cancelled request is answered by
