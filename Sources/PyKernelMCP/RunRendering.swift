@@ -13,14 +13,18 @@ enum RunRendering {
     ///   - context: The context the run was in (a dead `default` is only restarted).
     ///   - contextIsDead: Whether the run left its context dead (a process context whose worker
     ///     crashed, or was killed because the run did not stop after its timeout or an interrupt).
-    static func toolResult(_ result: ExecutionResult, outputLimit: Int, context: ContextID, contextIsDead: Bool) -> CallTool.Result {
+    ///   - heads: The heads the engine kept of the run's stdout and stderr (read from its output).
+    static func toolResult(
+        _ result: ExecutionResult, heads: OutputHeads, context: ContextID, contextIsDead: Bool
+    ) -> CallTool.Result {
         var content = outputContent(
-            stdout: (result.stdout, result.stdoutOmittedBytes), stderr: (result.stderr, result.stderrOmittedBytes), limit: outputLimit)
+            stdout: .init(text: result.stdout, omitted: result.stdoutOmittedBytes, headBytes: heads.headBytes(of: .stdout)),
+            stderr: .init(text: result.stderr, omitted: result.stderrOmittedBytes, headBytes: heads.headBytes(of: .stderr)))
         for rich in result.results {
-            if let shown = richContent(rich, limit: outputLimit) { content.append(shown) }
+            if let shown = richContent(rich) { content.append(shown) }
         }
         if let error = result.error {
-            content.append(.plainText(withToolsCutNote(error.traceback, omitted: error.tracebackOmittedBytes, limit: outputLimit, of: "the traceback")))
+            content.append(.plainText(withToolsCutNote(error.traceback, omitted: error.tracebackOmittedBytes, of: "the traceback")))
             if contextIsDead {
                 content.append(.plainText(
                     "[the context is dead: restart_context gives it a fresh worker process"
@@ -36,16 +40,25 @@ enum RunRendering {
             isError: result.status != .ok)
     }
 
+    /// What a result kept of one output stream: the head and tail joined, the bytes cut between
+    /// them, and how many bytes of the kept text are the head.
+    struct KeptStream {
+        let text: String
+        let omitted: Int
+        /// The bytes of `text` before the cut (the engine's kept head; `text`'s length when nothing was cut).
+        let headBytes: Int
+    }
+
     /// stdout as text, then stderr as text starting `[stderr]`, each with a note where the output
     /// limit cut its middle out (the note alone when the limit kept nothing); nothing for a stream
     /// that wrote nothing.
-    static func outputContent(stdout: (text: String, omitted: Int), stderr: (text: String, omitted: Int), limit: Int) -> [Tool.Content] {
+    static func outputContent(stdout: KeptStream, stderr: KeptStream) -> [Tool.Content] {
         var content: [Tool.Content] = []
         if !stdout.text.isEmpty || stdout.omitted > 0 {
-            content.append(.plainText(withCutNote(stdout.text, omitted: stdout.omitted, limit: limit, stream: "stdout")))
+            content.append(.plainText(withCutNote(stdout, stream: "stdout")))
         }
         if !stderr.text.isEmpty || stderr.omitted > 0 {
-            content.append(.plainText("[stderr]\n" + withCutNote(stderr.text, omitted: stderr.omitted, limit: limit, stream: "stderr")))
+            content.append(.plainText("[stderr]\n" + withCutNote(stderr, stream: "stderr")))
         }
         return content
     }
@@ -56,7 +69,7 @@ enum RunRendering {
     /// plain text as text (in that order of preference), else (a bundle the code published
     /// without them) its JSON, LaTeX or SVG, else its first representation by type name.
     /// A text cut at the limit shows this front's note (`nil`: a bundle the engine left nothing of).
-    static func richContent(_ result: RichResult, limit: Int) -> Tool.Content? {
+    static func richContent(_ result: RichResult) -> Tool.Content? {
         for mime in ["image/png", "image/jpeg"] {
             if let image = result.data[mime] {
                 return .image(data: image, mimeType: mime, annotations: nil, _meta: nil)
@@ -69,26 +82,33 @@ enum RunRendering {
             return .image(data: image, mimeType: mime, annotations: nil, _meta: nil)
         }
         for mime in ["text/html", "text/markdown", "text/plain", "application/json", "text/latex", "image/svg+xml"] {
-            if let text = result.data[mime] { return .plainText(withToolsCutNote(text, limit: limit, of: mime)) }
+            if let text = result.data[mime] { return .plainText(withToolsCutNote(text, of: mime)) }
         }
-        return result.data.min { $0.key < $1.key }.map { .plainText(withToolsCutNote($0.value, limit: limit, of: $0.key)) }
+        return result.data.min { $0.key < $1.key }.map { .plainText(withToolsCutNote($0.value, of: $0.key)) }
     }
 
     /// `text` with the engine's line where the output limit cut it (``HeadTailBuffer/omissionLine(_:)``,
     /// which names the protocol's `max_output_bytes`) worded as this front's notes are.
     /// - Parameter omitted: The bytes cut out, when known (else read from the line).
-    static func withToolsCutNote(_ text: String, omitted: Int? = nil, limit: Int, of what: String) -> String {
+    static func withToolsCutNote(_ text: String, omitted: Int? = nil, of what: String) -> String {
         guard omitted != 0, let line = text.firstMatch(of: /\n\[\.\.\. ([0-9]+) bytes omitted: longer than max_output_bytes \.\.\.\]\n/) else {
             return text
         }
         let count = omitted.map(String.init) ?? String(line.output.1)
-        let note = "\n[… \(count) bytes of \(what) cut here: the output limit keeps the first and last \(limit / 2) bytes …]\n"
-        return text.replacingCharacters(in: line.range, with: note)
+        let (head, tail) = (text[..<line.range.lowerBound], text[line.range.upperBound...])
+        return String(head) + cutNote(omitted: count, of: what, head: head.utf8.count, tail: tail.utf8.count) + String(tail)
     }
 
-    static func toolResult(_ result: ExecResult, outputLimit: Int) -> CallTool.Result {
+    /// The note where the output limit cut `omitted` bytes of `what` out, saying how many bytes
+    /// before and after it were kept (the halves of the limit, each cut at a character boundary).
+    private static func cutNote(omitted: String, of what: String, head: Int, tail: Int) -> String {
+        "\n[… \(omitted) bytes of \(what) cut here: the output limit kept the first \(head) and the last \(tail) bytes …]\n"
+    }
+
+    static func toolResult(_ result: ExecResult) -> CallTool.Result {
         var content = outputContent(
-            stdout: (result.stdout, result.stdoutOmittedBytes), stderr: (result.stderr, result.stderrOmittedBytes), limit: outputLimit)
+            stdout: .init(text: result.stdout, omitted: result.stdoutOmittedBytes, headBytes: result.stdoutHeadBytes),
+            stderr: .init(text: result.stderr, omitted: result.stderrOmittedBytes, headBytes: result.stderrHeadBytes))
         content.append(.plainText(result.timedOut
             ? "[timed out: the command's process group was killed; exit code \(result.exitCode)]"
             : "[exit code \(result.exitCode)]"))
@@ -99,14 +119,45 @@ enum RunRendering {
     }
 
     /// The kept text with a note between its head and its tail, where the output limit cut
-    /// `omitted` bytes out (the head is the first `limit / 2` bytes, cut at a character boundary,
-    /// as ``HeadTailBuffer`` keeps it).
-    static func withCutNote(_ text: String, omitted: Int, limit: Int, stream: String) -> String {
-        guard omitted > 0 else { return text }
-        let bytes = Array(text.utf8)
-        let headLength = UTF8Text.completePrefixLength(bytes.prefix(limit / 2))
-        let note = "\n[… \(omitted) bytes of \(stream) cut here: the output limit keeps the first and last \(limit / 2) bytes …]\n"
+    /// bytes out. The head is the one the engine kept: recomputed from the joined text, it took
+    /// the tail's first bytes when the limit's half fell inside a character.
+    static func withCutNote(_ kept: KeptStream, stream: String) -> String {
+        guard kept.omitted > 0 else { return kept.text }
+        let bytes = Array(kept.text.utf8)
+        let headLength = UTF8Text.completePrefixLength(bytes.prefix(kept.headBytes))
+        let note = cutNote(omitted: String(kept.omitted), of: stream, head: headLength, tail: bytes.count - headLength)
         return UTF8Text.decode(bytes[..<headLength]) + note + UTF8Text.decode(bytes[headLength...])
+    }
+}
+
+/// The heads the engine keeps of a run's stdout and stderr, read from the run's output as it
+/// comes: ``HeadTailBuffer``'s rule, the first `limit / 2` bytes cut at a character boundary. A
+/// result carries its head and tail joined, and the head cannot be told from the joined text
+/// when the limit's half falls inside a character (the head is then 1 to 3 bytes short).
+struct OutputHeads {
+    private let headLimit: Int
+    private var stdout: [UInt8] = []
+    private var stderr: [UInt8] = []
+
+    /// Heads of streams capped at `limit` bytes.
+    init(limit: Int) { headLimit = max(0, limit) / 2 }
+
+    /// Takes the next chunk of the run's output.
+    mutating func append(_ chunk: OutputChunk) {
+        switch chunk.stream {
+        case .stdout: take(chunk.text, into: &stdout)
+        case .stderr: take(chunk.text, into: &stderr)
+        }
+    }
+
+    private func take(_ text: String, into head: inout [UInt8]) {
+        guard head.count < headLimit else { return }
+        head.append(contentsOf: text.utf8.prefix(headLimit - head.count))
+    }
+
+    /// The bytes of `stream`'s kept head.
+    func headBytes(of stream: PyKernel.OutputStreamName) -> Int {
+        UTF8Text.completePrefixLength(stream == .stdout ? stdout : stderr)
     }
 }
 

@@ -110,6 +110,12 @@ public struct ExecResult: Sendable, Hashable {
     public var stdoutOmittedBytes: Int
     /// Bytes of `stderr` cut between its head and its tail (`stderr_omitted_bytes`).
     public var stderrOmittedBytes: Int
+    /// Bytes of `stdout` before the cut: its kept head (all of it when nothing was cut). The head
+    /// can be 1 to 3 bytes shorter than half the limit (cut at a character boundary), which
+    /// the joined text does not tell. Not on the wire: `pykernel mcp` puts its note there.
+    public var stdoutHeadBytes: Int
+    /// Bytes of `stderr` before the cut, as ``stdoutHeadBytes``.
+    public var stderrHeadBytes: Int
 
     /// Whether `result` was cut (`result_truncated`).
     public var resultTruncated: Bool { resultOmittedBytes > 0 }
@@ -119,9 +125,13 @@ public struct ExecResult: Sendable, Hashable {
     public var stderrTruncated: Bool { stderrOmittedBytes > 0 }
 
     /// Creates a result.
+    /// - Parameters:
+    ///   - stdoutHeadBytes: The bytes of `stdout` before its cut; `nil`: all of them (nothing cut).
+    ///   - stderrHeadBytes: The bytes of `stderr` before its cut; `nil`: all of them (nothing cut).
     public init(
         exitCode: Int32, result: String, stdout: String, stderr: String, timedOut: Bool,
-        resultOmittedBytes: Int = 0, stdoutOmittedBytes: Int = 0, stderrOmittedBytes: Int = 0
+        resultOmittedBytes: Int = 0, stdoutOmittedBytes: Int = 0, stderrOmittedBytes: Int = 0,
+        stdoutHeadBytes: Int? = nil, stderrHeadBytes: Int? = nil
     ) {
         self.exitCode = exitCode
         self.result = result
@@ -131,6 +141,8 @@ public struct ExecResult: Sendable, Hashable {
         self.resultOmittedBytes = resultOmittedBytes
         self.stdoutOmittedBytes = stdoutOmittedBytes
         self.stderrOmittedBytes = stderrOmittedBytes
+        self.stdoutHeadBytes = stdoutHeadBytes ?? stdout.utf8.count
+        self.stderrHeadBytes = stderrHeadBytes ?? stderr.utf8.count
     }
 }
 

@@ -132,6 +132,27 @@ def test_long_output_keeps_head_and_tail_with_a_note(pykernel_bin):
     assert result.structured_content["stdout_omitted_bytes"] == 9000
 
 
+@pytest.mark.parametrize("limit, code, text", [
+    # Half the limit falls inside an 'é': the engine keeps a head of 499 bytes.
+    ("1000", "print('a' + 'é' * 600 + 'Z' * 2000, end='')", "a" + "é" * 249
+     + "\n[… 2202 bytes of stdout cut here: the output limit kept the first 499 and the last 500 bytes …]\n" + "Z" * 500),
+    # A head of 1 byte falls inside the emoji: nothing of it is kept, the tail is "b\n".
+    ("3", "print('😀' + 'x' * 10 + 'b')", "\n[… 14 bytes of stdout cut here: the output limit kept the first 0 and the last 2 bytes …]\nb\n"),
+], ids=["head-ends-in-a-character", "tiny-odd-limit"])
+def test_the_cut_note_sits_where_the_engine_cut(pykernel_bin, isolation, limit, code, text):
+    """The note was placed at half the limit of the joined head and tail: when that fell inside a
+    character, the head the engine kept was shorter, and the tail's first bytes showed before
+    the note (`…éZ\n[… cut here …]\nZZ…`; at `--max-output-bytes 3` the whole tail). The note said
+    "keeps the first and last N bytes" with N half the limit; it says what was kept. So for
+    `run_command`."""
+    async def body(client):
+        return (await client.call_tool("run_python", {"code": code}),
+                await client.call_tool("run_command", {"command": "python3 -c " + shlex.quote(code)}))
+    run, command = session(pykernel_bin, body, "--max-output-bytes", limit, "--isolation", isolation)
+    assert text_of(run) == text
+    assert [item.text for item in command.content] == [text, "[exit code 0]"]
+
+
 def test_a_cut_traceback_and_rich_text_say_so_in_this_fronts_words(pykernel_bin):
     """A traceback or a result's text cut at the output limit named the protocol's
     `max_output_bytes`, which MCP has not: the note reads as the output's does (a result's
@@ -142,11 +163,11 @@ def test_a_cut_traceback_and_rich_text_say_so_in_this_fronts_words(pykernel_bin)
         return raised, shown
     raised, shown = session(pykernel_bin, body, "--max-output-bytes", "1000")
     [traceback] = [item.text for item in raised.content]
-    assert "\n[… " in traceback and " bytes of the traceback cut here: the output limit keeps the first and last 500 bytes …]\n" in traceback
+    assert "\n[… " in traceback and " bytes of the traceback cut here: the output limit kept the first 500 and the last 500 bytes …]\n" in traceback
     assert "max_output_bytes" not in traceback
     assert traceback.endswith("v" * 100 + "\n")
     [text] = [item.text for item in shown.content]
-    assert text == ("'" + "w" * 499 + "\n[… 2002 bytes of text/plain cut here: the output limit keeps the first and last 500 bytes …]\n"
+    assert text == ("'" + "w" * 499 + "\n[… 2002 bytes of text/plain cut here: the output limit kept the first 500 and the last 500 bytes …]\n"
                     + "w" * 499 + "'")
 
 
@@ -159,8 +180,8 @@ def test_a_cut_svg_or_javascript_result_says_so_in_this_fronts_words(pykernel_bi
             "display({'application/javascript': 'j' * 3000}, raw=True)")})
     result = session(pykernel_bin, body, "--max-output-bytes", "1000")
     svg, script = [item.text for item in result.content]
-    assert svg == "<svg>" + "s" * 495 + "\n[… 2011 bytes of image/svg+xml cut here: the output limit keeps the first and last 500 bytes …]\n" + "s" * 494 + "</svg>"
-    assert script == "j" * 500 + "\n[… 2000 bytes of application/javascript cut here: the output limit keeps the first and last 500 bytes …]\n" + "j" * 500
+    assert svg == "<svg>" + "s" * 495 + "\n[… 2011 bytes of image/svg+xml cut here: the output limit kept the first 500 and the last 500 bytes …]\n" + "s" * 494 + "</svg>"
+    assert script == "j" * 500 + "\n[… 2000 bytes of application/javascript cut here: the output limit kept the first 500 and the last 500 bytes …]\n" + "j" * 500
 
 
 def test_a_bundle_left_empty_adds_no_content(pykernel_bin):
@@ -707,8 +728,8 @@ def test_output_cut_to_nothing_still_says_how_much_was_cut(pykernel_bin):
         return await client.call_tool("run_python", {"code": "import sys\nprint('x' * 20)\nprint('oops', file=sys.stderr)"})
     result = session(pykernel_bin, body, "--max-output-bytes", "0")
     assert [item.text for item in result.content] == [
-        "\n[… 21 bytes of stdout cut here: the output limit keeps the first and last 0 bytes …]\n",
-        "[stderr]\n\n[… 5 bytes of stderr cut here: the output limit keeps the first and last 0 bytes …]\n"]
+        "\n[… 21 bytes of stdout cut here: the output limit kept the first 0 and the last 0 bytes …]\n",
+        "[stderr]\n\n[… 5 bytes of stderr cut here: the output limit kept the first 0 and the last 0 bytes …]\n"]
     assert result.structured_content["stdout_omitted_bytes"] == 21
     assert result.structured_content["stderr_omitted_bytes"] == 5
 
