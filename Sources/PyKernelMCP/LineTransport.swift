@@ -46,14 +46,23 @@ actor LineTransport: Transport {
     private var callInTurn: RequestID?
     /// What stops the calls still running ``endOfInputGrace`` after the end of input.
     private let whenCallsOutliveInput: @Sendable () -> Void
+    /// What learns the protocol version each `initialize` read asks for.
+    private let whenInitializing: @Sendable (String) -> Void
 
     /// A transport reading requests from `input` and writing messages to `output` (neither is
     /// closed); each `tools/call` read waits for its turn in `callOrder` before the next message goes.
-    /// - Parameter whenCallsOutliveInput: Called when calls are still running ``endOfInputGrace``
-    ///   after the end of input: it stops them and ends the stream of messages (a shutdown that
-    ///   calls ``finishWhenAnswered(within:abandoning:)``).
-    init(input: Int32, output: Int32, callOrder: CallOrder, logger: Logger, whenCallsOutliveInput: @escaping @Sendable () -> Void) {
+    /// - Parameters:
+    ///   - whenInitializing: Called with the `protocolVersion` of each `initialize` handed to the
+    ///     SDK, as it is read (before anything read after it is handled).
+    ///   - whenCallsOutliveInput: Called when calls are still running ``endOfInputGrace``
+    ///     after the end of input: it stops them and ends the stream of messages (a shutdown that
+    ///     calls ``finishWhenAnswered(within:abandoning:)``).
+    init(
+        input: Int32, output: Int32, callOrder: CallOrder, logger: Logger,
+        whenInitializing: @escaping @Sendable (String) -> Void, whenCallsOutliveInput: @escaping @Sendable () -> Void
+    ) {
         self.input = input
+        self.whenInitializing = whenInitializing
         self.whenCallsOutliveInput = whenCallsOutliveInput
         self.writer = LineWriter(fileDescriptor: output)
         self.callOrder = callOrder
@@ -209,6 +218,9 @@ actor LineTransport: Transport {
             return
         }
         guard let method = message["method"]?.stringValue else { return }
+        if method == Initialize.name, message["id"] != nil, let version = message["params"]?["protocolVersion"]?.stringValue {
+            whenInitializing(version)
+        }
         if method == "notifications/cancelled" {
             if let id = message["params"]?["requestId"].flatMap(Self.answerableID) { settle(id) }
         } else if let id = message["id"].flatMap(Self.answerableID) {

@@ -41,6 +41,9 @@ public final class MCPFront: Sendable {
     /// The transport ``serve(input:output:)`` serves through (once it has made it), and whether
     /// ``terminate()`` was called.
     private let serving = Mutex<(transport: LineTransport?, terminating: Bool)>((nil, false))
+    /// The protocol version agreed in `initialize` (`nil` before it: calls are then taken under
+    /// the newest version). It decides how a bad argument is answered (``ToolError``).
+    private let protocolVersion = Mutex<String?>(nil)
 
     /// A front over `contexts` and `processes`.
     /// - Parameters:
@@ -83,13 +86,24 @@ public final class MCPFront: Sendable {
                 result = try await call(params, server: server, passingTurn: passTurn)
             } catch where Task.isCancelled {
                 throw CancellationError()
+            } catch let error as ToolError {
+                let version = protocolVersion.withLock { $0 } ?? Version.latest
+                guard error.isToolResult(underProtocol: version) else { throw error.rpcError }
+                result = error.toolResult
             }
             try Task.checkCancellation()
             return result
         }
         // Calls still running 2 s after the end of input are stopped as a signal stops them:
         // the process exits once the stream of messages ends, and a run's processes must not outlive it.
-        let transport = LineTransport(input: input, output: output, callOrder: callOrder, logger: logger) { [self] in terminate() }
+        let transport = LineTransport(
+            input: input, output: output, callOrder: callOrder, logger: logger,
+            whenInitializing: { [self] requested in
+                // As the SDK agrees it: the client's version when the SDK speaks it, else its newest.
+                let agreed = Version.supported.contains(requested) ? requested : Version.latest
+                protocolVersion.withLock { version in version = version ?? agreed }
+            },
+            whenCallsOutliveInput: { [self] in terminate() })
         let terminating = serving.withLock { state in
             state.transport = transport
             return state.terminating
@@ -141,9 +155,9 @@ public final class MCPFront: Sendable {
             return try await runPython(arguments, progressToken: params._meta?.progressToken, server: server, passing: passTurn)
         case ToolCatalog.createContext:
             let cwd = try arguments.optionalString("cwd")
-            let isolation = try arguments.optionalString("isolation").map { name throws(MCPError) in
+            let isolation = try arguments.optionalString("isolation").map { name throws(ToolError) in
                 guard let isolation = KernelContexts.Isolation(rawValue: name) else {
-                    throw MCPError.invalidParams("create_context: argument 'isolation' must be \"namespace\" or \"process\"")
+                    throw ToolError.invalidArgument("create_context: argument 'isolation' must be \"namespace\" or \"process\"", field: "isolation")
                 }
                 return isolation
             }
@@ -223,7 +237,7 @@ public final class MCPFront: Sendable {
                 _ = try? contexts.interrupt(execution, in: context)
             }
         } catch let error as KernelError {
-            throw Self.mcpError(error, about: context)  // the run could not start: its context died or was deleted meanwhile
+            throw Self.failure(error, about: context)  // the run could not start: its context died or was deleted meanwhile
         }
         let contextIsDead = (try? contexts.context(context)).map { !$0.isAlive } ?? false
         return RunRendering.toolResult(result, heads: heads, context: context, contextIsDead: contextIsDead)
@@ -276,60 +290,45 @@ public final class MCPFront: Sendable {
         let result: ExecResult
         do throws(ProcessAPIError) {
             result = try await processes.exec(params)
-        } catch where error.code == .shuttingDown {
-            throw MCPError.serverError(code: ApplicationErrorCode.shuttingDown, message: error.message)
         } catch {
-            throw MCPError.invalidParams(error.message)
+            throw ToolError(error) ?? MCPError.serverError(code: ApplicationErrorCode.shuttingDown, message: error.message)
         }
         return RunRendering.toolResult(result)
     }
 
     // MARK: Errors and values
 
-    /// Runs an engine call, turning its failure into an MCP error a client can act on.
-    private func engine<T>(_ body: () throws(KernelError) -> T) throws(MCPError) -> T {
+    /// Runs an engine call, turning its failure into what the call is answered with (``failure(_:about:)``).
+    private func engine<T>(_ body: () throws(KernelError) -> T) throws -> T {
         do throws(KernelError) {
             return try body()
         } catch {
-            throw Self.mcpError(error)
+            throw Self.failure(error)
         }
     }
 
     /// ``engine(_:)`` about `context` (a dead `default` is only restarted).
-    private func engine<T>(about context: ContextID, _ body: () throws(KernelError) -> T) throws(MCPError) -> T {
+    private func engine<T>(about context: ContextID, _ body: () throws(KernelError) -> T) throws -> T {
         do throws(KernelError) {
             return try body()
         } catch {
-            throw Self.mcpError(error, about: context)
+            throw Self.failure(error, about: context)
         }
     }
 
-    private func engine<T>(_ body: () async throws(KernelError) -> T) async throws(MCPError) -> T {
+    private func engine<T>(_ body: () async throws(KernelError) -> T) async throws -> T {
         do throws(KernelError) {
             return try await body()
         } catch {
-            throw Self.mcpError(error)
+            throw Self.failure(error)
         }
     }
 
-    /// Bad arguments and unknown contexts are invalid params; a dead process context is -32006
-    /// (`context_dead`, naming the tools that help: `default` cannot be deleted) and a shutdown
-    /// -32005 (`shutting_down`), as `pykernel serve` says them; anything else a server error.
-    private static func mcpError(_ error: KernelError, about context: ContextID? = nil) -> MCPError {
-        switch error.code {
-        case .contextNotFound, .defaultContextUndeletable, .invalidWorkingDirectory, .invalidArgument:
-            MCPError.invalidParams(error.message)
-        case .contextDead:
-            MCPError.serverError(
-                code: ProcessContexts.contextDeadCode,
-                message: error.message + (context == .default ? " (tool: restart_context)" : " (tools: restart_context, delete_context)"))
-        case .shutDown:
-            MCPError.serverError(code: ApplicationErrorCode.shuttingDown, message: error.message)
-        case .contextDeleted:
-            MCPError.serverError(code: ApplicationErrorCode.contextDeleted, message: error.message)
-        default:
-            MCPError.serverError(code: -32000, message: error.message)
-        }
+    /// The engine's refusal as a ``ToolError`` (a dead process context names the tools that help:
+    /// `default` cannot be deleted); a shutdown as JSON-RPC -32005 (`shutting_down`), as
+    /// `pykernel serve` says it.
+    private static func failure(_ error: KernelError, about context: ContextID? = nil) -> any Error {
+        ToolError(error, about: context) ?? MCPError.serverError(code: ApplicationErrorCode.shuttingDown, message: error.message)
     }
 
     /// A context as `structuredContent`: `pykernel serve`'s `context.list` entry.

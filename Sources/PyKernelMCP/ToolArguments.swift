@@ -1,19 +1,20 @@
 import MCP
 import PyKernelSupport
 
-/// The arguments of one `tools/call`, read with clear errors: a missing or mistyped argument is an
-/// MCP "invalid params" error (-32602) naming the argument and the type it must have.
+/// The arguments of one `tools/call`, read with clear errors: a missing, mistyped or unknown
+/// argument is a ``ToolError`` of input (`invalid_argument`) naming the argument and the type it
+/// must have.
 struct ToolArguments {
     let tool: String
     private let values: [String: Value]
 
-    init(tool: String, _ values: [String: Value]?) throws(MCPError) {
+    init(tool: String, _ values: [String: Value]?) throws(ToolError) {
         self.tool = tool
         self.values = values ?? [:]
         let known = ToolCatalog.argumentNames(of: tool)
         if let unknown = self.values.keys.sorted().first(where: { !known.contains($0) }) {
             let takes = known.isEmpty ? "it takes no arguments" : "it takes \(known.sorted().joined(separator: ", "))"
-            throw MCPError.invalidParams("\(tool): unknown argument '\(unknown)' (\(takes))")
+            throw ToolError.invalidArgument("\(tool): unknown argument '\(unknown)' (\(takes))", field: unknown)
         }
     }
 
@@ -23,13 +24,13 @@ struct ToolArguments {
         return value
     }
 
-    func requiredString(_ name: String) throws(MCPError) -> String {
-        guard let value = value(name) else { throw MCPError.invalidParams("\(tool): argument '\(name)' is required (a string)") }
+    func requiredString(_ name: String) throws(ToolError) -> String {
+        guard let value = value(name) else { throw ToolError.invalidArgument("\(tool): argument '\(name)' is required (a string)", field: name) }
         guard let text = value.stringValue else { throw mistyped(name, "a string") }
         return text
     }
 
-    func optionalString(_ name: String) throws(MCPError) -> String? {
+    func optionalString(_ name: String) throws(ToolError) -> String? {
         guard let value = value(name) else { return nil }
         guard let text = value.stringValue else { throw mistyped(name, "a string") }
         return text
@@ -38,7 +39,7 @@ struct ToolArguments {
     /// A timeout in seconds, `seconds` when absent: `nil` for none (0, or past about 30 years),
     /// and a positive value too small for a `Duration` is its smallest (as `pykernel serve` reads
     /// timeouts).
-    func timeout(_ name: String, default seconds: Double) throws(MCPError) -> Duration? {
+    func timeout(_ name: String, default seconds: Double) throws(ToolError) -> Duration? {
         let given: Double? = switch value(name) {
         case nil: seconds
         case .int(let number)?: Double(number)
@@ -53,18 +54,19 @@ struct ToolArguments {
         }
     }
 
-    func optionalStringMap(_ name: String) throws(MCPError) -> [String: String] {
+    func optionalStringMap(_ name: String) throws(ToolError) -> [String: String] {
         guard let value = value(name) else { return [:] }
         guard let object = value.objectValue else { throw mistyped(name, "an object of strings") }
         var map: [String: String] = [:]
         for (key, item) in object {
-            guard let text = item.stringValue else { throw mistyped("\(name).\(key)", "a string") }
+            guard let text = item.stringValue else { throw mistyped("\(name).\(key)", "a string", field: name) }
             map[key] = text
         }
         return map
     }
 
-    private func mistyped(_ name: String, _ type: String) -> MCPError {
-        MCPError.invalidParams("\(tool): argument '\(name)' must be \(type)")
+    /// - Parameter field: The argument at fault (`name` is the member of it, if not itself).
+    private func mistyped(_ name: String, _ type: String, field: String? = nil) -> ToolError {
+        ToolError.invalidArgument("\(tool): argument '\(name)' must be \(type)", field: field ?? name)
     }
 }

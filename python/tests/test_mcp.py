@@ -274,31 +274,73 @@ def test_run_command(pykernel_bin, tmp_path):
     assert result.structured_content["stderr"] == "oops\n"
 
 
+@pytest.mark.parametrize("name, arguments, code, message", [
+    ("run_python", {}, "invalid_argument", "argument 'code' is required"),
+    ("run_python", {"code": 1}, "invalid_argument", "argument 'code' must be a string"),
+    ("run_python", {"code": "1", "timeout": -1}, "invalid_argument", "argument 'timeout' must be a number of seconds >= 0"),
+    ("run_python", {"code": "1", "env": {"A": 1}}, "invalid_argument", "argument 'env.A' must be a string"),
+    ("run_python", {"code": "1", "env": {"A=B": "x"}}, "invalid_argument", "Environment variable names must be non-empty"),
+    ("run_python", {"code": "1", "colour": "red"}, "invalid_argument", "unknown argument 'colour'"),
+    ("run_python", {"code": "1", "context": "no-such-context"}, "context_not_found", "No context has the ID 'no-such-context'"),
+    ("create_context", {"cwd": "/no/such/dir"}, "invalid_cwd", "'/no/such/dir' does not exist"),
+    ("create_context", {"isolation": "thread"}, "invalid_argument", "argument 'isolation' must be \"namespace\" or \"process\""),
+    ("restart_context", {"id": "no-such-context"}, "context_not_found", "No context has the ID 'no-such-context'"),
+    ("delete_context", {"id": "default"}, "default_context_undeletable", "default"),
+    ("run_command", {"command": "true", "cwd": "/no/such/dir"}, "invalid_cwd", "'/no/such/dir' does not exist"),
+])
+def test_bad_calls_are_tool_errors_the_model_reads_and_the_server_stays_up(pykernel_bin, name, arguments, code, message, isolation):
+    """MCP 2025-11-25 (what the SDK agrees to here) makes a bad argument and a refusal tool
+    execution errors, results with `isError` that the model reads: they were JSON-RPC errors,
+    which the SDK raises in the agent's code. The stable code is in the text and in
+    `structuredContent.error`."""
+    async def body(client):
+        await client.call_tool("run_python", {"code": "kept = 'yes'"})
+        refused = await client.call_tool(name, arguments)
+        after = await client.call_tool("run_python", {"code": "print(kept)"})
+        return refused, after
+    refused, after = session(pykernel_bin, body, "--isolation", isolation)
+    assert refused.is_error
+    error = refused.structured_content["error"]
+    assert error["code"] == code and message in error["message"], error
+    assert text_of(refused) == f"{code}: {error['message']}"
+    assert text_of(after) == "yes\n"
+
+
 @pytest.mark.parametrize("name, arguments, message", [
-    ("run_python", {}, "argument 'code' is required"),
-    ("run_python", {"code": 1}, "argument 'code' must be a string"),
-    ("run_python", {"code": "1", "timeout": -1}, "argument 'timeout' must be a number of seconds >= 0"),
-    ("run_python", {"code": "1", "env": {"A": 1}}, "argument 'env.A' must be a string"),
-    ("run_python", {"code": "1", "colour": "red"}, "unknown argument 'colour'"),
-    ("run_python", {"code": "1", "context": "no-such-context"}, "No context has the ID 'no-such-context'"),
-    ("create_context", {"cwd": "/no/such/dir"}, "'/no/such/dir' does not exist"),
-    ("create_context", {"isolation": "thread"}, "argument 'isolation' must be \"namespace\" or \"process\""),
-    ("restart_context", {"id": "no-such-context"}, "No context has the ID 'no-such-context'"),
-    ("delete_context", {"id": "default"}, "default"),
     ("no_such_tool", {}, "Unknown tool 'no_such_tool'"),
     # A guessed tool with a plausible argument: the name is what is wrong, not the argument.
     ("execute_python", {"code": "print(1)"}, "Unknown tool 'execute_python'; the tools are run_python"),
 ])
-def test_bad_calls_are_clear_errors_and_the_server_stays_up(pykernel_bin, name, arguments, message, isolation):
+def test_an_unknown_tool_is_a_json_rpc_error(pykernel_bin, name, arguments, message):
     async def body(client):
-        await client.call_tool("run_python", {"code": "kept = 'yes'"})
         with pytest.raises(MCPError) as caught:
             await client.call_tool(name, arguments)
-        after = await client.call_tool("run_python", {"code": "print(kept)"})
-        return caught.value, after
-    error, after = session(pykernel_bin, body, "--isolation", isolation)
-    assert message in str(error)
-    assert text_of(after) == "yes\n"
+        return caught.value
+    error = session(pykernel_bin, body)
+    assert error.error.code == -32602 and message in str(error)
+
+
+@pytest.mark.parametrize("version", ["2024-11-05", "2025-06-18", "2025-11-25", "2026-07-28"])
+def test_a_bad_argument_is_a_json_rpc_error_before_protocol_2025_11_25_and_a_refusal_never(pykernel_bin, version):
+    """Before 2025-11-25 MCP has input validation errors as JSON-RPC errors (-32602, as they
+    were); from it on (SEP-1303), and under a version the server does not speak (it agrees to
+    2025-11-25), they are tool execution errors. A refusal (an unknown context) is a tool
+    execution error under every version."""
+    handshake = [{**HANDSHAKE[0], "params": {**HANDSHAKE[0]["params"], "protocolVersion": version}}, HANDSHAKE[1]]
+    calls = [{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "run_python", "arguments": {"code": 1}}},
+             {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+                 "name": "run_python", "arguments": {"code": "1", "context": "nope"}}}]
+    server = raw_server(pykernel_bin, "namespace")
+    stdout, _ = server.communicate(b"".join(json.dumps(line).encode() + b"\n" for line in handshake + calls), timeout=60)
+    answers = {answer["id"]: answer for answer in map(json.loads, stdout.decode().splitlines())}
+    mistyped = "run_python: argument 'code' must be a string"
+    if version < "2025-11-25":
+        assert answers[2]["error"] == {"code": -32602, "message": "Invalid params: " + mistyped, "data": {"detail": mistyped}}
+    else:
+        assert answers[2]["result"] == {"isError": True, "content": [{"type": "text", "text": "invalid_argument: " + mistyped}],
+                                        "structuredContent": {"error": {"code": "invalid_argument", "message": mistyped, "field": "code"}}}
+    refused = answers[3]["result"]
+    assert refused["isError"] and refused["structuredContent"]["error"]["code"] == "context_not_found", answers[3]
 
 
 HANDSHAKE = [
@@ -651,14 +693,18 @@ def test_a_run_queued_behind_a_crash_is_answered_context_dead(pykernel_bin):
         answers[message.get("id")] = message
     server.stdin.close()
     assert server.wait(timeout=60) == 0
-    assert answers[4]["error"]["code"] == -32006, answers[4]
+    refused = answers[4]["result"]
+    assert refused["isError"] and refused["structuredContent"]["error"]["code"] == "context_dead", answers[4]
     # `default` cannot be deleted: what is said of it names the restart only.
     assert answers[3]["result"]["content"][-1]["text"] == "[the context is dead: restart_context gives it a fresh worker process]"
-    assert answers[4]["error"]["message"].endswith(" (tool: restart_context)") and "delete" not in answers[4]["error"]["message"]
+    message = refused["structuredContent"]["error"]["message"]
+    assert message.endswith(" (tool: restart_context)") and "delete" not in message
+    assert refused["content"] == [{"type": "text", "text": "context_dead: " + message}]
 
 
 def test_a_run_queued_on_a_context_deleted_meanwhile_is_answered_context_deleted(pykernel_bin, isolation):
-    """docs/mcp.md's errors: -32004, as `pykernel serve`'s `context_deleted` (it was a bare -32000)."""
+    """docs/mcp.md's errors: `context_deleted`, as `pykernel serve`'s (it was a bare -32000, then a
+    JSON-RPC -32004: now a tool execution error)."""
     server, send = initialized_raw_server(pykernel_bin, isolation)
     send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "create_context", "arguments": {}}})
     context = json.loads(server.stdout.readline())["result"]["structuredContent"]["id"]
@@ -673,11 +719,13 @@ def test_a_run_queued_on_a_context_deleted_meanwhile_is_answered_context_deleted
         answers[message.get("id")] = message
     server.stdin.close()
     assert server.wait(timeout=60) == 0
-    assert answers[4]["error"]["code"] == -32004, answers[4]
-    assert "deleted" in answers[4]["error"]["message"]
+    def error_code(answer):
+        return answer["result"]["structuredContent"].get("error", {}).get("code") if answer["result"]["isError"] else None
+    assert error_code(answers[4]) == "context_deleted", answers[4]
+    assert "deleted" in answers[4]["result"]["content"][0]["text"]
     # The first run was stopped by the deletion (or, when its worker had not come yet, withdrawn).
-    assert answers[3].get("result", {}).get("structuredContent", {}).get("status") == "interrupted" \
-        or answers[3]["error"]["code"] == -32004, answers[3]
+    assert answers[3]["result"]["structuredContent"].get("status") == "interrupted" \
+        or error_code(answers[3]) == "context_deleted", answers[3]
 
 
 def test_a_namespace_default_is_not_told_to_delete_itself(pykernel_bin):
@@ -685,9 +733,9 @@ def test_a_namespace_default_is_not_told_to_delete_itself(pykernel_bin):
         other = (await client.call_tool("create_context", {})).structured_content["id"]
         messages = []
         for context in ("default", other):
-            with pytest.raises(MCPError) as refused:
-                await client.call_tool("restart_context", {"id": context})
-            messages.append(str(refused.value))
+            refused = await client.call_tool("restart_context", {"id": context})
+            assert refused.is_error
+            messages.append(text_of(refused))
         return other, messages
     other, (default, created) = session(pykernel_bin, body)
     assert "default is a namespace context (create a new context instead)." in default and "delete" not in default
@@ -773,14 +821,13 @@ def test_a_crash_answers_the_call_as_an_error_and_leaves_the_server_and_other_co
         await client.call_tool("run_python", {"code": "kept = 'yes'", "context": other})
         crashed = await client.call_tool("run_python", {
             "code": "import os\nos.kill(os.getpid(), 9)", "context": victim})
-        with pytest.raises(MCPError) as refused:
-            await client.call_tool("run_python", {"code": "1", "context": victim})
+        refused = await client.call_tool("run_python", {"code": "1", "context": victim})
         listed = await client.call_tool("list_contexts", {})
         intact = await client.call_tool("run_python", {"code": "print(kept)", "context": other})
         namespace = await client.call_tool("run_python", {"code": "print('namespace alive')"})
         restarted = await client.call_tool("restart_context", {"id": victim})
         fresh = await client.call_tool("run_python", {"code": "print('fresh')", "context": victim})
-        return crashed, refused.value, listed, intact, namespace, restarted, fresh
+        return crashed, refused, listed, intact, namespace, restarted, fresh
     crashed, refused, listed, intact, namespace, restarted, fresh = session(pykernel_bin, body)
     assert crashed.is_error
     assert crashed.structured_content["status"] == "crashed"
@@ -788,7 +835,9 @@ def test_a_crash_answers_the_call_as_an_error_and_leaves_the_server_and_other_co
     assert text_of(crashed).startswith("WorkerCrashed: The worker process was killed by signal 9 (SIGKILL)")
     assert text_of(crashed).endswith("[the context is dead: restart_context gives it a fresh worker process, "
                                      "delete_context removes it]")
-    assert refused.error.code == -32006 and "dead" in str(refused) and "restart_context" in str(refused)
+    # A tool execution error the model reads (it was a JSON-RPC -32006 error).
+    assert refused.is_error and refused.structured_content["error"]["code"] == "context_dead", refused
+    assert text_of(refused).startswith("context_dead: ") and "dead" in text_of(refused) and "restart_context" in text_of(refused)
     states = {c["id"]: c.get("state") for c in listed.structured_content["contexts"]}
     assert list(states.values()).count("dead") == 1 and list(states.values()).count("alive") == 1
     assert text_of(intact) == "yes\n"
