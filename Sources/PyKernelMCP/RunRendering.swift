@@ -67,7 +67,10 @@ enum RunRendering {
     /// JPEG, else any other `image/*` but SVG, which is text, whose data is base64 — MCP's image
     /// content takes any image type; a GIF was its base64 as text), else its HTML, Markdown or
     /// plain text as text (in that order of preference), else (a bundle the code published
-    /// without them) its JSON, LaTeX or SVG, else its first representation by type name.
+    /// without them) its JSON, LaTeX or SVG, else its first representation by type name. A plain
+    /// text that is only Python's default repr (``isPlaceholder(_:)``: IPython's `SVG`, `JSON`,
+    /// `Math` and `Latex` give `<IPython.core.display.SVG object>`) gives way to the SVG's source,
+    /// the JSON (`application/json` or another `+json` type), or the LaTeX, in that order.
     /// A text cut at the limit shows this front's note (`nil`: a bundle the engine left nothing of).
     static func richContent(_ result: RichResult) -> Tool.Content? {
         for mime in ["image/png", "image/jpeg"] {
@@ -81,10 +84,24 @@ enum RunRendering {
         if let (mime, image) = otherImages.min(by: { $0.key < $1.key }) {
             return .image(data: image, mimeType: mime, annotations: nil, _meta: nil)
         }
-        for mime in ["text/html", "text/markdown", "text/plain", "application/json", "text/latex", "image/svg+xml"] {
+        for mime in ["text/html", "text/markdown"] {
+            if let text = result.data[mime] { return .plainText(withToolsCutNote(text, of: mime)) }
+        }
+        let fallbacks: [String] = switch result.data["text/plain"] {
+        case .some(let plain) where !isPlaceholder(plain): ["text/plain"]
+        case .some: ["image/svg+xml", "application/json"] + result.data.keys.filter { $0.hasSuffix("+json") }.sorted() + ["text/latex", "text/plain"]
+        case nil: ["application/json", "text/latex", "image/svg+xml"]
+        }
+        for mime in fallbacks {
             if let text = result.data[mime] { return .plainText(withToolsCutNote(text, of: mime)) }
         }
         return result.data.min { $0.key < $1.key }.map { .plainText(withToolsCutNote($0.value, of: $0.key)) }
+    }
+
+    /// Whether a `text/plain` is only Python's default repr, which says nothing of the value:
+    /// `<module.Class object>` (IPython's display objects) or `<... at 0x7f...>`.
+    static func isPlaceholder(_ text: String) -> Bool {
+        text.wholeMatch(of: /<[^<>\n]*(?: object| at 0x[0-9a-fA-F]+)>/) != nil
     }
 
     /// `text` with the engine's line where the output limit cut it (``HeadTailBuffer/omissionLine(_:)``,

@@ -863,6 +863,37 @@ def test_a_matplotlib_chart_is_image_content_with_its_chart_record(pykernel_bin,
     assert [(e["label"], e["value"]) for e in figure["chart"]["elements"]] == [("a", 3), ("b", 5)]
 
 
+def test_ipython_display_objects_show_their_source_not_a_placeholder(pykernel_bin, isolation):
+    """IPython's `SVG`, `JSON`, `Math` and `Latex` give a `text/plain` that is only their default
+    repr, `<IPython.core.display.SVG object>`, and that was the content the model read (the SVG
+    and the JSON only in `structuredContent`). The SVG's source, the JSON or the LaTeX is given
+    instead; an object whose only representation is that repr still shows it, and a plain
+    text that says something is kept."""
+    venv = os.environ.get("PYKERNEL_RICH_VENV", os.path.join(os.path.dirname(__file__), "..", "..", ".venv-rich"))
+    assert os.path.exists(os.path.join(venv, "bin", "python")), f"{venv} is missing: run scripts/setup"
+    code = ("from IPython.display import display, SVG, JSON, Math, Latex\n"
+            "display(SVG('<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"4\" height=\"4\"><rect width=\"4\" height=\"4\"/></svg>'))\n"
+            "display(JSON({'a': [1, 2]}))\n"
+            "display(Math(r'\\frac{1}{2}'))\n"
+            "display(Latex(r'$x^2$'))\n"
+            "display({'text/plain': '<IPython.core.display.Foo object>', 'application/vnd.example+json': {'b': 1}}, raw=True)\n"
+            "display({'text/plain': '<a labelled chart>', 'image/svg+xml': '<svg/>'}, raw=True)\n"
+            "class Opaque:\n    pass\n"
+            "Opaque()")
+
+    async def body(client):
+        return await client.call_tool("run_python", {"code": code, "timeout": 120})
+    result = session(pykernel_bin, body, "--isolation", isolation, "--venv", venv)
+    assert not result.is_error, text_of(result)
+    svg, json_text, math, latex, other_json, labelled, opaque = [item.text for item in result.content]
+    assert svg == '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="4" height="4"/></svg>', svg
+    assert json.loads(json_text) == {"a": [1, 2]}
+    assert math == "$\\displaystyle \\frac{1}{2}$" and latex == "$x^2$"
+    assert json.loads(other_json) == {"b": 1}
+    assert labelled == "<a labelled chart>"
+    assert opaque.startswith("<__main__.Opaque object at 0x") and opaque.endswith(">"), opaque
+
+
 def test_mcp_with_a_venv_activates_it_for_commands_and_runs(pykernel_bin, isolation, tmp_path):
     """`pykernel mcp --venv`: run_command's python3 was the system's (`pip install` went there) while
     run_python's interpreter was the venv's; both now find the venv activated, as `pykernel serve`."""
