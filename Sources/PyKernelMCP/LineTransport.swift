@@ -330,14 +330,14 @@ actor LineTransport: Transport {
     /// object (MCP's always are); an `initialize` without a string `protocolVersion`, a
     /// `capabilities` object or a `clientInfo` with string `name` and `version`, or with another
     /// member the SDK's types cannot hold (named by its path); a list's `cursor`
-    /// that is not a string; and a `tools/call` without params, without a tool `name` as a
+    /// that is not a string (`null` included: MCP's is a string, left out for the first page); and a `tools/call` without params, without a tool `name` as a
     /// string, or with `arguments` or `_meta` that are not objects. `nil`: nothing of that.
     private static func paramsProblem(method: String, _ params: JSONValue?) -> String? {
         let params = params.flatMap { $0.isNull ? nil : $0 }
         if let params, params.objectValue == nil { return "\"params\" must be an object, got \(params.typeName)" }
         if method == Initialize.name { return initializeProblem(params) }
         if [ListTools.name, ListResources.name, ListPrompts.name, ListResourceTemplates.name].contains(method),
-            let cursor = params?["cursor"], !cursor.isNull, cursor.stringValue == nil
+            let cursor = params?["cursor"], cursor.stringValue == nil
         {
             return "\(method): \"params.cursor\" must be a string (the nextCursor of an earlier page), got \(cursor.typeName)"
         }

@@ -72,7 +72,13 @@ public final class MCPFront: Sendable {
                 variables persist within a context. Create separate contexts for independent work.
                 """,
             capabilities: .init(tools: .init(listChanged: false)))
-        await server.withMethodHandler(ListTools.self) { _ in .init(tools: ToolCatalog.tools) }
+        await server.withMethodHandler(ListTools.self) { params in
+            // Every tool is on the first page: no cursor is one this server gave (MCP: -32602).
+            if let cursor = params.cursor {
+                throw MCPError.invalidParams("tools/list: unknown cursor '\(cursor)' (every tool is on the first page, which a list without a cursor gives)")
+            }
+            return .init(tools: ToolCatalog.tools)
+        }
         let callOrder = CallOrder()
         await server.withMethodHandler(CallTool.self) { [self] params in
             // The next message is read once this call has reached the engine (a run: submitted).

@@ -18,7 +18,8 @@ struct ToolArguments {
         }
     }
 
-    /// The argument, `nil` when absent or JSON `null`.
+    /// The argument, `nil` when absent or JSON `null` (a model may write `null` for an optional
+    /// argument it leaves at its default; ``timeout(_:default:)`` refuses it).
     private func value(_ name: String) -> Value? {
         guard let value = values[name], !value.isNull else { return nil }
         return value
@@ -38,15 +39,19 @@ struct ToolArguments {
 
     /// A timeout in seconds, `seconds` when absent: `nil` for none (0, or past about 30 years),
     /// and a positive value too small for a `Duration` is its smallest (as `pykernel serve` reads
-    /// timeouts).
+    /// timeouts). Unlike the other arguments a JSON `null` is refused, not taken as absent: it
+    /// may mean "no timeout", and absent is the default (600 s for a run), which it silently was.
     func timeout(_ name: String, default seconds: Double) throws(ToolError) -> Duration? {
-        let given: Double? = switch value(name) {
+        let given: Double? = switch values[name] {
         case nil: seconds
         case .int(let number)?: Double(number)
         case .double(let number)?: number
         default: nil
         }
-        guard let given else { throw mistyped(name, "a number of seconds >= 0") }
+        guard let given else {
+            let hint = values[name]?.isNull == true ? ", not null (0 for none; leave it out for the default)" : ""
+            throw mistyped(name, "a number of seconds >= 0" + hint)
+        }
         do throws(InvalidInput) {
             return try InputValidation.timeout(seconds: given, field: name)
         } catch {

@@ -527,6 +527,35 @@ def test_malformed_calls_and_messages_that_are_not_json_rpc_say_what_is_wrong(py
     assert answers[13]["result"]["content"] == [{"type": "text", "text": "fine\n"}]
 
 
+def test_a_cursor_the_server_did_not_give_and_a_null_timeout_are_refused(pykernel_bin):
+    """`tools/list` with a cursor returned the whole list whatever the cursor (MCP: an invalid
+    cursor is -32602; every tool is on the first page), and a null cursor was taken as none
+    (docs/mcp.md: a cursor that is not a string is -32602). `"timeout": null` silently meant the
+    default 600 s (a model may mean "no timeout" by it): refused, as any mistyped argument; other
+    arguments given as null are taken as absent."""
+    call = {"jsonrpc": "2.0", "method": "tools/call"}
+    lines = [HANDSHAKE[0],
+             {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"cursor": "abc"}},
+             {"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {"cursor": None}},
+             {"jsonrpc": "2.0", "id": 4, "method": "tools/list", "params": {}},
+             {**call, "id": 5, "params": {"name": "run_python", "arguments": {"code": "print(1)", "timeout": None}}},
+             {**call, "id": 6, "params": {"name": "run_command", "arguments": {"command": "echo 1", "timeout": None}}},
+             {**call, "id": 7, "params": {"name": "run_python", "arguments": {"code": "print(2)", "context": None, "env": None}}}]
+    server = raw_server(pykernel_bin, "namespace")
+    stdout, _ = server.communicate(b"".join(json.dumps(line).encode() + b"\n" for line in lines), timeout=60)
+    answers = {answer["id"]: answer for answer in map(json.loads, stdout.decode().splitlines())}
+    assert answers[2]["error"]["code"] == -32602, answers[2]
+    assert "unknown cursor 'abc'" in answers[2]["error"]["message"]
+    assert answers[3]["error"] == {"code": -32602, "message": 'Invalid params: tools/list: "params.cursor" must be a string (the nextCursor of an earlier page), got null',
+                                   "data": {"detail": 'tools/list: "params.cursor" must be a string (the nextCursor of an earlier page), got null'}}
+    assert len(answers[4]["result"]["tools"]) == 7
+    for id, tool in ((5, "run_python"), (6, "run_command")):
+        assert answers[id]["error"]["code"] == -32602, answers[id]  # protocol 2025-06-18: a JSON-RPC error
+        assert answers[id]["error"]["message"] == (f"Invalid params: {tool}: argument 'timeout' must be a number of seconds >= 0, "
+                                                   "not null (0 for none; leave it out for the default)")
+    assert answers[7]["result"]["content"] == [{"type": "text", "text": "2\n"}]
+
+
 def test_a_cancelled_call_is_stopped_and_not_answered(pykernel_bin, isolation):
     """MCP: no response to a cancelled request (the interrupted run's result was sent, a
     KeyboardInterrupt traceback under the cancelled id). The request counts as answered: at the
