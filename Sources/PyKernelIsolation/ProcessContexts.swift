@@ -859,7 +859,7 @@ public final class ProcessContexts: Sendable {
             // Nothing ran yet; the worker on the way goes back to the pool or is killed when it comes.
             Self.failUnstarted(record.runs, code: -32004, reason: "context_deleted", message: ErrorMessages.contextDeleted(id))
         } else {
-            answer(record.runs, of: id, ending: .deleted, exit: nil)
+            answer(record.runs, of: id, ending: .deleted, exit: nil, executionCount: record.executionCount)
         }
         record.worker?.kill()
     }
@@ -1498,7 +1498,7 @@ public final class ProcessContexts: Sendable {
             if record.starting {
                 Self.failUnstarted(record.runs, code: -32005, reason: "shutting_down", message: ErrorMessages.runNotStarted)
             } else {
-                answer(record.runs, of: record.id, ending: .shutdown, exit: nil)
+                answer(record.runs, of: record.id, ending: .shutdown, exit: nil, executionCount: record.executionCount)
             }
             record.worker?.kill()
         }

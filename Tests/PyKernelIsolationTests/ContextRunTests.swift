@@ -249,6 +249,20 @@ struct ContextRunTests {
         #expect(inProcess.results.map(\.metadataJSON) == inNamespace.results.map(\.metadataJSON))
         #expect(inProcess.results == inNamespace.results)
     }
+
+    @Test("A run ended by its context's deletion reports the context's next execution count, in both kinds",
+          arguments: KernelContexts.Isolation.allCases)
+    func deletedRunsExecutionCount(isolation: KernelContexts.Isolation) async throws {
+        let contexts = try await Hosted.contexts.value
+        let context = try await contexts.createContext(isolation: isolation)
+        for _ in 0..<2 { _ = try await contexts.run("1", in: context.id).result() }
+        let run = try contexts.run("import time\nprint('sleeping', flush=True)\ntime.sleep(60)", in: context.id)
+        try await read(run, until: isOutput)
+        try contexts.deleteContext(context.id)
+        let result = try await within(.seconds(20), "the deleted context's run") { try await run.result() }
+        #expect(result.status == .interrupted)
+        #expect(result.executionCount == 3)
+    }
 }
 
 @Suite("KernelContexts after shutdown")

@@ -1135,3 +1135,22 @@ def test_restarting_a_context_whose_directory_is_gone_says_so(server, tmp_path):
     directory.mkdir()
     assert run(server, context, "print(x)")["stdout"] == "5\n"
     server.result("context.delete", {"id": context})
+
+
+@pytest.mark.parametrize("end", ["context.delete", "shutdown"])
+def test_a_run_ended_by_a_deletion_or_shutdown_has_the_contexts_next_execution_count(pykernel_bin, end):
+    """A process context's run answered `interrupted` because its context was deleted, or the
+    server shut down, has the execution count it ran with (the context's last + 1), as a
+    namespace context's: it said 1 whatever the context had run before."""
+    raw = RawServer(pykernel_bin, ["--pool-size", "1"])
+    try:
+        context = create(raw)["id"]
+        for count in (1, 2, 3):
+            assert run(raw, context, "1")["execution_count"] == count
+        long = raw.request("code.run", {"context": context, "code": "print('s', flush=True)\nimport time\ntime.sleep(60)"})
+        raw.wait_for(lambda m: m.get("method") == "code.output" and m["params"]["request_id"] == long, what="the run in progress")
+        raw.result(end, {"id": context} if end == "context.delete" else {})
+        result = raw.response(long, timeout=10)["result"]
+        assert (result["status"], result["execution_count"]) == ("interrupted", 4), result
+    finally:
+        raw.kill()
