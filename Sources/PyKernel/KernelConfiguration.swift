@@ -36,9 +36,11 @@ public struct KernelConfiguration: Sendable {
     /// message is printed on `sys.stderr`), and its record's traceback is empty. On for
     /// `pykernel run`, which behaves like `python3` (the program owns the process).
     public var usesProcessStandardStreams: Bool
-    /// The most runs that may wait behind the one in progress (default 10,000); a run submitted
-    /// beyond it is refused with ``KernelError/Code/runQueueFull`` instead of queued, so a
-    /// client that submits faster than code runs cannot grow the engine's memory without bound.
+    /// The most runs that may wait behind the one in progress (default 10,000): in the
+    /// interpreter (every namespace context's), and in each process context of contexts built on
+    /// the engine (`KernelContexts`). A run submitted beyond it is refused with
+    /// ``KernelError/Code/runQueueFull`` instead of queued, so a client that submits faster than
+    /// code runs cannot grow the engine's memory without bound.
     public var runQueueLimit: Int
     /// How long a run's output may wait to be coalesced with later writes before it is handed out
     /// as an event (default 20 ms; output also goes once 64 KiB are waiting, and at the run's

@@ -85,7 +85,9 @@ public final class KernelContexts: Sendable {
     ) async throws(KernelError) {
         self.manager = manager
         self.defaultIsolation = defaultIsolation
-        processContexts = ProcessContexts(configuration: workers, startPool: startPool || defaultIsolation == .process, logger: logger)
+        processContexts = ProcessContexts(
+            configuration: workers, runQueueLimit: manager.configuration.runQueueLimit, startPool: startPool || defaultIsolation == .process,
+            logger: logger)
         if defaultIsolation == .process {
             do throws(IsolationError) {
                 _ = try await processContexts.create(id: ContextID.default.rawValue, cwd: nil, waitForWorker: true)

@@ -1,6 +1,7 @@
 import Foundation
 import JSONRPC
 import Logging
+import PyKernel
 import PyKernelSupport
 import Synchronization
 
@@ -15,6 +16,7 @@ public struct IsolationError: Error, Sendable {
         case unavailable = "worker_unavailable"
         case invalidArgument = "invalid_argument"
         case invalidCwd = "invalid_cwd"
+        case runQueueFull = "run_queue_full"
     }
     /// Why it was refused.
     public let code: Code
@@ -276,6 +278,9 @@ public final class ProcessContexts: Sendable {
 
     /// How workers are started.
     public let configuration: Configuration
+    /// The most runs that may wait in one context behind its run in progress: a run submitted
+    /// beyond it is refused with ``IsolationError/Code/runQueueFull`` instead of queued.
+    public let runQueueLimit: Int
     private let state = Mutex(State())
     /// The workers that hold runs sent with `hold` (see ``writeHeldRuns()``).
     private let heldFor = Mutex<[Worker]>([])
@@ -285,10 +290,17 @@ public final class ProcessContexts: Sendable {
     private let deadlines = DeadlineTimer()
     private let spawner = DispatchQueue(label: "pykernel-isolation-pool")
 
-    /// - Parameter startPool: Start the pool's workers now (in the background); else at the
-    ///   first process context.
-    public init(configuration: Configuration, startPool: Bool = true, logger: Logger = Logger(label: "pykernel.isolation")) {
+    /// - Parameters:
+    ///   - runQueueLimit: The most runs that may wait in one context behind its run in progress
+    ///     (the engine's ``KernelConfiguration/runQueueLimit``, which bounds a namespace context's).
+    ///   - startPool: Start the pool's workers now (in the background); else at the first process
+    ///     context.
+    public init(
+        configuration: Configuration, runQueueLimit: Int = KernelConfiguration.defaultRunQueueLimit, startPool: Bool = true,
+        logger: Logger = Logger(label: "pykernel.isolation")
+    ) {
         self.configuration = configuration
+        self.runQueueLimit = runQueueLimit
         self.logger = logger
         state.withLock { $0.spawning = !configuration.forkServer }
         deadlines.start(name: "pykernel-isolation-deadlines")
@@ -990,7 +1002,7 @@ public final class ProcessContexts: Sendable {
             if state.shuttingDown { throw IsolationError(.shuttingDown, ErrorMessages.runNotStarted) }
             guard state.contexts[id] != nil else { throw Self.notFound(id) }
             let run = ActiveRun(relay: relay, timeout: timeout, cpuTimeLimit: state.contexts[id]!.cpuTimeLimit, params: params)
-            return (run, try Self.queue(run, in: &state.contexts[id]!, id: id))
+            return (run, try Self.queue(run, in: &state.contexts[id]!, id: id, limit: runQueueLimit))
         }
         if let (worker, workerContext, isHead, generation) = target {
             send(id, run, to: worker, workerContext: workerContext, isHead: isHead, generation: generation, hold: hold)
@@ -1001,9 +1013,16 @@ public final class ProcessContexts: Sendable {
     /// Queues `run` in its context's record (changed in place: a copy of the record would copy
     /// its queue of runs for every run queued, quadratic in a pipelined batch); returns where to
     /// send it (worker, worker-side context, whether it is the context's first run, generation),
-    /// or `nil` when it waits for the worker.
-    private static func queue(_ run: ActiveRun, in record: inout Record, id: String) throws(IsolationError) -> (Worker, String, Bool, Int)? {
+    /// or `nil` when it waits for the worker. Refused when `limit` runs wait behind the one in progress.
+    private static func queue(
+        _ run: ActiveRun, in record: inout Record, id: String, limit: Int
+    ) throws(IsolationError) -> (Worker, String, Bool, Int)? {
         if let reason = record.deadReason { throw Self.dead(id, reason) }
+        guard record.runs.count <= limit else {
+            throw IsolationError(
+                .runQueueFull,
+                "\(limit) runs are already waiting in the context \(id); the run was not queued. Retry when some have finished.")
+        }
         record.runs.append(run)
         // Its worker is on the way, the runs that waited for it are being sent, runs wait for
         // their turn, or it waits for its own: after them.
@@ -1025,7 +1044,7 @@ public final class ProcessContexts: Sendable {
         case sendWaiting
     }
 
-    /// Takes an answered run out of its context's queue (in place, as ``queue(_:in:id:)``) and says
+    /// Takes an answered run out of its context's queue (in place, as ``queue(_:in:id:limit:)``) and says
     /// what follows for the context's next run when the answered one was the first. Nothing when
     /// the context was deleted or restarted since. The worker's answers are not ordered (a run's
     /// answer may wait for the task that relays its results while the next run's is written at

@@ -20,6 +20,7 @@ extension RPCError {
         case .contextNotFound: ApplicationErrorCode.contextNotFound
         case .contextDead: ApplicationErrorCode.contextDead
         case .busy: ApplicationErrorCode.interpreterBusy
+        case .runQueueFull: ApplicationErrorCode.runQueueFull
         case .shuttingDown: ApplicationErrorCode.shuttingDown
         case .unavailable: RPCError.Code.internalError
         case .invalidArgument, .invalidCwd: RPCError.Code.invalidParams

@@ -49,7 +49,7 @@ struct Serve: AsyncParsableCommand {
             configuration: .init(
                 executable: Self.executablePath, workerArguments: options.workerArguments, poolSize: options.poolSize ?? 2,
                 gracePeriod: manager.configuration.timeoutGracePeriod, workingDirectory: manager.configuration.workingDirectory),
-            startPool: defaultIsolation == .process || options.poolSize != nil,
+            runQueueLimit: manager.configuration.runQueueLimit, startPool: defaultIsolation == .process || options.poolSize != nil,
             logger: Logger(label: "pykernel.isolation"))
         if defaultIsolation == .process {
             _ = try await contexts.create(id: ContextID.default.rawValue, cwd: nil, waitForWorker: true)

@@ -250,6 +250,24 @@ struct ContextRunTests {
         #expect(inProcess.results == inNamespace.results)
     }
 
+    @Test("A full run queue refuses a run with runQueueFull in both kinds, and the runs queued all run")
+    func runQueueLimit() async throws {
+        let contexts = try await Hosted.contexts.value
+        let limit = contexts.manager.configuration.runQueueLimit
+        for isolation in KernelContexts.Isolation.allCases {
+            let context = try await contexts.createContext(isolation: isolation)
+            defer { try? contexts.deleteContext(context.id) }
+            let blocker = try contexts.run("import time\nprint('holding', flush=True)\ntime.sleep(60)", in: context.id)
+            try await read(blocker, until: isOutput)
+            let queued = try (0..<limit).map { index in try contexts.run("n = \(index)", in: context.id) }
+            await expectKernelError(.runQueueFull) { try contexts.run("pass", in: context.id) }
+            #expect(try await contexts.interrupt(context.id))
+            #expect(try await blocker.result().status == .interrupted)
+            for run in queued { #expect(try await run.result().status == .ok) }
+            #expect(try await contexts.run("print(n)", in: context.id).result().stdout == "\(limit - 1)\n", "\(isolation)")
+        }
+    }
+
     @Test("A run ended by its context's deletion reports the context's next execution count, in both kinds",
           arguments: KernelContexts.Isolation.allCases)
     func deletedRunsExecutionCount(isolation: KernelContexts.Isolation) async throws {

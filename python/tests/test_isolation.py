@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from pykernel_raw import RawServer
+from pykernel_raw import RawServer, is_response
 
 # Code that does not stop: native code blocks the stop signal (libc's pthread_sigmask through
 # ctypes; Python's own keeps it deliverable), then a sleep, which only that signal interrupts. (A
@@ -1152,5 +1152,37 @@ def test_a_run_ended_by_a_deletion_or_shutdown_has_the_contexts_next_execution_c
         raw.result(end, {"id": context} if end == "context.delete" else {})
         result = raw.response(long, timeout=10)["result"]
         assert (result["status"], result["execution_count"]) == ("interrupted", 4), result
+    finally:
+        raw.kill()
+
+
+def test_a_process_context_refuses_a_run_past_its_run_queue_limit(pykernel_bin):
+    """At most 10,000 runs wait behind a process context's run in progress, as behind a namespace
+    context's: the next is refused with -32007 (`run_queue_full`) by the server, naming the
+    context, and every run queued then runs."""
+    raw = RawServer(pykernel_bin, ["--pool-size", "1"])
+    try:
+        context = create(raw)["id"]
+        blocker = raw.request("code.run", {"context": context, "code": "import time\nprint('h', flush=True)\ntime.sleep(60)"})
+        raw.wait_for(lambda m: m.get("method") == "code.output" and m["params"]["request_id"] == blocker, what="the blocker")
+        ids = [raw.next_id() for _ in range(10_001)]
+        raw.send(b"".join(json.dumps({"jsonrpc": "2.0", "id": id, "method": "code.run",
+                                      "params": {"context": context, "code": f"n = {index}"}}).encode() + b"\n"
+                          for index, id in enumerate(ids)))
+        refused = raw.response(ids[-1], timeout=60)["error"]
+        assert (refused["code"], refused["data"]) == (-32007, {"reason": "run_queue_full"}), refused
+        assert context in refused["message"], refused
+        assert raw.result("code.interrupt", {"context": context}) == {"interrupted": True}
+        queued = set(ids[:-1])
+        deadline = time.monotonic() + 120
+        while True:  # one pass over the messages at a time (waiting for each response would be quadratic)
+            statuses = {m["id"]: (m.get("result") or {}).get("status")
+                        for _, m in list(raw.messages) if is_response(m) and m.get("id") in queued}
+            if len(statuses) == len(queued) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert len(statuses) == len(queued), f"{len(queued) - len(statuses)} queued runs not answered"
+        assert set(statuses.values()) == {"ok"}, [item for item in statuses.items() if item[1] != "ok"][:3]
+        assert run(raw, context, "print(n)")["stdout"] == "9999\n"
     finally:
         raw.kill()
