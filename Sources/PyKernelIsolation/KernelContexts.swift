@@ -324,7 +324,7 @@ public final class KernelContexts: Sendable {
 ///   still queued behind an earlier run of its context (or waits for a process context's worker):
 ///   it never runs, and the iterator yields its result, status ``ExecutionStatus/interrupted``
 ///   with execution count 0. A run in progress is not stopped by cancellation (use
-///   ``KernelContexts/interrupt(_:)``).
+///   ``KernelContexts/interrupt(_:)``); its wait for input, open then, gets end of file.
 ///
 /// It throws a ``KernelError`` when the run could not start (its context was deleted or its
 /// worker ended while the run was queued, the manager shut down).

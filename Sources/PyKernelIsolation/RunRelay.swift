@@ -62,6 +62,9 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
     /// The worker asked for input (a `code.input_request` was relayed): an abandoned run's open
     /// request is answered end of file.
     private var inputRequested = false
+    /// The last request for input relayed has not been answered yet (``answerInput(_:)``): a
+    /// cancelled reader's (``readerCancelled()``) is answered end of file.
+    private var inputOpen = false
     /// An end of file is due to the worker once the run's request id there is known (``bind(to:requestID:)``).
     private var endOfFileOwed = false
     private let limit: Int
@@ -124,7 +127,7 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
             if let target { Self.sendEndOfFile(to: target) }
             return
         }
-        if isInputRequest { inputRequested = true }
+        if isInputRequest { (inputRequested, inputOpen) = (true, true) }
         let event = RelayEvent.notification(method, params)
         deliver(event, size: size)
     }
@@ -231,10 +234,18 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
 
     /// The task reading a queued relay was cancelled: the run is withdrawn if it has not been
     /// sent to its worker yet (it is then answered `interrupted` and never runs); a run sent
-    /// already goes on.
+    /// already goes on, and its request for input open now is answered end of file, as a
+    /// namespace run's is (nobody will answer it: the code would wait until its timeout, and the
+    /// context's later runs with it).
     func readerCancelled() {
         guard let withdraw, !isFinished else { return }
         withdraw(self)
+        let target = lock.withLock { () -> (worker: Worker, requestID: Int64)? in
+            guard inputOpen, !ended else { return nil }
+            inputOpen = false
+            return endOfFileTargetLocked()
+        }
+        if let target { Self.sendEndOfFile(to: target) }
     }
 
     /// The run's worker was killed: the worker's reader thread no longer waits for room in the
@@ -272,7 +283,10 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
         let notWaiting = RelayEvent.error(
             code: -32602, message: "The run is not waiting for input (it was answered already, or has ended).",
             data: ["reason": "not_waiting_for_input", "field": "request_id"])
-        guard let (worker, id) = lock.withLock({ ended ? nil : target }) else { return notWaiting }
+        guard let (worker, id) = lock.withLock({ () -> (Worker, Int64)? in
+            inputOpen = false
+            return ended ? nil : target
+        }) else { return notWaiting }
         var params = fields
         params["request_id"] = .integer(id)
         let reply: WorkerReply = await withCheckedContinuation { continuation in

@@ -250,6 +250,32 @@ struct ContextRunTests {
         #expect(inProcess.results == inNamespace.results)
     }
 
+    @Test("Cancelling the task that reads a run waiting for input gives the code end of file at once; the context goes on",
+          arguments: KernelContexts.Isolation.allCases)
+    func cancelledReaderOfAnInputWait(isolation: KernelContexts.Isolation) async throws {
+        let contexts = try await Hosted.contexts.value
+        let context = try await contexts.createContext(isolation: isolation)
+        defer { try? contexts.deleteContext(context.id) }
+        let run = try contexts.run("try:\n    v = input('q? ')\nexcept EOFError:\n    print('EOF')", in: context.id,
+                                   timeout: .seconds(60), allowStdin: true)
+        let (asked, askedContinuation) = AsyncStream<Void>.makeStream()
+        let reader = Task { () async throws -> ExecutionResult in
+            var iterator = run.makeAsyncIterator()
+            _ = try await nextInputRequest(of: &iterator)
+            askedContinuation.yield()
+            while let event = try await iterator.next() {
+                if case .completed(let result) = event { return result }
+            }
+            throw CancellationError()
+        }
+        for await _ in asked { break }
+        reader.cancel()
+        let result = try await within(.seconds(20), "the cancelled reader of a run waiting for input") { try await reader.value }
+        #expect(result.status == .ok && result.stdout == "EOF\n")
+        let next = try await within(.seconds(20), "the run after it") { try await contexts.run("'next'", in: context.id).result() }
+        #expect(next.mainResult?.text == "'next'")
+    }
+
     @Test("A full run queue refuses a run with runQueueFull in both kinds, and the runs queued all run")
     func runQueueLimit() async throws {
         let contexts = try await Hosted.contexts.value
