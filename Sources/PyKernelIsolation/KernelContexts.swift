@@ -255,15 +255,30 @@ public final class KernelContexts: Sendable {
 
     /// Interrupts the run in progress in a context (`KeyboardInterrupt` where the code is). A
     /// process context's run that has not stopped after the grace period is ended with its worker.
-    /// - Returns: `false` when nothing was running there, or its run's timeout stopped it already
-    ///   (it ends `timeout`: a run's first stop decides).
+    ///
+    /// In both kinds `true` means the run's result is ``ExecutionStatus/interrupted``: a process
+    /// context's answer is its worker's (it took the interrupt while the run was in progress),
+    /// so the call waits for the worker (milliseconds; at most the grace period for a worker that
+    /// does not answer, which is then ended). A process context's run still waiting for its
+    /// worker is withdrawn (`true`: answered `interrupted` without running).
+    /// - Returns: `false` when nothing was running there, its run ended before the interrupt
+    ///   reached it, or its run's timeout stopped it already (it ends `timeout`: a run's first
+    ///   stop decides).
     /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/shutDown`` (after ``shutdown()``).
     @discardableResult
-    public func interrupt(_ context: ContextID) throws(KernelError) -> Bool {
+    public func interrupt(_ context: ContextID) async throws(KernelError) -> Bool {
         try checkNotShutDown()
         guard processContexts.contains(context.rawValue) else { return try manager.interrupt(context) }
+        let answer: Result<Bool, IsolationError> = await withCheckedContinuation { continuation in
+            do throws(IsolationError) {
+                // Answered once, with the worker's answer.
+                try processContexts.interrupt(context.rawValue) { continuation.resume(returning: .success($0)) }
+            } catch {
+                continuation.resume(returning: .failure(error))
+            }
+        }
         do throws(IsolationError) {
-            return try processContexts.interrupt(context.rawValue)
+            return try answer.get()
         } catch {
             throw KernelError(error)
         }

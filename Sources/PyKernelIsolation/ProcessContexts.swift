@@ -1145,23 +1145,16 @@ public final class ProcessContexts: Sendable {
     }
 
     /// Sends an interrupt to the context's run in progress; a run still going after the grace
-    /// period is ended with its worker. `false` when nothing runs (`true` does not wait for the
-    /// worker: the run may end `ok` if it ended before the worker read the interrupt; see
-    /// ``interrupt(_:answered:)``).
-    public func interrupt(_ id: String) throws(IsolationError) -> Bool {
-        try sendInterrupt(id, answered: nil)
-    }
-
-    /// ``interrupt(_:)``, and `answered` gets whether it stopped a run: the worker's own answer,
-    /// `true` only when it took the interrupt while the run was in progress (whose answer then
-    /// has status `interrupted`), `false` when the run had ended first or nothing runs. A run
+    /// period is ended with its worker. `answered` gets whether it stopped a run: the worker's own
+    /// answer, `true` only when it took the interrupt while the run was in progress (whose answer
+    /// then has status `interrupted`), `false` when the run had ended first or nothing runs. A run
     /// not sent yet (its context's worker is on the way) is withdrawn at once: answered
     /// `interrupted` without running, and `answered` gets `true`.
     public func interrupt(_ id: String, answered: @escaping @Sendable (Bool) -> Void) throws(IsolationError) {
         _ = try sendInterrupt(id, answered: answered)
     }
 
-    /// ``interrupt(_:)`` only when the run of `relay` is the context's run in progress, never
+    /// ``interrupt(_:answered:)`` only when the run of `relay` is the context's run in progress, never
     /// another (a front cancelling that run's request): `false` when it has been answered, or
     /// has not begun. A run read through ``RunRelay/next()`` is the only one its worker has while
     /// it is in progress (the next is sent after its answer), so the interrupt never reaches a

@@ -185,7 +185,7 @@ public final class MCPFront: Sendable {
             return CallTool.Result(content: [.plainText("restarted \(id.rawValue)")], structured: Self.contextValue(context))
         case ToolCatalog.interrupt:
             let id = ContextID(try arguments.requiredString("context"))
-            let interrupted = try engine { () throws(KernelError) in try contexts.interrupt(id) }
+            let interrupted = try await engine { () async throws(KernelError) in try await contexts.interrupt(id) }
             return .init(
                 content: [.plainText(interrupted ? "interrupted the run in \(id.rawValue)" : "no run to interrupt in \(id.rawValue) (none in progress, or its timeout stopped it already)")],
                 structured: (.object(["interrupted": .bool(interrupted)])))

@@ -294,6 +294,25 @@ struct ContextRunTests {
         }
     }
 
+    @Test("interrupt() answers true only when the run then ends interrupted, in both kinds (the run racing its end)",
+          arguments: KernelContexts.Isolation.allCases)
+    func interruptAnswersTheRunsEnd(isolation: KernelContexts.Isolation) async throws {
+        let contexts = try await Hosted.contexts.value
+        let context = try await contexts.createContext(isolation: isolation)
+        defer { try? contexts.deleteContext(context.id) }
+        var mismatches: [String] = []
+        for index in 0..<60 {
+            // Runs of 0 to 6 thousand loop turns, interrupted at once or up to 3.6 ms later: some
+            // end before the interrupt reaches them, some while it is on its way, some after.
+            let run = try contexts.run("x = \(index)\nfor _ in range(\(index % 7) * 1000): pass", in: context.id)
+            if index % 3 > 0 { try await Task.sleep(for: .microseconds(300 * (index % 3) * (index % 7))) }
+            let interrupted = try await contexts.interrupt(context.id)
+            let status = try await run.result().status
+            if interrupted && status != .interrupted { mismatches.append("\(index): true, then \(status)") }
+        }
+        #expect(mismatches.isEmpty)
+    }
+
     @Test("A run ended by its context's deletion reports the context's next execution count, in both kinds",
           arguments: KernelContexts.Isolation.allCases)
     func deletedRunsExecutionCount(isolation: KernelContexts.Isolation) async throws {
@@ -357,7 +376,7 @@ struct KernelContextsShutdownTests {
         for (name, id) in [("process", process.id), ("namespace", namespace.id)] {
             await note("run(\(name))") { () throws(KernelError) in _ = try contexts.run("1", in: id) }
             await note("context(\(name))") { () throws(KernelError) in _ = try contexts.context(id) }
-            await note("interrupt(\(name))") { () throws(KernelError) in _ = try contexts.interrupt(id) }
+            await note("interrupt(\(name))") { () async throws(KernelError) in _ = try await contexts.interrupt(id) }
             await note("restartContext(\(name))") { () async throws(KernelError) in _ = try await contexts.restartContext(id) }
             await note("deleteContext(\(name))") { () throws(KernelError) in try contexts.deleteContext(id) }
         }

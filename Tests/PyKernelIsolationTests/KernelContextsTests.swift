@@ -86,7 +86,7 @@ struct KernelContextsTests {
             case .output(let chunk):
                 #expect(chunk.text == "started\n")
                 sawOutput = true
-                interrupted = try contexts.interrupt(context.id)
+                interrupted = try await contexts.interrupt(context.id)
             case .result, .inputRequest:
                 Issue.record("no rich result or input request expected")
             case .completed(let result):
