@@ -303,7 +303,8 @@ public final class KernelContexts: Sendable {
     /// context (``createContext(isolation:cwd:memoryLimitMB:cpuTimeLimit:)``, ``context(_:)``,
     /// ``run(_:in:environment:timeout:outputLimit:allowStdin:)``, ``interrupt(_:)``,
     /// ``restartContext(_:)``, ``deleteContext(_:)``), whichever its kind, throws
-    /// ``KernelError/Code/shutDown``.
+    /// ``KernelError/Code/shutDown``. Contexts released without it end their process contexts
+    /// the same way (runs answered, workers killed) but wait for nothing.
     public func shutdown() async {
         isShutDown.store(true, ordering: .releasing)
         manager.shutdown()

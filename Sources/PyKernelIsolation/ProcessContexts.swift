@@ -1499,6 +1499,23 @@ public final class ProcessContexts: Sendable {
 
     /// Ends every worker (answering runs in progress `interrupted`) and waits until they are reaped.
     public func shutdown() async {
+        let (workers, forkServer) = endEveryWorker()
+        let deadline = ContinuousClock.now + .seconds(2)
+        while workers.contains(where: { $0.exit == nil }) && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        // The fork server kills what is left of its children, reaps them and exits.
+        forkServer?.stop()
+        while let forkServer, !forkServer.hasEnded, ContinuousClock.now < deadline + .seconds(1) {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// What a shutdown does at once: no run, creation or restart is taken from now on; runs in
+    /// progress are answered `interrupted`, queued and waiting ones `shutting_down`; every worker
+    /// is killed and the timers stop. Returns the workers killed (to wait for) and the fork server
+    /// (to stop once they are reaped).
+    private func endEveryWorker() -> (workers: [Worker], forkServer: ForkServer?) {
         beginShutdown()
         let (records, pool, forkServer, waiters) = state.withLock { state in
             defer { state.contexts = [:]; state.byWorker = [:]; state.pool = []; state.waiters = [] }
@@ -1516,16 +1533,15 @@ public final class ProcessContexts: Sendable {
         }
         pool.forEach { $0.kill() }
         deadlines.stop()
-        let workers = records.compactMap(\.worker) + pool
-        let deadline = ContinuousClock.now + .seconds(2)
-        while workers.contains(where: { $0.exit == nil }) && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        // The fork server kills what is left of its children, reaps them and exits.
-        forkServer?.stop()
-        while let forkServer, !forkServer.hasEnded, ContinuousClock.now < deadline + .seconds(1) {
-            try? await Task.sleep(for: .milliseconds(5))
-        }
+        return (records.compactMap(\.worker) + pool, forkServer)
+    }
+
+    /// Released without ``shutdown()``: what it does at once. The runs in flight are answered
+    /// (their workers' answers would go nowhere: the tasks waiting for them would wait for ever),
+    /// the workers are killed and the fork server is stopped (it reaps its children and exits);
+    /// nothing is waited for.
+    deinit {
+        endEveryWorker().forkServer?.stop()
     }
 }
 

@@ -326,6 +326,24 @@ struct ContextRunTests {
         #expect(result.status == .interrupted)
         #expect(result.executionCount == 3)
     }
+
+    @Test("KernelContexts released without shutdown(): its process run in flight is answered and its worker ends")
+    func releasedWithoutShutdown() async throws {
+        let manager = try await engine()
+        var contexts: KernelContexts? = try await KernelContexts(
+            manager: manager, workers: .init(executable: Hosted.executable, poolSize: 0, workingDirectory: manager.configuration.workingDirectory))
+        let context = try await contexts!.createContext(isolation: .process)
+        _ = try await contexts!.run("1", in: context.id).result()
+        let pid = try #require(contexts!.processContexts.list().first { $0.id == context.id.rawValue }?.pid)
+        let run = try contexts!.run("import time\nprint('sleeping', flush=True)\ntime.sleep(60)", in: context.id)
+        try await read(run, until: isOutput)
+        contexts = nil
+        let result = try await within(.seconds(20), "the run of released contexts") { try await run.result() }
+        #expect(result.status == .interrupted)
+        #expect(result.executionCount == 2)
+        await waitUntil(within: .seconds(20)) { kill(pid, 0) != 0 }
+        #expect(kill(pid, 0) != 0, "the worker \(pid) still runs")
+    }
 }
 
 @Suite("KernelContexts after shutdown")
