@@ -203,6 +203,8 @@ final class InterpreterState {
             try module.borrowed.setAttribute("_request_input", requestInput.borrowed)
             let inputRun = try PyOwned.nativeFunction(name: "input_run", RunSupervisor.inputRun, arguments: .noArguments)
             try module.borrowed.setAttribute("_input_run", inputRun.borrowed)
+            let wakeForSignal = try PyOwned.nativeFunction(name: "wake_for_signal", RunSupervisor.wakeForSignal, arguments: .noArguments)
+            try module.borrowed.setAttribute("_wake_for_signal", wakeForSignal.borrowed)
             try Self.installNativeSuggestions()
             engineStreams = try module.borrowed.attribute("_streams")
             engineStreamObjects = try module.borrowed.attribute("_stream_objects")

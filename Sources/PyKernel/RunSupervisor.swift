@@ -52,6 +52,10 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         /// The request for input a stop withdrew (its wait ends with the stop): an answer that
         /// comes after the stop is refused, not taken and dropped.
         var withdrawnInput: InputRequest?
+        /// An answer that came while a signal's handler ran during the wait, which then raised
+        /// (the request was withdrawn): the run's next read gets it, as python3's next read gets
+        /// the line a read interrupted by a signal left unread.
+        var keptReply: InputReply?
 
         /// Records `stop`, requested at `now`; returns whether waiters must be woken: the watchdog
         /// (a first interrupt: it now watches the grace period) and a wait for input (it ends).
@@ -78,6 +82,10 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         case reply(InputReply)
         /// A stop is pending for the interpreter thread: run the signal handlers.
         case stopped
+        /// The interpreter thread's wait was woken by a signal, or by something else that left it
+        /// waiting: run the signal handlers, then wait again for `request` (the request opened
+        /// and still open, or `nil` before one was opened) or withdraw it if one raised.
+        case signalled(InputRequest?)
     }
 
     static let resignalInterval = Duration.milliseconds(250)
@@ -97,6 +105,8 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     private static let deadlineBlockWatch = Duration.milliseconds(1)
 
     private let lock = ConditionLock()
+    /// What the interpreter thread's wait for input blocks on: a signal ends it (see ``InputWakeup``).
+    let inputWakeup = InputWakeup()
     /// Whether the interpreter thread runs Python code of the engine's own during a run
     /// (``holdingStops(_:)``): a stop's handler raises nothing there (the exception's traceback
     /// would be the engine's) and leaves the stop pending; ``codeStarts()`` raises it where the
@@ -675,7 +685,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         // An anticipated stop's signal still on its way wakes the call (its arrival trips): nothing
         // more is sent (repeats, by the watchdog, always signal).
         if sends, !(onlyIfBlocked && anticipationSignalled.load(ordering: .relaxed)) { Self.sendStop(signal.number, to: signal.thread) }
-        if signal.wakeWaiters { lock.broadcast() }
+        if signal.wakeWaiters { wakeInputWaiters() }
         return sends
     }
 
@@ -726,7 +736,10 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     /// `request_input((prompt, password))`, called by the runtime's `input`, `getpass` and
     /// `sys.stdin` reads: the answer (`str`), `None` at end of file, or `False` when the run has
     /// no standard input (the caller then behaves as without `allow_stdin`). Waits without the
-    /// GIL; a stop (timeout, interrupt) raises where the code is.
+    /// GIL; a stop (timeout, interrupt) raises where the code is. On the interpreter thread a
+    /// signal runs its Python-level handler while the code waits, as in python3 (PEP 475): a
+    /// handler that returns leaves the same request open and the wait goes on; one that raises
+    /// withdraws the request and its exception comes out of the read.
     static let requestInput: NativeFunctionPointer = { _, argument in
         guard let argument = PyBorrowed(argument), let prompt = argument.tupleItem(0)?.stringValue,
               let password = argument.tupleItem(1)?.isTrue
@@ -738,10 +751,12 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         let supervisor = runtime.supervisor
         let onInterpreterThread = supervisor.isInterpreterThread
         let owner = onInterpreterThread ? nil : runtime.threadOwners.ownerOfCurrentThread()
+        var open: InputRequest?
         while true {
-            let outcome = withGILReleased {
-                supervisor.awaitInput(prompt: prompt, password: password, owner: owner, onInterpreterThread: onInterpreterThread)
+            let outcome = withGILReleased { [open] in
+                supervisor.awaitInput(prompt: prompt, password: password, owner: owner, onInterpreterThread: onInterpreterThread, continuing: open)
             }
+            open = nil
             switch outcome {
             case .unavailable:
                 return PyOwned(retaining: .false).transfer()
@@ -752,8 +767,22 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
             case .stopped:
                 // The stop's handler raises; a stale signal raises nothing: ask again.
                 if !PythonSignals.runPendingHandlers() { return nil }
+            case .signalled(let request):
+                guard PythonSignals.runPendingHandlers() else {
+                    if let request { supervisor.withdrawInput(request) }
+                    return nil
+                }
+                open = request
             }
         }
+    }
+
+    /// `wake_for_signal()`, called by the runtime after it tripped a signal for the interpreter
+    /// thread without sending one (`_thread.interrupt_main`, as it delivers the code's own SIGINT):
+    /// a wait for input there runs the signal's handler now, as for a signal sent.
+    static let wakeForSignal: NativeFunctionPointer = { _, _ in
+        EmbeddedRuntime.current.supervisor.inputWakeup.wake()
+        return PyOwned(retaining: .none).transfer()
     }
 
     /// `input_run()`, called by the runtime's `sys.stdin` before it hands out what it kept of an
@@ -791,48 +820,88 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
     ///   - owner: The context that started the calling thread (`nil` on the interpreter thread).
     ///   - onInterpreterThread: Whether stops end the wait (they are raised on that thread only;
     ///     other threads' waits end with the run).
-    func awaitInput(prompt: String, password: Bool, owner: ContextID?, onInterpreterThread: Bool) -> InputOutcome {
+    func awaitInput(prompt: String, password: Bool, owner: ContextID?, onInterpreterThread: Bool, continuing open: InputRequest? = nil) -> InputOutcome {
         lock.lock()
+        defer { lock.unlock() }
         guard let run = current, run.output.allowsInput, !run.reported, onInterpreterThread || owner == run.context else {
-            lock.unlock()
-            return .unavailable
+            return open == nil ? .unavailable : .reply(.endOfFile)
         }
         let serial = run.serial
         var stopped: Bool { onInterpreterThread && pendingStop != nil }
-        // One open request at a time: wait for the turn.
-        while let run = current, run.serial == serial, !run.reported, run.openInput != nil, !stopped { waitForInputLocked() }
-        guard let run = current, run.serial == serial, !run.reported else {
+        let request: InputRequest
+        if let open {
+            request = open
+        } else {
+            if let kept = run.keptReply {
+                current?.keptReply = nil
+                return .reply(kept)
+            }
+            // One open request at a time: wait for the turn.
+            while let run = current, run.serial == serial, !run.reported, run.openInput != nil, !stopped {
+                if onInterpreterThread {
+                    inputWakeup.wait(releasing: lock)
+                    if let run = current, run.serial == serial, !run.reported, run.openInput != nil, !stopped { return .signalled(nil) }
+                } else {
+                    waitForInputLocked()
+                }
+            }
+            guard let run = current, run.serial == serial, !run.reported else { return .reply(.endOfFile) }
+            if stopped { return .stopped }
+            inputSerial += 1
+            request = InputRequest(prompt: prompt, password: password, serial: inputSerial)
+            current?.openInput = request
+            current?.inputReply = nil
             lock.unlock()
-            return .reply(.endOfFile)
+            // Outside the lock: the output's lock is never taken inside this one.
+            let delivered = run.output.acceptInput(request)
+            lock.lock()
+            if !delivered, current?.serial == serial, current?.openInput == request { current?.inputReply = .endOfFile }
         }
-        if stopped {
-            lock.unlock()
-            return .stopped
-        }
-        inputSerial += 1
-        let request = InputRequest(prompt: prompt, password: password, serial: inputSerial)
-        current?.openInput = request
-        current?.inputReply = nil
-        lock.unlock()
-        // Outside the lock: the output's lock is never taken inside this one.
-        let delivered = run.output.acceptInput(request)
-        lock.lock()
-        defer { lock.unlock() }
+        var woken = false
         while true {
             guard var run = current, run.serial == serial, run.openInput == request else { return .reply(.endOfFile) }
             let outcome: InputOutcome? = if let reply = run.inputReply { .reply(reply) }
-                else if !delivered || run.reported { .reply(.endOfFile) }
+                else if run.reported { .reply(.endOfFile) }
                 else if stopped { .stopped }
+                else if woken { .signalled(request) }
                 else { nil }
             if let outcome {
+                if case .signalled = outcome { return outcome }  // the request stays open while the handlers run
                 run.openInput = nil
                 run.inputReply = nil
                 current = run
-                lock.broadcast()  // the next thread's turn
+                wakeInputWaiters()  // the next thread's turn
                 return outcome
             }
-            waitForInputLocked()
+            if onInterpreterThread {
+                inputWakeup.wait(releasing: lock)
+                woken = true
+            } else {
+                waitForInputLocked()
+            }
         }
+    }
+
+    /// Withdraws `request`, left open while the signal handlers ran (``InputOutcome/signalled(_:)``),
+    /// after one raised: a later answer is refused as for a stop, and one that came meanwhile is
+    /// kept for the run's next read.
+    func withdrawInput(_ request: InputRequest) {
+        lock.withLock {
+            guard var run = current, run.openInput == request else { return }
+            run.openInput = nil
+            run.withdrawnInput = request
+            if let reply = run.inputReply { run.keptReply = reply }
+            run.inputReply = nil
+            current = run
+            wakeInputWaiters()  // the next thread's turn
+        }
+    }
+
+    /// Wakes the threads waiting for input (and the watchdog, which shares the condition): the
+    /// interpreter thread's wait polls ``inputWakeup``.
+    private func wakeInputWaiters() {
+        lock.broadcast()
+        inputWakeup.wake()
     }
 
     private func waitForInputLocked() {
@@ -847,7 +916,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         lock.withLock {
             guard current?.openInput == request, current?.inputReply == nil, current?.withdrawnInput != request else { return false }
             current?.inputReply = reply
-            lock.broadcast()
+            wakeInputWaiters()
             return true
         }
     }
@@ -857,7 +926,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         lock.withLock {
             guard let run = current, run.output === output, run.openInput != nil, run.inputReply == nil else { return }
             current?.inputReply = .endOfFile
-            lock.broadcast()
+            wakeInputWaiters()
         }
     }
 
@@ -1026,7 +1095,7 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         guard var run = current, !run.reported else { return }
         run.reported = true
         current = run
-        lock.broadcast()  // input waiters give up: nobody reads this run's requests any more
+        wakeInputWaiters()  // input waiters give up: nobody reads this run's requests any more
         let record: ErrorRecord
         let status: ExecutionStatus
         if case .interrupt = stop {

@@ -78,6 +78,7 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
             pthread_kill(routing.interpreterThread, signal)
         } else {
             routing.pythonHandlers[Int(signal)]?(signal)
+            EmbeddedRuntime.current.supervisor.inputWakeup.wake()  // a wait for input runs the handler now
         }
     }
 

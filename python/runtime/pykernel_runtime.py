@@ -484,6 +484,23 @@ def _no_input_run():
 _input_run = _no_input_run
 
 
+def _no_wait_for_input():
+    """Until the engine installs ``wake_for_signal``: nothing waits for input."""
+
+
+# Set by the engine: ``_wake_for_signal()`` has a wait for input on the interpreter thread run the
+# signal handlers now, after a signal was tripped without being sent (``_interrupt_main``).
+_wake_for_signal = _no_wait_for_input
+
+
+def _interrupt_main(signum=signal.SIGINT):
+    """``_thread.interrupt_main(signum)`` that also ends a wait for input on the main thread, as
+    the real signal ends python3's read of standard input (its handler runs while ``input()``
+    waits)."""
+    _thread.interrupt_main(signum)
+    _wake_for_signal()
+
+
 class _InputSettings:
     """What ``reconfigure`` sets on ``sys.stdin`` for one context (``input_contexts``), or its
     defaults (python3's on a pipe in a UTF-8 locale), and whether that context's reads left
@@ -2457,10 +2474,10 @@ def _signal_to_this_process(signum, call, alone=False):
         handler(signum, sys._getframe(2))  # the code's handler of the engine's signal, called here
         return True
     if signum == signal.SIGINT and handler is signal.default_int_handler:
-        _thread.interrupt_main()  # raised where the main thread is, as python3's handler does
+        _interrupt_main()  # raised where the main thread is, as python3's handler does
         return True
     if callable(handler) and signum in _HOST_SIGNALS and _process_shared:
-        _thread.interrupt_main(signum)  # the code's handler, in the main thread (see _routing_signal)
+        _interrupt_main(signum)  # the code's handler, in the main thread (see _routing_signal)
         return True
     if alone and callable(handler) and _thread.get_ident() == _main_thread_ident():
         # The code's handler runs before its next statement, as in python3, whose single thread

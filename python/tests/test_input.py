@@ -395,6 +395,71 @@ def test_an_answer_written_right_after_the_interrupt_is_refused(raw):
     assert raw.response(run_id)["result"]["stdout"] == "again yes\n"
 
 
+ALARM_AROUND_INPUT = """\
+import signal, sys, threading, os
+class TooSlow(Exception):
+    pass
+def too_slow(*_):
+    raise TooSlow('too slow')
+signal.signal(signal.SIGALRM, too_slow)
+signal.{arm}
+try:
+    answer = {read}
+except TooSlow:
+    answer = 'timed out'
+signal.alarm(0)
+print(answer)
+"""
+
+
+@pytest.mark.parametrize("arm, read", [("alarm(1)", "input('quick? ')"),
+                                       ("setitimer(signal.ITIMER_REAL, 0.3)", "sys.stdin.readline()")])
+def test_a_signal_handler_that_raises_ends_the_wait_for_input(raw, arm, read):
+    """python3's `input()` with a timeout (`signal.alarm`, a handler that raises): the handler runs
+    while the code waits for the client, and its exception comes out of the read. It ran only
+    after an answer came, which it then lost: the run waited for the client or its timeout. The
+    withdrawn request refuses a late answer, as after an interrupt."""
+    run_id = raw.request("code.run", {"code": ALARM_AROUND_INPUT.format(arm=arm, read=read), "allow_stdin": True, "timeout": 30})
+    input_request(raw, run_id)
+    result = raw.response(run_id, timeout=15)["result"]
+    assert result["status"] == "ok", result["error"]
+    assert result["stdout"] == "timed out\n"
+    reply = raw.call("code.input", {"request_id": run_id, "value": "late"})
+    assert reply["error"]["data"]["reason"] == "not_waiting_for_input"
+
+
+def test_sigint_the_code_sends_itself_from_a_thread_interrupts_input(raw):
+    code = ("import os, signal, threading\n"
+            "threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()\n"
+            "try:\n    input('?')\nexcept KeyboardInterrupt:\n    print('interrupted')")
+    run_id = raw.request("code.run", {"code": code, "allow_stdin": True, "timeout": 30})
+    input_request(raw, run_id)
+    result = raw.response(run_id, timeout=15)["result"]
+    assert result["status"] == "ok" and result["stdout"] == "interrupted\n"
+
+
+def test_a_signal_handler_that_returns_leaves_the_same_request_waiting(raw):
+    """A handler that returns runs while the code waits (before the answer: its output comes
+    first), and the wait goes on for the same request: no second `code.input_request`, and the
+    answer that comes later is what `input()` returns."""
+    code = ("import os, signal, threading\n"
+            "hits = []\n"
+            "def note(*_):\n    hits.append(1)\n    print('handled', flush=True)\n"
+            "signal.signal(signal.SIGUSR1, note)\n"
+            "threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGUSR1)).start()\n"
+            "print(input('name? '), hits)")
+    run_id = raw.request("code.run", {"code": code, "allow_stdin": True, "timeout": 30})
+    input_request(raw, run_id)
+    raw.wait_for(lambda m: m.get("method") == "code.output" and m["params"]["request_id"] == run_id
+                 and m["params"]["text"] == "handled\n", what="the handler's output", timeout=15)
+    assert raw.result("code.input", {"request_id": run_id, "value": "Ada"}) == {}
+    result = raw.response(run_id)["result"]
+    assert result["status"] == "ok", result["error"]
+    assert result["stdout"] == "handled\nAda [1]\n"
+    requests = [m for m in raw.notifications(run_id) if m["method"] == "code.input_request"]
+    assert len(requests) == 1
+
+
 def test_timeout_while_waiting_reports_timeout(raw):
     result = raw.result("code.run", {"code": "input()", "allow_stdin": True, "timeout": 0.5})
     assert result["status"] == "timeout" and result["error"]["name"] == "TimeoutError"
