@@ -806,19 +806,42 @@ _original_input = builtins.input
 
 def input(prompt="", /):
     """``builtins.input``: with ``allow_stdin`` the client answers (the prompt is sent with the
-    request, not written to stdout); otherwise the built-in (``EOFError`` at once)."""
+    request, not written to the run's stdout: only to a stream the code put in its place, as
+    python3 writes it to ``sys.stdout``); otherwise the built-in (``EOFError`` at once)."""
     if sys.stdin is _streams[2]:
+        prompt_written = _write_prompt_if_redirected(prompt)
         if _streams[2]._has_kept():
             # What a read left of the last answer comes first, as python3 reads the rest of a
-            # line a partial read left in its buffer (the prompt is written, then the line read).
-            return _original_input(prompt)
+            # line a partial read left in its buffer (nothing is asked: no prompt is sent).
+            return _original_input()
         answer = _request_input((str(prompt), False))
         if answer is None:
             raise EOFError("EOF when reading a line")
         if answer is not False:
             sys.stdin._note_decoding(True)  # python3's input() reads a line of it
             return sys.stdin._decoded(answer)
+        if prompt_written:
+            return _original_input()
     return _original_input(prompt)
+
+
+def _write_prompt_if_redirected(prompt):
+    """What python3's ``input()`` does with ``sys.stdout`` before it reads a pipe, when the code
+    replaced the run's stdout (``contextlib.redirect_stdout``): writes the prompt there and
+    flushes it; whether it wrote. ``RuntimeError`` when the code deleted ``sys.stdout`` or set it
+    to ``None``, as python3's."""
+    stdout = getattr(sys, "stdout", None)
+    if stdout is None:
+        raise RuntimeError("input(): lost sys.stdout")
+    if stdout is _streams[0]:
+        return False
+    if prompt:
+        stdout.write(str(prompt))
+    try:
+        stdout.flush()
+    except Exception:
+        pass  # python3 ignores a failed flush here
+    return True
 
 
 def _install_getpass():

@@ -196,11 +196,26 @@ def test_what_a_partial_read_left_of_an_answer_is_never_read_by_another_run(kern
 
 
 def test_input_reads_what_a_partial_read_left_of_the_line_first(kernel):
-    """As python3 with `abcd` and `next` on stdin: `read(2)` then `input()` gives 'ab', 'cd'."""
-    answers = Answers("abcd", "next")
-    result = kernel.run_code("import sys\na = sys.stdin.read(2)\nb = input('p> ')\nprint(repr(a), repr(b))", on_input=answers)
-    assert result.stdout == "p> 'ab' 'cd'\n", result.error
-    assert answers.asked == [("", False)]
+    """As python3 with `abcd` and `next` on stdin: `read(2)` then `input()` gives 'ab', 'cd'.
+    Its prompt is not written to stdout, as no prompt is (it was, this one only)."""
+    answers = Answers("abcd", "x")
+    code = "import sys\na = sys.stdin.read(2)\nb = input('p> ')\nprint(repr(a), repr(b))\nprint(repr(input('second> ')))"
+    result = kernel.run_code(code, on_input=answers)
+    assert result.stdout == "'ab' 'cd'\n'x'\n", result.error
+    assert answers.asked == [("", False), ("second> ", False)]
+
+
+def test_input_writes_its_prompt_to_a_stdout_the_code_put_in_place(kernel):
+    """As python3: `input()` under `redirect_stdout(StringIO())` writes its prompt there (it stayed
+    empty); the request still carries it. Without `sys.stdout`, python3's RuntimeError."""
+    answers = Answers("a", "b")
+    code = ("import contextlib, io, sys\nf = io.StringIO()\nwith contextlib.redirect_stdout(f):\n    x = input('Q? ')\n"
+            "print(repr(f.getvalue()), x)\nsys.stdin.read(1)\nwith contextlib.redirect_stdout(f):\n    input('R? ')\nprint(repr(f.getvalue()))")
+    result = kernel.run_code(code, on_input=answers)
+    assert result.stdout == "'Q? ' a\n'Q? R? '\n", result.error
+    assert answers.asked == [("Q? ", False), ("", False)]
+    result = kernel.run_code("import sys\ndel sys.stdout\ninput('Q? ')", on_input=Answers("a"))
+    assert (result.error.name, result.error.value) == ("RuntimeError", "input(): lost sys.stdout")
 
 
 def test_a_read_of_text_goes_on_where_a_read_of_bytes_stopped(kernel):
