@@ -792,6 +792,15 @@ class _KernelInputBytes(io.BufferedIOBase):
     def readline(self, size=-1):
         return self._take(-1 if size is None else size.__index__(), line=True)
 
+    def peek(self, size=0):
+        """As python3's ``BufferedReader.peek`` on a pipe: what is kept, else one answer's line
+        (asked for as a read asks), all of it whatever ``size``, and left for the next read."""
+        size.__index__()
+        self._text._drop_stale()
+        if not self._pending:
+            self._pending = self._text._answer()
+        return self._pending
+
     def readinto(self, target):
         data = self.read(len(target))
         memoryview(target).cast("B")[:len(data)] = data

@@ -218,6 +218,16 @@ def test_input_writes_its_prompt_to_a_stdout_the_code_put_in_place(kernel):
     assert (result.error.name, result.error.value) == ("RuntimeError", "input(): lost sys.stdout")
 
 
+def test_stdin_buffer_peeks_as_python3s_buffered_reader_on_a_pipe(kernel):
+    """`sys.stdin.buffer.peek()` (an AttributeError before): the next line, asked for once and left
+    for the reads after it, as python3's with `abc` on a pipe."""
+    answers = Answers("abc")
+    code = "import sys\nb = sys.stdin.buffer\nprint(b.peek(1), b.peek(), b.read(2), repr(sys.stdin.readline()))"
+    result = kernel.run_code(code, on_input=answers)
+    assert result.stdout == "b'abc\\n' b'abc\\n' b'ab' 'c\\n'\n", result.error
+    assert answers.asked == [("", False)]
+
+
 def test_a_read_of_text_goes_on_where_a_read_of_bytes_stopped(kernel):
     """As python3's `TextIOWrapper` over its `BufferedReader`, answered a line at a time: what a
     read of `sys.stdin.buffer` left is read by `sys.stdin` and `input()` first (part of a
