@@ -7,7 +7,8 @@ import PyKernelSupport
 import Synchronization
 
 /// `pykernel run FILE.py` / `pykernel run -c CODE` / `pykernel run -` (the program read from
-/// standard input): runs code in a fresh context and prints its output like `python3 FILE.py` would.
+/// standard input, as `pykernel run` alone when standard input is not a terminal): runs code in
+/// a fresh context and prints its output like `python3 FILE.py` would.
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a Python file (or -c CODE) in a fresh context, printing its output like python3.")
@@ -15,7 +16,7 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customShort("c"), help: "Code to run instead of a file.")
     var code: String?
 
-    @Argument(help: "The Python file to run (-: read the program from standard input).")
+    @Argument(help: "The Python file to run (- or none when standard input is not a terminal: read the program from it).")
     var file: String?
 
     @Argument(parsing: .captureForPassthrough, help: "Arguments for the code, in sys.argv[1:].")
@@ -29,12 +30,17 @@ struct Run: AsyncParsableCommand {
     var timeout: Double = 0
 
     func validate() throws {
-        guard code != nil || file != nil else {
-            throw ValidationError("Give a FILE to run, or -c CODE.")
+        // python3 alone reads its program from standard input, or starts its interactive prompt
+        // when that is a terminal, which this command does not have.
+        guard code != nil || file != nil || isatty(STDIN_FILENO) == 0 else {
+            throw ValidationError("Give a FILE to run, or -c CODE (standard input is a terminal: pykernel run has no interactive prompt).")
         }
         guard timeout >= 0 else { throw ValidationError("--timeout must not be negative.") }
         try ServerOptions.validateVirtualEnvironment(venv)
     }
+
+    /// Whether the program is standard input (`-`, or no FILE and no `-c`).
+    private var readsStandardInput: Bool { code == nil && (file == nil || file == "-") }
 
     func run() async throws {
         let source: String
@@ -53,13 +59,14 @@ struct Run: AsyncParsableCommand {
         if let code {
             // With -c, every positional argument is an argument of the code, as with python3.
             (source, filename, argv) = (code, "<string>", [Array("-c".utf8)] + (givenFile.map { [$0] } ?? []))
-        } else if file == "-" {
-            // `python3 -`: the program is standard input, read to its end (the code's own reads
-            // then find end of file); tracebacks name it `<stdin>`. Its bytes are decoded as those
-            // of a file (python3 parses its standard input as one).
+        } else if readsStandardInput {
+            // `python3 -` (or `python3` alone, its standard input not a terminal, `sys.argv`
+            // `['']`): the program is standard input, read to its end (the code's own reads then
+            // find end of file); tracebacks name it `<stdin>`. Its bytes are decoded as those of
+            // a file (python3 parses its standard input as one).
             seekable = lseek(STDIN_FILENO, 0, SEEK_CUR) >= 0
             let data = Self.readAll(STDIN_FILENO)
-            (source, filename, argv) = (String(decoding: data, as: UTF8.self), "<stdin>", [Array("-".utf8)])
+            (source, filename, argv) = (String(decoding: data, as: UTF8.self), "<stdin>", [Array((file ?? "").utf8)])
             contents = data
         } else {
             let given = givenFile!
@@ -143,8 +150,8 @@ struct Run: AsyncParsableCommand {
         }
         // sys.orig_argv: how python3 itself was called (its path, then its own arguments).
         preamble += "__import__('sys').orig_argv = [__import__('sys').executable, "
-            + (code != nil ? "'-c', \(Self.pythonString(source)), " : "") + "*__import__('sys').argv[\(code != nil ? 1 : 0):]]\n"
-        if code == nil, file == "-" {
+            + (code != nil ? "'-c', \(Self.pythonString(source)), " : "") + "*__import__('sys').argv[\(code != nil || file == nil ? 1 : 0):]]\n"
+        if readsStandardInput {
             // What python3 leaves in the namespace of a program read from standard input.
             preamble += "globals()['__file__'] = '<stdin>'\n"
             preamble += "globals()['__cached__'] = None\n"

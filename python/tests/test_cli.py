@@ -878,6 +878,25 @@ def test_run_dash_reads_the_program_from_stdin_like_python3(pykernel_bin, tmp_pa
             assert 'File "<stdin>", line 4, in <module>' in ours.stderr, ours.stderr
 
 
+def test_run_without_a_file_reads_the_program_from_stdin_like_python3(pykernel_bin, tmp_path):
+    """`pykernel run` alone, its standard input not a terminal, is `python3` so: the program is
+    standard input, `sys.argv` `['']` (it exited 64 with a usage message). On a terminal, where
+    python3 starts its interactive prompt, it still refuses, saying why."""
+    program = ("import sys\nprint(sys.argv, repr(__file__), repr(sys.path[0]), sys.orig_argv[1:])\n"
+               "print(repr(sys.stdin.read()))\nraise SystemExit(3)\n")
+    ours = subprocess.run([pykernel_bin, "run"], input=program, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    theirs = subprocess.run([PYTHON311], input=program, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+    assert ours.stdout.startswith("[''] '<stdin>'")
+    controller, terminal = os.openpty()
+    try:
+        done = subprocess.run([pykernel_bin, "run"], stdin=terminal, capture_output=True, text=True, timeout=60)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert done.returncode == 64 and "standard input is a terminal" in done.stderr, done.stderr
+
+
 def test_run_dash_decodes_the_program_as_python3_decodes_its_stdin(pykernel_bin, tmp_path):
     """`pykernel run -` parses its standard input as python3 does, with CPython's file tokenizer
     (it compiled the bytes as a string): bytes that are not UTF-8, a null byte, an unknown coding,
