@@ -127,7 +127,10 @@ public final class JSONRPCServer: Sendable {
     /// output written nowhere, are stopped.
     private func shutDownOnceOutputIsGone() async {
         while !stop.hasFired {
-            if channel.isGone {
+            // Asked again after the look: once the server has stopped, its output descriptor may
+            // be closed by its owner and its number reused for another file (an in-process host's
+            // next server, a test's pipe), which the look may have seen ended.
+            if channel.isGone, !stop.hasFired {
                 logger.warning("end of input and the protocol output is closed (the client is gone): shutting down as on SIGTERM")
                 terminate()
                 return
