@@ -648,6 +648,23 @@ def test_a_message_repeating_a_key_is_read_with_its_last_value(pykernel_bin, rep
     assert time.monotonic() - started < 1.5 and b"still running" not in stderr, stderr.decode()
 
 
+def answers_to_the_end(server, after):
+    """The messages the server writes, by id, until the answer to ``after``, then (its input
+    ended) what else it answers until its output ends, and when the answer to ``after`` came
+    (``time.monotonic()``); checks that it exits 0."""
+    answers = {}
+    while after not in answers:
+        message = json.loads(server.stdout.readline())
+        answers[message.get("id")] = message
+    answered_at = time.monotonic()
+    server.stdin.close()
+    for line in server.stdout:
+        message = json.loads(line)
+        answers[message.get("id")] = message
+    assert server.wait(timeout=60) == 0
+    return answers, answered_at
+
+
 def test_a_call_cancelled_while_queued_runs_unanswered(pykernel_bin, isolation, tmp_path):
     """docs/mcp.md: a call still queued behind another run of the same context when it is
     cancelled runs when its turn comes, and its result is not sent (in a namespace context it
@@ -661,15 +678,7 @@ def test_a_call_cancelled_while_queued_runs_unanswered(pykernel_bin, isolation, 
     send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 4, "reason": "test"}})
     send({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
         "name": "run_python", "arguments": {"code": "print(queued)"}}})
-    answers = {}
-    while 5 not in answers:
-        message = json.loads(server.stdout.readline())
-        answers[message.get("id")] = message
-    server.stdin.close()
-    for line in server.stdout:  # the end of input: what else is answered, then the end of stdout
-        message = json.loads(line)
-        answers[message.get("id")] = message
-    assert server.wait(timeout=60) == 0
+    answers, _ = answers_to_the_end(server, after=5)
     assert sorted(answers) == [3, 5], answers
     assert answers[5]["result"]["content"] == [{"type": "text", "text": "7\n"}]
     assert answers[5]["result"]["structuredContent"]["execution_count"] == 3
@@ -693,16 +702,8 @@ def test_a_cancelled_call_waiting_behind_another_contexts_run_never_runs(pykerne
     send({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
         "name": "run_python", "arguments": {"context": other, "code": "print('next')"}}})
     started = time.monotonic()
-    answers = {}
-    while 5 not in answers:
-        message = json.loads(server.stdout.readline())
-        answers[message.get("id")] = message
-    waited = time.monotonic() - started
-    server.stdin.close()
-    for line in server.stdout:  # the end of input: what else is answered, then the end of stdout
-        message = json.loads(line)
-        answers[message.get("id")] = message
-    assert server.wait(timeout=60) == 0
+    answers, answered_at = answers_to_the_end(server, after=5)
+    waited = answered_at - started
     assert sorted(answers) == [3, 5], answers
     assert answers[5]["result"]["content"] == [{"type": "text", "text": "next\n"}]
     assert waited < 4, f"the next call of the context waited {waited:.1f} s"
