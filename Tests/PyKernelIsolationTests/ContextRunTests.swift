@@ -124,7 +124,7 @@ struct ContextRunTests {
         let run = try contexts.run(code, in: context.id, timeout: stop == .timeout ? .seconds(1) : .seconds(60))
         if stop == .interrupt {
             try await Task.sleep(for: .seconds(1))
-            #expect(try await contexts.interrupt(context.id))
+            #expect(try contexts.interrupt(context.id))
         }
         // A run queued behind the one held unread is answered, as in a namespace context.
         let next = try await within(.seconds(30), "the run behind the one held unread") {
