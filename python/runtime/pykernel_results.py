@@ -11,6 +11,7 @@ import ast
 import base64
 import builtins
 import contextlib
+import io
 import json
 import os
 import sys
@@ -71,17 +72,16 @@ def last_expression(source, filename, code):
 def _suppressed(source, statement):
     """Whether the statement is followed by ``;`` on its line, or on the lines a backslash
     continues it on (IPython's way to hide a value)."""
-    lines = source.splitlines(keepends=True)
+    lines = io.StringIO(source, newline=None).readlines()  # the compiler's lines (not at \f, U+2028...)
     if statement.end_lineno > len(lines):
         return False
     rest = b"".join(line.encode("utf-8", "surrogatepass") for line in lines[statement.end_lineno - 1:])
     rest = rest[statement.end_col_offset:]
     while True:
         rest = rest.lstrip(b" \t")
-        continuation = next((ending for ending in (b"\\\n", b"\\\r\n") if rest.startswith(ending)), None)
-        if continuation is None:
-            return rest.lstrip(b"\r").startswith(b";")
-        rest = rest[len(continuation):]
+        if not rest.startswith(b"\\\n"):
+            return rest.startswith(b";")
+        rest = rest[2:]
 
 
 def _returning_last_value(code, statement):

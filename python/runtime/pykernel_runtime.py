@@ -969,13 +969,23 @@ def _cells_of(filename):
 def _cell_entry(filename):
     """The ``linecache`` entry of a cell (of the context whose code it is; see ``_cells_of``).
     Runs store a cell's source as it is; it is split into lines the first time something reads it
-    (most never are)."""
+    (most never are), as python3's ``linecache`` reads a file: at ``\n``, ``\r\n`` and ``\r``
+    only, each ending in ``\n`` (``str.splitlines`` also splits at ``\f``, ``\x85``, U+2028...,
+    which the compiler does not: every later line would be off by one)."""
     cells = _cells_of(filename)
     entry = cells[filename]
     if type(entry) is str:
-        entry = (len(entry), None, entry.splitlines(True), filename)
+        entry = (len(entry), None, _source_lines(entry), filename)
         cells[filename] = entry
     return entry
+
+
+def _source_lines(source):
+    """``source`` in lines as python3's ``linecache`` reads a file (universal newlines)."""
+    lines = io.StringIO(source, newline=None).readlines()
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    return lines
 
 
 def _cell_source(filename):
@@ -3185,7 +3195,7 @@ def keep_cell_while_used(cells, filename, codes, code=None, namespace=None):
             return  # other code of the cell still lives
         entry = cells.get(filename)
         # The context may have been restarted meanwhile, with a cell of the same name.
-        if entry is source or (type(entry) is tuple and "".join(entry[2]) == source):
+        if entry is source or (type(entry) is tuple and entry[2] == _source_lines(source)):
             del cells[filename]
             if _kept_cells.get(id(filename), (None,))[0] is filename:
                 del _kept_cells[id(filename)]

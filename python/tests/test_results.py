@@ -736,7 +736,10 @@ def test_edge_cases_of_the_last_statement(kernel):
     for code, text in cases.items():
         assert kernel.run_code(code).text == text, code
     for code in ["global q", "if False:\n    5", "if True: \\\n    5", "x = 3\nx ;", "1+1 ;  # hidden",
-                 "x\\\n;", "x \\\n  \\\n ;", "x\\\r\n;",
+                 "x\\\n;", "x \\\n  \\\n ;", "x\\\r\n;", "x = 5\r(x +\r 1);",
+                 # Characters str.splitlines() splits at and the compiler does not: the `;` is found
+                 # on the statement's own line.
+                 "y = 0  # \x0c\nx = 5\n(x +\n 1);", "s = '\u2028\x85'\nx = 5\n(x +\n 1);",
                  "with open('/dev/null') as f:\n    f", "match 1:\n    case 1:\n        pass"]:
         result = kernel.run_code(code)
         assert result.status == "ok" and result.results == [], code

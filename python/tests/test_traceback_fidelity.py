@@ -736,6 +736,49 @@ def test_inspect_getsource_of_a_class_defined_in_a_cell(kernel, isolation):
     assert made.error.name == "OSError"  # no cell defines it
 
 
+# Characters str.splitlines() splits at and the compiler does not (\f, \v, \x1c-\x1e, \x85,
+# U+2028/U+2029), and CRLF or CR line ends: the lines linecache gives (inspect, traceback, warnings)
+# are the compiler's, as python3's universal-newline reading of a file gives them.
+_ODD_LINES = (
+    "import inspect, linecache, sys, traceback, warnings\n"
+    "warnings.simplefilter('always')\n"
+    "s = 'para\u2028graph\u2029\x85\x0b\x1c\x1d\x1e'  # a form feed in a comment: \x0c\n"
+    "def f():\n"
+    "    return 1/0\n"
+    "warnings.warn('look here')\n"
+    "try:\n"
+    "    f()\n"
+    "except ZeroDivisionError:\n"
+    "    traceback.print_exc(file=sys.stdout)\n"
+    "print(repr(inspect.getsource(f)))\n"
+    "print(repr(linecache.getline(f.__code__.co_filename, 5)))\n")
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n", "\r"])
+@pytest.mark.parametrize("isolation", [None, "process", "run"])
+def test_linecache_lines_of_a_cell_are_the_compilers(kernel, pykernel_bin, tmp_path, isolation, line_end):
+    source = _ODD_LINES.replace("\n", line_end)
+    program = tmp_path / "prog.py"
+    program.write_bytes(source.encode())
+    expected = _run([PYTHON, "prog.py"], tmp_path)
+    assert expected.returncode == 0, expected.stderr
+
+    def shown(text, name):
+        return text.replace(name, "FILE")
+
+    want = (shown(_text(expected.stdout), str(program)), shown(_text(expected.stderr), str(program)))
+    assert "    return 1/0\n           ~^~\n" in want[0] and "'    return 1/0\\n'" in want[0]
+    if isolation == "run":
+        ran = _run([pykernel_bin, "run", "prog.py"], tmp_path)
+        assert (shown(_text(ran.stdout), str(program)), shown(_text(ran.stderr), str(program))) == want
+    else:
+        context = kernel.create_context(isolation=isolation)
+        ran = kernel.run_code(source, context=context)
+        assert ran.status == "ok", ran.error
+        cell = re.search(r"<cell-\d+>", ran.stdout).group(0)
+        assert (shown(ran.stdout, cell), shown(ran.stderr, cell)) == want
+
+
 _LONG_CHAIN = (
     "def attempt(i, previous):\n    try:\n        raise ValueError('attempt %d failed' % i)\n"
     "    except ValueError as exc:\n        exc.__cause__ = previous\n        return exc\n"
