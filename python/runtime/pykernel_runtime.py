@@ -2407,12 +2407,13 @@ def _keeping_stop_signal_deliverable(pthread_sigmask):
 
     def pthread_sigmask_(how, mask, /):
         global _stop_signal_blocked
-        if _forked_by_code or _thread.get_ident() != _interpreter_thread:
-            return pthread_sigmask(how, mask)
         try:
-            wanted = {operator.index(number) for number in mask}
+            numbers = _without_invalid_signals([operator.index(number) for number in mask])
         except TypeError:
             return pthread_sigmask(how, mask)  # its error, as python3's
+        if _forked_by_code or _thread.get_ident() != _interpreter_thread:
+            return pthread_sigmask(how, numbers)
+        wanted = set(numbers)
         named = _stop_signal in wanted
         if how in (signal.SIG_BLOCK, signal.SIG_SETMASK):
             wanted.discard(_stop_signal)
@@ -2427,6 +2428,27 @@ def _keeping_stop_signal_deliverable(pthread_sigmask):
         return previous | {_stop_signal} if was_blocked else previous
 
     return _posing_as(pthread_sigmask, pthread_sigmask_)
+
+
+def _without_invalid_signals(numbers):
+    """The signal numbers of a mask without those the C library cannot hold (glibc's 32 and 33),
+    each warned of as python3 warns (``RuntimeWarning: invalid signal number 32, please use
+    valid_signals()``) from the line that called ``pthread_sigmask`` (``signal.py``'s, or the
+    code's), not from the engine's wrapper. Numbers from the first out of range on are kept for the
+    real call, whose ``ValueError`` python3 raises before any later warning."""
+    kept = []
+    for index, number in enumerate(numbers):
+        if not 0 < number < _signal.NSIG:
+            kept.extend(numbers[index:])
+            break
+        if number in _valid_signals:
+            kept.append(number)
+        else:
+            warnings.warn(f"invalid signal number {number}, please use valid_signals()", RuntimeWarning, stacklevel=3)
+    return kept
+
+
+_valid_signals = frozenset(int(number) for number in _signal.valid_signals())
 
 
 def _keeping_stop_signal_interrupting(siginterrupt):

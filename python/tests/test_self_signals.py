@@ -343,6 +343,37 @@ def test_code_that_blocks_every_signal_is_still_stopped_in_a_sleep(kernel, isola
     assert kernel.run_code("print('free')").stdout == "free\n"
 
 
+INVALID_SIGNALS = ("import signal, _signal, warnings\n"
+                   "old = signal.pthread_sigmask(signal.SIG_BLOCK, range(1, signal.NSIG))\n"
+                   "signal.pthread_sigmask(signal.SIG_SETMASK, old)\n"
+                   "_signal.pthread_sigmask(signal.SIG_BLOCK, [33, 32])\n"
+                   "try:\n"
+                   "    signal.pthread_sigmask(signal.SIG_BLOCK, [32, 0, 33])\n"
+                   "except ValueError as e:\n"
+                   "    print(e)\n"
+                   "warnings.simplefilter('error')\n"
+                   "try:\n"
+                   "    _signal.pthread_sigmask(signal.SIG_BLOCK, [1, 32])\n"
+                   "except RuntimeWarning as e:\n"
+                   "    print('raised', e)\n"
+                   "print(sorted(_signal.pthread_sigmask(signal.SIG_SETMASK, [])))\n")
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_a_mask_naming_signals_the_c_library_cannot_hold_warns_from_the_callers_line(kernel, isolation, tmp_path):
+    """`pthread_sigmask(SIG_BLOCK, range(1, NSIG))`, as daemons write it: python3 warns of 32 and 33
+    from signal.py's line (or the code's), with that line. The engine's guard was the line warned
+    from: `<pykernel/pykernel_runtime.py>:2409`, no source line."""
+    program = tmp_path / "prog.py"
+    program.write_text(INVALID_SIGNALS)
+    expected = subprocess.run([PYTHON, str(program)], capture_output=True, text=True, check=True)
+    assert expected.stderr.count("RuntimeWarning: invalid signal number") == 4, expected.stderr  # the rest once a location
+    ctx = kernel.create_context(isolation=isolation)
+    ran = kernel.run_code(INVALID_SIGNALS, context=ctx)
+    cell = re.search(r"<cell-\d+>", ran.stderr).group(0)
+    assert (ran.stdout, ran.stderr.replace(cell, str(program))) == (expected.stdout, expected.stderr)
+
+
 def test_a_read_is_still_stopped_after_siginterrupt_false(kernel):
     """`SA_RESTART` on the stop signal would make a read on a pipe go on after it (unstoppable)."""
     assert kernel.run_code("import signal\nprint(signal.siginterrupt(signal.SIGRTMIN + 3, False))").stdout == "None\n"
