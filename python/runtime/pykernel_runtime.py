@@ -913,7 +913,7 @@ class _ShownInThisRun:
     cells share their context's globals, so a warning at the same line of a later cell (a library's
     deprecation at a cell's line 1) was taken for one shown already and hidden, where python3 shows
     each location of a file. A cell's top level never runs again (a cell run again is a new cell),
-    so its warnings need not stay marked; a function's line stays marked (``True``) as in python3."""
+    so its warnings need not stay marked; a function's line stays marked (``_ShownAtLineOf``)."""
 
     __slots__ = ("_code",)
 
@@ -933,9 +933,55 @@ class _ShownInThisRun:
         return False
 
 
+class _ShownAtLineOf:
+    """The value ``warnings`` keeps in a registry for a warning shown at a line of a function (or
+    class body) of a cell: true (shown, as python3 keeps it) unless the line warning now is that
+    line number of another cell of the context (its top level, or a function of its own), which
+    python3 would show as another file's line. The warning's location is the first frame from the
+    top at that line number."""
+
+    __slots__ = ("_filename", "_lineno")
+
+    def __init__(self, filename, lineno):
+        self._filename = filename
+        self._lineno = lineno
+
+    def __reduce__(self):
+        return (bool, (True,))  # as ``_ShownInThisRun``'s
+
+    def __bool__(self):
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_lineno == self._lineno:
+                filename = frame.f_code.co_filename
+                if filename == self._filename:
+                    return True
+                if filename in _current_cells:
+                    return False
+            frame = frame.f_back
+        return True
+
+
+# Code run inline where it is written, called by the code around it: a comprehension at a cell's
+# top level is that top level's line.
+_INLINE_SCOPES = frozenset(("<listcomp>", "<setcomp>", "<dictcomp>"))
+
+
+def _shown_mark(frame, filename, lineno):
+    """What a registry keeps for a warning just shown at ``frame``'s line of the cell ``filename``:
+    at the cell's top level (a comprehension there too) true while that cell runs, in a function
+    of the cell true for that cell's line only."""
+    top = frame
+    while top.f_code.co_name in _INLINE_SCOPES and top.f_back is not None and top.f_back.f_code.co_filename == filename:
+        top = top.f_back
+    if top.f_code.co_name == "<module>":
+        return _ShownInThisRun(top.f_code)
+    return _ShownAtLineOf(filename, lineno)
+
+
 def _marking_cell_level_warnings(show):
-    """``warnings._showwarnmsg`` that marks a warning shown at a cell's top level as shown only
-    in this run (``_ShownInThisRun``)."""
+    """``warnings._showwarnmsg`` that marks a warning shown at a line of a cell as shown at that
+    cell's line only (``_shown_mark``), not at the same line number of the context's other cells."""
 
     def _showwarnmsg(msg):
         try:
@@ -946,8 +992,8 @@ def _marking_cell_level_warnings(show):
                     if code.co_filename == msg.filename and frame.f_lineno == msg.lineno:
                         registry = frame.f_globals.get("__warningregistry__")
                         key = (str(msg.message), msg.category, msg.lineno)
-                        if code.co_name == "<module>" and type(registry) is dict and registry.get(key) is True:
-                            registry[key] = _ShownInThisRun(code)
+                        if type(registry) is dict and registry.get(key) is True:
+                            registry[key] = _shown_mark(frame, msg.filename, msg.lineno)
                         break
                     frame = frame.f_back
         except Exception:

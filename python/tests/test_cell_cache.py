@@ -150,6 +150,25 @@ def test_each_cell_line_that_warns_warns_once_as_each_line_of_a_file(server, con
     assert (copied["status"], copied["results"][0]["data"]["text/plain"]) == ("ok", "True")
 
 
+def test_a_comprehension_or_a_function_s_line_does_not_hide_the_same_line_number_of_another_cell(server, context):
+    """A comprehension at a cell's top level is that top level's line (shown again at the same
+    line of a later cell), and a function's line is its own cell's (it hid a later cell's top-level
+    line of the same number and text, and was hidden by one, where python3 shows each file's line)."""
+    def shown(code):
+        result = run(server, context, code)
+        return result["stderr"].replace(f"<cell-{result['execution_count']}>", "<cell>")
+
+    comprehension = "import warnings\n[warnings.warn('lc') for _ in range(2)]"
+    assert [shown(comprehension) for _ in range(2)] == ["<cell>:2: UserWarning: lc\n  [warnings.warn('lc') for _ in range(2)]\n"] * 2
+    run(server, context, "import warnings\ndef f(): warnings.warn('dup')")
+    assert [shown("f()").count("UserWarning: dup") for _ in range(2)] == [1, 0]
+    assert shown("import warnings\nwarnings.warn('dup')") == "<cell>:2: UserWarning: dup\n  warnings.warn('dup')\n"
+    # The other way round: a top-level line first, then a function's line of the same number.
+    assert shown("import warnings\nwarnings.warn('top')").count("UserWarning: top") == 1
+    run(server, context, "import warnings\ndef g(): warnings.warn('top')")
+    assert [shown("g()").count("UserWarning: top") for _ in range(2)] == [1, 0]
+
+
 def test_a_syntax_error_run_again_is_reported_each_time(server, context):
     for _ in range(3):
         result = run(server, context, "x = (\n")
