@@ -165,6 +165,13 @@ public struct ExecutionResult: Sendable, Hashable {
     public let stdoutOmittedBytes: Int
     /// How many bytes of stderr were cut between the kept head and tail (0: nothing cut).
     public let stderrOmittedBytes: Int
+    /// The bytes of ``stdout`` before the cut: its kept head (all of it when nothing was cut).
+    /// The head can be 1 to 3 bytes shorter than half the limit (cut at a character boundary),
+    /// which the joined text does not tell: a front that marks the cut (`pykernel mcp`) puts its
+    /// mark here.
+    public let stdoutHeadBytes: Int
+    /// The bytes of ``stderr`` before the cut, as ``stdoutHeadBytes``.
+    public let stderrHeadBytes: Int
     /// Whether ``stdout`` was cut at the output limit.
     public var stdoutTruncated: Bool { stdoutOmittedBytes > 0 }
     /// Whether ``stderr`` was cut at the output limit.
@@ -182,8 +189,12 @@ public struct ExecutionResult: Sendable, Hashable {
     public var mainResult: RichResult? { results.last(where: \.isMainResult) }
 
     /// A result made elsewhere (a process context's worker answered the run).
+    /// - Parameters:
+    ///   - stdoutHeadBytes: The bytes of `stdout` before its cut; `nil`: all of them (nothing cut).
+    ///   - stderrHeadBytes: The bytes of `stderr` before its cut; `nil`: all of them (nothing cut).
     public init(
         status: ExecutionStatus, stdout: String, stderr: String, stdoutOmittedBytes: Int = 0, stderrOmittedBytes: Int = 0,
+        stdoutHeadBytes: Int? = nil, stderrHeadBytes: Int? = nil,
         error: ErrorRecord?, executionCount: Int, duration: Duration, results: [RichResult] = []
     ) {
         self.status = status
@@ -191,6 +202,8 @@ public struct ExecutionResult: Sendable, Hashable {
         self.stderr = stderr
         self.stdoutOmittedBytes = stdoutOmittedBytes
         self.stderrOmittedBytes = stderrOmittedBytes
+        self.stdoutHeadBytes = stdoutHeadBytes ?? stdout.utf8.count
+        self.stderrHeadBytes = stderrHeadBytes ?? stderr.utf8.count
         self.error = error
         self.executionCount = executionCount
         self.duration = duration

@@ -366,6 +366,7 @@ final class RunOutput: @unchecked Sendable {  // state guarded by the hub's lock
             return .completed(ExecutionResult(
                 status: status, stdout: stdout.text(), stderr: stderr.text(),
                 stdoutOmittedBytes: stdout.omittedBytes, stderrOmittedBytes: stderr.omittedBytes,
+                stdoutHeadBytes: stdout.keptHeadBytes, stderrHeadBytes: stderr.keptHeadBytes,
                 error: error, executionCount: executionCount, duration: duration, results: results))
         }
     }

@@ -531,6 +531,7 @@ enum WorkerJSON {
             stdout: json["stdout"]?.stringValue ?? "", stderr: json["stderr"]?.stringValue ?? "",
             stdoutOmittedBytes: json["stdout_omitted_bytes"]?.intValue ?? 0,
             stderrOmittedBytes: json["stderr_omitted_bytes"]?.intValue ?? 0,
+            stdoutHeadBytes: json["stdout_head_bytes"]?.intValue, stderrHeadBytes: json["stderr_head_bytes"]?.intValue,
             error: error, executionCount: json["execution_count"]?.intValue ?? 0,
             duration: .nanoseconds(Int64((json["duration"]?.doubleValue ?? 0) * 1e9)),
             results: json["results"]?.arrayValue?.map(richResult) ?? [])

@@ -1411,17 +1411,22 @@ public final class ProcessContexts: Sendable {
         // The output kept is taken with the answer: a chunk the worker's reader relays meanwhile
         // is either in both the notifications and the result, or in neither.
         first.finish { out, err, results in
-            .result([
+            var result: JSONObject = [
                 "status": .string(status), "stdout": .string(out.text()), "stderr": .string(err.text()),
                 "stdout_truncated": .bool(out.isTruncated), "stderr_truncated": .bool(err.isTruncated),
                 "stdout_omitted_bytes": .integer(Int64(out.omittedBytes)), "stderr_omitted_bytes": .integer(Int64(err.omittedBytes)),
-                // As a namespace context's stop records: a KeyboardInterrupt's value is empty, what
-                // happened is its traceback's line.
-                "error": ["name": .string(name), "value": .string(name == "KeyboardInterrupt" ? "" : value),
-                          "traceback": .string("\(name): \(value)\n")],
-                "execution_count": .integer(Int64(executionCount + 1)),
-                "duration": .double((elapsed.inSeconds * 1e6).rounded() / 1e6), "results": .array(results),
-            ])
+            ]
+            // As a namespace context's result: only a stream cut says where.
+            if out.isTruncated { result["stdout_head_bytes"] = .integer(Int64(out.keptHeadBytes)) }
+            if err.isTruncated { result["stderr_head_bytes"] = .integer(Int64(err.keptHeadBytes)) }
+            // As a namespace context's stop records: a KeyboardInterrupt's value is empty, what
+            // happened is its traceback's line.
+            result["error"] = ["name": .string(name), "value": .string(name == "KeyboardInterrupt" ? "" : value),
+                               "traceback": .string("\(name): \(value)\n")]
+            result["execution_count"] = .integer(Int64(executionCount + 1))
+            result["duration"] = .double((elapsed.inSeconds * 1e6).rounded() / 1e6)
+            result["results"] = .array(results)
+            return .result(.object(result))
         }
         // Queued runs never started: the namespace contexts' errors where they apply.
         let (code, reason, message): (Int, String, String) = switch ending {

@@ -226,9 +226,8 @@ public final class MCPFront: Sendable {
         // while queued must run when its turn comes (docs/mcp.md), as in a process context.
         let reading = Task { try await collect(execution, call: call, progressToken: progressToken, server: server) }
         let result: ExecutionResult
-        let heads: OutputHeads
         do {
-            (result, heads) = try await withTaskCancellationHandler {
+            result = try await withTaskCancellationHandler {
                 try await reading.value
             } onCancel: {
                 cancelled.withLock { _ = $0.insert(call) }
@@ -246,23 +245,20 @@ public final class MCPFront: Sendable {
             throw Self.failure(error, about: context)  // the run could not start: its context died or was deleted meanwhile
         }
         let contextIsDead = (try? contexts.context(context)).map { !$0.isAlive } ?? false
-        return RunRendering.toolResult(result, heads: heads, context: context, contextIsDead: contextIsDead)
+        return RunRendering.toolResult(result, context: context, contextIsDead: contextIsDead)
     }
 
-    /// Reads the run of `call` to its result and the heads the engine kept of its output, sending
-    /// each output chunk as a progress notification when the client asked for progress (until it
-    /// cancels the call, or its connection is found closed: then once, not for every chunk, said
-    /// in the log).
+    /// Reads the run of `call` to its result, sending each output chunk as a progress notification
+    /// when the client asked for progress (until it cancels the call, or its connection is found
+    /// closed: then once, not for every chunk, said in the log).
     private func collect(
         _ execution: ContextRun, call: UInt64, progressToken: ProgressToken?, server: Server
-    ) async throws -> (ExecutionResult, OutputHeads) {
+    ) async throws -> ExecutionResult {
         var progressToken = progressToken
         var chunks = 0
-        var heads = OutputHeads(limit: outputLimit)
         for try await event in execution {
             switch event {
             case .output(let chunk):
-                heads.append(chunk)
                 guard let token = progressToken, !cancelled.withLock({ $0.contains(call) }) else { continue }
                 chunks += 1
                 let message = chunk.stream == .stderr ? "[stderr] " + chunk.text : chunk.text
@@ -280,7 +276,7 @@ public final class MCPFront: Sendable {
             case .result, .inputRequest:
                 continue  // results: carried by the run's result (RunRendering renders each as content); runs here have no stdin
             case .completed(let result):
-                return (result, heads)
+                return result
             }
         }
         throw MCPError.internalError("The run ended without a result.")

@@ -13,13 +13,10 @@ enum RunRendering {
     ///   - context: The context the run was in (a dead `default` is only restarted).
     ///   - contextIsDead: Whether the run left its context dead (a process context whose worker
     ///     crashed, or was killed because the run did not stop after its timeout or an interrupt).
-    ///   - heads: The heads the engine kept of the run's stdout and stderr (read from its output).
-    static func toolResult(
-        _ result: ExecutionResult, heads: OutputHeads, context: ContextID, contextIsDead: Bool
-    ) -> CallTool.Result {
+    static func toolResult(_ result: ExecutionResult, context: ContextID, contextIsDead: Bool) -> CallTool.Result {
         var content = outputContent(
-            stdout: .init(text: result.stdout, omitted: result.stdoutOmittedBytes, headBytes: heads.headBytes(of: .stdout)),
-            stderr: .init(text: result.stderr, omitted: result.stderrOmittedBytes, headBytes: heads.headBytes(of: .stderr)))
+            stdout: .init(text: result.stdout, omitted: result.stdoutOmittedBytes, headBytes: result.stdoutHeadBytes),
+            stderr: .init(text: result.stderr, omitted: result.stderrOmittedBytes, headBytes: result.stderrHeadBytes))
         for rich in result.results {
             if let shown = richContent(rich) { content.append(shown) }
         }
@@ -144,37 +141,6 @@ enum RunRendering {
         let headLength = UTF8Text.completePrefixLength(bytes.prefix(kept.headBytes))
         let note = cutNote(omitted: String(kept.omitted), of: stream, head: headLength, tail: bytes.count - headLength)
         return UTF8Text.decode(bytes[..<headLength]) + note + UTF8Text.decode(bytes[headLength...])
-    }
-}
-
-/// The heads the engine keeps of a run's stdout and stderr, read from the run's output as it
-/// comes: ``HeadTailBuffer``'s rule, the first `limit / 2` bytes cut at a character boundary. A
-/// result carries its head and tail joined, and the head cannot be told from the joined text
-/// when the limit's half falls inside a character (the head is then 1 to 3 bytes short).
-struct OutputHeads {
-    private let headLimit: Int
-    private var stdout: [UInt8] = []
-    private var stderr: [UInt8] = []
-
-    /// Heads of streams capped at `limit` bytes.
-    init(limit: Int) { headLimit = max(0, limit) / 2 }
-
-    /// Takes the next chunk of the run's output.
-    mutating func append(_ chunk: OutputChunk) {
-        switch chunk.stream {
-        case .stdout: take(chunk.text, into: &stdout)
-        case .stderr: take(chunk.text, into: &stderr)
-        }
-    }
-
-    private func take(_ text: String, into head: inout [UInt8]) {
-        guard head.count < headLimit else { return }
-        head.append(contentsOf: text.utf8.prefix(headLimit - head.count))
-    }
-
-    /// The bytes of `stream`'s kept head.
-    func headBytes(of stream: PyKernel.OutputStreamName) -> Int {
-        UTF8Text.completePrefixLength(stream == .stdout ? stdout : stderr)
     }
 }
 

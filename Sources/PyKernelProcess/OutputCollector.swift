@@ -43,8 +43,8 @@ final class OutputCollector: OutputSink {
             ExecResult(
                 exitCode: exitCode, result: b.combined.text(), stdout: b.stdout.text(), stderr: b.stderr.text(),
                 timedOut: timedOut, resultOmittedBytes: b.combined.omittedBytes, stdoutOmittedBytes: b.stdout.omittedBytes,
-                stderrOmittedBytes: b.stderr.omittedBytes, stdoutHeadBytes: b.stdout.parts().head.count,
-                stderrHeadBytes: b.stderr.parts().head.count)
+                stderrOmittedBytes: b.stderr.omittedBytes, stdoutHeadBytes: b.stdout.keptHeadBytes,
+                stderrHeadBytes: b.stderr.keptHeadBytes)
         }
     }
 }

@@ -248,12 +248,19 @@ extension JSONRPCServer {
                 }
                 return .object(record)
             } ?? .null
-            return ["status": .string(result.status.rawValue), "stdout": .string(result.stdout), "stderr": .string(result.stderr),
-                    "stdout_truncated": .bool(result.stdoutTruncated), "stderr_truncated": .bool(result.stderrTruncated),
-                    "stdout_omitted_bytes": .integer(Int64(result.stdoutOmittedBytes)),
-                    "stderr_omitted_bytes": .integer(Int64(result.stderrOmittedBytes)),
-                    "error": error, "execution_count": .integer(Int64(result.executionCount)),
-                    "duration": .double(roundedSeconds(result.duration)), "results": .array(results)]
+            var object: JSONObject = [
+                "status": .string(result.status.rawValue), "stdout": .string(result.stdout), "stderr": .string(result.stderr),
+                "stdout_truncated": .bool(result.stdoutTruncated), "stderr_truncated": .bool(result.stderrTruncated),
+                "stdout_omitted_bytes": .integer(Int64(result.stdoutOmittedBytes)),
+                "stderr_omitted_bytes": .integer(Int64(result.stderrOmittedBytes))]
+            // Only a stream cut at the run's `max_output_bytes` says where.
+            if result.stdoutTruncated { object["stdout_head_bytes"] = .integer(Int64(result.stdoutHeadBytes)) }
+            if result.stderrTruncated { object["stderr_head_bytes"] = .integer(Int64(result.stderrHeadBytes)) }
+            object["error"] = error
+            object["execution_count"] = .integer(Int64(result.executionCount))
+            object["duration"] = .double(roundedSeconds(result.duration))
+            object["results"] = .array(results)
+            return .object(object)
         }
         return .fragment(JSONFragment.object(capacity: capacity) { writeResult(result, results: results, into: &$0) })
     }
@@ -276,6 +283,8 @@ extension JSONRPCServer {
         object.member(Keys.stderrTruncated, bool: result.stderrTruncated)
         object.member(Keys.stdoutOmittedBytes, integer: Int64(result.stdoutOmittedBytes))
         object.member(Keys.stderrOmittedBytes, integer: Int64(result.stderrOmittedBytes))
+        if result.stdoutTruncated { object.member(Keys.stdoutHeadBytes, integer: Int64(result.stdoutHeadBytes)) }
+        if result.stderrTruncated { object.member(Keys.stderrHeadBytes, integer: Int64(result.stderrHeadBytes)) }
         if let error = result.error {
             object.member(Keys.error, object: { record in
                 record.member(Keys.name, string: error.name)
@@ -310,6 +319,8 @@ extension JSONRPCServer {
         static let stderrTruncated = JSONKey("stderr_truncated")
         static let stdoutOmittedBytes = JSONKey("stdout_omitted_bytes")
         static let stderrOmittedBytes = JSONKey("stderr_omitted_bytes")
+        static let stdoutHeadBytes = JSONKey("stdout_head_bytes")
+        static let stderrHeadBytes = JSONKey("stderr_head_bytes")
         static let error = JSONKey("error")
         static let name = JSONKey("name")
         static let value = JSONKey("value")

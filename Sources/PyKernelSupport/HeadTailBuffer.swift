@@ -154,6 +154,15 @@ package struct HeadTailBuffer: Sendable {
     /// The bytes cut between head and tail (0 when nothing was cut).
     package var omittedBytes: Int { isTruncated ? parts().omittedBytes : 0 }
 
+    /// The bytes of the kept text (``text()``) before the cut: the kept head, the whole text when
+    /// nothing was cut. The head can be 1 to 3 bytes shorter than `limit / 2` (cut at a character
+    /// boundary), which the joined text does not tell: a front that marks the cut takes it from here.
+    package var keptHeadBytes: Int {
+        let ended = self.ended
+        guard ended.takenBytes > limit else { return ended.takenBytes }
+        return UTF8Text.completePrefixLength(ended.head)
+    }
+
     /// The kept text: the head and the tail joined, with nothing between them.
     package func text() -> String {
         let ended = self.ended

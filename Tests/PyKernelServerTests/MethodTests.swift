@@ -37,11 +37,12 @@ struct MethodTests {
         let id = harness.request("code.run", ["code": "print('a' * 50 + 'b' * 50)", "max_output_bytes": 10, "context": context])
         let reply = await harness.response(id)
         let result = try #require(reply["result"]?.objectValue)
+        // A stream that was cut says where its head ends (stdout's here; stderr was not cut).
         #expect(result.keys == ["status", "stdout", "stderr", "stdout_truncated", "stderr_truncated", "stdout_omitted_bytes",
-                                "stderr_omitted_bytes", "error", "execution_count", "duration", "results"])
+                                "stderr_omitted_bytes", "stdout_head_bytes", "error", "execution_count", "duration", "results"])
         #expect(result["status"] == "ok" && result["error"] == .null && result["results"] == .array([]))
         #expect(result["stdout"] == .string("aaaaa" + "bbbb\n"))
-        #expect(result["stdout_truncated"] == true && result["stdout_omitted_bytes"] == 91)
+        #expect(result["stdout_truncated"] == true && result["stdout_omitted_bytes"] == 91 && result["stdout_head_bytes"] == 5)
         #expect(result["stderr_truncated"] == false && result["stderr_omitted_bytes"] == 0)
         let seconds = try #require(result["duration"]?.doubleValue)
         #expect(seconds >= 0 && seconds < 10)

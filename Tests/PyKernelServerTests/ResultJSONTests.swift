@@ -85,17 +85,24 @@ import Testing
             }
             return .object(members)
         } ?? .null
-        return ["status": .string(run.status.rawValue), "stdout": .string(run.stdout), "stderr": .string(run.stderr),
-                "stdout_truncated": .bool(run.stdoutTruncated), "stderr_truncated": .bool(run.stderrTruncated),
-                "stdout_omitted_bytes": .integer(Int64(run.stdoutOmittedBytes)), "stderr_omitted_bytes": .integer(Int64(run.stderrOmittedBytes)),
-                "error": error, "execution_count": .integer(Int64(run.executionCount)),
-                "duration": .double((run.duration.inSeconds * 1e6).rounded() / 1e6), "results": .array(run.results.map(tree))]
+        var members: JSONObject = [
+            "status": .string(run.status.rawValue), "stdout": .string(run.stdout), "stderr": .string(run.stderr),
+            "stdout_truncated": .bool(run.stdoutTruncated), "stderr_truncated": .bool(run.stderrTruncated),
+            "stdout_omitted_bytes": .integer(Int64(run.stdoutOmittedBytes)), "stderr_omitted_bytes": .integer(Int64(run.stderrOmittedBytes))]
+        // Only a stream that was cut says where its head ends.
+        if run.stdoutOmittedBytes > 0 { members["stdout_head_bytes"] = .integer(Int64(run.stdoutHeadBytes)) }
+        if run.stderrOmittedBytes > 0 { members["stderr_head_bytes"] = .integer(Int64(run.stderrHeadBytes)) }
+        members["error"] = error
+        members["execution_count"] = .integer(Int64(run.executionCount))
+        members["duration"] = .double((run.duration.inSeconds * 1e6).rounded() / 1e6)
+        members["results"] = .array(run.results.map(tree))
+        return .object(members)
     }
 
     static let runs: [ExecutionResult] = [
         ExecutionResult(status: .ok, stdout: "", stderr: "", error: nil, executionCount: 1, duration: .microseconds(12)),
         ExecutionResult(
-            status: .ok, stdout: "out\n\u{1}\"é", stderr: "warn\n", stdoutOmittedBytes: 7, error: nil, executionCount: 3,
+            status: .ok, stdout: "out\n\u{1}\"é", stderr: "warn\n", stdoutOmittedBytes: 7, stdoutHeadBytes: 4, error: nil, executionCount: 3,
             duration: .nanoseconds(1_234_567), results: results),
         ExecutionResult(
             status: .error, stdout: "", stderr: "", error: ErrorRecord(name: "ZeroDivisionError", value: "division by zero", traceback: "Traceback:\n  ...\n"),
@@ -107,7 +114,7 @@ import Testing
             executionCount: 10, duration: .seconds(1)),
         // Large output: built as a tree (serialized once, into the response).
         ExecutionResult(
-            status: .timeout, stdout: String(repeating: "line\n", count: 20_000), stderr: "x", stderrOmittedBytes: 1 << 40,
+            status: .timeout, stdout: String(repeating: "line\n", count: 20_000), stderr: "x", stderrOmittedBytes: 1 << 40, stderrHeadBytes: 0,
             error: ErrorRecord(name: "TimeoutError", value: "", traceback: ""), executionCount: 4, duration: .milliseconds(5), results: results),
         ExecutionResult(
             status: .error, stdout: String(repeating: "line\n", count: 20_000), stderr: "",

@@ -60,6 +60,24 @@ struct HeadTailBufferTests {
         #expect(buffer.text() == "ééé")
     }
 
+    @Test("The kept head's length: the whole text when nothing was cut, else the head cut at a character boundary")
+    func keptHeadBytes() {
+        var buffer = HeadTailBuffer(limit: 1000)
+        buffer.append("aé")
+        #expect(buffer.keptHeadBytes == 3)
+        // Half the limit (500) falls inside an "é": the head is 499 bytes, which the joined text
+        // ("a", 249 "é", then the tail's 500 "Z") does not tell.
+        buffer.append(String(repeating: "é", count: 599) + String(repeating: "Z", count: 2000))
+        #expect(buffer.keptHeadBytes == 499)
+        #expect(buffer.parts().head.count == 499)
+        var tiny = HeadTailBuffer(limit: 3)
+        tiny.append("😀xxxxxxxxxxb\n")
+        #expect(tiny.keptHeadBytes == 0 && tiny.text() == "b\n")
+        var incomplete = HeadTailBuffer(limit: 10)
+        incomplete.append([0x61, 0xC3])  // "a" and an "é" not complete yet: U+FFFD if the stream ended now
+        #expect(incomplete.keptHeadBytes == 4 && incomplete.text().utf8.count == 4)
+    }
+
     @Test("A chunk longer than the tail after a tail was kept: the tail is the chunk's end")
     func chunkLongerThanTheTail() {
         var buffer = HeadTailBuffer(limit: 6)

@@ -259,10 +259,18 @@ struct OutputTests {
         let ends = try await run("print('a' * 1000 + 'b' * 1000, end='')", in: context, outputLimit: 100)
         #expect(ends.result.stdout == String(repeating: "a", count: 50) + String(repeating: "b", count: 50))
         #expect(ends.result.stdoutOmittedBytes == 1900)
+        #expect(ends.result.stdoutHeadBytes == 50)
+
+        // Half the limit falls inside an "é": the head is 499 bytes, which the joined text does not tell.
+        let inside = try await run("print('a' + 'é' * 600 + 'Z' * 2000, end='')", in: context, outputLimit: 1000)
+        #expect(inside.result.stdout == "a" + String(repeating: "é", count: 249) + String(repeating: "Z", count: 500))
+        #expect(inside.result.stdoutHeadBytes == 499)
+        #expect(inside.result.stderrHeadBytes == 0)
 
         let fits = try await run("print('y' * 99)", in: context, outputLimit: 100)
         #expect(fits.result.stdout == String(repeating: "y", count: 99) + "\n")
         #expect(!fits.result.stdoutTruncated)
+        #expect(fits.result.stdoutHeadBytes == 100)
     }
 
     @Test("One 16 MB write arrives whole in chunks of bounded size, never splitting a character; the result keeps head and tail")

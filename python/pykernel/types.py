@@ -150,8 +150,10 @@ class ExecutionResult:
     process context, ``"crashed"`` (its worker died: the context's state is lost).
     ``stdout``/``stderr`` hold the output up to the run's ``max_output_bytes`` (default 1 MiB
     each): a longer stream keeps its first and last bytes, ``*_truncated`` tell whether it was cut
-    and ``*_omitted_bytes`` how many bytes were cut between the head and the tail (see "Output
-    limits" in ``docs/protocol.md``); the ``on_stdout``/``on_stderr`` callbacks receive every byte.
+    and ``*_omitted_bytes`` how many bytes were cut between the head and the tail, and
+    ``*_head_bytes`` how many bytes of the kept text come before the cut (the whole text's length
+    when nothing was cut: see "Output limits" in ``docs/protocol.md``); the
+    ``on_stdout``/``on_stderr`` callbacks receive every byte.
     ``duration`` is how long the code ran, in seconds. ``results`` holds the run's rich results in
     order (``display()``ed objects and the last expression's value); ``text`` is the main result's
     text.
@@ -166,6 +168,8 @@ class ExecutionResult:
     stderr_truncated: bool = False
     stdout_omitted_bytes: int = 0
     stderr_omitted_bytes: int = 0
+    stdout_head_bytes: int = 0
+    stderr_head_bytes: int = 0
     duration: float = 0.0
     results: List[Result] = field(default_factory=list)
 
@@ -179,9 +183,10 @@ class ExecutionResult:
 
     @classmethod
     def from_json(cls, value: Dict[str, Any]) -> "ExecutionResult":
+        stdout, stderr = value.get("stdout", ""), value.get("stderr", "")
         return cls(
-            stdout=value.get("stdout", ""),
-            stderr=value.get("stderr", ""),
+            stdout=stdout,
+            stderr=stderr,
             error=ExecutionError.from_json(value.get("error")),
             status=value.get("status", ""),
             execution_count=value.get("execution_count", 0),
@@ -189,6 +194,9 @@ class ExecutionResult:
             stderr_truncated=bool(value.get("stderr_truncated", False)),
             stdout_omitted_bytes=int(value.get("stdout_omitted_bytes", 0)),
             stderr_omitted_bytes=int(value.get("stderr_omitted_bytes", 0)),
+            # Only a stream that was cut carries its head's length: else the head is all of it.
+            stdout_head_bytes=int(value.get("stdout_head_bytes", len(stdout.encode("utf-8")))),
+            stderr_head_bytes=int(value.get("stderr_head_bytes", len(stderr.encode("utf-8")))),
             duration=float(value.get("duration", 0.0)),
             results=[Result.from_json(item) for item in value.get("results") or []],
         )

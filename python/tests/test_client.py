@@ -196,6 +196,7 @@ def test_max_output_bytes_keeps_head_and_tail_of_the_result_not_the_stream(kerne
     assert result.stdout == "a" * 5 + "b" * 4 + "\n"
     assert result.stdout_truncated is True and result.stdout_omitted_bytes == 91
     assert result.stderr_truncated is False and result.stderr_omitted_bytes == 0
+    assert result.stdout_head_bytes == 5 and result.stderr_head_bytes == 0
     assert "".join(m.output for m in out) == "a" * 50 + "b" * 50 + "\n"
 
 

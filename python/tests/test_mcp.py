@@ -153,6 +153,21 @@ def test_the_cut_note_sits_where_the_engine_cut(pykernel_bin, isolation, limit, 
     assert [item.text for item in command.content] == [text, "[exit code 0]"]
 
 
+def test_the_cut_note_sits_where_the_engine_cut_in_a_run_whose_worker_was_killed(pykernel_bin):
+    """A process context's run that ignores its timeout is answered by the server (its worker
+    killed), with the output it had relayed: the note sits where that output's head ends, as in
+    a result the worker wrote (the head is 499 bytes, the limit's half falling inside an 'é')."""
+    code = ("import sys, time\nsys.stdout.write('a' + 'é' * 600 + 'Z' * 2000)\nsys.stdout.flush()\n"
+            "while True:\n    try:\n        time.sleep(10)\n    except BaseException:\n        pass")
+
+    async def body(client):
+        return await client.call_tool("run_python", {"code": code, "timeout": 0.2})
+    result = session(pykernel_bin, body, "--isolation", "process", "--timeout-grace", "0.3", "--max-output-bytes", "1000")
+    assert result.structured_content["status"] == "timeout" and result.structured_content["stdout_head_bytes"] == 499
+    assert result.content[0].text == ("a" + "é" * 249 + "\n[… 2202 bytes of stdout cut here: the output limit kept the first 499"
+                                      " and the last 500 bytes …]\n" + "Z" * 500)
+
+
 def test_a_cut_traceback_and_rich_text_say_so_in_this_fronts_words(pykernel_bin):
     """A traceback or a result's text cut at the output limit named the protocol's
     `max_output_bytes`, which MCP has not: the note reads as the output's does (a result's

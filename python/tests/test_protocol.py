@@ -501,6 +501,26 @@ def test_invalid_utf8_output_is_capped_as_its_text(raw):
     assert text.startswith(kept[:100]) and text.endswith(kept[-100:])
 
 
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_a_cut_stream_says_where_its_head_ends(pykernel_bin, isolation):
+    """The joined head and tail did not tell where the cut is when half the limit falls inside a
+    character (the head is then shorter): a cut stream's `<stream>_head_bytes` says it, in
+    either kind of context (a process context's worker answers with it); a stream not cut has none."""
+    from pykernel_raw import RawServer
+
+    server = RawServer(pykernel_bin, ["--isolation", isolation])
+    try:
+        reply = server.result("code.run", {"code": "import sys\nprint('a' + 'é' * 600 + 'Z' * 2000, end='')\n"
+                                                   "sys.stderr.write('é' * 10)", "max_output_bytes": 1000})
+        assert reply["stdout"] == "a" + "é" * 249 + "Z" * 500
+        assert reply["stdout_head_bytes"] == 499 and reply["stdout_omitted_bytes"] == 2202
+        assert reply["stderr"] == "é" * 10 and "stderr_head_bytes" not in reply
+        whole = server.result("code.run", {"code": "print('short')"})
+        assert "stdout_head_bytes" not in whole and "stderr_head_bytes" not in whole
+    finally:
+        server.kill()
+
+
 def test_notifications_precede_their_response_and_carry_every_byte(raw):
     id = raw.request("code.run", {"code": "import sys\nfor i in range(2000):\n    print('line', i)\n"
                                           "sys.stderr.write('done');", "max_output_bytes": 100})
