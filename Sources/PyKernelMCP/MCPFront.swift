@@ -245,7 +245,7 @@ public final class MCPFront: Sendable {
             throw Self.failure(error, about: context)  // the run could not start: its context died or was deleted meanwhile
         }
         let contextIsDead = (try? contexts.context(context)).map { !$0.isAlive } ?? false
-        return RunRendering.toolResult(result, context: context, contextIsDead: contextIsDead)
+        return RunRendering.toolResult(result, context: context, contextIsDead: contextIsDead, outputLimit: outputLimit)
     }
 
     /// Reads the run of `call` to its result, sending each output chunk as a progress notification

@@ -6,19 +6,39 @@ import PyKernelServer
 import PyKernelSupport
 
 /// How a run's result reads for a model: the output as text (stdout, then stderr marked as such,
-/// with a note where the output limit cut the middle out), the traceback of an exception as
-/// text with `isError`, and every field of the protocol's result as `structuredContent`.
+/// with a note where the output limit cut the middle out), its rich results (images as image
+/// content, as many as the output limit holds), the traceback of an exception as text with
+/// `isError`, and every field of the protocol's result but the images' data as `structuredContent`.
 enum RunRendering {
     /// - Parameters:
     ///   - context: The context the run was in (a dead `default` is only restarted).
     ///   - contextIsDead: Whether the run left its context dead (a process context whose worker
     ///     crashed, or was killed because the run did not stop after its timeout or an interrupt).
-    static func toolResult(_ result: ExecutionResult, context: ContextID, contextIsDead: Bool) -> CallTool.Result {
+    ///   - outputLimit: The bytes of base64 the images of one result may take together
+    ///     (`--max-output-bytes`): the images from the first one past it on are left out, a
+    ///     text item in their place saying how many and how to see them.
+    static func toolResult(_ result: ExecutionResult, context: ContextID, contextIsDead: Bool, outputLimit: Int) -> CallTool.Result {
         var content = outputContent(
             stdout: .init(text: result.stdout, omitted: result.stdoutOmittedBytes, headBytes: result.stdoutHeadBytes),
             stderr: .init(text: result.stderr, omitted: result.stderrOmittedBytes, headBytes: result.stderrHeadBytes))
+        var imageBytes = 0
+        var leftOut: (count: Int, bytes: Int, at: Int)?
         for rich in result.results {
-            if let shown = richContent(rich) { content.append(shown) }
+            guard let shown = richContent(rich) else { continue }
+            if case .image(let data, _, _, _) = shown {
+                let size = data.utf8.count
+                if leftOut == nil, size <= outputLimit - imageBytes {
+                    imageBytes += size
+                } else {
+                    let earlier = leftOut ?? (0, 0, content.count)
+                    leftOut = (earlier.count + 1, earlier.bytes + size, earlier.at)
+                    continue
+                }
+            }
+            content.append(shown)
+        }
+        if let leftOut {
+            content.insert(.plainText(imagesLeftOutNote(count: leftOut.count, bytes: leftOut.bytes, limit: outputLimit)), at: leftOut.at)
         }
         if let error = result.error {
             content.append(.plainText(withToolsCutNote(error.traceback, omitted: error.tracebackOmittedBytes, of: "the traceback")))
@@ -33,8 +53,45 @@ enum RunRendering {
         if content.isEmpty { content.append(.plainText("[no output]")) }
         return .init(
             content: content,
-            structured: (MCPFront.value(JSONRPCServer.resultJSON(result))),
+            structured: (MCPFront.value(JSONRPCServer.resultJSON(withoutImages(result)))),
             isError: result.status != .ok)
+    }
+
+    /// The note in place of the images past the output limit.
+    static func imagesLeftOutNote(count: Int, bytes: Int, limit: Int) -> String {
+        "[\(count) \(count == 1 ? "image" : "images") left out from here (\(bytes) bytes of base64): the images of one result "
+            + "are kept to \(limit) bytes, the output limit. Save figures to files (plt.savefig('fig1.png')) and show a few "
+            + "per call (display(IPython.display.Image('fig1.png'))), or make them smaller (a lower dpi)]"
+    }
+
+    /// `result` without the representations its content shows as images (``imageRepresentation(of:)``):
+    /// an image goes to the client once, in `content`, where the output limit bounds it
+    /// (`structuredContent` has no such bound, and its readers want the fields, not the pixels).
+    static func withoutImages(_ result: ExecutionResult) -> ExecutionResult {
+        guard result.results.contains(where: { imageRepresentation(of: $0) != nil }) else { return result }
+        let results = result.results.map { rich -> RichResult in
+            guard let (mime, _) = imageRepresentation(of: rich) else { return rich }
+            return RichResult(
+                isMainResult: rich.isMainResult, data: rich.data.filter { $0.key != mime },
+                metadataJSON: rich.metadataJSON, chartJSON: rich.chartJSON)
+        }
+        return ExecutionResult(
+            status: result.status, stdout: result.stdout, stderr: result.stderr,
+            stdoutOmittedBytes: result.stdoutOmittedBytes, stderrOmittedBytes: result.stderrOmittedBytes,
+            stdoutHeadBytes: result.stdoutHeadBytes, stderrHeadBytes: result.stderrHeadBytes,
+            error: result.error, executionCount: result.executionCount, duration: result.duration, results: results)
+    }
+
+    /// The representation of a rich result its content shows as an image, with its MIME type:
+    /// PNG, else JPEG, else any other `image/*` but SVG (which is text) whose data is base64.
+    static func imageRepresentation(of result: RichResult) -> (mime: String, data: String)? {
+        for mime in ["image/png", "image/jpeg"] {
+            if let image = result.data[mime] { return (mime, image) }
+        }
+        let otherImages = result.data.filter { mime, data in
+            mime.hasPrefix("image/") && mime != "image/svg+xml" && Data(base64Encoded: data) != nil
+        }
+        return otherImages.min { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
     /// What a result kept of one output stream: the head and tail joined, the bytes cut between
@@ -70,15 +127,7 @@ enum RunRendering {
     /// the JSON (`application/json` or another `+json` type), or the LaTeX, in that order.
     /// A text cut at the limit shows this front's note (`nil`: a bundle the engine left nothing of).
     static func richContent(_ result: RichResult) -> Tool.Content? {
-        for mime in ["image/png", "image/jpeg"] {
-            if let image = result.data[mime] {
-                return .image(data: image, mimeType: mime, annotations: nil, _meta: nil)
-            }
-        }
-        let otherImages = result.data.filter { mime, data in
-            mime.hasPrefix("image/") && mime != "image/svg+xml" && Data(base64Encoded: data) != nil
-        }
-        if let (mime, image) = otherImages.min(by: { $0.key < $1.key }) {
+        if let (mime, image) = imageRepresentation(of: result) {
             return .image(data: image, mimeType: mime, annotations: nil, _meta: nil)
         }
         for mime in ["text/html", "text/markdown"] {

@@ -855,8 +855,40 @@ def test_rich_results_become_content_and_images_are_image_content(pykernel_bin, 
     assert result.content[2].text == "42"
     results = result.structured_content["results"]
     assert [r["is_main_result"] for r in results] == [False, True]
-    assert results[0]["data"]["image/png"] == image.data
+    # The image is sent once, in content (its base64 was in structuredContent too).
+    assert set(results[0]["data"]) == {"text/plain"}
     assert results[1]["data"] == {"text/plain": "42"}
+
+
+def test_images_past_the_output_limit_are_left_out_with_a_note_and_sent_once(pykernel_bin, isolation):
+    """A run that made 50 large figures gave a tool result of all of them, each twice (as image
+    content and as base64 in `structuredContent`): the images of one result are kept to
+    `--max-output-bytes` bytes of base64, those from the first one past it on replaced by one
+    text item saying how many were left out and how to see them, and `structuredContent` leaves
+    the images' data out."""
+    code = ("import base64\n"
+            "for i in range(5):\n"
+            "    display({'image/png': base64.b64encode(bytes([i]) * 3000).decode(), 'text/plain': f'<figure {i}>'}, raw=True)\n"
+            "display({'image/jpeg': base64.b64encode(b'j' * 30).decode()}, raw=True)\n"
+            "print('drawn')\n"
+            "'done'")
+
+    async def body(client):
+        return await client.call_tool("run_python", {"code": code})
+    result = session(pykernel_bin, body, "--isolation", isolation, "--max-output-bytes", "10000")
+    assert not result.is_error, text_of(result)
+    # 4000 bytes of base64 each: two fit in 10000; the third, the two after it and the small JPEG
+    # after them are left out (the images shown are the first ones, in order).
+    assert [item.type for item in result.content] == ["text", "image", "image", "text", "text"]
+    assert result.content[0].text == "drawn\n"
+    import base64
+    assert [base64.b64decode(item.data)[:1] for item in result.content[1:3]] == [b"\x00", b"\x01"]
+    note = result.content[3].text
+    assert note.startswith("[4 images left out from here (12040 bytes of base64): the images of one result are kept"
+                           " to 10000 bytes, the output limit. Save figures to files (plt.savefig('fig1.png'))"), note
+    assert result.content[4].text == "'done'"
+    results = result.structured_content["results"]
+    assert [r["data"] for r in results] == [{"text/plain": f"<figure {i}>"} for i in range(5)] + [{}, {"text/plain": "'done'"}]
 
 
 def test_a_crash_answers_the_call_as_an_error_and_leaves_the_server_and_other_contexts_alive(pykernel_bin):
@@ -903,7 +935,7 @@ def test_a_matplotlib_chart_is_image_content_with_its_chart_record(pykernel_bin,
     [image] = [item for item in result.content if item.type == "image"]
     assert image.mime_type == "image/png"
     [figure] = result.structured_content["results"]
-    assert figure["data"]["image/png"] == image.data
+    assert "image/png" not in figure["data"] and figure["data"]["text/plain"].startswith("<Figure size")
     assert figure["chart"]["type"] == "bar" and figure["chart"]["title"] == "Bars"
     assert [(e["label"], e["value"]) for e in figure["chart"]["elements"]] == [("a", 3), ("b", 5)]
 
