@@ -27,10 +27,14 @@ public final class MCPFront: Sendable {
     /// Bytes of stdout and of stderr a `run_python` result keeps (head and tail; docs/protocol.md,
     /// "Output limits"). Smaller than `code.run`'s default: a model reads every byte.
     public static let defaultOutputLimit = 64 << 10
+    /// Bytes of base64 the images of one `run_python` result may take together (docs/mcp.md,
+    /// `--max-image-bytes`): dozens of figures at matplotlib's default size.
+    public static let defaultImageLimit = 2 << 20
 
     let contexts: KernelContexts
     let processes: ProcessService
     let outputLimit: Int
+    let imageLimit: Int
     let logger: Logger
     /// Runs started by this front and not yet finished, per context, oldest first: a cancelled
     /// call interrupts its context only while its own run is the oldest (the one the engine runs).
@@ -48,14 +52,16 @@ public final class MCPFront: Sendable {
     /// A front over `contexts` and `processes`.
     /// - Parameters:
     ///   - outputLimit: Bytes of stdout and of stderr kept in a `run_python` result.
+    ///   - imageLimit: Bytes of base64 the images of one `run_python` result may take together.
     ///   - logger: Where the front logs (the SDK's own logs go there too).
     public init(
         contexts: KernelContexts, processes: ProcessService, outputLimit: Int = MCPFront.defaultOutputLimit,
-        logger: Logger = Logger(label: "pykernel.mcp")
+        imageLimit: Int = MCPFront.defaultImageLimit, logger: Logger = Logger(label: "pykernel.mcp")
     ) {
         self.contexts = contexts
         self.processes = processes
         self.outputLimit = outputLimit
+        self.imageLimit = imageLimit
         self.logger = logger
     }
 
@@ -245,7 +251,7 @@ public final class MCPFront: Sendable {
             throw Self.failure(error, about: context)  // the run could not start: its context died or was deleted meanwhile
         }
         let contextIsDead = (try? contexts.context(context)).map { !$0.isAlive } ?? false
-        return RunRendering.toolResult(result, context: context, contextIsDead: contextIsDead, outputLimit: outputLimit)
+        return RunRendering.toolResult(result, context: context, contextIsDead: contextIsDead, imageLimit: imageLimit)
     }
 
     /// Reads the run of `call` to its result, sending each output chunk as a progress notification

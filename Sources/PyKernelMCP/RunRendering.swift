@@ -7,17 +7,17 @@ import PyKernelSupport
 
 /// How a run's result reads for a model: the output as text (stdout, then stderr marked as such,
 /// with a note where the output limit cut the middle out), its rich results (images as image
-/// content, as many as the output limit holds), the traceback of an exception as text with
+/// content, as many as the image limit holds), the traceback of an exception as text with
 /// `isError`, and every field of the protocol's result but the images' data as `structuredContent`.
 enum RunRendering {
     /// - Parameters:
     ///   - context: The context the run was in (a dead `default` is only restarted).
     ///   - contextIsDead: Whether the run left its context dead (a process context whose worker
     ///     crashed, or was killed because the run did not stop after its timeout or an interrupt).
-    ///   - outputLimit: The bytes of base64 the images of one result may take together
-    ///     (`--max-output-bytes`): the images from the first one past it on are left out, a
+    ///   - imageLimit: The bytes of base64 the images of one result may take together
+    ///     (`--max-image-bytes`): the images from the first one past it on are left out, a
     ///     text item in their place saying how many and how to see them.
-    static func toolResult(_ result: ExecutionResult, context: ContextID, contextIsDead: Bool, outputLimit: Int) -> CallTool.Result {
+    static func toolResult(_ result: ExecutionResult, context: ContextID, contextIsDead: Bool, imageLimit: Int) -> CallTool.Result {
         var content = outputContent(
             stdout: .init(text: result.stdout, omitted: result.stdoutOmittedBytes, headBytes: result.stdoutHeadBytes),
             stderr: .init(text: result.stderr, omitted: result.stderrOmittedBytes, headBytes: result.stderrHeadBytes))
@@ -27,7 +27,7 @@ enum RunRendering {
             guard let shown = richContent(rich) else { continue }
             if case .image(let data, _, _, _) = shown {
                 let size = data.utf8.count
-                if leftOut == nil, size <= outputLimit - imageBytes {
+                if leftOut == nil, size <= imageLimit - imageBytes {
                     imageBytes += size
                 } else {
                     let earlier = leftOut ?? (0, 0, content.count)
@@ -38,7 +38,7 @@ enum RunRendering {
             content.append(shown)
         }
         if let leftOut {
-            content.insert(.plainText(imagesLeftOutNote(count: leftOut.count, bytes: leftOut.bytes, limit: outputLimit)), at: leftOut.at)
+            content.insert(.plainText(imagesLeftOutNote(count: leftOut.count, bytes: leftOut.bytes, limit: imageLimit)), at: leftOut.at)
         }
         if let error = result.error {
             content.append(.plainText(withToolsCutNote(error.traceback, omitted: error.tracebackOmittedBytes, of: "the traceback")))
@@ -60,7 +60,7 @@ enum RunRendering {
     /// The note in place of the images past the output limit.
     static func imagesLeftOutNote(count: Int, bytes: Int, limit: Int) -> String {
         "[\(count) \(count == 1 ? "image" : "images") left out from here (\(bytes) bytes of base64): the images of one result "
-            + "are kept to \(limit) bytes, the output limit. Save figures to files (plt.savefig('fig1.png')) and show a few "
+            + "are kept to \(limit) bytes (--max-image-bytes). Save figures to files (plt.savefig('fig1.png')) and show a few "
             + "per call (display(IPython.display.Image('fig1.png'))), or make them smaller (a lower dpi)]"
     }
 

@@ -17,8 +17,12 @@ struct Mcp: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Bytes of stdout and of stderr kept in a run_python result (its head and tail).")
     var maxOutputBytes: Int = MCPFront.defaultOutputLimit
 
+    @Option(parsing: .unconditional, help: "Bytes of base64 the images of one run_python result may take together.")
+    var maxImageBytes: Int = MCPFront.defaultImageLimit
+
     func validate() throws {
         guard maxOutputBytes >= 0 else { throw ValidationError("--max-output-bytes must not be negative.") }
+        guard maxImageBytes >= 0 else { throw ValidationError("--max-image-bytes must not be negative.") }
     }
 
     func run() async throws {
@@ -38,7 +42,8 @@ struct Mcp: AsyncParsableCommand {
             services.logger.critical("\(error)")
             throw ExitCode.failure
         }
-        let front = MCPFront(contexts: contexts, processes: processes, outputLimit: maxOutputBytes, logger: services.logger)
+        let front = MCPFront(contexts: contexts, processes: processes, outputLimit: maxOutputBytes, imageLimit: maxImageBytes,
+                             logger: services.logger)
         // As `pykernel serve`: a signal shuts the server down with what it started (the default
         // action ended it at once, and a command in its own process group ran on).
         let terminations = ShutdownSignals.handle { front.terminate() }

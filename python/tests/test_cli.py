@@ -436,6 +436,7 @@ def test_a_negative_number_given_to_a_numeric_flag_is_refused_for_its_range(pyke
         (["serve", "--output-interval", "-1"], "--output-interval must be between 0 and 3600 seconds."),
         (["serve", "--timeout-grace", "-1"], "--timeout-grace must be between 0 and 3600 seconds."),
         (["mcp", "--max-output-bytes", "-1"], "--max-output-bytes must not be negative."),
+        (["mcp", "--max-image-bytes", "-1"], "--max-image-bytes must not be negative."),
         (["run", "--timeout", "-1", "-c", "pass"], "--timeout must not be negative."),
     ]
     for command, reason in cases:

@@ -863,7 +863,7 @@ def test_rich_results_become_content_and_images_are_image_content(pykernel_bin, 
 def test_images_past_the_output_limit_are_left_out_with_a_note_and_sent_once(pykernel_bin, isolation):
     """A run that made 50 large figures gave a tool result of all of them, each twice (as image
     content and as base64 in `structuredContent`): the images of one result are kept to
-    `--max-output-bytes` bytes of base64, those from the first one past it on replaced by one
+    `--max-image-bytes` bytes of base64 (not by the output limit), those from the first one past it on replaced by one
     text item saying how many were left out and how to see them, and `structuredContent` leaves
     the images' data out."""
     code = ("import base64\n"
@@ -875,7 +875,7 @@ def test_images_past_the_output_limit_are_left_out_with_a_note_and_sent_once(pyk
 
     async def body(client):
         return await client.call_tool("run_python", {"code": code})
-    result = session(pykernel_bin, body, "--isolation", isolation, "--max-output-bytes", "10000")
+    result = session(pykernel_bin, body, "--isolation", isolation, "--max-output-bytes", "100", "--max-image-bytes", "10000")
     assert not result.is_error, text_of(result)
     # 4000 bytes of base64 each: two fit in 10000; the third, the two after it and the small JPEG
     # after them are left out (the images shown are the first ones, in order).
@@ -885,10 +885,22 @@ def test_images_past_the_output_limit_are_left_out_with_a_note_and_sent_once(pyk
     assert [base64.b64decode(item.data)[:1] for item in result.content[1:3]] == [b"\x00", b"\x01"]
     note = result.content[3].text
     assert note.startswith("[4 images left out from here (12040 bytes of base64): the images of one result are kept"
-                           " to 10000 bytes, the output limit. Save figures to files (plt.savefig('fig1.png'))"), note
+                           " to 10000 bytes (--max-image-bytes). Save figures to files (plt.savefig('fig1.png'))"), note
     assert result.content[4].text == "'done'"
     results = result.structured_content["results"]
     assert [r["data"] for r in results] == [{"text/plain": f"<figure {i}>"} for i in range(5)] + [{}, {"text/plain": "'done'"}]
+
+
+def test_an_image_larger_than_the_output_limit_is_sent_under_the_default_image_limit(pykernel_bin):
+    """Images have their own bound (2 MiB of base64): a figure larger than the text output limit
+    (64 KiB of base64, a detailed chart) is still shown."""
+    code = "import base64\ndisplay({'image/png': base64.b64encode(b'p' * 150000).decode()}, raw=True)"
+
+    async def body(client):
+        return await client.call_tool("run_python", {"code": code})
+    result = session(pykernel_bin, body)
+    assert [item.type for item in result.content] == ["image"], text_of(result)
+    assert len(result.content[0].data) == 200000
 
 
 def test_a_crash_answers_the_call_as_an_error_and_leaves_the_server_and_other_contexts_alive(pykernel_bin):
