@@ -92,4 +92,7 @@ extension KernelError {
     /// ``Code/shutDown`` of a run that was not started: queued when the shutdown began, or
     /// submitted after it.
     package static let runNotStarted = KernelError(.shutDown, ErrorMessages.runNotStarted)
+
+    /// ``Code/shutDown`` of a context's creation, interruption or deletion after the shutdown.
+    package static let contextsShutDown = KernelError(.shutDown, ErrorMessages.contextsShutDown)
 }

@@ -122,8 +122,10 @@ public final class KernelManager: Sendable {
     /// Creates a context with empty globals.
     /// - Parameter cwd: Its working directory; relative paths resolve against the manager's
     ///   working directory; `nil` means the manager's working directory.
-    /// - Throws: ``KernelError/Code/invalidWorkingDirectory`` when `cwd` does not exist or is not a directory.
+    /// - Throws: ``KernelError/Code/invalidWorkingDirectory`` when `cwd` does not exist or is not a
+    ///   directory; ``KernelError/Code/shutDown`` after ``shutdown()``.
     public func createContext(cwd: String? = nil) throws(KernelError) -> ContextInfo {
+        try checkNotShutDown()
         let directory = try cwd.map { path throws(KernelError) in
             try Self.validatedDirectory(path, relativeTo: configuration.workingDirectory)
         } ?? configuration.workingDirectory
@@ -149,8 +151,10 @@ public final class KernelManager: Sendable {
     /// Deletes a context: a run in progress there is interrupted (its result reports
     /// `interrupted`), queued runs fail with ``KernelError/Code/contextDeleted``, and its namespace
     /// is freed once the interpreter is free.
-    /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/defaultContextUndeletable``.
+    /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/defaultContextUndeletable``,
+    ///   ``KernelError/Code/shutDown`` after ``shutdown()``.
     public func deleteContext(_ id: ContextID) throws(KernelError) {
+        try checkNotShutDown()
         guard id != .default else {
             throw KernelError.defaultContextUndeletable
         }
@@ -457,9 +461,10 @@ public final class KernelManager: Sendable {
     /// refused with ``KernelError/Code/interpreterBusy``.
     /// - Returns: `false` when nothing was running (or about to begin) there, or its run's timeout
     ///   stopped it already (it ends `timeout`: a run's first stop decides).
-    /// - Throws: ``KernelError/Code/contextNotFound``.
+    /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/shutDown`` after ``shutdown()``.
     @discardableResult
     public func interrupt(_ context: ContextID) throws(KernelError) -> Bool {
+        try checkNotShutDown()
         _ = try record(context)
         return runtime.supervisor.interrupt(context, nextRun: interpreter.nextRunToBegin(after:))
     }
@@ -550,7 +555,9 @@ public final class KernelManager: Sendable {
     }
 
     /// Stops accepting runs, fails the queued ones with ``KernelError/Code/shutDown`` and interrupts
-    /// the one in progress (its result reports `interrupted`). Contexts and their state remain.
+    /// the one in progress (its result reports `interrupted`). Contexts and their state remain;
+    /// from then on runs, and the creation, interruption and deletion of contexts, throw
+    /// ``KernelError/Code/shutDown``.
     public func shutdown() {
         isShutDown.withLock { $0 = true }
         for run in interpreter.removeQueuedRuns(where: { _ in true }) {
@@ -572,6 +579,11 @@ public final class KernelManager: Sendable {
     package var trackedContextCount: Int { runtime.output.trackedContextCount }
 
     // MARK: Helpers
+
+    /// Throws ``KernelError/Code/shutDown`` once ``shutdown()`` has begun.
+    private func checkNotShutDown() throws(KernelError) {
+        if isShutDown.withLock({ $0 }) { throw KernelError.contextsShutDown }
+    }
 
     private func record(_ id: ContextID) throws(KernelError) -> ContextRecord {
         guard let record = contexts.withLock({ $0[id] }) else { throw Self.notFound(id) }

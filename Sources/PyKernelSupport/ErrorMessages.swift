@@ -32,7 +32,8 @@ package enum ErrorMessages {
 
     /// `shutting_down` (-32005) of any other call about a context of the Swift library's
     /// `KernelContexts` once it was shut down (creating, looking up, interrupting, restarting or
-    /// deleting one, of either kind).
+    /// deleting one, of either kind), and of `KernelManager`'s creation, interruption and deletion
+    /// of a context after its `shutdown()`.
     package static let contextsShutDown = "The kernel manager has shut down; its contexts can no longer be created, used or deleted."
 
     /// The traceback of a run withdrawn before it started (its reader was cancelled while it was
