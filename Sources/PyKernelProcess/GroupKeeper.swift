@@ -3,12 +3,14 @@ import PyKernelSupport
 import Synchronization
 import _PyKernelProcessShims
 
-/// Ends the process groups of the module's children when this process dies without ending them
-/// itself (SIGKILL, a crash, a signal's default action): a small `/bin/sh` started on the first
-/// spawn, the **keeper**, holds the other end of a socket only this process writes to. It is
-/// told each group as its leader starts (`+ PGID`) and when the leader is released to be reaped
-/// (`- PGID`); when the socket ends — this process has exited, however — it sends SIGKILL to
-/// every group still listed, then exits.
+/// Ends the process groups of the module's children, and removes the services' private
+/// directories, when this process dies without doing so itself (SIGKILL, a crash, a signal's
+/// default action): a small `/bin/sh` started on the first spawn or directory, the **keeper**,
+/// holds the other end of a socket only this process writes to. It is told each group as its
+/// leader starts (`+ PGID`) and when the leader is released to be reaped (`- PGID`), and each
+/// directory as it is made (`+d PATH`) and removed (`-d PATH`); when the socket ends — this
+/// process has exited, however — it sends SIGKILL to every group still listed, removes every
+/// directory still listed, then exits.
 ///
 /// Why not `PR_SET_PDEATHSIG`: it fires when the *thread* that spawned the child ends, and the
 /// children are spawned on the pool's threads, which end when idle; swift-subprocess offers no
@@ -17,8 +19,8 @@ import _PyKernelProcessShims
 /// descriptors (``EngineDescriptors``: a process forked by the code of a namespace context
 /// closes it), so no other process holds it. The keeper leads a process group of its own (a
 /// signal to the server's group, a terminal's hang-up or Ctrl-C, does not reach it) and ignores
-/// SIGHUP, SIGINT, SIGQUIT and SIGTERM; if it dies anyway, the next group told starts a new one,
-/// which is told every group still listed.
+/// SIGHUP, SIGINT, SIGQUIT and SIGTERM; if it dies anyway, the next group or directory told
+/// starts a new one, which is told every group and directory still listed.
 ///
 /// A process that left its group (`setsid`, a daemon's double fork) is not ended by the keeper.
 final class GroupKeeper: Sendable {
@@ -28,6 +30,8 @@ final class GroupKeeper: Sendable {
     private struct State {
         /// The groups to end, by leader.
         var groups = Set<pid_t>()
+        /// The directories to remove (absolute paths without a newline).
+        var directories = Set<String>()
         /// Our end of the keeper's socket (non-blocking), -1 when there is no keeper.
         var socket: Int32 = -1
         var keeper: pid_t = 0
@@ -37,19 +41,32 @@ final class GroupKeeper: Sendable {
 
     private let state = Mutex(State())
 
-    /// The keeper's script: its stdin is the socket.
+    /// The keeper's script: its stdin is the socket. Groups are kept space-separated in `g`,
+    /// directories newline-separated in `d` (a path may hold spaces).
     static let script = """
         cd / || :
         trap '' HUP INT QUIT TERM
+        nl='
+        '
         g=' '
-        while read -r op n; do
-          case $n in ''|*[!0-9]*|0|1) continue;; esac
+        d=$nl
+        while IFS= read -r line; do
+          op=${line%% *}
+          n=${line#* }
+          case $op in
+            +|-) case $n in ''|*[!0-9]*|0|1) continue;; esac;;
+          esac
           case $op in
             +) g="$g$n ";;
             -) case $g in *" $n "*) g="${g%% $n *} ${g#* $n }";; esac;;
+            +d) d="$d$n$nl";;
+            -d) case $d in *"$nl$n$nl"*) d="${d%%"$nl$n$nl"*}$nl${d#*"$nl$n$nl"}";; esac;;
           esac
         done
         for n in $g; do kill -s KILL -- "-$n" 2>/dev/null; done
+        set -f
+        IFS=$nl
+        for n in $d; do rm -rf -- "$n"; done
         """
 
     /// Ends `group` (a child's pid, the leader of its own process group) if this process dies
@@ -69,11 +86,32 @@ final class GroupKeeper: Sendable {
         }
     }
 
-    /// The keeper's pid (0 before the first group), for tests.
+    /// Removes `directory` if this process dies before ``forgetDirectory(_:)``; `false` (and
+    /// nothing told) for a path the keeper cannot be told: not absolute, or with a newline.
+    @discardableResult
+    func keepDirectory(_ directory: String) -> Bool {
+        guard directory.hasPrefix("/"), !directory.contains("\n") else { return false }
+        state.withLock { state in
+            state.directories.insert(directory)
+            tell(&state, "+d \(directory)\n")
+        }
+        return true
+    }
+
+    /// Stops removing `directory`: call it once this process has removed it.
+    func forgetDirectory(_ directory: String) {
+        state.withLock { state in
+            guard state.directories.remove(directory) != nil else { return }
+            tell(&state, "-d \(directory)\n")
+        }
+    }
+
+    /// The keeper's pid (0 before the first group or directory), for tests.
     var keeperPID: pid_t { state.withLock { $0.keeper } }
 
     /// Closes our end of the socket, as this process's end does: the keeper ends every group
-    /// still listed and exits (it is reaped here). The next group starts a new keeper.
+    /// and removes every directory still listed, and exits (it is reaped here). The next group
+    /// or directory starts a new keeper.
     func hangUp() {
         state.withLock { state in
             guard state.socket >= 0 else { return }
@@ -88,14 +126,14 @@ final class GroupKeeper: Sendable {
         if state.socket >= 0 {
             state.unsent += Array(message.utf8)
             if flush(&state) { return }
-            // The keeper is gone: a new one is told every group still listed.
+            // The keeper is gone: a new one is told every group and directory still listed.
             Posix.closeQuietly(state.socket)
             var status: Int32 = 0
             while waitpid(state.keeper, &status, 0) < 0 && errno == EINTR {}
             state.socket = -1
         }
-        guard !state.groups.isEmpty, start(&state) else { return }
-        state.unsent = Array(state.groups.map { "+ \($0)\n" }.joined().utf8)
+        guard !state.groups.isEmpty || !state.directories.isEmpty, start(&state) else { return }
+        state.unsent = Array((state.groups.map { "+ \($0)\n" } + state.directories.map { "+d \($0)\n" }).joined().utf8)
         _ = flush(&state)
     }
 
@@ -116,7 +154,8 @@ final class GroupKeeper: Sendable {
         return true
     }
 
-    /// Starts a keeper; `false` when it cannot start (the groups are then not ended with this process).
+    /// Starts a keeper; `false` when it cannot start (the groups are then not ended, nor the
+    /// directories removed, with this process).
     private func start(_ state: inout State) -> Bool {
         var ends: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else { return false }

@@ -34,8 +34,14 @@ public final class ProcessService: Sendable {
 
     /// The configuration the service was created with.
     public let configuration: ProcessServiceConfiguration
-    /// The private directory holding session logs and temporary code files.
-    public let temporaryRoot: String
+    /// The private directory holding session logs and temporary code files (`pykernel-process-XXXXXX`
+    /// in ``ProcessServiceConfiguration/temporaryDirectory``, else `TMPDIR`, else `/tmp`): made by
+    /// the first call that needs it (a session, `process.code_run`, an over-long command), `nil`
+    /// until then. It is removed by ``shutdown()``, or by the keeper of the process's children
+    /// when the process dies without one (SIGKILL, a crash).
+    public var temporaryRoot: String? { state.withLock { $0.temporaryRoot } }
+    /// Where ``temporaryRoot`` is made.
+    private let temporaryBase: String
 
     private let hub = ExitEventHub()
     private let children = ChildRegistry()
@@ -54,18 +60,20 @@ public final class ProcessService: Sendable {
         var refusing = false
         /// Sessions whose deletion could not end every process and whose id was taken since.
         var undeleted: [Session] = []
+        /// The private directory, once made (``privateRoot()``).
+        var temporaryRoot: String?
     }
 
     private let state = Mutex(State())
 
-    /// Creates a service, its private temporary directory and its monitor thread.
+    /// Creates a service and its monitor thread (its private directory, ``temporaryRoot``, is made
+    /// on first use).
     ///
     /// - Parameters:
     ///   - configuration: the working directory, environment, runtimes and limits.
     ///   - logger: where the service reports what it cannot report to a caller.
     ///
-    /// - Throws: ``ProcessAPIError/Code/invalidCwd`` if the working directory does not exist;
-    ///   ``ProcessAPIError/Code/spawnFailed`` if the temporary directory cannot be created.
+    /// - Throws: ``ProcessAPIError/Code/invalidCwd`` if the working directory does not exist.
     public init(
         configuration: ProcessServiceConfiguration = ProcessServiceConfiguration(),
         logger: Logger = Logger(label: "pykernel.process")
@@ -76,15 +84,8 @@ public final class ProcessService: Sendable {
             throw ProcessAPIError(
                 .invalidCwd, "the service's working directory \(configuration.workingDirectory) does not exist")
         }
-        let base = configuration.temporaryDirectory
+        temporaryBase = configuration.temporaryDirectory
             ?? configuration.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        var template = Array((base + "/pykernel-process-XXXXXX").utf8CString)
-        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw ProcessAPIError(
-                .spawnFailed, "could not create a temporary directory in \(base): \(Posix.describe(errno))")
-        }
-        temporaryRoot = String(cString: made)
-        for sub in ["/sessions", "/runs"] { mkdir(temporaryRoot + sub, 0o700) }
         monitor = IOMonitor(logger: logger)
         DescriptorReserve.fill()
     }
@@ -155,12 +156,38 @@ public final class ProcessService: Sendable {
         return try session(id)
     }
 
+    /// ``temporaryRoot``, made (with its `sessions` and `runs`) on the first call, and told to the
+    /// keeper of the process's children, which removes it if the process dies before ``shutdown()``.
+    /// - Throws: ``ProcessAPIError/Code/spawnFailed`` when it cannot be made,
+    ///   ``ProcessAPIError/Code/shuttingDown`` once the shutdown has begun.
+    private func privateRoot() throws(ProcessAPIError) -> String {
+        let result = state.withLock { s -> Result<String, ProcessAPIError> in
+            if let root = s.temporaryRoot { return .success(root) }
+            if s.shutDown || s.refusing { return .failure(ProcessAPIError(.shuttingDown, "The process service has been shut down.")) }
+            var template = Array((temporaryBase + "/pykernel-process-XXXXXX").utf8CString)
+            guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+                return .failure(ProcessAPIError(
+                    .spawnFailed, "could not create a temporary directory in \(temporaryBase): \(Posix.describe(errno))"))
+            }
+            let root = String(cString: made)
+            for sub in ["/sessions", "/runs"] { mkdir(root + sub, 0o700) }
+            if !GroupKeeper.shared.keepDirectory(root) {
+                logger.warning("the private directory is not removed if the process is killed: its path cannot be told to the keeper",
+                               metadata: ["directory": "\(root)"])
+            }
+            s.temporaryRoot = root
+            return .success(root)
+        }
+        return try result.get()
+    }
+
     private func newSessionDirectory() throws(ProcessAPIError) -> String {
+        let root = try privateRoot()
         let n = state.withLock { s -> Int in
             defer { s.nextDirectory += 1 }
             return s.nextDirectory
         }
-        let dir = temporaryRoot + "/sessions/\(n)"
+        let dir = root + "/sessions/\(n)"
         guard mkdir(dir, 0o700) == 0 else {
             throw ProcessAPIError(.spawnFailed, "could not create \(dir): \(Posix.describe(errno))")
         }
@@ -200,7 +227,7 @@ public final class ProcessService: Sendable {
             throw ProcessAPIError(.invalidArgument, "An argv element contains a NUL byte, which a process cannot receive.", field: "argv")
         }
         // The program goes into a private scratch directory, removed after the run.
-        let scratch = temporaryRoot + "/runs/" + randomIdentifier()
+        let scratch = try privateRoot() + "/runs/" + randomIdentifier()
         guard mkdir(scratch, 0o700) == 0 else {
             throw ProcessAPIError(.spawnFailed, "could not create \(scratch): \(Posix.describe(errno))")
         }
@@ -266,7 +293,7 @@ public final class ProcessService: Sendable {
         defer { if let scratch { Posix.removeTree(scratch) } }
         if params.command.utf8.count + 1 > ExecLimits.maxStringBytes {
             // Too long for one argument of a program: the shell reads it from a private file.
-            let dir = temporaryRoot + "/runs/" + randomIdentifier()
+            let dir = try privateRoot() + "/runs/" + randomIdentifier()
             guard mkdir(dir, 0o700) == 0 else {
                 throw ProcessAPIError(.spawnFailed, "could not create \(dir): \(Posix.describe(errno))")
             }
@@ -625,8 +652,10 @@ public final class ProcessService: Sendable {
             logger.error("processes of a session could not be ended at the shutdown", metadata: ["session": "\(session.id)"])
         }
         hub.finish()
-        let root = temporaryRoot
-        await Blocking.run { Posix.removeTree(root) }
+        if let root = state.withLock({ $0.temporaryRoot }) {
+            await Blocking.run { Posix.removeTree(root) }
+            GroupKeeper.shared.forgetDirectory(root)
+        }
         // The monitor sees the killed commands' exits before it stops: their calls wait for them
         // (one that stopped first left such a call unanswered for good — a process with much
         // memory to give back takes a while to end).

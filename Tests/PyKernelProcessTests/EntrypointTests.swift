@@ -58,6 +58,7 @@ struct EntrypointTests {
         let dir = makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let service = try ProcessService(configuration: ProcessServiceConfiguration(workingDirectory: dir))
+        #expect(service.temporaryRoot == nil, "a service made its private directory before any use")
         let error = await expectAPIError(.spawnFailed) { try await service.startEntrypoint(command: "no-such-entrypoint-xyz") }
         #expect(error?.message.contains("no-such-entrypoint-xyz") == true)
         try await service.startEntrypoint(command: "sleep", arguments: ["1009"])
@@ -68,7 +69,8 @@ struct EntrypointTests {
         await service.shutdown()
         #expect(liveProcesses(withCommandLine: ["sleep", "1009"]).isEmpty)
         #expect(liveProcesses(withCommandLine: ["sleep", "1010"]).isEmpty)
-        #expect(!FileManager.default.fileExists(atPath: service.temporaryRoot))
+        let root = try #require(service.temporaryRoot)
+        #expect(!FileManager.default.fileExists(atPath: root))
         await expectAPIError(.shuttingDown) { try await service.exec(ExecParams(command: "true")) }
     }
 }

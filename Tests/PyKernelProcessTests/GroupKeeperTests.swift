@@ -45,4 +45,31 @@ struct GroupKeeperTests {
         #expect(await eventually { sleeps(1) == 0 })
         for child in children { _ = await child.exited.wait(timeout: 10) }
     }
+
+    @Test("At the end of the socket the keeper removes every directory listed (spaces, newline-free), and a new keeper is told them; forgotten ones stay")
+    func removesTheDirectoriesListed() async throws {
+        let base = makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let paths = ["a", "with space", "glob*[x]", "kept"].map { base + "/" + $0 }
+        for path in paths {
+            try FileManager.default.createDirectory(atPath: path + "/sessions/1", withIntermediateDirectories: true)
+            #expect(FileManager.default.createFile(atPath: path + "/sessions/1/log", contents: Data("x".utf8)))
+        }
+        let keeper = GroupKeeper()
+        #expect(!keeper.keepDirectory("relative/path"))
+        #expect(!keeper.keepDirectory(base + "/new\nline"))
+        #expect(keeper.keeperPID == 0, "a refused directory started a keeper")
+        for path in paths.prefix(3) { #expect(keeper.keepDirectory(path)) }
+        let first = keeper.keeperPID
+        #expect(first > 0)
+        kill(first, SIGKILL)
+        #expect(await eventually { (try? String(contentsOfFile: "/proc/\(first)/stat", encoding: .utf8))?.contains(") Z ") ?? false })
+        #expect(keeper.keepDirectory(paths[3]))
+        keeper.forgetDirectory(paths[3])
+        #expect(keeper.keeperPID != first && keeper.keeperPID > 0)
+        keeper.hangUp()
+        #expect(await eventually { paths.prefix(3).allSatisfy { !FileManager.default.fileExists(atPath: $0) } },
+                "a listed directory outlived the keeper's socket")
+        #expect(FileManager.default.fileExists(atPath: paths[3] + "/sessions/1/log"), "a forgotten directory was removed")
+    }
 }

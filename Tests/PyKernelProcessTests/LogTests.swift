@@ -65,11 +65,12 @@ struct BoundedLogTests {
                     session: "s", command: "echo start; head -c 100000 /dev/zero | tr '\\0' x; echo; echo end", runAsync: true))
             _ = try await service.sessionLogs(SessionLogsParams(session: "s", cmdId: command.cmdId, follow: true))
             // On disk: at most the limit per log.
-            let files = try FileManager.default.subpathsOfDirectory(atPath: service.temporaryRoot).filter {
+            let root = try #require(service.temporaryRoot)
+            let files = try FileManager.default.subpathsOfDirectory(atPath: root).filter {
                 $0.contains("/stdout") && $0.hasSuffix(".log")
             }
             let stored = try files.map {
-                try FileManager.default.attributesOfItem(atPath: service.temporaryRoot + "/" + $0)[.size] as? Int ?? 0
+                try FileManager.default.attributesOfItem(atPath: root + "/" + $0)[.size] as? Int ?? 0
             }.reduce(0, +)
             #expect(stored <= 4096, "\(files)")
             // Results: the head, the tail, and the count of every byte missing between them.

@@ -474,9 +474,10 @@ struct SessionTests {
             #expect(growth < 20 * 1024 * 1024, "resident memory grew by \(growth / 1024) KiB")
 
             // The log on disk keeps at most its limit; the results count what is missing.
-            let sizes = try FileManager.default.subpathsOfDirectory(atPath: service.temporaryRoot)
+            let root = try #require(service.temporaryRoot)
+            let sizes = try FileManager.default.subpathsOfDirectory(atPath: root)
                 .filter { $0.contains("/stdout") && $0.hasSuffix(".log") }
-                .compactMap { try FileManager.default.attributesOfItem(atPath: service.temporaryRoot + "/" + $0)[.size] as? Int }
+                .compactMap { try FileManager.default.attributesOfItem(atPath: root + "/" + $0)[.size] as? Int }
             #expect(sizes.reduce(0, +) <= service.configuration.sessionLogLimit * 2)
             let logs = try await service.sessionLogs(SessionLogsParams(session: "big", cmdId: command))
             #expect(logs.exitCode == 0)

@@ -482,6 +482,32 @@ def test_the_process_apis_processes_end_with_a_server_that_is_killed(pykernel_bi
             os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.parametrize("work", ["code", "sessions"])
+def test_a_killed_server_leaves_no_private_directory(pykernel_bin, tmp_path, work):
+    """A server killed with SIGKILL left its /tmp/pykernel-process-XXXXXX (with empty `runs/` and
+    `sessions/`): thousands piled up over test runs. The process API now makes it on first use
+    (a server that only runs code makes none), and the server's keeper removes it as the server
+    dies (after a session, `process.code_run` and `process.exec`)."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    server = RawServer(pykernel_bin, env=dict(os.environ, TMPDIR=str(temporary)), cwd=str(tmp_path))
+    try:
+        if work == "code":
+            context = server.result("context.create", {})["id"]
+            assert server.result("code.run", {"context": context, "code": "1 + 1"})["status"] == "ok"
+        else:
+            server.result("session.create", {"id": "s"})
+            assert server.result("session.exec", {"session": "s", "command": "echo hi"})["exit_code"] == 0
+            assert server.result("process.code_run", {"code": "print(1)"})["exit_code"] == 0
+            assert server.result("process.exec", {"command": "true"})["exit_code"] == 0
+            assert list(temporary.glob("pykernel-process-*")), "the sessions' directory is not in TMPDIR"
+        server.process.kill()
+        server.process.wait()
+        assert wait_until(lambda: not list(temporary.glob("pykernel-process-*")), 10), list(temporary.iterdir())
+    finally:
+        server.kill()
+
+
 TAKE_EVERY_DESCRIPTOR = (
     "import os\nheld = globals().setdefault('held', [])\n"
     "try:\n    while True: held.append(os.open('/dev/null', os.O_RDONLY))\nexcept OSError as e: print(e.errno)\n")
