@@ -440,7 +440,14 @@ public final class KernelManager: Sendable {
     /// - Throws: ``KernelError/Code/notWaitingForInput`` when the request is no longer open (it
     ///   was answered already, or the run was stopped or ended meanwhile).
     public func answerInput(_ request: InputRequest, with reply: InputReply) throws(KernelError) {
-        guard runtime.supervisor.answer(request, with: reply) else {
+        try answerInput(request, with: reply, accepted: {})
+    }
+
+    /// ``answerInput(_:with:)``, calling `accepted` once the reply is taken and before the code
+    /// waiting for it is woken (a server's response to the answer, queued there, precedes the
+    /// run's). `accepted` must not wait nor call back into the manager.
+    package func answerInput(_ request: InputRequest, with reply: InputReply, accepted: () -> Void) throws(KernelError) {
+        guard runtime.supervisor.answer(request, with: reply, accepted: accepted) else {
             throw KernelError(.notWaitingForInput, Self.notWaitingForInputMessage)
         }
     }

@@ -912,10 +912,13 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
     /// Answers the open request for input; `false` when `request` is not open (answered already,
     /// withdrawn by a stop, or its run ended).
-    func answer(_ request: InputRequest, with reply: InputReply) -> Bool {
+    /// `accepted` runs (under the supervisor's lock) once the reply is taken, before the code is
+    /// woken: what it sends goes before anything the code then does.
+    func answer(_ request: InputRequest, with reply: InputReply, accepted: () -> Void = {}) -> Bool {
         lock.withLock {
             guard current?.openInput == request, current?.inputReply == nil, current?.withdrawnInput != request else { return false }
             current?.inputReply = reply
+            accepted()
             wakeInputWaiters()
             return true
         }

@@ -280,30 +280,45 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
     /// `{value}` or `{eof: true}`) to its worker; returns the worker's answer (`.result` or
     /// `.error`, e.g. `not_waiting_for_input`).
     public func answerInput(_ fields: JSONObject) async -> RelayEvent {
-        let notWaiting = RelayEvent.error(
-            code: -32602, message: "The run is not waiting for input (it was answered already, or has ended).",
-            data: ["reason": "not_waiting_for_input", "field": "request_id"])
+        await withCheckedContinuation { continuation in
+            if !answerInput(fields, reply: { continuation.resume(returning: $0) }) {
+                continuation.resume(returning: Self.notWaitingForInput)
+            }
+        }
+    }
+
+    /// Forwards an answer to the run's open request for input as ``answerInput(_:)`` does, never
+    /// waiting, and hands the worker's answer to `reply` on the thread that reads the worker, as
+    /// it reads it: before the run's later events (its result, when the code ends right after
+    /// reading the answer), so a response written there precedes the run's.
+    /// - Returns: `false` (and `reply` is never called) when the run has ended or its worker is gone.
+    public func answerInput(_ fields: JSONObject, reply: @escaping @Sendable (RelayEvent) -> Void) -> Bool {
         guard let (worker, id) = lock.withLock({ () -> (Worker, Int64)? in
             inputOpen = false
             return ended ? nil : target
-        }) else { return notWaiting }
+        }) else { return false }
         var params = fields
         params["request_id"] = .integer(id)
-        let reply: WorkerReply = await withCheckedContinuation { continuation in
-            let sent = worker.send("code.input", params, Worker.Pending(
-                notification: { _, _ in }, reply: { continuation.resume(returning: $0) }))
-            if sent == nil { continuation.resume(returning: .ended) }
-        }
-        switch reply {
-        case .result(let result):
-            return .result(result)
-        case .error(let error):
-            return .error(code: error["code"]?.intValue ?? -32603, message: error["message"]?.stringValue ?? "The worker failed.",
-                          data: error["data"])
-        case .ended:
-            return notWaiting
-        }
+        let sent = worker.send("code.input", params, Worker.Pending(
+            notification: { _, _ in },
+            reply: { answer in
+                switch answer {
+                case .result(let result):
+                    reply(.result(result))
+                case .error(let error):
+                    reply(.error(code: error["code"]?.intValue ?? -32603, message: error["message"]?.stringValue ?? "The worker failed.",
+                                 data: error["data"]))
+                case .ended:
+                    reply(Self.notWaitingForInput)
+                }
+            }))
+        return sent != nil
     }
+
+    /// The answer to a `code.input` for a run that no longer waits for input.
+    private static let notWaitingForInput = RelayEvent.error(
+        code: -32602, message: "The run is not waiting for input (it was answered already, or has ended).",
+        data: ["reason": "not_waiting_for_input", "field": "request_id"])
 
     /// The output and rich results kept so far, for a result the server writes.
     func keptOutput() -> (stdout: HeadTailBuffer, stderr: HeadTailBuffer, results: [JSONValue]) {

@@ -301,23 +301,36 @@ private final class ProcessRunAnswer: Sendable {
 }
 
 extension JSONRPCServer {
-    /// Records a process-context run's open request for input: `code.input` is forwarded to its worker.
+    /// Records a process-context run's open request for input: `code.input` is forwarded to its
+    /// worker, and answered with the worker's answer from the thread that reads the worker, before
+    /// the run's response (which that thread writes after it).
     fileprivate static func openInput(_ id: RequestID, _ relay: RunRelay, _ server: JSONRPCServer) {
-        server.openInputs.open(id) { reply throws(RPCError) in
+        server.openInputs.open(id) { reply, request throws(RPCError) in
             let fields: JSONObject = switch reply {
             case .value(let text): ["value": .string(text)]
             case .endOfFile: ["eof": true]
             }
-            return .deferred { () async throws(RPCError) -> JSONValue in
-                switch await relay.answerInput(fields) {
-                case .result(let result): return result
+            guard let request else {
+                // No client request to answer (its input has ended): the worker's answer is dropped.
+                _ = relay.answerInput(fields) { _ in }
+                return .result(.null)
+            }
+            let sent = relay.answerInput(fields) { event in
+                let outcome: Result<JSONValue, RPCError> = switch event {
+                case .result(let result): .success(result)
                 case .error(_, _, let data) where data?["reason"]?.stringValue == KernelError.Code.notWaitingForInput.description:
                     // The worker's message names the worker's request id, which the client never saw.
-                    throw notWaitingForInput(id)
-                case .error(let code, let message, let data): throw RPCError(code: code, message: message, data: data)
-                case .notification: throw RPCError.internalError("The worker answered code.input with a notification.")
+                    .failure(JSONRPCServer.notWaitingForInput(id))
+                case .error(let code, let message, let data): .failure(RPCError(code: code, message: message, data: data))
+                case .notification: .failure(RPCError.internalError("The worker answered code.input with a notification."))
+                }
+                request.finish(capacity: 256) { unit, responseID in
+                    unit.response(id: responseID, outcome)
+                    return false
                 }
             }
+            guard sent else { throw notWaitingForInput(id) }
+            return .later
         }
     }
 }

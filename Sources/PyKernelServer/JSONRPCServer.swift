@@ -403,6 +403,17 @@ public struct Request: Sendable {
         followUp.run()
     }
 
+    /// Answers a request that replies ``MethodReply/later`` at once, never waiting, as the server
+    /// answers a synchronous method (in the request reader's batch when called there). For a
+    /// notification request, nothing is sent.
+    func respondNow(_ outcome: Result<JSONValue, RPCError>) {
+        guard let id else {
+            server.inFlight.remove(trackingKey)
+            return
+        }
+        server.channel.sendNow(JSONRPCServer.encode(id, outcome)) { server.inFlight.remove(id) }
+    }
+
     /// Answers a request that replied ``MethodReply/later`` from the thread where its work ended,
     /// without a task: `write` appends its last notifications then its response to one unit (given
     /// this request's id) and returns whether it wrote notifications; the unit is sent as one (see
@@ -567,8 +578,10 @@ final class InFlightRequests: Sendable {
 /// How to answer the open request for input of each run that waits for one, by the id of the
 /// `code.run` request that started the run (`code.input` names it).
 final class OpenInputs: Sendable {
-    /// Answers the open request (the engine's or a worker's); throws when it is no longer open.
-    typealias Answer = @Sendable (InputReply) throws(RPCError) -> MethodReply
+    /// Answers the open request (the engine's or a worker's) for the `code.input` request given
+    /// (`nil`: none, the client's input has ended; the reply is then ignored); throws when it is
+    /// no longer open.
+    typealias Answer = @Sendable (InputReply, Request?) throws(RPCError) -> MethodReply
     /// The open requests; `nil` once the client's input has ended.
     private let answers = Mutex<[RequestID: Answer]?>([:])
 
@@ -598,11 +611,10 @@ final class OpenInputs: Sendable {
         for answer in open { Self.answerEndOfFile(answer) }
     }
 
-    /// Answers end of file (a process context's answer goes to its worker in a task); a request
-    /// closed meanwhile (its run ended) needs none.
+    /// Answers end of file (a process context's answer goes to its worker, never waiting); a
+    /// request closed meanwhile (its run ended) needs none.
     private static func answerEndOfFile(_ answer: Answer) {
-        guard case .deferred(let forward) = try? answer(.endOfFile) else { return }
-        Task { _ = try? await forward() }
+        _ = try? answer(.endOfFile, nil)
     }
 }
 

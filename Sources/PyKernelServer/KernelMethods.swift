@@ -181,7 +181,7 @@ extension JSONRPCServer {
             reply = .value(value)
         }
         guard let answer = request.server.openInputs.answer(for: id) else { throw notWaitingForInput(id) }
-        return try answer(reply)
+        return try answer(reply, request)
     }
 
     /// The error of a `code.input` whose run (started by request `id`) is not waiting for input.
@@ -502,13 +502,15 @@ private final class RunAnswer: Sendable {
             case .inputRequest(let input):
                 guard let id = request.id else { continue }
                 // Open before the client can see the request (it may answer at once).
-                request.server.openInputs.open(id) { reply throws(RPCError) in
+                request.server.openInputs.open(id) { reply, answering throws(RPCError) in
                     do throws(KernelError) {
-                        try manager.answerInput(input, with: reply)
+                        // The answer's response is queued before the code is woken: the run's
+                        // response, which may follow at once, comes after it.
+                        try manager.answerInput(input, with: reply) { answering?.respondNow(.success(.object([:]))) }
                     } catch {
                         throw RPCError(error, field: "request_id")
                     }
-                    return .result(.object([:]))
+                    return answering == nil ? .result(.null) : .later
                 }
                 await request.notify("code.input_request", ["prompt": .string(input.prompt), "password": .bool(input.password)])
             case .completed(let result):

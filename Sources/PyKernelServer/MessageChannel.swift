@@ -319,6 +319,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
             heldDue = false
             heldSince = nil
         }
+        if let batched = takeOtherThreadsBatchLocked() { bytes = batched + bytes }
         let riding = rider.take()
         if let riding { bytes.append(contentsOf: riding) }
         writing = true
@@ -406,6 +407,10 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     }
 
     private func enqueueLocked(_ framed: [UInt8], _ lane: Lane) {
+        if let batched = takeOtherThreadsBatchLocked() {
+            control.append(batched)
+            controlEnqueued += 1
+        }
         switch lane {
         case .control:
             control.append(framed)
@@ -416,6 +421,16 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
             peaks.stream = max(peaks.stream, stream.bytes)
         }
         if !writing { lock.broadcast() }
+    }
+
+    /// The lines another thread's open ``batch(_:)`` has collected (taken from it), for a line
+    /// this thread sends now to go after them, in the control lane where the batch would have
+    /// put them: what the reader answered (the `{}` of a `code.input`) precedes what that answer
+    /// caused (the run's response, from the interpreter thread the answer woke). `nil` if none.
+    private func takeOtherThreadsBatchLocked() -> [UInt8]? {
+        guard !batchLines.isEmpty, let owner = batchOwner, pthread_equal(owner, pthread_self()) == 0 else { return nil }
+        defer { batchLines = [] }
+        return batchLines
     }
 
     /// Queues the lines of waiting tasks, in arrival order, while they fit.

@@ -311,6 +311,24 @@ def test_code_input_request_and_answer_on_the_wire(raw):
     assert result["status"] == "ok" and result["stdout"] == "before\nAda\n"
 
 
+def test_the_answer_to_code_input_comes_before_the_runs_response(raw):
+    """Code that ends right after reading the answer: the `{}` of `code.input` is written before
+    the run's response. In a process context it came after it 6 to 9 times in 40 (the worker's
+    `{}` went to the client through a task, the run's response from the thread that reads the
+    worker); in a namespace context, and so in the worker too, about once in 80 (the `{}` waited
+    in the request reader's batch while the interpreter thread the answer woke wrote the run's
+    response ahead of it)."""
+    for attempt in range(60):
+        run_id = raw.request("code.run", {"code": "x = input()\nprint(x)", "allow_stdin": True})
+        input_request(raw, run_id)
+        start = raw.count()
+        answer_id = raw.request("code.input", {"request_id": run_id, "value": f"v{attempt}"})
+        assert raw.response(run_id)["result"]["stdout"] == f"v{attempt}\n"
+        assert raw.response(answer_id)["result"] == {}
+        order = [m["id"] for m in raw.messages_since(start) if "id" in m and m["id"] in (run_id, answer_id)]
+        assert order == [answer_id, run_id], f"attempt {attempt}: the responses came in the order {order}"
+
+
 def test_a_prompt_written_to_the_descriptor_comes_before_the_request(raw):
     """`os.write(1, ...)` (or C code, a subprocess) then `input()`: the prompt's output comes
     first, as the code wrote it (the request came first 12 times in 15)."""
