@@ -25,6 +25,9 @@ final class InterpreterState {
         /// The `from __future__` features its cells imported (`PyCF_MASK` bits), in force for its
         /// later cells, as in python3's REPL (`codeop`) and IPython.
         var futureFlags: Int32 = 0
+        /// Its `sys.last_type`, `last_value` and `last_traceback` (``SysLastException/take()``)
+        /// while another context's are in `sys` (see ``becomeLastExceptionOwner(_:)``).
+        var lastException: PyOwned?
         init(globals: consuming PyOwned, cells: consuming PyOwned, module: consuming PyOwned, contextID: consuming PyOwned) {
             self.globals = globals
             self.cells = cells
@@ -58,6 +61,11 @@ final class InterpreterState {
     private let flushIO: PyOwned
     /// What the common exception's record is made from without `end_run` (see ``NativeTraceback``).
     private let nativeTraceback: NativeTraceback.Environment
+    /// `sys.last_type`, `last_value` and `last_traceback`: set when a run ends with an exception.
+    private let lastException: SysLastException
+    /// The namespace whose `sys.last_*` are in `sys`: the last one to run (`nil` before the first
+    /// run and after that context's deletion).
+    private var lastExceptionOwner: Namespace?
     private let execMode: PyOwned
     /// Compiles cells (with `ast.PyCF_ALLOW_TOP_LEVEL_AWAIT`), keeping the code of those run again.
     private let cellCompiler: CellCompiler
@@ -181,6 +189,7 @@ final class InterpreterState {
             endForkedChild = try module.borrowed.attribute("end_forked_child")
             let enginePrefix = try module.borrowed.attribute("_ENGINE_FILENAME_PREFIX")
             endCells = try module.borrowed.attribute("end_cells")
+            lastException = try SysLastException()
             nativeTraceback = try NativeTraceback.Environment(
                 cellCacheType: try module.borrowed.attribute("_CellCache"), timeoutType: try module.borrowed.attribute("ExecutionTimeout"),
                 enginePrefix: enginePrefix.borrowed.stringValue ?? "<pykernel/", keptCells: try module.borrowed.attribute("_kept_cells"))
@@ -553,6 +562,7 @@ final class InterpreterState {
             let savedEnvironment = environment == nil ? nil : try beginRun.borrowed.call(
                 namespace.cells.borrowed, name.borrowed, source.borrowed, environment.borrowedOrNone, namespace.contextID.borrowed)
             if environment != nil { try becomeMain(namespace) }
+            try becomeLastExceptionOwner(namespace)
             let started = ContinuousClock.now
             runtime.supervisor.begin(run.output, executionCount: executionCount, timeout: run.timeout)
             // Cells allow top-level `await` (code that uses it is a coroutine's); files are python3's.
@@ -682,6 +692,10 @@ final class InterpreterState {
                         descriptionFailure = failure
                     }
                 }
+                // The exception as the user saw it (the engine's frames cut), for post-mortem code
+                // in the next run (`traceback.print_last()`, `pdb.pm()`), as python3's interactive
+                // mode and IPython keep it; what it replaces is freed here, still supervised.
+                try lastException.record(exception.borrowedOrNone)
                 // Let go before the cell's end (its traceback's frames hold the cell's code); what
                 // that frees (`__del__`) is the code's too, still supervised.
                 exception = nil
@@ -1148,6 +1162,21 @@ final class InterpreterState {
         if (try? sysModules.borrowed.setItem(mainName.borrowed, originalMain.borrowed)) == nil { _ = PythonException.take() }
     }
 
+    /// Puts `namespace`'s `sys.last_type`, `last_value` and `last_traceback` in `sys`, keeping
+    /// those of the context that ran before in its own namespace: each context's post-mortem code
+    /// sees its own last exception, as `sys.modules['__main__']` is the running context's.
+    private func becomeLastExceptionOwner(_ namespace: Namespace) throws(PythonError) {
+        guard lastExceptionOwner !== namespace else { return }
+        let previous = try lastException.take()
+        lastExceptionOwner?.lastException = previous
+        let own = namespace.lastException.borrowedOrNone
+        if !own.isNone {
+            try lastException.restore(own)
+            namespace.lastException = nil
+        }
+        lastExceptionOwner = namespace
+    }
+
     private func namespace(of record: ContextRecord) throws(PythonError) -> Namespace {
         let context = record.id
         if let namespace = namespaces[context] { return namespace }
@@ -1204,6 +1233,16 @@ final class InterpreterState {
             runtime.logger.error("forget_hooks failed: \(PythonError.fetch())")
         }
         namespace.underscoreValue = nil
+        // Its last exception's traceback holds its frames and their locals.
+        namespace.lastException = nil
+        if lastExceptionOwner === namespace {
+            lastExceptionOwner = nil
+            do {
+                _ = try lastException.take()
+            } catch {
+                runtime.logger.error("taking sys.last_value out failed: \(error)")
+            }
+        }
         PythonCode.clear(namespace.globals.borrowed)
         forgetCells(of: namespace)
         reclaimer.reclaimIfGrown {

@@ -77,6 +77,22 @@ def wait_until(predicate, timeout=10.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.parametrize("isolation", ["process", "namespace"])
+def test_print_last_in_the_next_run_shows_the_failed_runs_traceback(server, isolation):
+    """`sys.last_type`, `last_value` and `last_traceback` are set after a run that raised, as
+    python3's interactive mode and IPython set them: `traceback.print_last()` in the next run
+    prints the error record's traceback (it raised AttributeError: sys had no last_type)."""
+    context = server.result("context.create", {"isolation": isolation})["id"]
+    try:
+        failed = run(server, context, "def f():\n    return 1/0\nf()")
+        assert failed["status"] == "error"
+        shown = run(server, context, "import sys, traceback\ntraceback.print_last()")
+        assert shown["status"] == "ok", shown["error"]
+        assert shown["stderr"] == failed["error"]["traceback"]
+    finally:
+        server.result("context.delete", {"id": context})
+
+
 def test_state_output_and_errors(server):
     context = create(server)
     # Alive when a ready worker was bound at once, else starting (the pool is still warming up).
