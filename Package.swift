@@ -82,6 +82,9 @@ let package = Package(
         .target(name: "JSONRPC", dependencies: ["PyKernelSupport"], swiftSettings: strictSettings),
         // The process API's C boundary: pipe2, pidfd_open and pidfd_send_signal.
         .target(name: "_PyKernelProcessShims"),
+        // The `pykernel` program's own C `_exit`, which a process context's worker lingers in (only
+        // the executable defines it: a host of the libraries keeps glibc's).
+        .target(name: "_PyKernelRawExit"),
         // Stateless code runs, shell commands and sessions of background commands.
         .target(
             name: "PyKernelProcess",
@@ -129,7 +132,7 @@ let package = Package(
         .executableTarget(
             name: "pykernel",
             dependencies: [
-                "PyKernel", "PyKernelServer", "PyKernelMCP", "PyKernelIsolation", "PyKernelSupport",
+                "PyKernel", "PyKernelServer", "PyKernelMCP", "PyKernelIsolation", "PyKernelSupport", "_PyKernelRawExit",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -52,7 +52,7 @@ public enum ForkServerLoop {
     /// How long a child that crashes (SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL) lives on before it
     /// dies of the signal: its output threads ship what the run wrote just before the crash
     /// (held for up to the engine's 20 ms coalescing window) ahead of the `crashed` answer.
-    static let crashLingerMilliseconds: Int32 = 200
+    package static let crashLingerMilliseconds: Int32 = 200
 
     /// Serves fork requests on `control` until it closes.
     /// - Parameters:

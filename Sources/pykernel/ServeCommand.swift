@@ -6,6 +6,7 @@ import PyKernel
 import PyKernelIsolation
 import PyKernelProcess
 import PyKernelServer
+import _PyKernelRawExit
 
 /// `pykernel serve`: JSON-RPC 2.0 over newline-delimited JSON on stdin/stdout (see docs/protocol.md).
 struct Serve: AsyncParsableCommand {
@@ -36,10 +37,14 @@ struct Serve: AsyncParsableCommand {
     /// A process context's worker (`--worker`, hidden: what ``ServerOptions/workerArguments``
     /// start) serves no process API: the server never forwards its methods to a worker, and
     /// leaving it out spares every worker its temporary directory, its I/O thread and its
-    /// tables (see docs/architecture.md, "Process contexts").
+    /// tables (see docs/architecture.md, "Process contexts"). A worker lingers in C's `exit` during
+    /// a run and in `_exit` always (the engine never leaves through it; the code's threads may, from
+    /// anywhere), as a forked one does on a crash by signal, so that what the code wrote just before
+    /// reaches the server ahead of the `crashed` answer.
     func serve(manager: KernelManager, requests: Int32) async throws {
         if worker {
             manager.lingerAtExitDuringRuns()
+            pk_linger_at_raw_exit(ForkServerLoop.crashLingerMilliseconds)
             ServerDeathWatch.start(output: manager.originalStandardOutput)
         }
         let processes = worker ? nil : try options.processService(manager: manager)

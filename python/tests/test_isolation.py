@@ -343,6 +343,35 @@ def test_the_reason_native_code_writes_before_it_exits_arrives_with_the_crash(se
     server.result("context.delete", {"id": context})
 
 
+@pytest.mark.parametrize("code, stream, expected, status", [
+    ("import os, ctypes\nos.write(1, b'written before _exit\\n')\nctypes.CDLL(None)._exit(4)",
+     "stdout", ["written before _exit\n"], "exited with code 4"),
+    # faulthandler's watchdog writes the threads' tracebacks to descriptor 2, then calls `_exit(1)`.
+    ("import faulthandler, time\nfaulthandler.dump_traceback_later(0.2, exit=True)\ntime.sleep(5)",
+     "stderr", ["Timeout (0:00:00.200000)!\n", "Thread 0x", " (most recent call first):\n", '  File "<cell-'],
+     "exited with code 1"),
+], ids=["ctypes-_exit", "faulthandler-exit"])
+def test_output_written_just_before_a_raw_exit_arrives_first(pykernel_bin, code, stream, expected, status):
+    """What a run wrote to its descriptors right before the worker left through C's `_exit`
+    (no signal, no `atexit`: ctypes, faulthandler's `exit=True`) arrives before the `crashed`
+    answer and is in it, as python3 shows it: it died in the worker's capture with the worker
+    (10 of 10 lost)."""
+    raw = RawServer(pykernel_bin, ["--isolation", "process", "--pool-size", "2"])
+    try:
+        for _ in range(10):
+            context = raw.result("context.create", {}, timeout=60)["id"]
+            request = raw.request("code.run", {"context": context, "code": code})
+            result = raw.response(request, timeout=30)["result"]
+            assert result["status"] == "crashed" and status in result["error"]["value"], result
+            assert all(part in result[stream] for part in expected), result
+            streamed = "".join(m["params"]["text"] for m in raw.notifications(request)
+                               if m["method"] == "code.output" and m["params"]["stream"] == stream)
+            assert streamed == result[stream]
+            raw.result("context.delete", {"id": context})
+    finally:
+        raw.kill()
+
+
 def test_worker_dead_while_idle_is_found_on_next_run(server):
     context = create(server)
     run(server, context["id"], "import os\npid = os.getpid()")
