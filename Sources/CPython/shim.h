@@ -57,6 +57,45 @@ static inline int pykernel_is_libpython_code(const void *function) {
     return python.fbase == other.fbase;
 }
 
+// A Python allocator wrapped by the engine's address space reserve (EngineMemoryReserve.swift):
+// `failed` is called when an allocation smaller than `small` bytes fails. In C, so that the
+// wrapper costs a call and a test in any build.
+typedef struct {
+    PyMemAllocatorEx wrapped;
+    size_t small;
+    void (*failed)(void);
+} pykernel_watched_allocator;
+
+static inline void *pykernel_watched_note(void *context, void *allocated, size_t size) {
+    pykernel_watched_allocator *watched = (pykernel_watched_allocator *)context;
+    if (allocated == NULL && size < watched->small) watched->failed();
+    return allocated;
+}
+static inline void *pykernel_watched_malloc(void *context, size_t size) {
+    PyMemAllocatorEx *wrapped = &((pykernel_watched_allocator *)context)->wrapped;
+    return pykernel_watched_note(context, wrapped->malloc(wrapped->ctx, size), size);
+}
+static inline void *pykernel_watched_calloc(void *context, size_t count, size_t size) {
+    PyMemAllocatorEx *wrapped = &((pykernel_watched_allocator *)context)->wrapped;
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) total = SIZE_MAX;
+    return pykernel_watched_note(context, wrapped->calloc(wrapped->ctx, count, size), total);
+}
+static inline void *pykernel_watched_realloc(void *context, void *pointer, size_t size) {
+    PyMemAllocatorEx *wrapped = &((pykernel_watched_allocator *)context)->wrapped;
+    return pykernel_watched_note(context, wrapped->realloc(wrapped->ctx, pointer, size), size);
+}
+static inline void pykernel_watched_free(void *context, void *pointer) {
+    PyMemAllocatorEx *wrapped = &((pykernel_watched_allocator *)context)->wrapped;
+    wrapped->free(wrapped->ctx, pointer);
+}
+/// The allocator that calls `watched`'s wrapped one (`watched` lives as long as it is installed).
+static inline PyMemAllocatorEx pykernel_watching_allocator(pykernel_watched_allocator *watched) {
+    PyMemAllocatorEx allocator = {watched, pykernel_watched_malloc, pykernel_watched_calloc,
+                                  pykernel_watched_realloc, pykernel_watched_free};
+    return allocator;
+}
+
 static inline PyObject *pykernel_none(void) { return Py_None; }
 static inline PyObject *pykernel_true(void) { return Py_True; }
 static inline PyObject *pykernel_false(void) { return Py_False; }

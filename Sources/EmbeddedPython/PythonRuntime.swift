@@ -13,7 +13,9 @@ package struct PythonSettings: Sendable {
 package enum PythonRuntime {
     /// Initializes CPython on the calling thread, which becomes Python's main thread and holds the
     /// GIL on return. Python's own signal handlers are not installed, so the host's SIGINT is left alone.
+    /// The engine's address space reserve (``EngineMemoryReserve``) is mapped first.
     package static func initialize(_ settings: PythonSettings) throws(PythonError) {
+        EngineMemoryReserve.mapInitially()
         var config = PyConfig()
         PyConfig_InitPythonConfig(&config)
         defer { PyConfig_Clear(&config) }

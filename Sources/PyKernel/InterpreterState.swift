@@ -528,6 +528,8 @@ final class InterpreterState {
     private func evaluate(_ run: PendingRun, in namespace: Namespace, filename: String, executionCount: Int)
         -> (ErrorRecord?, RunSupervisor.Stop?, Duration)
     {
+        // Room for the engine under an address space limit, unless the code's data still fills it.
+        EngineMemoryReserve.restoreBeforeCode()
         do {
             // Like `python3 file.py`, ignore a UTF-8 byte order mark at the start.
             let text = run.code.hasPrefix("\u{FEFF}") ? String(run.code.dropFirst()) : run.code
@@ -626,6 +628,8 @@ final class InterpreterState {
                 defer { endSignals(of: namespace) }
                 if !runMainModule() { exception = takeRaised(by: run) }
             }
+            // Code that filled the address space leaves the engine the reserve to end the run with.
+            EngineMemoryReserve.codeEnded()
             if hasFigures(namespace) {
                 // Figures still open at the end of the run are its last results, then closed. A
                 // run stopped (timeout, interrupt) closes them undrawn: drawing a large figure is
