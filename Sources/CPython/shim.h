@@ -173,5 +173,22 @@ static inline int pykernel_has_instance_attributes(PyObject *o) {
 // type '_io.TextIOWrapper'"), as does assigning `__class__` to or from it.
 static inline void pykernel_make_type_immutable(PyObject *type) { ((PyTypeObject *)type)->tp_flags |= Py_TPFLAGS_IMMUTABLETYPE; }
 
+// A new instance of the exception class `type` made with the one argument `argument` (none when
+// NULL) as calling the class makes it (its `tp_new`, then its `tp_init`), without the call's
+// recursion check: the stop the engine raises where the code is (`KeyboardInterrupt`, its
+// `TimeoutError`) is made even when the code is at the recursion limit, as CPython makes its own
+// `RecursionError` there. Only for classes whose `__new__` and `__init__` are native (no Python
+// code runs). NULL with the error set when it fails.
+static inline PyObject *pykernel_new_exception(PyObject *type, PyObject *argument) {
+    PyTypeObject *exceptionType = (PyTypeObject *)type;
+    PyObject *arguments = argument == NULL ? PyTuple_New(0) : PyTuple_Pack(1, argument);
+    if (arguments == NULL) return NULL;
+    PyObject *instance = exceptionType->tp_new(exceptionType, arguments, NULL);
+    if (instance != NULL && exceptionType->tp_init != NULL && exceptionType->tp_init(instance, arguments, NULL) < 0) {
+        Py_CLEAR(instance);
+    }
+    Py_DECREF(arguments);
+    return instance;
+}
 
 #endif

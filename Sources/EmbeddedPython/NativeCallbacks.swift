@@ -98,9 +98,24 @@ package enum PythonSignals {
         return nil
     }
 
-    /// A new `KeyboardInterrupt()` instance.
+    /// A new `KeyboardInterrupt()` instance, made even where the code is at the recursion limit
+    /// (``stopException(_:message:)``).
     package static func keyboardInterrupt() -> PyOwned? {
-        PyOwned(stealing: PyObject_CallNoArgs(PyExc_KeyboardInterrupt))
+        stopException(PyBorrowed(PyExc_KeyboardInterrupt), message: nil)
+    }
+
+    /// The built-in `TimeoutError` class.
+    package static var builtinTimeoutError: PyBorrowed { PyBorrowed(PyExc_TimeoutError) }
+
+    /// A new instance of the exception class `type` (`type(message)`, or `type()` without a
+    /// message) for a stop raised where the code is: made as calling the class makes it, but
+    /// without the call's recursion check, so a stop that lands at the recursion limit is still
+    /// made (as CPython makes its own `RecursionError` there). Only for classes whose `__new__`
+    /// and `__init__` are native. `nil` with the error pending when it cannot be made.
+    package static func stopException(_ type: PyBorrowed, message: String?) -> PyOwned? {
+        guard let message else { return PyOwned(stealing: pykernel_new_exception(type.pointer, nil)) }
+        guard let text = PyOwned(stealing: PyUnicode_FromString(message)) else { return nil }
+        return PyOwned(stealing: pykernel_new_exception(type.pointer, text.pointer))
     }
 
     /// Sets `exception` (an exception instance) as the pending exception, as `raise exception`

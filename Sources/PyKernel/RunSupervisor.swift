@@ -402,8 +402,8 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
 
     /// `on_stop_signal(signum, frame)`, the stop signal's Python-level handler (native, with
     /// ``NativeArguments/tuple``; `self` is the runtime module): raises the pending stop where the
-    /// code is (`KeyboardInterrupt()` or the runtime's `TimeoutError`, made by its
-    /// `timeout_error`). A signal the engine did not send (or a stale one) returns `None`, or, in
+    /// code is (`KeyboardInterrupt()` or the runtime's `TimeoutError`, its `ExecutionTimeout`,
+    /// both made natively so that a stop at the recursion limit is still made). A signal the engine did not send (or a stale one) returns `None`, or, in
     /// a program that owns its process (`pykernel run`: the runtime does not guard the host's
     /// signals), goes to the code's own handler of the stop signal as in python3 (`os.kill` of its
     /// own process, another process's `kill`). Native, so no Python frame runs for it, and the
@@ -438,11 +438,12 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
             return raiseUnlessLeftToTheLoop(PythonSignals.keyboardInterrupt(), runtime: runtime, arguments: arguments)
         case .timeout(let seconds):
             EmbeddedRuntime.current.supervisor.noteProcessesAtStop()
-            guard let timeoutError = try? runtime.attribute("timeout_error"), let limit = try? PyOwned.float(seconds) else { return nil }
-            // The engine's Python, called where the code is: not traced (``PythonTracing``).
-            PythonTracing.suspend()
-            defer { PythonTracing.resume() }
-            return raiseUnlessLeftToTheLoop(try? timeoutError.borrowed.call(limit.borrowed), runtime: runtime, arguments: arguments)
+            // Made natively: no Python call that could hit the recursion limit where the code is.
+            let message = "execution exceeded the \(seconds.formatted()) s timeout"
+            guard let timeoutType = try? runtime.attribute("ExecutionTimeout") else {
+                return PythonSignals.raise(PythonSignals.stopException(PythonSignals.builtinTimeoutError, message: message))
+            }
+            return raiseUnlessLeftToTheLoop(PythonSignals.stopException(timeoutType.borrowed, message: message), runtime: runtime, arguments: arguments)
         }
     }
 

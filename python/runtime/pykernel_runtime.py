@@ -3018,13 +3018,6 @@ def new_namespace():
     return globals_, {}, module
 
 
-def timeout_error(seconds):
-    """The exception a run that exceeded its timeout raises, naming the timeout as it was given
-    (``5``, ``0.5``, ``0.0001234567``: the shortest text of the number, as the server writes it)."""
-    limit = str(int(seconds)) if seconds == int(seconds) and abs(seconds) < 1e15 else repr(seconds)
-    return ExecutionTimeout(f"execution exceeded the {limit} s timeout")
-
-
 def begin_run(cells, filename, source, env, context):
     """Registers the cell's source and applies the run's environment; returns what to restore."""
     global _current_cells, _current_context
