@@ -1372,8 +1372,7 @@ def install(stdout_write_bytes, stderr_write_bytes, flush,
     pykernel_traceback.registered_source = _cell_source
     if fd_capture:
         _guard(posix, "write", _announcing_write)
-        global _gives_threads_context_pipes
-        _gives_threads_context_pipes = True
+        _PatchOnImport.install("subprocess", _patch_subprocess_pipes)
         _guard(posix, "system", _system_with_context_pipes)
         _guard(posix, "posix_spawn", _spawn_with_context_pipes)
         _guard(posix, "posix_spawnp", _spawn_with_context_pipes)
@@ -1873,8 +1872,6 @@ def _start_thread_recording_owner(self):
     self._pykernel_context = thread_owner()
     global _code_started_threads
     _code_started_threads = True
-    if _gives_threads_context_pipes and not _subprocess_gives_context_pipes:
-        _give_subprocess_context_pipes()
     return _original_thread_start(self)
 
 
@@ -1946,8 +1943,6 @@ def install_context_settings(change_directory, set_umask):
 # process's own then); a thread's run may be long over, and another context's run in progress,
 # so its processes get their context's pipes through the spawn itself, in the child only.
 open_context_pipe = None  # the engine's: open_context_pipe(fd) -> a write end, or None (set by install's caller)
-_gives_threads_context_pipes = False  # with descriptor capture (``install``)
-_subprocess_gives_context_pipes = False
 _os_close, _os_dup2 = os.close, os.dup2  # the real ones (the write ends are not the engine's)
 _spawning = threading.local()  # .active: a spawn that passes the pipes itself (no fork hook then)
 
@@ -1981,17 +1976,12 @@ def _close_pipes(pipes):
             pass
 
 
-def _give_subprocess_context_pipes():
-    """``subprocess.Popen`` that gives a process a context's thread starts that context's pipes
-    for the streams it does not redirect (its ``c2pwrite``/``errwrite`` are -1 then)."""
-    global _subprocess_gives_context_pipes
-    _subprocess_gives_context_pipes = True
-    import subprocess  # noqa: F401 -- loaded (and patched as imported) before the patch below
-    _PatchOnImport.install("subprocess", _patch_subprocess_pipes)
-
-
 def _patch_subprocess_pipes(subprocess):
-    """``_give_subprocess_context_pipes``'s patch of ``subprocess`` (again when it is loaded anew)."""
+    """``subprocess.Popen`` that gives a process a context's thread starts that context's pipes
+    for the streams it does not redirect (its ``c2pwrite``/``errwrite`` are -1 then). Installed
+    with descriptor capture (``install``), applied as ``subprocess`` is imported (again when it
+    is loaded anew): no import of the engine's own in the code's ``Thread.start``, where the
+    code's import state (``sys.path``, ``sys.modules``, the recursion limit) could make it fail."""
     execute_child = subprocess.Popen._execute_child
     code = getattr(execute_child, "__wrapped__", execute_child).__code__
     names = code.co_varnames[1:code.co_argcount]  # after self

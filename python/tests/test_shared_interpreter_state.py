@@ -45,3 +45,35 @@ def test_a_timeout_that_lands_near_the_recursion_limit_is_a_timeout_error(kernel
     assert stopped >= 10
     assert kernel.run_code("print('after')").stdout == "after\n"
 
+
+# The first thread start of the server, while the code's import state cannot import subprocess.
+FIRST_THREAD_START_CANNOT_IMPORT = {
+    "subprocess blocked": "sys.modules['subprocess'] = None",
+    "empty path": "sys.path.clear()",
+}
+
+
+@pytest.mark.parametrize("breaks", FIRST_THREAD_START_CANNOT_IMPORT.values(), ids=FIRST_THREAD_START_CANNOT_IMPORT.keys())
+def test_the_first_thread_start_works_whatever_the_codes_import_state_and_thread_processes_keep_their_context(kernel, breaks):
+    a, b, c = kernel.create_context(), kernel.create_context(), kernel.create_context()
+    started = kernel.run_code(
+        "import sys, threading\nsaved_path, saved_modules = list(sys.path), dict(sys.modules)\n"
+        f"{breaks}\n"
+        "t = threading.Thread(target=print, args=('thread ran',)); t.start(); t.join()\n"
+        "sys.path[:] = saved_path\n"
+        "for name in [name for name in sys.modules if name not in saved_modules]:\n    del sys.modules[name]\n"
+        "sys.modules.update(saved_modules)",
+        a, timeout=30,
+    )
+    assert (started.status, started.stdout, started.error) == ("ok", "thread ran\n", None)
+    # A process a thread of b starts while c runs is b's, not c's.
+    ok(
+        kernel,
+        "import threading, subprocess, time\n"
+        "def later():\n    time.sleep(1); subprocess.run(['echo', 'from-b-thread'])\n"
+        "threading.Thread(target=later).start()",
+        b,
+    )
+    assert kernel.run_code("import time; time.sleep(2.5); print('c done')", c, timeout=30).stdout == "c done\n"
+    assert kernel.run_code("print('b')", b, timeout=30).stdout == "from-b-thread\nb\n"
+
