@@ -183,11 +183,14 @@ def format_exception_and_value(exc):
 
 def _format(ctx, exc):
     """The printer's output for *exc*, as a list of strings (see format_exception)."""
+    written = len(ctx.out)
     try:
         _print_exception_recursive(ctx, exc)
     except BaseException:
         # _PrintFailed, RecursionError: _PyErr_Display would give up here
-        # (see the module docstring).  Never fail the caller.
+        # (see the module docstring).  Never fail the caller, nor leave it
+        # a half-written traceback.
+        del ctx.out[written:]
         try:
             import traceback
             ctx.write("".join(traceback.format_exception_only(type(exc),
@@ -1062,17 +1065,30 @@ def _parse_segment(ctx, segment, filename):
     # the tokenizer ("invalid decimal literal" for "1if") goes through the
     # warnings filters and is printed in the middle of the traceback, as
     # "<filename>:1: SyntaxWarning: ..." and line 1 of that file.
+    # The engine's own reference to the module: code may have replaced or
+    # broken the shared one (sys.modules['warnings'] = None, its filters or
+    # catch_warnings set to None). When its state cannot be saved, the parse
+    # goes through it as python3's does, and a warning it fails to issue
+    # fails the parse (no carets), never the traceback.
     python_warnings = "warnings" in sys.modules
-    import warnings
-    with warnings.catch_warnings(record=True) as caught:
-        try:
-            tree = compile(segment, filename, "exec", ast.PyCF_ONLY_AST)
-        except BaseException:
-            tree = None
+    warnings, catch_warnings, formatwarnmsg = _warnings or _take_warnings()
+    catching = catch_warnings(record=True, module=warnings)
+    try:
+        caught = catching.__enter__()
+    except BaseException:
+        _leave(catching)  # what it changed before it failed
+        catching, caught = None, []
+    try:
+        tree = compile(segment, filename, "exec", ast.PyCF_ONLY_AST)
+    except BaseException:
+        tree = None
+    finally:
+        if catching is not None:
+            _leave(catching)
     for message in caught:
         try:
             if python_warnings:
-                ctx.write(warnings._formatwarnmsg(message))
+                ctx.write(formatwarnmsg(message))
                 continue
             # Python/_warnings.c show_warning, used while the warnings
             # module is not imported (as in a fresh python3.11 file.py)
@@ -1085,6 +1101,28 @@ def _parse_segment(ctx, segment, filename):
         except BaseException:
             pass
     return tree
+
+
+def _take_warnings():
+    """The engine's own ``warnings``, its ``catch_warnings`` and ``_formatwarnmsg``: code that
+    replaces or breaks the shared module (its entry in sys.modules, its catch_warnings) breaks no
+    record. Taken as this module is loaded (the runtime loads ``warnings`` first), or at the first
+    use where nothing had loaded it (a plain python3, whose printer imports it then)."""
+    global _warnings
+    import warnings
+    _warnings = warnings, warnings.catch_warnings, warnings._formatwarnmsg
+    return _warnings
+
+
+_warnings = _take_warnings() if "warnings" in sys.modules else None
+
+
+def _leave(catching):
+    """Puts back the warnings state *catching* (a catch_warnings) saved."""
+    try:
+        catching.__exit__(None, None, None)
+    except BaseException:
+        pass
 
 
 def _read_source_line(filename, lineno):

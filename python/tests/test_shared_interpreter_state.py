@@ -77,3 +77,20 @@ def test_the_first_thread_start_works_whatever_the_codes_import_state_and_thread
     assert kernel.run_code("import time; time.sleep(2.5); print('c done')", c, timeout=30).stdout == "c done\n"
     assert kernel.run_code("print('b')", b, timeout=30).stdout == "from-b-thread\nb\n"
 
+
+CHAINED = "try:\n    1/0\nexcept Exception as e:\n    raise ValueError('v') from e\n"
+
+
+@pytest.mark.parametrize("breaks", [
+    "warnings.filters = None",
+    "sys.modules['warnings'] = None",
+    "warnings.catch_warnings = None",
+    "del warnings._showwarning_orig",
+])
+def test_a_context_that_breaks_the_shared_warnings_module_garbles_no_error_record(kernel, breaks):
+    a, b = kernel.create_context(), kernel.create_context()
+    expected = kernel.run_code(CHAINED, b, timeout=30).error.traceback
+    assert "The above exception was the direct cause" in expected and "~^~" in expected
+    kernel.run_code(f"import sys, warnings\n{breaks}", a, timeout=30)
+    assert kernel.run_code(CHAINED, b, timeout=30).error.traceback == expected.replace("<cell-1>", "<cell-2>")
+
