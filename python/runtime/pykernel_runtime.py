@@ -1840,7 +1840,7 @@ def _write_to_descriptors_in_child():
     ``os.environ``, as python3 started with it makes them: what the child printed before its
     ``os._exit`` is lost or not as in python3. Their encoding, error handler and newline are what
     the forking code's context set (``reconfigure``). A stream the code replaced is left alone."""
-    unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
+    unbuffered = bool(_environ.get("PYTHONUNBUFFERED"))
     for name, fd in (("stdout", 1), ("stderr", 2)):
         stream = getattr(sys, name)
         if not isinstance(stream, KernelStream):
@@ -2028,7 +2028,7 @@ def _system_with_context_pipes(system):
         try:
             sys.audit("os.system", command)
             try:
-                pid = _original_posix_spawn("/bin/sh", ["sh", "-c", command], os.environ,
+                pid = _original_posix_spawn("/bin/sh", ["sh", "-c", command], _environ,
                                             file_actions=[(os.POSIX_SPAWN_DUP2, end, fd) for fd, end in pipes.items()])
             except OSError:
                 return 127 << 8  # as system() when the shell cannot be run
@@ -3008,6 +3008,21 @@ def new_namespace():
     return globals_, {}, module
 
 
+# The process's environment as os made it at start: a run's ``env`` goes there (and to its
+# processes, whose environment is the process's, as python3's subprocess and os.system use it),
+# whatever the code rebound or deleted ``os.environ`` to.
+_environ = os.environ
+
+
+def _run_environments():
+    """The mappings a run's ``env`` is set in and restored from: the engine's ``_environ``, and
+    the ``os.environ`` of an ``os`` the code loaded anew (``importlib.reload`` makes another)."""
+    current = getattr(os, "environ", None)
+    if current is not _environ and type(current).__name__ == "_Environ" and type(current).__module__ == "os":
+        return (_environ, current)
+    return (_environ,)
+
+
 def begin_run(cells, filename, source, env, context):
     """Registers the cell's source and applies the run's environment; returns what to restore."""
     global _current_cells, _current_context
@@ -3021,8 +3036,9 @@ def begin_run(cells, filename, source, env, context):
         return None
     saved = {}
     for key, value in env.items():
-        saved[key] = os.environ.get(key, _MISSING)
-        os.environ[key] = value
+        saved[key] = _environ.get(key, _MISSING)
+        for environ in _run_environments():
+            environ[key] = value
     return saved
 
 
@@ -3172,10 +3188,11 @@ def end_run(exc, saved_env, to_excepthook=False):
     there when the hook handled it (as python3 calls it: its value is then ``""``)."""
     if saved_env:
         for key, old in saved_env.items():
-            if old is _MISSING:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
+            for environ in _run_environments():
+                if old is _MISSING:
+                    environ.pop(key, None)
+                else:
+                    environ[key] = old
     record = None
     if exc is not None:
         _strip_engine_frames(exc)

@@ -94,3 +94,15 @@ def test_a_context_that_breaks_the_shared_warnings_module_garbles_no_error_recor
     kernel.run_code(f"import sys, warnings\n{breaks}", a, timeout=30)
     assert kernel.run_code(CHAINED, b, timeout=30).error.traceback == expected.replace("<cell-1>", "<cell-2>")
 
+
+@pytest.mark.parametrize("rebinds", ["os.environ = None", "del os.environ", "os.environ = {'X': '1'}"])
+def test_a_runs_env_reaches_the_code_and_its_processes_whatever_a_context_did_to_os_environ(kernel, rebinds):
+    a, b = kernel.create_context(), kernel.create_context()
+    kernel.run_code(f"import os\n{rebinds}", a, timeout=30)
+    result = kernel.run_code(
+        "import subprocess\nsubprocess.run('echo \"[$PYKERNEL_TEST_VAR]\"', shell=True)",
+        b, envs={"PYKERNEL_TEST_VAR": "given"}, timeout=30,
+    )
+    assert (result.status, result.stdout, result.error) == ("ok", "[given]\n", None)
+    after = kernel.run_code("import subprocess\nsubprocess.run('echo \"[$PYKERNEL_TEST_VAR]\"', shell=True)", b, timeout=30)
+    assert after.stdout == "[]\n"
