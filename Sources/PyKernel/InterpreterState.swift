@@ -110,8 +110,10 @@ final class InterpreterState {
     private let resumeSignals: PyOwned
     private let suspendSignals: PyOwned
     private let forgetSignals: PyOwned
-    /// The runtime's `forget_hooks(globals)`: `sys`'s and `threading`'s hooks a deleted context set
-    /// to its own functions are put back to their defaults.
+    /// The runtime's `forget_hooks(context, globals)`: the interpreter's hooks a deleted context
+    /// set to its own code (`sys`'s, `threading`'s, `warnings`'s, finders and path hooks) are put
+    /// back to their defaults; it returns `True` when an audit hook of the context's still runs
+    /// its code, whose globals must then not be cleared.
     private let forgetHooks: PyOwned
     private let signalsRunningName: PyOwned
     /// The runtime's `stream_contexts` (the namespace contexts whose code reconfigured
@@ -1197,7 +1199,8 @@ final class InterpreterState {
     }
 
     /// Frees a deleted context's namespace: clearing it first breaks the cycles between the
-    /// globals and the functions defined in them, so the objects are freed now. Then, when the
+    /// globals and the functions defined in them, so the objects are freed now (not when the
+    /// context added an audit hook, which outlives it: see `forgetHooks`). Then, when the
     /// process has grown by ``MemoryReclaimer/threshold`` or more since memory was last
     /// reclaimed, the memory freed is given back to the system (see ``MemoryReclaimer``).
     ///
@@ -1233,7 +1236,10 @@ final class InterpreterState {
         {
             _ = PythonException.take()
         }
-        if forgetHooks.borrowed.callKeepingError(namespace.globals.borrowed) == nil {
+        var keepsGlobals = false
+        if let kept = forgetHooks.borrowed.callKeepingError(namespace.contextID.borrowed, namespace.globals.borrowed) {
+            keepsGlobals = kept.borrowed.isTrue
+        } else {
             runtime.logger.error("forget_hooks failed: \(PythonError.fetch())")
         }
         namespace.underscoreValue = nil
@@ -1247,7 +1253,9 @@ final class InterpreterState {
                 runtime.logger.error("taking sys.last_value out failed: \(error)")
             }
         }
-        PythonCode.clear(namespace.globals.borrowed)
+        // An audit hook of the context's (which CPython cannot remove) still runs its code: its
+        // globals stay as they are, freed only once nothing refers to them.
+        if !keepsGlobals { PythonCode.clear(namespace.globals.borrowed) }
         forgetCells(of: namespace)
         reclaimer.reclaimIfGrown {
             // Cycles the context left (classes, objects referring to each other) are freed only by

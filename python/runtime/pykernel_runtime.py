@@ -12,6 +12,7 @@ import atexit
 import builtins
 import codecs
 import errno
+import functools
 import importlib.machinery
 import io
 import linecache
@@ -1392,6 +1393,7 @@ def install(stdout_write_bytes, stderr_write_bytes, flush,
         _guards_host_signals = True
         _PatchOnImport.install("subprocess", _patch_subprocess)
         _guard(posix, "_exit", _guarded_exit)
+        sys.addaudithook = _recording_audit_hook_owner(sys.addaudithook)
         _guard(posix, "abort", _guarded_abort)
         _guard(posix, "kill", _guarded_kill)
         _guard(posix, "setsid", lambda setsid: _keeping_the_session(setsid, lambda: True))
@@ -2308,26 +2310,94 @@ def forget_signals(context):
 
 _SYS_HOOKS = (("excepthook", "__excepthook__"), ("unraisablehook", "__unraisablehook__"),
               ("displayhook", "__displayhook__"), ("breakpointhook", "__breakpointhook__"))
+_WARNINGS_HOOKS = (("showwarning", "_showwarning_orig"), ("formatwarning", "_formatwarning_orig"))
+# The audit hooks code added (``sys.addaudithook``, see ``_recording_audit_hook_owner``), with the
+# context whose code added each: CPython cannot remove one, so a deleted context's globals stay
+# as they are while a hook of its lives (``forget_hooks``).
+_audit_hooks = []
 
 
-def forget_hooks(namespace):
-    """A deleted namespace context: the interpreter's hooks it set to its own functions (or
-    methods) are put back to their defaults, so its cleared globals do not break the error
-    reports and breakpoints of the contexts left (`sys` and `threading` are shared)."""
+def _recording_audit_hook_owner(addaudithook):
+    """``sys.addaudithook`` that records the hook and the context whose code added it."""
+    def addaudithook_recording_owner(hook):
+        addaudithook(hook)
+        _audit_hooks.append((thread_owner(), hook))
+    addaudithook_recording_owner.__name__ = addaudithook.__name__
+    addaudithook_recording_owner.__qualname__ = addaudithook.__qualname__
+    addaudithook_recording_owner.__doc__ = addaudithook.__doc__
+    addaudithook_recording_owner.__module__ = "sys"
+    return addaudithook_recording_owner
+
+
+def forget_hooks(context, namespace):
+    """A deleted namespace context (``context``, its globals ``namespace``): the interpreter's
+    hooks it set to its own functions, methods, callable objects or ``functools.partial`` of
+    them are put back to their defaults (``sys``'s, ``threading.excepthook``,
+    ``warnings.showwarning`` and ``formatwarning``), and its finders and path hooks leave
+    ``sys.meta_path``, ``sys.path_hooks`` and ``sys.path_importer_cache``, so its cleared
+    globals do not break the error reports, warnings, imports and breakpoints of the contexts
+    left (these modules are shared). Returns whether its globals must be kept as they are
+    instead: an audit hook it added (which nothing can remove) still runs its code."""
     for name, default in _SYS_HOOKS:
         if _defined_in(getattr(sys, name, None), namespace):
             setattr(sys, name, getattr(sys, default))
     threading = sys.modules.get("threading")
     if threading is not None and _defined_in(getattr(threading, "excepthook", None), namespace):
         threading.excepthook = threading.__excepthook__
+    warnings = sys.modules.get("warnings")
+    for name, original in _WARNINGS_HOOKS:
+        if _defined_in(getattr(warnings, name, None), namespace) and hasattr(warnings, original):
+            setattr(warnings, name, getattr(warnings, original))
+    for name in ("meta_path", "path_hooks"):
+        hooks = getattr(sys, name, None)
+        if type(hooks) is list:
+            hooks[:] = [hook for hook in hooks if not _defined_in(hook, namespace)]
+    finders = getattr(sys, "path_importer_cache", None)
+    if type(finders) is dict:
+        for path, finder in list(finders.items()):
+            if _defined_in(finder, namespace):
+                del finders[path]
+    return any(owner == context or _defined_in(hook, namespace) for owner, hook in _audit_hooks)
 
 
-def _defined_in(hook, namespace):
-    """Whether ``hook`` is a function, or a method of one, whose globals are ``namespace`` (no
-    code of the hook's runs: only these two types are looked into)."""
-    if type(hook) is types.MethodType:
-        hook = hook.__func__
-    return type(hook) is types.FunctionType and hook.__globals__ is namespace
+def _defined_in(hook, namespace, depth=0):
+    """Whether ``hook`` is code of ``namespace``: a function whose globals are ``namespace``, a
+    method or ``functools.partial`` of one, a class with such a function in its own or its
+    bases' dictionaries, or an instance of one. No code of the hook's runs: only the types and
+    dictionaries are looked into."""
+    if depth > 8:  # a partial of a partial of ...
+        return False
+    kind = type(hook)
+    if kind is types.FunctionType:
+        return hook.__globals__ is namespace
+    if kind is types.MethodType:
+        return _defined_in(hook.__func__, namespace, depth + 1) or _defined_in(hook.__self__, namespace, depth + 1)
+    mro = _TYPE_MRO.__get__(kind)
+    if functools.partial in mro:
+        return _defined_in(_PARTIAL_FUNC.__get__(hook), namespace, depth + 1)
+    return _class_defined_in(hook if type in mro else kind, namespace)
+
+
+# The descriptors that give a class's bases and dictionary, and a partial's function, whatever
+# the class or its metaclass defines.
+_TYPE_MRO = type.__dict__["__mro__"]
+_TYPE_DICT = type.__dict__["__dict__"]
+_PARTIAL_FUNC = functools.partial.__dict__["func"]
+
+
+def _class_defined_in(cls, namespace):
+    """Whether a class of ``cls``'s method resolution order has a function (plain, static or
+    class method, property getter) whose globals are ``namespace``."""
+    for base in _TYPE_MRO.__get__(cls):
+        for value in _TYPE_DICT.__get__(base).values():
+            kind = type(value)
+            if kind in (staticmethod, classmethod):
+                value = value.__func__
+            elif kind is property:
+                value = value.fget
+            if type(value) is types.FunctionType and value.__globals__ is namespace:
+                return True
+    return False
 
 
 def _restore_process_handler(number):

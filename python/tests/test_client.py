@@ -240,6 +240,69 @@ def test_hooks_a_deleted_context_set_are_put_back(kernel):
     assert kernel.run_code("import sys\nsys.breakpointhook = sys.__breakpointhook__").status == "ok"
 
 
+# Code of a context that objects of the shared `sys`, `threading` and `warnings` still call once
+# it is deleted: each broke every later run of every context (`NameError: name 'SEEN' is not
+# defined`) once the context's globals were cleared.
+_DELETED_CONTEXT_HOOKS = {
+    "audit hook": "import sys\nCOUNT = [0]\ndef hook(event, args):\n    COUNT[0] += 1\nsys.addaudithook(hook)",
+    "audit hook object": "import sys\nclass Hook:\n    def __call__(self, event, args):\n        SEEN.append(event)\n"
+                         "SEEN = []\nsys.addaudithook(Hook())",
+    "meta_path finder": "import sys\nSEEN = []\nclass Finder:\n    def find_spec(self, name, path, target=None):\n"
+                        "        SEEN.append(name)\nsys.meta_path.insert(0, Finder())",
+    "meta_path class": "import sys\nSEEN = []\nclass Finder:\n    @classmethod\n    def find_spec(cls, name, path, target=None):\n"
+                       "        SEEN.append(name)\nsys.meta_path.insert(0, Finder)",
+    "path hook and its finders": "import sys\nSEEN = []\nfile_finders = sys.path_hooks[-1]\nclass PathFinder:\n"
+                                 "    def __init__(self, path):\n        self.inner = file_finders(path)\n"
+                                 "    def find_spec(self, name, target=None):\n        SEEN.append(name)\n"
+                                 "        return self.inner.find_spec(name, target)\n"
+                                 "sys.path_hooks.insert(0, PathFinder)\nsys.path_importer_cache.clear()\nimport csv",
+    "showwarning": "import sys, warnings\nLOG = []\ndef routed(message, category, filename, lineno, file=None, line=None):\n"
+                   "    LOG.append(message)\n    print('routed', message, file=sys.stderr)\nwarnings.showwarning = routed",
+    "formatwarning": "import warnings\nPREFIX = 'w: '\ndef short(message, category, filename, lineno, line=None):\n"
+                     "    return PREFIX + str(message) + '\\n'\nwarnings.formatwarning = short",
+    "excepthook object": "import sys\nclass Hook:\n    def __call__(self, kind, value, tb):\n        print(PREFIX, kind, file=sys.stderr)\n"
+                         "PREFIX = 'hook'\nsys.excepthook = Hook()",
+    "excepthook partial": "import functools, sys\ndef hook(tag, kind, value, tb):\n    print(tag, kind, file=sys.stderr)\n"
+                          "sys.excepthook = functools.partial(hook, 'hook')",
+    "thread excepthook partial": "import functools, sys, threading\ndef hook(tag, args):\n    print(tag, file=sys.stderr)\n"
+                                 "threading.excepthook = functools.partial(hook, 'hook')",
+    "unraisablehook bound method of a partial": "import functools, sys\nclass Hooks:\n    def unraisable(self, u):\n"
+                                                "        print('unraisable', file=sys.stderr)\n"
+                                                "sys.unraisablehook = functools.partial(Hooks().unraisable)",
+}
+
+
+def _probe_runs(kernel, context, module):
+    """What a fresh context's print, first import of ``module``, warning and errors (of the code,
+    of a thread, of a finalizer) give, addresses left out."""
+    import re
+
+    probes = ["print('x')", f"import {module}\nprint('imported', {module}.__name__ == {module!r})",
+              "import warnings\nwarnings.warn('w')",
+              "import threading\nt = threading.Thread(target=lambda: 1/0, name='T')\nt.start(); t.join()\n"
+              "class D:\n    def __del__(self):\n        raise KeyError('in del')\nD()\nraise ValueError('v')"]
+    seen = []
+    for code in probes:
+        result = kernel.run_code(code, context=context)
+        error = result.error and (result.error.name, result.error.value, result.error.traceback)
+        seen.append((result.status, result.stdout.replace(module, "M"), re.sub(r"0x[0-9a-f]+", "0x", result.stderr), error))
+    return seen
+
+
+@pytest.mark.parametrize("case", sorted(_DELETED_CONTEXT_HOOKS))
+def test_code_of_a_deleted_context_shared_state_still_calls_keeps_working(kernel, case):
+    """Runs after the deletion, in a fresh context, give what they gave before the context set
+    its hook (the python3 output the other tests check): its hooks are put back, its finders go,
+    and an audit hook (CPython cannot remove one) keeps the context's globals alive."""
+    before = _probe_runs(kernel, kernel.create_context(), "calendar")
+    assert [run[0] for run in before] == ["ok", "ok", "ok", "error"]
+    hostile = kernel.create_context()
+    assert kernel.run_code(_DELETED_CONTEXT_HOOKS[case], context=hostile).status == "ok"
+    kernel.delete_context(hostile)
+    assert _probe_runs(kernel, kernel.create_context(), "difflib") == before
+    assert _probe_runs(kernel, None, "fractions") == before
+
+
 def test_default_context_cannot_be_deleted(kernel):
     with pytest.raises(DefaultContextUndeletableError) as caught:
         kernel.delete_context("default")
