@@ -112,6 +112,9 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     /// Lines of the reader thread's current ``batch(_:)``, and that thread.
     private var batchLines: [UInt8] = []
     private var batchOwner: pthread_t?
+    /// A unit for the stream lane joined the current batch while stream lines were queued (a
+    /// run's end on the reader thread, its notifications still queued): the batch goes after them.
+    private var batchFollowsStream = false
     private var drainWaiters: [CheckedContinuation<Void, Never>] = []
     private var peaks = (control: 0, stream: 0)
     private var controlEnqueued = 0
@@ -202,12 +205,17 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     /// Runs `body` on the reader thread, collecting the lines it sends with ``sendNow(_:framed:whenQueued:)``,
     /// then queues them as one unit in the control lane (written in one `write(2)`, so a client
     /// wakes once for a request's notifications and response). Blocks while the control lane is
-    /// full; writes on this thread when both lanes are empty and the writer is idle.
+    /// full; writes on this thread when both lanes are empty and the writer is idle. A batch that
+    /// a stream unit joined while stream lines were queued (``sendUnit(_:lane:mayWait:yieldAfterWrite:hold:whenQueued:)``:
+    /// a process run ended by `context.delete`, its last notifications still queued) goes to the
+    /// stream lane instead, after them, at once: a run's response never overtakes its notifications.
     func batch<T>(_ body: () -> T) -> T {
         lock.withLock { batchOwner = pthread_self() }
         let value = body()
         lock.lock()
         batchOwner = nil
+        let followsStream = batchFollowsStream
+        batchFollowsStream = false
         guard !batchLines.isEmpty else {
             lock.unlock()
             return value
@@ -216,6 +224,13 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         batchLines = []
         if control.isEmpty, stream.isEmpty, !writing {
             writeOnThisThreadLocked(lines)
+            lock.unlock()
+            return value
+        }
+        if followsStream, !stream.isEmpty {
+            // Behind the stream lines queued before (a run's notifications, then its response in
+            // this batch), at once: a small unit, which the control lane would have taken too.
+            enqueueLocked(lines, .stream)
             lock.unlock()
             return value
         }
@@ -242,7 +257,8 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     /// Sends a request's last lines (`unit`: its notifications, then its response, each ended by
     /// its newline, as ``RPCUnit`` writes them) as one unit from the thread where its work ended
     /// (the interpreter thread at a run's end), without a task: inside this thread's
-    /// ``batch(_:)`` they join the batch; when both lanes are empty and no thread writes, they are
+    /// ``batch(_:)`` they join the batch (which then follows the stream lines queued, for a
+    /// stream unit); when both lanes are empty and no thread writes, they are
     /// written on this thread (saving the writer's wake-up); else they are queued in `lane`,
     /// waiting while it is full. A caller on Swift's cooperative pool, which must not block,
     /// passes `mayWait: false`: its unit is queued at once, past the cap if need be (as a
@@ -265,6 +281,9 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         lock.lock()
         if let owner = batchOwner, pthread_equal(owner, pthread_self()) != 0 {
             whenQueued()
+            // A stream unit (a response after notifications) must not overtake the stream lines
+            // queued before it, as the batch's control lane would.
+            if lane == .stream, !stream.isEmpty { batchFollowsStream = true }
             batchLines.append(contentsOf: unit)
             lock.unlock()
             return

@@ -134,6 +134,40 @@ struct OutgoingQueueTests {
         close(pipe.readEnd)
     }
 
+    @Test("A stream unit that joins the reader thread's batch (a run ended by context.delete) goes after the stream lines queued before it")
+    func aStreamUnitInABatchFollowsTheQueuedStreamLines() async throws {
+        let pipe = Pipe()
+        // The pipe at its default 64 KiB, filled: the writer thread blocks in its first write(2),
+        // so what is sent next stays queued until the test reads.
+        let limits = MessageChannel.Limits(pipeBytes: nil)
+        let channel = MessageChannel(fileDescriptor: pipe.writeEnd, limits: limits, logger: Self.logger)
+        let filler = Self.line(-1, size: (64 << 10) - 1) + [0x0A]
+        #expect(filler.withUnsafeBytes { write(pipe.writeEnd, $0.baseAddress, $0.count) } == filler.count)
+        // A process run's notifications, sent by the thread reading its worker.
+        for number in 0..<3 {
+            channel.sendUnit(Self.line(number, size: 1000) + [0x0A], lane: .stream, mayWait: false) {}
+        }
+        let done = Thread.runDetached {
+            // `context.delete` on the reader thread answers the run (its response, in the stream
+            // lane after its notifications), then itself.
+            channel.batch {
+                channel.sendUnit(Array("run response\n".utf8), lane: .stream, mayWait: true) {}
+                channel.sendNow(Array("delete response".utf8))
+            }
+        }
+        await done.value
+        let lines = LineSource(descriptor: pipe.readEnd)
+        #expect(await lines.next() == Array(filler.dropLast()))
+        for number in 0..<3 {
+            #expect(await lines.next() == Self.line(number, size: 1000))
+        }
+        #expect(await lines.next() == Array("run response".utf8))
+        #expect(await lines.next() == Array("delete response".utf8))
+        await channel.flush()
+        close(pipe.writeEnd)
+        close(pipe.readEnd)
+    }
+
     @Test func aBatchIsWrittenWholeAndInOrder() async throws {
         let pipe = Pipe()
         let channel = MessageChannel(fileDescriptor: pipe.writeEnd, logger: Self.logger)

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -142,6 +143,64 @@ def test_a_run_ended_by_the_deletion_of_its_context_keeps_what_was_notified(pyke
         server.stdin.close()
         assert server.wait(30) == 0
     assert disagreements == []
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_runs_deleted_while_the_client_reads_slowly_are_answered_after_all_they_notified(pykernel_bin, isolation):
+    # Two contexts flood while the client reads nothing, so the server's output queue fills; then
+    # the client deletes both (one in a namespace: see below). Every code.output of a run comes before the run's response, which
+    # counts what they carried. (A process run's response, written by the request reader's batch
+    # in the lane that overtakes output, went ahead of its notifications still queued: the
+    # output of the run whose notifications the writer thread had queued came after its answer.)
+    server = subprocess.Popen([pykernel_bin, "serve", "--isolation", isolation], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def send(id, method, params):
+        server.stdin.write(json.dumps({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).encode() + b"\n")
+        server.stdin.flush()
+
+    # A namespace context's runs take turns on the one interpreter thread: one floods at a time.
+    runs = (10, 20) if isolation == "process" else (10,)
+    notified = dict.fromkeys(runs, 0)
+    after_response = dict.fromkeys(runs, 0)
+    responses = {}
+
+    def read_until(done):
+        while not done():
+            line = server.stdout.readline()
+            if not line:
+                return
+            message = json.loads(line)
+            if message.get("method") == "code.output":
+                id = message["params"]["request_id"]
+                tally = after_response if id in responses else notified
+                tally[id] += len(message["params"]["text"])
+            elif "id" in message:
+                responses[message["id"]] = message
+
+    try:
+        for run in runs:
+            send(run - 1, "context.create", {})
+            read_until(lambda: run - 1 in responses)
+            send(run, "code.run", {"context": responses[run - 1]["result"]["id"], "code": "while True: print('z' * 1000)"})
+        read_until(lambda: all(notified.values()))
+        time.sleep(1)  # unread: the server's queue for the client fills
+        for run in runs:
+            send(run + 1, "context.delete", {"id": responses[run - 1]["result"]["id"]})
+        read_until(lambda: all(id in responses for run in runs for id in (run, run + 1)))
+        # Whatever follows the responses is read up to the server's exit.
+        server.stdin.close()
+        read_until(lambda: False)
+        for run in runs:
+            answer = responses[run]["result"]
+            assert answer["status"] == "interrupted"
+            assert after_response[run] == 0, (run, notified, after_response)
+            assert len(answer["stdout"]) + answer["stdout_omitted_bytes"] == notified[run], (run, notified)
+        assert server.wait(30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
 
 
 @pytest.mark.parametrize("isolation", ["namespace", "process"])
