@@ -131,7 +131,8 @@ public final class ProcessContexts: Sendable {
             self.params = params
         }
 
-        /// Runs `action` at `deadline` on `timer` unless the run is answered before.
+        /// Runs `action` at `deadline` on `timer` unless the run is answered before (in place of
+        /// the action armed before, which has run: the stop, then the kill).
         func armBackstop(on timer: DeadlineTimer, at deadline: ContinuousClock.Instant, _ action: @escaping @Sendable () -> Void) {
             backstop.withLock { backstop in
                 guard !backstop.answered else { return }
@@ -1223,6 +1224,8 @@ public final class ProcessContexts: Sendable {
         case .send(let to, let context, let head, let of):
             (worker, workerContext, run, generation) = (to, context, head, of)
         }
+        // The worker's answer to the interrupt, and its run's, may pass the bound of unread output.
+        run.relay.requestStop()
         // The worker's answer, or (first) the grace period without one.
         let settled = FirstOfTwo()
         let reply: @Sendable (WorkerReply) -> Void = { [weak self] reply in
@@ -1268,10 +1271,17 @@ public final class ProcessContexts: Sendable {
             watchCPU(id, run, generation: generation, pid: pid, until: baseline + limit.inSeconds)
         }
         guard let timeout = run.timeout else { return }
-        // The worker stops the run at its timeout; this ends the worker when it did not.
-        run.armBackstop(on: deadlines, at: .now + timeout + configuration.gracePeriod) { [weak self] in
+        let deadline = ContinuousClock.now + timeout
+        // The worker stops the run at its timeout: its answer, after the output it had produced,
+        // may pass the bound of unread output (a slow reader must not make it look stuck). The
+        // grace period's end kills the worker when no answer came.
+        run.armBackstop(on: deadlines, at: deadline) { [weak self] in
             guard let self, !run.relay.isFinished else { return }
-            end(id, run, generation: generation, because: .timeout)
+            run.relay.requestStop()
+            run.armBackstop(on: deadlines, at: deadline + configuration.gracePeriod) { [weak self] in
+                guard let self, !run.relay.isFinished else { return }
+                end(id, run, generation: generation, because: .timeout)
+            }
         }
     }
 

@@ -20,12 +20,18 @@ public struct RelayConsumer: Sendable {
     /// on): a consumer that keeps notifications, to send them in one write with what follows in
     /// the same read (the response, usually), sends what it keeps now.
     let caughtUp: @Sendable () -> Void
+    /// Called once when the run is asked to stop (``RunRelay/requestStop()``), on the thread that
+    /// asks: a consumer that waits for room lets up to ``RunRelay/roomAfterStop`` more bytes
+    /// pass its bound from then on, and wakes a wait in progress.
+    let stopRequested: @Sendable () -> Void
 
     /// A consumer of a run's events: `take` gets each in order, `caughtUp` when the worker's
-    /// reader has handled every line read so far.
-    public init(take: @escaping @Sendable (RunRelay, RelayEvent) -> Void, caughtUp: @escaping @Sendable () -> Void) {
+    /// reader has handled every line read so far, `stopRequested` when the run is asked to stop.
+    public init(take: @escaping @Sendable (RunRelay, RelayEvent) -> Void, caughtUp: @escaping @Sendable () -> Void,
+                stopRequested: @escaping @Sendable () -> Void) {
         self.take = take
         self.caughtUp = caughtUp
+        self.stopRequested = stopRequested
     }
 }
 
@@ -37,7 +43,22 @@ public struct RelayConsumer: Sendable {
 /// memory; a reader that goes away (``abandon()``) or a worker that was killed
 /// (``releaseProducer()``) lets it go. Handed over, the consumer's own waits (for room in the
 /// server's output) do the same.
+///
+/// A run asked to stop (``requestStop()``: its timeout reached, or an interrupt sent) may pass
+/// that bound by ``roomAfterStop`` bytes: the worker's answer (and its answer to the interrupt)
+/// comes after the output it had produced when it stopped, so reading that far tells a worker that
+/// stopped from one that did not without waiting for the reader (else a slow reader made a worker
+/// that had stopped look stuck: killed at the grace period's end, its context's state lost).
 public final class RunRelay: @unchecked Sendable {  // every field is guarded by `lock`
+    /// Bytes of notifications a run asked to stop may be ahead of its reader beyond the bound.
+    /// What a worker that honours the stop still writes before its answer was produced before the
+    /// stop, in the worker's bounded queues: its protocol output's stream lane (8 MiB), the pipe
+    /// (256 KiB), its engine's unread output of the run (1 MiB) and a chunk being handed out
+    /// (at most 1 MiB) — about 10.25 MiB of protocol lines. (A queued relay counts their text; a
+    /// consumer through `pykernel serve` its own lines, the client's request id in place of the
+    /// worker's.) A worker that goes on writing is held at this much more and killed at the grace
+    /// period's end.
+    public static let roomAfterStop = 16 << 20
     private let lock = ConditionLock()
     /// Takes the events instead of the queue (`nil`: queued for ``next()``).
     private let consumer: RelayConsumer?
@@ -59,6 +80,8 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
     private var abandoned = false
     /// The run's worker was killed: its reader thread no longer waits for room (see ``releaseProducer()``).
     private var producerReleased = false
+    /// The run was asked to stop: the bound of unread notifications is `limit` plus ``roomAfterStop``.
+    private var stopRequested = false
     /// The worker asked for input (a `code.input_request` was relayed): an abandoned run's open
     /// request is answered end of file.
     private var inputRequested = false
@@ -100,8 +123,9 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
     /// Whether the events are queued for ``next()`` (no consumer).
     var isQueued: Bool { consumer == nil }
 
-    /// Queues a notification (waits while the unread ones hold more than the limit, unless nobody
-    /// reads any more or the worker was killed).
+    /// Queues a notification (waits while the unread ones hold more than the limit, plus
+    /// ``roomAfterStop`` once the run was asked to stop, unless nobody reads any more or the
+    /// worker was killed).
     func push(_ method: String, _ params: JSONObject) {
         if let consumer {
             handing.withLock {
@@ -116,7 +140,7 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
         }
         let size = params["text"]?.stringValue?.utf8.count ?? 64
         lock.lock()
-        while bytes > limit && !ended && !abandoned && !producerReleased { lock.wait() }
+        while bytes > (stopRequested ? limit + Self.roomAfterStop : limit) && !ended && !abandoned && !producerReleased { lock.wait() }
         guard !ended else { return lock.unlock() }
         keep(method, params)
         let isInputRequest = method == "code.input_request"
@@ -246,6 +270,20 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
             return endOfFileTargetLocked()
         }
         if let target { Self.sendEndOfFile(to: target) }
+    }
+
+    /// The run was asked to stop (its timeout has come, or an interrupt was sent to its worker):
+    /// its notifications may pass the bound of unread output by ``roomAfterStop``, so that the
+    /// worker's reader reaches the answer of a worker that stopped it whether or not the run is
+    /// read (the reader thread waiting for room is woken; a consumer is told). Once per run.
+    func requestStop() {
+        let first = lock.withLock { () -> Bool in
+            guard !stopRequested, !ended else { return false }
+            stopRequested = true
+            lock.broadcast()
+            return true
+        }
+        if first { consumer?.stopRequested() }
     }
 
     /// The run's worker was killed: the worker's reader thread no longer waits for room in the

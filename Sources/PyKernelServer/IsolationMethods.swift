@@ -239,7 +239,8 @@ extension JSONRPCServer {
             // Held until the server has handled the requests it has read (`writeHeldRuns()`).
             try contexts.run(id, code: run.code, environment: run.environment, timeout: run.timeout, outputLimit: run.maxOutputBytes,
                              allowStdin: run.allowStdin && request.id != nil,
-                             deliver: RelayConsumer(take: answer.take, caughtUp: answer.caughtUp), hold: true)
+                             deliver: RelayConsumer(take: answer.take, caughtUp: answer.caughtUp, stopRequested: answer.stopRequested),
+                             hold: true)
         } catch {
             throw RPCError(error)
         }
@@ -252,11 +253,16 @@ extension JSONRPCServer {
 /// the worker's output are sent together once that read is handled (waiting for room, which
 /// slows the worker down), or with the response when it came in the same read (one write: the
 /// client wakes once). No task: a task's hand-offs cost more than the relaying itself
-/// (Benchmarks/README.md, round 14).
+/// (Benchmarks/README.md, round 14). Once the run is asked to stop, its notifications may pass the
+/// stream lane's cap by ``RunRelay/roomAfterStop`` bytes, so that the worker's answer is read
+/// while the client is slow (see ``RunRelay``).
 private final class ProcessRunAnswer: Sendable {
     private let request: Request
     /// The notification lines not sent yet (the relay hands events over one at a time).
     private let kept = Mutex<[UInt8]>([])
+    /// The run was asked to stop: the stream lane may hold ``RunRelay/roomAfterStop`` bytes past
+    /// its cap for its notifications.
+    private let stopping = Atomic(false)
 
     init(_ request: Request) { self.request = request }
 
@@ -277,7 +283,15 @@ private final class ProcessRunAnswer: Sendable {
     /// The worker's reader has handled what it read: the notifications kept go out now.
     func caughtUp() {
         let lines = takeKept()
-        if !lines.isEmpty { request.sendNotificationsWaitingForRoom(lines) }
+        guard !lines.isEmpty else { return }
+        request.sendNotificationsWaitingForRoom(lines, roomPastCap: { [self] in stopping.load(ordering: .relaxed) ? RunRelay.roomAfterStop : 0 })
+    }
+
+    /// The run was asked to stop: its notifications may pass the cap (a wait for room in progress
+    /// is woken to see it).
+    func stopRequested() {
+        stopping.store(true, ordering: .relaxed)
+        request.wakeThreadsWaitingForRoom()
     }
 
     private func takeKept() -> [UInt8] {

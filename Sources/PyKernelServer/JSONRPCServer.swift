@@ -417,10 +417,10 @@ public struct Request: Sendable {
     /// Answers a request that replied ``MethodReply/later`` from the thread where its work ended,
     /// without a task: `write` appends its last notifications then its response to one unit (given
     /// this request's id) and returns whether it wrote notifications; the unit is sent as one (see
-    /// ``MessageChannel/sendUnit(_:lane:mayWait:yieldAfterWrite:hold:whenQueued:)``), starting with room for `capacity`
+    /// ``MessageChannel/sendUnit(_:lane:mayWait:roomPastCap:yieldAfterWrite:hold:whenQueued:)``), starting with room for `capacity`
     /// bytes. For a notification request, nothing is written or sent.
     /// - Parameter holdWhileRunsWait: On the interpreter thread: while more runs wait for it, the
-    ///   unit may wait for their answers, to go out with them (see ``MessageChannel/sendUnit(_:lane:mayWait:yieldAfterWrite:hold:whenQueued:)``).
+    ///   unit may wait for their answers, to go out with them (see ``MessageChannel/sendUnit(_:lane:mayWait:roomPastCap:yieldAfterWrite:hold:whenQueued:)``).
     func finish(capacity: Int, holdWhileRunsWait: Bool = false, _ write: (inout RPCUnit, RequestID) -> Bool) {
         guard let id else {
             followUp.run()
@@ -450,10 +450,18 @@ public struct Request: Sendable {
 
     /// Sends notification lines about this request (``framedNotification(_:_:)``'s, one after
     /// another) as one unit from a thread (not a task), waiting while the stream lane is full (on
-    /// a task: at once, past the cap).
-    func sendNotificationsWaitingForRoom(_ lines: [UInt8]) {
+    /// a task: at once, past the cap). The thread's wait can be cut short: the lines are written by
+    /// the writer thread, and the lane may hold `roomPastCap()` bytes more for them (see
+    /// ``MessageChannel/sendUnit(_:lane:mayWait:roomPastCap:yieldAfterWrite:hold:whenQueued:)``).
+    func sendNotificationsWaitingForRoom(_ lines: [UInt8], roomPastCap: @escaping () -> Int) {
         let onTask = withUnsafeCurrentTask { $0 != nil }
-        server.channel.sendUnit(lines, lane: .stream, mayWait: !onTask) {}
+        server.channel.sendUnit(lines, lane: .stream, mayWait: !onTask, roomPastCap: roomPastCap) {}
+    }
+
+    /// Wakes the threads waiting for room in the protocol output, to read their room past the
+    /// cap again (``sendNotificationsWaitingForRoom(_:roomPastCap:)``).
+    func wakeThreadsWaitingForRoom() {
+        server.channel.wakeWaitingThreads()
     }
 
     /// Sends a notification about this request without waiting for room (for small amounts).

@@ -18,7 +18,7 @@ import Synchronization
 /// larger than the cap is admitted alone into an empty lane). Producers wait for room instead of
 /// growing memory: tasks suspend (``send(_:lane:whenQueued:)``), and the threads the server owns
 /// block: the request reader (``batch(_:)``), the interpreter thread at a run's end and the
-/// threads reading process contexts' workers (``sendUnit(_:lane:mayWait:yieldAfterWrite:hold:whenQueued:)``).
+/// threads reading process contexts' workers (``sendUnit(_:lane:mayWait:roomPastCap:yieldAfterWrite:hold:whenQueued:)``).
 /// Nothing blocks Swift's cooperative pool: `write(2)` happens only on the writer thread, or on
 /// one of those threads when both lanes are empty and no thread writes (the fast path of an
 /// answer ready at once, which saves the writer's wake-up).
@@ -42,7 +42,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
         /// answer then waits behind at most the pipe's contents and one batch. `nil`: the pipe is
         /// left as it is.
         var pipeBytes: Int32? = 256 << 10
-        /// Bytes of run answers held while more runs wait (see ``MessageChannel/sendUnit(_:lane:mayWait:yieldAfterWrite:hold:whenQueued:)``).
+        /// Bytes of run answers held while more runs wait (see ``MessageChannel/sendUnit(_:lane:mayWait:roomPastCap:yieldAfterWrite:hold:whenQueued:)``).
         var heldBytes = 16 << 10
         /// How long the first held answer may wait for the others.
         var heldDelay = Duration.microseconds(500)
@@ -120,7 +120,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     private var controlEnqueued = 0
     /// A line that goes out with the next write of any thread (see ``holdForNextWrite(_:whenQueued:)``).
     private let rider = Rider()
-    /// Units held while more runs wait (``sendUnit(_:lane:mayWait:yieldAfterWrite:hold:whenQueued:)``):
+    /// Units held while more runs wait (``sendUnit(_:lane:mayWait:roomPastCap:yieldAfterWrite:hold:whenQueued:)``):
     /// the next write of any thread starts with them.
     private var held: [UInt8] = []
     /// The held units are due: the writer thread writes them even with both lanes empty.
@@ -206,7 +206,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     /// then queues them as one unit in the control lane (written in one `write(2)`, so a client
     /// wakes once for a request's notifications and response). Blocks while the control lane is
     /// full; writes on this thread when both lanes are empty and the writer is idle. A batch that
-    /// a stream unit joined while stream lines were queued (``sendUnit(_:lane:mayWait:yieldAfterWrite:hold:whenQueued:)``:
+    /// a stream unit joined while stream lines were queued (``sendUnit(_:lane:mayWait:roomPastCap:yieldAfterWrite:hold:whenQueued:)``:
     /// a process run ended by `context.delete`, its last notifications still queued) goes to the
     /// stream lane instead, after them, at once: a run's response never overtakes its notifications.
     func batch<T>(_ body: () -> T) -> T {
@@ -264,6 +264,12 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     /// passes `mayWait: false`: its unit is queued at once, past the cap if need be (as a
     /// broadcast is). `whenQueued` runs under the lock first.
     ///
+    /// With `roomPastCap`, the calling thread's wait stays one that can be cut short: the unit is
+    /// never written on this thread (a `write(2)` to a client that does not read blocks where
+    /// nothing wakes it), and the lane may hold `roomPastCap()` bytes past its cap for it, read
+    /// under the lock each time the thread is woken (``wakeWaitingThreads()`` wakes it when that
+    /// grows). A process-context run asked to stop lets its worker's answer through this way.
+    ///
     /// With `yieldAfterWrite`, a unit written on this thread is followed by `sched_yield`: a pipe's
     /// reader is woken on the writer's processor (a synchronous wake-up), so the client would
     /// otherwise read its response only after this thread's remaining work (~40 µs at a run's
@@ -275,7 +281,8 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     /// thread makes one `write(2)` for them. Held units are written once they reach
     /// ``Limits/heldBytes``, or by the writer thread ``Limits/heldDelay`` after the first (a
     /// long run after quick ones does not hold their answers back).
-    func sendUnit(_ unit: consuming [UInt8], lane: Lane, mayWait: Bool, yieldAfterWrite: Bool = false, hold: Bool = false,
+    func sendUnit(_ unit: consuming [UInt8], lane: Lane, mayWait: Bool, roomPastCap: (() -> Int)? = nil,
+                  yieldAfterWrite: Bool = false, hold: Bool = false,
                   whenQueued: () -> Void) {
         let unit = consume unit
         lock.lock()
@@ -288,7 +295,7 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
             lock.unlock()
             return
         }
-        if mayWait, control.isEmpty, stream.isEmpty, !writing {
+        if mayWait, roomPastCap == nil, control.isEmpty, stream.isEmpty, !writing {
             whenQueued()
             if hold, held.count + unit.count < limits.heldBytes {
                 if held.isEmpty {
@@ -304,10 +311,16 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
             if yieldAfterWrite { sched_yield() }
             return
         }
-        while mayWait, !queue(lane).admits(unit.count, cap: cap(lane), waitersFirst: false) { lock.wait() }
+        while mayWait, !queue(lane).admits(unit.count, cap: cap(lane) + (roomPastCap?() ?? 0), waitersFirst: false) { lock.wait() }
         whenQueued()
         enqueueLocked(unit, lane)
         lock.unlock()
+    }
+
+    /// Wakes the threads waiting for room in ``sendUnit(_:lane:mayWait:roomPastCap:yieldAfterWrite:hold:whenQueued:)``,
+    /// to read their `roomPastCap` again.
+    func wakeWaitingThreads() {
+        lock.withLock { lock.broadcast() }
     }
 
     /// Holds a line that may wait a little for company: the answer of `code.interrupt`, which the

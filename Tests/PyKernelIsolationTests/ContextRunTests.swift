@@ -87,15 +87,53 @@ struct ContextRunTests {
         let contexts = try await Hosted.contexts.value
         let context = try await contexts.createContext(isolation: .process)
         defer { try? contexts.deleteContext(context.id) }
-        // More output than the relay holds unread, then a wait past the timeout: the worker's
-        // answer waits behind the output, so the run's deadline (timeout + grace) kills it.
-        let code = "import sys, time\nfor _ in range(1024):\n    sys.stdout.write('z' * 4095 + '\\n')\nsys.stdout.flush()\ntime.sleep(60)"
+        // One write of 64 MiB with the stop signal blocked: the write never returns while nobody
+        // reads (more than the relay holds unread even after a stop, 1 + 16 MiB), so the run
+        // never stops and the run's deadline (timeout + grace) kills the worker, whose exit must
+        // reach the run though the reader thread waited for room.
+        let code = """
+            import ctypes, os, signal
+            stop = int(signal.SIGRTMIN) + 3
+            mask = (ctypes.c_ulong * 16)()
+            mask[(stop - 1) // 64] |= 1 << ((stop - 1) % 64)
+            ctypes.CDLL(None).pthread_sigmask(0, ctypes.byref(mask), None)  # SIG_BLOCK
+            os.write(1, b'z' * (64 << 20))
+            """
         let run = try contexts.run(code, in: context.id, timeout: .seconds(1))
         await waitUntil(within: .seconds(30)) { (try? contexts.context(context.id).isAlive) == false }
         #expect(try contexts.context(context.id).isAlive == false, "the killed worker's context still looked alive")
         let result = try await run.result()
         #expect(result.status == .timeout)
         #expect(result.error?.name == "TimeoutError")
+    }
+
+    /// How a run is asked to stop.
+    enum Stop: CaseIterable, Sendable { case timeout, interrupt }
+
+    @Test("A run stopped (timeout, interrupt) while its reader holds it unread ends so and keeps its context's state in both kinds",
+          arguments: KernelContexts.Isolation.allCases, Stop.allCases)
+    func stoppedWhileUnreadKeepsState(isolation: KernelContexts.Isolation, stop: Stop) async throws {
+        let contexts = try await Hosted.contexts.value
+        let context = try await contexts.createContext(isolation: isolation)
+        defer { try? contexts.deleteContext(context.id) }
+        _ = try await contexts.run("state = 'kept'", in: context.id).result()
+        // 4 MiB, more than a process context's relay holds unread, then a wait: the worker stops
+        // the run, but its answer comes after that output. The worker was killed at the grace
+        // period's end (2 s), its context dead.
+        let code = "import sys, time\nfor _ in range(1024):\n    sys.stdout.write('z' * 4095 + '\\n')\nsys.stdout.flush()\ntime.sleep(60)"
+        let run = try contexts.run(code, in: context.id, timeout: stop == .timeout ? .seconds(1) : .seconds(60))
+        if stop == .interrupt {
+            try await Task.sleep(for: .seconds(1))
+            #expect(try await contexts.interrupt(context.id))
+        }
+        // A run queued behind the one held unread is answered, as in a namespace context.
+        let next = try await within(.seconds(30), "the run behind the one held unread") {
+            try await contexts.run("state", in: context.id, timeout: .seconds(30)).result()
+        }
+        #expect(next.status == .ok && next.mainResult?.text == "'kept'", "\(next)")
+        let result = try await run.result()
+        #expect(result.status == (stop == .timeout ? .timeout : .interrupted), "\(result)")
+        #expect(try contexts.context(context.id).isAlive)
     }
 
     @Test("result() asked again returns the same result, and iterating again yields nothing",

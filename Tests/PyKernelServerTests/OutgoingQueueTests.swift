@@ -168,6 +168,44 @@ struct OutgoingQueueTests {
         close(pipe.readEnd)
     }
 
+    @Test("A thread sending with room past the cap never blocks in write(2), and is let through by more room and a wake-up")
+    func roomPastCapKeepsTheWaitOneThatCanBeCutShort() async throws {
+        let pipe = Pipe()
+        // The pipe at its default 64 KiB, filled: any write(2) to it blocks until it is read.
+        let limits = MessageChannel.Limits(controlBytes: 1 << 10, streamBytes: 8 << 10, streamBatchBytes: 1 << 10, pipeBytes: nil)
+        let channel = MessageChannel(fileDescriptor: pipe.writeEnd, limits: limits, logger: Self.logger)
+        let filler = Self.line(-1, size: (64 << 10) - 1) + [0x0A]
+        #expect(filler.withUnsafeBytes { write(pipe.writeEnd, $0.baseAddress, $0.count) } == filler.count)
+        let room = Atomic(0)
+        let sent = Atomic(0)
+        let count = 40  // 40 KB: five times the cap
+        let sender = Thread.runDetached {
+            for number in 0..<count {
+                channel.sendUnit(Self.line(number, size: 1000) + [0x0A], lane: .stream, mayWait: true,
+                                 roomPastCap: { room.load(ordering: .relaxed) }) {}
+                sent.add(1, ordering: .relaxed)
+            }
+        }
+        // The first unit, with both lanes empty, is queued (a write(2) on the thread would block
+        // in the full pipe); the next ones wait at the cap.
+        try await waitUntil("the first units queued") { sent.load(ordering: .relaxed) >= 8 }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(sent.load(ordering: .relaxed) < count, "units were queued past the cap with no room past it")
+        room.store(count * 1001, ordering: .relaxed)
+        channel.wakeWaitingThreads()
+        try await waitUntil("every unit queued once the room grew") { sent.load(ordering: .relaxed) == count }
+        #expect(channel.peakBytes.stream <= limits.streamBytes + count * 1001)
+        let lines = LineSource(descriptor: pipe.readEnd)
+        #expect(await lines.next() == Array(filler.dropLast()))
+        for number in 0..<count {
+            #expect(await lines.next() == Self.line(number, size: 1000))
+        }
+        await sender.value
+        await channel.flush()
+        close(pipe.writeEnd)
+        close(pipe.readEnd)
+    }
+
     @Test func aBatchIsWrittenWholeAndInOrder() async throws {
         let pipe = Pipe()
         let channel = MessageChannel(fileDescriptor: pipe.writeEnd, logger: Self.logger)

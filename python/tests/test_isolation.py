@@ -1231,3 +1231,50 @@ def test_a_process_context_refuses_a_run_past_its_run_queue_limit(pykernel_bin):
         assert run(raw, context, "print(n)")["stdout"] == "9999\n"
     finally:
         raw.kill()
+
+
+@pytest.mark.parametrize("stop", ["timeout", "interrupt"])
+def test_a_run_stopped_while_the_client_does_not_read_keeps_its_context(pykernel_bin, stop):
+    """A run that floods its output while the client reads nothing for longer than the timeout and
+    the grace period: the worker stops the run, but its answer waited behind output the server no
+    longer read from it (the client's lane full), so the grace period's end killed the worker, the
+    context's state lost (a namespace context keeps it). The server now reads a stopped run's
+    output further, to the answer: the run ends timeout/interrupted and the state is kept."""
+    server = subprocess.Popen([pykernel_bin, "serve", "--isolation", "process"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        def send(id, method, params):
+            server.stdin.write(json.dumps({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).encode() + b"\n")
+            server.stdin.flush()
+
+        answers = {}
+
+        def answer(id):
+            while id not in answers:
+                message = json.loads(server.stdout.readline())
+                if "id" in message:
+                    answers[message["id"]] = message
+            return answers.pop(id)
+
+        send(1, "code.run", {"code": "state = 'kept'"})
+        assert answer(1)["result"]["status"] == "ok"
+        flood = "import time\nend = time.monotonic() + 60\nwhile time.monotonic() < end: print('z' * 100)"
+        send(2, "code.run", {"code": flood, **({"timeout": 2} if stop == "timeout" else {})})
+        if stop == "interrupt":
+            time.sleep(1)
+            send(3, "code.interrupt", {"context": "default"})
+        # Nothing read for longer than the timeout (or the interrupt) plus the 2 s grace period.
+        time.sleep(6)
+        result = answer(2)["result"]
+        assert result["status"] == ("timeout" if stop == "timeout" else "interrupted"), result["error"]
+        assert "state is lost" not in result["error"]["traceback"], result["error"]
+        if stop == "interrupt":
+            assert answer(3)["result"] == {"interrupted": True}
+        send(4, "code.run", {"code": "print(state)"})
+        assert answer(4)["result"]["stdout"] == "kept\n"
+        server.stdin.close()
+        assert server.wait(timeout=30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
