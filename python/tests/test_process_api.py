@@ -581,8 +581,13 @@ def test_a_shell_started_with_the_last_descriptors_is_watched_or_refused(pykerne
                 continue
             outcomes.append("started")
             shell = server.result("session.exec", {"session": f"s{free}", "command": "echo $$"})["stdout"]
-            bashes = [pid for pid in marked_pids(marker) if cmdline(pid)[:1] and cmdline(pid)[0].endswith(b"bash")]
-            assert [str(pid) + "\n" for pid in bashes] == [shell], (free, bashes, shell)
+            def bashes():
+                return [str(pid) + "\n" for pid in marked_pids(marker) if cmdline(pid)[:1] and cmdline(pid)[0].endswith(b"bash")]
+            # The shell, once a subshell it forked for the command (its output's redirection) has left.
+            deadline = time.monotonic() + 10
+            while bashes() != [shell] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert bashes() == [shell], (free, bashes(), shell)
             assert server.result("session.delete", {"session": f"s{free}"}) == {}
         assert outcomes[0] == "refused" and outcomes[-1] == "started", outcomes
         assert b"could not watch" not in server.stderr, server.stderr
