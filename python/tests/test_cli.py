@@ -755,14 +755,14 @@ def test_native_suggestion_distance_matches_the_python_port(pykernel_bin, tmp_pa
 
 def test_serve_log_level_chooses_what_stderr_gets(pykernel_bin):
     requests = ('{"jsonrpc":"2.0","id":1,"method":"kernel.info"}\n'
-                '{"jsonrpc":"2.0","id":2,"method":"code.run","params":{"code":"import sys; print(7, file=sys.stderr)"}}\n')
+                '{"jsonrpc":"2.0","id":2,"method":"code.run","params":{"code":"import sys; print(\'user-output-marker\', file=sys.stderr)"}}\n')
     debug = subprocess.run([pykernel_bin, "serve", "--log-level", "debug"], input=requests,
                            capture_output=True, text=True, timeout=60)
     assert debug.returncode == 0
     assert "pykernel[debug]: request kernel.info\n" in debug.stderr
     assert "pykernel[info]: end of input" in debug.stderr
     # Output of user code is captured for the protocol, never mixed into the log.
-    assert "7" not in debug.stderr and '"text":"7\\n"' in debug.stdout
+    assert "user-output-marker" not in debug.stderr and '"text":"user-output-marker\\n"' in debug.stdout
     quiet = subprocess.run([pykernel_bin, "serve"], input=requests, capture_output=True, text=True, timeout=60)
     assert quiet.returncode == 0 and quiet.stderr == ""
     refused = subprocess.run([pykernel_bin, "serve", "--log-level", "verbose"], input="", capture_output=True,
