@@ -64,8 +64,9 @@ final class InterpreterState {
     /// `sys.last_type`, `last_value` and `last_traceback`: set when a run ends with an exception.
     private let lastException: SysLastException
     /// The namespace whose `sys.last_*` are in `sys`: the last one to run (`nil` before the first
-    /// run and after that context's deletion).
-    private var lastExceptionOwner: Namespace?
+    /// run and after that context's deletion). Weak: a program's end frees its namespace when it
+    /// lets go of it, so that its objects' `__del__` run with its globals still bound.
+    private weak var lastExceptionOwner: Namespace?
     private let execMode: PyOwned
     /// Compiles cells (with `ast.PyCF_ALLOW_TOP_LEVEL_AWAIT`), keeping the code of those run again.
     private let cellCompiler: CellCompiler
