@@ -98,13 +98,13 @@ def interrupt_samples(server: Server, context: str, code: str, reps: int, delay:
     return samples
 
 
-def pass_samples(server: Server, context: str, reps: int, code: str = "pass") -> list[float]:
+def pass_samples(server: Server, context: str, reps: int, code: str = "pass", status: str = "ok") -> list[float]:
     samples = []
     for _ in range(reps):
         started = time.perf_counter()
         response = server.call("code.run", {"code": code, "context": context})
         samples.append(time.perf_counter() - started)
-        assert response["result"]["status"] == "ok"
+        assert response["result"]["status"] == status
     return samples
 
 
@@ -168,6 +168,8 @@ def main() -> None:
                 results[binary]["pass"] += pass_samples(server, context, arguments.reps * 10)
             if "print" in rows:
                 results[binary]["print"] += pass_samples(server, context, arguments.reps * 10, "print('hi')")
+            if "error" in rows:
+                results[binary]["error"] += pass_samples(server, context, arguments.reps * 10, "1/0", "error")
             if "pipelined" in rows:
                 elapsed, cpu = pipelined(server, contexts, 1000)
                 results[binary]["pipelined"].append(elapsed)
