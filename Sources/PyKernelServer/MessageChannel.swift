@@ -440,8 +440,14 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
 
     private func enqueueLocked(_ framed: [UInt8], _ lane: Lane) {
         if let batched = takeOtherThreadsBatchLocked() {
-            control.append(batched)
-            controlEnqueued += 1
+            // Where the batch would have gone: behind the queued stream lines when a run's
+            // response in it follows them (``batch(_:)``), else the control lane.
+            if batchFollowsStream, !stream.isEmpty {
+                stream.append(batched)
+            } else {
+                control.append(batched)
+                controlEnqueued += 1
+            }
         }
         switch lane {
         case .control:
@@ -456,8 +462,8 @@ final class MessageChannel: @unchecked Sendable {  // every stored var is guarde
     }
 
     /// The lines another thread's open ``batch(_:)`` has collected (taken from it), for a line
-    /// this thread sends now to go after them, in the control lane where the batch would have
-    /// put them: what the reader answered (the `{}` of a `code.input`) precedes what that answer
+    /// this thread sends now to go after them, in the lane where the batch would have put them:
+    /// what the reader answered (the `{}` of a `code.input`) precedes what that answer
     /// caused (the run's response, from the interpreter thread the answer woke). `nil` if none.
     private func takeOtherThreadsBatchLocked() -> [UInt8]? {
         guard !batchLines.isEmpty, let owner = batchOwner, pthread_equal(owner, pthread_self()) == 0 else { return nil }

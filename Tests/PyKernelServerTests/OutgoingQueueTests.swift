@@ -168,6 +168,46 @@ struct OutgoingQueueTests {
         close(pipe.readEnd)
     }
 
+    @Test("A batch holding a stream unit, taken by another thread's send, still goes after the stream lines queued before it")
+    func aBatchTakenByAnotherThreadKeepsFollowingTheQueuedStreamLines() async throws {
+        let pipe = Pipe()
+        // One line per write(2): the writer, blocked in its first, leaves lines 1 and 2 queued.
+        let limits = MessageChannel.Limits(streamBatchBytes: 1, pipeBytes: nil)
+        let channel = MessageChannel(fileDescriptor: pipe.writeEnd, limits: limits, logger: Self.logger)
+        let filler = Self.line(-1, size: (64 << 10) - 1) + [0x0A]
+        #expect(filler.withUnsafeBytes { write(pipe.writeEnd, $0.baseAddress, $0.count) } == filler.count)
+        for number in 0..<3 {
+            channel.sendUnit(Self.line(number, size: 1000) + [0x0A], lane: .stream, mayWait: false) {}
+        }
+        let done = Thread.runDetached {
+            channel.batch {
+                channel.sendUnit(Array("run response\n".utf8), lane: .stream, mayWait: true) {}
+                // Another context's output, sent by the thread reading its worker meanwhile: it
+                // takes the batch's lines to go after them.
+                let sent = DispatchSemaphore(value: 0)
+                Thread.detachNewThread {
+                    channel.sendUnit(Array("other context\n".utf8), lane: .stream, mayWait: false) {}
+                    sent.signal()
+                }
+                sent.wait()
+                channel.sendNow(Array("delete response".utf8))
+            }
+        }
+        await done.value
+        let lines = LineSource(descriptor: pipe.readEnd)
+        #expect(await lines.next() == Array(filler.dropLast()))
+        for number in 0..<3 {
+            #expect(await lines.next() == Self.line(number, size: 1000))
+        }
+        #expect(await lines.next() == Array("run response".utf8))
+        let rest = [await lines.next(), await lines.next()].map { String(decoding: $0 ?? [], as: UTF8.self) }
+        // (Those two in either order: the writer may have taken the stream lane before the batch ended.)
+        #expect(rest.sorted() == ["delete response", "other context"])
+        await channel.flush()
+        close(pipe.writeEnd)
+        close(pipe.readEnd)
+    }
+
     @Test("A thread sending with room past the cap never blocks in write(2), and is let through by more room and a wake-up")
     func roomPastCapKeepsTheWaitOneThatCanBeCutShort() async throws {
         let pipe = Pipe()
