@@ -46,7 +46,7 @@ package enum NativeTraceback {
         /// How the filenames of the engine's own code start (its frames are cut from tracebacks), in UTF-8.
         let enginePrefix: [UInt8]
         /// The runtime's ``KeptCells`` registry.
-        let keptCells: PyOwned
+        package let keptCells: PyOwned
         /// `builtins.__import__` as the interpreter started with it, and `"__import__"` and `"io"` interned.
         let builtinImport: PyOwned
         let importName: PyOwned
@@ -582,5 +582,27 @@ package enum KeptCells {
             PyTuple_GetItem(entry.pointer, 0) == filename.pointer
         else { return nil }
         return PyBorrowed(PyTuple_GetItem(entry.pointer, 1))
+    }
+
+    /// Registers the cell of `filename` (its code's filename object, which the caller keeps alive
+    /// while it is registered: the key is its identity) as kept, in the store `cells`: what the
+    /// runtime's `keep_cell_while_used` records, without its watch on the cell's code.
+    package static func register(_ filename: PyBorrowed, cells: PyBorrowed, in registry: PyBorrowed) throws(PythonError) {
+        guard let key = PyOwned(stealing: PyLong_FromVoidPtr(filename.pointer)), let entry = PyOwned.tuple(filename, cells) else {
+            throw PythonError.fetch()
+        }
+        try registry.setItem(key.borrowed, entry.borrowed)
+    }
+
+    /// Forgets the registration of the cell of `filename`, if it is still that cell's.
+    package static func unregister(_ filename: PyBorrowed, in registry: PyBorrowed) {
+        guard let key = PyOwned(stealing: PyLong_FromVoidPtr(filename.pointer)) else {
+            PyErr_Clear()
+            return
+        }
+        guard let entry = registry.item(key.borrowed), pykernel_is_tuple(entry.pointer) != 0, PyTuple_Size(entry.pointer) == 2,
+            PyTuple_GetItem(entry.pointer, 0) == filename.pointer
+        else { return }
+        registry.removeItem(key.borrowed)
     }
 }

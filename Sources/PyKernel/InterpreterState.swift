@@ -28,11 +28,29 @@ final class InterpreterState {
         /// Its `sys.last_type`, `last_value` and `last_traceback` (``SysLastException/take()``)
         /// while another context's are in `sys` (see ``becomeLastExceptionOwner(_:)``).
         var lastException: PyOwned?
+        /// The cell of the context's last failed run, when nothing but that run's traceback (now
+        /// its `sys.last_traceback`) was seen holding its code: see ``settleCellOfLastException(_:)``.
+        var cellOfLastException: CellOfLastException?
         init(globals: consuming PyOwned, cells: consuming PyOwned, module: consuming PyOwned, contextID: consuming PyOwned) {
             self.globals = globals
             self.cells = cells
             self.module = module
             self.contextID = contextID
+        }
+    }
+
+    /// A failed run's cell kept while its traceback (the context's `sys.last_traceback`, whose
+    /// frames hold the cell's code) may be read: registered as kept (``KeptCells``), its source
+    /// stays until the context's next failure or its end. Kept so, not watched through a weak
+    /// reference to its code as other kept cells are (`keep_cell_while_used`): that watch, set up
+    /// and fired in Python, was 19 k of the 100 k instructions of a `1/0` run (callgrind).
+    private final class CellOfLastException {
+        /// The cell's filename (its code's `co_filename` object: the registry's key is its identity).
+        let name: PyOwned
+        let code: PyOwned
+        init(name: consuming PyOwned, code: consuming PyOwned) {
+            self.name = name
+            self.code = code
         }
     }
 
@@ -671,6 +689,7 @@ final class InterpreterState {
             }
             var error: ErrorRecord?
             var descriptionFailure: PythonError?
+            var failed = false
             if !exception.borrowedOrNone.isNone {
                 // A run whose code replaced `sys.excepthook` has it called with what the code raised,
                 // as python3 does (`end_run`; in a cell, not for a stop or the cell's syntax error).
@@ -706,6 +725,9 @@ final class InterpreterState {
                 // Let go before the cell's end (its traceback's frames hold the cell's code); what
                 // that frees (`__del__`) is the code's too, still supervised.
                 exception = nil
+                // The previous exception's traceback is let go: its cell may be forgotten.
+                try settleCellOfLastException(namespace)
+                failed = true
             }
             let (stop, reported) = runtime.supervisor.end()
             let duration = ContinuousClock.now - started
@@ -724,7 +746,7 @@ final class InterpreterState {
             } else if let descriptionFailure {
                 throw descriptionFailure
             }
-            try endCell(name.borrowed, code: code, in: namespace)
+            try endCell(name.borrowed, code: code, in: namespace, failed: failed)
             return (error, stop, duration)
         } catch {
             _ = runtime.supervisor.end()
@@ -799,8 +821,9 @@ final class InterpreterState {
     /// generator — and, when it defines classes, while one of them lives (`inspect.getsource`
     /// finds a class's source in its cell; the runtime finds the classes in the context's
     /// globals). A kept cell is registered (``KeptCells``): another context's traceback through
-    /// its code shows its lines.
-    private func endCell(_ name: PyBorrowed, code: borrowing PyOwned?, in namespace: Namespace) throws(PythonError) {
+    /// its code shows its lines. The cell of a run that `failed`, held only by its code (which its
+    /// traceback's frames hold), is the context's ``Namespace/cellOfLastException``.
+    private func endCell(_ name: PyBorrowed, code: borrowing PyOwned?, in namespace: Namespace, failed: Bool) throws(PythonError) {
         guard namespace.cells.borrowed.item(name) != nil else { return }  // a source kept nowhere (`-c`)
         let compiled = code.borrowedOrNone
         var holders = compiled.isNone ? [] : compiled.nestedCodeStillReferenced
@@ -810,11 +833,31 @@ final class InterpreterState {
             namespace.cells.borrowed.removeItem(name)
             return
         }
+        if failed, !definesClass, holders.count == 1, holders[0].pointer == compiled.pointer {
+            try KeptCells.register(name, cells: namespace.cells.borrowed, in: nativeTraceback.keptCells.borrowed)
+            namespace.cellOfLastException = CellOfLastException(name: PyOwned(retaining: name), code: PyOwned(retaining: compiled))
+            return
+        }
         guard let codes = PyOwned.tuple(holders) else { throw PythonError.fetch() }
         if definesClass {
             _ = try keepCellWhileUsed.borrowed.call(namespace.cells.borrowed, name, codes.borrowed, compiled, namespace.globals.borrowed)
         } else {
             _ = try keepCellWhileUsed.borrowed.call(namespace.cells.borrowed, name, codes.borrowed)
+        }
+    }
+
+    /// Once the context's last exception was replaced or let go: the cell it held
+    /// (``Namespace/cellOfLastException``) is forgotten when nothing else holds its code, else
+    /// kept while something does, as ``endCell(_:code:in:failed:)`` keeps the others.
+    private func settleCellOfLastException(_ namespace: Namespace) throws(PythonError) {
+        guard let held = namespace.cellOfLastException else { return }
+        namespace.cellOfLastException = nil
+        if held.code.borrowed.hasOneReference {
+            KeptCells.unregister(held.name.borrowed, in: nativeTraceback.keptCells.borrowed)
+            namespace.cells.borrowed.removeItem(held.name.borrowed)
+        } else {
+            guard let codes = PyOwned.tuple(held.code.borrowed) else { throw PythonError.fetch() }
+            _ = try keepCellWhileUsed.borrowed.call(namespace.cells.borrowed, held.name.borrowed, codes.borrowed)
         }
     }
 
@@ -1253,6 +1296,11 @@ final class InterpreterState {
             } catch {
                 runtime.logger.error("taking sys.last_value out failed: \(error)")
             }
+        }
+        do {
+            try settleCellOfLastException(namespace)
+        } catch {
+            runtime.logger.error("forgetting the cell of the last exception failed: \(error)")
         }
         // An audit hook of the context's (which CPython cannot remove) still runs its code: its
         // globals stay as they are, freed only once nothing refers to them.

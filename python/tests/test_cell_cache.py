@@ -318,3 +318,31 @@ def test_what_a_deleted_contexts_finalizers_write_reaches_no_other_context(serve
     assert ran.exists()  # the finalizer ran, before this run
     assert (after["stdout"], after["stderr"]) == ("b second\n", ""), after
     server.result("context.delete", {"id": b})
+
+
+def test_a_failed_cells_lines_show_wherever_its_saved_traceback_or_frame_is_read(server):
+    """The cell of a context's last failed run stays while its traceback (``sys.last_traceback``)
+    may be read: another context printing it (a module or ``builtins`` shares it) shows the failed
+    cell's own lines, never that context's cell of the same name; and once the next failure lets
+    it go, a frame of it the code saved keeps showing them, also after the context's deletion."""
+    a, b = (server.result("context.create", {})["id"] for _ in range(2))
+    try:
+        failed = run(server, a, "import builtins, sys\nbuiltins.saved_frame = sys._getframe()\nfirst = 1 / 0\n")
+        assert failed["status"] == "error"
+        run(server, a, "import builtins, sys\nbuiltins.saved_tb = sys.last_traceback")
+        printed = "import traceback\ntraceback.print_tb(saved_tb)\ntraceback.print_stack(saved_frame)"
+        expected = '  File "<cell-1>", line 3, in <module>\n    first = 1 / 0\n'
+        assert run(server, b, printed)["stderr"] == expected + "            ~~^~~\n" + expected
+        # The next failures let the first one's traceback go; the saved frame still holds its code.
+        run(server, a, "import builtins\ndel builtins.saved_tb")
+        for _ in range(2):
+            assert run(server, a, "second = 2 / 0")["status"] == "error"
+        assert run(server, b, "import traceback\ntraceback.print_stack(saved_frame)")["stderr"] == expected
+        server.result("context.delete", {"id": a})
+        a = None
+        assert run(server, b, "import traceback\ntraceback.print_stack(saved_frame)")["stderr"] == expected
+    finally:
+        run(server, b, "import builtins\nbuiltins.__dict__.pop('saved_frame', None)\nbuiltins.__dict__.pop('saved_tb', None)")
+        for context in (a, b):
+            if context is not None:
+                server.result("context.delete", {"id": context})

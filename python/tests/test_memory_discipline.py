@@ -105,6 +105,47 @@ def test_cells_that_define_classes_are_not_kept_once_their_classes_are_gone(pyke
         raw.kill()
 
 
+# A 10 KB cell that fails (its traceback becomes the context's ``sys.last_traceback``).
+FAILING_CELL = "# " + "x" * 10_000 + "\nresult = 1 / 0\n"
+
+
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_failing_cells_are_not_kept_once_their_traceback_is_replaced(pykernel_bin, isolation):
+    """A failed run's cell is kept while its traceback is the context's ``sys.last_traceback``
+    (post-mortem code reads its lines) and forgotten when the next failure replaces it: 2,000
+    failing runs of a 10 KB cell leave Python's allocated blocks and the RSS flat."""
+    raw = RawServer(pykernel_bin, ["--pool-size", "1"])
+    try:
+        context = raw.result("context.create", {"isolation": isolation}, timeout=30)["id"]
+
+        def run(code):
+            return raw.result("code.run", {"context": context, "code": code}, timeout=30)
+
+        pid = int(run("import os\nprint(os.getpid())")["stdout"])
+
+        def measure():
+            blocks = int(run("import gc, sys\ngc.collect()\nprint(sys.getallocatedblocks())")["stdout"])
+            with open(f"/proc/{pid}/status") as status:
+                rss = int(re.search(r"VmRSS:\s+(\d+) kB", status.read()).group(1))
+            return blocks, rss
+
+        for _ in range(200):  # warm-up
+            assert run(FAILING_CELL)["status"] == "error"
+        blocks, rss = measure()
+        for _ in range(2_000):
+            assert run(FAILING_CELL)["status"] == "error"
+        grown_blocks, grown_rss = (after - before for after, before in zip(measure(), (blocks, rss)))
+        assert grown_blocks < 1_000, f"Python holds {grown_blocks} more blocks after 2,000 runs"
+        assert grown_rss < 6_000, f"RSS grew by {grown_rss} kB in 2,000 runs of a 10 KB cell"
+        # The last one is still there for post-mortem code.
+        shown = run("import traceback\ntraceback.print_last()")["stderr"]
+        assert '    result = 1 / 0\n' in shown, shown
+        raw.close_stdin()
+        assert raw.wait_exit() == 0, raw.stderr.decode(errors="replace")
+    finally:
+        raw.kill()
+
+
 def test_deleted_contexts_leave_no_cell_sources_once_their_code_is_gone(pykernel_bin):
     """A deleted context's kept cells stay while code of them lives (a function it left in
     ``builtins`` shows its own lines), and go with the last of it: contexts created, made to
