@@ -313,13 +313,19 @@ struct PTYTests {
     @Test("input a program does not read is queued up to 1 MiB, then the caller waits; the program's end drops it")
     func unreadInput() async throws {
         try await withService { service, _ in
-            let pty = try await service.createPTY(PTYCreateParams(command: "sleep", args: ["7107"]))
+            // Not canonical: in canonical mode the terminal discards what exceeds its line buffer
+            // and takes input without end (11 MB in 6 s), so a slow test saw all of it taken.
+            let pty = try await service.createPTY(
+                PTYCreateParams(command: "sh", args: ["-c", "stty -icanon -echo; echo ready; exec sleep 7107"]))
+            let transcript = PTYTranscript(pty)
+            #expect(await transcript.waitFor("ready"))
             try await pty.sendInput([UInt8](repeating: 0x61, count: 200_000))
             let waiting = Task { try await pty.sendInput([UInt8](repeating: 0x62, count: PTYSession.inputLimit)) }
             #expect(await eventually { pty.inputIsFull })
             try pty.kill()
             #expect(await pty.wait() == PTYExit(exitCode: 137, signal: SIGKILL))
             await expectAPIError(.ptyExited) { try await waiting.value }
+            await transcript.finished()
             #expect(liveProcesses(withCommandLine: ["sleep", "7107"]).isEmpty)
         }
     }
