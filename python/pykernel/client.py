@@ -8,7 +8,8 @@ their requests by ``id``; notifications that carry ``params.request_id`` (``code
 handed to the callbacks of that request, on the reader thread, in the order the server sent them
 and always before the response that ends the request (the server writes a request's notifications
 before its response). Writes to the server's stdin are serialized by a lock, one whole line at a
-time. Any number of threads may therefore call the client at once: each call waits for its own
+time (a Ctrl-C that comes during a write is raised at once, and the line is still finished: the
+stream is never left with half a request). Any number of threads may therefore call the client at once: each call waits for its own
 response only. Runs in different contexts are accepted concurrently by the server (the one
 interpreter executes them one at a time); runs of one context queue in arrival order.
 
@@ -24,6 +25,7 @@ import json
 import math
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -56,6 +58,9 @@ ContextLike = Union[Context, str]
 NotificationHandler = Callable[[str, Dict[str, Any]], None]
 
 _JSONRPC = "2.0"
+#: The longest write a pipe takes whole or not at all (POSIX's ``PIPE_BUF``): a signal cannot
+#: leave such a line half written.
+_ATOMIC_PIPE_WRITE = select.PIPE_BUF
 
 
 def _finite(value: Any) -> bool:
@@ -567,6 +572,12 @@ class PyKernel(ProcessMixin):
                 _invalid_argument(field)) from None
 
     def _write(self, line: bytes) -> None:
+        """Writes one whole line to the server's stdin. Never half of one: a line left unfinished
+        would have the next request joined to it (the server answers the mixture ``-32700`` with
+        no id, and that request's caller waits forever). A signal handler's exception (Ctrl-C)
+        comes only on the main thread, and can come in the middle of a write; there a line
+        longer than the pipe takes whole is written by a thread of its own, which finishes it
+        (holding the write lock) whatever the main thread is then interrupted with."""
         if len(line) - 1 > MAX_LINE_BYTES:
             raise InvalidRequestError(
                 -32600,
@@ -574,12 +585,36 @@ class PyKernel(ProcessMixin):
                 "a line may have.",
                 {"max_line_bytes": MAX_LINE_BYTES},
             )
+        if len(line) <= _ATOMIC_PIPE_WRITE or threading.current_thread() is not threading.main_thread():
+            self._write_whole(line)
+            return
+        written = threading.Event()
+        failure: List[BaseException] = []
+
+        def write() -> None:
+            try:
+                self._write_whole(line)
+            except BaseException as error:  # noqa: BLE001 -- raised by the caller below
+                failure.append(error)
+            finally:
+                written.set()
+
+        threading.Thread(target=write, name="pykernel-writer", daemon=True).start()
+        written.wait()  # Ctrl-C here is raised at once; the line is still finished
+        if failure:
+            raise failure[0]
+
+    def _write_whole(self, line: bytes) -> None:
+        """Writes ``line`` with as many ``write`` calls as the pipe takes, holding the write lock
+        (a line of up to ``_ATOMIC_PIPE_WRITE`` bytes goes in one call, whole or not at all)."""
         try:
             with self._write_lock:
                 stdin = self._process.stdin
                 assert stdin is not None
-                stdin.write(line)
-                stdin.flush()
+                fd = stdin.fileno()
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view):]
         except (OSError, ValueError) as error:
             raise PyKernelConnectionError(
                 f"Cannot write to pykernel serve (exit status {self._process.poll()}): {error}"

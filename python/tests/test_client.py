@@ -740,3 +740,32 @@ def test_ctrl_c_leaves_another_threads_run_in_the_context_alone(kernel):
     with pytest.raises(KeyboardInterrupt):
         kernel.run_code("print('b')")
     assert joined(thread, outcome, timeout=10).stdout == "a\na done\n"
+
+
+# ---------------------------------------------------------------- found by the client sweep of session 28
+
+
+def test_ctrl_c_during_a_large_requests_write_leaves_the_stream_whole(kernel, monkeypatch):
+    """A KeyboardInterrupt that landed while a 60 MB request was being written left half a line
+    on the server's stdin: the next request was glued to it (the server answered -32700 with a
+    null id) and its caller waited forever. The line is finished first, then Ctrl-C is raised."""
+    import signal
+
+    write = PyKernel._write
+
+    def write_then_ctrl_c(self, line):  # Ctrl-C (SIGALRM raising KeyboardInterrupt) 50 ms into the write
+        if len(line) > 1 << 20:
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+        return write(self, line)
+
+    previous = signal.signal(signal.SIGALRM, signal.default_int_handler)
+    monkeypatch.setattr(PyKernel, "_write", write_then_ctrl_c)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            kernel.call("context.list", {"padding": "#" * (60 << 20)})
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    thread, outcome = run_in_thread(kernel.list_contexts)
+    assert [context.id for context in joined(thread, outcome, timeout=20)] == ["default"]
+    assert kernel.run_code("print('whole')").stdout == "whole\n"
