@@ -181,15 +181,19 @@ class _Pending:
 
 
 def _stop_process(process: "subprocess.Popen[bytes]") -> None:
-    """Finalizer: stops a server the program forgot to close (SIGTERM, then SIGKILL)."""
-    if process.poll() is not None:
-        return
+    """Finalizer: stops a server the program forgot to close (SIGTERM, then SIGKILL) and closes
+    its stdin (the reader thread closes its stdout)."""
+    if process.poll() is None:
+        try:
+            process.terminate()
+            process.wait(2)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        except OSError:
+            pass
     try:
-        process.terminate()
-        process.wait(2)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    except OSError:
+        process.stdin.close()  # type: ignore[union-attr]
+    except (OSError, ValueError):
         pass
 
 
@@ -255,6 +259,7 @@ class PyKernel(ProcessMixin):
             self._info = KernelInfo.from_json(self._request("kernel.info", None, wait=60.0))
         except BaseException:
             self._kill()
+            self._reader.join(5.0)  # it closes the server's stdout
             raise
 
     # ------------------------------------------------------------------ lifecycle
@@ -688,7 +693,8 @@ class PyKernel(ProcessMixin):
     def _read_loop(client_ref: "weakref.ref[PyKernel]", process: "subprocess.Popen[bytes]") -> None:
         """The reader thread. It holds the client only while it handles a line: a client the
         program dropped without ``close()`` is collected, and its finalizer stops the server,
-        which ends this loop."""
+        which ends this loop. It closes the server's stdout when it ends (nothing else reads it,
+        so no read can race the close)."""
         stdout = process.stdout
         assert stdout is not None
         try:
@@ -701,6 +707,7 @@ class PyKernel(ProcessMixin):
         except (OSError, ValueError):
             pass
         finally:
+            stdout.close()
             client = client_ref()
             if client is not None:
                 client._end_of_output()

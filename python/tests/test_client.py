@@ -769,3 +769,33 @@ def test_ctrl_c_during_a_large_requests_write_leaves_the_stream_whole(kernel, mo
     thread, outcome = run_in_thread(kernel.list_contexts)
     assert [context.id for context in joined(thread, outcome, timeout=20)] == ["default"]
     assert kernel.run_code("print('whole')").stdout == "whole\n"
+
+
+def _open_descriptors():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_closed_client_or_one_that_failed_to_start_leaves_no_pipe_open(pykernel_bin):
+    """close() closed the server's stdin but never its stdout (one descriptor per closed client
+    while the object lived, and a ResourceWarning when it was freed); a client whose start
+    failed left both pipes open."""
+    import gc
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        before = _open_descriptors()
+        kept = []
+        for _ in range(3):
+            with PyKernel(pykernel_bin) as client:
+                client.run_code("1")
+            kept.append(client)
+        assert _open_descriptors() == before
+        assert all(client._process.stdout.closed and client._process.stdin.closed for client in kept)
+        for _ in range(3):
+            with pytest.raises(PyKernelConnectionError):
+                PyKernel("/bin/true")  # `true serve` exits at once: kernel.info is never answered
+        assert _open_descriptors() == before
+        del kept, client
+        gc.collect()
+    assert [str(warning.message) for warning in caught if issubclass(warning.category, ResourceWarning)] == []
