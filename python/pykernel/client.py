@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
 from .errors import (
     InvalidParamsError,
@@ -61,6 +61,9 @@ _JSONRPC = "2.0"
 #: The longest write a pipe takes whole or not at all (POSIX's ``PIPE_BUF``): a signal cannot
 #: leave such a line half written.
 _ATOMIC_PIPE_WRITE = select.PIPE_BUF
+#: How long the reader goes on reading the server's stdout after the server has exited, when
+#: another process (one the server started) holds the pipe open so that no end of file comes.
+_DRAIN_AFTER_EXIT = 1.0
 
 
 def _finite(value: Any) -> bool:
@@ -129,18 +132,37 @@ def _resolve_binary(binary: Optional[Union[str, "os.PathLike[str]"]]) -> str:
     return candidate
 
 
-def _lines(fd: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-    """The lines read from a descriptor (each without its ``\\n``; a last one without a newline
-    too), in reads of up to ``chunk_size`` bytes. A buffered ``readline`` reads a long line
-    (``code.output`` of a big write, a result repeating 1 MiB of stdout) 8 KiB per system call;
-    here every read takes what the pipe holds, and each byte is searched for a newline once."""
-    pending: List[bytes] = []  # the start of a line that spans reads
+def _reads(fd: int, exit_fd: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """The reads of the server's stdout (``fd``), of up to ``chunk_size`` bytes each (a buffered
+    ``readline`` reads a long line 8 KiB per system call; here every read takes what the pipe
+    holds), until its end of file, or until the server has exited (``exit_fd``, its pidfd, is
+    readable) and what it wrote has been read: a process the server started may hold the pipe
+    open after the server's death, and then no end of file comes. After the exit, what the pipe
+    holds is read (the dead server's last responses) for at most ``_DRAIN_AFTER_EXIT`` seconds
+    (such a holder may go on writing)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    poller.register(exit_fd, select.POLLIN)
+    drain_until: Optional[float] = None
     while True:
+        if drain_until is None:
+            if any(ready == exit_fd for ready, _ in poller.poll()):
+                poller.unregister(exit_fd)
+                drain_until = time.monotonic() + _DRAIN_AFTER_EXIT
+                continue
+        elif time.monotonic() > drain_until or not poller.poll(0):
+            return
         chunk = os.read(fd, chunk_size)
         if not chunk:
-            if pending:
-                yield b"".join(pending)
             return
+        yield chunk
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of a stream read in ``chunks`` (each without its ``\\n``; a last one without a
+    newline too); each byte is searched for a newline once."""
+    pending: List[bytes] = []  # the start of a line that spans reads
+    for chunk in chunks:
         end = chunk.find(b"\n")
         if end < 0:
             pending.append(chunk)
@@ -160,6 +182,8 @@ def _lines(fd: int, chunk_size: int = 1 << 20) -> Iterator[bytes]:
             start = end + 1
         if start < len(chunk):
             pending.append(chunk[start:])
+    if pending:
+        yield b"".join(pending)
 
 
 class _Pending:
@@ -252,7 +276,13 @@ class PyKernel(ProcessMixin):
                 raise PyKernelNotFoundError(f"The working directory {os.fspath(cwd)!r} for pykernel serve does not exist") from error
             raise PyKernelNotFoundError(f"Cannot start {self.binary!r}: {error}") from error
         self._finalizer = weakref.finalize(self, _stop_process, self._process)
-        self._reader = threading.Thread(target=PyKernel._read_loop, args=(weakref.ref(self), self._process),
+        try:
+            exit_fd = os.pidfd_open(self._process.pid)  # readable once the server has exited
+        except OSError:
+            self._kill()
+            self._process.stdout.close()  # type: ignore[union-attr]
+            raise
+        self._reader = threading.Thread(target=PyKernel._read_loop, args=(weakref.ref(self), self._process, exit_fd),
                                         name="pykernel-reader", daemon=True)
         self._reader.start()
         try:
@@ -690,15 +720,16 @@ class PyKernel(ProcessMixin):
             pass
 
     @staticmethod
-    def _read_loop(client_ref: "weakref.ref[PyKernel]", process: "subprocess.Popen[bytes]") -> None:
+    def _read_loop(client_ref: "weakref.ref[PyKernel]", process: "subprocess.Popen[bytes]", exit_fd: int) -> None:
         """The reader thread. It holds the client only while it handles a line: a client the
         program dropped without ``close()`` is collected, and its finalizer stops the server,
-        which ends this loop. It closes the server's stdout when it ends (nothing else reads it,
-        so no read can race the close)."""
+        which ends this loop. The loop ends at the end of the server's stdout, or once the server
+        has exited and its last output has been read (see ``_reads``); it then closes the
+        server's stdout (nothing else reads it, so no read can race the close) and ``exit_fd``."""
         stdout = process.stdout
         assert stdout is not None
         try:
-            for line in _lines(stdout.fileno()):
+            for line in _lines(_reads(stdout.fileno(), exit_fd)):
                 client = client_ref()
                 if client is None:
                     return
@@ -708,6 +739,7 @@ class PyKernel(ProcessMixin):
             pass
         finally:
             stdout.close()
+            os.close(exit_fd)
             client = client_ref()
             if client is not None:
                 client._end_of_output()

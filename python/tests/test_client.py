@@ -799,3 +799,41 @@ def test_a_closed_client_or_one_that_failed_to_start_leaves_no_pipe_open(pykerne
         del kept, client
         gc.collect()
     assert [str(warning.message) for warning in caught if issubclass(warning.category, ResourceWarning)] == []
+
+
+def test_a_server_that_died_is_noticed_while_another_process_holds_its_stdout(pykernel_bin):
+    """Server death was noticed only as the end of its stdout: with a descendant holding the
+    pipe (a libc fork in a namespace context), a SIGKILLed server was never noticed (pending and
+    new calls hung for ever, `closed` stayed False). What it wrote before dying is delivered."""
+    import signal
+
+    client = PyKernel(pykernel_bin)
+    # A writer of the server's stdout besides the server (as a descendant that inherited it).
+    holder = os.open(f"/proc/self/fd/{client._process.stdout.fileno()}", os.O_WRONLY)
+    try:
+        seen, first = [], threading.Event()
+
+        def on_stdout(message):  # the reader is held up while the server writes `second` and dies
+            seen.append(message.output)
+            if message.output == "first\n":
+                first.set()
+                time.sleep(2.5)
+
+        thread, outcome = run_in_thread(
+            client.run_code, "import time\nprint('first', flush=True)\ntime.sleep(0.2)\nprint('second', flush=True)\n"
+            "time.sleep(60)", on_stdout=on_stdout)
+        assert first.wait(10)
+        time.sleep(1.5)
+        os.kill(client.pid, signal.SIGKILL)
+        with pytest.raises(PyKernelConnectionError, match="exited"):
+            joined(thread, outcome, timeout=15)
+        assert seen == ["first\n", "second\n"]
+        assert client.closed
+        begin = time.monotonic()
+        with pytest.raises(PyKernelConnectionError):
+            client.list_contexts()
+        client.close()
+        assert time.monotonic() - begin < 2
+        assert client._process.stdout.closed
+    finally:
+        os.close(holder)
