@@ -449,8 +449,10 @@ class PyKernel(ProcessMixin):
             reads (the run is sent with ``allow_stdin``): called as ``on_input(prompt, password)``
             on a thread of its own (so it may block, e.g. to ask a person), once per line the code
             waits for; its return value (a ``str``) is the line. Returning ``None`` or raising an
-            exception sends end of file (``EOFError`` in ``input()``). Without it, the code's
-            reads raise ``EOFError`` at once.
+            exception sends end of file (``EOFError`` in ``input()``). Returning anything else
+            (``bytes`` included: decode them first) sends end of file too, and ``run_code``
+            raises ``TypeError`` once the run has ended. Without it, the code's reads raise
+            ``EOFError`` at once.
 
         An exception in the code is a result with ``status == "error"`` and ``error`` set. A run
         stopped by ``interrupt`` (or ``delete_context``, or ``close``) returns with status
@@ -475,13 +477,14 @@ class PyKernel(ProcessMixin):
         if on_input is not None:
             params["allow_stdin"] = True
 
+        refused_answers: List[TypeError] = []  # on_input's answers that were not a str
         on_notification: Optional[NotificationHandler] = None
         if on_stdout is not None or on_stderr is not None or on_result is not None or on_input is not None:
 
             def on_notification(method: str, note: Dict[str, Any]) -> None:
                 if method == "code.input_request":
                     if on_input is not None:
-                        self._answer_input(on_input, note)
+                        self._answer_input(on_input, note, refused_answers)
                     return
                 if method == "code.result":
                     if on_result is not None:
@@ -498,6 +501,8 @@ class PyKernel(ProcessMixin):
             "code.run", params, on_notification=on_notification,
             interrupt_context=DEFAULT_CONTEXT if context_id is None else context_id,
         )
+        if refused_answers:
+            raise refused_answers[0]
         result = ExecutionResult.from_json(value)
         if result.error is not None and on_error is not None:
             on_error(result.error)
@@ -506,9 +511,11 @@ class PyKernel(ProcessMixin):
             raise PyKernelTimeoutError(f"The run timed out: {detail}", result)
         return result
 
-    def _answer_input(self, on_input: Callable[[str, bool], Optional[str]], note: Dict[str, Any]) -> None:
+    def _answer_input(self, on_input: Callable[[str, bool], Optional[str]], note: Dict[str, Any],
+                      refused: List[TypeError]) -> None:
         """Answers a ``code.input_request`` on a thread of its own (``on_input`` may block; the
-        reader thread must not)."""
+        reader thread must not). An answer that is not a ``str`` is sent as end of file, and its
+        ``TypeError`` added to ``refused`` (for ``run_code`` to raise)."""
         request_id = note.get("request_id")
         prompt, password = str(note.get("prompt", "")), bool(note.get("password", False))
 
@@ -517,11 +524,16 @@ class PyKernel(ProcessMixin):
                 value = on_input(prompt, password)
             except BaseException:  # noqa: BLE001 -- any failure of the callable is end of file
                 value = None
+            if value is not None and not isinstance(value, str):
+                refused.append(TypeError(
+                    f"on_input returned {type(value).__name__}, not str: its return value is the line the code "
+                    "reads (decode bytes to str first); the code was sent end of file"))
+                value = None
             params: Dict[str, Any] = {"request_id": request_id}
             if value is None:
                 params["eof"] = True
             else:
-                params["value"] = str(value)
+                params["value"] = value
             try:
                 self.call("code.input", params)
             except PyKernelError:

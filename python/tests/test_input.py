@@ -88,6 +88,16 @@ def test_input_is_answered_after_an_output_callback_failed(kernel):
     assert kernel.run_code("print(x)").stdout == "v\n"
 
 
+def test_an_answer_that_is_not_a_str_is_refused_not_sent_as_its_repr(kernel):
+    """`on_input` returning b"ab" sent the line "b'ab'" (and 5 sent "5"): the docs say a str.
+    The code gets end of file and run_code raises TypeError once the run has ended."""
+    code = "try:\n    line = input()\nexcept EOFError:\n    line = 'end of file'"
+    for answer, kind in ((b"ab", "bytes"), (5, "int")):
+        with pytest.raises(TypeError, match=f"on_input returned {kind}, not str"):
+            kernel.run_code(code, on_input=lambda prompt, password: answer)
+        assert kernel.run_code("print(line)").stdout == "end of file\n"
+
+
 def test_getpass_asks_with_password_set(kernel):
     answers = Answers("s3cret")
     result = kernel.run_code("import getpass\nsecret = getpass.getpass('PIN: ')\nprint(len(secret))", on_input=answers)
