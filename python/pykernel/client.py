@@ -601,6 +601,20 @@ class PyKernel(ProcessMixin):
 
     @staticmethod
     def _encode(message: Dict[str, Any]) -> bytes:
+        """The line that sends ``message``; :class:`InvalidParamsError` for a value JSON cannot
+        carry, :class:`InvalidRequestError` for a line longer than the server reads."""
+        line = PyKernel._json_line(message)
+        if len(line) - 1 > MAX_LINE_BYTES:
+            raise InvalidRequestError(
+                -32600,
+                f"The request is {len(line) - 1} bytes long, more than the {MAX_LINE_BYTES} bytes "
+                "a line may have.",
+                {"max_line_bytes": MAX_LINE_BYTES},
+            )
+        return line
+
+    @staticmethod
+    def _json_line(message: Dict[str, Any]) -> bytes:
         try:
             text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
             return text.encode("utf-8") + b"\n"
@@ -625,13 +639,6 @@ class PyKernel(ProcessMixin):
         comes only on the main thread, and can come in the middle of a write; there a line
         longer than the pipe takes whole is written by a thread of its own, which finishes it
         (holding the write lock) whatever the main thread is then interrupted with."""
-        if len(line) - 1 > MAX_LINE_BYTES:
-            raise InvalidRequestError(
-                -32600,
-                f"The request is {len(line) - 1} bytes long, more than the {MAX_LINE_BYTES} bytes "
-                "a line may have.",
-                {"max_line_bytes": MAX_LINE_BYTES},
-            )
         if len(line) <= _ATOMIC_PIPE_WRITE or threading.current_thread() is not threading.main_thread():
             self._write_whole(line)
             return
@@ -678,6 +685,11 @@ class PyKernel(ProcessMixin):
         interrupt_context: Optional[str] = None,
     ) -> Any:
         self._refuse_on_reader_thread(f"PyKernel {method}")
+        request_id = next(self._ids)
+        message: Dict[str, Any] = {"jsonrpc": _JSONRPC, "id": request_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        line = self._encode(message)  # a request refused here is never sent, so never in flight
         with self._lock:
             if self._eof:
                 raise PyKernelConnectionError(
@@ -685,14 +697,10 @@ class PyKernel(ProcessMixin):
                 )
             if self._closing and not closing:
                 raise PyKernelConnectionError("The PyKernel client is closed.")
-            request_id = next(self._ids)
             pending = _Pending(request_id, method, on_notification, interrupt_context)
             self._pending[request_id] = pending
-        message: Dict[str, Any] = {"jsonrpc": _JSONRPC, "id": request_id, "method": method}
-        if params is not None:
-            message["params"] = params
         try:
-            self._write(self._encode(message))
+            self._write(line)
             answered = pending.event.wait(wait)
         except KeyboardInterrupt:
             # Ctrl-C while waiting: stop the run too, instead of leaving it running unseen, unless

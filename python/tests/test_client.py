@@ -837,3 +837,19 @@ def test_a_server_that_died_is_noticed_while_another_process_holds_its_stdout(py
         assert client._process.stdout.closed
     finally:
         os.close(holder)
+
+
+def test_requests_refused_before_sending_are_not_kept_as_abandoned(kernel):
+    """A request the client refuses itself (NaN, bytes, a line over 64 MiB) was added to the
+    ids whose late response is dropped silently, and stayed there for ever: one entry per call."""
+    from pykernel import InvalidRequestError
+
+    for _ in range(20):
+        with pytest.raises(InvalidParamsError):
+            kernel.run_code("1", timeout=float("nan"))
+        with pytest.raises(InvalidParamsError):
+            kernel.exec(b"true")
+    with pytest.raises(InvalidRequestError):
+        kernel.run_code("#" * (65 << 20))
+    assert kernel._abandoned == set()
+    assert kernel.run_code("print('sent')").stdout == "sent\n"
