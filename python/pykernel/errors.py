@@ -41,6 +41,9 @@ __all__ = [
     "RuntimeNotFoundError",
     "ReservedSessionError",
     "SpawnFailedError",
+    "PtyNotFoundError",
+    "PtyExistsError",
+    "PtyExitedError",
     "ProcessesRunningError",
     "PyKernelTimeoutError",
     "PyKernelNotFoundError",
@@ -225,6 +228,27 @@ class SpawnFailedError(PyKernelError):
     REASON = "spawn_failed"
 
 
+class PtyNotFoundError(PyKernelError, LookupError):
+    """-32017: no PTY has the given id (``pty.input``, ``pty.resize``, ``pty.kill``, ``pty.get``)."""
+
+    CODE = -32017
+    REASON = "pty_not_found"
+
+
+class PtyExistsError(PyKernelError):
+    """-32018: ``create_pty`` with the id of a PTY that is still running."""
+
+    CODE = -32018
+    REASON = "pty_exists"
+
+
+class PtyExitedError(PyKernelError):
+    """-32019: input or a resize for a PTY whose program has exited (``get_pty`` shows how)."""
+
+    CODE = -32019
+    REASON = "pty_exited"
+
+
 class ProcessesRunningError(PyKernelError):
     """-32020: ``session.delete`` could not end every process of the session (they survived
     SIGKILL, or the server is out of file descriptors); the session stays listed, and deleting it
@@ -282,6 +306,9 @@ _SERVER_ERRORS = (
     RuntimeNotFoundError,
     ReservedSessionError,
     SpawnFailedError,
+    PtyNotFoundError,
+    PtyExistsError,
+    PtyExitedError,
     ProcessesRunningError,
 )
 _BY_CODE: Dict[int, Type[PyKernelError]] = {cls.CODE: cls for cls in _SERVER_ERRORS if cls.CODE is not None}

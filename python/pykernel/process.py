@@ -270,7 +270,7 @@ class PtyHandle:
         """``pty.input``: types ``data`` (``"\\x03"`` is Ctrl-C, ``"\\n"`` Enter); returns once it is
         queued (written in order as the program reads; at most 1 MiB waits: what does not fit is
         queued as the program reads, so a larger input returns once the program has read enough).
-        A program that has exited raises ``PyKernelError`` -32019."""
+        A program that has exited raises :class:`~pykernel.errors.PtyExitedError` (-32019)."""
         if isinstance(data, str):
             self._kernel.call("pty.input", {"id": self.id, "text": data})
         else:
@@ -704,7 +704,8 @@ class ProcessMixin:
         and returns its handle. ``on_data(bytes)`` gets what the terminal writes. The id is
         chosen here when not given (so that no output arrives before its handle exists).
 
-        Errors: a running PTY with this id, -32018; a command not found, -32016 (``field``
+        Errors: a running PTY with this id, :class:`~pykernel.errors.PtyExistsError` (-32018); a
+        command not found, :class:`~pykernel.errors.SpawnFailedError` (-32016, ``field``
         ``command``); a size outside 1-10,000 or a bad ``cwd``, ``InvalidParamsError``."""
         if pty_size is not None:
             cols, rows = pty_size.cols, pty_size.rows
@@ -735,7 +736,8 @@ class ProcessMixin:
         return handle
 
     def get_pty(self, pty_id: str) -> PtyInfo:
-        """``pty.get``: one PTY, running or exited. Unknown id: ``PyKernelError`` -32017."""
+        """``pty.get``: one PTY, running or exited. Unknown id:
+        :class:`~pykernel.errors.PtyNotFoundError` (-32017)."""
         return PtyInfo.from_json(self.call("pty.get", {"id": pty_id}))
 
     def list_ptys(self) -> List[PtyInfo]:

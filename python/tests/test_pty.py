@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from pykernel import PyKernel
-from pykernel.errors import InvalidParamsError, PyKernelError
+from pykernel.errors import InvalidParamsError, PtyExistsError, PtyExitedError, PtyNotFoundError, PyKernelError
 
 
 class Terminal:
@@ -323,10 +323,11 @@ def test_bad_input_is_a_clear_error_and_affects_nothing(pk, mark, tmp_path):
     terminal = Terminal()
     handle = bash(pk, mark, terminal, id="keep")
 
-    with pytest.raises(PyKernelError) as unknown:
+    # Each PTY error has its class (they came back as bare PyKernelError).
+    with pytest.raises(PtyNotFoundError) as unknown:
         pk.call("pty.input", {"id": "nope", "text": "x"})
     assert (unknown.value.code, unknown.value.reason) == (-32017, "pty_not_found")
-    with pytest.raises(PyKernelError) as duplicate:
+    with pytest.raises(PtyExistsError) as duplicate:
         pk.create_pty(id="keep", command="bash")
     assert (duplicate.value.code, duplicate.value.reason) == (-32018, "pty_exists")
     for params, field in [
@@ -370,7 +371,7 @@ def test_bad_input_is_a_clear_error_and_affects_nothing(pk, mark, tmp_path):
     assert [info.id for info in pk.list_ptys()] == ["keep"]
     handle.send_input("exit 0\n")
     handle.wait(timeout=20)
-    with pytest.raises(PyKernelError) as exited:
+    with pytest.raises(PtyExitedError) as exited:
         handle.send_input("late\n")
     assert (exited.value.code, exited.value.reason) == (-32019, "pty_exited")
 
