@@ -9,9 +9,11 @@ handed to the callbacks of that request, on the reader thread, in the order the 
 and always before the response that ends the request (the server writes a request's notifications
 before its response). Writes to the server's stdin are serialized by a lock, one whole line at a
 time (a Ctrl-C that comes during a write is raised at once, and the line is still finished: the
-stream is never left with half a request). Any number of threads may therefore call the client at once: each call waits for its own
-response only. Runs in different contexts are accepted concurrently by the server (the one
-interpreter executes them one at a time); runs of one context queue in arrival order.
+stream is never left with half a request). Any number of threads may therefore call the client
+at once: each call waits for its own response only. Runs in different contexts are accepted concurrently by the server: runs of
+namespace contexts (``default`` included) execute one at a time in the server's one interpreter,
+while each process context runs in a worker of its own, in parallel with the others; runs of one
+context queue in arrival order.
 
 Callbacks run on the reader thread: while one runs, no other response or output is delivered,
 so keep them short, and do not call the client's blocking methods from a callback (that would
@@ -438,7 +440,10 @@ class PyKernel(ProcessMixin):
         :param on_error: called with the :class:`ExecutionError` when the run ends with one (an
             exception, a timeout or an interrupt), before ``run_code`` returns or raises.
         :param envs: environment variables set during this run only (the wire field ``env``).
-        :param timeout: seconds; ``None``: the server's default (600); ``0``: no timeout.
+        :param timeout: seconds the code may run; ``None``: the server's default (600); ``0``: no
+            timeout. It counts from the run's start: time queued behind other runs (of this
+            context, or of another namespace context) is not counted, so ``run_code`` may block
+            for longer than ``timeout``.
         :param max_output_bytes: how much of stdout and of stderr the result keeps (server
             default 1 MiB each), and of each text representation of a rich result (its head
             and tail, joined by a line saying what was left out); the output callbacks receive

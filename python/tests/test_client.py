@@ -856,3 +856,16 @@ def test_requests_refused_before_sending_are_not_kept_as_abandoned(kernel):
         kernel.run_code("#" * (65 << 20))
     assert kernel._abandoned == set()
     assert kernel.run_code("print('sent')").stdout == "sent\n"
+
+
+def test_a_runs_timeout_does_not_count_the_time_it_waits_behind_another_contexts_run(kernel):
+    """What run_code's `timeout` doc says: it counts from the run's start (docs/protocol.md), not
+    from the call; a run queued behind another namespace context's longer run is not timed out."""
+    started = threading.Event()
+    other = kernel.create_context(isolation="namespace")
+    thread, outcome = run_in_thread(kernel.run_code, "import time\nprint('started', flush=True)\ntime.sleep(1.5)",
+                                    context=other, on_stdout=lambda m: started.set())
+    assert started.wait(10)
+    assert kernel.run_code("print('ran')", timeout=0.5).stdout == "ran\n"
+    assert joined(thread, outcome).status == "ok"
+    kernel.delete_context(other)
