@@ -44,7 +44,7 @@ enum ForkServerCommand {
             let requests = ServerOptions.takeRequests()
             KernelManager.start(adopting: prepared) { manager in
                 do {
-                    try await serve.serve(manager: manager, requests: requests)
+                    try await serve.serve(manager: manager, requests: requests, shutdownSignals: nil)
                     exit(0)
                 } catch {
                     Logger(label: "pykernel.server").critical("\(error)")

@@ -46,10 +46,10 @@ struct Mcp: AsyncParsableCommand {
                              logger: services.logger)
         // As `pykernel serve`: a signal shuts the server down with what it started (the default
         // action ended it at once, and a command in its own process group ran on).
-        let terminations = ShutdownSignals.handle { front.terminate() }
+        services.shutdownSignals.shutDown { front.terminate() }
         manager.protectEngineDescriptors()
         try await front.serve(input: services.requests, output: manager.originalStandardOutput)
-        terminations.forEach { $0.cancel() }
+        services.shutdownSignals.cancel()
         await contexts.shutdown()
         await processes.shutdown()
         throw ExitCode.success

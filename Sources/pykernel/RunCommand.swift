@@ -102,12 +102,12 @@ struct Run: AsyncParsableCommand {
         // closed pipe raises BrokenPipeError; subprocess puts them back for its children).
         signal(SIGPIPE, SIG_IGN)
         signal(SIGXFSZ, SIG_IGN)
-        let interruptsIgnored = Self.isIgnored(SIGINT)
+        let interruptsIgnored = SignalDisposition.isIgnored(SIGINT)
         // The signals Swift's crash backtracer takes: a crash (a segfault in ctypes) or SIGQUIT
         // ends the program with the signal and nothing printed, as python3 does. One that came
         // ignored stays so, as python3 leaves it (SIGQUIT in a background job of a shell): the
         // backtracer installs its handler only over the default action, so it is still SIG_IGN.
-        for crash in [SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV] where !Self.isIgnored(crash) {
+        for crash in [SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV] where !SignalDisposition.isIgnored(crash) {
             signal(crash, SIG_DFL)
         }
         // The program owns the process: CPython's own streams on descriptors 0, 1 and 2, uncaptured.
@@ -284,15 +284,6 @@ struct Run: AsyncParsableCommand {
         case "'compiled'": return .compiled
         default: return .source
         }
-    }
-
-    /// Whether the process ignores `signal` (as it came: nothing before sets SIG_IGN).
-    private static func isIgnored(_ signal: Int32) -> Bool {
-        var action = sigaction()
-        sigaction(signal, nil, &action)
-        return action.__sigaction_handler.sa_handler.map {
-            unsafeBitCast($0, to: UInt.self) == unsafeBitCast(SIG_IGN, to: UInt.self)
-        } ?? false
     }
 
     /// Says what python3 says when it cannot open the file it was given (after its own name) and

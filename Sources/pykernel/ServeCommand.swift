@@ -26,13 +26,14 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let (manager, requests) = try await options.startEngine(label: "pykernel.server")
-        try await serve(manager: manager, requests: requests)
+        // A worker's are its code's (see `serve`).
+        let (manager, requests, shutdownSignals) = try await options.startEngine(label: "pykernel.server", takingShutdownSignals: !worker)
+        try await serve(manager: manager, requests: requests, shutdownSignals: shutdownSignals)
         throw ExitCode.success
     }
 
     /// Serves requests with a started engine until the end of input, `shutdown` or one of
-    /// ``ShutdownSignals`` (a server, not a worker), then ends every worker and process.
+    /// `shutdownSignals` (a server's; `nil` for a worker), then ends every worker and process.
     ///
     /// A process context's worker (`--worker`, hidden: what ``ServerOptions/workerArguments``
     /// start) serves no process API: the server never forwards its methods to a worker, and
@@ -41,7 +42,7 @@ struct Serve: AsyncParsableCommand {
     /// a run and in `_exit` always (the engine never leaves through it; the code's threads may, from
     /// anywhere), as a forked one does on a crash by signal, so that what the code wrote just before
     /// reaches the server ahead of the `crashed` answer.
-    func serve(manager: KernelManager, requests: Int32) async throws {
+    func serve(manager: KernelManager, requests: Int32, shutdownSignals: ShutdownSignals?) async throws {
         if worker {
             manager.lingerAtExitDuringRuns()
             pk_linger_at_raw_exit(ForkServerLoop.crashLingerMilliseconds)
@@ -85,10 +86,10 @@ struct Serve: AsyncParsableCommand {
         // A worker's SIGTERM, SIGINT and SIGHUP are its code's, as python3's process has them
         // (SIGTERM ends it, and its context is answered `crashed`); the server stops a worker by
         // closing its input or killing its process group.
-        let terminations = worker ? [] : ShutdownSignals.handle { server.terminate() }
+        shutdownSignals?.shutDown { server.terminate() }
         manager.protectEngineDescriptors()
         await server.serve()
-        terminations.forEach { $0.cancel() }
+        shutdownSignals?.cancel()
         exits?.cancel()
         await contexts.shutdown()
         await processes?.shutdown()

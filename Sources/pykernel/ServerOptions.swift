@@ -133,22 +133,30 @@ struct ServerOptions: ParsableArguments {
         /// The protocol's input: the original descriptor 0, kept on a private descriptor.
         let requests: Int32
         let logger: Logger
+        /// Taken as the engine started: they shut the front down once it serves.
+        let shutdownSignals: ShutdownSignals
     }
 
     /// Starts logging, the engine and the process API for a front named `label`.
     /// - Parameter processOutputLimit: Bytes of each stream a process API result keeps (`nil`: the default).
     func start(label: String, processOutputLimit: Int? = nil) async throws -> Services {
-        let (manager, requests) = try await startEngine(label: label)
-        return try services(manager: manager, requests: requests, label: label, processOutputLimit: processOutputLimit)
+        let (manager, requests, shutdownSignals) = try await startEngine(label: label, takingShutdownSignals: true)
+        return Services(manager: manager, processes: try processService(manager: manager, outputLimit: processOutputLimit),
+                        requests: requests, logger: Logger(label: label), shutdownSignals: shutdownSignals!)
     }
 
     /// Starts logging and the engine (with `--preload`) for a front named `label`, without the
-    /// process API; returns the engine and the descriptor requests are read from.
-    func startEngine(label: String) async throws -> (manager: KernelManager, requests: Int32) {
+    /// process API; returns the engine, the descriptor requests are read from and, for a server
+    /// (`takingShutdownSignals`), its ``ShutdownSignals``, taken as soon as the embedded Python
+    /// has started (see ``ShutdownSignals/take()``).
+    func startEngine(label: String, takingShutdownSignals: Bool) async throws
+        -> (manager: KernelManager, requests: Int32, shutdownSignals: ShutdownSignals?)
+    {
         activateVirtualEnvironment()
         bootstrapLogging()
         let requests = Self.takeRequests()
         let manager = try await KernelManager.start(kernelConfiguration, logger: Logger(label: "pykernel.engine"))
+        let shutdownSignals = takingShutdownSignals ? ShutdownSignals.take() : nil
         do {
             try await Self.preload(preloadModules, in: manager)
         } catch {
@@ -156,7 +164,7 @@ struct ServerOptions: ParsableArguments {
             Logger(label: label).critical("\(error)")
             throw ExitCode.failure
         }
-        return (manager, requests)
+        return (manager, requests, shutdownSignals)
     }
 
     /// Ignores SIGPIPE and SIGXFSZ and sends logs to the standard error we were given, kept on a
@@ -193,12 +201,6 @@ struct ServerOptions: ParsableArguments {
         if let timeoutGrace { configuration.timeoutGracePeriod = .milliseconds(Int64(timeoutGrace * 1000)) }
         if let outputInterval { configuration.outputCoalescingWindow = .microseconds(Int64(outputInterval * 1_000_000)) }
         return configuration
-    }
-
-    /// The process API next to a started engine, and what a front serves.
-    func services(manager: KernelManager, requests: Int32, label: String, processOutputLimit: Int? = nil) throws -> Services {
-        Services(manager: manager, processes: try processService(manager: manager, outputLimit: processOutputLimit),
-                 requests: requests, logger: Logger(label: label))
     }
 
     /// The process API next to a started engine.

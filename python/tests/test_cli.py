@@ -1,6 +1,7 @@
 """`pykernel run` and `pykernel --version`: the program behaves like python3 for a file, works when
 copied alone to another folder, and imports from a virtualenv given with --venv."""
 
+import json
 import os
 import re
 import shlex
@@ -8,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -1170,3 +1172,102 @@ def test_run_gives_the_program_the_low_descriptors_as_python3(pykernel_bin, tmp_
     engines = [line for line in lines if line.split()[1] in ("anon_inode:[eventpoll]", "anon_inode:[eventfd]", "anon_inode:[timerfd]")]
     assert [line for line in lines if line not in engines] == theirs.stdout.splitlines()
     assert len(engines) == 3 and min(int(line.split()[0]) for line in engines) > 8, engines
+
+
+# ---------------------------------------------------------------- the servers' shutdown signals
+
+# A first request of each server, and one it answers only while it is not shutting down (a run).
+SERVER_REQUESTS = {
+    "serve": [{"jsonrpc": "2.0", "id": 1, "method": "kernel.info"},
+              {"jsonrpc": "2.0", "id": 2, "method": "code.run", "params": {"code": "print('still serving')"}}],
+    "mcp": [{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+                "name": "run_python", "arguments": {"code": "print('still serving')"}}}],
+}
+
+
+def _ask(server, request):
+    """Writes `request` to a server and reads the answer with its id (skipping notifications)."""
+    server.stdin.write(json.dumps(request) + "\n")
+    server.stdin.flush()
+    while True:
+        line = server.stdout.readline()
+        assert line, "the server ended its output"
+        answer = json.loads(line)
+        if answer.get("id") == request["id"]:
+            return answer
+
+
+def _left_in_session(session):
+    """The processes of `session` that still run (not zombies)."""
+    left = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == session and fields[0] != "Z":
+                left.append(int(entry))
+    return left
+
+
+@pytest.mark.parametrize("command", ["serve", "mcp"])
+@pytest.mark.parametrize("name", ["SIGHUP", "SIGINT", "SIGTERM"])
+def test_a_shutdown_signal_the_server_started_with_ignored_stays_ignored(pykernel_bin, command, name):
+    """`nohup pykernel serve` (SIGHUP ignored), or a server started with SIGINT ignored (`trap '' INT`,
+    a background job): python3 and `pykernel run` keep a signal that came ignored so; serve and mcp
+    shut down on it (a server started with nohup to outlive its terminal ended with it)."""
+    number = getattr(signal, name)
+    server = subprocess.Popen([pykernel_bin, command], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(number, signal.SIG_IGN))
+    try:
+        first, run = SERVER_REQUESTS[command]
+        assert "result" in _ask(server, first)
+        server.send_signal(number)
+        time.sleep(0.5)
+        assert server.poll() is None, f"{command} ended on the {name} it came ignoring: {server.stderr.read()}"
+        assert "still serving" in json.dumps(_ask(server, run)["result"])
+        server.stdin.close()
+        assert server.wait(timeout=30) == 0
+    finally:
+        server.kill()
+        server.wait()
+        server.stdout.close()
+        server.stderr.close()
+
+
+@pytest.mark.parametrize("command,name,options", [
+    ("serve", "SIGTERM", []), ("serve", "SIGINT", []), ("serve", "SIGTERM", ["--isolation", "process"]),
+    ("mcp", "SIGTERM", []), ("mcp", "SIGHUP", ["--isolation", "process"]),
+])
+def test_a_shutdown_signal_during_start_up_shuts_the_server_down(pykernel_bin, tmp_path, command, name, options):
+    """docs/protocol.md: SIGTERM, SIGINT and SIGHUP shut the server down, exit status 0. One that came
+    while the server still started (a slow `--preload`: MCP clients send SIGTERM 2 s after closing
+    stdin) ended it by the signal's default action (status -15), its handlers not set yet. It now
+    shuts the server down as soon as it serves (stdin still open), leaving nothing running."""
+    importing = tmp_path / "importing"
+    (tmp_path / "slow_start.py").write_text(f"import pathlib, time\npathlib.Path({str(importing)!r}).touch()\ntime.sleep(2)\n")
+    server = subprocess.Popen([pykernel_bin, command, "--preload", "slow_start", *options], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                              env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+    try:
+        deadline = time.monotonic() + 30
+        while not importing.exists():
+            assert time.monotonic() < deadline and server.poll() is None, server.stderr.read()
+            time.sleep(0.02)
+        server.send_signal(getattr(signal, name))
+        assert server.wait(timeout=30) == 0, server.stderr.read()
+        assert server.stdout.read() == b""
+        deadline = time.monotonic() + 5
+        while _left_in_session(server.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _left_in_session(server.pid) == []
+    finally:
+        server.kill()
+        server.communicate()
+        for pid in _left_in_session(server.pid):
+            os.kill(pid, signal.SIGKILL)
+
