@@ -13,7 +13,10 @@ struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a Python file (or -c CODE) in a fresh context, printing its output like python3.")
 
-    @Option(name: .customShort("c"), help: "Code to run instead of a file.")
+    // As python3's: the code is the next argument whatever it looks like, and every argument after
+    // it is the code's (``GivenArguments/parsedArguments`` leaves them out).
+    @Option(name: .customShort("c"), parsing: .unconditional,
+            help: "Code to run instead of a file; it ends pykernel's options: every argument after it is the code's (sys.argv[1:]), as with python3.")
     var code: String?
 
     @Argument(help: "The Python file to run (- or none when standard input is not a terminal: read the program from it).")
@@ -49,7 +52,7 @@ struct Run: AsyncParsableCommand {
         // decodes them with `os.fsdecode`, so a byte that is not UTF-8 is `'\udcff'` there.
         let givenArguments = arguments.enumerated().map { GivenArguments.bytes(of: $1, at: GivenArguments.all.count - arguments.count + $0) }
         let givenFile = file.map { GivenArguments.bytes(of: $0, at: GivenArguments.all.count - arguments.count - 1) }
-        let givenCode = code.map { GivenArguments.bytes(of: $0, before: GivenArguments.all.count - arguments.count - (file == nil ? 0 : 1)) }
+        let givenCode = GivenArguments.codeCommand?.code
         var argv: [[UInt8]]
         var path: [UInt8]?  // the absolute path of the program given as a path (python3's `__file__`)
         var contents: [UInt8]?  // a file's bytes, decoded as python3 decodes them
@@ -57,8 +60,8 @@ struct Run: AsyncParsableCommand {
         var isDirectory = false
         var isRegularFile = false
         if let code {
-            // With -c, every positional argument is an argument of the code, as with python3.
-            (source, filename, argv) = (code, "<string>", [Array("-c".utf8)] + (givenFile.map { [$0] } ?? []))
+            // With -c, every argument after the code is the code's, as with python3.
+            (source, filename, argv) = (code, "<string>", [Array("-c".utf8)] + (GivenArguments.codeCommand?.arguments ?? []))
         } else if readsStandardInput {
             // `python3 -` (or `python3` alone, its standard input not a terminal, `sys.argv`
             // `['']`): the program is standard input, read to its end (the code's own reads then
@@ -97,7 +100,6 @@ struct Run: AsyncParsableCommand {
             }
         }
         argv += givenArguments
-        if code != nil { argv = GivenArguments.keepingTerminator(argv) }
         // What python3 sets up before it runs anything: SIGPIPE and SIGXFSZ ignored (a write to a
         // closed pipe raises BrokenPipeError; subprocess puts them back for its children).
         signal(SIGPIPE, SIG_IGN)
@@ -148,9 +150,12 @@ struct Run: AsyncParsableCommand {
         if !interruptsIgnored {
             preamble += "__import__('signal').signal(2, __import__('signal').default_int_handler)\n"
         }
-        // sys.orig_argv: how python3 itself was called (its path, then its own arguments).
+        // sys.orig_argv: how python3 itself was called (its path, then its own arguments as given:
+        // `-cCODE` as one, the `--` before a FILE too).
+        let codeOption = GivenArguments.codeCommand?.attached == true ? "'-c' + " : "'-c', "
         preamble += "__import__('sys').orig_argv = [__import__('sys').executable, "
-            + (code != nil ? "'-c', \(Self.pythonString(source)), " : "") + "*__import__('sys').argv[\(code != nil || file == nil ? 1 : 0):]]\n"
+            + (code != nil ? "\(codeOption)\(Self.pythonString(source)), " : "") + (GivenArguments.programFollowsTerminator ? "'--', " : "")
+            + "*__import__('sys').argv[\(code != nil || file == nil ? 1 : 0):]]\n"
         if readsStandardInput {
             // What python3 leaves in the namespace of a program read from standard input.
             preamble += "globals()['__file__'] = '<stdin>'\n"
@@ -431,26 +436,61 @@ enum GivenArguments {
         all.indices.contains(index) && String(decoding: all[index], as: UTF8.self) == value ? all[index] : Array(value.utf8)
     }
 
-    /// `argv` of `-c` (`-c`, then the code's arguments as parsed) with the `--` that ended
-    /// `pykernel run`'s own options put back where it was given: python3's options end at
-    /// `-c CODE`, so a `--` after it is an argument (`['-c', '--', '-x']`), and ArgumentParser
-    /// takes the first `--` as its own.
-    static func keepingTerminator(_ argv: [[UInt8]]) -> [[UInt8]] {
-        let terminator = Array("--".utf8)
-        guard let index = all.indices.dropFirst().first(where: { all[$0] == terminator }) else { return argv }
-        let parsed = argv.dropFirst()
-        let after = all[(index + 1)...]
-        guard parsed.count >= after.count, parsed.suffix(after.count).elementsEqual(after) else { return argv }
-        let before = parsed.dropLast(after.count)
-        if before.last == terminator { return argv }  // taken as an argument already
-        return [argv[0]] + before + [terminator] + after
+    /// The arguments ArgumentParser parses (the program's path left out): all of them but, after
+    /// `pykernel run ... -c CODE`, the code's own (which python3 never reads as its options), and
+    /// an attached `-cCODE` given as `-c CODE`.
+    static let parsedArguments: [String] = {
+        let given = Array(CommandLine.arguments.dropFirst())
+        guard case .code(let index, let attached) = runOptionsEnd else { return given }
+        let code = attached ? String(CommandLine.arguments[index].dropFirst(2)) : CommandLine.arguments[index + 1]
+        return Array(CommandLine.arguments[1..<index]) + ["-c", code]
+    }()
+
+    /// `pykernel run -c CODE ARGS...`: the bytes of the code and of each of its arguments (python3's
+    /// `sys.argv[1:]`, whatever they look like), and whether the code was attached (`-cCODE`);
+    /// `nil` without `-c`.
+    static let codeCommand: (code: [UInt8], arguments: [[UInt8]], attached: Bool)? = {
+        guard case .code(let index, let attached) = runOptionsEnd else { return nil }
+        let rest = attached ? index + 1 : index + 2
+        return (attached ? Array(all[index].dropFirst(2)) : all[index + 1], Array(all[rest...]), attached)
+    }()
+
+    /// Whether `pykernel run`'s program (a FILE, `-`) follows a `--`, which python3 keeps in
+    /// `sys.orig_argv`.
+    static var programFollowsTerminator: Bool {
+        if case .terminator = runOptionsEnd { return true }
+        return false
     }
 
-    /// The bytes of `value`, an option's value parsed from an argument before `end`: the last one
-    /// Swift reads as `value` (an option given twice takes its last value), else the UTF-8 of `value`.
-    static func bytes(of value: String, before end: Int) -> [UInt8] {
-        let candidates = all.indices.dropFirst().prefix(while: { $0 < end })
-        return candidates.last { String(decoding: all[$0], as: UTF8.self) == value }.map { all[$0] } ?? Array(value.utf8)
+    /// Where `pykernel run`'s own options end, as python3's do: at `-c CODE` (or `-cCODE`), at `--`,
+    /// or at the program; `nil` for another command, or when none of them comes (`-c` without
+    /// its code: ArgumentParser says so).
+    private static let runOptionsEnd: RunOptionsEnd? = {
+        guard all.count > 2, all[1] == Array(Run._commandName.utf8) else { return nil }
+        var index = 2
+        while index < all.count {
+            let argument = String(decoding: all[index], as: UTF8.self)
+            switch argument {
+            case "-c": return index + 1 < all.count ? .code(index: index, attached: false) : nil
+            case "--": return .terminator
+            case "-": return .program
+            case "--venv", "--timeout": index += 2  // and their value
+            case _ where argument.hasPrefix("-c"): return .code(index: index, attached: true)
+            case _ where argument.hasPrefix("-"): index += 1  // another option of pykernel run's (or one it refuses)
+            default: return .program
+            }
+        }
+        return nil
+    }()
+
+    /// How `pykernel run`'s own options end (``runOptionsEnd``).
+    private enum RunOptionsEnd {
+        /// `-c` at this index of ``all``, its code the next argument (or the rest of this one, attached).
+        case code(index: Int, attached: Bool)
+        /// `--`, a FILE after it.
+        case terminator
+        /// The program: a FILE, or `-`.
+        case program
     }
 }
 

@@ -24,7 +24,8 @@ if CommandLine.arguments.count > 1, CommandLine.arguments[1] == Run._commandName
     LowDescriptors.hold()
 }
 Task {
-    await PyKernelCommand.main()
+    // `pykernel run -c CODE ARGS...`: the code's arguments are its own, not options to parse.
+    await PyKernelCommand.main(GivenArguments.parsedArguments)
     exit(0)
 }
 dispatchMain()

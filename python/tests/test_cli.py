@@ -1271,3 +1271,39 @@ def test_a_shutdown_signal_during_start_up_shuts_the_server_down(pykernel_bin, t
         for pid in _left_in_session(server.pid):
             os.kill(pid, signal.SIGKILL)
 
+
+# ---------------------------------------------------------------- `pykernel run -c CODE ARGS...`
+
+SHOW_ARGV = "import sys; print(sys.argv, sys.orig_argv[1:])"
+
+
+@pytest.mark.parametrize("args", [
+    ["-c", SHOW_ARGV, "-v"], ["-c", SHOW_ARGV, "--foo=bar"], ["-c", SHOW_ARGV, "-h"], ["-c", SHOW_ARGV, "--help", "x"],
+    ["-c", SHOW_ARGV, "--timeout", "0.001"], ["-c", SHOW_ARGV, "--venv", "/nowhere"], ["-c", SHOW_ARGV, "-c", "print(2)"],
+    ["-c", SHOW_ARGV, "--", "-x"], ["-c", SHOW_ARGV, "a", "--", "-x"], ["-c", SHOW_ARGV, "-"],
+    ["-c", "-1"], ["-c", "--x"], ["-c", "-print(1)"], ["-c", "--"], ["-c=print(1)"], ["-c" + SHOW_ARGV, "a", "-v"],
+])
+def test_run_c_ends_the_options_as_in_python3(pykernel_bin, args):
+    """python3's options end at `-c CODE`: CODE is the next argument whatever it looks like, and every
+    argument after it is the code's (`sys.argv[1:]`). `pykernel run` read them as its own options until
+    the first plain one: `-v` was an unknown option (64), `-h` printed the help, `--timeout 1` became
+    the run's timeout, a second `-c` replaced the code, `-c -1` missed its value, `-c=print(1)` ran."""
+    ours = run(pykernel_bin, "run", *args)
+    theirs = subprocess.run([PYTHON311, *args], capture_output=True, text=True)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+
+
+def test_run_takes_its_own_options_before_c_and_keeps_the_terminator_before_a_file(pykernel_bin, tmp_path):
+    done = run(pykernel_bin, "run", "--timeout", "30", "-c", SHOW_ARGV, "a")
+    assert (done.returncode, done.stdout) == (0, f"['-c', 'a'] ['-c', {SHOW_ARGV!r}, 'a']\n"), done.stderr
+    # `--timeout` before -c is the run's.
+    done = run(pykernel_bin, "run", "--timeout", "0.2", "-c", "import time; time.sleep(30)")
+    assert done.returncode == 1 and "TimeoutError" in done.stderr
+    # `python3 -- FILE`: sys.orig_argv keeps the `--`.
+    program = tmp_path / "show.py"
+    program.write_text(SHOW_ARGV + "\n")
+    for args in (["--", str(program), "-v"], [str(program), "--", "-v"]):
+        ours = run(pykernel_bin, "run", *args)
+        theirs = subprocess.run([PYTHON311, *args], capture_output=True, text=True)
+        assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), args
+
