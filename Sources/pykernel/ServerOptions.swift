@@ -84,19 +84,27 @@ struct ServerOptions: ParsableArguments {
     }
 
     /// Refuses a `--venv` (or, for `from: "VIRTUAL_ENV"`, the `$VIRTUAL_ENV` that stands for it)
-    /// that is not a virtual environment (its interpreter, `bin/python3` or `bin/python`, is how the
-    /// engine finds its packages): the code would silently run without them.
+    /// that is not a virtual environment (see ``isVirtualEnvironment(_:)``): the code would
+    /// silently run without its packages. An empty `--venv` names none (it stood for the start
+    /// directory).
     static func validateVirtualEnvironment(_ path: String?, from source: String = "--venv") throws {
         guard let path else { return }
+        guard !path.isEmpty else { throw ValidationError("\(source) must not be empty: give the path of a virtual environment.") }
         guard isVirtualEnvironment(path) else {
             let remedy = source == "--venv" ? "" : ", give --venv, or unset \(source)"
-            throw ValidationError("\(source): \(path) is not a virtual environment (no bin/python3 in it); make one with `python3 -m venv \(path)`\(remedy).")
+            throw ValidationError("\(source): \(path) is not a virtual environment (no pyvenv.cfg and bin/python3 in it); make one with `python3 -m venv \(path)`\(remedy).")
         }
     }
 
-    /// Whether `path` has a virtual environment's interpreter, `bin/python3` or `bin/python`.
+    /// Whether `path` is a virtual environment: its `pyvenv.cfg` (what python3's `site` looks for
+    /// next to the interpreter's directory, and so what makes `sys.prefix` the environment's) and
+    /// its interpreter, `bin/python3` or `bin/python` (how the engine and the process API find
+    /// its packages and its `python3`). `/usr` has the interpreter and no `pyvenv.cfg`.
     static func isVirtualEnvironment(_ path: String) -> Bool {
-        ["python3", "python"].contains(where: { access("\(path)/bin/\($0)", X_OK) == 0 })
+        guard !path.isEmpty else { return false }
+        var status = stat()
+        guard stat("\(path)/pyvenv.cfg", &status) == 0, status.st_mode & S_IFMT == S_IFREG else { return false }
+        return ["python3", "python"].contains(where: { access("\(path)/bin/\($0)", X_OK) == 0 })
     }
 
     /// The virtual environment the server uses (validated): `--venv`, else `$VIRTUAL_ENV`, as an

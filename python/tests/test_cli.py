@@ -1307,3 +1307,30 @@ def test_run_takes_its_own_options_before_c_and_keeps_the_terminator_before_a_fi
         theirs = subprocess.run([PYTHON311, *args], capture_output=True, text=True)
         assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), args
 
+
+# ---------------------------------------------------------------- what is a virtual environment
+
+def test_a_path_without_pyvenv_cfg_or_empty_is_no_virtual_environment(pykernel_bin, tmp_path):
+    """README: `--venv PATH` must be a virtual environment, another path stops the program with status
+    64. The check was an executable `PATH/bin/python3`, so `/usr`, `/` and `''` (the start directory)
+    were taken for one (VIRTUAL_ENV=/usr, sys.prefix '/'); python3's `site` needs `pyvenv.cfg`."""
+    python_only = tmp_path / "python-only"
+    (python_only / "bin").mkdir(parents=True)
+    (python_only / "bin" / "python3").symlink_to(PYTHON311)
+    for path in ("/usr", "/", str(python_only)):
+        for command in (["run", "--venv", path, "-c", "pass"], ["serve", "--venv", path], ["mcp", "--venv", path]):
+            done = subprocess.run([pykernel_bin, *command], input="", capture_output=True, text=True, timeout=60)
+            assert (done.returncode, done.stdout) == (64, ""), (command, done.stderr)
+            assert f"--venv: {path} is not a virtual environment" in done.stderr, done.stderr
+        env = dict(os.environ, VIRTUAL_ENV=path)
+        for command in ("serve", "mcp"):
+            done = subprocess.run([pykernel_bin, command], input="", capture_output=True, text=True, env=env, timeout=60)
+            assert done.returncode == 64 and f"VIRTUAL_ENV: {path} is not a virtual environment" in done.stderr, done.stderr
+        # `run` ignores it, as python3 does.
+        code = "import sys; print(sys.prefix == sys.base_prefix, sys.executable)"
+        ours = subprocess.run([pykernel_bin, "run", "-c", code], capture_output=True, text=True, env=env, timeout=60)
+        assert (ours.returncode, ours.stdout.split()[0], ours.stderr) == (0, "True", ""), path
+    for command in (["run", "--venv", "", "-c", "pass"], ["serve", "--venv", ""], ["mcp", "--venv", ""]):
+        done = subprocess.run([pykernel_bin, *command], input="", capture_output=True, text=True, timeout=60)
+        assert (done.returncode, done.stdout) == (64, ""), (command, done.stderr)
+        assert "--venv must not be empty" in done.stderr, done.stderr
