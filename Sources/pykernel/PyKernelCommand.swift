@@ -13,7 +13,8 @@ struct PyKernelCommand: AsyncParsableCommand {
         subcommands: [Run.self, Serve.self, Mcp.self]
     )
 
+    /// `pykernel` alone is a usage error (status 64, the usage on stderr); `pykernel --help` asks for the help.
     func run() async throws {
-        throw CleanExit.helpRequest(self)
+        throw ValidationError("Give a command: run, serve or mcp.")
     }
 }

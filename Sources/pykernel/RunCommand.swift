@@ -38,6 +38,7 @@ struct Run: AsyncParsableCommand {
         guard code != nil || file != nil || isatty(STDIN_FILENO) == 0 else {
             throw ValidationError("Give a FILE to run, or -c CODE (standard input is a terminal: pykernel run has no interactive prompt).")
         }
+        guard !timeout.isNaN else { throw ValidationError("--timeout must be a number of seconds.") }
         guard timeout >= 0 else { throw ValidationError("--timeout must not be negative.") }
         try ServerOptions.validateVirtualEnvironment(venv)
     }

@@ -31,6 +31,16 @@ def test_version_names_pykernel_and_the_embedded_python(pykernel_bin):
     assert run(pykernel_bin, "--help").stdout.count("--version") == 1
 
 
+def test_pykernel_without_a_command_is_a_usage_error(pykernel_bin):
+    """`pykernel` alone printed the help on stdout and exited 0, as `pykernel --help` does: a
+    command line missing its command is a usage error (status 64, the usage on stderr)."""
+    done = run(pykernel_bin)
+    assert (done.returncode, done.stdout) == (64, ""), done.stderr
+    assert "Give a command: run, serve or mcp." in done.stderr and "Usage: pykernel" in done.stderr
+    asked = run(pykernel_bin, "--help")
+    assert (asked.returncode, asked.stderr) == (0, "") and "SUBCOMMANDS:" in asked.stdout
+
+
 @pytest.mark.parametrize("command", ["serve", "mcp"])
 def test_the_help_lists_every_option_with_the_range_it_takes(pykernel_bin, command):
     # --timeout-grace was hidden though protocol.md documents it, and no range was said.
@@ -425,8 +435,9 @@ def test_a_duration_flag_out_of_range_is_a_usage_error(pykernel_bin):
     for value in ("1e16", "1e300", "inf"):
         done = run(pykernel_bin, "run", f"--timeout={value}", "-c", "print('ran')")
         assert (done.returncode, done.stdout, done.stderr) == (0, "ran\n", ""), value
+    # NaN is no number of seconds (it was said to be negative).
     done = run(pykernel_bin, "run", "--timeout=nan", "-c", "print('ran')")
-    assert done.returncode == 64 and "--timeout must not be negative." in done.stderr
+    assert done.returncode == 64 and "--timeout must be a number of seconds." in done.stderr
 
 
 def test_a_negative_number_given_to_a_numeric_flag_is_refused_for_its_range(pykernel_bin):
