@@ -175,9 +175,19 @@ AFTER_SEMICOLON = [
 ]
 
 
+def _run_in_a_fresh_context(kernel, *cells):
+    """The results of the cells run in a new namespace context of the kernel, deleted afterwards:
+    a case of its own without a server of its own (starting one per case was most of their time)."""
+    context = kernel.create_context()
+    try:
+        return [kernel.run_code(cell, context=context) for cell in cells]
+    finally:
+        kernel.delete_context(context)
+
+
 @pytest.mark.parametrize("code, shown", AFTER_SEMICOLON)
-def test_the_value_of_a_statement_after_a_semicolon(kernel, code, shown):
-    result = kernel.run_code(code)
+def test_the_value_of_a_statement_after_a_semicolon(module_kernel, code, shown):
+    (result,) = _run_in_a_fresh_context(module_kernel, code)
     assert result.status == "ok", result.error
     assert result.text == shown
 
@@ -319,12 +329,12 @@ STATEMENTS_ENDING_WITH_BRANCHES = [
 
 
 @pytest.mark.parametrize("cell", STATEMENTS_ENDING_WITH_BRANCHES)
-def test_a_statement_ending_with_expressions_has_no_value(kernel, cell):
+def test_a_statement_ending_with_expressions_has_no_value(module_kernel, cell):
     """As IPython: a cell whose last statement is not an expression statement shows nothing, even
     when each of its branches ends with an expression (`if c: (` newline `x)` showed x), nor does
     `from os import path` (it showed the module `os`)."""
-    assert kernel.run_code(EXPRESSION_SETUP).status == "ok"
-    result = kernel.run_code(cell)
+    setup, result = _run_in_a_fresh_context(module_kernel, EXPRESSION_SETUP, cell)
+    assert setup.status == "ok"
     assert result.status == "ok", result.error
     assert result.results == [], cell
 
