@@ -162,6 +162,10 @@ final class InterpreterState {
     private var currentDirectory: ContextDirectory?
     /// The process's umask as last set or seen by the engine (`nil` after a thread's `os.umask`).
     private var currentUmask: mode_t?
+    /// Whether python3 flushes the streams after the running code, before it prints an uncaught
+    /// exception or `SystemExit`'s message (``flushesBeforeReport(_:)``): in the run's process and
+    /// in one its code forks (``endIfForkedByCode()``).
+    private var runFlushesBeforeReport = true
     private let runtime: EmbeddedRuntime
     /// `gc.collect`, and when to call it with `malloc_trim` after a context's namespace is freed.
     private let collectGarbage: PyOwned
@@ -546,6 +550,15 @@ final class InterpreterState {
         runtime.output.putBackStandardDescriptors()
     }
 
+    /// Whether python3 flushes `sys.stderr` and `sys.stdout` (`flush_io`) after the code of `run`
+    /// ends, before it prints an uncaught exception or `SystemExit`'s message: after a file's code,
+    /// a compiled file's or standard input's (`PyRun_AnyFileExFlags`), and a cell's (run as a
+    /// file); not after a string's (`-c`, `PyRun_SimpleStringFlags`) nor a directory's or zip
+    /// file's `__main__` (`pymain_run_module`).
+    private static func flushesBeforeReport(_ run: PendingRun) -> Bool {
+        run.filename != "<string>" && run.program != .mainModule
+    }
+
     private func evaluate(_ run: PendingRun, in namespace: Namespace, filename: String, executionCount: Int)
         -> (ErrorRecord?, RunSupervisor.Stop?, Duration)
     {
@@ -586,6 +599,7 @@ final class InterpreterState {
                 namespace.cells.borrowed, name.borrowed, source.borrowed, environment.borrowedOrNone, namespace.contextID.borrowed)
             if environment != nil { try becomeMain(namespace) }
             try becomeLastExceptionOwner(namespace)
+            runFlushesBeforeReport = Self.flushesBeforeReport(run)
             let started = ContinuousClock.now
             runtime.supervisor.begin(run.output, executionCount: executionCount, timeout: run.timeout)
             // Cells allow top-level `await` (code that uses it is a coroutine's); files are python3's.
@@ -668,9 +682,7 @@ final class InterpreterState {
             // A cell's replaced stream lasts for its run: threads printing between runs reach the
             // engine. (A file run keeps it for what follows, as python3 does: threads, atexit.)
             if run.filename == nil { try restoreReplacedStreams() }
-            // After a file's code (not a string's: `-c`), python3 flushes the streams before
-            // it prints an uncaught exception.
-            if usesProcessStandardStreams, let filename = run.filename, !filename.hasPrefix("<") {
+            if usesProcessStandardStreams, run.filename != nil, runFlushesBeforeReport {
                 if flushIO.borrowed.callKeepingError() == nil { _ = PythonException.take() }
             }
             // The code has ended, its description not: that is part of the run, supervised as its
@@ -999,13 +1011,15 @@ final class InterpreterState {
 
     /// In a process forked by the code that just returned (it called `os.fork()` and did not exit
     /// in the child), ends that process as python3 ends its child at the end of the program (the
-    /// runtime's `end_forked_child`, with the exception pending, if any): nothing of the engine's
-    /// run (results, the answer, the next job) may happen in a copy of the server.
+    /// runtime's `end_forked_child`, with the exception pending, if any, its streams flushed first
+    /// when python3's are: ``flushesBeforeReport(_:)``): nothing of the engine's run (results, the
+    /// answer, the next job) may happen in a copy of the server.
     private func endIfForkedByCode() {
         guard runtime.forkedByCode.load(ordering: .relaxed) else { return }
+        let flushesFirst = runFlushesBeforeReport ? PyBorrowed.true : PyBorrowed.false
         switch PythonException.take() {
-        case .some(let exception): _ = endForkedChild.borrowed.callKeepingError(exception.borrowed)
-        case .none: _ = endForkedChild.borrowed.callKeepingError(.none)
+        case .some(let exception): _ = endForkedChild.borrowed.callKeepingError(exception.borrowed, flushesFirst)
+        case .none: _ = endForkedChild.borrowed.callKeepingError(.none, flushesFirst)
         }
         _exit(1)  // `end_forked_child` exits; only a failure to call it comes here
     }

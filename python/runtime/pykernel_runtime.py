@@ -1810,14 +1810,17 @@ def _close_engine_descriptors_in_child():
             pass
 
 
-def end_forked_child(exc):
+def end_forked_child(exc, flushes_first):
     """Ends a child forked by user code whose code returned to the engine (a cell that forked and
-    did not exit in the child) as python3's child ends at the end of its program: an uncaught
-    exception is reported (``sys.excepthook``), ``SystemExit`` gives the status, then the end of the
-    program (threads, ``atexit``, streams flushed) and the exit. Never returns: the engine's work
-    that follows belongs to the process that forked."""
+    did not exit in the child) as python3's child ends at the end of its program: the streams
+    flushed when ``flushes_first`` (python3's ``flush_io`` after a file's code, not a string's),
+    an uncaught exception reported (``sys.excepthook``), ``SystemExit`` giving the status, then the
+    end of the program (threads, ``atexit``, streams flushed) and the exit. Never returns: the
+    engine's work that follows belongs to the process that forked."""
     status = 0
     try:
+        if flushes_first:
+            flush_io()
         if _is_instance(exc, SystemExit):
             status = _handle_system_exit(exc)
         elif exc is not None:

@@ -911,6 +911,42 @@ def test_run_without_a_file_reads_the_program_from_stdin_like_python3(pykernel_b
     assert done.returncode == 64 and "standard input is a terminal" in done.stderr, done.stderr
 
 
+# Programs that leave a partial line in stdout's buffer, then end with a message on stderr: their
+# own, or in a child they fork (which python3 ends as it ends a program).
+REPORTS_AFTER_A_PARTIAL_LINE = {
+    "sys.exit's message": "import sys\nprint('pre', end='')\nsys.exit('msg')\n",
+    "uncaught exception": "print('pre', end='')\nraise ValueError('v')\n",
+    "forked child's sys.exit message": "import os, sys\nprint('pre', end='')\nif os.fork() == 0:\n    sys.exit('msg')\nos.wait()\n",
+    "forked child's uncaught exception": "import os\nprint('pre', end='')\nif os.fork() == 0:\n    raise ValueError('v')\nos.wait()\n",
+    "forked child's KeyboardInterrupt": "import os\nprint('pre', end='')\nif os.fork() == 0:\n    raise KeyboardInterrupt\nos.wait()\n",
+}
+
+
+@pytest.mark.parametrize("form", ["FILE", "-", "stdin alone", "-c", "directory"])
+def test_run_flushes_stdout_before_the_final_message_where_python3_does(pykernel_bin, tmp_path, form):
+    """python3 flushes the standard streams after the code of a file or of standard input (`-`, or
+    no program given), before it prints an uncaught exception or `sys.exit`'s message (`flush_io`),
+    and so does a child the program forked; not after `-c`'s code nor a directory's `__main__`.
+    With stderr into stdout's pipe, a partial line comes before or after the message as python3's:
+    `pykernel run -` and a forked child printed the message first (`msg\npre` for `premsg\n`)."""
+    directory = tmp_path / "program"
+    directory.mkdir()
+    differences = []
+    for name, source in REPORTS_AFTER_A_PARTIAL_LINE.items():
+        (directory / "__main__.py").write_text(source)
+        arguments = {"FILE": [os.path.join("program", "__main__.py")], "-": ["-"], "stdin alone": [],
+                     "-c": ["-c", source], "directory": ["program"]}[form]
+        program_input = source.encode() if form in ("-", "stdin alone") else b""
+        outcomes = []
+        for command in ([PYTHON311], [pykernel_bin, "run"]):
+            done = subprocess.run(command + arguments, input=program_input, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, cwd=tmp_path, env=_environment(), timeout=60)
+            outcomes.append((done.returncode, done.stdout))
+        if outcomes[1] != outcomes[0]:
+            differences.append((name, outcomes[0], outcomes[1]))
+    assert differences == []
+
+
 def test_run_dash_decodes_the_program_as_python3_decodes_its_stdin(pykernel_bin, tmp_path):
     """`pykernel run -` parses its standard input as python3 does, with CPython's file tokenizer
     (it compiled the bytes as a string): bytes that are not UTF-8, a null byte, an unknown coding,

@@ -237,6 +237,31 @@ else:
     assert ok(server, "print('next run')", ctx).stdout == "next run\n"
 
 
+@pytest.mark.parametrize(("child", "message"), [
+    ("sys.exit('msg')", "msg\n"),
+    ("raise ValueError('v')", "ValueError: v\n"),
+    ("raise KeyboardInterrupt", "KeyboardInterrupt\n"),
+])
+def test_a_child_whose_code_returns_flushes_stdout_before_its_message(server, ctx, child, message):
+    """A forked child ending as python3's child ends flushes its streams first (`flush_io`), then
+    prints its uncaught exception or `sys.exit`'s message: with its stderr on stdout's pipe, the
+    partial line it printed comes first (the message came before it). Buffered, as without
+    ``PYTHONUNBUFFERED`` (which the server's environment may set)."""
+    code = f"""
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.dup2(1, 2)
+    print('pre', end='')
+    {child}
+os.waitpid(pid, 0)
+"""
+    result = ok(server, code, ctx, envs={"PYTHONUNBUFFERED": ""})
+    assert result.stdout.startswith("pre"), result.stdout
+    assert result.stdout.endswith(message), result.stdout
+    assert ok(server, "print('next run')", ctx).stdout == "next run\n"
+
+
 def test_os_exit_in_the_cell_itself_stays_a_system_exit_record(server, ctx):
     result = run(server, "import os\nos._exit(3)", ctx)
     assert (result.status, result.error.name, result.error.value) == ("error", "SystemExit", "3")
