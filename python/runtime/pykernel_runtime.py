@@ -1131,6 +1131,7 @@ def _unraisable_args_type():
 
 
 _UnraisableHookArgs = _unraisable_args_type()
+_cpython_unraisable_hook = sys.__unraisablehook__  # CPython's printer, before ``install`` sets the port's
 
 
 def _unraisable_hook(unraisable):
@@ -3034,11 +3035,31 @@ def _flush_open_files():
 
 
 def _report_ignored(origin, error):
-    """Prints an exception python3 ignores at exit, as ``PyErr_WriteUnraisable`` prints it
-    (without the engine's frame that caught it)."""
-    import traceback
-    print(f"Exception ignored in: {origin!r}", file=sys.stderr)
-    traceback.print_exception(error.with_traceback(error.__traceback__.tb_next), file=sys.stderr)
+    """Reports an exception python3 ignores at exit (``origin``: what it was ignored in), as
+    ``PyErr_WriteUnraisable(origin)`` does (``_PyErr_WriteUnraisableMsg``), without the engine's
+    frame that caught it: ``sys.unraisablehook`` is called (after the ``sys.unraisablehook`` audit
+    event); when there is none, or it is ``None``, the default printer prints (``Type: message``
+    even for an empty message, no chained exceptions, no notes); when the hook or an audit hook
+    raises, the default printer reports that exception instead."""
+    unraisable = _UnraisableHookArgs((type(error), error, error.__traceback__.tb_next, None, origin))
+    hook = getattr(sys, "unraisablehook", None)
+    try:
+        if hook is not None:
+            try:
+                sys.audit("sys.unraisablehook", hook, unraisable)
+            except BaseException as audit_error:  # noqa: B036 -- reported as CPython reports it
+                unraisable = _UnraisableHookArgs((type(audit_error), audit_error, audit_error.__traceback__.tb_next,
+                                                  "Exception ignored in audit hook", None))
+            else:
+                try:
+                    hook(unraisable)
+                    return
+                except BaseException as hook_error:  # noqa: B036 -- CPython reports whatever the hook raised
+                    unraisable = _UnraisableHookArgs((type(hook_error), hook_error, hook_error.__traceback__.tb_next,
+                                                      "Exception ignored in sys.unraisablehook", hook))
+        (_cpython_unraisable_hook if _process_streams else _unraisable_hook)(unraisable)
+    except BaseException:  # noqa: B036,S110 -- the default printer's failure is ignored, as CPython's
+        pass
 
 
 def flush_standard_streams():
