@@ -70,9 +70,12 @@ final class InterpreterState {
     /// those of the cells kept after their run (``KeptCells``), while their code lives.
     private let endCells: PyOwned
     /// The steps of a program's end (see ``endProgram(_:executionCount:)``): the runtime's
-    /// `join_threads`, `atexit._run_exitfuncs` and the runtime's `end_streams`.
+    /// `join_threads`, `atexit._run_exitfuncs`, the runtime's `flush_at_exit`, `gc.isenabled`
+    /// (whether python3 collects then) and the runtime's `end_streams`.
     private let joinThreads: PyOwned
     private let runExitFunctions: PyOwned
+    private let flushAtExit: PyOwned
+    private let collectorEnabled: PyOwned
     private let endStreams: PyOwned
     /// The runtime's `flush_io`: what python3 flushes after a file's code (errors ignored), and
     /// at the very end of a program.
@@ -209,6 +212,7 @@ final class InterpreterState {
             joinThreads = try module.borrowed.attribute("join_threads")
             let atexit = try PyOwned.importModule("atexit")
             runExitFunctions = try atexit.borrowed.attribute("_run_exitfuncs")
+            flushAtExit = try module.borrowed.attribute("flush_at_exit")
             endStreams = try module.borrowed.attribute("end_streams")
             flushIO = try module.borrowed.attribute("flush_io")
             endForkedChild = try module.borrowed.attribute("end_forked_child")
@@ -279,6 +283,7 @@ final class InterpreterState {
             let gc = try PyOwned.importModule("gc")
             defaultExcepthook = try sys.borrowed.attribute("__excepthook__")
             collectGarbage = try gc.borrowed.attribute("collect")
+            collectorEnabled = try gc.borrowed.attribute("isenabled")
             sysModules = try sys.borrowed.attribute("modules")
             mainName = try PyOwned.string("__main__")
             originalMain = try PyOwned.importModule("__main__")
@@ -895,8 +900,17 @@ final class InterpreterState {
         // frame under them, as python3 calls them; not the engine's steps around them.
         _ = perform(joinThreads, "join_threads", in: run)
         _ = asTheCode { perform(runExitFunctions, "atexit._run_exitfuncs", in: run) }
-        let ended = supervisor.holdingStops { perform(endStreams, "end_streams", in: run) }
+        let ended = supervisor.holdingStops { perform(flushAtExit, "flush_at_exit", in: run) }
         let failure = Self.record(from: ended.borrowedOrNone, limit: Int.max)  // printed whole, as python3 prints it
+        // python3 collects before it frees the modules (`PyGC_Collect` in `Py_FinalizeEx`), when
+        // the program left the collector enabled: cycles already unreachable are finalized there,
+        // in the collector's order, before the globals and with the program's streams in place.
+        if let enabled = collectorEnabled.borrowed.callKeepingError() {
+            if enabled.borrowed.isTrue { _ = perform(collectGarbage, "gc.collect", in: run) }
+        } else {
+            _ = PythonException.take()
+        }
+        _ = supervisor.holdingStops { perform(endStreams, "end_streams", in: run) }
         var keepers: PyOwned? = nil
         _ = supervisor.holdingStops { perform(beginTeardown, "begin_teardown", in: run) }
         runtime.contextSettings.forget(run.context.id)

@@ -2860,12 +2860,18 @@ def end_program():
     """What python3 does after a program's last line, before it tears its modules down
     (``Py_FinalizeEx``): waits for the threads that are not daemons (``join_threads``), runs the
     ``atexit`` handlers (an exception in one is reported as python3 reports it, and the others
-    still run), then ``end_streams``. The engine runs these steps itself, the handlers with no
-    frame of its own under them; this is a forked child's end (``end_forked_child``). Returns what
-    ``flush_standard_streams`` returns."""
+    still run), flushes the streams (``flush_at_exit``), collects the program's unreachable cycles
+    when it left the collector enabled (``PyGC_Collect``), then ``end_streams``. The engine runs
+    these steps itself, the handlers and the collection with no frame of its own under them; this
+    is a forked child's end (``end_forked_child``). Returns what ``flush_standard_streams`` returns."""
+    import gc
     join_threads()
     _run_exit_functions()
-    return end_streams()
+    failure = flush_at_exit()
+    if gc.isenabled():
+        gc.collect()
+    end_streams()
+    return failure
 
 
 def join_threads():
@@ -2901,19 +2907,25 @@ def _program_imported_threading():
     return False
 
 
-def end_streams():
-    """The end of a program after its ``atexit`` handlers: flushes the standard streams, lets the
-    last uncaught exception go (``sys.last_value``...) and puts back the streams the program
-    replaced (``sys.__stdout__``...), as python3 does before it frees the modules. The engine then
-    lets the program's globals go (what their ``__del__`` methods print goes to the original
-    streams). Returns what ``flush_standard_streams`` returns."""
+def flush_at_exit():
+    """The end of a program after its ``atexit`` handlers: flushes the standard streams, as python3
+    does (``flush_std_files``), and the files left open (``_flush_open_files``). Returns what
+    ``flush_standard_streams`` returns."""
     failure = flush_standard_streams()
     _flush_open_files()
-    # finalize_modules_delete_special: the last uncaught exception let go (its frames' objects
-    # freed, on the program's streams), then the original streams back.
+    return failure
+
+
+def end_streams():
+    """The end of a program after its last collection but one: lets the last uncaught exception go
+    (``sys.last_value``...) and puts back the streams the program replaced (``sys.__stdout__``...),
+    as python3 does as it begins to free the modules (``finalize_modules_delete_special``). The
+    engine then lets the program's globals go (what their ``__del__`` methods print goes to the
+    original streams)."""
+    # The last uncaught exception let go (its frames' objects freed, on the program's streams),
+    # then the original streams back.
     sys.last_type = sys.last_value = sys.last_traceback = None
     sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__
-    return failure
 
 
 def _run_exit_functions():
@@ -3019,19 +3031,28 @@ def _outlives_the_modules(target):
 def _flush_open_files():
     """Flushes every file still open for writing. python3 flushes them as it frees the program's
     objects at exit; a collection frees objects in cycles in no such order (a text file's buffer
-    can be closed before the text in front of it is flushed), so they are flushed first."""
+    can be closed before the text in front of it is flushed), so they are flushed first. They are
+    found with no collection running: the list of every object holds the program's unreachable
+    cycles, which a collection would keep and reorder (python3 finalizes them in the order they
+    were made)."""
     import gc
-    for candidate in gc.get_objects():
-        if isinstance(candidate, io.IOBase):
-            try:
-                if candidate.closed or not candidate.writable():
-                    continue
-            except ValueError:
-                continue  # a text stream whose buffer was detached: nothing of its own to flush
-            try:
-                candidate.flush()
-            except Exception:  # noqa: BLE001,S110 -- python3 (not in dev mode) says nothing of a file it cannot flush as it frees it
-                pass
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        files = [candidate for candidate in gc.get_objects() if isinstance(candidate, io.IOBase)]
+    finally:
+        if collecting:
+            gc.enable()
+    for candidate in files:
+        try:
+            if candidate.closed or not candidate.writable():
+                continue
+        except ValueError:
+            continue  # a text stream whose buffer was detached: nothing of its own to flush
+        try:
+            candidate.flush()
+        except Exception:  # noqa: BLE001,S110 -- python3 (not in dev mode) says nothing of a file it cannot flush as it frees it
+            pass
 
 
 def _report_ignored(origin, error):
