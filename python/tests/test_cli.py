@@ -16,10 +16,10 @@ import pytest
 PYTHON311 = "/usr/bin/python3.11"
 
 
-def run(binary, *args, cwd=None, timeout=60):
+def run(binary, *args, cwd=None, timeout=60, env=None):
     # surrogateescape: bytes that are not UTF-8 (a lone surrogate printed) compare as they are.
     return subprocess.run([binary, *args], capture_output=True, text=True, errors="surrogateescape", cwd=cwd,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
 
 
 def test_version_names_pykernel_and_the_embedded_python(pykernel_bin):
@@ -69,10 +69,14 @@ def test_run_prints_like_python3_including_fd_output_in_order(pykernel_bin, tmp_
         "print()\n"
         "print('to stderr', file=sys.stderr)\n"
     )
-    done = run(pykernel_bin, "run", str(program))
-    assert done.returncode == 0
-    assert done.stdout == "a\nb\nc\nd\ne\nf\n"
-    assert done.stderr == "to stderr\n"
+    # Unbuffered, every write in program order; buffered (a pipe, as python3 buffers it), the
+    # prints at the end, after the descriptor writes. Not left to the environment the tests run in.
+    for unbuffered, expected in (("1", "a\nb\nc\nd\ne\nf\n"), (None, "b\nd\ne\na\nc\nf\n")):
+        env = _environment(PYTHONUNBUFFERED=unbuffered)
+        theirs = run(PYTHON311, str(program), env=env)
+        done = run(pykernel_bin, "run", str(program), env=env)
+        assert (done.returncode, done.stdout, done.stderr) == (0, expected, "to stderr\n"), unbuffered
+        assert (done.returncode, done.stdout, done.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), unbuffered
 
 
 def test_run_exits_1_with_the_traceback_python3_prints(pykernel_bin, tmp_path):
@@ -566,7 +570,9 @@ def test_os_write_and_print_keep_their_order(pykernel_bin):
     code = "import os\nfor i in range(200):\n    os.write(1, b'a%d\\n' % i)\n    print('b%d' % i)\n"
     expected = "".join(f"a{i}\nb{i}\n" for i in range(200))
     for _ in range(3):
-        assert run(pykernel_bin, "run", "-c", code).stdout == expected
+        assert run(pykernel_bin, "run", "-c", code, env=_environment(PYTHONUNBUFFERED="1")).stdout == expected
+    buffered = _environment(PYTHONUNBUFFERED=None)
+    assert run(pykernel_bin, "run", "-c", code, env=buffered).stdout == run(PYTHON311, "-c", code, env=buffered).stdout
 
 
 OUTPUT_PROGRAMS = os.path.join(os.path.dirname(__file__), "output_programs")
