@@ -31,6 +31,10 @@ final class EmbeddedRuntime: Sendable {
     /// Set in a process forked by user code (`os.fork`, `multiprocessing`) as its code goes on
     /// there: what returns to the engine in it ends that process (see ``SignalRouting/forkedChildBegins``).
     let forkedByCode = Atomic<Bool>(false)
+    /// Set in a process forked outside Python's at-fork hooks (libc's `fork()` called through
+    /// `ctypes`) until the runtime has set it up as a child forked by the code (see
+    /// ``SignalRouting/forkedChildSetupPending``).
+    let forkedChildSetupPending = Atomic<Bool>(false)
     /// The host's logger for engine events.
     let logger: Logger
 

@@ -336,6 +336,7 @@ final class InterpreterState {
             name: "restore_signals_after_fork", SignalRouting.restoreSignalsAfterFork, arguments: .tuple)
         let childBegins = try PyOwned.nativeFunction(name: "forked_child_begins", SignalRouting.forkedChildBegins)
         let endProcess = try PyOwned.nativeFunction(name: "end_process", ForkedChildren.endProcess)
+        let setupPending = try PyOwned.nativeFunction(name: "forked_child_setup_pending", SignalRouting.forkedChildSetupPending, arguments: .noArguments)
         let callTraced = try PyOwned.nativeFunction(name: "as_the_code", PythonTracing.callTraced, arguments: .tuple)
         try module.setAttribute("as_the_code", callTraced.borrowed)
         let callAsTheEngine = try PyOwned.nativeFunction(name: "as_the_engine", RunSupervisor.callAsTheEngine, arguments: .tuple)
@@ -346,7 +347,7 @@ final class InterpreterState {
         try module.setAttribute("open_context_pipe", openContextPipe.borrowed)
         let installForkHooks = try module.attribute("install_fork_hooks")
         _ = try installForkHooks.borrowed.call(
-            blockSignals.borrowed, restoreSignals.borrowed, childBegins.borrowed, endProcess.borrowed)
+            blockSignals.borrowed, restoreSignals.borrowed, childBegins.borrowed, endProcess.borrowed, setupPending.borrowed)
         runtime.signals.noteHandlers()
         if configuration.guardsProcessExit {
             // A thread's `os.chdir` and `os.umask` are its context's (a program that owns its
@@ -551,6 +552,9 @@ final class InterpreterState {
         case nil: error == nil ? .ok : .error
         }
         let errorRecord = interruptedUnbegun && stop == nil ? Self.record(for: .interrupt) : error ?? stop.map(Self.record(for:))
+        // A process the code forked in what the engine ran for the run besides its code (a
+        // result's `repr`, a `__del__`) ends before it could answer in the server's place.
+        endIfForkedByCode()
         run.output.complete(status: status, error: errorRecord, executionCount: executionCount, duration: duration)
         runtime.output.putBackStandardDescriptors()
     }

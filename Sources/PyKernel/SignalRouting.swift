@@ -33,6 +33,15 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
     /// left the interpreter thread blocking the stop signal for good: no run could be
     /// interrupted or timed out any more (each was answered as stuck).
     private let maskBeforeForkKey: pthread_key_t
+    /// Non-nil on a thread whose fork runs Python's at-fork hooks (``blockSignalsForFork`` to
+    /// ``restoreSignalsAfterFork`` or ``forkedChildBegins``): a fork without them (libc's `fork()`
+    /// called through `ctypes`) is told apart in the child (``childOfEveryFork``).
+    private let forkWithHooksKey: pthread_key_t
+    /// In a child forked outside Python's hooks: the signals ``childOfEveryFork`` gave their
+    /// default action in place of the host's handler (bit `1 << signal`), which
+    /// ``forkedChildBegins`` gives CPython's handler when Python has one for them. Written in
+    /// that child before any other code of it runs.
+    @exclusivity(unchecked) private var defaultedOutsideHooks: UInt64 = 0
     /// Per signal, the last C handler seen before a fork and whether it is libpython's code:
     /// `dladdr` scans an image's symbols (~100 µs in libswiftCore), so each handler is looked up
     /// once per process, in the parent, instead of in every child. Guarded by the GIL.
@@ -43,6 +52,9 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
         var key = pthread_key_t()
         pthread_key_create(&key) { free($0) }
         maskBeforeForkKey = key
+        var forkKey = pthread_key_t()
+        pthread_key_create(&forkKey, nil)
+        forkWithHooksKey = forkKey
         pythonHandlers = .allocate(capacity: Self.signalCount)
         pythonHandlers.initialize(repeating: nil, count: Self.signalCount)
         seenHandlers = .allocate(capacity: Self.signalCount)
@@ -57,6 +69,7 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
         interpreterThread = thread
         var current = sigaction()
         if sigaction(signal, nil, &current) == 0 { pythonHandler = current.__sigaction_handler.sa_handler }
+        pthread_atfork(Self.beforeEveryFork, Self.parentOfEveryFork, Self.childOfEveryFork)
     }
 
     /// Puts the routing handler in front of CPython's for `signal` when CPython's is installed
@@ -141,6 +154,13 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
     /// `Pool.terminate()` right after the fork sends SIGTERM at once). Faults stay deliverable.
     static let blockSignalsForFork: NativeFunctionPointer = { _, _ in
         let routing = EmbeddedRuntime.current.signals
+        routing.blockSignalsForFork()
+        pthread_setspecific(routing.forkWithHooksKey, UnsafeRawPointer(bitPattern: 1))
+        return PyOwned(retaining: .none).transfer()
+    }
+
+    /// Blocks every signal but faults on the calling thread, its mask kept in ``maskBeforeFork()``.
+    private func blockSignalsForFork() {
         var blocked = sigset_t()
         sigfillset(&blocked)
         sigdelset(&blocked, SIGSEGV)
@@ -149,8 +169,7 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
         sigdelset(&blocked, SIGFPE)
         sigdelset(&blocked, SIGTRAP)
         sigdelset(&blocked, SIGSYS)
-        pthread_sigmask(SIG_BLOCK, &blocked, routing.maskBeforeFork())
-        return PyOwned(retaining: .none).transfer()
+        pthread_sigmask(SIG_BLOCK, &blocked, maskBeforeFork())
     }
 
     /// `os.register_at_fork(after_in_parent=...)`, and the engine's own children (a prepared
@@ -159,6 +178,7 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
     /// one starts on another core): a child then looks up only a handler installed since.
     static let restoreSignalsAfterFork: NativeFunctionPointer = { _, _ in
         let routing = EmbeddedRuntime.current.signals
+        pthread_setspecific(routing.forkWithHooksKey, nil)
         pthread_sigmask(SIG_SETMASK, routing.maskBeforeFork(), nil)
         routing.noteHandlers()
         return PyOwned(retaining: .none).transfer()
@@ -181,33 +201,100 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
     /// through Python (CPython's, or the routing in front of it), `faulthandler`'s (in libpython)
     /// and ignored signals are kept. The descriptors the engine opened while serving are closed
     /// (``EngineDescriptors/closeInForkedChild()``; the runtime closes those it noted at start).
+    /// In a child forked outside Python's hooks (``childOfEveryFork``), called once the engine
+    /// regains control there: its signal mask is the forking thread's, as python3's child has it.
     static let forkedChildBegins: NativeFunctionPointer = { _, argument in
         let runtime = EmbeddedRuntime.current
+        let routing = runtime.signals
+        let forkedWithHooks = pthread_getspecific(routing.forkWithHooksKey) != nil
+        pthread_setspecific(routing.forkWithHooksKey, nil)
         runtime.forkedByCode.store(true, ordering: .relaxed)
         let pythonHandled = PyBorrowed(argument)?.integerValue ?? 0
-        runtime.signals.resetHostHandlers(pythonHandled: pythonHandled)
+        routing.resetHostHandlers(pythonHandled: pythonHandled)
         EngineDescriptors.closeInForkedChild()
-        pthread_sigmask(SIG_SETMASK, runtime.signals.maskBeforeFork(), nil)
+        if forkedWithHooks { pthread_sigmask(SIG_SETMASK, routing.maskBeforeFork(), nil) }
         return PyOwned(retaining: .none).transfer()
     }
 
-    private func resetHostHandlers(pythonHandled: Int) {
-        guard let pythonHandler else { return }
+    /// The child handler of every `fork()` in this process (`pthread_atfork`; glibc runs none for
+    /// `posix_spawn` and `vfork`). A fork with Python's hooks is set up by them. One without
+    /// (user code calling libc's `fork()` through `ctypes`, a `subprocess` child on its way to
+    /// `exec`) made a copy of the engine that no hook of Python's will mark: it is marked here
+    /// (``EmbeddedRuntime/forkedByCode``: what returns to the engine ends it, its writes go to
+    /// its descriptors; ``EmbeddedRuntime/forkedChildSetupPending``: the runtime sets up the
+    /// rest when the code next calls a guarded function) and the host's signal handlers (the
+    /// server's SIGTERM handling would leave it unkillable but by SIGKILL) give way to the
+    /// default action; then the signals ``beforeEveryFork`` blocked arrive. Async-signal-safe
+    /// calls only, as the other threads' locks may be held (and `dladdr` for a handler not looked
+    /// up yet, as in ``forkedChildBegins``: glibc resets its lock before child handlers run).
+    private static let childOfEveryFork: @convention(c) () -> Void = {
+        let runtime = EmbeddedRuntime.current
+        let routing = runtime.signals
+        guard pthread_getspecific(routing.forkWithHooksKey) == nil else { return }
+        runtime.forkedByCode.store(true, ordering: .relaxed)
+        runtime.forkedChildSetupPending.store(true, ordering: .relaxed)
+        routing.defaultedOutsideHooks = routing.resetHostHandlers(pythonHandled: 0)
+        pthread_sigmask(SIG_SETMASK, routing.maskBeforeFork(), nil)
+    }
+
+    /// The prepare handler of every `fork()` (see ``childOfEveryFork``): before a fork without
+    /// Python's hooks, blocks signals on the forking thread until the child's handlers are
+    /// python3's (a SIGTERM sent as soon as `fork()` returned was taken by the server's handler
+    /// in the child, and lost), as ``blockSignalsForFork`` does for Python's forks.
+    private static let beforeEveryFork: @convention(c) () -> Void = {
+        let routing = EmbeddedRuntime.current.signals
+        guard pthread_getspecific(routing.forkWithHooksKey) == nil else { return }
+        routing.blockSignalsForFork()
+    }
+
+    /// The parent handler of every `fork()`: the mask from before a fork without Python's hooks.
+    private static let parentOfEveryFork: @convention(c) () -> Void = {
+        let routing = EmbeddedRuntime.current.signals
+        guard pthread_getspecific(routing.forkWithHooksKey) == nil else { return }
+        pthread_sigmask(SIG_SETMASK, routing.maskBeforeFork(), nil)
+    }
+
+    /// `forked_child_setup_pending()`: whether this process is a child forked outside Python's
+    /// hooks that the runtime has yet to set up as one (``childOfEveryFork``); `True` once.
+    static let forkedChildSetupPending: NativeFunctionPointer = { _, _ in
+        let pending = EmbeddedRuntime.current.forkedChildSetupPending.exchange(false, ordering: .relaxed)
+        return PyOwned(retaining: pending ? .true : .false).transfer()
+    }
+
+    /// Gives each signal handled by the host its python3 action (see ``forkedChildBegins``), and
+    /// CPython's handler to those Python handles that ``childOfEveryFork`` gave the default
+    /// action. Returns the signals given the default action.
+    @discardableResult
+    private func resetHostHandlers(pythonHandled: Int) -> UInt64 {
+        guard let pythonHandler else { return 0 }
         let routing = unsafeBitCast(Self.routingHandler, to: UInt.self)
+        var defaulted: UInt64 = 0
         for signal in 1..<Int32(Self.signalCount) where signal != SIGKILL && signal != SIGSTOP {
-            guard let installed = handler(of: signal), unsafeBitCast(installed, to: UInt.self) != routing,
-                !isInterpreterCode(installed, of: signal)
-            else { continue }
+            let handledByPython = signal < Int32(Int.bitWidth - 1) && pythonHandled & (1 << Int(signal)) != 0
+            if let installed = handler(of: signal) {
+                guard unsafeBitCast(installed, to: UInt.self) != routing, !isInterpreterCode(installed, of: signal) else { continue }
+            } else {
+                guard handledByPython, signal < 64, defaultedOutsideHooks & (1 << UInt64(signal)) != 0, isDefault(signal) else { continue }
+            }
             var replacement = sigaction()
             sigemptyset(&replacement.sa_mask)
-            if signal < Int32(Int.bitWidth - 1), pythonHandled & (1 << Int(signal)) != 0 {
+            if handledByPython {
                 replacement.__sigaction_handler.sa_handler = pythonHandler
                 replacement.sa_flags = SA_ONSTACK  // as CPython's PyOS_setsig installs it
             } else {
                 replacement.__sigaction_handler.sa_handler = SIG_DFL
+                if signal < 64 { defaulted |= 1 << UInt64(signal) }
             }
             sigaction(signal, &replacement, nil)
         }
+        defaultedOutsideHooks = 0
+        return defaulted
+    }
+
+    /// Whether `signal` has its default action.
+    private func isDefault(_ signal: Int32) -> Bool {
+        var current = sigaction()
+        return sigaction(signal, nil, &current) == 0 && current.__sigaction_handler.sa_handler == nil
     }
 
     /// The C function handling `signal`; `nil` for the default action and for an ignored signal.

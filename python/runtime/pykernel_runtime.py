@@ -1472,7 +1472,7 @@ def _refuse_lowering_shared_limit(which, limits, call):
     """Raises ``PermissionError`` when ``limits`` would lower a limit of ``_SHARED_LIMITS`` for
     the process every namespace context shares (raising one, or other resources, is left to the
     real call, as are its own errors)."""
-    if not _process_shared or _forked_by_code:
+    if not _process_shared or _in_forked_child():
         return
     try:
         number = operator.index(which)
@@ -1539,7 +1539,7 @@ def _spares(fd):
     """Whether ``fd`` is the engine's, kept from the code of the process every context shares
     (closing it there would end the server's protocol, its output capture or its event loops):
     the descriptor noted under that number, still open, or one the engine keeps since."""
-    if _forked_by_code:
+    if _in_forked_child():
         return False
     noted = _engine_descriptors.get(fd)
     if noted is not None:
@@ -1561,7 +1561,7 @@ def refuse_engine_descriptor_path(path):
     input. Called by the engine's audit hook (``open``) only for a path whose last component is a
     number, absolute under ``/proc`` or ``/dev`` or relative; its directory is resolved
     (symbolic links, ``..``), so ``/proc/self/../self/fd/N`` is one too."""
-    if _forked_by_code:
+    if _in_forked_child():
         return
     try:
         directory, name = os.path.split(os.fsdecode(path))
@@ -1609,7 +1609,7 @@ def _sparing_engine_descriptors_closerange(posix_closerange):
 
     def closerange(fd_low, fd_high, /):
         low, high = operator.index(fd_low), operator.index(fd_high)
-        if _forked_by_code:
+        if _in_forked_child():
             return posix_closerange(low, high)
         for spared in sorted(fd for fd in _open_descriptors_from(max(low, 0)) if fd < high and _spares(fd)):
             posix_closerange(low, spared)
@@ -1684,7 +1684,7 @@ def _keeping_timer_signals_handled(arm, timer):
     context. ``timer(*arguments)`` gives the timer's signal and its delay."""
 
     def arm_(*arguments):
-        if _process_shared and not _forked_by_code:
+        if _process_shared and not _in_forked_child():
             try:
                 number, seconds = timer(*arguments)
                 at_default = number is not None and seconds > 0 and signal.getsignal(number) in (signal.SIG_DFL, None)
@@ -1756,30 +1756,40 @@ _process_shared = True
 _restore_signals_after_fork = None  # the engine's natives, see install_fork_hooks
 _forked_child_begins = None
 _end_process = None
+_forked_child_setup_pending = None
 # Signals whose Python handler a child keeps (the bit `1 << signal` of forked_child_begins' int).
 _SIGNALS = tuple(number for number in signal.valid_signals() if number < 63)
 
 
-def install_fork_hooks(block_signals, restore_signals, forked_child_begins, end_process):
+def install_fork_hooks(block_signals, restore_signals, forked_child_begins, end_process, forked_child_setup_pending):
     """Registers what happens around a fork made by user code (``os.fork``, ``multiprocessing`` and
     ``concurrent.futures`` workers, ``subprocess`` with ``preexec_fn``): the engine's natives block
     signals on the forking thread before it and restore them after it in the parent; the child
-    is set up by ``_after_fork_in_child``."""
-    global _restore_signals_after_fork, _forked_child_begins, _end_process
+    is set up by ``_after_fork_in_child``. A child forked without these hooks (libc's ``fork()``
+    called through ``ctypes``) is set up when its code next calls a guarded function, or returns
+    to the engine (``_in_forked_child``)."""
+    global _restore_signals_after_fork, _forked_child_begins, _end_process, _forked_child_setup_pending
     _restore_signals_after_fork, _forked_child_begins, _end_process = restore_signals, forked_child_begins, end_process
+    _forked_child_setup_pending = forked_child_setup_pending
     os.register_at_fork(before=block_signals, after_in_parent=restore_signals, after_in_child=_after_fork_in_child)
 
 
 def _after_fork_in_child():
-    """In a child forked by user code: marks it (its ``os._exit`` exits; what returns to the engine
-    ends it, see ``end_forked_child``), gives its signals python3's handlers (the host's SIGTERM
-    handling would make ``Pool.terminate()`` wait forever), closes the engine's descriptors and
-    points its standard streams at descriptors 1 and 2. The engine's own forks (a prepared engine's children, made from Swift
-    with no Python frame running) only get their signals back."""
-    global _forked_by_code
+    """In a child forked by user code: sets it up as one (``_begin_forked_child``). The engine's
+    own forks (a prepared engine's children, made from Swift with no Python frame running) only
+    get their signals back."""
     if sys._getframe().f_back is None:
         _restore_signals_after_fork()
         return
+    _begin_forked_child()
+
+
+def _begin_forked_child():
+    """Marks a child forked by user code (its ``os._exit`` exits; what returns to the engine ends
+    it, see ``end_forked_child``), gives its signals python3's handlers (the host's SIGTERM
+    handling would make ``Pool.terminate()`` wait forever), closes the engine's descriptors and
+    points its standard streams at descriptors 1 and 2."""
+    global _forked_by_code
     _materialize_signals_in_child()
     _forked_by_code = True
     getsignal, handled = _signal.getsignal, 0  # signal.getsignal's enum conversion costs ~50 µs here
@@ -1789,6 +1799,16 @@ def _after_fork_in_child():
     _forked_child_begins(handled)
     _close_engine_descriptors_in_child()
     _write_to_descriptors_in_child()
+
+
+def _in_forked_child():
+    """Whether this process is a child forked by user code. A child forked outside Python's
+    at-fork hooks (libc's ``fork()`` through ``ctypes``), which the engine marked natively as it
+    began, is set up here first (``_begin_forked_child``): the guards that ask (``os._exit``,
+    ``os.setsid``, ...) then let it do what python3's child does."""
+    if not _forked_by_code and _forked_child_setup_pending is not None and _forked_child_setup_pending():
+        _begin_forked_child()
+    return _forked_by_code
 
 
 def _close_engine_descriptors_in_child():
@@ -1820,6 +1840,7 @@ def end_forked_child(exc, flushes_first):
     engine's work that follows belongs to the process that forked."""
     status = 0
     try:
+        _in_forked_child()  # one forked outside Python's hooks is set up first
         if flushes_first:
             flush_io()
         if _is_instance(exc, SystemExit):
@@ -1916,7 +1937,7 @@ def install_context_settings(change_directory, set_umask):
     (``_keeping_the_identity``). In ``posix``, as the other guards (``_guard``)."""
 
     def on_interpreter_thread():
-        return _forked_by_code or _thread.get_ident() == _interpreter_thread
+        return _in_forked_child() or _thread.get_ident() == _interpreter_thread
 
     def charging_chdir(posix_chdir):
         def chdir(path):
@@ -1959,7 +1980,7 @@ def _context_pipes(fds):
     the code redirected stays the process's). Empty on the interpreter thread, for threads no
     context started, and in a child the code forked (its 1 and 2 are its context's pipes already,
     and the engine's locks may have been held by threads the fork left behind)."""
-    if open_context_pipe is None or _forked_by_code or _thread.get_ident() == _interpreter_thread:
+    if open_context_pipe is None or _in_forked_child() or _thread.get_ident() == _interpreter_thread:
         return {}
     pipes = {}
     try:
@@ -2129,7 +2150,7 @@ def _routing_signal(set_handler):
     signal to the interpreter thread (where ``python3`` would get it: it has one thread)."""
 
     def signal_(signalnum, handler, /):
-        if not _forked_by_code and _is_stop_signal(signalnum):
+        if not _in_forked_child() and _is_stop_signal(signalnum):
             return _set_stop_signal_handler(set_handler, signalnum, handler)
         if _contexts_have_own_signals():
             _refuse_default_for_armed_timer(signalnum, handler)
@@ -2189,7 +2210,7 @@ _original_setitimer = _signal.setitimer
 def _contexts_have_own_signals():
     """Whether each context's signal handlers and timers are its own: in the process every
     namespace context shares (not ``pykernel run``, a process context's worker, a forked child)."""
-    return _guards_host_signals and _process_shared and not _forked_by_code
+    return _guards_host_signals and _process_shared and not _in_forked_child()
 
 
 def _runs_now(context):
@@ -2497,7 +2518,7 @@ def _keeping_stop_signal(getsignal):
     code's context (``_context_handlers``)."""
 
     def getsignal_(signalnum, /):
-        if not _forked_by_code and _is_stop_signal(signalnum):
+        if not _in_forked_child() and _is_stop_signal(signalnum):
             getsignal(signalnum)  # its checks, as python3's
             return _as_handler_enum(_stop_signal_handler_of_caller())
         in_table = getsignal(signalnum)
@@ -2521,7 +2542,7 @@ def _keeping_stop_signal_deliverable(pthread_sigmask):
             numbers = _without_invalid_signals([operator.index(number) for number in mask])
         except TypeError:
             return pthread_sigmask(how, mask)  # its error, as python3's
-        if _forked_by_code or _thread.get_ident() != _interpreter_thread:
+        if _in_forked_child() or _thread.get_ident() != _interpreter_thread:
             return pthread_sigmask(how, numbers)
         wanted = set(numbers)
         named = _stop_signal in wanted
@@ -2567,7 +2588,7 @@ def _keeping_stop_signal_interrupting(siginterrupt):
 
     def siginterrupt_(signalnum, flag, /):
         result = siginterrupt(signalnum, flag)
-        if not _forked_by_code and _is_stop_signal(signalnum):
+        if not _in_forked_child() and _is_stop_signal(signalnum):
             siginterrupt(signalnum, True)
         return result
 
@@ -2608,7 +2629,7 @@ def _guarded_exit(posix_exit):
 
     def _exit(status, /):
         status = operator.index(status)
-        if _forked_by_code:
+        if _in_forked_child():
             posix_exit(status)
         error = ProcessExit(status)
         error.add_note(_exit_note(f"os._exit({status})"))
@@ -2638,7 +2659,7 @@ def _signal_to_this_process(signum, call, alone=False):
     let out (``_let_output_out_before_the_end``). ``alone``: the signal is for this process only
     (not its group, whose other processes must get it)."""
     signum = operator.index(signum)
-    if _forked_by_code or signum == 0:
+    if _in_forked_child() or signum == 0:
         return False
     try:
         handler = signal.getsignal(signum)
@@ -2737,7 +2758,7 @@ def _keeping_the_session(call, concerns_this_process):
             concerned = concerns_this_process(*arguments)
         except (TypeError, ValueError):
             concerned = False  # the call raises its own error
-        if not _forked_by_code and concerned:
+        if not _in_forked_child() and concerned:
             if _process_shared:
                 raise PermissionError(
                     errno.EPERM, f"os.{call.__name__} would move the process that runs every namespace context (the "
@@ -2765,7 +2786,7 @@ def _keeping_the_identity(call):
     the code forked and in a process context they work as in python3."""
 
     def keeping(*arguments):
-        if _process_shared and not _forked_by_code:
+        if _process_shared and not _in_forked_child():
             raise PermissionError(
                 errno.EPERM, f"os.{call.__name__} would change the user or groups of the process that runs every "
                 "namespace context (the server) and of every process it starts; run the code in a process context "
@@ -2794,7 +2815,7 @@ def _guarded_pthread_kill(pthread_kill):
     take every context with it), so one that is not a live Python thread is ``ProcessLookupError``."""
 
     def pthread_kill_guarded(thread_id, signalnum, /):
-        if isinstance(thread_id, int) and _process_shared and not _forked_by_code:
+        if isinstance(thread_id, int) and _process_shared and not _in_forked_child():
             if thread_id not in sys._current_frames():
                 raise ProcessLookupError(errno.ESRCH, f"{os.strerror(errno.ESRCH)}: {thread_id} is not a live Python thread")
             if _signal_to_this_process(signalnum, f"signal.pthread_kill({thread_id}, {operator.index(signalnum)})"):
@@ -2832,7 +2853,7 @@ def _guarded_abort(posix_abort):
     """``os.abort`` that aborts for real only in a forked child."""
 
     def abort():
-        if _forked_by_code:
+        if _in_forked_child():
             posix_abort()
         error = ProcessExit(134)
         error.add_note(_exit_note("os.abort()"))

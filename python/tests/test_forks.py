@@ -268,6 +268,120 @@ def test_os_exit_in_the_cell_itself_stays_a_system_exit_record(server, ctx):
     assert ok(server, "print('alive')", ctx).stdout == "alive\n"
 
 
+# Children forked by libc's fork() called through ctypes: no hook of Python's runs in them (the
+# engine's own pthread_atfork handler marks them). Each child that could outlive a failure is
+# ended by its parent's code.
+LIBC_FORK = "import ctypes\nfork = ctypes.CDLL(None).fork\n"
+
+
+@pytest.mark.parametrize(("child", "status", "stderr"), [
+    ("print('child falls off the end')", 0, ""),
+    ("raise ValueError('in the child')", 1, "ValueError: in the child\n"),
+    ("import sys; sys.exit(3)", 3, ""),
+])
+def test_a_child_forked_by_libc_whose_code_returns_ends_without_answering(server, ctx, child, status, stderr):
+    """A child of libc's fork() whose copy of the cell returns ends there as python3's child ends,
+    and never answers the run (it answered in the server's place, under the run's id, and the
+    client took its answer for the run's; then it served on, a copy of the server)."""
+    code = LIBC_FORK + f"""
+import os
+pid = fork()
+if pid == 0:
+    {child}
+else:
+    print("parent sees", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+    result = ok(server, code, ctx)
+    assert result.stdout.endswith(f"parent sees {status}\n"), result.stdout
+    assert result.stderr.endswith(stderr)
+    assert ok(server, "print('next run')", ctx).stdout == "next run\n"
+
+
+LIBC_FORK_SESSION_AND_EXIT = LIBC_FORK + """
+import os
+reader, writer = os.pipe()
+pid = fork()
+if pid == 0:
+    os.close(reader)
+    try:
+        os.setsid()
+        os.write(writer, str(os.getsid(0) == os.getpid()).encode())
+    except OSError as error:
+        os.write(writer, repr(error).encode())
+    os._exit(7)
+os.close(writer)
+print("own session:", os.read(reader, 1000).decode())
+print("status", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+def test_a_child_forked_by_libc_has_python3s_setsid_and_os_exit(server, ctx):
+    """Its ``os.setsid`` works and its ``os._exit`` exits with its status, as in python3's child
+    (``PermissionError`` for the server's session, and ``SystemExit`` that let it run on)."""
+    import subprocess
+    python3 = subprocess.run(["/usr/bin/python3.11", "-c", LIBC_FORK_SESSION_AND_EXIT],
+                             capture_output=True, text=True, timeout=CALL_DEADLINE)
+    assert python3.stdout == "own session: True\nstatus 7\n", python3
+    assert ok(server, LIBC_FORK_SESSION_AND_EXIT, ctx).stdout == python3.stdout
+
+
+def test_a_child_forked_by_libc_is_ended_by_sigterm(server, ctx):
+    """It had the server's SIGTERM handling, in a process without the thread that acts on it:
+    SIGTERM did nothing. python3's child ends by it."""
+    code = LIBC_FORK + """
+import os, signal, time
+pid = fork()
+if pid == 0:
+    time.sleep(30)
+    os._exit(0)
+os.kill(pid, signal.SIGTERM)
+deadline = time.monotonic() + 5
+while os.waitpid(pid, os.WNOHANG) == (0, 0):
+    if time.monotonic() > deadline:
+        os.kill(pid, signal.SIGKILL)
+        print("SIGTERM ignored", os.waitpid(pid, 0))
+        break
+    time.sleep(0.01)
+else:
+    print("ended")
+"""
+    assert ok(server, code, ctx).stdout == "ended\n"
+
+
+def test_a_child_forked_by_libc_on_a_thread_exits_with_its_status(server, ctx):
+    code = LIBC_FORK + """
+import os, threading
+statuses = []
+def fork_and_wait():
+    pid = fork()
+    if pid == 0:
+        os._exit(9)
+    statuses.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+thread = threading.Thread(target=fork_and_wait)
+thread.start(); thread.join()
+print(statuses)
+"""
+    assert ok(server, code, ctx).stdout == "[9]\n"
+
+
+def test_a_child_forked_by_libc_in_a_results_repr_never_answers(server, ctx):
+    """Code the engine runs for the run after the cell (the last value's ``repr``) forks: the
+    child's copy ends before the run is answered."""
+    code = LIBC_FORK + """
+import os
+class Forking:
+    def __repr__(self):
+        pid = fork()
+        if pid:
+            os.waitpid(pid, 0)
+        return f"forked in repr, child={pid == 0}"
+Forking()
+"""
+    result = ok(server, code, ctx)
+    assert [item.data.get("text/plain") for item in result.results] == ["forked in repr, child=False"]
+    assert ok(server, "print('next run')", ctx).stdout == "next run\n"
+
+
 def test_spawn_forkserver_and_sys_executable(server, ctx):
     code = """
 import multiprocessing, subprocess, sys
