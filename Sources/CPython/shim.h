@@ -160,6 +160,31 @@ static inline void pykernel_break_main_eval_loop(void) {
         _Py_atomic_store_explicit(&PyInterpreterState_Main()->ceval.eval_breaker, 1, _Py_memory_order_release);
     }
 }
+// In a child forked outside CPython's fork handling (libc's `fork()` called through `ctypes`, which
+// let go of the GIL first), from a `pthread_atfork` child handler: the GIL made takeable as
+// `PyOS_AfterFork_Child` remakes it. Its mutex and condition variables may have been held or
+// waited on by threads the child lacks (the forking thread then waited forever to take it back),
+// a thread the child lacks may hold it, and a drop request of such a thread would have the
+// forking thread wait, as it lets go of it, for a taker that never comes. Kept held only when
+// the calling thread holds it (a fork made with the GIL held). Memory writes only (glibc's
+// `pthread_*_init`), as in an async-signal handler; the condition variables use the monotonic
+// clock, as CPython's (`_PyThread_cond_init`).
+static inline void pykernel_remake_gil_in_child(void) {
+    struct _gil_runtime_state *gil = &_PyRuntime.ceval.gil;
+    if (_Py_atomic_load_relaxed(&gil->locked) < 0) return;  // never created
+    PyThreadState *own = PyGILState_GetThisThreadState();
+    PyThreadState *holder = (PyThreadState *)_Py_atomic_load_relaxed(&_PyRuntime.gilstate.tstate_current);
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_mutex_init(&gil->mutex, NULL);
+    pthread_cond_init(&gil->cond, &monotonic);
+    pthread_mutex_init(&gil->switch_mutex, NULL);
+    pthread_cond_init(&gil->switch_cond, &monotonic);
+    pthread_condattr_destroy(&monotonic);
+    if (own == NULL || holder != own) _Py_atomic_store_relaxed(&gil->locked, 0);
+    _Py_atomic_store_relaxed(&PyInterpreterState_Main()->ceval.gil_drop_request, 0);
+}
 // Whether `state` holds the GIL now (3.11 keeps the holder's thread state in a process-wide
 // variable, readable from any thread). A hint: the holder may change at once.
 static inline int pykernel_holds_gil(PyThreadState *state) { return _PyThreadState_UncheckedGet() == state; }

@@ -148,6 +148,14 @@ extension PythonRuntime {
         pykernel_unshare(PYKERNEL_CLONE_FS) == 0 ? 0 : errno
     }
 
+    /// In a child forked outside CPython's fork handling (libc's `fork()` called through `ctypes`),
+    /// from a `pthread_atfork` child handler: makes the GIL takeable by the forking thread, as
+    /// `PyOS_AfterFork_Child` does for `os.fork` (a thread the child lacks may have held it or its
+    /// mutex, and the forking thread then waited forever to take it back). Async-signal-safe.
+    package static func remakeGILInChildForkedOutsideHooks() {
+        pykernel_remake_gil_in_child()
+    }
+
     /// Whether a C function is part of libpython (CPython's signal handler, `faulthandler`'s), not
     /// of the program that embeds it or another library. Safe in a child forked from a threaded
     /// process (`dladdr`'s lock is reset by glibc's `fork`).

@@ -222,7 +222,8 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
     /// `exec`) made a copy of the engine that no hook of Python's will mark: it is marked here
     /// (``EmbeddedRuntime/forkedByCode``: what returns to the engine ends it, its writes go to
     /// its descriptors; ``EmbeddedRuntime/forkedChildSetupPending``: the runtime sets up the
-    /// rest when the code next calls a guarded function) and the host's signal handlers (the
+    /// rest when the code next calls a guarded function), its GIL made takeable (a thread it
+    /// lacks may have held it), and the host's signal handlers (the
     /// server's SIGTERM handling would leave it unkillable but by SIGKILL) give way to the
     /// default action; then the signals ``beforeEveryFork`` blocked arrive. Async-signal-safe
     /// calls only, as the other threads' locks may be held (and `dladdr` for a handler not looked
@@ -231,6 +232,7 @@ final class SignalRouting: @unchecked Sendable {  // read by a signal handler, w
         let runtime = EmbeddedRuntime.current
         let routing = runtime.signals
         guard pthread_getspecific(routing.forkWithHooksKey) == nil else { return }
+        PythonRuntime.remakeGILInChildForkedOutsideHooks()
         runtime.forkedByCode.store(true, ordering: .relaxed)
         runtime.forkedChildSetupPending.store(true, ordering: .relaxed)
         routing.defaultedOutsideHooks = routing.resetHostHandlers(pythonHandled: 0)

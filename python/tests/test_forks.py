@@ -364,6 +364,51 @@ print(statuses)
     assert ok(server, code, ctx).stdout == "[9]\n"
 
 
+LIBC_FORK_WHILE_ANOTHER_THREAD_HOLDS_THE_GIL = r"""
+import ctypes, os, signal, threading, time
+libc, held = ctypes.CDLL(None), ctypes.PyDLL(None)  # PyDLL's calls keep the GIL
+forker, forker_id = threading.get_native_id(), threading.get_ident()
+signal.signal(signal.SIGUSR1, lambda *_: None)
+# The next fork() waits in pause() (a prepare handler) until a thread holding the GIL wakes it.
+libc.__register_atfork(ctypes.cast(libc.pause, ctypes.c_void_p), None, None, None)
+def hold_the_gil_across_the_fork():
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # pause(2) is system call 34
+        with open(f"/proc/self/task/{forker}/syscall") as syscall:
+            if syscall.read().split()[0] == "34":
+                break
+        time.sleep(0.005)
+    held.pthread_kill(ctypes.c_ulong(forker_id), signal.SIGUSR1)
+    held.usleep(300_000)
+holder = threading.Thread(target=hold_the_gil_across_the_fork)
+holder.start()
+pid = libc.fork()
+if pid == 0:
+    os._exit(5)
+holder.join()
+deadline = time.monotonic() + 5
+while os.waitpid(pid, os.WNOHANG) == (0, 0):
+    if time.monotonic() > deadline:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        print("the child never took the GIL back")
+        break
+    time.sleep(0.01)
+else:
+    print("child ended")
+"""
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_a_child_forked_by_libc_while_another_thread_holds_the_gil_runs_on(kernel, isolation):
+    """The child has only the forking thread; one of its parent's held the GIL at the fork (the
+    engine's threads make that likelier than in python3: a run's thread forking hung 1 in ~200).
+    python3's child waits forever to take the GIL back; the engine remakes it in the child as
+    ``os.fork`` does. A fresh server: the code leaves a prepare handler in its process."""
+    context = kernel.create_context(isolation=isolation)
+    assert ok(kernel, LIBC_FORK_WHILE_ANOTHER_THREAD_HOLDS_THE_GIL, context).stdout == "child ended\n"
+
+
 def test_a_child_forked_by_libc_in_a_results_repr_never_answers(server, ctx):
     """Code the engine runs for the run after the cell (the last value's ``repr``) forks: the
     child's copy ends before the run is answered."""
