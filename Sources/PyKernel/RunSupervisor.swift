@@ -185,7 +185,17 @@ final class RunSupervisor: @unchecked Sendable {  // state guarded by `lock`, a 
         }
         let watchdog = Thread { [self] in watch() }
         watchdog.name = "pykernel-watchdog"
+        // Started with every signal but faults blocked, as the mask it keeps: a signal sent to the
+        // process is then taken by the interpreter thread (or the code's threads), not passed on
+        // from here while a call it would have interrupted there completes (a Ctrl-C in `pykernel
+        // run` during `os.waitpid` for a child the same Ctrl-C killed).
+        var blocked = sigset_t()
+        sigfillset(&blocked)
+        for fault in [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS] { sigdelset(&blocked, fault) }
+        var interpreterMask = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &blocked, &interpreterMask)
         watchdog.start()
+        pthread_sigmask(SIG_SETMASK, &interpreterMask, nil)
     }
 
     // MARK: Interpreter thread

@@ -47,6 +47,8 @@ struct Run: AsyncParsableCommand {
     private var readsStandardInput: Bool { code == nil && (file == nil || file == "-") }
 
     func run() async throws {
+        // A signal sent to the process (Ctrl-C) goes to the program's thread, as to python3's.
+        MainThreadParking.park()
         let source: String
         let filename: String
         // The arguments, the program's path and the code as given (``GivenArguments``): python3
@@ -255,8 +257,11 @@ struct Run: AsyncParsableCommand {
         }
         if outcome.interrupted {
             // Like python3: die of SIGINT, so the parent sees the interrupt (status 130 in a shell).
+            // When the program's thread blocks SIGINT (no other thread takes it, as in python3) it
+            // stays pending, and the status is python3's then: 128 + SIGINT.
             signal(SIGINT, SIG_DFL)
             kill(getpid(), SIGINT)
+            throw ExitCode(128 + SIGINT)
         }
         throw ExitCode(outcome.status)
     }

@@ -22,6 +22,8 @@ _ = StandardDescriptors.closedAtStart
 // program will open (released before it runs).
 if CommandLine.arguments.count > 1, CommandLine.arguments[1] == Run._commandName {
     LowDescriptors.hold()
+    // Its main thread takes no signal once the program runs (see `MainThreadParking`).
+    MainThreadParking.noteMainThread()
 }
 Task {
     // `pykernel run -c CODE ARGS...`: the code's arguments are its own, not options to parse.

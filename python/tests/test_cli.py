@@ -1086,6 +1086,79 @@ def test_sigint_from_outside_interrupts_as_in_python3(pykernel_bin, tmp_path):
     assert outcomes[0][0] == -signal.SIGINT
 
 
+def test_ctrl_c_of_the_whole_group_interrupts_a_wait_for_a_child_as_in_python3(pykernel_bin, tmp_path):
+    """A terminal's Ctrl-C reaches the whole foreground group: the child the program waits for dies
+    of it, and python3 raises KeyboardInterrupt in the wait (os.waitpid fails with EINTR), every
+    time. The signal went to the process's main thread, which only forwarded it to the program's
+    thread, whose wait the child's death often ended first: the KeyboardInterrupt came 1-12 ms
+    after the wait had returned (`pykernel run prog.py && deploy` went on to deploy)."""
+    program = tmp_path / "waits.py"
+    program.write_text(
+        "import subprocess, time\n"
+        "for _ in range(20):\n"
+        "    child = subprocess.Popen(['sleep', '10'])\n"
+        "    where = 'before the wait'\n"
+        "    try:\n"
+        "        print('waiting', flush=True)\n"
+        "        where = 'in the wait'\n"
+        "        child.wait()\n"
+        "        where = 'after the wait'\n"
+        "        time.sleep(5)\n"
+        "        where = 'nowhere'\n"
+        "    except KeyboardInterrupt:\n"
+        "        pass\n"
+        "    child.wait()\n"
+        "    print(where, flush=True)\n"
+    )
+    outcomes = []
+    for command in ([PYTHON311, program.name], [pykernel_bin, "run", program.name]):
+        with subprocess.Popen(command, cwd=tmp_path, env=_environment(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, start_new_session=True) as process:
+            lines = []
+            for _ in range(20):
+                assert process.stdout.readline() == b"waiting\n"
+                time.sleep(0.1)  # in the wait
+                os.killpg(process.pid, signal.SIGINT)
+                lines.append(process.stdout.readline().decode())
+            stdout, stderr = process.communicate(timeout=60)
+            outcomes.append((process.returncode, lines, stdout, stderr))
+    assert outcomes[0] == (0, ["in the wait\n"] * 20, b"", b"")
+    assert outcomes[1] == outcomes[0]
+
+
+def test_sigwait_takes_a_signal_sent_to_the_process_as_in_python3(pykernel_bin, tmp_path):
+    """A signal the program's thread blocks and waits for with `signal.sigwait`, sent to the process
+    from outside: python3 returns it from the wait. The process's main thread, which blocked
+    nothing, took it at its default action instead, and SIGUSR1 ended the program."""
+    program = tmp_path / "sigwait.py"
+    program.write_text(
+        "import signal\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})\n"
+        "print('waiting', flush=True)\n"
+        "print(signal.sigwait({signal.SIGUSR1}))\n"
+    )
+    outcomes = []
+    for command in ([PYTHON311, program.name], [pykernel_bin, "run", program.name]):
+        with subprocess.Popen(command, cwd=tmp_path, env=_environment(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) as process:
+            assert process.stdout.readline() == b"waiting\n"
+            process.send_signal(signal.SIGUSR1)
+            stdout, stderr = process.communicate(timeout=60)
+            outcomes.append((process.returncode, stdout, stderr))
+    assert outcomes[1] == outcomes[0] == (0, f"{signal.SIGUSR1}\n".encode(), b"")
+
+
+def test_an_uncaught_keyboard_interrupt_with_sigint_blocked_exits_130_as_python3(pykernel_bin):
+    """python3 ends an uncaught KeyboardInterrupt by SIGINT; when its thread blocks SIGINT the
+    signal stays pending and it exits with status 130. The process's main thread, which blocked
+    nothing, took it: the program died of SIGINT."""
+    code = "import signal\nsignal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})\nraise KeyboardInterrupt"
+    theirs = subprocess.run([PYTHON311, "-c", code], capture_output=True, text=True)
+    ours = run(pykernel_bin, "run", "-c", code)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+    assert theirs.returncode == 128 + signal.SIGINT
+
+
 def test_run_has_no_notebook_builtins_as_python3(pykernel_bin):
     """A program that tells a notebook from python3 by `display` finds python3."""
     code = "try:\n    display\nexcept NameError:\n    print('python3')\nelse:\n    print('notebook')\n"
