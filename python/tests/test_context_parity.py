@@ -284,9 +284,14 @@ def test_an_interrupt_reaches_the_foreground_processes_of_the_run_as_ctrl_c_does
     # (a second, chained traceback) and the child was killed with the run (SIGKILL).
     server = serve(pykernel_bin, "--isolation", isolation)
     try:
-        pid, result = interrupt_when_started(server, (
-            "import subprocess\np = subprocess.Popen(['sleep', '30'])\nprint(p.pid, flush=True)\n"
-            f"try:\n    {wait}\nfinally:\n    print(p.returncode)\n"))
+        for attempt in range(3):
+            pid, result = interrupt_when_started(server, (
+                "import subprocess\np = subprocess.Popen(['sleep', '30'])\nprint(p.pid, flush=True)\n"
+                f"try:\n    {wait}\nfinally:\n    print(p.returncode)\n"))
+            # On a loaded machine the interrupt can land in the print itself, before the wait
+            # (the child ends of the same SIGINT): what is checked did not happen, so again.
+            if not result["error"]["traceback"].endswith(", line 3, in <module>\n    print(p.pid, flush=True)\nKeyboardInterrupt\n"):
+                break
         assert result["status"] == "interrupted", result
         assert result["stdout"] == f"{pid}\n-2\n", result  # ended by SIGINT, reaped in the handler
         traceback = result["error"]["traceback"]

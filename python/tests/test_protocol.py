@@ -821,10 +821,15 @@ def test_a_stop_in_the_engines_callback_as_the_code_lets_a_cell_go_is_raised_in_
     context = raw.result("context.create", {"isolation": isolation})["id"]
     kept = raw.result("code.run", {"code": "keep = [lambda: 0] + list(range(15_000_000))", "context": context}, timeout=60)
     cell = f"<cell-{kept['execution_count']}>"
-    id = raw.request("code.run", {"code": "print('freeing', flush=True)\ndel keep\nwhile True:\n    pass", "context": context})
-    raw.wait_for(lambda m: m.get("method") == "code.output" and m["params"].get("request_id") == id)
-    assert raw.result("code.interrupt", {"context": context}) == {"interrupted": True}
-    result = raw.response(id, timeout=60)["result"]
+    for attempt in range(3):
+        id = raw.request("code.run", {"code": "print('freeing', flush=True)\ndel keep\nwhile True:\n    pass", "context": context})
+        raw.wait_for(lambda m: m.get("method") == "code.output" and m["params"].get("request_id") == id)
+        assert raw.result("code.interrupt", {"context": context}) == {"interrupted": True}
+        result = raw.response(id, timeout=60)["result"]
+        # On a loaded machine the interrupt can land in the print itself, before the freeing
+        # (`keep` still bound): what is checked did not happen, so again.
+        if not result["error"]["traceback"].endswith(", line 1, in <module>\n    print('freeing', flush=True)\nKeyboardInterrupt\n"):
+            break
     assert (result["status"], result["stderr"]) == ("interrupted", ""), result
     assert result["error"]["traceback"].endswith(", line 3, in <module>\n    while True:\nKeyboardInterrupt\n"), result
     forgotten = raw.result("code.run", {"code": f"import linecache\nprint({cell!r} in linecache.cache)", "context": context})
