@@ -1,5 +1,4 @@
 import Glibc
-import Synchronization
 
 /// `pykernel run`: the program's thread (the interpreter thread) is the one the kernel delivers a
 /// signal sent to the process to, as python3's only thread is.
@@ -26,8 +25,9 @@ enum MainThreadParking {
     nonisolated(unsafe) private static var mainThread = pthread_t()
     /// What the parked main thread blocks: everything but the faults of its own code.
     nonisolated(unsafe) private static var parkedMask = sigset_t()
-    /// Set by the main thread as it parks (read by ``park()``).
-    private static let parked = Atomic<Bool>(false)
+    /// Posted by the main thread as it parks (``park()`` waits for it; `sem_post` is
+    /// async-signal-safe).
+    nonisolated(unsafe) private static var parked = sem_t()
 
     /// Remembers the calling thread, the main thread, and blocks ``parkingSignal`` there until
     /// `dispatchMain()` has handed the main queue to Dispatch's threads and waits in `sigsuspend`
@@ -46,7 +46,7 @@ enum MainThreadParking {
     static func park() {
         sigfillset(&parkedMask)
         for fault in [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS] { sigdelset(&parkedMask, fault) }
-        _ = parked.load(ordering: .relaxed)  // initialized here, not in the handler
+        guard sem_init(&parked, 0, 0) == 0 else { return }
         var parking = sigaction()
         parking.__sigaction_handler.sa_handler = parkingHandler
         sigfillset(&parking.sa_mask)
@@ -54,16 +54,15 @@ enum MainThreadParking {
         guard sigaction(parkingSignal, &parking, &previous) == 0 else { return }
         defer { sigaction(parkingSignal, &previous, nil) }
         guard pthread_kill(mainThread, parkingSignal) == 0 else { return }
-        var waits = 0
-        while !parked.load(ordering: .acquiring), waits < 10_000 {
-            usleep(100)
-            waits += 1
-        }
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        deadline.tv_sec += 1
+        while sem_timedwait(&parked, &deadline) != 0 && errno == EINTR {}
     }
 
     private static let parkingHandler: @convention(c) (Int32) -> Void = { _ in
         guard pthread_equal(pthread_self(), mainThread) != 0 else { return }
-        parked.store(true, ordering: .releasing)
+        sem_post(&parked)
         while true { sigsuspend(&parkedMask) }
     }
 }
