@@ -13,6 +13,32 @@ struct OutgoingQueueTests {
     private static let logger = quietLogger
 
     /// `count` lines of `size` bytes, numbered, so order can be checked.
+    /// A channel on a pipe at its default 64 KiB, filled by a line written past the channel (the
+    /// writer thread then blocks in its first write(2), so what is sent next stays queued until
+    /// the test reads), and three 1,000-byte stream lines sent to it, as a process run's
+    /// notifications by the thread reading its worker.
+    private static func streamLinesQueuedBehindAFullPipe(_ limits: MessageChannel.Limits) -> (Pipe, MessageChannel) {
+        let pipe = Pipe()
+        let channel = MessageChannel(fileDescriptor: pipe.writeEnd, limits: limits, logger: logger)
+        let filler = fillerLine
+        #expect(filler.withUnsafeBytes { write(pipe.writeEnd, $0.baseAddress, $0.count) } == filler.count)
+        for number in 0..<3 {
+            channel.sendUnit(line(number, size: 1000) + [0x0A], lane: .stream, mayWait: false) {}
+        }
+        return (pipe, channel)
+    }
+
+    /// The line that fills the pipe of ``streamLinesQueuedBehindAFullPipe(_:)``, with its newline.
+    private static let fillerLine = line(-1, size: (64 << 10) - 1) + [0x0A]
+
+    /// Reads what ``streamLinesQueuedBehindAFullPipe(_:)`` wrote and queued, in order.
+    private static func expectFillerAndQueuedStreamLines(from lines: LineSource) async {
+        #expect(await lines.next() == Array(fillerLine.dropLast()))
+        for number in 0..<3 {
+            #expect(await lines.next() == line(number, size: 1000))
+        }
+    }
+
     private static func line(_ number: Int, size: Int = 100) -> [UInt8] {
         let prefix = Array("\(number) ".utf8)
         return prefix + Array(repeating: UInt8(ascii: "x"), count: size - prefix.count)
@@ -136,17 +162,7 @@ struct OutgoingQueueTests {
 
     @Test("A stream unit that joins the reader thread's batch (a run ended by context.delete) goes after the stream lines queued before it")
     func aStreamUnitInABatchFollowsTheQueuedStreamLines() async throws {
-        let pipe = Pipe()
-        // The pipe at its default 64 KiB, filled: the writer thread blocks in its first write(2),
-        // so what is sent next stays queued until the test reads.
-        let limits = MessageChannel.Limits(pipeBytes: nil)
-        let channel = MessageChannel(fileDescriptor: pipe.writeEnd, limits: limits, logger: Self.logger)
-        let filler = Self.line(-1, size: (64 << 10) - 1) + [0x0A]
-        #expect(filler.withUnsafeBytes { write(pipe.writeEnd, $0.baseAddress, $0.count) } == filler.count)
-        // A process run's notifications, sent by the thread reading its worker.
-        for number in 0..<3 {
-            channel.sendUnit(Self.line(number, size: 1000) + [0x0A], lane: .stream, mayWait: false) {}
-        }
+        let (pipe, channel) = Self.streamLinesQueuedBehindAFullPipe(MessageChannel.Limits(pipeBytes: nil))
         let done = Thread.runDetached {
             // `context.delete` on the reader thread answers the run (its response, in the stream
             // lane after its notifications), then itself.
@@ -157,10 +173,7 @@ struct OutgoingQueueTests {
         }
         await done.value
         let lines = LineSource(descriptor: pipe.readEnd)
-        #expect(await lines.next() == Array(filler.dropLast()))
-        for number in 0..<3 {
-            #expect(await lines.next() == Self.line(number, size: 1000))
-        }
+        await Self.expectFillerAndQueuedStreamLines(from: lines)
         #expect(await lines.next() == Array("run response".utf8))
         #expect(await lines.next() == Array("delete response".utf8))
         await channel.flush()
@@ -170,15 +183,8 @@ struct OutgoingQueueTests {
 
     @Test("A batch holding a stream unit, taken by another thread's send, still goes after the stream lines queued before it")
     func aBatchTakenByAnotherThreadKeepsFollowingTheQueuedStreamLines() async throws {
-        let pipe = Pipe()
         // One line per write(2): the writer, blocked in its first, leaves lines 1 and 2 queued.
-        let limits = MessageChannel.Limits(streamBatchBytes: 1, pipeBytes: nil)
-        let channel = MessageChannel(fileDescriptor: pipe.writeEnd, limits: limits, logger: Self.logger)
-        let filler = Self.line(-1, size: (64 << 10) - 1) + [0x0A]
-        #expect(filler.withUnsafeBytes { write(pipe.writeEnd, $0.baseAddress, $0.count) } == filler.count)
-        for number in 0..<3 {
-            channel.sendUnit(Self.line(number, size: 1000) + [0x0A], lane: .stream, mayWait: false) {}
-        }
+        let (pipe, channel) = Self.streamLinesQueuedBehindAFullPipe(MessageChannel.Limits(streamBatchBytes: 1, pipeBytes: nil))
         let done = Thread.runDetached {
             channel.batch {
                 channel.sendUnit(Array("run response\n".utf8), lane: .stream, mayWait: true) {}
@@ -195,10 +201,7 @@ struct OutgoingQueueTests {
         }
         await done.value
         let lines = LineSource(descriptor: pipe.readEnd)
-        #expect(await lines.next() == Array(filler.dropLast()))
-        for number in 0..<3 {
-            #expect(await lines.next() == Self.line(number, size: 1000))
-        }
+        await Self.expectFillerAndQueuedStreamLines(from: lines)
         #expect(await lines.next() == Array("run response".utf8))
         let rest = [await lines.next(), await lines.next()].map { String(decoding: $0 ?? [], as: UTF8.self) }
         // (Those two in either order: the writer may have taken the stream lane before the batch ended.)
