@@ -133,8 +133,19 @@ final class InterpreterThread: @unchecked Sendable {  // state guarded by `lock`
     /// The run to begin next: the one this thread has taken, unless it is `ended` (its end
     /// decided), else the first queued.
     func nextRunToBegin(after ended: RunOutput?) -> RunOutput? {
+        nextRunToBegin(after: ended, includingQueued: true)
+    }
+
+    /// The run this thread has taken and not begun yet, unless it is `ended` (its end decided):
+    /// none queued (a queued run can still be withdrawn).
+    func runTaken(after ended: RunOutput?) -> RunOutput? {
+        nextRunToBegin(after: ended, includingQueued: false)
+    }
+
+    private func nextRunToBegin(after ended: RunOutput?, includingQueued: Bool) -> RunOutput? {
         lock.withLock {
             if let inHand, inHand !== ended { return inHand }
+            guard includingQueued else { return nil }
             for job in jobs[head...] {
                 if case .run(let run) = job { return run.output }
             }

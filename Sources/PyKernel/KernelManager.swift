@@ -148,8 +148,8 @@ public final class KernelManager: Sendable {
         try record(id).info
     }
 
-    /// Deletes a context: a run in progress there is interrupted (its result reports
-    /// `interrupted`), queued runs fail with ``KernelError/Code/contextDeleted``, and its namespace
+    /// Deletes a context: a run in progress there, or taken up by the interpreter and not begun
+    /// yet, is interrupted (its result reports `interrupted`), queued runs fail with ``KernelError/Code/contextDeleted``, and its namespace
     /// is freed once the interpreter is free.
     /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/defaultContextUndeletable``,
     ///   ``KernelError/Code/shutDown`` after ``shutdown()``.
@@ -161,7 +161,10 @@ public final class KernelManager: Sendable {
         let removed = contexts.withLock { $0.removeValue(forKey: id) }
         guard let removed else { throw Self.notFound(id) }
         removed.state.withLock { $0.deleted = true }
-        _ = runtime.supervisor.interrupt(id)
+        // The run in progress, or the one the interpreter thread has taken and not begun yet (its
+        // check of `deleted` may have passed just before): stopped either way. Queued runs are
+        // withdrawn next.
+        _ = runtime.supervisor.interrupt(id, nextRun: interpreter.runTaken(after:))
         for run in interpreter.removeQueuedRuns(where: { $0.context.id == id }) {
             // The run an interrupt answered `true` for, about to begin: `interrupted`, as promised.
             if runtime.supervisor.beginsInterrupted(run.output) {

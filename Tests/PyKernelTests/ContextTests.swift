@@ -410,3 +410,29 @@ func pythonLiteral(_ text: String) -> String {
     }
     return literal + "'"
 }
+
+@Suite("Contexts: deletion racing a run's start", .sharedEngine, .timeLimit(.minutes(5)))
+struct DeletionRaceTests {
+    /// The interpreter thread checks a run's context before beginning it: a deletion right after
+    /// that check found neither a run in progress nor a queued one, and the run went on in the
+    /// deleted context (2 to 4 of these 400 attempts ran to their end before the fix).
+    @Test("A context deleted as its run is being taken up ends that run (withdrawn or interrupted), never lets it run on")
+    func deletionAsTheRunStarts() async throws {
+        let manager = try await engine()
+        for attempt in 0..<400 {
+            let context = try await newContext()
+            let execution = try manager.run("import time\ntime.sleep(0.5)\nprint('ran on')", in: context)
+            // Deleted at a spread of moments around the interpreter thread's taking of the run.
+            let spin = ContinuousClock.now + .nanoseconds(attempt % 40 * 2_000)
+            while ContinuousClock.now < spin {}
+            try manager.deleteContext(context)
+            do {
+                let result = try await execution.result()
+                #expect(result.status == .interrupted, "attempt \(attempt): \(result.status), stdout \(result.stdout.debugDescription)")
+                #expect(result.stdout.isEmpty)
+            } catch let error as KernelError {
+                #expect(error.code == .contextDeleted, "attempt \(attempt): \(error)")
+            }
+        }
+    }
+}
