@@ -565,7 +565,7 @@ public final class KernelManager: Sendable {
     }
 
     /// Stops accepting runs, fails the queued ones with ``KernelError/Code/shutDown`` and interrupts
-    /// the one in progress (its result reports `interrupted`). Contexts and their state remain;
+    /// the one in progress, or taken up and not begun yet (its result reports `interrupted`). Contexts and their state remain;
     /// from then on runs, and the creation, interruption and deletion of contexts, throw
     /// ``KernelError/Code/shutDown``.
     public func shutdown() {
@@ -573,8 +573,11 @@ public final class KernelManager: Sendable {
         for run in interpreter.removeQueuedRuns(where: { _ in true }) {
             run.output.fail(KernelError.runNotStarted)
         }
-        if let running = runtime.supervisor.runningContext {
-            _ = runtime.supervisor.interrupt(running)
+        // The run in progress, or the one the interpreter thread has taken and not begun yet
+        // (neither queued nor in progress: it ran on, and was answered only when the server gave
+        // up on it after the grace period).
+        if let running = runtime.supervisor.runningContext ?? interpreter.runTaken(after: nil)?.context {
+            _ = runtime.supervisor.interrupt(running, nextRun: interpreter.runTaken(after:))
         }
     }
 

@@ -1435,6 +1435,39 @@ def test_shutdown_interrupts_the_run_in_flight_and_exits_zero(raw, how):
     assert raw.bad_lines == []
 
 
+def test_a_shutdown_read_as_the_run_before_it_is_taken_up_stops_that_run(pykernel_bin):
+    """A run the interpreter thread had taken up and not begun yet, its request and the shutdown
+    read together, was neither queued nor in progress for the shutdown: it ran on, and was answered
+    only when the server gave up on it after the grace period (2 in 60 servers here). Servers 8 at
+    a time, since the window is small: each run is refused (still queued) or stopped by the
+    shutdown itself."""
+    run = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "code.run",
+                      "params": {"code": "import time\ntime.sleep(30)\nprint('ran on')"}})
+    lines = (run + "\n" + '{"jsonrpc":"2.0","id":2,"method":"shutdown"}\n').encode()
+    for _ in range(8):
+        servers = [subprocess.Popen([pykernel_bin, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL) for _ in range(8)]
+        for server in servers:  # each one serving before the pair is written
+            server.stdin.write(b'{"jsonrpc":"2.0","id":0,"method":"kernel.info"}\n')
+            server.stdin.flush()
+        for server in servers:
+            assert json.loads(server.stdout.readline())["id"] == 0
+        for server in servers:
+            server.stdin.write(lines)
+            server.stdin.flush()
+        for server in servers:
+            out, _ = server.communicate(timeout=30)
+            answers = {message.get("id"): message for message in map(json.loads, out.splitlines())}
+            assert server.returncode == 0
+            assert answers[2]["result"] == {}
+            if "error" in answers[1]:  # still queued when the shutdown came: never started
+                assert answers[1]["error"]["data"]["reason"] == "shutting_down", answers[1]
+                continue
+            result = answers[1]["result"]
+            assert result["status"] == "interrupted", result
+            assert "did not stop" not in result["error"]["traceback"], result
+
+
 # ---------------------------------------------------------------- regressions of server bugs found by these tests
 
 
