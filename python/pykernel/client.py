@@ -206,10 +206,11 @@ class _Pending:
         self.callback_error: Optional[BaseException] = None
 
 
-def _stop_process(process: "subprocess.Popen[bytes]") -> None:
+def _stop_process(process: "subprocess.Popen[bytes]", owner_pid: int) -> None:
     """Finalizer: stops a server the program forgot to close (SIGTERM, then SIGKILL) and closes
-    its stdin (the reader thread closes its stdout)."""
-    if process.poll() is None:
+    its stdin (the reader thread closes its stdout). In a forked child of the process that
+    started it, only closes the child's copy of its stdin: the server is the parent's."""
+    if os.getpid() == owner_pid and process.poll() is None:
         try:
             process.terminate()
             process.wait(2)
@@ -244,6 +245,11 @@ class PyKernel(ProcessMixin):
     The server's stderr (its logs, quiet by default) goes to this process's stderr. The server
     runs in its own session, so a Ctrl-C meant for this program does not reach it; ``close()``
     (or leaving the ``with`` block) shuts it down.
+
+    A client belongs to the process that made it. In a child that process forks (``os.fork``,
+    ``multiprocessing`` with the ``fork`` start method) every call raises
+    :class:`~pykernel.errors.PyKernelConnectionError` (the server's answers go to the parent's
+    reader thread), and ``close()`` leaves the server alone: start a ``PyKernel`` in the child.
     """
 
     def __init__(
@@ -255,6 +261,7 @@ class PyKernel(ProcessMixin):
         env: Optional[Mapping[str, str]] = None,
     ) -> None:
         self.binary = _resolve_binary(binary)
+        self._owner_pid = os.getpid()
         self._lock = threading.Lock()  # Guards _pending, _abandoned, _closing, _eof.
         self._write_lock = threading.Lock()  # One line at a time on the server's stdin.
         self._ids = itertools.count(1)
@@ -277,7 +284,7 @@ class PyKernel(ProcessMixin):
             if cwd is not None and not os.path.isdir(cwd):
                 raise PyKernelNotFoundError(f"The working directory {os.fspath(cwd)!r} for pykernel serve does not exist") from error
             raise PyKernelNotFoundError(f"Cannot start {self.binary!r}: {error}") from error
-        self._finalizer = weakref.finalize(self, _stop_process, self._process)
+        self._finalizer = weakref.finalize(self, _stop_process, self._process, self._owner_pid)
         try:
             exit_fd = os.pidfd_open(self._process.pid)  # readable once the server has exited
         except OSError:
@@ -308,6 +315,16 @@ class PyKernel(ProcessMixin):
         ``timeout`` seconds. Idempotent. Calls made afterwards raise
         :class:`~pykernel.errors.PyKernelConnectionError`."""
         self._refuse_on_reader_thread("close()")
+        if os.getpid() != self._owner_pid:
+            # A forked child's copy: the server and its reader are the parent's; only this
+            # process's copies of the pipes are closed.
+            self._finalizer.detach()
+            for pipe in (self._process.stdin, self._process.stdout):
+                try:
+                    pipe.close()  # type: ignore[union-attr]
+                except (OSError, ValueError):
+                    pass
+            return
         with self._lock:
             already = self._closing
             self._closing = True
@@ -575,6 +592,7 @@ class PyKernel(ProcessMixin):
 
     def notify(self, method: str, params: Optional[Mapping[str, Any]] = None) -> None:
         """Sends a JSON-RPC notification (no id): the server acts on it and never answers."""
+        self._refuse_in_forked_child(f"PyKernel {method} notification")
         message: Dict[str, Any] = {"jsonrpc": _JSONRPC, "method": method}
         if params is not None:
             message["params"] = dict(params)
@@ -595,6 +613,14 @@ class PyKernel(ProcessMixin):
         return self._info
 
     # ------------------------------------------------------------------ plumbing
+
+    def _refuse_in_forked_child(self, what: str) -> None:
+        if os.getpid() != self._owner_pid:
+            raise PyKernelConnectionError(
+                f"{what} was called in process {os.getpid()}, a fork of process {self._owner_pid}, which started "
+                "this PyKernel: the server's answers go to that process's reader thread, so a forked child cannot "
+                "use it; start a PyKernel in the child."
+            )
 
     def _refuse_on_reader_thread(self, what: str) -> None:
         if threading.current_thread() is self._reader:
@@ -689,6 +715,7 @@ class PyKernel(ProcessMixin):
         closing: bool = False,
         interrupt_context: Optional[str] = None,
     ) -> Any:
+        self._refuse_in_forked_child(f"PyKernel {method}")
         self._refuse_on_reader_thread(f"PyKernel {method}")
         request_id = next(self._ids)
         message: Dict[str, Any] = {"jsonrpc": _JSONRPC, "id": request_id, "method": method}

@@ -2,6 +2,8 @@
 contexts, errors, streaming, concurrency and shutdown (see docs/protocol.md)."""
 
 import os
+import select
+import signal
 import subprocess
 import threading
 import time
@@ -869,3 +871,41 @@ def test_a_runs_timeout_does_not_count_the_time_it_waits_behind_another_contexts
     assert kernel.run_code("print('ran')", timeout=0.5).stdout == "ran\n"
     assert joined(thread, outcome).status == "ok"
     kernel.delete_context(other)
+
+
+def test_a_forked_child_cannot_use_the_client_nor_shut_its_server_down(pykernel_bin):
+    """A child forked after the client started shared its server's pipes: its calls went to the
+    parent's server (code run there, ids that could collide with the parent's next request) and
+    waited forever for answers only the parent's reader thread read, and its `close()` (a `with`
+    block it left) shut the parent's server down."""
+    with PyKernel(pykernel_bin) as kernel:
+        kernel.run_code("marker = 'parent'")
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report what it saw on the pipe, then leave without Python's clean-up
+            outcome = []
+            try:
+                kernel.run_code("marker = 'child'")
+                outcome.append("ran")
+            except PyKernelConnectionError as error:
+                outcome.append("refused: " + str(error))
+            try:
+                kernel.notify("code.run", {"code": "marker = 'child notification'"})
+                outcome.append("notified")
+            except PyKernelConnectionError:
+                outcome.append("refused")
+            kernel.close()
+            os.write(write_end, "\n".join(outcome).encode())
+            os._exit(0)
+        os.close(write_end)
+        ready, _, _ = select.select([read_end], [], [], 30)
+        if not ready:  # the child waits for an answer that never comes
+            os.kill(pid, signal.SIGKILL)
+        with os.fdopen(read_end) as report:
+            outcome = report.read().split("\n")
+        assert os.waitpid(pid, 0)[1] == 0, f"the child's call never returned: {outcome}"
+        assert outcome[0].startswith("refused: ") and "a fork of process" in outcome[0], outcome
+        assert outcome[1] == "refused", outcome
+        # The parent's server was left alone: still serving, the context's state untouched.
+        assert kernel.run_code("print(marker)").stdout == "parent\n"
+    assert kernel.returncode == 0
