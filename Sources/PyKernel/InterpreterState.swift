@@ -486,7 +486,7 @@ final class InterpreterState {
             run.output.fail(KernelError(
                 .invalidWorkingDirectory,
                 "The working directory of context \(record.id), \(cwd.text), \(why); make the directory again to run there, "
-                    + "or delete the context and create another.",
+                    + ErrorMessages.otherWayOutOfAMissingDirectory(record.id.rawValue),
                 field: "context"))
             return
         }

@@ -910,7 +910,7 @@ public final class ProcessContexts: Sendable {
                 throw IsolationError(
                     .invalidCwd,
                     "The working directory of context \(id), \(record.cwd), no longer exists; make the directory again to restart "
-                        + "the context there, or delete the context and create another.",
+                        + "the context there, " + ErrorMessages.otherWayOutOfAMissingDirectory(id),
                     field: "id")
             }
             let old = record.worker

@@ -22,6 +22,15 @@ package enum ErrorMessages {
             + (id == "default" ? "create a new context instead)." : "delete it and create a new one).")
     }
 
+    /// The end of an `invalid_cwd` message about context `id`, whose working directory is gone,
+    /// after "make the directory again ...": the other way out (`default`, which cannot be
+    /// deleted, is not told to delete itself).
+    package static func otherWayOutOfAMissingDirectory(_ id: String) -> String {
+        id == "default"
+            ? "or create a context with another working directory (the default context cannot be deleted)."
+            : "or delete the context and create another."
+    }
+
     /// `shutting_down` (-32005) of a run that was not started: queued when the shutdown began, or
     /// submitted after it.
     package static let runNotStarted = "The kernel manager is shutting down; the run was not started."

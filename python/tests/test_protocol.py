@@ -1240,6 +1240,35 @@ def test_a_process_context_whose_creation_directory_is_gone_is_not_told_to_resta
     raw.result("context.delete", {"id": context})
 
 
+@pytest.mark.parametrize("isolation", ["namespace", "process"])
+def test_the_default_context_whose_directory_is_gone_is_not_told_to_delete_itself(pykernel_bin, tmp_path, isolation):
+    """The server's directory (the `default` context's) removed: its runs (and a process default's
+    restart) said "or delete the context and create another", which `context.delete` refuses for
+    `default` (-32002). They name the way that works instead."""
+    from pykernel_raw import RawServer
+
+    directory = tmp_path / "served"
+    directory.mkdir()
+    server = RawServer(pykernel_bin, args=("--isolation", isolation), cwd=str(directory))
+    try:
+        assert server.result("code.run", {"code": "print(1)"})["stdout"] == "1\n"
+        directory.rmdir()
+        errors = [error_of(server.call("code.run", {"code": "print(2)"}), -32602)]
+        if isolation == "process":
+            errors.append(error_of(server.call("context.restart", {"id": "default"}), -32602))
+        for error in errors:
+            assert error["data"]["reason"] == "invalid_cwd", error
+            assert error["message"].startswith(f"The working directory of context default, {directory}, "), error
+            assert error["message"].endswith(
+                ", or create a context with another working directory (the default context cannot be deleted)."), error
+        other = server.result("context.create", {"cwd": str(tmp_path), "isolation": isolation})["id"]
+        assert server.result("code.run", {"code": "print(3)", "context": other})["stdout"] == "3\n"
+        directory.mkdir()
+        assert server.result("code.run", {"code": "print(4)"})["stdout"] == "4\n"
+    finally:
+        server.kill()
+
+
 @pytest.mark.parametrize("isolation,mover", [("namespace", "run"), ("namespace", "thread"), ("process", "run")])
 def test_a_run_after_the_code_removed_the_directory_it_moved_into_is_refused(raw, tmp_path, isolation, mover):
     """`os.chdir(d); os.rmdir(d)` (python3 stays in the removed directory: `os.getcwd()` fails):
