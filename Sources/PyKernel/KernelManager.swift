@@ -424,9 +424,11 @@ public final class KernelManager: Sendable {
         // A shutdown that began as it was queued (after the caller's check, after the shutdown's
         // sweep of the queue) refuses it as it refuses every queued run: else it waited behind
         // the run the shutdown interrupts, and was refused `interpreterBusy` when that run's code
-        // swallowed the stop.
-        if isShutDown.withLock({ $0 }), !interpreter.removeQueuedRuns(where: { $0.output === output }).isEmpty {
-            throw KernelError.runNotStarted
+        // swallowed the stop. One the interpreter thread took up at once is interrupted, as the
+        // shutdown interrupts the run it finds (else it ran to its end after the shutdown).
+        if isShutDown.withLock({ $0 }) {
+            if !interpreter.removeQueuedRuns(where: { $0.output === output }).isEmpty { throw KernelError.runNotStarted }
+            _ = supervisor.interrupt(record.id, only: output, nextRun: interpreter.nextRunToBegin(after:))
         }
         return output
     }
