@@ -238,9 +238,10 @@ def test_the_value_shown_matches_the_parsers_reading_of_random_cells(kernel):
     assert checked > 100
 
 
-@pytest.fixture(params=["namespace", "process"])
-def isolated_kernel(pykernel_bin, request):
-    """A fresh ``pykernel serve`` whose contexts are namespaces, then one whose are processes."""
+@pytest.fixture(scope="module", params=["namespace", "process"])
+def isolation_server(pykernel_bin, request):
+    """A ``pykernel serve`` whose contexts are namespaces, then one whose are processes, each
+    for the module's tests of both kinds; checks it exits 0."""
     args = ["--isolation", "process", "--pool-size", "1"] if request.param == "process" else []
     client = PyKernel(pykernel_bin, args=args)
     try:
@@ -248,6 +249,41 @@ def isolated_kernel(pykernel_bin, request):
     finally:
         client.close()
     assert client.returncode == 0
+
+
+class _InContext:
+    """A client whose ``run_code`` runs in one context (the tests' only call)."""
+
+    def __init__(self, client, context):
+        self.client, self.context = client, context
+
+    def run_code(self, code, **options):
+        return self.client.run_code(code, context=self.context, **options)
+
+
+@pytest.fixture(params=["namespace", "process"])
+def isolated_fresh_server(pykernel_bin, request):
+    """A fresh ``pykernel serve`` whose contexts are namespaces, then one whose are processes:
+    for a test of what the whole process holds (builtins)."""
+    args = ["--isolation", "process", "--pool-size", "1"] if request.param == "process" else []
+    client = PyKernel(pykernel_bin, args=args)
+    try:
+        yield client
+    finally:
+        client.close()
+    assert client.returncode == 0
+
+
+@pytest.fixture
+def isolated_kernel(isolation_server):
+    """A fresh context of the server's kind (a namespace, then a process of its own): what the
+    tests read is their context's (its globals, `_`, its results), not the server's, so a
+    context is enough where a fresh server each was most of their time."""
+    context = isolation_server.create_context()
+    try:
+        yield _InContext(isolation_server, context)
+    finally:
+        isolation_server.delete_context(context)
 
 
 EXPRESSION_SETUP = ("x, y, s, e, L, n, d = 1, 0, 'abc', '', [1, 2], None, {'k': 1}\n"
@@ -566,10 +602,10 @@ def test_a_main_result_leaves_an_underscore_the_code_bound_alone(isolated_kernel
     assert kernel.run_code("_").text == "[42, 'next']"
 
 
-def test_a_main_result_does_not_hide_an_underscore_of_builtins(isolated_kernel):
+def test_a_main_result_does_not_hide_an_underscore_of_builtins(isolated_fresh_server):
     """`gettext.install()` puts `_` in `builtins`: as IPython's display hook, main results are then
     not bound to `_` (a global `_` would hide the translation function from every later cell)."""
-    kernel = isolated_kernel
+    kernel = isolated_fresh_server
     assert kernel.run_code("import gettext\ngettext.install('pykernel-test')").status == "ok"
     assert kernel.run_code("6 * 7").text == "42"
     assert kernel.run_code("_('hello')").text == "'hello'"
