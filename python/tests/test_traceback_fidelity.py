@@ -27,6 +27,7 @@ References:
   interpreter's own output is checked separately.
 """
 
+import functools
 import os
 import re
 import shutil
@@ -75,16 +76,31 @@ def _read(name):
         return f.read()
 
 
-def interpreter_output(name):
-    """(stderr, returncode) of ``python3.11 prog.py`` with prog.py's path shown as <cell-1>."""
+@functools.lru_cache(maxsize=None)
+def _python3_run(name):
+    """``python3.11 prog.py`` of the corpus program in a temp dir of its own, run once for the
+    module (the corpus tests compare with it in two ways): (stdout, stderr, returncode, the
+    directory's path)."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = os.path.realpath(tmp)
         shutil.copyfile(os.path.join(CORPUS, name), os.path.join(tmp, "prog.py"))
         proc = _run([PYTHON, "prog.py"], tmp)
-        path = os.path.join(tmp, "prog.py")
-        return _text(proc.stderr).replace(path, "<cell-1>"), proc.returncode
+        return proc.stdout, proc.stderr, proc.returncode, tmp
 
 
+def interpreter_output(name):
+    """(stderr, returncode) of ``python3.11 prog.py`` with prog.py's path shown as <cell-1>."""
+    _, stderr, returncode, tmp = _python3_run(name)
+    return _text(stderr).replace(os.path.join(tmp, "prog.py"), "<cell-1>"), returncode
+
+
+def python3_file_output(name):
+    """(stdout, stderr, exit status) of ``python3.11 prog.py`` with its directory shown as <tmp>."""
+    stdout, stderr, returncode, tmp = _python3_run(name)
+    return _text(stdout), _text(stderr).replace(tmp, "<tmp>"), returncode
+
+
+@functools.lru_cache(maxsize=None)
 def oracle_output(name):
     """sys.__excepthook__'s text for the cells compiled from real files, paths as <cell-N>."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,6 +109,7 @@ def oracle_output(name):
         return re.sub(r"%s/cell_(\d+)\.py" % re.escape(tmp), r"<cell-\1>", _text(proc.stderr))
 
 
+@functools.lru_cache(maxsize=None)
 def kernel_output(name):
     """What a kernel user sees on stderr: whatever the run wrote there (compile-time
     SyntaxWarnings, like python3.11 prints them) followed by
@@ -114,13 +131,34 @@ def _run_file(args, source_name):
 
 
 @pytest.fixture(scope="module")
-def engine_and_interpreter(pykernel_bin):
+def corpus_references():
+    """Runs every corpus program's references once for the module, four programs at a time:
+    ``python3.11 prog.py``, the port's text of its cells (kernel_output) and, for the programs
+    that need it, the oracle (each was run again by every test comparing with it, one after
+    the other). A run that fails here is left for the test that needs it to run and report."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def references(name):
+        for reference in (_python3_run, kernel_output, oracle_output):
+            if reference is oracle_output and reference_kind(_read(name)) == "interpreter":
+                continue
+            try:
+                reference(name)
+            except Exception:  # noqa: BLE001 -- not cached: the test that calls it fails with it
+                pass
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(references, PROGRAMS))
+
+
+@pytest.fixture(scope="module")
+def engine_and_interpreter(pykernel_bin, corpus_references):
     """For every corpus program: (pykernel run prog.py, python3.11 prog.py), each as
     (stdout, stderr, exit status), computed in parallel once for the module."""
     from concurrent.futures import ThreadPoolExecutor
 
     def both(name):
-        return _run_file([pykernel_bin, "run"], name), _run_file([PYTHON], name)
+        return _run_file([pykernel_bin, "run"], name), python3_file_output(name)
 
     with ThreadPoolExecutor(4) as pool:
         return dict(zip(PROGRAMS, pool.map(both, PROGRAMS)))
@@ -158,14 +196,14 @@ def test_corpus_is_big_enough():
 
 
 @pytest.mark.parametrize("name", PROGRAMS)
-def test_traceback_fidelity(name):
+def test_traceback_fidelity(name, corpus_references):
     expected = expected_output(name)
     assert expected, "the reference printed nothing"
     assert kernel_output(name) == expected
 
 
 @pytest.mark.parametrize("name", [n for n in PROGRAMS if reference_kind(_read(n)) == "cells"])
-def test_multi_cell_matches_concatenated_file(name):
+def test_multi_cell_matches_concatenated_file(name, corpus_references):
     # Same frames, source lines, carets and messages as one file holding all cells; only file
     # names and line numbers may differ.
     stderr, _ = interpreter_output(name)
@@ -173,7 +211,7 @@ def test_multi_cell_matches_concatenated_file(name):
 
 
 @pytest.mark.parametrize("name", [n for n in PROGRAMS if reference_kind(_read(n)) == "excepthook"])
-def test_system_exit_is_silent_in_the_interpreter(name):
+def test_system_exit_is_silent_in_the_interpreter(name, corpus_references):
     # Documents why these programs use sys.__excepthook__ as the reference.
     stderr, returncode = interpreter_output(name)
     assert "Traceback" not in stderr
@@ -402,7 +440,7 @@ def test_random_syntax_errors():
     assert not mismatches, mismatches[:3]
 
 
-def test_corpus_in_served_contexts(pykernel_bin):
+def test_corpus_in_served_contexts(pykernel_bin, corpus_references):
     # Every corpus program as cells of a fresh `pykernel serve` (programs change process-wide
     # state such as sys.tracebacklimit): the error record the engine makes (natively for the
     # common case, with the Python port otherwise) is the Python port's text, after what the
@@ -759,7 +797,9 @@ _ODD_LINES = (
 
 @pytest.mark.parametrize("line_end", ["\n", "\r\n", "\r"])
 @pytest.mark.parametrize("isolation", [None, "process", "run"])
-def test_linecache_lines_of_a_cell_are_the_compilers(kernel, pykernel_bin, tmp_path, isolation, line_end):
+def test_linecache_lines_of_a_cell_are_the_compilers(request, pykernel_bin, tmp_path, isolation, line_end):
+    # Each served case in a fresh context of the module's server (no server state is read: its
+    # cell's lines, found by the name the run prints), the run case in no server at all.
     source = _ODD_LINES.replace("\n", line_end)
     program = tmp_path / "prog.py"
     program.write_bytes(source.encode())
@@ -775,8 +815,12 @@ def test_linecache_lines_of_a_cell_are_the_compilers(kernel, pykernel_bin, tmp_p
         ran = _run([pykernel_bin, "run", "prog.py"], tmp_path)
         assert (shown(_text(ran.stdout), str(program)), shown(_text(ran.stderr), str(program))) == want
     else:
+        kernel = request.getfixturevalue("module_kernel")
         context = kernel.create_context(isolation=isolation)
-        ran = kernel.run_code(source, context=context)
+        try:
+            ran = kernel.run_code(source, context=context)
+        finally:
+            kernel.delete_context(context)
         assert ran.status == "ok", ran.error
         cell = re.search(r"<cell-\d+>", ran.stdout).group(0)
         assert (shown(ran.stdout, cell), shown(ran.stderr, cell)) == want
