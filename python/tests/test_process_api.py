@@ -30,6 +30,18 @@ def pk(pykernel_bin, tmp_path):
     assert client.returncode == 0, f"pykernel serve exited with status {client.returncode}"
 
 
+@pytest.fixture(scope="module")
+def shared_pk(pykernel_bin, tmp_path_factory):
+    """One server for the module's requests refused for their params (they start nothing and
+    change nothing in it: a server each was most of their time); checks it exits 0 on close."""
+    client = PyKernel(pykernel_bin, cwd=str(tmp_path_factory.mktemp("shared_pk")))
+    try:
+        yield client
+    finally:
+        client.close()
+    assert client.returncode == 0, f"pykernel serve exited with status {client.returncode}"
+
+
 def marked_pids(marker):
     """Pids of live processes whose environment contains ``PK_MARK=<marker>``."""
     needle = f"PK_MARK={marker}".encode()
@@ -102,9 +114,9 @@ def test_exec_separates_stdout_and_stderr(pk):
     assert "out\n" in response.result and "err\n" in response.result
 
 
-def test_exec_missing_cwd_is_invalid_params(pk):
+def test_exec_missing_cwd_is_invalid_params(shared_pk):
     with pytest.raises(InvalidParamsError) as info:
-        pk.exec("true", cwd="no/such/dir")
+        shared_pk.exec("true", cwd="no/such/dir")
     assert info.value.code == -32602
     assert (info.value.reason, info.value.field) == ("invalid_cwd", "cwd")
 
@@ -124,9 +136,9 @@ def test_exec_missing_cwd_is_invalid_params(pk):
         ("session.logs", {"session": "s"}, "cmd_id"),
     ],
 )
-def test_invalid_params_name_reason_and_field(pk, method, params, field):
+def test_invalid_params_name_reason_and_field(shared_pk, method, params, field):
     with pytest.raises(InvalidParamsError) as info:
-        pk.call(method, params)
+        shared_pk.call(method, params)
     assert info.value.code == -32602
     assert (info.value.reason, info.value.field) == ("invalid_argument", field), info.value.data
 
@@ -176,12 +188,12 @@ def test_exec_runs_a_command_longer_than_one_argument_may_be(pk, tmp_path):
         ("pty.create", {"command": "true", "args": ["x" * 140_000]}, "args"),
     ],
 )
-def test_arguments_and_environments_no_program_can_receive_name_their_parameter(pk, method, params, field):
+def test_arguments_and_environments_no_program_can_receive_name_their_parameter(shared_pk, method, params, field):
     """An environment entry or argument over 128 KiB, or all of them together over about a
     quarter of the stack limit, cannot reach a program (E2BIG): -32602 naming the parameter,
     where it was -32016 `spawn_failed` "Argument list too long" without a field."""
     with pytest.raises(InvalidParamsError) as info:
-        pk.call(method, params)
+        shared_pk.call(method, params)
     assert (info.value.code, info.value.reason, info.value.field) == (-32602, "invalid_argument", field), info.value.data
     assert "Linux" in str(info.value)
 
