@@ -28,6 +28,43 @@ def rich(pykernel_bin):
         client.close()
 
 
+@pytest.fixture(scope="module")
+def rich_server(pykernel_bin):
+    """One rich server for the module's tests of a chart record alone (plotting, then a record
+    read): each in a fresh context of its own, where a server each (and matplotlib imported
+    again in it) was most of their time; checks it exits 0."""
+    assert os.path.exists(os.path.join(VENV, "bin", "python")), (
+        f"{VENV} is missing: run scripts/setup (it installs matplotlib, numpy, pandas, pillow)")
+    client = PyKernel(binary=pykernel_bin, args=["--venv", VENV])
+    try:
+        yield client
+    finally:
+        client.close()
+    assert client.returncode == 0, f"pykernel serve exited with status {client.returncode}"
+
+
+class _InContext:
+    """The rich server with ``run_code`` running in one context (the tests' only call)."""
+
+    def __init__(self, client, context):
+        self.client, self.context = client, context
+
+    def run_code(self, code, **options):
+        return self.client.run_code(code, context=self.context, **options)
+
+
+@pytest.fixture
+def rich_record(rich_server):
+    """A fresh namespace context of the module's rich server, for a test that plots with pyplot
+    and reads the records: it changes no setting of matplotlib's (rcParams, backend, warning
+    filters, units) nor reads one another test could have changed."""
+    context = rich_server.create_context()
+    try:
+        yield _InContext(rich_server, context)
+    finally:
+        rich_server.delete_context(context)
+
+
 @pytest.fixture(params=["namespace", "process"])
 def rich_context(rich, request):
     """``(client, context)``: a context of each isolation on the rich server."""
@@ -58,8 +95,8 @@ def png_ok(result):
     return base64.b64decode(result.png).startswith(b"\x89PNG\r\n\x1a\n")
 
 
-def test_line_chart_with_two_series(rich):
-    result = run(rich, "import matplotlib.pyplot as plt\n"
+def test_line_chart_with_two_series(rich_record):
+    result = run(rich_record, "import matplotlib.pyplot as plt\n"
                        "plt.plot([1, 2, 3], [4.5, 5, 6], label='up')\n"
                        "plt.plot([1, 2, 3], [1, 0, -1], label='down')\n"
                        "plt.title('Lines'); plt.xlabel('Time (s)'); plt.ylabel('Speed (m/s)')\n"
@@ -75,9 +112,9 @@ def test_line_chart_with_two_series(rich):
     assert len(chart["x_ticks"]) == len(chart["x_tick_labels"]) > 0
 
 
-def test_an_errorbar_line_is_labelled_and_its_caps_are_no_lines(rich):
+def test_an_errorbar_line_is_labelled_and_its_caps_are_no_lines(rich_record):
     # The data line's label was null (errorbar labels its container), and each row of caps was a line.
-    result = run(rich, "import matplotlib.pyplot as plt\n"
+    result = run(rich_record, "import matplotlib.pyplot as plt\n"
                        "plt.errorbar([1, 2, 3], [1, 2, 3], yerr=[0.1, 0.2, 0.3], capsize=3, label='measured')\n"
                        "plt.plot([1, 2, 3], [3, 2, 1], label='model')\nplt.show()")
     [chart] = charts(result)
@@ -86,18 +123,18 @@ def test_an_errorbar_line_is_labelled_and_its_caps_are_no_lines(rich):
                                  {"label": "model", "points": [[1, 3], [2, 2], [3, 1]]}]
 
 
-def test_the_chart_record_example_of_the_protocol_is_what_a_run_gives(rich):
+def test_the_chart_record_example_of_the_protocol_is_what_a_run_gives(rich_record):
     # The documented record was made up: its ticks and their labels were not matplotlib's.
     docs = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text(encoding="utf-8")
     after = docs.index("label='up'); plt.xlabel('Time (s)'); plt.show()` gives")
     documented = json.loads(docs[after:].split("```\n")[1])
-    [chart] = charts(run(rich, "import matplotlib.pyplot as plt\n"
+    [chart] = charts(run(rich_record, "import matplotlib.pyplot as plt\n"
                                "plt.plot([1, 2, 3], [4.5, 5, 6], label='up'); plt.xlabel('Time (s)'); plt.show()"))
     assert chart == documented
 
 
-def test_scatter(rich):
-    result = run(rich, "import matplotlib.pyplot as plt\nplt.scatter([1, 2, 3], [9, 8, 7.5], label='pts')\nplt.show()")
+def test_scatter(rich_record):
+    result = run(rich_record, "import matplotlib.pyplot as plt\nplt.scatter([1, 2, 3], [9, 8, 7.5], label='pts')\nplt.show()")
     [chart] = charts(result)
     assert chart["type"] == "scatter"
     assert chart["elements"] == [{"label": "pts", "points": [[1, 9], [2, 8], [3, 7.5]]}]
@@ -115,15 +152,15 @@ def test_the_records_warnings_are_not_the_codes(rich):
     rich.run_code("warnings.resetwarnings()")
 
 
-def test_a_title_on_the_left_or_right_is_the_charts_title(rich):
+def test_a_title_on_the_left_or_right_is_the_charts_title(rich_record):
     for loc in ("left", "right"):
         code = f"import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2])\nax.set_title('Revenue', loc='{loc}')\nplt.show()"
-        [chart] = charts(rich.run_code(code))
+        [chart] = charts(rich_record.run_code(code))
         assert chart["title"] == "Revenue"
 
 
-def test_vertical_bars_with_groups(rich):
-    result = run(rich, "import matplotlib.pyplot as plt, numpy as np\n"
+def test_vertical_bars_with_groups(rich_record):
+    result = run(rich_record, "import matplotlib.pyplot as plt, numpy as np\n"
                        "x = np.arange(3)\n"
                        "plt.bar(x - 0.2, [1, 2, 3], 0.4, label='2023')\n"
                        "plt.bar(x + 0.2, [4, 5, 6.5], 0.4, label='2024')\n"
@@ -136,9 +173,9 @@ def test_vertical_bars_with_groups(rich):
         {"label": "b", "group": "2024", "value": 5}, {"label": "c", "group": "2024", "value": 6.5}]
 
 
-def test_a_histogram_labels_its_bins_by_their_centres_and_its_datasets_by_theirs(rich):
+def test_a_histogram_labels_its_bins_by_their_centres_and_its_datasets_by_theirs(rich_record):
     # Each bin took the nearest tick's number (two bins shared each), and datasets lost their names.
-    result = run(rich, "import matplotlib.pyplot as plt\nplt.hist([0.05 * i for i in range(20)], bins=4)\nplt.show()\n"
+    result = run(rich_record, "import matplotlib.pyplot as plt\nplt.hist([0.05 * i for i in range(20)], bins=4)\nplt.show()\n"
                        "plt.hist([[1, 2, 3], [2, 3, 4]], bins=3, label=['p', 'q'])\nplt.legend()\nplt.show()")
     single, double = charts(result)
     assert [element["label"] for element in single["elements"]] == ["0.11875", "0.35625", "0.59375", "0.83125"]
@@ -165,22 +202,22 @@ def test_bars_of_categories_that_look_like_numbers_are_labelled_by_them(rich_con
     assert [e["label"] for e in chart["elements"]] == ["1.75", "3.25"]
 
 
-def test_horizontal_bars(rich):
-    result = run(rich, "import matplotlib.pyplot as plt\nplt.barh(['p', 'q'], [4, 7.25], label='g')\nplt.show()")
+def test_horizontal_bars(rich_record):
+    result = run(rich_record, "import matplotlib.pyplot as plt\nplt.barh(['p', 'q'], [4, 7.25], label='g')\nplt.show()")
     [chart] = charts(result)
     assert chart["type"] == "bar"
     assert chart["elements"] == [{"label": "p", "group": "g", "value": 4}, {"label": "q", "group": "g", "value": 7.25}]
 
 
-def test_pie(rich):
-    result = run(rich, "import matplotlib.pyplot as plt\nplt.pie([1, 3], labels=['a', 'b'])\nplt.show()")
+def test_pie(rich_record):
+    result = run(rich_record, "import matplotlib.pyplot as plt\nplt.pie([1, 3], labels=['a', 'b'])\nplt.show()")
     [chart] = charts(result)
     assert chart["type"] == "pie"
     assert chart["elements"] == [{"label": "a", "angle": 90, "radius": 1}, {"label": "b", "angle": 270, "radius": 1}]
 
 
-def test_box_plot_with_outliers(rich):
-    result = run(rich, "import matplotlib.pyplot as plt\n"
+def test_box_plot_with_outliers(rich_record):
+    result = run(rich_record, "import matplotlib.pyplot as plt\n"
                        "plt.boxplot([[1, 2, 3, 4, 5, 100], [2, 3, 4]], tick_labels=['a', 'b'])\nplt.show()")
     [chart] = charts(result)
     assert chart["type"] == "box_and_whisker"
@@ -207,8 +244,8 @@ def test_box_plot_records_are_the_boxes_on_the_axes(rich_context):
     assert [(e["label"], e["median"]) for e in chart["elements"]] == [("2", 2), ("1", 5)]
 
 
-def test_two_by_two_subplots_are_a_composite_chart(rich):
-    result = run(rich, "import matplotlib.pyplot as plt\nfig, axs = plt.subplots(2, 2)\n"
+def test_two_by_two_subplots_are_a_composite_chart(rich_record):
+    result = run(rich_record, "import matplotlib.pyplot as plt\nfig, axs = plt.subplots(2, 2)\n"
                        "axs[0][0].plot([1, 2], [3, 4])\naxs[0][1].bar(['a'], [5])\n"
                        "axs[1][0].scatter([6], [7])\naxs[1][1].pie([1, 1])\nplt.show()")
     [chart] = charts(result)
