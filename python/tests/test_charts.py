@@ -30,8 +30,8 @@ def rich(pykernel_bin):
 
 @pytest.fixture(scope="module")
 def rich_server(pykernel_bin):
-    """One rich server for the module's tests of a chart record alone (plotting, then a record
-    read): each in a fresh context of its own, where a server each (and matplotlib imported
+    """One rich server for the module's tests of a run's results alone (chart records, a frame,
+    an image): each in a fresh context of its own, where a server each (and matplotlib imported
     again in it) was most of their time; checks it exits 0."""
     assert os.path.exists(os.path.join(VENV, "bin", "python")), (
         f"{VENV} is missing: run scripts/setup (it installs matplotlib, numpy, pandas, pillow)")
@@ -55,12 +55,23 @@ class _InContext:
 
 @pytest.fixture
 def rich_record(rich_server):
-    """A fresh namespace context of the module's rich server, for a test that plots with pyplot
-    and reads the records: it changes no setting of matplotlib's (rcParams, backend, warning
-    filters, units) nor reads one another test could have changed."""
+    """A fresh namespace context of the module's rich server, for a test of its runs' results: it
+    changes no setting of matplotlib's (rcParams, backend, warning filters, units) and reads
+    nothing of the whole process (the figures pyplot counts, settings another test could change)."""
     context = rich_server.create_context()
     try:
         yield _InContext(rich_server, context)
+    finally:
+        rich_server.delete_context(context)
+
+
+@pytest.fixture(params=["namespace", "process"])
+def rich_record_context(rich_server, request):
+    """``(client, context)``: a fresh context of each isolation on the module's rich server, for a
+    test of its runs' results as rich_record's."""
+    context = rich_server.create_context(isolation=request.param)
+    try:
+        yield rich_server, context
     finally:
         rich_server.delete_context(context)
 
@@ -257,10 +268,10 @@ def test_two_by_two_subplots_are_a_composite_chart(rich_record):
     assert [e["angle"] for e in chart["elements"][3]["elements"]] == [180, 180]
 
 
-def test_3d_axes_are_unknown_and_polar_axes_keep_their_data(rich_context):
+def test_3d_axes_are_unknown_and_polar_axes_keep_their_data(rich_record_context):
     # A 3-D line was a `line` of the 2-D projection it was drawn at ([[-0.0706, -0.0464], ...]);
     # a 3-D bar chart failed its record (a Patch3D has no get_x).
-    kernel, context = rich_context
+    kernel, context = rich_record_context
     result = run_in(kernel, context, "import matplotlib.pyplot as plt\nfig = plt.figure()\n"
                                      "ax = fig.add_subplot(projection='3d')\n"
                                      "ax.plot([1, 2, 3], [10, 20, 30], [5, 6, 7], label='l3')\n"
@@ -351,10 +362,10 @@ def test_aware_dates_are_the_local_times_the_axis_shows_with_their_offset(rich_c
     assert chart["elements"][0]["points"] == [["2024-07-01T09:30:00", 1], [None, 2]]
 
 
-def test_pie_texts_label_their_own_wedges(rich_context):
+def test_pie_texts_label_their_own_wedges(rich_record_context):
     # Texts were taken as if labels and percentages alternated: autopct alone gave ["", "", "33%"],
     # pie_label ["", "", "y"].
-    kernel, context = rich_context
+    kernel, context = rich_record_context
     run_in(kernel, context, "import matplotlib.pyplot as plt")
     for code, labels in [("plt.pie([1, 2, 3], autopct='%1.0f%%')", ["17%", "33%", "50%"]),
                          ("r = plt.pie([1, 2, 3])\nplt.gca().pie_label(r, ['x', 'y', 'z'])", ["x", "y", "z"]),
@@ -537,20 +548,20 @@ def test_a_contexts_backend_is_its_own(rich, isolation):
     assert (result.stdout, len(result.results)) == ("module://pykernel_backend\n", 1)
 
 
-def test_two_shows_in_one_run_in_order_with_output(rich):
+def test_two_shows_in_one_run_in_order_with_output(rich_record):
     events = []
-    run_result = rich.run_code(
+    run_result = rich_record.run_code(
         "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()\nprint('between')\nplt.bar(['a'], [1])\nplt.show()",
         on_stdout=lambda m: events.append(m.text), on_result=lambda r: events.append(r.chart["type"]))
     assert run_result.status == "ok"
     assert events == ["line", "between\n", "bar"]
 
 
-def test_results_order_displays_then_the_main_result_then_figures_open_at_the_end(rich_context):
+def test_results_order_displays_then_the_main_result_then_figures_open_at_the_end(rich_record_context):
     """The order protocol.md gives for `results` and `code.result` notifications (it said the
     main result came last): what the code displayed (a shown figure too) as it ran, then the
     main result, then the figures still open at the end of the run (as Jupyter's inline backend)."""
-    client, context = rich_context
+    client, context = rich_record_context
     events = []
     result = client.run_code(
         "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()\ndisplay('shown')\nplt.bar(['a'], [1])\n"
@@ -581,9 +592,9 @@ def test_figure_as_last_expression_is_one_result(rich):
     assert run(rich, "len(plt.get_fignums())").text == "0"
 
 
-def test_savefig_is_unaffected(rich, tmp_path):
+def test_savefig_is_unaffected(rich_record, tmp_path):
     path = tmp_path / "out.png"
-    result = run(rich, f"import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.savefig({str(path)!r})\nplt.close()")
+    result = run(rich_record, f"import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.savefig({str(path)!r})\nplt.close()")
     assert result.results == []
     assert path.read_bytes().startswith(b"\x89PNG")
 
@@ -594,22 +605,22 @@ def test_user_chosen_backend_is_kept(rich):
                      "print(len(plt.get_fignums()))").stdout == "1\n"
 
 
-def test_unknown_figure_keeps_its_png(rich):
-    result = run(rich, "import matplotlib.pyplot as plt\nfig = plt.figure()\nfig.text(0.5, 0.5, 'hi')\nplt.show()")
+def test_unknown_figure_keeps_its_png(rich_record):
+    result = run(rich_record, "import matplotlib.pyplot as plt\nfig = plt.figure()\nfig.text(0.5, 0.5, 'hi')\nplt.show()")
     [figure] = result.results
     assert figure.chart["type"] == "unknown" and png_ok(figure)
 
 
-def test_dataframe_html_and_text(rich):
-    result = run(rich, "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2]})\ndf")
+def test_dataframe_html_and_text(rich_record):
+    result = run(rich_record, "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2]})\ndf")
     [frame] = result.results
     assert frame.is_main_result
     assert frame.text == "   a\n0  1\n1  2"
     assert "<table" in frame.html and "<td>2</td>" in frame.html
 
 
-def test_pil_image_is_png(rich):
-    result = run(rich, "from PIL import Image\nImage.new('RGB', (3, 2), 'red')")
+def test_pil_image_is_png(rich_record):
+    result = run(rich_record, "from PIL import Image\nImage.new('RGB', (3, 2), 'red')")
     [image] = result.results
     assert png_ok(image)
 
