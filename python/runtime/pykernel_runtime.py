@@ -2885,12 +2885,10 @@ def end_program():
     when it left the collector enabled (``PyGC_Collect``), then ``end_streams``. The engine runs
     these steps itself, the handlers and the collection with no frame of its own under them; this
     is a forked child's end (``end_forked_child``). Returns what ``flush_standard_streams`` returns."""
-    import gc
     join_threads()
     _run_exit_functions()
     failure = flush_at_exit()
-    if gc.isenabled():
-        gc.collect()
+    collect_at_exit()
     end_streams()
     return failure
 
@@ -2928,13 +2926,38 @@ def _program_imported_threading():
     return False
 
 
+# Whether the program left the collector enabled at its end (``flush_at_exit``, ``collect_at_exit``).
+_collector_enabled_at_exit = None
+
+
 def flush_at_exit():
     """The end of a program after its ``atexit`` handlers: flushes the standard streams, as python3
     does (``flush_std_files``), and the files left open (``_flush_open_files``). Returns what
-    ``flush_standard_streams`` returns."""
+    ``flush_standard_streams`` returns. The collector is paused from here to ``collect_at_exit``:
+    python3 makes no Python objects between its ``atexit`` handlers and that collection, while the
+    engine's scan for open files counts as hundreds of allocations; an automatic collection it set
+    off moved the program's objects behind its globals in the collector's lists, and their
+    finalizers then ran in another order than python3's (a list's items before the objects bound
+    to names after it)."""
+    import gc
+    global _collector_enabled_at_exit
+    _collector_enabled_at_exit = gc.isenabled()
+    gc.disable()
     failure = flush_standard_streams()
     _flush_open_files()
     return failure
+
+
+def collect_at_exit():
+    """python3's collection before it frees the modules (``PyGC_Collect`` in ``Py_FinalizeEx``),
+    when the program left the collector enabled: cycles already unreachable are finalized there, in
+    the collector's order, before the globals and with the program's streams in place. The
+    collector is then as the program left it."""
+    import gc
+    enabled = gc.isenabled() if _collector_enabled_at_exit is None else _collector_enabled_at_exit
+    if enabled:
+        gc.collect()
+        gc.enable()
 
 
 def end_streams():
@@ -3053,17 +3076,11 @@ def _flush_open_files():
     """Flushes every file still open for writing. python3 flushes them as it frees the program's
     objects at exit; a collection frees objects in cycles in no such order (a text file's buffer
     can be closed before the text in front of it is flushed), so they are flushed first. They are
-    found with no collection running: the list of every object holds the program's unreachable
-    cycles, which a collection would keep and reorder (python3 finalizes them in the order they
-    were made)."""
+    found with no collection running (``flush_at_exit`` pauses the collector): the list of every
+    object holds the program's unreachable cycles, which a collection would keep and reorder
+    (python3 finalizes them in the order they were made)."""
     import gc
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        files = [candidate for candidate in gc.get_objects() if isinstance(candidate, io.IOBase)]
-    finally:
-        if collecting:
-            gc.enable()
+    files = [candidate for candidate in gc.get_objects() if isinstance(candidate, io.IOBase)]
     for candidate in files:
         try:
             if candidate.closed or not candidate.writable():
