@@ -17,8 +17,8 @@ from pykernel.errors import PyKernelTimeoutError
 VENV = os.environ.get("PYKERNEL_RICH_VENV", str(pathlib.Path(__file__).resolve().parents[2] / ".venv-rich"))
 
 
-@pytest.fixture
-def rich(pykernel_bin):
+def _rich_client(pykernel_bin):
+    """A ``pykernel serve`` with the rich virtual environment, closed after use."""
     assert os.path.exists(os.path.join(VENV, "bin", "python")), (
         f"{VENV} is missing: run scripts/setup (it installs matplotlib, numpy, pandas, pillow)")
     client = PyKernel(binary=pykernel_bin, args=["--venv", VENV])
@@ -26,6 +26,11 @@ def rich(pykernel_bin):
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture
+def rich(pykernel_bin):
+    yield from _rich_client(pykernel_bin)
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +38,8 @@ def rich_server(pykernel_bin):
     """One rich server for the module's tests of a run's results alone (chart records, a frame,
     an image): each in a fresh context of its own, where a server each (and matplotlib imported
     again in it) was most of their time; checks it exits 0."""
-    assert os.path.exists(os.path.join(VENV, "bin", "python")), (
-        f"{VENV} is missing: run scripts/setup (it installs matplotlib, numpy, pandas, pillow)")
-    client = PyKernel(binary=pykernel_bin, args=["--venv", VENV])
-    try:
+    for client in _rich_client(pykernel_bin):
         yield client
-    finally:
-        client.close()
     assert client.returncode == 0, f"pykernel serve exited with status {client.returncode}"
 
 

@@ -238,17 +238,22 @@ def test_the_value_shown_matches_the_parsers_reading_of_random_cells(kernel):
     assert checked > 100
 
 
-@pytest.fixture(scope="module", params=["namespace", "process"])
-def isolation_server(pykernel_bin, request):
-    """A ``pykernel serve`` whose contexts are namespaces, then one whose are processes, each
-    for the module's tests of both kinds; checks it exits 0."""
-    args = ["--isolation", "process", "--pool-size", "1"] if request.param == "process" else []
+def _server_of_kind(pykernel_bin, isolation):
+    """A ``pykernel serve`` whose contexts are of the kind `isolation`; checks it exits 0."""
+    args = ["--isolation", "process", "--pool-size", "1"] if isolation == "process" else []
     client = PyKernel(pykernel_bin, args=args)
     try:
         yield client
     finally:
         client.close()
     assert client.returncode == 0
+
+
+@pytest.fixture(scope="module", params=["namespace", "process"])
+def isolation_server(pykernel_bin, request):
+    """A ``pykernel serve`` whose contexts are namespaces, then one whose are processes, each
+    for the module's tests of both kinds."""
+    yield from _server_of_kind(pykernel_bin, request.param)
 
 
 class _InContext:
@@ -265,13 +270,7 @@ class _InContext:
 def isolated_fresh_server(pykernel_bin, request):
     """A fresh ``pykernel serve`` whose contexts are namespaces, then one whose are processes:
     for a test of what the whole process holds (builtins)."""
-    args = ["--isolation", "process", "--pool-size", "1"] if request.param == "process" else []
-    client = PyKernel(pykernel_bin, args=args)
-    try:
-        yield client
-    finally:
-        client.close()
-    assert client.returncode == 0
+    yield from _server_of_kind(pykernel_bin, request.param)
 
 
 @pytest.fixture
