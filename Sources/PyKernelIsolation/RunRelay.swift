@@ -86,7 +86,8 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
     /// request is answered end of file.
     private var inputRequested = false
     /// The last request for input relayed has not been answered yet (``answerInput(_:)``): a
-    /// cancelled reader's (``readerCancelled()``) is answered end of file.
+    /// cancelled reader's (``readerCancelled()``) is answered end of file, and an answer to it
+    /// is taken though the worker ends before acknowledging it.
     private var inputOpen = false
     /// An end of file is due to the worker once the run's request id there is known (``bind(to:requestID:)``).
     private var endOfFileOwed = false
@@ -132,6 +133,7 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
                 let open = lock.withLock { () -> Bool in
                     guard !ended else { return false }
                     keep(method, params)
+                    if method == "code.input_request" { inputOpen = true }
                     return true
                 }
                 if open { consumer.take(self, .notification(method, params)) }
@@ -329,11 +331,15 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
     /// waiting, and hands the worker's answer to `reply` on the thread that reads the worker, as
     /// it reads it: before the run's later events (its result, when the code ends right after
     /// reading the answer), so a response written there precedes the run's.
+    /// An answer to a request open when it was read, whose worker is killed before it acknowledges
+    /// it (its context deleted, the server shutting down, read right after the answer), is taken
+    /// (`{}`), as a namespace context's run takes it before such a stop.
     /// - Returns: `false` (and `reply` is never called) when the run has ended or its worker is gone.
     public func answerInput(_ fields: JSONObject, reply: @escaping @Sendable (RelayEvent) -> Void) -> Bool {
-        guard let (worker, id) = lock.withLock({ () -> (Worker, Int64)? in
+        guard let (worker, id, wasOpen) = lock.withLock({ () -> (Worker, Int64, Bool)? in
+            let wasOpen = inputOpen
             inputOpen = false
-            return ended ? nil : target
+            return ended ? nil : target.map { ($0.worker, $0.requestID, wasOpen) }
         }) else { return false }
         var params = fields
         params["request_id"] = .integer(id)
@@ -347,7 +353,7 @@ public final class RunRelay: @unchecked Sendable {  // every field is guarded by
                     reply(.error(code: error["code"]?.intValue ?? -32603, message: error["message"]?.stringValue ?? "The worker failed.",
                                  data: error["data"]))
                 case .ended:
-                    reply(Self.notWaitingForInput)
+                    reply(wasOpen ? .result(.object([:])) : Self.notWaitingForInput)
                 }
             }))
         return sent != nil

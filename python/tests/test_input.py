@@ -618,3 +618,21 @@ def test_sys_stdin_passes_for_python3s_stream_on_a_pipe(kernel, tmp_path):
     result = kernel.run_code(STDIN_PROBE, on_input=Answers("\u00e9t\u00e9", "second", "third"))
     assert result.error is None, result.error
     assert result.stdout == theirs.stdout
+
+
+def test_an_answer_read_while_the_run_waits_is_taken_though_its_context_is_deleted_right_after(raw):
+    """A process context's worker, killed by a deletion read right after the answer, had not
+    acknowledged it yet: the answer was refused `not_waiting_for_input` ("it never asked, was
+    answered already, or has ended": 24 to 35 of 40), where a namespace context's run takes it.
+    Both now answer `{}`; the deletion stops the run."""
+    for attempt in range(10):
+        context = raw.result("context.create")["id"]
+        run_id = raw.request("code.run", {"code": "answer = input('? ')\nimport time\ntime.sleep(30)",
+                                          "context": context, "allow_stdin": True})
+        input_request(raw, run_id)
+        answer = raw.request("code.input", {"request_id": run_id, "value": f"v{attempt}"})
+        deletion = raw.request("context.delete", {"id": context})
+        answered = raw.response(answer)
+        assert answered.get("result") == {}, answered
+        assert raw.response(deletion)["result"] == {}
+        assert raw.response(run_id)["result"]["status"] == "interrupted"
