@@ -139,7 +139,12 @@ def test_runs_answered_out_of_order_leave_the_queue_and_later_runs_watched(serve
         ids = [server.request("code.run", {"context": context, "code": "display(H())"}) for _ in range(4)]
         for id in ids:
             assert server.response(id, timeout=30)["result"]["status"] == "ok"
-    stubborn = server.request("code.run", {"context": context, "code": STUBBORN.replace("time.sleep(60)", "print('started', flush=True)\ntime.sleep(60)")})
+    # The start is announced in one native call with the sleep (as test_interrupt_escalates_to_kill
+    # does): an interrupt that landed between a `print` and the sleep stopped the run through the
+    # eval breaker, whatever signals it blocks (its context then stayed alive, rightly).
+    announced = STUBBORN.replace("time.sleep(60)\n", "import functools, itertools\n"
+                                 "list(itertools.chain(map(functools.partial(print, flush=True), ['started']), map(time.sleep, [60])))\n")
+    stubborn = server.request("code.run", {"context": context, "code": announced})
     server.wait_for(lambda m: m.get("method") == "code.output" and m["params"].get("request_id") == stubborn,
                     what="the stubborn run's start")
     assert server.result("code.interrupt", {"context": context}) == {"interrupted": True}
