@@ -633,10 +633,16 @@ def test_swallowed_interrupts_escalate_like_a_timeout(pykernel_bin, tmp_path):
     raw = RawServer(pykernel_bin, ["--timeout-grace", "0.5"])
     try:
         flag = tmp_path / "stop"
+        # The loop runs inside the `try` (its condition and its jump back too): a stop that landed
+        # in the condition of a loop around the `try` ended the code, and the interpreter was free.
         code = ("import os, time\ncaught = 0\nstarted = False\n"
-                f"while not os.path.exists({str(flag)!r}):\n"
-                "    try:\n        if not started:\n            started = True\n            print('started', flush=True)\n"
-                "        time.sleep(0.05)\n    except BaseException:\n        caught += 1\n")
+                "while True:\n"
+                "    try:\n"
+                f"        while not os.path.exists({str(flag)!r}):\n"
+                "            if not started:\n                started = True\n                print('started', flush=True)\n"
+                "            time.sleep(0.05)\n"
+                "        break\n"
+                "    except BaseException:\n        caught += 1\n")
         id = raw.request("code.run", {"code": code, "timeout": 0})
         raw.wait_for(lambda m: m.get("params", {}).get("request_id") == id)
         sent = time.monotonic()
