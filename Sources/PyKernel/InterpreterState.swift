@@ -883,6 +883,21 @@ final class InterpreterState {
         }
     }
 
+    /// Before a program's code (`pykernel run`): a collection of the youngest generation, so that
+    /// the program's globals, made by the engine just before, are older than everything the
+    /// program makes, as python3's `__main__` (made as it starts) is. The collector's order at
+    /// exit follows from it: python3 finalizes the objects bound to the program's names before
+    /// those held in its containers (a list's items after the names that follow the list), the
+    /// order in which its collection before the teardown reaches them from the older globals; with
+    /// younger globals they went in the order they were made. It also makes the program's first
+    /// automatic collection come about as late as python3's (its start-up leaves a few dozen
+    /// allocations counted; the engine's left hundreds). One collection per program (~0.1 ms).
+    private func collectYoungestBeforeProgram() {
+        // The generation's number and the collection's count: new references, released here.
+        if let youngest = PyOwned.integerKeepingError(0), collectGarbage.borrowed.callKeepingError(youngest.borrowed) != nil { return }
+        _ = PythonException.take()
+    }
+
     /// The end of the program that ran in the run's context (``KernelManager/endProgram(in:timeout:since:timedOut:)``):
     /// what the runtime's `end_program` does, step by step (threads that are not daemons, `atexit`
     /// handlers, the streams flushed; what raises is reported as python3 reports exceptions it
@@ -896,22 +911,6 @@ final class InterpreterState {
     /// the program's code is (the threads' wait, a handler, a `__del__`), which reports it as
     /// python3 reports exceptions it ignores there, and held during the engine's own steps
     /// (raised where the program's code next runs; else the end goes on, stopped).
-    /// Before a program's code (`pykernel run`): a collection of the youngest generation, so that
-    /// the program's globals, made by the engine just before, are older than everything the
-    /// program makes, as python3's `__main__` (made as it starts) is. The collector's order at
-    /// exit follows from it: python3 finalizes the objects bound to the program's names before
-    /// those held in its containers (a list's items after the names that follow the list), the
-    /// order in which its collection before the teardown reaches them from the older globals; with
-    /// younger globals they went in the order they were made. It also makes the program's first
-    /// automatic collection come about as late as python3's (its start-up leaves a few dozen
-    /// allocations counted; the engine's left hundreds). One collection per program (~0.1 ms).
-    private func collectYoungestBeforeProgram() {
-        guard let youngest = PyOwned.integerKeepingError(0), collectGarbage.borrowed.callKeepingError(youngest.borrowed) != nil else {
-            _ = PythonException.take()
-            return
-        }
-    }
-
     private func endProgram(_ run: PendingRun, executionCount: Int) -> (ErrorRecord?, RunSupervisor.Stop?, Duration) {
         let started = ContinuousClock.now
         let supervisor = runtime.supervisor

@@ -149,8 +149,8 @@ public final class KernelManager: Sendable {
     }
 
     /// Deletes a context: a run in progress there, or taken up by the interpreter and not begun
-    /// yet, is interrupted (its result reports `interrupted`), queued runs fail with ``KernelError/Code/contextDeleted``, and its namespace
-    /// is freed once the interpreter is free.
+    /// yet, is interrupted (its result reports `interrupted`), queued runs fail with
+    /// ``KernelError/Code/contextDeleted``, and its namespace is freed once the interpreter is free.
     /// - Throws: ``KernelError/Code/contextNotFound``, ``KernelError/Code/defaultContextUndeletable``,
     ///   ``KernelError/Code/shutDown`` after ``shutdown()``.
     public func deleteContext(_ id: ContextID) throws(KernelError) {
@@ -428,7 +428,7 @@ public final class KernelManager: Sendable {
         // shutdown interrupts the run it finds (else it ran to its end after the shutdown).
         if isShutDown.withLock({ $0 }) {
             if !interpreter.removeQueuedRuns(where: { $0.output === output }).isEmpty { throw KernelError.runNotStarted }
-            _ = supervisor.interrupt(record.id, only: output, nextRun: interpreter.nextRunToBegin(after:))
+            _ = supervisor.interrupt(record.id, only: output, nextRun: interpreter.runTaken(after:))
         }
         return output
     }
@@ -567,9 +567,9 @@ public final class KernelManager: Sendable {
     }
 
     /// Stops accepting runs, fails the queued ones with ``KernelError/Code/shutDown`` and interrupts
-    /// the one in progress, or taken up and not begun yet (its result reports `interrupted`). Contexts and their state remain;
-    /// from then on runs, and the creation, interruption and deletion of contexts, throw
-    /// ``KernelError/Code/shutDown``.
+    /// the one in progress, or taken up and not begun yet (its result reports `interrupted`).
+    /// Contexts and their state remain; from then on runs, and the creation, interruption and
+    /// deletion of contexts, throw ``KernelError/Code/shutDown``.
     public func shutdown() {
         isShutDown.withLock { $0 = true }
         for run in interpreter.removeQueuedRuns(where: { _ in true }) {
